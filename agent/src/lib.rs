@@ -1,0 +1,2 @@
+//! The sidecar agent: Envoy bootstrap, supervision, hot restart.
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! Sidecar injection: admission webhook and offline kube-inject.
+#![forbid(unsafe_code)]

@@ -1,0 +1,37 @@
+//! The mesh model: Rudder's intermediate representation.
+//!
+//! ```text
+//!  sources ─► store ─► [ model: Snapshot ] ─► xDS generation ─► ADS server
+//!                         ▲ you are here
+//! ```
+//!
+//! Everything here is plain data: no kube, tonic or Envoy types, no I/O. A
+//! [`Snapshot`] is built from the store after a debounce and shared read-only
+//! (`Arc<Snapshot>`); generators are pure functions of `(&Snapshot, &Proxy)`.
+//! Maps are `BTreeMap` so iteration (and so generated output) is deterministic,
+//! and every type derives `Hash` so resource versions can be computed from the
+//! model inputs rather than from encoded protobuf (whose map fields have no
+//! stable order).
+//!
+//! This crate is also the shared vocabulary of all binaries: node ids and node
+//! metadata ([`node`]), well-known ports and labels ([`well_known`]), SPIFFE ids
+//! ([`identity`]) and Envoy cluster names ([`names`]).
+
+#![forbid(unsafe_code)]
+
+pub mod diagnostics;
+pub mod identity;
+pub mod names;
+pub mod node;
+pub mod policy;
+pub mod route;
+pub mod service;
+pub mod snapshot;
+pub mod well_known;
+
+pub use diagnostics::{Diagnostic, Severity};
+pub use node::{NodeId, NodeMetadata, Proxy};
+pub use policy::*;
+pub use route::*;
+pub use service::*;
+pub use snapshot::{MeshConfig, Snapshot};

@@ -1,0 +1,213 @@
+//! Destination policies (DestinationRule, and v1alpha2 DestinationPolicy):
+//! subsets and traffic policy for a host.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use crate::{
+    route::RuleRef,
+    service::{Hostname, Labels},
+};
+
+/// Load balancing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum LoadBalancer {
+    /// Round robin (Envoy's default).
+    RoundRobin,
+    /// Least request.
+    LeastRequest,
+    /// Random.
+    Random,
+    /// Ring hash on a key.
+    ConsistentHash(HashKey),
+}
+
+/// What consistent hashing hashes on.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HashKey {
+    /// A request header.
+    Header(String),
+    /// An HTTP cookie (generated when missing if `ttl` is set).
+    Cookie {
+        /// Cookie name.
+        name: String,
+        /// Cookie path.
+        path: Option<String>,
+        /// Cookie TTL.
+        ttl: Option<Duration>,
+    },
+    /// The source IP.
+    SourceIp,
+    /// A query parameter.
+    QueryParameter(String),
+}
+
+/// Connection pool limits (Envoy circuit breakers and protocol options).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnectionPool {
+    /// `tcp.maxConnections`.
+    pub max_connections: Option<u32>,
+    /// `tcp.connectTimeout`.
+    pub connect_timeout: Option<Duration>,
+    /// `http.http1MaxPendingRequests`.
+    pub http1_max_pending_requests: Option<u32>,
+    /// `http.http2MaxRequests`.
+    pub http2_max_requests: Option<u32>,
+    /// `http.maxRequestsPerConnection`.
+    pub max_requests_per_connection: Option<u32>,
+    /// `http.maxRetries`.
+    pub max_retries: Option<u32>,
+    /// `http.idleTimeout`.
+    pub idle_timeout: Option<Duration>,
+}
+
+/// Outlier detection (passive health checking).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OutlierDetection {
+    /// `consecutive5xxErrors` (or the older `consecutiveErrors`).
+    pub consecutive_5xx_errors: Option<u32>,
+    /// `consecutiveGatewayErrors`.
+    pub consecutive_gateway_errors: Option<u32>,
+    /// `interval`.
+    pub interval: Option<Duration>,
+    /// `baseEjectionTime`.
+    pub base_ejection_time: Option<Duration>,
+    /// `maxEjectionPercent`.
+    pub max_ejection_percent: Option<u32>,
+    /// `minHealthPercent`.
+    pub min_health_percent: Option<u32>,
+}
+
+/// Client-side TLS towards a destination (DestinationRule `trafficPolicy.tls`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ClientTls {
+    /// Plaintext.
+    Disable,
+    /// TLS, server verified by CA file if given.
+    Simple {
+        /// SNI.
+        sni: Option<String>,
+        /// CA certificates file.
+        ca_certificates: Option<String>,
+        /// Accepted server SANs.
+        subject_alt_names: Vec<String>,
+    },
+    /// Mutual TLS with the given files.
+    Mutual {
+        /// Client certificate file.
+        client_certificate: String,
+        /// Private key file.
+        private_key: String,
+        /// CA certificates file.
+        ca_certificates: Option<String>,
+        /// SNI.
+        sni: Option<String>,
+        /// Accepted server SANs.
+        subject_alt_names: Vec<String>,
+    },
+    /// Mutual TLS with the mesh identity.
+    IstioMutual,
+}
+
+/// Traffic policy of a host, subset or port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TrafficPolicy {
+    /// Load balancer.
+    pub load_balancer: Option<LoadBalancer>,
+    /// Connection pool.
+    pub connection_pool: Option<ConnectionPool>,
+    /// Outlier detection.
+    pub outlier_detection: Option<OutlierDetection>,
+    /// TLS.
+    pub tls: Option<ClientTls>,
+    /// Per-port overrides (each field replaces the host-level one).
+    pub port_level: BTreeMap<u16, TrafficPolicy>,
+}
+
+impl TrafficPolicy {
+    /// The policy for one port: port-level fields override host-level ones.
+    pub fn for_port(&self, port: u16) -> TrafficPolicy {
+        let mut merged = TrafficPolicy { port_level: BTreeMap::new(), ..self.clone() };
+        if let Some(p) = self.port_level.get(&port) {
+            if p.load_balancer.is_some() {
+                merged.load_balancer = p.load_balancer.clone();
+            }
+            if p.connection_pool.is_some() {
+                merged.connection_pool = p.connection_pool.clone();
+            }
+            if p.outlier_detection.is_some() {
+                merged.outlier_detection = p.outlier_detection.clone();
+            }
+            if p.tls.is_some() {
+                merged.tls = p.tls.clone();
+            }
+        }
+        merged
+    }
+
+    /// `subset` (if any) layered over `self`, as Istio merges them: a subset's
+    /// policy fields replace the host's, port by port.
+    pub fn merged_with(&self, subset: Option<&TrafficPolicy>, port: u16) -> TrafficPolicy {
+        let mut out = self.for_port(port);
+        if let Some(s) = subset.map(|s| s.for_port(port)) {
+            if s.load_balancer.is_some() {
+                out.load_balancer = s.load_balancer;
+            }
+            if s.connection_pool.is_some() {
+                out.connection_pool = s.connection_pool;
+            }
+            if s.outlier_detection.is_some() {
+                out.outlier_detection = s.outlier_detection;
+            }
+            if s.tls.is_some() {
+                out.tls = s.tls;
+            }
+        }
+        out
+    }
+}
+
+/// A named subset of a host's endpoints.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Subset {
+    /// Name (`v1`).
+    pub name: String,
+    /// Endpoint labels selecting it.
+    pub labels: Labels,
+    /// Subset-level policy.
+    pub traffic_policy: Option<TrafficPolicy>,
+}
+
+/// Everything a DestinationRule (or DestinationPolicy) says about a host.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DestinationPolicy {
+    /// Where it came from.
+    pub source: RuleRef,
+    /// Host FQDN.
+    pub host: Hostname,
+    /// Host-level policy.
+    pub traffic_policy: TrafficPolicy,
+    /// Subsets by name.
+    pub subsets: BTreeMap<String, Subset>,
+    /// `exportTo` (empty = all namespaces).
+    pub export_to: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_and_subset_policies_override_host_policy() {
+        let host = TrafficPolicy {
+            load_balancer: Some(LoadBalancer::RoundRobin),
+            port_level: [(9080, TrafficPolicy { load_balancer: Some(LoadBalancer::Random), ..Default::default() })]
+                .into(),
+            ..Default::default()
+        };
+        assert_eq!(host.for_port(9080).load_balancer, Some(LoadBalancer::Random));
+        assert_eq!(host.for_port(80).load_balancer, Some(LoadBalancer::RoundRobin));
+        let subset = TrafficPolicy { load_balancer: Some(LoadBalancer::LeastRequest), ..Default::default() };
+        assert_eq!(host.merged_with(Some(&subset), 9080).load_balancer, Some(LoadBalancer::LeastRequest));
+        assert!(host.merged_with(None, 9080).port_level.is_empty());
+    }
+}

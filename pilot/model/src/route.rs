@@ -1,0 +1,287 @@
+//! Route rules, compiled: what a VirtualService or a v1alpha2 RouteRule says,
+//! in one shape. Both API generations compile to these types; the generators
+//! never see which one a rule came from (except in its [`RuleRef`]).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use crate::service::{Hostname, Labels};
+
+/// A percentage in millionths (Envoy's `FractionalPercent` MILLION), so that
+/// `0.1%` is exact and the type stays `Eq + Hash`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(pub u32);
+
+impl Percent {
+    /// 100%.
+    pub const ALL: Percent = Percent(1_000_000);
+
+    /// From a percentage (0.0..=100.0); out-of-range values are clamped.
+    pub fn from_f64(p: f64) -> Self {
+        Percent((p.clamp(0.0, 100.0) * 10_000.0).round() as u32)
+    }
+
+    /// As a percentage.
+    pub fn as_f64(self) -> f64 {
+        f64::from(self.0) / 10_000.0
+    }
+}
+
+/// Where a compiled rule came from (for debug output and diagnostics).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RuleRef {
+    /// `VirtualService`, `RouteRule`, ...
+    pub kind: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A string match.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StringMatch {
+    /// Equal.
+    Exact(String),
+    /// Starts with.
+    Prefix(String),
+    /// RE2 regular expression, matching the whole value (validated already).
+    Regex(String),
+}
+
+/// One HTTP match block (all conditions must hold).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HttpMatch {
+    /// Optional name.
+    pub name: Option<String>,
+    /// Path.
+    pub uri: Option<StringMatch>,
+    /// `:scheme`.
+    pub scheme: Option<StringMatch>,
+    /// `:method`.
+    pub method: Option<StringMatch>,
+    /// `:authority`.
+    pub authority: Option<StringMatch>,
+    /// Request headers (lower-case names).
+    pub headers: BTreeMap<String, StringMatch>,
+    /// Headers that must be absent or not match.
+    pub without_headers: BTreeMap<String, StringMatch>,
+    /// Query parameters.
+    pub query_params: BTreeMap<String, StringMatch>,
+    /// The service port the request was sent to.
+    pub port: Option<u16>,
+    /// Applies only to proxies whose pod carries these labels.
+    pub source_labels: Labels,
+    /// Applies only to proxies in this namespace.
+    pub source_namespace: Option<String>,
+    /// Case-insensitive URI matching.
+    pub ignore_uri_case: bool,
+}
+
+impl HttpMatch {
+    /// Whether this match can apply to a proxy with these labels and namespace.
+    pub fn applies_to_source(&self, labels: &Labels, namespace: &str) -> bool {
+        crate::service::selects(&self.source_labels, labels)
+            && self.source_namespace.as_deref().is_none_or(|ns| ns == namespace)
+    }
+}
+
+/// A weighted destination of a route.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Destination {
+    /// Service FQDN (short names already resolved in the rule's namespace).
+    pub host: Hostname,
+    /// DestinationRule subset.
+    pub subset: Option<String>,
+    /// Service port; `None` means "the port the request came in on" (only
+    /// valid when the service has that port, else its only port).
+    pub port: Option<u16>,
+    /// Relative weight: a destination gets weight / (sum of weights).
+    pub weight: u32,
+}
+
+/// Retry policy.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Retries {
+    /// Number of retries (0 disables retries).
+    pub attempts: u32,
+    /// Timeout per try.
+    pub per_try_timeout: Option<Duration>,
+    /// Envoy `retry_on` conditions (Istio's default when unset:
+    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`).
+    pub retry_on: Option<String>,
+}
+
+/// A delay fault.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DelayFault {
+    /// How long.
+    pub fixed_delay: Duration,
+    /// For which share of requests.
+    pub percent: Percent,
+}
+
+/// An abort fault.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AbortFault {
+    /// HTTP status to return.
+    pub http_status: u32,
+    /// For which share of requests.
+    pub percent: Percent,
+}
+
+/// Fault injection.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Fault {
+    /// Delay.
+    pub delay: Option<DelayFault>,
+    /// Abort.
+    pub abort: Option<AbortFault>,
+}
+
+/// Request mirroring (shadowing).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mirror {
+    /// Where to copy requests (weight unused).
+    pub destination: Destination,
+    /// Which share of requests.
+    pub percent: Percent,
+}
+
+/// URI/authority rewrite before forwarding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Rewrite {
+    /// Replace the matched URI prefix (or the whole path for exact matches).
+    pub uri: Option<String>,
+    /// Replace the Host/authority.
+    pub authority: Option<String>,
+}
+
+/// Redirect instead of forwarding.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Redirect {
+    /// New path.
+    pub uri: Option<String>,
+    /// New authority.
+    pub authority: Option<String>,
+    /// New scheme.
+    pub scheme: Option<String>,
+    /// New port.
+    pub port: Option<u16>,
+    /// 301 (default), 302, 303, 307, 308.
+    pub redirect_code: u32,
+}
+
+/// Fixed response.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DirectResponse {
+    /// Status.
+    pub status: u32,
+    /// Body.
+    pub body: Option<String>,
+}
+
+/// Header edits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HeaderOps {
+    /// Overwrite.
+    pub set: BTreeMap<String, String>,
+    /// Append.
+    pub add: BTreeMap<String, String>,
+    /// Remove.
+    pub remove: Vec<String>,
+}
+
+impl HeaderOps {
+    /// No edits.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
+    }
+}
+
+/// Request and response header edits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Headers {
+    /// On the request.
+    pub request: HeaderOps,
+    /// On the response.
+    pub response: HeaderOps,
+}
+
+/// What a matched HTTP route does.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum HttpAction {
+    /// Forward to weighted destinations.
+    Route(Vec<Destination>),
+    /// Redirect.
+    Redirect(Redirect),
+    /// Answer directly.
+    DirectResponse(DirectResponse),
+}
+
+/// One HTTP route: the first one whose matches hold wins.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HttpRoute {
+    /// Optional name.
+    pub name: Option<String>,
+    /// OR of match blocks; empty matches everything.
+    pub matches: Vec<HttpMatch>,
+    /// Action.
+    pub action: HttpAction,
+    /// Overall timeout (`None`: Envoy's default is disabled, as Istio does).
+    pub timeout: Option<Duration>,
+    /// Retries.
+    pub retries: Option<Retries>,
+    /// Faults.
+    pub fault: Option<Fault>,
+    /// Mirrors.
+    pub mirrors: Vec<Mirror>,
+    /// Rewrite.
+    pub rewrite: Option<Rewrite>,
+    /// Header edits.
+    pub headers: Headers,
+}
+
+/// One TCP match block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpMatch {
+    /// Destination port.
+    pub port: Option<u16>,
+    /// Source proxy labels.
+    pub source_labels: Labels,
+    /// Source proxy namespace.
+    pub source_namespace: Option<String>,
+}
+
+/// One TCP route.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TcpRoute {
+    /// OR of matches; empty matches everything.
+    pub matches: Vec<TcpMatch>,
+    /// Weighted destinations.
+    pub destinations: Vec<Destination>,
+}
+
+/// All routes for the hosts of one rule (a VirtualService, or the RouteRules of
+/// one destination merged by precedence).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RouteTable {
+    /// Where it came from.
+    pub source: RuleRef,
+    /// Hosts (FQDNs for services; other names as written).
+    pub hosts: Vec<Hostname>,
+    /// Namespaces the rule is visible to (`exportTo`); empty = all.
+    pub export_to: Vec<String>,
+    /// HTTP routes in order.
+    pub http: Vec<HttpRoute>,
+    /// TCP routes in order.
+    pub tcp: Vec<TcpRoute>,
+}
+
+impl RouteTable {
+    /// Whether a proxy in `namespace` sees this rule.
+    pub fn visible_to(&self, namespace: &str) -> bool {
+        self.export_to.is_empty()
+            || self.export_to.iter().any(|ns| ns == "*" || ns == namespace)
+            || (self.export_to.iter().any(|ns| ns == ".") && self.source.namespace == namespace)
+    }
+}

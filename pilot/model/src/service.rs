@@ -1,0 +1,183 @@
+//! Services, their ports and endpoints, and the workloads (pods) behind them.
+
+use std::{collections::BTreeMap, net::IpAddr};
+
+/// Labels as Kubernetes has them.
+pub type Labels = BTreeMap<String, String>;
+
+/// A fully qualified service host name, e.g. `reviews.default.svc.cluster.local`.
+pub type Hostname = String;
+
+/// Application protocol of a port, chosen as Istio does: `appProtocol` first,
+/// else the port name's prefix (`http`, `http-foo`, `http2`, `grpc`, `tcp`...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    /// HTTP/1.1 (Envoy accepts HTTP/2 too on the downstream side).
+    Http,
+    /// HTTP/2 upstream.
+    Http2,
+    /// gRPC (HTTP/2 upstream).
+    Grpc,
+    /// Opaque TCP.
+    Tcp,
+}
+
+impl Protocol {
+    /// Protocol from `appProtocol` (if set) and the port name, as Istio does.
+    /// Unknown or unnamed ports are TCP (no protocol sniffing in Rudder).
+    pub fn detect(app_protocol: Option<&str>, port_name: Option<&str>) -> Self {
+        if let Some(p) = app_protocol.and_then(Self::from_name) {
+            return p;
+        }
+        port_name
+            .map(|n| n.split('-').next().unwrap_or(n))
+            .and_then(Self::from_name)
+            .unwrap_or(Protocol::Tcp)
+    }
+
+    fn from_name(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "http" | "kubernetes.io/http" => Some(Protocol::Http),
+            "http2" | "kubernetes.io/h2c" | "h2c" => Some(Protocol::Http2),
+            "grpc" | "grpc-web" => Some(Protocol::Grpc),
+            "tcp" | "mysql" | "mongo" | "redis" | "tls" | "https" => Some(Protocol::Tcp),
+            _ => None,
+        }
+    }
+
+    /// HTTP of any flavour (gets an HTTP connection manager and routes).
+    pub fn is_http(self) -> bool {
+        !matches!(self, Protocol::Tcp)
+    }
+
+    /// Whether the upstream speaks HTTP/2.
+    pub fn is_http2(self) -> bool {
+        matches!(self, Protocol::Http2 | Protocol::Grpc)
+    }
+}
+
+/// A namespace and its labels.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Namespace {
+    /// Name.
+    pub name: String,
+    /// Labels (`istio-injection=enabled`).
+    pub labels: Labels,
+}
+
+/// One port of a Service.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServicePort {
+    /// Port name (may be empty for a single-port Service).
+    pub name: String,
+    /// The Service port clients dial.
+    pub port: u16,
+    /// Where the app listens: a number, or a named container port resolved per
+    /// endpoint.
+    pub target_port: TargetPort,
+    /// Protocol.
+    pub protocol: Protocol,
+}
+
+/// A Service's `targetPort`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TargetPort {
+    /// A number.
+    Number(u16),
+    /// A container port name.
+    Name(String),
+}
+
+/// A Kubernetes Service.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Service {
+    /// Name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// FQDN: `<name>.<namespace>.svc.<domain>`.
+    pub hostname: Hostname,
+    /// ClusterIP (VIP); `None` for headless Services.
+    pub cluster_ip: Option<IpAddr>,
+    /// Ports.
+    pub ports: Vec<ServicePort>,
+    /// Pod selector (empty: endpoints come only from Endpoints/EndpointSlices).
+    pub selector: Labels,
+}
+
+impl Service {
+    /// The port with this number.
+    pub fn port(&self, port: u16) -> Option<&ServicePort> {
+        self.ports.iter().find(|p| p.port == port)
+    }
+}
+
+/// An endpoint of one Service port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Endpoint {
+    /// The pod's IP.
+    pub address: IpAddr,
+    /// The port the app listens on.
+    pub port: u16,
+    /// The pod's labels (subset selection, `tlsMode`).
+    pub labels: Labels,
+    /// Pod name, when known.
+    pub pod_name: Option<String>,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Service account (identity), when known.
+    pub service_account: Option<String>,
+    /// Ready endpoints get traffic; not-ready ones are kept out of EDS.
+    pub ready: bool,
+}
+
+/// A pod, as far as the mesh cares.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Workload {
+    /// Pod name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Labels.
+    pub labels: Labels,
+    /// `status.podIP` (and `podIPs`).
+    pub ips: Vec<IpAddr>,
+    /// `spec.serviceAccountName` (`default` when unset).
+    pub service_account: String,
+    /// Ready (all containers ready, not terminating).
+    pub ready: bool,
+    /// Named container ports (for named `targetPort`s).
+    pub named_ports: BTreeMap<String, u16>,
+}
+
+/// Whether `labels` carries every key/value of `selector` (an empty selector
+/// selects everything, as in Kubernetes).
+pub fn selects(selector: &Labels, labels: &Labels) -> bool {
+    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn protocol_detection_follows_istio() {
+        assert_eq!(Protocol::detect(None, Some("http")), Protocol::Http);
+        assert_eq!(Protocol::detect(None, Some("http-web")), Protocol::Http);
+        assert_eq!(Protocol::detect(None, Some("grpc-api")), Protocol::Grpc);
+        assert_eq!(Protocol::detect(None, Some("http2")), Protocol::Http2);
+        assert_eq!(Protocol::detect(None, Some("tcp-db")), Protocol::Tcp);
+        assert_eq!(Protocol::detect(None, Some("web")), Protocol::Tcp);
+        assert_eq!(Protocol::detect(None, None), Protocol::Tcp);
+        assert_eq!(Protocol::detect(Some("http"), Some("tcp")), Protocol::Http);
+        assert_eq!(Protocol::detect(Some("kubernetes.io/h2c"), None), Protocol::Http2);
+    }
+
+    #[test]
+    fn selector_semantics() {
+        let labels: Labels = [("app".into(), "reviews".into()), ("version".into(), "v1".into())].into();
+        assert!(selects(&Labels::new(), &labels));
+        assert!(selects(&[("app".into(), "reviews".into())].into(), &labels));
+        assert!(!selects(&[("version".into(), "v2".into())].into(), &labels));
+    }
+}

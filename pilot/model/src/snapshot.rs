@@ -1,0 +1,161 @@
+//! The immutable snapshot of the mesh that generators read.
+
+use std::{
+    collections::BTreeMap,
+    hash::{Hash, Hasher},
+    net::IpAddr,
+};
+
+use crate::{
+    diagnostics::Diagnostic,
+    policy::DestinationPolicy,
+    route::RouteTable,
+    service::{selects, Endpoint, Hostname, Namespace, Service, Workload},
+    well_known::{DEFAULT_DOMAIN_SUFFIX, DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACE},
+};
+
+/// Mesh-wide settings (the `rudder-mesh` ConfigMap).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MeshConfig {
+    /// DNS suffix, `cluster.local`.
+    pub domain_suffix: String,
+    /// SPIFFE trust domain, `cluster.local`.
+    pub trust_domain: String,
+    /// Namespace whose policies apply mesh-wide (`rudder-system`; Istio users
+    /// set `istio-system`).
+    pub root_namespace: String,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        Self {
+            domain_suffix: DEFAULT_DOMAIN_SUFFIX.into(),
+            trust_domain: DEFAULT_TRUST_DOMAIN.into(),
+            root_namespace: SYSTEM_NAMESPACE.into(),
+        }
+    }
+}
+
+/// Everything the generators know about the mesh at one point in time.
+///
+/// Build it with the public fields, then call [`Snapshot::seal`] to compute the
+/// version and the lookup indexes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Mesh settings.
+    pub mesh: MeshConfig,
+    /// Namespaces by name.
+    pub namespaces: BTreeMap<String, Namespace>,
+    /// Services by FQDN.
+    pub services: BTreeMap<Hostname, Service>,
+    /// Endpoints by service FQDN, then service port.
+    pub endpoints: BTreeMap<Hostname, BTreeMap<u16, Vec<Endpoint>>>,
+    /// Pods by `namespace/name`.
+    pub workloads: BTreeMap<String, Workload>,
+    /// Compiled route rules, in precedence order: for the same host, the first
+    /// table wins, as Istio merges VirtualServices (oldest first).
+    pub route_tables: Vec<RouteTable>,
+    /// Destination policies by host FQDN.
+    pub destination_policies: BTreeMap<Hostname, DestinationPolicy>,
+    /// What validation found (errors: the object was skipped).
+    pub diagnostics: Vec<Diagnostic>,
+    /// Content hash of everything above but the diagnostics (set by `seal`).
+    pub version: String,
+    /// Pod key by IP (set by `seal`).
+    pub workloads_by_ip: BTreeMap<IpAddr, String>,
+}
+
+impl Snapshot {
+    /// Computes the version and indexes. Call after filling the fields.
+    pub fn seal(mut self) -> Self {
+        self.workloads_by_ip = self
+            .workloads
+            .iter()
+            .flat_map(|(key, w)| w.ips.iter().map(move |ip| (*ip, key.clone())))
+            .collect();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.mesh.hash(&mut h);
+        self.namespaces.hash(&mut h);
+        self.services.hash(&mut h);
+        self.endpoints.hash(&mut h);
+        self.workloads.hash(&mut h);
+        self.route_tables.hash(&mut h);
+        self.destination_policies.hash(&mut h);
+        self.version = format!("{:016x}", h.finish());
+        self
+    }
+
+    /// The pod with this IP.
+    pub fn workload_by_ip(&self, ip: &IpAddr) -> Option<&Workload> {
+        self.workloads_by_ip.get(ip).and_then(|k| self.workloads.get(k))
+    }
+
+    /// The FQDN of `name` as written in a rule of `namespace`: short names
+    /// (`reviews`) resolve in the rule's namespace, `reviews.other` to
+    /// `reviews.other.svc.<domain>`; FQDNs and wildcards stay as they are.
+    pub fn resolve_host(&self, name: &str, namespace: &str) -> Hostname {
+        resolve_host(name, namespace, &self.mesh.domain_suffix)
+    }
+
+    /// Services whose selector selects this pod (same namespace).
+    pub fn services_for_workload<'a>(&'a self, w: &'a Workload) -> impl Iterator<Item = &'a Service> + 'a {
+        self.services
+            .values()
+            .filter(move |s| s.namespace == w.namespace && !s.selector.is_empty() && selects(&s.selector, &w.labels))
+    }
+
+    /// Route tables naming `host` that a proxy in `namespace` may see, in
+    /// precedence order.
+    pub fn route_tables_for<'a>(&'a self, host: &'a str, namespace: &'a str) -> impl Iterator<Item = &'a RouteTable> + 'a {
+        self.route_tables
+            .iter()
+            .filter(move |t| t.visible_to(namespace) && t.hosts.iter().any(|h| h == host))
+    }
+
+    /// Ready endpoints of a service port.
+    pub fn endpoints_of(&self, host: &str, port: u16) -> &[Endpoint] {
+        self.endpoints.get(host).and_then(|p| p.get(&port)).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+/// See [`Snapshot::resolve_host`].
+pub fn resolve_host(name: &str, namespace: &str, domain_suffix: &str) -> Hostname {
+    if name.contains('*') || name.ends_with(&format!(".svc.{domain_suffix}")) {
+        return name.to_string();
+    }
+    match name.split('.').count() {
+        1 => format!("{name}.{namespace}.svc.{domain_suffix}"),
+        2 => format!("{name}.svc.{domain_suffix}"),
+        3 if name.ends_with(".svc") => format!("{name}.{domain_suffix}"),
+        _ => name.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_resolve_like_istio() {
+        let d = "cluster.local";
+        assert_eq!(resolve_host("reviews", "default", d), "reviews.default.svc.cluster.local");
+        assert_eq!(resolve_host("reviews.prod", "default", d), "reviews.prod.svc.cluster.local");
+        assert_eq!(resolve_host("reviews.prod.svc", "default", d), "reviews.prod.svc.cluster.local");
+        assert_eq!(
+            resolve_host("reviews.prod.svc.cluster.local", "default", d),
+            "reviews.prod.svc.cluster.local"
+        );
+        assert_eq!(resolve_host("www.example.com", "default", d), "www.example.com");
+        assert_eq!(resolve_host("*.example.com", "default", d), "*.example.com");
+    }
+
+    #[test]
+    fn version_tracks_content() {
+        let a = Snapshot::default().seal();
+        let b = Snapshot::default().seal();
+        assert_eq!(a.version, b.version);
+        let mut c = Snapshot::default();
+        c.namespaces.insert("x".into(), Default::default());
+        assert_ne!(c.seal().version, a.version);
+    }
+}

@@ -1,0 +1,50 @@
+//! Well-known ports, labels and identities (see ARCHITECTURE.md "Contracts").
+
+/// Where proxy-init REDIRECTs captured traffic (outbound, and inbound by default).
+pub const PROXY_PORT: u16 = 15000;
+/// pilot: xDS (ADS, gRPC, plaintext).
+pub const XDS_PORT: u16 = 15010;
+/// pilot: xDS and certificate signing over TLS.
+pub const XDS_TLS_PORT: u16 = 15012;
+/// pilot: `/metrics`, `/ready`, `/debug/*`.
+pub const MONITORING_PORT: u16 = 15014;
+/// injector: admission webhook (HTTPS).
+pub const INJECTOR_PORT: u16 = 15017;
+/// agent: merged Prometheus metrics and `/quitquitquit`.
+pub const AGENT_METRICS_PORT: u16 = 15020;
+/// agent: `/healthz/ready`.
+pub const AGENT_HEALTH_PORT: u16 = 15021;
+/// Envoy: Prometheus stats.
+pub const ENVOY_STATS_PORT: u16 = 15090;
+/// Envoy: admin (bound to 127.0.0.1 only).
+pub const ENVOY_ADMIN_PORT: u16 = 15009;
+
+/// The UID and GID Envoy (and the agent) run as; never captured on the way out.
+pub const PROXY_UID: u32 = 1337;
+/// See [`PROXY_UID`].
+pub const PROXY_GID: u32 = 1337;
+
+/// Ports proxy-init keeps out of inbound capture by default (agent and Envoy stats).
+pub const DEFAULT_EXCLUDED_INBOUND_PORTS: [u16; 3] =
+    [AGENT_METRICS_PORT, AGENT_HEALTH_PORT, ENVOY_STATS_PORT];
+
+/// Source address Envoy uses when it delivers inbound traffic to the app (Istio ≥ 1.10).
+pub const INBOUND_PASSTHROUGH_SOURCE: &str = "127.0.0.6";
+
+/// Default Kubernetes DNS domain suffix.
+pub const DEFAULT_DOMAIN_SUFFIX: &str = "cluster.local";
+/// Default SPIFFE trust domain.
+pub const DEFAULT_TRUST_DOMAIN: &str = "cluster.local";
+/// Rudder's install namespace (also the default mesh root namespace).
+pub const SYSTEM_NAMESPACE: &str = "rudder-system";
+
+/// Namespace label that turns injection on (`enabled`) or off (`disabled`).
+pub const INJECTION_NAMESPACE_LABEL: &str = "istio-injection";
+/// Pod label or annotation overriding the namespace's injection default.
+pub const INJECT_POD_KEY: &str = "sidecar.istio.io/inject";
+/// Annotation recording what the injector added.
+pub const INJECT_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
+/// Label marking meshed endpoints (auto mTLS uses it).
+pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
+/// Label carrying a workload's version (subsets conventionally match on it).
+pub const VERSION_LABEL: &str = "version";

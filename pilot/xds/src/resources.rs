@@ -1,0 +1,99 @@
+//! The output of generation and the input of the ADS server: per xDS type, the
+//! named resources with their versions.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use envoy_types::pb::google::protobuf::Any;
+
+/// The xDS resource types Rudder serves, in make-before-break push order
+/// (CDS, EDS, LDS, RDS, SDS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TypeUrl {
+    /// `envoy.config.cluster.v3.Cluster`.
+    Cluster,
+    /// `envoy.config.endpoint.v3.ClusterLoadAssignment`.
+    Endpoint,
+    /// `envoy.config.listener.v3.Listener`.
+    Listener,
+    /// `envoy.config.route.v3.RouteConfiguration`.
+    Route,
+    /// `envoy.extensions.transport_sockets.tls.v3.Secret`.
+    Secret,
+}
+
+impl TypeUrl {
+    /// All types, in push order.
+    pub const ALL: [TypeUrl; 5] =
+        [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Listener, TypeUrl::Route, TypeUrl::Secret];
+
+    /// The `type.googleapis.com/...` URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TypeUrl::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
+            TypeUrl::Endpoint => "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment",
+            TypeUrl::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
+            TypeUrl::Route => "type.googleapis.com/envoy.config.route.v3.RouteConfiguration",
+            TypeUrl::Secret => "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+        }
+    }
+
+    /// Parses a type URL.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// Short name for logs and metrics (`cds`, `eds`, ...).
+    pub fn short(self) -> &'static str {
+        match self {
+            TypeUrl::Cluster => "cds",
+            TypeUrl::Endpoint => "eds",
+            TypeUrl::Listener => "lds",
+            TypeUrl::Route => "rds",
+            TypeUrl::Secret => "sds",
+        }
+    }
+
+    /// SotW responses for this type must carry the complete set (missing = deleted).
+    pub fn is_wildcard_type(self) -> bool {
+        matches!(self, TypeUrl::Cluster | TypeUrl::Listener)
+    }
+}
+
+/// One resource: its version (a hash of the model inputs it was built from,
+/// never of encoded protobuf) and its body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resource {
+    /// Version of this resource.
+    pub version: String,
+    /// The packed resource.
+    pub body: Any,
+}
+
+/// Everything one proxy should have, by type then name. Cheap to clone behind
+/// an `Arc`; resources shared by many proxies can share their `Any`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProxyResources {
+    /// Resources by type, then by name.
+    pub by_type: BTreeMap<TypeUrl, BTreeMap<String, Arc<Resource>>>,
+}
+
+impl ProxyResources {
+    /// The resources of one type.
+    pub fn of(&self, t: TypeUrl) -> Option<&BTreeMap<String, Arc<Resource>>> {
+        self.by_type.get(&t)
+    }
+
+    /// A version for the whole set of one type (SotW `version_info`): a hash of
+    /// the names and per-resource versions.
+    pub fn type_version(&self, t: TypeUrl) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        if let Some(m) = self.by_type.get(&t) {
+            for (name, r) in m {
+                name.hash(&mut h);
+                r.version.hash(&mut h);
+            }
+        }
+        format!("{:016x}", h.finish())
+    }
+}

@@ -1,0 +1,2 @@
+//! proxy-init: iptables rules that send a pod's traffic to Envoy.
+#![forbid(unsafe_code)]

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (scripts/setup.sh), then runs every
+# test of the workspace. End-to-end tests need root (network namespaces, iptables);
+# under CI=true a missing prerequisite fails them instead of skipping.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+bash scripts/setup.sh
+export ENVOY_BIN=${ENVOY_BIN:-/opt/rudder/bin/envoy}
+export PATH="$here/.venv/bin:$PATH"
+cargo build --workspace --bins --locked
+cargo test --workspace --locked -- --test-threads=2
