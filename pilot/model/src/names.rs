@@ -76,6 +76,9 @@ pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
 pub const XDS_CLUSTER: &str = "xds-grpc";
 /// The one listener that receives all captured traffic on the proxy port.
 pub const VIRTUAL_LISTENER: &str = "virtual";
+/// The listener on the inbound capture port, when it differs from the proxy
+/// port (Istio's name).
+pub const VIRTUAL_INBOUND_LISTENER: &str = "virtualInbound";
 /// Prefix of the inbound HTTP route configuration name (`inbound|<port>`).
 pub fn inbound_route_name(port: u16) -> String {
     format!("inbound|{port}")
