@@ -1,2 +1,39 @@
-//! Sidecar injection: admission webhook and offline kube-inject.
+//! Sidecar injection: the mutating admission webhook and offline kube-inject.
+//!
+//! ```text
+//!  kubectl apply ─► API server ──AdmissionReview──► [ injector serve :15017 ]
+//!                       ▲                                   │ admission::review
+//!                       └────── JSON patch (diff) ◄─────────┤
+//!  injector kube-inject -f app.yaml ─► kube_inject ─────────┤
+//!                                                           ▼
+//!                                     inject(pod, ctx): pure Pod -> Pod
+//!                                       + rudder-init (proxy-init: iptables)
+//!                                       + rudder-proxy (agent ─► Envoy ─► pilot :15010)
+//! ```
+//!
+//! The core is [`inject()`], a pure function on a pod held as
+//! `serde_json::Value` (so fields it does not know survive untouched), driven
+//! by the template [`Values`]. The webhook diffs the injected pod against the
+//! original into a JSON patch, as Istio does; kube-inject rewrites a YAML
+//! stream. Names and ports come from `rudder_model::well_known`.
+
 #![forbid(unsafe_code)]
+
+pub mod admission;
+pub mod capture;
+pub mod decision;
+pub mod inject;
+pub mod kube_inject;
+pub mod pod;
+pub mod server;
+pub mod sidecar;
+pub mod template;
+pub mod tls;
+pub mod version;
+
+pub use admission::{review, Outcome, ReviewContext, ReviewError};
+pub use decision::{NamespacePolicy, SkipReason};
+pub use inject::{inject, Decision, InjectContext};
+pub use kube_inject::{kube_inject, KubeInjectError};
+pub use pod::PodError;
+pub use template::{NativeSidecars, TemplateError, Values};

@@ -1,0 +1,150 @@
+//! Injection: a pure function from a pod (as JSON) to the injected pod.
+//!
+//! The webhook and kube-inject both call [`inject`]; the webhook then diffs
+//! the result against the original into a JSON patch. Everything the pod
+//! already had is kept as it was, in place: containers, unknown fields, order.
+
+use rudder_model::well_known::{INJECT_STATUS_ANNOTATION, TLS_MODE_LABEL};
+use serde_json::{json, Map, Value};
+
+use crate::capture::Capture;
+use crate::decision::{self, NamespacePolicy, SkipReason};
+use crate::pod::{self, PodError};
+use crate::sidecar::{self, CERTS_VOLUME, INIT_CONTAINER_NAME, PODINFO_VOLUME, SIDECAR_CONTAINER_NAME};
+use crate::template::Values;
+
+/// Annotation replacing the sidecar image of one pod.
+pub const PROXY_IMAGE_ANNOTATION: &str = "sidecar.istio.io/proxyImage";
+/// Annotation telling kubectl which container `logs`/`exec` mean by default;
+/// set to the app's first container since the sidecar now comes first.
+pub const DEFAULT_CONTAINER_ANNOTATION: &str = "kubectl.kubernetes.io/default-container";
+
+/// Everything besides the pod that decides what injection does.
+#[derive(Clone, Copy, Debug)]
+pub struct InjectContext<'a> {
+    /// The template's values.
+    pub values: &'a Values,
+    /// Native sidecars, already resolved against the API server version.
+    pub native_sidecars: bool,
+    /// Where the pod is created (the AdmissionRequest's namespace, which is
+    /// set even when the pod's own metadata has none); falls back to
+    /// `metadata.namespace`.
+    pub namespace: Option<&'a str>,
+    /// What the namespace says.
+    pub namespace_policy: NamespacePolicy,
+}
+
+impl<'a> InjectContext<'a> {
+    /// A context with no namespace knowledge (webhook and kube-inject).
+    pub fn new(values: &'a Values, native_sidecars: bool) -> Self {
+        InjectContext { values, native_sidecars, namespace: None, namespace_policy: NamespacePolicy::Unknown }
+    }
+}
+
+/// The outcome of [`inject`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// The injected pod.
+    Injected(Value),
+    /// Left unchanged, and why.
+    Skipped(SkipReason),
+}
+
+/// Inject a pod (a Pod object or a pod template: `metadata` + `spec`).
+pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError> {
+    let own_ns = pod.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str);
+    let namespace = ctx.namespace.or(own_ns);
+    if let Some(reason) = decision::skip_reason(pod, namespace, ctx.namespace_policy)? {
+        return Ok(Decision::Skipped(reason));
+    }
+    let values = ctx.values;
+    let spec = pod::spec(pod)?;
+    let annotations = pod::string_map(pod, "annotations")?;
+    let capture = Capture::for_pod(values, &annotations, spec)?;
+    let service_account = pod::service_account(spec)?;
+    let app_containers = pod::containers(spec, "containers")?;
+    pod::containers(spec, "initContainers")?;
+    pod::containers(spec, "volumes")?;
+    let first_app = app_containers.first().and_then(|c| c.get("name")).and_then(Value::as_str).map(String::from);
+    let image = match annotations.get(PROXY_IMAGE_ANNOTATION) {
+        Some(i) if i.trim().is_empty() || i.contains(char::is_whitespace) => {
+            return Err(PodError::field(
+                &format!("metadata.annotations[{PROXY_IMAGE_ANNOTATION:?}]"),
+                format!("{i:?} is not an image name"),
+            ))
+        }
+        Some(i) => i.clone(),
+        None => values.image_ref(&values.agent_image),
+    };
+
+    let native = ctx.native_sidecars;
+    let init = sidecar::init_container(values, capture.proxy_init_args(values));
+    let proxy = sidecar::sidecar_container(values, &image, native);
+
+    let mut out = pod.clone();
+    let obj = out.as_object_mut().expect("pod::spec checked it is an object");
+    let spec = obj.get_mut("spec").and_then(Value::as_object_mut).expect("pod::spec checked it");
+
+    let mut inits = vec![init];
+    if native {
+        inits.push(proxy.clone());
+    }
+    inits.extend(take_list(spec, "initContainers"));
+    spec.insert("initContainers".into(), Value::Array(inits));
+    if !native {
+        let mut containers = vec![proxy];
+        containers.extend(take_list(spec, "containers"));
+        spec.insert("containers".into(), Value::Array(containers));
+    }
+    let mut volumes = take_list(spec, "volumes");
+    volumes.extend(sidecar::volumes(&service_account));
+    spec.insert("volumes".into(), Value::Array(volumes));
+
+    let meta = obj.entry("metadata").or_insert_with(|| json!({}));
+    if meta.is_null() {
+        *meta = json!({});
+    }
+    let meta = meta.as_object_mut().expect("pod::string_map checked metadata is an object");
+    let labels = object_entry(meta, "labels");
+    labels.insert(TLS_MODE_LABEL.into(), json!("istio"));
+    let annotations = object_entry(meta, "annotations");
+    annotations.insert(INJECT_STATUS_ANNOTATION.into(), json!(status(native)));
+    if let Some(app) = first_app {
+        annotations.entry(DEFAULT_CONTAINER_ANNOTATION).or_insert(json!(app));
+    }
+    Ok(Decision::Injected(out))
+}
+
+/// What `sidecar.istio.io/status` records (a JSON string, as Istio writes it).
+pub fn status(native: bool) -> String {
+    let (inits, containers): (Vec<&str>, Vec<&str>) = if native {
+        (vec![INIT_CONTAINER_NAME, SIDECAR_CONTAINER_NAME], vec![])
+    } else {
+        (vec![INIT_CONTAINER_NAME], vec![SIDECAR_CONTAINER_NAME])
+    };
+    json!({
+        "initContainers": inits,
+        "containers": containers,
+        "volumes": [CERTS_VOLUME, PODINFO_VOLUME],
+        "nativeSidecar": native,
+        "version": env!("CARGO_PKG_VERSION"),
+    })
+    .to_string()
+}
+
+/// Remove and return a list field (absent or null = empty; shape was checked).
+fn take_list(spec: &mut Map<String, Value>, key: &str) -> Vec<Value> {
+    match spec.remove(key) {
+        Some(Value::Array(items)) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// `map[key]` as an object, created when absent or null (shape was checked).
+fn object_entry<'m>(map: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<String, Value> {
+    let v = map.entry(key).or_insert_with(|| json!({}));
+    if !v.is_object() {
+        *v = json!({});
+    }
+    v.as_object_mut().expect("just made it an object")
+}

@@ -1,0 +1,124 @@
+//! `injector`: the sidecar injection webhook (`serve`) and offline `kube-inject`.
+#![forbid(unsafe_code)]
+
+use std::{io::Read, net::SocketAddr, path::PathBuf, sync::Arc};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use rudder_injector::{kube_inject, server, template::Values, tls, version, InjectContext};
+use rudder_model::well_known::INJECTOR_PORT;
+
+#[derive(Parser, Debug)]
+#[command(name = "injector", version, about = "Rudder sidecar injector")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the mutating admission webhook over HTTPS (POST /inject, GET /healthz).
+    Serve {
+        /// Listen address.
+        #[arg(long, env = "INJECTOR_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], INJECTOR_PORT)))]
+        addr: SocketAddr,
+        /// Serving certificate chain (PEM); reloaded when the file changes.
+        #[arg(long)]
+        tls_cert: PathBuf,
+        /// Serving private key (PEM); reloaded when the file changes.
+        #[arg(long)]
+        tls_key: PathBuf,
+        /// Template: a ConfigMap or its `values` key (default: built in).
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// API server version (e.g. 1.30) for `nativeSidecars: auto`;
+        /// default: asked from the API server when in a cluster.
+        #[arg(long, value_parser = parse_kube_version)]
+        kubernetes_version: Option<(u32, u32)>,
+    },
+    /// Inject a YAML stream offline and print the result.
+    KubeInject {
+        /// Input file (`-` for stdin).
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Template: a ConfigMap or its `values` key (default: built in).
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// Cluster version for `nativeSidecars: auto` (default unknown: classic).
+        #[arg(long, value_parser = parse_kube_version)]
+        kubernetes_version: Option<(u32, u32)>,
+    },
+}
+
+fn parse_kube_version(s: &str) -> Result<(u32, u32), String> {
+    let bad = || format!("{s:?} is not a Kubernetes version like 1.30");
+    let (a, b) = s.trim_start_matches('v').split_once('.').ok_or_else(bad)?;
+    let b = b.split('.').next().unwrap_or(b);
+    Ok((a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+}
+
+fn load_values(template: Option<&PathBuf>) -> Result<Values> {
+    Ok(match template {
+        Some(p) => Values::from_file(p)?,
+        None => Values::default(),
+    })
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::KubeInject { file, template, kubernetes_version } => {
+            let values = load_values(template.as_ref())?;
+            let input = if file.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+                s
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+            };
+            let native = values.native_sidecars.resolve(kubernetes_version);
+            let ctx = InjectContext::new(&values, native);
+            let out = kube_inject(&input, &ctx).with_context(|| format!("{}", file.display()))?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Serve { addr, tls_cert, tls_key, template, kubernetes_version } => {
+            let values = load_values(template.as_ref())?;
+            let tls = tls::server_config(&tls_cert, &tls_key)?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(serve(addr, tls, values, kubernetes_version))
+        }
+    }
+}
+
+async fn serve(addr: SocketAddr, tls: rustls::ServerConfig, values: Values, version: Option<(u32, u32)>) -> Result<()> {
+    let version = match version {
+        Some(v) => Some(v),
+        None => match version::in_cluster_version().await {
+            Ok(v) => v,
+            Err(error) => {
+                tracing::warn!(%error, "cannot learn the API server version; nativeSidecars=auto means classic");
+                None
+            }
+        },
+    };
+    let native = values.native_sidecars.resolve(version);
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => bail!("cannot listen on {addr}: {e}"),
+    };
+    tracing::info!(%addr, native_sidecars = native, server_version = ?version, template = %values.native_sidecars, "injector serving");
+    let state = Arc::new(server::WebhookState { values, native_sidecars: native });
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    };
+    server::serve(listener, Arc::new(tls), state, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,143 @@
+//! The containers and volumes the template adds to a pod.
+//!
+//! Every container carries an explicit `command`: the local mesh runner
+//! executes `command` + `args` as host processes (no images there), and on a
+//! cluster an explicit command does not depend on an image's entrypoint.
+
+use rudder_model::well_known::{AGENT_HEALTH_PORT, ENVOY_STATS_PORT, PROXY_PORT};
+use serde_json::{json, Value};
+
+use crate::template::Values;
+
+/// proxy-init's container name.
+pub const INIT_CONTAINER_NAME: &str = "rudder-init";
+/// The sidecar's container name.
+pub const SIDECAR_CONTAINER_NAME: &str = "rudder-proxy";
+/// Volume holding the workload certificates (Secret `istio.<serviceaccount>`).
+pub const CERTS_VOLUME: &str = "rudder-certs";
+/// downwardAPI volume holding the pod's labels.
+pub const PODINFO_VOLUME: &str = "rudder-podinfo";
+/// Where the certificates are mounted (the agent's `--cert-dir`).
+pub const CERT_DIR: &str = "/etc/certs";
+/// Where the downwardAPI volume is mounted.
+pub const PODINFO_DIR: &str = "/etc/rudder/pod";
+/// The labels file inside [`PODINFO_DIR`] (`key="value"` lines).
+pub const LABELS_FILE: &str = "/etc/rudder/pod/labels";
+
+/// proxy-init: root with NET_ADMIN/NET_RAW, everything else dropped.
+pub fn init_container(values: &Values, args: Vec<String>) -> Value {
+    json!({
+        "name": INIT_CONTAINER_NAME,
+        "image": values.image_ref(&values.proxy_init_image),
+        "imagePullPolicy": values.image_pull_policy,
+        "command": ["proxy-init"],
+        "args": args,
+        "resources": values.proxy_init_resources,
+        "securityContext": {
+            "runAsUser": 0,
+            "runAsGroup": 0,
+            "runAsNonRoot": false,
+            "privileged": false,
+            "allowPrivilegeEscalation": false,
+            "readOnlyRootFilesystem": true,
+            "capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]},
+        },
+    })
+}
+
+fn field_env(name: &str, path: &str) -> Value {
+    json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}})
+}
+
+/// The agent's arguments: the contract line plus capture ports that differ
+/// from the default (they go into node metadata, so pilot builds matching
+/// listeners).
+pub fn agent_args(values: &Values) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "proxy".into(),
+        "--discovery-address".into(),
+        values.discovery_address.clone(),
+        "--cert-dir".into(),
+        CERT_DIR.into(),
+        "--pod-labels-file".into(),
+        LABELS_FILE.into(),
+    ];
+    if values.proxy_port != PROXY_PORT {
+        args.extend(["--capture-port".into(), values.proxy_port.to_string()]);
+    }
+    if values.effective_inbound_capture_port() != values.proxy_port {
+        args.extend(["--inbound-capture-port".into(), values.effective_inbound_capture_port().to_string()]);
+    }
+    args
+}
+
+/// The sidecar container.
+///
+/// Classic: a regular container that the caller places first, with a
+/// postStart hook `agent wait` — kubelet starts containers in order and does
+/// not start the next one until postStart returns, so the app starts only once
+/// the agent reports Envoy ready (Istio's holdApplicationUntilProxyStarts).
+///
+/// Native: an init container with `restartPolicy: Always`; kubelet starts the
+/// following init containers and the app once its startupProbe passes, stops
+/// it after the app, and does not wait for it for a Job to complete.
+pub fn sidecar_container(values: &Values, image: &str, native: bool) -> Value {
+    let ready_probe = json!({"httpGet": {"path": "/healthz/ready", "port": AGENT_HEALTH_PORT}});
+    let mut c = json!({
+        "name": SIDECAR_CONTAINER_NAME,
+        "image": image,
+        "imagePullPolicy": values.image_pull_policy,
+        "command": ["agent"],
+        "args": agent_args(values),
+        "env": [
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("INSTANCE_IP", "status.podIP"),
+            field_env("SERVICE_ACCOUNT", "spec.serviceAccountName"),
+        ],
+        "ports": [{"containerPort": ENVOY_STATS_PORT, "name": "http-envoy-prom", "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": ready_probe["httpGet"],
+            "initialDelaySeconds": 1,
+            "periodSeconds": 2,
+            "timeoutSeconds": 3,
+            "failureThreshold": 30,
+        },
+        "resources": values.resources,
+        "securityContext": {
+            "runAsUser": values.proxy_uid,
+            "runAsGroup": values.proxy_gid,
+            "runAsNonRoot": true,
+            "privileged": false,
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": CERTS_VOLUME, "mountPath": CERT_DIR, "readOnly": true},
+            {"name": PODINFO_VOLUME, "mountPath": PODINFO_DIR, "readOnly": true},
+        ],
+    });
+    let obj = c.as_object_mut().expect("literal object");
+    if native {
+        obj.insert("restartPolicy".into(), json!("Always"));
+        obj.insert(
+            "startupProbe".into(),
+            json!({"httpGet": ready_probe["httpGet"], "periodSeconds": 1, "timeoutSeconds": 3, "failureThreshold": 600}),
+        );
+    } else {
+        obj.insert("lifecycle".into(), json!({"postStart": {"exec": {"command": ["agent", "wait"]}}}));
+    }
+    c
+}
+
+/// The volumes: certificates from Secret `istio.<sa>` (optional, as Istio
+/// 0.x: the pod starts before the Secret exists and kubelet fills the volume in
+/// place later), and the pod's labels via the downward API.
+pub fn volumes(service_account: &str) -> [Value; 2] {
+    [
+        json!({"name": CERTS_VOLUME, "secret": {"secretName": format!("istio.{service_account}"), "optional": true}}),
+        json!({"name": PODINFO_VOLUME, "downwardAPI": {"items": [
+            {"path": "labels", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels"}},
+        ]}}),
+    ]
+}
