@@ -157,7 +157,7 @@ pub fn execute(exec: &dyn Executor, plan: &Plan) -> Result<(), ApplyError> {
         let program = backend.restore(step.family);
         let stderr = match restore(exec, backend, step.family, &step.restore_text, false)? {
             Ok(()) => {
-                tracing::info!(family = %step.family, %backend, "rules applied");
+                tracing::info!(family = %step.family, %backend, "restore committed");
                 continue;
             }
             Err(stderr) => stderr,

@@ -14,11 +14,10 @@ pub enum ExecError {
     #[error("{program}: not found on PATH or in /usr/sbin, /sbin, /usr/bin, /bin")]
     NotFound { program: String },
     /// Spawning or talking to the program failed.
-    #[error("{program}: {source}")]
+    #[error("{program}: {error}")]
     Io {
         program: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -100,9 +99,9 @@ impl Executor for SystemExecutor {
         let path = find(program).ok_or_else(|| ExecError::NotFound {
             program: program.to_string(),
         })?;
-        let io = |source| ExecError::Io {
+        let io = |error| ExecError::Io {
             program: program.to_string(),
-            source,
+            error,
         };
         tracing::debug!(program, ?args, "running");
         let mut child = Command::new(path)

@@ -28,13 +28,13 @@ pub const DEFAULT_TARGET: &str = "198.18.255.254:4444";
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     /// Could not set up the listener.
-    #[error("cannot listen on port {port}: {source} (run verify before Envoy starts, as root in the pod's namespace)")]
-    Listen { port: u16, source: std::io::Error },
+    #[error("cannot listen on port {port}: {error} (run verify before Envoy starts, as root in the pod's namespace)")]
+    Listen { port: u16, error: std::io::Error },
     /// The probe connection failed before any redirect could happen.
-    #[error("connecting to {target} failed: {source}{hint}")]
+    #[error("connecting to {target} failed: {error}{hint}")]
     Connect {
         target: SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
         hint: &'static str,
     },
     /// The connection went somewhere, but not to the proxy port.
@@ -59,21 +59,21 @@ pub enum VerifyError {
         port: u16,
     },
     /// The proxy-UID probe could not be started.
-    #[error("cannot run the probe as UID {uid} ({program}): {source}")]
+    #[error("cannot run the probe as UID {uid} ({program}): {error}")]
     Probe {
         uid: u32,
         program: String,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Verify runs as the proxy UID, so it cannot tell captured from exempt.
-    #[error("verify runs as UID {0}, the proxy UID, whose traffic is never captured: run it as root")]
+    #[error("verify runs as UID {0}, the proxy UID, whose traffic is never captured: run it as another user (root)")]
     RunningAsProxy(u32),
     /// A socket call failed.
-    #[error("{what}: {source}")]
-    Socket { what: &'static str, source: nix::Error },
+    #[error("{what}: {error}")]
+    Socket { what: &'static str, error: nix::Error },
     /// Other I/O.
-    #[error("{what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    #[error("{what}: {error}")]
+    Io { what: &'static str, error: std::io::Error },
 }
 
 /// What `verify` checks.
@@ -96,19 +96,19 @@ pub struct VerifyOptions {
 /// Reads `SO_ORIGINAL_DST` (IPv4) or `IP6T_SO_ORIGINAL_DST` (IPv6): where a
 /// REDIRECTed connection was headed before nat rewrote it.
 pub fn original_dst(stream: &TcpStream) -> Result<SocketAddr, VerifyError> {
-    let local = stream.local_addr().map_err(|source| VerifyError::Io {
+    let local = stream.local_addr().map_err(|error| VerifyError::Io {
         what: "local address",
-        source,
+        error,
     })?;
     let what = "getsockopt(SO_ORIGINAL_DST)";
     Ok(if local.is_ipv4() {
-        let sa = socket::getsockopt(stream, sockopt::OriginalDst).map_err(|source| VerifyError::Socket { what, source })?;
+        let sa = socket::getsockopt(stream, sockopt::OriginalDst).map_err(|error| VerifyError::Socket { what, error })?;
         SocketAddr::V4(SocketAddrV4::new(
             Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
             u16::from_be(sa.sin_port),
         ))
     } else {
-        let sa = socket::getsockopt(stream, sockopt::Ip6tOriginalDst).map_err(|source| VerifyError::Socket { what, source })?;
+        let sa = socket::getsockopt(stream, sockopt::Ip6tOriginalDst).map_err(|error| VerifyError::Socket { what, error })?;
         SocketAddr::V6(SocketAddrV6::new(
             Ipv6Addr::from(sa.sin6_addr.s6_addr),
             u16::from_be(sa.sin6_port),
@@ -121,9 +121,9 @@ pub fn original_dst(stream: &TcpStream) -> Result<SocketAddr, VerifyError> {
 /// Listens on `port` on every address of `family_of`'s family. IPv6 listeners are
 /// v6-only so a separate IPv4 listener on the same port can coexist.
 pub fn listen(family_of: IpAddr, port: u16) -> Result<TcpListener, VerifyError> {
-    let err = |source: nix::Error| VerifyError::Listen {
+    let err = |error: nix::Error| VerifyError::Listen {
         port,
-        source: std::io::Error::from(source),
+        error: std::io::Error::from(error),
     };
     let (family, addr) = match family_of {
         IpAddr::V4(_) => (AddressFamily::Inet, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))),
@@ -141,9 +141,9 @@ pub fn listen(family_of: IpAddr, port: u16) -> Result<TcpListener, VerifyError> 
 
 /// Waits up to `timeout` for a connection on `listener` (polling, bounded).
 pub fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<Option<TcpStream>, VerifyError> {
-    let io = |source| VerifyError::Io {
+    let io = |error| VerifyError::Io {
         what: "accept",
-        source,
+        error,
     };
     listener.set_nonblocking(true).map_err(io)?;
     let deadline = Instant::now() + timeout;
@@ -166,14 +166,20 @@ pub fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<Option
 
 /// Connects to `target` within `timeout` and writes `payload`.
 pub fn probe(target: SocketAddr, timeout: Duration, payload: &[u8]) -> Result<TcpStream, VerifyError> {
-    let connect_err = |source: std::io::Error| {
-        let hint = match source.raw_os_error() {
+    let connect_err = |error: std::io::Error| {
+        let hint = match error.raw_os_error() {
             Some(nix::libc::ENETUNREACH) => {
                 " (no route: connect() fails before nat OUTPUT runs; pick a --to address the namespace has a route to)"
             }
+            Some(nix::libc::ECONNREFUSED | nix::libc::EHOSTUNREACH | nix::libc::ETIMEDOUT) => {
+                " (the connection was not intercepted: are the capture rules in place?)"
+            }
+            _ if error.kind() == ErrorKind::TimedOut => {
+                " (the connection was not intercepted: are the capture rules in place?)"
+            }
             _ => "",
         };
-        VerifyError::Connect { target, source, hint }
+        VerifyError::Connect { target, error, hint }
     };
     let mut stream = TcpStream::connect_timeout(&target, timeout).map_err(connect_err)?;
     stream.write_all(payload).map_err(connect_err)?;
@@ -206,9 +212,9 @@ pub fn verify(opts: &VerifyOptions) -> Result<String, VerifyError> {
         });
     }
     let mut buf = vec![0u8; token.len()];
-    let io = |source| VerifyError::Io {
+    let io = |error| VerifyError::Io {
         what: "reading the probe's bytes",
-        source,
+        error,
     };
     conn.set_read_timeout(Some(opts.timeout)).map_err(io)?;
     conn.read_exact(&mut buf).map_err(io)?;
@@ -235,10 +241,10 @@ pub fn verify(opts: &VerifyOptions) -> Result<String, VerifyError> {
 /// Runs `probe` as the proxy UID/GID and checks nothing arrives on the listener.
 fn check_proxy_exempt(opts: &VerifyOptions, listener: &TcpListener) -> Result<(), VerifyError> {
     let program = opts.probe_program.display().to_string();
-    let probe_err = |source| VerifyError::Probe {
+    let probe_err = |error| VerifyError::Probe {
         uid: opts.proxy_uid,
         program: program.clone(),
-        source,
+        error,
     };
     let output = Command::new(&opts.probe_program)
         .args(["probe", "--to", &opts.target.to_string()])
