@@ -3,12 +3,40 @@
 //! ```text
 //!  store ─► model: Snapshot ─► [ xDS generation ] ─► ADS server ─► Envoy
 //!                                 ▲ you are here
+//!
+//!  Snapshot ─► Generator::new ─┬─ generate(&Proxy) ─► ProxyResources (CDS EDS LDS RDS)
+//!  (Arc, immutable)            │   shared Arc<Resource>s, versions = hash of model inputs
+//!                              └─ check_consistency / to_json / to_static_bootstrap
 //! ```
 //!
 //! The only crate in pilot that builds Envoy protos. It owns the output type,
 //! [`ProxyResources`], which the ADS server serves without looking inside.
+//! Generation is pure (no I/O, no clock): the same snapshot and proxy give the
+//! same resources and versions, which is what makes golden tests and caching
+//! work. [`to_json`] renders resources as canonical proto3 JSON (sorted keys)
+//! for goldens, config dumps and "identical xDS" comparisons;
+//! [`to_static_bootstrap`] turns them into a static Envoy bootstrap so that
+//! `envoy --mode validate` can check them.
 #![forbid(unsafe_code)]
 
+mod bootstrap;
+mod cluster;
+mod common;
+mod consistency;
+mod endpoint;
+pub mod fixtures;
+mod generator;
+mod http_route;
+mod json;
+mod listener;
+mod proxy;
+mod rds;
 pub mod resources;
+mod version;
 
+pub use bootstrap::{to_static_bootstrap, BootstrapError};
+pub use consistency::check_consistency;
+pub use generator::{generate, Generator};
+pub use json::{any_to_json, descriptor_pool, resource_to_json, to_json, JsonError};
+pub use proxy::{inbound_ports, resolve_proxy, InboundPort};
 pub use resources::{ProxyResources, Resource, TypeUrl};

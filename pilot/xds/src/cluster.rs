@@ -1,0 +1,232 @@
+//! CDS: one EDS cluster per service port and per DestinationRule subset, plus
+//! the fixed clusters every sidecar needs (inbound, passthrough, blackhole).
+//!
+//! Policy comes from the host's DestinationPolicy visible to the proxy's
+//! namespace, merged port by port and subset over host ([`TrafficPolicy::merged_with`]).
+//! TLS is a later issue: `TrafficPolicy.tls` is where an upstream transport
+//! socket will be derived; nothing here reads it yet, and no cluster sets one.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use envoy_types::pb::{
+    envoy::{
+        config::{
+            cluster::v3::{
+                circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster, OutlierDetection as PbOutlier,
+            },
+            core::v3::{
+                address, BindConfig, Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CommonHttp,
+            },
+        },
+        extensions::upstreams::http::v3::{
+            http_protocol_options::{explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions},
+            HttpProtocolOptions,
+        },
+        r#type::v3::Percent as PbPercent,
+    },
+    google::protobuf::UInt64Value,
+};
+use rudder_model::{
+    names::{BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER},
+    well_known::INBOUND_PASSTHROUGH_SOURCE,
+    ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, Protocol, Service, ServicePort, Snapshot,
+    Subset, TrafficPolicy,
+};
+
+use crate::{
+    common::{ads, any, duration, resource, socket_address, u32v, HTTP_PROTOCOL_OPTIONS},
+    version::Version,
+    Resource,
+};
+
+/// Connect timeout when no policy sets one (Istio's default).
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Circuit-breaker limit when no policy sets one: Istio lifts Envoy's small
+/// defaults (1024 connections, 3 concurrent retries) out of the way.
+const UNLIMITED: u32 = u32::MAX;
+/// Ring size for consistent hashing (Istio's default).
+const MIN_RING_SIZE: u64 = 1024;
+
+/// The DestinationPolicy for `host` a proxy in `namespace` may see (`exportTo`).
+pub(crate) fn visible_policy<'a>(snapshot: &'a Snapshot, host: &str, namespace: &str) -> Option<&'a DestinationPolicy> {
+    snapshot.destination_policies.get(host).filter(|p| {
+        p.export_to.is_empty()
+            || p.export_to.iter().any(|ns| ns == "*" || ns == namespace)
+            || (p.export_to.iter().any(|ns| ns == ".") && p.source.namespace == namespace)
+    })
+}
+
+/// The effective policy of a cluster: host policy, port-level, then subset.
+pub(crate) fn effective_policy(policy: Option<&DestinationPolicy>, subset: Option<&Subset>, port: u16) -> TrafficPolicy {
+    policy
+        .map(|p| p.traffic_policy.merged_with(subset.and_then(|s| s.traffic_policy.as_ref()), port))
+        .unwrap_or_default()
+}
+
+/// An outbound EDS cluster for a service port (and subset).
+pub(crate) fn outbound_cluster(
+    name: &str,
+    svc: &Service,
+    port: &ServicePort,
+    policy: Option<&DestinationPolicy>,
+    subset: Option<&Subset>,
+) -> Arc<Resource> {
+    let tp = effective_policy(policy, subset, port.port);
+    let version = Version::new("cds").with(name).with(&svc.hostname).with(port).with(&tp);
+    let mut c = Cluster {
+        name: name.to_string(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32)),
+        eds_cluster_config: Some(cluster::EdsClusterConfig { eds_config: Some(ads()), service_name: name.to_string() }),
+        connect_timeout: Some(duration(
+            tp.connection_pool.as_ref().and_then(|p| p.connect_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        )),
+        circuit_breakers: Some(circuit_breakers(tp.connection_pool.as_ref())),
+        ..Default::default()
+    };
+    apply_load_balancer(&mut c, tp.load_balancer.as_ref());
+    if let Some(od) = &tp.outlier_detection {
+        apply_outlier_detection(&mut c, od);
+    }
+    if let Some(opts) = http_protocol_options(port.protocol, tp.connection_pool.as_ref()) {
+        c.typed_extension_protocol_options = HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
+    }
+    resource(version, &c)
+}
+
+fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancer>) {
+    use cluster::LbPolicy;
+    c.lb_policy = match lb {
+        None | Some(LoadBalancer::RoundRobin) => LbPolicy::RoundRobin,
+        Some(LoadBalancer::LeastRequest) => LbPolicy::LeastRequest,
+        Some(LoadBalancer::Random) => LbPolicy::Random,
+        Some(LoadBalancer::ConsistentHash(_)) => {
+            c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
+                minimum_ring_size: Some(UInt64Value { value: MIN_RING_SIZE }),
+                ..Default::default()
+            }));
+            LbPolicy::RingHash
+        }
+    } as i32;
+}
+
+fn circuit_breakers(pool: Option<&ConnectionPool>) -> CircuitBreakers {
+    let get = |f: fn(&ConnectionPool) -> Option<u32>| u32v(pool.and_then(f).unwrap_or(UNLIMITED));
+    CircuitBreakers {
+        thresholds: vec![Thresholds {
+            max_connections: get(|p| p.max_connections),
+            max_pending_requests: get(|p| p.http1_max_pending_requests),
+            max_requests: get(|p| p.http2_max_requests),
+            max_retries: get(|p| p.max_retries),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn apply_outlier_detection(c: &mut Cluster, od: &OutlierDetection) {
+    let mut out = PbOutlier {
+        interval: od.interval.map(duration),
+        base_ejection_time: od.base_ejection_time.map(duration),
+        max_ejection_percent: od.max_ejection_percent.and_then(u32v),
+        // Istio never ejects on success rate; only the error counts it was given.
+        enforcing_success_rate: u32v(0),
+        ..Default::default()
+    };
+    match od.consecutive_5xx_errors {
+        Some(n) => out.consecutive_5xx = u32v(n),
+        None => out.enforcing_consecutive_5xx = u32v(0),
+    }
+    if let Some(n) = od.consecutive_gateway_errors {
+        out.consecutive_gateway_failure = u32v(n);
+        out.enforcing_consecutive_gateway_failure = u32v(100);
+    }
+    c.outlier_detection = Some(out);
+    if let Some(min) = od.min_health_percent {
+        c.common_lb_config = Some(cluster::CommonLbConfig {
+            healthy_panic_threshold: Some(PbPercent { value: f64::from(min) }),
+            ..Default::default()
+        });
+    }
+}
+
+/// Upstream HTTP options: HTTP/2 for http2/grpc ports, and the pool's
+/// per-connection limits. `None` when there is nothing to say (HTTP/1.1
+/// defaults, TCP ports).
+fn http_protocol_options(protocol: Protocol, pool: Option<&ConnectionPool>) -> Option<HttpProtocolOptions> {
+    if !protocol.is_http() {
+        return None;
+    }
+    let idle = pool.and_then(|p| p.idle_timeout);
+    let max_per_conn = pool.and_then(|p| p.max_requests_per_connection);
+    if !protocol.is_http2() && idle.is_none() && max_per_conn.is_none() {
+        return None;
+    }
+    let common = (idle.is_some() || max_per_conn.is_some()).then(|| CommonHttp {
+        idle_timeout: idle.map(duration),
+        max_requests_per_connection: max_per_conn.and_then(u32v),
+        ..Default::default()
+    });
+    let config = if protocol.is_http2() {
+        ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())
+    } else {
+        ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default())
+    };
+    Some(HttpProtocolOptions {
+        common_http_protocol_options: common,
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(config),
+        })),
+        ..Default::default()
+    })
+}
+
+/// An ORIGINAL_DST cluster: connects to wherever the connection was going.
+/// Inbound ones bind to 127.0.0.6 so proxy-init lets the delivery to the app
+/// through (`-o lo -s 127.0.0.6 -j RETURN`), as Istio ≥ 1.10 does.
+fn original_dst_cluster(name: &str, inbound: bool, protocol: Protocol) -> Cluster {
+    let mut c = Cluster {
+        name: name.to_string(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::OriginalDst as i32)),
+        lb_policy: cluster::LbPolicy::ClusterProvided as i32,
+        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
+        circuit_breakers: Some(circuit_breakers(None)),
+        ..Default::default()
+    };
+    if inbound {
+        let Some(address::Address::SocketAddress(source)) = socket_address(INBOUND_PASSTHROUGH_SOURCE, 0).address
+        else {
+            unreachable!("socket_address builds a socket address")
+        };
+        c.upstream_bind_config = Some(BindConfig { source_address: Some(source), ..Default::default() });
+    }
+    if let Some(opts) = http_protocol_options(protocol, None) {
+        c.typed_extension_protocol_options = HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
+    }
+    c
+}
+
+/// `inbound|<port>||`: delivers to the app on the pod IP.
+pub(crate) fn inbound_cluster(name: &str, protocol: Protocol) -> Arc<Resource> {
+    let version = Version::new("cds-inbound").with(name).with(&protocol);
+    resource(version, &original_dst_cluster(name, true, protocol))
+}
+
+/// PassthroughCluster, InboundPassthroughCluster and BlackHoleCluster, which
+/// depend on nothing but their names.
+pub(crate) fn fixed_clusters() -> Vec<(String, Arc<Resource>)> {
+    let blackhole = Cluster {
+        name: BLACKHOLE_CLUSTER.into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32)),
+        connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
+        ..Default::default()
+    };
+    let fixed = [
+        (PASSTHROUGH_CLUSTER, original_dst_cluster(PASSTHROUGH_CLUSTER, false, Protocol::Tcp)),
+        (INBOUND_PASSTHROUGH_CLUSTER, original_dst_cluster(INBOUND_PASSTHROUGH_CLUSTER, true, Protocol::Tcp)),
+        (BLACKHOLE_CLUSTER, blackhole),
+    ];
+    fixed
+        .into_iter()
+        .map(|(name, c)| (name.to_string(), resource(Version::new("cds-fixed").with(name), &c)))
+        .collect()
+}

@@ -1,0 +1,157 @@
+//! The check before publishing: a proxy's resources must reference only each
+//! other (go-control-plane's snapshot consistency, extended to clusters).
+//! A dangling name makes Envoy warm forever (EDS) or answer 404/503 (RDS,
+//! clusters), so pilot refuses to publish such a set.
+
+use std::collections::BTreeSet;
+
+use envoy_types::pb::{
+    envoy::{
+        config::{
+            cluster::v3::{cluster, Cluster},
+            listener::v3::{filter, Filter, Listener},
+            route::v3::{route, route_action, RouteConfiguration},
+        },
+        extensions::filters::network::{
+            http_connection_manager::v3::{http_connection_manager::RouteSpecifier, HttpConnectionManager},
+            tcp_proxy::v3::{tcp_proxy, TcpProxy},
+        },
+    },
+    google::protobuf::Any,
+};
+use prost::{Message, Name};
+
+use crate::{
+    common::{HTTP_CONNECTION_MANAGER, TCP_PROXY},
+    ProxyResources, TypeUrl,
+};
+
+/// Decodes an `Any` holding an `M`, saying what went wrong otherwise.
+pub(crate) fn decode<M: Message + Name + Default>(any: &Any) -> Result<M, String> {
+    if any.type_url != M::type_url() {
+        return Err(format!("expected {}, got {}", M::type_url(), any.type_url));
+    }
+    M::decode(any.value.as_slice()).map_err(|e| format!("decoding {}: {e}", M::full_name()))
+}
+
+/// Checks that every EDS resource belongs to an EDS cluster (and every EDS
+/// cluster has one), every route configuration a listener names exists, and
+/// every cluster a route or TCP proxy names exists. Returns every problem.
+pub fn check_consistency(res: &ProxyResources) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    let names = |t| res.of(t).map(|m| m.keys().cloned().collect::<BTreeSet<String>>()).unwrap_or_default();
+    let (cluster_names, eds_names, rds_names) = (names(TypeUrl::Cluster), names(TypeUrl::Endpoint), names(TypeUrl::Route));
+
+    let mut eds_clusters = BTreeSet::new();
+    for (name, r) in res.of(TypeUrl::Cluster).into_iter().flatten() {
+        match decode::<Cluster>(&r.body) {
+            Ok(c) if c.cluster_discovery_type == Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32)) => {
+                let service = c.eds_cluster_config.map(|e| e.service_name).filter(|s| !s.is_empty());
+                eds_clusters.insert(service.unwrap_or(c.name));
+            }
+            Ok(_) => {}
+            Err(e) => problems.push(format!("cluster {name}: {e}")),
+        }
+    }
+    for name in eds_names.difference(&eds_clusters) {
+        problems.push(format!("endpoints {name}: no EDS cluster of that name"));
+    }
+    for name in eds_clusters.difference(&eds_names) {
+        problems.push(format!("cluster {name}: EDS cluster without endpoints resource (it would warm forever)"));
+    }
+
+    let mut refs = Refs::default();
+    for (name, r) in res.of(TypeUrl::Listener).into_iter().flatten() {
+        match decode::<Listener>(&r.body) {
+            Ok(l) => {
+                let chains = l.filter_chains.iter().chain(l.default_filter_chain.as_ref());
+                for f in chains.flat_map(|c| &c.filters) {
+                    if let Err(e) = refs.filter(f) {
+                        problems.push(format!("listener {name}: filter {}: {e}", f.name));
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("listener {name}: {e}")),
+        }
+    }
+    for (name, r) in res.of(TypeUrl::Route).into_iter().flatten() {
+        match decode::<RouteConfiguration>(&r.body) {
+            Ok(rc) => refs.route_config(&rc, &format!("route configuration {name}")),
+            Err(e) => problems.push(format!("route configuration {name}: {e}")),
+        }
+    }
+    for (rds, by) in &refs.rds {
+        if !rds_names.contains(rds) {
+            problems.push(format!("{by}: route configuration {rds} does not exist"));
+        }
+    }
+    for (cluster, by) in &refs.clusters {
+        if !cluster_names.contains(cluster) {
+            problems.push(format!("{by}: cluster {cluster} does not exist"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
+/// Names referenced, each with who references it.
+#[derive(Default)]
+struct Refs {
+    rds: BTreeSet<(String, String)>,
+    clusters: BTreeSet<(String, String)>,
+}
+
+impl Refs {
+    fn filter(&mut self, f: &Filter) -> Result<(), String> {
+        let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else { return Ok(()) };
+        match f.name.as_str() {
+            HTTP_CONNECTION_MANAGER => {
+                let hcm: HttpConnectionManager = decode(any)?;
+                match hcm.route_specifier {
+                    Some(RouteSpecifier::Rds(rds)) => {
+                        self.rds.insert((rds.route_config_name, format!("HCM {}", hcm.stat_prefix)));
+                    }
+                    Some(RouteSpecifier::RouteConfig(rc)) => self.route_config(&rc, &format!("HCM {}", hcm.stat_prefix)),
+                    _ => {}
+                }
+            }
+            TCP_PROXY => {
+                let tp: TcpProxy = decode(any)?;
+                let by = format!("tcp_proxy {}", tp.stat_prefix);
+                match tp.cluster_specifier {
+                    Some(tcp_proxy::ClusterSpecifier::Cluster(c)) => {
+                        self.clusters.insert((c, by));
+                    }
+                    Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => {
+                        self.clusters.extend(w.clusters.into_iter().map(|c| (c.name, by.clone())));
+                    }
+                    None => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn route_config(&mut self, rc: &RouteConfiguration, by: &str) {
+        for vh in &rc.virtual_hosts {
+            for r in &vh.routes {
+                let Some(route::Action::Route(a)) = &r.action else { continue };
+                let by = format!("{by} virtual host {} route {:?}", vh.name, r.name);
+                match &a.cluster_specifier {
+                    Some(route_action::ClusterSpecifier::Cluster(c)) => {
+                        self.clusters.insert((c.clone(), by.clone()));
+                    }
+                    Some(route_action::ClusterSpecifier::WeightedClusters(w)) => {
+                        self.clusters.extend(w.clusters.iter().map(|c| (c.name.clone(), by.clone())));
+                    }
+                    _ => {}
+                }
+                self.clusters.extend(a.request_mirror_policies.iter().map(|m| (m.cluster.clone(), by.clone())));
+            }
+        }
+    }
+}

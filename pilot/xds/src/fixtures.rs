@@ -1,0 +1,188 @@
+//! Small builders for test snapshots and proxies (`mk_service`, `mk_pod`,
+//! `mk_route_table` ...), in the manner of linkerd's index tests. Tests here,
+//! the lead's end-to-end goldens and the benchmark build model data directly
+//! rather than from YAML, so they exercise generation alone.
+
+use std::{net::IpAddr, sync::Arc};
+
+use rudder_model::{
+    node::{NodeId, NodeMetadata},
+    selects, Destination, DestinationPolicy, Endpoint, HttpAction, HttpRoute, Labels, Protocol, Proxy, RouteTable,
+    RuleRef, Service, ServicePort, Snapshot, Subset, TargetPort, TcpRoute, TrafficPolicy, Workload,
+};
+
+use crate::resolve_proxy;
+
+/// Labels from pairs.
+pub fn labels(pairs: &[(&str, &str)]) -> Labels {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+/// A service port; the protocol follows from the name as Istio detects it.
+pub fn mk_port(name: &str, port: u16, target: u16) -> ServicePort {
+    ServicePort {
+        name: name.to_string(),
+        port,
+        target_port: TargetPort::Number(target),
+        protocol: Protocol::detect(None, Some(name)),
+    }
+}
+
+/// A ClusterIP service in `namespace` selecting pods with `selector`.
+pub fn mk_service(name: &str, namespace: &str, vip: &str, ports: Vec<ServicePort>, selector: &[(&str, &str)]) -> Service {
+    Service {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        hostname: fqdn(name, namespace),
+        cluster_ip: Some(vip.parse().expect("fixture VIP parses")),
+        ports,
+        selector: labels(selector),
+    }
+}
+
+/// `name.namespace.svc.cluster.local`.
+pub fn fqdn(name: &str, namespace: &str) -> String {
+    format!("{name}.{namespace}.svc.cluster.local")
+}
+
+/// A ready pod.
+pub fn mk_pod(name: &str, namespace: &str, ip: &str, pod_labels: &[(&str, &str)]) -> Workload {
+    Workload {
+        name: name.to_string(),
+        namespace: namespace.to_string(),
+        labels: labels(pod_labels),
+        ips: vec![ip.parse().expect("fixture pod IP parses")],
+        service_account: "default".into(),
+        ready: true,
+        named_ports: Default::default(),
+    }
+}
+
+/// A weighted destination (`port: None`: the port the request came in on).
+pub fn dest(host: &str, subset: Option<&str>, weight: u32) -> Destination {
+    Destination { host: host.to_string(), subset: subset.map(str::to_string), port: None, weight }
+}
+
+/// An HTTP route to `destinations` matching everything, no extras.
+pub fn mk_http_route(destinations: Vec<Destination>) -> HttpRoute {
+    HttpRoute {
+        name: None,
+        matches: Vec::new(),
+        action: HttpAction::Route(destinations),
+        timeout: None,
+        retries: None,
+        fault: None,
+        mirrors: Vec::new(),
+        rewrite: None,
+        headers: Default::default(),
+    }
+}
+
+/// A route table (as a VirtualService `namespace/name` compiles to).
+pub fn mk_route_table(namespace: &str, name: &str, hosts: &[&str], http: Vec<HttpRoute>, tcp: Vec<TcpRoute>) -> RouteTable {
+    RouteTable {
+        source: RuleRef { kind: "VirtualService".into(), namespace: namespace.into(), name: name.into() },
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        export_to: Vec::new(),
+        http,
+        tcp,
+    }
+}
+
+/// A destination policy with subsets selecting `version=<subset name>`.
+pub fn mk_policy(namespace: &str, host: &str, subsets: &[&str], traffic_policy: TrafficPolicy) -> DestinationPolicy {
+    DestinationPolicy {
+        source: RuleRef { kind: "DestinationRule".into(), namespace: namespace.into(), name: host.into() },
+        host: host.to_string(),
+        traffic_policy,
+        subsets: subsets
+            .iter()
+            .map(|s| (s.to_string(), Subset { name: s.to_string(), labels: labels(&[("version", s)]), traffic_policy: None }))
+            .collect(),
+        export_to: Vec::new(),
+    }
+}
+
+/// Collects model objects and computes endpoints from service selectors over
+/// the pods, as the registry does when no Endpoints objects are given.
+#[derive(Debug, Default)]
+pub struct SnapshotBuilder {
+    snapshot: Snapshot,
+}
+
+impl SnapshotBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a service.
+    pub fn service(mut self, s: Service) -> Self {
+        self.snapshot.namespaces.entry(s.namespace.clone()).or_insert_with(|| rudder_model::Namespace {
+            name: s.namespace.clone(),
+            labels: Labels::new(),
+        });
+        self.snapshot.services.insert(s.hostname.clone(), s);
+        self
+    }
+
+    /// Adds a pod.
+    pub fn pod(mut self, w: Workload) -> Self {
+        self.snapshot.workloads.insert(format!("{}/{}", w.namespace, w.name), w);
+        self
+    }
+
+    /// Adds a route table (after the ones already added: lower precedence).
+    pub fn route_table(mut self, t: RouteTable) -> Self {
+        self.snapshot.route_tables.push(t);
+        self
+    }
+
+    /// Adds a destination policy.
+    pub fn policy(mut self, p: DestinationPolicy) -> Self {
+        self.snapshot.destination_policies.insert(p.host.clone(), p);
+        self
+    }
+
+    /// Endpoints from selectors, then sealed.
+    pub fn build(mut self) -> Arc<Snapshot> {
+        let s = &mut self.snapshot;
+        for svc in s.services.values() {
+            let ports = s.endpoints.entry(svc.hostname.clone()).or_default();
+            for sp in &svc.ports {
+                let eps = s
+                    .workloads
+                    .values()
+                    .filter(|w| w.namespace == svc.namespace && !svc.selector.is_empty() && selects(&svc.selector, &w.labels))
+                    .flat_map(|w| {
+                        let port = match &sp.target_port {
+                            TargetPort::Number(n) => Some(*n),
+                            TargetPort::Name(n) => w.named_ports.get(n).copied(),
+                        };
+                        w.ips.iter().filter_map(move |ip| {
+                            port.map(|port| Endpoint {
+                                address: *ip,
+                                port,
+                                labels: w.labels.clone(),
+                                pod_name: Some(w.name.clone()),
+                                namespace: w.namespace.clone(),
+                                service_account: Some(w.service_account.clone()),
+                                ready: w.ready,
+                            })
+                        })
+                    })
+                    .collect();
+                ports.insert(sp.port, eps);
+            }
+        }
+        Arc::new(self.snapshot.seal())
+    }
+}
+
+/// The proxy of pod `namespace/name` as pilot would resolve it (node id from
+/// the pod, empty metadata, so everything comes from the store).
+pub fn mk_proxy(snapshot: &Snapshot, namespace: &str, name: &str) -> Proxy {
+    let w = snapshot.workloads.get(&format!("{namespace}/{name}")).expect("fixture pod exists");
+    let ip: IpAddr = w.ips[0];
+    resolve_proxy(snapshot, NodeId::sidecar(ip, name, namespace), &NodeMetadata::default())
+}

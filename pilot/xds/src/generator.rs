@@ -1,0 +1,187 @@
+//! The per-snapshot generator: `generate(&Proxy) -> ProxyResources`, building
+//! each resource once and sharing it (`Arc<Resource>`) among every proxy for
+//! which it is identical.
+//!
+//! ```text
+//!  Generator (one per Snapshot)
+//!   ├─ clusters      key: (cluster name, policy visible?)          shared by all namespaces seeing the same policy
+//!   ├─ endpoints     key: cluster name                            shared by everyone
+//!   ├─ namespaces    key: proxy namespace → CDS + EDS maps         one per namespace
+//!   ├─ routes        key: (port, namespace, source-selector bits)  one per "kind" of proxy
+//!   ├─ chains        key: (namespace, selector bits, capture ports)
+//!   └─ per proxy:    inbound clusters + listeners (pod IPs are the proxy's own)
+//! ```
+//!
+//! Every cache key holds every input its resource depends on beyond the
+//! snapshot: a proxy's labels matter only through the route rules' source
+//! selectors, so the key carries, for each distinct selector in the snapshot,
+//! whether it selects the proxy. A cache keyed on part of its inputs would
+//! hand one proxy another's routes.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    hash::Hash,
+    sync::{Arc, Mutex},
+};
+
+use rudder_model::{names::ClusterName, selects, Labels, Proxy, Snapshot};
+
+use crate::{
+    cluster::{fixed_clusters, inbound_cluster, outbound_cluster, visible_policy},
+    endpoint::eds_resource,
+    listener::{capture_ports, listeners, outbound_chains, OutboundChains},
+    proxy::inbound_ports,
+    rds::outbound_route_config,
+    ProxyResources, Resource, TypeUrl,
+};
+
+type Named = BTreeMap<String, Arc<Resource>>;
+
+/// The outbound clusters and their load assignments as one namespace sees them.
+#[derive(Debug, Default)]
+struct NamespaceView {
+    clusters: Named,
+    endpoints: Named,
+}
+
+/// A thread-safe memo table: build outside the lock, first insert wins (equal
+/// inputs build equal resources, so a lost race only costs time).
+#[derive(Debug)]
+struct Memo<K, V>(Mutex<HashMap<K, Arc<V>>>);
+
+impl<K: Eq + Hash, V> Memo<K, V> {
+    fn new() -> Self {
+        Memo(Mutex::new(HashMap::new()))
+    }
+
+    fn get_or(&self, key: K, build: impl FnOnce() -> Arc<V>) -> Arc<V> {
+        if let Some(v) = self.lock().get(&key) {
+            return v.clone();
+        }
+        let v = build();
+        self.lock().entry(key).or_insert(v).clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<V>>> {
+        // A panic while building never leaves the map half-updated: recover it.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Which of the snapshot's distinct source selectors select a proxy.
+type SelectorBits = Vec<bool>;
+
+/// Generates the resources of every proxy for one snapshot; create one per
+/// snapshot and call [`Generator::generate`] for each connected proxy
+/// (from any thread).
+#[derive(Debug)]
+pub struct Generator {
+    snapshot: Arc<Snapshot>,
+    /// Distinct non-empty `sourceLabels` of HTTP and TCP matches.
+    selectors: Vec<Labels>,
+    fixed: Vec<(String, Arc<Resource>)>,
+    clusters: Memo<(String, bool), Resource>,
+    endpoints: Memo<String, Resource>,
+    inbound: Memo<(u16, rudder_model::Protocol), Resource>,
+    namespaces: Memo<String, NamespaceView>,
+    routes: Memo<(u16, String, SelectorBits), Resource>,
+    chains: Memo<(String, SelectorBits, Vec<u16>), OutboundChains>,
+}
+
+impl Generator {
+    /// A generator (and empty caches) for `snapshot`.
+    pub fn new(snapshot: Arc<Snapshot>) -> Self {
+        let mut selectors = BTreeSet::new();
+        for t in &snapshot.route_tables {
+            selectors.extend(t.http.iter().flat_map(|r| r.matches.iter().map(|m| &m.source_labels)));
+            selectors.extend(t.tcp.iter().flat_map(|r| r.matches.iter().map(|m| &m.source_labels)));
+        }
+        let selectors = selectors.into_iter().filter(|s| !s.is_empty()).cloned().collect();
+        Self {
+            snapshot,
+            selectors,
+            fixed: fixed_clusters(),
+            clusters: Memo::new(),
+            endpoints: Memo::new(),
+            inbound: Memo::new(),
+            namespaces: Memo::new(),
+            routes: Memo::new(),
+            chains: Memo::new(),
+        }
+    }
+
+    /// The snapshot this generator reads.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// Everything `proxy` should have: CDS, EDS, LDS and RDS.
+    pub fn generate(&self, proxy: &Proxy) -> ProxyResources {
+        let snapshot = &*self.snapshot;
+        let bits: SelectorBits = self.selectors.iter().map(|s| selects(s, &proxy.labels)).collect();
+        let view = self.namespaces.get_or(proxy.namespace.clone(), || Arc::new(self.namespace_view(&proxy.namespace)));
+
+        let mut clusters = view.clusters.clone();
+        clusters.extend(self.fixed.iter().cloned());
+        let inbound = inbound_ports(snapshot, proxy);
+        for p in &inbound {
+            let name = ClusterName::inbound(p.port).to_string();
+            let r = self.inbound.get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
+            clusters.insert(name, r);
+        }
+
+        let capture = capture_ports(proxy);
+        let chains = self.chains.get_or((proxy.namespace.clone(), bits.clone(), capture.clone()), || {
+            Arc::new(outbound_chains(snapshot, &proxy.namespace, &proxy.labels, &capture))
+        });
+        let listeners: Named = listeners(proxy, &inbound, &chains).into_iter().collect();
+        let routes: Named = chains
+            .http_ports
+            .iter()
+            .map(|&port| {
+                let r = self.routes.get_or((port, proxy.namespace.clone(), bits.clone()), || {
+                    outbound_route_config(snapshot, port, &proxy.namespace, &proxy.labels)
+                });
+                (rudder_model::names::outbound_route_name(port), r)
+            })
+            .collect();
+
+        let mut out = ProxyResources::default();
+        out.by_type.insert(TypeUrl::Cluster, clusters);
+        out.by_type.insert(TypeUrl::Endpoint, view.endpoints.clone());
+        out.by_type.insert(TypeUrl::Listener, listeners);
+        out.by_type.insert(TypeUrl::Route, routes);
+        out
+    }
+
+    /// Outbound clusters (per service port, per visible subset) and their EDS.
+    fn namespace_view(&self, namespace: &str) -> NamespaceView {
+        let snapshot = &*self.snapshot;
+        let mut view = NamespaceView::default();
+        for svc in snapshot.services.values() {
+            let policy = visible_policy(snapshot, &svc.hostname, namespace);
+            for sp in &svc.ports {
+                let endpoints = snapshot.endpoints_of(&svc.hostname, sp.port);
+                let subsets = policy.into_iter().flat_map(|p| p.subsets.values().map(Some));
+                for subset in std::iter::once(None).chain(subsets) {
+                    let name = ClusterName::outbound(sp.port, subset.map(|s| s.name.as_str()), &svc.hostname).to_string();
+                    let cluster = self.clusters.get_or((name.clone(), policy.is_some()), || {
+                        outbound_cluster(&name, svc, sp, policy, subset)
+                    });
+                    let eds = self.endpoints.get_or(name.clone(), || {
+                        eds_resource(&name, endpoints, subset.map(|s| &s.labels))
+                    });
+                    view.clusters.insert(name.clone(), cluster);
+                    view.endpoints.insert(name, eds);
+                }
+            }
+        }
+        view
+    }
+}
+
+/// One-shot generation without sharing (tests, tools): equal to
+/// `Generator::new(snapshot).generate(proxy)`.
+pub fn generate(snapshot: Arc<Snapshot>, proxy: &Proxy) -> ProxyResources {
+    Generator::new(snapshot).generate(proxy)
+}

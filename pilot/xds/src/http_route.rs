@@ -1,0 +1,328 @@
+//! One model [`HttpRoute`] → Envoy routes: matches, forwarding action and the
+//! per-route features (timeouts, retries, faults, mirrors, rewrites, header
+//! edits, consistent-hash policy).
+
+use std::{collections::HashMap, time::Duration};
+
+use envoy_types::pb::{
+    envoy::{
+        config::{
+            core::v3::{data_source, header_value_option::HeaderAppendAction, DataSource, HeaderValue, HeaderValueOption, RuntimeFractionalPercent},
+            route::v3::{
+                header_matcher, query_parameter_matcher, redirect_action, route, route_action, route_match,
+                weighted_cluster, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction,
+                RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
+            },
+        },
+        extensions::filters::{
+            common::fault::v3::{fault_delay, FaultDelay},
+            http::fault::v3::{fault_abort, FaultAbort, HttpFault},
+        },
+        r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher},
+    },
+    google::protobuf::BoolValue,
+};
+use rudder_model::{
+    names::{ClusterName, BLACKHOLE_CLUSTER},
+    Destination, DirectResponse, Fault, HashKey, HeaderOps, HttpAction, HttpMatch, HttpRoute, LoadBalancer,
+    Redirect, Snapshot, StringMatch,
+};
+
+use crate::{
+    cluster::{effective_policy, visible_policy},
+    common::{any, duration, fraction, u32v, FAULT_FILTER},
+    version::Version,
+};
+
+/// Istio's retry conditions when a rule sets none.
+pub(crate) const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+/// Istio's retry attempts when a route has no retry policy.
+pub(crate) const DEFAULT_RETRY_ATTEMPTS: u32 = 2;
+
+/// What a proxy in one namespace sees when a route names a destination.
+pub(crate) struct Destinations<'a> {
+    pub(crate) snapshot: &'a Snapshot,
+    pub(crate) namespace: &'a str,
+}
+
+impl Destinations<'_> {
+    /// The service port a destination means: its own port, else the port
+    /// the request came in on, else the service's only port.
+    fn port(&self, d: &Destination, route_port: u16) -> Option<u16> {
+        let svc = self.snapshot.services.get(&d.host)?;
+        let wanted = d.port.unwrap_or(route_port);
+        if svc.port(wanted).is_some() {
+            Some(wanted)
+        } else if let ([only], None) = (svc.ports.as_slice(), d.port) {
+            Some(only.port)
+        } else {
+            None
+        }
+    }
+
+    /// The cluster a destination routes to. A destination without a cluster
+    /// (no such service, port or subset: Istio serves it and Envoy answers 503)
+    /// goes to BlackHoleCluster, which also answers 503 but keeps every
+    /// reference resolvable, so the consistency check can stay strict.
+    pub(crate) fn cluster(&self, d: &Destination, route_port: u16) -> String {
+        let Some(port) = self.port(d, route_port) else { return BLACKHOLE_CLUSTER.into() };
+        if let Some(subset) = &d.subset {
+            let defined = visible_policy(self.snapshot, &d.host, self.namespace)
+                .is_some_and(|p| p.subsets.contains_key(subset));
+            if !defined {
+                return BLACKHOLE_CLUSTER.into();
+            }
+        }
+        ClusterName::outbound(port, d.subset.as_deref(), &d.host).to_string()
+    }
+
+    /// The consistent-hash key of a destination's effective policy.
+    fn hash_key(&self, d: &Destination, route_port: u16) -> Option<HashKey> {
+        let port = self.port(d, route_port)?;
+        let policy = visible_policy(self.snapshot, &d.host, self.namespace)?;
+        let subset = d.subset.as_ref().and_then(|s| policy.subsets.get(s));
+        match effective_policy(Some(policy), subset, port).load_balancer {
+            Some(LoadBalancer::ConsistentHash(key)) => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// The Envoy routes for one model route in the route configuration of
+/// `route_port`: one per applicable match block (Envoy routes have a single
+/// match; the model's OR becomes consecutive routes with the same action).
+pub(crate) fn envoy_routes(
+    route: &HttpRoute,
+    matches: &[&HttpMatch],
+    route_port: u16,
+    dests: &Destinations<'_>,
+    version: &mut Version,
+) -> Vec<Route> {
+    let base = Route {
+        name: route.name.clone().unwrap_or_default(),
+        action: Some(action(route, route_port, dests, version)),
+        typed_per_filter_config: route
+            .fault
+            .as_ref()
+            .map(|f| HashMap::from([(FAULT_FILTER.to_string(), any(&fault(f)))]))
+            .unwrap_or_default(),
+        request_headers_to_add: header_adds(&route.headers.request),
+        request_headers_to_remove: route.headers.request.remove.clone(),
+        response_headers_to_add: header_adds(&route.headers.response),
+        response_headers_to_remove: route.headers.response.remove.clone(),
+        ..Default::default()
+    };
+    if matches.is_empty() {
+        return vec![Route { r#match: Some(catch_all()), ..base }];
+    }
+    matches.iter().map(|m| Route { r#match: Some(route_match(m)), ..base.clone() }).collect()
+}
+
+/// `prefix: /`.
+pub(crate) fn catch_all() -> RouteMatch {
+    RouteMatch { path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())), ..Default::default() }
+}
+
+fn string_matcher(m: &StringMatch, ignore_case: bool) -> StringMatcher {
+    let pattern = match m {
+        StringMatch::Exact(s) => string_matcher::MatchPattern::Exact(s.clone()),
+        StringMatch::Prefix(s) => string_matcher::MatchPattern::Prefix(s.clone()),
+        StringMatch::Regex(r) => string_matcher::MatchPattern::SafeRegex(regex(r)),
+    };
+    StringMatcher { match_pattern: Some(pattern), ignore_case }
+}
+
+fn regex(r: &str) -> RegexMatcher {
+    // engine_type stays unset: Envoy's default is RE2 (GoogleRe2 is deprecated).
+    RegexMatcher { regex: r.to_string(), ..Default::default() }
+}
+
+fn header(name: &str, m: &StringMatch, invert: bool) -> HeaderMatcher {
+    HeaderMatcher {
+        name: name.to_string(),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(string_matcher(m, false))),
+        invert_match: invert,
+        ..Default::default()
+    }
+}
+
+fn route_match(m: &HttpMatch) -> RouteMatch {
+    use route_match::PathSpecifier;
+    let path = match &m.uri {
+        None => PathSpecifier::Prefix("/".into()),
+        Some(StringMatch::Exact(p)) => PathSpecifier::Path(p.clone()),
+        Some(StringMatch::Prefix(p)) => PathSpecifier::Prefix(p.clone()),
+        Some(StringMatch::Regex(r)) => PathSpecifier::SafeRegex(regex(r)),
+    };
+    let mut headers: Vec<HeaderMatcher> = Vec::new();
+    for (pseudo, value) in [(":method", &m.method), (":scheme", &m.scheme), (":authority", &m.authority)] {
+        if let Some(v) = value {
+            headers.push(header(pseudo, v, false));
+        }
+    }
+    headers.extend(m.headers.iter().map(|(n, v)| header(n, v, false)));
+    headers.extend(m.without_headers.iter().map(|(n, v)| header(n, v, true)));
+    RouteMatch {
+        path_specifier: Some(path),
+        case_sensitive: m.ignore_uri_case.then_some(BoolValue { value: false }),
+        headers,
+        query_parameters: m
+            .query_params
+            .iter()
+            .map(|(name, v)| QueryParameterMatcher {
+                name: name.clone(),
+                query_parameter_match_specifier: Some(
+                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(string_matcher(v, false)),
+                ),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn action(route: &HttpRoute, route_port: u16, dests: &Destinations<'_>, version: &mut Version) -> route::Action {
+    match &route.action {
+        HttpAction::Route(destinations) => route::Action::Route(forward(route, destinations, route_port, dests, version)),
+        HttpAction::Redirect(r) => route::Action::Redirect(redirect(r)),
+        HttpAction::DirectResponse(d) => route::Action::DirectResponse(direct_response(d)),
+    }
+}
+
+fn forward(
+    route: &HttpRoute,
+    destinations: &[Destination],
+    route_port: u16,
+    dests: &Destinations<'_>,
+    version: &mut Version,
+) -> RouteAction {
+    let weighted: Vec<(String, u32)> = destinations
+        .iter()
+        .filter(|d| d.weight > 0 || destinations.len() == 1)
+        .map(|d| (dests.cluster(d, route_port), d.weight))
+        .collect();
+    version.add(&weighted);
+    let cluster_specifier = match weighted.as_slice() {
+        [] => route_action::ClusterSpecifier::Cluster(BLACKHOLE_CLUSTER.into()),
+        [(one, _)] => route_action::ClusterSpecifier::Cluster(one.clone()),
+        many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|(name, w)| weighted_cluster::ClusterWeight { name: name.clone(), weight: u32v(*w), ..Default::default() })
+                .collect(),
+            ..Default::default()
+        }),
+    };
+    let mirrors: Vec<_> = route
+        .mirrors
+        .iter()
+        .map(|m| route_action::RequestMirrorPolicy {
+            cluster: dests.cluster(&m.destination, route_port),
+            runtime_fraction: Some(RuntimeFractionalPercent { default_value: Some(fraction(m.percent)), ..Default::default() }),
+            ..Default::default()
+        })
+        .collect();
+    version.add(&mirrors.iter().map(|m| m.cluster.as_str()).collect::<Vec<_>>());
+    let hash_key = destinations.first().and_then(|d| dests.hash_key(d, route_port));
+    version.add(&hash_key);
+    let rewrite = route.rewrite.clone().unwrap_or_default();
+    RouteAction {
+        cluster_specifier: Some(cluster_specifier),
+        // Istio: no timeout unless the rule sets one (0 disables Envoy's 15 s).
+        timeout: Some(duration(route.timeout.unwrap_or(Duration::ZERO))),
+        retry_policy: retry_policy(route),
+        request_mirror_policies: mirrors,
+        prefix_rewrite: rewrite.uri.unwrap_or_default(),
+        host_rewrite_specifier: rewrite.authority.map(route_action::HostRewriteSpecifier::HostRewriteLiteral),
+        hash_policy: hash_key.map(|k| vec![hash_policy(&k)]).unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// Istio's retries: the rule's, else 2 attempts on connection-level failures;
+/// `attempts: 0` turns them off.
+fn retry_policy(route: &HttpRoute) -> Option<RetryPolicy> {
+    let (attempts, per_try, retry_on) = match &route.retries {
+        Some(r) => (r.attempts, r.per_try_timeout, r.retry_on.clone()),
+        None => (DEFAULT_RETRY_ATTEMPTS, None, None),
+    };
+    (attempts > 0).then(|| RetryPolicy {
+        retry_on: retry_on.unwrap_or_else(|| DEFAULT_RETRY_ON.into()),
+        num_retries: u32v(attempts),
+        per_try_timeout: per_try.map(duration),
+        ..Default::default()
+    })
+}
+
+fn hash_policy(key: &HashKey) -> route_action::HashPolicy {
+    use route_action::hash_policy::{self, PolicySpecifier};
+    let spec = match key {
+        HashKey::Header(name) => PolicySpecifier::Header(hash_policy::Header { header_name: name.clone(), ..Default::default() }),
+        HashKey::Cookie { name, path, ttl } => PolicySpecifier::Cookie(hash_policy::Cookie {
+            name: name.clone(),
+            path: path.clone().unwrap_or_default(),
+            ttl: ttl.map(duration),
+            ..Default::default()
+        }),
+        HashKey::SourceIp => PolicySpecifier::ConnectionProperties(hash_policy::ConnectionProperties { source_ip: true }),
+        HashKey::QueryParameter(name) => {
+            PolicySpecifier::QueryParameter(hash_policy::QueryParameter { name: name.clone() })
+        }
+    };
+    route_action::HashPolicy { policy_specifier: Some(spec), terminal: false }
+}
+
+fn redirect(r: &Redirect) -> RedirectAction {
+    use redirect_action::RedirectResponseCode as Code;
+    let code = match r.redirect_code {
+        302 => Code::Found,
+        303 => Code::SeeOther,
+        307 => Code::TemporaryRedirect,
+        308 => Code::PermanentRedirect,
+        _ => Code::MovedPermanently,
+    };
+    RedirectAction {
+        host_redirect: r.authority.clone().unwrap_or_default(),
+        port_redirect: r.port.map(u32::from).unwrap_or_default(),
+        scheme_rewrite_specifier: r.scheme.clone().map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
+        path_rewrite_specifier: r.uri.clone().map(redirect_action::PathRewriteSpecifier::PathRedirect),
+        response_code: code as i32,
+        ..Default::default()
+    }
+}
+
+fn direct_response(d: &DirectResponse) -> DirectResponseAction {
+    DirectResponseAction {
+        status: d.status,
+        body: d.body.clone().map(|b| DataSource {
+            specifier: Some(data_source::Specifier::InlineString(b)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn fault(f: &Fault) -> HttpFault {
+    HttpFault {
+        delay: f.delay.as_ref().map(|d| FaultDelay {
+            percentage: Some(fraction(d.percent)),
+            fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(duration(d.fixed_delay))),
+        }),
+        abort: f.abort.as_ref().map(|a| FaultAbort {
+            percentage: Some(fraction(a.percent)),
+            error_type: Some(fault_abort::ErrorType::HttpStatus(a.http_status)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn header_adds(ops: &HeaderOps) -> Vec<HeaderValueOption> {
+    let one = |(k, v): (&String, &String), action: HeaderAppendAction| HeaderValueOption {
+        header: Some(HeaderValue { key: k.clone(), value: v.clone(), ..Default::default() }),
+        append_action: action as i32,
+        ..Default::default()
+    };
+    let set = ops.set.iter().map(|kv| one(kv, HeaderAppendAction::OverwriteIfExistsOrAdd));
+    let add = ops.add.iter().map(|kv| one(kv, HeaderAppendAction::AppendIfExistsOrAdd));
+    set.chain(add).collect()
+}

@@ -1,0 +1,258 @@
+//! LDS: the `virtual` listener on the capture port, and `virtualInbound` when
+//! inbound traffic is captured on a port of its own.
+//!
+//! ```text
+//!  0.0.0.0:<capture_port>, original_dst listener filter (no hand-off)
+//!   ├─ dst port P, prefix pod IPs   inbound: HCM (inline route) or tcp_proxy → inbound|P||
+//!   ├─ dst port P, prefix pod IPs   outbound HTTP port the pod does not serve → InboundPassthroughCluster
+//!   ├─ prefix pod IPs               other inbound ports → InboundPassthroughCluster
+//!   ├─ dst port P                   outbound HTTP: HCM, RDS "P"
+//!   ├─ dst port P, prefix VIP       outbound TCP: tcp_proxy (weighted if a TCP route splits)
+//!   ├─ dst port <capture port>      BlackHoleCluster (never proxy to ourselves)
+//!   └─ default                      PassthroughCluster (unknown destinations unchanged)
+//! ```
+//!
+//! Envoy picks a chain by destination port first, then the longest prefix, and
+//! falls back to port-less chains only when no chain of that port matches the
+//! address. So an outbound HTTP chain (port P, any address) would swallow
+//! inbound connections to pod IP:P; hence the pod-IP passthrough chain per such
+//! port. The outbound chains depend only on the snapshot, the proxy's
+//! namespace and labels (TCP routes) and its capture ports, so they are built
+//! once per such key and shared ([`OutboundChains`]).
+
+use std::{collections::BTreeSet, net::IpAddr, sync::Arc};
+
+use envoy_types::pb::{
+    envoy::{
+        config::listener::v3::{listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter},
+        extensions::filters::{
+            http::{fault::v3::HttpFault, router::v3::Router},
+            listener::original_dst::v3::OriginalDst,
+            network::http_connection_manager::v3::{
+                http_connection_manager::{CodecType, RouteSpecifier},
+                http_filter, HttpConnectionManager, HttpFilter, Rds,
+            },
+        },
+    },
+    google::protobuf::BoolValue,
+};
+use rudder_model::{
+    names::{
+        outbound_route_name, ClusterName, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER,
+        VIRTUAL_INBOUND_LISTENER, VIRTUAL_LISTENER,
+    },
+    selects, Labels, Proxy, Snapshot, TcpRoute,
+};
+
+use crate::{
+    common::{
+        ads, any, host_cidr, network_filter, resource, socket_address, stdout_access_log, tcp_proxy, u32v, FAULT_FILTER,
+        HTTP_CONNECTION_MANAGER, ORIGINAL_DST_FILTER, ROUTER_FILTER,
+    },
+    http_route::Destinations,
+    proxy::{pod_ips, InboundPort},
+    rds::inbound_route_config,
+    version::Version,
+    Resource,
+};
+
+/// The outbound half of the capture listener, shared by proxies with the same
+/// namespace, relevant labels and capture ports.
+#[derive(Debug)]
+pub(crate) struct OutboundChains {
+    /// Filter chains, in a deterministic order.
+    pub(crate) chains: Vec<FilterChain>,
+    /// HTTP ports with a chain (and an RDS route configuration).
+    pub(crate) http_ports: Vec<u16>,
+    /// Hash of the model inputs the chains were built from.
+    pub(crate) version: String,
+}
+
+/// Builds the outbound chains for a proxy in `namespace` with `labels`.
+pub(crate) fn outbound_chains(
+    snapshot: &Snapshot,
+    namespace: &str,
+    labels: &Labels,
+    capture_ports: &[u16],
+) -> OutboundChains {
+    let mut version = Version::new("lds-outbound").with(namespace).with(capture_ports);
+    let dests = Destinations { snapshot, namespace };
+    let http_ports: Vec<u16> = snapshot
+        .services
+        .values()
+        .flat_map(|s| s.ports.iter().filter(|p| p.protocol.is_http()).map(|p| p.port))
+        .filter(|p| !capture_ports.contains(p))
+        .collect::<BTreeSet<u16>>()
+        .into_iter()
+        .collect();
+    version.add(&http_ports);
+    let mut chains: Vec<FilterChain> = http_ports
+        .iter()
+        .map(|&port| chain(format!("outbound|{port}"), Some(port), &[], http_connection_manager(&format!("outbound_0.0.0.0_{port}"), RouteSpecifier::Rds(Rds { config_source: Some(ads()), route_config_name: outbound_route_name(port) }))))
+        .collect();
+    let mut seen = BTreeSet::new();
+    for svc in snapshot.services.values() {
+        let Some(vip) = svc.cluster_ip else { continue };
+        for sp in svc.ports.iter().filter(|p| !p.protocol.is_http() && !capture_ports.contains(&p.port)) {
+            if !seen.insert((sp.port, vip)) {
+                continue;
+            }
+            let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
+            let route = snapshot
+                .route_tables_for(&svc.hostname, namespace)
+                .next()
+                .and_then(|t| t.tcp.iter().find(|r| tcp_route_applies(r, sp.port, namespace, labels)));
+            let clusters: Vec<(String, u32)> = match route {
+                Some(r) => r
+                    .destinations
+                    .iter()
+                    .filter(|d| d.weight > 0 || r.destinations.len() == 1)
+                    .map(|d| (dests.cluster(d, sp.port), d.weight))
+                    .collect(),
+                None => vec![(default.clone(), 100)],
+            };
+            let clusters = if clusters.is_empty() { vec![(BLACKHOLE_CLUSTER.to_string(), 100)] } else { clusters };
+            version.add(&(sp.port, vip, &clusters));
+            chains.push(chain(default.clone(), Some(sp.port), &[vip], tcp_proxy(&default, &clusters)));
+        }
+    }
+    OutboundChains { chains, http_ports, version: version.to_string() }
+}
+
+fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) -> bool {
+    r.matches.is_empty()
+        || r.matches.iter().any(|m| {
+            m.port.is_none_or(|p| p == port)
+                && selects(&m.source_labels, labels)
+                && m.source_namespace.as_deref().is_none_or(|ns| ns == namespace)
+        })
+}
+
+/// The listeners of one proxy: `virtual`, plus `virtualInbound` when the
+/// inbound capture port differs.
+pub(crate) fn listeners(
+    proxy: &Proxy,
+    inbound: &[InboundPort],
+    outbound: &OutboundChains,
+) -> Vec<(String, Arc<Resource>)> {
+    let ips = pod_ips(proxy);
+    let capture_ports = capture_ports(proxy);
+    let version = Version::new("lds").with(&outbound.version).with(&ips).with(&capture_ports).with(inbound);
+    let blackholes: Vec<FilterChain> = capture_ports
+        .iter()
+        .map(|&p| chain(format!("blackhole|{p}"), Some(p), &[], tcp_proxy(BLACKHOLE_CLUSTER, &[(BLACKHOLE_CLUSTER.into(), 1)])))
+        .collect();
+    let inbound = inbound.iter().filter(|p| !capture_ports.contains(&p.port));
+    let mut out = Vec::new();
+    if proxy.inbound_capture_port == proxy.capture_port {
+        let mut chains: Vec<FilterChain> = inbound.clone().map(|p| inbound_chain(p, &ips)).collect();
+        let served: BTreeSet<u16> = inbound.map(|p| p.port).collect();
+        chains.extend(outbound.http_ports.iter().filter(|p| !served.contains(p)).map(|&p| {
+            chain(format!("inbound-passthrough|{p}"), Some(p), &ips, inbound_passthrough())
+        }));
+        chains.push(chain("inbound-passthrough".into(), None, &ips, inbound_passthrough()));
+        chains.extend(outbound.chains.iter().cloned());
+        chains.extend(blackholes);
+        out.push((VIRTUAL_LISTENER, listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough())));
+    } else {
+        let mut chains = outbound.chains.clone();
+        chains.extend(blackholes.iter().cloned());
+        out.push((VIRTUAL_LISTENER, listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough())));
+        // Everything on the inbound port is inbound: match by port alone.
+        let mut chains: Vec<FilterChain> = inbound.map(|p| inbound_chain(p, &[])).collect();
+        chains.extend(blackholes);
+        out.push((
+            VIRTUAL_INBOUND_LISTENER,
+            listener(VIRTUAL_INBOUND_LISTENER, proxy.inbound_capture_port, chains, inbound_passthrough_chain()),
+        ));
+    }
+    out.into_iter().map(|(name, l)| (name.to_string(), resource(version.clone().with(name), &l))).collect()
+}
+
+/// The capture ports (deduplicated): never proxied to.
+pub(crate) fn capture_ports(proxy: &Proxy) -> Vec<u16> {
+    let mut ports = vec![proxy.capture_port, proxy.inbound_capture_port];
+    ports.sort();
+    ports.dedup();
+    ports
+}
+
+fn listener(name: &str, port: u16, filter_chains: Vec<FilterChain>, default: FilterChain) -> Listener {
+    Listener {
+        name: name.to_string(),
+        address: Some(socket_address("0.0.0.0", port)),
+        listener_filters: vec![ListenerFilter {
+            name: ORIGINAL_DST_FILTER.into(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(any(&OriginalDst {}))),
+            ..Default::default()
+        }],
+        filter_chains,
+        default_filter_chain: Some(default),
+        ..Default::default()
+    }
+}
+
+fn chain(name: String, port: Option<u16>, prefixes: &[IpAddr], filter: envoy_types::pb::envoy::config::listener::v3::Filter) -> FilterChain {
+    FilterChain {
+        name,
+        filter_chain_match: Some(FilterChainMatch {
+            destination_port: port.and_then(|p| u32v(u32::from(p))),
+            prefix_ranges: prefixes.iter().map(host_cidr).collect(),
+            ..Default::default()
+        }),
+        filters: vec![filter],
+        ..Default::default()
+    }
+}
+
+fn inbound_chain(p: &InboundPort, ips: &[IpAddr]) -> FilterChain {
+    let cluster = ClusterName::inbound(p.port).to_string();
+    let filter = if p.protocol.is_http() {
+        http_connection_manager(
+            &format!("inbound_0.0.0.0_{}", p.port),
+            RouteSpecifier::RouteConfig(inbound_route_config(p.port)),
+        )
+    } else {
+        tcp_proxy(&cluster, &[(cluster.clone(), 1)])
+    };
+    chain(format!("inbound|{}", p.port), Some(p.port), ips, filter)
+}
+
+fn inbound_passthrough() -> envoy_types::pb::envoy::config::listener::v3::Filter {
+    tcp_proxy(INBOUND_PASSTHROUGH_CLUSTER, &[(INBOUND_PASSTHROUGH_CLUSTER.into(), 1)])
+}
+
+fn inbound_passthrough_chain() -> FilterChain {
+    FilterChain { name: "inbound-passthrough".into(), filters: vec![inbound_passthrough()], ..Default::default() }
+}
+
+fn passthrough() -> FilterChain {
+    FilterChain {
+        name: "passthrough".into(),
+        filters: vec![tcp_proxy(PASSTHROUGH_CLUSTER, &[(PASSTHROUGH_CLUSTER.into(), 1)])],
+        ..Default::default()
+    }
+}
+
+fn http_connection_manager(stat_prefix: &str, routes: RouteSpecifier) -> envoy_types::pb::envoy::config::listener::v3::Filter {
+    let http_filter = |name: &str, config| HttpFilter {
+        name: name.into(),
+        config_type: Some(http_filter::ConfigType::TypedConfig(config)),
+        ..Default::default()
+    };
+    let hcm = HttpConnectionManager {
+        stat_prefix: stat_prefix.into(),
+        codec_type: CodecType::Auto as i32,
+        route_specifier: Some(routes),
+        // The fault filter is always there so that per-route fault config works.
+        http_filters: vec![
+            http_filter(FAULT_FILTER, any(&HttpFault::default())),
+            http_filter(ROUTER_FILTER, any(&Router::default())),
+        ],
+        use_remote_address: Some(BoolValue { value: false }),
+        generate_request_id: Some(BoolValue { value: true }),
+        access_log: vec![stdout_access_log()],
+        ..Default::default()
+    };
+    network_filter(HTTP_CONNECTION_MANAGER, &hcm)
+}
