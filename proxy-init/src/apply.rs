@@ -94,15 +94,25 @@ fn read_nat(exec: &dyn Executor, backend: Backend, family: Family) -> Result<Str
 }
 
 /// Reads the nat tables and plans the restore that installs `rules`.
-pub fn plan_apply(exec: &dyn Executor, backend: Backend, rules: &Rules) -> Result<Plan, ApplyError> {
+pub fn plan_apply(
+    exec: &dyn Executor,
+    backend: Backend,
+    rules: &Rules,
+) -> Result<Plan, ApplyError> {
     plan_with(exec, backend, &rules.families(), |family, before| {
         rules.restore_text_replacing(family, before)
     })
 }
 
 /// Reads the nat tables of `families` and plans the restore that removes every trace.
-pub fn plan_cleanup(exec: &dyn Executor, backend: Backend, families: &[Family]) -> Result<Plan, ApplyError> {
-    plan_with(exec, backend, families, |_, before| plan::replace_text(before, &[], &[]))
+pub fn plan_cleanup(
+    exec: &dyn Executor,
+    backend: Backend,
+    families: &[Family],
+) -> Result<Plan, ApplyError> {
+    plan_with(exec, backend, families, |_, before| {
+        plan::replace_text(before, &[], &[])
+    })
 }
 
 fn plan_with(
@@ -137,7 +147,11 @@ fn restore(
         args.push("--test");
     }
     let out = exec.run(&program, &args, Some(text))?;
-    Ok(if out.success() { Ok(()) } else { Err(out.stderr) })
+    Ok(if out.success() {
+        Ok(())
+    } else {
+        Err(out.stderr)
+    })
 }
 
 /// Executes a plan: tests every step, then commits them in order, rolling back
@@ -200,7 +214,11 @@ pub fn apply(exec: &dyn Executor, backend: Backend, rules: &Rules) -> Result<Pla
 }
 
 /// Removes every chain and jump of ours from `families` with `backend`.
-pub fn cleanup(exec: &dyn Executor, backend: Backend, families: &[Family]) -> Result<Plan, ApplyError> {
+pub fn cleanup(
+    exec: &dyn Executor,
+    backend: Backend,
+    families: &[Family],
+) -> Result<Plan, ApplyError> {
     let plan = plan_cleanup(exec, backend, families)?;
     execute(exec, &plan)?;
     Ok(plan)
@@ -245,8 +263,14 @@ mod tests {
                 "ip6tables-nft-restore --noflush -w 10",
             ]
         );
-        assert_eq!(calls[4].stdin.as_deref(), Some(r.restore_text(Family::V4).as_str()));
-        assert_eq!(calls[5].stdin.as_deref(), Some(r.restore_text(Family::V6).as_str()));
+        assert_eq!(
+            calls[4].stdin.as_deref(),
+            Some(r.restore_text(Family::V4).as_str())
+        );
+        assert_eq!(
+            calls[5].stdin.as_deref(),
+            Some(r.restore_text(Family::V6).as_str())
+        );
     }
 
     #[test]
@@ -260,7 +284,10 @@ mod tests {
         });
         let err = apply(&exec, Backend::Nft, &rules(&CaptureConfig::default())).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("ipv6 nat table") && text.contains("does not exist"), "{text}");
+        assert!(
+            text.contains("ipv6 nat table") && text.contains("does not exist"),
+            "{text}"
+        );
         assert!(exec.calls().iter().all(|c| c.program.ends_with("-save")));
     }
 
@@ -274,7 +301,16 @@ mod tests {
             }
         });
         let err = apply(&exec, Backend::Nft, &rules(&CaptureConfig::default())).unwrap_err();
-        assert!(matches!(err, ApplyError::Rejected { family: Family::V6, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ApplyError::Rejected {
+                    family: Family::V6,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let commits = exec
             .calls()
             .iter()
@@ -297,13 +333,22 @@ mod tests {
         });
         let err = apply(&exec, Backend::Nft, &rules(&CaptureConfig::default())).unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("kernel said no") && text.contains("ipv4 rules rolled back"), "{text}");
+        assert!(
+            text.contains("kernel said no") && text.contains("ipv4 rules rolled back"),
+            "{text}"
+        );
         let calls = exec.calls();
         let last = calls.last().unwrap();
         assert_eq!(last.program, "iptables-nft-restore");
         let revert = last.stdin.as_deref().unwrap();
-        assert!(revert.contains("-A RUDDER_OUTPUT -j RETURN\n-A OUTPUT -p tcp -j RUDDER_OUTPUT\n"), "{revert}");
-        assert!(!revert.contains("rudder/"), "new rules are not re-added: {revert}");
+        assert!(
+            revert.contains("-A RUDDER_OUTPUT -j RETURN\n-A OUTPUT -p tcp -j RUDDER_OUTPUT\n"),
+            "{revert}"
+        );
+        assert!(
+            !revert.contains("rudder/"),
+            "new rules are not re-added: {revert}"
+        );
     }
 
     #[test]
@@ -313,8 +358,16 @@ mod tests {
         let plan = cleanup(&exec, Backend::Nft, &Family::ALL).unwrap();
         assert_eq!(plan.steps.len(), 2);
         let text = &plan.steps[0].restore_text;
-        assert!(text.contains("-D OUTPUT -p tcp -m comment --comment \"rudder/outbound\" -j RUDDER_OUTPUT"), "{text}");
-        assert!(text.contains("-X RUDDER_INBOUND\n") && text.contains("-X RUDDER_REDIRECT\n"), "{text}");
+        assert!(
+            text.contains(
+                "-D OUTPUT -p tcp -m comment --comment \"rudder/outbound\" -j RUDDER_OUTPUT"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("-X RUDDER_INBOUND\n") && text.contains("-X RUDDER_REDIRECT\n"),
+            "{text}"
+        );
         assert!(!text.contains("-A "), "{text}");
     }
 }

@@ -122,7 +122,11 @@ pub fn detect(
         _ => {
             let nft = rule_count(exec, Backend::Nft, families);
             let legacy = rule_count(exec, Backend::Legacy, families);
-            let chosen = if legacy > nft { Backend::Legacy } else { Backend::Nft };
+            let chosen = if legacy > nft {
+                Backend::Legacy
+            } else {
+                Backend::Nft
+            };
             tracing::info!(nft, legacy, backend = %chosen, "detected iptables backend by existing rules");
             Ok(chosen)
         }
@@ -157,22 +161,38 @@ mod tests {
 
     fn with_rules(legacy_rules: usize, nft_rules: usize) -> RecordingExecutor {
         RecordingExecutor::new(&ALL_TOOLS, move |call| {
-            let n = if call.program.contains("legacy") { legacy_rules } else { nft_rules };
+            let n = if call.program.contains("legacy") {
+                legacy_rules
+            } else {
+                nft_rules
+            };
             Output::ok(&"-A OUTPUT -j ACCEPT\n".repeat(n))
         })
     }
 
     #[test]
     fn auto_prefers_the_backend_holding_rules_and_nft_on_a_tie() {
-        assert_eq!(detect(&with_rules(3, 1), BackendChoice::Auto, &Family::ALL), Ok(Backend::Legacy));
-        assert_eq!(detect(&with_rules(0, 2), BackendChoice::Auto, &Family::ALL), Ok(Backend::Nft));
-        assert_eq!(detect(&with_rules(0, 0), BackendChoice::Auto, &Family::ALL), Ok(Backend::Nft));
+        assert_eq!(
+            detect(&with_rules(3, 1), BackendChoice::Auto, &Family::ALL),
+            Ok(Backend::Legacy)
+        );
+        assert_eq!(
+            detect(&with_rules(0, 2), BackendChoice::Auto, &Family::ALL),
+            Ok(Backend::Nft)
+        );
+        assert_eq!(
+            detect(&with_rules(0, 0), BackendChoice::Auto, &Family::ALL),
+            Ok(Backend::Nft)
+        );
     }
 
     #[test]
     fn auto_takes_the_only_installed_backend() {
         let exec = RecordingExecutor::new(&ALL_TOOLS[4..], |_| Output::ok(""));
-        assert_eq!(detect(&exec, BackendChoice::Auto, &Family::ALL), Ok(Backend::Legacy));
+        assert_eq!(
+            detect(&exec, BackendChoice::Auto, &Family::ALL),
+            Ok(Backend::Legacy)
+        );
         assert!(exec.calls().is_empty(), "no need to count rules");
     }
 
@@ -180,16 +200,27 @@ mod tests {
     fn missing_tools_are_named() {
         let exec = RecordingExecutor::new(&ALL_TOOLS[..2], |_| Output::ok(""));
         let err = detect(&exec, BackendChoice::Fixed(Backend::Nft), &Family::ALL).unwrap_err();
-        assert_eq!(err.to_string(), "iptables backend nft: ip6tables-nft-save is not installed");
-        assert_eq!(detect(&exec, BackendChoice::Auto, &[Family::V4]), Ok(Backend::Nft));
+        assert_eq!(
+            err.to_string(),
+            "iptables backend nft: ip6tables-nft-save is not installed"
+        );
+        assert_eq!(
+            detect(&exec, BackendChoice::Auto, &[Family::V4]),
+            Ok(Backend::Nft)
+        );
         let none = RecordingExecutor::new(&[], |_| Output::ok(""));
-        let text = detect(&none, BackendChoice::Auto, &[Family::V4]).unwrap_err().to_string();
+        let text = detect(&none, BackendChoice::Auto, &[Family::V4])
+            .unwrap_err()
+            .to_string();
         assert!(text.contains("iptables-legacy-restore"), "{text}");
     }
 
     #[test]
     fn bad_choice_names_the_flag() {
         let err = "iptables".parse::<BackendChoice>().unwrap_err().to_string();
-        assert!(err.contains("--iptables-backend") && err.contains("\"iptables\""), "{err}");
+        assert!(
+            err.contains("--iptables-backend") && err.contains("\"iptables\""),
+            "{err}"
+        );
     }
 }

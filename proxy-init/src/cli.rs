@@ -30,7 +30,13 @@ pub struct Cli {
     #[arg(long, env = "PROXY_INIT_CLEANUP", conflicts_with = "dry_run")]
     pub cleanup: bool,
     /// iptables backend: nft, legacy, or auto (the one already holding rules; nft on a tie).
-    #[arg(long, env = "PROXY_INIT_IPTABLES_BACKEND", default_value = "auto", value_name = "nft|legacy|auto", global = true)]
+    #[arg(
+        long,
+        env = "PROXY_INIT_IPTABLES_BACKEND",
+        default_value = "auto",
+        value_name = "nft|legacy|auto",
+        global = true
+    )]
     pub iptables_backend: String,
 }
 
@@ -66,22 +72,41 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
     /// Port captured traffic is redirected to (Envoy's capture listener): outbound, and inbound unless --inbound-capture-port says otherwise.
-    #[arg(long, env = "PROXY_INIT_PROXY_PORT", default_value = "15000", global = true)]
+    #[arg(
+        long,
+        env = "PROXY_INIT_PROXY_PORT",
+        default_value = "15000",
+        global = true
+    )]
     pub proxy_port: String,
     /// Port inbound traffic is redirected to [default: the proxy port].
     #[arg(long, env = "PROXY_INIT_INBOUND_CAPTURE_PORT")]
     pub inbound_capture_port: Option<String>,
     /// UID whose outbound traffic is never captured (Envoy's).
-    #[arg(long, env = "PROXY_INIT_PROXY_UID", default_value_t = 1337, global = true)]
+    #[arg(
+        long,
+        env = "PROXY_INIT_PROXY_UID",
+        default_value_t = 1337,
+        global = true
+    )]
     pub proxy_uid: u32,
     /// GID whose outbound traffic is never captured.
-    #[arg(long, env = "PROXY_INIT_PROXY_GID", default_value_t = 1337, global = true)]
+    #[arg(
+        long,
+        env = "PROXY_INIT_PROXY_GID",
+        default_value_t = 1337,
+        global = true
+    )]
     pub proxy_gid: u32,
     /// Inbound destination ports to capture: '*' for all, or a comma-separated list ('' = none).
     #[arg(long, env = "PROXY_INIT_INBOUND_PORTS", default_value = "*")]
     pub inbound_ports: String,
     /// Inbound ports never captured (with --inbound-ports '*').
-    #[arg(long, env = "PROXY_INIT_EXCLUDE_INBOUND_PORTS", default_value = "15020,15021,15090")]
+    #[arg(
+        long,
+        env = "PROXY_INIT_EXCLUDE_INBOUND_PORTS",
+        default_value = "15020,15021,15090"
+    )]
     pub exclude_inbound_ports: String,
     /// Outbound destination ports never captured (comma-separated).
     #[arg(long, env = "PROXY_INIT_EXCLUDE_OUTBOUND_PORTS", default_value = "")]
@@ -110,10 +135,22 @@ impl CaptureArgs {
             proxy_uid: self.proxy_uid,
             proxy_gid: self.proxy_gid,
             inbound_ports: PortSet::parse("inbound-ports", &self.inbound_ports)?,
-            exclude_inbound_ports: parse_port_list("exclude-inbound-ports", &self.exclude_inbound_ports)?,
-            exclude_outbound_ports: parse_port_list("exclude-outbound-ports", &self.exclude_outbound_ports)?,
-            include_outbound_cidrs: CidrSet::parse("include-outbound-cidrs", &self.include_outbound_cidrs)?,
-            exclude_outbound_cidrs: parse_cidr_list("exclude-outbound-cidrs", &self.exclude_outbound_cidrs)?,
+            exclude_inbound_ports: parse_port_list(
+                "exclude-inbound-ports",
+                &self.exclude_inbound_ports,
+            )?,
+            exclude_outbound_ports: parse_port_list(
+                "exclude-outbound-ports",
+                &self.exclude_outbound_ports,
+            )?,
+            include_outbound_cidrs: CidrSet::parse(
+                "include-outbound-cidrs",
+                &self.include_outbound_cidrs,
+            )?,
+            exclude_outbound_cidrs: parse_cidr_list(
+                "exclude-outbound-cidrs",
+                &self.exclude_outbound_cidrs,
+            )?,
             ipv6: !self.no_ipv6,
         })
     }

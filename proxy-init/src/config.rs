@@ -153,12 +153,20 @@ fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
     match addr {
         IpAddr::V4(a) => {
             let bits = u32::from(a);
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
             IpAddr::V4((bits & m).into())
         }
         IpAddr::V6(a) => {
             let bits = u128::from(a);
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - prefix) };
+            let m = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - prefix)
+            };
             IpAddr::V6((bits & m).into())
         }
     }
@@ -283,7 +291,10 @@ impl CaptureConfig {
             format!("--proxy-uid={}", self.proxy_uid),
             format!("--proxy-gid={}", self.proxy_gid),
             format!("--inbound-ports={}", self.inbound_ports),
-            format!("--exclude-inbound-ports={}", join(&self.exclude_inbound_ports)),
+            format!(
+                "--exclude-inbound-ports={}",
+                join(&self.exclude_inbound_ports)
+            ),
             format!(
                 "--exclude-outbound-ports={}",
                 join(&self.exclude_outbound_ports)

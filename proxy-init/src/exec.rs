@@ -106,7 +106,11 @@ impl Executor for SystemExecutor {
         tracing::debug!(program, ?args, "running");
         let mut child = Command::new(path)
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -37,7 +37,10 @@ fn main() -> ExitCode {
             timeout_ms,
         }) => verify::probe(*to, cli::timeout(*timeout_ms), payload.as_bytes())
             .map(|stream| {
-                let local = stream.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                let local = stream
+                    .local_addr()
+                    .map(|a| a.to_string())
+                    .unwrap_or_default();
                 println!("connected to {to} from {local}");
             })
             .map_err(anyhow::Error::from),
@@ -79,7 +82,10 @@ fn families(cfg: &rudder_proxy_init::CaptureConfig) -> Vec<Family> {
 
 /// `auto` cleans every installed backend: rules left in the other one by an
 /// earlier run with a different backend would otherwise survive "every trace".
-fn run_cleanup(cfg: &rudder_proxy_init::CaptureConfig, choice: BackendChoice) -> anyhow::Result<()> {
+fn run_cleanup(
+    cfg: &rudder_proxy_init::CaptureConfig,
+    choice: BackendChoice,
+) -> anyhow::Result<()> {
     let exec = SystemExecutor;
     let families = families(cfg);
     let backends = match choice {
@@ -126,7 +132,10 @@ fn dry_run(cfg: &rudder_proxy_init::CaptureConfig, choice: BackendChoice) -> any
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "cannot read the current rules; showing the text for a table without ours");
             for family in r.families() {
-                println!("# {family}: {}-restore --noflush -w {LOCK_WAIT_SECS}", family.command());
+                println!(
+                    "# {family}: {}-restore --noflush -w {LOCK_WAIT_SECS}",
+                    family.command()
+                );
                 print!("{}", r.restore_text(family));
             }
         }
@@ -134,14 +143,19 @@ fn dry_run(cfg: &rudder_proxy_init::CaptureConfig, choice: BackendChoice) -> any
     Ok(())
 }
 
-fn run_verify(cfg: &rudder_proxy_init::CaptureConfig, to: std::net::SocketAddr, timeout_ms: u64) -> anyhow::Result<()> {
+fn run_verify(
+    cfg: &rudder_proxy_init::CaptureConfig,
+    to: std::net::SocketAddr,
+    timeout_ms: u64,
+) -> anyhow::Result<()> {
     let opts = VerifyOptions {
         proxy_port: cfg.proxy_port,
         proxy_uid: cfg.proxy_uid,
         proxy_gid: cfg.proxy_gid,
         target: to,
         timeout: cli::timeout(timeout_ms),
-        probe_program: std::env::current_exe().context("finding this binary for the proxy-uid probe")?,
+        probe_program: std::env::current_exe()
+            .context("finding this binary for the proxy-uid probe")?,
     };
     let summary = verify::verify(&opts)?;
     println!("{summary}");

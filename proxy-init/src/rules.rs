@@ -29,7 +29,12 @@ pub const OUTPUT_CHAIN: &str = "RUDDER_OUTPUT";
 /// REDIRECT to the proxy port.
 pub const REDIRECT_CHAIN: &str = "RUDDER_REDIRECT";
 /// Our chains, in the order they are declared.
-pub const CHAINS: [&str; 4] = [INBOUND_CHAIN, IN_REDIRECT_CHAIN, OUTPUT_CHAIN, REDIRECT_CHAIN];
+pub const CHAINS: [&str; 4] = [
+    INBOUND_CHAIN,
+    IN_REDIRECT_CHAIN,
+    OUTPUT_CHAIN,
+    REDIRECT_CHAIN,
+];
 /// Every rule's comment starts with this.
 pub const COMMENT_PREFIX: &str = "rudder/";
 
@@ -174,7 +179,12 @@ fn s(items: &[&str]) -> Vec<String> {
     items.iter().map(|i| i.to_string()).collect()
 }
 
-fn rule(chain: &'static str, matches: Vec<String>, purpose: &'static str, target: Vec<String>) -> Rule {
+fn rule(
+    chain: &'static str,
+    matches: Vec<String>,
+    purpose: &'static str,
+    target: Vec<String>,
+) -> Rule {
     Rule {
         chain,
         matches,
@@ -193,7 +203,11 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
         IN_REDIRECT_CHAIN,
         s(&["-p", "tcp"]),
         "redirect-inbound",
-        s(&["REDIRECT", "--to-ports", &cfg.effective_inbound_capture_port().to_string()]),
+        s(&[
+            "REDIRECT",
+            "--to-ports",
+            &cfg.effective_inbound_capture_port().to_string(),
+        ]),
     ));
     out.push(rule(
         REDIRECT_CHAIN,
@@ -206,7 +220,12 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
     match &cfg.inbound_ports {
         PortSet::All => {
             for &port in &cfg.exclude_inbound_ports {
-                out.push(rule(INBOUND_CHAIN, tcp_dport(port), "exclude-inbound-port", ret()));
+                out.push(rule(
+                    INBOUND_CHAIN,
+                    tcp_dport(port),
+                    "exclude-inbound-port",
+                    ret(),
+                ));
             }
             out.push(rule(
                 INBOUND_CHAIN,
@@ -216,7 +235,10 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
             ));
         }
         PortSet::List(ports) => {
-            for &port in ports.iter().filter(|p| !cfg.exclude_inbound_ports.contains(p)) {
+            for &port in ports
+                .iter()
+                .filter(|p| !cfg.exclude_inbound_ports.contains(p))
+            {
                 out.push(rule(
                     INBOUND_CHAIN,
                     tcp_dport(port),
@@ -235,7 +257,12 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
 
     // Outbound: exemptions first, then what is captured.
     for &port in &cfg.exclude_outbound_ports {
-        out.push(rule(OUTPUT_CHAIN, tcp_dport(port), "exclude-outbound-port", ret()));
+        out.push(rule(
+            OUTPUT_CHAIN,
+            tcp_dport(port),
+            "exclude-outbound-port",
+            ret(),
+        ));
     }
     out.push(rule(
         OUTPUT_CHAIN,
@@ -243,11 +270,24 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
         "inbound-passthrough",
         ret(),
     ));
-    for (kind, id) in [("--uid-owner", cfg.proxy_uid), ("--gid-owner", cfg.proxy_gid)] {
+    for (kind, id) in [
+        ("--uid-owner", cfg.proxy_uid),
+        ("--gid-owner", cfg.proxy_gid),
+    ] {
         let id = id.to_string();
         out.push(rule(
             OUTPUT_CHAIN,
-            s(&["-o", "lo", "!", "-d", family.loopback(), "-m", "owner", kind, &id]),
+            s(&[
+                "-o",
+                "lo",
+                "!",
+                "-d",
+                family.loopback(),
+                "-m",
+                "owner",
+                kind,
+                &id,
+            ]),
             "proxy-to-own-ip",
             s(&[INBOUND_CHAIN]),
         ));
@@ -328,7 +368,11 @@ mod tests {
         let r = rules(&CaptureConfig::default());
         for family in Family::ALL {
             for builtin in ["PREROUTING", "OUTPUT"] {
-                let n = r.rules(family).iter().filter(|x| x.chain == builtin).count();
+                let n = r
+                    .rules(family)
+                    .iter()
+                    .filter(|x| x.chain == builtin)
+                    .count();
                 assert_eq!(n, 1, "{family} {builtin}");
             }
         }

@@ -13,13 +13,17 @@
 //! before nat OUTPUT runs when there is none.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream};
+use std::net::{
+    IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6, TcpListener, TcpStream,
+};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockProtocol, SockType, SockaddrStorage};
+use nix::sys::socket::{
+    self, sockopt, AddressFamily, SockFlag, SockProtocol, SockType, SockaddrStorage,
+};
 
 /// Default target: a reserved benchmarking address (RFC 2544) nobody serves.
 pub const DEFAULT_TARGET: &str = "198.18.255.254:4444";
@@ -70,10 +74,16 @@ pub enum VerifyError {
     RunningAsProxy(u32),
     /// A socket call failed.
     #[error("{what}: {error}")]
-    Socket { what: &'static str, error: nix::Error },
+    Socket {
+        what: &'static str,
+        error: nix::Error,
+    },
     /// Other I/O.
     #[error("{what}: {error}")]
-    Io { what: &'static str, error: std::io::Error },
+    Io {
+        what: &'static str,
+        error: std::io::Error,
+    },
 }
 
 /// What `verify` checks.
@@ -102,13 +112,15 @@ pub fn original_dst(stream: &TcpStream) -> Result<SocketAddr, VerifyError> {
     })?;
     let what = "getsockopt(SO_ORIGINAL_DST)";
     Ok(if local.is_ipv4() {
-        let sa = socket::getsockopt(stream, sockopt::OriginalDst).map_err(|error| VerifyError::Socket { what, error })?;
+        let sa = socket::getsockopt(stream, sockopt::OriginalDst)
+            .map_err(|error| VerifyError::Socket { what, error })?;
         SocketAddr::V4(SocketAddrV4::new(
             Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
             u16::from_be(sa.sin_port),
         ))
     } else {
-        let sa = socket::getsockopt(stream, sockopt::Ip6tOriginalDst).map_err(|error| VerifyError::Socket { what, error })?;
+        let sa = socket::getsockopt(stream, sockopt::Ip6tOriginalDst)
+            .map_err(|error| VerifyError::Socket { what, error })?;
         SocketAddr::V6(SocketAddrV6::new(
             Ipv6Addr::from(sa.sin6_addr.s6_addr),
             u16::from_be(sa.sin6_port),
@@ -126,21 +138,40 @@ pub fn listen(family_of: IpAddr, port: u16) -> Result<TcpListener, VerifyError> 
         error: std::io::Error::from(error),
     };
     let (family, addr) = match family_of {
-        IpAddr::V4(_) => (AddressFamily::Inet, SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))),
-        IpAddr::V6(_) => (AddressFamily::Inet6, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))),
+        IpAddr::V4(_) => (
+            AddressFamily::Inet,
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        ),
+        IpAddr::V6(_) => (
+            AddressFamily::Inet6,
+            SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)),
+        ),
     };
-    let fd = socket::socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, SockProtocol::Tcp).map_err(err)?;
+    let fd = socket::socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::Tcp,
+    )
+    .map_err(err)?;
     socket::setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(err)?;
     if family == AddressFamily::Inet6 {
         socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true).map_err(err)?;
     }
-    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr)).map_err(err)?;
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )
+    .map_err(err)?;
     socket::listen(&fd, socket::Backlog::new(64).map_err(err)?).map_err(err)?;
     Ok(TcpListener::from(fd))
 }
 
 /// Waits up to `timeout` for a connection on `listener` (polling, bounded).
-pub fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<Option<TcpStream>, VerifyError> {
+pub fn accept_within(
+    listener: &TcpListener,
+    timeout: Duration,
+) -> Result<Option<TcpStream>, VerifyError> {
     let io = |error| VerifyError::Io {
         what: "accept",
         error,
@@ -165,7 +196,11 @@ pub fn accept_within(listener: &TcpListener, timeout: Duration) -> Result<Option
 }
 
 /// Connects to `target` within `timeout` and writes `payload`.
-pub fn probe(target: SocketAddr, timeout: Duration, payload: &[u8]) -> Result<TcpStream, VerifyError> {
+pub fn probe(
+    target: SocketAddr,
+    timeout: Duration,
+    payload: &[u8],
+) -> Result<TcpStream, VerifyError> {
     let connect_err = |error: std::io::Error| {
         let hint = match error.raw_os_error() {
             Some(nix::libc::ENETUNREACH) => {
@@ -179,7 +214,11 @@ pub fn probe(target: SocketAddr, timeout: Duration, payload: &[u8]) -> Result<Tc
             }
             _ => "",
         };
-        VerifyError::Connect { target, error, hint }
+        VerifyError::Connect {
+            target,
+            error,
+            hint,
+        }
     };
     let mut stream = TcpStream::connect_timeout(&target, timeout).map_err(connect_err)?;
     stream.write_all(payload).map_err(connect_err)?;

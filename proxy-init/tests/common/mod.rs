@@ -66,7 +66,11 @@ fn run(cmd: &mut Command) -> Output {
 
 fn must(cmd: &mut Command) {
     let out = run(cmd);
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A named network namespace with `lo` up, deleted on drop.
@@ -78,7 +82,11 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 impl Netns {
     pub fn new() -> Netns {
-        let name = format!("rudder-pi-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "rudder-pi-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
         must(Command::new("ip").args(["netns", "add", &name]));
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -92,7 +100,9 @@ impl Netns {
 
     /// `ip netns exec NAME program args...`.
     pub fn exec(&self, program: &str, args: &[&str]) -> Output {
-        run(Command::new("ip").args(["netns", "exec", &self.name, program]).args(args))
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.name, program])
+            .args(args))
     }
 
     /// Runs proxy-init inside the namespace with `--iptables-backend backend`.
@@ -106,7 +116,11 @@ impl Netns {
     /// Like `proxy_init`, asserting success.
     pub fn apply(&self, backend: Backend, args: &[&str]) {
         let out = self.proxy_init(backend, args);
-        assert!(out.status.success(), "proxy-init {args:?} ({backend}): {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "proxy-init {args:?} ({backend}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Both families' nat tables, comments dropped and counters zeroed.
@@ -114,7 +128,12 @@ impl Netns {
         let mut text = String::new();
         for family in Family::ALL {
             let out = self.exec(&backend.save(family), &["-t", "nat"]);
-            assert!(out.status.success(), "{}: {}", backend.save(family), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                backend.save(family),
+                String::from_utf8_lossy(&out.stderr)
+            );
             for line in String::from_utf8_lossy(&out.stdout).lines() {
                 if line.starts_with('#') {
                     continue;
@@ -152,7 +171,16 @@ impl Netns {
     /// sends `payload`; whether the connection was established.
     pub fn connect_as(&self, uid: u32, gid: u32, to: SocketAddr, payload: &str) -> bool {
         let to = to.to_string();
-        let probe = [BIN, "probe", "--to", &to, "--payload", payload, "--timeout-ms", "2000"];
+        let probe = [
+            BIN,
+            "probe",
+            "--to",
+            &to,
+            "--payload",
+            payload,
+            "--timeout-ms",
+            "2000",
+        ];
         let out = if uid == 0 {
             self.exec(probe[0], &probe[1..])
         } else {
@@ -167,7 +195,9 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
@@ -183,10 +213,32 @@ impl Pair {
             pod: Netns::new(),
             peer: Netns::new(),
         };
-        pair.pod.ip(&["link", "add", "rpi0", "type", "veth", "peer", "name", "rpi1", "netns", &pair.peer.name]);
-        for (ns, dev, v4, v6) in [(&pair.pod, "rpi0", POD_V4, POD_V6), (&pair.peer, "rpi1", PEER_V4, PEER_V6)] {
+        pair.pod.ip(&[
+            "link",
+            "add",
+            "rpi0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "rpi1",
+            "netns",
+            &pair.peer.name,
+        ]);
+        for (ns, dev, v4, v6) in [
+            (&pair.pod, "rpi0", POD_V4, POD_V6),
+            (&pair.peer, "rpi1", PEER_V4, PEER_V6),
+        ] {
             ns.ip(&["addr", "add", &format!("{v4}/30"), "dev", dev]);
-            ns.ip(&["-6", "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+            ns.ip(&[
+                "-6",
+                "addr",
+                "add",
+                &format!("{v6}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
             ns.ip(&["link", "set", dev, "up"]);
         }
         pair
@@ -201,7 +253,8 @@ pub fn sa(ip: &str, port: u16) -> SocketAddr {
 pub fn arrival(listener: &TcpListener, wait: Duration) -> Option<(SocketAddr, String)> {
     let mut conn = accept_within(listener, wait).expect("accept")?;
     let orig = original_dst(&conn).expect("SO_ORIGINAL_DST");
-    conn.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut payload = String::new();
     conn.read_to_string(&mut payload).expect("read payload");
     Some((orig, payload))
@@ -210,7 +263,8 @@ pub fn arrival(listener: &TcpListener, wait: Duration) -> Option<(SocketAddr, St
 /// Payload of a connection that arrived without redirection (no SO_ORIGINAL_DST check).
 pub fn plain_arrival(listener: &TcpListener, wait: Duration) -> Option<String> {
     let mut conn = accept_within(listener, wait).expect("accept")?;
-    conn.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     let mut payload = String::new();
     conn.read_to_string(&mut payload).expect("read payload");
     Some(payload)
