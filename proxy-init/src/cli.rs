@@ -75,17 +75,19 @@ pub struct CaptureArgs {
     #[arg(
         long,
         env = "PROXY_INIT_PROXY_PORT",
+        value_name = "PORT",
         default_value = "15000",
         global = true
     )]
     pub proxy_port: String,
     /// Port inbound traffic is redirected to [default: the proxy port].
-    #[arg(long, env = "PROXY_INIT_INBOUND_CAPTURE_PORT")]
+    #[arg(long, env = "PROXY_INIT_INBOUND_CAPTURE_PORT", value_name = "PORT")]
     pub inbound_capture_port: Option<String>,
     /// UID whose outbound traffic is never captured (Envoy's).
     #[arg(
         long,
         env = "PROXY_INIT_PROXY_UID",
+        value_name = "UID",
         default_value_t = 1337,
         global = true
     )]
@@ -94,28 +96,50 @@ pub struct CaptureArgs {
     #[arg(
         long,
         env = "PROXY_INIT_PROXY_GID",
+        value_name = "GID",
         default_value_t = 1337,
         global = true
     )]
     pub proxy_gid: u32,
     /// Inbound destination ports to capture: '*' for all, or a comma-separated list ('' = none).
-    #[arg(long, env = "PROXY_INIT_INBOUND_PORTS", default_value = "*")]
+    #[arg(
+        long,
+        env = "PROXY_INIT_INBOUND_PORTS",
+        value_name = "'*'|PORTS",
+        default_value = "*"
+    )]
     pub inbound_ports: String,
-    /// Inbound ports never captured (with --inbound-ports '*').
+    /// Inbound ports never captured, whatever --inbound-ports says (agent and Envoy stats by default).
     #[arg(
         long,
         env = "PROXY_INIT_EXCLUDE_INBOUND_PORTS",
+        value_name = "PORTS",
         default_value = "15020,15021,15090"
     )]
     pub exclude_inbound_ports: String,
     /// Outbound destination ports never captured (comma-separated).
-    #[arg(long, env = "PROXY_INIT_EXCLUDE_OUTBOUND_PORTS", default_value = "")]
+    #[arg(
+        long,
+        env = "PROXY_INIT_EXCLUDE_OUTBOUND_PORTS",
+        value_name = "PORTS",
+        default_value = ""
+    )]
     pub exclude_outbound_ports: String,
     /// Outbound destinations to capture: '*' for all, or comma-separated CIDRs ('' = none).
-    #[arg(long, env = "PROXY_INIT_INCLUDE_OUTBOUND_CIDRS", default_value = "*")]
+    #[arg(
+        long,
+        env = "PROXY_INIT_INCLUDE_OUTBOUND_CIDRS",
+        value_name = "'*'|CIDRS",
+        default_value = "*"
+    )]
     pub include_outbound_cidrs: String,
     /// Outbound destinations never captured (comma-separated CIDRs; checked before the includes).
-    #[arg(long, env = "PROXY_INIT_EXCLUDE_OUTBOUND_CIDRS", default_value = "")]
+    #[arg(
+        long,
+        env = "PROXY_INIT_EXCLUDE_OUTBOUND_CIDRS",
+        value_name = "CIDRS",
+        default_value = ""
+    )]
     pub exclude_outbound_cidrs: String,
     /// Leave IPv6 alone (no ip6tables rules), for hosts without IPv6 nat support.
     #[arg(long, env = "PROXY_INIT_NO_IPV6")]
