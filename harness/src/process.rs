@@ -103,7 +103,8 @@ pub struct ProcessSpec {
     pub log: Option<PathBuf>,
     /// `(host_path, pod_path)` bind mounts in a private mount namespace: the
     /// process sees `host_path`'s content at `pod_path`; the host and other
-    /// pods are unaffected. A missing `pod_path` is created on the host as an
+    /// pods are unaffected, and the harness state root (where every pod's
+    /// files live) is hidden under an empty tmpfs. A missing `pod_path` is created on the host as an
     /// empty mount point (directory or file) and left there: removing it
     /// later would detach the mounts of pods still running.
     pub mounts: Vec<(PathBuf, PathBuf)>,
@@ -167,16 +168,23 @@ impl ProcessSpec {
     }
 
     /// The full command line (program first) that runs this spec in `netns_path`.
-    fn command_line(&self, netns_path: &Path) -> Vec<String> {
+    /// With mounts, `hide` (the state root) is covered by an empty tmpfs.
+    fn command_line(&self, netns_path: &Path, hide: &Path) -> Vec<String> {
         let mut argv = vec!["nsenter".to_string(), format!("--net={}", netns_path.display())];
         if !self.mounts.is_empty() {
             argv.extend(["unshare", "--mount", "--propagation", "private", "sh", "-c"].map(String::from));
             // Positional parameters carry the paths, so no quoting is needed.
+            // After the binds, a tmpfs hides the harness state root: a pod sees
+            // its own files only where they are mounted, never another pod's.
             argv.push(
-                r#"set -e; while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done; shift; exec "$@""#
-                    .to_string(),
+                concat!(
+                    r#"set -e; hide=$1; shift; while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done; "#,
+                    r#"shift; mount -t tmpfs -o mode=0755,size=16k rudder-hidden "$hide"; exec "$@""#
+                )
+                .to_string(),
             );
             argv.push("rudder-mounts".to_string());
+            argv.push(hide.display().to_string());
             for (host, pod) in &self.mounts {
                 argv.push(host.display().to_string());
                 argv.push(pod.display().to_string());
@@ -252,7 +260,7 @@ impl Pod {
             source,
         })?;
         let err = out.try_clone().map_err(|source| ProcessError::Io { what: "opening log file", path: log.clone(), source })?;
-        let argv = spec.command_line(&self.netns_path());
+        let argv = spec.command_line(&self.netns_path(), self.inner.dir.parent().unwrap_or(&self.inner.dir));
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .env_clear()
@@ -453,11 +461,11 @@ mod tests {
     #[test]
     fn command_line_enters_netns_mounts_then_drops_privileges() {
         let spec = ProcessSpec::new("/bin/app").arg("-v").user(1000, 1001).mount("/tmp/h", "/etc/hosts");
-        let argv = spec.command_line(Path::new("/run/netns/x"));
+        let argv = spec.command_line(Path::new("/run/netns/x"), Path::new("/run/rudder-harness"));
         let text = argv.join(" ");
         assert!(text.starts_with("nsenter --net=/run/netns/x unshare --mount --propagation private sh -c"), "{text}");
-        assert!(text.ends_with("rudder-mounts /tmp/h /etc/hosts -- setpriv --reuid=1000 --regid=1001 --clear-groups -- /bin/app -v"), "{text}");
-        let plain = ProcessSpec::new("envoy").command_line(Path::new("/run/netns/y"));
+        assert!(text.ends_with("rudder-mounts /run/rudder-harness /tmp/h /etc/hosts -- setpriv --reuid=1000 --regid=1001 --clear-groups -- /bin/app -v"), "{text}");
+        let plain = ProcessSpec::new("envoy").command_line(Path::new("/run/netns/y"), Path::new("/h"));
         assert_eq!(plain, ["nsenter", "--net=/run/netns/y", "envoy"]);
     }
 
