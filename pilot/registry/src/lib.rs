@@ -1,2 +1,34 @@
-//! pilot's registry: the source contract, the store, the directory source, validation, and the model builder.
+//! pilot's registry: typed objects in, validated immutable snapshots out.
+//!
+//! ```text
+//!  DirectorySource (notify) ─┐            ┌──────────────┐   debounce    ┌───────────────────────┐
+//!  Kubernetes watchers ──────┴─ Sink ───► │ Store         │ ────────────► │ build ─► Arc<Snapshot> │ ─► watch ─► xDS
+//!  pilot validate (offline) ─────────────►│ (last good)   │               └───────────────────────┘
+//!                                         └──────────────┘
+//!            ▲ this crate: load, store, validate, build, publish
+//! ```
+//!
+//! - [`load`]: YAML/JSON files → typed [`Object`]s with origins, or diagnostics.
+//! - [`store`]: the [`Sink`] contract sources call, and the [`Store`] with
+//!   last-good semantics.
+//! - [`compile`] and [`build`]: spec → model, with Istio's validation rules.
+//! - [`registry`]: debounced publishing on a `watch` channel.
+//! - [`directory`]: `--config-dir` (read + watch); [`validate`]: `pilot validate`.
+
 #![forbid(unsafe_code)]
+
+pub mod build;
+pub mod check;
+pub mod compile;
+pub mod directory;
+pub mod endpoints;
+pub mod load;
+pub mod object;
+pub mod registry;
+pub mod store;
+pub mod validate;
+
+pub use object::{Body, Kind, Object, ObjectKey, Origin, Rejected};
+pub use registry::{Registry, RegistryHandle, RegistryOptions};
+pub use store::{Batch, Sink, Store};
+pub use validate::{validate_paths, ValidationReport};

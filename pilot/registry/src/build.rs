@@ -1,0 +1,209 @@
+//! The snapshot builder: a pure function of the store's good objects.
+//!
+//! Order matters where one kind feeds another: services and workloads first
+//! (endpoints need both), then DestinationRules (subsets), DestinationPolicies
+//! and RouteRules (which may add synthetic subsets), and VirtualServices last,
+//! so warnings about unknown hosts and subsets see everything.
+
+use std::collections::BTreeMap;
+
+use rudder_model::{Diagnostic, MeshConfig, Namespace, RouteTable, RuleRef, Snapshot};
+
+use crate::{
+    check::Checker,
+    compile::{self, route_rule::Policies, Ctx},
+    endpoints::{self, EndpointSources},
+    object::{Body, Kind, Object},
+};
+
+/// Validates one object alone (no cross-object context): what decides whether
+/// the store accepts it. Warnings that need context come from the build.
+pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
+    let mut ck = Checker::new(&obj.key, &obj.origin);
+    let cx = Ctx::alone(rudder_model::well_known::DEFAULT_DOMAIN_SUFFIX);
+    let mut scratch = Policies::new();
+    match &obj.body {
+        Body::Namespace(_) | Body::MeshConfig(_) => {}
+        Body::Service(s) => {
+            compile::kube::service(s, &obj.key, &cx, &mut ck);
+        }
+        Body::Pod(p) => {
+            compile::kube::workload(p, &obj.key, &mut ck);
+        }
+        Body::Endpoints(e) => {
+            for (i, s) in e.subsets.iter().enumerate() {
+                let all = s.addresses.iter().map(|a| ("addresses", a)).chain(s.not_ready_addresses.iter().map(|a| ("notReadyAddresses", a)));
+                for (j, (field, a)) in all.enumerate() {
+                    if a.ip.parse::<std::net::IpAddr>().is_err() {
+                        ck.error(format!("subsets[{i}].{field}[{j}].ip"), format!("invalid IP address {:?}", a.ip));
+                    }
+                }
+            }
+        }
+        Body::EndpointSlice(s) => {
+            if s.address_type.as_deref() != Some("FQDN") {
+                for (i, ep) in s.endpoints.iter().enumerate() {
+                    for (j, a) in ep.addresses.iter().enumerate() {
+                        if a.parse::<std::net::IpAddr>().is_err() {
+                            ck.error(format!("endpoints[{i}].addresses[{j}]"), format!("invalid IP address {a:?}"));
+                        }
+                    }
+                }
+            }
+        }
+        Body::VirtualService(s) => {
+            compile::virtual_service::compile(s, &obj.key, &cx, &mut ck);
+        }
+        Body::DestinationRule(s) => {
+            compile::destination_rule::compile(s, &obj.key, &cx, &mut ck);
+        }
+        Body::RouteRule(s) => {
+            compile::route_rule::compile(s, &obj.key, &cx, &mut scratch, &mut ck);
+        }
+        Body::DestinationPolicy(s) => {
+            compile::route_rule::apply_destination_policy(s, &obj.key, &cx, &mut scratch, &mut ck);
+        }
+    }
+    ck.diagnostics
+}
+
+/// Istio's order for rules of the same host: oldest first, then namespace/name.
+fn by_age<'a>(mut v: Vec<&'a Object>) -> Vec<&'a Object> {
+    v.sort_by(|a, b| {
+        (a.meta.creation_timestamp.as_deref().unwrap_or(""), &a.key.namespace, &a.key.name).cmp(&(
+            b.meta.creation_timestamp.as_deref().unwrap_or(""),
+            &b.key.namespace,
+            &b.key.name,
+        ))
+    });
+    v
+}
+
+/// Builds and seals the snapshot from good objects; `diagnostics` (from the
+/// store: rejections, parse problems) are carried into it, followed by the
+/// warnings the build finds.
+pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut diagnostics: Vec<Diagnostic>) -> Snapshot {
+    let mut of: BTreeMap<Kind, Vec<&Object>> = BTreeMap::new();
+    for o in objects {
+        of.entry(o.key.kind).or_default().push(o);
+    }
+    let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
+    let mut snap = Snapshot::default();
+
+    let mut mesh = MeshConfig::default();
+    if let Some(Body::MeshConfig(m)) = get(Kind::MeshConfig).first().map(|o| &o.body) {
+        if let Some(v) = &m.domain_suffix {
+            mesh.domain_suffix = v.clone();
+        }
+        if let Some(v) = &m.trust_domain {
+            mesh.trust_domain = v.clone();
+        }
+        if let Some(v) = &m.root_namespace {
+            mesh.root_namespace = v.clone();
+        }
+    }
+    let domain = mesh.domain_suffix.clone();
+
+    for o in get(Kind::Namespace) {
+        snap.namespaces.insert(o.key.name.clone(), Namespace { name: o.key.name.clone(), labels: o.meta.labels.clone() });
+    }
+    let cx0 = Ctx::alone(&domain);
+    for o in get(Kind::Service) {
+        if let Body::Service(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(svc) = compile::kube::service(s, &o.key, &cx0, &mut ck) {
+                snap.services.insert(svc.hostname.clone(), svc);
+            }
+        }
+    }
+    for o in get(Kind::Pod) {
+        if let Body::Pod(p) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(w) = compile::kube::workload(p, &o.key, &mut ck).filter(|_| !compile::kube::finished(p)) {
+                snap.workloads.insert(format!("{}/{}", o.key.namespace, o.key.name), w);
+            }
+        }
+    }
+    let mut sources = EndpointSources::default();
+    for o in get(Kind::Endpoints) {
+        if let Body::Endpoints(e) = &o.body {
+            sources.endpoints.entry(format!("{}/{}", o.key.namespace, o.key.name)).or_default().push(e);
+        }
+    }
+    for o in get(Kind::EndpointSlice) {
+        if let Body::EndpointSlice(s) = &o.body {
+            if let Some(svc) = o.meta.labels.get(rudder_config::kube::SERVICE_NAME_LABEL) {
+                sources.slices.entry(format!("{}/{}", o.key.namespace, svc)).or_default().push(s);
+            }
+        }
+    }
+    snap.endpoints = endpoints::compute(&snap.services, &snap.workloads, &sources);
+
+    let with_services = Ctx { domain_suffix: &domain, services: Some(&snap.services), policies: None };
+    let mut policies = Policies::new();
+    for o in by_age(get(Kind::DestinationRule)) {
+        if let Body::DestinationRule(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(p) = compile::destination_rule::compile(s, &o.key, &with_services, &mut ck) {
+                if let Some(first) = policies.get(&p.host) {
+                    ck.warn("spec.host", format!("{} already defines {}; this DestinationRule is ignored", rule_name(&first.source), p.host));
+                } else {
+                    policies.insert(p.host.clone(), p);
+                }
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    for o in by_age(get(Kind::DestinationPolicy)) {
+        if let Body::DestinationPolicy(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            compile::route_rule::apply_destination_policy(s, &o.key, &with_services, &mut policies, &mut ck);
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    // RouteRules: all rules of one destination merge into one table, by
+    // precedence (descending), then name.
+    let mut rules = get(Kind::RouteRule);
+    rules.sort_by_key(|o| match &o.body {
+        Body::RouteRule(s) => (std::cmp::Reverse(s.precedence), o.key.name.clone(), o.key.namespace.clone()),
+        _ => (std::cmp::Reverse(0), o.key.name.clone(), o.key.namespace.clone()),
+    });
+    let mut rr_tables: Vec<RouteTable> = Vec::new();
+    for o in rules {
+        if let Body::RouteRule(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some((host, route)) = compile::route_rule::compile(s, &o.key, &with_services, &mut policies, &mut ck) {
+                match rr_tables.iter_mut().find(|t| t.hosts[0] == host) {
+                    Some(t) => t.http.push(route),
+                    None => rr_tables.push(RouteTable {
+                        source: RuleRef { kind: "RouteRule".into(), namespace: o.key.namespace.clone(), name: o.key.name.clone() },
+                        hosts: vec![host],
+                        export_to: vec![],
+                        http: vec![route],
+                        tcp: vec![],
+                    }),
+                }
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    let full = Ctx { domain_suffix: &domain, services: Some(&snap.services), policies: Some(&policies) };
+    for o in by_age(get(Kind::VirtualService)) {
+        if let Body::VirtualService(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(t) = compile::virtual_service::compile(s, &o.key, &full, &mut ck) {
+                snap.route_tables.push(t);
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    snap.route_tables.extend(rr_tables);
+    snap.destination_policies = policies;
+    snap.mesh = mesh;
+    snap.diagnostics = diagnostics;
+    snap.seal()
+}
+
+fn rule_name(r: &RuleRef) -> String {
+    format!("{} {}/{}", r.kind, r.namespace, r.name)
+}

@@ -1,0 +1,199 @@
+//! The validation toolkit every compiler shares: a [`Checker`] collects
+//! diagnostics for one object, and parses the value types Istio validates
+//! (durations, percentages, regexes, ports) so each error names its field.
+
+use std::time::Duration;
+
+use rudder_config::StringMatch as SpecMatch;
+use rudder_model::{Diagnostic, Percent, Severity, StringMatch};
+
+use crate::object::{ObjectKey, Origin};
+
+/// Collects the diagnostics of one object.
+#[derive(Debug)]
+pub struct Checker {
+    object: String,
+    location: Option<String>,
+    /// Findings so far.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Checker {
+    /// A checker for the object `key` from `origin`.
+    pub fn new(key: &ObjectKey, origin: &Origin) -> Self {
+        Self { object: key.to_string(), location: origin.location(), diagnostics: Vec::new() }
+    }
+
+    fn push(&mut self, mut d: Diagnostic) {
+        d.file = self.location.clone();
+        self.diagnostics.push(d);
+    }
+
+    /// Records an error: the object will be rejected.
+    pub fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.push(Diagnostic::error(self.object.clone(), field, message));
+    }
+
+    /// Records a warning: the object is still served.
+    pub fn warn(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.push(Diagnostic::warning(self.object.clone(), field, message));
+    }
+
+    /// Whether any error was recorded.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// A duration in Istio's format (`10s`, `1.5s`, `100ms`, `1m`, `1h30m`),
+    /// at least 1ms and whole milliseconds, as Istio's validation requires.
+    pub fn duration(&mut self, field: impl Into<String>, s: &str) -> Option<Duration> {
+        match parse_duration(s) {
+            Ok(d) => Some(d),
+            Err(why) => {
+                self.error(field, format!("invalid duration {s:?}: {why}"));
+                None
+            }
+        }
+    }
+
+    /// An optional duration field.
+    pub fn opt_duration(&mut self, field: impl Into<String>, s: Option<&String>) -> Option<Duration> {
+        s.and_then(|s| self.duration(field, s))
+    }
+
+    /// A percentage between 0 and 100.
+    pub fn percent(&mut self, field: impl Into<String>, v: f64) -> Option<Percent> {
+        if !(0.0..=100.0).contains(&v) || v.is_nan() {
+            self.error(field, format!("percentage {v} must be between 0 and 100"));
+            return None;
+        }
+        Some(Percent::from_f64(v))
+    }
+
+    /// An HTTP status Envoy can send for an abort fault (200-599).
+    pub fn abort_status(&mut self, field: impl Into<String>, status: Option<i32>) -> Option<u32> {
+        match status {
+            Some(s) if (200..=599).contains(&s) => Some(s as u32),
+            Some(s) => {
+                self.error(field, format!("HTTP status {s} must be between 200 and 599"));
+                None
+            }
+            None => {
+                self.error(field, "HTTP status is required");
+                None
+            }
+        }
+    }
+
+    /// A port number (1-65535).
+    pub fn port(&mut self, field: impl Into<String>, p: i64) -> Option<u16> {
+        match u16::try_from(p) {
+            Ok(p) if p > 0 => Some(p),
+            _ => {
+                self.error(field, format!("port {p} must be between 1 and 65535"));
+                None
+            }
+        }
+    }
+
+    /// A non-negative count (connection limits, error counts).
+    pub fn count(&mut self, field: impl Into<String>, v: Option<i32>) -> Option<u32> {
+        let v = v?;
+        match u32::try_from(v) {
+            Ok(v) => Some(v),
+            Err(_) => {
+                self.error(field, format!("{v} must not be negative"));
+                None
+            }
+        }
+    }
+
+    /// An integer percentage (0-100).
+    pub fn int_percent(&mut self, field: impl Into<String>, v: Option<i32>) -> Option<u32> {
+        let v = v?;
+        if (0..=100).contains(&v) {
+            Some(v as u32)
+        } else {
+            self.error(field, format!("percentage {v} must be between 0 and 100"));
+            None
+        }
+    }
+
+    /// A string match; regexes must compile with the `regex` crate (the RE2
+    /// subset Envoy accepts).
+    pub fn string_match(&mut self, field: impl Into<String>, m: &SpecMatch) -> Option<StringMatch> {
+        Some(match m {
+            SpecMatch::Exact(s) => StringMatch::Exact(s.clone()),
+            SpecMatch::Prefix(s) => StringMatch::Prefix(s.clone()),
+            SpecMatch::Regex(r) => {
+                if let Err(e) = regex::Regex::new(r) {
+                    let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    self.error(field, format!("invalid regex {r:?}: {why}"));
+                    return None;
+                }
+                StringMatch::Regex(r.clone())
+            }
+        })
+    }
+}
+
+/// Parses a Go-style duration (`1h30m`, `1.5s`, `100ms`, `250us`), as Istio's
+/// CRDs accept, and applies Istio's rules: at least 1ms, whole milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty".into());
+    }
+    let mut rest = s;
+    let mut total_ns: f64 = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_end);
+        if num.is_empty() {
+            return Err("expected a number followed by a unit (h, m, s, ms, us, ns)".into());
+        }
+        let value: f64 = num.parse().map_err(|_| format!("bad number {num:?}"))?;
+        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, after) = tail.split_at(unit_end);
+        let scale = match unit {
+            "h" => 3_600e9,
+            "m" => 60e9,
+            "s" => 1e9,
+            "ms" => 1e6,
+            "us" | "µs" => 1e3,
+            "ns" => 1.0,
+            "" => return Err("missing unit (h, m, s, ms, us, ns)".into()),
+            other => return Err(format!("unknown unit {other:?}")),
+        };
+        total_ns += value * scale;
+        rest = after;
+    }
+    let ns = total_ns.round();
+    if ns < 1e6 {
+        return Err("must be at least 1ms".into());
+    }
+    if ns % 1e6 != 0.0 {
+        return Err("only whole milliseconds are supported".into());
+    }
+    Ok(Duration::from_millis((ns / 1e6) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_follow_istio() {
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500us").unwrap_err(), "must be at least 1ms");
+        assert_eq!(parse_duration("1500us").unwrap_err(), "only whole milliseconds are supported");
+        assert_eq!(parse_duration("10").unwrap_err(), "missing unit (h, m, s, ms, us, ns)");
+        assert_eq!(parse_duration("5x").unwrap_err(), "unknown unit \"x\"");
+        assert_eq!(parse_duration("").unwrap_err(), "empty");
+        assert_eq!(parse_duration("s").unwrap_err(), "expected a number followed by a unit (h, m, s, ms, us, ns)");
+    }
+}

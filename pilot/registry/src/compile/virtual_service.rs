@@ -1,0 +1,288 @@
+//! VirtualService → [`RouteTable`], with Istio's validation rules.
+
+use rudder_config::virtual_service as vs;
+use rudder_model::{
+    DelayFault, Destination, DirectResponse, Fault, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute,
+    Mirror, Percent, Redirect, Retries, Rewrite, RouteTable, RuleRef, TcpMatch, TcpRoute, AbortFault,
+};
+
+use super::Ctx;
+use crate::{check::Checker, object::ObjectKey};
+
+/// Compiles a VirtualService. `None` when it does not apply to sidecars (only
+/// gateways) or has errors (see the checker).
+pub fn compile(spec: &vs::VirtualServiceSpec, key: &ObjectKey, cx: &Ctx<'_>, ck: &mut Checker) -> Option<RouteTable> {
+    let ns = key.namespace.as_str();
+    if spec.hosts.is_empty() {
+        ck.error("spec.hosts", "at least one host is required");
+    }
+    let mut hosts = Vec::new();
+    for (i, h) in spec.hosts.iter().enumerate() {
+        if h.trim().is_empty() {
+            ck.error(format!("spec.hosts[{i}]"), "host must not be empty");
+        } else {
+            hosts.push(cx.resolve(h, ns));
+        }
+    }
+    let http = spec.http.iter().enumerate().map(|(i, r)| http_route(r, &format!("spec.http[{i}]"), ns, cx, ck)).collect::<Vec<_>>();
+    let tcp = spec.tcp.iter().enumerate().map(|(i, r)| tcp_route(r, &format!("spec.tcp[{i}]"), ns, cx, ck)).collect::<Vec<_>>();
+    if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == "mesh") {
+        ck.warn("spec.gateways", "applies only to gateways, which Rudder does not serve yet; ignored");
+        return None;
+    }
+    if ck.has_errors() {
+        return None;
+    }
+    Some(RouteTable {
+        source: RuleRef { kind: "VirtualService".into(), namespace: ns.into(), name: key.name.clone() },
+        hosts,
+        export_to: spec.export_to.clone(),
+        http: http.into_iter().flatten().collect(),
+        tcp: tcp.into_iter().flatten().collect(),
+    })
+}
+
+fn http_route(r: &vs::HttpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Option<HttpRoute> {
+    let matches = r.matches.iter().enumerate().map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck)).collect::<Vec<_>>();
+    let mut headers = r.headers.as_ref().map(headers_of).unwrap_or_default();
+    let action = if let Some(rd) = &r.redirect {
+        if !r.route.is_empty() {
+            ck.error(format!("{at}.redirect"), "redirect and route are mutually exclusive");
+        }
+        if r.direct_response.is_some() {
+            ck.error(format!("{at}.redirect"), "redirect and directResponse are mutually exclusive");
+        }
+        let port = rd.port.and_then(|p| ck.port(format!("{at}.redirect.port"), p.into()));
+        let code = rd.redirect_code.unwrap_or(301);
+        if ![301, 302, 303, 307, 308].contains(&code) {
+            ck.error(format!("{at}.redirect.redirectCode"), format!("redirect code {code} must be one of 301, 302, 303, 307, 308"));
+        }
+        HttpAction::Redirect(Redirect { uri: rd.uri.clone(), authority: rd.authority.clone(), scheme: rd.scheme.clone(), port, redirect_code: code })
+    } else if let Some(dr) = &r.direct_response {
+        if !r.route.is_empty() {
+            ck.error(format!("{at}.directResponse"), "directResponse and route are mutually exclusive");
+        }
+        if !(200..=599).contains(&dr.status) {
+            ck.error(format!("{at}.directResponse.status"), format!("HTTP status {} must be between 200 and 599", dr.status));
+        }
+        HttpAction::DirectResponse(DirectResponse { status: dr.status, body: dr.body.as_ref().and_then(|b| b.string.clone()) })
+    } else {
+        if r.route.is_empty() {
+            ck.error(at, "one of route, redirect or directResponse is required");
+        }
+        let weights: Vec<_> = r.route.iter().map(|d| d.weight).collect();
+        let ws = weights_of(&weights, &format!("{at}.route"), ck);
+        let mut dests = Vec::new();
+        for (i, (d, w)) in r.route.iter().zip(ws).enumerate() {
+            let f = format!("{at}.route[{i}]");
+            if let Some(dest) = destination(&d.destination, &format!("{f}.destination"), ns, cx, ck) {
+                dests.push(Destination { weight: w, ..dest });
+            }
+            if let Some(h) = &d.headers {
+                // The model carries header edits per route; Istio applies a
+                // destination's edits to requests sent to it. With one
+                // destination that is the same; with several, edits apply route-wide.
+                if r.route.len() > 1 {
+                    ck.warn(format!("{f}.headers"), "per-destination headers apply to the whole route in Rudder");
+                }
+                merge_headers(&mut headers, headers_of(h));
+            }
+        }
+        HttpAction::Route(dests)
+    };
+    let timeout = ck.opt_duration(format!("{at}.timeout"), r.timeout.as_ref());
+    let retries = r.retries.as_ref().and_then(|rt| {
+        if rt.attempts < 0 {
+            ck.error(format!("{at}.retries.attempts"), format!("attempts {} must not be negative", rt.attempts));
+            return None;
+        }
+        let per_try_timeout = ck.opt_duration(format!("{at}.retries.perTryTimeout"), rt.per_try_timeout.as_ref());
+        Some(Retries { attempts: rt.attempts as u32, per_try_timeout, retry_on: rt.retry_on.clone() })
+    });
+    let fault = r.fault.as_ref().map(|f| fault(f, &format!("{at}.fault"), ck));
+    let mut mirrors = Vec::new();
+    if let Some(m) = &r.mirror {
+        let pct = match (&r.mirror_percentage, r.mirror_percent) {
+            (Some(p), _) => ck.percent(format!("{at}.mirrorPercentage.value"), p.value),
+            (None, Some(p)) => ck.int_percent(format!("{at}.mirrorPercent"), i32::try_from(p).ok().or(Some(i32::MAX))).map(|p| Percent::from_f64(p.into())),
+            (None, None) => Some(Percent::ALL),
+        };
+        if let (Some(d), Some(percent)) = (destination(m, &format!("{at}.mirror"), ns, cx, ck), pct) {
+            mirrors.push(Mirror { destination: Destination { weight: 0, ..d }, percent });
+        }
+    }
+    for (i, m) in r.mirrors.iter().enumerate() {
+        let f = format!("{at}.mirrors[{i}]");
+        let pct = match &m.percentage {
+            Some(p) => ck.percent(format!("{f}.percentage.value"), p.value),
+            None => Some(Percent::ALL),
+        };
+        if let (Some(d), Some(percent)) = (destination(&m.destination, &format!("{f}.destination"), ns, cx, ck), pct) {
+            mirrors.push(Mirror { destination: Destination { weight: 0, ..d }, percent });
+        }
+    }
+    let rewrite = r.rewrite.as_ref().map(|rw| Rewrite { uri: rw.uri.clone(), authority: rw.authority.clone() });
+    Some(HttpRoute {
+        name: r.name.clone(),
+        matches: matches.into_iter().flatten().collect(),
+        action,
+        timeout,
+        retries,
+        fault,
+        mirrors,
+        rewrite,
+        headers,
+    })
+}
+
+/// Istio's weight rules: relative weights; a lone destination without weight
+/// gets 100; negative weights, or a zero total over several destinations, are errors.
+pub(crate) fn weights_of(weights: &[Option<i32>], at: &str, ck: &mut Checker) -> Vec<u32> {
+    if let [None] = weights {
+        return vec![100];
+    }
+    let mut out = Vec::new();
+    for (i, w) in weights.iter().enumerate() {
+        let w = w.unwrap_or(0);
+        if w < 0 {
+            ck.error(format!("{at}[{i}].weight"), format!("weight {w} must not be negative"));
+        }
+        out.push(w.max(0) as u32);
+    }
+    if weights.len() > 1 && out.iter().sum::<u32>() == 0 && !ck.has_errors() {
+        ck.error(at, "total weight of the destinations is 0");
+    }
+    out
+}
+
+fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<HttpMatch> {
+    let sm = |ck: &mut Checker, f: &str, v: &Option<rudder_config::StringMatch>| v.as_ref().and_then(|v| ck.string_match(format!("{at}.{f}"), v));
+    let map = |ck: &mut Checker, f: &str, v: &std::collections::BTreeMap<String, rudder_config::StringMatch>| {
+        v.iter()
+            .filter_map(|(k, m)| ck.string_match(format!("{at}.{f}.{k}"), m).map(|m| (k.to_ascii_lowercase(), m)))
+            .collect()
+    };
+    let port = m.port.and_then(|p| ck.port(format!("{at}.port"), p.into()));
+    Some(HttpMatch {
+        name: m.name.clone(),
+        uri: sm(ck, "uri", &m.uri),
+        scheme: sm(ck, "scheme", &m.scheme),
+        method: sm(ck, "method", &m.method),
+        authority: sm(ck, "authority", &m.authority),
+        headers: map(ck, "headers", &m.headers),
+        without_headers: map(ck, "withoutHeaders", &m.without_headers),
+        query_params: m
+            .query_params
+            .iter()
+            .filter_map(|(k, v)| ck.string_match(format!("{at}.queryParams.{k}"), v).map(|m| (k.clone(), m)))
+            .collect(),
+        port,
+        source_labels: m.source_labels.clone(),
+        source_namespace: m.source_namespace.clone(),
+        ignore_uri_case: m.ignore_uri_case,
+    })
+}
+
+/// A destination, resolved and checked (weight left 0).
+pub(crate) fn destination(d: &vs::Destination, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Option<Destination> {
+    if d.host.trim().is_empty() {
+        ck.error(format!("{at}.host"), "host must not be empty");
+        return None;
+    }
+    let host = cx.resolve(&d.host, ns);
+    cx.check_host(ck, &format!("{at}.host"), &host);
+    if let Some(s) = &d.subset {
+        cx.check_subset(ck, &format!("{at}.subset"), &host, s);
+    }
+    let port = match &d.port {
+        Some(p) => Some(ck.port(format!("{at}.port.number"), p.number.into())?),
+        None => None,
+    };
+    Some(Destination { host, subset: d.subset.clone(), port, weight: 0 })
+}
+
+fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
+    let delay = f.delay.as_ref().and_then(|d| {
+        let fixed = match &d.fixed_delay {
+            Some(s) => ck.duration(format!("{at}.delay.fixedDelay"), s),
+            None => {
+                ck.error(format!("{at}.delay.fixedDelay"), "fixedDelay is required");
+                None
+            }
+        };
+        let percent = match (&d.percentage, d.percent) {
+            (Some(p), _) => ck.percent(format!("{at}.delay.percentage.value"), p.value),
+            (None, Some(p)) => ck.int_percent(format!("{at}.delay.percent"), Some(p)).map(|p| Percent::from_f64(p.into())),
+            (None, None) => Some(Percent::ALL),
+        };
+        Some(DelayFault { fixed_delay: fixed?, percent: percent? })
+    });
+    let abort = f.abort.as_ref().and_then(|a| {
+        let status = ck.abort_status(format!("{at}.abort.httpStatus"), a.http_status);
+        let percent = match &a.percentage {
+            Some(p) => ck.percent(format!("{at}.abort.percentage.value"), p.value),
+            None => Some(Percent::ALL),
+        };
+        Some(AbortFault { http_status: status?, percent: percent? })
+    });
+    if f.delay.is_none() && f.abort.is_none() {
+        ck.error(at, "fault needs a delay or an abort");
+    }
+    Fault { delay, abort }
+}
+
+fn headers_of(h: &vs::Headers) -> Headers {
+    let ops = |o: &Option<vs::HeaderOperations>| {
+        o.as_ref().map(|o| HeaderOps { set: o.set.clone(), add: o.add.clone(), remove: o.remove.clone() }).unwrap_or_default()
+    };
+    Headers { request: ops(&h.request), response: ops(&h.response) }
+}
+
+
+fn merge_headers(into: &mut Headers, from: Headers) {
+    for (into, from) in [(&mut into.request, from.request), (&mut into.response, from.response)] {
+        into.set.extend(from.set);
+        into.add.extend(from.add);
+        into.remove.extend(from.remove);
+    }
+}
+
+fn tcp_route(r: &vs::TcpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Option<TcpRoute> {
+    let mut matches = Vec::new();
+    for (i, m) in r.matches.iter().enumerate() {
+        let f = format!("{at}.match[{i}]");
+        for (j, cidr) in m.destination_subnets.iter().enumerate() {
+            if !valid_cidr(cidr) {
+                ck.error(format!("{f}.destinationSubnets[{j}]"), format!("invalid CIDR {cidr:?}"));
+            }
+        }
+        if !m.destination_subnets.is_empty() {
+            ck.warn(format!("{f}.destinationSubnets"), "destinationSubnets is not supported yet; the match ignores it");
+        }
+        let port = m.port.and_then(|p| ck.port(format!("{f}.port"), p.into()));
+        matches.push(TcpMatch { port, source_labels: m.source_labels.clone(), source_namespace: m.source_namespace.clone() });
+    }
+    if r.route.is_empty() {
+        ck.error(format!("{at}.route"), "at least one route is required");
+    }
+    let weights: Vec<_> = r.route.iter().map(|d| d.weight).collect();
+    let ws = weights_of(&weights, &format!("{at}.route"), ck);
+    let destinations = r
+        .route
+        .iter()
+        .zip(ws)
+        .enumerate()
+        .filter_map(|(i, (d, w))| {
+            destination(&d.destination, &format!("{at}.route[{i}].destination"), ns, cx, ck).map(|d| Destination { weight: w, ..d })
+        })
+        .collect();
+    Some(TcpRoute { matches, destinations })
+}
+
+fn valid_cidr(s: &str) -> bool {
+    let (ip, len) = s.split_once('/').unwrap_or((s, ""));
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(addr) => len.is_empty() || len.parse::<u8>().is_ok_and(|l| l <= if addr.is_ipv4() { 32 } else { 128 }),
+        Err(_) => false,
+    }
+}

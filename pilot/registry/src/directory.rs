@@ -1,0 +1,152 @@
+//! The directory source: `pilot serve --config-dir DIR`.
+//!
+//! Reads DIR recursively, then watches it (notify, recursive). Each file is
+//! its own scope: a change re-reads just that file and `reset`s its scope, so
+//! objects removed from the file disappear and a deleted file takes its
+//! objects with it. Editors that save by writing a temp file and renaming it
+//! over the original produce an event on the final path, which is all this
+//! needs. A file that stops parsing keeps its last good objects (`report`).
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc,
+    },
+    time::Duration,
+};
+
+use notify::{RecursiveMode, Watcher};
+
+use crate::{
+    load::{collect_files, is_config_file, load_file, LoadError},
+    store::{Batch, Sink},
+};
+
+/// Errors starting the directory source.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryError {
+    /// DIR is missing or unreadable.
+    #[error("config dir {path}: {source}")]
+    Read {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: LoadError,
+    },
+    /// The watch could not be set up.
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: notify::Error,
+    },
+}
+
+/// A running directory source; watching stops when it is dropped.
+pub struct DirectorySource {
+    _watcher: notify::RecommendedWatcher,
+    synced: Arc<AtomicBool>,
+}
+
+impl DirectorySource {
+    /// Reads `dir` fully (before returning, so the store holds the whole
+    /// directory when this returns) and starts watching it.
+    pub fn spawn<S: Sink + 'static>(dir: PathBuf, sink: S) -> Result<DirectorySource, DirectoryError> {
+        let files = collect_files(&dir).map_err(|source| DirectoryError::Read { path: dir.clone(), source })?;
+        let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
+        let mut watcher = notify::recommended_watcher(tx).map_err(|source| DirectoryError::Watch { path: dir.clone(), source })?;
+        watcher.watch(&dir, RecursiveMode::Recursive).map_err(|source| DirectoryError::Watch { path: dir.clone(), source })?;
+        let mut state = State { sink, known: BTreeSet::new() };
+        for f in files {
+            state.reload(&f);
+        }
+        let synced = Arc::new(AtomicBool::new(true));
+        tracing::info!(dir = %dir.display(), files = state.known.len(), "config dir read; watching");
+        std::thread::Builder::new()
+            .name("config-dir-watch".into())
+            .spawn(move || state.run(rx))
+            .map_err(|e| DirectoryError::Watch { path: dir.clone(), source: notify::Error::io(e) })?;
+        Ok(DirectorySource { _watcher: watcher, synced })
+    }
+
+    /// Whether the initial full read is done (always true once `spawn`
+    /// returned; kept so `/ready` can ask any source the same question).
+    pub fn initial_sync(&self) -> bool {
+        self.synced.load(Ordering::Acquire)
+    }
+}
+
+struct State<S> {
+    sink: S,
+    /// Files whose objects are in the store (their scopes).
+    known: BTreeSet<PathBuf>,
+}
+
+impl<S: Sink> State<S> {
+    fn run(mut self, rx: mpsc::Receiver<notify::Result<notify::Event>>) {
+        // Ends when the watcher (and so the sender) is dropped.
+        while let Ok(first) = rx.recv() {
+            let mut paths = BTreeSet::new();
+            let mut add = |ev: notify::Result<notify::Event>| match ev {
+                Ok(ev) => paths.extend(ev.paths),
+                Err(error) => tracing::warn!(%error, "config dir watch error"),
+            };
+            add(first);
+            // Gather the rest of a burst (an editor's write + rename) briefly.
+            while let Ok(ev) = rx.recv_timeout(Duration::from_millis(20)) {
+                add(ev);
+            }
+            for p in paths {
+                self.changed(&p);
+            }
+        }
+    }
+
+    fn changed(&mut self, path: &Path) {
+        if path.is_dir() {
+            match collect_files(path) {
+                Ok(files) => files.iter().for_each(|f| self.reload(f)),
+                Err(error) => tracing::warn!(%error, "cannot read new directory"),
+            }
+        } else if path.is_file() {
+            if is_config_file(path) {
+                self.reload(path);
+            }
+        } else {
+            // Gone: the file itself, or a directory that held known files.
+            let gone: Vec<PathBuf> = self.known.iter().filter(|k| k.starts_with(path)).cloned().collect();
+            for g in gone {
+                tracing::info!(file = %g.display(), "config file removed");
+                self.sink.reset(&scope(&g), Batch::default());
+                self.known.remove(&g);
+            }
+        }
+    }
+
+    fn reload(&mut self, path: &Path) {
+        let scope = scope(path);
+        match load_file(path) {
+            Ok(loaded) if loaded.unparseable => {
+                tracing::warn!(file = %path.display(), "config file does not parse; its last good objects stay");
+                self.sink.report(&scope, loaded.problems);
+            }
+            Ok(loaded) => {
+                tracing::debug!(file = %path.display(), objects = loaded.objects.len(), "config file read");
+                for line in &loaded.unsupported {
+                    tracing::warn!(problem = %line, "unsupported kind");
+                }
+                self.known.insert(path.to_path_buf());
+                self.sink.reset(&scope, Batch { objects: loaded.objects, rejected: loaded.rejected, problems: loaded.problems });
+            }
+            // Vanished between the event and the read: the delete event follows.
+            Err(error) => tracing::debug!(%error, "config file unreadable"),
+        }
+    }
+}
+
+fn scope(path: &Path) -> String {
+    path.display().to_string()
+}

@@ -1,0 +1,200 @@
+//! Typed objects as the store keeps them: a key, where the object came from,
+//! its metadata and its typed body.
+
+use std::fmt;
+
+use rudder_config::{
+    kube, meta::ObjectMeta, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec, RouteRuleSpec,
+    VirtualServiceSpec,
+};
+
+/// The kinds Rudder serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// core/v1 Namespace (cluster-scoped: key namespace is empty).
+    Namespace,
+    /// core/v1 ConfigMap `rudder-mesh` (other ConfigMaps are ignored).
+    MeshConfig,
+    /// core/v1 Service.
+    Service,
+    /// core/v1 Pod.
+    Pod,
+    /// core/v1 Endpoints.
+    Endpoints,
+    /// discovery.k8s.io/v1 EndpointSlice.
+    EndpointSlice,
+    /// networking.istio.io VirtualService.
+    VirtualService,
+    /// networking.istio.io DestinationRule.
+    DestinationRule,
+    /// config.istio.io/v1alpha2 RouteRule.
+    RouteRule,
+    /// config.istio.io/v1alpha2 DestinationPolicy.
+    DestinationPolicy,
+}
+
+impl Kind {
+    /// The Kubernetes kind name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Namespace => "Namespace",
+            Kind::MeshConfig => "ConfigMap",
+            Kind::Service => "Service",
+            Kind::Pod => "Pod",
+            Kind::Endpoints => "Endpoints",
+            Kind::EndpointSlice => "EndpointSlice",
+            Kind::VirtualService => "VirtualService",
+            Kind::DestinationRule => "DestinationRule",
+            Kind::RouteRule => "RouteRule",
+            Kind::DestinationPolicy => "DestinationPolicy",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Identity of an object in the store: (kind, namespace, name).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// Kind.
+    pub kind: Kind,
+    /// Namespace (empty for cluster-scoped kinds).
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// A key.
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { kind, namespace: namespace.into(), name: name.into() }
+    }
+
+    /// The key of an object of `kind` with this metadata: the namespace
+    /// defaults to `default` (as kubectl does) and is empty for Namespaces.
+    pub fn from_meta(kind: Kind, meta: &ObjectMeta) -> Self {
+        let namespace = match kind {
+            Kind::Namespace => String::new(),
+            _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        };
+        Self::new(kind, namespace, meta.name.clone().unwrap_or_default())
+    }
+}
+
+impl fmt::Display for ObjectKey {
+    /// `VirtualService default/reviews` (`Namespace default` when cluster-scoped),
+    /// the object part of a diagnostic.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.namespace.is_empty() {
+            write!(f, "{} {}", self.kind, self.name)
+        } else {
+            write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Where an object came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The source scope that owns it (a file path for the directory source, a
+    /// watched kind for Kubernetes). `reset` of this scope replaces it.
+    pub scope: String,
+    /// File, when it came from one.
+    pub file: Option<String>,
+    /// Index of the YAML document in the file (0-based).
+    pub document: usize,
+    /// 1-based line where the object starts, when known.
+    pub line: Option<usize>,
+}
+
+impl Origin {
+    /// `file:line` (or `file`), for diagnostics.
+    pub fn location(&self) -> Option<String> {
+        self.file.as_ref().map(|f| match self.line {
+            Some(l) => format!("{f}:{l}"),
+            None => f.clone(),
+        })
+    }
+}
+
+/// The typed body of an object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Body {
+    /// Namespace.
+    Namespace(kube::Namespace),
+    /// Mesh config (already parsed out of the ConfigMap's `data.mesh`).
+    MeshConfig(MeshConfigSpec),
+    /// Service.
+    Service(kube::Service),
+    /// Pod.
+    Pod(kube::Pod),
+    /// Endpoints.
+    Endpoints(kube::Endpoints),
+    /// EndpointSlice.
+    EndpointSlice(kube::EndpointSlice),
+    /// VirtualService.
+    VirtualService(VirtualServiceSpec),
+    /// DestinationRule.
+    DestinationRule(DestinationRuleSpec),
+    /// RouteRule.
+    RouteRule(RouteRuleSpec),
+    /// DestinationPolicy.
+    DestinationPolicy(DestinationPolicySpec),
+}
+
+impl Body {
+    /// The kind of this body.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Body::Namespace(_) => Kind::Namespace,
+            Body::MeshConfig(_) => Kind::MeshConfig,
+            Body::Service(_) => Kind::Service,
+            Body::Pod(_) => Kind::Pod,
+            Body::Endpoints(_) => Kind::Endpoints,
+            Body::EndpointSlice(_) => Kind::EndpointSlice,
+            Body::VirtualService(_) => Kind::VirtualService,
+            Body::DestinationRule(_) => Kind::DestinationRule,
+            Body::RouteRule(_) => Kind::RouteRule,
+            Body::DestinationPolicy(_) => Kind::DestinationPolicy,
+        }
+    }
+}
+
+/// One typed object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Object {
+    /// Identity.
+    pub key: ObjectKey,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Metadata (labels, creation time, ...).
+    pub meta: ObjectMeta,
+    /// Typed body.
+    pub body: Body,
+}
+
+impl Object {
+    /// An object from its metadata and body; the key comes from both
+    /// (namespace defaults to `default`, as kubectl does).
+    pub fn new(meta: ObjectMeta, body: Body, origin: Origin) -> Self {
+        let key = ObjectKey::from_meta(body.kind(), &meta);
+        Self { key, origin, meta, body }
+    }
+}
+
+/// An object whose latest version was rejected (it failed to parse into its
+/// type, or validation found errors). The store keeps serving its last good
+/// version, if any.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rejected {
+    /// Identity.
+    pub key: ObjectKey,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Why (at least one error).
+    pub diagnostics: Vec<rudder_model::Diagnostic>,
+}
