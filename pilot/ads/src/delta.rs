@@ -1,0 +1,271 @@
+//! Incremental ADS (`DeltaAggregatedResources`).
+//!
+//! Per type the server keeps what it believes the client holds (name →
+//! version) and sends the difference to what it should hold: changed or new
+//! resources in `resources` (each with its own version), vanished ones in
+//! `removed_resources`, nothing at all when there is no difference. Rules (as
+//! istio's `shouldRespondDelta` and go-control-plane's delta server):
+//!
+//! - the first request of a type is always answered, even with nothing to
+//!   send (an empty wildcard LDS/CDS included), and its
+//!   `initial_resource_versions` seed what the client holds, so a reconnect
+//!   is not resent what it already has at the same version;
+//! - subscribe/unsubscribe are applied from every request, stale or not (they
+//!   are diffs: dropping one would lose it); a subscribed name is always
+//!   (re)sent, an unsubscribed one forgotten without a removal (the client
+//!   dropped it already);
+//! - a nonce-less request after the first is a spontaneous (un)subscribe:
+//!   answered with just the newly wanted names, if any exist;
+//! - NACK: log, count, record, and forget the versions the client holds for
+//!   that type (Envoy may have applied part of the response), without
+//!   resending now; the next change of that type resends all of it;
+//! - a non-empty nonce that is not the last sent is stale: counted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use envoy_types::pb::envoy::{
+    config::core::v3::Node,
+    service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource},
+};
+use rudder_xds::{ProxyResources, TypeUrl};
+use tracing::{debug, info, warn};
+
+use crate::{
+    order::{may_linger, waits_for_cds, REFERRERS},
+    stream::{Protocol, StreamCtx},
+    subscription::{Content, Subscription},
+};
+
+/// The version recorded for a resource whose client-side version is unknown.
+const UNKNOWN: &str = "";
+
+/// One type on one Delta stream.
+struct TypeState {
+    sub: Subscription,
+    /// What the client holds, by name → version (`UNKNOWN` after a NACK).
+    client: BTreeMap<String, String>,
+    /// Nonce of the unanswered response, if any.
+    awaiting: Option<String>,
+    last_nonce: Option<String>,
+    last_version: String,
+    force: bool,
+    /// After a NACK: the versions the client should have had; nothing is
+    /// resent until what it should have differs from this.
+    nacked: Option<BTreeMap<String, String>>,
+}
+
+/// Delta protocol state of one stream.
+#[derive(Default)]
+pub(crate) struct Delta {
+    types: BTreeMap<TypeUrl, TypeState>,
+    /// Make-before-break: vanished cluster names whose removal is held back.
+    linger: BTreeSet<String>,
+}
+
+struct Diff {
+    send: Content,
+    remove: Vec<String>,
+}
+
+impl Diff {
+    fn is_empty(&self) -> bool {
+        self.send.is_empty() && self.remove.is_empty()
+    }
+}
+
+fn versions(c: &Content) -> BTreeMap<String, String> {
+    c.iter().map(|(n, r)| (n.clone(), r.version.clone())).collect()
+}
+
+impl Protocol for Delta {
+    type Req = DeltaDiscoveryRequest;
+    type Resp = DeltaDiscoveryResponse;
+    const MODE: &'static str = "delta";
+
+    fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
+        req.node.as_ref()
+    }
+
+    fn on_request(&mut self, cx: &mut StreamCtx, req: DeltaDiscoveryRequest, res: &ProxyResources, out: &mut Vec<DeltaDiscoveryResponse>) {
+        let Some(t) = TypeUrl::parse(&req.type_url) else {
+            warn!(type_url = %req.type_url, "request for a type Rudder does not serve; ignored");
+            return;
+        };
+        let ty = t.short();
+        let Some(st) = self.types.get_mut(&t) else {
+            info!(r#type = ty, subscribe = req.resource_names_subscribe.len(),
+                known = req.initial_resource_versions.len(), "first request");
+            let sub = Subscription::first(t, &req.resource_names_subscribe);
+            cx.subscribed(t, &sub);
+            let client = req.initial_resource_versions.into_iter().collect();
+            let state = TypeState {
+                sub,
+                client,
+                awaiting: None,
+                last_nonce: None,
+                last_version: String::new(),
+                force: true,
+                nacked: None,
+            };
+            self.types.insert(t, state);
+            self.pump(cx, res, out);
+            return;
+        };
+        let added = st.sub.apply_delta(&req.resource_names_subscribe, &req.resource_names_unsubscribe);
+        for n in &added {
+            st.client.remove(n);
+        }
+        for n in &req.resource_names_unsubscribe {
+            if !st.sub.wants(n) {
+                st.client.remove(n);
+            }
+        }
+        if !added.is_empty() || !req.resource_names_unsubscribe.is_empty() {
+            cx.subscribed(t, &st.sub);
+        }
+        let nonce = req.response_nonce.as_str();
+        let matches = !nonce.is_empty() && st.awaiting.as_deref() == Some(nonce);
+        if let Some(err) = &req.error_detail {
+            if matches {
+                st.awaiting = None;
+            }
+            warn!(proxy = %cx.proxy, r#type = ty, nonce = %nonce, error = %err.message, "NACK");
+            cx.metrics.rejected(t);
+            cx.status.nacked(t, &st.last_version, nonce, &err.message);
+            for v in st.client.values_mut() {
+                *v = UNKNOWN.to_string();
+            }
+            let desired = versions(&self.desired(t, res));
+            if let Some(st) = self.types.get_mut(&t) {
+                st.nacked = Some(desired);
+            }
+        } else if matches {
+            st.awaiting = None;
+            debug!(r#type = ty, version = %st.last_version, "ACK");
+            cx.status.acked(t, &st.last_version);
+        } else if !nonce.is_empty() && st.last_nonce.as_deref() != Some(nonce) {
+            debug!(r#type = ty, %nonce, "stale nonce");
+            cx.metrics.expired_nonce(t);
+        }
+        self.pump(cx, res, out);
+    }
+
+    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<DeltaDiscoveryResponse>) {
+        self.pump(cx, res, out);
+    }
+
+    fn is_converged(&self, res: &ProxyResources) -> bool {
+        self.types.iter().all(|(t, st)| st.awaiting.is_none() && !st.force && (st.nacked.is_some() || self.diff(*t, res).is_empty()))
+    }
+}
+
+impl Delta {
+    fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Content {
+        self.types.get(&t).map(|st| st.sub.select(res.of(t))).unwrap_or_default()
+    }
+
+    /// What to send and remove to bring the client to `desired(t)`.
+    fn diff(&self, t: TypeUrl, res: &ProxyResources) -> Diff {
+        let Some(st) = self.types.get(&t) else { return Diff { send: Content::new(), remove: Vec::new() } };
+        let desired = self.desired(t, res);
+        let remove = st
+            .client
+            .keys()
+            .filter(|n| !desired.contains_key(*n) && !(may_linger(t) && self.linger.contains(*n)))
+            .cloned()
+            .collect();
+        let send = desired.into_iter().filter(|(n, r)| st.client.get(n) != Some(&r.version)).collect();
+        Diff { send, remove }
+    }
+
+    /// LDS and RDS hold exactly their current content (or were never asked for).
+    fn settled(&self, res: &ProxyResources) -> bool {
+        REFERRERS.iter().all(|t| match self.types.get(t) {
+            None => true,
+            Some(st) => st.awaiting.is_none() && st.nacked.is_none() && self.diff(*t, res).is_empty(),
+        })
+    }
+
+    fn update_linger(&mut self, res: &ProxyResources) {
+        if self.settled(res) {
+            self.linger.clear();
+            return;
+        }
+        let clusters = res.of(TypeUrl::Cluster);
+        if let Some(cds) = self.types.get(&TypeUrl::Cluster) {
+            for n in cds.client.keys() {
+                if !clusters.is_some_and(|m| m.contains_key(n)) && self.linger.insert(n.clone()) {
+                    info!(cluster = %n, "make-before-break: holding back removal until LDS/RDS are ACKed");
+                }
+            }
+        }
+        self.linger.retain(|n| !clusters.is_some_and(|m| m.contains_key(n)));
+    }
+
+    fn pump(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<DeltaDiscoveryResponse>) {
+        self.update_linger(res);
+        let mut cds_awaiting = self.types.get(&TypeUrl::Cluster).is_some_and(|s| s.awaiting.is_some());
+        for t in TypeUrl::ALL {
+            let desired = versions(&self.desired(t, res));
+            let diff = self.diff(t, res);
+            let Some(st) = self.types.get_mut(&t) else { continue };
+            if st.awaiting.is_some() || (waits_for_cds(t) && cds_awaiting) {
+                continue;
+            }
+            if let Some(nacked) = &st.nacked {
+                if *nacked == desired && !st.force {
+                    continue;
+                }
+                st.nacked = None;
+            }
+            if diff.is_empty() && !st.force {
+                continue;
+            }
+            let nonce = cx.nonce();
+            let version = res.type_version(t);
+            info!(r#type = t.short(), %nonce, send = diff.send.len(), remove = diff.remove.len(), "push");
+            out.push(DeltaDiscoveryResponse {
+                system_version_info: version.clone(),
+                resources: diff
+                    .send
+                    .iter()
+                    .map(|(n, r)| DeltaResource {
+                        name: n.clone(),
+                        version: r.version.clone(),
+                        resource: Some(r.body.clone()),
+                        ..Default::default()
+                    })
+                    .collect(),
+                type_url: t.as_str().to_string(),
+                removed_resources: diff.remove.clone(),
+                nonce: nonce.clone(),
+                ..Default::default()
+            });
+            for (n, r) in &diff.send {
+                st.client.insert(n.clone(), r.version.clone());
+            }
+            for n in &diff.remove {
+                st.client.remove(n);
+            }
+            cx.pushed(t);
+            cx.status.sent(t, &version, &nonce, st.client.keys().cloned().collect());
+            st.awaiting = Some(nonce.clone());
+            st.last_nonce = Some(nonce);
+            st.last_version = version;
+            st.force = false;
+            if t == TypeUrl::Cluster {
+                cds_awaiting = true;
+                // Warming: re-created clusters wait for EDS that Envoy will
+                // not ask for; forget those versions so EDS is resent below.
+                if let Some(eds) = self.types.get_mut(&TypeUrl::Endpoint) {
+                    for n in diff.send.keys() {
+                        if let Some(v) = eds.client.get_mut(n) {
+                            *v = UNKNOWN.to_string();
+                            eds.nacked = None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! One ADS stream's task, common to SotW and Delta: cache the node from the
+//! first request, ask the directory for the proxy's resources, then one
+//! `select!` over inbound requests and the resources watch, handing each
+//! event to the protocol adapter ([`crate::sotw`], [`crate::delta`]) and
+//! writing what it returns to the stream, in order.
+//!
+//! ```text
+//!  Envoy ──requests──► inbound ─┐
+//!                               ├─► Protocol::{on_request, on_resources} ─► responses ─► Envoy
+//!  pilot ──watch::Receiver<Arc<ProxyResources>>─┘
+//! ```
+//!
+//! The watch channel holds only the latest value, so updates that arrive
+//! while a type waits for its ACK coalesce by construction: the adapter
+//! always diffs against the newest resources.
+
+use std::{
+    sync::Arc,
+    time::Instant,
+};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use rudder_xds::{ProxyResources, TypeUrl};
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+use tracing::{debug, info, info_span, Instrument};
+
+use crate::{
+    metrics::Metrics,
+    node::NodeInfo,
+    server::Shared,
+    status::{now_unix_ms, ConnectionStatus, StreamStatus},
+    subscription::Subscription,
+};
+
+/// A protocol variant (SotW or Delta) as a state machine over one stream.
+pub(crate) trait Protocol: Send + 'static {
+    type Req: Send + 'static;
+    type Resp: Send + 'static;
+    /// `sotw` or `delta`, for logs and syncz.
+    const MODE: &'static str;
+
+    fn node(req: &Self::Req) -> Option<&Node>;
+
+    /// Handles one request; responses to send go to `out`, in order.
+    fn on_request(&mut self, cx: &mut StreamCtx, req: Self::Req, res: &ProxyResources, out: &mut Vec<Self::Resp>);
+
+    /// Handles new resources for the proxy.
+    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Self::Resp>);
+
+    /// Nothing in flight and nothing left to send: the proxy holds (or has
+    /// rejected) everything it should.
+    fn is_converged(&self, res: &ProxyResources) -> bool;
+}
+
+/// What the adapters need from their stream: identity for logs, metrics,
+/// the syncz entry and nonces.
+pub(crate) struct StreamCtx {
+    pub(crate) proxy: String,
+    pub(crate) metrics: Metrics,
+    pub(crate) status: StreamStatus,
+    nonce_prefix: String,
+    next_nonce: u64,
+}
+
+impl StreamCtx {
+    /// A nonce unique to this server process, stream and response.
+    pub(crate) fn nonce(&mut self) -> String {
+        self.next_nonce += 1;
+        format!("{}-{}", self.nonce_prefix, self.next_nonce)
+    }
+
+    pub(crate) fn pushed(&self, t: TypeUrl) {
+        self.metrics.pushed(t);
+    }
+
+    /// Records a type's subscription in syncz.
+    pub(crate) fn subscribed(&self, t: TypeUrl, sub: &Subscription) {
+        self.status.update(t, |s| {
+            s.wildcard = sub.is_wildcard();
+            s.subscribed = sub.names().iter().cloned().collect();
+        });
+    }
+}
+
+/// Times `pilot_proxy_convergence_time`: from the first new resources a
+/// stream observes until it is converged again, counted only when something
+/// was actually sent in between (resources that change nothing for this
+/// proxy are not a push).
+#[derive(Default)]
+struct Convergence {
+    since: Option<Instant>,
+    sent: bool,
+}
+
+impl Convergence {
+    fn observed(&mut self) {
+        if self.since.is_none() {
+            self.since = Some(Instant::now());
+            self.sent = false;
+        }
+    }
+
+    fn after_event(&mut self, sent: bool, converged: bool, metrics: &Metrics) {
+        let Some(since) = self.since else { return };
+        self.sent |= sent;
+        if converged {
+            if self.sent {
+                metrics.converged(since.elapsed());
+            }
+            self.since = None;
+        }
+    }
+}
+
+/// Runs one stream to its end. Errors before the stream is established
+/// (no node, directory refusal) are sent to the client as the stream's status.
+pub(crate) async fn run<P: Protocol>(
+    mut proto: P,
+    shared: Arc<Shared>,
+    mut inbound: Streaming<P::Req>,
+    tx: mpsc::Sender<Result<P::Resp, Status>>,
+) {
+    let first = match inbound.message().await {
+        Ok(Some(r)) => r,
+        Ok(None) | Err(_) => return,
+    };
+    let node = match NodeInfo::from_proto(P::node(&first)) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+            return;
+        }
+    };
+    let mut rx = match shared.directory.connect(&node) {
+        Ok(rx) => rx,
+        Err(status) => {
+            info!(proxy = %node.id, %status, "directory refused the proxy");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    };
+    let stream_id = shared.next_stream_id();
+    let status = shared.status.register(
+        ConnectionStatus {
+            node_id: node.id.clone(),
+            stream_id,
+            mode: P::MODE,
+            user_agent: node.user_agent.clone(),
+            connected_at_unix_ms: now_unix_ms(),
+            types: Default::default(),
+        },
+        shared.metrics.clone(),
+    );
+    let span = info_span!("ads", stream = stream_id, proxy = %node.id, mode = P::MODE);
+    let mut cx = StreamCtx {
+        proxy: node.id.clone(),
+        metrics: shared.metrics.clone(),
+        status,
+        nonce_prefix: format!("{}-{}", shared.nonce_prefix, stream_id),
+        next_nonce: 0,
+    };
+    async move {
+        info!(user_agent = %node.user_agent, "stream opened");
+        let mut res = rx.borrow_and_update().clone();
+        let mut conv = Convergence::default();
+        let mut out = Vec::new();
+        proto.on_request(&mut cx, first, &res, &mut out);
+        loop {
+            let sent = !out.is_empty();
+            if !send_all(&tx, &mut out, &cx.metrics).await {
+                debug!("client went away while sending");
+                break;
+            }
+            conv.after_event(sent, proto.is_converged(&res), &cx.metrics);
+            tokio::select! {
+                msg = inbound.message() => match msg {
+                    Ok(Some(req)) => proto.on_request(&mut cx, req, &res, &mut out),
+                    Ok(None) => { info!("stream closed by the proxy"); break; }
+                    Err(status) => { info!(%status, "stream ended"); break; }
+                },
+                changed = rx.changed() => {
+                    if changed.is_err() {
+                        info!("the directory dropped this proxy; closing the stream");
+                        let _ = tx.send(Err(Status::unavailable("proxy no longer served; reconnect"))).await;
+                        break;
+                    }
+                    res = rx.borrow_and_update().clone();
+                    conv.observed();
+                    proto.on_resources(&mut cx, &res, &mut out);
+                }
+            }
+        }
+        // `cx.status` drops here: the syncz entry and the gauge go with it;
+        // `rx` drops too, which is how pilot learns the stream is gone.
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn send_all<R>(tx: &mpsc::Sender<Result<R, Status>>, out: &mut Vec<R>, metrics: &Metrics) -> bool {
+    for resp in out.drain(..) {
+        let start = Instant::now();
+        if tx.send(Ok(resp)).await.is_err() {
+            return false;
+        }
+        metrics.sent(start.elapsed());
+    }
+    true
+}
