@@ -1,0 +1,457 @@
+//! The Envoy bootstrap: a pure function of [`BootstrapConfig`].
+//!
+//! Envoy reads JSON bootstraps, so the builder returns a `serde_json::Value`
+//! rather than protobuf: it is what `agent bootstrap` prints, what the agent
+//! writes next to Envoy, and what end-to-end tests feed to Envoys they start
+//! themselves. No I/O happens here; [`FileSecrets::from_dir`] is the one helper
+//! that looks at the disk, and callers run it before building.
+//!
+//! What the bootstrap holds:
+//! - `node`: id and metadata from `rudder_model::node` (never re-encoded here);
+//! - `dynamic_resources`: ADS over gRPC (`GRPC` for SotW, `DELTA_GRPC` for
+//!   delta) to the [`XDS_CLUSTER`] cluster, with CDS and LDS through ADS;
+//! - `static_resources`: the `xds-grpc` cluster (HTTP/2; `STATIC` for an IP,
+//!   `STRICT_DNS` for a hostname), the Prometheus listener that routes
+//!   `/stats/prometheus` to the admin interface (as Istio does), and in file
+//!   certificate mode the static secrets `default` and `ROOTCA`;
+//! - an explicit (huge) downstream connection limit, which silences Envoy's
+//!   start-up warning about having none, as Istio's bootstrap does;
+//! - `admin` on loopback only, and a layered runtime whose admin layer lets
+//!   operators flip runtime keys at `/runtime_modify`.
+
+use std::{
+    fmt,
+    net::IpAddr,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use rudder_model::{
+    names::{SECRET_DEFAULT, SECRET_ROOTCA, XDS_CLUSTER},
+    well_known::{ENVOY_ADMIN_PORT, ENVOY_STATS_PORT},
+    NodeId, NodeMetadata,
+};
+use serde_json::{json, Value};
+
+/// File names inside `--cert-dir` (ARCHITECTURE.md "Settled details → Agent").
+pub const CERT_CHAIN_FILE: &str = "cert-chain.pem";
+/// See [`CERT_CHAIN_FILE`].
+pub const KEY_FILE: &str = "key.pem";
+/// See [`CERT_CHAIN_FILE`].
+pub const ROOT_CERT_FILE: &str = "root-cert.pem";
+
+/// The cluster behind the Prometheus listener: Envoy's own admin interface.
+pub const PROMETHEUS_CLUSTER: &str = "prometheus_stats";
+
+/// Problems with bootstrap inputs.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BootstrapError {
+    /// `--discovery-address` is not `HOST:PORT`.
+    #[error("discovery address {input:?}: {reason} (expected HOST:PORT, e.g. rudder-pilot.rudder-system.svc:15010 or [::1]:15010)")]
+    BadDiscoveryAddress {
+        /// What the user passed.
+        input: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// `--xds` is neither `sotw` nor `delta`.
+    #[error("xds mode {0:?}: expected \"sotw\" or \"delta\"")]
+    BadXdsMode(String),
+}
+
+/// Which ADS flavour Envoy speaks to pilot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum XdsMode {
+    /// State of the world (`api_type: GRPC`).
+    Sotw,
+    /// Incremental (`api_type: DELTA_GRPC`), the default.
+    #[default]
+    Delta,
+}
+
+impl XdsMode {
+    fn api_type(self) -> &'static str {
+        match self {
+            XdsMode::Sotw => "GRPC",
+            XdsMode::Delta => "DELTA_GRPC",
+        }
+    }
+}
+
+impl FromStr for XdsMode {
+    type Err = BootstrapError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "sotw" => Ok(XdsMode::Sotw),
+            "delta" => Ok(XdsMode::Delta),
+            other => Err(BootstrapError::BadXdsMode(other.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for XdsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            XdsMode::Sotw => "sotw",
+            XdsMode::Delta => "delta",
+        })
+    }
+}
+
+/// pilot's address: a hostname (resolved by Envoy, `STRICT_DNS`) or an IP
+/// (`STATIC`), and a port.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DiscoveryAddress {
+    /// Hostname or IP literal (without brackets).
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl DiscoveryAddress {
+    /// The host as an IP, when it is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+}
+
+impl FromStr for DiscoveryAddress {
+    type Err = BootstrapError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason| BootstrapError::BadDiscoveryAddress { input: s.to_string(), reason };
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, rest) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            let port = rest.strip_prefix(':').ok_or_else(|| bad("missing :PORT after ']'"))?;
+            if host.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("the bracketed host is not an IPv6 address"));
+            }
+            (host, port)
+        } else {
+            let (host, port) = s.rsplit_once(':').ok_or_else(|| bad("missing :PORT"))?;
+            if host.contains(':') {
+                return Err(bad("an IPv6 address must be in brackets"));
+            }
+            (host, port)
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')) {
+            return Err(bad("the host has characters not allowed in a hostname"));
+        }
+        let port: u16 = port.parse().map_err(|_| bad("the port is not a number in 1..65535"))?;
+        if port == 0 {
+            return Err(bad("port 0"));
+        }
+        Ok(Self { host: host.to_string(), port })
+    }
+}
+
+impl fmt::Display for DiscoveryAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Certificate files for the static secrets of file mode.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FileSecrets {
+    /// `cert-chain.pem` and `key.pem` → secret `default`.
+    pub workload: Option<(PathBuf, PathBuf)>,
+    /// `root-cert.pem` → secret `ROOTCA`.
+    pub root: Option<PathBuf>,
+}
+
+impl FileSecrets {
+    /// The secrets whose files exist in `dir` (the workload secret needs both
+    /// the chain and the key). A missing directory yields no secrets: a pod
+    /// without mTLS still gets a working proxy.
+    pub fn from_dir(dir: &Path) -> Self {
+        let chain = dir.join(CERT_CHAIN_FILE);
+        let key = dir.join(KEY_FILE);
+        let root = dir.join(ROOT_CERT_FILE);
+        Self {
+            workload: (chain.exists() && key.exists()).then_some((chain, key)),
+            root: root.exists().then_some(root),
+        }
+    }
+}
+
+/// Where Envoy gets workload certificates from.
+///
+/// This is the seam for SDS: the identity issue adds a variant that points
+/// the same secret names at the agent's Unix socket (`sds_config`) instead of
+/// files, and sets `CERT_MODE=sds` in the metadata. File mode rotates by hot
+/// restart; SDS mode will rotate in place.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CertSource {
+    /// No certificates: plaintext only.
+    #[default]
+    None,
+    /// Static secrets read from files when Envoy starts.
+    Files(FileSecrets),
+}
+
+/// Everything the bootstrap depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapConfig {
+    /// `sidecar~IP~POD.NS~NS.svc.cluster.local`.
+    pub node_id: NodeId,
+    /// Node metadata pilot reads.
+    pub metadata: NodeMetadata,
+    /// pilot's ADS address.
+    pub discovery_address: DiscoveryAddress,
+    /// SotW or delta ADS.
+    pub xds: XdsMode,
+    /// Envoy admin port, bound on 127.0.0.1 only.
+    pub admin_port: u16,
+    /// Envoy Prometheus listener port (on 0.0.0.0 so Prometheus can scrape it).
+    pub stats_port: u16,
+    /// Certificates.
+    pub certs: CertSource,
+}
+
+impl BootstrapConfig {
+    /// Defaults for everything except identity and pilot's address.
+    pub fn new(node_id: NodeId, metadata: NodeMetadata, discovery_address: DiscoveryAddress) -> Self {
+        Self {
+            node_id,
+            metadata,
+            discovery_address,
+            xds: XdsMode::default(),
+            admin_port: ENVOY_ADMIN_PORT,
+            stats_port: ENVOY_STATS_PORT,
+            certs: CertSource::None,
+        }
+    }
+}
+
+/// Builds the Envoy bootstrap (JSON, accepted by `envoy --mode validate`).
+pub fn bootstrap(cfg: &BootstrapConfig) -> Value {
+    let mut clusters = vec![xds_cluster(&cfg.discovery_address), prometheus_cluster(cfg.admin_port)];
+    clusters.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    let mut static_resources = json!({
+        "clusters": clusters,
+        "listeners": [prometheus_listener(cfg.stats_port)],
+    });
+    let secrets = secrets(&cfg.certs);
+    if !secrets.is_empty() {
+        static_resources["secrets"] = Value::Array(secrets);
+    }
+    json!({
+        "node": {
+            "id": cfg.node_id.to_string(),
+            "cluster": service_cluster(cfg),
+            "metadata": cfg.metadata.to_json(),
+        },
+        "admin": {
+            "address": socket_address("127.0.0.1", cfg.admin_port),
+        },
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": cfg.xds.api_type(),
+                "transport_api_version": "V3",
+                "set_node_on_first_message_only": true,
+                "grpc_services": [{ "envoy_grpc": { "cluster_name": XDS_CLUSTER } }],
+            },
+            "cds_config": { "ads": {}, "resource_api_version": "V3" },
+            "lds_config": { "ads": {}, "resource_api_version": "V3" },
+        },
+        "static_resources": static_resources,
+        "overload_manager": {
+            "resource_monitors": [{
+                "name": "envoy.resource_monitors.global_downstream_max_connections",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig",
+                    "max_active_downstream_connections": 2147483647,
+                },
+            }],
+        },
+        "layered_runtime": {
+            "layers": [
+                { "name": "static", "static_layer": {} },
+                { "name": "admin", "admin_layer": {} },
+            ],
+        },
+    })
+}
+
+/// Envoy's `node.cluster` (its "service cluster"): `<app>.<namespace>` as Istio
+/// spells it, falling back to the workload name and then the pod name.
+fn service_cluster(cfg: &BootstrapConfig) -> String {
+    let md = &cfg.metadata;
+    let app = md
+        .labels
+        .get("app")
+        .filter(|s| !s.is_empty())
+        .or(Some(&md.workload_name).filter(|s| !s.is_empty()))
+        .unwrap_or(&cfg.node_id.pod_name);
+    format!("{app}.{}", cfg.node_id.namespace)
+}
+
+fn socket_address(address: &str, port: u16) -> Value {
+    json!({ "socket_address": { "address": address, "port_value": port } })
+}
+
+fn load_assignment(name: &str, address: &str, port: u16) -> Value {
+    json!({
+        "cluster_name": name,
+        "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": socket_address(address, port) } }] }],
+    })
+}
+
+/// The ADS cluster. HTTP/2 is required for gRPC; generous circuit breakers
+/// (as Istio sets them) so a busy control-plane stream is never throttled by
+/// Envoy's defaults of 1024 requests.
+fn xds_cluster(addr: &DiscoveryAddress) -> Value {
+    let mut c = json!({
+        "name": XDS_CLUSTER,
+        "type": if addr.ip().is_some() { "STATIC" } else { "STRICT_DNS" },
+        "connect_timeout": "1s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": load_assignment(XDS_CLUSTER, &addr.host, addr.port),
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": {
+                    "http2_protocol_options": {
+                        "connection_keepalive": { "interval": "30s", "timeout": "10s" },
+                    },
+                },
+            },
+        },
+        "circuit_breakers": {
+            "thresholds": [{
+                "priority": "DEFAULT",
+                "max_connections": 100000,
+                "max_pending_requests": 100000,
+                "max_requests": 100000,
+            }],
+        },
+        "upstream_connection_options": {
+            "tcp_keepalive": { "keepalive_time": 300 },
+        },
+    });
+    if addr.ip().is_none() {
+        c["dns_lookup_family"] = json!("V4_PREFERRED");
+        c["respect_dns_ttl"] = json!(true);
+    }
+    c
+}
+
+fn prometheus_cluster(admin_port: u16) -> Value {
+    json!({
+        "name": PROMETHEUS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "0.250s",
+        "lb_policy": "ROUND_ROBIN",
+        "load_assignment": load_assignment(PROMETHEUS_CLUSTER, "127.0.0.1", admin_port),
+    })
+}
+
+/// Only `/stats/prometheus` is exposed: the rest of the admin interface stays
+/// on loopback, out of reach of other pods.
+fn prometheus_listener(port: u16) -> Value {
+    json!({
+        "name": format!("prometheus_{port}"),
+        "address": socket_address("0.0.0.0", port),
+        "filter_chains": [{
+            "filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "codec_type": "AUTO",
+                    "stat_prefix": "stats",
+                    "route_config": {
+                        "virtual_hosts": [{
+                            "name": "backend",
+                            "domains": ["*"],
+                            "routes": [{
+                                "match": { "prefix": "/stats/prometheus" },
+                                "route": { "cluster": PROMETHEUS_CLUSTER },
+                            }],
+                        }],
+                    },
+                    "http_filters": [{
+                        "name": "envoy.filters.http.router",
+                        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" },
+                    }],
+                },
+            }],
+        }],
+    })
+}
+
+fn secrets(certs: &CertSource) -> Vec<Value> {
+    let CertSource::Files(files) = certs else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some((chain, key)) = &files.workload {
+        out.push(json!({
+            "name": SECRET_DEFAULT,
+            "tls_certificate": {
+                "certificate_chain": { "filename": chain.display().to_string() },
+                "private_key": { "filename": key.display().to_string() },
+            },
+        }));
+    }
+    if let Some(root) = &files.root {
+        out.push(json!({
+            "name": SECRET_ROOTCA,
+            "validation_context": { "trusted_ca": { "filename": root.display().to_string() } },
+        }));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_addresses() {
+        let a: DiscoveryAddress = "rudder-pilot.rudder-system.svc:15010".parse().unwrap();
+        assert_eq!((a.host.as_str(), a.port, a.ip()), ("rudder-pilot.rudder-system.svc", 15010, None));
+        let a: DiscoveryAddress = "198.18.0.1:15010".parse().unwrap();
+        assert_eq!(a.ip(), Some("198.18.0.1".parse().unwrap()));
+        let a: DiscoveryAddress = "[::1]:15010".parse().unwrap();
+        assert_eq!((a.host.as_str(), a.to_string().as_str()), ("::1", "[::1]:15010"));
+        for bad in ["pilot", "pilot:", ":15010", "pilot:0", "pilot:99999", "::1:15010", "[pilot]:1", "a b:1"] {
+            let err = bad.parse::<DiscoveryAddress>().unwrap_err();
+            assert!(err.to_string().contains(bad), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn xds_modes() {
+        assert_eq!("sotw".parse::<XdsMode>().unwrap().api_type(), "GRPC");
+        assert_eq!("delta".parse::<XdsMode>().unwrap().api_type(), "DELTA_GRPC");
+        assert!("SotW".parse::<XdsMode>().is_err());
+    }
+
+    #[test]
+    fn cluster_type_follows_address_kind() {
+        let md = NodeMetadata::default();
+        let id = NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns");
+        let mut cfg = BootstrapConfig::new(id, md, "pilot:15010".parse().unwrap());
+        let find = |b: &Value| {
+            b["static_resources"]["clusters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == XDS_CLUSTER)
+                .unwrap()["type"]
+                .clone()
+        };
+        assert_eq!(find(&bootstrap(&cfg)), "STRICT_DNS");
+        cfg.discovery_address = "10.0.0.2:15010".parse().unwrap();
+        assert_eq!(find(&bootstrap(&cfg)), "STATIC");
+        assert_eq!(bootstrap(&cfg)["node"]["cluster"], "p.ns");
+        assert!(bootstrap(&cfg)["static_resources"].get("secrets").is_none());
+    }
+}

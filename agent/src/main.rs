@@ -1,0 +1,268 @@
+//! `agent`: the sidecar's entrypoint. Thin wiring over the `rudder_agent` library.
+#![forbid(unsafe_code)]
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use rudder_agent::{
+    admin::Admin,
+    bootstrap::{bootstrap, BootstrapConfig, CertSource, DiscoveryAddress, FileSecrets, XdsMode},
+    envoy::{self, EnvoyOptions},
+    pod::{self, PodInfo},
+    server::{self, ServerContext},
+    state::AgentState,
+    supervisor::{self, Command, SupervisorConfig},
+    wait::{parse_duration, wait_ready},
+    watch,
+};
+use rudder_model::well_known;
+use tokio::{
+    net::TcpListener,
+    signal::unix::{signal, SignalKind},
+    sync::mpsc,
+};
+
+#[derive(Parser)]
+#[command(name = "agent", version, about = "Rudder's sidecar agent: bootstraps, supervises and hot-restarts Envoy")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run Envoy for this pod: bootstrap, supervise, hot-restart on certificate changes.
+    Proxy(ProxyArgs),
+    /// Print the Envoy bootstrap `proxy` would use, and exit.
+    Bootstrap(Identity),
+    /// Wait until the sidecar is ready (for the app container's postStart hook).
+    Wait(WaitArgs),
+}
+
+/// Inputs of the bootstrap (shared by `proxy` and `bootstrap`).
+#[derive(Args, Clone)]
+struct Identity {
+    /// pilot's ADS address, HOST:PORT.
+    #[arg(long, default_value = "rudder-pilot.rudder-system.svc:15010")]
+    discovery_address: String,
+    /// Directory with cert-chain.pem, key.pem and root-cert.pem.
+    #[arg(long, default_value = "/etc/certs")]
+    cert_dir: PathBuf,
+    /// Pod name.
+    #[arg(long, env = "POD_NAME", default_value = "")]
+    pod_name: String,
+    /// Pod namespace.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "")]
+    pod_namespace: String,
+    /// Pod IP.
+    #[arg(long, env = "INSTANCE_IP", default_value = "")]
+    instance_ip: String,
+    /// Service account.
+    #[arg(long, env = "SERVICE_ACCOUNT", default_value = "")]
+    service_account: String,
+    /// Workload (e.g. Deployment) name, for node metadata.
+    #[arg(long, env = "WORKLOAD_NAME", default_value = "")]
+    workload_name: String,
+    /// Labels as JSON or k=v,k=v (wins over the labels file).
+    #[arg(long, env = "POD_LABELS")]
+    pod_labels: Option<String>,
+    /// Labels file in downward-API format (default /etc/rudder/pod/labels when present).
+    #[arg(long)]
+    pod_labels_file: Option<PathBuf>,
+    /// Where captured traffic arrives (node metadata CAPTURE_PORT).
+    #[arg(long, default_value_t = well_known::PROXY_PORT)]
+    capture_port: u16,
+    /// Where inbound traffic arrives (default: the capture port).
+    #[arg(long)]
+    inbound_capture_port: Option<u16>,
+    /// ADS flavour: sotw or delta.
+    #[arg(long, default_value = "delta")]
+    xds: String,
+    /// Envoy admin port (127.0.0.1 only).
+    #[arg(long, default_value_t = well_known::ENVOY_ADMIN_PORT)]
+    admin_port: u16,
+    /// Envoy Prometheus listener port.
+    #[arg(long, default_value_t = well_known::ENVOY_STATS_PORT)]
+    stats_port: u16,
+}
+
+#[derive(Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    id: Identity,
+    /// Graceful drain time: Envoy's --drain-time-s, and how long shutdown waits for in-flight work.
+    #[arg(long, default_value = "5s", value_parser = flag_duration)]
+    drain_duration: Duration,
+    /// When a new epoch terminates the previous one (Envoy's --parent-shutdown-time-s).
+    #[arg(long, default_value = "10s", value_parser = flag_duration)]
+    parent_shutdown_duration: Duration,
+    /// Agent metrics and /quitquitquit port.
+    #[arg(long, default_value_t = well_known::AGENT_METRICS_PORT)]
+    metrics_port: u16,
+    /// Readiness (/healthz/ready) port.
+    #[arg(long, default_value_t = well_known::AGENT_HEALTH_PORT)]
+    status_port: u16,
+    /// Directory for the bootstrap and base id files (default: a fresh temporary directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Envoy worker threads.
+    #[arg(long)]
+    concurrency: Option<u32>,
+    /// Envoy log level.
+    #[arg(long, default_value = "warning")]
+    envoy_log_level: String,
+}
+
+#[derive(Args)]
+struct WaitArgs {
+    /// Give up after this long.
+    #[arg(long, default_value = "60s", value_parser = flag_duration)]
+    timeout: Duration,
+    /// Readiness URL.
+    #[arg(long, default_value = "http://127.0.0.1:15021/healthz/ready")]
+    url: String,
+    /// Time between attempts.
+    #[arg(long, default_value = "500ms", value_parser = flag_duration)]
+    period: Duration,
+}
+
+fn flag_duration(s: &str) -> Result<Duration, String> {
+    parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn bootstrap_config(id: &Identity) -> Result<BootstrapConfig> {
+    let mut labels = match &id.pod_labels_file {
+        Some(f) => pod::read_labels_file(f)?,
+        None => {
+            let default = PathBuf::from(pod::DEFAULT_LABELS_FILE);
+            if default.exists() {
+                pod::read_labels_file(&default)?
+            } else {
+                Default::default()
+            }
+        }
+    };
+    if let Some(env) = &id.pod_labels {
+        labels.extend(pod::parse_labels_env(env)?);
+    }
+    let info = PodInfo {
+        name: id.pod_name.clone(),
+        namespace: id.pod_namespace.clone(),
+        ip: id.instance_ip.clone(),
+        service_account: id.service_account.clone(),
+        workload_name: id.workload_name.clone(),
+        labels,
+    };
+    let (node_id, metadata) = info.node(id.capture_port, id.inbound_capture_port.unwrap_or(id.capture_port))?;
+    let discovery: DiscoveryAddress = id.discovery_address.parse()?;
+    let mut cfg = BootstrapConfig::new(node_id, metadata, discovery);
+    cfg.xds = id.xds.parse::<XdsMode>()?;
+    cfg.admin_port = id.admin_port;
+    cfg.stats_port = id.stats_port;
+    cfg.certs = CertSource::Files(FileSecrets::from_dir(&id.cert_dir));
+    Ok(cfg)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Bootstrap(id) => {
+            let cfg = bootstrap_config(&id)?;
+            println!("{}", serde_json::to_string_pretty(&bootstrap(&cfg))?);
+            Ok(())
+        }
+        Cmd::Wait(w) => {
+            let attempts = wait_ready(&w.url, w.timeout, w.period).await?;
+            tracing::info!(url = %w.url, attempts, "sidecar ready");
+            Ok(())
+        }
+        Cmd::Proxy(p) => proxy(p).await,
+    }
+}
+
+async fn proxy(p: ProxyArgs) -> Result<()> {
+    let cfg = bootstrap_config(&p.id)?;
+    let bin = envoy::find_bin(std::env::var_os("ENVOY_BIN"), std::env::var_os("PATH"))?;
+    let (work_dir, temporary) = match &p.work_dir {
+        Some(d) => (d.clone(), false),
+        None => (std::env::temp_dir().join(format!("rudder-agent-{}", std::process::id())), true),
+    };
+    std::fs::create_dir_all(&work_dir).with_context(|| format!("creating work dir {}", work_dir.display()))?;
+    if p.parent_shutdown_duration <= p.drain_duration {
+        bail!(
+            "--parent-shutdown-duration ({:?}) must be longer than --drain-duration ({:?}): the old epoch needs its drain time before it is terminated",
+            p.parent_shutdown_duration,
+            p.drain_duration
+        );
+    }
+    let admin = Admin::new(cfg.admin_port, server::HANDLER_ADMIN_TIMEOUT);
+    let state = Arc::new(AgentState::default());
+    let (tx, rx) = mpsc::channel(16);
+    let ctx = ServerContext { state: state.clone(), admin, commands: tx.clone() };
+    let status = TcpListener::bind(("0.0.0.0", p.status_port))
+        .await
+        .with_context(|| format!("binding the status port {}", p.status_port))?;
+    let metrics = TcpListener::bind(("0.0.0.0", p.metrics_port))
+        .await
+        .with_context(|| format!("binding the metrics port {}", p.metrics_port))?;
+    tokio::spawn(server::serve(status, server::status_router(ctx.clone())));
+    tokio::spawn(server::serve(metrics, server::metrics_router(ctx)));
+
+    let _watch = if p.id.cert_dir.is_dir() {
+        let tx = tx.clone();
+        Some(watch::watch_dir(&p.id.cert_dir, Duration::from_millis(200), move || {
+            let _ = tx.try_send(Command::CertsChanged);
+        })?)
+    } else {
+        tracing::warn!(dir = %p.id.cert_dir.display(), "certificate directory does not exist: plaintext only, not watching");
+        None
+    };
+    tokio::spawn(forward_signals(tx));
+
+    let sup = SupervisorConfig {
+        envoy: EnvoyOptions {
+            bin,
+            bootstrap: work_dir.join("envoy-bootstrap.json"),
+            base_id_path: work_dir.join("envoy-base-id"),
+            drain: p.drain_duration,
+            parent_shutdown: p.parent_shutdown_duration,
+            concurrency: p.concurrency,
+            log_level: p.envoy_log_level,
+        },
+        bootstrap: cfg,
+        cert_dir: Some(p.id.cert_dir.clone()),
+        drain_duration: p.drain_duration,
+        backoff_initial: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(10),
+    };
+    tracing::info!(node = %sup.bootstrap.node_id, xds = %sup.bootstrap.xds, work_dir = %work_dir.display(), "agent starting");
+    let result = supervisor::run(sup, state, rx).await;
+    if temporary {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    }
+    result?;
+    tracing::info!("agent stopped");
+    Ok(())
+}
+
+/// SIGTERM and SIGINT start a graceful drain; a second one cuts it short.
+async fn forward_signals(tx: mpsc::Sender<Command>) -> Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        if tx.send(Command::Shutdown(name.to_string())).await.is_err() {
+            return Ok(());
+        }
+    }
+}

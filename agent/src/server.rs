@@ -1,0 +1,120 @@
+//! The agent's HTTP endpoints.
+//!
+//! - status port (15021): `GET /healthz/ready`: 200 only when Envoy is `LIVE`
+//!   and has accepted its first clusters and listeners from pilot
+//!   (`cluster_manager.cds.update_success` and
+//!   `listener_manager.lds.update_success` ≥ 1), 503 with the reason otherwise.
+//!   Envoy turns `LIVE` after its initial fetch timeout even when pilot never
+//!   answered, so `LIVE` alone would report an empty proxy as ready.
+//! - metrics port (15020): `GET /stats/prometheus` and `/metrics`: Envoy's
+//!   stats followed by the agent's; `POST /quitquitquit`: graceful shutdown,
+//!   for Jobs whose sidecar must stop when the work is done. Only loopback
+//!   clients may call it (the app in the same pod), never another pod.
+
+use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
+
+use axum::{
+    extract::{ConnectInfo, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Router,
+};
+use tokio::{net::TcpListener, sync::mpsc};
+
+use crate::{admin::Admin, state::AgentState, supervisor::Command};
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct ServerContext {
+    /// Shared with the supervisor.
+    pub state: Arc<AgentState>,
+    /// Envoy's admin interface.
+    pub admin: Admin,
+    /// To ask the supervisor to shut down.
+    pub commands: mpsc::Sender<Command>,
+}
+
+/// Readiness: `Ok(())` or the reason it is not ready.
+pub async fn readiness(state: &AgentState, admin: &Admin) -> Result<(), String> {
+    if state.draining.load(Relaxed) {
+        return Err("draining".into());
+    }
+    if state.envoy_pid.load(Relaxed) == 0 {
+        return Err("Envoy is not running".into());
+    }
+    let s = admin.state().await.map_err(|e| format!("Envoy admin: {e}"))?;
+    if s != "LIVE" {
+        return Err(format!("Envoy is {s}"));
+    }
+    let stats = admin
+        .stats(r"^(cluster_manager\.cds|listener_manager\.lds)\.update_success$")
+        .await
+        .map_err(|e| format!("Envoy admin: {e}"))?;
+    let cds = stats.get("cluster_manager.cds.update_success").copied().unwrap_or(0);
+    let lds = stats.get("listener_manager.lds.update_success").copied().unwrap_or(0);
+    if cds == 0 || lds == 0 {
+        return Err(format!("no configuration accepted from pilot yet (CDS updates {cds}, LDS updates {lds})"));
+    }
+    Ok(())
+}
+
+async fn ready(State(ctx): State<ServerContext>) -> Response {
+    match readiness(&ctx.state, &ctx.admin).await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
+    }
+}
+
+async fn metrics(State(ctx): State<ServerContext>) -> Response {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let mut body = match ctx.admin.prometheus().await {
+        Ok(text) => text,
+        Err(error) => format!("# Envoy stats unavailable: {}\n", error.to_string().replace('\n', " ")),
+    };
+    if !body.ends_with('\n') && !body.is_empty() {
+        body.push('\n');
+    }
+    body.push_str(&ctx.state.render_metrics(now));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+async fn quit(State(ctx): State<ServerContext>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+    let loopback = match peer.ip() {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    };
+    if !loopback {
+        tracing::warn!(%peer, "refused /quitquitquit from a non-loopback client");
+        return (StatusCode::FORBIDDEN, "only loopback clients may call /quitquitquit\n").into_response();
+    }
+    tracing::info!(%peer, "/quitquitquit");
+    let _ = ctx.commands.send(Command::Shutdown("/quitquitquit".into())).await;
+    (StatusCode::OK, "OK\n").into_response()
+}
+
+/// The status port's router.
+pub fn status_router(ctx: ServerContext) -> Router {
+    Router::new().route("/healthz/ready", get(ready)).with_state(ctx)
+}
+
+/// The metrics port's router.
+pub fn metrics_router(ctx: ServerContext) -> Router {
+    Router::new()
+        .route("/stats/prometheus", get(metrics))
+        .route("/metrics", get(metrics))
+        .route("/quitquitquit", post(quit))
+        .with_state(ctx)
+}
+
+/// Serves `router` on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+}
+
+/// Admin calls from handlers are bounded so a wedged Envoy cannot pile up
+/// probe requests.
+pub const HANDLER_ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
