@@ -350,6 +350,9 @@ impl Process {
 
     fn stop_now(&mut self) {
         self.detached = true;
+        if self.inner.is_torn_down() {
+            return; // teardown already stopped it and removed the record
+        }
         let child = self.inner.children.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.pid);
         stop_group(self.pid, None, child);
         let pid = self.pid;

@@ -193,3 +193,23 @@ fn sweep_after_a_crash_removes_exactly_what_the_record_lists() {
     assert!(other.netns_path().exists() && link_exists(bystander.bridge()));
     assert!(Net::sweep(&dir).is_err(), "a second sweep has no record to act on");
 }
+
+#[test]
+fn a_panicking_test_still_tears_down() {
+    let Some(()) = prerequisite("panic_teardown", check_root()) else { return };
+    let made = std::sync::Mutex::new(None);
+    let result = std::panic::catch_unwind(|| {
+        let net = Net::for_test("panic").unwrap();
+        let pod = net.add_pod("p").unwrap();
+        // A handle that never runs its Drop: only the instance's teardown can stop it.
+        let leaked = pod.spawn(ProcessSpec::new("sleep").arg("600")).unwrap();
+        let pid = leaked.pid();
+        std::mem::forget(leaked);
+        *made.lock().unwrap() = Some((net.bridge().to_string(), pod.netns_path(), net.state_dir().to_path_buf(), pid));
+        panic!("test failure inside the harness");
+    });
+    assert!(result.is_err());
+    let (bridge, netns, dir, pid) = made.lock().unwrap().take().unwrap();
+    assert!(!link_exists(&bridge) && !netns.exists() && !dir.exists());
+    assert!(!alive(pid as i32));
+}
