@@ -127,7 +127,7 @@ impl Checker {
             SpecMatch::Prefix(s) => StringMatch::Prefix(s.clone()),
             SpecMatch::Regex(r) => {
                 if let Err(e) = regex::Regex::new(r) {
-                    let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+                    let why = e.to_string().lines().last().unwrap_or("").trim().trim_start_matches("error: ").to_string();
                     self.error(field, format!("invalid regex {r:?}: {why}"));
                     return None;
                 }

@@ -1,0 +1,107 @@
+//! Loader: multi-document files, nested dirs, Lists, bad YAML with line
+//! numbers, wrong-typed fields naming the field, unsupported kinds.
+
+mod common;
+
+use common::testdata;
+use pretty_assertions::assert_eq;
+use rudder_registry::{
+    load::{collect_files, load_str},
+    validate_paths, Kind,
+};
+
+#[test]
+fn multi_document_files_keep_origins() {
+    let yaml = "# leading comment\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n";
+    let l = load_str(yaml, "ns.yaml", "ns.yaml");
+    assert!(l.problems.is_empty(), "{:?}", l.problems);
+    let got: Vec<_> = l.objects.iter().map(|o| (o.key.name.as_str(), o.origin.document, o.origin.line)).collect();
+    assert_eq!(got, vec![("a", 0, Some(2)), ("b", 2, Some(8))]);
+    assert_eq!(l.objects[0].key.kind, Kind::Namespace);
+}
+
+#[test]
+fn list_items_are_objects() {
+    let yaml = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: v1, kind: Namespace, metadata: {name: a}}\n- {apiVersion: v1, kind: Service, metadata: {name: s}, spec: {ports: [{port: x}]}}\n";
+    let l = load_str(yaml, "list.yaml", "list.yaml");
+    assert_eq!(l.objects.len(), 1);
+    assert_eq!(l.rejected.len(), 1);
+    let d = &l.rejected[0].diagnostics[0];
+    assert_eq!(d.object, "Service default/s");
+    assert_eq!(d.field, "items[1].spec.ports[0].port");
+}
+
+#[test]
+fn bad_yaml_names_file_document_and_line() {
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: [b\n";
+    let l = load_str(yaml, "bad.yaml", "bad.yaml");
+    assert!(l.unparseable);
+    assert_eq!(l.problems.len(), 1);
+    let d = &l.problems[0];
+    assert_eq!(d.object, "document 1");
+    assert!(d.file.as_deref().unwrap().starts_with("bad.yaml:"), "{d}");
+    let line: usize = d.file.as_deref().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    assert!((7..=8).contains(&line), "line {line}: {d}");
+}
+
+#[test]
+fn wrong_typed_field_names_the_field_and_line() {
+    let yaml = "apiVersion: v1\nkind: Namespace\nmetadata: {name: ok}\n---\napiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [a]\n  http:\n  - route:\n    - destination: {host: a}\n      weight: heavy\n";
+    let l = load_str(yaml, "vs.yaml", "vs.yaml");
+    assert!(!l.unparseable);
+    assert_eq!(l.objects.len(), 1, "the other document still loads");
+    let d = &l.rejected[0].diagnostics[0];
+    assert_eq!(d.object, "VirtualService default/r");
+    assert_eq!(d.field, "spec.http[0].route[0].weight");
+    assert_eq!(d.file.as_deref(), Some("vs.yaml:13"));
+    assert!(d.message.contains("i32"), "{d}");
+}
+
+#[test]
+fn unknown_istio_field_is_rejected_with_its_name() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: a\n  subset: []\n";
+    let l = load_str(yaml, "dr.yaml", "dr.yaml");
+    let d = &l.rejected[0].diagnostics[0];
+    assert!(d.message.contains("unknown field `subset`"), "{d}");
+    assert_eq!(d.file.as_deref(), Some("dr.yaml:6"));
+}
+
+#[test]
+fn nested_dirs_skip_hidden_and_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("a/b")).unwrap();
+    std::fs::create_dir_all(p.join(".git")).unwrap();
+    for f in ["x.yaml", "a/y.yml", "a/b/z.json", ".hidden.yaml", "a/notes.txt", ".git/c.yaml", "a/.y.yml.swp"] {
+        std::fs::write(p.join(f), "{}").unwrap();
+    }
+    let files: Vec<String> =
+        collect_files(p).unwrap().iter().map(|f| f.strip_prefix(p).unwrap().display().to_string()).collect();
+    assert_eq!(files, vec!["a/b/z.json", "a/y.yml", "x.yaml"]);
+}
+
+#[test]
+fn validate_reports_unsupported_kinds_without_failing_the_file() {
+    let bad = testdata("invalid/mixed.yaml");
+    let report = validate_paths(&[bad.clone()]);
+    let lines = report.lines();
+    assert!(report.has_errors());
+    assert_eq!(report.unsupported, vec![format!("unsupported: {}: Gateway default/gw: Rudder does not serve Gateway yet", bad.display())]);
+    assert!(lines.iter().any(|l| l.contains("spec.http[0].route[0].weight: weight -1 must not be negative")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("Deployment")), "other Kubernetes kinds are ignored");
+}
+
+#[test]
+fn bookinfo_samples_validate_cleanly() {
+    let mut paths = vec![testdata("bookinfo")];
+    let report = validate_paths(&paths);
+    assert_eq!(report.lines(), Vec::<String>::new());
+    assert_eq!(report.objects, 1 + 4 + 6 + 4 + 3);
+    for v in std::fs::read_dir(testdata("variants")).unwrap() {
+        paths.truncate(1);
+        let v = v.unwrap().path();
+        paths.push(v.clone());
+        let r = validate_paths(&paths);
+        assert!(!r.has_errors(), "{}: {:#?}", v.display(), r.lines());
+    }
+}
