@@ -365,6 +365,13 @@ impl Net {
         Ok(Pod::new(self.inner.clone(), record, dir))
     }
 
+    /// The pod called `name`, if it was added.
+    pub fn pod(&self, name: &str) -> Option<Pod> {
+        let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
+        let record = state.pods.iter().find(|p| p.name == name)?.clone();
+        Some(Pod::new(self.inner.clone(), record, self.inner.dir.join("pods").join(name)))
+    }
+
     /// Instance name.
     pub fn name(&self) -> &str {
         &self.name

@@ -39,6 +39,9 @@ fn two_pods_reach_each_other_and_the_host_over_the_bridge() {
     let a = net.add_pod("a").unwrap();
     let b = net.add_pod("b").unwrap();
     assert_ne!(a.ip(), b.ip());
+    assert_eq!(net.pod("b").map(|p| p.ip()), Some(b.ip()));
+    assert!(net.pod("c").is_none());
+    assert!(matches!(net.add_pod("a"), Err(rudder_harness::NetError::Conflict(_))));
     assert!(net.pod_cidr().contains(a.ip()) && net.pod_cidr().contains(b.ip()));
     assert_eq!(
         std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{}/forwarding", net.bridge())).unwrap().trim(),
