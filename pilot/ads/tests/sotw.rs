@@ -26,13 +26,14 @@ async fn wildcard_first_request() {
     c.request(CDS, "", &[], "").await;
     let cds = c.expect(CDS).await;
     assert_eq!(names(&cds), ["a", "b", "c"], "CDS with no names is wildcard: the full set");
+    // (Listeners wait for the CDS ACK, as Envoy's own start order has it.)
+    c.ack(&cds, &[]).await;
     c.request(LDS, "", &[], "").await;
     assert_eq!(names(&c.expect(LDS).await), ["l"]);
     // EDS is not a wildcard type: only what is asked for.
     c.request(EDS, "", &["b"], "").await;
     assert_eq!(names(&c.expect(EDS).await), ["b"]);
     // Later, a wildcard response still carries the complete set, not just the change.
-    c.ack(&cds, &[]).await;
     h.publish(base().cluster("c", "2").build());
     let cds2 = c.expect(CDS).await;
     assert_eq!(names(&cds2), ["a", "b", "c"]);
