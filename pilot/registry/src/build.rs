@@ -68,7 +68,7 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
 }
 
 /// Istio's order for rules of the same host: oldest first, then namespace/name.
-fn by_age<'a>(mut v: Vec<&'a Object>) -> Vec<&'a Object> {
+fn by_age(mut v: Vec<&Object>) -> Vec<&Object> {
     v.sort_by(|a, b| {
         (a.meta.creation_timestamp.as_deref().unwrap_or(""), &a.key.namespace, &a.key.name).cmp(&(
             b.meta.creation_timestamp.as_deref().unwrap_or(""),

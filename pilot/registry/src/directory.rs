@@ -20,7 +20,7 @@ use std::{
 use notify::{RecursiveMode, Watcher};
 
 use crate::{
-    load::{collect_files, is_config_file, load_file, LoadError},
+    load::{collect_files, is_config_file, load_str, LoadError},
     store::{Batch, Sink},
 };
 
@@ -91,6 +91,9 @@ impl<S: Sink> State<S> {
         while let Ok(first) = rx.recv() {
             let mut paths = BTreeSet::new();
             let mut add = |ev: notify::Result<notify::Event>| match ev {
+                // Our own reads show up as access events: ignore them, or
+                // every read would trigger another.
+                Ok(ev) if matches!(ev.kind, notify::EventKind::Access(_)) => {}
                 Ok(ev) => paths.extend(ev.paths),
                 Err(error) => tracing::warn!(%error, "config dir watch error"),
             };
@@ -107,8 +110,14 @@ impl<S: Sink> State<S> {
 
     fn changed(&mut self, path: &Path) {
         if path.is_dir() {
+            // A directory event (a directory renamed or copied in, or just its
+            // entries changing): load only files not yet known; known files
+            // get events of their own.
             match collect_files(path) {
-                Ok(files) => files.iter().for_each(|f| self.reload(f)),
+                Ok(files) => {
+                    let new: Vec<PathBuf> = files.into_iter().filter(|f| !self.known.contains(f)).collect();
+                    new.iter().for_each(|f| self.reload(f));
+                }
                 Err(error) => tracing::warn!(%error, "cannot read new directory"),
             }
         } else if path.is_file() {
@@ -128,7 +137,15 @@ impl<S: Sink> State<S> {
 
     fn reload(&mut self, path: &Path) {
         let scope = scope(path);
-        match load_file(path) {
+        let mut text = std::fs::read_to_string(path);
+        if self.known.contains(path) && text.as_ref().is_ok_and(|t| t.trim().is_empty()) {
+            // An in-place save truncates before writing: give the writer a
+            // moment before concluding the file was emptied on purpose.
+            std::thread::sleep(Duration::from_millis(100));
+            text = std::fs::read_to_string(path);
+        }
+        let loaded = text.map(|t| load_str(&t, &scope, &scope));
+        match loaded {
             Ok(loaded) if loaded.unparseable => {
                 tracing::warn!(file = %path.display(), "config file does not parse; its last good objects stay");
                 self.sink.report(&scope, loaded.problems);

@@ -164,8 +164,8 @@ fn saphyr_message(e: &serde_saphyr::Error, start_line: usize) -> (Option<usize>,
         _ => first.to_string(),
     };
     let msg = match col {
-        Some(c) => format!("{msg} (column {c})"),
-        None => msg,
+        Some(c) if !msg.contains("column") => format!("{msg} (column {c})"),
+        _ => msg,
     };
     (line, msg)
 }

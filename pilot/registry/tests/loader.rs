@@ -83,7 +83,7 @@ fn nested_dirs_skip_hidden_and_other_files() {
 #[test]
 fn validate_reports_unsupported_kinds_without_failing_the_file() {
     let bad = testdata("invalid/mixed.yaml");
-    let report = validate_paths(&[bad.clone()]);
+    let report = validate_paths(std::slice::from_ref(&bad));
     let lines = report.lines();
     assert!(report.has_errors());
     assert_eq!(report.unsupported, vec![format!("unsupported: {}: Gateway default/gw: Rudder does not serve Gateway yet", bad.display())]);
