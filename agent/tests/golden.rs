@@ -1,0 +1,89 @@
+//! Golden bootstraps: the builder's output for each shape of input is
+//! reviewed like code (refresh with REFRESH_GOLDEN=1), and each golden file
+//! is a bootstrap real Envoy accepts (`envoy --mode validate`).
+
+mod common;
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use rudder_agent::{bootstrap, BootstrapConfig, CertSource, FileSecrets, XdsMode};
+use rudder_model::{node::CertMode, NodeId, NodeMetadata};
+
+fn config(xds: XdsMode, discovery: &str, certs: bool) -> BootstrapConfig {
+    let ip = "198.18.0.5".parse().unwrap();
+    let md = NodeMetadata {
+        namespace: "default".into(),
+        service_account: "bookinfo-reviews".into(),
+        workload_name: "reviews-v1".into(),
+        labels: BTreeMap::from([
+            ("app".to_string(), "reviews".to_string()),
+            ("version".to_string(), "v1".to_string()),
+        ]),
+        instance_ips: vec![ip],
+        capture_port: 15000,
+        inbound_capture_port: 15000,
+        cert_mode: CertMode::File,
+    };
+    let mut cfg = BootstrapConfig::new(NodeId::sidecar(ip, "reviews-v1-0", "default"), md, discovery.parse().unwrap());
+    cfg.xds = xds;
+    if certs {
+        let dir = PathBuf::from("/etc/certs");
+        cfg.certs = CertSource::Files(FileSecrets {
+            workload: Some((dir.join("cert-chain.pem"), dir.join("key.pem"))),
+            root: Some(dir.join("root-cert.pem")),
+        });
+    }
+    cfg
+}
+
+fn cases() -> Vec<(&'static str, BootstrapConfig)> {
+    let mut custom = config(XdsMode::Delta, "127.0.0.1:25010", true);
+    custom.admin_port = 25009;
+    custom.stats_port = 25090;
+    custom.metadata.capture_port = 16000;
+    custom.metadata.inbound_capture_port = 16006;
+    vec![
+        ("sotw-ip-certs", config(XdsMode::Sotw, "198.18.0.1:15010", true)),
+        ("sotw-hostname", config(XdsMode::Sotw, "rudder-pilot.rudder-system.svc:15010", false)),
+        ("delta-hostname-certs", config(XdsMode::Delta, "rudder-pilot.rudder-system.svc:15010", true)),
+        ("delta-ip", config(XdsMode::Delta, "198.18.0.1:15010", false)),
+        ("delta-ip-custom-ports", custom),
+    ]
+}
+
+fn golden_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(format!("{name}.json"))
+}
+
+#[test]
+fn bootstraps_match_golden_files() {
+    let refresh = std::env::var("REFRESH_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0");
+    for (name, cfg) in cases() {
+        let got = serde_json::to_string_pretty(&bootstrap(&cfg)).unwrap() + "\n";
+        let path = golden_path(name);
+        if refresh {
+            std::fs::write(&path, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with REFRESH_GOLDEN=1 to create it)", path.display()));
+        pretty_assertions::assert_eq!(want, got, "{name} (REFRESH_GOLDEN=1 updates it)");
+    }
+}
+
+#[test]
+fn golden_bootstraps_pass_envoy_validate() {
+    let Some(envoy) = common::envoy_bin() else { return };
+    for (name, _) in cases() {
+        let path = golden_path(name);
+        let out = std::process::Command::new(&envoy)
+            .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: envoy --mode validate failed:\n{text}");
+        assert!(text.contains("OK"), "{name}: {text}");
+        println!("{name}: envoy --mode validate OK");
+    }
+}
