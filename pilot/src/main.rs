@@ -1,1 +1,77 @@
-fn main() {}
+//! `pilot`: Rudder's control plane.
+//!
+//! ```text
+//!  --config-dir DIR ─► registry (store, validation, debounce) ─► Arc<Snapshot>
+//!                                                                   │
+//!        proxies.rs: per connected sidecar, Generator::generate ◄───┘
+//!                                   │ watch<Arc<ProxyResources>>
+//!                                   ▼
+//!                    rudder-ads (SotW + Delta on :15010) ─► Envoy
+//!  monitoring.rs (:15014): /ready /metrics /debug/syncz /debug/config_dump
+//! ```
+//!
+//! `pilot serve --config-dir DIR` serves a directory of Kubernetes YAML;
+//! `pilot validate -f FILE...` checks route rules offline.
+
+#![forbid(unsafe_code)]
+
+mod monitoring;
+mod proxies;
+mod serve;
+mod validate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Rudder's control plane: Kubernetes objects and Istio route rules in, Envoy
+/// configuration out over ADS.
+#[derive(Parser, Debug)]
+#[command(name = "pilot", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve sidecars over xDS (ADS, SotW and Delta) from a config source.
+    Serve(serve::ServeArgs),
+    /// Check route rules offline: one line per problem; non-zero exit only for errors.
+    Validate(validate::ValidateArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(&args.log_format);
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(error) => {
+                    eprintln!("pilot: cannot start the async runtime: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(serve::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("pilot: {error:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Validate(args) => validate::run(&args),
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,114 @@
+//! `pilot serve`: wires the config source, the registry, generation, the ADS
+//! server and the monitoring endpoints.
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::{bail, Context};
+use rudder_ads::AdsServer;
+use rudder_registry::{directory::DirectorySource, Registry, RegistryOptions};
+
+use crate::{monitoring, proxies::Proxies};
+
+/// Arguments of `pilot serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Serve the Kubernetes/Istio YAML in this directory (watched for changes).
+    /// Without it pilot would watch Kubernetes (not available in this build).
+    #[arg(long, env = "PILOT_CONFIG_DIR")]
+    config_dir: Option<PathBuf>,
+    /// Where xDS (ADS, gRPC, plaintext) listens.
+    #[arg(long, default_value = "0.0.0.0:15010")]
+    xds_addr: SocketAddr,
+    /// Where `/ready`, `/metrics` and `/debug/*` listen.
+    #[arg(long, default_value = "0.0.0.0:15014")]
+    monitoring_addr: SocketAddr,
+    /// Quiet time before a config change is pushed (changes within it coalesce).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    debounce: Duration,
+    /// Longest a change waits while changes keep coming.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    debounce_max: Duration,
+    /// Log format: `text` or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Parses `100ms`, `1s`, `2m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 100ms, 1s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        _ => Err(format!("{s:?} is not a duration like 100ms, 1s or 2m")),
+    }
+}
+
+/// Runs until SIGTERM/SIGINT.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let Some(dir) = args.config_dir.clone() else {
+        bail!("--config-dir is required: this pilot serves a directory of YAML (the Kubernetes source is not built yet)");
+    };
+    if !dir.is_dir() {
+        bail!("--config-dir {}: not a directory", dir.display());
+    }
+    let (registry, mut snapshots) =
+        Registry::new(RegistryOptions { debounce: args.debounce, max_delay: args.debounce_max });
+    let _source = DirectorySource::spawn(dir.clone(), registry.handle())
+        .with_context(|| format!("watching {}", dir.display()))?;
+
+    // Monitoring comes up first, so `/ready` can say "not yet".
+    let state = monitoring::State::new();
+    let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
+        .await
+        .with_context(|| format!("binding --monitoring-addr {}", args.monitoring_addr))?;
+    tokio::spawn(monitoring::serve(monitoring_listener, state.clone()));
+
+    // The directory was read fully by `spawn`; build the first snapshot now.
+    // No sidecar is served before it: an empty answer would make a
+    // reconnecting Envoy drop the config it has.
+    let handle = registry.handle();
+    let first = handle.flush().await.context("the registry stopped before its first build")?;
+    snapshots.borrow_and_update();
+    let proxies = Arc::new(Proxies::new(first));
+    let ads = AdsServer::new(proxies.clone());
+    state.set_serving(proxies.clone(), ads.clone(), snapshots.clone(), registry.diagnostics());
+
+    let push_proxies = proxies.clone();
+    tokio::spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let snapshot = snapshots.borrow_and_update().clone();
+            let p = push_proxies.clone();
+            if let Err(error) = tokio::task::spawn_blocking(move || p.push(snapshot)).await {
+                tracing::error!(%error, "push failed");
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(args.xds_addr)
+        .await
+        .with_context(|| format!("binding --xds-addr {}", args.xds_addr))?;
+    tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, dir = %dir.display(), "pilot serving");
+    ads.serve(listener, shutdown_signal()).await.context("xDS server failed")?;
+    drop(registry);
+    tracing::info!("pilot stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for SIGTERM");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
