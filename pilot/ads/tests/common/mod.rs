@@ -322,6 +322,8 @@ impl SotwClient {
         let r = self.recv().await;
         assert_eq!(r.type_url, SDS.as_str(), "the server sent an unexpected {} response before the barrier", r.type_url);
         assert_eq!(r.resources.len(), self.barriers.len());
+        // ACK it, so no response is left in flight (convergence counts it).
+        self.ack(&r, &names).await;
         self.sds_nonce = r.nonce;
     }
 
@@ -437,6 +439,7 @@ impl DeltaClient {
         let r = self.recv().await;
         assert_eq!(r.type_url, SDS.as_str(), "the server sent an unexpected {} response before the barrier", r.type_url);
         assert_eq!(dnames(&r), vec![name]);
+        self.ack(&r).await;
         self.sds_nonce = r.nonce;
     }
 
