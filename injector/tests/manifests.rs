@@ -1,0 +1,144 @@
+//! manifests/injector/: valid Kubernetes objects (checked offline with
+//! kubernetes-validate), wired together consistently, and carrying the same
+//! template values as the built-in default.
+
+use std::{path::PathBuf, process::Command};
+
+use pretty_assertions::assert_eq;
+use rudder_injector::Values;
+use serde_json::{json, Value};
+
+fn manifests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../manifests/injector")
+}
+
+fn manifest_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(manifests_dir())
+        .expect("manifests/injector exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn objects() -> Vec<Value> {
+    manifest_files()
+        .iter()
+        .flat_map(|f| {
+            let docs: Vec<Value> = serde_saphyr::from_multiple(&std::fs::read_to_string(f).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            docs.into_iter().filter(|d| !d.is_null())
+        })
+        .collect()
+}
+
+fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objs.iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in manifests/injector"))
+}
+
+fn validator() -> Option<PathBuf> {
+    let tool = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/kubernetes-validate");
+    if tool.exists() {
+        return Some(tool);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("kubernetes-validate is missing at {} (CI=true)", tool.display());
+    }
+    eprintln!("skipping: kubernetes-validate not installed at {}", tool.display());
+    None
+}
+
+#[test]
+fn manifests_pass_kubernetes_validate_strict() {
+    let Some(tool) = validator() else { return };
+    let files = manifest_files();
+    assert!(files.len() >= 3, "expected configmap, injector and webhook manifests");
+    let out = Command::new(&tool).arg("--strict").args(&files).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "kubernetes-validate failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout.matches(" passed ").count(), objects().len(), "every object validated:\n{stdout}");
+
+    // The check can fail: a webhook with a misspelt field is rejected.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(manifests_dir().join("webhook.yaml")).unwrap().replace("sideEffects:", "sideEffect:");
+    std::fs::write(&bad, text).unwrap();
+    let out = Command::new(&tool).arg("--strict").arg(&bad).output().unwrap();
+    assert!(!out.status.success(), "a misspelt field must fail validation");
+}
+
+#[test]
+fn configmap_values_equal_the_built_in_default() {
+    let path = manifests_dir().join("configmap.yaml");
+    let from_configmap = Values::from_file(&path).unwrap();
+    assert_eq!(from_configmap, Values::default());
+    // What the Deployment mounts is the `values` key alone: same result.
+    let objs = objects();
+    let values = find(&objs, "ConfigMap", "rudder-sidecar-injector-template")["data"]["values"].as_str().unwrap();
+    assert_eq!(Values::from_yaml(values, "mounted values").unwrap(), Values::default());
+}
+
+#[test]
+fn deployment_service_and_webhook_agree() {
+    let objs = objects();
+    let svc = find(&objs, "Service", "rudder-injector");
+    assert_eq!(svc["metadata"]["namespace"], "rudder-system");
+    assert_eq!(svc["spec"]["ports"][0]["port"], 443);
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 15017);
+
+    let dep = find(&objs, "Deployment", "rudder-injector");
+    let pod = &dep["spec"]["template"];
+    assert_eq!(svc["spec"]["selector"]["app"], pod["metadata"]["labels"]["app"]);
+    assert_eq!(pod["metadata"]["labels"]["sidecar.istio.io/inject"], "false");
+    let c = &pod["spec"]["containers"][0];
+    assert_eq!(c["image"], "rudder/injector:0.1.0");
+    let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(args[0], "serve");
+    let arg = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap_or_else(|| panic!("no {flag}")) + 1];
+    assert!(arg("--addr").ends_with(":15017"));
+    // Every file the args name lives in a mounted volume of the right source.
+    let mounts = c["volumeMounts"].as_array().unwrap();
+    let volumes = pod["spec"]["volumes"].as_array().unwrap();
+    for (flag, source) in [
+        ("--tls-cert", json!({"secret": {"secretName": "rudder-injector-tls"}})),
+        ("--tls-key", json!({"secret": {"secretName": "rudder-injector-tls"}})),
+        ("--template", json!({"configMap": {"name": "rudder-sidecar-injector-template"}})),
+    ] {
+        let path = arg(flag);
+        let m = mounts
+            .iter()
+            .find(|m| path.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())))
+            .unwrap_or_else(|| panic!("{flag} {path} is not under a mount"));
+        let v = volumes.iter().find(|v| v["name"] == m["name"]).unwrap();
+        let (k, want) = source.as_object().unwrap().iter().next().unwrap();
+        for (field, value) in want.as_object().unwrap() {
+            assert_eq!(&v[k][field], value, "{flag}: volume {}", v["name"]);
+        }
+    }
+
+    let hook = find(&objs, "MutatingWebhookConfiguration", "rudder-sidecar-injector");
+    let entries = hook["webhooks"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for w in entries {
+        assert_eq!(w["admissionReviewVersions"], json!(["v1"]));
+        assert_eq!(w["sideEffects"], "None");
+        assert_eq!(w["failurePolicy"], "Fail");
+        let s = &w["clientConfig"]["service"];
+        assert_eq!((s["name"].as_str(), s["namespace"].as_str(), s["path"].as_str(), s["port"].as_u64()),
+            (Some("rudder-injector"), Some("rudder-system"), Some("/inject"), Some(443)));
+        assert_eq!(w["rules"][0]["resources"], json!(["pods"]));
+        assert_eq!(w["rules"][0]["operations"], json!(["CREATE"]));
+    }
+    let by_ns = &entries[0];
+    assert!(by_ns["namespaceSelector"]["matchExpressions"].as_array().unwrap().contains(
+        &json!({"key": "istio-injection", "operator": "In", "values": ["enabled"]})
+    ));
+    assert_eq!(
+        by_ns["objectSelector"]["matchExpressions"][0],
+        json!({"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]})
+    );
+    assert_eq!(entries[1]["objectSelector"]["matchLabels"]["sidecar.istio.io/inject"], "true");
+}
