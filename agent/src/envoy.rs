@@ -23,7 +23,7 @@ use tokio::{
 #[derive(Debug, thiserror::Error)]
 pub enum EnvoyError {
     /// No Envoy binary found.
-    #[error("no Envoy binary: set ENVOY_BIN or put `envoy` on PATH")]
+    #[error("no Envoy binary: set ENVOY_BIN, put `envoy` on PATH, or install it at /opt/rudder/bin/envoy")]
     NotFound,
     /// The process could not be started.
     #[error("starting {bin}: {reason}")]
@@ -62,13 +62,21 @@ pub struct EnvoyOptions {
     pub log_level: String,
 }
 
-/// Finds Envoy: `ENVOY_BIN` when set, else `envoy` on `PATH`.
+/// Where setup installs the real Envoy binary (readable by UID 1337).
+pub const INSTALLED_ENVOY: &str = "/opt/rudder/bin/envoy";
+
+/// Finds Envoy: `ENVOY_BIN` when set, else `envoy` on `PATH`, else
+/// [`INSTALLED_ENVOY`] when present.
 pub fn find_bin(envoy_bin: Option<OsString>, path: Option<OsString>) -> Result<PathBuf, EnvoyError> {
     if let Some(bin) = envoy_bin.filter(|b| !b.is_empty()) {
         return Ok(PathBuf::from(bin));
     }
-    let path = path.ok_or(EnvoyError::NotFound)?;
-    std::env::split_paths(&path).map(|d| d.join("envoy")).find(|p| p.is_file()).ok_or(EnvoyError::NotFound)
+    path.iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("envoy"))
+        .chain(std::iter::once(PathBuf::from(INSTALLED_ENVOY)))
+        .find(|p| p.is_file())
+        .ok_or(EnvoyError::NotFound)
 }
 
 /// The command line of one epoch. `base_id` is `None` for epoch 0 of a new
@@ -221,6 +229,7 @@ mod tests {
         std::fs::write(d.path().join("envoy"), "").unwrap();
         let found = find_bin(None, Some(d.path().as_os_str().to_owned())).unwrap();
         assert_eq!(found, d.path().join("envoy"));
-        assert!(find_bin(None, Some("/nonexistent".into())).is_err());
+        let fallback = find_bin(None, Some("/nonexistent".into()));
+        assert_eq!(fallback.is_ok(), Path::new(INSTALLED_ENVOY).is_file());
     }
 }

@@ -66,7 +66,9 @@ impl Agent {
     pub fn start(dir: &Path, ports: Ports, ads_port: u16, cert_dir: &Path, extra: &[&str]) -> Agent {
         let work_dir = dir.join("work");
         let log = dir.join("agent.log");
+        let envoy = envoy_bin().expect("checked by the test");
         let child = Command::new(env!("CARGO_BIN_EXE_agent"))
+            .env("ENVOY_BIN", envoy)
             .arg("proxy")
             .args(["--discovery-address", &format!("127.0.0.1:{ads_port}")])
             .arg("--cert-dir")
