@@ -171,11 +171,16 @@ impl Delta {
         let remove = st
             .client
             .keys()
-            .filter(|n| !desired.contains_key(*n) && !(may_linger(t) && self.linger.contains(*n)))
+            .filter(|n| !desired.contains_key(*n) && !self.lingers(t, n))
             .cloned()
             .collect();
         let send = desired.into_iter().filter(|(n, r)| st.client.get(n) != Some(&r.version)).collect();
         Diff { send, remove }
+    }
+
+    /// A vanished resource whose removal make-before-break holds back.
+    fn lingers(&self, t: TypeUrl, name: &str) -> bool {
+        may_linger(t) && self.linger.contains(name)
     }
 
     /// LDS and RDS hold exactly their current content (or were never asked for).
