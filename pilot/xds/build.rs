@@ -33,16 +33,27 @@ fn proto_dir() -> PathBuf {
     let version = envoy_types_version();
     let cargo_home = env::var("CARGO_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env::var("HOME").expect("HOME or CARGO_HOME")).join(".cargo"));
+        .unwrap_or_else(|_| {
+            PathBuf::from(env::var("HOME").expect("HOME or CARGO_HOME")).join(".cargo")
+        });
     let registry = cargo_home.join("registry").join("src");
     let wanted = format!("envoy-types-{version}");
-    for index in std::fs::read_dir(&registry).unwrap_or_else(|e| panic!("reading {}: {e}", registry.display())) {
-        let dir = index.expect("registry entry").path().join(&wanted).join("proto");
+    for index in std::fs::read_dir(&registry)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", registry.display()))
+    {
+        let dir = index
+            .expect("registry entry")
+            .path()
+            .join(&wanted)
+            .join("proto");
         if dir.is_dir() {
             return dir;
         }
     }
-    panic!("{wanted}/proto not found under {}; set RUDDER_ENVOY_PROTO_DIR", registry.display())
+    panic!(
+        "{wanted}/proto not found under {}; set RUDDER_ENVOY_PROTO_DIR",
+        registry.display()
+    )
 }
 
 /// The envoy-types version Cargo resolved, read from the workspace's Cargo.lock
@@ -72,12 +83,20 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-env-changed=RUDDER_ENVOY_PROTO_DIR");
     let base = proto_dir();
-    let includes: Vec<PathBuf> =
-        ["data-plane-api", "xds", "googleapis", "protoc-gen-validate", "cel-spec/proto", "opentelemetry-proto", "client_model", "ratelimit"]
-            .iter()
-            .map(|d| base.join(d))
-            .filter(|p| p.is_dir())
-            .collect();
+    let includes: Vec<PathBuf> = [
+        "data-plane-api",
+        "xds",
+        "googleapis",
+        "protoc-gen-validate",
+        "cel-spec/proto",
+        "opentelemetry-proto",
+        "client_model",
+        "ratelimit",
+    ]
+    .iter()
+    .map(|d| base.join(d))
+    .filter(|p| p.is_dir())
+    .collect();
     let fds = protox::Compiler::new(&includes)
         .expect("protox include paths")
         .include_imports(true)

@@ -12,14 +12,18 @@ use envoy_types::pb::{
     envoy::{
         config::{
             cluster::v3::{
-                circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster, OutlierDetection as PbOutlier,
+                circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster,
+                OutlierDetection as PbOutlier,
             },
             core::v3::{
-                address, BindConfig, Http1ProtocolOptions, Http2ProtocolOptions, HttpProtocolOptions as CommonHttp,
+                address, BindConfig, Http1ProtocolOptions, Http2ProtocolOptions,
+                HttpProtocolOptions as CommonHttp,
             },
         },
         extensions::upstreams::http::v3::{
-            http_protocol_options::{explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions},
+            http_protocol_options::{
+                explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+            },
             HttpProtocolOptions,
         },
         r#type::v3::Percent as PbPercent,
@@ -29,8 +33,8 @@ use envoy_types::pb::{
 use rudder_model::{
     names::{BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER},
     well_known::INBOUND_PASSTHROUGH_SOURCE,
-    ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, Protocol, Service, ServicePort, Snapshot,
-    Subset, TrafficPolicy,
+    ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, Protocol, Service,
+    ServicePort, Snapshot, Subset, TrafficPolicy,
 };
 
 use crate::{
@@ -48,7 +52,11 @@ const UNLIMITED: u32 = u32::MAX;
 const MIN_RING_SIZE: u64 = 1024;
 
 /// The DestinationPolicy for `host` a proxy in `namespace` may see (`exportTo`).
-pub(crate) fn visible_policy<'a>(snapshot: &'a Snapshot, host: &str, namespace: &str) -> Option<&'a DestinationPolicy> {
+pub(crate) fn visible_policy<'a>(
+    snapshot: &'a Snapshot,
+    host: &str,
+    namespace: &str,
+) -> Option<&'a DestinationPolicy> {
     snapshot.destination_policies.get(host).filter(|p| {
         p.export_to.is_empty()
             || p.export_to.iter().any(|ns| ns == "*" || ns == namespace)
@@ -57,9 +65,16 @@ pub(crate) fn visible_policy<'a>(snapshot: &'a Snapshot, host: &str, namespace: 
 }
 
 /// The effective policy of a cluster: host policy, port-level, then subset.
-pub(crate) fn effective_policy(policy: Option<&DestinationPolicy>, subset: Option<&Subset>, port: u16) -> TrafficPolicy {
+pub(crate) fn effective_policy(
+    policy: Option<&DestinationPolicy>,
+    subset: Option<&Subset>,
+    port: u16,
+) -> TrafficPolicy {
     policy
-        .map(|p| p.traffic_policy.merged_with(subset.and_then(|s| s.traffic_policy.as_ref()), port))
+        .map(|p| {
+            p.traffic_policy
+                .merged_with(subset.and_then(|s| s.traffic_policy.as_ref()), port)
+        })
         .unwrap_or_default()
 }
 
@@ -72,13 +87,25 @@ pub(crate) fn outbound_cluster(
     subset: Option<&Subset>,
 ) -> Arc<Resource> {
     let tp = effective_policy(policy, subset, port.port);
-    let version = Version::new("cds").with(name).with(&svc.hostname).with(port).with(&tp);
+    let version = Version::new("cds")
+        .with(name)
+        .with(&svc.hostname)
+        .with(port)
+        .with(&tp);
     let mut c = Cluster {
         name: name.to_string(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32)),
-        eds_cluster_config: Some(cluster::EdsClusterConfig { eds_config: Some(ads()), service_name: name.to_string() }),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        )),
+        eds_cluster_config: Some(cluster::EdsClusterConfig {
+            eds_config: Some(ads()),
+            service_name: name.to_string(),
+        }),
         connect_timeout: Some(duration(
-            tp.connection_pool.as_ref().and_then(|p| p.connect_timeout).unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+            tp.connection_pool
+                .as_ref()
+                .and_then(|p| p.connect_timeout)
+                .unwrap_or(DEFAULT_CONNECT_TIMEOUT),
         )),
         circuit_breakers: Some(circuit_breakers(tp.connection_pool.as_ref())),
         ..Default::default()
@@ -88,7 +115,8 @@ pub(crate) fn outbound_cluster(
         apply_outlier_detection(&mut c, od);
     }
     if let Some(opts) = http_protocol_options(port.protocol, tp.connection_pool.as_ref()) {
-        c.typed_extension_protocol_options = HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
+        c.typed_extension_protocol_options =
+            HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
     }
     resource(version, &c)
 }
@@ -100,10 +128,14 @@ fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancer>) {
         Some(LoadBalancer::LeastRequest) => LbPolicy::LeastRequest,
         Some(LoadBalancer::Random) => LbPolicy::Random,
         Some(LoadBalancer::ConsistentHash(_)) => {
-            c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
-                minimum_ring_size: Some(UInt64Value { value: MIN_RING_SIZE }),
-                ..Default::default()
-            }));
+            c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+                cluster::RingHashLbConfig {
+                    minimum_ring_size: Some(UInt64Value {
+                        value: MIN_RING_SIZE,
+                    }),
+                    ..Default::default()
+                },
+            ));
             LbPolicy::RingHash
         }
     } as i32;
@@ -143,7 +175,9 @@ fn apply_outlier_detection(c: &mut Cluster, od: &OutlierDetection) {
     c.outlier_detection = Some(out);
     if let Some(min) = od.min_health_percent {
         c.common_lb_config = Some(cluster::CommonLbConfig {
-            healthy_panic_threshold: Some(PbPercent { value: f64::from(min) }),
+            healthy_panic_threshold: Some(PbPercent {
+                value: f64::from(min),
+            }),
             ..Default::default()
         });
     }
@@ -152,7 +186,10 @@ fn apply_outlier_detection(c: &mut Cluster, od: &OutlierDetection) {
 /// Upstream HTTP options: HTTP/2 for http2/grpc ports, and the pool's
 /// per-connection limits. `None` when there is nothing to say (HTTP/1.1
 /// defaults, TCP ports).
-fn http_protocol_options(protocol: Protocol, pool: Option<&ConnectionPool>) -> Option<HttpProtocolOptions> {
+fn http_protocol_options(
+    protocol: Protocol,
+    pool: Option<&ConnectionPool>,
+) -> Option<HttpProtocolOptions> {
     if !protocol.is_http() {
         return None;
     }
@@ -173,9 +210,11 @@ fn http_protocol_options(protocol: Protocol, pool: Option<&ConnectionPool>) -> O
     };
     Some(HttpProtocolOptions {
         common_http_protocol_options: common,
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
-            protocol_config: Some(config),
-        })),
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(config),
+            },
+        )),
         ..Default::default()
     })
 }
@@ -186,21 +225,28 @@ fn http_protocol_options(protocol: Protocol, pool: Option<&ConnectionPool>) -> O
 fn original_dst_cluster(name: &str, inbound: bool, protocol: Protocol) -> Cluster {
     let mut c = Cluster {
         name: name.to_string(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::OriginalDst as i32)),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::OriginalDst as i32,
+        )),
         lb_policy: cluster::LbPolicy::ClusterProvided as i32,
         connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
         circuit_breakers: Some(circuit_breakers(None)),
         ..Default::default()
     };
     if inbound {
-        let Some(address::Address::SocketAddress(source)) = socket_address(INBOUND_PASSTHROUGH_SOURCE, 0).address
+        let Some(address::Address::SocketAddress(source)) =
+            socket_address(INBOUND_PASSTHROUGH_SOURCE, 0).address
         else {
             unreachable!("socket_address builds a socket address")
         };
-        c.upstream_bind_config = Some(BindConfig { source_address: Some(source), ..Default::default() });
+        c.upstream_bind_config = Some(BindConfig {
+            source_address: Some(source),
+            ..Default::default()
+        });
     }
     if let Some(opts) = http_protocol_options(protocol, None) {
-        c.typed_extension_protocol_options = HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
+        c.typed_extension_protocol_options =
+            HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
     }
     c
 }
@@ -216,17 +262,30 @@ pub(crate) fn inbound_cluster(name: &str, protocol: Protocol) -> Arc<Resource> {
 pub(crate) fn fixed_clusters() -> Vec<(String, Arc<Resource>)> {
     let blackhole = Cluster {
         name: BLACKHOLE_CLUSTER.into(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32)),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
         connect_timeout: Some(duration(DEFAULT_CONNECT_TIMEOUT)),
         ..Default::default()
     };
     let fixed = [
-        (PASSTHROUGH_CLUSTER, original_dst_cluster(PASSTHROUGH_CLUSTER, false, Protocol::Tcp)),
-        (INBOUND_PASSTHROUGH_CLUSTER, original_dst_cluster(INBOUND_PASSTHROUGH_CLUSTER, true, Protocol::Tcp)),
+        (
+            PASSTHROUGH_CLUSTER,
+            original_dst_cluster(PASSTHROUGH_CLUSTER, false, Protocol::Tcp),
+        ),
+        (
+            INBOUND_PASSTHROUGH_CLUSTER,
+            original_dst_cluster(INBOUND_PASSTHROUGH_CLUSTER, true, Protocol::Tcp),
+        ),
         (BLACKHOLE_CLUSTER, blackhole),
     ];
     fixed
         .into_iter()
-        .map(|(name, c)| (name.to_string(), resource(Version::new("cds-fixed").with(name), &c)))
+        .map(|(name, c)| {
+            (
+                name.to_string(),
+                resource(Version::new("cds-fixed").with(name), &c),
+            )
+        })
         .collect()
 }

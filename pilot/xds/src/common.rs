@@ -4,13 +4,15 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
+use envoy_types::pb::envoy::config::core::v3::Address;
+use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use envoy_types::pb::{
     envoy::{
         config::{
             accesslog::v3::{access_log, AccessLog},
             core::v3::{
-                address, config_source, socket_address, AggregatedConfigSource, ApiVersion, CidrRange,
-                ConfigSource, SocketAddress,
+                address, config_source, socket_address, AggregatedConfigSource, ApiVersion,
+                CidrRange, ConfigSource, SocketAddress,
             },
         },
         extensions::{
@@ -21,8 +23,6 @@ use envoy_types::pb::{
     },
     google::protobuf::{Any, Duration as PbDuration, UInt32Value},
 };
-use envoy_types::pb::envoy::config::core::v3::Address;
-use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use prost::{Message, Name};
 use rudder_model::Percent;
 
@@ -30,17 +30,26 @@ use crate::{version::Version, Resource};
 
 /// Packs a message into `Any` with its canonical type URL.
 pub(crate) fn any<M: Message + Name>(msg: &M) -> Any {
-    Any { type_url: M::type_url(), value: msg.encode_to_vec() }
+    Any {
+        type_url: M::type_url(),
+        value: msg.encode_to_vec(),
+    }
 }
 
 /// A finished resource: version from the model inputs, body packed.
 pub(crate) fn resource<M: Message + Name>(version: Version, msg: &M) -> Arc<Resource> {
-    Arc::new(Resource { version: version.to_string(), body: any(msg) })
+    Arc::new(Resource {
+        version: version.to_string(),
+        body: any(msg),
+    })
 }
 
 /// `std` duration → protobuf duration.
 pub(crate) fn duration(d: Duration) -> PbDuration {
-    PbDuration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 }
+    PbDuration {
+        seconds: d.as_secs() as i64,
+        nanos: d.subsec_nanos() as i32,
+    }
 }
 
 /// Optional `u32` wrapper.
@@ -52,7 +61,9 @@ pub(crate) fn u32v(v: u32) -> Option<UInt32Value> {
 pub(crate) fn ads() -> ConfigSource {
     ConfigSource {
         resource_api_version: ApiVersion::V3 as i32,
-        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::Ads(
+            AggregatedConfigSource {},
+        )),
         ..Default::default()
     }
 }
@@ -71,26 +82,37 @@ pub(crate) fn socket_address(ip: &str, port: u16) -> Address {
 /// A host prefix: `/32` for IPv4, `/128` for IPv6.
 pub(crate) fn host_cidr(ip: &IpAddr) -> CidrRange {
     let len = if ip.is_ipv4() { 32 } else { 128 };
-    CidrRange { address_prefix: ip.to_string(), prefix_len: u32v(len) }
+    CidrRange {
+        address_prefix: ip.to_string(),
+        prefix_len: u32v(len),
+    }
 }
 
 /// Envoy's `FractionalPercent` in millionths (the model's [`Percent`] unit).
 pub(crate) fn fraction(p: Percent) -> FractionalPercent {
-    FractionalPercent { numerator: p.0, denominator: DenominatorType::Million as i32 }
+    FractionalPercent {
+        numerator: p.0,
+        denominator: DenominatorType::Million as i32,
+    }
 }
 
 /// Access log to Envoy's stdout (the agent forwards it), on every HCM and TCP proxy.
 pub(crate) fn stdout_access_log() -> AccessLog {
     AccessLog {
         name: "envoy.access_loggers.stdout".into(),
-        config_type: Some(access_log::ConfigType::TypedConfig(any(&StdoutAccessLog::default()))),
+        config_type: Some(access_log::ConfigType::TypedConfig(any(
+            &StdoutAccessLog::default(),
+        ))),
         ..Default::default()
     }
 }
 
 /// A network filter with a typed config.
 pub(crate) fn network_filter<M: Message + Name>(name: &str, config: &M) -> Filter {
-    Filter { name: name.into(), config_type: Some(filter::ConfigType::TypedConfig(any(config))) }
+    Filter {
+        name: name.into(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(config))),
+    }
 }
 
 /// A `tcp_proxy` filter to one cluster or, with several weighted clusters, a split.
@@ -100,11 +122,13 @@ pub(crate) fn tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)]) -> Filter
         many => tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
             clusters: many
                 .iter()
-                .map(|(name, weight)| tcp_proxy::weighted_cluster::ClusterWeight {
-                    name: name.clone(),
-                    weight: *weight,
-                    ..Default::default()
-                })
+                .map(
+                    |(name, weight)| tcp_proxy::weighted_cluster::ClusterWeight {
+                        name: name.clone(),
+                        weight: *weight,
+                        ..Default::default()
+                    },
+                )
                 .collect(),
         }),
     };
@@ -128,4 +152,5 @@ pub(crate) const ROUTER_FILTER: &str = "envoy.filters.http.router";
 /// See [`TCP_PROXY`].
 pub(crate) const ORIGINAL_DST_FILTER: &str = "envoy.filters.listener.original_dst";
 /// Key of upstream HTTP protocol options in `typed_extension_protocol_options`.
-pub(crate) const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+pub(crate) const HTTP_PROTOCOL_OPTIONS: &str =
+    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";

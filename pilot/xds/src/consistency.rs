@@ -13,7 +13,9 @@ use envoy_types::pb::{
             route::v3::{route, route_action, RouteConfiguration},
         },
         extensions::filters::network::{
-            http_connection_manager::v3::{http_connection_manager::RouteSpecifier, HttpConnectionManager},
+            http_connection_manager::v3::{
+                http_connection_manager::RouteSpecifier, HttpConnectionManager,
+            },
             tcp_proxy::v3::{tcp_proxy, TcpProxy},
         },
     },
@@ -39,14 +41,30 @@ pub(crate) fn decode<M: Message + Name + Default>(any: &Any) -> Result<M, String
 /// every cluster a route or TCP proxy names exists. Returns every problem.
 pub fn check_consistency(res: &ProxyResources) -> Result<(), Vec<String>> {
     let mut problems = Vec::new();
-    let names = |t| res.of(t).map(|m| m.keys().cloned().collect::<BTreeSet<String>>()).unwrap_or_default();
-    let (cluster_names, eds_names, rds_names) = (names(TypeUrl::Cluster), names(TypeUrl::Endpoint), names(TypeUrl::Route));
+    let names = |t| {
+        res.of(t)
+            .map(|m| m.keys().cloned().collect::<BTreeSet<String>>())
+            .unwrap_or_default()
+    };
+    let (cluster_names, eds_names, rds_names) = (
+        names(TypeUrl::Cluster),
+        names(TypeUrl::Endpoint),
+        names(TypeUrl::Route),
+    );
 
     let mut eds_clusters = BTreeSet::new();
     for (name, r) in res.of(TypeUrl::Cluster).into_iter().flatten() {
         match decode::<Cluster>(&r.body) {
-            Ok(c) if c.cluster_discovery_type == Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Eds as i32)) => {
-                let service = c.eds_cluster_config.map(|e| e.service_name).filter(|s| !s.is_empty());
+            Ok(c)
+                if c.cluster_discovery_type
+                    == Some(cluster::ClusterDiscoveryType::Type(
+                        cluster::DiscoveryType::Eds as i32,
+                    )) =>
+            {
+                let service = c
+                    .eds_cluster_config
+                    .map(|e| e.service_name)
+                    .filter(|s| !s.is_empty());
                 eds_clusters.insert(service.unwrap_or(c.name));
             }
             Ok(_) => {}
@@ -57,14 +75,19 @@ pub fn check_consistency(res: &ProxyResources) -> Result<(), Vec<String>> {
         problems.push(format!("endpoints {name}: no EDS cluster of that name"));
     }
     for name in eds_clusters.difference(&eds_names) {
-        problems.push(format!("cluster {name}: EDS cluster without endpoints resource (it would warm forever)"));
+        problems.push(format!(
+            "cluster {name}: EDS cluster without endpoints resource (it would warm forever)"
+        ));
     }
 
     let mut refs = Refs::default();
     for (name, r) in res.of(TypeUrl::Listener).into_iter().flatten() {
         match decode::<Listener>(&r.body) {
             Ok(l) => {
-                let chains = l.filter_chains.iter().chain(l.default_filter_chain.as_ref());
+                let chains = l
+                    .filter_chains
+                    .iter()
+                    .chain(l.default_filter_chain.as_ref());
                 for f in chains.flat_map(|c| &c.filters) {
                     if let Err(e) = refs.filter(f) {
                         problems.push(format!("listener {name}: filter {}: {e}", f.name));
@@ -106,15 +129,20 @@ struct Refs {
 
 impl Refs {
     fn filter(&mut self, f: &Filter) -> Result<(), String> {
-        let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else { return Ok(()) };
+        let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+            return Ok(());
+        };
         match f.name.as_str() {
             HTTP_CONNECTION_MANAGER => {
                 let hcm: HttpConnectionManager = decode(any)?;
                 match hcm.route_specifier {
                     Some(RouteSpecifier::Rds(rds)) => {
-                        self.rds.insert((rds.route_config_name, format!("HCM {}", hcm.stat_prefix)));
+                        self.rds
+                            .insert((rds.route_config_name, format!("HCM {}", hcm.stat_prefix)));
                     }
-                    Some(RouteSpecifier::RouteConfig(rc)) => self.route_config(&rc, &format!("HCM {}", hcm.stat_prefix)),
+                    Some(RouteSpecifier::RouteConfig(rc)) => {
+                        self.route_config(&rc, &format!("HCM {}", hcm.stat_prefix))
+                    }
                     _ => {}
                 }
             }
@@ -126,7 +154,8 @@ impl Refs {
                         self.clusters.insert((c, by));
                     }
                     Some(tcp_proxy::ClusterSpecifier::WeightedClusters(w)) => {
-                        self.clusters.extend(w.clusters.into_iter().map(|c| (c.name, by.clone())));
+                        self.clusters
+                            .extend(w.clusters.into_iter().map(|c| (c.name, by.clone())));
                     }
                     None => {}
                 }
@@ -139,18 +168,25 @@ impl Refs {
     fn route_config(&mut self, rc: &RouteConfiguration, by: &str) {
         for vh in &rc.virtual_hosts {
             for r in &vh.routes {
-                let Some(route::Action::Route(a)) = &r.action else { continue };
+                let Some(route::Action::Route(a)) = &r.action else {
+                    continue;
+                };
                 let by = format!("{by} virtual host {} route {:?}", vh.name, r.name);
                 match &a.cluster_specifier {
                     Some(route_action::ClusterSpecifier::Cluster(c)) => {
                         self.clusters.insert((c.clone(), by.clone()));
                     }
                     Some(route_action::ClusterSpecifier::WeightedClusters(w)) => {
-                        self.clusters.extend(w.clusters.iter().map(|c| (c.name.clone(), by.clone())));
+                        self.clusters
+                            .extend(w.clusters.iter().map(|c| (c.name.clone(), by.clone())));
                     }
                     _ => {}
                 }
-                self.clusters.extend(a.request_mirror_policies.iter().map(|m| (m.cluster.clone(), by.clone())));
+                self.clusters.extend(
+                    a.request_mirror_policies
+                        .iter()
+                        .map(|m| (m.cluster.clone(), by.clone())),
+                );
             }
         }
     }

@@ -32,7 +32,10 @@ pub(crate) fn select(endpoints: &[Endpoint], subset: Option<&Labels>) -> Vec<(Ip
 }
 
 /// The load assignment for `cluster_name`.
-pub(crate) fn load_assignment(cluster_name: &str, addrs: &[(IpAddr, u16)]) -> ClusterLoadAssignment {
+pub(crate) fn load_assignment(
+    cluster_name: &str,
+    addrs: &[(IpAddr, u16)],
+) -> ClusterLoadAssignment {
     let lb_endpoints = addrs
         .iter()
         .map(|(ip, port)| LbEndpoint {
@@ -45,13 +48,20 @@ pub(crate) fn load_assignment(cluster_name: &str, addrs: &[(IpAddr, u16)]) -> Cl
         .collect();
     ClusterLoadAssignment {
         cluster_name: cluster_name.to_string(),
-        endpoints: vec![LocalityLbEndpoints { lb_endpoints, ..Default::default() }],
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints,
+            ..Default::default()
+        }],
         ..Default::default()
     }
 }
 
 /// The EDS resource for `cluster_name`, versioned by the selected addresses.
-pub(crate) fn eds_resource(cluster_name: &str, endpoints: &[Endpoint], subset: Option<&Labels>) -> Arc<Resource> {
+pub(crate) fn eds_resource(
+    cluster_name: &str,
+    endpoints: &[Endpoint],
+    subset: Option<&Labels>,
+) -> Arc<Resource> {
     let addrs = select(endpoints, subset);
     let version = Version::new("eds").with(cluster_name).with(&addrs);
     resource(version, &load_assignment(cluster_name, &addrs))

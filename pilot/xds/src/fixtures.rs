@@ -7,15 +7,19 @@ use std::{net::IpAddr, sync::Arc};
 
 use rudder_model::{
     node::{NodeId, NodeMetadata},
-    selects, Destination, DestinationPolicy, Endpoint, HttpAction, HttpRoute, Labels, Protocol, Proxy, RouteTable,
-    RuleRef, Service, ServicePort, Snapshot, Subset, TargetPort, TcpRoute, TrafficPolicy, Workload,
+    selects, Destination, DestinationPolicy, Endpoint, HttpAction, HttpRoute, Labels, Protocol,
+    Proxy, RouteTable, RuleRef, Service, ServicePort, Snapshot, Subset, TargetPort, TcpRoute,
+    TrafficPolicy, Workload,
 };
 
 use crate::resolve_proxy;
 
 /// Labels from pairs.
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 /// A service port; the protocol follows from the name as Istio detects it.
@@ -29,7 +33,13 @@ pub fn mk_port(name: &str, port: u16, target: u16) -> ServicePort {
 }
 
 /// A ClusterIP service in `namespace` selecting pods with `selector`.
-pub fn mk_service(name: &str, namespace: &str, vip: &str, ports: Vec<ServicePort>, selector: &[(&str, &str)]) -> Service {
+pub fn mk_service(
+    name: &str,
+    namespace: &str,
+    vip: &str,
+    ports: Vec<ServicePort>,
+    selector: &[(&str, &str)],
+) -> Service {
     Service {
         name: name.to_string(),
         namespace: namespace.to_string(),
@@ -60,7 +70,12 @@ pub fn mk_pod(name: &str, namespace: &str, ip: &str, pod_labels: &[(&str, &str)]
 
 /// A weighted destination (`port: None`: the port the request came in on).
 pub fn dest(host: &str, subset: Option<&str>, weight: u32) -> Destination {
-    Destination { host: host.to_string(), subset: subset.map(str::to_string), port: None, weight }
+    Destination {
+        host: host.to_string(),
+        subset: subset.map(str::to_string),
+        port: None,
+        weight,
+    }
 }
 
 /// An HTTP route to `destinations` matching everything, no extras.
@@ -79,9 +94,19 @@ pub fn mk_http_route(destinations: Vec<Destination>) -> HttpRoute {
 }
 
 /// A route table (as a VirtualService `namespace/name` compiles to).
-pub fn mk_route_table(namespace: &str, name: &str, hosts: &[&str], http: Vec<HttpRoute>, tcp: Vec<TcpRoute>) -> RouteTable {
+pub fn mk_route_table(
+    namespace: &str,
+    name: &str,
+    hosts: &[&str],
+    http: Vec<HttpRoute>,
+    tcp: Vec<TcpRoute>,
+) -> RouteTable {
     RouteTable {
-        source: RuleRef { kind: "VirtualService".into(), namespace: namespace.into(), name: name.into() },
+        source: RuleRef {
+            kind: "VirtualService".into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        },
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         export_to: Vec::new(),
         http,
@@ -90,14 +115,32 @@ pub fn mk_route_table(namespace: &str, name: &str, hosts: &[&str], http: Vec<Htt
 }
 
 /// A destination policy with subsets selecting `version=<subset name>`.
-pub fn mk_policy(namespace: &str, host: &str, subsets: &[&str], traffic_policy: TrafficPolicy) -> DestinationPolicy {
+pub fn mk_policy(
+    namespace: &str,
+    host: &str,
+    subsets: &[&str],
+    traffic_policy: TrafficPolicy,
+) -> DestinationPolicy {
     DestinationPolicy {
-        source: RuleRef { kind: "DestinationRule".into(), namespace: namespace.into(), name: host.into() },
+        source: RuleRef {
+            kind: "DestinationRule".into(),
+            namespace: namespace.into(),
+            name: host.into(),
+        },
         host: host.to_string(),
         traffic_policy,
         subsets: subsets
             .iter()
-            .map(|s| (s.to_string(), Subset { name: s.to_string(), labels: labels(&[("version", s)]), traffic_policy: None }))
+            .map(|s| {
+                (
+                    s.to_string(),
+                    Subset {
+                        name: s.to_string(),
+                        labels: labels(&[("version", s)]),
+                        traffic_policy: None,
+                    },
+                )
+            })
             .collect(),
         export_to: Vec::new(),
     }
@@ -118,17 +161,22 @@ impl SnapshotBuilder {
 
     /// Adds a service.
     pub fn service(mut self, s: Service) -> Self {
-        self.snapshot.namespaces.entry(s.namespace.clone()).or_insert_with(|| rudder_model::Namespace {
-            name: s.namespace.clone(),
-            labels: Labels::new(),
-        });
+        self.snapshot
+            .namespaces
+            .entry(s.namespace.clone())
+            .or_insert_with(|| rudder_model::Namespace {
+                name: s.namespace.clone(),
+                labels: Labels::new(),
+            });
         self.snapshot.services.insert(s.hostname.clone(), s);
         self
     }
 
     /// Adds a pod.
     pub fn pod(mut self, w: Workload) -> Self {
-        self.snapshot.workloads.insert(format!("{}/{}", w.namespace, w.name), w);
+        self.snapshot
+            .workloads
+            .insert(format!("{}/{}", w.namespace, w.name), w);
         self
     }
 
@@ -153,7 +201,11 @@ impl SnapshotBuilder {
                 let eps = s
                     .workloads
                     .values()
-                    .filter(|w| w.namespace == svc.namespace && !svc.selector.is_empty() && selects(&svc.selector, &w.labels))
+                    .filter(|w| {
+                        w.namespace == svc.namespace
+                            && !svc.selector.is_empty()
+                            && selects(&svc.selector, &w.labels)
+                    })
                     .flat_map(|w| {
                         let port = match &sp.target_port {
                             TargetPort::Number(n) => Some(*n),
@@ -182,7 +234,14 @@ impl SnapshotBuilder {
 /// The proxy of pod `namespace/name` as pilot would resolve it (node id from
 /// the pod, empty metadata, so everything comes from the store).
 pub fn mk_proxy(snapshot: &Snapshot, namespace: &str, name: &str) -> Proxy {
-    let w = snapshot.workloads.get(&format!("{namespace}/{name}")).expect("fixture pod exists");
+    let w = snapshot
+        .workloads
+        .get(&format!("{namespace}/{name}"))
+        .expect("fixture pod exists");
     let ip: IpAddr = w.ips[0];
-    resolve_proxy(snapshot, NodeId::sidecar(ip, name, namespace), &NodeMetadata::default())
+    resolve_proxy(
+        snapshot,
+        NodeId::sidecar(ip, name, namespace),
+        &NodeMetadata::default(),
+    )
 }

@@ -93,10 +93,22 @@ impl Generator {
     pub fn new(snapshot: Arc<Snapshot>) -> Self {
         let mut selectors = BTreeSet::new();
         for t in &snapshot.route_tables {
-            selectors.extend(t.http.iter().flat_map(|r| r.matches.iter().map(|m| &m.source_labels)));
-            selectors.extend(t.tcp.iter().flat_map(|r| r.matches.iter().map(|m| &m.source_labels)));
+            selectors.extend(
+                t.http
+                    .iter()
+                    .flat_map(|r| r.matches.iter().map(|m| &m.source_labels)),
+            );
+            selectors.extend(
+                t.tcp
+                    .iter()
+                    .flat_map(|r| r.matches.iter().map(|m| &m.source_labels)),
+            );
         }
-        let selectors = selectors.into_iter().filter(|s| !s.is_empty()).cloned().collect();
+        let selectors = selectors
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect();
         Self {
             snapshot,
             selectors,
@@ -118,37 +130,56 @@ impl Generator {
     /// Everything `proxy` should have: CDS, EDS, LDS and RDS.
     pub fn generate(&self, proxy: &Proxy) -> ProxyResources {
         let snapshot = &*self.snapshot;
-        let bits: SelectorBits = self.selectors.iter().map(|s| selects(s, &proxy.labels)).collect();
-        let view = self.namespaces.get_or(proxy.namespace.clone(), || Arc::new(self.namespace_view(&proxy.namespace)));
+        let bits: SelectorBits = self
+            .selectors
+            .iter()
+            .map(|s| selects(s, &proxy.labels))
+            .collect();
+        let view = self.namespaces.get_or(proxy.namespace.clone(), || {
+            Arc::new(self.namespace_view(&proxy.namespace))
+        });
 
         let mut clusters = view.clusters.clone();
         clusters.extend(self.fixed.iter().cloned());
         let inbound = inbound_ports(snapshot, proxy);
         for p in &inbound {
             let name = ClusterName::inbound(p.port).to_string();
-            let r = self.inbound.get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
+            let r = self
+                .inbound
+                .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
             clusters.insert(name, r);
         }
 
         let capture = capture_ports(proxy);
-        let chains = self.chains.get_or((proxy.namespace.clone(), bits.clone(), capture.clone()), || {
-            Arc::new(outbound_chains(snapshot, &proxy.namespace, &proxy.labels, &capture))
-        });
+        let chains = self.chains.get_or(
+            (proxy.namespace.clone(), bits.clone(), capture.clone()),
+            || {
+                Arc::new(outbound_chains(
+                    snapshot,
+                    &proxy.namespace,
+                    &proxy.labels,
+                    &capture,
+                ))
+            },
+        );
         let listeners: Named = listeners(proxy, &inbound, &chains).into_iter().collect();
         let routes: Named = chains
             .http_ports
             .iter()
             .map(|&port| {
-                let r = self.routes.get_or((port, proxy.namespace.clone(), bits.clone()), || {
-                    outbound_route_config(snapshot, port, &proxy.namespace, &proxy.labels)
-                });
+                let r = self
+                    .routes
+                    .get_or((port, proxy.namespace.clone(), bits.clone()), || {
+                        outbound_route_config(snapshot, port, &proxy.namespace, &proxy.labels)
+                    });
                 (rudder_model::names::outbound_route_name(port), r)
             })
             .collect();
 
         let mut out = ProxyResources::default();
         out.by_type.insert(TypeUrl::Cluster, clusters);
-        out.by_type.insert(TypeUrl::Endpoint, view.endpoints.clone());
+        out.by_type
+            .insert(TypeUrl::Endpoint, view.endpoints.clone());
         out.by_type.insert(TypeUrl::Listener, listeners);
         out.by_type.insert(TypeUrl::Route, routes);
         out
@@ -162,9 +193,16 @@ impl Generator {
             let policy = visible_policy(snapshot, &svc.hostname, namespace);
             for sp in &svc.ports {
                 let endpoints = snapshot.endpoints_of(&svc.hostname, sp.port);
-                let subsets = policy.into_iter().flat_map(|p| p.subsets.values().map(Some));
+                let subsets = policy
+                    .into_iter()
+                    .flat_map(|p| p.subsets.values().map(Some));
                 for subset in std::iter::once(None).chain(subsets) {
-                    let name = ClusterName::outbound(sp.port, subset.map(|s| s.name.as_str()), &svc.hostname).to_string();
+                    let name = ClusterName::outbound(
+                        sp.port,
+                        subset.map(|s| s.name.as_str()),
+                        &svc.hostname,
+                    )
+                    .to_string();
                     let cluster = self.clusters.get_or((name.clone(), policy.is_some()), || {
                         outbound_cluster(&name, svc, sp, policy, subset)
                     });

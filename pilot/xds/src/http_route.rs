@@ -7,11 +7,15 @@ use std::{collections::HashMap, time::Duration};
 use envoy_types::pb::{
     envoy::{
         config::{
-            core::v3::{data_source, header_value_option::HeaderAppendAction, DataSource, HeaderValue, HeaderValueOption, RuntimeFractionalPercent},
+            core::v3::{
+                data_source, header_value_option::HeaderAppendAction, DataSource, HeaderValue,
+                HeaderValueOption, RuntimeFractionalPercent,
+            },
             route::v3::{
-                header_matcher, query_parameter_matcher, redirect_action, route, route_action, route_match,
-                weighted_cluster, DirectResponseAction, HeaderMatcher, QueryParameterMatcher, RedirectAction,
-                RetryPolicy, Route, RouteAction, RouteMatch, WeightedCluster,
+                header_matcher, query_parameter_matcher, redirect_action, route, route_action,
+                route_match, weighted_cluster, DirectResponseAction, HeaderMatcher,
+                QueryParameterMatcher, RedirectAction, RetryPolicy, Route, RouteAction, RouteMatch,
+                WeightedCluster,
             },
         },
         extensions::filters::{
@@ -24,8 +28,8 @@ use envoy_types::pb::{
 };
 use rudder_model::{
     names::{ClusterName, BLACKHOLE_CLUSTER},
-    Destination, DirectResponse, Fault, HashKey, HeaderOps, HttpAction, HttpMatch, HttpRoute, LoadBalancer,
-    Redirect, Snapshot, StringMatch,
+    Destination, DirectResponse, Fault, HashKey, HeaderOps, HttpAction, HttpMatch, HttpRoute,
+    LoadBalancer, Redirect, Snapshot, StringMatch,
 };
 
 use crate::{
@@ -35,7 +39,8 @@ use crate::{
 };
 
 /// Istio's retry conditions when a rule sets none.
-pub(crate) const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+pub(crate) const DEFAULT_RETRY_ON: &str =
+    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 /// Istio's retry attempts when a route has no retry policy.
 pub(crate) const DEFAULT_RETRY_ATTEMPTS: u32 = 2;
 
@@ -65,7 +70,9 @@ impl Destinations<'_> {
     /// goes to BlackHoleCluster, which also answers 503 but keeps every
     /// reference resolvable, so the consistency check can stay strict.
     pub(crate) fn cluster(&self, d: &Destination, route_port: u16) -> String {
-        let Some(port) = self.port(d, route_port) else { return BLACKHOLE_CLUSTER.into() };
+        let Some(port) = self.port(d, route_port) else {
+            return BLACKHOLE_CLUSTER.into();
+        };
         if let Some(subset) = &d.subset {
             let defined = visible_policy(self.snapshot, &d.host, self.namespace)
                 .is_some_and(|p| p.subsets.contains_key(subset));
@@ -113,14 +120,26 @@ pub(crate) fn envoy_routes(
         ..Default::default()
     };
     if matches.is_empty() {
-        return vec![Route { r#match: Some(catch_all()), ..base }];
+        return vec![Route {
+            r#match: Some(catch_all()),
+            ..base
+        }];
     }
-    matches.iter().map(|m| Route { r#match: Some(route_match(m)), ..base.clone() }).collect()
+    matches
+        .iter()
+        .map(|m| Route {
+            r#match: Some(route_match(m)),
+            ..base.clone()
+        })
+        .collect()
 }
 
 /// `prefix: /`.
 pub(crate) fn catch_all() -> RouteMatch {
-    RouteMatch { path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())), ..Default::default() }
+    RouteMatch {
+        path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+        ..Default::default()
+    }
 }
 
 fn string_matcher(m: &StringMatch, ignore_case: bool) -> StringMatcher {
@@ -129,18 +148,26 @@ fn string_matcher(m: &StringMatch, ignore_case: bool) -> StringMatcher {
         StringMatch::Prefix(s) => string_matcher::MatchPattern::Prefix(s.clone()),
         StringMatch::Regex(r) => string_matcher::MatchPattern::SafeRegex(regex(r)),
     };
-    StringMatcher { match_pattern: Some(pattern), ignore_case }
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case,
+    }
 }
 
 fn regex(r: &str) -> RegexMatcher {
     // engine_type stays unset: Envoy's default is RE2 (GoogleRe2 is deprecated).
-    RegexMatcher { regex: r.to_string(), ..Default::default() }
+    RegexMatcher {
+        regex: r.to_string(),
+        ..Default::default()
+    }
 }
 
 fn header(name: &str, m: &StringMatch, invert: bool) -> HeaderMatcher {
     HeaderMatcher {
         name: name.to_string(),
-        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(string_matcher(m, false))),
+        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
+            string_matcher(m, false),
+        )),
         invert_match: invert,
         ..Default::default()
     }
@@ -155,7 +182,11 @@ fn route_match(m: &HttpMatch) -> RouteMatch {
         Some(StringMatch::Regex(r)) => PathSpecifier::SafeRegex(regex(r)),
     };
     let mut headers: Vec<HeaderMatcher> = Vec::new();
-    for (pseudo, value) in [(":method", &m.method), (":scheme", &m.scheme), (":authority", &m.authority)] {
+    for (pseudo, value) in [
+        (":method", &m.method),
+        (":scheme", &m.scheme),
+        (":authority", &m.authority),
+    ] {
         if let Some(v) = value {
             headers.push(header(pseudo, v, false));
         }
@@ -172,7 +203,9 @@ fn route_match(m: &HttpMatch) -> RouteMatch {
             .map(|(name, v)| QueryParameterMatcher {
                 name: name.clone(),
                 query_parameter_match_specifier: Some(
-                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(string_matcher(v, false)),
+                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
+                        string_matcher(v, false),
+                    ),
                 ),
             })
             .collect(),
@@ -180,9 +213,16 @@ fn route_match(m: &HttpMatch) -> RouteMatch {
     }
 }
 
-fn action(route: &HttpRoute, route_port: u16, dests: &Destinations<'_>, version: &mut Version) -> route::Action {
+fn action(
+    route: &HttpRoute,
+    route_port: u16,
+    dests: &Destinations<'_>,
+    version: &mut Version,
+) -> route::Action {
     match &route.action {
-        HttpAction::Route(destinations) => route::Action::Route(forward(route, destinations, route_port, dests, version)),
+        HttpAction::Route(destinations) => {
+            route::Action::Route(forward(route, destinations, route_port, dests, version))
+        }
         HttpAction::Redirect(r) => route::Action::Redirect(redirect(r)),
         HttpAction::DirectResponse(d) => route::Action::DirectResponse(direct_response(d)),
     }
@@ -207,7 +247,11 @@ fn forward(
         many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
             clusters: many
                 .iter()
-                .map(|(name, w)| weighted_cluster::ClusterWeight { name: name.clone(), weight: u32v(*w), ..Default::default() })
+                .map(|(name, w)| weighted_cluster::ClusterWeight {
+                    name: name.clone(),
+                    weight: u32v(*w),
+                    ..Default::default()
+                })
                 .collect(),
             ..Default::default()
         }),
@@ -217,12 +261,22 @@ fn forward(
         .iter()
         .map(|m| route_action::RequestMirrorPolicy {
             cluster: dests.cluster(&m.destination, route_port),
-            runtime_fraction: Some(RuntimeFractionalPercent { default_value: Some(fraction(m.percent)), ..Default::default() }),
+            runtime_fraction: Some(RuntimeFractionalPercent {
+                default_value: Some(fraction(m.percent)),
+                ..Default::default()
+            }),
             ..Default::default()
         })
         .collect();
-    version.add(&mirrors.iter().map(|m| m.cluster.as_str()).collect::<Vec<_>>());
-    let hash_key = destinations.first().and_then(|d| dests.hash_key(d, route_port));
+    version.add(
+        &mirrors
+            .iter()
+            .map(|m| m.cluster.as_str())
+            .collect::<Vec<_>>(),
+    );
+    let hash_key = destinations
+        .first()
+        .and_then(|d| dests.hash_key(d, route_port));
     version.add(&hash_key);
     let rewrite = route.rewrite.clone().unwrap_or_default();
     RouteAction {
@@ -232,7 +286,9 @@ fn forward(
         retry_policy: retry_policy(route),
         request_mirror_policies: mirrors,
         prefix_rewrite: rewrite.uri.unwrap_or_default(),
-        host_rewrite_specifier: rewrite.authority.map(route_action::HostRewriteSpecifier::HostRewriteLiteral),
+        host_rewrite_specifier: rewrite
+            .authority
+            .map(route_action::HostRewriteSpecifier::HostRewriteLiteral),
         hash_policy: hash_key.map(|k| vec![hash_policy(&k)]).unwrap_or_default(),
         ..Default::default()
     }
@@ -256,19 +312,29 @@ fn retry_policy(route: &HttpRoute) -> Option<RetryPolicy> {
 fn hash_policy(key: &HashKey) -> route_action::HashPolicy {
     use route_action::hash_policy::{self, PolicySpecifier};
     let spec = match key {
-        HashKey::Header(name) => PolicySpecifier::Header(hash_policy::Header { header_name: name.clone(), ..Default::default() }),
+        HashKey::Header(name) => PolicySpecifier::Header(hash_policy::Header {
+            header_name: name.clone(),
+            ..Default::default()
+        }),
         HashKey::Cookie { name, path, ttl } => PolicySpecifier::Cookie(hash_policy::Cookie {
             name: name.clone(),
             path: path.clone().unwrap_or_default(),
             ttl: ttl.map(duration),
             ..Default::default()
         }),
-        HashKey::SourceIp => PolicySpecifier::ConnectionProperties(hash_policy::ConnectionProperties { source_ip: true }),
+        HashKey::SourceIp => {
+            PolicySpecifier::ConnectionProperties(hash_policy::ConnectionProperties {
+                source_ip: true,
+            })
+        }
         HashKey::QueryParameter(name) => {
             PolicySpecifier::QueryParameter(hash_policy::QueryParameter { name: name.clone() })
         }
     };
-    route_action::HashPolicy { policy_specifier: Some(spec), terminal: false }
+    route_action::HashPolicy {
+        policy_specifier: Some(spec),
+        terminal: false,
+    }
 }
 
 fn redirect(r: &Redirect) -> RedirectAction {
@@ -283,8 +349,14 @@ fn redirect(r: &Redirect) -> RedirectAction {
     RedirectAction {
         host_redirect: r.authority.clone().unwrap_or_default(),
         port_redirect: r.port.map(u32::from).unwrap_or_default(),
-        scheme_rewrite_specifier: r.scheme.clone().map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
-        path_rewrite_specifier: r.uri.clone().map(redirect_action::PathRewriteSpecifier::PathRedirect),
+        scheme_rewrite_specifier: r
+            .scheme
+            .clone()
+            .map(redirect_action::SchemeRewriteSpecifier::SchemeRedirect),
+        path_rewrite_specifier: r
+            .uri
+            .clone()
+            .map(redirect_action::PathRewriteSpecifier::PathRedirect),
         response_code: code as i32,
         ..Default::default()
     }
@@ -305,7 +377,9 @@ fn fault(f: &Fault) -> HttpFault {
     HttpFault {
         delay: f.delay.as_ref().map(|d| FaultDelay {
             percentage: Some(fraction(d.percent)),
-            fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(duration(d.fixed_delay))),
+            fault_delay_secifier: Some(fault_delay::FaultDelaySecifier::FixedDelay(duration(
+                d.fixed_delay,
+            ))),
         }),
         abort: f.abort.as_ref().map(|a| FaultAbort {
             percentage: Some(fraction(a.percent)),
@@ -318,11 +392,21 @@ fn fault(f: &Fault) -> HttpFault {
 
 fn header_adds(ops: &HeaderOps) -> Vec<HeaderValueOption> {
     let one = |(k, v): (&String, &String), action: HeaderAppendAction| HeaderValueOption {
-        header: Some(HeaderValue { key: k.clone(), value: v.clone(), ..Default::default() }),
+        header: Some(HeaderValue {
+            key: k.clone(),
+            value: v.clone(),
+            ..Default::default()
+        }),
         append_action: action as i32,
         ..Default::default()
     };
-    let set = ops.set.iter().map(|kv| one(kv, HeaderAppendAction::OverwriteIfExistsOrAdd));
-    let add = ops.add.iter().map(|kv| one(kv, HeaderAppendAction::AppendIfExistsOrAdd));
+    let set = ops
+        .set
+        .iter()
+        .map(|kv| one(kv, HeaderAppendAction::OverwriteIfExistsOrAdd));
+    let add = ops
+        .add
+        .iter()
+        .map(|kv| one(kv, HeaderAppendAction::AppendIfExistsOrAdd));
     set.chain(add).collect()
 }

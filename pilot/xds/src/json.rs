@@ -41,18 +41,28 @@ pub enum JsonError {
 /// The descriptor pool of the Envoy API (built once).
 pub fn descriptor_pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTORS).expect("descriptor set compiled by build.rs decodes"))
+    POOL.get_or_init(|| {
+        DescriptorPool::decode(DESCRIPTORS).expect("descriptor set compiled by build.rs decodes")
+    })
 }
 
 /// One packed message as canonical JSON (nested `Any`s resolved, `@type` kept).
 pub fn any_to_json(any: &Any) -> Result<Value, JsonError> {
     let name = any.type_url.rsplit('/').next().unwrap_or_default();
-    let desc = descriptor_pool().get_message_by_name(name).ok_or_else(|| JsonError::UnknownType(any.type_url.clone()))?;
-    let msg = DynamicMessage::decode(desc, any.value.as_slice())
-        .map_err(|source| JsonError::Decode { type_url: any.type_url.clone(), source })?;
+    let desc = descriptor_pool()
+        .get_message_by_name(name)
+        .ok_or_else(|| JsonError::UnknownType(any.type_url.clone()))?;
+    let msg =
+        DynamicMessage::decode(desc, any.value.as_slice()).map_err(|source| JsonError::Decode {
+            type_url: any.type_url.clone(),
+            source,
+        })?;
     let value = msg
         .serialize_with_options(serde_json::value::Serializer, &SerializeOptions::new())
-        .map_err(|source| JsonError::Serialize { type_url: any.type_url.clone(), source })?;
+        .map_err(|source| JsonError::Serialize {
+            type_url: any.type_url.clone(),
+            source,
+        })?;
     Ok(sorted(value))
 }
 
@@ -70,7 +80,8 @@ pub fn to_json(res: &ProxyResources) -> Value {
         let rendered: Map<String, Value> = named
             .iter()
             .map(|(name, r)| {
-                let v = resource_to_json(r).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+                let v = resource_to_json(r)
+                    .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
                 (name.clone(), v)
             })
             .collect();

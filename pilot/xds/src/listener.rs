@@ -24,7 +24,9 @@ use std::{collections::BTreeSet, net::IpAddr, sync::Arc};
 
 use envoy_types::pb::{
     envoy::{
-        config::listener::v3::{listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter},
+        config::listener::v3::{
+            listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+        },
         extensions::filters::{
             http::{fault::v3::HttpFault, router::v3::Router},
             listener::original_dst::v3::OriginalDst,
@@ -38,16 +40,16 @@ use envoy_types::pb::{
 };
 use rudder_model::{
     names::{
-        outbound_route_name, ClusterName, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER,
-        VIRTUAL_INBOUND_LISTENER, VIRTUAL_LISTENER,
+        outbound_route_name, ClusterName, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER,
+        PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER, VIRTUAL_LISTENER,
     },
     selects, Labels, Proxy, Snapshot, TcpRoute,
 };
 
 use crate::{
     common::{
-        ads, any, host_cidr, network_filter, resource, socket_address, stdout_access_log, tcp_proxy, u32v, FAULT_FILTER,
-        HTTP_CONNECTION_MANAGER, ORIGINAL_DST_FILTER, ROUTER_FILTER,
+        ads, any, host_cidr, network_filter, resource, socket_address, stdout_access_log,
+        tcp_proxy, u32v, FAULT_FILTER, HTTP_CONNECTION_MANAGER, ORIGINAL_DST_FILTER, ROUTER_FILTER,
     },
     http_route::Destinations,
     proxy::{pod_ips, InboundPort},
@@ -75,12 +77,22 @@ pub(crate) fn outbound_chains(
     labels: &Labels,
     capture_ports: &[u16],
 ) -> OutboundChains {
-    let mut version = Version::new("lds-outbound").with(namespace).with(capture_ports);
-    let dests = Destinations { snapshot, namespace };
+    let mut version = Version::new("lds-outbound")
+        .with(namespace)
+        .with(capture_ports);
+    let dests = Destinations {
+        snapshot,
+        namespace,
+    };
     let http_ports: Vec<u16> = snapshot
         .services
         .values()
-        .flat_map(|s| s.ports.iter().filter(|p| p.protocol.is_http()).map(|p| p.port))
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .filter(|p| p.protocol.is_http())
+                .map(|p| p.port)
+        })
         .filter(|p| !capture_ports.contains(p))
         .collect::<BTreeSet<u16>>()
         .into_iter()
@@ -88,12 +100,29 @@ pub(crate) fn outbound_chains(
     version.add(&http_ports);
     let mut chains: Vec<FilterChain> = http_ports
         .iter()
-        .map(|&port| chain(format!("outbound|{port}"), Some(port), &[], http_connection_manager(&format!("outbound_0.0.0.0_{port}"), RouteSpecifier::Rds(Rds { config_source: Some(ads()), route_config_name: outbound_route_name(port) }))))
+        .map(|&port| {
+            chain(
+                format!("outbound|{port}"),
+                Some(port),
+                &[],
+                http_connection_manager(
+                    &format!("outbound_0.0.0.0_{port}"),
+                    RouteSpecifier::Rds(Rds {
+                        config_source: Some(ads()),
+                        route_config_name: outbound_route_name(port),
+                    }),
+                ),
+            )
+        })
         .collect();
     let mut seen = BTreeSet::new();
     for svc in snapshot.services.values() {
         let Some(vip) = svc.cluster_ip else { continue };
-        for sp in svc.ports.iter().filter(|p| !p.protocol.is_http() && !capture_ports.contains(&p.port)) {
+        for sp in svc
+            .ports
+            .iter()
+            .filter(|p| !p.protocol.is_http() && !capture_ports.contains(&p.port))
+        {
             if !seen.insert((sp.port, vip)) {
                 continue;
             }
@@ -101,7 +130,11 @@ pub(crate) fn outbound_chains(
             let route = snapshot
                 .route_tables_for(&svc.hostname, namespace)
                 .next()
-                .and_then(|t| t.tcp.iter().find(|r| tcp_route_applies(r, sp.port, namespace, labels)));
+                .and_then(|t| {
+                    t.tcp
+                        .iter()
+                        .find(|r| tcp_route_applies(r, sp.port, namespace, labels))
+                });
             let clusters: Vec<(String, u32)> = match route {
                 Some(r) => r
                     .destinations
@@ -111,12 +144,25 @@ pub(crate) fn outbound_chains(
                     .collect(),
                 None => vec![(default.clone(), 100)],
             };
-            let clusters = if clusters.is_empty() { vec![(BLACKHOLE_CLUSTER.to_string(), 100)] } else { clusters };
+            let clusters = if clusters.is_empty() {
+                vec![(BLACKHOLE_CLUSTER.to_string(), 100)]
+            } else {
+                clusters
+            };
             version.add(&(sp.port, vip, &clusters));
-            chains.push(chain(default.clone(), Some(sp.port), &[vip], tcp_proxy(&default, &clusters)));
+            chains.push(chain(
+                default.clone(),
+                Some(sp.port),
+                &[vip],
+                tcp_proxy(&default, &clusters),
+            ));
         }
     }
-    OutboundChains { chains, http_ports, version: version.to_string() }
+    OutboundChains {
+        chains,
+        http_ports,
+        version: version.to_string(),
+    }
 }
 
 fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) -> bool {
@@ -124,7 +170,9 @@ fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) 
         || r.matches.iter().any(|m| {
             m.port.is_none_or(|p| p == port)
                 && selects(&m.source_labels, labels)
-                && m.source_namespace.as_deref().is_none_or(|ns| ns == namespace)
+                && m.source_namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == namespace)
         })
 }
 
@@ -137,36 +185,77 @@ pub(crate) fn listeners(
 ) -> Vec<(String, Arc<Resource>)> {
     let ips = pod_ips(proxy);
     let capture_ports = capture_ports(proxy);
-    let version = Version::new("lds").with(&outbound.version).with(&ips).with(&capture_ports).with(inbound);
+    let version = Version::new("lds")
+        .with(&outbound.version)
+        .with(&ips)
+        .with(&capture_ports)
+        .with(inbound);
     let blackholes: Vec<FilterChain> = capture_ports
         .iter()
-        .map(|&p| chain(format!("blackhole|{p}"), Some(p), &[], tcp_proxy(BLACKHOLE_CLUSTER, &[(BLACKHOLE_CLUSTER.into(), 1)])))
+        .map(|&p| {
+            chain(
+                format!("blackhole|{p}"),
+                Some(p),
+                &[],
+                tcp_proxy(BLACKHOLE_CLUSTER, &[(BLACKHOLE_CLUSTER.into(), 1)]),
+            )
+        })
         .collect();
     let inbound = inbound.iter().filter(|p| !capture_ports.contains(&p.port));
     let mut out = Vec::new();
     if proxy.inbound_capture_port == proxy.capture_port {
-        let mut chains: Vec<FilterChain> = inbound.clone().map(|p| inbound_chain(p, &ips)).collect();
+        let mut chains: Vec<FilterChain> =
+            inbound.clone().map(|p| inbound_chain(p, &ips)).collect();
         let served: BTreeSet<u16> = inbound.map(|p| p.port).collect();
-        chains.extend(outbound.http_ports.iter().filter(|p| !served.contains(p)).map(|&p| {
-            chain(format!("inbound-passthrough|{p}"), Some(p), &ips, inbound_passthrough())
-        }));
-        chains.push(chain("inbound-passthrough".into(), None, &ips, inbound_passthrough()));
+        chains.extend(
+            outbound
+                .http_ports
+                .iter()
+                .filter(|p| !served.contains(p))
+                .map(|&p| {
+                    chain(
+                        format!("inbound-passthrough|{p}"),
+                        Some(p),
+                        &ips,
+                        inbound_passthrough(),
+                    )
+                }),
+        );
+        chains.push(chain(
+            "inbound-passthrough".into(),
+            None,
+            &ips,
+            inbound_passthrough(),
+        ));
         chains.extend(outbound.chains.iter().cloned());
         chains.extend(blackholes);
-        out.push((VIRTUAL_LISTENER, listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough())));
+        out.push((
+            VIRTUAL_LISTENER,
+            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough()),
+        ));
     } else {
         let mut chains = outbound.chains.clone();
         chains.extend(blackholes.iter().cloned());
-        out.push((VIRTUAL_LISTENER, listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough())));
+        out.push((
+            VIRTUAL_LISTENER,
+            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough()),
+        ));
         // Everything on the inbound port is inbound: match by port alone.
         let mut chains: Vec<FilterChain> = inbound.map(|p| inbound_chain(p, &[])).collect();
         chains.extend(blackholes);
         out.push((
             VIRTUAL_INBOUND_LISTENER,
-            listener(VIRTUAL_INBOUND_LISTENER, proxy.inbound_capture_port, chains, inbound_passthrough_chain()),
+            listener(
+                VIRTUAL_INBOUND_LISTENER,
+                proxy.inbound_capture_port,
+                chains,
+                inbound_passthrough_chain(),
+            ),
         ));
     }
-    out.into_iter().map(|(name, l)| (name.to_string(), resource(version.clone().with(name), &l))).collect()
+    out.into_iter()
+        .map(|(name, l)| (name.to_string(), resource(version.clone().with(name), &l)))
+        .collect()
 }
 
 /// The capture ports (deduplicated): never proxied to.
@@ -177,13 +266,20 @@ pub(crate) fn capture_ports(proxy: &Proxy) -> Vec<u16> {
     ports
 }
 
-fn listener(name: &str, port: u16, filter_chains: Vec<FilterChain>, default: FilterChain) -> Listener {
+fn listener(
+    name: &str,
+    port: u16,
+    filter_chains: Vec<FilterChain>,
+    default: FilterChain,
+) -> Listener {
     Listener {
         name: name.to_string(),
         address: Some(socket_address("0.0.0.0", port)),
         listener_filters: vec![ListenerFilter {
             name: ORIGINAL_DST_FILTER.into(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(any(&OriginalDst {}))),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+                &OriginalDst {},
+            ))),
             ..Default::default()
         }],
         filter_chains,
@@ -192,7 +288,12 @@ fn listener(name: &str, port: u16, filter_chains: Vec<FilterChain>, default: Fil
     }
 }
 
-fn chain(name: String, port: Option<u16>, prefixes: &[IpAddr], filter: envoy_types::pb::envoy::config::listener::v3::Filter) -> FilterChain {
+fn chain(
+    name: String,
+    port: Option<u16>,
+    prefixes: &[IpAddr],
+    filter: envoy_types::pb::envoy::config::listener::v3::Filter,
+) -> FilterChain {
     FilterChain {
         name,
         filter_chain_match: Some(FilterChainMatch {
@@ -219,22 +320,35 @@ fn inbound_chain(p: &InboundPort, ips: &[IpAddr]) -> FilterChain {
 }
 
 fn inbound_passthrough() -> envoy_types::pb::envoy::config::listener::v3::Filter {
-    tcp_proxy(INBOUND_PASSTHROUGH_CLUSTER, &[(INBOUND_PASSTHROUGH_CLUSTER.into(), 1)])
+    tcp_proxy(
+        INBOUND_PASSTHROUGH_CLUSTER,
+        &[(INBOUND_PASSTHROUGH_CLUSTER.into(), 1)],
+    )
 }
 
 fn inbound_passthrough_chain() -> FilterChain {
-    FilterChain { name: "inbound-passthrough".into(), filters: vec![inbound_passthrough()], ..Default::default() }
+    FilterChain {
+        name: "inbound-passthrough".into(),
+        filters: vec![inbound_passthrough()],
+        ..Default::default()
+    }
 }
 
 fn passthrough() -> FilterChain {
     FilterChain {
         name: "passthrough".into(),
-        filters: vec![tcp_proxy(PASSTHROUGH_CLUSTER, &[(PASSTHROUGH_CLUSTER.into(), 1)])],
+        filters: vec![tcp_proxy(
+            PASSTHROUGH_CLUSTER,
+            &[(PASSTHROUGH_CLUSTER.into(), 1)],
+        )],
         ..Default::default()
     }
 }
 
-fn http_connection_manager(stat_prefix: &str, routes: RouteSpecifier) -> envoy_types::pb::envoy::config::listener::v3::Filter {
+fn http_connection_manager(
+    stat_prefix: &str,
+    routes: RouteSpecifier,
+) -> envoy_types::pb::envoy::config::listener::v3::Filter {
     let http_filter = |name: &str, config| HttpFilter {
         name: name.into(),
         config_type: Some(http_filter::ConfigType::TypedConfig(config)),

@@ -62,7 +62,10 @@ pub fn inbound_ports(snapshot: &Snapshot, proxy: &Proxy) -> Vec<InboundPort> {
             }
         }
     }
-    ports.into_iter().map(|(port, protocol)| InboundPort { port, protocol }).collect()
+    ports
+        .into_iter()
+        .map(|(port, protocol)| InboundPort { port, protocol })
+        .collect()
 }
 
 /// The proxy's IPs, sorted and deduplicated (prefix ranges of inbound chains).

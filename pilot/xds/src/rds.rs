@@ -11,7 +11,9 @@
 use std::{collections::HashSet, sync::Arc};
 
 use envoy_types::pb::{
-    envoy::config::route::v3::{route, route_action, Route, RouteAction, RouteConfiguration, VirtualHost},
+    envoy::config::route::v3::{
+        route, route_action, Route, RouteAction, RouteConfiguration, VirtualHost,
+    },
     google::protobuf::BoolValue,
 };
 use rudder_model::{
@@ -31,18 +33,28 @@ pub(crate) const ALLOW_ANY: &str = "allow_any";
 
 /// The outbound route configuration for HTTP port `port`, as a proxy in
 /// `namespace` with `labels` sees it.
-pub(crate) fn outbound_route_config(snapshot: &Snapshot, port: u16, namespace: &str, labels: &Labels) -> Arc<Resource> {
+pub(crate) fn outbound_route_config(
+    snapshot: &Snapshot,
+    port: u16,
+    namespace: &str,
+    labels: &Labels,
+) -> Arc<Resource> {
     let name = outbound_route_name(port);
     let mut version = Version::new("rds").with(&name).with(namespace);
-    let dests = Destinations { snapshot, namespace };
+    let dests = Destinations {
+        snapshot,
+        namespace,
+    };
     let mut used_domains = HashSet::new();
     let mut virtual_hosts = Vec::new();
     for svc in snapshot.services.values() {
         if !svc.port(port).is_some_and(|p| p.protocol.is_http()) {
             continue;
         }
-        let domains: Vec<String> =
-            domains(svc, port, namespace).into_iter().filter(|d| used_domains.insert(d.clone())).collect();
+        let domains: Vec<String> = domains(svc, port, namespace)
+            .into_iter()
+            .filter(|d| used_domains.insert(d.clone()))
+            .collect();
         version.add(&domains);
         let routes = service_routes(snapshot, svc, port, namespace, labels, &dests, &mut version);
         virtual_hosts.push(VirtualHost {
@@ -85,9 +97,16 @@ pub(crate) fn domains(svc: &Service, port: u16, proxy_namespace: &str) -> Vec<St
     hosts.push(format!("{}.{}.svc", svc.name, svc.namespace));
     hosts.push(svc.hostname.clone());
     if let Some(vip) = svc.cluster_ip {
-        hosts.push(if vip.is_ipv6() { format!("[{vip}]") } else { vip.to_string() });
+        hosts.push(if vip.is_ipv6() {
+            format!("[{vip}]")
+        } else {
+            vip.to_string()
+        });
     }
-    hosts.iter().flat_map(|h| [h.clone(), format!("{h}:{port}")]).collect()
+    hosts
+        .iter()
+        .flat_map(|h| [h.clone(), format!("{h}:{port}")])
+        .collect()
 }
 
 /// The matches of `route` that apply in the route config of `port` for this
@@ -122,7 +141,9 @@ fn service_routes(
     if let Some(table) = snapshot.route_tables_for(&svc.hostname, namespace).next() {
         version.add(&table.source);
         for (i, r) in table.http.iter().enumerate() {
-            let Some(matches) = applicable_matches(r, port, namespace, labels) else { continue };
+            let Some(matches) = applicable_matches(r, port, namespace, labels) else {
+                continue;
+            };
             version.add(&i).add(r).add(&matches);
             routes.extend(envoy_routes(r, &matches, port, dests, version));
         }
@@ -171,7 +192,9 @@ pub(crate) fn inbound_route_config(port: u16) -> RouteConfiguration {
             routes: vec![Route {
                 name: "default".into(),
                 r#match: Some(catch_all()),
-                action: Some(route::Action::Route(to_cluster(&ClusterName::inbound(port).to_string()))),
+                action: Some(route::Action::Route(to_cluster(
+                    &ClusterName::inbound(port).to_string(),
+                ))),
                 ..Default::default()
             }],
             ..Default::default()

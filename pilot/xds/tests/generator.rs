@@ -6,22 +6,38 @@ mod support;
 use std::{collections::BTreeMap, sync::Arc};
 
 use rudder_model::{node::NodeMetadata, HttpMatch, NodeId, Snapshot, TrafficPolicy};
-use rudder_xds::{check_consistency, fixtures::*, resolve_proxy, Generator, ProxyResources, TypeUrl};
+use rudder_xds::{
+    check_consistency, fixtures::*, resolve_proxy, Generator, ProxyResources, TypeUrl,
+};
 use support::*;
 
 fn versions(r: &ProxyResources, t: TypeUrl) -> BTreeMap<String, String> {
-    r.of(t).unwrap().iter().map(|(k, v)| (k.clone(), v.version.clone())).collect()
+    r.of(t)
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.version.clone()))
+        .collect()
 }
 
 /// Names whose version differs between two generations (same name set required).
 fn changed(a: &ProxyResources, b: &ProxyResources, t: TypeUrl) -> Vec<String> {
     let (va, vb) = (versions(a, t), versions(b, t));
-    assert_eq!(va.keys().collect::<Vec<_>>(), vb.keys().collect::<Vec<_>>(), "{t:?} names changed");
-    va.iter().filter(|(k, v)| vb[*k] != **v).map(|(k, _)| k.clone()).collect()
+    assert_eq!(
+        va.keys().collect::<Vec<_>>(),
+        vb.keys().collect::<Vec<_>>(),
+        "{t:?} names changed"
+    );
+    va.iter()
+        .filter(|(k, v)| vb[*k] != **v)
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 fn split_rules() -> Vec<rudder_model::RouteTable> {
-    vec![reviews_vs(vec![mk_http_route(vec![dest(&host("reviews"), Some("v1"), 90), dest(&host("reviews"), Some("v2"), 10)])])]
+    vec![reviews_vs(vec![mk_http_route(vec![
+        dest(&host("reviews"), Some("v1"), 90),
+        dest(&host("reviews"), Some("v2"), 10),
+    ])])]
 }
 
 #[test]
@@ -32,7 +48,12 @@ fn versions_are_stable_across_calls_and_generators() {
     let g = Generator::new(s1.clone());
     let (a, b) = (g.generate(&p), g.generate(&p));
     let c = Generator::new(s2).generate(&p);
-    for t in [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Listener, TypeUrl::Route] {
+    for t in [
+        TypeUrl::Cluster,
+        TypeUrl::Endpoint,
+        TypeUrl::Listener,
+        TypeUrl::Route,
+    ] {
         assert_eq!(versions(&a, t), versions(&b, t), "{t:?} across calls");
         assert_eq!(versions(&a, t), versions(&c, t), "{t:?} across generators");
         assert_eq!(a.type_version(t), c.type_version(t));
@@ -48,36 +69,73 @@ fn versions_are_stable_across_calls_and_generators() {
 fn endpoint_only_change_changes_only_eds() {
     let before = with_reviews_rules(split_rules());
     let mut s: Snapshot = (*before).clone();
-    let eps = s.endpoints.get_mut(&host("reviews")).unwrap().get_mut(&9080).unwrap();
-    let v2 = eps.iter_mut().find(|e| e.labels.get("version").map(String::as_str) == Some("v2")).unwrap();
+    let eps = s
+        .endpoints
+        .get_mut(&host("reviews"))
+        .unwrap()
+        .get_mut(&9080)
+        .unwrap();
+    let v2 = eps
+        .iter_mut()
+        .find(|e| e.labels.get("version").map(String::as_str) == Some("v2"))
+        .unwrap();
     v2.ready = false;
     let after = Arc::new(s.seal());
     let p = proxy(&before, "productpage-v1");
     let (a, b) = (generate(&before, &p), generate(&after, &p));
     for t in [TypeUrl::Cluster, TypeUrl::Listener, TypeUrl::Route] {
-        assert_eq!(changed(&a, &b, t), Vec::<String>::new(), "{t:?} must not change");
+        assert_eq!(
+            changed(&a, &b, t),
+            Vec::<String>::new(),
+            "{t:?} must not change"
+        );
     }
     let mut eds = changed(&a, &b, TypeUrl::Endpoint);
     eds.sort();
-    assert_eq!(eds, vec!["outbound|9080|v2|reviews.default.svc.cluster.local", "outbound|9080||reviews.default.svc.cluster.local"]);
+    assert_eq!(
+        eds,
+        vec![
+            "outbound|9080|v2|reviews.default.svc.cluster.local",
+            "outbound|9080||reviews.default.svc.cluster.local"
+        ]
+    );
 }
 
 #[test]
 fn route_change_changes_only_that_route_configuration() {
     let two_ports = || {
         bookinfo()
-            .service(mk_service("details", NS, "198.19.0.14", vec![mk_port("http", 8080, 8080)], &[("app", "details")]))
-            .policy(mk_policy(NS, &host("reviews"), &["v1", "v2", "v3"], TrafficPolicy::default()))
+            .service(mk_service(
+                "details",
+                NS,
+                "198.19.0.14",
+                vec![mk_port("http", 8080, 8080)],
+                &[("app", "details")],
+            ))
+            .policy(mk_policy(
+                NS,
+                &host("reviews"),
+                &["v1", "v2", "v3"],
+                TrafficPolicy::default(),
+            ))
     };
     let before = two_ports().route_table(split_rules().remove(0)).build();
     let after = two_ports()
-        .route_table(reviews_vs(vec![mk_http_route(vec![dest(&host("reviews"), Some("v3"), 100)])]))
+        .route_table(reviews_vs(vec![mk_http_route(vec![dest(
+            &host("reviews"),
+            Some("v3"),
+            100,
+        )])]))
         .build();
     let p = proxy(&before, "productpage-v1");
     let (a, b) = (generate(&before, &p), generate(&after, &p));
     assert_eq!(changed(&a, &b, TypeUrl::Route), vec!["9080".to_string()]);
     for t in [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Listener] {
-        assert_eq!(changed(&a, &b, t), Vec::<String>::new(), "{t:?} must not change");
+        assert_eq!(
+            changed(&a, &b, t),
+            Vec::<String>::new(),
+            "{t:?} must not change"
+        );
     }
 }
 
@@ -88,36 +146,83 @@ fn consistency_check_catches_dangling_references() {
     assert_eq!(check_consistency(&good), Ok(()));
 
     let mut no_cluster = good.clone();
-    no_cluster.by_type.get_mut(&TypeUrl::Cluster).unwrap().remove("outbound|9080|v2|reviews.default.svc.cluster.local");
+    no_cluster
+        .by_type
+        .get_mut(&TypeUrl::Cluster)
+        .unwrap()
+        .remove("outbound|9080|v2|reviews.default.svc.cluster.local");
     let problems = check_consistency(&no_cluster).unwrap_err();
-    assert!(problems.iter().any(|p| p.contains("cluster outbound|9080|v2|reviews.default.svc.cluster.local does not exist")), "{problems:?}");
-    assert!(problems.iter().any(|p| p.contains("endpoints outbound|9080|v2|reviews")), "orphan EDS: {problems:?}");
+    assert!(
+        problems.iter().any(|p| p
+            .contains("cluster outbound|9080|v2|reviews.default.svc.cluster.local does not exist")),
+        "{problems:?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("endpoints outbound|9080|v2|reviews")),
+        "orphan EDS: {problems:?}"
+    );
 
     let mut no_route = good.clone();
-    no_route.by_type.get_mut(&TypeUrl::Route).unwrap().remove("9080");
+    no_route
+        .by_type
+        .get_mut(&TypeUrl::Route)
+        .unwrap()
+        .remove("9080");
     let problems = check_consistency(&no_route).unwrap_err();
-    assert!(problems.iter().any(|p| p.contains("route configuration 9080 does not exist")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("route configuration 9080 does not exist")),
+        "{problems:?}"
+    );
 
     let mut no_eds = good.clone();
-    no_eds.by_type.get_mut(&TypeUrl::Endpoint).unwrap().remove("outbound|3306||mysql.default.svc.cluster.local");
+    no_eds
+        .by_type
+        .get_mut(&TypeUrl::Endpoint)
+        .unwrap()
+        .remove("outbound|3306||mysql.default.svc.cluster.local");
     let problems = check_consistency(&no_eds).unwrap_err();
-    assert!(problems.iter().any(|p| p.contains("without endpoints")), "{problems:?}");
+    assert!(
+        problems.iter().any(|p| p.contains("without endpoints")),
+        "{problems:?}"
+    );
 
     let mut no_passthrough = good;
-    no_passthrough.by_type.get_mut(&TypeUrl::Cluster).unwrap().remove("PassthroughCluster");
+    no_passthrough
+        .by_type
+        .get_mut(&TypeUrl::Cluster)
+        .unwrap()
+        .remove("PassthroughCluster");
     let problems = check_consistency(&no_passthrough).unwrap_err();
-    assert!(problems.iter().any(|p| p.contains("tcp_proxy PassthroughCluster")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("tcp_proxy PassthroughCluster")),
+        "{problems:?}"
+    );
 }
 
 #[test]
 fn missing_subset_routes_to_blackhole_and_stays_consistent() {
     // Istio serves a route to an undefined subset (Envoy answers 503): so do we,
     // through BlackHoleCluster, keeping every reference resolvable.
-    let s = bookinfo().route_table(reviews_vs(vec![mk_http_route(vec![dest(&host("reviews"), Some("v9"), 100)])])).build();
+    let s = bookinfo()
+        .route_table(reviews_vs(vec![mk_http_route(vec![dest(
+            &host("reviews"),
+            Some("v9"),
+            100,
+        )])]))
+        .build();
     let res = generate(&s, &proxy(&s, "productpage-v1"));
     assert_eq!(check_consistency(&res), Ok(()));
     let j = rudder_xds::to_json(&res);
-    assert_eq!(vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["cluster"], "BlackHoleCluster");
+    assert_eq!(
+        vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["cluster"],
+        "BlackHoleCluster"
+    );
 }
 
 #[test]
@@ -125,39 +230,68 @@ fn cache_keys_split_by_source_labels_only_when_a_rule_uses_them() {
     // No sourceLabels anywhere: every proxy in the namespace shares the same Arc.
     let s = with_reviews_rules(split_rules());
     let g = Generator::new(s.clone());
-    let (a, b) = (g.generate(&proxy(&s, "productpage-v1")), g.generate(&proxy(&s, "sleep")));
+    let (a, b) = (
+        g.generate(&proxy(&s, "productpage-v1")),
+        g.generate(&proxy(&s, "sleep")),
+    );
     let rc = |r: &ProxyResources| r.of(TypeUrl::Route).unwrap()["9080"].clone();
-    assert!(Arc::ptr_eq(&rc(&a), &rc(&b)), "identical route configs must be shared");
-    let cl = |r: &ProxyResources| r.of(TypeUrl::Cluster).unwrap()["outbound|9080|v1|reviews.default.svc.cluster.local"].clone();
+    assert!(
+        Arc::ptr_eq(&rc(&a), &rc(&b)),
+        "identical route configs must be shared"
+    );
+    let cl = |r: &ProxyResources| {
+        r.of(TypeUrl::Cluster).unwrap()["outbound|9080|v1|reviews.default.svc.cluster.local"]
+            .clone()
+    };
     assert!(Arc::ptr_eq(&cl(&a), &cl(&b)));
 
     // A sourceLabels rule: the proxies it selects and the others differ.
     let from_pp = rudder_model::HttpRoute {
-        matches: vec![HttpMatch { source_labels: labels(&[("app", "productpage")]), ..Default::default() }],
+        matches: vec![HttpMatch {
+            source_labels: labels(&[("app", "productpage")]),
+            ..Default::default()
+        }],
         ..mk_http_route(vec![dest(&host("reviews"), Some("v2"), 100)])
     };
-    let s = with_reviews_rules(vec![reviews_vs(vec![from_pp, mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])])]);
+    let s = with_reviews_rules(vec![reviews_vs(vec![
+        from_pp,
+        mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)]),
+    ])]);
     let g = Generator::new(s.clone());
     let pp = g.generate(&proxy(&s, "productpage-v1"));
     let sleep = g.generate(&proxy(&s, "sleep"));
     let reviews = g.generate(&proxy(&s, "reviews-v1"));
     assert!(!Arc::ptr_eq(&rc(&pp), &rc(&sleep)));
     assert_ne!(rc(&pp).version, rc(&sleep).version);
-    assert_ne!(rudder_xds::resource_to_json(&rc(&pp)).unwrap(), rudder_xds::resource_to_json(&rc(&sleep)).unwrap());
+    assert_ne!(
+        rudder_xds::resource_to_json(&rc(&pp)).unwrap(),
+        rudder_xds::resource_to_json(&rc(&sleep)).unwrap()
+    );
     // Two proxies the selector does not select share one.
     assert!(Arc::ptr_eq(&rc(&sleep), &rc(&reviews)));
 
     // Another namespace: different domains (no short names), so a different config.
-    let s = bookinfo().pod(mk_pod("client", "other", "198.18.1.1", &[("app", "sleep")])).build();
+    let s = bookinfo()
+        .pod(mk_pod("client", "other", "198.18.1.1", &[("app", "sleep")]))
+        .build();
     let g = Generator::new(s.clone());
     let here = g.generate(&proxy(&s, "sleep"));
     let there = g.generate(&mk_proxy(&s, "other", "client"));
     assert_ne!(rc(&here).version, rc(&there).version);
     let j = rudder_xds::to_json(&there);
     let vhosts = j["rds"]["9080"]["virtualHosts"].as_array().unwrap();
-    let vh = vhosts.iter().find(|v| v["name"] == "reviews.default.svc.cluster.local:9080").unwrap();
-    assert!(vh["domains"].as_array().unwrap().contains(&serde_json::json!("reviews.default")));
-    assert!(!vh["domains"].as_array().unwrap().contains(&serde_json::json!("reviews")));
+    let vh = vhosts
+        .iter()
+        .find(|v| v["name"] == "reviews.default.svc.cluster.local:9080")
+        .unwrap();
+    assert!(vh["domains"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("reviews.default")));
+    assert!(!vh["domains"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("reviews")));
 }
 
 #[test]
@@ -170,16 +304,30 @@ fn store_wins_over_node_metadata() {
         inbound_capture_port: 15006,
         ..Default::default()
     };
-    let p = resolve_proxy(&s, NodeId::sidecar("198.18.0.11".parse().unwrap(), "reviews-v1", NS), &md);
+    let p = resolve_proxy(
+        &s,
+        NodeId::sidecar("198.18.0.11".parse().unwrap(), "reviews-v1", NS),
+        &md,
+    );
     assert_eq!(p.namespace, NS);
     assert_eq!(p.labels, labels(&[("app", "reviews"), ("version", "v1")]));
     assert_eq!(p.service_account, "default");
-    assert_eq!(p.inbound_capture_port, 15006, "capture ports come from the metadata");
+    assert_eq!(
+        p.inbound_capture_port, 15006,
+        "capture ports come from the metadata"
+    );
     // Unknown to the store: the metadata is all we have.
-    let p = resolve_proxy(&s, NodeId::sidecar("198.18.9.9".parse().unwrap(), "ghost", NS), &md);
+    let p = resolve_proxy(
+        &s,
+        NodeId::sidecar("198.18.9.9".parse().unwrap(), "ghost", NS),
+        &md,
+    );
     assert_eq!(p.namespace, "stale");
     assert_eq!(p.labels, labels(&[("app", "old")]));
-    assert_eq!(rudder_xds::inbound_ports(&s, &proxy(&s, "reviews-v1")).len(), 1);
+    assert_eq!(
+        rudder_xds::inbound_ports(&s, &proxy(&s, "reviews-v1")).len(),
+        1
+    );
 }
 
 #[test]
@@ -196,6 +344,10 @@ fn generator_is_shared_across_threads() {
         .collect();
     for (h, pod) in handles.into_iter().zip(pods) {
         let res = h.join().unwrap();
-        assert_eq!(res, Generator::new(s.clone()).generate(&proxy(&s, pod)), "{pod}");
+        assert_eq!(
+            res,
+            Generator::new(s.clone()).generate(&proxy(&s, pod)),
+            "{pod}"
+        );
     }
 }

@@ -17,7 +17,10 @@ fn reviews_route(http: Vec<HttpRoute>) -> std::sync::Arc<Snapshot> {
 }
 
 fn m_header(name: &str, v: StringMatch) -> HttpMatch {
-    HttpMatch { headers: [(name.to_string(), v)].into(), ..Default::default() }
+    HttpMatch {
+        headers: [(name.to_string(), v)].into(),
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -26,28 +29,66 @@ fn default_routing() {
     let j = golden("default_routing", &s, &proxy(&s, "productpage-v1"));
     let routes = vhost_routes(&j, 9080, &host("reviews"));
     assert_eq!(routes.len(), 1);
-    assert_eq!(routes[0]["route"]["cluster"], "outbound|9080||reviews.default.svc.cluster.local");
+    assert_eq!(
+        routes[0]["route"]["cluster"],
+        "outbound|9080||reviews.default.svc.cluster.local"
+    );
     assert_eq!(routes[0]["route"]["timeout"], "0s");
     let vh = &j["rds"]["9080"]["virtualHosts"];
-    let domains = &vh.as_array().unwrap().iter().find(|v| v["name"] == "reviews.default.svc.cluster.local:9080").unwrap()["domains"];
-    for d in ["reviews", "reviews:9080", "reviews.default", "reviews.default.svc:9080", "198.19.0.11:9080"] {
-        assert!(domains.as_array().unwrap().contains(&json!(d)), "{d} missing from {domains}");
+    let domains = &vh
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "reviews.default.svc.cluster.local:9080")
+        .unwrap()["domains"];
+    for d in [
+        "reviews",
+        "reviews:9080",
+        "reviews.default",
+        "reviews.default.svc:9080",
+        "198.19.0.11:9080",
+    ] {
+        assert!(
+            domains.as_array().unwrap().contains(&json!(d)),
+            "{d} missing from {domains}"
+        );
     }
-    assert_eq!(j["rds"]["9080"]["virtualHosts"].as_array().unwrap().last().unwrap()["domains"], json!(["*"]));
-    let eds = &j["eds"]["outbound|9080||reviews.default.svc.cluster.local"]["endpoints"][0]["lbEndpoints"];
+    assert_eq!(
+        j["rds"]["9080"]["virtualHosts"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()["domains"],
+        json!(["*"])
+    );
+    let eds = &j["eds"]["outbound|9080||reviews.default.svc.cluster.local"]["endpoints"][0]
+        ["lbEndpoints"];
     assert_eq!(eds.as_array().unwrap().len(), 3);
 }
 
 #[test]
 fn split_99_1_by_subsets() {
-    let s = reviews_route(vec![mk_http_route(vec![dest(&host("reviews"), Some("v1"), 99), dest(&host("reviews"), Some("v2"), 1)])]);
+    let s = reviews_route(vec![mk_http_route(vec![
+        dest(&host("reviews"), Some("v1"), 99),
+        dest(&host("reviews"), Some("v2"), 1),
+    ])]);
     let j = golden("split_99_1", &s, &proxy(&s, "productpage-v1"));
     let wc = &vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["weightedClusters"]["clusters"];
-    assert_eq!(wc[0], json!({"name": "outbound|9080|v1|reviews.default.svc.cluster.local", "weight": 99}));
-    assert_eq!(wc[1], json!({"name": "outbound|9080|v2|reviews.default.svc.cluster.local", "weight": 1}));
-    let v2 = &j["eds"]["outbound|9080|v2|reviews.default.svc.cluster.local"]["endpoints"][0]["lbEndpoints"];
+    assert_eq!(
+        wc[0],
+        json!({"name": "outbound|9080|v1|reviews.default.svc.cluster.local", "weight": 99})
+    );
+    assert_eq!(
+        wc[1],
+        json!({"name": "outbound|9080|v2|reviews.default.svc.cluster.local", "weight": 1})
+    );
+    let v2 = &j["eds"]["outbound|9080|v2|reviews.default.svc.cluster.local"]["endpoints"][0]
+        ["lbEndpoints"];
     assert_eq!(v2.as_array().unwrap().len(), 1);
-    assert_eq!(v2[0]["endpoint"]["address"]["socketAddress"]["address"], "198.18.0.12");
+    assert_eq!(
+        v2[0]["endpoint"]["address"]["socketAddress"]["address"],
+        "198.18.0.12"
+    );
 }
 
 #[test]
@@ -56,34 +97,59 @@ fn header_match_to_v2() {
         matches: vec![m_header("end-user", StringMatch::Exact("jason".into()))],
         ..mk_http_route(vec![dest(&host("reviews"), Some("v2"), 100)])
     };
-    let s = reviews_route(vec![jason, mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])]);
+    let s = reviews_route(vec![
+        jason,
+        mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)]),
+    ]);
     let j = golden("header_match_v2", &s, &proxy(&s, "productpage-v1"));
     let routes = vhost_routes(&j, 9080, &host("reviews"));
-    assert_eq!(routes[0]["match"]["headers"][0], json!({"name": "end-user", "stringMatch": {"exact": "jason"}}));
-    assert_eq!(routes[0]["route"]["cluster"], "outbound|9080|v2|reviews.default.svc.cluster.local");
-    assert_eq!(routes[1]["route"]["cluster"], "outbound|9080|v1|reviews.default.svc.cluster.local");
+    assert_eq!(
+        routes[0]["match"]["headers"][0],
+        json!({"name": "end-user", "stringMatch": {"exact": "jason"}})
+    );
+    assert_eq!(
+        routes[0]["route"]["cluster"],
+        "outbound|9080|v2|reviews.default.svc.cluster.local"
+    );
+    assert_eq!(
+        routes[1]["route"]["cluster"],
+        "outbound|9080|v1|reviews.default.svc.cluster.local"
+    );
 }
 
 #[test]
 fn uri_matches() {
     let r = HttpRoute {
         matches: vec![
-            HttpMatch { uri: Some(StringMatch::Prefix("/api".into())), ignore_uri_case: true, ..Default::default() },
+            HttpMatch {
+                uri: Some(StringMatch::Prefix("/api".into())),
+                ignore_uri_case: true,
+                ..Default::default()
+            },
             HttpMatch {
                 uri: Some(StringMatch::Regex("/v[0-9]+/.*".into())),
                 method: Some(StringMatch::Exact("GET".into())),
                 query_params: [("debug".to_string(), StringMatch::Exact("1".into()))].into(),
                 ..Default::default()
             },
-            HttpMatch { uri: Some(StringMatch::Exact("/health".into())), ..Default::default() },
+            HttpMatch {
+                uri: Some(StringMatch::Exact("/health".into())),
+                ..Default::default()
+            },
         ],
         ..mk_http_route(vec![dest(&host("reviews"), Some("v3"), 100)])
     };
     let s = reviews_route(vec![r]);
     let j = golden("uri_match", &s, &proxy(&s, "productpage-v1"));
     let routes = vhost_routes(&j, 9080, &host("reviews"));
-    assert_eq!(routes[0]["match"], json!({"prefix": "/api", "caseSensitive": false}));
-    assert_eq!(routes[1]["match"]["safeRegex"], json!({"regex": "/v[0-9]+/.*"}));
+    assert_eq!(
+        routes[0]["match"],
+        json!({"prefix": "/api", "caseSensitive": false})
+    );
+    assert_eq!(
+        routes[1]["match"]["safeRegex"],
+        json!({"regex": "/v[0-9]+/.*"})
+    );
     assert_eq!(routes[1]["match"]["headers"][0]["name"], ":method");
     assert_eq!(routes[1]["match"]["queryParameters"][0]["name"], "debug");
     assert_eq!(routes[2]["match"], json!({"path": "/health"}));
@@ -92,36 +158,64 @@ fn uri_matches() {
 #[test]
 fn retries() {
     let r = HttpRoute {
-        retries: Some(Retries { attempts: 3, per_try_timeout: Some(Duration::from_secs(2)), retry_on: Some("5xx".into()) }),
+        retries: Some(Retries {
+            attempts: 3,
+            per_try_timeout: Some(Duration::from_secs(2)),
+            retry_on: Some("5xx".into()),
+        }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
     let s = reviews_route(vec![r]);
     let j = golden("retries", &s, &proxy(&s, "productpage-v1"));
     let rp = &vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["retryPolicy"];
-    assert_eq!(rp, &json!({"numRetries": 3, "perTryTimeout": "2s", "retryOn": "5xx"}));
+    assert_eq!(
+        rp,
+        &json!({"numRetries": 3, "perTryTimeout": "2s", "retryOn": "5xx"})
+    );
     // Without a rule: Istio's default policy.
     let ratings = &vhost_routes(&j, 9080, &host("ratings"))[0]["route"]["retryPolicy"];
     assert_eq!(ratings["numRetries"], 2);
-    assert_eq!(ratings["retryOn"], "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes");
+    assert_eq!(
+        ratings["retryOn"],
+        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    );
 }
 
 #[test]
 fn timeout() {
-    let r = HttpRoute { timeout: Some(Duration::from_millis(1500)), ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)]) };
+    let r = HttpRoute {
+        timeout: Some(Duration::from_millis(1500)),
+        ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
+    };
     let s = reviews_route(vec![r]);
     let j = golden("timeout", &s, &proxy(&s, "productpage-v1"));
-    assert_eq!(vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["timeout"], "1.500s");
+    assert_eq!(
+        vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["timeout"],
+        "1.500s"
+    );
 }
 
 #[test]
 fn fault_delay_and_abort() {
     let delay = HttpRoute {
         matches: vec![m_header("end-user", StringMatch::Exact("jason".into()))],
-        fault: Some(Fault { delay: Some(DelayFault { fixed_delay: Duration::from_secs(7), percent: Percent::ALL }), abort: None }),
+        fault: Some(Fault {
+            delay: Some(DelayFault {
+                fixed_delay: Duration::from_secs(7),
+                percent: Percent::ALL,
+            }),
+            abort: None,
+        }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v2"), 100)])
     };
     let abort = HttpRoute {
-        fault: Some(Fault { delay: None, abort: Some(AbortFault { http_status: 500, percent: Percent::from_f64(10.0) }) }),
+        fault: Some(Fault {
+            delay: None,
+            abort: Some(AbortFault {
+                http_status: 500,
+                percent: Percent::from_f64(10.0),
+            }),
+        }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
     let s = reviews_route(vec![delay, abort]);
@@ -129,7 +223,10 @@ fn fault_delay_and_abort() {
     let routes = vhost_routes(&j, 9080, &host("reviews"));
     let f = &routes[0]["typedPerFilterConfig"]["envoy.filters.http.fault"];
     assert_eq!(f["delay"]["fixedDelay"], "7s");
-    assert_eq!(f["delay"]["percentage"], json!({"numerator": 1000000, "denominator": "MILLION"}));
+    assert_eq!(
+        f["delay"]["percentage"],
+        json!({"numerator": 1000000, "denominator": "MILLION"})
+    );
     let a = &routes[1]["typedPerFilterConfig"]["envoy.filters.http.fault"]["abort"];
     assert_eq!(a["httpStatus"], 500);
     assert_eq!(a["percentage"]["numerator"], 100000);
@@ -141,21 +238,33 @@ fn fault_delay_and_abort() {
 #[test]
 fn mirror_with_percentage() {
     let r = HttpRoute {
-        mirrors: vec![Mirror { destination: dest(&host("reviews"), Some("v2"), 0), percent: Percent::from_f64(25.0) }],
+        mirrors: vec![Mirror {
+            destination: dest(&host("reviews"), Some("v2"), 0),
+            percent: Percent::from_f64(25.0),
+        }],
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
     let s = reviews_route(vec![r]);
     let j = golden("mirror", &s, &proxy(&s, "productpage-v1"));
     let m = &vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["requestMirrorPolicies"][0];
-    assert_eq!(m["cluster"], "outbound|9080|v2|reviews.default.svc.cluster.local");
+    assert_eq!(
+        m["cluster"],
+        "outbound|9080|v2|reviews.default.svc.cluster.local"
+    );
     assert_eq!(m["runtimeFraction"]["defaultValue"]["numerator"], 250000);
 }
 
 #[test]
 fn rewrite() {
     let r = HttpRoute {
-        matches: vec![HttpMatch { uri: Some(StringMatch::Prefix("/old".into())), ..Default::default() }],
-        rewrite: Some(Rewrite { uri: Some("/new".into()), authority: Some("reviews.internal".into()) }),
+        matches: vec![HttpMatch {
+            uri: Some(StringMatch::Prefix("/old".into())),
+            ..Default::default()
+        }],
+        rewrite: Some(Rewrite {
+            uri: Some("/new".into()),
+            authority: Some("reviews.internal".into()),
+        }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
     let s = reviews_route(vec![r]);
@@ -189,13 +298,19 @@ fn redirect() {
 #[test]
 fn direct_response() {
     let r = HttpRoute {
-        action: HttpAction::DirectResponse(DirectResponse { status: 418, body: Some("teapot".into()) }),
+        action: HttpAction::DirectResponse(DirectResponse {
+            status: 418,
+            body: Some("teapot".into()),
+        }),
         ..mk_http_route(vec![])
     };
     let s = reviews_route(vec![r]);
     let j = golden("direct_response", &s, &proxy(&s, "productpage-v1"));
     let dr = &vhost_routes(&j, 9080, &host("reviews"))[0]["directResponse"];
-    assert_eq!(dr, &json!({"status": 418, "body": {"inlineString": "teapot"}}));
+    assert_eq!(
+        dr,
+        &json!({"status": 418, "body": {"inlineString": "teapot"}})
+    );
 }
 
 #[test]
@@ -206,85 +321,183 @@ fn header_manipulation() {
         remove: vec![format!("x-{k}-remove")],
     };
     let r = HttpRoute {
-        headers: Headers { request: ops("req"), response: ops("resp") },
+        headers: Headers {
+            request: ops("req"),
+            response: ops("resp"),
+        },
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
     let s = reviews_route(vec![r]);
     let j = golden("header_manipulation", &s, &proxy(&s, "productpage-v1"));
     let route = &vhost_routes(&j, 9080, &host("reviews"))[0];
-    assert_eq!(route["requestHeadersToAdd"][0]["appendAction"], "OVERWRITE_IF_EXISTS_OR_ADD");
-    assert_eq!(route["requestHeadersToAdd"][1]["header"]["key"], "x-req-add");
+    assert_eq!(
+        route["requestHeadersToAdd"][0]["appendAction"],
+        "OVERWRITE_IF_EXISTS_OR_ADD"
+    );
+    assert_eq!(
+        route["requestHeadersToAdd"][1]["header"]["key"],
+        "x-req-add"
+    );
     assert_eq!(route["requestHeadersToRemove"], json!(["x-req-remove"]));
-    assert_eq!(route["responseHeadersToAdd"][0]["header"]["key"], "x-resp-set");
+    assert_eq!(
+        route["responseHeadersToAdd"][0]["header"]["key"],
+        "x-resp-set"
+    );
     assert_eq!(route["responseHeadersToRemove"], json!(["x-resp-remove"]));
 }
 
 #[test]
 fn tcp_service_and_weighted_tcp_route() {
     let mysql = host("mysql");
-    let tcp = TcpRoute { matches: vec![], destinations: vec![dest(&mysql, Some("v1"), 80), dest(&mysql, Some("v2"), 20)] };
+    let tcp = TcpRoute {
+        matches: vec![],
+        destinations: vec![dest(&mysql, Some("v1"), 80), dest(&mysql, Some("v2"), 20)],
+    };
     let s = bookinfo()
-        .policy(mk_policy(NS, &mysql, &["v1", "v2"], TrafficPolicy::default()))
+        .policy(mk_policy(
+            NS,
+            &mysql,
+            &["v1", "v2"],
+            TrafficPolicy::default(),
+        ))
         .route_table(mk_route_table(NS, "mysql", &[&mysql], vec![], vec![tcp]))
         .build();
     let j = golden("tcp_weighted", &s, &proxy(&s, "productpage-v1"));
-    let c = chain(&j, "virtual", "outbound|3306||mysql.default.svc.cluster.local");
-    assert_eq!(c["filterChainMatch"], json!({"destinationPort": 3306, "prefixRanges": [{"addressPrefix": "198.19.0.13", "prefixLen": 32}]}));
+    let c = chain(
+        &j,
+        "virtual",
+        "outbound|3306||mysql.default.svc.cluster.local",
+    );
+    assert_eq!(
+        c["filterChainMatch"],
+        json!({"destinationPort": 3306, "prefixRanges": [{"addressPrefix": "198.19.0.13", "prefixLen": 32}]})
+    );
     let tp = &c["filters"][0]["typedConfig"];
-    assert_eq!(tp["@type"], "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy");
-    assert_eq!(tp["weightedClusters"]["clusters"][1], json!({"name": "outbound|3306|v2|mysql.default.svc.cluster.local", "weight": 20}));
-    assert!(j["rds"].get("3306").is_none(), "TCP ports get no route configuration");
+    assert_eq!(
+        tp["@type"],
+        "type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy"
+    );
+    assert_eq!(
+        tp["weightedClusters"]["clusters"][1],
+        json!({"name": "outbound|3306|v2|mysql.default.svc.cluster.local", "weight": 20})
+    );
+    assert!(
+        j["rds"].get("3306").is_none(),
+        "TCP ports get no route configuration"
+    );
 }
 
 #[test]
 fn source_labels_route_only_for_matching_proxy() {
     let from_productpage = HttpRoute {
-        matches: vec![HttpMatch { source_labels: labels(&[("app", "productpage")]), ..Default::default() }],
+        matches: vec![HttpMatch {
+            source_labels: labels(&[("app", "productpage")]),
+            ..Default::default()
+        }],
         ..mk_http_route(vec![dest(&host("reviews"), Some("v2"), 100)])
     };
-    let s = reviews_route(vec![from_productpage, mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])]);
+    let s = reviews_route(vec![
+        from_productpage,
+        mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)]),
+    ]);
     let j = golden("source_labels_match", &s, &proxy(&s, "productpage-v1"));
     let routes = vhost_routes(&j, 9080, &host("reviews"));
     assert_eq!(routes.len(), 2);
-    assert_eq!(routes[0]["route"]["cluster"], "outbound|9080|v2|reviews.default.svc.cluster.local");
+    assert_eq!(
+        routes[0]["route"]["cluster"],
+        "outbound|9080|v2|reviews.default.svc.cluster.local"
+    );
     let j = golden("source_labels_other", &s, &proxy(&s, "sleep"));
     let routes = vhost_routes(&j, 9080, &host("reviews"));
     assert_eq!(routes.len(), 1);
-    assert_eq!(routes[0]["route"]["cluster"], "outbound|9080|v1|reviews.default.svc.cluster.local");
+    assert_eq!(
+        routes[0]["route"]["cluster"],
+        "outbound|9080|v1|reviews.default.svc.cluster.local"
+    );
 }
 
 #[test]
 fn consistent_hash_by_header_cookie_and_source_ip() {
-    let hash = |key| TrafficPolicy { load_balancer: Some(LoadBalancer::ConsistentHash(key)), ..Default::default() };
+    let hash = |key| TrafficPolicy {
+        load_balancer: Some(LoadBalancer::ConsistentHash(key)),
+        ..Default::default()
+    };
     let s = bookinfo()
-        .policy(mk_policy(NS, &host("reviews"), &[], hash(HashKey::Header("x-user".into()))))
+        .policy(mk_policy(
+            NS,
+            &host("reviews"),
+            &[],
+            hash(HashKey::Header("x-user".into())),
+        ))
         .policy(mk_policy(
             NS,
             &host("ratings"),
             &[],
-            hash(HashKey::Cookie { name: "session".into(), path: Some("/".into()), ttl: Some(Duration::from_secs(60)) }),
+            hash(HashKey::Cookie {
+                name: "session".into(),
+                path: Some("/".into()),
+                ttl: Some(Duration::from_secs(60)),
+            }),
         ))
-        .policy(mk_policy(NS, &host("productpage"), &[], hash(HashKey::SourceIp)))
+        .policy(mk_policy(
+            NS,
+            &host("productpage"),
+            &[],
+            hash(HashKey::SourceIp),
+        ))
         .build();
     let j = golden("consistent_hash", &s, &proxy(&s, "sleep"));
     let hp = |svc| vhost_routes(&j, 9080, &host(svc))[0]["route"]["hashPolicy"][0].clone();
     assert_eq!(hp("reviews"), json!({"header": {"headerName": "x-user"}}));
-    assert_eq!(hp("ratings"), json!({"cookie": {"name": "session", "path": "/", "ttl": "60s"}}));
-    assert_eq!(hp("productpage"), json!({"connectionProperties": {"sourceIp": true}}));
-    assert_eq!(j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"], "RING_HASH");
+    assert_eq!(
+        hp("ratings"),
+        json!({"cookie": {"name": "session", "path": "/", "ttl": "60s"}})
+    );
+    assert_eq!(
+        hp("productpage"),
+        json!({"connectionProperties": {"sourceIp": true}})
+    );
+    assert_eq!(
+        j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"],
+        "RING_HASH"
+    );
 }
 
 #[test]
 fn least_request_and_random() {
-    let lb = |l| TrafficPolicy { load_balancer: Some(l), ..Default::default() };
+    let lb = |l| TrafficPolicy {
+        load_balancer: Some(l),
+        ..Default::default()
+    };
     let s = bookinfo()
-        .policy(mk_policy(NS, &host("reviews"), &[], lb(LoadBalancer::LeastRequest)))
-        .policy(mk_policy(NS, &host("ratings"), &[], lb(LoadBalancer::Random)))
+        .policy(mk_policy(
+            NS,
+            &host("reviews"),
+            &[],
+            lb(LoadBalancer::LeastRequest),
+        ))
+        .policy(mk_policy(
+            NS,
+            &host("ratings"),
+            &[],
+            lb(LoadBalancer::Random),
+        ))
         .build();
     let j = golden("load_balancers", &s, &proxy(&s, "sleep"));
-    assert_eq!(j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"], "LEAST_REQUEST");
-    assert_eq!(j["cds"]["outbound|9080||ratings.default.svc.cluster.local"]["lbPolicy"], "RANDOM");
-    assert!(j["cds"]["outbound|9080||productpage.default.svc.cluster.local"].get("lbPolicy").is_none(), "round robin is the default");
+    assert_eq!(
+        j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"],
+        "LEAST_REQUEST"
+    );
+    assert_eq!(
+        j["cds"]["outbound|9080||ratings.default.svc.cluster.local"]["lbPolicy"],
+        "RANDOM"
+    );
+    assert!(
+        j["cds"]["outbound|9080||productpage.default.svc.cluster.local"]
+            .get("lbPolicy")
+            .is_none(),
+        "round robin is the default"
+    );
 }
 
 #[test]
@@ -309,7 +522,9 @@ fn connection_pool_and_outlier_detection() {
         }),
         ..Default::default()
     };
-    let s = bookinfo().policy(mk_policy(NS, &host("reviews"), &[], tp)).build();
+    let s = bookinfo()
+        .policy(mk_policy(NS, &host("reviews"), &[], tp))
+        .build();
     let j = golden("connection_pool_outlier", &s, &proxy(&s, "sleep"));
     let c = &j["cds"]["outbound|9080||reviews.default.svc.cluster.local"];
     assert_eq!(c["connectTimeout"], "0.250s");
@@ -320,49 +535,102 @@ fn connection_pool_and_outlier_detection() {
     assert_eq!(c["outlierDetection"]["consecutive5xx"], 5);
     assert_eq!(c["outlierDetection"]["maxEjectionPercent"], 50);
     assert_eq!(c["commonLbConfig"]["healthyPanicThreshold"]["value"], 20.0);
-    let opts = &c["typedExtensionProtocolOptions"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
-    assert_eq!(opts["commonHttpProtocolOptions"], json!({"idleTimeout": "30s", "maxRequestsPerConnection": 5}));
+    let opts = &c["typedExtensionProtocolOptions"]
+        ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"];
+    assert_eq!(
+        opts["commonHttpProtocolOptions"],
+        json!({"idleTimeout": "30s", "maxRequestsPerConnection": 5})
+    );
 }
 
 #[test]
 fn per_subset_and_per_port_policy() {
     let host_tp = TrafficPolicy {
         load_balancer: Some(LoadBalancer::RoundRobin),
-        port_level: [(9080, TrafficPolicy { load_balancer: Some(LoadBalancer::LeastRequest), ..Default::default() })].into(),
+        port_level: [(
+            9080,
+            TrafficPolicy {
+                load_balancer: Some(LoadBalancer::LeastRequest),
+                ..Default::default()
+            },
+        )]
+        .into(),
         ..Default::default()
     };
     let mut p = mk_policy(NS, &host("reviews"), &["v1", "v2"], host_tp);
-    p.subsets.get_mut("v2").unwrap().traffic_policy =
-        Some(TrafficPolicy { load_balancer: Some(LoadBalancer::Random), ..Default::default() });
+    p.subsets.get_mut("v2").unwrap().traffic_policy = Some(TrafficPolicy {
+        load_balancer: Some(LoadBalancer::Random),
+        ..Default::default()
+    });
     let s = bookinfo().policy(p).build();
     let j = golden("subset_and_port_policy", &s, &proxy(&s, "sleep"));
-    assert_eq!(j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"], "LEAST_REQUEST");
-    assert_eq!(j["cds"]["outbound|9080|v1|reviews.default.svc.cluster.local"]["lbPolicy"], "LEAST_REQUEST");
-    assert_eq!(j["cds"]["outbound|9080|v2|reviews.default.svc.cluster.local"]["lbPolicy"], "RANDOM");
+    assert_eq!(
+        j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"],
+        "LEAST_REQUEST"
+    );
+    assert_eq!(
+        j["cds"]["outbound|9080|v1|reviews.default.svc.cluster.local"]["lbPolicy"],
+        "LEAST_REQUEST"
+    );
+    assert_eq!(
+        j["cds"]["outbound|9080|v2|reviews.default.svc.cluster.local"]["lbPolicy"],
+        "RANDOM"
+    );
 }
 
 #[test]
 fn inbound_http_and_tcp_ports() {
     // One pod behind an HTTP service (9080 → 8080) and a TCP one (3307 → 3307).
     let s = bookinfo()
-        .service(mk_service("web", NS, "198.19.0.30", vec![mk_port("http-web", 9080, 8080)], &[("app", "web")]))
-        .service(mk_service("webdb", NS, "198.19.0.31", vec![mk_port("tcp", 3307, 3307)], &[("app", "web")]))
+        .service(mk_service(
+            "web",
+            NS,
+            "198.19.0.30",
+            vec![mk_port("http-web", 9080, 8080)],
+            &[("app", "web")],
+        ))
+        .service(mk_service(
+            "webdb",
+            NS,
+            "198.19.0.31",
+            vec![mk_port("tcp", 3307, 3307)],
+            &[("app", "web")],
+        ))
         .pod(mk_pod("web-0", NS, "198.18.0.30", &[("app", "web")]))
         .build();
     let j = golden("inbound", &s, &proxy(&s, "web-0"));
     let http = chain(&j, "virtual", "inbound|8080");
-    assert_eq!(http["filterChainMatch"], json!({"destinationPort": 8080, "prefixRanges": [{"addressPrefix": "198.18.0.30", "prefixLen": 32}]}));
+    assert_eq!(
+        http["filterChainMatch"],
+        json!({"destinationPort": 8080, "prefixRanges": [{"addressPrefix": "198.18.0.30", "prefixLen": 32}]})
+    );
     let rc = &http["filters"][0]["typedConfig"]["routeConfig"];
-    assert_eq!(rc["virtualHosts"][0]["routes"][0]["route"]["cluster"], "inbound|8080||");
+    assert_eq!(
+        rc["virtualHosts"][0]["routes"][0]["route"]["cluster"],
+        "inbound|8080||"
+    );
     let tcp = chain(&j, "virtual", "inbound|3307");
-    assert_eq!(tcp["filters"][0]["typedConfig"]["cluster"], "inbound|3307||");
+    assert_eq!(
+        tcp["filters"][0]["typedConfig"]["cluster"],
+        "inbound|3307||"
+    );
     let c = &j["cds"]["inbound|8080||"];
     assert_eq!(c["type"], "ORIGINAL_DST");
-    assert_eq!(c["upstreamBindConfig"]["sourceAddress"]["address"], "127.0.0.6");
+    assert_eq!(
+        c["upstreamBindConfig"]["sourceAddress"]["address"],
+        "127.0.0.6"
+    );
     // An outbound HTTP port the pod does not serve still reaches the pod when dialled on its IP.
     let pt = chain(&j, "virtual", "inbound-passthrough|9080");
-    assert_eq!(pt["filters"][0]["typedConfig"]["cluster"], "InboundPassthroughCluster");
-    assert_eq!(chain(&j, "virtual", "inbound-passthrough")["filterChainMatch"]["prefixRanges"][0]["addressPrefix"], "198.18.0.30");
+    assert_eq!(
+        pt["filters"][0]["typedConfig"]["cluster"],
+        "InboundPassthroughCluster"
+    );
+    assert_eq!(
+        chain(&j, "virtual", "inbound-passthrough")["filterChainMatch"]["prefixRanges"][0]
+            ["addressPrefix"],
+        "198.18.0.30"
+    );
 }
 
 #[test]
@@ -370,12 +638,26 @@ fn unknown_destination_passes_through() {
     let s = bookinfo().build();
     let j = golden("passthrough", &s, &proxy(&s, "sleep"));
     let l = &j["lds"]["virtual"];
-    assert_eq!(l["defaultFilterChain"]["filters"][0]["typedConfig"]["cluster"], "PassthroughCluster");
-    assert_eq!(l["listenerFilters"][0]["name"], "envoy.filters.listener.original_dst");
+    assert_eq!(
+        l["defaultFilterChain"]["filters"][0]["typedConfig"]["cluster"],
+        "PassthroughCluster"
+    );
+    assert_eq!(
+        l["listenerFilters"][0]["name"],
+        "envoy.filters.listener.original_dst"
+    );
     assert!(l.get("useOriginalDst").is_none());
     assert_eq!(l["address"]["socketAddress"]["portValue"], 15000);
-    assert_eq!(j["cds"]["PassthroughCluster"]["lbPolicy"], "CLUSTER_PROVIDED");
-    let any = j["rds"]["9080"]["virtualHosts"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        j["cds"]["PassthroughCluster"]["lbPolicy"],
+        "CLUSTER_PROVIDED"
+    );
+    let any = j["rds"]["9080"]["virtualHosts"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(any["routes"][0]["route"]["cluster"], "PassthroughCluster");
 }
 
@@ -385,7 +667,10 @@ fn capture_port_is_blackholed() {
     let j = golden("blackhole", &s, &proxy(&s, "reviews-v1"));
     let b = chain(&j, "virtual", "blackhole|15000");
     assert_eq!(b["filterChainMatch"], json!({"destinationPort": 15000}));
-    assert_eq!(b["filters"][0]["typedConfig"]["cluster"], "BlackHoleCluster");
+    assert_eq!(
+        b["filters"][0]["typedConfig"]["cluster"],
+        "BlackHoleCluster"
+    );
     assert_eq!(j["cds"]["BlackHoleCluster"]["type"], "STATIC");
 }
 
@@ -399,9 +684,17 @@ fn separate_inbound_capture_port() {
     assert_eq!(inbound["address"]["socketAddress"]["portValue"], 15006);
     let c = chain(&j, "virtualInbound", "inbound|9080");
     assert_eq!(c["filterChainMatch"], json!({"destinationPort": 9080}));
-    assert_eq!(inbound["defaultFilterChain"]["filters"][0]["typedConfig"]["cluster"], "InboundPassthroughCluster");
+    assert_eq!(
+        inbound["defaultFilterChain"]["filters"][0]["typedConfig"]["cluster"],
+        "InboundPassthroughCluster"
+    );
     let outbound = j["lds"]["virtual"]["filterChains"].as_array().unwrap();
-    assert!(outbound.iter().all(|c| !c["name"].as_str().unwrap().starts_with("inbound")), "no inbound chains on the outbound port");
+    assert!(
+        outbound
+            .iter()
+            .all(|c| !c["name"].as_str().unwrap().starts_with("inbound")),
+        "no inbound chains on the outbound port"
+    );
     assert!(outbound.iter().any(|c| c["name"] == "blackhole|15006"));
 }
 
@@ -409,7 +702,10 @@ fn separate_inbound_capture_port() {
 fn envoy_validation_can_fail() {
     // The harness must be able to say no: an invalid regex is rejected by Envoy.
     let r = HttpRoute {
-        matches: vec![HttpMatch { uri: Some(StringMatch::Regex("(".into())), ..Default::default() }],
+        matches: vec![HttpMatch {
+            uri: Some(StringMatch::Regex("(".into())),
+            ..Default::default()
+        }],
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
     let s = reviews_route(vec![r]);
