@@ -1,7 +1,7 @@
 //! `agent`: the sidecar's entrypoint. Thin wiring over the `rudder_agent` library.
 #![forbid(unsafe_code)]
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{io::IsTerminal, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -171,6 +171,7 @@ async fn main() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match Cli::parse().cmd {
         Cmd::Bootstrap(id) => {

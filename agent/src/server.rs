@@ -83,17 +83,21 @@ async fn metrics(State(ctx): State<ServerContext>) -> Response {
 }
 
 async fn quit(State(ctx): State<ServerContext>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
-    let loopback = match peer.ip() {
-        std::net::IpAddr::V4(ip) => ip.is_loopback(),
-        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
-    };
-    if !loopback {
+    if !is_loopback(peer.ip()) {
         tracing::warn!(%peer, "refused /quitquitquit from a non-loopback client");
         return (StatusCode::FORBIDDEN, "only loopback clients may call /quitquitquit\n").into_response();
     }
     tracing::info!(%peer, "/quitquitquit");
     let _ = ctx.commands.send(Command::Shutdown("/quitquitquit".into())).await;
     (StatusCode::OK, "OK\n").into_response()
+}
+
+/// Loopback, including IPv4 loopback seen through a dual-stack socket.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
 }
 
 /// The status port's router.
@@ -118,3 +122,26 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
 /// Admin calls from handlers are bounded so a wedged Envoy cannot pile up
 /// probe requests.
 pub const HANDLER_ADMIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quitquitquit_peers() {
+        for (ip, ok) in [("127.0.0.1", true), ("127.0.0.6", true), ("::1", true), ("::ffff:127.0.0.1", true), ("198.18.0.5", false), ("::ffff:10.0.0.1", false)] {
+            assert_eq!(is_loopback(ip.parse().unwrap()), ok, "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn readiness_without_envoy_says_why() {
+        let state = AgentState::default();
+        let admin = Admin::new(1, Duration::from_millis(200));
+        assert_eq!(readiness(&state, &admin).await.unwrap_err(), "Envoy is not running");
+        state.envoy_pid.store(42, Relaxed);
+        assert!(readiness(&state, &admin).await.unwrap_err().starts_with("Envoy admin:"));
+        state.draining.store(true, Relaxed);
+        assert_eq!(readiness(&state, &admin).await.unwrap_err(), "draining");
+    }
+}

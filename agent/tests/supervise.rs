@@ -114,6 +114,22 @@ async fn sotw_ready_and_quitquitquit() {
     assert!(metrics.contains("envoy_cluster_manager_cds_update_success"), "Envoy's stats merged in");
     assert!(metrics.contains("\nrudder_agent_hot_restart_epoch 0\n"), "{metrics}");
     assert!(!metrics.contains("rudder_agent_cert_expiry_seconds"), "no certificates, no expiry");
+    // `agent wait` (the app's postStart hook) returns at once when ready, fails after its timeout otherwise.
+    let wait = |url: String, timeout: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
+            .args(["wait", "--timeout", timeout, "--period", "100ms", "--url", &url])
+            .output()
+            .unwrap()
+    };
+    let ok = wait(agent.status_url(), "10s");
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let closed = format!("http://127.0.0.1:{}/healthz/ready", common::free_port());
+    let timed_out = wait(closed, "500ms");
+    assert!(!timed_out.status.success());
+    let err = String::from_utf8_lossy(&timed_out.stderr);
+    assert!(err.contains("not ready after"), "{err}");
+    println!("agent wait: exit 0 when ready; exit {:?} after its timeout: {}", timed_out.status.code(), err.trim());
+
     let url = format!("http://127.0.0.1:{}/quitquitquit", agent.ports.metrics);
     let r = rudder_agent::admin::request(hyper::Method::POST, &url, Duration::from_secs(5)).await.unwrap();
     assert_eq!(r.status, 200);
