@@ -1,0 +1,249 @@
+//! Real Envoy against the server, SotW and Delta: a cluster + TCP listener
+//! reach Envoy (traffic flows through it, config_dump shows them), then a
+//! cluster Envoy rejects is NACKed, shows in syncz, and the previous version
+//! keeps serving.
+//!
+//! Needs Envoy (`ENVOY_BIN`, default `/opt/rudder/bin/envoy`); skipped when
+//! missing unless `CI=true`. Everything listens on 127.0.0.1; Envoy runs with
+//! `--disable-hot-restart` and is killed when the test ends, also on failure.
+
+mod common;
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use common::*;
+use envoy_types::pb::envoy::{
+    config::listener::v3::{filter::ConfigType, Filter, FilterChain, Listener},
+    extensions::filters::network::tcp_proxy::v3::{tcp_proxy::ClusterSpecifier, TcpProxy},
+};
+use envoy_types::pb::google::protobuf::Duration as PbDuration;
+use rudder_xds::ProxyResources;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command},
+};
+
+const ENVOY_NODE: &str = "sidecar~127.0.0.1~envoy-test.default~default.svc.cluster.local";
+
+fn envoy_bin() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()));
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("Envoy not found at {} (set ENVOY_BIN)", path.display());
+    }
+    eprintln!("skipping: Envoy not found at {} (set ENVOY_BIN)", path.display());
+    None
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Cluster `backend` → `echo_port`, listener `ingress` on `listen_port`
+/// proxying TCP to it. `timeout_s` < 0 makes a cluster Envoy rejects.
+fn resources(echo_port: u16, listen_port: u16, cluster_version: &str, timeout_s: i64) -> ProxyResources {
+    let mut c = cluster("backend");
+    c.connect_timeout = Some(PbDuration { seconds: timeout_s, nanos: 0 });
+    let tcp = TcpProxy {
+        stat_prefix: "ingress".into(),
+        cluster_specifier: Some(ClusterSpecifier::Cluster("backend".into())),
+        ..Default::default()
+    };
+    let listener = Listener {
+        name: "ingress".into(),
+        address: Some(socket("127.0.0.1", listen_port.into())),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: "envoy.filters.network.tcp_proxy".into(),
+                config_type: Some(ConfigType::TypedConfig(envoy_types::util::pack_any(tcp))),
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Res::new()
+        .any(CDS, "backend", cluster_version, envoy_types::util::pack_any(c))
+        .any(EDS, "backend", "1", envoy_types::util::pack_any(load_assignment("backend", echo_port.into())))
+        .any(LDS, "ingress", "1", envoy_types::util::pack_any(listener))
+        .build()
+}
+
+fn bootstrap(xds_port: u16, api_type: &str) -> String {
+    format!(
+        r#"node: {{id: "{ENVOY_NODE}", cluster: test}}
+dynamic_resources:
+  ads_config:
+    api_type: {api_type}
+    transport_api_version: V3
+    set_node_on_first_message_only: true
+    grpc_services: [{{envoy_grpc: {{cluster_name: xds}}}}]
+  cds_config: {{ads: {{}}, resource_api_version: V3}}
+  lds_config: {{ads: {{}}, resource_api_version: V3}}
+static_resources:
+  clusters:
+  - name: xds
+    type: STATIC
+    connect_timeout: 1s
+    typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: {{http2_protocol_options: {{}}}}
+    load_assignment:
+      cluster_name: xds
+      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {xds_port}}}}}}}}}]}}]
+admin:
+  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
+"#
+    )
+}
+
+async fn echo_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = s.read(&mut buf).await {
+                    if n == 0 || s.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// One round trip through Envoy's listener, bounded.
+async fn echo_through(port: u16) -> bool {
+    let attempt = async {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        s.write_all(b"ping").await.ok()?;
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).await.ok()?;
+        Some(&buf == b"ping")
+    };
+    tokio::time::timeout(Duration::from_secs(2), attempt).await.ok().flatten().unwrap_or(false)
+}
+
+async fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await.unwrap().unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap_or_default();
+    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return body.to_string();
+    }
+    // De-chunk: "<hex size>\r\n<data>\r\n" ... "0\r\n\r\n".
+    let (mut rest, mut plain) = (body, String::new());
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || after.len() < n {
+            break;
+        }
+        plain.push_str(&after[..n]);
+        rest = after[n..].trim_start_matches("\r\n");
+    }
+    plain
+}
+
+/// The `version_info` of dynamic active cluster `name` in Envoy's config_dump.
+async fn active_cluster_version(admin: u16, name: &str) -> Option<String> {
+    let body = http_get(admin, "/config_dump?resource=dynamic_active_clusters").await;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["configs"].as_array()?.iter().find(|c| c["cluster"]["name"] == name).map(|c| c["version_info"].as_str().unwrap_or("").to_string())
+}
+
+/// Kills Envoy when the test ends, however it ends.
+struct EnvoyGuard(Child);
+
+impl Drop for EnvoyGuard {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+async fn round_trip(api_type: &str) {
+    let Some(envoy) = envoy_bin() else { return };
+    let echo = echo_server().await;
+    let listen = free_port();
+    let good = resources(echo, listen, "1", 1);
+    let h = Harness::start(good.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bootstrap.yaml");
+    let admin_path = dir.path().join("admin");
+    std::fs::write(&cfg, bootstrap(h.addr.port(), api_type)).unwrap();
+    let child = Command::new(envoy)
+        .arg("-c").arg(&cfg)
+        .arg("--disable-hot-restart")
+        .arg("--admin-address-path").arg(&admin_path)
+        .args(["--log-level", "warn", "--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let _guard = EnvoyGuard(child);
+
+    wait_until_async(|| async { echo_through(listen).await }).await;
+    let admin = loop_read_admin(&admin_path).await;
+    let status = &h.server.status()[0];
+    assert_eq!(status.node_id, ENVOY_NODE);
+    assert!(status.user_agent.starts_with("envoy/"), "{}", status.user_agent);
+    let good_cds = status.types["cds"].last_acked_version.clone().expect("CDS ACKed");
+    let good_cluster_version = active_cluster_version(admin, "backend").await.expect("backend in config_dump");
+    let listeners = http_get(admin, "/config_dump?resource=dynamic_listeners").await;
+    assert!(listeners.contains("\"ingress\""), "listener in config_dump");
+
+    // A cluster Envoy rejects (connect_timeout must be > 0).
+    h.publish(resources(echo, listen, "bad", -1));
+    wait_until(|| h.server.status()[0].types["cds"].last_nack.is_some()).await;
+    let cds = &h.server.status()[0].types["cds"];
+    let nack = cds.last_nack.as_ref().unwrap();
+    assert!(nack.error.to_ascii_lowercase().contains("duration"), "Envoy's reason, verbatim: {}", nack.error);
+    assert_eq!(cds.last_acked_version.as_deref(), Some(good_cds.as_str()), "the ACKed version stays");
+    assert_eq!(h.server.metrics().rejects(CDS), 1);
+    assert_eq!(active_cluster_version(admin, "backend").await.as_deref(), Some(good_cluster_version.as_str()));
+    assert!(echo_through(listen).await, "traffic keeps flowing on the last good config");
+
+    // The next good change is accepted.
+    h.publish(resources(echo, listen, "2", 2));
+    wait_until_async(|| async { active_cluster_version(admin, "backend").await != Some(good_cluster_version.clone()) }).await;
+    assert!(echo_through(listen).await);
+}
+
+async fn loop_read_admin(path: &std::path::Path) -> u16 {
+    let mut port = None;
+    wait_until(|| {
+        port = std::fs::read_to_string(path).ok().and_then(|s| s.trim().rsplit(':').next()?.parse().ok());
+        port.is_some()
+    })
+    .await;
+    port.unwrap()
+}
+
+/// Bounded wait for an async condition (Envoy start-up takes a moment).
+async fn wait_until_async<F: std::future::Future<Output = bool>>(mut cond: impl FnMut() -> F) {
+    for _ in 0..100 {
+        if cond().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("condition not reached within the bound");
+}
+
+#[tokio::test]
+async fn real_envoy_sotw_serves_and_nack_keeps_last_good() {
+    round_trip("GRPC").await;
+}
+
+#[tokio::test]
+async fn real_envoy_delta_serves_and_nack_keeps_last_good() {
+    round_trip("DELTA_GRPC").await;
+}
