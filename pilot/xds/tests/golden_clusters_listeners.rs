@@ -16,8 +16,6 @@ fn reviews_route(http: Vec<HttpRoute>) -> std::sync::Arc<Snapshot> {
     with_reviews_rules(vec![reviews_vs(http)])
 }
 
-}
-
 #[test]
 fn tcp_service_and_weighted_tcp_route() {
     let mysql = host("mysql");
