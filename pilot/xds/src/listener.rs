@@ -4,7 +4,7 @@
 //! ```text
 //!  0.0.0.0:<capture_port>, original_dst listener filter (no hand-off)
 //!   ├─ dst port P, prefix pod IPs   inbound: HCM (inline route) or tcp_proxy → inbound|P||
-//!   ├─ dst port P, prefix pod IPs   outbound HTTP port the pod does not serve → InboundPassthroughCluster
+//!   ├─ dst port P, prefix pod IPs   outbound port the pod does not serve → InboundPassthroughCluster
 //!   ├─ prefix pod IPs               other inbound ports → InboundPassthroughCluster
 //!   ├─ dst port P                   outbound HTTP: HCM, RDS "P"
 //!   ├─ dst port P, prefix VIP       outbound TCP: tcp_proxy (weighted if a TCP route splits)
@@ -12,11 +12,14 @@
 //!   └─ default                      PassthroughCluster (unknown destinations unchanged)
 //! ```
 //!
-//! Envoy picks a chain by destination port first, then the longest prefix, and
-//! falls back to port-less chains only when no chain of that port matches the
-//! address. So an outbound HTTP chain (port P, any address) would swallow
-//! inbound connections to pod IP:P; hence the pod-IP passthrough chain per such
-//! port. The outbound chains depend only on the snapshot, the proxy's
+//! Envoy picks a chain by destination port first, then the longest prefix. Once
+//! some chain names port P, a connection to P that matches none of P's prefixes
+//! gets the default chain; it never falls back to the port-less chains
+//! (`FilterChainManagerImpl::findFilterChainForDestinationPort`). So every
+//! port with an outbound chain (HTTP: any address; TCP: a VIP) also gets a
+//! pod-IP chain, else inbound connections to pod IP:P would be proxied
+//! outbound (HTTP) or passed through without the 127.0.0.6 source and
+//! captured again (TCP). The outbound chains depend only on the snapshot, the proxy's
 //! namespace and labels (TCP routes) and its capture ports, so they are built
 //! once per such key and shared ([`OutboundChains`]).
 
@@ -66,6 +69,8 @@ pub(crate) struct OutboundChains {
     pub(crate) chains: Vec<FilterChain>,
     /// HTTP ports with a chain (and an RDS route configuration).
     pub(crate) http_ports: Vec<u16>,
+    /// Every destination port some outbound chain names.
+    pub(crate) ports: BTreeSet<u16>,
     /// Hash of the model inputs the chains were built from.
     pub(crate) version: String,
 }
@@ -158,9 +163,15 @@ pub(crate) fn outbound_chains(
             ));
         }
     }
+    let ports = http_ports
+        .iter()
+        .copied()
+        .chain(seen.iter().map(|(port, _)| *port))
+        .collect();
     OutboundChains {
         chains,
         http_ports,
+        ports,
         version: version.to_string(),
     }
 }
@@ -209,7 +220,7 @@ pub(crate) fn listeners(
         let served: BTreeSet<u16> = inbound.map(|p| p.port).collect();
         chains.extend(
             outbound
-                .http_ports
+                .ports
                 .iter()
                 .filter(|p| !served.contains(p))
                 .map(|&p| {
