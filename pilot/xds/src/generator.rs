@@ -176,6 +176,15 @@ impl Generator {
             })
             .collect();
 
+        tracing::debug!(
+            proxy = %proxy.id,
+            snapshot = %snapshot.version,
+            clusters = clusters.len(),
+            endpoints = view.endpoints.len(),
+            listeners = listeners.len(),
+            routes = routes.len(),
+            "generated xDS"
+        );
         let mut out = ProxyResources::default();
         out.by_type.insert(TypeUrl::Cluster, clusters);
         out.by_type

@@ -264,7 +264,10 @@ fn inbound_http_and_tcp_ports() {
     // Outbound ports the pod does not serve (HTTP 9080, TCP 3306) still reach
     // the pod when dialled on its IP: Envoy never falls back to port-less chains.
     let tcp_pt = chain(&j, "virtual", "inbound-passthrough|3306");
-    assert_eq!(tcp_pt["filterChainMatch"]["prefixRanges"][0]["addressPrefix"], "198.18.0.30");
+    assert_eq!(
+        tcp_pt["filterChainMatch"]["prefixRanges"][0]["addressPrefix"],
+        "198.18.0.30"
+    );
     let pt = chain(&j, "virtual", "inbound-passthrough|9080");
     assert_eq!(
         pt["filters"][0]["typedConfig"]["cluster"],
