@@ -65,7 +65,10 @@ pub enum Outcome {
 }
 
 fn field(field: &'static str, message: impl Into<String>) -> ReviewError {
-    ReviewError::Field { field, message: message.into() }
+    ReviewError::Field {
+        field,
+        message: message.into(),
+    }
 }
 
 /// Handle one AdmissionReview body; returns the response review and the outcome.
@@ -74,13 +77,16 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
         return Err(ReviewError::TooLarge);
     }
     let doc: Value = serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| ReviewError::NotReview(format!("expected a JSON object, got {}", kind_of(&doc))))?;
+    let obj = doc.as_object().ok_or_else(|| {
+        ReviewError::NotReview(format!("expected a JSON object, got {}", kind_of(&doc)))
+    })?;
     let api_version = obj.get("apiVersion").and_then(Value::as_str);
     let kind = obj.get("kind").and_then(Value::as_str);
     if kind != Some("AdmissionReview") {
-        return Err(ReviewError::NotReview(format!("kind is {}, expected AdmissionReview", show(obj.get("kind")))));
+        return Err(ReviewError::NotReview(format!(
+            "kind is {}, expected AdmissionReview",
+            show(obj.get("kind"))
+        )));
     }
     if api_version != Some(ADMISSION_API_VERSION) {
         return Err(ReviewError::NotReview(format!(
@@ -91,7 +97,12 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
     let request = match obj.get("request") {
         Some(Value::Object(r)) => r,
         None | Some(Value::Null) => return Err(field("request", "missing")),
-        Some(other) => return Err(field("request", format!("expected an object, got {}", kind_of(other)))),
+        Some(other) => {
+            return Err(field(
+                "request",
+                format!("expected an object, got {}", kind_of(other)),
+            ))
+        }
     };
     let uid = match request.get("uid") {
         Some(Value::String(u)) if !u.is_empty() => u.clone(),
@@ -105,11 +116,21 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
     };
 
     let gvk = request.get("kind");
-    let group = gvk.and_then(|k| k.get("group")).and_then(Value::as_str).unwrap_or("");
+    let group = gvk
+        .and_then(|k| k.get("group"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     let kind = gvk.and_then(|k| k.get("kind")).and_then(Value::as_str);
-    let operation = request.get("operation").and_then(Value::as_str).unwrap_or("CREATE");
+    let operation = request
+        .get("operation")
+        .and_then(Value::as_str)
+        .unwrap_or("CREATE");
     if !group.is_empty() || kind != Some("Pod") {
-        let why = format!("not a Pod (kind {}{})", if group.is_empty() { "" } else { group }, kind.map(|k| format!("/{k}")).unwrap_or_default());
+        let why = format!(
+            "not a Pod (kind {}{})",
+            if group.is_empty() { "" } else { group },
+            kind.map(|k| format!("/{k}")).unwrap_or_default()
+        );
         return Ok((respond(json!({"allowed": true})), Outcome::Allowed(why)));
     }
     if operation != "CREATE" {
@@ -119,22 +140,37 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
     let pod = match request.get("object") {
         Some(p @ Value::Object(_)) => p,
         None | Some(Value::Null) => return Err(field("request.object", "missing")),
-        Some(other) => return Err(field("request.object", format!("expected a Pod object, got {}", kind_of(other)))),
+        Some(other) => {
+            return Err(field(
+                "request.object",
+                format!("expected a Pod object, got {}", kind_of(other)),
+            ))
+        }
     };
-    let namespace = request.get("namespace").and_then(Value::as_str).filter(|ns| !ns.is_empty());
+    let namespace = request
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|ns| !ns.is_empty());
     let mut ictx = InjectContext::new(ctx.values, ctx.native_sidecars);
     ictx.namespace = namespace;
     match inject(pod, &ictx) {
-        Ok(Decision::Skipped(reason)) => Ok((respond(json!({"allowed": true})), Outcome::Allowed(reason.to_string()))),
+        Ok(Decision::Skipped(reason)) => Ok((
+            respond(json!({"allowed": true})),
+            Outcome::Allowed(reason.to_string()),
+        )),
         Ok(Decision::Injected(injected)) => {
             let patch = json_patch::diff(pod, &injected);
             let bytes = serde_json::to_vec(&patch).expect("a JSON patch serializes");
             let patch = base64::engine::general_purpose::STANDARD.encode(bytes);
-            Ok((respond(json!({"allowed": true, "patchType": "JSONPatch", "patch": patch})), Outcome::Injected))
+            Ok((
+                respond(json!({"allowed": true, "patchType": "JSONPatch", "patch": patch})),
+                Outcome::Injected,
+            ))
         }
         Err(e) => {
             let message = format!("rudder sidecar injection: pod {e}");
-            let denied = respond(json!({"allowed": false, "status": {"code": 400, "message": message}}));
+            let denied =
+                respond(json!({"allowed": false, "status": {"code": 400, "message": message}}));
             Ok((denied, Outcome::Denied(message)))
         }
     }

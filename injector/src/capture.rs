@@ -46,7 +46,11 @@ fn annotation_field(key: &str) -> String {
 }
 
 fn cidr_list(s: &str) -> Vec<String> {
-    s.split(',').map(str::trim).filter(|c| !c.is_empty()).map(String::from).collect()
+    s.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn join<T: ToString>(items: &[T]) -> String {
@@ -71,7 +75,8 @@ impl Capture {
                 .get(key)
                 .map(|v| {
                     let list = cidr_list(v);
-                    check_cidrs(&list, star_ok).map_err(|m| PodError::field(&annotation_field(key), m))?;
+                    check_cidrs(&list, star_ok)
+                        .map_err(|m| PodError::field(&annotation_field(key), m))?;
                     Ok(list)
                 })
                 .transpose()
@@ -80,7 +85,8 @@ impl Capture {
         let inbound = match annotations.get(INCLUDE_INBOUND_PORTS) {
             Some(v) if v.trim() == "*" => InboundPorts::All,
             Some(v) => InboundPorts::List(
-                parse_port_list(v).map_err(|m| PodError::field(&annotation_field(INCLUDE_INBOUND_PORTS), m))?,
+                parse_port_list(v)
+                    .map_err(|m| PodError::field(&annotation_field(INCLUDE_INBOUND_PORTS), m))?,
             ),
             None => values.include_inbound_ports.clone(),
         };
@@ -90,19 +96,23 @@ impl Capture {
             InboundPorts::List(l) => join(&l),
         };
 
-        let mut exclude_inbound_ports = ports(EXCLUDE_INBOUND_PORTS)?.unwrap_or_else(|| values.exclude_inbound_ports.clone());
+        let mut exclude_inbound_ports =
+            ports(EXCLUDE_INBOUND_PORTS)?.unwrap_or_else(|| values.exclude_inbound_ports.clone());
         exclude_inbound_ports.extend(DEFAULT_EXCLUDED_INBOUND_PORTS);
         exclude_inbound_ports.sort_unstable();
         exclude_inbound_ports.dedup();
 
-        let mut exclude_outbound_ports = ports(EXCLUDE_OUTBOUND_PORTS)?.unwrap_or_else(|| values.exclude_outbound_ports.clone());
+        let mut exclude_outbound_ports =
+            ports(EXCLUDE_OUTBOUND_PORTS)?.unwrap_or_else(|| values.exclude_outbound_ports.clone());
         exclude_outbound_ports.sort_unstable();
         exclude_outbound_ports.dedup();
 
-        let include_outbound_cidrs =
-            join(&cidrs(INCLUDE_OUTBOUND_IP_RANGES, true)?.unwrap_or_else(|| values.include_outbound_cidrs.clone()));
-        let exclude_outbound_cidrs =
-            cidrs(EXCLUDE_OUTBOUND_IP_RANGES, false)?.unwrap_or_else(|| values.exclude_outbound_cidrs.clone());
+        let include_outbound_cidrs = join(
+            &cidrs(INCLUDE_OUTBOUND_IP_RANGES, true)?
+                .unwrap_or_else(|| values.include_outbound_cidrs.clone()),
+        );
+        let exclude_outbound_cidrs = cidrs(EXCLUDE_OUTBOUND_IP_RANGES, false)?
+            .unwrap_or_else(|| values.exclude_outbound_cidrs.clone());
 
         Ok(Capture {
             inbound_ports,
@@ -131,11 +141,20 @@ impl Capture {
             join(&self.exclude_inbound_ports),
         ];
         if !self.exclude_outbound_ports.is_empty() {
-            args.extend(["--exclude-outbound-ports".into(), join(&self.exclude_outbound_ports)]);
+            args.extend([
+                "--exclude-outbound-ports".into(),
+                join(&self.exclude_outbound_ports),
+            ]);
         }
-        args.extend(["--include-outbound-cidrs".into(), self.include_outbound_cidrs.clone()]);
+        args.extend([
+            "--include-outbound-cidrs".into(),
+            self.include_outbound_cidrs.clone(),
+        ]);
         if !self.exclude_outbound_cidrs.is_empty() {
-            args.extend(["--exclude-outbound-cidrs".into(), join(&self.exclude_outbound_cidrs)]);
+            args.extend([
+                "--exclude-outbound-cidrs".into(),
+                join(&self.exclude_outbound_cidrs),
+            ]);
         }
         args
     }
@@ -157,7 +176,10 @@ mod tests {
     }
 
     fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -171,7 +193,10 @@ mod tests {
 
     #[test]
     fn container_ports_mode_lists_tcp_ports_once() {
-        let values = Values { include_inbound_ports: InboundPorts::ContainerPorts, ..Values::default() };
+        let values = Values {
+            include_inbound_ports: InboundPorts::ContainerPorts,
+            ..Values::default()
+        };
         let c = Capture::for_pod(&values, &ann(&[]), &spec()).unwrap();
         assert_eq!(c.inbound_ports, "8080,9080");
     }
@@ -202,7 +227,8 @@ mod tests {
             (EXCLUDE_OUTBOUND_IP_RANGES, "*", "must be the only entry"),
             (INCLUDE_INBOUND_PORTS, "all", "\"all\" is not a port"),
         ] {
-            let err = Capture::for_pod(&Values::default(), &ann(&[(key, value)]), &spec()).unwrap_err();
+            let err =
+                Capture::for_pod(&Values::default(), &ann(&[(key, value)]), &spec()).unwrap_err();
             assert_eq!(err.field, format!("metadata.annotations[{key:?}]"));
             assert!(err.message.contains(needle), "{key}: {}", err.message);
         }
@@ -214,6 +240,9 @@ mod tests {
         let args = c.proxy_init_args(&Values::default());
         assert!(!args.contains(&"--exclude-outbound-ports".to_string()));
         assert!(!args.contains(&"--exclude-outbound-cidrs".to_string()));
-        assert_eq!(args[..4], ["--proxy-port", "15000", "--inbound-capture-port", "15000"]);
+        assert_eq!(
+            args[..4],
+            ["--proxy-port", "15000", "--inbound-capture-port", "15000"]
+        );
     }
 }

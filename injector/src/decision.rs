@@ -12,7 +12,9 @@
 
 use std::{collections::BTreeMap, fmt};
 
-use rudder_model::well_known::{INJECTION_NAMESPACE_LABEL, INJECT_POD_KEY, INJECT_STATUS_ANNOTATION};
+use rudder_model::well_known::{
+    INJECTION_NAMESPACE_LABEL, INJECT_POD_KEY, INJECT_STATUS_ANNOTATION,
+};
 use serde_json::Value;
 
 use crate::pod::{self, PodError};
@@ -92,7 +94,12 @@ pub fn skip_reason(
     match spec.get("hostNetwork") {
         None | Some(Value::Null) | Some(Value::Bool(false)) => {}
         Some(Value::Bool(true)) => return Ok(Some(SkipReason::HostNetwork)),
-        Some(other) => return Err(PodError::field("spec.hostNetwork", format!("{other} is not a boolean"))),
+        Some(other) => {
+            return Err(PodError::field(
+                "spec.hostNetwork",
+                format!("{other} is not a boolean"),
+            ))
+        }
     }
     let labels = pod::string_map(pod, "labels")?;
     let annotations = pod::string_map(pod, "annotations")?;
@@ -105,7 +112,10 @@ pub fn skip_reason(
             return match parse_inject(v) {
                 Some(true) => Ok(None),
                 Some(false) => Ok(Some(SkipReason::OptedOut(by))),
-                None => Err(PodError::field(&field, format!("{v:?} is not \"true\" or \"false\""))),
+                None => Err(PodError::field(
+                    &field,
+                    format!("{v:?} is not \"true\" or \"false\""),
+                )),
             };
         }
     }
@@ -141,15 +151,29 @@ mod tests {
 
     #[test]
     fn label_beats_annotation_beats_namespace() {
-        let p = pod(json!({INJECT_POD_KEY: "true"}), json!({INJECT_POD_KEY: "false"}), app());
-        assert_eq!(skip_reason(&p, Some("default"), NamespacePolicy::Disabled).unwrap(), None);
-        let p = pod(json!({INJECT_POD_KEY: "false"}), json!({INJECT_POD_KEY: "true"}), app());
+        let p = pod(
+            json!({INJECT_POD_KEY: "true"}),
+            json!({INJECT_POD_KEY: "false"}),
+            app(),
+        );
+        assert_eq!(
+            skip_reason(&p, Some("default"), NamespacePolicy::Disabled).unwrap(),
+            None
+        );
+        let p = pod(
+            json!({INJECT_POD_KEY: "false"}),
+            json!({INJECT_POD_KEY: "true"}),
+            app(),
+        );
         assert_eq!(
             skip_reason(&p, Some("default"), NamespacePolicy::Enabled).unwrap(),
             Some(SkipReason::OptedOut("label"))
         );
         let p = pod(json!({}), json!({INJECT_POD_KEY: "true"}), app());
-        assert_eq!(skip_reason(&p, None, NamespacePolicy::Disabled).unwrap(), None);
+        assert_eq!(
+            skip_reason(&p, None, NamespacePolicy::Disabled).unwrap(),
+            None
+        );
         let p = pod(json!({}), json!({INJECT_POD_KEY: "no"}), app());
         assert_eq!(
             skip_reason(&p, None, NamespacePolicy::Enabled).unwrap(),
@@ -160,7 +184,10 @@ mod tests {
             skip_reason(&p, None, NamespacePolicy::Disabled).unwrap(),
             Some(SkipReason::NamespaceNotEnabled)
         );
-        assert_eq!(skip_reason(&p, None, NamespacePolicy::Unknown).unwrap(), None);
+        assert_eq!(
+            skip_reason(&p, None, NamespacePolicy::Unknown).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -175,14 +202,22 @@ mod tests {
             json!({}),
             json!({"hostNetwork": true, "containers": []}),
         );
-        assert_eq!(skip_reason(&p, None, NamespacePolicy::Enabled).unwrap(), Some(SkipReason::HostNetwork));
+        assert_eq!(
+            skip_reason(&p, None, NamespacePolicy::Enabled).unwrap(),
+            Some(SkipReason::HostNetwork)
+        );
     }
 
     #[test]
     fn bad_inject_value_names_the_field() {
         let p = pod(json!({INJECT_POD_KEY: "maybe"}), json!({}), app());
-        let err = skip_reason(&p, None, NamespacePolicy::Enabled).unwrap_err().to_string();
-        assert!(err.contains("metadata.labels[\"sidecar.istio.io/inject\"]"), "{err}");
+        let err = skip_reason(&p, None, NamespacePolicy::Enabled)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("metadata.labels[\"sidecar.istio.io/inject\"]"),
+            "{err}"
+        );
         assert!(err.contains("maybe"), "{err}");
     }
 
@@ -192,7 +227,10 @@ mod tests {
         assert_eq!(NamespacePolicy::from_labels(&l), NamespacePolicy::Disabled);
         l.insert(INJECTION_NAMESPACE_LABEL.to_string(), "enabled".to_string());
         assert_eq!(NamespacePolicy::from_labels(&l), NamespacePolicy::Enabled);
-        l.insert(INJECTION_NAMESPACE_LABEL.to_string(), "disabled".to_string());
+        l.insert(
+            INJECTION_NAMESPACE_LABEL.to_string(),
+            "disabled".to_string(),
+        );
         assert_eq!(NamespacePolicy::from_labels(&l), NamespacePolicy::Disabled);
     }
 }

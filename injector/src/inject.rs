@@ -10,7 +10,9 @@ use serde_json::{json, Map, Value};
 use crate::capture::Capture;
 use crate::decision::{self, NamespacePolicy, SkipReason};
 use crate::pod::{self, PodError};
-use crate::sidecar::{self, CERTS_VOLUME, INIT_CONTAINER_NAME, PODINFO_VOLUME, SIDECAR_CONTAINER_NAME};
+use crate::sidecar::{
+    self, CERTS_VOLUME, INIT_CONTAINER_NAME, PODINFO_VOLUME, SIDECAR_CONTAINER_NAME,
+};
 use crate::template::Values;
 
 /// Annotation replacing the sidecar image of one pod.
@@ -37,7 +39,12 @@ pub struct InjectContext<'a> {
 impl<'a> InjectContext<'a> {
     /// A context with no namespace knowledge (webhook and kube-inject).
     pub fn new(values: &'a Values, native_sidecars: bool) -> Self {
-        InjectContext { values, native_sidecars, namespace: None, namespace_policy: NamespacePolicy::Unknown }
+        InjectContext {
+            values,
+            native_sidecars,
+            namespace: None,
+            namespace_policy: NamespacePolicy::Unknown,
+        }
     }
 }
 
@@ -52,7 +59,10 @@ pub enum Decision {
 
 /// Inject a pod (a Pod object or a pod template: `metadata` + `spec`).
 pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError> {
-    let own_ns = pod.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str);
+    let own_ns = pod
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str);
     let namespace = ctx.namespace.or(own_ns);
     if let Some(reason) = decision::skip_reason(pod, namespace, ctx.namespace_policy)? {
         return Ok(Decision::Skipped(reason));
@@ -65,7 +75,11 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     let app_containers = pod::containers(spec, "containers")?;
     pod::containers(spec, "initContainers")?;
     pod::containers(spec, "volumes")?;
-    let first_app = app_containers.first().and_then(|c| c.get("name")).and_then(Value::as_str).map(String::from);
+    let first_app = app_containers
+        .first()
+        .and_then(|c| c.get("name"))
+        .and_then(Value::as_str)
+        .map(String::from);
     let image = match annotations.get(PROXY_IMAGE_ANNOTATION) {
         Some(i) if i.trim().is_empty() || i.contains(char::is_whitespace) => {
             return Err(PodError::field(
@@ -82,8 +96,13 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     let proxy = sidecar::sidecar_container(values, &image, native);
 
     let mut out = pod.clone();
-    let obj = out.as_object_mut().expect("pod::spec checked it is an object");
-    let spec = obj.get_mut("spec").and_then(Value::as_object_mut).expect("pod::spec checked it");
+    let obj = out
+        .as_object_mut()
+        .expect("pod::spec checked it is an object");
+    let spec = obj
+        .get_mut("spec")
+        .and_then(Value::as_object_mut)
+        .expect("pod::spec checked it");
 
     let mut inits = vec![init];
     if native {
@@ -104,13 +123,17 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     if meta.is_null() {
         *meta = json!({});
     }
-    let meta = meta.as_object_mut().expect("pod::string_map checked metadata is an object");
+    let meta = meta
+        .as_object_mut()
+        .expect("pod::string_map checked metadata is an object");
     let labels = object_entry(meta, "labels");
     labels.insert(TLS_MODE_LABEL.into(), json!("istio"));
     let annotations = object_entry(meta, "annotations");
     annotations.insert(INJECT_STATUS_ANNOTATION.into(), json!(status(native)));
     if let Some(app) = first_app {
-        annotations.entry(DEFAULT_CONTAINER_ANNOTATION).or_insert(json!(app));
+        annotations
+            .entry(DEFAULT_CONTAINER_ANNOTATION)
+            .or_insert(json!(app));
     }
     Ok(Decision::Injected(out))
 }

@@ -36,9 +36,12 @@ pub enum KubeInjectError {
 /// Where a workload kind keeps its pod template.
 pub fn pod_template_path(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
-        "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicaSet" | "ReplicationController" => {
-            Some(&["spec", "template"])
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "Job"
+        | "ReplicaSet"
+        | "ReplicationController" => Some(&["spec", "template"]),
         "CronJob" => Some(&["spec", "jobTemplate", "spec", "template"]),
         "Pod" => Some(&[]),
         _ => None,
@@ -47,7 +50,11 @@ pub fn pod_template_path(kind: &str) -> Option<&'static [&'static str]> {
 
 fn describe(doc: &Value) -> String {
     let s = |k: &str| doc.get(k).and_then(Value::as_str);
-    let m = |k: &str| doc.get("metadata").and_then(|m| m.get(k)).and_then(Value::as_str);
+    let m = |k: &str| {
+        doc.get("metadata")
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_str)
+    };
     let kind = s("kind").unwrap_or("object without kind");
     match (m("namespace"), m("name")) {
         (Some(ns), Some(n)) => format!("{kind} {ns}/{n}"),
@@ -59,12 +66,21 @@ fn describe(doc: &Value) -> String {
 /// Inject one document in place; returns how many pods were injected.
 /// Errors name the field relative to the document (`items[2].spec.template.spec...`).
 pub fn inject_document(doc: &mut Value, ctx: &InjectContext<'_>) -> Result<usize, PodError> {
-    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = doc
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     if kind == "List" || kind.ends_with("List") && doc.get("items").is_some() {
         let items = match doc.get_mut("items") {
             Some(Value::Array(items)) => items,
             None | Some(Value::Null) => return Ok(0),
-            Some(other) => return Err(PodError::field("items", format!("expected a list, got {}", kind_of(other)))),
+            Some(other) => {
+                return Err(PodError::field(
+                    "items",
+                    format!("expected a list, got {}", kind_of(other)),
+                ))
+            }
         };
         let mut n = 0;
         for (i, item) in items.iter_mut().enumerate() {
@@ -72,9 +88,15 @@ pub fn inject_document(doc: &mut Value, ctx: &InjectContext<'_>) -> Result<usize
         }
         return Ok(n);
     }
-    let Some(path) = pod_template_path(&kind) else { return Ok(0) };
+    let Some(path) = pod_template_path(&kind) else {
+        return Ok(0);
+    };
     // The workload's namespace applies to its pods (templates have none).
-    let namespace = doc.get("metadata").and_then(|m| m.get("namespace")).and_then(Value::as_str).map(String::from);
+    let namespace = doc
+        .get("metadata")
+        .and_then(|m| m.get("namespace"))
+        .and_then(Value::as_str)
+        .map(String::from);
     let mut target = &mut *doc;
     let mut walked = String::new();
     for key in path {
@@ -82,7 +104,12 @@ pub fn inject_document(doc: &mut Value, ctx: &InjectContext<'_>) -> Result<usize
         target = match target.get_mut(*key) {
             Some(v @ Value::Object(_)) => v,
             None | Some(Value::Null) => return Err(PodError::field(&walked, "missing")),
-            Some(other) => return Err(PodError::field(&walked, format!("expected an object, got {}", kind_of(other)))),
+            Some(other) => {
+                return Err(PodError::field(
+                    &walked,
+                    format!("expected an object, got {}", kind_of(other)),
+                ))
+            }
         };
         walked.push('.');
     }
@@ -104,7 +131,8 @@ pub fn inject_document(doc: &mut Value, ctx: &InjectContext<'_>) -> Result<usize
 
 /// Inject every document of a YAML stream; returns the output stream.
 pub fn kube_inject(input: &str, ctx: &InjectContext<'_>) -> Result<String, KubeInjectError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(input).map_err(|e| KubeInjectError::Yaml(e.to_string()))?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(input).map_err(|e| KubeInjectError::Yaml(e.to_string()))?;
     let mut out = Vec::with_capacity(docs.len());
     for (i, mut doc) in docs.into_iter().enumerate() {
         if doc.is_null() {
@@ -112,10 +140,21 @@ pub fn kube_inject(input: &str, ctx: &InjectContext<'_>) -> Result<String, KubeI
         }
         let what = describe(&doc);
         if !doc.is_object() {
-            let source = PodError::field("(document)", format!("expected a Kubernetes object, got {}", kind_of(&doc)));
-            return Err(KubeInjectError::Document { index: i + 1, what, source });
+            let source = PodError::field(
+                "(document)",
+                format!("expected a Kubernetes object, got {}", kind_of(&doc)),
+            );
+            return Err(KubeInjectError::Document {
+                index: i + 1,
+                what,
+                source,
+            });
         }
-        inject_document(&mut doc, ctx).map_err(|source| KubeInjectError::Document { index: i + 1, what, source })?;
+        inject_document(&mut doc, ctx).map_err(|source| KubeInjectError::Document {
+            index: i + 1,
+            what,
+            source,
+        })?;
         out.push(doc);
     }
     to_yaml_stream(&out)
@@ -126,7 +165,8 @@ pub fn to_yaml_stream(docs: &[Value]) -> Result<String, KubeInjectError> {
     let mut s = String::new();
     for doc in docs {
         s.push_str("---\n");
-        let text = serde_saphyr::to_string(doc).map_err(|e| KubeInjectError::Serialize(e.to_string()))?;
+        let text =
+            serde_saphyr::to_string(doc).map_err(|e| KubeInjectError::Serialize(e.to_string()))?;
         s.push_str(&text);
         if !text.ends_with('\n') {
             s.push('\n');

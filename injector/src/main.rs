@@ -64,8 +64,19 @@ fn load_values(template: Option<&PathBuf>) -> Result<Values> {
     })
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One readable line per cause, no backtrace: these are user errors.
+            eprintln!("injector: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -73,22 +84,40 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::KubeInject { file, template, kubernetes_version } => {
+        Command::KubeInject {
+            file,
+            template,
+            kubernetes_version,
+        } => {
             let values = load_values(template.as_ref())?;
             let input = if file.as_os_str() == "-" {
                 let mut s = String::new();
-                std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading stdin")?;
                 s
             } else {
-                std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
             };
             let native = values.native_sidecars.resolve(kubernetes_version);
             let ctx = InjectContext::new(&values, native);
-            let out = kube_inject(&input, &ctx).with_context(|| format!("{}", file.display()))?;
+            let name = if file.as_os_str() == "-" {
+                "<stdin>".to_string()
+            } else {
+                file.display().to_string()
+            };
+            let out = kube_inject(&input, &ctx).with_context(|| name)?;
             print!("{out}");
             Ok(())
         }
-        Command::Serve { addr, tls_cert, tls_key, template, kubernetes_version } => {
+        Command::Serve {
+            addr,
+            tls_cert,
+            tls_key,
+            template,
+            kubernetes_version,
+        } => {
             let values = load_values(template.as_ref())?;
             let tls = tls::server_config(&tls_cert, &tls_key)?;
             let rt = tokio::runtime::Runtime::new()?;
@@ -97,7 +126,12 @@ fn main() -> Result<()> {
     }
 }
 
-async fn serve(addr: SocketAddr, tls: rustls::ServerConfig, values: Values, version: Option<(u32, u32)>) -> Result<()> {
+async fn serve(
+    addr: SocketAddr,
+    tls: rustls::ServerConfig,
+    values: Values,
+    version: Option<(u32, u32)>,
+) -> Result<()> {
     let version = match version {
         Some(v) => Some(v),
         None => match version::in_cluster_version().await {
@@ -114,9 +148,17 @@ async fn serve(addr: SocketAddr, tls: rustls::ServerConfig, values: Values, vers
         Err(e) => bail!("cannot listen on {addr}: {e}"),
     };
     tracing::info!(%addr, native_sidecars = native, server_version = ?version, template = %values.native_sidecars, "injector serving");
-    let state = Arc::new(server::WebhookState { values, native_sidecars: native });
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let state = Arc::new(server::WebhookState {
+        values,
+        native_sidecars: native,
+    });
+    // Kubernetes stops the pod with SIGTERM; Ctrl-C for local runs.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let shutdown = async move {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
         tracing::info!("shutting down");
     };
     server::serve(listener, Arc::new(tls), state, shutdown).await;

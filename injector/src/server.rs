@@ -51,15 +51,24 @@ fn bad_request(e: &ReviewError) -> Response<Body> {
 }
 
 /// Route one request.
-pub async fn handle(req: Request<Incoming>, state: Arc<WebhookState>) -> Result<Response<Body>, Infallible> {
+pub async fn handle(
+    req: Request<Incoming>,
+    state: Arc<WebhookState>,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     Ok(match (method, path.as_str()) {
         (Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
         (Method::POST, "/inject") => inject(req, &state).await,
-        (_, "/inject") => text(StatusCode::METHOD_NOT_ALLOWED, "use POST with an AdmissionReview"),
+        (_, "/inject") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "use POST with an AdmissionReview",
+        ),
         (_, "/healthz") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
-        _ => text(StatusCode::NOT_FOUND, format!("no such path {path}; the webhook answers POST /inject")),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            format!("no such path {path}; the webhook answers POST /inject"),
+        ),
     })
 }
 
@@ -72,12 +81,25 @@ async fn inject(req: Request<Incoming>, state: &WebhookState) -> Response<Body> 
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return bad_request(&ReviewError::TooLarge);
     }
-    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES).collect().await {
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
         Ok(b) => b.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return bad_request(&ReviewError::TooLarge),
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read request body: {e}")),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return bad_request(&ReviewError::TooLarge)
+        }
+        Err(e) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read request body: {e}"),
+            )
+        }
     };
-    let ctx = ReviewContext { values: &state.values, native_sidecars: state.native_sidecars };
+    let ctx = ReviewContext {
+        values: &state.values,
+        native_sidecars: state.native_sidecars,
+    };
     match review(&body, &ctx) {
         Err(e) => bad_request(&e),
         Ok((response, outcome)) => {
@@ -90,7 +112,9 @@ async fn inject(req: Request<Incoming>, state: &WebhookState) -> Response<Body> 
             Response::builder()
                 .status(StatusCode::OK)
                 .header(header::CONTENT_TYPE, "application/json")
-                .body(Full::new(Bytes::from(serde_json::to_vec(&response).expect("JSON serializes"))))
+                .body(Full::new(Bytes::from(
+                    serde_json::to_vec(&response).expect("JSON serializes"),
+                )))
                 .expect("static response parts are valid")
         }
     }
@@ -122,7 +146,12 @@ pub async fn serve(
     }
 }
 
-async fn connection(acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, peer: SocketAddr, state: Arc<WebhookState>) {
+async fn connection(
+    acceptor: TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    state: Arc<WebhookState>,
+) {
     let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(error)) => return tracing::debug!(%error, %peer, "TLS handshake failed"),
@@ -130,7 +159,10 @@ async fn connection(acceptor: TlsAcceptor, tcp: tokio::net::TcpStream, peer: Soc
     };
     let service = hyper::service::service_fn(move |req| handle(req, state.clone()));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(HANDSHAKE_TIMEOUT);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HANDSHAKE_TIMEOUT);
     if let Err(error) = builder.serve_connection(TokioIo::new(tls), service).await {
         tracing::debug!(%error, %peer, "connection ended with an error");
     }

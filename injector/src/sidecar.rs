@@ -66,7 +66,10 @@ pub fn agent_args(values: &Values) -> Vec<String> {
         args.extend(["--capture-port".into(), values.proxy_port.to_string()]);
     }
     if values.effective_inbound_capture_port() != values.proxy_port {
-        args.extend(["--inbound-capture-port".into(), values.effective_inbound_capture_port().to_string()]);
+        args.extend([
+            "--inbound-capture-port".into(),
+            values.effective_inbound_capture_port().to_string(),
+        ]);
     }
     args
 }
@@ -125,7 +128,10 @@ pub fn sidecar_container(values: &Values, image: &str, native: bool) -> Value {
             json!({"httpGet": ready_probe["httpGet"], "periodSeconds": 1, "timeoutSeconds": 3, "failureThreshold": 600}),
         );
     } else {
-        obj.insert("lifecycle".into(), json!({"postStart": {"exec": {"command": ["agent", "wait"]}}}));
+        obj.insert(
+            "lifecycle".into(),
+            json!({"postStart": {"exec": {"command": ["agent", "wait"]}}}),
+        );
     }
     c
 }

@@ -235,7 +235,10 @@ impl Values {
             return Self::from_values(&doc, "values").map_err(|(f, m)| field_err(&f, m));
         }
         if doc.get("kind").and_then(Value::as_str) != Some("ConfigMap") {
-            return Err(field_err("kind", "a template file must be a ConfigMap".into()));
+            return Err(field_err(
+                "kind",
+                "a template file must be a ConfigMap".into(),
+            ));
         }
         let values = doc
             .get("data")
@@ -261,39 +264,84 @@ impl Values {
         };
         let path = |k: &str| format!("{prefix}.{k}");
         if let Some(k) = map.keys().find(|k| !FIELDS.contains(&k.as_str())) {
-            return Err((path(k), format!("unknown field; known: {}", FIELDS.join(", "))));
+            return Err((
+                path(k),
+                format!("unknown field; known: {}", FIELDS.join(", ")),
+            ));
         }
         if let Some(images) = map.get("images") {
             let images = images
                 .as_object()
                 .ok_or_else(|| (path("images"), "must be a mapping".into()))?;
-            for (k, _) in images.iter().filter(|(k, _)| *k != "proxyInit" && *k != "agent") {
-                return Err((path(&format!("images.{k}")), "unknown field; known: proxyInit, agent".into()));
+            if let Some(k) = images.keys().find(|k| *k != "proxyInit" && *k != "agent") {
+                return Err((
+                    path(&format!("images.{k}")),
+                    "unknown field; known: proxyInit, agent".into(),
+                ));
             }
-            set(images, "proxyInit", &path("images"), &mut v.proxy_init_image)?;
+            set(
+                images,
+                "proxyInit",
+                &path("images"),
+                &mut v.proxy_init_image,
+            )?;
             set(images, "agent", &path("images"), &mut v.agent_image)?;
         }
         set(map, "tag", prefix, &mut v.tag)?;
         set(map, "imagePullPolicy", prefix, &mut v.image_pull_policy)?;
         set(map, "discoveryAddress", prefix, &mut v.discovery_address)?;
         set(map, "proxyPort", prefix, &mut v.proxy_port)?;
-        set(map, "inboundCapturePort", prefix, &mut v.inbound_capture_port)?;
+        set(
+            map,
+            "inboundCapturePort",
+            prefix,
+            &mut v.inbound_capture_port,
+        )?;
         set(map, "proxyUid", prefix, &mut v.proxy_uid)?;
         set(map, "proxyGid", prefix, &mut v.proxy_gid)?;
         if let Some(p) = map.get("includeInboundPorts") {
             let s = scalar_string(p).ok_or_else(|| {
-                (path("includeInboundPorts"), "must be \"*\", \"containerPorts\" or a comma-separated port list".into())
+                (
+                    path("includeInboundPorts"),
+                    "must be \"*\", \"containerPorts\" or a comma-separated port list".into(),
+                )
             })?;
             v.include_inbound_ports = s.parse().map_err(|m| (path("includeInboundPorts"), m))?;
         }
-        set(map, "excludeInboundPorts", prefix, &mut v.exclude_inbound_ports)?;
-        set(map, "excludeOutboundPorts", prefix, &mut v.exclude_outbound_ports)?;
-        set(map, "includeOutboundCidrs", prefix, &mut v.include_outbound_cidrs)?;
-        set(map, "excludeOutboundCidrs", prefix, &mut v.exclude_outbound_cidrs)?;
+        set(
+            map,
+            "excludeInboundPorts",
+            prefix,
+            &mut v.exclude_inbound_ports,
+        )?;
+        set(
+            map,
+            "excludeOutboundPorts",
+            prefix,
+            &mut v.exclude_outbound_ports,
+        )?;
+        set(
+            map,
+            "includeOutboundCidrs",
+            prefix,
+            &mut v.include_outbound_cidrs,
+        )?;
+        set(
+            map,
+            "excludeOutboundCidrs",
+            prefix,
+            &mut v.exclude_outbound_cidrs,
+        )?;
         set(map, "resources", prefix, &mut v.resources)?;
-        set(map, "proxyInitResources", prefix, &mut v.proxy_init_resources)?;
+        set(
+            map,
+            "proxyInitResources",
+            prefix,
+            &mut v.proxy_init_resources,
+        )?;
         if let Some(n) = map.get("nativeSidecars") {
-            v.native_sidecars = NativeSidecars::from_value(n).map_err(|m| (path("nativeSidecars"), m))?;
+            v.native_sidecars =
+                NativeSidecars::from_value(n).map_err(|m| (path("nativeSidecars"), m))?;
         }
         v.validate(prefix)?;
         Ok(v)
@@ -311,11 +359,23 @@ impl Values {
             }
         }
         if !["Always", "IfNotPresent", "Never"].contains(&self.image_pull_policy.as_str()) {
-            return Err((path("imagePullPolicy"), format!("{:?} is not one of Always, IfNotPresent, Never", self.image_pull_policy)));
+            return Err((
+                path("imagePullPolicy"),
+                format!(
+                    "{:?} is not one of Always, IfNotPresent, Never",
+                    self.image_pull_policy
+                ),
+            ));
         }
         match self.discovery_address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
-            _ => return Err((path("discoveryAddress"), format!("{:?} is not host:port", self.discovery_address))),
+            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
+            }
+            _ => {
+                return Err((
+                    path("discoveryAddress"),
+                    format!("{:?} is not host:port", self.discovery_address),
+                ))
+            }
         }
         if self.proxy_port == 0 {
             return Err((path("proxyPort"), "must not be 0".into()));
@@ -324,7 +384,10 @@ impl Values {
             return Err((path("inboundCapturePort"), "must not be 0".into()));
         }
         if self.proxy_uid == 0 {
-            return Err((path("proxyUid"), "must not be 0: root's traffic would bypass capture".into()));
+            return Err((
+                path("proxyUid"),
+                "must not be 0: root's traffic would bypass capture".into(),
+            ));
         }
         for (field, ports) in [
             ("excludeInboundPorts", &self.exclude_inbound_ports),
@@ -334,8 +397,10 @@ impl Values {
                 return Err((path(field), "port 0 is not a port".into()));
             }
         }
-        check_cidrs(&self.include_outbound_cidrs, true).map_err(|m| (path("includeOutboundCidrs"), m))?;
-        check_cidrs(&self.exclude_outbound_cidrs, false).map_err(|m| (path("excludeOutboundCidrs"), m))?;
+        check_cidrs(&self.include_outbound_cidrs, true)
+            .map_err(|m| (path("includeOutboundCidrs"), m))?;
+        check_cidrs(&self.exclude_outbound_cidrs, false)
+            .map_err(|m| (path("excludeOutboundCidrs"), m))?;
         check_resources(&self.resources).map_err(|(f, m)| (path(&format!("resources{f}")), m))?;
         check_resources(&self.proxy_init_resources)
             .map_err(|(f, m)| (path(&format!("proxyInitResources{f}")), m))?;
@@ -366,7 +431,8 @@ fn set<T: DeserializeOwned>(
     out: &mut T,
 ) -> Result<(), (String, String)> {
     if let Some(v) = map.get(key) {
-        *out = serde_json::from_value(v.clone()).map_err(|e| (format!("{prefix}.{key}"), e.to_string()))?;
+        *out = serde_json::from_value(v.clone())
+            .map_err(|e| (format!("{prefix}.{key}"), e.to_string()))?;
     }
     Ok(())
 }
@@ -420,12 +486,22 @@ pub(crate) fn check_cidrs(cidrs: &[String], star_ok: bool) -> Result<(), String>
 
 /// A ResourceRequirements: only `requests`/`limits`, each a map of quantities.
 fn check_resources(r: &Value) -> Result<(), (String, String)> {
-    let map = r.as_object().ok_or_else(|| (String::new(), "must be a mapping with requests and limits".into()))?;
+    let map = r.as_object().ok_or_else(|| {
+        (
+            String::new(),
+            "must be a mapping with requests and limits".into(),
+        )
+    })?;
     for (k, v) in map {
         if k != "requests" && k != "limits" {
-            return Err((format!(".{k}"), "unknown field; known: requests, limits".into()));
+            return Err((
+                format!(".{k}"),
+                "unknown field; known: requests, limits".into(),
+            ));
         }
-        let q = v.as_object().ok_or_else(|| (format!(".{k}"), "must be a mapping of quantities".into()))?;
+        let q = v
+            .as_object()
+            .ok_or_else(|| (format!(".{k}"), "must be a mapping of quantities".into()))?;
         for (name, qty) in q {
             if !(qty.is_string() || qty.is_number()) {
                 return Err((format!(".{k}.{name}"), format!("{qty} is not a quantity")));

@@ -62,21 +62,40 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 /// Load a certificate chain and private key from PEM files.
-pub fn load_pair(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedKey, TlsError> {
+pub fn load_pair(
+    cert: &Path,
+    key: &Path,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| TlsError::Read { path: p.display().to_string(), source })
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.display().to_string(),
+            source,
+        })
     };
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let chain = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Pem { path: cert.display().to_string(), message: e.to_string() })?;
+        .map_err(|e| TlsError::Pem {
+            path: cert.display().to_string(),
+            message: e.to_string(),
+        })?;
     if chain.is_empty() {
-        return Err(TlsError::Pem { path: cert.display().to_string(), message: "no CERTIFICATE block".into() });
+        return Err(TlsError::Pem {
+            path: cert.display().to_string(),
+            message: "no CERTIFICATE block".into(),
+        });
     }
     let private = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|e| TlsError::Pem { path: key.display().to_string(), message: e.to_string() })?
-        .ok_or_else(|| TlsError::Pem { path: key.display().to_string(), message: "no PRIVATE KEY block".into() })?;
+        .map_err(|e| TlsError::Pem {
+            path: key.display().to_string(),
+            message: e.to_string(),
+        })?
+        .ok_or_else(|| TlsError::Pem {
+            path: key.display().to_string(),
+            message: "no PRIVATE KEY block".into(),
+        })?;
     CertifiedKey::from_der(chain, private, provider).map_err(|source| TlsError::Rustls {
         cert: cert.display().to_string(),
         key: key.display().to_string(),
@@ -99,7 +118,10 @@ pub struct ReloadingCert {
 
 impl fmt::Debug for ReloadingCert {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReloadingCert").field("cert", &self.cert).field("key", &self.key).finish()
+        f.debug_struct("ReloadingCert")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -112,7 +134,10 @@ impl ReloadingCert {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
             provider,
-            loaded: Mutex::new(Loaded { stamps, key: Arc::new(loaded) }),
+            loaded: Mutex::new(Loaded {
+                stamps,
+                key: Arc::new(loaded),
+            }),
         })
     }
 
@@ -150,7 +175,11 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> 
     let resolver = ReloadingCert::new(cert, key, provider.clone())?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|source| TlsError::Rustls { cert: cert.display().to_string(), key: key.display().to_string(), source })?
+        .map_err(|source| TlsError::Rustls {
+            cert: cert.display().to_string(),
+            key: key.display().to_string(),
+            source,
+        })?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

@@ -71,21 +71,29 @@ pub async fn fetch_version(
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
         let cert = cert.map_err(|e| VersionError::Ca(e.to_string()))?;
-        roots.add(cert).map_err(|e| VersionError::Ca(e.to_string()))?;
+        roots
+            .add(cert)
+            .map_err(|e| VersionError::Ca(e.to_string()))?;
     }
     if roots.is_empty() {
         return Err(VersionError::Ca("no CERTIFICATE block".into()));
     }
-    let request_err = |message: String| VersionError::Request { addr: addr.to_string(), message };
+    let request_err = |message: String| VersionError::Request {
+        addr: addr.to_string(),
+        message,
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| request_err(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let name = ServerName::try_from(server_name.to_string()).map_err(|e| request_err(e.to_string()))?;
+    let name =
+        ServerName::try_from(server_name.to_string()).map_err(|e| request_err(e.to_string()))?;
     let body = tokio::time::timeout(TIMEOUT, async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| request_err(e.to_string()))?;
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| request_err(e.to_string()))?;
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
             .connect(name, tcp)
             .await
@@ -94,14 +102,26 @@ pub async fn fetch_version(
             .await
             .map_err(|e| request_err(e.to_string()))?;
         let conn = tokio::spawn(conn);
-        let mut req = Request::get("/version").header(header::HOST, server_name).header(header::ACCEPT, "application/json");
+        let mut req = Request::get("/version")
+            .header(header::HOST, server_name)
+            .header(header::ACCEPT, "application/json");
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {}", t.trim()));
         }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| request_err(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| request_err(e.to_string()))?;
+        let req = req
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| request_err(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| request_err(e.to_string()))?;
         let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| request_err(e.to_string()))?.to_bytes();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| request_err(e.to_string()))?
+            .to_bytes();
         conn.abort();
         if !status.is_success() {
             return Err(request_err(format!("HTTP {status}")));
@@ -110,24 +130,37 @@ pub async fn fetch_version(
     })
     .await
     .map_err(|_| request_err(format!("no answer within {TIMEOUT:?}")))??;
-    let v: Value = serde_json::from_slice(&body).map_err(|_| VersionError::Parse(String::from_utf8_lossy(&body).into()))?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|_| VersionError::Parse(String::from_utf8_lossy(&body).into()))?;
     parse_version(&v).ok_or_else(|| VersionError::Parse(v.to_string()))
 }
 
 /// The API server version when running in a cluster; `Ok(None)` outside one.
 pub async fn in_cluster_version() -> Result<Option<(u32, u32)>, VersionError> {
-    let (Ok(host), Ok(port)) = (std::env::var("KUBERNETES_SERVICE_HOST"), std::env::var("KUBERNETES_SERVICE_PORT")) else {
+    let (Ok(host), Ok(port)) = (
+        std::env::var("KUBERNETES_SERVICE_HOST"),
+        std::env::var("KUBERNETES_SERVICE_PORT"),
+    ) else {
         return Ok(None);
     };
     let dir = Path::new(SERVICE_ACCOUNT_DIR);
     let read = |name: &str| {
         let path = dir.join(name);
-        std::fs::read(&path).map_err(|source| VersionError::Read { path: path.display().to_string(), source })
+        std::fs::read(&path).map_err(|source| VersionError::Read {
+            path: path.display().to_string(),
+            source,
+        })
     };
     let ca = read("ca.crt")?;
     let token = String::from_utf8_lossy(&read("token")?).into_owned();
-    let addr = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-    fetch_version(&addr, &host, &ca, Some(&token)).await.map(Some)
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    fetch_version(&addr, &host, &ca, Some(&token))
+        .await
+        .map(Some)
 }
 
 #[cfg(test)]
@@ -137,9 +170,18 @@ mod tests {
 
     #[test]
     fn parses_major_minor_and_git_version() {
-        assert_eq!(parse_version(&json!({"major": "1", "minor": "29"})), Some((1, 29)));
-        assert_eq!(parse_version(&json!({"major": "1", "minor": "28+"})), Some((1, 28)));
-        assert_eq!(parse_version(&json!({"major": "", "minor": "", "gitVersion": "v1.30.2-gke.1"})), Some((1, 30)));
+        assert_eq!(
+            parse_version(&json!({"major": "1", "minor": "29"})),
+            Some((1, 29))
+        );
+        assert_eq!(
+            parse_version(&json!({"major": "1", "minor": "28+"})),
+            Some((1, 28))
+        );
+        assert_eq!(
+            parse_version(&json!({"major": "", "minor": "", "gitVersion": "v1.30.2-gke.1"})),
+            Some((1, 30))
+        );
         assert_eq!(parse_version(&json!({"kind": "Status"})), None);
     }
 }

@@ -22,24 +22,42 @@ fn injector(args: &[&str], stdin: Option<&str>) -> Output {
 }
 
 fn testdata(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/inject").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/inject")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 #[test]
 fn kube_inject_file_and_stdin_match_the_golden_output() {
     let golden = std::fs::read_to_string(testdata("deployment.yaml.injected")).unwrap();
     let out = injector(&["kube-inject", "-f", &testdata("deployment.yaml")], None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), golden);
 
     let input = std::fs::read_to_string(testdata("deployment.yaml")).unwrap();
     let out = injector(&["kube-inject", "-f", "-"], Some(&input));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), golden);
 
     let golden = std::fs::read_to_string(testdata("custom-template.yaml.injected")).unwrap();
     let out = injector(
-        &["kube-inject", "-f", &testdata("custom-template.yaml"), "--template", &testdata("custom-template.template.yaml")],
+        &[
+            "kube-inject",
+            "-f",
+            &testdata("custom-template.yaml"),
+            "--template",
+            &testdata("custom-template.template.yaml"),
+        ],
         None,
     );
     assert_eq!(String::from_utf8(out.stdout).unwrap(), golden);
@@ -48,8 +66,14 @@ fn kube_inject_file_and_stdin_match_the_golden_output() {
 #[test]
 fn kubernetes_version_turns_auto_into_native_sidecars() {
     let input = std::fs::read_to_string(testdata("plain-pod.yaml")).unwrap();
-    let new = injector(&["kube-inject", "-f", "-", "--kubernetes-version", "1.30"], Some(&input));
-    let old = injector(&["kube-inject", "-f", "-", "--kubernetes-version", "1.28"], Some(&input));
+    let new = injector(
+        &["kube-inject", "-f", "-", "--kubernetes-version", "1.30"],
+        Some(&input),
+    );
+    let old = injector(
+        &["kube-inject", "-f", "-", "--kubernetes-version", "1.28"],
+        Some(&input),
+    );
     assert!(String::from_utf8_lossy(&new.stdout).contains("restartPolicy: Always"));
     assert!(!String::from_utf8_lossy(&old.stdout).contains("restartPolicy: Always"));
 }
@@ -87,15 +111,37 @@ fn serve_reports_bad_certificate_and_template_files() {
     std::fs::write(&cert, "not a certificate").unwrap();
     let key = dir.path().join("tls.key");
     std::fs::write(&key, "").unwrap();
-    let out = injector(&["serve", "--addr", "127.0.0.1:0", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()], None);
+    let out = injector(
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        None,
+    );
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("tls.crt") && stderr.contains("no CERTIFICATE block"), "{stderr}");
+    assert!(
+        stderr.contains("tls.crt") && stderr.contains("no CERTIFICATE block"),
+        "{stderr}"
+    );
 
     let tpl = dir.path().join("values");
     std::fs::write(&tpl, "proxyPort: -1\n").unwrap();
     let out = injector(
-        &["serve", "--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap(), "--template", tpl.to_str().unwrap()],
+        &[
+            "serve",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--template",
+            tpl.to_str().unwrap(),
+        ],
         None,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -19,7 +19,13 @@ fn dir() -> PathBuf {
 }
 
 /// Cases whose output must equal their input.
-const UNCHANGED: &[&str] = &["hostnetwork", "opt-out", "already-injected", "non-workload", "system-namespace"];
+const UNCHANGED: &[&str] = &[
+    "hostnetwork",
+    "opt-out",
+    "already-injected",
+    "non-workload",
+    "system-namespace",
+];
 
 /// Cases the issue requires (the test fails if one goes missing).
 const REQUIRED: &[&str] = &[
@@ -44,7 +50,12 @@ const REQUIRED: &[&str] = &[
 fn cases() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir())
         .expect("testdata/inject exists")
-        .map(|e| e.expect("readable dir").file_name().to_string_lossy().into_owned())
+        .map(|e| {
+            e.expect("readable dir")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|n| n.ends_with(".yaml") && !n.ends_with(".template.yaml"))
         .map(|n| n.trim_end_matches(".yaml").to_string())
         .collect();
@@ -69,16 +80,21 @@ fn docs(yaml: &str) -> Vec<Value> {
 fn run(name: &str, input: &str) -> String {
     let values = values_for(name);
     let native = values.native_sidecars.resolve(None);
-    kube_inject(input, &InjectContext::new(&values, native)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    kube_inject(input, &InjectContext::new(&values, native))
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 #[test]
 fn golden_files() {
     let names = cases();
     for required in REQUIRED {
-        assert!(names.iter().any(|n| n == required), "missing golden case {required}.yaml");
+        assert!(
+            names.iter().any(|n| n == required),
+            "missing golden case {required}.yaml"
+        );
     }
-    let refresh = std::env::var("REFRESH_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
+    let refresh =
+        std::env::var("REFRESH_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     for name in &names {
         let input = std::fs::read_to_string(dir().join(format!("{name}.yaml"))).unwrap();
         let output = run(name, &input);
@@ -86,15 +102,30 @@ fn golden_files() {
         if refresh {
             std::fs::write(&golden_path, &output).unwrap();
         }
-        let golden = std::fs::read_to_string(&golden_path)
-            .unwrap_or_else(|_| panic!("{} missing: run with REFRESH_GOLDEN=1", golden_path.display()));
-        assert_eq!(output, golden, "{name}: output differs from {name}.yaml.injected (REFRESH_GOLDEN=1 to accept)");
+        let golden = std::fs::read_to_string(&golden_path).unwrap_or_else(|_| {
+            panic!(
+                "{} missing: run with REFRESH_GOLDEN=1",
+                golden_path.display()
+            )
+        });
+        assert_eq!(
+            output, golden,
+            "{name}: output differs from {name}.yaml.injected (REFRESH_GOLDEN=1 to accept)"
+        );
 
         // Idempotent: the injected output injects to itself.
-        assert_eq!(run(name, &output), output, "{name}: injecting the injected output changed it");
+        assert_eq!(
+            run(name, &output),
+            output,
+            "{name}: injecting the injected output changed it"
+        );
 
         if UNCHANGED.contains(&name.as_str()) {
-            assert_eq!(docs(&output), docs(&input), "{name}: must come out unchanged");
+            assert_eq!(
+                docs(&output),
+                docs(&input),
+                "{name}: must come out unchanged"
+            );
         } else {
             assert_ne!(docs(&output), docs(&input), "{name}: expected an injection");
         }
@@ -111,7 +142,11 @@ fn yaml_writer_round_trips_what_was_injected() {
         for d in &mut injected {
             rudder_injector::kube_inject::inject_document(d, &ctx).unwrap();
         }
-        assert_eq!(docs(&run(&name, &input)), injected, "{name}: YAML output does not read back as written");
+        assert_eq!(
+            docs(&run(&name, &input)),
+            injected,
+            "{name}: YAML output does not read back as written"
+        );
     }
 }
 
@@ -122,7 +157,13 @@ fn every_injected_pod_has_sidecar_and_init_with_commands() {
         let text = out.as_str();
         assert!(text.contains("name: rudder-init"), "{name}: no proxy-init");
         assert!(text.contains("name: rudder-proxy"), "{name}: no sidecar");
-        assert!(text.contains("security.istio.io/tlsMode: istio"), "{name}: no tlsMode label");
-        assert!(text.contains("sidecar.istio.io/status"), "{name}: no status annotation");
+        assert!(
+            text.contains("security.istio.io/tlsMode: istio"),
+            "{name}: no tlsMode label"
+        );
+        assert!(
+            text.contains("sidecar.istio.io/status"),
+            "{name}: no status annotation"
+        );
     }
 }

@@ -26,8 +26,9 @@ fn objects() -> Vec<Value> {
     manifest_files()
         .iter()
         .flat_map(|f| {
-            let docs: Vec<Value> = serde_saphyr::from_multiple(&std::fs::read_to_string(f).unwrap())
-                .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            let docs: Vec<Value> =
+                serde_saphyr::from_multiple(&std::fs::read_to_string(f).unwrap())
+                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             docs.into_iter().filter(|d| !d.is_null())
         })
         .collect()
@@ -45,9 +46,15 @@ fn validator() -> Option<PathBuf> {
         return Some(tool);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("kubernetes-validate is missing at {} (CI=true)", tool.display());
+        panic!(
+            "kubernetes-validate is missing at {} (CI=true)",
+            tool.display()
+        );
     }
-    eprintln!("skipping: kubernetes-validate not installed at {}", tool.display());
+    eprintln!(
+        "skipping: kubernetes-validate not installed at {}",
+        tool.display()
+    );
     None
 }
 
@@ -55,19 +62,43 @@ fn validator() -> Option<PathBuf> {
 fn manifests_pass_kubernetes_validate_strict() {
     let Some(tool) = validator() else { return };
     let files = manifest_files();
-    assert!(files.len() >= 3, "expected configmap, injector and webhook manifests");
-    let out = Command::new(&tool).arg("--strict").args(&files).output().unwrap();
+    assert!(
+        files.len() >= 3,
+        "expected configmap, injector and webhook manifests"
+    );
+    let out = Command::new(&tool)
+        .arg("--strict")
+        .args(&files)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kubernetes-validate failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(stdout.matches(" passed ").count(), objects().len(), "every object validated:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "kubernetes-validate failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches(" passed ").count(),
+        objects().len(),
+        "every object validated:\n{stdout}"
+    );
 
     // The check can fail: a webhook with a misspelt field is rejected.
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
-    let text = std::fs::read_to_string(manifests_dir().join("webhook.yaml")).unwrap().replace("sideEffects:", "sideEffect:");
+    let text = std::fs::read_to_string(manifests_dir().join("webhook.yaml"))
+        .unwrap()
+        .replace("sideEffects:", "sideEffect:");
     std::fs::write(&bad, text).unwrap();
-    let out = Command::new(&tool).arg("--strict").arg(&bad).output().unwrap();
-    assert!(!out.status.success(), "a misspelt field must fail validation");
+    let out = Command::new(&tool)
+        .arg("--strict")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a misspelt field must fail validation"
+    );
 }
 
 #[test]
@@ -77,8 +108,13 @@ fn configmap_values_equal_the_built_in_default() {
     assert_eq!(from_configmap, Values::default());
     // What the Deployment mounts is the `values` key alone: same result.
     let objs = objects();
-    let values = find(&objs, "ConfigMap", "rudder-sidecar-injector-template")["data"]["values"].as_str().unwrap();
-    assert_eq!(Values::from_yaml(values, "mounted values").unwrap(), Values::default());
+    let values = find(&objs, "ConfigMap", "rudder-sidecar-injector-template")["data"]["values"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        Values::from_yaml(values, "mounted values").unwrap(),
+        Values::default()
+    );
 }
 
 #[test]
@@ -91,21 +127,47 @@ fn deployment_service_and_webhook_agree() {
 
     let dep = find(&objs, "Deployment", "rudder-injector");
     let pod = &dep["spec"]["template"];
-    assert_eq!(svc["spec"]["selector"]["app"], pod["metadata"]["labels"]["app"]);
-    assert_eq!(pod["metadata"]["labels"]["sidecar.istio.io/inject"], "false");
+    assert_eq!(
+        svc["spec"]["selector"]["app"],
+        pod["metadata"]["labels"]["app"]
+    );
+    assert_eq!(
+        pod["metadata"]["labels"]["sidecar.istio.io/inject"],
+        "false"
+    );
     let c = &pod["spec"]["containers"][0];
     assert_eq!(c["image"], "rudder/injector:0.1.0");
-    let args: Vec<&str> = c["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
     assert_eq!(args[0], "serve");
-    let arg = |flag: &str| args[args.iter().position(|a| *a == flag).unwrap_or_else(|| panic!("no {flag}")) + 1];
+    let arg = |flag: &str| {
+        args[args
+            .iter()
+            .position(|a| *a == flag)
+            .unwrap_or_else(|| panic!("no {flag}"))
+            + 1]
+    };
     assert!(arg("--addr").ends_with(":15017"));
     // Every file the args name lives in a mounted volume of the right source.
     let mounts = c["volumeMounts"].as_array().unwrap();
     let volumes = pod["spec"]["volumes"].as_array().unwrap();
     for (flag, source) in [
-        ("--tls-cert", json!({"secret": {"secretName": "rudder-injector-tls"}})),
-        ("--tls-key", json!({"secret": {"secretName": "rudder-injector-tls"}})),
-        ("--template", json!({"configMap": {"name": "rudder-sidecar-injector-template"}})),
+        (
+            "--tls-cert",
+            json!({"secret": {"secretName": "rudder-injector-tls"}}),
+        ),
+        (
+            "--tls-key",
+            json!({"secret": {"secretName": "rudder-injector-tls"}}),
+        ),
+        (
+            "--template",
+            json!({"configMap": {"name": "rudder-sidecar-injector-template"}}),
+        ),
     ] {
         let path = arg(flag);
         let m = mounts
@@ -119,7 +181,11 @@ fn deployment_service_and_webhook_agree() {
         }
     }
 
-    let hook = find(&objs, "MutatingWebhookConfiguration", "rudder-sidecar-injector");
+    let hook = find(
+        &objs,
+        "MutatingWebhookConfiguration",
+        "rudder-sidecar-injector",
+    );
     let entries = hook["webhooks"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     for w in entries {
@@ -127,18 +193,34 @@ fn deployment_service_and_webhook_agree() {
         assert_eq!(w["sideEffects"], "None");
         assert_eq!(w["failurePolicy"], "Fail");
         let s = &w["clientConfig"]["service"];
-        assert_eq!((s["name"].as_str(), s["namespace"].as_str(), s["path"].as_str(), s["port"].as_u64()),
-            (Some("rudder-injector"), Some("rudder-system"), Some("/inject"), Some(443)));
+        assert_eq!(
+            (
+                s["name"].as_str(),
+                s["namespace"].as_str(),
+                s["path"].as_str(),
+                s["port"].as_u64()
+            ),
+            (
+                Some("rudder-injector"),
+                Some("rudder-system"),
+                Some("/inject"),
+                Some(443)
+            )
+        );
         assert_eq!(w["rules"][0]["resources"], json!(["pods"]));
         assert_eq!(w["rules"][0]["operations"], json!(["CREATE"]));
     }
     let by_ns = &entries[0];
-    assert!(by_ns["namespaceSelector"]["matchExpressions"].as_array().unwrap().contains(
-        &json!({"key": "istio-injection", "operator": "In", "values": ["enabled"]})
-    ));
+    assert!(by_ns["namespaceSelector"]["matchExpressions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"key": "istio-injection", "operator": "In", "values": ["enabled"]})));
     assert_eq!(
         by_ns["objectSelector"]["matchExpressions"][0],
         json!({"key": "sidecar.istio.io/inject", "operator": "NotIn", "values": ["false"]})
     );
-    assert_eq!(entries[1]["objectSelector"]["matchLabels"]["sidecar.istio.io/inject"], "true");
+    assert_eq!(
+        entries[1]["objectSelector"]["matchLabels"]["sidecar.istio.io/inject"],
+        "true"
+    );
 }

@@ -8,7 +8,11 @@ fn partial_values_keep_defaults() {
     let v = Values::from_yaml("proxyPort: 15001\nnativeSidecars: true\n", "t").unwrap();
     assert_eq!(v.proxy_port, 15001);
     assert_eq!(v.native_sidecars, NativeSidecars::On);
-    assert_eq!(v.effective_inbound_capture_port(), 15001, "inbound follows the proxy port by default");
+    assert_eq!(
+        v.effective_inbound_capture_port(),
+        15001,
+        "inbound follows the proxy port by default"
+    );
     assert_eq!(v.discovery_address, "rudder-pilot.rudder-system.svc:15010");
     assert_eq!(Values::from_yaml("", "empty").unwrap(), Values::default());
     let v = Values::from_yaml("includeInboundPorts: containerPorts\n", "t").unwrap();
@@ -28,53 +32,142 @@ fn native_sidecars_auto_needs_a_known_new_server() {
 fn image_refs_keep_explicit_tags_and_digests() {
     let v = Values::default();
     assert_eq!(v.image_ref("rudder/agent"), "rudder/agent:0.1.0");
-    assert_eq!(v.image_ref("localhost:5000/agent"), "localhost:5000/agent:0.1.0");
-    assert_eq!(v.image_ref("localhost:5000/agent:dev"), "localhost:5000/agent:dev");
-    assert_eq!(v.image_ref("rudder/agent@sha256:abc"), "rudder/agent@sha256:abc");
+    assert_eq!(
+        v.image_ref("localhost:5000/agent"),
+        "localhost:5000/agent:0.1.0"
+    );
+    assert_eq!(
+        v.image_ref("localhost:5000/agent:dev"),
+        "localhost:5000/agent:dev"
+    );
+    assert_eq!(
+        v.image_ref("rudder/agent@sha256:abc"),
+        "rudder/agent@sha256:abc"
+    );
 }
 
 #[test]
 fn bad_templates_name_the_field() {
     let cm = |values: &str| {
-        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: t}}\ndata:\n  values: |\n    {}\n", values.replace('\n', "\n    "))
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: t}}\ndata:\n  values: |\n    {}\n",
+            values.replace('\n', "\n    ")
+        )
     };
     let cases: Vec<(String, &str, &str)> = vec![
-        ("proxyPorts: 15001".into(), "values.proxyPorts", "unknown field"),
-        ("proxyPort: seventy".into(), "values.proxyPort", "invalid type"),
-        ("proxyPort: 70000".into(), "values.proxyPort", "invalid value"),
+        (
+            "proxyPorts: 15001".into(),
+            "values.proxyPorts",
+            "unknown field",
+        ),
+        (
+            "proxyPort: seventy".into(),
+            "values.proxyPort",
+            "invalid type",
+        ),
+        (
+            "proxyPort: 70000".into(),
+            "values.proxyPort",
+            "invalid value",
+        ),
         ("proxyPort: 0".into(), "values.proxyPort", "must not be 0"),
         ("proxyUid: 0".into(), "values.proxyUid", "bypass capture"),
-        ("discoveryAddress: pilot".into(), "values.discoveryAddress", "is not host:port"),
-        ("images: {agent: \"\"}".into(), "values.images.agent", "is not an image name"),
-        ("images: {sidecar: x}".into(), "values.images.sidecar", "unknown field"),
-        ("imagePullPolicy: Sometimes".into(), "values.imagePullPolicy", "not one of"),
-        ("excludeOutboundCidrs: [10.0.0.0]".into(), "values.excludeOutboundCidrs", "not a CIDR"),
-        ("includeOutboundCidrs: [\"*\", 10.0.0.0/8]".into(), "values.includeOutboundCidrs", "only entry"),
-        ("excludeInboundPorts: [80, 0]".into(), "values.excludeInboundPorts", "port 0"),
-        ("includeInboundPorts: everything".into(), "values.includeInboundPorts", "not a port"),
-        ("resources: {requests: {cpu: [1]}}".into(), "values.resources.requests.cpu", "not a quantity"),
-        ("resources: {maximum: {}}".into(), "values.resources.maximum", "unknown field"),
-        ("nativeSidecars: sometimes".into(), "values.nativeSidecars", "auto, true, false"),
+        (
+            "discoveryAddress: pilot".into(),
+            "values.discoveryAddress",
+            "is not host:port",
+        ),
+        (
+            "images: {agent: \"\"}".into(),
+            "values.images.agent",
+            "is not an image name",
+        ),
+        (
+            "images: {sidecar: x}".into(),
+            "values.images.sidecar",
+            "unknown field",
+        ),
+        (
+            "imagePullPolicy: Sometimes".into(),
+            "values.imagePullPolicy",
+            "not one of",
+        ),
+        (
+            "excludeOutboundCidrs: [10.0.0.0]".into(),
+            "values.excludeOutboundCidrs",
+            "not a CIDR",
+        ),
+        (
+            "includeOutboundCidrs: [\"*\", 10.0.0.0/8]".into(),
+            "values.includeOutboundCidrs",
+            "only entry",
+        ),
+        (
+            "excludeInboundPorts: [80, 0]".into(),
+            "values.excludeInboundPorts",
+            "port 0",
+        ),
+        (
+            "includeInboundPorts: everything".into(),
+            "values.includeInboundPorts",
+            "not a port",
+        ),
+        (
+            "resources: {requests: {cpu: [1]}}".into(),
+            "values.resources.requests.cpu",
+            "not a quantity",
+        ),
+        (
+            "resources: {maximum: {}}".into(),
+            "values.resources.maximum",
+            "unknown field",
+        ),
+        (
+            "nativeSidecars: sometimes".into(),
+            "values.nativeSidecars",
+            "auto, true, false",
+        ),
         ("- a list".into(), "values", "must be a mapping"),
     ];
     for (values, field, message) in cases {
-        let err = Values::from_yaml(&values, "bare.yaml").unwrap_err().to_string();
-        assert!(err.starts_with(&format!("template bare.yaml: {field}: ")), "{values}: {err}");
+        let err = Values::from_yaml(&values, "bare.yaml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!("template bare.yaml: {field}: ")),
+            "{values}: {err}"
+        );
         assert!(err.contains(message), "{values}: {err}");
         // The same inside a ConfigMap names data.values.<field>.
-        let err = Values::from_yaml(&cm(&values), "cm.yaml").unwrap_err().to_string();
+        let err = Values::from_yaml(&cm(&values), "cm.yaml")
+            .unwrap_err()
+            .to_string();
         let field = field.replacen("values", "data.values", 1);
-        assert!(err.starts_with(&format!("template cm.yaml: {field}: ")), "{values}: {err}");
+        assert!(
+            err.starts_with(&format!("template cm.yaml: {field}: ")),
+            "{values}: {err}"
+        );
     }
     for (text, needle) in [
-        ("kind: Secret\ndata: {values: x}\n", "template t: kind: a template file must be a ConfigMap"),
-        ("kind: ConfigMap\ndata: {}\n", "template t: data.values: missing"),
-        ("kind: ConfigMap\ndata: {values: [1]}\n", "data.values: must be a string"),
+        (
+            "kind: Secret\ndata: {values: x}\n",
+            "template t: kind: a template file must be a ConfigMap",
+        ),
+        (
+            "kind: ConfigMap\ndata: {}\n",
+            "template t: data.values: missing",
+        ),
+        (
+            "kind: ConfigMap\ndata: {values: [1]}\n",
+            "data.values: must be a string",
+        ),
         ("proxyPort: [\n", "template t: not valid YAML"),
     ] {
         let err = Values::from_yaml(text, "t").unwrap_err().to_string();
         assert!(err.contains(needle), "{text:?}: {err}");
     }
-    let err = Values::from_file(std::path::Path::new("/nonexistent/template.yaml")).unwrap_err().to_string();
+    let err = Values::from_file(std::path::Path::new("/nonexistent/template.yaml"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("/nonexistent/template.yaml"), "{err}");
 }

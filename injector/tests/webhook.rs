@@ -15,7 +15,9 @@ use rudder_injector::Values;
 use serde_json::{json, Value};
 
 fn golden_docs(file: &str) -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/inject").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/inject")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     let docs: Vec<Value> = serde_saphyr::from_multiple(&text).unwrap();
     docs.into_iter().filter(|d| !d.is_null()).collect()
@@ -46,7 +48,9 @@ fn pod_kind() -> Value {
 fn decode_patch(response: &Value) -> json_patch::Patch {
     assert_eq!(response["patchType"], "JSONPatch");
     let b64 = response["patch"].as_str().expect("patch is a string");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("patch is base64");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("patch is base64");
     serde_json::from_slice(&bytes).expect("patch is a JSON Patch")
 }
 
@@ -54,15 +58,36 @@ fn decode_patch(response: &Value) -> json_patch::Patch {
 async fn patch_applied_to_the_original_gives_the_golden_pod() {
     let p = pki("golden");
     let hook = start(&p, Values::default(), false).await;
-    for (i, case) in ["plain-pod", "multi-container", "probes", "excluded-ports"].iter().enumerate() {
+    for (i, case) in ["plain-pod", "multi-container", "probes", "excluded-ports"]
+        .iter()
+        .enumerate()
+    {
         let original = golden_docs(&format!("{case}.yaml")).remove(0);
         let golden = golden_docs(&format!("{case}.yaml.injected")).remove(0);
-        let ns = original["metadata"]["namespace"].as_str().unwrap().to_string();
+        let ns = original["metadata"]["namespace"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let uid = format!("uid-{i}");
         // HTTP/1.1 and HTTP/2 alternately: the API server may use either.
-        let reply = request(hook.addr, &[&p.ca_pem], Method::POST, "/inject", review(&uid, pod_kind(), &ns, original.clone()), i % 2 == 1).await;
+        let reply = request(
+            hook.addr,
+            &[&p.ca_pem],
+            Method::POST,
+            "/inject",
+            review(&uid, pod_kind(), &ns, original.clone()),
+            i % 2 == 1,
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{case}: {}", reply.text());
-        assert_eq!(reply.alpn.as_deref(), Some(if i % 2 == 1 { &b"h2"[..] } else { &b"http/1.1"[..] }));
+        assert_eq!(
+            reply.alpn.as_deref(),
+            Some(if i % 2 == 1 {
+                &b"h2"[..]
+            } else {
+                &b"http/1.1"[..]
+            })
+        );
         let review = reply.json();
         assert_eq!(review["apiVersion"], "admission.k8s.io/v1");
         assert_eq!(review["kind"], "AdmissionReview");
@@ -71,8 +96,12 @@ async fn patch_applied_to_the_original_gives_the_golden_pod() {
         assert_eq!(response["allowed"], true);
         let patch = decode_patch(response);
         let mut patched = original.clone();
-        json_patch::patch(&mut patched, &patch).unwrap_or_else(|e| panic!("{case}: patch does not apply: {e}"));
-        assert_eq!(patched, golden, "{case}: patched pod differs from {case}.yaml.injected");
+        json_patch::patch(&mut patched, &patch)
+            .unwrap_or_else(|e| panic!("{case}: patch does not apply: {e}"));
+        assert_eq!(
+            patched, golden,
+            "{case}: patched pod differs from {case}.yaml.injected"
+        );
     }
 }
 
@@ -88,18 +117,48 @@ async fn skipped_pods_and_other_kinds_are_allowed_without_patch() {
     let cases = [
         ("opt-out", review("a", pod_kind(), "default", opted_out)),
         ("hostNetwork", review("b", pod_kind(), "default", host_net)),
-        ("already injected", review("c", pod_kind(), "default", already)),
+        (
+            "already injected",
+            review("c", pod_kind(), "default", already),
+        ),
         // The request's namespace decides, even when the pod's metadata has none.
         ("kube-system", review("d", pod_kind(), "kube-system", plain)),
-        ("Deployment", review("e", json!({"group": "apps", "version": "v1", "kind": "Deployment"}), "bookinfo", deployment)),
-        ("Service", review("f", json!({"group": "", "version": "v1", "kind": "Service"}), "default", json!("not even an object"))),
+        (
+            "Deployment",
+            review(
+                "e",
+                json!({"group": "apps", "version": "v1", "kind": "Deployment"}),
+                "bookinfo",
+                deployment,
+            ),
+        ),
+        (
+            "Service",
+            review(
+                "f",
+                json!({"group": "", "version": "v1", "kind": "Service"}),
+                "default",
+                json!("not even an object"),
+            ),
+        ),
     ];
     for (name, body) in cases {
-        let reply = request(hook.addr, &[&p.ca_pem], Method::POST, "/inject", body, false).await;
+        let reply = request(
+            hook.addr,
+            &[&p.ca_pem],
+            Method::POST,
+            "/inject",
+            body,
+            false,
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::OK, "{name}: {}", reply.text());
         let r = &reply.json()["response"];
         assert_eq!(r["allowed"], true, "{name}");
-        assert!(r.get("patch").is_none() && r.get("patchType").is_none(), "{name}: unexpected patch {r}");
+        assert!(
+            r.get("patch").is_none() && r.get("patchType").is_none(),
+            "{name}: unexpected patch {r}"
+        );
     }
 }
 
@@ -108,13 +167,34 @@ async fn native_sidecars_patch_puts_the_proxy_among_init_containers() {
     let p = pki("native");
     let hook = start(&p, Values::default(), true).await;
     let original = golden_docs("plain-pod.yaml").remove(0);
-    let reply = request(hook.addr, &[&p.ca_pem], Method::POST, "/inject", review("n", pod_kind(), "default", original.clone()), false).await;
+    let reply = request(
+        hook.addr,
+        &[&p.ca_pem],
+        Method::POST,
+        "/inject",
+        review("n", pod_kind(), "default", original.clone()),
+        false,
+    )
+    .await;
     let mut patched = original;
     json_patch::patch(&mut patched, &decode_patch(&reply.json()["response"])).unwrap();
-    let inits: Vec<&str> = patched["spec"]["initContainers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let inits: Vec<&str> = patched["spec"]["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(inits, ["rudder-init", "rudder-proxy"]);
-    assert_eq!(patched["spec"]["initContainers"][1]["restartPolicy"], "Always");
-    let containers: Vec<&str> = patched["spec"]["containers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        patched["spec"]["initContainers"][1]["restartPolicy"],
+        "Always"
+    );
+    let containers: Vec<&str> = patched["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(containers, ["hello"]);
 }
 
@@ -123,36 +203,124 @@ async fn malformed_requests_get_400_with_a_clear_message() {
     let p = pki("bad");
     let hook = start(&p, Values::default(), false).await;
     let big = {
-        let mut v = review("big", pod_kind(), "default", json!({"spec": {"containers": []}}));
+        let mut v = review(
+            "big",
+            pod_kind(),
+            "default",
+            json!({"spec": {"containers": []}}),
+        );
         v.truncate(v.len() - 2);
         let mut s = String::from_utf8(v).unwrap();
-        s.push_str(&format!(",\"padding\":\"{}\"}}}}", "x".repeat(4 * 1024 * 1024)));
+        s.push_str(&format!(
+            ",\"padding\":\"{}\"}}}}",
+            "x".repeat(4 * 1024 * 1024)
+        ));
         s.into_bytes()
     };
     let no_request = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#.to_vec();
     let v1beta1 = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{"uid":"x"}}"#.to_vec();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("bad JSON", b"{\"apiVersion\": ".to_vec(), "request body is not valid JSON"),
-        ("not an object", b"[1,2,3]".to_vec(), "not an AdmissionReview: expected a JSON object, got a list"),
-        ("not a review", br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(), "not an AdmissionReview: kind is \"Pod\", expected AdmissionReview"),
-        ("old apiVersion", v1beta1, "apiVersion is \"admission.k8s.io/v1beta1\", expected admission.k8s.io/v1"),
-        ("no request", no_request, "AdmissionReview field request: missing"),
-        ("no uid", review("", pod_kind(), "default", json!({})), "AdmissionReview field request.uid: missing or not a string"),
-        ("oversized", big, "request body is larger than 3145728 bytes"),
-        ("pod not an object", review("s", pod_kind(), "default", json!("a string")), "AdmissionReview field request.object: expected a Pod object, got a string"),
-        ("pod missing", review("m", pod_kind(), "default", Value::Null), "AdmissionReview field request.object: missing"),
+        (
+            "bad JSON",
+            b"{\"apiVersion\": ".to_vec(),
+            "request body is not valid JSON",
+        ),
+        (
+            "not an object",
+            b"[1,2,3]".to_vec(),
+            "not an AdmissionReview: expected a JSON object, got a list",
+        ),
+        (
+            "not a review",
+            br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(),
+            "not an AdmissionReview: kind is \"Pod\", expected AdmissionReview",
+        ),
+        (
+            "old apiVersion",
+            v1beta1,
+            "apiVersion is \"admission.k8s.io/v1beta1\", expected admission.k8s.io/v1",
+        ),
+        (
+            "no request",
+            no_request,
+            "AdmissionReview field request: missing",
+        ),
+        (
+            "no uid",
+            review("", pod_kind(), "default", json!({})),
+            "AdmissionReview field request.uid: missing or not a string",
+        ),
+        (
+            "oversized",
+            big,
+            "request body is larger than 3145728 bytes",
+        ),
+        (
+            "pod not an object",
+            review("s", pod_kind(), "default", json!("a string")),
+            "AdmissionReview field request.object: expected a Pod object, got a string",
+        ),
+        (
+            "pod missing",
+            review("m", pod_kind(), "default", Value::Null),
+            "AdmissionReview field request.object: missing",
+        ),
     ];
     for (name, body, message) in cases {
-        let reply = request(hook.addr, &[&p.ca_pem], Method::POST, "/inject", body, false).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{name}: {}", reply.text());
-        assert!(reply.text().contains(message), "{name}: got {:?}, want {message:?}", reply.text());
+        let reply = request(
+            hook.addr,
+            &[&p.ca_pem],
+            Method::POST,
+            "/inject",
+            body,
+            false,
+        )
+        .await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{name}: {}",
+            reply.text()
+        );
+        assert!(
+            reply.text().contains(message),
+            "{name}: got {:?}, want {message:?}",
+            reply.text()
+        );
     }
     // The server survived all of that.
-    let health = request(hook.addr, &[&p.ca_pem], Method::GET, "/healthz", vec![], false).await;
-    assert_eq!((health.status, health.text().as_str()), (StatusCode::OK, "ok\n"));
-    let get = request(hook.addr, &[&p.ca_pem], Method::GET, "/inject", vec![], false).await;
+    let health = request(
+        hook.addr,
+        &[&p.ca_pem],
+        Method::GET,
+        "/healthz",
+        vec![],
+        false,
+    )
+    .await;
+    assert_eq!(
+        (health.status, health.text().as_str()),
+        (StatusCode::OK, "ok\n")
+    );
+    let get = request(
+        hook.addr,
+        &[&p.ca_pem],
+        Method::GET,
+        "/inject",
+        vec![],
+        false,
+    )
+    .await;
     assert_eq!(get.status, StatusCode::METHOD_NOT_ALLOWED);
-    let other = request(hook.addr, &[&p.ca_pem], Method::POST, "/mutate", vec![], false).await;
+    let other = request(
+        hook.addr,
+        &[&p.ca_pem],
+        Method::POST,
+        "/mutate",
+        vec![],
+        false,
+    )
+    .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
 }
 
@@ -164,13 +332,25 @@ async fn a_pod_with_an_impossible_annotation_is_denied_naming_it() {
         "metadata": {"name": "x", "annotations": {"traffic.sidecar.istio.io/excludeOutboundPorts": "mysql"}},
         "spec": {"containers": [{"name": "app", "image": "app"}]},
     });
-    let reply = request(hook.addr, &[&p.ca_pem], Method::POST, "/inject", review("d", pod_kind(), "default", pod), false).await;
+    let reply = request(
+        hook.addr,
+        &[&p.ca_pem],
+        Method::POST,
+        "/inject",
+        review("d", pod_kind(), "default", pod),
+        false,
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK);
     let r = &reply.json()["response"];
     assert_eq!(r["allowed"], false);
     assert_eq!(r["status"]["code"], 400);
     let msg = r["status"]["message"].as_str().unwrap();
-    assert!(msg.contains("traffic.sidecar.istio.io/excludeOutboundPorts") && msg.contains("\"mysql\" is not a port"), "{msg}");
+    assert!(
+        msg.contains("traffic.sidecar.istio.io/excludeOutboundPorts")
+            && msg.contains("\"mysql\" is not a port"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +365,10 @@ async fn replaced_certificate_files_are_served_on_the_next_connection() {
     install(hook.dir.path(), &second);
     let after = request(hook.addr, &cas, Method::GET, "/healthz", vec![], false).await;
     assert_eq!(after.status, StatusCode::OK);
-    assert_eq!(after.peer_cert, second.cert_der, "the new certificate must be served after the files changed");
+    assert_eq!(
+        after.peer_cert, second.cert_der,
+        "the new certificate must be served after the files changed"
+    );
 
     // A broken replacement (key of another pair) keeps the last good one.
     std::fs::write(hook.dir.path().join("tls.key"), &first.key_pem).unwrap();

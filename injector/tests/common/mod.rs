@@ -25,15 +25,23 @@ pub struct Pki {
 pub fn pki(name: &str) -> Pki {
     let ca_key = KeyPair::generate().unwrap();
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+    ca.distinguished_name
+        .push(DnType::CommonName, format!("{name} test CA"));
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let issuer = Issuer::new(ca, ca_key);
     let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-    leaf.distinguished_name.push(DnType::CommonName, format!("{name} webhook"));
+    let mut leaf =
+        CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, format!("{name} webhook"));
     let cert = leaf.signed_by(&key, &issuer).unwrap();
-    Pki { ca_pem: ca_cert.pem(), cert_pem: cert.pem(), key_pem: key.serialize_pem(), cert_der: cert.der().clone() }
+    Pki {
+        ca_pem: ca_cert.pem(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+        cert_der: cert.der().clone(),
+    }
 }
 
 /// Write a pair the way kubelet updates a Secret volume: new files, then rename.
@@ -63,15 +71,23 @@ impl Drop for Webhook {
 pub async fn start(p: &Pki, values: Values, native: bool) -> Webhook {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), p);
-    let config = tls::server_config(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
+    let config =
+        tls::server_config(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
-    let state = Arc::new(server::WebhookState { values, native_sidecars: native });
+    let state = Arc::new(server::WebhookState {
+        values,
+        native_sidecars: native,
+    });
     tokio::spawn(server::serve(listener, Arc::new(config), state, async {
         let _ = rx.await;
     }));
-    Webhook { addr, dir, stop: Some(tx) }
+    Webhook {
+        addr,
+        dir,
+        stop: Some(tx),
+    }
 }
 
 /// One HTTPS request on a fresh connection (HTTP/1.1, or HTTP/2 via ALPN).
@@ -87,23 +103,37 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 }
 
-pub async fn request(addr: SocketAddr, ca_pems: &[&str], method: Method, path: &str, body: Vec<u8>, h2: bool) -> Reply {
+pub async fn request(
+    addr: SocketAddr,
+    ca_pems: &[&str],
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+    h2: bool,
+) -> Reply {
     let mut roots = rustls::RootCertStore::empty();
     for pem in ca_pems {
         for c in rustls_pemfile::certs(&mut pem.as_bytes()) {
             roots.add(c.unwrap()).unwrap();
         }
     }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = if h2 { vec![b"h2".to_vec()] } else { vec![b"http/1.1".to_vec()] };
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = if h2 {
+        vec![b"h2".to_vec()]
+    } else {
+        vec![b"http/1.1".to_vec()]
+    };
     let fut = async {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
@@ -111,7 +141,9 @@ pub async fn request(addr: SocketAddr, ca_pems: &[&str], method: Method, path: &
             .await
             .expect("TLS handshake with the webhook");
         let (_, conn) = tls.get_ref();
-        let peer_cert = conn.peer_certificates().expect("server certificate")[0].clone().into_owned();
+        let peer_cert = conn.peer_certificates().expect("server certificate")[0]
+            .clone()
+            .into_owned();
         let alpn = conn.alpn_protocol().map(|p| p.to_vec());
         let req = Request::builder()
             .method(method)
@@ -120,17 +152,35 @@ pub async fn request(addr: SocketAddr, ca_pems: &[&str], method: Method, path: &
             .body(Full::new(Bytes::from(body)))
             .unwrap();
         let resp = if h2 {
-            let (mut s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls)).await.unwrap();
+            let (mut s, c) =
+                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+                    .await
+                    .unwrap();
             tokio::spawn(c);
             s.send_request(req).await.unwrap()
         } else {
-            let (mut s, c) = hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.unwrap();
+            let (mut s, c) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
             tokio::spawn(c);
             s.send_request(req).await.unwrap()
         };
         let status = resp.status();
-        let body = resp.into_body().collect().await.unwrap().to_bytes().to_vec();
-        Reply { status, body, peer_cert, alpn }
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            body,
+            peer_cert,
+            alpn,
+        }
     };
-    tokio::time::timeout(Duration::from_secs(20), fut).await.expect("request finished within 20 s")
+    tokio::time::timeout(Duration::from_secs(20), fut)
+        .await
+        .expect("request finished within 20 s")
 }
