@@ -13,12 +13,12 @@
 //! per stream, never per node id (hot restarts run two streams per node).
 //!
 //! Where the rules live:
-//! - [`subscription`]: wildcard and named subscriptions;
+//! - `subscription`: wildcard and named subscriptions;
 //! - [`order`]: push order, one response in flight per type, the warming
 //!   trap, make-before-break removal;
-//! - [`sotw`] and [`delta`]: request classification and responses for each
+//! - `sotw` and `delta`: request classification and responses for each
 //!   protocol variant;
-//! - [`stream`]: the per-stream task; [`status`]: `/debug/syncz`;
+//! - `stream`: the per-stream task; [`status`]: `/debug/syncz`;
 //!   [`metrics`]: `/metrics`.
 //!
 //! Debouncing is not done here (the registry debounces snapshots); updates

@@ -6,7 +6,7 @@ use std::{
         atomic::{AtomicU64, Ordering},
         Arc,
     },
-    time::{SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use envoy_types::pb::envoy::service::discovery::v3::{
@@ -18,7 +18,10 @@ use tokio::{
     net::TcpListener,
     sync::{mpsc, watch},
 };
-use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tokio_stream::{
+    wrappers::{ReceiverStream, TcpListenerStream},
+    StreamExt,
+};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
@@ -29,6 +32,10 @@ use crate::{
     status::{ConnectionStatus, StatusTable},
     stream,
 };
+
+/// HTTP/2 pings to each proxy's connection, and how long to wait for the answer.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Responses buffered per stream before the stream task waits for the client.
 const STREAM_BUFFER: usize = 16;
@@ -98,9 +105,19 @@ impl AdsServer {
 
     /// Serves ADS on `listener` (plaintext gRPC) until `shutdown` completes.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+        // Small responses must not wait for Nagle; keepalives find proxies
+        // that vanished without closing the connection.
+        let incoming = TcpListenerStream::new(listener).map(|conn| {
+            if let Ok(c) = &conn {
+                let _ = c.set_nodelay(true);
+            }
+            conn
+        });
         tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
             .add_service(self.into_service())
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;
         Ok(())
     }

@@ -94,7 +94,9 @@ impl Protocol for Sotw {
                     cx.metrics.rejected(t);
                     cx.status.nacked(t, &req.version_info, &req.response_nonce, &err.message);
                 } else if req.response_nonce.is_empty() {
-                    // A nonce-less request after the first: a fresh ask. Answer it.
+                    // A nonce-less request after the first: the client started
+                    // this type over and will not ACK what is in flight. Answer it.
+                    st.awaiting = false;
                     st.sub.replace(&req.resource_names);
                     cx.subscribed(t, &st.sub);
                     st.force = true;

@@ -1,7 +1,7 @@
 //! One ADS stream's task, common to SotW and Delta: cache the node from the
 //! first request, ask the directory for the proxy's resources, then one
 //! `select!` over inbound requests and the resources watch, handing each
-//! event to the protocol adapter ([`crate::sotw`], [`crate::delta`]) and
+//! event to the protocol adapter (`sotw`, `delta`) and
 //! writing what it returns to the stream, in order.
 //!
 //! ```text

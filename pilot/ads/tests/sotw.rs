@@ -271,3 +271,14 @@ async fn refused_or_anonymous_proxy_gets_an_error_status() {
     assert_eq!(err.code(), tonic::Code::InvalidArgument);
     assert!(h.server.status().is_empty());
 }
+
+#[tokio::test]
+async fn nonce_less_request_starts_the_type_over() {
+    let h = Harness::start(base().build()).await;
+    let mut c = h.sotw(NODE).await;
+    c.request(EDS, "", &["a"], "").await;
+    c.expect(EDS).await;
+    // Not ACKed, and asked afresh: answered at once with the new names.
+    c.request(EDS, "", &["b"], "").await;
+    assert_eq!(names(&c.expect(EDS).await), ["b"]);
+}
