@@ -74,6 +74,8 @@ pub const INBOUND_PASSTHROUGH_CLUSTER: &str = "InboundPassthroughCluster";
 pub const BLACKHOLE_CLUSTER: &str = "BlackHoleCluster";
 /// The ADS cluster in every bootstrap (the agent writes it, pilot never sends it).
 pub const XDS_CLUSTER: &str = "xds-grpc";
+/// The bootstrap cluster reaching the agent's SDS socket (SDS cert mode).
+pub const SDS_CLUSTER: &str = "sds-grpc";
 /// The one listener that receives all captured traffic on the proxy port.
 pub const VIRTUAL_LISTENER: &str = "virtual";
 /// The listener on the inbound capture port, when it differs from the proxy

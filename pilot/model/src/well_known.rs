@@ -48,3 +48,7 @@ pub const INJECT_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 /// Label carrying a workload's version (subsets conventionally match on it).
 pub const VERSION_LABEL: &str = "version";
+
+/// The agent's SDS socket (SDS cert mode): Envoy fetches `default` and `ROOTCA`
+/// from it. Istio's path, so Istio-shaped pod specs keep working.
+pub const SDS_SOCKET_PATH: &str = "/var/run/secrets/workload-spiffe-uds/socket";
