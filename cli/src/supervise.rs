@@ -1,0 +1,174 @@
+//! Keeping the mesh current while it runs: once a second, every pod's
+//! readiness is checked; a change rewrites that Pod in pilot's config dir
+//! (pilot pushes new endpoints) and the DNAT rules of the unmeshed pods
+//! (kube-proxy's part).
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rudder_harness::Pod;
+
+use crate::dnat::{self, VipPort};
+use crate::pilot::ConfigDir;
+use crate::plan::MeshPlan;
+use crate::pods::{container_ready, Node, Running};
+use crate::render::{pod_object, PodFacts};
+
+/// A pod as the supervisor tracks it.
+#[derive(Debug)]
+pub struct LivePod {
+    /// Index into [`MeshPlan::pods`].
+    pub index: usize,
+    /// The harness pod.
+    pub pod: Pod,
+    /// Long-running containers.
+    pub running: Vec<Running>,
+    /// Last readiness written.
+    pub ready: Option<bool>,
+    /// Whether the OUTPUT jumps to the DNAT chains exist (unmeshed pods).
+    pub dnat_installed: bool,
+    /// The DNAT rules last written.
+    pub dnat_rules: String,
+}
+
+/// What the supervisor shares with the rest of the runner.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Pod name → ready.
+    pub ready: Mutex<BTreeMap<String, bool>>,
+    /// Problems seen (DNAT or config writes failing), latest last.
+    pub problems: Mutex<Vec<String>>,
+}
+
+/// The supervisor's inputs.
+#[derive(Debug)]
+pub struct Supervisor {
+    /// The plan.
+    pub plan: Arc<MeshPlan>,
+    /// Node facts.
+    pub node: Node,
+    /// pilot's config dir.
+    pub config: ConfigDir,
+    /// Pods started so far.
+    pub pods: Vec<LivePod>,
+    /// Shared state.
+    pub shared: Arc<Shared>,
+}
+
+/// The VIP ports of every Service with their ready endpoints, in a stable order.
+pub fn vip_ports(plan: &MeshPlan, ready_ips: &BTreeMap<String, Ipv4Addr>) -> Vec<VipPort> {
+    let mut out = Vec::new();
+    for s in &plan.services {
+        for p in &s.def.ports {
+            out.push(VipPort {
+                service: format!("{}/{}:{}", s.def.namespace, s.def.name, p.port),
+                vip: s.vip,
+                port: p.port,
+                endpoints: plan.endpoints(s, p.port, ready_ips),
+            });
+        }
+    }
+    out
+}
+
+impl Supervisor {
+    /// One round: probe every pod, rewrite what changed.
+    pub fn tick(&mut self) {
+        let mut changed = false;
+        let mut problems = Vec::new();
+        for live in &mut self.pods {
+            let running = live.running.iter().all(|r| r.process.try_wait().is_none());
+            let ready = !live.running.is_empty() && live.running.iter().all(|r| container_ready(&live.pod, &r.plan, &r.process));
+            if live.ready != Some(ready) {
+                let plan = &self.plan.pods[live.index];
+                let facts = PodFacts { plan, ip: live.pod.ip(), host_ip: self.node.host_ip, node: &self.node.name };
+                let file = format!("pod.{}.{}.json", plan.namespace, plan.name);
+                match self.config.write("pods", &file, &pod_object(&facts, running, ready)) {
+                    Ok(()) => {
+                        tracing::info!(pod = %plan.name, ready, "pod readiness changed");
+                        live.ready = Some(ready);
+                        changed = true;
+                    }
+                    Err(e) => problems.push(e.to_string()),
+                }
+                self.shared.ready.lock().unwrap_or_else(|p| p.into_inner()).insert(plan.name.clone(), ready);
+            }
+        }
+        let ready_ips: BTreeMap<String, Ipv4Addr> = self
+            .pods
+            .iter()
+            .filter(|l| l.ready == Some(true))
+            .map(|l| (self.plan.pods[l.index].name.clone(), l.pod.ip()))
+            .collect();
+        let ports = vip_ports(&self.plan, &ready_ips);
+        for live in self.pods.iter_mut().filter(|l| !self.plan.pods[l.index].meshed()) {
+            let rules = dnat::render(&ports, false);
+            if !changed && live.dnat_installed && rules == live.dnat_rules {
+                continue;
+            }
+            match dnat::apply(live.pod.name(), &live.pod.netns_path(), &dnat::render(&ports, !live.dnat_installed)) {
+                Ok(()) => {
+                    live.dnat_installed = true;
+                    live.dnat_rules = rules;
+                }
+                Err(e) => problems.push(e.to_string()),
+            }
+        }
+        for p in problems {
+            self.problem(p);
+        }
+    }
+
+    fn problem(&self, message: String) {
+        tracing::warn!(%message, "supervisor");
+        let mut p = self.shared.problems.lock().unwrap_or_else(|p| p.into_inner());
+        p.push(message);
+        if p.len() > 50 {
+            p.remove(0);
+        }
+    }
+
+    /// Runs [`Supervisor::tick`] every second until `stop`; hands the pods back.
+    pub fn spawn(mut self, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<LivePod>> {
+        std::thread::Builder::new()
+            .name("supervisor".into())
+            .spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    self.tick();
+                    for _ in 0..10 {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+                self.pods
+            })
+            .expect("spawning a thread")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Manifest;
+    use crate::plan::{local_values, plan};
+
+    #[test]
+    fn vip_ports_list_every_service_port_with_ready_endpoints() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec: {selector: {app: web}, ports: [{port: 80, targetPort: 8080}, {port: 81}]}\n---\n\
+            apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec: {containers: [{name: c, command: [x]}]}\n";
+        let mut m = Manifest::default();
+        m.add_text("t.yaml", yaml).unwrap();
+        let mesh = plan(&m, "198.19.0.0/16".parse().unwrap(), &local_values(Ipv4Addr::new(198, 18, 0, 1))).unwrap();
+        let ready: BTreeMap<String, Ipv4Addr> = [("web".to_string(), Ipv4Addr::new(198, 18, 0, 2))].into();
+        let ports = vip_ports(&mesh, &ready);
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0].endpoints, [(Ipv4Addr::new(198, 18, 0, 2), 8080)]);
+        assert_eq!(ports[1].service, "default/web:81");
+        assert!(vip_ports(&mesh, &BTreeMap::new())[0].endpoints.is_empty());
+    }
+}
