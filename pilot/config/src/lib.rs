@@ -1,5 +1,6 @@
 //! Kube-free spec types for everything pilot reads: Istio's
-//! `networking.istio.io` VirtualService and DestinationRule, the older
+//! `networking.istio.io` VirtualService and DestinationRule, `security.istio.io`
+//! PeerAuthentication and AuthorizationPolicy, the older
 //! `config.istio.io/v1alpha2` RouteRule and DestinationPolicy, trimmed
 //! Kubernetes kinds, and the `rudder-mesh` mesh config.
 //!
@@ -29,12 +30,14 @@ pub mod destination_rule;
 pub mod kube;
 pub mod mesh;
 pub mod meta;
+pub mod security;
 pub mod v1alpha2;
 pub mod virtual_service;
 
 pub use destination_rule::DestinationRuleSpec;
 pub use mesh::MeshConfigSpec;
 pub use meta::{ObjectMeta, Resource, StringMatch};
+pub use security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
 pub use v1alpha2::{DestinationPolicySpec, RouteRuleSpec};
 pub use virtual_service::VirtualServiceSpec;
 
@@ -48,6 +51,10 @@ pub mod groups {
     pub const NETWORKING_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
     /// The only `config.istio.io` version with RouteRule and DestinationPolicy.
     pub const CONFIG_VERSION: &str = "v1alpha2";
+    /// `security.istio.io` (PeerAuthentication, AuthorizationPolicy).
+    pub const SECURITY: &str = "security.istio.io";
+    /// Versions of `security.istio.io` accepted (same spec).
+    pub const SECURITY_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
 }
 
 #[cfg(test)]

@@ -41,6 +41,14 @@ impl ClusterName {
         Self { direction: Direction::Inbound, port, subset: String::new(), host: String::new() }
     }
 
+    /// The SNI a client sends to this cluster's endpoints under mTLS, as
+    /// Istio spells it: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`
+    /// (`_` when there is no subset).
+    pub fn sni(&self) -> String {
+        let subset = if self.subset.is_empty() { "" } else { self.subset.as_str() };
+        format!("outbound_.{}_.{}_.{}", self.port, subset, self.host)
+    }
+
     /// Parses a name produced by [`fmt::Display`].
     pub fn parse(s: &str) -> Option<Self> {
         let mut it = s.splitn(4, '|');
@@ -102,10 +110,12 @@ mod tests {
     fn cluster_names_round_trip() {
         let c = ClusterName::outbound(9080, Some("v1"), "reviews.default.svc.cluster.local");
         assert_eq!(c.to_string(), "outbound|9080|v1|reviews.default.svc.cluster.local");
-        assert_eq!(ClusterName::parse(&c.to_string()), Some(c));
+        assert_eq!(ClusterName::parse(&c.to_string()), Some(c.clone()));
         let i = ClusterName::inbound(9080);
         assert_eq!(i.to_string(), "inbound|9080||");
         assert_eq!(ClusterName::parse("inbound|9080||"), Some(i));
         assert_eq!(ClusterName::parse("sideways|1||"), None);
+        assert_eq!(c.sni(), "outbound_.9080_.v1_.reviews.default.svc.cluster.local");
+        assert_eq!(ClusterName::outbound(80, None, "a.b.svc.cluster.local").sni(), "outbound_.80_._.a.b.svc.cluster.local");
     }
 }

@@ -10,6 +10,7 @@ use crate::{
     diagnostics::Diagnostic,
     policy::DestinationPolicy,
     route::RouteTable,
+    security::SecurityPolicies,
     service::{selects, Endpoint, Hostname, Namespace, Service, Workload},
     well_known::{DEFAULT_DOMAIN_SUFFIX, DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACE},
 };
@@ -57,6 +58,8 @@ pub struct Snapshot {
     pub route_tables: Vec<RouteTable>,
     /// Destination policies by host FQDN.
     pub destination_policies: BTreeMap<Hostname, DestinationPolicy>,
+    /// PeerAuthentications and AuthorizationPolicies (oldest first).
+    pub security: SecurityPolicies,
     /// What validation found (errors: the object was skipped).
     pub diagnostics: Vec<Diagnostic>,
     /// Content hash of everything above but the diagnostics (set by `seal`).
@@ -81,6 +84,7 @@ impl Snapshot {
         self.workloads.hash(&mut h);
         self.route_tables.hash(&mut h);
         self.destination_policies.hash(&mut h);
+        self.security.hash(&mut h);
         self.version = format!("{:016x}", h.finish());
         self
     }
@@ -110,6 +114,21 @@ impl Snapshot {
         self.route_tables
             .iter()
             .filter(move |t| t.visible_to(namespace) && t.hosts.iter().any(|h| h == host))
+    }
+
+    /// The effective mTLS mode of a workload on a target port (see
+    /// [`SecurityPolicies::mtls_mode`]).
+    pub fn mtls_mode(&self, namespace: &str, labels: &crate::service::Labels, port: u16) -> crate::security::MtlsMode {
+        self.security.mtls_mode(&self.mesh.root_namespace, namespace, labels, port)
+    }
+
+    /// The authorization policies that apply to a workload, in order.
+    pub fn authz_for<'a>(
+        &'a self,
+        namespace: &'a str,
+        labels: &'a crate::service::Labels,
+    ) -> impl Iterator<Item = &'a crate::security::AuthzPolicy> + 'a {
+        self.security.authz_for(&self.mesh.root_namespace, namespace, labels)
     }
 
     /// Ready endpoints of a service port.

@@ -2,8 +2,9 @@
 //!
 //! Order matters where one kind feeds another: services and workloads first
 //! (endpoints need both), then DestinationRules (subsets), DestinationPolicies
-//! and RouteRules (which may add synthetic subsets), and VirtualServices last,
-//! so warnings about unknown hosts and subsets see everything.
+//! and RouteRules (which may add synthetic subsets), then VirtualServices,
+//! so warnings about unknown hosts and subsets see everything, and security
+//! policies last (their warnings need workloads and services).
 
 use std::collections::BTreeMap;
 
@@ -62,6 +63,12 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         }
         Body::DestinationPolicy(s) => {
             compile::route_rule::apply_destination_policy(s, &obj.key, &cx, &mut scratch, &mut ck);
+        }
+        Body::PeerAuthentication(s) => {
+            compile::security::peer_authentication(s, &obj.key, None, &mut ck);
+        }
+        Body::AuthorizationPolicy(s) => {
+            compile::security::authorization_policy(s, &obj.key, &mut ck);
         }
     }
     ck.diagnostics
@@ -198,6 +205,27 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
         }
     }
     snap.route_tables.extend(rr_tables);
+    // Security policies, oldest first: where Istio picks one of several
+    // (PeerAuthentications at one level), the oldest wins.
+    for o in by_age(get(Kind::PeerAuthentication)) {
+        if let Body::PeerAuthentication(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(p) = compile::security::peer_authentication(s, &o.key, Some(&mesh.root_namespace), &mut ck) {
+                snap.security.peer_authentications.push(p);
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    for o in by_age(get(Kind::AuthorizationPolicy)) {
+        if let Body::AuthorizationPolicy(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(p) = compile::security::authorization_policy(s, &o.key, &mut ck) {
+                compile::security::warn_http_rules_on_tcp(&p, &snap, &mesh.root_namespace, &mut ck);
+                snap.security.authorization_policies.push(p);
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
     snap.destination_policies = policies;
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;

@@ -226,6 +226,9 @@ impl DocContext<'_> {
                 group == groups::NETWORKING && groups::NETWORKING_VERSIONS.contains(&version)
             }
             Kind::RouteRule | Kind::DestinationPolicy => version == groups::CONFIG_VERSION,
+            Kind::PeerAuthentication | Kind::AuthorizationPolicy => {
+                group == groups::SECURITY && groups::SECURITY_VERSIONS.contains(&version)
+            }
             Kind::EndpointSlice => version == "v1",
             _ => true,
         };
@@ -300,6 +303,14 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::DestinationPolicy(r.spec))
             }
+            Kind::PeerAuthentication => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::PeerAuthentication(r.spec))
+            }
+            Kind::AuthorizationPolicy => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::AuthorizationPolicy(r.spec))
+            }
         })
     }
 
@@ -343,6 +354,8 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (groups::NETWORKING, "DestinationRule") => Kind::DestinationRule,
         (groups::CONFIG, "RouteRule") => Kind::RouteRule,
         (groups::CONFIG, "DestinationPolicy") => Kind::DestinationPolicy,
+        (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,
+        (groups::SECURITY, "AuthorizationPolicy") => Kind::AuthorizationPolicy,
         _ => return None,
     })
 }

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use rudder_config::{
-    kube, meta::ObjectMeta, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec, RouteRuleSpec,
-    VirtualServiceSpec,
+    kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
+    PeerAuthenticationSpec, RouteRuleSpec, VirtualServiceSpec,
 };
 
 /// The kinds Rudder serves.
@@ -31,6 +31,10 @@ pub enum Kind {
     RouteRule,
     /// config.istio.io/v1alpha2 DestinationPolicy.
     DestinationPolicy,
+    /// security.istio.io PeerAuthentication.
+    PeerAuthentication,
+    /// security.istio.io AuthorizationPolicy.
+    AuthorizationPolicy,
 }
 
 impl Kind {
@@ -47,6 +51,8 @@ impl Kind {
             Kind::DestinationRule => "DestinationRule",
             Kind::RouteRule => "RouteRule",
             Kind::DestinationPolicy => "DestinationPolicy",
+            Kind::PeerAuthentication => "PeerAuthentication",
+            Kind::AuthorizationPolicy => "AuthorizationPolicy",
         }
     }
 }
@@ -144,6 +150,10 @@ pub enum Body {
     RouteRule(RouteRuleSpec),
     /// DestinationPolicy.
     DestinationPolicy(DestinationPolicySpec),
+    /// PeerAuthentication.
+    PeerAuthentication(PeerAuthenticationSpec),
+    /// AuthorizationPolicy.
+    AuthorizationPolicy(AuthorizationPolicySpec),
 }
 
 impl Body {
@@ -160,6 +170,8 @@ impl Body {
             Body::DestinationRule(_) => Kind::DestinationRule,
             Body::RouteRule(_) => Kind::RouteRule,
             Body::DestinationPolicy(_) => Kind::DestinationPolicy,
+            Body::PeerAuthentication(_) => Kind::PeerAuthentication,
+            Body::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
         }
     }
 }

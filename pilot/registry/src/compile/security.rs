@@ -1,0 +1,341 @@
+//! PeerAuthentication → [`PeerAuthn`], AuthorizationPolicy → [`AuthzPolicy`],
+//! with Istio's validation rules: modes spelled as Istio spells them,
+//! principals `<trust-domain>/ns/<ns>/sa/<sa>` (or with one leading or
+//! trailing `*`), valid CIDRs, ports in range, known `when` keys.
+//! Unsupported-but-valid Istio features are warnings, never silent.
+
+use rudder_config::security::{self as sec, AuthorizationPolicySpec, PeerAuthenticationSpec};
+use rudder_model::{
+    identity::SpiffeId, AuthzAction, AuthzPolicy, AuthzRule, Cidr, Condition, Labels, MtlsMode, OperationMatch,
+    Pattern, PeerAuthn, PrincipalMatch, RuleRef, SourceMatch, Values,
+};
+
+use crate::{check::Checker, object::ObjectKey};
+
+/// Compiles a PeerAuthentication; `None` when it has errors. `root_namespace`
+/// (when known) turns on the "selector in the root namespace" warning.
+pub fn peer_authentication(
+    spec: &PeerAuthenticationSpec,
+    key: &ObjectKey,
+    root_namespace: Option<&str>,
+    ck: &mut Checker,
+) -> Option<PeerAuthn> {
+    let selector = selector(spec.selector.as_ref(), "spec.selector", ck);
+    let mode = spec.mtls.as_ref().map_or(MtlsMode::Unset, |m| parse_mode(m, "spec.mtls.mode", ck));
+    if selector.is_some() && root_namespace == Some(key.namespace.as_str()) {
+        ck.warn(
+            "spec.selector",
+            format!(
+                "a selector in the root namespace {} selects workloads of that namespace only, not mesh-wide",
+                key.namespace
+            ),
+        );
+    }
+    let mut port_level = std::collections::BTreeMap::new();
+    if !spec.port_level_mtls.is_empty() && selector.is_none() {
+        ck.error("spec.portLevelMtls", "portLevelMtls requires a workload selector");
+    }
+    for (port, m) in &spec.port_level_mtls {
+        let at = format!("spec.portLevelMtls[{port}]");
+        let p = ck.port(&at, i64::from(*port));
+        let mode = parse_mode(m, &format!("{at}.mode"), ck);
+        if let Some(p) = p {
+            port_level.insert(p, mode);
+        }
+    }
+    if ck.has_errors() {
+        return None;
+    }
+    Some(PeerAuthn { source: rule_ref("PeerAuthentication", key), selector, mode, port_level })
+}
+
+/// Compiles an AuthorizationPolicy; `None` when it has errors or is of a kind
+/// Rudder does not serve (AUDIT, CUSTOM: a warning, the policy is not applied).
+pub fn authorization_policy(spec: &AuthorizationPolicySpec, key: &ObjectKey, ck: &mut Checker) -> Option<AuthzPolicy> {
+    let selector = selector(spec.selector.as_ref(), "spec.selector", ck);
+    let action = match spec.action.as_deref().unwrap_or("ALLOW") {
+        "ALLOW" => Some(AuthzAction::Allow),
+        "DENY" => Some(AuthzAction::Deny),
+        a @ ("AUDIT" | "CUSTOM") => {
+            ck.warn("spec.action", format!("{a} is not supported by Rudder; the policy is not applied"));
+            None
+        }
+        other => {
+            ck.error("spec.action", format!("unknown action {other:?} (expected ALLOW, DENY, AUDIT or CUSTOM)"));
+            None
+        }
+    };
+    if spec.provider.is_some() && spec.action.as_deref() != Some("CUSTOM") {
+        ck.error("spec.provider", "provider is only allowed with action CUSTOM");
+    }
+    if spec.target_ref.is_some() || !spec.target_refs.is_empty() {
+        let field = if spec.target_ref.is_some() { "spec.targetRef" } else { "spec.targetRefs" };
+        ck.warn(field, "targetRef is not supported by Rudder (sidecars use selector); the policy is not applied");
+        if selector.is_some() {
+            ck.error(field, "targetRef and selector are mutually exclusive");
+        }
+    }
+    let rules: Vec<AuthzRule> =
+        spec.rules.iter().enumerate().map(|(i, r)| rule(r, &format!("spec.rules[{i}]"), ck)).collect();
+    if ck.has_errors() || spec.target_ref.is_some() || !spec.target_refs.is_empty() {
+        return None;
+    }
+    Some(AuthzPolicy { source: rule_ref("AuthorizationPolicy", key), selector, action: action?, rules })
+}
+
+fn rule_ref(kind: &str, key: &ObjectKey) -> RuleRef {
+    RuleRef { kind: kind.into(), namespace: key.namespace.clone(), name: key.name.clone() }
+}
+
+fn selector(s: Option<&sec::WorkloadSelector>, at: &str, ck: &mut Checker) -> Option<Labels> {
+    let s = s?;
+    for (k, v) in &s.match_labels {
+        if k.is_empty() {
+            ck.error(format!("{at}.matchLabels"), "label key must not be empty");
+        } else if v.contains('*') {
+            ck.error(format!("{at}.matchLabels.{k}"), format!("wildcard not allowed in label value {v:?}"));
+        }
+    }
+    Some(s.match_labels.clone())
+}
+
+fn parse_mode(m: &sec::PeerMtls, at: &str, ck: &mut Checker) -> MtlsMode {
+    match m.mode.as_deref() {
+        None => MtlsMode::Unset,
+        Some(s) => MtlsMode::parse(s).unwrap_or_else(|| {
+            ck.error(at, format!("unknown mTLS mode {s:?} (expected UNSET, DISABLE, PERMISSIVE or STRICT)"));
+            MtlsMode::Unset
+        }),
+    }
+}
+
+fn rule(r: &sec::Rule, at: &str, ck: &mut Checker) -> AuthzRule {
+    let from = r
+        .from
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let at = format!("{at}.from[{i}].source");
+            match &f.source {
+                Some(s) => source(s, &at, ck),
+                None => {
+                    ck.error(at, "source is required");
+                    SourceMatch::default()
+                }
+            }
+        })
+        .collect();
+    let to = r
+        .to
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let at = format!("{at}.to[{i}].operation");
+            match &t.operation {
+                Some(o) => operation(o, &at, ck),
+                None => {
+                    ck.error(at, "operation is required");
+                    OperationMatch::default()
+                }
+            }
+        })
+        .collect();
+    let when = r.when.iter().enumerate().filter_map(|(i, c)| condition(c, &format!("{at}.when[{i}]"), ck)).collect();
+    AuthzRule { from, to, when }
+}
+
+fn source(s: &sec::Source, at: &str, ck: &mut Checker) -> SourceMatch {
+    let all_empty = [
+        &s.principals,
+        &s.not_principals,
+        &s.request_principals,
+        &s.not_request_principals,
+        &s.namespaces,
+        &s.not_namespaces,
+        &s.ip_blocks,
+        &s.not_ip_blocks,
+        &s.remote_ip_blocks,
+        &s.not_remote_ip_blocks,
+    ]
+    .iter()
+    .all(|v| v.is_empty());
+    if all_empty {
+        ck.error(at, "source must set at least one field");
+    }
+    if !s.request_principals.is_empty() || !s.not_request_principals.is_empty() {
+        ck.warn(
+            format!("{at}.requestPrincipals"),
+            "requestPrincipals is not supported by Rudder (no JWT validation): no request has a request principal",
+        );
+    }
+    SourceMatch {
+        principals: values(&s.principals, &s.not_principals, at, "principals", ck, principal),
+        request_principals: values(&s.request_principals, &s.not_request_principals, at, "requestPrincipals", ck, pattern),
+        namespaces: values(&s.namespaces, &s.not_namespaces, at, "namespaces", ck, pattern),
+        ip_blocks: values(&s.ip_blocks, &s.not_ip_blocks, at, "ipBlocks", ck, cidr),
+        remote_ip_blocks: values(&s.remote_ip_blocks, &s.not_remote_ip_blocks, at, "remoteIpBlocks", ck, cidr),
+    }
+}
+
+fn operation(o: &sec::Operation, at: &str, ck: &mut Checker) -> OperationMatch {
+    let all_empty = [&o.hosts, &o.not_hosts, &o.ports, &o.not_ports, &o.methods, &o.not_methods, &o.paths, &o.not_paths]
+        .iter()
+        .all(|v| v.is_empty());
+    if all_empty {
+        ck.error(at, "operation must set at least one field");
+    }
+    OperationMatch {
+        hosts: values(&o.hosts, &o.not_hosts, at, "hosts", ck, pattern),
+        ports: values(&o.ports, &o.not_ports, at, "ports", ck, port),
+        methods: values(&o.methods, &o.not_methods, at, "methods", ck, |s, _, _| Some(s.to_string())),
+        paths: values(&o.paths, &o.not_paths, at, "paths", ck, path),
+    }
+}
+
+fn condition(c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition> {
+    if c.values.is_empty() && c.not_values.is_empty() {
+        ck.error(at, "at least one of values or notValues is required");
+        return None;
+    }
+    let key = c.key.as_str();
+    Some(match key {
+        "source.ip" => Condition::SourceIp(values(&c.values, &c.not_values, at, "values", ck, cidr)),
+        "remote.ip" => Condition::RemoteIp(values(&c.values, &c.not_values, at, "values", ck, cidr)),
+        "source.namespace" => Condition::SourceNamespace(values(&c.values, &c.not_values, at, "values", ck, pattern)),
+        "source.principal" => Condition::SourcePrincipal(values(&c.values, &c.not_values, at, "values", ck, principal)),
+        "destination.port" => Condition::DestinationPort(values(&c.values, &c.not_values, at, "values", ck, port)),
+        _ => match key.strip_prefix("request.headers[").and_then(|k| k.strip_suffix(']')) {
+            Some(name) if !name.is_empty() && !name.contains(['[', ']']) => {
+                Condition::RequestHeader(name.to_ascii_lowercase(), values(&c.values, &c.not_values, at, "values", ck, pattern))
+            }
+            Some(_) => {
+                ck.error(format!("{at}.key"), format!("{key:?}: header name must not be empty"));
+                return None;
+            }
+            None if key.starts_with("request.auth.") || key.starts_with("destination.") || key == "connection.sni" => {
+                ck.error(format!("{at}.key"), format!("{key:?} is not supported by Rudder"));
+                return None;
+            }
+            None => {
+                ck.error(format!("{at}.key"), format!("unknown attribute {key:?}"));
+                return None;
+            }
+        },
+    })
+}
+
+/// Parses `values` and `not_values` of `field` (and `notField`) one by one,
+/// naming each bad value `at.field[i]`.
+fn values<T>(
+    values: &[String],
+    not_values: &[String],
+    at: &str,
+    field: &str,
+    ck: &mut Checker,
+    parse: impl Fn(&str, &str, &mut Checker) -> Option<T>,
+) -> Values<T> {
+    let not_field = format!("not{}{}", field[..1].to_ascii_uppercase(), &field[1..]);
+    let mut list = |vs: &[String], name: &str| -> Vec<T> {
+        vs.iter().enumerate().filter_map(|(i, v)| parse(v, &format!("{at}.{name}[{i}]"), ck)).collect()
+    };
+    Values { values: list(values, field), not_values: list(not_values, &not_field) }
+}
+
+fn pattern(s: &str, at: &str, ck: &mut Checker) -> Option<Pattern> {
+    if s.is_empty() {
+        ck.error(at, "value must not be empty");
+        return None;
+    }
+    Pattern::parse(s).or_else(|| {
+        ck.error(at, format!("{s:?}: only a single leading or trailing * is allowed"));
+        None
+    })
+}
+
+fn path(s: &str, at: &str, ck: &mut Checker) -> Option<Pattern> {
+    if s.contains('{') {
+        ck.error(at, format!("{s:?}: path templates ({{*}}, {{**}}) are not supported by Rudder"));
+        return None;
+    }
+    pattern(s, at, ck)
+}
+
+fn principal(s: &str, at: &str, ck: &mut Checker) -> Option<PrincipalMatch> {
+    Some(match pattern(s, at, ck)? {
+        Pattern::Any => PrincipalMatch::Any,
+        Pattern::Prefix(p) => PrincipalMatch::Prefix(p),
+        Pattern::Suffix(p) => PrincipalMatch::Suffix(p),
+        Pattern::Exact(p) => match SpiffeId::parse(&format!("spiffe://{p}")) {
+            Ok(id) => PrincipalMatch::Exact(id),
+            Err(_) => {
+                let why = if p.starts_with("spiffe://") { " (without the spiffe:// scheme)" } else { "" };
+                ck.error(at, format!("{p:?} is not a principal of the form <trust-domain>/ns/<namespace>/sa/<serviceaccount>{why}"));
+                return None;
+            }
+        },
+    })
+}
+
+fn cidr(s: &str, at: &str, ck: &mut Checker) -> Option<Cidr> {
+    Cidr::parse(s).or_else(|| {
+        ck.error(at, format!("{s:?} is not a valid IP address or CIDR block"));
+        None
+    })
+}
+
+fn port(s: &str, at: &str, ck: &mut Checker) -> Option<u16> {
+    match s.parse::<i64>() {
+        Ok(p) => ck.port(at, p),
+        Err(_) => {
+            ck.error(at, format!("{s:?} is not a port number"));
+            None
+        }
+    }
+}
+
+/// Warns, once per rule, when a rule with HTTP-only fields applies to a TCP
+/// port of some workload the policy selects: Istio drops such an ALLOW rule
+/// there (it matches nothing) and drops the HTTP-only fields of a DENY rule
+/// (it denies more), and so does Rudder's xDS.
+pub fn warn_http_rules_on_tcp(policy: &AuthzPolicy, snapshot: &rudder_model::Snapshot, root_namespace: &str, ck: &mut Checker) {
+    let ns = &policy.source.namespace;
+    let mut tcp_ports: Vec<(u16, String)> = Vec::new();
+    for w in snapshot.workloads.values() {
+        let applies = (ns == root_namespace || &w.namespace == ns)
+            && policy.selector.as_ref().is_none_or(|s| rudder_model::selects(s, &w.labels));
+        if !applies {
+            continue;
+        }
+        for svc in snapshot.services_for_workload(w) {
+            for sp in svc.ports.iter().filter(|p| !p.protocol.is_http()) {
+                let target = match &sp.target_port {
+                    rudder_model::TargetPort::Number(n) => Some(*n),
+                    rudder_model::TargetPort::Name(n) => w.named_ports.get(n).copied(),
+                };
+                if let Some(p) = target {
+                    tcp_ports.push((p, format!("{}/{}", w.namespace, w.name)));
+                }
+            }
+        }
+    }
+    tcp_ports.sort();
+    tcp_ports.dedup();
+    for (i, r) in policy.rules.iter().enumerate() {
+        if !r.is_http_only() {
+            continue;
+        }
+        let restricted: Vec<u16> = r.to.iter().flat_map(|o| o.ports.values.iter().copied()).collect();
+        let unrestricted = r.to.is_empty() || r.to.iter().any(|o| o.ports.values.is_empty());
+        let hit = tcp_ports.iter().find(|(p, _)| unrestricted || restricted.contains(p));
+        if let Some((port, workload)) = hit {
+            let what = match policy.action {
+                AuthzAction::Allow => "Istio ignores this ALLOW rule there (it matches nothing on TCP)",
+                AuthzAction::Deny => "Istio ignores its HTTP-only fields there (the DENY rule matches more on TCP)",
+            };
+            ck.warn(
+                format!("spec.rules[{i}]"),
+                format!("uses HTTP-only fields (paths, methods, hosts, request headers or requestPrincipals) and applies to TCP port {port} of {workload}: {what}"),
+            );
+        }
+    }
+}
