@@ -1,0 +1,44 @@
+//! pilot's certificate authority and Istio's certificate service.
+//!
+//! ```text
+//!   --ca-dir: root-cert.pem + root-key.pem ─► root ─► CertificateAuthority
+//!                                                        │ sign_workload / serving_cert
+//!   agent ──TLS :15012── CreateCertificate(csr) ─► CertificateService ─┘
+//!           (Bearer token)                         │ Authenticators
+//!                                                  ├─ local token (HMAC, --local-token-key)
+//!                                                  └─ TokenReview (Kubernetes)
+//!   pilot also serves ADS on the same TLS port, with serving_cert()  [ you are here: pilot/ca ]
+//! ```
+//!
+//! The identity in a certificate always comes from the caller's credential,
+//! never from the CSR. The crate knows nothing of kube (the Kubernetes crate
+//! implements [`auth::TokenReviewer`]) nor of pilot's model beyond
+//! [`rudder_model::identity::SpiffeId`].
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod ca;
+pub mod client;
+pub mod metrics;
+pub mod proto;
+pub mod root;
+pub mod service;
+pub mod token;
+
+pub use auth::{AuthError, Authenticator, Authenticators, Caller, TokenReviewAuthenticator, TokenReviewer};
+pub use ca::{CertificateAuthority, IssuedChain, SignError, DEFAULT_WORKLOAD_CERT_TTL};
+pub use metrics::{CaMetrics, Counter};
+pub use service::CertificateService;
+pub use token::{sign_local_token, LocalTokenAuthenticator};
+
+/// TLS settings for a tonic server presenting `chain_pem` (leaf + root) and
+/// `key_pem`, e.g. pilot's serving certificate on 15012.
+pub fn server_tls(chain_pem: &str, key_pem: &str) -> tonic::transport::ServerTlsConfig {
+    tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(chain_pem, key_pem))
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
