@@ -1,0 +1,248 @@
+//! The Kubernetes source: one kube-rs watcher per kind, feeding the
+//! registry's [`Sink`] exactly as the directory source does.
+//!
+//! ```text
+//!  watcher(kind) ─ Init ─ InitApply… ─ InitDone ─┬─► sink.reset("kubernetes/<plural>", batch)   (one atomic replace)
+//!                                                └─► first time: this kind is synced (/ready)
+//!                ─ Apply(obj) ─────────────────────► sink.apply / sink.reject
+//!                ─ Delete(obj) ────────────────────► sink.delete
+//!                ─ Err (disconnect, 410 Gone, …) ──► logged; the watcher re-watches or re-lists with backoff
+//! ```
+//!
+//! Why buffer until `InitDone`: a re-list (initial list, 410 Gone after a
+//! compaction, a reconnect too old to resume) must replace the kind's
+//! objects atomically. Applying `InitApply`s one by one would push a
+//! half-listed cluster; instead the whole list is one `reset`, which drops
+//! objects deleted meanwhile and schedules exactly one rebuild.
+
+use std::collections::BTreeMap;
+
+use futures::StreamExt;
+use kube::{
+    runtime::{watcher, WatchStreamExt},
+    Api, Client,
+};
+use rudder_config::{kube as k, mesh::MESH_CONFIGMAP_NAME};
+use rudder_registry::{Batch, Kind, ObjectKey, Origin, Sink};
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    resources::{api_resource, RuleObject, RuleState, Trimmed, Watched},
+    status::RuleIndex,
+};
+
+/// Errors connecting to a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Neither KUBECONFIG (or ~/.kube/config) nor the in-cluster service account worked.
+    #[error(
+        "no Kubernetes cluster to watch: set KUBECONFIG (or ~/.kube/config), run pilot in a pod with a \
+         service account, or pass --config-dir DIR to serve a directory instead ({source})"
+    )]
+    NoCluster {
+        /// Cause.
+        source: kube::Error,
+    },
+}
+
+/// Builds a client from KUBECONFIG / ~/.kube/config, else the in-cluster
+/// service account.
+pub async fn connect() -> Result<Client, SourceError> {
+    Client::try_default().await.map_err(|source| SourceError::NoCluster { source })
+}
+
+/// Settings of the Kubernetes source.
+#[derive(Clone, Debug)]
+pub struct KubeOptions {
+    /// Where Rudder is installed: the `rudder-mesh` ConfigMap and the status
+    /// Lease live here.
+    pub install_namespace: String,
+}
+
+impl Default for KubeOptions {
+    fn default() -> Self {
+        Self { install_namespace: crate::INSTALL_NAMESPACE.into() }
+    }
+}
+
+/// The kinds the source watches, in start order.
+pub const WATCHED_KINDS: [Kind; 11] = [
+    Kind::Namespace,
+    Kind::MeshConfig,
+    Kind::Service,
+    Kind::EndpointSlice,
+    Kind::Pod,
+    Kind::VirtualService,
+    Kind::DestinationRule,
+    Kind::RouteRule,
+    Kind::DestinationPolicy,
+    Kind::PeerAuthentication,
+    Kind::AuthorizationPolicy,
+];
+
+/// The store scope a watched kind owns: `kubernetes/<plural>`.
+pub fn scope_of(kind: Kind) -> String {
+    format!("kubernetes/{}", api_resource(kind).plural)
+}
+
+/// Running watchers; they stop when this is dropped.
+pub struct KubeSource {
+    tasks: Vec<JoinHandle<()>>,
+    synced: watch::Receiver<usize>,
+    rules: RuleIndex,
+}
+
+impl KubeSource {
+    /// Starts one watcher per kind in [`WATCHED_KINDS`] (needs a Tokio runtime).
+    pub fn spawn<S: Sink + Clone + 'static>(client: Client, options: &KubeOptions, sink: S) -> KubeSource {
+        let (synced_tx, synced) = watch::channel(0usize);
+        let rules = RuleIndex::default();
+        let mut tasks = Vec::new();
+        for kind in WATCHED_KINDS {
+            let ar = api_resource(kind);
+            let w = Watch { kind, scope: scope_of(kind), sink: sink.clone(), synced: synced_tx.clone(), rules: rules.clone() };
+            let all = watcher::Config::default();
+            let task = match kind {
+                Kind::Namespace => tokio::spawn(w.run(Api::<Watched<k::Namespace>>::all_with(client.clone(), &ar), all)),
+                Kind::Service => tokio::spawn(w.run(Api::<Watched<k::Service>>::all_with(client.clone(), &ar), all)),
+                Kind::Pod => tokio::spawn(w.run(Api::<Watched<k::Pod>>::all_with(client.clone(), &ar), all)),
+                Kind::Endpoints => tokio::spawn(w.run(Api::<Watched<k::Endpoints>>::all_with(client.clone(), &ar), all)),
+                Kind::EndpointSlice => {
+                    tokio::spawn(w.run(Api::<Watched<k::EndpointSlice>>::all_with(client.clone(), &ar), all))
+                }
+                Kind::MeshConfig => {
+                    let api = Api::<Watched<k::ConfigMap>>::namespaced_with(client.clone(), &options.install_namespace, &ar);
+                    let one = all.fields(&format!("metadata.name={MESH_CONFIGMAP_NAME}"));
+                    tokio::spawn(w.run(api, one))
+                }
+                Kind::VirtualService
+                | Kind::DestinationRule
+                | Kind::RouteRule
+                | Kind::DestinationPolicy
+                | Kind::PeerAuthentication
+                | Kind::AuthorizationPolicy => {
+                    tokio::spawn(w.run(Api::<Watched<RuleObject>>::all_with(client.clone(), &ar), all))
+                }
+            };
+            tasks.push(task);
+        }
+        tracing::info!(kinds = WATCHED_KINDS.len(), namespace = %options.install_namespace, "watching Kubernetes");
+        KubeSource { tasks, synced, rules }
+    }
+
+    /// Whether every watcher has finished its first full list.
+    pub fn initial_sync(&self) -> bool {
+        *self.synced.borrow() >= self.tasks.len()
+    }
+
+    /// Completes once every watcher has finished its first full list (the
+    /// moment `/ready` may turn true).
+    pub async fn wait_synced(&self) {
+        let mut rx = self.synced.clone();
+        let n = self.tasks.len();
+        // The sender lives in the watcher tasks, which run until dropped.
+        let _ = rx.wait_for(|done| *done >= n).await;
+    }
+
+    /// The route rules in the cluster with their current status (for the
+    /// status writer).
+    pub fn rules(&self) -> RuleIndex {
+        self.rules.clone()
+    }
+}
+
+impl Drop for KubeSource {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// One kind's watch loop.
+struct Watch<S> {
+    kind: Kind,
+    scope: String,
+    sink: S,
+    synced: watch::Sender<usize>,
+    rules: RuleIndex,
+}
+
+impl<S: Sink> Watch<S> {
+    async fn run<T: Trimmed>(self, api: Api<Watched<T>>, config: watcher::Config) {
+        let mut events = std::pin::pin!(watcher(api, config).default_backoff());
+        let mut listing: Option<(Batch, BTreeMap<ObjectKey, RuleState>)> = None;
+        let mut first_sync = true;
+        let kind = self.kind;
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Init) => listing = Some(Default::default()),
+                Ok(watcher::Event::InitApply(w)) => {
+                    let (batch, rules) = listing.get_or_insert_with(Default::default);
+                    if let Some(state) = w.object.rule_state() {
+                        rules.insert(ObjectKey::from_meta(kind, w.object.metadata()), state);
+                    }
+                    match w.object.into_object(kind, self.origin()) {
+                        Ok(o) => batch.objects.push(o),
+                        Err(r) => batch.rejected.push(r),
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    let (batch, rules) = listing.take().unwrap_or_default();
+                    tracing::info!(kind = %kind, objects = batch.objects.len(), rejected = batch.rejected.len(), "listed");
+                    if kind.is_rule() {
+                        self.rules.reset(kind, rules);
+                    }
+                    self.sink.reset(&self.scope, batch);
+                    if first_sync {
+                        first_sync = false;
+                        self.synced.send_modify(|n| *n += 1);
+                    }
+                }
+                Ok(watcher::Event::Apply(w)) => {
+                    let key = ObjectKey::from_meta(kind, w.object.metadata());
+                    if let Some(state) = w.object.rule_state() {
+                        self.rules.set(key.clone(), state);
+                    }
+                    tracing::debug!(object = %key, "applied");
+                    match w.object.into_object(kind, self.origin()) {
+                        Ok(o) => self.sink.apply(o),
+                        Err(r) => self.sink.reject(r),
+                    }
+                }
+                Ok(watcher::Event::Delete(w)) => {
+                    let key = ObjectKey::from_meta(kind, w.object.metadata());
+                    tracing::debug!(object = %key, "deleted");
+                    self.rules.remove(&key);
+                    self.sink.delete(&key);
+                }
+                // The backoff wrapper retries: a dropped connection re-watches
+                // from the last resourceVersion, a 410 Gone re-lists.
+                Err(error) => tracing::warn!(kind = %kind, %error, "watch interrupted; retrying with backoff"),
+            }
+        }
+    }
+
+    fn origin(&self) -> Origin {
+        Origin { scope: self.scope.clone(), ..Origin::default() }
+    }
+}
+
+/// Istio config kinds (they get status conditions).
+trait IsRule {
+    fn is_rule(self) -> bool;
+}
+
+impl IsRule for Kind {
+    fn is_rule(self) -> bool {
+        matches!(
+            self,
+            Kind::VirtualService
+                | Kind::DestinationRule
+                | Kind::RouteRule
+                | Kind::DestinationPolicy
+                | Kind::PeerAuthentication
+                | Kind::AuthorizationPolicy
+        )
+    }
+}
