@@ -45,6 +45,7 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
             std::fs::remove_dir_all(dir).map_err(|source| UpError::Io { path: dir.clone(), source })?;
             done.push(format!("removed {}", dir.display()));
         }
+        let _ = std::fs::remove_dir("/etc/netns"); // only when empty
     }
     let state_dir = state_root.join(name);
     if StateRecord::path(&state_dir).exists() {
@@ -63,10 +64,10 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
 }
 
 /// `status`: every instance, its pods and processes, pilot's proxies.
-pub fn status(runner_root: &Path, state_root: &Path) -> Result<String, UpError> {
+pub fn status(runner_root: &Path, state_root: &Path, only: Option<&str>) -> Result<String, UpError> {
     let mut out = String::new();
     let names = RunnerRecord::names(runner_root)?;
-    for name in &names {
+    for name in names.iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
         let r = RunnerRecord::load(runner_root, name)?;
         let state = StateRecord::load(&r.state_dir).ok();
         let runner = if r.runner.alive() { format!("running (pid {})", r.runner.pid) } else { "NOT running (crashed?)".into() };
@@ -104,7 +105,7 @@ pub fn status(runner_root: &Path, state_root: &Path) -> Result<String, UpError> 
     }
     for dir in Net::instances(state_root)? {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if !names.contains(&name) {
+        if !names.contains(&name) && only.is_none_or(|o| o == name) {
             let _ = writeln!(out, "leftover harness instance {name} in {} (remove it: rudder mesh down --name {name})", dir.display());
         }
     }

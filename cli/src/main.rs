@@ -35,7 +35,7 @@ enum Mesh {
     /// Remove everything `up` made (also after a crash).
     Down(NameArg),
     /// List instances, their pods and processes, and pilot's connected proxies.
-    Status(RootArgs),
+    Status(StatusArgs),
     /// Apply route rule files to a running mesh (same kind/namespace/name replaces).
     Apply(ApplyArgs),
     /// Remove the objects of route rule files from a running mesh.
@@ -61,6 +61,15 @@ struct RootArgs {
     /// Where the runner keeps its records and logs.
     #[arg(long, default_value = RUNNER_ROOT, hide = true)]
     runner_root: PathBuf,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// Only this instance.
+    #[arg(long, value_parser = instance_name)]
+    name: Option<String>,
+    #[command(flatten)]
+    roots: RootArgs,
 }
 
 #[derive(Args)]
@@ -180,8 +189,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("Local mesh {:?} is down.", a.name);
             Ok(ExitCode::SUCCESS)
         }
-        Mesh::Status(r) => {
-            print!("{}", admin::status(&r.runner_root, &r.state_root)?);
+        Mesh::Status(a) => {
+            print!("{}", admin::status(&a.roots.runner_root, &a.roots.state_root, a.name.as_deref())?);
             Ok(ExitCode::SUCCESS)
         }
         Mesh::Apply(a) => apply(a, false),

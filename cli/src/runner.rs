@@ -173,6 +173,8 @@ impl Instance {
         for dir in &self.record.etc_netns {
             let _ = std::fs::remove_dir_all(dir);
         }
+        // Only succeeds when empty: /etc/netns was made for our pods.
+        let _ = std::fs::remove_dir("/etc/netns");
         if let Some(net) = self.net.take() {
             if let Err(e) = net.teardown() {
                 eprintln!("rudder: teardown: {e}");
