@@ -18,6 +18,8 @@ use kube::{core::crd::merge_crds, CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::structural::make_structural;
+
 /// The condition type pilot writes on route rules.
 pub const VALID_CONDITION: &str = "Valid";
 
@@ -105,6 +107,18 @@ crd_version!(ap_v1beta1, AuthorizationPolicySpec, rudder_config::AuthorizationPo
 crd_version!(rr_v1alpha2, RouteRuleSpec, rudder_config::RouteRuleSpec, "config.istio.io", "v1alpha2", "RouteRule", "routerules", [], ["istio-io", "config-istio-io"]);
 crd_version!(dp_v1alpha2, DestinationPolicySpec, rudder_config::DestinationPolicySpec, "config.istio.io", "v1alpha2", "DestinationPolicy", "destinationpolicies", [], ["istio-io", "config-istio-io"]);
 
+/// Applies [`make_structural`] to every version's schema.
+fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdError> {
+    let name = crd.metadata.name.clone().unwrap_or_default();
+    for v in &mut crd.spec.versions {
+        let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else { continue };
+        let mut value = serde_json::to_value(&*schema).map_err(|e| CrdError::Yaml { name: name.clone(), message: e.to_string() })?;
+        make_structural(&mut value);
+        *schema = serde_json::from_value(value).map_err(|e| CrdError::Yaml { name: name.clone(), message: e.to_string() })?;
+    }
+    Ok(crd)
+}
+
 /// The CRDs Rudder reads, in a stable order: VirtualService and
 /// DestinationRule (v1 storage; v1beta1 and v1alpha3 served), RouteRule and
 /// DestinationPolicy (v1alpha2), PeerAuthentication and AuthorizationPolicy
@@ -113,14 +127,15 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
     let merge = |kind: &'static str, versions: Vec<CustomResourceDefinition>, storage: &str| {
         merge_crds(versions, storage).map_err(|source| CrdError::Merge { kind, source })
     };
-    Ok(vec![
+    let all = vec![
         merge("VirtualService", vec![vs_v1::VirtualService::crd(), vs_v1beta1::VirtualService::crd(), vs_v1alpha3::VirtualService::crd()], "v1")?,
         merge("DestinationRule", vec![dr_v1::DestinationRule::crd(), dr_v1beta1::DestinationRule::crd(), dr_v1alpha3::DestinationRule::crd()], "v1")?,
         rr_v1alpha2::RouteRule::crd(),
         dp_v1alpha2::DestinationPolicy::crd(),
         merge("PeerAuthentication", vec![pa_v1::PeerAuthentication::crd(), pa_v1beta1::PeerAuthentication::crd()], "v1")?,
         merge("AuthorizationPolicy", vec![ap_v1::AuthorizationPolicy::crd(), ap_v1beta1::AuthorizationPolicy::crd()], "v1")?,
-    ])
+    ];
+    all.into_iter().map(structural).collect()
 }
 
 /// The CRDs as one multi-document YAML file (the content of

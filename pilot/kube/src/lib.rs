@@ -21,6 +21,7 @@ pub mod lease;
 pub mod resources;
 pub mod source;
 pub mod status;
+pub mod structural;
 
 pub use crds::{crds, crds_yaml, Condition, CrdError, RuleStatus};
 pub use lease::{default_identity, LeaseOptions, STATUS_LEASE};
