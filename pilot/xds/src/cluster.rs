@@ -3,8 +3,9 @@
 //!
 //! Policy comes from the host's DestinationPolicy visible to the proxy's
 //! namespace, merged port by port and subset over host ([`TrafficPolicy::merged_with`]).
-//! TLS is a later issue: `TrafficPolicy.tls` is where an upstream transport
-//! socket will be derived; nothing here reads it yet, and no cluster sets one.
+//! TLS comes from the policy's `tls` or, without one, from auto mTLS over the
+//! cluster's endpoints ([`crate::tls`]); the secrets it names depend on the
+//! proxy's certificate mode, so outbound clusters are per (name, cert mode).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -33,12 +34,15 @@ use envoy_types::pb::{
 use rudder_model::{
     names::{BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER},
     well_known::INBOUND_PASSTHROUGH_SOURCE,
-    ConnectionPool, DestinationPolicy, LoadBalancer, OutlierDetection, Protocol, Service,
+    names::ClusterName,
+    node::CertMode,
+    ConnectionPool, DestinationPolicy, Endpoint, LoadBalancer, OutlierDetection, Protocol, Service,
     ServicePort, Snapshot, Subset, TrafficPolicy,
 };
 
 use crate::{
     common::{ads, any, duration, resource, socket_address, u32v, HTTP_PROTOCOL_OPTIONS},
+    tls::{apply_upstream, destination_identities, upstream_tls, UpstreamTls},
     version::Version,
     Resource,
 };
@@ -78,6 +82,18 @@ pub(crate) fn effective_policy(
         .unwrap_or_default()
 }
 
+/// Who a cluster talks to, for its TLS settings: the (subset's) ready
+/// endpoints, the mesh trust domain and the proxy's certificate mode.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Peers<'a> {
+    /// Ready endpoints of the cluster.
+    pub(crate) endpoints: &'a [&'a Endpoint],
+    /// SPIFFE trust domain.
+    pub(crate) trust_domain: &'a str,
+    /// Where the proxy's secrets come from.
+    pub(crate) cert_mode: CertMode,
+}
+
 /// An outbound EDS cluster for a service port (and subset).
 pub(crate) fn outbound_cluster(
     name: &str,
@@ -85,13 +101,22 @@ pub(crate) fn outbound_cluster(
     port: &ServicePort,
     policy: Option<&DestinationPolicy>,
     subset: Option<&Subset>,
+    peers: Peers<'_>,
 ) -> Arc<Resource> {
     let tp = effective_policy(policy, subset, port.port);
+    let tls = upstream_tls(tp.tls.as_ref(), peers.endpoints);
+    let identities = match &tls {
+        UpstreamTls::None => vec![],
+        _ => destination_identities(peers.trust_domain, peers.endpoints),
+    };
     let version = Version::new("cds")
         .with(name)
         .with(&svc.hostname)
         .with(port)
-        .with(&tp);
+        .with(&tp)
+        .with(&tls)
+        .with(&identities)
+        .with(&peers.cert_mode);
     let mut c = Cluster {
         name: name.to_string(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -110,6 +135,9 @@ pub(crate) fn outbound_cluster(
         circuit_breakers: Some(circuit_breakers(tp.connection_pool.as_ref())),
         ..Default::default()
     };
+    let cluster_name = ClusterName::outbound(port.port, subset.map(|s| s.name.as_str()), &svc.hostname);
+    (c.transport_socket, c.transport_socket_matches) =
+        apply_upstream(&tls, &cluster_name, &identities, port.protocol.is_http2(), peers.cert_mode);
     apply_load_balancer(&mut c, tp.load_balancer.as_ref());
     if let Some(od) = &tp.outlier_detection {
         apply_outlier_detection(&mut c, od);

@@ -4,9 +4,9 @@
 //!
 //! ```text
 //!  Generator (one per Snapshot)
-//!   ├─ clusters      key: (cluster name, policy visible?)          shared by all namespaces seeing the same policy
+//!   ├─ clusters      key: (cluster name, policy visible?, cert mode) shared by all namespaces seeing the same policy
 //!   ├─ endpoints     key: cluster name                            shared by everyone
-//!   ├─ namespaces    key: proxy namespace → CDS + EDS maps         one per namespace
+//!   ├─ namespaces    key: (proxy namespace, cert mode) → CDS + EDS one per namespace and cert mode
 //!   ├─ routes        key: (port, namespace, source-selector bits)  one per "kind" of proxy
 //!   ├─ chains        key: (namespace, selector bits, capture ports)
 //!   └─ per proxy:    inbound clusters + listeners (pod IPs are the proxy's own)
@@ -24,11 +24,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use rudder_model::{names::ClusterName, selects, Labels, Proxy, Snapshot};
+use rudder_model::{names::ClusterName, node::CertMode, selects, Labels, Proxy, Snapshot};
 
 use crate::{
-    cluster::{fixed_clusters, inbound_cluster, outbound_cluster, visible_policy},
-    endpoint::eds_resource,
+    cluster::{fixed_clusters, inbound_cluster, outbound_cluster, visible_policy, Peers},
+    endpoint::{eds_resource, members},
+    inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
     proxy::inbound_ports,
     rds::outbound_route_config,
@@ -80,10 +81,10 @@ pub struct Generator {
     /// Distinct non-empty `sourceLabels` of HTTP and TCP matches.
     selectors: Vec<Labels>,
     fixed: Vec<(String, Arc<Resource>)>,
-    clusters: Memo<(String, bool), Resource>,
+    clusters: Memo<(String, bool, CertMode), Resource>,
     endpoints: Memo<String, Resource>,
     inbound: Memo<(u16, rudder_model::Protocol), Resource>,
-    namespaces: Memo<String, NamespaceView>,
+    namespaces: Memo<(String, CertMode), NamespaceView>,
     routes: Memo<(u16, String, SelectorBits), Resource>,
     chains: Memo<(String, SelectorBits, Vec<u16>), OutboundChains>,
 }
@@ -135,9 +136,11 @@ impl Generator {
             .iter()
             .map(|s| selects(s, &proxy.labels))
             .collect();
-        let view = self.namespaces.get_or(proxy.namespace.clone(), || {
-            Arc::new(self.namespace_view(&proxy.namespace))
-        });
+        let view = self
+            .namespaces
+            .get_or((proxy.namespace.clone(), proxy.cert_mode), || {
+                Arc::new(self.namespace_view(&proxy.namespace, proxy.cert_mode))
+            });
 
         let mut clusters = view.clusters.clone();
         clusters.extend(self.fixed.iter().cloned());
@@ -162,7 +165,10 @@ impl Generator {
                 ))
             },
         );
-        let listeners: Named = listeners(proxy, &inbound, &chains).into_iter().collect();
+        let security = InboundSecurity::of(snapshot, proxy, &inbound);
+        let listeners: Named = listeners(proxy, &inbound, &chains, &security)
+            .into_iter()
+            .collect();
         let routes: Named = chains
             .http_ports
             .iter()
@@ -195,7 +201,7 @@ impl Generator {
     }
 
     /// Outbound clusters (per service port, per visible subset) and their EDS.
-    fn namespace_view(&self, namespace: &str) -> NamespaceView {
+    fn namespace_view(&self, namespace: &str, cert_mode: CertMode) -> NamespaceView {
         let snapshot = &*self.snapshot;
         let mut view = NamespaceView::default();
         for svc in snapshot.services.values() {
@@ -212,8 +218,14 @@ impl Generator {
                         &svc.hostname,
                     )
                     .to_string();
-                    let cluster = self.clusters.get_or((name.clone(), policy.is_some()), || {
-                        outbound_cluster(&name, svc, sp, policy, subset)
+                    let cluster = self.clusters.get_or((name.clone(), policy.is_some(), cert_mode), || {
+                        let members = members(endpoints, subset.map(|s| &s.labels));
+                        let peers = Peers {
+                            endpoints: &members,
+                            trust_domain: &snapshot.mesh.trust_domain,
+                            cert_mode,
+                        };
+                        outbound_cluster(&name, svc, sp, policy, subset, peers)
                     });
                     let eds = self.endpoints.get_or(name.clone(), || {
                         eds_resource(&name, endpoints, subset.map(|s| &s.labels))

@@ -27,11 +27,14 @@ mod endpoint;
 pub mod fixtures;
 mod generator;
 mod http_route;
+mod inbound;
 mod json;
 mod listener;
 mod proxy;
+mod rbac;
 mod rds;
 pub mod resources;
+mod tls;
 mod version;
 
 pub use bootstrap::{to_static_bootstrap, BootstrapError};

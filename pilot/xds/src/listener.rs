@@ -34,7 +34,7 @@ use envoy_types::pb::{
             http::{fault::v3::HttpFault, router::v3::Router},
             listener::original_dst::v3::OriginalDst,
             network::http_connection_manager::v3::{
-                http_connection_manager::{CodecType, RouteSpecifier},
+                http_connection_manager::{CodecType, ForwardClientCertDetails, RouteSpecifier, SetCurrentClientCertDetails},
                 http_filter, HttpConnectionManager, HttpFilter, Rds,
             },
         },
@@ -55,8 +55,8 @@ use crate::{
         tcp_proxy, u32v, FAULT_FILTER, HTTP_CONNECTION_MANAGER, ORIGINAL_DST_FILTER, ROUTER_FILTER,
     },
     http_route::Destinations,
+    inbound::{inbound_chains, InboundSecurity},
     proxy::{pod_ips, InboundPort},
-    rds::inbound_route_config,
     version::Version,
     Resource,
 };
@@ -116,6 +116,7 @@ pub(crate) fn outbound_chains(
                         config_source: Some(ads()),
                         route_config_name: outbound_route_name(port),
                     }),
+                    HcmOptions::default(),
                 ),
             )
         })
@@ -193,6 +194,7 @@ pub(crate) fn listeners(
     proxy: &Proxy,
     inbound: &[InboundPort],
     outbound: &OutboundChains,
+    security: &InboundSecurity<'_>,
 ) -> Vec<(String, Arc<Resource>)> {
     let ips = pod_ips(proxy);
     let capture_ports = capture_ports(proxy);
@@ -200,7 +202,9 @@ pub(crate) fn listeners(
         .with(&outbound.version)
         .with(&ips)
         .with(&capture_ports)
-        .with(inbound);
+        .with(inbound)
+        .with(security);
+    let inspector = security.tls_inspector();
     let blackholes: Vec<FilterChain> = capture_ports
         .iter()
         .map(|&p| {
@@ -215,8 +219,10 @@ pub(crate) fn listeners(
     let inbound = inbound.iter().filter(|p| !capture_ports.contains(&p.port));
     let mut out = Vec::new();
     if proxy.inbound_capture_port == proxy.capture_port {
-        let mut chains: Vec<FilterChain> =
-            inbound.clone().map(|p| inbound_chain(p, &ips)).collect();
+        let mut chains: Vec<FilterChain> = inbound
+            .clone()
+            .flat_map(|p| inbound_chains(p, &ips, security))
+            .collect();
         let served: BTreeSet<u16> = inbound.map(|p| p.port).collect();
         chains.extend(
             outbound
@@ -242,17 +248,19 @@ pub(crate) fn listeners(
         chains.extend(blackholes);
         out.push((
             VIRTUAL_LISTENER,
-            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough()),
+            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough(), inspector),
         ));
     } else {
         let mut chains = outbound.chains.clone();
         chains.extend(blackholes.iter().cloned());
         out.push((
             VIRTUAL_LISTENER,
-            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough()),
+            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough(), None),
         ));
         // Everything on the inbound port is inbound: match by port alone.
-        let mut chains: Vec<FilterChain> = inbound.map(|p| inbound_chain(p, &[])).collect();
+        let mut chains: Vec<FilterChain> = inbound
+            .flat_map(|p| inbound_chains(p, &[], security))
+            .collect();
         chains.extend(blackholes);
         out.push((
             VIRTUAL_INBOUND_LISTENER,
@@ -261,6 +269,7 @@ pub(crate) fn listeners(
                 proxy.inbound_capture_port,
                 chains,
                 inbound_passthrough_chain(),
+                inspector,
             ),
         ));
     }
@@ -282,17 +291,17 @@ fn listener(
     port: u16,
     filter_chains: Vec<FilterChain>,
     default: FilterChain,
+    tls_inspector: Option<ListenerFilter>,
 ) -> Listener {
+    let original_dst = ListenerFilter {
+        name: ORIGINAL_DST_FILTER.into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(&OriginalDst {}))),
+        ..Default::default()
+    };
     Listener {
         name: name.to_string(),
         address: Some(socket_address("0.0.0.0", port)),
-        listener_filters: vec![ListenerFilter {
-            name: ORIGINAL_DST_FILTER.into(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
-                &OriginalDst {},
-            ))),
-            ..Default::default()
-        }],
+        listener_filters: std::iter::once(original_dst).chain(tls_inspector).collect(),
         filter_chains,
         default_filter_chain: Some(default),
         ..Default::default()
@@ -315,19 +324,6 @@ fn chain(
         filters: vec![filter],
         ..Default::default()
     }
-}
-
-fn inbound_chain(p: &InboundPort, ips: &[IpAddr]) -> FilterChain {
-    let cluster = ClusterName::inbound(p.port).to_string();
-    let filter = if p.protocol.is_http() {
-        http_connection_manager(
-            &format!("inbound_0.0.0.0_{}", p.port),
-            RouteSpecifier::RouteConfig(inbound_route_config(p.port)),
-        )
-    } else {
-        tcp_proxy(&cluster, &[(cluster.clone(), 1)])
-    };
-    chain(format!("inbound|{}", p.port), Some(p.port), ips, filter)
 }
 
 fn inbound_passthrough() -> envoy_types::pb::envoy::config::listener::v3::Filter {
@@ -356,9 +352,20 @@ fn passthrough() -> FilterChain {
     }
 }
 
-fn http_connection_manager(
+/// What an HCM adds beyond routing: filters before fault and router (RBAC),
+/// and whether it forwards the client's certificate identity (mTLS chains).
+#[derive(Debug, Default)]
+pub(crate) struct HcmOptions {
+    /// HTTP filters placed first (RBAC: DENY, then ALLOW).
+    pub(crate) http_filters: Vec<HttpFilter>,
+    /// `x-forwarded-client-cert`: append the peer's URI SAN, as Istio does.
+    pub(crate) forward_client_cert: bool,
+}
+
+pub(crate) fn http_connection_manager(
     stat_prefix: &str,
     routes: RouteSpecifier,
+    opts: HcmOptions,
 ) -> envoy_types::pb::envoy::config::listener::v3::Filter {
     let http_filter = |name: &str, config| HttpFilter {
         name: name.into(),
@@ -370,14 +377,30 @@ fn http_connection_manager(
         codec_type: CodecType::Auto as i32,
         route_specifier: Some(routes),
         // The fault filter is always there so that per-route fault config works.
-        http_filters: vec![
-            http_filter(FAULT_FILTER, any(&HttpFault::default())),
-            http_filter(ROUTER_FILTER, any(&Router::default())),
-        ],
+        http_filters: opts
+            .http_filters
+            .into_iter()
+            .chain([
+                http_filter(FAULT_FILTER, any(&HttpFault::default())),
+                http_filter(ROUTER_FILTER, any(&Router::default())),
+            ])
+            .collect(),
         use_remote_address: Some(BoolValue { value: false }),
         generate_request_id: Some(BoolValue { value: true }),
         access_log: vec![stdout_access_log()],
         ..Default::default()
+    };
+    let hcm = if opts.forward_client_cert {
+        HttpConnectionManager {
+            forward_client_cert_details: ForwardClientCertDetails::AppendForward as i32,
+            set_current_client_cert_details: Some(SetCurrentClientCertDetails {
+                uri: true,
+                ..Default::default()
+            }),
+            ..hcm
+        }
+    } else {
+        hcm
     };
     network_filter(HTTP_CONNECTION_MANAGER, &hcm)
 }
