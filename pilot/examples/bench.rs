@@ -50,13 +50,20 @@ fn pod_ip(n: usize) -> String {
 fn mesh_yaml() -> String {
     let mut y = String::new();
     for n in 0..NAMESPACES {
-        let _ = write!(y, "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}}}\n---\n");
+        let _ = write!(
+            y,
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: ns{n}}}\n---\n"
+        );
     }
     for i in 0..SERVICES {
         let ns = format!("ns{}", i % NAMESPACES);
         let name = format!("svc{i}");
         let vip = format!("198.19.{}.{}", i / 250, i % 250 + 1);
-        let tcp = if i % 10 == 0 { ", {name: tcp-redis, port: 6379, targetPort: 6379}" } else { "" };
+        let tcp = if i % 10 == 0 {
+            ", {name: tcp-redis, port: 6379, targetPort: 6379}"
+        } else {
+            ""
+        };
         let _ = write!(
             y,
             "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  clusterIP: {vip}\n  selector: {{app: {name}}}\n  ports: [{{name: http, port: 9080, targetPort: 9080}}{tcp}]\n---\n"
@@ -92,7 +99,11 @@ fn mesh_yaml() -> String {
 /// Resident set size in bytes (`/proc/self/statm`, second field, in pages).
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -116,30 +127,56 @@ fn mb(bytes: u64) -> f64 {
 }
 
 fn encode_all(r: &ProxyResources) -> usize {
-    r.by_type.values().flat_map(|m| m.values()).map(|res| res.body.encode_to_vec().len()).sum()
+    r.by_type
+        .values()
+        .flat_map(|m| m.values())
+        .map(|res| res.body.encode_to_vec().len())
+        .sum()
 }
 
 /// The sidecar of pod `svc<i>-v<v>`, resolved from the store as pilot does.
 fn proxy(snapshot: &Snapshot, i: usize, v: usize) -> rudder_model::Proxy {
-    let node = NodeId::sidecar(pod_ip(i * 3 + v).parse().expect("ip"), &format!("svc{i}-v{v}"), &format!("ns{}", i % NAMESPACES));
+    let node = NodeId::sidecar(
+        pod_ip(i * 3 + v).parse().expect("ip"),
+        &format!("svc{i}-v{v}"),
+        &format!("ns{}", i % NAMESPACES),
+    );
     rudder_xds::resolve_proxy(snapshot, node, &NodeMetadata::default())
 }
 
 fn main() {
-    let iterations: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(11).max(1);
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(11)
+        .max(1);
     let yaml = mesh_yaml();
 
     let rss0 = rss_bytes();
     let (parse, loaded) = time(|| load_str(&yaml, "bench.yaml", "bench"));
-    assert!(loaded.problems.is_empty() && loaded.rejected.is_empty(), "synthetic YAML is valid: {:?}", loaded.problems);
+    assert!(
+        loaded.problems.is_empty() && loaded.rejected.is_empty(),
+        "synthetic YAML is valid: {:?}",
+        loaded.problems
+    );
     let objects = loaded.objects.len();
     let mut store = Store::new();
-    let (fill, diags) = time(|| loaded.objects.into_iter().flat_map(|o| store.apply(o)).count());
+    let (fill, diags) = time(|| {
+        loaded
+            .objects
+            .into_iter()
+            .flat_map(|o| store.apply(o))
+            .count()
+    });
     assert_eq!(diags, 0, "synthetic objects validate cleanly");
     let rss_store = rss_bytes();
     let (first_build, snapshot) = time(|| Arc::new(build_snapshot(store.objects(), vec![])));
     let rss_model = rss_bytes();
-    assert!(snapshot.diagnostics.is_empty(), "{:?}", &snapshot.diagnostics[..snapshot.diagnostics.len().min(3)]);
+    assert!(
+        snapshot.diagnostics.is_empty(),
+        "{:?}",
+        &snapshot.diagnostics[..snapshot.diagnostics.len().min(3)]
+    );
 
     let mut builds = vec![first_build];
     for _ in 1..iterations {
@@ -180,7 +217,11 @@ fn main() {
         snapshot.destination_policies.len(),
         snapshot.route_tables.len()
     );
-    println!("yaml parse: {:.1} ms; store fill (validate {objects} objects): {:.1} ms", ms(parse), ms(fill));
+    println!(
+        "yaml parse: {:.1} ms; store fill (validate {objects} objects): {:.1} ms",
+        ms(parse),
+        ms(fill)
+    );
     println!(
         "per proxy: {} clusters, {} EDS, {} listeners, {} route configs, {:.2} MB encoded",
         count(TypeUrl::Cluster),
@@ -190,11 +231,26 @@ fn main() {
         mb(encode_all(&res) as u64)
     );
     println!("medians over {iterations} runs:");
-    println!("  snapshot build (store -> Snapshot):        {:8.2} ms", ms(median(builds)));
-    println!("  generation, cold (fresh Generator):        {:8.2} ms", ms(median(cold)));
-    println!("  generation, warm (shared resources reused): {:7.3} ms", ms(median(warm)));
-    println!("  floor (prost-encode the same resources):   {:8.3} ms", ms(median(floor)));
-    println!("  first proxy on a fresh Generator:          {:8.2} ms (single run)", ms(first_proxy));
+    println!(
+        "  snapshot build (store -> Snapshot):        {:8.2} ms",
+        ms(median(builds))
+    );
+    println!(
+        "  generation, cold (fresh Generator):        {:8.2} ms",
+        ms(median(cold))
+    );
+    println!(
+        "  generation, warm (shared resources reused): {:7.3} ms",
+        ms(median(warm))
+    );
+    println!(
+        "  floor (prost-encode the same resources):   {:8.3} ms",
+        ms(median(floor))
+    );
+    println!(
+        "  first proxy on a fresh Generator:          {:8.2} ms (single run)",
+        ms(first_proxy)
+    );
     println!(
         "memory (RSS growth): store with {objects} objects {:.1} MB; snapshot (model) {:.1} MB",
         mb(rss_store.saturating_sub(rss0)),

@@ -42,14 +42,33 @@ fn snapshot(case: &str) -> Arc<Snapshot> {
     for file in ["platform.yaml", &format!("{case}.yaml")] {
         let path = testdata().join("inputs").join(file);
         let loaded = load_file(&path).unwrap_or_else(|e| panic!("{case}: {e}"));
-        assert!(loaded.unsupported.is_empty(), "{case}: {:?}", loaded.unsupported);
+        assert!(
+            loaded.unsupported.is_empty(),
+            "{case}: {:?}",
+            loaded.unsupported
+        );
         let scope = path.display().to_string();
-        store.reset(&scope, Batch { objects: loaded.objects, rejected: loaded.rejected, problems: loaded.problems });
+        store.reset(
+            &scope,
+            Batch {
+                objects: loaded.objects,
+                rejected: loaded.rejected,
+                problems: loaded.problems,
+            },
+        );
     }
     let snap = store.snapshot();
-    let errors: Vec<String> =
-        snap.diagnostics.iter().filter(|d| d.severity == Severity::Error).map(ToString::to_string).collect();
-    assert!(errors.is_empty(), "{case}: validation errors:\n{}", errors.join("\n"));
+    let errors: Vec<String> = snap
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{case}: validation errors:\n{}",
+        errors.join("\n")
+    );
     Arc::new(snap)
 }
 
@@ -58,7 +77,11 @@ fn snapshot(case: &str) -> Arc<Snapshot> {
 fn productpage(snapshot: &Arc<Snapshot>) -> ProxyResources {
     let node = NodeId::sidecar("198.18.0.10".parse().unwrap(), "productpage-v1", "default");
     let proxy = rudder_xds::resolve_proxy(snapshot, node, &NodeMetadata::default());
-    assert_eq!(proxy.labels.get("app").map(String::as_str), Some("productpage"), "pod not resolved from the store");
+    assert_eq!(
+        proxy.labels.get("app").map(String::as_str),
+        Some("productpage"),
+        "pod not resolved from the store"
+    );
     Generator::new(snapshot.clone()).generate(&proxy)
 }
 
@@ -77,7 +100,11 @@ fn golden(case: &str) -> Value {
     } else {
         let want = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (REFRESH_GOLDEN=1 creates it)", path.display()));
-        pretty_assertions::assert_eq!(want, text, "{case}: golden differs (REFRESH_GOLDEN=1 to accept)");
+        pretty_assertions::assert_eq!(
+            want,
+            text,
+            "{case}: golden differs (REFRESH_GOLDEN=1 to accept)"
+        );
     }
     envoy_validate(case, &res);
     json
@@ -86,14 +113,19 @@ fn golden(case: &str) -> Value {
 /// `envoy --mode validate` on the resources as a static bootstrap. Skips
 /// (with a message) when Envoy is missing, unless CI=true.
 fn envoy_validate(case: &str, res: &ProxyResources) {
-    let bin = PathBuf::from(std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()));
+    let bin = PathBuf::from(
+        std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()),
+    );
     if !bin.is_file() {
         assert!(
             !std::env::var("CI").is_ok_and(|v| v == "true"),
             "{case}: Envoy not found at {} (set ENVOY_BIN); required under CI=true",
             bin.display()
         );
-        eprintln!("SKIP envoy --mode validate for {case}: no Envoy at {}", bin.display());
+        eprintln!(
+            "SKIP envoy --mode validate for {case}: no Envoy at {}",
+            bin.display()
+        );
         return;
     }
     let bootstrap = to_static_bootstrap(res).unwrap_or_else(|e| panic!("{case}: {e}"));
@@ -105,13 +137,22 @@ fn envoy_validate(case: &str, res: &ProxyResources) {
         .arg(&file)
         .output()
         .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && text.contains(" OK"), "{case}: Envoy rejects the generated config:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains(" OK"),
+        "{case}: Envoy rejects the generated config:\n{text}"
+    );
 }
 
 /// The routes of `host`'s virtual host in the outbound route table for 9080.
 fn routes<'a>(j: &'a Value, host: &str) -> &'a [Value] {
-    let vhosts = j["rds"]["9080"]["virtualHosts"].as_array().expect("route table 9080 has virtual hosts");
+    let vhosts = j["rds"]["9080"]["virtualHosts"]
+        .as_array()
+        .expect("route table 9080 has virtual hosts");
     let vh = vhosts
         .iter()
         .find(|v| v["name"] == format!("{host}:9080"))
@@ -129,16 +170,30 @@ fn weights(route: &Value) -> Vec<(String, u64)> {
     match r["weightedClusters"]["clusters"].as_array() {
         Some(cs) => cs
             .iter()
-            .map(|c| (c["name"].as_str().unwrap().to_string(), c["weight"].as_u64().unwrap_or(0)))
+            .map(|c| {
+                (
+                    c["name"].as_str().unwrap().to_string(),
+                    c["weight"].as_u64().unwrap_or(0),
+                )
+            })
             .collect(),
-        None => vec![(r["cluster"].as_str().expect("route has a cluster").to_string(), 100)],
+        None => vec![(
+            r["cluster"]
+                .as_str()
+                .expect("route has a cluster")
+                .to_string(),
+            100,
+        )],
     }
 }
 
 /// What decides where a request goes: each route's match and destinations
 /// (names, metadata and decorators, which record the source rule, left out).
 fn routing(j: &Value, host: &str) -> Vec<(Value, Vec<(String, u64)>)> {
-    routes(j, host).iter().map(|r| (r["match"].clone(), weights(r))).collect()
+    routes(j, host)
+        .iter()
+        .map(|r| (r["match"].clone(), weights(r)))
+        .collect()
 }
 
 #[test]
@@ -152,14 +207,24 @@ fn split_99_1_route_rule_and_virtual_service_route_identically() {
     assert_eq!(weights(&rr_routes[0]), want, "RouteRule form");
     assert_eq!(weights(&vs_routes[0]), want, "VirtualService form");
     // Not only the weights: the whole weighted-cluster block is the same.
-    assert_eq!(rr_routes[0]["route"]["weightedClusters"], vs_routes[0]["route"]["weightedClusters"]);
+    assert_eq!(
+        rr_routes[0]["route"]["weightedClusters"],
+        vs_routes[0]["route"]["weightedClusters"]
+    );
     assert_eq!(routing(&rr, REVIEWS), routing(&vs, REVIEWS));
     // Both forms give the same clusters and endpoints, so the split means the same pods.
     assert_eq!(rr["cds"], vs["cds"]);
     assert_eq!(rr["eds"], vs["eds"]);
     let v3 = &vs["eds"][cluster("v3", REVIEWS)]["endpoints"][0]["lbEndpoints"];
-    assert_eq!(v3.as_array().map(Vec::len), Some(1), "v3 subset holds exactly reviews-v3: {v3}");
-    assert_eq!(v3[0]["endpoint"]["address"]["socketAddress"]["address"], "198.18.0.23");
+    assert_eq!(
+        v3.as_array().map(Vec::len),
+        Some(1),
+        "v3 subset holds exactly reviews-v3: {v3}"
+    );
+    assert_eq!(
+        v3[0]["endpoint"]["address"]["socketAddress"]["address"],
+        "198.18.0.23"
+    );
 }
 
 #[test]
@@ -168,15 +233,30 @@ fn jason_goes_to_v2_in_both_forms() {
     let vs = golden("jason-v2-virtual-service");
     for (form, j) in [("RouteRule", &rr), ("VirtualService", &vs)] {
         let rs = routes(j, REVIEWS);
-        assert_eq!(rs.len(), 2, "{form}: a jason route, then the default: {rs:?}");
+        assert_eq!(
+            rs.len(),
+            2,
+            "{form}: a jason route, then the default: {rs:?}"
+        );
         assert_eq!(
             rs[0]["match"]["headers"],
             json!([{"name": "end-user", "stringMatch": {"exact": "jason"}}]),
             "{form}"
         );
-        assert_eq!(weights(&rs[0]), vec![(cluster("v2", REVIEWS), 100)], "{form}");
-        assert!(rs[1]["match"].get("headers").is_none(), "{form}: the default route matches everyone");
-        assert_eq!(weights(&rs[1]), vec![(cluster("v1", REVIEWS), 100)], "{form}");
+        assert_eq!(
+            weights(&rs[0]),
+            vec![(cluster("v2", REVIEWS), 100)],
+            "{form}"
+        );
+        assert!(
+            rs[1]["match"].get("headers").is_none(),
+            "{form}: the default route matches everyone"
+        );
+        assert_eq!(
+            weights(&rs[1]),
+            vec![(cluster("v1", REVIEWS), 100)],
+            "{form}"
+        );
     }
     assert_eq!(routing(&rr, REVIEWS), routing(&vs, REVIEWS));
 }
@@ -185,7 +265,10 @@ fn jason_goes_to_v2_in_both_forms() {
 fn split_50_50() {
     let j = golden("split-50-50");
     let rs = routes(&j, REVIEWS);
-    assert_eq!(weights(&rs[0]), vec![(cluster("v1", REVIEWS), 50), (cluster("v3", REVIEWS), 50)]);
+    assert_eq!(
+        weights(&rs[0]),
+        vec![(cluster("v1", REVIEWS), 50), (cluster("v3", REVIEWS), 50)]
+    );
 }
 
 #[test]
@@ -195,12 +278,22 @@ fn ratings_delay_fault_for_jason_only() {
     assert_eq!(rs.len(), 2);
     let fault = &rs[0]["typedPerFilterConfig"]["envoy.filters.http.fault"];
     assert_eq!(fault["delay"]["fixedDelay"], "7s", "{fault}");
-    assert_eq!(fault["delay"]["percentage"]["numerator"], 1_000_000, "100% as parts per million: {fault}");
+    assert_eq!(
+        fault["delay"]["percentage"]["numerator"], 1_000_000,
+        "100% as parts per million: {fault}"
+    );
     assert_eq!(rs[0]["match"]["headers"][0]["name"], "end-user");
-    assert!(rs[1].get("typedPerFilterConfig").is_none(), "no fault for everyone else: {}", rs[1]);
+    assert!(
+        rs[1].get("typedPerFilterConfig").is_none(),
+        "no fault for everyone else: {}",
+        rs[1]
+    );
     // The fault filter must be in the HCM for the per-route config to act.
     let text = j["lds"].to_string();
-    assert!(text.contains("envoy.filters.http.fault"), "no fault filter in any listener");
+    assert!(
+        text.contains("envoy.filters.http.fault"),
+        "no fault filter in any listener"
+    );
 }
 
 #[test]
@@ -211,7 +304,10 @@ fn retries_and_timeout() {
     assert_eq!(r["timeout"], "0.500s");
     assert_eq!(r["retryPolicy"]["numRetries"], 3);
     assert_eq!(r["retryPolicy"]["perTryTimeout"], "2s");
-    assert_eq!(r["retryPolicy"]["retryOn"], "gateway-error,connect-failure,refused-stream");
+    assert_eq!(
+        r["retryPolicy"]["retryOn"],
+        "gateway-error,connect-failure,refused-stream"
+    );
 }
 
 #[test]
@@ -219,19 +315,37 @@ fn mirror_to_v2() {
     let j = golden("mirror");
     let r = &routes(&j, REVIEWS)[0]["route"];
     assert_eq!(r["cluster"], cluster("v1", REVIEWS));
-    let mirrors = r["requestMirrorPolicies"].as_array().expect("a mirror policy");
+    let mirrors = r["requestMirrorPolicies"]
+        .as_array()
+        .expect("a mirror policy");
     assert_eq!(mirrors.len(), 1);
     assert_eq!(mirrors[0]["cluster"], cluster("v2", REVIEWS));
-    assert_eq!(mirrors[0]["runtimeFraction"]["defaultValue"]["numerator"], 1_000_000, "{}", mirrors[0]);
+    assert_eq!(
+        mirrors[0]["runtimeFraction"]["defaultValue"]["numerator"], 1_000_000,
+        "{}",
+        mirrors[0]
+    );
 }
 
 #[test]
 fn all_v1() {
     let j = golden("all-v1");
     for host in [REVIEWS, RATINGS] {
-        assert_eq!(routing(&j, host).iter().map(|r| r.1.clone()).collect::<Vec<_>>(), vec![vec![(cluster("v1", host), 100)]]);
+        assert_eq!(
+            routing(&j, host)
+                .iter()
+                .map(|r| r.1.clone())
+                .collect::<Vec<_>>(),
+            vec![vec![(cluster("v1", host), 100)]]
+        );
     }
     // Services without a rule keep default routing to the whole service.
     let pp = routes(&j, "productpage.default.svc.cluster.local");
-    assert_eq!(weights(&pp[0]), vec![("outbound|9080||productpage.default.svc.cluster.local".to_string(), 100)]);
+    assert_eq!(
+        weights(&pp[0]),
+        vec![(
+            "outbound|9080||productpage.default.svc.cluster.local".to_string(),
+            100
+        )]
+    );
 }

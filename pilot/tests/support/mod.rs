@@ -1,0 +1,7 @@
+//! Shared by pilot's end-to-end tests: the mesh (harness pods, Envoy, pilot as
+//! a child process), pilot's monitoring endpoints, and split statistics.
+#![allow(dead_code)]
+
+pub mod mesh;
+pub mod pilot;
+pub mod stats;
