@@ -477,8 +477,10 @@ fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
         println!("  ip netns exec {} curl -s {}", c.netns, opts.url);
         println!("  ip netns exec {} curl -s -H 'end-user: jason' {}", c.netns, opts.url);
     }
-    println!("  rudder mesh apply{name} samples/bookinfo/rules/reviews-50-50.yaml   # switch rules live");
-    println!("  rudder mesh load{name} -n 1000                                      # measure the split again");
+    let variant = opts.dir.join("rules/reviews-50-50.yaml");
+    let rule = if variant.exists() { variant.display().to_string() } else { "RULES.yaml".into() };
+    println!("  rudder mesh apply{name} {rule}    # switch route rules live");
+    println!("  rudder mesh load{name} -n 1000    # measure the split again");
     println!("  rudder mesh status");
-    println!("  rudder mesh down{name}                                              # remove everything");
+    println!("  rudder mesh down{name}            # remove everything");
 }

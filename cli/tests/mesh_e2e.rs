@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use rudder_cli::record::{start_time, RunnerRecord};
+use rudder_cli::record::{HostProcess, RunnerRecord};
 use rudder_harness::prereq::{check_envoy, check_root, prerequisite};
 use rudder_harness::{workspace_bin, workspace_root, StateRecord, DEFAULT_STATE_ROOT};
 
@@ -199,7 +199,8 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
     assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "bridge {bridge} left");
     let links = std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
     assert!(!links.iter().any(|l| l.starts_with(&format!("rv{}-", state.tag))), "veths left: {links:?}");
-    let alive: Vec<i32> = pids.iter().filter(|(pid, t)| start_time(*pid) == Some(*t)).map(|(p, _)| *p).collect();
+    // A zombie waiting for init to reap it counts as gone.
+    let alive: Vec<i32> = pids.iter().filter(|(pid, t)| HostProcess { pid: *pid, start_time: *t }.alive()).map(|(p, _)| *p).collect();
     assert!(alive.is_empty(), "processes left: {alive:?}");
     let rules = host_rules_mentioning(&[&prefix(&mesh.pod_cidr), &prefix(&mesh.service_cidr)]);
     assert!(rules.is_empty(), "host iptables rules left: {rules:?}");
