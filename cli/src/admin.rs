@@ -24,14 +24,23 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
     if let Some(r) = &record {
         if r.runner.alive() {
             // The runner tears down what it made when told to stop.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.runner.pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(r.runner.pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let deadline = Instant::now() + Duration::from_secs(60);
             while r.runner.alive() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(100));
             }
             if r.runner.alive() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(r.runner.pid), nix::sys::signal::Signal::SIGKILL);
-                done.push(format!("killed the runner (pid {}) after 60s", r.runner.pid));
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(r.runner.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                done.push(format!(
+                    "killed the runner (pid {}) after 60s",
+                    r.runner.pid
+                ));
             } else {
                 done.push(format!("stopped the runner (pid {})", r.runner.pid));
             }
@@ -42,7 +51,10 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
             done.push(format!("stopped pilot (pid {})", p.pid));
         }
         for dir in r.etc_netns.iter().filter(|d| d.exists()) {
-            std::fs::remove_dir_all(dir).map_err(|source| UpError::Io { path: dir.clone(), source })?;
+            std::fs::remove_dir_all(dir).map_err(|source| UpError::Io {
+                path: dir.clone(),
+                source,
+            })?;
             done.push(format!("removed {}", dir.display()));
         }
         let _ = std::fs::remove_dir("/etc/netns"); // only when empty
@@ -50,36 +62,65 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
     let state_dir = state_root.join(name);
     if StateRecord::path(&state_dir).exists() {
         Net::sweep(&state_dir)?;
-        done.push(format!("swept {} (namespaces, links, processes, Envoy shared memory)", state_dir.display()));
+        done.push(format!(
+            "swept {} (namespaces, links, processes, Envoy shared memory)",
+            state_dir.display()
+        ));
     }
     for f in [record_path(runner_root, name), log_path(runner_root, name)] {
         if f.exists() {
-            std::fs::remove_file(&f).map_err(|source| UpError::Io { path: f.clone(), source })?;
+            std::fs::remove_file(&f).map_err(|source| UpError::Io {
+                path: f.clone(),
+                source,
+            })?;
         }
     }
     if record.is_none() && done.is_empty() {
-        return Err(RecordError::Missing { name: name.into(), root: runner_root.into() }.into());
+        return Err(RecordError::Missing {
+            name: name.into(),
+            root: runner_root.into(),
+        }
+        .into());
     }
     Ok(done)
 }
 
 /// `status`: every instance, its pods and processes, pilot's proxies.
-pub fn status(runner_root: &Path, state_root: &Path, only: Option<&str>) -> Result<String, UpError> {
+pub fn status(
+    runner_root: &Path,
+    state_root: &Path,
+    only: Option<&str>,
+) -> Result<String, UpError> {
     let mut out = String::new();
     let names = RunnerRecord::names(runner_root)?;
-    for name in names.iter().filter(|n| only.is_none_or(|o| o == n.as_str())) {
+    for name in names
+        .iter()
+        .filter(|n| only.is_none_or(|o| o == n.as_str()))
+    {
         let r = RunnerRecord::load(runner_root, name)?;
         let state = StateRecord::load(&r.state_dir).ok();
-        let runner = if r.runner.alive() { format!("running (pid {})", r.runner.pid) } else { "NOT running (crashed?)".into() };
+        let runner = if r.runner.alive() {
+            format!("running (pid {})", r.runner.pid)
+        } else {
+            "NOT running (crashed?)".into()
+        };
         let _ = writeln!(out, "mesh {name}: runner {runner}");
         let pilot = match r.pilot {
-            Some(p) if p.alive() => format!("running (pid {}), xDS {}, monitoring http://{}", p.pid, r.xds_addr, r.monitoring_addr),
+            Some(p) if p.alive() => format!(
+                "running (pid {}), xDS {}, monitoring http://{}",
+                p.pid, r.xds_addr, r.monitoring_addr
+            ),
             Some(_) => "NOT running".into(),
             None => "not started".into(),
         };
         let _ = writeln!(out, "  pilot: {pilot}");
         let conns = pilot::syncz(r.monitoring_addr).unwrap_or_default();
-        let _ = writeln!(out, "  pilot's connected proxies: {} ({} in sync)", conns.len(), conns.iter().filter(|c| c.in_sync).count());
+        let _ = writeln!(
+            out,
+            "  pilot's connected proxies: {} ({} in sync)",
+            conns.len(),
+            conns.iter().filter(|c| c.in_sync).count()
+        );
         for p in &r.pods {
             let procs: Vec<bool> = state
                 .iter()
@@ -87,7 +128,9 @@ pub fn status(runner_root: &Path, state_root: &Path, only: Option<&str>) -> Resu
                 .map(|x| crate::record::start_time(x.pid) == Some(x.start_time))
                 .collect();
             let alive = procs.iter().filter(|a| **a).count();
-            let connected = conns.iter().any(|c| c.node_id.contains(&format!("~{}~", p.ip)));
+            let connected = conns
+                .iter()
+                .any(|c| c.node_id.contains(&format!("~{}~", p.ip)));
             let _ = writeln!(
                 out,
                 "  {}/{}  {}  sidecar: {}  ready: {}  processes: {alive}/{} alive{}",
@@ -97,14 +140,29 @@ pub fn status(runner_root: &Path, state_root: &Path, only: Option<&str>) -> Resu
                 if p.sidecar { "yes" } else { "no" },
                 if p.ready { "yes" } else { "no" },
                 procs.len(),
-                if connected { "  (connected to pilot)" } else { "" }
+                if connected {
+                    "  (connected to pilot)"
+                } else {
+                    ""
+                }
             );
         }
         let rules = ConfigDir(r.config_dir.clone()).rules();
-        let _ = writeln!(out, "  rules: {}", if rules.is_empty() { "none".into() } else { rules.join(", ") });
+        let _ = writeln!(
+            out,
+            "  rules: {}",
+            if rules.is_empty() {
+                "none".into()
+            } else {
+                rules.join(", ")
+            }
+        );
     }
     for dir in Net::instances(state_root)? {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         if !names.contains(&name) && only.is_none_or(|o| o == name) {
             let _ = writeln!(out, "leftover harness instance {name} in {} (remove it: rudder mesh down --name {name})", dir.display());
         }
@@ -117,7 +175,13 @@ pub fn status(runner_root: &Path, state_root: &Path, only: Option<&str>) -> Resu
 
 /// `apply`: validates the files with pilot, then writes their objects into
 /// the running instance's config dir (pilot's watch picks them up).
-pub fn apply(runner_root: &Path, name: &str, files: &[PathBuf], pilot_bin: &Path, delete: bool) -> Result<Vec<String>, UpError> {
+pub fn apply(
+    runner_root: &Path,
+    name: &str,
+    files: &[PathBuf],
+    pilot_bin: &Path,
+    delete: bool,
+) -> Result<Vec<String>, UpError> {
     let r = RunnerRecord::load(runner_root, name)?;
     let rules = manifest::load_rules(files)?;
     if !delete {
@@ -132,7 +196,11 @@ pub fn apply(runner_root: &Path, name: &str, files: &[PathBuf], pilot_bin: &Path
         let what = format!("{} {}/{}", rule.kind, rule.namespace, rule.name);
         if delete {
             let was = config.delete_rule(rule)?;
-            out.push(if was { format!("deleted {what}") } else { format!("{what} was not applied") });
+            out.push(if was {
+                format!("deleted {what}")
+            } else {
+                format!("{what} was not applied")
+            });
         } else {
             config.write_rule(rule)?;
             out.push(format!("applied {what}"));
@@ -142,10 +210,23 @@ pub fn apply(runner_root: &Path, name: &str, files: &[PathBuf], pilot_bin: &Path
 }
 
 /// `load`: sends `count` requests from a client pod of a running instance.
-pub fn load(runner_root: &Path, name: &str, client: Option<&str>, url: &str, headers: &[String], count: usize, split_by: &str) -> Result<Split, UpError> {
+pub fn load(
+    runner_root: &Path,
+    name: &str,
+    client: Option<&str>,
+    url: &str,
+    headers: &[String],
+    count: usize,
+    split_by: &str,
+) -> Result<Split, UpError> {
     let r = RunnerRecord::load(runner_root, name)?;
-    let c = pick_client(&r, client).ok_or_else(|| UpError::Timeout(format!("no pod {:?} in mesh {name}", client.unwrap_or(""))))?;
-    let headers = headers.iter().map(|h| traffic::parse_header(h)).collect::<Result<Vec<_>, _>>()?;
+    let c = pick_client(&r, client).ok_or_else(|| {
+        UpError::Timeout(format!("no pod {:?} in mesh {name}", client.unwrap_or("")))
+    })?;
+    let headers = headers
+        .iter()
+        .map(|h| traffic::parse_header(h))
+        .collect::<Result<Vec<_>, _>>()?;
     let t = traffic_for(&r, c, url, headers, count)?;
     Ok(traffic::split(&traffic::send(&t)?, split_by))
 }

@@ -50,7 +50,10 @@ impl FieldRef {
     /// Parses a `fieldPath`.
     pub fn parse(path: &str) -> Option<FieldRef> {
         let key = |prefix: &str| {
-            path.strip_prefix(prefix).and_then(|r| r.strip_prefix("['")).and_then(|r| r.strip_suffix("']")).map(String::from)
+            path.strip_prefix(prefix)
+                .and_then(|r| r.strip_prefix("['"))
+                .and_then(|r| r.strip_suffix("']"))
+                .map(String::from)
         };
         Some(match path {
             "metadata.name" => FieldRef::Name,
@@ -165,7 +168,9 @@ fn strings(v: Option<&Value>, origin: &Origin, field: &str) -> Result<Vec<String
             .map(|(i, x)| match x {
                 Value::String(s) => Ok(s.clone()),
                 Value::Number(n) => Ok(n.to_string()),
-                other => Err(origin.err(format!("{field}[{i}]"), format!("{other} is not a string"))),
+                other => {
+                    Err(origin.err(format!("{field}[{i}]"), format!("{other} is not a string")))
+                }
             })
             .collect(),
         Some(other) => Err(origin.err(field, format!("{other} is not a list of strings"))),
@@ -185,9 +190,19 @@ fn user(v: Option<&Value>, origin: &Origin, field: &str) -> Result<Option<u32>, 
 
 /// Reads one container of `list` (`containers` or `initContainers`) at `index`.
 /// `pod_security` is the pod's `spec.securityContext`.
-pub fn container(c: &Value, list: &str, index: usize, pod_security: Option<&Value>, origin: &Origin) -> Result<ContainerPlan, ManifestError> {
+pub fn container(
+    c: &Value,
+    list: &str,
+    index: usize,
+    pod_security: Option<&Value>,
+    origin: &Origin,
+) -> Result<ContainerPlan, ManifestError> {
     let at = format!("spec.{list}[{index}]");
-    let name = c.get("name").and_then(Value::as_str).ok_or_else(|| origin.err(format!("{at}.name"), "required"))?.to_string();
+    let name = c
+        .get("name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| origin.err(format!("{at}.name"), "required"))?
+        .to_string();
     let mut argv = strings(c.get("command"), origin, &format!("{at}.command"))?;
     if argv.is_empty() {
         return Err(origin.err(
@@ -197,42 +212,110 @@ pub fn container(c: &Value, list: &str, index: usize, pod_security: Option<&Valu
     }
     argv.extend(strings(c.get("args"), origin, &format!("{at}.args"))?);
     let mut env = Vec::new();
-    for (i, e) in c.get("env").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, e) in c
+        .get("env")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let field = format!("{at}.env[{i}]");
-        let key = e.get("name").and_then(Value::as_str).ok_or_else(|| origin.err(format!("{field}.name"), "required"))?;
+        let key = e
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| origin.err(format!("{field}.name"), "required"))?;
         let source = if let Some(from) = e.get("valueFrom") {
-            let path = from.pointer("/fieldRef/fieldPath").and_then(Value::as_str).ok_or_else(|| {
-                origin.err(format!("{field}.valueFrom"), "only fieldRef is supported by the local mesh (no Secrets or ConfigMaps)")
-            })?;
+            let path = from
+                .pointer("/fieldRef/fieldPath")
+                .and_then(Value::as_str)
+                .ok_or_else(|| {
+                    origin.err(
+                        format!("{field}.valueFrom"),
+                        "only fieldRef is supported by the local mesh (no Secrets or ConfigMaps)",
+                    )
+                })?;
             let f = FieldRef::parse(path)
                 .filter(|f| !matches!(f, FieldRef::Labels | FieldRef::Annotations))
-                .ok_or_else(|| origin.err(format!("{field}.valueFrom.fieldRef.fieldPath"), format!("{path:?} is not a field the local mesh provides")))?;
+                .ok_or_else(|| {
+                    origin.err(
+                        format!("{field}.valueFrom.fieldRef.fieldPath"),
+                        format!("{path:?} is not a field the local mesh provides"),
+                    )
+                })?;
             EnvSource::Field(f)
         } else {
-            EnvSource::Value(e.get("value").and_then(Value::as_str).unwrap_or("").to_string())
+            EnvSource::Value(
+                e.get("value")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string(),
+            )
         };
         env.push((key.to_string(), source));
     }
     let sec = c.get("securityContext");
-    let uid = user(sec.and_then(|s| s.get("runAsUser")), origin, &format!("{at}.securityContext.runAsUser"))?
-        .or(user(pod_security.and_then(|s| s.get("runAsUser")), origin, "spec.securityContext.runAsUser")?);
-    let gid = user(sec.and_then(|s| s.get("runAsGroup")), origin, &format!("{at}.securityContext.runAsGroup"))?
-        .or(user(pod_security.and_then(|s| s.get("runAsGroup")), origin, "spec.securityContext.runAsGroup")?);
+    let uid = user(
+        sec.and_then(|s| s.get("runAsUser")),
+        origin,
+        &format!("{at}.securityContext.runAsUser"),
+    )?
+    .or(user(
+        pod_security.and_then(|s| s.get("runAsUser")),
+        origin,
+        "spec.securityContext.runAsUser",
+    )?);
+    let gid = user(
+        sec.and_then(|s| s.get("runAsGroup")),
+        origin,
+        &format!("{at}.securityContext.runAsGroup"),
+    )?
+    .or(user(
+        pod_security.and_then(|s| s.get("runAsGroup")),
+        origin,
+        "spec.securityContext.runAsGroup",
+    )?);
     let mut mounts = Vec::new();
-    for (i, m) in c.get("volumeMounts").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, m) in c
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let field = format!("{at}.volumeMounts[{i}]");
         if m.get("subPath").is_some() {
-            return Err(origin.err(format!("{field}.subPath"), "not supported by the local mesh"));
+            return Err(origin.err(
+                format!("{field}.subPath"),
+                "not supported by the local mesh",
+            ));
         }
-        let vol = m.get("name").and_then(Value::as_str).ok_or_else(|| origin.err(format!("{field}.name"), "required"))?;
-        let path = m.get("mountPath").and_then(Value::as_str).filter(|p| p.starts_with('/'));
-        let path = path.ok_or_else(|| origin.err(format!("{field}.mountPath"), "required, an absolute path"))?;
+        let vol = m
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| origin.err(format!("{field}.name"), "required"))?;
+        let path = m
+            .get("mountPath")
+            .and_then(Value::as_str)
+            .filter(|p| p.starts_with('/'));
+        let path = path.ok_or_else(|| {
+            origin.err(format!("{field}.mountPath"), "required, an absolute path")
+        })?;
         mounts.push((vol.to_string(), PathBuf::from(path)));
     }
     let mut ports = Vec::new();
-    for (i, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, p) in c
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let field = format!("{at}.ports[{i}].containerPort");
-        let n = p.get("containerPort").and_then(Value::as_u64).and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0);
+        let n = p
+            .get("containerPort")
+            .and_then(Value::as_u64)
+            .and_then(|n| u16::try_from(n).ok())
+            .filter(|n| *n > 0);
         let n = n.ok_or_else(|| origin.err(&field, "required, a port number"))?;
         ports.push((p.get("name").and_then(Value::as_str).map(String::from), n));
     }
@@ -243,9 +326,16 @@ pub fn container(c: &Value, list: &str, index: usize, pod_security: Option<&Valu
     let post_start = match c.pointer("/lifecycle/postStart") {
         None | Some(Value::Null) => None,
         Some(h) => {
-            let cmd = strings(h.pointer("/exec/command"), origin, &format!("{at}.lifecycle.postStart.exec.command"))?;
+            let cmd = strings(
+                h.pointer("/exec/command"),
+                origin,
+                &format!("{at}.lifecycle.postStart.exec.command"),
+            )?;
             if cmd.is_empty() {
-                return Err(origin.err(format!("{at}.lifecycle.postStart"), "only exec hooks with a command are supported"));
+                return Err(origin.err(
+                    format!("{at}.lifecycle.postStart"),
+                    "only exec hooks with a command are supported",
+                ));
             }
             Some(cmd)
         }
@@ -255,53 +345,128 @@ pub fn container(c: &Value, list: &str, index: usize, pod_security: Option<&Valu
         ("initContainers", _) => Role::Init,
         _ => Role::Regular,
     };
-    let working_dir = c.get("workingDir").and_then(Value::as_str).map(PathBuf::from);
-    Ok(ContainerPlan { name, role, argv, env, uid: uid.filter(|u| *u != 0), gid, working_dir, mounts, ports, probe, post_start })
+    let working_dir = c
+        .get("workingDir")
+        .and_then(Value::as_str)
+        .map(PathBuf::from);
+    Ok(ContainerPlan {
+        name,
+        role,
+        argv,
+        env,
+        uid: uid.filter(|u| *u != 0),
+        gid,
+        working_dir,
+        mounts,
+        ports,
+        probe,
+        post_start,
+    })
 }
 
-fn probe(p: &Value, ports: &[(Option<String>, u16)], origin: &Origin, field: &str) -> Result<Probe, ManifestError> {
+fn probe(
+    p: &Value,
+    ports: &[(Option<String>, u16)],
+    origin: &Origin,
+    field: &str,
+) -> Result<Probe, ManifestError> {
     let port_of = |v: Option<&Value>, f: &str| -> Result<u16, ManifestError> {
         match v {
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()).filter(|n| *n > 0),
-            Some(Value::String(s)) => s.parse().ok().or_else(|| ports.iter().find(|(n, _)| n.as_deref() == Some(s)).map(|(_, p)| *p)),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|n| *n > 0),
+            Some(Value::String(s)) => s.parse().ok().or_else(|| {
+                ports
+                    .iter()
+                    .find(|(n, _)| n.as_deref() == Some(s))
+                    .map(|(_, p)| *p)
+            }),
             _ => None,
         }
-        .ok_or_else(|| origin.err(f, format!("{} is not a port number or a declared container port name", v.unwrap_or(&Value::Null))))
+        .ok_or_else(|| {
+            origin.err(
+                f,
+                format!(
+                    "{} is not a port number or a declared container port name",
+                    v.unwrap_or(&Value::Null)
+                ),
+            )
+        })
     };
     if let Some(h) = p.get("httpGet") {
         let port = port_of(h.get("port"), &format!("{field}.httpGet.port"))?;
-        let path = h.get("path").and_then(Value::as_str).unwrap_or("/").to_string();
+        let path = h
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or("/")
+            .to_string();
         Ok(Probe::Http { port, path })
     } else if let Some(t) = p.get("tcpSocket") {
-        Ok(Probe::Tcp { port: port_of(t.get("port"), &format!("{field}.tcpSocket.port"))? })
+        Ok(Probe::Tcp {
+            port: port_of(t.get("port"), &format!("{field}.tcpSocket.port"))?,
+        })
     } else {
-        Err(origin.err(field, "only httpGet and tcpSocket probes are supported by the local mesh"))
+        Err(origin.err(
+            field,
+            "only httpGet and tcpSocket probes are supported by the local mesh",
+        ))
     }
 }
 
 /// Reads `spec.volumes`.
 pub fn volumes(spec: &Value, origin: &Origin) -> Result<Vec<VolumePlan>, ManifestError> {
     let mut out = Vec::new();
-    for (i, v) in spec.get("volumes").and_then(Value::as_array).into_iter().flatten().enumerate() {
+    for (i, v) in spec
+        .get("volumes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let field = format!("spec.volumes[{i}]");
-        let name = v.get("name").and_then(Value::as_str).ok_or_else(|| origin.err(format!("{field}.name"), "required"))?;
+        let name = v
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| origin.err(format!("{field}.name"), "required"))?;
         let kind = if v.get("emptyDir").is_some() || v.get("secret").is_some() {
             VolumeKind::EmptyDir
         } else if let Some(d) = v.get("downwardAPI") {
             let mut items = Vec::new();
-            for (j, item) in d.get("items").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            for (j, item) in d
+                .get("items")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 let f = format!("{field}.downwardAPI.items[{j}]");
-                let path = item.get("path").and_then(Value::as_str).filter(|p| !p.contains("..") && !p.starts_with('/'));
-                let path = path.ok_or_else(|| origin.err(format!("{f}.path"), "required, a relative path"))?;
-                let fp = item.pointer("/fieldRef/fieldPath").and_then(Value::as_str).unwrap_or("");
-                let r = FieldRef::parse(fp).ok_or_else(|| origin.err(format!("{f}.fieldRef.fieldPath"), format!("{fp:?} is not supported")))?;
+                let path = item
+                    .get("path")
+                    .and_then(Value::as_str)
+                    .filter(|p| !p.contains("..") && !p.starts_with('/'));
+                let path = path
+                    .ok_or_else(|| origin.err(format!("{f}.path"), "required, a relative path"))?;
+                let fp = item
+                    .pointer("/fieldRef/fieldPath")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
+                let r = FieldRef::parse(fp).ok_or_else(|| {
+                    origin.err(
+                        format!("{f}.fieldRef.fieldPath"),
+                        format!("{fp:?} is not supported"),
+                    )
+                })?;
                 items.push((path.to_string(), r));
             }
             VolumeKind::DownwardApi(items)
         } else {
             return Err(origin.err(field, format!("volume {name}: only emptyDir, secret and downwardAPI volumes are supported by the local mesh")));
         };
-        out.push(VolumePlan { name: name.to_string(), kind });
+        out.push(VolumePlan {
+            name: name.to_string(),
+            kind,
+        });
     }
     Ok(out)
 }
@@ -338,7 +503,11 @@ mod tests {
     use serde_json::json;
 
     fn origin() -> Origin {
-        Origin { file: "f.yaml".into(), document: 1, object: "Deployment ns/x".into() }
+        Origin {
+            file: "f.yaml".into(),
+            document: 1,
+            object: "Deployment ns/x".into(),
+        }
     }
 
     #[test]
@@ -352,12 +521,31 @@ mod tests {
             "volumeMounts": [{"name": "data", "mountPath": "/data"}],
             "lifecycle": {"postStart": {"exec": {"command": ["agent", "wait"]}}},
         });
-        let plan = container(&c, "containers", 0, Some(&json!({"runAsUser": 1000})), &origin()).unwrap();
+        let plan = container(
+            &c,
+            "containers",
+            0,
+            Some(&json!({"runAsUser": 1000})),
+            &origin(),
+        )
+        .unwrap();
         assert_eq!(plan.argv, ["python3", "app.py", "--port", "9080"]);
-        assert_eq!(plan.env[1], ("IP".into(), EnvSource::Field(FieldRef::PodIp)));
+        assert_eq!(
+            plan.env[1],
+            ("IP".into(), EnvSource::Field(FieldRef::PodIp))
+        );
         assert_eq!((plan.uid, plan.gid), (Some(1000), Some(7)));
-        assert_eq!(plan.probe, Some(Probe::Http { port: 9080, path: "/health".into() }));
-        assert_eq!(plan.post_start.as_deref(), Some(&["agent".to_string(), "wait".to_string()][..]));
+        assert_eq!(
+            plan.probe,
+            Some(Probe::Http {
+                port: 9080,
+                path: "/health".into()
+            })
+        );
+        assert_eq!(
+            plan.post_start.as_deref(),
+            Some(&["agent".to_string(), "wait".to_string()][..])
+        );
         assert_eq!(plan.role, Role::Regular);
         let native = json!({"name": "p", "command": ["agent"], "restartPolicy": "Always", "securityContext": {"runAsUser": 0}});
         let plan = container(&native, "initContainers", 1, None, &origin()).unwrap();
@@ -366,13 +554,37 @@ mod tests {
 
     #[test]
     fn unsupported_inputs_name_their_field() {
-        let err = container(&json!({"name": "a", "image": "nginx"}), "containers", 2, None, &origin()).unwrap_err().to_string();
-        assert!(err.contains("spec.containers[2].command: container a has no command"), "{err}");
+        let err = container(
+            &json!({"name": "a", "image": "nginx"}),
+            "containers",
+            2,
+            None,
+            &origin(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("spec.containers[2].command: container a has no command"),
+            "{err}"
+        );
         let c = json!({"name": "a", "command": ["x"], "env": [{"name": "S", "valueFrom": {"secretKeyRef": {}}}]});
-        let err = container(&c, "containers", 0, None, &origin()).unwrap_err().to_string();
-        assert!(err.contains("spec.containers[0].env[0].valueFrom: only fieldRef"), "{err}");
-        let err = volumes(&json!({"volumes": [{"name": "c", "configMap": {}}]}), &origin()).unwrap_err().to_string();
-        assert!(err.contains("spec.volumes[0]: volume c: only emptyDir"), "{err}");
+        let err = container(&c, "containers", 0, None, &origin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spec.containers[0].env[0].valueFrom: only fieldRef"),
+            "{err}"
+        );
+        let err = volumes(
+            &json!({"volumes": [{"name": "c", "configMap": {}}]}),
+            &origin(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("spec.volumes[0]: volume c: only emptyDir"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -383,14 +595,23 @@ mod tests {
         ]});
         let v = volumes(&spec, &origin()).unwrap();
         assert_eq!(v[0].kind, VolumeKind::EmptyDir);
-        assert_eq!(v[1].kind, VolumeKind::DownwardApi(vec![("labels".into(), FieldRef::Labels)]));
-        assert_eq!(FieldRef::parse("metadata.labels['app']"), Some(FieldRef::Label("app".into())));
+        assert_eq!(
+            v[1].kind,
+            VolumeKind::DownwardApi(vec![("labels".into(), FieldRef::Labels)])
+        );
+        assert_eq!(
+            FieldRef::parse("metadata.labels['app']"),
+            Some(FieldRef::Label("app".into()))
+        );
         assert_eq!(FieldRef::parse("spec.bogus"), None);
     }
 
     #[test]
     fn expands_references_like_kubernetes() {
         let vars: BTreeMap<String, String> = [("PORT".to_string(), "9080".to_string())].into();
-        assert_eq!(expand("--port=$(PORT) $(NOPE) $$(PORT) cost $5", &vars), "--port=9080 $(NOPE) $(PORT) cost $5");
+        assert_eq!(
+            expand("--port=$(PORT) $(NOPE) $$(PORT) cost $5", &vars),
+            "--port=9080 $(NOPE) $(PORT) cost $5"
+        );
     }
 }

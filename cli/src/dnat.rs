@@ -59,32 +59,49 @@ pub fn render(ports: &[VipPort], first: bool) -> String {
     for (i, p) in ports.iter().enumerate() {
         let chain = format!("RUDDER-SVC-{i}");
         nat.push_str(&format!(":{chain} - [0:0]\n"));
-        let matcher = format!("-d {}/32 -p tcp -m tcp --dport {} -m comment --comment \"{}\"", p.vip, p.port, p.service);
+        let matcher = format!(
+            "-d {}/32 -p tcp -m tcp --dport {} -m comment --comment \"{}\"",
+            p.vip, p.port, p.service
+        );
         if p.endpoints.is_empty() {
-            filter.push_str(&format!("-A {SERVICES_CHAIN} {matcher} -j REJECT --reject-with tcp-reset\n"));
+            filter.push_str(&format!(
+                "-A {SERVICES_CHAIN} {matcher} -j REJECT --reject-with tcp-reset\n"
+            ));
             continue;
         }
         rules.push_str(&format!("-A {SERVICES_CHAIN} {matcher} -j {chain}\n"));
         let n = p.endpoints.len();
         for (j, (ip, port)) in p.endpoints.iter().enumerate() {
             let statistic = if j + 1 < n {
-                format!("-m statistic --mode random --probability {:.10} ", 1.0 / (n - j) as f64)
+                format!(
+                    "-m statistic --mode random --probability {:.10} ",
+                    1.0 / (n - j) as f64
+                )
             } else {
                 String::new()
             };
-            rules.push_str(&format!("-A {chain} -p tcp {statistic}-j DNAT --to-destination {ip}:{port}\n"));
+            rules.push_str(&format!(
+                "-A {chain} -p tcp {statistic}-j DNAT --to-destination {ip}:{port}\n"
+            ));
         }
     }
     if first {
-        rules.push_str(&format!("-A OUTPUT -m comment --comment \"rudder/services\" -j {SERVICES_CHAIN}\n"));
-        filter.push_str(&format!("-A OUTPUT -m comment --comment \"rudder/services\" -j {SERVICES_CHAIN}\n"));
+        rules.push_str(&format!(
+            "-A OUTPUT -m comment --comment \"rudder/services\" -j {SERVICES_CHAIN}\n"
+        ));
+        filter.push_str(&format!(
+            "-A OUTPUT -m comment --comment \"rudder/services\" -j {SERVICES_CHAIN}\n"
+        ));
     }
     format!("{nat}{rules}COMMIT\n{filter}COMMIT\n")
 }
 
 /// Applies `rules` (from [`render`]) in the network namespace at `netns`.
 pub fn apply(pod: &str, netns: &Path, rules: &str) -> Result<(), DnatError> {
-    let err = |message: String| DnatError::Restore { pod: pod.to_string(), message };
+    let err = |message: String| DnatError::Restore {
+        pod: pod.to_string(),
+        message,
+    };
     let mut child = Command::new("nsenter")
         .arg(format!("--net={}", netns.display()))
         .args(["iptables-restore", "--noflush"])
@@ -94,13 +111,19 @@ pub fn apply(pod: &str, netns: &Path, rules: &str) -> Result<(), DnatError> {
         .spawn()
         .map_err(|e| err(format!("cannot run nsenter: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(rules.as_bytes()).map_err(|e| err(e.to_string()))?;
+        stdin
+            .write_all(rules.as_bytes())
+            .map_err(|e| err(e.to_string()))?;
     }
     let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(err(format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())))
+        Err(err(format!(
+            "{}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 
@@ -113,8 +136,18 @@ mod tests {
     fn splits_evenly_and_rejects_services_without_endpoints() {
         let ip = |n| Ipv4Addr::new(198, 18, 0, n);
         let ports = vec![
-            VipPort { service: "bookinfo/reviews:9080".into(), vip: Ipv4Addr::new(198, 19, 0, 12), port: 9080, endpoints: vec![(ip(4), 9080), (ip(5), 9080), (ip(6), 9080)] },
-            VipPort { service: "bookinfo/ratings:9080".into(), vip: Ipv4Addr::new(198, 19, 0, 13), port: 9080, endpoints: vec![] },
+            VipPort {
+                service: "bookinfo/reviews:9080".into(),
+                vip: Ipv4Addr::new(198, 19, 0, 12),
+                port: 9080,
+                endpoints: vec![(ip(4), 9080), (ip(5), 9080), (ip(6), 9080)],
+            },
+            VipPort {
+                service: "bookinfo/ratings:9080".into(),
+                vip: Ipv4Addr::new(198, 19, 0, 13),
+                port: 9080,
+                endpoints: vec![],
+            },
         ];
         let expected = "*nat\n:RUDDER-SERVICES - [0:0]\n:RUDDER-SVC-0 - [0:0]\n:RUDDER-SVC-1 - [0:0]\n\
 -A RUDDER-SERVICES -d 198.19.0.12/32 -p tcp -m tcp --dport 9080 -m comment --comment \"bookinfo/reviews:9080\" -j RUDDER-SVC-0\n\
@@ -129,6 +162,9 @@ COMMIT\n";
         assert_eq!(render(&ports, true), expected);
         let again = render(&ports, false);
         assert!(!again.contains("-A OUTPUT"), "{again}");
-        assert!(again.contains(":RUDDER-SVC-0 - [0:0]"), "a rewrite flushes the chains it declares");
+        assert!(
+            again.contains(":RUDDER-SVC-0 - [0:0]"),
+            "a rewrite flushes the chains it declares"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! `rudder`: the local mesh runner. Thin wiring over the `rudder_cli` library.
 #![forbid(unsafe_code)]
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::{ExitCode, Stdio};
 use std::sync::atomic::Ordering;
@@ -15,7 +15,11 @@ use rudder_cli::{admin, prereq, signals, traffic, DEFAULT_NAME};
 use rudder_harness::{Cidr, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_STATE_ROOT};
 
 #[derive(Parser)]
-#[command(name = "rudder", version, about = "Rudder: a sidecar service mesh. `rudder mesh` runs one on this machine.")]
+#[command(
+    name = "rudder",
+    version,
+    about = "Rudder: a sidecar service mesh. `rudder mesh` runs one on this machine."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Top,
@@ -45,11 +49,17 @@ enum Mesh {
 }
 
 fn instance_name(s: &str) -> Result<String, String> {
-    let ok = !s.is_empty() && s.len() <= 24 && !s.starts_with('-') && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let ok = !s.is_empty()
+        && s.len() <= 24
+        && !s.starts_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if ok {
         Ok(s.to_string())
     } else {
-        Err(format!("{s:?}: use 1 to 24 characters of a-z, 0-9 and '-', not starting with '-'"))
+        Err(format!(
+            "{s:?}: use 1 to 24 characters of a-z, 0-9 and '-', not starting with '-'"
+        ))
     }
 }
 
@@ -166,7 +176,9 @@ struct LoadArgs {
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     match run(Cli::parse()) {
@@ -190,19 +202,34 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Mesh::Status(a) => {
-            print!("{}", admin::status(&a.roots.runner_root, &a.roots.state_root, a.name.as_deref())?);
+            print!(
+                "{}",
+                admin::status(&a.roots.runner_root, &a.roots.state_root, a.name.as_deref())?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Mesh::Apply(a) => apply(a, false),
         Mesh::Delete(a) => apply(a, true),
         Mesh::Load(a) => {
-            let split = admin::load(&a.roots.runner_root, &a.name, a.client.as_deref(), &a.url, &a.headers, a.requests, &a.split_by)?;
+            let split = admin::load(
+                &a.roots.runner_root,
+                &a.name,
+                a.client.as_deref(),
+                &a.url,
+                &a.headers,
+                a.requests,
+                &a.split_by,
+            )?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&split)?);
             } else {
                 print!("{}", traffic::format_split(&split));
             }
-            Ok(if split.succeeded == split.total { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if split.succeeded == split.total {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
     }
 }
@@ -263,16 +290,25 @@ fn up(a: UpArgs) -> Result<ExitCode> {
         println!("pilot validate: {w}");
     }
     runner::prepare(&opts)?;
-    std::fs::create_dir_all(&opts.runner_root).with_context(|| format!("creating {}", opts.runner_root.display()))?;
+    std::fs::create_dir_all(&opts.runner_root)
+        .with_context(|| format!("creating {}", opts.runner_root.display()))?;
     let log = log_path(&opts.runner_root, &opts.name);
     if rudder_cli::record::RunnerRecord::load(&opts.runner_root, &opts.name).is_ok() {
-        bail!("a local mesh named {:?} already exists: run `rudder mesh down --name {}` first", opts.name, opts.name);
+        bail!(
+            "a local mesh named {:?} already exists: run `rudder mesh down --name {}` first",
+            opts.name,
+            opts.name
+        );
     }
     let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
     let exe = std::env::current_exe().context("locating the rudder binary")?;
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(std::env::args_os().skip(1)).arg("--runner-child").stdin(Stdio::null()).stdout(out).stderr(err);
+    cmd.args(std::env::args_os().skip(1))
+        .arg("--runner-child")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().context("starting the background runner")?;
     let mut file = std::fs::File::open(&log)?;
@@ -286,23 +322,32 @@ fn up(a: UpArgs) -> Result<ExitCode> {
             if let Some(i) = seen.find(UP_MARKER) {
                 let chunk_start = seen.len() - chunk.len();
                 print!("{}", &chunk[..i.saturating_sub(chunk_start)]);
-                println!("\nThe runner (pid {}) logs to {}.", child.id(), log.display());
+                println!(
+                    "\nThe runner (pid {}) logs to {}.",
+                    child.id(),
+                    log.display()
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             print!("{chunk}");
         }
         if let Some(status) = child.try_wait()? {
-            file.seek(SeekFrom::Current(0))?;
             let mut rest = String::new();
             file.read_to_string(&mut rest)?;
             print!("{rest}");
-            eprintln!("rudder: the runner stopped ({status}) before the mesh was up; its log: {}", log.display());
+            eprintln!(
+                "rudder: the runner stopped ({status}) before the mesh was up; its log: {}",
+                log.display()
+            );
             let _ = std::fs::remove_file(&log);
             return Ok(ExitCode::FAILURE);
         }
         if stop.load(Ordering::SeqCst) && !signalled {
             // Ctrl-C while starting: ask the runner to tear down, keep relaying.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             signalled = true;
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -60,14 +60,22 @@ pub struct Origin {
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} document {} ({})", self.file, self.document, self.object)
+        write!(
+            f,
+            "{} document {} ({})",
+            self.file, self.document, self.object
+        )
     }
 }
 
 impl Origin {
     /// An error about `field` of this object.
     pub fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ManifestError {
-        ManifestError::Field { at: self.to_string(), field: field.into(), message: message.into() }
+        ManifestError::Field {
+            at: self.to_string(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -147,7 +155,12 @@ impl RuleObject {
     /// applying an object with the same kind, namespace and name replaces it
     /// (as `kubectl apply` does).
     pub fn file_name(&self) -> String {
-        format!("{}.{}.{}.json", self.kind.to_ascii_lowercase(), self.namespace, self.name)
+        format!(
+            "{}.{}.{}.json",
+            self.kind.to_ascii_lowercase(),
+            self.namespace,
+            self.name
+        )
     }
 }
 
@@ -170,7 +183,10 @@ pub struct Manifest {
 
 /// The YAML/JSON files directly inside `dir`, sorted, hidden ones skipped.
 pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
-    let read = |source| ManifestError::Read { path: dir.to_path_buf(), source };
+    let read = |source| ManifestError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(read)? {
         let path = entry.map_err(read)?.path();
@@ -188,7 +204,10 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, ManifestError> {
 pub fn load_dir(dir: &Path) -> Result<Manifest, ManifestError> {
     let mut manifest = Manifest::default();
     for file in files_in(dir)? {
-        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
+            path: file.clone(),
+            source,
+        })?;
         manifest.add_text(&file.display().to_string(), &text)?;
     }
     if manifest.workloads.is_empty() {
@@ -202,7 +221,10 @@ pub fn load_dir(dir: &Path) -> Result<Manifest, ManifestError> {
 pub fn load_rules(files: &[PathBuf]) -> Result<Vec<RuleObject>, ManifestError> {
     let mut manifest = Manifest::default();
     for file in files {
-        let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(file).map_err(|source| ManifestError::Read {
+            path: file.clone(),
+            source,
+        })?;
         let name = file.display().to_string();
         let before = manifest.rules.len();
         manifest.add_text(&name, &text)?;
@@ -215,29 +237,44 @@ pub fn load_rules(files: &[PathBuf]) -> Result<Vec<RuleObject>, ManifestError> {
             return Err(ManifestError::Field {
                 at: name,
                 field: "kind".into(),
-                message: "a rule file may hold only *.istio.io objects (route rules, destination rules)".into(),
+                message:
+                    "a rule file may hold only *.istio.io objects (route rules, destination rules)"
+                        .into(),
             });
         }
         if manifest.rules.len() == before {
-            return Err(ManifestError::Field { at: name, field: "kind".into(), message: "no Istio object in this file".into() });
+            return Err(ManifestError::Field {
+                at: name,
+                field: "kind".into(),
+                message: "no Istio object in this file".into(),
+            });
         }
     }
     Ok(manifest.rules)
 }
 
 fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
-    path.iter().try_fold(v, |v, k| v.get(k)).and_then(Value::as_str)
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
 }
 
 /// `metadata.labels`-like map of strings at `field` (absent = empty).
-pub fn string_map(v: Option<&Value>, origin: &Origin, field: &str) -> Result<BTreeMap<String, String>, ManifestError> {
+pub fn string_map(
+    v: Option<&Value>,
+    origin: &Origin,
+    field: &str,
+) -> Result<BTreeMap<String, String>, ManifestError> {
     match v {
         None | Some(Value::Null) => Ok(BTreeMap::new()),
         Some(Value::Object(m)) => m
             .iter()
             .map(|(k, v)| match v {
                 Value::String(s) => Ok((k.clone(), s.clone())),
-                other => Err(origin.err(format!("{field}.{k}"), format!("{other} is not a string (quote it)"))),
+                other => Err(origin.err(
+                    format!("{field}.{k}"),
+                    format!("{other} is not a string (quote it)"),
+                )),
             })
             .collect(),
         Some(other) => Err(origin.err(field, format!("{other} is not a map of strings"))),
@@ -248,7 +285,10 @@ impl Manifest {
     /// Adds the documents of one file.
     pub fn add_text(&mut self, file: &str, text: &str) -> Result<(), ManifestError> {
         let docs: Vec<Value> =
-            serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml { file: file.into(), message: e.to_string() })?;
+            serde_saphyr::from_multiple(text).map_err(|e| ManifestError::Yaml {
+                file: file.into(),
+                message: e.to_string(),
+            })?;
         for (i, doc) in docs.into_iter().enumerate() {
             if doc.is_null() {
                 continue;
@@ -259,7 +299,11 @@ impl Manifest {
     }
 
     fn add_object(&mut self, file: &str, document: usize, doc: Value) -> Result<(), ManifestError> {
-        let mut origin = Origin { file: file.into(), document, object: "?".into() };
+        let mut origin = Origin {
+            file: file.into(),
+            document,
+            object: "?".into(),
+        };
         let Some(kind) = str_at(&doc, &["kind"]).map(String::from) else {
             return Err(origin.err("kind", "required"));
         };
@@ -267,7 +311,11 @@ impl Manifest {
             return Err(origin.err("apiVersion", "required"));
         };
         if kind == "List" {
-            let items = doc.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            let items = doc
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             for item in items {
                 self.add_object(file, document, item)?;
             }
@@ -277,13 +325,16 @@ impl Manifest {
             origin.object = kind.clone();
             return Err(origin.err("metadata.name", "required"));
         };
-        let namespace = str_at(&doc, &["metadata", "namespace"]).unwrap_or("default").to_string();
+        let namespace = str_at(&doc, &["metadata", "namespace"])
+            .unwrap_or("default")
+            .to_string();
         origin.object = format!("{kind} {namespace}/{name}");
         let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
         match (group, kind.as_str()) {
             ("", "Namespace") => {
                 origin.object = format!("Namespace {name}");
-                let labels = string_map(doc.pointer("/metadata/labels"), &origin, "metadata.labels")?;
+                let labels =
+                    string_map(doc.pointer("/metadata/labels"), &origin, "metadata.labels")?;
                 self.namespaces.insert(name, labels);
             }
             ("", "ServiceAccount") => {
@@ -297,29 +348,66 @@ impl Manifest {
                         .as_u64()
                         .and_then(|n| u32::try_from(n).ok())
                         .filter(|n| *n <= 16)
-                        .ok_or_else(|| origin.err("spec.replicas", format!("{v} is not a number from 0 to 16")))?,
+                        .ok_or_else(|| {
+                            origin.err("spec.replicas", format!("{v} is not a number from 0 to 16"))
+                        })?,
                 };
-                let Some(template) = doc.pointer("/spec/template").filter(|t| t.is_object()).cloned() else {
+                let Some(template) = doc
+                    .pointer("/spec/template")
+                    .filter(|t| t.is_object())
+                    .cloned()
+                else {
                     return Err(origin.err("spec.template", "required"));
                 };
-                let labels = string_map(template.pointer("/metadata/labels"), &origin, "spec.template.metadata.labels")?;
-                let wanted = string_map(doc.pointer("/spec/selector/matchLabels"), &origin, "spec.selector.matchLabels")?;
+                let labels = string_map(
+                    template.pointer("/metadata/labels"),
+                    &origin,
+                    "spec.template.metadata.labels",
+                )?;
+                let wanted = string_map(
+                    doc.pointer("/spec/selector/matchLabels"),
+                    &origin,
+                    "spec.selector.matchLabels",
+                )?;
                 if let Some((k, v)) = wanted.iter().find(|(k, v)| labels.get(*k) != Some(*v)) {
                     return Err(origin.err(
                         "spec.selector.matchLabels",
                         format!("{k}={v} does not match the template's labels (Kubernetes would reject this Deployment)"),
                     ));
                 }
-                self.workloads.push(Workload { kind: "Deployment", name, namespace, replicas, template, origin });
+                self.workloads.push(Workload {
+                    kind: "Deployment",
+                    name,
+                    namespace,
+                    replicas,
+                    template,
+                    origin,
+                });
             }
             ("", "Pod") => {
-                let template = serde_json::json!({"metadata": doc.get("metadata"), "spec": doc.get("spec")});
-                self.workloads.push(Workload { kind: "Pod", name, namespace, replicas: 1, template, origin });
+                let template =
+                    serde_json::json!({"metadata": doc.get("metadata"), "spec": doc.get("spec")});
+                self.workloads.push(Workload {
+                    kind: "Pod",
+                    name,
+                    namespace,
+                    replicas: 1,
+                    template,
+                    origin,
+                });
             }
             (g, _) if g.ends_with(".istio.io") => {
-                self.rules.push(RuleObject { kind, namespace, name, object: doc, origin });
+                self.rules.push(RuleObject {
+                    kind,
+                    namespace,
+                    name,
+                    object: doc,
+                    origin,
+                });
             }
-            _ => self.ignored.push(format!("{origin}: {api_version} {kind} is not used by the local mesh")),
+            _ => self.ignored.push(format!(
+                "{origin}: {api_version} {kind} is not used by the local mesh"
+            )),
         }
         Ok(())
     }
@@ -332,21 +420,35 @@ fn port_number(v: &Value, origin: &Origin, field: &str) -> Result<u16, ManifestE
         .ok_or_else(|| origin.err(field, format!("{v} is not a port number (1-65535)")))
 }
 
-fn service(doc: Value, name: String, namespace: String, origin: Origin) -> Result<ServiceDef, ManifestError> {
+fn service(
+    doc: Value,
+    name: String,
+    namespace: String,
+    origin: Origin,
+) -> Result<ServiceDef, ManifestError> {
     let cluster_ip = match doc.pointer("/spec/clusterIP") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.is_empty() => None,
         Some(Value::String(s)) if s == "None" => {
-            return Err(origin.err("spec.clusterIP", "headless Services (None) are not supported by the local mesh"))
+            return Err(origin.err(
+                "spec.clusterIP",
+                "headless Services (None) are not supported by the local mesh",
+            ))
         }
         Some(Value::String(s)) => {
-            Some(s.parse().map_err(|_| origin.err("spec.clusterIP", format!("{s:?} is not an IPv4 address")))?)
+            Some(s.parse().map_err(|_| {
+                origin.err("spec.clusterIP", format!("{s:?} is not an IPv4 address"))
+            })?)
         }
         Some(other) => return Err(origin.err("spec.clusterIP", format!("{other} is not a string"))),
     };
     let selector = string_map(doc.pointer("/spec/selector"), &origin, "spec.selector")?;
     let mut ports = Vec::new();
-    let list = doc.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+    let list = doc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     if list.is_empty() {
         return Err(origin.err("spec.ports", "at least one port is required"));
     }
@@ -354,9 +456,16 @@ fn service(doc: Value, name: String, namespace: String, origin: Origin) -> Resul
         let field = format!("spec.ports[{i}]");
         let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
         if protocol != "TCP" {
-            return Err(origin.err(format!("{field}.protocol"), format!("{protocol} is not supported (TCP only)")));
+            return Err(origin.err(
+                format!("{field}.protocol"),
+                format!("{protocol} is not supported (TCP only)"),
+            ));
         }
-        let port = port_number(p.get("port").unwrap_or(&Value::Null), &origin, &format!("{field}.port"))?;
+        let port = port_number(
+            p.get("port").unwrap_or(&Value::Null),
+            &origin,
+            &format!("{field}.port"),
+        )?;
         let target = match p.get("targetPort") {
             None | Some(Value::Null) => TargetPort::Number(port),
             Some(Value::String(s)) => match s.parse::<u16>() {
@@ -368,7 +477,15 @@ fn service(doc: Value, name: String, namespace: String, origin: Origin) -> Resul
         let name = p.get("name").and_then(Value::as_str).map(String::from);
         ports.push(ServicePort { name, port, target });
     }
-    Ok(ServiceDef { name, namespace, cluster_ip, selector, ports, object: doc, origin })
+    Ok(ServiceDef {
+        name,
+        namespace,
+        cluster_ip,
+        selector,
+        ports,
+        object: doc,
+        origin,
+    })
 }
 
 #[cfg(test)]
@@ -412,25 +529,61 @@ metadata: {name: other}
         let mut m = Manifest::default();
         m.add_text("sample.yaml", SAMPLE).unwrap();
         assert_eq!(m.namespaces["shop"]["istio-injection"], "enabled");
-        assert_eq!(m.services[0].ports, vec![ServicePort { name: Some("http".into()), port: 80, target: TargetPort::Name("http".into()) }]);
-        assert_eq!((m.workloads[0].name.as_str(), m.workloads[0].replicas), ("web-v1", 2));
+        assert_eq!(
+            m.services[0].ports,
+            vec![ServicePort {
+                name: Some("http".into()),
+                port: 80,
+                target: TargetPort::Name("http".into())
+            }]
+        );
+        assert_eq!(
+            (m.workloads[0].name.as_str(), m.workloads[0].replicas),
+            ("web-v1", 2)
+        );
         assert_eq!(m.rules[0].file_name(), "virtualservice.shop.web.json");
         assert_eq!(m.ignored.len(), 1);
-        assert!(m.ignored[0].contains("ConfigMap default/other"), "{:?}", m.ignored);
+        assert!(
+            m.ignored[0].contains("ConfigMap default/other"),
+            "{:?}",
+            m.ignored
+        );
     }
 
     #[test]
     fn errors_name_file_document_and_field() {
         let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x, namespace: a}\nspec: {replicas: -1, template: {}}\n";
-        let err = Manifest::default().add_text("d.yaml", bad).unwrap_err().to_string();
-        assert_eq!(err, "d.yaml document 1 (Deployment a/x): spec.replicas: -1 is not a number from 0 to 16");
-        let bad = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 0}]}\n";
-        let err = Manifest::default().add_text("s.yaml", bad).unwrap_err().to_string();
-        assert!(err.contains("s.yaml document 1 (Service default/s): spec.ports[0].port"), "{err}");
-        let err = Manifest::default().add_text("y.yaml", "a: [").unwrap_err().to_string();
+        let err = Manifest::default()
+            .add_text("d.yaml", bad)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "d.yaml document 1 (Deployment a/x): spec.replicas: -1 is not a number from 0 to 16"
+        );
+        let bad =
+            "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {ports: [{port: 0}]}\n";
+        let err = Manifest::default()
+            .add_text("s.yaml", bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("s.yaml document 1 (Service default/s): spec.ports[0].port"),
+            "{err}"
+        );
+        let err = Manifest::default()
+            .add_text("y.yaml", "a: [")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("y.yaml: not valid YAML"), "{err}");
         let bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  selector: {matchLabels: {app: other}}\n  template: {metadata: {labels: {app: x}}}\n";
-        let err = Manifest::default().add_text("m.yaml", bad).unwrap_err().to_string();
-        assert!(err.contains("spec.selector.matchLabels: app=other does not match"), "{err}");
+        let err = Manifest::default()
+            .add_text("m.yaml", bad)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("spec.selector.matchLabels: app=other does not match"),
+            "{err}"
+        );
     }
 }

@@ -63,7 +63,10 @@ pub enum PilotError {
 pub struct ConfigDir(pub PathBuf);
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PilotError + '_ {
-    move |source| PilotError::Io { path: path.to_path_buf(), source }
+    move |source| PilotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl ConfigDir {
@@ -73,7 +76,11 @@ impl ConfigDir {
         fs::create_dir_all(&dir).map_err(io(&dir))?;
         let tmp = dir.join(format!(".{file}.tmp"));
         let path = dir.join(file);
-        fs::write(&tmp, serde_json::to_string_pretty(object).expect("JSON value serialises")).map_err(io(&tmp))?;
+        fs::write(
+            &tmp,
+            serde_json::to_string_pretty(object).expect("JSON value serialises"),
+        )
+        .map_err(io(&tmp))?;
         fs::rename(&tmp, &path).map_err(io(&path))
     }
 
@@ -100,7 +107,12 @@ impl ConfigDir {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| e.file_name().to_str().filter(|n| n.ends_with(".json") && !n.starts_with('.')).map(String::from))
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
+                    .map(String::from)
+            })
             .collect();
         out.sort();
         out
@@ -110,7 +122,11 @@ impl ConfigDir {
 fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    lines[lines.len().saturating_sub(15)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Runs `pilot validate -f FILE...`; errors (non-zero exit) are refused,
@@ -123,8 +139,17 @@ pub fn validate(pilot: &Path, files: &[PathBuf]) -> Result<String, PilotError> {
         .arg("validate")
         .args(files.iter().flat_map(|f| [PathBuf::from("-f"), f.clone()]))
         .output()
-        .map_err(|source| PilotError::Start { bin: pilot.to_path_buf(), source })?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)).trim().to_string();
+        .map_err(|source| PilotError::Start {
+            bin: pilot.to_path_buf(),
+            source,
+        })?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+    .trim()
+    .to_string();
     if out.status.success() {
         Ok(text)
     } else {
@@ -144,20 +169,38 @@ pub struct Pilot {
 
 impl Pilot {
     /// Starts `pilot serve` on the host, logging to `log`.
-    pub fn start(bin: &Path, config: &ConfigDir, xds: SocketAddr, monitoring: SocketAddr, log: PathBuf) -> Result<Pilot, PilotError> {
+    pub fn start(
+        bin: &Path,
+        config: &ConfigDir,
+        xds: SocketAddr,
+        monitoring: SocketAddr,
+        log: PathBuf,
+    ) -> Result<Pilot, PilotError> {
         let file = fs::File::create(&log).map_err(io(&log))?;
         let err = file.try_clone().map_err(io(&log))?;
         let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--config-dir")
             .arg(&config.0)
-            .args(["--xds-addr", &xds.to_string(), "--monitoring-addr", &monitoring.to_string()])
+            .args([
+                "--xds-addr",
+                &xds.to_string(),
+                "--monitoring-addr",
+                &monitoring.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(file)
             .stderr(err);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().map_err(|source| PilotError::Start { bin: bin.to_path_buf(), source })?;
-        Ok(Pilot { child, log, monitoring })
+        let child = cmd.spawn().map_err(|source| PilotError::Start {
+            bin: bin.to_path_buf(),
+            source,
+        })?;
+        Ok(Pilot {
+            child,
+            log,
+            monitoring,
+        })
     }
 
     /// Its process, for the record.
@@ -166,7 +209,11 @@ impl Pilot {
     }
 
     /// Waits until `/ready` answers 200 (bounded), or pilot exits.
-    pub fn wait_ready(&mut self, timeout: Duration, stop: &dyn Fn() -> bool) -> Result<(), PilotError> {
+    pub fn wait_ready(
+        &mut self,
+        timeout: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), PilotError> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -183,7 +230,11 @@ impl Pilot {
     }
 
     fn not_ready(&self, what: String) -> PilotError {
-        PilotError::NotReady { what, log: self.log.display().to_string(), tail: tail(&self.log) }
+        PilotError::NotReady {
+            what,
+            log: self.log.display().to_string(),
+            tail: tail(&self.log),
+        }
     }
 
     /// Stops it (SIGTERM, then SIGKILL after 5 s) and reaps it.
@@ -214,8 +265,14 @@ pub fn stop_host_process(p: HostProcess, child: Option<&mut std::process::Child>
 
 /// GET `path` from pilot's monitoring address (host side): status and body.
 pub fn get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    let out = rt.block_on(rudder_harness::get(&HttpRequest::get(addr, path), Duration::from_secs(3)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .ok()?;
+    let out = rt.block_on(rudder_harness::get(
+        &HttpRequest::get(addr, path),
+        Duration::from_secs(3),
+    ));
     out.status.map(|s| (s, out.body))
 }
 
@@ -245,11 +302,22 @@ pub fn parse_syncz(v: &Value) -> Vec<Connected> {
         .flatten()
         .map(|c| {
             let types = c.get("types").and_then(Value::as_object);
-            let in_sync = types.into_iter().flatten().all(|(_, t)| match t.pointer("/last_sent/version") {
-                Some(sent) => t.get("last_acked_version") == Some(sent),
-                None => true,
-            });
-            Connected { node_id: c.get("node_id").and_then(Value::as_str).unwrap_or("?").to_string(), in_sync }
+            let in_sync =
+                types
+                    .into_iter()
+                    .flatten()
+                    .all(|(_, t)| match t.pointer("/last_sent/version") {
+                        Some(sent) => t.get("last_acked_version") == Some(sent),
+                        None => true,
+                    });
+            Connected {
+                node_id: c
+                    .get("node_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string(),
+                in_sync,
+            }
         })
         .collect()
 }
@@ -269,7 +337,10 @@ mod tests {
                 "cds": {"last_sent": {"version": "v3"}, "last_acked_version": "v2"}}},
         ]);
         let c = parse_syncz(&v);
-        assert_eq!(c.iter().map(|c| c.in_sync).collect::<Vec<_>>(), [true, false]);
+        assert_eq!(
+            c.iter().map(|c| c.in_sync).collect::<Vec<_>>(),
+            [true, false]
+        );
         assert!(c[1].node_id.contains("198.18.0.4"));
     }
 
@@ -282,7 +353,8 @@ mod tests {
         config.write_rule(&m.rules[0]).unwrap();
         config.write_rule(&m.rules[1]).unwrap();
         assert_eq!(config.rules(), ["virtualservice.b.reviews.json"]);
-        let text = fs::read_to_string(dir.path().join("rules/virtualservice.b.reviews.json")).unwrap();
+        let text =
+            fs::read_to_string(dir.path().join("rules/virtualservice.b.reviews.json")).unwrap();
         assert!(text.contains("\"http\": []"), "{text}");
         assert!(config.delete_rule(&m.rules[0]).unwrap());
         assert!(!config.delete_rule(&m.rules[0]).unwrap());

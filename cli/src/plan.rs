@@ -80,7 +80,11 @@ impl PodPlan {
 
     /// The container port called `name`.
     pub fn named_port(&self, name: &str) -> Option<u16> {
-        self.containers.iter().flat_map(|c| &c.ports).find(|(n, _)| n.as_deref() == Some(name)).map(|(_, p)| *p)
+        self.containers
+            .iter()
+            .flat_map(|c| &c.ports)
+            .find(|(n, _)| n.as_deref() == Some(name))
+            .map(|(_, p)| *p)
     }
 }
 
@@ -99,14 +103,27 @@ pub struct MeshPlan {
 
 impl MeshPlan {
     /// Pod IP:port endpoints of `service`'s port `port` among `ready` pods.
-    pub fn endpoints(&self, service: &ServicePlan, port: u16, ready: &BTreeMap<String, Ipv4Addr>) -> Vec<(Ipv4Addr, u16)> {
-        let Some(sp) = service.def.ports.iter().find(|p| p.port == port) else { return Vec::new() };
+    pub fn endpoints(
+        &self,
+        service: &ServicePlan,
+        port: u16,
+        ready: &BTreeMap<String, Ipv4Addr>,
+    ) -> Vec<(Ipv4Addr, u16)> {
+        let Some(sp) = service.def.ports.iter().find(|p| p.port == port) else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for pod in &self.pods {
             let selected = !service.def.selector.is_empty()
                 && pod.namespace == service.def.namespace
-                && service.def.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v));
-            let Some(ip) = ready.get(&pod.name).filter(|_| selected) else { continue };
+                && service
+                    .def
+                    .selector
+                    .iter()
+                    .all(|(k, v)| pod.labels.get(k) == Some(v));
+            let Some(ip) = ready.get(&pod.name).filter(|_| selected) else {
+                continue;
+            };
             let target = match &sp.target {
                 TargetPort::Number(n) => Some(*n),
                 TargetPort::Name(name) => pod.named_port(name),
@@ -134,7 +151,10 @@ pub enum PlanError {
 /// at the bridge's host address and classic (not native) sidecars, as on a
 /// cluster whose version is unknown.
 pub fn local_values(pilot_host: Ipv4Addr) -> Values {
-    Values { discovery_address: format!("{pilot_host}:{XDS_PORT}"), ..Values::default() }
+    Values {
+        discovery_address: format!("{pilot_host}:{XDS_PORT}"),
+        ..Values::default()
+    }
 }
 
 /// Assigns ClusterIPs: an address the YAML sets is kept (it must lie in the
@@ -147,14 +167,35 @@ pub fn allocate_vips(services: &[ServiceDef], cidr: Cidr) -> Result<Vec<ServiceP
     let mut seen = BTreeSet::new();
     for s in &sorted {
         if !seen.insert((&s.namespace, &s.name)) {
-            return Err(s.origin.err("metadata.name", format!("Service {}/{} is defined twice", s.namespace, s.name)).into());
+            return Err(s
+                .origin
+                .err(
+                    "metadata.name",
+                    format!("Service {}/{} is defined twice", s.namespace, s.name),
+                )
+                .into());
         }
         if let Some(ip) = s.cluster_ip {
-            if !cidr.contains(ip) || ip == cidr.network() || ip == cidr.nth(cidr.size() - 1).unwrap_or(ip) {
-                return Err(s.origin.err("spec.clusterIP", format!("{ip} is not a usable address of the service CIDR {cidr}")).into());
+            if !cidr.contains(ip)
+                || ip == cidr.network()
+                || ip == cidr.nth(cidr.size() - 1).unwrap_or(ip)
+            {
+                return Err(s
+                    .origin
+                    .err(
+                        "spec.clusterIP",
+                        format!("{ip} is not a usable address of the service CIDR {cidr}"),
+                    )
+                    .into());
             }
             if !used.insert(ip) {
-                return Err(s.origin.err("spec.clusterIP", format!("{ip} is already used by another Service")).into());
+                return Err(s
+                    .origin
+                    .err(
+                        "spec.clusterIP",
+                        format!("{ip} is already used by another Service"),
+                    )
+                    .into());
             }
         }
     }
@@ -165,14 +206,19 @@ pub fn allocate_vips(services: &[ServiceDef], cidr: Cidr) -> Result<Vec<ServiceP
             Some(ip) => ip,
             None => loop {
                 let ip = cidr.nth(next).filter(|_| next < cidr.size() - 1);
-                let ip = ip.ok_or_else(|| PlanError::VipsExhausted(cidr, format!("{}/{}", s.namespace, s.name)))?;
+                let ip = ip.ok_or_else(|| {
+                    PlanError::VipsExhausted(cidr, format!("{}/{}", s.namespace, s.name))
+                })?;
                 next += 1;
                 if used.insert(ip) {
                     break ip;
                 }
             },
         };
-        out.push(ServicePlan { def: s.clone(), vip });
+        out.push(ServicePlan {
+            def: s.clone(),
+            vip,
+        });
     }
     Ok(out)
 }
@@ -181,12 +227,18 @@ fn valid_pod_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 40
         && !name.starts_with('-')
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// Plans the mesh: VIPs, then every workload's pods (injected where the
 /// injector decides so), then their containers.
-pub fn plan(manifest: &Manifest, service_cidr: Cidr, values: &Values) -> Result<MeshPlan, PlanError> {
+pub fn plan(
+    manifest: &Manifest,
+    service_cidr: Cidr,
+    values: &Values,
+) -> Result<MeshPlan, PlanError> {
     let services = allocate_vips(&manifest.services, service_cidr)?;
     let mut namespaces = manifest.namespaces.clone();
     let mut pods = Vec::new();
@@ -195,7 +247,11 @@ pub fn plan(manifest: &Manifest, service_cidr: Cidr, values: &Values) -> Result<
         namespaces.entry(w.namespace.clone()).or_default();
         let policy = NamespacePolicy::from_labels(&namespaces[&w.namespace]);
         for i in 0..w.replicas {
-            let name = if w.kind == "Pod" { w.name.clone() } else { format!("{}-{i}", w.name) };
+            let name = if w.kind == "Pod" {
+                w.name.clone()
+            } else {
+                format!("{}-{i}", w.name)
+            };
             if !valid_pod_name(&name) {
                 return Err(w.origin.err("metadata.name", format!("pod name {name:?} must be 1-40 characters of a-z, 0-9 and '-' in the local mesh")).into());
             }
@@ -211,34 +267,86 @@ pub fn plan(manifest: &Manifest, service_cidr: Cidr, values: &Values) -> Result<
     for r in &manifest.rules {
         namespaces.entry(r.namespace.clone()).or_default();
     }
-    Ok(MeshPlan { namespaces, services, pods, rules: manifest.rules.clone() })
+    Ok(MeshPlan {
+        namespaces,
+        services,
+        pods,
+        rules: manifest.rules.clone(),
+    })
 }
 
-fn pod_plan(w: &crate::manifest::Workload, name: String, policy: NamespacePolicy, manifest: &Manifest, values: &Values) -> Result<PodPlan, PlanError> {
+fn pod_plan(
+    w: &crate::manifest::Workload,
+    name: String,
+    policy: NamespacePolicy,
+    manifest: &Manifest,
+    values: &Values,
+) -> Result<PodPlan, PlanError> {
     let origin = &w.origin;
-    let mut meta = w.template.get("metadata").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    let mut meta = w
+        .template
+        .get("metadata")
+        .cloned()
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
     meta["name"] = json!(name);
     meta["namespace"] = json!(w.namespace);
-    let mut spec = w.template.get("spec").cloned().filter(Value::is_object).ok_or_else(|| origin.err("spec.template.spec", "required"))?;
-    let sa = spec.get("serviceAccountName").and_then(Value::as_str).unwrap_or("default").to_string();
-    if sa != "default" && !manifest.service_accounts.contains(&(w.namespace.clone(), sa.clone())) {
-        return Err(origin.err("spec.template.spec.serviceAccountName", format!("ServiceAccount {}/{sa} is not defined (add it to the YAML)", w.namespace)).into());
+    let mut spec = w
+        .template
+        .get("spec")
+        .cloned()
+        .filter(Value::is_object)
+        .ok_or_else(|| origin.err("spec.template.spec", "required"))?;
+    let sa = spec
+        .get("serviceAccountName")
+        .and_then(Value::as_str)
+        .unwrap_or("default")
+        .to_string();
+    if sa != "default"
+        && !manifest
+            .service_accounts
+            .contains(&(w.namespace.clone(), sa.clone()))
+    {
+        return Err(origin
+            .err(
+                "spec.template.spec.serviceAccountName",
+                format!(
+                    "ServiceAccount {}/{sa} is not defined (add it to the YAML)",
+                    w.namespace
+                ),
+            )
+            .into());
     }
     spec["serviceAccountName"] = json!(sa);
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
-    let ctx = InjectContext { namespace: Some(&w.namespace), namespace_policy: policy, ..InjectContext::new(values, false) };
+    let ctx = InjectContext {
+        namespace: Some(&w.namespace),
+        namespace_policy: policy,
+        ..InjectContext::new(values, false)
+    };
     let bad = |e: rudder_injector::PodError| origin.err(e.field.clone(), e.message);
     let (pod, sidecar) = match inject(&pod, &ctx).map_err(bad)? {
         Decision::Injected(p) => (p, Ok(())),
         Decision::Skipped(reason) => (pod, Err(reason.to_string())),
     };
-    let labels = crate::manifest::string_map(pod.pointer("/metadata/labels"), origin, "metadata.labels")?;
-    let annotations = crate::manifest::string_map(pod.pointer("/metadata/annotations"), origin, "metadata.annotations")?;
+    let labels =
+        crate::manifest::string_map(pod.pointer("/metadata/labels"), origin, "metadata.labels")?;
+    let annotations = crate::manifest::string_map(
+        pod.pointer("/metadata/annotations"),
+        origin,
+        "metadata.annotations",
+    )?;
     let spec = &pod["spec"];
     let security = spec.get("securityContext");
     let mut lists = [Vec::new(), Vec::new()];
     for (out, list) in lists.iter_mut().zip(["initContainers", "containers"]) {
-        for (i, c) in spec.get(list).and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (i, c) in spec
+            .get(list)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let plan = container::container(c, list, i, security, origin)?;
             if plan.name != SIDECAR_CONTAINER_NAME && plan.uid == Some(PROXY_UID) {
                 return Err(origin.err(
@@ -252,12 +360,26 @@ fn pod_plan(w: &crate::manifest::Workload, name: String, policy: NamespacePolicy
     }
     let [init, containers] = lists;
     if containers.is_empty() {
-        return Err(origin.err("spec.template.spec.containers", "at least one container is required").into());
+        return Err(origin
+            .err(
+                "spec.template.spec.containers",
+                "at least one container is required",
+            )
+            .into());
     }
     let volumes = container::volumes(spec, origin)?;
     for c in init.iter().chain(&containers) {
-        if let Some((v, _)) = c.mounts.iter().find(|(v, _)| !volumes.iter().any(|x| &x.name == v)) {
-            return Err(origin.err(format!("container {}: volumeMounts", c.name), format!("volume {v} is not defined in spec.volumes")).into());
+        if let Some((v, _)) = c
+            .mounts
+            .iter()
+            .find(|(v, _)| !volumes.iter().any(|x| &x.name == v))
+        {
+            return Err(origin
+                .err(
+                    format!("container {}: volumeMounts", c.name),
+                    format!("volume {v} is not defined in spec.volumes"),
+                )
+                .into());
         }
     }
     Ok(PodPlan {
@@ -332,7 +454,12 @@ spec:
     fn mesh() -> MeshPlan {
         let mut m = Manifest::default();
         m.add_text("t.yaml", YAML).unwrap();
-        plan(&m, "198.19.0.0/16".parse().unwrap(), &local_values(Ipv4Addr::new(198, 18, 0, 1))).unwrap()
+        plan(
+            &m,
+            "198.19.0.0/16".parse().unwrap(),
+            &local_values(Ipv4Addr::new(198, 18, 0, 1)),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -348,40 +475,87 @@ spec:
         let sidecar = &web.containers[0];
         assert_eq!(sidecar.name, SIDECAR_CONTAINER_NAME);
         assert_eq!(sidecar.uid, Some(PROXY_UID));
-        assert!(sidecar.argv.windows(2).any(|w| w == ["--discovery-address", "198.18.0.1:15010"]), "{:?}", sidecar.argv);
-        assert_eq!(sidecar.post_start.as_deref().map(|c| c.join(" ")), Some("agent wait".into()));
+        assert!(
+            sidecar
+                .argv
+                .windows(2)
+                .any(|w| w == ["--discovery-address", "198.18.0.1:15010"]),
+            "{:?}",
+            sidecar.argv
+        );
+        assert_eq!(
+            sidecar.post_start.as_deref().map(|c| c.join(" ")),
+            Some("agent wait".into())
+        );
         assert_eq!(web.containers[1].argv, ["python3", "app.py"]);
         assert_eq!(web.pod["metadata"]["name"], "web-v1-0");
-        assert!(mesh.pods[2].sidecar.as_ref().unwrap_err().contains("sidecar.istio.io/inject is false"));
-        assert!(mesh.pods[3].sidecar.as_ref().unwrap_err().contains("not labelled istio-injection=enabled"));
-        assert_eq!(mesh.namespaces.keys().collect::<Vec<_>>(), ["default", "shop"]);
+        assert!(mesh.pods[2]
+            .sidecar
+            .as_ref()
+            .unwrap_err()
+            .contains("sidecar.istio.io/inject is false"));
+        assert!(mesh.pods[3]
+            .sidecar
+            .as_ref()
+            .unwrap_err()
+            .contains("not labelled istio-injection=enabled"));
+        assert_eq!(
+            mesh.namespaces.keys().collect::<Vec<_>>(),
+            ["default", "shop"]
+        );
     }
 
     #[test]
     fn vips_keep_explicit_addresses_and_fill_the_rest() {
         let mesh = mesh();
-        let vips: Vec<(String, Ipv4Addr)> = mesh.services.iter().map(|s| (s.def.name.clone(), s.vip)).collect();
-        assert_eq!(vips, [("fixed".into(), Ipv4Addr::new(198, 19, 0, 10)), ("web".into(), Ipv4Addr::new(198, 19, 0, 11))]);
-        assert_eq!(mesh.services[1].object()["spec"]["clusterIP"], "198.19.0.11");
+        let vips: Vec<(String, Ipv4Addr)> = mesh
+            .services
+            .iter()
+            .map(|s| (s.def.name.clone(), s.vip))
+            .collect();
+        assert_eq!(
+            vips,
+            [
+                ("fixed".into(), Ipv4Addr::new(198, 19, 0, 10)),
+                ("web".into(), Ipv4Addr::new(198, 19, 0, 11))
+            ]
+        );
+        assert_eq!(
+            mesh.services[1].object()["spec"]["clusterIP"],
+            "198.19.0.11"
+        );
         let mut m = Manifest::default();
         m.add_text("t.yaml", "apiVersion: v1\nkind: Service\nmetadata: {name: a}\nspec: {clusterIP: 10.0.0.1, ports: [{port: 1}]}\n").unwrap();
-        let err = allocate_vips(&m.services, "198.19.0.0/16".parse().unwrap()).unwrap_err().to_string();
+        let err = allocate_vips(&m.services, "198.19.0.0/16".parse().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("spec.clusterIP: 10.0.0.1 is not a usable address of the service CIDR 198.19.0.0/16"), "{err}");
         let mut many = Manifest::default();
         for i in 0..6 {
             many.add_text("t.yaml", &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec: {{ports: [{{port: 1}}]}}\n")).unwrap();
         }
-        let err = allocate_vips(&many.services, "198.19.0.0/28".parse().unwrap()).unwrap_err().to_string();
-        assert_eq!(err, "service CIDR 198.19.0.0/28 has no free address left for Service default/s5");
+        let err = allocate_vips(&many.services, "198.19.0.0/28".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "service CIDR 198.19.0.0/28 has no free address left for Service default/s5"
+        );
     }
 
     #[test]
     fn endpoints_follow_selector_readiness_and_named_ports() {
         let mesh = mesh();
         let web = &mesh.services[1];
-        let ready: BTreeMap<String, Ipv4Addr> =
-            [("web-v1-1".to_string(), Ipv4Addr::new(198, 18, 0, 3)), ("client-0".to_string(), Ipv4Addr::new(198, 18, 0, 5))].into();
-        assert_eq!(mesh.endpoints(web, 80, &ready), [(Ipv4Addr::new(198, 18, 0, 3), 9080)]);
+        let ready: BTreeMap<String, Ipv4Addr> = [
+            ("web-v1-1".to_string(), Ipv4Addr::new(198, 18, 0, 3)),
+            ("client-0".to_string(), Ipv4Addr::new(198, 18, 0, 5)),
+        ]
+        .into();
+        assert_eq!(
+            mesh.endpoints(web, 80, &ready),
+            [(Ipv4Addr::new(198, 18, 0, 3), 9080)]
+        );
         assert!(mesh.endpoints(web, 99, &ready).is_empty());
     }
 
@@ -389,11 +563,18 @@ spec:
     fn inconsistent_input_is_refused_with_the_field() {
         let mut m = Manifest::default();
         m.add_text("t.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: a}\nspec:\n  template:\n    spec: {serviceAccountName: ghost, containers: [{name: c, command: [x]}]}\n").unwrap();
-        let err = plan(&m, "198.19.0.0/16".parse().unwrap(), &Values::default()).unwrap_err().to_string();
-        assert!(err.contains("serviceAccountName: ServiceAccount default/ghost is not defined"), "{err}");
+        let err = plan(&m, "198.19.0.0/16".parse().unwrap(), &Values::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("serviceAccountName: ServiceAccount default/ghost is not defined"),
+            "{err}"
+        );
         let mut m = Manifest::default();
         m.add_text("t.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: c, command: [x], securityContext: {runAsUser: 1337}}]}\n").unwrap();
-        let err = plan(&m, "198.19.0.0/16".parse().unwrap(), &Values::default()).unwrap_err().to_string();
+        let err = plan(&m, "198.19.0.0/16".parse().unwrap(), &Values::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("runAsUser: 1337 is the proxy's UID"), "{err}");
     }
 }

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use rudder_harness::{HttpRequest, Pod, Process, ProcessSpec};
 
 use crate::container::{expand, ContainerPlan, EnvSource, Probe, Role, VolumeKind};
-use crate::render::{field_value, hosts_file, PodFacts};
 use crate::plan::ServicePlan;
+use crate::render::{field_value, hosts_file, PodFacts};
 
 /// How long an init container or a postStart hook may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(90);
@@ -99,7 +99,11 @@ pub struct Running {
 fn tail(path: &Path, lines: usize) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].iter().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    all[all.len().saturating_sub(lines)..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn io_err(pod: &str, path: &Path) -> impl FnOnce(std::io::Error) -> PodRunError {
@@ -119,11 +123,20 @@ fn mkdir(pod: &str, path: &Path, mode: u32) -> Result<(), PodRunError> {
 
 /// Writes the pod's files (hosts, tmp, service account, volumes) and returns
 /// the (host path, pod path) binds every container gets, plus one per volume.
-pub fn materialise(pod: &Pod, facts: &PodFacts<'_>, services: &[ServicePlan]) -> Result<Binds, PodRunError> {
+pub fn materialise(
+    pod: &Pod,
+    facts: &PodFacts<'_>,
+    services: &[ServicePlan],
+) -> Result<Binds, PodRunError> {
     let name = pod.name();
     let dir = pod.dir();
     let hosts = dir.join("hosts");
-    write(name, &hosts, &hosts_file(name, &facts.plan.namespace, facts.ip, services), 0o644)?;
+    write(
+        name,
+        &hosts,
+        &hosts_file(name, &facts.plan.namespace, facts.ip, services),
+        0o644,
+    )?;
     let tmp = dir.join("tmp");
     mkdir(name, &tmp, 0o1777)?;
     let sa = dir.join("serviceaccount");
@@ -146,7 +159,10 @@ pub fn materialise(pod: &Pod, facts: &PodFacts<'_>, services: &[ServicePlan]) ->
     let common = vec![
         (hosts, PathBuf::from("/etc/hosts")),
         (tmp, PathBuf::from("/tmp")),
-        (sa, PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount")),
+        (
+            sa,
+            PathBuf::from("/var/run/secrets/kubernetes.io/serviceaccount"),
+        ),
     ];
     Ok(Binds { common, volumes })
 }
@@ -161,7 +177,14 @@ pub struct Binds {
 }
 
 /// The process spec of container `c` (or of its `argv` override, for hooks).
-pub fn process_spec(c: &ContainerPlan, argv: &[String], facts: &PodFacts<'_>, node: &Node, binds: &Binds, log: PathBuf) -> ProcessSpec {
+pub fn process_spec(
+    c: &ContainerPlan,
+    argv: &[String],
+    facts: &PodFacts<'_>,
+    node: &Node,
+    binds: &Binds,
+    log: PathBuf,
+) -> ProcessSpec {
     let mut vars = BTreeMap::new();
     let mut env = vec![
         ("HOSTNAME".to_string(), facts.plan.name.clone()),
@@ -189,7 +212,10 @@ pub fn process_spec(c: &ContainerPlan, argv: &[String], facts: &PodFacts<'_>, no
     } else {
         PathBuf::from(&argv[0])
     };
-    let mut spec = ProcessSpec::new(program).args(argv[1..].iter().cloned()).cwd(cwd).log(log);
+    let mut spec = ProcessSpec::new(program)
+        .args(argv[1..].iter().cloned())
+        .cwd(cwd)
+        .log(log);
     spec.env = env;
     if c.uid.is_some() || c.gid.is_some() {
         let uid = c.uid.unwrap_or(0);
@@ -207,10 +233,19 @@ pub fn process_spec(c: &ContainerPlan, argv: &[String], facts: &PodFacts<'_>, no
 }
 
 /// Runs `spec` to completion within [`STEP_TIMEOUT`].
-fn run_to_completion(pod: &Pod, what: String, spec: ProcessSpec, stop: &dyn Fn() -> bool) -> Result<(), PodRunError> {
+fn run_to_completion(
+    pod: &Pod,
+    what: String,
+    spec: ProcessSpec,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), PodRunError> {
     let log = spec.log.clone().unwrap_or_default();
     let container = what.clone();
-    let p = pod.spawn(spec).map_err(|source| PodRunError::Spawn { pod: pod.name().into(), container, source })?;
+    let p = pod.spawn(spec).map_err(|source| PodRunError::Spawn {
+        pod: pod.name().into(),
+        container,
+        source,
+    })?;
     let deadline = Instant::now() + STEP_TIMEOUT;
     let outcome = loop {
         if let Some(status) = p.try_wait() {
@@ -227,12 +262,24 @@ fn run_to_completion(pod: &Pod, what: String, spec: ProcessSpec, stop: &dyn Fn()
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    Err(PodRunError::Failed { pod: pod.name().into(), what, outcome, log: log.display().to_string(), tail: tail(&log, 15) })
+    Err(PodRunError::Failed {
+        pod: pod.name().into(),
+        what,
+        outcome,
+        log: log.display().to_string(),
+        tail: tail(&log, 15),
+    })
 }
 
 /// Starts the pod's containers in Kubernetes order; returns the long-running
 /// ones. `stop` is polled while waiting.
-pub fn start(pod: &Pod, facts: &PodFacts<'_>, node: &Node, binds: &Binds, stop: &dyn Fn() -> bool) -> Result<Vec<Running>, PodRunError> {
+pub fn start(
+    pod: &Pod,
+    facts: &PodFacts<'_>,
+    node: &Node,
+    binds: &Binds,
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<Running>, PodRunError> {
     let mut running = Vec::new();
     let log = |c: &str| pod.dir().join(format!("{c}.log"));
     let plan = facts.plan;
@@ -242,11 +289,25 @@ pub fn start(pod: &Pod, facts: &PodFacts<'_>, node: &Node, binds: &Binds, stop: 
             run_to_completion(pod, format!("init container {}", c.name), spec, stop)?;
             continue;
         }
-        let process = pod.spawn(spec).map_err(|source| PodRunError::Spawn { pod: pod.name().into(), container: c.name.clone(), source })?;
+        let process = pod.spawn(spec).map_err(|source| PodRunError::Spawn {
+            pod: pod.name().into(),
+            container: c.name.clone(),
+            source,
+        })?;
         tracing::info!(pod = pod.name(), container = %c.name, pid = process.pid(), "container started");
-        running.push(Running { plan: c.clone(), process });
+        running.push(Running {
+            plan: c.clone(),
+            process,
+        });
         if let Some(hook) = &c.post_start {
-            let spec = process_spec(c, hook, facts, node, binds, log(&format!("{}.postStart", c.name)));
+            let spec = process_spec(
+                c,
+                hook,
+                facts,
+                node,
+                binds,
+                log(&format!("{}.postStart", c.name)),
+            );
             run_to_completion(pod, format!("postStart hook of {}", c.name), spec, stop)?;
         }
         if c.role == Role::NativeSidecar {
@@ -257,7 +318,13 @@ pub fn start(pod: &Pod, facts: &PodFacts<'_>, node: &Node, binds: &Binds, stop: 
                 }
                 if Instant::now() >= deadline {
                     let l = log(&c.name);
-                    return Err(PodRunError::Failed { pod: pod.name().into(), what: format!("sidecar {}", c.name), outcome: "never became ready".into(), log: l.display().to_string(), tail: tail(&l, 15) });
+                    return Err(PodRunError::Failed {
+                        pod: pod.name().into(),
+                        what: format!("sidecar {}", c.name),
+                        outcome: "never became ready".into(),
+                        log: l.display().to_string(),
+                        tail: tail(&l, 15),
+                    });
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -275,7 +342,11 @@ pub fn container_ready(pod: &Pod, c: &ContainerPlan, process: &Process) -> bool 
     }
     let checks: Vec<Probe> = match &c.probe {
         Some(p) => vec![p.clone()],
-        None => c.ports.iter().map(|(_, port)| Probe::Tcp { port: *port }).collect(),
+        None => c
+            .ports
+            .iter()
+            .map(|(_, port)| Probe::Tcp { port: *port })
+            .collect(),
     };
     if checks.is_empty() {
         return true;
@@ -290,7 +361,10 @@ pub fn container_ready(pod: &Pod, c: &ContainerPlan, process: &Process) -> bool 
                 }
                 Probe::Tcp { port } => {
                     let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
-                    matches!(tokio::time::timeout(Duration::from_secs(1), connect).await, Ok(Ok(_)))
+                    matches!(
+                        tokio::time::timeout(Duration::from_secs(1), connect).await,
+                        Ok(Ok(_))
+                    )
                 }
             };
             if !ok {

@@ -14,11 +14,15 @@ pub struct Missing {
 }
 
 fn missing(what: impl Into<String>, fix: impl Into<String>) -> Missing {
-    Missing { what: what.into(), fix: fix.into() }
+    Missing {
+        what: what.into(),
+        fix: fix.into(),
+    }
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
 fn executable(path: &Path) -> bool {
@@ -34,9 +38,19 @@ pub fn check(envoy: &Path, bin_dir: &Path) -> Result<(), Missing> {
             "run it as root, e.g. `sudo rudder mesh up samples/bookinfo`",
         ));
     }
-    for (tool, package) in [("iptables", "iptables"), ("iptables-restore", "iptables"), ("ip", "iproute2"), ("nsenter", "util-linux"), ("unshare", "util-linux"), ("setpriv", "util-linux")] {
+    for (tool, package) in [
+        ("iptables", "iptables"),
+        ("iptables-restore", "iptables"),
+        ("ip", "iproute2"),
+        ("nsenter", "util-linux"),
+        ("unshare", "util-linux"),
+        ("setpriv", "util-linux"),
+    ] {
         if !on_path(tool) {
-            return Err(missing(format!("{tool} is not installed (or not on PATH)"), format!("run scripts/setup.sh (or apt-get install {package})")));
+            return Err(missing(
+                format!("{tool} is not installed (or not on PATH)"),
+                format!("run scripts/setup.sh (or apt-get install {package})"),
+            ));
         }
     }
     if !executable(envoy) {
@@ -58,7 +72,10 @@ pub fn check(envoy: &Path, bin_dir: &Path) -> Result<(), Missing> {
 
 /// Where Rudder's other binaries are: next to the running `rudder`.
 pub fn default_bin_dir() -> PathBuf {
-    std::env::current_exe().ok().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."))
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 #[cfg(test)]
@@ -68,10 +85,19 @@ mod tests {
     #[test]
     fn messages_say_what_to_do() {
         let m = missing("Envoy is missing at /x", "run scripts/setup.sh");
-        assert_eq!(m.to_string(), "Envoy is missing at /x\n  → run scripts/setup.sh");
+        assert_eq!(
+            m.to_string(),
+            "Envoy is missing at /x\n  → run scripts/setup.sh"
+        );
         if nix::unistd::Uid::effective().is_root() {
-            let err = check(Path::new("/nonexistent/envoy"), Path::new("/")).unwrap_err().to_string();
-            assert!(err.contains("Envoy is missing at /nonexistent/envoy") || err.contains("not installed"), "{err}");
+            let err = check(Path::new("/nonexistent/envoy"), Path::new("/"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("Envoy is missing at /nonexistent/envoy")
+                    || err.contains("not installed"),
+                "{err}"
+            );
         }
     }
 }

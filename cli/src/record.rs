@@ -60,7 +60,10 @@ impl HostProcess {
     /// The record of a live `pid`.
     pub fn of(pid: u32) -> HostProcess {
         let pid = pid as i32;
-        HostProcess { pid, start_time: start_time(pid).unwrap_or(0) }
+        HostProcess {
+            pid,
+            start_time: start_time(pid).unwrap_or(0),
+        }
     }
 
     /// Whether it is still the process we started (and not a zombie).
@@ -152,7 +155,10 @@ pub fn log_path(root: &Path, name: &str) -> PathBuf {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RecordError + '_ {
-    move |source| RecordError::Io { path: path.to_path_buf(), source }
+    move |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 impl RunnerRecord {
@@ -172,7 +178,10 @@ impl RunnerRecord {
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(RecordError::Missing { name: name.into(), root: root.into() })
+                return Err(RecordError::Missing {
+                    name: name.into(),
+                    root: root.into(),
+                })
             }
             Err(e) => return Err(RecordError::Io { path, source: e }),
         };
@@ -185,7 +194,12 @@ impl RunnerRecord {
         let entries = match fs::read_dir(root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(RecordError::Io { path: root.into(), source: e }),
+            Err(e) => {
+                return Err(RecordError::Io {
+                    path: root.into(),
+                    source: e,
+                })
+            }
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -210,7 +224,9 @@ impl RunnerRecord {
             let full = format!("{}.{}", s.name, s.namespace);
             (host == s.name && s.namespace == from.namespace)
                 || host == full
-                || host.strip_prefix(&full).is_some_and(|rest| rest == ".svc" || rest == ".svc.cluster.local")
+                || host
+                    .strip_prefix(&full)
+                    .is_some_and(|rest| rest == ".svc" || rest == ".svc.cluster.local")
         })
     }
 }
@@ -229,10 +245,29 @@ mod tests {
             monitoring_addr: "127.0.0.1:15014".parse().unwrap(),
             config_dir: "/run/rudder-harness/demo/pilot".into(),
             etc_netns: vec![],
-            services: vec![ServiceEntry { name: "productpage".into(), namespace: "bookinfo".into(), vip: Ipv4Addr::new(198, 19, 0, 10), ports: vec![9080] }],
+            services: vec![ServiceEntry {
+                name: "productpage".into(),
+                namespace: "bookinfo".into(),
+                vip: Ipv4Addr::new(198, 19, 0, 10),
+                ports: vec![9080],
+            }],
             pods: vec![
-                PodEntry { name: "sleep-0".into(), namespace: "default".into(), ip: Ipv4Addr::new(198, 18, 0, 2), netns: "rdr-demo-sleep-0".into(), sidecar: false, ready: true },
-                PodEntry { name: "productpage-v1-0".into(), namespace: "bookinfo".into(), ip: Ipv4Addr::new(198, 18, 0, 3), netns: "rdr-demo-productpage-v1-0".into(), sidecar: true, ready: true },
+                PodEntry {
+                    name: "sleep-0".into(),
+                    namespace: "default".into(),
+                    ip: Ipv4Addr::new(198, 18, 0, 2),
+                    netns: "rdr-demo-sleep-0".into(),
+                    sidecar: false,
+                    ready: true,
+                },
+                PodEntry {
+                    name: "productpage-v1-0".into(),
+                    namespace: "bookinfo".into(),
+                    ip: Ipv4Addr::new(198, 18, 0, 3),
+                    netns: "rdr-demo-productpage-v1-0".into(),
+                    sidecar: true,
+                    ready: true,
+                },
             ],
             keep: true,
         }
@@ -245,7 +280,9 @@ mod tests {
         r.save(dir.path()).unwrap();
         assert_eq!(RunnerRecord::load(dir.path(), "demo").unwrap(), r);
         assert_eq!(RunnerRecord::names(dir.path()).unwrap(), ["demo"]);
-        let err = RunnerRecord::load(dir.path(), "other").unwrap_err().to_string();
+        let err = RunnerRecord::load(dir.path(), "other")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no local mesh named \"other\""), "{err}");
         assert!(r.runner.alive());
     }
@@ -254,10 +291,21 @@ mod tests {
     fn resolves_names_like_the_pod_hosts_file() {
         let r = record();
         let (sleep, page) = (&r.pods[0], &r.pods[1]);
-        assert!(r.resolve("productpage", sleep).is_none(), "short names only within the namespace");
+        assert!(
+            r.resolve("productpage", sleep).is_none(),
+            "short names only within the namespace"
+        );
         assert!(r.resolve("productpage", page).is_some());
-        for name in ["productpage.bookinfo", "productpage.bookinfo.svc", "productpage.bookinfo.svc.cluster.local"] {
-            assert_eq!(r.resolve(name, sleep).map(|s| s.vip), Some(Ipv4Addr::new(198, 19, 0, 10)), "{name}");
+        for name in [
+            "productpage.bookinfo",
+            "productpage.bookinfo.svc",
+            "productpage.bookinfo.svc.cluster.local",
+        ] {
+            assert_eq!(
+                r.resolve(name, sleep).map(|s| s.vip),
+                Some(Ipv4Addr::new(198, 19, 0, 10)),
+                "{name}"
+            );
         }
         assert!(r.resolve("productpage.bookinfo.svcx", sleep).is_none());
     }

@@ -43,7 +43,9 @@ fn quote(s: &str) -> String {
 
 /// A map in the downward API's file format: sorted `key="value"` lines.
 pub fn downward_map(map: &BTreeMap<String, String>) -> String {
-    map.iter().map(|(k, v)| format!("{k}={}\n", quote(v))).collect()
+    map.iter()
+        .map(|(k, v)| format!("{k}={}\n", quote(v)))
+        .collect()
 }
 
 /// A field's value (as an env var or a downward-API file).
@@ -71,7 +73,14 @@ fn pod_uid(p: &PodPlan) -> String {
         h = (h ^ u128::from(b)).wrapping_mul(0x0000_0000_0100_0000_0000_0000_0000_013b);
     }
     let x = format!("{h:032x}");
-    format!("{}-{}-{}-{}-{}", &x[..8], &x[8..12], &x[12..16], &x[16..20], &x[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..]
+    )
 }
 
 /// The pod's `/etc/hosts`: localhost, the pod itself, then every Service VIP
@@ -84,7 +93,11 @@ pub fn hosts_file(pod: &str, namespace: &str, ip: Ipv4Addr, services: &[ServiceP
     let _ = writeln!(out, "{ip}\t{pod}");
     for s in services {
         let (name, ns) = (&s.def.name, &s.def.namespace);
-        let _ = write!(out, "{}\t{name}.{ns}.svc.{DEFAULT_DOMAIN_SUFFIX} {name}.{ns}.svc {name}.{ns}", s.vip);
+        let _ = write!(
+            out,
+            "{}\t{name}.{ns}.svc.{DEFAULT_DOMAIN_SUFFIX} {name}.{ns}.svc {name}.{ns}",
+            s.vip
+        );
         if ns == namespace {
             let _ = write!(out, " {name}");
         }
@@ -132,13 +145,23 @@ mod tests {
             apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\nspec:\n  template:\n    metadata: {labels: {app: web, note: 'say \"hi\"'}}\n    spec: {containers: [{name: c, command: [x]}]}\n";
         let mut m = Manifest::default();
         m.add_text("t.yaml", yaml).unwrap();
-        plan(&m, "198.19.0.0/16".parse().unwrap(), &local_values(Ipv4Addr::new(198, 18, 0, 1))).unwrap()
+        plan(
+            &m,
+            "198.19.0.0/16".parse().unwrap(),
+            &local_values(Ipv4Addr::new(198, 18, 0, 1)),
+        )
+        .unwrap()
     }
 
     #[test]
     fn hosts_file_maps_service_names_to_vips() {
         let mesh = mesh();
-        let text = hosts_file("web-0", "shop", Ipv4Addr::new(198, 18, 0, 2), &mesh.services);
+        let text = hosts_file(
+            "web-0",
+            "shop",
+            Ipv4Addr::new(198, 18, 0, 2),
+            &mesh.services,
+        );
         let expected = "# Written by rudder mesh: Service names → ClusterIPs (VIPs).\n\
             127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
             198.18.0.2\tweb-0\n\
@@ -150,7 +173,12 @@ mod tests {
     #[test]
     fn downward_api_files_and_pod_status() {
         let mesh = mesh();
-        let facts = PodFacts { plan: &mesh.pods[0], ip: Ipv4Addr::new(198, 18, 0, 2), host_ip: Ipv4Addr::new(198, 18, 0, 1), node: "demo" };
+        let facts = PodFacts {
+            plan: &mesh.pods[0],
+            ip: Ipv4Addr::new(198, 18, 0, 2),
+            host_ip: Ipv4Addr::new(198, 18, 0, 1),
+            node: "demo",
+        };
         assert_eq!(
             field_value(&FieldRef::Labels, &facts),
             "app=\"web\"\nnote=\"say \\\"hi\\\"\"\nsecurity.istio.io/tlsMode=\"istio\"\n"
@@ -162,8 +190,14 @@ mod tests {
         let pod = pod_object(&facts, true, false);
         assert_eq!(pod["status"]["podIP"], "198.18.0.2");
         assert_eq!(pod["status"]["phase"], "Running");
-        assert_eq!(pod["status"]["conditions"][0], json!({"type": "Ready", "status": "False"}));
+        assert_eq!(
+            pod["status"]["conditions"][0],
+            json!({"type": "Ready", "status": "False"})
+        );
         assert_eq!(pod["metadata"]["namespace"], "shop");
-        assert_eq!(pod_object(&facts, true, true)["status"]["conditions"][0]["status"], "True");
+        assert_eq!(
+            pod_object(&facts, true, true)["status"]["conditions"][0]["status"],
+            "True"
+        );
     }
 }

@@ -129,7 +129,9 @@ pub fn validate(opts: &UpOptions) -> Result<String, UpError> {
 
 fn monitoring_addr(port: Option<u16>) -> SocketAddr {
     let want = port.unwrap_or(MONITORING_PORT);
-    let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).map(|l| l.local_addr().map(|a| a.port()));
+    let free = |p: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", p)).map(|l| l.local_addr().map(|a| a.port()))
+    };
     let port = match (port, free(want)) {
         (Some(p), _) => p,
         (None, Ok(Ok(p))) => p,
@@ -155,15 +157,29 @@ impl Instance {
 
     fn teardown(&mut self) {
         self.sup_stop.store(true, Ordering::SeqCst);
-        let pods = self.supervisor.take().map(|h| h.join().unwrap_or_default()).unwrap_or_default();
+        let pods = self
+            .supervisor
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default();
         // SIGTERM every container at once (agents drain), then let the
         // harness stop stragglers and remove namespaces, links and files.
-        let pids: Vec<u32> = pods.iter().flat_map(|p| p.running.iter().map(|r| r.process.pid())).collect();
+        let pids: Vec<u32> = pods
+            .iter()
+            .flat_map(|p| p.running.iter().map(|r| r.process.pid()))
+            .collect();
         for pid in &pids {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(*pid as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(*pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         let deadline = Instant::now() + Duration::from_secs(7);
-        while Instant::now() < deadline && pods.iter().any(|p| p.running.iter().any(|r| r.process.try_wait().is_none())) {
+        while Instant::now() < deadline
+            && pods
+                .iter()
+                .any(|p| p.running.iter().any(|r| r.process.try_wait().is_none()))
+        {
             std::thread::sleep(Duration::from_millis(100));
         }
         drop(pods);
@@ -198,10 +214,15 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     for line in &manifest.ignored {
         println!("note: {line}");
     }
-    if RunnerRecord::load(&opts.runner_root, &opts.name).is_ok() || opts.state_root.join(&opts.name).exists() {
+    if RunnerRecord::load(&opts.runner_root, &opts.name).is_ok()
+        || opts.state_root.join(&opts.name).exists()
+    {
         return Err(UpError::Exists(opts.name.clone()));
     }
-    let app_dir = std::fs::canonicalize(&opts.dir).map_err(|source| UpError::Io { path: opts.dir.clone(), source })?;
+    let app_dir = std::fs::canonicalize(&opts.dir).map_err(|source| UpError::Io {
+        path: opts.dir.clone(),
+        source,
+    })?;
     let net = Net::create(NetConfig {
         name: opts.name.clone(),
         pod_cidr: opts.pod_cidr,
@@ -223,7 +244,12 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
             services: mesh
                 .services
                 .iter()
-                .map(|s| ServiceEntry { name: s.def.name.clone(), namespace: s.def.namespace.clone(), vip: s.vip, ports: s.def.ports.iter().map(|p| p.port).collect() })
+                .map(|s| ServiceEntry {
+                    name: s.def.name.clone(),
+                    namespace: s.def.namespace.clone(),
+                    vip: s.vip,
+                    ports: s.def.ports.iter().map(|p| p.port).collect(),
+                })
                 .collect(),
             pods: Vec::new(),
             keep: opts.keep,
@@ -236,43 +262,95 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     };
     inst.save()?;
     let net = inst.net.as_ref().expect("set above");
-    println!("Local mesh {:?}: bridge {} ({}), pods {}, services {}", opts.name, net.bridge(), host, opts.pod_cidr, opts.service_cidr);
+    println!(
+        "Local mesh {:?}: bridge {} ({}), pods {}, services {}",
+        opts.name,
+        net.bridge(),
+        host,
+        opts.pod_cidr,
+        opts.service_cidr
+    );
 
     // pilot's view of the "cluster": namespaces, services, rules (pods follow as they start).
     for (ns, labels) in &mesh.namespaces {
-        config.write("platform", &format!("namespace.{ns}.json"), &namespace_object(ns, labels))?;
+        config.write(
+            "platform",
+            &format!("namespace.{ns}.json"),
+            &namespace_object(ns, labels),
+        )?;
     }
     for s in &mesh.services {
-        config.write("platform", &format!("service.{}.{}.json", s.def.namespace, s.def.name), &s.object())?;
+        config.write(
+            "platform",
+            &format!("service.{}.{}.json", s.def.namespace, s.def.name),
+            &s.object(),
+        )?;
     }
     for r in &mesh.rules {
         config.write_rule(r)?;
     }
-    let node = Node { name: opts.name.clone(), host_ip: host, bin_dir: opts.bin_dir.clone(), envoy: opts.envoy.clone(), app_dir };
+    let node = Node {
+        name: opts.name.clone(),
+        host_ip: host,
+        bin_dir: opts.bin_dir.clone(),
+        envoy: opts.envoy.clone(),
+        app_dir,
+    };
 
     // Pods: namespaces and files first (IPs in input order), written to pilot as not ready.
     let mut started = Vec::new();
     for (index, plan) in mesh.pods.iter().enumerate() {
         let pod = net.add_pod(&plan.name)?;
-        let facts = PodFacts { plan, ip: pod.ip(), host_ip: host, node: &node.name };
+        let facts = PodFacts {
+            plan,
+            ip: pod.ip(),
+            host_ip: host,
+            node: &node.name,
+        };
         let etc = PathBuf::from("/etc/netns").join(pod.netns());
         inst.record.etc_netns.push(etc.clone());
-        inst.record.pods.push(PodEntry { name: plan.name.clone(), namespace: plan.namespace.clone(), ip: pod.ip(), netns: pod.netns().into(), sidecar: plan.meshed(), ready: false });
+        inst.record.pods.push(PodEntry {
+            name: plan.name.clone(),
+            namespace: plan.namespace.clone(),
+            ip: pod.ip(),
+            netns: pod.netns().into(),
+            sidecar: plan.meshed(),
+            ready: false,
+        });
         inst.save()?;
         let binds = pods::materialise(&pod, &facts, &mesh.services)?;
-        std::fs::create_dir_all(&etc).map_err(|source| UpError::Io { path: etc.clone(), source })?;
-        std::fs::copy(&binds.common[0].0, etc.join("hosts")).map_err(|source| UpError::Io { path: etc.join("hosts"), source })?;
-        config.write("pods", &format!("pod.{}.{}.json", plan.namespace, plan.name), &pod_object(&facts, false, false))?;
+        std::fs::create_dir_all(&etc).map_err(|source| UpError::Io {
+            path: etc.clone(),
+            source,
+        })?;
+        std::fs::copy(&binds.common[0].0, etc.join("hosts")).map_err(|source| UpError::Io {
+            path: etc.join("hosts"),
+            source,
+        })?;
+        config.write(
+            "pods",
+            &format!("pod.{}.{}.json", plan.namespace, plan.name),
+            &pod_object(&facts, false, false),
+        )?;
         started.push((index, pod, binds));
     }
 
-    let mut p = Pilot::start(&opts.bin_dir.join("pilot"), &config, inst.record.xds_addr, inst.record.monitoring_addr, net.state_dir().join("pilot.log"))?;
+    let mut p = Pilot::start(
+        &opts.bin_dir.join("pilot"),
+        &config,
+        inst.record.xds_addr,
+        inst.record.monitoring_addr,
+        net.state_dir().join("pilot.log"),
+    )?;
     inst.record.pilot = Some(p.process());
     inst.save()?;
     let ready = p.wait_ready(Duration::from_secs(30), &stopped);
     inst.pilot = Some(p);
     ready?;
-    println!("pilot: xDS on {}, monitoring on http://{}/debug/syncz", inst.record.xds_addr, inst.record.monitoring_addr);
+    println!(
+        "pilot: xDS on {}, monitoring on http://{}/debug/syncz",
+        inst.record.xds_addr, inst.record.monitoring_addr
+    );
 
     // Containers, all pods side by side (as kubelets would).
     let results: Vec<Result<LivePod, pods::PodRunError>> = std::thread::scope(|s| {
@@ -284,13 +362,28 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
                 let stopped = &stopped;
                 s.spawn(move || {
                     let plan = &mesh.pods[*index];
-                    let facts = PodFacts { plan, ip: pod.ip(), host_ip: node.host_ip, node: &node.name };
+                    let facts = PodFacts {
+                        plan,
+                        ip: pod.ip(),
+                        host_ip: node.host_ip,
+                        node: &node.name,
+                    };
                     let running = pods::start(pod, &facts, node, binds, stopped)?;
-                    Ok(LivePod { index: *index, pod: pod.clone(), running, ready: None, dnat_installed: false, dnat_rules: String::new() })
+                    Ok(LivePod {
+                        index: *index,
+                        pod: pod.clone(),
+                        running,
+                        ready: None,
+                        dnat_installed: false,
+                        dnat_rules: String::new(),
+                    })
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
     });
     let mut live = Vec::new();
     let mut first_error = None;
@@ -303,13 +396,28 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         }
     }
     for l in &live {
-        if let Some(sidecar) = l.running.iter().find(|r| r.plan.name == SIDECAR_CONTAINER_NAME) {
-            let base = l.pod.dir().join("tmp").join(format!("rudder-agent-{}", sidecar.process.pid())).join("envoy-base-id");
+        if let Some(sidecar) = l
+            .running
+            .iter()
+            .find(|r| r.plan.name == SIDECAR_CONTAINER_NAME)
+        {
+            let base = l
+                .pod
+                .dir()
+                .join("tmp")
+                .join(format!("rudder-agent-{}", sidecar.process.pid()))
+                .join("envoy-base-id");
             net.record_base_id_file(&base)?;
         }
     }
     let shared = Arc::new(Shared::default());
-    let sup = Supervisor { plan: mesh.clone(), node: node.clone(), config: config.clone(), pods: live, shared: shared.clone() };
+    let sup = Supervisor {
+        plan: mesh.clone(),
+        node: node.clone(),
+        config: config.clone(),
+        pods: live,
+        shared: shared.clone(),
+    };
     inst.supervisor = Some(sup.spawn(inst.sup_stop.clone()));
     if stopped() {
         return Err(UpError::Interrupted);
@@ -330,7 +438,11 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         println!("{UP_MARKER}");
         while !stopped() {
             std::thread::sleep(Duration::from_millis(200));
-            let ready = shared.ready.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let ready = shared
+                .ready
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let mut changed = false;
             for p in &mut inst.record.pods {
                 let now = ready.get(&p.name).copied().unwrap_or(false);
@@ -350,11 +462,25 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     Ok(())
 }
 
-fn wait_all_ready(inst: &mut Instance, mesh: &MeshPlan, shared: &Shared, stopped: &dyn Fn() -> bool) -> Result<(), UpError> {
+fn wait_all_ready(
+    inst: &mut Instance,
+    mesh: &MeshPlan,
+    shared: &Shared,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), UpError> {
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        let ready = shared.ready.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let waiting: Vec<&str> = mesh.pods.iter().filter(|p| ready.get(&p.name) != Some(&true)).map(|p| p.name.as_str()).collect();
+        let ready = shared
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let waiting: Vec<&str> = mesh
+            .pods
+            .iter()
+            .filter(|p| ready.get(&p.name) != Some(&true))
+            .map(|p| p.name.as_str())
+            .collect();
         if waiting.is_empty() {
             for p in &mut inst.record.pods {
                 p.ready = true;
@@ -366,13 +492,21 @@ fn wait_all_ready(inst: &mut Instance, mesh: &MeshPlan, shared: &Shared, stopped
             return Err(UpError::Interrupted);
         }
         if Instant::now() >= deadline {
-            let problems = shared.problems.lock().unwrap_or_else(|p| p.into_inner()).join("\n  ");
+            let problems = shared
+                .problems
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .join("\n  ");
             return Err(UpError::Timeout(format!(
                 "pods not ready after {}s: {} (logs in {}/pods/<pod>/){}",
                 READY_TIMEOUT.as_secs(),
                 waiting.join(", "),
                 inst.record.state_dir.display(),
-                if problems.is_empty() { String::new() } else { format!("\n  {problems}") }
+                if problems.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  {problems}")
+                }
             )));
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -380,14 +514,28 @@ fn wait_all_ready(inst: &mut Instance, mesh: &MeshPlan, shared: &Shared, stopped
 }
 
 /// Waits until every sidecar is connected to pilot and has ACKed what it was sent.
-fn wait_in_sync(inst: &Instance, mesh: &MeshPlan, stopped: &dyn Fn() -> bool) -> Result<(), UpError> {
-    let want: Vec<String> = inst.record.pods.iter().filter(|p| p.sidecar).map(|p| format!("~{}~", p.ip)).collect();
+fn wait_in_sync(
+    inst: &Instance,
+    mesh: &MeshPlan,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), UpError> {
+    let want: Vec<String> = inst
+        .record
+        .pods
+        .iter()
+        .filter(|p| p.sidecar)
+        .map(|p| format!("~{}~", p.ip))
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     // pilot debounces changes (up to 1 s): let the last readiness writes land first.
     std::thread::sleep(Duration::from_millis(1500));
     loop {
         let conns = pilot::syncz(inst.record.monitoring_addr).unwrap_or_default();
-        let ok = want.iter().all(|ip| conns.iter().any(|c| c.node_id.contains(ip.as_str()) && c.in_sync));
+        let ok = want.iter().all(|ip| {
+            conns
+                .iter()
+                .any(|c| c.node_id.contains(ip.as_str()) && c.in_sync)
+        });
         if ok {
             println!("pilot: {} sidecars connected, all in sync", conns.len());
             return Ok(());
@@ -397,7 +545,10 @@ fn wait_in_sync(inst: &Instance, mesh: &MeshPlan, stopped: &dyn Fn() -> bool) ->
         }
         if Instant::now() >= deadline {
             let _ = mesh;
-            return Err(UpError::Timeout("sidecars did not all connect to pilot and ACK their configuration within 60s".into()));
+            return Err(UpError::Timeout(
+                "sidecars did not all connect to pilot and ACK their configuration within 60s"
+                    .into(),
+            ));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -405,7 +556,12 @@ fn wait_in_sync(inst: &Instance, mesh: &MeshPlan, stopped: &dyn Fn() -> bool) ->
 
 fn print_pods(record: &RunnerRecord, mesh: &MeshPlan) {
     println!("Pods:");
-    let width = record.pods.iter().map(|p| p.name.len() + p.namespace.len() + 1).max().unwrap_or(0);
+    let width = record
+        .pods
+        .iter()
+        .map(|p| p.name.len() + p.namespace.len() + 1)
+        .max()
+        .unwrap_or(0);
     for (p, plan) in record.pods.iter().zip(&mesh.pods) {
         let who = format!("{}/{}", p.namespace, p.name);
         let sidecar = match &plan.sidecar {
@@ -430,10 +586,21 @@ pub fn pick_client<'r>(record: &'r RunnerRecord, wanted: Option<&str>) -> Option
 }
 
 /// Builds the traffic for `url` from `client`.
-pub fn traffic_for(record: &RunnerRecord, client: &PodEntry, url: &str, headers: Vec<(String, String)>, count: usize) -> Result<Traffic, UpError> {
+pub fn traffic_for(
+    record: &RunnerRecord,
+    client: &PodEntry,
+    url: &str,
+    headers: Vec<(String, String)>,
+    count: usize,
+) -> Result<Traffic, UpError> {
     let u = traffic::parse_url(url)?;
-    let addr = traffic::target(&u, |h| record.resolve(h, client).map(|s| s.vip))
-        .ok_or_else(|| traffic::TrafficError::Resolve { host: u.host.clone(), pod: client.name.clone() })?;
+    let addr =
+        traffic::target(&u, |h| record.resolve(h, client).map(|s| s.vip)).ok_or_else(|| {
+            traffic::TrafficError::Resolve {
+                host: u.host.clone(),
+                pod: client.name.clone(),
+            }
+        })?;
     Ok(Traffic {
         netns: PathBuf::from("/run/netns").join(&client.netns),
         addr,
@@ -446,23 +613,49 @@ pub fn traffic_for(record: &RunnerRecord, client: &PodEntry, url: &str, headers:
     })
 }
 
-fn demo(opts: &UpOptions, record: &RunnerRecord, stopped: &dyn Fn() -> bool) -> Result<(), UpError> {
-    let client = pick_client(record, opts.client.as_deref())
-        .ok_or_else(|| UpError::Timeout(format!("client pod {:?} does not exist", opts.client.as_deref().unwrap_or(""))))?;
+fn demo(
+    opts: &UpOptions,
+    record: &RunnerRecord,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), UpError> {
+    let client = pick_client(record, opts.client.as_deref()).ok_or_else(|| {
+        UpError::Timeout(format!(
+            "client pod {:?} does not exist",
+            opts.client.as_deref().unwrap_or("")
+        ))
+    })?;
     // Warm-up: the first request through a fresh path may race the last
     // endpoint update; wait (bounded) until one succeeds before measuring.
     let probe = traffic_for(record, client, &opts.url, Vec::new(), 1)?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !traffic::send(&probe)?.outcomes.iter().all(|o| o.is_success()) {
+    while !traffic::send(&probe)?
+        .outcomes
+        .iter()
+        .all(|o| o.is_success())
+    {
         if stopped() {
             return Err(UpError::Interrupted);
         }
         if Instant::now() >= deadline {
-            return Err(UpError::Timeout(format!("{} never answered from pod {}", opts.url, client.name)));
+            return Err(UpError::Timeout(format!(
+                "{} never answered from pod {}",
+                opts.url, client.name
+            )));
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    println!("Sending {} requests to {} from pod {}/{} ({})...", opts.requests, opts.url, client.namespace, client.name, if client.sidecar { "with sidecar" } else { "no sidecar: via DNAT" });
+    println!(
+        "Sending {} requests to {} from pod {}/{} ({})...",
+        opts.requests,
+        opts.url,
+        client.namespace,
+        client.name,
+        if client.sidecar {
+            "with sidecar"
+        } else {
+            "no sidecar: via DNAT"
+        }
+    );
     let t = traffic_for(record, client, &opts.url, Vec::new(), opts.requests)?;
     let split = traffic::split(&traffic::send(&t)?, &opts.split_by);
     print!("{}", traffic::format_split(&split));
@@ -471,14 +664,25 @@ fn demo(opts: &UpOptions, record: &RunnerRecord, stopped: &dyn Fn() -> bool) -> 
 
 fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
     let client = pick_client(record, opts.client.as_deref());
-    let name = if opts.name == crate::DEFAULT_NAME { String::new() } else { format!(" --name {}", opts.name) };
+    let name = if opts.name == crate::DEFAULT_NAME {
+        String::new()
+    } else {
+        format!(" --name {}", opts.name)
+    };
     println!("\nThe mesh keeps running. Try:");
     if let Some(c) = client {
         println!("  ip netns exec {} curl -s {}", c.netns, opts.url);
-        println!("  ip netns exec {} curl -s -H 'end-user: jason' {}", c.netns, opts.url);
+        println!(
+            "  ip netns exec {} curl -s -H 'end-user: jason' {}",
+            c.netns, opts.url
+        );
     }
     let variant = opts.dir.join("rules/reviews-50-50.yaml");
-    let rule = if variant.exists() { variant.display().to_string() } else { "RULES.yaml".into() };
+    let rule = if variant.exists() {
+        variant.display().to_string()
+    } else {
+        "RULES.yaml".into()
+    };
     println!("  rudder mesh apply{name} {rule}    # switch route rules live");
     println!("  rudder mesh load{name} -n 1000    # measure the split again");
     println!("  rudder mesh status");

@@ -81,12 +81,24 @@ impl Supervisor {
         let mut problems = Vec::new();
         for live in &mut self.pods {
             let running = live.running.iter().all(|r| r.process.try_wait().is_none());
-            let ready = !live.running.is_empty() && live.running.iter().all(|r| container_ready(&live.pod, &r.plan, &r.process));
+            let ready = !live.running.is_empty()
+                && live
+                    .running
+                    .iter()
+                    .all(|r| container_ready(&live.pod, &r.plan, &r.process));
             if live.ready != Some(ready) {
                 let plan = &self.plan.pods[live.index];
-                let facts = PodFacts { plan, ip: live.pod.ip(), host_ip: self.node.host_ip, node: &self.node.name };
+                let facts = PodFacts {
+                    plan,
+                    ip: live.pod.ip(),
+                    host_ip: self.node.host_ip,
+                    node: &self.node.name,
+                };
                 let file = format!("pod.{}.{}.json", plan.namespace, plan.name);
-                match self.config.write("pods", &file, &pod_object(&facts, running, ready)) {
+                match self
+                    .config
+                    .write("pods", &file, &pod_object(&facts, running, ready))
+                {
                     Ok(()) => {
                         tracing::info!(pod = %plan.name, ready, "pod readiness changed");
                         live.ready = Some(ready);
@@ -94,7 +106,11 @@ impl Supervisor {
                     }
                     Err(e) => problems.push(e.to_string()),
                 }
-                self.shared.ready.lock().unwrap_or_else(|p| p.into_inner()).insert(plan.name.clone(), ready);
+                self.shared
+                    .ready
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(plan.name.clone(), ready);
             }
         }
         let ready_ips: BTreeMap<String, Ipv4Addr> = self
@@ -104,12 +120,20 @@ impl Supervisor {
             .map(|l| (self.plan.pods[l.index].name.clone(), l.pod.ip()))
             .collect();
         let ports = vip_ports(&self.plan, &ready_ips);
-        for live in self.pods.iter_mut().filter(|l| !self.plan.pods[l.index].meshed()) {
+        for live in self
+            .pods
+            .iter_mut()
+            .filter(|l| !self.plan.pods[l.index].meshed())
+        {
             let rules = dnat::render(&ports, false);
             if !changed && live.dnat_installed && rules == live.dnat_rules {
                 continue;
             }
-            match dnat::apply(live.pod.name(), &live.pod.netns_path(), &dnat::render(&ports, !live.dnat_installed)) {
+            match dnat::apply(
+                live.pod.name(),
+                &live.pod.netns_path(),
+                &dnat::render(&ports, !live.dnat_installed),
+            ) {
                 Ok(()) => {
                     live.dnat_installed = true;
                     live.dnat_rules = rules;
@@ -124,7 +148,11 @@ impl Supervisor {
 
     fn problem(&self, message: String) {
         tracing::warn!(%message, "supervisor");
-        let mut p = self.shared.problems.lock().unwrap_or_else(|p| p.into_inner());
+        let mut p = self
+            .shared
+            .problems
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         p.push(message);
         if p.len() > 50 {
             p.remove(0);
@@ -163,8 +191,14 @@ mod tests {
             apiVersion: v1\nkind: Pod\nmetadata: {name: web, labels: {app: web}}\nspec: {containers: [{name: c, command: [x]}]}\n";
         let mut m = Manifest::default();
         m.add_text("t.yaml", yaml).unwrap();
-        let mesh = plan(&m, "198.19.0.0/16".parse().unwrap(), &local_values(Ipv4Addr::new(198, 18, 0, 1))).unwrap();
-        let ready: BTreeMap<String, Ipv4Addr> = [("web".to_string(), Ipv4Addr::new(198, 18, 0, 2))].into();
+        let mesh = plan(
+            &m,
+            "198.19.0.0/16".parse().unwrap(),
+            &local_values(Ipv4Addr::new(198, 18, 0, 1)),
+        )
+        .unwrap();
+        let ready: BTreeMap<String, Ipv4Addr> =
+            [("web".to_string(), Ipv4Addr::new(198, 18, 0, 2))].into();
         let ports = vip_ports(&mesh, &ready);
         assert_eq!(ports.len(), 2);
         assert_eq!(ports[0].endpoints, [(Ipv4Addr::new(198, 18, 0, 2), 8080)]);

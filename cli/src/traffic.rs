@@ -59,7 +59,9 @@ pub struct Url {
 pub fn parse_url(url: &str) -> Result<Url, TrafficError> {
     let bad = || TrafficError::Url(url.to_string());
     let rest = url.strip_prefix("http://").ok_or_else(bad)?;
-    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
+    let (authority, path) = rest
+        .find('/')
+        .map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) => (h, p.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?),
         None => (authority, 80),
@@ -67,12 +69,18 @@ pub fn parse_url(url: &str) -> Result<Url, TrafficError> {
     if host.is_empty() {
         return Err(bad());
     }
-    Ok(Url { host: host.to_string(), port, path: path.to_string() })
+    Ok(Url {
+        host: host.to_string(),
+        port,
+        path: path.to_string(),
+    })
 }
 
 /// Parses `Name: value`.
 pub fn parse_header(h: &str) -> Result<(String, String), TrafficError> {
-    let (k, v) = h.split_once(':').ok_or_else(|| TrafficError::Header(h.to_string()))?;
+    let (k, v) = h
+        .split_once(':')
+        .ok_or_else(|| TrafficError::Header(h.to_string()))?;
     let k = k.trim();
     if k.is_empty() || k.contains(char::is_whitespace) {
         return Err(TrafficError::Header(h.to_string()));
@@ -103,12 +111,18 @@ pub struct Traffic {
 
 /// Sends `t` from inside the client pod; returns every outcome.
 pub fn send(t: &Traffic) -> Result<LoadReport, TrafficError> {
-    let enter_err = |message: String| TrafficError::Enter { path: t.netns.clone(), message };
+    let enter_err = |message: String| TrafficError::Enter {
+        path: t.netns.clone(),
+        message,
+    };
     let file = File::open(&t.netns).map_err(|e| enter_err(e.to_string()))?;
     std::thread::scope(|s| {
         s.spawn(move || {
             setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| enter_err(e.to_string()))?;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| enter_err(e.to_string()))?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| enter_err(e.to_string()))?;
             let mut request = HttpRequest::get(t.addr, t.path.clone()).host(t.host.clone());
             for (k, v) in &t.headers {
                 request = request.header(k.clone(), v.clone());
@@ -117,7 +131,10 @@ pub fn send(t: &Traffic) -> Result<LoadReport, TrafficError> {
             let specs: Vec<LoadSpec> = (0..lanes)
                 .map(|i| {
                     let n = t.count / lanes + usize::from(i < t.count % lanes);
-                    LoadSpec { timeout: t.timeout, ..LoadSpec::new(request.clone(), n) }
+                    LoadSpec {
+                        timeout: t.timeout,
+                        ..LoadSpec::new(request.clone(), n)
+                    }
                 })
                 .collect();
             let reports = rt.block_on(futures::future::join_all(specs.iter().map(load)));
@@ -152,8 +169,14 @@ pub fn version_token(body: &str, key: &str) -> Option<String> {
     let mut from = 0;
     while let Some(i) = body[from..].find(&needle) {
         let start = from + i;
-        let boundary = body[..start].chars().next_back().is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-');
-        let word: String = body[start + needle.len()..].chars().take_while(char::is_ascii_alphanumeric).collect();
+        let boundary = body[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_ascii_alphanumeric() && c != '-');
+        let word: String = body[start + needle.len()..]
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect();
         if boundary && !word.is_empty() {
             return Some(format!("{needle}{word}"));
         }
@@ -164,15 +187,22 @@ pub fn version_token(body: &str, key: &str) -> Option<String> {
 
 /// Classifies a load report by version token `key`.
 pub fn split(report: &LoadReport, key: &str) -> Split {
-    let mut s = Split { total: report.outcomes.len(), ..Split::default() };
+    let mut s = Split {
+        total: report.outcomes.len(),
+        ..Split::default()
+    };
     for o in &report.outcomes {
         if o.is_success() {
             s.succeeded += 1;
-            *s.versions.entry(version_token(&o.body, key).unwrap_or_else(|| "other".into())).or_default() += 1;
+            *s.versions
+                .entry(version_token(&o.body, key).unwrap_or_else(|| "other".into()))
+                .or_default() += 1;
         } else {
             let why = match (&o.error, o.status) {
                 (Some(e), _) => e.clone(),
-                (None, Some(st)) => format!("HTTP {st}: {}", o.body.lines().next().unwrap_or("").trim()),
+                (None, Some(st)) => {
+                    format!("HTTP {st}: {}", o.body.lines().next().unwrap_or("").trim())
+                }
                 (None, None) => "no answer".into(),
             };
             *s.failures.entry(why).or_default() += 1;
@@ -192,7 +222,11 @@ pub fn format_split(s: &Split) -> String {
     let width = s.versions.keys().map(String::len).max().unwrap_or(0);
     let mut out = String::new();
     for (v, n) in &s.versions {
-        let pct = if s.succeeded == 0 { 0.0 } else { 100.0 * *n as f64 / s.succeeded as f64 };
+        let pct = if s.succeeded == 0 {
+            0.0
+        } else {
+            100.0 * *n as f64 / s.succeeded as f64
+        };
         out.push_str(&format!("  {v:<width$}  {pct:5.1}%  ({n})\n"));
     }
     out.push_str(&format!("{} requests, {} succeeded", s.total, s.succeeded));
@@ -220,29 +254,73 @@ mod tests {
 
     #[test]
     fn urls_and_headers() {
-        assert_eq!(parse_url("http://productpage:9080/x?y").unwrap(), Url { host: "productpage".into(), port: 9080, path: "/x?y".into() });
-        assert_eq!(parse_url("http://a.b").unwrap(), Url { host: "a.b".into(), port: 80, path: "/".into() });
-        assert!(parse_url("https://a").is_err() && parse_url("http://a:0/").is_err() && parse_url("http://:80").is_err());
-        assert_eq!(parse_header("end-user: jason").unwrap(), ("end-user".into(), "jason".into()));
+        assert_eq!(
+            parse_url("http://productpage:9080/x?y").unwrap(),
+            Url {
+                host: "productpage".into(),
+                port: 9080,
+                path: "/x?y".into()
+            }
+        );
+        assert_eq!(
+            parse_url("http://a.b").unwrap(),
+            Url {
+                host: "a.b".into(),
+                port: 80,
+                path: "/".into()
+            }
+        );
+        assert!(
+            parse_url("https://a").is_err()
+                && parse_url("http://a:0/").is_err()
+                && parse_url("http://:80").is_err()
+        );
+        assert_eq!(
+            parse_header("end-user: jason").unwrap(),
+            ("end-user".into(), "jason".into())
+        );
         assert!(parse_header("no colon").is_err());
     }
 
     #[test]
     fn tokens_need_a_word_boundary() {
         let body = "productpage-v1\ndetails: details-v1\nreviews: reviews-v3 (red stars, ratings-v1 5/5)\n";
-        assert_eq!(version_token(body, "reviews").as_deref(), Some("reviews-v3"));
-        assert_eq!(version_token("myreviews-v9 reviews-v2", "reviews").as_deref(), Some("reviews-v2"));
+        assert_eq!(
+            version_token(body, "reviews").as_deref(),
+            Some("reviews-v3")
+        );
+        assert_eq!(
+            version_token("myreviews-v9 reviews-v2", "reviews").as_deref(),
+            Some("reviews-v2")
+        );
         assert_eq!(version_token("reviews: none", "reviews"), None);
     }
 
     #[test]
     fn split_counts_versions_and_failures_and_formats_them() {
-        let ok = |b: &str| Outcome { status: Some(200), body: b.into(), ..Outcome::default() };
+        let ok = |b: &str| Outcome {
+            status: Some(200),
+            body: b.into(),
+            ..Outcome::default()
+        };
         let mut outcomes = vec![ok("reviews-v1"); 989];
         outcomes.extend(vec![ok("x reviews-v3"); 11]);
-        outcomes.push(Outcome { status: Some(503), body: "no healthy upstream".into(), ..Outcome::default() });
-        outcomes.push(Outcome { error: Some("connect: refused".into()), ..Outcome::default() });
-        let s = split(&LoadReport { outcomes, connections: 1 }, "reviews");
+        outcomes.push(Outcome {
+            status: Some(503),
+            body: "no healthy upstream".into(),
+            ..Outcome::default()
+        });
+        outcomes.push(Outcome {
+            error: Some("connect: refused".into()),
+            ..Outcome::default()
+        });
+        let s = split(
+            &LoadReport {
+                outcomes,
+                connections: 1,
+            },
+            "reviews",
+        );
         assert_eq!((s.total, s.succeeded), (1002, 1000));
         assert_eq!(s.versions["reviews-v1"], 989);
         assert_eq!(s.failures["HTTP 503: no healthy upstream"], 1);

@@ -39,7 +39,12 @@ impl Mesh {
             .arg(self.runner_root.path())
             .output()
             .expect("running rudder");
-        eprintln!("$ rudder {}\n{}{}", args.join(" "), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "$ rudder {}\n{}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     }
 
@@ -50,7 +55,8 @@ impl Mesh {
             args.extend(["-H", h]);
         }
         let out = self.cmd(&args);
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("load output is not JSON ({e})"))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("load output is not JSON ({e})"))
     }
 
     fn record(&self) -> RunnerRecord {
@@ -61,12 +67,20 @@ impl Mesh {
 impl Drop for Mesh {
     fn drop(&mut self) {
         // Also on failure: remove what the run made (a no-op after a clean down).
-        let _ = Command::new(&self.rudder).args(["mesh", "down", "--name", &self.name, "--runner-root"]).arg(self.runner_root.path()).output();
+        let _ = Command::new(&self.rudder)
+            .args(["mesh", "down", "--name", &self.name, "--runner-root"])
+            .arg(self.runner_root.path())
+            .output();
     }
 }
 
 fn versions(split: &serde_json::Value) -> BTreeMap<String, u64> {
-    split["versions"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect()
+    split["versions"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
+        .collect()
 }
 
 fn host_rules_mentioning(cidrs: &[&str]) -> Vec<String> {
@@ -92,10 +106,20 @@ fn prefix(cidr: &str) -> String {
 fn bookinfo_canary_split_header_routing_and_clean_teardown() {
     let test = "bookinfo_canary_split_header_routing_and_clean_teardown";
     let iptables = || {
-        let ok = Command::new("iptables-restore").arg("--version").output().is_ok_and(|o| o.status.success());
-        if ok { Ok(()) } else { Err("iptables-restore not installed (run scripts/setup.sh)".to_string()) }
+        let ok = Command::new("iptables-restore")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            Ok(())
+        } else {
+            Err("iptables-restore not installed (run scripts/setup.sh)".to_string())
+        }
     };
-    if prerequisite(test, check_root()).is_none() || prerequisite(test, check_envoy()).is_none() || prerequisite(test, iptables()).is_none() {
+    if prerequisite(test, check_root()).is_none()
+        || prerequisite(test, check_envoy()).is_none()
+        || prerequisite(test, iptables()).is_none()
+    {
         return;
     }
     for bin in ["pilot", "agent", "proxy-init"] {
@@ -105,7 +129,12 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
     let samples = workspace_root().join("samples/bookinfo");
     let canary = samples.join("rules/reviews-99-1-virtual-service.yaml");
     let jason = samples.join("rules/reviews-jason-v2.yaml");
-    let free_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port().to_string();
+    let free_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
 
     // Our own name and CIDRs, so the test runs beside a user's demo; retry on conflicts.
     let mut mesh = None;
@@ -119,14 +148,35 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
             service_cidr: format!("198.19.{n}.0/24"),
         };
         let out = m.cmd(&[
-            "mesh", "up", samples.to_str().unwrap(), "--keep", "-n", "100",
-            "--pod-cidr", &m.pod_cidr, "--service-cidr", &m.service_cidr,
-            "--rules", canary.to_str().unwrap(), "--monitoring-port", &free_port,
+            "mesh",
+            "up",
+            samples.to_str().unwrap(),
+            "--keep",
+            "-n",
+            "100",
+            "--pod-cidr",
+            &m.pod_cidr,
+            "--service-cidr",
+            &m.service_cidr,
+            "--rules",
+            canary.to_str().unwrap(),
+            "--monitoring-port",
+            &free_port,
         ]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
-            assert!(text.contains("bookinfo/productpage-v1-0") && text.contains("sidecar: yes"), "{text}");
-            assert!(text.contains("default/sleep-0") && text.contains("sidecar: no (namespace is not labelled istio-injection=enabled)"), "{text}");
+            assert!(
+                text.contains("bookinfo/productpage-v1-0") && text.contains("sidecar: yes"),
+                "{text}"
+            );
+            assert!(
+                text.contains("default/sleep-0")
+                    && text.contains(
+                        "sidecar: no (namespace is not labelled istio-injection=enabled)"
+                    ),
+                "{text}"
+            );
             assert!(text.contains("100 requests, 100 succeeded"), "{text}");
             mesh = Some(m);
             break;
@@ -139,53 +189,117 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
 
     // 1. The canary: 2000 requests, all succeed, ~1% on v3.
     let split = mesh.load(2000, None);
-    assert_eq!((split["total"].as_u64(), split["succeeded"].as_u64()), (Some(2000), Some(2000)), "{split}");
+    assert_eq!(
+        (split["total"].as_u64(), split["succeeded"].as_u64()),
+        (Some(2000), Some(2000)),
+        "{split}"
+    );
     let v = versions(&split);
     let v3 = v.get("reviews-v3").copied().unwrap_or(0);
-    assert_eq!(v.get("reviews-v1").copied().unwrap_or(0) + v3, 2000, "only v1 and v3 may answer: {v:?}");
-    assert!((1..=42).contains(&v3), "v3 got {v3} of 2000 (expected 20 ± 22): {v:?}");
+    assert_eq!(
+        v.get("reviews-v1").copied().unwrap_or(0) + v3,
+        2000,
+        "only v1 and v3 may answer: {v:?}"
+    );
+    assert!(
+        (1..=42).contains(&v3),
+        "v3 got {v3} of 2000 (expected 20 ± 22): {v:?}"
+    );
 
     // The user's way in: curl from the client pod, names from /etc/netns/<pod>/hosts.
     let sleep = record.pods.iter().find(|p| p.name == "sleep-0").unwrap();
-    let out = Command::new("ip").args(["netns", "exec", &sleep.netns, "curl", "-sS", "--max-time", "10", "http://productpage.bookinfo:9080/"]).output().unwrap();
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &sleep.netns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "http://productpage.bookinfo:9080/",
+        ])
+        .output()
+        .unwrap();
     let body = String::from_utf8_lossy(&out.stdout);
-    assert!(body.starts_with("productpage-v1") && body.contains("details-v1") && body.contains("reviews-v"), "curl: {body} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        body.starts_with("productpage-v1")
+            && body.contains("details-v1")
+            && body.contains("reviews-v"),
+        "curl: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // 2. Switch rules live: jason → v2, everyone else → v1.
-    assert!(mesh.cmd(&["mesh", "apply", jason.to_str().unwrap()]).status.success());
+    assert!(mesh
+        .cmd(&["mesh", "apply", jason.to_str().unwrap()])
+        .status
+        .success());
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let probe = versions(&mesh.load(20, Some("end-user: jason")));
         if probe == BTreeMap::from([("reviews-v2".to_string(), 20)]) {
             break;
         }
-        assert!(Instant::now() < deadline, "the jason rule never took effect: {probe:?}");
+        assert!(
+            Instant::now() < deadline,
+            "the jason rule never took effect: {probe:?}"
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let jason_split = mesh.load(200, Some("end-user: jason"));
-    assert_eq!(jason_split["succeeded"].as_u64(), Some(200), "{jason_split}");
-    assert_eq!(versions(&jason_split), BTreeMap::from([("reviews-v2".to_string(), 200)]));
+    assert_eq!(
+        jason_split["succeeded"].as_u64(),
+        Some(200),
+        "{jason_split}"
+    );
+    assert_eq!(
+        versions(&jason_split),
+        BTreeMap::from([("reviews-v2".to_string(), 200)])
+    );
     let others = mesh.load(200, Some("end-user: alice"));
     assert_eq!(others["succeeded"].as_u64(), Some(200), "{others}");
-    assert_eq!(versions(&others), BTreeMap::from([("reviews-v1".to_string(), 200)]));
+    assert_eq!(
+        versions(&others),
+        BTreeMap::from([("reviews-v1".to_string(), 200)])
+    );
 
     // What must be gone afterwards.
     let status = String::from_utf8_lossy(&mesh.cmd(&["mesh", "status"]).stdout).into_owned();
-    assert!(status.contains(&format!("mesh {}: runner running", mesh.name)) && status.contains("pilot's connected proxies: 6"), "{status}");
+    assert!(
+        status.contains(&format!("mesh {}: runner running", mesh.name))
+            && status.contains("pilot's connected proxies: 6"),
+        "{status}"
+    );
     let base_ids: Vec<PathBuf> = std::fs::read_dir(record.state_dir.join("pods"))
         .unwrap()
         .flatten()
-        .flat_map(|pod| std::fs::read_dir(pod.path().join("tmp")).into_iter().flatten().flatten())
+        .flat_map(|pod| {
+            std::fs::read_dir(pod.path().join("tmp"))
+                .into_iter()
+                .flatten()
+                .flatten()
+        })
         .map(|agent| agent.path().join("envoy-base-id"))
         .filter(|f| f.exists())
         .collect();
-    assert_eq!(base_ids.len(), 6, "one Envoy family per meshed pod: {base_ids:?}");
+    assert_eq!(
+        base_ids.len(),
+        6,
+        "one Envoy family per meshed pod: {base_ids:?}"
+    );
     let shm: Vec<PathBuf> = base_ids
         .iter()
-        .map(|f| rudder_harness::shm_path(std::fs::read_to_string(f).unwrap().trim().parse().unwrap()))
+        .map(|f| {
+            rudder_harness::shm_path(std::fs::read_to_string(f).unwrap().trim().parse().unwrap())
+        })
         .collect();
     assert!(shm.iter().all(|p| p.exists()), "{shm:?}");
-    let mut pids: Vec<(i32, u64)> = state.processes.iter().map(|p| (p.pid, p.start_time)).collect();
+    let mut pids: Vec<(i32, u64)> = state
+        .processes
+        .iter()
+        .map(|p| (p.pid, p.start_time))
+        .collect();
     pids.push((record.runner.pid, record.runner.start_time));
     pids.extend(record.pilot.map(|p| (p.pid, p.start_time)));
     let bridge = state.bridge.clone().unwrap();
@@ -193,20 +307,66 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
     // 3. Down: nothing left.
     let out = mesh.cmd(&["mesh", "down"]);
     assert!(out.status.success());
-    let netns = String::from_utf8_lossy(&Command::new("ip").args(["netns", "list"]).output().unwrap().stdout).into_owned();
+    let netns = String::from_utf8_lossy(
+        &Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
     let ours = format!("rdr-{}-", mesh.name);
-    assert!(!netns.lines().any(|l| l.starts_with(&ours)), "namespaces left: {netns}");
-    assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "bridge {bridge} left");
-    let links = std::fs::read_dir("/sys/class/net").unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect::<Vec<_>>();
-    assert!(!links.iter().any(|l| l.starts_with(&format!("rv{}-", state.tag))), "veths left: {links:?}");
+    assert!(
+        !netns.lines().any(|l| l.starts_with(&ours)),
+        "namespaces left: {netns}"
+    );
+    assert!(
+        !Path::new("/sys/class/net").join(&bridge).exists(),
+        "bridge {bridge} left"
+    );
+    let links = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect::<Vec<_>>();
+    assert!(
+        !links
+            .iter()
+            .any(|l| l.starts_with(&format!("rv{}-", state.tag))),
+        "veths left: {links:?}"
+    );
     // A zombie waiting for init to reap it counts as gone.
-    let alive: Vec<i32> = pids.iter().filter(|(pid, t)| HostProcess { pid: *pid, start_time: *t }.alive()).map(|(p, _)| *p).collect();
+    let alive: Vec<i32> = pids
+        .iter()
+        .filter(|(pid, t)| {
+            HostProcess {
+                pid: *pid,
+                start_time: *t,
+            }
+            .alive()
+        })
+        .map(|(p, _)| *p)
+        .collect();
     assert!(alive.is_empty(), "processes left: {alive:?}");
     let rules = host_rules_mentioning(&[&prefix(&mesh.pod_cidr), &prefix(&mesh.service_cidr)]);
     assert!(rules.is_empty(), "host iptables rules left: {rules:?}");
-    assert!(!record.state_dir.exists() && !Path::new(DEFAULT_STATE_ROOT).join(&mesh.name).exists(), "state dir left");
-    assert!(RunnerRecord::names(mesh.runner_root.path()).unwrap().is_empty(), "runner record left");
-    assert!(record.etc_netns.iter().all(|d| !d.exists()), "/etc/netns entries left");
+    assert!(
+        !record.state_dir.exists() && !Path::new(DEFAULT_STATE_ROOT).join(&mesh.name).exists(),
+        "state dir left"
+    );
+    assert!(
+        RunnerRecord::names(mesh.runner_root.path())
+            .unwrap()
+            .is_empty(),
+        "runner record left"
+    );
+    assert!(
+        record.etc_netns.iter().all(|d| !d.exists()),
+        "/etc/netns entries left"
+    );
     let shm_left: Vec<&PathBuf> = shm.iter().filter(|p| p.exists()).collect();
-    assert!(shm_left.is_empty(), "Envoy shared memory left: {shm_left:?}");
+    assert!(
+        shm_left.is_empty(),
+        "Envoy shared memory left: {shm_left:?}"
+    );
 }
