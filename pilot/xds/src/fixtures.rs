@@ -192,6 +192,18 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Adds a PeerAuthentication (after the ones already added: younger).
+    pub fn peer_authentication(mut self, p: rudder_model::PeerAuthn) -> Self {
+        self.snapshot.security.peer_authentications.push(p);
+        self
+    }
+
+    /// Adds an AuthorizationPolicy (after the ones already added).
+    pub fn authorization_policy(mut self, p: rudder_model::AuthzPolicy) -> Self {
+        self.snapshot.security.authorization_policies.push(p);
+        self
+    }
+
     /// Endpoints from selectors, then sealed.
     pub fn build(mut self) -> Arc<Snapshot> {
         let s = &mut self.snapshot;

@@ -87,15 +87,17 @@ impl<'a> InboundSecurity<'a> {
         if ports.is_empty() {
             return None;
         }
-        let on_ports = ListenerFilterChainMatchPredicate {
-            rule: Some(Rule::OrMatch(MatchSet {
-                rules: ports
-                    .iter()
-                    .map(|&p| ListenerFilterChainMatchPredicate {
-                        rule: Some(Rule::DestinationPortRange(Int32Range { start: i32::from(p), end: i32::from(p) + 1 })),
-                    })
-                    .collect(),
-            })),
+        let mut ranges: Vec<ListenerFilterChainMatchPredicate> = ports
+            .iter()
+            .map(|&p| ListenerFilterChainMatchPredicate {
+                rule: Some(Rule::DestinationPortRange(Int32Range { start: i32::from(p), end: i32::from(p) + 1 })),
+            })
+            .collect();
+        // Envoy wants at least two predicates in an or_match.
+        let on_ports = if ranges.len() == 1 {
+            ranges.remove(0)
+        } else {
+            ListenerFilterChainMatchPredicate { rule: Some(Rule::OrMatch(MatchSet { rules: ranges })) }
         };
         Some(ListenerFilter {
             name: TLS_INSPECTOR_FILTER.into(),

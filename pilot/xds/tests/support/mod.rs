@@ -183,7 +183,8 @@ pub fn envoy_validate(case: &str, res: &ProxyResources) {
 /// else `Ok` or Envoy's complaint.
 pub fn envoy_check(case: &str, res: &ProxyResources) -> Option<Result<(), String>> {
     let bin = envoy_bin()?;
-    let bootstrap = to_static_bootstrap(res).unwrap_or_else(|e| panic!("{case}: {e}"));
+    let mut bootstrap = to_static_bootstrap(res).unwrap_or_else(|e| panic!("{case}: {e}"));
+    add_test_secrets(&mut bootstrap);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join(format!("{case}.pb"));
     std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
@@ -224,4 +225,112 @@ pub fn chain<'a>(json: &'a Value, listener: &str, name: &str) -> &'a Value {
         .iter()
         .find(|c| c["name"] == name)
         .unwrap_or_else(|| panic!("no chain {name} in {listener}"))
+}
+
+/// Where the test certificate files live (fixed, so DestinationRule SIMPLE and
+/// MUTUAL goldens can name them and `envoy --mode validate` can read them).
+pub const TEST_CERT_DIR: &str = "/tmp/rudder-xds-test-certs";
+
+/// A self-signed CA certificate and key made with rcgen (PEM), once per test
+/// process, also written to [`TEST_CERT_DIR`] as `cert-chain.pem`, `key.pem`
+/// and `root-cert.pem` (atomically: tests run in parallel).
+pub fn test_pems() -> &'static (String, String) {
+    static PEMS: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    PEMS.get_or_init(|| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["rudder-test".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        let pems = (cert.pem(), key.serialize_pem());
+        std::fs::create_dir_all(TEST_CERT_DIR).unwrap();
+        for (name, text) in [("cert-chain.pem", &pems.0), ("key.pem", &pems.1), ("root-cert.pem", &pems.0)] {
+            let tmp = format!("{TEST_CERT_DIR}/.{name}.{}", std::process::id());
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::rename(&tmp, format!("{TEST_CERT_DIR}/{name}")).unwrap();
+        }
+        pems
+    })
+}
+
+/// What the agent's bootstrap provides beside pilot's resources: the static
+/// secrets `default` and `ROOTCA` (file mode) and the `sds-grpc` cluster to
+/// the agent's socket (SDS mode), so TLS contexts naming them validate.
+pub fn add_test_secrets(bootstrap: &mut envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap) {
+    use envoy_types::pb::envoy::{
+        config::{
+            cluster::v3::{cluster, Cluster},
+            core::v3::{address, data_source::Specifier, Address, DataSource, Http2ProtocolOptions, Pipe},
+            endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints},
+        },
+        extensions::{
+            transport_sockets::tls::v3::{secret, CertificateValidationContext, Secret, TlsCertificate},
+            upstreams::http::v3::http_protocol_options::{
+                explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+            },
+            upstreams::http::v3::HttpProtocolOptions,
+        },
+    };
+    use rudder_model::{names, well_known};
+    let (cert, key) = test_pems();
+    // SDS subscriptions need a node identity, as the agent's bootstrap has.
+    bootstrap.node.get_or_insert_with(|| envoy_types::pb::envoy::config::core::v3::Node {
+        id: "sidecar~198.18.0.1~test.default~default.svc.cluster.local".into(),
+        cluster: "test.default".into(),
+        ..Default::default()
+    });
+    let inline = |s: &str| Some(DataSource { specifier: Some(Specifier::InlineString(s.to_string())), ..Default::default() });
+    let sr = bootstrap.static_resources.get_or_insert_with(Default::default);
+    sr.secrets.push(Secret {
+        name: names::SECRET_DEFAULT.into(),
+        r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
+            certificate_chain: inline(cert),
+            private_key: inline(key),
+            ..Default::default()
+        })),
+    });
+    sr.secrets.push(Secret {
+        name: names::SECRET_ROOTCA.into(),
+        r#type: Some(secret::Type::ValidationContext(CertificateValidationContext {
+            trusted_ca: inline(cert),
+            ..Default::default()
+        })),
+    });
+    let h2 = HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())),
+        })),
+        ..Default::default()
+    };
+    sr.clusters.push(Cluster {
+        name: names::SDS_CLUSTER.into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32)),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: names::SDS_CLUSTER.into(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![LbEndpoint {
+                    host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                        address: Some(Address {
+                            address: Some(address::Address::Pipe(Pipe {
+                                path: well_known::SDS_SOCKET_PATH.into(),
+                                mode: 0,
+                            })),
+                        }),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        typed_extension_protocol_options: [(
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions".to_string(),
+            envoy_types::pb::google::protobuf::Any {
+                type_url: <HttpProtocolOptions as prost::Name>::type_url(),
+                value: h2.encode_to_vec(),
+            },
+        )]
+        .into(),
+        ..Default::default()
+    });
 }
