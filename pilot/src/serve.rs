@@ -13,9 +13,13 @@ use crate::{monitoring, proxies::Proxies};
 #[derive(clap::Args, Debug)]
 pub struct ServeArgs {
     /// Serve the Kubernetes/Istio YAML in this directory (watched for changes).
-    /// Without it pilot would watch Kubernetes (not available in this build).
+    /// Without it pilot watches Kubernetes (KUBECONFIG, else in-cluster).
     #[arg(long, env = "PILOT_CONFIG_DIR")]
     config_dir: Option<PathBuf>,
+    /// Kubernetes only: the namespace Rudder is installed in (the
+    /// `rudder-mesh` ConfigMap and the status Lease live there).
+    #[arg(long, env = "POD_NAMESPACE", default_value = rudder_kube::INSTALL_NAMESPACE)]
+    install_namespace: String,
     /// Where xDS (ADS, gRPC, plaintext) listens.
     #[arg(long, default_value = "0.0.0.0:15010")]
     xds_addr: SocketAddr,
@@ -47,16 +51,22 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let Some(dir) = args.config_dir.clone() else {
-        bail!("--config-dir is required: this pilot serves a directory of YAML (the Kubernetes source is not built yet)");
-    };
-    if !dir.is_dir() {
-        bail!("--config-dir {}: not a directory", dir.display());
-    }
     let (registry, mut snapshots) =
         Registry::new(RegistryOptions { debounce: args.debounce, max_delay: args.debounce_max });
-    let _source = DirectorySource::spawn(dir.clone(), registry.handle())
-        .with_context(|| format!("watching {}", dir.display()))?;
+    let source = match args.config_dir.clone() {
+        Some(dir) => {
+            if !dir.is_dir() {
+                bail!("--config-dir {}: not a directory", dir.display());
+            }
+            let s = DirectorySource::spawn(dir.clone(), registry.handle())
+                .with_context(|| format!("watching {}", dir.display()))?;
+            Source::Directory { dir, _watcher: s }
+        }
+        None => {
+            let options = rudder_kube::KubeOptions { install_namespace: args.install_namespace.clone(), ..Default::default() };
+            Source::Kubernetes(rudder_kube::KubeRuntime::start(registry.handle(), registry.diagnostics(), &options).await?)
+        }
+    };
 
     // Monitoring comes up first, so `/ready` can say "not yet".
     let state = monitoring::State::new();
@@ -65,9 +75,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding --monitoring-addr {}", args.monitoring_addr))?;
     tokio::spawn(monitoring::serve(monitoring_listener, state.clone()));
 
-    // The directory was read fully by `spawn`; build the first snapshot now.
-    // No sidecar is served before it: an empty answer would make a
-    // reconnecting Envoy drop the config it has.
+    // The directory was read fully by `spawn`; Kubernetes needs every kind
+    // listed once. Build the first snapshot only then: no sidecar is served
+    // before it, since an empty answer would make a reconnecting Envoy drop
+    // the config it has.
+    if let Source::Kubernetes(k) = &source {
+        k.wait_synced().await;
+    }
     let handle = registry.handle();
     let first = handle.flush().await.context("the registry stopped before its first build")?;
     snapshots.borrow_and_update();
@@ -89,11 +103,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.xds_addr)
         .await
         .with_context(|| format!("binding --xds-addr {}", args.xds_addr))?;
-    tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, dir = %dir.display(), "pilot serving");
+    tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, source = %source, "pilot serving");
     ads.serve(listener, shutdown_signal()).await.context("xDS server failed")?;
+    drop(source);
     drop(registry);
     tracing::info!("pilot stopped");
     Ok(())
+}
+
+/// Where the config comes from (kept alive while serving).
+enum Source {
+    /// The directory and its watcher (watching stops when dropped).
+    Directory { dir: PathBuf, _watcher: DirectorySource },
+    Kubernetes(rudder_kube::KubeRuntime),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Directory { dir, .. } => write!(f, "directory {}", dir.display()),
+            Source::Kubernetes(_) => f.write_str("kubernetes"),
+        }
+    }
 }
 
 /// Completes on SIGTERM or SIGINT.

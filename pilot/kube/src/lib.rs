@@ -19,12 +19,14 @@
 pub mod crds;
 pub mod lease;
 pub mod resources;
+pub mod run;
 pub mod source;
 pub mod status;
 pub mod structural;
 
 pub use crds::{crds, crds_yaml, Condition, CrdError, RuleStatus};
 pub use lease::{default_identity, LeaseOptions, STATUS_LEASE};
+pub use run::KubeRuntime;
 pub use source::{connect, scope_of, KubeOptions, KubeSource, SourceError, WATCHED_KINDS};
 pub use status::{RuleIndex, StatusOptions, StatusWriter};
 

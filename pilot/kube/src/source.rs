@@ -15,7 +15,7 @@
 //! half-listed cluster; instead the whole list is one `reset`, which drops
 //! objects deleted meanwhile and schedules exactly one rebuild.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Duration};
 
 use futures::StreamExt;
 use kube::{
@@ -34,34 +34,60 @@ use crate::{
 /// Errors connecting to a cluster.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// The configured API server does not answer.
+    #[error("cannot reach the Kubernetes API server ({cause}); check KUBECONFIG or the pod's network, or pass --config-dir DIR")]
+    Unreachable {
+        /// Cause (in the message, not a `source`: kube's errors already
+        /// print their own chain).
+        cause: kube::Error,
+    },
     /// Neither KUBECONFIG (or ~/.kube/config) nor the in-cluster service account worked.
     #[error(
         "no Kubernetes cluster to watch: set KUBECONFIG (or ~/.kube/config), run pilot in a pod with a \
-         service account, or pass --config-dir DIR to serve a directory instead ({source})"
+         service account, or pass --config-dir DIR to serve a directory instead ({cause})"
     )]
     NoCluster {
-        /// Cause.
-        source: kube::Error,
+        /// Cause (in the message only, as above).
+        cause: kube::Error,
     },
 }
 
 /// Builds a client from KUBECONFIG / ~/.kube/config, else the in-cluster
-/// service account.
+/// service account, and checks the API server answers (`/version`), so a
+/// wrong cluster is a clear error at start instead of a pilot that is never
+/// ready.
 pub async fn connect() -> Result<Client, SourceError> {
-    Client::try_default().await.map_err(|source| SourceError::NoCluster { source })
+    let client = Client::try_default().await.map_err(|cause| SourceError::NoCluster { cause })?;
+    let version = client.apiserver_version().await.map_err(|cause| SourceError::Unreachable { cause })?;
+    tracing::info!(server = %version.git_version, "connected to Kubernetes");
+    Ok(client)
 }
 
-/// Settings of the Kubernetes source.
+/// Settings of the Kubernetes source and its status writer.
 #[derive(Clone, Debug)]
 pub struct KubeOptions {
     /// Where Rudder is installed: the `rudder-mesh` ConfigMap and the status
     /// Lease live here.
     pub install_namespace: String,
+    /// This replica's name in the status Lease (unique per replica).
+    pub identity: String,
+    /// How long the status Lease lasts without renewal.
+    pub lease_duration: Duration,
+    /// How often the holder renews it (and others try to take it over).
+    pub lease_renew: Duration,
+    /// How often status is re-checked even without changes.
+    pub status_resync: Duration,
 }
 
 impl Default for KubeOptions {
     fn default() -> Self {
-        Self { install_namespace: crate::INSTALL_NAMESPACE.into() }
+        Self {
+            install_namespace: crate::INSTALL_NAMESPACE.into(),
+            identity: crate::lease::default_identity(),
+            lease_duration: Duration::from_secs(15),
+            lease_renew: Duration::from_secs(5),
+            status_resync: Duration::from_secs(30),
+        }
     }
 }
 
