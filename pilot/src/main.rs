@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+mod identity;
 mod monitoring;
 mod proxies;
 mod serve;

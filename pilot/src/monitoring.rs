@@ -21,7 +21,7 @@ use crate::proxies::Proxies;
 
 /// What the endpoints read; empty until pilot serves.
 #[derive(Clone, Default)]
-pub struct State(Arc<OnceLock<Serving>>);
+pub struct State(Arc<OnceLock<Serving>>, Arc<OnceLock<rudder_ca::CaMetrics>>);
 
 struct Serving {
     proxies: Arc<Proxies>,
@@ -34,6 +34,11 @@ impl State {
     /// Not ready yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The CA's counters (`citadel_server_*`), when pilot runs a CA.
+    pub fn set_ca_metrics(&self, m: rudder_ca::CaMetrics) {
+        let _ = self.1.set(m);
     }
 
     /// pilot has its first snapshot and serves xDS.
@@ -78,6 +83,9 @@ async fn metrics(axum::extract::State(state): S) -> Response {
         return (StatusCode::OK, "# pilot is not serving yet\n").into_response();
     };
     out.push_str(&s.ads.metrics().render());
+    if let Some(ca) = state.1.get() {
+        out.push_str(&ca.render());
+    }
     let snapshot = s.snapshots.borrow().clone();
     let diagnostics = s.diagnostics.borrow().clone();
     let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
