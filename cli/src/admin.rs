@@ -9,7 +9,7 @@ use rudder_harness::{Net, StateRecord};
 
 use crate::manifest;
 use crate::pilot::{self, stop_host_process, ConfigDir};
-use crate::record::{log_path, record_path, RecordError, RunnerRecord};
+use crate::record::{log_path, record_path, HostProcess, RecordError, RunnerRecord};
 use crate::runner::{pick_client, traffic_for, UpError};
 use crate::traffic::{self, Split};
 
@@ -61,6 +61,29 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
     }
     let state_dir = state_root.join(name);
     if StateRecord::path(&state_dir).exists() {
+        // Ask every recorded pod process to stop at once (agents drain in
+        // parallel), then let the sweep remove stragglers and everything else.
+        if let Ok(state) = StateRecord::load(&state_dir) {
+            let ours: Vec<HostProcess> = state
+                .processes
+                .iter()
+                .map(|p| HostProcess {
+                    pid: p.pid,
+                    start_time: p.start_time,
+                })
+                .filter(HostProcess::alive)
+                .collect();
+            for p in &ours {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(p.pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            let deadline = Instant::now() + Duration::from_secs(7);
+            while ours.iter().any(HostProcess::alive) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         Net::sweep(&state_dir)?;
         done.push(format!(
             "swept {} (namespaces, links, processes, Envoy shared memory)",
@@ -184,13 +207,23 @@ pub fn apply(
 ) -> Result<Vec<String>, UpError> {
     let r = RunnerRecord::load(runner_root, name)?;
     let rules = manifest::load_rules(files)?;
+    let config = ConfigDir(r.config_dir.clone());
     if !delete {
-        let warnings = pilot::validate(pilot_bin, files)?;
-        for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
+        // Validate in context (the mesh's Services and the rules that stay),
+        // so references to hosts and subsets resolve; report on the new files.
+        let replaced: Vec<String> = rules.iter().map(|r| r.file_name()).collect();
+        let mut all = config.files("platform");
+        all.extend(config.files("rules").into_iter().filter(|f| {
+            f.file_name()
+                .is_none_or(|n| !replaced.iter().any(|r| n == r.as_str()))
+        }));
+        all.extend(files.iter().cloned());
+        let warnings = pilot::validate(pilot_bin, &all)?;
+        let mine = |l: &&str| files.iter().any(|f| l.contains(&*f.to_string_lossy()));
+        for w in warnings.lines().filter(mine) {
             println!("pilot validate: {w}");
         }
     }
-    let config = ConfigDir(r.config_dir.clone());
     let mut out = Vec::new();
     for rule in &rules {
         let what = format!("{} {}/{}", rule.kind, rule.namespace, rule.name);

@@ -101,6 +101,24 @@ impl ConfigDir {
         }
     }
 
+    /// The files of `sub` (platform, pods, rules), sorted.
+    pub fn files(&self, sub: &str) -> Vec<PathBuf> {
+        let mut out: Vec<PathBuf> = fs::read_dir(self.0.join(sub))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.extension().is_some_and(|e| e == "json")
+                    && !p
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The rules present, as `kind namespace/name` lines.
     pub fn rules(&self) -> Vec<String> {
         let mut out: Vec<String> = fs::read_dir(self.0.join("rules"))
