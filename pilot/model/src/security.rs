@@ -317,9 +317,9 @@ pub struct SecurityPolicies {
 
 impl SecurityPolicies {
     /// The effective mTLS mode of a workload (namespace, labels) on a target
-    /// port, given the mesh root namespace: port-level > workload > namespace
-    /// > mesh, UNSET inheriting; PERMISSIVE when nothing is set. Among several
-    /// policies at one level the oldest wins, as in Istio.
+    /// port, given the mesh root namespace: port-level over workload over
+    /// namespace over mesh, UNSET inheriting; PERMISSIVE when nothing is set.
+    /// Among several policies at one level the oldest wins, as in Istio.
     pub fn mtls_mode(&self, root_namespace: &str, namespace: &str, labels: &Labels, port: u16) -> MtlsMode {
         fn in_ns<'a>(all: &'a [PeerAuthn], ns: &'a str) -> impl Iterator<Item = &'a PeerAuthn> + 'a {
             all.iter().filter(move |p| p.source.namespace == ns)

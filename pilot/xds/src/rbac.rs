@@ -115,8 +115,8 @@ fn policy(r: &AuthzRule, tcp: bool) -> Policy {
             }
             Condition::RequestHeader(..) => {}
             Condition::DestinationPort(v) => permissions.extend(values(v, |p| port(*p), or_rules, not_rule)),
-            Condition::SourceIp(v) => principals.extend(values(v, |c| direct_ip(c), or_ids, not_id)),
-            Condition::RemoteIp(v) => principals.extend(values(v, |c| remote_ip(c), or_ids, not_id)),
+            Condition::SourceIp(v) => principals.extend(values(v, direct_ip, or_ids, not_id)),
+            Condition::RemoteIp(v) => principals.extend(values(v, remote_ip, or_ids, not_id)),
             Condition::SourceNamespace(v) => principals.extend(values(v, namespace, or_ids, not_id)),
             Condition::SourcePrincipal(v) => principals.extend(values(v, peer, or_ids, not_id)),
         }
@@ -153,8 +153,8 @@ fn source(s: &SourceMatch) -> Principal {
         all.push(not_id(Principal { identifier: Some(principal::Identifier::Any(true)) }));
     }
     all.extend(values(&s.namespaces, namespace, or_ids, not_id));
-    all.extend(values(&s.ip_blocks, |c| direct_ip(c), or_ids, not_id));
-    all.extend(values(&s.remote_ip_blocks, |c| remote_ip(c), or_ids, not_id));
+    all.extend(values(&s.ip_blocks, direct_ip, or_ids, not_id));
+    all.extend(values(&s.remote_ip_blocks, remote_ip, or_ids, not_id));
     and_ids(all)
 }
 
