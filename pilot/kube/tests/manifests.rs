@@ -1,0 +1,167 @@
+//! manifests/: offline schema validation (kubernetes-validate, strict, as
+//! `kubectl apply --dry-run=client` would need a server for), the contracts
+//! (names, ports, probes, images), RBAC that grants exactly what the source
+//! uses, and the mesh ConfigMap as the source reads it from the fake API server.
+
+mod support;
+
+use std::{path::PathBuf, process::Command, time::Duration};
+
+use rudder_kube::{resources::api_resource, KubeOptions, KubeSource, WATCHED_KINDS};
+use rudder_registry::{Body, Kind, ObjectKey};
+use serde_json::Value;
+use support::{fake_api::FakeApi, skip, Recorder};
+
+fn manifests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests")
+}
+
+/// Every manifest file, recursively, sorted (the apply order of `kubectl apply -R -f manifests/`).
+fn files() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![manifests_dir()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "yaml") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn objects() -> Vec<Value> {
+    files()
+        .iter()
+        .flat_map(|f| serde_saphyr::from_str_multiple::<Value, Vec<Value>>(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .filter(|v| v.is_object())
+        .collect()
+}
+
+fn find<'a>(all: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    all.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name).unwrap_or_else(|| panic!("{kind} {name} in manifests/"))
+}
+
+#[test]
+fn manifests_pass_kubernetes_validate_strict() {
+    let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/kubernetes-validate");
+    let bin = if bin.is_file() { bin } else { PathBuf::from("kubernetes-validate") };
+    let files = files();
+    assert!(files.len() >= 7, "{files:?}");
+    let out = match Command::new(&bin).args(["-k", "1.33.0", "--strict", "--quiet"]).args(&files).output() {
+        Ok(o) => o,
+        Err(e) => {
+            if skip(&format!("kubernetes-validate not runnable ({e}); pip install kubernetes-validate")) {
+                return;
+            }
+            unreachable!()
+        }
+    };
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && !text.contains("ERROR"), "kubernetes-validate:\n{text}");
+}
+
+#[test]
+fn names_ports_probes_and_images_follow_the_contract() {
+    let all = objects();
+    let version = env!("CARGO_PKG_VERSION");
+    for o in &all {
+        let ns = o["metadata"]["namespace"].as_str();
+        assert!(ns.is_none() || ns == Some("rudder-system"), "{} {} outside rudder-system", o["kind"], o["metadata"]["name"]);
+    }
+    let svc = find(&all, "Service", "rudder-pilot");
+    let mut ports: Vec<i64> = svc["spec"]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect();
+    ports.sort();
+    assert_eq!(ports, vec![15010, 15012, 15014]);
+    let inj = find(&all, "Service", "rudder-injector");
+    assert_eq!((inj["spec"]["ports"][0]["port"].as_i64(), inj["spec"]["ports"][0]["targetPort"].as_i64()), (Some(443), Some(15017)));
+    find(&all, "MutatingWebhookConfiguration", "rudder-sidecar-injector");
+
+    let pilot = &find(&all, "Deployment", "rudder-pilot")["spec"]["template"]["spec"];
+    let c = &pilot["containers"][0];
+    assert_eq!(c["args"][0], "serve");
+    assert!(!c["args"].to_string().contains("--config-dir"), "pilot on a cluster watches Kubernetes");
+    assert_eq!((c["readinessProbe"]["httpGet"]["path"].as_str(), c["readinessProbe"]["httpGet"]["port"].as_i64()), (Some("/ready"), Some(15014)));
+    assert_eq!(pilot["serviceAccountName"], "rudder-pilot");
+    for d in all.iter().filter(|o| o["kind"] == "Deployment") {
+        for c in d["spec"]["template"]["spec"]["containers"].as_array().unwrap() {
+            let image = c["image"].as_str().unwrap();
+            let (repo, tag) = image.split_once(':').unwrap();
+            assert!(repo.starts_with("rudder/") && tag == version, "image {image} is rudder/<binary>:{version}");
+        }
+    }
+    let mesh = find(&all, "ConfigMap", "rudder-mesh");
+    let spec: rudder_config::MeshConfigSpec = serde_saphyr::from_str(mesh["data"]["mesh"].as_str().unwrap()).unwrap();
+    assert_eq!(spec.root_namespace.as_deref(), Some("rudder-system"));
+}
+
+/// (apiGroup, resource, verb) triples a role grants.
+fn grants(role: &Value) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for r in role["rules"].as_array().unwrap() {
+        for g in r["apiGroups"].as_array().unwrap() {
+            for res in r["resources"].as_array().unwrap() {
+                for v in r["verbs"].as_array().unwrap() {
+                    out.push((g.as_str().unwrap().into(), res.as_str().unwrap().into(), v.as_str().unwrap().into()));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pilot_rbac_grants_exactly_what_the_source_and_status_writer_use() {
+    let all = objects();
+    let cluster = grants(find(&all, "ClusterRole", "rudder-pilot"));
+    let local = grants(find(&all, "Role", "rudder-pilot"));
+    let mut expected_cluster = Vec::new();
+    for kind in WATCHED_KINDS {
+        let ar = api_resource(kind);
+        let t = |res: &str, verb: &str| (ar.group.clone(), res.to_string(), verb.to_string());
+        match kind {
+            Kind::MeshConfig => {
+                assert!(local.contains(&t("configmaps", "list")) && local.contains(&t("configmaps", "watch")));
+                continue;
+            }
+            Kind::Namespace | Kind::Service | Kind::Pod | Kind::EndpointSlice | Kind::Endpoints => {}
+            _ => expected_cluster.push(t(&format!("{}/status", ar.plural), "patch")),
+        }
+        expected_cluster.push(t(&ar.plural, "list"));
+        expected_cluster.push(t(&ar.plural, "watch"));
+    }
+    let (mut got, mut want) = (cluster.clone(), expected_cluster);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "ClusterRole rudder-pilot: no more, no less");
+    let role = find(&all, "Role", "rudder-pilot");
+    let rules = role["rules"].as_array().unwrap();
+    assert!(rules.iter().any(|r| r["resources"][0] == "configmaps" && r["resourceNames"][0] == "rudder-mesh"));
+    assert!(rules.iter().any(|r| r["resources"][0] == "leases" && r["resourceNames"][0] == rudder_kube::STATUS_LEASE));
+    for (_, _, v) in cluster.iter().chain(&local) {
+        assert!(["list", "watch", "patch", "create", "get", "update"].contains(&v.as_str()), "verb {v}");
+    }
+    assert!(!cluster.iter().chain(&local).any(|(g, r, v)| g == "*" || r == "*" || v == "*"), "no wildcards");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mesh_configmap_manifest_is_what_the_source_reads() {
+    let all = objects();
+    let api = FakeApi::start().await;
+    api.put(find(&all, "Namespace", "rudder-system").clone());
+    api.put(find(&all, "ConfigMap", "rudder-mesh").clone());
+    // Another ConfigMap in the namespace is not watched.
+    api.put(find(&all, "ConfigMap", "rudder-sidecar-injector-template").clone());
+    let rec = Recorder::default();
+    let source = KubeSource::spawn(api.client(), &KubeOptions::default(), rec.clone());
+    tokio::time::timeout(Duration::from_secs(30), source.wait_synced()).await.expect("synced");
+    let mesh = rec.get(&ObjectKey::new(Kind::MeshConfig, "rudder-system", "rudder-mesh")).expect("mesh config read");
+    let Body::MeshConfig(m) = mesh.body else { panic!("not mesh config") };
+    assert_eq!(m.trust_domain.as_deref(), Some("cluster.local"));
+    assert_eq!(rec.keys().iter().filter(|k| k.kind == Kind::MeshConfig).count(), 1);
+    assert!(rec.diagnostics().is_empty(), "only rudder-mesh is listed (field selector): {:?}", rec.diagnostics());
+}
