@@ -15,6 +15,9 @@
 //! no transport match: a plaintext client on that port fails the handshake
 //! instead of falling through to another chain.
 //!
+//! Passthrough chains (pod ports no Service declares) get the workload's
+//! authorization and, under STRICT, mTLS termination ([`InboundSecurity::passthrough`]).
+//!
 //! A proxy whose pod is not meshed (no `security.istio.io/tlsMode: istio`)
 //! has no certificate to present, so PERMISSIVE means plaintext for it (as
 //! auto mTLS never sends it TLS); STRICT is honoured regardless (fail closed).
@@ -52,6 +55,8 @@ const TLS_INSPECTOR_FILTER: &str = "envoy.filters.listener.tls_inspector";
 pub(crate) struct InboundSecurity<'a> {
     /// Effective mode per served (target) port.
     pub(crate) modes: BTreeMap<u16, MtlsMode>,
+    /// Workload-level mode: what ports no Service declares get.
+    pub(crate) passthrough_mode: MtlsMode,
     /// Policies that apply to the workload, in order.
     pub(crate) policies: Vec<&'a AuthzPolicy>,
     /// Where the proxy's secrets come from.
@@ -73,7 +78,24 @@ impl<'a> InboundSecurity<'a> {
             })
             .collect();
         let policies = snapshot.authz_for(&proxy.namespace, &proxy.labels).collect();
-        Self { modes, policies, cert_mode: proxy.cert_mode }
+        // Port 0 is in no portLevelMtls: this is the workload-level mode.
+        let passthrough_mode = snapshot.mtls_mode(&proxy.namespace, &proxy.labels, 0);
+        Self { modes, passthrough_mode, policies, cert_mode: proxy.cert_mode }
+    }
+
+    /// An inbound passthrough chain (ports no Service declares) under the
+    /// workload's policy, as Istio: authorization applies (network RBAC) and
+    /// STRICT terminates mTLS before passing the bytes on; PERMISSIVE and
+    /// DISABLE leave it plaintext (meshed clients only send mTLS to
+    /// declared ports).
+    pub(crate) fn passthrough(&self, mut chain: FilterChain) -> FilterChain {
+        let mut filters = rbac::network_filters(&self.policies);
+        filters.append(&mut chain.filters);
+        chain.filters = filters;
+        if self.passthrough_mode == MtlsMode::Strict {
+            chain.transport_socket = Some(downstream_mtls(false, self.cert_mode));
+        }
+        chain
     }
 
     fn mode(&self, port: u16) -> MtlsMode {

@@ -230,20 +230,20 @@ pub(crate) fn listeners(
                 .iter()
                 .filter(|p| !served.contains(p))
                 .map(|&p| {
-                    chain(
+                    security.passthrough(chain(
                         format!("inbound-passthrough|{p}"),
                         Some(p),
                         &ips,
                         inbound_passthrough(),
-                    )
+                    ))
                 }),
         );
-        chains.push(chain(
+        chains.push(security.passthrough(chain(
             "inbound-passthrough".into(),
             None,
             &ips,
             inbound_passthrough(),
-        ));
+        )));
         chains.extend(outbound.chains.iter().cloned());
         chains.extend(blackholes);
         out.push((
@@ -268,7 +268,7 @@ pub(crate) fn listeners(
                 VIRTUAL_INBOUND_LISTENER,
                 proxy.inbound_capture_port,
                 chains,
-                inbound_passthrough_chain(),
+                security.passthrough(inbound_passthrough_chain()),
                 inspector,
             ),
         ));

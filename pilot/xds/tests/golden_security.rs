@@ -216,6 +216,10 @@ fn inbound_strict_requires_mtls() {
     assert!(mtls["filterChainMatch"].get("transportProtocol").is_none(), "any transport: plaintext fails the handshake");
     assert_eq!(mtls["transportSocket"]["typedConfig"]["requireClientCertificate"], true);
     assert!(j["lds"]["virtual"]["listenerFilters"].as_array().unwrap().len() == 1, "no TLS inspector needed");
+    // Ports no Service declares are STRICT too.
+    let pass = chain(&j, "virtual", "inbound-passthrough");
+    assert_eq!(pass["transportSocket"]["typedConfig"]["requireClientCertificate"], true);
+    assert_eq!(pass["filters"][0]["typedConfig"]["cluster"], "InboundPassthroughCluster");
 }
 
 #[test]
@@ -278,6 +282,10 @@ fn authz_allow_by_principal() {
         );
         assert_eq!(http_filters(chain(&j, "virtual", name))[0]["name"], "envoy.filters.http.rbac", "RBAC before router");
     }
+    // Ports no Service declares are guarded too (network RBAC), and stay plaintext under PERMISSIVE.
+    let pass = chain(&j, "virtual", "inbound-passthrough");
+    assert_eq!(pass["filters"][0]["name"], "envoy.filters.network.rbac");
+    assert!(pass.get("transportSocket").is_none());
     // The policy selects httpbin only.
     let other = golden("sec_authz_not_selected", &s, &proxy(&s, "details-0"));
     assert!(http_rbac(chain(&other, "virtual", "inbound|9080|mtls")).is_empty());
