@@ -394,3 +394,18 @@ fn sds_mode_points_secrets_at_the_agent() {
     let inbound = &chain(&j, "virtual", "inbound|8000|mtls")["transportSocket"]["typedConfig"]["commonTlsContext"];
     assert_eq!(inbound["tlsCertificateSdsSecretConfigs"], json!([sds]));
 }
+
+#[test]
+fn separate_inbound_listener_gets_the_same_security() {
+    let p = authz(NS, "allow-sleep", "rules:\n- from:\n  - source: {principals: [cluster.local/ns/default/sa/sleep]}\n");
+    let s = mesh().authorization_policy(p).build();
+    let mut px = proxy(&s, "httpbin-v1");
+    px.inbound_capture_port = 15006;
+    let j = golden("sec_virtual_inbound", &s, &px);
+    assert_eq!(chain_names(&j, "virtualInbound")[..3], ["inbound|8000|mtls", "inbound|8000|tls", "inbound|8000"]);
+    assert_eq!(j["lds"]["virtualInbound"]["listenerFilters"][1]["name"], "envoy.filters.listener.tls_inspector");
+    assert_eq!(j["lds"]["virtual"]["listenerFilters"].as_array().unwrap().len(), 1, "outbound listener: no inspector");
+    let default = &j["lds"]["virtualInbound"]["defaultFilterChain"];
+    assert_eq!(default["filters"][0]["name"], "envoy.filters.network.rbac");
+    assert_eq!(http_rbac(chain(&j, "virtualInbound", "inbound|8000"))[0].0, "ALLOW");
+}
