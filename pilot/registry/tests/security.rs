@@ -152,3 +152,29 @@ fn snapshot_carries_compiled_policies_in_age_order() {
     let no_policy = build_snapshot(&objs[..1], vec![]);
     assert_ne!(no_policy.version, snap.version, "policies are part of the version");
 }
+
+#[test]
+fn validate_files_reports_security_problems_by_file_and_line() {
+    let r = rudder_registry::validate_paths(&[common::testdata("security/policies.yaml"), common::testdata("security/invalid.yaml")]);
+    let lines: Vec<String> = r
+        .lines()
+        .into_iter()
+        .map(|l| l.replace(common::testdata("security").to_str().unwrap(), "security"))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            "error: security/invalid.yaml:1: PeerAuthentication default/typo: spec.mtls.mode: unknown mTLS mode \"STRICKT\" (expected UNSET, DISABLE, PERMISSIVE or STRICT)".to_string(),
+            "error: security/invalid.yaml:7: AuthorizationPolicy default/bad-principal: spec.rules[0].from[0].source.principals[0]: \"default/sleep\" is not a principal of the form <trust-domain>/ns/<namespace>/sa/<serviceaccount>".to_string(),
+            lines[2].clone(),
+        ]
+    );
+    assert!(
+        lines[2].starts_with("error: security/invalid.yaml:21: AuthorizationPolicy default/unknown-field: spec.rules[0].to[0].operation")
+            && lines[2].contains("unknown field `method`"),
+        "{}",
+        lines[2]
+    );
+    assert!(r.has_errors());
+    assert_eq!(r.objects, 4, "the four good policies are served");
+}
