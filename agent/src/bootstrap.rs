@@ -27,8 +27,9 @@ use std::{
 };
 
 use rudder_model::{
-    names::{SECRET_DEFAULT, SECRET_ROOTCA, XDS_CLUSTER},
-    well_known::{ENVOY_ADMIN_PORT, ENVOY_STATS_PORT},
+    names::{SDS_CLUSTER, SECRET_DEFAULT, SECRET_ROOTCA, XDS_CLUSTER},
+    node::CertMode,
+    well_known::{ENVOY_ADMIN_PORT, ENVOY_STATS_PORT, XDS_TLS_PORT},
     NodeId, NodeMetadata,
 };
 use serde_json::{json, Value};
@@ -183,10 +184,10 @@ impl FileSecrets {
 
 /// Where Envoy gets workload certificates from.
 ///
-/// This is the seam for SDS: the identity issue adds a variant that points
-/// the same secret names at the agent's Unix socket (`sds_config`) instead of
-/// files, and sets `CERT_MODE=sds` in the metadata. File mode rotates by hot
-/// restart; SDS mode will rotate in place.
+/// File mode puts static secrets in the bootstrap and rotates by hot restart;
+/// SDS mode adds the [`SDS_CLUSTER`] cluster (a pipe to the agent's Unix
+/// socket), sets `CERT_MODE=sds` in the metadata so pilot's TLS contexts
+/// fetch the same secret names over SDS, and rotates in place.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CertSource {
     /// No certificates: plaintext only.
@@ -194,6 +195,8 @@ pub enum CertSource {
     None,
     /// Static secrets read from files when Envoy starts.
     Files(FileSecrets),
+    /// Secrets served by the agent over SDS at this Unix socket.
+    Sds(PathBuf),
 }
 
 /// Everything the bootstrap depends on.
@@ -232,7 +235,14 @@ impl BootstrapConfig {
 
 /// Builds the Envoy bootstrap (JSON, accepted by `envoy --mode validate`).
 pub fn bootstrap(cfg: &BootstrapConfig) -> Value {
-    let mut clusters = vec![xds_cluster(&cfg.discovery_address), prometheus_cluster(cfg.admin_port)];
+    let mut xds = xds_cluster(&cfg.discovery_address);
+    if cfg.discovery_address.port == XDS_TLS_PORT && has_root(&cfg.certs) {
+        xds["transport_socket"] = xds_tls(&cfg.discovery_address, &cfg.certs);
+    }
+    let mut clusters = vec![xds, prometheus_cluster(cfg.admin_port)];
+    if let CertSource::Sds(socket) = &cfg.certs {
+        clusters.push(sds_cluster(socket));
+    }
     clusters.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     let mut static_resources = json!({
         "clusters": clusters,
@@ -246,7 +256,7 @@ pub fn bootstrap(cfg: &BootstrapConfig) -> Value {
         "node": {
             "id": cfg.node_id.to_string(),
             "cluster": service_cluster(cfg),
-            "metadata": cfg.metadata.to_json(),
+            "metadata": metadata(cfg).to_json(),
         },
         "admin": {
             "address": socket_address("127.0.0.1", cfg.admin_port),
@@ -276,6 +286,76 @@ pub fn bootstrap(cfg: &BootstrapConfig) -> Value {
                 { "name": "static", "static_layer": {} },
                 { "name": "admin", "admin_layer": {} },
             ],
+        },
+    })
+}
+
+/// The metadata, with `CERT_MODE` following the certificate source.
+fn metadata(cfg: &BootstrapConfig) -> NodeMetadata {
+    let mut md = cfg.metadata.clone();
+    md.cert_mode = if matches!(cfg.certs, CertSource::Sds(_)) { CertMode::Sds } else { CertMode::File };
+    md
+}
+
+fn has_root(certs: &CertSource) -> bool {
+    match certs {
+        CertSource::None => false,
+        CertSource::Files(f) => f.root.is_some(),
+        CertSource::Sds(_) => true,
+    }
+}
+
+/// pilot's secure port (15012) speaks TLS, as istiod's does: the `xds-grpc`
+/// cluster verifies pilot's serving certificate with the mesh root, the
+/// `ROOTCA` secret (static in file mode, from the agent in SDS mode), and
+/// sends the host as SNI when it is a name.
+fn xds_tls(addr: &DiscoveryAddress, certs: &CertSource) -> Value {
+    let mut ctx = json!({
+        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+        "common_tls_context": {
+            "alpn_protocols": ["h2"],
+            "validation_context_sds_secret_config": sds_secret_ref(SECRET_ROOTCA, certs),
+        },
+    });
+    if addr.ip().is_none() {
+        ctx["sni"] = json!(addr.host);
+    }
+    json!({ "name": "envoy.transport_sockets.tls", "typed_config": ctx })
+}
+
+/// A reference to a secret: static (file mode) or from the agent (SDS mode).
+fn sds_secret_ref(name: &str, certs: &CertSource) -> Value {
+    match certs {
+        CertSource::Sds(_) => json!({
+            "name": name,
+            "sds_config": {
+                "api_config_source": {
+                    "api_type": "GRPC",
+                    "transport_api_version": "V3",
+                    "grpc_services": [{ "envoy_grpc": { "cluster_name": SDS_CLUSTER } }],
+                },
+                "resource_api_version": "V3",
+            },
+        }),
+        _ => json!({ "name": name }),
+    }
+}
+
+/// The agent's SDS socket as a cluster (HTTP/2 for gRPC, a pipe address).
+fn sds_cluster(socket: &Path) -> Value {
+    json!({
+        "name": SDS_CLUSTER,
+        "type": "STATIC",
+        "connect_timeout": "1s",
+        "load_assignment": {
+            "cluster_name": SDS_CLUSTER,
+            "endpoints": [{ "lb_endpoints": [{ "endpoint": { "address": { "pipe": { "path": socket.display().to_string() } } } }] }],
+        },
+        "typed_extension_protocol_options": {
+            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                "explicit_http_config": { "http2_protocol_options": {} },
+            },
         },
     })
 }
@@ -453,5 +533,37 @@ mod tests {
         assert_eq!(find(&bootstrap(&cfg)), "STATIC");
         assert_eq!(bootstrap(&cfg)["node"]["cluster"], "p.ns");
         assert!(bootstrap(&cfg)["static_resources"].get("secrets").is_none());
+    }
+
+    #[test]
+    fn sds_mode_adds_the_socket_cluster_and_cert_mode() {
+        let id = NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns");
+        let mut cfg = BootstrapConfig::new(id, NodeMetadata::default(), "10.0.0.2:15010".parse().unwrap());
+        assert_eq!(bootstrap(&cfg)["node"]["metadata"]["CERT_MODE"], "file");
+        cfg.certs = CertSource::Sds(PathBuf::from("/var/run/secrets/workload-spiffe-uds/socket"));
+        let b = bootstrap(&cfg);
+        assert_eq!(b["node"]["metadata"]["CERT_MODE"], "sds");
+        let clusters = b["static_resources"]["clusters"].as_array().unwrap();
+        let sds = clusters.iter().find(|c| c["name"] == SDS_CLUSTER).expect("sds-grpc cluster");
+        assert_eq!(
+            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]["path"],
+            "/var/run/secrets/workload-spiffe-uds/socket"
+        );
+        assert!(b["static_resources"].get("secrets").is_none());
+        // Plaintext port: no TLS to pilot.
+        assert!(clusters.iter().find(|c| c["name"] == XDS_CLUSTER).unwrap().get("transport_socket").is_none());
+    }
+
+    #[test]
+    fn the_secure_port_gets_tls_verified_with_the_mesh_root() {
+        let id = NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns");
+        let mut cfg = BootstrapConfig::new(id, NodeMetadata::default(), "rudder-pilot.rudder-system.svc:15012".parse().unwrap());
+        cfg.certs = CertSource::Sds(PathBuf::from("/s"));
+        let b = bootstrap(&cfg);
+        let xds = b["static_resources"]["clusters"].as_array().unwrap().iter().find(|c| c["name"] == XDS_CLUSTER).unwrap().clone();
+        let ctx = &xds["transport_socket"]["typed_config"];
+        assert_eq!(ctx["sni"], "rudder-pilot.rudder-system.svc");
+        let v = &ctx["common_tls_context"]["validation_context_sds_secret_config"];
+        assert_eq!((v["name"].as_str(), v["sds_config"]["api_config_source"]["grpc_services"][0]["envoy_grpc"]["cluster_name"].as_str()), (Some(SECRET_ROOTCA), Some(SDS_CLUSTER)));
     }
 }

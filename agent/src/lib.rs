@@ -7,7 +7,10 @@
 //!   agent ──bootstrap──► Envoy epoch N ◄──hot restart── Envoy epoch N+1
 //!     │  ▲                  admin 127.0.0.1:15009, Prometheus :15090
 //!     │  └── /healthz/ready :15021, /stats/prometheus + /quitquitquit :15020
-//!     └── [ you are here ]
+//!     ├── [ you are here ]
+//!     └── with --ca-address: key + CSR ──TLS──► pilot's CA (:15012); renews at half life;
+//!         file mode: writes --cert-dir (hot restart) · SDS mode: serves `default`/`ROOTCA`
+//!         on a Unix socket (no restart)
 //! ```
 //!
 //! The library holds the pure parts that others call ([`bootstrap()`], the
@@ -22,7 +25,10 @@ pub mod bootstrap;
 pub mod certs;
 pub mod drain;
 pub mod envoy;
+pub mod identity;
 pub mod pod;
+pub mod renew;
+pub mod sds;
 pub mod server;
 pub mod state;
 pub mod supervisor;

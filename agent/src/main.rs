@@ -9,6 +9,9 @@ use rudder_agent::{
     admin::Admin,
     bootstrap::{bootstrap, BootstrapConfig, CertSource, DiscoveryAddress, FileSecrets, XdsMode},
     envoy::{self, EnvoyOptions},
+    identity::CaClientConfig,
+    renew::{self, Backoff},
+    sds::{self, SdsServer},
     pod::{self, PodInfo},
     server::{self, ServerContext},
     state::AgentState,
@@ -16,7 +19,7 @@ use rudder_agent::{
     wait::{parse_duration, wait_ready},
     watch,
 };
-use rudder_model::well_known;
+use rudder_model::{identity::SpiffeId, well_known};
 use tokio::{
     net::TcpListener,
     signal::unix::{signal, SignalKind},
@@ -85,6 +88,14 @@ struct Identity {
     /// Envoy Prometheus listener port.
     #[arg(long, default_value_t = well_known::ENVOY_STATS_PORT)]
     stats_port: u16,
+    /// How Envoy gets certificates: `file` (static secrets from --cert-dir,
+    /// rotation = hot restart) or `sds` (from the agent over --sds-socket,
+    /// rotation in place; needs --ca-address).
+    #[arg(long, default_value = "file", value_parser = ["file", "sds"])]
+    cert_mode: String,
+    /// The agent's SDS socket (SDS mode).
+    #[arg(long, default_value = well_known::SDS_SOCKET_PATH)]
+    sds_socket: PathBuf,
 }
 
 #[derive(Args)]
@@ -112,6 +123,23 @@ struct ProxyArgs {
     /// Envoy log level.
     #[arg(long, default_value = "warning")]
     envoy_log_level: String,
+    /// pilot's certificate service (HOST:PORT, 15012). Without it the
+    /// certificates in --cert-dir are the operator's (read-only, watched).
+    #[arg(long)]
+    ca_address: Option<String>,
+    /// The mesh root: verifies pilot and the certificates it issues.
+    #[arg(long, default_value = "/var/run/secrets/istio/root-cert.pem")]
+    ca_root: PathBuf,
+    /// The credential sent to the CA (a projected service-account token, or
+    /// the local mesh runner's token); read at every request.
+    #[arg(long, default_value = "/var/run/secrets/tokens/istio-token")]
+    token_file: PathBuf,
+    /// Certificate lifetime to ask for (the CA caps it), e.g. 24h, 10m, 5s.
+    #[arg(long, default_value = "24h", value_parser = flag_duration)]
+    cert_ttl: Duration,
+    /// SPIFFE trust domain of this workload's identity.
+    #[arg(long, default_value = well_known::DEFAULT_TRUST_DOMAIN)]
+    trust_domain: String,
 }
 
 #[derive(Args)]
@@ -160,7 +188,11 @@ fn bootstrap_config(id: &Identity) -> Result<BootstrapConfig> {
     cfg.xds = id.xds.parse::<XdsMode>()?;
     cfg.admin_port = id.admin_port;
     cfg.stats_port = id.stats_port;
-    cfg.certs = CertSource::Files(FileSecrets::from_dir(&id.cert_dir));
+    cfg.certs = if id.cert_mode == "sds" {
+        CertSource::Sds(id.sds_socket.clone())
+    } else {
+        CertSource::Files(FileSecrets::from_dir(&id.cert_dir))
+    };
     Ok(cfg)
 }
 
@@ -189,7 +221,10 @@ async fn main() -> Result<()> {
 }
 
 async fn proxy(p: ProxyArgs) -> Result<()> {
-    let cfg = bootstrap_config(&p.id)?;
+    let sds_mode = p.id.cert_mode == "sds";
+    if sds_mode && p.ca_address.is_none() {
+        bail!("--cert-mode sds needs --ca-address: the agent serves over SDS the certificates it gets from pilot's CA");
+    }
     let bin = envoy::find_bin(std::env::var_os("ENVOY_BIN"), std::env::var_os("PATH"))?;
     let (work_dir, temporary) = match &p.work_dir {
         Some(d) => (d.clone(), false),
@@ -203,8 +238,35 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
             p.drain_duration
         );
     }
-    let admin = Admin::new(cfg.admin_port, server::HANDLER_ADMIN_TIMEOUT);
     let state = Arc::new(AgentState::default());
+    // With a CA: the first certificate before Envoy starts (its bootstrap or
+    // its SDS secrets need it), then renewals in the background.
+    if let Some(address) = &p.ca_address {
+        if p.id.pod_namespace.is_empty() || p.id.service_account.is_empty() {
+            bail!("--ca-address needs the pod's identity: set POD_NAMESPACE and SERVICE_ACCOUNT");
+        }
+        let ca = CaClientConfig {
+            address: address.clone(),
+            root_file: p.ca_root.clone(),
+            token_file: p.token_file.clone(),
+            id: SpiffeId::new(&p.trust_domain, &p.id.pod_namespace, &p.id.service_account),
+            requested_ttl: p.cert_ttl,
+        };
+        tracing::info!(ca = %address, id = %ca.id, mode = %p.id.cert_mode, "requesting the workload certificate");
+        let first = renew::fetch_first(&ca, Backoff::default()).await;
+        tracing::info!(serial = %first.serial, not_after = first.not_after, "workload certificate issued");
+        let sink = if sds_mode {
+            let (tx, rx) = tokio::sync::watch::channel(Some(Arc::new(first.clone())));
+            sds::serve(&p.id.sds_socket, SdsServer::new(rx)).await?;
+            renew::Sink::Sds(tx)
+        } else {
+            renew::write_atomic(&p.id.cert_dir, &first)?;
+            renew::Sink::Files(p.id.cert_dir.clone())
+        };
+        tokio::spawn(renew::run(ca, first, sink, state.clone(), Backoff::default()));
+    }
+    let cfg = bootstrap_config(&p.id)?;
+    let admin = Admin::new(cfg.admin_port, server::HANDLER_ADMIN_TIMEOUT);
     let (tx, rx) = mpsc::channel(16);
     let ctx = ServerContext { state: state.clone(), admin, commands: tx.clone() };
     let status = TcpListener::bind(("0.0.0.0", p.status_port))
@@ -216,7 +278,9 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
     tokio::spawn(server::serve(status, server::status_router(ctx.clone())));
     tokio::spawn(server::serve(metrics, server::metrics_router(ctx)));
 
-    let _watch = if p.id.cert_dir.is_dir() {
+    let _watch = if sds_mode {
+        None
+    } else if p.id.cert_dir.is_dir() {
         let tx = tx.clone();
         Some(watch::watch_dir(&p.id.cert_dir, Duration::from_millis(200), move || {
             let _ = tx.try_send(Command::CertsChanged);
@@ -238,7 +302,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
             log_level: p.envoy_log_level,
         },
         bootstrap: cfg,
-        cert_dir: Some(p.id.cert_dir.clone()),
+        cert_dir: (!sds_mode).then(|| p.id.cert_dir.clone()),
         drain_duration: p.drain_duration,
         backoff_initial: Duration::from_millis(200),
         backoff_max: Duration::from_secs(10),
