@@ -55,9 +55,23 @@ pub struct AuthorizationPolicySpec {
     /// The external authorizer of a CUSTOM policy (not served).
     pub provider: Option<ExtensionProvider>,
     /// Gateway/waypoint attachment (not served: sidecars use `selector`).
-    pub target_ref: Option<serde_json::Value>,
+    pub target_ref: Option<PolicyTargetReference>,
     /// See `target_ref`.
-    pub target_refs: Vec<serde_json::Value>,
+    pub target_refs: Vec<PolicyTargetReference>,
+}
+
+/// `targetRef`: the Gateway API object a policy attaches to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PolicyTargetReference {
+    /// API group (`gateway.networking.k8s.io`).
+    pub group: String,
+    /// Kind (`Gateway`, `Service`, ...).
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// Namespace (defaults to the policy's).
+    pub namespace: Option<String>,
 }
 
 /// `provider: {name: ...}` of a CUSTOM policy.

@@ -13,6 +13,10 @@
 //! model inputs rather than from encoded protobuf (whose map fields have no
 //! stable order).
 //!
+//! Security policies (PeerAuthentication, AuthorizationPolicy) are compiled
+//! IR in [`security`], with Istio's precedence rules (effective mTLS mode of
+//! a workload port, the policies that apply to a workload).
+//!
 //! This crate is also the shared vocabulary of all binaries: node ids and node
 //! metadata ([`node`]), well-known ports and labels ([`well_known`]), SPIFFE ids
 //! ([`identity`]) and Envoy cluster names ([`names`]).

@@ -90,6 +90,7 @@ fn unsupported_features_are_warnings() {
         ("audit", format!("{AP}  action: AUDIT\n"), "spec.action", "AUDIT is not supported by Rudder; the policy is not applied"),
         ("custom", format!("{AP}  action: CUSTOM\n  provider: {{name: ext}}\n"), "spec.action", "CUSTOM is not supported by Rudder; the policy is not applied"),
         ("request principals", rule("from: [{source: {requestPrincipals: [\"*\"]}}]"), "spec.rules[0].from[0].source.requestPrincipals", "requestPrincipals is not supported by Rudder (no JWT validation): no request has a request principal"),
+        ("targetRef", format!("{AP}  targetRef: {{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}\n"), "spec.targetRef", "targetRef is not supported by Rudder (sidecars use selector); the policy is not applied"),
         ("selector in root namespace", root_pa.to_string(), "spec.selector", "a selector in the root namespace rudder-system selects workloads of that namespace only, not mesh-wide"),
     ];
     for (name, yaml, field, message) in cases {

@@ -9,6 +9,11 @@
 //!                              └─ check_consistency / to_json / to_static_bootstrap
 //! ```
 //!
+//! Security (issue 9) lives in three modules: `tls` (upstream TLS contexts,
+//! auto mTLS, secret references per certificate mode), `inbound` (the
+//! served ports' chains per PeerAuthentication mode) and `rbac`
+//! (AuthorizationPolicy → Envoy RBAC, HTTP and network).
+//!
 //! The only crate in pilot that builds Envoy protos. It owns the output type,
 //! [`ProxyResources`], which the ADS server serves without looking inside.
 //! Generation is pure (no I/O, no clock): the same snapshot and proxy give the
