@@ -34,13 +34,40 @@ use serde::{de::DeserializeOwned, Deserialize, Deserializer};
 /// Annotation domains kept on stored objects; everything else is dropped.
 pub const KEPT_ANNOTATION_DOMAINS: [&str; 1] = ["istio.io/"];
 
+/// What a watched object becomes in the registry.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Converted {
+    /// A typed object to apply (boxed: it is much larger than a rejection).
+    Good(Box<Object>),
+    /// A rejection naming the field and why (the last good version stays).
+    Bad(Rejected),
+}
+
+impl Converted {
+    /// The object, if it converted.
+    pub fn good(self) -> Option<Object> {
+        match self {
+            Converted::Good(o) => Some(*o),
+            Converted::Bad(_) => None,
+        }
+    }
+
+    /// The rejection, if it did not.
+    pub fn bad(self) -> Option<Rejected> {
+        match self {
+            Converted::Good(_) => None,
+            Converted::Bad(r) => Some(r),
+        }
+    }
+}
+
 /// A trimmed object type the source can watch.
 pub trait Trimmed: DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
     /// Its metadata.
     fn metadata(&self) -> &ObjectMeta;
     /// Converts into the registry's typed object (or a rejection naming the
     /// field and why), keeping only what the registry reads.
-    fn into_object(self, kind: Kind, origin: Origin) -> Result<Object, Rejected>;
+    fn into_object(self, kind: Kind, origin: Origin) -> Converted;
     /// For route rules: what the status writer compares against.
     fn rule_state(&self) -> Option<RuleState> {
         None
@@ -147,9 +174,9 @@ macro_rules! platform_kind {
             fn metadata(&self) -> &ObjectMeta {
                 &self.metadata
             }
-            fn into_object(mut self, _kind: Kind, origin: Origin) -> Result<Object, Rejected> {
+            fn into_object(mut self, _kind: Kind, origin: Origin) -> Converted {
                 self.metadata = trim(std::mem::take(&mut self.metadata));
-                Ok(Object::new(self.metadata.clone(), Body::$variant(self), origin))
+                Converted::Good(Box::new(Object::new(self.metadata.clone(), Body::$variant(self), origin)))
             }
         }
     };
@@ -168,11 +195,11 @@ impl Trimmed for k::ConfigMap {
 
     /// The `rudder-mesh` ConfigMap: `data.mesh` parsed as mesh config (the
     /// watch selects it by name; anything else is a caller's mistake).
-    fn into_object(self, kind: Kind, origin: Origin) -> Result<Object, Rejected> {
+    fn into_object(self, kind: Kind, origin: Origin) -> Converted {
         let meta = trim(self.metadata);
         let key = ObjectKey::from_meta(kind, &meta);
         if meta.name.as_deref() != Some(MESH_CONFIGMAP_NAME) {
-            return Err(rejected(key, origin, "metadata.name".into(), format!("only ConfigMap {MESH_CONFIGMAP_NAME} is read")));
+            return Converted::Bad(rejected(key, origin, "metadata.name".into(), format!("only ConfigMap {MESH_CONFIGMAP_NAME} is read")));
         }
         let text = self.data.get(MESH_CONFIGMAP_KEY).map(String::as_str).unwrap_or("");
         let mesh = if text.trim().is_empty() {
@@ -182,11 +209,11 @@ impl Trimmed for k::ConfigMap {
                 Ok(m) => m,
                 Err(e) => {
                     let msg = e.without_snippet().to_string();
-                    return Err(rejected(key, origin, format!("data.{MESH_CONFIGMAP_KEY}"), msg.trim().to_string()));
+                    return Converted::Bad(rejected(key, origin, format!("data.{MESH_CONFIGMAP_KEY}"), msg.trim().to_string()));
                 }
             }
         };
-        Ok(Object::new(meta, Body::MeshConfig(mesh), origin))
+        Converted::Good(Box::new(Object::new(meta, Body::MeshConfig(mesh), origin)))
     }
 }
 
@@ -244,7 +271,7 @@ impl Trimmed for RuleObject {
         Some(RuleState { generation: self.metadata.generation, valid })
     }
 
-    fn into_object(self, kind: Kind, origin: Origin) -> Result<Object, Rejected> {
+    fn into_object(self, kind: Kind, origin: Origin) -> Converted {
         let meta = trim(self.metadata.common);
         let key = ObjectKey::from_meta(kind, &meta);
         let body = match kind {
@@ -257,8 +284,8 @@ impl Trimmed for RuleObject {
             other => Err(("kind".to_string(), format!("{other} is not an Istio config kind"))),
         };
         match body {
-            Ok(body) => Ok(Object::new(meta, body, origin)),
-            Err((field, message)) => Err(rejected(key, origin, field, message)),
+            Ok(body) => Converted::Good(Box::new(Object::new(meta, body, origin))),
+            Err((field, message)) => Converted::Bad(rejected(key, origin, field, message)),
         }
     }
 }
@@ -296,7 +323,7 @@ mod tests {
         let w: Watched<k::Pod> = serde_json::from_value(json).unwrap();
         assert_eq!(w.meta().resource_version.as_deref(), Some("7"));
         assert_eq!(w.meta().namespace.as_deref(), Some("ns"));
-        let o = w.object.into_object(Kind::Pod, origin()).unwrap();
+        let o = w.object.into_object(Kind::Pod, origin()).good().unwrap();
         assert_eq!(o.key, ObjectKey::new(Kind::Pod, "ns", "p"));
         assert_eq!(o.meta.annotations.keys().collect::<Vec<_>>(), vec!["sidecar.istio.io/inject"]);
         let Body::Pod(p) = o.body else { panic!("not a pod") };
@@ -312,7 +339,7 @@ mod tests {
             "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}, "wieght": 3}]}]}
         });
         let w: Watched<RuleObject> = serde_json::from_value(json).unwrap();
-        let r = w.object.into_object(Kind::VirtualService, origin()).unwrap_err();
+        let r = w.object.into_object(Kind::VirtualService, origin()).bad().unwrap();
         assert_eq!(r.key, ObjectKey::new(Kind::VirtualService, "default", "reviews"));
         let d = &r.diagnostics[0];
         assert_eq!(d.field, "spec.http[0].route[0].wieght");
@@ -326,7 +353,7 @@ mod tests {
             "data": {"mesh": "rootNamespace: istio-system\ntrustDomain: example.org\n"}
         }))
         .unwrap();
-        let o = cm.into_object(Kind::MeshConfig, origin()).unwrap();
+        let o = cm.into_object(Kind::MeshConfig, origin()).good().unwrap();
         let Body::MeshConfig(m) = o.body else { panic!() };
         assert_eq!(m.root_namespace.as_deref(), Some("istio-system"));
         let bad: k::ConfigMap = serde_json::from_value(serde_json::json!({
@@ -334,7 +361,7 @@ mod tests {
             "data": {"mesh": "rootNamespace: [unclosed\n"}
         }))
         .unwrap();
-        let r = bad.into_object(Kind::MeshConfig, origin()).unwrap_err();
+        let r = bad.into_object(Kind::MeshConfig, origin()).bad().unwrap();
         assert_eq!(r.diagnostics[0].field, "data.mesh");
     }
 

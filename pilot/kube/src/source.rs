@@ -27,7 +27,7 @@ use rudder_registry::{Batch, Kind, ObjectKey, Origin, Sink};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    resources::{api_resource, RuleObject, RuleState, Trimmed, Watched},
+    resources::{api_resource, Converted, RuleObject, RuleState, Trimmed, Watched},
     status::RuleIndex,
 };
 
@@ -209,14 +209,14 @@ impl<S: Sink> Watch<S> {
                         rules.insert(ObjectKey::from_meta(kind, w.object.metadata()), state);
                     }
                     match w.object.into_object(kind, self.origin()) {
-                        Ok(o) => batch.objects.push(o),
-                        Err(r) => batch.rejected.push(r),
+                        Converted::Good(o) => batch.objects.push(*o),
+                        Converted::Bad(r) => batch.rejected.push(r),
                     }
                 }
                 Ok(watcher::Event::InitDone) => {
                     let (batch, rules) = listing.take().unwrap_or_default();
                     tracing::info!(kind = %kind, objects = batch.objects.len(), rejected = batch.rejected.len(), "listed");
-                    if kind.is_rule() {
+                    if is_istio_config(kind) {
                         self.rules.reset(kind, rules);
                     }
                     self.sink.reset(&self.scope, batch);
@@ -232,8 +232,8 @@ impl<S: Sink> Watch<S> {
                     }
                     tracing::debug!(object = %key, "applied");
                     match w.object.into_object(kind, self.origin()) {
-                        Ok(o) => self.sink.apply(o),
-                        Err(r) => self.sink.reject(r),
+                        Converted::Good(o) => self.sink.apply(*o),
+                        Converted::Bad(r) => self.sink.reject(r),
                     }
                 }
                 Ok(watcher::Event::Delete(w)) => {
@@ -255,20 +255,14 @@ impl<S: Sink> Watch<S> {
 }
 
 /// Istio config kinds (they get status conditions).
-trait IsRule {
-    fn is_rule(self) -> bool;
-}
-
-impl IsRule for Kind {
-    fn is_rule(self) -> bool {
-        matches!(
-            self,
-            Kind::VirtualService
-                | Kind::DestinationRule
-                | Kind::RouteRule
-                | Kind::DestinationPolicy
-                | Kind::PeerAuthentication
-                | Kind::AuthorizationPolicy
-        )
-    }
+fn is_istio_config(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::VirtualService
+            | Kind::DestinationRule
+            | Kind::RouteRule
+            | Kind::DestinationPolicy
+            | Kind::PeerAuthentication
+            | Kind::AuthorizationPolicy
+    )
 }
