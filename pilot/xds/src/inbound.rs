@@ -6,12 +6,16 @@
 //!  STRICT      inbound|P|mtls     TLS, client cert required      [rbac] HCM (XFCC) | tcp_proxy
 //!  PERMISSIVE  inbound|P|mtls     transport tls + ALPN istio*    [rbac] HCM (XFCC) | tcp_proxy
 //!              inbound|P|tls      transport tls, other ALPN      [rbac] tcp_proxy (the app's own TLS)
-//!              inbound|P          transport raw_buffer           [rbac] HCM | tcp_proxy
+//!              inbound|P          any other transport            [rbac] HCM | tcp_proxy
 //! ```
 //!
 //! PERMISSIVE needs the TLS inspector to set the transport protocol; it runs
-//! only on PERMISSIVE ports ([`tls_inspector`]), so server-first protocols on
-//! other ports are never held up waiting for a ClientHello. A STRICT chain has
+//! only on PERMISSIVE ports ([`InboundSecurity::tls_inspector`]), so
+//! server-first protocols on other ports are never held up waiting for a
+//! ClientHello. Its plaintext chain matches any transport (Envoy falls back
+//! from `raw_buffer` to an empty match), so a server-first protocol on a
+//! PERMISSIVE port still lands there when the inspector gives up after
+//! [`LISTENER_FILTERS_TIMEOUT`] (the listener continues on timeout, as Istio's). A STRICT chain has
 //! no transport match: a plaintext client on that port fails the handshake
 //! instead of falling through to another chain.
 //!
@@ -45,6 +49,11 @@ use crate::{
     rds::inbound_route_config,
     tls::{downstream_mtls, is_meshed_labels, MESH_ALPNS},
 };
+
+/// How long the TLS inspector waits for a client's first bytes before the
+/// connection continues as plaintext (Istio's inbound protocol detection
+/// timeout).
+pub(crate) const LISTENER_FILTERS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Envoy's name of the TLS inspector listener filter.
 const TLS_INSPECTOR_FILTER: &str = "envoy.filters.listener.tls_inspector";
@@ -134,8 +143,6 @@ impl<'a> InboundSecurity<'a> {
 enum Transport {
     /// Any (no transport match), plaintext.
     Plain,
-    /// Plaintext, as the TLS inspector says (`raw_buffer`).
-    RawBuffer,
     /// Mesh mTLS terminated here; `true` = match TLS with istio ALPN only.
     Mtls { alpn_match: bool },
     /// TLS the app terminates itself (passed through as TCP).
@@ -146,7 +153,7 @@ enum Transport {
 pub(crate) fn inbound_chains(p: &InboundPort, ips: &[IpAddr], sec: &InboundSecurity<'_>) -> Vec<FilterChain> {
     let transports: &[Transport] = match sec.mode(p.port) {
         MtlsMode::Strict => &[Transport::Mtls { alpn_match: false }],
-        MtlsMode::Permissive => &[Transport::Mtls { alpn_match: true }, Transport::AppTls, Transport::RawBuffer],
+        MtlsMode::Permissive => &[Transport::Mtls { alpn_match: true }, Transport::AppTls, Transport::Plain],
         MtlsMode::Disable | MtlsMode::Unset => &[Transport::Plain],
     };
     transports.iter().map(|t| chain(p, ips, *t, sec)).collect()
@@ -157,7 +164,6 @@ fn chain(p: &InboundPort, ips: &[IpAddr], t: Transport, sec: &InboundSecurity<'_
     let mtls = matches!(t, Transport::Mtls { .. });
     let (name, transport_protocol, alpns) = match t {
         Transport::Plain => (format!("inbound|{}", p.port), "", vec![]),
-        Transport::RawBuffer => (format!("inbound|{}", p.port), "raw_buffer", vec![]),
         Transport::Mtls { alpn_match } => (
             format!("inbound|{}|mtls", p.port),
             if alpn_match { "tls" } else { "" },

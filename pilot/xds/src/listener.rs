@@ -298,10 +298,13 @@ fn listener(
         config_type: Some(listener_filter::ConfigType::TypedConfig(any(&OriginalDst {}))),
         ..Default::default()
     };
+    let inspecting = tls_inspector.is_some();
     Listener {
         name: name.to_string(),
         address: Some(socket_address("0.0.0.0", port)),
         listener_filters: std::iter::once(original_dst).chain(tls_inspector).collect(),
+        listener_filters_timeout: inspecting.then(|| crate::common::duration(crate::inbound::LISTENER_FILTERS_TIMEOUT)),
+        continue_on_listener_filters_timeout: inspecting,
         filter_chains,
         default_filter_chain: Some(default),
         ..Default::default()

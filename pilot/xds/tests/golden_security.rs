@@ -194,7 +194,12 @@ fn inbound_permissive_by_default_splits_by_transport() {
     let hcm = &mtls["filters"][0]["typedConfig"];
     assert_eq!(hcm["forwardClientCertDetails"], "APPEND_FORWARD");
     assert_eq!(hcm["setCurrentClientCertDetails"], json!({"uri": true}));
-    assert_eq!(chain(&j, "virtual", "inbound|8000")["filterChainMatch"]["transportProtocol"], "raw_buffer");
+    assert!(
+        chain(&j, "virtual", "inbound|8000")["filterChainMatch"].get("transportProtocol").is_none(),
+        "plaintext chain takes raw_buffer and inspector timeouts alike"
+    );
+    assert_eq!(j["lds"]["virtual"]["listenerFiltersTimeout"], "1s");
+    assert_eq!(j["lds"]["virtual"]["continueOnListenerFiltersTimeout"], true);
     let app_tls = chain(&j, "virtual", "inbound|8000|tls");
     assert_eq!(app_tls["filters"][0]["name"], "envoy.filters.network.tcp_proxy");
     let lf = j["lds"]["virtual"]["listenerFilters"].as_array().unwrap();
