@@ -90,7 +90,9 @@ pub struct Issued {
     pub key_pem: String,
     /// The mesh root, PEM.
     pub root_pem: String,
-    /// Leaf validity, Unix seconds.
+    /// When the leaf's life starts for renewal purposes, Unix seconds: the
+    /// later of its `notBefore` and the moment it arrived (CAs backdate
+    /// `notBefore` for clock skew, which must not shorten the renewal time).
     pub not_before: i64,
     /// Leaf validity, Unix seconds.
     pub not_after: i64,
@@ -128,11 +130,11 @@ pub async fn fetch(cfg: &CaClientConfig) -> Result<Issued, IdentityError> {
     verify(&chain, &root_pem, &cfg.id, &key_pem)
         .map_err(|reason| IdentityError::BadChain { addr: cfg.address.clone(), reason })
         .map(|(not_before, not_after, serial)| Issued {
+            not_before: not_before.max(rudder_ca::unix_now()),
             // The root travels in its own file/secret; the chain file holds the rest.
             chain_pem: chain.iter().filter(|c| c.trim() != root_pem.trim()).cloned().collect(),
             key_pem,
             root_pem,
-            not_before,
             not_after,
             serial,
         })
@@ -183,12 +185,16 @@ pub fn verify(chain: &[String], root_pem: &str, id: &SpiffeId, key_pem: &str) ->
 
 /// When to renew: at half the certificate's life, minus a jitter of up to a
 /// tenth of it (`jitter` in `[0, 1)`), so sidecars started together spread
-/// their renewals. Never negative.
+/// their renewals. Never less than [`MIN_RENEW_INTERVAL`], so a CA handing
+/// out nearly expired certificates cannot make the agent spin.
 pub fn renew_in(not_before: i64, not_after: i64, now: i64, jitter: f64) -> Duration {
     let life = (not_after - not_before).max(0) as f64;
     let at = not_before as f64 + life / 2.0 - life / 10.0 * jitter.clamp(0.0, 1.0);
-    Duration::from_secs_f64((at - now as f64).max(0.0))
+    Duration::from_secs_f64((at - now as f64).max(0.0)).max(MIN_RENEW_INTERVAL)
 }
+
+/// Shortest wait between two renewals.
+pub const MIN_RENEW_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A jitter in `[0, 1)` from the system's randomness.
 pub fn jitter() -> f64 {
@@ -207,7 +213,7 @@ mod tests {
     fn renewal_at_half_life_with_bounded_jitter() {
         assert_eq!(renew_in(1000, 2000, 1000, 0.0), Duration::from_secs(500));
         assert_eq!(renew_in(1000, 2000, 1000, 1.0), Duration::from_secs(400));
-        assert_eq!(renew_in(1000, 2000, 1700, 0.0), Duration::ZERO);
+        assert_eq!(renew_in(1000, 2000, 1700, 0.0), MIN_RENEW_INTERVAL);
         for _ in 0..100 {
             let j = jitter();
             assert!((0.0..1.0).contains(&j));

@@ -36,7 +36,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run Envoy for this pod: bootstrap, supervise, hot-restart on certificate changes.
-    Proxy(ProxyArgs),
+    Proxy(Box<ProxyArgs>),
     /// Print the Envoy bootstrap `proxy` would use, and exit.
     Bootstrap(Identity),
     /// Wait until the sidecar is ready (for the app container's postStart hook).
@@ -216,7 +216,7 @@ async fn main() -> Result<()> {
             tracing::info!(url = %w.url, attempts, "sidecar ready");
             Ok(())
         }
-        Cmd::Proxy(p) => proxy(p).await,
+        Cmd::Proxy(p) => proxy(*p).await,
     }
 }
 

@@ -60,7 +60,7 @@ async fn rotations_hot_restart_without_failed_requests() {
 
     let (upstream_port, upstream, _) = start_upstream().await;
     let (listen_port, tls_port) = (common::free_port(), common::free_port());
-    let ads = AdsServer::start(AdsConfig { upstream_port, listen_port, tls_port: Some(tls_port) }, false).await;
+    let ads = AdsServer::start(AdsConfig { upstream_port, listen_port, tls_port: Some(tls_port), sds: false }, false).await;
     let mut agent = Agent::start(
         dir.path(),
         Ports::free(),

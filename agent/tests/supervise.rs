@@ -38,7 +38,7 @@ async fn readiness_follows_ads(xds: &str) -> (Agent, AdsServer, u16, tempfile::T
     let dir = tempfile::tempdir().unwrap();
     let (upstream_port, _, _) = start_upstream().await;
     let listen_port = common::free_port();
-    let ads = AdsServer::start(AdsConfig { upstream_port, listen_port, tls_port: None }, true).await;
+    let ads = AdsServer::start(AdsConfig { upstream_port, listen_port, tls_port: None, sds: false }, true).await;
     let agent = Agent::start(
         dir.path(),
         Ports::free(),

@@ -12,7 +12,8 @@ use envoy_types::pb::{
         config::{
             cluster::v3::{cluster::ClusterDiscoveryType, cluster::DiscoveryType, Cluster},
             core::v3::{
-                address, socket_address::PortSpecifier, transport_socket, Address, SocketAddress,
+                address, api_config_source, config_source, grpc_service, socket_address::PortSpecifier,
+                transport_socket, Address, ApiConfigSource, ApiVersion, ConfigSource, GrpcService, SocketAddress,
                 TransportSocket,
             },
             endpoint::v3::{lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints},
@@ -54,6 +55,9 @@ pub struct AdsConfig {
     pub upstream_port: u16,
     pub listen_port: u16,
     pub tls_port: Option<u16>,
+    /// The TLS listener names `default` with an `sds_config` to the agent's
+    /// socket (SDS mode) instead of the bootstrap's static secret.
+    pub sds: bool,
 }
 
 fn addr(port: u16) -> Address {
@@ -89,7 +93,27 @@ fn cluster(cfg: &AdsConfig) -> Any {
     })
 }
 
-fn listener(name: &str, port: u16, tls: bool) -> Any {
+/// SDS from the agent's socket, through the bootstrap's `sds-grpc` cluster.
+fn sds_source() -> ConfigSource {
+    ConfigSource {
+        resource_api_version: ApiVersion::V3 as i32,
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::ApiConfigSource(ApiConfigSource {
+            api_type: api_config_source::ApiType::Grpc as i32,
+            transport_api_version: ApiVersion::V3 as i32,
+            grpc_services: vec![GrpcService {
+                target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(grpc_service::EnvoyGrpc {
+                    cluster_name: rudder_model::names::SDS_CLUSTER.into(),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+fn listener(name: &str, port: u16, tls: bool, sds: bool) -> Any {
     let hcm = HttpConnectionManager {
         stat_prefix: name.into(),
         codec_type: CodecType::Auto as i32,
@@ -122,7 +146,7 @@ fn listener(name: &str, port: u16, tls: bool) -> Any {
         name: "envoy.transport_sockets.tls".into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(DownstreamTlsContext {
             common_tls_context: Some(CommonTlsContext {
-                tls_certificate_sds_secret_configs: vec![SdsSecretConfig { name: "default".into(), sds_config: None }],
+                tls_certificate_sds_secret_configs: vec![SdsSecretConfig { name: "default".into(), sds_config: sds.then(sds_source) }],
                 ..Default::default()
             }),
             ..Default::default()
@@ -148,9 +172,9 @@ fn resources(cfg: &AdsConfig, type_url: &str) -> Vec<(String, Any)> {
     match type_url {
         CLUSTER_TYPE => vec![("upstream".into(), cluster(cfg))],
         LISTENER_TYPE => {
-            let mut v = vec![("http".to_string(), listener("http", cfg.listen_port, false))];
+            let mut v = vec![("http".to_string(), listener("http", cfg.listen_port, false, false))];
             if let Some(p) = cfg.tls_port {
-                v.push(("https".to_string(), listener("https", p, true)));
+                v.push(("https".to_string(), listener("https", p, true, cfg.sds)));
             }
             v
         }
