@@ -35,6 +35,9 @@ pub struct ServeArgs {
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
+    /// The CA and the TLS port (15012).
+    #[command(flatten)]
+    identity: crate::identity::IdentityArgs,
 }
 
 /// Parses `100ms`, `1s`, `2m`.
@@ -70,6 +73,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Monitoring comes up first, so `/ready` can say "not yet".
     let state = monitoring::State::new();
+    let identity = crate::identity::Identity::setup(&args.identity)?;
+    if let Some(id) = &identity {
+        state.set_ca_metrics(id.metrics());
+    }
     let monitoring_listener = tokio::net::TcpListener::bind(args.monitoring_addr)
         .await
         .with_context(|| format!("binding --monitoring-addr {}", args.monitoring_addr))?;
@@ -100,6 +107,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    if let Some(id) = identity {
+        tokio::spawn(id.bind(ads.clone(), shutdown_signal()).await?);
+    }
     let listener = tokio::net::TcpListener::bind(args.xds_addr)
         .await
         .with_context(|| format!("binding --xds-addr {}", args.xds_addr))?;
