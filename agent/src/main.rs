@@ -38,7 +38,7 @@ enum Cmd {
     /// Run Envoy for this pod: bootstrap, supervise, hot-restart on certificate changes.
     Proxy(Box<ProxyArgs>),
     /// Print the Envoy bootstrap `proxy` would use, and exit.
-    Bootstrap(Identity),
+    Bootstrap(Box<Identity>),
     /// Wait until the sidecar is ready (for the app container's postStart hook).
     Wait(WaitArgs),
 }
