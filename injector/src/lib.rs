@@ -9,6 +9,9 @@
 //!                                     inject(pod, ctx): pure Pod -> Pod
 //!                                       + rudder-init (proxy-init: iptables)
 //!                                       + rudder-proxy (agent ─► Envoy ─► pilot :15010)
+//!
+//!  no --tls-cert on a cluster: cluster_cert ─► Secret rudder-injector-tls (serve it)
+//!                                          └─► rudder-sidecar-injector caBundle
 //! ```
 //!
 //! The core is [`inject()`], a pure function on a pod held as
@@ -21,11 +24,14 @@
 
 pub mod admission;
 pub mod capture;
+pub mod cluster_cert;
 pub mod decision;
 pub mod inject;
 pub mod kube_inject;
+pub mod kubeapi;
 pub mod pod;
 pub mod server;
+pub mod serving_cert;
 pub mod sidecar;
 pub mod template;
 pub mod tls;

@@ -5,8 +5,11 @@ use std::{io::Read, net::SocketAddr, path::PathBuf, sync::Arc};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use rudder_injector::{kube_inject, server, template::Values, tls, version, InjectContext};
-use rudder_model::well_known::INJECTOR_PORT;
+use rudder_injector::{
+    cluster_cert, kube_inject, kubeapi::ApiClient, server, template::Values, tls, version,
+    InjectContext,
+};
+use rudder_model::well_known::{INJECTOR_PORT, SYSTEM_NAMESPACE};
 
 #[derive(Parser, Debug)]
 #[command(name = "injector", version, about = "Rudder sidecar injector")]
@@ -23,11 +26,18 @@ enum Command {
         #[arg(long, env = "INJECTOR_ADDR", default_value_t = SocketAddr::from(([0, 0, 0, 0], INJECTOR_PORT)))]
         addr: SocketAddr,
         /// Serving certificate chain (PEM); reloaded when the file changes.
-        #[arg(long)]
-        tls_cert: PathBuf,
+        /// Without --tls-cert/--tls-key, in a cluster, the injector keeps its
+        /// own certificate in Secret rudder-injector-tls and patches the
+        /// webhook's caBundle.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
         /// Serving private key (PEM); reloaded when the file changes.
-        #[arg(long)]
-        tls_key: PathBuf,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// The injector's namespace (where its Secret lives, and its
+        /// Service's DNS names), without --tls-cert/--tls-key.
+        #[arg(long, env = "POD_NAMESPACE", default_value = SYSTEM_NAMESPACE)]
+        namespace: String,
         /// Template: a ConfigMap or its `values` key (default: built in).
         #[arg(long)]
         template: Option<PathBuf>,
@@ -115,15 +125,48 @@ fn run(cli: Cli) -> Result<()> {
             addr,
             tls_cert,
             tls_key,
+            namespace,
             template,
             kubernetes_version,
         } => {
             let values = load_values(template.as_ref())?;
-            let tls = tls::server_config(&tls_cert, &tls_key)?;
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(serve(addr, tls, values, kubernetes_version))
+            rt.block_on(async {
+                let tls = match (tls_cert, tls_key) {
+                    (Some(cert), Some(key)) => tls::server_config(&cert, &key)?,
+                    _ => cluster_tls(&namespace).await?,
+                };
+                serve(addr, tls, values, kubernetes_version).await
+            })
         }
     }
+}
+
+/// No certificate files: settle Secret rudder-injector-tls through the API,
+/// serve it, and keep it and the webhook's caBundle current in the background.
+async fn cluster_tls(namespace: &str) -> Result<rustls::ServerConfig> {
+    let Some(client) = ApiClient::in_cluster().context("reading the in-cluster credentials")?
+    else {
+        bail!(
+            "no --tls-cert/--tls-key given and not running in a cluster \
+             (KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_PORT unset): \
+             pass --tls-cert FILE --tls-key FILE"
+        );
+    };
+    let settled = cluster_cert::ensure_secret(&client, namespace, cluster_cert::unix_now())
+        .await
+        .context("setting up the injector's serving certificate")?;
+    tracing::info!(%namespace, origin = ?settled.origin, "serving certificate from Secret rudder-injector-tls");
+    let resolver = Arc::new(tls::SwappableCert::new(settled.key));
+    let config = tls::server_config_with(resolver.clone())?;
+    tokio::spawn(cluster_cert::maintain(
+        client,
+        namespace.to_string(),
+        resolver,
+        settled.bundle,
+        cluster_cert::REFRESH_INTERVAL,
+    ));
+    Ok(config)
 }
 
 async fn serve(

@@ -7,12 +7,16 @@
 //! handshake, and it cannot miss an event. A pair that fails to load (caught
 //! mid-write, key not matching the certificate) is logged and the previous
 //! pair keeps serving, so a bad rotation never takes the webhook down.
+//!
+//! Without files (on a cluster, the injector's own certificate), a
+//! [`SwappableCert`] holds the pair in memory and is replaced when the
+//! Secret changes.
 
 use std::{
     fmt,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     time::SystemTime,
 };
 
@@ -169,19 +173,82 @@ impl ResolvesServerCert for ReloadingCert {
     }
 }
 
-/// A rustls server config serving the reloading pair, offering h2 and http/1.1.
-pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let resolver = ReloadingCert::new(cert, key, provider.clone())?;
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|source| TlsError::Rustls {
-            cert: cert.display().to_string(),
-            key: key.display().to_string(),
-            source,
-        })?
+/// A [`ResolvesServerCert`] whose pair is replaced in memory: on a cluster
+/// the certificate comes from a Secret read through the API (see
+/// [`crate::cluster_cert`]), not from files.
+pub struct SwappableCert {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl fmt::Debug for SwappableCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SwappableCert").finish_non_exhaustive()
+    }
+}
+
+impl SwappableCert {
+    /// Serve `key` until [`SwappableCert::set`] replaces it.
+    pub fn new(key: CertifiedKey) -> Self {
+        SwappableCert {
+            current: RwLock::new(Arc::new(key)),
+        }
+    }
+
+    /// Serve `key` from the next handshake on.
+    pub fn set(&self, key: CertifiedKey) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(key);
+    }
+}
+
+impl ResolvesServerCert for SwappableCert {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+}
+
+/// Parse a PEM chain and key held in memory; `what` names them in errors.
+pub fn pair_from_pem(cert_pem: &[u8], key_pem: &[u8], what: &str) -> Result<CertifiedKey, TlsError> {
+    let pem_err = |message: String| TlsError::Pem {
+        path: what.to_string(),
+        message,
+    };
+    let chain = rustls_pemfile::certs(&mut &cert_pem[..])
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_err(format!("certificate: {e}")))?;
+    if chain.is_empty() {
+        return Err(pem_err("no CERTIFICATE block".into()));
+    }
+    let private = rustls_pemfile::private_key(&mut &key_pem[..])
+        .map_err(|e| pem_err(format!("key: {e}")))?
+        .ok_or_else(|| pem_err("no PRIVATE KEY block".into()))?;
+    CertifiedKey::from_der(chain, private, &provider()).map_err(|source| TlsError::Rustls {
+        cert: what.to_string(),
+        key: what.to_string(),
+        source,
+    })
+}
+
+fn provider() -> CryptoProvider {
+    rustls::crypto::ring::default_provider()
+}
+
+/// A rustls server config serving whatever `resolver` returns, offering h2
+/// and http/1.1.
+pub fn server_config_with(resolver: Arc<dyn ResolvesServerCert>) -> Result<ServerConfig, rustls::Error> {
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+        .with_safe_default_protocol_versions()?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .with_cert_resolver(resolver);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
+}
+
+/// A rustls server config serving the reloading pair, offering h2 and http/1.1.
+pub fn server_config(cert: &Path, key: &Path) -> Result<ServerConfig, TlsError> {
+    let resolver = ReloadingCert::new(cert, key, Arc::new(provider()))?;
+    server_config_with(Arc::new(resolver)).map_err(|source| TlsError::Rustls {
+        cert: cert.display().to_string(),
+        key: key.display().to_string(),
+        source,
+    })
 }

@@ -4,44 +4,24 @@
 //! once at start when it runs in a cluster (service-account token and CA in
 //! the standard places); outside a cluster, or when the question fails, the
 //! version is unknown and `auto` means classic sidecars, which work
-//! everywhere. A small hand-rolled HTTPS GET keeps the kube client (and its
-//! dependency tree) out of this binary for one request.
+//! everywhere. The request goes through [`crate::kubeapi`], the injector's
+//! small API client.
 
-use std::{path::Path, sync::Arc, time::Duration};
-
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{header, Request};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
 use serde_json::Value;
 
-/// Where Kubernetes mounts a pod's service-account credentials.
-pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-const TIMEOUT: Duration = Duration::from_secs(5);
+use crate::kubeapi::{ApiClient, ApiError};
+
+pub use crate::kubeapi::SERVICE_ACCOUNT_DIR;
 
 /// Why the version could not be learned.
 #[derive(Debug, thiserror::Error)]
 pub enum VersionError {
-    /// Reading the token or CA failed.
-    #[error("{path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The CA bundle holds no usable certificate.
-    #[error("CA bundle: {0}")]
-    Ca(String),
-    /// Connecting, TLS or HTTP failed.
-    #[error("GET https://{addr}/version: {message}")]
-    Request {
-        /// The server.
-        addr: String,
-        /// Why.
-        message: String,
-    },
+    /// No answer: credentials, TLS or HTTP.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The API server answered something other than 200.
+    #[error("GET /version: {0}")]
+    Status(String),
     /// The answer is not a Kubernetes version.
     #[error("GET /version answered {0}")]
     Parse(String),
@@ -68,99 +48,29 @@ pub async fn fetch_version(
     ca_pem: &[u8],
     token: Option<&str>,
 ) -> Result<(u32, u32), VersionError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
-        let cert = cert.map_err(|e| VersionError::Ca(e.to_string()))?;
-        roots
-            .add(cert)
-            .map_err(|e| VersionError::Ca(e.to_string()))?;
+    let client = ApiClient::new(addr, server_name, ca_pem, token)?;
+    version_of(&client).await
+}
+
+/// GET `/version` with `client`.
+pub async fn version_of(client: &ApiClient) -> Result<(u32, u32), VersionError> {
+    let resp = client
+        .request(hyper::Method::GET, "/version", None)
+        .await?;
+    if !resp.status.is_success() {
+        return Err(VersionError::Status(resp.describe()));
     }
-    if roots.is_empty() {
-        return Err(VersionError::Ca("no CERTIFICATE block".into()));
-    }
-    let request_err = |message: String| VersionError::Request {
-        addr: addr.to_string(),
-        message,
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| request_err(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let name =
-        ServerName::try_from(server_name.to_string()).map_err(|e| request_err(e.to_string()))?;
-    let body = tokio::time::timeout(TIMEOUT, async {
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| request_err(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|e| request_err(format!("TLS: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| request_err(e.to_string()))?;
-        let conn = tokio::spawn(conn);
-        let mut req = Request::get("/version")
-            .header(header::HOST, server_name)
-            .header(header::ACCEPT, "application/json");
-        if let Some(t) = token {
-            req = req.header(header::AUTHORIZATION, format!("Bearer {}", t.trim()));
-        }
-        let req = req
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| request_err(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| request_err(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| request_err(e.to_string()))?
-            .to_bytes();
-        conn.abort();
-        if !status.is_success() {
-            return Err(request_err(format!("HTTP {status}")));
-        }
-        Ok(bytes)
-    })
-    .await
-    .map_err(|_| request_err(format!("no answer within {TIMEOUT:?}")))??;
-    let v: Value = serde_json::from_slice(&body)
-        .map_err(|_| VersionError::Parse(String::from_utf8_lossy(&body).into()))?;
+    let v: Value = serde_json::from_slice(&resp.body)
+        .map_err(|_| VersionError::Parse(String::from_utf8_lossy(&resp.body).into()))?;
     parse_version(&v).ok_or_else(|| VersionError::Parse(v.to_string()))
 }
 
 /// The API server version when running in a cluster; `Ok(None)` outside one.
 pub async fn in_cluster_version() -> Result<Option<(u32, u32)>, VersionError> {
-    let (Ok(host), Ok(port)) = (
-        std::env::var("KUBERNETES_SERVICE_HOST"),
-        std::env::var("KUBERNETES_SERVICE_PORT"),
-    ) else {
-        return Ok(None);
-    };
-    let dir = Path::new(SERVICE_ACCOUNT_DIR);
-    let read = |name: &str| {
-        let path = dir.join(name);
-        std::fs::read(&path).map_err(|source| VersionError::Read {
-            path: path.display().to_string(),
-            source,
-        })
-    };
-    let ca = read("ca.crt")?;
-    let token = String::from_utf8_lossy(&read("token")?).into_owned();
-    let addr = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
-    fetch_version(&addr, &host, &ca, Some(&token))
-        .await
-        .map(Some)
+    match ApiClient::in_cluster()? {
+        Some(client) => version_of(&client).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
