@@ -147,3 +147,25 @@ fn serve_reports_bad_certificate_and_template_files() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("values.proxyPort"), "{stderr}");
 }
+
+#[test]
+fn serve_without_certificate_files_outside_a_cluster_says_what_to_pass() {
+    let out = Command::new(env!("CARGO_BIN_EXE_injector"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not running in a cluster")
+            && stderr.contains("pass --tls-cert FILE --tls-key FILE"),
+        "{stderr}"
+    );
+    // One of the pair alone is a usage error.
+    let out = injector(&["serve", "--tls-cert", "/tmp/x.crt"], None);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--tls-key"), "{stderr}");
+}

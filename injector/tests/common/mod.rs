@@ -3,6 +3,8 @@
 //! the server presented.
 #![allow(dead_code)]
 
+pub mod fake_api;
+
 use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use bytes::Bytes;
@@ -116,6 +118,19 @@ pub async fn request(
     body: Vec<u8>,
     h2: bool,
 ) -> Reply {
+    request_to("localhost", addr, ca_pems, method, path, body, h2).await
+}
+
+/// [`request`] checking the server's certificate for `server_name` (SNI too).
+pub async fn request_to(
+    server_name: &str,
+    addr: SocketAddr,
+    ca_pems: &[&str],
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+    h2: bool,
+) -> Reply {
     let mut roots = rustls::RootCertStore::empty();
     for pem in ca_pems {
         for c in rustls_pemfile::certs(&mut pem.as_bytes()) {
@@ -137,7 +152,7 @@ pub async fn request(
     let fut = async {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .connect(ServerName::try_from(server_name.to_string()).unwrap(), tcp)
             .await
             .expect("TLS handshake with the webhook");
         let (_, conn) = tls.get_ref();
@@ -147,7 +162,7 @@ pub async fn request(
         let alpn = conn.alpn_protocol().map(|p| p.to_vec());
         let req = Request::builder()
             .method(method)
-            .uri(format!("https://localhost:{}{path}", addr.port()))
+            .uri(format!("https://{server_name}:{}{path}", addr.port()))
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .unwrap();
