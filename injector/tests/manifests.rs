@@ -155,20 +155,10 @@ fn deployment_service_and_webhook_agree() {
     // Every file the args name lives in a mounted volume of the right source.
     let mounts = c["volumeMounts"].as_array().unwrap();
     let volumes = pod["spec"]["volumes"].as_array().unwrap();
-    for (flag, source) in [
-        (
-            "--tls-cert",
-            json!({"secret": {"secretName": "rudder-injector-tls"}}),
-        ),
-        (
-            "--tls-key",
-            json!({"secret": {"secretName": "rudder-injector-tls"}}),
-        ),
-        (
-            "--template",
-            json!({"configMap": {"name": "rudder-sidecar-injector-template"}}),
-        ),
-    ] {
+    for (flag, source) in [(
+        "--template",
+        json!({"configMap": {"name": "rudder-sidecar-injector-template"}}),
+    )] {
         let path = arg(flag);
         let m = mounts
             .iter()
@@ -180,6 +170,16 @@ fn deployment_service_and_webhook_agree() {
             assert_eq!(&v[k][field], value, "{flag}: volume {}", v["name"]);
         }
     }
+    // The certificate is the injector's own (Secret through the API), so no
+    // certificate files and no Secret volume; it learns its namespace.
+    assert!(!args.contains(&"--tls-cert") && !args.contains(&"--tls-key"));
+    assert!(
+        !volumes.iter().any(|v| v.get("secret").is_some()),
+        "no Secret volume: {volumes:?}"
+    );
+    let env = c["env"].as_array().unwrap();
+    assert!(env.contains(&json!({"name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})));
 
     let hook = find(
         &objs,
@@ -223,4 +223,72 @@ fn deployment_service_and_webhook_agree() {
         entries[1]["objectSelector"]["matchLabels"]["sidecar.istio.io/inject"],
         "true"
     );
+}
+
+/// `(apiGroup, resource, verb, resourceNames)` of every rule.
+fn rules(role: &Value) -> Vec<(String, String, String, Vec<String>)> {
+    let strs = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| s.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for r in role["rules"].as_array().unwrap() {
+        for g in strs(&r["apiGroups"]) {
+            for res in strs(&r["resources"]) {
+                for v in strs(&r["verbs"]) {
+                    out.push((g.clone(), res.clone(), v, strs(&r["resourceNames"])));
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn rbac_grants_only_the_certificate_secret_and_the_webhook_configuration() {
+    use rudder_injector::serving_cert::{SECRET_NAME, WEBHOOK_CONFIG_NAME};
+    let objs = objects();
+    let named = |g: &str, r: &str, v: &str, n: &[&str]| {
+        (g.to_string(), r.to_string(), v.to_string(), n.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    };
+    let role = find(&objs, "Role", "rudder-injector");
+    assert_eq!(role["metadata"]["namespace"], "rudder-system");
+    assert_eq!(
+        rules(role),
+        [
+            // create cannot be limited by name (see injector-rbac.yaml).
+            named("", "secrets", "create", &[]),
+            named("", "secrets", "get", &[SECRET_NAME]),
+            named("", "secrets", "update", &[SECRET_NAME]),
+        ]
+    );
+    assert_eq!(
+        rules(find(&objs, "ClusterRole", "rudder-injector")),
+        [
+            named("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get", &[WEBHOOK_CONFIG_NAME]),
+            named("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch", &[WEBHOOK_CONFIG_NAME]),
+        ]
+    );
+    // The object patched is the one in webhook.yaml.
+    find(&objs, "MutatingWebhookConfiguration", WEBHOOK_CONFIG_NAME);
+    let sa = find(&objs, "ServiceAccount", "rudder-injector");
+    let dep = find(&objs, "Deployment", "rudder-injector");
+    assert_eq!(dep["spec"]["template"]["spec"]["serviceAccountName"], sa["metadata"]["name"]);
+    for (kind, role_kind) in [("RoleBinding", "Role"), ("ClusterRoleBinding", "ClusterRole")] {
+        let b = find(&objs, kind, "rudder-injector");
+        assert_eq!(b["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": "rudder-injector"}));
+        assert_eq!(
+            b["subjects"],
+            json!([{"kind": "ServiceAccount", "name": "rudder-injector", "namespace": "rudder-system"}])
+        );
+    }
+    // Applied before the Deployment (kubectl applies a directory in name order).
+    let files: Vec<String> = manifest_files()
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    let pos = |n: &str| files.iter().position(|f| f == n).unwrap();
+    assert!(pos("injector-rbac.yaml") < pos("injector.yaml"), "{files:?}");
 }
