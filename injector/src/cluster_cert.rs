@@ -54,14 +54,16 @@ pub enum ClusterCertError {
     },
     /// A certificate could not be generated.
     #[error(transparent)]
-    Generate(CertError),
+    Generate(Box<CertError>),
     /// Another replica wrote the Secret first, but what it wrote is unusable.
-    #[error("Secret {secret} was written concurrently by another replica but cannot be used: {reason}")]
+    #[error(
+        "Secret {secret} was written concurrently by another replica but cannot be used: {reason}"
+    )]
     PeerUnusable {
         /// namespace/name.
         secret: String,
         /// Why.
-        reason: CertError,
+        reason: Box<CertError>,
     },
     /// The webhook configuration is not shaped as expected.
     #[error("MutatingWebhookConfiguration {name}: {reason}")]
@@ -102,7 +104,9 @@ fn secret_path(namespace: &str) -> String {
 }
 
 fn webhook_path() -> String {
-    format!("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK_CONFIG_NAME}")
+    format!(
+        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK_CONFIG_NAME}"
+    )
 }
 
 fn refused(action: String, resp: &crate::kubeapi::ApiResponse) -> ClusterCertError {
@@ -139,7 +143,8 @@ pub async fn ensure_secret(
         StatusCode::NOT_FOUND => None,
         _ => return Err(refused(format!("get Secret {id}"), &resp)),
     };
-    let fresh = || serving_cert::generate(namespace, now).map_err(ClusterCertError::Generate);
+    let generated = |e| ClusterCertError::Generate(Box::new(e));
+    let fresh = || serving_cert::generate(namespace, now).map_err(generated);
     let (resp, origin, bundle) = match existing {
         Some(mut secret) => {
             let usable = Bundle::from_secret(&secret)
@@ -180,32 +185,46 @@ pub async fn ensure_secret(
     };
     match resp.status {
         s if s.is_success() => {
-            let key = serving_cert::check(&bundle, namespace, now).map_err(ClusterCertError::Generate)?;
+            let key = serving_cert::check(&bundle, namespace, now).map_err(generated)?;
             tracing::info!(secret = %id, ?origin, "injector serving certificate written");
-            Ok(Settled { bundle, key, origin })
+            Ok(Settled {
+                bundle,
+                key,
+                origin,
+            })
         }
         StatusCode::CONFLICT => {
             tracing::info!(secret = %id, "another replica wrote the Secret first; using theirs");
             winner(client, namespace, now).await
         }
         _ => {
-            let verb = if origin == Origin::Created { "create" } else { "update" };
+            let verb = if origin == Origin::Created {
+                "create"
+            } else {
+                "update"
+            };
             Err(refused(format!("{verb} Secret {id}"), &resp))
         }
     }
 }
 
 /// Read the Secret another replica just wrote.
-async fn winner(client: &ApiClient, namespace: &str, now: i64) -> Result<Settled, ClusterCertError> {
+async fn winner(
+    client: &ApiClient,
+    namespace: &str,
+    now: i64,
+) -> Result<Settled, ClusterCertError> {
     let id = format!("{namespace}/{SECRET_NAME}");
-    let resp = client.request(Method::GET, &secret_path(namespace), None).await?;
+    let resp = client
+        .request(Method::GET, &secret_path(namespace), None)
+        .await?;
     if resp.status != StatusCode::OK {
         return Err(refused(format!("get Secret {id}"), &resp));
     }
     let secret = resp.json().unwrap_or(Value::Null);
     let unusable = |reason| ClusterCertError::PeerUnusable {
         secret: id.clone(),
-        reason,
+        reason: Box::new(reason),
     };
     let bundle = Bundle::from_secret(&secret).map_err(unusable)?;
     let key = serving_cert::check(&bundle, namespace, now).map_err(unusable)?;
@@ -227,13 +246,18 @@ pub async fn patch_ca_bundle(client: &ApiClient, ca_pem: &str) -> Result<usize, 
     for _ in 0..PATCH_ATTEMPTS {
         let resp = client.request(Method::GET, &path, None).await?;
         if resp.status != StatusCode::OK {
-            return Err(refused(format!("get MutatingWebhookConfiguration {name}"), &resp));
+            return Err(refused(
+                format!("get MutatingWebhookConfiguration {name}"),
+                &resp,
+            ));
         }
         let config = resp.json().unwrap_or(Value::Null);
-        let webhooks = config["webhooks"].as_array().ok_or_else(|| ClusterCertError::Webhook {
-            name: name.into(),
-            reason: "no webhooks list".into(),
-        })?;
+        let webhooks = config["webhooks"]
+            .as_array()
+            .ok_or_else(|| ClusterCertError::Webhook {
+                name: name.into(),
+                reason: "no webhooks list".into(),
+            })?;
         let mut ops = Vec::new();
         for (i, w) in webhooks.iter().enumerate() {
             if w["clientConfig"]["caBundle"].as_str() == Some(want.as_str()) {
@@ -241,7 +265,9 @@ pub async fn patch_ca_bundle(client: &ApiClient, ca_pem: &str) -> Result<usize, 
             }
             // Guard the index: if the list changed since the GET, the
             // patch fails as a whole and the loop reads it again.
-            ops.push(json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": w["name"]}));
+            ops.push(
+                json!({"op": "test", "path": format!("/webhooks/{i}/name"), "value": w["name"]}),
+            );
             ops.push(json!({"op": "add", "path": format!("/webhooks/{i}/clientConfig/caBundle"), "value": want}));
         }
         if ops.is_empty() {
@@ -249,7 +275,12 @@ pub async fn patch_ca_bundle(client: &ApiClient, ca_pem: &str) -> Result<usize, 
         }
         let changed = ops.len() / 2;
         let resp = client
-            .send_json(Method::PATCH, &path, "application/json-patch+json", &Value::Array(ops))
+            .send_json(
+                Method::PATCH,
+                &path,
+                "application/json-patch+json",
+                &Value::Array(ops),
+            )
             .await?;
         match resp.status {
             s if s.is_success() => {
@@ -261,7 +292,12 @@ pub async fn patch_ca_bundle(client: &ApiClient, ca_pem: &str) -> Result<usize, 
                 tracing::info!(webhook = name, detail = %resp.describe(), "caBundle patch raced a change; retrying");
                 last = Some(resp);
             }
-            _ => return Err(refused(format!("patch MutatingWebhookConfiguration {name}"), &resp)),
+            _ => {
+                return Err(refused(
+                    format!("patch MutatingWebhookConfiguration {name}"),
+                    &resp,
+                ))
+            }
         }
     }
     let resp = last.expect("the loop ran and recorded a conflict");

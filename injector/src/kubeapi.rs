@@ -232,6 +232,7 @@ impl ApiClient {
         body: &Value,
     ) -> Result<ApiResponse, ApiError> {
         let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
-        self.request(method, path, Some((content_type, bytes))).await
+        self.request(method, path, Some((content_type, bytes)))
+            .await
     }
 }

@@ -185,8 +185,10 @@ pub fn generate(namespace: &str, now: i64) -> Result<Bundle, CertError> {
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    ca.distinguished_name
-        .push(DnType::CommonName, format!("{SERVICE_NAME}.{namespace} webhook CA"));
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("{SERVICE_NAME}.{namespace} webhook CA"),
+    );
     ca.not_before = not_before;
     ca.not_after = not_after;
     let ca_key = KeyPair::generate().map_err(gen)?;
@@ -233,7 +235,9 @@ pub fn check(bundle: &Bundle, namespace: &str, now: i64) -> Result<CertifiedKey,
     }
     let mut roots = rustls::RootCertStore::empty();
     for ca in &cas {
-        roots.add(ca.clone()).map_err(|e| CertError::Ca(e.to_string()))?;
+        roots
+            .add(ca.clone())
+            .map_err(|e| CertError::Ca(e.to_string()))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier =
@@ -325,6 +329,10 @@ mod tests {
         assert_eq!(err.to_string(), r#"no data key "ca.crt""#);
         s["data"]["ca.crt"] = json!("%%%");
         let err = Bundle::from_secret(&s).unwrap_err();
-        assert!(err.to_string().starts_with(r#"data key "ca.crt": not base64"#), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(r#"data key "ca.crt": not base64"#),
+            "{err}"
+        );
     }
 }

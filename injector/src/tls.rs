@@ -202,12 +202,21 @@ impl SwappableCert {
 
 impl ResolvesServerCert for SwappableCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.current.read().unwrap_or_else(|p| p.into_inner()).clone())
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        )
     }
 }
 
 /// Parse a PEM chain and key held in memory; `what` names them in errors.
-pub fn pair_from_pem(cert_pem: &[u8], key_pem: &[u8], what: &str) -> Result<CertifiedKey, TlsError> {
+pub fn pair_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    what: &str,
+) -> Result<CertifiedKey, TlsError> {
     let pem_err = |message: String| TlsError::Pem {
         path: what.to_string(),
         message,
@@ -234,7 +243,9 @@ fn provider() -> CryptoProvider {
 
 /// A rustls server config serving whatever `resolver` returns, offering h2
 /// and http/1.1.
-pub fn server_config_with(resolver: Arc<dyn ResolvesServerCert>) -> Result<ServerConfig, rustls::Error> {
+pub fn server_config_with(
+    resolver: Arc<dyn ResolvesServerCert>,
+) -> Result<ServerConfig, rustls::Error> {
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_safe_default_protocol_versions()?
         .with_no_client_auth()

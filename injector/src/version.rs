@@ -54,9 +54,7 @@ pub async fn fetch_version(
 
 /// GET `/version` with `client`.
 pub async fn version_of(client: &ApiClient) -> Result<(u32, u32), VersionError> {
-    let resp = client
-        .request(hyper::Method::GET, "/version", None)
-        .await?;
+    let resp = client.request(hyper::Method::GET, "/version", None).await?;
     if !resp.status.is_success() {
         return Err(VersionError::Status(resp.describe()));
     }

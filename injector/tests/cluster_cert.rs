@@ -31,8 +31,11 @@ const WEBHOOK_PATH: &str =
 /// The MutatingWebhookConfiguration exactly as manifests/injector/webhook.yaml has it.
 fn webhook_manifest() -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/injector/webhook.yaml");
-    let docs: Vec<Value> = serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
-    docs.into_iter().find(|d| d["kind"] == "MutatingWebhookConfiguration").unwrap()
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
+    docs.into_iter()
+        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
+        .unwrap()
 }
 
 fn b64(s: &str) -> String {
@@ -81,34 +84,65 @@ async fn no_secret_creates_one_patches_the_ca_bundle_and_serves_a_chaining_certi
     api.st().webhook = Some(webhook_manifest());
     let settled = ensure_secret(&api.client(), NS, unix_now()).await.unwrap();
     assert_eq!(settled.origin, Origin::Created);
-    assert_eq!(stored_bundle(&api), settled.bundle, "the Secret holds what is served");
+    assert_eq!(
+        stored_bundle(&api),
+        settled.bundle,
+        "the Secret holds what is served"
+    );
     {
         let st = api.st();
         let secret = &st.secrets[&(NS.to_string(), SECRET_NAME.to_string())];
         assert_eq!(secret["type"], "kubernetes.io/tls");
         let keys: Vec<&String> = secret["data"].as_object().unwrap().keys().collect();
         assert_eq!(keys, ["ca.crt", "tls.crt", "tls.key"]);
-        assert_eq!(st.writes(), [format!("POST /api/v1/namespaces/{NS}/secrets")]);
+        assert_eq!(
+            st.writes(),
+            [format!("POST /api/v1/namespaces/{NS}/secrets")]
+        );
     }
 
     assert_eq!(ca_bundles(&api), [None, None]);
-    assert_eq!(patch_ca_bundle(&api.client(), &settled.bundle.ca_pem).await.unwrap(), 2);
+    assert_eq!(
+        patch_ca_bundle(&api.client(), &settled.bundle.ca_pem)
+            .await
+            .unwrap(),
+        2
+    );
     let want = b64(&settled.bundle.ca_pem);
     assert_eq!(ca_bundles(&api), [Some(want.clone()), Some(want)]);
     // Everything else in the configuration is untouched.
     let mut after = api.st().webhook.clone().unwrap();
     for w in after["webhooks"].as_array_mut().unwrap() {
-        w["clientConfig"].as_object_mut().unwrap().remove("caBundle");
+        w["clientConfig"]
+            .as_object_mut()
+            .unwrap()
+            .remove("caBundle");
     }
-    after["metadata"].as_object_mut().unwrap().remove("resourceVersion");
+    after["metadata"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceVersion");
     assert_eq!(after, webhook_manifest());
 
     // The API server's view: dial the Service name, trust only ca.crt.
     let hook = serve(Arc::new(SwappableCert::new(settled.key))).await;
     let ca = stored_bundle(&api).ca_pem;
     for name in serving_cert::dns_names(NS) {
-        let reply = request_to(&name, hook.addr, &[&ca], Method::GET, "/healthz", vec![], false).await;
-        assert_eq!((reply.status, reply.text().as_str()), (StatusCode::OK, "ok\n"), "{name}");
+        let reply = request_to(
+            &name,
+            hook.addr,
+            &[&ca],
+            Method::GET,
+            "/healthz",
+            vec![],
+            false,
+        )
+        .await;
+        assert_eq!(
+            (reply.status, reply.text().as_str()),
+            (StatusCode::OK, "ok\n"),
+            "{name}"
+        );
     }
 }
 
@@ -138,7 +172,10 @@ async fn an_expiring_secret_is_replaced_in_place() {
     let st = api.st();
     assert_eq!(st.writes(), [format!("PUT {SECRET_PATH}")]);
     let stored = &st.secrets[&(NS.to_string(), SECRET_NAME.to_string())];
-    assert_eq!(stored["metadata"]["annotations"]["kept"], "yes", "metadata survives the update");
+    assert_eq!(
+        stored["metadata"]["annotations"]["kept"], "yes",
+        "metadata survives the update"
+    );
 }
 
 #[tokio::test]
@@ -149,7 +186,11 @@ async fn losing_the_create_race_serves_the_winners_secret() {
     let settled = ensure_secret(&api.client(), NS, unix_now()).await.unwrap();
     assert_eq!(settled.origin, Origin::Peer);
     assert_eq!(settled.bundle, winner);
-    assert_eq!(stored_bundle(&api), winner, "the winner's Secret is left as it is");
+    assert_eq!(
+        stored_bundle(&api),
+        winner,
+        "the winner's Secret is left as it is"
+    );
     assert_eq!(
         api.st().log,
         [
@@ -161,8 +202,11 @@ async fn losing_the_create_race_serves_the_winners_secret() {
 
     // The same on update: a peer replaced the expiring Secret first.
     let api = FakeApi::start().await;
-    api.st()
-        .put_secret(serving_cert::generate(NS, unix_now() - 340 * 86_400).unwrap().secret(NS));
+    api.st().put_secret(
+        serving_cert::generate(NS, unix_now() - 340 * 86_400)
+            .unwrap()
+            .secret(NS),
+    );
     let winner = serving_cert::generate(NS, unix_now()).unwrap();
     api.st().race = Some(winner.secret(NS));
     let settled = ensure_secret(&api.client(), NS, unix_now()).await.unwrap();
@@ -178,13 +222,27 @@ async fn an_equal_ca_bundle_is_not_patched() {
         w["clientConfig"]["caBundle"] = json!(b64(&bundle.ca_pem));
     }
     api.st().webhook = Some(hook.clone());
-    assert_eq!(patch_ca_bundle(&api.client(), &bundle.ca_pem).await.unwrap(), 0);
-    assert_eq!(api.st().log, [format!("GET {WEBHOOK_PATH}")], "no PATCH sent");
+    assert_eq!(
+        patch_ca_bundle(&api.client(), &bundle.ca_pem)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        api.st().log,
+        [format!("GET {WEBHOOK_PATH}")],
+        "no PATCH sent"
+    );
 
     // Only the entry that differs is patched.
     hook["webhooks"][1]["clientConfig"]["caBundle"] = json!(b64("an old CA"));
     api.st().webhook = Some(hook);
-    assert_eq!(patch_ca_bundle(&api.client(), &bundle.ca_pem).await.unwrap(), 1);
+    assert_eq!(
+        patch_ca_bundle(&api.client(), &bundle.ca_pem)
+            .await
+            .unwrap(),
+        1
+    );
     let want = b64(&bundle.ca_pem);
     assert_eq!(ca_bundles(&api), [Some(want.clone()), Some(want)]);
 }
@@ -192,14 +250,25 @@ async fn an_equal_ca_bundle_is_not_patched() {
 #[tokio::test]
 async fn refusals_name_the_action_and_the_reason() {
     let api = FakeApi::start().await;
-    api.st().forbid.push(format!("POST /api/v1/namespaces/{NS}/secrets"));
-    let err = ensure_secret(&api.client(), NS, unix_now()).await.err().unwrap().to_string();
+    api.st()
+        .forbid
+        .push(format!("POST /api/v1/namespaces/{NS}/secrets"));
+    let err = ensure_secret(&api.client(), NS, unix_now())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
-        err.starts_with(&format!("create Secret {NS}/{SECRET_NAME}: HTTP 403 Forbidden: POST")),
+        err.starts_with(&format!(
+            "create Secret {NS}/{SECRET_NAME}: HTTP 403 Forbidden: POST"
+        )),
         "{err}"
     );
     // No webhook configuration at all.
-    let err = patch_ca_bundle(&api.client(), "pem").await.unwrap_err().to_string();
+    let err = patch_ca_bundle(&api.client(), "pem")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.starts_with("get MutatingWebhookConfiguration rudder-sidecar-injector: HTTP 404"),
         "{err}"
@@ -224,16 +293,35 @@ async fn a_running_injector_patches_a_late_webhook_and_follows_a_peer_rotation()
     // The webhook configuration appears after start: patched on a retry.
     api.st().webhook = Some(webhook_manifest());
     let want = Some(b64(&first.ca_pem));
-    wait_for("caBundle patched", || ca_bundles(&api) == [want.clone(), want.clone()]).await;
+    wait_for("caBundle patched", || {
+        ca_bundles(&api) == [want.clone(), want.clone()]
+    })
+    .await;
 
     // Another replica rotates the Secret: served and in the caBundle.
     let rotated = serving_cert::generate(NS, unix_now()).unwrap();
     api.st().put_secret(rotated.secret(NS));
     let want = Some(b64(&rotated.ca_pem));
-    wait_for("caBundle follows the rotation", || ca_bundles(&api) == [want.clone(), want.clone()]).await;
+    wait_for("caBundle follows the rotation", || {
+        ca_bundles(&api) == [want.clone(), want.clone()]
+    })
+    .await;
     let name = &serving_cert::dns_names(NS)[0];
-    let reply = request_to(name, hook.addr, &[&rotated.ca_pem], Method::GET, "/healthz", vec![], true).await;
-    assert_eq!(reply.status, StatusCode::OK, "the rotated certificate is served");
+    let reply = request_to(
+        name,
+        hook.addr,
+        &[&rotated.ca_pem],
+        Method::GET,
+        "/healthz",
+        vec![],
+        true,
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "the rotated certificate is served"
+    );
     maintain.abort();
 }
 

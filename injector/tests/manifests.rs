@@ -251,7 +251,12 @@ fn rbac_grants_only_the_certificate_secret_and_the_webhook_configuration() {
     use rudder_injector::serving_cert::{SECRET_NAME, WEBHOOK_CONFIG_NAME};
     let objs = objects();
     let named = |g: &str, r: &str, v: &str, n: &[&str]| {
-        (g.to_string(), r.to_string(), v.to_string(), n.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        (
+            g.to_string(),
+            r.to_string(),
+            v.to_string(),
+            n.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
     };
     let role = find(&objs, "Role", "rudder-injector");
     assert_eq!(role["metadata"]["namespace"], "rudder-system");
@@ -267,18 +272,37 @@ fn rbac_grants_only_the_certificate_secret_and_the_webhook_configuration() {
     assert_eq!(
         rules(find(&objs, "ClusterRole", "rudder-injector")),
         [
-            named("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get", &[WEBHOOK_CONFIG_NAME]),
-            named("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch", &[WEBHOOK_CONFIG_NAME]),
+            named(
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+                "get",
+                &[WEBHOOK_CONFIG_NAME]
+            ),
+            named(
+                "admissionregistration.k8s.io",
+                "mutatingwebhookconfigurations",
+                "patch",
+                &[WEBHOOK_CONFIG_NAME]
+            ),
         ]
     );
     // The object patched is the one in webhook.yaml.
     find(&objs, "MutatingWebhookConfiguration", WEBHOOK_CONFIG_NAME);
     let sa = find(&objs, "ServiceAccount", "rudder-injector");
     let dep = find(&objs, "Deployment", "rudder-injector");
-    assert_eq!(dep["spec"]["template"]["spec"]["serviceAccountName"], sa["metadata"]["name"]);
-    for (kind, role_kind) in [("RoleBinding", "Role"), ("ClusterRoleBinding", "ClusterRole")] {
+    assert_eq!(
+        dep["spec"]["template"]["spec"]["serviceAccountName"],
+        sa["metadata"]["name"]
+    );
+    for (kind, role_kind) in [
+        ("RoleBinding", "Role"),
+        ("ClusterRoleBinding", "ClusterRole"),
+    ] {
         let b = find(&objs, kind, "rudder-injector");
-        assert_eq!(b["roleRef"], json!({"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": "rudder-injector"}));
+        assert_eq!(
+            b["roleRef"],
+            json!({"apiGroup": "rbac.authorization.k8s.io", "kind": role_kind, "name": "rudder-injector"})
+        );
         assert_eq!(
             b["subjects"],
             json!([{"kind": "ServiceAccount", "name": "rudder-injector", "namespace": "rudder-system"}])
@@ -290,5 +314,8 @@ fn rbac_grants_only_the_certificate_secret_and_the_webhook_configuration() {
         .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
     let pos = |n: &str| files.iter().position(|f| f == n).unwrap();
-    assert!(pos("injector-rbac.yaml") < pos("injector.yaml"), "{files:?}");
+    assert!(
+        pos("injector-rbac.yaml") < pos("injector.yaml"),
+        "{files:?}"
+    );
 }

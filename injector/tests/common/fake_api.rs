@@ -85,18 +85,32 @@ fn status(code: StatusCode, reason: &str, message: String) -> (StatusCode, Value
     )
 }
 
-fn handle(state: &Mutex<State>, method: &Method, path: &str, ctype: &str, body: &[u8]) -> (StatusCode, Value) {
+fn handle(
+    state: &Mutex<State>,
+    method: &Method,
+    path: &str,
+    ctype: &str,
+    body: &[u8],
+) -> (StatusCode, Value) {
     let mut st = state.lock().unwrap();
     st.log.push(format!("{method} {path}"));
     if st.forbid.contains(&format!("{method} {path}")) {
-        return status(StatusCode::FORBIDDEN, "Forbidden", format!("{method} {path} is forbidden: RBAC"));
+        return status(
+            StatusCode::FORBIDDEN,
+            "Forbidden",
+            format!("{method} {path} is forbidden: RBAC"),
+        );
     }
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (method, parts.as_slice()) {
         (&Method::GET, ["api", "v1", "namespaces", ns, "secrets", name]) => {
             match st.secrets.get(&(ns.to_string(), name.to_string())) {
                 Some(s) => (StatusCode::OK, s.clone()),
-                None => status(StatusCode::NOT_FOUND, "NotFound", format!("secrets \"{name}\" not found")),
+                None => status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("secrets \"{name}\" not found"),
+                ),
             }
         }
         (&Method::POST, ["api", "v1", "namespaces", ns, "secrets"]) => {
@@ -107,7 +121,11 @@ fn handle(state: &Mutex<State>, method: &Method, path: &str, ctype: &str, body: 
             assert_eq!(s["metadata"]["namespace"], *ns);
             let name = s["metadata"]["name"].as_str().unwrap().to_string();
             if st.secrets.contains_key(&(ns.to_string(), name.clone())) {
-                return status(StatusCode::CONFLICT, "AlreadyExists", format!("secrets \"{name}\" already exists"));
+                return status(
+                    StatusCode::CONFLICT,
+                    "AlreadyExists",
+                    format!("secrets \"{name}\" already exists"),
+                );
             }
             (StatusCode::CREATED, st.store_secret(s))
         }
@@ -118,13 +136,25 @@ fn handle(state: &Mutex<State>, method: &Method, path: &str, ctype: &str, body: 
             let s: Value = serde_json::from_slice(body).unwrap();
             let key = (ns.to_string(), name.to_string());
             let Some(old) = st.secrets.get(&key) else {
-                return status(StatusCode::NOT_FOUND, "NotFound", format!("secrets \"{name}\" not found"));
+                return status(
+                    StatusCode::NOT_FOUND,
+                    "NotFound",
+                    format!("secrets \"{name}\" not found"),
+                );
             };
             if old["metadata"]["resourceVersion"] != s["metadata"]["resourceVersion"] {
-                return status(StatusCode::CONFLICT, "Conflict", "the object has been modified".into());
+                return status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "the object has been modified".into(),
+                );
             }
             if old["type"] != s["type"] {
-                return status(StatusCode::UNPROCESSABLE_ENTITY, "Invalid", "type: field is immutable".into());
+                return status(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "type: field is immutable".into(),
+                );
             }
             (StatusCode::OK, st.store_secret(s))
         }
@@ -146,7 +176,11 @@ fn handle(state: &Mutex<State>, method: &Method, path: &str, ctype: &str, body: 
             st.webhook = Some(w.clone());
             (StatusCode::OK, w)
         }
-        _ => status(StatusCode::NOT_FOUND, "NotFound", format!("no route {method} {path}")),
+        _ => status(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            format!("no route {method} {path}"),
+        ),
     }
 }
 
@@ -169,7 +203,9 @@ impl FakeApi {
                     _ = &mut rx => return,
                     a = listener.accept() => match a { Ok((t, _)) => t, Err(_) => return },
                 };
-                let Ok(tls) = acceptor.accept(tcp).await else { continue };
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    continue;
+                };
                 let st = st.clone();
                 let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
                     let st = st.clone();
@@ -183,7 +219,8 @@ impl FakeApi {
                             .unwrap_or_default();
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let (code, v) = handle(&st, &method, &path, &ctype, &body);
-                        let mut resp = Response::new(Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())));
+                        let mut resp =
+                            Response::new(Full::new(Bytes::from(serde_json::to_vec(&v).unwrap())));
                         *resp.status_mut() = code;
                         Ok::<_, std::convert::Infallible>(resp)
                     }
@@ -205,7 +242,13 @@ impl FakeApi {
     }
 
     pub fn client(&self) -> ApiClient {
-        ApiClient::new(&self.addr.to_string(), "localhost", self.ca_pem.as_bytes(), Some("test-token")).unwrap()
+        ApiClient::new(
+            &self.addr.to_string(),
+            "localhost",
+            self.ca_pem.as_bytes(),
+            Some("test-token"),
+        )
+        .unwrap()
     }
 
     pub fn st(&self) -> std::sync::MutexGuard<'_, State> {
