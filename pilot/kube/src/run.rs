@@ -6,6 +6,9 @@
 //!                                                      ├► KubeSource   ─Sink─► registry
 //!                                                      └► StatusWriter ◄─diagnostics─ registry
 //!  /ready waits for KubeRuntime::wait_synced (every kind listed once)
+//!  identity (pilot/src/identity.rs): ca_root ─► Secret rudder-ca-root (created under the Lease)
+//!                                    publish_root_cert ─► ConfigMap rudder-ca-root-cert in every namespace
+//!                                    token_reviewer ─► TokenReview for 15012
 //! ```
 
 use std::sync::Arc;
@@ -16,7 +19,10 @@ use rudder_registry::Sink;
 use tokio::sync::watch;
 
 use crate::{
+    ca_root::{CaRoot, CaRootError, CaRootOptions},
     lease::LeaseOptions,
+    root_cert::RootCertPublisher,
+    token_review::KubeTokenReviewer,
     source::{connect, KubeOptions, KubeSource, SourceError},
     status::{StatusOptions, StatusWriter},
 };
@@ -25,6 +31,8 @@ use crate::{
 pub struct KubeRuntime {
     source: KubeSource,
     status: StatusWriter,
+    client: Client,
+    install_namespace: String,
 }
 
 impl KubeRuntime {
@@ -52,8 +60,9 @@ impl KubeRuntime {
             renew_every: options.lease_renew,
             ..LeaseOptions::new(&options.install_namespace, &options.identity)
         };
-        let status = StatusWriter::spawn(client, StatusOptions { lease, resync: options.status_resync }, source.rules(), diagnostics);
-        KubeRuntime { source, status }
+        let status =
+            StatusWriter::spawn(client.clone(), StatusOptions { lease, resync: options.status_resync }, source.rules(), diagnostics);
+        KubeRuntime { source, status, client, install_namespace: options.install_namespace.clone() }
     }
 
     /// Completes once every watched kind has been listed once.
@@ -69,5 +78,34 @@ impl KubeRuntime {
     /// Whether this replica holds the status Lease.
     pub fn is_status_leader(&self) -> bool {
         self.status.is_leader()
+    }
+
+    /// Whether this replica holds the status Lease, as it changes (the same
+    /// Lease decides who creates the CA root Secret and writes ConfigMaps).
+    pub fn leader(&self) -> watch::Receiver<bool> {
+        self.status.leader()
+    }
+
+    /// The client (for callers needing one more API).
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    /// The mesh root from Secret `rudder-ca-root` in the install namespace:
+    /// created by the Lease holder when absent, waited for by the others.
+    pub async fn ca_root(&self, trust_domain: &str) -> Result<CaRoot, CaRootError> {
+        let options = CaRootOptions::new(&self.install_namespace, trust_domain);
+        crate::ca_root::load_or_create(self.client.clone(), &options, self.leader()).await
+    }
+
+    /// Starts writing ConfigMap `rudder-ca-root-cert` with `root_pem` into
+    /// every namespace (the Lease holder writes; every 60 s a full check).
+    pub fn publish_root_cert(&self, root_pem: &str) -> RootCertPublisher {
+        RootCertPublisher::spawn(self.client.clone(), root_pem.to_string(), self.leader(), std::time::Duration::from_secs(60))
+    }
+
+    /// A TokenReview client for the certificate service.
+    pub fn token_reviewer(&self) -> KubeTokenReviewer {
+        KubeTokenReviewer::new(self.client.clone())
     }
 }

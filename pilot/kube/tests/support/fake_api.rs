@@ -8,6 +8,7 @@
 //!               ── GET  …?watch=true&resourceVersion=N&allowWatchBookmarks=true
 //!                                                            ──► chunked: {"type":"ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR","object":…}\n …
 //!               ── GET/POST/PUT …/leases, PATCH …/status      ──► objects (409 on a stale resourceVersion)
+//!               ── POST /apis/authentication.k8s.io/v1/tokenreviews ──► status from the tokens the test added
 //! ```
 //!
 //! Expiry works as after an etcd compaction: watches that resume from before
@@ -55,6 +56,8 @@ struct State {
     writes: Vec<String>,
     /// Collections answering 404 (a CRD not installed).
     missing: std::collections::BTreeSet<String>,
+    /// token → (user name, audiences the token was issued for).
+    tokens: BTreeMap<String, (String, Vec<String>)>,
 }
 
 /// The fake API server; it stops when dropped.
@@ -83,6 +86,8 @@ pub fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
         "Endpoints" => ("endpoints", true),
         "EndpointSlice" => ("endpointslices", true),
         "ConfigMap" => ("configmaps", true),
+        "Secret" => ("secrets", true),
+        "TokenReview" => ("tokenreviews", false),
         "VirtualService" => ("virtualservices", true),
         "DestinationRule" => ("destinationrules", true),
         "RouteRule" => ("routerules", true),
@@ -233,6 +238,13 @@ impl FakeApi {
         }
     }
 
+    /// Makes `token` valid for `username` (e.g. `system:serviceaccount:default:reviews`)
+    /// and `audiences`, as a projected service-account token is.
+    pub fn add_token(&self, token: &str, username: &str, audiences: &[&str]) {
+        let auds = audiences.iter().map(|a| a.to_string()).collect();
+        self.lock().tokens.insert(token.to_string(), (username.to_string(), auds));
+    }
+
     /// Lists served for a collection (e.g. `/api/v1/pods`).
     pub fn lists(&self, collection: &str) -> usize {
         self.lock().lists.get(collection).copied().unwrap_or(0)
@@ -348,6 +360,7 @@ impl Server {
                 Some(o) => respond(StatusCode::OK, &o),
                 None => respond(StatusCode::NOT_FOUND, &status(404, "NotFound", &format!("{name} not found"))),
             },
+            (Method::POST, None) if target.collection == "/apis/authentication.k8s.io/v1/tokenreviews" => self.token_review(body),
             (Method::POST, None) => self.create(&target, body),
             (Method::PUT, Some(name)) => self.replace(&target, name, body),
             (Method::PATCH, Some(name)) if target.status => self.patch_status(&target, name, &body),
@@ -446,6 +459,28 @@ impl Server {
             .header("content-type", "application/json")
             .body(StreamBody::new(stream).boxed_unsync())
             .expect("watch response")
+    }
+
+    /// Answers a TokenReview as the API server's authenticator does: the
+    /// token must be known and, when the review names audiences, issued for
+    /// at least one of them; `status.audiences` is the intersection.
+    fn token_review(&self, mut body: Value) -> Response<Body> {
+        let token = body["spec"]["token"].as_str().unwrap_or("").to_string();
+        let wanted: Vec<String> =
+            body["spec"]["audiences"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let known = self.lock().tokens.get(&token).cloned();
+        body["status"] = match known {
+            None => json!({"authenticated": false, "error": "[invalid bearer token, unknown token]"}),
+            Some((user, issued)) => {
+                let common: Vec<&String> = if wanted.is_empty() { issued.iter().collect() } else { issued.iter().filter(|a| wanted.contains(a)).collect() };
+                if common.is_empty() {
+                    json!({"authenticated": false, "error": format!("[invalid bearer token, token audiences {issued:?} is invalid for the target audiences {wanted:?}]")})
+                } else {
+                    json!({"authenticated": true, "user": {"username": user, "groups": ["system:serviceaccounts"]}, "audiences": common})
+                }
+            }
+        };
+        respond(StatusCode::CREATED, &body)
     }
 
     fn create(&self, target: &Target, body: Value) -> Response<Body> {
