@@ -2,13 +2,16 @@
 //! as istiod serves them.
 //!
 //! ```text
-//!   --ca-dir ─► rudder-ca: root (generated once, or the operator's) ─► serving cert
-//!   --local-token-key ─► LocalTokenAuthenticator ┐      (rudder-pilot.rudder-system.svc + listen IP)
-//!   (Kubernetes: TokenReview, not wired yet) ────┴─► CertificateService ┐
+//!   --ca-dir ──────────────────┬─► rudder-ca: root (generated once, or the operator's) ─► serving cert
+//!   Kubernetes: Secret ────────┘    (rudder-pilot.rudder-system.svc + listen IP)    └─► ConfigMap rudder-ca-root-cert
+//!     rudder-ca-root (rudder-kube, created under the status Lease)                      in every namespace (Kubernetes)
+//!   --local-token-key ─► LocalTokenAuthenticator ┐
+//!   Kubernetes: TokenReviewAuthenticator ────────┴─► CertificateService ┐
 //!                                          ADS (the same AdsServer as 15010) ┴─► TLS :15012
 //! ```
 //!
-//! Without `--ca-dir` pilot runs as before: plaintext ADS on 15010 only.
+//! Directory source without `--ca-dir`: plaintext ADS on 15010 only. On
+//! Kubernetes the CA is always on (as istiod's is).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -30,7 +33,8 @@ use rudder_model::well_known;
 pub struct IdentityArgs {
     /// Directory of the mesh root (`root-cert.pem` 0644, `root-key.pem` 0600):
     /// loaded when present, generated when neither file exists. Turns on the
-    /// CA and the TLS port.
+    /// CA and the TLS port. On Kubernetes the CA is always on and the root is
+    /// Secret `rudder-ca-root` unless this names an operator's pair.
     #[arg(long, env = "PILOT_CA_DIR")]
     pub ca_dir: Option<PathBuf>,
     /// HMAC key (≥ 32 bytes) the local mesh runner signs pod tokens with.
@@ -49,6 +53,16 @@ pub struct IdentityArgs {
     /// rudder-pilot.rudder-system.svc and the --secure-xds-addr IP.
     #[arg(long = "serving-cert-san")]
     pub serving_cert_sans: Vec<String>,
+}
+
+/// The local-token authenticator when `--local-token-key` is given.
+fn local_tokens(args: &IdentityArgs) -> anyhow::Result<Authenticators> {
+    let mut auth = Authenticators::new();
+    if let Some(file) = &args.local_token_key {
+        let key = token::read_key(file)?;
+        auth = auth.with(Arc::new(LocalTokenAuthenticator::new(&key)));
+    }
+    Ok(auth)
 }
 
 /// Parses `90s`, `30m`, `24h`.
@@ -74,11 +88,13 @@ pub struct Identity {
     chain_pem: String,
     key_pem: String,
     addr: SocketAddr,
+    /// Kubernetes: keeps ConfigMap `rudder-ca-root-cert` current while serving.
+    publisher: Option<rudder_kube::RootCertPublisher>,
 }
 
 impl Identity {
-    /// Loads or creates the root and issues the serving certificate; `None`
-    /// without `--ca-dir`.
+    /// Directory source: loads or creates the root in `--ca-dir` and issues
+    /// the serving certificate; `None` without `--ca-dir`.
     pub fn setup(args: &IdentityArgs) -> anyhow::Result<Option<Identity>> {
         let Some(dir) = &args.ca_dir else {
             if args.local_token_key.is_some() {
@@ -88,15 +104,44 @@ impl Identity {
         };
         let ca = CertificateAuthority::load_or_create(dir, &args.trust_domain, args.workload_cert_ttl)
             .context("--ca-dir: the mesh root is unusable")?;
-        let mut auth = Authenticators::new();
-        if let Some(file) = &args.local_token_key {
-            let key = token::read_key(file)?;
-            auth = auth.with(Arc::new(LocalTokenAuthenticator::new(&key)));
-        }
-        // Kubernetes tokens: the reviewer comes with the Kubernetes source;
-        // until then such tokens get a clear "no token reviewer configured".
-        auth = auth.with(Arc::new(TokenReviewAuthenticator::new(None)));
+        // No cluster: Kubernetes tokens get a clear "no token reviewer configured".
+        let auth = local_tokens(args)?.with(Arc::new(TokenReviewAuthenticator::new(None)));
+        Self::finish(args, ca, auth, &format!("--ca-dir {}", dir.display()), None).map(Some)
+    }
 
+    /// Kubernetes: the CA is always on. The root comes from `--ca-dir` when
+    /// given (an operator's pair, e.g. a mounted Secret), else from Secret
+    /// `rudder-ca-root` in the install namespace (created once by the status
+    /// Lease holder, waited for by other replicas). Agents' tokens are
+    /// checked by TokenReview, and the root is published as ConfigMap
+    /// `rudder-ca-root-cert` in every namespace.
+    pub async fn setup_kubernetes(args: &IdentityArgs, kube: &rudder_kube::KubeRuntime) -> anyhow::Result<Identity> {
+        let (ca, source) = match &args.ca_dir {
+            Some(dir) => (
+                CertificateAuthority::load_or_create(dir, &args.trust_domain, args.workload_cert_ttl)
+                    .context("--ca-dir: the mesh root is unusable")?,
+                format!("--ca-dir {}", dir.display()),
+            ),
+            None => {
+                let loaded = kube.ca_root(&args.trust_domain).await.context("the mesh root Secret")?;
+                let source = format!("Secret {} ({})", rudder_kube::CA_ROOT_SECRET, if loaded.created { "created" } else { "loaded" });
+                (CertificateAuthority::new(loaded.root, &args.trust_domain, args.workload_cert_ttl), source)
+            }
+        };
+        let reviewer: Arc<dyn rudder_ca::TokenReviewer> = Arc::new(kube.token_reviewer());
+        let auth = local_tokens(args)?.with(Arc::new(TokenReviewAuthenticator::new(Some(reviewer))));
+        let publisher = kube.publish_root_cert(ca.root_pem());
+        Self::finish(args, ca, auth, &source, Some(publisher))
+    }
+
+    /// Issues pilot's serving certificate and assembles the service.
+    fn finish(
+        args: &IdentityArgs,
+        ca: CertificateAuthority,
+        auth: Authenticators,
+        root_source: &str,
+        publisher: Option<rudder_kube::RootCertPublisher>,
+    ) -> anyhow::Result<Identity> {
         let (mut names, mut ips): (Vec<String>, Vec<IpAddr>) = (Vec::new(), Vec::new());
         let ip = args.secure_xds_addr.ip();
         if ip.is_unspecified() {
@@ -112,16 +157,17 @@ impl Identity {
         }
         let (chain_pem, key_pem) = ca.serving_cert(&names, &ips).context("issuing pilot's serving certificate")?;
         tracing::info!(
-            dir = %dir.display(),
+            root = %root_source,
             trust_domain = %args.trust_domain,
             workload_cert_ttl_s = args.workload_cert_ttl.as_secs(),
             local_tokens = args.local_token_key.is_some(),
+            token_review = publisher.is_some(),
             ?ips,
             ?names,
             "CA ready"
         );
         let service = CertificateService::new(Arc::new(ca), auth);
-        Ok(Some(Identity { service, chain_pem, key_pem, addr: args.secure_xds_addr }))
+        Ok(Identity { service, chain_pem, key_pem, addr: args.secure_xds_addr, publisher })
     }
 
     /// The CA counters, for `/metrics`.
@@ -148,7 +194,10 @@ impl Identity {
             .add_service(self.service.into_server())
             .add_service(ads.into_service());
         let addr = self.addr;
+        let publisher = self.publisher;
         Ok(async move {
+            // Publishing the root lasts as long as serving does.
+            let _publisher = publisher;
             tracing::info!(%addr, "certificate service and ADS over TLS serving");
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             if let Err(error) = router.serve_with_incoming_shutdown(incoming, shutdown).await {

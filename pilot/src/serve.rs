@@ -73,7 +73,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Monitoring comes up first, so `/ready` can say "not yet".
     let state = monitoring::State::new();
-    let identity = crate::identity::Identity::setup(&args.identity)?;
+    let identity = match &source {
+        Source::Kubernetes(k) => Some(crate::identity::Identity::setup_kubernetes(&args.identity, k).await?),
+        Source::Directory { .. } => crate::identity::Identity::setup(&args.identity)?,
+    };
     if let Some(id) = &identity {
         state.set_ca_metrics(id.metrics());
     }
