@@ -165,3 +165,62 @@ async fn the_mesh_configmap_manifest_is_what_the_source_reads() {
     assert_eq!(rec.keys().iter().filter(|k| k.kind == Kind::MeshConfig).count(), 1);
     assert!(rec.diagnostics().is_empty(), "only rudder-mesh is listed (field selector): {:?}", rec.diagnostics());
 }
+
+/// (apiGroup, resource, verb, resourceNames) rows a role grants.
+fn grants_named(role: &Value) -> Vec<(String, String, String, Vec<String>)> {
+    let mut out = Vec::new();
+    for r in role["rules"].as_array().unwrap() {
+        let names: Vec<String> =
+            r["resourceNames"].as_array().map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+        for (g, res, v) in grants(&serde_json::json!({"rules": [r]})) {
+            out.push((g, res, v, names.clone()));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn bound_to_pilot(binding: &Value, role_kind: &str, role: &str) {
+    assert_eq!((binding["roleRef"]["kind"].as_str(), binding["roleRef"]["name"].as_str()), (Some(role_kind), Some(role)));
+    let subjects = binding["subjects"].as_array().unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(
+        (subjects[0]["kind"].as_str(), subjects[0]["name"].as_str(), subjects[0]["namespace"].as_str()),
+        (Some("ServiceAccount"), Some("rudder-pilot"), Some("rudder-system"))
+    );
+}
+
+#[test]
+fn pilot_ca_rbac_grants_exactly_token_review_the_root_secret_and_the_root_configmap() {
+    use rudder_kube::{CA_ROOT_SECRET, INSTALL_NAMESPACE, ROOT_CERT_CONFIGMAP};
+    let all = objects();
+    // TokenReview: the built-in role, nothing broader.
+    bound_to_pilot(find(&all, "ClusterRoleBinding", "rudder-pilot-auth-delegator"), "ClusterRole", "system:auth-delegator");
+
+    let row = |res: &str, verb: &str, names: &[&str]| (String::new(), res.to_string(), verb.to_string(), names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    let mut want_cluster = vec![
+        row("configmaps", "create", &[]),
+        row("configmaps", "list", &[ROOT_CERT_CONFIGMAP]),
+        row("configmaps", "watch", &[ROOT_CERT_CONFIGMAP]),
+        row("configmaps", "update", &[ROOT_CERT_CONFIGMAP]),
+    ];
+    want_cluster.sort();
+    assert_eq!(grants_named(find(&all, "ClusterRole", "rudder-pilot-ca-root-cert")), want_cluster, "no more, no less");
+    bound_to_pilot(find(&all, "ClusterRoleBinding", "rudder-pilot-ca-root-cert"), "ClusterRole", "rudder-pilot-ca-root-cert");
+
+    let role = find(&all, "Role", "rudder-pilot-ca");
+    assert_eq!(role["metadata"]["namespace"], INSTALL_NAMESPACE);
+    let mut want_local = vec![row("secrets", "create", &[]), row("secrets", "get", &[CA_ROOT_SECRET])];
+    want_local.sort();
+    assert_eq!(grants_named(role), want_local, "no more, no less");
+    let binding = find(&all, "RoleBinding", "rudder-pilot-ca");
+    assert_eq!(binding["metadata"]["namespace"], INSTALL_NAMESPACE);
+    bound_to_pilot(binding, "Role", "rudder-pilot-ca");
+
+    // Secrets appear in no other pilot role (the root key is the mesh's most sensitive object).
+    for o in all.iter().filter(|o| (o["kind"] == "Role" || o["kind"] == "ClusterRole") && o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("rudder-pilot"))) {
+        if o["metadata"]["name"] != "rudder-pilot-ca" {
+            assert!(!o["rules"].to_string().contains("secrets"), "{} grants secrets", o["metadata"]["name"]);
+        }
+    }
+}
