@@ -8,9 +8,11 @@
 //!   once the pod has its IP;
 //! - readiness is the `readinessProbe` (or `startupProbe`): `httpGet` or
 //!   `tcpSocket`, ports by number or by container port name;
-//! - volumes: `emptyDir`, `secret` (materialised empty: the identity issue
-//!   fills certificates in) and `downwardAPI` (labels, annotations, name,
-//!   namespace). Anything else is refused with the field that asked for it.
+//! - volumes: `emptyDir`, `secret` (materialised empty), `downwardAPI`
+//!   (labels, annotations, name, namespace), a `projected` service-account
+//!   token (the runner signs a local token for the pod's account) and the
+//!   `configMap` holding the mesh root. Anything else is refused with the
+//!   field that asked for it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -148,7 +150,15 @@ pub enum VolumeKind {
     EmptyDir,
     /// `downwardAPI`: files of (path, field).
     DownwardApi(Vec<(String, FieldRef)>),
+    /// `projected` with one `serviceAccountToken` source: the file name.
+    Token(String),
+    /// `configMap` named [`ROOT_CERT_CONFIGMAP`]: the mesh root as `root-cert.pem`.
+    RootCert,
 }
+
+/// The one ConfigMap the local mesh provides: pilot's mesh root, as
+/// Istio's `istio-ca-root-cert`.
+pub const ROOT_CERT_CONFIGMAP: &str = rudder_injector::sidecar::ROOT_CERT_VOLUME;
 
 /// A pod volume with its name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -460,8 +470,33 @@ pub fn volumes(spec: &Value, origin: &Origin) -> Result<Vec<VolumePlan>, Manifes
                 items.push((path.to_string(), r));
             }
             VolumeKind::DownwardApi(items)
+        } else if let Some(p) = v.get("projected") {
+            let sources = p.get("sources").and_then(Value::as_array);
+            let token = match sources.map(Vec::as_slice) {
+                Some([only]) => only
+                    .pointer("/serviceAccountToken/path")
+                    .and_then(Value::as_str),
+                _ => None,
+            };
+            let token = token.filter(|t| !t.is_empty() && !t.contains('/'));
+            let token = token.ok_or_else(|| {
+                origin.err(
+                    format!("{field}.projected.sources"),
+                    format!("volume {name}: the local mesh projects exactly one serviceAccountToken with a file name as path"),
+                )
+            })?;
+            VolumeKind::Token(token.to_string())
+        } else if let Some(c) = v.get("configMap") {
+            let cm = c.get("name").and_then(Value::as_str).unwrap_or("");
+            if cm != ROOT_CERT_CONFIGMAP {
+                return Err(origin.err(
+                    format!("{field}.configMap.name"),
+                    format!("volume {name}: {cm:?}: the local mesh provides only ConfigMap {ROOT_CERT_CONFIGMAP}"),
+                ));
+            }
+            VolumeKind::RootCert
         } else {
-            return Err(origin.err(field, format!("volume {name}: only emptyDir, secret and downwardAPI volumes are supported by the local mesh")));
+            return Err(origin.err(field, format!("volume {name}: only emptyDir, secret, downwardAPI, projected token and {ROOT_CERT_CONFIGMAP} volumes are supported by the local mesh")));
         };
         out.push(VolumePlan {
             name: name.to_string(),
@@ -575,16 +610,22 @@ mod tests {
             err.contains("spec.containers[0].env[0].valueFrom: only fieldRef"),
             "{err}"
         );
-        let err = volumes(
-            &json!({"volumes": [{"name": "c", "configMap": {}}]}),
-            &origin(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("spec.volumes[0]: volume c: only emptyDir"),
-            "{err}"
-        );
+        for (volume, wanted) in [
+            (json!({"name": "c", "hostPath": {}}), "spec.volumes[0]: volume c: only emptyDir"),
+            (
+                json!({"name": "c", "configMap": {"name": "app-config"}}),
+                "spec.volumes[0].configMap.name: volume c: \"app-config\": the local mesh provides only ConfigMap rudder-ca-root-cert",
+            ),
+            (
+                json!({"name": "t", "projected": {"sources": [{"secret": {"name": "s"}}]}}),
+                "spec.volumes[0].projected.sources: volume t: the local mesh projects exactly one serviceAccountToken",
+            ),
+        ] {
+            let err = volumes(&json!({ "volumes": [volume] }), &origin())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(wanted), "{err}");
+        }
     }
 
     #[test]
@@ -592,8 +633,12 @@ mod tests {
         let spec = json!({"volumes": [
             {"name": "certs", "secret": {"secretName": "istio.default", "optional": true}},
             {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+            {"name": "istio-token", "projected": {"sources": [{"serviceAccountToken": {"audience": "istio-ca", "path": "istio-token"}}]}},
+            {"name": "root", "configMap": {"name": "rudder-ca-root-cert"}},
         ]});
         let v = volumes(&spec, &origin()).unwrap();
+        assert_eq!(v[2].kind, VolumeKind::Token("istio-token".into()));
+        assert_eq!(v[3].kind, VolumeKind::RootCert);
         assert_eq!(v[0].kind, VolumeKind::EmptyDir);
         assert_eq!(
             v[1].kind,

@@ -4,7 +4,7 @@
 //!  DIR of Kubernetes YAML ─► [ rudder mesh up ] ──────────────────────────────┐
 //!    manifest → plan (injector::inject decides sidecars, VIPs allocated)     │ writes Namespaces,
 //!        │                                                                    │ Services, Pods, rules
-//!        ▼                                                                    ▼
+//!        ▼                 <state>/ca: root + token key ─► pilot --ca-dir, :15012 ▼
 //!  harness Net: bridge rdr-<name> ── pod netns ── proxy-init, agent(1337)→Envoy ◄─xDS── pilot serve
 //!                                  └─ pod netns ── app (python3 app.py), DNAT if unmeshed   --config-dir
 //!        ▲ you are here: runner (pods, files, supervisor), down/status/apply/load
@@ -22,6 +22,7 @@
 //! - [`plan`]: VIPs, pods, injection (pure); [`render`], [`dnat`]: files and rules (pure);
 //! - [`pods`]: running one pod; [`supervise`]: readiness → pilot + DNAT;
 //! - [`pilot`]: pilot's config dir and process; [`record`]: what `down` needs;
+//! - [`identity`]: the mesh root, the token key and each pod's token;
 //! - [`runner`]: `up`; [`admin`]: `down`, `status`, `apply`, `load`; [`traffic`]: the split.
 
 #![forbid(unsafe_code)]
@@ -29,6 +30,7 @@
 pub mod admin;
 pub mod container;
 pub mod dnat;
+pub mod identity;
 pub mod manifest;
 pub mod pilot;
 pub mod plan;

@@ -13,6 +13,7 @@ use rudder_cli::record::{log_path, RUNNER_ROOT};
 use rudder_cli::runner::{self, UpOptions, UP_MARKER};
 use rudder_cli::{admin, prereq, signals, traffic, DEFAULT_NAME};
 use rudder_harness::{Cidr, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_STATE_ROOT};
+use rudder_injector::CertMode;
 
 #[derive(Parser)]
 #[command(
@@ -128,6 +129,12 @@ struct UpArgs {
     /// Where pilot, agent and proxy-init are (default: next to rudder).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// How sidecars get their certificates: `file` (a renewal hot-restarts Envoy) or `sds` (no restart).
+    #[arg(long, default_value = "file")]
+    cert_mode: CertMode,
+    /// Lifetime of workload certificates, passed to pilot (e.g. 2m, 24h; default pilot's 24h).
+    #[arg(long, value_name = "DURATION")]
+    workload_cert_ttl: Option<String>,
     #[command(flatten)]
     roots: RootArgs,
     /// Internal: this process is the background runner of a `--keep` run.
@@ -260,6 +267,8 @@ fn up(a: UpArgs) -> Result<ExitCode> {
         monitoring_port: a.monitoring_port,
         bin_dir: a.bin_dir.clone().unwrap_or_else(prereq::default_bin_dir),
         envoy: rudder_harness::envoy_bin(),
+        cert_mode: a.cert_mode,
+        workload_cert_ttl: a.workload_cert_ttl.clone(),
     };
     if let Err(missing) = prereq::check(&opts.envoy, &opts.bin_dir) {
         eprintln!("rudder: cannot start the local mesh: {missing}");

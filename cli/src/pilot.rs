@@ -175,6 +175,20 @@ pub fn validate(pilot: &Path, files: &[PathBuf]) -> Result<String, PilotError> {
     }
 }
 
+/// pilot's CA: where the root and the token key are, where it serves
+/// certificates and TLS xDS (15012), and how long workload certificates live.
+#[derive(Clone, Debug)]
+pub struct PilotIdentity {
+    /// `--ca-dir`.
+    pub ca_dir: PathBuf,
+    /// `--local-token-key`.
+    pub token_key: PathBuf,
+    /// `--secure-xds-addr`.
+    pub secure_xds: SocketAddr,
+    /// `--workload-cert-ttl`.
+    pub workload_cert_ttl: Option<String>,
+}
+
 /// A running pilot.
 #[derive(Debug)]
 pub struct Pilot {
@@ -186,12 +200,13 @@ pub struct Pilot {
 }
 
 impl Pilot {
-    /// Starts `pilot serve` on the host, logging to `log`.
+    /// Starts `pilot serve` on the host with its CA, logging to `log`.
     pub fn start(
         bin: &Path,
         config: &ConfigDir,
         xds: SocketAddr,
         monitoring: SocketAddr,
+        identity: &PilotIdentity,
         log: PathBuf,
     ) -> Result<Pilot, PilotError> {
         let file = fs::File::create(&log).map_err(io(&log))?;
@@ -206,9 +221,15 @@ impl Pilot {
                 "--monitoring-addr",
                 &monitoring.to_string(),
             ])
-            .stdin(Stdio::null())
-            .stdout(file)
-            .stderr(err);
+            .arg("--ca-dir")
+            .arg(&identity.ca_dir)
+            .arg("--local-token-key")
+            .arg(&identity.token_key)
+            .args(["--secure-xds-addr", &identity.secure_xds.to_string()]);
+        if let Some(ttl) = &identity.workload_cert_ttl {
+            cmd.args(["--workload-cert-ttl", ttl]);
+        }
+        cmd.stdin(Stdio::null()).stdout(file).stderr(err);
         std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let child = cmd.spawn().map_err(|source| PilotError::Start {
             bin: bin.to_path_buf(),

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use rudder_harness::Cidr;
 use rudder_injector::{inject, Decision, InjectContext, NamespacePolicy, Values};
-use rudder_model::well_known::{PROXY_UID, XDS_PORT};
+use rudder_model::well_known::{PROXY_UID, XDS_PORT, XDS_TLS_PORT};
 use serde_json::{json, Value};
 
 use crate::container::{self, ContainerPlan, VolumePlan};
@@ -153,6 +153,7 @@ pub enum PlanError {
 pub fn local_values(pilot_host: Ipv4Addr) -> Values {
     Values {
         discovery_address: format!("{pilot_host}:{XDS_PORT}"),
+        ca_address: format!("{pilot_host}:{XDS_TLS_PORT}"),
         ..Values::default()
     }
 }

@@ -5,7 +5,8 @@
 //! <state>/pods/<pod>/hosts            → /etc/hosts
 //!                   /tmp/             → /tmp (the agent's work dir, Envoy's base id file)
 //!                   /serviceaccount/  → /var/run/secrets/kubernetes.io/serviceaccount
-//!                   /volumes/<name>/  → each volumeMount (certs, pod labels, emptyDirs)
+//!                   /volumes/<name>/  → each volumeMount (certs, pod labels, emptyDirs,
+//!                                        istio-token: the pod's signed token, root cert)
 //!                   /<container>.log  ← stdout + stderr
 //! ```
 //!
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use rudder_harness::{HttpRequest, Pod, Process, ProcessSpec};
 
 use crate::container::{expand, ContainerPlan, EnvSource, Probe, Role, VolumeKind};
+use crate::identity::MeshIdentity;
 use crate::plan::ServicePlan;
 use crate::render::{field_value, hosts_file, PodFacts};
 
@@ -85,6 +87,8 @@ pub struct Node {
     pub envoy: PathBuf,
     /// Directory relative `workingDir`s and commands resolve against (the YAML directory).
     pub app_dir: PathBuf,
+    /// The mesh root and the token signer.
+    pub identity: MeshIdentity,
 }
 
 /// A started container.
@@ -127,6 +131,7 @@ pub fn materialise(
     pod: &Pod,
     facts: &PodFacts<'_>,
     services: &[ServicePlan],
+    identity: &MeshIdentity,
 ) -> Result<Binds, PodRunError> {
     let name = pod.name();
     let dir = pod.dir();
@@ -145,8 +150,31 @@ pub fn materialise(
     let mut volumes = BTreeMap::new();
     for v in &facts.plan.volumes {
         let path = dir.join("volumes").join(&v.name);
+        let owner = sole_owner(facts, &v.name);
         match &v.kind {
-            VolumeKind::EmptyDir => mkdir(name, &path, 0o777)?,
+            // Only its containers' user may use a volume that one non-root
+            // user mounts (the sidecar's certificates and SDS socket):
+            // apps run as host processes and must not read the key.
+            VolumeKind::EmptyDir => match owner {
+                Some(uid) => {
+                    mkdir(name, &path, 0o700)?;
+                    chown(name, &path, uid)?;
+                }
+                None => mkdir(name, &path, 0o777)?,
+            },
+            VolumeKind::Token(file) => {
+                mkdir(name, &path, 0o755)?;
+                let plan = facts.plan;
+                let token = identity.token(&plan.name, &plan.namespace, &plan.service_account);
+                let file = path.join(file);
+                write(name, &file, &token, 0o400)?;
+                chown(name, &file, owner.unwrap_or(0))?;
+            }
+            VolumeKind::RootCert => {
+                mkdir(name, &path, 0o755)?;
+                let file = path.join(rudder_injector::sidecar::ROOT_CERT_FILE);
+                write(name, &file, &identity.root_cert_pem, 0o644)?;
+            }
             VolumeKind::DownwardApi(items) => {
                 mkdir(name, &path, 0o755)?;
                 for (file, field) in items {
@@ -165,6 +193,24 @@ pub fn materialise(
         ),
     ];
     Ok(Binds { common, volumes })
+}
+
+/// The UID of the containers mounting `volume`, when they all run as the
+/// same non-root user.
+fn sole_owner(facts: &PodFacts<'_>, volume: &str) -> Option<u32> {
+    let plan = facts.plan;
+    let mut uids = plan
+        .init
+        .iter()
+        .chain(&plan.containers)
+        .filter(|c| c.mounts.iter().any(|(v, _)| v == volume))
+        .map(|c| c.uid);
+    let first = uids.next()??;
+    uids.all(|u| u == Some(first)).then_some(first)
+}
+
+fn chown(pod: &str, path: &Path, uid: u32) -> Result<(), PodRunError> {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).map_err(io_err(pod, path))
 }
 
 /// The binds of a pod's containers.

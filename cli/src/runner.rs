@@ -15,7 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rudder_harness::{Cidr, Net, NetConfig};
-use rudder_model::well_known::{MONITORING_PORT, XDS_PORT};
+use rudder_injector::CertMode;
+use rudder_model::well_known::{MONITORING_PORT, XDS_PORT, XDS_TLS_PORT};
+
+use crate::identity::{IdentityError, MeshIdentity};
 
 use crate::manifest::{self, Manifest};
 use crate::pilot::{self, ConfigDir, Pilot};
@@ -66,6 +69,10 @@ pub struct UpOptions {
     pub bin_dir: PathBuf,
     /// Envoy for the agents.
     pub envoy: PathBuf,
+    /// How sidecars get their certificates.
+    pub cert_mode: CertMode,
+    /// pilot's `--workload-cert-ttl` (None: pilot's default).
+    pub workload_cert_ttl: Option<String>,
 }
 
 /// `up` failed.
@@ -86,6 +93,9 @@ pub enum UpError {
     /// A pod.
     #[error(transparent)]
     Pod(#[from] pods::PodRunError),
+    /// The mesh root or token key.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
     /// The record.
     #[error(transparent)]
     Record(#[from] record::RecordError),
@@ -115,7 +125,8 @@ pub enum UpError {
 pub fn prepare(opts: &UpOptions) -> Result<(Manifest, MeshPlan), UpError> {
     let mut m = manifest::load_dir(&opts.dir)?;
     m.rules.extend(manifest::load_rules(&opts.rules)?);
-    let values = plan::local_values(opts.pod_cidr.first_host());
+    let mut values = plan::local_values(opts.pod_cidr.first_host());
+    values.cert_mode = opts.cert_mode;
     let mesh = plan::plan(&m, opts.service_cidr, &values)?;
     Ok((m, mesh))
 }
@@ -295,6 +306,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         bin_dir: opts.bin_dir.clone(),
         envoy: opts.envoy.clone(),
         app_dir,
+        identity: MeshIdentity::prepare(net.state_dir())?,
     };
 
     // Pods: namespaces and files first (IPs in input order), written to pilot as not ready.
@@ -318,7 +330,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
             ready: false,
         });
         inst.save()?;
-        let binds = pods::materialise(&pod, &facts, &mesh.services)?;
+        let binds = pods::materialise(&pod, &facts, &mesh.services, &node.identity)?;
         std::fs::create_dir_all(&etc).map_err(|source| UpError::Io {
             path: etc.clone(),
             source,
@@ -340,6 +352,12 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         &config,
         inst.record.xds_addr,
         inst.record.monitoring_addr,
+        &pilot::PilotIdentity {
+            ca_dir: node.identity.ca_dir.clone(),
+            token_key: node.identity.token_key_file.clone(),
+            secure_xds: SocketAddr::from((host, XDS_TLS_PORT)),
+            workload_cert_ttl: opts.workload_cert_ttl.clone(),
+        },
         net.state_dir().join("pilot.log"),
     )?;
     inst.record.pilot = Some(p.process());

@@ -10,9 +10,7 @@ use serde_json::{json, Map, Value};
 use crate::capture::Capture;
 use crate::decision::{self, NamespacePolicy, SkipReason};
 use crate::pod::{self, PodError};
-use crate::sidecar::{
-    self, CERTS_VOLUME, INIT_CONTAINER_NAME, PODINFO_VOLUME, SIDECAR_CONTAINER_NAME,
-};
+use crate::sidecar::{self, INIT_CONTAINER_NAME, SIDECAR_CONTAINER_NAME};
 use crate::template::Values;
 
 /// Annotation replacing the sidecar image of one pod.
@@ -71,7 +69,9 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     let spec = pod::spec(pod)?;
     let annotations = pod::string_map(pod, "annotations")?;
     let capture = Capture::for_pod(values, &annotations, spec)?;
-    let service_account = pod::service_account(spec)?;
+    // The identity comes from the token kubelet projects for this account;
+    // a malformed name is still the pod's error, reported here.
+    pod::service_account(spec)?;
     let app_containers = pod::containers(spec, "containers")?;
     pod::containers(spec, "initContainers")?;
     pod::containers(spec, "volumes")?;
@@ -116,7 +116,7 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
         spec.insert("containers".into(), Value::Array(containers));
     }
     let mut volumes = take_list(spec, "volumes");
-    volumes.extend(sidecar::volumes(&service_account));
+    volumes.extend(sidecar::volumes());
     spec.insert("volumes".into(), Value::Array(volumes));
 
     let meta = obj.entry("metadata").or_insert_with(|| json!({}));
@@ -148,7 +148,7 @@ pub fn status(native: bool) -> String {
     json!({
         "initContainers": inits,
         "containers": containers,
-        "volumes": [CERTS_VOLUME, PODINFO_VOLUME],
+        "volumes": sidecar::VOLUME_NAMES,
         "nativeSidecar": native,
         "version": env!("CARGO_PKG_VERSION"),
     })

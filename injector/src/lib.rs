@@ -42,4 +42,4 @@ pub use decision::{NamespacePolicy, SkipReason};
 pub use inject::{inject, Decision, InjectContext};
 pub use kube_inject::{kube_inject, KubeInjectError};
 pub use pod::PodError;
-pub use template::{NativeSidecars, TemplateError, Values};
+pub use template::{CertMode, NativeSidecars, TemplateError, Values};

@@ -13,8 +13,36 @@ use crate::template::Values;
 pub const INIT_CONTAINER_NAME: &str = "rudder-init";
 /// The sidecar's container name.
 pub const SIDECAR_CONTAINER_NAME: &str = "rudder-proxy";
-/// Volume holding the workload certificates (Secret `istio.<serviceaccount>`).
+/// Writable volume the agent keeps the workload certificates in (file mode).
 pub const CERTS_VOLUME: &str = "rudder-certs";
+/// Projected service-account token (audience `istio-ca`): the agent's credential.
+pub const TOKEN_VOLUME: &str = "istio-token";
+/// ConfigMap `rudder-ca-root-cert`: the mesh root the agent verifies pilot with.
+pub const ROOT_CERT_VOLUME: &str = "rudder-ca-root-cert";
+/// Writable directory of the agent's SDS socket (SDS mode).
+pub const WORKLOAD_SOCKET_VOLUME: &str = "workload-socket";
+/// Every volume the template adds, in order (also recorded in the status annotation).
+pub const VOLUME_NAMES: [&str; 5] = [
+    CERTS_VOLUME,
+    PODINFO_VOLUME,
+    TOKEN_VOLUME,
+    ROOT_CERT_VOLUME,
+    WORKLOAD_SOCKET_VOLUME,
+];
+/// Where the token volume is mounted; the agent's default `--token-file` is `istio-token` in it.
+pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
+/// The token's file name inside [`TOKEN_DIR`].
+pub const TOKEN_FILE: &str = "istio-token";
+/// The audience of the projected token (pilot's TokenReview checks it).
+pub const TOKEN_AUDIENCE: &str = "istio-ca";
+/// Where the root ConfigMap is mounted; the agent's default `--ca-root` is `root-cert.pem` in it.
+pub const ROOT_CERT_DIR: &str = "/var/run/secrets/istio";
+/// The root's file name (ConfigMap key) inside [`ROOT_CERT_DIR`].
+pub const ROOT_CERT_FILE: &str = "root-cert.pem";
+/// Where the SDS socket directory is mounted.
+pub const WORKLOAD_SOCKET_DIR: &str = "/var/run/secrets/workload-spiffe-uds";
+/// How long a projected token lives (kubelet refreshes it before it expires).
+pub const TOKEN_EXPIRATION_SECONDS: u32 = 43200;
 /// downwardAPI volume holding the pod's labels.
 pub const PODINFO_VOLUME: &str = "rudder-podinfo";
 /// Where the certificates are mounted (the agent's `--cert-dir`).
@@ -61,6 +89,10 @@ pub fn agent_args(values: &Values) -> Vec<String> {
         CERT_DIR.into(),
         "--pod-labels-file".into(),
         LABELS_FILE.into(),
+        "--ca-address".into(),
+        values.ca_address.clone(),
+        "--cert-mode".into(),
+        values.cert_mode.as_str().into(),
     ];
     if values.proxy_port != PROXY_PORT {
         args.extend(["--capture-port".into(), values.proxy_port.to_string()]);
@@ -116,8 +148,11 @@ pub fn sidecar_container(values: &Values, image: &str, native: bool) -> Value {
             "capabilities": {"drop": ["ALL"]},
         },
         "volumeMounts": [
-            {"name": CERTS_VOLUME, "mountPath": CERT_DIR, "readOnly": true},
+            {"name": CERTS_VOLUME, "mountPath": CERT_DIR},
             {"name": PODINFO_VOLUME, "mountPath": PODINFO_DIR, "readOnly": true},
+            {"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": true},
+            {"name": ROOT_CERT_VOLUME, "mountPath": ROOT_CERT_DIR, "readOnly": true},
+            {"name": WORKLOAD_SOCKET_VOLUME, "mountPath": WORKLOAD_SOCKET_DIR},
         ],
     });
     let obj = c.as_object_mut().expect("literal object");
@@ -136,14 +171,27 @@ pub fn sidecar_container(values: &Values, image: &str, native: bool) -> Value {
     c
 }
 
-/// The volumes: certificates from Secret `istio.<sa>` (optional, as Istio
-/// 0.x: the pod starts before the Secret exists and kubelet fills the volume in
-/// place later), and the pod's labels via the downward API.
-pub fn volumes(service_account: &str) -> [Value; 2] {
+/// The volumes: a writable emptyDir for the certificates the agent obtains
+/// (file mode), the pod's labels via the downward API, the projected
+/// service-account token the agent presents to pilot's CA (audience
+/// `istio-ca`, checked by TokenReview), the mesh root from the ConfigMap pilot
+/// writes into every namespace, and the SDS socket's directory. Kubelet
+/// writes projected tokens owned by the pod's `fsGroup`; the agent reads it
+/// as the proxy UID.
+pub fn volumes() -> [Value; 5] {
     [
-        json!({"name": CERTS_VOLUME, "secret": {"secretName": format!("istio.{service_account}"), "optional": true}}),
+        json!({"name": CERTS_VOLUME, "emptyDir": {"medium": "Memory"}}),
         json!({"name": PODINFO_VOLUME, "downwardAPI": {"items": [
             {"path": "labels", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels"}},
         ]}}),
+        json!({"name": TOKEN_VOLUME, "projected": {"sources": [
+            {"serviceAccountToken": {
+                "audience": TOKEN_AUDIENCE,
+                "expirationSeconds": TOKEN_EXPIRATION_SECONDS,
+                "path": TOKEN_FILE,
+            }},
+        ]}}),
+        json!({"name": ROOT_CERT_VOLUME, "configMap": {"name": ROOT_CERT_VOLUME}}),
+        json!({"name": WORKLOAD_SOCKET_VOLUME, "emptyDir": {}}),
     ]
 }

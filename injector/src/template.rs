@@ -15,6 +15,7 @@ use std::{fmt, net::IpAddr, str::FromStr};
 
 use rudder_model::well_known::{
     DEFAULT_EXCLUDED_INBOUND_PORTS, PROXY_GID, PROXY_PORT, PROXY_UID, SYSTEM_NAMESPACE, XDS_PORT,
+    XDS_TLS_PORT,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Map, Value};
@@ -120,6 +121,36 @@ impl FromStr for InboundPorts {
     }
 }
 
+/// How the agent hands the workload certificate to Envoy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertMode {
+    /// Files in `/etc/certs`; a renewal hot-restarts Envoy.
+    File,
+    /// SDS over a Unix socket; a renewal needs no restart.
+    Sds,
+}
+
+impl CertMode {
+    /// The agent's `--cert-mode` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertMode::File => "file",
+            CertMode::Sds => "sds",
+        }
+    }
+}
+
+impl FromStr for CertMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "file" => Ok(CertMode::File),
+            "sds" => Ok(CertMode::Sds),
+            other => Err(format!("{other:?} is not one of file, sds")),
+        }
+    }
+}
+
 /// The template's values. See `manifests/injector/` for the ConfigMap form.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Values {
@@ -133,6 +164,10 @@ pub struct Values {
     pub image_pull_policy: String,
     /// pilot's xDS address, `host:port`.
     pub discovery_address: String,
+    /// pilot's certificate service (and TLS xDS), `host:port` (`--ca-address`).
+    pub ca_address: String,
+    /// How the agent hands certificates to Envoy (`--cert-mode`).
+    pub cert_mode: CertMode,
     /// Where proxy-init redirects captured traffic.
     pub proxy_port: u16,
     /// Where inbound traffic goes; `None` = the proxy port.
@@ -167,6 +202,8 @@ impl Default for Values {
             tag: env!("CARGO_PKG_VERSION").into(),
             image_pull_policy: "IfNotPresent".into(),
             discovery_address: format!("rudder-pilot.{SYSTEM_NAMESPACE}.svc:{XDS_PORT}"),
+            ca_address: format!("rudder-pilot.{SYSTEM_NAMESPACE}.svc:{XDS_TLS_PORT}"),
+            cert_mode: CertMode::File,
             proxy_port: PROXY_PORT,
             inbound_capture_port: None,
             proxy_uid: PROXY_UID,
@@ -194,6 +231,8 @@ const FIELDS: &[&str] = &[
     "tag",
     "imagePullPolicy",
     "discoveryAddress",
+    "caAddress",
+    "certMode",
     "proxyPort",
     "inboundCapturePort",
     "proxyUid",
@@ -290,6 +329,14 @@ impl Values {
         set(map, "tag", prefix, &mut v.tag)?;
         set(map, "imagePullPolicy", prefix, &mut v.image_pull_policy)?;
         set(map, "discoveryAddress", prefix, &mut v.discovery_address)?;
+        set(map, "caAddress", prefix, &mut v.ca_address)?;
+        if let Some(m) = map.get("certMode") {
+            v.cert_mode = m
+                .as_str()
+                .ok_or_else(|| "must be a string".to_string())
+                .and_then(str::parse)
+                .map_err(|m| (path("certMode"), m))?;
+        }
         set(map, "proxyPort", prefix, &mut v.proxy_port)?;
         set(
             map,
@@ -367,14 +414,14 @@ impl Values {
                 ),
             ));
         }
-        match self.discovery_address.rsplit_once(':') {
-            Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {
-            }
-            _ => {
-                return Err((
-                    path("discoveryAddress"),
-                    format!("{:?} is not host:port", self.discovery_address),
-                ))
+        for (field, addr) in [
+            ("discoveryAddress", &self.discovery_address),
+            ("caAddress", &self.ca_address),
+        ] {
+            match addr.rsplit_once(':') {
+                Some((host, port))
+                    if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0) => {}
+                _ => return Err((path(field), format!("{addr:?} is not host:port"))),
             }
         }
         if self.proxy_port == 0 {
