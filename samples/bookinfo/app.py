@@ -10,6 +10,9 @@ details and reviews, and forwards the `end-user` header (and the tracing
 headers) so header-based route rules such as "end-user: jason goes to v2"
 apply on the reviews hop, as in Istio's bookinfo.
 
+`GET /stream?seconds=N` answers with one line per second for N seconds (a
+long-lived response, for tests that rotate certificates under live streams).
+
 Usage: python3 app.py --service reviews --version v3 [--port 9080]
 Services are reached by name (`details:9080`); in the local mesh the pod's
 /etc/hosts maps those names to Service VIPs.
@@ -18,6 +21,7 @@ Services are reached by name (`details:9080`); in the local mesh the pod's
 import argparse
 import http.client
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 # Headers copied from the incoming request onto outgoing calls.
@@ -47,6 +51,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             return self.reply(200, "ok")
         me = f"{self.server.service}-{self.server.version}"
+        if self.path.startswith("/stream?seconds="):
+            return self.stream(me, self.path.rpartition("=")[2])
         fwd = {k: v for k, v in self.headers.items() if k.lower() in PROPAGATED}
         role = self.server.service
         if role == "productpage":
@@ -71,6 +77,20 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("x-served-by", f"{self.server.service}-{self.server.version}")
         self.end_headers()
         self.wfile.write(data)
+
+    def stream(self, me, seconds):
+        if not seconds.isdigit() or not 0 < int(seconds) <= 3600:
+            return self.reply(400, f"seconds={seconds!r}: want 1..3600")
+        self.send_response(200)
+        self.send_header("content-type", "text/plain; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        for i in range(int(seconds)):
+            line = f"{me} {i}\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+            self.wfile.flush()
+            time.sleep(1)
+        self.wfile.write(b"0\r\n\r\n")
 
     def log_message(self, fmt, *args):
         pass  # one line per request would flood the pod logs during a demo
