@@ -1,7 +1,7 @@
 //! Template files: partial overrides keep the defaults; every bad value is
 //! an error naming its field.
 
-use rudder_injector::{template::InboundPorts, NativeSidecars, Values};
+use rudder_injector::{template::InboundPorts, CertMode, NativeSidecars, Values};
 
 #[test]
 fn partial_values_keep_defaults() {
@@ -14,6 +14,13 @@ fn partial_values_keep_defaults() {
         "inbound follows the proxy port by default"
     );
     assert_eq!(v.discovery_address, "rudder-pilot.rudder-system.svc:15010");
+    assert_eq!(v.ca_address, "rudder-pilot.rudder-system.svc:15012");
+    assert_eq!(v.cert_mode, CertMode::File);
+    let v = Values::from_yaml("certMode: sds\ncaAddress: 10.0.0.1:15012\n", "t").unwrap();
+    assert_eq!(
+        (v.cert_mode, v.ca_address.as_str()),
+        (CertMode::Sds, "10.0.0.1:15012")
+    );
     assert_eq!(Values::from_yaml("", "empty").unwrap(), Values::default());
     let v = Values::from_yaml("includeInboundPorts: containerPorts\n", "t").unwrap();
     assert_eq!(v.include_inbound_ports, InboundPorts::ContainerPorts);
@@ -77,6 +84,17 @@ fn bad_templates_name_the_field() {
             "values.discoveryAddress",
             "is not host:port",
         ),
+        (
+            "caAddress: pilot:0".into(),
+            "values.caAddress",
+            "is not host:port",
+        ),
+        (
+            "certMode: secret".into(),
+            "values.certMode",
+            "is not one of file, sds",
+        ),
+        ("certMode: 1".into(), "values.certMode", "must be a string"),
         (
             "images: {agent: \"\"}".into(),
             "values.images.agent",
