@@ -118,6 +118,13 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     let mut volumes = take_list(spec, "volumes");
     volumes.extend(sidecar::volumes());
     spec.insert("volumes".into(), Value::Array(volumes));
+    // Kubelet writes the projected istio-ca token readable by root and the
+    // pod's fsGroup only; the agent runs as the proxy UID/GID, so without an
+    // fsGroup it could not read its credential (Istio's templates set
+    // fsGroup 1337 for the same reason). A pod's own fsGroup is kept: then
+    // the operator owns that choice.
+    let security = object_entry(spec, "securityContext");
+    security.entry("fsGroup").or_insert(json!(ctx.values.proxy_gid));
 
     let meta = obj.entry("metadata").or_insert_with(|| json!({}));
     if meta.is_null() {
@@ -170,4 +177,33 @@ fn object_entry<'m>(map: &'m mut Map<String, Value>, key: &str) -> &'m mut Map<S
         *v = json!({});
     }
     v.as_object_mut().expect("just made it an object")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::template::Values;
+
+    fn injected(pod: Value) -> Value {
+        let values = Values::default();
+        let ctx = InjectContext::new(&values, false);
+        match inject(&pod, &ctx).unwrap() {
+            Decision::Injected(p) => p,
+            Decision::Skipped(why) => panic!("skipped: {why:?}"),
+        }
+    }
+
+    #[test]
+    fn fs_group_lets_the_agent_read_its_token_unless_the_pod_chose_one() {
+        let app = json!({"name": "app", "image": "app", "command": ["app"]});
+        let p = injected(json!({"metadata": {"name": "p"}, "spec": {"containers": [app.clone()]}}));
+        assert_eq!(p["spec"]["securityContext"]["fsGroup"], json!(1337));
+        let p = injected(json!({"metadata": {"name": "p"}, "spec": {
+            "securityContext": {"fsGroup": 2000, "runAsNonRoot": true},
+            "containers": [app],
+        }}));
+        assert_eq!(p["spec"]["securityContext"], json!({"fsGroup": 2000, "runAsNonRoot": true}));
+    }
 }
