@@ -86,6 +86,8 @@ pub struct LoadStats {
     pub reconnects: AtomicU64,
     /// Long-lived streams cut before their end.
     pub cut: AtomicU64,
+    /// Streams that neither finished nor failed within their deadline.
+    pub stuck: AtomicU64,
 }
 
 /// Short requests, each on a new connection, until `stop`.
@@ -151,60 +153,86 @@ pub async fn keepalive_requests(port: u16, stop: Arc<AtomicBool>, stats: Arc<Loa
 }
 
 /// Long-lived HTTP/2 streams (`/stream?ms=stream_ms`) over one h2c connection,
-/// replaced after GOAWAY. A stream that ends early counts as cut.
+/// replaced after GOAWAY. A stream that ends early counts as cut. A stream
+/// that neither ends nor fails within `stream_ms` + 10 s is abandoned with its
+/// connection and counted as stuck, naming the phase it hung in (hyper's h2
+/// client has known hangs, seanmonstar/reqwest#1323); callers wait
+/// at least that long for the task to end.
 pub async fn h2_streams(port: u16, stream_ms: u64, stop: Arc<AtomicBool>, stats: Arc<LoadStats>) {
     let mut sender: Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>> = None;
     let want: usize = (0..stream_ms / 100).map(|i| format!("chunk {i}\n").len()).sum();
+    let deadline = Duration::from_millis(stream_ms) + Duration::from_secs(10);
     while !stop.load(SeqCst) {
-        if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
-                stats.failed.fetch_add(1, SeqCst);
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let (s, conn) =
-                hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
-            tokio::spawn(conn);
-            stats.reconnects.fetch_add(1, SeqCst);
-            sender = Some(s);
-        }
-        let s = sender.as_mut().unwrap();
-        if s.ready().await.is_err() {
+        let mut phase = "connect";
+        let one = tokio::time::timeout(deadline, h2_stream_once(port, stream_ms, want, &mut sender, &stats, &mut phase)).await;
+        if one.is_err() {
+            eprintln!("h2 stream stuck for {deadline:?} at phase {phase}");
+            stats.stuck.fetch_add(1, SeqCst);
             sender = None;
-            continue;
         }
-        let req = Request::get(format!("http://test/stream?ms={stream_ms}")).body(Empty::new()).unwrap();
-        let resp = match s.send_request(req).await {
-            Ok(r) => r,
-            Err(e) if e.is_canceled() || e.to_string().contains("GOAWAY") || e.to_string().contains("REFUSED") => {
-                // Refused before it started (GOAWAY race): retried on a new connection.
-                sender = None;
-                continue;
-            }
-            Err(e) => {
-                eprintln!("h2 stream failed to start: {e}");
-                stats.failed.fetch_add(1, SeqCst);
-                sender = None;
-                continue;
-            }
+    }
+}
+
+async fn h2_stream_once(
+    port: u16,
+    stream_ms: u64,
+    want: usize,
+    sender: &mut Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>>,
+    stats: &LoadStats,
+    phase: &mut &'static str,
+) {
+    if sender.as_ref().is_none_or(|s| s.is_closed()) {
+        *phase = "connect";
+        let Ok(stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+            stats.failed.fetch_add(1, SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return;
         };
-        let mut body = resp.into_body();
-        let mut got = 0usize;
-        let mut cut = false;
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(f) => got += f.data_ref().map_or(0, |d| d.len()),
-                Err(_) => {
-                    cut = true;
-                    break;
-                }
+        *phase = "handshake";
+        let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        stats.reconnects.fetch_add(1, SeqCst);
+        *sender = Some(s);
+    }
+    let s = sender.as_mut().unwrap();
+    *phase = "ready";
+    if s.ready().await.is_err() {
+        *sender = None;
+        return;
+    }
+    let req = Request::get(format!("http://test/stream?ms={stream_ms}")).body(Empty::new()).unwrap();
+    *phase = "response headers";
+    let resp = match s.send_request(req).await {
+        Ok(r) => r,
+        Err(e) if e.is_canceled() || e.to_string().contains("GOAWAY") || e.to_string().contains("REFUSED") => {
+            // Refused before it started (GOAWAY race): retried on a new connection.
+            *sender = None;
+            return;
+        }
+        Err(e) => {
+            eprintln!("h2 stream failed to start: {e}");
+            stats.failed.fetch_add(1, SeqCst);
+            *sender = None;
+            return;
+        }
+    };
+    *phase = "body";
+    let mut body = resp.into_body();
+    let mut got = 0usize;
+    let mut cut = false;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => got += f.data_ref().map_or(0, |d| d.len()),
+            Err(_) => {
+                cut = true;
+                break;
             }
         }
-        if cut || got < want {
-            stats.cut.fetch_add(1, SeqCst);
-            sender = None;
-        } else {
-            stats.ok.fetch_add(1, SeqCst);
-        }
+    }
+    if cut || got < want {
+        stats.cut.fetch_add(1, SeqCst);
+        *sender = None;
+    } else {
+        stats.ok.fetch_add(1, SeqCst);
     }
 }
