@@ -114,6 +114,11 @@ struct ProxyArgs {
     /// Readiness (/healthz/ready) port.
     #[arg(long, default_value_t = well_known::AGENT_HEALTH_PORT)]
     status_port: u16,
+    /// The app's original probes as JSON (path -> probe), served on the
+    /// metrics port under /app-health/; the injector sets it when it rewrites
+    /// the app's probes.
+    #[arg(long, env = well_known::APP_PROBERS_ENV, default_value = "")]
+    app_probers: String,
     /// Directory for the bootstrap and base id files (default: a fresh temporary directory).
     #[arg(long)]
     work_dir: Option<PathBuf>,
@@ -225,6 +230,14 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
     if sds_mode && p.ca_address.is_none() {
         bail!("--cert-mode sds needs --ca-address: the agent serves over SDS the certificates it gets from pilot's CA");
     }
+    let app_probers = Arc::new(rudder_agent::app_probe::AppProbers::parse(&p.app_probers).map_err(anyhow::Error::msg)?);
+    let pod_ip: std::net::IpAddr = match p.id.instance_ip.trim() {
+        "" => std::net::Ipv4Addr::LOCALHOST.into(),
+        ip => ip.parse().with_context(|| format!("INSTANCE_IP / --instance-ip {ip:?} is not an IP address"))?,
+    };
+    if !app_probers.is_empty() {
+        tracing::info!(probes = app_probers.len(), %pod_ip, "serving the app's probes under /app-health/");
+    }
     let bin = envoy::find_bin(std::env::var_os("ENVOY_BIN"), std::env::var_os("PATH"))?;
     let (work_dir, temporary) = match &p.work_dir {
         Some(d) => (d.clone(), false),
@@ -268,7 +281,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
     let cfg = bootstrap_config(&p.id)?;
     let admin = Admin::new(cfg.admin_port, server::HANDLER_ADMIN_TIMEOUT);
     let (tx, rx) = mpsc::channel(16);
-    let ctx = ServerContext { state: state.clone(), admin, commands: tx.clone() };
+    let ctx = ServerContext { state: state.clone(), admin, commands: tx.clone(), app_probers, pod_ip };
     let status = TcpListener::bind(("0.0.0.0", p.status_port))
         .await
         .with_context(|| format!("binding the status port {}", p.status_port))?;

@@ -10,11 +10,13 @@
 //!   stats followed by the agent's; `POST /quitquitquit`: graceful shutdown,
 //!   for Jobs whose sidecar must stop when the work is done. Only loopback
 //!   clients may call it (the app in the same pod), never another pod.
+//!   `GET /app-health/<container>/<livez|readyz|startupz>`: the app's own
+//!   probe, run by the agent for kubelet (see [`crate::app_probe`]).
 
 use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
 
 use axum::{
-    extract::{ConnectInfo, State},
+    extract::{ConnectInfo, Path, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
@@ -22,7 +24,7 @@ use axum::{
 };
 use tokio::{net::TcpListener, sync::mpsc};
 
-use crate::{admin::Admin, state::AgentState, supervisor::Command};
+use crate::{admin::Admin, app_probe::AppProbers, state::AgentState, supervisor::Command};
 
 /// What the handlers need.
 #[derive(Clone)]
@@ -33,6 +35,10 @@ pub struct ServerContext {
     pub admin: Admin,
     /// To ask the supervisor to shut down.
     pub commands: mpsc::Sender<Command>,
+    /// The app's rewritten probes.
+    pub app_probers: Arc<AppProbers>,
+    /// Where the app's probes go (the pod IP, as kubelet's would).
+    pub pod_ip: std::net::IpAddr,
 }
 
 /// Readiness: `Ok(())` or the reason it is not ready.
@@ -82,6 +88,19 @@ async fn metrics(State(ctx): State<ServerContext>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
+async fn app_health(State(ctx): State<ServerContext>, Path((container, kind)): Path<(String, String)>) -> Response {
+    let path = format!("{}{container}/{kind}", rudder_model::well_known::APP_HEALTH_PATH_PREFIX);
+    let Some(prober) = ctx.app_probers.get(&path) else {
+        return (StatusCode::NOT_FOUND, format!("no app probe at {path}\n")).into_response();
+    };
+    let outcome = prober.run(ctx.pod_ip).await;
+    if !(200..400).contains(&outcome.status) {
+        tracing::debug!(%path, detail = %outcome.detail, "app probe failed");
+    }
+    let status = StatusCode::from_u16(outcome.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    (status, format!("{}\n", outcome.detail)).into_response()
+}
+
 async fn quit(State(ctx): State<ServerContext>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
     if !is_loopback(peer.ip()) {
         tracing::warn!(%peer, "refused /quitquitquit from a non-loopback client");
@@ -111,6 +130,7 @@ pub fn metrics_router(ctx: ServerContext) -> Router {
         .route("/stats/prometheus", get(metrics))
         .route("/metrics", get(metrics))
         .route("/quitquitquit", post(quit))
+        .route("/app-health/{container}/{kind}", get(app_health))
         .with_state(ctx)
 }
 

@@ -8,7 +8,9 @@
 //!   read with `openssl s_client` from the unmeshed `sleep` pod;
 //! - PERMISSIVE (the default) serves both the plaintext `sleep` pod and the
 //!   meshed productpage; STRICT refuses `sleep` while productpage still gets
-//!   200; PERMISSIVE again serves `sleep`;
+//!   200, and details' readiness probe (rewritten to the agent's
+//!   `/app-health/details/readyz` on 15020) still answers `sleep`, as it must
+//!   for kubelet; PERMISSIVE again serves `sleep`;
 //! - an AuthorizationPolicy allowing only productpage's service account:
 //!   productpage gets 200, reviews (another account) gets 403.
 //!
@@ -57,6 +59,17 @@ fn peer_certificate(netns: &str, addr: &str, root: &std::path::Path) -> (String,
 }
 
 /// Answers with status 403 in a split (failures are keyed `HTTP 403: <first body line>`).
+/// The HTTP status curl gets from `netns` (`000` when it got none).
+fn http_code(netns: &str, url: &str) -> String {
+    let out = Command::new("timeout")
+        .args(["20", "ip", "netns", "exec", netns, "curl", "-s", "-o", "/dev/null"])
+        .args(["-m", "10", "-w", "%{http_code}", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn forbidden(split: &serde_json::Value) -> u64 {
     split["failures"]
         .as_object()
@@ -122,6 +135,13 @@ fn spiffe_certificates_strict_permissive_and_authorization() {
         Some(20),
         "mTLS, STRICT: {meshed}"
     );
+    // The readiness probe, rewritten by the injector, still passes for a
+    // plaintext prober outside the mesh (kubelet's view): the agent runs it.
+    let probe = http_code(
+        &sleep.netns,
+        &format!("http://{}:15020/app-health/details/readyz", details.ip),
+    );
+    assert_eq!(probe, "200", "rewritten readiness probe under STRICT");
 
     // PERMISSIVE again: plaintext is served.
     mesh.apply("security/details-permissive.yaml");

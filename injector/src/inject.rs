@@ -4,12 +4,13 @@
 //! the result against the original into a JSON patch. Everything the pod
 //! already had is kept as it was, in place: containers, unknown fields, order.
 
-use rudder_model::well_known::{INJECT_STATUS_ANNOTATION, TLS_MODE_LABEL};
+use rudder_model::well_known::{APP_PROBERS_ENV, INJECT_STATUS_ANNOTATION, TLS_MODE_LABEL};
 use serde_json::{json, Map, Value};
 
 use crate::capture::Capture;
 use crate::decision::{self, NamespacePolicy, SkipReason};
 use crate::pod::{self, PodError};
+use crate::probes;
 use crate::sidecar::{self, INIT_CONTAINER_NAME, SIDECAR_CONTAINER_NAME};
 use crate::template::Values;
 
@@ -91,9 +92,11 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
         None => values.image_ref(&values.agent_image),
     };
 
+    let rewrite_probes = probes::enabled(&annotations, values.rewrite_app_probers)?;
+
     let native = ctx.native_sidecars;
     let init = sidecar::init_container(values, capture.proxy_init_args(values));
-    let proxy = sidecar::sidecar_container(values, &image, native);
+    let mut proxy = sidecar::sidecar_container(values, &image, native);
 
     let mut out = pod.clone();
     let obj = out
@@ -103,6 +106,13 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
         .get_mut("spec")
         .and_then(Value::as_object_mut)
         .expect("pod::spec checked it");
+
+    if let (true, Some(Value::Array(app))) = (rewrite_probes, spec.get_mut("containers")) {
+        let probers = probes::rewrite(app)?;
+        if !probers.is_empty() {
+            sidecar::add_env(&mut proxy, APP_PROBERS_ENV, &Value::Object(probers).to_string());
+        }
+    }
 
     let mut inits = vec![init];
     if native {

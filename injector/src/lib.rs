@@ -30,6 +30,7 @@ pub mod inject;
 pub mod kube_inject;
 pub mod kubeapi;
 pub mod pod;
+pub mod probes;
 pub mod server;
 pub mod serving_cert;
 pub mod sidecar;

@@ -73,6 +73,13 @@ pub fn init_container(values: &Values, args: Vec<String>) -> Value {
     })
 }
 
+/// Append a literal environment variable to a container built here.
+pub fn add_env(container: &mut Value, name: &str, value: &str) {
+    if let Some(env) = container.get_mut("env").and_then(Value::as_array_mut) {
+        env.push(json!({"name": name, "value": value}));
+    }
+}
+
 fn field_env(name: &str, path: &str) -> Value {
     json!({"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}})
 }

@@ -192,6 +192,10 @@ pub struct Values {
     pub proxy_init_resources: Value,
     /// Native or classic sidecar.
     pub native_sidecars: NativeSidecars,
+    /// Point the app's HTTP and TCP probes at the agent (Istio's
+    /// `rewriteAppHTTPProbers`); a pod's `sidecar.istio.io/rewriteAppHTTPProbers`
+    /// annotation overrides it.
+    pub rewrite_app_probers: bool,
 }
 
 impl Default for Values {
@@ -222,6 +226,7 @@ impl Default for Values {
                 "limits": {"cpu": "100m", "memory": "50Mi"},
             }),
             native_sidecars: NativeSidecars::Auto,
+            rewrite_app_probers: true,
         }
     }
 }
@@ -245,6 +250,7 @@ const FIELDS: &[&str] = &[
     "resources",
     "proxyInitResources",
     "nativeSidecars",
+    "rewriteAppProbers",
 ];
 
 impl Values {
@@ -390,6 +396,12 @@ impl Values {
             v.native_sidecars =
                 NativeSidecars::from_value(n).map_err(|m| (path("nativeSidecars"), m))?;
         }
+        set(
+            map,
+            "rewriteAppProbers",
+            prefix,
+            &mut v.rewrite_app_probers,
+        )?;
         v.validate(prefix)?;
         Ok(v)
     }

@@ -10,7 +10,8 @@ pub const XDS_TLS_PORT: u16 = 15012;
 pub const MONITORING_PORT: u16 = 15014;
 /// injector: admission webhook (HTTPS).
 pub const INJECTOR_PORT: u16 = 15017;
-/// agent: merged Prometheus metrics and `/quitquitquit`.
+/// agent: merged Prometheus metrics, `/quitquitquit` and the rewritten app
+/// probes (`/app-health/...`).
 pub const AGENT_METRICS_PORT: u16 = 15020;
 /// agent: `/healthz/ready`.
 pub const AGENT_HEALTH_PORT: u16 = 15021;
@@ -48,6 +49,13 @@ pub const INJECT_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 pub const TLS_MODE_LABEL: &str = "security.istio.io/tlsMode";
 /// Label carrying a workload's version (subsets conventionally match on it).
 pub const VERSION_LABEL: &str = "version";
+
+/// Where the injector points an app container's rewritten probes, on
+/// [`AGENT_METRICS_PORT`]: `/app-health/<container>/<livez|readyz|startupz>`.
+pub const APP_HEALTH_PATH_PREFIX: &str = "/app-health/";
+/// The sidecar's environment variable holding the app's original probes
+/// (JSON: path under [`APP_HEALTH_PATH_PREFIX`] → probe), Istio's name.
+pub const APP_PROBERS_ENV: &str = "ISTIO_KUBE_APP_PROBERS";
 
 /// The agent's SDS socket (SDS cert mode): Envoy fetches `default` and `ROOTCA`
 /// from it. Istio's path, so Istio-shaped pod specs keep working.
