@@ -262,6 +262,11 @@ pub fn process_spec(
         .args(argv[1..].iter().cloned())
         .cwd(cwd)
         .log(log);
+    // The agent runs Envoy from inside the pod's mounts: a checkout (and its
+    // Envoy) under /tmp must stay visible over the pod's own /tmp.
+    if let Some(dir) = node.envoy.parent() {
+        spec = spec.keep(dir);
+    }
     spec.env = env;
     if c.uid.is_some() || c.gid.is_some() {
         let uid = c.uid.unwrap_or(0);

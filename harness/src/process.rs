@@ -108,6 +108,11 @@ pub struct ProcessSpec {
     /// empty mount point (directory or file) and left there: removing it
     /// later would detach the mounts of pods still running.
     pub mounts: Vec<(PathBuf, PathBuf)>,
+    /// Host directories that stay visible at their own path when a mount
+    /// covers an ancestor (a checkout under `/tmp` when the pod gets its own
+    /// `/tmp`). The program's directory and the working directory are kept
+    /// without asking.
+    pub keep: Vec<PathBuf>,
 }
 
 impl ProcessSpec {
@@ -141,6 +146,33 @@ impl ProcessSpec {
         self
     }
 
+    /// Keeps host directory `dir` visible at its own path (see [`ProcessSpec::keep`]).
+    pub fn keep(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.keep.push(dir.into());
+        self
+    }
+
+    /// The directories to bind back over the mounts: existing host
+    /// directories strictly below a mount target, none below another.
+    fn kept(&self) -> Vec<PathBuf> {
+        let program_dir = self.program.is_absolute().then(|| self.program.parent()).flatten();
+        let mut dirs: Vec<PathBuf> = self
+            .keep
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(program_dir)
+            .chain(self.cwd.as_deref())
+            .filter(|d| d.is_absolute() && d.is_dir())
+            .filter(|d| self.mounts.iter().any(|(_, target)| d.starts_with(target) && *d != target.as_path()))
+            .map(Path::to_path_buf)
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        let all = dirs.clone();
+        dirs.retain(|d| !all.iter().any(|a| a != d && d.starts_with(a)));
+        dirs
+    }
+
     /// Sets the working directory.
     pub fn cwd(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cwd = Some(dir.into());
@@ -168,23 +200,34 @@ impl ProcessSpec {
     }
 
     /// The full command line (program first) that runs this spec in `netns_path`.
-    /// With mounts, `hide` (the state root) is covered by an empty tmpfs.
-    fn command_line(&self, netns_path: &Path, hide: &Path) -> Vec<String> {
+    /// With mounts, `hide` (the state root) is covered by an empty tmpfs, and
+    /// the [`kept`](Self::kept) directories are staged under `stage` (inside
+    /// `hide`) before the mounts and bound back after them.
+    fn command_line(&self, netns_path: &Path, hide: &Path, stage: &Path) -> Vec<String> {
         let mut argv = vec!["nsenter".to_string(), format!("--net={}", netns_path.display())];
         if !self.mounts.is_empty() {
             argv.extend(["unshare", "--mount", "--propagation", "private", "sh", "-c"].map(String::from));
-            // Positional parameters carry the paths, so no quoting is needed.
-            // After the binds, a tmpfs hides the harness state root: a pod sees
-            // its own files only where they are mounted, never another pod's.
+            // Positional parameters carry the paths, so no quoting is needed
+            // (`eval` only ever sees `kN=$1`). Kept directories are bound to
+            // stage/N first, while the host's view is still there; then the
+            // pod's binds; then stage/N back onto each kept path; last, a
+            // tmpfs hides the harness state root: a pod sees its own files
+            // only where they are mounted, never another pod's.
             argv.push(
                 concat!(
-                    r#"set -e; hide=$1; shift; while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done; "#,
-                    r#"shift; mount -t tmpfs -o mode=0755,size=16k rudder-hidden "$hide"; exec "$@""#
+                    r#"set -e; hide=$1; stage=$2; shift 2; n=0; "#,
+                    r#"while [ "$1" != "--" ]; do n=$((n+1)); eval "k$n=\$1"; mkdir -p "$stage/$n"; mount --bind "$1" "$stage/$n"; shift; done; shift; "#,
+                    r#"while [ "$1" != "--" ]; do mount --bind "$1" "$2"; shift 2; done; shift; "#,
+                    r#"i=0; while [ $i -lt $n ]; do i=$((i+1)); eval "k=\$k$i"; mkdir -p "$k"; mount --bind "$stage/$i" "$k"; done; "#,
+                    r#"mount -t tmpfs -o mode=0755,size=16k rudder-hidden "$hide"; exec "$@""#
                 )
                 .to_string(),
             );
             argv.push("rudder-mounts".to_string());
             argv.push(hide.display().to_string());
+            argv.push(stage.display().to_string());
+            argv.extend(self.kept().iter().map(|k| k.display().to_string()));
+            argv.push("--".to_string());
             for (host, pod) in &self.mounts {
                 argv.push(host.display().to_string());
                 argv.push(pod.display().to_string());
@@ -260,7 +303,11 @@ impl Pod {
             source,
         })?;
         let err = out.try_clone().map_err(|source| ProcessError::Io { what: "opening log file", path: log.clone(), source })?;
-        let argv = spec.command_line(&self.netns_path(), self.inner.dir.parent().unwrap_or(&self.inner.dir));
+        let argv = spec.command_line(
+            &self.netns_path(),
+            self.inner.dir.parent().unwrap_or(&self.inner.dir),
+            &self.inner.dir.join(".keep"),
+        );
         let mut cmd = Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .env_clear()
@@ -464,11 +511,11 @@ mod tests {
     #[test]
     fn command_line_enters_netns_mounts_then_drops_privileges() {
         let spec = ProcessSpec::new("/bin/app").arg("-v").user(1000, 1001).mount("/tmp/h", "/etc/hosts");
-        let argv = spec.command_line(Path::new("/run/netns/x"), Path::new("/run/rudder-harness"));
+        let argv = spec.command_line(Path::new("/run/netns/x"), Path::new("/run/rudder-harness"), Path::new("/run/rudder-harness/m/p/.keep"));
         let text = argv.join(" ");
         assert!(text.starts_with("nsenter --net=/run/netns/x unshare --mount --propagation private sh -c"), "{text}");
-        assert!(text.ends_with("rudder-mounts /run/rudder-harness /tmp/h /etc/hosts -- setpriv --reuid=1000 --regid=1001 --clear-groups -- /bin/app -v"), "{text}");
-        let plain = ProcessSpec::new("envoy").command_line(Path::new("/run/netns/y"), Path::new("/h"));
+        assert!(text.ends_with("rudder-mounts /run/rudder-harness /run/rudder-harness/m/p/.keep -- /tmp/h /etc/hosts -- setpriv --reuid=1000 --regid=1001 --clear-groups -- /bin/app -v"), "{text}");
+        let plain = ProcessSpec::new("envoy").command_line(Path::new("/run/netns/y"), Path::new("/h"), Path::new("/h/k"));
         assert_eq!(plain, ["nsenter", "--net=/run/netns/y", "envoy"]);
     }
 

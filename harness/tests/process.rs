@@ -115,3 +115,55 @@ fn per_pod_mounts_are_private_to_the_pod() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("rudder-hidden") && !mounts.contains("/etc/rudder/pod"), "mounts leaked to the host");
 }
+
+/// A checkout under `/tmp` while the pod gets its own `/tmp`: the program's
+/// directory and the working directory stay visible at their host paths, the
+/// rest of the covered directory is the pod's, and the host sees no mount.
+#[test]
+fn program_and_working_dir_under_a_covered_directory_stay_visible() {
+    let Some(()) = prerequisite("kept_dirs", check_root()) else { return };
+    let net = Net::for_test("keep").unwrap();
+    let pod = net.add_pod("app").unwrap();
+    // The host directory the pod's mount covers, like /tmp, with a "checkout" in it.
+    let covered_dir = std::env::temp_dir().join(format!("rudder-keep-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&covered_dir);
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let covered = Cleanup(covered_dir);
+    let covered = &covered.0;
+    let bin = covered.as_path().join("checkout/target/debug");
+    let work = covered.as_path().join("checkout/samples/app");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(covered.as_path().join("host-only"), "host\n").unwrap();
+    std::fs::write(work.join("data.txt"), "sample data\n").unwrap();
+    let prog = bin.join("prog");
+    std::fs::write(
+        &prog,
+        format!(
+            "#!/bin/sh\ncat {}/data.txt; cat data.txt; ls {}; echo pod-file > {}/own\n",
+            work.display(),
+            covered.as_path().display(),
+            covered.as_path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&prog, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let pod_tmp = pod.dir().join("tmp");
+    std::fs::create_dir_all(&pod_tmp).unwrap();
+
+    let process = pod.spawn(ProcessSpec::new(&prog).cwd(&work).mount(&pod_tmp, covered.as_path())).unwrap();
+    let status = process.wait_timeout(Duration::from_secs(10)).expect("program finished");
+    let log = process.read_log();
+    assert!(status.success(), "the program under the covered directory did not run ({status}): {log}");
+    assert_eq!(log.matches("sample data").count(), 2, "absolute and relative paths in the working dir: {log}");
+    assert!(!log.contains("host-only"), "the covered directory is the pod's own: {log}");
+    assert_eq!(std::fs::read_to_string(pod_tmp.join("own")).unwrap(), "pod-file\n", "writes land in the pod's directory");
+    assert!(!covered.as_path().join("own").exists(), "the host's directory is untouched");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&covered.as_path().display().to_string()), "mounts leaked to the host");
+}
