@@ -17,14 +17,16 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     sync::Arc,
 };
 
-use prost::Message;
 use rudder_model::{NodeId, NodeMetadata, Severity, Snapshot};
 use rudder_registry::{load::load_file, Batch, Store};
-use rudder_xds::{check_consistency, to_json, to_static_bootstrap, Generator, ProxyResources};
+use rudder_xds::{
+    check_consistency,
+    fixtures::{envoy_bin, envoy_validate_bootstrap},
+    to_json, to_static_bootstrap, Generator, ProxyResources,
+};
 use serde_json::{json, Value};
 
 const REVIEWS: &str = "reviews.default.svc.cluster.local";
@@ -113,39 +115,11 @@ fn golden(case: &str) -> Value {
 /// `envoy --mode validate` on the resources as a static bootstrap. Skips
 /// (with a message) when Envoy is missing, unless CI=true.
 fn envoy_validate(case: &str, res: &ProxyResources) {
-    let bin = PathBuf::from(
-        std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()),
-    );
-    if !bin.is_file() {
-        assert!(
-            !std::env::var("CI").is_ok_and(|v| v == "true"),
-            "{case}: Envoy not found at {} (set ENVOY_BIN); required under CI=true",
-            bin.display()
-        );
-        eprintln!(
-            "SKIP envoy --mode validate for {case}: no Envoy at {}",
-            bin.display()
-        );
-        return;
-    }
+    let Some(bin) = envoy_bin() else { return };
     let bootstrap = to_static_bootstrap(res).unwrap_or_else(|e| panic!("{case}: {e}"));
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(format!("{case}.pb"));
-    std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
-    let out = Command::new(&bin)
-        .args(["--mode", "validate", "--log-level", "error", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains(" OK"),
-        "{case}: Envoy rejects the generated config:\n{text}"
-    );
+    if let Err(text) = envoy_validate_bootstrap(&bin, case, &bootstrap) {
+        panic!("{case}: Envoy rejects the generated config:\n{text}");
+    }
 }
 
 /// The routes of `host`'s virtual host in the outbound route table for 9080.

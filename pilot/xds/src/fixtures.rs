@@ -257,3 +257,62 @@ pub fn mk_proxy(snapshot: &Snapshot, namespace: &str, name: &str) -> Proxy {
         &NodeMetadata::default(),
     )
 }
+
+/// The Envoy binary for `envoy --mode validate` (`$ENVOY_BIN`, else
+/// `/opt/rudder/bin/envoy`), or `None` with the reason printed when it is
+/// missing. Under `CI=true` a missing Envoy panics: CI must not skip.
+pub fn envoy_bin() -> Option<std::path::PathBuf> {
+    let bin = std::path::PathBuf::from(
+        std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()),
+    );
+    if bin.is_file() {
+        return Some(bin);
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!(
+            "Envoy not found at {} (set ENVOY_BIN); required under CI=true",
+            bin.display()
+        );
+    }
+    eprintln!(
+        "skipping envoy --mode validate: no Envoy at {} (set ENVOY_BIN)",
+        bin.display()
+    );
+    None
+}
+
+/// `envoy --mode validate` on a bootstrap: `Ok` or Envoy's complaint. The
+/// bootstrap goes to a file of its own under the temporary directory, named by
+/// `case`, the process and a counter (tests run in parallel), removed after.
+pub fn envoy_validate_bootstrap(
+    bin: &std::path::Path,
+    case: &str,
+    bootstrap: &envoy_types::pb::envoy::config::bootstrap::v3::Bootstrap,
+) -> Result<(), String> {
+    use prost::Message;
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = std::env::temp_dir().join(format!(
+        "rudder-validate-{}-{n}-{}.pb",
+        std::process::id(),
+        case.replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+    ));
+    std::fs::write(&file, bootstrap.encode_to_vec())
+        .map_err(|e| format!("writing {}: {e}", file.display()))?;
+    let out = std::process::Command::new(bin)
+        .args(["--mode", "validate", "--log-level", "error", "-c"])
+        .arg(&file)
+        .output();
+    let _ = std::fs::remove_file(&file);
+    let out = out.map_err(|e| format!("running {}: {e}", bin.display()))?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if out.status.success() && text.contains(" OK") {
+        Ok(())
+    } else {
+        Err(text)
+    }
+}

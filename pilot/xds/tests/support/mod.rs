@@ -2,7 +2,7 @@
 //! `envoy --mode validate`.
 #![allow(dead_code)]
 
-use std::{path::PathBuf, process::Command, sync::Arc};
+use std::{path::PathBuf, sync::Arc};
 
 use prost::Message;
 use rudder_model::{Proxy, RouteTable, Snapshot, TrafficPolicy};
@@ -151,27 +151,6 @@ pub fn golden(case: &str, snapshot: &Arc<Snapshot>, proxy: &Proxy) -> Value {
     json
 }
 
-/// The Envoy binary, or `None` (skip) when it is missing outside CI.
-pub fn envoy_bin() -> Option<PathBuf> {
-    let bin = PathBuf::from(
-        std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()),
-    );
-    if bin.is_file() {
-        return Some(bin);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "Envoy not found at {} (set ENVOY_BIN); required under CI=true",
-            bin.display()
-        );
-    }
-    eprintln!(
-        "skipping envoy --mode validate: no Envoy at {} (set ENVOY_BIN)",
-        bin.display()
-    );
-    None
-}
-
 /// Runs `envoy --mode validate` on the resources as a static bootstrap.
 pub fn envoy_validate(case: &str, res: &ProxyResources) {
     if let Some(Err(text)) = envoy_check(case, res) {
@@ -185,24 +164,7 @@ pub fn envoy_check(case: &str, res: &ProxyResources) -> Option<Result<(), String
     let bin = envoy_bin()?;
     let mut bootstrap = to_static_bootstrap(res).unwrap_or_else(|e| panic!("{case}: {e}"));
     add_test_secrets(&mut bootstrap);
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join(format!("{case}.pb"));
-    std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
-    let out = Command::new(&bin)
-        .args(["--mode", "validate", "--log-level", "error", "-c"])
-        .arg(&file)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", bin.display()));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(if out.status.success() && text.contains(" OK") {
-        Ok(())
-    } else {
-        Err(text)
-    })
+    Some(envoy_validate_bootstrap(&bin, case, &bootstrap))
 }
 
 /// The routes of a virtual host in an outbound route configuration.
