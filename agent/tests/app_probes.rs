@@ -11,16 +11,8 @@ use std::{process::Command, time::Duration};
 use common::{
     ads::{AdsConfig, AdsServer},
     upstream::start_upstream,
-    Agent, Ports,
+    get, Agent, Ports,
 };
-
-async fn get(port: u16, path: &str) -> (u16, String) {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    match rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(10)).await {
-        Ok(r) => (r.status, r.body),
-        Err(e) => (0, e.to_string()),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_probes_are_run_against_the_app() {

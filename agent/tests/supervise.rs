@@ -10,17 +10,9 @@ use std::time::Duration;
 use common::{
     ads::{AdsConfig, AdsServer},
     upstream::start_upstream,
-    Agent, Ports,
+    get, Agent, Ports,
 };
 use nix::sys::signal::Signal;
-
-async fn get(port: u16, path: &str) -> (u16, String) {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    match rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(10)).await {
-        Ok(r) => (r.status, r.body),
-        Err(e) => (0, e.to_string()),
-    }
-}
 
 async fn wait_envoy_state(agent: &Agent) -> String {
     let admin = rudder_agent::admin::Admin::new(agent.ports.admin, Duration::from_secs(2));

@@ -32,6 +32,15 @@ pub fn envoy_bin() -> Option<PathBuf> {
     None
 }
 
+/// `GET http://127.0.0.1:<port><path>`: (status, body), or (0, the error).
+pub async fn get(port: u16, path: &str) -> (u16, String) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    match rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(10)).await {
+        Ok(r) => (r.status, r.body),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
 /// A port free right now on loopback.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
