@@ -6,7 +6,9 @@
 //! path → probe, Istio's format). Kubelet's probe then never meets Envoy, so a
 //! STRICT PeerAuthentication does not refuse it. The agent runs the original
 //! probe against the pod's IP (`INSTANCE_IP`, as kubelet would; loopback when
-//! unknown) as the proxy user, which capture leaves alone:
+//! unknown) from source address 127.0.0.6, which proxy-init exempts from
+//! capture (the proxy user's own traffic to its pod IP is otherwise sent to
+//! Envoy's inbound, as Istio's agent does it):
 //!
 //! - `httpGet`: the app's status is passed on (kubelet counts 200-399 as
 //!   success); no answer in `timeoutSeconds` or a refused connection is 503.
@@ -19,7 +21,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
-use rudder_model::well_known::{APP_HEALTH_PATH_PREFIX, APP_PROBERS_ENV};
+use rudder_model::well_known::{self, APP_HEALTH_PATH_PREFIX, APP_PROBERS_ENV};
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
@@ -171,7 +173,7 @@ impl Prober {
         match self {
             Prober::Tcp { port, host, timeout } => {
                 let target = target(host.as_deref(), pod_ip, *port);
-                match tokio::time::timeout(*timeout, TcpStream::connect(&target)).await {
+                match tokio::time::timeout(*timeout, connect(&target)).await {
                     Ok(Ok(_)) => Outcome { status: 200, detail: format!("connected to {target}") },
                     Ok(Err(e)) => Outcome { status: 503, detail: format!("connecting to {target}: {e}") },
                     Err(_) => Outcome { status: 503, detail: format!("connecting to {target}: no connection within {timeout:?}") },
@@ -199,8 +201,27 @@ fn target(host: Option<&str>, pod_ip: IpAddr, port: u16) -> String {
     }
 }
 
+/// Connects to `target`; to a non-loopback IPv4 address from 127.0.0.6, the
+/// source proxy-init never captures (else the proxy user's connection to its
+/// own pod IP would go to Envoy's inbound, and STRICT would refuse it).
+async fn connect(target: &str) -> std::io::Result<TcpStream> {
+    let addr = tokio::net::lookup_host(target)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{target} resolves to no address")))?;
+    match addr.ip() {
+        IpAddr::V4(ip) if !ip.is_loopback() => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            let source: std::net::Ipv4Addr = well_known::INBOUND_PASSTHROUGH_SOURCE.parse().expect("a constant IPv4 address");
+            socket.bind((source, 0).into())?;
+            socket.connect(addr).await
+        }
+        _ => TcpStream::connect(addr).await,
+    }
+}
+
 async fn http_get(target: &str, path: &str, headers: &[(String, String)]) -> Result<u16, String> {
-    let stream = TcpStream::connect(target).await.map_err(|e| e.to_string())?;
+    let stream = connect(target).await.map_err(|e| e.to_string())?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
     let conn = tokio::spawn(conn);
     let mut req = Request::builder().method(Method::GET).uri(path).header(hyper::header::USER_AGENT, "kube-probe/rudder-agent");

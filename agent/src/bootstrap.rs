@@ -308,19 +308,41 @@ fn has_root(certs: &CertSource) -> bool {
 /// pilot's secure port (15012) speaks TLS, as istiod's does: the `xds-grpc`
 /// cluster verifies pilot's serving certificate with the mesh root, the
 /// `ROOTCA` secret (static in file mode, from the agent in SDS mode), and
-/// sends the host as SNI when it is a name.
+/// checks that it names the address dialled (a DNS SAN for a host name, sent
+/// as SNI too; an IP SAN for an IP): a workload certificate from the same
+/// root cannot pass for pilot.
 fn xds_tls(addr: &DiscoveryAddress, certs: &CertSource) -> Value {
+    let san = match addr.ip() {
+        Some(ip) => json!({ "san_type": "IP_ADDRESS", "matcher": { "exact": ip.to_string() } }),
+        None => json!({ "san_type": "DNS", "matcher": { "exact": addr.host } }),
+    };
     let mut ctx = json!({
         "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
         "common_tls_context": {
             "alpn_protocols": ["h2"],
-            "validation_context_sds_secret_config": sds_secret_ref(SECRET_ROOTCA, certs),
+            "combined_validation_context": {
+                "default_validation_context": { "match_typed_subject_alt_names": [san] },
+                "validation_context_sds_secret_config": sds_secret_ref(SECRET_ROOTCA, certs),
+            },
         },
     });
     if addr.ip().is_none() {
         ctx["sni"] = json!(addr.host);
     }
     json!({ "name": "envoy.transport_sockets.tls", "typed_config": ctx })
+}
+
+/// Whether the configuration can work: pilot's TLS port needs the mesh root.
+pub fn check(cfg: &BootstrapConfig) -> Result<(), String> {
+    if cfg.discovery_address.port == XDS_TLS_PORT && !has_root(&cfg.certs) {
+        return Err(format!(
+            "--discovery-address {}: port {XDS_TLS_PORT} is pilot's TLS port and needs the mesh root to verify pilot \
+             (root-cert.pem in --cert-dir, or --ca-address to get certificates from pilot); \
+             use port 15010 for plaintext xDS",
+            cfg.discovery_address
+        ));
+    }
+    Ok(())
 }
 
 /// A reference to a secret: static (file mode) or from the agent (SDS mode).
@@ -563,7 +585,30 @@ mod tests {
         let xds = b["static_resources"]["clusters"].as_array().unwrap().iter().find(|c| c["name"] == XDS_CLUSTER).unwrap().clone();
         let ctx = &xds["transport_socket"]["typed_config"];
         assert_eq!(ctx["sni"], "rudder-pilot.rudder-system.svc");
-        let v = &ctx["common_tls_context"]["validation_context_sds_secret_config"];
+        let combined = &ctx["common_tls_context"]["combined_validation_context"];
+        let v = &combined["validation_context_sds_secret_config"];
         assert_eq!((v["name"].as_str(), v["sds_config"]["api_config_source"]["grpc_services"][0]["envoy_grpc"]["cluster_name"].as_str()), (Some(SECRET_ROOTCA), Some(SDS_CLUSTER)));
+        assert_eq!(
+            combined["default_validation_context"]["match_typed_subject_alt_names"],
+            json!([{"san_type": "DNS", "matcher": {"exact": "rudder-pilot.rudder-system.svc"}}])
+        );
+        assert_eq!(check(&cfg), Ok(()));
+
+        // An IP: no SNI, an IP SAN.
+        let mut cfg = BootstrapConfig::new(NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns"), NodeMetadata::default(), "198.18.0.1:15012".parse().unwrap());
+        cfg.certs = CertSource::Sds(PathBuf::from("/s"));
+        let b = bootstrap(&cfg);
+        let xds = b["static_resources"]["clusters"].as_array().unwrap().iter().find(|c| c["name"] == XDS_CLUSTER).unwrap().clone();
+        let ctx = &xds["transport_socket"]["typed_config"];
+        assert!(ctx.get("sni").is_none());
+        assert_eq!(
+            ctx["common_tls_context"]["combined_validation_context"]["default_validation_context"]["match_typed_subject_alt_names"],
+            json!([{"san_type": "IP_ADDRESS", "matcher": {"exact": "198.18.0.1"}}])
+        );
+
+        // No root: refused with the way out named.
+        cfg.certs = CertSource::None;
+        let err = check(&cfg).unwrap_err();
+        assert!(err.contains("port 15012 is pilot's TLS port") && err.contains("15010"), "{err}");
     }
 }

@@ -279,6 +279,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
         tokio::spawn(renew::run(ca, first, sink, state.clone(), Backoff::default()));
     }
     let cfg = bootstrap_config(&p.id)?;
+    rudder_agent::bootstrap::check(&cfg).map_err(anyhow::Error::msg)?;
     let admin = Admin::new(cfg.admin_port, server::HANDLER_ADMIN_TIMEOUT);
     let (tx, rx) = mpsc::channel(16);
     let ctx = ServerContext { state: state.clone(), admin, commands: tx.clone(), app_probers, pod_ip };

@@ -42,12 +42,16 @@ fn cases() -> Vec<(&'static str, BootstrapConfig)> {
     custom.stats_port = 25090;
     custom.metadata.capture_port = 16000;
     custom.metadata.inbound_capture_port = 16006;
+    let mut sds = config(XdsMode::Sotw, "198.18.0.1:15012", false);
+    sds.certs = CertSource::Sds(PathBuf::from("/var/run/secrets/workload-spiffe-uds/socket"));
     vec![
         ("sotw-ip-certs", config(XdsMode::Sotw, "198.18.0.1:15010", true)),
         ("sotw-hostname", config(XdsMode::Sotw, "rudder-pilot.rudder-system.svc:15010", false)),
         ("delta-hostname-certs", config(XdsMode::Delta, "rudder-pilot.rudder-system.svc:15010", true)),
         ("delta-ip", config(XdsMode::Delta, "198.18.0.1:15010", false)),
         ("delta-ip-custom-ports", custom),
+        ("delta-tls-hostname-certs", config(XdsMode::Delta, "rudder-pilot.rudder-system.svc:15012", true)),
+        ("sotw-tls-ip-sds", sds),
     ]
 }
 
@@ -74,8 +78,19 @@ fn bootstraps_match_golden_files() {
 #[test]
 fn golden_bootstraps_pass_envoy_validate() {
     let Some(envoy) = common::envoy_bin() else { return };
+    // Envoy reads the files a static cluster's TLS context names (the xDS
+    // cluster on 15012 verifies pilot with root-cert.pem), so the goldens'
+    // /etc/certs becomes a directory holding real PEM files.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::TestCa::new();
+    let (chain, key, _) = ca.leaf(1);
+    for (file, pem) in [("cert-chain.pem", &chain), ("key.pem", &key), ("root-cert.pem", &ca.root_pem)] {
+        std::fs::write(dir.path().join(file), pem).unwrap();
+    }
     for (name, _) in cases() {
-        let path = golden_path(name);
+        let text = std::fs::read_to_string(golden_path(name)).unwrap();
+        let path = dir.path().join(format!("{name}.json"));
+        std::fs::write(&path, text.replace("\"/etc/certs/", &format!("\"{}/", dir.path().display()))).unwrap();
         let out = std::process::Command::new(&envoy)
             .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
             .arg(&path)

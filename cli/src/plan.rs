@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 
 use rudder_harness::Cidr;
 use rudder_injector::{inject, Decision, InjectContext, NamespacePolicy, Values};
-use rudder_model::well_known::{PROXY_UID, XDS_PORT, XDS_TLS_PORT};
+use rudder_model::well_known::{PROXY_UID, XDS_TLS_PORT};
 use serde_json::{json, Value};
 
 use crate::container::{self, ContainerPlan, VolumePlan};
@@ -149,10 +149,12 @@ pub enum PlanError {
 
 /// The injector values the local mesh uses: the built-in template, with pilot
 /// at the bridge's host address and classic (not native) sidecars, as on a
-/// cluster whose version is unknown.
+/// cluster whose version is unknown. Sidecars speak xDS over TLS to pilot's
+/// secure port, as on a cluster (pilot's serving certificate names the
+/// bridge address).
 pub fn local_values(pilot_host: Ipv4Addr) -> Values {
     Values {
-        discovery_address: format!("{pilot_host}:{XDS_PORT}"),
+        discovery_address: format!("{pilot_host}:{XDS_TLS_PORT}"),
         ca_address: format!("{pilot_host}:{XDS_TLS_PORT}"),
         ..Values::default()
     }
@@ -480,7 +482,7 @@ spec:
             sidecar
                 .argv
                 .windows(2)
-                .any(|w| w == ["--discovery-address", "198.18.0.1:15010"]),
+                .any(|w| w == ["--discovery-address", "198.18.0.1:15012"]),
             "{:?}",
             sidecar.argv
         );

@@ -8,7 +8,7 @@
 //!                                                           ▼
 //!                                     inject(pod, ctx): pure Pod -> Pod
 //!                                       + rudder-init (proxy-init: iptables)
-//!                                       + rudder-proxy (agent ─► Envoy ─► pilot :15010)
+//!                                       + rudder-proxy (agent ─► Envoy ─► pilot :15012, TLS)
 //!
 //!  no --tls-cert on a cluster: cluster_cert ─► Secret rudder-injector-tls (serve it)
 //!                                          └─► rudder-sidecar-injector caBundle

@@ -14,7 +14,7 @@
 use std::{fmt, net::IpAddr, str::FromStr};
 
 use rudder_model::well_known::{
-    DEFAULT_EXCLUDED_INBOUND_PORTS, PROXY_GID, PROXY_PORT, PROXY_UID, SYSTEM_NAMESPACE, XDS_PORT,
+    DEFAULT_EXCLUDED_INBOUND_PORTS, PROXY_GID, PROXY_PORT, PROXY_UID, SYSTEM_NAMESPACE,
     XDS_TLS_PORT,
 };
 use serde::de::DeserializeOwned;
@@ -205,7 +205,7 @@ impl Default for Values {
             agent_image: "rudder/agent".into(),
             tag: env!("CARGO_PKG_VERSION").into(),
             image_pull_policy: "IfNotPresent".into(),
-            discovery_address: format!("rudder-pilot.{SYSTEM_NAMESPACE}.svc:{XDS_PORT}"),
+            discovery_address: format!("rudder-pilot.{SYSTEM_NAMESPACE}.svc:{XDS_TLS_PORT}"),
             ca_address: format!("rudder-pilot.{SYSTEM_NAMESPACE}.svc:{XDS_TLS_PORT}"),
             cert_mode: CertMode::File,
             proxy_port: PROXY_PORT,

@@ -13,7 +13,7 @@ fn partial_values_keep_defaults() {
         15001,
         "inbound follows the proxy port by default"
     );
-    assert_eq!(v.discovery_address, "rudder-pilot.rudder-system.svc:15010");
+    assert_eq!(v.discovery_address, "rudder-pilot.rudder-system.svc:15012");
     assert_eq!(v.ca_address, "rudder-pilot.rudder-system.svc:15012");
     assert_eq!(v.cert_mode, CertMode::File);
     let v = Values::from_yaml("certMode: sds\ncaAddress: 10.0.0.1:15012\n", "t").unwrap();
