@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use rudder_model::{Diagnostic, MeshConfig, Namespace, RouteTable, RuleRef, Snapshot};
+use rudder_model::{Diagnostic, DestinationPolicy, MeshConfig, Namespace, RouteTable, RuleRef, Snapshot, TrafficPolicy};
 
 use crate::{
     check::Checker,
@@ -72,6 +72,34 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         }
     }
     ck.diagnostics
+}
+
+/// A later DestinationRule for a host that an older one already defines is
+/// merged into it, as Istio merges them: its subsets are added (a subset name
+/// the older rule has keeps the older definition, with a warning), and its
+/// top-level traffic policy applies only when the older rule has none.
+fn merge_destination_rule(first: &mut DestinationPolicy, later: DestinationPolicy, ck: &mut Checker) {
+    let older = rule_name(&first.source);
+    for (name, subset) in later.subsets {
+        if first.subsets.contains_key(&name) {
+            ck.warn(
+                "spec.subsets",
+                format!("subset {name:?} of {} is already defined by {older}; the older definition is kept", first.host),
+            );
+        } else {
+            first.subsets.insert(name, subset);
+        }
+    }
+    if later.traffic_policy != TrafficPolicy::default() {
+        if first.traffic_policy == TrafficPolicy::default() {
+            first.traffic_policy = later.traffic_policy;
+        } else {
+            ck.warn(
+                "spec.trafficPolicy",
+                format!("{older} already sets the traffic policy of {}; this one is ignored (subsets are merged)", first.host),
+            );
+        }
+    }
 }
 
 /// Istio's order for rules of the same host: oldest first, then namespace/name.
@@ -152,10 +180,11 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
         if let Body::DestinationRule(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
             if let Some(p) = compile::destination_rule::compile(s, &o.key, &with_services, &mut ck) {
-                if let Some(first) = policies.get(&p.host) {
-                    ck.warn("spec.host", format!("{} already defines {}; this DestinationRule is ignored", rule_name(&first.source), p.host));
-                } else {
-                    policies.insert(p.host.clone(), p);
+                match policies.get_mut(&p.host) {
+                    Some(first) => merge_destination_rule(first, p, &mut ck),
+                    None => {
+                        policies.insert(p.host.clone(), p);
+                    }
                 }
             }
             diagnostics.extend(ck.diagnostics);

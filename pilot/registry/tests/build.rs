@@ -154,3 +154,33 @@ fn virtual_services_for_one_host_are_ordered_oldest_first() {
     let order: Vec<_> = s.route_tables_for(HOST, "default").map(|t| t.source.name.as_str()).collect();
     assert_eq!(order, vec!["z-old", "a-new"]);
 }
+
+#[test]
+fn destination_rules_for_one_host_merge_as_istio_merges_them() {
+    let dr = |name: &str, ts: &str, body: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}, creationTimestamp: \"{ts}\"}}\nspec:\n  host: reviews\n{body}")
+    };
+    // The older rule: subsets v1, v2 and a load balancer; the newer: its own
+    // v2 (other labels), v3 and another load balancer.
+    let older = dr("a-old", "2024-01-01T00:00:00Z", "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n");
+    let newer = dr("b-new", "2024-02-01T00:00:00Z", "  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}\n  subsets:\n  - {name: v2, labels: {version: v2-canary}}\n  - {name: v3, labels: {version: v3}}\n");
+    let s = snapshot(&[platform(), newer.clone(), older.clone()].join("---\n"));
+    let p = &s.destination_policies[HOST];
+    assert_eq!(p.source.name, "a-old");
+    assert_eq!(p.subsets.keys().collect::<Vec<_>>(), ["v1", "v2", "v3"], "subsets merged");
+    assert_eq!(p.subsets["v2"].labels.get("version").map(String::as_str), Some("v2"), "the older v2 is kept");
+    assert_eq!(p.traffic_policy.load_balancer, Some(rudder_model::LoadBalancer::Random), "the older policy is kept");
+    let warnings: Vec<String> = s.diagnostics.iter().map(|d| format!("{} {}: {}", d.object, d.field, d.message)).collect();
+    assert!(
+        warnings.iter().any(|w| w.contains("b-new spec.subsets: subset \"v2\" of reviews.default.svc.cluster.local is already defined by")),
+        "{warnings:#?}"
+    );
+    assert!(warnings.iter().any(|w| w.contains("b-new spec.trafficPolicy:")), "{warnings:#?}");
+
+    // An older rule with subsets only: the newer rule's traffic policy applies.
+    let older = dr("a-old", "2024-01-01T00:00:00Z", "  subsets:\n  - {name: v1, labels: {version: v1}}\n");
+    let s = snapshot(&[platform(), older, newer].join("---\n"));
+    let p = &s.destination_policies[HOST];
+    assert_eq!(p.traffic_policy.load_balancer, Some(rudder_model::LoadBalancer::LeastRequest));
+    assert_eq!(p.subsets.keys().collect::<Vec<_>>(), ["v1", "v2", "v3"]);
+}
