@@ -9,4 +9,5 @@ bash scripts/setup.sh
 export ENVOY_BIN=${ENVOY_BIN:-/opt/rudder/bin/envoy}
 export PATH="$here/.venv/bin:$PATH"
 cargo build --workspace --bins --locked
-cargo test --workspace --locked -- --test-threads=2
+# --no-fail-fast: one failing test binary must not hide the others' results.
+cargo test --workspace --locked --no-fail-fast -- --test-threads=2
