@@ -12,7 +12,11 @@
 //!
 //! - `httpGet`: the app's status is passed on (kubelet counts 200-399 as
 //!   success); no answer in `timeoutSeconds` or a refused connection is 503.
+//!   `scheme: HTTPS` does TLS without verifying the app's certificate, as
+//!   kubelet does.
 //! - `tcpSocket`: a connection within `timeoutSeconds` is 200, else 503.
+//! - `grpc`: `grpc.health.v1.Health/Check` (h2c, as kubelet) for `service`:
+//!   `SERVING` is 200, anything else 503 with the status.
 //! - an unknown path is 404.
 
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
@@ -38,6 +42,17 @@ pub enum Prober {
         host: Option<String>,
         /// Extra request headers.
         headers: Vec<(String, String)>,
+        /// TLS (`scheme: HTTPS`), the app's certificate not verified.
+        https: bool,
+        /// How long to wait.
+        timeout: Duration,
+    },
+    /// A gRPC health check.
+    Grpc {
+        /// The app's port.
+        port: u16,
+        /// The service name asked about (empty: the server as a whole).
+        service: String,
         /// How long to wait.
         timeout: Duration,
     },
@@ -73,7 +88,15 @@ pub struct AppProbers {
 struct RawProber {
     http_get: Option<RawHttpGet>,
     tcp_socket: Option<RawTcp>,
+    grpc: Option<RawGrpc>,
     timeout_seconds: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrpc {
+    port: u16,
+    service: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -126,11 +149,13 @@ impl AppProbers {
                 Some(s) => Duration::from_secs(s),
             };
             let port_ok = |p: u16, at: &str| if p == 0 { Err(err(format!("{at}.port: 0 is not a port"))) } else { Ok(p) };
-            let prober = match (raw.http_get, raw.tcp_socket) {
-                (Some(h), None) => {
-                    if let Some(s) = h.scheme.as_deref().filter(|s| *s != "HTTP") {
-                        return Err(err(format!("httpGet.scheme: {s:?} is not supported (only HTTP)")));
-                    }
+            let prober = match (raw.http_get, raw.tcp_socket, raw.grpc) {
+                (Some(h), None, None) => {
+                    let https = match h.scheme.as_deref() {
+                        None | Some("HTTP") => false,
+                        Some("HTTPS") => true,
+                        Some(s) => return Err(err(format!("httpGet.scheme: {s:?} is not HTTP or HTTPS"))),
+                    };
                     let path = h.path.filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
                     if !path.starts_with('/') {
                         return Err(err(format!("httpGet.path: {path:?} is not an absolute path")));
@@ -140,11 +165,13 @@ impl AppProbers {
                         path,
                         host: h.host.filter(|h| !h.is_empty()),
                         headers: h.http_headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                        https,
                         timeout,
                     }
                 }
-                (None, Some(t)) => Prober::Tcp { port: port_ok(t.port, "tcpSocket")?, host: t.host.filter(|h| !h.is_empty()), timeout },
-                _ => return Err(err("exactly one of httpGet and tcpSocket is needed".into())),
+                (None, Some(t), None) => Prober::Tcp { port: port_ok(t.port, "tcpSocket")?, host: t.host.filter(|h| !h.is_empty()), timeout },
+                (None, None, Some(g)) => Prober::Grpc { port: port_ok(g.port, "grpc")?, service: g.service.unwrap_or_default(), timeout },
+                _ => return Err(err("exactly one of httpGet, tcpSocket and grpc is needed".into())),
             };
             probes.insert(path, prober);
         }
@@ -179,10 +206,20 @@ impl Prober {
                     Err(_) => Outcome { status: 503, detail: format!("connecting to {target}: no connection within {timeout:?}") },
                 }
             }
-            Prober::Http { port, path, host, headers, timeout } => {
+            Prober::Grpc { port, service, timeout } => {
+                let target = target(None, pod_ip, *port);
+                let what = format!("gRPC health of {service:?} at {target}");
+                match tokio::time::timeout(*timeout, grpc_health(&target, service)).await {
+                    Ok(Ok(1)) => Outcome { status: 200, detail: format!("{what}: SERVING") },
+                    Ok(Ok(status)) => Outcome { status: 503, detail: format!("{what}: {}", serving_status(status)) },
+                    Ok(Err(e)) => Outcome { status: 503, detail: format!("{what}: {e}") },
+                    Err(_) => Outcome { status: 503, detail: format!("{what}: no answer within {timeout:?}") },
+                }
+            }
+            Prober::Http { port, path, host, headers, https, timeout } => {
                 let target = target(host.as_deref(), pod_ip, *port);
-                let url = format!("http://{target}{path}");
-                match tokio::time::timeout(*timeout, http_get(&target, path, headers)).await {
+                let url = format!("{}://{target}{path}", if *https { "https" } else { "http" });
+                match tokio::time::timeout(*timeout, http_get(&target, host.as_deref(), path, headers, *https)).await {
                     Ok(Ok(status)) => Outcome { status, detail: format!("GET {url}: HTTP {status}") },
                     Ok(Err(e)) => Outcome { status: 503, detail: format!("GET {url}: {e}") },
                     Err(_) => Outcome { status: 503, detail: format!("GET {url}: no answer within {timeout:?}") },
@@ -220,9 +257,26 @@ async fn connect(target: &str) -> std::io::Result<TcpStream> {
     }
 }
 
-async fn http_get(target: &str, path: &str, headers: &[(String, String)]) -> Result<u16, String> {
+async fn http_get(target: &str, host: Option<&str>, path: &str, headers: &[(String, String)], https: bool) -> Result<u16, String> {
     let stream = connect(target).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    if https {
+        let name = host.map_or_else(|| target.rsplit_once(':').map_or(target, |(h, _)| h), |h| h);
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| format!("TLS name {name:?}: {e}"))?;
+        let tls = tokio_rustls::TlsConnector::from(insecure_tls())
+            .connect(server_name, stream)
+            .await
+            .map_err(|e| format!("TLS: {e}"))?;
+        return http1_get(TokioIo::new(tls), target, path, headers).await;
+    }
+    http1_get(TokioIo::new(stream), target, path, headers).await
+}
+
+async fn http1_get<T>(io: T, target: &str, path: &str, headers: &[(String, String)]) -> Result<u16, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
     let conn = tokio::spawn(conn);
     let mut req = Request::builder().method(Method::GET).uri(path).header(hyper::header::USER_AGENT, "kube-probe/rudder-agent");
     let mut has_host = false;
@@ -240,6 +294,151 @@ async fn http_get(target: &str, path: &str, headers: &[(String, String)]) -> Res
     let _ = resp.into_body().collect().await;
     conn.abort();
     Ok(status)
+}
+
+/// `grpc.health.v1.Health/Check` for `service` over h2c: the status number
+/// of the answer (1 = SERVING).
+async fn grpc_health(target: &str, service: &str) -> Result<u64, String> {
+    let stream = connect(target).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    let conn = tokio::spawn(conn);
+    // HealthCheckRequest { service = 1 }, in one gRPC frame.
+    let mut msg = Vec::new();
+    if !service.is_empty() {
+        msg.push(0x0a);
+        put_varint(&mut msg, service.len() as u64);
+        msg.extend_from_slice(service.as_bytes());
+    }
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&msg);
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{target}/grpc.health.v1.Health/Check"))
+        .header(hyper::header::CONTENT_TYPE, "application/grpc")
+        .header("te", "trailers")
+        .header(hyper::header::USER_AGENT, "kube-probe/rudder-agent")
+        .body(http_body_util::Full::new(Bytes::from(frame)))
+        .map_err(|e| e.to_string())?;
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        conn.abort();
+        return Err(format!("HTTP {}", resp.status().as_u16()));
+    }
+    let head_status = resp.headers().get("grpc-status").cloned();
+    let collected = resp.into_body().collect().await.map_err(|e| e.to_string())?;
+    conn.abort();
+    let grpc_status = head_status.or_else(|| collected.trailers().and_then(|t| t.get("grpc-status").cloned()));
+    match grpc_status.as_ref().and_then(|v| v.to_str().ok()) {
+        Some("0") => {}
+        Some(code) => return Err(format!("grpc-status {code}")),
+        None => return Err("no grpc-status in the answer".into()),
+    }
+    let body = collected.to_bytes();
+    let msg = body.get(5..).ok_or("no HealthCheckResponse in the answer")?;
+    // HealthCheckResponse { status = 1 (enum) }; absent means UNKNOWN (0).
+    let mut i = 0;
+    while i < msg.len() {
+        let (key, n) = varint(&msg[i..]).ok_or("malformed HealthCheckResponse")?;
+        i += n;
+        match key & 7 {
+            0 => {
+                let (v, n) = varint(&msg[i..]).ok_or("malformed HealthCheckResponse")?;
+                i += n;
+                if key >> 3 == 1 {
+                    return Ok(v);
+                }
+            }
+            2 => {
+                let (len, n) = varint(&msg[i..]).ok_or("malformed HealthCheckResponse")?;
+                i += n + len as usize;
+            }
+            _ => return Err("malformed HealthCheckResponse".into()),
+        }
+    }
+    Ok(0)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn varint(b: &[u8]) -> Option<(u64, usize)> {
+    let mut v = 0u64;
+    for (i, byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+fn serving_status(status: u64) -> String {
+    match status {
+        0 => "UNKNOWN".into(),
+        2 => "NOT_SERVING".into(),
+        3 => "SERVICE_UNKNOWN".into(),
+        other => format!("status {other}"),
+    }
+}
+
+/// TLS that accepts any server certificate: kubelet does not verify the
+/// certificate of an HTTPS probe either.
+fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    #[derive(Debug)]
+    struct AnyCert(std::sync::Arc<rustls::crypto::CryptoProvider>);
+    impl ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &rustls::pki_types::CertificateDer<'_>,
+            _: &[rustls::pki_types::CertificateDer<'_>],
+            _: &rustls::pki_types::ServerName<'_>,
+            _: &[u8],
+            _: rustls::pki_types::UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &rustls::pki_types::CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.signature_verification_algorithms.supported_schemes()
+        }
+    }
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default TLS versions")
+                .dangerous()
+                .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+                .with_no_client_auth();
+            std::sync::Arc::new(config)
+        })
+        .clone()
 }
 
 #[cfg(test)]
@@ -262,6 +461,7 @@ mod tests {
                 path: "/ready".into(),
                 host: None,
                 headers: vec![("x".into(), "y".into())],
+                https: false,
                 timeout: Duration::from_secs(1)
             })
         );
@@ -274,9 +474,11 @@ mod tests {
             ("[1]", "ISTIO_KUBE_APP_PROBERS: not a JSON object of probes"),
             (r#"{"/health":{"tcpSocket":{"port":1}}}"#, "ISTIO_KUBE_APP_PROBERS[\"/health\"]: the path must start with /app-health/"),
             (r#"{"/app-health/app/ready":{"tcpSocket":{"port":1}}}"#, "the path must be /app-health/<container>/<livez|readyz|startupz>"),
-            (r#"{"/app-health/app/readyz":{"grpc":{"port":1}}}"#, "ISTIO_KUBE_APP_PROBERS[\"/app-health/app/readyz\"]: unknown field `grpc`"),
-            (r#"{"/app-health/app/readyz":{}}"#, "exactly one of httpGet and tcpSocket is needed"),
-            (r#"{"/app-health/app/readyz":{"httpGet":{"port":443,"scheme":"HTTPS"}}}"#, "httpGet.scheme: \"HTTPS\" is not supported (only HTTP)"),
+            (r#"{"/app-health/app/readyz":{"exec":{"command":["true"]}}}"#, "ISTIO_KUBE_APP_PROBERS[\"/app-health/app/readyz\"]: unknown field `exec`"),
+            (r#"{"/app-health/app/readyz":{}}"#, "exactly one of httpGet, tcpSocket and grpc is needed"),
+            (r#"{"/app-health/app/readyz":{"tcpSocket":{"port":1},"grpc":{"port":2}}}"#, "exactly one of httpGet, tcpSocket and grpc is needed"),
+            (r#"{"/app-health/app/readyz":{"httpGet":{"port":443,"scheme":"FTP"}}}"#, "httpGet.scheme: \"FTP\" is not HTTP or HTTPS"),
+            (r#"{"/app-health/app/readyz":{"grpc":{"port":0}}}"#, "grpc.port: 0 is not a port"),
             (r#"{"/app-health/app/readyz":{"httpGet":{"port":70000}}}"#, "invalid value: integer `70000`"),
             (r#"{"/app-health/app/readyz":{"tcpSocket":{"port":0}}}"#, "tcpSocket.port: 0 is not a port"),
             (r#"{"/app-health/app/readyz":{"tcpSocket":{"port":1},"timeoutSeconds":0}}"#, "timeoutSeconds: must be at least 1"),
@@ -310,6 +512,7 @@ mod tests {
             path: path.into(),
             host: None,
             headers: vec![("x-probe".into(), "yes".into())],
+            https: false,
             timeout: Duration::from_secs(2),
         };
         assert_eq!(http("/ok").run(ip).await.status, 200);
@@ -328,5 +531,126 @@ mod tests {
             *p = closed;
         }
         assert_eq!(h.run(ip).await.status, 503);
+    }
+
+    #[test]
+    fn https_and_grpc_probers_parse() {
+        let p = AppProbers::parse(
+            r#"{"/app-health/app/readyz":{"httpGet":{"path":"/","port":8443,"scheme":"HTTPS"}},
+                "/app-health/app/startupz":{"grpc":{"port":9090,"service":"ready"},"timeoutSeconds":2}}"#,
+        )
+        .unwrap();
+        assert!(matches!(p.get("/app-health/app/readyz"), Some(Prober::Http { https: true, port: 8443, .. })));
+        assert_eq!(
+            p.get("/app-health/app/startupz"),
+            Some(&Prober::Grpc { port: 9090, service: "ready".into(), timeout: Duration::from_secs(2) })
+        );
+    }
+
+    #[tokio::test]
+    async fn https_probes_skip_certificate_verification_like_kubelet() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["app.example".to_string()]).unwrap().self_signed(&key).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else { return };
+                let Ok(mut tls) = acceptor.accept(s).await else { continue };
+                let mut buf = vec![0u8; 4096];
+                let n = tls.read(&mut buf).await.unwrap_or(0);
+                let ok = String::from_utf8_lossy(&buf[..n]).starts_with("GET /healthz ");
+                let status = if ok { "204 No Content" } else { "404 Not Found" };
+                let _ = tls.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+                let _ = tls.shutdown().await;
+            }
+        });
+        let probe = |path: &str| Prober::Http {
+            port,
+            path: path.into(),
+            host: None,
+            headers: vec![],
+            https: true,
+            timeout: Duration::from_secs(2),
+        };
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let out = probe("/healthz").run(ip).await;
+        assert_eq!(out.status, 204, "{out:?}");
+        assert!(out.detail.starts_with(&format!("GET https://127.0.0.1:{port}/healthz")), "{out:?}");
+        assert_eq!(probe("/other").run(ip).await.status, 404);
+        // Plain HTTP to a TLS port fails rather than hanging.
+        let mut plain = probe("/healthz");
+        if let Prober::Http { https, .. } = &mut plain {
+            *https = false;
+        }
+        assert_eq!(plain.run(ip).await.status, 503);
+    }
+
+    /// A gRPC health server (h2c): `ready` is SERVING, `draining` NOT_SERVING,
+    /// anything else answers grpc-status 5 (NOT_FOUND), as grpc-go's does.
+    async fn grpc_health_server() -> u16 {
+        use http_body_util::{BodyExt, StreamBody};
+        use hyper::body::Frame;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let service = String::from_utf8_lossy(body.get(7..).unwrap_or_default()).to_string();
+                        let mut trailers = hyper::HeaderMap::new();
+                        let data = match service.as_str() {
+                            "ready" => Some(vec![0, 0, 0, 0, 2, 0x08, 1]),
+                            "draining" => Some(vec![0, 0, 0, 0, 2, 0x08, 2]),
+                            _ => None,
+                        };
+                        trailers.insert("grpc-status", if data.is_some() { "0" } else { "5" }.parse().unwrap());
+                        let mut frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = Vec::new();
+                        if let Some(d) = data {
+                            frames.push(Ok(Frame::data(Bytes::from(d))));
+                        }
+                        frames.push(Ok(Frame::trailers(trailers)));
+                        let resp = hyper::Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(StreamBody::new(futures::stream::iter(frames)))
+                            .unwrap();
+                        Ok::<_, std::convert::Infallible>(resp)
+                    });
+                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn grpc_probes_ask_the_health_service() {
+        let port = grpc_health_server().await;
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let probe = |service: &str| Prober::Grpc { port, service: service.into(), timeout: Duration::from_secs(2) };
+        let ready = probe("ready").run(ip).await;
+        assert_eq!(ready.status, 200, "{ready:?}");
+        let draining = probe("draining").run(ip).await;
+        assert_eq!(draining.status, 503, "{draining:?}");
+        assert!(draining.detail.ends_with("NOT_SERVING"), "{draining:?}");
+        let unknown = probe("nope").run(ip).await;
+        assert_eq!(unknown.status, 503);
+        assert!(unknown.detail.ends_with("grpc-status 5"), "{unknown:?}");
     }
 }

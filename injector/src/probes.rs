@@ -10,8 +10,9 @@
 //! from that path to the probe. The agent then probes the app from inside the
 //! pod, as the proxy user that capture exempts.
 //!
-//! Left as they are: `exec` and `grpc` probes, `httpGet` with `scheme: HTTPS`,
-//! probes that already target the agent, and every probe of a pod annotated
+//! `httpGet` (HTTP or HTTPS), `tcpSocket` and `grpc` probes are rewritten.
+//! Left as they are: `exec` probes (they run in the app's container and never
+//! meet Envoy), probes that already target the agent, and every probe of a pod annotated
 //! `sidecar.istio.io/rewriteAppHTTPProbers: "false"` (or of every pod when the
 //! template's `rewriteAppProbers` is false). Named ports are resolved to numbers
 //! from the container's `ports`, since the agent does not see the pod spec.
@@ -86,6 +87,7 @@ pub fn rewrite(containers: &mut [Value]) -> Result<Map<String, Value>, PodError>
             .as_object_mut()
             .expect("checked to be an object above");
         probe.remove("tcpSocket");
+        probe.remove("grpc");
         probe.insert(
             "httpGet".into(),
             json!({"path": path, "port": AGENT_METRICS_PORT, "scheme": "HTTP"}),
@@ -115,16 +117,16 @@ fn original(
         let get = get.as_object().ok_or_else(|| {
             PodError::field(&at, format!("expected an object, got {}", kind_of(get)))
         })?;
-        match get.get("scheme").and_then(Value::as_str) {
-            None | Some("HTTP") => {}
-            Some("HTTPS") => return Ok(None),
+        let scheme = match get.get("scheme").and_then(Value::as_str) {
+            None | Some("HTTP") => "HTTP",
+            Some("HTTPS") => "HTTPS",
             Some(other) => {
                 return Err(PodError::field(
                     &format!("{at}.scheme"),
                     format!("{other:?} is not HTTP or HTTPS"),
                 ))
             }
-        }
+        };
         let port = resolve_port(container, get.get("port"), &format!("{at}.port"))?;
         if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
             return Ok(None);
@@ -140,7 +142,7 @@ fn original(
                 ))
             }
         };
-        let mut out = json!({"path": path, "port": port, "scheme": "HTTP"});
+        let mut out = json!({"path": path, "port": port, "scheme": scheme});
         for key in ["host", "httpHeaders"] {
             if let Some(v) = get.get(key).filter(|v| !v.is_null()) {
                 out[key] = v.clone();
@@ -162,6 +164,38 @@ fn original(
             out["host"] = h.clone();
         }
         return Ok(Some(json!({"tcpSocket": out, "timeoutSeconds": timeout})));
+    }
+    if let Some(grpc) = probe.get("grpc").filter(|g| !g.is_null()) {
+        let at = format!("{at}.grpc");
+        let grpc = grpc.as_object().ok_or_else(|| {
+            PodError::field(&at, format!("expected an object, got {}", kind_of(grpc)))
+        })?;
+        // Kubernetes' GRPCAction takes a number only, no port name.
+        let port = match grpc.get("port") {
+            Some(Value::Number(_)) => resolve_port(container, grpc.get("port"), &format!("{at}.port"))?,
+            None | Some(Value::Null) => return Err(PodError::field(&format!("{at}.port"), "missing")),
+            Some(other) => {
+                return Err(PodError::field(
+                    &format!("{at}.port"),
+                    format!("expected a number, got {}", kind_of(other)),
+                ))
+            }
+        };
+        if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
+            return Ok(None);
+        }
+        let mut out = json!({"port": port});
+        match grpc.get("service") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) => out["service"] = json!(s),
+            Some(other) => {
+                return Err(PodError::field(
+                    &format!("{at}.service"),
+                    format!("expected a string, got {}", kind_of(other)),
+                ))
+            }
+        }
+        return Ok(Some(json!({"grpc": out, "timeoutSeconds": timeout})));
     }
     Ok(None)
 }
@@ -245,12 +279,23 @@ mod tests {
     }
 
     #[test]
-    fn https_probes_and_probes_of_the_agent_stay() {
+    fn https_and_grpc_probes_are_rewritten_probes_of_the_agent_stay() {
         let https = json!({"httpGet": {"path": "/", "port": 8443, "scheme": "HTTPS"}});
+        let grpc = json!({"grpc": {"port": 9090, "service": "ready"}, "timeoutSeconds": 2});
         let agent = json!({"httpGet": {"path": "/app-health/web/readyz", "port": 15020}});
-        let mut cs = vec![json!({"name": "web", "readinessProbe": https.clone(), "livenessProbe": agent.clone()})];
-        assert!(rewrite(&mut cs).unwrap().is_empty());
-        assert_eq!(cs[0]["readinessProbe"], https);
+        let mut cs = vec![json!({"name": "web", "readinessProbe": https, "startupProbe": grpc, "livenessProbe": agent.clone()})];
+        let probers = rewrite(&mut cs).unwrap();
+        assert_eq!(
+            Value::Object(probers),
+            json!({
+                "/app-health/web/readyz": {"httpGet": {"path": "/", "port": 8443, "scheme": "HTTPS"}, "timeoutSeconds": 1},
+                "/app-health/web/startupz": {"grpc": {"port": 9090, "service": "ready"}, "timeoutSeconds": 2},
+            })
+        );
+        assert_eq!(
+            cs[0]["startupProbe"],
+            json!({"httpGet": {"path": "/app-health/web/startupz", "port": 15020, "scheme": "HTTP"}, "timeoutSeconds": 2})
+        );
         assert_eq!(cs[0]["livenessProbe"], agent);
     }
 
@@ -264,6 +309,8 @@ mod tests {
             (json!({"tcpSocket": {"port": true}}), "spec.containers[1].readinessProbe.tcpSocket.port: expected a number or a port name, got a boolean"),
             (json!({"tcpSocket": {"port": 80}, "timeoutSeconds": 0}), "spec.containers[1].readinessProbe.timeoutSeconds: 0 is not a positive number of seconds"),
             (json!("GET /"), "spec.containers[1].readinessProbe: expected an object, got a string"),
+            (json!({"grpc": {"port": "grpc"}}), "spec.containers[1].readinessProbe.grpc.port: expected a number, got a string"),
+            (json!({"grpc": {"port": 9090, "service": 1}}), "spec.containers[1].readinessProbe.grpc.service: expected a string, got a number"),
         ];
         for (probe, want) in cases {
             let mut cs = vec![app(), json!({"name": "other", "readinessProbe": probe})];
