@@ -167,3 +167,55 @@ fn every_injected_pod_has_sidecar_and_init_with_commands() {
         );
     }
 }
+
+/// Every `/app-health/` path a rewritten probe points at is one the agent
+/// serves: the injector's `ISTIO_KUBE_APP_PROBERS` parses with the agent's own
+/// parser and holds exactly the rewritten paths.
+#[test]
+fn the_agent_reads_the_probes_the_injector_rewrote() {
+    let mut checked = 0;
+    for name in cases().iter().filter(|n| !UNCHANGED.contains(&n.as_str())) {
+        let out = std::fs::read_to_string(dir().join(format!("{name}.yaml.injected"))).unwrap();
+        for doc in docs(&out) {
+            let Some(spec) = pod_spec(&doc) else { continue };
+            let containers = spec["containers"].as_array().cloned().unwrap_or_default();
+            let sidecars = spec["initContainers"].as_array().cloned().unwrap_or_default();
+            let sidecar = containers
+                .iter()
+                .chain(&sidecars)
+                .find(|c| c["name"] == "rudder-proxy")
+                .unwrap_or_else(|| panic!("{name}: no sidecar"));
+            let env = sidecar["env"].as_array().cloned().unwrap_or_default();
+            let value = env
+                .iter()
+                .find(|e| e["name"] == "ISTIO_KUBE_APP_PROBERS")
+                .and_then(|e| e["value"].as_str())
+                .unwrap_or("");
+            let probers = rudder_agent::app_probe::AppProbers::parse(value)
+                .unwrap_or_else(|e| panic!("{name}: the agent refuses the injector's probes: {e}"));
+            let mut rewritten = Vec::new();
+            for c in &containers {
+                for kind in ["livenessProbe", "readinessProbe", "startupProbe"] {
+                    let get = &c[kind]["httpGet"];
+                    if get["port"] == 15020 {
+                        let path = get["path"].as_str().unwrap().to_string();
+                        assert!(probers.get(&path).is_some(), "{name}: {path} has no original probe");
+                        rewritten.push(path);
+                    }
+                }
+            }
+            assert_eq!(probers.len(), rewritten.len(), "{name}: probes without a rewritten path");
+            checked += rewritten.len();
+        }
+    }
+    assert!(checked >= 4, "the goldens rewrite probes ({checked} checked)");
+}
+
+/// A document's pod spec: a Pod's, or a workload's pod template's.
+fn pod_spec(doc: &Value) -> Option<&Value> {
+    match doc["kind"].as_str()? {
+        "Pod" => Some(&doc["spec"]),
+        "CronJob" => Some(&doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]),
+        _ => doc["spec"]["template"].get("spec"),
+    }
+}
