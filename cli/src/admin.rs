@@ -130,8 +130,11 @@ pub fn status(
         let _ = writeln!(out, "mesh {name}: runner {runner}");
         let pilot = match r.pilot {
             Some(p) if p.alive() => format!(
-                "running (pid {}), xDS {}, monitoring http://{}",
-                p.pid, r.xds_addr, r.monitoring_addr
+                "running (pid {}), xDS {} (TLS, sidecars) and {} (plaintext), monitoring http://{}",
+                p.pid,
+                std::net::SocketAddr::new(r.xds_addr.ip(), rudder_model::well_known::XDS_TLS_PORT),
+                r.xds_addr,
+                r.monitoring_addr
             ),
             Some(_) => "NOT running".into(),
             None => "not started".into(),

@@ -98,6 +98,20 @@ pub struct Running {
     pub plan: ContainerPlan,
     /// Its process.
     pub process: Process,
+    /// How it was started (for a restart).
+    pub spec: ProcessSpec,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// When an exited container is due to start again.
+    pub restart_at: Option<Instant>,
+    /// Exited and not restarted (the sidecar), already reported.
+    pub given_up: bool,
+}
+
+/// The wait before restart `n` (0-based) of a container: 1 s doubling up to
+/// 30 s, kubelet's back-off shortened for a local mesh.
+pub fn restart_backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.min(5)).min(Duration::from_secs(30))
 }
 
 fn tail(path: &Path, lines: usize) -> String {
@@ -340,7 +354,7 @@ pub fn start(
             run_to_completion(pod, format!("init container {}", c.name), spec, stop)?;
             continue;
         }
-        let process = pod.spawn(spec).map_err(|source| PodRunError::Spawn {
+        let process = pod.spawn(spec.clone()).map_err(|source| PodRunError::Spawn {
             pod: pod.name().into(),
             container: c.name.clone(),
             source,
@@ -349,6 +363,10 @@ pub fn start(
         running.push(Running {
             plan: c.clone(),
             process,
+            spec,
+            restarts: 0,
+            restart_at: None,
+            given_up: false,
         });
         if let Some(hook) = &c.post_start {
             let spec = process_spec(

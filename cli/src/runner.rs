@@ -366,8 +366,10 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     inst.pilot = Some(p);
     ready?;
     println!(
-        "pilot: xDS on {}, monitoring on http://{}/debug/syncz",
-        inst.record.xds_addr, inst.record.monitoring_addr
+        "pilot: xDS over TLS on {} (the sidecars') and plaintext on {}, monitoring on http://{}/debug/syncz",
+        SocketAddr::from((inst.record.xds_addr.ip(), XDS_TLS_PORT)),
+        inst.record.xds_addr,
+        inst.record.monitoring_addr
     );
 
     // Containers, all pods side by side (as kubelets would).

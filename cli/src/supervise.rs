@@ -1,7 +1,11 @@
 //! Keeping the mesh current while it runs: once a second, every pod's
 //! readiness is checked; a change rewrites that Pod in pilot's config dir
 //! (pilot pushes new endpoints) and the DNAT rules of the unmeshed pods
-//! (kube-proxy's part).
+//! (kube-proxy's part). An app container that exits is started again, as
+//! kubelet does under `restartPolicy: Always`, after a back-off of 1 s
+//! doubling up to 30 s; the pod is not ready meanwhile. The sidecar is not
+//! restarted (its agent already restarts Envoy; a dead agent leaves the pod
+//! not ready, said in the log).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -14,7 +18,8 @@ use rudder_harness::Pod;
 use crate::dnat::{self, VipPort};
 use crate::pilot::ConfigDir;
 use crate::plan::MeshPlan;
-use crate::pods::{container_ready, Node, Running};
+use crate::pods::{container_ready, restart_backoff, Node, Running};
+use crate::plan::SIDECAR_CONTAINER_NAME;
 use crate::render::{pod_object, PodFacts};
 
 /// A pod as the supervisor tracks it.
@@ -74,12 +79,57 @@ pub fn vip_ports(plan: &MeshPlan, ready_ips: &BTreeMap<String, Ipv4Addr>) -> Vec
     out
 }
 
+/// Starts again, once their back-off has passed, the app containers of `live`
+/// that exited.
+fn restart_exited(live: &mut LivePod, problems: &mut Vec<String>) {
+    let pod = live.pod.name().to_string();
+    for r in &mut live.running {
+        let Some(status) = r.process.try_wait() else { continue };
+        let now = std::time::Instant::now();
+        match r.restart_at {
+            None if r.plan.name == SIDECAR_CONTAINER_NAME => {
+                if !r.given_up {
+                    problems.push(format!("pod {pod}: the sidecar exited ({status}); the pod stays not ready (sidecars are not restarted)"));
+                    r.given_up = true;
+                }
+            }
+            None => {
+                let wait = restart_backoff(r.restarts);
+                tracing::warn!(%pod, container = %r.plan.name, %status, restarts = r.restarts, ?wait, "container exited; restarting after a back-off");
+                r.restart_at = Some(now + wait);
+            }
+            Some(at) if now >= at => match live.pod.spawn(r.spec.clone()) {
+                Ok(process) => {
+                    // The old handle stops what is left of its process group
+                    // (its PID names that group: unless the new process got
+                    // the same PID back).
+                    let old = std::mem::replace(&mut r.process, process);
+                    if old.pid() == r.process.pid() {
+                        old.detach();
+                    } else {
+                        old.stop();
+                    }
+                    r.restarts += 1;
+                    r.restart_at = None;
+                    tracing::info!(%pod, container = %r.plan.name, pid = r.process.pid(), restarts = r.restarts, "container restarted");
+                }
+                Err(e) => {
+                    r.restart_at = Some(now + restart_backoff(r.restarts + 1));
+                    problems.push(format!("pod {pod}: restarting {}: {e}", r.plan.name));
+                }
+            },
+            Some(_) => {}
+        }
+    }
+}
+
 impl Supervisor {
     /// One round: probe every pod, rewrite what changed.
     pub fn tick(&mut self) {
         let mut changed = false;
         let mut problems = Vec::new();
         for live in &mut self.pods {
+            restart_exited(live, &mut problems);
             let running = live.running.iter().all(|r| r.process.try_wait().is_none());
             let ready = !live.running.is_empty()
                 && live
@@ -184,6 +234,12 @@ mod tests {
     use super::*;
     use crate::manifest::Manifest;
     use crate::plan::{local_values, plan};
+
+    #[test]
+    fn restart_back_off_doubles_up_to_thirty_seconds() {
+        let waits: Vec<u64> = (0..8).map(|n| restart_backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+    }
 
     #[test]
     fn vip_ports_list_every_service_port_with_ready_endpoints() {

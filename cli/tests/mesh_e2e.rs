@@ -264,6 +264,49 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
         BTreeMap::from([("reviews-v1".to_string(), 200)])
     );
 
+    // 3. An app that crashes is started again (kubelet's restartPolicy: Always).
+    let app_pid = |pod: &str| -> Option<i32> {
+        let state = StateRecord::load(&record.state_dir).expect("harness state");
+        state
+            .processes
+            .iter()
+            .find(|p| p.pod == pod && p.program.contains("python"))
+            .map(|p| p.pid)
+    };
+    let crashed = app_pid("details-v1-0").expect("the details app's process");
+    // Our own run started it: SIGKILL by PID, as a crash would end it.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(crashed),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let details_status = || {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &sleep.netns, "curl", "-s", "-o", "/dev/null"])
+            .args(["-w", "%{http_code}", "--max-time", "5"])
+            .arg("http://details.bookinfo:9080/details")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let started = Instant::now();
+    let restarted = loop {
+        if let Some(pid) = app_pid("details-v1-0").filter(|p| *p != crashed) {
+            if details_status() == "200" {
+                break pid;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "details never came back after its app was killed"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    println!(
+        "details app killed (pid {crashed}): restarted as pid {restarted}, serving again after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
     // What must be gone afterwards.
     let status = String::from_utf8_lossy(&mesh.cmd(&["mesh", "status"]).stdout).into_owned();
     assert!(
