@@ -97,6 +97,9 @@ pub struct Destination {
     pub port: Option<u16>,
     /// Relative weight: a destination gets weight / (sum of weights).
     pub weight: u32,
+    /// Header edits for requests sent to this destination (and their
+    /// responses), when a route splits across several.
+    pub headers: Headers,
 }
 
 /// Retry policy.
@@ -181,7 +184,7 @@ pub struct DirectResponse {
 }
 
 /// Header edits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct HeaderOps {
     /// Overwrite.
     pub set: BTreeMap<String, String>,
@@ -199,7 +202,7 @@ impl HeaderOps {
 }
 
 /// Request and response header edits.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Headers {
     /// On the request.
     pub request: HeaderOps,

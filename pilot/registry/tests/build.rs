@@ -184,3 +184,20 @@ fn destination_rules_for_one_host_merge_as_istio_merges_them() {
     assert_eq!(p.traffic_policy.load_balancer, Some(rudder_model::LoadBalancer::LeastRequest));
     assert_eq!(p.subsets.keys().collect::<Vec<_>>(), ["v1", "v2", "v3"]);
 }
+
+#[test]
+fn per_destination_headers_stay_with_their_destination() {
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 90\n      headers: {request: {set: {x-canary: stable}}}\n    - destination: {host: reviews, subset: v2}\n      weight: 10\n      headers: {request: {set: {x-canary: canary}}, response: {remove: [x-internal]}}\n  - route:\n    - destination: {host: reviews, subset: v1}\n      headers: {request: {add: {x-single: one}}}\n";
+    let s = snapshot(&[platform(), DR.to_string(), vs.to_string()].join("---\n"));
+    let table = s.route_tables_for(HOST, "default").next().unwrap();
+    let HttpAction::Route(dests) = &table.http[0].action else { panic!("a forwarding route") };
+    assert_eq!(dests[0].headers.request.set["x-canary"], "stable");
+    assert_eq!(dests[1].headers.request.set["x-canary"], "canary");
+    assert_eq!(dests[1].headers.response.remove, ["x-internal"]);
+    assert!(table.http[0].headers.request.is_empty(), "nothing route-wide");
+    // One destination: its edits are the route's.
+    let HttpAction::Route(one) = &table.http[1].action else { panic!("a forwarding route") };
+    assert!(one[0].headers.request.is_empty());
+    assert_eq!(table.http[1].headers.request.add["x-single"], "one");
+    assert!(s.diagnostics.iter().all(|d| !d.field.contains("headers")), "no warning: {:?}", s.diagnostics);
+}

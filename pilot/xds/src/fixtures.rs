@@ -75,6 +75,7 @@ pub fn dest(host: &str, subset: Option<&str>, weight: u32) -> Destination {
         subset: subset.map(str::to_string),
         port: None,
         weight,
+        headers: Default::default(),
     }
 }
 

@@ -28,7 +28,7 @@ use envoy_types::pb::{
 };
 use rudder_model::{
     names::{ClusterName, BLACKHOLE_CLUSTER},
-    Destination, DirectResponse, Fault, HashKey, HeaderOps, HttpAction, HttpMatch, HttpRoute,
+    Destination, DirectResponse, Fault, HashKey, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute,
     LoadBalancer, Redirect, Snapshot, StringMatch,
 };
 
@@ -235,21 +235,27 @@ fn forward(
     dests: &Destinations<'_>,
     version: &mut Version,
 ) -> RouteAction {
-    let weighted: Vec<(String, u32)> = destinations
+    let weighted: Vec<(String, u32, &Headers)> = destinations
         .iter()
         .filter(|d| d.weight > 0 || destinations.len() == 1)
-        .map(|d| (dests.cluster(d, route_port), d.weight))
+        .map(|d| (dests.cluster(d, route_port), d.weight, &d.headers))
         .collect();
     version.add(&weighted);
     let cluster_specifier = match weighted.as_slice() {
         [] => route_action::ClusterSpecifier::Cluster(BLACKHOLE_CLUSTER.into()),
-        [(one, _)] => route_action::ClusterSpecifier::Cluster(one.clone()),
+        [(one, _, h)] if **h == Headers::default() => route_action::ClusterSpecifier::Cluster(one.clone()),
+        // Several destinations, or one left with its own header edits (the
+        // others weigh 0): weighted clusters, each with its edits.
         many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
             clusters: many
                 .iter()
-                .map(|(name, w)| weighted_cluster::ClusterWeight {
+                .map(|(name, w, h)| weighted_cluster::ClusterWeight {
                     name: name.clone(),
                     weight: u32v(*w),
+                    request_headers_to_add: header_adds(&h.request),
+                    request_headers_to_remove: h.request.remove.clone(),
+                    response_headers_to_add: header_adds(&h.response),
+                    response_headers_to_remove: h.response.remove.clone(),
                     ..Default::default()
                 })
                 .collect(),

@@ -158,6 +158,7 @@ fn service_routes(
                 subset: None,
                 port: Some(port),
                 weight: 100,
+                headers: Default::default(),
             }]),
             timeout: None,
             retries: None,

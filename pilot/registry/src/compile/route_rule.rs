@@ -79,7 +79,7 @@ pub fn compile(spec: &v2::RouteRuleSpec, key: &ObjectKey, cx: &Ctx<'_>, policies
     if let Some(mi) = &spec.mirror {
         if let Some(mhost) = service_host(mi, "spec.mirror", &key.namespace, cx, ck) {
             let subset = subset_for(policies, &mhost, &mi.labels, &rule);
-            mirrors.push(Mirror { destination: Destination { host: mhost, subset, port: None, weight: 0 }, percent: Percent::ALL });
+            mirrors.push(Mirror { destination: Destination { host: mhost, subset, port: None, weight: 0, headers: Default::default() }, percent: Percent::ALL });
         }
     }
     let rewrite = spec.rewrite.as_ref().map(|r| Rewrite { uri: r.uri.clone(), authority: r.authority.clone() });
@@ -108,7 +108,7 @@ pub fn compile(spec: &v2::RouteRuleSpec, key: &ObjectKey, cx: &Ctx<'_>, policies
 fn routes(spec: &v2::RouteRuleSpec, host: Option<&str>, ns: &str, rule: &RuleRef, cx: &Ctx<'_>, policies: &mut Policies, ck: &mut Checker) -> Vec<Destination> {
     let host = host.unwrap_or_default();
     if spec.route.is_empty() {
-        return vec![Destination { host: host.into(), subset: None, port: None, weight: 100 }];
+        return vec![Destination { host: host.into(), subset: None, port: None, weight: 100, headers: Default::default() }];
     }
     let single = spec.route.len() == 1;
     let mut total = 0i64;
@@ -130,7 +130,7 @@ fn routes(spec: &v2::RouteRuleSpec, host: Option<&str>, ns: &str, rule: &RuleRef
             None => host.to_string(),
         };
         let subset = subset_for(policies, &dhost, &r.labels, rule);
-        out.push(Destination { host: dhost, subset, port: None, weight: w as u32 });
+        out.push(Destination { host: dhost, subset, port: None, weight: w as u32, headers: Default::default() });
     }
     if total != 100 && !ck.has_errors() {
         ck.error("spec.route", format!("weights must sum to 100 (they sum to {total})"));

@@ -75,17 +75,19 @@ fn http_route(r: &vs::HttpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Chec
         let mut dests = Vec::new();
         for (i, (d, w)) in r.route.iter().zip(ws).enumerate() {
             let f = format!("{at}.route[{i}]");
-            if let Some(dest) = destination(&d.destination, &format!("{f}.destination"), ns, cx, ck) {
-                dests.push(Destination { weight: w, ..dest });
-            }
-            if let Some(h) = &d.headers {
-                // The model carries header edits per route; Istio applies a
-                // destination's edits to requests sent to it. With one
-                // destination that is the same; with several, edits apply route-wide.
-                if r.route.len() > 1 {
-                    ck.warn(format!("{f}.headers"), "per-destination headers apply to the whole route in Rudder");
+            // Istio applies a destination's header edits to the requests sent
+            // to it: with one destination that is the route's; with several,
+            // each weighted cluster carries its own.
+            let own = match &d.headers {
+                Some(h) if r.route.len() > 1 => headers_of(h),
+                Some(h) => {
+                    merge_headers(&mut headers, headers_of(h));
+                    Headers::default()
                 }
-                merge_headers(&mut headers, headers_of(h));
+                None => Headers::default(),
+            };
+            if let Some(dest) = destination(&d.destination, &format!("{f}.destination"), ns, cx, ck) {
+                dests.push(Destination { weight: w, headers: own, ..dest });
             }
         }
         HttpAction::Route(dests)
@@ -198,7 +200,7 @@ pub(crate) fn destination(d: &vs::Destination, at: &str, ns: &str, cx: &Ctx<'_>,
         Some(p) => Some(ck.port(format!("{at}.port.number"), p.number.into())?),
         None => None,
     };
-    Some(Destination { host, subset: d.subset.clone(), port, weight: 0 })
+    Some(Destination { host, subset: d.subset.clone(), port, weight: 0, headers: Headers::default() })
 }
 
 fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
