@@ -1,12 +1,12 @@
 //! The app's own probes, run by the agent for kubelet.
 //!
-//! The injector points an app container's `httpGet` and `tcpSocket` probes at
+//! The injector points an app container's `httpGet`, `tcpSocket` and `grpc` probes at
 //! `GET /app-health/<container>/<livez|readyz|startupz>` on the agent's
 //! metrics port and passes the originals in `ISTIO_KUBE_APP_PROBERS` (JSON,
 //! path → probe, Istio's format). Kubelet's probe then never meets Envoy, so a
 //! STRICT PeerAuthentication does not refuse it. The agent runs the original
-//! probe against the pod's IP (`INSTANCE_IP`, as kubelet would; loopback when
-//! unknown) from source address 127.0.0.6, which proxy-init exempts from
+//! probe against the pod's IP (`INSTANCE_IP`, as kubelet would) from source
+//! address 127.0.0.6, which proxy-init exempts from
 //! capture (the proxy user's own traffic to its pod IP is otherwise sent to
 //! Envoy's inbound, as Istio's agent does it):
 //!
@@ -219,7 +219,9 @@ impl Prober {
             Prober::Http { port, path, host, headers, https, timeout } => {
                 let target = target(host.as_deref(), pod_ip, *port);
                 let url = format!("{}://{target}{path}", if *https { "https" } else { "http" });
-                match tokio::time::timeout(*timeout, http_get(&target, host.as_deref(), path, headers, *https)).await {
+                // The name TLS is spoken to: the probe's host, else the pod IP.
+                let tls_name = https.then(|| host.clone().unwrap_or_else(|| pod_ip.to_string()));
+                match tokio::time::timeout(*timeout, http_get(&target, path, headers, tls_name.as_deref())).await {
                     Ok(Ok(status)) => Outcome { status, detail: format!("GET {url}: HTTP {status}") },
                     Ok(Err(e)) => Outcome { status: 503, detail: format!("GET {url}: {e}") },
                     Err(_) => Outcome { status: 503, detail: format!("GET {url}: no answer within {timeout:?}") },
@@ -257,10 +259,9 @@ async fn connect(target: &str) -> std::io::Result<TcpStream> {
     }
 }
 
-async fn http_get(target: &str, host: Option<&str>, path: &str, headers: &[(String, String)], https: bool) -> Result<u16, String> {
+async fn http_get(target: &str, path: &str, headers: &[(String, String)], tls_name: Option<&str>) -> Result<u16, String> {
     let stream = connect(target).await.map_err(|e| e.to_string())?;
-    if https {
-        let name = host.map_or_else(|| target.rsplit_once(':').map_or(target, |(h, _)| h), |h| h);
+    if let Some(name) = tls_name {
         let name = name.trim_start_matches('[').trim_end_matches(']');
         let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| format!("TLS name {name:?}: {e}"))?;
         let tls = tokio_rustls::TlsConnector::from(insecure_tls())

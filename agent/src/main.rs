@@ -231,13 +231,6 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
         bail!("--cert-mode sds needs --ca-address: the agent serves over SDS the certificates it gets from pilot's CA");
     }
     let app_probers = Arc::new(rudder_agent::app_probe::AppProbers::parse(&p.app_probers).map_err(anyhow::Error::msg)?);
-    let pod_ip: std::net::IpAddr = match p.id.instance_ip.trim() {
-        "" => std::net::Ipv4Addr::LOCALHOST.into(),
-        ip => ip.parse().with_context(|| format!("INSTANCE_IP / --instance-ip {ip:?} is not an IP address"))?,
-    };
-    if !app_probers.is_empty() {
-        tracing::info!(probes = app_probers.len(), %pod_ip, "serving the app's probes under /app-health/");
-    }
     let bin = envoy::find_bin(std::env::var_os("ENVOY_BIN"), std::env::var_os("PATH"))?;
     let (work_dir, temporary) = match &p.work_dir {
         Some(d) => (d.clone(), false),
@@ -280,6 +273,11 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
     }
     let cfg = bootstrap_config(&p.id)?;
     rudder_agent::bootstrap::check(&cfg).map_err(anyhow::Error::msg)?;
+    // INSTANCE_IP, required and parsed by bootstrap_config: app probes go there.
+    let pod_ip = *cfg.metadata.instance_ips.first().context("the pod has no IP")?;
+    if !app_probers.is_empty() {
+        tracing::info!(probes = app_probers.len(), %pod_ip, "serving the app's probes under /app-health/");
+    }
     let admin = Admin::new(cfg.admin_port, server::HANDLER_ADMIN_TIMEOUT);
     let (tx, rx) = mpsc::channel(16);
     let ctx = ServerContext { state: state.clone(), admin, commands: tx.clone(), app_probers, pod_ip };
