@@ -62,9 +62,7 @@ pub fn rewrite(containers: &mut [Value]) -> Result<Map<String, Value>, PodError>
                 continue;
             };
             let at = format!("{at}.{kind}");
-            let probe = probe.as_object().ok_or_else(|| {
-                PodError::field(&at, format!("expected an object, got {}", kind_of(probe)))
-            })?;
+            let probe = object_at(probe, &at)?;
             let Some(original) = original(c, probe, &at)? else {
                 continue;
             };
@@ -114,9 +112,7 @@ fn original(
     };
     if let Some(get) = probe.get("httpGet").filter(|g| !g.is_null()) {
         let at = format!("{at}.httpGet");
-        let get = get.as_object().ok_or_else(|| {
-            PodError::field(&at, format!("expected an object, got {}", kind_of(get)))
-        })?;
+        let get = object_at(get, &at)?;
         let scheme = match get.get("scheme").and_then(Value::as_str) {
             None | Some("HTTP") => "HTTP",
             Some("HTTPS") => "HTTPS",
@@ -152,9 +148,7 @@ fn original(
     }
     if let Some(tcp) = probe.get("tcpSocket").filter(|t| !t.is_null()) {
         let at = format!("{at}.tcpSocket");
-        let tcp = tcp.as_object().ok_or_else(|| {
-            PodError::field(&at, format!("expected an object, got {}", kind_of(tcp)))
-        })?;
+        let tcp = object_at(tcp, &at)?;
         let port = resolve_port(container, tcp.get("port"), &format!("{at}.port"))?;
         if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
             return Ok(None);
@@ -167,9 +161,7 @@ fn original(
     }
     if let Some(grpc) = probe.get("grpc").filter(|g| !g.is_null()) {
         let at = format!("{at}.grpc");
-        let grpc = grpc.as_object().ok_or_else(|| {
-            PodError::field(&at, format!("expected an object, got {}", kind_of(grpc)))
-        })?;
+        let grpc = object_at(grpc, &at)?;
         // Kubernetes' GRPCAction takes a number only, no port name.
         let port = match grpc.get("port") {
             Some(Value::Number(_)) => resolve_port(container, grpc.get("port"), &format!("{at}.port"))?,
@@ -198,6 +190,12 @@ fn original(
         return Ok(Some(json!({"grpc": out, "timeoutSeconds": timeout})));
     }
     Ok(None)
+}
+
+/// `v` as an object, or an error naming `at`.
+fn object_at<'v>(v: &'v Value, at: &str) -> Result<&'v Map<String, Value>, PodError> {
+    v.as_object()
+        .ok_or_else(|| PodError::field(at, format!("expected an object, got {}", kind_of(v))))
 }
 
 /// A probe's `port`: a number, or the name of one of the container's ports.
