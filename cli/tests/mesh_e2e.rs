@@ -14,11 +14,14 @@
 //! Needs root, Envoy and iptables: without them it says why and returns,
 //! except under CI=true, where that is a failure.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::http_code;
 use rudder_cli::record::{HostProcess, RunnerRecord};
 use rudder_harness::prereq::{check_envoy, check_root, prerequisite};
 use rudder_harness::{workspace_bin, workspace_root, StateRecord, DEFAULT_STATE_ROOT};
@@ -280,15 +283,7 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let details_status = || {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &sleep.netns, "curl", "-s", "-o", "/dev/null"])
-            .args(["-w", "%{http_code}", "--max-time", "5"])
-            .arg("http://details.bookinfo:9080/details")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let details_status = || http_code(&sleep.netns, "http://details.bookinfo:9080/details", 5);
     let started = Instant::now();
     let restarted = loop {
         if let Some(pid) = app_pid("details-v1-0").filter(|p| *p != crashed) {

@@ -21,7 +21,7 @@ mod common;
 
 use std::process::{Command, Stdio};
 
-use common::{prerequisites, Mesh};
+use common::{http_code, prerequisites, Mesh};
 
 const DETAILS: &str = "http://details.bookinfo:9080/details";
 
@@ -59,17 +59,6 @@ fn peer_certificate(netns: &str, addr: &str, root: &std::path::Path) -> (String,
 }
 
 /// Answers with status 403 in a split (failures are keyed `HTTP 403: <first body line>`).
-/// The HTTP status curl gets from `netns` (`000` when it got none).
-fn http_code(netns: &str, url: &str) -> String {
-    let out = Command::new("timeout")
-        .args(["20", "ip", "netns", "exec", netns, "curl", "-s", "-o", "/dev/null"])
-        .args(["-m", "10", "-w", "%{http_code}", url])
-        .stdin(Stdio::null())
-        .output()
-        .expect("curl");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn forbidden(split: &serde_json::Value) -> u64 {
     split["failures"]
         .as_object()
@@ -140,6 +129,7 @@ fn spiffe_certificates_strict_permissive_and_authorization() {
     let probe = http_code(
         &sleep.netns,
         &format!("http://{}:15020/app-health/details/readyz", details.ip),
+        10,
     );
     assert_eq!(probe, "200", "rewritten readiness probe under STRICT");
 

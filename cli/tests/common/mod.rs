@@ -167,3 +167,15 @@ impl Drop for Mesh {
             .output();
     }
 }
+
+/// The HTTP status curl gets from `netns` within `max_secs` (`000` when it
+/// got none).
+pub fn http_code(netns: &str, url: &str, max_secs: u64) -> String {
+    let out = Command::new("timeout")
+        .args([&(max_secs + 10).to_string(), "ip", "netns", "exec", netns, "curl", "-s"])
+        .args(["-o", "/dev/null", "-m", &max_secs.to_string(), "-w", "%{http_code}", url])
+        .stdin(Stdio::null())
+        .output()
+        .expect("curl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
