@@ -60,19 +60,38 @@ pub struct HttpResponse {
 }
 
 /// One request on its own connection.
-pub async fn request(method: Method, url: &str, timeout: Duration) -> Result<HttpResponse, HttpError> {
-    let uri: Uri = url.parse().map_err(|_| HttpError::BadUrl(url.to_string()))?;
+pub async fn request(
+    method: Method,
+    url: &str,
+    timeout: Duration,
+) -> Result<HttpResponse, HttpError> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| HttpError::BadUrl(url.to_string()))?;
     if uri.scheme_str() != Some("http") {
         return Err(HttpError::BadUrl(url.to_string()));
     }
-    let host = uri.host().ok_or_else(|| HttpError::BadUrl(url.to_string()))?.to_string();
+    let host = uri
+        .host()
+        .ok_or_else(|| HttpError::BadUrl(url.to_string()))?
+        .to_string();
     let port = uri.port_u16().unwrap_or(80);
-    let io_err = |reason: String| HttpError::Io { method: method.clone(), url: url.to_string(), reason };
+    let io_err = |reason: String| HttpError::Io {
+        method: method.clone(),
+        url: url.to_string(),
+        reason,
+    };
     let call = async {
-        let host_port = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
-        let stream = TcpStream::connect(host_port).await.map_err(|e| io_err(e.to_string()))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| io_err(e.to_string()))?;
+        let host_port = format!(
+            "{}:{port}",
+            host.trim_start_matches('[').trim_end_matches(']')
+        );
+        let stream = TcpStream::connect(host_port)
+            .await
+            .map_err(|e| io_err(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| io_err(e.to_string()))?;
         let conn = tokio::spawn(conn);
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let req = Request::builder()
@@ -81,15 +100,30 @@ pub async fn request(method: Method, url: &str, timeout: Duration) -> Result<Htt
             .header(hyper::header::HOST, format!("{host}:{port}"))
             .body(Empty::<Bytes>::new())
             .map_err(|e| io_err(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| io_err(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| io_err(e.to_string()))?;
         let status = resp.status().as_u16();
-        let body = resp.into_body().collect().await.map_err(|e| io_err(e.to_string()))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| io_err(e.to_string()))?
+            .to_bytes();
         conn.abort();
-        Ok(HttpResponse { status, body: String::from_utf8_lossy(&body).into_owned() })
+        Ok(HttpResponse {
+            status,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        })
     };
     tokio::time::timeout(timeout, call)
         .await
-        .map_err(|_| HttpError::Timeout { method: method.clone(), url: url.to_string(), timeout })?
+        .map_err(|_| HttpError::Timeout {
+            method: method.clone(),
+            url: url.to_string(),
+            timeout,
+        })?
 }
 
 /// Envoy's admin interface on `127.0.0.1:<port>`.
@@ -113,7 +147,11 @@ impl Admin {
         let url = self.url(path);
         let r = request(method, &url, self.timeout).await?;
         if r.status != 200 {
-            return Err(HttpError::Status { url, status: r.status, body: r.body.trim().to_string() });
+            return Err(HttpError::Status {
+                url,
+                status: r.status,
+                body: r.body.trim().to_string(),
+            });
         }
         Ok(r.body)
     }
@@ -128,7 +166,12 @@ impl Admin {
 
     /// Counters and gauges whose names match the regex `filter`.
     pub async fn stats(&self, filter: &str) -> Result<BTreeMap<String, u64>, HttpError> {
-        let body = self.ok(Method::GET, &format!("/stats?usedonly=false&filter={}", encode_query(filter))).await?;
+        let body = self
+            .ok(
+                Method::GET,
+                &format!("/stats?usedonly=false&filter={}", encode_query(filter)),
+            )
+            .await?;
         Ok(parse_stats(&body))
     }
 
@@ -141,7 +184,9 @@ impl Admin {
     /// outbound) enters its graceful drain period, so in-flight requests
     /// finish and keep-alive clients are told to reconnect.
     pub async fn drain_listeners(&self) -> Result<(), HttpError> {
-        self.ok(Method::POST, "/drain_listeners?graceful").await.map(drop)
+        self.ok(Method::POST, "/drain_listeners?graceful")
+            .await
+            .map(drop)
     }
 }
 
@@ -160,7 +205,9 @@ pub fn parse_stats(body: &str) -> BTreeMap<String, u64> {
 fn encode_query(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -172,7 +219,8 @@ mod tests {
 
     #[test]
     fn stats_text_parses() {
-        let s = parse_stats("cluster_manager.cds.update_success: 3\nserver.state: 0\nx: P0(nan,1)\n");
+        let s =
+            parse_stats("cluster_manager.cds.update_success: 3\nserver.state: 0\nx: P0(nan,1)\n");
         assert_eq!(s.get("cluster_manager.cds.update_success"), Some(&3));
         assert_eq!(s.get("server.state"), Some(&0));
         assert_eq!(s.len(), 2);
@@ -185,12 +233,20 @@ mod tests {
 
     #[tokio::test]
     async fn bad_urls_and_refused_connections() {
-        let e = request(Method::GET, "ftp://x/", Duration::from_secs(1)).await.unwrap_err();
+        let e = request(Method::GET, "ftp://x/", Duration::from_secs(1))
+            .await
+            .unwrap_err();
         assert!(matches!(e, HttpError::BadUrl(_)));
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
         drop(l);
-        let e = request(Method::GET, &format!("http://127.0.0.1:{port}/"), Duration::from_secs(2)).await.unwrap_err();
+        let e = request(
+            Method::GET,
+            &format!("http://127.0.0.1:{port}/"),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap_err();
         assert!(e.to_string().contains(&port.to_string()), "{e}");
     }
 }

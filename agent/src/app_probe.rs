@@ -132,15 +132,22 @@ impl AppProbers {
         if text.is_empty() {
             return Ok(Self::default());
         }
-        let raw: BTreeMap<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| format!("{APP_PROBERS_ENV}: not a JSON object of probes: {e}"))?;
+        let raw: BTreeMap<String, serde_json::Value> = serde_json::from_str(text)
+            .map_err(|e| format!("{APP_PROBERS_ENV}: not a JSON object of probes: {e}"))?;
         let mut probes = BTreeMap::new();
         for (path, value) in raw {
             let err = |m: String| format!("{APP_PROBERS_ENV}[{path:?}]: {m}");
-            let rest = path.strip_prefix(APP_HEALTH_PATH_PREFIX).ok_or_else(|| err(format!("the path must start with {APP_HEALTH_PATH_PREFIX}")))?;
+            let rest = path
+                .strip_prefix(APP_HEALTH_PATH_PREFIX)
+                .ok_or_else(|| err(format!("the path must start with {APP_HEALTH_PATH_PREFIX}")))?;
             match rest.split_once('/') {
-                Some((c, kind)) if !c.is_empty() && ["livez", "readyz", "startupz"].contains(&kind) => {}
-                _ => return Err(err(format!("the path must be {APP_HEALTH_PATH_PREFIX}<container>/<livez|readyz|startupz>"))),
+                Some((c, kind))
+                    if !c.is_empty() && ["livez", "readyz", "startupz"].contains(&kind) => {}
+                _ => {
+                    return Err(err(format!(
+                    "the path must be {APP_HEALTH_PATH_PREFIX}<container>/<livez|readyz|startupz>"
+                )))
+                }
             }
             let raw: RawProber = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
             let timeout = match raw.timeout_seconds {
@@ -148,30 +155,59 @@ impl AppProbers {
                 Some(0) => return Err(err("timeoutSeconds: must be at least 1".into())),
                 Some(s) => Duration::from_secs(s),
             };
-            let port_ok = |p: u16, at: &str| if p == 0 { Err(err(format!("{at}.port: 0 is not a port"))) } else { Ok(p) };
+            let port_ok = |p: u16, at: &str| {
+                if p == 0 {
+                    Err(err(format!("{at}.port: 0 is not a port")))
+                } else {
+                    Ok(p)
+                }
+            };
             let prober = match (raw.http_get, raw.tcp_socket, raw.grpc) {
                 (Some(h), None, None) => {
                     let https = match h.scheme.as_deref() {
                         None | Some("HTTP") => false,
                         Some("HTTPS") => true,
-                        Some(s) => return Err(err(format!("httpGet.scheme: {s:?} is not HTTP or HTTPS"))),
+                        Some(s) => {
+                            return Err(err(format!("httpGet.scheme: {s:?} is not HTTP or HTTPS")))
+                        }
                     };
-                    let path = h.path.filter(|p| !p.is_empty()).unwrap_or_else(|| "/".into());
+                    let path = h
+                        .path
+                        .filter(|p| !p.is_empty())
+                        .unwrap_or_else(|| "/".into());
                     if !path.starts_with('/') {
-                        return Err(err(format!("httpGet.path: {path:?} is not an absolute path")));
+                        return Err(err(format!(
+                            "httpGet.path: {path:?} is not an absolute path"
+                        )));
                     }
                     Prober::Http {
                         port: port_ok(h.port, "httpGet")?,
                         path,
                         host: h.host.filter(|h| !h.is_empty()),
-                        headers: h.http_headers.into_iter().map(|h| (h.name, h.value)).collect(),
+                        headers: h
+                            .http_headers
+                            .into_iter()
+                            .map(|h| (h.name, h.value))
+                            .collect(),
                         https,
                         timeout,
                     }
                 }
-                (None, Some(t), None) => Prober::Tcp { port: port_ok(t.port, "tcpSocket")?, host: t.host.filter(|h| !h.is_empty()), timeout },
-                (None, None, Some(g)) => Prober::Grpc { port: port_ok(g.port, "grpc")?, service: g.service.unwrap_or_default(), timeout },
-                _ => return Err(err("exactly one of httpGet, tcpSocket and grpc is needed".into())),
+                (None, Some(t), None) => Prober::Tcp {
+                    port: port_ok(t.port, "tcpSocket")?,
+                    host: t.host.filter(|h| !h.is_empty()),
+                    timeout,
+                },
+                (None, None, Some(g)) => Prober::Grpc {
+                    port: port_ok(g.port, "grpc")?,
+                    service: g.service.unwrap_or_default(),
+                    timeout,
+                },
+                _ => {
+                    return Err(err(
+                        "exactly one of httpGet, tcpSocket and grpc is needed".into()
+                    ))
+                }
             };
             probes.insert(path, prober);
         }
@@ -198,33 +234,83 @@ impl Prober {
     /// Run the probe against `pod_ip` (or the probe's own host).
     pub async fn run(&self, pod_ip: IpAddr) -> Outcome {
         match self {
-            Prober::Tcp { port, host, timeout } => {
+            Prober::Tcp {
+                port,
+                host,
+                timeout,
+            } => {
                 let target = target(host.as_deref(), pod_ip, *port);
                 match tokio::time::timeout(*timeout, connect(&target)).await {
-                    Ok(Ok(_)) => Outcome { status: 200, detail: format!("connected to {target}") },
-                    Ok(Err(e)) => Outcome { status: 503, detail: format!("connecting to {target}: {e}") },
-                    Err(_) => Outcome { status: 503, detail: format!("connecting to {target}: no connection within {timeout:?}") },
+                    Ok(Ok(_)) => Outcome {
+                        status: 200,
+                        detail: format!("connected to {target}"),
+                    },
+                    Ok(Err(e)) => Outcome {
+                        status: 503,
+                        detail: format!("connecting to {target}: {e}"),
+                    },
+                    Err(_) => Outcome {
+                        status: 503,
+                        detail: format!("connecting to {target}: no connection within {timeout:?}"),
+                    },
                 }
             }
-            Prober::Grpc { port, service, timeout } => {
+            Prober::Grpc {
+                port,
+                service,
+                timeout,
+            } => {
                 let target = target(None, pod_ip, *port);
                 let what = format!("gRPC health of {service:?} at {target}");
                 match tokio::time::timeout(*timeout, grpc_health(&target, service)).await {
-                    Ok(Ok(1)) => Outcome { status: 200, detail: format!("{what}: SERVING") },
-                    Ok(Ok(status)) => Outcome { status: 503, detail: format!("{what}: {}", serving_status(status)) },
-                    Ok(Err(e)) => Outcome { status: 503, detail: format!("{what}: {e}") },
-                    Err(_) => Outcome { status: 503, detail: format!("{what}: no answer within {timeout:?}") },
+                    Ok(Ok(1)) => Outcome {
+                        status: 200,
+                        detail: format!("{what}: SERVING"),
+                    },
+                    Ok(Ok(status)) => Outcome {
+                        status: 503,
+                        detail: format!("{what}: {}", serving_status(status)),
+                    },
+                    Ok(Err(e)) => Outcome {
+                        status: 503,
+                        detail: format!("{what}: {e}"),
+                    },
+                    Err(_) => Outcome {
+                        status: 503,
+                        detail: format!("{what}: no answer within {timeout:?}"),
+                    },
                 }
             }
-            Prober::Http { port, path, host, headers, https, timeout } => {
+            Prober::Http {
+                port,
+                path,
+                host,
+                headers,
+                https,
+                timeout,
+            } => {
                 let target = target(host.as_deref(), pod_ip, *port);
                 let url = format!("{}://{target}{path}", if *https { "https" } else { "http" });
                 // The name TLS is spoken to: the probe's host, else the pod IP.
                 let tls_name = https.then(|| host.clone().unwrap_or_else(|| pod_ip.to_string()));
-                match tokio::time::timeout(*timeout, http_get(&target, path, headers, tls_name.as_deref())).await {
-                    Ok(Ok(status)) => Outcome { status, detail: format!("GET {url}: HTTP {status}") },
-                    Ok(Err(e)) => Outcome { status: 503, detail: format!("GET {url}: {e}") },
-                    Err(_) => Outcome { status: 503, detail: format!("GET {url}: no answer within {timeout:?}") },
+                match tokio::time::timeout(
+                    *timeout,
+                    http_get(&target, path, headers, tls_name.as_deref()),
+                )
+                .await
+                {
+                    Ok(Ok(status)) => Outcome {
+                        status,
+                        detail: format!("GET {url}: HTTP {status}"),
+                    },
+                    Ok(Err(e)) => Outcome {
+                        status: 503,
+                        detail: format!("GET {url}: {e}"),
+                    },
+                    Err(_) => Outcome {
+                        status: 503,
+                        detail: format!("GET {url}: no answer within {timeout:?}"),
+                    },
                 }
             }
         }
@@ -247,11 +333,18 @@ async fn connect(target: &str) -> std::io::Result<TcpStream> {
     let addr = tokio::net::lookup_host(target)
         .await?
         .next()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, format!("{target} resolves to no address")))?;
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{target} resolves to no address"),
+            )
+        })?;
     match addr.ip() {
         IpAddr::V4(ip) if !ip.is_loopback() => {
             let socket = tokio::net::TcpSocket::new_v4()?;
-            let source: std::net::Ipv4Addr = well_known::INBOUND_PASSTHROUGH_SOURCE.parse().expect("a constant IPv4 address");
+            let source: std::net::Ipv4Addr = well_known::INBOUND_PASSTHROUGH_SOURCE
+                .parse()
+                .expect("a constant IPv4 address");
             socket.bind((source, 0).into())?;
             socket.connect(addr).await
         }
@@ -259,11 +352,17 @@ async fn connect(target: &str) -> std::io::Result<TcpStream> {
     }
 }
 
-async fn http_get(target: &str, path: &str, headers: &[(String, String)], tls_name: Option<&str>) -> Result<u16, String> {
+async fn http_get(
+    target: &str,
+    path: &str,
+    headers: &[(String, String)],
+    tls_name: Option<&str>,
+) -> Result<u16, String> {
     let stream = connect(target).await.map_err(|e| e.to_string())?;
     if let Some(name) = tls_name {
         let name = name.trim_start_matches('[').trim_end_matches(']');
-        let server_name = rustls::pki_types::ServerName::try_from(name.to_string()).map_err(|e| format!("TLS name {name:?}: {e}"))?;
+        let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
+            .map_err(|e| format!("TLS name {name:?}: {e}"))?;
         let tls = tokio_rustls::TlsConnector::from(insecure_tls())
             .connect(server_name, stream)
             .await
@@ -273,13 +372,23 @@ async fn http_get(target: &str, path: &str, headers: &[(String, String)], tls_na
     http1_get(TokioIo::new(stream), target, path, headers).await
 }
 
-async fn http1_get<T>(io: T, target: &str, path: &str, headers: &[(String, String)]) -> Result<u16, String>
+async fn http1_get<T>(
+    io: T,
+    target: &str,
+    path: &str,
+    headers: &[(String, String)],
+) -> Result<u16, String>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
     let conn = tokio::spawn(conn);
-    let mut req = Request::builder().method(Method::GET).uri(path).header(hyper::header::USER_AGENT, "kube-probe/rudder-agent");
+    let mut req = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header(hyper::header::USER_AGENT, "kube-probe/rudder-agent");
     let mut has_host = false;
     for (name, value) in headers {
         has_host |= name.eq_ignore_ascii_case("host");
@@ -301,9 +410,12 @@ where
 /// of the answer (1 = SERVING).
 async fn grpc_health(target: &str, service: &str) -> Result<u64, String> {
     let stream = connect(target).await.map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     let conn = tokio::spawn(conn);
     // HealthCheckRequest { service = 1 }, in one gRPC frame.
     let mut msg = Vec::new();
@@ -329,16 +441,26 @@ async fn grpc_health(target: &str, service: &str) -> Result<u64, String> {
         return Err(format!("HTTP {}", resp.status().as_u16()));
     }
     let head_status = resp.headers().get("grpc-status").cloned();
-    let collected = resp.into_body().collect().await.map_err(|e| e.to_string())?;
+    let collected = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
     conn.abort();
-    let grpc_status = head_status.or_else(|| collected.trailers().and_then(|t| t.get("grpc-status").cloned()));
+    let grpc_status = head_status.or_else(|| {
+        collected
+            .trailers()
+            .and_then(|t| t.get("grpc-status").cloned())
+    });
     match grpc_status.as_ref().and_then(|v| v.to_str().ok()) {
         Some("0") => {}
         Some(code) => return Err(format!("grpc-status {code}")),
         None => return Err("no grpc-status in the answer".into()),
     }
     let body = collected.to_bytes();
-    let msg = body.get(5..).ok_or("no HealthCheckResponse in the answer")?;
+    let msg = body
+        .get(5..)
+        .ok_or("no HealthCheckResponse in the answer")?;
     // HealthCheckResponse { status = 1 (enum) }; absent means UNKNOWN (0).
     let mut i = 0;
     while i < msg.len() {
@@ -413,7 +535,12 @@ fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
             cert: &rustls::pki_types::CertificateDer<'_>,
             dss: &rustls::DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
         fn verify_tls13_signature(
             &self,
@@ -421,13 +548,19 @@ fn insecure_tls() -> std::sync::Arc<rustls::ClientConfig> {
             cert: &rustls::pki_types::CertificateDer<'_>,
             dss: &rustls::DigitallySignedStruct,
         ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.0.signature_verification_algorithms,
+            )
         }
         fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
             self.0.signature_verification_algorithms.supported_schemes()
         }
     }
-    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> = std::sync::OnceLock::new();
+    static CONFIG: std::sync::OnceLock<std::sync::Arc<rustls::ClientConfig>> =
+        std::sync::OnceLock::new();
     CONFIG
         .get_or_init(|| {
             let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
@@ -454,7 +587,14 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.len(), 2);
-        assert_eq!(p.get("/app-health/app/livez"), Some(&Prober::Tcp { port: 8080, host: None, timeout: Duration::from_secs(3) }));
+        assert_eq!(
+            p.get("/app-health/app/livez"),
+            Some(&Prober::Tcp {
+                port: 8080,
+                host: None,
+                timeout: Duration::from_secs(3)
+            })
+        );
         assert_eq!(
             p.get("/app-health/app/readyz"),
             Some(&Prober::Http {
@@ -473,16 +613,46 @@ mod tests {
     fn bad_probers_say_which_and_why() {
         for (text, want) in [
             ("[1]", "ISTIO_KUBE_APP_PROBERS: not a JSON object of probes"),
-            (r#"{"/health":{"tcpSocket":{"port":1}}}"#, "ISTIO_KUBE_APP_PROBERS[\"/health\"]: the path must start with /app-health/"),
-            (r#"{"/app-health/app/ready":{"tcpSocket":{"port":1}}}"#, "the path must be /app-health/<container>/<livez|readyz|startupz>"),
-            (r#"{"/app-health/app/readyz":{"exec":{"command":["true"]}}}"#, "ISTIO_KUBE_APP_PROBERS[\"/app-health/app/readyz\"]: unknown field `exec`"),
-            (r#"{"/app-health/app/readyz":{}}"#, "exactly one of httpGet, tcpSocket and grpc is needed"),
-            (r#"{"/app-health/app/readyz":{"tcpSocket":{"port":1},"grpc":{"port":2}}}"#, "exactly one of httpGet, tcpSocket and grpc is needed"),
-            (r#"{"/app-health/app/readyz":{"httpGet":{"port":443,"scheme":"FTP"}}}"#, "httpGet.scheme: \"FTP\" is not HTTP or HTTPS"),
-            (r#"{"/app-health/app/readyz":{"grpc":{"port":0}}}"#, "grpc.port: 0 is not a port"),
-            (r#"{"/app-health/app/readyz":{"httpGet":{"port":70000}}}"#, "invalid value: integer `70000`"),
-            (r#"{"/app-health/app/readyz":{"tcpSocket":{"port":0}}}"#, "tcpSocket.port: 0 is not a port"),
-            (r#"{"/app-health/app/readyz":{"tcpSocket":{"port":1},"timeoutSeconds":0}}"#, "timeoutSeconds: must be at least 1"),
+            (
+                r#"{"/health":{"tcpSocket":{"port":1}}}"#,
+                "ISTIO_KUBE_APP_PROBERS[\"/health\"]: the path must start with /app-health/",
+            ),
+            (
+                r#"{"/app-health/app/ready":{"tcpSocket":{"port":1}}}"#,
+                "the path must be /app-health/<container>/<livez|readyz|startupz>",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{"exec":{"command":["true"]}}}"#,
+                "ISTIO_KUBE_APP_PROBERS[\"/app-health/app/readyz\"]: unknown field `exec`",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{}}"#,
+                "exactly one of httpGet, tcpSocket and grpc is needed",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{"tcpSocket":{"port":1},"grpc":{"port":2}}}"#,
+                "exactly one of httpGet, tcpSocket and grpc is needed",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{"httpGet":{"port":443,"scheme":"FTP"}}}"#,
+                "httpGet.scheme: \"FTP\" is not HTTP or HTTPS",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{"grpc":{"port":0}}}"#,
+                "grpc.port: 0 is not a port",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{"httpGet":{"port":70000}}}"#,
+                "invalid value: integer `70000`",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{"tcpSocket":{"port":0}}}"#,
+                "tcpSocket.port: 0 is not a port",
+            ),
+            (
+                r#"{"/app-health/app/readyz":{"tcpSocket":{"port":1},"timeoutSeconds":0}}"#,
+                "timeoutSeconds: must be at least 1",
+            ),
         ] {
             let err = AppProbers::parse(text).unwrap_err();
             assert!(err.contains(want), "{text}: {err}");
@@ -498,13 +668,26 @@ mod tests {
         let seen2 = seen.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((mut s, _)) = listener.accept().await else { return };
+                let Ok((mut s, _)) = listener.accept().await else {
+                    return;
+                };
                 let mut buf = vec![0u8; 4096];
                 let n = s.read(&mut buf).await.unwrap_or(0);
                 let req = String::from_utf8_lossy(&buf[..n]).to_string();
-                let status = if req.starts_with("GET /ok ") { "200 OK" } else { "500 Internal Server Error" };
+                let status = if req.starts_with("GET /ok ") {
+                    "200 OK"
+                } else {
+                    "500 Internal Server Error"
+                };
                 seen2.lock().unwrap().push(req);
-                let _ = s.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
             }
         });
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
@@ -519,14 +702,40 @@ mod tests {
         assert_eq!(http("/ok").run(ip).await.status, 200);
         assert_eq!(http("/broken").run(ip).await.status, 500);
         let req = seen.lock().unwrap()[0].to_lowercase();
-        assert!(req.contains("x-probe: yes") && req.contains("user-agent: kube-probe"), "{req}");
-        assert_eq!(Prober::Tcp { port, host: None, timeout: Duration::from_secs(2) }.run(ip).await.status, 200);
+        assert!(
+            req.contains("x-probe: yes") && req.contains("user-agent: kube-probe"),
+            "{req}"
+        );
+        assert_eq!(
+            Prober::Tcp {
+                port,
+                host: None,
+                timeout: Duration::from_secs(2)
+            }
+            .run(ip)
+            .await
+            .status,
+            200
+        );
 
         // Nothing listens on a freshly closed port: 503 with the reason.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let out = Prober::Tcp { port: closed, host: None, timeout: Duration::from_secs(2) }.run(ip).await;
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let out = Prober::Tcp {
+            port: closed,
+            host: None,
+            timeout: Duration::from_secs(2),
+        }
+        .run(ip)
+        .await;
         assert_eq!(out.status, 503, "{out:?}");
-        assert!(out.detail.contains(&format!("127.0.0.1:{closed}")), "{out:?}");
+        assert!(
+            out.detail.contains(&format!("127.0.0.1:{closed}")),
+            "{out:?}"
+        );
         let mut h = http("/ok");
         if let Prober::Http { port: p, .. } = &mut h {
             *p = closed;
@@ -541,10 +750,21 @@ mod tests {
                 "/app-health/app/startupz":{"grpc":{"port":9090,"service":"ready"},"timeoutSeconds":2}}"#,
         )
         .unwrap();
-        assert!(matches!(p.get("/app-health/app/readyz"), Some(Prober::Http { https: true, port: 8443, .. })));
+        assert!(matches!(
+            p.get("/app-health/app/readyz"),
+            Some(Prober::Http {
+                https: true,
+                port: 8443,
+                ..
+            })
+        ));
         assert_eq!(
             p.get("/app-health/app/startupz"),
-            Some(&Prober::Grpc { port: 9090, service: "ready".into(), timeout: Duration::from_secs(2) })
+            Some(&Prober::Grpc {
+                port: 9090,
+                service: "ready".into(),
+                timeout: Duration::from_secs(2)
+            })
         );
     }
 
@@ -552,28 +772,48 @@ mod tests {
     async fn https_probes_skip_certificate_verification_like_kubelet() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let key = rcgen::KeyPair::generate().unwrap();
-        let cert = rcgen::CertificateParams::new(vec!["app.example".to_string()]).unwrap().self_signed(&key).unwrap();
-        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
+        let cert = rcgen::CertificateParams::new(vec!["app.example".to_string()])
             .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![cert.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-            )
+            .self_signed(&key)
             .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
         let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             loop {
-                let Ok((s, _)) = listener.accept().await else { return };
-                let Ok(mut tls) = acceptor.accept(s).await else { continue };
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
+                let Ok(mut tls) = acceptor.accept(s).await else {
+                    continue;
+                };
                 let mut buf = vec![0u8; 4096];
                 let n = tls.read(&mut buf).await.unwrap_or(0);
                 let ok = String::from_utf8_lossy(&buf[..n]).starts_with("GET /healthz ");
-                let status = if ok { "204 No Content" } else { "404 Not Found" };
-                let _ = tls.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes()).await;
+                let status = if ok {
+                    "204 No Content"
+                } else {
+                    "404 Not Found"
+                };
+                let _ = tls
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
                 let _ = tls.shutdown().await;
             }
         });
@@ -588,7 +828,11 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let out = probe("/healthz").run(ip).await;
         assert_eq!(out.status, 204, "{out:?}");
-        assert!(out.detail.starts_with(&format!("GET https://127.0.0.1:{port}/healthz")), "{out:?}");
+        assert!(
+            out.detail
+                .starts_with(&format!("GET https://127.0.0.1:{port}/healthz")),
+            "{out:?}"
+        );
         assert_eq!(probe("/other").run(ip).await.status, 404);
         // Plain HTTP to a TLS port fails rather than hanging.
         let mut plain = probe("/healthz");
@@ -607,33 +851,45 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
             loop {
-                let Ok((s, _)) = listener.accept().await else { return };
+                let Ok((s, _)) = listener.accept().await else {
+                    return;
+                };
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
-                        assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
-                        let body = req.into_body().collect().await.unwrap().to_bytes();
-                        let service = String::from_utf8_lossy(body.get(7..).unwrap_or_default()).to_string();
-                        let mut trailers = hyper::HeaderMap::new();
-                        let data = match service.as_str() {
-                            "ready" => Some(vec![0, 0, 0, 0, 2, 0x08, 1]),
-                            "draining" => Some(vec![0, 0, 0, 0, 2, 0x08, 2]),
-                            _ => None,
-                        };
-                        trailers.insert("grpc-status", if data.is_some() { "0" } else { "5" }.parse().unwrap());
-                        let mut frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> = Vec::new();
-                        if let Some(d) = data {
-                            frames.push(Ok(Frame::data(Bytes::from(d))));
-                        }
-                        frames.push(Ok(Frame::trailers(trailers)));
-                        let resp = hyper::Response::builder()
-                            .header("content-type", "application/grpc")
-                            .body(StreamBody::new(futures::stream::iter(frames)))
-                            .unwrap();
-                        Ok::<_, std::convert::Infallible>(resp)
-                    });
-                    let _ = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
-                        .serve_connection(TokioIo::new(s), svc)
-                        .await;
+                    let svc = hyper::service::service_fn(
+                        |req: Request<hyper::body::Incoming>| async move {
+                            assert_eq!(req.uri().path(), "/grpc.health.v1.Health/Check");
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let service =
+                                String::from_utf8_lossy(body.get(7..).unwrap_or_default())
+                                    .to_string();
+                            let mut trailers = hyper::HeaderMap::new();
+                            let data = match service.as_str() {
+                                "ready" => Some(vec![0, 0, 0, 0, 2, 0x08, 1]),
+                                "draining" => Some(vec![0, 0, 0, 0, 2, 0x08, 2]),
+                                _ => None,
+                            };
+                            trailers.insert(
+                                "grpc-status",
+                                if data.is_some() { "0" } else { "5" }.parse().unwrap(),
+                            );
+                            let mut frames: Vec<Result<Frame<Bytes>, std::convert::Infallible>> =
+                                Vec::new();
+                            if let Some(d) = data {
+                                frames.push(Ok(Frame::data(Bytes::from(d))));
+                            }
+                            frames.push(Ok(Frame::trailers(trailers)));
+                            let resp = hyper::Response::builder()
+                                .header("content-type", "application/grpc")
+                                .body(StreamBody::new(futures::stream::iter(frames)))
+                                .unwrap();
+                            Ok::<_, std::convert::Infallible>(resp)
+                        },
+                    );
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
                 });
             }
         });
@@ -644,7 +900,11 @@ mod tests {
     async fn grpc_probes_ask_the_health_service() {
         let port = grpc_health_server().await;
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        let probe = |service: &str| Prober::Grpc { port, service: service.into(), timeout: Duration::from_secs(2) };
+        let probe = |service: &str| Prober::Grpc {
+            port,
+            service: service.into(),
+            timeout: Duration::from_secs(2),
+        };
         let ready = probe("ready").run(ip).await;
         assert_eq!(ready.status, 200, "{ready:?}");
         let draining = probe("draining").run(ip).await;

@@ -119,10 +119,15 @@ impl DiscoveryAddress {
 impl FromStr for DiscoveryAddress {
     type Err = BootstrapError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = |reason| BootstrapError::BadDiscoveryAddress { input: s.to_string(), reason };
+        let bad = |reason| BootstrapError::BadDiscoveryAddress {
+            input: s.to_string(),
+            reason,
+        };
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
             let (host, rest) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            let port = rest.strip_prefix(':').ok_or_else(|| bad("missing :PORT after ']'"))?;
+            let port = rest
+                .strip_prefix(':')
+                .ok_or_else(|| bad("missing :PORT after ']'"))?;
             if host.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err(bad("the bracketed host is not an IPv6 address"));
             }
@@ -137,14 +142,22 @@ impl FromStr for DiscoveryAddress {
         if host.is_empty() {
             return Err(bad("empty host"));
         }
-        if !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':')) {
+        if !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'))
+        {
             return Err(bad("the host has characters not allowed in a hostname"));
         }
-        let port: u16 = port.parse().map_err(|_| bad("the port is not a number in 1..65535"))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| bad("the port is not a number in 1..65535"))?;
         if port == 0 {
             return Err(bad("port 0"));
         }
-        Ok(Self { host: host.to_string(), port })
+        Ok(Self {
+            host: host.to_string(),
+            port,
+        })
     }
 }
 
@@ -220,7 +233,11 @@ pub struct BootstrapConfig {
 
 impl BootstrapConfig {
     /// Defaults for everything except identity and pilot's address.
-    pub fn new(node_id: NodeId, metadata: NodeMetadata, discovery_address: DiscoveryAddress) -> Self {
+    pub fn new(
+        node_id: NodeId,
+        metadata: NodeMetadata,
+        discovery_address: DiscoveryAddress,
+    ) -> Self {
         Self {
             node_id,
             metadata,
@@ -293,7 +310,11 @@ pub fn bootstrap(cfg: &BootstrapConfig) -> Value {
 /// The metadata, with `CERT_MODE` following the certificate source.
 fn metadata(cfg: &BootstrapConfig) -> NodeMetadata {
     let mut md = cfg.metadata.clone();
-    md.cert_mode = if matches!(cfg.certs, CertSource::Sds(_)) { CertMode::Sds } else { CertMode::File };
+    md.cert_mode = if matches!(cfg.certs, CertSource::Sds(_)) {
+        CertMode::Sds
+    } else {
+        CertMode::File
+    };
     md
 }
 
@@ -518,12 +539,27 @@ mod tests {
     #[test]
     fn discovery_addresses() {
         let a: DiscoveryAddress = "rudder-pilot.rudder-system.svc:15010".parse().unwrap();
-        assert_eq!((a.host.as_str(), a.port, a.ip()), ("rudder-pilot.rudder-system.svc", 15010, None));
+        assert_eq!(
+            (a.host.as_str(), a.port, a.ip()),
+            ("rudder-pilot.rudder-system.svc", 15010, None)
+        );
         let a: DiscoveryAddress = "198.18.0.1:15010".parse().unwrap();
         assert_eq!(a.ip(), Some("198.18.0.1".parse().unwrap()));
         let a: DiscoveryAddress = "[::1]:15010".parse().unwrap();
-        assert_eq!((a.host.as_str(), a.to_string().as_str()), ("::1", "[::1]:15010"));
-        for bad in ["pilot", "pilot:", ":15010", "pilot:0", "pilot:99999", "::1:15010", "[pilot]:1", "a b:1"] {
+        assert_eq!(
+            (a.host.as_str(), a.to_string().as_str()),
+            ("::1", "[::1]:15010")
+        );
+        for bad in [
+            "pilot",
+            "pilot:",
+            ":15010",
+            "pilot:0",
+            "pilot:99999",
+            "::1:15010",
+            "[pilot]:1",
+            "a b:1",
+        ] {
             let err = bad.parse::<DiscoveryAddress>().unwrap_err();
             assert!(err.to_string().contains(bad), "{bad}: {err}");
         }
@@ -560,34 +596,65 @@ mod tests {
     #[test]
     fn sds_mode_adds_the_socket_cluster_and_cert_mode() {
         let id = NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns");
-        let mut cfg = BootstrapConfig::new(id, NodeMetadata::default(), "10.0.0.2:15010".parse().unwrap());
+        let mut cfg = BootstrapConfig::new(
+            id,
+            NodeMetadata::default(),
+            "10.0.0.2:15010".parse().unwrap(),
+        );
         assert_eq!(bootstrap(&cfg)["node"]["metadata"]["CERT_MODE"], "file");
         cfg.certs = CertSource::Sds(PathBuf::from("/var/run/secrets/workload-spiffe-uds/socket"));
         let b = bootstrap(&cfg);
         assert_eq!(b["node"]["metadata"]["CERT_MODE"], "sds");
         let clusters = b["static_resources"]["clusters"].as_array().unwrap();
-        let sds = clusters.iter().find(|c| c["name"] == SDS_CLUSTER).expect("sds-grpc cluster");
+        let sds = clusters
+            .iter()
+            .find(|c| c["name"] == SDS_CLUSTER)
+            .expect("sds-grpc cluster");
         assert_eq!(
-            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["pipe"]["path"],
+            sds["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                ["pipe"]["path"],
             "/var/run/secrets/workload-spiffe-uds/socket"
         );
         assert!(b["static_resources"].get("secrets").is_none());
         // Plaintext port: no TLS to pilot.
-        assert!(clusters.iter().find(|c| c["name"] == XDS_CLUSTER).unwrap().get("transport_socket").is_none());
+        assert!(clusters
+            .iter()
+            .find(|c| c["name"] == XDS_CLUSTER)
+            .unwrap()
+            .get("transport_socket")
+            .is_none());
     }
 
     #[test]
     fn the_secure_port_gets_tls_verified_with_the_mesh_root() {
         let id = NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns");
-        let mut cfg = BootstrapConfig::new(id, NodeMetadata::default(), "rudder-pilot.rudder-system.svc:15012".parse().unwrap());
+        let mut cfg = BootstrapConfig::new(
+            id,
+            NodeMetadata::default(),
+            "rudder-pilot.rudder-system.svc:15012".parse().unwrap(),
+        );
         cfg.certs = CertSource::Sds(PathBuf::from("/s"));
         let b = bootstrap(&cfg);
-        let xds = b["static_resources"]["clusters"].as_array().unwrap().iter().find(|c| c["name"] == XDS_CLUSTER).unwrap().clone();
+        let xds = b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == XDS_CLUSTER)
+            .unwrap()
+            .clone();
         let ctx = &xds["transport_socket"]["typed_config"];
         assert_eq!(ctx["sni"], "rudder-pilot.rudder-system.svc");
         let combined = &ctx["common_tls_context"]["combined_validation_context"];
         let v = &combined["validation_context_sds_secret_config"];
-        assert_eq!((v["name"].as_str(), v["sds_config"]["api_config_source"]["grpc_services"][0]["envoy_grpc"]["cluster_name"].as_str()), (Some(SECRET_ROOTCA), Some(SDS_CLUSTER)));
+        assert_eq!(
+            (
+                v["name"].as_str(),
+                v["sds_config"]["api_config_source"]["grpc_services"][0]["envoy_grpc"]
+                    ["cluster_name"]
+                    .as_str()
+            ),
+            (Some(SECRET_ROOTCA), Some(SDS_CLUSTER))
+        );
         assert_eq!(
             combined["default_validation_context"]["match_typed_subject_alt_names"],
             json!([{"san_type": "DNS", "matcher": {"exact": "rudder-pilot.rudder-system.svc"}}])
@@ -595,20 +662,34 @@ mod tests {
         assert_eq!(check(&cfg), Ok(()));
 
         // An IP: no SNI, an IP SAN.
-        let mut cfg = BootstrapConfig::new(NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns"), NodeMetadata::default(), "198.18.0.1:15012".parse().unwrap());
+        let mut cfg = BootstrapConfig::new(
+            NodeId::sidecar("10.0.0.1".parse().unwrap(), "p", "ns"),
+            NodeMetadata::default(),
+            "198.18.0.1:15012".parse().unwrap(),
+        );
         cfg.certs = CertSource::Sds(PathBuf::from("/s"));
         let b = bootstrap(&cfg);
-        let xds = b["static_resources"]["clusters"].as_array().unwrap().iter().find(|c| c["name"] == XDS_CLUSTER).unwrap().clone();
+        let xds = b["static_resources"]["clusters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == XDS_CLUSTER)
+            .unwrap()
+            .clone();
         let ctx = &xds["transport_socket"]["typed_config"];
         assert!(ctx.get("sni").is_none());
         assert_eq!(
-            ctx["common_tls_context"]["combined_validation_context"]["default_validation_context"]["match_typed_subject_alt_names"],
+            ctx["common_tls_context"]["combined_validation_context"]["default_validation_context"]
+                ["match_typed_subject_alt_names"],
             json!([{"san_type": "IP_ADDRESS", "matcher": {"exact": "198.18.0.1"}}])
         );
 
         // No root: refused with the way out named.
         cfg.certs = CertSource::None;
         let err = check(&cfg).unwrap_err();
-        assert!(err.contains("port 15012 is pilot's TLS port") && err.contains("15010"), "{err}");
+        assert!(
+            err.contains("port 15012 is pilot's TLS port") && err.contains("15010"),
+            "{err}"
+        );
     }
 }

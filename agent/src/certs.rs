@@ -58,23 +58,43 @@ pub struct CertBundle {
 /// Loads and checks `dir`'s certificates. `Ok(None)` when none of the files
 /// exist (plaintext-only pod); `now` is seconds since the Unix epoch.
 pub fn load(dir: &Path, now: i64) -> Result<Option<CertBundle>, CertError> {
-    let paths = [dir.join(CERT_CHAIN_FILE), dir.join(KEY_FILE), dir.join(ROOT_CERT_FILE)];
+    let paths = [
+        dir.join(CERT_CHAIN_FILE),
+        dir.join(KEY_FILE),
+        dir.join(ROOT_CERT_FILE),
+    ];
     let present: Vec<bool> = paths.iter().map(|p| p.exists()).collect();
     if present.iter().all(|p| !p) {
         return Ok(None);
     }
     if let Some(i) = present.iter().position(|p| !p) {
-        return Err(CertError::Missing { file: paths[i].clone() });
+        return Err(CertError::Missing {
+            file: paths[i].clone(),
+        });
     }
-    let read = |p: &PathBuf| std::fs::read(p).map_err(|e| CertError::Read { file: p.clone(), reason: e.to_string() });
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| CertError::Read {
+            file: p.clone(),
+            reason: e.to_string(),
+        })
+    };
     let (chain, key, root) = (read(&paths[0])?, read(&paths[1])?, read(&paths[2])?);
     let bundle = check(&paths, &chain, &key, &root, now)?;
     Ok(Some(bundle))
 }
 
 /// The checks, on file contents; `paths` are for messages only.
-fn check(paths: &[PathBuf; 3], chain: &[u8], key: &[u8], root: &[u8], now: i64) -> Result<CertBundle, CertError> {
-    let invalid = |i: usize, reason: String| CertError::Invalid { file: paths[i].clone(), reason };
+fn check(
+    paths: &[PathBuf; 3],
+    chain: &[u8],
+    key: &[u8],
+    root: &[u8],
+    now: i64,
+) -> Result<CertBundle, CertError> {
+    let invalid = |i: usize, reason: String| CertError::Invalid {
+        file: paths[i].clone(),
+        reason,
+    };
     let chain_pems = pems(chain, "CERTIFICATE").map_err(|r| invalid(0, r))?;
     let root_pems = pems(root, "CERTIFICATE").map_err(|r| invalid(2, r))?;
     let chain_certs = parse_all(&chain_pems).map_err(|r| invalid(0, r))?;
@@ -82,20 +102,36 @@ fn check(paths: &[PathBuf; 3], chain: &[u8], key: &[u8], root: &[u8], now: i64) 
     let leaf = &chain_certs[0];
 
     for (i, c) in chain_certs.iter().enumerate() {
-        current(c, now).map_err(|r| invalid(0, format!("certificate #{} ({}): {r}", i + 1, c.subject())))?;
+        current(c, now)
+            .map_err(|r| invalid(0, format!("certificate #{} ({}): {r}", i + 1, c.subject())))?;
     }
     for pair in chain_certs.windows(2) {
-        pair[0].verify_signature(Some(pair[1].public_key())).map_err(|e| {
-            invalid(0, format!("certificate {:?} is not signed by the next one in the chain ({}): {e}", pair[0].subject().to_string(), pair[1].subject()))
-        })?;
+        pair[0]
+            .verify_signature(Some(pair[1].public_key()))
+            .map_err(|e| {
+                invalid(
+                    0,
+                    format!(
+                        "certificate {:?} is not signed by the next one in the chain ({}): {e}",
+                        pair[0].subject().to_string(),
+                        pair[1].subject()
+                    ),
+                )
+            })?;
     }
     let last = &chain_certs[chain_certs.len() - 1];
     // A chain that ends in the root itself verifies too: a root is self-signed.
-    let anchor = roots.iter().find(|r| last.verify_signature(Some(r.public_key())).is_ok());
+    let anchor = roots
+        .iter()
+        .find(|r| last.verify_signature(Some(r.public_key())).is_ok());
     let Some(anchor) = anchor else {
         return Err(invalid(
             0,
-            format!("the chain (issuer {:?}) is not signed by any certificate in {}", last.issuer().to_string(), ROOT_CERT_FILE),
+            format!(
+                "the chain (issuer {:?}) is not signed by any certificate in {}",
+                last.issuer().to_string(),
+                ROOT_CERT_FILE
+            ),
         ));
     };
     current(anchor, now).map_err(|r| invalid(2, format!("root {}: {r}", anchor.subject())))?;
@@ -121,7 +157,10 @@ fn pems(data: &[u8], label: &str) -> Result<Vec<Pem>, String> {
     for p in Pem::iter_from_buffer(data) {
         let p = p.map_err(|e| format!("not valid PEM: {e}"))?;
         if p.label != label {
-            return Err(format!("found a PEM block {:?} where {label:?} was expected", p.label));
+            return Err(format!(
+                "found a PEM block {:?} where {label:?} was expected",
+                p.label
+            ));
         }
         out.push(p);
     }
@@ -134,7 +173,10 @@ fn pems(data: &[u8], label: &str) -> Result<Vec<Pem>, String> {
 fn parse_all(pems: &[Pem]) -> Result<Vec<X509Certificate<'_>>, String> {
     pems.iter()
         .enumerate()
-        .map(|(i, p)| p.parse_x509().map_err(|e| format!("certificate #{} is not valid X.509: {e}", i + 1)))
+        .map(|(i, p)| {
+            p.parse_x509()
+                .map_err(|e| format!("certificate #{} is not valid X.509: {e}", i + 1))
+        })
         .collect()
 }
 
@@ -165,11 +207,19 @@ fn check_key(key: &[u8], leaf: &X509Certificate<'_>) -> Result<(), String> {
                 block.label
             ))
         }
-        other => return Err(format!("found a PEM block {other:?}, expected \"PRIVATE KEY\"")),
+        other => {
+            return Err(format!(
+                "found a PEM block {other:?}, expected \"PRIVATE KEY\""
+            ))
+        }
     }
-    let kp = rcgen::KeyPair::from_pem(text).map_err(|e| format!("not a usable private key: {e}"))?;
+    let kp =
+        rcgen::KeyPair::from_pem(text).map_err(|e| format!("not a usable private key: {e}"))?;
     if kp.public_key_raw() != leaf.public_key().subject_public_key.data.as_ref() {
-        return Err(format!("the private key does not match the certificate {:?}", leaf.subject().to_string()));
+        return Err(format!(
+            "the private key does not match the certificate {:?}",
+            leaf.subject().to_string()
+        ));
     }
     Ok(())
 }
@@ -180,7 +230,10 @@ mod tests {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 
     fn now() -> i64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
     }
 
     struct Ca {
@@ -194,17 +247,25 @@ mod tests {
         p.distinguished_name.push(rcgen::DnType::CommonName, name);
         let key = KeyPair::generate().unwrap();
         let pem = p.self_signed(&key).unwrap().pem();
-        Ca { pem, issuer: Issuer::new(p, key) }
+        Ca {
+            pem,
+            issuer: Issuer::new(p, key),
+        }
     }
 
     fn leaf(ca: &Ca, expired: bool) -> (String, String) {
-        let mut p = CertificateParams::new(vec!["spiffe://cluster.local/ns/default/sa/a".to_string()]).unwrap();
+        let mut p =
+            CertificateParams::new(vec!["spiffe://cluster.local/ns/default/sa/a".to_string()])
+                .unwrap();
         if expired {
             p.not_before = rcgen::date_time_ymd(2001, 1, 1);
             p.not_after = rcgen::date_time_ymd(2002, 1, 1);
         }
         let key = KeyPair::generate().unwrap();
-        (p.signed_by(&key, &ca.issuer).unwrap().pem(), key.serialize_pem())
+        (
+            p.signed_by(&key, &ca.issuer).unwrap().pem(),
+            key.serialize_pem(),
+        )
     }
 
     fn run(chain: &str, key: &str, root: &str) -> Result<CertBundle, CertError> {
@@ -230,7 +291,10 @@ mod tests {
         let (chain, _) = leaf(&ca, false);
         let (_, other_key) = leaf(&ca, false);
         let err = run(&chain, &other_key, &ca.pem).unwrap_err().to_string();
-        assert!(err.contains("key.pem") && err.contains("does not match"), "{err}");
+        assert!(
+            err.contains("key.pem") && err.contains("does not match"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -238,7 +302,10 @@ mod tests {
         let ca = ca("root");
         let (chain, key) = leaf(&ca, true);
         let err = run(&chain, &key, &ca.pem).unwrap_err().to_string();
-        assert!(err.contains("cert-chain.pem") && err.contains("expired"), "{err}");
+        assert!(
+            err.contains("cert-chain.pem") && err.contains("expired"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -246,7 +313,11 @@ mod tests {
         let (ca, other) = (ca("root"), ca("other"));
         let (chain, key) = leaf(&ca, false);
         let err = run(&chain, &key, &other.pem).unwrap_err().to_string();
-        assert!(err.contains("cert-chain.pem") && err.contains("not signed by any certificate in root-cert.pem"), "{err}");
+        assert!(
+            err.contains("cert-chain.pem")
+                && err.contains("not signed by any certificate in root-cert.pem"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -254,10 +325,17 @@ mod tests {
         let ca = ca("root");
         let (chain, key) = leaf(&ca, false);
         let err = run("garbage", &key, &ca.pem).unwrap_err().to_string();
-        assert!(err.contains("cert-chain.pem") && err.contains("no PEM"), "{err}");
-        let err = run(&chain, "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", &ca.pem)
-            .unwrap_err()
-            .to_string();
+        assert!(
+            err.contains("cert-chain.pem") && err.contains("no PEM"),
+            "{err}"
+        );
+        let err = run(
+            &chain,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            &ca.pem,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("key.pem"), "{err}");
         let err = run(&chain, &key, &chain).unwrap_err().to_string();
         assert!(err.contains("not signed"), "{err}");

@@ -36,16 +36,23 @@ pub fn active_work(stats: &BTreeMap<String, u64>, stats_port: u16) -> u64 {
     let stats_suffix = format!("_{stats_port}");
     let (mut requests, mut listener_cx, mut http_cx) = (0u64, 0u64, 0u64);
     for (name, v) in stats {
-        if let Some(prefix) = name.strip_prefix("http.").and_then(|n| n.strip_suffix(".downstream_rq_active")) {
+        if let Some(prefix) = name
+            .strip_prefix("http.")
+            .and_then(|n| n.strip_suffix(".downstream_rq_active"))
+        {
             if !own_http(prefix) {
                 requests += v;
             }
-        } else if let Some(prefix) = name.strip_prefix("http.").and_then(|n| n.strip_suffix(".downstream_cx_active")) {
+        } else if let Some(prefix) = name
+            .strip_prefix("http.")
+            .and_then(|n| n.strip_suffix(".downstream_cx_active"))
+        {
             if !own_http(prefix) {
                 http_cx += v;
             }
-        } else if let Some(addr) =
-            name.strip_prefix("listener.").and_then(|n| n.strip_suffix(".downstream_cx_active"))
+        } else if let Some(addr) = name
+            .strip_prefix("listener.")
+            .and_then(|n| n.strip_suffix(".downstream_cx_active"))
         {
             if addr != "admin" && !addr.ends_with(&stats_suffix) {
                 listener_cx += v;

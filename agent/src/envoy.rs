@@ -67,7 +67,10 @@ pub const INSTALLED_ENVOY: &str = "/opt/rudder/bin/envoy";
 
 /// Finds Envoy: `ENVOY_BIN` when set, else `envoy` on `PATH`, else
 /// [`INSTALLED_ENVOY`] when present.
-pub fn find_bin(envoy_bin: Option<OsString>, path: Option<OsString>) -> Result<PathBuf, EnvoyError> {
+pub fn find_bin(
+    envoy_bin: Option<OsString>,
+    path: Option<OsString>,
+) -> Result<PathBuf, EnvoyError> {
     if let Some(bin) = envoy_bin.filter(|b| !b.is_empty()) {
         return Ok(PathBuf::from(bin));
     }
@@ -125,14 +128,22 @@ fn secs(d: Duration) -> u64 {
 
 /// Reads the base id epoch 0 wrote.
 pub fn read_base_id(file: &Path) -> Result<u32, EnvoyError> {
-    let bad = |reason: String| EnvoyError::BaseId { file: file.to_path_buf(), reason };
+    let bad = |reason: String| EnvoyError::BaseId {
+        file: file.to_path_buf(),
+        reason,
+    };
     let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
-    text.trim().parse().map_err(|_| bad(format!("{:?} is not a base id", text.trim())))
+    text.trim()
+        .parse()
+        .map_err(|_| bad(format!("{:?} is not a base id", text.trim())))
 }
 
 /// The family's shared memory: Envoy names it after `base_id × 10`.
 pub fn shm_path(base_id: u32) -> PathBuf {
-    PathBuf::from(format!("/dev/shm/envoy_shared_memory_{}", u64::from(base_id) * 10))
+    PathBuf::from(format!(
+        "/dev/shm/envoy_shared_memory_{}",
+        u64::from(base_id) * 10
+    ))
 }
 
 /// A running epoch.
@@ -149,7 +160,11 @@ pub struct EnvoyProcess {
 /// Starts one epoch in its own process group (so a Ctrl-C aimed at the
 /// agent's terminal group reaches the agent only, which then drains Envoy in
 /// order), with its output copied to the agent's stderr prefixed by epoch.
-pub fn spawn(opts: &EnvoyOptions, epoch: u32, base_id: Option<u32>) -> Result<EnvoyProcess, EnvoyError> {
+pub fn spawn(
+    opts: &EnvoyOptions,
+    epoch: u32,
+    base_id: Option<u32>,
+) -> Result<EnvoyProcess, EnvoyError> {
     let mut cmd = Command::new(&opts.bin);
     cmd.args(args(opts, epoch, base_id))
         .stdin(Stdio::null())
@@ -157,8 +172,10 @@ pub fn spawn(opts: &EnvoyOptions, epoch: u32, base_id: Option<u32>) -> Result<En
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child =
-        cmd.spawn().map_err(|e| EnvoyError::Spawn { bin: opts.bin.clone(), reason: e.to_string() })?;
+    let mut child = cmd.spawn().map_err(|e| EnvoyError::Spawn {
+        bin: opts.bin.clone(),
+        reason: e.to_string(),
+    })?;
     let pid = child.id().unwrap_or_default();
     if let Some(out) = child.stdout.take() {
         tokio::spawn(forward(out, epoch, pid));
@@ -208,7 +225,9 @@ mod tests {
         let a = args(&opts(), 3, Some(42));
         assert!(a.windows(2).any(|w| w == ["--restart-epoch", "3"]));
         assert!(a.windows(2).any(|w| w == ["--base-id", "42"]));
-        assert!(!a.iter().any(|x| x.contains("dynamic") || x == "--base-id-path"));
+        assert!(!a
+            .iter()
+            .any(|x| x.contains("dynamic") || x == "--base-id-path"));
     }
 
     #[test]
@@ -217,14 +236,20 @@ mod tests {
         let f = d.path().join("id");
         std::fs::write(&f, "85413788").unwrap();
         assert_eq!(read_base_id(&f).unwrap(), 85413788);
-        assert_eq!(shm_path(85413788), PathBuf::from("/dev/shm/envoy_shared_memory_854137880"));
+        assert_eq!(
+            shm_path(85413788),
+            PathBuf::from("/dev/shm/envoy_shared_memory_854137880")
+        );
         std::fs::write(&f, "x").unwrap();
         assert!(read_base_id(&f).unwrap_err().to_string().contains("\"x\""));
     }
 
     #[test]
     fn binary_lookup() {
-        assert_eq!(find_bin(Some("/opt/e".into()), None).unwrap(), PathBuf::from("/opt/e"));
+        assert_eq!(
+            find_bin(Some("/opt/e".into()), None).unwrap(),
+            PathBuf::from("/opt/e")
+        );
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("envoy"), "").unwrap();
         let found = find_bin(None, Some(d.path().as_os_str().to_owned())).unwrap();

@@ -61,7 +61,10 @@ impl IdentityError {
             self,
             IdentityError::File { .. }
                 | IdentityError::BadChain { .. }
-                | IdentityError::Refused { code: tonic::Code::Unauthenticated | tonic::Code::PermissionDenied, .. }
+                | IdentityError::Refused {
+                    code: tonic::Code::Unauthenticated | tonic::Code::PermissionDenied,
+                    ..
+                }
         )
     }
 }
@@ -112,7 +115,10 @@ pub fn key_and_csr(id: &SpiffeId) -> Result<(String, String), IdentityError> {
 }
 
 fn read(file: &PathBuf) -> Result<String, IdentityError> {
-    std::fs::read_to_string(file).map_err(|e| IdentityError::File { file: file.clone(), reason: e.to_string() })
+    std::fs::read_to_string(file).map_err(|e| IdentityError::File {
+        file: file.clone(),
+        reason: e.to_string(),
+    })
 }
 
 /// Asks the CA for a certificate and checks the answer.
@@ -120,19 +126,33 @@ pub async fn fetch(cfg: &CaClientConfig) -> Result<Issued, IdentityError> {
     let root_pem = read(&cfg.root_file)?;
     let token = read(&cfg.token_file)?;
     if token.trim().is_empty() {
-        return Err(IdentityError::File { file: cfg.token_file.clone(), reason: "the token file is empty".into() });
+        return Err(IdentityError::File {
+            file: cfg.token_file.clone(),
+            reason: "the token file is empty".into(),
+        });
     }
     let (key_pem, csr) = key_and_csr(&cfg.id)?;
     let channel = rudder_ca::client::connect(&cfg.address, &root_pem).await?;
     let chain = rudder_ca::client::create_certificate(channel, &token, &csr, cfg.requested_ttl)
         .await
-        .map_err(|s| IdentityError::Refused { addr: cfg.address.clone(), code: s.code(), message: s.message().to_string() })?;
+        .map_err(|s| IdentityError::Refused {
+            addr: cfg.address.clone(),
+            code: s.code(),
+            message: s.message().to_string(),
+        })?;
     verify(&chain, &root_pem, &cfg.id, &key_pem)
-        .map_err(|reason| IdentityError::BadChain { addr: cfg.address.clone(), reason })
+        .map_err(|reason| IdentityError::BadChain {
+            addr: cfg.address.clone(),
+            reason,
+        })
         .map(|(not_before, not_after, serial)| Issued {
             not_before: not_before.max(rudder_ca::unix_now()),
             // The root travels in its own file/secret; the chain file holds the rest.
-            chain_pem: chain.iter().filter(|c| c.trim() != root_pem.trim()).cloned().collect(),
+            chain_pem: chain
+                .iter()
+                .filter(|c| c.trim() != root_pem.trim())
+                .cloned()
+                .collect(),
             key_pem,
             root_pem,
             not_after,
@@ -143,24 +163,41 @@ pub async fn fetch(cfg: &CaClientConfig) -> Result<Issued, IdentityError> {
 /// Checks a chain: the leaf is signed (through any intermediates) by a
 /// certificate of `root_pem`, names exactly `id`, and holds our key.
 /// Returns the leaf's `(not_before, not_after, serial)`.
-pub fn verify(chain: &[String], root_pem: &str, id: &SpiffeId, key_pem: &str) -> Result<(i64, i64, String), String> {
+pub fn verify(
+    chain: &[String],
+    root_pem: &str,
+    id: &SpiffeId,
+    key_pem: &str,
+) -> Result<(i64, i64, String), String> {
     let chain_pems: Vec<Pem> = chain
         .iter()
         .flat_map(|c| Pem::iter_from_buffer(c.as_bytes()))
         .collect::<Result<_, _>>()
         .map_err(|e| format!("the chain is not valid PEM: {e}"))?;
-    let root_pems: Vec<Pem> =
-        Pem::iter_from_buffer(root_pem.as_bytes()).collect::<Result<_, _>>().map_err(|e| format!("--ca-root is not valid PEM: {e}"))?;
-    let certs: Vec<X509Certificate<'_>> =
-        chain_pems.iter().map(|p| p.parse_x509()).collect::<Result<_, _>>().map_err(|e| format!("not X.509: {e}"))?;
-    let roots: Vec<X509Certificate<'_>> =
-        root_pems.iter().map(|p| p.parse_x509()).collect::<Result<_, _>>().map_err(|e| format!("--ca-root is not X.509: {e}"))?;
+    let root_pems: Vec<Pem> = Pem::iter_from_buffer(root_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--ca-root is not valid PEM: {e}"))?;
+    let certs: Vec<X509Certificate<'_>> = chain_pems
+        .iter()
+        .map(|p| p.parse_x509())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not X.509: {e}"))?;
+    let roots: Vec<X509Certificate<'_>> = root_pems
+        .iter()
+        .map(|p| p.parse_x509())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--ca-root is not X.509: {e}"))?;
     let leaf = certs.first().ok_or("the CA returned an empty chain")?;
     for pair in certs.windows(2) {
-        pair[0].verify_signature(Some(pair[1].public_key())).map_err(|e| format!("the chain does not link up: {e}"))?;
+        pair[0]
+            .verify_signature(Some(pair[1].public_key()))
+            .map_err(|e| format!("the chain does not link up: {e}"))?;
     }
     let last = certs.last().unwrap_or(leaf);
-    if !roots.iter().any(|r| last.verify_signature(Some(r.public_key())).is_ok()) {
+    if !roots
+        .iter()
+        .any(|r| last.verify_signature(Some(r.public_key())).is_ok())
+    {
         return Err(format!(
             "root mismatch: the chain (issuer {}) is not signed by the mesh root in --ca-root; pilot's CA and this pod disagree on the root",
             last.issuer()
@@ -171,16 +208,28 @@ pub fn verify(chain: &[String], root_pem: &str, id: &SpiffeId, key_pem: &str) ->
         .subject_alternative_name()
         .ok()
         .flatten()
-        .map(|s| s.value.general_names.iter().map(|g| g.to_string()).collect())
+        .map(|s| {
+            s.value
+                .general_names
+                .iter()
+                .map(|g| g.to_string())
+                .collect()
+        })
         .unwrap_or_default();
     if sans != [want.clone()] {
-        return Err(format!("the certificate names {sans:?}, expected exactly [{want:?}]"));
+        return Err(format!(
+            "the certificate names {sans:?}, expected exactly [{want:?}]"
+        ));
     }
     let kp = KeyPair::from_pem(key_pem).map_err(|e| e.to_string())?;
     if kp.public_key_raw() != leaf.public_key().subject_public_key.data.as_ref() {
         return Err("the certificate is not for the key this agent generated".into());
     }
-    Ok((leaf.validity().not_before.timestamp(), leaf.validity().not_after.timestamp(), leaf.raw_serial_as_string().replace(':', "")))
+    Ok((
+        leaf.validity().not_before.timestamp(),
+        leaf.validity().not_after.timestamp(),
+        leaf.raw_serial_as_string().replace(':', ""),
+    ))
 }
 
 /// When to renew: at half the certificate's life, minus a jitter of up to a
@@ -218,27 +267,44 @@ mod tests {
             let j = jitter();
             assert!((0.0..1.0).contains(&j));
             let d = renew_in(0, 100, 0, j);
-            assert!(d <= Duration::from_secs(50) && d >= Duration::from_secs(40), "{d:?}");
+            assert!(
+                d <= Duration::from_secs(50) && d >= Duration::from_secs(40),
+                "{d:?}"
+            );
         }
     }
 
     #[test]
     fn verify_accepts_our_chain_and_refuses_other_roots_and_names() {
-        let (root_cert, root_key) = rudder_ca::root::generate("cluster.local", rudder_ca::unix_now()).unwrap();
-        let root = rudder_ca::root::from_pem("c".as_ref(), &root_cert, "k".as_ref(), &root_key, rudder_ca::unix_now()).unwrap();
-        let ca = rudder_ca::CertificateAuthority::new(root, "cluster.local", Duration::from_secs(600));
+        let (root_cert, root_key) =
+            rudder_ca::root::generate("cluster.local", rudder_ca::unix_now()).unwrap();
+        let root = rudder_ca::root::from_pem(
+            "c".as_ref(),
+            &root_cert,
+            "k".as_ref(),
+            &root_key,
+            rudder_ca::unix_now(),
+        )
+        .unwrap();
+        let ca =
+            rudder_ca::CertificateAuthority::new(root, "cluster.local", Duration::from_secs(600));
         let id = SpiffeId::new("cluster.local", "default", "app");
         let (key, csr) = key_and_csr(&id).unwrap();
         let issued = ca.sign_workload(&csr, &id, None).unwrap();
         let (nb, na, serial) = verify(&issued.chain, &root_cert, &id, &key).unwrap();
         assert!(na - nb >= 600 && !serial.is_empty());
 
-        let (other_root, _) = rudder_ca::root::generate("cluster.local", rudder_ca::unix_now()).unwrap();
+        let (other_root, _) =
+            rudder_ca::root::generate("cluster.local", rudder_ca::unix_now()).unwrap();
         let err = verify(&issued.chain[..1], &other_root, &id, &key).unwrap_err();
         assert!(err.contains("root mismatch"), "{err}");
         let other = SpiffeId::new("cluster.local", "default", "other");
-        assert!(verify(&issued.chain, &root_cert, &other, &key).unwrap_err().contains("expected exactly"));
+        assert!(verify(&issued.chain, &root_cert, &other, &key)
+            .unwrap_err()
+            .contains("expected exactly"));
         let (other_key, _) = key_and_csr(&id).unwrap();
-        assert!(verify(&issued.chain, &root_cert, &id, &other_key).unwrap_err().contains("not for the key"));
+        assert!(verify(&issued.chain, &root_cert, &id, &other_key)
+            .unwrap_err()
+            .contains("not for the key"));
     }
 }

@@ -36,4 +36,6 @@ pub mod supervisor;
 pub mod wait;
 pub mod watch;
 
-pub use bootstrap::{bootstrap, BootstrapConfig, CertSource, DiscoveryAddress, FileSecrets, XdsMode};
+pub use bootstrap::{
+    bootstrap, BootstrapConfig, CertSource, DiscoveryAddress, FileSecrets, XdsMode,
+};

@@ -10,9 +10,9 @@ use rudder_agent::{
     bootstrap::{bootstrap, BootstrapConfig, CertSource, DiscoveryAddress, FileSecrets, XdsMode},
     envoy::{self, EnvoyOptions},
     identity::CaClientConfig,
+    pod::{self, PodInfo},
     renew::{self, Backoff},
     sds::{self, SdsServer},
-    pod::{self, PodInfo},
     server::{self, ServerContext},
     state::AgentState,
     supervisor::{self, Command, SupervisorConfig},
@@ -27,7 +27,11 @@ use tokio::{
 };
 
 #[derive(Parser)]
-#[command(name = "agent", version, about = "Rudder's sidecar agent: bootstraps, supervises and hot-restarts Envoy")]
+#[command(
+    name = "agent",
+    version,
+    about = "Rudder's sidecar agent: bootstraps, supervises and hot-restarts Envoy"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -187,7 +191,10 @@ fn bootstrap_config(id: &Identity) -> Result<BootstrapConfig> {
         workload_name: id.workload_name.clone(),
         labels,
     };
-    let (node_id, metadata) = info.node(id.capture_port, id.inbound_capture_port.unwrap_or(id.capture_port))?;
+    let (node_id, metadata) = info.node(
+        id.capture_port,
+        id.inbound_capture_port.unwrap_or(id.capture_port),
+    )?;
     let discovery: DiscoveryAddress = id.discovery_address.parse()?;
     let mut cfg = BootstrapConfig::new(node_id, metadata, discovery);
     cfg.xds = id.xds.parse::<XdsMode>()?;
@@ -230,13 +237,19 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
     if sds_mode && p.ca_address.is_none() {
         bail!("--cert-mode sds needs --ca-address: the agent serves over SDS the certificates it gets from pilot's CA");
     }
-    let app_probers = Arc::new(rudder_agent::app_probe::AppProbers::parse(&p.app_probers).map_err(anyhow::Error::msg)?);
+    let app_probers = Arc::new(
+        rudder_agent::app_probe::AppProbers::parse(&p.app_probers).map_err(anyhow::Error::msg)?,
+    );
     let bin = envoy::find_bin(std::env::var_os("ENVOY_BIN"), std::env::var_os("PATH"))?;
     let (work_dir, temporary) = match &p.work_dir {
         Some(d) => (d.clone(), false),
-        None => (std::env::temp_dir().join(format!("rudder-agent-{}", std::process::id())), true),
+        None => (
+            std::env::temp_dir().join(format!("rudder-agent-{}", std::process::id())),
+            true,
+        ),
     };
-    std::fs::create_dir_all(&work_dir).with_context(|| format!("creating work dir {}", work_dir.display()))?;
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating work dir {}", work_dir.display()))?;
     if p.parent_shutdown_duration <= p.drain_duration {
         bail!(
             "--parent-shutdown-duration ({:?}) must be longer than --drain-duration ({:?}): the old epoch needs its drain time before it is terminated",
@@ -269,18 +282,34 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
             renew::write_atomic(&p.id.cert_dir, &first)?;
             renew::Sink::Files(p.id.cert_dir.clone())
         };
-        tokio::spawn(renew::run(ca, first, sink, state.clone(), Backoff::default()));
+        tokio::spawn(renew::run(
+            ca,
+            first,
+            sink,
+            state.clone(),
+            Backoff::default(),
+        ));
     }
     let cfg = bootstrap_config(&p.id)?;
     rudder_agent::bootstrap::check(&cfg).map_err(anyhow::Error::msg)?;
     // INSTANCE_IP, required and parsed by bootstrap_config: app probes go there.
-    let pod_ip = *cfg.metadata.instance_ips.first().context("the pod has no IP")?;
+    let pod_ip = *cfg
+        .metadata
+        .instance_ips
+        .first()
+        .context("the pod has no IP")?;
     if !app_probers.is_empty() {
         tracing::info!(probes = app_probers.len(), %pod_ip, "serving the app's probes under /app-health/");
     }
     let admin = Admin::new(cfg.admin_port, server::HANDLER_ADMIN_TIMEOUT);
     let (tx, rx) = mpsc::channel(16);
-    let ctx = ServerContext { state: state.clone(), admin, commands: tx.clone(), app_probers, pod_ip };
+    let ctx = ServerContext {
+        state: state.clone(),
+        admin,
+        commands: tx.clone(),
+        app_probers,
+        pod_ip,
+    };
     let status = TcpListener::bind(("0.0.0.0", p.status_port))
         .await
         .with_context(|| format!("binding the status port {}", p.status_port))?;
@@ -294,9 +323,13 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
         None
     } else if p.id.cert_dir.is_dir() {
         let tx = tx.clone();
-        Some(watch::watch_dir(&p.id.cert_dir, Duration::from_millis(200), move || {
-            let _ = tx.try_send(Command::CertsChanged);
-        })?)
+        Some(watch::watch_dir(
+            &p.id.cert_dir,
+            Duration::from_millis(200),
+            move || {
+                let _ = tx.try_send(Command::CertsChanged);
+            },
+        )?)
     } else {
         tracing::warn!(dir = %p.id.cert_dir.display(), "certificate directory does not exist: plaintext only, not watching");
         None

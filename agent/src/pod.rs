@@ -83,7 +83,11 @@ impl PodInfo {
                 return Err(PodError::Missing(name));
             }
         }
-        let ip: IpAddr = self.ip.trim().parse().map_err(|_| PodError::BadIp(self.ip.clone()))?;
+        let ip: IpAddr = self
+            .ip
+            .trim()
+            .parse()
+            .map_err(|_| PodError::BadIp(self.ip.clone()))?;
         let id = NodeId::sidecar(ip, &self.name, &self.namespace);
         let md = NodeMetadata {
             namespace: self.namespace.clone(),
@@ -103,14 +107,18 @@ impl PodInfo {
 pub fn parse_labels_env(s: &str) -> Result<BTreeMap<String, String>, PodError> {
     let s = s.trim();
     if s.starts_with('{') {
-        let v: serde_json::Value =
-            serde_json::from_str(s).map_err(|e| PodError::BadLabelsEnv(format!("invalid JSON: {e}")))?;
-        let obj = v.as_object().ok_or_else(|| PodError::BadLabelsEnv("not a JSON object".into()))?;
+        let v: serde_json::Value = serde_json::from_str(s)
+            .map_err(|e| PodError::BadLabelsEnv(format!("invalid JSON: {e}")))?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| PodError::BadLabelsEnv("not a JSON object".into()))?;
         return obj
             .iter()
             .map(|(k, v)| match v {
                 serde_json::Value::String(v) => Ok((k.clone(), v.clone())),
-                other => Err(PodError::BadLabelsEnv(format!("label {k:?} is {other}, not a string"))),
+                other => Err(PodError::BadLabelsEnv(format!(
+                    "label {k:?} is {other}, not a string"
+                ))),
             })
             .collect();
     }
@@ -140,12 +148,18 @@ pub fn read_labels_file(path: &Path) -> Result<BTreeMap<String, String>, PodErro
 pub fn parse_labels_file(file: &str, text: &str) -> Result<BTreeMap<String, String>, PodError> {
     let mut out = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
-        let bad = |reason: String| PodError::BadLabelsFile { file: file.to_string(), line: i + 1, reason };
+        let bad = |reason: String| PodError::BadLabelsFile {
+            file: file.to_string(),
+            line: i + 1,
+            reason,
+        };
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
-        let (k, v) = line.split_once('=').ok_or_else(|| bad(format!("{line:?} is not key=\"value\"")))?;
+        let (k, v) = line
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{line:?} is not key=\"value\"")))?;
         if k.is_empty() {
             return Err(bad("empty key".into()));
         }
@@ -202,8 +216,14 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a["version"], "v1");
         assert!(parse_labels_env("").unwrap().is_empty());
-        assert!(parse_labels_env("app").unwrap_err().to_string().contains("\"app\""));
-        assert!(parse_labels_env(r#"{"a":1}"#).unwrap_err().to_string().contains("\"a\""));
+        assert!(parse_labels_env("app")
+            .unwrap_err()
+            .to_string()
+            .contains("\"app\""));
+        assert!(parse_labels_env(r#"{"a":1}"#)
+            .unwrap_err()
+            .to_string()
+            .contains("\"a\""));
     }
 
     #[test]
@@ -214,7 +234,10 @@ mod tests {
         assert_eq!(l["pod-template-hash"], "7f\"qé");
         assert_eq!(l.len(), 3);
         let err = parse_labels_file("labels", "app=\"a\"\nversion=v1\n").unwrap_err();
-        assert_eq!(err.to_string(), "labels:2: value \"v1\" is not in double quotes");
+        assert_eq!(
+            err.to_string(),
+            "labels:2: value \"v1\" is not in double quotes"
+        );
     }
 
     #[test]
@@ -227,11 +250,24 @@ mod tests {
             ..Default::default()
         };
         let (id, md) = pod.node(15000, 15006).unwrap();
-        assert_eq!(id.to_string(), "sidecar~198.18.0.5~reviews-v1-0.default~default.svc.cluster.local");
+        assert_eq!(
+            id.to_string(),
+            "sidecar~198.18.0.5~reviews-v1-0.default~default.svc.cluster.local"
+        );
         assert_eq!((md.capture_port, md.inbound_capture_port), (15000, 15006));
-        let err = PodInfo { ip: "nope".into(), ..pod.clone() }.node(1, 1).unwrap_err();
+        let err = PodInfo {
+            ip: "nope".into(),
+            ..pod.clone()
+        }
+        .node(1, 1)
+        .unwrap_err();
         assert_eq!(err, PodError::BadIp("nope".into()));
-        let err = PodInfo { service_account: String::new(), ..pod }.node(1, 1).unwrap_err();
+        let err = PodInfo {
+            service_account: String::new(),
+            ..pod
+        }
+        .node(1, 1)
+        .unwrap_err();
         assert_eq!(err, PodError::Missing("SERVICE_ACCOUNT"));
     }
 }

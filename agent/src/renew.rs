@@ -61,10 +61,16 @@ impl Sink {
 /// Writes the set kubelet-style (see the module docs) and removes older
 /// generations this agent wrote.
 pub fn write_atomic(dir: &Path, issued: &Issued) -> Result<(), WriteError> {
-    let err = |reason: String| WriteError { dir: dir.to_path_buf(), reason };
+    let err = |reason: String| WriteError {
+        dir: dir.to_path_buf(),
+        reason,
+    };
     let io = |what: &str, e: std::io::Error| err(format!("{what}: {e}"));
     std::fs::create_dir_all(dir).map_err(|e| io("creating the directory", e))?;
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let gen_name = format!("..rudder-{nanos}");
     let gen = dir.join(&gen_name);
     std::fs::create_dir(&gen).map_err(|e| io("creating a generation directory", e))?;
@@ -79,7 +85,9 @@ pub fn write_atomic(dir: &Path, issued: &Issued) -> Result<(), WriteError> {
             .mode(mode)
             .open(gen.join(name))
             .map_err(|e| io(name, e))?;
-        f.write_all(data.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| io(name, e))?;
+        f.write_all(data.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| io(name, e))?;
     }
     let tmp = dir.join("..data_tmp");
     let _ = std::fs::remove_file(&tmp);
@@ -88,7 +96,9 @@ pub fn write_atomic(dir: &Path, issued: &Issued) -> Result<(), WriteError> {
     for name in [CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE] {
         let link = dir.join(name);
         let target = format!("..data/{name}");
-        let ok = std::fs::read_link(&link).map(|t| t == Path::new(&target)).unwrap_or(false);
+        let ok = std::fs::read_link(&link)
+            .map(|t| t == Path::new(&target))
+            .unwrap_or(false);
         if !ok {
             // A plain file or an old link: replace it atomically with the link.
             let tmp = dir.join(format!("..{name}.tmp"));
@@ -119,7 +129,10 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self { initial: Duration::from_secs(1), max: Duration::from_secs(30) }
+        Self {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(30),
+        }
     }
 }
 
@@ -151,14 +164,29 @@ fn log_failure(error: &identity::IdentityError, cfg: &CaClientConfig, retry_in: 
 /// publish it; on failure keep the current one and retry with backoff. In
 /// SDS mode it also keeps `rudder_agent_cert_expiry_seconds` current (in
 /// file mode the supervisor does, from the files Envoy actually uses).
-pub async fn run(cfg: CaClientConfig, mut current: Issued, sink: Sink, state: Arc<AgentState>, backoff: Backoff) {
+pub async fn run(
+    cfg: CaClientConfig,
+    mut current: Issued,
+    sink: Sink,
+    state: Arc<AgentState>,
+    backoff: Backoff,
+) {
     let mut renewals: u64 = 0;
     loop {
         if matches!(sink, Sink::Sds(_)) {
             state.cert_not_after.store(current.not_after, Relaxed);
         }
-        let wait = identity::renew_in(current.not_before, current.not_after, crate::supervisor::unix_now(), identity::jitter());
-        tracing::debug!(wait_ms = wait.as_millis() as u64, not_after = current.not_after, "next certificate renewal");
+        let wait = identity::renew_in(
+            current.not_before,
+            current.not_after,
+            crate::supervisor::unix_now(),
+            identity::jitter(),
+        );
+        tracing::debug!(
+            wait_ms = wait.as_millis() as u64,
+            not_after = current.not_after,
+            "next certificate renewal"
+        );
         tokio::time::sleep(wait).await;
         let mut delay = backoff.initial;
         current = loop {
@@ -167,7 +195,8 @@ pub async fn run(cfg: CaClientConfig, mut current: Issued, sink: Sink, state: Ar
                 Err(error) => {
                     // Never sleep past the point where half the remaining life is gone.
                     let left = (current.not_after - crate::supervisor::unix_now()).max(1) as u64;
-                    let d = delay.min(Duration::from_secs(left / 2).max(Duration::from_millis(200)));
+                    let d =
+                        delay.min(Duration::from_secs(left / 2).max(Duration::from_millis(200)));
                     log_failure(&error, &cfg, d);
                     tokio::time::sleep(d).await;
                     delay = (delay * 2).min(backoff.max);
@@ -179,7 +208,9 @@ pub async fn run(cfg: CaClientConfig, mut current: Issued, sink: Sink, state: Ar
                 renewals += 1;
                 tracing::info!(serial = %current.serial, not_after = current.not_after, renewals, "workload certificate renewed");
             }
-            Err(error) => tracing::error!(%error, "renewed certificate could not be handed to Envoy; keeping the old one"),
+            Err(error) => {
+                tracing::error!(%error, "renewed certificate could not be handed to Envoy; keeping the old one")
+            }
         }
     }
 }
@@ -204,15 +235,35 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join(KEY_FILE), "operator key").unwrap();
         write_atomic(d.path(), &issued("a")).unwrap();
-        assert_eq!(std::fs::read_to_string(d.path().join(KEY_FILE)).unwrap(), "key a");
+        assert_eq!(
+            std::fs::read_to_string(d.path().join(KEY_FILE)).unwrap(),
+            "key a"
+        );
         write_atomic(d.path(), &issued("b")).unwrap();
-        for (f, want) in [(CERT_CHAIN_FILE, "chain b"), (KEY_FILE, "key b"), (ROOT_CERT_FILE, "root b")] {
+        for (f, want) in [
+            (CERT_CHAIN_FILE, "chain b"),
+            (KEY_FILE, "key b"),
+            (ROOT_CERT_FILE, "root b"),
+        ] {
             assert_eq!(std::fs::read_to_string(d.path().join(f)).unwrap(), want);
         }
-        let gens = std::fs::read_dir(d.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("..rudder-")).count();
+        let gens = std::fs::read_dir(d.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("..rudder-")
+            })
+            .count();
         assert_eq!(gens, 1);
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(d.path().join(KEY_FILE)).unwrap().permissions().mode() & 0o777;
+        let mode = std::fs::metadata(d.path().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
     }
 

@@ -20,10 +20,16 @@ use std::{path::Path, pin::Pin, sync::Arc};
 use envoy_types::pb::{
     envoy::{
         config::core::v3::{data_source, DataSource},
-        extensions::transport_sockets::tls::v3::{secret, CertificateValidationContext, Secret, TlsCertificate},
+        extensions::transport_sockets::tls::v3::{
+            secret, CertificateValidationContext, Secret, TlsCertificate,
+        },
         service::{
-            discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse},
-            secret::v3::secret_discovery_service_server::{SecretDiscoveryService, SecretDiscoveryServiceServer},
+            discovery::v3::{
+                DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+            },
+            secret::v3::secret_discovery_service_server::{
+                SecretDiscoveryService, SecretDiscoveryServiceServer,
+            },
         },
     },
     google::protobuf::Any,
@@ -59,7 +65,10 @@ impl SdsServer {
 }
 
 fn inline(pem: &str) -> Option<DataSource> {
-    Some(DataSource { specifier: Some(data_source::Specifier::InlineBytes(pem.as_bytes().to_vec())), ..Default::default() })
+    Some(DataSource {
+        specifier: Some(data_source::Specifier::InlineBytes(pem.as_bytes().to_vec())),
+        ..Default::default()
+    })
 }
 
 /// The secret `name` built from `issued`, if it is one we serve.
@@ -76,7 +85,10 @@ pub fn secret(name: &str, issued: &Issued) -> Option<Secret> {
         }),
         _ => return None,
     };
-    Some(Secret { name: name.to_string(), r#type: Some(r#type) })
+    Some(Secret {
+        name: name.to_string(),
+        r#type: Some(r#type),
+    })
 }
 
 /// The response for `names` (those we know), versioned by the leaf serial.
@@ -84,7 +96,10 @@ fn response(names: &[String], issued: &Issued, nonce: u64) -> DiscoveryResponse 
     let resources = names
         .iter()
         .filter_map(|n| secret(n, issued))
-        .map(|s| Any { type_url: SECRET_TYPE.into(), value: prost::Message::encode_to_vec(&s) })
+        .map(|s| Any {
+            type_url: SECRET_TYPE.into(),
+            value: prost::Message::encode_to_vec(&s),
+        })
         .collect();
     DiscoveryResponse {
         version_info: issued.serial.clone(),
@@ -134,7 +149,11 @@ async fn run_stream(
         }
         nonce += 1;
         tracing::info!(names = ?names, serial = %issued.serial, "pushing secrets to Envoy");
-        if out.send(Ok(response(&names, &issued, nonce))).await.is_err() {
+        if out
+            .send(Ok(response(&names, &issued, nonce)))
+            .await
+            .is_err()
+        {
             return;
         }
         sent = Some(key);
@@ -143,34 +162,60 @@ async fn run_stream(
 
 #[tonic::async_trait]
 impl SecretDiscoveryService for SdsServer {
-    type DeltaSecretsStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
+    type DeltaSecretsStream =
+        Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
     type StreamSecretsStream = ResponseStream;
 
     async fn delta_secrets(
         &self,
         _: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaSecretsStream>, Status> {
-        Err(Status::unimplemented("the agent serves SDS as state-of-the-world (api_type GRPC)"))
+        Err(Status::unimplemented(
+            "the agent serves SDS as state-of-the-world (api_type GRPC)",
+        ))
     }
 
-    async fn stream_secrets(&self, req: Request<Streaming<DiscoveryRequest>>) -> Result<Response<ResponseStream>, Status> {
+    async fn stream_secrets(
+        &self,
+        req: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<ResponseStream>, Status> {
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(run_stream(req.into_inner(), self.secrets.clone(), tx));
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
-    async fn fetch_secrets(&self, req: Request<DiscoveryRequest>) -> Result<Response<DiscoveryResponse>, Status> {
-        let issued = self.secrets.borrow().clone().ok_or_else(|| Status::unavailable("no certificate yet"))?;
-        Ok(Response::new(response(&req.into_inner().resource_names, &issued, 0)))
+    async fn fetch_secrets(
+        &self,
+        req: Request<DiscoveryRequest>,
+    ) -> Result<Response<DiscoveryResponse>, Status> {
+        let issued = self
+            .secrets
+            .borrow()
+            .clone()
+            .ok_or_else(|| Status::unavailable("no certificate yet"))?;
+        Ok(Response::new(response(
+            &req.into_inner().resource_names,
+            &issued,
+            0,
+        )))
     }
 }
 
 /// Binds `path` (replacing a stale socket from an earlier run, creating its
 /// directory) and serves until the process exits.
-pub async fn serve(path: &Path, server: SdsServer) -> Result<tokio::task::JoinHandle<()>, SdsError> {
-    let err = |reason: String| SdsError { path: path.display().to_string(), reason };
+pub async fn serve(
+    path: &Path,
+    server: SdsServer,
+) -> Result<tokio::task::JoinHandle<()>, SdsError> {
+    let err = |reason: String| SdsError {
+        path: path.display().to_string(),
+        reason,
+    };
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| err(format!("creating {}: {e}", dir.display())))?;
     }
     match std::fs::remove_file(path) {
         Ok(()) => tracing::debug!(path = %path.display(), "removed a stale SDS socket"),
@@ -206,10 +251,22 @@ mod tests {
             not_after: 1,
             serial: "ab".into(),
         };
-        let r = response(&["ROOTCA".into(), "default".into(), "unknown".into()], &issued, 7);
-        assert_eq!((r.version_info.as_str(), r.nonce.as_str(), r.resources.len()), ("ab", "7", 2));
+        let r = response(
+            &["ROOTCA".into(), "default".into(), "unknown".into()],
+            &issued,
+            7,
+        );
+        assert_eq!(
+            (r.version_info.as_str(), r.nonce.as_str(), r.resources.len()),
+            ("ab", "7", 2)
+        );
         let s: Secret = prost::Message::decode(r.resources[1].value.as_slice()).unwrap();
-        let Some(secret::Type::TlsCertificate(t)) = s.r#type else { panic!("{s:?}") };
-        assert_eq!(t.private_key.unwrap().specifier, Some(data_source::Specifier::InlineBytes(b"K".to_vec())));
+        let Some(secret::Type::TlsCertificate(t)) = s.r#type else {
+            panic!("{s:?}")
+        };
+        assert_eq!(
+            t.private_key.unwrap().specifier,
+            Some(data_source::Specifier::InlineBytes(b"K".to_vec()))
+        );
     }
 }

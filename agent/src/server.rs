@@ -13,7 +13,7 @@
 //!   `GET /app-health/<container>/<livez|readyz|startupz>`: the app's own
 //!   probe, run by the agent for kubelet (see [`crate::app_probe`]).
 
-use std::{net::SocketAddr, sync::Arc, sync::atomic::Ordering::Relaxed, time::Duration};
+use std::{net::SocketAddr, sync::atomic::Ordering::Relaxed, sync::Arc, time::Duration};
 
 use axum::{
     extract::{ConnectInfo, Path, State},
@@ -49,7 +49,10 @@ pub async fn readiness(state: &AgentState, admin: &Admin) -> Result<(), String> 
     if state.envoy_pid.load(Relaxed) == 0 {
         return Err("Envoy is not running".into());
     }
-    let s = admin.state().await.map_err(|e| format!("Envoy admin: {e}"))?;
+    let s = admin
+        .state()
+        .await
+        .map_err(|e| format!("Envoy admin: {e}"))?;
     if s != "LIVE" {
         return Err(format!("Envoy is {s}"));
     }
@@ -57,10 +60,18 @@ pub async fn readiness(state: &AgentState, admin: &Admin) -> Result<(), String> 
         .stats(r"^(cluster_manager\.cds|listener_manager\.lds)\.update_success$")
         .await
         .map_err(|e| format!("Envoy admin: {e}"))?;
-    let cds = stats.get("cluster_manager.cds.update_success").copied().unwrap_or(0);
-    let lds = stats.get("listener_manager.lds.update_success").copied().unwrap_or(0);
+    let cds = stats
+        .get("cluster_manager.cds.update_success")
+        .copied()
+        .unwrap_or(0);
+    let lds = stats
+        .get("listener_manager.lds.update_success")
+        .copied()
+        .unwrap_or(0);
     if cds == 0 || lds == 0 {
-        return Err(format!("no configuration accepted from pilot yet (CDS updates {cds}, LDS updates {lds})"));
+        return Err(format!(
+            "no configuration accepted from pilot yet (CDS updates {cds}, LDS updates {lds})"
+        ));
     }
     Ok(())
 }
@@ -68,7 +79,11 @@ pub async fn readiness(state: &AgentState, admin: &Admin) -> Result<(), String> 
 async fn ready(State(ctx): State<ServerContext>) -> Response {
     match readiness(&ctx.state, &ctx.admin).await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")).into_response(),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -79,7 +94,10 @@ async fn metrics(State(ctx): State<ServerContext>) -> Response {
         .unwrap_or(0);
     let mut body = match ctx.admin.prometheus().await {
         Ok(text) => text,
-        Err(error) => format!("# Envoy stats unavailable: {}\n", error.to_string().replace('\n', " ")),
+        Err(error) => format!(
+            "# Envoy stats unavailable: {}\n",
+            error.to_string().replace('\n', " ")
+        ),
     };
     if !body.ends_with('\n') && !body.is_empty() {
         body.push('\n');
@@ -88,8 +106,14 @@ async fn metrics(State(ctx): State<ServerContext>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-async fn app_health(State(ctx): State<ServerContext>, Path((container, kind)): Path<(String, String)>) -> Response {
-    let path = format!("{}{container}/{kind}", rudder_model::well_known::APP_HEALTH_PATH_PREFIX);
+async fn app_health(
+    State(ctx): State<ServerContext>,
+    Path((container, kind)): Path<(String, String)>,
+) -> Response {
+    let path = format!(
+        "{}{container}/{kind}",
+        rudder_model::well_known::APP_HEALTH_PATH_PREFIX
+    );
     let Some(prober) = ctx.app_probers.get(&path) else {
         return (StatusCode::NOT_FOUND, format!("no app probe at {path}\n")).into_response();
     };
@@ -101,13 +125,23 @@ async fn app_health(State(ctx): State<ServerContext>, Path((container, kind)): P
     (status, format!("{}\n", outcome.detail)).into_response()
 }
 
-async fn quit(State(ctx): State<ServerContext>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response {
+async fn quit(
+    State(ctx): State<ServerContext>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
     if !is_loopback(peer.ip()) {
         tracing::warn!(%peer, "refused /quitquitquit from a non-loopback client");
-        return (StatusCode::FORBIDDEN, "only loopback clients may call /quitquitquit\n").into_response();
+        return (
+            StatusCode::FORBIDDEN,
+            "only loopback clients may call /quitquitquit\n",
+        )
+            .into_response();
     }
     tracing::info!(%peer, "/quitquitquit");
-    let _ = ctx.commands.send(Command::Shutdown("/quitquitquit".into())).await;
+    let _ = ctx
+        .commands
+        .send(Command::Shutdown("/quitquitquit".into()))
+        .await;
     (StatusCode::OK, "OK\n").into_response()
 }
 
@@ -115,13 +149,17 @@ async fn quit(State(ctx): State<ServerContext>, ConnectInfo(peer): ConnectInfo<S
 pub fn is_loopback(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(ip) => ip.is_loopback(),
-        std::net::IpAddr::V6(ip) => ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
 /// The status port's router.
 pub fn status_router(ctx: ServerContext) -> Router {
-    Router::new().route("/healthz/ready", get(ready)).with_state(ctx)
+    Router::new()
+        .route("/healthz/ready", get(ready))
+        .with_state(ctx)
 }
 
 /// The metrics port's router.
@@ -136,7 +174,11 @@ pub fn metrics_router(ctx: ServerContext) -> Router {
 
 /// Serves `router` on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
 }
 
 /// Admin calls from handlers are bounded so a wedged Envoy cannot pile up
@@ -149,7 +191,14 @@ mod tests {
 
     #[test]
     fn quitquitquit_peers() {
-        for (ip, ok) in [("127.0.0.1", true), ("127.0.0.6", true), ("::1", true), ("::ffff:127.0.0.1", true), ("198.18.0.5", false), ("::ffff:10.0.0.1", false)] {
+        for (ip, ok) in [
+            ("127.0.0.1", true),
+            ("127.0.0.6", true),
+            ("::1", true),
+            ("::ffff:127.0.0.1", true),
+            ("198.18.0.5", false),
+            ("::ffff:10.0.0.1", false),
+        ] {
             assert_eq!(is_loopback(ip.parse().unwrap()), ok, "{ip}");
         }
     }
@@ -158,9 +207,15 @@ mod tests {
     async fn readiness_without_envoy_says_why() {
         let state = AgentState::default();
         let admin = Admin::new(1, Duration::from_millis(200));
-        assert_eq!(readiness(&state, &admin).await.unwrap_err(), "Envoy is not running");
+        assert_eq!(
+            readiness(&state, &admin).await.unwrap_err(),
+            "Envoy is not running"
+        );
         state.envoy_pid.store(42, Relaxed);
-        assert!(readiness(&state, &admin).await.unwrap_err().starts_with("Envoy admin:"));
+        assert!(readiness(&state, &admin)
+            .await
+            .unwrap_err()
+            .starts_with("Envoy admin:"));
         state.draining.store(true, Relaxed);
         assert_eq!(readiness(&state, &admin).await.unwrap_err(), "draining");
     }

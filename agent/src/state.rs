@@ -29,7 +29,10 @@ impl AgentState {
     pub fn render_metrics(&self, now: i64) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            );
         };
         metric(
             "rudder_agent_envoy_restarts_total",
@@ -79,8 +82,17 @@ mod tests {
         s.epoch.store(3, Relaxed);
         s.cert_not_after.store(1_000, Relaxed);
         let text = s.render_metrics(400);
-        assert!(text.contains("\nrudder_agent_hot_restart_epoch 3\n"), "{text}");
-        assert!(text.contains("\nrudder_agent_cert_expiry_seconds 600\n"), "{text}");
-        assert!(text.contains("# TYPE rudder_agent_envoy_restarts_total counter\n"), "{text}");
+        assert!(
+            text.contains("\nrudder_agent_hot_restart_epoch 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nrudder_agent_cert_expiry_seconds 600\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE rudder_agent_envoy_restarts_total counter\n"),
+            "{text}"
+        );
     }
 }

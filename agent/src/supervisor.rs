@@ -155,7 +155,10 @@ pub async fn run(
 }
 
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn signal(pid: u32, sig: Signal) {
@@ -173,7 +176,10 @@ impl Supervisor {
             b.certs = CertSource::Files(FileSecrets::from_dir(dir));
         }
         let file = &self.cfg.envoy.bootstrap;
-        let err = |e: std::io::Error| SupervisorError::WriteBootstrap { file: file.clone(), reason: e.to_string() };
+        let err = |e: std::io::Error| SupervisorError::WriteBootstrap {
+            file: file.clone(),
+            reason: e.to_string(),
+        };
         let tmp = file.with_extension("json.tmp");
         let text = serde_json::to_vec_pretty(&bootstrap(&b)).expect("JSON values serialize");
         std::fs::write(&tmp, text).map_err(err)?;
@@ -225,7 +231,13 @@ impl Supervisor {
         for r in &mut self.alive {
             r.superseded_at.get_or_insert(now);
         }
-        self.alive.push(Running { epoch, pid, started: now, superseded_at: None, terminated: false });
+        self.alive.push(Running {
+            epoch,
+            pid,
+            started: now,
+            superseded_at: None,
+            terminated: false,
+        });
         self.current = Some(pid);
         self.state.envoy_pid.store(pid, Relaxed);
         self.state.epoch.store(u64::from(epoch), Relaxed);
@@ -253,9 +265,13 @@ impl Supervisor {
         if let Ok(id) = self.family_id() {
             let shm = envoy::shm_path(id);
             match std::fs::remove_file(&shm) {
-                Ok(()) => tracing::info!(base_id = id, file = %shm.display(), "removed Envoy shared memory"),
+                Ok(()) => {
+                    tracing::info!(base_id = id, file = %shm.display(), "removed Envoy shared memory")
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(error) => tracing::warn!(%error, file = %shm.display(), "cannot remove Envoy shared memory"),
+                Err(error) => {
+                    tracing::warn!(%error, file = %shm.display(), "cannot remove Envoy shared memory")
+                }
             }
         }
         self.family = None;
@@ -263,7 +279,9 @@ impl Supervisor {
     }
 
     fn certs_changed(&mut self) {
-        let Some(dir) = &self.cfg.cert_dir else { return };
+        let Some(dir) = &self.cfg.cert_dir else {
+            return;
+        };
         match certs::load(dir, unix_now()) {
             Ok(None) => {
                 if self.applied.is_some() {
@@ -316,7 +334,10 @@ impl Supervisor {
                     self.restart_at = Some(now + self.backoff);
                     self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
                 }
-            } else if self.stop_requested_at.is_some_and(|t| now - t > Duration::from_secs(10)) {
+            } else if self
+                .stop_requested_at
+                .is_some_and(|t| now - t > Duration::from_secs(10))
+            {
                 for r in &self.alive {
                     signal(r.pid, Signal::SIGKILL);
                 }
@@ -327,7 +348,11 @@ impl Supervisor {
         let limit = self.cfg.envoy.parent_shutdown + Duration::from_secs(15);
         for r in &mut self.alive {
             if !r.terminated && r.superseded_at.is_some_and(|t| now - t > limit) {
-                tracing::warn!(epoch = r.epoch, pid = r.pid, "old Envoy epoch outlived its parent shutdown time; terminating");
+                tracing::warn!(
+                    epoch = r.epoch,
+                    pid = r.pid,
+                    "old Envoy epoch outlived its parent shutdown time; terminating"
+                );
                 signal(r.pid, Signal::SIGTERM);
                 r.terminated = true;
             }
@@ -340,7 +365,9 @@ impl Supervisor {
         if self.pending_restart && self.alive.len() == 1 && self.current.is_some() {
             match self.admin.state().await {
                 Ok(s) if s == "LIVE" => self.hot_restart(),
-                Ok(s) => tracing::debug!(state = %s, "hot restart waits for the current epoch to be LIVE"),
+                Ok(s) => {
+                    tracing::debug!(state = %s, "hot restart waits for the current epoch to be LIVE")
+                }
                 Err(error) => tracing::debug!(%error, "hot restart waits for Envoy's admin"),
             }
         }
@@ -360,7 +387,10 @@ impl Supervisor {
             }
         };
         let epoch = self.current_epoch().map_or(0, |r| r.epoch) + 1;
-        if let Err(error) = self.write_bootstrap().and_then(|()| self.spawn(epoch, Some(base_id))) {
+        if let Err(error) = self
+            .write_bootstrap()
+            .and_then(|()| self.spawn(epoch, Some(base_id)))
+        {
             tracing::error!(%error, epoch, "hot restart failed; the current epoch keeps serving");
             return;
         }
@@ -369,14 +399,22 @@ impl Supervisor {
         tracing::info!(epoch, base_id, "hot restart: new epoch started");
     }
 
-    async fn shutdown(&mut self, commands: &mut mpsc::Receiver<Command>, exits: &mut mpsc::UnboundedReceiver<Exit>) {
+    async fn shutdown(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        exits: &mut mpsc::UnboundedReceiver<Exit>,
+    ) {
         self.state.draining.store(true, Relaxed);
         self.restart_at = None;
         if !self.alive.is_empty() {
             if let Err(error) = self.admin.drain_listeners().await {
                 tracing::warn!(%error, "drain_listeners failed");
             }
-            let wait = drain::wait_idle(&self.admin, self.cfg.bootstrap.stats_port, self.cfg.drain_duration);
+            let wait = drain::wait_idle(
+                &self.admin,
+                self.cfg.bootstrap.stats_port,
+                self.cfg.drain_duration,
+            );
             tokio::pin!(wait);
             let outcome = loop {
                 tokio::select! {

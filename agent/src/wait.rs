@@ -35,7 +35,9 @@ pub enum WaitError {
 pub fn parse_duration(s: &str) -> Result<Duration, WaitError> {
     let bad = || WaitError::BadDuration(s.to_string());
     let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| bad())?;
     let secs = match unit {
@@ -66,7 +68,12 @@ pub async fn wait_ready(url: &str, timeout: Duration, period: Duration) -> Resul
         }
         tracing::debug!(attempts, %last, "not ready yet");
         if tokio::time::Instant::now() + period > deadline {
-            return Err(WaitError::Timeout { url: url.to_string(), timeout, attempts, last });
+            return Err(WaitError::Timeout {
+                url: url.to_string(),
+                timeout,
+                attempts,
+                last,
+            });
         }
         tokio::time::sleep(period).await;
     }
@@ -84,17 +91,28 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         for bad in ["", "s", "5x", "-1s", "1..2s"] {
-            assert_eq!(parse_duration(bad), Err(WaitError::BadDuration(bad.into())), "{bad}");
+            assert_eq!(
+                parse_duration(bad),
+                Err(WaitError::BadDuration(bad.into())),
+                "{bad}"
+            );
         }
     }
 
     #[tokio::test]
     async fn times_out_with_the_last_answer() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://127.0.0.1:{}/healthz/ready", l.local_addr().unwrap().port());
+        let url = format!(
+            "http://127.0.0.1:{}/healthz/ready",
+            l.local_addr().unwrap().port()
+        );
         drop(l);
-        let err = wait_ready(&url, Duration::from_millis(300), Duration::from_millis(100)).await.unwrap_err();
-        let WaitError::Timeout { attempts, last, .. } = err else { panic!("{err:?}") };
+        let err = wait_ready(&url, Duration::from_millis(300), Duration::from_millis(100))
+            .await
+            .unwrap_err();
+        let WaitError::Timeout { attempts, last, .. } = err else {
+            panic!("{err:?}")
+        };
         assert!(attempts >= 2, "{attempts}");
         assert!(last.contains("127.0.0.1"), "{last}");
     }

@@ -36,16 +36,20 @@ pub fn watch_dir(
     debounce: Duration,
     on_change: impl Fn() + Send + 'static,
 ) -> Result<DirWatch, WatchError> {
-    let err = |e: notify::Error| WatchError { dir: dir.display().to_string(), reason: e.to_string() };
+    let err = |e: notify::Error| WatchError {
+        dir: dir.display().to_string(),
+        reason: e.to_string(),
+    };
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
-        Ok(ev) if !matches!(ev.kind, EventKind::Access(_)) => {
-            let _ = tx.send(());
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "certificate watch error"),
-    })
-    .map_err(err)?;
+    let mut watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(ev) if !matches!(ev.kind, EventKind::Access(_)) => {
+                let _ = tx.send(());
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "certificate watch error"),
+        })
+        .map_err(err)?;
     watcher.watch(dir, RecursiveMode::Recursive).map_err(err)?;
     tokio::spawn(async move {
         while rx.recv().await.is_some() {

@@ -10,8 +10,9 @@ use std::{process::Command, time::Duration};
 
 use common::{
     ads::{AdsConfig, AdsServer},
+    get,
     upstream::start_upstream,
-    get, Agent, Ports,
+    Agent, Ports,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,9 +30,24 @@ async fn rewritten_probes_are_run_against_the_app() {
         "/app-health/sidecar/readyz": {"tcpSocket": {"port": closed}, "timeoutSeconds": 1},
     })
     .to_string();
-    let ads = AdsServer::start(AdsConfig { upstream_port: app_port, listen_port: common::free_port(), tls_port: None, sds: false }, true).await;
+    let ads = AdsServer::start(
+        AdsConfig {
+            upstream_port: app_port,
+            listen_port: common::free_port(),
+            tls_port: None,
+            sds: false,
+        },
+        true,
+    )
+    .await;
     let ports = Ports::free();
-    let agent = Agent::start(dir.path(), ports, ads.port, &dir.path().join("no-certs"), &["--app-probers", &probers]);
+    let agent = Agent::start(
+        dir.path(),
+        ports,
+        ads.port,
+        &dir.path().join("no-certs"),
+        &["--app-probers", &probers],
+    );
 
     let mut ready = (0, String::new());
     for _ in 0..100 {
@@ -43,7 +59,12 @@ async fn rewritten_probes_are_run_against_the_app() {
     }
     let requests_before = app.requests.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(ready.0, 200, "{ready:?}\n{}", agent.tail());
-    assert!(ready.1.contains(&format!("GET http://127.0.0.1:{app_port}/: HTTP 200")), "{ready:?}");
+    assert!(
+        ready
+            .1
+            .contains(&format!("GET http://127.0.0.1:{app_port}/: HTTP 200")),
+        "{ready:?}"
+    );
     assert!(requests_before >= 1, "the app saw the probe");
 
     let live = get(ports.metrics, "/app-health/app/livez").await;
@@ -53,7 +74,10 @@ async fn rewritten_probes_are_run_against_the_app() {
     assert!(startup.1.contains("no answer within 1s"), "{startup:?}");
     let refused = get(ports.metrics, "/app-health/sidecar/readyz").await;
     assert_eq!(refused.0, 503, "{refused:?}");
-    assert!(refused.1.contains(&format!("127.0.0.1:{closed}")), "{refused:?}");
+    assert!(
+        refused.1.contains(&format!("127.0.0.1:{closed}")),
+        "{refused:?}"
+    );
     let unknown = get(ports.metrics, "/app-health/other/readyz").await;
     assert_eq!(unknown.0, 404, "{unknown:?}");
     println!("readyz {ready:?}, livez {live:?}, startupz {startup:?}, closed port {refused:?}, unknown {unknown:?}");
@@ -64,7 +88,10 @@ fn malformed_probers_stop_the_agent_with_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_agent"))
         .args(["proxy", "--discovery-address", "127.0.0.1:1"])
         .env("ENVOY_BIN", "/bin/true")
-        .env("ISTIO_KUBE_APP_PROBERS", r#"{"/app-health/app/readyz": {"exec": {"command": ["true"]}}}"#)
+        .env(
+            "ISTIO_KUBE_APP_PROBERS",
+            r#"{"/app-health/app/readyz": {"exec": {"command": ["true"]}}}"#,
+        )
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -25,7 +25,10 @@ use common::{
     upstream::{h2_streams, keepalive_requests, short_requests, start_upstream, LoadStats},
     Agent, Ports,
 };
-use rudder_ca::{root, sign_local_token, Authenticators, CaMetrics, CertificateAuthority, CertificateService, Counter, LocalTokenAuthenticator};
+use rudder_ca::{
+    root, sign_local_token, Authenticators, CaMetrics, CertificateAuthority, CertificateService,
+    Counter, LocalTokenAuthenticator,
+};
 use tokio_stream::wrappers::TcpListenerStream;
 
 const KEY: &[u8] = b"test-local-token-key-0123456789abcdef";
@@ -41,12 +44,28 @@ struct Ca {
 async fn start_ca(dir: &Path, ttl: Duration) -> Ca {
     let now = rudder_ca::unix_now();
     let (cert, key) = root::generate("cluster.local", now).unwrap();
-    let r = root::from_pem(Path::new("root-cert.pem"), &cert, Path::new("root-key.pem"), &key, now).unwrap();
+    let r = root::from_pem(
+        Path::new("root-cert.pem"),
+        &cert,
+        Path::new("root-key.pem"),
+        &key,
+        now,
+    )
+    .unwrap();
     let ca = Arc::new(CertificateAuthority::new(r, "cluster.local", ttl));
     std::fs::write(dir.join("root-cert.pem"), ca.root_pem()).unwrap();
-    std::fs::write(dir.join("istio-token"), sign_local_token(KEY, "app-0", "default", "app", Duration::from_secs(3600))).unwrap();
-    let (chain, skey) = ca.serving_cert(&[], &["127.0.0.1".parse().unwrap()]).unwrap();
-    let svc = CertificateService::new(ca, Authenticators::new().with(Arc::new(LocalTokenAuthenticator::new(KEY))));
+    std::fs::write(
+        dir.join("istio-token"),
+        sign_local_token(KEY, "app-0", "default", "app", Duration::from_secs(3600)),
+    )
+    .unwrap();
+    let (chain, skey) = ca
+        .serving_cert(&[], &["127.0.0.1".parse().unwrap()])
+        .unwrap();
+    let svc = CertificateService::new(
+        ca,
+        Authenticators::new().with(Arc::new(LocalTokenAuthenticator::new(KEY))),
+    );
     let metrics = svc.metrics();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -55,10 +74,16 @@ async fn start_ca(dir: &Path, ttl: Duration) -> Ca {
         .tls_config(rudder_ca::server_tls(&chain, &skey))
         .unwrap()
         .add_service(svc.into_server());
-    tokio::spawn(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-        let _ = rx.await;
-    }));
-    Ca { addr, metrics, _stop: tx }
+    tokio::spawn(
+        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = rx.await;
+        }),
+    );
+    Ca {
+        addr,
+        metrics,
+        _stop: tx,
+    }
 }
 
 fn ca_flags<'a>(ca: &'a Ca, dir: &'a Path, mode: &'a str) -> Vec<String> {
@@ -79,7 +104,10 @@ fn ca_flags<'a>(ca: &'a Ca, dir: &'a Path, mode: &'a str) -> Vec<String> {
         "2s".into(),
     ];
     if mode == "sds" {
-        v.extend(["--sds-socket".to_string(), dir.join("sds").join("socket").display().to_string()]);
+        v.extend([
+            "--sds-socket".to_string(),
+            dir.join("sds").join("socket").display().to_string(),
+        ]);
     }
     v
 }
@@ -90,7 +118,11 @@ async fn served_serial(agent: &Agent) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     for c in v["certificates"].as_array()? {
         for cert in c["cert_chain"].as_array().into_iter().flatten() {
-            let ours = cert["subject_alt_names"].as_array().into_iter().flatten().any(|s| s["uri"] == SPIFFE);
+            let ours = cert["subject_alt_names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| s["uri"] == SPIFFE);
             if ours {
                 return cert["serial_number"].as_str().map(str::to_string);
             }
@@ -109,7 +141,11 @@ async fn wait_serial_other_than(agent: &Agent, old: Option<&str>, limit: Duratio
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("Envoy never served a new certificate with SAN {SPIFFE} (old {old:?}): {}\n{}", agent.envoy_certs().await, agent.tail());
+    panic!(
+        "Envoy never served a new certificate with SAN {SPIFFE} (old {old:?}): {}\n{}",
+        agent.envoy_certs().await,
+        agent.tail()
+    );
 }
 
 struct Load {
@@ -120,7 +156,11 @@ struct Load {
 
 fn start_load(port: u16) -> Load {
     let stop = Arc::new(AtomicBool::new(false));
-    let stats = [Arc::new(LoadStats::default()), Arc::new(LoadStats::default()), Arc::new(LoadStats::default())];
+    let stats = [
+        Arc::new(LoadStats::default()),
+        Arc::new(LoadStats::default()),
+        Arc::new(LoadStats::default()),
+    ];
     let tasks = vec![
         tokio::spawn(short_requests(port, stop.clone(), stats[0].clone())),
         tokio::spawn(keepalive_requests(port, stop.clone(), stats[1].clone())),
@@ -133,7 +173,10 @@ impl Load {
     async fn finish(self) -> String {
         self.stop.store(true, SeqCst);
         for t in self.tasks {
-            tokio::time::timeout(Duration::from_secs(20), t).await.expect("load task ends").unwrap();
+            tokio::time::timeout(Duration::from_secs(20), t)
+                .await
+                .expect("load task ends")
+                .unwrap();
         }
         let [s, k, h] = &self.stats;
         let failed = s.failed.load(SeqCst) + k.failed.load(SeqCst) + h.failed.load(SeqCst);
@@ -144,8 +187,14 @@ impl Load {
             h.ok.load(SeqCst), h.failed.load(SeqCst), h.cut.load(SeqCst), h.stuck.load(SeqCst),
         );
         assert_eq!(failed, 0, "failed requests: {text}");
-        assert!(h.stuck.load(SeqCst) <= 1, "HTTP/2 streams stuck past their deadline (tolerated once, see h2_streams): {text}");
-        assert!(s.ok.load(SeqCst) > 0 && k.ok.load(SeqCst) > 0 && h.ok.load(SeqCst) > 0, "{text}");
+        assert!(
+            h.stuck.load(SeqCst) <= 1,
+            "HTTP/2 streams stuck past their deadline (tolerated once, see h2_streams): {text}"
+        );
+        assert!(
+            s.ok.load(SeqCst) > 0 && k.ok.load(SeqCst) > 0 && h.ok.load(SeqCst) > 0,
+            "{text}"
+        );
         text
     }
 }
@@ -160,36 +209,73 @@ async fn file_mode_obtains_renews_and_hot_restarts_without_failed_requests() {
     let certs = dir.path().join("certs");
     let (upstream_port, _, _) = start_upstream().await;
     let (listen_port, tls_port) = (common::free_port(), common::free_port());
-    let ads = AdsServer::start(AdsConfig { upstream_port, listen_port, tls_port: Some(tls_port), sds: false }, false).await;
+    let ads = AdsServer::start(
+        AdsConfig {
+            upstream_port,
+            listen_port,
+            tls_port: Some(tls_port),
+            sds: false,
+        },
+        false,
+    )
+    .await;
     let flags = ca_flags(&ca, dir.path(), "file");
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut agent = Agent::start(dir.path(), Ports::free(), ads.port, &certs, &flags);
     agent.wait_ready(Duration::from_secs(30)).await;
     let first = wait_serial_other_than(&agent, None, Duration::from_secs(20)).await;
-    assert!(certs.join("key.pem").exists(), "the agent wrote its key into --cert-dir");
+    assert!(
+        certs.join("key.pem").exists(),
+        "the agent wrote its key into --cert-dir"
+    );
 
     let load = start_load(listen_port);
     let mut serials = vec![first];
     for _ in 0..3 {
-        let next = wait_serial_other_than(&agent, serials.last().map(String::as_str), Duration::from_secs(20)).await;
-        println!("file mode: renewed, Envoy serves serial {next}, hot restarts so far {:?}", agent.metric("rudder_agent_hot_restarts_total").await);
+        let next = wait_serial_other_than(
+            &agent,
+            serials.last().map(String::as_str),
+            Duration::from_secs(20),
+        )
+        .await;
+        println!(
+            "file mode: renewed, Envoy serves serial {next}, hot restarts so far {:?}",
+            agent.metric("rudder_agent_hot_restarts_total").await
+        );
         serials.push(next);
     }
-    let restarts = agent.metric("rudder_agent_hot_restarts_total").await.unwrap();
+    let restarts = agent
+        .metric("rudder_agent_hot_restarts_total")
+        .await
+        .unwrap();
     assert!(restarts >= 3, "each renewal hot-restarts Envoy: {restarts}");
-    assert_eq!(agent.metric("rudder_agent_envoy_restarts_total").await, Some(0));
-    let expiry = agent.metric("rudder_agent_cert_expiry_seconds").await.expect("expiry metric");
+    assert_eq!(
+        agent.metric("rudder_agent_envoy_restarts_total").await,
+        Some(0)
+    );
+    let expiry = agent
+        .metric("rudder_agent_cert_expiry_seconds")
+        .await
+        .expect("expiry metric");
     assert!((0..=7).contains(&expiry), "{expiry}");
     let text = load.finish().await;
     let issued = ca.metrics.get(Counter::Success);
-    assert!(issued as usize <= serials.len() + 3, "renewals at half life, not a loop: {issued} issued");
+    assert!(
+        issued as usize <= serials.len() + 3,
+        "renewals at half life, not a loop: {issued} issued"
+    );
     println!(
         "file mode totals: renewals served {}, hot restarts {restarts}, CA issued {}, {text}",
         serials.len() - 1,
         ca.metrics.get(Counter::Success)
     );
     agent.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(agent.wait_exit(Duration::from_secs(20)).await, Some(0), "{}", agent.tail());
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(20)).await,
+        Some(0),
+        "{}",
+        agent.tail()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,7 +288,16 @@ async fn sds_mode_serves_secrets_and_rotates_without_restart() {
     let certs = dir.path().join("certs-unused");
     let (upstream_port, _, _) = start_upstream().await;
     let (listen_port, tls_port) = (common::free_port(), common::free_port());
-    let ads = AdsServer::start(AdsConfig { upstream_port, listen_port, tls_port: Some(tls_port), sds: true }, false).await;
+    let ads = AdsServer::start(
+        AdsConfig {
+            upstream_port,
+            listen_port,
+            tls_port: Some(tls_port),
+            sds: true,
+        },
+        false,
+    )
+    .await;
     let flags = ca_flags(&ca, dir.path(), "sds");
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let mut agent = Agent::start(dir.path(), Ports::free(), ads.port, &certs, &flags);
@@ -215,18 +310,48 @@ async fn sds_mode_serves_secrets_and_rotates_without_restart() {
     let load = start_load(listen_port);
     let mut serials = vec![first];
     for _ in 0..3 {
-        let next = wait_serial_other_than(&agent, serials.last().map(String::as_str), Duration::from_secs(20)).await;
-        println!("sds mode: renewed, Envoy serves serial {next}, Envoy pids {:?}", agent.envoy_pids());
+        let next = wait_serial_other_than(
+            &agent,
+            serials.last().map(String::as_str),
+            Duration::from_secs(20),
+        )
+        .await;
+        println!(
+            "sds mode: renewed, Envoy serves serial {next}, Envoy pids {:?}",
+            agent.envoy_pids()
+        );
         serials.push(next);
     }
-    assert_eq!(agent.envoy_pids(), pids, "same Envoy process across renewals");
-    assert_eq!(agent.metric("rudder_agent_hot_restarts_total").await, Some(0));
-    let expiry = agent.metric("rudder_agent_cert_expiry_seconds").await.expect("expiry metric");
+    assert_eq!(
+        agent.envoy_pids(),
+        pids,
+        "same Envoy process across renewals"
+    );
+    assert_eq!(
+        agent.metric("rudder_agent_hot_restarts_total").await,
+        Some(0)
+    );
+    let expiry = agent
+        .metric("rudder_agent_cert_expiry_seconds")
+        .await
+        .expect("expiry metric");
     assert!((0..=7).contains(&expiry), "{expiry}");
     let text = load.finish().await;
     let issued = ca.metrics.get(Counter::Success);
-    assert!(issued as usize <= serials.len() + 3, "renewals at half life, not a loop: {issued} issued");
-    println!("sds mode totals: renewals served {}, restarts 0, CA issued {}, {text}", serials.len() - 1, ca.metrics.get(Counter::Success));
+    assert!(
+        issued as usize <= serials.len() + 3,
+        "renewals at half life, not a loop: {issued} issued"
+    );
+    println!(
+        "sds mode totals: renewals served {}, restarts 0, CA issued {}, {text}",
+        serials.len() - 1,
+        ca.metrics.get(Counter::Success)
+    );
     agent.signal(nix::sys::signal::Signal::SIGTERM);
-    assert_eq!(agent.wait_exit(Duration::from_secs(20)).await, Some(0), "{}", agent.tail());
+    assert_eq!(
+        agent.wait_exit(Duration::from_secs(20)).await,
+        Some(0),
+        "{}",
+        agent.tail()
+    );
 }

@@ -24,7 +24,11 @@ fn config(xds: XdsMode, discovery: &str, certs: bool) -> BootstrapConfig {
         inbound_capture_port: 15000,
         cert_mode: CertMode::File,
     };
-    let mut cfg = BootstrapConfig::new(NodeId::sidecar(ip, "reviews-v1-0", "default"), md, discovery.parse().unwrap());
+    let mut cfg = BootstrapConfig::new(
+        NodeId::sidecar(ip, "reviews-v1-0", "default"),
+        md,
+        discovery.parse().unwrap(),
+    );
     cfg.xds = xds;
     if certs {
         let dir = PathBuf::from("/etc/certs");
@@ -45,18 +49,35 @@ fn cases() -> Vec<(&'static str, BootstrapConfig)> {
     let mut sds = config(XdsMode::Sotw, "198.18.0.1:15012", false);
     sds.certs = CertSource::Sds(PathBuf::from("/var/run/secrets/workload-spiffe-uds/socket"));
     vec![
-        ("sotw-ip-certs", config(XdsMode::Sotw, "198.18.0.1:15010", true)),
-        ("sotw-hostname", config(XdsMode::Sotw, "rudder-pilot.rudder-system.svc:15010", false)),
-        ("delta-hostname-certs", config(XdsMode::Delta, "rudder-pilot.rudder-system.svc:15010", true)),
-        ("delta-ip", config(XdsMode::Delta, "198.18.0.1:15010", false)),
+        (
+            "sotw-ip-certs",
+            config(XdsMode::Sotw, "198.18.0.1:15010", true),
+        ),
+        (
+            "sotw-hostname",
+            config(XdsMode::Sotw, "rudder-pilot.rudder-system.svc:15010", false),
+        ),
+        (
+            "delta-hostname-certs",
+            config(XdsMode::Delta, "rudder-pilot.rudder-system.svc:15010", true),
+        ),
+        (
+            "delta-ip",
+            config(XdsMode::Delta, "198.18.0.1:15010", false),
+        ),
         ("delta-ip-custom-ports", custom),
-        ("delta-tls-hostname-certs", config(XdsMode::Delta, "rudder-pilot.rudder-system.svc:15012", true)),
+        (
+            "delta-tls-hostname-certs",
+            config(XdsMode::Delta, "rudder-pilot.rudder-system.svc:15012", true),
+        ),
         ("sotw-tls-ip-sds", sds),
     ]
 }
 
 fn golden_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata").join(format!("{name}.json"))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(format!("{name}.json"))
 }
 
 #[test]
@@ -69,35 +90,60 @@ fn bootstraps_match_golden_files() {
             std::fs::write(&path, &got).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (run with REFRESH_GOLDEN=1 to create it)", path.display()));
+        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (run with REFRESH_GOLDEN=1 to create it)",
+                path.display()
+            )
+        });
         pretty_assertions::assert_eq!(want, got, "{name} (REFRESH_GOLDEN=1 updates it)");
     }
 }
 
 #[test]
 fn golden_bootstraps_pass_envoy_validate() {
-    let Some(envoy) = common::envoy_bin() else { return };
+    let Some(envoy) = common::envoy_bin() else {
+        return;
+    };
     // Envoy reads the files a static cluster's TLS context names (the xDS
     // cluster on 15012 verifies pilot with root-cert.pem), so the goldens'
     // /etc/certs becomes a directory holding real PEM files.
     let dir = tempfile::tempdir().unwrap();
     let ca = common::TestCa::new();
     let (chain, key, _) = ca.leaf(1);
-    for (file, pem) in [("cert-chain.pem", &chain), ("key.pem", &key), ("root-cert.pem", &ca.root_pem)] {
+    for (file, pem) in [
+        ("cert-chain.pem", &chain),
+        ("key.pem", &key),
+        ("root-cert.pem", &ca.root_pem),
+    ] {
         std::fs::write(dir.path().join(file), pem).unwrap();
     }
     for (name, _) in cases() {
         let text = std::fs::read_to_string(golden_path(name)).unwrap();
         let path = dir.path().join(format!("{name}.json"));
-        std::fs::write(&path, text.replace("\"/etc/certs/", &format!("\"{}/", dir.path().display()))).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"/etc/certs/", &format!("\"{}/", dir.path().display())),
+        )
+        .unwrap();
         let out = std::process::Command::new(&envoy)
-            .args(["--mode", "validate", "--disable-hot-restart", "-l", "error", "-c"])
+            .args([
+                "--mode",
+                "validate",
+                "--disable-hot-restart",
+                "-l",
+                "error",
+                "-c",
+            ])
             .arg(&path)
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{name}: envoy --mode validate failed:\n{text}");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{name}: envoy --mode validate failed:\n{text}"
+        );
         assert!(text.contains("OK"), "{name}: {text}");
         println!("{name}: envoy --mode validate OK");
     }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use common::{
     ads::{AdsConfig, AdsServer},
+    get,
     upstream::start_upstream,
-    get, Agent, Ports,
+    Agent, Ports,
 };
 use nix::sys::signal::Signal;
 
@@ -30,13 +31,29 @@ async fn readiness_follows_ads(xds: &str) -> (Agent, AdsServer, u16, tempfile::T
     let dir = tempfile::tempdir().unwrap();
     let (upstream_port, _, _) = start_upstream().await;
     let listen_port = common::free_port();
-    let ads = AdsServer::start(AdsConfig { upstream_port, listen_port, tls_port: None, sds: false }, true).await;
+    let ads = AdsServer::start(
+        AdsConfig {
+            upstream_port,
+            listen_port,
+            tls_port: None,
+            sds: false,
+        },
+        true,
+    )
+    .await;
     let agent = Agent::start(
         dir.path(),
         Ports::free(),
         ads.port,
         &dir.path().join("no-certs"),
-        &["--xds", xds, "--drain-duration", "3s", "--parent-shutdown-duration", "5s"],
+        &[
+            "--xds",
+            xds,
+            "--drain-duration",
+            "3s",
+            "--parent-shutdown-duration",
+            "5s",
+        ],
     );
     let state = wait_envoy_state(&agent).await;
     let mut not_ready = 0;
@@ -47,12 +64,21 @@ async fn readiness_follows_ads(xds: &str) -> (Agent, AdsServer, u16, tempfile::T
         not_ready += 1;
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    println!("[{xds}] Envoy {state}, readiness 503 x{not_ready} before ADS answered: {:?}", agent.ready().await.1.trim());
+    println!(
+        "[{xds}] Envoy {state}, readiness 503 x{not_ready} before ADS answered: {:?}",
+        agent.ready().await.1.trim()
+    );
     ads.open();
     let polls = agent.wait_ready(Duration::from_secs(30)).await;
     let (status, body) = get(listen_port, "/").await;
-    assert_eq!((status, body.as_str()), (200, "ok"), "traffic through Envoy");
-    println!("[{xds}] ready after {polls} polls once ADS answered; request through Envoy: {status}");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "ok"),
+        "traffic through Envoy"
+    );
+    println!(
+        "[{xds}] ready after {polls} polls once ADS answered; request through Envoy: {status}"
+    );
     (agent, ads, listen_port, dir)
 }
 
@@ -68,13 +94,22 @@ async fn delta_ready_restart_after_kill_and_drain_on_sigterm() {
     assert_eq!(pids.len(), 1, "one Envoy: {pids:?}");
     let old = pids[0];
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(old as i32), Signal::SIGKILL).unwrap();
-    agent.wait_metric("rudder_agent_envoy_restarts_total", 1, Duration::from_secs(20)).await;
+    agent
+        .wait_metric(
+            "rudder_agent_envoy_restarts_total",
+            1,
+            Duration::from_secs(20),
+        )
+        .await;
     agent.wait_ready(Duration::from_secs(30)).await;
     let new = agent.envoy_pids();
     assert_eq!(new.len(), 1, "{new:?}");
     assert_ne!(new[0], old, "a new Envoy process");
     assert_eq!(get(listen_port, "/").await.0, 200);
-    println!("kill -9 Envoy pid {old} -> restarted as pid {}, ready again, restarts_total=1", new[0]);
+    println!(
+        "kill -9 Envoy pid {old} -> restarted as pid {}, ready again, restarts_total=1",
+        new[0]
+    );
 
     // SIGTERM with a slow request in flight: it completes, then the agent exits 0.
     let base_id = agent.base_id().expect("base id written");
@@ -86,10 +121,18 @@ async fn delta_ready_restart_after_kill_and_drain_on_sigterm() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (status, body) = agent.ready().await;
     let (slow_status, slow_body) = slow.await.unwrap();
-    assert_eq!((slow_status, slow_body.as_str()), (200, "slow ok"), "in-flight request completed during drain");
+    assert_eq!(
+        (slow_status, slow_body.as_str()),
+        (200, "slow ok"),
+        "in-flight request completed during drain"
+    );
     let code = agent.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "agent exit code\n{}", agent.tail());
-    assert!(agent.envoy_pids().is_empty(), "no Envoy left: {:?}", agent.envoy_pids());
+    assert!(
+        agent.envoy_pids().is_empty(),
+        "no Envoy left: {:?}",
+        agent.envoy_pids()
+    );
     assert!(!shm.exists(), "{} removed", shm.display());
     let log = agent.log_text();
     assert!(log.contains("drain finished"), "{}", agent.tail());
@@ -103,27 +146,54 @@ async fn sotw_ready_and_quitquitquit() {
     }
     let (mut agent, _ads, _listen_port, _dir) = readiness_follows_ads("sotw").await;
     let metrics = agent.metrics().await;
-    assert!(metrics.contains("envoy_cluster_manager_cds_update_success"), "Envoy's stats merged in");
-    assert!(metrics.contains("\nrudder_agent_hot_restart_epoch 0\n"), "{metrics}");
-    assert!(!metrics.contains("rudder_agent_cert_expiry_seconds"), "no certificates, no expiry");
+    assert!(
+        metrics.contains("envoy_cluster_manager_cds_update_success"),
+        "Envoy's stats merged in"
+    );
+    assert!(
+        metrics.contains("\nrudder_agent_hot_restart_epoch 0\n"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("rudder_agent_cert_expiry_seconds"),
+        "no certificates, no expiry"
+    );
     // `agent wait` (the app's postStart hook) returns at once when ready, fails after its timeout otherwise.
     let wait = |url: String, timeout: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_agent"))
-            .args(["wait", "--timeout", timeout, "--period", "100ms", "--url", &url])
+            .args([
+                "wait",
+                "--timeout",
+                timeout,
+                "--period",
+                "100ms",
+                "--url",
+                &url,
+            ])
             .output()
             .unwrap()
     };
     let ok = wait(agent.status_url(), "10s");
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let closed = format!("http://127.0.0.1:{}/healthz/ready", common::free_port());
     let timed_out = wait(closed, "500ms");
     assert!(!timed_out.status.success());
     let err = String::from_utf8_lossy(&timed_out.stderr);
     assert!(err.contains("not ready after"), "{err}");
-    println!("agent wait: exit 0 when ready; exit {:?} after its timeout: {}", timed_out.status.code(), err.trim());
+    println!(
+        "agent wait: exit 0 when ready; exit {:?} after its timeout: {}",
+        timed_out.status.code(),
+        err.trim()
+    );
 
     let url = format!("http://127.0.0.1:{}/quitquitquit", agent.ports.metrics);
-    let r = rudder_agent::admin::request(hyper::Method::POST, &url, Duration::from_secs(5)).await.unwrap();
+    let r = rudder_agent::admin::request(hyper::Method::POST, &url, Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(r.status, 200);
     let code = agent.wait_exit(Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "{}", agent.tail());

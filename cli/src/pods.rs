@@ -354,11 +354,13 @@ pub fn start(
             run_to_completion(pod, format!("init container {}", c.name), spec, stop)?;
             continue;
         }
-        let process = pod.spawn(spec.clone()).map_err(|source| PodRunError::Spawn {
-            pod: pod.name().into(),
-            container: c.name.clone(),
-            source,
-        })?;
+        let process = pod
+            .spawn(spec.clone())
+            .map_err(|source| PodRunError::Spawn {
+                pod: pod.name().into(),
+                container: c.name.clone(),
+                source,
+            })?;
         tracing::info!(pod = pod.name(), container = %c.name, pid = process.pid(), "container started");
         running.push(Running {
             plan: c.clone(),

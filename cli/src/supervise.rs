@@ -18,8 +18,8 @@ use rudder_harness::Pod;
 use crate::dnat::{self, VipPort};
 use crate::pilot::ConfigDir;
 use crate::plan::MeshPlan;
-use crate::pods::{container_ready, restart_backoff, Node, Running};
 use crate::plan::SIDECAR_CONTAINER_NAME;
+use crate::pods::{container_ready, restart_backoff, Node, Running};
 use crate::render::{pod_object, PodFacts};
 
 /// A pod as the supervisor tracks it.
@@ -84,7 +84,9 @@ pub fn vip_ports(plan: &MeshPlan, ready_ips: &BTreeMap<String, Ipv4Addr>) -> Vec
 fn restart_exited(live: &mut LivePod, problems: &mut Vec<String>) {
     let pod = live.pod.name().to_string();
     for r in &mut live.running {
-        let Some(status) = r.process.try_wait() else { continue };
+        let Some(status) = r.process.try_wait() else {
+            continue;
+        };
         let now = std::time::Instant::now();
         match r.restart_at {
             None if r.plan.name == SIDECAR_CONTAINER_NAME => {

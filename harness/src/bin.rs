@@ -33,7 +33,10 @@ pub enum BinError {
 
 /// The workspace root (parent of this crate's directory).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("harness is inside the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("harness is inside the workspace")
+        .to_path_buf()
 }
 
 /// The cargo target directory: `CARGO_TARGET_DIR` if set, else `<workspace>/target`.
@@ -62,12 +65,19 @@ pub fn workspace_bin(name: &str) -> Result<PathBuf, BinError> {
         Ok(out) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let lines: Vec<&str> = stderr.lines().collect();
-            Err(BinError::Build { name: name.into(), stderr: lines[lines.len().saturating_sub(10)..].join("\n") })
+            Err(BinError::Build {
+                name: name.into(),
+                stderr: lines[lines.len().saturating_sub(10)..].join("\n"),
+            })
         }
         Err(source) => ["debug", "release"]
             .iter()
             .map(|profile| target.join(profile).join(name))
             .find(|p| p.is_file())
-            .ok_or(BinError::NotFound { name: name.into(), target, source }),
+            .ok_or(BinError::NotFound {
+                name: name.into(),
+                target,
+                source,
+            }),
     }
 }

@@ -39,7 +39,13 @@ impl Cidr {
         }
         let masked = Ipv4Addr::from(u32::from(network) & mask(prefix));
         if masked != network {
-            return Err(CidrError::HostBits(text, Cidr { network: masked, prefix }));
+            return Err(CidrError::HostBits(
+                text,
+                Cidr {
+                    network: masked,
+                    prefix,
+                },
+            ));
         }
         Ok(Cidr { network, prefix })
     }
@@ -66,12 +72,14 @@ impl Cidr {
 
     /// The first usable address: the bridge's host address in a pod CIDR.
     pub fn first_host(&self) -> Ipv4Addr {
-        self.nth(1).expect("prefix <= 30 leaves at least 4 addresses")
+        self.nth(1)
+            .expect("prefix <= 30 leaves at least 4 addresses")
     }
 
     /// The last usable address (just below broadcast).
     pub fn last_host(&self) -> Ipv4Addr {
-        self.nth(self.size() - 2).expect("prefix <= 30 leaves at least 4 addresses")
+        self.nth(self.size() - 2)
+            .expect("prefix <= 30 leaves at least 4 addresses")
     }
 
     /// Whether `addr` lies inside the block.
@@ -97,7 +105,9 @@ impl FromStr for Cidr {
     type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Cidr, CidrError> {
-        let (addr, len) = s.split_once('/').ok_or_else(|| CidrError::Syntax(s.to_string()))?;
+        let (addr, len) = s
+            .split_once('/')
+            .ok_or_else(|| CidrError::Syntax(s.to_string()))?;
         let addr: Ipv4Addr = addr.parse().map_err(|_| CidrError::Syntax(s.to_string()))?;
         let len: u8 = len.parse().map_err(|_| CidrError::Syntax(s.to_string()))?;
         Cidr::new(addr, len)
@@ -149,9 +159,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_input_with_reason() {
-        assert!(matches!("198.18.0.0".parse::<Cidr>(), Err(CidrError::Syntax(_))));
-        assert!(matches!("198.18.0.0/31".parse::<Cidr>(), Err(CidrError::PrefixLength(_))));
+        assert!(matches!(
+            "198.18.0.0".parse::<Cidr>(),
+            Err(CidrError::Syntax(_))
+        ));
+        assert!(matches!(
+            "198.18.0.0/31".parse::<Cidr>(),
+            Err(CidrError::PrefixLength(_))
+        ));
         let err = "198.18.0.1/16".parse::<Cidr>().unwrap_err();
-        assert_eq!(err.to_string(), "CIDR \"198.18.0.1/16\": address has host bits set (did you mean 198.18.0.0/16?)");
+        assert_eq!(
+            err.to_string(),
+            "CIDR \"198.18.0.1/16\": address has host bits set (did you mean 198.18.0.0/16?)"
+        );
     }
 }

@@ -38,7 +38,13 @@ pub struct HttpRequest {
 impl HttpRequest {
     /// `GET path` to `addr`.
     pub fn get(addr: SocketAddr, path: impl Into<String>) -> HttpRequest {
-        HttpRequest { addr, method: "GET".into(), path: path.into(), host: None, headers: Vec::new() }
+        HttpRequest {
+            addr,
+            method: "GET".into(),
+            path: path.into(),
+            host: None,
+            headers: Vec::new(),
+        }
     }
 
     /// Sets the `Host` header (how Envoy picks the virtual host).
@@ -71,7 +77,10 @@ impl Outcome {
     /// First value of response header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// A response with a 2xx status.
@@ -96,7 +105,12 @@ pub struct LoadSpec {
 impl LoadSpec {
     /// `count` keep-alive requests within 30 s.
     pub fn new(request: HttpRequest, count: usize) -> LoadSpec {
-        LoadSpec { request, count, timeout: Duration::from_secs(30), keep_alive: true }
+        LoadSpec {
+            request,
+            count,
+            timeout: Duration::from_secs(30),
+            keep_alive: true,
+        }
     }
 }
 
@@ -152,31 +166,60 @@ async fn send(
     deadline: Instant,
 ) -> Result<(Outcome, bool), String> {
     let host = req.host.clone().unwrap_or_else(|| req.addr.to_string());
-    let mut builder = Request::builder().method(req.method.as_str()).uri(req.path.as_str()).header("host", host);
+    let mut builder = Request::builder()
+        .method(req.method.as_str())
+        .uri(req.path.as_str())
+        .header("host", host);
     for (k, v) in &req.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
     if !keep_alive {
         builder = builder.header("connection", "close");
     }
-    let request = builder.body(Empty::new()).map_err(|e| format!("bad request: {e}"))?;
+    let request = builder
+        .body(Empty::new())
+        .map_err(|e| format!("bad request: {e}"))?;
     let exchange = async {
-        sender.ready().await.map_err(|e| format!("connection: {e}"))?;
-        let response = sender.send_request(request).await.map_err(|e| format!("request: {e}"))?;
+        sender
+            .ready()
+            .await
+            .map_err(|e| format!("connection: {e}"))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| format!("request: {e}"))?;
         let status = response.status().as_u16();
         let headers: Vec<(String, String)> = response
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
-        let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("body: {e}"))?
+            .to_bytes();
         Ok::<_, String>((status, headers, body))
     };
-    let (status, headers, body) =
-        timeout_at(deadline, exchange).await.map_err(|_| "timed out waiting for the response".to_string())??;
+    let (status, headers, body) = timeout_at(deadline, exchange)
+        .await
+        .map_err(|_| "timed out waiting for the response".to_string())??;
     let reusable = keep_alive
-        && !headers.iter().any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
-    let outcome = Outcome { status: Some(status), body: String::from_utf8_lossy(&body).into_owned(), headers, error: None };
+        && !headers
+            .iter()
+            .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
+    let outcome = Outcome {
+        status: Some(status),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        headers,
+        error: None,
+    };
     Ok((outcome, reusable))
 }
 
@@ -188,7 +231,10 @@ pub async fn load(spec: &LoadSpec) -> LoadReport {
     let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
     for _ in 0..spec.count {
         if Instant::now() >= deadline {
-            report.outcomes.push(Outcome { error: Some("not sent: load loop timed out".into()), ..Outcome::default() });
+            report.outcomes.push(Outcome {
+                error: Some("not sent: load loop timed out".into()),
+                ..Outcome::default()
+            });
             continue;
         }
         let mut conn = match sender.take() {
@@ -199,7 +245,10 @@ pub async fn load(spec: &LoadSpec) -> LoadReport {
                     s
                 }
                 Err(e) => {
-                    report.outcomes.push(Outcome { error: Some(e), ..Outcome::default() });
+                    report.outcomes.push(Outcome {
+                        error: Some(e),
+                        ..Outcome::default()
+                    });
                     continue;
                 }
             },
@@ -211,7 +260,10 @@ pub async fn load(spec: &LoadSpec) -> LoadReport {
                     sender = Some(conn);
                 }
             }
-            Err(e) => report.outcomes.push(Outcome { error: Some(e), ..Outcome::default() }),
+            Err(e) => report.outcomes.push(Outcome {
+                error: Some(e),
+                ..Outcome::default()
+            }),
         }
     }
     report
@@ -219,7 +271,12 @@ pub async fn load(spec: &LoadSpec) -> LoadReport {
 
 /// Sends one request (new connection) with a time bound.
 pub async fn get(request: &HttpRequest, timeout: Duration) -> Outcome {
-    let spec = LoadSpec { request: request.clone(), count: 1, timeout, keep_alive: false };
+    let spec = LoadSpec {
+        request: request.clone(),
+        count: 1,
+        timeout,
+        keep_alive: false,
+    };
     load(&spec).await.outcomes.pop().unwrap_or_default()
 }
 

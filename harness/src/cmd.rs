@@ -31,7 +31,10 @@ pub enum CmdError {
 
 /// Renders a command line for messages.
 pub(crate) fn render(program: &str, args: &[&str]) -> String {
-    std::iter::once(program).chain(args.iter().copied()).collect::<Vec<_>>().join(" ")
+    std::iter::once(program)
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs `program args` to completion and returns its output, failing on a
@@ -43,7 +46,10 @@ pub(crate) fn run(program: &str, args: &[&str]) -> Result<Output, CmdError> {
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .map_err(|source| CmdError::Spawn { command: command.clone(), source })?;
+        .map_err(|source| CmdError::Spawn {
+            command: command.clone(),
+            source,
+        })?;
     if !output.status.success() {
         return Err(CmdError::Failed {
             command,

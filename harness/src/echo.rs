@@ -63,7 +63,11 @@ pub struct EchoConfig {
 impl EchoConfig {
     /// An echo server on `port` answering `body`.
     pub fn new(port: u16, body: impl Into<String>) -> EchoConfig {
-        EchoConfig { port, body: body.into(), echo_headers: Vec::new() }
+        EchoConfig {
+            port,
+            body: body.into(),
+            echo_headers: Vec::new(),
+        }
     }
 
     /// Also echo the request header `name` as `x-echo-<name>`.
@@ -118,7 +122,10 @@ impl Pod {
                     return;
                 }
             };
-            let port = listener.local_addr().map(|a| a.port()).unwrap_or(config.port);
+            let port = listener
+                .local_addr()
+                .map(|a| a.port())
+                .unwrap_or(config.port);
             let _ = ready.send(Ok(SocketAddr::from((ip, port))));
             let config = Arc::new(config);
             loop {
@@ -137,8 +144,12 @@ impl Pod {
                     let service = hyper::service::service_fn(move |req| {
                         handle(req, peer, config.clone(), stats.clone())
                     });
-                    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                    if let Err(error) = builder.serve_connection(TokioIo::new(stream), service).await {
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    if let Err(error) = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await
+                    {
                         tracing::debug!(%error, %peer, "echo connection ended");
                     }
                 });
@@ -146,7 +157,11 @@ impl Pod {
         })?;
         let addr = bound?;
         tracing::info!(pod = self.name(), %addr, "echo server listening");
-        Ok(EchoServer { addr, stats, _task: task })
+        Ok(EchoServer {
+            addr,
+            stats,
+            _task: task,
+        })
     }
 }
 
@@ -156,15 +171,30 @@ async fn handle(
     config: Arc<EchoConfig>,
     stats: Arc<Stats>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
     let record = RecordedRequest {
         method: req.method().to_string(),
-        path: req.uri().path_and_query().map_or_else(|| "/".to_string(), |p| p.to_string()),
-        host: header("host").or_else(|| req.uri().authority().map(|a| a.to_string())).unwrap_or_default(),
+        path: req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_string(), |p| p.to_string()),
+        host: header("host")
+            .or_else(|| req.uri().authority().map(|a| a.to_string()))
+            .unwrap_or_default(),
         headers: req
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
         peer,
     };
@@ -172,7 +202,9 @@ async fn handle(
         .and_then(|s| s.parse::<u16>().ok())
         .and_then(|s| StatusCode::from_u16(s).ok())
         .unwrap_or(StatusCode::OK);
-    let delay = header("x-echo-delay-ms").and_then(|s| s.parse::<u64>().ok()).map(Duration::from_millis);
+    let delay = header("x-echo-delay-ms")
+        .and_then(|s| s.parse::<u64>().ok())
+        .map(Duration::from_millis);
     let mut response = Response::builder().status(status);
     for name in &config.echo_headers {
         if let Some(value) = req.headers().get(name.as_str()) {
@@ -191,7 +223,9 @@ async fn handle(
     if let Some(delay) = delay {
         tokio::time::sleep(delay.min(MAX_DELAY)).await;
     }
-    Ok(response.body(Full::new(Bytes::from(config.body.clone()))).expect("valid response"))
+    Ok(response
+        .body(Full::new(Bytes::from(config.body.clone())))
+        .expect("valid response"))
 }
 
 impl EchoServer {
@@ -207,6 +241,10 @@ impl EchoServer {
 
     /// The requests seen so far (the first 10 000).
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.stats.requests.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.stats
+            .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }

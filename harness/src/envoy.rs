@@ -103,7 +103,9 @@ impl EnvoySpec {
         EnvoySpec {
             bootstrap: bootstrap.into(),
             admin_port: ENVOY_ADMIN_PORT,
-            args: ["--concurrency", "1", "--log-level", "info"].map(String::from).to_vec(),
+            args: ["--concurrency", "1", "--log-level", "info"]
+                .map(String::from)
+                .to_vec(),
             binary: envoy_bin(),
             uid: PROXY_UID,
             gid: PROXY_GID,
@@ -137,18 +139,35 @@ impl Pod {
         // Envoy picks the parser by extension; JSON is also valid YAML.
         let bootstrap = self.dir().join(format!("envoy-{seq}.yaml"));
         let write = || -> std::io::Result<()> {
-            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&bootstrap)?;
+            let mut f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o644)
+                .open(&bootstrap)?;
             f.write_all(spec.bootstrap.as_bytes())
         };
-        write().map_err(|source| EnvoyError::Bootstrap { path: bootstrap.clone(), source })?;
+        write().map_err(|source| EnvoyError::Bootstrap {
+            path: bootstrap.clone(),
+            source,
+        })?;
         let process = self.spawn(
             ProcessSpec::new(&spec.binary)
-                .args(["-c".to_string(), bootstrap.display().to_string(), "--disable-hot-restart".to_string()])
+                .args([
+                    "-c".to_string(),
+                    bootstrap.display().to_string(),
+                    "--disable-hot-restart".to_string(),
+                ])
                 .args(spec.args.clone())
                 .user(spec.uid, spec.gid)
                 .log(self.dir().join(format!("envoy-{seq}.log"))),
         )?;
-        Ok(Envoy { process, pod: self.clone(), admin_port: spec.admin_port, bootstrap })
+        Ok(Envoy {
+            process,
+            pod: self.clone(),
+            admin_port: spec.admin_port,
+            bootstrap,
+        })
     }
 }
 
@@ -171,13 +190,19 @@ impl Envoy {
         let outcome = self.pod.run(|| get(&request, Duration::from_secs(5)))?;
         match (outcome.status, outcome.error) {
             (Some(200), _) => Ok(outcome.body),
-            (Some(status), _) => Err(self.admin_err(path, format!("status {status}: {}", outcome.body.trim()))),
+            (Some(status), _) => {
+                Err(self.admin_err(path, format!("status {status}: {}", outcome.body.trim())))
+            }
             (None, error) => Err(self.admin_err(path, error.unwrap_or_default())),
         }
     }
 
     fn admin_err(&self, path: &str, reason: String) -> EnvoyError {
-        EnvoyError::Admin { pod: self.pod.name().into(), path: path.into(), reason }
+        EnvoyError::Admin {
+            pod: self.pod.name().into(),
+            path: path.into(),
+            reason,
+        }
     }
 
     /// Polls until `check` accepts an admin response, Envoy exits, or
@@ -217,7 +242,8 @@ impl Envoy {
 
     /// Waits until `/ready` reports `LIVE` (initialised, listeners warmed).
     pub fn wait_live(&self, timeout: Duration) -> Result<(), EnvoyError> {
-        self.wait_admin("/ready", "state LIVE", timeout, |b| b.trim() == "LIVE").map(|_| ())
+        self.wait_admin("/ready", "state LIVE", timeout, |b| b.trim() == "LIVE")
+            .map(|_| ())
     }
 
     /// Waits until a listener named `name` is active (`/listeners`).

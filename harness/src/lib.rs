@@ -72,7 +72,9 @@ pub use client::{get, load, HttpRequest, LoadReport, LoadSpec, Outcome};
 pub use cmd::CmdError;
 pub use echo::{EchoConfig, EchoError, EchoServer, RecordedRequest};
 pub use envoy::{envoy_bin, shm_path, Envoy, EnvoyError, EnvoySpec, DEFAULT_ENVOY_BIN};
-pub use net::{Net, NetConfig, NetError, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_STATE_ROOT};
+pub use net::{
+    Net, NetConfig, NetError, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_STATE_ROOT,
+};
 pub use pod::{Pod, PodError, PodTask, Shutdown};
 pub use process::{Process, ProcessError, ProcessSpec, STOP_GRACE};
 pub use state::{PodRecord, ProcessRecord, StateError, StateRecord};

@@ -103,7 +103,11 @@ impl NetConfig {
     pub fn for_test(label: &str) -> NetConfig {
         let r = random();
         let n = (r % 254 + 1) as u8;
-        let label: String = label.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+        let label: String = label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(12)
+            .collect();
         NetConfig {
             name: format!("{}-{:05x}", label.to_ascii_lowercase(), (r >> 8) & 0xfffff),
             pod_cidr: Cidr::new(Ipv4Addr::new(198, 18, n, 0), 24).expect("valid"),
@@ -118,7 +122,12 @@ impl NetConfig {
 /// checked.
 fn random() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
     h.write_u32(std::process::id());
     h.finish()
 }
@@ -165,7 +174,9 @@ pub struct Net {
 fn check_name(what: &'static str, name: &str, max: usize) -> Result<(), NetError> {
     let ok = !name.is_empty()
         && name.len() <= max
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-');
     if ok {
         Ok(())
@@ -175,7 +186,11 @@ fn check_name(what: &'static str, name: &str, max: usize) -> Result<(), NetError
         } else {
             "use 1 to 24 characters of a-z, 0-9 and '-', not starting with '-'"
         };
-        Err(NetError::Name { what, name: name.to_string(), reason })
+        Err(NetError::Name {
+            what,
+            name: name.to_string(),
+            reason,
+        })
     }
 }
 
@@ -191,8 +206,12 @@ fn bridge_name(name: &str, tag: &str) -> String {
 /// Whether a route destination as `ip route` prints it (`a.b.c.d/len`, any
 /// length) shares addresses with `ours`.
 fn route_overlaps(dest: &str, ours: &Cidr) -> bool {
-    let Some((addr, len)) = dest.split_once('/') else { return false };
-    let (Ok(addr), Ok(len)) = (addr.parse::<Ipv4Addr>(), len.parse::<u32>()) else { return false };
+    let Some((addr, len)) = dest.split_once('/') else {
+        return false;
+    };
+    let (Ok(addr), Ok(len)) = (addr.parse::<Ipv4Addr>(), len.parse::<u32>()) else {
+        return false;
+    };
     if len == 0 || len > 32 {
         return false;
     }
@@ -260,7 +279,11 @@ impl Net {
         }
         let forwarding = format!("/proc/sys/net/ipv4/conf/{bridge}/forwarding");
         fs::write(&forwarding, "0").map_err(state::io_err(Path::new(&forwarding)))?;
-        let host = format!("{}/{}", config.pod_cidr.first_host(), config.pod_cidr.prefix());
+        let host = format!(
+            "{}/{}",
+            config.pod_cidr.first_host(),
+            config.pod_cidr.prefix()
+        );
         cmd::run("ip", &["addr", "add", &host, "dev", &bridge])?;
         cmd::run("ip", &["link", "set", &bridge, "up"])?;
         tracing::info!(instance = %net.name, %bridge, pod_cidr = %config.pod_cidr, service_cidr = %config.service_cidr, "net created");
@@ -279,7 +302,12 @@ impl Net {
         Err(NetError::Conflict(last.unwrap_or_default()))
     }
 
-    fn check_conflicts(config: &NetConfig, tag: &str, bridge: &str, dir: &Path) -> Result<(), NetError> {
+    fn check_conflicts(
+        config: &NetConfig,
+        tag: &str,
+        bridge: &str,
+        dir: &Path,
+    ) -> Result<(), NetError> {
         if dir.exists() {
             return Err(NetError::Conflict(format!(
                 "instance {} already has state in {} (tear it down or run a sweep)",
@@ -288,28 +316,42 @@ impl Net {
             )));
         }
         if link_exists(bridge) {
-            return Err(NetError::Conflict(format!("a link named {bridge} already exists on the host")));
+            return Err(NetError::Conflict(format!(
+                "a link named {bridge} already exists on the host"
+            )));
         }
         for (other_dir, other) in state::list_instances(&config.state_root)? {
             let clash = if other.tag == tag {
                 Some(format!("interface tag {tag}"))
-            } else if other.pod_cidr.overlaps(&config.pod_cidr) || other.service_cidr.overlaps(&config.pod_cidr) {
+            } else if other.pod_cidr.overlaps(&config.pod_cidr)
+                || other.service_cidr.overlaps(&config.pod_cidr)
+            {
                 Some(format!("pod CIDR {}", config.pod_cidr))
-            } else if other.pod_cidr.overlaps(&config.service_cidr) || other.service_cidr.overlaps(&config.service_cidr) {
+            } else if other.pod_cidr.overlaps(&config.service_cidr)
+                || other.service_cidr.overlaps(&config.service_cidr)
+            {
                 Some(format!("service CIDR {}", config.service_cidr))
             } else {
                 None
             };
             if let Some(what) = clash {
-                return Err(NetError::Conflict(format!("{what} is used by instance in {}", other_dir.display())));
+                return Err(NetError::Conflict(format!(
+                    "{what} is used by instance in {}",
+                    other_dir.display()
+                )));
             }
         }
         // Routes the host already has (other software, or a leftover) count too.
         let routes = cmd::stdout("ip", &["-4", "-o", "route", "show", "table", "all"])?;
-        for dest in routes.lines().filter_map(|l| l.split_whitespace().find(|w| w.contains('/'))) {
+        for dest in routes
+            .lines()
+            .filter_map(|l| l.split_whitespace().find(|w| w.contains('/')))
+        {
             for ours in [config.pod_cidr, config.service_cidr] {
                 if route_overlaps(dest, &ours) {
-                    return Err(NetError::Conflict(format!("host route {dest} overlaps {ours}")));
+                    return Err(NetError::Conflict(format!(
+                        "host route {dest} overlaps {ours}"
+                    )));
                 }
             }
         }
@@ -328,7 +370,10 @@ impl Net {
         let record = {
             let mut state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
             if state.pods.iter().any(|p| p.name == name) {
-                return Err(NetError::Conflict(format!("pod {name} already exists in instance {}", self.name)));
+                return Err(NetError::Conflict(format!(
+                    "pod {name} already exists in instance {}",
+                    self.name
+                )));
             }
             let used: Vec<Ipv4Addr> = state.pods.iter().map(|p| p.ip).collect();
             let ip = (2..self.pod_cidr.size() - 1)
@@ -355,12 +400,20 @@ impl Net {
         let host = self.host_addr().to_string();
         cmd::run("ip", &["netns", "add", ns])?;
         cmd::run("ip", &["-n", ns, "link", "set", "lo", "up"])?;
-        cmd::run("ip", &["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns])?;
+        cmd::run(
+            "ip",
+            &[
+                "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+            ],
+        )?;
         cmd::run("ip", &["link", "set", veth, "master", &self.bridge])?;
         cmd::run("ip", &["link", "set", veth, "up"])?;
         cmd::run("ip", &["-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
         cmd::run("ip", &["-n", ns, "link", "set", "eth0", "up"])?;
-        cmd::run("ip", &["-n", ns, "route", "add", &svc, "via", &host, "dev", "eth0"])?;
+        cmd::run(
+            "ip",
+            &["-n", ns, "route", "add", &svc, "via", &host, "dev", "eth0"],
+        )?;
         tracing::info!(instance = %self.name, pod = name, ip = %record.ip, netns = ns, "pod added");
         Ok(Pod::new(self.inner.clone(), record, dir))
     }
@@ -369,7 +422,11 @@ impl Net {
     pub fn pod(&self, name: &str) -> Option<Pod> {
         let state = self.inner.state.lock().unwrap_or_else(|p| p.into_inner());
         let record = state.pods.iter().find(|p| p.name == name)?.clone();
-        Some(Pod::new(self.inner.clone(), record, self.inner.dir.join("pods").join(name)))
+        Some(Pod::new(
+            self.inner.clone(),
+            record,
+            self.inner.dir.join("pods").join(name),
+        ))
     }
 
     /// Instance name.
@@ -411,7 +468,9 @@ impl Net {
     /// Records a `--base-id-path` file an agent fills in; teardown reads it and
     /// removes that Envoy family's shared memory.
     pub fn record_base_id_file(&self, path: &Path) -> Result<(), NetError> {
-        Ok(self.inner.update(|s| s.base_id_files.push(path.to_path_buf()))?)
+        Ok(self
+            .inner
+            .update(|s| s.base_id_files.push(path.to_path_buf()))?)
     }
 
     /// Removes everything the instance made: processes, namespaces, links,
@@ -424,15 +483,29 @@ impl Net {
         if self.inner.torn_down.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        let children = std::mem::take(&mut *self.inner.children.lock().unwrap_or_else(|p| p.into_inner()));
-        let record = self.inner.state.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let children = std::mem::take(
+            &mut *self
+                .inner
+                .children
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        let record = self
+            .inner
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let mut children = children;
         let problems = remove_all(&record, &self.inner.dir, &mut children);
         if problems.is_empty() {
             tracing::info!(instance = %self.name, "torn down");
             Ok(())
         } else {
-            Err(NetError::Teardown { name: self.name.clone(), problems })
+            Err(NetError::Teardown {
+                name: self.name.clone(),
+                problems,
+            })
         }
     }
 
@@ -448,14 +521,20 @@ impl Net {
             tracing::info!(instance = %record.name, "swept");
             Ok(())
         } else {
-            Err(NetError::Teardown { name: record.name, problems })
+            Err(NetError::Teardown {
+                name: record.name,
+                problems,
+            })
         }
     }
 
     /// State directories of all instances recorded under `state_root` (what
     /// `rudder mesh status` lists and `down` sweeps).
     pub fn instances(state_root: &Path) -> Result<Vec<PathBuf>, NetError> {
-        Ok(state::list_instances(state_root)?.into_iter().map(|(dir, _)| dir).collect())
+        Ok(state::list_instances(state_root)?
+            .into_iter()
+            .map(|(dir, _)| dir)
+            .collect())
     }
 }
 
@@ -469,7 +548,11 @@ impl Drop for Net {
 }
 
 /// Removes what `record` lists; returns one message per failure.
-fn remove_all(record: &StateRecord, dir: &Path, children: &mut BTreeMap<i32, Child>) -> Vec<String> {
+fn remove_all(
+    record: &StateRecord,
+    dir: &Path,
+    children: &mut BTreeMap<i32, Child>,
+) -> Vec<String> {
     let mut problems = Vec::new();
     for p in &record.processes {
         stop_group(p.pid, Some(p.start_time), children.remove(&p.pid));
@@ -503,7 +586,11 @@ fn remove_all(record: &StateRecord, dir: &Path, children: &mut BTreeMap<i32, Chi
         if let Ok(text) = fs::read_to_string(file) {
             match text.trim().parse() {
                 Ok(id) => base_ids.push(id),
-                Err(_) => problems.push(format!("base id file {}: not a number: {:?}", file.display(), text.trim())),
+                Err(_) => problems.push(format!(
+                    "base id file {}: not a number: {:?}",
+                    file.display(),
+                    text.trim()
+                )),
             }
         }
     }
@@ -533,7 +620,10 @@ mod tests {
     fn names_are_checked_with_a_reason() {
         assert!(check_name("pod", "reviews-v2", 40).is_ok());
         let err = check_name("pod", "Reviews_v2", 40).unwrap_err().to_string();
-        assert!(err.contains("invalid pod name \"Reviews_v2\"") && err.contains("a-z"), "{err}");
+        assert!(
+            err.contains("invalid pod name \"Reviews_v2\"") && err.contains("a-z"),
+            "{err}"
+        );
         assert!(check_name("instance", &"a".repeat(25), 24).is_err());
     }
 

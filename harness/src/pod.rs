@@ -100,7 +100,9 @@ impl<T> PodTask<T> {
     pub fn stop(mut self) -> T {
         let _ = self.stop.send(true);
         let thread = self.thread.take().expect("joined once");
-        let result = thread.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let result = thread
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
         result.expect("a handed-out task entered its pod")
     }
 
@@ -156,8 +158,15 @@ impl Pod {
 
     fn enter_current_thread(&self) -> Result<(), PodError> {
         let path = self.netns_path();
-        let file = File::open(&path).map_err(|source| PodError::Open { pod: self.name().into(), path, source })?;
-        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| PodError::Setns { pod: self.name().into(), errno })
+        let file = File::open(&path).map_err(|source| PodError::Open {
+            pod: self.name().into(),
+            path,
+            source,
+        })?;
+        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| PodError::Setns {
+            pod: self.name().into(),
+            errno,
+        })
     }
 
     /// Runs `f` on a fresh thread inside the pod's network namespace and
@@ -168,7 +177,9 @@ impl Pod {
                 self.enter_current_thread()?;
                 Ok(f())
             });
-            handle.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            handle
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
     }
 
@@ -203,7 +214,10 @@ impl Pod {
         let thread = std::thread::Builder::new()
             .name(format!("pod-{}", self.name()))
             .spawn(move || {
-                match pod.enter_current_thread().and_then(|()| current_thread_runtime(pod.name())) {
+                match pod
+                    .enter_current_thread()
+                    .and_then(|()| current_thread_runtime(pod.name()))
+                {
                     Ok(rt) => {
                         drop(err_tx);
                         Some(rt.block_on(f(Shutdown(stop_rx), ready_tx)))
@@ -214,18 +228,27 @@ impl Pod {
                     }
                 }
             })
-            .map_err(|source| PodError::Runtime { pod: self.name().into(), source })?;
+            .map_err(|source| PodError::Runtime {
+                pod: self.name().into(),
+                source,
+            })?;
         if let Ok(e) = err_rx.recv() {
             let _ = thread.join();
             return Err(e);
         }
-        let task = PodTask { stop, thread: Some(thread) };
+        let task = PodTask {
+            stop,
+            thread: Some(thread),
+        };
         match ready_rx.recv() {
             Ok(r) => Ok((task, r)),
             // The future ended without reporting ready: surface its panic.
             Err(_) => {
                 task.stop();
-                panic!("pod task on {} finished without reporting ready", self.name())
+                panic!(
+                    "pod task on {} finished without reporting ready",
+                    self.name()
+                )
             }
         }
     }
@@ -236,7 +259,10 @@ impl Pod {
         let net = format!("--net={}", self.netns_path().display());
         let mut argv = vec![net.as_str(), program];
         argv.extend_from_slice(args);
-        cmd::run("nsenter", &argv).map_err(|source| PodError::Cmd { pod: self.name().into(), source })
+        cmd::run("nsenter", &argv).map_err(|source| PodError::Cmd {
+            pod: self.name().into(),
+            source,
+        })
     }
 
     /// Installs capture rules by running the proxy-init binary at `proxy_init`
@@ -254,5 +280,8 @@ fn current_thread_runtime(pod: &str) -> Result<tokio::runtime::Runtime, PodError
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| PodError::Runtime { pod: pod.into(), source })
+        .map_err(|source| PodError::Runtime {
+            pod: pod.into(),
+            source,
+        })
 }

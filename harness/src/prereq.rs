@@ -23,7 +23,10 @@ pub fn check_root() -> Result<(), String> {
     }
     let missing: Vec<&str> = TOOLS.iter().copied().filter(|t| !on_path(t)).collect();
     if !missing.is_empty() {
-        return Err(format!("missing tools on PATH: {} (apt-get install iproute2 util-linux)", missing.join(", ")));
+        return Err(format!(
+            "missing tools on PATH: {} (apt-get install iproute2 util-linux)",
+            missing.join(", ")
+        ));
     }
     Ok(())
 }
@@ -34,7 +37,10 @@ pub fn check_envoy() -> Result<PathBuf, String> {
     if is_executable(&bin) {
         Ok(bin)
     } else {
-        Err(format!("Envoy not found at {} (set ENVOY_BIN or run scripts/setup.sh)", bin.display()))
+        Err(format!(
+            "Envoy not found at {} (set ENVOY_BIN or run scripts/setup.sh)",
+            bin.display()
+        ))
     }
 }
 

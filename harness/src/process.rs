@@ -118,7 +118,10 @@ pub struct ProcessSpec {
 impl ProcessSpec {
     /// A spec running `program` as root with no arguments.
     pub fn new(program: impl Into<PathBuf>) -> ProcessSpec {
-        ProcessSpec { program: program.into(), ..ProcessSpec::default() }
+        ProcessSpec {
+            program: program.into(),
+            ..ProcessSpec::default()
+        }
     }
 
     /// Appends one argument.
@@ -155,7 +158,11 @@ impl ProcessSpec {
     /// The directories to bind back over the mounts: existing host
     /// directories strictly below a mount target, none below another.
     fn kept(&self) -> Vec<PathBuf> {
-        let program_dir = self.program.is_absolute().then(|| self.program.parent()).flatten();
+        let program_dir = self
+            .program
+            .is_absolute()
+            .then(|| self.program.parent())
+            .flatten();
         let mut dirs: Vec<PathBuf> = self
             .keep
             .iter()
@@ -163,7 +170,11 @@ impl ProcessSpec {
             .chain(program_dir)
             .chain(self.cwd.as_deref())
             .filter(|d| d.is_absolute() && d.is_dir())
-            .filter(|d| self.mounts.iter().any(|(_, target)| d.starts_with(target) && *d != target.as_path()))
+            .filter(|d| {
+                self.mounts
+                    .iter()
+                    .any(|(_, target)| d.starts_with(target) && *d != target.as_path())
+            })
             .map(Path::to_path_buf)
             .collect();
         dirs.sort();
@@ -192,11 +203,17 @@ impl ProcessSpec {
     }
 
     fn program_name(&self) -> String {
-        self.program.file_name().map_or_else(|| self.program.display().to_string(), |n| n.to_string_lossy().into_owned())
+        self.program.file_name().map_or_else(
+            || self.program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
     }
 
     fn spec_err(&self, reason: String) -> ProcessError {
-        ProcessError::Spec { program: self.program.display().to_string(), reason }
+        ProcessError::Spec {
+            program: self.program.display().to_string(),
+            reason,
+        }
     }
 
     /// The full command line (program first) that runs this spec in `netns_path`.
@@ -204,9 +221,14 @@ impl ProcessSpec {
     /// the [`kept`](Self::kept) directories are staged under `stage` (inside
     /// `hide`) before the mounts and bound back after them.
     fn command_line(&self, netns_path: &Path, hide: &Path, stage: &Path) -> Vec<String> {
-        let mut argv = vec!["nsenter".to_string(), format!("--net={}", netns_path.display())];
+        let mut argv = vec![
+            "nsenter".to_string(),
+            format!("--net={}", netns_path.display()),
+        ];
         if !self.mounts.is_empty() {
-            argv.extend(["unshare", "--mount", "--propagation", "private", "sh", "-c"].map(String::from));
+            argv.extend(
+                ["unshare", "--mount", "--propagation", "private", "sh", "-c"].map(String::from),
+            );
             // Positional parameters carry the paths, so no quoting is needed
             // (`eval` only ever sees `kN=$1`). Kept directories are bound to
             // stage/N first, while the host's view is still there; then the
@@ -236,7 +258,11 @@ impl ProcessSpec {
         }
         if let Some(uid) = self.uid {
             let gid = self.gid.unwrap_or(uid);
-            argv.extend(["setpriv".to_string(), format!("--reuid={uid}"), format!("--regid={gid}")]);
+            argv.extend([
+                "setpriv".to_string(),
+                format!("--reuid={uid}"),
+                format!("--regid={gid}"),
+            ]);
             argv.extend(["--clear-groups", "--"].map(String::from));
         }
         argv.push(self.program.display().to_string());
@@ -248,14 +274,21 @@ impl ProcessSpec {
     fn prepare_mounts(&self) -> Result<(), ProcessError> {
         for (host, pod) in &self.mounts {
             if !pod.is_absolute() {
-                return Err(self.spec_err(format!("mount target {} is not an absolute path", pod.display())));
+                return Err(self.spec_err(format!(
+                    "mount target {} is not an absolute path",
+                    pod.display()
+                )));
             }
             let meta = fs::metadata(host).map_err(|source| ProcessError::Io {
                 what: "mount source",
                 path: host.clone(),
                 source,
             })?;
-            let io = |source| ProcessError::Io { what: "creating mount point", path: pod.clone(), source };
+            let io = |source| ProcessError::Io {
+                what: "creating mount point",
+                path: pod.clone(),
+                source,
+            };
             if meta.is_dir() {
                 fs::create_dir_all(pod).map_err(io)?;
             } else if !pod.exists() {
@@ -295,14 +328,26 @@ impl Pod {
         }
         spec.prepare_mounts()?;
         let log = spec.log.clone().unwrap_or_else(|| {
-            self.dir().join(format!("{}.{}.log", spec.program_name(), self.inner.next_seq()))
+            self.dir().join(format!(
+                "{}.{}.log",
+                spec.program_name(),
+                self.inner.next_seq()
+            ))
         });
-        let out = OpenOptions::new().create(true).append(true).open(&log).map_err(|source| ProcessError::Io {
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|source| ProcessError::Io {
+                what: "opening log file",
+                path: log.clone(),
+                source,
+            })?;
+        let err = out.try_clone().map_err(|source| ProcessError::Io {
             what: "opening log file",
             path: log.clone(),
             source,
         })?;
-        let err = out.try_clone().map_err(|source| ProcessError::Io { what: "opening log file", path: log.clone(), source })?;
         let argv = spec.command_line(
             &self.netns_path(),
             self.inner.dir.parent().unwrap_or(&self.inner.dir),
@@ -322,7 +367,11 @@ impl Pod {
         }
         // Hold the children lock across spawn and record, so teardown never
         // sees a child it has no record of.
-        let mut children = self.inner.children.lock().unwrap_or_else(|p| p.into_inner());
+        let mut children = self
+            .inner
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let child = cmd.spawn().map_err(|source| ProcessError::Spawn {
             program: spec.program.display().to_string(),
             pod: self.name().to_string(),
@@ -339,7 +388,13 @@ impl Pod {
         drop(children);
         tracing::info!(pod = self.name(), pid, command = %record.program, log = %log.display(), "spawned");
         self.inner.update(|s| s.processes.push(record))?;
-        Ok(Process { inner: self.inner.clone(), pid, pod: self.name().to_string(), log, detached: false })
+        Ok(Process {
+            inner: self.inner.clone(),
+            pid,
+            pod: self.name().to_string(),
+            log,
+            detached: false,
+        })
     }
 }
 
@@ -361,13 +416,21 @@ impl Process {
 
     /// The log so far (lossy UTF-8; empty if unreadable).
     pub fn read_log(&self) -> String {
-        fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// Its exit status if it has exited (reaping it), else `None`.
     pub fn try_wait(&self) -> Option<ExitStatus> {
-        let mut children = self.inner.children.lock().unwrap_or_else(|p| p.into_inner());
-        children.get_mut(&self.pid).and_then(|c| c.try_wait().ok().flatten())
+        let mut children = self
+            .inner
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        children
+            .get_mut(&self.pid)
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits up to `timeout` for it to exit on its own.
@@ -400,7 +463,12 @@ impl Process {
         if self.inner.is_torn_down() {
             return; // teardown already stopped it and removed the record
         }
-        let child = self.inner.children.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.pid);
+        let child = self
+            .inner
+            .children
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.pid);
         stop_group(self.pid, None, child);
         let pid = self.pid;
         if let Err(error) = self.inner.update(|s| s.processes.retain(|p| p.pid != pid)) {
@@ -428,7 +496,9 @@ pub(crate) fn start_time(pid: i32) -> Option<u64> {
 /// Whether `pid` exists and is not a zombie.
 pub(crate) fn alive(pid: i32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rfind(')').is_some_and(|i| stat[i + 1..].split_whitespace().next() != Some("Z")),
+        Ok(stat) => stat
+            .rfind(')')
+            .is_some_and(|i| stat[i + 1..].split_whitespace().next() != Some("Z")),
         Err(_) => false,
     }
 }
@@ -437,7 +507,11 @@ pub(crate) fn alive(pid: i32) -> bool {
 /// SIGKILL, and reaps the leader. With `expected_start` (a record from a
 /// possibly crashed run) the group is signalled only if the leader is still
 /// the process we started, so a recycled PID is never touched.
-pub(crate) fn stop_group(pid: i32, expected_start: Option<u64>, mut child: Option<std::process::Child>) {
+pub(crate) fn stop_group(
+    pid: i32,
+    expected_start: Option<u64>,
+    mut child: Option<std::process::Child>,
+) {
     let ours = child.is_some() || expected_start.is_some_and(|t| start_time(pid) == Some(t));
     if !ours {
         return;
@@ -488,12 +562,22 @@ fn reap_foreign(pid: i32) {
 /// started in its own process group. Returns the PIDs killed.
 pub(crate) fn kill_netns_members(netns_path: &Path) -> Vec<i32> {
     use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = fs::metadata(netns_path) else { return Vec::new() };
+    let Ok(meta) = fs::metadata(netns_path) else {
+        return Vec::new();
+    };
     let want = format!("net:[{}]", meta.ino());
     let mut killed = Vec::new();
-    let Ok(entries) = fs::read_dir("/proc") else { return killed };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return killed;
+    };
     for entry in entries.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
         let link = fs::read_link(format!("/proc/{pid}/ns/net"));
         if link.is_ok_and(|l| l.as_os_str() == want.as_str()) && alive(pid) {
             let _ = signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -510,12 +594,28 @@ mod tests {
 
     #[test]
     fn command_line_enters_netns_mounts_then_drops_privileges() {
-        let spec = ProcessSpec::new("/bin/app").arg("-v").user(1000, 1001).mount("/tmp/h", "/etc/hosts");
-        let argv = spec.command_line(Path::new("/run/netns/x"), Path::new("/run/rudder-harness"), Path::new("/run/rudder-harness/m/p/.keep"));
+        let spec = ProcessSpec::new("/bin/app")
+            .arg("-v")
+            .user(1000, 1001)
+            .mount("/tmp/h", "/etc/hosts");
+        let argv = spec.command_line(
+            Path::new("/run/netns/x"),
+            Path::new("/run/rudder-harness"),
+            Path::new("/run/rudder-harness/m/p/.keep"),
+        );
         let text = argv.join(" ");
-        assert!(text.starts_with("nsenter --net=/run/netns/x unshare --mount --propagation private sh -c"), "{text}");
+        assert!(
+            text.starts_with(
+                "nsenter --net=/run/netns/x unshare --mount --propagation private sh -c"
+            ),
+            "{text}"
+        );
         assert!(text.ends_with("rudder-mounts /run/rudder-harness /run/rudder-harness/m/p/.keep -- /tmp/h /etc/hosts -- setpriv --reuid=1000 --regid=1001 --clear-groups -- /bin/app -v"), "{text}");
-        let plain = ProcessSpec::new("envoy").command_line(Path::new("/run/netns/y"), Path::new("/h"), Path::new("/h/k"));
+        let plain = ProcessSpec::new("envoy").command_line(
+            Path::new("/run/netns/y"),
+            Path::new("/h"),
+            Path::new("/h/k"),
+        );
         assert_eq!(plain, ["nsenter", "--net=/run/netns/y", "envoy"]);
     }
 

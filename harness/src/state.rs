@@ -58,7 +58,10 @@ pub enum StateError {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
-    move |source| StateError::Io { path: path.to_path_buf(), source }
+    move |source| StateError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Everything one instance created.
@@ -165,7 +168,8 @@ pub(crate) fn lock_root(root: &Path) -> Result<Flock<File>, StateError> {
         .mode(0o644)
         .open(&path)
         .map_err(io_err(&path))?;
-    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, errno)| StateError::Lock { path, errno })
+    Flock::lock(file, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| StateError::Lock { path, errno })
 }
 
 /// Records of all instances under `root` (unreadable records are skipped with a
@@ -175,7 +179,12 @@ pub(crate) fn list_instances(root: &Path) -> Result<Vec<(PathBuf, StateRecord)>,
     let entries = match fs::read_dir(root) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(StateError::Io { path: root.to_path_buf(), source: e }),
+        Err(e) => {
+            return Err(StateError::Io {
+                path: root.to_path_buf(),
+                source: e,
+            })
+        }
     };
     for entry in entries {
         let dir = entry.map_err(io_err(root))?.path();
@@ -184,7 +193,9 @@ pub(crate) fn list_instances(root: &Path) -> Result<Vec<(PathBuf, StateRecord)>,
         }
         match StateRecord::load(&dir) {
             Ok(record) => out.push((dir, record)),
-            Err(error) => tracing::warn!(%error, dir = %dir.display(), "unreadable instance record"),
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "unreadable instance record")
+            }
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
@@ -211,7 +222,12 @@ mod tests {
                 host_veth: "rvabc123-2".into(),
                 ip: Ipv4Addr::new(198, 18, 4, 2),
             }],
-            processes: vec![ProcessRecord { pid: 42, start_time: 7, pod: "a".into(), program: "sleep".into() }],
+            processes: vec![ProcessRecord {
+                pid: 42,
+                start_time: 7,
+                pod: "a".into(),
+                program: "sleep".into(),
+            }],
             base_ids: vec![3],
             base_id_files: vec![dir.join("base-id")],
         };
@@ -219,7 +235,10 @@ mod tests {
         assert_eq!(StateRecord::load(&dir).unwrap(), record);
         fs::write(StateRecord::path(&dir), "{\"name\": 1}").unwrap();
         let err = StateRecord::load(&dir).unwrap_err().to_string();
-        assert!(err.contains("state.json") && err.contains("line 1"), "{err}");
+        assert!(
+            err.contains("state.json") && err.contains("line 1"),
+            "{err}"
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

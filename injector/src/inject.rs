@@ -110,7 +110,11 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     if let (true, Some(Value::Array(app))) = (rewrite_probes, spec.get_mut("containers")) {
         let probers = probes::rewrite(app)?;
         if !probers.is_empty() {
-            sidecar::add_env(&mut proxy, APP_PROBERS_ENV, &Value::Object(probers).to_string());
+            sidecar::add_env(
+                &mut proxy,
+                APP_PROBERS_ENV,
+                &Value::Object(probers).to_string(),
+            );
         }
     }
 
@@ -134,7 +138,9 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     // fsGroup 1337 for the same reason). A pod's own fsGroup is kept: then
     // the operator owns that choice.
     let security = object_entry(spec, "securityContext");
-    security.entry("fsGroup").or_insert(json!(ctx.values.proxy_gid));
+    security
+        .entry("fsGroup")
+        .or_insert(json!(ctx.values.proxy_gid));
 
     let meta = obj.entry("metadata").or_insert_with(|| json!({}));
     if meta.is_null() {
@@ -214,6 +220,9 @@ mod tests {
             "securityContext": {"fsGroup": 2000, "runAsNonRoot": true},
             "containers": [app],
         }}));
-        assert_eq!(p["spec"]["securityContext"], json!({"fsGroup": 2000, "runAsNonRoot": true}));
+        assert_eq!(
+            p["spec"]["securityContext"],
+            json!({"fsGroup": 2000, "runAsNonRoot": true})
+        );
     }
 }

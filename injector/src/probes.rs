@@ -76,7 +76,12 @@ pub fn rewrite(containers: &mut [Value]) -> Result<Map<String, Value>, PodError>
                         "missing; a probed container needs a name",
                     )
                 })?;
-            plan.push((i, kind, format!("{APP_HEALTH_PATH_PREFIX}{name}/{suffix}"), original));
+            plan.push((
+                i,
+                kind,
+                format!("{APP_HEALTH_PATH_PREFIX}{name}/{suffix}"),
+                original,
+            ));
         }
     }
     let mut probers = Map::new();
@@ -164,8 +169,12 @@ fn original(
         let grpc = object_at(grpc, &at)?;
         // Kubernetes' GRPCAction takes a number only, no port name.
         let port = match grpc.get("port") {
-            Some(Value::Number(_)) => resolve_port(container, grpc.get("port"), &format!("{at}.port"))?,
-            None | Some(Value::Null) => return Err(PodError::field(&format!("{at}.port"), "missing")),
+            Some(Value::Number(_)) => {
+                resolve_port(container, grpc.get("port"), &format!("{at}.port"))?
+            }
+            None | Some(Value::Null) => {
+                return Err(PodError::field(&format!("{at}.port"), "missing"))
+            }
             Some(other) => {
                 return Err(PodError::field(
                     &format!("{at}.port"),
@@ -266,7 +275,11 @@ mod tests {
             cs[0]["livenessProbe"],
             json!({"httpGet": {"path": "/app-health/web/livez", "port": 15020, "scheme": "HTTP"}, "timeoutSeconds": 3, "failureThreshold": 5})
         );
-        assert_eq!(cs[0]["startupProbe"], json!({"exec": {"command": ["true"]}}), "exec probes stay");
+        assert_eq!(
+            cs[0]["startupProbe"],
+            json!({"exec": {"command": ["true"]}}),
+            "exec probes stay"
+        );
         assert_eq!(
             Value::Object(probers),
             json!({
@@ -281,7 +294,9 @@ mod tests {
         let https = json!({"httpGet": {"path": "/", "port": 8443, "scheme": "HTTPS"}});
         let grpc = json!({"grpc": {"port": 9090, "service": "ready"}, "timeoutSeconds": 2});
         let agent = json!({"httpGet": {"path": "/app-health/web/readyz", "port": 15020}});
-        let mut cs = vec![json!({"name": "web", "readinessProbe": https, "startupProbe": grpc, "livenessProbe": agent.clone()})];
+        let mut cs = vec![
+            json!({"name": "web", "readinessProbe": https, "startupProbe": grpc, "livenessProbe": agent.clone()}),
+        ];
         let probers = rewrite(&mut cs).unwrap();
         assert_eq!(
             Value::Object(probers),

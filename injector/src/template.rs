@@ -396,12 +396,7 @@ impl Values {
             v.native_sidecars =
                 NativeSidecars::from_value(n).map_err(|m| (path("nativeSidecars"), m))?;
         }
-        set(
-            map,
-            "rewriteAppProbers",
-            prefix,
-            &mut v.rewrite_app_probers,
-        )?;
+        set(map, "rewriteAppProbers", prefix, &mut v.rewrite_app_probers)?;
         v.validate(prefix)?;
         Ok(v)
     }

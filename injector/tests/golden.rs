@@ -179,7 +179,10 @@ fn the_agent_reads_the_probes_the_injector_rewrote() {
         for doc in docs(&out) {
             let Some(spec) = pod_spec(&doc) else { continue };
             let containers = spec["containers"].as_array().cloned().unwrap_or_default();
-            let sidecars = spec["initContainers"].as_array().cloned().unwrap_or_default();
+            let sidecars = spec["initContainers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
             let sidecar = containers
                 .iter()
                 .chain(&sidecars)
@@ -199,16 +202,26 @@ fn the_agent_reads_the_probes_the_injector_rewrote() {
                     let get = &c[kind]["httpGet"];
                     if get["port"] == 15020 {
                         let path = get["path"].as_str().unwrap().to_string();
-                        assert!(probers.get(&path).is_some(), "{name}: {path} has no original probe");
+                        assert!(
+                            probers.get(&path).is_some(),
+                            "{name}: {path} has no original probe"
+                        );
                         rewritten.push(path);
                     }
                 }
             }
-            assert_eq!(probers.len(), rewritten.len(), "{name}: probes without a rewritten path");
+            assert_eq!(
+                probers.len(),
+                rewritten.len(),
+                "{name}: probes without a rewritten path"
+            );
             checked += rewritten.len();
         }
     }
-    assert!(checked >= 4, "the goldens rewrite probes ({checked} checked)");
+    assert!(
+        checked >= 4,
+        "the goldens rewrite probes ({checked} checked)"
+    );
 }
 
 /// A document's pod spec: a Pod's, or a workload's pod template's.

@@ -24,7 +24,10 @@ fn partial_values_keep_defaults() {
     assert_eq!(Values::from_yaml("", "empty").unwrap(), Values::default());
     let v = Values::from_yaml("includeInboundPorts: containerPorts\n", "t").unwrap();
     assert_eq!(v.include_inbound_ports, InboundPorts::ContainerPorts);
-    assert!(Values::default().rewrite_app_probers, "probes are rewritten by default, as in Istio");
+    assert!(
+        Values::default().rewrite_app_probers,
+        "probes are rewritten by default, as in Istio"
+    );
     let v = Values::from_yaml("rewriteAppProbers: false\n", "t").unwrap();
     assert!(!v.rewrite_app_probers);
 }

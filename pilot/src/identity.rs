@@ -23,8 +23,8 @@ use std::{
 use anyhow::Context;
 use rudder_ads::AdsServer;
 use rudder_ca::{
-    token, Authenticators, CaMetrics, CertificateAuthority, CertificateService, LocalTokenAuthenticator,
-    TokenReviewAuthenticator,
+    token, Authenticators, CaMetrics, CertificateAuthority, CertificateService,
+    LocalTokenAuthenticator, TokenReviewAuthenticator,
 };
 use rudder_model::well_known;
 
@@ -98,12 +98,15 @@ impl Identity {
     pub fn setup(args: &IdentityArgs) -> anyhow::Result<Option<Identity>> {
         let Some(dir) = &args.ca_dir else {
             if args.local_token_key.is_some() {
-                anyhow::bail!("--local-token-key needs --ca-dir: the certificate service runs only with a CA");
+                anyhow::bail!(
+                    "--local-token-key needs --ca-dir: the certificate service runs only with a CA"
+                );
             }
             return Ok(None);
         };
-        let ca = CertificateAuthority::load_or_create(dir, &args.trust_domain, args.workload_cert_ttl)
-            .context("--ca-dir: the mesh root is unusable")?;
+        let ca =
+            CertificateAuthority::load_or_create(dir, &args.trust_domain, args.workload_cert_ttl)
+                .context("--ca-dir: the mesh root is unusable")?;
         // No cluster: Kubernetes tokens get a clear "no token reviewer configured".
         let auth = local_tokens(args)?.with(Arc::new(TokenReviewAuthenticator::new(None)));
         Self::finish(args, ca, auth, &format!("--ca-dir {}", dir.display()), None).map(Some)
@@ -115,21 +118,43 @@ impl Identity {
     /// Lease holder, waited for by other replicas). Agents' tokens are
     /// checked by TokenReview, and the root is published as ConfigMap
     /// `rudder-ca-root-cert` in every namespace.
-    pub async fn setup_kubernetes(args: &IdentityArgs, kube: &rudder_kube::KubeRuntime) -> anyhow::Result<Identity> {
+    pub async fn setup_kubernetes(
+        args: &IdentityArgs,
+        kube: &rudder_kube::KubeRuntime,
+    ) -> anyhow::Result<Identity> {
         let (ca, source) = match &args.ca_dir {
             Some(dir) => (
-                CertificateAuthority::load_or_create(dir, &args.trust_domain, args.workload_cert_ttl)
-                    .context("--ca-dir: the mesh root is unusable")?,
+                CertificateAuthority::load_or_create(
+                    dir,
+                    &args.trust_domain,
+                    args.workload_cert_ttl,
+                )
+                .context("--ca-dir: the mesh root is unusable")?,
                 format!("--ca-dir {}", dir.display()),
             ),
             None => {
-                let loaded = kube.ca_root(&args.trust_domain).await.context("the mesh root Secret")?;
-                let source = format!("Secret {} ({})", rudder_kube::CA_ROOT_SECRET, if loaded.created { "created" } else { "loaded" });
-                (CertificateAuthority::new(loaded.root, &args.trust_domain, args.workload_cert_ttl), source)
+                let loaded = kube
+                    .ca_root(&args.trust_domain)
+                    .await
+                    .context("the mesh root Secret")?;
+                let source = format!(
+                    "Secret {} ({})",
+                    rudder_kube::CA_ROOT_SECRET,
+                    if loaded.created { "created" } else { "loaded" }
+                );
+                (
+                    CertificateAuthority::new(
+                        loaded.root,
+                        &args.trust_domain,
+                        args.workload_cert_ttl,
+                    ),
+                    source,
+                )
             }
         };
         let reviewer: Arc<dyn rudder_ca::TokenReviewer> = Arc::new(kube.token_reviewer());
-        let auth = local_tokens(args)?.with(Arc::new(TokenReviewAuthenticator::new(Some(reviewer))));
+        let auth =
+            local_tokens(args)?.with(Arc::new(TokenReviewAuthenticator::new(Some(reviewer))));
         let publisher = kube.publish_root_cert(ca.root_pem());
         Self::finish(args, ca, auth, &source, Some(publisher))
     }
@@ -155,7 +180,9 @@ impl Identity {
                 Err(_) => names.push(san.clone()),
             }
         }
-        let (chain_pem, key_pem) = ca.serving_cert(&names, &ips).context("issuing pilot's serving certificate")?;
+        let (chain_pem, key_pem) = ca
+            .serving_cert(&names, &ips)
+            .context("issuing pilot's serving certificate")?;
         tracing::info!(
             root = %root_source,
             trust_domain = %args.trust_domain,
@@ -167,7 +194,13 @@ impl Identity {
             "CA ready"
         );
         let service = CertificateService::new(Arc::new(ca), auth);
-        Ok(Identity { service, chain_pem, key_pem, addr: args.secure_xds_addr, publisher })
+        Ok(Identity {
+            service,
+            chain_pem,
+            key_pem,
+            addr: args.secure_xds_addr,
+            publisher,
+        })
     }
 
     /// The CA counters, for `/metrics`.
@@ -200,7 +233,10 @@ impl Identity {
             let _publisher = publisher;
             tracing::info!(%addr, "certificate service and ADS over TLS serving");
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            if let Err(error) = router.serve_with_incoming_shutdown(incoming, shutdown).await {
+            if let Err(error) = router
+                .serve_with_incoming_shutdown(incoming, shutdown)
+                .await
+            {
                 tracing::error!(%error, "secure xDS server failed");
             }
         })

@@ -49,7 +49,12 @@ impl State {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         diagnostics: watch::Receiver<Arc<Vec<Diagnostic>>>,
     ) {
-        let _ = self.0.set(Serving { proxies, ads, snapshots, diagnostics });
+        let _ = self.0.set(Serving {
+            proxies,
+            ads,
+            snapshots,
+            diagnostics,
+        });
     }
 }
 
@@ -72,7 +77,10 @@ type S = axum::extract::State<State>;
 async fn ready(axum::extract::State(state): S) -> Response {
     match state.0.get() {
         Some(_) => (StatusCode::OK, "ready\n").into_response(),
-        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: first read of the config source not finished\n")
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: first read of the config source not finished\n",
+        )
             .into_response(),
     }
 }
@@ -88,18 +96,33 @@ async fn metrics(axum::extract::State(state): S) -> Response {
     }
     let snapshot = s.snapshots.borrow().clone();
     let diagnostics = s.diagnostics.borrow().clone();
-    let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+    let errors = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
     let warnings = diagnostics.len() - errors;
-    let _ = writeln!(out, "# HELP pilot_services Services in the current snapshot.");
+    let _ = writeln!(
+        out,
+        "# HELP pilot_services Services in the current snapshot."
+    );
     let _ = writeln!(out, "# TYPE pilot_services gauge");
     let _ = writeln!(out, "pilot_services {}", snapshot.services.len());
     let _ = writeln!(out, "# HELP pilot_virt_services Route tables (VirtualServices and RouteRule groups) in the current snapshot.");
     let _ = writeln!(out, "# TYPE pilot_virt_services gauge");
     let _ = writeln!(out, "pilot_virt_services {}", snapshot.route_tables.len());
-    let _ = writeln!(out, "# HELP rudder_config_diagnostics Validation findings in the current config, by severity.");
+    let _ = writeln!(
+        out,
+        "# HELP rudder_config_diagnostics Validation findings in the current config, by severity."
+    );
     let _ = writeln!(out, "# TYPE rudder_config_diagnostics gauge");
-    let _ = writeln!(out, "rudder_config_diagnostics{{severity=\"error\"}} {errors}");
-    let _ = writeln!(out, "rudder_config_diagnostics{{severity=\"warning\"}} {warnings}");
+    let _ = writeln!(
+        out,
+        "rudder_config_diagnostics{{severity=\"error\"}} {errors}"
+    );
+    let _ = writeln!(
+        out,
+        "rudder_config_diagnostics{{severity=\"warning\"}} {warnings}"
+    );
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -121,7 +144,11 @@ async fn config_dump(axum::extract::State(state): S, Query(q): Query<DumpQuery>)
         return (StatusCode::SERVICE_UNAVAILABLE, "not serving yet\n").into_response();
     };
     let Some(id) = q.proxy_id else {
-        return (StatusCode::BAD_REQUEST, "missing ?proxyID=<pod>.<namespace> or a full node id\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "missing ?proxyID=<pod>.<namespace> or a full node id\n",
+        )
+            .into_response();
     };
     match s.proxies.find(&id) {
         Some((proxy, resources)) => Json(serde_json::json!({
@@ -131,7 +158,11 @@ async fn config_dump(axum::extract::State(state): S, Query(q): Query<DumpQuery>)
             "resources": rudder_xds::to_json(&resources),
         }))
         .into_response(),
-        None => (StatusCode::NOT_FOUND, format!("no connected proxy or known pod {id:?}\n")).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no connected proxy or known pod {id:?}\n"),
+        )
+            .into_response(),
     }
 }
 

@@ -43,7 +43,10 @@ impl Proxies {
     /// Starts with the first full snapshot.
     pub fn new(snapshot: Arc<Snapshot>) -> Self {
         Self {
-            state: Mutex::new(State { generator: Arc::new(Generator::new(snapshot)), connections: BTreeMap::new() }),
+            state: Mutex::new(State {
+                generator: Arc::new(Generator::new(snapshot)),
+                connections: BTreeMap::new(),
+            }),
             next_id: AtomicU64::new(1),
         }
     }
@@ -74,8 +77,14 @@ impl Proxies {
     pub fn find(&self, proxy_id: &str) -> Option<(Proxy, Arc<ProxyResources>)> {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let snapshot = state.generator.snapshot().clone();
-        let matches = |n: &NodeId| n.to_string() == proxy_id || format!("{}.{}", n.pod_name, n.namespace) == proxy_id;
-        if let Some(c) = state.connections.values().find(|c| !c.tx.is_closed() && matches(&c.node)) {
+        let matches = |n: &NodeId| {
+            n.to_string() == proxy_id || format!("{}.{}", n.pod_name, n.namespace) == proxy_id
+        };
+        if let Some(c) = state
+            .connections
+            .values()
+            .find(|c| !c.tx.is_closed() && matches(&c.node))
+        {
             let proxy = rudder_xds::resolve_proxy(&snapshot, c.node.clone(), &c.metadata);
             return Some((proxy, c.tx.borrow().clone()));
         }
@@ -95,7 +104,11 @@ impl Proxies {
     /// Number of connected streams.
     pub fn connected(&self) -> usize {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.connections.values().filter(|c| !c.tx.is_closed()).count()
+        state
+            .connections
+            .values()
+            .filter(|c| !c.tx.is_closed())
+            .count()
     }
 }
 
@@ -103,25 +116,42 @@ impl Proxies {
 /// are content hashes, so this is content equality without comparing bodies).
 fn same_versions(a: &ProxyResources, b: &ProxyResources) -> bool {
     a.by_type.len() == b.by_type.len()
-        && a.by_type.iter().zip(b.by_type.iter()).all(|((ta, ra), (tb, rb))| {
-            ta == tb
-                && ra.len() == rb.len()
-                && ra.iter().zip(rb.iter()).all(|((na, va), (nb, vb))| na == nb && va.version == vb.version)
-        })
+        && a.by_type
+            .iter()
+            .zip(b.by_type.iter())
+            .all(|((ta, ra), (tb, rb))| {
+                ta == tb
+                    && ra.len() == rb.len()
+                    && ra
+                        .iter()
+                        .zip(rb.iter())
+                        .all(|((na, va), (nb, vb))| na == nb && va.version == vb.version)
+            })
 }
 
 impl ProxyDirectory for Proxies {
-    fn connect(&self, node: &NodeInfo) -> Result<watch::Receiver<Arc<ProxyResources>>, tonic::Status> {
-        let id = NodeId::parse(&node.id).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let metadata =
-            NodeMetadata::from_json(&node.metadata).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+    fn connect(
+        &self,
+        node: &NodeInfo,
+    ) -> Result<watch::Receiver<Arc<ProxyResources>>, tonic::Status> {
+        let id =
+            NodeId::parse(&node.id).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let metadata = NodeMetadata::from_json(&node.metadata)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let proxy = rudder_xds::resolve_proxy(state.generator.snapshot(), id.clone(), &metadata);
         let resources = Arc::new(state.generator.generate(&proxy));
         let (tx, rx) = watch::channel(resources);
         let key = self.next_id.fetch_add(1, Ordering::Relaxed);
         state.connections.retain(|_, c| !c.tx.is_closed());
-        state.connections.insert(key, Connection { node: id, metadata, tx });
+        state.connections.insert(
+            key,
+            Connection {
+                node: id,
+                metadata,
+                tx,
+            },
+        );
         tracing::info!(proxy = %node.id, namespace = %proxy.namespace, "proxy connected");
         Ok(rx)
     }

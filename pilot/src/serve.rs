@@ -42,8 +42,13 @@ pub struct ServeArgs {
 
 /// Parses `100ms`, `1s`, `2m`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.find(|c: char| !c.is_ascii_digit()).map(|i| s.split_at(i)).unwrap_or((s, "s"));
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration like 100ms, 1s or 2m"))?;
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 100ms, 1s or 2m"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
@@ -54,8 +59,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 /// Runs until SIGTERM/SIGINT.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let (registry, mut snapshots) =
-        Registry::new(RegistryOptions { debounce: args.debounce, max_delay: args.debounce_max });
+    let (registry, mut snapshots) = Registry::new(RegistryOptions {
+        debounce: args.debounce,
+        max_delay: args.debounce_max,
+    });
     let source = match args.config_dir.clone() {
         Some(dir) => {
             if !dir.is_dir() {
@@ -66,15 +73,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             Source::Directory { dir, _watcher: s }
         }
         None => {
-            let options = rudder_kube::KubeOptions { install_namespace: args.install_namespace.clone(), ..Default::default() };
-            Source::Kubernetes(rudder_kube::KubeRuntime::start(registry.handle(), registry.diagnostics(), &options).await?)
+            let options = rudder_kube::KubeOptions {
+                install_namespace: args.install_namespace.clone(),
+                ..Default::default()
+            };
+            Source::Kubernetes(
+                rudder_kube::KubeRuntime::start(
+                    registry.handle(),
+                    registry.diagnostics(),
+                    &options,
+                )
+                .await?,
+            )
         }
     };
 
     // Monitoring comes up first, so `/ready` can say "not yet".
     let state = monitoring::State::new();
     let identity = match &source {
-        Source::Kubernetes(k) => Some(crate::identity::Identity::setup_kubernetes(&args.identity, k).await?),
+        Source::Kubernetes(k) => {
+            Some(crate::identity::Identity::setup_kubernetes(&args.identity, k).await?)
+        }
         Source::Directory { .. } => crate::identity::Identity::setup(&args.identity)?,
     };
     if let Some(id) = &identity {
@@ -93,11 +112,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         k.wait_synced().await;
     }
     let handle = registry.handle();
-    let first = handle.flush().await.context("the registry stopped before its first build")?;
+    let first = handle
+        .flush()
+        .await
+        .context("the registry stopped before its first build")?;
     snapshots.borrow_and_update();
     let proxies = Arc::new(Proxies::new(first));
     let ads = AdsServer::new(proxies.clone());
-    state.set_serving(proxies.clone(), ads.clone(), snapshots.clone(), registry.diagnostics());
+    state.set_serving(
+        proxies.clone(),
+        ads.clone(),
+        snapshots.clone(),
+        registry.diagnostics(),
+    );
 
     let push_proxies = proxies.clone();
     tokio::spawn(async move {
@@ -117,7 +144,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding --xds-addr {}", args.xds_addr))?;
     tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, source = %source, "pilot serving");
-    ads.serve(listener, shutdown_signal()).await.context("xDS server failed")?;
+    ads.serve(listener, shutdown_signal())
+        .await
+        .context("xDS server failed")?;
     drop(source);
     drop(registry);
     tracing::info!("pilot stopped");
@@ -127,7 +156,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 /// Where the config comes from (kept alive while serving).
 enum Source {
     /// The directory and its watcher (watching stops when dropped).
-    Directory { dir: PathBuf, _watcher: DirectorySource },
+    Directory {
+        dir: PathBuf,
+        _watcher: DirectorySource,
+    },
     Kubernetes(rudder_kube::KubeRuntime),
 }
 

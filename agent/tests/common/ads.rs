@@ -12,15 +12,18 @@ use envoy_types::pb::{
         config::{
             cluster::v3::{cluster::ClusterDiscoveryType, cluster::DiscoveryType, Cluster},
             core::v3::{
-                address, api_config_source, config_source, grpc_service, socket_address::PortSpecifier,
-                transport_socket, Address, ApiConfigSource, ApiVersion, ConfigSource, GrpcService, SocketAddress,
-                TransportSocket,
+                address, api_config_source, config_source, grpc_service,
+                socket_address::PortSpecifier, transport_socket, Address, ApiConfigSource,
+                ApiVersion, ConfigSource, GrpcService, SocketAddress, TransportSocket,
             },
-            endpoint::v3::{lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints},
+            endpoint::v3::{
+                lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint,
+                LocalityLbEndpoints,
+            },
             listener::v3::{filter, Filter, FilterChain, Listener},
             route::v3::{
-                route, route_action::ClusterSpecifier, route_match::PathSpecifier, Route, RouteAction,
-                RouteConfiguration, RouteMatch, VirtualHost,
+                route, route_action::ClusterSpecifier, route_match::PathSpecifier, Route,
+                RouteAction, RouteConfiguration, RouteMatch, VirtualHost,
             },
         },
         extensions::{
@@ -34,8 +37,11 @@ use envoy_types::pb::{
             transport_sockets::tls::v3::{CommonTlsContext, DownstreamTlsContext, SdsSecretConfig},
         },
         service::discovery::v3::{
-            aggregated_discovery_service_server::{AggregatedDiscoveryService, AggregatedDiscoveryServiceServer},
-            DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource,
+            aggregated_discovery_service_server::{
+                AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+            },
+            DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+            Resource,
         },
     },
     google::protobuf::{Any, Duration as PbDuration},
@@ -74,7 +80,10 @@ fn cluster(cfg: &AdsConfig) -> Any {
     pack_any(Cluster {
         name: "upstream".into(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32)),
-        connect_timeout: Some(PbDuration { seconds: 1, nanos: 0 }),
+        connect_timeout: Some(PbDuration {
+            seconds: 1,
+            nanos: 0,
+        }),
         load_assignment: Some(ClusterLoadAssignment {
             cluster_name: "upstream".into(),
             endpoints: vec![LocalityLbEndpoints {
@@ -97,18 +106,22 @@ fn cluster(cfg: &AdsConfig) -> Any {
 fn sds_source() -> ConfigSource {
     ConfigSource {
         resource_api_version: ApiVersion::V3 as i32,
-        config_source_specifier: Some(config_source::ConfigSourceSpecifier::ApiConfigSource(ApiConfigSource {
-            api_type: api_config_source::ApiType::Grpc as i32,
-            transport_api_version: ApiVersion::V3 as i32,
-            grpc_services: vec![GrpcService {
-                target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(grpc_service::EnvoyGrpc {
-                    cluster_name: rudder_model::names::SDS_CLUSTER.into(),
+        config_source_specifier: Some(config_source::ConfigSourceSpecifier::ApiConfigSource(
+            ApiConfigSource {
+                api_type: api_config_source::ApiType::Grpc as i32,
+                transport_api_version: ApiVersion::V3 as i32,
+                grpc_services: vec![GrpcService {
+                    target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                        grpc_service::EnvoyGrpc {
+                            cluster_name: rudder_model::names::SDS_CLUSTER.into(),
+                            ..Default::default()
+                        },
+                    )),
                     ..Default::default()
-                })),
+                }],
                 ..Default::default()
-            }],
-            ..Default::default()
-        })),
+            },
+        )),
         ..Default::default()
     }
 }
@@ -123,10 +136,16 @@ fn listener(name: &str, port: u16, tls: bool, sds: bool) -> Any {
                 name: "all".into(),
                 domains: vec!["*".into()],
                 routes: vec![Route {
-                    r#match: Some(RouteMatch { path_specifier: Some(PathSpecifier::Prefix("/".into())), ..Default::default() }),
+                    r#match: Some(RouteMatch {
+                        path_specifier: Some(PathSpecifier::Prefix("/".into())),
+                        ..Default::default()
+                    }),
                     action: Some(route::Action::Route(RouteAction {
                         cluster_specifier: Some(ClusterSpecifier::Cluster("upstream".into())),
-                        timeout: Some(PbDuration { seconds: 60, nanos: 0 }),
+                        timeout: Some(PbDuration {
+                            seconds: 60,
+                            nanos: 0,
+                        }),
                         ..Default::default()
                     })),
                     ..Default::default()
@@ -137,20 +156,27 @@ fn listener(name: &str, port: u16, tls: bool, sds: bool) -> Any {
         })),
         http_filters: vec![HttpFilter {
             name: "envoy.filters.http.router".into(),
-            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(Router::default()))),
+            config_type: Some(http_filter::ConfigType::TypedConfig(pack_any(
+                Router::default(),
+            ))),
             ..Default::default()
         }],
         ..Default::default()
     };
     let transport_socket = tls.then(|| TransportSocket {
         name: "envoy.transport_sockets.tls".into(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(DownstreamTlsContext {
-            common_tls_context: Some(CommonTlsContext {
-                tls_certificate_sds_secret_configs: vec![SdsSecretConfig { name: "default".into(), sds_config: sds.then(sds_source) }],
+        config_type: Some(transport_socket::ConfigType::TypedConfig(pack_any(
+            DownstreamTlsContext {
+                common_tls_context: Some(CommonTlsContext {
+                    tls_certificate_sds_secret_configs: vec![SdsSecretConfig {
+                        name: "default".into(),
+                        sds_config: sds.then(sds_source),
+                    }],
+                    ..Default::default()
+                }),
                 ..Default::default()
-            }),
-            ..Default::default()
-        }))),
+            },
+        ))),
     });
     pack_any(Listener {
         name: name.into(),
@@ -172,7 +198,10 @@ fn resources(cfg: &AdsConfig, type_url: &str) -> Vec<(String, Any)> {
     match type_url {
         CLUSTER_TYPE => vec![("upstream".into(), cluster(cfg))],
         LISTENER_TYPE => {
-            let mut v = vec![("http".to_string(), listener("http", cfg.listen_port, false, false))];
+            let mut v = vec![(
+                "http".to_string(),
+                listener("http", cfg.listen_port, false, false),
+            )];
             if let Some(p) = cfg.tls_port {
                 v.push(("https".to_string(), listener("https", p, true, cfg.sds)));
             }
@@ -214,7 +243,10 @@ impl AggregatedDiscoveryService for Server {
                 nonce += 1;
                 let resp = DiscoveryResponse {
                     version_info: "1".into(),
-                    resources: resources(&cfg, &r.type_url).into_iter().map(|(_, a)| a).collect(),
+                    resources: resources(&cfg, &r.type_url)
+                        .into_iter()
+                        .map(|(_, a)| a)
+                        .collect(),
                     type_url: r.type_url.clone(),
                     nonce: nonce.to_string(),
                     ..Default::default()
@@ -248,7 +280,12 @@ impl AggregatedDiscoveryService for Server {
                     system_version_info: "1".into(),
                     resources: resources(&cfg, &r.type_url)
                         .into_iter()
-                        .map(|(name, a)| Resource { name, version: "1".into(), resource: Some(a), ..Default::default() })
+                        .map(|(name, a)| Resource {
+                            name,
+                            version: "1".into(),
+                            resource: Some(a),
+                            ..Default::default()
+                        })
                         .collect(),
                     type_url: r.type_url.clone(),
                     nonce: nonce.to_string(),
@@ -277,10 +314,16 @@ impl AdsServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (gate, rx) = watch::channel(!gated);
-        let svc = AggregatedDiscoveryServiceServer::new(Server { cfg: Arc::new(cfg), gate: rx });
+        let svc = AggregatedDiscoveryServiceServer::new(Server {
+            cfg: Arc::new(cfg),
+            gate: rx,
+        });
         let task = tokio::spawn(async move {
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-            let _ = tonic::transport::Server::builder().add_service(svc).serve_with_incoming(incoming).await;
+            let _ = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(incoming)
+                .await;
         });
         Self { port, gate, task }
     }

@@ -20,7 +20,9 @@ use nix::{
 /// The Envoy binary, or `None` (with the reason printed) when missing. Under
 /// `CI=true` a missing Envoy fails the test instead.
 pub fn envoy_bin() -> Option<PathBuf> {
-    let bin = std::env::var_os("ENVOY_BIN").map(PathBuf::from).unwrap_or_else(|| "/opt/rudder/bin/envoy".into());
+    let bin = std::env::var_os("ENVOY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/opt/rudder/bin/envoy".into());
     if bin.is_file() {
         return Some(bin);
     }
@@ -43,7 +45,11 @@ pub async fn get(port: u16, path: &str) -> (u16, String) {
 
 /// A port free right now on loopback.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Ports of one agent under test.
@@ -57,7 +63,12 @@ pub struct Ports {
 
 impl Ports {
     pub fn free() -> Self {
-        Self { admin: free_port(), stats: free_port(), metrics: free_port(), status: free_port() }
+        Self {
+            admin: free_port(),
+            stats: free_port(),
+            metrics: free_port(),
+            status: free_port(),
+        }
     }
 }
 
@@ -72,7 +83,13 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn start(dir: &Path, ports: Ports, ads_port: u16, cert_dir: &Path, extra: &[&str]) -> Agent {
+    pub fn start(
+        dir: &Path,
+        ports: Ports,
+        ads_port: u16,
+        cert_dir: &Path,
+        extra: &[&str],
+    ) -> Agent {
         let work_dir = dir.join("work");
         let log = dir.join("agent.log");
         let envoy = envoy_bin().expect("checked by the test");
@@ -101,7 +118,12 @@ impl Agent {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        Agent { child, work_dir, log, ports }
+        Agent {
+            child,
+            work_dir,
+            log,
+            ports,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -117,11 +139,23 @@ impl Agent {
         let needle = self.work_dir.display().to_string();
         let mut pids = Vec::new();
         for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else { continue };
-            let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else { continue };
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
             let cmd = String::from_utf8_lossy(&cmd);
             let zombie = std::fs::read_to_string(entry.path().join("stat"))
-                .map(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+                .map(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z'))
+                })
                 .unwrap_or(true);
             if !zombie && cmd.contains(&needle) && !cmd.contains("agent\0proxy") {
                 pids.push(pid);
@@ -132,7 +166,11 @@ impl Agent {
 
     /// The family's base id, once epoch 0 has written it.
     pub fn base_id(&self) -> Option<u32> {
-        std::fs::read_to_string(self.work_dir.join("envoy-base-id")).ok()?.trim().parse().ok()
+        std::fs::read_to_string(self.work_dir.join("envoy-base-id"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 
     pub fn signal(&self, sig: Signal) {
@@ -157,7 +195,13 @@ impl Agent {
 
     /// (status, body) of `/healthz/ready`.
     pub async fn ready(&self) -> (u16, String) {
-        match rudder_agent::admin::request(hyper::Method::GET, &self.status_url(), Duration::from_secs(3)).await {
+        match rudder_agent::admin::request(
+            hyper::Method::GET,
+            &self.status_url(),
+            Duration::from_secs(3),
+        )
+        .await
+        {
             Ok(r) => (r.status, r.body),
             Err(e) => (0, e.to_string()),
         }
@@ -173,7 +217,11 @@ impl Agent {
             if status == 200 {
                 return polls;
             }
-            assert!(tokio::time::Instant::now() < deadline, "not ready within {limit:?}: {status} {body}\nlog:\n{}", self.tail());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not ready within {limit:?}: {status} {body}\nlog:\n{}",
+                self.tail()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -181,13 +229,17 @@ impl Agent {
     /// The agent's merged Prometheus text.
     pub async fn metrics(&self) -> String {
         let url = format!("http://127.0.0.1:{}/metrics", self.ports.metrics);
-        rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(5)).await.map(|r| r.body).unwrap_or_default()
+        rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(5))
+            .await
+            .map(|r| r.body)
+            .unwrap_or_default()
     }
 
     /// One agent metric's value.
     pub async fn metric(&self, name: &str) -> Option<i64> {
         let text = self.metrics().await;
-        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
     }
 
     /// Polls until `name` reaches `want` (bounded).
@@ -198,7 +250,11 @@ impl Agent {
             if v == Some(want) {
                 return;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{name} is {v:?}, want {want}\nlog:\n{}", self.tail());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{name} is {v:?}, want {want}\nlog:\n{}",
+                self.tail()
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -206,7 +262,10 @@ impl Agent {
     /// Envoy admin `/certs` body.
     pub async fn envoy_certs(&self) -> String {
         let url = format!("http://127.0.0.1:{}/certs", self.ports.admin);
-        rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(3)).await.map(|r| r.body).unwrap_or_default()
+        rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(3))
+            .await
+            .map(|r| r.body)
+            .unwrap_or_default()
     }
 
     pub fn tail(&self) -> String {
@@ -248,15 +307,22 @@ impl TestCa {
     pub fn new() -> Self {
         let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        p.distinguished_name.push(rcgen::DnType::CommonName, "test root");
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "test root");
         let key = rcgen::KeyPair::generate().unwrap();
         let root_pem = p.self_signed(&key).unwrap().pem();
-        Self { root_pem, issuer: rcgen::Issuer::new(p, key) }
+        Self {
+            root_pem,
+            issuer: rcgen::Issuer::new(p, key),
+        }
     }
 
     /// A workload certificate: (chain PEM, key PEM, serial as lowercase hex).
     pub fn leaf(&self, serial: u64) -> (String, String, String) {
-        let mut p = rcgen::CertificateParams::new(vec!["spiffe://cluster.local/ns/default/sa/app".to_string()]).unwrap();
+        let mut p = rcgen::CertificateParams::new(vec![
+            "spiffe://cluster.local/ns/default/sa/app".to_string()
+        ])
+        .unwrap();
         p.serial_number = Some(rcgen::SerialNumber::from(serial.to_be_bytes().to_vec()));
         let key = rcgen::KeyPair::generate().unwrap();
         let pem = p.signed_by(&key, &self.issuer).unwrap().pem();

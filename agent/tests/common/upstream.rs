@@ -33,11 +33,15 @@ pub async fn start_upstream() -> (u16, Arc<UpstreamStats>, tokio::task::JoinHand
     let s = stats.clone();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = l.accept().await else { return };
+            let Ok((stream, _)) = l.accept().await else {
+                return;
+            };
             let s = s.clone();
             tokio::spawn(async move {
                 let svc = service_fn(move |req| handle(req, s.clone()));
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -45,7 +49,11 @@ pub async fn start_upstream() -> (u16, Arc<UpstreamStats>, tokio::task::JoinHand
 }
 
 fn query_ms(req: &Request<hyper::body::Incoming>) -> u64 {
-    req.uri().query().and_then(|q| q.strip_prefix("ms=")).and_then(|v| v.parse().ok()).unwrap_or(0)
+    req.uri()
+        .query()
+        .and_then(|q| q.strip_prefix("ms="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 async fn handle(
@@ -68,7 +76,10 @@ async fn handle(
                     return None;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
-                Some((Ok::<_, Infallible>(Frame::data(Bytes::from(format!("chunk {i}\n")))), i + 1))
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(format!("chunk {i}\n")))),
+                    i + 1,
+                ))
             });
             BodyExt::boxed(StreamBody::new(stream))
         }
@@ -116,7 +127,9 @@ pub async fn keepalive_requests(port: u16, stop: Arc<AtomicBool>, stats: Arc<Loa
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+            let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
             tokio::spawn(conn);
             stats.reconnects.fetch_add(1, SeqCst);
             sender = Some(s);
@@ -126,10 +139,16 @@ pub async fn keepalive_requests(port: u16, stop: Arc<AtomicBool>, stats: Arc<Loa
             sender = None; // closed while idle, before a request was sent: not a failure
             continue;
         }
-        let req = Request::get("/").header("host", "test").body(Empty::new()).unwrap();
+        let req = Request::get("/")
+            .header("host", "test")
+            .body(Empty::new())
+            .unwrap();
         let result = tokio::time::timeout(Duration::from_secs(5), async {
             let resp = s.send_request(req).await?;
-            let close = resp.headers().get("connection").is_some_and(|v| v == "close");
+            let close = resp
+                .headers()
+                .get("connection")
+                .is_some_and(|v| v == "close");
             let status = resp.status();
             let body = resp.into_body().collect().await?.to_bytes();
             Ok::<_, hyper::Error>((status, close, body))
@@ -160,11 +179,17 @@ pub async fn keepalive_requests(port: u16, stop: Arc<AtomicBool>, stats: Arc<Loa
 /// at least that long for the task to end.
 pub async fn h2_streams(port: u16, stream_ms: u64, stop: Arc<AtomicBool>, stats: Arc<LoadStats>) {
     let mut sender: Option<hyper::client::conn::http2::SendRequest<Empty<Bytes>>> = None;
-    let want: usize = (0..stream_ms / 100).map(|i| format!("chunk {i}\n").len()).sum();
+    let want: usize = (0..stream_ms / 100)
+        .map(|i| format!("chunk {i}\n").len())
+        .sum();
     let deadline = Duration::from_millis(stream_ms) + Duration::from_secs(10);
     while !stop.load(SeqCst) {
         let mut phase = "connect";
-        let one = tokio::time::timeout(deadline, h2_stream_once(port, stream_ms, want, &mut sender, &stats, &mut phase)).await;
+        let one = tokio::time::timeout(
+            deadline,
+            h2_stream_once(port, stream_ms, want, &mut sender, &stats, &mut phase),
+        )
+        .await;
         if one.is_err() {
             eprintln!("h2 stream stuck for {deadline:?} at phase {phase}");
             stats.stuck.fetch_add(1, SeqCst);
@@ -189,7 +214,10 @@ async fn h2_stream_once(
             return;
         };
         *phase = "handshake";
-        let (s, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+        let (s, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
         tokio::spawn(conn);
         stats.reconnects.fetch_add(1, SeqCst);
         *sender = Some(s);
@@ -200,11 +228,17 @@ async fn h2_stream_once(
         *sender = None;
         return;
     }
-    let req = Request::get(format!("http://test/stream?ms={stream_ms}")).body(Empty::new()).unwrap();
+    let req = Request::get(format!("http://test/stream?ms={stream_ms}"))
+        .body(Empty::new())
+        .unwrap();
     *phase = "response headers";
     let resp = match s.send_request(req).await {
         Ok(r) => r,
-        Err(e) if e.is_canceled() || e.to_string().contains("GOAWAY") || e.to_string().contains("REFUSED") => {
+        Err(e)
+            if e.is_canceled()
+                || e.to_string().contains("GOAWAY")
+                || e.to_string().contains("REFUSED") =>
+        {
             // Refused before it started (GOAWAY race): retried on a new connection.
             *sender = None;
             return;

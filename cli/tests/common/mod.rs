@@ -172,8 +172,24 @@ impl Drop for Mesh {
 /// got none).
 pub fn http_code(netns: &str, url: &str, max_secs: u64) -> String {
     let out = Command::new("timeout")
-        .args([&(max_secs + 10).to_string(), "ip", "netns", "exec", netns, "curl", "-s"])
-        .args(["-o", "/dev/null", "-m", &max_secs.to_string(), "-w", "%{http_code}", url])
+        .args([
+            &(max_secs + 10).to_string(),
+            "ip",
+            "netns",
+            "exec",
+            netns,
+            "curl",
+            "-s",
+        ])
+        .args([
+            "-o",
+            "/dev/null",
+            "-m",
+            &max_secs.to_string(),
+            "-w",
+            "%{http_code}",
+            url,
+        ])
         .stdin(Stdio::null())
         .output()
         .expect("curl");

@@ -25,7 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::{
     config::core::v3::Node,
-    service::discovery::v3::{DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource},
+    service::discovery::v3::{
+        DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
+    },
 };
 use rudder_xds::{ProxyResources, TypeUrl};
 use tracing::{debug, info, warn};
@@ -74,7 +76,9 @@ impl Diff {
 }
 
 fn versions(c: &Content) -> BTreeMap<String, String> {
-    c.iter().map(|(n, r)| (n.clone(), r.version.clone())).collect()
+    c.iter()
+        .map(|(n, r)| (n.clone(), r.version.clone()))
+        .collect()
 }
 
 impl Protocol for Delta {
@@ -86,15 +90,25 @@ impl Protocol for Delta {
         req.node.as_ref()
     }
 
-    fn on_request(&mut self, cx: &mut StreamCtx, req: DeltaDiscoveryRequest, res: &ProxyResources, out: &mut Vec<DeltaDiscoveryResponse>) {
+    fn on_request(
+        &mut self,
+        cx: &mut StreamCtx,
+        req: DeltaDiscoveryRequest,
+        res: &ProxyResources,
+        out: &mut Vec<DeltaDiscoveryResponse>,
+    ) {
         let Some(t) = TypeUrl::parse(&req.type_url) else {
             warn!(type_url = %req.type_url, "request for a type Rudder does not serve; ignored");
             return;
         };
         let ty = t.short();
         let Some(st) = self.types.get_mut(&t) else {
-            info!(r#type = ty, subscribe = req.resource_names_subscribe.len(),
-                known = req.initial_resource_versions.len(), "first request");
+            info!(
+                r#type = ty,
+                subscribe = req.resource_names_subscribe.len(),
+                known = req.initial_resource_versions.len(),
+                "first request"
+            );
             let sub = Subscription::first(t, &req.resource_names_subscribe);
             cx.subscribed(t, &sub);
             let client = req.initial_resource_versions.into_iter().collect();
@@ -111,7 +125,10 @@ impl Protocol for Delta {
             self.pump(cx, res, out);
             return;
         };
-        let added = st.sub.apply_delta(&req.resource_names_subscribe, &req.resource_names_unsubscribe);
+        let added = st.sub.apply_delta(
+            &req.resource_names_subscribe,
+            &req.resource_names_unsubscribe,
+        );
         for n in &added {
             st.client.remove(n);
         }
@@ -150,23 +167,40 @@ impl Protocol for Delta {
         self.pump(cx, res, out);
     }
 
-    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<DeltaDiscoveryResponse>) {
+    fn on_resources(
+        &mut self,
+        cx: &mut StreamCtx,
+        res: &ProxyResources,
+        out: &mut Vec<DeltaDiscoveryResponse>,
+    ) {
         self.pump(cx, res, out);
     }
 
     fn is_converged(&self, res: &ProxyResources) -> bool {
-        self.types.iter().all(|(t, st)| st.awaiting.is_none() && !st.force && (st.nacked.is_some() || self.diff(*t, res).is_empty()))
+        self.types.iter().all(|(t, st)| {
+            st.awaiting.is_none()
+                && !st.force
+                && (st.nacked.is_some() || self.diff(*t, res).is_empty())
+        })
     }
 }
 
 impl Delta {
     fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Content {
-        self.types.get(&t).map(|st| st.sub.select(res.of(t))).unwrap_or_default()
+        self.types
+            .get(&t)
+            .map(|st| st.sub.select(res.of(t)))
+            .unwrap_or_default()
     }
 
     /// What to send and remove to bring the client to `desired(t)`.
     fn diff(&self, t: TypeUrl, res: &ProxyResources) -> Diff {
-        let Some(st) = self.types.get(&t) else { return Diff { send: Content::new(), remove: Vec::new() } };
+        let Some(st) = self.types.get(&t) else {
+            return Diff {
+                send: Content::new(),
+                remove: Vec::new(),
+            };
+        };
         let desired = self.desired(t, res);
         let remove = st
             .client
@@ -174,7 +208,10 @@ impl Delta {
             .filter(|n| !desired.contains_key(*n) && !self.lingers(t, n))
             .cloned()
             .collect();
-        let send = desired.into_iter().filter(|(n, r)| st.client.get(n) != Some(&r.version)).collect();
+        let send = desired
+            .into_iter()
+            .filter(|(n, r)| st.client.get(n) != Some(&r.version))
+            .collect();
         Diff { send, remove }
     }
 
@@ -187,7 +224,9 @@ impl Delta {
     fn settled(&self, res: &ProxyResources) -> bool {
         REFERRERS.iter().all(|t| match self.types.get(t) {
             None => true,
-            Some(st) => st.awaiting.is_none() && st.nacked.is_none() && self.diff(*t, res).is_empty(),
+            Some(st) => {
+                st.awaiting.is_none() && st.nacked.is_none() && self.diff(*t, res).is_empty()
+            }
         })
     }
 
@@ -204,16 +243,27 @@ impl Delta {
                 }
             }
         }
-        self.linger.retain(|n| !clusters.is_some_and(|m| m.contains_key(n)));
+        self.linger
+            .retain(|n| !clusters.is_some_and(|m| m.contains_key(n)));
     }
 
-    fn pump(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<DeltaDiscoveryResponse>) {
+    fn pump(
+        &mut self,
+        cx: &mut StreamCtx,
+        res: &ProxyResources,
+        out: &mut Vec<DeltaDiscoveryResponse>,
+    ) {
         self.update_linger(res);
-        let mut cds_awaiting = self.types.get(&TypeUrl::Cluster).is_some_and(|s| s.awaiting.is_some());
+        let mut cds_awaiting = self
+            .types
+            .get(&TypeUrl::Cluster)
+            .is_some_and(|s| s.awaiting.is_some());
         for t in TypeUrl::ALL {
             let desired = versions(&self.desired(t, res));
             let diff = self.diff(t, res);
-            let Some(st) = self.types.get_mut(&t) else { continue };
+            let Some(st) = self.types.get_mut(&t) else {
+                continue;
+            };
             if st.awaiting.is_some() || (waits_for_cds(t) && cds_awaiting) {
                 continue;
             }
@@ -253,7 +303,8 @@ impl Delta {
                 st.client.remove(n);
             }
             cx.pushed(t);
-            cx.status.sent(t, &version, &nonce, st.client.keys().cloned().collect());
+            cx.status
+                .sent(t, &version, &nonce, st.client.keys().cloned().collect());
             st.awaiting = Some(nonce.clone());
             st.last_nonce = Some(nonce);
             st.last_version = version;

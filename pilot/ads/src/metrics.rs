@@ -44,12 +44,22 @@ struct HistogramState {
 
 impl Histogram {
     fn new(bounds: &'static [f64]) -> Self {
-        let state = HistogramState { counts: vec![0; bounds.len() + 1], ..Default::default() };
-        Histogram { bounds, state: Mutex::new(state) }
+        let state = HistogramState {
+            counts: vec![0; bounds.len() + 1],
+            ..Default::default()
+        };
+        Histogram {
+            bounds,
+            state: Mutex::new(state),
+        }
     }
 
     fn observe(&self, seconds: f64) {
-        let idx = self.bounds.iter().position(|b| seconds <= *b).unwrap_or(self.bounds.len());
+        let idx = self
+            .bounds
+            .iter()
+            .position(|b| seconds <= *b)
+            .unwrap_or(self.bounds.len());
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.counts[idx] += 1;
         s.sum += seconds;
@@ -156,7 +166,12 @@ impl Metrics {
 
     /// Observations in `pilot_proxy_convergence_time`.
     pub fn convergence_count(&self) -> u64 {
-        self.inner.convergence.state.lock().unwrap_or_else(|e| e.into_inner()).count
+        self.inner
+            .convergence
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .count
     }
 
     pub(crate) fn stream_opened(&self) {
@@ -191,17 +206,38 @@ impl Metrics {
     pub fn render(&self) -> String {
         let i = &self.inner;
         let mut out = String::new();
-        header(&mut out, "pilot_xds", "Number of endpoints connected to this pilot using XDS.", "gauge");
+        header(
+            &mut out,
+            "pilot_xds",
+            "Number of endpoints connected to this pilot using XDS.",
+            "gauge",
+        );
         let _ = writeln!(out, "pilot_xds {}", self.connected());
-        i.pushes.render(&mut out, "pilot_xds_pushes", "xDS responses sent to proxies, by type.");
-        i.rejects.render(&mut out, "pilot_total_xds_rejects", "Total number of XDS responses from pilot rejected by proxy.");
-        i.expired_nonce.render(&mut out, "pilot_xds_expired_nonce", "Total number of XDS requests with an expired nonce.");
+        i.pushes.render(
+            &mut out,
+            "pilot_xds_pushes",
+            "xDS responses sent to proxies, by type.",
+        );
+        i.rejects.render(
+            &mut out,
+            "pilot_total_xds_rejects",
+            "Total number of XDS responses from pilot rejected by proxy.",
+        );
+        i.expired_nonce.render(
+            &mut out,
+            "pilot_xds_expired_nonce",
+            "Total number of XDS requests with an expired nonce.",
+        );
         i.convergence.render(
             &mut out,
             "pilot_proxy_convergence_time",
             "Delay in seconds between config change and a proxy receiving all required configuration.",
         );
-        i.send_time.render(&mut out, "pilot_xds_send_time", "Total time in seconds Pilot takes to send generated configuration.");
+        i.send_time.render(
+            &mut out,
+            "pilot_xds_send_time",
+            "Total time in seconds Pilot takes to send generated configuration.",
+        );
         out
     }
 }
@@ -217,11 +253,26 @@ mod tests {
         m.converged(Duration::from_millis(700));
         m.converged(Duration::from_secs(100));
         let text = m.render();
-        assert!(text.contains("pilot_proxy_convergence_time_bucket{le=\"0.1\"} 1\n"), "{text}");
-        assert!(text.contains("pilot_proxy_convergence_time_bucket{le=\"1\"} 2\n"), "{text}");
-        assert!(text.contains("pilot_proxy_convergence_time_bucket{le=\"30\"} 2\n"), "{text}");
-        assert!(text.contains("pilot_proxy_convergence_time_bucket{le=\"+Inf\"} 3\n"), "{text}");
-        assert!(text.contains("pilot_proxy_convergence_time_count 3\n"), "{text}");
+        assert!(
+            text.contains("pilot_proxy_convergence_time_bucket{le=\"0.1\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pilot_proxy_convergence_time_bucket{le=\"1\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pilot_proxy_convergence_time_bucket{le=\"30\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pilot_proxy_convergence_time_bucket{le=\"+Inf\"} 3\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pilot_proxy_convergence_time_count 3\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -58,7 +58,11 @@ impl NodeInfo {
         Ok(NodeInfo {
             id: node.id.clone(),
             cluster: node.cluster.clone(),
-            metadata: node.metadata.as_ref().map(struct_to_json).unwrap_or_else(|| serde_json::json!({})),
+            metadata: node
+                .metadata
+                .as_ref()
+                .map(struct_to_json)
+                .unwrap_or_else(|| serde_json::json!({})),
             user_agent,
         })
     }
@@ -67,19 +71,26 @@ impl NodeInfo {
 /// `google.protobuf.Struct` → JSON object (proto3 JSON mapping of `Struct`).
 pub fn struct_to_json(s: &Struct) -> serde_json::Value {
     // HashMap iteration order is arbitrary; serde_json's Map sorts keys anyway.
-    serde_json::Value::Object(s.fields.iter().map(|(k, v)| (k.clone(), value_to_json(v))).collect())
+    serde_json::Value::Object(
+        s.fields
+            .iter()
+            .map(|(k, v)| (k.clone(), value_to_json(v)))
+            .collect(),
+    )
 }
 
 fn value_to_json(v: &Value) -> serde_json::Value {
     match &v.kind {
         None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::NumberValue(n)) => {
-            serde_json::Number::from_f64(*n).map(serde_json::Value::Number).unwrap_or(serde_json::Value::Null)
-        }
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(*n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
         Some(Kind::StringValue(s)) => serde_json::Value::String(s.clone()),
         Some(Kind::BoolValue(b)) => serde_json::Value::Bool(*b),
         Some(Kind::StructValue(s)) => struct_to_json(s),
-        Some(Kind::ListValue(l)) => serde_json::Value::Array(l.values.iter().map(value_to_json).collect()),
+        Some(Kind::ListValue(l)) => {
+            serde_json::Value::Array(l.values.iter().map(value_to_json).collect())
+        }
     }
 }
 
@@ -87,9 +98,12 @@ fn value_to_json(v: &Value) -> serde_json::Value {
 /// clients and tests that build nodes (non-objects become an empty Struct).
 pub fn json_to_struct(v: &serde_json::Value) -> Struct {
     match v {
-        serde_json::Value::Object(m) => {
-            Struct { fields: m.iter().map(|(k, v)| (k.clone(), json_to_value(v))).collect() }
-        }
+        serde_json::Value::Object(m) => Struct {
+            fields: m
+                .iter()
+                .map(|(k, v)| (k.clone(), json_to_value(v)))
+                .collect(),
+        },
         _ => Struct::default(),
     }
 }
@@ -101,7 +115,9 @@ fn json_to_value(v: &serde_json::Value) -> Value {
         serde_json::Value::Bool(b) => Kind::BoolValue(*b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
         serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(a) => Kind::ListValue(ListValue { values: a.iter().map(json_to_value).collect() }),
+        serde_json::Value::Array(a) => Kind::ListValue(ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
         serde_json::Value::Object(_) => Kind::StructValue(json_to_struct(v)),
     };
     Value { kind: Some(kind) }
@@ -131,6 +147,9 @@ mod tests {
     #[test]
     fn missing_or_anonymous_node_is_an_error() {
         assert_eq!(NodeInfo::from_proto(None), Err(NodeError::Missing));
-        assert_eq!(NodeInfo::from_proto(Some(&Node::default())), Err(NodeError::EmptyId));
+        assert_eq!(
+            NodeInfo::from_proto(Some(&Node::default())),
+            Err(NodeError::EmptyId)
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::{
 };
 
 use envoy_types::pb::envoy::service::discovery::v3::{
-    aggregated_discovery_service_server::{AggregatedDiscoveryService, AggregatedDiscoveryServiceServer},
+    aggregated_discovery_service_server::{
+        AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+    },
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
 use rudder_xds::ProxyResources;
@@ -86,7 +88,10 @@ pub struct AdsServer {
 impl AdsServer {
     /// A server that serves what `directory` hands it.
     pub fn new(directory: Arc<dyn ProxyDirectory>) -> Self {
-        let started = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         AdsServer {
             shared: Arc::new(Shared {
                 directory,
@@ -104,7 +109,11 @@ impl AdsServer {
     }
 
     /// Serves ADS on `listener` (plaintext gRPC) until `shutdown` completes.
-    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServeError> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> Result<(), ServeError> {
         // Small responses must not wait for Nagle; keepalives find proxies
         // that vanished without closing the connection.
         let incoming = TcpListenerStream::new(listener).map(|conn| {
@@ -143,7 +152,12 @@ impl AggregatedDiscoveryService for AdsServer {
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream::run(Sotw::default(), self.shared.clone(), request.into_inner(), tx));
+        tokio::spawn(stream::run(
+            Sotw::default(),
+            self.shared.clone(),
+            request.into_inner(),
+            tx,
+        ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 
@@ -152,7 +166,12 @@ impl AggregatedDiscoveryService for AdsServer {
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream::run(Delta::default(), self.shared.clone(), request.into_inner(), tx));
+        tokio::spawn(stream::run(
+            Delta::default(),
+            self.shared.clone(),
+            request.into_inner(),
+            tx,
+        ));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

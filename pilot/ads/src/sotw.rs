@@ -68,7 +68,13 @@ impl Protocol for Sotw {
         req.node.as_ref()
     }
 
-    fn on_request(&mut self, cx: &mut StreamCtx, req: DiscoveryRequest, res: &ProxyResources, out: &mut Vec<DiscoveryResponse>) {
+    fn on_request(
+        &mut self,
+        cx: &mut StreamCtx,
+        req: DiscoveryRequest,
+        res: &ProxyResources,
+        out: &mut Vec<DiscoveryResponse>,
+    ) {
         let Some(t) = TypeUrl::parse(&req.type_url) else {
             warn!(type_url = %req.type_url, "request for a type Rudder does not serve; ignored");
             return;
@@ -79,7 +85,14 @@ impl Protocol for Sotw {
                 info!(r#type = ty, version = %req.version_info, names = req.resource_names.len(), "first request");
                 let sub = Subscription::first(t, &req.resource_names);
                 cx.subscribed(t, &sub);
-                let state = TypeState { sub, sent: None, awaiting: false, acked: None, force: true, warm: false };
+                let state = TypeState {
+                    sub,
+                    sent: None,
+                    awaiting: false,
+                    acked: None,
+                    force: true,
+                    warm: false,
+                };
                 self.types.insert(t, state);
             }
             Some(st) => {
@@ -92,7 +105,8 @@ impl Protocol for Sotw {
                     warn!(proxy = %cx.proxy, r#type = ty, nonce = %req.response_nonce, version = %req.version_info,
                         error = %err.message, "NACK");
                     cx.metrics.rejected(t);
-                    cx.status.nacked(t, &req.version_info, &req.response_nonce, &err.message);
+                    cx.status
+                        .nacked(t, &req.version_info, &req.response_nonce, &err.message);
                 } else if req.response_nonce.is_empty() {
                     // A nonce-less request after the first: the client started
                     // this type over and will not ACK what is in flight. Answer it.
@@ -123,13 +137,23 @@ impl Protocol for Sotw {
         self.pump(cx, res, out);
     }
 
-    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<DiscoveryResponse>) {
+    fn on_resources(
+        &mut self,
+        cx: &mut StreamCtx,
+        res: &ProxyResources,
+        out: &mut Vec<DiscoveryResponse>,
+    ) {
         self.pump(cx, res, out);
     }
 
     fn is_converged(&self, res: &ProxyResources) -> bool {
         self.types.iter().all(|(t, st)| {
-            !st.awaiting && !st.force && st.sent.as_ref().is_some_and(|s| same_content(&s.content, &self.desired(*t, res)))
+            !st.awaiting
+                && !st.force
+                && st
+                    .sent
+                    .as_ref()
+                    .is_some_and(|s| same_content(&s.content, &self.desired(*t, res)))
         })
     }
 }
@@ -138,7 +162,9 @@ impl Sotw {
     /// What the proxy should hold of type `t` now: its selection plus
     /// lingering make-before-break resources it still asks for.
     fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Content {
-        let Some(st) = self.types.get(&t) else { return Content::new() };
+        let Some(st) = self.types.get(&t) else {
+            return Content::new();
+        };
         let mut c = st.sub.select(res.of(t));
         if let Some(lingering) = self.linger.get(&t) {
             for (n, r) in lingering {
@@ -154,7 +180,13 @@ impl Sotw {
     fn settled(&self, res: &ProxyResources) -> bool {
         REFERRERS.iter().all(|t| match self.types.get(t) {
             None => true,
-            Some(st) => !st.awaiting && st.acked.as_ref().is_some_and(|a| same_content(a, &self.desired(*t, res))),
+            Some(st) => {
+                !st.awaiting
+                    && st
+                        .acked
+                        .as_ref()
+                        .is_some_and(|a| same_content(a, &self.desired(*t, res)))
+            }
         })
     }
 
@@ -168,7 +200,11 @@ impl Sotw {
             .types
             .get(&TypeUrl::Cluster)
             .and_then(|st| st.sent.as_ref())
-            .map(|s| s.content.iter().filter(|(n, _)| !clusters.is_some_and(|m| m.contains_key(*n))))
+            .map(|s| {
+                s.content
+                    .iter()
+                    .filter(|(n, _)| !clusters.is_some_and(|m| m.contains_key(*n)))
+            })
             .into_iter()
             .flatten()
             .map(|(n, r)| (n.clone(), r.clone()))
@@ -179,16 +215,19 @@ impl Sotw {
             .get(&TypeUrl::Endpoint)
             .and_then(|st| st.sent.as_ref())
             .map(|s| {
-                s.content
-                    .iter()
-                    .filter(|(n, _)| gone_clusters.contains_key(*n) && !endpoints.is_some_and(|m| m.contains_key(*n)))
+                s.content.iter().filter(|(n, _)| {
+                    gone_clusters.contains_key(*n) && !endpoints.is_some_and(|m| m.contains_key(*n))
+                })
             })
             .into_iter()
             .flatten()
             .map(|(n, r)| (n.clone(), r.clone()))
             .collect();
         if !gone_clusters.is_empty() {
-            info!(clusters = gone_clusters.len(), "make-before-break: keeping removed clusters until LDS/RDS are ACKed");
+            info!(
+                clusters = gone_clusters.len(),
+                "make-before-break: keeping removed clusters until LDS/RDS are ACKed"
+            );
         }
         self.linger.insert(TypeUrl::Cluster, gone_clusters);
         self.linger.insert(TypeUrl::Endpoint, gone_endpoints);
@@ -197,15 +236,30 @@ impl Sotw {
     /// One pass over the types in push order, sending what changed.
     fn pump(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<DiscoveryResponse>) {
         self.update_linger(res);
-        let mut cds_awaiting = self.types.get(&TypeUrl::Cluster).is_some_and(|s| s.awaiting);
+        let mut cds_awaiting = self
+            .types
+            .get(&TypeUrl::Cluster)
+            .is_some_and(|s| s.awaiting);
         for t in TypeUrl::ALL {
             let desired = self.desired(t, res);
-            let lingering = if may_linger(t) { desired.keys().filter(|n| !res.of(t).is_some_and(|m| m.contains_key(*n))).count() } else { 0 };
-            let Some(st) = self.types.get_mut(&t) else { continue };
+            let lingering = if may_linger(t) {
+                desired
+                    .keys()
+                    .filter(|n| !res.of(t).is_some_and(|m| m.contains_key(*n)))
+                    .count()
+            } else {
+                0
+            };
+            let Some(st) = self.types.get_mut(&t) else {
+                continue;
+            };
             if st.awaiting || (waits_for_cds(t) && cds_awaiting) {
                 continue;
             }
-            let unchanged = st.sent.as_ref().is_some_and(|s| same_content(&s.content, &desired));
+            let unchanged = st
+                .sent
+                .as_ref()
+                .is_some_and(|s| same_content(&s.content, &desired));
             if unchanged && !st.force {
                 continue;
             }
@@ -223,8 +277,12 @@ impl Sotw {
                 ..Default::default()
             });
             cx.pushed(t);
-            cx.status.sent(t, &version, &nonce, desired.keys().cloned().collect());
-            st.sent = Some(Sent { content: desired, nonce });
+            cx.status
+                .sent(t, &version, &nonce, desired.keys().cloned().collect());
+            st.sent = Some(Sent {
+                content: desired,
+                nonce,
+            });
             st.awaiting = true;
             st.force = false;
             if t == TypeUrl::Cluster {

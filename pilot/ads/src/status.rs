@@ -19,7 +19,10 @@ use crate::metrics::Metrics;
 
 /// Milliseconds since the Unix epoch (wall clock, for humans reading syncz).
 pub(crate) fn now_unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// One stream, as `/debug/syncz` shows it.
@@ -90,16 +93,28 @@ pub(crate) struct StatusTable {
 
 impl StatusTable {
     pub(crate) fn snapshot(&self) -> Vec<ConnectionStatus> {
-        self.streams.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect()
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Adds a stream and counts it in `pilot_xds`; both are undone when the
     /// returned guard drops.
     pub(crate) fn register(&self, status: ConnectionStatus, metrics: Metrics) -> StreamStatus {
         let id = status.stream_id;
-        self.streams.lock().unwrap_or_else(|e| e.into_inner()).insert(id, status);
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, status);
         metrics.stream_opened();
-        StreamStatus { table: self.clone(), id, metrics }
+        StreamStatus {
+            table: self.clone(),
+            id,
+            metrics,
+        }
     }
 }
 
@@ -122,7 +137,11 @@ impl StreamStatus {
 
     pub(crate) fn sent(&self, t: TypeUrl, version: &str, nonce: &str, names: Vec<String>) {
         self.update(t, |s| {
-            s.last_sent = Some(Sent { version: version.into(), nonce: nonce.into(), at_unix_ms: now_unix_ms() });
+            s.last_sent = Some(Sent {
+                version: version.into(),
+                nonce: nonce.into(),
+                at_unix_ms: now_unix_ms(),
+            });
             s.resources_sent = names;
         });
     }
@@ -145,7 +164,11 @@ impl StreamStatus {
 
 impl Drop for StreamStatus {
     fn drop(&mut self) {
-        self.table.streams.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.id);
+        self.table
+            .streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
         self.metrics.stream_closed();
     }
 }

@@ -14,10 +14,7 @@
 //! while a type waits for its ACK coalesce by construction: the adapter
 //! always diffs against the newest resources.
 
-use std::{
-    sync::Arc,
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use rudder_xds::{ProxyResources, TypeUrl};
@@ -43,7 +40,13 @@ pub(crate) trait Protocol: Send + 'static {
     fn node(req: &Self::Req) -> Option<&Node>;
 
     /// Handles one request; responses to send go to `out`, in order.
-    fn on_request(&mut self, cx: &mut StreamCtx, req: Self::Req, res: &ProxyResources, out: &mut Vec<Self::Resp>);
+    fn on_request(
+        &mut self,
+        cx: &mut StreamCtx,
+        req: Self::Req,
+        res: &ProxyResources,
+        out: &mut Vec<Self::Resp>,
+    );
 
     /// Handles new resources for the proxy.
     fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Self::Resp>);
@@ -198,7 +201,11 @@ pub(crate) async fn run<P: Protocol>(
     .await;
 }
 
-async fn send_all<R>(tx: &mpsc::Sender<Result<R, Status>>, out: &mut Vec<R>, metrics: &Metrics) -> bool {
+async fn send_all<R>(
+    tx: &mpsc::Sender<Result<R, Status>>,
+    out: &mut Vec<R>,
+    metrics: &Metrics,
+) -> bool {
     for resp in out.drain(..) {
         let start = Instant::now();
         if tx.send(Ok(resp)).await.is_err() {

@@ -21,7 +21,10 @@ pub(crate) type Content = BTreeMap<String, Arc<Resource>>;
 
 /// True when two contents have the same names at the same versions.
 pub(crate) fn same_content(a: &Content, b: &Content) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|((na, ra), (nb, rb))| na == nb && ra.version == rb.version)
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((na, ra), (nb, rb))| na == nb && ra.version == rb.version)
 }
 
 /// One type's subscription on one stream.
@@ -38,7 +41,11 @@ impl Subscription {
     /// `resource_names_subscribe`).
     pub(crate) fn first(t: TypeUrl, names: &[String]) -> Self {
         let legacy = t.is_wildcard_type() && names.is_empty();
-        let mut s = Subscription { wildcard: legacy, legacy, names: BTreeSet::new() };
+        let mut s = Subscription {
+            wildcard: legacy,
+            legacy,
+            names: BTreeSet::new(),
+        };
         s.add(names);
         s
     }
@@ -60,7 +67,11 @@ impl Subscription {
     /// (explicitly, not through `*`), which the caller must (re)send even if
     /// it believes the client holds them: "resubscribing to a known name
     /// must still return it".
-    pub(crate) fn apply_delta(&mut self, subscribe: &[String], unsubscribe: &[String]) -> Vec<String> {
+    pub(crate) fn apply_delta(
+        &mut self,
+        subscribe: &[String],
+        unsubscribe: &[String],
+    ) -> Vec<String> {
         if self.legacy {
             if subscribe.is_empty() {
                 // Only `subscribe` counts for leaving legacy mode (xDS spec).
@@ -112,11 +123,16 @@ impl Subscription {
 
     /// The part of `available` this subscription selects.
     pub(crate) fn select(&self, available: Option<&Content>) -> Content {
-        let Some(available) = available else { return Content::new() };
+        let Some(available) = available else {
+            return Content::new();
+        };
         if self.wildcard {
             return available.clone();
         }
-        self.names.iter().filter_map(|n| available.get(n).map(|r| (n.clone(), r.clone()))).collect()
+        self.names
+            .iter()
+            .filter_map(|n| available.get(n).map(|r| (n.clone(), r.clone())))
+            .collect()
     }
 }
 

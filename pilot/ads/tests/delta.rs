@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use common::*;
 
 fn v(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
 }
 
 #[tokio::test]
@@ -16,7 +19,11 @@ async fn wildcard_first_request_delta() {
     let mut c = h.delta(NODE).await;
     c.subscribe(CDS, &[], "").await;
     let cds = c.expect(CDS).await;
-    assert_eq!(dversions(&cds), v(&[("a", "1"), ("b", "1")]), "per-resource versions");
+    assert_eq!(
+        dversions(&cds),
+        v(&[("a", "1"), ("b", "1")]),
+        "per-resource versions"
+    );
     c.ack(&cds).await;
     // A wildcard LDS with nothing to serve is still answered (Envoy waits for it).
     c.subscribe(LDS, &[], "").await;
@@ -42,7 +49,11 @@ async fn unchanged_resources_not_resent_delta() {
     c.start_all(&["a", "b"], &["r"]).await;
     h.publish(base().endpoints("b", "2").build());
     let eds = c.expect(EDS).await;
-    assert_eq!(dversions(&eds), v(&[("b", "2")]), "only the changed resource");
+    assert_eq!(
+        dversions(&eds),
+        v(&[("b", "2")]),
+        "only the changed resource"
+    );
     c.ack(&eds).await;
     c.barrier().await;
 }
@@ -126,7 +137,9 @@ async fn reconnect_with_initial_resource_versions() {
     let mut c = h.delta(NODE).await;
     // The client already holds a@1 and b@0 (stale) and "gone", which no longer exists.
     let mut r = dreq(CDS, &[], &[], "");
-    r.initial_resource_versions = v(&[("a", "1"), ("b", "0"), ("gone", "1")]).into_iter().collect();
+    r.initial_resource_versions = v(&[("a", "1"), ("b", "0"), ("gone", "1")])
+        .into_iter()
+        .collect();
     c.send(r).await;
     let cds = c.expect(CDS).await;
     assert_eq!(dversions(&cds), v(&[("b", "1")]));
@@ -194,7 +207,14 @@ async fn make_before_break_cluster_removal_delta() {
     let h = Harness::start(base().build()).await;
     let mut c = h.delta(NODE).await;
     c.start_all(&["a", "b"], &["r"]).await;
-    h.publish(base().without(CDS, "b").without(EDS, "b").listener("l", "2").route("r", "2").build());
+    h.publish(
+        base()
+            .without(CDS, "b")
+            .without(EDS, "b")
+            .listener("l", "2")
+            .route("r", "2")
+            .build(),
+    );
     // Listeners and routes first; b's removal is held back.
     let lds = c.expect(LDS).await;
     let rds = c.expect(RDS).await;

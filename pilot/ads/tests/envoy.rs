@@ -27,26 +27,43 @@ use tokio::{
 const ENVOY_NODE: &str = "sidecar~127.0.0.1~envoy-test.default~default.svc.cluster.local";
 
 fn envoy_bin() -> Option<PathBuf> {
-    let path = PathBuf::from(std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()));
+    let path = PathBuf::from(
+        std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()),
+    );
     if path.is_file() {
         return Some(path);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("Envoy not found at {} (set ENVOY_BIN)", path.display());
     }
-    eprintln!("skipping: Envoy not found at {} (set ENVOY_BIN)", path.display());
+    eprintln!(
+        "skipping: Envoy not found at {} (set ENVOY_BIN)",
+        path.display()
+    );
     None
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Cluster `backend` → `echo_port`, listener `ingress` on `listen_port`
 /// proxying TCP to it. `timeout_s` < 0 makes a cluster Envoy rejects.
-fn resources(echo_port: u16, listen_port: u16, cluster_version: &str, timeout_s: i64) -> ProxyResources {
+fn resources(
+    echo_port: u16,
+    listen_port: u16,
+    cluster_version: &str,
+    timeout_s: i64,
+) -> ProxyResources {
     let mut c = cluster("backend");
-    c.connect_timeout = Some(PbDuration { seconds: timeout_s, nanos: 0 });
+    c.connect_timeout = Some(PbDuration {
+        seconds: timeout_s,
+        nanos: 0,
+    });
     let tcp = TcpProxy {
         stat_prefix: "ingress".into(),
         cluster_specifier: Some(ClusterSpecifier::Cluster("backend".into())),
@@ -65,8 +82,18 @@ fn resources(echo_port: u16, listen_port: u16, cluster_version: &str, timeout_s:
         ..Default::default()
     };
     Res::new()
-        .any(CDS, "backend", cluster_version, envoy_types::util::pack_any(c))
-        .any(EDS, "backend", "1", envoy_types::util::pack_any(load_assignment("backend", echo_port.into())))
+        .any(
+            CDS,
+            "backend",
+            cluster_version,
+            envoy_types::util::pack_any(c),
+        )
+        .any(
+            EDS,
+            "backend",
+            "1",
+            envoy_types::util::pack_any(load_assignment("backend", echo_port.into())),
+        )
         .any(LDS, "ingress", "1", envoy_types::util::pack_any(listener))
         .build()
 }
@@ -127,16 +154,30 @@ async fn echo_through(port: u16) -> bool {
         s.read_exact(&mut buf).await.ok()?;
         Some(&buf == b"ping")
     };
-    tokio::time::timeout(Duration::from_secs(2), attempt).await.ok().flatten().unwrap_or(false)
+    tokio::time::timeout(Duration::from_secs(2), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 async fn http_get(port: u16, path: &str) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
     let (head, body) = out.split_once("\r\n\r\n").unwrap_or_default();
-    if !head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if !head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return body.to_string();
     }
     // De-chunk: "<hex size>\r\n<data>\r\n" ... "0\r\n\r\n".
@@ -156,7 +197,11 @@ async fn http_get(port: u16, path: &str) -> String {
 async fn active_cluster_version(admin: u16, name: &str) -> Option<String> {
     let body = http_get(admin, "/config_dump?resource=dynamic_active_clusters").await;
     let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v["configs"].as_array()?.iter().find(|c| c["cluster"]["name"] == name).map(|c| c["version_info"].as_str().unwrap_or("").to_string())
+    v["configs"]
+        .as_array()?
+        .iter()
+        .find(|c| c["cluster"]["name"] == name)
+        .map(|c| c["version_info"].as_str().unwrap_or("").to_string())
 }
 
 /// Kills Envoy when the test ends, however it ends.
@@ -179,9 +224,11 @@ async fn round_trip(api_type: &str) {
     let admin_path = dir.path().join("admin");
     std::fs::write(&cfg, bootstrap(h.addr.port(), api_type)).unwrap();
     let child = Command::new(envoy)
-        .arg("-c").arg(&cfg)
+        .arg("-c")
+        .arg(&cfg)
         .arg("--disable-hot-restart")
-        .arg("--admin-address-path").arg(&admin_path)
+        .arg("--admin-address-path")
+        .arg(&admin_path)
         .args(["--log-level", "warn", "--concurrency", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -194,9 +241,18 @@ async fn round_trip(api_type: &str) {
     let admin = loop_read_admin(&admin_path).await;
     let status = &h.server.status()[0];
     assert_eq!(status.node_id, ENVOY_NODE);
-    assert!(status.user_agent.starts_with("envoy/"), "{}", status.user_agent);
-    let good_cds = status.types["cds"].last_acked_version.clone().expect("CDS ACKed");
-    let good_cluster_version = active_cluster_version(admin, "backend").await.expect("backend in config_dump");
+    assert!(
+        status.user_agent.starts_with("envoy/"),
+        "{}",
+        status.user_agent
+    );
+    let good_cds = status.types["cds"]
+        .last_acked_version
+        .clone()
+        .expect("CDS ACKed");
+    let good_cluster_version = active_cluster_version(admin, "backend")
+        .await
+        .expect("backend in config_dump");
     let listeners = http_get(admin, "/config_dump?resource=dynamic_listeners").await;
     assert!(listeners.contains("\"ingress\""), "listener in config_dump");
 
@@ -205,22 +261,41 @@ async fn round_trip(api_type: &str) {
     wait_until(|| h.server.status()[0].types["cds"].last_nack.is_some()).await;
     let cds = &h.server.status()[0].types["cds"];
     let nack = cds.last_nack.as_ref().unwrap();
-    assert!(nack.error.to_ascii_lowercase().contains("duration"), "Envoy's reason, verbatim: {}", nack.error);
-    assert_eq!(cds.last_acked_version.as_deref(), Some(good_cds.as_str()), "the ACKed version stays");
+    assert!(
+        nack.error.to_ascii_lowercase().contains("duration"),
+        "Envoy's reason, verbatim: {}",
+        nack.error
+    );
+    assert_eq!(
+        cds.last_acked_version.as_deref(),
+        Some(good_cds.as_str()),
+        "the ACKed version stays"
+    );
     assert_eq!(h.server.metrics().rejects(CDS), 1);
-    assert_eq!(active_cluster_version(admin, "backend").await.as_deref(), Some(good_cluster_version.as_str()));
-    assert!(echo_through(listen).await, "traffic keeps flowing on the last good config");
+    assert_eq!(
+        active_cluster_version(admin, "backend").await.as_deref(),
+        Some(good_cluster_version.as_str())
+    );
+    assert!(
+        echo_through(listen).await,
+        "traffic keeps flowing on the last good config"
+    );
 
     // The next good change is accepted.
     h.publish(resources(echo, listen, "2", 2));
-    wait_until_async(|| async { active_cluster_version(admin, "backend").await != Some(good_cluster_version.clone()) }).await;
+    wait_until_async(|| async {
+        active_cluster_version(admin, "backend").await != Some(good_cluster_version.clone())
+    })
+    .await;
     assert!(echo_through(listen).await);
 }
 
 async fn loop_read_admin(path: &std::path::Path) -> u16 {
     let mut port = None;
     wait_until(|| {
-        port = std::fs::read_to_string(path).ok().and_then(|s| s.trim().rsplit(':').next()?.parse().ok());
+        port = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().rsplit(':').next()?.parse().ok());
         port.is_some()
     })
     .await;

@@ -15,7 +15,8 @@ async fn first_request_with_old_version_is_answered() {
     assert_ne!(cds.version_info, "version-from-previous-pilot");
     assert!(!cds.nonce.is_empty());
     // Even a nonce from the previous server is a first request for this stream.
-    c.request(EDS, "old", &["a"], "nonce-of-previous-pilot").await;
+    c.request(EDS, "old", &["a"], "nonce-of-previous-pilot")
+        .await;
     assert_eq!(names(&c.expect(EDS).await), ["a"]);
 }
 
@@ -25,7 +26,11 @@ async fn wildcard_first_request() {
     let mut c = h.sotw(NODE).await;
     c.request(CDS, "", &[], "").await;
     let cds = c.expect(CDS).await;
-    assert_eq!(names(&cds), ["a", "b", "c"], "CDS with no names is wildcard: the full set");
+    assert_eq!(
+        names(&cds),
+        ["a", "b", "c"],
+        "CDS with no names is wildcard: the full set"
+    );
     // (Listeners wait for the CDS ACK, as Envoy's own start order has it.)
     c.ack(&cds, &[]).await;
     c.request(LDS, "", &[], "").await;
@@ -51,7 +56,8 @@ async fn stale_nonce_is_ignored() {
     let second = c.expect(EDS).await;
     // A request carrying the older nonce (and a new name) is stale: no answer,
     // and its names are not taken.
-    c.request(EDS, &first.version_info, &["a", "b"], &first.nonce).await;
+    c.request(EDS, &first.version_info, &["a", "b"], &first.nonce)
+        .await;
     c.barrier().await;
     assert_eq!(h.server.metrics().expired_nonces(EDS), 1);
     // The current nonce with the new names is answered.
@@ -69,11 +75,15 @@ async fn nack_is_not_resent_and_keeps_last_good() {
     h.publish(base().cluster("b", "bad").build());
     let bad = c.expect(CDS).await;
     // Envoy rejects: it reports the version it keeps and the rejected nonce.
-    c.nack(CDS, &good.version_info, &bad.nonce, &[], "missing ]: [").await;
+    c.nack(CDS, &good.version_info, &bad.nonce, &[], "missing ]: [")
+        .await;
     c.barrier().await;
     assert_eq!(h.server.metrics().rejects(CDS), 1);
     let st = &h.server.status()[0].types["cds"];
-    assert_eq!(st.last_acked_version.as_deref(), Some(good.version_info.as_str()));
+    assert_eq!(
+        st.last_acked_version.as_deref(),
+        Some(good.version_info.as_str())
+    );
     assert_eq!(st.last_nack.as_ref().unwrap().nonce, bad.nonce);
     // The next change is pushed normally.
     h.publish(base().cluster("b", "fixed").build());
@@ -83,7 +93,10 @@ async fn nack_is_not_resent_and_keeps_last_good() {
     c.ack(&fixed, &[]).await;
     c.barrier().await;
     let st = &h.server.status()[0].types["cds"];
-    assert_eq!(st.last_acked_version.as_deref(), Some(fixed.version_info.as_str()));
+    assert_eq!(
+        st.last_acked_version.as_deref(),
+        Some(fixed.version_info.as_str())
+    );
 }
 
 #[tokio::test]
@@ -107,7 +120,14 @@ async fn cds_then_eds_ordering() {
     let h = Harness::start(base().build()).await;
     let mut c = h.sotw(NODE).await;
     c.start_all(&["a", "b"], &["r"]).await;
-    h.publish(base().cluster("a", "2").endpoints("a", "2").listener("l", "2").route("r", "2").build());
+    h.publish(
+        base()
+            .cluster("a", "2")
+            .endpoints("a", "2")
+            .listener("l", "2")
+            .route("r", "2")
+            .build(),
+    );
     let cds = c.expect(CDS).await;
     let eds = c.expect(EDS).await;
     assert_eq!(names(&eds), ["a", "b"]);
@@ -116,7 +136,10 @@ async fn cds_then_eds_ordering() {
     c.ack(&cds, &[]).await;
     let lds = c.expect(LDS).await;
     let rds = c.expect(RDS).await;
-    assert_eq!((names(&lds), names(&rds)), (vec!["l".to_string()], vec!["r".to_string()]));
+    assert_eq!(
+        (names(&lds), names(&rds)),
+        (vec!["l".to_string()], vec!["r".to_string()])
+    );
 }
 
 #[tokio::test]
@@ -145,13 +168,19 @@ async fn endpoint_only_change_pushes_only_eds() {
     let h = Harness::start(base().build()).await;
     let mut c = h.sotw(NODE).await;
     c.start_all(&["a", "b"], &["r"]).await;
-    let pushes_before: Vec<u64> = [CDS, LDS, RDS].iter().map(|t| h.server.metrics().pushes(*t)).collect();
+    let pushes_before: Vec<u64> = [CDS, LDS, RDS]
+        .iter()
+        .map(|t| h.server.metrics().pushes(*t))
+        .collect();
     h.publish(base().endpoints("b", "2").build());
     let eds = c.expect(EDS).await;
     assert_eq!(names(&eds), ["a", "b"]);
     c.ack(&eds, &["a", "b"]).await;
     c.barrier().await;
-    let pushes_after: Vec<u64> = [CDS, LDS, RDS].iter().map(|t| h.server.metrics().pushes(*t)).collect();
+    let pushes_after: Vec<u64> = [CDS, LDS, RDS]
+        .iter()
+        .map(|t| h.server.metrics().pushes(*t))
+        .collect();
     assert_eq!(pushes_before, pushes_after);
     // An endpoint change the proxy did not subscribe to pushes nothing at all.
     h.publish(base().endpoints("b", "2").endpoints("zzz", "1").build());
@@ -183,7 +212,10 @@ async fn updates_while_awaiting_ack_coalesce_to_latest() {
     c.barrier().await;
     c.ack(&first, &["a"]).await;
     let latest = c.expect(EDS).await;
-    assert_eq!(latest.version_info, base().endpoints("a", "3").build().type_version(EDS));
+    assert_eq!(
+        latest.version_info,
+        base().endpoints("a", "3").build().type_version(EDS)
+    );
     c.ack(&latest, &["a"]).await;
     c.barrier().await;
 }
@@ -195,7 +227,14 @@ async fn make_before_break_cluster_removal() {
     let last = c.start_all(&["a", "b"], &["r"]).await;
     // Service b goes away: its cluster and endpoints vanish and the
     // listener/route stop pointing at it.
-    h.publish(base().without(CDS, "b").without(EDS, "b").listener("l", "2").route("r", "2").build());
+    h.publish(
+        base()
+            .without(CDS, "b")
+            .without(EDS, "b")
+            .listener("l", "2")
+            .route("r", "2")
+            .build(),
+    );
     // Clusters are not pulled first: listeners and routes change first.
     let lds = c.expect(LDS).await;
     let rds = c.expect(RDS).await;

@@ -127,7 +127,10 @@ pub struct TokenReviewAuthenticator {
 impl TokenReviewAuthenticator {
     /// Reviews with `reviewer` (None: refuses with [`AuthError::NoReviewer`]).
     pub fn new(reviewer: Option<Arc<dyn TokenReviewer>>) -> Self {
-        Self { reviewer, audiences: vec![ISTIO_CA_AUDIENCE.to_string()] }
+        Self {
+            reviewer,
+            audiences: vec![ISTIO_CA_AUDIENCE.to_string()],
+        }
     }
 }
 
@@ -138,25 +141,44 @@ impl Authenticator for TokenReviewAuthenticator {
     }
 
     async fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
-        let Some(reviewer) = &self.reviewer else { return Err(AuthError::NoReviewer) };
-        let status = reviewer.review(token, &self.audiences).await.map_err(AuthError::Review)?;
+        let Some(reviewer) = &self.reviewer else {
+            return Err(AuthError::NoReviewer);
+        };
+        let status = reviewer
+            .review(token, &self.audiences)
+            .await
+            .map_err(AuthError::Review)?;
         caller_from_review(&status, &self.audiences)
     }
 }
 
 /// Interprets a TokenReview status (pure, so it is tested without a cluster).
-pub fn caller_from_review(status: &TokenReviewStatus, audiences: &[String]) -> Result<Caller, AuthError> {
+pub fn caller_from_review(
+    status: &TokenReviewStatus,
+    audiences: &[String],
+) -> Result<Caller, AuthError> {
     if !status.authenticated {
-        return Err(AuthError::Invalid(format!("the API server did not authenticate the token: {}", status.error)));
+        return Err(AuthError::Invalid(format!(
+            "the API server did not authenticate the token: {}",
+            status.error
+        )));
     }
     if !status.audiences.is_empty() && !status.audiences.iter().any(|a| audiences.contains(a)) {
-        return Err(AuthError::Invalid(format!("the token's audiences {:?} do not include {audiences:?}", status.audiences)));
+        return Err(AuthError::Invalid(format!(
+            "the token's audiences {:?} do not include {audiences:?}",
+            status.audiences
+        )));
     }
     match status.username.split(':').collect::<Vec<_>>().as_slice() {
-        ["system", "serviceaccount", ns, sa] if !ns.is_empty() && !sa.is_empty() => {
-            Ok(Caller { namespace: ns.to_string(), service_account: sa.to_string(), pod: None })
-        }
-        _ => Err(AuthError::Invalid(format!("{:?} is not a service account (system:serviceaccount:<ns>:<sa>)", status.username))),
+        ["system", "serviceaccount", ns, sa] if !ns.is_empty() && !sa.is_empty() => Ok(Caller {
+            namespace: ns.to_string(),
+            service_account: sa.to_string(),
+            pod: None,
+        }),
+        _ => Err(AuthError::Invalid(format!(
+            "{:?} is not a service account (system:serviceaccount:<ns>:<sa>)",
+            status.username
+        ))),
     }
 }
 
@@ -178,24 +200,51 @@ mod tests {
             authenticated: ok,
             username: user.into(),
             audiences: aud.iter().map(|s| s.to_string()).collect(),
-            error: if ok { String::new() } else { "token expired".into() },
+            error: if ok {
+                String::new()
+            } else {
+                "token expired".into()
+            },
         }
     }
 
     #[tokio::test]
     async fn token_review_maps_service_accounts_and_refuses_the_rest() {
-        let a = TokenReviewAuthenticator::new(Some(Arc::new(Fixed(status("system:serviceaccount:default:reviews", &["istio-ca"], true)))));
+        let a = TokenReviewAuthenticator::new(Some(Arc::new(Fixed(status(
+            "system:serviceaccount:default:reviews",
+            &["istio-ca"],
+            true,
+        )))));
         let c = a.authenticate("t").await.unwrap();
-        assert_eq!((c.namespace.as_str(), c.service_account.as_str()), ("default", "reviews"));
+        assert_eq!(
+            (c.namespace.as_str(), c.service_account.as_str()),
+            ("default", "reviews")
+        );
         let aud = vec![ISTIO_CA_AUDIENCE.to_string()];
-        assert!(caller_from_review(&status("system:serviceaccount:default:reviews", &["other"], true), &aud).is_err());
-        assert!(caller_from_review(&status("alice", &[], true), &aud).unwrap_err().to_string().contains("not a service account"));
-        assert!(caller_from_review(&status("system:serviceaccount:a:b", &[], false), &aud).unwrap_err().to_string().contains("token expired"));
+        assert!(caller_from_review(
+            &status("system:serviceaccount:default:reviews", &["other"], true),
+            &aud
+        )
+        .is_err());
+        assert!(caller_from_review(&status("alice", &[], true), &aud)
+            .unwrap_err()
+            .to_string()
+            .contains("not a service account"));
+        assert!(
+            caller_from_review(&status("system:serviceaccount:a:b", &[], false), &aud)
+                .unwrap_err()
+                .to_string()
+                .contains("token expired")
+        );
     }
 
     #[tokio::test]
     async fn without_a_reviewer_the_error_says_so() {
-        let err = Authenticators::new().with(Arc::new(TokenReviewAuthenticator::new(None))).authenticate("t").await.unwrap_err();
+        let err = Authenticators::new()
+            .with(Arc::new(TokenReviewAuthenticator::new(None)))
+            .authenticate("t")
+            .await
+            .unwrap_err();
         assert_eq!(err, AuthError::NoReviewer);
         assert!(err.to_string().contains("no token reviewer configured"));
     }

@@ -10,8 +10,8 @@
 use std::{net::IpAddr, path::Path, time::Duration};
 
 use rcgen::{
-    CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use rudder_model::{identity::SpiffeId, well_known};
@@ -80,11 +80,19 @@ impl CertificateAuthority {
     /// A CA over a checked root; `max_ttl` caps (and is the default of)
     /// workload certificate lifetimes.
     pub fn new(root: Root, trust_domain: &str, max_ttl: Duration) -> Self {
-        Self { root, trust_domain: trust_domain.to_string(), max_ttl }
+        Self {
+            root,
+            trust_domain: trust_domain.to_string(),
+            max_ttl,
+        }
     }
 
     /// Loads the root from `dir`, or generates and persists one there.
-    pub fn load_or_create(dir: &Path, trust_domain: &str, max_ttl: Duration) -> Result<Self, RootError> {
+    pub fn load_or_create(
+        dir: &Path,
+        trust_domain: &str,
+        max_ttl: Duration,
+    ) -> Result<Self, RootError> {
         let (root, _) = root::load_or_create(dir, trust_domain, crate::unix_now())?;
         Ok(Self::new(root, trust_domain, max_ttl))
     }
@@ -107,26 +115,55 @@ impl CertificateAuthority {
     /// Signs a workload certificate for `id` over the key in `csr_pem`.
     /// `requested` is the caller's wish (0 or absent = the cap); the lifetime
     /// is the smaller of it and the cap, and never outlives the root.
-    pub fn sign_workload(&self, csr_pem: &str, id: &SpiffeId, requested: Option<Duration>) -> Result<IssuedChain, SignError> {
+    pub fn sign_workload(
+        &self,
+        csr_pem: &str,
+        id: &SpiffeId,
+        requested: Option<Duration>,
+    ) -> Result<IssuedChain, SignError> {
         if id.trust_domain != self.trust_domain {
-            return Err(SignError::WrongTrustDomain { id: id.to_string(), trust_domain: self.trust_domain.clone() });
+            return Err(SignError::WrongTrustDomain {
+                id: id.to_string(),
+                trust_domain: self.trust_domain.clone(),
+            });
         }
         check_csr_identity(csr_pem, id)?;
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem).map_err(|e| SignError::BadCsr(e.to_string()))?;
-        let ttl = requested.filter(|d| !d.is_zero()).map_or(self.max_ttl, |d| d.min(self.max_ttl));
-        let uri = id.to_string().try_into().map_err(|e: rcgen::Error| SignError::Sign(e.to_string()))?;
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| SignError::BadCsr(e.to_string()))?;
+        let ttl = requested
+            .filter(|d| !d.is_zero())
+            .map_or(self.max_ttl, |d| d.min(self.max_ttl));
+        let uri = id
+            .to_string()
+            .try_into()
+            .map_err(|e: rcgen::Error| SignError::Sign(e.to_string()))?;
         let mut params = self.leaf_params(vec![SanType::URI(uri)], ttl)?;
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let not_after = params.not_after.unix_timestamp();
-        let signed = CertificateSigningRequestParams { params, public_key: csr.public_key };
-        let leaf = signed.signed_by(&self.root.issuer).map_err(|e| SignError::Sign(e.to_string()))?;
-        Ok(IssuedChain { chain: vec![leaf.pem(), self.root.cert_pem.clone()], not_after })
+        let signed = CertificateSigningRequestParams {
+            params,
+            public_key: csr.public_key,
+        };
+        let leaf = signed
+            .signed_by(&self.root.issuer)
+            .map_err(|e| SignError::Sign(e.to_string()))?;
+        Ok(IssuedChain {
+            chain: vec![leaf.pem(), self.root.cert_pem.clone()],
+            not_after,
+        })
     }
 
     /// pilot's serving certificate: `rudder-pilot.rudder-system.svc` plus
     /// `names` (DNS) and `ips`. Returns `(chain_pem, key_pem)`, the chain
     /// being leaf + root.
-    pub fn serving_cert(&self, names: &[String], ips: &[IpAddr]) -> Result<(String, String), SignError> {
+    pub fn serving_cert(
+        &self,
+        names: &[String],
+        ips: &[IpAddr],
+    ) -> Result<(String, String), SignError> {
         let sign = |e: rcgen::Error| SignError::Sign(e.to_string());
         let mut sans = Vec::new();
         let default = format!("rudder-pilot.{}.svc", well_known::SYSTEM_NAMESPACE);
@@ -146,24 +183,38 @@ impl CertificateAuthority {
         params.distinguished_name.push(DnType::CommonName, default);
         let key = KeyPair::generate().map_err(sign)?;
         let cert = params.signed_by(&key, &self.root.issuer).map_err(sign)?;
-        Ok((format!("{}{}", cert.pem(), self.root.cert_pem), key.serialize_pem()))
+        Ok((
+            format!("{}{}", cert.pem(), self.root.cert_pem),
+            key.serialize_pem(),
+        ))
     }
 
-    fn leaf_params(&self, sans: Vec<SanType>, ttl: Duration) -> Result<CertificateParams, SignError> {
+    fn leaf_params(
+        &self,
+        sans: Vec<SanType>,
+        ttl: Duration,
+    ) -> Result<CertificateParams, SignError> {
         let now = crate::unix_now();
         let not_after = (now + ttl.as_secs() as i64).min(self.root.not_after);
         let time = |t| root::unix(t).map_err(|e| SignError::Sign(e.to_string()));
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::OrganizationName, self.trust_domain.clone());
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, self.trust_domain.clone());
         params.subject_alt_names = sans;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         params.not_before = time(now - BACKDATE_SECS)?;
         params.not_after = time(not_after)?;
         params.use_authority_key_identifier_extension = true;
         let mut serial = [0u8; 16];
-        SystemRandom::new().fill(&mut serial).map_err(|_| SignError::Sign("no randomness for a serial".into()))?;
+        SystemRandom::new()
+            .fill(&mut serial)
+            .map_err(|_| SignError::Sign("no randomness for a serial".into()))?;
         serial[0] &= 0x7f;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         Ok(params)
@@ -179,18 +230,25 @@ fn check_csr_identity(csr_pem: &str, id: &SpiffeId) -> Result<(), SignError> {
         .ok_or_else(|| bad("no PEM block found (expected \"CERTIFICATE REQUEST\")".into()))?
         .map_err(|e| bad(format!("not valid PEM: {e}")))?;
     if pem.label != "CERTIFICATE REQUEST" && pem.label != "NEW CERTIFICATE REQUEST" {
-        return Err(bad(format!("found a PEM block {:?}, expected \"CERTIFICATE REQUEST\"", pem.label)));
+        return Err(bad(format!(
+            "found a PEM block {:?}, expected \"CERTIFICATE REQUEST\"",
+            pem.label
+        )));
     }
     let (_, csr) = X509CertificationRequest::from_der(&pem.contents)
         .map_err(|e| bad(format!("not a PKCS#10 request: {e}")))?;
-    csr.verify_signature().map_err(|e| bad(format!("its signature does not verify: {e}")))?;
+    csr.verify_signature()
+        .map_err(|e| bad(format!("its signature does not verify: {e}")))?;
     let want = id.to_string();
     for ext in csr.requested_extensions().into_iter().flatten() {
         if let ParsedExtension::SubjectAlternativeName(san) = ext {
             for name in &san.general_names {
                 if let GeneralName::URI(uri) = name {
                     if *uri != want {
-                        return Err(SignError::IdentityMismatch { requested: uri.to_string(), allowed: want });
+                        return Err(SignError::IdentityMismatch {
+                            requested: uri.to_string(),
+                            allowed: want,
+                        });
                     }
                 }
             }
@@ -206,14 +264,24 @@ mod tests {
 
     fn ca(ttl: Duration) -> CertificateAuthority {
         let (cert, key) = root::generate("cluster.local", crate::unix_now()).unwrap();
-        let root = root::from_pem(Path::new("c"), &cert, Path::new("k"), &key, crate::unix_now()).unwrap();
+        let root = root::from_pem(
+            Path::new("c"),
+            &cert,
+            Path::new("k"),
+            &key,
+            crate::unix_now(),
+        )
+        .unwrap();
         CertificateAuthority::new(root, "cluster.local", ttl)
     }
 
     fn csr(sans: &[SanType]) -> String {
         let mut p = CertificateParams::default();
         p.subject_alt_names = sans.to_vec();
-        p.serialize_request(&KeyPair::generate().unwrap()).unwrap().pem().unwrap()
+        p.serialize_request(&KeyPair::generate().unwrap())
+            .unwrap()
+            .pem()
+            .unwrap()
     }
 
     fn uri(s: &str) -> SanType {
@@ -221,23 +289,43 @@ mod tests {
     }
 
     fn der(pem: &str) -> Vec<u8> {
-        Pem::iter_from_buffer(pem.as_bytes()).next().unwrap().unwrap().contents
+        Pem::iter_from_buffer(pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .contents
     }
 
     #[test]
     fn chain_verifies_against_the_root_with_the_exact_san_and_ttl() {
         let ca = ca(Duration::from_secs(3600));
         let id = SpiffeId::new("cluster.local", "default", "reviews");
-        let issued = ca.sign_workload(&csr(&[uri(&id.to_string())]), &id, Some(Duration::from_secs(600))).unwrap();
+        let issued = ca
+            .sign_workload(
+                &csr(&[uri(&id.to_string())]),
+                &id,
+                Some(Duration::from_secs(600)),
+            )
+            .unwrap();
         assert_eq!(issued.chain.len(), 2);
         assert_eq!(issued.chain[1], ca.root_pem());
         let (leaf_der, root_der) = (der(&issued.chain[0]), der(&issued.chain[1]));
         let (_, leaf) = X509Certificate::from_der(&leaf_der).unwrap();
         let (_, root) = X509Certificate::from_der(&root_der).unwrap();
         leaf.verify_signature(Some(root.public_key())).unwrap();
-        let sans: Vec<String> =
-            leaf.subject_alternative_name().unwrap().unwrap().value.general_names.iter().map(|g| g.to_string()).collect();
-        assert_eq!(sans, vec!["URI(spiffe://cluster.local/ns/default/sa/reviews)".to_string()]);
+        let sans: Vec<String> = leaf
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
+        assert_eq!(
+            sans,
+            vec!["URI(spiffe://cluster.local/ns/default/sa/reviews)".to_string()]
+        );
         let ttl = leaf.validity().not_after.timestamp() - crate::unix_now();
         assert!((595..=601).contains(&ttl), "ttl {ttl}");
         assert!(!leaf.is_ca());
@@ -258,7 +346,13 @@ mod tests {
     fn a_csr_for_another_identity_is_refused() {
         let ca = ca(Duration::from_secs(300));
         let id = SpiffeId::new("cluster.local", "default", "a");
-        let err = ca.sign_workload(&csr(&[uri("spiffe://cluster.local/ns/default/sa/admin")]), &id, None).unwrap_err();
+        let err = ca
+            .sign_workload(
+                &csr(&[uri("spiffe://cluster.local/ns/default/sa/admin")]),
+                &id,
+                None,
+            )
+            .unwrap_err();
         assert_eq!(
             err,
             SignError::IdentityMismatch {
@@ -267,14 +361,20 @@ mod tests {
             }
         );
         let other_td = SpiffeId::new("evil.local", "default", "a");
-        assert!(matches!(ca.sign_workload(&csr(&[]), &other_td, None), Err(SignError::WrongTrustDomain { .. })));
+        assert!(matches!(
+            ca.sign_workload(&csr(&[]), &other_td, None),
+            Err(SignError::WrongTrustDomain { .. })
+        ));
     }
 
     #[test]
     fn garbage_and_tampered_csrs_are_refused_with_a_reason() {
         let ca = ca(Duration::from_secs(300));
         let id = SpiffeId::new("cluster.local", "default", "a");
-        let err = ca.sign_workload("hello", &id, None).unwrap_err().to_string();
+        let err = ca
+            .sign_workload("hello", &id, None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid CSR") && err.contains("PEM"), "{err}");
         let good = csr(&[]);
         let mut bytes = der(&good);
@@ -282,8 +382,15 @@ mod tests {
         bytes[n - 5] ^= 0xff; // inside the signature
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD.encode(&bytes);
-        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap()).collect();
-        let pem = format!("-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n", lines.join("\n"));
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE REQUEST-----\n{}\n-----END CERTIFICATE REQUEST-----\n",
+            lines.join("\n")
+        );
         let err = ca.sign_workload(&pem, &id, None).unwrap_err().to_string();
         assert!(err.contains("invalid CSR"), "{err}");
     }
@@ -291,13 +398,31 @@ mod tests {
     #[test]
     fn serving_cert_names_pilot_and_the_listen_ip() {
         let ca = ca(Duration::from_secs(300));
-        let (chain, key) = ca.serving_cert(&["pilot.example".into()], &["198.18.0.1".parse().unwrap()]).unwrap();
-        let certs: Vec<Pem> = Pem::iter_from_buffer(chain.as_bytes()).map(Result::unwrap).collect();
+        let (chain, key) = ca
+            .serving_cert(&["pilot.example".into()], &["198.18.0.1".parse().unwrap()])
+            .unwrap();
+        let certs: Vec<Pem> = Pem::iter_from_buffer(chain.as_bytes())
+            .map(Result::unwrap)
+            .collect();
         assert_eq!(certs.len(), 2);
         let leaf = certs[0].parse_x509().unwrap();
-        let sans: Vec<String> =
-            leaf.subject_alternative_name().unwrap().unwrap().value.general_names.iter().map(|g| g.to_string()).collect();
-        assert_eq!(sans, ["DNSName(rudder-pilot.rudder-system.svc)", "DNSName(pilot.example)", "IPAddress(c6:12:00:01)"]);
+        let sans: Vec<String> = leaf
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|g| g.to_string())
+            .collect();
+        assert_eq!(
+            sans,
+            [
+                "DNSName(rudder-pilot.rudder-system.svc)",
+                "DNSName(pilot.example)",
+                "IPAddress(c6:12:00:01)"
+            ]
+        );
         assert!(KeyPair::from_pem(&key).is_ok());
     }
 }

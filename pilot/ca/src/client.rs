@@ -27,13 +27,20 @@ pub enum ClientError {
 /// server name checked is the host (a DNS name or an IP, both of which
 /// pilot's serving certificate carries).
 pub async fn connect(addr: &str, root_pem: &str) -> Result<Channel, ClientError> {
-    let (host, _) = addr.rsplit_once(':').ok_or_else(|| ClientError::BadAddress(addr.to_string()))?;
+    let (host, _) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| ClientError::BadAddress(addr.to_string()))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(ClientError::BadAddress(addr.to_string()));
     }
-    let err = |e: tonic::transport::Error| ClientError::Connect { addr: addr.to_string(), reason: format!("{e} ({e:?})") };
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(root_pem)).domain_name(host);
+    let err = |e: tonic::transport::Error| ClientError::Connect {
+        addr: addr.to_string(),
+        reason: format!("{e} ({e:?})"),
+    };
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(root_pem))
+        .domain_name(host);
     let endpoint = Endpoint::from_shared(format!("https://{addr}"))
         .map_err(|_| ClientError::BadAddress(addr.to_string()))?
         .tls_config(tls)
@@ -55,10 +62,12 @@ pub async fn create_certificate(
         validity_duration: validity.as_secs() as i64,
         metadata: None,
     });
-    let value = format!("Bearer {}", token.trim())
-        .parse()
-        .map_err(|_| tonic::Status::invalid_argument("the token contains characters not allowed in a header"))?;
+    let value = format!("Bearer {}", token.trim()).parse().map_err(|_| {
+        tonic::Status::invalid_argument("the token contains characters not allowed in a header")
+    })?;
     req.metadata_mut().insert("authorization", value);
-    let resp = IstioCertificateServiceClient::new(channel).create_certificate(req).await?;
+    let resp = IstioCertificateServiceClient::new(channel)
+        .create_certificate(req)
+        .await?;
     Ok(resp.into_inner().cert_chain)
 }

@@ -26,7 +26,9 @@ pub mod root;
 pub mod service;
 pub mod token;
 
-pub use auth::{AuthError, Authenticator, Authenticators, Caller, TokenReviewAuthenticator, TokenReviewer};
+pub use auth::{
+    AuthError, Authenticator, Authenticators, Caller, TokenReviewAuthenticator, TokenReviewer,
+};
 pub use ca::{CertificateAuthority, IssuedChain, SignError, DEFAULT_WORKLOAD_CERT_TTL};
 pub use metrics::{CaMetrics, Counter};
 pub use service::CertificateService;
@@ -35,10 +37,14 @@ pub use token::{sign_local_token, LocalTokenAuthenticator};
 /// TLS settings for a tonic server presenting `chain_pem` (leaf + root) and
 /// `key_pem`, e.g. pilot's serving certificate on 15012.
 pub fn server_tls(chain_pem: &str, key_pem: &str) -> tonic::transport::ServerTlsConfig {
-    tonic::transport::ServerTlsConfig::new().identity(tonic::transport::Identity::from_pem(chain_pem, key_pem))
+    tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(chain_pem, key_pem))
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -38,11 +38,31 @@ pub enum Counter {
 }
 
 const ALL: [(Counter, &str, &str); 5] = [
-    (Counter::Csr, "citadel_server_csr_count", "The number of CSRs received by the certificate service."),
-    (Counter::Success, "citadel_server_success_cert_issuance_count", "The number of certificates issued."),
-    (Counter::AuthFailure, "citadel_server_authentication_failure_count", "The number of requests whose credential was refused."),
-    (Counter::CsrParsingErr, "citadel_server_csr_parsing_err_count", "The number of CSRs that could not be parsed or verified."),
-    (Counter::IdExtractionErr, "citadel_server_id_extraction_err_count", "The number of CSRs asking for an identity the caller does not have."),
+    (
+        Counter::Csr,
+        "citadel_server_csr_count",
+        "The number of CSRs received by the certificate service.",
+    ),
+    (
+        Counter::Success,
+        "citadel_server_success_cert_issuance_count",
+        "The number of certificates issued.",
+    ),
+    (
+        Counter::AuthFailure,
+        "citadel_server_authentication_failure_count",
+        "The number of requests whose credential was refused.",
+    ),
+    (
+        Counter::CsrParsingErr,
+        "citadel_server_csr_parsing_err_count",
+        "The number of CSRs that could not be parsed or verified.",
+    ),
+    (
+        Counter::IdExtractionErr,
+        "citadel_server_id_extraction_err_count",
+        "The number of CSRs asking for an identity the caller does not have.",
+    ),
 ];
 
 impl CaMetrics {
@@ -70,7 +90,11 @@ impl CaMetrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for (c, name, help) in ALL {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", self.get(c));
+            let _ = write!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                self.get(c)
+            );
         }
         out
     }
@@ -88,7 +112,13 @@ mod tests {
         m.clone().inc(Counter::IdExtractionErr);
         let text = m.render();
         assert!(text.contains("\ncitadel_server_csr_count 2\n"), "{text}");
-        assert!(text.contains("\ncitadel_server_id_extraction_err_count 1\n"), "{text}");
-        assert!(text.contains("# TYPE citadel_server_success_cert_issuance_count counter\n"), "{text}");
+        assert!(
+            text.contains("\ncitadel_server_id_extraction_err_count 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE citadel_server_success_cert_issuance_count counter\n"),
+            "{text}"
+        );
     }
 }

@@ -15,7 +15,8 @@ use tonic::codegen::{http, Body, BoxFuture, Service, StdError};
 /// The gRPC service name.
 pub const SERVICE_NAME: &str = "istio.v1.auth.IstioCertificateService";
 /// The one method's path.
-pub const CREATE_CERTIFICATE_PATH: &str = "/istio.v1.auth.IstioCertificateService/CreateCertificate";
+pub const CREATE_CERTIFICATE_PATH: &str =
+    "/istio.v1.auth.IstioCertificateService/CreateCertificate";
 
 /// `istio.v1.auth.IstioCertificateRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -59,13 +60,17 @@ pub struct IstioCertificateServiceServer<T> {
 impl<T> IstioCertificateServiceServer<T> {
     /// Wraps an implementation.
     pub fn new(inner: T) -> Self {
-        Self { inner: Arc::new(inner) }
+        Self {
+            inner: Arc::new(inner),
+        }
     }
 }
 
 impl<T> Clone for IstioCertificateServiceServer<T> {
     fn clone(&self) -> Self {
-        Self { inner: self.inner.clone() }
+        Self {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -75,7 +80,9 @@ impl<T> tonic::server::NamedService for IstioCertificateServiceServer<T> {
 
 struct CreateCertificateSvc<T>(Arc<T>);
 
-impl<T: IstioCertificateService> tonic::server::UnaryService<IstioCertificateRequest> for CreateCertificateSvc<T> {
+impl<T: IstioCertificateService> tonic::server::UnaryService<IstioCertificateRequest>
+    for CreateCertificateSvc<T>
+{
     type Response = IstioCertificateResponse;
     type Future = BoxFuture<tonic::Response<Self::Response>, tonic::Status>;
 
@@ -110,8 +117,14 @@ where
         Box::pin(async move {
             let mut response = http::Response::new(tonic::body::Body::default());
             let headers = response.headers_mut();
-            headers.insert(tonic::Status::GRPC_STATUS, (tonic::Code::Unimplemented as i32).into());
-            headers.insert(http::header::CONTENT_TYPE, tonic::metadata::GRPC_CONTENT_TYPE);
+            headers.insert(
+                tonic::Status::GRPC_STATUS,
+                (tonic::Code::Unimplemented as i32).into(),
+            );
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                tonic::metadata::GRPC_CONTENT_TYPE,
+            );
             Ok(response)
         })
     }
@@ -126,7 +139,9 @@ pub struct IstioCertificateServiceClient {
 impl IstioCertificateServiceClient {
     /// Over an established channel.
     pub fn new(channel: tonic::transport::Channel) -> Self {
-        Self { inner: tonic::client::Grpc::new(channel) }
+        Self {
+            inner: tonic::client::Grpc::new(channel),
+        }
     }
 
     /// Calls `CreateCertificate`.
@@ -134,8 +149,12 @@ impl IstioCertificateServiceClient {
         &mut self,
         request: tonic::Request<IstioCertificateRequest>,
     ) -> Result<tonic::Response<IstioCertificateResponse>, tonic::Status> {
-        self.inner.ready().await.map_err(|e| tonic::Status::unavailable(format!("certificate service not ready: {e}")))?;
+        self.inner.ready().await.map_err(|e| {
+            tonic::Status::unavailable(format!("certificate service not ready: {e}"))
+        })?;
         let path = http::uri::PathAndQuery::from_static(CREATE_CERTIFICATE_PATH);
-        self.inner.unary(request, path, tonic_prost::ProstCodec::default()).await
+        self.inner
+            .unary(request, path, tonic_prost::ProstCodec::default())
+            .await
     }
 }

@@ -69,7 +69,9 @@ pub struct Root {
 
 impl std::fmt::Debug for Root {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Root").field("not_after", &self.not_after).finish_non_exhaustive()
+        f.debug_struct("Root")
+            .field("not_after", &self.not_after)
+            .finish_non_exhaustive()
     }
 }
 
@@ -91,8 +93,14 @@ pub fn load_or_create(dir: &Path, trust_domain: &str, now: i64) -> Result<(Root,
             tracing::info!(dir = %dir.display(), trust_domain, "generated a new mesh root");
             Ok((load(&cert, &key, now)?, true))
         }
-        (true, false) => Err(RootError::HalfPresent { present: cert, missing: key }),
-        (false, true) => Err(RootError::HalfPresent { present: key, missing: cert }),
+        (true, false) => Err(RootError::HalfPresent {
+            present: cert,
+            missing: key,
+        }),
+        (false, true) => Err(RootError::HalfPresent {
+            present: key,
+            missing: cert,
+        }),
     }
 }
 
@@ -103,13 +111,23 @@ pub fn generate(trust_domain: &str, now: i64) -> Result<(String, String), RootEr
 }
 
 /// [`generate`] with explicit validity bounds (Unix seconds).
-pub fn generate_with_validity(trust_domain: &str, not_before: i64, not_after: i64) -> Result<(String, String), RootError> {
+pub fn generate_with_validity(
+    trust_domain: &str,
+    not_before: i64,
+    not_after: i64,
+) -> Result<(String, String), RootError> {
     let gen = |e: rcgen::Error| RootError::Generate(e.to_string());
     let mut p = CertificateParams::new(Vec::<String>::new()).map_err(gen)?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    p.distinguished_name.push(DnType::OrganizationName, trust_domain);
-    p.distinguished_name.push(DnType::CommonName, "Rudder mesh root");
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.distinguished_name
+        .push(DnType::OrganizationName, trust_domain);
+    p.distinguished_name
+        .push(DnType::CommonName, "Rudder mesh root");
     p.not_before = unix(not_before)?;
     p.not_after = unix(not_after)?;
     let key = KeyPair::generate().map_err(gen)?;
@@ -119,7 +137,8 @@ pub fn generate_with_validity(trust_domain: &str, not_before: i64, not_after: i6
 
 /// Converts Unix seconds for rcgen.
 pub(crate) fn unix(secs: i64) -> Result<OffsetDateTime, RootError> {
-    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| RootError::Generate(format!("time {secs}: {e}")))
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| RootError::Generate(format!("time {secs}: {e}")))
 }
 
 /// Reads and checks the pair.
@@ -130,16 +149,30 @@ pub fn load(cert: &Path, key: &Path, now: i64) -> Result<Root, RootError> {
 }
 
 /// Checks a PEM pair; the paths are for messages.
-pub fn from_pem(cert: &Path, cert_pem: &str, key: &Path, key_pem: &str, now: i64) -> Result<Root, RootError> {
-    let bad_cert = |reason: String| RootError::Invalid { file: cert.to_path_buf(), reason };
+pub fn from_pem(
+    cert: &Path,
+    cert_pem: &str,
+    key: &Path,
+    key_pem: &str,
+    now: i64,
+) -> Result<Root, RootError> {
+    let bad_cert = |reason: String| RootError::Invalid {
+        file: cert.to_path_buf(),
+        reason,
+    };
     let pem = Pem::iter_from_buffer(cert_pem.as_bytes())
         .next()
         .ok_or_else(|| bad_cert("no PEM CERTIFICATE block found".into()))?
         .map_err(|e| bad_cert(format!("not valid PEM: {e}")))?;
     if pem.label != "CERTIFICATE" {
-        return Err(bad_cert(format!("found a PEM block {:?}, expected \"CERTIFICATE\"", pem.label)));
+        return Err(bad_cert(format!(
+            "found a PEM block {:?}, expected \"CERTIFICATE\"",
+            pem.label
+        )));
     }
-    let x509 = pem.parse_x509().map_err(|e| bad_cert(format!("not valid X.509: {e}")))?;
+    let x509 = pem
+        .parse_x509()
+        .map_err(|e| bad_cert(format!("not valid X.509: {e}")))?;
     let validity = x509.validity();
     if now > validity.not_after.timestamp() {
         return Err(bad_cert(format!(
@@ -148,11 +181,18 @@ pub fn from_pem(cert: &Path, cert_pem: &str, key: &Path, key_pem: &str, now: i64
         )));
     }
     if now < validity.not_before.timestamp() {
-        return Err(bad_cert(format!("the mesh root is not valid before {}", validity.not_before)));
+        return Err(bad_cert(format!(
+            "the mesh root is not valid before {}",
+            validity.not_before
+        )));
     }
     match x509.basic_constraints() {
         Ok(Some(bc)) if bc.value.ca => {}
-        _ => return Err(bad_cert("not a CA certificate (basicConstraints CA:TRUE is required)".into())),
+        _ => {
+            return Err(bad_cert(
+                "not a CA certificate (basicConstraints CA:TRUE is required)".into(),
+            ))
+        }
     }
     let kp = KeyPair::from_pem(key_pem).map_err(|e| RootError::Invalid {
         file: key.to_path_buf(),
@@ -161,15 +201,26 @@ pub fn from_pem(cert: &Path, cert_pem: &str, key: &Path, key_pem: &str, now: i64
     if kp.public_key_raw() != x509.public_key().subject_public_key.data.as_ref() {
         return Err(RootError::Invalid {
             file: key.to_path_buf(),
-            reason: format!("this key does not belong to the root certificate in {} (mismatched pair)", cert.display()),
+            reason: format!(
+                "this key does not belong to the root certificate in {} (mismatched pair)",
+                cert.display()
+            ),
         });
     }
-    let issuer = Issuer::from_ca_cert_pem(cert_pem, kp).map_err(|e| bad_cert(format!("cannot sign with it: {e}")))?;
-    Ok(Root { cert_pem: cert_pem.to_string(), not_after: validity.not_after.timestamp(), issuer })
+    let issuer = Issuer::from_ca_cert_pem(cert_pem, kp)
+        .map_err(|e| bad_cert(format!("cannot sign with it: {e}")))?;
+    Ok(Root {
+        cert_pem: cert_pem.to_string(),
+        not_after: validity.not_after.timestamp(),
+        issuer,
+    })
 }
 
 fn io(file: &Path, e: std::io::Error) -> RootError {
-    RootError::Io { file: file.to_path_buf(), reason: e.to_string() }
+    RootError::Io {
+        file: file.to_path_buf(),
+        reason: e.to_string(),
+    }
 }
 
 /// Creates `file` with `mode` (failing if it exists: never overwrite a root).
@@ -180,7 +231,9 @@ fn write_new(file: &Path, data: &[u8], mode: u32) -> Result<(), RootError> {
         .mode(mode)
         .open(file)
         .map_err(|e| io(file, e))?;
-    f.write_all(data).and_then(|_| f.sync_all()).map_err(|e| io(file, e))
+    f.write_all(data)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| io(file, e))
 }
 
 #[cfg(test)]
@@ -208,25 +261,43 @@ mod tests {
     #[test]
     fn refuses_expired_mismatched_and_half_roots() {
         let d = tempfile::tempdir().unwrap();
-        let (cert, key) = generate_with_validity("cluster.local", now() - 1000, now() - 10).unwrap();
+        let (cert, key) =
+            generate_with_validity("cluster.local", now() - 1000, now() - 10).unwrap();
         std::fs::write(d.path().join(ROOT_CERT_FILE), &cert).unwrap();
         std::fs::write(d.path().join(ROOT_KEY_FILE), &key).unwrap();
-        let err = load_or_create(d.path(), "cluster.local", now()).unwrap_err().to_string();
-        assert!(err.contains("root-cert.pem") && err.contains("expired"), "{err}");
+        let err = load_or_create(d.path(), "cluster.local", now())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("root-cert.pem") && err.contains("expired"),
+            "{err}"
+        );
 
         let (cert, _) = generate("cluster.local", now()).unwrap();
         let (_, other_key) = generate("cluster.local", now()).unwrap();
         std::fs::write(d.path().join(ROOT_CERT_FILE), &cert).unwrap();
         std::fs::write(d.path().join(ROOT_KEY_FILE), &other_key).unwrap();
-        let err = load_or_create(d.path(), "cluster.local", now()).unwrap_err().to_string();
-        assert!(err.contains("root-key.pem") && err.contains("mismatched"), "{err}");
+        let err = load_or_create(d.path(), "cluster.local", now())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("root-key.pem") && err.contains("mismatched"),
+            "{err}"
+        );
 
         std::fs::remove_file(d.path().join(ROOT_KEY_FILE)).unwrap();
-        let err = load_or_create(d.path(), "cluster.local", now()).unwrap_err().to_string();
+        let err = load_or_create(d.path(), "cluster.local", now())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("root-key.pem does not"), "{err}");
 
         std::fs::write(d.path().join(ROOT_KEY_FILE), "junk").unwrap();
-        let err = load_or_create(d.path(), "cluster.local", now()).unwrap_err().to_string();
-        assert!(err.contains("root-key.pem") && err.contains("private key"), "{err}");
+        let err = load_or_create(d.path(), "cluster.local", now())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("root-key.pem") && err.contains("private key"),
+            "{err}"
+        );
     }
 }

@@ -19,7 +19,10 @@ use crate::{
     auth::{AuthError, Authenticators},
     ca::{CertificateAuthority, SignError},
     metrics::{CaMetrics, Counter},
-    proto::{IstioCertificateRequest, IstioCertificateResponse, IstioCertificateService, IstioCertificateServiceServer},
+    proto::{
+        IstioCertificateRequest, IstioCertificateResponse, IstioCertificateService,
+        IstioCertificateServiceServer,
+    },
 };
 
 /// Implements `IstioCertificateService` over a CA and authenticators.
@@ -33,7 +36,11 @@ pub struct CertificateService {
 impl CertificateService {
     /// A service signing with `ca` for callers `auth` accepts.
     pub fn new(ca: Arc<CertificateAuthority>, auth: Authenticators) -> Self {
-        Self { ca, auth, metrics: CaMetrics::default() }
+        Self {
+            ca,
+            auth,
+            metrics: CaMetrics::default(),
+        }
     }
 
     /// The counters, for `/metrics`.
@@ -49,12 +56,19 @@ impl CertificateService {
 
 /// The bearer token of a request, as Istio's agent sends it.
 fn bearer<T>(req: &tonic::Request<T>) -> Result<&str, AuthError> {
-    let value = req.metadata().get("authorization").ok_or(AuthError::Missing)?;
-    let value = value.to_str().map_err(|_| AuthError::Invalid("the authorization header is not ASCII".into()))?;
+    let value = req
+        .metadata()
+        .get("authorization")
+        .ok_or(AuthError::Missing)?;
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Invalid("the authorization header is not ASCII".into()))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| AuthError::Invalid("the authorization header is not `Bearer <token>`".into()))?;
+        .ok_or_else(|| {
+            AuthError::Invalid("the authorization header is not `Bearer <token>`".into())
+        })?;
     Ok(token.trim())
 }
 
@@ -65,7 +79,10 @@ impl IstioCertificateService for CertificateService {
         request: tonic::Request<IstioCertificateRequest>,
     ) -> Result<tonic::Response<IstioCertificateResponse>, tonic::Status> {
         self.metrics.inc(Counter::Csr);
-        let peer = request.remote_addr().map(|a| a.to_string()).unwrap_or_default();
+        let peer = request
+            .remote_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
         let caller = match bearer(&request) {
             Ok(token) => self.auth.authenticate(token).await,
             Err(e) => Err(e),
@@ -75,7 +92,11 @@ impl IstioCertificateService for CertificateService {
             tracing::warn!(%error, %peer, "certificate request refused: bad credential");
             tonic::Status::unauthenticated(format!("authentication failed: {error}"))
         })?;
-        let id = SpiffeId::new(self.ca.trust_domain(), &caller.namespace, &caller.service_account);
+        let id = SpiffeId::new(
+            self.ca.trust_domain(),
+            &caller.namespace,
+            &caller.service_account,
+        );
         let req = request.into_inner();
         if req.validity_duration < 0 {
             self.metrics.inc(Counter::CsrParsingErr);
@@ -89,9 +110,12 @@ impl IstioCertificateService for CertificateService {
             Ok(issued) => {
                 self.metrics.inc(Counter::Success);
                 tracing::info!(%id, pod = caller.pod.as_deref().unwrap_or(""), %peer, not_after = issued.not_after, "issued workload certificate");
-                Ok(tonic::Response::new(IstioCertificateResponse { cert_chain: issued.chain }))
+                Ok(tonic::Response::new(IstioCertificateResponse {
+                    cert_chain: issued.chain,
+                }))
             }
-            Err(error @ SignError::IdentityMismatch { .. }) | Err(error @ SignError::WrongTrustDomain { .. }) => {
+            Err(error @ SignError::IdentityMismatch { .. })
+            | Err(error @ SignError::WrongTrustDomain { .. }) => {
                 self.metrics.inc(Counter::IdExtractionErr);
                 tracing::warn!(%error, %id, pod = caller.pod.as_deref().unwrap_or(""), %peer, "certificate request for another identity refused");
                 Err(tonic::Status::permission_denied(error.to_string()))

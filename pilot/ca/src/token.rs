@@ -64,17 +64,29 @@ pub enum KeyError {
 /// base64 line written by a shell works as-is).
 pub fn read_key(file: &Path) -> Result<Vec<u8>, KeyError> {
     let name = file.display().to_string();
-    let data = std::fs::read(file).map_err(|e| KeyError::Read { file: name.clone(), reason: e.to_string() })?;
+    let data = std::fs::read(file).map_err(|e| KeyError::Read {
+        file: name.clone(),
+        reason: e.to_string(),
+    })?;
     let key = data.trim_ascii().to_vec();
     if key.len() < MIN_KEY_LEN {
-        return Err(KeyError::TooShort { file: name, len: key.len() });
+        return Err(KeyError::TooShort {
+            file: name,
+            len: key.len(),
+        });
     }
     Ok(key)
 }
 
 /// Mints a token for a pod, valid for `ttl` from now. The local mesh runner
 /// calls this once per pod.
-pub fn sign_local_token(key: &[u8], pod: &str, namespace: &str, service_account: &str, ttl: Duration) -> String {
+pub fn sign_local_token(
+    key: &[u8],
+    pod: &str,
+    namespace: &str,
+    service_account: &str,
+    ttl: Duration,
+) -> String {
     let claims = LocalClaims {
         pod: pod.to_string(),
         namespace: namespace.to_string(),
@@ -101,18 +113,30 @@ pub struct LocalTokenAuthenticator {
 impl LocalTokenAuthenticator {
     /// An authenticator over `key` (see [`read_key`]).
     pub fn new(key: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key) }
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key),
+        }
     }
 
     /// Verifies `token` at `now` (Unix seconds) and returns its claims.
     pub fn verify(&self, token: &str, now: i64) -> Result<LocalClaims, AuthError> {
         let bad = |why: &str| AuthError::Invalid(format!("local token: {why}"));
-        let (signed, tag) = token.rsplit_once('.').ok_or_else(|| bad("not of the form rudder-v1.<payload>.<mac>"))?;
-        let payload = signed.strip_prefix(PREFIX).ok_or_else(|| bad("unknown format (expected rudder-v1.)"))?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| bad("the MAC is not base64url"))?;
-        hmac::verify(&self.key, signed.as_bytes(), &tag).map_err(|_| bad("signature does not verify (tampered, or signed with another key)"))?;
-        let json = URL_SAFE_NO_PAD.decode(payload).map_err(|_| bad("the payload is not base64url"))?;
-        let claims: LocalClaims = serde_json::from_slice(&json).map_err(|e| bad(&format!("payload: {e}")))?;
+        let (signed, tag) = token
+            .rsplit_once('.')
+            .ok_or_else(|| bad("not of the form rudder-v1.<payload>.<mac>"))?;
+        let payload = signed
+            .strip_prefix(PREFIX)
+            .ok_or_else(|| bad("unknown format (expected rudder-v1.)"))?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| bad("the MAC is not base64url"))?;
+        hmac::verify(&self.key, signed.as_bytes(), &tag)
+            .map_err(|_| bad("signature does not verify (tampered, or signed with another key)"))?;
+        let json = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| bad("the payload is not base64url"))?;
+        let claims: LocalClaims =
+            serde_json::from_slice(&json).map_err(|e| bad(&format!("payload: {e}")))?;
         if claims.exp < now {
             return Err(AuthError::Expired { at: claims.exp });
         }
@@ -131,7 +155,11 @@ impl Authenticator for LocalTokenAuthenticator {
 
     async fn authenticate(&self, token: &str) -> Result<Caller, AuthError> {
         let c = self.verify(token, crate::unix_now())?;
-        Ok(Caller { namespace: c.namespace, service_account: c.service_account, pod: Some(c.pod) })
+        Ok(Caller {
+            namespace: c.namespace,
+            service_account: c.service_account,
+            pod: Some(c.pod),
+        })
     }
 }
 
@@ -143,9 +171,24 @@ mod tests {
 
     #[test]
     fn round_trips() {
-        let t = sign_local_token(KEY, "reviews-1", "default", "reviews", Duration::from_secs(60));
-        let c = LocalTokenAuthenticator::new(KEY).verify(&t, crate::unix_now()).unwrap();
-        assert_eq!((c.pod.as_str(), c.namespace.as_str(), c.service_account.as_str()), ("reviews-1", "default", "reviews"));
+        let t = sign_local_token(
+            KEY,
+            "reviews-1",
+            "default",
+            "reviews",
+            Duration::from_secs(60),
+        );
+        let c = LocalTokenAuthenticator::new(KEY)
+            .verify(&t, crate::unix_now())
+            .unwrap();
+        assert_eq!(
+            (
+                c.pod.as_str(),
+                c.namespace.as_str(),
+                c.service_account.as_str()
+            ),
+            ("reviews-1", "default", "reviews")
+        );
     }
 
     #[test]
@@ -156,20 +199,47 @@ mod tests {
         // Change the claimed account but keep the MAC.
         let (_, rest) = t.split_at(PREFIX.len());
         let (_, mac) = rest.split_once('.').unwrap();
-        let forged_claims = LocalClaims { pod: "p".into(), namespace: "default".into(), service_account: "admin".into(), exp: now + 60 };
+        let forged_claims = LocalClaims {
+            pod: "p".into(),
+            namespace: "default".into(),
+            service_account: "admin".into(),
+            exp: now + 60,
+        };
         let forged_payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged_claims).unwrap());
         let forged = format!("{PREFIX}{forged_payload}.{mac}");
         let err = auth.verify(&forged, now).unwrap_err().to_string();
         assert!(err.contains("does not verify"), "{err}");
 
-        let other = sign_local_token(b"another key another key another key", "p", "default", "reviews", Duration::from_secs(60));
-        assert!(auth.verify(&other, now).unwrap_err().to_string().contains("does not verify"));
+        let other = sign_local_token(
+            b"another key another key another key",
+            "p",
+            "default",
+            "reviews",
+            Duration::from_secs(60),
+        );
+        assert!(auth
+            .verify(&other, now)
+            .unwrap_err()
+            .to_string()
+            .contains("does not verify"));
 
-        let old = sign_claims(KEY, &LocalClaims { exp: now - 5, ..forged_claims });
-        assert!(matches!(auth.verify(&old, now), Err(AuthError::Expired { .. })));
+        let old = sign_claims(
+            KEY,
+            &LocalClaims {
+                exp: now - 5,
+                ..forged_claims
+            },
+        );
+        assert!(matches!(
+            auth.verify(&old, now),
+            Err(AuthError::Expired { .. })
+        ));
 
         for junk in ["", "abc", "rudder-v1.x", "v2.a.b"] {
-            assert!(matches!(auth.verify(junk, now), Err(AuthError::Invalid(_))), "{junk}");
+            assert!(
+                matches!(auth.verify(junk, now), Err(AuthError::Invalid(_))),
+                "{junk}"
+            );
         }
     }
 

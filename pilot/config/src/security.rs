@@ -182,11 +182,17 @@ mod tests {
         let pa: Resource<PeerAuthenticationSpec> = serde_saphyr::from_str(yaml).unwrap();
         assert_eq!(pa.spec.selector.unwrap().match_labels["app"], "reviews");
         assert_eq!(pa.spec.mtls.unwrap().mode.as_deref(), Some("STRICT"));
-        assert_eq!(pa.spec.port_level_mtls[&8080].mode.as_deref(), Some("DISABLE"));
+        assert_eq!(
+            pa.spec.port_level_mtls[&8080].mode.as_deref(),
+            Some("DISABLE")
+        );
         // The Kubernetes source hands JSON, where map keys are strings.
         let json = serde_json::json!({"portLevelMtls": {"9080": {"mode": "PERMISSIVE"}}});
         let pa: PeerAuthenticationSpec = serde_json::from_value(json).unwrap();
-        assert_eq!(pa.port_level_mtls[&9080].mode.as_deref(), Some("PERMISSIVE"));
+        assert_eq!(
+            pa.port_level_mtls[&9080].mode.as_deref(),
+            Some("PERMISSIVE")
+        );
     }
 
     #[test]
@@ -204,7 +210,10 @@ rules:
 "#;
         let ap: AuthorizationPolicySpec = serde_saphyr::from_str(yaml).unwrap();
         let r = &ap.rules[0];
-        assert_eq!(r.from[0].source.as_ref().unwrap().principals, ["cluster.local/ns/default/sa/sleep"]);
+        assert_eq!(
+            r.from[0].source.as_ref().unwrap().principals,
+            ["cluster.local/ns/default/sa/sleep"]
+        );
         assert_eq!(r.to[0].operation.as_ref().unwrap().ports, ["8080"]);
         assert_eq!(r.when[0].not_values, ["v2"]);
         let empty: AuthorizationPolicySpec = serde_saphyr::from_str("{}").unwrap();
@@ -213,11 +222,15 @@ rules:
 
     #[test]
     fn unknown_security_fields_are_errors_naming_them() {
-        let err = serde_saphyr::from_str::<AuthorizationPolicySpec>("rules:\n- from:\n  - source: {principal: [x]}\n")
+        let err = serde_saphyr::from_str::<AuthorizationPolicySpec>(
+            "rules:\n- from:\n  - source: {principal: [x]}\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("principal"), "{err}");
+        let err = serde_saphyr::from_str::<PeerAuthenticationSpec>("mtls: {mod: STRICT}\n")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("principal"), "{err}");
-        let err = serde_saphyr::from_str::<PeerAuthenticationSpec>("mtls: {mod: STRICT}\n").unwrap_err().to_string();
         assert!(err.contains("mod"), "{err}");
     }
 }

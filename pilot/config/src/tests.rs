@@ -1,6 +1,8 @@
 //! Round-trip and strictness tests against Istio-shaped YAML.
 
-use crate::{kube, meta::Resource, DestinationRuleSpec, RouteRuleSpec, StringMatch, VirtualServiceSpec};
+use crate::{
+    kube, meta::Resource, DestinationRuleSpec, RouteRuleSpec, StringMatch, VirtualServiceSpec,
+};
 
 #[test]
 fn virtual_service_parses_istio_shape() {
@@ -25,15 +27,38 @@ spec:
     let m = &vs.spec.http[0].matches[0];
     assert_eq!(m.headers["end-user"], StringMatch::Exact("jason".into()));
     assert_eq!(m.uri, Some(StringMatch::Prefix("/api".into())));
-    assert_eq!(vs.spec.http[0].route[0].destination.port.as_ref().unwrap().number, 9080);
+    assert_eq!(
+        vs.spec.http[0].route[0]
+            .destination
+            .port
+            .as_ref()
+            .unwrap()
+            .number,
+        9080
+    );
     assert_eq!(vs.spec.http[1].route[1].weight, Some(1));
-    assert_eq!(vs.spec.http[1].fault.as_ref().unwrap().delay.as_ref().unwrap().percentage.as_ref().unwrap().value, 0.5);
+    assert_eq!(
+        vs.spec.http[1]
+            .fault
+            .as_ref()
+            .unwrap()
+            .delay
+            .as_ref()
+            .unwrap()
+            .percentage
+            .as_ref()
+            .unwrap()
+            .value,
+        0.5
+    );
 }
 
 #[test]
 fn unknown_istio_field_is_an_error_naming_it() {
     let yaml = "hosts: [reviews]\nhttp:\n- rout: []\n";
-    let err = serde_saphyr::from_str::<VirtualServiceSpec>(yaml).unwrap_err().to_string();
+    let err = serde_saphyr::from_str::<VirtualServiceSpec>(yaml)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("rout"), "{err}");
 }
 
@@ -49,7 +74,10 @@ fn destination_rule_and_route_rule_parse() {
     )
     .unwrap();
     assert_eq!(rr.precedence, 2);
-    assert_eq!(rr.matches.unwrap().request.unwrap().headers["uri"], StringMatch::Prefix("/x".into()));
+    assert_eq!(
+        rr.matches.unwrap().request.unwrap().headers["uri"],
+        StringMatch::Prefix("/x".into())
+    );
 }
 
 #[test]
@@ -58,8 +86,14 @@ fn kube_kinds_ignore_unknown_fields_and_accept_named_target_ports() {
         "metadata: {name: reviews}\nspec:\n  type: ClusterIP\n  clusterIP: 10.0.0.1\n  ports:\n  - {name: http, port: 9080, targetPort: web}\n  - {port: 81, targetPort: 8081}\n",
     )
     .unwrap();
-    assert_eq!(svc.spec.ports[0].target_port, Some(kube::IntOrString::String("web".into())));
-    assert_eq!(svc.spec.ports[1].target_port, Some(kube::IntOrString::Int(8081)));
+    assert_eq!(
+        svc.spec.ports[0].target_port,
+        Some(kube::IntOrString::String("web".into()))
+    );
+    assert_eq!(
+        svc.spec.ports[1].target_port,
+        Some(kube::IntOrString::Int(8081))
+    );
 }
 
 #[test]

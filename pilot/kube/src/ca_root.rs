@@ -20,7 +20,9 @@
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
-use k8s_openapi::{api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta, ByteString};
+use k8s_openapi::{
+    api::core::v1::Secret, apimachinery::pkg::apis::meta::v1::ObjectMeta, ByteString,
+};
 use kube::{api::PostParams, Api, Client};
 use rudder_ca::root::{self, Root, RootError, ROOT_CERT_FILE, ROOT_KEY_FILE};
 use tokio::sync::watch;
@@ -72,7 +74,12 @@ pub struct CaRootOptions {
 impl CaRootOptions {
     /// Secret [`CA_ROOT_SECRET`] in `namespace`, polled every 2 s while waiting.
     pub fn new(namespace: impl Into<String>, trust_domain: impl Into<String>) -> Self {
-        Self { namespace: namespace.into(), name: CA_ROOT_SECRET.into(), trust_domain: trust_domain.into(), poll: Duration::from_secs(2) }
+        Self {
+            namespace: namespace.into(),
+            name: CA_ROOT_SECRET.into(),
+            trust_domain: trust_domain.into(),
+            poll: Duration::from_secs(2),
+        }
     }
 
     fn secret(&self) -> String {
@@ -92,7 +99,11 @@ pub struct CaRoot {
 /// Loads the root Secret, creating it when this replica holds the Lease
 /// (`leader`), else waiting until it exists or the Lease comes to us.
 /// Connection errors are retried; RBAC refusals and bad Secrets are returned.
-pub async fn load_or_create(client: Client, options: &CaRootOptions, mut leader: watch::Receiver<bool>) -> Result<CaRoot, CaRootError> {
+pub async fn load_or_create(
+    client: Client,
+    options: &CaRootOptions,
+    mut leader: watch::Receiver<bool>,
+) -> Result<CaRoot, CaRootError> {
     let api: Api<Secret> = Api::namespaced(client, &options.namespace);
     let secret = options.secret();
     let mut announced = false;
@@ -102,15 +113,26 @@ pub async fn load_or_create(client: Client, options: &CaRootOptions, mut leader:
             Ok(Some(s)) => {
                 let root = parse(&secret, &s)?;
                 tracing::info!(%secret, "mesh root loaded from the Secret");
-                return Ok(CaRoot { root, created: false });
+                return Ok(CaRoot {
+                    root,
+                    created: false,
+                });
             }
             Ok(None) if *leader.borrow_and_update() => {
-                let (cert_pem, key_pem) = root::generate(&options.trust_domain, rudder_ca::unix_now()).map_err(CaRootError::Generate)?;
-                match api.create(&PostParams::default(), &build(options, &cert_pem, &key_pem)).await {
+                let (cert_pem, key_pem) =
+                    root::generate(&options.trust_domain, rudder_ca::unix_now())
+                        .map_err(CaRootError::Generate)?;
+                match api
+                    .create(&PostParams::default(), &build(options, &cert_pem, &key_pem))
+                    .await
+                {
                     Ok(stored) => {
                         let root = parse(&secret, &stored)?;
                         tracing::info!(%secret, trust_domain = %options.trust_domain, "generated the mesh root and stored it in the Secret");
-                        return Ok(CaRoot { root, created: true });
+                        return Ok(CaRoot {
+                            root,
+                            created: true,
+                        });
                     }
                     // Another replica was faster (a lease handover): load theirs.
                     Err(kube::Error::Api(e)) if e.code == 409 => continue,
@@ -135,7 +157,10 @@ pub async fn load_or_create(client: Client, options: &CaRootOptions, mut leader:
 /// RBAC refusals end the wait (with what to fix); anything else is logged and retried.
 fn refused_or_retry(secret: &str, cause: kube::Error) -> Result<(), CaRootError> {
     match &cause {
-        kube::Error::Api(e) if e.code == 401 || e.code == 403 => Err(CaRootError::Forbidden { secret: secret.to_string(), cause }),
+        kube::Error::Api(e) if e.code == 401 || e.code == 403 => Err(CaRootError::Forbidden {
+            secret: secret.to_string(),
+            cause,
+        }),
         _ => {
             tracing::warn!(%secret, error = %cause, "cannot read or create the mesh root Secret yet; retrying");
             Ok(())
@@ -146,14 +171,23 @@ fn refused_or_retry(secret: &str, cause: kube::Error) -> Result<(), CaRootError>
 /// The Secret pilot creates.
 fn build(options: &CaRootOptions, cert_pem: &str, key_pem: &str) -> Secret {
     let data = BTreeMap::from([
-        (ROOT_CERT_FILE.to_string(), ByteString(cert_pem.as_bytes().to_vec())),
-        (ROOT_KEY_FILE.to_string(), ByteString(key_pem.as_bytes().to_vec())),
+        (
+            ROOT_CERT_FILE.to_string(),
+            ByteString(cert_pem.as_bytes().to_vec()),
+        ),
+        (
+            ROOT_KEY_FILE.to_string(),
+            ByteString(key_pem.as_bytes().to_vec()),
+        ),
     ]);
     Secret {
         metadata: ObjectMeta {
             name: Some(options.name.clone()),
             namespace: Some(options.namespace.clone()),
-            labels: Some(BTreeMap::from([("app".to_string(), "rudder-pilot".to_string())])),
+            labels: Some(BTreeMap::from([(
+                "app".to_string(),
+                "rudder-pilot".to_string(),
+            )])),
             ..ObjectMeta::default()
         },
         type_: Some("Opaque".into()),
@@ -170,15 +204,32 @@ pub fn parse(secret: &str, s: &Secret) -> Result<Root, CaRootError> {
             .as_ref()
             .and_then(|d| d.get(key))
             .map(|b| b.0.clone())
-            .or_else(|| s.string_data.as_ref().and_then(|d| d.get(key)).map(|v| v.clone().into_bytes()))
-            .ok_or(CaRootError::Incomplete { secret: secret.to_string(), missing: key })?;
+            .or_else(|| {
+                s.string_data
+                    .as_ref()
+                    .and_then(|d| d.get(key))
+                    .map(|v| v.clone().into_bytes())
+            })
+            .ok_or(CaRootError::Incomplete {
+                secret: secret.to_string(),
+                missing: key,
+            })?;
         String::from_utf8(bytes).map_err(|_| {
-            CaRootError::Invalid(RootError::Invalid { file: place(secret, key), reason: "not UTF-8 PEM text".into() })
+            CaRootError::Invalid(RootError::Invalid {
+                file: place(secret, key),
+                reason: "not UTF-8 PEM text".into(),
+            })
         })
     };
     let (cert_pem, key_pem) = (get(ROOT_CERT_FILE)?, get(ROOT_KEY_FILE)?);
-    root::from_pem(&place(secret, ROOT_CERT_FILE), &cert_pem, &place(secret, ROOT_KEY_FILE), &key_pem, rudder_ca::unix_now())
-        .map_err(CaRootError::Invalid)
+    root::from_pem(
+        &place(secret, ROOT_CERT_FILE),
+        &cert_pem,
+        &place(secret, ROOT_KEY_FILE),
+        &key_pem,
+        rudder_ca::unix_now(),
+    )
+    .map_err(CaRootError::Invalid)
 }
 
 /// `Secret ns/name key` as the "file" of rudder-ca's messages.
@@ -199,16 +250,25 @@ mod tests {
 
         let mut half = good.clone();
         half.data.as_mut().unwrap().remove(ROOT_KEY_FILE);
-        let e = parse("rudder-system/rudder-ca-root", &half).unwrap_err().to_string();
-        assert!(e.contains("rudder-system/rudder-ca-root") && e.contains("root-key.pem"), "{e}");
+        let e = parse("rudder-system/rudder-ca-root", &half)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("rudder-system/rudder-ca-root") && e.contains("root-key.pem"),
+            "{e}"
+        );
 
         let (_, other_key) = root::generate("cluster.local", rudder_ca::unix_now()).unwrap();
         let mismatched = build(&o, &cert, &other_key);
-        let e = parse("rudder-system/rudder-ca-root", &mismatched).unwrap_err().to_string();
+        let e = parse("rudder-system/rudder-ca-root", &mismatched)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("Secret rudder-system/rudder-ca-root key"), "{e}");
 
         let garbage = build(&o, "not pem", &key);
-        let e = parse("rudder-system/rudder-ca-root", &garbage).unwrap_err().to_string();
+        let e = parse("rudder-system/rudder-ca-root", &garbage)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("key root-cert.pem"), "{e}");
     }
 }

@@ -94,27 +94,159 @@ macro_rules! crd_version {
     };
 }
 
-crd_version!(vs_v1, VirtualServiceSpec, rudder_config::VirtualServiceSpec, "networking.istio.io", "v1", "VirtualService", "virtualservices", ["vs"], ["istio-io", "networking-istio-io"]);
-crd_version!(vs_v1beta1, VirtualServiceSpec, rudder_config::VirtualServiceSpec, "networking.istio.io", "v1beta1", "VirtualService", "virtualservices", ["vs"], ["istio-io", "networking-istio-io"]);
-crd_version!(vs_v1alpha3, VirtualServiceSpec, rudder_config::VirtualServiceSpec, "networking.istio.io", "v1alpha3", "VirtualService", "virtualservices", ["vs"], ["istio-io", "networking-istio-io"]);
-crd_version!(dr_v1, DestinationRuleSpec, rudder_config::DestinationRuleSpec, "networking.istio.io", "v1", "DestinationRule", "destinationrules", ["dr"], ["istio-io", "networking-istio-io"]);
-crd_version!(dr_v1beta1, DestinationRuleSpec, rudder_config::DestinationRuleSpec, "networking.istio.io", "v1beta1", "DestinationRule", "destinationrules", ["dr"], ["istio-io", "networking-istio-io"]);
-crd_version!(dr_v1alpha3, DestinationRuleSpec, rudder_config::DestinationRuleSpec, "networking.istio.io", "v1alpha3", "DestinationRule", "destinationrules", ["dr"], ["istio-io", "networking-istio-io"]);
-crd_version!(pa_v1, PeerAuthenticationSpec, rudder_config::PeerAuthenticationSpec, "security.istio.io", "v1", "PeerAuthentication", "peerauthentications", ["pa"], ["istio-io", "security-istio-io"]);
-crd_version!(pa_v1beta1, PeerAuthenticationSpec, rudder_config::PeerAuthenticationSpec, "security.istio.io", "v1beta1", "PeerAuthentication", "peerauthentications", ["pa"], ["istio-io", "security-istio-io"]);
-crd_version!(ap_v1, AuthorizationPolicySpec, rudder_config::AuthorizationPolicySpec, "security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies", ["ap"], ["istio-io", "security-istio-io"]);
-crd_version!(ap_v1beta1, AuthorizationPolicySpec, rudder_config::AuthorizationPolicySpec, "security.istio.io", "v1beta1", "AuthorizationPolicy", "authorizationpolicies", ["ap"], ["istio-io", "security-istio-io"]);
-crd_version!(rr_v1alpha2, RouteRuleSpec, rudder_config::RouteRuleSpec, "config.istio.io", "v1alpha2", "RouteRule", "routerules", [], ["istio-io", "config-istio-io"]);
-crd_version!(dp_v1alpha2, DestinationPolicySpec, rudder_config::DestinationPolicySpec, "config.istio.io", "v1alpha2", "DestinationPolicy", "destinationpolicies", [], ["istio-io", "config-istio-io"]);
+crd_version!(
+    vs_v1,
+    VirtualServiceSpec,
+    rudder_config::VirtualServiceSpec,
+    "networking.istio.io",
+    "v1",
+    "VirtualService",
+    "virtualservices",
+    ["vs"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    vs_v1beta1,
+    VirtualServiceSpec,
+    rudder_config::VirtualServiceSpec,
+    "networking.istio.io",
+    "v1beta1",
+    "VirtualService",
+    "virtualservices",
+    ["vs"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    vs_v1alpha3,
+    VirtualServiceSpec,
+    rudder_config::VirtualServiceSpec,
+    "networking.istio.io",
+    "v1alpha3",
+    "VirtualService",
+    "virtualservices",
+    ["vs"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    dr_v1,
+    DestinationRuleSpec,
+    rudder_config::DestinationRuleSpec,
+    "networking.istio.io",
+    "v1",
+    "DestinationRule",
+    "destinationrules",
+    ["dr"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    dr_v1beta1,
+    DestinationRuleSpec,
+    rudder_config::DestinationRuleSpec,
+    "networking.istio.io",
+    "v1beta1",
+    "DestinationRule",
+    "destinationrules",
+    ["dr"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    dr_v1alpha3,
+    DestinationRuleSpec,
+    rudder_config::DestinationRuleSpec,
+    "networking.istio.io",
+    "v1alpha3",
+    "DestinationRule",
+    "destinationrules",
+    ["dr"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    pa_v1,
+    PeerAuthenticationSpec,
+    rudder_config::PeerAuthenticationSpec,
+    "security.istio.io",
+    "v1",
+    "PeerAuthentication",
+    "peerauthentications",
+    ["pa"],
+    ["istio-io", "security-istio-io"]
+);
+crd_version!(
+    pa_v1beta1,
+    PeerAuthenticationSpec,
+    rudder_config::PeerAuthenticationSpec,
+    "security.istio.io",
+    "v1beta1",
+    "PeerAuthentication",
+    "peerauthentications",
+    ["pa"],
+    ["istio-io", "security-istio-io"]
+);
+crd_version!(
+    ap_v1,
+    AuthorizationPolicySpec,
+    rudder_config::AuthorizationPolicySpec,
+    "security.istio.io",
+    "v1",
+    "AuthorizationPolicy",
+    "authorizationpolicies",
+    ["ap"],
+    ["istio-io", "security-istio-io"]
+);
+crd_version!(
+    ap_v1beta1,
+    AuthorizationPolicySpec,
+    rudder_config::AuthorizationPolicySpec,
+    "security.istio.io",
+    "v1beta1",
+    "AuthorizationPolicy",
+    "authorizationpolicies",
+    ["ap"],
+    ["istio-io", "security-istio-io"]
+);
+crd_version!(
+    rr_v1alpha2,
+    RouteRuleSpec,
+    rudder_config::RouteRuleSpec,
+    "config.istio.io",
+    "v1alpha2",
+    "RouteRule",
+    "routerules",
+    [],
+    ["istio-io", "config-istio-io"]
+);
+crd_version!(
+    dp_v1alpha2,
+    DestinationPolicySpec,
+    rudder_config::DestinationPolicySpec,
+    "config.istio.io",
+    "v1alpha2",
+    "DestinationPolicy",
+    "destinationpolicies",
+    [],
+    ["istio-io", "config-istio-io"]
+);
 
 /// Applies [`make_structural`] to every version's schema.
 fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdError> {
     let name = crd.metadata.name.clone().unwrap_or_default();
     for v in &mut crd.spec.versions {
-        let Some(schema) = v.schema.as_mut().and_then(|s| s.open_api_v3_schema.as_mut()) else { continue };
-        let mut value = serde_json::to_value(&*schema).map_err(|e| CrdError::Yaml { name: name.clone(), message: e.to_string() })?;
+        let Some(schema) = v
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        else {
+            continue;
+        };
+        let mut value = serde_json::to_value(&*schema).map_err(|e| CrdError::Yaml {
+            name: name.clone(),
+            message: e.to_string(),
+        })?;
         make_structural(&mut value);
-        *schema = serde_json::from_value(value).map_err(|e| CrdError::Yaml { name: name.clone(), message: e.to_string() })?;
+        *schema = serde_json::from_value(value).map_err(|e| CrdError::Yaml {
+            name: name.clone(),
+            message: e.to_string(),
+        })?;
     }
     Ok(crd)
 }
@@ -128,12 +260,42 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
         merge_crds(versions, storage).map_err(|source| CrdError::Merge { kind, source })
     };
     let all = vec![
-        merge("VirtualService", vec![vs_v1::VirtualService::crd(), vs_v1beta1::VirtualService::crd(), vs_v1alpha3::VirtualService::crd()], "v1")?,
-        merge("DestinationRule", vec![dr_v1::DestinationRule::crd(), dr_v1beta1::DestinationRule::crd(), dr_v1alpha3::DestinationRule::crd()], "v1")?,
+        merge(
+            "VirtualService",
+            vec![
+                vs_v1::VirtualService::crd(),
+                vs_v1beta1::VirtualService::crd(),
+                vs_v1alpha3::VirtualService::crd(),
+            ],
+            "v1",
+        )?,
+        merge(
+            "DestinationRule",
+            vec![
+                dr_v1::DestinationRule::crd(),
+                dr_v1beta1::DestinationRule::crd(),
+                dr_v1alpha3::DestinationRule::crd(),
+            ],
+            "v1",
+        )?,
         rr_v1alpha2::RouteRule::crd(),
         dp_v1alpha2::DestinationPolicy::crd(),
-        merge("PeerAuthentication", vec![pa_v1::PeerAuthentication::crd(), pa_v1beta1::PeerAuthentication::crd()], "v1")?,
-        merge("AuthorizationPolicy", vec![ap_v1::AuthorizationPolicy::crd(), ap_v1beta1::AuthorizationPolicy::crd()], "v1")?,
+        merge(
+            "PeerAuthentication",
+            vec![
+                pa_v1::PeerAuthentication::crd(),
+                pa_v1beta1::PeerAuthentication::crd(),
+            ],
+            "v1",
+        )?,
+        merge(
+            "AuthorizationPolicy",
+            vec![
+                ap_v1::AuthorizationPolicy::crd(),
+                ap_v1beta1::AuthorizationPolicy::crd(),
+            ],
+            "v1",
+        )?,
     ];
     all.into_iter().map(structural).collect()
 }
@@ -149,8 +311,14 @@ pub fn crds_yaml() -> Result<String, CrdError> {
         let name = crd.metadata.name.clone().unwrap_or_default();
         // Through serde_json first: k8s-openapi's Serialize is field-ordered
         // and skips None, which keeps the YAML stable and small.
-        let value = serde_json::to_value(&crd).map_err(|e| CrdError::Yaml { name: name.clone(), message: e.to_string() })?;
-        let yaml = serde_saphyr::to_string(&value).map_err(|e| CrdError::Yaml { name, message: e.to_string() })?;
+        let value = serde_json::to_value(&crd).map_err(|e| CrdError::Yaml {
+            name: name.clone(),
+            message: e.to_string(),
+        })?;
+        let yaml = serde_saphyr::to_string(&value).map_err(|e| CrdError::Yaml {
+            name,
+            message: e.to_string(),
+        })?;
         out.push_str("---\n");
         out.push_str(&yaml);
         if !yaml.ends_with('\n') {

@@ -19,10 +19,7 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
     jiff::{SignedDuration, Timestamp},
 };
-use kube::{
-    api::{PostParams},
-    Api, Client,
-};
+use kube::{api::PostParams, Api, Client};
 use tokio::sync::watch;
 
 /// Name of the status Lease.
@@ -64,8 +61,14 @@ pub fn default_identity() -> String {
             return pod;
         }
     }
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-    let host = if host.is_empty() { "pilot".to_string() } else { host };
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let host = if host.is_empty() {
+        "pilot".to_string()
+    } else {
+        host
+    };
     format!("{host}-{}", std::process::id())
 }
 
@@ -102,7 +105,11 @@ async fn try_acquire(api: &Api<Lease>, o: &LeaseOptions) -> Result<bool, kube::E
     let existing = api.get_opt(&o.name).await?;
     let Some(mut lease) = existing else {
         let lease = Lease {
-            metadata: ObjectMeta { name: Some(o.name.clone()), namespace: Some(o.namespace.clone()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some(o.name.clone()),
+                namespace: Some(o.namespace.clone()),
+                ..ObjectMeta::default()
+            },
             spec: Some(LeaseSpec {
                 holder_identity: Some(o.identity.clone()),
                 lease_duration_seconds: Some(duration_s),
@@ -120,12 +127,19 @@ async fn try_acquire(api: &Api<Lease>, o: &LeaseOptions) -> Result<bool, kube::E
     };
     let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
     let mine = spec.holder_identity.as_deref() == Some(o.identity.as_str());
-    let held_for = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(duration_s)));
+    let held_for =
+        SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(duration_s)));
     let expired = match &spec.renew_time {
         Some(MicroTime(t)) => t.checked_add(held_for).map_or(true, |end| end < now),
         None => true,
     };
-    if !mine && !expired && spec.holder_identity.as_deref().is_some_and(|h| !h.is_empty()) {
+    if !mine
+        && !expired
+        && spec
+            .holder_identity
+            .as_deref()
+            .is_some_and(|h| !h.is_empty())
+    {
         return Ok(false);
     }
     if !mine {

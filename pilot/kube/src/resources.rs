@@ -24,8 +24,8 @@ use kube::{
 use rudder_config::{
     kube as k,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
-    AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec, ObjectMeta, PeerAuthenticationSpec,
-    RouteRuleSpec, VirtualServiceSpec,
+    AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
+    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, VirtualServiceSpec,
 };
 use rudder_model::Diagnostic;
 use rudder_registry::{Body, Kind, Object, ObjectKey, Origin, Rejected};
@@ -134,14 +134,43 @@ pub fn api_resource(kind: Kind) -> ApiResource {
         Kind::Pod => ("", "v1", "Pod", "pods"),
         Kind::Endpoints => ("", "v1", "Endpoints", "endpoints"),
         Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
-        Kind::VirtualService => ("networking.istio.io", "v1", "VirtualService", "virtualservices"),
-        Kind::DestinationRule => ("networking.istio.io", "v1", "DestinationRule", "destinationrules"),
+        Kind::VirtualService => (
+            "networking.istio.io",
+            "v1",
+            "VirtualService",
+            "virtualservices",
+        ),
+        Kind::DestinationRule => (
+            "networking.istio.io",
+            "v1",
+            "DestinationRule",
+            "destinationrules",
+        ),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
-        Kind::DestinationPolicy => ("config.istio.io", "v1alpha2", "DestinationPolicy", "destinationpolicies"),
-        Kind::PeerAuthentication => ("security.istio.io", "v1", "PeerAuthentication", "peerauthentications"),
-        Kind::AuthorizationPolicy => ("security.istio.io", "v1", "AuthorizationPolicy", "authorizationpolicies"),
+        Kind::DestinationPolicy => (
+            "config.istio.io",
+            "v1alpha2",
+            "DestinationPolicy",
+            "destinationpolicies",
+        ),
+        Kind::PeerAuthentication => (
+            "security.istio.io",
+            "v1",
+            "PeerAuthentication",
+            "peerauthentications",
+        ),
+        Kind::AuthorizationPolicy => (
+            "security.istio.io",
+            "v1",
+            "AuthorizationPolicy",
+            "authorizationpolicies",
+        ),
     };
-    let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    let api_version = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
     ApiResource {
         group: group.into(),
         version: version.into(),
@@ -165,7 +194,11 @@ fn trim(mut meta: ObjectMeta) -> ObjectMeta {
 
 fn rejected(key: ObjectKey, origin: Origin, field: String, message: String) -> Rejected {
     let d = Diagnostic::error(key.to_string(), field, message);
-    Rejected { key, origin, diagnostics: vec![d] }
+    Rejected {
+        key,
+        origin,
+        diagnostics: vec![d],
+    }
 }
 
 macro_rules! platform_kind {
@@ -176,7 +209,11 @@ macro_rules! platform_kind {
             }
             fn into_object(mut self, _kind: Kind, origin: Origin) -> Converted {
                 self.metadata = trim(std::mem::take(&mut self.metadata));
-                Converted::Good(Box::new(Object::new(self.metadata.clone(), Body::$variant(self), origin)))
+                Converted::Good(Box::new(Object::new(
+                    self.metadata.clone(),
+                    Body::$variant(self),
+                    origin,
+                )))
             }
         }
     };
@@ -199,9 +236,18 @@ impl Trimmed for k::ConfigMap {
         let meta = trim(self.metadata);
         let key = ObjectKey::from_meta(kind, &meta);
         if meta.name.as_deref() != Some(MESH_CONFIGMAP_NAME) {
-            return Converted::Bad(rejected(key, origin, "metadata.name".into(), format!("only ConfigMap {MESH_CONFIGMAP_NAME} is read")));
+            return Converted::Bad(rejected(
+                key,
+                origin,
+                "metadata.name".into(),
+                format!("only ConfigMap {MESH_CONFIGMAP_NAME} is read"),
+            ));
         }
-        let text = self.data.get(MESH_CONFIGMAP_KEY).map(String::as_str).unwrap_or("");
+        let text = self
+            .data
+            .get(MESH_CONFIGMAP_KEY)
+            .map(String::as_str)
+            .unwrap_or("");
         let mesh = if text.trim().is_empty() {
             MeshConfigSpec::default()
         } else {
@@ -209,7 +255,12 @@ impl Trimmed for k::ConfigMap {
                 Ok(m) => m,
                 Err(e) => {
                     let msg = e.without_snippet().to_string();
-                    return Converted::Bad(rejected(key, origin, format!("data.{MESH_CONFIGMAP_KEY}"), msg.trim().to_string()));
+                    return Converted::Bad(rejected(
+                        key,
+                        origin,
+                        format!("data.{MESH_CONFIGMAP_KEY}"),
+                        msg.trim().to_string(),
+                    ));
                 }
             }
         };
@@ -267,21 +318,42 @@ impl Trimmed for RuleObject {
     }
 
     fn rule_state(&self) -> Option<RuleState> {
-        let valid = self.status.conditions.iter().find(|c| c.type_ == crate::crds::VALID_CONDITION).cloned();
-        Some(RuleState { generation: self.metadata.generation, valid })
+        let valid = self
+            .status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == crate::crds::VALID_CONDITION)
+            .cloned();
+        Some(RuleState {
+            generation: self.metadata.generation,
+            valid,
+        })
     }
 
     fn into_object(self, kind: Kind, origin: Origin) -> Converted {
         let meta = trim(self.metadata.common);
         let key = ObjectKey::from_meta(kind, &meta);
         let body = match kind {
-            Kind::VirtualService => parse_spec::<VirtualServiceSpec>(self.spec).map(Body::VirtualService),
-            Kind::DestinationRule => parse_spec::<DestinationRuleSpec>(self.spec).map(Body::DestinationRule),
+            Kind::VirtualService => {
+                parse_spec::<VirtualServiceSpec>(self.spec).map(Body::VirtualService)
+            }
+            Kind::DestinationRule => {
+                parse_spec::<DestinationRuleSpec>(self.spec).map(Body::DestinationRule)
+            }
             Kind::RouteRule => parse_spec::<RouteRuleSpec>(self.spec).map(Body::RouteRule),
-            Kind::DestinationPolicy => parse_spec::<DestinationPolicySpec>(self.spec).map(Body::DestinationPolicy),
-            Kind::PeerAuthentication => parse_spec::<PeerAuthenticationSpec>(self.spec).map(Body::PeerAuthentication),
-            Kind::AuthorizationPolicy => parse_spec::<AuthorizationPolicySpec>(self.spec).map(Body::AuthorizationPolicy),
-            other => Err(("kind".to_string(), format!("{other} is not an Istio config kind"))),
+            Kind::DestinationPolicy => {
+                parse_spec::<DestinationPolicySpec>(self.spec).map(Body::DestinationPolicy)
+            }
+            Kind::PeerAuthentication => {
+                parse_spec::<PeerAuthenticationSpec>(self.spec).map(Body::PeerAuthentication)
+            }
+            Kind::AuthorizationPolicy => {
+                parse_spec::<AuthorizationPolicySpec>(self.spec).map(Body::AuthorizationPolicy)
+            }
+            other => Err((
+                "kind".to_string(),
+                format!("{other} is not an Istio config kind"),
+            )),
         };
         match body {
             Ok(body) => Converted::Good(Box::new(Object::new(meta, body, origin))),
@@ -292,10 +364,18 @@ impl Trimmed for RuleObject {
 
 /// Parses a spec, naming the first bad field as `spec.<path>`.
 fn parse_spec<S: DeserializeOwned>(spec: serde_json::Value) -> Result<S, (String, String)> {
-    let spec = if spec.is_null() { serde_json::Value::Object(Default::default()) } else { spec };
+    let spec = if spec.is_null() {
+        serde_json::Value::Object(Default::default())
+    } else {
+        spec
+    };
     serde_path_to_error::deserialize(spec).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() { "spec".to_string() } else { format!("spec.{path}") };
+        let field = if path == "." || path.is_empty() {
+            "spec".to_string()
+        } else {
+            format!("spec.{path}")
+        };
         (field, e.into_inner().to_string())
     })
 }
@@ -305,7 +385,10 @@ mod tests {
     use super::*;
 
     fn origin() -> Origin {
-        Origin { scope: "kubernetes/test".into(), ..Origin::default() }
+        Origin {
+            scope: "kubernetes/test".into(),
+            ..Origin::default()
+        }
     }
 
     #[test]
@@ -325,8 +408,13 @@ mod tests {
         assert_eq!(w.meta().namespace.as_deref(), Some("ns"));
         let o = w.object.into_object(Kind::Pod, origin()).good().unwrap();
         assert_eq!(o.key, ObjectKey::new(Kind::Pod, "ns", "p"));
-        assert_eq!(o.meta.annotations.keys().collect::<Vec<_>>(), vec!["sidecar.istio.io/inject"]);
-        let Body::Pod(p) = o.body else { panic!("not a pod") };
+        assert_eq!(
+            o.meta.annotations.keys().collect::<Vec<_>>(),
+            vec!["sidecar.istio.io/inject"]
+        );
+        let Body::Pod(p) = o.body else {
+            panic!("not a pod")
+        };
         assert_eq!(p.metadata.annotations.len(), 1);
         assert_eq!(p.spec.service_account_name.as_deref(), Some("sa"));
         assert_eq!(p.spec.containers[0].ports[0].container_port, 8080);
@@ -339,8 +427,15 @@ mod tests {
             "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews"}, "wieght": 3}]}]}
         });
         let w: Watched<RuleObject> = serde_json::from_value(json).unwrap();
-        let r = w.object.into_object(Kind::VirtualService, origin()).bad().unwrap();
-        assert_eq!(r.key, ObjectKey::new(Kind::VirtualService, "default", "reviews"));
+        let r = w
+            .object
+            .into_object(Kind::VirtualService, origin())
+            .bad()
+            .unwrap();
+        assert_eq!(
+            r.key,
+            ObjectKey::new(Kind::VirtualService, "default", "reviews")
+        );
         let d = &r.diagnostics[0];
         assert_eq!(d.field, "spec.http[0].route[0].wieght");
         assert!(d.message.contains("wieght"), "{}", d.message);
@@ -354,7 +449,9 @@ mod tests {
         }))
         .unwrap();
         let o = cm.into_object(Kind::MeshConfig, origin()).good().unwrap();
-        let Body::MeshConfig(m) = o.body else { panic!() };
+        let Body::MeshConfig(m) = o.body else {
+            panic!()
+        };
         assert_eq!(m.root_namespace.as_deref(), Some("istio-system"));
         let bad: k::ConfigMap = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "rudder-mesh", "namespace": "rudder-system"},
@@ -367,9 +464,18 @@ mod tests {
 
     #[test]
     fn watched_kinds_use_storage_versions() {
-        assert_eq!(api_resource(Kind::VirtualService).api_version, "networking.istio.io/v1");
-        assert_eq!(api_resource(Kind::RouteRule).api_version, "config.istio.io/v1alpha2");
+        assert_eq!(
+            api_resource(Kind::VirtualService).api_version,
+            "networking.istio.io/v1"
+        );
+        assert_eq!(
+            api_resource(Kind::RouteRule).api_version,
+            "config.istio.io/v1alpha2"
+        );
         assert_eq!(api_resource(Kind::Pod).api_version, "v1");
-        assert_eq!(Watched::<k::Pod>::url_path(&api_resource(Kind::EndpointSlice), None), "/apis/discovery.k8s.io/v1/endpointslices");
+        assert_eq!(
+            Watched::<k::Pod>::url_path(&api_resource(Kind::EndpointSlice), None),
+            "/apis/discovery.k8s.io/v1/endpointslices"
+        );
     }
 }

@@ -68,21 +68,40 @@ impl Drop for RootCertPublisher {
 impl RootCertPublisher {
     /// Starts watching and, while `leader` is true, writing `root_pem` into
     /// every namespace; everything is looked at again every `resync`.
-    pub fn spawn(client: Client, root_pem: String, leader: watch::Receiver<bool>, resync: Duration) -> RootCertPublisher {
+    pub fn spawn(
+        client: Client,
+        root_pem: String,
+        leader: watch::Receiver<bool>,
+        resync: Duration,
+    ) -> RootCertPublisher {
         let (changes_tx, changes) = watch::channel(0u64);
         let (namespaces, ns_writer) = reflector::store::<Namespace>();
         let (configmaps, cm_writer) = reflector::store::<ConfigMap>();
-        let ns_stream = watcher(Api::<Namespace>::all(client.clone()), watcher::Config::default())
-            .modify(|ns| ns.managed_fields_mut().clear())
-            .reflect(ns_writer);
-        let cm_config = watcher::Config::default().fields(&format!("metadata.name={ROOT_CERT_CONFIGMAP}"));
+        let ns_stream = watcher(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .modify(|ns| ns.managed_fields_mut().clear())
+        .reflect(ns_writer);
+        let cm_config =
+            watcher::Config::default().fields(&format!("metadata.name={ROOT_CERT_CONFIGMAP}"));
         let cm_stream = watcher(Api::<ConfigMap>::all(client.clone()), cm_config)
             .modify(|cm| cm.managed_fields_mut().clear())
             .reflect(cm_writer);
         let tasks = vec![
             tokio::spawn(drive("namespaces", ns_stream, changes_tx.clone())),
             tokio::spawn(drive("configmaps", cm_stream, changes_tx)),
-            tokio::spawn(Reconciler { client, root_pem, namespaces, configmaps, leader, changes }.run(resync)),
+            tokio::spawn(
+                Reconciler {
+                    client,
+                    root_pem,
+                    namespaces,
+                    configmaps,
+                    leader,
+                    changes,
+                }
+                .run(resync),
+            ),
         ];
         RootCertPublisher { tasks }
     }
@@ -114,7 +133,9 @@ struct Reconciler {
 impl Reconciler {
     async fn run(mut self, resync: Duration) {
         // Both stores listed once, or a ConfigMap that exists would look absent.
-        if self.namespaces.wait_until_ready().await.is_err() || self.configmaps.wait_until_ready().await.is_err() {
+        if self.namespaces.wait_until_ready().await.is_err()
+            || self.configmaps.wait_until_ready().await.is_err()
+        {
             return;
         }
         let mut tick = tokio::time::interval(resync);
@@ -138,39 +159,63 @@ impl Reconciler {
             if terminating {
                 continue;
             }
-            let existing = self.configmaps.get(&ObjectRef::new(ROOT_CERT_CONFIGMAP).within(&namespace));
-            let current = existing.as_ref().and_then(|cm| cm.data.as_ref()).and_then(|d| d.get(ROOT_CERT_KEY));
+            let existing = self
+                .configmaps
+                .get(&ObjectRef::new(ROOT_CERT_CONFIGMAP).within(&namespace));
+            let current = existing
+                .as_ref()
+                .and_then(|cm| cm.data.as_ref())
+                .and_then(|d| d.get(ROOT_CERT_KEY));
             if current == Some(&self.root_pem) {
                 continue;
             }
             match self.write(&namespace, existing.as_deref()).await {
-                Ok(()) => tracing::info!(%namespace, configmap = ROOT_CERT_CONFIGMAP, "mesh root published"),
-                Err(PublishError::Write { cause: kube::Error::Api(e), .. }) if e.code == 409 => {
+                Ok(()) => {
+                    tracing::info!(%namespace, configmap = ROOT_CERT_CONFIGMAP, "mesh root published")
+                }
+                Err(PublishError::Write {
+                    cause: kube::Error::Api(e),
+                    ..
+                }) if e.code == 409 => {
                     tracing::debug!(%namespace, "root ConfigMap changed meanwhile; looking again on the next event")
                 }
-                Err(error) => tracing::warn!(%error, "cannot publish the mesh root; retrying later"),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot publish the mesh root; retrying later")
+                }
             }
         }
     }
 
     /// Creates the ConfigMap, or replaces `existing` (guarded by its resourceVersion).
-    async fn write(&self, namespace: &str, existing: Option<&ConfigMap>) -> Result<(), PublishError> {
+    async fn write(
+        &self,
+        namespace: &str,
+        existing: Option<&ConfigMap>,
+    ) -> Result<(), PublishError> {
         let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
         let mut cm = existing.cloned().unwrap_or_else(|| ConfigMap {
             metadata: ObjectMeta {
                 name: Some(ROOT_CERT_CONFIGMAP.into()),
                 namespace: Some(namespace.into()),
-                labels: Some(BTreeMap::from([("app".to_string(), "rudder-pilot".to_string())])),
+                labels: Some(BTreeMap::from([(
+                    "app".to_string(),
+                    "rudder-pilot".to_string(),
+                )])),
                 ..ObjectMeta::default()
             },
             ..ConfigMap::default()
         });
-        cm.data.get_or_insert_with(BTreeMap::new).insert(ROOT_CERT_KEY.into(), self.root_pem.clone());
+        cm.data
+            .get_or_insert_with(BTreeMap::new)
+            .insert(ROOT_CERT_KEY.into(), self.root_pem.clone());
         let pp = PostParams::default();
         let result = match existing {
             None => api.create(&pp, &cm).await,
             Some(_) => api.replace(ROOT_CERT_CONFIGMAP, &pp, &cm).await,
         };
-        result.map(|_| ()).map_err(|cause| PublishError::Write { namespace: namespace.into(), cause })
+        result.map(|_| ()).map_err(|cause| PublishError::Write {
+            namespace: namespace.into(),
+            cause,
+        })
     }
 }

@@ -22,9 +22,9 @@ use crate::{
     ca_root::{CaRoot, CaRootError, CaRootOptions},
     lease::LeaseOptions,
     root_cert::RootCertPublisher,
-    token_review::KubeTokenReviewer,
     source::{connect, KubeOptions, KubeSource, SourceError},
     status::{StatusOptions, StatusWriter},
+    token_review::KubeTokenReviewer,
 };
 
 /// The running Kubernetes source and status writer; both stop when dropped.
@@ -60,9 +60,21 @@ impl KubeRuntime {
             renew_every: options.lease_renew,
             ..LeaseOptions::new(&options.install_namespace, &options.identity)
         };
-        let status =
-            StatusWriter::spawn(client.clone(), StatusOptions { lease, resync: options.status_resync }, source.rules(), diagnostics);
-        KubeRuntime { source, status, client, install_namespace: options.install_namespace.clone() }
+        let status = StatusWriter::spawn(
+            client.clone(),
+            StatusOptions {
+                lease,
+                resync: options.status_resync,
+            },
+            source.rules(),
+            diagnostics,
+        );
+        KubeRuntime {
+            source,
+            status,
+            client,
+            install_namespace: options.install_namespace.clone(),
+        }
     }
 
     /// Completes once every watched kind has been listed once.
@@ -101,7 +113,12 @@ impl KubeRuntime {
     /// Starts writing ConfigMap `rudder-ca-root-cert` with `root_pem` into
     /// every namespace (the Lease holder writes; every 60 s a full check).
     pub fn publish_root_cert(&self, root_pem: &str) -> RootCertPublisher {
-        RootCertPublisher::spawn(self.client.clone(), root_pem.to_string(), self.leader(), std::time::Duration::from_secs(60))
+        RootCertPublisher::spawn(
+            self.client.clone(),
+            root_pem.to_string(),
+            self.leader(),
+            std::time::Duration::from_secs(60),
+        )
     }
 
     /// A TokenReview client for the certificate service.

@@ -57,8 +57,13 @@ pub enum SourceError {
 /// wrong cluster is a clear error at start instead of a pilot that is never
 /// ready.
 pub async fn connect() -> Result<Client, SourceError> {
-    let client = Client::try_default().await.map_err(|cause| SourceError::NoCluster { cause })?;
-    let version = client.apiserver_version().await.map_err(|cause| SourceError::Unreachable { cause })?;
+    let client = Client::try_default()
+        .await
+        .map_err(|cause| SourceError::NoCluster { cause })?;
+    let version = client
+        .apiserver_version()
+        .await
+        .map_err(|cause| SourceError::Unreachable { cause })?;
     tracing::info!(server = %version.git_version, "connected to Kubernetes");
     Ok(client)
 }
@@ -120,24 +125,50 @@ pub struct KubeSource {
 
 impl KubeSource {
     /// Starts one watcher per kind in [`WATCHED_KINDS`] (needs a Tokio runtime).
-    pub fn spawn<S: Sink + Clone + 'static>(client: Client, options: &KubeOptions, sink: S) -> KubeSource {
+    pub fn spawn<S: Sink + Clone + 'static>(
+        client: Client,
+        options: &KubeOptions,
+        sink: S,
+    ) -> KubeSource {
         let (synced_tx, synced) = watch::channel(0usize);
         let rules = RuleIndex::default();
         let mut tasks = Vec::new();
         for kind in WATCHED_KINDS {
             let ar = api_resource(kind);
-            let w = Watch { kind, scope: scope_of(kind), sink: sink.clone(), synced: synced_tx.clone(), rules: rules.clone() };
+            let w = Watch {
+                kind,
+                scope: scope_of(kind),
+                sink: sink.clone(),
+                synced: synced_tx.clone(),
+                rules: rules.clone(),
+            };
             let all = watcher::Config::default();
             let task = match kind {
-                Kind::Namespace => tokio::spawn(w.run(Api::<Watched<k::Namespace>>::all_with(client.clone(), &ar), all)),
-                Kind::Service => tokio::spawn(w.run(Api::<Watched<k::Service>>::all_with(client.clone(), &ar), all)),
-                Kind::Pod => tokio::spawn(w.run(Api::<Watched<k::Pod>>::all_with(client.clone(), &ar), all)),
-                Kind::Endpoints => tokio::spawn(w.run(Api::<Watched<k::Endpoints>>::all_with(client.clone(), &ar), all)),
-                Kind::EndpointSlice => {
-                    tokio::spawn(w.run(Api::<Watched<k::EndpointSlice>>::all_with(client.clone(), &ar), all))
+                Kind::Namespace => tokio::spawn(w.run(
+                    Api::<Watched<k::Namespace>>::all_with(client.clone(), &ar),
+                    all,
+                )),
+                Kind::Service => tokio::spawn(w.run(
+                    Api::<Watched<k::Service>>::all_with(client.clone(), &ar),
+                    all,
+                )),
+                Kind::Pod => {
+                    tokio::spawn(w.run(Api::<Watched<k::Pod>>::all_with(client.clone(), &ar), all))
                 }
+                Kind::Endpoints => tokio::spawn(w.run(
+                    Api::<Watched<k::Endpoints>>::all_with(client.clone(), &ar),
+                    all,
+                )),
+                Kind::EndpointSlice => tokio::spawn(w.run(
+                    Api::<Watched<k::EndpointSlice>>::all_with(client.clone(), &ar),
+                    all,
+                )),
                 Kind::MeshConfig => {
-                    let api = Api::<Watched<k::ConfigMap>>::namespaced_with(client.clone(), &options.install_namespace, &ar);
+                    let api = Api::<Watched<k::ConfigMap>>::namespaced_with(
+                        client.clone(),
+                        &options.install_namespace,
+                        &ar,
+                    );
                     let one = all.fields(&format!("metadata.name={MESH_CONFIGMAP_NAME}"));
                     tokio::spawn(w.run(api, one))
                 }
@@ -146,14 +177,19 @@ impl KubeSource {
                 | Kind::RouteRule
                 | Kind::DestinationPolicy
                 | Kind::PeerAuthentication
-                | Kind::AuthorizationPolicy => {
-                    tokio::spawn(w.run(Api::<Watched<RuleObject>>::all_with(client.clone(), &ar), all))
-                }
+                | Kind::AuthorizationPolicy => tokio::spawn(w.run(
+                    Api::<Watched<RuleObject>>::all_with(client.clone(), &ar),
+                    all,
+                )),
             };
             tasks.push(task);
         }
         tracing::info!(kinds = WATCHED_KINDS.len(), namespace = %options.install_namespace, "watching Kubernetes");
-        KubeSource { tasks, synced, rules }
+        KubeSource {
+            tasks,
+            synced,
+            rules,
+        }
     }
 
     /// Whether every watcher has finished its first full list.
@@ -244,13 +280,18 @@ impl<S: Sink> Watch<S> {
                 }
                 // The backoff wrapper retries: a dropped connection re-watches
                 // from the last resourceVersion, a 410 Gone re-lists.
-                Err(error) => tracing::warn!(kind = %kind, %error, "watch interrupted; retrying with backoff"),
+                Err(error) => {
+                    tracing::warn!(kind = %kind, %error, "watch interrupted; retrying with backoff")
+                }
             }
         }
     }
 
     fn origin(&self) -> Origin {
-        Origin { scope: self.scope.clone(), ..Origin::default() }
+        Origin {
+            scope: self.scope.clone(),
+            ..Origin::default()
+        }
     }
 }
 

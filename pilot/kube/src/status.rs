@@ -47,7 +47,10 @@ pub struct RuleIndex {
 
 impl Default for RuleIndex {
     fn default() -> Self {
-        Self { rules: Arc::default(), changes: Arc::new(watch::channel(0).0) }
+        Self {
+            rules: Arc::default(),
+            changes: Arc::new(watch::channel(0).0),
+        }
     }
 }
 
@@ -95,9 +98,23 @@ impl RuleIndex {
 /// The `Valid` condition a rule should show, given the errors found for it
 /// (warnings do not make a rule invalid; they are listed in the message).
 pub fn desired_condition(generation: Option<i64>, diagnostics: &[&Diagnostic]) -> Condition {
-    let line = |d: &&Diagnostic| if d.field.is_empty() { d.message.clone() } else { format!("{}: {}", d.field, d.message) };
-    let errors: Vec<String> = diagnostics.iter().filter(|d| d.severity == Severity::Error).map(line).collect();
-    let warnings: Vec<String> = diagnostics.iter().filter(|d| d.severity == Severity::Warning).map(line).collect();
+    let line = |d: &&Diagnostic| {
+        if d.field.is_empty() {
+            d.message.clone()
+        } else {
+            format!("{}: {}", d.field, d.message)
+        }
+    };
+    let errors: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .map(line)
+        .collect();
+    let warnings: Vec<String> = diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(line)
+        .collect();
     let (status, reason, message) = if errors.is_empty() {
         let message = if warnings.is_empty() {
             "accepted".to_string()
@@ -106,7 +123,14 @@ pub fn desired_condition(generation: Option<i64>, diagnostics: &[&Diagnostic]) -
         };
         ("True", "Accepted", message)
     } else {
-        ("False", "Invalid", format!("not served (the last valid version, if any, still is): {}", errors.join("; ")))
+        (
+            "False",
+            "Invalid",
+            format!(
+                "not served (the last valid version, if any, still is): {}",
+                errors.join("; ")
+            ),
+        )
     };
     Condition {
         type_: VALID_CONDITION.into(),
@@ -152,9 +176,18 @@ impl StatusWriter {
     ) -> StatusWriter {
         let (leader_tx, leader) = watch::channel(false);
         let lease = tokio::spawn(run_lease(client.clone(), options.lease.clone(), leader_tx));
-        let writer = Writer { client, rules, diagnostics, leader: leader.clone(), written: BTreeMap::new() };
+        let writer = Writer {
+            client,
+            rules,
+            diagnostics,
+            leader: leader.clone(),
+            written: BTreeMap::new(),
+        };
         let write = tokio::spawn(writer.run(options.resync));
-        StatusWriter { tasks: vec![lease, write], leader }
+        StatusWriter {
+            tasks: vec![lease, write],
+            leader,
+        }
     }
 
     /// Whether this replica holds the lease (and so writes status).
@@ -214,7 +247,10 @@ impl Writer {
         self.written.retain(|k, _| rules.contains_key(k));
         for (key, state) in rules {
             let name = key.to_string();
-            let mut desired = desired_condition(state.generation, by_object.get(name.as_str()).map_or(&[], |v| v.as_slice()));
+            let mut desired = desired_condition(
+                state.generation,
+                by_object.get(name.as_str()).map_or(&[], |v| v.as_slice()),
+            );
             let shown = state.valid.as_ref().is_some_and(|c| same(c, &desired));
             let written = self.written.get(&key).is_some_and(|c| same(c, &desired));
             if shown || written {
@@ -229,15 +265,20 @@ impl Writer {
                     tracing::info!(object = %key, valid = %desired.status, message = %desired.message, "status written");
                     self.written.insert(key, desired);
                 }
-                Err(error) => tracing::warn!(object = %key, %error, "cannot write status; retrying later"),
+                Err(error) => {
+                    tracing::warn!(object = %key, %error, "cannot write status; retrying later")
+                }
             }
         }
     }
 
     async fn patch(&self, key: &ObjectKey, condition: &Condition) -> Result<(), kube::Error> {
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &key.namespace, &api_resource(key.kind));
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), &key.namespace, &api_resource(key.kind));
         let body = serde_json::json!({ "status": { "conditions": [condition] } });
-        api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body)).await.map(|_| ())
+        api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map(|_| ())
     }
 }
 
@@ -247,11 +288,24 @@ mod tests {
 
     #[test]
     fn errors_make_a_rule_invalid_naming_field_and_why() {
-        let e = Diagnostic::error("VirtualService default/r", "spec.http[0].route[0].weight", "must not be negative");
-        let w = Diagnostic::warning("VirtualService default/r", "spec.hosts[0]", "no such service");
+        let e = Diagnostic::error(
+            "VirtualService default/r",
+            "spec.http[0].route[0].weight",
+            "must not be negative",
+        );
+        let w = Diagnostic::warning(
+            "VirtualService default/r",
+            "spec.hosts[0]",
+            "no such service",
+        );
         let c = desired_condition(Some(4), &[&e, &w]);
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "Invalid"));
-        assert!(c.message.contains("spec.http[0].route[0].weight: must not be negative"), "{}", c.message);
+        assert!(
+            c.message
+                .contains("spec.http[0].route[0].weight: must not be negative"),
+            "{}",
+            c.message
+        );
         assert_eq!(c.observed_generation, Some(4));
         let ok = desired_condition(Some(4), &[&w]);
         assert_eq!(ok.status, "True");

@@ -24,25 +24,40 @@ fn rewrite(schema: &mut Value, in_junctor: bool) {
     let Value::Object(node) = schema else { return };
     // A free-form field (`serde_json::Value`, schema `{}`): any JSON value,
     // which Kubernetes spells `x-kubernetes-preserve-unknown-fields`.
-    let untyped = !node.contains_key("type") && !node.contains_key("properties") && !JUNCTORS.iter().any(|j| node.contains_key(*j));
+    let untyped = !node.contains_key("type")
+        && !node.contains_key("properties")
+        && !JUNCTORS.iter().any(|j| node.contains_key(*j));
     if untyped && !in_junctor {
-        node.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+        node.insert(
+            "x-kubernetes-preserve-unknown-fields".into(),
+            Value::Bool(true),
+        );
     }
     if let Some(Value::Object(patterns)) = node.remove("patternProperties") {
-        if node.get("additionalProperties") == Some(&Value::Bool(false)) || !node.contains_key("additionalProperties") {
+        if node.get("additionalProperties") == Some(&Value::Bool(false))
+            || !node.contains_key("additionalProperties")
+        {
             // One value schema for every key; several patterns would need one
             // schema that admits all of them.
             let values: Vec<Value> = patterns.into_iter().map(|(_, v)| v).collect();
-            let value = if values.len() == 1 { values.into_iter().next().unwrap_or_default() } else { preserve_unknown() };
+            let value = if values.len() == 1 {
+                values.into_iter().next().unwrap_or_default()
+            } else {
+                preserve_unknown()
+            };
             node.insert("additionalProperties".into(), value);
         }
     }
     for (key, child) in node.iter_mut() {
         let junctor = in_junctor || JUNCTORS.contains(&key.as_str());
         match (key.as_str(), child) {
-            ("properties", Value::Object(props)) => props.values_mut().for_each(|p| rewrite(p, junctor)),
+            ("properties", Value::Object(props)) => {
+                props.values_mut().for_each(|p| rewrite(p, junctor))
+            }
             ("additionalProperties" | "items" | "not", c @ Value::Object(_)) => rewrite(c, junctor),
-            ("oneOf" | "anyOf" | "allOf", Value::Array(branches)) => branches.iter_mut().for_each(|b| rewrite(b, true)),
+            ("oneOf" | "anyOf" | "allOf", Value::Array(branches)) => {
+                branches.iter_mut().for_each(|b| rewrite(b, true))
+            }
             _ => {}
         }
     }
@@ -51,7 +66,10 @@ fn rewrite(schema: &mut Value, in_junctor: bool) {
 fn preserve_unknown() -> Value {
     let mut m = Map::new();
     m.insert("type".into(), Value::String("object".into()));
-    m.insert("x-kubernetes-preserve-unknown-fields".into(), Value::Bool(true));
+    m.insert(
+        "x-kubernetes-preserve-unknown-fields".into(),
+        Value::Bool(true),
+    );
     Value::Object(m)
 }
 
@@ -64,9 +82,21 @@ pub fn structural_problems(schema: &Value) -> Vec<String> {
 }
 
 const JUNCTORS: [&str; 4] = ["oneOf", "anyOf", "allOf", "not"];
-const FORBIDDEN: [&str; 5] = ["$ref", "patternProperties", "definitions", "$defs", "dependencies"];
+const FORBIDDEN: [&str; 5] = [
+    "$ref",
+    "patternProperties",
+    "definitions",
+    "$defs",
+    "dependencies",
+];
 /// Not allowed inside a junctor (value validations only).
-const NOT_IN_JUNCTOR: [&str; 5] = ["type", "description", "default", "nullable", "additionalProperties"];
+const NOT_IN_JUNCTOR: [&str; 5] = [
+    "type",
+    "description",
+    "default",
+    "nullable",
+    "additionalProperties",
+];
 
 fn check(v: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>) {
     let Value::Object(node) = v else {
@@ -89,9 +119,14 @@ fn check(v: &Value, path: &str, in_junctor: bool, out: &mut Vec<String>) {
     } else if !free_form && !node.contains_key("type") {
         out.push(format!("{path}: no `type`"));
     }
-    let additional_schema = matches!(node.get("additionalProperties"), Some(Value::Object(_)) | Some(Value::Bool(true)));
+    let additional_schema = matches!(
+        node.get("additionalProperties"),
+        Some(Value::Object(_)) | Some(Value::Bool(true))
+    );
     if node.contains_key("properties") && additional_schema {
-        out.push(format!("{path}: `properties` and `additionalProperties` together"));
+        out.push(format!(
+            "{path}: `properties` and `additionalProperties` together"
+        ));
     }
     if let Some(Value::Object(props)) = node.get("properties") {
         for (k, p) in props {
@@ -127,10 +162,18 @@ mod tests {
     fn pattern_properties_become_additional_properties() {
         let mut s = json!({"type": "object", "properties": {"ports": {"type": "object", "additionalProperties": false,
             "patternProperties": {"^\\d+$": {"type": "object", "properties": {"mode": {"type": "string"}}}}}}});
-        assert_eq!(structural_problems(&s).len(), 1, "{:?}", structural_problems(&s));
+        assert_eq!(
+            structural_problems(&s).len(),
+            1,
+            "{:?}",
+            structural_problems(&s)
+        );
         make_structural(&mut s);
         assert_eq!(structural_problems(&s), Vec::<String>::new());
-        assert_eq!(s["properties"]["ports"]["additionalProperties"]["properties"]["mode"]["type"], "string");
+        assert_eq!(
+            s["properties"]["ports"]["additionalProperties"]["properties"]["mode"]["type"],
+            "string"
+        );
     }
 
     #[test]
@@ -139,9 +182,17 @@ mod tests {
             "m": {"type": "object", "oneOf": [{"required": ["a"]}], "properties": {"a": {"type": "string"}}}}});
         make_structural(&mut s);
         assert_eq!(structural_problems(&s), Vec::<String>::new());
-        assert_eq!(s["properties"]["targetRef"]["x-kubernetes-preserve-unknown-fields"], true);
-        assert_eq!(s["properties"]["refs"]["items"]["x-kubernetes-preserve-unknown-fields"], true);
-        assert!(s["properties"]["m"]["oneOf"][0].get("x-kubernetes-preserve-unknown-fields").is_none());
+        assert_eq!(
+            s["properties"]["targetRef"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        assert_eq!(
+            s["properties"]["refs"]["items"]["x-kubernetes-preserve-unknown-fields"],
+            true
+        );
+        assert!(s["properties"]["m"]["oneOf"][0]
+            .get("x-kubernetes-preserve-unknown-fields")
+            .is_none());
     }
 
     #[test]
@@ -155,6 +206,9 @@ mod tests {
         }});
         let p = structural_problems(&s);
         assert_eq!(p.len(), 4, "{p:?}");
-        assert!(p.iter().any(|l| l.starts_with(".a:")) && p.iter().any(|l| l.starts_with(".b.oneOf[0]:")));
+        assert!(
+            p.iter().any(|l| l.starts_with(".a:"))
+                && p.iter().any(|l| l.starts_with(".b.oneOf[0]:"))
+        );
     }
 }

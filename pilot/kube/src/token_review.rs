@@ -37,16 +37,29 @@ pub struct KubeTokenReviewer {
 impl KubeTokenReviewer {
     /// Reviews through `client` (TokenReview is cluster-scoped).
     pub fn new(client: Client) -> Self {
-        Self { api: Api::all(client) }
+        Self {
+            api: Api::all(client),
+        }
     }
 
     /// One TokenReview: `token` for `audiences`.
-    pub async fn review_token(&self, token: &str, audiences: &[String]) -> Result<TokenReviewStatus, TokenReviewError> {
+    pub async fn review_token(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<TokenReviewStatus, TokenReviewError> {
         let request = TokenReview {
-            spec: TokenReviewSpec { token: Some(token.to_string()), audiences: Some(audiences.to_vec()) },
+            spec: TokenReviewSpec {
+                token: Some(token.to_string()),
+                audiences: Some(audiences.to_vec()),
+            },
             ..TokenReview::default()
         };
-        let answer = self.api.create(&PostParams::default(), &request).await.map_err(TokenReviewError::Api)?;
+        let answer = self
+            .api
+            .create(&PostParams::default(), &request)
+            .await
+            .map_err(TokenReviewError::Api)?;
         let status = answer.status.ok_or(TokenReviewError::NoStatus)?;
         Ok(TokenReviewStatus {
             authenticated: status.authenticated.unwrap_or(false),

@@ -16,14 +16,23 @@ use support::{fake_api::FakeApi, registry_testdata};
 fn scenario(variant: &str) -> Vec<(String, String)> {
     let mut files = Vec::new();
     for dir in ["bookinfo/platform", "bookinfo/rules"] {
-        let mut entries: Vec<_> = std::fs::read_dir(registry_testdata(dir)).unwrap().map(|e| e.unwrap().path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(registry_testdata(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
         entries.sort();
         for p in entries {
-            files.push((format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()), std::fs::read_to_string(&p).unwrap()));
+            files.push((
+                format!("{dir}/{}", p.file_name().unwrap().to_string_lossy()),
+                std::fs::read_to_string(&p).unwrap(),
+            ));
         }
     }
     let v = format!("variants/{variant}");
-    files.push((format!("bookinfo/rules/{variant}"), std::fs::read_to_string(registry_testdata(&v)).unwrap()));
+    files.push((
+        format!("bookinfo/rules/{variant}"),
+        std::fs::read_to_string(registry_testdata(&v)).unwrap(),
+    ));
     files
 }
 
@@ -63,13 +72,19 @@ async fn via_kubernetes(files: &[(String, String)]) -> (Arc<Snapshot>, Vec<Value
     }
     let (registry, _rx) = Registry::new(RegistryOptions::default());
     let source = KubeSource::spawn(api.client(), &KubeOptions::default(), registry.handle());
-    tokio::time::timeout(Duration::from_secs(30), source.wait_synced()).await.expect("synced");
+    tokio::time::timeout(Duration::from_secs(30), source.wait_synced())
+        .await
+        .expect("synced");
     (registry.handle().flush().await.unwrap(), objects)
 }
 
 fn xds(snapshot: &Arc<Snapshot>, pod: &Value) -> Value {
     let ip = pod["status"]["podIP"].as_str().unwrap().parse().unwrap();
-    let id = NodeId::sidecar(ip, pod["metadata"]["name"].as_str().unwrap(), pod["metadata"]["namespace"].as_str().unwrap());
+    let id = NodeId::sidecar(
+        ip,
+        pod["metadata"]["name"].as_str().unwrap(),
+        pod["metadata"]["namespace"].as_str().unwrap(),
+    );
     let proxy = rudder_xds::resolve_proxy(snapshot, id, &NodeMetadata::default());
     rudder_xds::to_json(&rudder_xds::Generator::new(snapshot.clone()).generate(&proxy))
 }
@@ -78,22 +93,47 @@ async fn identical_for(variant: &str, expect_in_rds: &str) {
     let files = scenario(variant);
     let dir = via_directory(&files).await;
     let (kube, objects) = via_kubernetes(&files).await;
-    assert!(dir.diagnostics.iter().all(|d| d.severity != rudder_model::Severity::Error), "{:?}", dir.diagnostics);
+    assert!(
+        dir.diagnostics
+            .iter()
+            .all(|d| d.severity != rudder_model::Severity::Error),
+        "{:?}",
+        dir.diagnostics
+    );
     let pods: Vec<&Value> = objects.iter().filter(|o| o["kind"] == "Pod").collect();
     assert!(pods.len() >= 6, "bookinfo pods");
     for pod in pods {
         let (a, b) = (xds(&dir, pod), xds(&kube, pod));
-        assert!(a["cds"].as_object().is_some_and(|c| c.len() > 4), "non-trivial xDS for {}", pod["metadata"]["name"]);
-        pretty_assertions::assert_eq!(a, b, "xDS for {} differs between sources ({variant})", pod["metadata"]["name"]);
+        assert!(
+            a["cds"].as_object().is_some_and(|c| c.len() > 4),
+            "non-trivial xDS for {}",
+            pod["metadata"]["name"]
+        );
+        pretty_assertions::assert_eq!(
+            a,
+            b,
+            "xDS for {} differs between sources ({variant})",
+            pod["metadata"]["name"]
+        );
     }
-    let productpage = objects.iter().find(|o| o["metadata"]["name"] == "productpage-v1").unwrap();
+    let productpage = objects
+        .iter()
+        .find(|o| o["metadata"]["name"] == "productpage-v1")
+        .unwrap();
     let rds = xds(&kube, productpage)["rds"].to_string();
-    assert!(rds.contains(expect_in_rds), "the variant rule is in productpage's routes ({expect_in_rds})");
+    assert!(
+        rds.contains(expect_in_rds),
+        "the variant rule is in productpage's routes ({expect_in_rds})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_rule_99_1_is_identical_from_both_sources() {
-    identical_for("reviews-99-1-route-rule.yaml", "outbound|9080|v2|reviews.default.svc.cluster.local").await;
+    identical_for(
+        "reviews-99-1-route-rule.yaml",
+        "outbound|9080|v2|reviews.default.svc.cluster.local",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,32 +37,56 @@ fn files() -> Vec<PathBuf> {
 fn objects() -> Vec<Value> {
     files()
         .iter()
-        .flat_map(|f| serde_saphyr::from_str_multiple::<Value, Vec<Value>>(&std::fs::read_to_string(f).unwrap()).unwrap())
+        .flat_map(|f| {
+            serde_saphyr::from_str_multiple::<Value, Vec<Value>>(
+                &std::fs::read_to_string(f).unwrap(),
+            )
+            .unwrap()
+        })
         .filter(|v| v.is_object())
         .collect()
 }
 
 fn find<'a>(all: &'a [Value], kind: &str, name: &str) -> &'a Value {
-    all.iter().find(|o| o["kind"] == kind && o["metadata"]["name"] == name).unwrap_or_else(|| panic!("{kind} {name} in manifests/"))
+    all.iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("{kind} {name} in manifests/"))
 }
 
 #[test]
 fn manifests_pass_kubernetes_validate_strict() {
     let bin = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/kubernetes-validate");
-    let bin = if bin.is_file() { bin } else { PathBuf::from("kubernetes-validate") };
+    let bin = if bin.is_file() {
+        bin
+    } else {
+        PathBuf::from("kubernetes-validate")
+    };
     let files = files();
     assert!(files.len() >= 7, "{files:?}");
-    let out = match Command::new(&bin).args(["-k", "1.33.0", "--strict", "--quiet"]).args(&files).output() {
+    let out = match Command::new(&bin)
+        .args(["-k", "1.33.0", "--strict", "--quiet"])
+        .args(&files)
+        .output()
+    {
         Ok(o) => o,
         Err(e) => {
-            if skip(&format!("kubernetes-validate not runnable ({e}); pip install kubernetes-validate")) {
+            if skip(&format!(
+                "kubernetes-validate not runnable ({e}); pip install kubernetes-validate"
+            )) {
                 return;
             }
             unreachable!()
         }
     };
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && !text.contains("ERROR"), "kubernetes-validate:\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("ERROR"),
+        "kubernetes-validate:\n{text}"
+    );
 }
 
 #[test]
@@ -71,31 +95,67 @@ fn names_ports_probes_and_images_follow_the_contract() {
     let version = env!("CARGO_PKG_VERSION");
     for o in &all {
         let ns = o["metadata"]["namespace"].as_str();
-        assert!(ns.is_none() || ns == Some("rudder-system"), "{} {} outside rudder-system", o["kind"], o["metadata"]["name"]);
+        assert!(
+            ns.is_none() || ns == Some("rudder-system"),
+            "{} {} outside rudder-system",
+            o["kind"],
+            o["metadata"]["name"]
+        );
     }
     let svc = find(&all, "Service", "rudder-pilot");
-    let mut ports: Vec<i64> = svc["spec"]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect();
+    let mut ports: Vec<i64> = svc["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["port"].as_i64().unwrap())
+        .collect();
     ports.sort();
     assert_eq!(ports, vec![15010, 15012, 15014]);
     let inj = find(&all, "Service", "rudder-injector");
-    assert_eq!((inj["spec"]["ports"][0]["port"].as_i64(), inj["spec"]["ports"][0]["targetPort"].as_i64()), (Some(443), Some(15017)));
-    find(&all, "MutatingWebhookConfiguration", "rudder-sidecar-injector");
+    assert_eq!(
+        (
+            inj["spec"]["ports"][0]["port"].as_i64(),
+            inj["spec"]["ports"][0]["targetPort"].as_i64()
+        ),
+        (Some(443), Some(15017))
+    );
+    find(
+        &all,
+        "MutatingWebhookConfiguration",
+        "rudder-sidecar-injector",
+    );
 
     let pilot = &find(&all, "Deployment", "rudder-pilot")["spec"]["template"]["spec"];
     let c = &pilot["containers"][0];
     assert_eq!(c["args"][0], "serve");
-    assert!(!c["args"].to_string().contains("--config-dir"), "pilot on a cluster watches Kubernetes");
-    assert_eq!((c["readinessProbe"]["httpGet"]["path"].as_str(), c["readinessProbe"]["httpGet"]["port"].as_i64()), (Some("/ready"), Some(15014)));
+    assert!(
+        !c["args"].to_string().contains("--config-dir"),
+        "pilot on a cluster watches Kubernetes"
+    );
+    assert_eq!(
+        (
+            c["readinessProbe"]["httpGet"]["path"].as_str(),
+            c["readinessProbe"]["httpGet"]["port"].as_i64()
+        ),
+        (Some("/ready"), Some(15014))
+    );
     assert_eq!(pilot["serviceAccountName"], "rudder-pilot");
     for d in all.iter().filter(|o| o["kind"] == "Deployment") {
-        for c in d["spec"]["template"]["spec"]["containers"].as_array().unwrap() {
+        for c in d["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+        {
             let image = c["image"].as_str().unwrap();
             let (repo, tag) = image.split_once(':').unwrap();
-            assert!(repo.starts_with("rudder/") && tag == version, "image {image} is rudder/<binary>:{version}");
+            assert!(
+                repo.starts_with("rudder/") && tag == version,
+                "image {image} is rudder/<binary>:{version}"
+            );
         }
     }
     let mesh = find(&all, "ConfigMap", "rudder-mesh");
-    let spec: rudder_config::MeshConfigSpec = serde_saphyr::from_str(mesh["data"]["mesh"].as_str().unwrap()).unwrap();
+    let spec: rudder_config::MeshConfigSpec =
+        serde_saphyr::from_str(mesh["data"]["mesh"].as_str().unwrap()).unwrap();
     assert_eq!(spec.root_namespace.as_deref(), Some("rudder-system"));
 }
 
@@ -106,7 +166,11 @@ fn grants(role: &Value) -> Vec<(String, String, String)> {
         for g in r["apiGroups"].as_array().unwrap() {
             for res in r["resources"].as_array().unwrap() {
                 for v in r["verbs"].as_array().unwrap() {
-                    out.push((g.as_str().unwrap().into(), res.as_str().unwrap().into(), v.as_str().unwrap().into()));
+                    out.push((
+                        g.as_str().unwrap().into(),
+                        res.as_str().unwrap().into(),
+                        v.as_str().unwrap().into(),
+                    ));
                 }
             }
         }
@@ -125,10 +189,14 @@ fn pilot_rbac_grants_exactly_what_the_source_and_status_writer_use() {
         let t = |res: &str, verb: &str| (ar.group.clone(), res.to_string(), verb.to_string());
         match kind {
             Kind::MeshConfig => {
-                assert!(local.contains(&t("configmaps", "list")) && local.contains(&t("configmaps", "watch")));
+                assert!(
+                    local.contains(&t("configmaps", "list"))
+                        && local.contains(&t("configmaps", "watch"))
+                );
                 continue;
             }
-            Kind::Namespace | Kind::Service | Kind::Pod | Kind::EndpointSlice | Kind::Endpoints => {}
+            Kind::Namespace | Kind::Service | Kind::Pod | Kind::EndpointSlice | Kind::Endpoints => {
+            }
             _ => expected_cluster.push(t(&format!("{}/status", ar.plural), "patch")),
         }
         expected_cluster.push(t(&ar.plural, "list"));
@@ -140,12 +208,25 @@ fn pilot_rbac_grants_exactly_what_the_source_and_status_writer_use() {
     assert_eq!(got, want, "ClusterRole rudder-pilot: no more, no less");
     let role = find(&all, "Role", "rudder-pilot");
     let rules = role["rules"].as_array().unwrap();
-    assert!(rules.iter().any(|r| r["resources"][0] == "configmaps" && r["resourceNames"][0] == "rudder-mesh"));
-    assert!(rules.iter().any(|r| r["resources"][0] == "leases" && r["resourceNames"][0] == rudder_kube::STATUS_LEASE));
+    assert!(rules
+        .iter()
+        .any(|r| r["resources"][0] == "configmaps" && r["resourceNames"][0] == "rudder-mesh"));
+    assert!(rules.iter().any(
+        |r| r["resources"][0] == "leases" && r["resourceNames"][0] == rudder_kube::STATUS_LEASE
+    ));
     for (_, _, v) in cluster.iter().chain(&local) {
-        assert!(["list", "watch", "patch", "create", "get", "update"].contains(&v.as_str()), "verb {v}");
+        assert!(
+            ["list", "watch", "patch", "create", "get", "update"].contains(&v.as_str()),
+            "verb {v}"
+        );
     }
-    assert!(!cluster.iter().chain(&local).any(|(g, r, v)| g == "*" || r == "*" || v == "*"), "no wildcards");
+    assert!(
+        !cluster
+            .iter()
+            .chain(&local)
+            .any(|(g, r, v)| g == "*" || r == "*" || v == "*"),
+        "no wildcards"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -158,20 +239,42 @@ async fn the_mesh_configmap_manifest_is_what_the_source_reads() {
     api.put(find(&all, "ConfigMap", "rudder-sidecar-injector-template").clone());
     let rec = Recorder::default();
     let source = KubeSource::spawn(api.client(), &KubeOptions::default(), rec.clone());
-    tokio::time::timeout(Duration::from_secs(30), source.wait_synced()).await.expect("synced");
-    let mesh = rec.get(&ObjectKey::new(Kind::MeshConfig, "rudder-system", "rudder-mesh")).expect("mesh config read");
-    let Body::MeshConfig(m) = mesh.body else { panic!("not mesh config") };
+    tokio::time::timeout(Duration::from_secs(30), source.wait_synced())
+        .await
+        .expect("synced");
+    let mesh = rec
+        .get(&ObjectKey::new(
+            Kind::MeshConfig,
+            "rudder-system",
+            "rudder-mesh",
+        ))
+        .expect("mesh config read");
+    let Body::MeshConfig(m) = mesh.body else {
+        panic!("not mesh config")
+    };
     assert_eq!(m.trust_domain.as_deref(), Some("cluster.local"));
-    assert_eq!(rec.keys().iter().filter(|k| k.kind == Kind::MeshConfig).count(), 1);
-    assert!(rec.diagnostics().is_empty(), "only rudder-mesh is listed (field selector): {:?}", rec.diagnostics());
+    assert_eq!(
+        rec.keys()
+            .iter()
+            .filter(|k| k.kind == Kind::MeshConfig)
+            .count(),
+        1
+    );
+    assert!(
+        rec.diagnostics().is_empty(),
+        "only rudder-mesh is listed (field selector): {:?}",
+        rec.diagnostics()
+    );
 }
 
 /// (apiGroup, resource, verb, resourceNames) rows a role grants.
 fn grants_named(role: &Value) -> Vec<(String, String, String, Vec<String>)> {
     let mut out = Vec::new();
     for r in role["rules"].as_array().unwrap() {
-        let names: Vec<String> =
-            r["resourceNames"].as_array().map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+        let names: Vec<String> = r["resourceNames"]
+            .as_array()
+            .map(|a| a.iter().map(|n| n.as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
         for (g, res, v) in grants(&serde_json::json!({"rules": [r]})) {
             out.push((g, res, v, names.clone()));
         }
@@ -181,12 +284,26 @@ fn grants_named(role: &Value) -> Vec<(String, String, String, Vec<String>)> {
 }
 
 fn bound_to_pilot(binding: &Value, role_kind: &str, role: &str) {
-    assert_eq!((binding["roleRef"]["kind"].as_str(), binding["roleRef"]["name"].as_str()), (Some(role_kind), Some(role)));
+    assert_eq!(
+        (
+            binding["roleRef"]["kind"].as_str(),
+            binding["roleRef"]["name"].as_str()
+        ),
+        (Some(role_kind), Some(role))
+    );
     let subjects = binding["subjects"].as_array().unwrap();
     assert_eq!(subjects.len(), 1);
     assert_eq!(
-        (subjects[0]["kind"].as_str(), subjects[0]["name"].as_str(), subjects[0]["namespace"].as_str()),
-        (Some("ServiceAccount"), Some("rudder-pilot"), Some("rudder-system"))
+        (
+            subjects[0]["kind"].as_str(),
+            subjects[0]["name"].as_str(),
+            subjects[0]["namespace"].as_str()
+        ),
+        (
+            Some("ServiceAccount"),
+            Some("rudder-pilot"),
+            Some("rudder-system")
+        )
     );
 }
 
@@ -195,9 +312,20 @@ fn pilot_ca_rbac_grants_exactly_token_review_the_root_secret_and_the_root_config
     use rudder_kube::{CA_ROOT_SECRET, INSTALL_NAMESPACE, ROOT_CERT_CONFIGMAP};
     let all = objects();
     // TokenReview: the built-in role, nothing broader.
-    bound_to_pilot(find(&all, "ClusterRoleBinding", "rudder-pilot-auth-delegator"), "ClusterRole", "system:auth-delegator");
+    bound_to_pilot(
+        find(&all, "ClusterRoleBinding", "rudder-pilot-auth-delegator"),
+        "ClusterRole",
+        "system:auth-delegator",
+    );
 
-    let row = |res: &str, verb: &str, names: &[&str]| (String::new(), res.to_string(), verb.to_string(), names.iter().map(|n| n.to_string()).collect::<Vec<_>>());
+    let row = |res: &str, verb: &str, names: &[&str]| {
+        (
+            String::new(),
+            res.to_string(),
+            verb.to_string(),
+            names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+        )
+    };
     let mut want_cluster = vec![
         row("configmaps", "create", &[]),
         row("configmaps", "list", &[ROOT_CERT_CONFIGMAP]),
@@ -205,12 +333,23 @@ fn pilot_ca_rbac_grants_exactly_token_review_the_root_secret_and_the_root_config
         row("configmaps", "update", &[ROOT_CERT_CONFIGMAP]),
     ];
     want_cluster.sort();
-    assert_eq!(grants_named(find(&all, "ClusterRole", "rudder-pilot-ca-root-cert")), want_cluster, "no more, no less");
-    bound_to_pilot(find(&all, "ClusterRoleBinding", "rudder-pilot-ca-root-cert"), "ClusterRole", "rudder-pilot-ca-root-cert");
+    assert_eq!(
+        grants_named(find(&all, "ClusterRole", "rudder-pilot-ca-root-cert")),
+        want_cluster,
+        "no more, no less"
+    );
+    bound_to_pilot(
+        find(&all, "ClusterRoleBinding", "rudder-pilot-ca-root-cert"),
+        "ClusterRole",
+        "rudder-pilot-ca-root-cert",
+    );
 
     let role = find(&all, "Role", "rudder-pilot-ca");
     assert_eq!(role["metadata"]["namespace"], INSTALL_NAMESPACE);
-    let mut want_local = vec![row("secrets", "create", &[]), row("secrets", "get", &[CA_ROOT_SECRET])];
+    let mut want_local = vec![
+        row("secrets", "create", &[]),
+        row("secrets", "get", &[CA_ROOT_SECRET]),
+    ];
     want_local.sort();
     assert_eq!(grants_named(role), want_local, "no more, no less");
     let binding = find(&all, "RoleBinding", "rudder-pilot-ca");
@@ -218,9 +357,18 @@ fn pilot_ca_rbac_grants_exactly_token_review_the_root_secret_and_the_root_config
     bound_to_pilot(binding, "Role", "rudder-pilot-ca");
 
     // Secrets appear in no other pilot role (the root key is the mesh's most sensitive object).
-    for o in all.iter().filter(|o| (o["kind"] == "Role" || o["kind"] == "ClusterRole") && o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("rudder-pilot"))) {
+    for o in all.iter().filter(|o| {
+        (o["kind"] == "Role" || o["kind"] == "ClusterRole")
+            && o["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("rudder-pilot"))
+    }) {
         if o["metadata"]["name"] != "rudder-pilot-ca" {
-            assert!(!o["rules"].to_string().contains("secrets"), "{} grants secrets", o["metadata"]["name"]);
+            assert!(
+                !o["rules"].to_string().contains("secrets"),
+                "{} grants secrets",
+                o["metadata"]["name"]
+            );
         }
     }
 }

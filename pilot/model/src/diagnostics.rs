@@ -29,7 +29,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error.
-    pub fn error(object: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn error(
+        object: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             severity: Severity::Error,
             file: None,
@@ -40,8 +44,15 @@ impl Diagnostic {
     }
 
     /// A warning.
-    pub fn warning(object: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { severity: Severity::Warning, ..Self::error(object, field, message) }
+    pub fn warning(
+        object: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Warning,
+            ..Self::error(object, field, message)
+        }
     }
 
     /// With the file it came from.
@@ -76,8 +87,12 @@ mod tests {
 
     #[test]
     fn display_names_file_object_field_and_reason() {
-        let d = Diagnostic::error("VirtualService default/reviews", "spec.http[0].timeout", "bad duration \"5x\"")
-            .in_file("rules/reviews.yaml:7");
+        let d = Diagnostic::error(
+            "VirtualService default/reviews",
+            "spec.http[0].timeout",
+            "bad duration \"5x\"",
+        )
+        .in_file("rules/reviews.yaml:7");
         assert_eq!(
             d.to_string(),
             "error: rules/reviews.yaml:7: VirtualService default/reviews: spec.http[0].timeout: bad duration \"5x\""

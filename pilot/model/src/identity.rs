@@ -32,7 +32,9 @@ impl SpiffeId {
 
     /// Parses `spiffe://td/ns/NS/sa/SA`.
     pub fn parse(s: &str) -> Result<Self, ParseSpiffeIdError> {
-        let err = || ParseSpiffeIdError { input: s.to_string() };
+        let err = || ParseSpiffeIdError {
+            input: s.to_string(),
+        };
         let rest = s.strip_prefix("spiffe://").ok_or_else(err)?;
         let parts: Vec<&str> = rest.split('/').collect();
         match parts.as_slice() {
@@ -45,7 +47,10 @@ impl SpiffeId {
 
     /// The principal form AuthorizationPolicy uses: `td/ns/NS/sa/SA`.
     pub fn principal(&self) -> String {
-        format!("{}/ns/{}/sa/{}", self.trust_domain, self.namespace, self.service_account)
+        format!(
+            "{}/ns/{}/sa/{}",
+            self.trust_domain, self.namespace, self.service_account
+        )
     }
 }
 
@@ -62,13 +67,20 @@ mod tests {
     #[test]
     fn round_trips() {
         let id = SpiffeId::new("cluster.local", "default", "bookinfo-reviews");
-        assert_eq!(id.to_string(), "spiffe://cluster.local/ns/default/sa/bookinfo-reviews");
+        assert_eq!(
+            id.to_string(),
+            "spiffe://cluster.local/ns/default/sa/bookinfo-reviews"
+        );
         assert_eq!(SpiffeId::parse(&id.to_string()).unwrap(), id);
     }
 
     #[test]
     fn rejects_other_shapes() {
-        for bad in ["spiffe://cluster.local/ns/default", "http://x/ns/a/sa/b", "spiffe:///ns/a/sa/b"] {
+        for bad in [
+            "spiffe://cluster.local/ns/default",
+            "http://x/ns/a/sa/b",
+            "spiffe:///ns/a/sa/b",
+        ] {
             assert!(SpiffeId::parse(bad).is_err(), "{bad}");
         }
     }

@@ -38,14 +38,23 @@ impl ClusterName {
 
     /// Inbound cluster delivering to the app's port.
     pub fn inbound(port: u16) -> Self {
-        Self { direction: Direction::Inbound, port, subset: String::new(), host: String::new() }
+        Self {
+            direction: Direction::Inbound,
+            port,
+            subset: String::new(),
+            host: String::new(),
+        }
     }
 
     /// The SNI a client sends to this cluster's endpoints under mTLS, as
     /// Istio spells it: `outbound_.9080_.v1_.reviews.default.svc.cluster.local`
     /// (`_` when there is no subset).
     pub fn sni(&self) -> String {
-        let subset = if self.subset.is_empty() { "" } else { self.subset.as_str() };
+        let subset = if self.subset.is_empty() {
+            ""
+        } else {
+            self.subset.as_str()
+        };
         format!("outbound_.{}_.{}_.{}", self.port, subset, self.host)
     }
 
@@ -60,7 +69,12 @@ impl ClusterName {
         let port = it.next()?.parse().ok()?;
         let subset = it.next()?.to_string();
         let host = it.next()?.to_string();
-        Some(Self { direction, port, subset, host })
+        Some(Self {
+            direction,
+            port,
+            subset,
+            host,
+        })
     }
 }
 
@@ -109,13 +123,22 @@ mod tests {
     #[test]
     fn cluster_names_round_trip() {
         let c = ClusterName::outbound(9080, Some("v1"), "reviews.default.svc.cluster.local");
-        assert_eq!(c.to_string(), "outbound|9080|v1|reviews.default.svc.cluster.local");
+        assert_eq!(
+            c.to_string(),
+            "outbound|9080|v1|reviews.default.svc.cluster.local"
+        );
         assert_eq!(ClusterName::parse(&c.to_string()), Some(c.clone()));
         let i = ClusterName::inbound(9080);
         assert_eq!(i.to_string(), "inbound|9080||");
         assert_eq!(ClusterName::parse("inbound|9080||"), Some(i));
         assert_eq!(ClusterName::parse("sideways|1||"), None);
-        assert_eq!(c.sni(), "outbound_.9080_.v1_.reviews.default.svc.cluster.local");
-        assert_eq!(ClusterName::outbound(80, None, "a.b.svc.cluster.local").sni(), "outbound_.80_._.a.b.svc.cluster.local");
+        assert_eq!(
+            c.sni(),
+            "outbound_.9080_.v1_.reviews.default.svc.cluster.local"
+        );
+        assert_eq!(
+            ClusterName::outbound(80, None, "a.b.svc.cluster.local").sni(),
+            "outbound_.80_._.a.b.svc.cluster.local"
+        );
     }
 }

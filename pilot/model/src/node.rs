@@ -153,16 +153,34 @@ impl NodeMetadata {
     pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("NAMESPACE".into(), Value::String(self.namespace.clone()));
-        m.insert("SERVICE_ACCOUNT".into(), Value::String(self.service_account.clone()));
-        m.insert("WORKLOAD_NAME".into(), Value::String(self.workload_name.clone()));
-        let labels: Map<String, Value> =
-            self.labels.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+        m.insert(
+            "SERVICE_ACCOUNT".into(),
+            Value::String(self.service_account.clone()),
+        );
+        m.insert(
+            "WORKLOAD_NAME".into(),
+            Value::String(self.workload_name.clone()),
+        );
+        let labels: Map<String, Value> = self
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect();
         m.insert("LABELS".into(), Value::Object(labels));
         let ips: Vec<String> = self.instance_ips.iter().map(|ip| ip.to_string()).collect();
         m.insert("INSTANCE_IPS".into(), Value::String(ips.join(",")));
-        m.insert("CAPTURE_PORT".into(), Value::String(self.capture_port.to_string()));
-        m.insert("INBOUND_CAPTURE_PORT".into(), Value::String(self.inbound_capture_port.to_string()));
-        m.insert("CERT_MODE".into(), Value::String(self.cert_mode.as_str().into()));
+        m.insert(
+            "CAPTURE_PORT".into(),
+            Value::String(self.capture_port.to_string()),
+        );
+        m.insert(
+            "INBOUND_CAPTURE_PORT".into(),
+            Value::String(self.inbound_capture_port.to_string()),
+        );
+        m.insert(
+            "CERT_MODE".into(),
+            Value::String(self.cert_mode.as_str().into()),
+        );
         Value::Object(m)
     }
 
@@ -174,7 +192,10 @@ impl NodeMetadata {
             return if v.is_null() {
                 Ok(md)
             } else {
-                Err(NodeError::BadMetadata { field: "metadata", reason: "not an object".into() })
+                Err(NodeError::BadMetadata {
+                    field: "metadata",
+                    reason: "not an object".into(),
+                })
             };
         };
         let string = |field: &'static str| -> Result<Option<String>, NodeError> {
@@ -220,15 +241,19 @@ impl NodeMetadata {
                 }
             }
             Some(_) => {
-                return Err(NodeError::BadMetadata { field: "LABELS", reason: "not an object".into() })
+                return Err(NodeError::BadMetadata {
+                    field: "LABELS",
+                    reason: "not an object".into(),
+                })
             }
         }
         if let Some(s) = string("INSTANCE_IPS")? {
             for ip in s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                md.instance_ips.push(ip.parse().map_err(|_| NodeError::BadMetadata {
-                    field: "INSTANCE_IPS",
-                    reason: format!("{ip:?} is not an IP address"),
-                })?);
+                md.instance_ips
+                    .push(ip.parse().map_err(|_| NodeError::BadMetadata {
+                        field: "INSTANCE_IPS",
+                        reason: format!("{ip:?} is not an IP address"),
+                    })?);
             }
         }
         if let Some(p) = port("CAPTURE_PORT")? {
@@ -282,7 +307,11 @@ impl Proxy {
         if !ips.contains(&id.ip) {
             ips.insert(0, id.ip);
         }
-        let namespace = if md.namespace.is_empty() { id.namespace.clone() } else { md.namespace.clone() };
+        let namespace = if md.namespace.is_empty() {
+            id.namespace.clone()
+        } else {
+            md.namespace.clone()
+        };
         Self {
             namespace,
             labels: md.labels.clone(),
@@ -304,7 +333,10 @@ mod tests {
     fn node_id_round_trips() {
         let id = NodeId::sidecar("198.18.0.5".parse().unwrap(), "reviews-v1-0", "default");
         let s = id.to_string();
-        assert_eq!(s, "sidecar~198.18.0.5~reviews-v1-0.default~default.svc.cluster.local");
+        assert_eq!(
+            s,
+            "sidecar~198.18.0.5~reviews-v1-0.default~default.svc.cluster.local"
+        );
         assert_eq!(NodeId::parse(&s).unwrap(), id);
     }
 

@@ -126,7 +126,10 @@ pub struct TrafficPolicy {
 impl TrafficPolicy {
     /// The policy for one port: port-level fields override host-level ones.
     pub fn for_port(&self, port: u16) -> TrafficPolicy {
-        let mut merged = TrafficPolicy { port_level: BTreeMap::new(), ..self.clone() };
+        let mut merged = TrafficPolicy {
+            port_level: BTreeMap::new(),
+            ..self.clone()
+        };
         if let Some(p) = self.port_level.get(&port) {
             if p.load_balancer.is_some() {
                 merged.load_balancer = p.load_balancer.clone();
@@ -200,14 +203,32 @@ mod tests {
     fn port_and_subset_policies_override_host_policy() {
         let host = TrafficPolicy {
             load_balancer: Some(LoadBalancer::RoundRobin),
-            port_level: [(9080, TrafficPolicy { load_balancer: Some(LoadBalancer::Random), ..Default::default() })]
-                .into(),
+            port_level: [(
+                9080,
+                TrafficPolicy {
+                    load_balancer: Some(LoadBalancer::Random),
+                    ..Default::default()
+                },
+            )]
+            .into(),
             ..Default::default()
         };
-        assert_eq!(host.for_port(9080).load_balancer, Some(LoadBalancer::Random));
-        assert_eq!(host.for_port(80).load_balancer, Some(LoadBalancer::RoundRobin));
-        let subset = TrafficPolicy { load_balancer: Some(LoadBalancer::LeastRequest), ..Default::default() };
-        assert_eq!(host.merged_with(Some(&subset), 9080).load_balancer, Some(LoadBalancer::LeastRequest));
+        assert_eq!(
+            host.for_port(9080).load_balancer,
+            Some(LoadBalancer::Random)
+        );
+        assert_eq!(
+            host.for_port(80).load_balancer,
+            Some(LoadBalancer::RoundRobin)
+        );
+        let subset = TrafficPolicy {
+            load_balancer: Some(LoadBalancer::LeastRequest),
+            ..Default::default()
+        };
+        assert_eq!(
+            host.merged_with(Some(&subset), 9080).load_balancer,
+            Some(LoadBalancer::LeastRequest)
+        );
         assert!(host.merged_with(None, 9080).port_level.is_empty());
     }
 }

@@ -81,7 +81,10 @@ impl HttpMatch {
     /// Whether this match can apply to a proxy with these labels and namespace.
     pub fn applies_to_source(&self, labels: &Labels, namespace: &str) -> bool {
         crate::service::selects(&self.source_labels, labels)
-            && self.source_namespace.as_deref().is_none_or(|ns| ns == namespace)
+            && self
+                .source_namespace
+                .as_deref()
+                .is_none_or(|ns| ns == namespace)
     }
 }
 

@@ -172,7 +172,10 @@ impl Cidr {
             Some(l) => l.parse::<u8>().ok().filter(|l| *l <= max)?,
             None => max,
         };
-        Some(Self { address, prefix_len })
+        Some(Self {
+            address,
+            prefix_len,
+        })
     }
 }
 
@@ -193,7 +196,10 @@ pub struct Values<T> {
 
 impl<T> Default for Values<T> {
     fn default() -> Self {
-        Self { values: Vec::new(), not_values: Vec::new() }
+        Self {
+            values: Vec::new(),
+            not_values: Vec::new(),
+        }
     }
 }
 
@@ -301,7 +307,10 @@ impl AuthzPolicy {
     /// Istio's name of rule `i`, shown in Envoy's config dump:
     /// `ns[<ns>]-policy[<name>]-rule[<i>]`.
     pub fn rule_name(&self, i: usize) -> String {
-        format!("ns[{}]-policy[{}]-rule[{i}]", self.source.namespace, self.source.name)
+        format!(
+            "ns[{}]-policy[{}]-rule[{i}]",
+            self.source.namespace, self.source.name
+        )
     }
 }
 
@@ -320,23 +329,41 @@ impl SecurityPolicies {
     /// port, given the mesh root namespace: port-level over workload over
     /// namespace over mesh, UNSET inheriting; PERMISSIVE when nothing is set.
     /// Among several policies at one level the oldest wins, as in Istio.
-    pub fn mtls_mode(&self, root_namespace: &str, namespace: &str, labels: &Labels, port: u16) -> MtlsMode {
-        fn in_ns<'a>(all: &'a [PeerAuthn], ns: &'a str) -> impl Iterator<Item = &'a PeerAuthn> + 'a {
+    pub fn mtls_mode(
+        &self,
+        root_namespace: &str,
+        namespace: &str,
+        labels: &Labels,
+        port: u16,
+    ) -> MtlsMode {
+        fn in_ns<'a>(
+            all: &'a [PeerAuthn],
+            ns: &'a str,
+        ) -> impl Iterator<Item = &'a PeerAuthn> + 'a {
             all.iter().filter(move |p| p.source.namespace == ns)
         }
         let all = self.peer_authentications.as_slice();
-        let mesh = in_ns(all, root_namespace).find(|p| p.selector.is_none()).map_or(MtlsMode::Unset, |p| p.mode);
+        let mesh = in_ns(all, root_namespace)
+            .find(|p| p.selector.is_none())
+            .map_or(MtlsMode::Unset, |p| p.mode);
         let namespace_mode = if namespace == root_namespace {
             MtlsMode::Unset
         } else {
-            in_ns(all, namespace).find(|p| p.selector.is_none()).map_or(MtlsMode::Unset, |p| p.mode)
+            in_ns(all, namespace)
+                .find(|p| p.selector.is_none())
+                .map_or(MtlsMode::Unset, |p| p.mode)
         };
-        let workload = in_ns(all, namespace).find(|p| p.selector.as_ref().is_some_and(|s| selects(s, labels)));
+        let workload =
+            in_ns(all, namespace).find(|p| p.selector.as_ref().is_some_and(|s| selects(s, labels)));
         let (workload_mode, port_mode) = match workload {
             Some(p) => (p.mode, p.port_level.get(&port).copied().unwrap_or_default()),
             None => (MtlsMode::Unset, MtlsMode::Unset),
         };
-        port_mode.or(workload_mode).or(namespace_mode).or(mesh).or(MtlsMode::Permissive)
+        port_mode
+            .or(workload_mode)
+            .or(namespace_mode)
+            .or(mesh)
+            .or(MtlsMode::Permissive)
     }
 
     /// The authorization policies that apply to a workload, in order.

@@ -170,12 +170,19 @@ mod tests {
         assert_eq!(Protocol::detect(None, Some("web")), Protocol::Tcp);
         assert_eq!(Protocol::detect(None, None), Protocol::Tcp);
         assert_eq!(Protocol::detect(Some("http"), Some("tcp")), Protocol::Http);
-        assert_eq!(Protocol::detect(Some("kubernetes.io/h2c"), None), Protocol::Http2);
+        assert_eq!(
+            Protocol::detect(Some("kubernetes.io/h2c"), None),
+            Protocol::Http2
+        );
     }
 
     #[test]
     fn selector_semantics() {
-        let labels: Labels = [("app".into(), "reviews".into()), ("version".into(), "v1".into())].into();
+        let labels: Labels = [
+            ("app".into(), "reviews".into()),
+            ("version".into(), "v1".into()),
+        ]
+        .into();
         assert!(selects(&Labels::new(), &labels));
         assert!(selects(&[("app".into(), "reviews".into())].into(), &labels));
         assert!(!selects(&[("version".into(), "v2".into())].into(), &labels));

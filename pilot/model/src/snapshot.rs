@@ -91,7 +91,9 @@ impl Snapshot {
 
     /// The pod with this IP.
     pub fn workload_by_ip(&self, ip: &IpAddr) -> Option<&Workload> {
-        self.workloads_by_ip.get(ip).and_then(|k| self.workloads.get(k))
+        self.workloads_by_ip
+            .get(ip)
+            .and_then(|k| self.workloads.get(k))
     }
 
     /// The FQDN of `name` as written in a rule of `namespace`: short names
@@ -102,15 +104,22 @@ impl Snapshot {
     }
 
     /// Services whose selector selects this pod (same namespace).
-    pub fn services_for_workload<'a>(&'a self, w: &'a Workload) -> impl Iterator<Item = &'a Service> + 'a {
-        self.services
-            .values()
-            .filter(move |s| s.namespace == w.namespace && !s.selector.is_empty() && selects(&s.selector, &w.labels))
+    pub fn services_for_workload<'a>(
+        &'a self,
+        w: &'a Workload,
+    ) -> impl Iterator<Item = &'a Service> + 'a {
+        self.services.values().filter(move |s| {
+            s.namespace == w.namespace && !s.selector.is_empty() && selects(&s.selector, &w.labels)
+        })
     }
 
     /// Route tables naming `host` that a proxy in `namespace` may see, in
     /// precedence order.
-    pub fn route_tables_for<'a>(&'a self, host: &'a str, namespace: &'a str) -> impl Iterator<Item = &'a RouteTable> + 'a {
+    pub fn route_tables_for<'a>(
+        &'a self,
+        host: &'a str,
+        namespace: &'a str,
+    ) -> impl Iterator<Item = &'a RouteTable> + 'a {
         self.route_tables
             .iter()
             .filter(move |t| t.visible_to(namespace) && t.hosts.iter().any(|h| h == host))
@@ -118,8 +127,14 @@ impl Snapshot {
 
     /// The effective mTLS mode of a workload on a target port (see
     /// [`SecurityPolicies::mtls_mode`]).
-    pub fn mtls_mode(&self, namespace: &str, labels: &crate::service::Labels, port: u16) -> crate::security::MtlsMode {
-        self.security.mtls_mode(&self.mesh.root_namespace, namespace, labels, port)
+    pub fn mtls_mode(
+        &self,
+        namespace: &str,
+        labels: &crate::service::Labels,
+        port: u16,
+    ) -> crate::security::MtlsMode {
+        self.security
+            .mtls_mode(&self.mesh.root_namespace, namespace, labels, port)
     }
 
     /// The authorization policies that apply to a workload, in order.
@@ -128,12 +143,17 @@ impl Snapshot {
         namespace: &'a str,
         labels: &'a crate::service::Labels,
     ) -> impl Iterator<Item = &'a crate::security::AuthzPolicy> + 'a {
-        self.security.authz_for(&self.mesh.root_namespace, namespace, labels)
+        self.security
+            .authz_for(&self.mesh.root_namespace, namespace, labels)
     }
 
     /// Ready endpoints of a service port.
     pub fn endpoints_of(&self, host: &str, port: u16) -> &[Endpoint] {
-        self.endpoints.get(host).and_then(|p| p.get(&port)).map(Vec::as_slice).unwrap_or(&[])
+        self.endpoints
+            .get(host)
+            .and_then(|p| p.get(&port))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 }
 
@@ -157,14 +177,26 @@ mod tests {
     #[test]
     fn hosts_resolve_like_istio() {
         let d = "cluster.local";
-        assert_eq!(resolve_host("reviews", "default", d), "reviews.default.svc.cluster.local");
-        assert_eq!(resolve_host("reviews.prod", "default", d), "reviews.prod.svc.cluster.local");
-        assert_eq!(resolve_host("reviews.prod.svc", "default", d), "reviews.prod.svc.cluster.local");
+        assert_eq!(
+            resolve_host("reviews", "default", d),
+            "reviews.default.svc.cluster.local"
+        );
+        assert_eq!(
+            resolve_host("reviews.prod", "default", d),
+            "reviews.prod.svc.cluster.local"
+        );
+        assert_eq!(
+            resolve_host("reviews.prod.svc", "default", d),
+            "reviews.prod.svc.cluster.local"
+        );
         assert_eq!(
             resolve_host("reviews.prod.svc.cluster.local", "default", d),
             "reviews.prod.svc.cluster.local"
         );
-        assert_eq!(resolve_host("www.example.com", "default", d), "www.example.com");
+        assert_eq!(
+            resolve_host("www.example.com", "default", d),
+            "www.example.com"
+        );
         assert_eq!(resolve_host("*.example.com", "default", d), "*.example.com");
     }
 

@@ -8,7 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use rudder_model::{Diagnostic, DestinationPolicy, MeshConfig, Namespace, RouteTable, RuleRef, Snapshot, TrafficPolicy};
+use rudder_model::{
+    DestinationPolicy, Diagnostic, MeshConfig, Namespace, RouteTable, RuleRef, Snapshot,
+    TrafficPolicy,
+};
 
 use crate::{
     check::Checker,
@@ -33,10 +36,17 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         }
         Body::Endpoints(e) => {
             for (i, s) in e.subsets.iter().enumerate() {
-                let all = s.addresses.iter().map(|a| ("addresses", a)).chain(s.not_ready_addresses.iter().map(|a| ("notReadyAddresses", a)));
+                let all = s.addresses.iter().map(|a| ("addresses", a)).chain(
+                    s.not_ready_addresses
+                        .iter()
+                        .map(|a| ("notReadyAddresses", a)),
+                );
                 for (j, (field, a)) in all.enumerate() {
                     if a.ip.parse::<std::net::IpAddr>().is_err() {
-                        ck.error(format!("subsets[{i}].{field}[{j}].ip"), format!("invalid IP address {:?}", a.ip));
+                        ck.error(
+                            format!("subsets[{i}].{field}[{j}].ip"),
+                            format!("invalid IP address {:?}", a.ip),
+                        );
                     }
                 }
             }
@@ -46,7 +56,10 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
                 for (i, ep) in s.endpoints.iter().enumerate() {
                     for (j, a) in ep.addresses.iter().enumerate() {
                         if a.parse::<std::net::IpAddr>().is_err() {
-                            ck.error(format!("endpoints[{i}].addresses[{j}]"), format!("invalid IP address {a:?}"));
+                            ck.error(
+                                format!("endpoints[{i}].addresses[{j}]"),
+                                format!("invalid IP address {a:?}"),
+                            );
                         }
                     }
                 }
@@ -78,7 +91,11 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
 /// merged into it, as Istio merges them: its subsets are added (a subset name
 /// the older rule has keeps the older definition, with a warning), and its
 /// top-level traffic policy applies only when the older rule has none.
-fn merge_destination_rule(first: &mut DestinationPolicy, later: DestinationPolicy, ck: &mut Checker) {
+fn merge_destination_rule(
+    first: &mut DestinationPolicy,
+    later: DestinationPolicy,
+    ck: &mut Checker,
+) {
     let older = rule_name(&first.source);
     for (name, subset) in later.subsets {
         if first.subsets.contains_key(&name) {
@@ -105,11 +122,16 @@ fn merge_destination_rule(first: &mut DestinationPolicy, later: DestinationPolic
 /// Istio's order for rules of the same host: oldest first, then namespace/name.
 fn by_age(mut v: Vec<&Object>) -> Vec<&Object> {
     v.sort_by(|a, b| {
-        (a.meta.creation_timestamp.as_deref().unwrap_or(""), &a.key.namespace, &a.key.name).cmp(&(
-            b.meta.creation_timestamp.as_deref().unwrap_or(""),
-            &b.key.namespace,
-            &b.key.name,
-        ))
+        (
+            a.meta.creation_timestamp.as_deref().unwrap_or(""),
+            &a.key.namespace,
+            &a.key.name,
+        )
+            .cmp(&(
+                b.meta.creation_timestamp.as_deref().unwrap_or(""),
+                &b.key.namespace,
+                &b.key.name,
+            ))
     });
     v
 }
@@ -117,7 +139,10 @@ fn by_age(mut v: Vec<&Object>) -> Vec<&Object> {
 /// Builds and seals the snapshot from good objects; `diagnostics` (from the
 /// store: rejections, parse problems) are carried into it, followed by the
 /// warnings the build finds.
-pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut diagnostics: Vec<Diagnostic>) -> Snapshot {
+pub fn build_snapshot<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
+    mut diagnostics: Vec<Diagnostic>,
+) -> Snapshot {
     let mut of: BTreeMap<Kind, Vec<&Object>> = BTreeMap::new();
     for o in objects {
         of.entry(o.key.kind).or_default().push(o);
@@ -140,7 +165,13 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
     let domain = mesh.domain_suffix.clone();
 
     for o in get(Kind::Namespace) {
-        snap.namespaces.insert(o.key.name.clone(), Namespace { name: o.key.name.clone(), labels: o.meta.labels.clone() });
+        snap.namespaces.insert(
+            o.key.name.clone(),
+            Namespace {
+                name: o.key.name.clone(),
+                labels: o.meta.labels.clone(),
+            },
+        );
     }
     let cx0 = Ctx::alone(&domain);
     for o in get(Kind::Service) {
@@ -154,32 +185,48 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
     for o in get(Kind::Pod) {
         if let Body::Pod(p) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some(w) = compile::kube::workload(p, &o.key, &mut ck).filter(|_| !compile::kube::finished(p)) {
-                snap.workloads.insert(format!("{}/{}", o.key.namespace, o.key.name), w);
+            if let Some(w) =
+                compile::kube::workload(p, &o.key, &mut ck).filter(|_| !compile::kube::finished(p))
+            {
+                snap.workloads
+                    .insert(format!("{}/{}", o.key.namespace, o.key.name), w);
             }
         }
     }
     let mut sources = EndpointSources::default();
     for o in get(Kind::Endpoints) {
         if let Body::Endpoints(e) = &o.body {
-            sources.endpoints.entry(format!("{}/{}", o.key.namespace, o.key.name)).or_default().push(e);
+            sources
+                .endpoints
+                .entry(format!("{}/{}", o.key.namespace, o.key.name))
+                .or_default()
+                .push(e);
         }
     }
     for o in get(Kind::EndpointSlice) {
         if let Body::EndpointSlice(s) = &o.body {
             if let Some(svc) = o.meta.labels.get(rudder_config::kube::SERVICE_NAME_LABEL) {
-                sources.slices.entry(format!("{}/{}", o.key.namespace, svc)).or_default().push(s);
+                sources
+                    .slices
+                    .entry(format!("{}/{}", o.key.namespace, svc))
+                    .or_default()
+                    .push(s);
             }
         }
     }
     snap.endpoints = endpoints::compute(&snap.services, &snap.workloads, &sources);
 
-    let with_services = Ctx { domain_suffix: &domain, services: Some(&snap.services), policies: None };
+    let with_services = Ctx {
+        domain_suffix: &domain,
+        services: Some(&snap.services),
+        policies: None,
+    };
     let mut policies = Policies::new();
     for o in by_age(get(Kind::DestinationRule)) {
         if let Body::DestinationRule(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some(p) = compile::destination_rule::compile(s, &o.key, &with_services, &mut ck) {
+            if let Some(p) = compile::destination_rule::compile(s, &o.key, &with_services, &mut ck)
+            {
                 match policies.get_mut(&p.host) {
                     Some(first) => merge_destination_rule(first, p, &mut ck),
                     None => {
@@ -193,7 +240,13 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
     for o in by_age(get(Kind::DestinationPolicy)) {
         if let Body::DestinationPolicy(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            compile::route_rule::apply_destination_policy(s, &o.key, &with_services, &mut policies, &mut ck);
+            compile::route_rule::apply_destination_policy(
+                s,
+                &o.key,
+                &with_services,
+                &mut policies,
+                &mut ck,
+            );
             diagnostics.extend(ck.diagnostics);
         }
     }
@@ -201,18 +254,32 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
     // precedence (descending), then name.
     let mut rules = get(Kind::RouteRule);
     rules.sort_by_key(|o| match &o.body {
-        Body::RouteRule(s) => (std::cmp::Reverse(s.precedence), o.key.name.clone(), o.key.namespace.clone()),
-        _ => (std::cmp::Reverse(0), o.key.name.clone(), o.key.namespace.clone()),
+        Body::RouteRule(s) => (
+            std::cmp::Reverse(s.precedence),
+            o.key.name.clone(),
+            o.key.namespace.clone(),
+        ),
+        _ => (
+            std::cmp::Reverse(0),
+            o.key.name.clone(),
+            o.key.namespace.clone(),
+        ),
     });
     let mut rr_tables: Vec<RouteTable> = Vec::new();
     for o in rules {
         if let Body::RouteRule(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some((host, route)) = compile::route_rule::compile(s, &o.key, &with_services, &mut policies, &mut ck) {
+            if let Some((host, route)) =
+                compile::route_rule::compile(s, &o.key, &with_services, &mut policies, &mut ck)
+            {
                 match rr_tables.iter_mut().find(|t| t.hosts[0] == host) {
                     Some(t) => t.http.push(route),
                     None => rr_tables.push(RouteTable {
-                        source: RuleRef { kind: "RouteRule".into(), namespace: o.key.namespace.clone(), name: o.key.name.clone() },
+                        source: RuleRef {
+                            kind: "RouteRule".into(),
+                            namespace: o.key.namespace.clone(),
+                            name: o.key.name.clone(),
+                        },
                         hosts: vec![host],
                         export_to: vec![],
                         http: vec![route],
@@ -223,7 +290,11 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
             diagnostics.extend(ck.diagnostics);
         }
     }
-    let full = Ctx { domain_suffix: &domain, services: Some(&snap.services), policies: Some(&policies) };
+    let full = Ctx {
+        domain_suffix: &domain,
+        services: Some(&snap.services),
+        policies: Some(&policies),
+    };
     for o in by_age(get(Kind::VirtualService)) {
         if let Body::VirtualService(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
@@ -239,7 +310,12 @@ pub fn build_snapshot<'a>(objects: impl IntoIterator<Item = &'a Object>, mut dia
     for o in by_age(get(Kind::PeerAuthentication)) {
         if let Body::PeerAuthentication(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some(p) = compile::security::peer_authentication(s, &o.key, Some(&mesh.root_namespace), &mut ck) {
+            if let Some(p) = compile::security::peer_authentication(
+                s,
+                &o.key,
+                Some(&mesh.root_namespace),
+                &mut ck,
+            ) {
                 snap.security.peer_authentications.push(p);
             }
             diagnostics.extend(ck.diagnostics);

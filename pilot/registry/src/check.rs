@@ -21,7 +21,11 @@ pub struct Checker {
 impl Checker {
     /// A checker for the object `key` from `origin`.
     pub fn new(key: &ObjectKey, origin: &Origin) -> Self {
-        Self { object: key.to_string(), location: origin.location(), diagnostics: Vec::new() }
+        Self {
+            object: key.to_string(),
+            location: origin.location(),
+            diagnostics: Vec::new(),
+        }
     }
 
     fn push(&mut self, mut d: Diagnostic) {
@@ -41,7 +45,9 @@ impl Checker {
 
     /// Whether any error was recorded.
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 
     /// A duration in Istio's format (`10s`, `1.5s`, `100ms`, `1m`, `1h30m`),
@@ -57,7 +63,11 @@ impl Checker {
     }
 
     /// An optional duration field.
-    pub fn opt_duration(&mut self, field: impl Into<String>, s: Option<&String>) -> Option<Duration> {
+    pub fn opt_duration(
+        &mut self,
+        field: impl Into<String>,
+        s: Option<&String>,
+    ) -> Option<Duration> {
         s.and_then(|s| self.duration(field, s))
     }
 
@@ -75,7 +85,10 @@ impl Checker {
         match status {
             Some(s) if (200..=599).contains(&s) => Some(s as u32),
             Some(s) => {
-                self.error(field, format!("HTTP status {s} must be between 200 and 599"));
+                self.error(
+                    field,
+                    format!("HTTP status {s} must be between 200 and 599"),
+                );
                 None
             }
             None => {
@@ -127,7 +140,14 @@ impl Checker {
             SpecMatch::Prefix(s) => StringMatch::Prefix(s.clone()),
             SpecMatch::Regex(r) => {
                 if let Err(e) = regex::Regex::new(r) {
-                    let why = e.to_string().lines().last().unwrap_or("").trim().trim_start_matches("error: ").to_string();
+                    let why = e
+                        .to_string()
+                        .lines()
+                        .last()
+                        .unwrap_or("")
+                        .trim()
+                        .trim_start_matches("error: ")
+                        .to_string();
                     self.error(field, format!("invalid regex {r:?}: {why}"));
                     return None;
                 }
@@ -147,13 +167,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut rest = s;
     let mut total_ns: f64 = 0.0;
     while !rest.is_empty() {
-        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         let (num, tail) = rest.split_at(num_end);
         if num.is_empty() {
             return Err("expected a number followed by a unit (h, m, s, ms, us, ns)".into());
         }
         let value: f64 = num.parse().map_err(|_| format!("bad number {num:?}"))?;
-        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let unit_end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
         let (unit, after) = tail.split_at(unit_end);
         let scale = match unit {
             "h" => 3_600e9,
@@ -190,10 +214,19 @@ mod tests {
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(parse_duration("500us").unwrap_err(), "must be at least 1ms");
-        assert_eq!(parse_duration("1500us").unwrap_err(), "only whole milliseconds are supported");
-        assert_eq!(parse_duration("10").unwrap_err(), "missing unit (h, m, s, ms, us, ns)");
+        assert_eq!(
+            parse_duration("1500us").unwrap_err(),
+            "only whole milliseconds are supported"
+        );
+        assert_eq!(
+            parse_duration("10").unwrap_err(),
+            "missing unit (h, m, s, ms, us, ns)"
+        );
         assert_eq!(parse_duration("5x").unwrap_err(), "unknown unit \"x\"");
         assert_eq!(parse_duration("").unwrap_err(), "empty");
-        assert_eq!(parse_duration("s").unwrap_err(), "expected a number followed by a unit (h, m, s, ms, us, ns)");
+        assert_eq!(
+            parse_duration("s").unwrap_err(),
+            "expected a number followed by a unit (h, m, s, ms, us, ns)"
+        );
     }
 }

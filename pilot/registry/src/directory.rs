@@ -54,12 +54,30 @@ pub struct DirectorySource {
 impl DirectorySource {
     /// Reads `dir` fully (before returning, so the store holds the whole
     /// directory when this returns) and starts watching it.
-    pub fn spawn<S: Sink + 'static>(dir: PathBuf, sink: S) -> Result<DirectorySource, DirectoryError> {
-        let files = collect_files(&dir).map_err(|source| DirectoryError::Read { path: dir.clone(), source })?;
+    pub fn spawn<S: Sink + 'static>(
+        dir: PathBuf,
+        sink: S,
+    ) -> Result<DirectorySource, DirectoryError> {
+        let files = collect_files(&dir).map_err(|source| DirectoryError::Read {
+            path: dir.clone(),
+            source,
+        })?;
         let (tx, rx) = mpsc::channel::<notify::Result<notify::Event>>();
-        let mut watcher = notify::recommended_watcher(tx).map_err(|source| DirectoryError::Watch { path: dir.clone(), source })?;
-        watcher.watch(&dir, RecursiveMode::Recursive).map_err(|source| DirectoryError::Watch { path: dir.clone(), source })?;
-        let mut state = State { sink, known: BTreeSet::new() };
+        let mut watcher =
+            notify::recommended_watcher(tx).map_err(|source| DirectoryError::Watch {
+                path: dir.clone(),
+                source,
+            })?;
+        watcher
+            .watch(&dir, RecursiveMode::Recursive)
+            .map_err(|source| DirectoryError::Watch {
+                path: dir.clone(),
+                source,
+            })?;
+        let mut state = State {
+            sink,
+            known: BTreeSet::new(),
+        };
         for f in files {
             state.reload(&f);
         }
@@ -68,8 +86,14 @@ impl DirectorySource {
         std::thread::Builder::new()
             .name("config-dir-watch".into())
             .spawn(move || state.run(rx))
-            .map_err(|e| DirectoryError::Watch { path: dir.clone(), source: notify::Error::io(e) })?;
-        Ok(DirectorySource { _watcher: watcher, synced })
+            .map_err(|e| DirectoryError::Watch {
+                path: dir.clone(),
+                source: notify::Error::io(e),
+            })?;
+        Ok(DirectorySource {
+            _watcher: watcher,
+            synced,
+        })
     }
 
     /// Whether the initial full read is done (always true once `spawn`
@@ -115,7 +139,10 @@ impl<S: Sink> State<S> {
             // get events of their own.
             match collect_files(path) {
                 Ok(files) => {
-                    let new: Vec<PathBuf> = files.into_iter().filter(|f| !self.known.contains(f)).collect();
+                    let new: Vec<PathBuf> = files
+                        .into_iter()
+                        .filter(|f| !self.known.contains(f))
+                        .collect();
                     new.iter().for_each(|f| self.reload(f));
                 }
                 Err(error) => tracing::warn!(%error, "cannot read new directory"),
@@ -126,7 +153,12 @@ impl<S: Sink> State<S> {
             }
         } else {
             // Gone: the file itself, or a directory that held known files.
-            let gone: Vec<PathBuf> = self.known.iter().filter(|k| k.starts_with(path)).cloned().collect();
+            let gone: Vec<PathBuf> = self
+                .known
+                .iter()
+                .filter(|k| k.starts_with(path))
+                .cloned()
+                .collect();
             for g in gone {
                 tracing::info!(file = %g.display(), "config file removed");
                 self.sink.reset(&scope(&g), Batch::default());
@@ -156,7 +188,14 @@ impl<S: Sink> State<S> {
                     tracing::warn!(problem = %line, "unsupported kind");
                 }
                 self.known.insert(path.to_path_buf());
-                self.sink.reset(&scope, Batch { objects: loaded.objects, rejected: loaded.rejected, problems: loaded.problems });
+                self.sink.reset(
+                    &scope,
+                    Batch {
+                        objects: loaded.objects,
+                        rejected: loaded.rejected,
+                        problems: loaded.problems,
+                    },
+                );
             }
             // Vanished between the event and the read: the delete event follows.
             Err(error) => tracing::debug!(%error, "config file unreadable"),

@@ -26,8 +26,16 @@ pub fn compute(
     let mut out = BTreeMap::new();
     for (host, svc) in services {
         let id = format!("{}/{}", svc.namespace, svc.name);
-        let eps = sources.endpoints.get(&id).map(Vec::as_slice).unwrap_or_default();
-        let slices = sources.slices.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let eps = sources
+            .endpoints
+            .get(&id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let slices = sources
+            .slices
+            .get(&id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let mut by_port: BTreeMap<u16, Vec<Endpoint>> = BTreeMap::new();
         if eps.is_empty() && slices.is_empty() {
             from_selector(svc, workloads, &mut by_port);
@@ -43,13 +51,17 @@ pub fn compute(
     out
 }
 
-fn from_selector(svc: &Service, workloads: &BTreeMap<String, Workload>, out: &mut BTreeMap<u16, Vec<Endpoint>>) {
+fn from_selector(
+    svc: &Service,
+    workloads: &BTreeMap<String, Workload>,
+    out: &mut BTreeMap<u16, Vec<Endpoint>>,
+) {
     if svc.selector.is_empty() {
         return;
     }
-    let pods = workloads
-        .values()
-        .filter(|w| w.namespace == svc.namespace && rudder_model::service::selects(&svc.selector, &w.labels));
+    let pods = workloads.values().filter(|w| {
+        w.namespace == svc.namespace && rudder_model::service::selects(&svc.selector, &w.labels)
+    });
     for w in pods {
         let Some(ip) = w.ips.first() else { continue };
         for sp in &svc.ports {
@@ -60,7 +72,13 @@ fn from_selector(svc: &Service, workloads: &BTreeMap<String, Workload>, out: &mu
                     None => continue,
                 },
             };
-            out.entry(sp.port).or_default().push(endpoint(*ip, port, Some(w), &w.namespace, w.ready));
+            out.entry(sp.port).or_default().push(endpoint(
+                *ip,
+                port,
+                Some(w),
+                &w.namespace,
+                w.ready,
+            ));
         }
     }
 }
@@ -75,16 +93,36 @@ fn from_objects(
     let pod = |r: &Option<kube::ObjectReference>| {
         r.as_ref()
             .filter(|r| r.kind.as_deref().is_none_or(|k| k == "Pod"))
-            .and_then(|r| workloads.get(&format!("{}/{}", r.namespace.as_deref().unwrap_or(&svc.namespace), r.name.as_deref()?)))
+            .and_then(|r| {
+                workloads.get(&format!(
+                    "{}/{}",
+                    r.namespace.as_deref().unwrap_or(&svc.namespace),
+                    r.name.as_deref()?
+                ))
+            })
     };
     for e in eps {
         for subset in &e.subsets {
             for ep_port in &subset.ports {
-                let Some((svc_port, port)) = match_port(svc, ep_port, subset.ports.len()) else { continue };
-                let all = subset.addresses.iter().map(|a| (a, true)).chain(subset.not_ready_addresses.iter().map(|a| (a, false)));
+                let Some((svc_port, port)) = match_port(svc, ep_port, subset.ports.len()) else {
+                    continue;
+                };
+                let all = subset
+                    .addresses
+                    .iter()
+                    .map(|a| (a, true))
+                    .chain(subset.not_ready_addresses.iter().map(|a| (a, false)));
                 for (addr, ready) in all {
-                    let Ok(ip) = addr.ip.parse::<IpAddr>() else { continue };
-                    out.entry(svc_port).or_default().push(endpoint(ip, port, pod(&addr.target_ref), &svc.namespace, ready));
+                    let Ok(ip) = addr.ip.parse::<IpAddr>() else {
+                        continue;
+                    };
+                    out.entry(svc_port).or_default().push(endpoint(
+                        ip,
+                        port,
+                        pod(&addr.target_ref),
+                        &svc.namespace,
+                        ready,
+                    ));
                 }
             }
         }
@@ -94,11 +132,21 @@ fn from_objects(
             continue;
         }
         for ep_port in &s.ports {
-            let Some((svc_port, port)) = match_port(svc, ep_port, s.ports.len()) else { continue };
+            let Some((svc_port, port)) = match_port(svc, ep_port, s.ports.len()) else {
+                continue;
+            };
             for ep in &s.endpoints {
-                let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else { continue };
+                let Some(ip) = ep.addresses.first().and_then(|a| a.parse::<IpAddr>().ok()) else {
+                    continue;
+                };
                 let ready = ep.conditions.ready.unwrap_or(true);
-                out.entry(svc_port).or_default().push(endpoint(ip, port, pod(&ep.target_ref), &svc.namespace, ready));
+                out.entry(svc_port).or_default().push(endpoint(
+                    ip,
+                    port,
+                    pod(&ep.target_ref),
+                    &svc.namespace,
+                    ready,
+                ));
             }
         }
     }
@@ -109,11 +157,21 @@ fn from_objects(
 fn match_port(svc: &Service, p: &kube::EndpointPort, n_ports: usize) -> Option<(u16, u16)> {
     let port = u16::try_from(p.port?).ok().filter(|p| *p > 0)?;
     let name = p.name.as_deref().unwrap_or("");
-    let sp = svc.ports.iter().find(|sp| sp.name == name).or_else(|| (svc.ports.len() == 1 && n_ports == 1).then(|| &svc.ports[0]))?;
+    let sp = svc
+        .ports
+        .iter()
+        .find(|sp| sp.name == name)
+        .or_else(|| (svc.ports.len() == 1 && n_ports == 1).then(|| &svc.ports[0]))?;
     Some((sp.port, port))
 }
 
-fn endpoint(address: IpAddr, port: u16, pod: Option<&Workload>, namespace: &str, ready: bool) -> Endpoint {
+fn endpoint(
+    address: IpAddr,
+    port: u16,
+    pod: Option<&Workload>,
+    namespace: &str,
+    ready: bool,
+) -> Endpoint {
     Endpoint {
         address,
         port,

@@ -55,7 +55,10 @@ pub struct LoadedFile {
 /// Whether a path is a config file: `.yaml`, `.yml` or `.json`, not hidden
 /// (editor swap and temp files are usually hidden).
 pub fn is_config_file(path: &Path) -> bool {
-    let hidden = path.file_name().and_then(|n| n.to_str()).is_none_or(|n| n.starts_with('.'));
+    let hidden = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_none_or(|n| n.starts_with('.'));
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     !hidden && matches!(ext, "yaml" | "yml" | "json")
 }
@@ -66,11 +69,20 @@ pub fn collect_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| LoadError::Read { path: d.clone(), source })?;
+        let entries = std::fs::read_dir(&d).map_err(|source| LoadError::Read {
+            path: d.clone(),
+            source,
+        })?;
         for entry in entries {
-            let entry = entry.map_err(|source| LoadError::Read { path: d.clone(), source })?;
+            let entry = entry.map_err(|source| LoadError::Read {
+                path: d.clone(),
+                source,
+            })?;
             let path = entry.path();
-            let hidden = entry.file_name().to_str().is_none_or(|n| n.starts_with('.'));
+            let hidden = entry
+                .file_name()
+                .to_str()
+                .is_none_or(|n| n.starts_with('.'));
             if hidden {
                 continue;
             }
@@ -87,7 +99,10 @@ pub fn collect_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 
 /// Reads and parses one file; its scope is its path.
 pub fn load_file(path: &Path) -> Result<LoadedFile, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.into(),
+        source,
+    })?;
     let name = path.display().to_string();
     Ok(load_str(&text, &name, &name))
 }
@@ -101,7 +116,8 @@ pub fn load_str(text: &str, file: &str, scope: &str) -> LoadedFile {
             Err(e) => {
                 let (line, message) = saphyr_message(&e, start_line);
                 let at = line.map_or(file.to_string(), |l| format!("{file}:{l}"));
-                out.problems.push(Diagnostic::error(format!("document {index}"), "", message).in_file(at));
+                out.problems
+                    .push(Diagnostic::error(format!("document {index}"), "", message).in_file(at));
                 out.unparseable = true;
                 continue;
             }
@@ -109,8 +125,18 @@ pub fn load_str(text: &str, file: &str, scope: &str) -> LoadedFile {
         if value.is_null() {
             continue;
         }
-        let origin = Origin { scope: scope.into(), file: Some(file.into()), document: index, line: Some(first_content_line(&doc, start_line)) };
-        let mut cx = DocContext { out: &mut out, origin, text: Some(&doc), start_line };
+        let origin = Origin {
+            scope: scope.into(),
+            file: Some(file.into()),
+            document: index,
+            line: Some(first_content_line(&doc, start_line)),
+        };
+        let mut cx = DocContext {
+            out: &mut out,
+            origin,
+            text: Some(&doc),
+            start_line,
+        };
         cx.object(&value, "");
     }
     out
@@ -158,7 +184,11 @@ fn saphyr_message(e: &serde_saphyr::Error, start_line: usize) -> (Option<usize>,
     let line = e.location().map(|l| start_line + l.line() as usize - 1);
     let col = e.location().map(|l| l.column());
     let text = e.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+    let first = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
     let msg = match first.split_once(": ") {
         Some((pre, rest)) if pre.starts_with("line ") => rest.to_string(),
         _ => first.to_string(),
@@ -184,16 +214,29 @@ impl DocContext<'_> {
     }
 
     fn object(&mut self, value: &Value, prefix: &str) {
-        let api_version = value.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let api_version = value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
         let kind_name = value.get("kind").and_then(Value::as_str).unwrap_or("");
         let doc = format!("document {}", self.origin.document);
         if kind_name.is_empty() || api_version.is_empty() {
-            let field = if kind_name.is_empty() { "kind" } else { "apiVersion" };
-            self.out.problems.push(Diagnostic::error(doc, format!("{prefix}{field}"), "required").in_file(self.file()));
+            let field = if kind_name.is_empty() {
+                "kind"
+            } else {
+                "apiVersion"
+            };
+            self.out.problems.push(
+                Diagnostic::error(doc, format!("{prefix}{field}"), "required").in_file(self.file()),
+            );
             return;
         }
         if kind_name == "List" {
-            let items = value.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            let items = value
+                .get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
             let text = self.text.take();
             for (i, item) in items.iter().enumerate() {
                 self.object(item, &format!("{prefix}items[{i}]."));
@@ -202,7 +245,10 @@ impl DocContext<'_> {
             return;
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let meta: ObjectMeta = value.get("metadata").and_then(|m| serde_json::from_value(m.clone()).ok()).unwrap_or_default();
+        let meta: ObjectMeta = value
+            .get("metadata")
+            .and_then(|m| serde_json::from_value(m.clone()).ok())
+            .unwrap_or_default();
         let Some(kind) = classify(group, kind_name, &meta) else {
             if group.ends_with(".istio.io") {
                 let ns = meta.namespace.as_deref().unwrap_or("default");
@@ -215,12 +261,23 @@ impl DocContext<'_> {
             return;
         };
         let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
-            self.out
-                .problems
-                .push(Diagnostic::error(format!("{kind_name} ({doc})"), format!("{prefix}metadata.name"), "required").in_file(self.file()));
+            self.out.problems.push(
+                Diagnostic::error(
+                    format!("{kind_name} ({doc})"),
+                    format!("{prefix}metadata.name"),
+                    "required",
+                )
+                .in_file(self.file()),
+            );
             return;
         };
-        let key = ObjectKey::from_meta(kind, &ObjectMeta { name: Some(name), ..meta.clone() });
+        let key = ObjectKey::from_meta(
+            kind,
+            &ObjectMeta {
+                name: Some(name),
+                ..meta.clone()
+            },
+        );
         let version_ok = match kind {
             Kind::VirtualService | Kind::DestinationRule => {
                 group == groups::NETWORKING && groups::NETWORKING_VERSIONS.contains(&version)
@@ -233,18 +290,32 @@ impl DocContext<'_> {
             _ => true,
         };
         if !version_ok {
-            self.reject(key, format!("{prefix}apiVersion"), format!("{api_version} is not a version Rudder reads for {kind_name}"));
+            self.reject(
+                key,
+                format!("{prefix}apiVersion"),
+                format!("{api_version} is not a version Rudder reads for {kind_name}"),
+            );
             return;
         }
         match self.typed_body(kind, value) {
-            Ok((meta, body)) => self.out.objects.push(Object::new(meta, body, self.origin.clone())),
+            Ok((meta, body)) => self
+                .out
+                .objects
+                .push(Object::new(meta, body, self.origin.clone())),
             Err((path, message, line)) => {
-                let mut rejected = Rejected { key, origin: self.origin.clone(), diagnostics: vec![] };
+                let mut rejected = Rejected {
+                    key,
+                    origin: self.origin.clone(),
+                    diagnostics: vec![],
+                };
                 let at = match line {
                     Some(l) => format!("{}:{l}", self.origin.file.clone().unwrap_or_default()),
                     None => self.file(),
                 };
-                rejected.diagnostics.push(Diagnostic::error(rejected.key.to_string(), format!("{prefix}{path}"), message).in_file(at));
+                rejected.diagnostics.push(
+                    Diagnostic::error(rejected.key.to_string(), format!("{prefix}{path}"), message)
+                        .in_file(at),
+                );
                 self.out.rejected.push(rejected);
             }
         }
@@ -252,10 +323,18 @@ impl DocContext<'_> {
 
     fn reject(&mut self, key: ObjectKey, field: String, message: String) {
         let d = Diagnostic::error(key.to_string(), field, message).in_file(self.file());
-        self.out.rejected.push(Rejected { key, origin: self.origin.clone(), diagnostics: vec![d] });
+        self.out.rejected.push(Rejected {
+            key,
+            origin: self.origin.clone(),
+            diagnostics: vec![d],
+        });
     }
 
-    fn typed_body(&self, kind: Kind, value: &Value) -> Result<(ObjectMeta, Body), (String, String, Option<usize>)> {
+    fn typed_body(
+        &self,
+        kind: Kind,
+        value: &Value,
+    ) -> Result<(ObjectMeta, Body), (String, String, Option<usize>)> {
         Ok(match kind {
             Kind::Namespace => {
                 let n: kube::Namespace = self.parse(value)?;
@@ -316,7 +395,10 @@ impl DocContext<'_> {
 
     /// Parses from the document text when there is one (line numbers), else
     /// from the value (List items).
-    fn parse<T: DeserializeOwned>(&self, value: &Value) -> Result<T, (String, String, Option<usize>)> {
+    fn parse<T: DeserializeOwned>(
+        &self,
+        value: &Value,
+    ) -> Result<T, (String, String, Option<usize>)> {
         match self.text {
             Some(text) => parse_text(text, self.start_line),
             None => serde_path_to_error::deserialize(value.clone())
@@ -326,7 +408,10 @@ impl DocContext<'_> {
 }
 
 /// Typed parse of YAML text, tracking the field path of the first error.
-fn parse_text<T: DeserializeOwned>(text: &str, start_line: usize) -> Result<T, (String, String, Option<usize>)> {
+fn parse_text<T: DeserializeOwned>(
+    text: &str,
+    start_line: usize,
+) -> Result<T, (String, String, Option<usize>)> {
     let mut path = None;
     serde_saphyr::with_deserializer_from_str(text, |de| {
         let mut track = serde_path_to_error::Track::new();

@@ -4,8 +4,8 @@
 use std::fmt;
 
 use rudder_config::{
-    kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
-    PeerAuthenticationSpec, RouteRuleSpec, VirtualServiceSpec,
+    kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
+    MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, VirtualServiceSpec,
 };
 
 /// The kinds Rudder serves.
@@ -77,7 +77,11 @@ pub struct ObjectKey {
 impl ObjectKey {
     /// A key.
     pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        Self { kind, namespace: namespace.into(), name: name.into() }
+        Self {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 
     /// The key of an object of `kind` with this metadata: the namespace
@@ -194,7 +198,12 @@ impl Object {
     /// (namespace defaults to `default`, as kubectl does).
     pub fn new(meta: ObjectMeta, body: Body, origin: Origin) -> Self {
         let key = ObjectKey::from_meta(body.kind(), &meta);
-        Self { key, origin, meta, body }
+        Self {
+            key,
+            origin,
+            meta,
+            body,
+        }
     }
 }
 

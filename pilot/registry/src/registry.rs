@@ -36,7 +36,10 @@ pub struct RegistryOptions {
 
 impl Default for RegistryOptions {
     fn default() -> Self {
-        Self { debounce: Duration::from_millis(100), max_delay: Duration::from_secs(1) }
+        Self {
+            debounce: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        }
     }
 }
 
@@ -68,7 +71,13 @@ impl Registry {
         let (snap_tx, snap_rx) = watch::channel(Arc::new(Snapshot::default().seal()));
         let (diag_tx, diag_rx) = watch::channel(Arc::new(Vec::new()));
         tokio::spawn(run(store.clone(), rx, snap_tx, diag_tx, options));
-        (Registry { handle: RegistryHandle { store, tx }, diagnostics: diag_rx }, snap_rx)
+        (
+            Registry {
+                handle: RegistryHandle { store, tx },
+                diagnostics: diag_rx,
+            },
+            snap_rx,
+        )
     }
 
     /// A handle for a source.

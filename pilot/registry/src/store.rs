@@ -74,11 +74,22 @@ impl Store {
         let scope = object.origin.scope.clone();
         if diags.iter().any(|d| d.severity == Severity::Error) {
             tracing::warn!(object = %object.key, errors = diags.len(), "rejected; last good version keeps serving");
-            let entry = self.entries.entry(object.key.clone()).or_insert(Entry { good: None, rejected: vec![], scope: scope.clone() });
+            let entry = self.entries.entry(object.key.clone()).or_insert(Entry {
+                good: None,
+                rejected: vec![],
+                scope: scope.clone(),
+            });
             entry.rejected = diags.clone();
             entry.scope = scope;
         } else {
-            self.entries.insert(object.key.clone(), Entry { good: Some(object), rejected: vec![], scope });
+            self.entries.insert(
+                object.key.clone(),
+                Entry {
+                    good: Some(object),
+                    rejected: vec![],
+                    scope,
+                },
+            );
         }
         diags
     }
@@ -86,7 +97,11 @@ impl Store {
     /// Records that the new version of an object could not be read.
     pub fn reject(&mut self, r: Rejected) {
         tracing::warn!(object = %r.key, "unreadable; last good version keeps serving");
-        let entry = self.entries.entry(r.key).or_insert(Entry { good: None, rejected: vec![], scope: r.origin.scope.clone() });
+        let entry = self.entries.entry(r.key).or_insert(Entry {
+            good: None,
+            rejected: vec![],
+            scope: r.origin.scope.clone(),
+        });
         entry.rejected = r.diagnostics;
         entry.scope = r.origin.scope;
     }
@@ -98,10 +113,18 @@ impl Store {
 
     /// See [`Sink::reset`].
     pub fn reset(&mut self, scope: &str, batch: Batch) {
-        let keep: std::collections::BTreeSet<&ObjectKey> =
-            batch.objects.iter().map(|o| &o.key).chain(batch.rejected.iter().map(|r| &r.key)).collect();
-        let stale: Vec<ObjectKey> =
-            self.entries.iter().filter(|(k, e)| e.scope == scope && !keep.contains(k)).map(|(k, _)| k.clone()).collect();
+        let keep: std::collections::BTreeSet<&ObjectKey> = batch
+            .objects
+            .iter()
+            .map(|o| &o.key)
+            .chain(batch.rejected.iter().map(|r| &r.key))
+            .collect();
+        let stale: Vec<ObjectKey> = self
+            .entries
+            .iter()
+            .filter(|(k, e)| e.scope == scope && !keep.contains(k))
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in stale {
             self.entries.remove(&k);
         }
@@ -135,7 +158,12 @@ impl Store {
 
     /// Rejections and scope problems (not the build's warnings).
     pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        self.problems.values().flatten().chain(self.entries.values().flat_map(|e| e.rejected.iter())).cloned().collect()
+        self.problems
+            .values()
+            .flatten()
+            .chain(self.entries.values().flat_map(|e| e.rejected.iter()))
+            .cloned()
+            .collect()
     }
 
     /// Builds the snapshot of the current contents.

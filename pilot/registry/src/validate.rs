@@ -25,12 +25,18 @@ pub struct ValidationReport {
 impl ValidationReport {
     /// One line per problem: errors, warnings, unsupported kinds.
     pub fn lines(&self) -> Vec<String> {
-        self.diagnostics.iter().map(ToString::to_string).chain(self.unsupported.iter().cloned()).collect()
+        self.diagnostics
+            .iter()
+            .map(ToString::to_string)
+            .chain(self.unsupported.iter().cloned())
+            .collect()
     }
 
     /// Whether anything is an error (the exit code is non-zero only then).
     pub fn has_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.severity == Severity::Error)
+        self.diagnostics
+            .iter()
+            .any(|d| d.severity == Severity::Error)
     }
 }
 
@@ -43,29 +49,59 @@ pub fn validate_paths(paths: &[PathBuf]) -> ValidationReport {
             let mut text = String::new();
             match std::io::stdin().read_to_string(&mut text) {
                 Ok(_) => loaded.push(load_str(&text, "-", "-")),
-                Err(e) => read_errors.push(Diagnostic::error("-", "", format!("cannot read stdin: {e}"))),
+                Err(e) => read_errors.push(Diagnostic::error(
+                    "-",
+                    "",
+                    format!("cannot read stdin: {e}"),
+                )),
             }
             continue;
         }
-        let files = if p.is_dir() { collect_files(p) } else { Ok(vec![p.clone()]) };
-        match files.and_then(|fs| fs.iter().map(|f| load_file(f)).collect::<Result<Vec<_>, _>>()) {
+        let files = if p.is_dir() {
+            collect_files(p)
+        } else {
+            Ok(vec![p.clone()])
+        };
+        match files.and_then(|fs| {
+            fs.iter()
+                .map(|f| load_file(f))
+                .collect::<Result<Vec<_>, _>>()
+        }) {
             Ok(ls) => loaded.extend(ls),
-            Err(e) => read_errors.push(Diagnostic::error(p.display().to_string(), "", e.to_string())),
+            Err(e) => read_errors.push(Diagnostic::error(
+                p.display().to_string(),
+                "",
+                e.to_string(),
+            )),
         }
     }
     validate_loaded(loaded, read_errors)
 }
 
 /// Validates already-loaded files (also used by tests with in-memory YAML).
-pub fn validate_loaded(loaded: Vec<LoadedFile>, mut diagnostics: Vec<Diagnostic>) -> ValidationReport {
+pub fn validate_loaded(
+    loaded: Vec<LoadedFile>,
+    mut diagnostics: Vec<Diagnostic>,
+) -> ValidationReport {
     let mut store = Store::new();
     let mut unsupported = Vec::new();
     for (i, l) in loaded.into_iter().enumerate() {
         unsupported.extend(l.unsupported);
         // Each file its own scope, so duplicates across files behave as when serving.
-        store.reset(&format!("#{i}"), Batch { objects: l.objects, rejected: l.rejected, problems: l.problems });
+        store.reset(
+            &format!("#{i}"),
+            Batch {
+                objects: l.objects,
+                rejected: l.rejected,
+                problems: l.problems,
+            },
+        );
     }
     let snap = store.snapshot();
     diagnostics.extend(snap.diagnostics);
-    ValidationReport { diagnostics, unsupported, objects: store.objects().count() }
+    ValidationReport {
+        diagnostics,
+        unsupported,
+        objects: store.objects().count(),
+    }
 }

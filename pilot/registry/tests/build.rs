@@ -21,81 +21,172 @@ fn snapshot(yaml: &str) -> Snapshot {
 }
 
 fn platform() -> String {
-    [mk_service("reviews", "http", 9080, "9080"), mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", true), mk_pod("reviews-v2", "reviews", "v2", "10.0.0.2", true)].join("---\n")
+    [
+        mk_service("reviews", "http", 9080, "9080"),
+        mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", true),
+        mk_pod("reviews-v2", "reviews", "v2", "10.0.0.2", true),
+    ]
+    .join("---\n")
 }
 
 const DR: &str = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
 
 fn unnamed(routes: &[HttpRoute]) -> Vec<HttpRoute> {
-    routes.iter().cloned().map(|r| HttpRoute { name: None, ..r }).collect()
+    routes
+        .iter()
+        .cloned()
+        .map(|r| HttpRoute { name: None, ..r })
+        .collect()
 }
 
 #[test]
 fn route_rule_and_virtual_service_forms_of_99_1_are_equivalent() {
-    let rr = std::fs::read_to_string(common::testdata("variants/reviews-99-1-route-rule.yaml")).unwrap();
-    let vs = std::fs::read_to_string(common::testdata("variants/reviews-99-1-virtual-service.yaml")).unwrap();
+    let rr =
+        std::fs::read_to_string(common::testdata("variants/reviews-99-1-route-rule.yaml")).unwrap();
+    let vs = std::fs::read_to_string(common::testdata(
+        "variants/reviews-99-1-virtual-service.yaml",
+    ))
+    .unwrap();
     let a = snapshot(&format!("{}---\n{DR}---\n{rr}", platform()));
     let b = snapshot(&format!("{}---\n{DR}---\n{vs}", platform()));
     assert_eq!(a.route_tables.len(), 1);
     assert_eq!(a.route_tables[0].hosts, vec![HOST.to_string()]);
-    assert_eq!(unnamed(&a.route_tables[0].http), unnamed(&b.route_tables[0].http));
-    let HttpAction::Route(d) = &a.route_tables[0].http[0].action else { panic!("not a route") };
+    assert_eq!(
+        unnamed(&a.route_tables[0].http),
+        unnamed(&b.route_tables[0].http)
+    );
+    let HttpAction::Route(d) = &a.route_tables[0].http[0].action else {
+        panic!("not a route")
+    };
     let got: Vec<_> = d.iter().map(|d| (d.subset.as_deref(), d.weight)).collect();
     assert_eq!(got, vec![(Some("v1"), 99), (Some("v2"), 1)]);
-    assert_eq!(a.destination_policies, b.destination_policies, "DestinationRule subsets were reused, none added");
+    assert_eq!(
+        a.destination_policies, b.destination_policies,
+        "DestinationRule subsets were reused, none added"
+    );
 }
 
 #[test]
 fn route_rule_labels_without_destination_rule_get_synthetic_subsets() {
-    let rr = std::fs::read_to_string(common::testdata("variants/reviews-99-1-route-rule.yaml")).unwrap();
+    let rr =
+        std::fs::read_to_string(common::testdata("variants/reviews-99-1-route-rule.yaml")).unwrap();
     let s = snapshot(&format!("{}---\n{rr}", platform()));
     let p = &s.destination_policies[HOST];
-    let subsets: Vec<_> = p.subsets.values().map(|s| (s.name.as_str(), s.labels["version"].as_str())).collect();
+    let subsets: Vec<_> = p
+        .subsets
+        .values()
+        .map(|s| (s.name.as_str(), s.labels["version"].as_str()))
+        .collect();
     assert_eq!(subsets, vec![("version-v1", "v1"), ("version-v2", "v2")]);
     assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
 }
 
 #[test]
 fn route_rules_merge_by_precedence_and_source_service_becomes_labels() {
-    let rr = std::fs::read_to_string(common::testdata("variants/reviews-jason-v2-route-rule.yaml")).unwrap();
+    let rr = std::fs::read_to_string(common::testdata(
+        "variants/reviews-jason-v2-route-rule.yaml",
+    ))
+    .unwrap();
     let extra = "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: from-productpage}\nspec:\n  destination: {name: reviews}\n  precedence: 3\n  match: {source: {name: productpage, labels: {version: v1}}, request: {headers: {uri: {prefix: /api}}}}\n  route: [{labels: {version: v2}}]\n";
-    let s = snapshot(&format!("{}---\n{}---\n{rr}---\n{extra}", platform(), mk_service("productpage", "http", 9080, "9080")));
+    let s = snapshot(&format!(
+        "{}---\n{}---\n{rr}---\n{extra}",
+        platform(),
+        mk_service("productpage", "http", 9080, "9080")
+    ));
     assert_eq!(s.route_tables.len(), 1);
     let t = &s.route_tables[0];
     let names: Vec<_> = t.http.iter().map(|r| r.name.clone().unwrap()).collect();
-    assert_eq!(names, vec!["from-productpage", "reviews-test-v2", "reviews-default"]);
+    assert_eq!(
+        names,
+        vec!["from-productpage", "reviews-test-v2", "reviews-default"]
+    );
     let m = &t.http[0].matches[0];
-    assert_eq!(m.source_labels, [("app".to_string(), "productpage".to_string()), ("version".into(), "v1".into())].into());
-    assert_eq!(m.uri, Some(rudder_model::StringMatch::Prefix("/api".into())));
-    assert_eq!(t.http[1].matches[0].headers["end-user"], rudder_model::StringMatch::Exact("jason".into()));
+    assert_eq!(
+        m.source_labels,
+        [
+            ("app".to_string(), "productpage".to_string()),
+            ("version".into(), "v1".into())
+        ]
+        .into()
+    );
+    assert_eq!(
+        m.uri,
+        Some(rudder_model::StringMatch::Prefix("/api".into()))
+    );
+    assert_eq!(
+        t.http[1].matches[0].headers["end-user"],
+        rudder_model::StringMatch::Exact("jason".into())
+    );
 }
 
 #[test]
 fn endpoints_from_selector_and_from_endpoint_slice() {
     let s = snapshot(&platform());
-    let eps: Vec<_> = s.endpoints_of(HOST, 9080).iter().map(|e| (e.address.to_string(), e.port, e.labels["version"].clone())).collect();
-    assert_eq!(eps, vec![("10.0.0.1".into(), 9080, "v1".into()), ("10.0.0.2".into(), 9080, "v2".into())]);
+    let eps: Vec<_> = s
+        .endpoints_of(HOST, 9080)
+        .iter()
+        .map(|e| (e.address.to_string(), e.port, e.labels["version"].clone()))
+        .collect();
+    assert_eq!(
+        eps,
+        vec![
+            ("10.0.0.1".into(), 9080, "v1".into()),
+            ("10.0.0.2".into(), 9080, "v2".into())
+        ]
+    );
 
     let slice = "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata: {name: reviews-abc, labels: {kubernetes.io/service-name: reviews}}\naddressType: IPv4\nports: [{name: http, port: 9090}]\nendpoints:\n- addresses: [10.0.0.2]\n  conditions: {ready: true}\n  targetRef: {kind: Pod, name: reviews-v2}\n- addresses: [10.0.0.9]\n  conditions: {ready: false}\n";
     let s = snapshot(&format!("{}---\n{slice}", platform()));
-    let eps: Vec<_> = s.endpoints_of(HOST, 9080).iter().map(|e| (e.address.to_string(), e.port, e.pod_name.clone(), e.ready)).collect();
-    assert_eq!(eps, vec![("10.0.0.2".into(), 9090, Some("reviews-v2".into()), true), ("10.0.0.9".into(), 9090, None, false)], "the slice wins over the selector");
+    let eps: Vec<_> = s
+        .endpoints_of(HOST, 9080)
+        .iter()
+        .map(|e| (e.address.to_string(), e.port, e.pod_name.clone(), e.ready))
+        .collect();
+    assert_eq!(
+        eps,
+        vec![
+            ("10.0.0.2".into(), 9090, Some("reviews-v2".into()), true),
+            ("10.0.0.9".into(), 9090, None, false)
+        ],
+        "the slice wins over the selector"
+    );
 }
 
 #[test]
 fn named_target_port_resolves_through_container_ports() {
-    let s = snapshot(&[mk_service("reviews", "http-web", 80, "web"), mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", true)].join("---\n"));
+    let s = snapshot(
+        &[
+            mk_service("reviews", "http-web", 80, "web"),
+            mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", true),
+        ]
+        .join("---\n"),
+    );
     let e = &s.endpoints_of(HOST, 80)[0];
-    assert_eq!((e.address, e.port), ("10.0.0.1".parse::<IpAddr>().unwrap(), 8080));
-    assert_eq!(s.services[HOST].ports[0].protocol, rudder_model::Protocol::Http);
+    assert_eq!(
+        (e.address, e.port),
+        ("10.0.0.1".parse::<IpAddr>().unwrap(), 8080)
+    );
+    assert_eq!(
+        s.services[HOST].ports[0].protocol,
+        rudder_model::Protocol::Http
+    );
 }
 
 #[test]
 fn not_ready_pods_are_not_ready_endpoints() {
-    let s = snapshot(&[mk_service("reviews", "http", 9080, "9080"), mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", false)].join("---\n"));
+    let s = snapshot(
+        &[
+            mk_service("reviews", "http", 9080, "9080"),
+            mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", false),
+        ]
+        .join("---\n"),
+    );
     assert!(!s.endpoints_of(HOST, 9080)[0].ready);
     assert!(!s.workloads["default/reviews-v1"].ready);
-    assert_eq!(s.workload_by_ip(&"10.0.0.1".parse().unwrap()).unwrap().name, "reviews-v1");
+    assert_eq!(
+        s.workload_by_ip(&"10.0.0.1".parse().unwrap()).unwrap().name,
+        "reviews-v1"
+    );
 }
 
 #[test]
@@ -111,9 +202,21 @@ fn last_good_version_keeps_serving_and_new_invalid_objects_are_skipped() {
     let diags = store.apply(objects(&bad).remove(0));
     assert_eq!(diags[0].field, "spec.http[0].timeout");
     let after = store.snapshot();
-    assert_eq!(after.version, before.version, "the last good version keeps serving");
-    assert_eq!(after.route_tables[0].http[0].timeout, Some(std::time::Duration::from_secs(2)));
-    assert!(after.diagnostics.iter().any(|d| d.field == "spec.http[0].timeout"), "the rejection is reported");
+    assert_eq!(
+        after.version, before.version,
+        "the last good version keeps serving"
+    );
+    assert_eq!(
+        after.route_tables[0].http[0].timeout,
+        Some(std::time::Duration::from_secs(2))
+    );
+    assert!(
+        after
+            .diagnostics
+            .iter()
+            .any(|d| d.field == "spec.http[0].timeout"),
+        "the rejection is reported"
+    );
 
     let new_bad = bad.replace("name: reviews}", "name: other}");
     store.apply(objects(&new_bad).remove(0));
@@ -124,8 +227,17 @@ fn last_good_version_keeps_serving_and_new_invalid_objects_are_skipped() {
     // A fixed version replaces it and clears the report.
     store.apply(objects(&good.replace("2s", "3s")).remove(0));
     let s = store.snapshot();
-    assert_eq!(s.route_tables[0].http[0].timeout, Some(std::time::Duration::from_secs(3)));
-    assert_eq!(s.diagnostics.iter().filter(|d| d.object == "VirtualService default/reviews").count(), 0);
+    assert_eq!(
+        s.route_tables[0].http[0].timeout,
+        Some(std::time::Duration::from_secs(3))
+    );
+    assert_eq!(
+        s.diagnostics
+            .iter()
+            .filter(|d| d.object == "VirtualService default/reviews")
+            .count(),
+        0
+    );
 }
 
 #[test]
@@ -133,25 +245,67 @@ fn reset_removes_stale_objects_of_its_scope_only() {
     let mut store = Store::new();
     let a = load_str(&platform(), "a.yaml", "a.yaml");
     let b = load_str(DR, "b.yaml", "b.yaml");
-    store.reset("a.yaml", Batch { objects: a.objects, ..Default::default() });
-    store.reset("b.yaml", Batch { objects: b.objects, ..Default::default() });
+    store.reset(
+        "a.yaml",
+        Batch {
+            objects: a.objects,
+            ..Default::default()
+        },
+    );
+    store.reset(
+        "b.yaml",
+        Batch {
+            objects: b.objects,
+            ..Default::default()
+        },
+    );
     assert_eq!(store.objects().count(), 4);
-    let a2 = load_str(&mk_service("reviews", "http", 9080, "9080"), "a.yaml", "a.yaml");
-    store.reset("a.yaml", Batch { objects: a2.objects, ..Default::default() });
+    let a2 = load_str(
+        &mk_service("reviews", "http", 9080, "9080"),
+        "a.yaml",
+        "a.yaml",
+    );
+    store.reset(
+        "a.yaml",
+        Batch {
+            objects: a2.objects,
+            ..Default::default()
+        },
+    );
     let keys: Vec<_> = store.objects().map(|o| o.key.clone()).collect();
-    assert_eq!(keys, vec![ObjectKey::new(Kind::Service, "default", "reviews"), ObjectKey::new(Kind::DestinationRule, "default", "reviews")]);
+    assert_eq!(
+        keys,
+        vec![
+            ObjectKey::new(Kind::Service, "default", "reviews"),
+            ObjectKey::new(Kind::DestinationRule, "default", "reviews")
+        ]
+    );
     // An unparseable file (report, no reset) keeps its objects.
     let broken = load_str("kind: [", "b.yaml", "b.yaml");
     store.report("b.yaml", broken.problems);
-    assert!(store.get(&ObjectKey::new(Kind::DestinationRule, "default", "reviews")).is_some());
+    assert!(store
+        .get(&ObjectKey::new(Kind::DestinationRule, "default", "reviews"))
+        .is_some());
     assert_eq!(store.diagnostics().len(), 1);
 }
 
 #[test]
 fn virtual_services_for_one_host_are_ordered_oldest_first() {
-    let vs = |name: &str, ts: &str| format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, creationTimestamp: \"{ts}\"}}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews}}}}]\n");
-    let s = snapshot(&[platform(), vs("a-new", "2024-02-01T00:00:00Z"), vs("z-old", "2024-01-01T00:00:00Z")].join("---\n"));
-    let order: Vec<_> = s.route_tables_for(HOST, "default").map(|t| t.source.name.as_str()).collect();
+    let vs = |name: &str, ts: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, creationTimestamp: \"{ts}\"}}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews}}}}]\n")
+    };
+    let s = snapshot(
+        &[
+            platform(),
+            vs("a-new", "2024-02-01T00:00:00Z"),
+            vs("z-old", "2024-01-01T00:00:00Z"),
+        ]
+        .join("---\n"),
+    );
+    let order: Vec<_> = s
+        .route_tables_for(HOST, "default")
+        .map(|t| t.source.name.as_str())
+        .collect();
     assert_eq!(order, vec!["z-old", "a-new"]);
 }
 
@@ -167,21 +321,49 @@ fn destination_rules_for_one_host_merge_as_istio_merges_them() {
     let s = snapshot(&[platform(), newer.clone(), older.clone()].join("---\n"));
     let p = &s.destination_policies[HOST];
     assert_eq!(p.source.name, "a-old");
-    assert_eq!(p.subsets.keys().collect::<Vec<_>>(), ["v1", "v2", "v3"], "subsets merged");
-    assert_eq!(p.subsets["v2"].labels.get("version").map(String::as_str), Some("v2"), "the older v2 is kept");
-    assert_eq!(p.traffic_policy.load_balancer, Some(rudder_model::LoadBalancer::Random), "the older policy is kept");
-    let warnings: Vec<String> = s.diagnostics.iter().map(|d| format!("{} {}: {}", d.object, d.field, d.message)).collect();
+    assert_eq!(
+        p.subsets.keys().collect::<Vec<_>>(),
+        ["v1", "v2", "v3"],
+        "subsets merged"
+    );
+    assert_eq!(
+        p.subsets["v2"].labels.get("version").map(String::as_str),
+        Some("v2"),
+        "the older v2 is kept"
+    );
+    assert_eq!(
+        p.traffic_policy.load_balancer,
+        Some(rudder_model::LoadBalancer::Random),
+        "the older policy is kept"
+    );
+    let warnings: Vec<String> = s
+        .diagnostics
+        .iter()
+        .map(|d| format!("{} {}: {}", d.object, d.field, d.message))
+        .collect();
     assert!(
         warnings.iter().any(|w| w.contains("b-new spec.subsets: subset \"v2\" of reviews.default.svc.cluster.local is already defined by")),
         "{warnings:#?}"
     );
-    assert!(warnings.iter().any(|w| w.contains("b-new spec.trafficPolicy:")), "{warnings:#?}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("b-new spec.trafficPolicy:")),
+        "{warnings:#?}"
+    );
 
     // An older rule with subsets only: the newer rule's traffic policy applies.
-    let older = dr("a-old", "2024-01-01T00:00:00Z", "  subsets:\n  - {name: v1, labels: {version: v1}}\n");
+    let older = dr(
+        "a-old",
+        "2024-01-01T00:00:00Z",
+        "  subsets:\n  - {name: v1, labels: {version: v1}}\n",
+    );
     let s = snapshot(&[platform(), older, newer].join("---\n"));
     let p = &s.destination_policies[HOST];
-    assert_eq!(p.traffic_policy.load_balancer, Some(rudder_model::LoadBalancer::LeastRequest));
+    assert_eq!(
+        p.traffic_policy.load_balancer,
+        Some(rudder_model::LoadBalancer::LeastRequest)
+    );
     assert_eq!(p.subsets.keys().collect::<Vec<_>>(), ["v1", "v2", "v3"]);
 }
 
@@ -190,14 +372,25 @@ fn per_destination_headers_stay_with_their_destination() {
     let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 90\n      headers: {request: {set: {x-canary: stable}}}\n    - destination: {host: reviews, subset: v2}\n      weight: 10\n      headers: {request: {set: {x-canary: canary}}, response: {remove: [x-internal]}}\n  - route:\n    - destination: {host: reviews, subset: v1}\n      headers: {request: {add: {x-single: one}}}\n";
     let s = snapshot(&[platform(), DR.to_string(), vs.to_string()].join("---\n"));
     let table = s.route_tables_for(HOST, "default").next().unwrap();
-    let HttpAction::Route(dests) = &table.http[0].action else { panic!("a forwarding route") };
+    let HttpAction::Route(dests) = &table.http[0].action else {
+        panic!("a forwarding route")
+    };
     assert_eq!(dests[0].headers.request.set["x-canary"], "stable");
     assert_eq!(dests[1].headers.request.set["x-canary"], "canary");
     assert_eq!(dests[1].headers.response.remove, ["x-internal"]);
-    assert!(table.http[0].headers.request.is_empty(), "nothing route-wide");
+    assert!(
+        table.http[0].headers.request.is_empty(),
+        "nothing route-wide"
+    );
     // One destination: its edits are the route's.
-    let HttpAction::Route(one) = &table.http[1].action else { panic!("a forwarding route") };
+    let HttpAction::Route(one) = &table.http[1].action else {
+        panic!("a forwarding route")
+    };
     assert!(one[0].headers.request.is_empty());
     assert_eq!(table.http[1].headers.request.add["x-single"], "one");
-    assert!(s.diagnostics.iter().all(|d| !d.field.contains("headers")), "no warning: {:?}", s.diagnostics);
+    assert!(
+        s.diagnostics.iter().all(|d| !d.field.contains("headers")),
+        "no warning: {:?}",
+        s.diagnostics
+    );
 }

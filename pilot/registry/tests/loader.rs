@@ -15,7 +15,11 @@ fn multi_document_files_keep_origins() {
     let yaml = "# leading comment\napiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n---\n\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n";
     let l = load_str(yaml, "ns.yaml", "ns.yaml");
     assert!(l.problems.is_empty(), "{:?}", l.problems);
-    let got: Vec<_> = l.objects.iter().map(|o| (o.key.name.as_str(), o.origin.document, o.origin.line)).collect();
+    let got: Vec<_> = l
+        .objects
+        .iter()
+        .map(|o| (o.key.name.as_str(), o.origin.document, o.origin.line))
+        .collect();
     assert_eq!(got, vec![("a", 0, Some(2)), ("b", 2, Some(8))]);
     assert_eq!(l.objects[0].key.kind, Kind::Namespace);
 }
@@ -40,7 +44,15 @@ fn bad_yaml_names_file_document_and_line() {
     let d = &l.problems[0];
     assert_eq!(d.object, "document 1");
     assert!(d.file.as_deref().unwrap().starts_with("bad.yaml:"), "{d}");
-    let line: usize = d.file.as_deref().unwrap().rsplit(':').next().unwrap().parse().unwrap();
+    let line: usize = d
+        .file
+        .as_deref()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((7..=8).contains(&line), "line {line}: {d}");
 }
 
@@ -72,11 +84,22 @@ fn nested_dirs_skip_hidden_and_other_files() {
     let p = dir.path();
     std::fs::create_dir_all(p.join("a/b")).unwrap();
     std::fs::create_dir_all(p.join(".git")).unwrap();
-    for f in ["x.yaml", "a/y.yml", "a/b/z.json", ".hidden.yaml", "a/notes.txt", ".git/c.yaml", "a/.y.yml.swp"] {
+    for f in [
+        "x.yaml",
+        "a/y.yml",
+        "a/b/z.json",
+        ".hidden.yaml",
+        "a/notes.txt",
+        ".git/c.yaml",
+        "a/.y.yml.swp",
+    ] {
         std::fs::write(p.join(f), "{}").unwrap();
     }
-    let files: Vec<String> =
-        collect_files(p).unwrap().iter().map(|f| f.strip_prefix(p).unwrap().display().to_string()).collect();
+    let files: Vec<String> = collect_files(p)
+        .unwrap()
+        .iter()
+        .map(|f| f.strip_prefix(p).unwrap().display().to_string())
+        .collect();
     assert_eq!(files, vec!["a/b/z.json", "a/y.yml", "x.yaml"]);
 }
 
@@ -86,9 +109,23 @@ fn validate_reports_unsupported_kinds_without_failing_the_file() {
     let report = validate_paths(std::slice::from_ref(&bad));
     let lines = report.lines();
     assert!(report.has_errors());
-    assert_eq!(report.unsupported, vec![format!("unsupported: {}: Gateway default/gw: Rudder does not serve Gateway yet", bad.display())]);
-    assert!(lines.iter().any(|l| l.contains("spec.http[0].route[0].weight: weight -1 must not be negative")), "{lines:#?}");
-    assert!(!lines.iter().any(|l| l.contains("Deployment")), "other Kubernetes kinds are ignored");
+    assert_eq!(
+        report.unsupported,
+        vec![format!(
+            "unsupported: {}: Gateway default/gw: Rudder does not serve Gateway yet",
+            bad.display()
+        )]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("spec.http[0].route[0].weight: weight -1 must not be negative")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|l| l.contains("Deployment")),
+        "other Kubernetes kinds are ignored"
+    );
 }
 
 #[test]

@@ -47,7 +47,11 @@ fn each_security_rule_reports_field_and_reason() {
         let r = validate(&[("policy.yaml", &yaml)]);
         let errs = errors(&r);
         assert_eq!(errs.len(), 1, "{name}: {:#?}", r.diagnostics);
-        assert_eq!((errs[0].field.as_str(), errs[0].message.as_str()), (field, message), "{name}");
+        assert_eq!(
+            (errs[0].field.as_str(), errs[0].message.as_str()),
+            (field, message),
+            "{name}"
+        );
         assert_eq!(errs[0].file.as_deref(), Some("policy.yaml:1"), "{name}");
         assert_eq!(r.objects, 0, "{name}: the object must be rejected");
     }
@@ -56,14 +60,21 @@ fn each_security_rule_reports_field_and_reason() {
 #[test]
 fn unknown_fields_are_errors_naming_them() {
     for (yaml, field, word) in [
-        (rule("from: [{source: {principal: [a]}}]"), "spec.rules[0].from[0].source", "principal"),
+        (
+            rule("from: [{source: {principal: [a]}}]"),
+            "spec.rules[0].from[0].source",
+            "principal",
+        ),
         (format!("{PA}  mtls: {{mod: STRICT}}\n"), "spec.mtls", "mod"),
     ] {
         let r = validate(&[("policy.yaml", &yaml)]);
         let errs = errors(&r);
         assert_eq!(errs.len(), 1, "{:#?}", r.diagnostics);
         assert!(errs[0].field.starts_with(field), "{errs:?}");
-        assert!(errs[0].message.contains(&format!("unknown field `{word}`")), "{errs:?}");
+        assert!(
+            errs[0].message.contains(&format!("unknown field `{word}`")),
+            "{errs:?}"
+        );
         assert_eq!(r.objects, 0);
     }
 }
@@ -98,8 +109,15 @@ fn unsupported_features_are_warnings() {
         assert!(errors(&r).is_empty(), "{name}: {:?}", r.diagnostics);
         let w = warnings(&r);
         assert_eq!(w.len(), 1, "{name}: {w:#?}");
-        assert_eq!((w[0].field.as_str(), w[0].message.as_str()), (field, message), "{name}");
-        assert_eq!(r.objects, 1, "{name}: served (or ignored) with a warning, not rejected");
+        assert_eq!(
+            (w[0].field.as_str(), w[0].message.as_str()),
+            (field, message),
+            "{name}"
+        );
+        assert_eq!(
+            r.objects, 1,
+            "{name}: served (or ignored) with a warning, not rejected"
+        );
     }
 }
 
@@ -107,12 +125,22 @@ fn unsupported_features_are_warnings() {
 fn http_fields_on_a_tcp_port_warn() {
     let svc = common::mk_service("db", "tcp", 5432, "5432");
     let pod = common::mk_pod("db-0", "db", "v1", "198.18.0.5", true);
-    let allow = rule("to: [{operation: {paths: [/x]}}]").replace("rules:", "selector: {matchLabels: {app: db}}\n  rules:");
+    let allow = rule("to: [{operation: {paths: [/x]}}]")
+        .replace("rules:", "selector: {matchLabels: {app: db}}\n  rules:");
     let deny = format!("{AP}  action: DENY\n  rules:\n  - to: [{{operation: {{methods: [GET], ports: [\"5432\"]}}}}]\n").replace("name: a,", "name: d,");
-    let other_port = rule("to: [{operation: {methods: [GET], ports: [\"80\"]}}]").replace("name: a,", "name: o,");
-    let r = validate(&[("svc.yaml", &svc), ("pod.yaml", &pod), ("allow.yaml", &allow), ("deny.yaml", &deny), ("other.yaml", &other_port)]);
-    let w: Vec<(String, String, String)> =
-        warnings(&r).iter().map(|d| (d.object.clone(), d.field.clone(), d.message.clone())).collect();
+    let other_port = rule("to: [{operation: {methods: [GET], ports: [\"80\"]}}]")
+        .replace("name: a,", "name: o,");
+    let r = validate(&[
+        ("svc.yaml", &svc),
+        ("pod.yaml", &pod),
+        ("allow.yaml", &allow),
+        ("deny.yaml", &deny),
+        ("other.yaml", &other_port),
+    ]);
+    let w: Vec<(String, String, String)> = warnings(&r)
+        .iter()
+        .map(|d| (d.object.clone(), d.field.clone(), d.message.clone()))
+        .collect();
     assert_eq!(
         w,
         vec![
@@ -124,7 +152,10 @@ fn http_fields_on_a_tcp_port_warn() {
 
 #[test]
 fn security_kinds_are_served_not_unsupported() {
-    let r = validate(&[("pa.yaml", &format!("{PA}  mtls: {{mode: STRICT}}\n")), ("ap.yaml", &format!("{AP}  {{}}\n"))]);
+    let r = validate(&[
+        ("pa.yaml", &format!("{PA}  mtls: {{mode: STRICT}}\n")),
+        ("ap.yaml", &format!("{AP}  {{}}\n")),
+    ]);
     assert!(r.unsupported.is_empty(), "{:?}", r.unsupported);
     assert_eq!(r.objects, 2);
 }
@@ -141,22 +172,41 @@ fn snapshot_carries_compiled_policies_in_age_order() {
     let objs = objects(&yaml);
     let snap = build_snapshot(&objs, vec![]);
     assert!(snap.diagnostics.is_empty(), "{:?}", snap.diagnostics);
-    let names: Vec<&str> = snap.security.peer_authentications.iter().map(|p| p.source.name.as_str()).collect();
+    let names: Vec<&str> = snap
+        .security
+        .peer_authentications
+        .iter()
+        .map(|p| p.source.name.as_str())
+        .collect();
     assert_eq!(names, ["mesh", "old", "young"]);
-    assert_eq!(snap.mtls_mode("default", &Labels::new(), 80), MtlsMode::Disable, "the oldest namespace policy wins");
-    assert_eq!(snap.mtls_mode("other", &Labels::new(), 80), MtlsMode::Strict, "mesh-wide from the configured root namespace");
+    assert_eq!(
+        snap.mtls_mode("default", &Labels::new(), 80),
+        MtlsMode::Disable,
+        "the oldest namespace policy wins"
+    );
+    assert_eq!(
+        snap.mtls_mode("other", &Labels::new(), 80),
+        MtlsMode::Strict,
+        "mesh-wide from the configured root namespace"
+    );
     let a = &snap.security.authorization_policies[0];
     assert_eq!(a.action, AuthzAction::Deny);
     assert_eq!(a.rule_name(0), "ns[default]-policy[a]-rule[0]");
     assert_eq!(snap.authz_for("default", &Labels::new()).count(), 1);
     assert_eq!(snap.authz_for("elsewhere", &Labels::new()).count(), 0);
     let no_policy = build_snapshot(&objs[..1], vec![]);
-    assert_ne!(no_policy.version, snap.version, "policies are part of the version");
+    assert_ne!(
+        no_policy.version, snap.version,
+        "policies are part of the version"
+    );
 }
 
 #[test]
 fn validate_files_reports_security_problems_by_file_and_line() {
-    let r = rudder_registry::validate_paths(&[common::testdata("security/policies.yaml"), common::testdata("security/invalid.yaml")]);
+    let r = rudder_registry::validate_paths(&[
+        common::testdata("security/policies.yaml"),
+        common::testdata("security/invalid.yaml"),
+    ]);
     let lines: Vec<String> = r
         .lines()
         .into_iter()

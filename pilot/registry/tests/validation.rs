@@ -50,7 +50,11 @@ fn each_rule_reports_field_and_reason() {
         let r = validate(&[("rule.yaml", &yaml)]);
         let errs = errors(&r);
         assert_eq!(errs.len(), 1, "{name}: {:#?}", r.diagnostics);
-        assert_eq!((errs[0].field.as_str(), errs[0].message.as_str()), (field, message), "{name}");
+        assert_eq!(
+            (errs[0].field.as_str(), errs[0].message.as_str()),
+            (field, message),
+            "{name}"
+        );
         assert_eq!(errs[0].file.as_deref(), Some("rule.yaml:1"), "{name}");
         assert_eq!(r.objects, 0, "{name}: the object must be rejected");
     }
@@ -76,16 +80,33 @@ fn unknown_hosts_and_subsets_are_warnings() {
     let dr = format!("{DR_HEAD}  host: nowhere\n");
     let r = validate(&[("vs.yaml", &vs), ("dr.yaml", &dr)]);
     assert!(!r.has_errors(), "{:?}", r.diagnostics);
-    let w: Vec<(String, String)> = warnings(&r).iter().map(|d| (d.field.clone(), d.message.clone())).collect();
+    let w: Vec<(String, String)> = warnings(&r)
+        .iter()
+        .map(|d| (d.field.clone(), d.message.clone()))
+        .collect();
     assert_eq!(
         w,
         vec![
-            ("spec.host".to_string(), "no Service backs host nowhere.default.svc.cluster.local".to_string()),
-            ("spec.http[0].route[0].destination.host".to_string(), "no Service backs host reviews.default.svc.cluster.local".to_string()),
-            ("spec.http[0].route[0].destination.subset".to_string(), "no DestinationRule defines subset v9 of reviews.default.svc.cluster.local".to_string()),
+            (
+                "spec.host".to_string(),
+                "no Service backs host nowhere.default.svc.cluster.local".to_string()
+            ),
+            (
+                "spec.http[0].route[0].destination.host".to_string(),
+                "no Service backs host reviews.default.svc.cluster.local".to_string()
+            ),
+            (
+                "spec.http[0].route[0].destination.subset".to_string(),
+                "no DestinationRule defines subset v9 of reviews.default.svc.cluster.local"
+                    .to_string()
+            ),
         ]
     );
-    let line = r.lines().into_iter().find(|l| l.contains("subset v9")).unwrap();
+    let line = r
+        .lines()
+        .into_iter()
+        .find(|l| l.contains("subset v9"))
+        .unwrap();
     assert_eq!(
         line,
         "warning: vs.yaml:1: VirtualService default/r: spec.http[0].route[0].destination.subset: no DestinationRule defines subset v9 of reviews.default.svc.cluster.local"
@@ -95,7 +116,12 @@ fn unknown_hosts_and_subsets_are_warnings() {
 #[test]
 fn subset_defined_in_another_file_resolves() {
     let vs = http("route: [{destination: {host: reviews, subset: v1}}]");
-    let dr = format!("{DR_HEAD}  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}]\n");
+    let dr =
+        format!("{DR_HEAD}  host: reviews\n  subsets: [{{name: v1, labels: {{version: v1}}}}]\n");
     let r = validate(&[("a.yaml", &vs), ("b.yaml", &dr)]);
-    assert!(!r.diagnostics.iter().any(|d| d.field.ends_with("subset")), "{:?}", r.diagnostics);
+    assert!(
+        !r.diagnostics.iter().any(|d| d.field.ends_with("subset")),
+        "{:?}",
+        r.diagnostics
+    );
 }

@@ -6,7 +6,9 @@ use std::{sync::Arc, time::Duration};
 
 use common::{mk_pod, mk_service};
 use rudder_model::Snapshot;
-use rudder_registry::{directory::DirectorySource, load::load_str, Registry, RegistryOptions, Sink};
+use rudder_registry::{
+    directory::DirectorySource, load::load_str, Registry, RegistryOptions, Sink,
+};
 use tokio::sync::watch;
 
 const HOST: &str = "reviews.default.svc.cluster.local";
@@ -17,7 +19,13 @@ async fn a_burst_of_applies_publishes_once() {
     let h = registry.handle();
     rx.borrow_and_update();
     for i in 0..50 {
-        let pod = mk_pod(&format!("p{i}"), "reviews", "v1", &format!("10.0.1.{i}"), true);
+        let pod = mk_pod(
+            &format!("p{i}"),
+            "reviews",
+            "v1",
+            &format!("10.0.1.{i}"),
+            true,
+        );
         for o in load_str(&pod, "f", "f").objects {
             h.apply(o);
         }
@@ -26,11 +34,16 @@ async fn a_burst_of_applies_publishes_once() {
     // 50 applies 30 ms apart (1.5 s): never 100 ms quiet, so max_delay (1 s) forces a publish mid-burst, then one after it.
     rx.changed().await.unwrap();
     let first = rx.borrow_and_update().workloads.len();
-    assert!(first < 50 && first > 0, "the 1 s max delay published mid-burst ({first})");
+    assert!(
+        first < 50 && first > 0,
+        "the 1 s max delay published mid-burst ({first})"
+    );
     rx.changed().await.unwrap();
     assert_eq!(rx.borrow_and_update().workloads.len(), 50);
     // Nothing else pending: no further publish.
-    assert!(tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.is_err());
+    assert!(tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .is_err());
 }
 
 #[tokio::test(start_paused = true)]
@@ -39,21 +52,41 @@ async fn coalesces_quick_changes_into_one_publish_and_skips_unchanged_versions()
     let h = registry.handle();
     rx.borrow_and_update();
     for i in 0..50 {
-        for o in load_str(&mk_pod(&format!("p{i}"), "a", "v1", &format!("10.0.2.{i}"), true), "f", "f").objects {
+        for o in load_str(
+            &mk_pod(&format!("p{i}"), "a", "v1", &format!("10.0.2.{i}"), true),
+            "f",
+            "f",
+        )
+        .objects
+        {
             h.apply(o);
         }
     }
     rx.changed().await.unwrap();
     assert_eq!(rx.borrow_and_update().workloads.len(), 50);
-    assert!(tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.is_err(), "one publish for the burst");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+            .await
+            .is_err(),
+        "one publish for the burst"
+    );
     // Re-applying identical content rebuilds but does not publish.
     for o in load_str(&mk_pod("p0", "a", "v1", "10.0.2.0", true), "f", "f").objects {
         h.apply(o);
     }
-    assert!(tokio::time::timeout(Duration::from_secs(5), rx.changed()).await.is_err(), "same version, no publish");
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), rx.changed())
+            .await
+            .is_err(),
+        "same version, no publish"
+    );
 }
 
-async fn wait_for(rx: &mut watch::Receiver<Arc<Snapshot>>, what: &str, f: impl Fn(&Snapshot) -> bool) {
+async fn wait_for(
+    rx: &mut watch::Receiver<Arc<Snapshot>>,
+    what: &str,
+    f: impl Fn(&Snapshot) -> bool,
+) {
     let res = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             if f(&rx.borrow_and_update()) {
@@ -67,7 +100,10 @@ async fn wait_for(rx: &mut watch::Receiver<Arc<Snapshot>>, what: &str, f: impl F
 }
 
 fn timeout_of(s: &Snapshot) -> Option<Duration> {
-    s.route_tables.first().and_then(|t| t.http.first()).and_then(|r| r.timeout)
+    s.route_tables
+        .first()
+        .and_then(|t| t.http.first())
+        .and_then(|r| r.timeout)
 }
 
 fn vs(timeout: &str) -> String {
@@ -79,30 +115,53 @@ async fn directory_source_follows_writes_edits_renames_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     std::fs::create_dir_all(root.join("platform")).unwrap();
-    std::fs::write(root.join("platform/svc.yaml"), mk_service("reviews", "http", 9080, "9080")).unwrap();
-    let opts = RegistryOptions { debounce: Duration::from_millis(20), max_delay: Duration::from_millis(200) };
+    std::fs::write(
+        root.join("platform/svc.yaml"),
+        mk_service("reviews", "http", 9080, "9080"),
+    )
+    .unwrap();
+    let opts = RegistryOptions {
+        debounce: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+    };
     let (registry, mut rx) = Registry::new(opts);
     let source = DirectorySource::spawn(root.clone(), registry.handle()).unwrap();
     assert!(source.initial_sync());
     let s = registry.handle().flush().await.unwrap();
-    assert!(s.services.contains_key(HOST), "initial read is complete when spawn returns");
+    assert!(
+        s.services.contains_key(HOST),
+        "initial read is complete when spawn returns"
+    );
 
     // Write a new file.
     std::fs::write(root.join("vs.yaml"), vs("1s")).unwrap();
-    wait_for(&mut rx, "new file", |s| timeout_of(s) == Some(Duration::from_secs(1))).await;
+    wait_for(&mut rx, "new file", |s| {
+        timeout_of(s) == Some(Duration::from_secs(1))
+    })
+    .await;
     // Edit it in place.
     std::fs::write(root.join("vs.yaml"), vs("2s")).unwrap();
-    wait_for(&mut rx, "edit", |s| timeout_of(s) == Some(Duration::from_secs(2))).await;
+    wait_for(&mut rx, "edit", |s| {
+        timeout_of(s) == Some(Duration::from_secs(2))
+    })
+    .await;
     // Editor-style save: write a hidden temp file, rename over the original.
     std::fs::write(root.join(".vs.yaml.tmp"), vs("3s")).unwrap();
     std::fs::rename(root.join(".vs.yaml.tmp"), root.join("vs.yaml")).unwrap();
-    wait_for(&mut rx, "atomic rename", |s| timeout_of(s) == Some(Duration::from_secs(3))).await;
+    wait_for(&mut rx, "atomic rename", |s| {
+        timeout_of(s) == Some(Duration::from_secs(3))
+    })
+    .await;
     // A broken edit keeps the last good objects and reports the problem.
     std::fs::write(root.join("vs.yaml"), "spec: [\n").unwrap();
     let mut diags = registry.diagnostics();
     let res = tokio::time::timeout(Duration::from_secs(10), async {
         loop {
-            if diags.borrow_and_update().iter().any(|d| d.file.as_deref().is_some_and(|f| f.contains("vs.yaml"))) {
+            if diags
+                .borrow_and_update()
+                .iter()
+                .any(|d| d.file.as_deref().is_some_and(|f| f.contains("vs.yaml")))
+            {
                 return;
             }
             diags.changed().await.unwrap();
@@ -110,8 +169,17 @@ async fn directory_source_follows_writes_edits_renames_and_deletes() {
     })
     .await;
     assert!(res.is_ok(), "parse error reported");
-    let d: Vec<String> = registry.diagnostics().borrow().iter().map(ToString::to_string).collect();
-    assert_eq!(timeout_of(&rx.borrow()), Some(Duration::from_secs(3)), "last good objects stay: {d:?}");
+    let d: Vec<String> = registry
+        .diagnostics()
+        .borrow()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        timeout_of(&rx.borrow()),
+        Some(Duration::from_secs(3)),
+        "last good objects stay: {d:?}"
+    );
     // Delete: its objects go.
     std::fs::remove_file(root.join("vs.yaml")).unwrap();
     wait_for(&mut rx, "delete", |s| s.route_tables.is_empty()).await;

@@ -32,10 +32,10 @@ use envoy_types::pb::{
     google::protobuf::UInt64Value,
 };
 use rudder_model::{
-    names::{BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER},
-    well_known::INBOUND_PASSTHROUGH_SOURCE,
     names::ClusterName,
+    names::{BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER},
     node::CertMode,
+    well_known::INBOUND_PASSTHROUGH_SOURCE,
     ConnectionPool, DestinationPolicy, Endpoint, LoadBalancer, OutlierDetection, Protocol, Service,
     ServicePort, Snapshot, Subset, TrafficPolicy,
 };
@@ -135,9 +135,15 @@ pub(crate) fn outbound_cluster(
         circuit_breakers: Some(circuit_breakers(tp.connection_pool.as_ref())),
         ..Default::default()
     };
-    let cluster_name = ClusterName::outbound(port.port, subset.map(|s| s.name.as_str()), &svc.hostname);
-    (c.transport_socket, c.transport_socket_matches) =
-        apply_upstream(&tls, &cluster_name, &identities, port.protocol.is_http2(), peers.cert_mode);
+    let cluster_name =
+        ClusterName::outbound(port.port, subset.map(|s| s.name.as_str()), &svc.hostname);
+    (c.transport_socket, c.transport_socket_matches) = apply_upstream(
+        &tls,
+        &cluster_name,
+        &identities,
+        port.protocol.is_http2(),
+        peers.cert_mode,
+    );
     apply_load_balancer(&mut c, tp.load_balancer.as_ref());
     if let Some(od) = &tp.outlier_detection {
         apply_outlier_detection(&mut c, od);

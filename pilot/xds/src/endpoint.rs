@@ -10,7 +10,9 @@ use std::{net::IpAddr, sync::Arc};
 
 use envoy_types::pb::envoy::config::{
     core::v3::Metadata,
-    endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint, LocalityLbEndpoints},
+    endpoint::v3::{
+        lb_endpoint, ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint, LocalityLbEndpoints,
+    },
 };
 use rudder_model::{selects, Endpoint, Labels};
 
@@ -33,8 +35,10 @@ pub(crate) fn members<'a>(endpoints: &'a [Endpoint], subset: Option<&Labels>) ->
 /// ready endpoints matching the subset labels, sorted and deduplicated (the
 /// model's order is not a contract).
 pub(crate) fn select(endpoints: &[Endpoint], subset: Option<&Labels>) -> Vec<(IpAddr, u16, bool)> {
-    let mut out: Vec<(IpAddr, u16, bool)> =
-        members(endpoints, subset).into_iter().map(|e| (e.address, e.port, is_meshed(e))).collect();
+    let mut out: Vec<(IpAddr, u16, bool)> = members(endpoints, subset)
+        .into_iter()
+        .map(|e| (e.address, e.port, is_meshed(e)))
+        .collect();
     out.sort();
     out.dedup();
     out
@@ -53,8 +57,11 @@ pub(crate) fn load_assignment(
                 ..Default::default()
             })),
             metadata: meshed.then(|| Metadata {
-                filter_metadata: [(TRANSPORT_SOCKET_MATCH_KEY.to_string(), string_struct(&[("tlsMode", TLS_MODE_ISTIO)]))]
-                    .into(),
+                filter_metadata: [(
+                    TRANSPORT_SOCKET_MATCH_KEY.to_string(),
+                    string_struct(&[("tlsMode", TLS_MODE_ISTIO)]),
+                )]
+                .into(),
                 ..Default::default()
             }),
             ..Default::default()

@@ -218,15 +218,17 @@ impl Generator {
                         &svc.hostname,
                     )
                     .to_string();
-                    let cluster = self.clusters.get_or((name.clone(), policy.is_some(), cert_mode), || {
-                        let members = members(endpoints, subset.map(|s| &s.labels));
-                        let peers = Peers {
-                            endpoints: &members,
-                            trust_domain: &snapshot.mesh.trust_domain,
-                            cert_mode,
-                        };
-                        outbound_cluster(&name, svc, sp, policy, subset, peers)
-                    });
+                    let cluster =
+                        self.clusters
+                            .get_or((name.clone(), policy.is_some(), cert_mode), || {
+                                let members = members(endpoints, subset.map(|s| &s.labels));
+                                let peers = Peers {
+                                    endpoints: &members,
+                                    trust_domain: &snapshot.mesh.trust_domain,
+                                    cert_mode,
+                                };
+                                outbound_cluster(&name, svc, sp, policy, subset, peers)
+                            });
                     let eds = self.endpoints.get_or(name.clone(), || {
                         eds_resource(&name, endpoints, subset.map(|s| &s.labels))
                     });

@@ -28,8 +28,8 @@ use envoy_types::pb::{
 };
 use rudder_model::{
     names::{ClusterName, BLACKHOLE_CLUSTER},
-    Destination, DirectResponse, Fault, HashKey, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute,
-    LoadBalancer, Redirect, Snapshot, StringMatch,
+    Destination, DirectResponse, Fault, HashKey, HeaderOps, Headers, HttpAction, HttpMatch,
+    HttpRoute, LoadBalancer, Redirect, Snapshot, StringMatch,
 };
 
 use crate::{
@@ -243,7 +243,9 @@ fn forward(
     version.add(&weighted);
     let cluster_specifier = match weighted.as_slice() {
         [] => route_action::ClusterSpecifier::Cluster(BLACKHOLE_CLUSTER.into()),
-        [(one, _, h)] if **h == Headers::default() => route_action::ClusterSpecifier::Cluster(one.clone()),
+        [(one, _, h)] if **h == Headers::default() => {
+            route_action::ClusterSpecifier::Cluster(one.clone())
+        }
         // Several destinations, or one left with its own header edits (the
         // others weigh 0): weighted clusters, each with its edits.
         many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {

@@ -30,7 +30,8 @@ use std::{collections::BTreeMap, net::IpAddr};
 
 use envoy_types::pb::envoy::{
     config::listener::v3::{
-        listener_filter, listener_filter_chain_match_predicate::{MatchSet, Rule},
+        listener_filter,
+        listener_filter_chain_match_predicate::{MatchSet, Rule},
         FilterChain, FilterChainMatch, ListenerFilter, ListenerFilterChainMatchPredicate,
     },
     extensions::filters::{
@@ -86,10 +87,17 @@ impl<'a> InboundSecurity<'a> {
                 (p.port, mode)
             })
             .collect();
-        let policies = snapshot.authz_for(&proxy.namespace, &proxy.labels).collect();
+        let policies = snapshot
+            .authz_for(&proxy.namespace, &proxy.labels)
+            .collect();
         // Port 0 is in no portLevelMtls: this is the workload-level mode.
         let passthrough_mode = snapshot.mtls_mode(&proxy.namespace, &proxy.labels, 0);
-        Self { modes, passthrough_mode, policies, cert_mode: proxy.cert_mode }
+        Self {
+            modes,
+            passthrough_mode,
+            policies,
+            cert_mode: proxy.cert_mode,
+        }
     }
 
     /// An inbound passthrough chain (ports no Service declares) under the
@@ -114,26 +122,40 @@ impl<'a> InboundSecurity<'a> {
     /// The TLS inspector, enabled only for PERMISSIVE ports; `None` when no
     /// port needs it.
     pub(crate) fn tls_inspector(&self) -> Option<ListenerFilter> {
-        let ports: Vec<u16> = self.modes.iter().filter(|(_, m)| **m == MtlsMode::Permissive).map(|(p, _)| *p).collect();
+        let ports: Vec<u16> = self
+            .modes
+            .iter()
+            .filter(|(_, m)| **m == MtlsMode::Permissive)
+            .map(|(p, _)| *p)
+            .collect();
         if ports.is_empty() {
             return None;
         }
         let mut ranges: Vec<ListenerFilterChainMatchPredicate> = ports
             .iter()
             .map(|&p| ListenerFilterChainMatchPredicate {
-                rule: Some(Rule::DestinationPortRange(Int32Range { start: i32::from(p), end: i32::from(p) + 1 })),
+                rule: Some(Rule::DestinationPortRange(Int32Range {
+                    start: i32::from(p),
+                    end: i32::from(p) + 1,
+                })),
             })
             .collect();
         // Envoy wants at least two predicates in an or_match.
         let on_ports = if ranges.len() == 1 {
             ranges.remove(0)
         } else {
-            ListenerFilterChainMatchPredicate { rule: Some(Rule::OrMatch(MatchSet { rules: ranges })) }
+            ListenerFilterChainMatchPredicate {
+                rule: Some(Rule::OrMatch(MatchSet { rules: ranges })),
+            }
         };
         Some(ListenerFilter {
             name: TLS_INSPECTOR_FILTER.into(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(any(&TlsInspector::default()))),
-            filter_disabled: Some(ListenerFilterChainMatchPredicate { rule: Some(Rule::NotMatch(Box::new(on_ports))) }),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+                &TlsInspector::default(),
+            ))),
+            filter_disabled: Some(ListenerFilterChainMatchPredicate {
+                rule: Some(Rule::NotMatch(Box::new(on_ports))),
+            }),
         })
     }
 }
@@ -150,10 +172,18 @@ enum Transport {
 }
 
 /// The chains of one served port.
-pub(crate) fn inbound_chains(p: &InboundPort, ips: &[IpAddr], sec: &InboundSecurity<'_>) -> Vec<FilterChain> {
+pub(crate) fn inbound_chains(
+    p: &InboundPort,
+    ips: &[IpAddr],
+    sec: &InboundSecurity<'_>,
+) -> Vec<FilterChain> {
     let transports: &[Transport] = match sec.mode(p.port) {
         MtlsMode::Strict => &[Transport::Mtls { alpn_match: false }],
-        MtlsMode::Permissive => &[Transport::Mtls { alpn_match: true }, Transport::AppTls, Transport::Plain],
+        MtlsMode::Permissive => &[
+            Transport::Mtls { alpn_match: true },
+            Transport::AppTls,
+            Transport::Plain,
+        ],
         MtlsMode::Disable | MtlsMode::Unset => &[Transport::Plain],
     };
     transports.iter().map(|t| chain(p, ips, *t, sec)).collect()
@@ -167,13 +197,20 @@ fn chain(p: &InboundPort, ips: &[IpAddr], t: Transport, sec: &InboundSecurity<'_
         Transport::Mtls { alpn_match } => (
             format!("inbound|{}|mtls", p.port),
             if alpn_match { "tls" } else { "" },
-            if alpn_match { MESH_ALPNS.iter().map(|s| s.to_string()).collect() } else { vec![] },
+            if alpn_match {
+                MESH_ALPNS.iter().map(|s| s.to_string()).collect()
+            } else {
+                vec![]
+            },
         ),
         Transport::AppTls => (format!("inbound|{}|tls", p.port), "tls", vec![]),
     };
     let http = p.protocol.is_http() && t != Transport::AppTls;
     let filters = if http {
-        let opts = HcmOptions { http_filters: rbac::http_filters(&sec.policies), forward_client_cert: mtls };
+        let opts = HcmOptions {
+            http_filters: rbac::http_filters(&sec.policies),
+            forward_client_cert: mtls,
+        };
         vec![http_connection_manager(
             &format!("inbound_0.0.0.0_{}", p.port),
             RouteSpecifier::RouteConfig(inbound_route_config(p.port)),

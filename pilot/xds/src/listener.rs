@@ -34,7 +34,10 @@ use envoy_types::pb::{
             http::{fault::v3::HttpFault, router::v3::Router},
             listener::original_dst::v3::OriginalDst,
             network::http_connection_manager::v3::{
-                http_connection_manager::{CodecType, ForwardClientCertDetails, RouteSpecifier, SetCurrentClientCertDetails},
+                http_connection_manager::{
+                    CodecType, ForwardClientCertDetails, RouteSpecifier,
+                    SetCurrentClientCertDetails,
+                },
                 http_filter, HttpConnectionManager, HttpFilter, Rds,
             },
         },
@@ -248,14 +251,26 @@ pub(crate) fn listeners(
         chains.extend(blackholes);
         out.push((
             VIRTUAL_LISTENER,
-            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough(), inspector),
+            listener(
+                VIRTUAL_LISTENER,
+                proxy.capture_port,
+                chains,
+                passthrough(),
+                inspector,
+            ),
         ));
     } else {
         let mut chains = outbound.chains.clone();
         chains.extend(blackholes.iter().cloned());
         out.push((
             VIRTUAL_LISTENER,
-            listener(VIRTUAL_LISTENER, proxy.capture_port, chains, passthrough(), None),
+            listener(
+                VIRTUAL_LISTENER,
+                proxy.capture_port,
+                chains,
+                passthrough(),
+                None,
+            ),
         ));
         // Everything on the inbound port is inbound: match by port alone.
         let mut chains: Vec<FilterChain> = inbound
@@ -295,7 +310,9 @@ fn listener(
 ) -> Listener {
     let original_dst = ListenerFilter {
         name: ORIGINAL_DST_FILTER.into(),
-        config_type: Some(listener_filter::ConfigType::TypedConfig(any(&OriginalDst {}))),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &OriginalDst {},
+        ))),
         ..Default::default()
     };
     let inspecting = tls_inspector.is_some();
@@ -303,7 +320,8 @@ fn listener(
         name: name.to_string(),
         address: Some(socket_address("0.0.0.0", port)),
         listener_filters: std::iter::once(original_dst).chain(tls_inspector).collect(),
-        listener_filters_timeout: inspecting.then(|| crate::common::duration(crate::inbound::LISTENER_FILTERS_TIMEOUT)),
+        listener_filters_timeout: inspecting
+            .then(|| crate::common::duration(crate::inbound::LISTENER_FILTERS_TIMEOUT)),
         continue_on_listener_filters_timeout: inspecting,
         filter_chains,
         default_filter_chain: Some(default),

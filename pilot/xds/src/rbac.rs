@@ -29,10 +29,13 @@ use envoy_types::pb::envoy::{
             rbac::v3::Rbac as NetworkRbac,
         },
     },
-    r#type::matcher::v3::{path_matcher, string_matcher::MatchPattern, PathMatcher, RegexMatcher, StringMatcher},
+    r#type::matcher::v3::{
+        path_matcher, string_matcher::MatchPattern, PathMatcher, RegexMatcher, StringMatcher,
+    },
 };
 use rudder_model::{
-    AuthzAction, AuthzPolicy, AuthzRule, Cidr, Condition, OperationMatch, Pattern, PrincipalMatch, SourceMatch, Values,
+    AuthzAction, AuthzPolicy, AuthzRule, Cidr, Condition, OperationMatch, Pattern, PrincipalMatch,
+    SourceMatch, Values,
 };
 
 use crate::common::{any, network_filter, u32v};
@@ -68,7 +71,11 @@ pub(crate) fn network_filters(policies: &[&AuthzPolicy]) -> Vec<Filter> {
             };
             network_filter(
                 NETWORK_RBAC_FILTER,
-                &NetworkRbac { rules: Some(rules), stat_prefix: stat_prefix.into(), ..Default::default() },
+                &NetworkRbac {
+                    rules: Some(rules),
+                    stat_prefix: stat_prefix.into(),
+                    ..Default::default()
+                },
             )
         })
         .collect()
@@ -111,13 +118,24 @@ fn policy(r: &AuthzRule, tcp: bool) -> Policy {
     for c in &r.when {
         match c {
             Condition::RequestHeader(name, v) if !tcp => {
-                permissions.extend(values(v, |p| Permission { rule: Some(permission::Rule::Header(header(name, p))) }, or_rules, not_rule));
+                permissions.extend(values(
+                    v,
+                    |p| Permission {
+                        rule: Some(permission::Rule::Header(header(name, p))),
+                    },
+                    or_rules,
+                    not_rule,
+                ));
             }
             Condition::RequestHeader(..) => {}
-            Condition::DestinationPort(v) => permissions.extend(values(v, |p| port(*p), or_rules, not_rule)),
+            Condition::DestinationPort(v) => {
+                permissions.extend(values(v, |p| port(*p), or_rules, not_rule))
+            }
             Condition::SourceIp(v) => principals.extend(values(v, direct_ip, or_ids, not_id)),
             Condition::RemoteIp(v) => principals.extend(values(v, remote_ip, or_ids, not_id)),
-            Condition::SourceNamespace(v) => principals.extend(values(v, namespace, or_ids, not_id)),
+            Condition::SourceNamespace(v) => {
+                principals.extend(values(v, namespace, or_ids, not_id))
+            }
             Condition::SourcePrincipal(v) => principals.extend(values(v, peer, or_ids, not_id)),
         }
     }
@@ -132,10 +150,22 @@ fn operation(o: &OperationMatch, tcp: bool) -> Permission {
     let mut all = Vec::new();
     all.extend(values(&o.ports, |p| port(*p), or_rules, not_rule));
     if !tcp {
-        all.extend(values(&o.hosts, |h| Permission { rule: Some(permission::Rule::Header(host(h))) }, or_rules, not_rule));
+        all.extend(values(
+            &o.hosts,
+            |h| Permission {
+                rule: Some(permission::Rule::Header(host(h))),
+            },
+            or_rules,
+            not_rule,
+        ));
         all.extend(values(
             &o.methods,
-            |m| Permission { rule: Some(permission::Rule::Header(header(":method", &Pattern::Exact(m.clone())))) },
+            |m| Permission {
+                rule: Some(permission::Rule::Header(header(
+                    ":method",
+                    &Pattern::Exact(m.clone()),
+                ))),
+            },
             or_rules,
             not_rule,
         ));
@@ -150,7 +180,9 @@ fn source(s: &SourceMatch) -> Principal {
     // No request ever carries a request principal (no JWT validation): a
     // positive list never matches, a negative one always does.
     if !s.request_principals.values.is_empty() {
-        all.push(not_id(Principal { identifier: Some(principal::Identifier::Any(true)) }));
+        all.push(not_id(Principal {
+            identifier: Some(principal::Identifier::Any(true)),
+        }));
     }
     all.extend(values(&s.namespaces, namespace, or_ids, not_id));
     all.extend(values(&s.ip_blocks, direct_ip, or_ids, not_id));
@@ -159,7 +191,12 @@ fn source(s: &SourceMatch) -> Principal {
 }
 
 /// `values` ORed, `not_values` ORed and negated: the (0-2) matchers to AND.
-fn values<T, M>(v: &Values<T>, one: impl Fn(&T) -> M, or: fn(Vec<M>) -> M, not: fn(M) -> M) -> Vec<M> {
+fn values<T, M>(
+    v: &Values<T>,
+    one: impl Fn(&T) -> M,
+    or: fn(Vec<M>) -> M,
+    not: fn(M) -> M,
+) -> Vec<M> {
     let mut out = Vec::new();
     if !v.values.is_empty() {
         out.push(or(v.values.iter().map(&one).collect()));
@@ -183,11 +220,15 @@ fn or_rules(mut rules: Vec<Permission>) -> Permission {
     if rules.len() == 1 {
         return rules.remove(0);
     }
-    Permission { rule: Some(permission::Rule::OrRules(permission::Set { rules })) }
+    Permission {
+        rule: Some(permission::Rule::OrRules(permission::Set { rules })),
+    }
 }
 
 fn not_rule(p: Permission) -> Permission {
-    Permission { rule: Some(permission::Rule::NotRule(Box::new(p))) }
+    Permission {
+        rule: Some(permission::Rule::NotRule(Box::new(p))),
+    }
 }
 
 fn and_ids(mut ids: Vec<Principal>) -> Principal {
@@ -196,22 +237,30 @@ fn and_ids(mut ids: Vec<Principal>) -> Principal {
         1 => return ids.remove(0),
         _ => principal::Identifier::AndIds(principal::Set { ids }),
     };
-    Principal { identifier: Some(id) }
+    Principal {
+        identifier: Some(id),
+    }
 }
 
 fn or_ids(mut ids: Vec<Principal>) -> Principal {
     if ids.len() == 1 {
         return ids.remove(0);
     }
-    Principal { identifier: Some(principal::Identifier::OrIds(principal::Set { ids })) }
+    Principal {
+        identifier: Some(principal::Identifier::OrIds(principal::Set { ids })),
+    }
 }
 
 fn not_id(p: Principal) -> Principal {
-    Principal { identifier: Some(principal::Identifier::NotId(Box::new(p))) }
+    Principal {
+        identifier: Some(principal::Identifier::NotId(Box::new(p))),
+    }
 }
 
 fn port(p: u16) -> Permission {
-    Permission { rule: Some(permission::Rule::DestinationPort(u32::from(p))) }
+    Permission {
+        rule: Some(permission::Rule::DestinationPort(u32::from(p))),
+    }
 }
 
 fn matcher(p: &Pattern) -> StringMatcher {
@@ -221,11 +270,17 @@ fn matcher(p: &Pattern) -> StringMatcher {
         Pattern::Prefix(s) => MatchPattern::Prefix(s.clone()),
         Pattern::Suffix(s) => MatchPattern::Suffix(s.clone()),
     };
-    StringMatcher { match_pattern: Some(pattern), ..Default::default() }
+    StringMatcher {
+        match_pattern: Some(pattern),
+        ..Default::default()
+    }
 }
 
 fn regex(r: &str) -> RegexMatcher {
-    RegexMatcher { regex: r.to_string(), ..Default::default() }
+    RegexMatcher {
+        regex: r.to_string(),
+        ..Default::default()
+    }
 }
 
 fn header(name: &str, p: &Pattern) -> HeaderMatcher {
@@ -233,45 +288,72 @@ fn header(name: &str, p: &Pattern) -> HeaderMatcher {
         Pattern::Any => HeaderMatchSpecifier::PresentMatch(true),
         p => HeaderMatchSpecifier::StringMatch(matcher(p)),
     };
-    HeaderMatcher { name: name.to_string(), header_match_specifier: Some(spec), ..Default::default() }
+    HeaderMatcher {
+        name: name.to_string(),
+        header_match_specifier: Some(spec),
+        ..Default::default()
+    }
 }
 
 /// Hosts compare case-insensitively, as Istio does.
 fn host(p: &Pattern) -> HeaderMatcher {
     let spec = match p {
         Pattern::Any => HeaderMatchSpecifier::PresentMatch(true),
-        p => HeaderMatchSpecifier::StringMatch(StringMatcher { ignore_case: true, ..matcher(p) }),
+        p => HeaderMatchSpecifier::StringMatch(StringMatcher {
+            ignore_case: true,
+            ..matcher(p)
+        }),
     };
-    HeaderMatcher { name: ":authority".into(), header_match_specifier: Some(spec), ..Default::default() }
+    HeaderMatcher {
+        name: ":authority".into(),
+        header_match_specifier: Some(spec),
+        ..Default::default()
+    }
 }
 
 fn path(p: &Pattern) -> Permission {
     let rule = match p {
         Pattern::Any => permission::Rule::Any(true),
-        p => permission::Rule::UrlPath(PathMatcher { rule: Some(path_matcher::Rule::Path(matcher(p))) }),
+        p => permission::Rule::UrlPath(PathMatcher {
+            rule: Some(path_matcher::Rule::Path(matcher(p))),
+        }),
     };
     Permission { rule: Some(rule) }
 }
 
 fn cidr(c: &Cidr) -> CidrRange {
-    CidrRange { address_prefix: c.address.to_string(), prefix_len: u32v(u32::from(c.prefix_len)) }
+    CidrRange {
+        address_prefix: c.address.to_string(),
+        prefix_len: u32v(u32::from(c.prefix_len)),
+    }
 }
 
 fn direct_ip(c: &Cidr) -> Principal {
-    Principal { identifier: Some(principal::Identifier::DirectRemoteIp(cidr(c))) }
+    Principal {
+        identifier: Some(principal::Identifier::DirectRemoteIp(cidr(c))),
+    }
 }
 
 fn remote_ip(c: &Cidr) -> Principal {
-    Principal { identifier: Some(principal::Identifier::RemoteIp(cidr(c))) }
+    Principal {
+        identifier: Some(principal::Identifier::RemoteIp(cidr(c))),
+    }
 }
 
 fn authenticated(m: Option<StringMatcher>) -> Principal {
-    Principal { identifier: Some(principal::Identifier::Authenticated(principal::Authenticated { principal_name: m })) }
+    Principal {
+        identifier: Some(principal::Identifier::Authenticated(
+            principal::Authenticated { principal_name: m },
+        )),
+    }
 }
 
 /// The peer identity: the URI SAN of its certificate.
 fn peer(p: &PrincipalMatch) -> Principal {
-    let m = |pattern| StringMatcher { match_pattern: Some(pattern), ..Default::default() };
+    let m = |pattern| StringMatcher {
+        match_pattern: Some(pattern),
+        ..Default::default()
+    };
     authenticated(match p {
         PrincipalMatch::Any => None,
         PrincipalMatch::Exact(id) => Some(m(MatchPattern::Exact(id.to_string()))),
@@ -289,7 +371,10 @@ fn namespace(p: &Pattern) -> Principal {
         Pattern::Suffix(s) => format!("[^/]*{}", escape(s)),
     };
     let pattern = MatchPattern::SafeRegex(regex(&format!("spiffe://[^/]+/ns/{ns}/sa/[^/]+")));
-    authenticated(Some(StringMatcher { match_pattern: Some(pattern), ..Default::default() }))
+    authenticated(Some(StringMatcher {
+        match_pattern: Some(pattern),
+        ..Default::default()
+    }))
 }
 
 /// RE2-escapes a literal.

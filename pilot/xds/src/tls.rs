@@ -21,8 +21,9 @@ use envoy_types::pb::{
         config::{
             cluster::v3::cluster::TransportSocketMatch,
             core::v3::{
-                api_config_source::ApiType, config_source, data_source, grpc_service, transport_socket,
-                ApiConfigSource, ApiVersion, ConfigSource, DataSource, GrpcService, TransportSocket,
+                api_config_source::ApiType, config_source, data_source, grpc_service,
+                transport_socket, ApiConfigSource, ApiVersion, ConfigSource, DataSource,
+                GrpcService, TransportSocket,
             },
         },
         extensions::transport_sockets::tls::v3::{
@@ -52,7 +53,13 @@ pub(crate) const TRANSPORT_SOCKET_MATCH_KEY: &str = "envoy.transport_socket_matc
 /// The `tlsMode` value of meshed endpoints.
 pub(crate) const TLS_MODE_ISTIO: &str = "istio";
 /// ALPN values a meshed client offers; the inbound PERMISSIVE chain matches them.
-pub(crate) const MESH_ALPNS: [&str; 5] = ["istio", "istio-peer-exchange", "istio-http/1.0", "istio-http/1.1", "istio-h2"];
+pub(crate) const MESH_ALPNS: [&str; 5] = [
+    "istio",
+    "istio-peer-exchange",
+    "istio-http/1.0",
+    "istio-http/1.1",
+    "istio-h2",
+];
 
 /// Whether an endpoint is meshed (its pod carries the tlsMode label).
 pub(crate) fn is_meshed(e: &Endpoint) -> bool {
@@ -61,7 +68,9 @@ pub(crate) fn is_meshed(e: &Endpoint) -> bool {
 
 /// Whether pod labels mark a meshed workload (one with a mesh certificate).
 pub(crate) fn is_meshed_labels(labels: &rudder_model::Labels) -> bool {
-    labels.get(TLS_MODE_LABEL).is_some_and(|v| v == TLS_MODE_ISTIO)
+    labels
+        .get(TLS_MODE_LABEL)
+        .is_some_and(|v| v == TLS_MODE_ISTIO)
 }
 
 /// How a cluster reaches its endpoints.
@@ -99,7 +108,11 @@ pub(crate) fn upstream_tls(explicit: Option<&ClientTls>, endpoints: &[&Endpoint]
 pub(crate) fn destination_identities(trust_domain: &str, endpoints: &[&Endpoint]) -> Vec<String> {
     let ids: BTreeSet<String> = endpoints
         .iter()
-        .filter_map(|e| e.service_account.as_deref().map(|sa| SpiffeId::new(trust_domain, &e.namespace, sa).to_string()))
+        .filter_map(|e| {
+            e.service_account
+                .as_deref()
+                .map(|sa| SpiffeId::new(trust_domain, &e.namespace, sa).to_string())
+        })
         .collect();
     ids.into_iter().collect()
 }
@@ -134,14 +147,19 @@ pub(crate) fn apply_upstream(
 }
 
 fn upstream_socket(ctx: &UpstreamTlsContext) -> TransportSocket {
-    TransportSocket { name: TLS_TRANSPORT_SOCKET.into(), config_type: Some(transport_socket::ConfigType::TypedConfig(any(ctx))) }
+    TransportSocket {
+        name: TLS_TRANSPORT_SOCKET.into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(ctx))),
+    }
 }
 
 fn raw_buffer() -> TransportSocket {
     use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
     TransportSocket {
         name: "envoy.transport_sockets.raw_buffer".into(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&RawBuffer {}))),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(
+            &RawBuffer {},
+        ))),
     }
 }
 
@@ -150,7 +168,14 @@ pub(crate) fn string_struct(pairs: &[(&str, &str)]) -> Struct {
     Struct {
         fields: pairs
             .iter()
-            .map(|(k, v)| (k.to_string(), Value { kind: Some(Kind::StringValue(v.to_string())) }))
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    Value {
+                        kind: Some(Kind::StringValue(v.to_string())),
+                    },
+                )
+            })
             .collect(),
     }
 }
@@ -162,29 +187,40 @@ pub(crate) fn secret_ref(name: &str, mode: CertMode) -> SdsSecretConfig {
         CertMode::File => None,
         CertMode::Sds => Some(ConfigSource {
             resource_api_version: ApiVersion::V3 as i32,
-            config_source_specifier: Some(config_source::ConfigSourceSpecifier::ApiConfigSource(ApiConfigSource {
-                api_type: ApiType::Grpc as i32,
-                transport_api_version: ApiVersion::V3 as i32,
-                set_node_on_first_message_only: true,
-                grpc_services: vec![GrpcService {
-                    target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(grpc_service::EnvoyGrpc {
-                        cluster_name: SDS_CLUSTER.into(),
+            config_source_specifier: Some(config_source::ConfigSourceSpecifier::ApiConfigSource(
+                ApiConfigSource {
+                    api_type: ApiType::Grpc as i32,
+                    transport_api_version: ApiVersion::V3 as i32,
+                    set_node_on_first_message_only: true,
+                    grpc_services: vec![GrpcService {
+                        target_specifier: Some(grpc_service::TargetSpecifier::EnvoyGrpc(
+                            grpc_service::EnvoyGrpc {
+                                cluster_name: SDS_CLUSTER.into(),
+                                ..Default::default()
+                            },
+                        )),
                         ..Default::default()
-                    })),
+                    }],
                     ..Default::default()
-                }],
-                ..Default::default()
-            })),
+                },
+            )),
             ..Default::default()
         }),
     };
-    SdsSecretConfig { name: name.into(), sds_config }
+    SdsSecretConfig {
+        name: name.into(),
+        sds_config,
+    }
 }
 
 fn san_matchers(sans: &[String]) -> Vec<SubjectAltNameMatcher> {
     sans.iter()
         .map(|s| SubjectAltNameMatcher {
-            san_type: if s.contains("://") { SanType::Uri } else { SanType::Dns } as i32,
+            san_type: if s.contains("://") {
+                SanType::Uri
+            } else {
+                SanType::Dns
+            } as i32,
             matcher: Some(exact(s)),
             ..Default::default()
         })
@@ -192,7 +228,10 @@ fn san_matchers(sans: &[String]) -> Vec<SubjectAltNameMatcher> {
 }
 
 pub(crate) fn exact(s: &str) -> StringMatcher {
-    StringMatcher { match_pattern: Some(MatchPattern::Exact(s.to_string())), ..Default::default() }
+    StringMatcher {
+        match_pattern: Some(MatchPattern::Exact(s.to_string())),
+        ..Default::default()
+    }
 }
 
 /// The mesh's own certificate and root, with a SAN check on the peer.
@@ -216,7 +255,12 @@ fn mesh_common(sans: &[String], alpn: Vec<String>, mode: CertMode) -> CommonTlsC
 
 /// ISTIO_MUTUAL towards `cluster`: the workload certificate, the mesh root,
 /// the destination's identities, ALPN `istio` (+ `h2`), Istio's SNI.
-fn istio_mutual(cluster: &ClusterName, identities: &[String], http2: bool, mode: CertMode) -> UpstreamTlsContext {
+fn istio_mutual(
+    cluster: &ClusterName,
+    identities: &[String],
+    http2: bool,
+    mode: CertMode,
+) -> UpstreamTlsContext {
     let mut alpn = vec!["istio".to_string()];
     if http2 {
         alpn.push("h2".into());
@@ -229,16 +273,32 @@ fn istio_mutual(cluster: &ClusterName, identities: &[String], http2: bool, mode:
 }
 
 fn file(path: &str) -> DataSource {
-    DataSource { specifier: Some(data_source::Specifier::Filename(path.to_string())), ..Default::default() }
+    DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_string())),
+        ..Default::default()
+    }
 }
 
 /// SIMPLE and MUTUAL with the DestinationRule's files.
 fn other_tls(tls: &ClientTls) -> Option<UpstreamTlsContext> {
     let (cert, sni, ca, sans) = match tls {
-        ClientTls::Simple { sni, ca_certificates, subject_alt_names } => (None, sni, ca_certificates, subject_alt_names),
-        ClientTls::Mutual { client_certificate, private_key, ca_certificates, sni, subject_alt_names } => {
-            (Some((client_certificate, private_key)), sni, ca_certificates, subject_alt_names)
-        }
+        ClientTls::Simple {
+            sni,
+            ca_certificates,
+            subject_alt_names,
+        } => (None, sni, ca_certificates, subject_alt_names),
+        ClientTls::Mutual {
+            client_certificate,
+            private_key,
+            ca_certificates,
+            sni,
+            subject_alt_names,
+        } => (
+            Some((client_certificate, private_key)),
+            sni,
+            ca_certificates,
+            subject_alt_names,
+        ),
         ClientTls::Disable | ClientTls::IstioMutual => return None,
     };
     let validation = ca.as_ref().map(|ca| {
@@ -270,11 +330,18 @@ fn other_tls(tls: &ClientTls) -> Option<UpstreamTlsContext> {
 /// required and verified against the mesh root. HTTP chains offer h2 and
 /// http/1.1 (as Istio's inbound).
 pub(crate) fn downstream_mtls(http: bool, mode: CertMode) -> TransportSocket {
-    let alpn = if http { vec!["h2".to_string(), "http/1.1".to_string()] } else { vec![] };
+    let alpn = if http {
+        vec!["h2".to_string(), "http/1.1".to_string()]
+    } else {
+        vec![]
+    };
     let ctx = DownstreamTlsContext {
         common_tls_context: Some(mesh_common(&[], alpn, mode)),
         require_client_certificate: Some(BoolValue { value: true }),
         ..Default::default()
     };
-    TransportSocket { name: TLS_TRANSPORT_SOCKET.into(), config_type: Some(transport_socket::ConfigType::TypedConfig(any(&ctx))) }
+    TransportSocket {
+        name: TLS_TRANSPORT_SOCKET.into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&ctx))),
+    }
 }

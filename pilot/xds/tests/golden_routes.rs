@@ -359,28 +359,53 @@ fn per_destination_headers_go_on_their_weighted_cluster() {
         },
     };
     let s = reviews_route(vec![mk_http_route(vec![
-        Destination { headers: tag("stable"), ..dest(&host("reviews"), Some("v1"), 90) },
-        Destination { headers: tag("canary"), ..dest(&host("reviews"), Some("v2"), 10) },
+        Destination {
+            headers: tag("stable"),
+            ..dest(&host("reviews"), Some("v1"), 90)
+        },
+        Destination {
+            headers: tag("canary"),
+            ..dest(&host("reviews"), Some("v2"), 10)
+        },
     ])]);
     let j = golden("per_destination_headers", &s, &proxy(&s, "productpage-v1"));
     let route = &vhost_routes(&j, 9080, &host("reviews"))[0];
-    assert!(route.get("requestHeadersToAdd").is_none(), "not route-wide: {route}");
+    assert!(
+        route.get("requestHeadersToAdd").is_none(),
+        "not route-wide: {route}"
+    );
     let wc = &route["route"]["weightedClusters"]["clusters"];
     for (i, v) in ["stable", "canary"].iter().enumerate() {
-        assert_eq!(wc[i]["requestHeadersToAdd"][0]["header"], json!({"key": "x-canary", "value": v}));
+        assert_eq!(
+            wc[i]["requestHeadersToAdd"][0]["header"],
+            json!({"key": "x-canary", "value": v})
+        );
         assert_eq!(wc[i]["responseHeadersToRemove"], json!(["x-internal"]));
     }
 
     // Only one destination left with weight (the other weighs 0): its edits
     // still apply, through a single weighted cluster.
     let s = reviews_route(vec![mk_http_route(vec![
-        Destination { headers: tag("stable"), ..dest(&host("reviews"), Some("v1"), 100) },
-        Destination { headers: tag("canary"), ..dest(&host("reviews"), Some("v2"), 0) },
+        Destination {
+            headers: tag("stable"),
+            ..dest(&host("reviews"), Some("v1"), 100)
+        },
+        Destination {
+            headers: tag("canary"),
+            ..dest(&host("reviews"), Some("v2"), 0)
+        },
     ])]);
-    let j = golden("per_destination_headers_one_weighted", &s, &proxy(&s, "productpage-v1"));
+    let j = golden(
+        "per_destination_headers_one_weighted",
+        &s,
+        &proxy(&s, "productpage-v1"),
+    );
     let wc = &vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["weightedClusters"]["clusters"];
     assert_eq!(wc.as_array().map(Vec::len), Some(1));
-    assert_eq!(wc[0]["requestHeadersToAdd"][0]["header"], json!({"key": "x-canary", "value": "stable"}));
+    assert_eq!(
+        wc[0]["requestHeadersToAdd"][0]["header"],
+        json!({"key": "x-canary", "value": "stable"})
+    );
 }
 
 #[test]

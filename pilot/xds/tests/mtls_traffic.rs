@@ -32,16 +32,24 @@ use envoy_types::pb::envoy::{
         bootstrap::v3::{bootstrap::StaticResources, Bootstrap},
         cluster::v3::{cluster, Cluster},
         core::v3::{data_source::Specifier, transport_socket, DataSource},
-        endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints},
+        endpoint::v3::{
+            lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+        },
         listener::v3::{FilterChain, Listener},
-        route::v3::{route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost},
+        route::v3::{
+            route, route_action, route_match, Route, RouteAction, RouteConfiguration, RouteMatch,
+            VirtualHost,
+        },
     },
     extensions::{
         filters::network::http_connection_manager::v3::{
             http_connection_manager::{CodecType, RouteSpecifier},
             http_filter, HttpConnectionManager, HttpFilter,
         },
-        transport_sockets::tls::v3::{secret, CertificateValidationContext, DownstreamTlsContext, Secret, TlsCertificate, UpstreamTlsContext},
+        transport_sockets::tls::v3::{
+            secret, CertificateValidationContext, DownstreamTlsContext, Secret, TlsCertificate,
+            UpstreamTlsContext,
+        },
     },
 };
 use prost::{Message, Name};
@@ -65,7 +73,10 @@ fn decode<M: Message + Default>(any: &envoy_types::pb::google::protobuf::Any) ->
 }
 
 fn pack<M: Message + Name>(m: &M) -> envoy_types::pb::google::protobuf::Any {
-    envoy_types::pb::google::protobuf::Any { type_url: M::type_url(), value: m.encode_to_vec() }
+    envoy_types::pb::google::protobuf::Any {
+        type_url: M::type_url(),
+        value: m.encode_to_vec(),
+    }
 }
 
 /// A CA and three workload certificates with SPIFFE URI SANs (PEM).
@@ -79,28 +90,44 @@ fn pki() -> Pki {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "rudder test root");
-    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "rudder test root");
+    ca_params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let leaves = [("default", "sleep"), ("server", "httpbin"), ("other", "intruder")]
-        .into_iter()
-        .map(|(secret, sa)| {
-            let key = rcgen::KeyPair::generate().unwrap();
-            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-            // SPIFFE certificates carry their identity in the URI SAN only; a
-            // subject equal to the issuer's would look self-signed.
-            params.distinguished_name = rcgen::DistinguishedName::new();
-            let uri = format!("spiffe://cluster.local/ns/default/sa/{sa}");
-            params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
-            let cert = params.signed_by(&key, &ca).unwrap();
-            (secret.to_string(), cert.pem(), key.serialize_pem())
-        })
-        .collect();
-    Pki { root: ca.pem(), leaves }
+    let leaves = [
+        ("default", "sleep"),
+        ("server", "httpbin"),
+        ("other", "intruder"),
+    ]
+    .into_iter()
+    .map(|(secret, sa)| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        // SPIFFE certificates carry their identity in the URI SAN only; a
+        // subject equal to the issuer's would look self-signed.
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        let uri = format!("spiffe://cluster.local/ns/default/sa/{sa}");
+        params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (secret.to_string(), cert.pem(), key.serialize_pem())
+    })
+    .collect();
+    Pki {
+        root: ca.pem(),
+        leaves,
+    }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// An HTTP/1.1 server answering 200 with the request's XFCC header as body.
@@ -121,9 +148,16 @@ fn echo() -> SocketAddr {
             let req = String::from_utf8_lossy(&buf).to_string();
             let xfcc = req
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().starts_with("x-forwarded-client-cert:").then(|| l[24..].trim().to_string()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("x-forwarded-client-cert:")
+                        .then(|| l[24..].trim().to_string())
+                })
                 .unwrap_or_default();
-            let resp = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xfcc}", xfcc.len());
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xfcc}",
+                xfcc.len()
+            );
             let _ = s.write_all(resp.as_bytes());
         }
     });
@@ -135,18 +169,31 @@ fn echo() -> SocketAddr {
 fn get(port: u16) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nhost: httpbin\r\nconnection: close\r\n\r\n").map_err(|e| e.to_string())?;
+    s.write_all(b"GET / HTTP/1.1\r\nhost: httpbin\r\nconnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
     let mut out = String::new();
     s.read_to_string(&mut out).map_err(|e| e.to_string())?;
-    let status = out.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or(format!("no response: {out:?}"))?;
-    Ok((status, out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
+    let status = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or(format!("no response: {out:?}"))?;
+    Ok((
+        status,
+        out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
+    ))
 }
 
 fn static_cluster(name: &str, to: SocketAddr) -> Cluster {
     Cluster {
         name: name.into(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32)),
-        connect_timeout: Some(envoy_types::pb::google::protobuf::Duration { seconds: 2, nanos: 0 }),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
+        connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
+            seconds: 2,
+            nanos: 0,
+        }),
         load_assignment: Some(ClusterLoadAssignment {
             cluster_name: name.into(),
             endpoints: vec![LocalityLbEndpoints {
@@ -166,11 +213,15 @@ fn static_cluster(name: &str, to: SocketAddr) -> Cluster {
 }
 
 fn socket(a: SocketAddr) -> envoy_types::pb::envoy::config::core::v3::Address {
-    use envoy_types::pb::envoy::config::core::v3::{address, socket_address, Address, SocketAddress};
+    use envoy_types::pb::envoy::config::core::v3::{
+        address, socket_address, Address, SocketAddress,
+    };
     Address {
         address: Some(address::Address::SocketAddress(SocketAddress {
             address: a.ip().to_string(),
-            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(a.port()))),
+            port_specifier: Some(socket_address::PortSpecifier::PortValue(u32::from(
+                a.port(),
+            ))),
             ..Default::default()
         })),
     }
@@ -187,9 +238,14 @@ fn client_listener(name: &str, port: u16, cluster: &str) -> Listener {
                 name: "all".into(),
                 domains: vec!["*".into()],
                 routes: vec![Route {
-                    r#match: Some(RouteMatch { path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())), ..Default::default() }),
+                    r#match: Some(RouteMatch {
+                        path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                        ..Default::default()
+                    }),
                     action: Some(route::Action::Route(RouteAction {
-                        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
+                        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                            cluster.into(),
+                        )),
                         ..Default::default()
                     })),
                     ..Default::default()
@@ -211,7 +267,11 @@ fn client_listener(name: &str, port: u16, cluster: &str) -> Listener {
         filter_chains: vec![FilterChain {
             filters: vec![envoy_types::pb::envoy::config::listener::v3::Filter {
                 name: "envoy.filters.network.http_connection_manager".into(),
-                config_type: Some(envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(pack(&hcm))),
+                config_type: Some(
+                    envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(
+                        pack(&hcm),
+                    ),
+                ),
             }],
             ..Default::default()
         }],
@@ -220,8 +280,14 @@ fn client_listener(name: &str, port: u16, cluster: &str) -> Listener {
 }
 
 /// Renames the workload secret a TLS transport socket names.
-fn rename_secret<T: Message + Name + Default>(ts: &mut envoy_types::pb::envoy::config::core::v3::TransportSocket, name: &str, common: impl Fn(&mut T) -> &mut envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CommonTlsContext) {
-    let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type else { panic!("typed TLS config") };
+fn rename_secret<T: Message + Name + Default>(
+    ts: &mut envoy_types::pb::envoy::config::core::v3::TransportSocket,
+    name: &str,
+    common: impl Fn(&mut T) -> &mut envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::CommonTlsContext,
+) {
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &ts.config_type else {
+        panic!("typed TLS config")
+    };
     let mut ctx: T = decode(any);
     common(&mut ctx).tls_certificate_sds_secret_configs[0].name = name.into();
     ts.config_type = Some(transport_socket::ConfigType::TypedConfig(pack(&ctx)));
@@ -262,11 +328,29 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
     let key = ObjectKey::new(Kind::AuthorizationPolicy, NS, "allow-sleep");
     let mut ck = Checker::new(&key, &Origin::default());
     let pkey = ObjectKey::new(Kind::PeerAuthentication, NS, "default");
-    let peer = security::peer_authentication(&serde_saphyr::from_str::<PeerAuthenticationSpec>(peer_yaml).unwrap(), &pkey, None, &mut ck).unwrap();
+    let peer = security::peer_authentication(
+        &serde_saphyr::from_str::<PeerAuthenticationSpec>(peer_yaml).unwrap(),
+        &pkey,
+        None,
+        &mut ck,
+    )
+    .unwrap();
     let mut b = SnapshotBuilder::new()
-        .service(mk_service("httpbin", NS, "198.19.1.1", vec![mk_port("http", 8000, 8000)], &[("app", "httpbin")]))
-        .pod(meshed(mk_pod("httpbin-v1", NS, "198.18.1.1", &[("app", "httpbin")]), "httpbin"))
-        .pod(meshed(mk_pod("sleep", NS, "198.18.1.9", &[("app", "sleep")]), "sleep"))
+        .service(mk_service(
+            "httpbin",
+            NS,
+            "198.19.1.1",
+            vec![mk_port("http", 8000, 8000)],
+            &[("app", "httpbin")],
+        ))
+        .pod(meshed(
+            mk_pod("httpbin-v1", NS, "198.18.1.1", &[("app", "httpbin")]),
+            "httpbin",
+        ))
+        .pod(meshed(
+            mk_pod("sleep", NS, "198.18.1.9", &[("app", "sleep")]),
+            "sleep",
+        ))
         .peer_authentication(peer);
     if let Some(y) = allow_yaml {
         let spec = serde_saphyr::from_str::<AuthorizationPolicySpec>(y).unwrap();
@@ -280,7 +364,8 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
 
     // The server side: the generated chains of port 8000 (and listener
     // filters but original_dst) behind a plain listener.
-    let virt: Listener = decode(&server_res.by_type[&rudder_xds::TypeUrl::Listener]["virtual"].body);
+    let virt: Listener =
+        decode(&server_res.by_type[&rudder_xds::TypeUrl::Listener]["virtual"].body);
     let chains: Vec<FilterChain> = virt
         .filter_chains
         .into_iter()
@@ -291,7 +376,9 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
                 m.prefix_ranges.clear();
             }
             if let Some(ts) = c.transport_socket.as_mut() {
-                rename_secret::<DownstreamTlsContext>(ts, "server", |c| c.common_tls_context.as_mut().unwrap());
+                rename_secret::<DownstreamTlsContext>(ts, "server", |c| {
+                    c.common_tls_context.as_mut().unwrap()
+                });
             }
             c
         })
@@ -314,7 +401,8 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
         ..Default::default()
     };
     // The client side: the generated outbound cluster, pointed at the server.
-    let mut out: Cluster = decode(&client_res.by_type[&rudder_xds::TypeUrl::Cluster][HTTPBIN_CLUSTER].body);
+    let mut out: Cluster =
+        decode(&client_res.by_type[&rudder_xds::TypeUrl::Cluster][HTTPBIN_CLUSTER].body);
     let server_addr = SocketAddr::from(([127, 0, 0, 1], server_port));
     let as_static = static_cluster(HTTPBIN_CLUSTER, server_addr);
     out.eds_cluster_config = None;
@@ -323,11 +411,18 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
     let mut other = out.clone();
     other.name = "as-intruder".into();
     other.load_assignment.as_mut().unwrap().cluster_name = other.name.clone();
-    rename_secret::<UpstreamTlsContext>(other.transport_socket.as_mut().unwrap(), "other", |c| c.common_tls_context.as_mut().unwrap());
+    rename_secret::<UpstreamTlsContext>(other.transport_socket.as_mut().unwrap(), "other", |c| {
+        c.common_tls_context.as_mut().unwrap()
+    });
 
     let echo = echo();
     let pki = pki();
-    let inline = |s: &str| Some(DataSource { specifier: Some(Specifier::InlineString(s.to_string())), ..Default::default() });
+    let inline = |s: &str| {
+        Some(DataSource {
+            specifier: Some(Specifier::InlineString(s.to_string())),
+            ..Default::default()
+        })
+    };
     let mut secrets: Vec<Secret> = pki
         .leaves
         .iter()
@@ -342,11 +437,20 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
         .collect();
     secrets.push(Secret {
         name: "ROOTCA".into(),
-        r#type: Some(secret::Type::ValidationContext(CertificateValidationContext { trusted_ca: inline(&pki.root), ..Default::default() })),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: inline(&pki.root),
+                ..Default::default()
+            },
+        )),
     });
     let bootstrap = Bootstrap {
         static_resources: Some(StaticResources {
-            listeners: vec![server, client_listener("as-sleep", a_port, HTTPBIN_CLUSTER), client_listener("as-intruder", b_port, "as-intruder")],
+            listeners: vec![
+                server,
+                client_listener("as-sleep", a_port, HTTPBIN_CLUSTER),
+                client_listener("as-intruder", b_port, "as-intruder"),
+            ],
             clusters: vec![out, other, static_cluster("inbound|8000||", echo)],
             secrets,
         }),
@@ -357,7 +461,14 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
     std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
     let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
     let child = Command::new(bin)
-        .args(["--disable-hot-restart", "--log-level", "warn", "--concurrency", "1", "-c"])
+        .args([
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+            "--concurrency",
+            "1",
+            "-c",
+        ])
         .arg(&file)
         .stdout(Stdio::null())
         .stderr(log)
@@ -374,39 +485,69 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
             _ => thread::sleep(Duration::from_millis(100)),
         }
     }
-    Loopback { as_sleep: a_port, as_intruder: b_port, server: server_port, server_res, dir, _envoy: envoy }
+    Loopback {
+        as_sleep: a_port,
+        as_intruder: b_port,
+        server: server_port,
+        server_res,
+        dir,
+        _envoy: envoy,
+    }
 }
 
-
-const ALLOW_SLEEP: &str = "rules:\n- from:\n  - source: {principals: [cluster.local/ns/default/sa/sleep]}\n";
+const ALLOW_SLEEP: &str =
+    "rules:\n- from:\n  - source: {principals: [cluster.local/ns/default/sa/sleep]}\n";
 
 #[test]
 fn strict_mtls_and_allow_policy_carry_real_traffic() {
     let Some(bin) = envoy_bin() else { return };
     let lo = loopback(&bin, "mtls: {mode: STRICT}", Some(ALLOW_SLEEP));
-    let (status, body) = get(lo.as_sleep).unwrap_or_else(|e| panic!("no answer through the mesh: {e}\n{}", lo.log()));
+    let (status, body) = get(lo.as_sleep)
+        .unwrap_or_else(|e| panic!("no answer through the mesh: {e}\n{}", lo.log()));
     assert_eq!(status, 200, "sleep is allowed: {body}\n{}", lo.log());
-    assert!(body.contains("URI=spiffe://cluster.local/ns/default/sa/sleep"), "XFCC names the caller: {body:?}");
+    assert!(
+        body.contains("URI=spiffe://cluster.local/ns/default/sa/sleep"),
+        "XFCC names the caller: {body:?}"
+    );
     let (status, _) = get(lo.as_intruder).expect("the intruder gets an answer");
     assert_eq!(status, 403, "another identity is denied by RBAC");
-    assert!(get(lo.server).is_err(), "STRICT: a plaintext client gets no HTTP answer");
+    assert!(
+        get(lo.server).is_err(),
+        "STRICT: a plaintext client gets no HTTP answer"
+    );
     // The config dump names the policy on the chain.
     let dump = to_json(&lo.server_res);
     let chains = dump["lds"]["virtual"]["filterChains"].as_array().unwrap();
-    let mtls = chains.iter().find(|c| c["name"] == "inbound|8000|mtls").unwrap();
-    let rbac: &Value = &mtls["filters"][0]["typedConfig"]["httpFilters"][0]["typedConfig"]["rules"]["policies"];
-    assert!(rbac.get("ns[default]-policy[allow-sleep]-rule[0]").is_some(), "{rbac}");
+    let mtls = chains
+        .iter()
+        .find(|c| c["name"] == "inbound|8000|mtls")
+        .unwrap();
+    let rbac: &Value =
+        &mtls["filters"][0]["typedConfig"]["httpFilters"][0]["typedConfig"]["rules"]["policies"];
+    assert!(
+        rbac.get("ns[default]-policy[allow-sleep]-rule[0]")
+            .is_some(),
+        "{rbac}"
+    );
 }
 
 #[test]
 fn permissive_accepts_mtls_and_plaintext_on_one_port() {
     let Some(bin) = envoy_bin() else { return };
     let lo = loopback(&bin, "mtls: {mode: PERMISSIVE}", None);
-    let (status, body) = get(lo.as_sleep).unwrap_or_else(|e| panic!("no answer through the mesh: {e}\n{}", lo.log()));
+    let (status, body) = get(lo.as_sleep)
+        .unwrap_or_else(|e| panic!("no answer through the mesh: {e}\n{}", lo.log()));
     assert_eq!(status, 200, "{body}\n{}", lo.log());
-    assert!(body.contains("URI=spiffe://cluster.local/ns/default/sa/sleep"), "mTLS chain taken (ALPN istio): {body:?}");
+    assert!(
+        body.contains("URI=spiffe://cluster.local/ns/default/sa/sleep"),
+        "mTLS chain taken (ALPN istio): {body:?}"
+    );
     let (status, body) = get(lo.server).expect("plaintext answered");
-    assert_eq!((status, body.as_str()), (200, ""), "plaintext chain: no client certificate to forward");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, ""),
+        "plaintext chain: no client certificate to forward"
+    );
     // With an ALLOW policy by principal, plaintext (no identity) is denied.
     let lo = loopback(&bin, "mtls: {mode: PERMISSIVE}", Some(ALLOW_SLEEP));
     assert_eq!(get(lo.as_sleep).map(|r| r.0), Ok(200), "{}", lo.log());

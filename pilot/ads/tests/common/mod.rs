@@ -26,14 +26,17 @@ use envoy_types::pb::envoy::{
             address, config_source::ConfigSourceSpecifier, socket_address::PortSpecifier, Address,
             AggregatedConfigSource, ApiVersion, ConfigSource, Node, SocketAddress,
         },
-        endpoint::v3::{lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints},
+        endpoint::v3::{
+            lb_endpoint::HostIdentifier, ClusterLoadAssignment, Endpoint, LbEndpoint,
+            LocalityLbEndpoints,
+        },
         listener::v3::Listener,
         route::v3::{RouteConfiguration, VirtualHost},
     },
     extensions::transport_sockets::tls::v3::Secret,
     service::discovery::v3::{
-        aggregated_discovery_service_client::AggregatedDiscoveryServiceClient, DeltaDiscoveryRequest,
-        DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+        aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
+        DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
     },
 };
 use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
@@ -77,9 +80,15 @@ pub fn socket(ip: &str, port: u32) -> Address {
 pub fn cluster(name: &str) -> Cluster {
     Cluster {
         name: name.into(),
-        connect_timeout: Some(PbDuration { seconds: 1, nanos: 0 }),
+        connect_timeout: Some(PbDuration {
+            seconds: 1,
+            nanos: 0,
+        }),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
-        eds_cluster_config: Some(EdsClusterConfig { eds_config: Some(ads_source()), service_name: String::new() }),
+        eds_cluster_config: Some(EdsClusterConfig {
+            eds_config: Some(ads_source()),
+            service_name: String::new(),
+        }),
         ..Default::default()
     }
 }
@@ -113,10 +122,13 @@ impl Res {
     }
 
     pub fn any(mut self, t: TypeUrl, name: &str, version: &str, body: Any) -> Self {
-        self.by_type
-            .entry(t)
-            .or_default()
-            .insert(name.into(), Arc::new(Resource { version: version.into(), body }));
+        self.by_type.entry(t).or_default().insert(
+            name.into(),
+            Arc::new(Resource {
+                version: version.into(),
+                body,
+            }),
+        );
         self
     }
 
@@ -125,18 +137,31 @@ impl Res {
     }
 
     pub fn endpoints(self, name: &str, v: &str) -> Self {
-        self.any(EDS, name, v, envoy_types::util::pack_any(load_assignment(name, 10_000)))
+        self.any(
+            EDS,
+            name,
+            v,
+            envoy_types::util::pack_any(load_assignment(name, 10_000)),
+        )
     }
 
     pub fn listener(self, name: &str, v: &str) -> Self {
-        let l = Listener { name: name.into(), address: Some(socket("127.0.0.1", 15_001)), ..Default::default() };
+        let l = Listener {
+            name: name.into(),
+            address: Some(socket("127.0.0.1", 15_001)),
+            ..Default::default()
+        };
         self.any(LDS, name, v, envoy_types::util::pack_any(l))
     }
 
     pub fn route(self, name: &str, v: &str) -> Self {
         let r = RouteConfiguration {
             name: name.into(),
-            virtual_hosts: vec![VirtualHost { name: format!("{name}-{v}"), domains: vec!["*".into()], ..Default::default() }],
+            virtual_hosts: vec![VirtualHost {
+                name: format!("{name}-{v}"),
+                domains: vec!["*".into()],
+                ..Default::default()
+            }],
             ..Default::default()
         };
         self.any(RDS, name, v, envoy_types::util::pack_any(r))
@@ -154,7 +179,10 @@ impl Res {
         let mut r = self;
         for i in 0..BARRIERS {
             let name = barrier_name(i);
-            let s = Secret { name: name.clone(), ..Default::default() };
+            let s = Secret {
+                name: name.clone(),
+                ..Default::default()
+            };
             r = r.any(SDS, &name, "1", envoy_types::util::pack_any(s));
         }
         ProxyResources { by_type: r.by_type }
@@ -184,9 +212,15 @@ pub struct TestDirectory {
 }
 
 impl ProxyDirectory for TestDirectory {
-    fn connect(&self, node: &NodeInfo) -> Result<watch::Receiver<Arc<ProxyResources>>, tonic::Status> {
+    fn connect(
+        &self,
+        node: &NodeInfo,
+    ) -> Result<watch::Receiver<Arc<ProxyResources>>, tonic::Status> {
         if node.id.starts_with("refuse~") {
-            return Err(tonic::Status::not_found(format!("unknown proxy {}", node.id)));
+            return Err(tonic::Status::not_found(format!(
+                "unknown proxy {}",
+                node.id
+            )));
         }
         self.nodes.lock().unwrap().push(node.clone());
         Ok(self.tx.subscribe())
@@ -204,7 +238,10 @@ pub struct Harness {
 impl Harness {
     pub async fn start(initial: ProxyResources) -> Harness {
         let (tx, _) = watch::channel(Arc::new(initial));
-        let dir = Arc::new(TestDirectory { tx, nodes: Mutex::new(Vec::new()) });
+        let dir = Arc::new(TestDirectory {
+            tx,
+            nodes: Mutex::new(Vec::new()),
+        });
         let server = AdsServer::new(dir.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -217,7 +254,12 @@ impl Harness {
             .await
             .unwrap()
         });
-        Harness { server, dir, addr, stop: Some(stop) }
+        Harness {
+            server,
+            dir,
+            addr,
+            stop: Some(stop),
+        }
     }
 
     pub fn publish(&self, res: ProxyResources) {
@@ -231,14 +273,38 @@ impl Harness {
 
     pub async fn sotw(&self, node_id: &str) -> SotwClient {
         let (tx, rx) = mpsc::channel(64);
-        let rx = self.client().await.stream_aggregated_resources(ReceiverStream::new(rx)).await.unwrap().into_inner();
-        SotwClient { tx, rx, node: Some(node(node_id)), barriers: Vec::new(), sds_nonce: String::new() }
+        let rx = self
+            .client()
+            .await
+            .stream_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        SotwClient {
+            tx,
+            rx,
+            node: Some(node(node_id)),
+            barriers: Vec::new(),
+            sds_nonce: String::new(),
+        }
     }
 
     pub async fn delta(&self, node_id: &str) -> DeltaClient {
         let (tx, rx) = mpsc::channel(64);
-        let rx = self.client().await.delta_aggregated_resources(ReceiverStream::new(rx)).await.unwrap().into_inner();
-        DeltaClient { tx, rx, node: Some(node(node_id)), barriers: 0, sds_nonce: String::new() }
+        let rx = self
+            .client()
+            .await
+            .delta_aggregated_resources(ReceiverStream::new(rx))
+            .await
+            .unwrap()
+            .into_inner();
+        DeltaClient {
+            tx,
+            rx,
+            node: Some(node(node_id)),
+            barriers: 0,
+            sds_nonce: String::new(),
+        }
     }
 }
 
@@ -251,13 +317,22 @@ impl Drop for Harness {
 }
 
 pub fn node(id: &str) -> Node {
-    Node { id: id.into(), cluster: "test".into(), user_agent_name: "scripted".into(), ..Default::default() }
+    Node {
+        id: id.into(),
+        cluster: "test".into(),
+        user_agent_name: "scripted".into(),
+        ..Default::default()
+    }
 }
 
 pub const NODE: &str = "sidecar~10.0.0.1~reviews-v1-abc.default~default.svc.cluster.local";
 
 pub fn nack_detail(msg: &str) -> Option<RpcStatus> {
-    Some(RpcStatus { code: 13, message: msg.into(), details: vec![] })
+    Some(RpcStatus {
+        code: 13,
+        message: msg.into(),
+        details: vec![],
+    })
 }
 
 async fn next<T>(rx: &mut Streaming<T>) -> T {
@@ -292,10 +367,18 @@ impl SotwClient {
     /// ACKs `resp`, asking for `names`.
     pub async fn ack(&mut self, resp: &DiscoveryResponse, names: &[&str]) {
         let t = TypeUrl::parse(&resp.type_url).unwrap();
-        self.request(t, &resp.version_info, names, &resp.nonce).await
+        self.request(t, &resp.version_info, names, &resp.nonce)
+            .await
     }
 
-    pub async fn nack(&mut self, t: TypeUrl, kept_version: &str, nonce: &str, names: &[&str], error: &str) {
+    pub async fn nack(
+        &mut self,
+        t: TypeUrl,
+        kept_version: &str,
+        nonce: &str,
+        names: &[&str],
+        error: &str,
+    ) {
         let mut r = req(t, kept_version, names, nonce);
         r.error_detail = nack_detail(error);
         self.send(r).await
@@ -308,7 +391,14 @@ impl SotwClient {
     /// The next response, which must be of type `t`.
     pub async fn expect(&mut self, t: TypeUrl) -> DiscoveryResponse {
         let r = self.recv().await;
-        assert_eq!(r.type_url, t.as_str(), "expected a {} response, got {:?} ({} resources)", t.short(), r.type_url, r.resources.len());
+        assert_eq!(
+            r.type_url,
+            t.as_str(),
+            "expected a {} response, got {:?} ({} resources)",
+            t.short(),
+            r.type_url,
+            r.resources.len()
+        );
         r
     }
 
@@ -320,7 +410,12 @@ impl SotwClient {
         let nonce = self.sds_nonce.clone();
         self.request(SDS, "", &names, &nonce).await;
         let r = self.recv().await;
-        assert_eq!(r.type_url, SDS.as_str(), "the server sent an unexpected {} response before the barrier", r.type_url);
+        assert_eq!(
+            r.type_url,
+            SDS.as_str(),
+            "the server sent an unexpected {} response before the barrier",
+            r.type_url
+        );
         assert_eq!(r.resources.len(), self.barriers.len());
         // ACK it, so no response is left in flight (convergence counts it).
         self.ack(&r, &names).await;
@@ -329,7 +424,11 @@ impl SotwClient {
 
     /// The usual Envoy start: CDS, EDS for its clusters, CDS ACK, LDS, RDS,
     /// ACKs. Returns the last response of each type.
-    pub async fn start_all(&mut self, clusters: &[&str], routes: &[&str]) -> BTreeMap<TypeUrl, DiscoveryResponse> {
+    pub async fn start_all(
+        &mut self,
+        clusters: &[&str],
+        routes: &[&str],
+    ) -> BTreeMap<TypeUrl, DiscoveryResponse> {
         let mut last = BTreeMap::new();
         self.request(CDS, "", &[], "").await;
         let cds = self.expect(CDS).await;
@@ -371,7 +470,11 @@ pub fn resource_name(a: &Any) -> String {
     use prost::Message;
     match TypeUrl::parse(&a.type_url).unwrap() {
         CDS => Cluster::decode(a.value.as_slice()).unwrap().name,
-        EDS => ClusterLoadAssignment::decode(a.value.as_slice()).unwrap().cluster_name,
+        EDS => {
+            ClusterLoadAssignment::decode(a.value.as_slice())
+                .unwrap()
+                .cluster_name
+        }
         LDS => Listener::decode(a.value.as_slice()).unwrap().name,
         RDS => RouteConfiguration::decode(a.value.as_slice()).unwrap().name,
         SDS => Secret::decode(a.value.as_slice()).unwrap().name,
@@ -387,7 +490,12 @@ pub struct DeltaClient {
     sds_nonce: String,
 }
 
-pub fn dreq(t: TypeUrl, subscribe: &[&str], unsubscribe: &[&str], nonce: &str) -> DeltaDiscoveryRequest {
+pub fn dreq(
+    t: TypeUrl,
+    subscribe: &[&str],
+    unsubscribe: &[&str],
+    nonce: &str,
+) -> DeltaDiscoveryRequest {
     DeltaDiscoveryRequest {
         type_url: t.as_str().into(),
         resource_names_subscribe: subscribe.iter().map(|s| s.to_string()).collect(),
@@ -425,8 +533,15 @@ impl DeltaClient {
 
     pub async fn expect(&mut self, t: TypeUrl) -> DeltaDiscoveryResponse {
         let r = self.recv().await;
-        assert_eq!(r.type_url, t.as_str(), "expected a {} response, got {:?} ({} resources, removed {:?})",
-            t.short(), r.type_url, r.resources.len(), r.removed_resources);
+        assert_eq!(
+            r.type_url,
+            t.as_str(),
+            "expected a {} response, got {:?} ({} resources, removed {:?})",
+            t.short(),
+            r.type_url,
+            r.resources.len(),
+            r.removed_resources
+        );
         r
     }
 
@@ -437,7 +552,12 @@ impl DeltaClient {
         let nonce = self.sds_nonce.clone();
         self.subscribe(SDS, &[&name], &nonce).await;
         let r = self.recv().await;
-        assert_eq!(r.type_url, SDS.as_str(), "the server sent an unexpected {} response before the barrier", r.type_url);
+        assert_eq!(
+            r.type_url,
+            SDS.as_str(),
+            "the server sent an unexpected {} response before the barrier",
+            r.type_url
+        );
         assert_eq!(dnames(&r), vec![name]);
         self.ack(&r).await;
         self.sds_nonce = r.nonce;
@@ -469,7 +589,10 @@ pub fn dnames(r: &DeltaDiscoveryResponse) -> Vec<String> {
 
 /// Versions by name in a Delta response.
 pub fn dversions(r: &DeltaDiscoveryResponse) -> BTreeMap<String, String> {
-    r.resources.iter().map(|x| (x.name.clone(), x.version.clone())).collect()
+    r.resources
+        .iter()
+        .map(|x| (x.name.clone(), x.version.clone()))
+        .collect()
 }
 
 /// Waits (bounded) for a condition that follows asynchronously from an

@@ -78,7 +78,11 @@ impl Drop for FakeApi {
 
 /// (collection path without namespace, plural, namespaced) of an apiVersion + kind.
 pub fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
-    let prefix = if api_version.contains('/') { format!("/apis/{api_version}") } else { format!("/api/{api_version}") };
+    let prefix = if api_version.contains('/') {
+        format!("/apis/{api_version}")
+    } else {
+        format!("/api/{api_version}")
+    };
     let (plural, namespaced) = match kind {
         "Namespace" => ("namespaces", false),
         "Service" => ("services", true),
@@ -99,7 +103,9 @@ pub fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
 }
 
 fn meta_str<'a>(o: &'a Value, field: &str) -> &'a str {
-    o.pointer(&format!("/metadata/{field}")).and_then(Value::as_str).unwrap_or("")
+    o.pointer(&format!("/metadata/{field}"))
+        .and_then(Value::as_str)
+        .unwrap_or("")
 }
 
 fn status(code: u16, reason: &str, message: &str) -> Value {
@@ -137,26 +143,42 @@ fn merge_patch(target: &mut Value, patch: &Value) {
 impl FakeApi {
     /// Starts on 127.0.0.1 (an ephemeral port).
     pub async fn start() -> FakeApi {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(State::default()));
         let (changes, _) = broadcast::channel(4096);
         let (cut, _) = watch::channel((0, false));
-        let server = Server { state: state.clone(), changes: changes.clone(), cut: cut.subscribe() };
+        let server = Server {
+            state: state.clone(),
+            changes: changes.clone(),
+            cut: cut.subscribe(),
+        };
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let server = server.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req| {
                         let server = server.clone();
                         async move { Ok::<_, Infallible>(server.handle(req).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
                 });
             }
         });
-        FakeApi { addr, state, changes, cut, task }
+        FakeApi {
+            addr,
+            state,
+            changes,
+            cut,
+            task,
+        }
     }
 
     /// A kube client for this server (plain HTTP).
@@ -184,12 +206,21 @@ impl FakeApi {
         let (collection, namespaced) = collection_of(api_version, kind);
         let ns = if namespaced { namespace } else { "" };
         let mut s = self.lock();
-        let Some(mut o) = s.objects.get_mut(&collection).and_then(|c| c.remove(&(ns.into(), name.into()))) else {
+        let Some(mut o) = s
+            .objects
+            .get_mut(&collection)
+            .and_then(|c| c.remove(&(ns.into(), name.into())))
+        else {
             panic!("fake API server: delete of missing {kind} {namespace}/{name}")
         };
         s.rv += 1;
         o["metadata"]["resourceVersion"] = json!(s.rv.to_string());
-        let c = Change { rv: s.rv, collection, kind: "DELETED", object: o };
+        let c = Change {
+            rv: s.rv,
+            collection,
+            kind: "DELETED",
+            object: o,
+        };
         s.history.push(c.clone());
         let _ = self.changes.send(c);
     }
@@ -200,7 +231,10 @@ impl FakeApi {
         let (collection, namespaced) = collection_of(api_version, kind);
         let ns = if namespaced { namespace } else { "" };
         let mut s = self.lock();
-        s.objects.get_mut(&collection).and_then(|c| c.remove(&(ns.into(), name.into()))).expect("object to remove");
+        s.objects
+            .get_mut(&collection)
+            .and_then(|c| c.remove(&(ns.into(), name.into())))
+            .expect("object to remove");
         s.rv += 1;
     }
 
@@ -242,7 +276,9 @@ impl FakeApi {
     /// and `audiences`, as a projected service-account token is.
     pub fn add_token(&self, token: &str, username: &str, audiences: &[&str]) {
         let auds = audiences.iter().map(|a| a.to_string()).collect();
-        self.lock().tokens.insert(token.to_string(), (username.to_string(), auds));
+        self.lock()
+            .tokens
+            .insert(token.to_string(), (username.to_string(), auds));
     }
 
     /// Lists served for a collection (e.g. `/api/v1/pods`).
@@ -259,23 +295,49 @@ impl FakeApi {
     pub fn get(&self, api_version: &str, kind: &str, namespace: &str, name: &str) -> Option<Value> {
         let (collection, namespaced) = collection_of(api_version, kind);
         let ns = if namespaced { namespace } else { "" };
-        self.lock().objects.get(&collection).and_then(|c| c.get(&(ns.to_string(), name.to_string()))).cloned()
+        self.lock()
+            .objects
+            .get(&collection)
+            .and_then(|c| c.get(&(ns.to_string(), name.to_string())))
+            .cloned()
     }
 }
 
 /// Stores `object` under a new resourceVersion (ADDED or MODIFIED to watchers).
-fn store(s: &mut State, changes: &broadcast::Sender<Change>, collection: String, namespaced: bool, mut object: Value) -> u64 {
-    let ns = if namespaced { meta_str(&object, "namespace").to_string() } else { String::new() };
+fn store(
+    s: &mut State,
+    changes: &broadcast::Sender<Change>,
+    collection: String,
+    namespaced: bool,
+    mut object: Value,
+) -> u64 {
+    let ns = if namespaced {
+        meta_str(&object, "namespace").to_string()
+    } else {
+        String::new()
+    };
     let name = meta_str(&object, "name").to_string();
-    let existed = s.objects.get(&collection).and_then(|c| c.get(&(ns.clone(), name.clone()))).is_some();
+    let existed = s
+        .objects
+        .get(&collection)
+        .and_then(|c| c.get(&(ns.clone(), name.clone())))
+        .is_some();
     s.rv += 1;
     let rv = s.rv;
     object["metadata"]["resourceVersion"] = json!(rv.to_string());
     if namespaced && object["metadata"].get("namespace").is_none() {
         object["metadata"]["namespace"] = json!(ns);
     }
-    s.objects.entry(collection.clone()).or_default().insert((ns, name), object.clone());
-    let c = Change { rv, collection, kind: if existed { "MODIFIED" } else { "ADDED" }, object };
+    s.objects
+        .entry(collection.clone())
+        .or_default()
+        .insert((ns, name), object.clone());
+    let c = Change {
+        rv,
+        collection,
+        kind: if existed { "MODIFIED" } else { "ADDED" },
+        object,
+    };
     s.history.push(c.clone());
     let _ = changes.send(c);
     rv
@@ -300,7 +362,10 @@ fn parse_path(path: &str) -> Option<Target> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let (prefix, rest) = match *segs.first()? {
         "api" => (format!("/api/{}", segs.get(1)?), &segs[2..]),
-        "apis" => (format!("/apis/{}/{}", segs.get(1)?, segs.get(2)?), &segs[3..]),
+        "apis" => (
+            format!("/apis/{}/{}", segs.get(1)?, segs.get(2)?),
+            &segs[3..],
+        ),
         _ => return None,
     };
     let t = |plural: &str, namespace: Option<&str>, name: Option<&str>, status: bool| Target {
@@ -338,10 +403,20 @@ impl Server {
         let path = req.uri().path().to_string();
         let q = query(&req);
         let Some(target) = parse_path(&path) else {
-            return respond(StatusCode::NOT_FOUND, &status(404, "NotFound", &format!("no route {path}")));
+            return respond(
+                StatusCode::NOT_FOUND,
+                &status(404, "NotFound", &format!("no route {path}")),
+            );
         };
         if self.lock().missing.contains(&target.collection) {
-            return respond(StatusCode::NOT_FOUND, &status(404, "NotFound", "the server could not find the requested resource"));
+            return respond(
+                StatusCode::NOT_FOUND,
+                &status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            );
         }
         let method = req.method().clone();
         if method != Method::GET {
@@ -350,36 +425,67 @@ impl Server {
         let body: Value = if method == Method::GET {
             Value::Null
         } else {
-            let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+            let bytes = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         };
         match (method, &target.name) {
-            (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => self.watch(&target, &q),
+            (Method::GET, None) if q.get("watch").is_some_and(|w| w == "true" || w == "1") => {
+                self.watch(&target, &q)
+            }
             (Method::GET, None) => self.list(&target, &q),
             (Method::GET, Some(name)) => match self.find(&target, name) {
                 Some(o) => respond(StatusCode::OK, &o),
-                None => respond(StatusCode::NOT_FOUND, &status(404, "NotFound", &format!("{name} not found"))),
+                None => respond(
+                    StatusCode::NOT_FOUND,
+                    &status(404, "NotFound", &format!("{name} not found")),
+                ),
             },
-            (Method::POST, None) if target.collection == "/apis/authentication.k8s.io/v1/tokenreviews" => self.token_review(body),
+            (Method::POST, None)
+                if target.collection == "/apis/authentication.k8s.io/v1/tokenreviews" =>
+            {
+                self.token_review(body)
+            }
             (Method::POST, None) => self.create(&target, body),
             (Method::PUT, Some(name)) => self.replace(&target, name, body),
             (Method::PATCH, Some(name)) if target.status => self.patch_status(&target, name, &body),
-            (m, _) => respond(StatusCode::METHOD_NOT_ALLOWED, &status(405, "MethodNotAllowed", &format!("{m} {path}"))),
+            (m, _) => respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &status(405, "MethodNotAllowed", &format!("{m} {path}")),
+            ),
         }
     }
 
     fn key(target: &Target, name: &str) -> (String, String) {
-        let ns = if target.collection.ends_with("/namespaces") { String::new() } else { target.namespace.clone().unwrap_or_default() };
+        let ns = if target.collection.ends_with("/namespaces") {
+            String::new()
+        } else {
+            target.namespace.clone().unwrap_or_default()
+        };
         (ns, name.to_string())
     }
 
     fn find(&self, target: &Target, name: &str) -> Option<Value> {
-        self.lock().objects.get(&target.collection).and_then(|c| c.get(&Self::key(target, name))).cloned()
+        self.lock()
+            .objects
+            .get(&target.collection)
+            .and_then(|c| c.get(&Self::key(target, name)))
+            .cloned()
     }
 
     fn matches(target: &Target, q: &BTreeMap<String, String>, o: &Value) -> bool {
-        let ns_ok = target.namespace.as_deref().is_none_or(|ns| meta_str(o, "namespace") == ns);
-        let field_ok = match q.get("fieldSelector").and_then(|f| f.strip_prefix("metadata.name=")) {
+        let ns_ok = target
+            .namespace
+            .as_deref()
+            .is_none_or(|ns| meta_str(o, "namespace") == ns);
+        let field_ok = match q
+            .get("fieldSelector")
+            .and_then(|f| f.strip_prefix("metadata.name="))
+        {
             Some(name) => meta_str(o, "name") == name,
             None => true,
         };
@@ -392,28 +498,51 @@ impl Server {
         let items: Vec<Value> = s
             .objects
             .get(&target.collection)
-            .map(|c| c.values().filter(|o| Self::matches(target, q, o)).cloned().collect())
+            .map(|c| {
+                c.values()
+                    .filter(|o| Self::matches(target, q, o))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         let body = json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": s.rv.to_string()}, "items": items});
         respond(StatusCode::OK, &body)
     }
 
     fn watch(&self, target: &Target, q: &BTreeMap<String, String>) -> Response<Body> {
-        let from: u64 = q.get("resourceVersion").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let from: u64 = q
+            .get("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let bookmarks = q.get("allowWatchBookmarks").is_some_and(|b| b == "true");
-        let timeout = q.get("timeoutSeconds").and_then(|t| t.parse().ok()).unwrap_or(290u64);
+        let timeout = q
+            .get("timeoutSeconds")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(290u64);
         let (tx, rx) = mpsc::channel::<Bytes>(256);
         let line = |v: Value| Bytes::from(format!("{v}\n"));
-        let gone = line(json!({"type": "ERROR", "object": status(410, "Expired", "too old resource version")}));
+        let gone = line(
+            json!({"type": "ERROR", "object": status(410, "Expired", "too old resource version")}),
+        );
         let mut live = self.changes.subscribe();
         let mut cut = self.cut.clone();
         cut.borrow_and_update();
         let (backlog, now, expired) = {
             let s = self.lock();
-            let backlog: Vec<Change> = s.history.iter().filter(|c| c.rv > from && c.collection == target.collection).cloned().collect();
+            let backlog: Vec<Change> = s
+                .history
+                .iter()
+                .filter(|c| c.rv > from && c.collection == target.collection)
+                .cloned()
+                .collect();
             (backlog, s.rv, from < s.compacted)
         };
-        let target = Target { collection: target.collection.clone(), namespace: target.namespace.clone(), name: None, status: false };
+        let target = Target {
+            collection: target.collection.clone(),
+            namespace: target.namespace.clone(),
+            name: None,
+            status: false,
+        };
         let q = q.clone();
         tokio::spawn(async move {
             if expired {
@@ -421,9 +550,16 @@ impl Server {
                 return;
             }
             let mut sent = from;
-            for c in backlog.into_iter().filter(|c| Self::matches(&target, &q, &c.object)) {
+            for c in backlog
+                .into_iter()
+                .filter(|c| Self::matches(&target, &q, &c.object))
+            {
                 sent = c.rv;
-                if tx.send(line(json!({"type": c.kind, "object": c.object}))).await.is_err() {
+                if tx
+                    .send(line(json!({"type": c.kind, "object": c.object})))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
@@ -453,7 +589,9 @@ impl Server {
                 }
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (Ok(Frame::data(b)), rx)) });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|b| (Ok(Frame::data(b)), rx))
+        });
         Response::builder()
             .status(StatusCode::OK)
             .header("content-type", "application/json")
@@ -466,13 +604,25 @@ impl Server {
     /// at least one of them; `status.audiences` is the intersection.
     fn token_review(&self, mut body: Value) -> Response<Body> {
         let token = body["spec"]["token"].as_str().unwrap_or("").to_string();
-        let wanted: Vec<String> =
-            body["spec"]["audiences"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let wanted: Vec<String> = body["spec"]["audiences"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
         let known = self.lock().tokens.get(&token).cloned();
         body["status"] = match known {
-            None => json!({"authenticated": false, "error": "[invalid bearer token, unknown token]"}),
+            None => {
+                json!({"authenticated": false, "error": "[invalid bearer token, unknown token]"})
+            }
             Some((user, issued)) => {
-                let common: Vec<&String> = if wanted.is_empty() { issued.iter().collect() } else { issued.iter().filter(|a| wanted.contains(a)).collect() };
+                let common: Vec<&String> = if wanted.is_empty() {
+                    issued.iter().collect()
+                } else {
+                    issued.iter().filter(|a| wanted.contains(a)).collect()
+                };
                 if common.is_empty() {
                     json!({"authenticated": false, "error": format!("[invalid bearer token, token audiences {issued:?} is invalid for the target audiences {wanted:?}]")})
                 } else {
@@ -486,7 +636,10 @@ impl Server {
     fn create(&self, target: &Target, body: Value) -> Response<Body> {
         let name = meta_str(&body, "name").to_string();
         if self.find(target, &name).is_some() {
-            return respond(StatusCode::CONFLICT, &status(409, "AlreadyExists", &format!("{name} already exists")));
+            return respond(
+                StatusCode::CONFLICT,
+                &status(409, "AlreadyExists", &format!("{name} already exists")),
+            );
         }
         let namespaced = !target.collection.ends_with("/namespaces");
         let mut body = body;
@@ -494,18 +647,30 @@ impl Server {
             body["metadata"]["namespace"] = json!(ns);
         }
         let mut s = self.lock();
-        store(&mut s, &self.changes, target.collection.clone(), namespaced, body.clone());
+        store(
+            &mut s,
+            &self.changes,
+            target.collection.clone(),
+            namespaced,
+            body.clone(),
+        );
         let stored = s.objects[&target.collection][&Self::key(target, &name)].clone();
         respond(StatusCode::CREATED, &stored)
     }
 
     fn replace(&self, target: &Target, name: &str, body: Value) -> Response<Body> {
         let Some(current) = self.find(target, name) else {
-            return respond(StatusCode::NOT_FOUND, &status(404, "NotFound", &format!("{name} not found")));
+            return respond(
+                StatusCode::NOT_FOUND,
+                &status(404, "NotFound", &format!("{name} not found")),
+            );
         };
         let want = meta_str(&body, "resourceVersion");
         if !want.is_empty() && want != meta_str(&current, "resourceVersion") {
-            return respond(StatusCode::CONFLICT, &status(409, "Conflict", "the object has been modified"));
+            return respond(
+                StatusCode::CONFLICT,
+                &status(409, "Conflict", "the object has been modified"),
+            );
         }
         let mut s = self.lock();
         store(&mut s, &self.changes, target.collection.clone(), true, body);
@@ -515,12 +680,21 @@ impl Server {
 
     fn patch_status(&self, target: &Target, name: &str, patch: &Value) -> Response<Body> {
         let Some(mut current) = self.find(target, name) else {
-            return respond(StatusCode::NOT_FOUND, &status(404, "NotFound", &format!("{name} not found")));
+            return respond(
+                StatusCode::NOT_FOUND,
+                &status(404, "NotFound", &format!("{name} not found")),
+            );
         };
         // The status subresource ignores everything but `status`.
         merge_patch(&mut current["status"], &patch["status"]);
         let mut s = self.lock();
-        store(&mut s, &self.changes, target.collection.clone(), true, current);
+        store(
+            &mut s,
+            &self.changes,
+            target.collection.clone(),
+            true,
+            current,
+        );
         let stored = s.objects[&target.collection][&Self::key(target, name)].clone();
         respond(StatusCode::OK, &stored)
     }

@@ -33,7 +33,10 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn forwarding(to: rudder_registry::RegistryHandle) -> Self {
-        Self { forward: Some(to), ..Self::default() }
+        Self {
+            forward: Some(to),
+            ..Self::default()
+        }
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut (Vec<Call>, Store)) -> R) -> R {
@@ -92,7 +95,12 @@ impl Sink for Recorder {
     }
     fn reset(&self, scope: &str, batch: Batch) {
         self.with(|s| {
-            let keys = batch.objects.iter().map(|o| o.key.clone()).chain(batch.rejected.iter().map(|r| r.key.clone())).collect();
+            let keys = batch
+                .objects
+                .iter()
+                .map(|o| o.key.clone())
+                .chain(batch.rejected.iter().map(|r| r.key.clone()))
+                .collect();
             s.0.push(Call::Reset(scope.to_string(), keys));
             s.1.reset(scope, batch.clone());
         });
@@ -146,7 +154,9 @@ pub fn pod_key(name: &str) -> ObjectKey {
 
 /// Path of a registry testdata file (shared fixtures: bookinfo and variants).
 pub fn registry_testdata(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../registry/testdata").join(rel)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../registry/testdata")
+        .join(rel)
 }
 
 /// Whether a prerequisite may be skipped (it may not under CI=true).

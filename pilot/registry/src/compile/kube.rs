@@ -9,7 +9,12 @@ use super::Ctx;
 use crate::{check::Checker, object::ObjectKey};
 
 /// Compiles a Service. Non-TCP ports (UDP, SCTP) are left out: sidecars proxy TCP only.
-pub fn service(svc: &kube::Service, key: &ObjectKey, cx: &Ctx<'_>, ck: &mut Checker) -> Option<Service> {
+pub fn service(
+    svc: &kube::Service,
+    key: &ObjectKey,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Option<Service> {
     let cluster_ip = match svc.spec.cluster_ip.as_deref() {
         None | Some("") | Some("None") => None,
         Some(ip) => match ip.parse::<IpAddr>() {
@@ -23,13 +28,17 @@ pub fn service(svc: &kube::Service, key: &ObjectKey, cx: &Ctx<'_>, ck: &mut Chec
     let mut ports = Vec::new();
     for (i, p) in svc.spec.ports.iter().enumerate() {
         let at = format!("spec.ports[{i}]");
-        let Some(port) = ck.port(format!("{at}.port"), p.port.into()) else { continue };
+        let Some(port) = ck.port(format!("{at}.port"), p.port.into()) else {
+            continue;
+        };
         let target_port = match &p.target_port {
             None => TargetPort::Number(port),
-            Some(kube::IntOrString::Int(n)) => match ck.port(format!("{at}.targetPort"), (*n).into()) {
-                Some(n) => TargetPort::Number(n),
-                None => continue,
-            },
+            Some(kube::IntOrString::Int(n)) => {
+                match ck.port(format!("{at}.targetPort"), (*n).into()) {
+                    Some(n) => TargetPort::Number(n),
+                    None => continue,
+                }
+            }
             Some(kube::IntOrString::String(s)) => match s.parse::<i64>() {
                 Ok(n) => match ck.port(format!("{at}.targetPort"), n) {
                     Some(n) => TargetPort::Number(n),
@@ -38,7 +47,10 @@ pub fn service(svc: &kube::Service, key: &ObjectKey, cx: &Ctx<'_>, ck: &mut Chec
                 Err(_) => TargetPort::Name(s.clone()),
             },
         };
-        if p.protocol.as_deref().is_some_and(|pr| !pr.eq_ignore_ascii_case("TCP")) {
+        if p.protocol
+            .as_deref()
+            .is_some_and(|pr| !pr.eq_ignore_ascii_case("TCP"))
+        {
             continue;
         }
         ports.push(ServicePort {
@@ -78,7 +90,10 @@ pub fn workload(pod: &kube::Pod, key: &ObjectKey, ck: &mut Checker) -> Option<Wo
     let mut named_ports = std::collections::BTreeMap::new();
     for (c, container) in pod.spec.containers.iter().enumerate() {
         for (i, p) in container.ports.iter().enumerate() {
-            let Some(port) = ck.port(format!("spec.containers[{c}].ports[{i}].containerPort"), p.container_port.into()) else {
+            let Some(port) = ck.port(
+                format!("spec.containers[{c}].ports[{i}].containerPort"),
+                p.container_port.into(),
+            ) else {
                 continue;
             };
             if let Some(name) = &p.name {
@@ -87,7 +102,11 @@ pub fn workload(pod: &kube::Pod, key: &ObjectKey, ck: &mut Checker) -> Option<Wo
         }
     }
     let ready = pod.status.phase.as_deref() == Some("Running")
-        && pod.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+        && pod
+            .status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
         && pod.metadata.deletion_timestamp.is_none();
     if ck.has_errors() {
         return None;
@@ -97,7 +116,12 @@ pub fn workload(pod: &kube::Pod, key: &ObjectKey, ck: &mut Checker) -> Option<Wo
         namespace: key.namespace.clone(),
         labels: pod.metadata.labels.clone(),
         ips,
-        service_account: pod.spec.service_account_name.clone().filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into()),
+        service_account: pod
+            .spec
+            .service_account_name
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".into()),
         ready,
         named_ports,
     })

@@ -32,7 +32,11 @@ pub struct Ctx<'a> {
 impl<'a> Ctx<'a> {
     /// A context for validating one object alone.
     pub fn alone(domain_suffix: &'a str) -> Self {
-        Self { domain_suffix, services: None, policies: None }
+        Self {
+            domain_suffix,
+            services: None,
+            policies: None,
+        }
     }
 
     /// Resolves a host as written in a rule of `namespace`.
@@ -52,8 +56,14 @@ impl<'a> Ctx<'a> {
     /// Warns when no DestinationRule defines `subset` of `host`.
     pub fn check_subset(&self, ck: &mut Checker, field: &str, host: &str, subset: &str) {
         if let Some(policies) = self.policies {
-            if !policies.get(host).is_some_and(|p| p.subsets.contains_key(subset)) {
-                ck.warn(field, format!("no DestinationRule defines subset {subset} of {host}"));
+            if !policies
+                .get(host)
+                .is_some_and(|p| p.subsets.contains_key(subset))
+            {
+                ck.warn(
+                    field,
+                    format!("no DestinationRule defines subset {subset} of {host}"),
+                );
             }
         }
     }

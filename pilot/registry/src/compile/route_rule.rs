@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 
 use rudder_config::v1alpha2 as v2;
 use rudder_model::{
-    AbortFault, ConnectionPool, DelayFault, Destination, DestinationPolicy, Fault, HeaderOps, Headers,
-    HttpAction, HttpMatch, HttpRoute, Hostname, Labels, LoadBalancer, Mirror, OutlierDetection, Percent,
-    Redirect, Retries, Rewrite, RuleRef, Subset, TrafficPolicy,
+    AbortFault, ConnectionPool, DelayFault, Destination, DestinationPolicy, Fault, HeaderOps,
+    Headers, Hostname, HttpAction, HttpMatch, HttpRoute, Labels, LoadBalancer, Mirror,
+    OutlierDetection, Percent, Redirect, Retries, Rewrite, RuleRef, Subset, TrafficPolicy,
 };
 
 use super::Ctx;
@@ -22,17 +22,39 @@ use crate::{check::Checker, object::ObjectKey};
 pub type Policies = BTreeMap<Hostname, DestinationPolicy>;
 
 /// Compiles one RouteRule into `(destination host, route)`; `None` on errors.
-pub fn compile(spec: &v2::RouteRuleSpec, key: &ObjectKey, cx: &Ctx<'_>, policies: &mut Policies, ck: &mut Checker) -> Option<(Hostname, HttpRoute)> {
-    let rule = RuleRef { kind: "RouteRule".into(), namespace: key.namespace.clone(), name: key.name.clone() };
-    let host = service_host(&spec.destination, "spec.destination", &key.namespace, cx, ck);
+pub fn compile(
+    spec: &v2::RouteRuleSpec,
+    key: &ObjectKey,
+    cx: &Ctx<'_>,
+    policies: &mut Policies,
+    ck: &mut Checker,
+) -> Option<(Hostname, HttpRoute)> {
+    let rule = RuleRef {
+        kind: "RouteRule".into(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    };
+    let host = service_host(
+        &spec.destination,
+        "spec.destination",
+        &key.namespace,
+        cx,
+        ck,
+    );
     let mut m = HttpMatch::default();
     if let Some(mc) = &spec.matches {
         if let Some(src) = &mc.source {
             if !src.name.is_empty() {
-                let src_host = cx.resolve(&src.name, src.namespace.as_deref().unwrap_or(&key.namespace));
+                let src_host = cx.resolve(
+                    &src.name,
+                    src.namespace.as_deref().unwrap_or(&key.namespace),
+                );
                 match cx.services.map(|s| s.get(&src_host)) {
                     Some(Some(svc)) => m.source_labels.extend(svc.selector.clone()),
-                    Some(None) => ck.warn("spec.match.source.name", format!("no Service backs host {src_host}; matching on source labels only")),
+                    Some(None) => ck.warn(
+                        "spec.match.source.name",
+                        format!("no Service backs host {src_host}; matching on source labels only"),
+                    ),
                     None => {}
                 }
             }
@@ -40,7 +62,10 @@ pub fn compile(spec: &v2::RouteRuleSpec, key: &ObjectKey, cx: &Ctx<'_>, policies
         }
         if let Some(req) = &mc.request {
             for (name, sm) in &req.headers {
-                let Some(v) = ck.string_match(format!("spec.match.request.headers.{name}"), sm) else { continue };
+                let Some(v) = ck.string_match(format!("spec.match.request.headers.{name}"), sm)
+                else {
+                    continue;
+                };
                 match name.to_ascii_lowercase().as_str() {
                     "uri" => m.uri = Some(v),
                     "scheme" => m.scheme = Some(v),
@@ -57,34 +82,82 @@ pub fn compile(spec: &v2::RouteRuleSpec, key: &ObjectKey, cx: &Ctx<'_>, policies
         if !spec.route.is_empty() {
             ck.error("spec.redirect", "redirect and route are mutually exclusive");
         }
-        HttpAction::Redirect(Redirect { uri: rd.uri.clone(), authority: rd.authority.clone(), scheme: None, port: None, redirect_code: 301 })
+        HttpAction::Redirect(Redirect {
+            uri: rd.uri.clone(),
+            authority: rd.authority.clone(),
+            scheme: None,
+            port: None,
+            redirect_code: 301,
+        })
     } else {
-        HttpAction::Route(routes(spec, host.as_deref(), &key.namespace, &rule, cx, policies, ck))
+        HttpAction::Route(routes(
+            spec,
+            host.as_deref(),
+            &key.namespace,
+            &rule,
+            cx,
+            policies,
+            ck,
+        ))
     };
     let timeout = spec
         .http_req_timeout
         .as_ref()
         .and_then(|t| t.simple_timeout.as_ref())
-        .and_then(|t| ck.opt_duration("spec.httpReqTimeout.simpleTimeout.timeout", t.timeout.as_ref()));
-    let retries = spec.http_req_retries.as_ref().and_then(|r| r.simple_retry.as_ref()).and_then(|r| {
-        if r.attempts < 0 {
-            ck.error("spec.httpReqRetries.simpleRetry.attempts", format!("attempts {} must not be negative", r.attempts));
-            return None;
-        }
-        let per_try_timeout = ck.opt_duration("spec.httpReqRetries.simpleRetry.perTryTimeout", r.per_try_timeout.as_ref());
-        Some(Retries { attempts: r.attempts as u32, per_try_timeout, retry_on: None })
-    });
+        .and_then(|t| {
+            ck.opt_duration(
+                "spec.httpReqTimeout.simpleTimeout.timeout",
+                t.timeout.as_ref(),
+            )
+        });
+    let retries = spec
+        .http_req_retries
+        .as_ref()
+        .and_then(|r| r.simple_retry.as_ref())
+        .and_then(|r| {
+            if r.attempts < 0 {
+                ck.error(
+                    "spec.httpReqRetries.simpleRetry.attempts",
+                    format!("attempts {} must not be negative", r.attempts),
+                );
+                return None;
+            }
+            let per_try_timeout = ck.opt_duration(
+                "spec.httpReqRetries.simpleRetry.perTryTimeout",
+                r.per_try_timeout.as_ref(),
+            );
+            Some(Retries {
+                attempts: r.attempts as u32,
+                per_try_timeout,
+                retry_on: None,
+            })
+        });
     let fault = spec.http_fault.as_ref().map(|f| fault(f, ck));
     let mut mirrors = Vec::new();
     if let Some(mi) = &spec.mirror {
         if let Some(mhost) = service_host(mi, "spec.mirror", &key.namespace, cx, ck) {
             let subset = subset_for(policies, &mhost, &mi.labels, &rule);
-            mirrors.push(Mirror { destination: Destination { host: mhost, subset, port: None, weight: 0, headers: Default::default() }, percent: Percent::ALL });
+            mirrors.push(Mirror {
+                destination: Destination {
+                    host: mhost,
+                    subset,
+                    port: None,
+                    weight: 0,
+                    headers: Default::default(),
+                },
+                percent: Percent::ALL,
+            });
         }
     }
-    let rewrite = spec.rewrite.as_ref().map(|r| Rewrite { uri: r.uri.clone(), authority: r.authority.clone() });
+    let rewrite = spec.rewrite.as_ref().map(|r| Rewrite {
+        uri: r.uri.clone(),
+        authority: r.authority.clone(),
+    });
     let headers = Headers {
-        request: HeaderOps { add: spec.append_headers.clone(), ..Default::default() },
+        request: HeaderOps {
+            add: spec.append_headers.clone(),
+            ..Default::default()
+        },
         response: HeaderOps::default(),
     };
     if ck.has_errors() {
@@ -92,7 +165,11 @@ pub fn compile(spec: &v2::RouteRuleSpec, key: &ObjectKey, cx: &Ctx<'_>, policies
     }
     let route = HttpRoute {
         name: Some(key.name.clone()),
-        matches: if m == HttpMatch::default() { vec![] } else { vec![m] },
+        matches: if m == HttpMatch::default() {
+            vec![]
+        } else {
+            vec![m]
+        },
         action,
         timeout,
         retries,
@@ -105,10 +182,24 @@ pub fn compile(spec: &v2::RouteRuleSpec, key: &ObjectKey, cx: &Ctx<'_>, policies
 }
 
 /// `route[]`: weights must sum to 100 (the v1alpha2 rule); labels become subsets.
-fn routes(spec: &v2::RouteRuleSpec, host: Option<&str>, ns: &str, rule: &RuleRef, cx: &Ctx<'_>, policies: &mut Policies, ck: &mut Checker) -> Vec<Destination> {
+fn routes(
+    spec: &v2::RouteRuleSpec,
+    host: Option<&str>,
+    ns: &str,
+    rule: &RuleRef,
+    cx: &Ctx<'_>,
+    policies: &mut Policies,
+    ck: &mut Checker,
+) -> Vec<Destination> {
     let host = host.unwrap_or_default();
     if spec.route.is_empty() {
-        return vec![Destination { host: host.into(), subset: None, port: None, weight: 100, headers: Default::default() }];
+        return vec![Destination {
+            host: host.into(),
+            subset: None,
+            port: None,
+            weight: 100,
+            headers: Default::default(),
+        }];
     }
     let single = spec.route.len() == 1;
     let mut total = 0i64;
@@ -119,26 +210,46 @@ fn routes(spec: &v2::RouteRuleSpec, host: Option<&str>, ns: &str, rule: &RuleRef
             None if single => 100,
             None => 0,
             Some(w) if !(0..=100).contains(&w) => {
-                ck.error(format!("{at}.weight"), format!("weight {w} must be between 0 and 100"));
+                ck.error(
+                    format!("{at}.weight"),
+                    format!("weight {w} must be between 0 and 100"),
+                );
                 0
             }
             Some(w) => w,
         };
         total += i64::from(w);
         let dhost = match &r.destination {
-            Some(d) => service_host(d, &format!("{at}.destination"), ns, cx, ck).unwrap_or_default(),
+            Some(d) => {
+                service_host(d, &format!("{at}.destination"), ns, cx, ck).unwrap_or_default()
+            }
             None => host.to_string(),
         };
         let subset = subset_for(policies, &dhost, &r.labels, rule);
-        out.push(Destination { host: dhost, subset, port: None, weight: w as u32, headers: Default::default() });
+        out.push(Destination {
+            host: dhost,
+            subset,
+            port: None,
+            weight: w as u32,
+            headers: Default::default(),
+        });
     }
     if total != 100 && !ck.has_errors() {
-        ck.error("spec.route", format!("weights must sum to 100 (they sum to {total})"));
+        ck.error(
+            "spec.route",
+            format!("weights must sum to 100 (they sum to {total})"),
+        );
     }
     out
 }
 
-fn service_host(s: &v2::IstioService, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Option<Hostname> {
+fn service_host(
+    s: &v2::IstioService,
+    at: &str,
+    ns: &str,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Option<Hostname> {
     if s.name.trim().is_empty() {
         ck.error(format!("{at}.name"), "service name must not be empty");
         return None;
@@ -153,17 +264,24 @@ fn service_host(s: &v2::IstioService, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut
 }
 
 /// The subset of `host` selecting exactly `labels` (see the module doc).
-pub fn subset_for(policies: &mut Policies, host: &str, labels: &Labels, rule: &RuleRef) -> Option<String> {
+pub fn subset_for(
+    policies: &mut Policies,
+    host: &str,
+    labels: &Labels,
+    rule: &RuleRef,
+) -> Option<String> {
     if labels.is_empty() || host.is_empty() {
         return None;
     }
-    let policy = policies.entry(host.to_string()).or_insert_with(|| DestinationPolicy {
-        source: rule.clone(),
-        host: host.to_string(),
-        traffic_policy: TrafficPolicy::default(),
-        subsets: BTreeMap::new(),
-        export_to: vec![],
-    });
+    let policy = policies
+        .entry(host.to_string())
+        .or_insert_with(|| DestinationPolicy {
+            source: rule.clone(),
+            host: host.to_string(),
+            traffic_policy: TrafficPolicy::default(),
+            subsets: BTreeMap::new(),
+            export_to: vec![],
+        });
     if let Some(s) = policy.subsets.values().find(|s| &s.labels == labels) {
         return Some(s.name.clone());
     }
@@ -173,7 +291,13 @@ pub fn subset_for(policies: &mut Policies, host: &str, labels: &Labels, rule: &R
         .collect::<Vec<_>>()
         .join("-")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     let mut name = base.clone();
     let mut n = 2;
@@ -181,7 +305,14 @@ pub fn subset_for(policies: &mut Policies, host: &str, labels: &Labels, rule: &R
         name = format!("{base}-{n}");
         n += 1;
     }
-    policy.subsets.insert(name.clone(), Subset { name: name.clone(), labels: labels.clone(), traffic_policy: None });
+    policy.subsets.insert(
+        name.clone(),
+        Subset {
+            name: name.clone(),
+            labels: labels.clone(),
+            traffic_policy: None,
+        },
+    );
     Some(name)
 }
 
@@ -199,42 +330,89 @@ fn fault(f: &v2::HttpFaultInjection, ck: &mut Checker) -> Fault {
                 None
             }
         };
-        Some(DelayFault { fixed_delay: fixed?, percent: percent? })
+        Some(DelayFault {
+            fixed_delay: fixed?,
+            percent: percent?,
+        })
     });
     let abort = f.abort.as_ref().and_then(|a| {
         let percent = pct(ck, "spec.httpFault.abort.percent", a.percent);
         let status = ck.abort_status("spec.httpFault.abort.httpStatus", a.http_status);
-        Some(AbortFault { http_status: status?, percent: percent? })
+        Some(AbortFault {
+            http_status: status?,
+            percent: percent?,
+        })
     });
     Fault { delay, abort }
 }
 
 /// Applies a DestinationPolicy: host-level when it has no labels (filling what
 /// a DestinationRule left unset), else to the subset selecting its labels.
-pub fn apply_destination_policy(spec: &v2::DestinationPolicySpec, key: &ObjectKey, cx: &Ctx<'_>, policies: &mut Policies, ck: &mut Checker) {
-    let rule = RuleRef { kind: "DestinationPolicy".into(), namespace: key.namespace.clone(), name: key.name.clone() };
-    let Some(host) = service_host(&spec.destination, "spec.destination", &key.namespace, cx, ck) else { return };
+pub fn apply_destination_policy(
+    spec: &v2::DestinationPolicySpec,
+    key: &ObjectKey,
+    cx: &Ctx<'_>,
+    policies: &mut Policies,
+    ck: &mut Checker,
+) {
+    let rule = RuleRef {
+        kind: "DestinationPolicy".into(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    };
+    let Some(host) = service_host(
+        &spec.destination,
+        "spec.destination",
+        &key.namespace,
+        cx,
+        ck,
+    ) else {
+        return;
+    };
     let mut tp = TrafficPolicy {
-        load_balancer: spec.load_balancing.as_ref().and_then(|l| l.name).map(|n| match n {
-            v2::SimpleLbPolicy::RoundRobin => LoadBalancer::RoundRobin,
-            v2::SimpleLbPolicy::LeastConn => LoadBalancer::LeastRequest,
-            v2::SimpleLbPolicy::Random => LoadBalancer::Random,
-        }),
+        load_balancer: spec
+            .load_balancing
+            .as_ref()
+            .and_then(|l| l.name)
+            .map(|n| match n {
+                v2::SimpleLbPolicy::RoundRobin => LoadBalancer::RoundRobin,
+                v2::SimpleLbPolicy::LeastConn => LoadBalancer::LeastRequest,
+                v2::SimpleLbPolicy::Random => LoadBalancer::Random,
+            }),
         ..Default::default()
     };
-    if let Some(cb) = spec.circuit_breaker.as_ref().and_then(|c| c.simple_cb.as_ref()) {
+    if let Some(cb) = spec
+        .circuit_breaker
+        .as_ref()
+        .and_then(|c| c.simple_cb.as_ref())
+    {
         let at = "spec.circuitBreaker.simpleCb";
         tp.connection_pool = Some(ConnectionPool {
             max_connections: ck.count(format!("{at}.maxConnections"), cb.max_connections),
-            http1_max_pending_requests: ck.count(format!("{at}.httpMaxPendingRequests"), cb.http_max_pending_requests),
+            http1_max_pending_requests: ck.count(
+                format!("{at}.httpMaxPendingRequests"),
+                cb.http_max_pending_requests,
+            ),
             http2_max_requests: ck.count(format!("{at}.httpMaxRequests"), cb.http_max_requests),
-            max_requests_per_connection: ck.count(format!("{at}.httpMaxRequestsPerConnection"), cb.http_max_requests_per_connection),
+            max_requests_per_connection: ck.count(
+                format!("{at}.httpMaxRequestsPerConnection"),
+                cb.http_max_requests_per_connection,
+            ),
             ..Default::default()
         });
-        let errors = ck.count(format!("{at}.httpConsecutiveErrors"), cb.http_consecutive_errors);
-        let interval = ck.opt_duration(format!("{at}.httpDetectionInterval"), cb.http_detection_interval.as_ref());
+        let errors = ck.count(
+            format!("{at}.httpConsecutiveErrors"),
+            cb.http_consecutive_errors,
+        );
+        let interval = ck.opt_duration(
+            format!("{at}.httpDetectionInterval"),
+            cb.http_detection_interval.as_ref(),
+        );
         let sleep = ck.opt_duration(format!("{at}.sleepWindow"), cb.sleep_window.as_ref());
-        let max_ej = ck.int_percent(format!("{at}.httpMaxEjectionPercent"), cb.http_max_ejection_percent);
+        let max_ej = ck.int_percent(
+            format!("{at}.httpMaxEjectionPercent"),
+            cb.http_max_ejection_percent,
+        );
         if errors.is_some() || interval.is_some() || sleep.is_some() || max_ej.is_some() {
             tp.outlier_detection = Some(OutlierDetection {
                 consecutive_5xx_errors: errors,
@@ -249,15 +427,20 @@ pub fn apply_destination_policy(spec: &v2::DestinationPolicySpec, key: &ObjectKe
         return;
     }
     let subset = subset_for(policies, &host, &spec.destination.labels, &rule);
-    let policy = policies.entry(host.clone()).or_insert_with(|| DestinationPolicy {
-        source: rule,
-        host,
-        traffic_policy: TrafficPolicy::default(),
-        subsets: BTreeMap::new(),
-        export_to: vec![],
-    });
+    let policy = policies
+        .entry(host.clone())
+        .or_insert_with(|| DestinationPolicy {
+            source: rule,
+            host,
+            traffic_policy: TrafficPolicy::default(),
+            subsets: BTreeMap::new(),
+            export_to: vec![],
+        });
     let target = match subset {
-        Some(name) => policy.subsets.get_mut(&name).map(|s| s.traffic_policy.get_or_insert_with(TrafficPolicy::default)),
+        Some(name) => policy
+            .subsets
+            .get_mut(&name)
+            .map(|s| s.traffic_policy.get_or_insert_with(TrafficPolicy::default)),
         None => Some(&mut policy.traffic_policy),
     };
     if let Some(t) = target {

@@ -6,8 +6,8 @@
 
 use rudder_config::security::{self as sec, AuthorizationPolicySpec, PeerAuthenticationSpec};
 use rudder_model::{
-    identity::SpiffeId, AuthzAction, AuthzPolicy, AuthzRule, Cidr, Condition, Labels, MtlsMode, OperationMatch,
-    Pattern, PeerAuthn, PrincipalMatch, RuleRef, SourceMatch, Values,
+    identity::SpiffeId, AuthzAction, AuthzPolicy, AuthzRule, Cidr, Condition, Labels, MtlsMode,
+    OperationMatch, Pattern, PeerAuthn, PrincipalMatch, RuleRef, SourceMatch, Values,
 };
 
 use crate::{check::Checker, object::ObjectKey};
@@ -21,7 +21,10 @@ pub fn peer_authentication(
     ck: &mut Checker,
 ) -> Option<PeerAuthn> {
     let selector = selector(spec.selector.as_ref(), "spec.selector", ck);
-    let mode = spec.mtls.as_ref().map_or(MtlsMode::Unset, |m| parse_mode(m, "spec.mtls.mode", ck));
+    let mode = spec
+        .mtls
+        .as_ref()
+        .map_or(MtlsMode::Unset, |m| parse_mode(m, "spec.mtls.mode", ck));
     if selector.is_some() && root_namespace == Some(key.namespace.as_str()) {
         ck.warn(
             "spec.selector",
@@ -33,7 +36,10 @@ pub fn peer_authentication(
     }
     let mut port_level = std::collections::BTreeMap::new();
     if !spec.port_level_mtls.is_empty() && selector.is_none() {
-        ck.error("spec.portLevelMtls", "portLevelMtls requires a workload selector");
+        ck.error(
+            "spec.portLevelMtls",
+            "portLevelMtls requires a workload selector",
+        );
     }
     for (port, m) in &spec.port_level_mtls {
         let at = format!("spec.portLevelMtls[{port}]");
@@ -46,45 +52,80 @@ pub fn peer_authentication(
     if ck.has_errors() {
         return None;
     }
-    Some(PeerAuthn { source: rule_ref("PeerAuthentication", key), selector, mode, port_level })
+    Some(PeerAuthn {
+        source: rule_ref("PeerAuthentication", key),
+        selector,
+        mode,
+        port_level,
+    })
 }
 
 /// Compiles an AuthorizationPolicy; `None` when it has errors or is of a kind
 /// Rudder does not serve (AUDIT, CUSTOM: a warning, the policy is not applied).
-pub fn authorization_policy(spec: &AuthorizationPolicySpec, key: &ObjectKey, ck: &mut Checker) -> Option<AuthzPolicy> {
+pub fn authorization_policy(
+    spec: &AuthorizationPolicySpec,
+    key: &ObjectKey,
+    ck: &mut Checker,
+) -> Option<AuthzPolicy> {
     let selector = selector(spec.selector.as_ref(), "spec.selector", ck);
     let action = match spec.action.as_deref().unwrap_or("ALLOW") {
         "ALLOW" => Some(AuthzAction::Allow),
         "DENY" => Some(AuthzAction::Deny),
         a @ ("AUDIT" | "CUSTOM") => {
-            ck.warn("spec.action", format!("{a} is not supported by Rudder; the policy is not applied"));
+            ck.warn(
+                "spec.action",
+                format!("{a} is not supported by Rudder; the policy is not applied"),
+            );
             None
         }
         other => {
-            ck.error("spec.action", format!("unknown action {other:?} (expected ALLOW, DENY, AUDIT or CUSTOM)"));
+            ck.error(
+                "spec.action",
+                format!("unknown action {other:?} (expected ALLOW, DENY, AUDIT or CUSTOM)"),
+            );
             None
         }
     };
     if spec.provider.is_some() && spec.action.as_deref() != Some("CUSTOM") {
-        ck.error("spec.provider", "provider is only allowed with action CUSTOM");
+        ck.error(
+            "spec.provider",
+            "provider is only allowed with action CUSTOM",
+        );
     }
     if spec.target_ref.is_some() || !spec.target_refs.is_empty() {
-        let field = if spec.target_ref.is_some() { "spec.targetRef" } else { "spec.targetRefs" };
+        let field = if spec.target_ref.is_some() {
+            "spec.targetRef"
+        } else {
+            "spec.targetRefs"
+        };
         ck.warn(field, "targetRef is not supported by Rudder (sidecars use selector); the policy is not applied");
         if selector.is_some() {
             ck.error(field, "targetRef and selector are mutually exclusive");
         }
     }
-    let rules: Vec<AuthzRule> =
-        spec.rules.iter().enumerate().map(|(i, r)| rule(r, &format!("spec.rules[{i}]"), ck)).collect();
+    let rules: Vec<AuthzRule> = spec
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| rule(r, &format!("spec.rules[{i}]"), ck))
+        .collect();
     if ck.has_errors() || spec.target_ref.is_some() || !spec.target_refs.is_empty() {
         return None;
     }
-    Some(AuthzPolicy { source: rule_ref("AuthorizationPolicy", key), selector, action: action?, rules })
+    Some(AuthzPolicy {
+        source: rule_ref("AuthorizationPolicy", key),
+        selector,
+        action: action?,
+        rules,
+    })
 }
 
 fn rule_ref(kind: &str, key: &ObjectKey) -> RuleRef {
-    RuleRef { kind: kind.into(), namespace: key.namespace.clone(), name: key.name.clone() }
+    RuleRef {
+        kind: kind.into(),
+        namespace: key.namespace.clone(),
+        name: key.name.clone(),
+    }
 }
 
 fn selector(s: Option<&sec::WorkloadSelector>, at: &str, ck: &mut Checker) -> Option<Labels> {
@@ -93,7 +134,10 @@ fn selector(s: Option<&sec::WorkloadSelector>, at: &str, ck: &mut Checker) -> Op
         if k.is_empty() {
             ck.error(format!("{at}.matchLabels"), "label key must not be empty");
         } else if v.contains('*') {
-            ck.error(format!("{at}.matchLabels.{k}"), format!("wildcard not allowed in label value {v:?}"));
+            ck.error(
+                format!("{at}.matchLabels.{k}"),
+                format!("wildcard not allowed in label value {v:?}"),
+            );
         }
     }
     Some(s.match_labels.clone())
@@ -103,7 +147,10 @@ fn parse_mode(m: &sec::PeerMtls, at: &str, ck: &mut Checker) -> MtlsMode {
     match m.mode.as_deref() {
         None => MtlsMode::Unset,
         Some(s) => MtlsMode::parse(s).unwrap_or_else(|| {
-            ck.error(at, format!("unknown mTLS mode {s:?} (expected UNSET, DISABLE, PERMISSIVE or STRICT)"));
+            ck.error(
+                at,
+                format!("unknown mTLS mode {s:?} (expected UNSET, DISABLE, PERMISSIVE or STRICT)"),
+            );
             MtlsMode::Unset
         }),
     }
@@ -125,22 +172,26 @@ fn rule(r: &sec::Rule, at: &str, ck: &mut Checker) -> AuthzRule {
             }
         })
         .collect();
-    let to = r
-        .to
+    let to =
+        r.to.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let at = format!("{at}.to[{i}].operation");
+                match &t.operation {
+                    Some(o) => operation(o, &at, ck),
+                    None => {
+                        ck.error(at, "operation is required");
+                        OperationMatch::default()
+                    }
+                }
+            })
+            .collect();
+    let when = r
+        .when
         .iter()
         .enumerate()
-        .map(|(i, t)| {
-            let at = format!("{at}.to[{i}].operation");
-            match &t.operation {
-                Some(o) => operation(o, &at, ck),
-                None => {
-                    ck.error(at, "operation is required");
-                    OperationMatch::default()
-                }
-            }
-        })
+        .filter_map(|(i, c)| condition(c, &format!("{at}.when[{i}]"), ck))
         .collect();
-    let when = r.when.iter().enumerate().filter_map(|(i, c)| condition(c, &format!("{at}.when[{i}]"), ck)).collect();
     AuthzRule { from, to, when }
 }
 
@@ -169,25 +220,64 @@ fn source(s: &sec::Source, at: &str, ck: &mut Checker) -> SourceMatch {
         );
     }
     SourceMatch {
-        principals: values(&s.principals, &s.not_principals, at, "principals", ck, principal),
-        request_principals: values(&s.request_principals, &s.not_request_principals, at, "requestPrincipals", ck, pattern),
-        namespaces: values(&s.namespaces, &s.not_namespaces, at, "namespaces", ck, pattern),
+        principals: values(
+            &s.principals,
+            &s.not_principals,
+            at,
+            "principals",
+            ck,
+            principal,
+        ),
+        request_principals: values(
+            &s.request_principals,
+            &s.not_request_principals,
+            at,
+            "requestPrincipals",
+            ck,
+            pattern,
+        ),
+        namespaces: values(
+            &s.namespaces,
+            &s.not_namespaces,
+            at,
+            "namespaces",
+            ck,
+            pattern,
+        ),
         ip_blocks: values(&s.ip_blocks, &s.not_ip_blocks, at, "ipBlocks", ck, cidr),
-        remote_ip_blocks: values(&s.remote_ip_blocks, &s.not_remote_ip_blocks, at, "remoteIpBlocks", ck, cidr),
+        remote_ip_blocks: values(
+            &s.remote_ip_blocks,
+            &s.not_remote_ip_blocks,
+            at,
+            "remoteIpBlocks",
+            ck,
+            cidr,
+        ),
     }
 }
 
 fn operation(o: &sec::Operation, at: &str, ck: &mut Checker) -> OperationMatch {
-    let all_empty = [&o.hosts, &o.not_hosts, &o.ports, &o.not_ports, &o.methods, &o.not_methods, &o.paths, &o.not_paths]
-        .iter()
-        .all(|v| v.is_empty());
+    let all_empty = [
+        &o.hosts,
+        &o.not_hosts,
+        &o.ports,
+        &o.not_ports,
+        &o.methods,
+        &o.not_methods,
+        &o.paths,
+        &o.not_paths,
+    ]
+    .iter()
+    .all(|v| v.is_empty());
     if all_empty {
         ck.error(at, "operation must set at least one field");
     }
     OperationMatch {
         hosts: values(&o.hosts, &o.not_hosts, at, "hosts", ck, pattern),
         ports: values(&o.ports, &o.not_ports, at, "ports", ck, port),
-        methods: values(&o.methods, &o.not_methods, at, "methods", ck, |s, _, _| Some(s.to_string())),
+        methods: values(&o.methods, &o.not_methods, at, "methods", ck, |s, _, _| {
+            Some(s.to_string())
+        }),
         paths: values(&o.paths, &o.not_paths, at, "paths", ck, path),
     }
 }
@@ -199,21 +289,51 @@ fn condition(c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition
     }
     let key = c.key.as_str();
     Some(match key {
-        "source.ip" => Condition::SourceIp(values(&c.values, &c.not_values, at, "values", ck, cidr)),
-        "remote.ip" => Condition::RemoteIp(values(&c.values, &c.not_values, at, "values", ck, cidr)),
-        "source.namespace" => Condition::SourceNamespace(values(&c.values, &c.not_values, at, "values", ck, pattern)),
-        "source.principal" => Condition::SourcePrincipal(values(&c.values, &c.not_values, at, "values", ck, principal)),
-        "destination.port" => Condition::DestinationPort(values(&c.values, &c.not_values, at, "values", ck, port)),
-        _ => match key.strip_prefix("request.headers[").and_then(|k| k.strip_suffix(']')) {
+        "source.ip" => {
+            Condition::SourceIp(values(&c.values, &c.not_values, at, "values", ck, cidr))
+        }
+        "remote.ip" => {
+            Condition::RemoteIp(values(&c.values, &c.not_values, at, "values", ck, cidr))
+        }
+        "source.namespace" => {
+            Condition::SourceNamespace(values(&c.values, &c.not_values, at, "values", ck, pattern))
+        }
+        "source.principal" => Condition::SourcePrincipal(values(
+            &c.values,
+            &c.not_values,
+            at,
+            "values",
+            ck,
+            principal,
+        )),
+        "destination.port" => {
+            Condition::DestinationPort(values(&c.values, &c.not_values, at, "values", ck, port))
+        }
+        _ => match key
+            .strip_prefix("request.headers[")
+            .and_then(|k| k.strip_suffix(']'))
+        {
             Some(name) if !name.is_empty() && !name.contains(['[', ']']) => {
-                Condition::RequestHeader(name.to_ascii_lowercase(), values(&c.values, &c.not_values, at, "values", ck, pattern))
+                Condition::RequestHeader(
+                    name.to_ascii_lowercase(),
+                    values(&c.values, &c.not_values, at, "values", ck, pattern),
+                )
             }
             Some(_) => {
-                ck.error(format!("{at}.key"), format!("{key:?}: header name must not be empty"));
+                ck.error(
+                    format!("{at}.key"),
+                    format!("{key:?}: header name must not be empty"),
+                );
                 return None;
             }
-            None if key.starts_with("request.auth.") || key.starts_with("destination.") || key == "connection.sni" => {
-                ck.error(format!("{at}.key"), format!("{key:?} is not supported by Rudder"));
+            None if key.starts_with("request.auth.")
+                || key.starts_with("destination.")
+                || key == "connection.sni" =>
+            {
+                ck.error(
+                    format!("{at}.key"),
+                    format!("{key:?} is not supported by Rudder"),
+                );
                 return None;
             }
             None => {
@@ -236,9 +356,15 @@ fn values<T>(
 ) -> Values<T> {
     let not_field = format!("not{}{}", field[..1].to_ascii_uppercase(), &field[1..]);
     let mut list = |vs: &[String], name: &str| -> Vec<T> {
-        vs.iter().enumerate().filter_map(|(i, v)| parse(v, &format!("{at}.{name}[{i}]"), ck)).collect()
+        vs.iter()
+            .enumerate()
+            .filter_map(|(i, v)| parse(v, &format!("{at}.{name}[{i}]"), ck))
+            .collect()
     };
-    Values { values: list(values, field), not_values: list(not_values, &not_field) }
+    Values {
+        values: list(values, field),
+        not_values: list(not_values, &not_field),
+    }
 }
 
 fn pattern(s: &str, at: &str, ck: &mut Checker) -> Option<Pattern> {
@@ -247,14 +373,20 @@ fn pattern(s: &str, at: &str, ck: &mut Checker) -> Option<Pattern> {
         return None;
     }
     Pattern::parse(s).or_else(|| {
-        ck.error(at, format!("{s:?}: only a single leading or trailing * is allowed"));
+        ck.error(
+            at,
+            format!("{s:?}: only a single leading or trailing * is allowed"),
+        );
         None
     })
 }
 
 fn path(s: &str, at: &str, ck: &mut Checker) -> Option<Pattern> {
     if s.contains('{') {
-        ck.error(at, format!("{s:?}: path templates ({{*}}, {{**}}) are not supported by Rudder"));
+        ck.error(
+            at,
+            format!("{s:?}: path templates ({{*}}, {{**}}) are not supported by Rudder"),
+        );
         return None;
     }
     pattern(s, at, ck)
@@ -268,7 +400,11 @@ fn principal(s: &str, at: &str, ck: &mut Checker) -> Option<PrincipalMatch> {
         Pattern::Exact(p) => match SpiffeId::parse(&format!("spiffe://{p}")) {
             Ok(id) => PrincipalMatch::Exact(id),
             Err(_) => {
-                let why = if p.starts_with("spiffe://") { " (without the spiffe:// scheme)" } else { "" };
+                let why = if p.starts_with("spiffe://") {
+                    " (without the spiffe:// scheme)"
+                } else {
+                    ""
+                };
                 ck.error(at, format!("{p:?} is not a principal of the form <trust-domain>/ns/<namespace>/sa/<serviceaccount>{why}"));
                 return None;
             }
@@ -297,12 +433,20 @@ fn port(s: &str, at: &str, ck: &mut Checker) -> Option<u16> {
 /// port of some workload the policy selects: Istio drops such an ALLOW rule
 /// there (it matches nothing) and drops the HTTP-only fields of a DENY rule
 /// (it denies more), and so does Rudder's xDS.
-pub fn warn_http_rules_on_tcp(policy: &AuthzPolicy, snapshot: &rudder_model::Snapshot, root_namespace: &str, ck: &mut Checker) {
+pub fn warn_http_rules_on_tcp(
+    policy: &AuthzPolicy,
+    snapshot: &rudder_model::Snapshot,
+    root_namespace: &str,
+    ck: &mut Checker,
+) {
     let ns = &policy.source.namespace;
     let mut tcp_ports: Vec<(u16, String)> = Vec::new();
     for w in snapshot.workloads.values() {
         let applies = (ns == root_namespace || &w.namespace == ns)
-            && policy.selector.as_ref().is_none_or(|s| rudder_model::selects(s, &w.labels));
+            && policy
+                .selector
+                .as_ref()
+                .is_none_or(|s| rudder_model::selects(s, &w.labels));
         if !applies {
             continue;
         }
@@ -324,13 +468,22 @@ pub fn warn_http_rules_on_tcp(policy: &AuthzPolicy, snapshot: &rudder_model::Sna
         if !r.is_http_only() {
             continue;
         }
-        let restricted: Vec<u16> = r.to.iter().flat_map(|o| o.ports.values.iter().copied()).collect();
+        let restricted: Vec<u16> =
+            r.to.iter()
+                .flat_map(|o| o.ports.values.iter().copied())
+                .collect();
         let unrestricted = r.to.is_empty() || r.to.iter().any(|o| o.ports.values.is_empty());
-        let hit = tcp_ports.iter().find(|(p, _)| unrestricted || restricted.contains(p));
+        let hit = tcp_ports
+            .iter()
+            .find(|(p, _)| unrestricted || restricted.contains(p));
         if let Some((port, workload)) = hit {
             let what = match policy.action {
-                AuthzAction::Allow => "Istio ignores this ALLOW rule there (it matches nothing on TCP)",
-                AuthzAction::Deny => "Istio ignores its HTTP-only fields there (the DENY rule matches more on TCP)",
+                AuthzAction::Allow => {
+                    "Istio ignores this ALLOW rule there (it matches nothing on TCP)"
+                }
+                AuthzAction::Deny => {
+                    "Istio ignores its HTTP-only fields there (the DENY rule matches more on TCP)"
+                }
             };
             ck.warn(
                 format!("spec.rules[{i}]"),

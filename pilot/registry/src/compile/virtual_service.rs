@@ -2,8 +2,9 @@
 
 use rudder_config::virtual_service as vs;
 use rudder_model::{
-    DelayFault, Destination, DirectResponse, Fault, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute,
-    Mirror, Percent, Redirect, Retries, Rewrite, RouteTable, RuleRef, TcpMatch, TcpRoute, AbortFault,
+    AbortFault, DelayFault, Destination, DirectResponse, Fault, HeaderOps, Headers, HttpAction,
+    HttpMatch, HttpRoute, Mirror, Percent, Redirect, Retries, Rewrite, RouteTable, RuleRef,
+    TcpMatch, TcpRoute,
 };
 
 use super::Ctx;
@@ -11,7 +12,12 @@ use crate::{check::Checker, object::ObjectKey};
 
 /// Compiles a VirtualService. `None` when it does not apply to sidecars (only
 /// gateways) or has errors (see the checker).
-pub fn compile(spec: &vs::VirtualServiceSpec, key: &ObjectKey, cx: &Ctx<'_>, ck: &mut Checker) -> Option<RouteTable> {
+pub fn compile(
+    spec: &vs::VirtualServiceSpec,
+    key: &ObjectKey,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Option<RouteTable> {
     let ns = key.namespace.as_str();
     if spec.hosts.is_empty() {
         ck.error("spec.hosts", "at least one host is required");
@@ -24,17 +30,34 @@ pub fn compile(spec: &vs::VirtualServiceSpec, key: &ObjectKey, cx: &Ctx<'_>, ck:
             hosts.push(cx.resolve(h, ns));
         }
     }
-    let http = spec.http.iter().enumerate().map(|(i, r)| http_route(r, &format!("spec.http[{i}]"), ns, cx, ck)).collect::<Vec<_>>();
-    let tcp = spec.tcp.iter().enumerate().map(|(i, r)| tcp_route(r, &format!("spec.tcp[{i}]"), ns, cx, ck)).collect::<Vec<_>>();
+    let http = spec
+        .http
+        .iter()
+        .enumerate()
+        .map(|(i, r)| http_route(r, &format!("spec.http[{i}]"), ns, cx, ck))
+        .collect::<Vec<_>>();
+    let tcp = spec
+        .tcp
+        .iter()
+        .enumerate()
+        .map(|(i, r)| tcp_route(r, &format!("spec.tcp[{i}]"), ns, cx, ck))
+        .collect::<Vec<_>>();
     if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == "mesh") {
-        ck.warn("spec.gateways", "applies only to gateways, which Rudder does not serve yet; ignored");
+        ck.warn(
+            "spec.gateways",
+            "applies only to gateways, which Rudder does not serve yet; ignored",
+        );
         return None;
     }
     if ck.has_errors() {
         return None;
     }
     Some(RouteTable {
-        source: RuleRef { kind: "VirtualService".into(), namespace: ns.into(), name: key.name.clone() },
+        source: RuleRef {
+            kind: "VirtualService".into(),
+            namespace: ns.into(),
+            name: key.name.clone(),
+        },
         hosts,
         export_to: spec.export_to.clone(),
         http: http.into_iter().flatten().collect(),
@@ -42,30 +65,67 @@ pub fn compile(spec: &vs::VirtualServiceSpec, key: &ObjectKey, cx: &Ctx<'_>, ck:
     })
 }
 
-fn http_route(r: &vs::HttpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Option<HttpRoute> {
-    let matches = r.matches.iter().enumerate().map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck)).collect::<Vec<_>>();
+fn http_route(
+    r: &vs::HttpRoute,
+    at: &str,
+    ns: &str,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Option<HttpRoute> {
+    let matches = r
+        .matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck))
+        .collect::<Vec<_>>();
     let mut headers = r.headers.as_ref().map(headers_of).unwrap_or_default();
     let action = if let Some(rd) = &r.redirect {
         if !r.route.is_empty() {
-            ck.error(format!("{at}.redirect"), "redirect and route are mutually exclusive");
+            ck.error(
+                format!("{at}.redirect"),
+                "redirect and route are mutually exclusive",
+            );
         }
         if r.direct_response.is_some() {
-            ck.error(format!("{at}.redirect"), "redirect and directResponse are mutually exclusive");
+            ck.error(
+                format!("{at}.redirect"),
+                "redirect and directResponse are mutually exclusive",
+            );
         }
-        let port = rd.port.and_then(|p| ck.port(format!("{at}.redirect.port"), p.into()));
+        let port = rd
+            .port
+            .and_then(|p| ck.port(format!("{at}.redirect.port"), p.into()));
         let code = rd.redirect_code.unwrap_or(301);
         if ![301, 302, 303, 307, 308].contains(&code) {
-            ck.error(format!("{at}.redirect.redirectCode"), format!("redirect code {code} must be one of 301, 302, 303, 307, 308"));
+            ck.error(
+                format!("{at}.redirect.redirectCode"),
+                format!("redirect code {code} must be one of 301, 302, 303, 307, 308"),
+            );
         }
-        HttpAction::Redirect(Redirect { uri: rd.uri.clone(), authority: rd.authority.clone(), scheme: rd.scheme.clone(), port, redirect_code: code })
+        HttpAction::Redirect(Redirect {
+            uri: rd.uri.clone(),
+            authority: rd.authority.clone(),
+            scheme: rd.scheme.clone(),
+            port,
+            redirect_code: code,
+        })
     } else if let Some(dr) = &r.direct_response {
         if !r.route.is_empty() {
-            ck.error(format!("{at}.directResponse"), "directResponse and route are mutually exclusive");
+            ck.error(
+                format!("{at}.directResponse"),
+                "directResponse and route are mutually exclusive",
+            );
         }
         if !(200..=599).contains(&dr.status) {
-            ck.error(format!("{at}.directResponse.status"), format!("HTTP status {} must be between 200 and 599", dr.status));
+            ck.error(
+                format!("{at}.directResponse.status"),
+                format!("HTTP status {} must be between 200 and 599", dr.status),
+            );
         }
-        HttpAction::DirectResponse(DirectResponse { status: dr.status, body: dr.body.as_ref().and_then(|b| b.string.clone()) })
+        HttpAction::DirectResponse(DirectResponse {
+            status: dr.status,
+            body: dr.body.as_ref().and_then(|b| b.string.clone()),
+        })
     } else {
         if r.route.is_empty() {
             ck.error(at, "one of route, redirect or directResponse is required");
@@ -86,8 +146,13 @@ fn http_route(r: &vs::HttpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Chec
                 }
                 None => Headers::default(),
             };
-            if let Some(dest) = destination(&d.destination, &format!("{f}.destination"), ns, cx, ck) {
-                dests.push(Destination { weight: w, headers: own, ..dest });
+            if let Some(dest) = destination(&d.destination, &format!("{f}.destination"), ns, cx, ck)
+            {
+                dests.push(Destination {
+                    weight: w,
+                    headers: own,
+                    ..dest
+                });
             }
         }
         HttpAction::Route(dests)
@@ -95,22 +160,44 @@ fn http_route(r: &vs::HttpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Chec
     let timeout = ck.opt_duration(format!("{at}.timeout"), r.timeout.as_ref());
     let retries = r.retries.as_ref().and_then(|rt| {
         if rt.attempts < 0 {
-            ck.error(format!("{at}.retries.attempts"), format!("attempts {} must not be negative", rt.attempts));
+            ck.error(
+                format!("{at}.retries.attempts"),
+                format!("attempts {} must not be negative", rt.attempts),
+            );
             return None;
         }
-        let per_try_timeout = ck.opt_duration(format!("{at}.retries.perTryTimeout"), rt.per_try_timeout.as_ref());
-        Some(Retries { attempts: rt.attempts as u32, per_try_timeout, retry_on: rt.retry_on.clone() })
+        let per_try_timeout = ck.opt_duration(
+            format!("{at}.retries.perTryTimeout"),
+            rt.per_try_timeout.as_ref(),
+        );
+        Some(Retries {
+            attempts: rt.attempts as u32,
+            per_try_timeout,
+            retry_on: rt.retry_on.clone(),
+        })
     });
-    let fault = r.fault.as_ref().map(|f| fault(f, &format!("{at}.fault"), ck));
+    let fault = r
+        .fault
+        .as_ref()
+        .map(|f| fault(f, &format!("{at}.fault"), ck));
     let mut mirrors = Vec::new();
     if let Some(m) = &r.mirror {
         let pct = match (&r.mirror_percentage, r.mirror_percent) {
             (Some(p), _) => ck.percent(format!("{at}.mirrorPercentage.value"), p.value),
-            (None, Some(p)) => ck.int_percent(format!("{at}.mirrorPercent"), i32::try_from(p).ok().or(Some(i32::MAX))).map(|p| Percent::from_f64(p.into())),
+            (None, Some(p)) => ck
+                .int_percent(
+                    format!("{at}.mirrorPercent"),
+                    i32::try_from(p).ok().or(Some(i32::MAX)),
+                )
+                .map(|p| Percent::from_f64(p.into())),
             (None, None) => Some(Percent::ALL),
         };
-        if let (Some(d), Some(percent)) = (destination(m, &format!("{at}.mirror"), ns, cx, ck), pct) {
-            mirrors.push(Mirror { destination: Destination { weight: 0, ..d }, percent });
+        if let (Some(d), Some(percent)) = (destination(m, &format!("{at}.mirror"), ns, cx, ck), pct)
+        {
+            mirrors.push(Mirror {
+                destination: Destination { weight: 0, ..d },
+                percent,
+            });
         }
     }
     for (i, m) in r.mirrors.iter().enumerate() {
@@ -119,11 +206,20 @@ fn http_route(r: &vs::HttpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Chec
             Some(p) => ck.percent(format!("{f}.percentage.value"), p.value),
             None => Some(Percent::ALL),
         };
-        if let (Some(d), Some(percent)) = (destination(&m.destination, &format!("{f}.destination"), ns, cx, ck), pct) {
-            mirrors.push(Mirror { destination: Destination { weight: 0, ..d }, percent });
+        if let (Some(d), Some(percent)) = (
+            destination(&m.destination, &format!("{f}.destination"), ns, cx, ck),
+            pct,
+        ) {
+            mirrors.push(Mirror {
+                destination: Destination { weight: 0, ..d },
+                percent,
+            });
         }
     }
-    let rewrite = r.rewrite.as_ref().map(|rw| Rewrite { uri: rw.uri.clone(), authority: rw.authority.clone() });
+    let rewrite = r.rewrite.as_ref().map(|rw| Rewrite {
+        uri: rw.uri.clone(),
+        authority: rw.authority.clone(),
+    });
     Some(HttpRoute {
         name: r.name.clone(),
         matches: matches.into_iter().flatten().collect(),
@@ -147,7 +243,10 @@ pub(crate) fn weights_of(weights: &[Option<i32>], at: &str, ck: &mut Checker) ->
     for (i, w) in weights.iter().enumerate() {
         let w = w.unwrap_or(0);
         if w < 0 {
-            ck.error(format!("{at}[{i}].weight"), format!("weight {w} must not be negative"));
+            ck.error(
+                format!("{at}[{i}].weight"),
+                format!("weight {w} must not be negative"),
+            );
         }
         out.push(w.max(0) as u32);
     }
@@ -158,10 +257,18 @@ pub(crate) fn weights_of(weights: &[Option<i32>], at: &str, ck: &mut Checker) ->
 }
 
 fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<HttpMatch> {
-    let sm = |ck: &mut Checker, f: &str, v: &Option<rudder_config::StringMatch>| v.as_ref().and_then(|v| ck.string_match(format!("{at}.{f}"), v));
-    let map = |ck: &mut Checker, f: &str, v: &std::collections::BTreeMap<String, rudder_config::StringMatch>| {
+    let sm = |ck: &mut Checker, f: &str, v: &Option<rudder_config::StringMatch>| {
+        v.as_ref()
+            .and_then(|v| ck.string_match(format!("{at}.{f}"), v))
+    };
+    let map = |ck: &mut Checker,
+               f: &str,
+               v: &std::collections::BTreeMap<String, rudder_config::StringMatch>| {
         v.iter()
-            .filter_map(|(k, m)| ck.string_match(format!("{at}.{f}.{k}"), m).map(|m| (k.to_ascii_lowercase(), m)))
+            .filter_map(|(k, m)| {
+                ck.string_match(format!("{at}.{f}.{k}"), m)
+                    .map(|m| (k.to_ascii_lowercase(), m))
+            })
             .collect()
     };
     let port = m.port.and_then(|p| ck.port(format!("{at}.port"), p.into()));
@@ -176,7 +283,10 @@ fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<Ht
         query_params: m
             .query_params
             .iter()
-            .filter_map(|(k, v)| ck.string_match(format!("{at}.queryParams.{k}"), v).map(|m| (k.clone(), m)))
+            .filter_map(|(k, v)| {
+                ck.string_match(format!("{at}.queryParams.{k}"), v)
+                    .map(|m| (k.clone(), m))
+            })
             .collect(),
         port,
         source_labels: m.source_labels.clone(),
@@ -186,7 +296,13 @@ fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<Ht
 }
 
 /// A destination, resolved and checked (weight left 0).
-pub(crate) fn destination(d: &vs::Destination, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Option<Destination> {
+pub(crate) fn destination(
+    d: &vs::Destination,
+    at: &str,
+    ns: &str,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Option<Destination> {
     if d.host.trim().is_empty() {
         ck.error(format!("{at}.host"), "host must not be empty");
         return None;
@@ -200,7 +316,13 @@ pub(crate) fn destination(d: &vs::Destination, at: &str, ns: &str, cx: &Ctx<'_>,
         Some(p) => Some(ck.port(format!("{at}.port.number"), p.number.into())?),
         None => None,
     };
-    Some(Destination { host, subset: d.subset.clone(), port, weight: 0, headers: Headers::default() })
+    Some(Destination {
+        host,
+        subset: d.subset.clone(),
+        port,
+        weight: 0,
+        headers: Headers::default(),
+    })
 }
 
 fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
@@ -214,10 +336,15 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
         };
         let percent = match (&d.percentage, d.percent) {
             (Some(p), _) => ck.percent(format!("{at}.delay.percentage.value"), p.value),
-            (None, Some(p)) => ck.int_percent(format!("{at}.delay.percent"), Some(p)).map(|p| Percent::from_f64(p.into())),
+            (None, Some(p)) => ck
+                .int_percent(format!("{at}.delay.percent"), Some(p))
+                .map(|p| Percent::from_f64(p.into())),
             (None, None) => Some(Percent::ALL),
         };
-        Some(DelayFault { fixed_delay: fixed?, percent: percent? })
+        Some(DelayFault {
+            fixed_delay: fixed?,
+            percent: percent?,
+        })
     });
     let abort = f.abort.as_ref().and_then(|a| {
         let status = ck.abort_status(format!("{at}.abort.httpStatus"), a.http_status);
@@ -225,7 +352,10 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
             Some(p) => ck.percent(format!("{at}.abort.percentage.value"), p.value),
             None => Some(Percent::ALL),
         };
-        Some(AbortFault { http_status: status?, percent: percent? })
+        Some(AbortFault {
+            http_status: status?,
+            percent: percent?,
+        })
     });
     if f.delay.is_none() && f.abort.is_none() {
         ck.error(at, "fault needs a delay or an abort");
@@ -235,34 +365,61 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
 
 fn headers_of(h: &vs::Headers) -> Headers {
     let ops = |o: &Option<vs::HeaderOperations>| {
-        o.as_ref().map(|o| HeaderOps { set: o.set.clone(), add: o.add.clone(), remove: o.remove.clone() }).unwrap_or_default()
+        o.as_ref()
+            .map(|o| HeaderOps {
+                set: o.set.clone(),
+                add: o.add.clone(),
+                remove: o.remove.clone(),
+            })
+            .unwrap_or_default()
     };
-    Headers { request: ops(&h.request), response: ops(&h.response) }
+    Headers {
+        request: ops(&h.request),
+        response: ops(&h.response),
+    }
 }
 
-
 fn merge_headers(into: &mut Headers, from: Headers) {
-    for (into, from) in [(&mut into.request, from.request), (&mut into.response, from.response)] {
+    for (into, from) in [
+        (&mut into.request, from.request),
+        (&mut into.response, from.response),
+    ] {
         into.set.extend(from.set);
         into.add.extend(from.add);
         into.remove.extend(from.remove);
     }
 }
 
-fn tcp_route(r: &vs::TcpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Option<TcpRoute> {
+fn tcp_route(
+    r: &vs::TcpRoute,
+    at: &str,
+    ns: &str,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Option<TcpRoute> {
     let mut matches = Vec::new();
     for (i, m) in r.matches.iter().enumerate() {
         let f = format!("{at}.match[{i}]");
         for (j, cidr) in m.destination_subnets.iter().enumerate() {
             if !valid_cidr(cidr) {
-                ck.error(format!("{f}.destinationSubnets[{j}]"), format!("invalid CIDR {cidr:?}"));
+                ck.error(
+                    format!("{f}.destinationSubnets[{j}]"),
+                    format!("invalid CIDR {cidr:?}"),
+                );
             }
         }
         if !m.destination_subnets.is_empty() {
-            ck.warn(format!("{f}.destinationSubnets"), "destinationSubnets is not supported yet; the match ignores it");
+            ck.warn(
+                format!("{f}.destinationSubnets"),
+                "destinationSubnets is not supported yet; the match ignores it",
+            );
         }
         let port = m.port.and_then(|p| ck.port(format!("{f}.port"), p.into()));
-        matches.push(TcpMatch { port, source_labels: m.source_labels.clone(), source_namespace: m.source_namespace.clone() });
+        matches.push(TcpMatch {
+            port,
+            source_labels: m.source_labels.clone(),
+            source_namespace: m.source_namespace.clone(),
+        });
     }
     if r.route.is_empty() {
         ck.error(format!("{at}.route"), "at least one route is required");
@@ -275,16 +432,31 @@ fn tcp_route(r: &vs::TcpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checke
         .zip(ws)
         .enumerate()
         .filter_map(|(i, (d, w))| {
-            destination(&d.destination, &format!("{at}.route[{i}].destination"), ns, cx, ck).map(|d| Destination { weight: w, ..d })
+            destination(
+                &d.destination,
+                &format!("{at}.route[{i}].destination"),
+                ns,
+                cx,
+                ck,
+            )
+            .map(|d| Destination { weight: w, ..d })
         })
         .collect();
-    Some(TcpRoute { matches, destinations })
+    Some(TcpRoute {
+        matches,
+        destinations,
+    })
 }
 
 fn valid_cidr(s: &str) -> bool {
     let (ip, len) = s.split_once('/').unwrap_or((s, ""));
     match ip.parse::<std::net::IpAddr>() {
-        Ok(addr) => len.is_empty() || len.parse::<u8>().is_ok_and(|l| l <= if addr.is_ipv4() { 32 } else { 128 }),
+        Ok(addr) => {
+            len.is_empty()
+                || len
+                    .parse::<u8>()
+                    .is_ok_and(|l| l <= if addr.is_ipv4() { 32 } else { 128 })
+        }
         Err(_) => false,
     }
 }

@@ -7,23 +7,37 @@ use rudder_registry::{load::load_str, validate::validate_loaded, Object, Validat
 /// Objects from YAML (panics on any problem: fixtures must be valid).
 pub fn objects(yaml: &str) -> Vec<Object> {
     let l = load_str(yaml, "fixture.yaml", "fixture.yaml");
-    assert!(l.problems.is_empty() && l.rejected.is_empty(), "fixture problems: {:?} {:?}", l.problems, l.rejected);
+    assert!(
+        l.problems.is_empty() && l.rejected.is_empty(),
+        "fixture problems: {:?} {:?}",
+        l.problems,
+        l.rejected
+    );
     l.objects
 }
 
 /// Validates in-memory files, each `(name, yaml)`.
 pub fn validate(files: &[(&str, &str)]) -> ValidationReport {
-    validate_loaded(files.iter().map(|(n, y)| load_str(y, n, n)).collect(), vec![])
+    validate_loaded(
+        files.iter().map(|(n, y)| load_str(y, n, n)).collect(),
+        vec![],
+    )
 }
 
 /// Errors of a report.
 pub fn errors(r: &ValidationReport) -> Vec<&Diagnostic> {
-    r.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect()
+    r.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect()
 }
 
 /// Warnings of a report.
 pub fn warnings(r: &ValidationReport) -> Vec<&Diagnostic> {
-    r.diagnostics.iter().filter(|d| d.severity == Severity::Warning).collect()
+    r.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .collect()
 }
 
 pub fn mk_service(name: &str, port_name: &str, port: u16, target: &str) -> String {
@@ -41,5 +55,7 @@ pub fn mk_pod(name: &str, app: &str, version: &str, ip: &str, ready: bool) -> St
 
 /// Path of a testdata file.
 pub fn testdata(rel: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata").join(rel)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(rel)
 }

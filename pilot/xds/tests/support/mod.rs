@@ -205,7 +205,11 @@ pub fn test_pems() -> &'static (String, String) {
         let cert = params.self_signed(&key).unwrap();
         let pems = (cert.pem(), key.serialize_pem());
         std::fs::create_dir_all(TEST_CERT_DIR).unwrap();
-        for (name, text) in [("cert-chain.pem", &pems.0), ("key.pem", &pems.1), ("root-cert.pem", &pems.0)] {
+        for (name, text) in [
+            ("cert-chain.pem", &pems.0),
+            ("key.pem", &pems.1),
+            ("root-cert.pem", &pems.0),
+        ] {
             let tmp = format!("{TEST_CERT_DIR}/.{name}.{}", std::process::id());
             std::fs::write(&tmp, text).unwrap();
             std::fs::rename(&tmp, format!("{TEST_CERT_DIR}/{name}")).unwrap();
@@ -221,11 +225,17 @@ pub fn add_test_secrets(bootstrap: &mut envoy_types::pb::envoy::config::bootstra
     use envoy_types::pb::envoy::{
         config::{
             cluster::v3::{cluster, Cluster},
-            core::v3::{address, data_source::Specifier, Address, DataSource, Http2ProtocolOptions, Pipe},
-            endpoint::v3::{lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints},
+            core::v3::{
+                address, data_source::Specifier, Address, DataSource, Http2ProtocolOptions, Pipe,
+            },
+            endpoint::v3::{
+                lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
+            },
         },
         extensions::{
-            transport_sockets::tls::v3::{secret, CertificateValidationContext, Secret, TlsCertificate},
+            transport_sockets::tls::v3::{
+                secret, CertificateValidationContext, Secret, TlsCertificate,
+            },
             upstreams::http::v3::http_protocol_options::{
                 explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
             },
@@ -235,13 +245,22 @@ pub fn add_test_secrets(bootstrap: &mut envoy_types::pb::envoy::config::bootstra
     use rudder_model::{names, well_known};
     let (cert, key) = test_pems();
     // SDS subscriptions need a node identity, as the agent's bootstrap has.
-    bootstrap.node.get_or_insert_with(|| envoy_types::pb::envoy::config::core::v3::Node {
-        id: "sidecar~198.18.0.1~test.default~default.svc.cluster.local".into(),
-        cluster: "test.default".into(),
-        ..Default::default()
-    });
-    let inline = |s: &str| Some(DataSource { specifier: Some(Specifier::InlineString(s.to_string())), ..Default::default() });
-    let sr = bootstrap.static_resources.get_or_insert_with(Default::default);
+    bootstrap
+        .node
+        .get_or_insert_with(|| envoy_types::pb::envoy::config::core::v3::Node {
+            id: "sidecar~198.18.0.1~test.default~default.svc.cluster.local".into(),
+            cluster: "test.default".into(),
+            ..Default::default()
+        });
+    let inline = |s: &str| {
+        Some(DataSource {
+            specifier: Some(Specifier::InlineString(s.to_string())),
+            ..Default::default()
+        })
+    };
+    let sr = bootstrap
+        .static_resources
+        .get_or_insert_with(Default::default);
     sr.secrets.push(Secret {
         name: names::SECRET_DEFAULT.into(),
         r#type: Some(secret::Type::TlsCertificate(TlsCertificate {
@@ -252,20 +271,28 @@ pub fn add_test_secrets(bootstrap: &mut envoy_types::pb::envoy::config::bootstra
     });
     sr.secrets.push(Secret {
         name: names::SECRET_ROOTCA.into(),
-        r#type: Some(secret::Type::ValidationContext(CertificateValidationContext {
-            trusted_ca: inline(cert),
-            ..Default::default()
-        })),
+        r#type: Some(secret::Type::ValidationContext(
+            CertificateValidationContext {
+                trusted_ca: inline(cert),
+                ..Default::default()
+            },
+        )),
     });
     let h2 = HttpProtocolOptions {
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
-            protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())),
-        })),
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(ProtocolConfig::Http2ProtocolOptions(
+                    Http2ProtocolOptions::default(),
+                )),
+            },
+        )),
         ..Default::default()
     };
     sr.clusters.push(Cluster {
         name: names::SDS_CLUSTER.into(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(cluster::DiscoveryType::Static as i32)),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Static as i32,
+        )),
         load_assignment: Some(ClusterLoadAssignment {
             cluster_name: names::SDS_CLUSTER.into(),
             endpoints: vec![LocalityLbEndpoints {
