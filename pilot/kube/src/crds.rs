@@ -8,6 +8,11 @@
 //!  rudder_config::PeerAuthenticationSpec ─────────────────────► v1 / v1beta1 ─────────────merge_crds──► CRD (storage v1)
 //! ```
 //!
+//! Each schema is then made structural ([`make_structural`]) and its integer
+//! formats rewritten to the ones the API server knows ([`use_known_formats`]:
+//! `u32` is `int64` with `minimum: 0`, `maximum: 4294967295`), so applying the
+//! CRDs is silent.
+//!
 //! All versions of a kind share one schema, so conversion is `None` (the API
 //! server only rewrites `apiVersion`), exactly as Istio's own CRDs do.
 //! `manifests/crds.yaml` is [`crds_yaml`]'s output (`cargo run -p rudder-kube
@@ -18,7 +23,7 @@ use kube::{core::crd::merge_crds, CustomResource, CustomResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::structural::make_structural;
+use crate::{formats::use_known_formats, structural::make_structural};
 
 /// The condition type pilot writes on route rules.
 pub const VALID_CONDITION: &str = "Valid";
@@ -227,7 +232,8 @@ crd_version!(
     ["istio-io", "config-istio-io"]
 );
 
-/// Applies [`make_structural`] to every version's schema.
+/// Applies [`make_structural`] and [`use_known_formats`] to every version's
+/// schema, so the API server accepts the CRD and applies it without warnings.
 fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdError> {
     let name = crd.metadata.name.clone().unwrap_or_default();
     for v in &mut crd.spec.versions {
@@ -243,6 +249,7 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
             message: e.to_string(),
         })?;
         make_structural(&mut value);
+        use_known_formats(&mut value);
         *schema = serde_json::from_value(value).map_err(|e| CrdError::Yaml {
             name: name.clone(),
             message: e.to_string(),

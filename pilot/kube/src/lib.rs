@@ -21,6 +21,7 @@
 
 pub mod ca_root;
 pub mod crds;
+pub mod formats;
 pub mod lease;
 pub mod resources;
 pub mod root_cert;

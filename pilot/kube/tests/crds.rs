@@ -1,10 +1,11 @@
 //! The generated CRDs: the checked-in manifests/crds.yaml is the
 //! generator's output byte for byte (REFRESH_GOLDEN=1 rewrites it), every
-//! schema is structural, and the served versions are declared properly.
+//! schema is structural and uses only formats the API server knows, and the
+//! served versions are declared properly.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use rudder_kube::{crds, crds_yaml, structural::structural_problems};
+use rudder_kube::{crds, crds_yaml, formats::unknown_formats, structural::structural_problems};
 
 fn crds_file() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests/crds.yaml")
@@ -129,4 +130,68 @@ fn every_schema_is_structural() {
             );
         }
     }
+}
+
+/// YAML files under `dir`, recursively.
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read manifests/") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(path);
+        }
+    }
+}
+
+/// `kubectl apply -f manifests/` prints "unrecognized format" for every
+/// format the API server does not know; every CRD schema in manifests/ (not
+/// only the generated ones) must use known formats only.
+#[test]
+fn every_schema_in_manifests_uses_known_formats() {
+    let dir = crds_file().parent().expect("manifests/").to_path_buf();
+    let mut files = Vec::new();
+    yaml_files(&dir, &mut files);
+    files.sort();
+    let mut schemas = 0;
+    let mut problems = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read manifest");
+        let docs: Vec<serde_json::Value> = serde_saphyr::from_str_multiple(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for doc in docs
+            .iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+        {
+            let name = doc["metadata"]["name"].as_str().unwrap_or("?");
+            let versions = doc["spec"]["versions"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            for v in versions {
+                let schema = &v["schema"]["openAPIV3Schema"];
+                if schema.is_null() {
+                    continue;
+                }
+                schemas += 1;
+                problems.extend(unknown_formats(schema).into_iter().map(|p| {
+                    let rel = file.strip_prefix(&dir).unwrap_or(file);
+                    format!(
+                        "manifests/{} {name} {}: {p}",
+                        rel.display(),
+                        v["name"].as_str().unwrap_or("?")
+                    )
+                }));
+            }
+        }
+    }
+    assert!(
+        schemas >= 12,
+        "expected the generated CRDs' 12 version schemas, found {schemas}"
+    );
+    assert!(
+        problems.is_empty(),
+        "formats the API server does not know (it warns on every apply):\n{}",
+        problems.join("\n")
+    );
 }
