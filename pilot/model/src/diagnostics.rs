@@ -6,6 +6,10 @@ use std::fmt;
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
+    /// The object is of a kind (or version) Rudder does not serve: it has no
+    /// effect on traffic, and nothing else fails because of it. Named so a
+    /// user moving from another routing API sees why traffic did not change.
+    Unsupported,
     /// The object is accepted and served; something is probably not what the user meant.
     Warning,
     /// The object is rejected; the last good version (if any) keeps serving.
@@ -55,6 +59,18 @@ impl Diagnostic {
         }
     }
 
+    /// An object Rudder does not serve (see [`Severity::Unsupported`]).
+    pub fn unsupported(
+        object: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Unsupported,
+            ..Self::error(object, field, message)
+        }
+    }
+
     /// With the file it came from.
     pub fn in_file(mut self, file: impl Into<String>) -> Self {
         self.file = Some(file.into());
@@ -66,6 +82,7 @@ impl fmt::Display for Diagnostic {
     /// `error: samples/x.yaml:12: VirtualService default/reviews: spec.http[0].route[1].weight: must not be negative`
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let sev = match self.severity {
+            Severity::Unsupported => "unsupported",
             Severity::Warning => "warning",
             Severity::Error => "error",
         };

@@ -54,7 +54,7 @@ pub struct Snapshot {
     /// Pods by `namespace/name`.
     pub workloads: BTreeMap<String, Workload>,
     /// Compiled route rules, in precedence order: for the same host, the first
-    /// table wins, as Istio merges VirtualServices (oldest first).
+    /// (oldest) table wins whole, as Istio does for sidecars.
     pub route_tables: Vec<RouteTable>,
     /// Destination policies by host FQDN.
     pub destination_policies: BTreeMap<Hostname, DestinationPolicy>,

@@ -6,7 +6,7 @@
 //! so warnings about unknown hosts and subsets see everything, and security
 //! policies last (their warnings need workloads and services).
 
-use std::collections::BTreeMap;
+use std::collections::{btree_map::Entry, BTreeMap};
 
 use rudder_model::{
     DestinationPolicy, Diagnostic, MeshConfig, Namespace, RouteTable, RuleRef, Snapshot,
@@ -98,13 +98,18 @@ fn merge_destination_rule(
 ) {
     let older = rule_name(&first.source);
     for (name, subset) in later.subsets {
-        if first.subsets.contains_key(&name) {
-            ck.warn(
+        match first.subsets.entry(name) {
+            Entry::Occupied(e) => ck.warn(
                 "spec.subsets",
-                format!("subset {name:?} of {} is already defined by {older}; the older definition is kept", first.host),
-            );
-        } else {
-            first.subsets.insert(name, subset);
+                format!(
+                    "subset {:?} of {} is already defined by {older}; the older definition is kept",
+                    e.key(),
+                    first.host
+                ),
+            ),
+            Entry::Vacant(e) => {
+                e.insert(subset);
+            }
         }
     }
     if later.traffic_policy != TrafficPolicy::default() {
@@ -299,6 +304,7 @@ pub fn build_snapshot<'a>(
         if let Body::VirtualService(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
             if let Some(t) = compile::virtual_service::compile(s, &o.key, &full, &mut ck) {
+                warn_shadowed_hosts(&t, &snap.route_tables, &mut ck);
                 snap.route_tables.push(t);
             }
             diagnostics.extend(ck.diagnostics);
@@ -335,6 +341,57 @@ pub fn build_snapshot<'a>(
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
     snap.seal()
+}
+
+/// A sidecar gets one route table per host: the oldest VirtualService naming
+/// it (generators take the first table), as Istio does for sidecars; Istio
+/// merges VirtualServices only for gateways, which Rudder does not serve yet.
+/// A younger VirtualService naming a host an older one already routes, for a
+/// namespace that sees both, is served for none of that host's traffic there:
+/// say so, naming the one in use.
+fn warn_shadowed_hosts(table: &RouteTable, older: &[RouteTable], ck: &mut Checker) {
+    for (i, host) in table.hosts.iter().enumerate() {
+        let winner = older
+            .iter()
+            .find(|o| o.hosts.contains(host) && visible_together(o, table));
+        if let Some(winner) = winner {
+            ck.warn(
+                format!("spec.hosts[{i}]"),
+                format!(
+                    "{host} is already routed by the older {}: sidecars use one VirtualService per host (the oldest), so this one's routes for it are ignored",
+                    rule_name(&winner.source)
+                ),
+            );
+        }
+    }
+}
+
+/// Whether some namespace sees both tables (their `exportTo` overlap).
+fn visible_together(a: &RouteTable, b: &RouteTable) -> bool {
+    /// `None`: every namespace; else the namespaces named.
+    fn audience(t: &RouteTable) -> Option<Vec<&str>> {
+        if t.export_to.is_empty() || t.export_to.iter().any(|n| n == "*") {
+            return None;
+        }
+        Some(
+            t.export_to
+                .iter()
+                .map(|n| {
+                    if n == "." {
+                        t.source.namespace.as_str()
+                    } else {
+                        n.as_str()
+                    }
+                })
+                .filter(|n| *n != "~")
+                .collect(),
+        )
+    }
+    match (audience(a), audience(b)) {
+        (None, None) => true,
+        (None, Some(x)) | (Some(x), None) => !x.is_empty(),
+        (Some(x), Some(y)) => x.iter().any(|n| y.contains(n)),
+    }
 }
 
 fn rule_name(r: &RuleRef) -> String {

@@ -184,18 +184,10 @@ impl<S: Sink> State<S> {
             }
             Ok(loaded) => {
                 tracing::debug!(file = %path.display(), objects = loaded.objects.len(), "config file read");
-                for line in &loaded.unsupported {
-                    tracing::warn!(problem = %line, "unsupported kind");
-                }
                 self.known.insert(path.to_path_buf());
-                self.sink.reset(
-                    &scope,
-                    Batch {
-                        objects: loaded.objects,
-                        rejected: loaded.rejected,
-                        problems: loaded.problems,
-                    },
-                );
+                // Unsupported objects travel as the scope's problems: the
+                // registry logs each once and `/debug/configz` lists them.
+                self.sink.reset(&scope, loaded.into_batch());
             }
             // Vanished between the event and the read: the delete event follows.
             Err(error) => tracing::debug!(%error, "config file unreadable"),

@@ -14,6 +14,7 @@
 //! - [`compile`] and [`build`]: spec → model, with Istio's validation rules.
 //! - [`registry`]: debounced publishing on a `watch` channel.
 //! - [`directory`]: `--config-dir` (read + watch); [`validate`]: `pilot validate`.
+//! - [`unsupported`]: naming the routing kinds Rudder does not serve.
 
 #![forbid(unsafe_code)]
 
@@ -26,6 +27,7 @@ pub mod load;
 pub mod object;
 pub mod registry;
 pub mod store;
+pub mod unsupported;
 pub mod validate;
 
 pub use object::{Body, Kind, Object, ObjectKey, Origin, Rejected};

@@ -19,7 +19,11 @@ use rudder_model::Diagnostic;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::object::{Body, Kind, Object, ObjectKey, Origin, Rejected};
+use crate::{
+    object::{Body, Kind, Object, ObjectKey, Origin, Rejected},
+    store::Batch,
+    unsupported::{unsupported, unsupported_object},
+};
 
 /// Errors reading files (parse problems are diagnostics, not errors).
 #[derive(Debug, thiserror::Error)]
@@ -44,12 +48,29 @@ pub struct LoadedFile {
     /// Problems not tied to an object identity (a YAML syntax error, a document
     /// without `kind` or `metadata.name`).
     pub problems: Vec<Diagnostic>,
-    /// Istio kinds Rudder does not serve, one line each:
-    /// `unsupported: FILE: Gateway default/gw: Rudder does not serve Gateway yet`.
-    pub unsupported: Vec<String>,
+    /// Objects of routing and policy APIs Rudder does not serve (see
+    /// [`unsupported`](crate::unsupported)), one [`Severity::Unsupported`](rudder_model::Severity)
+    /// diagnostic each: `unsupported: FILE:LINE: HTTPRoute default/web: ...`.
+    pub unsupported: Vec<Diagnostic>,
     /// The file had a YAML syntax error: nothing in it can be trusted, so its
     /// scope's last good objects must stay.
     pub unparseable: bool,
+}
+
+impl LoadedFile {
+    /// What a source hands the store for this file's scope: the objects, the
+    /// rejections, and the problems with the unsupported objects among them,
+    /// so the snapshot's diagnostics (pilot's log, `/debug/configz`,
+    /// `pilot validate`) name them.
+    pub fn into_batch(self) -> Batch {
+        let mut problems = self.problems;
+        problems.extend(self.unsupported);
+        Batch {
+            objects: self.objects,
+            rejected: self.rejected,
+            problems,
+        }
+    }
 }
 
 /// Whether a path is a config file: `.yaml`, `.yml` or `.json`, not hidden
@@ -249,15 +270,21 @@ impl DocContext<'_> {
             .get("metadata")
             .and_then(|m| serde_json::from_value(m.clone()).ok())
             .unwrap_or_default();
+        if let Some((field, message)) = unsupported(group, version, kind_name) {
+            let object = unsupported_object(kind_name, &meta);
+            self.out.unsupported.push(
+                Diagnostic::unsupported(
+                    object,
+                    format!("{prefix}{field}").trim_end_matches('.'),
+                    message,
+                )
+                .in_file(self.file()),
+            );
+            return;
+        }
         let Some(kind) = classify(group, kind_name, &meta) else {
-            if group.ends_with(".istio.io") {
-                let ns = meta.namespace.as_deref().unwrap_or("default");
-                let name = meta.name.as_deref().unwrap_or("?");
-                let file = self.origin.file.clone().unwrap_or_else(|| "-".into());
-                self.out
-                    .unsupported
-                    .push(format!("unsupported: {file}: {kind_name} {ns}/{name}: Rudder does not serve {kind_name} yet"));
-            }
+            // Plain Kubernetes kinds Rudder has no use for (Deployments,
+            // other ConfigMaps, ...) stay silent.
             return;
         };
         let Some(name) = meta.name.clone().filter(|n| !n.is_empty()) else {
@@ -278,18 +305,8 @@ impl DocContext<'_> {
                 ..meta.clone()
             },
         );
-        let version_ok = match kind {
-            Kind::VirtualService | Kind::DestinationRule => {
-                group == groups::NETWORKING && groups::NETWORKING_VERSIONS.contains(&version)
-            }
-            Kind::RouteRule | Kind::DestinationPolicy => version == groups::CONFIG_VERSION,
-            Kind::PeerAuthentication | Kind::AuthorizationPolicy => {
-                group == groups::SECURITY && groups::SECURITY_VERSIONS.contains(&version)
-            }
-            Kind::EndpointSlice => version == "v1",
-            _ => true,
-        };
-        if !version_ok {
+        // Istio kinds in versions Rudder does not read are unsupported (above).
+        if kind == Kind::EndpointSlice && version != "v1" {
             self.reject(
                 key,
                 format!("{prefix}apiVersion"),

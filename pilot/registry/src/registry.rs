@@ -183,7 +183,7 @@ async fn run(
             current
         };
         if **diag_tx.borrow() != snap.diagnostics {
-            for d in &snap.diagnostics {
+            for d in newly_found(&diag_tx.borrow(), &snap.diagnostics) {
                 tracing::warn!(diagnostic = %d, "config problem");
             }
             diag_tx.send_replace(Arc::new(snap.diagnostics.clone()));
@@ -191,5 +191,39 @@ async fn run(
         for a in acks {
             let _ = a.send(published.clone());
         }
+    }
+}
+
+/// The diagnostics of `current` that `previous` did not have: each problem
+/// (an unsupported object, a rejected rule) is logged once when it appears,
+/// not again at every rebuild while it stays.
+pub fn newly_found<'a>(previous: &[Diagnostic], current: &'a [Diagnostic]) -> Vec<&'a Diagnostic> {
+    let seen: std::collections::BTreeSet<&Diagnostic> = previous.iter().collect();
+    let mut logged = std::collections::BTreeSet::new();
+    current
+        .iter()
+        .filter(|d| !seen.contains(d) && logged.insert(*d))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_diagnostic_is_new_once() {
+        let a = Diagnostic::unsupported("HTTPRoute default/web", "", "not served");
+        let b = Diagnostic::error("VirtualService default/r", "spec.hosts", "required");
+        assert_eq!(newly_found(&[], &[a.clone(), a.clone()]), vec![&a]);
+        assert_eq!(
+            newly_found(std::slice::from_ref(&a), &[a.clone(), b.clone()]),
+            vec![&b]
+        );
+        assert!(newly_found(&[a.clone(), b.clone()], &[b.clone(), a.clone()]).is_empty());
+        // Gone and back: new again.
+        assert_eq!(
+            newly_found(std::slice::from_ref(&b), &[a.clone(), b.clone()]),
+            vec![&a]
+        );
     }
 }

@@ -8,27 +8,30 @@ use rudder_model::{Diagnostic, Severity};
 
 use crate::{
     load::{collect_files, load_file, load_str, LoadedFile},
-    store::{Batch, Store},
+    store::Store,
 };
 
 /// What validation found.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ValidationReport {
-    /// Errors and warnings, in file order.
+    /// Errors, warnings and unsupported objects, in file order.
     pub diagnostics: Vec<Diagnostic>,
-    /// `unsupported: FILE: Gateway default/gw: Rudder does not serve Gateway yet`.
-    pub unsupported: Vec<String>,
     /// Number of served objects read.
     pub objects: usize,
 }
 
 impl ValidationReport {
-    /// One line per problem: errors, warnings, unsupported kinds.
+    /// One line per problem: errors, warnings, unsupported objects
+    /// (`unsupported: FILE:LINE: HTTPRoute default/web: ...`).
     pub fn lines(&self) -> Vec<String> {
+        self.diagnostics.iter().map(ToString::to_string).collect()
+    }
+
+    /// The objects Rudder does not serve.
+    pub fn unsupported(&self) -> Vec<&Diagnostic> {
         self.diagnostics
             .iter()
-            .map(ToString::to_string)
-            .chain(self.unsupported.iter().cloned())
+            .filter(|d| d.severity == Severity::Unsupported)
             .collect()
     }
 
@@ -84,24 +87,15 @@ pub fn validate_loaded(
     mut diagnostics: Vec<Diagnostic>,
 ) -> ValidationReport {
     let mut store = Store::new();
-    let mut unsupported = Vec::new();
     for (i, l) in loaded.into_iter().enumerate() {
-        unsupported.extend(l.unsupported);
-        // Each file its own scope, so duplicates across files behave as when serving.
-        store.reset(
-            &format!("#{i}"),
-            Batch {
-                objects: l.objects,
-                rejected: l.rejected,
-                problems: l.problems,
-            },
-        );
+        // Each file its own scope, so duplicates across files behave as when
+        // serving; zero-padded so scopes (and their problems) stay in file order.
+        store.reset(&format!("#{i:06}"), l.into_batch());
     }
     let snap = store.snapshot();
     diagnostics.extend(snap.diagnostics);
     ValidationReport {
         diagnostics,
-        unsupported,
         objects: store.objects().count(),
     }
 }

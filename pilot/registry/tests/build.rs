@@ -289,16 +289,20 @@ fn reset_removes_stale_objects_of_its_scope_only() {
     assert_eq!(store.diagnostics().len(), 1);
 }
 
+/// The README's rule: for sidecars, one VirtualService per host, the oldest
+/// wins whole, each younger one naming the host gets a warning naming the
+/// one in use (the generators take the first table: see pilot's
+/// tests/rules_as_documented.rs for the routes a sidecar gets).
 #[test]
-fn virtual_services_for_one_host_are_ordered_oldest_first() {
-    let vs = |name: &str, ts: &str| {
-        format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, creationTimestamp: \"{ts}\"}}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{{destination: {{host: reviews}}}}]\n")
+fn virtual_services_for_one_host_the_oldest_wins_and_the_others_are_named() {
+    let vs = |name: &str, ts: &str, extra: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: {name}, creationTimestamp: \"{ts}\"}}\nspec:\n  hosts: [ratings, reviews]\n{extra}  http:\n  - route: [{{destination: {{host: reviews}}}}]\n")
     };
     let s = snapshot(
         &[
             platform(),
-            vs("a-new", "2024-02-01T00:00:00Z"),
-            vs("z-old", "2024-01-01T00:00:00Z"),
+            vs("a-new", "2024-02-01T00:00:00Z", ""),
+            vs("z-old", "2024-01-01T00:00:00Z", ""),
         ]
         .join("---\n"),
     );
@@ -306,7 +310,77 @@ fn virtual_services_for_one_host_are_ordered_oldest_first() {
         .route_tables_for(HOST, "default")
         .map(|t| t.source.name.as_str())
         .collect();
-    assert_eq!(order, vec!["z-old", "a-new"]);
+    assert_eq!(order, vec!["z-old", "a-new"], "the oldest first");
+    let warnings: Vec<(&str, &str, &str)> = s
+        .diagnostics
+        .iter()
+        .map(|d| (d.object.as_str(), d.field.as_str(), d.message.as_str()))
+        .collect();
+    let shadowed = |i: usize, host: &str| {
+        (
+            "VirtualService default/a-new",
+            format!("spec.hosts[{i}]"),
+            format!("{host} is already routed by the older VirtualService default/z-old: sidecars use one VirtualService per host (the oldest), so this one's routes for it are ignored"),
+        )
+    };
+    let want = [
+        shadowed(0, "ratings.default.svc.cluster.local"),
+        shadowed(1, HOST),
+    ];
+    assert_eq!(
+        warnings,
+        want.iter()
+            .map(|(o, f, m)| (*o, f.as_str(), m.as_str()))
+            .collect::<Vec<_>>(),
+        "one warning per shared host, on the younger rule only"
+    );
+
+    // Without creation times (files): namespace/name order, same rule.
+    let s = snapshot(&[platform(), vs("b", "", ""), vs("a", "", "")].join("---\n"));
+    assert_eq!(
+        s.route_tables_for(HOST, "default")
+            .next()
+            .unwrap()
+            .source
+            .name,
+        "a"
+    );
+    assert!(
+        s.diagnostics
+            .iter()
+            .all(|d| d.object == "VirtualService default/b"),
+        "{:?}",
+        s.diagnostics
+    );
+
+    // Rules no namespace sees together do not shadow each other.
+    let s = snapshot(
+        &[
+            platform(),
+            vs("a-new", "2024-02-01T00:00:00Z", "  exportTo: [other]\n"),
+            vs("z-old", "2024-01-01T00:00:00Z", "  exportTo: [\".\"]\n"),
+        ]
+        .join("---\n"),
+    );
+    assert_eq!(
+        s.diagnostics,
+        vec![],
+        "exportTo . (default) and other do not overlap"
+    );
+    let s = snapshot(
+        &[
+            platform(),
+            vs("a-new", "2024-02-01T00:00:00Z", "  exportTo: [default]\n"),
+            vs("z-old", "2024-01-01T00:00:00Z", "  exportTo: [\"*\"]\n"),
+        ]
+        .join("---\n"),
+    );
+    assert_eq!(
+        s.diagnostics.len(),
+        2,
+        "* and default overlap: {:?}",
+        s.diagnostics
+    );
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::testdata;
+use common::{testdata, validate};
 use pretty_assertions::assert_eq;
 use rudder_registry::{
     load::{collect_files, load_str},
@@ -109,10 +109,11 @@ fn validate_reports_unsupported_kinds_without_failing_the_file() {
     let report = validate_paths(std::slice::from_ref(&bad));
     let lines = report.lines();
     assert!(report.has_errors());
+    let unsupported: Vec<String> = report.unsupported().iter().map(|d| d.to_string()).collect();
     assert_eq!(
-        report.unsupported,
+        unsupported,
         vec![format!(
-            "unsupported: {}: Gateway default/gw: Rudder does not serve Gateway yet",
+            "unsupported: {}:1: Gateway default/gw: Rudder does not serve Gateway (networking.istio.io/v1) yet; it has no effect on traffic",
             bad.display()
         )]
     );
@@ -126,6 +127,91 @@ fn validate_reports_unsupported_kinds_without_failing_the_file() {
         !lines.iter().any(|l| l.contains("Deployment")),
         "other Kubernetes kinds are ignored"
     );
+}
+
+/// Routing and policy APIs Rudder does not serve are named, one line per
+/// object with file, line, object and (for a version) field; plain Kubernetes
+/// kinds Rudder has no use for stay silent; nothing here is an error.
+#[test]
+fn routing_apis_rudder_does_not_serve_are_named_and_plain_kinds_stay_silent() {
+    let doc = |api: &str, kind: &str, meta: &str| {
+        format!("apiVersion: {api}\nkind: {kind}\nmetadata: {meta}\nspec: {{}}\n")
+    };
+    let no_effect = "it has no effect on traffic";
+    let cases: Vec<(String, &str, &str, String)> = vec![
+        (doc("gateway.networking.k8s.io/v1", "HTTPRoute", "{name: web, namespace: shop}"), "HTTPRoute shop/web", "",
+            format!("HTTPRoute (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; {no_effect}")),
+        (doc("gateway.networking.k8s.io/v1", "GatewayClass", "{name: cls}"), "GatewayClass cls", "",
+            format!("GatewayClass (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; {no_effect}")),
+        (doc("gateway.networking.x-k8s.io/v1alpha1", "XListenerSet", "{name: l}"), "XListenerSet default/l", "",
+            format!("XListenerSet (gateway.networking.x-k8s.io/v1alpha1) is part of the Gateway API's experimental kinds, which Rudder does not serve; {no_effect}")),
+        (doc("networking.x-k8s.io/v1alpha1", "HTTPRoute", "{name: old}"), "HTTPRoute default/old", "",
+            format!("HTTPRoute (networking.x-k8s.io/v1alpha1) is part of the Service APIs (the Gateway API's predecessor), which Rudder does not serve; {no_effect}")),
+        (doc("projectcontour.io/v1", "HTTPProxy", "{name: p}"), "HTTPProxy default/p", "",
+            format!("HTTPProxy (projectcontour.io/v1) is part of Contour's API, which Rudder does not serve; {no_effect}")),
+        (doc("getambassador.io/v3alpha1", "Mapping", "{name: m}"), "Mapping default/m", "",
+            format!("Mapping (getambassador.io/v3alpha1) is part of Emissary-ingress's API, which Rudder does not serve; {no_effect}")),
+        (doc("networking.istio.io/v1", "WorkloadEntry", "{name: we}"), "WorkloadEntry default/we", "",
+            format!("Rudder does not serve WorkloadEntry (networking.istio.io/v1) yet; {no_effect}")),
+        (doc("telemetry.istio.io/v1", "Telemetry", "{name: t}"), "Telemetry default/t", "",
+            format!("Rudder does not serve Telemetry (telemetry.istio.io/v1) yet; {no_effect}")),
+        (doc("networking.istio.io/v2", "VirtualService", "{name: vs}"), "VirtualService default/vs", "apiVersion",
+            format!("Rudder does not serve VirtualService in networking.istio.io/v2 (it reads v1, v1beta1, v1alpha3); {no_effect}")),
+        (doc("security.istio.io/v1alpha1", "AuthorizationPolicy", "{name: a}"), "AuthorizationPolicy default/a", "apiVersion",
+            format!("Rudder does not serve AuthorizationPolicy in security.istio.io/v1alpha1 (it reads v1, v1beta1); {no_effect}")),
+        (doc("config.istio.io/v1", "RouteRule", "{name: r}"), "RouteRule default/r", "apiVersion",
+            format!("Rudder does not serve RouteRule in config.istio.io/v1 (it reads v1alpha2); {no_effect}")),
+    ];
+    for (yaml, object, field, message) in &cases {
+        let report = validate(&[("r.yaml", yaml)]);
+        let got: Vec<(String, &str, &str, &str)> = report
+            .diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    format!("{:?}", d.severity),
+                    d.object.as_str(),
+                    d.field.as_str(),
+                    d.message.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![("Unsupported".to_string(), *object, *field, message.as_str())],
+            "{yaml}"
+        );
+        assert_eq!(report.diagnostics[0].file.as_deref(), Some("r.yaml:1"));
+        assert!(!report.has_errors(), "{yaml}");
+        assert_eq!(report.objects, 0, "{yaml}: nothing served");
+    }
+    // In a List, the item is named.
+    let list = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: projectcontour.io/v1, kind: HTTPProxy, metadata: {name: p}}\n";
+    let report = validate(&[("list.yaml", list)]);
+    assert_eq!(report.unsupported().len(), 1);
+    assert_eq!(report.unsupported()[0].field, "items[0]");
+    // Plain Kubernetes kinds Rudder has no use for, and the served Istio kinds
+    // in every version Rudder reads, say nothing.
+    let silent = [
+        doc("apps/v1", "Deployment", "{name: d}"),
+        doc("v1", "ConfigMap", "{name: settings}"),
+        doc("networking.k8s.io/v1", "NetworkPolicy", "{name: np}"),
+        doc("batch/v1", "Job", "{name: j}"),
+        "apiVersion: networking.istio.io/v1alpha3\nkind: VirtualService\nmetadata: {name: vs}\nspec: {hosts: [reviews]}\n".to_string(),
+        "apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: {name: a}\nspec: {}\n".to_string(),
+    ];
+    let files: Vec<(String, String)> = silent
+        .iter()
+        .enumerate()
+        .map(|(i, y)| (format!("s{i}.yaml"), y.clone()))
+        .collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(n, y)| (n.as_str(), y.as_str()))
+        .collect();
+    let report = validate(&refs);
+    assert_eq!(report.lines(), Vec::<String>::new());
+    assert_eq!(report.objects, 2);
 }
 
 #[test]

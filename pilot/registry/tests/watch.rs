@@ -188,3 +188,68 @@ async fn directory_source_follows_writes_edits_renames_and_deletes() {
     wait_for(&mut rx, "dir removed", |s| s.services.is_empty()).await;
     drop(source);
 }
+
+/// `pilot serve --config-dir`: an object Rudder does not serve is in the
+/// registry's diagnostics (what `/debug/configz` lists and the log prints),
+/// once, and goes with its file; the served objects of the file still serve.
+#[tokio::test]
+async fn directory_source_names_unsupported_objects_in_the_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: shop}\nspec: {}\n";
+    std::fs::write(root.join("mixed.yaml"), format!("{}---\n{route}", vs("1s"))).unwrap();
+    std::fs::write(
+        root.join("svc.yaml"),
+        mk_service("reviews", "http", 9080, "9080"),
+    )
+    .unwrap();
+    let opts = RegistryOptions {
+        debounce: Duration::from_millis(20),
+        max_delay: Duration::from_millis(200),
+    };
+    let (registry, rx) = Registry::new(opts);
+    let source = DirectorySource::spawn(root.clone(), registry.handle()).unwrap();
+    registry.handle().flush().await.unwrap();
+    assert_eq!(timeout_of(&rx.borrow()), Some(Duration::from_secs(1)));
+    let lines = |r: &Registry| -> Vec<String> {
+        r.diagnostics()
+            .borrow()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let file = root.join("mixed.yaml").display().to_string();
+    let want = vec![format!(
+        "unsupported: {file}:10: HTTPRoute shop/web: HTTPRoute (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; it has no effect on traffic"
+    )];
+    assert_eq!(lines(&registry), want);
+    // Re-reading the file (a touch, an unrelated edit) names it no second time.
+    let before = registry.diagnostics().borrow().clone();
+    std::fs::write(root.join("mixed.yaml"), format!("{}---\n{route}", vs("2s"))).unwrap();
+    let mut snaps = rx.clone();
+    wait_for(&mut snaps, "edit", |s| {
+        timeout_of(s) == Some(Duration::from_secs(2))
+    })
+    .await;
+    let after = registry.diagnostics().borrow().clone();
+    assert_eq!(lines(&registry), want);
+    assert!(
+        rudder_registry::registry::newly_found(&before, &after).is_empty(),
+        "nothing new to log"
+    );
+    // Removing the object from the file removes the line.
+    std::fs::write(root.join("mixed.yaml"), vs("2s")).unwrap();
+    let mut diags = registry.diagnostics();
+    let gone = tokio::time::timeout(Duration::from_secs(10), async {
+        while !diags.borrow_and_update().is_empty() {
+            diags.changed().await.unwrap();
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "the line goes with the object: {:?}",
+        lines(&registry)
+    );
+    drop(source);
+}
