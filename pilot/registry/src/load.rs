@@ -305,7 +305,8 @@ impl DocContext<'_> {
                 ..meta.clone()
             },
         );
-        // Istio kinds in versions Rudder does not read are unsupported (above).
+        // Istio kinds in versions Rudder does not read were named unsupported
+        // above; an EndpointSlice in another version is an error.
         if kind == Kind::EndpointSlice && version != "v1" {
             self.reject(
                 key,
