@@ -17,6 +17,9 @@
 //! Envoy command line in [`envoy::args`], label parsing in [`pod`],
 //! certificate checks in [`certs`]) and the runtime pieces the thin `agent`
 //! binary wires together ([`supervisor`], [`server`], [`watch`], [`wait`]).
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

@@ -24,6 +24,9 @@
 //! - [`pilot`]: pilot's config dir and process; [`record`]: what `down` needs;
 //! - [`identity`]: the mesh root, the token key and each pod's token;
 //! - [`runner`]: `up`; [`admin`]: `down`, `status`, `apply`, `load`; [`traffic`]: the split.
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

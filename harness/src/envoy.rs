@@ -1,7 +1,7 @@
 //! Envoy in a pod, as UID/GID 1337, outside the agent.
 //!
 //! Envoys started here are standalone (no agent, no hot restart), so they run
-//! with `--disable-hot-restart` (ARCHITECTURE.md, Settled details): they create
+//! with `--disable-hot-restart` (docs/architecture.md): they create
 //! no shared memory and cannot collide with agent-supervised families.
 
 use std::fs::OpenOptions;

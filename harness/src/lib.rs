@@ -51,6 +51,9 @@
 //!
 //! Tests needing root or Envoy start with [`prereq::prerequisite`] (skip with a
 //! message, fail under `CI=true`).
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

@@ -123,7 +123,7 @@ impl Capture {
         })
     }
 
-    /// proxy-init's argument list (flags from ARCHITECTURE.md). Empty
+    /// proxy-init's argument list (flags: docs/architecture.md, "Command lines"). Empty
     /// exclusion lists are left out rather than passed as `""`.
     pub fn proxy_init_args(&self, values: &Values) -> Vec<String> {
         let mut args: Vec<String> = vec![

@@ -19,6 +19,9 @@
 //! by the template [`Values`]. The webhook diffs the injected pod against the
 //! original into a JSON patch, as Istio does; kube-inject rewrites a YAML
 //! stream. Names and ports come from `rudder_model::well_known`.
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

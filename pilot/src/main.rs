@@ -12,6 +12,8 @@
 //!
 //! `pilot serve --config-dir DIR` serves a directory of Kubernetes YAML;
 //! `pilot validate -f FILE...` checks route rules offline.
+//!
+//! The whole data flow and the contracts: `docs/architecture.md`.
 
 #![forbid(unsafe_code)]
 

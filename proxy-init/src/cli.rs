@@ -68,7 +68,7 @@ pub enum Command {
     },
 }
 
-/// The capture flags (ARCHITECTURE.md "Command lines"), kept as text so errors name the flag.
+/// The capture flags (docs/architecture.md, "Command lines"), kept as text so errors name the flag.
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
     /// Port captured traffic is redirected to (Envoy's capture listener): outbound, and inbound unless --inbound-capture-port says otherwise.

@@ -228,7 +228,7 @@ fn join<T: fmt::Display>(items: &[T]) -> String {
 }
 
 /// Everything that decides the capture rules. `Default` is the contract's defaults
-/// (ARCHITECTURE.md "Capture"): everything to 15000, UID/GID 1337 exempt, inbound on
+/// (docs/architecture.md, "Contracts"): everything to 15000, UID/GID 1337 exempt, inbound on
 /// every port but 15020/15021/15090, all outbound destinations, IPv4 and IPv6.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureConfig {

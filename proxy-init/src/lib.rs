@@ -23,6 +23,9 @@
 //! let text = rules(&CaptureConfig::default()).restore_text(Family::V4);
 //! assert!(text.contains("-j REDIRECT --to-ports 15000"));
 //! ```
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 #![forbid(unsafe_code)]
 
 pub mod apply;

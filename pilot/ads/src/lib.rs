@@ -23,6 +23,9 @@
 //!
 //! Debouncing is not done here (the registry debounces snapshots); updates
 //! that arrive while a type waits for its ACK coalesce to the newest.
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 #![forbid(unsafe_code)]
 
 mod delta;

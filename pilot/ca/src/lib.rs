@@ -14,6 +14,9 @@
 //! never from the CSR. The crate knows nothing of kube (the Kubernetes crate
 //! implements [`auth::TokenReviewer`]) nor of pilot's model beyond
 //! [`rudder_model::identity::SpiffeId`].
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

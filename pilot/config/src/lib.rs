@@ -23,6 +23,9 @@
 //!   signed, so a negative value reaches validation instead of failing as a
 //!   type error with a less helpful message.
 //! - Kubernetes kinds are trimmed to the fields Rudder uses and ignore the rest.
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

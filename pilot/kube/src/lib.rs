@@ -16,6 +16,9 @@
 //!
 //! Everything after the store is shared with the directory source, so a
 //! cluster and a directory holding the same objects serve identical xDS.
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

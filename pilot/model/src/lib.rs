@@ -20,6 +20,9 @@
 //! This crate is also the shared vocabulary of all binaries: node ids and node
 //! metadata ([`node`]), well-known ports and labels ([`well_known`]), SPIFFE ids
 //! ([`identity`]) and Envoy cluster names ([`names`]).
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

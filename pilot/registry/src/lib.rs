@@ -15,6 +15,9 @@
 //! - [`registry`]: debounced publishing on a `watch` channel.
 //! - [`directory`]: `--config-dir` (read + watch); [`validate`]: `pilot validate`.
 //! - [`unsupported`]: naming the routing kinds Rudder does not serve.
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 
 #![forbid(unsafe_code)]
 

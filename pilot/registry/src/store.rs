@@ -1,6 +1,6 @@
 //! The source contract ([`Sink`]) and the [`Store`] of typed objects.
 //!
-//! Sources (the directory watcher, later the Kubernetes watchers) call the
+//! Sources (the directory watcher and the Kubernetes watchers) call the
 //! contract; the store keeps, per (kind, namespace, name), the last good
 //! version of each object: a new version with validation errors is reported
 //! and the previous good one keeps serving; a new invalid object is simply

@@ -22,6 +22,9 @@
 //! for goldens, config dumps and "identical xDS" comparisons;
 //! [`to_static_bootstrap`] turns them into a static Envoy bootstrap so that
 //! `envoy --mode validate` can check them.
+//!
+//! Where this sits among the other parts, and the contracts between them:
+//! `docs/architecture.md` at the repository root.
 #![forbid(unsafe_code)]
 
 mod bootstrap;
