@@ -8,6 +8,11 @@ cd "$here"
 bash scripts/setup.sh
 export ENVOY_BIN=${ENVOY_BIN:-/opt/rudder/bin/envoy}
 export PATH="$here/.venv/bin:$PATH"
+# Style gate first: unformatted code or a clippy warning fails the run.
+echo "test: cargo fmt --check"
+cargo fmt --all -- --check
+echo "test: cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --bins --locked
 # --no-fail-fast: one failing test binary must not hide the others' results.
 cargo test --workspace --locked --no-fail-fast -- --test-threads=2
