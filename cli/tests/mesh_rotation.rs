@@ -38,6 +38,40 @@ struct ModeReport {
     load: serde_json::Value,
     stream_lines: usize,
     stream_status: String,
+    /// What the mesh's logs say about failures (see `trouble_lines`).
+    trouble: Vec<String>,
+}
+
+/// Lines of every `.log` file under `dir` that tell why a request failed:
+/// Envoy access-log lines with a 5xx status (their response flags say why),
+/// the agent's unexpected exits and failed restarts, Envoy's critical lines.
+fn trouble_lines(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "log") {
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                for l in text.lines() {
+                    let access_5xx = ["\" 502 ", "\" 503 ", "\" 504 "];
+                    let supervisor = [
+                        "unexpectedly",
+                        "hot restart failed",
+                        "rejected",
+                        "[critical]",
+                    ];
+                    if access_5xx.iter().chain(&supervisor).any(|m| l.contains(m)) {
+                        out.push(format!("{}: {l}", p.display()));
+                    }
+                }
+            }
+        }
+    }
+    out.truncate(60);
+    out
 }
 
 /// The serials of the workload certificates Envoy in `netns` holds.
@@ -138,6 +172,7 @@ fn run_mode(mode: &'static str, salt: u32) -> ModeReport {
             load,
             stream_lines,
             stream_status,
+            trouble: trouble_lines(mesh.runner_root.path()),
         }
     })
 }
@@ -165,6 +200,11 @@ fn certificates_rotate_under_load_in_file_and_sds_modes() {
             r.stream_status,
             if r.stream_lines >= LOAD_SECONDS as usize { "not cut" } else { "CUT" }
         );
+    }
+    for r in &reports {
+        for l in &r.trouble {
+            eprintln!("[{}] {l}", r.mode);
+        }
     }
     for r in &reports {
         for (pod, n) in &r.renewals {
