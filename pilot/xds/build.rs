@@ -28,6 +28,7 @@ const ROOTS: &[&str] = &[
     "envoy/extensions/filters/listener/tls_inspector/v3/tls_inspector.proto",
     "envoy/extensions/filters/http/rbac/v3/rbac.proto",
     "envoy/extensions/filters/network/rbac/v3/rbac.proto",
+    "envoy/extensions/retry/host/previous_hosts/v3/previous_hosts.proto",
 ];
 
 fn proto_dir() -> PathBuf {

@@ -112,9 +112,64 @@ pub struct Retries {
     pub attempts: u32,
     /// Timeout per try.
     pub per_try_timeout: Option<Duration>,
-    /// Envoy `retry_on` conditions (Istio's default when unset:
-    /// `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`).
+    /// Envoy `retry_on` conditions, without status codes (Istio's default
+    /// when unset: `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes`).
+    /// Holds `retriable-status-codes` whenever `status_codes` is not empty.
     pub retry_on: Option<String>,
+    /// HTTP status codes the rule's `retryOn` named (Envoy's
+    /// `retriable_status_codes`); with `retry_on` unset, Istio's `[503]`.
+    pub status_codes: Vec<u32>,
+}
+
+/// The retry conditions Envoy's router takes (`x-envoy-retry-on` and
+/// `x-envoy-retry-grpc-on`) that Istio's validation accepts in `retryOn`.
+pub const RETRY_ON_CONDITIONS: &[&str] = &[
+    "5xx",
+    "gateway-error",
+    "reset",
+    "connect-failure",
+    "retriable-4xx",
+    "refused-stream",
+    "retriable-status-codes",
+    "retriable-headers",
+    "envoy-ratelimited",
+    "http3-post-connect-failure",
+    "cancelled",
+    "deadline-exceeded",
+    "internal",
+    "resource-exhausted",
+    "unavailable",
+];
+
+impl Retries {
+    /// Splits an Istio `retryOn` list as Istio does: HTTP status codes
+    /// (100..=511) go to `status_codes`, everything else stays a condition,
+    /// and `retriable-status-codes` is added when codes were named without it.
+    /// The error names the first token that is neither.
+    pub fn parse_retry_on(list: &str) -> Result<(Option<String>, Vec<u32>), String> {
+        let mut conditions: Vec<&str> = Vec::new();
+        let mut codes = Vec::new();
+        for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            match token.parse::<u32>() {
+                Ok(code) if (100..=511).contains(&code) => codes.push(code),
+                Ok(code) => return Err(format!("{code} is not an HTTP status code (100-511)")),
+                Err(_) if RETRY_ON_CONDITIONS.contains(&token) => conditions.push(token),
+                Err(_) => {
+                    return Err(format!(
+                        "{token:?} is not a retry condition ({}) or an HTTP status code",
+                        RETRY_ON_CONDITIONS.join(", ")
+                    ))
+                }
+            }
+        }
+        if !codes.is_empty() && !conditions.contains(&"retriable-status-codes") {
+            conditions.push("retriable-status-codes");
+        }
+        Ok((
+            (!conditions.is_empty()).then(|| conditions.join(",")),
+            codes,
+        ))
+    }
 }
 
 /// A delay fault.

@@ -291,7 +291,7 @@ fn forward(
         cluster_specifier: Some(cluster_specifier),
         // Istio: no timeout unless the rule sets one (0 disables Envoy's 15 s).
         timeout: Some(duration(route.timeout.unwrap_or(Duration::ZERO))),
-        retry_policy: retry_policy(route),
+        retry_policy: retry_policy(route, hash_key.is_some()),
         request_mirror_policies: mirrors,
         prefix_rewrite: rewrite.uri.unwrap_or_default(),
         host_rewrite_specifier: rewrite
@@ -302,19 +302,62 @@ fn forward(
     }
 }
 
-/// Istio's retries: the rule's, else 2 attempts on connection-level failures;
-/// `attempts: 0` turns them off.
-fn retry_policy(route: &HttpRoute) -> Option<RetryPolicy> {
-    let (attempts, per_try, retry_on) = match &route.retries {
-        Some(r) => (r.attempts, r.per_try_timeout, r.retry_on.clone()),
-        None => (DEFAULT_RETRY_ATTEMPTS, None, None),
+/// Istio's retries (its `retry.ConvertPolicy`): the default policy is 2
+/// attempts on connection-level failures and 503, preferring hosts not tried
+/// yet (previous-hosts predicate, 5 host selection attempts); a rule's
+/// attempts, per-try timeout and `retryOn` (conditions and status codes)
+/// override it field by field; `attempts: 0` turns retries off. With a
+/// consistent hash the predicate is left out (Istio's
+/// `DefaultConsistentHashPolicy`): a retry must not leave the hashed host.
+fn retry_policy(route: &HttpRoute, consistent_hash: bool) -> Option<RetryPolicy> {
+    let (attempts, per_try, retry_on, codes) = match &route.retries {
+        Some(r) => match &r.retry_on {
+            Some(on) => (
+                r.attempts,
+                r.per_try_timeout,
+                on.clone(),
+                r.status_codes.clone(),
+            ),
+            None => (
+                r.attempts,
+                r.per_try_timeout,
+                DEFAULT_RETRY_ON.into(),
+                vec![503],
+            ),
+        },
+        None => (
+            DEFAULT_RETRY_ATTEMPTS,
+            None,
+            DEFAULT_RETRY_ON.into(),
+            vec![503],
+        ),
     };
     (attempts > 0).then(|| RetryPolicy {
-        retry_on: retry_on.unwrap_or_else(|| DEFAULT_RETRY_ON.into()),
+        retry_on,
         num_retries: u32v(attempts),
         per_try_timeout: per_try.map(duration),
+        retriable_status_codes: codes,
+        retry_host_predicate: if consistent_hash {
+            Vec::new()
+        } else {
+            vec![previous_hosts()]
+        },
+        host_selection_retry_max_attempts: if consistent_hash { 0 } else { 5 },
         ..Default::default()
     })
+}
+
+/// Envoy's `previous_hosts` retry predicate: a retry picks a host it has not
+/// tried yet.
+fn previous_hosts() -> envoy_types::pb::envoy::config::route::v3::retry_policy::RetryHostPredicate {
+    use envoy_types::pb::envoy::{
+        config::route::v3::retry_policy::{retry_host_predicate::ConfigType, RetryHostPredicate},
+        extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate,
+    };
+    RetryHostPredicate {
+        name: "envoy.retry_host_predicates.previous_hosts".into(),
+        config_type: Some(ConfigType::TypedConfig(any(&PreviousHostsPredicate {}))),
+    }
 }
 
 fn hash_policy(key: &HashKey) -> route_action::HashPolicy {

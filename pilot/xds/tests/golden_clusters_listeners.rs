@@ -102,6 +102,12 @@ fn consistent_hash_by_header_cookie_and_source_ip() {
         j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"],
         "RING_HASH"
     );
+    // Istio's DefaultConsistentHashPolicy: retries stay on the hashed host
+    // (no previous-hosts predicate), unlike the default policy.
+    let rp = vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["retryPolicy"].clone();
+    assert_eq!(rp["numRetries"], 2);
+    assert_eq!(rp["retriableStatusCodes"], json!([503]));
+    assert!(rp.get("retryHostPredicate").is_none(), "{rp}");
 }
 
 #[test]

@@ -157,28 +157,69 @@ fn uri_matches() {
 
 #[test]
 fn retries() {
-    let r = HttpRoute {
+    let (retry_on, status_codes) = Retries::parse_retry_on("gateway-error, 503,429").unwrap();
+    let routes = vec![HttpRoute {
         retries: Some(Retries {
             attempts: 3,
             per_try_timeout: Some(Duration::from_secs(2)),
             retry_on: Some("5xx".into()),
+            status_codes: Vec::new(),
+        }),
+        ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
+    }];
+    let s = reviews_route(routes);
+    let j = golden("retries", &s, &proxy(&s, "productpage-v1"));
+    let previous_hosts = json!([{
+        "name": "envoy.retry_host_predicates.previous_hosts",
+        "typedConfig": {"@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate"}
+    }]);
+    let rp = &vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["retryPolicy"];
+    // Istio's ConvertPolicy: the rule's fields over the default policy; a
+    // retryOn without codes names no codes.
+    assert_eq!(
+        rp,
+        &json!({"numRetries": 3, "perTryTimeout": "2s", "retryOn": "5xx",
+                "retryHostPredicate": previous_hosts, "hostSelectionRetryMaxAttempts": "5"})
+    );
+    // Without a rule: Istio's default policy, 503 retried.
+    let ratings = &vhost_routes(&j, 9080, &host("ratings"))[0]["route"]["retryPolicy"];
+    assert_eq!(
+        ratings,
+        &json!({"numRetries": 2,
+                "retryOn": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
+                "retriableStatusCodes": [503],
+                "retryHostPredicate": previous_hosts, "hostSelectionRetryMaxAttempts": "5"})
+    );
+
+    // Status codes in retryOn become retriable_status_codes (Envoy ignores
+    // unknown retry_on tokens, so copying "503" verbatim would retry nothing).
+    assert_eq!(
+        retry_on.as_deref(),
+        Some("gateway-error,retriable-status-codes")
+    );
+    assert_eq!(status_codes, vec![503, 429]);
+    let codes = HttpRoute {
+        retries: Some(Retries {
+            attempts: 2,
+            per_try_timeout: None,
+            retry_on,
+            status_codes,
         }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
-    let s = reviews_route(vec![r]);
-    let j = golden("retries", &s, &proxy(&s, "productpage-v1"));
+    let s = reviews_route(vec![codes]);
+    let j = golden("retries_status_codes", &s, &proxy(&s, "productpage-v1"));
     let rp = &vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["retryPolicy"];
+    assert_eq!(rp["retryOn"], "gateway-error,retriable-status-codes");
+    assert_eq!(rp["retriableStatusCodes"], json!([503, 429]));
     assert_eq!(
-        rp,
-        &json!({"numRetries": 3, "perTryTimeout": "2s", "retryOn": "5xx"})
+        Retries::parse_retry_on("503").unwrap(),
+        (Some("retriable-status-codes".to_string()), vec![503])
     );
-    // Without a rule: Istio's default policy.
-    let ratings = &vhost_routes(&j, 9080, &host("ratings"))[0]["route"]["retryPolicy"];
-    assert_eq!(ratings["numRetries"], 2);
-    assert_eq!(
-        ratings["retryOn"],
-        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
-    );
+    assert!(Retries::parse_retry_on("5xx,teapot")
+        .unwrap_err()
+        .contains("\"teapot\""));
+    assert!(Retries::parse_retry_on("600").is_err());
 }
 
 #[test]

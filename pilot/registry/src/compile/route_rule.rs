@@ -130,6 +130,7 @@ pub fn compile(
                 attempts: r.attempts as u32,
                 per_try_timeout,
                 retry_on: None,
+                status_codes: Vec::new(),
             })
         });
     let fault = spec.http_fault.as_ref().map(|f| fault(f, ck));

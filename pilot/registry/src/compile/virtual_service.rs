@@ -170,10 +170,20 @@ fn http_route(
             format!("{at}.retries.perTryTimeout"),
             rt.per_try_timeout.as_ref(),
         );
+        // Istio: an empty retryOn keeps the default conditions.
+        let (retry_on, status_codes) = match rt.retry_on.as_deref().map(Retries::parse_retry_on) {
+            None => (None, Vec::new()),
+            Some(Ok(parsed)) => parsed,
+            Some(Err(why)) => {
+                ck.error(format!("{at}.retries.retryOn"), why);
+                return None;
+            }
+        };
         Some(Retries {
             attempts: rt.attempts as u32,
             per_try_timeout,
-            retry_on: rt.retry_on.clone(),
+            retry_on,
+            status_codes,
         })
     });
     let fault = r
