@@ -169,6 +169,11 @@ pub struct Report {
     pub pilot: ProcStats,
     /// Whether pilot was pinned to CPU 0.
     pub pinned: bool,
+    /// This process's CPU seconds and the run's wall time: when CPU is
+    /// close to wall, the emulation itself (one thread) bounded the latencies.
+    pub tool_cpu: f64,
+    /// Wall time of the whole run.
+    pub wall: Duration,
 }
 
 /// Reads pilot's RSS, peak RSS and CPU time.
@@ -509,6 +514,8 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     };
     mesh.restore(churn_changes, opts.adds)?;
 
+    let run_start = Instant::now();
+    let tool_cpu0 = proc_stats(std::process::id()).cpu;
     let (mut pilot, pinned) = Pilot::start(&opts.pilot, &opts.dir, opts.pin)?;
     pilot.wait_ready(opts.timeout).await?;
     let pid = pilot.pid();
@@ -660,6 +667,8 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         totals: fleet.totals(),
         pilot: pilot_stats,
         pinned,
+        tool_cpu: proc_stats(std::process::id()).cpu - tool_cpu0,
+        wall: run_start.elapsed(),
     };
     for s in &fleet.states {
         let s = s.lock().unwrap();
@@ -775,6 +784,12 @@ impl Report {
             mib(self.pilot.peak_rss),
             self.pilot.cpu
         );
+        let _ = writeln!(
+            o,
+            "pilot-load itself: CPU {:.2} s in {:.2} s wall",
+            self.tool_cpu,
+            self.wall.as_secs_f64()
+        );
         o
     }
 
@@ -829,6 +844,8 @@ impl Report {
                 "peak_rss_bytes": self.pilot.peak_rss,
                 "cpu_s": self.pilot.cpu,
             },
+            "tool_cpu_s": self.tool_cpu,
+            "wall_s": self.wall.as_secs_f64(),
         })
     }
 }
