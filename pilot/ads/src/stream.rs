@@ -73,8 +73,9 @@ impl StreamCtx {
         format!("{}-{}", self.nonce_prefix, self.next_nonce)
     }
 
-    pub(crate) fn pushed(&self, t: TypeUrl) {
-        self.metrics.pushed(t);
+    /// Counts one response of type `t` carrying `resources` resources.
+    pub(crate) fn pushed(&self, t: TypeUrl, resources: usize) {
+        self.metrics.pushed(t, resources);
     }
 
     /// Records a type's subscription in syncz.
