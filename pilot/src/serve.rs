@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Longest a change waits while changes keep coming.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     debounce_max: Duration,
+    /// Endpoint-only changes (Pods, Endpoints, EndpointSlices) are pushed this
+    /// long after the first of them (those within it merge), never held
+    /// behind the config debounce.
+    #[arg(long, default_value = "25ms", value_parser = parse_duration)]
+    endpoint_debounce: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -62,6 +67,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (registry, mut snapshots) = Registry::new(RegistryOptions {
         debounce: args.debounce,
         max_delay: args.debounce_max,
+        endpoint_delay: args.endpoint_debounce,
     });
     let source = match args.config_dir.clone() {
         Some(dir) => {
