@@ -6,6 +6,8 @@
 //! | --- | --- | --- |
 //! | `pilot_xds` | gauge | streams connected now |
 //! | `pilot_xds_pushes{type}` | counter | responses sent, by type |
+//! | `pilot_xds_first_push_throttled` | counter | streams whose first push waited for a permit (`--push-throttle`) |
+//! | `pilot_xds_first_push_waiting` | gauge | streams waiting for a first-push permit now |
 //! | `pilot_xds_pushed_resources{type}` | counter | resources carried by those responses, by type (Delta: not counting removed names) |
 //! | `pilot_total_xds_rejects{type}` | counter | NACKs received, by type |
 //! | `pilot_xds_expired_nonce{type}` | counter | requests ignored for a stale nonce |
@@ -119,6 +121,8 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 #[derive(Debug)]
 struct Inner {
     connected: AtomicI64,
+    throttled: AtomicU64,
+    waiting: AtomicI64,
     pushes: PerType,
     pushed_resources: PerType,
     rejects: PerType,
@@ -139,6 +143,8 @@ impl Default for Metrics {
         Metrics {
             inner: Arc::new(Inner {
                 connected: AtomicI64::new(0),
+                throttled: AtomicU64::new(0),
+                waiting: AtomicI64::new(0),
                 pushes: PerType::default(),
                 pushed_resources: PerType::default(),
                 rejects: PerType::default(),
@@ -159,6 +165,25 @@ impl Metrics {
     /// Responses sent of one type (`pilot_xds_pushes`).
     pub fn pushes(&self, t: TypeUrl) -> u64 {
         self.inner.pushes.get(t)
+    }
+
+    /// Streams whose first push waited for a permit (`pilot_xds_first_push_throttled`).
+    pub fn first_pushes_throttled(&self) -> u64 {
+        self.inner.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Streams waiting for a first-push permit now (`pilot_xds_first_push_waiting`).
+    pub fn first_pushes_waiting(&self) -> i64 {
+        self.inner.waiting.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn first_push_throttled(&self) {
+        self.inner.throttled.fetch_add(1, Ordering::Relaxed);
+        self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn first_push_resumed(&self) {
+        self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Resources sent of one type, summed over its responses
@@ -227,6 +252,28 @@ impl Metrics {
             "gauge",
         );
         let _ = writeln!(out, "pilot_xds {}", self.connected());
+        header(
+            &mut out,
+            "pilot_xds_first_push_throttled",
+            "Streams whose first push waited for a permit (--push-throttle).",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "pilot_xds_first_push_throttled {}",
+            self.first_pushes_throttled()
+        );
+        header(
+            &mut out,
+            "pilot_xds_first_push_waiting",
+            "Streams waiting for a first-push permit now.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "pilot_xds_first_push_waiting {}",
+            self.first_pushes_waiting()
+        );
         i.pushes.render(
             &mut out,
             "pilot_xds_pushes",
