@@ -206,3 +206,43 @@ impl ProxyDirectory for Proxies {
         Ok(rx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rudder_xds::{Resource, TypeUrl};
+
+    fn clusters(version: &str) -> ProxyResources {
+        let mut r = ProxyResources::default();
+        r.by_type.entry(TypeUrl::Cluster).or_default().insert(
+            "a".into(),
+            Arc::new(Resource {
+                version: version.into(),
+                body: Default::default(),
+            }),
+        );
+        r
+    }
+
+    #[test]
+    fn an_older_generation_never_overwrites_a_newer_one() {
+        // A push (generation 3) overtook a new proxy's own, slower
+        // generation (2): the proxy keeps the newer resources.
+        let (tx, mut rx) = watch::channel(Arc::new(ProxyResources::default()));
+        let c = Connection {
+            node: NodeId::parse("sidecar~10.0.0.1~p.default~default.svc.cluster.local").unwrap(),
+            metadata: NodeMetadata::default(),
+            tx,
+            applied: Mutex::new(0),
+        };
+        c.publish(3, clusters("new"));
+        c.publish(2, clusters("old"));
+        assert_eq!(
+            rx.borrow_and_update().of(TypeUrl::Cluster).unwrap()["a"].version,
+            "new"
+        );
+        // The same versions again are not a change.
+        c.publish(4, clusters("new"));
+        assert!(!rx.has_changed().unwrap());
+    }
+}
