@@ -216,14 +216,11 @@ impl Identity {
         ads: AdsServer,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
-        let listener = tokio::net::TcpListener::bind(self.addr)
-            .await
+        let listener = rudder_ads::bind(self.addr)
             .with_context(|| format!("binding --secure-xds-addr {}", self.addr))?;
-        let router = tonic::transport::Server::builder()
+        let router = rudder_ads::configure(tonic::transport::Server::builder())
             .tls_config(rudder_ca::server_tls(&self.chain_pem, &self.key_pem))
             .context("pilot's serving certificate")?
-            .http2_keepalive_interval(Some(Duration::from_secs(30)))
-            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
             .add_service(self.service.into_server())
             .add_service(ads.into_service());
         let addr = self.addr;

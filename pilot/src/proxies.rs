@@ -26,9 +26,37 @@ struct Connection {
     node: NodeId,
     metadata: NodeMetadata,
     tx: watch::Sender<Arc<ProxyResources>>,
+    /// The generation (push sequence number) the channel holds; a slower,
+    /// older generation never overwrites a newer one.
+    applied: Mutex<u64>,
+}
+
+impl Connection {
+    /// Publishes resources generated from push `seq`, unless the channel
+    /// already holds a newer generation or the same versions.
+    fn publish(&self, seq: u64, resources: ProxyResources) {
+        let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
+        if seq < *applied {
+            return;
+        }
+        *applied = seq;
+        self.tx.send_if_modified(|current| {
+            if same_versions(current, &resources) {
+                false
+            } else {
+                *current = Arc::new(resources);
+                true
+            }
+        });
+    }
 }
 
 /// The current snapshot, its generator, and the connected proxies.
+///
+/// The lock guards only this bookkeeping and is never held while generating:
+/// a push generates from its own `Arc<Generator>` outside it, and a new
+/// proxy's generation runs on the blocking pool, so neither waits for the
+/// other and connecting proxies never wait for a push.
 pub struct Proxies {
     state: Mutex<State>,
     next_id: AtomicU64,
@@ -36,7 +64,9 @@ pub struct Proxies {
 
 struct State {
     generator: Arc<Generator>,
-    connections: BTreeMap<u64, Connection>,
+    /// Push sequence number of `generator` (starts at 1).
+    seq: u64,
+    connections: BTreeMap<u64, Arc<Connection>>,
 }
 
 impl Proxies {
@@ -45,46 +75,56 @@ impl Proxies {
         Self {
             state: Mutex::new(State {
                 generator: Arc::new(Generator::new(snapshot)),
+                seq: 1,
                 connections: BTreeMap::new(),
             }),
             next_id: AtomicU64::new(1),
         }
     }
 
-    /// A new snapshot: regenerate and publish for every connected proxy.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new snapshot: regenerate and publish for every connected proxy
+    /// (blocking: call it off the async runtime).
     pub fn push(&self, snapshot: Arc<Snapshot>) {
         let generator = Arc::new(Generator::new(snapshot.clone()));
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.generator = generator.clone();
-        state.connections.retain(|_, c| !c.tx.is_closed());
-        for c in state.connections.values() {
+        let (seq, connections) = {
+            let mut state = self.lock();
+            state.generator = generator.clone();
+            state.seq += 1;
+            state.connections.retain(|_, c| !c.tx.is_closed());
+            let connections: Vec<Arc<Connection>> = state.connections.values().cloned().collect();
+            (state.seq, connections)
+        };
+        for c in &connections {
+            if c.tx.is_closed() {
+                continue;
+            }
             let proxy = rudder_xds::resolve_proxy(&snapshot, c.node.clone(), &c.metadata);
-            let resources = Arc::new(generator.generate(&proxy));
-            c.tx.send_if_modified(|current| {
-                if same_versions(current, &resources) {
-                    false
-                } else {
-                    *current = resources;
-                    true
-                }
-            });
+            c.publish(seq, generator.generate(&proxy));
         }
-        tracing::debug!(version = %snapshot.version, proxies = state.connections.len(), "pushed snapshot");
+        tracing::debug!(version = %snapshot.version, proxies = connections.len(), "pushed snapshot");
     }
 
     /// The proxy a debug request names: a full node id, or `pod.namespace`
     /// (Istio's `proxyID`), among connected proxies first, then pods in the store.
     pub fn find(&self, proxy_id: &str) -> Option<(Proxy, Arc<ProxyResources>)> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let snapshot = state.generator.snapshot().clone();
-        let matches = |n: &NodeId| {
-            n.to_string() == proxy_id || format!("{}.{}", n.pod_name, n.namespace) == proxy_id
+        let (generator, connection) = {
+            let state = self.lock();
+            let matches = |n: &NodeId| {
+                n.to_string() == proxy_id || format!("{}.{}", n.pod_name, n.namespace) == proxy_id
+            };
+            let connection = state
+                .connections
+                .values()
+                .find(|c| !c.tx.is_closed() && matches(&c.node))
+                .cloned();
+            (state.generator.clone(), connection)
         };
-        if let Some(c) = state
-            .connections
-            .values()
-            .find(|c| !c.tx.is_closed() && matches(&c.node))
-        {
+        let snapshot = generator.snapshot().clone();
+        if let Some(c) = connection {
             let proxy = rudder_xds::resolve_proxy(&snapshot, c.node.clone(), &c.metadata);
             return Some((proxy, c.tx.borrow().clone()));
         }
@@ -97,14 +137,13 @@ impl Proxies {
             }
         };
         let proxy = rudder_xds::resolve_proxy(&snapshot, node, &NodeMetadata::default());
-        let resources = Arc::new(state.generator.generate(&proxy));
+        let resources = Arc::new(generator.generate(&proxy));
         Some((proxy, resources))
     }
 
     /// Number of connected streams.
     pub fn connected(&self) -> usize {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state
+        self.lock()
             .connections
             .values()
             .filter(|c| !c.tx.is_closed())
@@ -129,8 +168,9 @@ fn same_versions(a: &ProxyResources, b: &ProxyResources) -> bool {
             })
 }
 
+#[tonic::async_trait]
 impl ProxyDirectory for Proxies {
-    fn connect(
+    async fn connect(
         &self,
         node: &NodeInfo,
     ) -> Result<watch::Receiver<Arc<ProxyResources>>, tonic::Status> {
@@ -138,21 +178,71 @@ impl ProxyDirectory for Proxies {
             NodeId::parse(&node.id).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
         let metadata = NodeMetadata::from_json(&node.metadata)
             .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let proxy = rudder_xds::resolve_proxy(state.generator.snapshot(), id.clone(), &metadata);
-        let resources = Arc::new(state.generator.generate(&proxy));
-        let (tx, rx) = watch::channel(resources);
-        let key = self.next_id.fetch_add(1, Ordering::Relaxed);
-        state.connections.retain(|_, c| !c.tx.is_closed());
-        state.connections.insert(
-            key,
-            Connection {
-                node: id,
-                metadata,
-                tx,
-            },
-        );
-        tracing::info!(proxy = %node.id, namespace = %proxy.namespace, "proxy connected");
+        // Registered before generating, so a push that lands meanwhile
+        // reaches this proxy too; whichever generation is newer wins. The
+        // receiver is handed out only once it holds generated resources.
+        let (tx, rx) = watch::channel(Arc::new(ProxyResources::default()));
+        let connection = Arc::new(Connection {
+            node: id.clone(),
+            metadata: metadata.clone(),
+            tx,
+            applied: Mutex::new(0),
+        });
+        let (generator, seq) = {
+            let mut state = self.lock();
+            let key = self.next_id.fetch_add(1, Ordering::Relaxed);
+            state.connections.retain(|_, c| !c.tx.is_closed());
+            state.connections.insert(key, connection.clone());
+            (state.generator.clone(), state.seq)
+        };
+        let namespace = tokio::task::spawn_blocking(move || {
+            let proxy = rudder_xds::resolve_proxy(generator.snapshot(), id, &metadata);
+            connection.publish(seq, generator.generate(&proxy));
+            proxy.namespace
+        })
+        .await
+        .map_err(|e| tonic::Status::internal(format!("generating the proxy's resources: {e}")))?;
+        tracing::info!(proxy = %node.id, %namespace, "proxy connected");
         Ok(rx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rudder_xds::{Resource, TypeUrl};
+
+    fn clusters(version: &str) -> ProxyResources {
+        let mut r = ProxyResources::default();
+        r.by_type.entry(TypeUrl::Cluster).or_default().insert(
+            "a".into(),
+            Arc::new(Resource {
+                version: version.into(),
+                body: Default::default(),
+            }),
+        );
+        r
+    }
+
+    #[test]
+    fn an_older_generation_never_overwrites_a_newer_one() {
+        // A push (generation 3) overtook a new proxy's own, slower
+        // generation (2): the proxy keeps the newer resources.
+        let (tx, mut rx) = watch::channel(Arc::new(ProxyResources::default()));
+        let c = Connection {
+            node: NodeId::parse("sidecar~10.0.0.1~p.default~default.svc.cluster.local").unwrap(),
+            metadata: NodeMetadata::default(),
+            tx,
+            applied: Mutex::new(0),
+        };
+        c.publish(3, clusters("new"));
+        c.publish(2, clusters("old"));
+        assert_eq!(
+            rx.borrow_and_update().of(TypeUrl::Cluster).unwrap()["a"].version,
+            "new"
+        );
+        // The same versions again are not a change.
+        c.publish(4, clusters("new"));
+        assert!(!rx.has_changed().unwrap());
     }
 }

@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
-use rudder_ads::AdsServer;
+use rudder_ads::{AdsOptions, AdsServer};
 use rudder_registry::{directory::DirectorySource, Registry, RegistryOptions};
 
 use crate::{monitoring, proxies::Proxies};
@@ -32,6 +32,16 @@ pub struct ServeArgs {
     /// Longest a change waits while changes keep coming.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     debounce_max: Duration,
+    /// Endpoint-only changes (Pods, Endpoints, EndpointSlices) are pushed this
+    /// long after the first of them (those within it merge), never held
+    /// behind the config debounce.
+    #[arg(long, default_value = "25ms", value_parser = parse_duration)]
+    endpoint_debounce: Duration,
+    /// How many proxies may be in their first push at once (generation, then
+    /// the responses until it ACKs them); the others wait their turn, counted
+    /// in `pilot_xds_first_push_throttled`, and are never refused.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    push_throttle: u32,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -62,6 +72,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (registry, mut snapshots) = Registry::new(RegistryOptions {
         debounce: args.debounce,
         max_delay: args.debounce_max,
+        endpoint_delay: args.endpoint_debounce,
     });
     let source = match args.config_dir.clone() {
         Some(dir) => {
@@ -118,7 +129,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("the registry stopped before its first build")?;
     snapshots.borrow_and_update();
     let proxies = Arc::new(Proxies::new(first));
-    let ads = AdsServer::new(proxies.clone());
+    let ads = AdsServer::with_options(
+        proxies.clone(),
+        AdsOptions {
+            push_throttle: args.push_throttle as usize,
+        },
+    );
     state.set_serving(
         proxies.clone(),
         ads.clone(),
@@ -140,8 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(id) = identity {
         tokio::spawn(id.bind(ads.clone(), shutdown_signal()).await?);
     }
-    let listener = tokio::net::TcpListener::bind(args.xds_addr)
-        .await
+    let listener = rudder_ads::bind(args.xds_addr)
         .with_context(|| format!("binding --xds-addr {}", args.xds_addr))?;
     tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, source = %source, "pilot serving");
     ads.serve(listener, shutdown_signal())

@@ -302,7 +302,7 @@ impl Delta {
             for n in &diff.remove {
                 st.client.remove(n);
             }
-            cx.pushed(t);
+            cx.pushed(t, diff.send.len());
             cx.status
                 .sent(t, &version, &nonce, st.client.keys().cloned().collect());
             st.awaiting = Some(nonce.clone());

@@ -40,5 +40,7 @@ mod subscription;
 
 pub use metrics::Metrics;
 pub use node::{NodeError, NodeInfo};
-pub use server::{AdsServer, ProxyDirectory, ServeError};
+pub use server::{
+    bind, configure, AdsOptions, AdsServer, ProxyDirectory, ServeError, LISTEN_BACKLOG,
+};
 pub use status::{ConnectionStatus, Nack, Sent, TypeStatus};

@@ -6,6 +6,9 @@
 //! | --- | --- | --- |
 //! | `pilot_xds` | gauge | streams connected now |
 //! | `pilot_xds_pushes{type}` | counter | responses sent, by type |
+//! | `pilot_xds_first_push_throttled` | counter | streams whose first push waited for a permit (`--push-throttle`) |
+//! | `pilot_xds_first_push_waiting` | gauge | streams waiting for a first-push permit now |
+//! | `pilot_xds_pushed_resources{type}` | counter | resources carried by those responses, by type (Delta: not counting removed names) |
 //! | `pilot_total_xds_rejects{type}` | counter | NACKs received, by type |
 //! | `pilot_xds_expired_nonce{type}` | counter | requests ignored for a stale nonce |
 //! | `pilot_proxy_convergence_time` | histogram (s) | new resources seen → everything changed ACKed |
@@ -87,7 +90,11 @@ struct PerType([AtomicU64; TypeUrl::ALL.len()]);
 
 impl PerType {
     fn inc(&self, t: TypeUrl) {
-        self.0[index(t)].fetch_add(1, Ordering::Relaxed);
+        self.add(t, 1);
+    }
+
+    fn add(&self, t: TypeUrl, n: u64) {
+        self.0[index(t)].fetch_add(n, Ordering::Relaxed);
     }
 
     fn get(&self, t: TypeUrl) -> u64 {
@@ -114,7 +121,10 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 #[derive(Debug)]
 struct Inner {
     connected: AtomicI64,
+    throttled: AtomicU64,
+    waiting: AtomicI64,
     pushes: PerType,
+    pushed_resources: PerType,
     rejects: PerType,
     expired_nonce: PerType,
     convergence: Histogram,
@@ -133,7 +143,10 @@ impl Default for Metrics {
         Metrics {
             inner: Arc::new(Inner {
                 connected: AtomicI64::new(0),
+                throttled: AtomicU64::new(0),
+                waiting: AtomicI64::new(0),
                 pushes: PerType::default(),
+                pushed_resources: PerType::default(),
                 rejects: PerType::default(),
                 expired_nonce: PerType::default(),
                 convergence: Histogram::new(&CONVERGENCE_BUCKETS),
@@ -152,6 +165,31 @@ impl Metrics {
     /// Responses sent of one type (`pilot_xds_pushes`).
     pub fn pushes(&self, t: TypeUrl) -> u64 {
         self.inner.pushes.get(t)
+    }
+
+    /// Streams whose first push waited for a permit (`pilot_xds_first_push_throttled`).
+    pub fn first_pushes_throttled(&self) -> u64 {
+        self.inner.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Streams waiting for a first-push permit now (`pilot_xds_first_push_waiting`).
+    pub fn first_pushes_waiting(&self) -> i64 {
+        self.inner.waiting.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn first_push_throttled(&self) {
+        self.inner.throttled.fetch_add(1, Ordering::Relaxed);
+        self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn first_push_resumed(&self) {
+        self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Resources sent of one type, summed over its responses
+    /// (`pilot_xds_pushed_resources`).
+    pub fn pushed_resources(&self, t: TypeUrl) -> u64 {
+        self.inner.pushed_resources.get(t)
     }
 
     /// NACKs received of one type (`pilot_total_xds_rejects`).
@@ -182,8 +220,9 @@ impl Metrics {
         self.inner.connected.fetch_sub(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn pushed(&self, t: TypeUrl) {
+    pub(crate) fn pushed(&self, t: TypeUrl, resources: usize) {
         self.inner.pushes.inc(t);
+        self.inner.pushed_resources.add(t, resources as u64);
     }
 
     pub(crate) fn rejected(&self, t: TypeUrl) {
@@ -213,10 +252,37 @@ impl Metrics {
             "gauge",
         );
         let _ = writeln!(out, "pilot_xds {}", self.connected());
+        header(
+            &mut out,
+            "pilot_xds_first_push_throttled",
+            "Streams whose first push waited for a permit (--push-throttle).",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "pilot_xds_first_push_throttled {}",
+            self.first_pushes_throttled()
+        );
+        header(
+            &mut out,
+            "pilot_xds_first_push_waiting",
+            "Streams waiting for a first-push permit now.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "pilot_xds_first_push_waiting {}",
+            self.first_pushes_waiting()
+        );
         i.pushes.render(
             &mut out,
             "pilot_xds_pushes",
             "xDS responses sent to proxies, by type.",
+        );
+        i.pushed_resources.render(
+            &mut out,
+            "pilot_xds_pushed_resources",
+            "Resources carried by the xDS responses sent to proxies, by type.",
         );
         i.rejects.render(
             &mut out,
@@ -278,11 +344,12 @@ mod tests {
     #[test]
     fn counters_are_per_type() {
         let m = Metrics::default();
-        m.pushed(TypeUrl::Endpoint);
-        m.pushed(TypeUrl::Endpoint);
+        m.pushed(TypeUrl::Endpoint, 1);
+        m.pushed(TypeUrl::Endpoint, 3);
         m.rejected(TypeUrl::Cluster);
         let text = m.render();
         assert!(text.contains("pilot_xds_pushes{type=\"eds\"} 2\n"));
+        assert!(text.contains("pilot_xds_pushed_resources{type=\"eds\"} 4\n"));
         assert!(text.contains("pilot_xds_pushes{type=\"cds\"} 0\n"));
         assert!(text.contains("pilot_total_xds_rejects{type=\"cds\"} 1\n"));
     }

@@ -13,9 +13,17 @@
 //! been accepted (Envoy holds the CDS ACK until those clusters have warmed,
 //! i.e. got their EDS). EDS is never held: warming needs it.
 //!
-//! **Warming** (ARCHITECTURE "Settled details → xDS"): after every CDS
-//! response the clusters in it get EDS. SotW: the next EDS request whose nonce
-//! matches is answered even when it looks like a plain ACK (Envoy sends exactly
+//! **What is sent** ([`full_state`]). CDS and LDS responses carry the whole
+//! state in SotW (Envoy removes what they omit); EDS, RDS and SDS responses
+//! carry only what the proxy does not hold at its current version (Envoy
+//! keeps what they omit). Delta sends only changed and removed names for
+//! every type.
+//!
+//! **Warming** (ARCHITECTURE "Settled details → xDS"): after a CDS response,
+//! the clusters it added or changed (and only those: an unchanged cluster is
+//! not re-created) get their ClusterLoadAssignments again. SotW: they go in
+//! the next EDS response, and the next EDS request whose nonce matches is
+//! answered with them even when it looks like a plain ACK (Envoy sends exactly
 //! that after re-creating clusters). Delta: Envoy sends nothing, so the server
 //! forgets what it thinks the client holds for the ClusterLoadAssignments
 //! named like the added/changed clusters, and the same pass resends them.
@@ -33,6 +41,12 @@
 //! referenced".
 
 use rudder_xds::TypeUrl;
+
+/// Types whose SotW responses carry the whole state (Envoy removes what a
+/// response omits). For the others a SotW response carries only changes.
+pub(crate) fn full_state(t: TypeUrl) -> bool {
+    matches!(t, TypeUrl::Cluster | TypeUrl::Listener)
+}
 
 /// Types whose resources name clusters and so wait for the CDS ACK.
 pub(crate) fn waits_for_cds(t: TypeUrl) -> bool {

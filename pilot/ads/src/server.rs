@@ -18,7 +18,7 @@ use envoy_types::pb::envoy::service::discovery::v3::{
 use rudder_xds::ProxyResources;
 use tokio::{
     net::TcpListener,
-    sync::{mpsc, watch},
+    sync::{mpsc, watch, Semaphore},
 };
 use tokio_stream::{
     wrappers::{ReceiverStream, TcpListenerStream},
@@ -42,18 +42,77 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Responses buffered per stream before the stream task waits for the client.
 const STREAM_BUFFER: usize = 16;
 
+/// Pending connections the kernel queues before pilot accepts them: a
+/// connection storm of thousands of proxies must not overflow it (Linux caps
+/// it at `net.core.somaxconn`, 4096 by default).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// HTTP/2 flow control sized for large responses (a CDS or EDS of thousands
+/// of resources is megabytes): the peer may send, and we may send, this much
+/// before waiting for a window update.
+const STREAM_WINDOW: u32 = 4 << 20;
+const CONNECTION_WINDOW: u32 = 8 << 20;
+/// Largest HTTP/2 frame we accept (Envoy's requests; its default is 16 KiB).
+const MAX_FRAME: u32 = 1 << 20;
+
+/// Binds a listener for ADS with a backlog of [`LISTEN_BACKLOG`].
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Applies Rudder's HTTP/2 and keepalive settings for ADS to a server
+/// builder (plaintext and TLS ports alike).
+pub fn configure(builder: tonic::transport::Server) -> tonic::transport::Server {
+    builder
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .max_frame_size(Some(MAX_FRAME))
+}
+
+/// Server settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdsOptions {
+    /// How many streams may be in their first push at once (generation for
+    /// the new proxy, then its first responses until it has ACKed them);
+    /// further streams wait their turn, counted in
+    /// `pilot_xds_first_push_throttled`, and are never refused.
+    pub push_throttle: usize,
+}
+
+impl Default for AdsOptions {
+    fn default() -> Self {
+        AdsOptions { push_throttle: 100 }
+    }
+}
+
 /// Where the server gets each proxy's resources; pilot implements it.
 ///
-/// Called once per stream, with the node from its first request. The
+/// Called once per stream, with the node from its first request, inside the
+/// stream's first-push permit (see [`AdsOptions::push_throttle`]); it may take
+/// its time (pilot generates the proxy's resources off the async runtime),
+/// and other streams are served meanwhile. The
 /// returned receiver is the proxy's resources, republished by pilot whenever
 /// they change; the stream drops it when it ends (pilot sees that through
 /// `Sender::is_closed` / `receiver_count`). Several streams may connect with
 /// the same node id at once (Envoy hot restart): each gets its own call.
 /// Dropping the sender ends the streams watching it (the proxy reconnects).
+#[tonic::async_trait]
 pub trait ProxyDirectory: Send + Sync + 'static {
     /// The proxy's resources, or the status to end the stream with (e.g.
     /// `invalid_argument` for a node id pilot cannot parse).
-    fn connect(&self, node: &NodeInfo) -> Result<watch::Receiver<Arc<ProxyResources>>, Status>;
+    async fn connect(
+        &self,
+        node: &NodeInfo,
+    ) -> Result<watch::Receiver<Arc<ProxyResources>>, Status>;
 }
 
 /// Why serving stopped.
@@ -70,6 +129,8 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     /// Makes nonces of this process distinct from a previous one's.
     pub(crate) nonce_prefix: String,
+    /// Permits for streams in their first push.
+    pub(crate) first_push: Arc<Semaphore>,
     next_stream: AtomicU64,
 }
 
@@ -86,8 +147,13 @@ pub struct AdsServer {
 }
 
 impl AdsServer {
-    /// A server that serves what `directory` hands it.
+    /// A server that serves what `directory` hands it, with default options.
     pub fn new(directory: Arc<dyn ProxyDirectory>) -> Self {
+        Self::with_options(directory, AdsOptions::default())
+    }
+
+    /// A server with explicit options.
+    pub fn with_options(directory: Arc<dyn ProxyDirectory>, options: AdsOptions) -> Self {
         let started = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos())
@@ -98,6 +164,7 @@ impl AdsServer {
                 status: StatusTable::default(),
                 metrics: Metrics::default(),
                 nonce_prefix: format!("{:x}", started as u64),
+                first_push: Arc::new(Semaphore::new(options.push_throttle.max(1))),
                 next_stream: AtomicU64::new(0),
             }),
         }
@@ -109,6 +176,7 @@ impl AdsServer {
     }
 
     /// Serves ADS on `listener` (plaintext gRPC) until `shutdown` completes.
+    /// Bind it with [`bind`] for a backlog fit for connection storms.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -122,9 +190,7 @@ impl AdsServer {
             }
             conn
         });
-        tonic::transport::Server::builder()
-            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        configure(tonic::transport::Server::builder())
             .add_service(self.into_service())
             .serve_with_incoming_shutdown(incoming, shutdown)
             .await?;

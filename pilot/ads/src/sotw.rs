@@ -8,15 +8,22 @@
 //! 2. `error_detail` set → NACK: log, count, record; do not resend (the proxy
 //!    keeps its last good config; the next *change* is pushed normally);
 //! 3. nonce ≠ the last one sent → stale: ignore, count;
-//! 4. matching nonce → ACK; respond only if the name set changed, or for
-//!    EDS after a CDS response (warming, see [`crate::order`]).
+//! 4. matching nonce → ACK; respond only if names were added, or for EDS
+//!    after a CDS response changed clusters (warming, see [`crate::order`]).
 //!
-//! A type's response carries the whole selection: every resource for
-//! wildcard CDS/LDS, the subscribed names otherwise. `version_info` is
+//! What a response carries ([`crate::order::full_state`]): CDS and LDS
+//! responses carry the whole selection (Envoy removes what a CDS/LDS response
+//! omits). EDS, RDS and SDS responses carry only the resources the proxy does
+//! not hold at their current version: changed ones, newly subscribed ones, and
+//! for EDS the assignments of clusters the last CDS responses added or
+//! changed. Envoy keeps an EDS/RDS/SDS resource a SotW response does not name
+//! (each is its own watch), and drops it itself when it unsubscribes, so a
+//! removal never needs a response; as istio does, a request that only
+//! unsubscribes is not answered. `version_info` is
 //! [`ProxyResources::type_version`] (with a `+keepN` suffix while N
 //! make-before-break resources linger).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::{
     config::core::v3::Node,
@@ -26,29 +33,32 @@ use rudder_xds::{ProxyResources, TypeUrl};
 use tracing::{debug, info, warn};
 
 use crate::{
-    order::{may_linger, waits_for_cds, REFERRERS},
+    order::{full_state, may_linger, waits_for_cds, REFERRERS},
     stream::{Protocol, StreamCtx},
     subscription::{same_content, Content, Subscription},
 };
 
-/// The last response of one type.
-struct Sent {
-    content: Content,
-    nonce: String,
-}
-
 /// One type on one SotW stream.
 struct TypeState {
     sub: Subscription,
-    sent: Option<Sent>,
+    /// What the proxy holds as far as the server knows: the last response
+    /// for CDS/LDS; for EDS/RDS/SDS every resource sent and still wanted.
+    held: Content,
+    /// Nonce of the last response (`None` before the first).
+    nonce: Option<String>,
     /// The last response is not ACKed/NACKed yet.
     awaiting: bool,
-    /// What the proxy last ACKed.
-    acked: Option<Content>,
-    /// Respond on the next pass even if the content is unchanged.
+    /// The last response was ACKed (not NACKed, not unanswered).
+    acked: bool,
+    /// Respond on the next pass even if there is nothing new (first request,
+    /// a type started over).
     force: bool,
-    /// EDS only: a CDS response went out; answer the next ACK-like request.
-    warm: bool,
+    /// EDS only: clusters that CDS responses added or changed since the last
+    /// EDS response; their assignments go in the next EDS response.
+    warm: BTreeSet<String>,
+    /// EDS only: Envoy asked for EDS after re-creating clusters (a request
+    /// that looks like an ACK); answer with the `warm` assignments.
+    warm_requested: bool,
 }
 
 /// SotW protocol state of one stream.
@@ -87,20 +97,22 @@ impl Protocol for Sotw {
                 cx.subscribed(t, &sub);
                 let state = TypeState {
                     sub,
-                    sent: None,
+                    held: Content::new(),
+                    nonce: None,
                     awaiting: false,
-                    acked: None,
+                    acked: false,
                     force: true,
-                    warm: false,
+                    warm: BTreeSet::new(),
+                    warm_requested: false,
                 };
                 self.types.insert(t, state);
             }
             Some(st) => {
-                let sent_nonce = st.sent.as_ref().map(|s| s.nonce.as_str());
-                let matches = sent_nonce == Some(req.response_nonce.as_str());
+                let matches = st.nonce.as_deref() == Some(req.response_nonce.as_str());
                 if let Some(err) = &req.error_detail {
                     if matches {
                         st.awaiting = false;
+                        st.acked = false;
                     }
                     warn!(proxy = %cx.proxy, r#type = ty, nonce = %req.response_nonce, version = %req.version_info,
                         error = %err.message, "NACK");
@@ -111,8 +123,10 @@ impl Protocol for Sotw {
                     // A nonce-less request after the first: the client started
                     // this type over and will not ACK what is in flight. Answer it.
                     st.awaiting = false;
+                    st.acked = false;
                     st.sub.replace(&req.resource_names);
                     cx.subscribed(t, &st.sub);
+                    st.held.clear();
                     st.force = true;
                 } else if !matches {
                     debug!(r#type = ty, nonce = %req.response_nonce, "stale nonce; ignored");
@@ -120,16 +134,17 @@ impl Protocol for Sotw {
                     return;
                 } else {
                     st.awaiting = false;
-                    st.acked = st.sent.as_ref().map(|s| s.content.clone());
+                    st.acked = true;
                     cx.status.acked(t, &req.version_info);
                     debug!(r#type = ty, version = %req.version_info, "ACK");
                     if st.sub.replace(&req.resource_names) {
                         cx.subscribed(t, &st.sub);
-                        st.force = true;
+                        // Full-state types answer any change of names; the
+                        // others only added names (see the module doc).
+                        st.force |= full_state(t);
                     }
-                    if st.warm {
-                        st.warm = false;
-                        st.force = true;
+                    if !st.warm.is_empty() {
+                        st.warm_requested = true;
                     }
                 }
             }
@@ -150,10 +165,8 @@ impl Protocol for Sotw {
         self.types.iter().all(|(t, st)| {
             !st.awaiting
                 && !st.force
-                && st
-                    .sent
-                    .as_ref()
-                    .is_some_and(|s| same_content(&s.content, &self.desired(*t, res)))
+                && st.nonce.is_some()
+                && same_content(&st.held, &self.desired(*t, res))
         })
     }
 }
@@ -180,13 +193,7 @@ impl Sotw {
     fn settled(&self, res: &ProxyResources) -> bool {
         REFERRERS.iter().all(|t| match self.types.get(t) {
             None => true,
-            Some(st) => {
-                !st.awaiting
-                    && st
-                        .acked
-                        .as_ref()
-                        .is_some_and(|a| same_content(a, &self.desired(*t, res)))
-            }
+            Some(st) => !st.awaiting && st.acked && same_content(&st.held, &self.desired(*t, res)),
         })
     }
 
@@ -199,9 +206,8 @@ impl Sotw {
         let gone_clusters: Content = self
             .types
             .get(&TypeUrl::Cluster)
-            .and_then(|st| st.sent.as_ref())
-            .map(|s| {
-                s.content
+            .map(|st| {
+                st.held
                     .iter()
                     .filter(|(n, _)| !clusters.is_some_and(|m| m.contains_key(*n)))
             })
@@ -213,9 +219,8 @@ impl Sotw {
         let gone_endpoints: Content = self
             .types
             .get(&TypeUrl::Endpoint)
-            .and_then(|st| st.sent.as_ref())
-            .map(|s| {
-                s.content.iter().filter(|(n, _)| {
+            .map(|st| {
+                st.held.iter().filter(|(n, _)| {
                     gone_clusters.contains_key(*n) && !endpoints.is_some_and(|m| m.contains_key(*n))
                 })
             })
@@ -256,39 +261,75 @@ impl Sotw {
             if st.awaiting || (waits_for_cds(t) && cds_awaiting) {
                 continue;
             }
-            let unchanged = st
-                .sent
-                .as_ref()
-                .is_some_and(|s| same_content(&s.content, &desired));
-            if unchanged && !st.force {
-                continue;
-            }
+            let send = if full_state(t) {
+                if same_content(&st.held, &desired) && !st.force {
+                    continue;
+                }
+                desired
+            } else {
+                // Names no longer wanted (unsubscribed, or gone while still
+                // asked for) are dropped from what the proxy holds: Envoy
+                // keeps or drops them itself, and if they come back they are
+                // sent again.
+                st.held.retain(|n, _| desired.contains_key(n));
+                let mut send: Content = desired
+                    .iter()
+                    .filter(|(n, r)| st.held.get(*n).is_none_or(|h| h.version != r.version))
+                    .map(|(n, r)| (n.clone(), r.clone()))
+                    .collect();
+                let warm_due = st.warm_requested || st.force || !send.is_empty();
+                st.warm_requested = false;
+                if warm_due {
+                    for n in std::mem::take(&mut st.warm) {
+                        if let Some(r) = desired.get(&n) {
+                            send.insert(n, r.clone());
+                        }
+                    }
+                }
+                if send.is_empty() && !st.force {
+                    continue;
+                }
+                send
+            };
             let mut version = res.type_version(t);
             if lingering > 0 {
                 version = format!("{version}+keep{lingering}");
             }
             let nonce = cx.nonce();
-            info!(r#type = t.short(), %version, %nonce, resources = desired.len(), "push");
+            info!(r#type = t.short(), %version, %nonce, resources = send.len(), "push");
             out.push(DiscoveryResponse {
                 version_info: version.clone(),
-                resources: desired.values().map(|r| r.body.clone()).collect(),
+                resources: send.values().map(|r| r.body.clone()).collect(),
                 type_url: t.as_str().to_string(),
                 nonce: nonce.clone(),
                 ..Default::default()
             });
-            cx.pushed(t);
+            cx.pushed(t, send.len());
+            // Clusters this response adds or changes: Envoy re-creates them
+            // and they wait for their assignments (warming).
+            let warm: Vec<String> = if t == TypeUrl::Cluster {
+                send.iter()
+                    .filter(|(n, r)| st.held.get(*n).is_none_or(|h| h.version != r.version))
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if full_state(t) {
+                st.held = send;
+            } else {
+                st.held.extend(send);
+            }
             cx.status
-                .sent(t, &version, &nonce, desired.keys().cloned().collect());
-            st.sent = Some(Sent {
-                content: desired,
-                nonce,
-            });
+                .sent(t, &version, &nonce, st.held.keys().cloned().collect());
+            st.nonce = Some(nonce);
             st.awaiting = true;
+            st.acked = false;
             st.force = false;
             if t == TypeUrl::Cluster {
                 cds_awaiting = true;
                 if let Some(eds) = self.types.get_mut(&TypeUrl::Endpoint) {
-                    eds.warm = true;
+                    eds.warm.extend(warm);
                 }
             }
         }

@@ -56,8 +56,9 @@ pub struct TypeStatus {
     pub wildcard: bool,
     /// Names the proxy subscribed to explicitly.
     pub subscribed: Vec<String>,
-    /// Names the proxy holds according to what was sent (SotW: the last
-    /// response; Delta: the running sum of sent and removed names).
+    /// Names the proxy holds according to what was sent (SotW CDS/LDS: the
+    /// last response; SotW EDS/RDS/SDS: every name sent and still wanted;
+    /// Delta: the running sum of sent and removed names).
     pub resources_sent: Vec<String>,
 }
 

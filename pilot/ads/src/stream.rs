@@ -56,6 +56,10 @@ pub(crate) trait Protocol: Send + 'static {
     fn is_converged(&self, res: &ProxyResources) -> bool;
 }
 
+/// Longest a stream holds its first-push permit: a proxy that never ACKs
+/// must not keep others waiting.
+const FIRST_PUSH_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// What the adapters need from their stream: identity for logs, metrics,
 /// the syncz entry and nonces.
 pub(crate) struct StreamCtx {
@@ -73,8 +77,9 @@ impl StreamCtx {
         format!("{}-{}", self.nonce_prefix, self.next_nonce)
     }
 
-    pub(crate) fn pushed(&self, t: TypeUrl) {
-        self.metrics.pushed(t);
+    /// Counts one response of type `t` carrying `resources` resources.
+    pub(crate) fn pushed(&self, t: TypeUrl, resources: usize) {
+        self.metrics.pushed(t, resources);
     }
 
     /// Records a type's subscription in syncz.
@@ -135,7 +140,19 @@ pub(crate) async fn run<P: Protocol>(
             return;
         }
     };
-    let mut rx = match shared.directory.connect(&node) {
+    // The first push (generation for this proxy, then its first responses
+    // until it has ACKed them) runs under a permit: a storm of new streams
+    // waits its turn instead of holding thousands of first pushes at once.
+    let mut permit = match shared.first_push.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) => {
+            shared.metrics.first_push_throttled();
+            let waited = shared.first_push.clone().acquire_owned().await.ok();
+            shared.metrics.first_push_resumed();
+            waited
+        }
+    };
+    let mut rx = match shared.directory.connect(&node).await {
         Ok(rx) => rx,
         Err(status) => {
             info!(proxy = %node.id, %status, "directory refused the proxy");
@@ -168,6 +185,7 @@ pub(crate) async fn run<P: Protocol>(
         let mut res = rx.borrow_and_update().clone();
         let mut conv = Convergence::default();
         let mut out = Vec::new();
+        let permit_deadline = tokio::time::Instant::now() + FIRST_PUSH_MAX;
         proto.on_request(&mut cx, first, &res, &mut out);
         loop {
             let sent = !out.is_empty();
@@ -175,8 +193,17 @@ pub(crate) async fn run<P: Protocol>(
                 debug!("client went away while sending");
                 break;
             }
-            conv.after_event(sent, proto.is_converged(&res), &cx.metrics);
+            let converged = proto.is_converged(&res);
+            conv.after_event(sent, converged, &cx.metrics);
+            if converged && permit.is_some() {
+                // The first push is done: the proxy ACKed all it asked for.
+                permit = None;
+            }
             tokio::select! {
+                _ = tokio::time::sleep_until(permit_deadline), if permit.is_some() => {
+                    debug!("first push still unacknowledged; releasing its permit");
+                    permit = None;
+                }
                 msg = inbound.message() => match msg {
                     Ok(Some(req)) => proto.on_request(&mut cx, req, &res, &mut out),
                     Ok(None) => { info!("stream closed by the proxy"); break; }

@@ -1,7 +1,8 @@
 //! Real Envoy against the server, SotW and Delta: a cluster + TCP listener
 //! reach Envoy (traffic flows through it, config_dump shows them), then a
 //! cluster Envoy rejects is NACKed, shows in syncz, and the previous version
-//! keeps serving.
+//! keeps serving. An endpoint change sends one ClusterLoadAssignment and
+//! Envoy keeps the other cluster's endpoints (SotW EDS is incremental).
 //!
 //! Needs Envoy (`ENVOY_BIN`, default `/opt/rudder/bin/envoy`); skipped when
 //! missing unless `CI=true`. Everything listens on 127.0.0.1; Envoy runs with
@@ -321,4 +322,80 @@ async fn real_envoy_sotw_serves_and_nack_keeps_last_good() {
 #[tokio::test]
 async fn real_envoy_delta_serves_and_nack_keeps_last_good() {
     round_trip("DELTA_GRPC").await;
+}
+
+/// `resources` plus a cluster `other` whose one endpoint is `port`.
+fn with_other(mut r: ProxyResources, port: u16) -> ProxyResources {
+    let extra = Res::new()
+        .cluster("other", "1")
+        .any(
+            EDS,
+            "other",
+            &port.to_string(),
+            envoy_types::util::pack_any(load_assignment("other", port.into())),
+        )
+        .build();
+    for (t, m) in extra.by_type {
+        r.by_type.entry(t).or_default().extend(m);
+    }
+    r
+}
+
+/// An endpoint change sends one ClusterLoadAssignment, and Envoy keeps the
+/// assignments the response does not name (SotW included).
+async fn endpoint_change_sends_one_assignment(api_type: &str) {
+    let Some(envoy) = envoy_bin() else { return };
+    let echo = echo_server().await;
+    let listen = free_port();
+    let h = Harness::start(with_other(resources(echo, listen, "1", 1), 20_001)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bootstrap.yaml");
+    let admin_path = dir.path().join("admin");
+    std::fs::write(&cfg, bootstrap(h.addr.port(), api_type)).unwrap();
+    let child = Command::new(envoy)
+        .arg("-c")
+        .arg(&cfg)
+        .arg("--disable-hot-restart")
+        .arg("--admin-address-path")
+        .arg(&admin_path)
+        .args(["--log-level", "warn", "--concurrency", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let _guard = EnvoyGuard(child);
+    wait_until_async(|| async { echo_through(listen).await }).await;
+    let admin = loop_read_admin(&admin_path).await;
+    wait_until_async(|| async {
+        http_get(admin, "/clusters")
+            .await
+            .contains("other::127.0.0.1:20001::")
+    })
+    .await;
+    let before = h.server.metrics().pushed_resources(EDS);
+    h.publish(with_other(resources(echo, listen, "1", 1), 20_002));
+    wait_until_async(|| async {
+        http_get(admin, "/clusters")
+            .await
+            .contains("other::127.0.0.1:20002::")
+    })
+    .await;
+    assert_eq!(h.server.metrics().pushed_resources(EDS) - before, 1);
+    let clusters = http_get(admin, "/clusters").await;
+    assert!(
+        clusters.contains(&format!("backend::127.0.0.1:{echo}::")),
+        "backend's endpoints kept:\n{clusters}"
+    );
+    assert!(echo_through(listen).await);
+}
+
+#[tokio::test]
+async fn real_envoy_sotw_keeps_assignments_a_response_omits() {
+    endpoint_change_sends_one_assignment("GRPC").await;
+}
+
+#[tokio::test]
+async fn real_envoy_delta_endpoint_change_sends_one_assignment() {
+    endpoint_change_sends_one_assignment("DELTA_GRPC").await;
 }

@@ -3,8 +3,18 @@
 //!
 //! ```text
 //!  sources ──Sink──► store ──(change)──► debouncer ──build──► watch<Arc<Snapshot>>
-//!                                         100 ms quiet, ≤ 1 s after the first change
+//!                               config:    100 ms quiet, ≤ 1 s after the first change
+//!                               endpoints: ≤ 25 ms after the first change
 //! ```
+//!
+//! Two kinds of change, two clocks. A config change (Services, routing and
+//! security rules, the mesh config, rejections) waits for `debounce` of quiet,
+//! at most `max_delay`. An endpoint-only change (Pods, Endpoints,
+//! EndpointSlices: [`is_endpoint_kind`]) is never held behind that: it is
+//! built `endpoint_delay` after the first such change, merging those within
+//! the window, even while config changes keep coming (so sustained pod churn
+//! neither waits for quiet nor is starved by it). Every build compiles the
+//! whole store, so whichever clock fires publishes everything pending.
 //!
 //! Publishing only when the snapshot's version changes means a burst of
 //! identical applies (a re-list, an editor touching a file) pushes nothing.
@@ -21,7 +31,7 @@ use tokio::{
 };
 
 use crate::{
-    object::{Object, ObjectKey, Rejected},
+    object::{Kind, Object, ObjectKey, Rejected},
     store::{Batch, Sink, Store},
 };
 
@@ -32,6 +42,9 @@ pub struct RegistryOptions {
     pub debounce: Duration,
     /// ... but no later than this after the first pending change.
     pub max_delay: Duration,
+    /// Endpoint-only changes are built this long after the first of them
+    /// (those within the window merge), whatever config changes do.
+    pub endpoint_delay: Duration,
 }
 
 impl Default for RegistryOptions {
@@ -39,12 +52,36 @@ impl Default for RegistryOptions {
         Self {
             debounce: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
+            endpoint_delay: Duration::from_millis(25),
+        }
+    }
+}
+
+/// Kinds whose changes only move endpoints (which pods back a service, and
+/// where), published on the endpoint clock.
+pub fn is_endpoint_kind(kind: Kind) -> bool {
+    matches!(kind, Kind::Pod | Kind::Endpoints | Kind::EndpointSlice)
+}
+
+/// What a change touched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Change {
+    Config,
+    Endpoints,
+}
+
+impl Change {
+    fn of(kind: Kind) -> Self {
+        if is_endpoint_kind(kind) {
+            Change::Endpoints
+        } else {
+            Change::Config
         }
     }
 }
 
 enum Msg {
-    Changed,
+    Changed(Change),
     Flush(oneshot::Sender<Arc<Snapshot>>),
 }
 
@@ -98,8 +135,8 @@ impl RegistryHandle {
         self.store.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn changed(&self) {
-        let _ = self.tx.send(Msg::Changed);
+    fn changed(&self, change: Change) {
+        let _ = self.tx.send(Msg::Changed(change));
     }
 
     /// Rebuilds and publishes now, skipping the debounce; returns the current
@@ -113,28 +150,41 @@ impl RegistryHandle {
 
 impl Sink for RegistryHandle {
     fn apply(&self, object: Object) {
+        let change = Change::of(object.key.kind);
         self.lock().apply(object);
-        self.changed();
+        self.changed(change);
     }
 
     fn reject(&self, rejected: Rejected) {
         self.lock().reject(rejected);
-        self.changed();
+        self.changed(Change::Config);
     }
 
     fn delete(&self, key: &ObjectKey) {
         self.lock().delete(key);
-        self.changed();
+        self.changed(Change::of(key.kind));
     }
 
     fn reset(&self, scope: &str, batch: Batch) {
-        self.lock().reset(scope, batch);
-        self.changed();
+        // A re-read file (or re-list) that held and holds only endpoint
+        // kinds, with nothing rejected, is an endpoint change.
+        let mut store = self.lock();
+        let endpoints_only = batch.rejected.is_empty()
+            && batch.problems.is_empty()
+            && batch.objects.iter().all(|o| is_endpoint_kind(o.key.kind))
+            && store.scope_kinds(scope).all(is_endpoint_kind);
+        store.reset(scope, batch);
+        drop(store);
+        self.changed(if endpoints_only {
+            Change::Endpoints
+        } else {
+            Change::Config
+        });
     }
 
     fn report(&self, scope: &str, problems: Vec<Diagnostic>) {
         self.lock().report(scope, problems);
-        self.changed();
+        self.changed(Change::Config);
     }
 }
 
@@ -147,19 +197,19 @@ async fn run(
 ) {
     while let Some(first) = rx.recv().await {
         let mut acks = Vec::new();
+        let mut pending = Pending::default();
         match first {
             Msg::Flush(a) => acks.push(a),
-            Msg::Changed => {
-                let deadline = Instant::now() + opts.max_delay;
-                loop {
-                    let quiet = (Instant::now() + opts.debounce).min(deadline);
+            Msg::Changed(c) => {
+                pending.add(c, Instant::now(), &opts);
+                while let Some(at) = pending.due() {
                     tokio::select! {
                         m = rx.recv() => match m {
-                            Some(Msg::Changed) => continue,
+                            Some(Msg::Changed(c)) => pending.add(c, Instant::now(), &opts),
                             Some(Msg::Flush(a)) => { acks.push(a); break; }
                             None => break,
                         },
-                        _ = tokio::time::sleep_until(quiet) => break,
+                        _ = tokio::time::sleep_until(at) => break,
                     }
                 }
             }
@@ -190,6 +240,37 @@ async fn run(
         }
         for a in acks {
             let _ = a.send(published.clone());
+        }
+    }
+}
+
+/// When the changes waiting for a build are due.
+#[derive(Default)]
+struct Pending {
+    /// Config: the end of the quiet time, capped by the first change's max delay.
+    config: Option<(Instant, Instant)>,
+    /// Endpoints: the end of the window opened by the first change.
+    endpoints: Option<Instant>,
+}
+
+impl Pending {
+    fn add(&mut self, c: Change, now: Instant, opts: &RegistryOptions) {
+        match c {
+            Change::Config => {
+                let deadline = self.config.map_or(now + opts.max_delay, |(_, d)| d);
+                self.config = Some(((now + opts.debounce).min(deadline), deadline));
+            }
+            Change::Endpoints => {
+                self.endpoints.get_or_insert(now + opts.endpoint_delay);
+            }
+        }
+    }
+
+    /// The earliest time a build is due, if anything is pending.
+    fn due(&self) -> Option<Instant> {
+        match (self.config.map(|(at, _)| at), self.endpoints) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }

@@ -12,7 +12,7 @@ use rudder_model::{Diagnostic, Severity, Snapshot};
 
 use crate::{
     build::{build_snapshot, validate_object},
-    object::{Object, ObjectKey, Rejected},
+    object::{Kind, Object, ObjectKey, Rejected},
 };
 
 /// Everything one scope holds, for [`Sink::reset`].
@@ -144,6 +144,14 @@ impl Store {
         } else {
             self.problems.insert(scope.to_string(), problems);
         }
+    }
+
+    /// The kinds of the objects `scope` holds (good or rejected).
+    pub fn scope_kinds<'a>(&'a self, scope: &'a str) -> impl Iterator<Item = Kind> + 'a {
+        self.entries
+            .iter()
+            .filter(move |(_, e)| e.scope == scope)
+            .map(|(k, _)| k.kind)
     }
 
     /// The good version of an object.

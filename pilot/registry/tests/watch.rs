@@ -14,36 +14,132 @@ use tokio::sync::watch;
 const HOST: &str = "reviews.default.svc.cluster.local";
 
 #[tokio::test(start_paused = true)]
-async fn a_burst_of_applies_publishes_once() {
+async fn a_burst_of_config_applies_publishes_once() {
     let (registry, mut rx) = Registry::new(RegistryOptions::default());
     let h = registry.handle();
     rx.borrow_and_update();
     for i in 0..50 {
-        let pod = mk_pod(
-            &format!("p{i}"),
-            "reviews",
-            "v1",
-            &format!("10.0.1.{i}"),
-            true,
-        );
-        for o in load_str(&pod, "f", "f").objects {
+        for o in load_str(&mk_service(&format!("s{i}"), "http", 80, "80"), "f", "f").objects {
             h.apply(o);
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     // 50 applies 30 ms apart (1.5 s): never 100 ms quiet, so max_delay (1 s) forces a publish mid-burst, then one after it.
     rx.changed().await.unwrap();
-    let first = rx.borrow_and_update().workloads.len();
+    let first = rx.borrow_and_update().services.len();
     assert!(
         first < 50 && first > 0,
         "the 1 s max delay published mid-burst ({first})"
     );
     rx.changed().await.unwrap();
-    assert_eq!(rx.borrow_and_update().workloads.len(), 50);
+    assert_eq!(rx.borrow_and_update().services.len(), 50);
     // Nothing else pending: no further publish.
     assert!(tokio::time::timeout(Duration::from_secs(5), rx.changed())
         .await
         .is_err());
+}
+
+fn pod(i: usize) -> Vec<rudder_registry::Object> {
+    load_str(
+        &mk_pod(&format!("p{i}"), "a", "v1", &format!("10.0.3.{i}"), true),
+        "pods.yaml",
+        "pods.yaml",
+    )
+    .objects
+}
+
+fn service(i: usize) -> Vec<rudder_registry::Object> {
+    load_str(
+        &mk_service(&format!("s{i}"), "http", 80, "80"),
+        "svc",
+        "svc",
+    )
+    .objects
+}
+
+#[tokio::test(start_paused = true)]
+async fn endpoint_changes_publish_on_their_own_clock() {
+    let (registry, mut rx) = Registry::new(RegistryOptions::default());
+    let h = registry.handle();
+    rx.borrow_and_update();
+    // A config change alone waits for 100 ms of quiet.
+    let t = tokio::time::Instant::now();
+    for o in service(0) {
+        h.apply(o);
+    }
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(100));
+    rx.borrow_and_update();
+    // A pod change alone is built 25 ms after it; pod changes within the
+    // window merge into that one publish.
+    let t = tokio::time::Instant::now();
+    for o in pod(0) {
+        h.apply(o);
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    for o in pod(1) {
+        h.apply(o);
+    }
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(25));
+    assert_eq!(rx.borrow_and_update().workloads.len(), 2);
+    // Config changes that never go quiet (one every 35 ms) do not hold pod
+    // changes back: each is published 25 ms after it, every time.
+    for i in 2..30 {
+        for o in service(i) {
+            h.apply(o);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let t = tokio::time::Instant::now();
+        for o in pod(i) {
+            h.apply(o);
+        }
+        loop {
+            rx.changed().await.unwrap();
+            if rx.borrow_and_update().workloads.len() == i + 1 {
+                break;
+            }
+        }
+        assert_eq!(t.elapsed(), Duration::from_millis(25), "pod {i}");
+    }
+    // The config changes rode along with the endpoint builds: nothing is left.
+    assert_eq!(rx.borrow().services.len(), 29);
+    assert!(tokio::time::timeout(Duration::from_secs(5), rx.changed())
+        .await
+        .is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_of_a_pods_only_scope_is_an_endpoint_change() {
+    let (registry, mut rx) = Registry::new(RegistryOptions::default());
+    let h = registry.handle();
+    rx.borrow_and_update();
+    let batch = |objects| rudder_registry::Batch {
+        objects,
+        ..Default::default()
+    };
+    // A file of pods re-read (the directory source's way of saying "changed").
+    let t = tokio::time::Instant::now();
+    h.reset(
+        "pods.yaml",
+        batch(pod(0).into_iter().chain(pod(1)).collect()),
+    );
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(25));
+    // The file loses a pod: still endpoints only.
+    let t = tokio::time::Instant::now();
+    h.reset("pods.yaml", batch(pod(0)));
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(25));
+    assert_eq!(rx.borrow_and_update().workloads.len(), 1);
+    // A file that mixes in a Service is config: the config debounce applies.
+    let t = tokio::time::Instant::now();
+    h.reset(
+        "pods.yaml",
+        batch(pod(0).into_iter().chain(service(0)).collect()),
+    );
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(100));
 }
 
 #[tokio::test(start_paused = true)]
@@ -123,6 +219,7 @@ async fn directory_source_follows_writes_edits_renames_and_deletes() {
     let opts = RegistryOptions {
         debounce: Duration::from_millis(20),
         max_delay: Duration::from_millis(200),
+        ..Default::default()
     };
     let (registry, mut rx) = Registry::new(opts);
     let source = DirectorySource::spawn(root.clone(), registry.handle()).unwrap();
@@ -206,6 +303,7 @@ async fn directory_source_names_unsupported_objects_in_the_diagnostics() {
     let opts = RegistryOptions {
         debounce: Duration::from_millis(20),
         max_delay: Duration::from_millis(200),
+        ..Default::default()
     };
     let (registry, rx) = Registry::new(opts);
     let source = DirectorySource::spawn(root.clone(), registry.handle()).unwrap();

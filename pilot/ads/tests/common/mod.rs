@@ -41,7 +41,7 @@ use envoy_types::pb::envoy::{
 };
 use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
 use envoy_types::pb::google::rpc::Status as RpcStatus;
-use rudder_ads::{AdsServer, NodeInfo, ProxyDirectory};
+use rudder_ads::{AdsOptions, AdsServer, NodeInfo, ProxyDirectory};
 use rudder_xds::{ProxyResources, Resource, TypeUrl};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -211,8 +211,9 @@ pub struct TestDirectory {
     pub nodes: Mutex<Vec<NodeInfo>>,
 }
 
+#[tonic::async_trait]
 impl ProxyDirectory for TestDirectory {
-    fn connect(
+    async fn connect(
         &self,
         node: &NodeInfo,
     ) -> Result<watch::Receiver<Arc<ProxyResources>>, tonic::Status> {
@@ -237,13 +238,17 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start(initial: ProxyResources) -> Harness {
+        Self::start_with(initial, AdsOptions::default()).await
+    }
+
+    pub async fn start_with(initial: ProxyResources, options: AdsOptions) -> Harness {
         let (tx, _) = watch::channel(Arc::new(initial));
         let dir = Arc::new(TestDirectory {
             tx,
             nodes: Mutex::new(Vec::new()),
         });
-        let server = AdsServer::new(dir.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = AdsServer::with_options(dir.clone(), options);
+        let listener = rudder_ads::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let s = server.clone();
@@ -416,7 +421,9 @@ impl SotwClient {
             "the server sent an unexpected {} response before the barrier",
             r.type_url
         );
-        assert_eq!(r.resources.len(), self.barriers.len());
+        // SDS responses carry only what the proxy does not hold yet: the new
+        // barrier secret.
+        assert_eq!(self::names(&r), [self.barriers.last().unwrap().as_str()]);
         // ACK it, so no response is left in flight (convergence counts it).
         self.ack(&r, &names).await;
         self.sds_nonce = r.nonce;
