@@ -59,7 +59,10 @@ impl Proxies {
         state.connections.retain(|_, c| !c.tx.is_closed());
         for c in state.connections.values() {
             let proxy = rudder_xds::resolve_proxy(&snapshot, c.node.clone(), &c.metadata);
-            let resources = Arc::new(generator.generate(&proxy));
+            // Inconsistent (logged and counted by rudder-xds): keep the previous set.
+            let Some(resources) = generator.generate_checked(&proxy).map(Arc::new) else {
+                continue;
+            };
             c.tx.send_if_modified(|current| {
                 if same_versions(current, &resources) {
                     false
@@ -140,7 +143,9 @@ impl ProxyDirectory for Proxies {
             .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let proxy = rudder_xds::resolve_proxy(state.generator.snapshot(), id.clone(), &metadata);
-        let resources = Arc::new(state.generator.generate(&proxy));
+        // Nothing earlier to keep: fail the stream (Envoy retries), as Istio does.
+        let resources = state.generator.generate_checked(&proxy).map(Arc::new);
+        let resources = resources.ok_or_else(|| tonic::Status::internal("inconsistent xDS"))?;
         let (tx, rx) = watch::channel(resources);
         let key = self.next_id.fetch_add(1, Ordering::Relaxed);
         state.connections.retain(|_, c| !c.tx.is_closed());

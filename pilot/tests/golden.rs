@@ -24,7 +24,7 @@ use rudder_model::{NodeId, NodeMetadata, Severity, Snapshot};
 use rudder_registry::{load::load_file, Batch, Store};
 use rudder_xds::{
     check_consistency,
-    fixtures::{envoy_bin, envoy_validate_bootstrap},
+    fixtures::{envoy_bin, envoy_validate_bootstrap, VersionLedger},
     to_json, to_static_bootstrap, Generator, ProxyResources,
 };
 use serde_json::{json, Value};
@@ -94,6 +94,14 @@ fn golden(case: &str) -> Value {
     if let Err(problems) = check_consistency(&res) {
         panic!("{case}: inconsistent resources:\n{}", problems.join("\n"));
     }
+    // Same version ⇔ same canonical JSON, against every case run before.
+    static LEDGER: std::sync::Mutex<Option<VersionLedger>> = std::sync::Mutex::new(None);
+    let clash = LEDGER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(VersionLedger::default)
+        .record(case, &res);
+    assert!(clash.is_empty(), "versions:\n{}", clash.join("\n"));
     let json = to_json(&res);
     let text = serde_json::to_string_pretty(&json).unwrap() + "\n";
     let path = testdata().join(format!("{case}.json"));

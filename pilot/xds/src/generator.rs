@@ -27,7 +27,9 @@ use std::{
 use rudder_model::{names::ClusterName, node::CertMode, selects, Labels, Proxy, Snapshot};
 
 use crate::{
+    check_consistency,
     cluster::{fixed_clusters, inbound_cluster, outbound_cluster, visible_policy, Peers},
+    consistency::report_inconsistent,
     endpoint::{eds_resource, members},
     inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
@@ -87,6 +89,9 @@ pub struct Generator {
     namespaces: Memo<(String, CertMode), NamespaceView>,
     routes: Memo<(u16, String, SelectorBits), Resource>,
     chains: Memo<(String, SelectorBits, Vec<u16>), OutboundChains>,
+    /// Consistency results by a hash of a set's names and versions: proxies
+    /// with identical sets are checked once.
+    checks: Memo<u64, Result<(), Vec<String>>>,
 }
 
 impl Generator {
@@ -120,6 +125,7 @@ impl Generator {
             namespaces: Memo::new(),
             routes: Memo::new(),
             chains: Memo::new(),
+            checks: Memo::new(),
         }
     }
 
@@ -198,6 +204,37 @@ impl Generator {
         out.by_type.insert(TypeUrl::Listener, listeners);
         out.by_type.insert(TypeUrl::Route, routes);
         out
+    }
+
+    /// [`Generator::generate`], then [`check_consistency`]: `None` when the
+    /// set references names it does not hold (a generator bug), which is
+    /// logged and counted ([`crate::internal_errors`]); the caller keeps
+    /// publishing what it published before. What pilot runs before every
+    /// publish.
+    pub fn generate_checked(&self, proxy: &Proxy) -> Option<ProxyResources> {
+        let res = self.generate(proxy);
+        let key = {
+            use std::hash::Hasher;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for (t, m) in &res.by_type {
+                t.hash(&mut h);
+                for (name, r) in m {
+                    name.hash(&mut h);
+                    r.version.hash(&mut h);
+                }
+            }
+            h.finish()
+        };
+        let checked = self
+            .checks
+            .get_or(key, || Arc::new(check_consistency(&res)));
+        match &*checked {
+            Ok(()) => Some(res),
+            Err(problems) => {
+                report_inconsistent(&proxy.id.to_string(), problems);
+                None
+            }
+        }
     }
 
     /// Outbound clusters (per service port, per visible subset) and their EDS.

@@ -206,6 +206,71 @@ fn consistency_check_catches_dangling_references() {
 }
 
 #[test]
+fn versions_are_salted_with_the_generator_hash_not_the_crate_version() {
+    let h = rudder_xds::GENERATOR_HASH;
+    assert_eq!(h.len(), 16, "{h}");
+    assert!(h.chars().all(|c| c.is_ascii_hexdigit()), "{h}");
+}
+
+#[test]
+fn version_ledger_flags_a_shared_version_and_a_split_one() {
+    let s = with_reviews_rules(split_rules());
+    let good = generate(&s, &proxy(&s, "productpage-v1"));
+    let mut ledger = VersionLedger::default();
+    assert_eq!(ledger.record("good", &good), Vec::<String>::new());
+    assert_eq!(ledger.record("again", &good), Vec::<String>::new());
+
+    // Identical content under another version.
+    let mut split = good.clone();
+    let r = split
+        .by_type
+        .get_mut(&TypeUrl::Route)
+        .unwrap()
+        .get_mut("9080")
+        .unwrap();
+    *r = Arc::new(rudder_xds::Resource {
+        version: "other".into(),
+        body: r.body.clone(),
+    });
+    let problems = ledger.record("split", &split);
+    assert!(
+        problems.len() == 1 && problems[0].contains("identical content in good"),
+        "{problems:?}"
+    );
+
+    // Other content under a version already used.
+    let mut shared = good.clone();
+    let clusters = shared.by_type.get_mut(&TypeUrl::Cluster).unwrap();
+    let mysql = clusters["outbound|3306||mysql.default.svc.cluster.local"].clone();
+    let reviews = clusters
+        .get_mut("outbound|9080||reviews.default.svc.cluster.local")
+        .unwrap();
+    *reviews = Arc::new(rudder_xds::Resource {
+        version: reviews.version.clone(),
+        body: mysql.body.clone(),
+    });
+    let problems = ledger.record("shared", &shared);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("already names different content")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn generate_checked_publishes_consistent_sets_and_counts_nothing() {
+    let s = with_reviews_rules(split_rules());
+    let g = Generator::new(s.clone());
+    let before = rudder_xds::internal_errors();
+    for pod in ["productpage-v1", "productpage-v1", "reviews-v1"] {
+        let p = proxy(&s, pod);
+        assert_eq!(g.generate_checked(&p), Some(g.generate(&p)));
+    }
+    assert_eq!(rudder_xds::internal_errors(), before);
+}
+
+#[test]
 fn missing_subset_routes_to_blackhole_and_stays_consistent() {
     // Istio serves a route to an undefined subset (Envoy answers 503): so do we,
     // through BlackHoleCluster, keeping every reference resolvable.

@@ -127,6 +127,7 @@ pub fn golden(case: &str, snapshot: &Arc<Snapshot>, proxy: &Proxy) -> Value {
     if let Err(problems) = check_consistency(&res) {
         panic!("{case}: inconsistent resources:\n{}", problems.join("\n"));
     }
+    record_versions(case, &res);
     let json = to_json(&res);
     let text = serde_json::to_string_pretty(&json).unwrap() + "\n";
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -149,6 +150,23 @@ pub fn golden(case: &str, snapshot: &Arc<Snapshot>, proxy: &Proxy) -> Value {
     }
     envoy_validate(case, &res);
     json
+}
+
+/// Records a case's resources in this test binary's [`VersionLedger`] and
+/// fails on a version shared by different content or identical content under
+/// two versions, against every case recorded before it.
+pub fn record_versions(case: &str, res: &ProxyResources) {
+    static LEDGER: std::sync::Mutex<Option<VersionLedger>> = std::sync::Mutex::new(None);
+    let problems = LEDGER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(VersionLedger::default)
+        .record(case, res);
+    assert!(
+        problems.is_empty(),
+        "same version must mean same content:\n{}",
+        problems.join("\n")
+    );
 }
 
 /// Runs `envoy --mode validate` on the resources as a static bootstrap.
