@@ -130,9 +130,16 @@ fn envoy_validate(case: &str, res: &ProxyResources) {
     }
 }
 
-/// The routes of `host`'s virtual host in the outbound route table for 9080.
+/// The routes of `host`'s virtual host for port 9080: in its own route
+/// configuration `<host>:9080` (a service with a VIP), else in the port's.
 fn routes<'a>(j: &'a Value, host: &str) -> &'a [Value] {
-    let vhosts = j["rds"]["9080"]["virtualHosts"]
+    let own = &j["rds"][format!("{host}:9080")];
+    let table = if own.is_null() {
+        &j["rds"]["9080"]
+    } else {
+        own
+    };
+    let vhosts = table["virtualHosts"]
         .as_array()
         .expect("route table 9080 has virtual hosts");
     let vh = vhosts

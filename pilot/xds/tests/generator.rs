@@ -129,7 +129,12 @@ fn route_change_changes_only_that_route_configuration() {
         .build();
     let p = proxy(&before, "productpage-v1");
     let (a, b) = (generate(&before, &p), generate(&after, &p));
-    assert_eq!(changed(&a, &b, TypeUrl::Route), vec!["9080".to_string()]);
+    // Only the service's own route configuration: not the port's table, not
+    // details' (issue 13: one small resource per affected proxy).
+    assert_eq!(
+        changed(&a, &b, TypeUrl::Route),
+        vec![format!("{}:9080", host("reviews"))]
+    );
     for t in [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Listener] {
         assert_eq!(
             changed(&a, &b, t),
@@ -299,7 +304,9 @@ fn cache_keys_split_by_source_labels_only_when_a_rule_uses_them() {
         g.generate(&proxy(&s, "productpage-v1")),
         g.generate(&proxy(&s, "sleep")),
     );
-    let rc = |r: &ProxyResources| r.of(TypeUrl::Route).unwrap()["9080"].clone();
+    let rc = |r: &ProxyResources| {
+        r.of(TypeUrl::Route).unwrap()["reviews.default.svc.cluster.local:9080"].clone()
+    };
     assert!(
         Arc::ptr_eq(&rc(&a), &rc(&b)),
         "identical route configs must be shared"
@@ -335,28 +342,49 @@ fn cache_keys_split_by_source_labels_only_when_a_rule_uses_them() {
     // Two proxies the selector does not select share one.
     assert!(Arc::ptr_eq(&rc(&sleep), &rc(&reviews)));
 
-    // Another namespace: different domains (no short names), so a different config.
+    // Another namespace, same rules: a service's own config (domains `*`) is
+    // the same content, so the same version and the same Arc...
+    let mut headless = mk_service(
+        "legacy",
+        NS,
+        "198.19.0.99",
+        vec![mk_port("http", 9080, 9080)],
+        &[("app", "legacy")],
+    );
+    headless.cluster_ip = None;
     let s = bookinfo()
+        .service(headless)
         .pod(mk_pod("client", "other", "198.18.1.1", &[("app", "sleep")]))
         .build();
     let g = Generator::new(s.clone());
     let here = g.generate(&proxy(&s, "sleep"));
     let there = g.generate(&mk_proxy(&s, "other", "client"));
-    assert_ne!(rc(&here).version, rc(&there).version);
+    assert!(Arc::ptr_eq(&rc(&here), &rc(&there)) || rc(&here) == rc(&there));
+    assert_eq!(rc(&here).version, rc(&there).version);
+    // ...while the port's table (hosts without a VIP, by Host header) has other
+    // domains there (no short names), so another version.
+    let port = |r: &ProxyResources| r.of(TypeUrl::Route).unwrap()["9080"].clone();
+    assert_ne!(port(&here).version, port(&there).version);
     let j = rudder_xds::to_json(&there);
     let vhosts = j["rds"]["9080"]["virtualHosts"].as_array().unwrap();
+    assert!(
+        !vhosts
+            .iter()
+            .any(|v| v["name"] == "reviews.default.svc.cluster.local:9080"),
+        "a host with a VIP has its own configuration, not a virtual host in the port's"
+    );
     let vh = vhosts
         .iter()
-        .find(|v| v["name"] == "reviews.default.svc.cluster.local:9080")
+        .find(|v| v["name"] == "legacy.default.svc.cluster.local:9080")
         .unwrap();
     assert!(vh["domains"]
         .as_array()
         .unwrap()
-        .contains(&serde_json::json!("reviews.default")));
+        .contains(&serde_json::json!("legacy.default")));
     assert!(!vh["domains"]
         .as_array()
         .unwrap()
-        .contains(&serde_json::json!("reviews")));
+        .contains(&serde_json::json!("legacy")));
 }
 
 #[test]

@@ -185,9 +185,16 @@ pub fn envoy_check(case: &str, res: &ProxyResources) -> Option<Result<(), String
     Some(envoy_validate_bootstrap(&bin, case, &bootstrap))
 }
 
-/// The routes of a virtual host in an outbound route configuration.
+/// The routes of a virtual host in an outbound route configuration: the
+/// service's own `<host>:<port>` (services with a VIP), else the port's.
 pub fn vhost_routes<'a>(json: &'a Value, port: u16, host: &str) -> &'a Vec<Value> {
-    let vhosts = json["rds"][port.to_string()]["virtualHosts"]
+    let own = &json["rds"][format!("{host}:{port}")];
+    let table = if own.is_null() {
+        &json["rds"][port.to_string()]
+    } else {
+        own
+    };
+    let vhosts = table["virtualHosts"]
         .as_array()
         .expect("route config has virtual hosts");
     let vh = vhosts
