@@ -4,7 +4,7 @@
 //!   that service's virtual host (domains `*`: whatever Host a client sends to
 //!   the VIP, the connection is for this service). Served to the listener
 //!   `<VIP>_<port>`, so a change to one service's routes re-sends one small
-//!   resource (issue 13), as Istio's per-service route configurations do.
+//!   resource (issue 13).
 //! - `"<port>"` (named by the port, `"9080"`): the hosts on that port without a
 //!   VIP (headless services, ServiceEntry hosts without addresses), routed by
 //!   Host header with Istio's domain set, then `allow_any` (passthrough).
