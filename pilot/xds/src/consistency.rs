@@ -217,3 +217,15 @@ impl Refs {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_check_is_counted() {
+        let before = internal_errors();
+        report_inconsistent("sidecar~1.2.3.4~a.b~b.svc.cluster.local", &["x".into()]);
+        assert!(internal_errors() > before);
+    }
+}
