@@ -110,6 +110,13 @@ async fn metrics(axum::extract::State(state): S) -> Response {
     let _ = writeln!(out, "# HELP pilot_virt_services Route tables (VirtualServices and RouteRule groups) in the current snapshot.");
     let _ = writeln!(out, "# TYPE pilot_virt_services gauge");
     let _ = writeln!(out, "pilot_virt_services {}", snapshot.route_tables.len());
+    let _ = writeln!(out, "# HELP pilot_total_xds_internal_errors Generated resource sets that failed the consistency check and were not published.");
+    let _ = writeln!(out, "# TYPE pilot_total_xds_internal_errors counter");
+    let _ = writeln!(
+        out,
+        "pilot_total_xds_internal_errors {}",
+        rudder_xds::internal_errors()
+    );
     let _ = writeln!(
         out,
         "# HELP rudder_config_diagnostics Validation findings in the current config, by severity."

@@ -103,7 +103,10 @@ impl Proxies {
                 continue;
             }
             let proxy = rudder_xds::resolve_proxy(&snapshot, c.node.clone(), &c.metadata);
-            c.publish(seq, generator.generate(&proxy));
+            // Inconsistent (logged and counted by rudder-xds): keep the previous set.
+            if let Some(resources) = generator.generate_checked(&proxy) {
+                c.publish(seq, resources);
+            }
         }
         tracing::debug!(version = %snapshot.version, proxies = connections.len(), "pushed snapshot");
     }
@@ -197,11 +200,14 @@ impl ProxyDirectory for Proxies {
         };
         let namespace = tokio::task::spawn_blocking(move || {
             let proxy = rudder_xds::resolve_proxy(generator.snapshot(), id, &metadata);
-            connection.publish(seq, generator.generate(&proxy));
-            proxy.namespace
+            // Nothing earlier to keep: fail the stream (Envoy retries), as Istio does.
+            let resources = generator.generate_checked(&proxy)?;
+            connection.publish(seq, resources);
+            Some(proxy.namespace)
         })
         .await
-        .map_err(|e| tonic::Status::internal(format!("generating the proxy's resources: {e}")))?;
+        .map_err(|e| tonic::Status::internal(format!("generating the proxy's resources: {e}")))?
+        .ok_or_else(|| tonic::Status::unavailable("inconsistent xDS for this proxy"))?;
         tracing::info!(proxy = %node.id, %namespace, "proxy connected");
         Ok(rx)
     }

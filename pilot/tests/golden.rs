@@ -24,7 +24,7 @@ use rudder_model::{NodeId, NodeMetadata, Severity, Snapshot};
 use rudder_registry::{load::load_file, Batch, Store};
 use rudder_xds::{
     check_consistency,
-    fixtures::{envoy_bin, envoy_validate_bootstrap},
+    fixtures::{envoy_bin, envoy_validate_bootstrap, VersionLedger},
     to_json, to_static_bootstrap, Generator, ProxyResources,
 };
 use serde_json::{json, Value};
@@ -94,6 +94,14 @@ fn golden(case: &str) -> Value {
     if let Err(problems) = check_consistency(&res) {
         panic!("{case}: inconsistent resources:\n{}", problems.join("\n"));
     }
+    // Same version ⇔ same canonical JSON, against every case run before.
+    static LEDGER: std::sync::Mutex<Option<VersionLedger>> = std::sync::Mutex::new(None);
+    let clash = LEDGER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(VersionLedger::default)
+        .record(case, &res);
+    assert!(clash.is_empty(), "versions:\n{}", clash.join("\n"));
     let json = to_json(&res);
     let text = serde_json::to_string_pretty(&json).unwrap() + "\n";
     let path = testdata().join(format!("{case}.json"));
@@ -122,9 +130,16 @@ fn envoy_validate(case: &str, res: &ProxyResources) {
     }
 }
 
-/// The routes of `host`'s virtual host in the outbound route table for 9080.
+/// The routes of `host`'s virtual host for port 9080: in its own route
+/// configuration `<host>:9080` (a service with a VIP), else in the port's.
 fn routes<'a>(j: &'a Value, host: &str) -> &'a [Value] {
-    let vhosts = j["rds"]["9080"]["virtualHosts"]
+    let own = &j["rds"][format!("{host}:9080")];
+    let table = if own.is_null() {
+        &j["rds"]["9080"]
+    } else {
+        own
+    };
+    let vhosts = table["virtualHosts"]
         .as_array()
         .expect("route table 9080 has virtual hosts");
     let vh = vhosts

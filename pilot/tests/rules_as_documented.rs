@@ -134,9 +134,10 @@ fn two_virtual_services_for_one_host_the_oldest_wins_and_the_other_is_named() {
     let node = NodeId::sidecar("198.18.0.10".parse().unwrap(), "productpage-v1", "default");
     let proxy = rudder_xds::resolve_proxy(&snapshot, node, &NodeMetadata::default());
     let json = to_json(&Generator::new(snapshot.clone()).generate(&proxy));
-    let vhosts = json["rds"]["9080"]["virtualHosts"]
+    // reviews has a VIP: its routes are in its own configuration.
+    let vhosts = json["rds"][format!("{REVIEWS}:9080")]["virtualHosts"]
         .as_array()
-        .expect("route table 9080");
+        .expect("route configuration reviews:9080");
     let reviews = vhosts
         .iter()
         .find(|v| v["name"] == format!("{REVIEWS}:9080"))

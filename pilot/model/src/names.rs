@@ -111,6 +111,18 @@ pub fn inbound_route_name(port: u16) -> String {
 pub fn outbound_route_name(port: u16) -> String {
     port.to_string()
 }
+/// Outbound route configuration of one service port that has a VIP:
+/// `<host>:<port>`, served to the listener
+/// [`vip_listener_name`] so a change to one service's routes re-sends only it.
+pub fn service_route_name(host: &str, port: u16) -> String {
+    format!("{host}:{port}")
+}
+/// Outbound listener of one service VIP and port, `<VIP>_<port>` (Istio's
+/// naming for listeners of a VIP): not bound, reached from the `virtual` listener's original-destination
+/// hand-off.
+pub fn vip_listener_name(vip: std::net::IpAddr, port: u16) -> String {
+    format!("{vip}_{port}")
+}
 /// Secret holding the workload's certificate (file mode: static in the bootstrap).
 pub const SECRET_DEFAULT: &str = "default";
 /// Secret holding the mesh root certificate.

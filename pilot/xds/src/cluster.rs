@@ -109,14 +109,24 @@ pub(crate) fn outbound_cluster(
         UpstreamTls::None => vec![],
         _ => destination_identities(peers.trust_domain, peers.endpoints),
     };
+    // The resolved inputs only: the TLS setting as resolved (DISABLE and no
+    // setting both build plaintext), and the certificate mode only where a
+    // TLS context names secrets.
+    // (`tp` is already merged for this port: its per-port table is spent.)
+    let rest = TrafficPolicy {
+        tls: None,
+        port_level: Default::default(),
+        ..tp.clone()
+    };
+    let cert_mode = (!matches!(tls, UpstreamTls::None)).then_some(peers.cert_mode);
     let version = Version::new("cds")
         .with(name)
         .with(&svc.hostname)
         .with(port)
-        .with(&tp)
+        .with(&rest)
         .with(&tls)
         .with(&identities)
-        .with(&peers.cert_mode);
+        .with(&cert_mode);
     let mut c = Cluster {
         name: name.to_string(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(

@@ -3,7 +3,10 @@
 //! A dangling name makes Envoy warm forever (EDS) or answer 404/503 (RDS,
 //! clusters), so pilot refuses to publish such a set.
 
-use std::collections::BTreeSet;
+use std::{
+    collections::BTreeSet,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use envoy_types::pb::{
     envoy::{
@@ -34,6 +37,29 @@ pub(crate) fn decode<M: Message + Name + Default>(any: &Any) -> Result<M, String
         return Err(format!("expected {}, got {}", M::type_url(), any.type_url));
     }
     M::decode(any.value.as_slice()).map_err(|e| format!("decoding {}: {e}", M::full_name()))
+}
+
+/// Generated resource sets that failed [`check_consistency`] since start
+/// (Istio's `pilot_total_xds_internal_errors`).
+static INTERNAL_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// How many generated resource sets failed the consistency check (and were
+/// not published) since this process started: pilot exports it as
+/// `pilot_total_xds_internal_errors`.
+pub fn internal_errors() -> u64 {
+    INTERNAL_ERRORS.load(Ordering::Relaxed)
+}
+
+/// Records one failed check: logged (the first problems) and counted.
+pub(crate) fn report_inconsistent(proxy: &str, problems: &[String]) {
+    INTERNAL_ERRORS.fetch_add(1, Ordering::Relaxed);
+    const SHOWN: usize = 5;
+    tracing::error!(
+        proxy,
+        problems = problems.len(),
+        first = %problems.iter().take(SHOWN).cloned().collect::<Vec<_>>().join("; "),
+        "generated xDS is inconsistent; not published (the proxy keeps its previous resources)"
+    );
 }
 
 /// Checks that every EDS resource belongs to an EDS cluster (and every EDS
@@ -189,5 +215,17 @@ impl Refs {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_check_is_counted() {
+        let before = internal_errors();
+        report_inconsistent("sidecar~1.2.3.4~a.b~b.svc.cluster.local", &["x".into()]);
+        assert!(internal_errors() > before);
     }
 }

@@ -317,3 +317,55 @@ pub fn envoy_validate_bootstrap(
         Err(text)
     }
 }
+
+/// Collects every resource generated in a test process and checks, for each
+/// new one against all before it, that same version ⇔ same canonical JSON
+/// (per type): two different resources never share a version, identical ones
+/// always do. The golden helpers record every case into one ledger, so every
+/// pair of golden resources is compared (issue 12).
+#[derive(Debug, Default)]
+pub struct VersionLedger {
+    /// (type, version) → canonical JSON.
+    by_version: std::collections::HashMap<(crate::TypeUrl, String), String>,
+    /// (type, canonical JSON) → (version, first case seen in).
+    by_json: std::collections::HashMap<(crate::TypeUrl, String), (String, String)>,
+}
+
+impl VersionLedger {
+    /// Records every resource of `res` (generated for golden case `case`);
+    /// returns one line per violation.
+    pub fn record(&mut self, case: &str, res: &crate::ProxyResources) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (&t, m) in &res.by_type {
+            for (name, r) in m {
+                let json = crate::resource_to_json(r)
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|e| panic!("{case}: {name}: {e}"));
+                let key = (t, r.version.clone());
+                match self.by_version.get(&key) {
+                    Some(other) if *other != json => problems.push(format!(
+                        "{case}: {} {name}: version {} already names different content",
+                        t.short(),
+                        r.version
+                    )),
+                    _ => {
+                        self.by_version.insert(key, json.clone());
+                    }
+                }
+                match self.by_json.get(&(t, json.clone())) {
+                    Some((v, first)) if *v != r.version => problems.push(format!(
+                        "{case}: {} {name}: version {} but identical content in {first} has {v}",
+                        t.short(),
+                        r.version
+                    )),
+                    Some(_) => {}
+                    None => {
+                        self.by_json
+                            .insert((t, json), (r.version.clone(), case.to_string()));
+                    }
+                }
+            }
+        }
+        problems
+    }
+}

@@ -8,6 +8,7 @@
 //!   ├─ endpoints     key: cluster name                            shared by everyone
 //!   ├─ namespaces    key: (proxy namespace, cert mode) → CDS + EDS one per namespace and cert mode
 //!   ├─ routes        key: (port, namespace, source-selector bits)  one per "kind" of proxy
+//!   ├─ service_routes key: (host, port, namespace, selector bits) `<host>:<port>` per VIP service
 //!   ├─ chains        key: (namespace, selector bits, capture ports)
 //!   └─ per proxy:    inbound clusters + listeners (pod IPs are the proxy's own)
 //! ```
@@ -24,15 +25,21 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use rudder_model::{names::ClusterName, node::CertMode, selects, Labels, Proxy, Snapshot};
+use rudder_model::{
+    names::{service_route_name, ClusterName},
+    node::CertMode,
+    selects, Labels, Proxy, Snapshot,
+};
 
 use crate::{
+    check_consistency,
     cluster::{fixed_clusters, inbound_cluster, outbound_cluster, visible_policy, Peers},
+    consistency::report_inconsistent,
     endpoint::{eds_resource, members},
     inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
     proxy::inbound_ports,
-    rds::outbound_route_config,
+    rds::{outbound_route_config, service_route_config},
     ProxyResources, Resource, TypeUrl,
 };
 
@@ -86,7 +93,12 @@ pub struct Generator {
     inbound: Memo<(u16, rudder_model::Protocol), Resource>,
     namespaces: Memo<(String, CertMode), NamespaceView>,
     routes: Memo<(u16, String, SelectorBits), Resource>,
+    /// Per-service route configurations: (host, port, namespace, selector bits).
+    service_routes: Memo<(String, u16, String, SelectorBits), Resource>,
     chains: Memo<(String, SelectorBits, Vec<u16>), OutboundChains>,
+    /// Consistency results by a hash of a set's names and versions: proxies
+    /// with identical sets are checked once.
+    checks: Memo<u64, Result<(), Vec<String>>>,
 }
 
 impl Generator {
@@ -119,7 +131,9 @@ impl Generator {
             inbound: Memo::new(),
             namespaces: Memo::new(),
             routes: Memo::new(),
+            service_routes: Memo::new(),
             chains: Memo::new(),
+            checks: Memo::new(),
         }
     }
 
@@ -169,7 +183,7 @@ impl Generator {
         let listeners: Named = listeners(proxy, &inbound, &chains, &security)
             .into_iter()
             .collect();
-        let routes: Named = chains
+        let mut routes: Named = chains
             .http_ports
             .iter()
             .map(|&port| {
@@ -181,6 +195,16 @@ impl Generator {
                 (rudder_model::names::outbound_route_name(port), r)
             })
             .collect();
+        for (host, port) in &chains.service_routes {
+            let Some(svc) = snapshot.services.get(host) else {
+                continue;
+            };
+            let key = (host.clone(), *port, proxy.namespace.clone(), bits.clone());
+            let r = self.service_routes.get_or(key, || {
+                service_route_config(snapshot, svc, *port, &proxy.namespace, &proxy.labels)
+            });
+            routes.insert(service_route_name(host, *port), r);
+        }
 
         tracing::debug!(
             proxy = %proxy.id,
@@ -198,6 +222,37 @@ impl Generator {
         out.by_type.insert(TypeUrl::Listener, listeners);
         out.by_type.insert(TypeUrl::Route, routes);
         out
+    }
+
+    /// [`Generator::generate`], then [`check_consistency`]: `None` when the
+    /// set references names it does not hold (a generator bug), which is
+    /// logged and counted ([`crate::internal_errors`]); the caller keeps
+    /// publishing what it published before. What pilot runs before every
+    /// publish.
+    pub fn generate_checked(&self, proxy: &Proxy) -> Option<ProxyResources> {
+        let res = self.generate(proxy);
+        let key = {
+            use std::hash::Hasher;
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            for (t, m) in &res.by_type {
+                t.hash(&mut h);
+                for (name, r) in m {
+                    name.hash(&mut h);
+                    r.version.hash(&mut h);
+                }
+            }
+            h.finish()
+        };
+        let checked = self
+            .checks
+            .get_or(key, || Arc::new(check_consistency(&res)));
+        match &*checked {
+            Ok(()) => Some(res),
+            Err(problems) => {
+                report_inconsistent(&proxy.id.to_string(), problems);
+                None
+            }
+        }
     }
 
     /// Outbound clusters (per service port, per visible subset) and their EDS.

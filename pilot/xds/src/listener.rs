@@ -1,8 +1,12 @@
-//! LDS: the `virtual` listener on the capture port, and `virtualInbound` when
+//! LDS: the `virtual` listener on the capture port, one `<VIP>_<port>`
+//! listener per HTTP service port with a VIP, and `virtualInbound` when
 //! inbound traffic is captured on a port of its own.
 //!
 //! ```text
-//!  0.0.0.0:<capture_port>, original_dst listener filter (no hand-off)
+//!  0.0.0.0:<capture_port>, original_dst listener filter, use_original_dst
+//!   ├─ hand-off: a listener at exactly <original dst IP>:<port> takes the connection
+//!   │    <VIP>_<port> (bind_to_port false)   outbound HTTP to a service VIP: HCM, RDS "<host>:<port>"
+//!   └─ otherwise the chains of `virtual` itself:
 //!   ├─ dst port P, prefix pod IPs   inbound: HCM (inline route) or tcp_proxy → inbound|P||
 //!   ├─ dst port P, prefix pod IPs   outbound port the pod does not serve → InboundPassthroughCluster
 //!   ├─ prefix pod IPs               other inbound ports → InboundPassthroughCluster
@@ -19,7 +23,16 @@
 //! port with an outbound chain (HTTP: any address; TCP: a VIP) also gets a
 //! pod-IP chain, else inbound connections to pod IP:P would be proxied
 //! outbound (HTTP) or passed through without the 127.0.0.6 source and
-//! captured again (TCP). The outbound chains depend only on the snapshot, the proxy's
+//! captured again (TCP).
+//!
+//! The hand-off (Istio's `virtualOutbound`): with `use_original_dst` Envoy
+//! looks for a listener at the connection's original destination, exactly
+//! `IP:port` first, then `0.0.0.0:port`; the `<VIP>_<port>` listeners are
+//! never bound (`bind_to_port: false`) and exist only to be found this way.
+//! Inbound connections (to pod IPs) and everything else find none and stay in
+//! `virtual`. A connection to a VIP therefore uses its service's own route
+//! configuration, and the port's `"<port>"` table keeps only the hosts without
+//! a VIP. The outbound chains depend only on the snapshot, the proxy's
 //! namespace and labels (TCP routes) and its capture ports, so they are built
 //! once per such key and shared ([`OutboundChains`]).
 
@@ -27,8 +40,11 @@ use std::{collections::BTreeSet, net::IpAddr, sync::Arc};
 
 use envoy_types::pb::{
     envoy::{
-        config::listener::v3::{
-            listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+        config::{
+            core::v3::TrafficDirection,
+            listener::v3::{
+                listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+            },
         },
         extensions::filters::{
             http::{fault::v3::HttpFault, router::v3::Router},
@@ -46,8 +62,9 @@ use envoy_types::pb::{
 };
 use rudder_model::{
     names::{
-        outbound_route_name, ClusterName, BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER,
-        PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER, VIRTUAL_LISTENER,
+        outbound_route_name, service_route_name, vip_listener_name, ClusterName, BLACKHOLE_CLUSTER,
+        INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
+        VIRTUAL_LISTENER,
     },
     selects, Labels, Proxy, Snapshot, TcpRoute,
 };
@@ -60,6 +77,7 @@ use crate::{
     http_route::Destinations,
     inbound::{inbound_chains, InboundSecurity},
     proxy::{pod_ips, InboundPort},
+    rds::vip_http_ports,
     version::Version,
     Resource,
 };
@@ -76,6 +94,11 @@ pub(crate) struct OutboundChains {
     pub(crate) ports: BTreeSet<u16>,
     /// Hash of the model inputs the chains were built from.
     pub(crate) version: String,
+    /// The `<VIP>_<port>` listeners (never bound; reached by hand-off).
+    pub(crate) vip_listeners: Vec<(String, Arc<Resource>)>,
+    /// The services and ports whose route configuration `<host>:<port>` those
+    /// listeners name.
+    pub(crate) service_routes: Vec<(String, u16)>,
 }
 
 /// Builds the outbound chains for a proxy in `namespace` with `labels`.
@@ -172,12 +195,52 @@ pub(crate) fn outbound_chains(
         .copied()
         .chain(seen.iter().map(|(port, _)| *port))
         .collect();
+    let mut vip_listeners = Vec::new();
+    let mut service_routes = Vec::new();
+    for ((vip, port), svc) in vip_http_ports(snapshot) {
+        if capture_ports.contains(&port) {
+            continue;
+        }
+        let (name, l) = vip_listener(vip, port, &svc.hostname);
+        let v = Version::new("lds-vip").with(&name).with(&svc.hostname);
+        vip_listeners.push((name, resource(v, &l)));
+        service_routes.push((svc.hostname.clone(), port));
+    }
     OutboundChains {
         chains,
         http_ports,
         ports,
         version: version.to_string(),
+        vip_listeners,
+        service_routes,
     }
+}
+
+/// The listener `<VIP>_<port>` of an HTTP service port: not bound, one chain,
+/// an HCM on the service's own route configuration.
+fn vip_listener(vip: IpAddr, port: u16, host: &str) -> (String, Listener) {
+    let name = vip_listener_name(vip, port);
+    let hcm = http_connection_manager(
+        &format!("outbound_{vip}_{port}"),
+        RouteSpecifier::Rds(Rds {
+            config_source: Some(ads()),
+            route_config_name: service_route_name(host, port),
+        }),
+        HcmOptions::default(),
+    );
+    let listener = Listener {
+        name: name.clone(),
+        address: Some(socket_address(&vip.to_string(), port)),
+        bind_to_port: Some(BoolValue { value: false }),
+        traffic_direction: TrafficDirection::Outbound as i32,
+        filter_chains: vec![FilterChain {
+            name: ClusterName::outbound(port, None, host).to_string(),
+            filters: vec![hcm],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    (name, listener)
 }
 
 fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) -> bool {
@@ -290,6 +353,7 @@ pub(crate) fn listeners(
     }
     out.into_iter()
         .map(|(name, l)| (name.to_string(), resource(version.clone().with(name), &l)))
+        .chain(outbound.vip_listeners.iter().cloned())
         .collect()
 }
 
@@ -325,6 +389,9 @@ fn listener(
         continue_on_listener_filters_timeout: inspecting,
         filter_chains,
         default_filter_chain: Some(default),
+        // Hand connections to a `<VIP>_<port>` listener when one matches
+        // (only `virtual`: inbound connections never go to a VIP).
+        use_original_dst: (name == VIRTUAL_LISTENER).then_some(BoolValue { value: true }),
         ..Default::default()
     }
 }

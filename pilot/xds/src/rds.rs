@@ -1,14 +1,25 @@
-//! RDS: the outbound route configuration of one HTTP port (named by the port,
-//! `"9080"`), and the inline inbound one.
+//! RDS: the outbound route configurations, and the inline inbound one.
 //!
-//! One virtual host per service with that port, with Istio's domain set; its
-//! routes come from the first route table naming the host that the proxy's
-//! namespace can see. Routes whose every match is meant for other sources
+//! - `<host>:<port>`: one per HTTP port of a service with a VIP, holding only
+//!   that service's virtual host (domains `*`: whatever Host a client sends to
+//!   the VIP, the connection is for this service). Served to the listener
+//!   `<VIP>_<port>`, so a change to one service's routes re-sends one small
+//!   resource (issue 13).
+//! - `"<port>"` (named by the port, `"9080"`): the hosts on that port without a
+//!   VIP (headless services, ServiceEntry hosts without addresses), routed by
+//!   Host header with Istio's domain set, then `allow_any` (passthrough).
+//!
+//! A service's routes come from the first route table naming the host that
+//! the proxy's namespace can see. Routes whose every match is meant for other sources
 //! (`sourceLabels`, source namespace) or another port are left out, which is
 //! why the config depends on the proxy's namespace and labels and is cached by
 //! them (see [`crate::Generator`]).
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::IpAddr,
+    sync::Arc,
+};
 
 use envoy_types::pb::{
     envoy::config::route::v3::{
@@ -17,7 +28,10 @@ use envoy_types::pb::{
     google::protobuf::BoolValue,
 };
 use rudder_model::{
-    names::{inbound_route_name, outbound_route_name, ClusterName, PASSTHROUGH_CLUSTER},
+    names::{
+        inbound_route_name, outbound_route_name, service_route_name, ClusterName,
+        PASSTHROUGH_CLUSTER,
+    },
     Destination, HttpAction, HttpMatch, HttpRoute, Labels, Service, Snapshot,
 };
 
@@ -40,15 +54,19 @@ pub(crate) fn outbound_route_config(
     labels: &Labels,
 ) -> Arc<Resource> {
     let name = outbound_route_name(port);
-    let mut version = Version::new("rds").with(&name).with(namespace);
+    // The namespace enters through what it resolves: domains, route tables,
+    // destination rules (identical tables in two namespaces share a version).
+    let mut version = Version::new("rds").with(&name);
     let dests = Destinations {
         snapshot,
         namespace,
     };
+    let own = vip_http_ports(snapshot);
     let mut used_domains = HashSet::new();
     let mut virtual_hosts = Vec::new();
     for svc in snapshot.services.values() {
-        if !svc.port(port).is_some_and(|p| p.protocol.is_http()) {
+        if !svc.port(port).is_some_and(|p| p.protocol.is_http()) || has_own_routes(&own, svc, port)
+        {
             continue;
         }
         let domains: Vec<String> = domains(svc, port, namespace)
@@ -79,6 +97,58 @@ pub(crate) fn outbound_route_config(
         name,
         virtual_hosts,
         // Clusters may arrive after routes; Envoy must not reject the routes for it.
+        validate_clusters: Some(BoolValue { value: false }),
+        ..Default::default()
+    };
+    resource(version, &config)
+}
+
+/// The HTTP service ports with a VIP, each with the service that gets
+/// listener `<VIP>_<port>` and route configuration `<host>:<port>` of its own:
+/// the first by hostname when services share a VIP and port (the others stay
+/// in the port's table).
+pub(crate) fn vip_http_ports(snapshot: &Snapshot) -> BTreeMap<(IpAddr, u16), &Service> {
+    let mut out = BTreeMap::new();
+    for svc in snapshot.services.values() {
+        let Some(vip) = svc.cluster_ip else { continue };
+        for p in svc.ports.iter().filter(|p| p.protocol.is_http()) {
+            out.entry((vip, p.port)).or_insert(svc);
+        }
+    }
+    out
+}
+
+/// Whether `svc`'s `port` has a route configuration of its own.
+fn has_own_routes(own: &BTreeMap<(IpAddr, u16), &Service>, svc: &Service, port: u16) -> bool {
+    svc.cluster_ip
+        .and_then(|vip| own.get(&(vip, port)))
+        .is_some_and(|s| s.hostname == svc.hostname)
+}
+
+/// The route configuration `<host>:<port>` of one service port with a VIP, as
+/// a proxy in `namespace` with `labels` sees it: one virtual host, domains `*`.
+pub(crate) fn service_route_config(
+    snapshot: &Snapshot,
+    svc: &Service,
+    port: u16,
+    namespace: &str,
+    labels: &Labels,
+) -> Arc<Resource> {
+    let name = service_route_name(&svc.hostname, port);
+    let mut version = Version::new("rds-service").with(&name);
+    let dests = Destinations {
+        snapshot,
+        namespace,
+    };
+    let routes = service_routes(snapshot, svc, port, namespace, labels, &dests, &mut version);
+    let config = RouteConfiguration {
+        name: name.clone(),
+        virtual_hosts: vec![VirtualHost {
+            name,
+            domains: vec!["*".into()],
+            routes,
+            ..Default::default()
+        }],
         validate_clusters: Some(BoolValue { value: false }),
         ..Default::default()
     };

@@ -5,12 +5,24 @@
 //! get different versions. The model is all `BTreeMap`s and derives `Hash`, so
 //! hashing the inputs is deterministic; equal inputs give equal versions across
 //! calls and across [`crate::Generator`]s.
+//!
+//! Every version is salted with [`GENERATOR_HASH`], a hash of the generator's
+//! own sources computed at build time: a pilot built from different code may
+//! build different bytes from the same inputs, so a reconnecting Envoy (Delta
+//! sends the versions it holds) never keeps config an older pilot built.
+//! The golden tests record every case in a
+//! [`VersionLedger`](crate::fixtures::VersionLedger), which asserts that same
+//! version ⇔ same canonical JSON across all of them.
 
 use std::{
     collections::hash_map::DefaultHasher,
     fmt,
     hash::{Hash, Hasher},
 };
+
+/// Hash of the sources of `rudder-xds` and `rudder-model` (and the
+/// envoy-types version) this build was made from, computed by `build.rs`.
+pub const GENERATOR_HASH: &str = env!("RUDDER_GENERATOR_HASH");
 
 /// A version under construction: feed it every input, then format it.
 #[derive(Clone)]
@@ -21,9 +33,9 @@ impl Version {
     /// EDS built from the same inputs apart).
     pub(crate) fn new(kind: &str) -> Self {
         let mut h = DefaultHasher::new();
-        // A new pilot release may build different protos from the same inputs:
-        // salt with the crate version so reconnecting Envoys get them.
-        env!("CARGO_PKG_VERSION").hash(&mut h);
+        // Other generator code may build other protos from the same inputs:
+        // salt with the hash of that code so reconnecting Envoys get them.
+        GENERATOR_HASH.hash(&mut h);
         kind.hash(&mut h);
         Version(h)
     }

@@ -129,7 +129,12 @@ fn route_change_changes_only_that_route_configuration() {
         .build();
     let p = proxy(&before, "productpage-v1");
     let (a, b) = (generate(&before, &p), generate(&after, &p));
-    assert_eq!(changed(&a, &b, TypeUrl::Route), vec!["9080".to_string()]);
+    // Only the service's own route configuration: not the port's table, not
+    // details' (issue 13: one small resource per affected proxy).
+    assert_eq!(
+        changed(&a, &b, TypeUrl::Route),
+        vec![format!("{}:9080", host("reviews"))]
+    );
     for t in [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Listener] {
         assert_eq!(
             changed(&a, &b, t),
@@ -206,6 +211,71 @@ fn consistency_check_catches_dangling_references() {
 }
 
 #[test]
+fn versions_are_salted_with_the_generator_hash_not_the_crate_version() {
+    let h = rudder_xds::GENERATOR_HASH;
+    assert_eq!(h.len(), 16, "{h}");
+    assert!(h.chars().all(|c| c.is_ascii_hexdigit()), "{h}");
+}
+
+#[test]
+fn version_ledger_flags_a_shared_version_and_a_split_one() {
+    let s = with_reviews_rules(split_rules());
+    let good = generate(&s, &proxy(&s, "productpage-v1"));
+    let mut ledger = VersionLedger::default();
+    assert_eq!(ledger.record("good", &good), Vec::<String>::new());
+    assert_eq!(ledger.record("again", &good), Vec::<String>::new());
+
+    // Identical content under another version.
+    let mut split = good.clone();
+    let r = split
+        .by_type
+        .get_mut(&TypeUrl::Route)
+        .unwrap()
+        .get_mut("9080")
+        .unwrap();
+    *r = Arc::new(rudder_xds::Resource {
+        version: "other".into(),
+        body: r.body.clone(),
+    });
+    let problems = ledger.record("split", &split);
+    assert!(
+        problems.len() == 1 && problems[0].contains("identical content in good"),
+        "{problems:?}"
+    );
+
+    // Other content under a version already used.
+    let mut shared = good.clone();
+    let clusters = shared.by_type.get_mut(&TypeUrl::Cluster).unwrap();
+    let mysql = clusters["outbound|3306||mysql.default.svc.cluster.local"].clone();
+    let reviews = clusters
+        .get_mut("outbound|9080||reviews.default.svc.cluster.local")
+        .unwrap();
+    *reviews = Arc::new(rudder_xds::Resource {
+        version: reviews.version.clone(),
+        body: mysql.body.clone(),
+    });
+    let problems = ledger.record("shared", &shared);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("already names different content")),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn generate_checked_publishes_consistent_sets_and_counts_nothing() {
+    let s = with_reviews_rules(split_rules());
+    let g = Generator::new(s.clone());
+    let before = rudder_xds::internal_errors();
+    for pod in ["productpage-v1", "productpage-v1", "reviews-v1"] {
+        let p = proxy(&s, pod);
+        assert_eq!(g.generate_checked(&p), Some(g.generate(&p)));
+    }
+    assert_eq!(rudder_xds::internal_errors(), before);
+}
+
+#[test]
 fn missing_subset_routes_to_blackhole_and_stays_consistent() {
     // Istio serves a route to an undefined subset (Envoy answers 503): so do we,
     // through BlackHoleCluster, keeping every reference resolvable.
@@ -234,7 +304,9 @@ fn cache_keys_split_by_source_labels_only_when_a_rule_uses_them() {
         g.generate(&proxy(&s, "productpage-v1")),
         g.generate(&proxy(&s, "sleep")),
     );
-    let rc = |r: &ProxyResources| r.of(TypeUrl::Route).unwrap()["9080"].clone();
+    let rc = |r: &ProxyResources| {
+        r.of(TypeUrl::Route).unwrap()["reviews.default.svc.cluster.local:9080"].clone()
+    };
     assert!(
         Arc::ptr_eq(&rc(&a), &rc(&b)),
         "identical route configs must be shared"
@@ -270,28 +342,49 @@ fn cache_keys_split_by_source_labels_only_when_a_rule_uses_them() {
     // Two proxies the selector does not select share one.
     assert!(Arc::ptr_eq(&rc(&sleep), &rc(&reviews)));
 
-    // Another namespace: different domains (no short names), so a different config.
+    // Another namespace, same rules: a service's own config (domains `*`) is
+    // the same content, so the same version and the same Arc...
+    let mut headless = mk_service(
+        "legacy",
+        NS,
+        "198.19.0.99",
+        vec![mk_port("http", 9080, 9080)],
+        &[("app", "legacy")],
+    );
+    headless.cluster_ip = None;
     let s = bookinfo()
+        .service(headless)
         .pod(mk_pod("client", "other", "198.18.1.1", &[("app", "sleep")]))
         .build();
     let g = Generator::new(s.clone());
     let here = g.generate(&proxy(&s, "sleep"));
     let there = g.generate(&mk_proxy(&s, "other", "client"));
-    assert_ne!(rc(&here).version, rc(&there).version);
+    assert!(Arc::ptr_eq(&rc(&here), &rc(&there)) || rc(&here) == rc(&there));
+    assert_eq!(rc(&here).version, rc(&there).version);
+    // ...while the port's table (hosts without a VIP, by Host header) has other
+    // domains there (no short names), so another version.
+    let port = |r: &ProxyResources| r.of(TypeUrl::Route).unwrap()["9080"].clone();
+    assert_ne!(port(&here).version, port(&there).version);
     let j = rudder_xds::to_json(&there);
     let vhosts = j["rds"]["9080"]["virtualHosts"].as_array().unwrap();
+    assert!(
+        !vhosts
+            .iter()
+            .any(|v| v["name"] == "reviews.default.svc.cluster.local:9080"),
+        "a host with a VIP has its own configuration, not a virtual host in the port's"
+    );
     let vh = vhosts
         .iter()
-        .find(|v| v["name"] == "reviews.default.svc.cluster.local:9080")
+        .find(|v| v["name"] == "legacy.default.svc.cluster.local:9080")
         .unwrap();
     assert!(vh["domains"]
         .as_array()
         .unwrap()
-        .contains(&serde_json::json!("reviews.default")));
+        .contains(&serde_json::json!("legacy.default")));
     assert!(!vh["domains"]
         .as_array()
         .unwrap()
-        .contains(&serde_json::json!("reviews")));
+        .contains(&serde_json::json!("legacy")));
 }
 
 #[test]

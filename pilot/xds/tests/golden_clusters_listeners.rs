@@ -299,7 +299,8 @@ fn unknown_destination_passes_through() {
         l["listenerFilters"][0]["name"],
         "envoy.filters.listener.original_dst"
     );
-    assert!(l.get("useOriginalDst").is_none());
+    // Hands connections to a VIP over to that service's `<VIP>_<port>` listener.
+    assert_eq!(l["useOriginalDst"], true);
     assert_eq!(l["address"]["socketAddress"]["portValue"], 15000);
     assert_eq!(
         j["cds"]["PassthroughCluster"]["lbPolicy"],
@@ -312,6 +313,76 @@ fn unknown_destination_passes_through() {
         .unwrap()
         .clone();
     assert_eq!(any["routes"][0]["route"]["cluster"], "PassthroughCluster");
+}
+
+#[test]
+fn http_service_with_a_vip_has_its_own_listener_and_route_configuration() {
+    // reviews has a VIP; legacy (headless) has none and stays in the port's
+    // table, routed by Host header.
+    let mut legacy = mk_service(
+        "legacy",
+        NS,
+        "198.19.0.99",
+        vec![mk_port("http", 9080, 9080)],
+        &[("app", "legacy")],
+    );
+    legacy.cluster_ip = None;
+    let s = bookinfo()
+        .service(legacy)
+        .pod(mk_pod("legacy-v1", NS, "198.18.0.40", &[("app", "legacy")]))
+        .build();
+    let j = golden("per_service_routes", &s, &proxy(&s, "sleep"));
+
+    let l = &j["lds"]["198.19.0.11_9080"];
+    assert_eq!(l["bindToPort"], false);
+    assert_eq!(
+        l["address"]["socketAddress"],
+        json!({"address": "198.19.0.11", "portValue": 9080})
+    );
+    assert_eq!(l["trafficDirection"], "OUTBOUND");
+    let chains = l["filterChains"].as_array().unwrap();
+    assert_eq!(chains.len(), 1);
+    let hcm = &chains[0]["filters"][0]["typedConfig"];
+    assert_eq!(
+        hcm["rds"]["routeConfigName"],
+        format!("{}:9080", host("reviews"))
+    );
+    assert_eq!(hcm["statPrefix"], "outbound_198.19.0.11_9080");
+    // mysql is TCP: no listener of its own (a VIP chain in `virtual`).
+    assert!(j["lds"].get("198.19.0.13_3306").is_none());
+
+    let own = &j["rds"][format!("{}:9080", host("reviews"))];
+    let vhosts = own["virtualHosts"].as_array().unwrap();
+    assert_eq!(vhosts.len(), 1);
+    assert_eq!(vhosts[0]["domains"], json!(["*"]));
+    assert_eq!(
+        vhosts[0]["routes"][0]["route"]["cluster"],
+        format!("outbound|9080||{}", host("reviews"))
+    );
+
+    // The port's table: legacy by Host header, then allow_any; no VIP host.
+    let names: Vec<&str> = j["rds"]["9080"]["virtualHosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [format!("{}:9080", host("legacy")).as_str(), "allow_any"]
+    );
+    // Every service with a VIP and an HTTP port, and nothing else.
+    let mut vip_listeners: Vec<&String> = j["lds"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| k.contains('_'))
+        .collect();
+    vip_listeners.sort();
+    assert_eq!(
+        vip_listeners,
+        ["198.19.0.10_9080", "198.19.0.11_9080", "198.19.0.12_9080"]
+    );
 }
 
 #[test]

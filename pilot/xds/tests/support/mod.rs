@@ -127,6 +127,7 @@ pub fn golden(case: &str, snapshot: &Arc<Snapshot>, proxy: &Proxy) -> Value {
     if let Err(problems) = check_consistency(&res) {
         panic!("{case}: inconsistent resources:\n{}", problems.join("\n"));
     }
+    record_versions(case, &res);
     let json = to_json(&res);
     let text = serde_json::to_string_pretty(&json).unwrap() + "\n";
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -151,6 +152,23 @@ pub fn golden(case: &str, snapshot: &Arc<Snapshot>, proxy: &Proxy) -> Value {
     json
 }
 
+/// Records a case's resources in this test binary's [`VersionLedger`] and
+/// fails on a version shared by different content or identical content under
+/// two versions, against every case recorded before it.
+pub fn record_versions(case: &str, res: &ProxyResources) {
+    static LEDGER: std::sync::Mutex<Option<VersionLedger>> = std::sync::Mutex::new(None);
+    let problems = LEDGER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get_or_insert_with(VersionLedger::default)
+        .record(case, res);
+    assert!(
+        problems.is_empty(),
+        "same version must mean same content:\n{}",
+        problems.join("\n")
+    );
+}
+
 /// Runs `envoy --mode validate` on the resources as a static bootstrap.
 pub fn envoy_validate(case: &str, res: &ProxyResources) {
     if let Some(Err(text)) = envoy_check(case, res) {
@@ -167,9 +185,16 @@ pub fn envoy_check(case: &str, res: &ProxyResources) -> Option<Result<(), String
     Some(envoy_validate_bootstrap(&bin, case, &bootstrap))
 }
 
-/// The routes of a virtual host in an outbound route configuration.
+/// The routes of a virtual host in an outbound route configuration: the
+/// service's own `<host>:<port>` (services with a VIP), else the port's.
 pub fn vhost_routes<'a>(json: &'a Value, port: u16, host: &str) -> &'a Vec<Value> {
-    let vhosts = json["rds"][port.to_string()]["virtualHosts"]
+    let own = &json["rds"][format!("{host}:{port}")];
+    let table = if own.is_null() {
+        &json["rds"][port.to_string()]
+    } else {
+        own
+    };
+    let vhosts = table["virtualHosts"]
         .as_array()
         .expect("route config has virtual hosts");
     let vh = vhosts
