@@ -3,7 +3,7 @@
 //! ```text
 //!  restore DIR ─► taskset -c 0 pilot serve --config-dir DIR ─► /ready
 //!        ─► S sidecars connect at once (storm: until every one has ACKed CDS, EDS, LDS, RDS)
-//!        ─► vs-change: rewrite routes/ns0/svc0.yaml (temp + rename), until every sidecar holds a new RDS "9080"
+//!        ─► vs-change: rewrite routes/ns0/svc0.yaml (temp + rename), until every sidecar holds a new RDS "svc0.ns0.svc.cluster.local:9080"
 //!        ─► churn: every 1/K s flip one pod's readiness (rename of its pods file), until every sidecar holds its new subset CLA
 //!        ─► service-add: a new Service + pods, until every sidecar holds its CLA
 //!        ─► /proc/<pilot>: RSS, VmHWM, CPU ─► report ─► restore DIR
@@ -603,9 +603,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         match sc {
             Scenario::Storm => continue,
             Scenario::VsChange => {
+                // Services with a VIP have their own route configuration.
                 let key = format!(
                     "rds:{}",
-                    rudder_model::names::outbound_route_name(HTTP_PORT)
+                    rudder_model::names::service_route_name(&mesh.shape.host(0), HTTP_PORT)
                 );
                 for j in 0..opts.vs_changes {
                     mesh.set_weight(if j % 2 == 0 { 80 } else { 90 })?;
