@@ -33,20 +33,27 @@ struct Connection {
 
 impl Connection {
     /// Publishes resources generated from push `seq`, unless the channel
-    /// already holds a newer generation or the same versions.
-    fn publish(&self, seq: u64, resources: ProxyResources) {
+    /// already holds a newer generation or the same versions. A type whose
+    /// versions did not change keeps the map the channel holds, so the ADS
+    /// server sees it unchanged by pointer and streams keep sharing it.
+    fn publish(&self, seq: u64, mut resources: ProxyResources) {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         if seq < *applied {
             return;
         }
         *applied = seq;
         self.tx.send_if_modified(|current| {
-            if same_versions(current, &resources) {
-                false
-            } else {
-                *current = Arc::new(resources);
-                true
+            let mut changed = current.by_type.len() != resources.by_type.len();
+            for (t, m) in resources.by_type.iter_mut() {
+                match current.by_type.get(t) {
+                    Some(old) if rudder_xds::same_versions(old, m) => *m = old.clone(),
+                    _ => changed = true,
+                }
             }
+            if changed {
+                *current = Arc::new(resources);
+            }
+            changed
         });
     }
 }
@@ -154,23 +161,6 @@ impl Proxies {
     }
 }
 
-/// Whether two resource sets hold the same names at the same versions (versions
-/// are content hashes, so this is content equality without comparing bodies).
-fn same_versions(a: &ProxyResources, b: &ProxyResources) -> bool {
-    a.by_type.len() == b.by_type.len()
-        && a.by_type
-            .iter()
-            .zip(b.by_type.iter())
-            .all(|((ta, ra), (tb, rb))| {
-                ta == tb
-                    && ra.len() == rb.len()
-                    && ra
-                        .iter()
-                        .zip(rb.iter())
-                        .all(|((na, va), (nb, vb))| na == nb && va.version == vb.version)
-            })
-}
-
 #[tonic::async_trait]
 impl ProxyDirectory for Proxies {
     async fn connect(
@@ -220,7 +210,7 @@ mod tests {
 
     fn clusters(version: &str) -> ProxyResources {
         let mut r = ProxyResources::default();
-        r.by_type.entry(TypeUrl::Cluster).or_default().insert(
+        r.make_mut(TypeUrl::Cluster).insert(
             "a".into(),
             Arc::new(Resource {
                 version: version.into(),
@@ -250,5 +240,23 @@ mod tests {
         // The same versions again are not a change.
         c.publish(4, clusters("new"));
         assert!(!rx.has_changed().unwrap());
+        // Another type changes: the unchanged cluster map is the one the
+        // channel held (same pointer), so streams see it as unchanged.
+        let before = rx.borrow().shared(TypeUrl::Cluster).unwrap().clone();
+        let mut next = clusters("new");
+        next.make_mut(TypeUrl::Route).insert(
+            "r".into(),
+            Arc::new(Resource {
+                version: "1".into(),
+                body: Default::default(),
+            }),
+        );
+        c.publish(5, next);
+        let after = rx.borrow_and_update().clone();
+        assert!(Arc::ptr_eq(
+            &before,
+            after.shared(TypeUrl::Cluster).unwrap()
+        ));
+        assert_eq!(after.of(TypeUrl::Route).unwrap().len(), 1);
     }
 }

@@ -21,7 +21,10 @@
 //!   resending now; the next change of that type resends all of it;
 //! - a non-empty nonce that is not the last sent is stale: counted.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, OnceLock},
+};
 
 use envoy_types::pb::envoy::{
     config::core::v3::Node,
@@ -29,31 +32,47 @@ use envoy_types::pb::envoy::{
         DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
     },
 };
-use rudder_xds::{ProxyResources, TypeUrl};
+use rudder_xds::{ProxyResources, Resource, TypeUrl};
 use tracing::{debug, info, warn};
 
 use crate::{
     order::{may_linger, waits_for_cds, REFERRERS},
+    status::Names,
     stream::{Protocol, StreamCtx},
-    subscription::{Content, Subscription},
+    subscription::{changed, missing, same_content, Content, Subscription},
 };
 
-/// The version recorded for a resource whose client-side version is unknown.
-const UNKNOWN: &str = "";
+/// A resource the client holds at a version the server does not have as a
+/// resource: one it reported on reconnect, or any after a NACK (then the
+/// version is unknown, `""`). Only its version is ever read.
+fn held_at(version: String) -> Arc<Resource> {
+    Arc::new(Resource {
+        version,
+        body: Default::default(),
+    })
+}
+
+/// The shared "version unknown" entry.
+fn unknown() -> Arc<Resource> {
+    static UNKNOWN: OnceLock<Arc<Resource>> = OnceLock::new();
+    UNKNOWN.get_or_init(|| held_at(String::new())).clone()
+}
 
 /// One type on one Delta stream.
 struct TypeState {
     sub: Subscription,
-    /// What the client holds, by name → version (`UNKNOWN` after a NACK).
-    client: BTreeMap<String, String>,
+    /// What the client holds, by name (only versions matter; [`unknown`]
+    /// after a NACK). After a response this is the map it should hold,
+    /// shared with pilot's own.
+    client: Arc<Content>,
     /// Nonce of the unanswered response, if any.
     awaiting: Option<String>,
     last_nonce: Option<String>,
     last_version: String,
     force: bool,
-    /// After a NACK: the versions the client should have had; nothing is
-    /// resent until what it should have differs from this.
-    nacked: Option<BTreeMap<String, String>>,
+    /// After a NACK: what the client should have had; nothing is resent
+    /// until what it should have differs from this.
+    nacked: Option<Arc<Content>>,
 }
 
 /// Delta protocol state of one stream.
@@ -64,21 +83,15 @@ pub(crate) struct Delta {
     linger: BTreeSet<String>,
 }
 
-struct Diff {
-    send: Content,
+struct Diff<'a> {
+    send: Vec<(&'a String, &'a Arc<Resource>)>,
     remove: Vec<String>,
 }
 
-impl Diff {
+impl Diff<'_> {
     fn is_empty(&self) -> bool {
         self.send.is_empty() && self.remove.is_empty()
     }
-}
-
-fn versions(c: &Content) -> BTreeMap<String, String> {
-    c.iter()
-        .map(|(n, r)| (n.clone(), r.version.clone()))
-        .collect()
 }
 
 impl Protocol for Delta {
@@ -111,7 +124,12 @@ impl Protocol for Delta {
             );
             let sub = Subscription::first(t, &req.resource_names_subscribe);
             cx.subscribed(t, &sub);
-            let client = req.initial_resource_versions.into_iter().collect();
+            let client = Arc::new(
+                req.initial_resource_versions
+                    .into_iter()
+                    .map(|(n, v)| (n, held_at(v)))
+                    .collect(),
+            );
             let state = TypeState {
                 sub,
                 client,
@@ -129,12 +147,19 @@ impl Protocol for Delta {
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
         );
-        for n in &added {
-            st.client.remove(n);
-        }
-        for n in &req.resource_names_unsubscribe {
-            if !st.sub.wants(n) {
-                st.client.remove(n);
+        let forget: Vec<&String> = added
+            .iter()
+            .chain(
+                req.resource_names_unsubscribe
+                    .iter()
+                    .filter(|n| !st.sub.wants(n)),
+            )
+            .filter(|n| st.client.contains_key(*n))
+            .collect();
+        if !forget.is_empty() {
+            let client = Arc::make_mut(&mut st.client);
+            for n in forget {
+                client.remove(n);
             }
         }
         if !added.is_empty() || !req.resource_names_unsubscribe.is_empty() {
@@ -149,10 +174,8 @@ impl Protocol for Delta {
             warn!(proxy = %cx.proxy, r#type = ty, nonce = %nonce, error = %err.message, "NACK");
             cx.metrics.rejected(t);
             cx.status.nacked(t, &st.last_version, nonce, &err.message);
-            for v in st.client.values_mut() {
-                *v = UNKNOWN.to_string();
-            }
-            let desired = versions(&self.desired(t, res));
+            st.client = Arc::new(st.client.keys().map(|n| (n.clone(), unknown())).collect());
+            let desired = self.desired(t, res);
             if let Some(st) = self.types.get_mut(&t) {
                 st.nacked = Some(desired);
             }
@@ -180,38 +203,33 @@ impl Protocol for Delta {
         self.types.iter().all(|(t, st)| {
             st.awaiting.is_none()
                 && !st.force
-                && (st.nacked.is_some() || self.diff(*t, res).is_empty())
+                && (st.nacked.is_some() || self.diff(*t, &self.desired(*t, res)).is_empty())
         })
     }
 }
 
 impl Delta {
-    fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Content {
+    fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Arc<Content> {
         self.types
             .get(&t)
-            .map(|st| st.sub.select(res.of(t)))
+            .map(|st| st.sub.select(res.shared(t)))
             .unwrap_or_default()
     }
 
-    /// What to send and remove to bring the client to `desired(t)`.
-    fn diff(&self, t: TypeUrl, res: &ProxyResources) -> Diff {
+    /// What to send and remove to bring the client to `desired`.
+    fn diff<'a>(&self, t: TypeUrl, desired: &'a Content) -> Diff<'a> {
         let Some(st) = self.types.get(&t) else {
             return Diff {
-                send: Content::new(),
+                send: Vec::new(),
                 remove: Vec::new(),
             };
         };
-        let desired = self.desired(t, res);
-        let remove = st
-            .client
-            .keys()
-            .filter(|n| !desired.contains_key(*n) && !self.lingers(t, n))
+        let remove = missing(desired, &st.client)
+            .into_iter()
+            .filter(|n| !self.lingers(t, n))
             .cloned()
             .collect();
-        let send = desired
-            .into_iter()
-            .filter(|(n, r)| st.client.get(n) != Some(&r.version))
-            .collect();
+        let send = changed(desired, &st.client);
         Diff { send, remove }
     }
 
@@ -225,7 +243,9 @@ impl Delta {
         REFERRERS.iter().all(|t| match self.types.get(t) {
             None => true,
             Some(st) => {
-                st.awaiting.is_none() && st.nacked.is_none() && self.diff(*t, res).is_empty()
+                st.awaiting.is_none()
+                    && st.nacked.is_none()
+                    && self.diff(*t, &self.desired(*t, res)).is_empty()
             }
         })
     }
@@ -259,8 +279,8 @@ impl Delta {
             .get(&TypeUrl::Cluster)
             .is_some_and(|s| s.awaiting.is_some());
         for t in TypeUrl::ALL {
-            let desired = versions(&self.desired(t, res));
-            let diff = self.diff(t, res);
+            let desired = self.desired(t, res);
+            let diff = self.diff(t, &desired);
             let Some(st) = self.types.get_mut(&t) else {
                 continue;
             };
@@ -268,7 +288,7 @@ impl Delta {
                 continue;
             }
             if let Some(nacked) = &st.nacked {
-                if *nacked == desired && !st.force {
+                if same_content(nacked, &desired) && !st.force {
                     continue;
                 }
                 st.nacked = None;
@@ -285,7 +305,7 @@ impl Delta {
                     .send
                     .iter()
                     .map(|(n, r)| DeltaResource {
-                        name: n.clone(),
+                        name: (*n).clone(),
                         version: r.version.clone(),
                         resource: Some(r.body.clone()),
                         ..Default::default()
@@ -296,15 +316,31 @@ impl Delta {
                 nonce: nonce.clone(),
                 ..Default::default()
             });
-            for (n, r) in &diff.send {
-                st.client.insert(n.clone(), r.version.clone());
-            }
-            for n in &diff.remove {
-                st.client.remove(n);
-            }
+            // The client now holds `desired`, plus the removals
+            // make-before-break holds back.
+            let removed: BTreeSet<&String> = diff.remove.iter().collect();
+            let kept: Vec<(String, Arc<Resource>)> = missing(&desired, &st.client)
+                .into_iter()
+                .filter(|n| !removed.contains(n))
+                .filter_map(|n| st.client.get_key_value(n))
+                .map(|(n, r)| (n.clone(), r.clone()))
+                .collect();
+            let sent: Vec<String> = if t == TypeUrl::Cluster {
+                diff.send.iter().map(|(n, _)| (*n).clone()).collect()
+            } else {
+                Vec::new()
+            };
             cx.pushed(t, diff.send.len());
+            drop(diff);
+            st.client = if kept.is_empty() {
+                desired
+            } else {
+                let mut c = (*desired).clone();
+                c.extend(kept);
+                Arc::new(c)
+            };
             cx.status
-                .sent(t, &version, &nonce, st.client.keys().cloned().collect());
+                .sent(t, &version, &nonce, Names::keys(st.client.clone()));
             st.awaiting = Some(nonce.clone());
             st.last_nonce = Some(nonce);
             st.last_version = version;
@@ -314,11 +350,16 @@ impl Delta {
                 // Warming: re-created clusters wait for EDS that Envoy will
                 // not ask for; forget those versions so EDS is resent below.
                 if let Some(eds) = self.types.get_mut(&TypeUrl::Endpoint) {
-                    for n in diff.send.keys() {
-                        if let Some(v) = eds.client.get_mut(n) {
-                            *v = UNKNOWN.to_string();
-                            eds.nacked = None;
+                    let rewarm: Vec<String> = sent
+                        .into_iter()
+                        .filter(|n| eds.client.contains_key(n))
+                        .collect();
+                    if !rewarm.is_empty() {
+                        let client = Arc::make_mut(&mut eds.client);
+                        for n in rewarm {
+                            client.insert(n, unknown());
                         }
+                        eds.nacked = None;
                     }
                 }
             }

@@ -43,4 +43,4 @@ pub use node::{NodeError, NodeInfo};
 pub use server::{
     bind, configure, AdsOptions, AdsServer, ProxyDirectory, ServeError, LISTEN_BACKLOG,
 };
-pub use status::{ConnectionStatus, Nack, Sent, TypeStatus};
+pub use status::{ConnectionStatus, Nack, Names, Sent, TypeStatus};

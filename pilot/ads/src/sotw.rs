@@ -23,19 +23,23 @@
 //! [`ProxyResources::type_version`] (with a `+keepN` suffix while N
 //! make-before-break resources linger).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use envoy_types::pb::envoy::{
     config::core::v3::Node,
     service::discovery::v3::{DiscoveryRequest, DiscoveryResponse},
 };
-use rudder_xds::{ProxyResources, TypeUrl};
+use rudder_xds::{ProxyResources, Resource, TypeUrl};
 use tracing::{debug, info, warn};
 
 use crate::{
     order::{full_state, may_linger, waits_for_cds, REFERRERS},
+    status::Names,
     stream::{Protocol, StreamCtx},
-    subscription::{same_content, Content, Subscription},
+    subscription::{changed, same_content, Content, Subscription},
 };
 
 /// One type on one SotW stream.
@@ -43,7 +47,9 @@ struct TypeState {
     sub: Subscription,
     /// What the proxy holds as far as the server knows: the last response
     /// for CDS/LDS; for EDS/RDS/SDS every resource sent and still wanted.
-    held: Content,
+    /// After each response this is the map the proxy should hold, shared
+    /// with pilot's own (no per-stream copy).
+    held: Arc<Content>,
     /// Nonce of the last response (`None` before the first).
     nonce: Option<String>,
     /// The last response is not ACKed/NACKed yet.
@@ -97,7 +103,7 @@ impl Protocol for Sotw {
                 cx.subscribed(t, &sub);
                 let state = TypeState {
                     sub,
-                    held: Content::new(),
+                    held: Arc::default(),
                     nonce: None,
                     awaiting: false,
                     acked: false,
@@ -126,7 +132,7 @@ impl Protocol for Sotw {
                     st.acked = false;
                     st.sub.replace(&req.resource_names);
                     cx.subscribed(t, &st.sub);
-                    st.held.clear();
+                    st.held = Arc::default();
                     st.force = true;
                 } else if !matches {
                     debug!(r#type = ty, nonce = %req.response_nonce, "stale nonce; ignored");
@@ -174,12 +180,13 @@ impl Protocol for Sotw {
 impl Sotw {
     /// What the proxy should hold of type `t` now: its selection plus
     /// lingering make-before-break resources it still asks for.
-    fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Content {
+    fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Arc<Content> {
         let Some(st) = self.types.get(&t) else {
-            return Content::new();
+            return Arc::default();
         };
-        let mut c = st.sub.select(res.of(t));
-        if let Some(lingering) = self.linger.get(&t) {
+        let mut c = st.sub.select(res.shared(t));
+        if let Some(lingering) = self.linger.get(&t).filter(|l| !l.is_empty()) {
+            let c = Arc::make_mut(&mut c);
             for (n, r) in lingering {
                 if st.sub.wants(n) {
                     c.entry(n.clone()).or_insert_with(|| r.clone());
@@ -261,32 +268,33 @@ impl Sotw {
             if st.awaiting || (waits_for_cds(t) && cds_awaiting) {
                 continue;
             }
-            let send = if full_state(t) {
+            let send: Vec<(&String, &Arc<Resource>)> = if full_state(t) {
                 if same_content(&st.held, &desired) && !st.force {
                     continue;
                 }
-                desired
+                desired.iter().collect()
             } else {
-                // Names no longer wanted (unsubscribed, or gone while still
-                // asked for) are dropped from what the proxy holds: Envoy
-                // keeps or drops them itself, and if they come back they are
-                // sent again.
-                st.held.retain(|n, _| desired.contains_key(n));
-                let mut send: Content = desired
-                    .iter()
-                    .filter(|(n, r)| st.held.get(*n).is_none_or(|h| h.version != r.version))
-                    .map(|(n, r)| (n.clone(), r.clone()))
-                    .collect();
+                // What the proxy lacks or holds at another version. Names no
+                // longer wanted (unsubscribed, or gone while still asked
+                // for) simply leave `held` below: Envoy keeps or drops them
+                // itself, and if they come back they are sent again.
+                let mut send = changed(&desired, &st.held);
                 let warm_due = st.warm_requested || st.force || !send.is_empty();
                 st.warm_requested = false;
-                if warm_due {
+                if warm_due && !st.warm.is_empty() {
+                    let mut names: BTreeSet<&String> = send.iter().map(|(n, _)| *n).collect();
                     for n in std::mem::take(&mut st.warm) {
-                        if let Some(r) = desired.get(&n) {
-                            send.insert(n, r.clone());
+                        if let Some((k, r)) = desired.get_key_value(&n) {
+                            if names.insert(k) {
+                                send.push((k, r));
+                            }
                         }
                     }
+                    send.sort_by(|a, b| a.0.cmp(b.0));
                 }
                 if send.is_empty() && !st.force {
+                    // The proxy holds everything it should: nothing to say.
+                    st.held = desired.clone();
                     continue;
                 }
                 send
@@ -299,7 +307,7 @@ impl Sotw {
             info!(r#type = t.short(), %version, %nonce, resources = send.len(), "push");
             out.push(DiscoveryResponse {
                 version_info: version.clone(),
-                resources: send.values().map(|r| r.body.clone()).collect(),
+                resources: send.iter().map(|(_, r)| r.body.clone()).collect(),
                 type_url: t.as_str().to_string(),
                 nonce: nonce.clone(),
                 ..Default::default()
@@ -308,20 +316,18 @@ impl Sotw {
             // Clusters this response adds or changes: Envoy re-creates them
             // and they wait for their assignments (warming).
             let warm: Vec<String> = if t == TypeUrl::Cluster {
-                send.iter()
-                    .filter(|(n, r)| st.held.get(*n).is_none_or(|h| h.version != r.version))
+                changed(&desired, &st.held)
+                    .into_iter()
                     .map(|(n, _)| n.clone())
                     .collect()
             } else {
                 Vec::new()
             };
-            if full_state(t) {
-                st.held = send;
-            } else {
-                st.held.extend(send);
-            }
+            drop(send);
+            // Everything that differed was sent: the proxy now holds `desired`.
+            st.held = desired;
             cx.status
-                .sent(t, &version, &nonce, st.held.keys().cloned().collect());
+                .sent(t, &version, &nonce, Names::keys(st.held.clone()));
             st.nonce = Some(nonce);
             st.awaiting = true;
             st.acked = false;

@@ -7,12 +7,12 @@
 //! never by node id: during a hot restart two streams share a node id.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use rudder_xds::TypeUrl;
+use rudder_xds::{Content, TypeUrl};
 use serde::Serialize;
 
 use crate::metrics::Metrics;
@@ -55,11 +55,70 @@ pub struct TypeStatus {
     /// Wildcard subscription (all resources of the type).
     pub wildcard: bool,
     /// Names the proxy subscribed to explicitly.
-    pub subscribed: Vec<String>,
+    pub subscribed: Names,
     /// Names the proxy holds according to what was sent (SotW CDS/LDS: the
     /// last response; SotW EDS/RDS/SDS: every name sent and still wanted;
     /// Delta: the running sum of sent and removed names).
-    pub resources_sent: Vec<String>,
+    pub resources_sent: Names,
+}
+
+/// A list of names that shares the stream's own set or map (an `Arc`)
+/// instead of copying thousands of names into the table on every push;
+/// serialized as a JSON array of strings.
+#[derive(Clone, Debug, Default)]
+pub struct Names(NamesOf);
+
+#[derive(Clone, Debug, Default)]
+enum NamesOf {
+    #[default]
+    None,
+    Set(Arc<BTreeSet<String>>),
+    Keys(Arc<Content>),
+}
+
+impl Names {
+    pub(crate) fn set(s: Arc<BTreeSet<String>>) -> Self {
+        Names(NamesOf::Set(s))
+    }
+
+    pub(crate) fn keys(c: Arc<Content>) -> Self {
+        Names(NamesOf::Keys(c))
+    }
+
+    /// The names, in order.
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match &self.0 {
+            NamesOf::None => Box::new(std::iter::empty()),
+            NamesOf::Set(s) => Box::new(s.iter().map(String::as_str)),
+            NamesOf::Keys(c) => Box::new(c.keys().map(String::as_str)),
+        }
+    }
+
+    /// How many names.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            NamesOf::None => 0,
+            NamesOf::Set(s) => s.len(),
+            NamesOf::Keys(c) => c.len(),
+        }
+    }
+
+    /// No names.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl PartialEq for Names {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Serialize for Names {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
 }
 
 /// A response as sent.
@@ -136,7 +195,7 @@ impl StreamStatus {
         }
     }
 
-    pub(crate) fn sent(&self, t: TypeUrl, version: &str, nonce: &str, names: Vec<String>) {
+    pub(crate) fn sent(&self, t: TypeUrl, version: &str, nonce: &str, names: Names) {
         self.update(t, |s| {
             s.last_sent = Some(Sent {
                 version: version.into(),

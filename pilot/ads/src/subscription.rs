@@ -9,7 +9,7 @@
 //! - EDS/RDS/SDS: only the names asked for (or an explicit `*`). In SotW an
 //!   empty list unsubscribes everything.
 
-use std::{collections::BTreeMap, collections::BTreeSet, sync::Arc};
+use std::{cell::RefCell, collections::BTreeSet, sync::Arc};
 
 use rudder_xds::{Resource, TypeUrl};
 
@@ -17,23 +17,68 @@ use rudder_xds::{Resource, TypeUrl};
 pub(crate) const WILDCARD: &str = "*";
 
 /// Resources by name, as sent or to be sent.
-pub(crate) type Content = BTreeMap<String, Arc<Resource>>;
+pub(crate) use rudder_xds::Content;
 
-/// True when two contents have the same names at the same versions.
-pub(crate) fn same_content(a: &Content, b: &Content) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|((na, ra), (nb, rb))| na == nb && ra.version == rb.version)
+/// True when two maps have the same names at the same versions (the same
+/// map, by pointer, without a look).
+pub(crate) fn same_content(a: &Arc<Content>, b: &Arc<Content>) -> bool {
+    rudder_xds::same_versions(a, b)
+}
+
+/// Whether `have` holds `r` under its name at `r`'s version.
+fn same_resource(have: Option<&Arc<Resource>>, r: &Arc<Resource>) -> bool {
+    have.is_some_and(|h| Arc::ptr_eq(h, r) || h.version == r.version)
+}
+
+/// The entries of `want` that `have` lacks or holds at another version, in
+/// name order. One merge walk over both maps: no lookups, no copies.
+pub(crate) fn changed<'a>(
+    want: &'a Content,
+    have: &Content,
+) -> Vec<(&'a String, &'a Arc<Resource>)> {
+    let mut out = Vec::new();
+    let mut have_it = have.iter().peekable();
+    for (n, r) in want {
+        while have_it.peek().is_some_and(|(h, _)| *h < n) {
+            have_it.next();
+        }
+        let held = match have_it.peek() {
+            Some((h, hr)) if *h == n => Some(*hr),
+            _ => None,
+        };
+        if !same_resource(held, r) {
+            out.push((n, r));
+        }
+    }
+    out
+}
+
+/// The names `have` holds that `want` does not, in name order.
+pub(crate) fn missing<'a>(want: &Content, have: &'a Content) -> Vec<&'a String> {
+    let mut out = Vec::new();
+    let mut want_it = want.keys().peekable();
+    for n in have.keys() {
+        while want_it.peek().is_some_and(|w| *w < n) {
+            want_it.next();
+        }
+        if want_it.peek() != Some(&n) {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// One type's subscription on one stream.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Subscription {
     wildcard: bool,
     /// Still in legacy-wildcard mode (only ever true for CDS/LDS).
     legacy: bool,
-    names: BTreeSet<String>,
+    /// Shared with `/debug/syncz` (cloning the `Arc`, not the names).
+    names: Arc<BTreeSet<String>>,
+    /// The last [`Subscription::select`]: its input map and its result, so a
+    /// map that did not change (same pointer) is not walked again.
+    selected: RefCell<Option<(Arc<Content>, Arc<Content>)>>,
 }
 
 impl Subscription {
@@ -44,23 +89,39 @@ impl Subscription {
         let mut s = Subscription {
             wildcard: legacy,
             legacy,
-            names: BTreeSet::new(),
+            names: Arc::default(),
+            selected: RefCell::new(None),
         };
         s.add(names);
         s
     }
 
     /// SotW: every request carries the full list. Returns whether it changed.
+    /// An ACK that repeats the same names (SotW EDS repeats thousands) is
+    /// recognised without copying them.
     pub(crate) fn replace(&mut self, names: &[String]) -> bool {
-        let before = self.clone();
         if self.legacy && names.is_empty() {
             return false;
         }
+        let explicit_star = names.iter().any(|n| n == WILDCARD);
+        let plain = names.len() - names.iter().filter(|n| *n == WILDCARD).count();
+        if !self.legacy
+            && self.wildcard == explicit_star
+            && plain == self.names.len()
+            && names
+                .iter()
+                .filter(|n| *n != WILDCARD)
+                .all(|n| self.names.contains(n))
+        {
+            return false;
+        }
+        let before = (self.wildcard, self.legacy, self.names.clone());
         self.legacy = false;
         self.wildcard = false;
-        self.names.clear();
+        self.names = Arc::default();
+        self.selected.replace(None);
         self.add(names);
-        *self != before
+        (self.wildcard, self.legacy) != (before.0, before.1) || *self.names != *before.2
     }
 
     /// Delta: requests carry changes. Returns the names newly subscribed
@@ -88,11 +149,16 @@ impl Subscription {
 
     fn add(&mut self, names: &[String]) -> Vec<String> {
         let mut added = Vec::new();
+        if names.is_empty() {
+            return added;
+        }
+        self.selected.replace(None);
+        let set = Arc::make_mut(&mut self.names);
         for n in names {
             if n == WILDCARD {
                 self.wildcard = true;
             } else {
-                self.names.insert(n.clone());
+                set.insert(n.clone());
                 added.push(n.clone());
             }
         }
@@ -100,11 +166,16 @@ impl Subscription {
     }
 
     fn remove(&mut self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        self.selected.replace(None);
+        let set = Arc::make_mut(&mut self.names);
         for n in names {
             if n == WILDCARD {
                 self.wildcard = false;
             } else {
-                self.names.remove(n);
+                set.remove(n);
             }
         }
     }
@@ -113,7 +184,7 @@ impl Subscription {
         self.wildcard
     }
 
-    pub(crate) fn names(&self) -> &BTreeSet<String> {
+    pub(crate) fn names(&self) -> &Arc<BTreeSet<String>> {
         &self.names
     }
 
@@ -121,18 +192,37 @@ impl Subscription {
         self.wildcard || self.names.contains(name)
     }
 
-    /// The part of `available` this subscription selects.
-    pub(crate) fn select(&self, available: Option<&Content>) -> Content {
+    /// The part of `available` this subscription selects: `available`
+    /// itself (shared, not copied) when the subscription covers all of it,
+    /// as a wildcard or an EDS subscription naming exactly the clusters does.
+    pub(crate) fn select(&self, available: Option<&Arc<Content>>) -> Arc<Content> {
         let Some(available) = available else {
-            return Content::new();
+            return Arc::default();
         };
         if self.wildcard {
             return available.clone();
         }
-        self.names
-            .iter()
-            .filter_map(|n| available.get(n).map(|r| (n.clone(), r.clone())))
-            .collect()
+        if let Some((input, output)) = &*self.selected.borrow() {
+            if Arc::ptr_eq(input, available) {
+                return output.clone();
+            }
+        }
+        let covers_all = self.names.len() == available.len()
+            && self.names.iter().zip(available.keys()).all(|(a, b)| a == b);
+        let output = if covers_all {
+            available.clone()
+        } else {
+            Arc::new(
+                self.names
+                    .iter()
+                    .filter_map(|n| available.get_key_value(n))
+                    .map(|(n, r)| (n.clone(), r.clone()))
+                    .collect(),
+            )
+        };
+        self.selected
+            .replace(Some((available.clone(), output.clone())));
+        output
     }
 }
 

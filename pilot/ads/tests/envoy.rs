@@ -336,7 +336,8 @@ fn with_other(mut r: ProxyResources, port: u16) -> ProxyResources {
         )
         .build();
     for (t, m) in extra.by_type {
-        r.by_type.entry(t).or_default().extend(m);
+        r.make_mut(t)
+            .extend(m.iter().map(|(n, x)| (n.clone(), x.clone())));
     }
     r
 }

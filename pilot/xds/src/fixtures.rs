@@ -337,7 +337,7 @@ impl VersionLedger {
     pub fn record(&mut self, case: &str, res: &crate::ProxyResources) -> Vec<String> {
         let mut problems = Vec::new();
         for (&t, m) in &res.by_type {
-            for (name, r) in m {
+            for (name, r) in m.iter() {
                 let json = crate::resource_to_json(r)
                     .map(|v| v.to_string())
                     .unwrap_or_else(|e| panic!("{case}: {name}: {e}"));

@@ -7,11 +7,17 @@
 //!   ├─ clusters      key: (cluster name, policy visible?, cert mode) shared by all namespaces seeing the same policy
 //!   ├─ endpoints     key: cluster name                            shared by everyone
 //!   ├─ namespaces    key: (proxy namespace, cert mode) → CDS + EDS one per namespace and cert mode
-//!   ├─ routes        key: (port, namespace, source-selector bits)  one per "kind" of proxy
+//!   ├─ port_routes   key: (port, namespace, source-selector bits)  one per "kind" of proxy
 //!   ├─ service_routes key: (host, port, namespace, selector bits) `<host>:<port>` per VIP service
 //!   ├─ chains        key: (namespace, selector bits, capture ports)
-//!   └─ per proxy:    inbound clusters + listeners (pod IPs are the proxy's own)
+//!   ├─ whole maps:   proxy_clusters (namespace, cert mode, inbound ports) and
+//!   │                routes (the chains key) → one `Arc<Content>` per key
+//!   └─ per proxy:    the listener map (the capture listener holds the pod's IPs)
 //! ```
+//!
+//! Proxies with identical resources of a type share that type's map, not
+//! just its resources: per-proxy memory is the listener map and the ADS
+//! server's protocol state, which holds these maps rather than copies.
 //!
 //! Every cache key holds every input its resource depends on beyond the
 //! snapshot: a proxy's labels matter only through the route rules' source
@@ -49,7 +55,7 @@ type Named = BTreeMap<String, Arc<Resource>>;
 #[derive(Debug, Default)]
 struct NamespaceView {
     clusters: Named,
-    endpoints: Named,
+    endpoints: Arc<Named>,
 }
 
 /// A thread-safe memo table: build outside the lock, first insert wins (equal
@@ -79,6 +85,14 @@ impl<K: Eq + Hash, V> Memo<K, V> {
 /// Which of the snapshot's distinct source selectors select a proxy.
 type SelectorBits = Vec<bool>;
 
+/// What a proxy's outbound chains and routes depend on: namespace, selector
+/// bits, capture ports.
+type ChainsKey = (String, SelectorBits, Vec<u16>);
+
+/// What a proxy's cluster map depends on: namespace, cert mode, inbound
+/// ports and their protocols.
+type ClustersKey = (String, CertMode, Vec<(u16, rudder_model::Protocol)>);
+
 /// Generates the resources of every proxy for one snapshot; create one per
 /// snapshot and call [`Generator::generate`] for each connected proxy
 /// (from any thread).
@@ -92,10 +106,13 @@ pub struct Generator {
     endpoints: Memo<String, Resource>,
     inbound: Memo<(u16, rudder_model::Protocol), Resource>,
     namespaces: Memo<(String, CertMode), NamespaceView>,
-    routes: Memo<(u16, String, SelectorBits), Resource>,
+    port_routes: Memo<(u16, String, SelectorBits), Resource>,
     /// Per-service route configurations: (host, port, namespace, selector bits).
     service_routes: Memo<(String, u16, String, SelectorBits), Resource>,
-    chains: Memo<(String, SelectorBits, Vec<u16>), OutboundChains>,
+    chains: Memo<ChainsKey, OutboundChains>,
+    /// Whole per-type maps, shared by every proxy with the same key.
+    proxy_clusters: Memo<ClustersKey, Named>,
+    routes: Memo<ChainsKey, Named>,
     /// Consistency results by a hash of a set's names and versions: proxies
     /// with identical sets are checked once.
     checks: Memo<u64, Result<(), Vec<String>>>,
@@ -130,9 +147,11 @@ impl Generator {
             endpoints: Memo::new(),
             inbound: Memo::new(),
             namespaces: Memo::new(),
-            routes: Memo::new(),
+            port_routes: Memo::new(),
             service_routes: Memo::new(),
             chains: Memo::new(),
+            proxy_clusters: Memo::new(),
+            routes: Memo::new(),
             checks: Memo::new(),
         }
     }
@@ -156,55 +175,63 @@ impl Generator {
                 Arc::new(self.namespace_view(&proxy.namespace, proxy.cert_mode))
             });
 
-        let mut clusters = view.clusters.clone();
-        clusters.extend(self.fixed.iter().cloned());
         let inbound = inbound_ports(snapshot, proxy);
-        for p in &inbound {
-            let name = ClusterName::inbound(p.port).to_string();
-            let r = self
-                .inbound
-                .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
-            clusters.insert(name, r);
-        }
-
-        let capture = capture_ports(proxy);
-        let chains = self.chains.get_or(
-            (proxy.namespace.clone(), bits.clone(), capture.clone()),
+        let inbound_key: Vec<(u16, rudder_model::Protocol)> =
+            inbound.iter().map(|p| (p.port, p.protocol)).collect();
+        let clusters = self.proxy_clusters.get_or(
+            (proxy.namespace.clone(), proxy.cert_mode, inbound_key),
             || {
-                Arc::new(outbound_chains(
-                    snapshot,
-                    &proxy.namespace,
-                    &proxy.labels,
-                    &capture,
-                ))
+                let mut clusters = view.clusters.clone();
+                clusters.extend(self.fixed.iter().cloned());
+                for p in &inbound {
+                    let name = ClusterName::inbound(p.port).to_string();
+                    let r = self
+                        .inbound
+                        .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
+                    clusters.insert(name, r);
+                }
+                Arc::new(clusters)
             },
         );
+
+        let capture = capture_ports(proxy);
+        let chains_key = (proxy.namespace.clone(), bits.clone(), capture.clone());
+        let chains = self.chains.get_or(chains_key.clone(), || {
+            Arc::new(outbound_chains(
+                snapshot,
+                &proxy.namespace,
+                &proxy.labels,
+                &capture,
+            ))
+        });
         let security = InboundSecurity::of(snapshot, proxy, &inbound);
         let listeners: Named = listeners(proxy, &inbound, &chains, &security)
             .into_iter()
             .collect();
-        let mut routes: Named = chains
-            .http_ports
-            .iter()
-            .map(|&port| {
-                let r = self
-                    .routes
-                    .get_or((port, proxy.namespace.clone(), bits.clone()), || {
+        let routes = self.routes.get_or(chains_key, || {
+            let mut routes: Named = chains
+                .http_ports
+                .iter()
+                .map(|&port| {
+                    let key = (port, proxy.namespace.clone(), bits.clone());
+                    let r = self.port_routes.get_or(key, || {
                         outbound_route_config(snapshot, port, &proxy.namespace, &proxy.labels)
                     });
-                (rudder_model::names::outbound_route_name(port), r)
-            })
-            .collect();
-        for (host, port) in &chains.service_routes {
-            let Some(svc) = snapshot.services.get(host) else {
-                continue;
-            };
-            let key = (host.clone(), *port, proxy.namespace.clone(), bits.clone());
-            let r = self.service_routes.get_or(key, || {
-                service_route_config(snapshot, svc, *port, &proxy.namespace, &proxy.labels)
-            });
-            routes.insert(service_route_name(host, *port), r);
-        }
+                    (rudder_model::names::outbound_route_name(port), r)
+                })
+                .collect();
+            for (host, port) in &chains.service_routes {
+                let Some(svc) = snapshot.services.get(host) else {
+                    continue;
+                };
+                let key = (host.clone(), *port, proxy.namespace.clone(), bits.clone());
+                let r = self.service_routes.get_or(key, || {
+                    service_route_config(snapshot, svc, *port, &proxy.namespace, &proxy.labels)
+                });
+                routes.insert(service_route_name(host, *port), r);
+            }
+            Arc::new(routes)
+        });
 
         tracing::debug!(
             proxy = %proxy.id,
@@ -216,11 +243,10 @@ impl Generator {
             "generated xDS"
         );
         let mut out = ProxyResources::default();
-        out.by_type.insert(TypeUrl::Cluster, clusters);
-        out.by_type
-            .insert(TypeUrl::Endpoint, view.endpoints.clone());
-        out.by_type.insert(TypeUrl::Listener, listeners);
-        out.by_type.insert(TypeUrl::Route, routes);
+        out.insert(TypeUrl::Cluster, clusters);
+        out.insert(TypeUrl::Endpoint, view.endpoints.clone());
+        out.insert(TypeUrl::Listener, listeners);
+        out.insert(TypeUrl::Route, routes);
         out
     }
 
@@ -236,7 +262,7 @@ impl Generator {
             let mut h = std::collections::hash_map::DefaultHasher::new();
             for (t, m) in &res.by_type {
                 t.hash(&mut h);
-                for (name, r) in m {
+                for (name, r) in m.iter() {
                     name.hash(&mut h);
                     r.version.hash(&mut h);
                 }
@@ -259,6 +285,7 @@ impl Generator {
     fn namespace_view(&self, namespace: &str, cert_mode: CertMode) -> NamespaceView {
         let snapshot = &*self.snapshot;
         let mut view = NamespaceView::default();
+        let mut endpoints_of_view = Named::new();
         for svc in snapshot.services.values() {
             let policy = visible_policy(snapshot, &svc.hostname, namespace);
             for sp in &svc.ports {
@@ -288,10 +315,11 @@ impl Generator {
                         eds_resource(&name, endpoints, subset.map(|s| &s.labels))
                     });
                     view.clusters.insert(name.clone(), cluster);
-                    view.endpoints.insert(name, eds);
+                    endpoints_of_view.insert(name, eds);
                 }
             }
         }
+        view.endpoints = Arc::new(endpoints_of_view);
         view
     }
 }

@@ -50,5 +50,5 @@ pub use consistency::{check_consistency, internal_errors};
 pub use generator::{generate, Generator};
 pub use json::{any_to_json, descriptor_pool, resource_to_json, to_json, JsonError};
 pub use proxy::{inbound_ports, resolve_proxy, InboundPort};
-pub use resources::{ProxyResources, Resource, TypeUrl};
+pub use resources::{same_versions, Content, ProxyResources, Resource, TypeUrl};
 pub use version::GENERATOR_HASH;

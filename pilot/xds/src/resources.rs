@@ -78,18 +78,40 @@ pub struct Resource {
     pub body: Any,
 }
 
-/// Everything one proxy should have, by type then name. Cheap to clone behind
-/// an `Arc`; resources shared by many proxies can share their `Any`.
+/// Resources of one type by name.
+pub type Content = BTreeMap<String, Arc<Resource>>;
+
+/// Everything one proxy should have, by type then name. Each type's map sits
+/// behind its own `Arc`: proxies with the same resources of a type share one
+/// map (and every resource in it), and a type that did not change keeps its
+/// map from one push to the next, so the ADS server can tell "unchanged" by
+/// pointer and per-stream state can hold the map instead of a copy.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProxyResources {
     /// Resources by type, then by name.
-    pub by_type: BTreeMap<TypeUrl, BTreeMap<String, Arc<Resource>>>,
+    pub by_type: BTreeMap<TypeUrl, Arc<Content>>,
 }
 
 impl ProxyResources {
     /// The resources of one type.
-    pub fn of(&self, t: TypeUrl) -> Option<&BTreeMap<String, Arc<Resource>>> {
+    pub fn of(&self, t: TypeUrl) -> Option<&Content> {
+        self.by_type.get(&t).map(|m| &**m)
+    }
+
+    /// The resources of one type as the shared map (for holding on to it).
+    pub fn shared(&self, t: TypeUrl) -> Option<&Arc<Content>> {
         self.by_type.get(&t)
+    }
+
+    /// One type's resources to edit (copied first if shared; created empty
+    /// if absent).
+    pub fn make_mut(&mut self, t: TypeUrl) -> &mut Content {
+        Arc::make_mut(self.by_type.entry(t).or_default())
+    }
+
+    /// Sets one type's resources.
+    pub fn insert(&mut self, t: TypeUrl, content: impl Into<Arc<Content>>) {
+        self.by_type.insert(t, content.into());
     }
 
     /// A version for the whole set of one type (SotW `version_info`): a hash of
@@ -98,11 +120,21 @@ impl ProxyResources {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         if let Some(m) = self.by_type.get(&t) {
-            for (name, r) in m {
+            for (name, r) in m.iter() {
                 name.hash(&mut h);
                 r.version.hash(&mut h);
             }
         }
         format!("{:016x}", h.finish())
     }
+}
+
+/// True when two maps hold the same names at the same versions (versions are
+/// content hashes); the same map (pointer) is equal without a look.
+pub fn same_versions(a: &Arc<Content>, b: &Arc<Content>) -> bool {
+    Arc::ptr_eq(a, b)
+        || (a.len() == b.len()
+            && a.iter().zip(b.iter()).all(|((na, ra), (nb, rb))| {
+                na == nb && (Arc::ptr_eq(ra, rb) || ra.version == rb.version)
+            }))
 }

@@ -152,9 +152,7 @@ fn consistency_check_catches_dangling_references() {
 
     let mut no_cluster = good.clone();
     no_cluster
-        .by_type
-        .get_mut(&TypeUrl::Cluster)
-        .unwrap()
+        .make_mut(TypeUrl::Cluster)
         .remove("outbound|9080|v2|reviews.default.svc.cluster.local");
     let problems = check_consistency(&no_cluster).unwrap_err();
     assert!(
@@ -170,11 +168,7 @@ fn consistency_check_catches_dangling_references() {
     );
 
     let mut no_route = good.clone();
-    no_route
-        .by_type
-        .get_mut(&TypeUrl::Route)
-        .unwrap()
-        .remove("9080");
+    no_route.make_mut(TypeUrl::Route).remove("9080");
     let problems = check_consistency(&no_route).unwrap_err();
     assert!(
         problems
@@ -185,9 +179,7 @@ fn consistency_check_catches_dangling_references() {
 
     let mut no_eds = good.clone();
     no_eds
-        .by_type
-        .get_mut(&TypeUrl::Endpoint)
-        .unwrap()
+        .make_mut(TypeUrl::Endpoint)
         .remove("outbound|3306||mysql.default.svc.cluster.local");
     let problems = check_consistency(&no_eds).unwrap_err();
     assert!(
@@ -197,9 +189,7 @@ fn consistency_check_catches_dangling_references() {
 
     let mut no_passthrough = good;
     no_passthrough
-        .by_type
-        .get_mut(&TypeUrl::Cluster)
-        .unwrap()
+        .make_mut(TypeUrl::Cluster)
         .remove("PassthroughCluster");
     let problems = check_consistency(&no_passthrough).unwrap_err();
     assert!(
@@ -227,12 +217,7 @@ fn version_ledger_flags_a_shared_version_and_a_split_one() {
 
     // Identical content under another version.
     let mut split = good.clone();
-    let r = split
-        .by_type
-        .get_mut(&TypeUrl::Route)
-        .unwrap()
-        .get_mut("9080")
-        .unwrap();
+    let r = split.make_mut(TypeUrl::Route).get_mut("9080").unwrap();
     *r = Arc::new(rudder_xds::Resource {
         version: "other".into(),
         body: r.body.clone(),
@@ -245,7 +230,7 @@ fn version_ledger_flags_a_shared_version_and_a_split_one() {
 
     // Other content under a version already used.
     let mut shared = good.clone();
-    let clusters = shared.by_type.get_mut(&TypeUrl::Cluster).unwrap();
+    let clusters = shared.make_mut(TypeUrl::Cluster);
     let mysql = clusters["outbound|3306||mysql.default.svc.cluster.local"].clone();
     let reviews = clusters
         .get_mut("outbound|9080||reviews.default.svc.cluster.local")
@@ -441,6 +426,56 @@ fn generator_is_shared_across_threads() {
             res,
             Generator::new(s.clone()).generate(&proxy(&s, pod)),
             "{pod}"
+        );
+    }
+}
+
+#[test]
+fn proxies_with_identical_config_share_whole_maps() {
+    // reviews-v1 and reviews-v2: same namespace, same inbound ports, no
+    // source selectors: one cluster map, one assignment map, one route map.
+    let s = with_reviews_rules(split_rules());
+    let g = Generator::new(s.clone());
+    let a = g.generate(&proxy(&s, "reviews-v1"));
+    let b = g.generate(&proxy(&s, "reviews-v2"));
+    for t in [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Route] {
+        assert!(
+            Arc::ptr_eq(a.shared(t).unwrap(), b.shared(t).unwrap()),
+            "{t:?}: identical maps must be one map"
+        );
+    }
+    // The capture listener matches each pod's own addresses: a map per
+    // proxy, but every service listener in it is the same resource.
+    let (la, lb) = (
+        a.of(TypeUrl::Listener).unwrap(),
+        b.of(TypeUrl::Listener).unwrap(),
+    );
+    assert!(!Arc::ptr_eq(
+        a.shared(TypeUrl::Listener).unwrap(),
+        b.shared(TypeUrl::Listener).unwrap()
+    ));
+    let shared: Vec<&String> = la
+        .iter()
+        .filter(|(n, r)| lb.get(*n).is_some_and(|o| Arc::ptr_eq(o, r)))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        shared.len(),
+        la.len() - 1,
+        "all but the capture listener: {shared:?}"
+    );
+
+    // sleep serves no port: its cluster map differs (no inbound clusters),
+    // its assignments and routes are the namespace's.
+    let c = g.generate(&proxy(&s, "sleep"));
+    assert!(!Arc::ptr_eq(
+        a.shared(TypeUrl::Cluster).unwrap(),
+        c.shared(TypeUrl::Cluster).unwrap()
+    ));
+    for t in [TypeUrl::Endpoint, TypeUrl::Route] {
+        assert!(
+            Arc::ptr_eq(a.shared(t).unwrap(), c.shared(t).unwrap()),
+            "{t:?}"
         );
     }
 }

@@ -185,7 +185,13 @@ impl Res {
             };
             r = r.any(SDS, &name, "1", envoy_types::util::pack_any(s));
         }
-        ProxyResources { by_type: r.by_type }
+        ProxyResources {
+            by_type: r
+                .by_type
+                .into_iter()
+                .map(|(t, m)| (t, Arc::new(m)))
+                .collect(),
+        }
     }
 }
 
