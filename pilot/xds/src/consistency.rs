@@ -5,7 +5,10 @@
 
 use std::{
     collections::BTreeSet,
-    sync::atomic::{AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
 };
 
 use envoy_types::pb::{
@@ -28,7 +31,7 @@ use prost::{Message, Name};
 
 use crate::{
     common::{HTTP_CONNECTION_MANAGER, TCP_PROXY},
-    ProxyResources, TypeUrl,
+    Content, ProxyResources, Resource, TypeUrl,
 };
 
 /// Decodes an `Any` holding an `M`, saying what went wrong otherwise.
@@ -66,20 +69,27 @@ pub(crate) fn report_inconsistent(proxy: &str, problems: &[String]) {
 /// cluster has one), every route configuration a listener names exists, and
 /// every cluster a route or TCP proxy names exists. Returns every problem.
 pub fn check_consistency(res: &ProxyResources) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
-    let names = |t| {
-        res.of(t)
-            .map(|m| m.keys().cloned().collect::<BTreeSet<String>>())
-            .unwrap_or_default()
-    };
-    let (cluster_names, eds_names, rds_names) = (
-        names(TypeUrl::Cluster),
-        names(TypeUrl::Endpoint),
-        names(TypeUrl::Route),
-    );
+    let empty = Content::new();
+    let of = |t| res.of(t).unwrap_or(&empty);
+    let mut problems = eds_problems(of(TypeUrl::Cluster), of(TypeUrl::Endpoint));
+    problems.extend(reference_problems(
+        of(TypeUrl::Listener),
+        of(TypeUrl::Route),
+        of(TypeUrl::Cluster),
+        of(TypeUrl::Route),
+    ));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
 
+/// Every EDS cluster has its assignment and every assignment its EDS cluster.
+pub(crate) fn eds_problems(clusters: &Content, endpoints: &Content) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut eds_clusters = BTreeSet::new();
-    for (name, r) in res.of(TypeUrl::Cluster).into_iter().flatten() {
+    for (name, r) in clusters {
         match decode::<Cluster>(&r.body) {
             Ok(c)
                 if c.cluster_discovery_type
@@ -97,17 +107,28 @@ pub fn check_consistency(res: &ProxyResources) -> Result<(), Vec<String>> {
             Err(e) => problems.push(format!("cluster {name}: {e}")),
         }
     }
-    for name in eds_names.difference(&eds_clusters) {
+    for name in endpoints.keys().filter(|n| !eds_clusters.contains(*n)) {
         problems.push(format!("endpoints {name}: no EDS cluster of that name"));
     }
-    for name in eds_clusters.difference(&eds_names) {
+    for name in eds_clusters.iter().filter(|n| !endpoints.contains_key(*n)) {
         problems.push(format!(
             "cluster {name}: EDS cluster without endpoints resource (it would warm forever)"
         ));
     }
+    problems
+}
 
+/// The route configurations and clusters that `listeners` and `routes` name
+/// exist in `rds` and `clusters`.
+pub(crate) fn reference_problems<'a>(
+    listeners: impl IntoIterator<Item = (&'a String, &'a Arc<Resource>)>,
+    routes: impl IntoIterator<Item = (&'a String, &'a Arc<Resource>)>,
+    clusters: &Content,
+    rds: &Content,
+) -> Vec<String> {
+    let mut problems = Vec::new();
     let mut refs = Refs::default();
-    for (name, r) in res.of(TypeUrl::Listener).into_iter().flatten() {
+    for (name, r) in listeners {
         match decode::<Listener>(&r.body) {
             Ok(l) => {
                 let chains = l
@@ -123,27 +144,23 @@ pub fn check_consistency(res: &ProxyResources) -> Result<(), Vec<String>> {
             Err(e) => problems.push(format!("listener {name}: {e}")),
         }
     }
-    for (name, r) in res.of(TypeUrl::Route).into_iter().flatten() {
+    for (name, r) in routes {
         match decode::<RouteConfiguration>(&r.body) {
             Ok(rc) => refs.route_config(&rc, &format!("route configuration {name}")),
             Err(e) => problems.push(format!("route configuration {name}: {e}")),
         }
     }
-    for (rds, by) in &refs.rds {
-        if !rds_names.contains(rds) {
-            problems.push(format!("{by}: route configuration {rds} does not exist"));
+    for (name, by) in &refs.rds {
+        if !rds.contains_key(name) {
+            problems.push(format!("{by}: route configuration {name} does not exist"));
         }
     }
     for (cluster, by) in &refs.clusters {
-        if !cluster_names.contains(cluster) {
+        if !clusters.contains_key(cluster) {
             problems.push(format!("{by}: cluster {cluster} does not exist"));
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
+    problems
 }
 
 /// Names referenced, each with who references it.

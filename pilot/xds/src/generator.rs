@@ -38,9 +38,8 @@ use rudder_model::{
 };
 
 use crate::{
-    check_consistency,
     cluster::{fixed_clusters, inbound_cluster, outbound_cluster, visible_policy, Peers},
-    consistency::report_inconsistent,
+    consistency::{eds_problems, reference_problems, report_inconsistent},
     endpoint::{eds_resource, members},
     inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
@@ -89,6 +88,33 @@ type SelectorBits = Vec<bool>;
 /// bits, capture ports.
 type ChainsKey = (String, SelectorBits, Vec<u16>);
 
+/// An `Arc` compared and hashed by pointer; holding it keeps the pointer
+/// from being reused while the key lives.
+#[derive(Debug)]
+struct ByPtr<T>(Arc<T>);
+
+impl<T> PartialEq for ByPtr<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Eq for ByPtr<T> {}
+
+impl<T> Hash for ByPtr<T> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        Arc::as_ptr(&self.0).hash(h)
+    }
+}
+
+/// The shared maps and chains a consistency result is for.
+type CheckKey = (
+    ByPtr<Named>,
+    ByPtr<Named>,
+    ByPtr<Named>,
+    ByPtr<OutboundChains>,
+);
+
 /// What a proxy's cluster map depends on: namespace, cert mode, inbound
 /// ports and their protocols.
 type ClustersKey = (String, CertMode, Vec<(u16, rudder_model::Protocol)>);
@@ -113,9 +139,9 @@ pub struct Generator {
     /// Whole per-type maps, shared by every proxy with the same key.
     proxy_clusters: Memo<ClustersKey, Named>,
     routes: Memo<ChainsKey, Named>,
-    /// Consistency results by a hash of a set's names and versions: proxies
-    /// with identical sets are checked once.
-    checks: Memo<u64, Result<(), Vec<String>>>,
+    /// Problems of the shared part of a set (cluster, assignment and route
+    /// maps, service listeners), checked once per combination.
+    checks: Memo<CheckKey, Vec<String>>,
 }
 
 impl Generator {
@@ -163,6 +189,13 @@ impl Generator {
 
     /// Everything `proxy` should have: CDS, EDS, LDS and RDS.
     pub fn generate(&self, proxy: &Proxy) -> ProxyResources {
+        self.generate_parts(proxy).0
+    }
+
+    /// [`Generator::generate`], plus the outbound chains the listeners were
+    /// built from (their service listeners are shared, the rest are the
+    /// proxy's own).
+    fn generate_parts(&self, proxy: &Proxy) -> (ProxyResources, Arc<OutboundChains>, Vec<String>) {
         let snapshot = &*self.snapshot;
         let bits: SelectorBits = self
             .selectors
@@ -205,9 +238,15 @@ impl Generator {
             ))
         });
         let security = InboundSecurity::of(snapshot, proxy, &inbound);
-        let listeners: Named = listeners(proxy, &inbound, &chains, &security)
-            .into_iter()
+        let built = listeners(proxy, &inbound, &chains, &security);
+        // `listeners` returns the proxy's own listeners first, then the
+        // shared service listeners.
+        let own_listeners: Vec<String> = built
+            .iter()
+            .take(built.len() - chains.vip_listeners.len())
+            .map(|(n, _)| n.clone())
             .collect();
+        let listeners: Named = built.into_iter().collect();
         let routes = self.routes.get_or(chains_key, || {
             let mut routes: Named = chains
                 .http_ports
@@ -247,7 +286,7 @@ impl Generator {
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
         out.insert(TypeUrl::Listener, listeners);
         out.insert(TypeUrl::Route, routes);
-        out
+        (out, chains, own_listeners)
     }
 
     /// [`Generator::generate`], then [`check_consistency`]: `None` when the
@@ -255,29 +294,47 @@ impl Generator {
     /// logged and counted ([`crate::internal_errors`]); the caller keeps
     /// publishing what it published before. What pilot runs before every
     /// publish.
+    ///
+    /// The check is split by what is shared: the cluster, assignment and
+    /// route maps and the service listeners are checked once per
+    /// combination (by pointer; proxies share them), and only the proxy's
+    /// own listeners (the capture listener) are decoded for each proxy.
     pub fn generate_checked(&self, proxy: &Proxy) -> Option<ProxyResources> {
-        let res = self.generate(proxy);
-        let key = {
-            use std::hash::Hasher;
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            for (t, m) in &res.by_type {
-                t.hash(&mut h);
-                for (name, r) in m.iter() {
-                    name.hash(&mut h);
-                    r.version.hash(&mut h);
-                }
-            }
-            h.finish()
-        };
-        let checked = self
-            .checks
-            .get_or(key, || Arc::new(check_consistency(&res)));
-        match &*checked {
-            Ok(()) => Some(res),
-            Err(problems) => {
-                report_inconsistent(&proxy.id.to_string(), problems);
-                None
-            }
+        let (res, chains, own) = self.generate_parts(proxy);
+        let empty = Arc::new(Named::new());
+        let map = |t| res.shared(t).cloned().unwrap_or_else(|| empty.clone());
+        let (clusters, endpoints, routes) = (
+            map(TypeUrl::Cluster),
+            map(TypeUrl::Endpoint),
+            map(TypeUrl::Route),
+        );
+        let key = (
+            ByPtr(clusters.clone()),
+            ByPtr(endpoints.clone()),
+            ByPtr(routes.clone()),
+            ByPtr(chains.clone()),
+        );
+        let shared = self.checks.get_or(key, || {
+            let mut problems = eds_problems(&clusters, &endpoints);
+            problems.extend(reference_problems(
+                chains.vip_listeners.iter().map(|(n, r)| (n, r)),
+                routes.iter(),
+                &clusters,
+                &routes,
+            ));
+            Arc::new(problems)
+        });
+        let listeners = res.of(TypeUrl::Listener);
+        let own = own
+            .iter()
+            .filter_map(|n| listeners.and_then(|l| l.get_key_value(n)));
+        let mut problems = (*shared).clone();
+        problems.extend(reference_problems(own, [], &clusters, &routes));
+        if problems.is_empty() {
+            Some(res)
+        } else {
+            report_inconsistent(&proxy.id.to_string(), &problems);
+            None
         }
     }
 

@@ -255,7 +255,9 @@ fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) 
 }
 
 /// The listeners of one proxy: `virtual`, plus `virtualInbound` when the
-/// inbound capture port differs.
+/// inbound capture port differs, then the shared `<VIP>_<port>` listeners of
+/// `outbound` (in that order: the generator checks the first ones per proxy
+/// and the shared ones once).
 pub(crate) fn listeners(
     proxy: &Proxy,
     inbound: &[InboundPort],
