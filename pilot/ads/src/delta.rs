@@ -27,10 +27,7 @@ use std::{
 };
 
 use envoy_types::pb::envoy::{
-    config::core::v3::Node,
-    service::discovery::v3::{
-        DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource as DeltaResource,
-    },
+    config::core::v3::Node, service::discovery::v3::DeltaDiscoveryRequest,
 };
 use rudder_xds::{ProxyResources, Resource, TypeUrl};
 use tracing::{debug, info, warn};
@@ -40,6 +37,7 @@ use crate::{
     status::Names,
     stream::{Protocol, StreamCtx},
     subscription::{changed, missing, same_content, Content, Subscription},
+    transport::Outgoing,
 };
 
 /// A resource the client holds at a version the server does not have as a
@@ -96,7 +94,6 @@ impl Diff<'_> {
 
 impl Protocol for Delta {
     type Req = DeltaDiscoveryRequest;
-    type Resp = DeltaDiscoveryResponse;
     const MODE: &'static str = "delta";
 
     fn node(req: &DeltaDiscoveryRequest) -> Option<&Node> {
@@ -108,7 +105,7 @@ impl Protocol for Delta {
         cx: &mut StreamCtx,
         req: DeltaDiscoveryRequest,
         res: &ProxyResources,
-        out: &mut Vec<DeltaDiscoveryResponse>,
+        out: &mut Vec<Outgoing>,
     ) {
         let Some(t) = TypeUrl::parse(&req.type_url) else {
             warn!(type_url = %req.type_url, "request for a type Rudder does not serve; ignored");
@@ -190,12 +187,7 @@ impl Protocol for Delta {
         self.pump(cx, res, out);
     }
 
-    fn on_resources(
-        &mut self,
-        cx: &mut StreamCtx,
-        res: &ProxyResources,
-        out: &mut Vec<DeltaDiscoveryResponse>,
-    ) {
+    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Outgoing>) {
         self.pump(cx, res, out);
     }
 
@@ -267,12 +259,7 @@ impl Delta {
             .retain(|n| !clusters.is_some_and(|m| m.contains_key(n)));
     }
 
-    fn pump(
-        &mut self,
-        cx: &mut StreamCtx,
-        res: &ProxyResources,
-        out: &mut Vec<DeltaDiscoveryResponse>,
-    ) {
+    fn pump(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Outgoing>) {
         self.update_linger(res);
         let mut cds_awaiting = self
             .types
@@ -299,22 +286,16 @@ impl Delta {
             let nonce = cx.nonce();
             let version = res.type_version(t);
             info!(r#type = t.short(), %nonce, send = diff.send.len(), remove = diff.remove.len(), "push");
-            out.push(DeltaDiscoveryResponse {
-                system_version_info: version.clone(),
+            out.push(Outgoing::Delta {
+                version: version.clone(),
+                type_url: t.as_str(),
+                nonce: nonce.clone(),
                 resources: diff
                     .send
                     .iter()
-                    .map(|(n, r)| DeltaResource {
-                        name: (*n).clone(),
-                        version: r.version.clone(),
-                        resource: Some(r.body.clone()),
-                        ..Default::default()
-                    })
+                    .map(|(n, r)| ((*n).clone(), (*r).clone()))
                     .collect(),
-                type_url: t.as_str().to_string(),
-                removed_resources: diff.remove.clone(),
-                nonce: nonce.clone(),
-                ..Default::default()
+                removed: diff.remove.clone(),
             });
             // The client now holds `desired`, plus the removals
             // make-before-break holds back.

@@ -37,6 +37,7 @@ mod sotw;
 pub mod status;
 mod stream;
 mod subscription;
+pub mod transport;
 
 pub use metrics::Metrics;
 pub use node::{NodeError, NodeInfo};
@@ -44,3 +45,4 @@ pub use server::{
     bind, configure, AdsOptions, AdsServer, ProxyDirectory, ServeError, LISTEN_BACKLOG,
 };
 pub use status::{ConnectionStatus, Nack, Names, Sent, TypeStatus};
+pub use transport::AdsService;

@@ -9,22 +9,13 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use envoy_types::pb::envoy::service::discovery::v3::{
-    aggregated_discovery_service_server::{
-        AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
-    },
-    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-};
 use rudder_xds::ProxyResources;
 use tokio::{
     net::TcpListener,
     sync::{mpsc, watch, Semaphore},
 };
-use tokio_stream::{
-    wrappers::{ReceiverStream, TcpListenerStream},
-    StreamExt,
-};
-use tonic::{Request, Response, Status, Streaming};
+use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
+use tonic::{body::Body, codegen::http, Status};
 
 use crate::{
     delta::Delta,
@@ -33,6 +24,7 @@ use crate::{
     sotw::Sotw,
     status::{ConnectionStatus, StatusTable},
     stream,
+    transport::{streaming_response, AdsService, Requests},
 };
 
 /// HTTP/2 pings to each proxy's connection, and how long to wait for the answer.
@@ -170,9 +162,34 @@ impl AdsServer {
         }
     }
 
-    /// The tonic service for a `tonic::transport::Server` (both methods).
-    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<AdsServer> {
-        AggregatedDiscoveryServiceServer::new(self)
+    /// The service for a `tonic::transport::Server` (both methods; see
+    /// [`crate::transport`] for why it frames gRPC itself).
+    pub fn into_service(self) -> AdsService {
+        AdsService { server: self }
+    }
+
+    /// Starts a SotW stream's task; its responses are the returned body.
+    pub(crate) fn open_sotw(&self, body: Body) -> http::Response<Body> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(stream::run(
+            Sotw::default(),
+            self.shared.clone(),
+            Requests::new(body),
+            tx,
+        ));
+        streaming_response(rx)
+    }
+
+    /// Starts a Delta stream's task; its responses are the returned body.
+    pub(crate) fn open_delta(&self, body: Body) -> http::Response<Body> {
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::spawn(stream::run(
+            Delta::default(),
+            self.shared.clone(),
+            Requests::new(body),
+            tx,
+        ));
+        streaming_response(rx)
     }
 
     /// Serves ADS on `listener` (plaintext gRPC) until `shutdown` completes.
@@ -205,39 +222,5 @@ impl AdsServer {
     /// The metrics handle, for `/metrics`.
     pub fn metrics(&self) -> Metrics {
         self.shared.metrics.clone()
-    }
-}
-
-#[tonic::async_trait]
-impl AggregatedDiscoveryService for AdsServer {
-    type StreamAggregatedResourcesStream = ReceiverStream<Result<DiscoveryResponse, Status>>;
-    type DeltaAggregatedResourcesStream = ReceiverStream<Result<DeltaDiscoveryResponse, Status>>;
-
-    async fn stream_aggregated_resources(
-        &self,
-        request: Request<Streaming<DiscoveryRequest>>,
-    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream::run(
-            Sotw::default(),
-            self.shared.clone(),
-            request.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(ReceiverStream::new(rx)))
-    }
-
-    async fn delta_aggregated_resources(
-        &self,
-        request: Request<Streaming<DeltaDiscoveryRequest>>,
-    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream::run(
-            Delta::default(),
-            self.shared.clone(),
-            request.into_inner(),
-            tx,
-        ));
-        Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

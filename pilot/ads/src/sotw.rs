@@ -28,10 +28,7 @@ use std::{
     sync::Arc,
 };
 
-use envoy_types::pb::envoy::{
-    config::core::v3::Node,
-    service::discovery::v3::{DiscoveryRequest, DiscoveryResponse},
-};
+use envoy_types::pb::envoy::{config::core::v3::Node, service::discovery::v3::DiscoveryRequest};
 use rudder_xds::{ProxyResources, Resource, TypeUrl};
 use tracing::{debug, info, warn};
 
@@ -40,6 +37,7 @@ use crate::{
     status::Names,
     stream::{Protocol, StreamCtx},
     subscription::{changed, same_content, Content, Subscription},
+    transport::Outgoing,
 };
 
 /// One type on one SotW stream.
@@ -77,7 +75,6 @@ pub(crate) struct Sotw {
 
 impl Protocol for Sotw {
     type Req = DiscoveryRequest;
-    type Resp = DiscoveryResponse;
     const MODE: &'static str = "sotw";
 
     fn node(req: &DiscoveryRequest) -> Option<&Node> {
@@ -89,7 +86,7 @@ impl Protocol for Sotw {
         cx: &mut StreamCtx,
         req: DiscoveryRequest,
         res: &ProxyResources,
-        out: &mut Vec<DiscoveryResponse>,
+        out: &mut Vec<Outgoing>,
     ) {
         let Some(t) = TypeUrl::parse(&req.type_url) else {
             warn!(type_url = %req.type_url, "request for a type Rudder does not serve; ignored");
@@ -158,12 +155,7 @@ impl Protocol for Sotw {
         self.pump(cx, res, out);
     }
 
-    fn on_resources(
-        &mut self,
-        cx: &mut StreamCtx,
-        res: &ProxyResources,
-        out: &mut Vec<DiscoveryResponse>,
-    ) {
+    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Outgoing>) {
         self.pump(cx, res, out);
     }
 
@@ -246,7 +238,7 @@ impl Sotw {
     }
 
     /// One pass over the types in push order, sending what changed.
-    fn pump(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<DiscoveryResponse>) {
+    fn pump(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Outgoing>) {
         self.update_linger(res);
         let mut cds_awaiting = self
             .types
@@ -305,12 +297,11 @@ impl Sotw {
             }
             let nonce = cx.nonce();
             info!(r#type = t.short(), %version, %nonce, resources = send.len(), "push");
-            out.push(DiscoveryResponse {
-                version_info: version.clone(),
-                resources: send.iter().map(|(_, r)| r.body.clone()).collect(),
-                type_url: t.as_str().to_string(),
+            out.push(Outgoing::Sotw {
+                version: version.clone(),
+                type_url: t.as_str(),
                 nonce: nonce.clone(),
-                ..Default::default()
+                resources: send.iter().map(|(_, r)| (*r).clone()).collect(),
             });
             cx.pushed(t, send.len());
             // Clusters this response adds or changes: Envoy re-creates them

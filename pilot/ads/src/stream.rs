@@ -19,7 +19,7 @@ use std::{sync::Arc, time::Instant};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use rudder_xds::{ProxyResources, TypeUrl};
 use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use tonic::Status;
 use tracing::{debug, info, info_span, Instrument};
 
 use crate::{
@@ -28,12 +28,12 @@ use crate::{
     server::Shared,
     status::{now_unix_ms, ConnectionStatus, StreamStatus},
     subscription::Subscription,
+    transport::{Outgoing, Requests},
 };
 
 /// A protocol variant (SotW or Delta) as a state machine over one stream.
 pub(crate) trait Protocol: Send + 'static {
-    type Req: Send + 'static;
-    type Resp: Send + 'static;
+    type Req: prost::Message + Default + Send + 'static;
     /// `sotw` or `delta`, for logs and syncz.
     const MODE: &'static str;
 
@@ -45,11 +45,11 @@ pub(crate) trait Protocol: Send + 'static {
         cx: &mut StreamCtx,
         req: Self::Req,
         res: &ProxyResources,
-        out: &mut Vec<Self::Resp>,
+        out: &mut Vec<Outgoing>,
     );
 
     /// Handles new resources for the proxy.
-    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Self::Resp>);
+    fn on_resources(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Outgoing>);
 
     /// Nothing in flight and nothing left to send: the proxy holds (or has
     /// rejected) everything it should.
@@ -126,8 +126,8 @@ impl Convergence {
 pub(crate) async fn run<P: Protocol>(
     mut proto: P,
     shared: Arc<Shared>,
-    mut inbound: Streaming<P::Req>,
-    tx: mpsc::Sender<Result<P::Resp, Status>>,
+    mut inbound: Requests<P::Req>,
+    tx: mpsc::Sender<Result<Outgoing, Status>>,
 ) {
     let first = match inbound.message().await {
         Ok(Some(r)) => r,

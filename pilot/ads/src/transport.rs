@@ -1,0 +1,602 @@
+//! ADS framed by hand: gRPC's length-prefixed messages over the HTTP/2
+//! stream, without tonic's codec, so that memory stays proportional to what
+//! is in flight rather than to the largest message a stream ever carried.
+//!
+//! ```text
+//!  Envoy ─DATA frames─► Requests: one message's bytes at a time ─prost─► DiscoveryRequest
+//!  Envoy ◄─DATA frames─ ResponseBody ◄─ 32 KiB chunks, encoded on demand ◄─ Outgoing (Arc<Resource>s)
+//! ```
+//!
+//! Why not tonic's `Streaming` and `ProstCodec`: a stream's decode buffer
+//! keeps the capacity of the largest request it saw (~200 KB for Envoy's
+//! first EDS request, so ~400 MB for 2000 sidecars), and an encoded response
+//! is one buffer holding a copy of every resource in it. Here a request's
+//! buffer is dropped once it is decoded if it grew large, and a response
+//! holds only pointers to the shared resources: its bytes are produced chunk
+//! by chunk as HTTP/2 flow control asks for them.
+//!
+//! The wire format is gRPC's (a 1-byte compressed flag, a 4-byte big-endian
+//! length, the protobuf message); compressed requests are refused, as Envoy
+//! never sends them unless configured to.
+
+use std::{
+    convert::Infallible,
+    marker::PhantomData,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http_body_util::BodyExt;
+use prost::{encoding, Message};
+use rudder_xds::Resource;
+use tokio::sync::mpsc;
+use tonic::{
+    body::Body,
+    codegen::{http, Service},
+    server::NamedService,
+    Status,
+};
+
+/// Largest request accepted (Envoy's biggest are SotW EDS ACKs naming every
+/// cluster: ~50 bytes a name).
+pub(crate) const MAX_REQUEST: usize = 16 << 20;
+
+/// After a request larger than this, the buffer is reallocated to what is
+/// left in it, so the allocation does not outlive the request.
+const KEEP_BUFFER: usize = 16 << 10;
+
+/// Responses are produced in chunks of about this size.
+const CHUNK: usize = 32 << 10;
+
+/// The gRPC service name both ADS methods live under.
+pub(crate) const SERVICE: &str = "envoy.service.discovery.v3.AggregatedDiscoveryService";
+
+/// The requests of one stream, decoded one message at a time.
+pub(crate) struct Requests<M> {
+    body: Body,
+    buf: BytesMut,
+    _message: PhantomData<M>,
+}
+
+impl<M: Message + Default> Requests<M> {
+    pub(crate) fn new(body: Body) -> Self {
+        Requests {
+            body,
+            buf: BytesMut::new(),
+            _message: PhantomData,
+        }
+    }
+
+    /// The next request; `Ok(None)` when the client half-closed the stream.
+    pub(crate) async fn message(&mut self) -> Result<Option<M>, Status> {
+        loop {
+            if let Some(m) = self.decode_one()? {
+                return Ok(Some(m));
+            }
+            match self.body.frame().await {
+                None if self.buf.is_empty() => return Ok(None),
+                None => {
+                    return Err(Status::internal(format!(
+                        "the stream ended inside a message ({} bytes buffered)",
+                        self.buf.len()
+                    )))
+                }
+                Some(Err(e)) => return Err(e),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    fn decode_one(&mut self) -> Result<Option<M>, Status> {
+        if self.buf.len() < 5 {
+            return Ok(None);
+        }
+        if self.buf[0] != 0 {
+            return Err(Status::unimplemented(
+                "compressed gRPC messages are not supported on ADS",
+            ));
+        }
+        let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]]) as usize;
+        if len > MAX_REQUEST {
+            return Err(Status::resource_exhausted(format!(
+                "request of {len} bytes exceeds the limit of {MAX_REQUEST}"
+            )));
+        }
+        if self.buf.len() < 5 + len {
+            self.buf.reserve(5 + len - self.buf.len());
+            return Ok(None);
+        }
+        self.buf.advance(5);
+        let message = self.buf.split_to(len);
+        if len > KEEP_BUFFER {
+            // The rest still shares the big allocation: move it to its own.
+            self.buf = BytesMut::from(&self.buf[..]);
+        }
+        M::decode(message)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("decoding the request: {e}")))
+    }
+}
+
+/// One response, as pointers to the resources it carries; encoded only when
+/// the connection is ready for its bytes.
+#[derive(Debug)]
+pub(crate) enum Outgoing {
+    /// `DiscoveryResponse`.
+    Sotw {
+        version: String,
+        type_url: &'static str,
+        nonce: String,
+        resources: Vec<Arc<Resource>>,
+    },
+    /// `DeltaDiscoveryResponse`.
+    Delta {
+        version: String,
+        type_url: &'static str,
+        nonce: String,
+        resources: Vec<(String, Arc<Resource>)>,
+        removed: Vec<String>,
+    },
+}
+
+// Field numbers (envoy/service/discovery/v3/discovery.proto).
+const SOTW_VERSION: u32 = 1;
+const SOTW_RESOURCES: u32 = 2;
+const SOTW_TYPE_URL: u32 = 4;
+const SOTW_NONCE: u32 = 5;
+const DELTA_VERSION: u32 = 1;
+const DELTA_RESOURCES: u32 = 2;
+const DELTA_TYPE_URL: u32 = 4;
+const DELTA_NONCE: u32 = 5;
+const DELTA_REMOVED: u32 = 6;
+const RESOURCE_VERSION: u32 = 1;
+const RESOURCE_BODY: u32 = 2;
+const RESOURCE_NAME: u32 = 3;
+
+fn string_len(tag: u32, s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        encoding::string::encoded_len(tag, &s.to_string())
+    }
+}
+
+fn put_string(tag: u32, s: &str, buf: &mut BytesMut) {
+    if !s.is_empty() {
+        encoding::encode_key(tag, encoding::WireType::LengthDelimited, buf);
+        encoding::encode_varint(s.len() as u64, buf);
+        buf.put_slice(s.as_bytes());
+    }
+}
+
+/// Length of a `Resource` (Delta) message's body.
+fn delta_resource_len(name: &str, r: &Resource) -> usize {
+    string_len(RESOURCE_NAME, name)
+        + string_len(RESOURCE_VERSION, &r.version)
+        + encoding::message::encoded_len(RESOURCE_BODY, &r.body)
+}
+
+impl Outgoing {
+    /// The protobuf length of the whole message.
+    fn encoded_len(&self) -> usize {
+        match self {
+            Outgoing::Sotw {
+                version,
+                type_url,
+                nonce,
+                resources,
+            } => {
+                string_len(SOTW_VERSION, version)
+                    + string_len(SOTW_TYPE_URL, type_url)
+                    + string_len(SOTW_NONCE, nonce)
+                    + resources
+                        .iter()
+                        .map(|r| encoding::message::encoded_len(SOTW_RESOURCES, &r.body))
+                        .sum::<usize>()
+            }
+            Outgoing::Delta {
+                version,
+                type_url,
+                nonce,
+                resources,
+                removed,
+            } => {
+                string_len(DELTA_VERSION, version)
+                    + string_len(DELTA_TYPE_URL, type_url)
+                    + string_len(DELTA_NONCE, nonce)
+                    + resources
+                        .iter()
+                        .map(|(n, r)| {
+                            let len = delta_resource_len(n, r);
+                            encoding::key_len(DELTA_RESOURCES)
+                                + encoding::encoded_len_varint(len as u64)
+                                + len
+                        })
+                        .sum::<usize>()
+                    + removed
+                        .iter()
+                        .map(|n| encoding::string::encoded_len(DELTA_REMOVED, n))
+                        .sum::<usize>()
+            }
+        }
+    }
+
+    /// Number of resources carried.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Outgoing::Sotw { resources, .. } => resources.len(),
+            Outgoing::Delta { resources, .. } => resources.len(),
+        }
+    }
+
+    /// Writes the gRPC prefix and the fields before the resources.
+    fn head(&self, buf: &mut BytesMut) {
+        buf.put_u8(0);
+        buf.put_u32(self.encoded_len() as u32);
+        match self {
+            Outgoing::Sotw {
+                version,
+                type_url,
+                nonce,
+                ..
+            } => {
+                put_string(SOTW_VERSION, version, buf);
+                put_string(SOTW_TYPE_URL, type_url, buf);
+                put_string(SOTW_NONCE, nonce, buf);
+            }
+            Outgoing::Delta {
+                version,
+                type_url,
+                nonce,
+                removed,
+                ..
+            } => {
+                put_string(DELTA_VERSION, version, buf);
+                put_string(DELTA_TYPE_URL, type_url, buf);
+                put_string(DELTA_NONCE, nonce, buf);
+                for n in removed {
+                    encoding::string::encode(DELTA_REMOVED, n, buf);
+                }
+            }
+        }
+    }
+
+    /// Writes resource `i`.
+    fn resource(&self, i: usize, buf: &mut BytesMut) {
+        match self {
+            Outgoing::Sotw { resources, .. } => {
+                encoding::message::encode(SOTW_RESOURCES, &resources[i].body, buf)
+            }
+            Outgoing::Delta { resources, .. } => {
+                let (name, r) = &resources[i];
+                encoding::encode_key(DELTA_RESOURCES, encoding::WireType::LengthDelimited, buf);
+                encoding::encode_varint(delta_resource_len(name, r) as u64, buf);
+                put_string(RESOURCE_NAME, name, buf);
+                put_string(RESOURCE_VERSION, &r.version, buf);
+                encoding::message::encode(RESOURCE_BODY, &r.body, buf);
+            }
+        }
+    }
+}
+
+/// A response being written: the message and how far it got.
+struct Writing {
+    message: Outgoing,
+    /// Bytes of the whole gRPC message (prefix included) not yet produced.
+    left: usize,
+    head_done: bool,
+    next: usize,
+}
+
+impl Writing {
+    fn new(message: Outgoing) -> Self {
+        let left = 5 + message.encoded_len();
+        Writing {
+            message,
+            left,
+            head_done: false,
+            next: 0,
+        }
+    }
+
+    /// The next chunk of bytes, `None` once the message is complete.
+    fn chunk(&mut self) -> Option<Bytes> {
+        let total = self.message.len();
+        if self.head_done && self.next >= total {
+            return None;
+        }
+        let mut buf = BytesMut::with_capacity(CHUNK.min(self.left));
+        if !self.head_done {
+            self.message.head(&mut buf);
+            self.head_done = true;
+        }
+        while self.next < total && buf.len() < CHUNK {
+            self.message.resource(self.next, &mut buf);
+            self.next += 1;
+        }
+        self.left = self.left.saturating_sub(buf.len());
+        Some(buf.freeze())
+    }
+}
+
+/// The response body of one stream: its messages, chunk by chunk, then the
+/// gRPC status in trailers.
+pub(crate) struct ResponseBody {
+    rx: mpsc::Receiver<Result<Outgoing, Status>>,
+    writing: Option<Writing>,
+    end: Option<Status>,
+    done: bool,
+}
+
+impl ResponseBody {
+    pub(crate) fn new(rx: mpsc::Receiver<Result<Outgoing, Status>>) -> Self {
+        ResponseBody {
+            rx,
+            writing: None,
+            end: None,
+            done: false,
+        }
+    }
+}
+
+impl http_body::Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(w) = &mut this.writing {
+                match w.chunk() {
+                    Some(bytes) => return Poll::Ready(Some(Ok(http_body::Frame::data(bytes)))),
+                    None => this.writing = None,
+                }
+            }
+            if this.done {
+                return Poll::Ready(None);
+            }
+            if let Some(status) = this.end.take() {
+                this.done = true;
+                let mut trailers = http::HeaderMap::new();
+                // A status whose message cannot be a header value still
+                // sends its code.
+                if status.add_header(&mut trailers).is_err() {
+                    let _ = Status::new(status.code(), "").add_header(&mut trailers);
+                }
+                return Poll::Ready(Some(Ok(http_body::Frame::trailers(trailers))));
+            }
+            match this.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(message))) => this.writing = Some(Writing::new(message)),
+                Poll::Ready(Some(Err(status))) => this.end = Some(status),
+                Poll::Ready(None) => this.end = Some(Status::ok("")),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// The gRPC response that carries a stream's messages.
+pub(crate) fn streaming_response(
+    rx: mpsc::Receiver<Result<Outgoing, Status>>,
+) -> http::Response<Body> {
+    http::Response::builder()
+        .header(http::header::CONTENT_TYPE, "application/grpc")
+        .body(Body::new(ResponseBody::new(rx)))
+        .expect("static headers are valid")
+}
+
+/// Both ADS methods as one tower service for tonic's router.
+#[derive(Clone)]
+pub struct AdsService {
+    pub(crate) server: crate::AdsServer,
+}
+
+impl NamedService for AdsService {
+    const NAME: &'static str = SERVICE;
+}
+
+impl Service<http::Request<Body>> for AdsService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<Body>) -> Self::Future {
+        let path = req.uri().path();
+        let method = path
+            .strip_prefix('/')
+            .and_then(|p| p.strip_prefix(SERVICE))
+            .and_then(|p| p.strip_prefix('/'))
+            .unwrap_or("");
+        let response = match method {
+            "StreamAggregatedResources" => self.server.open_sotw(req.into_body()),
+            "DeltaAggregatedResources" => self.server.open_delta(req.into_body()),
+            _ => Status::unimplemented(format!("{path} is not an ADS method")).into_http(),
+        };
+        std::future::ready(Ok(response))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::{
+        envoy::service::discovery::v3::{
+            DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse, Resource as DeltaResource,
+        },
+        google::protobuf::Any,
+    };
+
+    fn resource(i: usize) -> Arc<Resource> {
+        Arc::new(Resource {
+            version: format!("v{i}"),
+            body: Any {
+                type_url: "type.googleapis.com/x".into(),
+                value: vec![i as u8; 1000 + i],
+            },
+        })
+    }
+
+    /// Every chunk of a message, concatenated.
+    fn written(message: Outgoing) -> (Vec<u8>, usize) {
+        let mut w = Writing::new(message);
+        let (mut out, mut chunks) = (Vec::new(), 0);
+        while let Some(c) = w.chunk() {
+            assert!(c.len() <= CHUNK + 4096, "a chunk stays near {CHUNK} bytes");
+            out.extend_from_slice(&c);
+            chunks += 1;
+        }
+        (out, chunks)
+    }
+
+    /// Checks the gRPC prefix and decodes the message (field order differs
+    /// from prost's, which protobuf allows, so bytes are not compared).
+    fn unframe<M: Message + Default>(bytes: &[u8]) -> M {
+        assert_eq!(bytes[0], 0, "not compressed");
+        let len = u32::from_be_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        assert_eq!(len, bytes.len() - 5, "the prefix gives the exact length");
+        M::decode(&bytes[5..]).expect("decodes")
+    }
+
+    fn framed(m: &impl Message) -> Vec<u8> {
+        let body = m.encode_to_vec();
+        let mut out = vec![0];
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    #[test]
+    fn sotw_chunks_are_the_prost_encoding() {
+        let resources: Vec<_> = (0..100).map(resource).collect();
+        let expected = DiscoveryResponse {
+            version_info: "abc".into(),
+            resources: resources.iter().map(|r| r.body.clone()).collect(),
+            type_url: "t".into(),
+            nonce: "n-1".into(),
+            ..Default::default()
+        };
+        let (bytes, chunks) = written(Outgoing::Sotw {
+            version: "abc".into(),
+            type_url: "t",
+            nonce: "n-1".into(),
+            resources,
+        });
+        assert!(unframe::<DiscoveryResponse>(&bytes) == expected);
+        assert!(
+            chunks > 2,
+            "100 KB goes out in several chunks, not one buffer"
+        );
+    }
+
+    #[test]
+    fn delta_chunks_are_the_prost_encoding() {
+        let resources: Vec<_> = (0..50).map(|i| (format!("r{i}"), resource(i))).collect();
+        let expected = DeltaDiscoveryResponse {
+            system_version_info: "abc".into(),
+            resources: resources
+                .iter()
+                .map(|(n, r)| DeltaResource {
+                    name: n.clone(),
+                    version: r.version.clone(),
+                    resource: Some(r.body.clone()),
+                    ..Default::default()
+                })
+                .collect(),
+            type_url: "t".into(),
+            removed_resources: vec!["gone".into(), "also-gone".into()],
+            nonce: "n-2".into(),
+            ..Default::default()
+        };
+        let (bytes, _) = written(Outgoing::Delta {
+            version: "abc".into(),
+            type_url: "t",
+            nonce: "n-2".into(),
+            resources,
+            removed: vec!["gone".into(), "also-gone".into()],
+        });
+        assert!(unframe::<DeltaDiscoveryResponse>(&bytes) == expected);
+        // An empty response (the first answer to an empty wildcard) too.
+        let (bytes, _) = written(Outgoing::Delta {
+            version: String::new(),
+            type_url: "t",
+            nonce: "n-3".into(),
+            resources: Vec::new(),
+            removed: Vec::new(),
+        });
+        assert!(
+            unframe::<DeltaDiscoveryResponse>(&bytes)
+                == DeltaDiscoveryResponse {
+                    type_url: "t".into(),
+                    nonce: "n-3".into(),
+                    ..Default::default()
+                }
+        );
+    }
+
+    fn body(chunks: Vec<Vec<u8>>) -> Body {
+        let frames = chunks
+            .into_iter()
+            .map(|c| Ok::<_, Status>(http_body::Frame::data(Bytes::from(c))));
+        Body::new(http_body_util::StreamBody::new(tokio_stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn requests_split_across_frames_decode_and_big_buffers_are_dropped() {
+        let big = DiscoveryRequest {
+            type_url: "eds".into(),
+            resource_names: (0..4000)
+                .map(|i| format!("outbound|9080||svc-{i}.ns.svc.cluster.local"))
+                .collect(),
+            ..Default::default()
+        };
+        let small = DiscoveryRequest {
+            type_url: "eds".into(),
+            response_nonce: "n".into(),
+            ..Default::default()
+        };
+        let mut wire = framed(&big);
+        wire.extend(framed(&small));
+        // Frames of 7000 bytes: the prefix and messages straddle them.
+        let chunks: Vec<Vec<u8>> = wire.chunks(7000).map(<[u8]>::to_vec).collect();
+        let mut r = Requests::<DiscoveryRequest>::new(body(chunks));
+        assert!(r.message().await.unwrap() == Some(big));
+        assert!(
+            r.buf.capacity() <= KEEP_BUFFER,
+            "the ~200 KB buffer of the big request is not kept: {}",
+            r.buf.capacity()
+        );
+        assert!(r.message().await.unwrap() == Some(small));
+        assert_eq!(r.message().await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn compressed_truncated_and_oversized_requests_are_refused() {
+        let mut r = Requests::<DiscoveryRequest>::new(body(vec![vec![1, 0, 0, 0, 0]]));
+        assert_eq!(
+            r.message().await.unwrap_err().code(),
+            tonic::Code::Unimplemented
+        );
+        let mut r = Requests::<DiscoveryRequest>::new(body(vec![vec![0, 0, 0, 0, 9, 1, 2]]));
+        assert_eq!(r.message().await.unwrap_err().code(), tonic::Code::Internal);
+        let len = (MAX_REQUEST as u32 + 1).to_be_bytes();
+        let mut r =
+            Requests::<DiscoveryRequest>::new(body(vec![vec![0, len[0], len[1], len[2], len[3]]]));
+        assert_eq!(
+            r.message().await.unwrap_err().code(),
+            tonic::Code::ResourceExhausted
+        );
+    }
+}
