@@ -119,7 +119,7 @@ impl Protocol for Delta {
                 known = req.initial_resource_versions.len(),
                 "first request"
             );
-            let sub = Subscription::first(t, &req.resource_names_subscribe);
+            let sub = Subscription::first(t, &req.resource_names_subscribe, res.shared(t));
             cx.subscribed(t, &sub);
             let client = Arc::new(
                 req.initial_resource_versions
@@ -143,6 +143,7 @@ impl Protocol for Delta {
         let added = st.sub.apply_delta(
             &req.resource_names_subscribe,
             &req.resource_names_unsubscribe,
+            res.shared(t),
         );
         let forget: Vec<&String> = added
             .iter()

@@ -96,7 +96,7 @@ impl Protocol for Sotw {
         match self.types.get_mut(&t) {
             None => {
                 info!(r#type = ty, version = %req.version_info, names = req.resource_names.len(), "first request");
-                let sub = Subscription::first(t, &req.resource_names);
+                let sub = Subscription::first(t, &req.resource_names, res.shared(t));
                 cx.subscribed(t, &sub);
                 let state = TypeState {
                     sub,
@@ -127,7 +127,7 @@ impl Protocol for Sotw {
                     // this type over and will not ACK what is in flight. Answer it.
                     st.awaiting = false;
                     st.acked = false;
-                    st.sub.replace(&req.resource_names);
+                    st.sub.replace(&req.resource_names, res.shared(t));
                     cx.subscribed(t, &st.sub);
                     st.held = Arc::default();
                     st.force = true;
@@ -140,7 +140,7 @@ impl Protocol for Sotw {
                     st.acked = true;
                     cx.status.acked(t, &req.version_info);
                     debug!(r#type = ty, version = %req.version_info, "ACK");
-                    if st.sub.replace(&req.resource_names) {
+                    if st.sub.replace(&req.resource_names, res.shared(t)) {
                         cx.subscribed(t, &st.sub);
                         // Full-state types answer any change of names; the
                         // others only added names (see the module doc).

@@ -86,7 +86,7 @@ impl StreamCtx {
     pub(crate) fn subscribed(&self, t: TypeUrl, sub: &Subscription) {
         self.status.update(t, |s| {
             s.wildcard = sub.is_wildcard();
-            s.subscribed = crate::status::Names::set(sub.names().clone());
+            s.subscribed = sub.names();
         });
     }
 }

@@ -13,6 +13,8 @@ use std::{cell::RefCell, collections::BTreeSet, sync::Arc};
 
 use rudder_xds::{Resource, TypeUrl};
 
+use crate::status::Names;
+
 /// The explicit wildcard name.
 pub(crate) const WILDCARD: &str = "*";
 
@@ -68,14 +70,70 @@ pub(crate) fn missing<'a>(want: &Content, have: &'a Content) -> Vec<&'a String> 
     out
 }
 
+/// The explicit names of a subscription. Thousands of sidecars subscribe to
+/// the same thousands of names (every EDS cluster), so a set equal to the
+/// names of a map pilot published is kept as that map (shared), not copied.
+#[derive(Clone, Debug)]
+enum NameSet {
+    Own(Arc<BTreeSet<String>>),
+    Keys(Arc<Content>),
+}
+
+impl Default for NameSet {
+    fn default() -> Self {
+        NameSet::Own(Arc::default())
+    }
+}
+
+impl NameSet {
+    fn contains(&self, n: &str) -> bool {
+        match self {
+            NameSet::Own(s) => s.contains(n),
+            NameSet::Keys(m) => m.contains_key(n),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            NameSet::Own(s) => s.len(),
+            NameSet::Keys(m) => m.len(),
+        }
+    }
+
+    fn iter(&self) -> Box<dyn Iterator<Item = &String> + '_> {
+        match self {
+            NameSet::Own(s) => Box::new(s.iter()),
+            NameSet::Keys(m) => Box::new(m.keys()),
+        }
+    }
+
+    /// The same names as `m`'s keys.
+    fn equals_keys(&self, m: &Arc<Content>) -> bool {
+        match self {
+            NameSet::Keys(k) if Arc::ptr_eq(k, m) => true,
+            _ => self.len() == m.len() && self.iter().zip(m.keys()).all(|(a, b)| a == b),
+        }
+    }
+
+    /// A set to edit (copied out of a shared map first).
+    fn make_mut(&mut self) -> &mut BTreeSet<String> {
+        if let NameSet::Keys(m) = self {
+            *self = NameSet::Own(Arc::new(m.keys().cloned().collect()));
+        }
+        match self {
+            NameSet::Own(s) => Arc::make_mut(s),
+            NameSet::Keys(_) => unreachable!("converted above"),
+        }
+    }
+}
+
 /// One type's subscription on one stream.
 #[derive(Debug)]
 pub(crate) struct Subscription {
     wildcard: bool,
     /// Still in legacy-wildcard mode (only ever true for CDS/LDS).
     legacy: bool,
-    /// Shared with `/debug/syncz` (cloning the `Arc`, not the names).
-    names: Arc<BTreeSet<String>>,
+    names: NameSet,
     /// The last [`Subscription::select`]: its input map and its result, so a
     /// map that did not change (same pointer) is not walked again.
     selected: RefCell<Option<(Arc<Content>, Arc<Content>)>>,
@@ -83,23 +141,36 @@ pub(crate) struct Subscription {
 
 impl Subscription {
     /// The subscription of a type's first request (SotW names, or Delta's
-    /// `resource_names_subscribe`).
-    pub(crate) fn first(t: TypeUrl, names: &[String]) -> Self {
+    /// `resource_names_subscribe`); `available` is what pilot has of the
+    /// type (a set equal to its names shares them).
+    pub(crate) fn first(t: TypeUrl, names: &[String], available: Option<&Arc<Content>>) -> Self {
         let legacy = t.is_wildcard_type() && names.is_empty();
         let mut s = Subscription {
             wildcard: legacy,
             legacy,
-            names: Arc::default(),
+            names: NameSet::default(),
             selected: RefCell::new(None),
         };
         s.add(names);
+        s.share(available);
         s
+    }
+
+    /// Keeps the names as `available`'s keys when they are the same.
+    fn share(&mut self, available: Option<&Arc<Content>>) {
+        if let Some(m) = available {
+            if !matches!(&self.names, NameSet::Keys(k) if Arc::ptr_eq(k, m))
+                && self.names.equals_keys(m)
+            {
+                self.names = NameSet::Keys(m.clone());
+            }
+        }
     }
 
     /// SotW: every request carries the full list. Returns whether it changed.
     /// An ACK that repeats the same names (SotW EDS repeats thousands) is
     /// recognised without copying them.
-    pub(crate) fn replace(&mut self, names: &[String]) -> bool {
+    pub(crate) fn replace(&mut self, names: &[String], available: Option<&Arc<Content>>) -> bool {
         if self.legacy && names.is_empty() {
             return false;
         }
@@ -113,15 +184,19 @@ impl Subscription {
                 .filter(|n| *n != WILDCARD)
                 .all(|n| self.names.contains(n))
         {
+            self.share(available);
             return false;
         }
         let before = (self.wildcard, self.legacy, self.names.clone());
         self.legacy = false;
         self.wildcard = false;
-        self.names = Arc::default();
+        self.names = NameSet::default();
         self.selected.replace(None);
         self.add(names);
-        (self.wildcard, self.legacy) != (before.0, before.1) || *self.names != *before.2
+        self.share(available);
+        (self.wildcard, self.legacy) != (before.0, before.1)
+            || self.names.len() != before.2.len()
+            || !self.names.iter().eq(before.2.iter())
     }
 
     /// Delta: requests carry changes. Returns the names newly subscribed
@@ -132,6 +207,7 @@ impl Subscription {
         &mut self,
         subscribe: &[String],
         unsubscribe: &[String],
+        available: Option<&Arc<Content>>,
     ) -> Vec<String> {
         if self.legacy {
             if subscribe.is_empty() {
@@ -144,21 +220,23 @@ impl Subscription {
         }
         let added = self.add(subscribe);
         self.remove(unsubscribe);
+        self.share(available);
         added
     }
 
     fn add(&mut self, names: &[String]) -> Vec<String> {
         let mut added = Vec::new();
-        if names.is_empty() {
-            return added;
-        }
-        self.selected.replace(None);
-        let set = Arc::make_mut(&mut self.names);
         for n in names {
             if n == WILDCARD {
+                if !self.wildcard {
+                    self.selected.replace(None);
+                }
                 self.wildcard = true;
             } else {
-                set.insert(n.clone());
+                if !self.names.contains(n) {
+                    self.selected.replace(None);
+                    self.names.make_mut().insert(n.clone());
+                }
                 added.push(n.clone());
             }
         }
@@ -166,16 +244,15 @@ impl Subscription {
     }
 
     fn remove(&mut self, names: &[String]) {
-        if names.is_empty() {
-            return;
-        }
-        self.selected.replace(None);
-        let set = Arc::make_mut(&mut self.names);
         for n in names {
             if n == WILDCARD {
+                if self.wildcard {
+                    self.selected.replace(None);
+                }
                 self.wildcard = false;
-            } else {
-                set.remove(n);
+            } else if self.names.contains(n) {
+                self.selected.replace(None);
+                self.names.make_mut().remove(n);
             }
         }
     }
@@ -184,8 +261,12 @@ impl Subscription {
         self.wildcard
     }
 
-    pub(crate) fn names(&self) -> &Arc<BTreeSet<String>> {
-        &self.names
+    /// The explicit names, for `/debug/syncz` (shared, not copied).
+    pub(crate) fn names(&self) -> Names {
+        match &self.names {
+            NameSet::Own(s) => Names::set(s.clone()),
+            NameSet::Keys(m) => Names::keys(m.clone()),
+        }
     }
 
     pub(crate) fn wants(&self, name: &str) -> bool {
@@ -207,9 +288,7 @@ impl Subscription {
                 return output.clone();
             }
         }
-        let covers_all = self.names.len() == available.len()
-            && self.names.iter().zip(available.keys()).all(|(a, b)| a == b);
-        let output = if covers_all {
+        let output = if self.names.equals_keys(available) {
             available.clone()
         } else {
             Arc::new(
@@ -236,32 +315,70 @@ mod tests {
 
     #[test]
     fn legacy_wildcard_only_for_cds_lds() {
-        assert!(Subscription::first(TypeUrl::Cluster, &[]).is_wildcard());
-        assert!(Subscription::first(TypeUrl::Listener, &[]).is_wildcard());
-        assert!(!Subscription::first(TypeUrl::Endpoint, &[]).is_wildcard());
-        assert!(Subscription::first(TypeUrl::Endpoint, &s(&["*"])).is_wildcard());
+        assert!(Subscription::first(TypeUrl::Cluster, &[], None).is_wildcard());
+        assert!(Subscription::first(TypeUrl::Listener, &[], None).is_wildcard());
+        assert!(!Subscription::first(TypeUrl::Endpoint, &[], None).is_wildcard());
+        assert!(Subscription::first(TypeUrl::Endpoint, &s(&["*"]), None).is_wildcard());
     }
 
     #[test]
     fn sotw_names_leave_legacy_mode_and_empty_keeps_it() {
-        let mut sub = Subscription::first(TypeUrl::Cluster, &[]);
-        assert!(!sub.replace(&[]));
+        let mut sub = Subscription::first(TypeUrl::Cluster, &[], None);
+        assert!(!sub.replace(&[], None));
         assert!(sub.is_wildcard());
-        assert!(sub.replace(&s(&["a"])));
+        assert!(sub.replace(&s(&["a"]), None));
         assert!(!sub.is_wildcard());
-        assert!(sub.replace(&[]));
+        assert!(sub.replace(&[], None));
         assert!(!sub.wants("a"), "out of legacy mode an empty list is empty");
     }
 
     #[test]
     fn delta_resubscribe_reports_names_and_star_toggles() {
-        let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["a"]));
-        assert_eq!(sub.apply_delta(&s(&["a", "b"]), &[]), s(&["a", "b"]));
-        sub.apply_delta(&[], &s(&["a"]));
+        let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["a"]), None);
+        assert_eq!(sub.apply_delta(&s(&["a", "b"]), &[], None), s(&["a", "b"]));
+        sub.apply_delta(&[], &s(&["a"]), None);
         assert!(!sub.wants("a") && sub.wants("b"));
-        sub.apply_delta(&s(&["*"]), &[]);
+        sub.apply_delta(&s(&["*"]), &[], None);
         assert!(sub.wants("zzz"));
-        sub.apply_delta(&[], &s(&["*"]));
+        sub.apply_delta(&[], &s(&["*"]), None);
         assert!(!sub.wants("zzz"));
+    }
+
+    fn map(names: &[&str]) -> Arc<Content> {
+        Arc::new(
+            names
+                .iter()
+                .map(|n| {
+                    (
+                        n.to_string(),
+                        Arc::new(Resource {
+                            version: "1".into(),
+                            body: Default::default(),
+                        }),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn names_equal_to_a_published_map_share_it_and_select_returns_it() {
+        let m = map(&["a", "b", "c"]);
+        let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["c", "a", "b"]), Some(&m));
+        assert!(matches!(&sub.names, NameSet::Keys(k) if Arc::ptr_eq(k, &m)));
+        assert!(Arc::ptr_eq(&sub.select(Some(&m)), &m));
+        // The same names again (a SotW ACK): unchanged, still shared.
+        assert!(!sub.replace(&s(&["a", "b", "c"]), Some(&m)));
+        // One name more than the map: its own set, and a filtered selection.
+        assert!(sub.replace(&s(&["a", "b", "c", "d"]), Some(&m)));
+        assert!(matches!(sub.names, NameSet::Own(_)));
+        assert!(sub.wants("d"));
+        assert_eq!(sub.select(Some(&m)).len(), 3);
+        // Delta: unsubscribing "d" makes it the map's names again.
+        sub.apply_delta(&[], &s(&["d"]), Some(&m));
+        assert!(matches!(&sub.names, NameSet::Keys(k) if Arc::ptr_eq(k, &m)));
+        // Editing a shared set copies it; the map is untouched.
+        sub.apply_delta(&[], &s(&["a"]), None);
+        assert!(!sub.wants("a") && m.contains_key("a"));
     }
 }
