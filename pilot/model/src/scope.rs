@@ -1,0 +1,257 @@
+//! Per-proxy scoping: what one sidecar may see, as Istio decides it.
+//!
+//! ```text
+//!  Snapshot ──► Scope::of(snapshot, namespace, labels)
+//!                 ├─ exportTo   Service annotation `networking.istio.io/exportTo`,
+//!                 │             VirtualService/DestinationRule `exportTo`
+//!                 └─ Sidecar    the pod's (workloadSelector) ▸ its namespace's default
+//!                               ▸ the root namespace's default ▸ none (see everything exported)
+//!                    ─► services + route tables the proxy sees ─► xDS (clusters, EDS, listeners, routes)
+//! ```
+//!
+//! A Sidecar's `egress[].hosts` are `namespace/dnsName`: the namespace is `*`
+//! (any), `.` (the Sidecar's own, resolved when compiled), `~` (none) or a
+//! name; the dnsName is `*`, `*.suffix` or a host. A service is visible when
+//! it is exported to the proxy's namespace and some egress host matches its
+//! namespace and hostname; a VirtualService when it is exported there and an
+//! egress host matches its namespace and one of its hosts (Istio's
+//! `SelectVirtualServices`), and the services its routes name come with it.
+//!
+//! A [`Scope`] is identified by [`Scope::key`] (the proxy's namespace and the
+//! applicable Sidecar): everything scoped is a function of the snapshot and
+//! that key, so generators may cache by it.
+
+use std::collections::BTreeSet;
+
+use crate::{
+    route::{HttpAction, RouteTable, RuleRef},
+    service::{selects, Hostname, Labels, Service},
+    snapshot::Snapshot,
+};
+
+/// Whether something owned by `owner` with this `exportTo` is visible in
+/// `client` (empty = everywhere; `*` everywhere; `.` the owner's namespace;
+/// `~` nowhere; otherwise the namespaces named).
+pub fn exported_to(export_to: &[String], owner: &str, client: &str) -> bool {
+    export_to.is_empty()
+        || export_to
+            .iter()
+            .any(|ns| ns == "*" || ns == client || (ns == "." && owner == client))
+}
+
+/// The namespace part of an egress host.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EgressNamespace {
+    /// `*`: any namespace.
+    Any,
+    /// A namespace (`.` is resolved to the Sidecar's own when compiled).
+    Named(String),
+    /// `~`: no namespace (imports nothing).
+    None,
+}
+
+/// One `namespace/dnsName` entry of `egress[].hosts`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EgressHost {
+    /// Namespace part.
+    pub namespace: EgressNamespace,
+    /// Host part: `*`, `*.suffix` or a host.
+    pub host: String,
+}
+
+impl EgressHost {
+    /// Whether this entry imports `host` from `namespace`.
+    pub fn matches(&self, namespace: &str, host: &str) -> bool {
+        let ns = match &self.namespace {
+            EgressNamespace::Any => true,
+            EgressNamespace::Named(n) => n == namespace,
+            EgressNamespace::None => false,
+        };
+        ns && host_matches(&self.host, host)
+    }
+}
+
+/// Whether the pattern `*`, `*.suffix` or `host` matches `host` (a wildcard
+/// host of a rule matches when the pattern covers it).
+pub fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+/// `outboundTrafficPolicy.mode`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OutboundMode {
+    /// Unknown destinations pass through (Istio's default; what Rudder serves).
+    #[default]
+    AllowAny,
+    /// Only registry hosts (refused by validation until the edge issue serves it).
+    RegistryOnly,
+}
+
+/// A compiled Sidecar.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Sidecar {
+    /// Where it came from.
+    pub source: RuleRef,
+    /// `workloadSelector.labels`; `None`: the namespace default (the mesh
+    /// default in the root namespace).
+    pub selector: Option<Labels>,
+    /// The hosts of every egress listener.
+    pub egress: Vec<EgressHost>,
+    /// `outboundTrafficPolicy.mode`.
+    pub outbound: OutboundMode,
+}
+
+impl Sidecar {
+    /// Whether it imports `host` of `namespace`.
+    pub fn imports(&self, namespace: &str, host: &str) -> bool {
+        self.egress.iter().any(|e| e.matches(namespace, host))
+    }
+}
+
+/// The Sidecar that applies to a pod in `namespace` with `labels`, as an
+/// index into `sidecars` (ordered oldest first): the oldest whose selector
+/// matches, else the namespace's default, else the root namespace's default.
+pub fn select_sidecar(
+    sidecars: &[Sidecar],
+    root_namespace: &str,
+    namespace: &str,
+    labels: &Labels,
+) -> Option<usize> {
+    let find = |ns: &str, f: &dyn Fn(&Sidecar) -> bool| {
+        sidecars
+            .iter()
+            .position(|s| s.source.namespace == ns && f(s))
+    };
+    find(namespace, &|s| {
+        s.selector.as_ref().is_some_and(|l| selects(l, labels))
+    })
+    .or_else(|| find(namespace, &|s| s.selector.is_none()))
+    .or_else(|| find(root_namespace, &|s| s.selector.is_none()))
+}
+
+/// What a proxy sees: its namespace's exports narrowed by its Sidecar.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    /// The proxy's namespace.
+    pub namespace: String,
+    /// The applicable Sidecar (index into [`Snapshot::sidecars`]).
+    pub sidecar: Option<usize>,
+    /// Hostnames of the visible services.
+    pub services: BTreeSet<Hostname>,
+    /// Indexes of the visible route tables (into [`Snapshot::route_tables`]), in order.
+    pub route_tables: Vec<usize>,
+}
+
+/// The identity of a scope within one snapshot: (namespace, Sidecar index).
+pub type ScopeKey = (String, Option<usize>);
+
+impl Scope {
+    /// The scope of a proxy in `namespace` with `labels`.
+    pub fn of(snapshot: &Snapshot, namespace: &str, labels: &Labels) -> Self {
+        let sidecar = select_sidecar(
+            &snapshot.sidecars,
+            &snapshot.mesh.root_namespace,
+            namespace,
+            labels,
+        );
+        Self::for_key(snapshot, &(namespace.to_string(), sidecar))
+    }
+
+    /// The key a proxy in `namespace` with `labels` has (cheap: no scope built).
+    pub fn key_of(snapshot: &Snapshot, namespace: &str, labels: &Labels) -> ScopeKey {
+        let sidecar = select_sidecar(
+            &snapshot.sidecars,
+            &snapshot.mesh.root_namespace,
+            namespace,
+            labels,
+        );
+        (namespace.to_string(), sidecar)
+    }
+
+    /// The scope with this key.
+    pub fn for_key(snapshot: &Snapshot, key: &ScopeKey) -> Self {
+        let (namespace, sidecar) = key;
+        let sc = sidecar.and_then(|i| snapshot.sidecars.get(i));
+        let exported = |s: &Service| exported_to(&s.export_to, &s.namespace, namespace);
+        let route_tables: Vec<usize> = snapshot
+            .route_tables
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| {
+                t.visible_to(namespace)
+                    && sc
+                        .is_none_or(|sc| t.hosts.iter().any(|h| sc.imports(&t.source.namespace, h)))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let mut services: BTreeSet<Hostname> = snapshot
+            .services
+            .values()
+            .filter(|s| exported(s) && sc.is_none_or(|sc| sc.imports(&s.namespace, &s.hostname)))
+            .map(|s| s.hostname.clone())
+            .collect();
+        if sc.is_some() {
+            // The services the selected rules route to come with them (Istio).
+            for &i in &route_tables {
+                for host in destinations(&snapshot.route_tables[i]) {
+                    if snapshot.services.get(host).is_some_and(exported) {
+                        services.insert(host.clone());
+                    }
+                }
+            }
+        }
+        Self {
+            namespace: namespace.clone(),
+            sidecar: *sidecar,
+            services,
+            route_tables,
+        }
+    }
+
+    /// This scope's key.
+    pub fn key(&self) -> ScopeKey {
+        (self.namespace.clone(), self.sidecar)
+    }
+
+    /// The visible services, by hostname.
+    pub fn services<'a>(&'a self, snapshot: &'a Snapshot) -> impl Iterator<Item = &'a Service> {
+        self.services
+            .iter()
+            .filter_map(|h| snapshot.services.get(h))
+    }
+
+    /// Whether `host` is a visible service.
+    pub fn sees(&self, host: &str) -> bool {
+        self.services.contains(host)
+    }
+
+    /// The route table for `host` this scope uses: the first visible one.
+    pub fn route_table<'a>(&self, snapshot: &'a Snapshot, host: &str) -> Option<&'a RouteTable> {
+        self.route_tables
+            .iter()
+            .map(|&i| &snapshot.route_tables[i])
+            .find(|t| t.hosts.iter().any(|h| h == host))
+    }
+}
+
+/// Every host a route table's routes name (HTTP, mirrors and TCP).
+fn destinations(t: &RouteTable) -> impl Iterator<Item = &Hostname> {
+    let http = t.http.iter().flat_map(|r| {
+        let routed = match &r.action {
+            HttpAction::Route(ds) => ds.as_slice(),
+            _ => &[],
+        };
+        routed
+            .iter()
+            .map(|d| &d.host)
+            .chain(r.mirrors.iter().map(|m| &m.destination.host))
+    });
+    let tcp = t
+        .tcp
+        .iter()
+        .flat_map(|r| r.destinations.iter().map(|d| &d.host));
+    http.chain(tcp)
+}
