@@ -4,11 +4,12 @@
 //!  store objects ─► Selected::keeps ─► build (services, pods, rules of selected namespaces only)
 //! ```
 //!
-//! As in Istio, a namespace is selected when any selector matches its labels
-//! (no selectors: every namespace). Objects of an unselected namespace are
-//! ignored entirely, as if absent: its Services, Pods, endpoints and rules.
-//! A namespace without a Namespace object has no labels. The mesh config
-//! itself and Namespace objects of selected namespaces are always read.
+//! As in Istio (`discoveryNamespacesFilter`), a namespace is selected when it
+//! has a Namespace object and any selector matches its labels (no selectors:
+//! every namespace, with or without an object). Objects of an unselected
+//! namespace are ignored entirely, as if absent: its Services, Pods,
+//! endpoints and rules. Cluster-scoped objects and the mesh config are
+//! always read.
 
 use std::collections::BTreeSet;
 
@@ -27,10 +28,6 @@ const OPERATORS: [&str; 4] = ["In", "NotIn", "Exists", "DoesNotExist"];
 pub struct Selected {
     /// `None`: every namespace.
     namespaces: Option<BTreeSet<String>>,
-    /// Namespaces with a Namespace object.
-    known: BTreeSet<String>,
-    /// Whether a namespace without a Namespace object (no labels) is selected.
-    unlabelled: bool,
 }
 
 impl Selected {
@@ -40,25 +37,16 @@ impl Selected {
             .map(|m| m.discovery_selectors.as_slice())
             .unwrap_or(&[]);
         if selectors.is_empty() {
-            return Self {
-                namespaces: None,
-                known: BTreeSet::new(),
-                unlabelled: true,
-            };
+            return Self { namespaces: None };
         }
-        let all = objects
+        let namespaces = objects
             .iter()
-            .filter(|o| matches!(o.body, Body::Namespace(_)));
-        let namespaces = all
-            .clone()
+            .filter(|o| matches!(o.body, Body::Namespace(_)))
             .filter(|o| selectors.iter().any(|s| s.matches(&o.meta.labels)))
             .map(|o| o.key.name.clone())
             .collect();
-        let unlabelled = selectors.iter().any(|s| s.matches(&Default::default()));
         Self {
             namespaces: Some(namespaces),
-            known: all.map(|o| o.key.name.clone()).collect(),
-            unlabelled,
         }
     }
 
@@ -70,10 +58,7 @@ impl Selected {
         match o.key.kind {
             Kind::MeshConfig => true,
             Kind::Namespace => selected.contains(&o.key.name),
-            _ => {
-                selected.contains(&o.key.namespace)
-                    || (self.unlabelled && !self.known.contains(&o.key.namespace))
-            }
+            _ => selected.contains(&o.key.namespace),
         }
     }
 }

@@ -269,7 +269,7 @@ fn destination_rules_are_looked_up_in_client_then_service_then_root_namespace() 
 
 #[test]
 fn discovery_selectors_ignore_unselected_namespaces_entirely() {
-    let mesh = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rudder-mesh, namespace: rudder-system}\ndata:\n  mesh: |\n    discoverySelectors:\n    - matchLabels: {mesh: \"on\"}\n    - matchExpressions: [{key: team, operator: In, values: [blue]}]\n";
+    let mesh = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rudder-mesh, namespace: rudder-system}\ndata:\n  mesh: |\n    discoverySelectors:\n    - matchLabels: {mesh: \"on\"}\n    - matchExpressions: [{key: team, operator: In, values: [blue]}]\n    - matchExpressions: [{key: team, operator: NotIn, values: [red]}, {key: team, operator: Exists}]\n";
     let ns = |name: &str, labels: &str| {
         format!(
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}, labels: {{{labels}}}}}\n"
@@ -284,6 +284,8 @@ fn discovery_selectors_ignore_unselected_namespaces_entirely() {
         service("b", "blue", "198.19.0.2", ""),
         service("c", "ignored", "198.19.0.3", ""),
         service("d", "nowhere", "198.19.0.4", ""),
+        ns("green", "team: green"),
+        service("e", "green", "198.19.0.5", ""),
         dr(
             "r",
             "ignored",
@@ -297,11 +299,16 @@ fn discovery_selectors_ignore_unselected_namespaces_entirely() {
     let s = snapshot(&yaml);
     assert_eq!(
         s.services.keys().cloned().collect::<Vec<_>>(),
-        ["a.meshed.svc.cluster.local", "b.blue.svc.cluster.local"]
+        [
+            "a.meshed.svc.cluster.local",
+            "b.blue.svc.cluster.local",
+            "e.green.svc.cluster.local"
+        ],
+        "a namespace without a Namespace object is never selected"
     );
     assert_eq!(
         s.namespaces.keys().cloned().collect::<Vec<_>>(),
-        ["blue", "meshed"]
+        ["blue", "green", "meshed"]
     );
     assert!(
         s.destination_rules.all().next().is_none(),
@@ -311,5 +318,5 @@ fn discovery_selectors_ignore_unselected_namespaces_entirely() {
     assert!(warnings(&validate(&[("m.yaml", &yaml)])).is_empty());
 
     let all = snapshot(&yaml.replace("discoverySelectors:", "unused:"));
-    assert_eq!(all.services.len(), 4, "no selectors: every namespace");
+    assert_eq!(all.services.len(), 5, "no selectors: every namespace");
 }
