@@ -255,3 +255,63 @@ fn destinations(t: &RouteTable) -> impl Iterator<Item = &Hostname> {
         .flat_map(|r| r.destinations.iter().map(|d| &d.host));
     http.chain(tcp)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::DestinationRules;
+
+    #[test]
+    fn export_to_follows_istio() {
+        let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(exported_to(&[], "a", "b"), "empty: everywhere");
+        assert!(exported_to(&e(&["*"]), "a", "b"));
+        assert!(exported_to(&e(&["."]), "a", "a"));
+        assert!(!exported_to(&e(&["."]), "a", "b"));
+        assert!(!exported_to(&e(&["~"]), "a", "a"), "`~`: nowhere");
+        assert!(exported_to(&e(&["b", "c"]), "a", "c"));
+    }
+
+    #[test]
+    fn egress_hosts_match_namespace_and_host() {
+        let h = |namespace, host: &str| EgressHost {
+            namespace,
+            host: host.into(),
+        };
+        let any = h(EgressNamespace::Any, "*.example.com");
+        assert!(any.matches("x", "www.example.com"));
+        assert!(!any.matches("x", "example.com"));
+        let prod = h(EgressNamespace::Named("prod".into()), "*");
+        assert!(prod.matches("prod", "a.prod.svc.cluster.local"));
+        assert!(!prod.matches("dev", "a.dev.svc.cluster.local"));
+        assert!(!h(EgressNamespace::None, "*").matches("prod", "a"));
+    }
+
+    #[test]
+    fn destination_rule_pools() {
+        let e = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let root = "rudder-system";
+        assert_eq!(DestinationRules::pools(&[], "a", root), (true, true));
+        assert_eq!(
+            DestinationRules::pools(&e(&["."]), "a", root),
+            (true, false)
+        );
+        assert_eq!(
+            DestinationRules::pools(&e(&["b"]), "a", root),
+            (false, true)
+        );
+        assert_eq!(
+            DestinationRules::pools(&e(&["a", "b"]), "a", root),
+            (true, true)
+        );
+        assert_eq!(
+            DestinationRules::pools(&e(&["*"]), root, root),
+            (false, true),
+            "the root namespace's local pool holds only private rules"
+        );
+        assert_eq!(
+            DestinationRules::pools(&e(&["."]), root, root),
+            (true, false)
+        );
+    }
+}

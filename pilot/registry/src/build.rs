@@ -94,8 +94,9 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
 
 /// A later DestinationRule for a host that an older one already defines is
 /// merged into it, as Istio merges them: its subsets are added (a subset name
-/// the older rule has keeps the older definition, with a warning), and its
-/// top-level traffic policy applies only when the older rule has none.
+/// the older rule has keeps the older definition, with a warning), its
+/// top-level traffic policy applies only when the older rule has none, and
+/// the merged rule is exported where either was (empty = everywhere).
 fn merge_destination_rule(
     first: &mut DestinationPolicy,
     later: DestinationPolicy,
@@ -114,6 +115,15 @@ fn merge_destination_rule(
             ),
             Entry::Vacant(e) => {
                 e.insert(subset);
+            }
+        }
+    }
+    if first.export_to.is_empty() || later.export_to.is_empty() {
+        first.export_to.clear();
+    } else {
+        for ns in later.export_to {
+            if !first.export_to.contains(&ns) {
+                first.export_to.push(ns);
             }
         }
     }

@@ -253,6 +253,20 @@ fn destination_rules_are_looked_up_in_client_then_service_then_root_namespace() 
         rule("rudder-system", ratings).as_deref(),
         Some("root-ratings")
     );
+    // Rules of one namespace for one host merge, exported where either is.
+    let merged = snapshot(
+        &[
+            service("reviews", "prod", "198.19.0.1", ""),
+            dr("a-to-qa", "prod", host, "qa", "RANDOM"),
+            dr("b-to-dev", "prod", host, "dev", "LEAST_REQUEST"),
+        ]
+        .join("---\n"),
+    );
+    for client in ["qa", "dev"] {
+        let p = merged.destination_policy(client, host).expect(client);
+        assert_eq!(p.source.name, "a-to-qa", "{client}: the older rule leads");
+    }
+    assert!(merged.destination_policy("stage", host).is_none());
     // A private rule never changes another namespace's view.
     let without = snapshot(
         &[
