@@ -195,6 +195,23 @@ pub struct DestinationPolicy {
     pub export_to: Vec<String>,
 }
 
+/// The policy of a pool for `host`: its own, else the most specific
+/// wildcard host covering it (Istio's `MostSpecificHostMatch`). Wildcard
+/// hosts sort first (`*` precedes letters and digits), so a pool without
+/// them costs one lookup.
+fn most_specific<'a>(
+    pool: &'a BTreeMap<Hostname, DestinationPolicy>,
+    host: &str,
+) -> Option<&'a DestinationPolicy> {
+    pool.get(host).or_else(|| {
+        pool.iter()
+            .take_while(|(k, _)| k.starts_with('*'))
+            .filter(|(k, _)| crate::scope::host_matches(k, host))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, p)| p)
+    })
+}
+
 /// DestinationPolicies indexed as Istio looks them up for a client
 /// (`PushContext.destinationRule`): the client's namespace first, then the
 /// service's namespace, then the root namespace. A rule exported only to `.`
@@ -204,7 +221,8 @@ pub struct DestinationPolicy {
 /// ```text
 ///  client ns ≠ root:  local[client] ─► exported[service ns] ─► exported[root]
 ///  client ns = root:  local[root] (private rules only) ─► exported[service ns] ─► exported[root]
-///  (exported pools answer only clients their merged exportTo names)
+///  (exported pools answer only clients their merged exportTo names; in each
+///   pool the host's own rule, else the most specific wildcard rule covering it)
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct DestinationRules {
@@ -237,13 +255,16 @@ impl DestinationRules {
                 .then_some(p);
         }
         let exported = |ns: &str| {
-            self.exported.get(ns).and_then(|m| m.get(host)).filter(|p| {
-                p.export_to.is_empty() || p.export_to.iter().any(|e| e == "*" || e == client)
-            })
+            self.exported
+                .get(ns)
+                .and_then(|m| most_specific(m, host))
+                .filter(|p| {
+                    p.export_to.is_empty() || p.export_to.iter().any(|e| e == "*" || e == client)
+                })
         };
         self.local
             .get(client)
-            .and_then(|m| m.get(host))
+            .and_then(|m| most_specific(m, host))
             .or_else(|| service_ns.and_then(exported))
             .or_else(|| exported(root))
     }

@@ -314,4 +314,44 @@ mod tests {
             (true, false)
         );
     }
+
+    #[test]
+    fn the_most_specific_wildcard_rule_applies() {
+        let rule = |host: &str| crate::policy::DestinationPolicy {
+            source: RuleRef {
+                kind: "DestinationRule".into(),
+                namespace: "prod".into(),
+                name: host.into(),
+            },
+            host: host.into(),
+            traffic_policy: Default::default(),
+            subsets: Default::default(),
+            export_to: vec![],
+        };
+        let mut rules = DestinationRules::default();
+        let pool = rules.exported.entry("prod".into()).or_default();
+        for h in [
+            "*.svc.cluster.local",
+            "*.prod.svc.cluster.local",
+            "a.prod.svc.cluster.local",
+        ] {
+            pool.insert(h.into(), rule(h));
+        }
+        let found = |host: &str, service_ns: &str| {
+            rules
+                .lookup("rudder-system", "dev", host, Some(service_ns))
+                .map(|p| p.host.as_str())
+        };
+        let a = "a.prod.svc.cluster.local";
+        assert_eq!(found(a, "prod"), Some(a));
+        assert_eq!(
+            found("b.prod.svc.cluster.local", "prod"),
+            Some("*.prod.svc.cluster.local")
+        );
+        assert_eq!(
+            found("c.qa.svc.cluster.local", "qa"),
+            None,
+            "qa's service: prod's pool is not asked"
+        );
+    }
 }
