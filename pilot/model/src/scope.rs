@@ -10,11 +10,13 @@
 //! ```
 //!
 //! A Sidecar's `egress[].hosts` are `namespace/dnsName`: the namespace is `*`
-//! (any), `.` (the Sidecar's own, resolved when compiled), `~` (none) or a
-//! name; the dnsName is `*`, `*.suffix` or a host. A service is visible when
-//! it is exported to the proxy's namespace and some egress host matches its
-//! namespace and hostname; a VirtualService when it is exported there and an
-//! egress host matches its namespace and one of its hosts (Istio's
+//! (any), `.` (the proxy's namespace: the Sidecar's own, or any namespace for
+//! the root namespace's default), `~` (none) or a name; the dnsName is `*`,
+//! `*.suffix` or a host. Within one egress listener, hosts naming a namespace
+//! hide the `*/...` ones for that namespace (Istio's `selectServices`). A
+//! service is visible when it is exported to the proxy's namespace and some
+//! listener imports it; a VirtualService when it is exported there and a
+//! listener imports its namespace and overlaps one of its hosts (Istio's
 //! `SelectVirtualServices`), and the services its routes name come with it.
 //!
 //! A [`Scope`] is identified by [`Scope::key`] (the proxy's namespace and the
@@ -42,9 +44,12 @@ pub fn exported_to(export_to: &[String], owner: &str, client: &str) -> bool {
 /// The namespace part of an egress host.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EgressNamespace {
-    /// `*`: any namespace.
+    /// `*`: any namespace without hosts of its own in the listener.
     Any,
-    /// A namespace (`.` is resolved to the Sidecar's own when compiled).
+    /// `.`: the namespace of the proxy the Sidecar applies to (its own, or
+    /// any namespace for the root namespace's default), as Istio resolves it.
+    Own,
+    /// A namespace by name.
     Named(String),
     /// `~`: no namespace (imports nothing).
     None,
@@ -59,24 +64,23 @@ pub struct EgressHost {
     pub host: String,
 }
 
-impl EgressHost {
-    /// Whether this entry imports `host` from `namespace`.
-    pub fn matches(&self, namespace: &str, host: &str) -> bool {
-        let ns = match &self.namespace {
-            EgressNamespace::Any => true,
-            EgressNamespace::Named(n) => n == namespace,
-            EgressNamespace::None => false,
-        };
-        ns && host_matches(&self.host, host)
-    }
-}
-
 /// Whether the pattern `*`, `*.suffix` or `host` matches `host` (a wildcard
 /// host of a rule matches when the pattern covers it).
 pub fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix('*') {
         Some(suffix) => host.ends_with(suffix),
         None => pattern == host,
+    }
+}
+
+/// Whether two hosts, either possibly a wildcard, have a name in common
+/// (Istio's `host.Name.Matches`, used to select VirtualServices).
+pub fn hosts_overlap(a: &str, b: &str) -> bool {
+    match (a.strip_prefix('*'), b.strip_prefix('*')) {
+        (Some(x), Some(y)) => x.ends_with(y) || y.ends_with(x),
+        (Some(x), None) => b.ends_with(x),
+        (None, Some(y)) => a.ends_with(y),
+        (None, None) => a == b,
     }
 }
 
@@ -98,17 +102,57 @@ pub struct Sidecar {
     /// `workloadSelector.labels`; `None`: the namespace default (the mesh
     /// default in the root namespace).
     pub selector: Option<Labels>,
-    /// The hosts of every egress listener.
-    pub egress: Vec<EgressHost>,
+    /// The hosts of each egress listener (a Sidecar without `egress` has one
+    /// listener importing `*/*`, as in Istio).
+    pub egress: Vec<Vec<EgressHost>>,
     /// `outboundTrafficPolicy.mode`.
     pub outbound: OutboundMode,
 }
 
 impl Sidecar {
-    /// Whether it imports `host` of `namespace`.
-    pub fn imports(&self, namespace: &str, host: &str) -> bool {
-        self.egress.iter().any(|e| e.matches(namespace, host))
+    /// Whether, for a proxy in `proxy_ns`, it imports the service `host` of
+    /// `namespace`.
+    pub fn imports(&self, proxy_ns: &str, namespace: &str, host: &str) -> bool {
+        self.egress
+            .iter()
+            .any(|listener| hosts_for(listener, proxy_ns, namespace).any(|p| host_matches(p, host)))
     }
+
+    /// Whether, for a proxy in `proxy_ns`, it imports a route rule of
+    /// `namespace` naming `hosts` (Istio's `SelectVirtualServices`).
+    pub fn imports_rule(&self, proxy_ns: &str, namespace: &str, hosts: &[Hostname]) -> bool {
+        self.egress.iter().any(|listener| {
+            hosts_for(listener, proxy_ns, namespace)
+                .any(|p| hosts.iter().any(|h| hosts_overlap(h, p)))
+        })
+    }
+}
+
+/// The host patterns one egress listener imports from `namespace`: those
+/// naming it (`ns/...`, or `./...` in the proxy's namespace) when there are
+/// any, else those of `*/...` (Istio's precedence: an explicit namespace
+/// hides the wildcard one).
+fn hosts_for<'a>(
+    listener: &'a [EgressHost],
+    proxy_ns: &'a str,
+    namespace: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    let named = move |h: &&EgressHost| match &h.namespace {
+        EgressNamespace::Own => proxy_ns == namespace,
+        EgressNamespace::Named(n) => n == namespace,
+        EgressNamespace::Any | EgressNamespace::None => false,
+    };
+    let explicit = listener.iter().any(|h| named(&h));
+    listener
+        .iter()
+        .filter(move |h| {
+            if explicit {
+                named(h)
+            } else {
+                h.namespace == EgressNamespace::Any
+            }
+        })
+        .map(|h| h.host.as_str())
 }
 
 /// The Sidecar that applies to a pod in `namespace` with `labels`, as an
@@ -182,15 +226,16 @@ impl Scope {
             .enumerate()
             .filter(|(_, t)| {
                 t.visible_to(namespace)
-                    && sc
-                        .is_none_or(|sc| t.hosts.iter().any(|h| sc.imports(&t.source.namespace, h)))
+                    && sc.is_none_or(|sc| sc.imports_rule(namespace, &t.source.namespace, &t.hosts))
             })
             .map(|(i, _)| i)
             .collect();
         let mut services: BTreeSet<Hostname> = snapshot
             .services
             .values()
-            .filter(|s| exported(s) && sc.is_none_or(|sc| sc.imports(&s.namespace, &s.hostname)))
+            .filter(|s| {
+                exported(s) && sc.is_none_or(|sc| sc.imports(namespace, &s.namespace, &s.hostname))
+            })
             .map(|s| s.hostname.clone())
             .collect();
         if sc.is_some() {
@@ -273,18 +318,56 @@ mod tests {
     }
 
     #[test]
-    fn egress_hosts_match_namespace_and_host() {
+    fn egress_hosts_follow_istio_namespace_precedence() {
         let h = |namespace, host: &str| EgressHost {
             namespace,
             host: host.into(),
         };
-        let any = h(EgressNamespace::Any, "*.example.com");
-        assert!(any.matches("x", "www.example.com"));
-        assert!(!any.matches("x", "example.com"));
-        let prod = h(EgressNamespace::Named("prod".into()), "*");
-        assert!(prod.matches("prod", "a.prod.svc.cluster.local"));
-        assert!(!prod.matches("dev", "a.dev.svc.cluster.local"));
-        assert!(!h(EgressNamespace::None, "*").matches("prod", "a"));
+        let sidecar = |egress: Vec<Vec<EgressHost>>| Sidecar {
+            source: RuleRef {
+                kind: "Sidecar".into(),
+                namespace: "rudder-system".into(),
+                name: "s".into(),
+            },
+            selector: None,
+            egress,
+            outbound: OutboundMode::AllowAny,
+        };
+        let s = sidecar(vec![vec![
+            h(EgressNamespace::Any, "*.example.com"),
+            h(EgressNamespace::Any, "*.svc.cluster.local"),
+            h(
+                EgressNamespace::Named("prod".into()),
+                "a.prod.svc.cluster.local",
+            ),
+            h(EgressNamespace::Own, "*"),
+        ]]);
+        assert!(s.imports("dev", "x", "www.example.com"));
+        assert!(!s.imports("dev", "x", "example.com"));
+        assert!(s.imports("dev", "prod", "a.prod.svc.cluster.local"));
+        assert!(
+            !s.imports("dev", "prod", "b.prod.svc.cluster.local"),
+            "prod/... hides */... for prod's services"
+        );
+        assert!(s.imports("dev", "qa", "b.qa.svc.cluster.local"));
+        assert!(
+            s.imports("dev", "dev", "anything"),
+            "`.` is the proxy's namespace"
+        );
+        assert!(
+            !s.imports("qa", "dev", "c.dev"),
+            "c.dev is not under *.svc.cluster.local"
+        );
+        let nothing = sidecar(vec![vec![h(EgressNamespace::None, "*")]]);
+        assert!(!nothing.imports("prod", "prod", "a"));
+        let two = sidecar(vec![
+            vec![h(EgressNamespace::Named("prod".into()), "a.prod")],
+            vec![h(EgressNamespace::Any, "*")],
+        ]);
+        assert!(two.imports("dev", "prod", "b.prod"), "listeners are united");
+        assert!(s.imports_rule("dev", "x", &["*.example.com".to_string()]));
+        assert!(hosts_overlap("*.com", "*.example.com"));
+        assert!(!hosts_overlap("*.org", "www.example.com"));
     }
 
     #[test]

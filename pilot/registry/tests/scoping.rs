@@ -64,7 +64,7 @@ fn sidecar_fields_not_served_are_refused_with_path_and_reason() {
         ("host without namespace", format!("{SC_HEAD}  egress: [{{hosts: [./*, reviews.default.svc.cluster.local]}}]\n"), "spec.egress[0].hosts[1]", "\"reviews.default.svc.cluster.local\" must be namespace/dnsName (`./*`, `ns/*`, `*/host`, `~/*`)".into()),
         ("bad namespace", format!("{SC_HEAD}  egress: [{{hosts: [Prod/*]}}]\n"), "spec.egress[0].hosts[0]", "\"Prod\" is not `*`, `.`, `~` or a namespace name".into()),
         ("inner wildcard", format!("{SC_HEAD}  egress: [{{hosts: [\"*/a.*.com\"]}}]\n"), "spec.egress[0].hosts[0]", "host \"a.*.com\" must be `*`, `*.suffix` or a hostname (the wildcard only leftmost)".into()),
-        ("no egress", format!("{SC_HEAD}  workloadSelector: {{labels: {{app: a}}}}\n"), "spec.egress", "at least one egress listener is required (Rudder serves Sidecars for their egress hosts)".into()),
+        ("empty configuration", format!("{SC_HEAD}  workloadSelector: {{labels: {{app: a}}}}\n"), "spec", "empty configuration: set egress hosts (or outboundTrafficPolicy)".into()),
         ("empty hosts", format!("{SC_HEAD}  egress: [{{hosts: []}}]\n"), "spec.egress[0].hosts", "at least one host is required".into()),
         ("empty selector", format!("{SC_HEAD}  workloadSelector: {{labels: {{}}}}\n  egress: [{{hosts: [./*]}}]\n"), "spec.workloadSelector.labels", "a workload selector needs at least one label (omit it for the namespace default)".into()),
         ("service exportTo", service("a", "default", "198.19.0.1", "networking.istio.io/exportTo: \"., Bad_NS\""), "metadata.annotations[\"networking.istio.io/exportTo\"][1]", "\"Bad_NS\" is not `.`, `*`, `~` or a namespace name".into()),
@@ -91,6 +91,33 @@ fn every_sidecar_version_and_host_form_is_accepted() {
         assert!(r.diagnostics.is_empty(), "{v}: {:#?}", r.diagnostics);
         assert_eq!(r.objects, 1, "{v}");
     }
+}
+
+#[test]
+fn a_sidecar_without_egress_imports_everything_and_the_root_default_means_each_namespace() {
+    let no_egress = format!("{SC_HEAD}  outboundTrafficPolicy: {{mode: ALLOW_ANY}}\n");
+    let yaml = [
+        service("a", "prod", "198.19.0.1", ""),
+        service("b", "dev", "198.19.0.2", ""),
+        service("c", "qa", "198.19.0.3", ""),
+        no_egress,
+        sidecar("root", "rudder-system", "2024-01-01T00:00:00Z", None, "./*"),
+    ]
+    .join("---\n");
+    let s = snapshot(&yaml);
+    let hosts = |ns: &str| -> Vec<String> {
+        Scope::of(&s, ns, &Labels::new())
+            .services
+            .into_iter()
+            .collect()
+    };
+    assert_eq!(hosts("default").len(), 3, "no egress: Istio's `*/*`");
+    assert_eq!(
+        hosts("dev"),
+        ["b.dev.svc.cluster.local"],
+        "`./*` of the root default is dev's own"
+    );
+    assert_eq!(hosts("qa"), ["c.qa.svc.cluster.local"]);
 }
 
 #[test]

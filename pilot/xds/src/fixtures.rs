@@ -148,8 +148,9 @@ pub fn mk_policy(
     }
 }
 
-/// A Sidecar `namespace/name` importing `hosts` (`ns/host`, `.` = its own
-/// namespace), for pods with `selector` (`None`: the namespace default).
+/// A Sidecar `namespace/name` with one egress listener importing `hosts`
+/// (`ns/host`, `.` = the proxy's namespace), for pods with `selector`
+/// (`None`: the namespace default).
 pub fn mk_sidecar(
     namespace: &str,
     name: &str,
@@ -163,7 +164,7 @@ pub fn mk_sidecar(
             let namespace = match ns {
                 "*" => EgressNamespace::Any,
                 "~" => EgressNamespace::None,
-                "." => EgressNamespace::Named(namespace.into()),
+                "." => EgressNamespace::Own,
                 n => EgressNamespace::Named(n.into()),
             };
             EgressHost {
@@ -179,7 +180,7 @@ pub fn mk_sidecar(
             name: name.into(),
         },
         selector: selector.map(labels),
-        egress,
+        egress: vec![egress],
         outbound: OutboundMode::AllowAny,
     }
 }

@@ -143,11 +143,12 @@ fn a_workload_sidecar_beats_the_namespace_default_and_the_root_default_applies_e
     let billing = g.generate(&mk_proxy(&s, "billing", "billing-v1"));
     assert!(hosts_in(&canary).is_empty(), "`~/*` imports nothing");
     assert_eq!(hosts_in(&cart).len(), 2);
+    let billing_hosts = hosts_in(&billing);
     assert!(
-        hosts_in(&billing)
-            .iter()
-            .all(|h| h.ends_with(".default.svc.cluster.local")),
-        "the root namespace's default applies to billing: {:?}",
+        billing_hosts.contains("ledger.billing.svc.cluster.local")
+            && billing_hosts.contains("reviews.default.svc.cluster.local")
+            && !billing_hosts.contains("cart.shop.svc.cluster.local"),
+        "the root namespace's default applies to billing, `./*` meaning billing: {:?}",
         hosts_in(&billing)
     );
     for (name, res) in [("canary", &canary), ("cart", &cart), ("billing", &billing)] {

@@ -1,7 +1,8 @@
 //! Sidecar → [`Sidecar`]: the hosts a workload's sidecar imports.
 //!
-//! Served: `workloadSelector.labels`, `egress[].hosts` (`namespace/dnsName`)
-//! and `outboundTrafficPolicy.mode: ALLOW_ANY`. Every other field is refused
+//! Served: `workloadSelector.labels`, `egress[].hosts` (`namespace/dnsName`;
+//! no `egress` means Istio's default listener, `*/*`) and
+//! `outboundTrafficPolicy.mode: ALLOW_ANY`. Every other field is refused
 //! with its path and the reason, so a Sidecar never half-applies:
 //! `egress[].port` (a port-specific listener), `bind` and `captureMode`,
 //! `ingress`, `inboundConnectionPool`, `inboundTls`,
@@ -45,10 +46,15 @@ pub fn compile(spec: &sc::SidecarSpec, key: &ObjectKey, ck: &mut Checker) -> Opt
         }
         s.labels.clone()
     });
-    if spec.egress.is_empty() {
+    let nothing_set = spec.egress.is_empty()
+        && spec.ingress.is_none()
+        && spec.outbound_traffic_policy.is_none()
+        && spec.inbound_connection_pool.is_none()
+        && spec.inbound_tls.is_none();
+    if nothing_set {
         ck.error(
-            "spec.egress",
-            "at least one egress listener is required (Rudder serves Sidecars for their egress hosts)",
+            "spec",
+            "empty configuration: set egress hosts (or outboundTrafficPolicy)",
         );
     }
     let mut egress = Vec::new();
@@ -71,11 +77,20 @@ pub fn compile(spec: &sc::SidecarSpec, key: &ObjectKey, ck: &mut Checker) -> Opt
         if e.hosts.is_empty() {
             ck.error(format!("{at}.hosts"), "at least one host is required");
         }
-        for (j, h) in e.hosts.iter().enumerate() {
-            if let Some(h) = egress_host(h, &key.namespace, &format!("{at}.hosts[{j}]"), ck) {
-                egress.push(h);
-            }
-        }
+        let hosts = e
+            .hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(j, h)| egress_host(h, &format!("{at}.hosts[{j}]"), ck))
+            .collect();
+        egress.push(hosts);
+    }
+    if egress.is_empty() {
+        // Istio's default egress listener.
+        egress.push(vec![EgressHost {
+            namespace: EgressNamespace::Any,
+            host: "*".into(),
+        }]);
     }
     let mut outbound = OutboundMode::AllowAny;
     if let Some(p) = &spec.outbound_traffic_policy {
@@ -119,8 +134,8 @@ fn not_served(what: &str) -> String {
     format!("Rudder does not serve {what}; remove the field (the Sidecar is not applied while it is set)")
 }
 
-/// `namespace/dnsName` → [`EgressHost`] (`.` resolved to `own`).
-fn egress_host(s: &str, own: &str, at: &str, ck: &mut Checker) -> Option<EgressHost> {
+/// `namespace/dnsName` → [`EgressHost`].
+fn egress_host(s: &str, at: &str, ck: &mut Checker) -> Option<EgressHost> {
     let Some((ns, host)) = s.split_once('/') else {
         ck.error(
             at,
@@ -130,7 +145,7 @@ fn egress_host(s: &str, own: &str, at: &str, ck: &mut Checker) -> Option<EgressH
     };
     let namespace = match ns {
         "*" => EgressNamespace::Any,
-        "." => EgressNamespace::Named(own.to_string()),
+        "." => EgressNamespace::Own,
         "~" => EgressNamespace::None,
         n if is_dns_label(n) => EgressNamespace::Named(n.to_string()),
         n => {
