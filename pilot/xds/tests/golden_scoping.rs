@@ -231,29 +231,37 @@ fn service_export_to_hides_a_service_from_other_namespaces() {
 /// private one of its own (LEAST_REQUEST); the root namespace has one too.
 #[test]
 fn destination_rules_follow_client_then_service_then_root_namespace() {
-    let reviews = host("reviews");
-    let lb = |l| TrafficPolicy {
-        load_balancer: Some(l),
-        ..Default::default()
+    let (reviews, ratings) = (host("reviews"), host("ratings"));
+    let rule = |ns: &str, host: &str, subsets: &[&str], lb: Option<LoadBalancer>, export: &str| {
+        let policy = TrafficPolicy {
+            load_balancer: lb,
+            ..Default::default()
+        };
+        let mut p = mk_policy(ns, host, subsets, policy);
+        p.export_to = vec![export.into()];
+        p
     };
-    let mut owner = mk_policy(NS, &reviews, &["v1"], lb(LoadBalancer::Random));
-    owner.export_to = vec!["*".into()];
-    let mut shop_private = mk_policy("shop", &reviews, &["v2"], lb(LoadBalancer::LeastRequest));
-    shop_private.export_to = vec![".".into()];
-    let mut root = mk_policy("rudder-system", &reviews, &[], TrafficPolicy::default());
-    root.export_to = vec!["*".into()];
-    let ratings = host("ratings");
-    let root_ratings = mk_policy(
-        "rudder-system",
-        &ratings,
-        &[],
-        lb(LoadBalancer::LeastRequest),
-    );
-    let s = mesh()
-        .policy(owner)
-        .policy(shop_private)
-        .policy(root)
-        .policy(root_ratings)
+    // Everything but shop's private rule.
+    let others = || {
+        mesh()
+            .policy(rule(NS, &reviews, &["v1"], Some(LoadBalancer::Random), "*"))
+            .policy(rule("rudder-system", &reviews, &[], None, "*"))
+            .policy(rule(
+                "rudder-system",
+                &ratings,
+                &[],
+                Some(LoadBalancer::LeastRequest),
+                "*",
+            ))
+    };
+    let s = others()
+        .policy(rule(
+            "shop",
+            &reviews,
+            &["v2"],
+            Some(LoadBalancer::LeastRequest),
+            ".",
+        ))
         .build();
     let shop = golden(
         "dr_client_namespace_first",
@@ -287,20 +295,7 @@ fn destination_rules_follow_client_then_service_then_root_namespace() {
     );
     // The private rule never hides or changes billing's view: without it,
     // billing's resources are the same.
-    let mut owner = mk_policy(NS, &reviews, &["v1"], lb(LoadBalancer::Random));
-    owner.export_to = vec!["*".into()];
-    let mut root = mk_policy("rudder-system", &reviews, &[], TrafficPolicy::default());
-    root.export_to = vec!["*".into()];
-    let without = mesh()
-        .policy(owner)
-        .policy(root)
-        .policy(mk_policy(
-            "rudder-system",
-            &ratings,
-            &[],
-            lb(LoadBalancer::LeastRequest),
-        ))
-        .build();
+    let without = others().build();
     assert_eq!(
         versions(&generate(
             &without,
