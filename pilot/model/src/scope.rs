@@ -195,13 +195,7 @@ pub type ScopeKey = (String, Option<usize>);
 impl Scope {
     /// The scope of a proxy in `namespace` with `labels`.
     pub fn of(snapshot: &Snapshot, namespace: &str, labels: &Labels) -> Self {
-        let sidecar = select_sidecar(
-            &snapshot.sidecars,
-            &snapshot.mesh.root_namespace,
-            namespace,
-            labels,
-        );
-        Self::for_key(snapshot, &(namespace.to_string(), sidecar))
+        Self::for_key(snapshot, &Self::key_of(snapshot, namespace, labels))
     }
 
     /// The key a proxy in `namespace` with `labels` has (cheap: no scope built).
