@@ -48,7 +48,7 @@ pub use virtual_service::VirtualServiceSpec;
 
 /// API groups of the Istio kinds Rudder reads.
 pub mod groups {
-    /// `networking.istio.io` (VirtualService, DestinationRule, and kinds Rudder does not serve).
+    /// `networking.istio.io` (VirtualService, DestinationRule, Sidecar, and kinds Rudder does not serve).
     pub const NETWORKING: &str = "networking.istio.io";
     /// `config.istio.io` (v1alpha2 RouteRule and DestinationPolicy).
     pub const CONFIG: &str = "config.istio.io";
