@@ -304,3 +304,38 @@ fn destination_rules_follow_client_then_service_then_root_namespace() {
         versions(&generate(&s, &mk_proxy(&s, "billing", "billing-v1")))
     );
 }
+
+/// A VirtualService in the Sidecar's imported namespace is selected and the
+/// services it routes to come with it; one in a namespace not imported is not.
+#[test]
+fn selected_virtual_services_bring_their_destinations() {
+    let reviews = host("reviews");
+    let to_v1 = mk_http_route(vec![dest(&reviews, Some("v1"), 100)]);
+    let s = mesh()
+        .policy(mk_policy(NS, &reviews, &["v1"], TrafficPolicy::default()))
+        // default's rule is older (first): it would win were it selected.
+        .route_table(reviews_vs(vec![mk_http_route(vec![dest(
+            &reviews, None, 100,
+        )])]))
+        .route_table(mk_route_table(
+            "shop",
+            "to-reviews",
+            &[&reviews],
+            vec![to_v1],
+            vec![],
+        ))
+        .sidecar(shop_sidecar())
+        .build();
+    let res = generate(&s, &mk_proxy(&s, "shop", "cart-v1"));
+    assert!(hosts_in(&res).contains(&reviews), "{:?}", hosts_in(&res));
+    assert!(
+        !hosts_in(&res).contains(&host("ratings")),
+        "ratings is neither imported nor routed to"
+    );
+    let j = rudder_xds::to_json(&res);
+    let rc = j["rds"][format!("{reviews}:9080")].to_string();
+    assert!(
+        rc.contains(&format!("outbound|9080|v1|{reviews}")),
+        "shop's own rule, not default's (default's namespace is not imported): {rc}"
+    );
+}
