@@ -214,7 +214,7 @@ fn main() {
         snapshot.namespaces.len(),
         snapshot.services.len(),
         snapshot.workloads.len(),
-        snapshot.destination_policies.len(),
+        snapshot.destination_rules.all().count(),
         snapshot.route_tables.len()
     );
     println!(

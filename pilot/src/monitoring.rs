@@ -183,7 +183,8 @@ async fn configz(axum::extract::State(state): S) -> Response {
         "version": snapshot.version,
         "services": snapshot.services.keys().collect::<Vec<_>>(),
         "routeTables": snapshot.route_tables.iter().map(|t| format!("{} {}/{}", t.source.kind, t.source.namespace, t.source.name)).collect::<Vec<_>>(),
-        "destinationPolicies": snapshot.destination_policies.keys().collect::<Vec<_>>(),
+        "destinationPolicies": snapshot.destination_rules.all().map(|p| &p.host).collect::<std::collections::BTreeSet<_>>(),
+        "sidecars": snapshot.sidecars.iter().map(|s| format!("{}/{}", s.source.namespace, s.source.name)).collect::<Vec<_>>(),
         "diagnostics": diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         "connectedProxies": s.proxies.connected(),
     }))

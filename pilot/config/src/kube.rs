@@ -245,3 +245,7 @@ pub struct SliceConditions {
 
 /// The label naming an EndpointSlice's Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Service annotation naming the namespaces that see it (Istio's):
+/// comma-separated `.`, `*`, `~` or namespace names.
+pub const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";

@@ -2,6 +2,8 @@
 //! MeshConfig (only the fields Rudder uses; Istio's others are ignored so an
 //! Istio user's mesh config can be reused).
 
+use std::collections::BTreeMap;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -20,4 +22,49 @@ pub struct MeshConfigSpec {
     pub trust_domain: Option<String>,
     /// DNS domain suffix.
     pub domain_suffix: Option<String>,
+    /// Namespaces pilot reads (a namespace any selector matches); empty:
+    /// all. Objects in other namespaces are ignored entirely, as in Istio.
+    pub discovery_selectors: Vec<LabelSelector>,
+}
+
+/// A Kubernetes label selector: every `matchLabels` pair and every
+/// `matchExpressions` requirement must hold.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LabelSelector {
+    /// Labels that must be present with these values.
+    pub match_labels: BTreeMap<String, String>,
+    /// Set-based requirements.
+    pub match_expressions: Vec<LabelSelectorRequirement>,
+}
+
+/// `{key, operator: In|NotIn|Exists|DoesNotExist, values}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LabelSelectorRequirement {
+    /// Label key.
+    pub key: String,
+    /// `In`, `NotIn`, `Exists` or `DoesNotExist`.
+    pub operator: String,
+    /// Values for `In` and `NotIn`.
+    pub values: Vec<String>,
+}
+
+impl LabelSelector {
+    /// Whether `labels` satisfy the selector (an unknown operator selects nothing).
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| {
+                let value = labels.get(&r.key);
+                match r.operator.as_str() {
+                    "In" => value.is_some_and(|v| r.values.contains(v)),
+                    "NotIn" => value.is_none_or(|v| !r.values.contains(v)),
+                    "Exists" => value.is_some(),
+                    "DoesNotExist" => value.is_none(),
+                    _ => false,
+                }
+            })
+    }
 }

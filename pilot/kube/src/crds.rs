@@ -166,6 +166,39 @@ crd_version!(
     ["istio-io", "networking-istio-io"]
 );
 crd_version!(
+    sc_v1,
+    SidecarSpec,
+    rudder_config::SidecarSpec,
+    "networking.istio.io",
+    "v1",
+    "Sidecar",
+    "sidecars",
+    [],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    sc_v1beta1,
+    SidecarSpec,
+    rudder_config::SidecarSpec,
+    "networking.istio.io",
+    "v1beta1",
+    "Sidecar",
+    "sidecars",
+    [],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    sc_v1alpha3,
+    SidecarSpec,
+    rudder_config::SidecarSpec,
+    "networking.istio.io",
+    "v1alpha3",
+    "Sidecar",
+    "sidecars",
+    [],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
     pa_v1,
     PeerAuthenticationSpec,
     rudder_config::PeerAuthenticationSpec,
@@ -258,8 +291,8 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
     Ok(crd)
 }
 
-/// The CRDs Rudder reads, in a stable order: VirtualService and
-/// DestinationRule (v1 storage; v1beta1 and v1alpha3 served), RouteRule and
+/// The CRDs Rudder reads, in a stable order: VirtualService,
+/// DestinationRule and Sidecar (v1 storage; v1beta1 and v1alpha3 served), RouteRule and
 /// DestinationPolicy (v1alpha2), PeerAuthentication and AuthorizationPolicy
 /// (v1 storage; v1beta1 served).
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
@@ -282,6 +315,15 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
                 dr_v1::DestinationRule::crd(),
                 dr_v1beta1::DestinationRule::crd(),
                 dr_v1alpha3::DestinationRule::crd(),
+            ],
+            "v1",
+        )?,
+        merge(
+            "Sidecar",
+            vec![
+                sc_v1::Sidecar::crd(),
+                sc_v1beta1::Sidecar::crd(),
+                sc_v1alpha3::Sidecar::crd(),
             ],
             "v1",
         )?,

@@ -25,7 +25,7 @@ use rudder_config::{
     kube as k,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
     AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
-    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, VirtualServiceSpec,
+    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, SidecarSpec, VirtualServiceSpec,
 };
 use rudder_model::Diagnostic;
 use rudder_registry::{Body, Kind, Object, ObjectKey, Origin, Rejected};
@@ -146,6 +146,7 @@ pub fn api_resource(kind: Kind) -> ApiResource {
             "DestinationRule",
             "destinationrules",
         ),
+        Kind::Sidecar => ("networking.istio.io", "v1", "Sidecar", "sidecars"),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
         Kind::DestinationPolicy => (
             "config.istio.io",
@@ -340,6 +341,7 @@ impl Trimmed for RuleObject {
             Kind::DestinationRule => {
                 parse_spec::<DestinationRuleSpec>(self.spec).map(Body::DestinationRule)
             }
+            Kind::Sidecar => parse_spec::<SidecarSpec>(self.spec).map(Body::Sidecar),
             Kind::RouteRule => parse_spec::<RouteRuleSpec>(self.spec).map(Body::RouteRule),
             Kind::DestinationPolicy => {
                 parse_spec::<DestinationPolicySpec>(self.spec).map(Body::DestinationPolicy)

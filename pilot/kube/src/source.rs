@@ -97,7 +97,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 11] = [
+pub const WATCHED_KINDS: [Kind; 12] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -105,6 +105,7 @@ pub const WATCHED_KINDS: [Kind; 11] = [
     Kind::Pod,
     Kind::VirtualService,
     Kind::DestinationRule,
+    Kind::Sidecar,
     Kind::RouteRule,
     Kind::DestinationPolicy,
     Kind::PeerAuthentication,
@@ -174,6 +175,7 @@ impl KubeSource {
                 }
                 Kind::VirtualService
                 | Kind::DestinationRule
+                | Kind::Sidecar
                 | Kind::RouteRule
                 | Kind::DestinationPolicy
                 | Kind::PeerAuthentication
@@ -301,6 +303,7 @@ fn is_istio_config(kind: Kind) -> bool {
         kind,
         Kind::VirtualService
             | Kind::DestinationRule
+            | Kind::Sidecar
             | Kind::RouteRule
             | Kind::DestinationPolicy
             | Kind::PeerAuthentication

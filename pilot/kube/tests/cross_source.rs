@@ -141,6 +141,42 @@ async fn jason_virtual_service_is_identical_from_both_sources() {
     identical_for("reviews-jason-v2.yaml", "end-user").await;
 }
 
+/// A Sidecar through both sources: productpage is scoped to reviews alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_scoping_is_identical_from_both_sources() {
+    identical_for("productpage-sidecar.yaml", "end-user").await;
+    let (kube, objects) = via_kubernetes(&scenario("productpage-sidecar.yaml")).await;
+    let pod = |name: &str| {
+        objects
+            .iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap()
+    };
+    let outbound = |pod: &Value| -> Vec<String> {
+        xds(&kube, pod)["cds"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with("outbound|"))
+            .cloned()
+            .collect()
+    };
+    let scoped = outbound(pod("productpage-v1"));
+    assert!(
+        !scoped.is_empty()
+            && scoped
+                .iter()
+                .all(|c| c.ends_with("|reviews.default.svc.cluster.local")),
+        "{scoped:?}"
+    );
+    assert!(
+        outbound(pod("reviews-v1"))
+            .iter()
+            .any(|c| c.contains("ratings")),
+        "the Sidecar selects productpage only"
+    );
+}
+
 #[test]
 fn scenario_files_exist() {
     assert!(Path::new(&registry_testdata("bookinfo/platform/pods.yaml")).is_file());

@@ -7,6 +7,8 @@
 //!  DIR/routes/<ns>/<svc>.yaml       VirtualService: 90/10 v1/v2 (every third: end-user jason → v3)
 //!  DIR/pods/<ns>/<svc>.yaml         V versions × R replicas of ready Pods
 //!  DIR/.pilot-load.json             the shape (hidden: pilot skips it), read by `run`
+//!  DIR/sidecars.yaml                with `--scoped`: a Sidecar per namespace importing
+//!                                   its own namespace and ns0 (the shared one)
 //! ```
 //!
 //! Service `i` is `svc<i>` in namespace `ns<i % K>`. Replicas R are the
@@ -283,6 +285,22 @@ pub fn generate(dir: &Path, shape: &Shape) -> anyhow::Result<()> {
         &serde_json::to_string_pretty(&shape.to_json())?,
     )?;
     Ok(())
+}
+
+/// The namespace every scoped namespace also imports.
+pub const SHARED_NAMESPACE: &str = "ns0";
+
+/// Writes `DIR/sidecars.yaml`: one default Sidecar per namespace, importing
+/// its own namespace and [`SHARED_NAMESPACE`] (the issue's scoped shape).
+pub fn write_sidecars(dir: &Path, shape: &Shape) -> anyhow::Result<()> {
+    let mut out = String::new();
+    for k in 0..shape.namespaces {
+        let _ = write!(
+            out,
+            "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default, namespace: ns{k}}}\nspec:\n  egress:\n  - hosts: [./*, {SHARED_NAMESPACE}/*]\n---\n"
+        );
+    }
+    write_atomic(&dir.join("sidecars.yaml"), &out)
 }
 
 #[cfg(test)]

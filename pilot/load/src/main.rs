@@ -4,7 +4,7 @@ use std::{path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand};
 use rudder_pilot_load::{
-    generate::{generate, Shape},
+    generate::{generate, write_sidecars, Shape},
     run::{run, Options, Scenario},
     sidecar::Mode,
 };
@@ -38,6 +38,9 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
+        /// Also write a Sidecar per namespace importing its own namespace and ns0.
+        #[arg(long)]
+        scoped: bool,
     },
     /// Start pilot on the directory and drive it with emulated sidecars.
     Run {
@@ -100,9 +103,13 @@ fn main() -> anyhow::Result<()> {
             namespaces,
             sidecars,
             out,
+            scoped,
         } => {
             let shape = Shape::new(services, versions, namespaces, sidecars);
             generate(&out, &shape)?;
+            if scoped {
+                write_sidecars(&out, &shape)?;
+            }
             println!(
                 "wrote {} services x {} versions x {} replicas ({} pods) in {} namespaces to {}",
                 shape.services,

@@ -17,6 +17,9 @@
 //! IR in [`security`], with Istio's precedence rules (effective mTLS mode of
 //! a workload port, the policies that apply to a workload).
 //!
+//! Per-proxy scoping (Sidecar, `exportTo`) is in [`scope`]: which services
+//! and route tables a proxy sees, identified by a [`ScopeKey`].
+//!
 //! This crate is also the shared vocabulary of all binaries: node ids and node
 //! metadata ([`node`]), well-known ports and labels ([`well_known`]), SPIFFE ids
 //! ([`identity`]) and Envoy cluster names ([`names`]).
@@ -32,6 +35,7 @@ pub mod names;
 pub mod node;
 pub mod policy;
 pub mod route;
+pub mod scope;
 pub mod security;
 pub mod service;
 pub mod snapshot;
@@ -41,6 +45,7 @@ pub use diagnostics::{Diagnostic, Severity};
 pub use node::{NodeId, NodeMetadata, Proxy};
 pub use policy::*;
 pub use route::*;
+pub use scope::{EgressHost, EgressNamespace, OutboundMode, Scope, ScopeKey, Sidecar};
 pub use security::*;
 pub use service::*;
 pub use snapshot::{MeshConfig, Snapshot};

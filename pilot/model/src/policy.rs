@@ -195,6 +195,105 @@ pub struct DestinationPolicy {
     pub export_to: Vec<String>,
 }
 
+/// The policy of a pool for `host`: its own, else the most specific
+/// wildcard host covering it (Istio's `MostSpecificHostMatch`). Wildcard
+/// hosts sort first (`*` precedes letters and digits), so a pool without
+/// them costs one lookup.
+fn most_specific<'a>(
+    pool: &'a BTreeMap<Hostname, DestinationPolicy>,
+    host: &str,
+) -> Option<&'a DestinationPolicy> {
+    pool.get(host).or_else(|| {
+        pool.iter()
+            .take_while(|(k, _)| k.starts_with('*'))
+            .filter(|(k, _)| crate::scope::host_matches(k, host))
+            .max_by_key(|(k, _)| k.len())
+            .map(|(_, p)| p)
+    })
+}
+
+/// DestinationPolicies indexed as Istio looks them up for a client
+/// (`PushContext.destinationRule`): the client's namespace first, then the
+/// service's namespace, then the root namespace. A rule exported only to `.`
+/// lives in its namespace's local pool alone, so it never hides or changes
+/// another namespace's rule.
+///
+/// ```text
+///  client ns ≠ root:  local[client] ─► exported[service ns] ─► exported[root]
+///  client ns = root:  local[root] (private rules only) ─► exported[service ns] ─► exported[root]
+///  (exported pools answer only clients their merged exportTo names; in each
+///   pool the host's own rule, else the most specific wildcard rule covering it)
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DestinationRules {
+    /// Per namespace, per host: the rules its proxies see first (exported to
+    /// `.`, `*` or the namespace itself; in the root namespace only the
+    /// rules exported to `.` alone), merged oldest first.
+    pub local: BTreeMap<String, BTreeMap<Hostname, DestinationPolicy>>,
+    /// Per namespace, per host: the rules exported beyond the namespace (all
+    /// but those exported to `.` alone), merged oldest first with their
+    /// `exportTo` united.
+    pub exported: BTreeMap<String, BTreeMap<Hostname, DestinationPolicy>>,
+    /// Hosts whose policy v1alpha2 RouteRules or DestinationPolicies made or
+    /// extended: that API has no namespace scoping, so one mesh-wide policy
+    /// (filtered by its `exportTo`) serves every client.
+    pub mesh_wide: BTreeMap<Hostname, DestinationPolicy>,
+}
+
+impl DestinationRules {
+    /// The policy a client in `client` uses for `host`, a service of
+    /// `service_ns` (when known), with `root` the mesh root namespace.
+    pub fn lookup(
+        &self,
+        root: &str,
+        client: &str,
+        host: &str,
+        service_ns: Option<&str>,
+    ) -> Option<&DestinationPolicy> {
+        if let Some(p) = self.mesh_wide.get(host) {
+            return crate::scope::exported_to(&p.export_to, &p.source.namespace, client)
+                .then_some(p);
+        }
+        let exported = |ns: &str| {
+            self.exported
+                .get(ns)
+                .and_then(|m| most_specific(m, host))
+                .filter(|p| {
+                    p.export_to.is_empty() || p.export_to.iter().any(|e| e == "*" || e == client)
+                })
+        };
+        self.local
+            .get(client)
+            .and_then(|m| most_specific(m, host))
+            .or_else(|| service_ns.and_then(exported))
+            .or_else(|| exported(root))
+    }
+
+    /// Every policy (each pool's), for diagnostics and counts.
+    pub fn all(&self) -> impl Iterator<Item = &DestinationPolicy> {
+        self.local
+            .values()
+            .chain(self.exported.values())
+            .flat_map(|m| m.values())
+            .chain(self.mesh_wide.values())
+    }
+
+    /// Whether a rule with this `exportTo`, owned by `namespace`, belongs in
+    /// the namespace's local pool and in its exported pool (see the type doc).
+    pub fn pools(export_to: &[String], namespace: &str, root: &str) -> (bool, bool) {
+        let private_only = export_to.len() == 1 && export_to[0] == ".";
+        let local = if namespace == root {
+            private_only
+        } else {
+            export_to.is_empty()
+                || export_to
+                    .iter()
+                    .any(|e| e == "." || e == "*" || e == namespace)
+        };
+        (local, !private_only)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -341,8 +341,6 @@ pub struct RouteTable {
 impl RouteTable {
     /// Whether a proxy in `namespace` sees this rule.
     pub fn visible_to(&self, namespace: &str) -> bool {
-        self.export_to.is_empty()
-            || self.export_to.iter().any(|ns| ns == "*" || ns == namespace)
-            || (self.export_to.iter().any(|ns| ns == ".") && self.source.namespace == namespace)
+        crate::scope::exported_to(&self.export_to, &self.source.namespace, namespace)
     }
 }

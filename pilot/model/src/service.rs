@@ -103,6 +103,9 @@ pub struct Service {
     pub ports: Vec<ServicePort>,
     /// Pod selector (empty: endpoints come only from Endpoints/EndpointSlices).
     pub selector: Labels,
+    /// Namespaces that see it (annotation `networking.istio.io/exportTo`;
+    /// empty = all).
+    pub export_to: Vec<String>,
 }
 
 impl Service {

@@ -8,8 +8,9 @@ use std::{
 
 use crate::{
     diagnostics::Diagnostic,
-    policy::DestinationPolicy,
+    policy::DestinationRules,
     route::RouteTable,
+    scope::Sidecar,
     security::SecurityPolicies,
     service::{selects, Endpoint, Hostname, Namespace, Service, Workload},
     well_known::{DEFAULT_DOMAIN_SUFFIX, DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACE},
@@ -56,8 +57,11 @@ pub struct Snapshot {
     /// Compiled route rules, in precedence order: for the same host, the first
     /// (oldest) table wins whole, as Istio does for sidecars.
     pub route_tables: Vec<RouteTable>,
-    /// Destination policies by host FQDN.
-    pub destination_policies: BTreeMap<Hostname, DestinationPolicy>,
+    /// Destination policies, indexed for Istio's lookup order (see
+    /// [`Snapshot::destination_policy`]).
+    pub destination_rules: DestinationRules,
+    /// Sidecars, oldest first (see [`crate::scope`]).
+    pub sidecars: Vec<Sidecar>,
     /// PeerAuthentications and AuthorizationPolicies (oldest first).
     pub security: SecurityPolicies,
     /// What validation found (errors: the object was skipped).
@@ -83,7 +87,8 @@ impl Snapshot {
         self.endpoints.hash(&mut h);
         self.workloads.hash(&mut h);
         self.route_tables.hash(&mut h);
-        self.destination_policies.hash(&mut h);
+        self.destination_rules.hash(&mut h);
+        self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
         self.version = format!("{:016x}", h.finish());
         self
@@ -123,6 +128,19 @@ impl Snapshot {
         self.route_tables
             .iter()
             .filter(move |t| t.visible_to(namespace) && t.hosts.iter().any(|h| h == host))
+    }
+
+    /// The DestinationPolicy a proxy in `namespace` uses for `host`: the
+    /// client's namespace first, then the service's, then the root namespace
+    /// ([`DestinationRules`]).
+    pub fn destination_policy(
+        &self,
+        namespace: &str,
+        host: &str,
+    ) -> Option<&crate::policy::DestinationPolicy> {
+        let service_ns = self.services.get(host).map(|s| s.namespace.as_str());
+        self.destination_rules
+            .lookup(&self.mesh.root_namespace, namespace, host, service_ns)
     }
 
     /// The effective mTLS mode of a workload on a target port (see

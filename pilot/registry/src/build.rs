@@ -9,13 +9,14 @@
 use std::collections::{btree_map::Entry, BTreeMap};
 
 use rudder_model::{
-    DestinationPolicy, Diagnostic, MeshConfig, Namespace, RouteTable, RuleRef, Snapshot,
-    TrafficPolicy,
+    DestinationPolicy, DestinationRules, Diagnostic, MeshConfig, Namespace, RouteTable, RuleRef,
+    Sidecar, Snapshot, TrafficPolicy,
 };
 
 use crate::{
     check::Checker,
     compile::{self, route_rule::Policies, Ctx},
+    discovery,
     endpoints::{self, EndpointSources},
     object::{Body, Kind, Object},
 };
@@ -27,7 +28,8 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
     let cx = Ctx::alone(rudder_model::well_known::DEFAULT_DOMAIN_SUFFIX);
     let mut scratch = Policies::new();
     match &obj.body {
-        Body::Namespace(_) | Body::MeshConfig(_) => {}
+        Body::Namespace(_) => {}
+        Body::MeshConfig(m) => discovery::validate(m, &mut ck),
         Body::Service(s) => {
             compile::kube::service(s, &obj.key, &cx, &mut ck);
         }
@@ -71,6 +73,9 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::DestinationRule(s) => {
             compile::destination_rule::compile(s, &obj.key, &cx, &mut ck);
         }
+        Body::Sidecar(s) => {
+            compile::sidecar::compile(s, &obj.key, &mut ck);
+        }
         Body::RouteRule(s) => {
             compile::route_rule::compile(s, &obj.key, &cx, &mut scratch, &mut ck);
         }
@@ -89,8 +94,9 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
 
 /// A later DestinationRule for a host that an older one already defines is
 /// merged into it, as Istio merges them: its subsets are added (a subset name
-/// the older rule has keeps the older definition, with a warning), and its
-/// top-level traffic policy applies only when the older rule has none.
+/// the older rule has keeps the older definition, with a warning), its
+/// top-level traffic policy applies only when the older rule has none, and
+/// the merged rule is exported where either was (empty = everywhere).
 fn merge_destination_rule(
     first: &mut DestinationPolicy,
     later: DestinationPolicy,
@@ -112,6 +118,15 @@ fn merge_destination_rule(
             }
         }
     }
+    if first.export_to.is_empty() || later.export_to.is_empty() {
+        first.export_to.clear();
+    } else {
+        for ns in later.export_to {
+            if !first.export_to.contains(&ns) {
+                first.export_to.push(ns);
+            }
+        }
+    }
     if later.traffic_policy != TrafficPolicy::default() {
         if first.traffic_policy == TrafficPolicy::default() {
             first.traffic_policy = later.traffic_policy;
@@ -122,6 +137,66 @@ fn merge_destination_rule(
             );
         }
     }
+}
+
+/// Merges `p` into the policy of its host in `map` (or adds it).
+fn merge_into(map: &mut Policies, p: DestinationPolicy, ck: &mut Checker) {
+    match map.get_mut(&p.host) {
+        Some(first) => merge_destination_rule(first, p, ck),
+        None => {
+            map.insert(p.host.clone(), p);
+        }
+    }
+}
+
+/// Adds a DestinationRule to its namespace's local and exported pools
+/// ([`DestinationRules::pools`]); merge warnings are reported once (the
+/// second merge reports to `quiet`).
+fn add_to_pools(
+    rules: &mut DestinationRules,
+    p: &DestinationPolicy,
+    root: &str,
+    ck: &mut Checker,
+    quiet: &mut Checker,
+) {
+    let ns = &p.source.namespace;
+    let (local, exported) = DestinationRules::pools(&p.export_to, ns, root);
+    if local {
+        merge_into(rules.local.entry(ns.clone()).or_default(), p.clone(), ck);
+    }
+    if exported {
+        let ck = if local { quiet } else { ck };
+        merge_into(rules.exported.entry(ns.clone()).or_default(), p.clone(), ck);
+    }
+}
+
+/// Compiles the Sidecars, oldest first (selection takes the first that
+/// applies); warns when a namespace has more than one default.
+fn sidecars(objects: &[&Object], diagnostics: &mut Vec<Diagnostic>) -> Vec<Sidecar> {
+    let mut out: Vec<Sidecar> = Vec::new();
+    for o in by_age(objects.to_vec()) {
+        if let Body::Sidecar(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(sc) = compile::sidecar::compile(s, &o.key, &mut ck) {
+                let older_default = out
+                    .iter()
+                    .find(|x| x.selector.is_none() && x.source.namespace == sc.source.namespace);
+                if let (None, Some(first)) = (&sc.selector, older_default) {
+                    ck.warn(
+                        "spec",
+                        format!(
+                            "namespace {} already has a default Sidecar ({}, older): this one applies to no workload",
+                            sc.source.namespace,
+                            rule_name(&first.source)
+                        ),
+                    );
+                }
+                out.push(sc);
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    out
 }
 
 /// Istio's order for rules of the same host: oldest first, then namespace/name.
@@ -148,15 +223,13 @@ pub fn build_snapshot<'a>(
     objects: impl IntoIterator<Item = &'a Object>,
     mut diagnostics: Vec<Diagnostic>,
 ) -> Snapshot {
-    let mut of: BTreeMap<Kind, Vec<&Object>> = BTreeMap::new();
-    for o in objects {
-        of.entry(o.key.kind).or_default().push(o);
-    }
-    let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
-    let mut snap = Snapshot::default();
-
+    let objects: Vec<&Object> = objects.into_iter().collect();
+    let mesh_spec = objects.iter().find_map(|o| match &o.body {
+        Body::MeshConfig(m) => Some(m),
+        _ => None,
+    });
     let mut mesh = MeshConfig::default();
-    if let Some(Body::MeshConfig(m)) = get(Kind::MeshConfig).first().map(|o| &o.body) {
+    if let Some(m) = mesh_spec {
         if let Some(v) = &m.domain_suffix {
             mesh.domain_suffix = v.clone();
         }
@@ -167,6 +240,13 @@ pub fn build_snapshot<'a>(
             mesh.root_namespace = v.clone();
         }
     }
+    let selected = discovery::Selected::new(mesh_spec, &objects);
+    let mut of: BTreeMap<Kind, Vec<&Object>> = BTreeMap::new();
+    for o in objects.into_iter().filter(|o| selected.keeps(o)) {
+        of.entry(o.key.kind).or_default().push(o);
+    }
+    let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
+    let mut snap = Snapshot::default();
     let domain = mesh.domain_suffix.clone();
 
     for o in get(Kind::Namespace) {
@@ -226,22 +306,24 @@ pub fn build_snapshot<'a>(
         services: Some(&snap.services),
         policies: None,
     };
+    // Two views of the DestinationRules: Istio's per-namespace pools (what
+    // proxies use) and one merged map per host (what RouteRules extend and
+    // validation warnings consult).
     let mut policies = Policies::new();
+    let mut dr_index = DestinationRules::default();
     for o in by_age(get(Kind::DestinationRule)) {
         if let Body::DestinationRule(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
             if let Some(p) = compile::destination_rule::compile(s, &o.key, &with_services, &mut ck)
             {
-                match policies.get_mut(&p.host) {
-                    Some(first) => merge_destination_rule(first, p, &mut ck),
-                    None => {
-                        policies.insert(p.host.clone(), p);
-                    }
-                }
+                let mut quiet = Checker::new(&o.key, &o.origin);
+                add_to_pools(&mut dr_index, &p, &mesh.root_namespace, &mut ck, &mut quiet);
+                merge_into(&mut policies, p, &mut quiet);
             }
             diagnostics.extend(ck.diagnostics);
         }
     }
+    let dr_only = policies.clone();
     for o in by_age(get(Kind::DestinationPolicy)) {
         if let Body::DestinationPolicy(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
@@ -337,7 +419,13 @@ pub fn build_snapshot<'a>(
             diagnostics.extend(ck.diagnostics);
         }
     }
-    snap.destination_policies = policies;
+    // Hosts that v1alpha2 rules made or extended keep one mesh-wide policy.
+    dr_index.mesh_wide = policies
+        .into_iter()
+        .filter(|(host, p)| dr_only.get(host) != Some(p))
+        .collect();
+    snap.destination_rules = dr_index;
+    snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
     snap.seal()

@@ -71,6 +71,25 @@ impl Checker {
         s.and_then(|s| self.duration(field, s))
     }
 
+    /// An `exportTo` list: `.`, `*`, `~` or namespace names (`~` alone).
+    pub fn export_to(&mut self, field: &str, list: &[String]) {
+        for (i, ns) in list.iter().enumerate() {
+            let ok = matches!(ns.as_str(), "." | "*" | "~") || is_dns_label(ns);
+            if !ok {
+                self.error(
+                    format!("{field}[{i}]"),
+                    format!("{ns:?} is not `.`, `*`, `~` or a namespace name"),
+                );
+            }
+        }
+        if list.len() > 1 && list.iter().any(|ns| ns == "~") {
+            self.error(
+                field,
+                "`~` (exported nowhere) cannot be combined with other entries",
+            );
+        }
+    }
+
     /// A percentage between 0 and 100.
     pub fn percent(&mut self, field: impl Into<String>, v: f64) -> Option<Percent> {
         if !(0.0..=100.0).contains(&v) || v.is_nan() {
@@ -200,6 +219,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("only whole milliseconds are supported".into());
     }
     Ok(Duration::from_millis((ns / 1e6) as u64))
+}
+
+/// A Kubernetes namespace name (RFC 1123 label).
+pub fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //! - [`store`]: the [`Sink`] contract sources call, and the [`Store`] with
 //!   last-good semantics.
 //! - [`compile`] and [`build`]: spec → model, with Istio's validation rules.
+//! - [`discovery`]: mesh config `discoverySelectors` (namespaces pilot ignores).
 //! - [`registry`]: debounced publishing on a `watch` channel.
 //! - [`directory`]: `--config-dir` (read + watch); [`validate`]: `pilot validate`.
 //! - [`unsupported`]: naming the routing kinds Rudder does not serve.
@@ -25,6 +26,7 @@ pub mod build;
 pub mod check;
 pub mod compile;
 pub mod directory;
+pub mod discovery;
 pub mod endpoints;
 pub mod load;
 pub mod object;

@@ -392,6 +392,10 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::DestinationRule(r.spec))
             }
+            Kind::Sidecar => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::Sidecar(r.spec))
+            }
             Kind::RouteRule => {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::RouteRule(r.spec))
@@ -455,6 +459,7 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
         (groups::NETWORKING, "VirtualService") => Kind::VirtualService,
         (groups::NETWORKING, "DestinationRule") => Kind::DestinationRule,
+        (groups::NETWORKING, "Sidecar") => Kind::Sidecar,
         (groups::CONFIG, "RouteRule") => Kind::RouteRule,
         (groups::CONFIG, "DestinationPolicy") => Kind::DestinationPolicy,
         (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,

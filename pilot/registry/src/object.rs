@@ -5,7 +5,7 @@ use std::fmt;
 
 use rudder_config::{
     kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
-    MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, VirtualServiceSpec,
+    MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, SidecarSpec, VirtualServiceSpec,
 };
 
 /// The kinds Rudder serves.
@@ -27,6 +27,8 @@ pub enum Kind {
     VirtualService,
     /// networking.istio.io DestinationRule.
     DestinationRule,
+    /// networking.istio.io Sidecar.
+    Sidecar,
     /// config.istio.io/v1alpha2 RouteRule.
     RouteRule,
     /// config.istio.io/v1alpha2 DestinationPolicy.
@@ -49,6 +51,7 @@ impl Kind {
             Kind::EndpointSlice => "EndpointSlice",
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
+            Kind::Sidecar => "Sidecar",
             Kind::RouteRule => "RouteRule",
             Kind::DestinationPolicy => "DestinationPolicy",
             Kind::PeerAuthentication => "PeerAuthentication",
@@ -150,6 +153,8 @@ pub enum Body {
     VirtualService(VirtualServiceSpec),
     /// DestinationRule.
     DestinationRule(DestinationRuleSpec),
+    /// Sidecar.
+    Sidecar(SidecarSpec),
     /// RouteRule.
     RouteRule(RouteRuleSpec),
     /// DestinationPolicy.
@@ -172,6 +177,7 @@ impl Body {
             Body::EndpointSlice(_) => Kind::EndpointSlice,
             Body::VirtualService(_) => Kind::VirtualService,
             Body::DestinationRule(_) => Kind::DestinationRule,
+            Body::Sidecar(_) => Kind::Sidecar,
             Body::RouteRule(_) => Kind::RouteRule,
             Body::DestinationPolicy(_) => Kind::DestinationPolicy,
             Body::PeerAuthentication(_) => Kind::PeerAuthentication,

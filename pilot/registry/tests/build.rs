@@ -61,7 +61,7 @@ fn route_rule_and_virtual_service_forms_of_99_1_are_equivalent() {
     let got: Vec<_> = d.iter().map(|d| (d.subset.as_deref(), d.weight)).collect();
     assert_eq!(got, vec![(Some("v1"), 99), (Some("v2"), 1)]);
     assert_eq!(
-        a.destination_policies, b.destination_policies,
+        a.destination_rules, b.destination_rules,
         "DestinationRule subsets were reused, none added"
     );
 }
@@ -71,7 +71,9 @@ fn route_rule_labels_without_destination_rule_get_synthetic_subsets() {
     let rr =
         std::fs::read_to_string(common::testdata("variants/reviews-99-1-route-rule.yaml")).unwrap();
     let s = snapshot(&format!("{}---\n{rr}", platform()));
-    let p = &s.destination_policies[HOST];
+    let p = s
+        .destination_policy("default", HOST)
+        .expect("a policy for the host");
     let subsets: Vec<_> = p
         .subsets
         .values()
@@ -393,7 +395,9 @@ fn destination_rules_for_one_host_merge_as_istio_merges_them() {
     let older = dr("a-old", "2024-01-01T00:00:00Z", "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n");
     let newer = dr("b-new", "2024-02-01T00:00:00Z", "  trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}}\n  subsets:\n  - {name: v2, labels: {version: v2-canary}}\n  - {name: v3, labels: {version: v3}}\n");
     let s = snapshot(&[platform(), newer.clone(), older.clone()].join("---\n"));
-    let p = &s.destination_policies[HOST];
+    let p = s
+        .destination_policy("default", HOST)
+        .expect("a policy for the host");
     assert_eq!(p.source.name, "a-old");
     assert_eq!(
         p.subsets.keys().collect::<Vec<_>>(),
@@ -433,7 +437,9 @@ fn destination_rules_for_one_host_merge_as_istio_merges_them() {
         "  subsets:\n  - {name: v1, labels: {version: v1}}\n",
     );
     let s = snapshot(&[platform(), older, newer].join("---\n"));
-    let p = &s.destination_policies[HOST];
+    let p = s
+        .destination_policy("default", HOST)
+        .expect("a policy for the host");
     assert_eq!(
         p.traffic_policy.load_balancer,
         Some(rudder_model::LoadBalancer::LeastRequest)

@@ -107,7 +107,7 @@ fn main() {
         snapshot.services.len(),
         snapshot.workloads.len(),
         snapshot.route_tables.len(),
-        snapshot.destination_policies.len(),
+        snapshot.destination_rules.all().count(),
         build.as_secs_f64() * 1e3
     );
     let first = mk_proxy(&snapshot, "ns0", "svc0-v1");

@@ -1,8 +1,9 @@
 //! CDS: one EDS cluster per service port and per DestinationRule subset, plus
 //! the fixed clusters every sidecar needs (inbound, passthrough, blackhole).
 //!
-//! Policy comes from the host's DestinationPolicy visible to the proxy's
-//! namespace, merged port by port and subset over host ([`TrafficPolicy::merged_with`]).
+//! Policy comes from the host's DestinationPolicy as a proxy's namespace looks
+//! it up (its own namespace, the service's, the root: [`rudder_model::Snapshot::destination_policy`]),
+//! merged port by port and subset over host ([`TrafficPolicy::merged_with`]).
 //! TLS comes from the policy's `tls` or, without one, from auto mTLS over the
 //! cluster's endpoints ([`crate::tls`]); the secrets it names depend on the
 //! proxy's certificate mode, so outbound clusters are per (name, cert mode).
@@ -37,7 +38,7 @@ use rudder_model::{
     node::CertMode,
     well_known::INBOUND_PASSTHROUGH_SOURCE,
     ConnectionPool, DestinationPolicy, Endpoint, LoadBalancer, OutlierDetection, Protocol, Service,
-    ServicePort, Snapshot, Subset, TrafficPolicy,
+    ServicePort, Subset, TrafficPolicy,
 };
 
 use crate::{
@@ -54,19 +55,6 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const UNLIMITED: u32 = u32::MAX;
 /// Ring size for consistent hashing (Istio's default).
 const MIN_RING_SIZE: u64 = 1024;
-
-/// The DestinationPolicy for `host` a proxy in `namespace` may see (`exportTo`).
-pub(crate) fn visible_policy<'a>(
-    snapshot: &'a Snapshot,
-    host: &str,
-    namespace: &str,
-) -> Option<&'a DestinationPolicy> {
-    snapshot.destination_policies.get(host).filter(|p| {
-        p.export_to.is_empty()
-            || p.export_to.iter().any(|ns| ns == "*" || ns == namespace)
-            || (p.export_to.iter().any(|ns| ns == ".") && p.source.namespace == namespace)
-    })
-}
 
 /// The effective policy of a cluster: host policy, port-level, then subset.
 pub(crate) fn effective_policy(

@@ -7,9 +7,9 @@ use std::{net::IpAddr, sync::Arc};
 
 use rudder_model::{
     node::{NodeId, NodeMetadata},
-    selects, Destination, DestinationPolicy, Endpoint, HttpAction, HttpRoute, Labels, Protocol,
-    Proxy, RouteTable, RuleRef, Service, ServicePort, Snapshot, Subset, TargetPort, TcpRoute,
-    TrafficPolicy, Workload,
+    selects, Destination, DestinationPolicy, DestinationRules, EgressHost, EgressNamespace,
+    Endpoint, HttpAction, HttpRoute, Labels, OutboundMode, Protocol, Proxy, RouteTable, RuleRef,
+    Service, ServicePort, Sidecar, Snapshot, Subset, TargetPort, TcpRoute, TrafficPolicy, Workload,
 };
 
 use crate::resolve_proxy;
@@ -47,6 +47,7 @@ pub fn mk_service(
         cluster_ip: Some(vip.parse().expect("fixture VIP parses")),
         ports,
         selector: labels(selector),
+        export_to: Vec::new(),
     }
 }
 
@@ -147,6 +148,43 @@ pub fn mk_policy(
     }
 }
 
+/// A Sidecar `namespace/name` with one egress listener importing `hosts`
+/// (`ns/host`, `.` = the proxy's namespace), for pods with `selector`
+/// (`None`: the namespace default).
+pub fn mk_sidecar(
+    namespace: &str,
+    name: &str,
+    selector: Option<&[(&str, &str)]>,
+    hosts: &[&str],
+) -> Sidecar {
+    let egress = hosts
+        .iter()
+        .map(|h| {
+            let (ns, host) = h.split_once('/').expect("fixture egress host is ns/host");
+            let namespace = match ns {
+                "*" => EgressNamespace::Any,
+                "~" => EgressNamespace::None,
+                "." => EgressNamespace::Own,
+                n => EgressNamespace::Named(n.into()),
+            };
+            EgressHost {
+                namespace,
+                host: host.into(),
+            }
+        })
+        .collect();
+    Sidecar {
+        source: RuleRef {
+            kind: "Sidecar".into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        },
+        selector: selector.map(labels),
+        egress: vec![egress],
+        outbound: OutboundMode::AllowAny,
+    }
+}
+
 /// Collects model objects and computes endpoints from service selectors over
 /// the pods, as the registry does when no Endpoints objects are given.
 #[derive(Debug, Default)]
@@ -187,9 +225,27 @@ impl SnapshotBuilder {
         self
     }
 
-    /// Adds a destination policy.
+    /// Adds a destination policy to the pools its `exportTo` puts it in
+    /// (replacing one for the same host there; the registry merges instead).
     pub fn policy(mut self, p: DestinationPolicy) -> Self {
-        self.snapshot.destination_policies.insert(p.host.clone(), p);
+        let ns = p.source.namespace.clone();
+        let (local, exported) =
+            DestinationRules::pools(&p.export_to, &ns, &self.snapshot.mesh.root_namespace);
+        let rules = &mut self.snapshot.destination_rules;
+        if local {
+            let pool = rules.local.entry(ns.clone()).or_default();
+            pool.insert(p.host.clone(), p.clone());
+        }
+        if exported {
+            let pool = rules.exported.entry(ns).or_default();
+            pool.insert(p.host.clone(), p);
+        }
+        self
+    }
+
+    /// Adds a Sidecar (after the ones already added: younger).
+    pub fn sidecar(mut self, s: Sidecar) -> Self {
+        self.snapshot.sidecars.push(s);
         self
     }
 

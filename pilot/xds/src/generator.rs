@@ -4,13 +4,14 @@
 //!
 //! ```text
 //!  Generator (one per Snapshot)
-//!   ├─ clusters      key: (cluster name, policy visible?, cert mode) shared by all namespaces seeing the same policy
-//!   ├─ endpoints     key: cluster name                            shared by everyone
-//!   ├─ namespaces    key: (proxy namespace, cert mode) → CDS + EDS one per namespace and cert mode
-//!   ├─ port_routes   key: (port, namespace, source-selector bits)  one per "kind" of proxy
-//!   ├─ service_routes key: (host, port, namespace, selector bits) `<host>:<port>` per VIP service
-//!   ├─ chains        key: (namespace, selector bits, capture ports)
-//!   ├─ whole maps:   proxy_clusters (namespace, cert mode, inbound ports) and
+//!   ├─ scopes        key: scope key (namespace, Sidecar)           what a proxy sees (services, route tables)
+//!   ├─ clusters      key: (cluster name, policy, cert mode)        shared by all scopes using the same policy
+//!   ├─ endpoints     key: (cluster name, subset labels)            shared by everyone
+//!   ├─ views         key: (scope key, cert mode) → CDS + EDS       one per scope and cert mode
+//!   ├─ port_routes   key: (port, scope key, source-selector bits)  one per "kind" of proxy
+//!   ├─ service_routes key: (host, port, scope key, selector bits)  `<host>:<port>` per VIP service
+//!   ├─ chains        key: (scope key, selector bits, capture ports)
+//!   ├─ whole maps:   proxy_clusters (scope key, cert mode, inbound ports) and
 //!   │                routes (the chains key) → one `Arc<Content>` per key
 //!   └─ per proxy:    the listener map (the capture listener holds the pod's IPs)
 //! ```
@@ -21,9 +22,16 @@
 //!
 //! Every cache key holds every input its resource depends on beyond the
 //! snapshot: a proxy's labels matter only through the route rules' source
-//! selectors, so the key carries, for each distinct selector in the snapshot,
-//! whether it selects the proxy. A cache keyed on part of its inputs would
-//! hand one proxy another's routes.
+//! selectors and the Sidecar that selects it, so the keys carry, for each
+//! distinct selector in the snapshot, whether it selects the proxy, and the
+//! scope key (namespace and applicable Sidecar). A cache keyed on part of its
+//! inputs would hand one proxy another's routes. A policy is identified by
+//! its address in the snapshot (one generator reads one immutable snapshot),
+//! since two namespaces may resolve one host to different DestinationRules.
+//!
+//! A scoped proxy's resources are built from its scope alone, so a change to
+//! a host outside it leaves every version the same and the ADS server sends
+//! that proxy nothing.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -34,11 +42,11 @@ use std::{
 use rudder_model::{
     names::{service_route_name, ClusterName},
     node::CertMode,
-    selects, Labels, Proxy, Snapshot,
+    selects, DestinationPolicy, Labels, Proxy, Scope, ScopeKey, Snapshot,
 };
 
 use crate::{
-    cluster::{fixed_clusters, inbound_cluster, outbound_cluster, visible_policy, Peers},
+    cluster::{fixed_clusters, inbound_cluster, outbound_cluster, Peers},
     consistency::{eds_problems, reference_problems, report_inconsistent},
     endpoint::{eds_resource, members},
     inbound::InboundSecurity,
@@ -50,7 +58,7 @@ use crate::{
 
 type Named = BTreeMap<String, Arc<Resource>>;
 
-/// The outbound clusters and their load assignments as one namespace sees them.
+/// The outbound clusters and their load assignments as one scope sees them.
 #[derive(Debug, Default)]
 struct NamespaceView {
     clusters: Named,
@@ -84,9 +92,9 @@ impl<K: Eq + Hash, V> Memo<K, V> {
 /// Which of the snapshot's distinct source selectors select a proxy.
 type SelectorBits = Vec<bool>;
 
-/// What a proxy's outbound chains and routes depend on: namespace, selector
+/// What a proxy's outbound chains and routes depend on: scope, selector
 /// bits, capture ports.
-type ChainsKey = (String, SelectorBits, Vec<u16>);
+type ChainsKey = (ScopeKey, SelectorBits, Vec<u16>);
 
 /// An `Arc` compared and hashed by pointer; holding it keeps the pointer
 /// from being reused while the key lives.
@@ -115,9 +123,9 @@ type CheckKey = (
     ByPtr<OutboundChains>,
 );
 
-/// What a proxy's cluster map depends on: namespace, cert mode, inbound
-/// ports and their protocols.
-type ClustersKey = (String, CertMode, Vec<(u16, rudder_model::Protocol)>);
+/// What a proxy's cluster map depends on: scope, cert mode, inbound ports
+/// and their protocols.
+type ClustersKey = (ScopeKey, CertMode, Vec<(u16, rudder_model::Protocol)>);
 
 /// Generates the resources of every proxy for one snapshot; create one per
 /// snapshot and call [`Generator::generate`] for each connected proxy
@@ -128,13 +136,16 @@ pub struct Generator {
     /// Distinct non-empty `sourceLabels` of HTTP and TCP matches.
     selectors: Vec<Labels>,
     fixed: Vec<(String, Arc<Resource>)>,
-    clusters: Memo<(String, bool, CertMode), Resource>,
-    endpoints: Memo<String, Resource>,
+    scopes: Memo<ScopeKey, Scope>,
+    /// Outbound clusters: (name, address of the policy used, cert mode).
+    clusters: Memo<(String, Option<usize>, CertMode), Resource>,
+    /// Load assignments: (cluster name, subset labels).
+    endpoints: Memo<(String, Option<Labels>), Resource>,
     inbound: Memo<(u16, rudder_model::Protocol), Resource>,
-    namespaces: Memo<(String, CertMode), NamespaceView>,
-    port_routes: Memo<(u16, String, SelectorBits), Resource>,
-    /// Per-service route configurations: (host, port, namespace, selector bits).
-    service_routes: Memo<(String, u16, String, SelectorBits), Resource>,
+    views: Memo<(ScopeKey, CertMode), NamespaceView>,
+    port_routes: Memo<(u16, ScopeKey, SelectorBits), Resource>,
+    /// Per-service route configurations: (host, port, scope key, selector bits).
+    service_routes: Memo<(String, u16, ScopeKey, SelectorBits), Resource>,
     chains: Memo<ChainsKey, OutboundChains>,
     /// Whole per-type maps, shared by every proxy with the same key.
     proxy_clusters: Memo<ClustersKey, Named>,
@@ -169,10 +180,11 @@ impl Generator {
             snapshot,
             selectors,
             fixed: fixed_clusters(),
+            scopes: Memo::new(),
             clusters: Memo::new(),
             endpoints: Memo::new(),
             inbound: Memo::new(),
-            namespaces: Memo::new(),
+            views: Memo::new(),
             port_routes: Memo::new(),
             service_routes: Memo::new(),
             chains: Memo::new(),
@@ -202,40 +214,36 @@ impl Generator {
             .iter()
             .map(|s| selects(s, &proxy.labels))
             .collect();
-        let view = self
-            .namespaces
-            .get_or((proxy.namespace.clone(), proxy.cert_mode), || {
-                Arc::new(self.namespace_view(&proxy.namespace, proxy.cert_mode))
-            });
+        let key = Scope::key_of(snapshot, &proxy.namespace, &proxy.labels);
+        let scope = self
+            .scopes
+            .get_or(key.clone(), || Arc::new(Scope::for_key(snapshot, &key)));
+        let view = self.views.get_or((key.clone(), proxy.cert_mode), || {
+            Arc::new(self.scope_view(&scope, proxy.cert_mode))
+        });
 
         let inbound = inbound_ports(snapshot, proxy);
         let inbound_key: Vec<(u16, rudder_model::Protocol)> =
             inbound.iter().map(|p| (p.port, p.protocol)).collect();
-        let clusters = self.proxy_clusters.get_or(
-            (proxy.namespace.clone(), proxy.cert_mode, inbound_key),
-            || {
-                let mut clusters = view.clusters.clone();
-                clusters.extend(self.fixed.iter().cloned());
-                for p in &inbound {
-                    let name = ClusterName::inbound(p.port).to_string();
-                    let r = self
-                        .inbound
-                        .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
-                    clusters.insert(name, r);
-                }
-                Arc::new(clusters)
-            },
-        );
+        let clusters =
+            self.proxy_clusters
+                .get_or((key.clone(), proxy.cert_mode, inbound_key), || {
+                    let mut clusters = view.clusters.clone();
+                    clusters.extend(self.fixed.iter().cloned());
+                    for p in &inbound {
+                        let name = ClusterName::inbound(p.port).to_string();
+                        let r = self
+                            .inbound
+                            .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
+                        clusters.insert(name, r);
+                    }
+                    Arc::new(clusters)
+                });
 
         let capture = capture_ports(proxy);
-        let chains_key = (proxy.namespace.clone(), bits.clone(), capture.clone());
+        let chains_key = (key.clone(), bits.clone(), capture.clone());
         let chains = self.chains.get_or(chains_key.clone(), || {
-            Arc::new(outbound_chains(
-                snapshot,
-                &proxy.namespace,
-                &proxy.labels,
-                &capture,
-            ))
+            Arc::new(outbound_chains(snapshot, &scope, &proxy.labels, &capture))
         });
         let security = InboundSecurity::of(snapshot, proxy, &inbound);
         let built = listeners(proxy, &inbound, &chains, &security);
@@ -252,10 +260,11 @@ impl Generator {
                 .http_ports
                 .iter()
                 .map(|&port| {
-                    let key = (port, proxy.namespace.clone(), bits.clone());
-                    let r = self.port_routes.get_or(key, || {
-                        outbound_route_config(snapshot, port, &proxy.namespace, &proxy.labels)
-                    });
+                    let r = self
+                        .port_routes
+                        .get_or((port, key.clone(), bits.clone()), || {
+                            outbound_route_config(snapshot, port, &scope, &proxy.labels)
+                        });
                     (rudder_model::names::outbound_route_name(port), r)
                 })
                 .collect();
@@ -263,9 +272,9 @@ impl Generator {
                 let Some(svc) = snapshot.services.get(host) else {
                     continue;
                 };
-                let key = (host.clone(), *port, proxy.namespace.clone(), bits.clone());
-                let r = self.service_routes.get_or(key, || {
-                    service_route_config(snapshot, svc, *port, &proxy.namespace, &proxy.labels)
+                let memo_key = (host.clone(), *port, key.clone(), bits.clone());
+                let r = self.service_routes.get_or(memo_key, || {
+                    service_route_config(snapshot, svc, *port, &scope, &proxy.labels)
                 });
                 routes.insert(service_route_name(host, *port), r);
             }
@@ -338,13 +347,15 @@ impl Generator {
         }
     }
 
-    /// Outbound clusters (per service port, per visible subset) and their EDS.
-    fn namespace_view(&self, namespace: &str, cert_mode: CertMode) -> NamespaceView {
+    /// Outbound clusters (per service port in the scope, per subset of the
+    /// policy the scope's namespace uses) and their EDS.
+    fn scope_view(&self, scope: &Scope, cert_mode: CertMode) -> NamespaceView {
         let snapshot = &*self.snapshot;
         let mut view = NamespaceView::default();
         let mut endpoints_of_view = Named::new();
-        for svc in snapshot.services.values() {
-            let policy = visible_policy(snapshot, &svc.hostname, namespace);
+        for svc in scope.services(snapshot) {
+            let policy = snapshot.destination_policy(&scope.namespace, &svc.hostname);
+            let policy_id = policy.map(|p| p as *const DestinationPolicy as usize);
             for sp in &svc.ports {
                 let endpoints = snapshot.endpoints_of(&svc.hostname, sp.port);
                 let subsets = policy
@@ -359,7 +370,7 @@ impl Generator {
                     .to_string();
                     let cluster =
                         self.clusters
-                            .get_or((name.clone(), policy.is_some(), cert_mode), || {
+                            .get_or((name.clone(), policy_id, cert_mode), || {
                                 let members = members(endpoints, subset.map(|s| &s.labels));
                                 let peers = Peers {
                                     endpoints: &members,
@@ -368,7 +379,8 @@ impl Generator {
                                 };
                                 outbound_cluster(&name, svc, sp, policy, subset, peers)
                             });
-                    let eds = self.endpoints.get_or(name.clone(), || {
+                    let labels = subset.map(|s| s.labels.clone());
+                    let eds = self.endpoints.get_or((name.clone(), labels), || {
                         eds_resource(&name, endpoints, subset.map(|s| &s.labels))
                     });
                     view.clusters.insert(name.clone(), cluster);

@@ -29,11 +29,11 @@ use envoy_types::pb::{
 use rudder_model::{
     names::{ClusterName, BLACKHOLE_CLUSTER},
     Destination, DirectResponse, Fault, HashKey, HeaderOps, Headers, HttpAction, HttpMatch,
-    HttpRoute, LoadBalancer, Redirect, Snapshot, StringMatch,
+    HttpRoute, LoadBalancer, Redirect, Scope, Snapshot, StringMatch,
 };
 
 use crate::{
-    cluster::{effective_policy, visible_policy},
+    cluster::effective_policy,
     common::{any, duration, fraction, u32v, FAULT_FILTER},
     version::Version,
 };
@@ -44,16 +44,19 @@ pub(crate) const DEFAULT_RETRY_ON: &str =
 /// Istio's retry attempts when a route has no retry policy.
 pub(crate) const DEFAULT_RETRY_ATTEMPTS: u32 = 2;
 
-/// What a proxy in one namespace sees when a route names a destination.
+/// What a proxy with one scope sees when a route names a destination.
 pub(crate) struct Destinations<'a> {
     pub(crate) snapshot: &'a Snapshot,
-    pub(crate) namespace: &'a str,
+    pub(crate) scope: &'a Scope,
 }
 
 impl Destinations<'_> {
     /// The service port a destination means: its own port, else the port
     /// the request came in on, else the service's only port.
     fn port(&self, d: &Destination, route_port: u16) -> Option<u16> {
+        if !self.scope.sees(&d.host) {
+            return None;
+        }
         let svc = self.snapshot.services.get(&d.host)?;
         let wanted = d.port.unwrap_or(route_port);
         if svc.port(wanted).is_some() {
@@ -66,7 +69,8 @@ impl Destinations<'_> {
     }
 
     /// The cluster a destination routes to. A destination without a cluster
-    /// (no such service, port or subset: Istio serves it and Envoy answers 503)
+    /// (no such service, port or subset, or a service outside the proxy's
+    /// scope: Istio serves it and Envoy answers 503)
     /// goes to BlackHoleCluster, which also answers 503 but keeps every
     /// reference resolvable, so the consistency check can stay strict.
     pub(crate) fn cluster(&self, d: &Destination, route_port: u16) -> String {
@@ -74,7 +78,9 @@ impl Destinations<'_> {
             return BLACKHOLE_CLUSTER.into();
         };
         if let Some(subset) = &d.subset {
-            let defined = visible_policy(self.snapshot, &d.host, self.namespace)
+            let defined = self
+                .snapshot
+                .destination_policy(&self.scope.namespace, &d.host)
                 .is_some_and(|p| p.subsets.contains_key(subset));
             if !defined {
                 return BLACKHOLE_CLUSTER.into();
@@ -86,7 +92,9 @@ impl Destinations<'_> {
     /// The consistent-hash key of a destination's effective policy.
     fn hash_key(&self, d: &Destination, route_port: u16) -> Option<HashKey> {
         let port = self.port(d, route_port)?;
-        let policy = visible_policy(self.snapshot, &d.host, self.namespace)?;
+        let policy = self
+            .snapshot
+            .destination_policy(&self.scope.namespace, &d.host)?;
         let subset = d.subset.as_ref().and_then(|s| policy.subsets.get(s));
         match effective_policy(Some(policy), subset, port).load_balancer {
             Some(LoadBalancer::ConsistentHash(key)) => Some(key),

@@ -32,9 +32,10 @@
 //! Inbound connections (to pod IPs) and everything else find none and stay in
 //! `virtual`. A connection to a VIP therefore uses its service's own route
 //! configuration, and the port's `"<port>"` table keeps only the hosts without
-//! a VIP. The outbound chains depend only on the snapshot, the proxy's
-//! namespace and labels (TCP routes) and its capture ports, so they are built
-//! once per such key and shared ([`OutboundChains`]).
+//! a VIP. The outbound chains depend only on the snapshot, the proxy's scope
+//! (namespace and Sidecar: the services it sees), its labels (TCP routes)
+//! and its capture ports, so they are built once per such key and shared
+//! ([`OutboundChains`]).
 
 use std::{collections::BTreeSet, net::IpAddr, sync::Arc};
 
@@ -66,7 +67,7 @@ use rudder_model::{
         INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
         VIRTUAL_LISTENER,
     },
-    selects, Labels, Proxy, Snapshot, TcpRoute,
+    selects, Labels, Proxy, Scope, Snapshot, TcpRoute,
 };
 
 use crate::{
@@ -83,7 +84,7 @@ use crate::{
 };
 
 /// The outbound half of the capture listener, shared by proxies with the same
-/// namespace, relevant labels and capture ports.
+/// scope, relevant labels and capture ports.
 #[derive(Debug)]
 pub(crate) struct OutboundChains {
     /// Filter chains, in a deterministic order.
@@ -101,23 +102,21 @@ pub(crate) struct OutboundChains {
     pub(crate) service_routes: Vec<(String, u16)>,
 }
 
-/// Builds the outbound chains for a proxy in `namespace` with `labels`.
+/// Builds the outbound chains for a proxy with `scope` and `labels`: only
+/// the services in its scope get chains and listeners.
 pub(crate) fn outbound_chains(
     snapshot: &Snapshot,
-    namespace: &str,
+    scope: &Scope,
     labels: &Labels,
     capture_ports: &[u16],
 ) -> OutboundChains {
+    let namespace = scope.namespace.as_str();
     let mut version = Version::new("lds-outbound")
         .with(namespace)
         .with(capture_ports);
-    let dests = Destinations {
-        snapshot,
-        namespace,
-    };
-    let http_ports: Vec<u16> = snapshot
-        .services
-        .values()
+    let dests = Destinations { snapshot, scope };
+    let http_ports: Vec<u16> = scope
+        .services(snapshot)
         .flat_map(|s| {
             s.ports
                 .iter()
@@ -148,7 +147,7 @@ pub(crate) fn outbound_chains(
         })
         .collect();
     let mut seen = BTreeSet::new();
-    for svc in snapshot.services.values() {
+    for svc in scope.services(snapshot) {
         let Some(vip) = svc.cluster_ip else { continue };
         for sp in svc
             .ports
@@ -159,14 +158,11 @@ pub(crate) fn outbound_chains(
                 continue;
             }
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
-            let route = snapshot
-                .route_tables_for(&svc.hostname, namespace)
-                .next()
-                .and_then(|t| {
-                    t.tcp
-                        .iter()
-                        .find(|r| tcp_route_applies(r, sp.port, namespace, labels))
-                });
+            let route = scope.route_table(snapshot, &svc.hostname).and_then(|t| {
+                t.tcp
+                    .iter()
+                    .find(|r| tcp_route_applies(r, sp.port, namespace, labels))
+            });
             let clusters: Vec<(String, u32)> = match route {
                 Some(r) => r
                     .destinations
@@ -197,7 +193,7 @@ pub(crate) fn outbound_chains(
         .collect();
     let mut vip_listeners = Vec::new();
     let mut service_routes = Vec::new();
-    for ((vip, port), svc) in vip_http_ports(snapshot) {
+    for ((vip, port), svc) in vip_http_ports(snapshot, scope) {
         if capture_ports.contains(&port) {
             continue;
         }

@@ -9,8 +9,9 @@
 //!   VIP (headless services, ServiceEntry hosts without addresses), routed by
 //!   Host header with Istio's domain set, then `allow_any` (passthrough).
 //!
-//! A service's routes come from the first route table naming the host that
-//! the proxy's namespace can see. Routes whose every match is meant for other sources
+//! Only the services and route tables of the proxy's [`Scope`] (its
+//! namespace's exports narrowed by its Sidecar) appear. A service's routes
+//! come from the first route table naming the host in that scope. Routes whose every match is meant for other sources
 //! (`sourceLabels`, source namespace) or another port are left out, which is
 //! why the config depends on the proxy's namespace and labels and is cached by
 //! them (see [`crate::Generator`]).
@@ -32,7 +33,7 @@ use rudder_model::{
         inbound_route_name, outbound_route_name, service_route_name, ClusterName,
         PASSTHROUGH_CLUSTER,
     },
-    Destination, HttpAction, HttpMatch, HttpRoute, Labels, Service, Snapshot,
+    Destination, HttpAction, HttpMatch, HttpRoute, Labels, Scope, Service, Snapshot,
 };
 
 use crate::{
@@ -50,21 +51,19 @@ pub(crate) const ALLOW_ANY: &str = "allow_any";
 pub(crate) fn outbound_route_config(
     snapshot: &Snapshot,
     port: u16,
-    namespace: &str,
+    scope: &Scope,
     labels: &Labels,
 ) -> Arc<Resource> {
+    let namespace = scope.namespace.as_str();
     let name = outbound_route_name(port);
     // The namespace enters through what it resolves: domains, route tables,
     // destination rules (identical tables in two namespaces share a version).
     let mut version = Version::new("rds").with(&name);
-    let dests = Destinations {
-        snapshot,
-        namespace,
-    };
-    let own = vip_http_ports(snapshot);
+    let dests = Destinations { snapshot, scope };
+    let own = vip_http_ports(snapshot, scope);
     let mut used_domains = HashSet::new();
     let mut virtual_hosts = Vec::new();
-    for svc in snapshot.services.values() {
+    for svc in scope.services(snapshot) {
         if !svc.port(port).is_some_and(|p| p.protocol.is_http()) || has_own_routes(&own, svc, port)
         {
             continue;
@@ -74,7 +73,7 @@ pub(crate) fn outbound_route_config(
             .filter(|d| used_domains.insert(d.clone()))
             .collect();
         version.add(&domains);
-        let routes = service_routes(snapshot, svc, port, namespace, labels, &dests, &mut version);
+        let routes = service_routes(svc, port, labels, &dests, &mut version);
         virtual_hosts.push(VirtualHost {
             name: format!("{}:{port}", svc.hostname),
             domains,
@@ -103,13 +102,16 @@ pub(crate) fn outbound_route_config(
     resource(version, &config)
 }
 
-/// The HTTP service ports with a VIP, each with the service that gets
-/// listener `<VIP>_<port>` and route configuration `<host>:<port>` of its own:
-/// the first by hostname when services share a VIP and port (the others stay
-/// in the port's table).
-pub(crate) fn vip_http_ports(snapshot: &Snapshot) -> BTreeMap<(IpAddr, u16), &Service> {
+/// The HTTP service ports with a VIP in `scope`, each with the service that
+/// gets listener `<VIP>_<port>` and route configuration `<host>:<port>` of its
+/// own: the first by hostname when services share a VIP and port (the others
+/// stay in the port's table).
+pub(crate) fn vip_http_ports<'a>(
+    snapshot: &'a Snapshot,
+    scope: &'a Scope,
+) -> BTreeMap<(IpAddr, u16), &'a Service> {
     let mut out = BTreeMap::new();
-    for svc in snapshot.services.values() {
+    for svc in scope.services(snapshot) {
         let Some(vip) = svc.cluster_ip else { continue };
         for p in svc.ports.iter().filter(|p| p.protocol.is_http()) {
             out.entry((vip, p.port)).or_insert(svc);
@@ -126,21 +128,18 @@ fn has_own_routes(own: &BTreeMap<(IpAddr, u16), &Service>, svc: &Service, port: 
 }
 
 /// The route configuration `<host>:<port>` of one service port with a VIP, as
-/// a proxy in `namespace` with `labels` sees it: one virtual host, domains `*`.
+/// a proxy with `scope` and `labels` sees it: one virtual host, domains `*`.
 pub(crate) fn service_route_config(
     snapshot: &Snapshot,
     svc: &Service,
     port: u16,
-    namespace: &str,
+    scope: &Scope,
     labels: &Labels,
 ) -> Arc<Resource> {
     let name = service_route_name(&svc.hostname, port);
     let mut version = Version::new("rds-service").with(&name);
-    let dests = Destinations {
-        snapshot,
-        namespace,
-    };
-    let routes = service_routes(snapshot, svc, port, namespace, labels, &dests, &mut version);
+    let dests = Destinations { snapshot, scope };
+    let routes = service_routes(svc, port, labels, &dests, &mut version);
     let config = RouteConfiguration {
         name: name.clone(),
         virtual_hosts: vec![VirtualHost {
@@ -199,16 +198,15 @@ pub(crate) fn applicable_matches<'a>(
 }
 
 fn service_routes(
-    snapshot: &Snapshot,
     svc: &Service,
     port: u16,
-    namespace: &str,
     labels: &Labels,
     dests: &Destinations<'_>,
     version: &mut Version,
 ) -> Vec<Route> {
+    let namespace = dests.scope.namespace.as_str();
     let mut routes = Vec::new();
-    if let Some(table) = snapshot.route_tables_for(&svc.hostname, namespace).next() {
+    if let Some(table) = dests.scope.route_table(dests.snapshot, &svc.hostname) {
         version.add(&table.source);
         for (i, r) in table.http.iter().enumerate() {
             let Some(matches) = applicable_matches(r, port, namespace, labels) else {

@@ -174,6 +174,17 @@ impl Res {
         self
     }
 
+    /// Generated resources (kept as they are), to build with the barriers.
+    pub fn from_generated(res: ProxyResources) -> Self {
+        Res {
+            by_type: res
+                .by_type
+                .into_iter()
+                .map(|(t, m)| (t, Arc::unwrap_or_clone(m)))
+                .collect(),
+        }
+    }
+
     /// The resources, plus the barrier secrets.
     pub fn build(self) -> ProxyResources {
         let mut r = self;

@@ -94,6 +94,7 @@ pub fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
         "TokenReview" => ("tokenreviews", false),
         "VirtualService" => ("virtualservices", true),
         "DestinationRule" => ("destinationrules", true),
+        "Sidecar" => ("sidecars", true),
         "RouteRule" => ("routerules", true),
         "DestinationPolicy" => ("destinationpolicies", true),
         "Lease" => ("leases", true),

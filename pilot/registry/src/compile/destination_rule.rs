@@ -56,6 +56,7 @@ pub fn compile(
             );
         }
     }
+    ck.export_to("spec.exportTo", &spec.export_to);
     if ck.has_errors() {
         return None;
     }

@@ -60,6 +60,16 @@ pub fn service(
             protocol: Protocol::detect(p.app_protocol.as_deref(), p.name.as_deref()),
         });
     }
+    let export_to: Vec<String> = svc
+        .metadata
+        .annotations
+        .get(kube::EXPORT_TO_ANNOTATION)
+        .map(|v| v.split(',').map(|n| n.trim().to_string()).collect())
+        .unwrap_or_default();
+    ck.export_to(
+        &format!("metadata.annotations[{:?}]", kube::EXPORT_TO_ANNOTATION),
+        &export_to,
+    );
     if ck.has_errors() {
         return None;
     }
@@ -70,6 +80,7 @@ pub fn service(
         cluster_ip,
         ports,
         selector: svc.spec.selector.clone(),
+        export_to,
     })
 }
 

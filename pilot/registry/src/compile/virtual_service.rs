@@ -49,6 +49,7 @@ pub fn compile(
         );
         return None;
     }
+    ck.export_to("spec.exportTo", &spec.export_to);
     if ck.has_errors() {
         return None;
     }
