@@ -210,7 +210,7 @@ impl Delta {
     }
 
     /// What to send and remove to bring the client to `desired`.
-    fn diff<'a>(&self, t: TypeUrl, desired: &'a Content) -> Diff<'a> {
+    fn diff<'a>(&self, t: TypeUrl, desired: &'a Arc<Content>) -> Diff<'a> {
         let Some(st) = self.types.get(&t) else {
             return Diff {
                 send: Vec::new(),

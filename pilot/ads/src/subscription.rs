@@ -33,14 +33,24 @@ fn same_resource(have: Option<&Arc<Resource>>, r: &Arc<Resource>) -> bool {
 }
 
 /// The entries of `want` that `have` lacks or holds at another version, in
-/// name order. One merge walk over both maps: no lookups, no copies.
+/// name order. One merge walk over both maps: no lookups, no copies; the
+/// same map (pointer) has nothing changed, and the same resource (pointer)
+/// at the same position needs no name compared (a resource is only ever
+/// held under its own name).
 pub(crate) fn changed<'a>(
-    want: &'a Content,
-    have: &Content,
+    want: &'a Arc<Content>,
+    have: &Arc<Content>,
 ) -> Vec<(&'a String, &'a Arc<Resource>)> {
     let mut out = Vec::new();
+    if Arc::ptr_eq(want, have) {
+        return out;
+    }
     let mut have_it = have.iter().peekable();
-    for (n, r) in want {
+    for (n, r) in want.iter() {
+        if have_it.peek().is_some_and(|(_, hr)| Arc::ptr_eq(hr, r)) {
+            have_it.next();
+            continue;
+        }
         while have_it.peek().is_some_and(|(h, _)| *h < n) {
             have_it.next();
         }
@@ -56,14 +66,21 @@ pub(crate) fn changed<'a>(
 }
 
 /// The names `have` holds that `want` does not, in name order.
-pub(crate) fn missing<'a>(want: &Content, have: &'a Content) -> Vec<&'a String> {
+pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'a String> {
     let mut out = Vec::new();
-    let mut want_it = want.keys().peekable();
-    for n in have.keys() {
-        while want_it.peek().is_some_and(|w| *w < n) {
+    if Arc::ptr_eq(want, have) {
+        return out;
+    }
+    let mut want_it = want.iter().peekable();
+    for (n, r) in have.iter() {
+        if want_it.peek().is_some_and(|(_, wr)| Arc::ptr_eq(wr, r)) {
+            want_it.next();
+            continue;
+        }
+        while want_it.peek().is_some_and(|(w, _)| *w < n) {
             want_it.next();
         }
-        if want_it.peek() != Some(&n) {
+        if want_it.peek().map(|(w, _)| *w) != Some(n) {
             out.push(n);
         }
     }

@@ -36,12 +36,50 @@ pub(crate) fn any<M: Message + Name>(msg: &M) -> Any {
     }
 }
 
-/// A finished resource: version from the model inputs, body packed.
+/// A finished resource: version from the model inputs, body packed. A
+/// resource whose version is already alive (built from an earlier snapshot,
+/// or by another generator) is that same `Arc`: versions are content hashes
+/// (equal version ⇔ equal bytes, checked by the version ledger test), so
+/// every unchanged resource keeps its pointer from one snapshot to the next
+/// and the ADS server and pilot's publish tell "unchanged" by pointer.
 pub(crate) fn resource<M: Message + Name>(version: Version, msg: &M) -> Arc<Resource> {
-    Arc::new(Resource {
+    intern(Resource {
         version: version.to_string(),
         body: any(msg),
     })
+}
+
+/// Live resources by version (weak: a resource nobody holds is forgotten).
+struct Interned {
+    by_version: std::collections::HashMap<String, std::sync::Weak<Resource>>,
+    /// Size after the last sweep of dead entries.
+    swept: usize,
+}
+
+fn intern(r: Resource) -> Arc<Resource> {
+    static INTERNED: std::sync::OnceLock<std::sync::Mutex<Interned>> = std::sync::OnceLock::new();
+    let table = INTERNED.get_or_init(|| {
+        std::sync::Mutex::new(Interned {
+            by_version: std::collections::HashMap::new(),
+            swept: 0,
+        })
+    });
+    let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(live) = t
+        .by_version
+        .get(&r.version)
+        .and_then(std::sync::Weak::upgrade)
+    {
+        return live;
+    }
+    if t.by_version.len() >= 2 * t.swept.max(1024) {
+        t.by_version.retain(|_, w| w.strong_count() > 0);
+        t.swept = t.by_version.len();
+    }
+    let version = r.version.clone();
+    let arc = Arc::new(r);
+    t.by_version.insert(version, Arc::downgrade(&arc));
+    arc
 }
 
 /// `std` duration → protobuf duration.

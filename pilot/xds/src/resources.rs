@@ -117,24 +117,59 @@ impl ProxyResources {
     /// A version for the whole set of one type (SotW `version_info`): a hash of
     /// the names and per-resource versions.
     pub fn type_version(&self, t: TypeUrl) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        if let Some(m) = self.by_type.get(&t) {
-            for (name, r) in m.iter() {
-                name.hash(&mut h);
-                r.version.hash(&mut h);
-            }
+        match self.by_type.get(&t) {
+            Some(m) => map_version(m),
+            None => hash_version(&Content::new()),
         }
-        format!("{:016x}", h.finish())
     }
 }
 
 /// True when two maps hold the same names at the same versions (versions are
-/// content hashes); the same map (pointer) is equal without a look.
+/// content hashes); the same map (pointer) is equal without a look, and the
+/// same resource (pointer) under a name needs no string compared: a
+/// resource is only ever held under its own name.
 pub fn same_versions(a: &Arc<Content>, b: &Arc<Content>) -> bool {
     Arc::ptr_eq(a, b)
         || (a.len() == b.len()
             && a.iter().zip(b.iter()).all(|((na, ra), (nb, rb))| {
-                na == nb && (Arc::ptr_eq(ra, rb) || ra.version == rb.version)
+                Arc::ptr_eq(ra, rb) || (na == nb && ra.version == rb.version)
             }))
+}
+
+fn hash_version(m: &Content) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (name, r) in m {
+        name.hash(&mut h);
+        r.version.hash(&mut h);
+    }
+    format!("{:016x}", h.finish())
+}
+
+/// [`hash_version`] of a shared map, remembered for the map's lifetime:
+/// thousands of streams answer with the version of the same map.
+fn map_version(m: &Arc<Content>) -> String {
+    use std::sync::{Mutex, OnceLock, Weak};
+    type Cache = Mutex<Vec<(Weak<Content>, String)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    /// A handful of maps are current at any time (one per type and scope).
+    const KEEP: usize = 256;
+    let cache = CACHE.get_or_init(Default::default);
+    {
+        let c = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, v)) = c
+            .iter()
+            .find(|(w, _)| std::ptr::eq(w.as_ptr(), Arc::as_ptr(m)))
+        {
+            return v.clone();
+        }
+    }
+    let v = hash_version(m);
+    let mut c = cache.lock().unwrap_or_else(|e| e.into_inner());
+    c.retain(|(w, _)| w.strong_count() > 0);
+    if c.len() >= KEEP {
+        c.remove(0);
+    }
+    c.push((Arc::downgrade(m), v.clone()));
+    v
 }

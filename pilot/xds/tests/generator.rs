@@ -99,6 +99,23 @@ fn endpoint_only_change_changes_only_eds() {
             "outbound|9080||reviews.default.svc.cluster.local"
         ]
     );
+    // Unchanged resources are the same allocation across the two
+    // generators (interned by version), changed ones are not.
+    for t in [
+        TypeUrl::Cluster,
+        TypeUrl::Endpoint,
+        TypeUrl::Listener,
+        TypeUrl::Route,
+    ] {
+        for (name, r) in a.of(t).unwrap() {
+            let other = &b.of(t).unwrap()[name];
+            assert_eq!(
+                Arc::ptr_eq(r, other),
+                !eds.contains(name) || t != TypeUrl::Endpoint,
+                "{t:?} {name}"
+            );
+        }
+    }
 }
 
 #[test]
