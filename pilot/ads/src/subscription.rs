@@ -124,11 +124,21 @@ impl NameSet {
         }
     }
 
-    /// The same names as `m`'s keys.
+    /// The same names as `m`'s keys. Against another map (the previous
+    /// push's, mostly the same resources) an entry holding the same resource
+    /// needs no name compared.
     fn equals_keys(&self, m: &Arc<Content>) -> bool {
         match self {
             NameSet::Keys(k) if Arc::ptr_eq(k, m) => true,
-            _ => self.len() == m.len() && self.iter().zip(m.keys()).all(|(a, b)| a == b),
+            NameSet::Keys(k) => {
+                k.len() == m.len()
+                    && k.iter()
+                        .zip(m.iter())
+                        .all(|((a, ra), (b, rb))| Arc::ptr_eq(ra, rb) || a == b)
+            }
+            NameSet::Own(_) => {
+                self.len() == m.len() && self.iter().zip(m.keys()).all(|(a, b)| a == b)
+            }
         }
     }
 

@@ -3,7 +3,10 @@
 //! the Service's selector over the pods of its namespace (a directory of YAML
 //! has no endpoints controller).
 
-use std::{collections::BTreeMap, net::IpAddr};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+};
 
 use rudder_config::kube;
 use rudder_model::{Endpoint, Hostname, Service, TargetPort, Workload};
@@ -24,6 +27,7 @@ pub fn compute(
     sources: &EndpointSources<'_>,
 ) -> BTreeMap<Hostname, BTreeMap<u16, Vec<Endpoint>>> {
     let mut out = BTreeMap::new();
+    let by_label = index(workloads);
     for (host, svc) in services {
         let id = format!("{}/{}", svc.namespace, svc.name);
         let eps = sources
@@ -38,7 +42,7 @@ pub fn compute(
             .unwrap_or_default();
         let mut by_port: BTreeMap<u16, Vec<Endpoint>> = BTreeMap::new();
         if eps.is_empty() && slices.is_empty() {
-            from_selector(svc, workloads, &mut by_port);
+            from_selector(svc, &by_label, &mut by_port);
         } else {
             from_objects(svc, workloads, eps, slices, &mut by_port);
         }
@@ -51,17 +55,35 @@ pub fn compute(
     out
 }
 
-fn from_selector(
-    svc: &Service,
-    workloads: &BTreeMap<String, Workload>,
-    out: &mut BTreeMap<u16, Vec<Endpoint>>,
-) {
-    if svc.selector.is_empty() {
-        return;
+/// Workloads by (namespace, label key, label value), in name order: a
+/// selector's first label narrows a Service's candidates from every pod to
+/// the pods carrying it (a rebuild per pod change stays linear in pods).
+type ByLabel<'a> = HashMap<(&'a str, &'a str, &'a str), Vec<&'a Workload>>;
+
+fn index(workloads: &BTreeMap<String, Workload>) -> ByLabel<'_> {
+    let mut by_label: ByLabel<'_> = HashMap::new();
+    for w in workloads.values() {
+        for (k, v) in &w.labels {
+            by_label
+                .entry((w.namespace.as_str(), k.as_str(), v.as_str()))
+                .or_default()
+                .push(w);
+        }
     }
-    let pods = workloads.values().filter(|w| {
-        w.namespace == svc.namespace && rudder_model::service::selects(&svc.selector, &w.labels)
-    });
+    by_label
+}
+
+fn from_selector(svc: &Service, by_label: &ByLabel<'_>, out: &mut BTreeMap<u16, Vec<Endpoint>>) {
+    let Some((k, v)) = svc.selector.iter().next() else {
+        return;
+    };
+    let candidates = by_label
+        .get(&(svc.namespace.as_str(), k.as_str(), v.as_str()))
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let pods = candidates
+        .iter()
+        .filter(|w| rudder_model::service::selects(&svc.selector, &w.labels));
     for w in pods {
         let Some(ip) = w.ips.first() else { continue };
         for sp in &svc.ports {
