@@ -4,7 +4,7 @@ use rudder_config::virtual_service as vs;
 use rudder_model::{
     AbortFault, DelayFault, Destination, DirectResponse, Fault, HeaderOps, Headers, HttpAction,
     HttpMatch, HttpRoute, Mirror, Percent, Redirect, Retries, Rewrite, RouteTable, RuleRef,
-    TcpMatch, TcpRoute,
+    TcpMatch, TcpRoute, MESH_GATEWAY,
 };
 
 use super::Ctx;
@@ -42,7 +42,8 @@ pub fn compile(
         .enumerate()
         .map(|(i, r)| tcp_route(r, &format!("spec.tcp[{i}]"), ns, cx, ck))
         .collect::<Vec<_>>();
-    if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == "mesh") {
+    // Istio: a rule naming gateways but not `mesh` is not applied to sidecars.
+    if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == MESH_GATEWAY) {
         ck.warn(
             "spec.gateways",
             "applies only to gateways, which Rudder does not serve yet; ignored",
@@ -303,6 +304,7 @@ fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<Ht
         source_labels: m.source_labels.clone(),
         source_namespace: m.source_namespace.clone(),
         ignore_uri_case: m.ignore_uri_case,
+        gateways: m.gateways.clone(),
     })
 }
 
@@ -430,6 +432,7 @@ fn tcp_route(
             port,
             source_labels: m.source_labels.clone(),
             source_namespace: m.source_namespace.clone(),
+            gateways: m.gateways.clone(),
         });
     }
     if r.route.is_empty() {

@@ -1,0 +1,82 @@
+//! Fields that must mean what Istio makes of them (issue 14): each reaches
+//! the model, or is refused with its field and why.
+
+mod common;
+
+use common::{errors, mk_pod, mk_service, objects, validate, warnings};
+use pretty_assertions::assert_eq;
+use rudder_model::{LoadBalancer, Snapshot};
+use rudder_registry::Store;
+
+const HOST: &str = "reviews.default.svc.cluster.local";
+
+fn snapshot(yaml: &str) -> Snapshot {
+    let mut store = Store::new();
+    for o in objects(yaml) {
+        store.apply(o);
+    }
+    store.snapshot()
+}
+
+fn platform() -> String {
+    [
+        mk_service("reviews", "http", 9080, "9080"),
+        mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", true),
+    ]
+    .join("---\n")
+}
+
+const EXTERNAL: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: payments, namespace: default}\nspec:\n  type: ExternalName\n  externalName: Payments.Example.com.\n  ports:\n  - {name: http, port: 8080}\n";
+
+#[test]
+fn external_name_services_keep_their_dns_name_and_no_vip() {
+    let s = snapshot(EXTERNAL);
+    let svc = &s.services["payments.default.svc.cluster.local"];
+    assert_eq!(svc.external_name.as_deref(), Some("payments.example.com"));
+    assert_eq!(svc.cluster_ip, None);
+    assert_eq!(svc.ports[0].port, 8080);
+
+    let bad = EXTERNAL.replace("Payments.Example.com.", "10.0.0.9");
+    let r = validate(&[("svc.yaml", &bad)]);
+    let e = errors(&r);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].field, "spec.externalName");
+    assert_eq!(
+        e[0].message,
+        "\"10.0.0.9\" is not a DNS name (required for type ExternalName)"
+    );
+}
+
+#[test]
+fn minimum_ring_size_reaches_the_model() {
+    let dr = |size: u64| {
+        format!("apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\nspec:\n  host: reviews\n  trafficPolicy: {{loadBalancer: {{consistentHash: {{httpHeaderName: x-user, minimumRingSize: {size}}}}}}}\n")
+    };
+    for (size, want) in [(2048, Some(2048)), (0, None)] {
+        let s = snapshot(&[platform(), dr(size)].join("---\n"));
+        let p = s.destination_policy("default", HOST).expect("policy");
+        match &p.traffic_policy.load_balancer {
+            Some(LoadBalancer::ConsistentHash {
+                minimum_ring_size, ..
+            }) => assert_eq!(*minimum_ring_size, want, "minimumRingSize {size}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn gateways_reach_the_matches_and_gateway_only_rules_are_named() {
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  gateways: [mesh, ingress]\n  http:\n  - match: [{uri: {prefix: /edge}, gateways: [ingress]}, {uri: {prefix: /m}, gateways: [mesh]}]\n    route: [{destination: {host: reviews}}]\n  tcp:\n  - match: [{gateways: [ingress]}]\n    route: [{destination: {host: reviews}}]\n";
+    let s = snapshot(&[platform(), vs.to_string()].join("---\n"));
+    let t = s.route_tables_for(HOST, "default").next().expect("a table");
+    assert_eq!(t.http[0].matches[0].gateways, ["ingress"]);
+    assert_eq!(t.http[0].matches[1].gateways, ["mesh"]);
+    assert_eq!(t.tcp[0].matches[0].gateways, ["ingress"]);
+
+    let edge_only = vs.replace("gateways: [mesh, ingress]", "gateways: [ingress]");
+    let r = validate(&[("platform.yaml", &platform()), ("vs.yaml", &edge_only)]);
+    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
+    let w = warnings(&r);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].field, "spec.gateways");
+}
