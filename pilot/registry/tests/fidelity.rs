@@ -80,3 +80,31 @@ fn gateways_reach_the_matches_and_gateway_only_rules_are_named() {
     assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!(w[0].field, "spec.gateways");
 }
+
+#[test]
+fn header_edits_envoy_cannot_make_are_named_and_request_host_is_not() {
+    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n  - headers: {request: {set: {host: a.internal}, remove: [\":path\"]}, response: {set: {Host: b}}}\n    route:\n    - destination: {host: reviews}\n      weight: 50\n      headers: {request: {add: {\":authority\": c.internal}}}\n    - destination: {host: reviews}\n      weight: 50\n";
+    let r = validate(&[("platform.yaml", &platform()), ("vs.yaml", vs)]);
+    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
+    let fields: Vec<&str> = warnings(&r).iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.http[0].headers.request.remove[0]",
+            "spec.http[0].headers.response.set.Host"
+        ]
+    );
+}
+
+#[test]
+fn route_rule_websocket_upgrade_false_is_named() {
+    let rr = |v: bool| {
+        format!("apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {{name: r, namespace: default}}\nspec:\n  destination: {{name: reviews}}\n  websocketUpgrade: {v}\n")
+    };
+    let ok = validate(&[("platform.yaml", &platform()), ("rr.yaml", &rr(true))]);
+    assert!(ok.diagnostics.is_empty(), "{:?}", ok.diagnostics);
+    let off = validate(&[("platform.yaml", &platform()), ("rr.yaml", &rr(false))]);
+    let w = warnings(&off);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].field, "spec.websocketUpgrade");
+}

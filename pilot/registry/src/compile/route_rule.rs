@@ -41,6 +41,12 @@ pub fn compile(
         cx,
         ck,
     );
+    if spec.websocket_upgrade == Some(false) {
+        ck.warn(
+            "spec.websocketUpgrade",
+            "WebSocket upgrades are allowed on every connection (as in Istio since 1.0); false does not turn them off",
+        );
+    }
     let mut m = HttpMatch::default();
     if let Some(mc) = &spec.matches {
         if let Some(src) = &mc.source {

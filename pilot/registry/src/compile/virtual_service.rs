@@ -2,9 +2,9 @@
 
 use rudder_config::virtual_service as vs;
 use rudder_model::{
-    AbortFault, DelayFault, Destination, DirectResponse, Fault, HeaderOps, Headers, HttpAction,
-    HttpMatch, HttpRoute, Mirror, Percent, Redirect, Retries, Rewrite, RouteTable, RuleRef,
-    TcpMatch, TcpRoute, MESH_GATEWAY,
+    is_internal_header, AbortFault, DelayFault, Destination, DirectResponse, Fault, HeaderOps,
+    Headers, HttpAction, HttpMatch, HttpRoute, Mirror, Percent, Redirect, Retries, Rewrite,
+    RouteTable, RuleRef, TcpMatch, TcpRoute, MESH_GATEWAY,
 };
 
 use super::Ctx;
@@ -80,6 +80,9 @@ fn http_route(
         .enumerate()
         .map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck))
         .collect::<Vec<_>>();
+    if let Some(h) = &r.headers {
+        warn_fixed_headers(h, &format!("{at}.headers"), ck);
+    }
     let mut headers = r.headers.as_ref().map(headers_of).unwrap_or_default();
     let action = if let Some(rd) = &r.redirect {
         if !r.route.is_empty() {
@@ -137,6 +140,9 @@ fn http_route(
         let mut dests = Vec::new();
         for (i, (d, w)) in r.route.iter().zip(ws).enumerate() {
             let f = format!("{at}.route[{i}]");
+            if let Some(h) = &d.headers {
+                warn_fixed_headers(h, &format!("{f}.headers"), ck);
+            }
             // Istio applies a destination's header edits to the requests sent
             // to it: with one destination that is the route's; with several,
             // each weighted cluster carries its own.
@@ -374,6 +380,32 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
         ck.error(at, "fault needs a delay or an abort");
     }
     Fault { delay, abort }
+}
+
+/// Edits Envoy cannot make and Istio drops, named: a response `host` or
+/// pseudo-header, and removing one of those from the request or response.
+/// (A request `host` set or add is served: it becomes the host rewrite.)
+fn warn_fixed_headers(h: &vs::Headers, at: &str, ck: &mut Checker) {
+    let mut named = |field: String, name: &str| {
+        if is_internal_header(name) {
+            ck.warn(
+                field,
+                format!("{name:?} cannot be edited here (Envoy refuses host and pseudo-headers); ignored, as Istio does"),
+            );
+        }
+    };
+    for (dir, ops) in [("request", &h.request), ("response", &h.response)] {
+        let Some(ops) = ops else { continue };
+        if dir == "response" {
+            for (op, map) in [("set", &ops.set), ("add", &ops.add)] {
+                map.keys()
+                    .for_each(|k| named(format!("{at}.{dir}.{op}.{k}"), k));
+            }
+        }
+        for (i, k) in ops.remove.iter().enumerate() {
+            named(format!("{at}.{dir}.remove[{i}]"), k);
+        }
+    }
 }
 
 fn headers_of(h: &vs::Headers) -> Headers {
