@@ -11,7 +11,8 @@
 //! Each schema is then made structural ([`make_structural`]) and its integer
 //! formats rewritten to the ones the API server knows ([`use_known_formats`]:
 //! `u32` is `int64` with `minimum: 0`, `maximum: 4294967295`), so applying the
-//! CRDs is silent.
+//! CRDs is silent. `spec` and `status` keep unknown fields
+//! (`x-kubernetes-preserve-unknown-fields`, [`PRESERVING_FIELDS`]).
 //!
 //! All versions of a kind share one schema, so conversion is `None` (the API
 //! server only rewrites `apiVersion`), exactly as Istio's own CRDs do.
@@ -265,6 +266,27 @@ crd_version!(
     ["istio-io", "config-istio-io"]
 );
 
+/// The top-level fields that keep what their schema does not name, as in
+/// Istio's CRDs: `status` (Istio writes more than conditions there), and
+/// `spec`, so that a field Rudder does not know reaches the registry and is
+/// refused there by name (the spec types deny unknown fields) instead of
+/// being pruned silently by the API server when a client does not ask for
+/// strict field validation.
+const PRESERVING_FIELDS: [&str; 2] = ["spec", "status"];
+
+fn preserve_unknown_fields(schema: &mut serde_json::Value) {
+    for field in PRESERVING_FIELDS {
+        if let Some(serde_json::Value::Object(node)) =
+            schema.get_mut("properties").and_then(|p| p.get_mut(field))
+        {
+            node.insert(
+                "x-kubernetes-preserve-unknown-fields".into(),
+                serde_json::Value::Bool(true),
+            );
+        }
+    }
+}
+
 /// Applies [`make_structural`] and [`use_known_formats`] to every version's
 /// schema, so the API server accepts the CRD and applies it without warnings.
 fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdError> {
@@ -283,6 +305,7 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
         })?;
         make_structural(&mut value);
         use_known_formats(&mut value);
+        preserve_unknown_fields(&mut value);
         *schema = serde_json::from_value(value).map_err(|e| CrdError::Yaml {
             name: name.clone(),
             message: e.to_string(),
