@@ -3,13 +3,15 @@
 //! what it says.
 //!
 //! ```text
-//!  client ─► 127.0.0.1:A  HCM → outbound|8000||httpbin   (generated for sleep: ISTIO_MUTUAL, SNI, SAN httpbin)
+//!  client ─► 127.0.0.1:A  HCM → outbound|8000||httpbin   (generated for sleep: its VIP listener's HCM and
+//!                                                           routes; ISTIO_MUTUAL, SNI, SAN httpbin)
 //!  client ─► 127.0.0.1:B  HCM → same cluster, other identity
 //!                           │ mTLS
 //!                           ▼
 //!            127.0.0.1:S  inbound|8000|mtls chain          (generated for httpbin: STRICT, RBAC allow sa/sleep, XFCC)
 //!                           ▼
-//!            echo on 127.0.0.1:E  (answers with the x-forwarded-client-cert it got)
+//!            echo on 127.0.0.1:E  (answers with the x-forwarded-client-cert it got;
+//!                                  a WebSocket upgrade gets 101 and its bytes echoed)
 //! ```
 //!
 //! Only what capture would do is rewritten: listener addresses instead of
@@ -146,6 +148,20 @@ fn echo() -> SocketAddr {
                 }
             }
             let req = String::from_utf8_lossy(&buf).to_string();
+            if req.to_ascii_lowercase().contains("upgrade: websocket") {
+                let _ = s.write_all(
+                    b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n",
+                );
+                // Echo what follows the request head, then the tunnel's bytes.
+                let head = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0) + 4;
+                let _ = s.write_all(&buf[head.min(buf.len())..]);
+                while let Ok(n) = s.read(&mut chunk) {
+                    if n == 0 || s.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                }
+                continue;
+            }
             let xfcc = req
                 .lines()
                 .find_map(|l| {
@@ -277,6 +293,30 @@ fn client_listener(name: &str, port: u16, cluster: &str) -> Listener {
         }],
         ..Default::default()
     }
+}
+
+/// sleep's generated listener for httpbin's VIP, bound on `port`, with the
+/// generated route configuration it names inlined (no RDS here).
+fn generated_client_listener(res: &rudder_xds::ProxyResources, port: u16) -> Listener {
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    let mut l: Listener =
+        decode(&res.by_type[&rudder_xds::TypeUrl::Listener]["198.19.1.1_8000"].body);
+    l.name = "as-sleep".into();
+    l.address = Some(socket(SocketAddr::from(([127, 0, 0, 1], port))));
+    l.bind_to_port = None;
+    let filter = &mut l.filter_chains[0].filters[0];
+    let Some(ConfigType::TypedConfig(any)) = &filter.config_type else {
+        panic!("typed HCM")
+    };
+    let mut hcm: HttpConnectionManager = decode(any);
+    let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier else {
+        panic!("the VIP listener's HCM uses RDS")
+    };
+    let rc: RouteConfiguration =
+        decode(&res.by_type[&rudder_xds::TypeUrl::Route][&rds.route_config_name].body);
+    hcm.route_specifier = Some(RouteSpecifier::RouteConfig(rc));
+    filter.config_type = Some(ConfigType::TypedConfig(pack(&hcm)));
+    l
 }
 
 /// Renames the workload secret a TLS transport socket names.
@@ -448,7 +488,7 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
         static_resources: Some(StaticResources {
             listeners: vec![
                 server,
-                client_listener("as-sleep", a_port, HTTPBIN_CLUSTER),
+                generated_client_listener(&client_res, a_port),
                 client_listener("as-intruder", b_port, "as-intruder"),
             ],
             clusters: vec![out, other, static_cluster("inbound|8000||", echo)],
@@ -552,4 +592,40 @@ fn permissive_accepts_mtls_and_plaintext_on_one_port() {
     let lo = loopback(&bin, "mtls: {mode: PERMISSIVE}", Some(ALLOW_SLEEP));
     assert_eq!(get(lo.as_sleep).map(|r| r.0), Ok(200), "{}", lo.log());
     assert_eq!(get(lo.server).map(|r| r.0), Ok(403));
+}
+
+/// A WebSocket upgrade through both sidecars' generated HTTP connection
+/// managers (sleep's outbound VIP listener, httpbin's STRICT inbound chain):
+/// Envoy refuses upgrades an HCM does not allow (403), so the 101 and the
+/// echoed bytes prove both allow `websocket`, as Istio's do.
+#[test]
+fn websocket_upgrade_through_two_sidecars() {
+    let Some(bin) = envoy_bin() else { return };
+    let lo = loopback(&bin, "mtls: {mode: STRICT}", None);
+    let mut s = TcpStream::connect(("127.0.0.1", lo.as_sleep)).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nhost: httpbin\r\nconnection: Upgrade\r\nupgrade: websocket\r\n\
+          sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&got).to_string();
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "upgrade refused: {head:?}\n{}",
+        lo.log()
+    );
+    // The tunnel carries bytes both ways.
+    s.write_all(b"ping over the tunnel").unwrap();
+    let mut echoed = vec![0u8; 20];
+    s.read_exact(&mut echoed).expect("echo through the tunnel");
+    assert_eq!(echoed, b"ping over the tunnel");
 }
