@@ -10,7 +10,8 @@
 //!                           ▼
 //!            127.0.0.1:S  inbound|8000|mtls chain          (generated for httpbin: STRICT, RBAC allow sa/sleep, XFCC)
 //!                           ▼
-//!            echo on 127.0.0.1:E  (answers with the x-forwarded-client-cert it got;
+//!            echo on 127.0.0.1:E  (answers with the x-forwarded-client-cert it got,
+//!                                  the Host it saw in `x-seen-host`;
 //!                                  a WebSocket upgrade gets 101 and its bytes echoed)
 //! ```
 //!
@@ -170,8 +171,16 @@ fn echo() -> SocketAddr {
                         .then(|| l[24..].trim().to_string())
                 })
                 .unwrap_or_default();
+            let host = req
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .starts_with("host:")
+                        .then(|| l[5..].trim().to_string())
+                })
+                .unwrap_or_default();
             let resp = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{xfcc}",
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-seen-host: {host}\r\nconnection: close\r\n\r\n{xfcc}",
                 xfcc.len()
             );
             let _ = s.write_all(resp.as_bytes());
@@ -183,12 +192,7 @@ fn echo() -> SocketAddr {
 /// `GET /` with a 5 s bound: `Ok((status, body))`, or `Err` when the
 /// connection fails or closes without a response.
 fn get(port: u16) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nhost: httpbin\r\nconnection: close\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    let out = raw_get(port, "/")?;
     let status = out
         .split_whitespace()
         .nth(1)
@@ -198,6 +202,19 @@ fn get(port: u16) -> Result<(u16, String), String> {
         status,
         out.split("\r\n\r\n").nth(1).unwrap_or("").to_string(),
     ))
+}
+
+/// The whole response to `GET path` (Host `httpbin`), with a 5 s bound.
+fn raw_get(port: u16, path: &str) -> Result<String, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nhost: httpbin\r\nconnection: close\r\n\r\n").as_bytes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 fn static_cluster(name: &str, to: SocketAddr) -> Cluster {
@@ -365,6 +382,16 @@ impl Loopback {
 }
 
 fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) -> Loopback {
+    loopback_with(bin, peer_yaml, allow_yaml, vec![])
+}
+
+/// [`loopback`] with sleep's routes for httpbin from `tables`.
+fn loopback_with(
+    bin: &std::path::Path,
+    peer_yaml: &str,
+    allow_yaml: Option<&str>,
+    tables: Vec<rudder_model::RouteTable>,
+) -> Loopback {
     let key = ObjectKey::new(Kind::AuthorizationPolicy, NS, "allow-sleep");
     let mut ck = Checker::new(&key, &Origin::default());
     let pkey = ObjectKey::new(Kind::PeerAuthentication, NS, "default");
@@ -395,6 +422,9 @@ fn loopback(bin: &std::path::Path, peer_yaml: &str, allow_yaml: Option<&str>) ->
     if let Some(y) = allow_yaml {
         let spec = serde_saphyr::from_str::<AuthorizationPolicySpec>(y).unwrap();
         b = b.authorization_policy(security::authorization_policy(&spec, &key, &mut ck).unwrap());
+    }
+    for t in tables {
+        b = b.route_table(t);
     }
     assert!(!ck.has_errors(), "{:?}", ck.diagnostics);
     let s = b.build();
@@ -628,4 +658,44 @@ fn websocket_upgrade_through_two_sidecars() {
     let mut echoed = vec![0u8; 20];
     s.read_exact(&mut echoed).expect("echo through the tunnel");
     assert_eq!(echoed, b"ping over the tunnel");
+}
+
+/// A VirtualService's `headers.request.set: {host: ...}` is served as a host
+/// rewrite (Envoy would refuse the route configuration with `host` in a
+/// header list); a route without it keeps the client's Host.
+#[test]
+fn host_header_set_is_served_as_a_rewrite() {
+    use rudder_model::{HeaderOps, Headers, HttpMatch, HttpRoute, StringMatch};
+    let Some(bin) = envoy_bin() else { return };
+    let httpbin = fqdn("httpbin", NS);
+    let to_httpbin = || mk_http_route(vec![dest(&httpbin, None, 100)]);
+    let plain = HttpRoute {
+        matches: vec![HttpMatch {
+            uri: Some(StringMatch::Prefix("/plain".into())),
+            ..Default::default()
+        }],
+        ..to_httpbin()
+    };
+    let rewritten = HttpRoute {
+        headers: Headers {
+            request: HeaderOps {
+                set: [("host".to_string(), "rewritten.example".to_string())].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        ..to_httpbin()
+    };
+    let vs = mk_route_table(NS, "httpbin", &[&httpbin], vec![plain, rewritten], vec![]);
+    let lo = loopback_with(&bin, "mtls: {mode: STRICT}", None, vec![vs]);
+    let seen = |path: &str| {
+        let out =
+            raw_get(lo.as_sleep, path).unwrap_or_else(|e| panic!("no answer: {e}\n{}", lo.log()));
+        assert!(out.starts_with("HTTP/1.1 200"), "{out}\n{}", lo.log());
+        out.lines()
+            .find_map(|l| l.strip_prefix("x-seen-host: ").map(str::to_string))
+            .unwrap_or_default()
+    };
+    assert_eq!(seen("/"), "rewritten.example");
+    assert_eq!(seen("/plain"), "httpbin");
 }
