@@ -101,18 +101,24 @@ fn sidecar_match(
         && source_namespace.is_none_or(|ns| ns == namespace)
 }
 
-impl HttpMatch {
-    /// Whether this match can apply to a sidecar with these labels and namespace.
-    pub fn applies_to_source(&self, labels: &Labels, namespace: &str) -> bool {
-        sidecar_match(
-            &self.gateways,
-            &self.source_labels,
-            self.source_namespace.as_deref(),
-            labels,
-            namespace,
-        )
-    }
+/// `applies_to_source` for the match types, which share their source fields.
+macro_rules! sidecar_matching {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Whether this match can apply to a sidecar with these labels and namespace.
+            pub fn applies_to_source(&self, labels: &Labels, namespace: &str) -> bool {
+                sidecar_match(
+                    &self.gateways,
+                    &self.source_labels,
+                    self.source_namespace.as_deref(),
+                    labels,
+                    namespace,
+                )
+            }
+        }
+    )*};
 }
+sidecar_matching!(HttpMatch, TcpMatch);
 
 /// A weighted destination of a route.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -363,19 +369,6 @@ pub struct TcpMatch {
     pub source_namespace: Option<String>,
     /// Gateways the match applies to, as written (see [`HttpMatch::gateways`]).
     pub gateways: Vec<String>,
-}
-
-impl TcpMatch {
-    /// Whether this match can apply to a sidecar with these labels and namespace.
-    pub fn applies_to_source(&self, labels: &Labels, namespace: &str) -> bool {
-        sidecar_match(
-            &self.gateways,
-            &self.source_labels,
-            self.source_namespace.as_deref(),
-            labels,
-            namespace,
-        )
-    }
 }
 
 /// One TCP route.

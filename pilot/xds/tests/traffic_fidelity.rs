@@ -31,14 +31,7 @@ fn websocket_upgrade_through_two_sidecars() {
           sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
     )
     .unwrap();
-    let mut got = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => got.extend_from_slice(&chunk[..n]),
-        }
-    }
+    let got = read_head(&mut s);
     let head = String::from_utf8_lossy(&got).to_string();
     assert!(
         head.starts_with("HTTP/1.1 101"),
@@ -84,9 +77,7 @@ fn host_header_set_is_served_as_a_rewrite() {
         let out =
             raw_get(lo.as_sleep, path).unwrap_or_else(|e| panic!("no answer: {e}\n{}", lo.log()));
         assert!(out.starts_with("HTTP/1.1 200"), "{out}\n{}", lo.log());
-        out.lines()
-            .find_map(|l| l.strip_prefix("x-seen-host: ").map(str::to_string))
-            .unwrap_or_default()
+        header_value(&out, "x-seen-host").unwrap_or_default()
     };
     assert_eq!(seen("/"), "rewritten.example");
     assert_eq!(seen("/plain"), "httpbin");

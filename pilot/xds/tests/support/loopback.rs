@@ -129,6 +129,28 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Reads from `s` until the end of an HTTP head (or EOF, an error, the
+/// read timeout); returns every byte read.
+pub fn read_head(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf
+}
+
+/// The value of header `name` (lower case) in an HTTP head.
+pub fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+    })
+}
+
 /// An HTTP/1.1 server answering 200 with the request's XFCC header as body.
 pub fn echo() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -136,14 +158,8 @@ pub fn echo() -> SocketAddr {
     thread::spawn(move || {
         for mut s in l.incoming().flatten() {
             let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut buf = Vec::new();
+            let buf = read_head(&mut s);
             let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                match s.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
             let req = String::from_utf8_lossy(&buf).to_string();
             if req.to_ascii_lowercase().contains("upgrade: websocket") {
                 let _ = s.write_all(
@@ -159,22 +175,8 @@ pub fn echo() -> SocketAddr {
                 }
                 continue;
             }
-            let xfcc = req
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .starts_with("x-forwarded-client-cert:")
-                        .then(|| l[24..].trim().to_string())
-                })
-                .unwrap_or_default();
-            let host = req
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .starts_with("host:")
-                        .then(|| l[5..].trim().to_string())
-                })
-                .unwrap_or_default();
+            let xfcc = header_value(&req, "x-forwarded-client-cert").unwrap_or_default();
+            let host = header_value(&req, "host").unwrap_or_default();
             let resp = format!(
                 "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nx-seen-host: {host}\r\nconnection: close\r\n\r\n{xfcc}",
                 xfcc.len()
