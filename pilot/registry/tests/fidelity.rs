@@ -82,17 +82,46 @@ fn gateways_reach_the_matches_and_gateway_only_rules_are_named() {
 }
 
 #[test]
-fn header_edits_envoy_cannot_make_are_named_and_request_host_is_not() {
-    let vs = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n  - headers: {request: {set: {host: a.internal}, remove: [\":path\"]}, response: {set: {Host: b}}}\n    route:\n    - destination: {host: reviews}\n      weight: 50\n      headers: {request: {add: {\":authority\": c.internal}}}\n    - destination: {host: reviews}\n      weight: 50\n";
-    let r = validate(&[("platform.yaml", &platform()), ("vs.yaml", vs)]);
-    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
-    let fields: Vec<&str> = warnings(&r).iter().map(|d| d.field.as_str()).collect();
+fn header_names_follow_istio_and_request_host_is_served() {
+    let vs = |headers: &str, dest_headers: &str| {
+        format!("apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  hosts: [reviews]\n  http:\n  - headers: {headers}\n    route:\n    - destination: {{host: reviews}}\n      weight: 50\n      headers: {dest_headers}\n    - destination: {{host: reviews}}\n      weight: 50\n")
+    };
+    let check = |yaml: String| {
+        let r = validate(&[("platform.yaml", &platform()), ("vs.yaml", &yaml)]);
+        errors(&r)
+            .iter()
+            .map(|d| (d.field.clone(), d.message.clone()))
+            .collect::<Vec<_>>()
+    };
+    // Served: request host / :authority, once per place.
     assert_eq!(
-        fields,
-        [
-            "spec.http[0].headers.request.remove[0]",
-            "spec.http[0].headers.response.set.Host"
+        check(vs(
+            "{request: {set: {Host: a.internal}}}",
+            "{request: {add: {\":authority\": c.internal}}}"
+        )),
+        vec![]
+    );
+    let at = "spec.http[0].headers";
+    assert_eq!(
+        check(vs("{request: {set: {host: a}, add: {\":authority\": b, \":path\": /x}, remove: [host]}, response: {set: {\":status\": \"200\"}, remove: [Host]}}", "{}")),
+        vec![
+            (format!("{at}.request.add.:authority"), "authority header cannot be set multiple times: have \"a\", attempting to set \"b\"".to_string()),
+            (format!("{at}.request.add.:path"), "invalid header \":path\": header cannot have \":\" prefix".to_string()),
+            (format!("{at}.request.remove[0]"), "invalid header \"host\": cannot set Host header".to_string()),
+            (format!("{at}.response.set.:status"), "invalid header \":status\": header cannot have \":\" prefix".to_string()),
+            (format!("{at}.response.remove[0]"), "invalid header \"Host\": cannot set Host header".to_string()),
         ]
+    );
+    // rewrite.authority and a host edit: Istio refuses the second place.
+    let both = vs("{request: {set: {host: a}}}", "{}")
+        .replace("  - headers:", "  - rewrite: {authority: r}\n    headers:");
+    assert_eq!(
+        check(both),
+        vec![(
+            format!("{at}.request.set.host"),
+            "authority header cannot be set multiple times: have \"r\", attempting to set \"a\""
+                .to_string()
+        )]
     );
 }
 

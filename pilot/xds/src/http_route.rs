@@ -303,8 +303,8 @@ fn forward(
         .and_then(|d| dests.hash_key(d, route_port));
     version.add(&hash_key);
     let rewrite = route.rewrite.clone().unwrap_or_default();
-    // Istio: `rewrite.authority` wins over a `host` edit of the request
-    // headers, which otherwise becomes the host rewrite.
+    // Istio: a `host` edit of the request headers is the host rewrite
+    // (validation refuses it beside `rewrite.authority`, which wins here).
     let authority = rewrite
         .authority
         .or_else(|| route.headers.request.authority().map(str::to_string));

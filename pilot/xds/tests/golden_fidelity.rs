@@ -88,7 +88,8 @@ fn host_header_edits_become_host_rewrites() {
             },
         ])
     };
-    // With `rewrite.authority` the rewrite wins over the header edit (Istio).
+    // With `rewrite.authority` the rewrite wins over the header edit (a
+    // VirtualService cannot say both: validation refuses it, as Istio's does).
     let rewritten = HttpRoute {
         matches: vec![HttpMatch {
             uri: Some(StringMatch::Prefix("/rewritten".into())),

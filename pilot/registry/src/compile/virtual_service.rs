@@ -2,9 +2,9 @@
 
 use rudder_config::virtual_service as vs;
 use rudder_model::{
-    is_internal_header, AbortFault, DelayFault, Destination, DirectResponse, Fault, HeaderOps,
-    Headers, HttpAction, HttpMatch, HttpRoute, Mirror, Percent, Redirect, Retries, Rewrite,
-    RouteTable, RuleRef, TcpMatch, TcpRoute, MESH_GATEWAY,
+    is_authority_header, is_internal_header, AbortFault, DelayFault, Destination, DirectResponse,
+    Fault, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute, Mirror, Percent, Redirect,
+    Retries, Rewrite, RouteTable, RuleRef, TcpMatch, TcpRoute, MESH_GATEWAY,
 };
 
 use super::Ctx;
@@ -81,7 +81,8 @@ fn http_route(
         .map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck))
         .collect::<Vec<_>>();
     if let Some(h) = &r.headers {
-        warn_fixed_headers(h, &format!("{at}.headers"), ck);
+        let rewrite = r.rewrite.as_ref().and_then(|rw| rw.authority.as_deref());
+        check_header_names(h, rewrite, &format!("{at}.headers"), ck);
     }
     let mut headers = r.headers.as_ref().map(headers_of).unwrap_or_default();
     let action = if let Some(rd) = &r.redirect {
@@ -141,7 +142,7 @@ fn http_route(
         for (i, (d, w)) in r.route.iter().zip(ws).enumerate() {
             let f = format!("{at}.route[{i}]");
             if let Some(h) = &d.headers {
-                warn_fixed_headers(h, &format!("{f}.headers"), ck);
+                check_header_names(h, None, &format!("{f}.headers"), ck);
             }
             // Istio applies a destination's header edits to the requests sent
             // to it: with one destination that is the route's; with several,
@@ -382,28 +383,55 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
     Fault { delay, abort }
 }
 
-/// Edits Envoy cannot make and Istio drops, named: a response `host` or
-/// pseudo-header, and removing one of those from the request or response.
-/// (A request `host` set or add is served: it becomes the host rewrite.)
-fn warn_fixed_headers(h: &vs::Headers, at: &str, ck: &mut Checker) {
-    let mut named = |field: String, name: &str| {
-        if is_internal_header(name) {
-            ck.warn(
-                field,
-                format!("{name:?} cannot be edited here (Envoy refuses host and pseudo-headers); ignored, as Istio does"),
-            );
-        }
-    };
-    for (dir, ops) in [("request", &h.request), ("response", &h.response)] {
-        let Some(ops) = ops else { continue };
-        if dir == "response" {
-            for (op, map) in [("set", &ops.set), ("add", &ops.add)] {
-                map.keys()
-                    .for_each(|k| named(format!("{at}.{dir}.{op}.{k}"), k));
+/// Istio's header-name rules: a request may set or add `host` or
+/// `:authority` (served as the host rewrite), no other pseudo-header; a
+/// request removal and every response edit may touch neither `host` nor a
+/// pseudo-header (Envoy cannot); and the authority is rewritten in one place
+/// only (`rewrite.authority` or one header edit).
+fn check_header_names(h: &vs::Headers, rewrite: Option<&str>, at: &str, ck: &mut Checker) {
+    let prefix = |name: &str| format!("invalid header {name:?}: header cannot have \":\" prefix");
+    if let Some(req) = &h.request {
+        let mut authority = rewrite.map(str::to_string);
+        for (op, map) in [("set", &req.set), ("add", &req.add)] {
+            for (name, value) in map {
+                let field = format!("{at}.request.{op}.{name}");
+                if is_authority_header(name) {
+                    if let Some(have) = authority.replace(value.clone()) {
+                        ck.error(field, format!("authority header cannot be set multiple times: have {have:?}, attempting to set {value:?}"));
+                    }
+                } else if is_internal_header(name) {
+                    ck.error(field, prefix(name));
+                }
             }
         }
-        for (i, k) in ops.remove.iter().enumerate() {
-            named(format!("{at}.{dir}.remove[{i}]"), k);
+    }
+    let fixed = |name: &str| {
+        if name.eq_ignore_ascii_case("host") {
+            Some(format!("invalid header {name:?}: cannot set Host header"))
+        } else {
+            is_internal_header(name).then(|| prefix(name))
+        }
+    };
+    let request_removes = h.request.iter().flat_map(|o| {
+        o.remove
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("request.remove[{i}]"), n))
+    });
+    let response = h.response.iter().flat_map(|o| {
+        let edits = [("set", &o.set), ("add", &o.add)]
+            .into_iter()
+            .flat_map(|(op, m)| m.keys().map(move |k| (format!("response.{op}.{k}"), k)));
+        edits.chain(
+            o.remove
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("response.remove[{i}]"), n)),
+        )
+    });
+    for (field, name) in request_removes.chain(response) {
+        if let Some(why) = fixed(name) {
+            ck.error(format!("{at}.{field}"), why);
         }
     }
 }
