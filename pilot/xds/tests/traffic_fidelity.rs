@@ -1,7 +1,8 @@
 //! Real traffic through generated HTTP connection managers and routes (the
 //! loopback mesh of `support::loopback`: sleep's VIP listener and routes,
 //! httpbin's STRICT inbound chain, one Envoy): the Istio semantics of
-//! issue 14 that a golden cannot show.
+//! issue 14 that a golden cannot show, and an ExternalName Service resolved
+//! by the generated STRICT_DNS cluster.
 //! Needs Envoy ($ENVOY_BIN): skipped with a message without it, failed under CI=true.
 
 mod support;
@@ -12,8 +13,13 @@ use std::{
     time::Duration,
 };
 
+use envoy_types::pb::envoy::config::{
+    bootstrap::v3::{bootstrap::StaticResources, Bootstrap},
+    cluster::v3::Cluster,
+    listener::v3::{FilterChain, Listener},
+};
 use rudder_xds::fixtures::envoy_bin;
-use rudder_xds::fixtures::*;
+use rudder_xds::{fixtures::*, Generator, TypeUrl};
 use support::{loopback::*, NS};
 
 /// A WebSocket upgrade through both sidecars' generated HTTP connection
@@ -81,4 +87,57 @@ fn host_header_set_is_served_as_a_rewrite() {
     };
     assert_eq!(seen("/"), "rewritten.example");
     assert_eq!(seen("/plain"), "httpbin");
+}
+
+/// An ExternalName Service carries traffic: sleep's generated route table of
+/// the port sends Host `payments...` to the generated STRICT_DNS cluster,
+/// which resolves the external name (`localhost` here) at the service port.
+#[test]
+fn external_name_service_resolves_by_dns_and_carries_traffic() {
+    let Some(bin) = envoy_bin() else { return };
+    let upstream = echo();
+    let port = upstream.port();
+    let s = SnapshotBuilder::new()
+        .service(mk_external_name_service(
+            "payments",
+            NS,
+            "localhost",
+            vec![mk_port("http", port, port)],
+        ))
+        .pod(mk_pod("sleep", NS, "198.18.1.9", &[("app", "sleep")]))
+        .build();
+    let res = Generator::new(s.clone()).generate(&mk_proxy(&s, NS, "sleep"));
+    let name = format!("outbound|{port}||payments.default.svc.cluster.local");
+    let cluster: Cluster = decode(&res.by_type[&TypeUrl::Cluster][&name].body);
+    let virt: Listener = decode(&res.by_type[&TypeUrl::Listener]["virtual"].body);
+    let mut chain: FilterChain = virt
+        .filter_chains
+        .into_iter()
+        .find(|c| c.name == format!("outbound|{port}"))
+        .expect("the port's HTTP chain");
+    chain.filter_chain_match = None;
+    inline_routes(&mut chain, &res);
+    let listen = free_port();
+    let bootstrap = Bootstrap {
+        static_resources: Some(StaticResources {
+            listeners: vec![Listener {
+                name: "as-sleep".into(),
+                address: Some(socket(std::net::SocketAddr::from(([127, 0, 0, 1], listen)))),
+                filter_chains: vec![chain],
+                ..Default::default()
+            }],
+            clusters: vec![cluster],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let host = "payments.default.svc.cluster.local";
+    let (dir, _envoy) = run_envoy(&bin, &bootstrap, listen, host);
+    let out = raw_get_host(listen, "/", host).expect("an answer");
+    assert!(
+        out.starts_with("HTTP/1.1 200"),
+        "{out}\n{}",
+        std::fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default()
+    );
+    assert_eq!(header_value(&out, "x-seen-host").as_deref(), Some(host));
 }

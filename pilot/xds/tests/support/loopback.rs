@@ -204,10 +204,15 @@ pub fn get(port: u16) -> Result<(u16, String), String> {
 
 /// The whole response to `GET path` (Host `httpbin`), with a 5 s bound.
 pub fn raw_get(port: u16, path: &str) -> Result<String, String> {
+    raw_get_host(port, path, "httpbin")
+}
+
+/// The whole response to `GET path` with this Host, with a 5 s bound.
+pub fn raw_get_host(port: u16, path: &str, host: &str) -> Result<String, String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nhost: httpbin\r\nconnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
     )
     .map_err(|e| e.to_string())?;
     let mut out = String::new();
@@ -313,25 +318,31 @@ pub fn client_listener(name: &str, port: u16, cluster: &str) -> Listener {
 /// sleep's generated listener for httpbin's VIP, bound on `port`, with the
 /// generated route configuration it names inlined (no RDS here).
 pub fn generated_client_listener(res: &rudder_xds::ProxyResources, port: u16) -> Listener {
-    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
     let mut l: Listener =
         decode(&res.by_type[&rudder_xds::TypeUrl::Listener]["198.19.1.1_8000"].body);
     l.name = "as-sleep".into();
     l.address = Some(socket(SocketAddr::from(([127, 0, 0, 1], port))));
     l.bind_to_port = None;
-    let filter = &mut l.filter_chains[0].filters[0];
+    inline_routes(&mut l.filter_chains[0], res);
+    l
+}
+
+/// Replaces the RDS of a chain's HTTP connection manager with the
+/// generated route configuration it names.
+pub fn inline_routes(chain: &mut FilterChain, res: &rudder_xds::ProxyResources) {
+    use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType;
+    let filter = &mut chain.filters[0];
     let Some(ConfigType::TypedConfig(any)) = &filter.config_type else {
         panic!("typed HCM")
     };
     let mut hcm: HttpConnectionManager = decode(any);
     let Some(RouteSpecifier::Rds(rds)) = &hcm.route_specifier else {
-        panic!("the VIP listener's HCM uses RDS")
+        panic!("the HCM uses RDS")
     };
     let rc: RouteConfiguration =
         decode(&res.by_type[&rudder_xds::TypeUrl::Route][&rds.route_config_name].body);
     hcm.route_specifier = Some(RouteSpecifier::RouteConfig(rc));
     filter.config_type = Some(ConfigType::TypedConfig(pack(&hcm)));
-    l
 }
 
 /// Renames the workload secret a TLS transport socket names.
@@ -349,6 +360,47 @@ pub fn rename_secret<T: Message + Name + Default>(
 }
 
 pub struct KillOnDrop(Child);
+
+/// Starts Envoy on `bootstrap` (log in the returned directory's
+/// `envoy.log`) and waits, at most 20 s, until `GET /` with Host
+/// `ready_host` on `ready_port` answers 200.
+pub fn run_envoy(
+    bin: &std::path::Path,
+    bootstrap: &Bootstrap,
+    ready_port: u16,
+    ready_host: &str,
+) -> (tempfile::TempDir, KillOnDrop) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bootstrap.pb");
+    std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
+    let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
+    let child = Command::new(bin)
+        .args([
+            "--disable-hot-restart",
+            "--log-level",
+            "warn",
+            "--concurrency",
+            "1",
+            "-c",
+        ])
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("envoy starts");
+    let envoy = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match raw_get_host(ready_port, "/", ready_host).map(|r| r.starts_with("HTTP/1.1 200")) {
+            // Static listeners come up together, but give the upstream pool a
+            // chance: only a 200 or the deadline ends the wait.
+            Ok(true) => break,
+            _ if Instant::now() > deadline => break,
+            _ => thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    (dir, envoy)
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -524,35 +576,7 @@ pub fn loopback_with(
         }),
         ..Default::default()
     };
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("mtls.pb");
-    std::fs::write(&file, bootstrap.encode_to_vec()).unwrap();
-    let log = std::fs::File::create(dir.path().join("envoy.log")).unwrap();
-    let child = Command::new(bin)
-        .args([
-            "--disable-hot-restart",
-            "--log-level",
-            "warn",
-            "--concurrency",
-            "1",
-            "-c",
-        ])
-        .arg(&file)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("envoy starts");
-    let envoy = KillOnDrop(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match get(a_port) {
-            // Static listeners come up together, but give the upstream pool a
-            // chance: only a 200 or the deadline ends the wait.
-            Ok(r) if r.0 == 200 => break,
-            _ if Instant::now() > deadline => break,
-            _ => thread::sleep(Duration::from_millis(100)),
-        }
-    }
+    let (dir, envoy) = run_envoy(bin, &bootstrap, a_port, "httpbin");
     Loopback {
         as_sleep: a_port,
         as_intruder: b_port,
