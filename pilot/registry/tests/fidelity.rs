@@ -137,3 +137,22 @@ fn route_rule_websocket_upgrade_false_is_named() {
     assert_eq!(w.len(), 1, "{w:?}");
     assert_eq!(w[0].field, "spec.websocketUpgrade");
 }
+
+#[test]
+fn route_rule_append_headers_follow_the_same_rules() {
+    let rr = |h: &str| {
+        format!("apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {{name: r, namespace: default}}\nspec:\n  destination: {{name: reviews}}\n  appendHeaders: {{{h}}}\n")
+    };
+    let host = validate(&[
+        ("platform.yaml", &platform()),
+        ("rr.yaml", &rr("host: a.internal")),
+    ]);
+    assert!(host.diagnostics.is_empty(), "{:?}", host.diagnostics);
+    let path = validate(&[
+        ("platform.yaml", &platform()),
+        ("rr.yaml", &rr("\":path\": /x")),
+    ]);
+    let e = errors(&path);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].field, "spec.appendHeaders.:path");
+}

@@ -160,6 +160,16 @@ pub fn compile(
         uri: r.uri.clone(),
         authority: r.authority.clone(),
     });
+    // As the VirtualService rules: `host`/`:authority` is the host rewrite,
+    // no other pseudo-header can be added.
+    for name in spec.append_headers.keys() {
+        if rudder_model::is_internal_header(name) && !rudder_model::is_authority_header(name) {
+            ck.error(
+                format!("spec.appendHeaders.{name}"),
+                format!("invalid header {name:?}: header cannot have \":\" prefix"),
+            );
+        }
+    }
     let headers = Headers {
         request: HeaderOps {
             add: spec.append_headers.clone(),
