@@ -266,12 +266,13 @@ crd_version!(
     ["istio-io", "config-istio-io"]
 );
 
-/// The top-level fields that keep what their schema does not name, as in
-/// Istio's CRDs: `status` (Istio writes more than conditions there), and
-/// `spec`, so that a field Rudder does not know reaches the registry and is
-/// refused there by name (the spec types deny unknown fields) instead of
-/// being pruned silently by the API server when a client does not ask for
-/// strict field validation.
+/// The top-level fields that keep what their schema does not name. Istio's
+/// CRDs keep unknown fields in `status` (and in free-form fields, which
+/// [`make_structural`] marks); Rudder keeps them in `spec` too, because its
+/// schemas name only the fields it serves: an Istio field it does not (say
+/// `corsPolicy`) must reach the registry and be refused there by name (the
+/// spec types deny unknown fields), not be pruned by the API server for a
+/// client without strict field validation and the rest accepted.
 const PRESERVING_FIELDS: [&str; 2] = ["spec", "status"];
 
 fn preserve_unknown_fields(schema: &mut serde_json::Value) {
