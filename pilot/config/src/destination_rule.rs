@@ -105,7 +105,7 @@ pub struct ConsistentHashLb {
     pub use_source_ip: Option<bool>,
     /// Query parameter name.
     pub http_query_parameter_name: Option<String>,
-    /// Minimum ring size (accepted; Envoy's default is used).
+    /// Minimum ring size of the hash ring (Envoy's `minimum_ring_size`; 1024 when unset).
     pub minimum_ring_size: Option<u64>,
 }
 

@@ -48,6 +48,11 @@ pub struct ServiceSpec {
     pub ports: Vec<ServicePort>,
     /// Pod selector.
     pub selector: BTreeMap<String, String>,
+    /// `ClusterIP` (default), `NodePort`, `LoadBalancer` or `ExternalName`.
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// The DNS name an `ExternalName` Service stands for.
+    pub external_name: Option<String>,
 }
 
 /// A Service port.

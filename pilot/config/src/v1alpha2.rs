@@ -51,7 +51,9 @@ pub struct RouteRuleSpec {
     pub mirror: Option<IstioService>,
     /// Request headers to add.
     pub append_headers: BTreeMap<String, String>,
-    /// Accepted for compatibility (Envoy upgrades websockets on request).
+    /// WebSocket upgrades for this route. Every HTTP connection manager
+    /// allows them (as in Istio since 1.0), so `true` always holds; `false`
+    /// cannot be honoured and is warned about.
     pub websocket_upgrade: Option<bool>,
 }
 

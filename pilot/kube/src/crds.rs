@@ -11,7 +11,8 @@
 //! Each schema is then made structural ([`make_structural`]) and its integer
 //! formats rewritten to the ones the API server knows ([`use_known_formats`]:
 //! `u32` is `int64` with `minimum: 0`, `maximum: 4294967295`), so applying the
-//! CRDs is silent.
+//! CRDs is silent. `spec` and `status` keep unknown fields
+//! (`x-kubernetes-preserve-unknown-fields`, [`PRESERVING_FIELDS`]).
 //!
 //! All versions of a kind share one schema, so conversion is `None` (the API
 //! server only rewrites `apiVersion`), exactly as Istio's own CRDs do.
@@ -265,6 +266,28 @@ crd_version!(
     ["istio-io", "config-istio-io"]
 );
 
+/// The top-level fields that keep what their schema does not name. Istio's
+/// CRDs keep unknown fields in `status` (and in free-form fields, which
+/// [`make_structural`] marks); Rudder keeps them in `spec` too, because its
+/// schemas name only the fields it serves: an Istio field it does not (say
+/// `corsPolicy`) must reach the registry and be refused there by name (the
+/// spec types deny unknown fields), not be pruned by the API server for a
+/// client without strict field validation and the rest accepted.
+const PRESERVING_FIELDS: [&str; 2] = ["spec", "status"];
+
+fn preserve_unknown_fields(schema: &mut serde_json::Value) {
+    for field in PRESERVING_FIELDS {
+        if let Some(serde_json::Value::Object(node)) =
+            schema.get_mut("properties").and_then(|p| p.get_mut(field))
+        {
+            node.insert(
+                "x-kubernetes-preserve-unknown-fields".into(),
+                serde_json::Value::Bool(true),
+            );
+        }
+    }
+}
+
 /// Applies [`make_structural`] and [`use_known_formats`] to every version's
 /// schema, so the API server accepts the CRD and applies it without warnings.
 fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinition, CrdError> {
@@ -283,6 +306,7 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
         })?;
         make_structural(&mut value);
         use_known_formats(&mut value);
+        preserve_unknown_fields(&mut value);
         *schema = serde_json::from_value(value).map_err(|e| CrdError::Yaml {
             name: name.clone(),
             message: e.to_string(),

@@ -133,6 +133,14 @@ fn every_schema_is_structural() {
                 schema["properties"]["status"]["properties"]["conditions"]["type"], "array",
                 "{name}"
             );
+            // As Istio's CRDs: unknown fields are kept, not pruned, so the
+            // registry refuses an unknown spec field by name.
+            for field in ["spec", "status"] {
+                assert_eq!(
+                    schema["properties"][field]["x-kubernetes-preserve-unknown-fields"], true,
+                    "{name} {field}"
+                );
+            }
         }
     }
 }

@@ -18,7 +18,12 @@ pub enum LoadBalancer {
     /// Random.
     Random,
     /// Ring hash on a key.
-    ConsistentHash(HashKey),
+    ConsistentHash {
+        /// What is hashed.
+        key: HashKey,
+        /// `minimumRingSize` (`None`: Istio's 1024).
+        minimum_ring_size: Option<u64>,
+    },
 }
 
 /// What consistent hashing hashes on.

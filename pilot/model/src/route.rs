@@ -75,18 +75,50 @@ pub struct HttpMatch {
     pub source_namespace: Option<String>,
     /// Case-insensitive URI matching.
     pub ignore_uri_case: bool,
+    /// Gateways the match applies to, as written (`mesh`: sidecars); empty
+    /// means every gateway the rule applies to.
+    pub gateways: Vec<String>,
 }
 
-impl HttpMatch {
-    /// Whether this match can apply to a proxy with these labels and namespace.
-    pub fn applies_to_source(&self, labels: &Labels, namespace: &str) -> bool {
-        crate::service::selects(&self.source_labels, labels)
-            && self
-                .source_namespace
-                .as_deref()
-                .is_none_or(|ns| ns == namespace)
+/// The reserved gateway name that stands for every sidecar.
+pub const MESH_GATEWAY: &str = "mesh";
+
+/// Whether a match block applies to a sidecar with these labels and
+/// namespace, as Istio's `sourceMatchHTTP` decides it: a match naming
+/// gateways applies when they include `mesh` (its source conditions are then
+/// not consulted, as in Istio); otherwise by source labels and namespace.
+fn sidecar_match(
+    gateways: &[String],
+    source_labels: &Labels,
+    source_namespace: Option<&str>,
+    labels: &Labels,
+    namespace: &str,
+) -> bool {
+    if !gateways.is_empty() {
+        return gateways.iter().any(|g| g == MESH_GATEWAY);
     }
+    crate::service::selects(source_labels, labels)
+        && source_namespace.is_none_or(|ns| ns == namespace)
 }
+
+/// `applies_to_source` for the match types, which share their source fields.
+macro_rules! sidecar_matching {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Whether this match can apply to a sidecar with these labels and namespace.
+            pub fn applies_to_source(&self, labels: &Labels, namespace: &str) -> bool {
+                sidecar_match(
+                    &self.gateways,
+                    &self.source_labels,
+                    self.source_namespace.as_deref(),
+                    labels,
+                    namespace,
+                )
+            }
+        }
+    )*};
+}
+sidecar_matching!(HttpMatch, TcpMatch);
 
 /// A weighted destination of a route.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -257,6 +289,30 @@ impl HeaderOps {
     pub fn is_empty(&self) -> bool {
         self.set.is_empty() && self.add.is_empty() && self.remove.is_empty()
     }
+
+    /// The authority these edits give the request, as Istio reads it: a
+    /// `host` or `:authority` in `set`, else in `add`. Envoy may not edit
+    /// that header through header lists; Istio turns it into a host rewrite.
+    pub fn authority(&self) -> Option<&str> {
+        fn find(m: &BTreeMap<String, String>) -> Option<&str> {
+            m.iter()
+                .rev()
+                .find(|(k, _)| is_authority_header(k))
+                .map(|(_, v)| v.as_str())
+        }
+        find(&self.set).or_else(|| find(&self.add))
+    }
+}
+
+/// `host` or `:authority`, in any case.
+pub fn is_authority_header(name: &str) -> bool {
+    name.eq_ignore_ascii_case("host") || name.eq_ignore_ascii_case(":authority")
+}
+
+/// A header Envoy's header lists may not touch (pseudo-headers and `host`);
+/// Istio leaves these out of the lists it emits.
+pub fn is_internal_header(name: &str) -> bool {
+    name.starts_with(':') || name.eq_ignore_ascii_case("host")
 }
 
 /// Request and response header edits.
@@ -311,6 +367,8 @@ pub struct TcpMatch {
     pub source_labels: Labels,
     /// Source proxy namespace.
     pub source_namespace: Option<String>,
+    /// Gateways the match applies to, as written (see [`HttpMatch::gateways`]).
+    pub gateways: Vec<String>,
 }
 
 /// One TCP route.

@@ -106,6 +106,10 @@ pub struct Service {
     /// Namespaces that see it (annotation `networking.istio.io/exportTo`;
     /// empty = all).
     pub export_to: Vec<String>,
+    /// The DNS name of a `type: ExternalName` Service: its clusters resolve
+    /// it (STRICT_DNS, each service port on that name), as Istio's do, and
+    /// it has no endpoints of its own.
+    pub external_name: Option<String>,
 }
 
 impl Service {

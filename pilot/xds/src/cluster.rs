@@ -21,6 +21,10 @@ use envoy_types::pb::{
                 address, BindConfig, Http1ProtocolOptions, Http2ProtocolOptions,
                 HttpProtocolOptions as CommonHttp,
             },
+            endpoint::v3::{
+                lb_endpoint, ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint,
+                LocalityLbEndpoints,
+            },
         },
         extensions::upstreams::http::v3::{
             http_protocol_options::{
@@ -53,7 +57,7 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Circuit-breaker limit when no policy sets one: Istio lifts Envoy's small
 /// defaults (1024 connections, 3 concurrent retries) out of the way.
 const UNLIMITED: u32 = u32::MAX;
-/// Ring size for consistent hashing (Istio's default).
+/// Ring size for consistent hashing when `minimumRingSize` is unset (Istio's default).
 const MIN_RING_SIZE: u64 = 1024;
 
 /// The effective policy of a cluster: host policy, port-level, then subset.
@@ -114,7 +118,8 @@ pub(crate) fn outbound_cluster(
         .with(&rest)
         .with(&tls)
         .with(&identities)
-        .with(&cert_mode);
+        .with(&cert_mode)
+        .with(&svc.external_name);
     let mut c = Cluster {
         name: name.to_string(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -142,6 +147,9 @@ pub(crate) fn outbound_cluster(
         port.protocol.is_http2(),
         peers.cert_mode,
     );
+    if let Some(external) = &svc.external_name {
+        resolve_by_dns(&mut c, external, port.port);
+    }
     apply_load_balancer(&mut c, tp.load_balancer.as_ref());
     if let Some(od) = &tp.outlier_detection {
         apply_outlier_detection(&mut c, od);
@@ -153,17 +161,44 @@ pub(crate) fn outbound_cluster(
     resource(version, &c)
 }
 
+/// An ExternalName Service's cluster, as Istio builds it: STRICT_DNS on the
+/// external name at the service port (IPv4, as the listeners are), its
+/// endpoints inline instead of over EDS.
+fn resolve_by_dns(c: &mut Cluster, external_name: &str, port: u16) {
+    c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+        cluster::DiscoveryType::StrictDns as i32,
+    ));
+    c.eds_cluster_config = None;
+    c.dns_lookup_family = cluster::DnsLookupFamily::V4Only as i32;
+    c.load_assignment = Some(ClusterLoadAssignment {
+        cluster_name: c.name.clone(),
+        endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: vec![LbEndpoint {
+                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(PbEndpoint {
+                    address: Some(socket_address(external_name, port)),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+}
+
 fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancer>) {
     use cluster::LbPolicy;
     c.lb_policy = match lb {
         None | Some(LoadBalancer::RoundRobin) => LbPolicy::RoundRobin,
         Some(LoadBalancer::LeastRequest) => LbPolicy::LeastRequest,
         Some(LoadBalancer::Random) => LbPolicy::Random,
-        Some(LoadBalancer::ConsistentHash(_)) => {
+        Some(LoadBalancer::ConsistentHash {
+            minimum_ring_size, ..
+        }) => {
             c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
                 cluster::RingHashLbConfig {
                     minimum_ring_size: Some(UInt64Value {
-                        value: MIN_RING_SIZE,
+                        value: minimum_ring_size.unwrap_or(MIN_RING_SIZE),
                     }),
                     ..Default::default()
                 },

@@ -48,6 +48,21 @@ pub fn mk_service(
         ports,
         selector: labels(selector),
         export_to: Vec::new(),
+        external_name: None,
+    }
+}
+
+/// A `type: ExternalName` Service in `namespace` standing for `external_name`.
+pub fn mk_external_name_service(
+    name: &str,
+    namespace: &str,
+    external_name: &str,
+    ports: Vec<ServicePort>,
+) -> Service {
+    Service {
+        cluster_ip: None,
+        external_name: Some(external_name.to_string()),
+        ..mk_service(name, namespace, "0.0.0.0", ports, &[])
     }
 }
 

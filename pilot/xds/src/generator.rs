@@ -379,11 +379,15 @@ impl Generator {
                                 };
                                 outbound_cluster(&name, svc, sp, policy, subset, peers)
                             });
+                    view.clusters.insert(name.clone(), cluster);
+                    if svc.external_name.is_some() {
+                        // Resolved by DNS: no EDS.
+                        continue;
+                    }
                     let labels = subset.map(|s| s.labels.clone());
                     let eds = self.endpoints.get_or((name.clone(), labels), || {
                         eds_resource(&name, endpoints, subset.map(|s| &s.labels))
                     });
-                    view.clusters.insert(name.clone(), cluster);
                     endpoints_of_view.insert(name, eds);
                 }
             }

@@ -27,6 +27,7 @@ use envoy_types::pb::{
     google::protobuf::BoolValue,
 };
 use rudder_model::{
+    is_internal_header,
     names::{ClusterName, BLACKHOLE_CLUSTER},
     Destination, DirectResponse, Fault, HashKey, HeaderOps, Headers, HttpAction, HttpMatch,
     HttpRoute, LoadBalancer, Redirect, Scope, Snapshot, StringMatch,
@@ -97,7 +98,7 @@ impl Destinations<'_> {
             .destination_policy(&self.scope.namespace, &d.host)?;
         let subset = d.subset.as_ref().and_then(|s| policy.subsets.get(s));
         match effective_policy(Some(policy), subset, port).load_balancer {
-            Some(LoadBalancer::ConsistentHash(key)) => Some(key),
+            Some(LoadBalancer::ConsistentHash { key, .. }) => Some(key),
             _ => None,
         }
     }
@@ -122,9 +123,9 @@ pub(crate) fn envoy_routes(
             .map(|f| HashMap::from([(FAULT_FILTER.to_string(), any(&fault(f)))]))
             .unwrap_or_default(),
         request_headers_to_add: header_adds(&route.headers.request),
-        request_headers_to_remove: route.headers.request.remove.clone(),
+        request_headers_to_remove: header_removes(&route.headers.request),
         response_headers_to_add: header_adds(&route.headers.response),
-        response_headers_to_remove: route.headers.response.remove.clone(),
+        response_headers_to_remove: header_removes(&route.headers.response),
         ..Default::default()
     };
     if matches.is_empty() {
@@ -263,9 +264,16 @@ fn forward(
                     name: name.clone(),
                     weight: u32v(*w),
                     request_headers_to_add: header_adds(&h.request),
-                    request_headers_to_remove: h.request.remove.clone(),
+                    request_headers_to_remove: header_removes(&h.request),
                     response_headers_to_add: header_adds(&h.response),
-                    response_headers_to_remove: h.response.remove.clone(),
+                    response_headers_to_remove: header_removes(&h.response),
+                    // Istio: a destination's `host` edit rewrites the
+                    // authority of the requests sent to it.
+                    host_rewrite_specifier: h.request.authority().map(|a| {
+                        weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(
+                            a.to_string(),
+                        )
+                    }),
                     ..Default::default()
                 })
                 .collect(),
@@ -295,6 +303,11 @@ fn forward(
         .and_then(|d| dests.hash_key(d, route_port));
     version.add(&hash_key);
     let rewrite = route.rewrite.clone().unwrap_or_default();
+    // Istio: a `host` edit of the request headers is the host rewrite
+    // (validation refuses it beside `rewrite.authority`, which wins here).
+    let authority = rewrite
+        .authority
+        .or_else(|| route.headers.request.authority().map(str::to_string));
     RouteAction {
         cluster_specifier: Some(cluster_specifier),
         // Istio: no timeout unless the rule sets one (0 disables Envoy's 15 s).
@@ -302,8 +315,7 @@ fn forward(
         retry_policy: retry_policy(route, hash_key.is_some()),
         request_mirror_policies: mirrors,
         prefix_rewrite: rewrite.uri.unwrap_or_default(),
-        host_rewrite_specifier: rewrite
-            .authority
+        host_rewrite_specifier: authority
             .map(route_action::HostRewriteSpecifier::HostRewriteLiteral),
         hash_policy: hash_key.map(|k| vec![hash_policy(&k)]).unwrap_or_default(),
         ..Default::default()
@@ -449,6 +461,9 @@ fn fault(f: &Fault) -> HttpFault {
     }
 }
 
+/// Envoy refuses edits of `host` and pseudo-headers in header lists (the
+/// whole route configuration is NACKed), so, as Istio does, they are left
+/// out: a request `host` edit is served as a host rewrite instead.
 fn header_adds(ops: &HeaderOps) -> Vec<HeaderValueOption> {
     let one = |(k, v): (&String, &String), action: HeaderAppendAction| HeaderValueOption {
         header: Some(HeaderValue {
@@ -459,13 +474,25 @@ fn header_adds(ops: &HeaderOps) -> Vec<HeaderValueOption> {
         append_action: action as i32,
         ..Default::default()
     };
+    let editable = |(k, _): &(&String, &String)| !is_internal_header(k);
     let set = ops
         .set
         .iter()
+        .filter(editable)
         .map(|kv| one(kv, HeaderAppendAction::OverwriteIfExistsOrAdd));
     let add = ops
         .add
         .iter()
+        .filter(editable)
         .map(|kv| one(kv, HeaderAppendAction::AppendIfExistsOrAdd));
     set.chain(add).collect()
+}
+
+/// The removals Envoy accepts (see [`header_adds`]).
+fn header_removes(ops: &HeaderOps) -> Vec<String> {
+    ops.remove
+        .iter()
+        .filter(|k| !is_internal_header(k))
+        .cloned()
+        .collect()
 }

@@ -53,7 +53,7 @@ use envoy_types::pb::{
             network::http_connection_manager::v3::{
                 http_connection_manager::{
                     CodecType, ForwardClientCertDetails, RouteSpecifier,
-                    SetCurrentClientCertDetails,
+                    SetCurrentClientCertDetails, UpgradeConfig,
                 },
                 http_filter, HttpConnectionManager, HttpFilter, Rds,
             },
@@ -67,7 +67,7 @@ use rudder_model::{
         INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
         VIRTUAL_LISTENER,
     },
-    selects, Labels, Proxy, Scope, Snapshot, TcpRoute,
+    Labels, Proxy, Scope, Snapshot, TcpRoute,
 };
 
 use crate::{
@@ -241,13 +241,9 @@ fn vip_listener(vip: IpAddr, port: u16, host: &str) -> (String, Listener) {
 
 fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) -> bool {
     r.matches.is_empty()
-        || r.matches.iter().any(|m| {
-            m.port.is_none_or(|p| p == port)
-                && selects(&m.source_labels, labels)
-                && m.source_namespace
-                    .as_deref()
-                    .is_none_or(|ns| ns == namespace)
-        })
+        || r.matches
+            .iter()
+            .any(|m| m.port.is_none_or(|p| p == port) && m.applies_to_source(labels, namespace))
 }
 
 /// The listeners of one proxy: `virtual`, plus `virtualInbound` when the
@@ -448,6 +444,9 @@ pub(crate) struct HcmOptions {
     pub(crate) forward_client_cert: bool,
 }
 
+/// The upgrade type every HTTP connection manager allows.
+const WEBSOCKET_UPGRADE: &str = "websocket";
+
 pub(crate) fn http_connection_manager(
     stat_prefix: &str,
     routes: RouteSpecifier,
@@ -474,6 +473,13 @@ pub(crate) fn http_connection_manager(
         use_remote_address: Some(BoolValue { value: false }),
         generate_request_id: Some(BoolValue { value: true }),
         access_log: vec![stdout_access_log()],
+        // Istio allows WebSocket upgrades on every HTTP connection manager,
+        // outbound and inbound (so a RouteRule's `websocketUpgrade: true`
+        // always holds).
+        upgrade_configs: vec![UpgradeConfig {
+            upgrade_type: WEBSOCKET_UPGRADE.into(),
+            ..Default::default()
+        }],
         ..Default::default()
     };
     let hcm = if opts.forward_client_cert {

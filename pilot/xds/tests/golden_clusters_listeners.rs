@@ -60,7 +60,10 @@ fn tcp_service_and_weighted_tcp_route() {
 #[test]
 fn consistent_hash_by_header_cookie_and_source_ip() {
     let hash = |key| TrafficPolicy {
-        load_balancer: Some(LoadBalancer::ConsistentHash(key)),
+        load_balancer: Some(LoadBalancer::ConsistentHash {
+            minimum_ring_size: matches!(key, HashKey::SourceIp).then_some(4096),
+            key,
+        }),
         ..Default::default()
     };
     let s = bookinfo()
@@ -102,6 +105,13 @@ fn consistent_hash_by_header_cookie_and_source_ip() {
         j["cds"]["outbound|9080||reviews.default.svc.cluster.local"]["lbPolicy"],
         "RING_HASH"
     );
+    // `minimumRingSize` reaches Envoy; unset is Istio's 1024.
+    let ring = |svc| {
+        j["cds"][format!("outbound|9080||{}", host(svc))]["ringHashLbConfig"]["minimumRingSize"]
+            .clone()
+    };
+    assert_eq!(ring("productpage"), json!("4096"));
+    assert_eq!(ring("reviews"), json!("1024"));
     // Istio's DefaultConsistentHashPolicy: retries stay on the hashed host
     // (no previous-hosts predicate), unlike the default policy.
     let rp = vhost_routes(&j, 9080, &host("reviews"))[0]["route"]["retryPolicy"].clone();

@@ -179,7 +179,11 @@ fn load_balancer(
                 ck.error(at, "exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName is required");
                 return None;
             }
-            keys.pop().map(LoadBalancer::ConsistentHash)
+            keys.pop().map(|key| LoadBalancer::ConsistentHash {
+                key,
+                // Istio reads 0 as unset (Envoy's minimum is 1).
+                minimum_ring_size: h.minimum_ring_size.filter(|&n| n > 0),
+            })
         }
         (None, None) => None,
     }

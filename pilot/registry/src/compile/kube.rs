@@ -15,7 +15,10 @@ pub fn service(
     cx: &Ctx<'_>,
     ck: &mut Checker,
 ) -> Option<Service> {
+    let external_name = external_name(svc, ck);
     let cluster_ip = match svc.spec.cluster_ip.as_deref() {
+        // Kubernetes gives an ExternalName Service no VIP.
+        _ if external_name.is_some() => None,
         None | Some("") | Some("None") => None,
         Some(ip) => match ip.parse::<IpAddr>() {
             Ok(ip) => Some(ip),
@@ -81,7 +84,39 @@ pub fn service(
         ports,
         selector: svc.spec.selector.clone(),
         export_to,
+        external_name,
     })
+}
+
+/// The name a `type: ExternalName` Service points to (Kubernetes requires a
+/// DNS name; an IP address is refused as the API server does).
+fn external_name(svc: &kube::Service, ck: &mut Checker) -> Option<String> {
+    if svc.spec.type_.as_deref() != Some("ExternalName") {
+        return None;
+    }
+    let name = svc
+        .spec
+        .external_name
+        .as_deref()
+        .map(|n| n.trim_end_matches('.'))
+        .unwrap_or_default();
+    let valid = !name.is_empty()
+        && name.parse::<IpAddr>().is_err()
+        && name.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if !valid {
+        ck.error(
+            "spec.externalName",
+            format!("{name:?} is not a DNS name (required for type ExternalName)"),
+        );
+        return None;
+    }
+    Some(name.to_ascii_lowercase())
 }
 
 /// Compiles a Pod. Ready means phase Running, condition Ready=True, and not terminating.

@@ -41,6 +41,12 @@ pub fn compile(
         cx,
         ck,
     );
+    if spec.websocket_upgrade == Some(false) {
+        ck.warn(
+            "spec.websocketUpgrade",
+            "WebSocket upgrades are allowed on every connection (as in Istio since 1.0); false does not turn them off",
+        );
+    }
     let mut m = HttpMatch::default();
     if let Some(mc) = &spec.matches {
         if let Some(src) = &mc.source {
@@ -154,6 +160,16 @@ pub fn compile(
         uri: r.uri.clone(),
         authority: r.authority.clone(),
     });
+    // As the VirtualService rules: `host`/`:authority` is the host rewrite,
+    // no other pseudo-header can be added.
+    for name in spec.append_headers.keys() {
+        if rudder_model::is_internal_header(name) && !rudder_model::is_authority_header(name) {
+            ck.error(
+                format!("spec.appendHeaders.{name}"),
+                format!("invalid header {name:?}: header cannot have \":\" prefix"),
+            );
+        }
+    }
     let headers = Headers {
         request: HeaderOps {
             add: spec.append_headers.clone(),

@@ -2,9 +2,9 @@
 
 use rudder_config::virtual_service as vs;
 use rudder_model::{
-    AbortFault, DelayFault, Destination, DirectResponse, Fault, HeaderOps, Headers, HttpAction,
-    HttpMatch, HttpRoute, Mirror, Percent, Redirect, Retries, Rewrite, RouteTable, RuleRef,
-    TcpMatch, TcpRoute,
+    is_authority_header, is_internal_header, AbortFault, DelayFault, Destination, DirectResponse,
+    Fault, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute, Mirror, Percent, Redirect,
+    Retries, Rewrite, RouteTable, RuleRef, TcpMatch, TcpRoute, MESH_GATEWAY,
 };
 
 use super::Ctx;
@@ -42,7 +42,8 @@ pub fn compile(
         .enumerate()
         .map(|(i, r)| tcp_route(r, &format!("spec.tcp[{i}]"), ns, cx, ck))
         .collect::<Vec<_>>();
-    if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == "mesh") {
+    // Istio: a rule naming gateways but not `mesh` is not applied to sidecars.
+    if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == MESH_GATEWAY) {
         ck.warn(
             "spec.gateways",
             "applies only to gateways, which Rudder does not serve yet; ignored",
@@ -79,6 +80,10 @@ fn http_route(
         .enumerate()
         .map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck))
         .collect::<Vec<_>>();
+    if let Some(h) = &r.headers {
+        let rewrite = r.rewrite.as_ref().and_then(|rw| rw.authority.as_deref());
+        check_header_names(h, rewrite, &format!("{at}.headers"), ck);
+    }
     let mut headers = r.headers.as_ref().map(headers_of).unwrap_or_default();
     let action = if let Some(rd) = &r.redirect {
         if !r.route.is_empty() {
@@ -136,6 +141,9 @@ fn http_route(
         let mut dests = Vec::new();
         for (i, (d, w)) in r.route.iter().zip(ws).enumerate() {
             let f = format!("{at}.route[{i}]");
+            if let Some(h) = &d.headers {
+                check_header_names(h, None, &format!("{f}.headers"), ck);
+            }
             // Istio applies a destination's header edits to the requests sent
             // to it: with one destination that is the route's; with several,
             // each weighted cluster carries its own.
@@ -303,6 +311,7 @@ fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<Ht
         source_labels: m.source_labels.clone(),
         source_namespace: m.source_namespace.clone(),
         ignore_uri_case: m.ignore_uri_case,
+        gateways: m.gateways.clone(),
     })
 }
 
@@ -374,6 +383,59 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
     Fault { delay, abort }
 }
 
+/// Istio's header-name rules: a request may set or add `host` or
+/// `:authority` (served as the host rewrite), no other pseudo-header; a
+/// request removal and every response edit may touch neither `host` nor a
+/// pseudo-header (Envoy cannot); and the authority is rewritten in one place
+/// only (`rewrite.authority` or one header edit).
+fn check_header_names(h: &vs::Headers, rewrite: Option<&str>, at: &str, ck: &mut Checker) {
+    let prefix = |name: &str| format!("invalid header {name:?}: header cannot have \":\" prefix");
+    if let Some(req) = &h.request {
+        let mut authority = rewrite.map(str::to_string);
+        for (op, map) in [("set", &req.set), ("add", &req.add)] {
+            for (name, value) in map {
+                let field = format!("{at}.request.{op}.{name}");
+                if is_authority_header(name) {
+                    if let Some(have) = authority.replace(value.clone()) {
+                        ck.error(field, format!("authority header cannot be set multiple times: have {have:?}, attempting to set {value:?}"));
+                    }
+                } else if is_internal_header(name) {
+                    ck.error(field, prefix(name));
+                }
+            }
+        }
+    }
+    let fixed = |name: &str| {
+        if name.eq_ignore_ascii_case("host") {
+            Some(format!("invalid header {name:?}: cannot set Host header"))
+        } else {
+            is_internal_header(name).then(|| prefix(name))
+        }
+    };
+    let request_removes = h.request.iter().flat_map(|o| {
+        o.remove
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("request.remove[{i}]"), n))
+    });
+    let response = h.response.iter().flat_map(|o| {
+        let edits = [("set", &o.set), ("add", &o.add)]
+            .into_iter()
+            .flat_map(|(op, m)| m.keys().map(move |k| (format!("response.{op}.{k}"), k)));
+        edits.chain(
+            o.remove
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (format!("response.remove[{i}]"), n)),
+        )
+    });
+    for (field, name) in request_removes.chain(response) {
+        if let Some(why) = fixed(name) {
+            ck.error(format!("{at}.{field}"), why);
+        }
+    }
+}
+
 fn headers_of(h: &vs::Headers) -> Headers {
     let ops = |o: &Option<vs::HeaderOperations>| {
         o.as_ref()
@@ -430,6 +492,7 @@ fn tcp_route(
             port,
             source_labels: m.source_labels.clone(),
             source_namespace: m.source_namespace.clone(),
+            gateways: m.gateways.clone(),
         });
     }
     if r.route.is_empty() {

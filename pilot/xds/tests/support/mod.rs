@@ -2,6 +2,8 @@
 //! `envoy --mode validate`.
 #![allow(dead_code)]
 
+pub mod loopback;
+
 use std::{path::PathBuf, sync::Arc};
 
 use prost::Message;

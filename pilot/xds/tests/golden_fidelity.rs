@@ -1,0 +1,206 @@
+//! Golden tests of fields that must mean what they mean in Istio (issue 14):
+//! WebSocket upgrades, `host` header edits, match-level `gateways` and
+//! ExternalName Services. Each is also validated by `envoy --mode validate`
+//! (a `host` edit in a header list would be rejected there).
+
+mod support;
+
+use rudder_model::*;
+use rudder_xds::fixtures::*;
+use serde_json::{json, Value};
+use support::*;
+
+const HCM: &str =
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+/// Every HTTP connection manager in the generated listeners.
+fn hcms(v: &Value, out: &mut Vec<Value>) {
+    match v {
+        Value::Object(m) => {
+            if m.get("@type").and_then(Value::as_str) == Some(HCM) {
+                out.push(v.clone());
+            }
+            m.values().for_each(|v| hcms(v, out));
+        }
+        Value::Array(a) => a.iter().for_each(|v| hcms(v, out)),
+        _ => {}
+    }
+}
+
+fn reviews_route(http: Vec<HttpRoute>) -> std::sync::Arc<Snapshot> {
+    with_reviews_rules(vec![reviews_vs(http)])
+}
+
+#[test]
+fn websocket_upgrades_on_every_http_connection_manager() {
+    // reviews-v1 serves reviews (inbound HCM) and calls the others (a VIP
+    // listener per HTTP service and the capture port's chain for 9080).
+    let s = bookinfo().build();
+    let j = golden("websocket", &s, &proxy(&s, "reviews-v1"));
+    let mut found = Vec::new();
+    hcms(&j["lds"], &mut found);
+    let inbound = found
+        .iter()
+        .filter(|h| h["statPrefix"].as_str().unwrap().starts_with("inbound"))
+        .count();
+    assert!(inbound >= 1 && found.len() > inbound + 1, "{found:?}");
+    for h in &found {
+        assert_eq!(
+            h["upgradeConfigs"],
+            json!([{"upgradeType": "websocket"}]),
+            "{}",
+            h["statPrefix"]
+        );
+    }
+}
+
+#[test]
+fn host_header_edits_become_host_rewrites() {
+    let set_host = |key: &str, value: &str| Headers {
+        request: HeaderOps {
+            set: [
+                (key.to_string(), value.to_string()),
+                ("x-a".into(), "1".into()),
+            ]
+            .into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    // Route level: `set host`; per destination: `:authority` and `add host`.
+    let route = HttpRoute {
+        headers: set_host("Host", "reviews.internal"),
+        ..mk_http_route(vec![
+            Destination {
+                headers: set_host(":authority", "v1.reviews.internal"),
+                ..dest(&host("reviews"), Some("v1"), 60)
+            },
+            Destination {
+                headers: Headers {
+                    request: HeaderOps {
+                        add: [("host".to_string(), "v2.reviews.internal".to_string())].into(),
+                        remove: vec!["host".into(), "x-b".into()],
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                ..dest(&host("reviews"), Some("v2"), 40)
+            },
+        ])
+    };
+    // With `rewrite.authority` the rewrite wins over the header edit (a
+    // VirtualService cannot say both: validation refuses it, as Istio's does).
+    let rewritten = HttpRoute {
+        matches: vec![HttpMatch {
+            uri: Some(StringMatch::Prefix("/rewritten".into())),
+            ..Default::default()
+        }],
+        rewrite: Some(Rewrite {
+            uri: None,
+            authority: Some("rewrite.internal".into()),
+        }),
+        headers: set_host("host", "ignored.internal"),
+        ..mk_http_route(vec![dest(&host("reviews"), Some("v3"), 100)])
+    };
+    let s = reviews_route(vec![rewritten, route]);
+    let j = golden("host_header_rewrite", &s, &proxy(&s, "productpage-v1"));
+    let routes = vhost_routes(&j, 9080, &host("reviews"));
+    assert_eq!(routes[0]["route"]["hostRewriteLiteral"], "rewrite.internal");
+    let r = &routes[1];
+    assert_eq!(r["route"]["hostRewriteLiteral"], "reviews.internal");
+    assert_eq!(
+        r["requestHeadersToAdd"],
+        json!([{"appendAction": "OVERWRITE_IF_EXISTS_OR_ADD", "header": {"key": "x-a", "value": "1"}}])
+    );
+    let wc = &r["route"]["weightedClusters"]["clusters"];
+    assert_eq!(wc[0]["hostRewriteLiteral"], "v1.reviews.internal");
+    assert_eq!(wc[0]["requestHeadersToAdd"].as_array().unwrap().len(), 1);
+    assert_eq!(wc[1]["hostRewriteLiteral"], "v2.reviews.internal");
+    assert!(wc[1].get("requestHeadersToAdd").is_none(), "{wc}");
+    assert_eq!(wc[1]["requestHeadersToRemove"], json!(["x-b"]));
+    // Nowhere does a header list touch host or a pseudo-header.
+    let text = j["rds"].to_string().to_ascii_lowercase();
+    assert!(!text.contains(r#""key":"host""#) && !text.contains(r#""key":":authority""#));
+}
+
+#[test]
+fn matches_for_gateways_only_are_dropped_for_sidecars() {
+    let gw = |gateways: &[&str], prefix: &str| HttpMatch {
+        uri: Some(StringMatch::Prefix(prefix.into())),
+        gateways: gateways.iter().map(|g| g.to_string()).collect(),
+        // Istio: a match naming `mesh` applies whatever its source labels.
+        source_labels: labels(&[("app", "nobody")]),
+        ..Default::default()
+    };
+    let routes = vec![
+        // Only for a gateway: the whole route is gone for sidecars.
+        HttpRoute {
+            matches: vec![gw(&["istio-system/ingress"], "/edge")],
+            ..mk_http_route(vec![dest(&host("reviews"), Some("v3"), 100)])
+        },
+        // One match for the mesh, one for a gateway: the mesh one stays.
+        HttpRoute {
+            matches: vec![gw(&["ingress"], "/both-edge"), gw(&["mesh"], "/both-mesh")],
+            ..mk_http_route(vec![dest(&host("reviews"), Some("v2"), 100)])
+        },
+        mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)]),
+    ];
+    let tcp = TcpRoute {
+        matches: vec![TcpMatch {
+            gateways: vec!["ingress".into()],
+            ..Default::default()
+        }],
+        destinations: vec![dest(&host("mysql"), None, 100)],
+    };
+    let s = with_reviews_rules(vec![
+        reviews_vs(routes),
+        mk_route_table(NS, "mysql", &[&host("mysql")], vec![], vec![tcp]),
+    ]);
+    let j = golden("match_gateways", &s, &proxy(&s, "productpage-v1"));
+    let r = vhost_routes(&j, 9080, &host("reviews"));
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert_eq!(r[0]["match"]["prefix"], "/both-mesh");
+    assert_eq!(
+        r[1]["route"]["cluster"],
+        "outbound|9080|v1|reviews.default.svc.cluster.local"
+    );
+    // The TCP route for a gateway does not apply: mysql keeps its default.
+    let c = chain(
+        &j,
+        "virtual",
+        "outbound|3306||mysql.default.svc.cluster.local",
+    );
+    assert_eq!(
+        c["filters"][0]["typedConfig"]["cluster"],
+        "outbound|3306||mysql.default.svc.cluster.local"
+    );
+}
+
+#[test]
+fn external_name_service_resolves_by_dns() {
+    let s = bookinfo()
+        .service(mk_external_name_service(
+            "payments",
+            NS,
+            "payments.example.com",
+            vec![mk_port("http", 8080, 8080)],
+        ))
+        .build();
+    let j = golden("external_name", &s, &proxy(&s, "productpage-v1"));
+    let name = format!("outbound|8080||{}", host("payments"));
+    let c = &j["cds"][&name];
+    assert_eq!(c["type"], "STRICT_DNS");
+    assert_eq!(c["dnsLookupFamily"], "V4_ONLY");
+    assert!(c.get("edsClusterConfig").is_none(), "{c}");
+    assert_eq!(
+        c["loadAssignment"]["endpoints"][0]["lbEndpoints"][0]["endpoint"]["address"]
+            ["socketAddress"],
+        json!({"address": "payments.example.com", "portValue": 8080})
+    );
+    assert!(j["eds"].get(&name).is_none(), "no EDS for a DNS cluster");
+    // Without a VIP it is routed by Host on the port's table.
+    assert_eq!(
+        vhost_routes(&j, 8080, &host("payments"))[0]["route"]["cluster"],
+        name
+    );
+}
