@@ -37,7 +37,7 @@ use crate::{
     status::Names,
     stream::{Protocol, StreamCtx},
     subscription::{changed, missing, same_content, Content, Subscription},
-    transport::Outgoing,
+    transport::{Outgoing, Payload},
 };
 
 /// A resource the client holds at a version the server does not have as a
@@ -287,16 +287,18 @@ impl Delta {
             let nonce = cx.nonce();
             let version = res.type_version(t);
             info!(r#type = t.short(), %nonce, send = diff.send.len(), remove = diff.remove.len(), "push");
-            out.push(Outgoing::Delta {
+            out.push(Outgoing {
                 version: version.clone(),
                 type_url: t.as_str(),
                 nonce: nonce.clone(),
-                resources: diff
-                    .send
-                    .iter()
-                    .map(|(n, r)| ((*n).clone(), (*r).clone()))
-                    .collect(),
-                removed: diff.remove.clone(),
+                payload: Payload::Delta {
+                    resources: diff
+                        .send
+                        .iter()
+                        .map(|(n, r)| ((*n).clone(), (*r).clone()))
+                        .collect(),
+                    removed: diff.remove.clone(),
+                },
             });
             // The client now holds `desired`, plus the removals
             // make-before-break holds back.

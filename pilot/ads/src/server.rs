@@ -170,21 +170,18 @@ impl AdsServer {
 
     /// Starts a SotW stream's task; its responses are the returned body.
     pub(crate) fn open_sotw(&self, body: Body) -> http::Response<Body> {
-        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(stream::run(
-            Sotw::default(),
-            self.shared.clone(),
-            Requests::new(body),
-            tx,
-        ));
-        streaming_response(rx)
+        self.open(Sotw::default(), body)
     }
 
     /// Starts a Delta stream's task; its responses are the returned body.
     pub(crate) fn open_delta(&self, body: Body) -> http::Response<Body> {
+        self.open(Delta::default(), body)
+    }
+
+    fn open<P: stream::Protocol>(&self, proto: P, body: Body) -> http::Response<Body> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(stream::run(
-            Delta::default(),
+            proto,
             self.shared.clone(),
             Requests::new(body),
             tx,

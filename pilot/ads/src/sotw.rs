@@ -37,7 +37,7 @@ use crate::{
     status::Names,
     stream::{Protocol, StreamCtx},
     subscription::{changed, same_content, Content, Subscription},
-    transport::Outgoing,
+    transport::{Outgoing, Payload},
 };
 
 /// One type on one SotW stream.
@@ -297,11 +297,11 @@ impl Sotw {
             }
             let nonce = cx.nonce();
             info!(r#type = t.short(), %version, %nonce, resources = send.len(), "push");
-            out.push(Outgoing::Sotw {
+            out.push(Outgoing {
                 version: version.clone(),
                 type_url: t.as_str(),
                 nonce: nonce.clone(),
-                resources: send.iter().map(|(_, r)| (*r).clone()).collect(),
+                payload: Payload::Sotw(send.iter().map(|(_, r)| (*r).clone()).collect()),
             });
             cx.pushed(t, send.len());
             // Clusters this response adds or changes: Envoy re-creates them

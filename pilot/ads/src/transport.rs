@@ -125,35 +125,36 @@ impl<M: Message + Default> Requests<M> {
 }
 
 /// One response, as pointers to the resources it carries; encoded only when
-/// the connection is ready for its bytes.
+/// the connection is ready for its bytes. `DiscoveryResponse` and
+/// `DeltaDiscoveryResponse` number their common fields alike (version 1,
+/// resources 2, type URL 4, nonce 5), so one header serves both.
 #[derive(Debug)]
-pub(crate) enum Outgoing {
-    /// `DiscoveryResponse`.
-    Sotw {
-        version: String,
-        type_url: &'static str,
-        nonce: String,
-        resources: Vec<Arc<Resource>>,
-    },
-    /// `DeltaDiscoveryResponse`.
+pub(crate) struct Outgoing {
+    /// `version_info` (SotW) or `system_version_info` (Delta).
+    pub(crate) version: String,
+    pub(crate) type_url: &'static str,
+    pub(crate) nonce: String,
+    pub(crate) payload: Payload,
+}
+
+/// What a response carries beyond its header.
+#[derive(Debug)]
+pub(crate) enum Payload {
+    /// `DiscoveryResponse.resources`: the packed resources.
+    Sotw(Vec<Arc<Resource>>),
+    /// `DeltaDiscoveryResponse.resources` (named, versioned) and
+    /// `removed_resources`.
     Delta {
-        version: String,
-        type_url: &'static str,
-        nonce: String,
         resources: Vec<(String, Arc<Resource>)>,
         removed: Vec<String>,
     },
 }
 
 // Field numbers (envoy/service/discovery/v3/discovery.proto).
-const SOTW_VERSION: u32 = 1;
-const SOTW_RESOURCES: u32 = 2;
-const SOTW_TYPE_URL: u32 = 4;
-const SOTW_NONCE: u32 = 5;
-const DELTA_VERSION: u32 = 1;
-const DELTA_RESOURCES: u32 = 2;
-const DELTA_TYPE_URL: u32 = 4;
-const DELTA_NONCE: u32 = 5;
+const VERSION: u32 = 1;
+const RESOURCES: u32 = 2;
+const TYPE_URL: u32 = 4;
+const NONCE: u32 = 5;
 const DELTA_REMOVED: u32 = 6;
 const RESOURCE_VERSION: u32 = 1;
 const RESOURCE_BODY: u32 = 2;
@@ -163,7 +164,7 @@ fn string_len(tag: u32, s: &str) -> usize {
     if s.is_empty() {
         0
     } else {
-        encoding::string::encoded_len(tag, &s.to_string())
+        encoding::key_len(tag) + encoding::encoded_len_varint(s.len() as u64) + s.len()
     }
 }
 
@@ -185,43 +186,27 @@ fn delta_resource_len(name: &str, r: &Resource) -> usize {
 impl Outgoing {
     /// The protobuf length of the whole message.
     fn encoded_len(&self) -> usize {
-        match self {
-            Outgoing::Sotw {
-                version,
-                type_url,
-                nonce,
-                resources,
-            } => {
-                string_len(SOTW_VERSION, version)
-                    + string_len(SOTW_TYPE_URL, type_url)
-                    + string_len(SOTW_NONCE, nonce)
-                    + resources
-                        .iter()
-                        .map(|r| encoding::message::encoded_len(SOTW_RESOURCES, &r.body))
-                        .sum::<usize>()
-            }
-            Outgoing::Delta {
-                version,
-                type_url,
-                nonce,
-                resources,
-                removed,
-            } => {
-                string_len(DELTA_VERSION, version)
-                    + string_len(DELTA_TYPE_URL, type_url)
-                    + string_len(DELTA_NONCE, nonce)
-                    + resources
-                        .iter()
-                        .map(|(n, r)| {
-                            let len = delta_resource_len(n, r);
-                            encoding::key_len(DELTA_RESOURCES)
-                                + encoding::encoded_len_varint(len as u64)
-                                + len
-                        })
-                        .sum::<usize>()
+        let head = string_len(VERSION, &self.version)
+            + string_len(TYPE_URL, self.type_url)
+            + string_len(NONCE, &self.nonce);
+        head + match &self.payload {
+            Payload::Sotw(resources) => resources
+                .iter()
+                .map(|r| encoding::message::encoded_len(RESOURCES, &r.body))
+                .sum::<usize>(),
+            Payload::Delta { resources, removed } => {
+                resources
+                    .iter()
+                    .map(|(n, r)| {
+                        let len = delta_resource_len(n, r);
+                        encoding::key_len(RESOURCES)
+                            + encoding::encoded_len_varint(len as u64)
+                            + len
+                    })
+                    .sum::<usize>()
                     + removed
                         .iter()
-                        .map(|n| encoding::string::encoded_len(DELTA_REMOVED, n))
+                        .map(|n| string_len(DELTA_REMOVED, n))
                         .sum::<usize>()
             }
         }
@@ -229,9 +214,9 @@ impl Outgoing {
 
     /// Number of resources carried.
     pub(crate) fn len(&self) -> usize {
-        match self {
-            Outgoing::Sotw { resources, .. } => resources.len(),
-            Outgoing::Delta { resources, .. } => resources.len(),
+        match &self.payload {
+            Payload::Sotw(resources) => resources.len(),
+            Payload::Delta { resources, .. } => resources.len(),
         }
     }
 
@@ -239,43 +224,25 @@ impl Outgoing {
     fn head(&self, buf: &mut BytesMut) {
         buf.put_u8(0);
         buf.put_u32(self.encoded_len() as u32);
-        match self {
-            Outgoing::Sotw {
-                version,
-                type_url,
-                nonce,
-                ..
-            } => {
-                put_string(SOTW_VERSION, version, buf);
-                put_string(SOTW_TYPE_URL, type_url, buf);
-                put_string(SOTW_NONCE, nonce, buf);
-            }
-            Outgoing::Delta {
-                version,
-                type_url,
-                nonce,
-                removed,
-                ..
-            } => {
-                put_string(DELTA_VERSION, version, buf);
-                put_string(DELTA_TYPE_URL, type_url, buf);
-                put_string(DELTA_NONCE, nonce, buf);
-                for n in removed {
-                    encoding::string::encode(DELTA_REMOVED, n, buf);
-                }
+        put_string(VERSION, &self.version, buf);
+        put_string(TYPE_URL, self.type_url, buf);
+        put_string(NONCE, &self.nonce, buf);
+        if let Payload::Delta { removed, .. } = &self.payload {
+            for n in removed {
+                put_string(DELTA_REMOVED, n, buf);
             }
         }
     }
 
     /// Writes resource `i`.
     fn resource(&self, i: usize, buf: &mut BytesMut) {
-        match self {
-            Outgoing::Sotw { resources, .. } => {
-                encoding::message::encode(SOTW_RESOURCES, &resources[i].body, buf)
+        match &self.payload {
+            Payload::Sotw(resources) => {
+                encoding::message::encode(RESOURCES, &resources[i].body, buf)
             }
-            Outgoing::Delta { resources, .. } => {
+            Payload::Delta { resources, .. } => {
                 let (name, r) = &resources[i];
-                encoding::encode_key(DELTA_RESOURCES, encoding::WireType::LengthDelimited, buf);
+                encoding::encode_key(RESOURCES, encoding::WireType::LengthDelimited, buf);
                 encoding::encode_varint(delta_resource_len(name, r) as u64, buf);
                 put_string(RESOURCE_NAME, name, buf);
                 put_string(RESOURCE_VERSION, &r.version, buf);
@@ -488,11 +455,11 @@ mod tests {
             nonce: "n-1".into(),
             ..Default::default()
         };
-        let (bytes, chunks) = written(Outgoing::Sotw {
+        let (bytes, chunks) = written(Outgoing {
             version: "abc".into(),
             type_url: "t",
             nonce: "n-1".into(),
-            resources,
+            payload: Payload::Sotw(resources),
         });
         assert!(unframe::<DiscoveryResponse>(&bytes) == expected);
         assert!(
@@ -520,21 +487,25 @@ mod tests {
             nonce: "n-2".into(),
             ..Default::default()
         };
-        let (bytes, _) = written(Outgoing::Delta {
+        let (bytes, _) = written(Outgoing {
             version: "abc".into(),
             type_url: "t",
             nonce: "n-2".into(),
-            resources,
-            removed: vec!["gone".into(), "also-gone".into()],
+            payload: Payload::Delta {
+                resources,
+                removed: vec!["gone".into(), "also-gone".into()],
+            },
         });
         assert!(unframe::<DeltaDiscoveryResponse>(&bytes) == expected);
         // An empty response (the first answer to an empty wildcard) too.
-        let (bytes, _) = written(Outgoing::Delta {
+        let (bytes, _) = written(Outgoing {
             version: String::new(),
             type_url: "t",
             nonce: "n-3".into(),
-            resources: Vec::new(),
-            removed: Vec::new(),
+            payload: Payload::Delta {
+                resources: Vec::new(),
+                removed: Vec::new(),
+            },
         });
         assert!(
             unframe::<DeltaDiscoveryResponse>(&bytes)
