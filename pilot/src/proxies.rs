@@ -96,7 +96,9 @@ impl Proxies {
     /// A new snapshot: regenerate and publish for every connected proxy
     /// (blocking: call it off the async runtime).
     pub fn push(&self, snapshot: Arc<Snapshot>) {
-        let generator = Arc::new(Generator::new(snapshot.clone()));
+        let previous = self.lock().generator.clone();
+        let generator = Arc::new(Generator::after(&previous, snapshot.clone()));
+        drop(previous);
         let (seq, connections) = {
             let mut state = self.lock();
             state.generator = generator.clone();

@@ -68,6 +68,10 @@ pub struct Snapshot {
     pub diagnostics: Vec<Diagnostic>,
     /// Content hash of everything above but the diagnostics (set by `seal`).
     pub version: String,
+    /// Content hash of the configuration alone: everything but endpoints,
+    /// workloads and diagnostics (set by `seal`). Two snapshots with the same
+    /// one differ only in pods and endpoints.
+    pub config_version: String,
     /// Pod key by IP (set by `seal`).
     pub workloads_by_ip: BTreeMap<IpAddr, String>,
 }
@@ -84,12 +88,13 @@ impl Snapshot {
         self.mesh.hash(&mut h);
         self.namespaces.hash(&mut h);
         self.services.hash(&mut h);
-        self.endpoints.hash(&mut h);
-        self.workloads.hash(&mut h);
         self.route_tables.hash(&mut h);
         self.destination_rules.hash(&mut h);
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
+        self.config_version = format!("{:016x}", h.finish());
+        self.endpoints.hash(&mut h);
+        self.workloads.hash(&mut h);
         self.version = format!("{:016x}", h.finish());
         self
     }

@@ -83,6 +83,14 @@ impl<K: Eq + Hash, V> Memo<K, V> {
         self.lock().entry(key).or_insert(v).clone()
     }
 
+    /// A table holding what this one holds (the values shared).
+    fn carried(&self) -> Self
+    where
+        K: Clone,
+    {
+        Memo(Mutex::new(self.lock().clone()))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<V>>> {
         // A panic while building never leaves the map half-updated: recover it.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
@@ -192,6 +200,30 @@ impl Generator {
             routes: Memo::new(),
             checks: Memo::new(),
         }
+    }
+
+    /// A generator for `snapshot` that follows `previous`: when the two
+    /// snapshots differ only in pods and endpoints (same
+    /// [`Snapshot::config_version`]), what depends on configuration alone
+    /// (scopes, route configurations, outbound chains and service
+    /// listeners, inbound clusters) is taken over instead of rebuilt; what
+    /// endpoints reach (outbound clusters, whose peers they name, load
+    /// assignments, the maps holding them, consistency results) is built
+    /// anew. A pod change thus costs its assignments, not the mesh's
+    /// routes. Otherwise the same as [`Generator::new`].
+    pub fn after(previous: &Generator, snapshot: Arc<Snapshot>) -> Self {
+        let mut next = Generator::new(snapshot);
+        if next.snapshot.config_version == previous.snapshot.config_version
+            && !next.snapshot.config_version.is_empty()
+        {
+            next.scopes = previous.scopes.carried();
+            next.inbound = previous.inbound.carried();
+            next.port_routes = previous.port_routes.carried();
+            next.service_routes = previous.service_routes.carried();
+            next.chains = previous.chains.carried();
+            next.routes = previous.routes.carried();
+        }
+        next
     }
 
     /// The snapshot this generator reads.

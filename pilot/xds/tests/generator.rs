@@ -496,3 +496,52 @@ fn proxies_with_identical_config_share_whole_maps() {
         );
     }
 }
+
+#[test]
+fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
+    let before = with_reviews_rules(split_rules());
+    let mut s: Snapshot = (*before).clone();
+    let eps = s
+        .endpoints
+        .get_mut(&host("reviews"))
+        .unwrap()
+        .get_mut(&9080)
+        .unwrap();
+    eps.iter_mut().for_each(|e| e.ready = false);
+    let pod_change = Arc::new(s.seal());
+    assert_eq!(pod_change.config_version, before.config_version);
+    let route_change = with_reviews_rules(vec![reviews_vs(vec![mk_http_route(vec![dest(
+        &host("reviews"),
+        Some("v3"),
+        100,
+    )])])]);
+    assert_ne!(route_change.config_version, before.config_version);
+
+    let first = Generator::new(before.clone());
+    for pod in ["productpage-v1", "reviews-v1", "sleep"] {
+        let p = proxy(&before, pod);
+        let old = first.generate(&p);
+        for next in [pod_change.clone(), route_change.clone()] {
+            let carried = Generator::after(&first, next.clone()).generate(&p);
+            let fresh = Generator::new(next.clone()).generate(&p);
+            for t in [
+                TypeUrl::Cluster,
+                TypeUrl::Endpoint,
+                TypeUrl::Listener,
+                TypeUrl::Route,
+            ] {
+                assert_eq!(versions(&carried, t), versions(&fresh, t), "{pod} {t:?}");
+            }
+            // Only a pod change carries the route map over (the same map).
+            let same_routes = Arc::ptr_eq(
+                carried.shared(TypeUrl::Route).unwrap(),
+                old.shared(TypeUrl::Route).unwrap(),
+            );
+            assert_eq!(
+                same_routes,
+                next.config_version == before.config_version,
+                "{pod}"
+            );
+        }
+    }
+}
