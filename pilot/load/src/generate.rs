@@ -290,6 +290,9 @@ pub fn generate(dir: &Path, shape: &Shape) -> anyhow::Result<()> {
 /// The namespace every scoped namespace also imports.
 pub const SHARED_NAMESPACE: &str = "ns0";
 
+/// The file `--scoped` writes (and `run` looks for to know the mesh is scoped).
+pub const SIDECARS_FILE: &str = "sidecars.yaml";
+
 /// Writes `DIR/sidecars.yaml`: one default Sidecar per namespace, importing
 /// its own namespace and [`SHARED_NAMESPACE`] (the issue's scoped shape).
 pub fn write_sidecars(dir: &Path, shape: &Shape) -> anyhow::Result<()> {
@@ -300,7 +303,7 @@ pub fn write_sidecars(dir: &Path, shape: &Shape) -> anyhow::Result<()> {
             "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {{name: default, namespace: ns{k}}}\nspec:\n  egress:\n  - hosts: [./*, {SHARED_NAMESPACE}/*]\n---\n"
         );
     }
-    write_atomic(&dir.join("sidecars.yaml"), &out)
+    write_atomic(&dir.join(SIDECARS_FILE), &out)
 }
 
 #[cfg(test)]

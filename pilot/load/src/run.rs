@@ -430,6 +430,17 @@ impl Mesh {
 /// The sidecars of a run.
 struct Fleet {
     states: Vec<Arc<Mutex<State>>>,
+    /// Each sidecar's namespace, and whether the mesh is scoped (`generate
+    /// --scoped`: a sidecar imports its own namespace and
+    /// [`crate::generate::SHARED_NAMESPACE`]).
+    namespaces: Vec<String>,
+    scoped: bool,
+}
+
+/// The namespace of the service a watched key names
+/// (`eds:outbound|9080|v1|svc.ns.svc.cluster.local` → `ns`).
+fn key_namespace(key: &str) -> Option<&str> {
+    key.rsplit('|').next()?.split('.').nth(1)
 }
 
 impl Fleet {
@@ -444,11 +455,23 @@ impl Fleet {
         t
     }
 
-    fn live(&self) -> Vec<&Arc<Mutex<State>>> {
+    /// The sidecars whose stream is not broken, with their index.
+    fn live(&self) -> Vec<(usize, &Arc<Mutex<State>>)> {
         self.states
             .iter()
-            .filter(|s| s.lock().unwrap().broken.is_none())
+            .enumerate()
+            .filter(|(_, s)| s.lock().unwrap().broken.is_none())
             .collect()
+    }
+
+    /// Whether sidecar `i` should receive a change of `key`: always, unless
+    /// the mesh is scoped and the key's namespace is neither the sidecar's
+    /// nor the shared one (then it rightly never arrives).
+    fn expects(&self, i: usize, key: &str) -> bool {
+        !self.scoped
+            || key_namespace(key).is_none_or(|ns| {
+                ns == self.namespaces[i] || ns == crate::generate::SHARED_NAMESPACE
+            })
     }
 
     /// Waits until every live sidecar has received a change of each key
@@ -463,9 +486,9 @@ impl Fleet {
             let live = self.live();
             let mut latencies = Vec::new();
             let mut missed = 0;
-            for s in &live {
+            for (i, s) in live {
                 let s = s.lock().unwrap();
-                for (key, t) in changes {
+                for (key, t) in changes.iter().filter(|(k, _)| self.expects(i, k)) {
                     match s.change_after(key, *t) {
                         Some(at) => latencies.push(at - *t),
                         None => missed += 1,
@@ -543,6 +566,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         states: (0..opts.sidecars)
             .map(|_| Arc::new(Mutex::new(State::default())))
             .collect(),
+        namespaces: (0..opts.sidecars)
+            .map(|s| mesh.shape.sidecar_pod(s, opts.sidecars).namespace)
+            .collect(),
+        scoped: opts.dir.join(crate::generate::SIDECARS_FILE).exists(),
     };
 
     // Storm: all connect at once.
@@ -848,5 +875,26 @@ impl Report {
             "tool_cpu_s": self.tool_cpu,
             "wall_s": self.wall.as_secs_f64(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scoped_sidecar_expects_its_own_and_the_shared_namespace_only() {
+        let key = |ns: &str| format!("eds:outbound|9080|v1|svc7.{ns}.svc.cluster.local");
+        assert_eq!(key_namespace(&key("ns3")), Some("ns3"));
+        let fleet = |scoped| Fleet {
+            states: vec![Arc::default()],
+            namespaces: vec!["ns3".into()],
+            scoped,
+        };
+        let (scoped, flat) = (fleet(true), fleet(false));
+        assert!(scoped.expects(0, &key("ns3")));
+        assert!(scoped.expects(0, &key(crate::generate::SHARED_NAMESPACE)));
+        assert!(!scoped.expects(0, &key("ns4")));
+        assert!(flat.expects(0, &key("ns4")));
     }
 }
