@@ -84,6 +84,8 @@ pub(crate) struct Delta {
 struct Diff<'a> {
     send: Vec<(&'a String, &'a Arc<Resource>)>,
     remove: Vec<String>,
+    /// Vanished names whose removal make-before-break holds back.
+    held_back: Vec<String>,
 }
 
 impl Diff<'_> {
@@ -215,15 +217,19 @@ impl Delta {
             return Diff {
                 send: Vec::new(),
                 remove: Vec::new(),
+                held_back: Vec::new(),
             };
         };
-        let remove = missing(desired, &st.client)
+        let (held_back, remove) = missing(desired, &st.client)
             .into_iter()
-            .filter(|n| !self.lingers(t, n))
             .cloned()
-            .collect();
+            .partition(|n| self.lingers(t, n));
         let send = changed(desired, &st.client);
-        Diff { send, remove }
+        Diff {
+            send,
+            remove,
+            held_back,
+        }
     }
 
     /// A vanished resource whose removal make-before-break holds back.
@@ -302,10 +308,9 @@ impl Delta {
             });
             // The client now holds `desired`, plus the removals
             // make-before-break holds back.
-            let removed: BTreeSet<&String> = diff.remove.iter().collect();
-            let kept: Vec<(String, Arc<Resource>)> = missing(&desired, &st.client)
-                .into_iter()
-                .filter(|n| !removed.contains(n))
+            let kept: Vec<(String, Arc<Resource>)> = diff
+                .held_back
+                .iter()
                 .filter_map(|n| st.client.get_key_value(n))
                 .map(|(n, r)| (n.clone(), r.clone()))
                 .collect();

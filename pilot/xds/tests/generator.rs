@@ -33,6 +33,22 @@ fn changed(a: &ProxyResources, b: &ProxyResources, t: TypeUrl) -> Vec<String> {
         .collect()
 }
 
+/// `snapshot` with reviews' 9080 endpoints edited by `edit`, sealed again.
+fn with_reviews_endpoints(
+    snapshot: &Snapshot,
+    edit: impl FnOnce(&mut Vec<rudder_model::Endpoint>),
+) -> Arc<Snapshot> {
+    let mut s = snapshot.clone();
+    edit(
+        s.endpoints
+            .get_mut(&host("reviews"))
+            .unwrap()
+            .get_mut(&9080)
+            .unwrap(),
+    );
+    Arc::new(s.seal())
+}
+
 fn split_rules() -> Vec<rudder_model::RouteTable> {
     vec![reviews_vs(vec![mk_http_route(vec![
         dest(&host("reviews"), Some("v1"), 90),
@@ -68,19 +84,13 @@ fn versions_are_stable_across_calls_and_generators() {
 #[test]
 fn endpoint_only_change_changes_only_eds() {
     let before = with_reviews_rules(split_rules());
-    let mut s: Snapshot = (*before).clone();
-    let eps = s
-        .endpoints
-        .get_mut(&host("reviews"))
-        .unwrap()
-        .get_mut(&9080)
-        .unwrap();
-    let v2 = eps
-        .iter_mut()
-        .find(|e| e.labels.get("version").map(String::as_str) == Some("v2"))
-        .unwrap();
-    v2.ready = false;
-    let after = Arc::new(s.seal());
+    let after = with_reviews_endpoints(&before, |eps| {
+        let v2 = eps
+            .iter_mut()
+            .find(|e| e.labels.get("version").map(String::as_str) == Some("v2"))
+            .unwrap();
+        v2.ready = false;
+    });
     let p = proxy(&before, "productpage-v1");
     let (a, b) = (generate(&before, &p), generate(&after, &p));
     for t in [TypeUrl::Cluster, TypeUrl::Listener, TypeUrl::Route] {
@@ -500,15 +510,8 @@ fn proxies_with_identical_config_share_whole_maps() {
 #[test]
 fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
     let before = with_reviews_rules(split_rules());
-    let mut s: Snapshot = (*before).clone();
-    let eps = s
-        .endpoints
-        .get_mut(&host("reviews"))
-        .unwrap()
-        .get_mut(&9080)
-        .unwrap();
-    eps.iter_mut().for_each(|e| e.ready = false);
-    let pod_change = Arc::new(s.seal());
+    let pod_change =
+        with_reviews_endpoints(&before, |eps| eps.iter_mut().for_each(|e| e.ready = false));
     assert_eq!(pod_change.config_version, before.config_version);
     let route_change = with_reviews_rules(vec![reviews_vs(vec![mk_http_route(vec![dest(
         &host("reviews"),
