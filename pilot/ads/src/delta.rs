@@ -149,6 +149,7 @@ impl Protocol for Delta {
         );
         let forget: Vec<&String> = added
             .iter()
+            .copied()
             .chain(
                 req.resource_names_unsubscribe
                     .iter()
@@ -254,16 +255,20 @@ impl Delta {
             self.linger.clear();
             return;
         }
-        let clusters = res.of(TypeUrl::Cluster);
+        let empty = Arc::default();
+        let clusters = res.shared(TypeUrl::Cluster).unwrap_or(&empty);
         if let Some(cds) = self.types.get(&TypeUrl::Cluster) {
-            for n in cds.client.keys() {
-                if !clusters.is_some_and(|m| m.contains_key(n)) && self.linger.insert(n.clone()) {
+            // One merge walk (by pointer where the maps share resources),
+            // not a lookup per cluster the client holds.
+            for n in missing(clusters, &cds.client) {
+                if self.linger.insert(n.clone()) {
                     info!(cluster = %n, "make-before-break: holding back removal until LDS/RDS are ACKed");
                 }
             }
         }
-        self.linger
-            .retain(|n| !clusters.is_some_and(|m| m.contains_key(n)));
+        if !self.linger.is_empty() {
+            self.linger.retain(|n| !clusters.contains_key(n));
+        }
     }
 
     fn pump(&mut self, cx: &mut StreamCtx, res: &ProxyResources, out: &mut Vec<Outgoing>) {

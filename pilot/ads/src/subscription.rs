@@ -9,7 +9,11 @@
 //! - EDS/RDS/SDS: only the names asked for (or an explicit `*`). In SotW an
 //!   empty list unsubscribes everything.
 
-use std::{cell::RefCell, collections::BTreeSet, sync::Arc};
+use std::{
+    cell::RefCell,
+    collections::{BTreeSet, VecDeque},
+    sync::{Arc, Mutex, Weak},
+};
 
 use rudder_xds::{Resource, TypeUrl};
 
@@ -152,6 +156,78 @@ impl NameSet {
             NameSet::Keys(_) => unreachable!("converted above"),
         }
     }
+
+    /// The names of `m` this set lacks, in name order: one merge walk (by
+    /// pointer where both are maps sharing resources).
+    fn lacks<'a>(&self, m: &'a Arc<Content>) -> Vec<&'a String> {
+        match self {
+            NameSet::Keys(k) => missing(k, m),
+            NameSet::Own(s) => {
+                let mut out = Vec::new();
+                let mut it = s.iter().peekable();
+                for n in m.keys() {
+                    while it.peek().is_some_and(|h| *h < n) {
+                        it.next();
+                    }
+                    if it.peek() != Some(&n) {
+                        out.push(n);
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    /// Adds `add`, then removes `remove` (plain names, no `*`). When the
+    /// result is exactly the names of `available`, the set becomes those
+    /// keys without a name copied: thousands of streams subscribe to the
+    /// same thousands of EDS names, and a service add grows them all by a
+    /// few. Returns whether the set changed.
+    fn edit(
+        &mut self,
+        add: &[&String],
+        remove: &[&String],
+        available: Option<&Arc<Content>>,
+    ) -> bool {
+        let mut new: Vec<&String> = add.iter().copied().filter(|n| !self.contains(n)).collect();
+        new.sort_unstable();
+        new.dedup();
+        let mut gone: Vec<&String> = remove
+            .iter()
+            .copied()
+            .filter(|n| self.contains(n) || new.binary_search(n).is_ok())
+            .collect();
+        gone.sort_unstable();
+        gone.dedup();
+        if new.is_empty() && gone.is_empty() {
+            return false;
+        }
+        if let Some(m) = available {
+            if self.becomes_keys(&new, &gone, m) {
+                *self = NameSet::Keys(m.clone());
+                return true;
+            }
+        }
+        let set = self.make_mut();
+        set.extend(new.into_iter().cloned());
+        for n in gone {
+            set.remove(n);
+        }
+        true
+    }
+
+    /// Whether (this set ∪ `new`) − `gone` (both sorted; `new` disjoint
+    /// from the set, `gone` within the union) equals the keys of `m`: the
+    /// sizes match and every key of `m` is in it.
+    fn becomes_keys(&self, new: &[&String], gone: &[&String], m: &Arc<Content>) -> bool {
+        let size = self.len() + new.len() - gone.len();
+        if size != m.len() || gone.iter().any(|n| m.contains_key(*n)) {
+            return false;
+        }
+        self.lacks(m)
+            .into_iter()
+            .all(|n| new.binary_search(&n).is_ok())
+    }
 }
 
 /// One type's subscription on one stream.
@@ -178,7 +254,7 @@ impl Subscription {
             names: NameSet::default(),
             selected: RefCell::new(None),
         };
-        s.add(names);
+        s.apply(names, &[], available);
         s.share(available);
         s
     }
@@ -219,7 +295,7 @@ impl Subscription {
         self.wildcard = false;
         self.names = NameSet::default();
         self.selected.replace(None);
-        self.add(names);
+        self.apply(names, &[], available);
         self.share(available);
         (self.wildcard, self.legacy) != (before.0, before.1)
             || self.names.len() != before.2.len()
@@ -230,58 +306,49 @@ impl Subscription {
     /// (explicitly, not through `*`), which the caller must (re)send even if
     /// it believes the client holds them: "resubscribing to a known name
     /// must still return it".
-    pub(crate) fn apply_delta(
+    pub(crate) fn apply_delta<'a>(
         &mut self,
-        subscribe: &[String],
+        subscribe: &'a [String],
         unsubscribe: &[String],
         available: Option<&Arc<Content>>,
-    ) -> Vec<String> {
+    ) -> Vec<&'a String> {
         if self.legacy {
             if subscribe.is_empty() {
                 // Only `subscribe` counts for leaving legacy mode (xDS spec).
-                self.remove(unsubscribe);
+                self.apply(&[], unsubscribe, available);
                 return Vec::new();
             }
             self.legacy = false;
             self.wildcard = false;
         }
-        let added = self.add(subscribe);
-        self.remove(unsubscribe);
+        let added = self.apply(subscribe, unsubscribe, available);
         self.share(available);
         added
     }
 
-    fn add(&mut self, names: &[String]) -> Vec<String> {
-        let mut added = Vec::new();
-        for n in names {
-            if n == WILDCARD {
-                if !self.wildcard {
-                    self.selected.replace(None);
-                }
-                self.wildcard = true;
-            } else {
-                if !self.names.contains(n) {
-                    self.selected.replace(None);
-                    self.names.make_mut().insert(n.clone());
-                }
-                added.push(n.clone());
-            }
+    /// Applies a request's names: `*` toggles the wildcard, the others are
+    /// added then removed as one edit. Returns the names subscribed
+    /// (explicitly, not through `*`).
+    fn apply<'a>(
+        &mut self,
+        subscribe: &'a [String],
+        unsubscribe: &[String],
+        available: Option<&Arc<Content>>,
+    ) -> Vec<&'a String> {
+        let wildcard = if unsubscribe.iter().any(|n| n == WILDCARD) {
+            false
+        } else {
+            self.wildcard || subscribe.iter().any(|n| n == WILDCARD)
+        };
+        let mut changed = wildcard != self.wildcard;
+        self.wildcard = wildcard;
+        let add: Vec<&String> = subscribe.iter().filter(|n| *n != WILDCARD).collect();
+        let remove: Vec<&String> = unsubscribe.iter().filter(|n| *n != WILDCARD).collect();
+        changed |= self.names.edit(&add, &remove, available);
+        if changed {
+            self.selected.replace(None);
         }
-        added
-    }
-
-    fn remove(&mut self, names: &[String]) {
-        for n in names {
-            if n == WILDCARD {
-                if self.wildcard {
-                    self.selected.replace(None);
-                }
-                self.wildcard = false;
-            } else if self.names.contains(n) {
-                self.selected.replace(None);
-                self.names.make_mut().remove(n);
-            }
-        }
+        add
     }
 
     pub(crate) fn is_wildcard(&self) -> bool {
@@ -318,18 +385,68 @@ impl Subscription {
         let output = if self.names.equals_keys(available) {
             available.clone()
         } else {
-            Arc::new(
-                self.names
-                    .iter()
-                    .filter_map(|n| available.get_key_value(n))
-                    .map(|(n, r)| (n.clone(), r.clone()))
-                    .collect(),
-            )
+            match &self.names {
+                NameSet::Keys(k) => shared_selection(k, available),
+                NameSet::Own(set) => Arc::new(
+                    set.iter()
+                        .filter_map(|n| available.get_key_value(n))
+                        .map(|(n, r)| (n.clone(), r.clone()))
+                        .collect(),
+                ),
+            }
         };
         self.selected
             .replace(Some((available.clone(), output.clone())));
         output
     }
+}
+
+/// The entries of `available` named by the keys of `names`, built once for
+/// every stream selecting with the same two maps. Between a push that adds
+/// names (a service add) and the streams subscribing to them, thousands of
+/// streams select the previous names from the new map: they share one
+/// result instead of building a copy each.
+fn shared_selection(names: &Arc<Content>, available: &Arc<Content>) -> Arc<Content> {
+    /// Recent selections: the `Weak`s keep both addresses from being
+    /// reused while an entry lives, so equal pointers mean the same maps.
+    type Entry = (Weak<Content>, Weak<Content>, Arc<Content>);
+    static RECENT: Mutex<VecDeque<Entry>> = Mutex::new(VecDeque::new());
+    const KEEP: usize = 8;
+    let hit = |(n, a, _): &Entry| {
+        std::ptr::eq(n.as_ptr(), Arc::as_ptr(names))
+            && std::ptr::eq(a.as_ptr(), Arc::as_ptr(available))
+    };
+    let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, out)) = recent.iter().find(|e| hit(e)) {
+        return out.clone();
+    }
+    // One merge walk over both (sorted) maps.
+    let mut out = Content::new();
+    let mut it = names.iter().peekable();
+    for (n, r) in available.iter() {
+        if it.peek().is_some_and(|(_, kr)| Arc::ptr_eq(kr, r)) {
+            it.next();
+            out.insert(n.clone(), r.clone());
+            continue;
+        }
+        while it.peek().is_some_and(|(k, _)| *k < n) {
+            it.next();
+        }
+        if it.peek().is_some_and(|(k, _)| *k == n) {
+            out.insert(n.clone(), r.clone());
+        }
+    }
+    let out = Arc::new(out);
+    recent.retain(|(n, a, _)| n.strong_count() > 0 && a.strong_count() > 0);
+    if recent.len() == KEEP {
+        recent.pop_front();
+    }
+    recent.push_back((
+        Arc::downgrade(names),
+        Arc::downgrade(available),
+        out.clone(),
+    ));
+    out
 }
 
 #[cfg(test)]
@@ -362,7 +479,11 @@ mod tests {
     #[test]
     fn delta_resubscribe_reports_names_and_star_toggles() {
         let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["a"]), None);
-        assert_eq!(sub.apply_delta(&s(&["a", "b"]), &[], None), s(&["a", "b"]));
+        let names = s(&["a", "b"]);
+        assert_eq!(
+            sub.apply_delta(&names, &[], None),
+            names.iter().collect::<Vec<_>>()
+        );
         sub.apply_delta(&[], &s(&["a"]), None);
         assert!(!sub.wants("a") && sub.wants("b"));
         sub.apply_delta(&s(&["*"]), &[], None);
@@ -407,5 +528,58 @@ mod tests {
         // Editing a shared set copies it; the map is untouched.
         sub.apply_delta(&[], &s(&["a"]), None);
         assert!(!sub.wants("a") && m.contains_key("a"));
+    }
+
+    fn with(m: &Arc<Content>, add: &[&str], remove: &[&str]) -> Arc<Content> {
+        let mut c = (**m).clone();
+        for n in add {
+            c.insert(
+                n.to_string(),
+                Arc::new(Resource {
+                    version: "2".into(),
+                    body: Default::default(),
+                }),
+            );
+        }
+        for n in remove {
+            c.remove(*n);
+        }
+        Arc::new(c)
+    }
+
+    #[test]
+    fn subscribing_to_a_grown_map_takes_its_keys_without_copying_names() {
+        let m = map(&["a", "b", "c"]);
+        let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["a", "b", "c"]), Some(&m));
+        // A service add: the map grows by "d", the stream subscribes to it.
+        let grown = with(&m, &["d"], &[]);
+        sub.apply_delta(&s(&["d"]), &[], Some(&grown));
+        assert!(matches!(&sub.names, NameSet::Keys(k) if Arc::ptr_eq(k, &grown)));
+        // A removal: the map shrinks, the stream unsubscribes.
+        let shrunk = with(&grown, &[], &["a"]);
+        sub.apply_delta(&[], &s(&["a"]), Some(&shrunk));
+        assert!(matches!(&sub.names, NameSet::Keys(k) if Arc::ptr_eq(k, &shrunk)));
+        assert!(!sub.wants("a") && sub.wants("d"));
+        // A name pilot does not have: the stream's own set, holding it.
+        sub.apply_delta(&s(&["zz"]), &[], Some(&shrunk));
+        assert!(matches!(sub.names, NameSet::Own(_)));
+        assert!(sub.wants("zz") && sub.wants("b"));
+        // Subscribed and unsubscribed in one request: removed.
+        sub.apply_delta(&s(&["x"]), &s(&["x", "zz"]), Some(&shrunk));
+        assert!(!sub.wants("x") && !sub.wants("zz"));
+        assert!(matches!(&sub.names, NameSet::Keys(k) if Arc::ptr_eq(k, &shrunk)));
+    }
+
+    #[test]
+    fn streams_selecting_old_names_from_a_new_map_share_one_selection() {
+        let m = map(&["a", "b", "c"]);
+        let grown = with(&m, &["bb", "d"], &["c"]);
+        let one = Subscription::first(TypeUrl::Endpoint, &s(&["a", "b", "c"]), Some(&m));
+        let two = Subscription::first(TypeUrl::Endpoint, &s(&["a", "b", "c"]), Some(&m));
+        let x = one.select(Some(&grown));
+        let y = two.select(Some(&grown));
+        assert!(Arc::ptr_eq(&x, &y));
+        assert_eq!(x.keys().collect::<Vec<_>>(), ["a", "b"]);
+        assert!(Arc::ptr_eq(&x["a"], &grown["a"]));
     }
 }
