@@ -58,10 +58,8 @@ pub(crate) fn changed<'a>(
         while have_it.peek().is_some_and(|(h, _)| *h < n) {
             have_it.next();
         }
-        let held = match have_it.peek() {
-            Some((h, hr)) if *h == n => Some(*hr),
-            _ => None,
-        };
+        // Step past a name found, so the pointer check above lines up again.
+        let held = have_it.next_if(|(h, _)| *h == n).map(|(_, hr)| hr);
         if !same_resource(held, r) {
             out.push((n, r));
         }
@@ -84,7 +82,7 @@ pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'
         while want_it.peek().is_some_and(|(w, _)| *w < n) {
             want_it.next();
         }
-        if want_it.peek().map(|(w, _)| *w) != Some(n) {
+        if want_it.next_if(|(w, _)| *w == n).is_none() {
             out.push(n);
         }
     }
@@ -432,7 +430,7 @@ fn shared_selection(names: &Arc<Content>, available: &Arc<Content>) -> Arc<Conte
         while it.peek().is_some_and(|(k, _)| *k < n) {
             it.next();
         }
-        if it.peek().is_some_and(|(k, _)| *k == n) {
+        if it.next_if(|(k, _)| *k == n).is_some() {
             out.insert(n.clone(), r.clone());
         }
     }
@@ -581,5 +579,36 @@ mod tests {
         assert!(Arc::ptr_eq(&x, &y));
         assert_eq!(x.keys().collect::<Vec<_>>(), ["a", "b"]);
         assert!(Arc::ptr_eq(&x["a"], &grown["a"]));
+    }
+
+    /// The merge walks agree with a lookup per name on maps that share
+    /// some resources and differ in others (inserted, removed, replaced), so
+    /// the walks lose and regain the pointer fast path along the way.
+    #[test]
+    fn merge_walks_agree_with_lookups() {
+        let names: Vec<String> = (0..40).map(|i| format!("n{i:02}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let base = map(&refs[..30]);
+        // Replaced (new version, new pointer), added, and removed names.
+        let other = with(
+            &base,
+            &["n03", "n17", "n31", "n35", "a"],
+            &["n00", "n10", "n11", "n29"],
+        );
+        for (want, have) in [(&base, &other), (&other, &base)] {
+            let expect_changed: Vec<&String> = want
+                .iter()
+                .filter(|(n, r)| have.get(*n).is_none_or(|h| h.version != r.version))
+                .map(|(n, _)| n)
+                .collect();
+            let got: Vec<&String> = changed(want, have).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(got, expect_changed);
+            let expect_missing: Vec<&String> =
+                have.keys().filter(|n| !want.contains_key(*n)).collect();
+            assert_eq!(missing(want, have), expect_missing);
+            let selected = shared_selection(have, want);
+            let expect: Vec<&String> = want.keys().filter(|n| have.contains_key(*n)).collect();
+            assert_eq!(selected.keys().collect::<Vec<_>>(), expect);
+        }
     }
 }
