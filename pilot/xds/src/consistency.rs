@@ -126,51 +126,68 @@ pub(crate) fn reference_problems<'a>(
     clusters: &Content,
     rds: &Content,
 ) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut refs = Refs::default();
-    for (name, r) in listeners {
-        match decode::<Listener>(&r.body) {
-            Ok(l) => {
-                let chains = l
-                    .filter_chains
-                    .iter()
-                    .chain(l.default_filter_chain.as_ref());
-                for f in chains.flat_map(|c| &c.filters) {
-                    if let Err(e) = refs.filter(f) {
-                        problems.push(format!("listener {name}: filter {}: {e}", f.name));
-                    }
-                }
-            }
-            Err(e) => problems.push(format!("listener {name}: {e}")),
-        }
-    }
-    for (name, r) in routes {
-        match decode::<RouteConfiguration>(&r.body) {
-            Ok(rc) => refs.route_config(&rc, &format!("route configuration {name}")),
-            Err(e) => problems.push(format!("route configuration {name}: {e}")),
-        }
-    }
-    for (name, by) in &refs.rds {
-        if !rds.contains_key(name) {
-            problems.push(format!("{by}: route configuration {name} does not exist"));
-        }
-    }
-    for (cluster, by) in &refs.clusters {
-        if !clusters.contains_key(cluster) {
-            problems.push(format!("{by}: cluster {cluster} does not exist"));
-        }
-    }
+    let (refs, mut problems) = Refs::of(listeners, routes);
+    problems.extend(refs.missing(clusters, rds));
     problems
 }
 
 /// Names referenced, each with who references it.
-#[derive(Default)]
-struct Refs {
+#[derive(Debug, Default)]
+pub(crate) struct Refs {
     rds: BTreeSet<(String, String)>,
     clusters: BTreeSet<(String, String)>,
 }
 
 impl Refs {
+    /// What `listeners` and `routes` reference (decoded once), and the
+    /// problems decoding them.
+    pub(crate) fn of<'a>(
+        listeners: impl IntoIterator<Item = (&'a String, &'a Arc<Resource>)>,
+        routes: impl IntoIterator<Item = (&'a String, &'a Arc<Resource>)>,
+    ) -> (Refs, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut refs = Refs::default();
+        for (name, r) in listeners {
+            match decode::<Listener>(&r.body) {
+                Ok(l) => {
+                    let chains = l
+                        .filter_chains
+                        .iter()
+                        .chain(l.default_filter_chain.as_ref());
+                    for f in chains.flat_map(|c| &c.filters) {
+                        if let Err(e) = refs.filter(f) {
+                            problems.push(format!("listener {name}: filter {}: {e}", f.name));
+                        }
+                    }
+                }
+                Err(e) => problems.push(format!("listener {name}: {e}")),
+            }
+        }
+        for (name, r) in routes {
+            match decode::<RouteConfiguration>(&r.body) {
+                Ok(rc) => refs.route_config(&rc, &format!("route configuration {name}")),
+                Err(e) => problems.push(format!("route configuration {name}: {e}")),
+            }
+        }
+        (refs, problems)
+    }
+
+    /// The referenced names `clusters` and `rds` do not hold.
+    pub(crate) fn missing(&self, clusters: &Content, rds: &Content) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, by) in &self.rds {
+            if !rds.contains_key(name) {
+                problems.push(format!("{by}: route configuration {name} does not exist"));
+            }
+        }
+        for (cluster, by) in &self.clusters {
+            if !clusters.contains_key(cluster) {
+                problems.push(format!("{by}: cluster {cluster} does not exist"));
+            }
+        }
+        problems
+    }
+
     fn filter(&mut self, f: &Filter) -> Result<(), String> {
         let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
             return Ok(());

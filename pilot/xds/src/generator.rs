@@ -13,8 +13,15 @@
 //!   ├─ chains        key: (scope key, selector bits, capture ports)
 //!   ├─ whole maps:   proxy_clusters (scope key, cert mode, inbound ports) and
 //!   │                routes (the chains key) → one `Arc<Content>` per key
-//!   └─ per proxy:    the listener map (the capture listener holds the pod's IPs)
+//!   └─ listener_maps key: (proxy, its inbound ports, chains)          the listener map (the capture
+//!                    listener holds the pod's IPs), and what its own listeners reference
 //! ```
+//!
+//! A generator that follows another with the same configuration
+//! ([`Generator::after`]) takes over what depends on configuration alone, and
+//! each proxy's listener map that the proxy still looks up; so a pod change
+//! costs its load assignments and clusters, not the mesh's routes and
+//! listeners.
 //!
 //! Proxies with identical resources of a type share that type's map, not
 //! just its resources: per-proxy memory is the listener map and the ADS
@@ -47,11 +54,11 @@ use rudder_model::{
 
 use crate::{
     cluster::{fixed_clusters, inbound_cluster, outbound_cluster, Peers},
-    consistency::{eds_problems, reference_problems, report_inconsistent},
+    consistency::{eds_problems, reference_problems, report_inconsistent, Refs},
     endpoint::{eds_resource, members},
     inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
-    proxy::inbound_ports,
+    proxy::{inbound_ports, InboundPort},
     rds::{outbound_route_config, service_route_config},
     ProxyResources, Resource, TypeUrl,
 };
@@ -68,19 +75,30 @@ struct NamespaceView {
 /// A thread-safe memo table: build outside the lock, first insert wins (equal
 /// inputs build equal resources, so a lost race only costs time).
 #[derive(Debug)]
-struct Memo<K, V>(Mutex<HashMap<K, Arc<V>>>);
+struct Memo<K, V> {
+    live: Mutex<HashMap<K, Arc<V>>>,
+    /// The previous generator's entries not yet looked up by this one (see
+    /// [`Memo::handed_over`]).
+    older: Mutex<HashMap<K, Arc<V>>>,
+}
 
 impl<K: Eq + Hash, V> Memo<K, V> {
     fn new() -> Self {
-        Memo(Mutex::new(HashMap::new()))
+        Memo {
+            live: Mutex::new(HashMap::new()),
+            older: Mutex::new(HashMap::new()),
+        }
     }
 
     fn get_or(&self, key: K, build: impl FnOnce() -> Arc<V>) -> Arc<V> {
-        if let Some(v) = self.lock().get(&key) {
+        if let Some(v) = lock(&self.live).get(&key) {
             return v.clone();
         }
-        let v = build();
-        self.lock().entry(key).or_insert(v).clone()
+        let v = match lock(&self.older).remove(&key) {
+            Some(v) => v,
+            None => build(),
+        };
+        lock(&self.live).entry(key).or_insert(v).clone()
     }
 
     /// A table holding what this one holds (the values shared).
@@ -88,13 +106,27 @@ impl<K: Eq + Hash, V> Memo<K, V> {
     where
         K: Clone,
     {
-        Memo(Mutex::new(self.lock().clone()))
+        Memo {
+            live: Mutex::new(lock(&self.live).clone()),
+            older: Mutex::new(HashMap::new()),
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<K, Arc<V>>> {
-        // A panic while building never leaves the map half-updated: recover it.
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    /// A table offering what this one built or used, moved out of it (a
+    /// later lookup here builds again): what the next generator does not
+    /// look up is dropped with it, so entries of proxies that went away do
+    /// not pile up from push to push.
+    fn handed_over(&self) -> Self {
+        Memo {
+            live: Mutex::new(HashMap::new()),
+            older: Mutex::new(std::mem::take(&mut *lock(&self.live))),
+        }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while building never leaves a map half-updated: recover it.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Which of the snapshot's distinct source selectors select a proxy.
@@ -131,6 +163,20 @@ type CheckKey = (
     ByPtr<OutboundChains>,
 );
 
+/// What a proxy's listener map depends on beyond the configuration: the
+/// proxy, the ports its app serves, and its outbound chains (by pointer:
+/// carried from generator to generator while the configuration stays).
+type ListenersKey = (Proxy, Vec<InboundPort>, ByPtr<OutboundChains>);
+
+/// A proxy's listener map, and what its own listeners (those not shared
+/// with other proxies) reference, decoded once for the consistency check.
+#[derive(Debug)]
+struct ProxyListeners {
+    map: Arc<Named>,
+    refs: Refs,
+    problems: Vec<String>,
+}
+
 /// What a proxy's cluster map depends on: scope, cert mode, inbound ports
 /// and their protocols.
 type ClustersKey = (ScopeKey, CertMode, Vec<(u16, rudder_model::Protocol)>);
@@ -158,6 +204,8 @@ pub struct Generator {
     /// Whole per-type maps, shared by every proxy with the same key.
     proxy_clusters: Memo<ClustersKey, Named>,
     routes: Memo<ChainsKey, Named>,
+    /// Per proxy: its listener map (the capture listener holds the pod's IPs).
+    listener_maps: Memo<ListenersKey, ProxyListeners>,
     /// Problems of the shared part of a set (cluster, assignment and route
     /// maps, service listeners), checked once per combination.
     checks: Memo<CheckKey, Vec<String>>,
@@ -198,6 +246,7 @@ impl Generator {
             chains: Memo::new(),
             proxy_clusters: Memo::new(),
             routes: Memo::new(),
+            listener_maps: Memo::new(),
             checks: Memo::new(),
         }
     }
@@ -206,7 +255,9 @@ impl Generator {
     /// snapshots differ only in pods and endpoints (same
     /// [`Snapshot::config_version`]), what depends on configuration alone
     /// (scopes, route configurations, outbound chains and service
-    /// listeners, inbound clusters) is taken over instead of rebuilt; what
+    /// listeners, inbound clusters, and each proxy's listener map while the
+    /// proxy and the ports its app serves stay) is taken over instead of
+    /// rebuilt; what
     /// endpoints reach (outbound clusters, whose peers they name, load
     /// assignments, the maps holding them, consistency results) is built
     /// anew. A pod change thus costs its assignments, not the mesh's
@@ -222,6 +273,7 @@ impl Generator {
             next.service_routes = previous.service_routes.carried();
             next.chains = previous.chains.carried();
             next.routes = previous.routes.carried();
+            next.listener_maps = previous.listener_maps.handed_over();
         }
         next
     }
@@ -237,9 +289,12 @@ impl Generator {
     }
 
     /// [`Generator::generate`], plus the outbound chains the listeners were
-    /// built from (their service listeners are shared, the rest are the
-    /// proxy's own).
-    fn generate_parts(&self, proxy: &Proxy) -> (ProxyResources, Arc<OutboundChains>, Vec<String>) {
+    /// built from (their service listeners are shared) and the proxy's
+    /// listeners (the rest are its own).
+    fn generate_parts(
+        &self,
+        proxy: &Proxy,
+    ) -> (ProxyResources, Arc<OutboundChains>, Arc<ProxyListeners>) {
         let snapshot = &*self.snapshot;
         let bits: SelectorBits = self
             .selectors
@@ -277,16 +332,20 @@ impl Generator {
         let chains = self.chains.get_or(chains_key.clone(), || {
             Arc::new(outbound_chains(snapshot, &scope, &proxy.labels, &capture))
         });
-        let security = InboundSecurity::of(snapshot, proxy, &inbound);
-        let built = listeners(proxy, &inbound, &chains, &security);
-        // `listeners` returns the proxy's own listeners first, then the
-        // shared service listeners.
-        let own_listeners: Vec<String> = built
-            .iter()
-            .take(built.len() - chains.vip_listeners.len())
-            .map(|(n, _)| n.clone())
-            .collect();
-        let listeners: Named = built.into_iter().collect();
+        let listeners_key = (proxy.clone(), inbound.clone(), ByPtr(chains.clone()));
+        let listeners = self.listener_maps.get_or(listeners_key, || {
+            let security = InboundSecurity::of(snapshot, proxy, &inbound);
+            let built = listeners(proxy, &inbound, &chains, &security);
+            // `listeners` returns the proxy's own listeners first, then the
+            // shared service listeners.
+            let own = built.len() - chains.vip_listeners.len();
+            let (refs, problems) = Refs::of(built[..own].iter().map(|(n, r)| (n, r)), []);
+            Arc::new(ProxyListeners {
+                map: Arc::new(built.into_iter().collect()),
+                refs,
+                problems,
+            })
+        });
         let routes = self.routes.get_or(chains_key, || {
             let mut routes: Named = chains
                 .http_ports
@@ -318,16 +377,16 @@ impl Generator {
             snapshot = %snapshot.version,
             clusters = clusters.len(),
             endpoints = view.endpoints.len(),
-            listeners = listeners.len(),
+            listeners = listeners.map.len(),
             routes = routes.len(),
             "generated xDS"
         );
         let mut out = ProxyResources::default();
         out.insert(TypeUrl::Cluster, clusters);
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
-        out.insert(TypeUrl::Listener, listeners);
+        out.insert(TypeUrl::Listener, listeners.map.clone());
         out.insert(TypeUrl::Route, routes);
-        (out, chains, own_listeners)
+        (out, chains, listeners)
     }
 
     /// [`Generator::generate`], then [`check_consistency`]: `None` when the
@@ -339,7 +398,8 @@ impl Generator {
     /// The check is split by what is shared: the cluster, assignment and
     /// route maps and the service listeners are checked once per
     /// combination (by pointer; proxies share them), and only the proxy's
-    /// own listeners (the capture listener) are decoded for each proxy.
+    /// own listeners (the capture listener) are decoded for each proxy,
+    /// once while they stay the same.
     pub fn generate_checked(&self, proxy: &Proxy) -> Option<ProxyResources> {
         let (res, chains, own) = self.generate_parts(proxy);
         let empty = Arc::new(Named::new());
@@ -365,12 +425,9 @@ impl Generator {
             ));
             Arc::new(problems)
         });
-        let listeners = res.of(TypeUrl::Listener);
-        let own = own
-            .iter()
-            .filter_map(|n| listeners.and_then(|l| l.get_key_value(n)));
         let mut problems = (*shared).clone();
-        problems.extend(reference_problems(own, [], &clusters, &routes));
+        problems.extend(own.problems.iter().cloned());
+        problems.extend(own.refs.missing(&clusters, &routes));
         if problems.is_empty() {
             Some(res)
         } else {

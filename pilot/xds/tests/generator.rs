@@ -545,6 +545,61 @@ fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
                 next.config_version == before.config_version,
                 "{pod}"
             );
+            // So does the proxy's listener map, the proxy being the same.
+            let same_listeners = Arc::ptr_eq(
+                carried.shared(TypeUrl::Listener).unwrap(),
+                old.shared(TypeUrl::Listener).unwrap(),
+            );
+            assert_eq!(
+                same_listeners,
+                next.config_version == before.config_version,
+                "{pod}"
+            );
         }
     }
+}
+
+#[test]
+fn a_listener_map_is_carried_only_while_its_proxy_looks_it_up() {
+    let before = with_reviews_rules(split_rules());
+    let pod_change =
+        with_reviews_endpoints(&before, |eps| eps.iter_mut().for_each(|e| e.ready = false));
+    let p = proxy(&before, "productpage-v1");
+    let first = Generator::new(before.clone());
+    let map = first
+        .generate(&p)
+        .shared(TypeUrl::Listener)
+        .unwrap()
+        .clone();
+    let held = Arc::downgrade(&map);
+    drop(map);
+
+    // Looked up by the next generator: the same map.
+    let second = Generator::after(&first, pod_change.clone());
+    let again = second.generate(&p);
+    assert!(Arc::ptr_eq(
+        again.shared(TypeUrl::Listener).unwrap(),
+        &held.upgrade().unwrap()
+    ));
+    drop(again);
+
+    // `third` never looks it up: `fourth` does not keep it, and once the
+    // older generators are gone nothing holds it.
+    let third = Generator::after(&second, before.clone());
+    let fifth = Generator::after(&third, pod_change.clone());
+    assert!(held.upgrade().is_some(), "second still holds it");
+    drop((first, second, third));
+    assert!(
+        held.upgrade().is_none(),
+        "a map no generator looked up is dropped"
+    );
+    // A proxy with another IP (a new pod) gets its own map.
+    let mut moved = p.clone();
+    moved.ips = vec!["10.9.9.9".parse().unwrap()];
+    let a = fifth.generate(&p);
+    let b = fifth.generate(&moved);
+    assert!(!Arc::ptr_eq(
+        a.shared(TypeUrl::Listener).unwrap(),
+        b.shared(TypeUrl::Listener).unwrap()
+    ));
 }
