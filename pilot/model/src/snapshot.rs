@@ -78,12 +78,7 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Computes the version and indexes. Call after filling the fields.
-    pub fn seal(mut self) -> Self {
-        self.workloads_by_ip = self
-            .workloads
-            .iter()
-            .flat_map(|(key, w)| w.ips.iter().map(move |ip| (*ip, key.clone())))
-            .collect();
+    pub fn seal(self) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.mesh.hash(&mut h);
         self.namespaces.hash(&mut h);
@@ -92,10 +87,26 @@ impl Snapshot {
         self.destination_rules.hash(&mut h);
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
-        self.config_version = format!("{:016x}", h.finish());
+        let config_version = format!("{:016x}", h.finish());
+        self.seal_endpoints(config_version)
+    }
+
+    /// [`Snapshot::seal`] for a snapshot whose configuration is that of
+    /// another sealed one, taken as it was (only workloads and endpoints
+    /// were filled anew): `config_version` is that snapshot's, not hashed
+    /// again.
+    pub fn seal_endpoints(mut self, config_version: String) -> Self {
+        self.workloads_by_ip = self
+            .workloads
+            .iter()
+            .flat_map(|(key, w)| w.ips.iter().map(move |ip| (*ip, key.clone())))
+            .collect();
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        config_version.hash(&mut h);
         self.endpoints.hash(&mut h);
         self.workloads.hash(&mut h);
         self.version = format!("{:016x}", h.finish());
+        self.config_version = config_version;
         self
     }
 

@@ -9,8 +9,8 @@
 use std::collections::{btree_map::Entry, BTreeMap};
 
 use rudder_model::{
-    DestinationPolicy, DestinationRules, Diagnostic, MeshConfig, Namespace, RouteTable, RuleRef,
-    Sidecar, Snapshot, TrafficPolicy,
+    DestinationPolicy, DestinationRules, Diagnostic, Endpoint, MeshConfig, Namespace, RouteTable,
+    RuleRef, Service, Sidecar, Snapshot, TrafficPolicy, Workload,
 };
 
 use crate::{
@@ -267,39 +267,7 @@ pub fn build_snapshot<'a>(
             }
         }
     }
-    for o in get(Kind::Pod) {
-        if let Body::Pod(p) = &o.body {
-            let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some(w) =
-                compile::kube::workload(p, &o.key, &mut ck).filter(|_| !compile::kube::finished(p))
-            {
-                snap.workloads
-                    .insert(format!("{}/{}", o.key.namespace, o.key.name), w);
-            }
-        }
-    }
-    let mut sources = EndpointSources::default();
-    for o in get(Kind::Endpoints) {
-        if let Body::Endpoints(e) = &o.body {
-            sources
-                .endpoints
-                .entry(format!("{}/{}", o.key.namespace, o.key.name))
-                .or_default()
-                .push(e);
-        }
-    }
-    for o in get(Kind::EndpointSlice) {
-        if let Body::EndpointSlice(s) = &o.body {
-            if let Some(svc) = o.meta.labels.get(rudder_config::kube::SERVICE_NAME_LABEL) {
-                sources
-                    .slices
-                    .entry(format!("{}/{}", o.key.namespace, svc))
-                    .or_default()
-                    .push(s);
-            }
-        }
-    }
-    snap.endpoints = endpoints::compute(&snap.services, &snap.workloads, &sources);
+    (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get);
 
     let with_services = Ctx {
         domain_suffix: &domain,
@@ -429,6 +397,112 @@ pub fn build_snapshot<'a>(
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
     snap.seal()
+}
+
+/// [`Snapshot::endpoints`]: by service FQDN, then service port.
+type EndpointsByHost = BTreeMap<String, BTreeMap<u16, Vec<Endpoint>>>;
+
+/// Workloads (the pods not finished) and endpoints, from the endpoint kinds
+/// (`of` lists the build's objects of a kind).
+fn endpoint_state<'a>(
+    services: &BTreeMap<String, Service>,
+    of: &impl Fn(Kind) -> Vec<&'a Object>,
+) -> (BTreeMap<String, Workload>, EndpointsByHost) {
+    let mut workloads = BTreeMap::new();
+    for o in of(Kind::Pod) {
+        if let Body::Pod(p) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(w) =
+                compile::kube::workload(p, &o.key, &mut ck).filter(|_| !compile::kube::finished(p))
+            {
+                workloads.insert(format!("{}/{}", o.key.namespace, o.key.name), w);
+            }
+        }
+    }
+    let mut sources = EndpointSources::default();
+    for o in of(Kind::Endpoints) {
+        if let Body::Endpoints(e) = &o.body {
+            sources
+                .endpoints
+                .entry(format!("{}/{}", o.key.namespace, o.key.name))
+                .or_default()
+                .push(e);
+        }
+    }
+    for o in of(Kind::EndpointSlice) {
+        if let Body::EndpointSlice(s) = &o.body {
+            if let Some(svc) = o.meta.labels.get(rudder_config::kube::SERVICE_NAME_LABEL) {
+                sources
+                    .slices
+                    .entry(format!("{}/{}", o.key.namespace, svc))
+                    .or_default()
+                    .push(s);
+            }
+        }
+    }
+    let endpoints = endpoints::compute(services, &workloads, &sources);
+    (workloads, endpoints)
+}
+
+/// Whether a build after changes to endpoint kinds alone (Pods, Endpoints,
+/// EndpointSlices) may take `previous`'s configuration as it is
+/// ([`rebuild_endpoints`]): it was built (not the empty start), and none of
+/// its AuthorizationPolicies has an HTTP-only rule, whose warning about
+/// TCP ports is the one result of the configuration's build that reads
+/// pods.
+pub fn endpoints_rebuildable(previous: &Snapshot) -> bool {
+    !previous.config_version.is_empty()
+        && !previous
+            .security
+            .authorization_policies
+            .iter()
+            .any(|p| p.rules.iter().any(|r| r.is_http_only()))
+}
+
+/// The snapshot after changes to endpoint kinds alone since `previous` was
+/// built from the same store (and the store's own diagnostics unchanged):
+/// `previous`'s configuration and diagnostics as they are, workloads and
+/// endpoints computed anew from `objects`. Equal to [`build_snapshot`] over
+/// the same objects when [`endpoints_rebuildable`] holds; a pod change then
+/// costs its endpoints, not a compile of every rule in the mesh.
+pub fn rebuild_endpoints<'a>(
+    previous: &Snapshot,
+    objects: impl IntoIterator<Item = &'a Object>,
+) -> Snapshot {
+    let objects: Vec<&Object> = objects.into_iter().collect();
+    let mesh_spec = objects.iter().find_map(|o| match &o.body {
+        Body::MeshConfig(m) => Some(m),
+        _ => None,
+    });
+    let selected = discovery::Selected::new(mesh_spec, &objects);
+    let mut of: BTreeMap<Kind, Vec<&Object>> = BTreeMap::new();
+    for o in objects.iter().filter(|o| {
+        matches!(
+            o.key.kind,
+            Kind::Pod | Kind::Endpoints | Kind::EndpointSlice
+        ) && selected.keeps(o)
+    }) {
+        of.entry(o.key.kind).or_default().push(o);
+    }
+    let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
+    let (workloads, endpoints) = endpoint_state(&previous.services, &get);
+    Snapshot {
+        mesh: previous.mesh.clone(),
+        namespaces: previous.namespaces.clone(),
+        services: previous.services.clone(),
+        endpoints,
+        workloads,
+        route_tables: previous.route_tables.clone(),
+        destination_rules: previous.destination_rules.clone(),
+        sidecars: previous.sidecars.clone(),
+        security: previous.security.clone(),
+        diagnostics: previous.diagnostics.clone(),
+        // Set by `seal_endpoints`.
+        version: String::new(),
+        config_version: String::new(),
+        workloads_by_ip: BTreeMap::new(),
+    }
+    .seal_endpoints(previous.config_version.clone())
 }
 
 /// A sidecar gets one route table per host: the oldest VirtualService naming

@@ -13,8 +13,11 @@
 //! EndpointSlices: [`is_endpoint_kind`]) is never held behind that: it is
 //! built `endpoint_delay` after the first such change, merging those within
 //! the window, even while config changes keep coming (so sustained pod churn
-//! neither waits for quiet nor is starved by it). Every build compiles the
-//! whole store, so whichever clock fires publishes everything pending.
+//! neither waits for quiet nor is starved by it). A build answering
+//! endpoint changes alone takes the last build's configuration as it is and
+//! computes workloads and endpoints anew
+//! ([`crate::build::rebuild_endpoints`]); any other compiles the whole store,
+//! so whichever clock fires publishes everything pending.
 //!
 //! Publishing only when the snapshot's version changes means a burst of
 //! identical applies (a re-list, an editor touching a file) pushes nothing.
@@ -195,17 +198,30 @@ async fn run(
     diag_tx: watch::Sender<Arc<Vec<Diagnostic>>>,
     opts: RegistryOptions,
 ) {
+    // The last build and the store's own diagnostics it carried.
+    let mut last: Option<(Arc<Snapshot>, Vec<Diagnostic>)> = None;
     while let Some(first) = rx.recv().await {
         let mut acks = Vec::new();
         let mut pending = Pending::default();
+        // Whether every change this build answers moved endpoints only (a
+        // change is applied to the store before it is announced, so what
+        // the last build missed is announced here or later).
+        let mut endpoints_only = true;
         match first {
-            Msg::Flush(a) => acks.push(a),
+            Msg::Flush(a) => {
+                acks.push(a);
+                endpoints_only = false;
+            }
             Msg::Changed(c) => {
+                endpoints_only &= c == Change::Endpoints;
                 pending.add(c, Instant::now(), &opts);
                 while let Some(at) = pending.due() {
                     tokio::select! {
                         m = rx.recv() => match m {
-                            Some(Msg::Changed(c)) => pending.add(c, Instant::now(), &opts),
+                            Some(Msg::Changed(c)) => {
+                                endpoints_only &= c == Change::Endpoints;
+                                pending.add(c, Instant::now(), &opts);
+                            }
                             Some(Msg::Flush(a)) => { acks.push(a); break; }
                             None => break,
                         },
@@ -216,13 +232,21 @@ async fn run(
         }
         // Drain flushes queued behind us so they see this build.
         while let Ok(m) = rx.try_recv() {
-            if let Msg::Flush(a) = m {
-                acks.push(a);
+            match m {
+                Msg::Flush(a) => acks.push(a),
+                Msg::Changed(c) => endpoints_only &= c == Change::Endpoints,
             }
         }
         let snap = {
             let guard = store.lock().unwrap_or_else(|e| e.into_inner());
-            Arc::new(guard.snapshot())
+            let built = match &last {
+                Some((previous, diagnostics)) if endpoints_only => {
+                    guard.snapshot_after_endpoints(previous, diagnostics)
+                }
+                _ => guard.snapshot(),
+            };
+            last = Some((Arc::new(built), guard.diagnostics()));
+            last.as_ref().map(|(s, _)| s.clone()).expect("just set")
         };
         let current = snap_tx.borrow().clone();
         let published = if current.version != snap.version {

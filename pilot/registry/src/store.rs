@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use rudder_model::{Diagnostic, Severity, Snapshot};
 
 use crate::{
-    build::{build_snapshot, validate_object},
+    build::{build_snapshot, endpoints_rebuildable, rebuild_endpoints, validate_object},
     object::{Kind, Object, ObjectKey, Rejected},
 };
 
@@ -177,5 +177,23 @@ impl Store {
     /// Builds the snapshot of the current contents.
     pub fn snapshot(&self) -> Snapshot {
         build_snapshot(self.objects(), self.diagnostics())
+    }
+
+    /// The snapshot of the current contents when only endpoint kinds
+    /// changed since `previous` was built from this store and its
+    /// diagnostics are `previous_diagnostics` still: `previous`'s
+    /// configuration taken as it is ([`rebuild_endpoints`]). Otherwise
+    /// (or when `previous` does not allow it) a full build.
+    pub fn snapshot_after_endpoints(
+        &self,
+        previous: &Snapshot,
+        previous_diagnostics: &[Diagnostic],
+    ) -> Snapshot {
+        let diagnostics = self.diagnostics();
+        if endpoints_rebuildable(previous) && diagnostics == previous_diagnostics {
+            rebuild_endpoints(previous, self.objects())
+        } else {
+            build_snapshot(self.objects(), diagnostics)
+        }
     }
 }

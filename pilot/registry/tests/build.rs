@@ -474,3 +474,60 @@ fn per_destination_headers_stay_with_their_destination() {
         s.diagnostics
     );
 }
+
+/// A build after pod changes alone keeps the configuration and equals a full
+/// build: readiness flips, a pod added, a pod removed, a pod that moves to
+/// another IP.
+#[test]
+fn an_endpoints_build_equals_a_full_build() {
+    let vs = std::fs::read_to_string(common::testdata(
+        "variants/reviews-99-1-virtual-service.yaml",
+    ))
+    .unwrap();
+    let mut store = Store::new();
+    for o in objects(&format!("{}---\n{DR}---\n{vs}", platform())) {
+        assert!(store.apply(o).is_empty());
+    }
+    let mut previous = store.snapshot();
+    assert!(rudder_registry::build::endpoints_rebuildable(&previous));
+    let edits = [
+        mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", false),
+        mk_pod("reviews-v3", "reviews", "v3", "10.0.0.3", true),
+        mk_pod("reviews-v2", "reviews", "v2", "10.0.0.9", true),
+    ];
+    for pod in edits {
+        for o in objects(&pod) {
+            assert!(store.apply(o).is_empty());
+        }
+        let fast = store.snapshot_after_endpoints(&previous, &store.diagnostics());
+        let full = store.snapshot();
+        assert_eq!(fast, full);
+        assert_ne!(fast.version, previous.version, "{pod}");
+        assert_eq!(fast.config_version, previous.config_version);
+        previous = full;
+    }
+    store.delete(&ObjectKey {
+        kind: Kind::Pod,
+        namespace: "default".into(),
+        name: "reviews-v3".into(),
+    });
+    let fast = store.snapshot_after_endpoints(&previous, &store.diagnostics());
+    assert_eq!(fast, store.snapshot());
+    assert!(!fast.workloads.contains_key("default/reviews-v3"));
+}
+
+/// An AuthorizationPolicy with an HTTP-only rule is warned about against the
+/// pods it selects, so a pod change rebuilds everything.
+#[test]
+fn an_http_only_authorization_rule_makes_every_build_full() {
+    let ap = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: default}\nspec:\n  rules:\n  - to:\n    - operation: {methods: [GET]}\n";
+    let s = snapshot(&format!("{}---\n{ap}", platform()));
+    assert!(!rudder_registry::build::endpoints_rebuildable(&s));
+    let plain = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: default}\nspec:\n  rules:\n  - from:\n    - source: {namespaces: [default]}\n";
+    let s = snapshot(&format!("{}---\n{plain}", platform()));
+    assert!(rudder_registry::build::endpoints_rebuildable(&s));
+    // Before the first build there is no configuration to keep.
+    assert!(!rudder_registry::build::endpoints_rebuildable(
+        &Snapshot::default()
+    ));
+}
