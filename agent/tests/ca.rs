@@ -201,7 +201,11 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_mode_obtains_renews_and_hot_restarts_without_failed_requests() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin(
+        "file_mode_obtains_renews_and_hot_restarts_without_failed_requests",
+    )
+    .is_none()
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -280,7 +284,9 @@ async fn file_mode_obtains_renews_and_hot_restarts_without_failed_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sds_mode_serves_secrets_and_rotates_without_restart() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin("sds_mode_serves_secrets_and_rotates_without_restart")
+        .is_none()
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
