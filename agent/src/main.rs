@@ -16,7 +16,7 @@ use rudder_agent::{
     server::{self, ServerContext},
     state::AgentState,
     supervisor::{self, Command, SupervisorConfig},
-    wait::{parse_duration, wait_ready},
+    wait::wait_ready,
     watch,
 };
 use rudder_model::{identity::SpiffeId, well_known};
@@ -164,8 +164,9 @@ struct WaitArgs {
     period: Duration,
 }
 
+/// Duration flags take Go's syntax (`rudder_model::duration`): `60s`, `500ms`, `1h30m`.
 fn flag_duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
+    rudder_model::duration::flag(s)
 }
 
 fn bootstrap_config(id: &Identity) -> Result<BootstrapConfig> {

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod diagnostics;
+pub mod duration;
 pub mod identity;
 pub mod names;
 pub mod node;
