@@ -11,7 +11,7 @@ use rudder_agent::{
     envoy::{self, EnvoyOptions},
     identity::CaClientConfig,
     pod::{self, PodInfo},
-    renew::{self, Backoff},
+    renew::{self, default_backoff},
     sds::{self, SdsServer},
     server::{self, ServerContext},
     state::AgentState,
@@ -273,7 +273,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
             requested_ttl: p.cert_ttl,
         };
         tracing::info!(ca = %address, id = %ca.id, mode = %p.id.cert_mode, "requesting the workload certificate");
-        let first = renew::fetch_first(&ca, Backoff::default()).await;
+        let first = renew::fetch_first(&ca, default_backoff()).await;
         tracing::info!(serial = %first.serial, not_after = first.not_after, "workload certificate issued");
         let sink = if sds_mode {
             let (tx, rx) = tokio::sync::watch::channel(Some(Arc::new(first.clone())));
@@ -288,7 +288,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
             first,
             sink,
             state.clone(),
-            Backoff::default(),
+            default_backoff(),
         ));
     }
     let cfg = bootstrap_config(&p.id)?;

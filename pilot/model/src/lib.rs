@@ -29,6 +29,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod diagnostics;
 pub mod duration;
 pub mod identity;
