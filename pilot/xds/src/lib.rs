@@ -38,6 +38,7 @@ mod endpoint;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 mod generator;
+mod hcm;
 mod http_route;
 mod inbound;
 mod json;
