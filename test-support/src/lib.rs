@@ -18,8 +18,12 @@
 //!   `/opt/rudder/bin/envoy`, else the repository's `.venv/bin/envoy`).
 //! - [`assert_golden`]: compare with a golden file, or rewrite it under
 //!   `REFRESH_GOLDEN=1`.
+//! - `ca::CaServer` (feature `ca`): pilot's certificate service over TLS on
+//!   loopback, with a fresh mesh root.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "ca")]
+pub mod ca;
 mod golden;
 mod prereq;
 
