@@ -8,6 +8,22 @@ cd "$here"
 bash scripts/setup.sh
 export ENVOY_BIN=${ENVOY_BIN:-/opt/rudder/bin/envoy}
 export PATH="$here/.venv/bin:$PATH"
+# Skips made visible: every skipped test appends "SKIP <test>: <why>" to this
+# file (rudder-test-support), and the summary below prints them, also when a
+# step fails (the trap keeps the exit status). Under CI=true nothing skips:
+# a missing prerequisite fails its test.
+RUDDER_SKIP_FILE=$(mktemp "${TMPDIR:-/tmp}/rudder-skips.XXXXXX")
+export RUDDER_SKIP_FILE
+skip_summary() {
+  local status=$?
+  local n
+  n=$(sort -u "$RUDDER_SKIP_FILE" | grep -c . || true)
+  echo "test: $n skipped"
+  sort -u "$RUDDER_SKIP_FILE" | sed 's/^/  /'
+  rm -f "$RUDDER_SKIP_FILE"
+  exit "$status"
+}
+trap skip_summary EXIT
 # Style gate first: unformatted code or a clippy warning fails the run.
 echo "test: cargo fmt --check"
 cargo fmt --all -- --check

@@ -11,12 +11,12 @@ use rudder_agent::{
     envoy::{self, EnvoyOptions},
     identity::CaClientConfig,
     pod::{self, PodInfo},
-    renew::{self, Backoff},
+    renew::{self, default_backoff},
     sds::{self, SdsServer},
     server::{self, ServerContext},
     state::AgentState,
     supervisor::{self, Command, SupervisorConfig},
-    wait::{parse_duration, wait_ready},
+    wait::wait_ready,
     watch,
 };
 use rudder_model::{identity::SpiffeId, well_known};
@@ -164,8 +164,9 @@ struct WaitArgs {
     period: Duration,
 }
 
+/// Duration flags take Go's syntax (`rudder_model::duration`): `60s`, `500ms`, `1h30m`.
 fn flag_duration(s: &str) -> Result<Duration, String> {
-    parse_duration(s).map_err(|e| e.to_string())
+    rudder_model::duration::flag(s)
 }
 
 fn bootstrap_config(id: &Identity) -> Result<BootstrapConfig> {
@@ -272,7 +273,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
             requested_ttl: p.cert_ttl,
         };
         tracing::info!(ca = %address, id = %ca.id, mode = %p.id.cert_mode, "requesting the workload certificate");
-        let first = renew::fetch_first(&ca, Backoff::default()).await;
+        let first = renew::fetch_first(&ca, default_backoff()).await;
         tracing::info!(serial = %first.serial, not_after = first.not_after, "workload certificate issued");
         let sink = if sds_mode {
             let (tx, rx) = tokio::sync::watch::channel(Some(Arc::new(first.clone())));
@@ -287,7 +288,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
             first,
             sink,
             state.clone(),
-            Backoff::default(),
+            default_backoff(),
         ));
     }
     let cfg = bootstrap_config(&p.id)?;

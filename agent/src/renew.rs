@@ -20,6 +20,7 @@ use std::{
     time::Duration,
 };
 
+use rudder_model::backoff::Backoff;
 use tokio::sync::watch;
 
 use crate::{
@@ -118,34 +119,20 @@ pub fn write_atomic(dir: &Path, issued: &Issued) -> Result<(), WriteError> {
     Ok(())
 }
 
-/// Retry timing after a failed fetch.
-#[derive(Clone, Copy, Debug)]
-pub struct Backoff {
-    /// First delay.
-    pub initial: Duration,
-    /// Cap.
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-        }
-    }
+/// Retry timing after a failed fetch: 1 s doubling up to 30 s.
+pub fn default_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(1), Duration::from_secs(30))
 }
 
 /// Fetches until it works (the first certificate: Envoy waits for it).
-pub async fn fetch_first(cfg: &CaClientConfig, backoff: Backoff) -> Issued {
-    let mut delay = backoff.initial;
+pub async fn fetch_first(cfg: &CaClientConfig, mut backoff: Backoff) -> Issued {
     loop {
         match identity::fetch(cfg).await {
             Ok(issued) => return issued,
             Err(error) => {
+                let delay = backoff.next_delay();
                 log_failure(&error, cfg, delay);
                 tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(backoff.max);
             }
         }
     }
@@ -188,18 +175,18 @@ pub async fn run(
             "next certificate renewal"
         );
         tokio::time::sleep(wait).await;
-        let mut delay = backoff.initial;
+        let mut backoff = backoff;
         current = loop {
             match identity::fetch(&cfg).await {
                 Ok(issued) => break issued,
                 Err(error) => {
                     // Never sleep past the point where half the remaining life is gone.
                     let left = (current.not_after - crate::supervisor::unix_now()).max(1) as u64;
-                    let d =
-                        delay.min(Duration::from_secs(left / 2).max(Duration::from_millis(200)));
+                    let d = backoff
+                        .next_delay()
+                        .min(Duration::from_secs(left / 2).max(Duration::from_millis(200)));
                     log_failure(&error, &cfg, d);
                     tokio::time::sleep(d).await;
-                    delay = (delay * 2).min(backoff.max);
                 }
             }
         };

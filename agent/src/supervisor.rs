@@ -31,6 +31,7 @@ use nix::{
     sys::signal::{kill, Signal},
     unistd::Pid,
 };
+use rudder_model::backoff::Backoff;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -110,7 +111,7 @@ struct Supervisor {
     pending_restart: bool,
     restart_at: Option<Instant>,
     stop_requested_at: Option<Instant>,
-    backoff: Duration,
+    backoff: Backoff,
     exits: mpsc::UnboundedSender<Exit>,
 }
 
@@ -124,7 +125,7 @@ pub async fn run(
     let (exits_tx, mut exits) = mpsc::unbounded_channel();
     let mut sup = Supervisor {
         admin: Admin::new(cfg.bootstrap.admin_port, Duration::from_secs(2)),
-        backoff: cfg.backoff_initial,
+        backoff: Backoff::new(cfg.backoff_initial, cfg.backoff_max),
         cfg,
         state,
         alive: Vec::new(),
@@ -312,16 +313,15 @@ impl Supervisor {
         self.state.envoy_pid.store(0, Relaxed);
         self.state.envoy_restarts.fetch_add(1, Relaxed);
         tracing::warn!(
-            epoch = exit.epoch, pid = exit.pid, status = %exit.status, backoff = ?self.backoff,
+            epoch = exit.epoch, pid = exit.pid, status = %exit.status, backoff = ?self.backoff.current(),
             "Envoy exited unexpectedly; restarting"
         );
         for r in &mut self.alive {
             signal(r.pid, Signal::SIGTERM);
             r.terminated = true;
         }
-        self.restart_at = Some(Instant::now() + self.backoff);
+        self.restart_at = Some(Instant::now() + self.backoff.next_delay());
         self.stop_requested_at = Some(Instant::now());
-        self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
     }
 
     async fn tick(&mut self) {
@@ -331,8 +331,7 @@ impl Supervisor {
                 self.restart_at = None;
                 if let Err(error) = self.start_family() {
                     tracing::error!(%error, "cannot start Envoy; retrying");
-                    self.restart_at = Some(now + self.backoff);
-                    self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
+                    self.restart_at = Some(now + self.backoff.next_delay());
                 }
             } else if self
                 .stop_requested_at
@@ -359,7 +358,7 @@ impl Supervisor {
         }
         if let Some(cur) = self.current_epoch() {
             if now - cur.started > Duration::from_secs(30) {
-                self.backoff = self.cfg.backoff_initial;
+                self.backoff.reset();
             }
         }
         if self.pending_restart && self.alive.len() == 1 && self.current.is_some() {

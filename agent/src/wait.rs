@@ -3,7 +3,6 @@
 //! The injector's template runs it as the app container's `postStart` hook
 //! (as Istio's `pilot-agent wait`), so the app starts only once its proxy has
 //! its configuration and outbound calls from the app's first moment work.
-//! Also: duration flags (`60s`, `500ms`, `2m`, `1h`, bare seconds).
 
 use std::time::Duration;
 
@@ -26,31 +25,6 @@ pub enum WaitError {
         /// The last status or error.
         last: String,
     },
-    /// A duration flag could not be parsed.
-    #[error("duration {0:?}: expected a number with a unit (ms, s, m, h), e.g. 5s or 500ms")]
-    BadDuration(String),
-}
-
-/// Parses `500ms`, `5s`, `2m`, `1h`, `1.5s`, or bare seconds (`5`).
-pub fn parse_duration(s: &str) -> Result<Duration, WaitError> {
-    let bad = || WaitError::BadDuration(s.to_string());
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(bad()),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(bad());
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Polls `url` every `period` until it answers 200; returns the number of
@@ -83,22 +57,6 @@ pub async fn wait_ready(url: &str, timeout: Duration, period: Duration) -> Resul
 mod tests {
     use super::*;
 
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        for bad in ["", "s", "5x", "-1s", "1..2s"] {
-            assert_eq!(
-                parse_duration(bad),
-                Err(WaitError::BadDuration(bad.into())),
-                "{bad}"
-            );
-        }
-    }
-
     #[tokio::test]
     async fn times_out_with_the_last_answer() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -110,9 +68,7 @@ mod tests {
         let err = wait_ready(&url, Duration::from_millis(300), Duration::from_millis(100))
             .await
             .unwrap_err();
-        let WaitError::Timeout { attempts, last, .. } = err else {
-            panic!("{err:?}")
-        };
+        let WaitError::Timeout { attempts, last, .. } = err;
         assert!(attempts >= 2, "{attempts}");
         assert!(last.contains("127.0.0.1"), "{last}");
     }

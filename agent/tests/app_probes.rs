@@ -17,7 +17,7 @@ use common::{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewritten_probes_are_run_against_the_app() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin("rewritten_probes_are_run_against_the_app").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

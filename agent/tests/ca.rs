@@ -25,68 +25,26 @@ use common::{
     upstream::{h2_streams, keepalive_requests, short_requests, start_upstream, LoadStats},
     Agent, Ports,
 };
-use rudder_ca::{
-    root, sign_local_token, Authenticators, CaMetrics, CertificateAuthority, CertificateService,
-    Counter, LocalTokenAuthenticator,
-};
-use tokio_stream::wrappers::TcpListenerStream;
+use rudder_ca::{sign_local_token, Authenticators, Counter, LocalTokenAuthenticator};
+use rudder_test_support::ca::CaServer;
 
 const KEY: &[u8] = b"test-local-token-key-0123456789abcdef";
 const SPIFFE: &str = "spiffe://cluster.local/ns/default/sa/app";
 
-struct Ca {
-    addr: String,
-    metrics: CaMetrics,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
 /// Starts the certificate service and writes the root and the pod's token into `dir`.
-async fn start_ca(dir: &Path, ttl: Duration) -> Ca {
-    let now = rudder_ca::unix_now();
-    let (cert, key) = root::generate("cluster.local", now).unwrap();
-    let r = root::from_pem(
-        Path::new("root-cert.pem"),
-        &cert,
-        Path::new("root-key.pem"),
-        &key,
-        now,
-    )
-    .unwrap();
-    let ca = Arc::new(CertificateAuthority::new(r, "cluster.local", ttl));
+async fn start_ca(dir: &Path, ttl: Duration) -> CaServer {
+    let auth = Authenticators::new().with(Arc::new(LocalTokenAuthenticator::new(KEY)));
+    let ca = CaServer::start(ttl, auth).await;
     std::fs::write(dir.join("root-cert.pem"), ca.root_pem()).unwrap();
     std::fs::write(
         dir.join("istio-token"),
         sign_local_token(KEY, "app-0", "default", "app", Duration::from_secs(3600)),
     )
     .unwrap();
-    let (chain, skey) = ca
-        .serving_cert(&[], &["127.0.0.1".parse().unwrap()])
-        .unwrap();
-    let svc = CertificateService::new(
-        ca,
-        Authenticators::new().with(Arc::new(LocalTokenAuthenticator::new(KEY))),
-    );
-    let metrics = svc.metrics();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
-        .tls_config(rudder_ca::server_tls(&chain, &skey))
-        .unwrap()
-        .add_service(svc.into_server());
-    tokio::spawn(
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = rx.await;
-        }),
-    );
-    Ca {
-        addr,
-        metrics,
-        _stop: tx,
-    }
+    ca
 }
 
-fn ca_flags<'a>(ca: &'a Ca, dir: &'a Path, mode: &'a str) -> Vec<String> {
+fn ca_flags<'a>(ca: &'a CaServer, dir: &'a Path, mode: &'a str) -> Vec<String> {
     let mut v = vec![
         "--ca-address".to_string(),
         ca.addr.clone(),
@@ -201,7 +159,11 @@ impl Load {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_mode_obtains_renews_and_hot_restarts_without_failed_requests() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin(
+        "file_mode_obtains_renews_and_hot_restarts_without_failed_requests",
+    )
+    .is_none()
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -280,7 +242,9 @@ async fn file_mode_obtains_renews_and_hot_restarts_without_failed_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sds_mode_serves_secrets_and_rotates_without_restart() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin("sds_mode_serves_secrets_and_rotates_without_restart")
+        .is_none()
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

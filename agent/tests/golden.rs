@@ -82,27 +82,16 @@ fn golden_path(name: &str) -> PathBuf {
 
 #[test]
 fn bootstraps_match_golden_files() {
-    let refresh = std::env::var("REFRESH_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0");
     for (name, cfg) in cases() {
         let got = serde_json::to_string_pretty(&bootstrap(&cfg)).unwrap() + "\n";
-        let path = golden_path(name);
-        if refresh {
-            std::fs::write(&path, &got).unwrap();
-            continue;
-        }
-        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run with REFRESH_GOLDEN=1 to create it)",
-                path.display()
-            )
-        });
-        pretty_assertions::assert_eq!(want, got, "{name} (REFRESH_GOLDEN=1 updates it)");
+        rudder_test_support::assert_golden(&golden_path(name), &got);
     }
 }
 
 #[test]
 fn golden_bootstraps_pass_envoy_validate() {
-    let Some(envoy) = common::envoy_bin() else {
+    let Some(envoy) = rudder_test_support::envoy_bin("golden_bootstraps_pass_envoy_validate")
+    else {
         return;
     };
     // Envoy reads the files a static cluster's TLS context names (the xDS

@@ -56,7 +56,7 @@ async fn wait_single_epoch(agent: &Agent) -> u32 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotations_hot_restart_without_failed_requests() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin("rotations_hot_restart_without_failed_requests").is_none() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -84,7 +84,9 @@ async fn readiness_follows_ads(xds: &str) -> (Agent, AdsServer, u16, tempfile::T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delta_ready_restart_after_kill_and_drain_on_sigterm() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin("delta_ready_restart_after_kill_and_drain_on_sigterm")
+        .is_none()
+    {
         return;
     }
     let (mut agent, _ads, listen_port, _dir) = readiness_follows_ads("delta").await;
@@ -141,7 +143,7 @@ async fn delta_ready_restart_after_kill_and_drain_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sotw_ready_and_quitquitquit() {
-    if common::envoy_bin().is_none() {
+    if rudder_test_support::envoy_bin("sotw_ready_and_quitquitquit").is_none() {
         return;
     }
     let (mut agent, _ads, _listen_port, _dir) = readiness_follows_ads("sotw").await;

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rudder_harness::{HttpRequest, Pod, Process, ProcessSpec};
+use rudder_model::backoff::Backoff;
 
 use crate::container::{expand, ContainerPlan, EnvSource, Probe, Role, VolumeKind};
 use crate::identity::MeshIdentity;
@@ -111,7 +112,8 @@ pub struct Running {
 /// The wait before restart `n` (0-based) of a container: 1 s doubling up to
 /// 30 s, kubelet's back-off shortened for a local mesh.
 pub fn restart_backoff(n: u32) -> Duration {
-    Duration::from_secs(1u64 << n.min(5)).min(Duration::from_secs(30))
+    const RESTART: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    RESTART.delay(n)
 }
 
 fn tail(path: &Path, lines: usize) -> String {

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use common::http_code;
 use rudder_cli::record::{HostProcess, RunnerRecord};
-use rudder_harness::prereq::{check_envoy, check_root, prerequisite};
 use rudder_harness::{workspace_bin, workspace_root, StateRecord, DEFAULT_STATE_ROOT};
+use rudder_test_support::{check_envoy, check_netns, check_tool, prerequisite};
 
 struct Mesh {
     rudder: PathBuf,
@@ -108,20 +108,9 @@ fn prefix(cidr: &str) -> String {
 #[test]
 fn bookinfo_canary_split_header_routing_and_clean_teardown() {
     let test = "bookinfo_canary_split_header_routing_and_clean_teardown";
-    let iptables = || {
-        let ok = Command::new("iptables-restore")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            Ok(())
-        } else {
-            Err("iptables-restore not installed (run scripts/setup.sh)".to_string())
-        }
-    };
-    if prerequisite(test, check_root()).is_none()
+    if prerequisite(test, check_netns()).is_none()
         || prerequisite(test, check_envoy()).is_none()
-        || prerequisite(test, iptables()).is_none()
+        || prerequisite(test, check_tool("iptables-restore", "run scripts/setup.sh")).is_none()
     {
         return;
     }

@@ -49,8 +49,8 @@
 //! # }
 //! ```
 //!
-//! Tests needing root or Envoy start with [`prereq::prerequisite`] (skip with a
-//! message, fail under `CI=true`).
+//! Tests needing root or Envoy start with `rudder_test_support::prerequisite`
+//! (a visible skip, a failure under `CI=true`).
 //!
 //! Where this sits among the other parts, and the contracts between them:
 //! `docs/architecture.md` at the repository root.
@@ -65,7 +65,6 @@ mod echo;
 mod envoy;
 mod net;
 mod pod;
-pub mod prereq;
 mod process;
 mod state;
 

@@ -4,8 +4,8 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use rudder_harness::prereq::{check_root, prerequisite};
 use rudder_harness::{workspace_bin, EchoConfig, HttpRequest, Net};
+use rudder_test_support::{check_netns, prerequisite};
 
 /// The host's iptables rules without counters and timestamps.
 fn host_rules() -> String {
@@ -22,7 +22,7 @@ fn host_rules() -> String {
 
 #[test]
 fn proxy_init_in_a_pod_captures_inbound_and_service_traffic_to_the_proxy_port() {
-    let Some(()) = prerequisite("capture", check_root()) else {
+    let Some(()) = prerequisite("capture", check_netns()) else {
         return;
     };
     let Some(proxy_init) = prerequisite(

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use rudder_harness::prereq::{check_envoy, check_root, prerequisite};
 use rudder_harness::{EchoConfig, EnvoySpec, HttpRequest, LoadSpec, Net};
+use rudder_test_support::{check_envoy, check_netns, prerequisite};
 use serde_json::json;
 
 /// A tiny static bootstrap: listener `ingress` on `listen`:8080, routing
@@ -44,7 +44,7 @@ fn bootstrap(listen: std::net::Ipv4Addr, upstream: std::net::SocketAddr) -> Stri
 
 #[test]
 fn envoy_as_1337_in_a_pod_proxies_to_an_echo_upstream_in_another_pod() {
-    let Some(()) = prerequisite("envoy_in_pod", check_root()) else {
+    let Some(()) = prerequisite("envoy_in_pod", check_netns()) else {
         return;
     };
     let Some(_) = prerequisite("envoy_in_pod", check_envoy()) else {

@@ -6,8 +6,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::time::Duration;
 
-use rudder_harness::prereq::{check_root, prerequisite};
 use rudder_harness::{EchoConfig, HttpRequest, LoadSpec, Net, ProcessSpec};
+use rudder_test_support::{check_netns, prerequisite};
 
 fn link_exists(name: &str) -> bool {
     Path::new("/sys/class/net").join(name).exists()
@@ -41,7 +41,7 @@ fn alive(pid: i32) -> bool {
 
 #[test]
 fn two_pods_reach_each_other_and_the_host_over_the_bridge() {
-    let Some(()) = prerequisite("two_pods_reach_each_other", check_root()) else {
+    let Some(()) = prerequisite("two_pods_reach_each_other", check_netns()) else {
         return;
     };
     let net = Net::for_test("reach").unwrap();
@@ -111,7 +111,7 @@ fn two_pods_reach_each_other_and_the_host_over_the_bridge() {
 
 #[test]
 fn a_pod_has_no_default_route_and_cannot_reach_outside_its_cidrs() {
-    let Some(()) = prerequisite("no_default_route", check_root()) else {
+    let Some(()) = prerequisite("no_default_route", check_netns()) else {
         return;
     };
     let net = Net::for_test("isolate").unwrap();
@@ -160,7 +160,7 @@ fn a_pod_has_no_default_route_and_cannot_reach_outside_its_cidrs() {
 
 #[test]
 fn echo_in_one_pod_counts_a_bounded_keep_alive_load_from_another() {
-    let Some(()) = prerequisite("echo_load", check_root()) else {
+    let Some(()) = prerequisite("echo_load", check_netns()) else {
         return;
     };
     let net = Net::for_test("echo").unwrap();
@@ -213,7 +213,7 @@ fn echo_in_one_pod_counts_a_bounded_keep_alive_load_from_another() {
 
 #[test]
 fn teardown_removes_namespaces_links_bridge_processes_and_state() {
-    let Some(()) = prerequisite("teardown", check_root()) else {
+    let Some(()) = prerequisite("teardown", check_netns()) else {
         return;
     };
     let net = Net::for_test("teardown").unwrap();
@@ -254,7 +254,7 @@ fn teardown_removes_namespaces_links_bridge_processes_and_state() {
 
 #[test]
 fn sweep_after_a_crash_removes_exactly_what_the_record_lists() {
-    let Some(()) = prerequisite("sweep", check_root()) else {
+    let Some(()) = prerequisite("sweep", check_netns()) else {
         return;
     };
     let net = Net::for_test("crash").unwrap();
@@ -321,7 +321,7 @@ fn sweep_after_a_crash_removes_exactly_what_the_record_lists() {
 
 #[test]
 fn a_panicking_test_still_tears_down() {
-    let Some(()) = prerequisite("panic_teardown", check_root()) else {
+    let Some(()) = prerequisite("panic_teardown", check_netns()) else {
         return;
     };
     let made = std::sync::Mutex::new(None);

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rudder_harness::prereq::{check_root, prerequisite};
 use rudder_harness::{Net, Pod, ProcessSpec};
+use rudder_test_support::{check_netns, prerequisite};
 
 /// Waits (bounded) until the process has exec'd its final program `comm`
 /// (nsenter and setpriv exec in turn, under the same PID).
@@ -38,7 +38,7 @@ fn netns_inode(path: &Path) -> String {
 
 #[test]
 fn spawned_process_runs_as_1337_in_the_pods_network_namespace() {
-    let Some(()) = prerequisite("spawn_as_1337", check_root()) else {
+    let Some(()) = prerequisite("spawn_as_1337", check_netns()) else {
         return;
     };
     let net = Net::for_test("uid").unwrap();
@@ -117,7 +117,7 @@ fn run_with_mounts(pod: &Pod, hosts: &Path, pod_files: &Path, script: &str) -> S
 
 #[test]
 fn per_pod_mounts_are_private_to_the_pod() {
-    let Some(()) = prerequisite("per_pod_mounts", check_root()) else {
+    let Some(()) = prerequisite("per_pod_mounts", check_netns()) else {
         return;
     };
     let host_hosts = std::fs::read_to_string("/etc/hosts").unwrap();
@@ -182,7 +182,7 @@ fn per_pod_mounts_are_private_to_the_pod() {
 /// rest of the covered directory is the pod's, and the host sees no mount.
 #[test]
 fn program_and_working_dir_under_a_covered_directory_stay_visible() {
-    let Some(()) = prerequisite("kept_dirs", check_root()) else {
+    let Some(()) = prerequisite("kept_dirs", check_netns()) else {
         return;
     };
     let net = Net::for_test("keep").unwrap();

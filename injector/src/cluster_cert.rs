@@ -24,6 +24,7 @@ use std::{sync::Arc, time::Duration};
 
 use base64::Engine;
 use hyper::{Method, StatusCode};
+use rudder_model::backoff::Backoff;
 use rustls::sign::CertifiedKey;
 use serde_json::{json, Value};
 
@@ -319,18 +320,17 @@ pub async fn maintain(
     mut current: Bundle,
     interval: Duration,
 ) {
-    let mut backoff = Duration::from_secs(1);
+    let mut backoff = Backoff::new(Duration::from_secs(1), interval);
     loop {
         let wait = match patch_ca_bundle(&client, &current.ca_pem).await {
             Ok(_) => {
-                backoff = Duration::from_secs(1);
+                backoff.reset();
                 interval
             }
             Err(error) => {
-                tracing::warn!(%error, retry_in = ?backoff, "cannot set the webhook caBundle");
-                let w = backoff.min(interval);
-                backoff = (backoff * 2).min(interval);
-                w
+                let retry_in = backoff.next_delay();
+                tracing::warn!(%error, ?retry_in, "cannot set the webhook caBundle");
+                retry_in
             }
         };
         tokio::time::sleep(wait).await;

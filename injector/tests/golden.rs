@@ -93,25 +93,11 @@ fn golden_files() {
             "missing golden case {required}.yaml"
         );
     }
-    let refresh =
-        std::env::var("REFRESH_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
     for name in &names {
         let input = std::fs::read_to_string(dir().join(format!("{name}.yaml"))).unwrap();
         let output = run(name, &input);
         let golden_path = dir().join(format!("{name}.yaml.injected"));
-        if refresh {
-            std::fs::write(&golden_path, &output).unwrap();
-        }
-        let golden = std::fs::read_to_string(&golden_path).unwrap_or_else(|_| {
-            panic!(
-                "{} missing: run with REFRESH_GOLDEN=1",
-                golden_path.display()
-            )
-        });
-        assert_eq!(
-            output, golden,
-            "{name}: output differs from {name}.yaml.injected (REFRESH_GOLDEN=1 to accept)"
-        );
+        rudder_test_support::assert_golden(&golden_path, &output);
 
         // Idempotent: the injected output injects to itself.
         assert_eq!(

@@ -65,21 +65,10 @@ fn local_tokens(args: &IdentityArgs) -> anyhow::Result<Authenticators> {
     Ok(auth)
 }
 
-/// Parses `90s`, `30m`, `24h`.
+/// A certificate lifetime (`90s`, `30m`, `24h`, any Go duration): at least 1s,
+/// as the CA works in whole seconds.
 fn parse_ttl(s: &str) -> Result<Duration, String> {
-    let err = || format!("{s:?} is not a duration like 90s, 30m or 24h");
-    let i = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
-    let n: u64 = s[..i].parse().map_err(|_| err())?;
-    let secs = match &s[i..] {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(err()),
-    };
-    if secs == 0 {
-        return Err(format!("{s:?}: a certificate lifetime must be positive"));
-    }
-    Ok(Duration::from_secs(secs))
+    rudder_model::duration::parse_at_least(s, Duration::from_secs(1)).map_err(|e| e.to_string())
 }
 
 /// The CA and the TLS identity of the secure port, ready to serve.
@@ -248,7 +237,8 @@ mod tests {
     fn ttl_flag() {
         assert_eq!(parse_ttl("24h"), Ok(Duration::from_secs(86400)));
         assert_eq!(parse_ttl("90s"), Ok(Duration::from_secs(90)));
-        assert!(parse_ttl("0s").unwrap_err().contains("positive"));
+        assert!(parse_ttl("0s").unwrap_err().contains("at least 1s"));
+        assert_eq!(parse_ttl("1h30m"), Ok(Duration::from_secs(5400)));
         assert!(parse_ttl("1d").unwrap_err().contains("24h"));
     }
 }

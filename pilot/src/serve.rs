@@ -5,6 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::{bail, Context};
 use rudder_ads::{AdsOptions, AdsServer};
+use rudder_model::duration;
 use rudder_registry::{directory::DirectorySource, Registry, RegistryOptions};
 
 use crate::{monitoring, proxies::Proxies};
@@ -27,15 +28,15 @@ pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:15014")]
     monitoring_addr: SocketAddr,
     /// Quiet time before a config change is pushed (changes within it coalesce).
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = duration::flag)]
     debounce: Duration,
     /// Longest a change waits while changes keep coming.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    #[arg(long, default_value = "1s", value_parser = duration::flag)]
     debounce_max: Duration,
     /// Endpoint-only changes (Pods, Endpoints, EndpointSlices) are pushed this
     /// long after the first of them (those within it merge), never held
     /// behind the config debounce.
-    #[arg(long, default_value = "25ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "25ms", value_parser = duration::flag)]
     endpoint_debounce: Duration,
     /// How many proxies may be in their first push at once (generation, then
     /// the responses until it ACKs them); the others wait their turn, counted
@@ -48,23 +49,6 @@ pub struct ServeArgs {
     /// The CA and the TLS port (15012).
     #[command(flatten)]
     identity: crate::identity::IdentityArgs,
-}
-
-/// Parses `100ms`, `1s`, `2m`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map(|i| s.split_at(i))
-        .unwrap_or((s, "s"));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 100ms, 1s or 2m"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        _ => Err(format!("{s:?} is not a duration like 100ms, 1s or 2m")),
-    }
 }
 
 /// Runs until SIGTERM/SIGINT.

@@ -24,7 +24,7 @@ use rudder_model::{NodeId, NodeMetadata, Severity, Snapshot};
 use rudder_registry::{load::load_file, Batch, Store};
 use rudder_xds::{
     check_consistency,
-    fixtures::{envoy_bin, envoy_validate_bootstrap, VersionLedger},
+    fixtures::{envoy_validate_bootstrap, VersionLedger},
     to_json, to_static_bootstrap, Generator, ProxyResources,
 };
 use serde_json::{json, Value};
@@ -105,17 +105,7 @@ fn golden(case: &str) -> Value {
     let json = to_json(&res);
     let text = serde_json::to_string_pretty(&json).unwrap() + "\n";
     let path = testdata().join(format!("{case}.json"));
-    if std::env::var("REFRESH_GOLDEN").is_ok_and(|v| v == "1" || v == "true") {
-        std::fs::write(&path, &text).unwrap();
-    } else {
-        let want = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (REFRESH_GOLDEN=1 creates it)", path.display()));
-        pretty_assertions::assert_eq!(
-            want,
-            text,
-            "{case}: golden differs (REFRESH_GOLDEN=1 to accept)"
-        );
-    }
+    rudder_test_support::assert_golden(&path, &text);
     envoy_validate(case, &res);
     json
 }
@@ -123,7 +113,9 @@ fn golden(case: &str) -> Value {
 /// `envoy --mode validate` on the resources as a static bootstrap. Skips
 /// (with a message) when Envoy is missing, unless CI=true.
 fn envoy_validate(case: &str, res: &ProxyResources) {
-    let Some(bin) = envoy_bin() else { return };
+    let Some(bin) = rudder_test_support::envoy_bin(case) else {
+        return;
+    };
     let bootstrap = to_static_bootstrap(res).unwrap_or_else(|e| panic!("{case}: {e}"));
     if let Err(text) = envoy_validate_bootstrap(&bin, case, &bootstrap) {
         panic!("{case}: Envoy rejects the generated config:\n{text}");

@@ -8,7 +8,9 @@
 //! derived from the current `iptables-save -t nat` output, never guessed: this is
 //! what makes a re-run converge instead of stacking a second jump.
 
-use crate::rules::CHAIN_PREFIX;
+/// Every chain proxy-init owns starts with this: how a nat table's chains
+/// are recognised as ours, and what cleanup removes.
+pub const CHAIN_PREFIX: &str = "RUDDER_";
 
 /// Our part of a nat table, as `iptables-save -t nat` showed it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

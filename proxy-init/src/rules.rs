@@ -15,11 +15,8 @@
 
 use std::fmt;
 
-use crate::config::{CaptureConfig, CidrSet, PortSet};
+use crate::config::{CaptureConfig, Cidr, CidrSet, PortSet};
 use crate::plan;
-
-/// Every chain proxy-init owns starts with this; cleanup removes all of them.
-pub const CHAIN_PREFIX: &str = "RUDDER_";
 /// Inbound port selection (jumped to from PREROUTING).
 pub const INBOUND_CHAIN: &str = "RUDDER_INBOUND";
 /// REDIRECT to the inbound capture port.
@@ -193,30 +190,53 @@ fn rule(
     }
 }
 
+/// One family's rules, in the order the nat table holds them: the two
+/// REDIRECT chains, inbound port selection, then outbound exemptions before
+/// what outbound traffic is captured.
 fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
+    let mut out = redirect_rules(cfg);
+    out.extend(inbound_rules(cfg));
+    out.extend(outbound_port_exemptions(cfg, family));
+    out.extend(proxy_owner_rules(cfg, family));
+    out.extend(outbound_destination_exemptions(cfg, family));
+    out.extend(outbound_capture_rules(cfg, family));
+    out
+}
+
+fn tcp_dport(port: u16) -> Vec<String> {
+    s(&["-p", "tcp", "-m", "tcp", "--dport", &port.to_string()])
+}
+
+fn ret() -> Vec<String> {
+    s(&["RETURN"])
+}
+
+/// The two REDIRECT chains: inbound to the inbound capture port, outbound to
+/// the proxy port.
+fn redirect_rules(cfg: &CaptureConfig) -> Vec<Rule> {
+    vec![
+        rule(
+            IN_REDIRECT_CHAIN,
+            s(&["-p", "tcp"]),
+            "redirect-inbound",
+            s(&[
+                "REDIRECT",
+                "--to-ports",
+                &cfg.effective_inbound_capture_port().to_string(),
+            ]),
+        ),
+        rule(
+            REDIRECT_CHAIN,
+            s(&["-p", "tcp"]),
+            "redirect-outbound",
+            s(&["REDIRECT", "--to-ports", &cfg.proxy_port.to_string()]),
+        ),
+    ]
+}
+
+/// Inbound: which destination ports are captured, and PREROUTING's jump.
+fn inbound_rules(cfg: &CaptureConfig) -> Vec<Rule> {
     let mut out = Vec::new();
-    let tcp_dport = |port: u16| s(&["-p", "tcp", "-m", "tcp", "--dport", &port.to_string()]);
-    let ret = || s(&["RETURN"]);
-
-    // The two REDIRECT chains.
-    out.push(rule(
-        IN_REDIRECT_CHAIN,
-        s(&["-p", "tcp"]),
-        "redirect-inbound",
-        s(&[
-            "REDIRECT",
-            "--to-ports",
-            &cfg.effective_inbound_capture_port().to_string(),
-        ]),
-    ));
-    out.push(rule(
-        REDIRECT_CHAIN,
-        s(&["-p", "tcp"]),
-        "redirect-outbound",
-        s(&["REDIRECT", "--to-ports", &cfg.proxy_port.to_string()]),
-    ));
-
-    // Inbound: which destination ports are captured.
     match &cfg.inbound_ports {
         PortSet::All => {
             for &port in &cfg.exclude_inbound_ports {
@@ -254,22 +274,37 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
         "inbound",
         s(&[INBOUND_CHAIN]),
     ));
+    out
+}
 
-    // Outbound: exemptions first, then what is captured.
-    for &port in &cfg.exclude_outbound_ports {
-        out.push(rule(
-            OUTPUT_CHAIN,
-            tcp_dport(port),
-            "exclude-outbound-port",
-            ret(),
-        ));
-    }
+/// Outbound exemptions by port, and the proxy's inbound passthrough.
+fn outbound_port_exemptions(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
+    let mut out: Vec<Rule> = cfg
+        .exclude_outbound_ports
+        .iter()
+        .map(|&port| {
+            rule(
+                OUTPUT_CHAIN,
+                tcp_dport(port),
+                "exclude-outbound-port",
+                ret(),
+            )
+        })
+        .collect();
     out.push(rule(
         OUTPUT_CHAIN,
         s(&["-o", "lo", "-s", family.inbound_passthrough_source()]),
         "inbound-passthrough",
         ret(),
     ));
+    out
+}
+
+/// By proxy UID, then GID: the proxy calling its own pod IP goes through
+/// inbound selection, the app's loopback calls and the proxy's own outbound
+/// traffic are not redirected.
+fn proxy_owner_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
+    let mut out = Vec::new();
     for (kind, id) in [
         ("--uid-owner", cfg.proxy_uid),
         ("--gid-owner", cfg.proxy_gid),
@@ -304,21 +339,41 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
             ret(),
         ));
     }
-    let in_family = |c: &&crate::config::Cidr| c.is_ipv4() == (family == Family::V4);
-    for cidr in cfg.exclude_outbound_cidrs.iter().filter(in_family) {
-        out.push(rule(
-            OUTPUT_CHAIN,
-            s(&["-d", &cidr.to_string()]),
-            "exclude-outbound-cidr",
-            ret(),
-        ));
-    }
+    out
+}
+
+fn in_family(family: Family) -> impl Fn(&&Cidr) -> bool {
+    move |c| c.is_ipv4() == (family == Family::V4)
+}
+
+/// Outbound exemptions by destination: excluded CIDRs of this family, loopback.
+fn outbound_destination_exemptions(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
+    let mut out: Vec<Rule> = cfg
+        .exclude_outbound_cidrs
+        .iter()
+        .filter(in_family(family))
+        .map(|cidr| {
+            rule(
+                OUTPUT_CHAIN,
+                s(&["-d", &cidr.to_string()]),
+                "exclude-outbound-cidr",
+                ret(),
+            )
+        })
+        .collect();
     out.push(rule(
         OUTPUT_CHAIN,
         s(&["-d", family.loopback()]),
         "loopback",
         ret(),
     ));
+    out
+}
+
+/// What outbound traffic is captured (everything, or the included CIDRs of
+/// this family), and OUTPUT's jump.
+fn outbound_capture_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
+    let mut out = Vec::new();
     match &cfg.include_outbound_cidrs {
         CidrSet::All => out.push(rule(
             OUTPUT_CHAIN,
@@ -327,7 +382,7 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
             s(&[REDIRECT_CHAIN]),
         )),
         CidrSet::List(cidrs) => {
-            for cidr in cidrs.iter().filter(in_family) {
+            for cidr in cidrs.iter().filter(in_family(family)) {
                 out.push(rule(
                     OUTPUT_CHAIN,
                     s(&["-d", &cidr.to_string()]),
@@ -349,6 +404,7 @@ fn family_rules(cfg: &CaptureConfig, family: Family) -> Vec<Rule> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::CHAIN_PREFIX;
 
     #[test]
     fn every_rule_has_a_purpose_and_lives_in_or_jumps_to_our_chains() {

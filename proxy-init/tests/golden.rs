@@ -21,22 +21,7 @@ fn check(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("testdata")
         .join(format!("{name}.golden"));
-    if std::env::var_os("REFRESH_GOLDEN").is_some() {
-        std::fs::write(&path, actual).unwrap();
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with REFRESH_GOLDEN=1 to create it)",
-            path.display()
-        )
-    });
-    pretty_assertions::assert_eq!(
-        expected,
-        actual,
-        "{} differs (REFRESH_GOLDEN=1 to accept)",
-        path.display()
-    );
+    rudder_test_support::assert_golden(&path, actual);
 }
 
 fn cidrs(s: &str) -> Vec<rudder_proxy_init::Cidr> {

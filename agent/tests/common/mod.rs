@@ -17,23 +17,6 @@ use nix::{
     unistd::Pid,
 };
 
-/// The Envoy binary, or `None` (with the reason printed) when missing. Under
-/// `CI=true` a missing Envoy fails the test instead.
-pub fn envoy_bin() -> Option<PathBuf> {
-    let bin = std::env::var_os("ENVOY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/opt/rudder/bin/envoy".into());
-    if bin.is_file() {
-        return Some(bin);
-    }
-    let why = format!("Envoy not found at {} (set ENVOY_BIN)", bin.display());
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{why}; CI=true makes this a failure");
-    }
-    eprintln!("skipping: {why}");
-    None
-}
-
 /// `GET http://127.0.0.1:<port><path>`: (status, body), or (0, the error).
 pub async fn get(port: u16, path: &str) -> (u16, String) {
     let url = format!("http://127.0.0.1:{port}{path}");
@@ -92,7 +75,7 @@ impl Agent {
     ) -> Agent {
         let work_dir = dir.join("work");
         let log = dir.join("agent.log");
-        let envoy = envoy_bin().expect("checked by the test");
+        let envoy = rudder_test_support::check_envoy().expect("checked by the test");
         let child = Command::new(env!("CARGO_BIN_EXE_agent"))
             .env("ENVOY_BIN", envoy)
             .arg("proxy")

@@ -9,8 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use rudder_cli::record::{PodEntry, RunnerRecord};
-use rudder_harness::prereq::{check_envoy, check_root, prerequisite};
 use rudder_harness::{workspace_bin, workspace_root};
+use rudder_test_support::{check_envoy, check_netns, check_tool, prerequisite};
 
 /// A running local mesh.
 pub struct Mesh {
@@ -19,21 +19,13 @@ pub struct Mesh {
     pub runner_root: tempfile::TempDir,
 }
 
-fn tool(name: &str, arg: &str) -> Result<(), String> {
-    let ok = Command::new(name)
-        .arg(arg)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then_some(())
-        .ok_or_else(|| format!("{name} not installed (run scripts/setup.sh)"))
-}
-
 /// Whether the test can run (else it printed why; under CI=true it panicked).
 pub fn prerequisites(test: &str) -> bool {
-    prerequisite(test, check_root()).is_some()
+    let setup = "run scripts/setup.sh";
+    prerequisite(test, check_netns()).is_some()
         && prerequisite(test, check_envoy()).is_some()
-        && prerequisite(test, tool("iptables-restore", "--version")).is_some()
-        && prerequisite(test, tool("openssl", "version")).is_some()
+        && prerequisite(test, check_tool("iptables-restore", setup)).is_some()
+        && prerequisite(test, check_tool("openssl", setup)).is_some()
 }
 
 pub fn samples() -> PathBuf {

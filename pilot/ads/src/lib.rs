@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod node;
 pub mod order;
 mod server;
+mod shared;
 mod sotw;
 pub mod status;
 mod stream;
@@ -41,8 +42,7 @@ pub mod transport;
 
 pub use metrics::Metrics;
 pub use node::{NodeError, NodeInfo};
-pub use server::{
-    bind, configure, AdsOptions, AdsServer, ProxyDirectory, ServeError, LISTEN_BACKLOG,
-};
+pub use server::{bind, configure, AdsOptions, AdsServer, ServeError, LISTEN_BACKLOG};
+pub use shared::ProxyDirectory;
 pub use status::{ConnectionStatus, Nack, Names, Sent, TypeStatus};
 pub use transport::AdsService;

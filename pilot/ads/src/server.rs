@@ -1,28 +1,17 @@
 //! The tonic service: both ADS methods on one port, one task per stream.
 
-use std::{
-    future::Future,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use rudder_xds::ProxyResources;
-use tokio::{
-    net::TcpListener,
-    sync::{mpsc, watch, Semaphore},
-};
+use tokio::{net::TcpListener, sync::mpsc};
 use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
-use tonic::{body::Body, codegen::http, Status};
+use tonic::{body::Body, codegen::http};
 
 use crate::{
     delta::Delta,
     metrics::Metrics,
-    node::NodeInfo,
+    shared::{ProxyDirectory, Shared},
     sotw::Sotw,
-    status::{ConnectionStatus, StatusTable},
+    status::ConnectionStatus,
     stream,
     transport::{streaming_response, AdsService, Requests},
 };
@@ -86,50 +75,12 @@ impl Default for AdsOptions {
     }
 }
 
-/// Where the server gets each proxy's resources; pilot implements it.
-///
-/// Called once per stream, with the node from its first request, inside the
-/// stream's first-push permit (see [`AdsOptions::push_throttle`]); it may take
-/// its time (pilot generates the proxy's resources off the async runtime),
-/// and other streams are served meanwhile. The
-/// returned receiver is the proxy's resources, republished by pilot whenever
-/// they change; the stream drops it when it ends (pilot sees that through
-/// `Sender::is_closed` / `receiver_count`). Several streams may connect with
-/// the same node id at once (Envoy hot restart): each gets its own call.
-/// Dropping the sender ends the streams watching it (the proxy reconnects).
-#[tonic::async_trait]
-pub trait ProxyDirectory: Send + Sync + 'static {
-    /// The proxy's resources, or the status to end the stream with (e.g.
-    /// `invalid_argument` for a node id pilot cannot parse).
-    async fn connect(
-        &self,
-        node: &NodeInfo,
-    ) -> Result<watch::Receiver<Arc<ProxyResources>>, Status>;
-}
-
 /// Why serving stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// The gRPC transport failed (accepting, HTTP/2).
     #[error("ADS transport: {0}")]
     Transport(#[from] tonic::transport::Error),
-}
-
-pub(crate) struct Shared {
-    pub(crate) directory: Arc<dyn ProxyDirectory>,
-    pub(crate) status: StatusTable,
-    pub(crate) metrics: Metrics,
-    /// Makes nonces of this process distinct from a previous one's.
-    pub(crate) nonce_prefix: String,
-    /// Permits for streams in their first push.
-    pub(crate) first_push: Arc<Semaphore>,
-    next_stream: AtomicU64,
-}
-
-impl Shared {
-    pub(crate) fn next_stream_id(&self) -> u64 {
-        self.next_stream.fetch_add(1, Ordering::Relaxed) + 1
-    }
 }
 
 /// The ADS server (SotW and Delta). Cheap to clone; clones share state.
@@ -146,19 +97,8 @@ impl AdsServer {
 
     /// A server with explicit options.
     pub fn with_options(directory: Arc<dyn ProxyDirectory>, options: AdsOptions) -> Self {
-        let started = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
         AdsServer {
-            shared: Arc::new(Shared {
-                directory,
-                status: StatusTable::default(),
-                metrics: Metrics::default(),
-                nonce_prefix: format!("{:x}", started as u64),
-                first_push: Arc::new(Semaphore::new(options.push_throttle.max(1))),
-                next_stream: AtomicU64::new(0),
-            }),
+            shared: Arc::new(Shared::new(directory, options.push_throttle)),
         }
     }
 

@@ -25,7 +25,7 @@ use tracing::{debug, info, info_span, Instrument};
 use crate::{
     metrics::Metrics,
     node::NodeInfo,
-    server::Shared,
+    shared::Shared,
     status::{now_unix_ms, ConnectionStatus, StreamStatus},
     subscription::Subscription,
     transport::{Outgoing, Requests},

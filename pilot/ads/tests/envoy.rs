@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{process::Stdio, time::Duration};
 
 use common::*;
 use envoy_types::pb::envoy::{
@@ -26,23 +26,6 @@ use tokio::{
 };
 
 const ENVOY_NODE: &str = "sidecar~127.0.0.1~envoy-test.default~default.svc.cluster.local";
-
-fn envoy_bin() -> Option<PathBuf> {
-    let path = PathBuf::from(
-        std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()),
-    );
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("Envoy not found at {} (set ENVOY_BIN)", path.display());
-    }
-    eprintln!(
-        "skipping: Envoy not found at {} (set ENVOY_BIN)",
-        path.display()
-    );
-    None
-}
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -215,7 +198,9 @@ impl Drop for EnvoyGuard {
 }
 
 async fn round_trip(api_type: &str) {
-    let Some(envoy) = envoy_bin() else { return };
+    let Some(envoy) = rudder_test_support::envoy_bin("round_trip") else {
+        return;
+    };
     let echo = echo_server().await;
     let listen = free_port();
     let good = resources(echo, listen, "1", 1);
@@ -345,7 +330,9 @@ fn with_other(mut r: ProxyResources, port: u16) -> ProxyResources {
 /// An endpoint change sends one ClusterLoadAssignment, and Envoy keeps the
 /// assignments the response does not name (SotW included).
 async fn endpoint_change_sends_one_assignment(api_type: &str) {
-    let Some(envoy) = envoy_bin() else { return };
+    let Some(envoy) = rudder_test_support::envoy_bin("endpoint_change_sends_one_assignment") else {
+        return;
+    };
     let echo = echo_server().await;
     let listen = free_port();
     let h = Harness::start(with_other(resources(echo, listen, "1", 1), 20_001)).await;

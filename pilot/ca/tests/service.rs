@@ -1,15 +1,14 @@
 //! The certificate service over real TLS on loopback, with a tonic client
 //! that trusts only the mesh root (as the agent does).
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use rcgen::{CertificateParams, KeyPair, SanType};
 use rudder_ca::{
-    client, root, sign_local_token, Authenticators, CertificateAuthority, CertificateService,
-    Counter, LocalTokenAuthenticator, TokenReviewAuthenticator,
+    client, root, sign_local_token, Authenticators, Counter, LocalTokenAuthenticator,
+    TokenReviewAuthenticator,
 };
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use rudder_test_support::ca::CaServer;
 use x509_parser::pem::Pem;
 
 const KEY: &[u8] = b"local-token-key-local-token-key-0123";
@@ -18,49 +17,19 @@ struct Server {
     addr: String,
     root: String,
     metrics: rudder_ca::CaMetrics,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    _ca: CaServer,
 }
 
 async fn start() -> Server {
-    let (cert, key) = root::generate("cluster.local", rudder_ca::unix_now()).unwrap();
-    let r = root::from_pem(
-        Path::new("root-cert.pem"),
-        &cert,
-        Path::new("root-key.pem"),
-        &key,
-        rudder_ca::unix_now(),
-    )
-    .unwrap();
-    let ca = Arc::new(CertificateAuthority::new(
-        r,
-        "cluster.local",
-        Duration::from_secs(3600),
-    ));
-    let (chain, skey) = ca
-        .serving_cert(&[], &["127.0.0.1".parse().unwrap()])
-        .unwrap();
     let auth = Authenticators::new()
         .with(Arc::new(LocalTokenAuthenticator::new(KEY)))
         .with(Arc::new(TokenReviewAuthenticator::new(None)));
-    let svc = CertificateService::new(ca.clone(), auth);
-    let metrics = svc.metrics();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let router = tonic::transport::Server::builder()
-        .tls_config(rudder_ca::server_tls(&chain, &skey))
-        .unwrap()
-        .add_service(svc.into_server());
-    tokio::spawn(
-        router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = rx.await;
-        }),
-    );
+    let ca = CaServer::start(Duration::from_secs(3600), auth).await;
     Server {
-        addr,
-        root: ca.root_pem().to_string(),
-        metrics,
-        _shutdown: tx,
+        addr: ca.addr.clone(),
+        root: ca.root_pem(),
+        metrics: ca.metrics.clone(),
+        _ca: ca,
     }
 }
 

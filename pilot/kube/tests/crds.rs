@@ -15,16 +15,9 @@ fn crds_file() -> PathBuf {
 fn checked_in_crds_match_the_generator() {
     let generated = crds_yaml().expect("generate");
     let path = crds_file();
-    if std::env::var("REFRESH_GOLDEN").is_ok_and(|v| !v.is_empty() && v != "0") {
-        std::fs::write(&path, &generated).expect("write manifests/crds.yaml");
-    }
-    let on_disk = std::fs::read_to_string(&path)
-        .expect("manifests/crds.yaml (run with REFRESH_GOLDEN=1 to create it)");
-    assert!(
-        on_disk == generated,
-        "manifests/crds.yaml is stale: run `cargo run -p rudder-kube --bin rudder-crds > manifests/crds.yaml` \
-         (or this test with REFRESH_GOLDEN=1)"
-    );
+    // Stale: this test with REFRESH_GOLDEN=1, or
+    // `cargo run -p rudder-kube --bin rudder-crds > manifests/crds.yaml`.
+    rudder_test_support::assert_golden(&path, &generated);
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::{path::PathBuf, process::Command, time::Duration};
 use rudder_kube::{resources::api_resource, KubeOptions, KubeSource, WATCHED_KINDS};
 use rudder_registry::{Body, Kind, ObjectKey};
 use serde_json::Value;
-use support::{fake_api::FakeApi, skip, Recorder};
+use support::{fake_api::FakeApi, Recorder};
 
 fn manifests_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../manifests")
@@ -63,20 +63,17 @@ fn manifests_pass_kubernetes_validate_strict() {
     };
     let files = files();
     assert!(files.len() >= 7, "{files:?}");
-    let out = match Command::new(&bin)
+    let run = Command::new(&bin)
         .args(["-k", "1.33.0", "--strict", "--quiet"])
         .args(&files)
         .output()
-    {
-        Ok(o) => o,
-        Err(e) => {
-            if skip(&format!(
-                "kubernetes-validate not runnable ({e}); pip install kubernetes-validate"
-            )) {
-                return;
-            }
-            unreachable!()
-        }
+        .map_err(|e| {
+            format!("kubernetes-validate not runnable ({e}); pip install kubernetes-validate")
+        });
+    let Some(out) =
+        rudder_test_support::prerequisite("manifests_pass_kubernetes_validate_strict", run)
+    else {
+        return;
     };
     let text = format!(
         "{}{}",

@@ -29,7 +29,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod diagnostics;
+pub mod duration;
 pub mod identity;
 pub mod names;
 pub mod node;

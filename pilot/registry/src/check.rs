@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use rudder_config::StringMatch as SpecMatch;
-use rudder_model::{Diagnostic, Percent, Severity, StringMatch};
+use rudder_model::{
+    duration::{self, DurationError, Reason},
+    Diagnostic, Percent, Severity, StringMatch,
+};
 
 use crate::object::{ObjectKey, Origin};
 
@@ -55,8 +58,8 @@ impl Checker {
     pub fn duration(&mut self, field: impl Into<String>, s: &str) -> Option<Duration> {
         match parse_duration(s) {
             Ok(d) => Some(d),
-            Err(why) => {
-                self.error(field, format!("invalid duration {s:?}: {why}"));
+            Err(e) => {
+                self.error(field, e.to_string());
                 None
             }
         }
@@ -176,49 +179,14 @@ impl Checker {
     }
 }
 
-/// Parses a Go-style duration (`1h30m`, `1.5s`, `100ms`, `250us`), as Istio's
-/// CRDs accept, and applies Istio's rules: at least 1ms, whole milliseconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty".into());
+/// Parses a duration in Go's syntax (`rudder_model::duration`) and applies
+/// Istio's rules for its CRDs' durations: at least 1ms, whole milliseconds.
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
+    let d = duration::parse_at_least(s, Duration::from_millis(1))?;
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return Err(DurationError::new(s, Reason::NotWholeMillis));
     }
-    let mut rest = s;
-    let mut total_ns: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_end);
-        if num.is_empty() {
-            return Err("expected a number followed by a unit (h, m, s, ms, us, ns)".into());
-        }
-        let value: f64 = num.parse().map_err(|_| format!("bad number {num:?}"))?;
-        let unit_end = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, after) = tail.split_at(unit_end);
-        let scale = match unit {
-            "h" => 3_600e9,
-            "m" => 60e9,
-            "s" => 1e9,
-            "ms" => 1e6,
-            "us" | "µs" => 1e3,
-            "ns" => 1.0,
-            "" => return Err("missing unit (h, m, s, ms, us, ns)".into()),
-            other => return Err(format!("unknown unit {other:?}")),
-        };
-        total_ns += value * scale;
-        rest = after;
-    }
-    let ns = total_ns.round();
-    if ns < 1e6 {
-        return Err("must be at least 1ms".into());
-    }
-    if ns % 1e6 != 0.0 {
-        return Err("only whole milliseconds are supported".into());
-    }
-    Ok(Duration::from_millis((ns / 1e6) as u64))
+    Ok(d)
 }
 
 /// A Kubernetes namespace name (RFC 1123 label).
@@ -239,23 +207,11 @@ mod tests {
     fn durations_follow_istio() {
         assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("100ms"), Ok(Duration::from_millis(100)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
         assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("500us").unwrap_err(), "must be at least 1ms");
-        assert_eq!(
-            parse_duration("1500us").unwrap_err(),
-            "only whole milliseconds are supported"
-        );
-        assert_eq!(
-            parse_duration("10").unwrap_err(),
-            "missing unit (h, m, s, ms, us, ns)"
-        );
-        assert_eq!(parse_duration("5x").unwrap_err(), "unknown unit \"x\"");
-        assert_eq!(parse_duration("").unwrap_err(), "empty");
-        assert_eq!(
-            parse_duration("s").unwrap_err(),
-            "expected a number followed by a unit (h, m, s, ms, us, ns)"
-        );
+        let why = |s| parse_duration(s).unwrap_err().reason;
+        assert_eq!(why("500us"), Reason::TooShort(Duration::from_millis(1)));
+        assert_eq!(why("0"), Reason::TooShort(Duration::from_millis(1)));
+        assert_eq!(why("1500us"), Reason::NotWholeMillis);
+        assert_eq!(why("10"), Reason::MissingUnit);
     }
 }

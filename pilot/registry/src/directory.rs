@@ -10,10 +10,7 @@
 use std::{
     collections::BTreeSet,
     path::{Path, PathBuf},
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        mpsc, Arc,
-    },
+    sync::mpsc,
     time::Duration,
 };
 
@@ -45,10 +42,11 @@ pub enum DirectoryError {
     },
 }
 
-/// A running directory source; watching stops when it is dropped.
+/// A running directory source; watching stops when it is dropped. There is
+/// no "synced yet" state to ask about: `spawn` returns only after the whole
+/// directory is in the sink.
 pub struct DirectorySource {
     _watcher: notify::RecommendedWatcher,
-    synced: Arc<AtomicBool>,
 }
 
 impl DirectorySource {
@@ -81,7 +79,6 @@ impl DirectorySource {
         for f in files {
             state.reload(&f);
         }
-        let synced = Arc::new(AtomicBool::new(true));
         tracing::info!(dir = %dir.display(), files = state.known.len(), "config dir read; watching");
         std::thread::Builder::new()
             .name("config-dir-watch".into())
@@ -90,16 +87,7 @@ impl DirectorySource {
                 path: dir.clone(),
                 source: notify::Error::io(e),
             })?;
-        Ok(DirectorySource {
-            _watcher: watcher,
-            synced,
-        })
-    }
-
-    /// Whether the initial full read is done (always true once `spawn`
-    /// returned; kept so `/ready` can ask any source the same question).
-    pub fn initial_sync(&self) -> bool {
-        self.synced.load(Ordering::Acquire)
+        Ok(DirectorySource { _watcher: watcher })
     }
 }
 

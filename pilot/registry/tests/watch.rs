@@ -210,10 +210,15 @@ fn vs(timeout: &str) -> String {
 async fn directory_source_follows_writes_edits_renames_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    std::fs::create_dir_all(root.join("platform")).unwrap();
+    std::fs::create_dir_all(root.join("platform/pods")).unwrap();
     std::fs::write(
         root.join("platform/svc.yaml"),
         mk_service("reviews", "http", 9080, "9080"),
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("platform/pods/reviews.yaml"),
+        mk_pod("reviews-v1", "reviews", "v1", "10.0.9.1", true),
     )
     .unwrap();
     let opts = RegistryOptions {
@@ -223,11 +228,17 @@ async fn directory_source_follows_writes_edits_renames_and_deletes() {
     };
     let (registry, mut rx) = Registry::new(opts);
     let source = DirectorySource::spawn(root.clone(), registry.handle()).unwrap();
-    assert!(source.initial_sync());
+    // The initial read is complete when spawn returns: a build right away
+    // (no watch event, no debounce) holds every file, nested ones included.
     let s = registry.handle().flush().await.unwrap();
     assert!(
         s.services.contains_key(HOST),
-        "initial read is complete when spawn returns"
+        "platform/svc.yaml read before spawn returned"
+    );
+    assert!(
+        s.workloads.contains_key("default/reviews-v1"),
+        "platform/pods/reviews.yaml read before spawn returned: {:?}",
+        s.workloads.keys().collect::<Vec<_>>()
     );
 
     // Write a new file.

@@ -17,11 +17,11 @@ use std::{
 
 use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress, XdsMode};
 use rudder_harness::{
-    prereq::{check_envoy, check_root, prerequisite},
     workspace_bin, EchoConfig, EchoServer, Envoy, EnvoySpec, HttpRequest, LoadReport, LoadSpec,
     Net, Pod,
 };
 use rudder_model::{NodeId, NodeMetadata};
+use rudder_test_support::{check_envoy, check_netns, prerequisite};
 
 use super::pilot::{free_port, settled_rds_version, Pilot, PilotError};
 
@@ -44,7 +44,7 @@ pub struct Mesh {
 /// The prerequisites (root + tools, Envoy, the proxy-init and pilot binaries):
 /// `None` = skip (printed), panics under CI=true.
 pub fn prerequisites(test: &str) -> Option<(PathBuf, PathBuf)> {
-    prerequisite(test, check_root())?;
+    prerequisite(test, check_netns())?;
     prerequisite(test, check_envoy())?;
     let proxy_init = prerequisite(test, workspace_bin("proxy-init").map_err(|e| e.to_string()))?;
     let pilot = prerequisite(test, workspace_bin("pilot").map_err(|e| e.to_string()))?;

@@ -1,5 +1,5 @@
 //! Generation benchmark (prints numbers; not a test):
-//! `cargo run --release -p rudder-xds --example genbench [-- ITERATIONS]`.
+//! `cargo run --release -p rudder-xds --features testing --example genbench [-- ITERATIONS]`.
 //!
 //! A synthetic mesh: 1000 services in 10 namespaces, each with an HTTP port
 //! (every 10th also a TCP port), 3 versions each (3000 pods) and a

@@ -1,5 +1,5 @@
 //! What one VirtualService change costs a sidecar (issue 13, item 3):
-//! `cargo run -p rudder-xds --example route_change [-- SERVICES]`.
+//! `cargo run -p rudder-xds --features testing --example route_change [-- SERVICES]`.
 //!
 //! Istio's load-test shape: SERVICES (default 1000) services in 10 namespaces,
 //! each with an HTTP port 9080 and a ClusterIP, 3 versions each, a

@@ -330,29 +330,6 @@ pub fn mk_proxy(snapshot: &Snapshot, namespace: &str, name: &str) -> Proxy {
     )
 }
 
-/// The Envoy binary for `envoy --mode validate` (`$ENVOY_BIN`, else
-/// `/opt/rudder/bin/envoy`), or `None` with the reason printed when it is
-/// missing. Under `CI=true` a missing Envoy panics: CI must not skip.
-pub fn envoy_bin() -> Option<std::path::PathBuf> {
-    let bin = std::path::PathBuf::from(
-        std::env::var("ENVOY_BIN").unwrap_or_else(|_| "/opt/rudder/bin/envoy".into()),
-    );
-    if bin.is_file() {
-        return Some(bin);
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "Envoy not found at {} (set ENVOY_BIN); required under CI=true",
-            bin.display()
-        );
-    }
-    eprintln!(
-        "skipping envoy --mode validate: no Envoy at {} (set ENVOY_BIN)",
-        bin.display()
-    );
-    None
-}
-
 /// `envoy --mode validate` on a bootstrap: `Ok` or Envoy's complaint. The
 /// bootstrap goes to a file of its own under the temporary directory, named by
 /// `case`, the process and a counter (tests run in parallel), removed after.

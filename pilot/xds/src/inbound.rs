@@ -44,7 +44,7 @@ use rudder_model::{names::ClusterName, node::CertMode, AuthzPolicy, MtlsMode, Pr
 
 use crate::{
     common::{any, host_cidr, tcp_proxy, u32v},
-    listener::{http_connection_manager, HcmOptions},
+    hcm::{http_connection_manager, HcmOptions},
     proxy::InboundPort,
     rbac,
     rds::inbound_route_config,

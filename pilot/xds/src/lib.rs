@@ -32,8 +32,13 @@ mod cluster;
 mod common;
 mod consistency;
 mod endpoint;
+/// Test builders (model fixtures, `envoy --mode validate`, the version
+/// ledger): they run processes, so only tests and examples get them, through
+/// the `testing` feature.
+#[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
 mod generator;
+mod hcm;
 mod http_route;
 mod inbound;
 mod json;

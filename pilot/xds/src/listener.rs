@@ -48,15 +48,8 @@ use envoy_types::pb::{
             },
         },
         extensions::filters::{
-            http::{fault::v3::HttpFault, router::v3::Router},
             listener::original_dst::v3::OriginalDst,
-            network::http_connection_manager::v3::{
-                http_connection_manager::{
-                    CodecType, ForwardClientCertDetails, RouteSpecifier,
-                    SetCurrentClientCertDetails, UpgradeConfig,
-                },
-                http_filter, HttpConnectionManager, HttpFilter, Rds,
-            },
+            network::http_connection_manager::v3::{http_connection_manager::RouteSpecifier, Rds},
         },
     },
     google::protobuf::BoolValue,
@@ -71,10 +64,8 @@ use rudder_model::{
 };
 
 use crate::{
-    common::{
-        ads, any, host_cidr, network_filter, resource, socket_address, stdout_access_log,
-        tcp_proxy, u32v, FAULT_FILTER, HTTP_CONNECTION_MANAGER, ORIGINAL_DST_FILTER, ROUTER_FILTER,
-    },
+    common::{ads, any, host_cidr, resource, socket_address, tcp_proxy, u32v, ORIGINAL_DST_FILTER},
+    hcm::{http_connection_manager, HcmOptions},
     http_route::Destinations,
     inbound::{inbound_chains, InboundSecurity},
     proxy::{pod_ips, InboundPort},
@@ -432,67 +423,4 @@ fn passthrough() -> FilterChain {
         )],
         ..Default::default()
     }
-}
-
-/// What an HCM adds beyond routing: filters before fault and router (RBAC),
-/// and whether it forwards the client's certificate identity (mTLS chains).
-#[derive(Debug, Default)]
-pub(crate) struct HcmOptions {
-    /// HTTP filters placed first (RBAC: DENY, then ALLOW).
-    pub(crate) http_filters: Vec<HttpFilter>,
-    /// `x-forwarded-client-cert`: append the peer's URI SAN, as Istio does.
-    pub(crate) forward_client_cert: bool,
-}
-
-/// The upgrade type every HTTP connection manager allows.
-const WEBSOCKET_UPGRADE: &str = "websocket";
-
-pub(crate) fn http_connection_manager(
-    stat_prefix: &str,
-    routes: RouteSpecifier,
-    opts: HcmOptions,
-) -> envoy_types::pb::envoy::config::listener::v3::Filter {
-    let http_filter = |name: &str, config| HttpFilter {
-        name: name.into(),
-        config_type: Some(http_filter::ConfigType::TypedConfig(config)),
-        ..Default::default()
-    };
-    let hcm = HttpConnectionManager {
-        stat_prefix: stat_prefix.into(),
-        codec_type: CodecType::Auto as i32,
-        route_specifier: Some(routes),
-        // The fault filter is always there so that per-route fault config works.
-        http_filters: opts
-            .http_filters
-            .into_iter()
-            .chain([
-                http_filter(FAULT_FILTER, any(&HttpFault::default())),
-                http_filter(ROUTER_FILTER, any(&Router::default())),
-            ])
-            .collect(),
-        use_remote_address: Some(BoolValue { value: false }),
-        generate_request_id: Some(BoolValue { value: true }),
-        access_log: vec![stdout_access_log()],
-        // Istio allows WebSocket upgrades on every HTTP connection manager,
-        // outbound and inbound (so a RouteRule's `websocketUpgrade: true`
-        // always holds).
-        upgrade_configs: vec![UpgradeConfig {
-            upgrade_type: WEBSOCKET_UPGRADE.into(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let hcm = if opts.forward_client_cert {
-        HttpConnectionManager {
-            forward_client_cert_details: ForwardClientCertDetails::AppendForward as i32,
-            set_current_client_cert_details: Some(SetCurrentClientCertDetails {
-                uri: true,
-                ..Default::default()
-            }),
-            ..hcm
-        }
-    } else {
-        hcm
-    };
-    network_filter(HTTP_CONNECTION_MANAGER, &hcm)
 }

@@ -11,7 +11,7 @@
 //! build different bytes from the same inputs, so a reconnecting Envoy (Delta
 //! sends the versions it holds) never keeps config an older pilot built.
 //! The golden tests record every case in a
-//! [`VersionLedger`](crate::fixtures::VersionLedger), which asserts that same
+//! `VersionLedger` (in `fixtures`, feature `testing`), which asserts that same
 //! version ⇔ same canonical JSON across all of them.
 
 use std::{

@@ -7,7 +7,7 @@
 
 mod support;
 
-use rudder_xds::{fixtures::envoy_bin, to_json};
+use rudder_xds::to_json;
 use serde_json::Value;
 use support::loopback::*;
 
@@ -16,7 +16,11 @@ const ALLOW_SLEEP: &str =
 
 #[test]
 fn strict_mtls_and_allow_policy_carry_real_traffic() {
-    let Some(bin) = envoy_bin() else { return };
+    let Some(bin) =
+        rudder_test_support::envoy_bin("strict_mtls_and_allow_policy_carry_real_traffic")
+    else {
+        return;
+    };
     let lo = loopback(&bin, "mtls: {mode: STRICT}", Some(ALLOW_SLEEP));
     let (status, body) = get(lo.as_sleep)
         .unwrap_or_else(|e| panic!("no answer through the mesh: {e}\n{}", lo.log()));
@@ -49,7 +53,11 @@ fn strict_mtls_and_allow_policy_carry_real_traffic() {
 
 #[test]
 fn permissive_accepts_mtls_and_plaintext_on_one_port() {
-    let Some(bin) = envoy_bin() else { return };
+    let Some(bin) =
+        rudder_test_support::envoy_bin("permissive_accepts_mtls_and_plaintext_on_one_port")
+    else {
+        return;
+    };
     let lo = loopback(&bin, "mtls: {mode: PERMISSIVE}", None);
     let (status, body) = get(lo.as_sleep)
         .unwrap_or_else(|e| panic!("no answer through the mesh: {e}\n{}", lo.log()));

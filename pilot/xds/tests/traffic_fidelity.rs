@@ -18,7 +18,6 @@ use envoy_types::pb::envoy::config::{
     cluster::v3::Cluster,
     listener::v3::{FilterChain, Listener},
 };
-use rudder_xds::fixtures::envoy_bin;
 use rudder_xds::{fixtures::*, Generator, TypeUrl};
 use support::{loopback::*, NS};
 
@@ -28,7 +27,9 @@ use support::{loopback::*, NS};
 /// echoed bytes prove both allow `websocket`, as Istio's do.
 #[test]
 fn websocket_upgrade_through_two_sidecars() {
-    let Some(bin) = envoy_bin() else { return };
+    let Some(bin) = rudder_test_support::envoy_bin("websocket_upgrade_through_two_sidecars") else {
+        return;
+    };
     let lo = loopback(&bin, "mtls: {mode: STRICT}", None);
     let mut s = TcpStream::connect(("127.0.0.1", lo.as_sleep)).expect("connects");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -57,7 +58,9 @@ fn websocket_upgrade_through_two_sidecars() {
 #[test]
 fn host_header_set_is_served_as_a_rewrite() {
     use rudder_model::{HeaderOps, Headers, HttpMatch, HttpRoute, StringMatch};
-    let Some(bin) = envoy_bin() else { return };
+    let Some(bin) = rudder_test_support::envoy_bin("host_header_set_is_served_as_a_rewrite") else {
+        return;
+    };
     let httpbin = fqdn("httpbin", NS);
     let to_httpbin = || mk_http_route(vec![dest(&httpbin, None, 100)]);
     let plain = HttpRoute {
@@ -94,7 +97,11 @@ fn host_header_set_is_served_as_a_rewrite() {
 /// which resolves the external name (`localhost` here) at the service port.
 #[test]
 fn external_name_service_resolves_by_dns_and_carries_traffic() {
-    let Some(bin) = envoy_bin() else { return };
+    let Some(bin) =
+        rudder_test_support::envoy_bin("external_name_service_resolves_by_dns_and_carries_traffic")
+    else {
+        return;
+    };
     let upstream = echo();
     let port = upstream.port();
     let s = SnapshotBuilder::new()

@@ -158,12 +158,3 @@ pub fn registry_testdata(rel: &str) -> std::path::PathBuf {
         .join("../registry/testdata")
         .join(rel)
 }
-
-/// Whether a prerequisite may be skipped (it may not under CI=true).
-pub fn skip(why: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and a prerequisite is missing: {why}");
-    }
-    eprintln!("skipping: {why}");
-    true
-}

@@ -135,21 +135,7 @@ pub fn golden(case: &str, snapshot: &Arc<Snapshot>, proxy: &Proxy) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("testdata")
         .join(format!("{case}.json"));
-    if std::env::var("REFRESH_GOLDEN").is_ok_and(|v| v == "1" || v == "true") {
-        std::fs::write(&path, &text).unwrap();
-    } else {
-        let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run with REFRESH_GOLDEN=1 to create it)",
-                path.display()
-            )
-        });
-        pretty_assertions::assert_eq!(
-            want,
-            text,
-            "{case}: golden differs (REFRESH_GOLDEN=1 to accept)"
-        );
-    }
+    rudder_test_support::assert_golden(&path, &text);
     envoy_validate(case, &res);
     json
 }
@@ -181,7 +167,7 @@ pub fn envoy_validate(case: &str, res: &ProxyResources) {
 /// `envoy --mode validate`: `None` when Envoy is missing (outside CI),
 /// else `Ok` or Envoy's complaint.
 pub fn envoy_check(case: &str, res: &ProxyResources) -> Option<Result<(), String>> {
-    let bin = envoy_bin()?;
+    let bin = rudder_test_support::envoy_bin(case)?;
     let mut bootstrap = to_static_bootstrap(res).unwrap_or_else(|e| panic!("{case}: {e}"));
     add_test_secrets(&mut bootstrap);
     Some(envoy_validate_bootstrap(&bin, case, &bootstrap))
