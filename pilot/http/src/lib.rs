@@ -20,7 +20,7 @@
 #![forbid(unsafe_code)]
 
 use std::{
-    net::IpAddr,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -31,7 +31,10 @@ pub use hyper::Method;
 use hyper::{Request, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client as LegacyClient},
+    client::legacy::{
+        connect::{capture_connection, HttpConnector, HttpInfo},
+        Client as LegacyClient,
+    },
     rt::TokioExecutor,
 };
 
@@ -83,6 +86,9 @@ pub struct HttpResponse {
     pub headers: Vec<(String, String)>,
     /// Body, lossily decoded.
     pub body: String,
+    /// The local end of the connection that carried it (tells connections
+    /// apart when they are reused).
+    pub local_addr: Option<SocketAddr>,
 }
 
 /// How a [`Client`] connects.
@@ -181,9 +187,10 @@ impl Client {
         for (name, value) in headers {
             req = req.header(name.as_str(), value.as_str());
         }
-        let req = req
+        let mut req = req
             .body(Full::new(body))
             .map_err(|e| io_err(e.to_string()))?;
+        let connection = capture_connection(&mut req);
         let call = async {
             let resp = self
                 .inner
@@ -207,10 +214,16 @@ impl Client {
                 .await
                 .map_err(|e| io_err(e.to_string()))?
                 .to_bytes();
+            let local_addr = connection.connection_metadata().as_ref().and_then(|c| {
+                let mut extras = hyper::http::Extensions::new();
+                c.get_extras(&mut extras);
+                extras.get::<HttpInfo>().map(|i| i.local_addr())
+            });
             Ok(HttpResponse {
                 status,
                 headers,
                 body: String::from_utf8_lossy(&body).into_owned(),
+                local_addr,
             })
         };
         tokio::time::timeout(self.timeout, call)
@@ -321,6 +334,47 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connections_are_reused_only_with_keep_alive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (r, mut w) = s.into_split();
+                    let mut r = tokio::io::BufReader::new(r);
+                    let mut line = String::new();
+                    use tokio::io::AsyncBufReadExt;
+                    while r.read_line(&mut line).await.unwrap_or(0) > 0 {
+                        if line == "\r\n" {
+                            let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                            if w.write_all(ok.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        line.clear();
+                    }
+                });
+            }
+        });
+        let local = |c: Client| {
+            let url = url.clone();
+            async move {
+                let a = c.get(&url).await.unwrap().local_addr.unwrap();
+                let b = c.get(&url).await.unwrap().local_addr.unwrap();
+                (a, b)
+            }
+        };
+        let (a, b) = local(Client::new(Duration::from_secs(5))).await;
+        assert_ne!(a, b, "one connection per call by default");
+        let (a, b) = local(Client::with_options(Options {
+            keep_alive: true,
+            ..Options::new(Duration::from_secs(5))
+        }))
+        .await;
+        assert_eq!(a, b, "keep-alive reuses the connection");
+    }
+
+    #[tokio::test]
     async fn errors_name_the_url() {
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -349,5 +403,63 @@ mod tests {
         assert!(matches!(e, HttpError::Timeout { .. }), "{e}");
         assert!(e.to_string().contains(&url), "{e}");
         drop(listener);
+    }
+
+    #[tokio::test]
+    async fn https_with_the_callers_tls_config() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![cert.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(s).await else {
+                        return;
+                    };
+                    let mut buf = vec![0; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        let url = format!("https://127.0.0.1:{port}/");
+        // Without a TLS config an https URL fails, naming it.
+        let e = Client::new(Duration::from_secs(5))
+            .get(&url)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().starts_with(&format!("GET {url}: ")), "{e}");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der().clone()).unwrap();
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let client = Client::with_options(Options {
+            tls: Some(Arc::new(tls)),
+            ..Options::new(Duration::from_secs(5))
+        });
+        let r = client.get(&url).await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
     }
 }
