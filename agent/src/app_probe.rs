@@ -325,36 +325,24 @@ fn target(host: Option<&str>, pod_ip: IpAddr, port: u16) -> String {
     }
 }
 
-/// Connects to `target`; to a non-loopback IPv4 address from 127.0.0.6, the
-/// source proxy-init never captures (else the proxy user's connection to its
-/// own pod IP would go to Envoy's inbound, and STRICT would refuse it).
+/// Connects to `target` from the source [`source_for`] picks.
 async fn connect(target: &str) -> std::io::Result<TcpStream> {
-    let addr = tokio::net::lookup_host(target)
-        .await?
-        .next()
-        .ok_or_else(|| {
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("{target} resolves to no address"),
-            )
-        })?;
-    match addr.ip() {
-        IpAddr::V4(ip) if !ip.is_loopback() => {
+    let (addr, source) = source_for(target).await?;
+    match source {
+        Some(source) => {
             let socket = tokio::net::TcpSocket::new_v4()?;
-            let source: std::net::Ipv4Addr = well_known::INBOUND_PASSTHROUGH_SOURCE
-                .parse()
-                .expect("a constant IPv4 address");
             socket.bind((source, 0).into())?;
             socket.connect(addr).await
         }
-        _ => TcpStream::connect(addr).await,
+        None => TcpStream::connect(addr).await,
     }
 }
 
-/// The source address for connections to `target`: 127.0.0.6 (which
-/// proxy-init never captures) to a non-loopback IPv4 address, else the
-/// kernel's choice; see [`connect`].
-async fn source_for(target: &str) -> std::io::Result<Option<IpAddr>> {
+/// Resolves `target`, and the source address for connections to it:
+/// 127.0.0.6 (which proxy-init never captures) to a non-loopback IPv4
+/// address (else the proxy user's connection to its own pod IP would go to
+/// Envoy's inbound, and STRICT would refuse it), else the kernel's choice.
+async fn source_for(target: &str) -> std::io::Result<(std::net::SocketAddr, Option<IpAddr>)> {
     let addr = tokio::net::lookup_host(target)
         .await?
         .next()
@@ -364,14 +352,15 @@ async fn source_for(target: &str) -> std::io::Result<Option<IpAddr>> {
                 format!("{target} resolves to no address"),
             )
         })?;
-    Ok(match addr.ip() {
+    let source = match addr.ip() {
         IpAddr::V4(ip) if !ip.is_loopback() => Some(IpAddr::V4(
             well_known::INBOUND_PASSTHROUGH_SOURCE
                 .parse()
                 .expect("a constant IPv4 address"),
         )),
         _ => None,
-    })
+    };
+    Ok((addr, source))
 }
 
 /// `GET url` on the shared client (HTTPS without verifying the app's
@@ -385,7 +374,7 @@ async fn http_get(
 ) -> Result<u16, String> {
     let client = rudder_http::Client::with_options(rudder_http::Options {
         timeout,
-        local_address: source_for(target).await.map_err(|e| e.to_string())?,
+        local_address: source_for(target).await.map_err(|e| e.to_string())?.1,
         tls: https.then(insecure_tls),
         keep_alive: false,
     });
