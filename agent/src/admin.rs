@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 client, and Envoy's admin API on top of it.
+//! Envoy's admin API, on the shared HTTP client (`rudder-http`).
 //!
 //! The agent only ever talks plain HTTP to loopback (Envoy's admin port, its
 //! own readiness port for `agent wait`), one request per connection, with a
@@ -6,125 +6,10 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::{Method, Request, Uri};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
-
-/// Why an HTTP call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum HttpError {
-    /// The URL is not `http://HOST:PORT/PATH`.
-    #[error("URL {0:?} is not of the form http://HOST[:PORT]/PATH")]
-    BadUrl(String),
-    /// Connecting, sending or reading failed.
-    #[error("{method} {url}: {reason}")]
-    Io {
-        /// Method.
-        method: Method,
-        /// URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// No answer in time.
-    #[error("{method} {url}: no answer within {timeout:?}")]
-    Timeout {
-        /// Method.
-        method: Method,
-        /// URL.
-        url: String,
-        /// The limit.
-        timeout: Duration,
-    },
-    /// Envoy answered with an unexpected status.
-    #[error("{url}: HTTP {status}: {body}")]
-    Status {
-        /// URL.
-        url: String,
-        /// Status code.
-        status: u16,
-        /// Body (trimmed).
-        body: String,
-    },
-}
-
-/// A response: status and body as text.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HttpResponse {
-    /// Status code.
-    pub status: u16,
-    /// Body, lossily decoded.
-    pub body: String,
-}
-
-/// One request on its own connection.
-pub async fn request(
-    method: Method,
-    url: &str,
-    timeout: Duration,
-) -> Result<HttpResponse, HttpError> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| HttpError::BadUrl(url.to_string()))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(HttpError::BadUrl(url.to_string()));
-    }
-    let host = uri
-        .host()
-        .ok_or_else(|| HttpError::BadUrl(url.to_string()))?
-        .to_string();
-    let port = uri.port_u16().unwrap_or(80);
-    let io_err = |reason: String| HttpError::Io {
-        method: method.clone(),
-        url: url.to_string(),
-        reason,
-    };
-    let call = async {
-        let host_port = format!(
-            "{}:{port}",
-            host.trim_start_matches('[').trim_end_matches(']')
-        );
-        let stream = TcpStream::connect(host_port)
-            .await
-            .map_err(|e| io_err(e.to_string()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| io_err(e.to_string()))?;
-        let conn = tokio::spawn(conn);
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        let req = Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header(hyper::header::HOST, format!("{host}:{port}"))
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| io_err(e.to_string()))?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| io_err(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| io_err(e.to_string()))?
-            .to_bytes();
-        conn.abort();
-        Ok(HttpResponse {
-            status,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        })
-    };
-    tokio::time::timeout(timeout, call)
-        .await
-        .map_err(|_| HttpError::Timeout {
-            method: method.clone(),
-            url: url.to_string(),
-            timeout,
-        })?
-}
+use hyper::Method;
+/// The one HTTP client (`rudder-http`); re-exported where the agent's
+/// callers have always found it.
+pub use rudder_http::{request, HttpError, HttpResponse};
 
 /// Envoy's admin interface on `127.0.0.1:<port>`.
 #[derive(Clone, Copy, Debug)]

@@ -22,7 +22,7 @@
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use rudder_model::well_known::{self, APP_HEALTH_PATH_PREFIX, APP_PROBERS_ENV};
@@ -291,11 +291,10 @@ impl Prober {
             } => {
                 let target = target(host.as_deref(), pod_ip, *port);
                 let url = format!("{}://{target}{path}", if *https { "https" } else { "http" });
-                // The name TLS is spoken to: the probe's host, else the pod IP.
-                let tls_name = https.then(|| host.clone().unwrap_or_else(|| pod_ip.to_string()));
+                // TLS is spoken to the URL's host: the probe's host, else the pod IP.
                 match tokio::time::timeout(
                     *timeout,
-                    http_get(&target, path, headers, tls_name.as_deref()),
+                    http_get(&url, &target, headers, *https, *timeout),
                 )
                 .await
                 {
@@ -326,10 +325,24 @@ fn target(host: Option<&str>, pod_ip: IpAddr, port: u16) -> String {
     }
 }
 
-/// Connects to `target`; to a non-loopback IPv4 address from 127.0.0.6, the
-/// source proxy-init never captures (else the proxy user's connection to its
-/// own pod IP would go to Envoy's inbound, and STRICT would refuse it).
+/// Connects to `target` from the source [`source_for`] picks.
 async fn connect(target: &str) -> std::io::Result<TcpStream> {
+    let (addr, source) = source_for(target).await?;
+    match source {
+        Some(source) => {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind((source, 0).into())?;
+            socket.connect(addr).await
+        }
+        None => TcpStream::connect(addr).await,
+    }
+}
+
+/// Resolves `target`, and the source address for connections to it:
+/// 127.0.0.6 (which proxy-init never captures) to a non-loopback IPv4
+/// address (else the proxy user's connection to its own pod IP would go to
+/// Envoy's inbound, and STRICT would refuse it), else the kernel's choice.
+async fn source_for(target: &str) -> std::io::Result<(std::net::SocketAddr, Option<IpAddr>)> {
     let addr = tokio::net::lookup_host(target)
         .await?
         .next()
@@ -339,71 +352,45 @@ async fn connect(target: &str) -> std::io::Result<TcpStream> {
                 format!("{target} resolves to no address"),
             )
         })?;
-    match addr.ip() {
-        IpAddr::V4(ip) if !ip.is_loopback() => {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            let source: std::net::Ipv4Addr = well_known::INBOUND_PASSTHROUGH_SOURCE
+    let source = match addr.ip() {
+        IpAddr::V4(ip) if !ip.is_loopback() => Some(IpAddr::V4(
+            well_known::INBOUND_PASSTHROUGH_SOURCE
                 .parse()
-                .expect("a constant IPv4 address");
-            socket.bind((source, 0).into())?;
-            socket.connect(addr).await
-        }
-        _ => TcpStream::connect(addr).await,
-    }
+                .expect("a constant IPv4 address"),
+        )),
+        _ => None,
+    };
+    Ok((addr, source))
 }
 
+/// `GET url` on the shared client (HTTPS without verifying the app's
+/// certificate, as kubelet does): the status, or why there is none.
 async fn http_get(
+    url: &str,
     target: &str,
-    path: &str,
     headers: &[(String, String)],
-    tls_name: Option<&str>,
+    https: bool,
+    timeout: Duration,
 ) -> Result<u16, String> {
-    let stream = connect(target).await.map_err(|e| e.to_string())?;
-    if let Some(name) = tls_name {
-        let name = name.trim_start_matches('[').trim_end_matches(']');
-        let server_name = rustls::pki_types::ServerName::try_from(name.to_string())
-            .map_err(|e| format!("TLS name {name:?}: {e}"))?;
-        let tls = tokio_rustls::TlsConnector::from(insecure_tls())
-            .connect(server_name, stream)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        return http1_get(TokioIo::new(tls), target, path, headers).await;
+    let client = rudder_http::Client::with_options(rudder_http::Options {
+        timeout,
+        local_address: source_for(target).await.map_err(|e| e.to_string())?.1,
+        tls: https.then(insecure_tls),
+        keep_alive: false,
+    });
+    let mut all = vec![(
+        hyper::header::USER_AGENT.to_string(),
+        "kube-probe/rudder-agent".to_string(),
+    )];
+    all.extend(headers.iter().cloned());
+    match client.request(Method::GET, url, &all, Bytes::new()).await {
+        Ok(r) => Ok(r.status),
+        Err(rudder_http::HttpError::Io { reason, .. }) => Err(reason),
+        Err(rudder_http::HttpError::Timeout { timeout, .. }) => {
+            Err(format!("no answer within {timeout:?}"))
+        }
+        Err(e) => Err(e.to_string()),
     }
-    http1_get(TokioIo::new(stream), target, path, headers).await
-}
-
-async fn http1_get<T>(
-    io: T,
-    target: &str,
-    path: &str,
-    headers: &[(String, String)],
-) -> Result<u16, String>
-where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
-    let conn = tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(Method::GET)
-        .uri(path)
-        .header(hyper::header::USER_AGENT, "kube-probe/rudder-agent");
-    let mut has_host = false;
-    for (name, value) in headers {
-        has_host |= name.eq_ignore_ascii_case("host");
-        req = req.header(name.as_str(), value.as_str());
-    }
-    if !has_host {
-        req = req.header(hyper::header::HOST, target);
-    }
-    let req = req.body(Empty::<Bytes>::new()).map_err(|e| e.to_string())?;
-    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-    let status = resp.status().as_u16();
-    // Drain a little of the body so the app sees a complete exchange.
-    let _ = resp.into_body().collect().await;
-    conn.abort();
-    Ok(status)
 }
 
 /// `grpc.health.v1.Health/Check` for `service` over h2c: the status number

@@ -16,7 +16,7 @@ use std::{
     io::Write,
     os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
-    sync::{atomic::Ordering::Relaxed, Arc},
+    sync::Arc,
     time::Duration,
 };
 
@@ -161,7 +161,7 @@ pub async fn run(
     let mut renewals: u64 = 0;
     loop {
         if matches!(sink, Sink::Sds(_)) {
-            state.cert_not_after.store(current.not_after, Relaxed);
+            state.cert_not_after.set(current.not_after);
         }
         let wait = identity::renew_in(
             current.not_before,

@@ -103,7 +103,7 @@ async fn metrics(State(ctx): State<ServerContext>) -> Response {
         body.push('\n');
     }
     body.push_str(&ctx.state.render_metrics(now));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+    ([(header::CONTENT_TYPE, rudder_metrics::CONTENT_TYPE)], body).into_response()
 }
 
 async fn app_health(

@@ -193,7 +193,7 @@ impl Supervisor {
         match certs::load(dir, unix_now()) {
             Ok(b) => b,
             Err(error) => {
-                self.state.cert_errors.fetch_add(1, Relaxed);
+                self.state.cert_errors.inc();
                 tracing::error!(%error, "rejected certificates; Envoy keeps the ones it has");
                 None
             }
@@ -202,7 +202,7 @@ impl Supervisor {
 
     fn apply_certs(&mut self, b: &certs::CertBundle) {
         self.applied = Some(b.fingerprint);
-        self.state.cert_not_after.store(b.not_after, Relaxed);
+        self.state.cert_not_after.set(b.not_after);
         tracing::info!(subject = %b.subject, serial = %b.serial, not_after = b.not_after, "certificates in use");
     }
 
@@ -241,7 +241,7 @@ impl Supervisor {
         });
         self.current = Some(pid);
         self.state.envoy_pid.store(pid, Relaxed);
-        self.state.epoch.store(u64::from(epoch), Relaxed);
+        self.state.epoch.set(i64::from(epoch));
         Ok(())
     }
 
@@ -297,7 +297,7 @@ impl Supervisor {
                 self.pending_restart = true;
             }
             Err(error) => {
-                self.state.cert_errors.fetch_add(1, Relaxed);
+                self.state.cert_errors.inc();
                 tracing::error!(%error, "rejected new certificates; Envoy keeps serving with the old ones");
             }
         }
@@ -311,7 +311,7 @@ impl Supervisor {
         }
         self.current = None;
         self.state.envoy_pid.store(0, Relaxed);
-        self.state.envoy_restarts.fetch_add(1, Relaxed);
+        self.state.envoy_restarts.inc();
         tracing::warn!(
             epoch = exit.epoch, pid = exit.pid, status = %exit.status, backoff = ?self.backoff.current(),
             "Envoy exited unexpectedly; restarting"
@@ -394,7 +394,7 @@ impl Supervisor {
             return;
         }
         self.apply_certs(&b);
-        self.state.hot_restarts.fetch_add(1, Relaxed);
+        self.state.hot_restarts.inc();
         tracing::info!(epoch, base_id, "hot restart: new epoch started");
     }
 

@@ -1,4 +1,5 @@
-//! A small HTTP/1.1 client for bounded load loops inside pods.
+//! Bounded HTTP/1.1 load loops inside pods, on the shared client
+//! (`rudder-http`).
 //!
 //! Each request's outcome (status, body, headers, or the error) is recorded,
 //! so a test can count how traffic split between upstreams and assert that
@@ -6,16 +7,12 @@
 //! until the server closes it (as Envoy does while draining), then reconnects,
 //! the way a real keep-alive client behaves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper::Request;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use rudder_http::{Client, Method, Options};
 use tokio::time::{timeout_at, Instant};
 
 use crate::pod::{Pod, PodError};
@@ -119,7 +116,7 @@ impl LoadSpec {
 pub struct LoadReport {
     /// One entry per request.
     pub outcomes: Vec<Outcome>,
-    /// Connections opened (1 for an unbroken keep-alive loop).
+    /// Connections that carried a response (1 for an unbroken keep-alive loop).
     pub connections: usize,
 }
 
@@ -144,91 +141,34 @@ impl LoadReport {
     }
 }
 
-async fn connect(addr: SocketAddr, deadline: Instant) -> Result<SendRequest<Empty<Bytes>>, String> {
-    let stream = timeout_at(deadline, TcpStream::connect(addr))
-        .await
-        .map_err(|_| format!("connect {addr}: timed out"))?
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake {addr}: {e}"))?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-async fn send(
-    sender: &mut SendRequest<Empty<Bytes>>,
-    req: &HttpRequest,
-    keep_alive: bool,
-    deadline: Instant,
-) -> Result<(Outcome, bool), String> {
-    let host = req.host.clone().unwrap_or_else(|| req.addr.to_string());
-    let mut builder = Request::builder()
-        .method(req.method.as_str())
-        .uri(req.path.as_str())
-        .header("host", host);
-    for (k, v) in &req.headers {
-        builder = builder.header(k.as_str(), v.as_str());
-    }
-    if !keep_alive {
-        builder = builder.header("connection", "close");
-    }
-    let request = builder
-        .body(Empty::new())
-        .map_err(|e| format!("bad request: {e}"))?;
-    let exchange = async {
-        sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection: {e}"))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| format!("request: {e}"))?;
-        let status = response.status().as_u16();
-        let headers: Vec<(String, String)> = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("body: {e}"))?
-            .to_bytes();
-        Ok::<_, String>((status, headers, body))
-    };
-    let (status, headers, body) = timeout_at(deadline, exchange)
-        .await
-        .map_err(|_| "timed out waiting for the response".to_string())??;
-    let reusable = keep_alive
-        && !headers
-            .iter()
-            .any(|(k, v)| k == "connection" && v.eq_ignore_ascii_case("close"));
-    let outcome = Outcome {
-        status: Some(status),
-        body: String::from_utf8_lossy(&body).into_owned(),
-        headers,
-        error: None,
-    };
-    Ok((outcome, reusable))
-}
-
 /// Runs the load loop in the current (async) context: usable inside
 /// [`Pod::run`] or on the host.
 pub async fn load(spec: &LoadSpec) -> LoadReport {
     let deadline = Instant::now() + spec.timeout;
     let mut report = LoadReport::default();
-    let mut sender: Option<SendRequest<Empty<Bytes>>> = None;
+    let req = &spec.request;
+    let Ok(method) = Method::from_bytes(req.method.as_bytes()) else {
+        report.outcomes = vec![
+            Outcome {
+                error: Some(format!("bad request: method {:?}", req.method)),
+                ..Outcome::default()
+            };
+            spec.count
+        ];
+        return report;
+    };
+    let client = Client::with_options(Options {
+        keep_alive: spec.keep_alive,
+        ..Options::new(spec.timeout)
+    });
+    let url = format!("http://{}{}", req.addr, req.path);
+    let host = req.host.clone().unwrap_or_else(|| req.addr.to_string());
+    let mut headers = vec![("host".to_string(), host)];
+    headers.extend(req.headers.iter().cloned());
+    if !spec.keep_alive {
+        headers.push(("connection".into(), "close".into()));
+    }
+    let mut connections = BTreeSet::new();
     for _ in 0..spec.count {
         if Instant::now() >= deadline {
             report.outcomes.push(Outcome {
@@ -237,35 +177,29 @@ pub async fn load(spec: &LoadSpec) -> LoadReport {
             });
             continue;
         }
-        let mut conn = match sender.take() {
-            Some(s) if !s.is_closed() => s,
-            _ => match connect(spec.request.addr, deadline).await {
-                Ok(s) => {
-                    report.connections += 1;
-                    s
-                }
-                Err(e) => {
-                    report.outcomes.push(Outcome {
-                        error: Some(e),
-                        ..Outcome::default()
-                    });
-                    continue;
-                }
+        let exchange = client.request(method.clone(), &url, &headers, Bytes::new());
+        let outcome = match timeout_at(deadline, exchange).await {
+            Err(_) => Outcome {
+                error: Some("timed out waiting for the response".into()),
+                ..Outcome::default()
             },
-        };
-        match send(&mut conn, &spec.request, spec.keep_alive, deadline).await {
-            Ok((outcome, reusable)) => {
-                report.outcomes.push(outcome);
-                if reusable {
-                    sender = Some(conn);
+            Ok(Err(e)) => Outcome {
+                error: Some(e.to_string()),
+                ..Outcome::default()
+            },
+            Ok(Ok(r)) => {
+                connections.extend(r.local_addr);
+                Outcome {
+                    status: Some(r.status),
+                    body: r.body,
+                    headers: r.headers,
+                    error: None,
                 }
             }
-            Err(e) => report.outcomes.push(Outcome {
-                error: Some(e),
-                ..Outcome::default()
-            }),
-        }
+        };
+        report.outcomes.push(outcome);
     }
+    report.connections = connections.len();
     report
 }
 

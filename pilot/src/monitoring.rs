@@ -2,8 +2,8 @@
 //! `/debug/config_dump?proxyID=`, `/debug/configz`.
 
 use std::{
-    fmt::Write as _,
-    sync::{Arc, OnceLock},
+    fmt,
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use axum::{
@@ -14,14 +14,39 @@ use axum::{
     Json, Router,
 };
 use rudder_ads::AdsServer;
+use rudder_metrics::{
+    prometheus_client::{
+        collector::Collector,
+        encoding::{DescriptorEncoder, EncodeMetric},
+        metrics::gauge::ConstGauge,
+    },
+    Gauge, IstioCounter, Labelled, Registry,
+};
 use rudder_model::{Diagnostic, Severity, Snapshot};
 use tokio::sync::watch;
 
 use crate::proxies::Proxies;
 
 /// What the endpoints read; empty until pilot serves.
-#[derive(Clone, Default)]
-pub struct State(Arc<OnceLock<Serving>>, Arc<OnceLock<rudder_ca::CaMetrics>>);
+#[derive(Clone)]
+pub struct State {
+    serving: Arc<OnceLock<Serving>>,
+    /// pilot's one metrics registry: the ADS server's, the CA's and the
+    /// snapshot's metrics ([`SnapshotMetrics`]).
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        let serving = Arc::new(OnceLock::new());
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(SnapshotMetrics(serving.clone())));
+        State {
+            serving,
+            registry: Arc::new(Mutex::new(registry)),
+        }
+    }
+}
 
 struct Serving {
     proxies: Arc<Proxies>,
@@ -38,7 +63,11 @@ impl State {
 
     /// The CA's counters (`citadel_server_*`), when pilot runs a CA.
     pub fn set_ca_metrics(&self, m: rudder_ca::CaMetrics) {
-        let _ = self.1.set(m);
+        m.register(&mut self.registry());
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// pilot has its first snapshot and serves xDS.
@@ -49,12 +78,19 @@ impl State {
         snapshots: watch::Receiver<Arc<Snapshot>>,
         diagnostics: watch::Receiver<Arc<Vec<Diagnostic>>>,
     ) {
-        let _ = self.0.set(Serving {
-            proxies,
-            ads,
-            snapshots,
-            diagnostics,
-        });
+        let metrics = ads.metrics().clone();
+        if self
+            .serving
+            .set(Serving {
+                proxies,
+                ads,
+                snapshots,
+                diagnostics,
+            })
+            .is_ok()
+        {
+            metrics.register(&mut self.registry());
+        }
     }
 }
 
@@ -75,7 +111,7 @@ pub async fn serve(listener: tokio::net::TcpListener, state: State) {
 type S = axum::extract::State<State>;
 
 async fn ready(axum::extract::State(state): S) -> Response {
-    match state.0.get() {
+    match state.serving.get() {
         Some(_) => (StatusCode::OK, "ready\n").into_response(),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -86,55 +122,78 @@ async fn ready(axum::extract::State(state): S) -> Response {
 }
 
 async fn metrics(axum::extract::State(state): S) -> Response {
-    let mut out = String::new();
-    let Some(s) = state.0.get() else {
-        return (StatusCode::OK, "# pilot is not serving yet\n").into_response();
-    };
-    out.push_str(&s.ads.metrics().render());
-    if let Some(ca) = state.1.get() {
-        out.push_str(&ca.render());
+    let text = rudder_metrics::encode(&state.registry());
+    ([("content-type", rudder_metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// The metrics read from the current snapshot and its validation findings
+/// at each scrape; nothing until pilot serves.
+struct SnapshotMetrics(Arc<OnceLock<Serving>>);
+
+impl fmt::Debug for SnapshotMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotMetrics")
+            .field("serving", &self.0.get().is_some())
+            .finish()
     }
-    let snapshot = s.snapshots.borrow().clone();
-    let diagnostics = s.diagnostics.borrow().clone();
-    let errors = diagnostics
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    let warnings = diagnostics.len() - errors;
-    let _ = writeln!(
-        out,
-        "# HELP pilot_services Services in the current snapshot."
-    );
-    let _ = writeln!(out, "# TYPE pilot_services gauge");
-    let _ = writeln!(out, "pilot_services {}", snapshot.services.len());
-    let _ = writeln!(out, "# HELP pilot_virt_services Route tables (VirtualServices and RouteRule groups) in the current snapshot.");
-    let _ = writeln!(out, "# TYPE pilot_virt_services gauge");
-    let _ = writeln!(out, "pilot_virt_services {}", snapshot.route_tables.len());
-    let _ = writeln!(out, "# HELP pilot_total_xds_internal_errors Generated resource sets that failed the consistency check and were not published.");
-    let _ = writeln!(out, "# TYPE pilot_total_xds_internal_errors counter");
-    let _ = writeln!(
-        out,
-        "pilot_total_xds_internal_errors {}",
-        rudder_xds::internal_errors()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP rudder_config_diagnostics Validation findings in the current config, by severity."
-    );
-    let _ = writeln!(out, "# TYPE rudder_config_diagnostics gauge");
-    let _ = writeln!(
-        out,
-        "rudder_config_diagnostics{{severity=\"error\"}} {errors}"
-    );
-    let _ = writeln!(
-        out,
-        "rudder_config_diagnostics{{severity=\"warning\"}} {warnings}"
-    );
-    ([("content-type", "text/plain; version=0.0.4")], out).into_response()
+}
+
+impl Collector for SnapshotMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let Some(s) = self.0.get() else {
+            return Ok(());
+        };
+        let snapshot = s.snapshots.borrow().clone();
+        let diagnostics = s.diagnostics.borrow().clone();
+        let errors = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count();
+        let by_severity = Labelled::<Gauge>::new("severity", ["error", "warning"]);
+        by_severity.at(0).set(errors as i64);
+        by_severity.at(1).set((diagnostics.len() - errors) as i64);
+        let internal_errors = IstioCounter::default();
+        internal_errors.inc_by(rudder_xds::internal_errors());
+        put(
+            &mut encoder,
+            "pilot_services",
+            "Services in the current snapshot.",
+            &ConstGauge::new(snapshot.services.len() as i64),
+        )?;
+        put(
+            &mut encoder,
+            "pilot_virt_services",
+            "Route tables (VirtualServices and RouteRule groups) in the current snapshot.",
+            &ConstGauge::new(snapshot.route_tables.len() as i64),
+        )?;
+        put(
+            &mut encoder,
+            "pilot_total_xds_internal_errors",
+            "Generated resource sets that failed the consistency check and were not published.",
+            &internal_errors,
+        )?;
+        put(
+            &mut encoder,
+            "rudder_config_diagnostics",
+            "Validation findings in the current config, by severity.",
+            &by_severity,
+        )
+    }
+}
+
+/// One metric family; `help` as it is shown (a collector's help gets no period added).
+fn put(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    metric: &impl EncodeMetric,
+) -> fmt::Result {
+    let m = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+    metric.encode(m)
 }
 
 async fn syncz(axum::extract::State(state): S) -> Response {
-    match state.0.get() {
+    match state.serving.get() {
         Some(s) => Json(s.ads.status()).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "not serving yet\n").into_response(),
     }
@@ -147,7 +206,7 @@ struct DumpQuery {
 }
 
 async fn config_dump(axum::extract::State(state): S, Query(q): Query<DumpQuery>) -> Response {
-    let Some(s) = state.0.get() else {
+    let Some(s) = state.serving.get() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "not serving yet\n").into_response();
     };
     let Some(id) = q.proxy_id else {
@@ -174,7 +233,7 @@ async fn config_dump(axum::extract::State(state): S, Query(q): Query<DumpQuery>)
 }
 
 async fn configz(axum::extract::State(state): S) -> Response {
-    let Some(s) = state.0.get() else {
+    let Some(s) = state.serving.get() else {
         return (StatusCode::SERVICE_UNAVAILABLE, "not serving yet\n").into_response();
     };
     let snapshot = s.snapshots.borrow().clone();

@@ -1,6 +1,6 @@
-//! The server's Prometheus metrics, with Istio's names where Istio has one, and
-//! a small text-format renderer (no metrics crate: a handful of atomics is all
-//! this needs, and the output format is simple and stable).
+//! The server's Prometheus metrics, with Istio's names where Istio has one,
+//! as `prometheus_client` metrics that pilot registers in its one registry
+//! (see `rudder-metrics` for how Istio's counters keep their names).
 //!
 //! | metric | kind | meaning |
 //! | --- | --- | --- |
@@ -15,14 +15,14 @@
 //! | `pilot_xds_send_time` | histogram (s) | time to hand one response to the stream |
 
 use std::{
-    fmt::Write as _,
     sync::{
-        atomic::{AtomicI64, AtomicU64, Ordering},
-        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+        Arc,
     },
     time::Duration,
 };
 
+use rudder_metrics::{Gauge, Histogram, IstioCounter, Labelled, Registry};
 use rudder_xds::TypeUrl;
 
 /// Istio's buckets for `pilot_proxy_convergence_time` (seconds).
@@ -30,109 +30,34 @@ const CONVERGENCE_BUCKETS: [f64; 8] = [0.1, 0.5, 1.0, 3.0, 5.0, 10.0, 20.0, 30.0
 /// Istio's buckets for `pilot_xds_send_time` (seconds).
 const SEND_BUCKETS: [f64; 8] = [0.01, 0.1, 1.0, 3.0, 5.0, 10.0, 20.0, 30.0];
 
-/// A cumulative histogram with fixed upper bounds.
-#[derive(Debug)]
-struct Histogram {
-    bounds: &'static [f64],
-    state: Mutex<HistogramState>,
-}
+/// One counter per xDS type, labelled `type` (`cds`, `eds`, …).
+type PerType = Labelled<IstioCounter>;
 
-#[derive(Debug, Default, Clone)]
-struct HistogramState {
-    /// Non-cumulative counts per bucket; the last slot is `+Inf`.
-    counts: Vec<u64>,
-    sum: f64,
-    count: u64,
-}
-
-impl Histogram {
-    fn new(bounds: &'static [f64]) -> Self {
-        let state = HistogramState {
-            counts: vec![0; bounds.len() + 1],
-            ..Default::default()
-        };
-        Histogram {
-            bounds,
-            state: Mutex::new(state),
-        }
-    }
-
-    fn observe(&self, seconds: f64) {
-        let idx = self
-            .bounds
-            .iter()
-            .position(|b| seconds <= *b)
-            .unwrap_or(self.bounds.len());
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.counts[idx] += 1;
-        s.sum += seconds;
-        s.count += 1;
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        header(out, name, help, "histogram");
-        let mut cumulative = 0;
-        for (i, bound) in self.bounds.iter().enumerate() {
-            cumulative += s.counts[i];
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
-        }
-        cumulative += s.counts[self.bounds.len()];
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
-        let _ = writeln!(out, "{name}_sum {}", s.sum);
-        let _ = writeln!(out, "{name}_count {}", s.count);
-    }
-}
-
-/// One counter per xDS type.
-#[derive(Debug, Default)]
-struct PerType([AtomicU64; TypeUrl::ALL.len()]);
-
-impl PerType {
-    fn inc(&self, t: TypeUrl) {
-        self.add(t, 1);
-    }
-
-    fn add(&self, t: TypeUrl, n: u64) {
-        self.0[index(t)].fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn get(&self, t: TypeUrl) -> u64 {
-        self.0[index(t)].load(Ordering::Relaxed)
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        header(out, name, help, "counter");
-        for t in TypeUrl::ALL {
-            let _ = writeln!(out, "{name}{{type=\"{}\"}} {}", t.short(), self.get(t));
-        }
-    }
+fn per_type() -> PerType {
+    Labelled::new("type", TypeUrl::ALL.map(|t| t.short()))
 }
 
 fn index(t: TypeUrl) -> usize {
     TypeUrl::ALL.iter().position(|x| *x == t).unwrap_or(0)
 }
 
-fn header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
 #[derive(Debug)]
 struct Inner {
-    connected: AtomicI64,
-    throttled: AtomicU64,
-    waiting: AtomicI64,
+    connected: Gauge,
+    throttled: IstioCounter,
+    waiting: Gauge,
     pushes: PerType,
     pushed_resources: PerType,
     rejects: PerType,
     expired_nonce: PerType,
     convergence: Histogram,
+    /// Observations in `convergence` (the histogram does not expose its count).
+    converged: AtomicU64,
     send_time: Histogram,
 }
 
-/// A cheap-to-clone handle on the server's metrics; [`Metrics::render`] gives
-/// the Prometheus text exposition (format 0.0.4) for `/metrics`.
+/// A cheap-to-clone handle on the server's metrics. [`Metrics::register`] adds
+/// them to the binary's registry; [`Metrics::render`] exposes them alone.
 #[derive(Clone, Debug)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -142,15 +67,16 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             inner: Arc::new(Inner {
-                connected: AtomicI64::new(0),
-                throttled: AtomicU64::new(0),
-                waiting: AtomicI64::new(0),
-                pushes: PerType::default(),
-                pushed_resources: PerType::default(),
-                rejects: PerType::default(),
-                expired_nonce: PerType::default(),
-                convergence: Histogram::new(&CONVERGENCE_BUCKETS),
-                send_time: Histogram::new(&SEND_BUCKETS),
+                connected: Gauge::default(),
+                throttled: IstioCounter::default(),
+                waiting: Gauge::default(),
+                pushes: per_type(),
+                pushed_resources: per_type(),
+                rejects: per_type(),
+                expired_nonce: per_type(),
+                convergence: Histogram::new(CONVERGENCE_BUCKETS),
+                converged: AtomicU64::new(0),
+                send_time: Histogram::new(SEND_BUCKETS),
             }),
         }
     }
@@ -159,152 +85,144 @@ impl Default for Metrics {
 impl Metrics {
     /// Streams connected now (`pilot_xds`).
     pub fn connected(&self) -> i64 {
-        self.inner.connected.load(Ordering::Relaxed)
+        self.inner.connected.get()
     }
 
     /// Responses sent of one type (`pilot_xds_pushes`).
     pub fn pushes(&self, t: TypeUrl) -> u64 {
-        self.inner.pushes.get(t)
+        self.inner.pushes.at(index(t)).get()
     }
 
     /// Streams whose first push waited for a permit (`pilot_xds_first_push_throttled`).
     pub fn first_pushes_throttled(&self) -> u64 {
-        self.inner.throttled.load(Ordering::Relaxed)
+        self.inner.throttled.get()
     }
 
     /// Streams waiting for a first-push permit now (`pilot_xds_first_push_waiting`).
     pub fn first_pushes_waiting(&self) -> i64 {
-        self.inner.waiting.load(Ordering::Relaxed)
+        self.inner.waiting.get()
     }
 
     pub(crate) fn first_push_throttled(&self) {
-        self.inner.throttled.fetch_add(1, Ordering::Relaxed);
-        self.inner.waiting.fetch_add(1, Ordering::Relaxed);
+        self.inner.throttled.inc();
+        self.inner.waiting.inc();
     }
 
     pub(crate) fn first_push_resumed(&self) {
-        self.inner.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.inner.waiting.dec();
     }
 
     /// Resources sent of one type, summed over its responses
     /// (`pilot_xds_pushed_resources`).
     pub fn pushed_resources(&self, t: TypeUrl) -> u64 {
-        self.inner.pushed_resources.get(t)
+        self.inner.pushed_resources.at(index(t)).get()
     }
 
     /// NACKs received of one type (`pilot_total_xds_rejects`).
     pub fn rejects(&self, t: TypeUrl) -> u64 {
-        self.inner.rejects.get(t)
+        self.inner.rejects.at(index(t)).get()
     }
 
     /// Stale-nonce requests ignored of one type (`pilot_xds_expired_nonce`).
     pub fn expired_nonces(&self, t: TypeUrl) -> u64 {
-        self.inner.expired_nonce.get(t)
+        self.inner.expired_nonce.at(index(t)).get()
     }
 
     /// Observations in `pilot_proxy_convergence_time`.
     pub fn convergence_count(&self) -> u64 {
-        self.inner
-            .convergence
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .count
+        self.inner.converged.load(Ordering::Relaxed)
     }
 
     pub(crate) fn stream_opened(&self) {
-        self.inner.connected.fetch_add(1, Ordering::Relaxed);
+        self.inner.connected.inc();
     }
 
     pub(crate) fn stream_closed(&self) {
-        self.inner.connected.fetch_sub(1, Ordering::Relaxed);
+        self.inner.connected.dec();
     }
 
     pub(crate) fn pushed(&self, t: TypeUrl, resources: usize) {
-        self.inner.pushes.inc(t);
-        self.inner.pushed_resources.add(t, resources as u64);
+        self.inner.pushes.at(index(t)).inc();
+        self.inner
+            .pushed_resources
+            .at(index(t))
+            .inc_by(resources as u64);
     }
 
     pub(crate) fn rejected(&self, t: TypeUrl) {
-        self.inner.rejects.inc(t);
+        self.inner.rejects.at(index(t)).inc();
     }
 
     pub(crate) fn expired_nonce(&self, t: TypeUrl) {
-        self.inner.expired_nonce.inc(t);
+        self.inner.expired_nonce.at(index(t)).inc();
     }
 
     pub(crate) fn converged(&self, d: Duration) {
         self.inner.convergence.observe(d.as_secs_f64());
+        self.inner.converged.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn sent(&self, d: Duration) {
         self.inner.send_time.observe(d.as_secs_f64());
     }
 
-    /// The Prometheus text exposition of every metric above.
-    pub fn render(&self) -> String {
+    /// Adds every metric above to `registry` (pilot's, served on `/metrics`);
+    /// the registry reads the same cells this handle updates.
+    pub fn register(&self, registry: &mut Registry) {
         let i = &self.inner;
-        let mut out = String::new();
-        header(
-            &mut out,
+        registry.register(
             "pilot_xds",
-            "Number of endpoints connected to this pilot using XDS.",
-            "gauge",
+            "Number of endpoints connected to this pilot using XDS",
+            i.connected.clone(),
         );
-        let _ = writeln!(out, "pilot_xds {}", self.connected());
-        header(
-            &mut out,
+        registry.register(
             "pilot_xds_first_push_throttled",
-            "Streams whose first push waited for a permit (--push-throttle).",
-            "counter",
+            "Streams whose first push waited for a permit (--push-throttle)",
+            i.throttled.clone(),
         );
-        let _ = writeln!(
-            out,
-            "pilot_xds_first_push_throttled {}",
-            self.first_pushes_throttled()
-        );
-        header(
-            &mut out,
+        registry.register(
             "pilot_xds_first_push_waiting",
-            "Streams waiting for a first-push permit now.",
-            "gauge",
+            "Streams waiting for a first-push permit now",
+            i.waiting.clone(),
         );
-        let _ = writeln!(
-            out,
-            "pilot_xds_first_push_waiting {}",
-            self.first_pushes_waiting()
-        );
-        i.pushes.render(
-            &mut out,
+        registry.register(
             "pilot_xds_pushes",
-            "xDS responses sent to proxies, by type.",
+            "xDS responses sent to proxies, by type",
+            i.pushes.clone(),
         );
-        i.pushed_resources.render(
-            &mut out,
+        registry.register(
             "pilot_xds_pushed_resources",
-            "Resources carried by the xDS responses sent to proxies, by type.",
+            "Resources carried by the xDS responses sent to proxies, by type",
+            i.pushed_resources.clone(),
         );
-        i.rejects.render(
-            &mut out,
+        registry.register(
             "pilot_total_xds_rejects",
-            "Total number of XDS responses from pilot rejected by proxy.",
+            "Total number of XDS responses from pilot rejected by proxy",
+            i.rejects.clone(),
         );
-        i.expired_nonce.render(
-            &mut out,
+        registry.register(
             "pilot_xds_expired_nonce",
-            "Total number of XDS requests with an expired nonce.",
+            "Total number of XDS requests with an expired nonce",
+            i.expired_nonce.clone(),
         );
-        i.convergence.render(
-            &mut out,
+        registry.register(
             "pilot_proxy_convergence_time",
-            "Delay in seconds between config change and a proxy receiving all required configuration.",
+            "Delay in seconds between config change and a proxy receiving all required configuration",
+            i.convergence.clone(),
         );
-        i.send_time.render(
-            &mut out,
+        registry.register(
             "pilot_xds_send_time",
-            "Total time in seconds Pilot takes to send generated configuration.",
+            "Total time in seconds Pilot takes to send generated configuration",
+            i.send_time.clone(),
         );
-        out
+    }
+
+    /// The Prometheus text exposition of these metrics alone (tests, tools);
+    /// pilot serves them through its one registry instead.
+    pub fn render(&self) -> String {
+        let mut registry = Registry::default();
+        self.register(&mut registry);
+        rudder_metrics::encode(&registry)
     }
 }
 

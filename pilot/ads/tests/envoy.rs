@@ -146,35 +146,11 @@ async fn echo_through(port: u16) -> bool {
 }
 
 async fn http_get(port: u16, path: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .unwrap();
-    let mut out = String::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_string(&mut out))
+    let url = format!("http://127.0.0.1:{port}{path}");
+    rudder_http::request(rudder_http::Method::GET, &url, Duration::from_secs(5))
         .await
         .unwrap()
-        .unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap_or_default();
-    if !head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        return body.to_string();
-    }
-    // De-chunk: "<hex size>\r\n<data>\r\n" ... "0\r\n\r\n".
-    let (mut rest, mut plain) = (body, String::new());
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || after.len() < n {
-            break;
-        }
-        plain.push_str(&after[..n]);
-        rest = after[n..].trim_start_matches("\r\n");
-    }
-    plain
+        .body
 }
 
 /// The `version_info` of dynamic active cluster `name` in Envoy's config_dump.

@@ -1,13 +1,9 @@
 //! The certificate service's counters, with Istio's names (`citadel_server_*`)
 //! so existing dashboards keep working.
 
-use std::{
-    fmt::Write as _,
-    sync::{
-        atomic::{AtomicU64, Ordering::Relaxed},
-        Arc,
-    },
-};
+use std::sync::Arc;
+
+use rudder_metrics::{IstioCounter, Registry};
 
 /// Counters; clones share them.
 #[derive(Clone, Debug, Default)]
@@ -15,11 +11,11 @@ pub struct CaMetrics(Arc<Counters>);
 
 #[derive(Debug, Default)]
 struct Counters {
-    csr: AtomicU64,
-    success: AtomicU64,
-    auth_failure: AtomicU64,
-    csr_parsing_err: AtomicU64,
-    id_extraction_err: AtomicU64,
+    csr: IstioCounter,
+    success: IstioCounter,
+    auth_failure: IstioCounter,
+    csr_parsing_err: IstioCounter,
+    id_extraction_err: IstioCounter,
 }
 
 /// One counter of [`CaMetrics`].
@@ -37,36 +33,37 @@ pub enum Counter {
     IdExtractionErr,
 }
 
+/// Each counter, its Istio name and its help (the registry adds the period).
 const ALL: [(Counter, &str, &str); 5] = [
     (
         Counter::Csr,
         "citadel_server_csr_count",
-        "The number of CSRs received by the certificate service.",
+        "The number of CSRs received by the certificate service",
     ),
     (
         Counter::Success,
         "citadel_server_success_cert_issuance_count",
-        "The number of certificates issued.",
+        "The number of certificates issued",
     ),
     (
         Counter::AuthFailure,
         "citadel_server_authentication_failure_count",
-        "The number of requests whose credential was refused.",
+        "The number of requests whose credential was refused",
     ),
     (
         Counter::CsrParsingErr,
         "citadel_server_csr_parsing_err_count",
-        "The number of CSRs that could not be parsed or verified.",
+        "The number of CSRs that could not be parsed or verified",
     ),
     (
         Counter::IdExtractionErr,
         "citadel_server_id_extraction_err_count",
-        "The number of CSRs asking for an identity the caller does not have.",
+        "The number of CSRs asking for an identity the caller does not have",
     ),
 ];
 
 impl CaMetrics {
-    fn cell(&self, c: Counter) -> &AtomicU64 {
+    fn cell(&self, c: Counter) -> &IstioCounter {
         match c {
             Counter::Csr => &self.0.csr,
             Counter::Success => &self.0.success,
@@ -78,25 +75,27 @@ impl CaMetrics {
 
     /// Adds one.
     pub fn inc(&self, c: Counter) {
-        self.cell(c).fetch_add(1, Relaxed);
+        self.cell(c).inc();
     }
 
     /// The current value.
     pub fn get(&self, c: Counter) -> u64 {
-        self.cell(c).load(Relaxed)
+        self.cell(c).get()
     }
 
-    /// Prometheus text format.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
+    /// Adds the counters to `registry` (pilot's, served on `/metrics`).
+    pub fn register(&self, registry: &mut Registry) {
         for (c, name, help) in ALL {
-            let _ = write!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                self.get(c)
-            );
+            registry.register(name, help, self.cell(c).clone());
         }
-        out
+    }
+
+    /// The Prometheus text exposition of these counters alone (tests);
+    /// pilot serves them through its one registry instead.
+    pub fn render(&self) -> String {
+        let mut registry = Registry::default();
+        self.register(&mut registry);
+        rudder_metrics::encode(&registry)
     }
 }
 

@@ -15,8 +15,7 @@
 
 use std::{
     collections::HashSet,
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener, TcpStream},
+    net::{SocketAddr, TcpListener},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
@@ -265,20 +264,11 @@ impl Pilot {
         self.child.id()
     }
 
-    fn ready(&self) -> bool {
-        let Ok(mut s) = TcpStream::connect_timeout(&self.monitoring, Duration::from_millis(200))
-        else {
-            return false;
-        };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        if s.write_all(b"GET /ready HTTP/1.0\r\nHost: pilot\r\n\r\n")
-            .is_err()
-        {
-            return false;
-        }
-        let mut buf = String::new();
-        let _ = s.read_to_string(&mut buf);
-        buf.starts_with("HTTP/1.1 200") || buf.starts_with("HTTP/1.0 200")
+    async fn ready(&self) -> bool {
+        let url = format!("http://{}/ready", self.monitoring);
+        rudder_http::request(rudder_http::Method::GET, &url, Duration::from_secs(2))
+            .await
+            .is_ok_and(|r| r.status == 200)
     }
 
     async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
@@ -291,7 +281,7 @@ impl Pilot {
                     std::fs::read_to_string(&self.log).unwrap_or_default()
                 );
             }
-            if self.ready() {
+            if self.ready().await {
                 return Ok(());
             }
             if Instant::now() > deadline {
