@@ -8,6 +8,7 @@
 //!   ├─ clusters      key: (cluster name, policy, cert mode)        shared by all scopes using the same policy
 //!   ├─ endpoints     key: (cluster name, subset labels)            shared by everyone
 //!   ├─ views         key: (scope key, cert mode) → CDS + EDS       one per scope and cert mode
+//!   │                (views and proxy_clusters keep the previous generator's value where equal)
 //!   ├─ port_routes   key: (port, scope key, source-selector bits)  one per "kind" of proxy
 //!   ├─ service_routes key: (host, port, scope key, selector bits)  `<host>:<port>` per VIP service
 //!   ├─ chains        key: (scope key, selector bits, capture ports)
@@ -101,6 +102,29 @@ impl<K: Eq + Hash, V> Memo<K, V> {
         lock(&self.live).entry(key).or_insert(v).clone()
     }
 
+    /// Looks up or builds, like [`Memo::get_or`], but a value built anew
+    /// is replaced by the previous generator's value for the key (offered by
+    /// [`Memo::handed_over`]) when `same` says they are equal: an unchanged
+    /// map keeps its pointer from push to push, so pilot's publish and the
+    /// ADS server's diffs see it unchanged without a walk per proxy.
+    fn get_or_same(
+        &self,
+        key: K,
+        build: impl FnOnce() -> Arc<V>,
+        same: impl FnOnce(&V, &V) -> bool,
+    ) -> Arc<V> {
+        if let Some(v) = lock(&self.live).get(&key) {
+            return v.clone();
+        }
+        let mut v = build();
+        if let Some(old) = lock(&self.older).remove(&key) {
+            if same(&old, &v) {
+                v = old;
+            }
+        }
+        lock(&self.live).entry(key).or_insert(v).clone()
+    }
+
     /// A table holding what this one holds (the values shared).
     fn carried(&self) -> Self
     where
@@ -127,6 +151,15 @@ impl<K: Eq + Hash, V> Memo<K, V> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while building never leaves a map half-updated: recover it.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The same names at the same versions (an entry holding the same resource
+/// needs no name compared).
+fn same_named(a: &Named, b: &Named) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|((na, ra), (nb, rb))| {
+            Arc::ptr_eq(ra, rb) || (na == nb && ra.version == rb.version)
+        })
 }
 
 /// Which of the snapshot's distinct source selectors select a proxy.
@@ -257,11 +290,16 @@ impl Generator {
     /// (scopes, route configurations, outbound chains and service
     /// listeners, inbound clusters, and each proxy's listener map while the
     /// proxy and the ports its app serves stay) is taken over instead of
-    /// rebuilt; what
-    /// endpoints reach (outbound clusters, whose peers they name, load
-    /// assignments, the maps holding them, consistency results) is built
-    /// anew. A pod change thus costs its assignments, not the mesh's
-    /// routes. Otherwise the same as [`Generator::new`].
+    /// rebuilt; what endpoints reach (outbound clusters, whose peers they
+    /// name, load assignments, the maps holding them, consistency results)
+    /// is built anew. A pod change thus costs its assignments, not the
+    /// mesh's routes. Whatever changed, a cluster or assignment map built
+    /// anew that equals `previous`'s for the same key is `previous`'s map
+    /// (the same pointer), so a route change leaves them untouched.
+    ///
+    /// The listener maps and those candidate maps move out of `previous`
+    /// (a later lookup there builds again): let one generator follow
+    /// another once, as pushes do.
     pub fn after(previous: &Generator, snapshot: Arc<Snapshot>) -> Self {
         let mut next = Generator::new(snapshot);
         if next.snapshot.config_version == previous.snapshot.config_version
@@ -275,6 +313,9 @@ impl Generator {
             next.routes = previous.routes.carried();
             next.listener_maps = previous.listener_maps.handed_over();
         }
+        // Candidates only: rebuilt, then kept where equal.
+        next.proxy_clusters = previous.proxy_clusters.handed_over();
+        next.views = previous.views.handed_over();
         next
     }
 
@@ -305,27 +346,34 @@ impl Generator {
         let scope = self
             .scopes
             .get_or(key.clone(), || Arc::new(Scope::for_key(snapshot, &key)));
-        let view = self.views.get_or((key.clone(), proxy.cert_mode), || {
-            Arc::new(self.scope_view(&scope, proxy.cert_mode))
-        });
+        let view = self.views.get_or_same(
+            (key.clone(), proxy.cert_mode),
+            || Arc::new(self.scope_view(&scope, proxy.cert_mode)),
+            |old, new| {
+                same_named(&old.clusters, &new.clusters)
+                    && same_named(&old.endpoints, &new.endpoints)
+            },
+        );
 
         let inbound = inbound_ports(snapshot, proxy);
         let inbound_key: Vec<(u16, rudder_model::Protocol)> =
             inbound.iter().map(|p| (p.port, p.protocol)).collect();
-        let clusters =
-            self.proxy_clusters
-                .get_or((key.clone(), proxy.cert_mode, inbound_key), || {
-                    let mut clusters = view.clusters.clone();
-                    clusters.extend(self.fixed.iter().cloned());
-                    for p in &inbound {
-                        let name = ClusterName::inbound(p.port).to_string();
-                        let r = self
-                            .inbound
-                            .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
-                        clusters.insert(name, r);
-                    }
-                    Arc::new(clusters)
-                });
+        let clusters = self.proxy_clusters.get_or_same(
+            (key.clone(), proxy.cert_mode, inbound_key),
+            || {
+                let mut clusters = view.clusters.clone();
+                clusters.extend(self.fixed.iter().cloned());
+                for p in &inbound {
+                    let name = ClusterName::inbound(p.port).to_string();
+                    let r = self
+                        .inbound
+                        .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
+                    clusters.insert(name, r);
+                }
+                Arc::new(clusters)
+            },
+            same_named,
+        );
 
         let capture = capture_ports(proxy);
         let chains_key = (key.clone(), bits.clone(), capture.clone());

@@ -520,11 +520,13 @@ fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
     )])])]);
     assert_ne!(route_change.config_version, before.config_version);
 
-    let first = Generator::new(before.clone());
     for pod in ["productpage-v1", "reviews-v1", "sleep"] {
         let p = proxy(&before, pod);
-        let old = first.generate(&p);
         for next in [pod_change.clone(), route_change.clone()] {
+            // One generator follows another once (it takes over what the
+            // previous one holds).
+            let first = Generator::new(before.clone());
+            let old = first.generate(&p);
             let carried = Generator::after(&first, next.clone()).generate(&p);
             let fresh = Generator::new(next.clone()).generate(&p);
             for t in [
@@ -545,6 +547,22 @@ fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
                 next.config_version == before.config_version,
                 "{pod}"
             );
+            // A route change leaves clusters and assignments as they were:
+            // the previous generator's maps are kept (the same pointers).
+            if next.config_version != before.config_version {
+                for t in [TypeUrl::Cluster, TypeUrl::Endpoint] {
+                    assert!(
+                        Arc::ptr_eq(carried.shared(t).unwrap(), old.shared(t).unwrap()),
+                        "{pod} {t:?}"
+                    );
+                }
+            } else {
+                // The pod change moved reviews' assignments.
+                assert!(!Arc::ptr_eq(
+                    carried.shared(TypeUrl::Endpoint).unwrap(),
+                    old.shared(TypeUrl::Endpoint).unwrap()
+                ));
+            }
             // So does the proxy's listener map, the proxy being the same.
             let same_listeners = Arc::ptr_eq(
                 carried.shared(TypeUrl::Listener).unwrap(),
