@@ -31,6 +31,50 @@ pub(crate) fn same_content(a: &Arc<Content>, b: &Arc<Content>) -> bool {
     rudder_xds::same_versions(a, b)
 }
 
+/// Recent results of a walk over two maps, shared by every stream that walks
+/// the same two: after a push, thousands of streams compare the map they
+/// were sent with the new one (the same two maps per scope and type), and
+/// the walk's result is the same for all of them. The `Weak`s keep both
+/// addresses from being reused while an entry lives (a map with a `Weak`
+/// is never edited in place: `Arc::make_mut` moves it), so equal pointers
+/// mean the same maps.
+struct PairMemo<T>(Mutex<VecDeque<PairEntry<T>>>);
+
+/// Two maps (by address) and a walk's result over them.
+type PairEntry<T> = (Weak<Content>, Weak<Content>, T);
+
+impl<T: Clone> PairMemo<T> {
+    /// Entries kept: a few types times the scopes of a push.
+    const KEEP: usize = 64;
+
+    const fn new() -> Self {
+        PairMemo(Mutex::new(VecDeque::new()))
+    }
+
+    fn get(&self, a: &Arc<Content>, b: &Arc<Content>) -> Option<T> {
+        let recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .iter()
+            .find(|(x, y, _)| {
+                std::ptr::eq(x.as_ptr(), Arc::as_ptr(a)) && std::ptr::eq(y.as_ptr(), Arc::as_ptr(b))
+            })
+            .map(|(_, _, v)| v.clone())
+    }
+
+    fn put(&self, a: &Arc<Content>, b: &Arc<Content>, v: T) {
+        let mut recent = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|(x, y, _)| x.strong_count() > 0 && y.strong_count() > 0);
+        if recent.len() >= Self::KEEP {
+            recent.pop_front();
+        }
+        recent.push_back((Arc::downgrade(a), Arc::downgrade(b), v));
+    }
+}
+
+/// Walk results are remembered for other streams when at most this many
+/// names came out (a push's changes; not a first response's whole map).
+const SHARED_RESULT: usize = 256;
+
 /// Whether `have` holds `r` under its name at `r`'s version.
 fn same_resource(have: Option<&Arc<Resource>>, r: &Arc<Resource>) -> bool {
     have.is_some_and(|h| Arc::ptr_eq(h, r) || h.version == r.version)
@@ -45,9 +89,13 @@ pub(crate) fn changed<'a>(
     want: &'a Arc<Content>,
     have: &Arc<Content>,
 ) -> Vec<(&'a String, &'a Arc<Resource>)> {
+    static SHARED: PairMemo<Arc<[String]>> = PairMemo::new();
     let mut out = Vec::new();
     if Arc::ptr_eq(want, have) {
         return out;
+    }
+    if let Some(names) = SHARED.get(want, have) {
+        return names.iter().filter_map(|n| want.get_key_value(n)).collect();
     }
     let mut have_it = have.iter().peekable();
     for (n, r) in want.iter() {
@@ -64,14 +112,24 @@ pub(crate) fn changed<'a>(
             out.push((n, r));
         }
     }
+    if out.len() <= SHARED_RESULT {
+        SHARED.put(want, have, out.iter().map(|(n, _)| (*n).clone()).collect());
+    }
     out
 }
 
 /// The names `have` holds that `want` does not, in name order.
 pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'a String> {
+    static SHARED: PairMemo<Arc<[String]>> = PairMemo::new();
     let mut out = Vec::new();
     if Arc::ptr_eq(want, have) {
         return out;
+    }
+    if let Some(names) = SHARED.get(want, have) {
+        return names
+            .iter()
+            .filter_map(|n| have.get_key_value(n).map(|(k, _)| k))
+            .collect();
     }
     let mut want_it = want.iter().peekable();
     for (n, r) in have.iter() {
@@ -85,6 +143,9 @@ pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'
         if want_it.next_if(|(w, _)| *w == n).is_none() {
             out.push(n);
         }
+    }
+    if out.len() <= SHARED_RESULT {
+        SHARED.put(want, have, out.iter().map(|n| (*n).clone()).collect());
     }
     out
 }
@@ -133,10 +194,16 @@ impl NameSet {
         match self {
             NameSet::Keys(k) if Arc::ptr_eq(k, m) => true,
             NameSet::Keys(k) => {
-                k.len() == m.len()
+                static SHARED: PairMemo<bool> = PairMemo::new();
+                if let Some(equal) = SHARED.get(k, m) {
+                    return equal;
+                }
+                let equal = k.len() == m.len()
                     && k.iter()
                         .zip(m.iter())
-                        .all(|((a, ra), (b, rb))| Arc::ptr_eq(ra, rb) || a == b)
+                        .all(|((a, ra), (b, rb))| Arc::ptr_eq(ra, rb) || a == b);
+                SHARED.put(k, m, equal);
+                equal
             }
             NameSet::Own(_) => {
                 self.len() == m.len() && self.iter().zip(m.keys()).all(|(a, b)| a == b)
@@ -601,11 +668,14 @@ mod tests {
                 .filter(|(n, r)| have.get(*n).is_none_or(|h| h.version != r.version))
                 .map(|(n, _)| n)
                 .collect();
-            let got: Vec<&String> = changed(want, have).into_iter().map(|(n, _)| n).collect();
-            assert_eq!(got, expect_changed);
-            let expect_missing: Vec<&String> =
-                have.keys().filter(|n| !want.contains_key(*n)).collect();
-            assert_eq!(missing(want, have), expect_missing);
+            // Walked, then (the same two maps) remembered for other streams.
+            for _ in 0..2 {
+                let got: Vec<&String> = changed(want, have).into_iter().map(|(n, _)| n).collect();
+                assert_eq!(got, expect_changed);
+                let expect_missing: Vec<&String> =
+                    have.keys().filter(|n| !want.contains_key(*n)).collect();
+                assert_eq!(missing(want, have), expect_missing);
+            }
             let selected = shared_selection(have, want);
             let expect: Vec<&String> = want.keys().filter(|n| have.contains_key(*n)).collect();
             assert_eq!(selected.keys().collect::<Vec<_>>(), expect);
