@@ -131,6 +131,22 @@ pub(crate) fn reference_problems<'a>(
     problems
 }
 
+/// Route configuration and cluster names referenced (sorted, distinct):
+/// many proxies reference the same, so a generator keeps one of each.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RefNames {
+    rds: Vec<String>,
+    clusters: Vec<String>,
+}
+
+impl RefNames {
+    /// Whether `clusters` and `rds` hold every name referenced.
+    pub(crate) fn present(&self, clusters: &Content, rds: &Content) -> bool {
+        self.rds.iter().all(|n| rds.contains_key(n))
+            && self.clusters.iter().all(|n| clusters.contains_key(n))
+    }
+}
+
 /// Names referenced, each with who references it.
 #[derive(Debug, Default)]
 pub(crate) struct Refs {
@@ -170,6 +186,16 @@ impl Refs {
             }
         }
         (refs, problems)
+    }
+
+    /// The names referenced, without who references them (what
+    /// [`RefNames::present`] checks).
+    pub(crate) fn names(&self) -> RefNames {
+        let mut rds: Vec<String> = self.rds.iter().map(|(n, _)| n.clone()).collect();
+        let mut clusters: Vec<String> = self.clusters.iter().map(|(n, _)| n.clone()).collect();
+        rds.dedup();
+        clusters.dedup();
+        RefNames { rds, clusters }
     }
 
     /// The referenced names `clusters` and `rds` do not hold.
@@ -255,6 +281,38 @@ impl Refs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names own listeners reference, kept without who references them,
+    /// tell a set missing one from a complete set.
+    #[test]
+    fn referenced_names_are_present_or_not() {
+        use envoy_types::pb::envoy::config::listener::v3::FilterChain;
+        let listener = Listener {
+            name: "virtualOutbound".into(),
+            filter_chains: vec![FilterChain {
+                filters: vec![
+                    crate::common::tcp_proxy("a", &[("c1".into(), 1)]),
+                    crate::common::tcp_proxy("b", &[("c1".into(), 1), ("c2".into(), 1)]),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let r = crate::common::resource(crate::version::Version::new("test"), &listener);
+        let name = "virtualOutbound".to_string();
+        let (refs, problems) = Refs::of([(&name, &r)], []);
+        assert!(problems.is_empty(), "{problems:?}");
+        let names = refs.names();
+        let cluster = |n: &str| (n.to_string(), r.clone());
+        let both: Content = [cluster("c1"), cluster("c2")].into_iter().collect();
+        let one: Content = [cluster("c1")].into_iter().collect();
+        assert!(names.present(&both, &Content::new()));
+        assert!(!names.present(&one, &Content::new()));
+        assert_eq!(
+            refs.missing(&one, &Content::new()),
+            ["tcp_proxy b: cluster c2 does not exist"]
+        );
+    }
 
     #[test]
     fn a_failed_check_is_counted() {

@@ -42,7 +42,7 @@
 //! that proxy nothing.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     hash::Hash,
     sync::{Arc, Mutex},
 };
@@ -55,7 +55,7 @@ use rudder_model::{
 
 use crate::{
     cluster::{fixed_clusters, inbound_cluster, outbound_cluster, Peers},
-    consistency::{eds_problems, reference_problems, report_inconsistent, Refs},
+    consistency::{eds_problems, reference_problems, report_inconsistent, RefNames, Refs},
     endpoint::{eds_resource, members},
     inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
@@ -206,7 +206,9 @@ type ListenersKey = (Proxy, Vec<InboundPort>, ByPtr<OutboundChains>);
 #[derive(Debug)]
 struct ProxyListeners {
     map: Arc<Named>,
-    refs: Refs,
+    /// Shared by the proxies whose own listeners reference the same names.
+    refs: Arc<RefNames>,
+    /// Problems decoding the own listeners (none, unless a generator bug).
     problems: Vec<String>,
 }
 
@@ -239,6 +241,8 @@ pub struct Generator {
     routes: Memo<ChainsKey, Named>,
     /// Per proxy: its listener map (the capture listener holds the pod's IPs).
     listener_maps: Memo<ListenersKey, ProxyListeners>,
+    /// One of each set of names own listeners reference.
+    ref_names: Mutex<HashSet<Arc<RefNames>>>,
     /// Problems of the shared part of a set (cluster, assignment and route
     /// maps, service listeners), checked once per combination.
     checks: Memo<CheckKey, Vec<String>>,
@@ -280,6 +284,7 @@ impl Generator {
             proxy_clusters: Memo::new(),
             routes: Memo::new(),
             listener_maps: Memo::new(),
+            ref_names: Mutex::new(HashSet::new()),
             checks: Memo::new(),
         }
     }
@@ -388,6 +393,7 @@ impl Generator {
             // shared service listeners.
             let own = built.len() - chains.vip_listeners.len();
             let (refs, problems) = Refs::of(built[..own].iter().map(|(n, r)| (n, r)), []);
+            let refs = self.ref_names(refs.names());
             Arc::new(ProxyListeners {
                 map: Arc::new(built.into_iter().collect()),
                 refs,
@@ -475,13 +481,27 @@ impl Generator {
         });
         let mut problems = (*shared).clone();
         problems.extend(own.problems.iter().cloned());
-        problems.extend(own.refs.missing(&clusters, &routes));
+        if !own.refs.present(&clusters, &routes) {
+            // Say who references what is missing (decoding again: a bug).
+            problems.extend(reference_problems(own.map.iter(), [], &clusters, &routes));
+        }
         if problems.is_empty() {
             Some(res)
         } else {
             report_inconsistent(&proxy.id.to_string(), &problems);
             None
         }
+    }
+
+    /// The generator's one copy of `names`.
+    fn ref_names(&self, names: RefNames) -> Arc<RefNames> {
+        let mut set = lock(&self.ref_names);
+        if let Some(shared) = set.get(&names) {
+            return shared.clone();
+        }
+        let shared = Arc::new(names);
+        set.insert(shared.clone());
+        shared
     }
 
     /// Outbound clusters (per service port in the scope, per subset of the
