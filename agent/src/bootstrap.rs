@@ -35,11 +35,7 @@ use rudder_model::{
 use serde_json::{json, Value};
 
 /// File names inside `--cert-dir` (ARCHITECTURE.md "Settled details → Agent").
-pub const CERT_CHAIN_FILE: &str = "cert-chain.pem";
-/// See [`CERT_CHAIN_FILE`].
-pub const KEY_FILE: &str = "key.pem";
-/// See [`CERT_CHAIN_FILE`].
-pub const ROOT_CERT_FILE: &str = "root-cert.pem";
+pub use rudder_model::well_known::{CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE};
 
 /// The cluster behind the Prometheus listener: Envoy's own admin interface.
 pub const PROMETHEUS_CLUSTER: &str = "prometheus_stats";

@@ -54,7 +54,7 @@ struct Identity {
     #[arg(long, default_value = "rudder-pilot.rudder-system.svc:15010")]
     discovery_address: String,
     /// Directory with cert-chain.pem, key.pem and root-cert.pem.
-    #[arg(long, default_value = "/etc/certs")]
+    #[arg(long, default_value = rudder_model::well_known::CERT_DIR)]
     cert_dir: PathBuf,
     /// Pod name.
     #[arg(long, env = "POD_NAME", default_value = "")]
@@ -137,11 +137,11 @@ struct ProxyArgs {
     #[arg(long)]
     ca_address: Option<String>,
     /// The mesh root: verifies pilot and the certificates it issues.
-    #[arg(long, default_value = "/var/run/secrets/istio/root-cert.pem")]
+    #[arg(long, default_value = rudder_model::well_known::ROOT_CERT_PATH)]
     ca_root: PathBuf,
     /// The credential sent to the CA (a projected service-account token, or
     /// the local mesh runner's token); read at every request.
-    #[arg(long, default_value = "/var/run/secrets/tokens/istio-token")]
+    #[arg(long, default_value = rudder_model::well_known::TOKEN_PATH)]
     token_file: PathBuf,
     /// Certificate lifetime to ask for (the CA caps it), e.g. 24h, 10m, 5s.
     #[arg(long, default_value = "24h", value_parser = flag_duration)]

@@ -29,24 +29,16 @@ pub const VOLUME_NAMES: [&str; 5] = [
     ROOT_CERT_VOLUME,
     WORKLOAD_SOCKET_VOLUME,
 ];
-/// Where the token volume is mounted; the agent's default `--token-file` is `istio-token` in it.
-pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
-/// The token's file name inside [`TOKEN_DIR`].
-pub const TOKEN_FILE: &str = "istio-token";
-/// The audience of the projected token (pilot's TokenReview checks it).
-pub const TOKEN_AUDIENCE: &str = "istio-ca";
-/// Where the root ConfigMap is mounted; the agent's default `--ca-root` is `root-cert.pem` in it.
-pub const ROOT_CERT_DIR: &str = "/var/run/secrets/istio";
-/// The root's file name (ConfigMap key) inside [`ROOT_CERT_DIR`].
-pub const ROOT_CERT_FILE: &str = "root-cert.pem";
-/// Where the SDS socket directory is mounted.
-pub const WORKLOAD_SOCKET_DIR: &str = "/var/run/secrets/workload-spiffe-uds";
+/// Where the token, root and certificate volumes are mounted and the file
+/// names in them: the agent's defaults, so one home (`model::well_known`).
+pub use rudder_model::well_known::{
+    CERT_DIR, ROOT_CERT_DIR, ROOT_CERT_FILE, TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_FILE,
+    WORKLOAD_SOCKET_DIR,
+};
 /// How long a projected token lives (kubelet refreshes it before it expires).
 pub const TOKEN_EXPIRATION_SECONDS: u32 = 43200;
 /// downwardAPI volume holding the pod's labels.
 pub const PODINFO_VOLUME: &str = "rudder-podinfo";
-/// Where the certificates are mounted (the agent's `--cert-dir`).
-pub const CERT_DIR: &str = "/etc/certs";
 /// Where the downwardAPI volume is mounted.
 pub const PODINFO_DIR: &str = "/etc/rudder/pod";
 /// The labels file inside [`PODINFO_DIR`] (`key="value"` lines).

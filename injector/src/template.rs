@@ -121,35 +121,9 @@ impl FromStr for InboundPorts {
     }
 }
 
-/// How the agent hands the workload certificate to Envoy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CertMode {
-    /// Files in `/etc/certs`; a renewal hot-restarts Envoy.
-    File,
-    /// SDS over a Unix socket; a renewal needs no restart.
-    Sds,
-}
-
-impl CertMode {
-    /// The agent's `--cert-mode` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CertMode::File => "file",
-            CertMode::Sds => "sds",
-        }
-    }
-}
-
-impl FromStr for CertMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "file" => Ok(CertMode::File),
-            "sds" => Ok(CertMode::Sds),
-            other => Err(format!("{other:?} is not one of file, sds")),
-        }
-    }
-}
+/// How the agent hands the workload certificate to Envoy (the model's:
+/// the injector writes the agent's `--cert-mode` from it).
+pub use rudder_model::node::CertMode;
 
 /// The template's values. See `manifests/injector/` for the ConfigMap form.
 #[derive(Clone, Debug, PartialEq)]

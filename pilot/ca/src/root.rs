@@ -19,7 +19,7 @@ use time::OffsetDateTime;
 use x509_parser::pem::Pem;
 
 /// The root certificate file in `--ca-dir` (0644).
-pub const ROOT_CERT_FILE: &str = "root-cert.pem";
+pub use rudder_model::well_known::ROOT_CERT_FILE;
 /// The root key file in `--ca-dir` (0600).
 pub const ROOT_KEY_FILE: &str = "root-key.pem";
 /// Lifetime of a root pilot generates.

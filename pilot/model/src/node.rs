@@ -111,6 +111,17 @@ impl CertMode {
     }
 }
 
+impl std::str::FromStr for CertMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "file" => Ok(CertMode::File),
+            "sds" => Ok(CertMode::Sds),
+            other => Err(format!("{other:?} is not one of file, sds")),
+        }
+    }
+}
+
 /// The node metadata Rudder's agent sends and pilot reads.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct NodeMetadata {

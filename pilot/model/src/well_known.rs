@@ -57,6 +57,31 @@ pub const APP_HEALTH_PATH_PREFIX: &str = "/app-health/";
 /// (JSON: path under [`APP_HEALTH_PATH_PREFIX`] → probe), Istio's name.
 pub const APP_PROBERS_ENV: &str = "ISTIO_KUBE_APP_PROBERS";
 
+/// Where the agent keeps the workload certificates in file cert mode (its
+/// `--cert-dir`; the injector mounts a writable volume there).
+pub const CERT_DIR: &str = "/etc/certs";
+/// The workload certificate chain's file name in [`CERT_DIR`].
+pub const CERT_CHAIN_FILE: &str = "cert-chain.pem";
+/// The workload key's file name in [`CERT_DIR`].
+pub const KEY_FILE: &str = "key.pem";
+/// The mesh root's file name: in [`CERT_DIR`], in [`ROOT_CERT_DIR`] (the
+/// root ConfigMap's key) and in pilot's `--ca-dir`.
+pub const ROOT_CERT_FILE: &str = "root-cert.pem";
+/// Where the injector mounts the root ConfigMap.
+pub const ROOT_CERT_DIR: &str = "/var/run/secrets/istio";
+/// The agent's default `--ca-root`: [`ROOT_CERT_FILE`] in [`ROOT_CERT_DIR`].
+pub const ROOT_CERT_PATH: &str = "/var/run/secrets/istio/root-cert.pem";
+/// Where the injector mounts the projected service-account token.
+pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
+/// The token's file name in [`TOKEN_DIR`].
+pub const TOKEN_FILE: &str = "istio-token";
+/// The agent's default `--token-file`: [`TOKEN_FILE`] in [`TOKEN_DIR`].
+pub const TOKEN_PATH: &str = "/var/run/secrets/tokens/istio-token";
+/// The projected token's audience (pilot's TokenReview checks it).
+pub const TOKEN_AUDIENCE: &str = "istio-ca";
+/// The directory of the agent's SDS socket (SDS cert mode).
+pub const WORKLOAD_SOCKET_DIR: &str = "/var/run/secrets/workload-spiffe-uds";
+
 /// The agent's SDS socket (SDS cert mode): Envoy fetches `default` and `ROOTCA`
 /// from it. Istio's path, so Istio-shaped pod specs keep working.
 pub const SDS_SOCKET_PATH: &str = "/var/run/secrets/workload-spiffe-uds/socket";
