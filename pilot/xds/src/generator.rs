@@ -14,15 +14,16 @@
 //!   ├─ chains        key: (scope key, selector bits, capture ports)
 //!   ├─ whole maps:   proxy_clusters (scope key, cert mode, inbound ports) and
 //!   │                routes (the chains key) → one `Arc<Content>` per key
-//!   └─ listener_maps key: (proxy, its inbound ports, chains)          the listener map (the capture
+//!   └─ listener_maps key: (proxy, inbound ports, chains and inbound security by content)  the listener map (the capture
 //!                    listener holds the pod's IPs), and what its own listeners reference
 //! ```
 //!
 //! A generator that follows another with the same configuration
-//! ([`Generator::after`]) takes over what depends on configuration alone, and
-//! each proxy's listener map that the proxy still looks up; so a pod change
-//! costs its load assignments and clusters, not the mesh's routes and
-//! listeners.
+//! ([`Generator::after`]) takes over what depends on configuration alone; any
+//! generator that follows another takes over each proxy's listener map whose
+//! inputs stay the same (by content); so a pod change costs its load
+//! assignments and clusters, and a route change its route configurations,
+//! not the mesh's listeners.
 //!
 //! Proxies with identical resources of a type share that type's map, not
 //! just its resources: per-proxy memory is the listener map and the ADS
@@ -61,6 +62,7 @@ use crate::{
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
     proxy::{inbound_ports, InboundPort},
     rds::{outbound_route_config, service_route_config},
+    version::Version,
     ProxyResources, Resource, TypeUrl,
 };
 
@@ -196,10 +198,12 @@ type CheckKey = (
     ByPtr<OutboundChains>,
 );
 
-/// What a proxy's listener map depends on beyond the configuration: the
-/// proxy, the ports its app serves, and its outbound chains (by pointer:
-/// carried from generator to generator while the configuration stays).
-type ListenersKey = (Proxy, Vec<InboundPort>, ByPtr<OutboundChains>);
+/// Everything a proxy's listener map is built from (`listeners`' inputs):
+/// the proxy, the ports its app serves, its outbound chains and service
+/// listeners (by content version) and its inbound security (by hash). Keyed
+/// by content, a map is carried from generator to generator whatever else
+/// the configuration changed.
+type ListenersKey = (Proxy, Vec<InboundPort>, String, String);
 
 /// A proxy's listener map, and what its own listeners (those not shared
 /// with other proxies) reference, decoded once for the consistency check.
@@ -293,14 +297,17 @@ impl Generator {
     /// snapshots differ only in pods and endpoints (same
     /// [`Snapshot::config_version`]), what depends on configuration alone
     /// (scopes, route configurations, outbound chains and service
-    /// listeners, inbound clusters, and each proxy's listener map while the
-    /// proxy and the ports its app serves stay) is taken over instead of
-    /// rebuilt; what endpoints reach (outbound clusters, whose peers they
+    /// listeners, inbound clusters) is taken over instead of rebuilt; what endpoints reach (outbound clusters, whose peers they
     /// name, load assignments, the maps holding them, consistency results)
     /// is built anew. A pod change thus costs its assignments, not the
     /// mesh's routes. Whatever changed, a cluster or assignment map built
     /// anew that equals `previous`'s for the same key is `previous`'s map
     /// (the same pointer), so a route change leaves them untouched.
+    ///
+    /// A proxy's listener map is keyed by the content of everything it is
+    /// built from, so it is carried whatever changed, while that stays: a
+    /// route change rebuilds route configurations, not 2000 capture
+    /// listeners.
     ///
     /// The listener maps and those candidate maps move out of `previous`
     /// (a later lookup there builds again): let one generator follow
@@ -316,8 +323,8 @@ impl Generator {
             next.service_routes = previous.service_routes.carried();
             next.chains = previous.chains.carried();
             next.routes = previous.routes.carried();
-            next.listener_maps = previous.listener_maps.handed_over();
         }
+        next.listener_maps = previous.listener_maps.handed_over();
         // Candidates only: rebuilt, then kept where equal.
         next.proxy_clusters = previous.proxy_clusters.handed_over();
         next.views = previous.views.handed_over();
@@ -385,9 +392,14 @@ impl Generator {
         let chains = self.chains.get_or(chains_key.clone(), || {
             Arc::new(outbound_chains(snapshot, &scope, &proxy.labels, &capture))
         });
-        let listeners_key = (proxy.clone(), inbound.clone(), ByPtr(chains.clone()));
+        let security = InboundSecurity::of(snapshot, proxy, &inbound);
+        let listeners_key = (
+            proxy.clone(),
+            inbound.clone(),
+            chains.content_version.clone(),
+            Version::new("inbound-security").with(&security).to_string(),
+        );
         let listeners = self.listener_maps.get_or(listeners_key, || {
-            let security = InboundSecurity::of(snapshot, proxy, &inbound);
             let built = listeners(proxy, &inbound, &chains, &security);
             // `listeners` returns the proxy's own listeners first, then the
             // shared service listeners.

@@ -86,6 +86,9 @@ pub(crate) struct OutboundChains {
     pub(crate) ports: BTreeSet<u16>,
     /// Hash of the model inputs the chains were built from.
     pub(crate) version: String,
+    /// [`OutboundChains::version`] and the versions of the service
+    /// listeners: equal for equal chains and listeners, from any snapshot.
+    pub(crate) content_version: String,
     /// The `<VIP>_<port>` listeners (never bound; reached by hand-off).
     pub(crate) vip_listeners: Vec<(String, Arc<Resource>)>,
     /// The services and ports whose route configuration `<host>:<port>` those
@@ -168,7 +171,7 @@ pub(crate) fn outbound_chains(
             } else {
                 clusters
             };
-            version.add(&(sp.port, vip, &clusters));
+            version.add(&(sp.port, vip, &svc.hostname, &clusters));
             chains.push(chain(
                 default.clone(),
                 Some(sp.port),
@@ -193,11 +196,17 @@ pub(crate) fn outbound_chains(
         vip_listeners.push((name, resource(v, &l)));
         service_routes.push((svc.hostname.clone(), port));
     }
+    let version = version.to_string();
+    let mut content_version = Version::new("lds-outbound-content").with(&version);
+    for (name, r) in &vip_listeners {
+        content_version.add(&(name, &r.version));
+    }
     OutboundChains {
         chains,
         http_ports,
         ports,
-        version: version.to_string(),
+        content_version: content_version.to_string(),
+        version,
         vip_listeners,
         service_routes,
     }
