@@ -73,7 +73,7 @@ pub use cidr::{Cidr, CidrError};
 pub use client::{get, load, HttpRequest, LoadReport, LoadSpec, Outcome};
 pub use cmd::CmdError;
 pub use echo::{EchoConfig, EchoError, EchoServer, RecordedRequest};
-pub use envoy::{envoy_bin, shm_path, Envoy, EnvoyError, EnvoySpec, DEFAULT_ENVOY_BIN};
+pub use envoy::{envoy_bin, shm_path, Envoy, EnvoyError, EnvoySpec};
 pub use net::{
     Net, NetConfig, NetError, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_STATE_ROOT,
 };

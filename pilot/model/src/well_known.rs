@@ -57,6 +57,11 @@ pub const APP_HEALTH_PATH_PREFIX: &str = "/app-health/";
 /// (JSON: path under [`APP_HEALTH_PATH_PREFIX`] → probe), Istio's name.
 pub const APP_PROBERS_ENV: &str = "ISTIO_KUBE_APP_PROBERS";
 
+/// Where setup installs the real Envoy binary (0755, runnable by [`PROXY_UID`]);
+/// the agent, the harness, the local-mesh runner and the tests fall back to it
+/// when `ENVOY_BIN` is not set.
+pub const INSTALLED_ENVOY_BIN: &str = "/opt/rudder/bin/envoy";
+
 /// The agent's SDS socket (SDS cert mode): Envoy fetches `default` and `ROOTCA`
 /// from it. Istio's path, so Istio-shaped pod specs keep working.
 pub const SDS_SOCKET_PATH: &str = "/var/run/secrets/workload-spiffe-uds/socket";
