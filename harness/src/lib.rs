@@ -66,6 +66,7 @@ mod envoy;
 mod net;
 mod pod;
 mod process;
+mod shared;
 mod state;
 
 pub use bin::{target_dir, workspace_bin, workspace_root, BinError};
