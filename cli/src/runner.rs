@@ -19,6 +19,7 @@ use rudder_injector::CertMode;
 use rudder_model::well_known::{MONITORING_PORT, XDS_PORT, XDS_TLS_PORT};
 
 use crate::identity::{IdentityError, MeshIdentity};
+use crate::instance::Instance;
 
 use crate::manifest::{self, Manifest};
 use crate::pilot::{self, ConfigDir, Pilot};
@@ -149,77 +150,6 @@ fn monitoring_addr(port: Option<u16>) -> SocketAddr {
         (None, _) => free(0).ok().and_then(Result::ok).unwrap_or(want),
     };
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A running instance; dropping it tears everything down.
-struct Instance {
-    record: RunnerRecord,
-    runner_root: PathBuf,
-    pilot: Option<Pilot>,
-    sup_stop: Arc<AtomicBool>,
-    supervisor: Option<std::thread::JoinHandle<Vec<LivePod>>>,
-    net: Option<Net>,
-}
-
-impl Instance {
-    /// The harness network (present until teardown).
-    fn net(&self) -> &Net {
-        self.net.as_ref().expect("the network lives until teardown")
-    }
-
-    fn save(&self) -> Result<(), UpError> {
-        Ok(self.record.save(&self.runner_root)?)
-    }
-
-    fn teardown(&mut self) {
-        self.sup_stop.store(true, Ordering::SeqCst);
-        let pods = self
-            .supervisor
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        // SIGTERM every container at once (agents drain), then let the
-        // harness stop stragglers and remove namespaces, links and files.
-        let pids: Vec<u32> = pods
-            .iter()
-            .flat_map(|p| p.running.iter().map(|r| r.process.pid()))
-            .collect();
-        for pid in &pids {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(*pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(7);
-        while Instant::now() < deadline
-            && pods
-                .iter()
-                .any(|p| p.running.iter().any(|r| r.process.try_wait().is_none()))
-        {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        drop(pods);
-        if let Some(p) = self.pilot.take() {
-            p.stop();
-        }
-        for dir in &self.record.etc_netns {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        // Only succeeds when empty: /etc/netns was made for our pods.
-        let _ = std::fs::remove_dir("/etc/netns");
-        if let Some(net) = self.net.take() {
-            if let Err(e) = net.teardown() {
-                eprintln!("rudder: teardown: {e}");
-            }
-        }
-        let _ = std::fs::remove_file(record::record_path(&self.runner_root, &self.record.name));
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.teardown();
-    }
 }
 
 /// Runs `up` in this process. `stop` is set by signals; output goes to stdout.
