@@ -150,65 +150,7 @@ impl AppProbers {
                 }
             }
             let raw: RawProber = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
-            let timeout = match raw.timeout_seconds {
-                None => Duration::from_secs(1),
-                Some(0) => return Err(err("timeoutSeconds: must be at least 1".into())),
-                Some(s) => Duration::from_secs(s),
-            };
-            let port_ok = |p: u16, at: &str| {
-                if p == 0 {
-                    Err(err(format!("{at}.port: 0 is not a port")))
-                } else {
-                    Ok(p)
-                }
-            };
-            let prober = match (raw.http_get, raw.tcp_socket, raw.grpc) {
-                (Some(h), None, None) => {
-                    let https = match h.scheme.as_deref() {
-                        None | Some("HTTP") => false,
-                        Some("HTTPS") => true,
-                        Some(s) => {
-                            return Err(err(format!("httpGet.scheme: {s:?} is not HTTP or HTTPS")))
-                        }
-                    };
-                    let path = h
-                        .path
-                        .filter(|p| !p.is_empty())
-                        .unwrap_or_else(|| "/".into());
-                    if !path.starts_with('/') {
-                        return Err(err(format!(
-                            "httpGet.path: {path:?} is not an absolute path"
-                        )));
-                    }
-                    Prober::Http {
-                        port: port_ok(h.port, "httpGet")?,
-                        path,
-                        host: h.host.filter(|h| !h.is_empty()),
-                        headers: h
-                            .http_headers
-                            .into_iter()
-                            .map(|h| (h.name, h.value))
-                            .collect(),
-                        https,
-                        timeout,
-                    }
-                }
-                (None, Some(t), None) => Prober::Tcp {
-                    port: port_ok(t.port, "tcpSocket")?,
-                    host: t.host.filter(|h| !h.is_empty()),
-                    timeout,
-                },
-                (None, None, Some(g)) => Prober::Grpc {
-                    port: port_ok(g.port, "grpc")?,
-                    service: g.service.unwrap_or_default(),
-                    timeout,
-                },
-                _ => {
-                    return Err(err(
-                        "exactly one of httpGet, tcpSocket and grpc is needed".into()
-                    ))
-                }
-            };
+            let prober = prober(raw, &err)?;
             probes.insert(path, prober);
         }
         Ok(AppProbers { probes })
@@ -228,6 +170,68 @@ impl AppProbers {
     pub fn is_empty(&self) -> bool {
         self.probes.is_empty()
     }
+}
+
+/// One probe of `ISTIO_KUBE_APP_PROBERS`: exactly one of `httpGet`,
+/// `tcpSocket` and `grpc`. `err` puts the probe's path before a message.
+fn prober(raw: RawProber, err: &impl Fn(String) -> String) -> Result<Prober, String> {
+    let timeout = match raw.timeout_seconds {
+        None => Duration::from_secs(1),
+        Some(0) => return Err(err("timeoutSeconds: must be at least 1".into())),
+        Some(s) => Duration::from_secs(s),
+    };
+    let port_ok = |p: u16, at: &str| {
+        if p == 0 {
+            Err(err(format!("{at}.port: 0 is not a port")))
+        } else {
+            Ok(p)
+        }
+    };
+    Ok(match (raw.http_get, raw.tcp_socket, raw.grpc) {
+        (Some(h), None, None) => {
+            let https = match h.scheme.as_deref() {
+                None | Some("HTTP") => false,
+                Some("HTTPS") => true,
+                Some(s) => return Err(err(format!("httpGet.scheme: {s:?} is not HTTP or HTTPS"))),
+            };
+            let path = h
+                .path
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "/".into());
+            if !path.starts_with('/') {
+                return Err(err(format!(
+                    "httpGet.path: {path:?} is not an absolute path"
+                )));
+            }
+            Prober::Http {
+                port: port_ok(h.port, "httpGet")?,
+                path,
+                host: h.host.filter(|h| !h.is_empty()),
+                headers: h
+                    .http_headers
+                    .into_iter()
+                    .map(|h| (h.name, h.value))
+                    .collect(),
+                https,
+                timeout,
+            }
+        }
+        (None, Some(t), None) => Prober::Tcp {
+            port: port_ok(t.port, "tcpSocket")?,
+            host: t.host.filter(|h| !h.is_empty()),
+            timeout,
+        },
+        (None, None, Some(g)) => Prober::Grpc {
+            port: port_ok(g.port, "grpc")?,
+            service: g.service.unwrap_or_default(),
+            timeout,
+        },
+        _ => {
+            return Err(err(
+                "exactly one of httpGet, tcpSocket and grpc is needed".into()
+            ))
+        }
+    })
 }
 
 impl Prober {
@@ -289,30 +293,47 @@ impl Prober {
                 https,
                 timeout,
             } => {
-                let target = target(host.as_deref(), pod_ip, *port);
-                let url = format!("{}://{target}{path}", if *https { "https" } else { "http" });
-                // TLS is spoken to the URL's host: the probe's host, else the pod IP.
-                match tokio::time::timeout(
+                http_probe(
+                    pod_ip,
+                    *port,
+                    path,
+                    host.as_deref(),
+                    headers,
+                    *https,
                     *timeout,
-                    http_get(&url, &target, headers, *https, *timeout),
                 )
                 .await
-                {
-                    Ok(Ok(status)) => Outcome {
-                        status,
-                        detail: format!("GET {url}: HTTP {status}"),
-                    },
-                    Ok(Err(e)) => Outcome {
-                        status: 503,
-                        detail: format!("GET {url}: {e}"),
-                    },
-                    Err(_) => Outcome {
-                        status: 503,
-                        detail: format!("GET {url}: no answer within {timeout:?}"),
-                    },
-                }
             }
         }
+    }
+}
+
+/// An `httpGet` probe: GET `path` over HTTP or HTTPS, the status as the answer.
+async fn http_probe(
+    pod_ip: IpAddr,
+    port: u16,
+    path: &str,
+    host: Option<&str>,
+    headers: &[(String, String)],
+    https: bool,
+    timeout: Duration,
+) -> Outcome {
+    let target = target(host, pod_ip, port);
+    let url = format!("{}://{target}{path}", if https { "https" } else { "http" });
+    // TLS is spoken to the URL's host: the probe's host, else the pod IP.
+    match tokio::time::timeout(timeout, http_get(&url, &target, headers, https, timeout)).await {
+        Ok(Ok(status)) => Outcome {
+            status,
+            detail: format!("GET {url}: HTTP {status}"),
+        },
+        Ok(Err(e)) => Outcome {
+            status: 503,
+            detail: format!("GET {url}: {e}"),
+        },
+        Err(_) => Outcome {
+            status: 503,
+            detail: format!("GET {url}: no answer within {timeout:?}"),
+        },
     }
 }
 

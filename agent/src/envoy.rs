@@ -14,6 +14,7 @@ use std::{
     time::Duration,
 };
 
+use rudder_model::well_known::INSTALLED_ENVOY_BIN;
 use tokio::{
     io::{AsyncBufReadExt, AsyncRead, BufReader},
     process::{Child, Command},
@@ -23,7 +24,7 @@ use tokio::{
 #[derive(Debug, thiserror::Error)]
 pub enum EnvoyError {
     /// No Envoy binary found.
-    #[error("no Envoy binary: set ENVOY_BIN, put `envoy` on PATH, or install it at /opt/rudder/bin/envoy")]
+    #[error("no Envoy binary: set ENVOY_BIN, put `envoy` on PATH, or install it at {INSTALLED_ENVOY_BIN}")]
     NotFound,
     /// The process could not be started.
     #[error("starting {bin}: {reason}")]
@@ -62,11 +63,8 @@ pub struct EnvoyOptions {
     pub log_level: String,
 }
 
-/// Where setup installs the real Envoy binary (readable by UID 1337).
-pub const INSTALLED_ENVOY: &str = "/opt/rudder/bin/envoy";
-
 /// Finds Envoy: `ENVOY_BIN` when set, else `envoy` on `PATH`, else
-/// [`INSTALLED_ENVOY`] when present.
+/// [`INSTALLED_ENVOY_BIN`] when present.
 pub fn find_bin(
     envoy_bin: Option<OsString>,
     path: Option<OsString>,
@@ -77,7 +75,7 @@ pub fn find_bin(
     path.iter()
         .flat_map(std::env::split_paths)
         .map(|d| d.join("envoy"))
-        .chain(std::iter::once(PathBuf::from(INSTALLED_ENVOY)))
+        .chain(std::iter::once(PathBuf::from(INSTALLED_ENVOY_BIN)))
         .find(|p| p.is_file())
         .ok_or(EnvoyError::NotFound)
 }
@@ -255,6 +253,6 @@ mod tests {
         let found = find_bin(None, Some(d.path().as_os_str().to_owned())).unwrap();
         assert_eq!(found, d.path().join("envoy"));
         let fallback = find_bin(None, Some("/nonexistent".into()));
-        assert_eq!(fallback.is_ok(), Path::new(INSTALLED_ENVOY).is_file());
+        assert_eq!(fallback.is_ok(), Path::new(INSTALLED_ENVOY_BIN).is_file());
     }
 }

@@ -242,15 +242,7 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
         rudder_agent::app_probe::AppProbers::parse(&p.app_probers).map_err(anyhow::Error::msg)?,
     );
     let bin = envoy::find_bin(std::env::var_os("ENVOY_BIN"), std::env::var_os("PATH"))?;
-    let (work_dir, temporary) = match &p.work_dir {
-        Some(d) => (d.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("rudder-agent-{}", std::process::id())),
-            true,
-        ),
-    };
-    std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("creating work dir {}", work_dir.display()))?;
+    let (work_dir, temporary) = work_dir(&p)?;
     if p.parent_shutdown_duration <= p.drain_duration {
         bail!(
             "--parent-shutdown-duration ({:?}) must be longer than --drain-duration ({:?}): the old epoch needs its drain time before it is terminated",
@@ -259,37 +251,8 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
         );
     }
     let state = Arc::new(AgentState::default());
-    // With a CA: the first certificate before Envoy starts (its bootstrap or
-    // its SDS secrets need it), then renewals in the background.
     if let Some(address) = &p.ca_address {
-        if p.id.pod_namespace.is_empty() || p.id.service_account.is_empty() {
-            bail!("--ca-address needs the pod's identity: set POD_NAMESPACE and SERVICE_ACCOUNT");
-        }
-        let ca = CaClientConfig {
-            address: address.clone(),
-            root_file: p.ca_root.clone(),
-            token_file: p.token_file.clone(),
-            id: SpiffeId::new(&p.trust_domain, &p.id.pod_namespace, &p.id.service_account),
-            requested_ttl: p.cert_ttl,
-        };
-        tracing::info!(ca = %address, id = %ca.id, mode = %p.id.cert_mode, "requesting the workload certificate");
-        let first = renew::fetch_first(&ca, default_backoff()).await;
-        tracing::info!(serial = %first.serial, not_after = first.not_after, "workload certificate issued");
-        let sink = if sds_mode {
-            let (tx, rx) = tokio::sync::watch::channel(Some(Arc::new(first.clone())));
-            sds::serve(&p.id.sds_socket, SdsServer::new(rx)).await?;
-            renew::Sink::Sds(tx)
-        } else {
-            renew::write_atomic(&p.id.cert_dir, &first)?;
-            renew::Sink::Files(p.id.cert_dir.clone())
-        };
-        tokio::spawn(renew::run(
-            ca,
-            first,
-            sink,
-            state.clone(),
-            default_backoff(),
-        ));
+        start_certificates(&p, address, sds_mode, &state).await?;
     }
     let cfg = bootstrap_config(&p.id)?;
     rudder_agent::bootstrap::check(&cfg).map_err(anyhow::Error::msg)?;
@@ -311,30 +274,9 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
         app_probers,
         pod_ip,
     };
-    let status = TcpListener::bind(("0.0.0.0", p.status_port))
-        .await
-        .with_context(|| format!("binding the status port {}", p.status_port))?;
-    let metrics = TcpListener::bind(("0.0.0.0", p.metrics_port))
-        .await
-        .with_context(|| format!("binding the metrics port {}", p.metrics_port))?;
-    tokio::spawn(server::serve(status, server::status_router(ctx.clone())));
-    tokio::spawn(server::serve(metrics, server::metrics_router(ctx)));
+    serve_ports(&p, ctx).await?;
 
-    let _watch = if sds_mode {
-        None
-    } else if p.id.cert_dir.is_dir() {
-        let tx = tx.clone();
-        Some(watch::watch_dir(
-            &p.id.cert_dir,
-            Duration::from_millis(200),
-            move || {
-                let _ = tx.try_send(Command::CertsChanged);
-            },
-        )?)
-    } else {
-        tracing::warn!(dir = %p.id.cert_dir.display(), "certificate directory does not exist: plaintext only, not watching");
-        None
-    };
+    let _watch = watch_certs(&p, sds_mode, &tx)?;
     tokio::spawn(forward_signals(tx));
 
     let sup = SupervisorConfig {
@@ -361,6 +303,98 @@ async fn proxy(p: ProxyArgs) -> Result<()> {
     result?;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The agent's work directory (`--work-dir`, else a temporary one removed
+/// at exit: the flag says which), created.
+fn work_dir(p: &ProxyArgs) -> Result<(PathBuf, bool)> {
+    let (work_dir, temporary) = match &p.work_dir {
+        Some(d) => (d.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("rudder-agent-{}", std::process::id())),
+            true,
+        ),
+    };
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating work dir {}", work_dir.display()))?;
+    Ok((work_dir, temporary))
+}
+
+/// With a CA: the first certificate before Envoy starts (its bootstrap or
+/// its SDS secrets need it), served over SDS or written to the cert dir,
+/// then renewals in the background.
+async fn start_certificates(
+    p: &ProxyArgs,
+    address: &str,
+    sds_mode: bool,
+    state: &Arc<AgentState>,
+) -> Result<()> {
+    if p.id.pod_namespace.is_empty() || p.id.service_account.is_empty() {
+        bail!("--ca-address needs the pod's identity: set POD_NAMESPACE and SERVICE_ACCOUNT");
+    }
+    let ca = CaClientConfig {
+        address: address.to_string(),
+        root_file: p.ca_root.clone(),
+        token_file: p.token_file.clone(),
+        id: SpiffeId::new(&p.trust_domain, &p.id.pod_namespace, &p.id.service_account),
+        requested_ttl: p.cert_ttl,
+    };
+    tracing::info!(ca = %address, id = %ca.id, mode = %p.id.cert_mode, "requesting the workload certificate");
+    let first = renew::fetch_first(&ca, default_backoff()).await;
+    tracing::info!(serial = %first.serial, not_after = first.not_after, "workload certificate issued");
+    let sink = if sds_mode {
+        let (tx, rx) = tokio::sync::watch::channel(Some(Arc::new(first.clone())));
+        sds::serve(&p.id.sds_socket, SdsServer::new(rx)).await?;
+        renew::Sink::Sds(tx)
+    } else {
+        renew::write_atomic(&p.id.cert_dir, &first)?;
+        renew::Sink::Files(p.id.cert_dir.clone())
+    };
+    tokio::spawn(renew::run(
+        ca,
+        first,
+        sink,
+        state.clone(),
+        default_backoff(),
+    ));
+    Ok(())
+}
+
+/// Binds the status and metrics ports and serves them in the background.
+async fn serve_ports(p: &ProxyArgs, ctx: ServerContext) -> Result<()> {
+    let status = TcpListener::bind(("0.0.0.0", p.status_port))
+        .await
+        .with_context(|| format!("binding the status port {}", p.status_port))?;
+    let metrics = TcpListener::bind(("0.0.0.0", p.metrics_port))
+        .await
+        .with_context(|| format!("binding the metrics port {}", p.metrics_port))?;
+    tokio::spawn(server::serve(status, server::status_router(ctx.clone())));
+    tokio::spawn(server::serve(metrics, server::metrics_router(ctx)));
+    Ok(())
+}
+
+/// With certificate files: a watch of the cert dir that tells the
+/// supervisor when they change (kept alive by the caller).
+fn watch_certs(
+    p: &ProxyArgs,
+    sds_mode: bool,
+    tx: &mpsc::Sender<Command>,
+) -> Result<Option<watch::DirWatch>> {
+    Ok(if sds_mode {
+        None
+    } else if p.id.cert_dir.is_dir() {
+        let tx = tx.clone();
+        Some(watch::watch_dir(
+            &p.id.cert_dir,
+            Duration::from_millis(200),
+            move || {
+                let _ = tx.try_send(Command::CertsChanged);
+            },
+        )?)
+    } else {
+        tracing::warn!(dir = %p.id.cert_dir.display(), "certificate directory does not exist: plaintext only, not watching");
+        None
+    })
 }
 
 /// SIGTERM and SIGINT start a graceful drain; a second one cuts it short.

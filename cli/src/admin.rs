@@ -9,7 +9,7 @@ use rudder_harness::{Net, StateRecord};
 
 use crate::manifest;
 use crate::pilot::{self, stop_host_process, ConfigDir};
-use crate::record::{log_path, record_path, HostProcess, RecordError, RunnerRecord};
+use crate::record::{log_path, record_path, HostProcess, PodEntry, RecordError, RunnerRecord};
 use crate::runner::{pick_client, traffic_for, UpError};
 use crate::traffic::{self, Split};
 
@@ -23,27 +23,7 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
     };
     if let Some(r) = &record {
         if r.runner.alive() {
-            // The runner tears down what it made when told to stop.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(r.runner.pid),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let deadline = Instant::now() + Duration::from_secs(60);
-            while r.runner.alive() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if r.runner.alive() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(r.runner.pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-                done.push(format!(
-                    "killed the runner (pid {}) after 60s",
-                    r.runner.pid
-                ));
-            } else {
-                done.push(format!("stopped the runner (pid {})", r.runner.pid));
-            }
+            done.push(stop_runner(r.runner));
         }
         // Whatever a crashed runner left behind.
         if let Some(p) = r.pilot.filter(|p| p.alive()) {
@@ -64,25 +44,7 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
         // Ask every recorded pod process to stop at once (agents drain in
         // parallel), then let the sweep remove stragglers and everything else.
         if let Ok(state) = StateRecord::load(&state_dir) {
-            let ours: Vec<HostProcess> = state
-                .processes
-                .iter()
-                .map(|p| HostProcess {
-                    pid: p.pid,
-                    start_time: p.start_time,
-                })
-                .filter(HostProcess::alive)
-                .collect();
-            for p in &ours {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(p.pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-            let deadline = Instant::now() + Duration::from_secs(7);
-            while ours.iter().any(HostProcess::alive) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            stop_pod_processes(&state);
         }
         Net::sweep(&state_dir)?;
         done.push(format!(
@@ -106,6 +68,53 @@ pub fn down(runner_root: &Path, state_root: &Path, name: &str) -> Result<Vec<Str
         .into());
     }
     Ok(done)
+}
+
+/// Asks a live runner to stop (it tears down what it made), killing it
+/// after 60 s; says which.
+fn stop_runner(runner: HostProcess) -> String {
+    // The runner tears down what it made when told to stop.
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(runner.pid),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while runner.alive() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if runner.alive() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(runner.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        format!("killed the runner (pid {}) after 60s", runner.pid)
+    } else {
+        format!("stopped the runner (pid {})", runner.pid)
+    }
+}
+
+/// Asks every recorded pod process to stop at once (agents drain in
+/// parallel) and waits up to 7 s for them.
+fn stop_pod_processes(state: &StateRecord) {
+    let ours: Vec<HostProcess> = state
+        .processes
+        .iter()
+        .map(|p| HostProcess {
+            pid: p.pid,
+            start_time: p.start_time,
+        })
+        .filter(HostProcess::alive)
+        .collect();
+    for p in &ours {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(p.pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(7);
+    while ours.iter().any(HostProcess::alive) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// `status`: every instance, its pods and processes, pilot's proxies.
@@ -148,30 +157,7 @@ pub fn status(
             conns.iter().filter(|c| c.in_sync).count()
         );
         for p in &r.pods {
-            let procs: Vec<bool> = state
-                .iter()
-                .flat_map(|s| s.processes.iter().filter(|x| x.pod == p.name))
-                .map(|x| crate::record::start_time(x.pid) == Some(x.start_time))
-                .collect();
-            let alive = procs.iter().filter(|a| **a).count();
-            let connected = conns
-                .iter()
-                .any(|c| c.node_id.contains(&format!("~{}~", p.ip)));
-            let _ = writeln!(
-                out,
-                "  {}/{}  {}  sidecar: {}  ready: {}  processes: {alive}/{} alive{}",
-                p.namespace,
-                p.name,
-                p.ip,
-                if p.sidecar { "yes" } else { "no" },
-                if p.ready { "yes" } else { "no" },
-                procs.len(),
-                if connected {
-                    "  (connected to pilot)"
-                } else {
-                    ""
-                }
-            );
+            pod_status(&mut out, p, state.as_ref(), &conns);
         }
         let rules = ConfigDir(r.config_dir.clone()).rules();
         let _ = writeln!(
@@ -197,6 +183,40 @@ pub fn status(
         out.push_str("No local mesh is running.\n");
     }
     Ok(out)
+}
+
+/// One pod's line of `status`: address, sidecar, readiness, live processes
+/// (from the harness record) and whether pilot has its proxy.
+fn pod_status(
+    out: &mut String,
+    p: &PodEntry,
+    state: Option<&StateRecord>,
+    conns: &[pilot::Connected],
+) {
+    let procs: Vec<bool> = state
+        .iter()
+        .flat_map(|s| s.processes.iter().filter(|x| x.pod == p.name))
+        .map(|x| crate::record::start_time(x.pid) == Some(x.start_time))
+        .collect();
+    let alive = procs.iter().filter(|a| **a).count();
+    let connected = conns
+        .iter()
+        .any(|c| c.node_id.contains(&format!("~{}~", p.ip)));
+    let _ = writeln!(
+        out,
+        "  {}/{}  {}  sidecar: {}  ready: {}  processes: {alive}/{} alive{}",
+        p.namespace,
+        p.name,
+        p.ip,
+        if p.sidecar { "yes" } else { "no" },
+        if p.ready { "yes" } else { "no" },
+        procs.len(),
+        if connected {
+            "  (connected to pilot)"
+        } else {
+            ""
+        }
+    );
 }
 
 /// `apply`: validates the files with pilot, then writes their objects into

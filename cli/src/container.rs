@@ -213,6 +213,44 @@ pub fn container(
         .and_then(Value::as_str)
         .ok_or_else(|| origin.err(format!("{at}.name"), "required"))?
         .to_string();
+    let argv = argv(c, &at, &name, origin)?;
+    let env = env(c, &at, origin)?;
+    let uid = run_as(c, pod_security, "runAsUser", &at, origin)?;
+    let gid = run_as(c, pod_security, "runAsGroup", &at, origin)?;
+    let mounts = mounts(c, &at, origin)?;
+    let ports = ports(c, &at, origin)?;
+    let probe = match c.get("readinessProbe").or(c.get("startupProbe")) {
+        None | Some(Value::Null) => None,
+        Some(p) => Some(probe(p, &ports, origin, &format!("{at}.readinessProbe"))?),
+    };
+    let post_start = post_start(c, &at, origin)?;
+    let role = match (list, c.get("restartPolicy").and_then(Value::as_str)) {
+        ("initContainers", Some("Always")) => Role::NativeSidecar,
+        ("initContainers", _) => Role::Init,
+        _ => Role::Regular,
+    };
+    let working_dir = c
+        .get("workingDir")
+        .and_then(Value::as_str)
+        .map(PathBuf::from);
+    Ok(ContainerPlan {
+        name,
+        role,
+        argv,
+        env,
+        uid: uid.filter(|u| *u != 0),
+        gid,
+        working_dir,
+        mounts,
+        ports,
+        probe,
+        post_start,
+    })
+}
+
+/// `command` + `args`; a container without a command is refused (the local
+/// mesh runs commands, not images).
+fn argv(c: &Value, at: &str, name: &str, origin: &Origin) -> Result<Vec<String>, ManifestError> {
     let mut argv = strings(c.get("command"), origin, &format!("{at}.command"))?;
     if argv.is_empty() {
         return Err(origin.err(
@@ -221,6 +259,11 @@ pub fn container(
         ));
     }
     argv.extend(strings(c.get("args"), origin, &format!("{at}.args"))?);
+    Ok(argv)
+}
+
+/// `env`: literal values and downward-API `fieldRef`s.
+fn env(c: &Value, at: &str, origin: &Origin) -> Result<Vec<(String, EnvSource)>, ManifestError> {
     let mut env = Vec::new();
     for (i, e) in c
         .get("env")
@@ -263,27 +306,33 @@ pub fn container(
         };
         env.push((key.to_string(), source));
     }
-    let sec = c.get("securityContext");
-    let uid = user(
-        sec.and_then(|s| s.get("runAsUser")),
+    Ok(env)
+}
+
+/// `securityContext.<key>` (`runAsUser` or `runAsGroup`) of the container,
+/// else of the pod (both are checked).
+fn run_as(
+    c: &Value,
+    pod_security: Option<&Value>,
+    key: &str,
+    at: &str,
+    origin: &Origin,
+) -> Result<Option<u32>, ManifestError> {
+    let own = user(
+        c.get("securityContext").and_then(|s| s.get(key)),
         origin,
-        &format!("{at}.securityContext.runAsUser"),
-    )?
-    .or(user(
-        pod_security.and_then(|s| s.get("runAsUser")),
+        &format!("{at}.securityContext.{key}"),
+    )?;
+    let pod = user(
+        pod_security.and_then(|s| s.get(key)),
         origin,
-        "spec.securityContext.runAsUser",
-    )?);
-    let gid = user(
-        sec.and_then(|s| s.get("runAsGroup")),
-        origin,
-        &format!("{at}.securityContext.runAsGroup"),
-    )?
-    .or(user(
-        pod_security.and_then(|s| s.get("runAsGroup")),
-        origin,
-        "spec.securityContext.runAsGroup",
-    )?);
+        &format!("spec.securityContext.{key}"),
+    )?;
+    Ok(own.or(pod))
+}
+
+/// `volumeMounts`: (volume name, absolute mount path); no `subPath`.
+fn mounts(c: &Value, at: &str, origin: &Origin) -> Result<Vec<(String, PathBuf)>, ManifestError> {
     let mut mounts = Vec::new();
     for (i, m) in c
         .get("volumeMounts")
@@ -312,6 +361,15 @@ pub fn container(
         })?;
         mounts.push((vol.to_string(), PathBuf::from(path)));
     }
+    Ok(mounts)
+}
+
+/// `ports`: (name, `containerPort`).
+fn ports(
+    c: &Value,
+    at: &str,
+    origin: &Origin,
+) -> Result<Vec<(Option<String>, u16)>, ManifestError> {
     let mut ports = Vec::new();
     for (i, p) in c
         .get("ports")
@@ -329,12 +387,13 @@ pub fn container(
         let n = n.ok_or_else(|| origin.err(&field, "required, a port number"))?;
         ports.push((p.get("name").and_then(Value::as_str).map(String::from), n));
     }
-    let probe = match c.get("readinessProbe").or(c.get("startupProbe")) {
-        None | Some(Value::Null) => None,
-        Some(p) => Some(probe(p, &ports, origin, &format!("{at}.readinessProbe"))?),
-    };
-    let post_start = match c.pointer("/lifecycle/postStart") {
-        None | Some(Value::Null) => None,
+    Ok(ports)
+}
+
+/// `lifecycle.postStart`: exec hooks with a command only.
+fn post_start(c: &Value, at: &str, origin: &Origin) -> Result<Option<Vec<String>>, ManifestError> {
+    match c.pointer("/lifecycle/postStart") {
+        None | Some(Value::Null) => Ok(None),
         Some(h) => {
             let cmd = strings(
                 h.pointer("/exec/command"),
@@ -347,31 +406,9 @@ pub fn container(
                     "only exec hooks with a command are supported",
                 ));
             }
-            Some(cmd)
+            Ok(Some(cmd))
         }
-    };
-    let role = match (list, c.get("restartPolicy").and_then(Value::as_str)) {
-        ("initContainers", Some("Always")) => Role::NativeSidecar,
-        ("initContainers", _) => Role::Init,
-        _ => Role::Regular,
-    };
-    let working_dir = c
-        .get("workingDir")
-        .and_then(Value::as_str)
-        .map(PathBuf::from);
-    Ok(ContainerPlan {
-        name,
-        role,
-        argv,
-        env,
-        uid: uid.filter(|u| *u != 0),
-        gid,
-        working_dir,
-        mounts,
-        ports,
-        probe,
-        post_start,
-    })
+    }
 }
 
 fn probe(

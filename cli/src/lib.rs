@@ -23,7 +23,8 @@
 //! - [`pods`]: running one pod; [`supervise`]: readiness → pilot + DNAT;
 //! - [`pilot`]: pilot's config dir and process; [`record`]: what `down` needs;
 //! - [`identity`]: the mesh root, the token key and each pod's token;
-//! - [`runner`]: `up`; [`admin`]: `down`, `status`, `apply`, `load`; [`traffic`]: the split.
+//! - [`runner`]: `up`, holding its running `instance`; [`admin`]: `down`,
+//!   `status`, `apply`, `load`; [`traffic`]: the split.
 //!
 //! Where this sits among the other parts, and the contracts between them:
 //! `docs/architecture.md` at the repository root.
@@ -34,6 +35,7 @@ pub mod admin;
 pub mod container;
 pub mod dnat;
 pub mod identity;
+mod instance;
 pub mod manifest;
 pub mod pilot;
 pub mod plan;

@@ -251,7 +251,36 @@ fn apply(a: ApplyArgs, delete: bool) -> Result<ExitCode> {
 }
 
 fn up(a: UpArgs) -> Result<ExitCode> {
-    let opts = UpOptions {
+    let opts = up_options(&a);
+    if let Err(missing) = prereq::check(&opts.envoy, &opts.bin_dir) {
+        eprintln!("rudder: cannot start the local mesh: {missing}");
+        return Ok(ExitCode::from(2));
+    }
+    let stop = signals::install().context("installing signal handlers")?;
+    if a.runner_child || !a.keep {
+        if !a.runner_child {
+            print_validation(&opts)?;
+        }
+        return match runner::up(&opts, &stop) {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(runner::UpError::Interrupted) => {
+                eprintln!("rudder: interrupted; everything the run made was removed");
+                Ok(ExitCode::from(130))
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
+    // --keep: check the input here (errors show up directly), then run the
+    // runner in the background with its output in a log, and relay that log
+    // until the mesh is up.
+    print_validation(&opts)?;
+    runner::prepare(&opts)?;
+    let (child, log) = start_runner(&opts)?;
+    relay_until_up(child, &log, &stop)
+}
+
+fn up_options(a: &UpArgs) -> UpOptions {
+    UpOptions {
         dir: a.dir.clone(),
         name: a.name.clone(),
         pod_cidr: a.pod_cidr,
@@ -269,36 +298,21 @@ fn up(a: UpArgs) -> Result<ExitCode> {
         envoy: rudder_harness::envoy_bin(),
         cert_mode: a.cert_mode,
         workload_cert_ttl: a.workload_cert_ttl.clone(),
-    };
-    if let Err(missing) = prereq::check(&opts.envoy, &opts.bin_dir) {
-        eprintln!("rudder: cannot start the local mesh: {missing}");
-        return Ok(ExitCode::from(2));
     }
-    let stop = signals::install().context("installing signal handlers")?;
-    if a.runner_child || !a.keep {
-        if !a.runner_child {
-            let warnings = runner::validate(&opts)?;
-            for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
-                println!("pilot validate: {w}");
-            }
-        }
-        return match runner::up(&opts, &stop) {
-            Ok(()) => Ok(ExitCode::SUCCESS),
-            Err(runner::UpError::Interrupted) => {
-                eprintln!("rudder: interrupted; everything the run made was removed");
-                Ok(ExitCode::from(130))
-            }
-            Err(e) => Err(e.into()),
-        };
-    }
-    // --keep: check the input here (errors show up directly), then run the
-    // runner in the background with its output in a log, and relay that log
-    // until the mesh is up.
-    let warnings = runner::validate(&opts)?;
+}
+
+/// pilot's validation of the input's route rules, one warning a line.
+fn print_validation(opts: &UpOptions) -> Result<()> {
+    let warnings = runner::validate(opts)?;
     for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
         println!("pilot validate: {w}");
     }
-    runner::prepare(&opts)?;
+    Ok(())
+}
+
+/// Starts this binary again as the background runner (`--runner-child`, its
+/// own process group), its output in the instance's log; returns it and the log.
+fn start_runner(opts: &UpOptions) -> Result<(std::process::Child, PathBuf)> {
     std::fs::create_dir_all(&opts.runner_root)
         .with_context(|| format!("creating {}", opts.runner_root.display()))?;
     let log = log_path(&opts.runner_root, &opts.name);
@@ -319,8 +333,18 @@ fn up(a: UpArgs) -> Result<ExitCode> {
         .stdout(out)
         .stderr(err);
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut child = cmd.spawn().context("starting the background runner")?;
-    let mut file = std::fs::File::open(&log)?;
+    let child = cmd.spawn().context("starting the background runner")?;
+    Ok((child, log))
+}
+
+/// Relays the runner's log until it prints [`UP_MARKER`] (success) or stops
+/// (failure); a signal meanwhile asks it to tear down.
+fn relay_until_up(
+    mut child: std::process::Child,
+    log: &std::path::Path,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Result<ExitCode> {
+    let mut file = std::fs::File::open(log)?;
     let mut seen = String::new();
     let mut signalled = false;
     loop {
@@ -348,7 +372,7 @@ fn up(a: UpArgs) -> Result<ExitCode> {
                 "rudder: the runner stopped ({status}) before the mesh was up; its log: {}",
                 log.display()
             );
-            let _ = std::fs::remove_file(&log);
+            let _ = std::fs::remove_file(log);
             return Ok(ExitCode::FAILURE);
         }
         if stop.load(Ordering::SeqCst) && !signalled {

@@ -341,49 +341,9 @@ impl Manifest {
                 self.service_accounts.insert((namespace, name));
             }
             ("", "Service") => self.services.push(service(doc, name, namespace, origin)?),
-            ("apps", "Deployment") => {
-                let replicas = match doc.pointer("/spec/replicas") {
-                    None | Some(Value::Null) => 1,
-                    Some(v) => v
-                        .as_u64()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .filter(|n| *n <= 16)
-                        .ok_or_else(|| {
-                            origin.err("spec.replicas", format!("{v} is not a number from 0 to 16"))
-                        })?,
-                };
-                let Some(template) = doc
-                    .pointer("/spec/template")
-                    .filter(|t| t.is_object())
-                    .cloned()
-                else {
-                    return Err(origin.err("spec.template", "required"));
-                };
-                let labels = string_map(
-                    template.pointer("/metadata/labels"),
-                    &origin,
-                    "spec.template.metadata.labels",
-                )?;
-                let wanted = string_map(
-                    doc.pointer("/spec/selector/matchLabels"),
-                    &origin,
-                    "spec.selector.matchLabels",
-                )?;
-                if let Some((k, v)) = wanted.iter().find(|(k, v)| labels.get(*k) != Some(*v)) {
-                    return Err(origin.err(
-                        "spec.selector.matchLabels",
-                        format!("{k}={v} does not match the template's labels (Kubernetes would reject this Deployment)"),
-                    ));
-                }
-                self.workloads.push(Workload {
-                    kind: "Deployment",
-                    name,
-                    namespace,
-                    replicas,
-                    template,
-                    origin,
-                });
-            }
+            ("apps", "Deployment") => self
+                .workloads
+                .push(deployment(doc, name, namespace, origin)?),
             ("", "Pod") => {
                 let template =
                     serde_json::json!({"metadata": doc.get("metadata"), "spec": doc.get("spec")});
@@ -411,6 +371,57 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// An `apps/v1` Deployment: its replicas (0 to 16) and pod template, whose
+/// labels must carry the selector's.
+fn deployment(
+    doc: Value,
+    name: String,
+    namespace: String,
+    origin: Origin,
+) -> Result<Workload, ManifestError> {
+    let replicas = match doc.pointer("/spec/replicas") {
+        None | Some(Value::Null) => 1,
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n <= 16)
+            .ok_or_else(|| {
+                origin.err("spec.replicas", format!("{v} is not a number from 0 to 16"))
+            })?,
+    };
+    let Some(template) = doc
+        .pointer("/spec/template")
+        .filter(|t| t.is_object())
+        .cloned()
+    else {
+        return Err(origin.err("spec.template", "required"));
+    };
+    let labels = string_map(
+        template.pointer("/metadata/labels"),
+        &origin,
+        "spec.template.metadata.labels",
+    )?;
+    let wanted = string_map(
+        doc.pointer("/spec/selector/matchLabels"),
+        &origin,
+        "spec.selector.matchLabels",
+    )?;
+    if let Some((k, v)) = wanted.iter().find(|(k, v)| labels.get(*k) != Some(*v)) {
+        return Err(origin.err(
+            "spec.selector.matchLabels",
+            format!("{k}={v} does not match the template's labels (Kubernetes would reject this Deployment)"),
+        ));
+    }
+    Ok(Workload {
+        kind: "Deployment",
+        name,
+        namespace,
+        replicas,
+        template,
+        origin,
+    })
 }
 
 fn port_number(v: &Value, origin: &Origin, field: &str) -> Result<u16, ManifestError> {

@@ -286,6 +286,53 @@ fn pod_plan(
     values: &Values,
 ) -> Result<PodPlan, PlanError> {
     let origin = &w.origin;
+    let (pod, sa) = pod_object(w, &name, manifest)?;
+    let ctx = InjectContext {
+        namespace: Some(&w.namespace),
+        namespace_policy: policy,
+        ..InjectContext::new(values, false)
+    };
+    let bad = |e: rudder_injector::PodError| origin.err(e.field.clone(), e.message);
+    let (pod, sidecar) = match inject(&pod, &ctx).map_err(bad)? {
+        Decision::Injected(p) => (p, Ok(())),
+        Decision::Skipped(reason) => (pod, Err(reason.to_string())),
+    };
+    let labels =
+        crate::manifest::string_map(pod.pointer("/metadata/labels"), origin, "metadata.labels")?;
+    let annotations = crate::manifest::string_map(
+        pod.pointer("/metadata/annotations"),
+        origin,
+        "metadata.annotations",
+    )?;
+    let spec = &pod["spec"];
+    let (init, containers) = container_plans(spec, origin)?;
+    let volumes = container::volumes(spec, origin)?;
+    check_mounts(&init, &containers, &volumes, origin)?;
+    Ok(PodPlan {
+        name,
+        namespace: w.namespace.clone(),
+        workload: w.name.clone(),
+        labels,
+        annotations,
+        service_account: sa,
+        sidecar,
+        pod,
+        volumes,
+        init,
+        containers,
+        origin: origin.clone(),
+    })
+}
+
+/// The Pod a workload's template makes (named `name`, in the workload's
+/// namespace) and its service account, which must be defined unless it is
+/// `default`.
+fn pod_object(
+    w: &crate::manifest::Workload,
+    name: &str,
+    manifest: &Manifest,
+) -> Result<(Value, String), PlanError> {
+    let origin = &w.origin;
     let mut meta = w
         .template
         .get("metadata")
@@ -322,24 +369,15 @@ fn pod_plan(
     }
     spec["serviceAccountName"] = json!(sa);
     let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec});
-    let ctx = InjectContext {
-        namespace: Some(&w.namespace),
-        namespace_policy: policy,
-        ..InjectContext::new(values, false)
-    };
-    let bad = |e: rudder_injector::PodError| origin.err(e.field.clone(), e.message);
-    let (pod, sidecar) = match inject(&pod, &ctx).map_err(bad)? {
-        Decision::Injected(p) => (p, Ok(())),
-        Decision::Skipped(reason) => (pod, Err(reason.to_string())),
-    };
-    let labels =
-        crate::manifest::string_map(pod.pointer("/metadata/labels"), origin, "metadata.labels")?;
-    let annotations = crate::manifest::string_map(
-        pod.pointer("/metadata/annotations"),
-        origin,
-        "metadata.annotations",
-    )?;
-    let spec = &pod["spec"];
+    Ok((pod, sa))
+}
+
+/// The (injected) pod spec's init containers and containers; no app may run
+/// as the proxy's UID, and there must be a container.
+fn container_plans(
+    spec: &Value,
+    origin: &Origin,
+) -> Result<(Vec<ContainerPlan>, Vec<ContainerPlan>), PlanError> {
     let security = spec.get("securityContext");
     let mut lists = [Vec::new(), Vec::new()];
     for (out, list) in lists.iter_mut().zip(["initContainers", "containers"]) {
@@ -370,8 +408,17 @@ fn pod_plan(
             )
             .into());
     }
-    let volumes = container::volumes(spec, origin)?;
-    for c in init.iter().chain(&containers) {
+    Ok((init, containers))
+}
+
+/// Every volume mount names a volume of `spec.volumes`.
+fn check_mounts(
+    init: &[ContainerPlan],
+    containers: &[ContainerPlan],
+    volumes: &[VolumePlan],
+    origin: &Origin,
+) -> Result<(), PlanError> {
+    for c in init.iter().chain(containers) {
         if let Some((v, _)) = c
             .mounts
             .iter()
@@ -385,20 +432,7 @@ fn pod_plan(
                 .into());
         }
     }
-    Ok(PodPlan {
-        name,
-        namespace: w.namespace.clone(),
-        workload: w.name.clone(),
-        labels,
-        annotations,
-        service_account: sa,
-        sidecar,
-        pod,
-        volumes,
-        init,
-        containers,
-        origin: origin.clone(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

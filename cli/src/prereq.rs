@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use rudder_model::well_known::INSTALLED_ENVOY_BIN;
+
 /// A missing prerequisite, with the fix.
 #[derive(Debug, thiserror::Error)]
 #[error("{what}\n  → {fix}")]
@@ -56,7 +58,7 @@ pub fn check(envoy: &Path, bin_dir: &Path) -> Result<(), Missing> {
     if !executable(envoy) {
         return Err(missing(
             format!("Envoy is missing at {}", envoy.display()),
-            "run scripts/setup.sh (it installs Envoy at /opt/rudder/bin/envoy), or set ENVOY_BIN to an Envoy binary UID 1337 can run",
+            format!("run scripts/setup.sh (it installs Envoy at {INSTALLED_ENVOY_BIN}), or set ENVOY_BIN to an Envoy binary UID 1337 can run"),
         ));
     }
     for bin in ["pilot", "agent", "proxy-init"] {

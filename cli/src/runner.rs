@@ -14,11 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rudder_harness::{Cidr, Net, NetConfig};
+use rudder_harness::{Cidr, Net, NetConfig, Pod};
 use rudder_injector::CertMode;
 use rudder_model::well_known::{MONITORING_PORT, XDS_PORT, XDS_TLS_PORT};
 
 use crate::identity::{IdentityError, MeshIdentity};
+use crate::instance::Instance;
 
 use crate::manifest::{self, Manifest};
 use crate::pilot::{self, ConfigDir, Pilot};
@@ -151,72 +152,6 @@ fn monitoring_addr(port: Option<u16>) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-/// A running instance; dropping it tears everything down.
-struct Instance {
-    record: RunnerRecord,
-    runner_root: PathBuf,
-    pilot: Option<Pilot>,
-    sup_stop: Arc<AtomicBool>,
-    supervisor: Option<std::thread::JoinHandle<Vec<LivePod>>>,
-    net: Option<Net>,
-}
-
-impl Instance {
-    fn save(&self) -> Result<(), UpError> {
-        Ok(self.record.save(&self.runner_root)?)
-    }
-
-    fn teardown(&mut self) {
-        self.sup_stop.store(true, Ordering::SeqCst);
-        let pods = self
-            .supervisor
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        // SIGTERM every container at once (agents drain), then let the
-        // harness stop stragglers and remove namespaces, links and files.
-        let pids: Vec<u32> = pods
-            .iter()
-            .flat_map(|p| p.running.iter().map(|r| r.process.pid()))
-            .collect();
-        for pid in &pids {
-            let _ = nix::sys::signal::killpg(
-                nix::unistd::Pid::from_raw(*pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(7);
-        while Instant::now() < deadline
-            && pods
-                .iter()
-                .any(|p| p.running.iter().any(|r| r.process.try_wait().is_none()))
-        {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        drop(pods);
-        if let Some(p) = self.pilot.take() {
-            p.stop();
-        }
-        for dir in &self.record.etc_netns {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-        // Only succeeds when empty: /etc/netns was made for our pods.
-        let _ = std::fs::remove_dir("/etc/netns");
-        if let Some(net) = self.net.take() {
-            if let Err(e) = net.teardown() {
-                eprintln!("rudder: teardown: {e}");
-            }
-        }
-        let _ = std::fs::remove_file(record::record_path(&self.runner_root, &self.record.name));
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.teardown();
-    }
-}
-
 /// Runs `up` in this process. `stop` is set by signals; output goes to stdout.
 pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     let stopped = || stop.load(Ordering::SeqCst);
@@ -225,15 +160,67 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     for line in &manifest.ignored {
         println!("note: {line}");
     }
+    let app_dir = check_new_instance(opts)?;
+    let mut inst = create_instance(opts, &mesh)?;
+    let config = ConfigDir(inst.record.config_dir.clone());
+    write_cluster(&config, &mesh)?;
+    let node = node(opts, &inst, app_dir)?;
+    let started = add_pods(&mut inst, &mesh, &node, &config)?;
+    start_pilot(&mut inst, opts, &config, &node, &stopped)?;
+    let (live, first_error) = start_containers(&started, &mesh, &node, &stopped);
+    record_base_ids(inst.net(), &live)?;
+    let shared = Arc::new(Shared::default());
+    let sup = Supervisor {
+        plan: mesh.clone(),
+        node: node.clone(),
+        config: config.clone(),
+        pods: live,
+        shared: shared.clone(),
+    };
+    inst.supervisor = Some(sup.spawn(inst.sup_stop.clone()));
+    if stopped() {
+        return Err(UpError::Interrupted);
+    }
+    if let Some(e) = first_error {
+        return Err(e.into());
+    }
+
+    wait_all_ready(&mut inst, &mesh, &shared, &stopped)?;
+    print_pods(&inst.record, &mesh);
+    wait_in_sync(&inst, &mesh, &stopped)?;
+
+    if opts.requests > 0 {
+        demo(opts, &inst.record, &stopped)?;
+    }
+    if opts.keep {
+        print_keep_help(&inst.record, opts);
+        println!("{UP_MARKER}");
+        stay_up(&mut inst, &shared, &stopped)?;
+        println!("rudder: stopping (signal); tearing the mesh down");
+    } else {
+        println!("Tearing down (use --keep to leave the mesh running)...");
+    }
+    inst.teardown();
+    println!("Removed: pods, namespaces, links, processes, state.");
+    Ok(())
+}
+
+/// Refuses a name already in use (a runner record or harness state) and
+/// returns the YAML directory, absolute.
+fn check_new_instance(opts: &UpOptions) -> Result<PathBuf, UpError> {
     if RunnerRecord::load(&opts.runner_root, &opts.name).is_ok()
         || opts.state_root.join(&opts.name).exists()
     {
         return Err(UpError::Exists(opts.name.clone()));
     }
-    let app_dir = std::fs::canonicalize(&opts.dir).map_err(|source| UpError::Io {
+    std::fs::canonicalize(&opts.dir).map_err(|source| UpError::Io {
         path: opts.dir.clone(),
         source,
-    })?;
+    })
+}
+
+/// Creates the bridge and the instance record (saved), and says so.
+fn create_instance(opts: &UpOptions, mesh: &MeshPlan) -> Result<Instance, UpError> {
     let net = Net::create(NetConfig {
         name: opts.name.clone(),
         pod_cidr: opts.pod_cidr,
@@ -241,8 +228,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         state_root: opts.state_root.clone(),
     })?;
     let host = net.host_addr();
-    let config = ConfigDir(net.state_dir().join("pilot").join("config"));
-    let mut inst = Instance {
+    let inst = Instance {
         record: RunnerRecord {
             name: opts.name.clone(),
             state_dir: net.state_dir().to_path_buf(),
@@ -250,7 +236,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
             pilot: None,
             xds_addr: SocketAddr::from((host, XDS_PORT)),
             monitoring_addr: monitoring_addr(opts.monitoring_port),
-            config_dir: config.0.clone(),
+            config_dir: net.state_dir().join("pilot").join("config"),
             etc_netns: Vec::new(),
             services: mesh
                 .services
@@ -272,7 +258,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         net: Some(net),
     };
     inst.save()?;
-    let net = inst.net.as_ref().expect("set above");
+    let net = inst.net();
     println!(
         "Local mesh {:?}: bridge {} ({}), pods {}, services {}",
         opts.name,
@@ -281,8 +267,12 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         opts.pod_cidr,
         opts.service_cidr
     );
+    Ok(inst)
+}
 
-    // pilot's view of the "cluster": namespaces, services, rules (pods follow as they start).
+/// pilot's view of the "cluster": namespaces, services, rules (pods follow as
+/// they start).
+fn write_cluster(config: &ConfigDir, mesh: &MeshPlan) -> Result<(), UpError> {
     for (ns, labels) in &mesh.namespaces {
         config.write(
             "platform",
@@ -300,23 +290,37 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     for r in &mesh.rules {
         config.write_rule(r)?;
     }
-    let node = Node {
+    Ok(())
+}
+
+/// The host-side facts every pod shares (creates the mesh identity).
+fn node(opts: &UpOptions, inst: &Instance, app_dir: PathBuf) -> Result<Node, UpError> {
+    let net = inst.net();
+    Ok(Node {
         name: opts.name.clone(),
-        host_ip: host,
+        host_ip: net.host_addr(),
         bin_dir: opts.bin_dir.clone(),
         envoy: opts.envoy.clone(),
         app_dir,
         identity: MeshIdentity::prepare(net.state_dir())?,
-    };
+    })
+}
 
-    // Pods: namespaces and files first (IPs in input order), written to pilot as not ready.
+/// Pods: namespaces and files first (IPs in input order), written to pilot as
+/// not ready. Returns each pod with its index in the plan and its binds.
+fn add_pods(
+    inst: &mut Instance,
+    mesh: &MeshPlan,
+    node: &Node,
+    config: &ConfigDir,
+) -> Result<Vec<(usize, Pod, pods::Binds)>, UpError> {
     let mut started = Vec::new();
     for (index, plan) in mesh.pods.iter().enumerate() {
-        let pod = net.add_pod(&plan.name)?;
+        let pod = inst.net().add_pod(&plan.name)?;
         let facts = PodFacts {
             plan,
             ip: pod.ip(),
-            host_ip: host,
+            host_ip: node.host_ip,
             node: &node.name,
         };
         let etc = PathBuf::from("/etc/netns").join(pod.netns());
@@ -346,23 +350,34 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         )?;
         started.push((index, pod, binds));
     }
+    Ok(started)
+}
 
+/// Starts pilot (recorded before it is waited for, so `down` can stop it)
+/// and waits until it is ready.
+fn start_pilot(
+    inst: &mut Instance,
+    opts: &UpOptions,
+    config: &ConfigDir,
+    node: &Node,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), UpError> {
     let mut p = Pilot::start(
         &opts.bin_dir.join("pilot"),
-        &config,
+        config,
         inst.record.xds_addr,
         inst.record.monitoring_addr,
         &pilot::PilotIdentity {
             ca_dir: node.identity.ca_dir.clone(),
             token_key: node.identity.token_key_file.clone(),
-            secure_xds: SocketAddr::from((host, XDS_TLS_PORT)),
+            secure_xds: SocketAddr::from((node.host_ip, XDS_TLS_PORT)),
             workload_cert_ttl: opts.workload_cert_ttl.clone(),
         },
-        net.state_dir().join("pilot.log"),
+        inst.net().state_dir().join("pilot.log"),
     )?;
     inst.record.pilot = Some(p.process());
     inst.save()?;
-    let ready = p.wait_ready(Duration::from_secs(30), &stopped);
+    let ready = p.wait_ready(Duration::from_secs(30), stopped);
     inst.pilot = Some(p);
     ready?;
     println!(
@@ -371,15 +386,21 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         inst.record.xds_addr,
         inst.record.monitoring_addr
     );
+    Ok(())
+}
 
-    // Containers, all pods side by side (as kubelets would).
+/// Containers, all pods side by side (as kubelets would). Returns the pods
+/// that started and the first error of those that did not.
+fn start_containers(
+    started: &[(usize, Pod, pods::Binds)],
+    mesh: &MeshPlan,
+    node: &Node,
+    stopped: &(dyn Fn() -> bool + Sync),
+) -> (Vec<LivePod>, Option<pods::PodRunError>) {
     let results: Vec<Result<LivePod, pods::PodRunError>> = std::thread::scope(|s| {
         let handles: Vec<_> = started
             .iter()
             .map(|(index, pod, binds)| {
-                let node = &node;
-                let mesh = &mesh;
-                let stopped = &stopped;
                 s.spawn(move || {
                     let plan = &mesh.pods[*index];
                     let facts = PodFacts {
@@ -415,7 +436,13 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
             }
         }
     }
-    for l in &live {
+    (live, first_error)
+}
+
+/// Records each sidecar's Envoy base-id file with the harness (it removes
+/// the shared memory those name at teardown).
+fn record_base_ids(net: &Net, live: &[LivePod]) -> Result<(), UpError> {
+    for l in live {
         if let Some(sidecar) = l
             .running
             .iter()
@@ -430,55 +457,33 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
             net.record_base_id_file(&base)?;
         }
     }
-    let shared = Arc::new(Shared::default());
-    let sup = Supervisor {
-        plan: mesh.clone(),
-        node: node.clone(),
-        config: config.clone(),
-        pods: live,
-        shared: shared.clone(),
-    };
-    inst.supervisor = Some(sup.spawn(inst.sup_stop.clone()));
-    if stopped() {
-        return Err(UpError::Interrupted);
-    }
-    if let Some(e) = first_error {
-        return Err(e.into());
-    }
+    Ok(())
+}
 
-    wait_all_ready(&mut inst, &mesh, &shared, &stopped)?;
-    print_pods(&inst.record, &mesh);
-    wait_in_sync(&inst, &mesh, &stopped)?;
-
-    if opts.requests > 0 {
-        demo(opts, &inst.record, &stopped)?;
-    }
-    if opts.keep {
-        print_keep_help(&inst.record, opts);
-        println!("{UP_MARKER}");
-        while !stopped() {
-            std::thread::sleep(Duration::from_millis(200));
-            let ready = shared
-                .ready
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            let mut changed = false;
-            for p in &mut inst.record.pods {
-                let now = ready.get(&p.name).copied().unwrap_or(false);
-                changed |= p.ready != now;
-                p.ready = now;
-            }
-            if changed {
-                inst.save()?;
-            }
+/// `--keep`: until a signal, copies the supervisor's readiness into the
+/// record whenever it changes.
+fn stay_up(
+    inst: &mut Instance,
+    shared: &Shared,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), UpError> {
+    while !stopped() {
+        std::thread::sleep(Duration::from_millis(200));
+        let ready = shared
+            .ready
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut changed = false;
+        for p in &mut inst.record.pods {
+            let now = ready.get(&p.name).copied().unwrap_or(false);
+            changed |= p.ready != now;
+            p.ready = now;
         }
-        println!("rudder: stopping (signal); tearing the mesh down");
-    } else {
-        println!("Tearing down (use --keep to leave the mesh running)...");
+        if changed {
+            inst.save()?;
+        }
     }
-    inst.teardown();
-    println!("Removed: pods, namespaces, links, processes, state.");
     Ok(())
 }
 

@@ -11,14 +11,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rudder_model::well_known::{ENVOY_ADMIN_PORT, PROXY_GID, PROXY_UID};
+use rudder_model::well_known::{ENVOY_ADMIN_PORT, INSTALLED_ENVOY_BIN, PROXY_GID, PROXY_UID};
 
 use crate::client::{get, HttpRequest};
 use crate::pod::{Pod, PodError};
 use crate::process::{Process, ProcessError, ProcessSpec};
-
-/// Default Envoy binary (Settled details: setup installs it there, 0755).
-pub const DEFAULT_ENVOY_BIN: &str = "/opt/rudder/bin/envoy";
 
 /// Starting or waiting for Envoy failed.
 #[derive(Debug, thiserror::Error)]
@@ -74,9 +71,9 @@ pub enum EnvoyError {
     },
 }
 
-/// The Envoy binary: `ENVOY_BIN`, else [`DEFAULT_ENVOY_BIN`].
+/// The Envoy binary: `ENVOY_BIN`, else [`INSTALLED_ENVOY_BIN`].
 pub fn envoy_bin() -> PathBuf {
-    std::env::var_os("ENVOY_BIN").map_or_else(|| PathBuf::from(DEFAULT_ENVOY_BIN), PathBuf::from)
+    std::env::var_os("ENVOY_BIN").map_or_else(|| PathBuf::from(INSTALLED_ENVOY_BIN), PathBuf::from)
 }
 
 /// How to run an Envoy.

@@ -66,6 +66,7 @@ mod envoy;
 mod net;
 mod pod;
 mod process;
+mod shared;
 mod state;
 
 pub use bin::{target_dir, workspace_bin, workspace_root, BinError};
@@ -73,7 +74,7 @@ pub use cidr::{Cidr, CidrError};
 pub use client::{get, load, HttpRequest, LoadReport, LoadSpec, Outcome};
 pub use cmd::CmdError;
 pub use echo::{EchoConfig, EchoError, EchoServer, RecordedRequest};
-pub use envoy::{envoy_bin, shm_path, Envoy, EnvoyError, EnvoySpec, DEFAULT_ENVOY_BIN};
+pub use envoy::{envoy_bin, shm_path, Envoy, EnvoyError, EnvoySpec};
 pub use net::{
     Net, NetConfig, NetError, DEFAULT_POD_CIDR, DEFAULT_SERVICE_CIDR, DEFAULT_STATE_ROOT,
 };

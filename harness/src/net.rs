@@ -16,13 +16,13 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Child;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::cidr::Cidr;
 use crate::cmd::{self, CmdError};
 use crate::pod::Pod;
 use crate::process::{kill_netns_members, stop_group};
+use crate::shared::Inner;
 use crate::state::{self, PodRecord, StateError, StateRecord};
 
 /// Default state root: tmpfs, cleared on reboot like `/run/netns`.
@@ -132,34 +132,6 @@ fn random() -> u64 {
     h.finish()
 }
 
-/// State shared by a [`Net`] and the pods and processes handed out from it.
-#[derive(Debug)]
-pub(crate) struct Inner {
-    pub(crate) dir: PathBuf,
-    pub(crate) state: Mutex<StateRecord>,
-    pub(crate) children: Mutex<BTreeMap<i32, Child>>,
-    torn_down: AtomicBool,
-    seq: AtomicU64,
-}
-
-impl Inner {
-    /// Applies `f` to the record and saves it.
-    pub(crate) fn update(&self, f: impl FnOnce(&mut StateRecord)) -> Result<(), StateError> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        f(&mut state);
-        state.save(&self.dir)
-    }
-
-    pub(crate) fn is_torn_down(&self) -> bool {
-        self.torn_down.load(Ordering::SeqCst)
-    }
-
-    /// A fresh number for file names (logs, bootstraps).
-    pub(crate) fn next_seq(&self) -> u64 {
-        self.seq.fetch_add(1, Ordering::SeqCst)
-    }
-}
-
 /// A harness instance: bridge + pods + state directory. Dropping it tears
 /// everything down (also while a test panics).
 #[derive(Debug)]
@@ -260,13 +232,7 @@ impl Net {
             record.save(&dir)?;
         }
         let net = Net {
-            inner: Arc::new(Inner {
-                dir,
-                state: Mutex::new(record),
-                children: Mutex::new(BTreeMap::new()),
-                torn_down: AtomicBool::new(false),
-                seq: AtomicU64::new(0),
-            }),
+            inner: Arc::new(Inner::new(dir, record)),
             name: config.name.clone(),
             bridge: bridge.clone(),
             pod_cidr: config.pod_cidr,
@@ -480,7 +446,7 @@ impl Net {
     }
 
     fn teardown_inner(&self) -> Result<(), NetError> {
-        if self.inner.torn_down.swap(true, Ordering::SeqCst) {
+        if self.inner.set_torn_down() {
             return Ok(());
         }
         let children = std::mem::take(

@@ -19,7 +19,7 @@ use nix::sched::{setns, CloneFlags};
 use tokio::sync::watch;
 
 use crate::cmd::{self, CmdError};
-use crate::net::Inner;
+use crate::shared::Inner;
 use crate::state::PodRecord;
 
 /// Running code in a pod failed.

@@ -25,8 +25,8 @@ use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-use crate::net::Inner;
 use crate::pod::Pod;
+use crate::shared::Inner;
 use crate::state::ProcessRecord;
 
 /// How long a stopped process gets between SIGTERM and SIGKILL.

@@ -11,7 +11,7 @@
 //! unmeshed pod.
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::inject::{inject, Decision, InjectContext};
 use crate::pod::kind_of;
@@ -77,33 +77,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
         return Err(ReviewError::TooLarge);
     }
     let doc: Value = serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
-    let obj = doc.as_object().ok_or_else(|| {
-        ReviewError::NotReview(format!("expected a JSON object, got {}", kind_of(&doc)))
-    })?;
-    let api_version = obj.get("apiVersion").and_then(Value::as_str);
-    let kind = obj.get("kind").and_then(Value::as_str);
-    if kind != Some("AdmissionReview") {
-        return Err(ReviewError::NotReview(format!(
-            "kind is {}, expected AdmissionReview",
-            show(obj.get("kind"))
-        )));
-    }
-    if api_version != Some(ADMISSION_API_VERSION) {
-        return Err(ReviewError::NotReview(format!(
-            "apiVersion is {}, expected {ADMISSION_API_VERSION}",
-            show(obj.get("apiVersion"))
-        )));
-    }
-    let request = match obj.get("request") {
-        Some(Value::Object(r)) => r,
-        None | Some(Value::Null) => return Err(field("request", "missing")),
-        Some(other) => {
-            return Err(field(
-                "request",
-                format!("expected an object, got {}", kind_of(other)),
-            ))
-        }
-    };
+    let request = request_of(&doc)?;
     let uid = match request.get("uid") {
         Some(Value::String(u)) if !u.is_empty() => u.clone(),
         _ => return Err(field("request.uid", "missing or not a string")),
@@ -115,26 +89,7 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
         json!({"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response})
     };
 
-    let gvk = request.get("kind");
-    let group = gvk
-        .and_then(|k| k.get("group"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let kind = gvk.and_then(|k| k.get("kind")).and_then(Value::as_str);
-    let operation = request
-        .get("operation")
-        .and_then(Value::as_str)
-        .unwrap_or("CREATE");
-    if !group.is_empty() || kind != Some("Pod") {
-        let why = format!(
-            "not a Pod (kind {}{})",
-            if group.is_empty() { "" } else { group },
-            kind.map(|k| format!("/{k}")).unwrap_or_default()
-        );
-        return Ok((respond(json!({"allowed": true})), Outcome::Allowed(why)));
-    }
-    if operation != "CREATE" {
-        let why = format!("operation {operation} (only CREATE is injected)");
+    if let Some(why) = not_for_injection(request) {
         return Ok((respond(json!({"allowed": true})), Outcome::Allowed(why)));
     }
     let pod = match request.get("object") {
@@ -174,6 +129,61 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
             Ok((denied, Outcome::Denied(message)))
         }
     }
+}
+
+/// The `request` of an `admission.k8s.io/v1` AdmissionReview.
+fn request_of(doc: &Value) -> Result<&Map<String, Value>, ReviewError> {
+    let obj = doc.as_object().ok_or_else(|| {
+        ReviewError::NotReview(format!("expected a JSON object, got {}", kind_of(doc)))
+    })?;
+    let api_version = obj.get("apiVersion").and_then(Value::as_str);
+    let kind = obj.get("kind").and_then(Value::as_str);
+    if kind != Some("AdmissionReview") {
+        return Err(ReviewError::NotReview(format!(
+            "kind is {}, expected AdmissionReview",
+            show(obj.get("kind"))
+        )));
+    }
+    if api_version != Some(ADMISSION_API_VERSION) {
+        return Err(ReviewError::NotReview(format!(
+            "apiVersion is {}, expected {ADMISSION_API_VERSION}",
+            show(obj.get("apiVersion"))
+        )));
+    }
+    match obj.get("request") {
+        Some(Value::Object(r)) => Ok(r),
+        None | Some(Value::Null) => Err(field("request", "missing")),
+        Some(other) => Err(field(
+            "request",
+            format!("expected an object, got {}", kind_of(other)),
+        )),
+    }
+}
+
+/// Why a request is allowed unchanged: it is not a Pod, or not a CREATE.
+fn not_for_injection(request: &Map<String, Value>) -> Option<String> {
+    let gvk = request.get("kind");
+    let group = gvk
+        .and_then(|k| k.get("group"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let kind = gvk.and_then(|k| k.get("kind")).and_then(Value::as_str);
+    let operation = request
+        .get("operation")
+        .and_then(Value::as_str)
+        .unwrap_or("CREATE");
+    if !group.is_empty() || kind != Some("Pod") {
+        let why = format!(
+            "not a Pod (kind {}{})",
+            if group.is_empty() { "" } else { group },
+            kind.map(|k| format!("/{k}")).unwrap_or_default()
+        );
+        return Some(why);
+    }
+    if operation != "CREATE" {
+        return Some(format!("operation {operation} (only CREATE is injected)"));
+    }
+    None
 }
 
 fn show(v: Option<&Value>) -> String {

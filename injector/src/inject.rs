@@ -4,6 +4,8 @@
 //! the result against the original into a JSON patch. Everything the pod
 //! already had is kept as it was, in place: containers, unknown fields, order.
 
+use std::collections::BTreeMap;
+
 use rudder_model::well_known::{APP_PROBERS_ENV, INJECT_STATUS_ANNOTATION, TLS_MODE_LABEL};
 use serde_json::{json, Map, Value};
 
@@ -81,16 +83,7 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
         .and_then(|c| c.get("name"))
         .and_then(Value::as_str)
         .map(String::from);
-    let image = match annotations.get(PROXY_IMAGE_ANNOTATION) {
-        Some(i) if i.trim().is_empty() || i.contains(char::is_whitespace) => {
-            return Err(PodError::field(
-                &format!("metadata.annotations[{PROXY_IMAGE_ANNOTATION:?}]"),
-                format!("{i:?} is not an image name"),
-            ))
-        }
-        Some(i) => i.clone(),
-        None => values.image_ref(&values.agent_image),
-    };
+    let image = proxy_image(&annotations, values)?;
 
     let rewrite_probes = probes::enabled(&annotations, values.rewrite_app_probers)?;
 
@@ -118,6 +111,39 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
         }
     }
 
+    add_sidecar(spec, init, proxy, native, ctx.values.proxy_gid);
+    annotate(obj, native, first_app);
+    Ok(Decision::Injected(out))
+}
+
+/// The sidecar's image: the `sidecar.istio.io/proxyImage` annotation, else
+/// the template's agent image.
+fn proxy_image(
+    annotations: &BTreeMap<String, String>,
+    values: &Values,
+) -> Result<String, PodError> {
+    Ok(match annotations.get(PROXY_IMAGE_ANNOTATION) {
+        Some(i) if i.trim().is_empty() || i.contains(char::is_whitespace) => {
+            return Err(PodError::field(
+                &format!("metadata.annotations[{PROXY_IMAGE_ANNOTATION:?}]"),
+                format!("{i:?} is not an image name"),
+            ))
+        }
+        Some(i) => i.clone(),
+        None => values.image_ref(&values.agent_image),
+    })
+}
+
+/// Puts the init container first, the sidecar first among the init
+/// containers (native sidecars) or the containers, adds its volumes, and
+/// gives the pod an fsGroup unless it has one.
+fn add_sidecar(
+    spec: &mut Map<String, Value>,
+    init: Value,
+    proxy: Value,
+    native: bool,
+    proxy_gid: u32,
+) {
     let mut inits = vec![init];
     if native {
         inits.push(proxy.clone());
@@ -138,10 +164,12 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
     // fsGroup 1337 for the same reason). A pod's own fsGroup is kept: then
     // the operator owns that choice.
     let security = object_entry(spec, "securityContext");
-    security
-        .entry("fsGroup")
-        .or_insert(json!(ctx.values.proxy_gid));
+    security.entry("fsGroup").or_insert(json!(proxy_gid));
+}
 
+/// The labels and annotations an injected pod carries: the TLS mode, the
+/// injection status and the default container (the first app container).
+fn annotate(obj: &mut Map<String, Value>, native: bool, first_app: Option<String>) {
     let meta = obj.entry("metadata").or_insert_with(|| json!({}));
     if meta.is_null() {
         *meta = json!({});
@@ -158,7 +186,6 @@ pub fn inject(pod: &Value, ctx: &InjectContext<'_>) -> Result<Decision, PodError
             .entry(DEFAULT_CONTAINER_ANNOTATION)
             .or_insert(json!(app));
     }
-    Ok(Decision::Injected(out))
 }
 
 /// What `sidecar.istio.io/status` records (a JSON string, as Istio writes it).

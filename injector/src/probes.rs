@@ -116,89 +116,112 @@ fn original(
         })?,
     };
     if let Some(get) = probe.get("httpGet").filter(|g| !g.is_null()) {
-        let at = format!("{at}.httpGet");
-        let get = object_at(get, &at)?;
-        let scheme = match get.get("scheme").and_then(Value::as_str) {
-            None | Some("HTTP") => "HTTP",
-            Some("HTTPS") => "HTTPS",
-            Some(other) => {
-                return Err(PodError::field(
-                    &format!("{at}.scheme"),
-                    format!("{other:?} is not HTTP or HTTPS"),
-                ))
-            }
-        };
-        let port = resolve_port(container, get.get("port"), &format!("{at}.port"))?;
-        if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
-            return Ok(None);
-        }
-        let path = match get.get("path") {
-            None | Some(Value::Null) => "/",
-            Some(Value::String(p)) if p.starts_with('/') => p.as_str(),
-            Some(Value::String(p)) if p.is_empty() => "/",
-            Some(other) => {
-                return Err(PodError::field(
-                    &format!("{at}.path"),
-                    format!("{other} is not an absolute path"),
-                ))
-            }
-        };
-        let mut out = json!({"path": path, "port": port, "scheme": scheme});
-        for key in ["host", "httpHeaders"] {
-            if let Some(v) = get.get(key).filter(|v| !v.is_null()) {
-                out[key] = v.clone();
-            }
-        }
-        return Ok(Some(json!({"httpGet": out, "timeoutSeconds": timeout})));
+        return http_get(container, get, &format!("{at}.httpGet"), timeout);
     }
     if let Some(tcp) = probe.get("tcpSocket").filter(|t| !t.is_null()) {
-        let at = format!("{at}.tcpSocket");
-        let tcp = object_at(tcp, &at)?;
-        let port = resolve_port(container, tcp.get("port"), &format!("{at}.port"))?;
-        if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
-            return Ok(None);
-        }
-        let mut out = json!({"port": port});
-        if let Some(h) = tcp.get("host").filter(|v| !v.is_null()) {
-            out["host"] = h.clone();
-        }
-        return Ok(Some(json!({"tcpSocket": out, "timeoutSeconds": timeout})));
+        return tcp_socket(container, tcp, &format!("{at}.tcpSocket"), timeout);
     }
     if let Some(grpc) = probe.get("grpc").filter(|g| !g.is_null()) {
-        let at = format!("{at}.grpc");
-        let grpc = object_at(grpc, &at)?;
-        // Kubernetes' GRPCAction takes a number only, no port name.
-        let port = match grpc.get("port") {
-            Some(Value::Number(_)) => {
-                resolve_port(container, grpc.get("port"), &format!("{at}.port"))?
-            }
-            None | Some(Value::Null) => {
-                return Err(PodError::field(&format!("{at}.port"), "missing"))
-            }
-            Some(other) => {
-                return Err(PodError::field(
-                    &format!("{at}.port"),
-                    format!("expected a number, got {}", kind_of(other)),
-                ))
-            }
-        };
-        if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
-            return Ok(None);
-        }
-        let mut out = json!({"port": port});
-        match grpc.get("service") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(s)) => out["service"] = json!(s),
-            Some(other) => {
-                return Err(PodError::field(
-                    &format!("{at}.service"),
-                    format!("expected a string, got {}", kind_of(other)),
-                ))
-            }
-        }
-        return Ok(Some(json!({"grpc": out, "timeoutSeconds": timeout})));
+        return grpc_probe(container, grpc, &format!("{at}.grpc"), timeout);
     }
     Ok(None)
+}
+
+/// An `httpGet` probe as the agent runs it (`None`: it targets the agent).
+fn http_get(
+    container: &Map<String, Value>,
+    get: &Value,
+    at: &str,
+    timeout: u64,
+) -> Result<Option<Value>, PodError> {
+    let get = object_at(get, at)?;
+    let scheme = match get.get("scheme").and_then(Value::as_str) {
+        None | Some("HTTP") => "HTTP",
+        Some("HTTPS") => "HTTPS",
+        Some(other) => {
+            return Err(PodError::field(
+                &format!("{at}.scheme"),
+                format!("{other:?} is not HTTP or HTTPS"),
+            ))
+        }
+    };
+    let port = resolve_port(container, get.get("port"), &format!("{at}.port"))?;
+    if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
+        return Ok(None);
+    }
+    let path = match get.get("path") {
+        None | Some(Value::Null) => "/",
+        Some(Value::String(p)) if p.starts_with('/') => p.as_str(),
+        Some(Value::String(p)) if p.is_empty() => "/",
+        Some(other) => {
+            return Err(PodError::field(
+                &format!("{at}.path"),
+                format!("{other} is not an absolute path"),
+            ))
+        }
+    };
+    let mut out = json!({"path": path, "port": port, "scheme": scheme});
+    for key in ["host", "httpHeaders"] {
+        if let Some(v) = get.get(key).filter(|v| !v.is_null()) {
+            out[key] = v.clone();
+        }
+    }
+    Ok(Some(json!({"httpGet": out, "timeoutSeconds": timeout})))
+}
+
+/// A `tcpSocket` probe as the agent runs it (`None`: it targets the agent).
+fn tcp_socket(
+    container: &Map<String, Value>,
+    tcp: &Value,
+    at: &str,
+    timeout: u64,
+) -> Result<Option<Value>, PodError> {
+    let tcp = object_at(tcp, at)?;
+    let port = resolve_port(container, tcp.get("port"), &format!("{at}.port"))?;
+    if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
+        return Ok(None);
+    }
+    let mut out = json!({"port": port});
+    if let Some(h) = tcp.get("host").filter(|v| !v.is_null()) {
+        out["host"] = h.clone();
+    }
+    Ok(Some(json!({"tcpSocket": out, "timeoutSeconds": timeout})))
+}
+
+/// A `grpc` probe as the agent runs it (`None`: it targets the agent).
+fn grpc_probe(
+    container: &Map<String, Value>,
+    grpc: &Value,
+    at: &str,
+    timeout: u64,
+) -> Result<Option<Value>, PodError> {
+    let grpc = object_at(grpc, at)?;
+    // Kubernetes' GRPCAction takes a number only, no port name.
+    let port = match grpc.get("port") {
+        Some(Value::Number(_)) => resolve_port(container, grpc.get("port"), &format!("{at}.port"))?,
+        None | Some(Value::Null) => return Err(PodError::field(&format!("{at}.port"), "missing")),
+        Some(other) => {
+            return Err(PodError::field(
+                &format!("{at}.port"),
+                format!("expected a number, got {}", kind_of(other)),
+            ))
+        }
+    };
+    if port == AGENT_METRICS_PORT || port == AGENT_HEALTH_PORT {
+        return Ok(None);
+    }
+    let mut out = json!({"port": port});
+    match grpc.get("service") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => out["service"] = json!(s),
+        Some(other) => {
+            return Err(PodError::field(
+                &format!("{at}.service"),
+                format!("expected a string, got {}", kind_of(other)),
+            ))
+        }
+    }
+    Ok(Some(json!({"grpc": out, "timeoutSeconds": timeout})))
 }
 
 /// `v` as an object, or an error naming `at`.

@@ -288,24 +288,7 @@ impl Values {
                 format!("unknown field; known: {}", FIELDS.join(", ")),
             ));
         }
-        if let Some(images) = map.get("images") {
-            let images = images
-                .as_object()
-                .ok_or_else(|| (path("images"), "must be a mapping".into()))?;
-            if let Some(k) = images.keys().find(|k| *k != "proxyInit" && *k != "agent") {
-                return Err((
-                    path(&format!("images.{k}")),
-                    "unknown field; known: proxyInit, agent".into(),
-                ));
-            }
-            set(
-                images,
-                "proxyInit",
-                &path("images"),
-                &mut v.proxy_init_image,
-            )?;
-            set(images, "agent", &path("images"), &mut v.agent_image)?;
-        }
+        v.set_images(map, prefix)?;
         set(map, "tag", prefix, &mut v.tag)?;
         set(map, "imagePullPolicy", prefix, &mut v.image_pull_policy)?;
         set(map, "discoveryAddress", prefix, &mut v.discovery_address)?;
@@ -317,48 +300,7 @@ impl Values {
                 .and_then(str::parse)
                 .map_err(|m| (path("certMode"), m))?;
         }
-        set(map, "proxyPort", prefix, &mut v.proxy_port)?;
-        set(
-            map,
-            "inboundCapturePort",
-            prefix,
-            &mut v.inbound_capture_port,
-        )?;
-        set(map, "proxyUid", prefix, &mut v.proxy_uid)?;
-        set(map, "proxyGid", prefix, &mut v.proxy_gid)?;
-        if let Some(p) = map.get("includeInboundPorts") {
-            let s = scalar_string(p).ok_or_else(|| {
-                (
-                    path("includeInboundPorts"),
-                    "must be \"*\", \"containerPorts\" or a comma-separated port list".into(),
-                )
-            })?;
-            v.include_inbound_ports = s.parse().map_err(|m| (path("includeInboundPorts"), m))?;
-        }
-        set(
-            map,
-            "excludeInboundPorts",
-            prefix,
-            &mut v.exclude_inbound_ports,
-        )?;
-        set(
-            map,
-            "excludeOutboundPorts",
-            prefix,
-            &mut v.exclude_outbound_ports,
-        )?;
-        set(
-            map,
-            "includeOutboundCidrs",
-            prefix,
-            &mut v.include_outbound_cidrs,
-        )?;
-        set(
-            map,
-            "excludeOutboundCidrs",
-            prefix,
-            &mut v.exclude_outbound_cidrs,
-        )?;
+        v.set_capture(map, prefix)?;
         set(map, "resources", prefix, &mut v.resources)?;
         set(
             map,
@@ -373,6 +315,86 @@ impl Values {
         set(map, "rewriteAppProbers", prefix, &mut v.rewrite_app_probers)?;
         v.validate(prefix)?;
         Ok(v)
+    }
+
+    /// `images`: `proxyInit` and `agent`.
+    fn set_images(
+        &mut self,
+        map: &Map<String, Value>,
+        prefix: &str,
+    ) -> Result<(), (String, String)> {
+        let path = |k: &str| format!("{prefix}.{k}");
+        if let Some(images) = map.get("images") {
+            let images = images
+                .as_object()
+                .ok_or_else(|| (path("images"), "must be a mapping".into()))?;
+            if let Some(k) = images.keys().find(|k| *k != "proxyInit" && *k != "agent") {
+                return Err((
+                    path(&format!("images.{k}")),
+                    "unknown field; known: proxyInit, agent".into(),
+                ));
+            }
+            set(
+                images,
+                "proxyInit",
+                &path("images"),
+                &mut self.proxy_init_image,
+            )?;
+            set(images, "agent", &path("images"), &mut self.agent_image)?;
+        }
+        Ok(())
+    }
+
+    /// What proxy-init captures: ports, UID/GID, port and CIDR lists.
+    fn set_capture(
+        &mut self,
+        map: &Map<String, Value>,
+        prefix: &str,
+    ) -> Result<(), (String, String)> {
+        let path = |k: &str| format!("{prefix}.{k}");
+        set(map, "proxyPort", prefix, &mut self.proxy_port)?;
+        set(
+            map,
+            "inboundCapturePort",
+            prefix,
+            &mut self.inbound_capture_port,
+        )?;
+        set(map, "proxyUid", prefix, &mut self.proxy_uid)?;
+        set(map, "proxyGid", prefix, &mut self.proxy_gid)?;
+        if let Some(p) = map.get("includeInboundPorts") {
+            let s = scalar_string(p).ok_or_else(|| {
+                (
+                    path("includeInboundPorts"),
+                    "must be \"*\", \"containerPorts\" or a comma-separated port list".into(),
+                )
+            })?;
+            self.include_inbound_ports = s.parse().map_err(|m| (path("includeInboundPorts"), m))?;
+        }
+        set(
+            map,
+            "excludeInboundPorts",
+            prefix,
+            &mut self.exclude_inbound_ports,
+        )?;
+        set(
+            map,
+            "excludeOutboundPorts",
+            prefix,
+            &mut self.exclude_outbound_ports,
+        )?;
+        set(
+            map,
+            "includeOutboundCidrs",
+            prefix,
+            &mut self.include_outbound_cidrs,
+        )?;
+        set(
+            map,
+            "excludeOutboundCidrs",
+            prefix,
+            &mut self.exclude_outbound_cidrs,
+        )?;
+        Ok(())
     }
 
     fn validate(&self, prefix: &str) -> Result<(), (String, String)> {

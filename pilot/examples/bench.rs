@@ -144,16 +144,10 @@ fn proxy(snapshot: &Snapshot, i: usize, v: usize) -> rudder_model::Proxy {
     rudder_xds::resolve_proxy(snapshot, node, &NodeMetadata::default())
 }
 
-fn main() {
-    let iterations: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(11)
-        .max(1);
-    let yaml = mesh_yaml();
-
-    let rss0 = rss_bytes();
-    let (parse, loaded) = time(|| load_str(&yaml, "bench.yaml", "bench"));
+/// Parses the YAML and fills a store with its objects (each validated);
+/// returns both times, the object count and the store.
+fn fill_store(yaml: &str) -> (Duration, Duration, usize, Store) {
+    let (parse, loaded) = time(|| load_str(yaml, "bench.yaml", "bench"));
     assert!(
         loaded.problems.is_empty() && loaded.rejected.is_empty(),
         "synthetic YAML is valid: {:?}",
@@ -169,6 +163,107 @@ fn main() {
             .count()
     });
     assert_eq!(diags, 0, "synthetic objects validate cleanly");
+    (parse, fill, objects, store)
+}
+
+/// Generation times over `iterations` proxies. Cold: a fresh Generator per
+/// run; warm: proxies of ns0 on one Generator after a first proxy of ns0
+/// filled its caches.
+struct Generation {
+    cold: Vec<Duration>,
+    warm: Vec<Duration>,
+    floor: Vec<Duration>,
+    first_proxy: Duration,
+    /// The last warm proxy's resources.
+    res: ProxyResources,
+}
+
+fn generation(snapshot: &Arc<Snapshot>, iterations: usize) -> Generation {
+    let mut cold = Vec::new();
+    for k in 0..iterations {
+        let p = proxy(snapshot, (k * 10) % SERVICES, 2);
+        cold.push(time(|| Generator::new(snapshot.clone()).generate(&p)).0);
+    }
+    let g = Generator::new(snapshot.clone());
+    let (first_proxy, _) = time(|| g.generate(&proxy(snapshot, 0, 1)));
+    let mut warm = Vec::new();
+    let mut floor = Vec::new();
+    let mut last = None;
+    for k in 0..iterations {
+        let p = proxy(snapshot, (k * 10 + 10) % SERVICES, 2);
+        let (d, res) = time(|| g.generate(&p));
+        warm.push(d);
+        floor.push(time(|| encode_all(&res)).0);
+        last = Some(res);
+    }
+    let res = last.expect("at least one iteration");
+    Generation {
+        cold,
+        warm,
+        floor,
+        first_proxy,
+        res,
+    }
+}
+
+/// The snapshot build times: the first, then `iterations - 1` more, each
+/// checked to give the same version.
+fn rebuilds(
+    store: &Store,
+    snapshot: &Snapshot,
+    first_build: Duration,
+    iterations: usize,
+) -> Vec<Duration> {
+    let mut builds = vec![first_build];
+    for _ in 1..iterations {
+        let (d, s) = time(|| build_snapshot(store.objects(), vec![]));
+        assert_eq!(s.version, snapshot.version, "deterministic build");
+        builds.push(d);
+    }
+    builds
+}
+
+fn print_medians(
+    iterations: usize,
+    builds: Vec<Duration>,
+    cold: Vec<Duration>,
+    warm: Vec<Duration>,
+    floor: Vec<Duration>,
+    first_proxy: Duration,
+) {
+    println!("medians over {iterations} runs:");
+    println!(
+        "  snapshot build (store -> Snapshot):        {:8.2} ms",
+        ms(median(builds))
+    );
+    println!(
+        "  generation, cold (fresh Generator):        {:8.2} ms",
+        ms(median(cold))
+    );
+    println!(
+        "  generation, warm (shared resources reused): {:7.3} ms",
+        ms(median(warm))
+    );
+    println!(
+        "  floor (prost-encode the same resources):   {:8.3} ms",
+        ms(median(floor))
+    );
+    println!(
+        "  first proxy on a fresh Generator:          {:8.2} ms (single run)",
+        ms(first_proxy)
+    );
+}
+
+fn main() {
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(11)
+        .max(1);
+    let yaml = mesh_yaml();
+
+    let rss0 = rss_bytes();
+    let (parse, fill, objects, store) = fill_store(&yaml);
     let rss_store = rss_bytes();
     let (first_build, snapshot) = time(|| Arc::new(build_snapshot(store.objects(), vec![])));
     let rss_model = rss_bytes();
@@ -178,33 +273,15 @@ fn main() {
         &snapshot.diagnostics[..snapshot.diagnostics.len().min(3)]
     );
 
-    let mut builds = vec![first_build];
-    for _ in 1..iterations {
-        let (d, s) = time(|| build_snapshot(store.objects(), vec![]));
-        assert_eq!(s.version, snapshot.version, "deterministic build");
-        builds.push(d);
-    }
+    let builds = rebuilds(&store, &snapshot, first_build, iterations);
 
-    // Cold: a fresh Generator per run; warm: proxies of ns0 on one Generator
-    // after a first proxy of ns0 filled its caches.
-    let mut cold = Vec::new();
-    for k in 0..iterations {
-        let p = proxy(&snapshot, (k * 10) % SERVICES, 2);
-        cold.push(time(|| Generator::new(snapshot.clone()).generate(&p)).0);
-    }
-    let g = Generator::new(snapshot.clone());
-    let (first_proxy, _) = time(|| g.generate(&proxy(&snapshot, 0, 1)));
-    let mut warm = Vec::new();
-    let mut floor = Vec::new();
-    let mut last = None;
-    for k in 0..iterations {
-        let p = proxy(&snapshot, (k * 10 + 10) % SERVICES, 2);
-        let (d, res) = time(|| g.generate(&p));
-        warm.push(d);
-        floor.push(time(|| encode_all(&res)).0);
-        last = Some(res);
-    }
-    let res = last.expect("at least one iteration");
+    let Generation {
+        cold,
+        warm,
+        floor,
+        first_proxy,
+        res,
+    } = generation(&snapshot, iterations);
     check_consistency(&res).expect("generated resources are consistent");
     let count = |t| res.of(t).map_or(0, |m| m.len());
 
@@ -230,27 +307,7 @@ fn main() {
         count(TypeUrl::Route),
         mb(encode_all(&res) as u64)
     );
-    println!("medians over {iterations} runs:");
-    println!(
-        "  snapshot build (store -> Snapshot):        {:8.2} ms",
-        ms(median(builds))
-    );
-    println!(
-        "  generation, cold (fresh Generator):        {:8.2} ms",
-        ms(median(cold))
-    );
-    println!(
-        "  generation, warm (shared resources reused): {:7.3} ms",
-        ms(median(warm))
-    );
-    println!(
-        "  floor (prost-encode the same resources):   {:8.3} ms",
-        ms(median(floor))
-    );
-    println!(
-        "  first proxy on a fresh Generator:          {:8.2} ms (single run)",
-        ms(first_proxy)
-    );
+    print_medians(iterations, builds, cold, warm, floor, first_proxy);
     println!(
         "memory (RSS growth): store with {objects} objects {:.1} MB; snapshot (model) {:.1} MB",
         mb(rss_store.saturating_sub(rss0)),

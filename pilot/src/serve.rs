@@ -58,30 +58,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_delay: args.debounce_max,
         endpoint_delay: args.endpoint_debounce,
     });
-    let source = match args.config_dir.clone() {
-        Some(dir) => {
-            if !dir.is_dir() {
-                bail!("--config-dir {}: not a directory", dir.display());
-            }
-            let s = DirectorySource::spawn(dir.clone(), registry.handle())
-                .with_context(|| format!("watching {}", dir.display()))?;
-            Source::Directory { dir, _watcher: s }
-        }
-        None => {
-            let options = rudder_kube::KubeOptions {
-                install_namespace: args.install_namespace.clone(),
-                ..Default::default()
-            };
-            Source::Kubernetes(
-                rudder_kube::KubeRuntime::start(
-                    registry.handle(),
-                    registry.diagnostics(),
-                    &options,
-                )
-                .await?,
-            )
-        }
-    };
+    let source = Source::start(&args, &registry).await?;
 
     // Monitoring comes up first, so `/ready` can say "not yet".
     let state = monitoring::State::new();
@@ -126,16 +103,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         registry.diagnostics(),
     );
 
-    let push_proxies = proxies.clone();
-    tokio::spawn(async move {
-        while snapshots.changed().await.is_ok() {
-            let snapshot = snapshots.borrow_and_update().clone();
-            let p = push_proxies.clone();
-            if let Err(error) = tokio::task::spawn_blocking(move || p.push(snapshot)).await {
-                tracing::error!(%error, "push failed");
-            }
-        }
-    });
+    tokio::spawn(push_snapshots(proxies.clone(), snapshots));
 
     if let Some(id) = identity {
         tokio::spawn(id.bind(ads.clone(), shutdown_signal()).await?);
@@ -150,6 +118,52 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     drop(registry);
     tracing::info!("pilot stopped");
     Ok(())
+}
+
+/// Pushes every new snapshot to the connected proxies (generation runs on
+/// the blocking pool), until the registry stops.
+async fn push_snapshots(
+    proxies: Arc<Proxies>,
+    mut snapshots: tokio::sync::watch::Receiver<Arc<rudder_model::Snapshot>>,
+) {
+    while snapshots.changed().await.is_ok() {
+        let snapshot = snapshots.borrow_and_update().clone();
+        let p = proxies.clone();
+        if let Err(error) = tokio::task::spawn_blocking(move || p.push(snapshot)).await {
+            tracing::error!(%error, "push failed");
+        }
+    }
+}
+
+impl Source {
+    /// The directory (read fully before this returns) or the Kubernetes
+    /// watches, feeding `registry`.
+    async fn start(args: &ServeArgs, registry: &Registry) -> anyhow::Result<Source> {
+        Ok(match args.config_dir.clone() {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    bail!("--config-dir {}: not a directory", dir.display());
+                }
+                let s = DirectorySource::spawn(dir.clone(), registry.handle())
+                    .with_context(|| format!("watching {}", dir.display()))?;
+                Source::Directory { dir, _watcher: s }
+            }
+            None => {
+                let options = rudder_kube::KubeOptions {
+                    install_namespace: args.install_namespace.clone(),
+                    ..Default::default()
+                };
+                Source::Kubernetes(
+                    rudder_kube::KubeRuntime::start(
+                        registry.handle(),
+                        registry.diagnostics(),
+                        &options,
+                    )
+                    .await?,
+                )
+            }
+        })
+    }
 }
 
 /// Where the config comes from (kept alive while serving).

@@ -30,5 +30,5 @@ mod prereq;
 pub use golden::{assert_golden, refresh_golden};
 pub use prereq::{
     check_envoy, check_netns, check_root, check_tool, envoy_bin, in_ci, prerequisite, skip,
-    workspace_root, DEFAULT_ENVOY_BIN,
+    workspace_root,
 };

@@ -5,8 +5,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-/// Where setup installs the real Envoy binary.
-pub const DEFAULT_ENVOY_BIN: &str = "/opt/rudder/bin/envoy";
+use rudder_model::well_known::INSTALLED_ENVOY_BIN;
 
 /// Tools the namespace harness runs.
 const NETNS_TOOLS: [&str; 5] = ["ip", "nsenter", "unshare", "setpriv", "mount"];
@@ -117,7 +116,7 @@ fn is_executable(path: &Path) -> bool {
 }
 
 /// The Envoy binary: `ENVOY_BIN` if set (it must exist), else
-/// [`DEFAULT_ENVOY_BIN`], else the repository's `.venv/bin/envoy` (a Python
+/// [`INSTALLED_ENVOY_BIN`], else the repository's `.venv/bin/envoy` (a Python
 /// launcher: fine for `--mode validate` as root, not runnable as UID 1337).
 pub fn check_envoy() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("ENVOY_BIN").filter(|b| !b.is_empty()) {
@@ -132,12 +131,12 @@ pub fn check_envoy() -> Result<PathBuf, String> {
         };
     }
     let venv = workspace_root().join(".venv/bin/envoy");
-    [PathBuf::from(DEFAULT_ENVOY_BIN), venv.clone()]
+    [PathBuf::from(INSTALLED_ENVOY_BIN), venv.clone()]
         .into_iter()
         .find(|p| is_executable(p))
         .ok_or_else(|| {
             format!(
-                "Envoy not found at {DEFAULT_ENVOY_BIN} nor {} (set ENVOY_BIN or run scripts/setup.sh)",
+                "Envoy not found at {INSTALLED_ENVOY_BIN} nor {} (set ENVOY_BIN or run scripts/setup.sh)",
                 venv.display()
             )
         })

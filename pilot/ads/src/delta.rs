@@ -115,31 +115,7 @@ impl Protocol for Delta {
         };
         let ty = t.short();
         let Some(st) = self.types.get_mut(&t) else {
-            info!(
-                r#type = ty,
-                subscribe = req.resource_names_subscribe.len(),
-                known = req.initial_resource_versions.len(),
-                "first request"
-            );
-            let sub = Subscription::first(t, &req.resource_names_subscribe, res.shared(t));
-            cx.subscribed(t, &sub);
-            let client = Arc::new(
-                req.initial_resource_versions
-                    .into_iter()
-                    .map(|(n, v)| (n, held_at(v)))
-                    .collect(),
-            );
-            let state = TypeState {
-                sub,
-                client,
-                awaiting: None,
-                last_nonce: None,
-                last_version: String::new(),
-                force: true,
-                nacked: None,
-            };
-            self.types.insert(t, state);
-            self.pump(cx, res, out);
+            self.first_request(cx, t, req, res, out);
             return;
         };
         let added = st.sub.apply_delta(
@@ -205,6 +181,43 @@ impl Protocol for Delta {
 }
 
 impl Delta {
+    /// A type's first request: its subscription, and the versions the proxy
+    /// says it holds (a reconnect), then a push.
+    fn first_request(
+        &mut self,
+        cx: &mut StreamCtx,
+        t: TypeUrl,
+        req: DeltaDiscoveryRequest,
+        res: &ProxyResources,
+        out: &mut Vec<Outgoing>,
+    ) {
+        info!(
+            r#type = t.short(),
+            subscribe = req.resource_names_subscribe.len(),
+            known = req.initial_resource_versions.len(),
+            "first request"
+        );
+        let sub = Subscription::first(t, &req.resource_names_subscribe, res.shared(t));
+        cx.subscribed(t, &sub);
+        let client = Arc::new(
+            req.initial_resource_versions
+                .into_iter()
+                .map(|(n, v)| (n, held_at(v)))
+                .collect(),
+        );
+        let state = TypeState {
+            sub,
+            client,
+            awaiting: None,
+            last_nonce: None,
+            last_version: String::new(),
+            force: true,
+            nacked: None,
+        };
+        self.types.insert(t, state);
+        self.pump(cx, res, out);
+    }
+
     fn desired(&self, t: TypeUrl, res: &ProxyResources) -> Arc<Content> {
         self.types
             .get(&t)
@@ -344,19 +357,25 @@ impl Delta {
                 // Warming: re-created clusters wait for EDS that Envoy will
                 // not ask for; forget those versions so EDS is resent below.
                 if let Some(eds) = self.types.get_mut(&TypeUrl::Endpoint) {
-                    let rewarm: Vec<String> = sent
-                        .into_iter()
-                        .filter(|n| eds.client.contains_key(n))
-                        .collect();
-                    if !rewarm.is_empty() {
-                        let client = Arc::make_mut(&mut eds.client);
-                        for n in rewarm {
-                            client.insert(n, unknown());
-                        }
-                        eds.nacked = None;
-                    }
+                    rewarm(eds, sent);
                 }
             }
         }
+    }
+}
+
+/// Marks the assignments of re-created clusters (`sent`) unknown to the
+/// proxy, so EDS sends them again.
+fn rewarm(eds: &mut TypeState, sent: Vec<String>) {
+    let rewarm: Vec<String> = sent
+        .into_iter()
+        .filter(|n| eds.client.contains_key(n))
+        .collect();
+    if !rewarm.is_empty() {
+        let client = Arc::make_mut(&mut eds.client);
+        for n in rewarm {
+            client.insert(n, unknown());
+        }
+        eds.nacked = None;
     }
 }

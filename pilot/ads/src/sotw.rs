@@ -266,29 +266,9 @@ impl Sotw {
                 }
                 desired.iter().collect()
             } else {
-                // What the proxy lacks or holds at another version. Names no
-                // longer wanted (unsubscribed, or gone while still asked
-                // for) simply leave `held` below: Envoy keeps or drops them
-                // itself, and if they come back they are sent again.
-                let mut send = changed(&desired, &st.held);
-                let warm_due = st.warm_requested || st.force || !send.is_empty();
-                st.warm_requested = false;
-                if warm_due && !st.warm.is_empty() {
-                    let mut names: BTreeSet<&String> = send.iter().map(|(n, _)| *n).collect();
-                    for n in std::mem::take(&mut st.warm) {
-                        if let Some((k, r)) = desired.get_key_value(&n) {
-                            if names.insert(k) {
-                                send.push((k, r));
-                            }
-                        }
-                    }
-                    send.sort_by(|a, b| a.0.cmp(b.0));
-                }
-                if send.is_empty() && !st.force {
-                    // The proxy holds everything it should: nothing to say.
-                    st.held = desired.clone();
+                let Some(send) = incremental_send(st, &desired) else {
                     continue;
-                }
+                };
                 send
             };
             let mut version = res.type_version(t);
@@ -331,4 +311,37 @@ impl Sotw {
             }
         }
     }
+}
+
+/// What a response of an incremental type (EDS, RDS, SDS) carries: what
+/// changed, and the assignments warming clusters still wait for; `None` when
+/// there is nothing to say (then the proxy holds `desired`).
+fn incremental_send<'a>(
+    st: &mut TypeState,
+    desired: &'a Arc<Content>,
+) -> Option<Vec<(&'a String, &'a Arc<Resource>)>> {
+    // What the proxy lacks or holds at another version. Names no
+    // longer wanted (unsubscribed, or gone while still asked
+    // for) simply leave `held` below: Envoy keeps or drops them
+    // itself, and if they come back they are sent again.
+    let mut send = changed(desired, &st.held);
+    let warm_due = st.warm_requested || st.force || !send.is_empty();
+    st.warm_requested = false;
+    if warm_due && !st.warm.is_empty() {
+        let mut names: BTreeSet<&String> = send.iter().map(|(n, _)| *n).collect();
+        for n in std::mem::take(&mut st.warm) {
+            if let Some((k, r)) = desired.get_key_value(&n) {
+                if names.insert(k) {
+                    send.push((k, r));
+                }
+            }
+        }
+        send.sort_by(|a, b| a.0.cmp(b.0));
+    }
+    if send.is_empty() && !st.force {
+        // The proxy holds everything it should: nothing to say.
+        st.held = desired.clone();
+        return None;
+    }
+    Some(send)
 }

@@ -18,7 +18,7 @@ use std::{sync::Arc, time::Instant};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use rudder_xds::{ProxyResources, TypeUrl};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tonic::Status;
 use tracing::{debug, info, info_span, Instrument};
 
@@ -140,18 +140,7 @@ pub(crate) async fn run<P: Protocol>(
             return;
         }
     };
-    // The first push (generation for this proxy, then its first responses
-    // until it has ACKed them) runs under a permit: a storm of new streams
-    // waits its turn instead of holding thousands of first pushes at once.
-    let mut permit = match shared.first_push.clone().try_acquire_owned() {
-        Ok(p) => Some(p),
-        Err(_) => {
-            shared.metrics.first_push_throttled();
-            let waited = shared.first_push.clone().acquire_owned().await.ok();
-            shared.metrics.first_push_resumed();
-            waited
-        }
-    };
+    let mut permit = first_push_permit(&shared).await;
     let mut rx = match shared.directory.connect(&node).await {
         Ok(rx) => rx,
         Err(status) => {
@@ -160,26 +149,8 @@ pub(crate) async fn run<P: Protocol>(
             return;
         }
     };
-    let stream_id = shared.next_stream_id();
-    let status = shared.status.register(
-        ConnectionStatus {
-            node_id: node.id.clone(),
-            stream_id,
-            mode: P::MODE,
-            user_agent: node.user_agent.clone(),
-            connected_at_unix_ms: now_unix_ms(),
-            types: Default::default(),
-        },
-        shared.metrics.clone(),
-    );
+    let (stream_id, mut cx) = StreamCtx::open::<P>(&shared, &node);
     let span = info_span!("ads", stream = stream_id, proxy = %node.id, mode = P::MODE);
-    let mut cx = StreamCtx {
-        proxy: node.id.clone(),
-        metrics: shared.metrics.clone(),
-        status,
-        nonce_prefix: format!("{}-{}", shared.nonce_prefix, stream_id),
-        next_nonce: 0,
-    };
     async move {
         info!(user_agent = %node.user_agent, "stream opened");
         let mut res = rx.borrow_and_update().clone();
@@ -226,6 +197,48 @@ pub(crate) async fn run<P: Protocol>(
     }
     .instrument(span)
     .await;
+}
+
+/// The first push (generation for this proxy, then its first responses
+/// until it has ACKed them) runs under a permit: a storm of new streams
+/// waits its turn instead of holding thousands of first pushes at once.
+async fn first_push_permit(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    match shared.first_push.clone().try_acquire_owned() {
+        Ok(p) => Some(p),
+        Err(_) => {
+            shared.metrics.first_push_throttled();
+            let waited = shared.first_push.clone().acquire_owned().await.ok();
+            shared.metrics.first_push_resumed();
+            waited
+        }
+    }
+}
+
+impl StreamCtx {
+    /// Registers a new stream of `node` (its syncz entry and gauge live as
+    /// long as the context); returns its id and the context.
+    fn open<P: Protocol>(shared: &Shared, node: &NodeInfo) -> (u64, StreamCtx) {
+        let stream_id = shared.next_stream_id();
+        let status = shared.status.register(
+            ConnectionStatus {
+                node_id: node.id.clone(),
+                stream_id,
+                mode: P::MODE,
+                user_agent: node.user_agent.clone(),
+                connected_at_unix_ms: now_unix_ms(),
+                types: Default::default(),
+            },
+            shared.metrics.clone(),
+        );
+        let cx = StreamCtx {
+            proxy: node.id.clone(),
+            metrics: shared.metrics.clone(),
+            status,
+            nonce_prefix: format!("{}-{}", shared.nonce_prefix, stream_id),
+            next_nonce: 0,
+        };
+        (stream_id, cx)
+    }
 }
 
 async fn send_all<R>(

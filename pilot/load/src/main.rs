@@ -95,6 +95,24 @@ fn pin_self(cpu: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `generate`: the mesh's YAML (and, `scoped`, one Sidecar per namespace).
+fn write_mesh(shape: &Shape, out: &std::path::Path, scoped: bool) -> anyhow::Result<()> {
+    generate(out, shape)?;
+    if scoped {
+        write_sidecars(out, shape)?;
+    }
+    println!(
+        "wrote {} services x {} versions x {} replicas ({} pods) in {} namespaces to {}",
+        shape.services,
+        shape.versions,
+        shape.replicas,
+        shape.pods(),
+        shape.namespaces,
+        out.display()
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Generate {
@@ -106,20 +124,7 @@ fn main() -> anyhow::Result<()> {
             scoped,
         } => {
             let shape = Shape::new(services, versions, namespaces, sidecars);
-            generate(&out, &shape)?;
-            if scoped {
-                write_sidecars(&out, &shape)?;
-            }
-            println!(
-                "wrote {} services x {} versions x {} replicas ({} pods) in {} namespaces to {}",
-                shape.services,
-                shape.versions,
-                shape.replicas,
-                shape.pods(),
-                shape.namespaces,
-                out.display()
-            );
-            Ok(())
+            write_mesh(&shape, &out, scoped)
         }
         Command::Run {
             dir,

@@ -510,31 +510,9 @@ fn diff(after: &[Counters; 4], before: &[Counters; 4]) -> [Counters; 4] {
     d
 }
 
-/// Runs pilot and the scenarios.
-pub async fn run(opts: Options) -> anyhow::Result<Report> {
-    let shape = Shape::read(&opts.dir)?;
-    anyhow::ensure!(
-        opts.sidecars >= 1 && opts.sidecars <= shape.pods(),
-        "{} sidecars need as many pods; the mesh has {} (generate with --sidecars)",
-        opts.sidecars,
-        shape.pods()
-    );
-    let churn_changes = (opts.churn_rate * opts.churn_secs).round() as usize;
-    let mut mesh = Mesh {
-        dir: opts.dir.clone(),
-        shape,
-        not_ready: HashSet::new(),
-    };
-    mesh.restore(churn_changes, opts.adds)?;
-
-    let run_start = Instant::now();
-    let tool_cpu0 = proc_stats(std::process::id()).cpu;
-    let (mut pilot, pinned) = Pilot::start(&opts.pilot, &opts.dir, opts.pin)?;
-    pilot.wait_ready(opts.timeout).await?;
-    let pid = pilot.pid();
-
-    // Every key a scenario will watch, known before the sidecars connect,
-    // so each sidecar has recorded what it held before a change.
+/// Every key a scenario will watch, known before the sidecars connect,
+/// so each sidecar has recorded what it held before a change.
+fn watch_set(mesh: &Mesh, opts: &Options, churn_changes: usize) -> HashSet<String> {
     let mut watch_set = HashSet::new();
     if opts.scenarios.contains(&Scenario::Churn) {
         for j in 0..churn_changes {
@@ -548,27 +526,26 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
             watch_set.insert(key.trim_start_matches("eds:").to_string());
         }
     }
-    let watch_set = Arc::new(watch_set);
-    let (stop_tx, stop_rx) = watch::channel(false);
+    watch_set
+}
 
-    let mut results = Vec::new();
-    let fleet = Fleet {
-        states: (0..opts.sidecars)
-            .map(|_| Arc::new(Mutex::new(State::default())))
-            .collect(),
-        namespaces: (0..opts.sidecars)
-            .map(|s| mesh.shape.sidecar_pod(s, opts.sidecars).namespace)
-            .collect(),
-        scoped: opts.dir.join(crate::generate::SIDECARS_FILE).exists(),
-    };
-
-    // Storm: all connect at once.
+/// Storm: every sidecar connects at once; the result times each one's full
+/// configuration. Returns the sidecars' tasks too (they run until `stop`).
+async fn storm(
+    fleet: &Fleet,
+    mesh: &Mesh,
+    opts: &Options,
+    xds: SocketAddr,
+    watch_set: &Arc<HashSet<String>>,
+    stop_rx: &watch::Receiver<bool>,
+    pid: u32,
+) -> (Vec<tokio::task::JoinHandle<()>>, ScenarioResult) {
     let cpu0 = proc_stats(pid).cpu;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (s, state) in fleet.states.iter().enumerate() {
         let cfg = sidecar::Config {
-            addr: pilot.xds,
+            addr: xds,
             mode: opts.mode,
             node: node(&mesh.shape, s, opts.sidecars),
             watch: watch_set.clone(),
@@ -606,6 +583,110 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
             None => storm.missed += 1,
         }
     }
+    (tasks, storm)
+}
+
+/// One change scenario (`Storm` has none): makes its changes and times
+/// their arrival at every sidecar that should see them.
+async fn change_scenario(
+    sc: Scenario,
+    mesh: &mut Mesh,
+    fleet: &Fleet,
+    opts: &Options,
+    churn_changes: usize,
+    pid: u32,
+) -> anyhow::Result<Option<ScenarioResult>> {
+    let before = fleet.totals();
+    let cpu0 = proc_stats(pid).cpu;
+    let start = Instant::now();
+    let mut changes = Vec::new();
+    match sc {
+        Scenario::Storm => return Ok(None),
+        Scenario::VsChange => {
+            // Services with a VIP have their own route configuration.
+            let key = format!(
+                "rds:{}",
+                rudder_model::names::service_route_name(&mesh.shape.host(0), HTTP_PORT)
+            );
+            for j in 0..opts.vs_changes {
+                mesh.set_weight(if j % 2 == 0 { 80 } else { 90 })?;
+                changes.push((key.clone(), Instant::now()));
+                // Each change alone: wait for it to land before the next.
+                fleet.await_changes(&changes[j..], opts.timeout).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        Scenario::Churn => {
+            let period = Duration::from_secs_f64(1.0 / opts.churn_rate.max(0.001));
+            for j in 0..churn_changes {
+                let at = start + period * j as u32;
+                tokio::time::sleep_until(at.into()).await;
+                let n = mesh.churn_pod(j);
+                mesh.flip(n)?;
+                changes.push((mesh.subset_key(n), Instant::now()));
+            }
+        }
+        Scenario::ServiceAdd => {
+            for k in 0..opts.adds {
+                mesh.add_service(k)?;
+                changes.push((mesh.added_key(k), Instant::now()));
+                fleet.await_changes(&changes[k..], opts.timeout).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+    }
+    let (latencies, missed) = fleet.await_changes(&changes, opts.timeout).await;
+    Ok(Some(ScenarioResult {
+        name: sc.as_str(),
+        changes: changes.len(),
+        latencies,
+        missed,
+        wall: start.elapsed(),
+        pilot_cpu: proc_stats(pid).cpu - cpu0,
+        counters: diff(&fleet.totals(), &before),
+    }))
+}
+
+/// Runs pilot and the scenarios.
+pub async fn run(opts: Options) -> anyhow::Result<Report> {
+    let shape = Shape::read(&opts.dir)?;
+    anyhow::ensure!(
+        opts.sidecars >= 1 && opts.sidecars <= shape.pods(),
+        "{} sidecars need as many pods; the mesh has {} (generate with --sidecars)",
+        opts.sidecars,
+        shape.pods()
+    );
+    let churn_changes = (opts.churn_rate * opts.churn_secs).round() as usize;
+    let mut mesh = Mesh {
+        dir: opts.dir.clone(),
+        shape,
+        not_ready: HashSet::new(),
+    };
+    mesh.restore(churn_changes, opts.adds)?;
+
+    let run_start = Instant::now();
+    let tool_cpu0 = proc_stats(std::process::id()).cpu;
+    let (mut pilot, pinned) = Pilot::start(&opts.pilot, &opts.dir, opts.pin)?;
+    pilot.wait_ready(opts.timeout).await?;
+    let pid = pilot.pid();
+
+    let watch_set = watch_set(&mesh, &opts, churn_changes);
+    let watch_set = Arc::new(watch_set);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let mut results = Vec::new();
+    let fleet = Fleet {
+        states: (0..opts.sidecars)
+            .map(|_| Arc::new(Mutex::new(State::default())))
+            .collect(),
+        namespaces: (0..opts.sidecars)
+            .map(|s| mesh.shape.sidecar_pod(s, opts.sidecars).namespace)
+            .collect(),
+        scoped: opts.dir.join(crate::generate::SIDECARS_FILE).exists(),
+    };
+
+    // Storm: all connect at once.
+    let (tasks, storm) = storm(&fleet, &mesh, &opts, pilot.xds, &watch_set, &stop_rx, pid).await;
     // Let the storm's tail settle before changing anything.
     tokio::time::sleep(Duration::from_millis(500)).await;
     if opts.scenarios.contains(&Scenario::Storm) {
@@ -613,56 +694,10 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
     }
 
     for sc in &opts.scenarios {
-        let before = fleet.totals();
-        let cpu0 = proc_stats(pid).cpu;
-        let start = Instant::now();
-        let mut changes = Vec::new();
-        match sc {
-            Scenario::Storm => continue,
-            Scenario::VsChange => {
-                // Services with a VIP have their own route configuration.
-                let key = format!(
-                    "rds:{}",
-                    rudder_model::names::service_route_name(&mesh.shape.host(0), HTTP_PORT)
-                );
-                for j in 0..opts.vs_changes {
-                    mesh.set_weight(if j % 2 == 0 { 80 } else { 90 })?;
-                    changes.push((key.clone(), Instant::now()));
-                    // Each change alone: wait for it to land before the next.
-                    fleet.await_changes(&changes[j..], opts.timeout).await;
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
-            Scenario::Churn => {
-                let period = Duration::from_secs_f64(1.0 / opts.churn_rate.max(0.001));
-                for j in 0..churn_changes {
-                    let at = start + period * j as u32;
-                    tokio::time::sleep_until(at.into()).await;
-                    let n = mesh.churn_pod(j);
-                    mesh.flip(n)?;
-                    changes.push((mesh.subset_key(n), Instant::now()));
-                }
-            }
-            Scenario::ServiceAdd => {
-                for k in 0..opts.adds {
-                    mesh.add_service(k)?;
-                    changes.push((mesh.added_key(k), Instant::now()));
-                    fleet.await_changes(&changes[k..], opts.timeout).await;
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
+        if let Some(r) = change_scenario(*sc, &mut mesh, &fleet, &opts, churn_changes, pid).await? {
+            results.push(r);
+            tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let (latencies, missed) = fleet.await_changes(&changes, opts.timeout).await;
-        results.push(ScenarioResult {
-            name: sc.as_str(),
-            changes: changes.len(),
-            latencies,
-            missed,
-            wall: start.elapsed(),
-            pilot_cpu: proc_stats(pid).cpu - cpu0,
-            counters: diff(&fleet.totals(), &before),
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
     let pilot_stats = proc_stats(pid);
@@ -688,18 +723,26 @@ pub async fn run(opts: Options) -> anyhow::Result<Report> {
         tool_cpu: proc_stats(std::process::id()).cpu - tool_cpu0,
         wall: run_start.elapsed(),
     };
-    for s in &fleet.states {
-        let s = s.lock().unwrap();
-        report.configured += usize::from(s.configured_at.is_some());
-        report.refused += s.refused;
-        if let Some(b) = &s.broken {
-            report.broken += 1;
-            if report.broken_reasons.len() < 5 {
-                report.broken_reasons.push(b.clone());
+    report.tally(&fleet);
+    Ok(report)
+}
+
+impl Report {
+    /// Counts the sidecars configured, refused and broken (with the first
+    /// five reasons).
+    fn tally(&mut self, fleet: &Fleet) {
+        for s in &fleet.states {
+            let s = s.lock().unwrap();
+            self.configured += usize::from(s.configured_at.is_some());
+            self.refused += s.refused;
+            if let Some(b) = &s.broken {
+                self.broken += 1;
+                if self.broken_reasons.len() < 5 {
+                    self.broken_reasons.push(b.clone());
+                }
             }
         }
     }
-    Ok(report)
 }
 
 fn ms(d: Option<Duration>) -> String {
@@ -728,6 +771,35 @@ impl Report {
             self.mode.as_str(),
             if self.pinned { "pinned to CPU 0" } else { "not pinned" }
         );
+        self.latency_rows(&mut o);
+        self.received_rows(&mut o);
+        let _ = writeln!(
+            o,
+            "sidecars: {} of {} configured; {} refused connection attempts; {} broken streams",
+            self.configured, self.sidecars, self.refused, self.broken
+        );
+        for b in &self.broken_reasons {
+            let _ = writeln!(o, "  broken: {b}");
+        }
+        let _ = writeln!(
+            o,
+            "pilot: RSS {:.1} MiB, peak RSS (VmHWM) {:.1} MiB, CPU {:.2} s",
+            mib(self.pilot.rss),
+            mib(self.pilot.peak_rss),
+            self.pilot.cpu
+        );
+        let _ = writeln!(
+            o,
+            "pilot-load itself: CPU {:.2} s in {:.2} s wall",
+            self.tool_cpu,
+            self.wall.as_secs_f64()
+        );
+        o
+    }
+
+    /// One row per scenario: changes, latency quantiles, wall and pilot CPU.
+    fn latency_rows(&self, o: &mut String) {
+        use std::fmt::Write as _;
         let _ = writeln!(
             o,
             "{:<12} {:>7} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8} {:>9}",
@@ -756,6 +828,11 @@ impl Report {
                 r.pilot_cpu
             );
         }
+    }
+
+    /// What the sidecars received, per scenario and in total, by type.
+    fn received_rows(&self, o: &mut String) {
+        use std::fmt::Write as _;
         let _ = writeln!(
             o,
             "{:<12} {:<4} {:>9} {:>10} {:>8} {:>12} {:>9} {:>10}",
@@ -787,28 +864,6 @@ impl Report {
                 );
             }
         }
-        let _ = writeln!(
-            o,
-            "sidecars: {} of {} configured; {} refused connection attempts; {} broken streams",
-            self.configured, self.sidecars, self.refused, self.broken
-        );
-        for b in &self.broken_reasons {
-            let _ = writeln!(o, "  broken: {b}");
-        }
-        let _ = writeln!(
-            o,
-            "pilot: RSS {:.1} MiB, peak RSS (VmHWM) {:.1} MiB, CPU {:.2} s",
-            mib(self.pilot.rss),
-            mib(self.pilot.peak_rss),
-            self.pilot.cpu
-        );
-        let _ = writeln!(
-            o,
-            "pilot-load itself: CPU {:.2} s in {:.2} s wall",
-            self.tool_cpu,
-            self.wall.as_secs_f64()
-        );
-        o
     }
 
     /// The same as JSON.

@@ -238,34 +238,9 @@ impl NodeMetadata {
         if let Some(s) = string("WORKLOAD_NAME")? {
             md.workload_name = s;
         }
-        match obj.get("LABELS") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(labels)) => {
-                for (k, v) in labels {
-                    let Value::String(v) = v else {
-                        return Err(NodeError::BadMetadata {
-                            field: "LABELS",
-                            reason: format!("label {k:?} is not a string"),
-                        });
-                    };
-                    md.labels.insert(k.clone(), v.clone());
-                }
-            }
-            Some(_) => {
-                return Err(NodeError::BadMetadata {
-                    field: "LABELS",
-                    reason: "not an object".into(),
-                })
-            }
-        }
+        md.labels.extend(labels(obj.get("LABELS"))?);
         if let Some(s) = string("INSTANCE_IPS")? {
-            for ip in s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                md.instance_ips
-                    .push(ip.parse().map_err(|_| NodeError::BadMetadata {
-                        field: "INSTANCE_IPS",
-                        reason: format!("{ip:?} is not an IP address"),
-                    })?);
-            }
+            md.instance_ips = instance_ips(&s)?;
         }
         if let Some(p) = port("CAPTURE_PORT")? {
             md.capture_port = p;
@@ -286,6 +261,44 @@ impl NodeMetadata {
         };
         Ok(md)
     }
+}
+
+/// `LABELS`: an object of strings.
+fn labels(v: Option<&Value>) -> Result<BTreeMap<String, String>, NodeError> {
+    let mut out = BTreeMap::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(labels)) => {
+            for (k, v) in labels {
+                let Value::String(v) = v else {
+                    return Err(NodeError::BadMetadata {
+                        field: "LABELS",
+                        reason: format!("label {k:?} is not a string"),
+                    });
+                };
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        Some(_) => {
+            return Err(NodeError::BadMetadata {
+                field: "LABELS",
+                reason: "not an object".into(),
+            })
+        }
+    }
+    Ok(out)
+}
+
+/// `INSTANCE_IPS`: comma-separated IP addresses.
+fn instance_ips(s: &str) -> Result<Vec<IpAddr>, NodeError> {
+    let mut ips = Vec::new();
+    for ip in s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        ips.push(ip.parse().map_err(|_| NodeError::BadMetadata {
+            field: "INSTANCE_IPS",
+            reason: format!("{ip:?} is not an IP address"),
+        })?);
+    }
+    Ok(ips)
 }
 
 /// A connected sidecar as the generators see it: who it is, where it captures,

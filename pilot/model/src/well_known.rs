@@ -81,6 +81,10 @@ pub const TOKEN_PATH: &str = "/var/run/secrets/tokens/istio-token";
 pub const TOKEN_AUDIENCE: &str = "istio-ca";
 /// The directory of the agent's SDS socket (SDS cert mode).
 pub const WORKLOAD_SOCKET_DIR: &str = "/var/run/secrets/workload-spiffe-uds";
+/// Where setup installs the real Envoy binary (0755, runnable by [`PROXY_UID`]);
+/// the agent, the harness, the local-mesh runner and the tests fall back to it
+/// when `ENVOY_BIN` is not set.
+pub const INSTALLED_ENVOY_BIN: &str = "/opt/rudder/bin/envoy";
 
 /// The agent's SDS socket (SDS cert mode): Envoy fetches `default` and `ROOTCA`
 /// from it. Istio's path, so Istio-shaped pod specs keep working.

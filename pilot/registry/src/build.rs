@@ -20,6 +20,7 @@ use crate::{
     endpoints::{self, EndpointSources},
     object::{Body, Kind, Object},
 };
+use rudder_config::MeshConfigSpec;
 
 /// Validates one object alone (no cross-object context): what decides whether
 /// the store accepts it. Warnings that need context come from the build.
@@ -228,8 +229,82 @@ pub fn build_snapshot<'a>(
         Body::MeshConfig(m) => Some(m),
         _ => None,
     });
+    let mesh = mesh_config(mesh_spec);
+    let of = by_kind(mesh_spec, objects);
+    let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
+    let mut snap = Snapshot::default();
+    let domain = mesh.domain_suffix.clone();
+
+    // Services and workloads first: endpoints need both.
+    add_namespaces(&mut snap, get(Kind::Namespace));
+    add_services(&mut snap, get(Kind::Service), &domain);
+    (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get);
+
+    // Subsets: DestinationRules, then DestinationPolicies and RouteRules
+    // (which may add synthetic subsets).
+    let with_services = Ctx {
+        domain_suffix: &domain,
+        services: Some(&snap.services),
+        policies: None,
+    };
+    let (mut policies, mut dr_index) = destination_rules(
+        get(Kind::DestinationRule),
+        &with_services,
+        &mesh.root_namespace,
+        &mut diagnostics,
+    );
+    let dr_only = policies.clone();
+    apply_destination_policies(
+        get(Kind::DestinationPolicy),
+        &with_services,
+        &mut policies,
+        &mut diagnostics,
+    );
+    let rr_tables = route_rules(
+        get(Kind::RouteRule),
+        &with_services,
+        &mut policies,
+        &mut diagnostics,
+    );
+
+    // Routes: VirtualServices see every subset; RouteRule tables follow them.
+    let full = Ctx {
+        domain_suffix: &domain,
+        services: Some(&snap.services),
+        policies: Some(&policies),
+    };
+    add_virtual_services(
+        &mut snap.route_tables,
+        get(Kind::VirtualService),
+        &full,
+        &mut diagnostics,
+    );
+    snap.route_tables.extend(rr_tables);
+
+    // Security last: its warnings need workloads and services.
+    add_security(
+        &mut snap,
+        get(Kind::PeerAuthentication),
+        get(Kind::AuthorizationPolicy),
+        &mesh.root_namespace,
+        &mut diagnostics,
+    );
+    // Hosts that v1alpha2 rules made or extended keep one mesh-wide policy.
+    dr_index.mesh_wide = policies
+        .into_iter()
+        .filter(|(host, p)| dr_only.get(host) != Some(p))
+        .collect();
+    snap.destination_rules = dr_index;
+    snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
+    snap.mesh = mesh;
+    snap.diagnostics = diagnostics;
+    snap.seal()
+}
+
+/// The mesh settings: the defaults, overridden by the `rudder-mesh` ConfigMap.
+fn mesh_config(spec: Option<&MeshConfigSpec>) -> MeshConfig {
     let mut mesh = MeshConfig::default();
-    if let Some(m) = mesh_spec {
+    if let Some(m) = spec {
         if let Some(v) = &m.domain_suffix {
             mesh.domain_suffix = v.clone();
         }
@@ -240,16 +315,25 @@ pub fn build_snapshot<'a>(
             mesh.root_namespace = v.clone();
         }
     }
+    mesh
+}
+
+/// The objects discovery keeps (the mesh config's namespace selectors), by
+/// kind, in input order.
+fn by_kind<'a>(
+    mesh_spec: Option<&MeshConfigSpec>,
+    objects: Vec<&'a Object>,
+) -> BTreeMap<Kind, Vec<&'a Object>> {
     let selected = discovery::Selected::new(mesh_spec, &objects);
     let mut of: BTreeMap<Kind, Vec<&Object>> = BTreeMap::new();
     for o in objects.into_iter().filter(|o| selected.keeps(o)) {
         of.entry(o.key.kind).or_default().push(o);
     }
-    let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
-    let mut snap = Snapshot::default();
-    let domain = mesh.domain_suffix.clone();
+    of
+}
 
-    for o in get(Kind::Namespace) {
+fn add_namespaces(snap: &mut Snapshot, objects: Vec<&Object>) {
+    for o in objects {
         snap.namespaces.insert(
             o.key.name.clone(),
             Namespace {
@@ -258,8 +342,11 @@ pub fn build_snapshot<'a>(
             },
         );
     }
-    let cx0 = Ctx::alone(&domain);
-    for o in get(Kind::Service) {
+}
+
+fn add_services(snap: &mut Snapshot, objects: Vec<&Object>, domain: &str) {
+    let cx0 = Ctx::alone(domain);
+    for o in objects {
         if let Body::Service(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
             if let Some(svc) = compile::kube::service(s, &o.key, &cx0, &mut ck) {
@@ -267,47 +354,57 @@ pub fn build_snapshot<'a>(
             }
         }
     }
-    (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get);
+}
 
-    let with_services = Ctx {
-        domain_suffix: &domain,
-        services: Some(&snap.services),
-        policies: None,
-    };
-    // Two views of the DestinationRules: Istio's per-namespace pools (what
-    // proxies use) and one merged map per host (what RouteRules extend and
-    // validation warnings consult).
+/// Two views of the DestinationRules, oldest first: Istio's per-namespace
+/// pools (what proxies use) and one merged map per host (what RouteRules
+/// extend and validation warnings consult).
+fn destination_rules(
+    objects: Vec<&Object>,
+    cx: &Ctx<'_>,
+    root_namespace: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (Policies, DestinationRules) {
     let mut policies = Policies::new();
     let mut dr_index = DestinationRules::default();
-    for o in by_age(get(Kind::DestinationRule)) {
+    for o in by_age(objects) {
         if let Body::DestinationRule(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some(p) = compile::destination_rule::compile(s, &o.key, &with_services, &mut ck)
-            {
+            if let Some(p) = compile::destination_rule::compile(s, &o.key, cx, &mut ck) {
                 let mut quiet = Checker::new(&o.key, &o.origin);
-                add_to_pools(&mut dr_index, &p, &mesh.root_namespace, &mut ck, &mut quiet);
+                add_to_pools(&mut dr_index, &p, root_namespace, &mut ck, &mut quiet);
                 merge_into(&mut policies, p, &mut quiet);
             }
             diagnostics.extend(ck.diagnostics);
         }
     }
-    let dr_only = policies.clone();
-    for o in by_age(get(Kind::DestinationPolicy)) {
+    (policies, dr_index)
+}
+
+/// v1alpha2 DestinationPolicies, oldest first, into the merged map.
+fn apply_destination_policies(
+    objects: Vec<&Object>,
+    cx: &Ctx<'_>,
+    policies: &mut Policies,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for o in by_age(objects) {
         if let Body::DestinationPolicy(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            compile::route_rule::apply_destination_policy(
-                s,
-                &o.key,
-                &with_services,
-                &mut policies,
-                &mut ck,
-            );
+            compile::route_rule::apply_destination_policy(s, &o.key, cx, policies, &mut ck);
             diagnostics.extend(ck.diagnostics);
         }
     }
-    // RouteRules: all rules of one destination merge into one table, by
-    // precedence (descending), then name.
-    let mut rules = get(Kind::RouteRule);
+}
+
+/// v1alpha2 RouteRules: all rules of one destination merge into one table,
+/// by precedence (descending), then name.
+fn route_rules(
+    mut rules: Vec<&Object>,
+    cx: &Ctx<'_>,
+    policies: &mut Policies,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<RouteTable> {
     rules.sort_by_key(|o| match &o.body {
         Body::RouteRule(s) => (
             std::cmp::Reverse(s.precedence),
@@ -325,7 +422,7 @@ pub fn build_snapshot<'a>(
         if let Body::RouteRule(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
             if let Some((host, route)) =
-                compile::route_rule::compile(s, &o.key, &with_services, &mut policies, &mut ck)
+                compile::route_rule::compile(s, &o.key, cx, policies, &mut ck)
             {
                 match rr_tables.iter_mut().find(|t| t.hosts[0] == host) {
                     Some(t) => t.http.push(route),
@@ -345,58 +442,59 @@ pub fn build_snapshot<'a>(
             diagnostics.extend(ck.diagnostics);
         }
     }
-    let full = Ctx {
-        domain_suffix: &domain,
-        services: Some(&snap.services),
-        policies: Some(&policies),
-    };
-    for o in by_age(get(Kind::VirtualService)) {
+    rr_tables
+}
+
+/// VirtualServices, oldest first, each warned about the hosts an older one
+/// already routes.
+fn add_virtual_services(
+    route_tables: &mut Vec<RouteTable>,
+    objects: Vec<&Object>,
+    cx: &Ctx<'_>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for o in by_age(objects) {
         if let Body::VirtualService(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some(t) = compile::virtual_service::compile(s, &o.key, &full, &mut ck) {
-                warn_shadowed_hosts(&t, &snap.route_tables, &mut ck);
-                snap.route_tables.push(t);
+            if let Some(t) = compile::virtual_service::compile(s, &o.key, cx, &mut ck) {
+                warn_shadowed_hosts(&t, route_tables, &mut ck);
+                route_tables.push(t);
             }
             diagnostics.extend(ck.diagnostics);
         }
     }
-    snap.route_tables.extend(rr_tables);
-    // Security policies, oldest first: where Istio picks one of several
-    // (PeerAuthentications at one level), the oldest wins.
-    for o in by_age(get(Kind::PeerAuthentication)) {
+}
+
+/// Security policies, oldest first: where Istio picks one of several
+/// (PeerAuthentications at one level), the oldest wins.
+fn add_security(
+    snap: &mut Snapshot,
+    peer_authentications: Vec<&Object>,
+    authorization_policies: Vec<&Object>,
+    root_namespace: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for o in by_age(peer_authentications) {
         if let Body::PeerAuthentication(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
-            if let Some(p) = compile::security::peer_authentication(
-                s,
-                &o.key,
-                Some(&mesh.root_namespace),
-                &mut ck,
-            ) {
+            if let Some(p) =
+                compile::security::peer_authentication(s, &o.key, Some(root_namespace), &mut ck)
+            {
                 snap.security.peer_authentications.push(p);
             }
             diagnostics.extend(ck.diagnostics);
         }
     }
-    for o in by_age(get(Kind::AuthorizationPolicy)) {
+    for o in by_age(authorization_policies) {
         if let Body::AuthorizationPolicy(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
             if let Some(p) = compile::security::authorization_policy(s, &o.key, &mut ck) {
-                compile::security::warn_http_rules_on_tcp(&p, &snap, &mesh.root_namespace, &mut ck);
+                compile::security::warn_http_rules_on_tcp(&p, snap, root_namespace, &mut ck);
                 snap.security.authorization_policies.push(p);
             }
             diagnostics.extend(ck.diagnostics);
         }
     }
-    // Hosts that v1alpha2 rules made or extended keep one mesh-wide policy.
-    dr_index.mesh_wide = policies
-        .into_iter()
-        .filter(|(host, p)| dr_only.get(host) != Some(p))
-        .collect();
-    snap.destination_rules = dr_index;
-    snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
-    snap.mesh = mesh;
-    snap.diagnostics = diagnostics;
-    snap.seal()
 }
 
 /// [`Snapshot::endpoints`]: by service FQDN, then service port.

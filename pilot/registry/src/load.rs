@@ -253,16 +253,7 @@ impl DocContext<'_> {
             return;
         }
         if kind_name == "List" {
-            let items = value
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let text = self.text.take();
-            for (i, item) in items.iter().enumerate() {
-                self.object(item, &format!("{prefix}items[{i}]."));
-            }
-            self.text = text;
+            self.list_items(value, prefix);
             return;
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
@@ -315,6 +306,27 @@ impl DocContext<'_> {
             );
             return;
         }
+        self.typed_object(kind, key, value, prefix);
+    }
+
+    /// The items of a `List`, each an object of its own (fields prefixed
+    /// with `items[i].`).
+    fn list_items(&mut self, value: &Value, prefix: &str) {
+        let items = value
+            .get("items")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let text = self.text.take();
+        for (i, item) in items.iter().enumerate() {
+            self.object(item, &format!("{prefix}items[{i}]."));
+        }
+        self.text = text;
+    }
+
+    /// Reads the object as its kind's type: an object, else a rejection at
+    /// the field (and line, when known) that failed.
+    fn typed_object(&mut self, kind: Kind, key: ObjectKey, value: &Value, prefix: &str) {
         match self.typed_body(kind, value) {
             Ok((meta, body)) => self
                 .out

@@ -368,74 +368,15 @@ impl Generator {
         );
 
         let inbound = inbound_ports(snapshot, proxy);
-        let inbound_key: Vec<(u16, rudder_model::Protocol)> =
-            inbound.iter().map(|p| (p.port, p.protocol)).collect();
-        let clusters = self.proxy_clusters.get_or_same(
-            (key.clone(), proxy.cert_mode, inbound_key),
-            || {
-                let mut clusters = view.clusters.clone();
-                clusters.extend(self.fixed.iter().cloned());
-                for p in &inbound {
-                    let name = ClusterName::inbound(p.port).to_string();
-                    let r = self
-                        .inbound
-                        .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
-                    clusters.insert(name, r);
-                }
-                Arc::new(clusters)
-            },
-            same_named,
-        );
-
+        let clusters = self.proxy_clusters(&key, proxy, &view, &inbound);
         let capture = capture_ports(proxy);
         let chains_key = (key.clone(), bits.clone(), capture.clone());
         let chains = self.chains.get_or(chains_key.clone(), || {
             Arc::new(outbound_chains(snapshot, &scope, &proxy.labels, &capture))
         });
-        let security = InboundSecurity::of(snapshot, proxy, &inbound);
-        let listeners_key = (
-            proxy.clone(),
-            inbound.clone(),
-            chains.content_version.clone(),
-            Version::new("inbound-security").with(&security).to_string(),
-        );
-        let listeners = self.listener_maps.get_or(listeners_key, || {
-            let built = listeners(proxy, &inbound, &chains, &security);
-            // `listeners` returns the proxy's own listeners first, then the
-            // shared service listeners.
-            let own = built.len() - chains.vip_listeners.len();
-            let (refs, problems) = Refs::of(built[..own].iter().map(|(n, r)| (n, r)), []);
-            let refs = self.ref_names(refs.names());
-            Arc::new(ProxyListeners {
-                map: Arc::new(built.into_iter().collect()),
-                refs,
-                problems,
-            })
-        });
+        let listeners = self.proxy_listeners(proxy, &inbound, &chains);
         let routes = self.routes.get_or(chains_key, || {
-            let mut routes: Named = chains
-                .http_ports
-                .iter()
-                .map(|&port| {
-                    let r = self
-                        .port_routes
-                        .get_or((port, key.clone(), bits.clone()), || {
-                            outbound_route_config(snapshot, port, &scope, &proxy.labels)
-                        });
-                    (rudder_model::names::outbound_route_name(port), r)
-                })
-                .collect();
-            for (host, port) in &chains.service_routes {
-                let Some(svc) = snapshot.services.get(host) else {
-                    continue;
-                };
-                let memo_key = (host.clone(), *port, key.clone(), bits.clone());
-                let r = self.service_routes.get_or(memo_key, || {
-                    service_route_config(snapshot, svc, *port, &scope, &proxy.labels)
-                });
-                routes.insert(service_route_name(host, *port), r);
-            }
-            Arc::new(routes)
+            Arc::new(self.proxy_routes(proxy, &scope, &key, &bits, &chains))
         });
 
         tracing::debug!(
@@ -453,6 +394,101 @@ impl Generator {
         out.insert(TypeUrl::Listener, listeners.map.clone());
         out.insert(TypeUrl::Route, routes);
         (out, chains, listeners)
+    }
+
+    /// The proxy's clusters: its namespace view's, the fixed ones and one per
+    /// inbound port (memoised by scope, cert mode and inbound ports).
+    fn proxy_clusters(
+        &self,
+        key: &ScopeKey,
+        proxy: &Proxy,
+        view: &NamespaceView,
+        inbound: &[InboundPort],
+    ) -> Arc<Named> {
+        let inbound_key: Vec<(u16, rudder_model::Protocol)> =
+            inbound.iter().map(|p| (p.port, p.protocol)).collect();
+        self.proxy_clusters.get_or_same(
+            (key.clone(), proxy.cert_mode, inbound_key),
+            || {
+                let mut clusters = view.clusters.clone();
+                clusters.extend(self.fixed.iter().cloned());
+                for p in inbound {
+                    let name = ClusterName::inbound(p.port).to_string();
+                    let r = self
+                        .inbound
+                        .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
+                    clusters.insert(name, r);
+                }
+                Arc::new(clusters)
+            },
+            same_named,
+        )
+    }
+
+    /// The proxy's listener map (memoised by the content of its inputs, see
+    /// [`ListenersKey`]), with what its own listeners reference.
+    fn proxy_listeners(
+        &self,
+        proxy: &Proxy,
+        inbound: &[InboundPort],
+        chains: &Arc<OutboundChains>,
+    ) -> Arc<ProxyListeners> {
+        let security = InboundSecurity::of(&self.snapshot, proxy, inbound);
+        let listeners_key = (
+            proxy.clone(),
+            inbound.to_vec(),
+            chains.content_version.clone(),
+            Version::new("inbound-security").with(&security).to_string(),
+        );
+        self.listener_maps.get_or(listeners_key, || {
+            let built = listeners(proxy, inbound, chains, &security);
+            // `listeners` returns the proxy's own listeners first, then the
+            // shared service listeners.
+            let own = built.len() - chains.vip_listeners.len();
+            let (refs, problems) = Refs::of(built[..own].iter().map(|(n, r)| (n, r)), []);
+            let refs = self.ref_names(refs.names());
+            Arc::new(ProxyListeners {
+                map: Arc::new(built.into_iter().collect()),
+                refs,
+                problems,
+            })
+        })
+    }
+
+    /// The route configurations the outbound chains name: one per HTTP port,
+    /// one per HTTP service port (each memoised by scope and selector bits).
+    fn proxy_routes(
+        &self,
+        proxy: &Proxy,
+        scope: &Scope,
+        key: &ScopeKey,
+        bits: &SelectorBits,
+        chains: &OutboundChains,
+    ) -> Named {
+        let snapshot = &*self.snapshot;
+        let mut routes: Named = chains
+            .http_ports
+            .iter()
+            .map(|&port| {
+                let r = self
+                    .port_routes
+                    .get_or((port, key.clone(), bits.clone()), || {
+                        outbound_route_config(snapshot, port, scope, &proxy.labels)
+                    });
+                (rudder_model::names::outbound_route_name(port), r)
+            })
+            .collect();
+        for (host, port) in &chains.service_routes {
+            let Some(svc) = snapshot.services.get(host) else {
+                continue;
+            };
+            let memo_key = (host.clone(), *port, key.clone(), bits.clone());
+            let r = self.service_routes.get_or(memo_key, || {
+                service_route_config(snapshot, svc, *port, scope, &proxy.labels)
+            });
+            routes.insert(service_route_name(host, *port), r);
+        }
+        routes
     }
 
     /// [`Generator::generate`], then [`check_consistency`]: `None` when the

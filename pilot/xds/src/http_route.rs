@@ -250,36 +250,7 @@ fn forward(
         .map(|d| (dests.cluster(d, route_port), d.weight, &d.headers))
         .collect();
     version.add(&weighted);
-    let cluster_specifier = match weighted.as_slice() {
-        [] => route_action::ClusterSpecifier::Cluster(BLACKHOLE_CLUSTER.into()),
-        [(one, _, h)] if **h == Headers::default() => {
-            route_action::ClusterSpecifier::Cluster(one.clone())
-        }
-        // Several destinations, or one left with its own header edits (the
-        // others weigh 0): weighted clusters, each with its edits.
-        many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
-            clusters: many
-                .iter()
-                .map(|(name, w, h)| weighted_cluster::ClusterWeight {
-                    name: name.clone(),
-                    weight: u32v(*w),
-                    request_headers_to_add: header_adds(&h.request),
-                    request_headers_to_remove: header_removes(&h.request),
-                    response_headers_to_add: header_adds(&h.response),
-                    response_headers_to_remove: header_removes(&h.response),
-                    // Istio: a destination's `host` edit rewrites the
-                    // authority of the requests sent to it.
-                    host_rewrite_specifier: h.request.authority().map(|a| {
-                        weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(
-                            a.to_string(),
-                        )
-                    }),
-                    ..Default::default()
-                })
-                .collect(),
-            ..Default::default()
-        }),
-    };
+    let cluster_specifier = cluster_specifier(&weighted);
     let mirrors: Vec<_> = route
         .mirrors
         .iter()
@@ -319,6 +290,41 @@ fn forward(
             .map(route_action::HostRewriteSpecifier::HostRewriteLiteral),
         hash_policy: hash_key.map(|k| vec![hash_policy(&k)]).unwrap_or_default(),
         ..Default::default()
+    }
+}
+
+/// One cluster, the black hole, or weighted clusters each with its own
+/// header edits.
+fn cluster_specifier(weighted: &[(String, u32, &Headers)]) -> route_action::ClusterSpecifier {
+    match weighted {
+        [] => route_action::ClusterSpecifier::Cluster(BLACKHOLE_CLUSTER.into()),
+        [(one, _, h)] if **h == Headers::default() => {
+            route_action::ClusterSpecifier::Cluster(one.clone())
+        }
+        // Several destinations, or one left with its own header edits (the
+        // others weigh 0): weighted clusters, each with its edits.
+        many => route_action::ClusterSpecifier::WeightedClusters(WeightedCluster {
+            clusters: many
+                .iter()
+                .map(|(name, w, h)| weighted_cluster::ClusterWeight {
+                    name: name.clone(),
+                    weight: u32v(*w),
+                    request_headers_to_add: header_adds(&h.request),
+                    request_headers_to_remove: header_removes(&h.request),
+                    response_headers_to_add: header_adds(&h.response),
+                    response_headers_to_remove: header_removes(&h.response),
+                    // Istio: a destination's `host` edit rewrites the
+                    // authority of the requests sent to it.
+                    host_rewrite_specifier: h.request.authority().map(|a| {
+                        weighted_cluster::cluster_weight::HostRewriteSpecifier::HostRewriteLiteral(
+                            a.to_string(),
+                        )
+                    }),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }),
     }
 }
 

@@ -104,98 +104,26 @@ pub(crate) fn outbound_chains(
     labels: &Labels,
     capture_ports: &[u16],
 ) -> OutboundChains {
-    let namespace = scope.namespace.as_str();
     let mut version = Version::new("lds-outbound")
-        .with(namespace)
+        .with(scope.namespace.as_str())
         .with(capture_ports);
-    let dests = Destinations { snapshot, scope };
-    let http_ports: Vec<u16> = scope
-        .services(snapshot)
-        .flat_map(|s| {
-            s.ports
-                .iter()
-                .filter(|p| p.protocol.is_http())
-                .map(|p| p.port)
-        })
-        .filter(|p| !capture_ports.contains(p))
-        .collect::<BTreeSet<u16>>()
-        .into_iter()
-        .collect();
+    let http_ports = outbound_http_ports(snapshot, scope, capture_ports);
     version.add(&http_ports);
-    let mut chains: Vec<FilterChain> = http_ports
-        .iter()
-        .map(|&port| {
-            chain(
-                format!("outbound|{port}"),
-                Some(port),
-                &[],
-                http_connection_manager(
-                    &format!("outbound_0.0.0.0_{port}"),
-                    RouteSpecifier::Rds(Rds {
-                        config_source: Some(ads()),
-                        route_config_name: outbound_route_name(port),
-                    }),
-                    HcmOptions::default(),
-                ),
-            )
-        })
-        .collect();
-    let mut seen = BTreeSet::new();
-    for svc in scope.services(snapshot) {
-        let Some(vip) = svc.cluster_ip else { continue };
-        for sp in svc
-            .ports
-            .iter()
-            .filter(|p| !p.protocol.is_http() && !capture_ports.contains(&p.port))
-        {
-            if !seen.insert((sp.port, vip)) {
-                continue;
-            }
-            let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
-            let route = scope.route_table(snapshot, &svc.hostname).and_then(|t| {
-                t.tcp
-                    .iter()
-                    .find(|r| tcp_route_applies(r, sp.port, namespace, labels))
-            });
-            let clusters: Vec<(String, u32)> = match route {
-                Some(r) => r
-                    .destinations
-                    .iter()
-                    .filter(|d| d.weight > 0 || r.destinations.len() == 1)
-                    .map(|d| (dests.cluster(d, sp.port), d.weight))
-                    .collect(),
-                None => vec![(default.clone(), 100)],
-            };
-            let clusters = if clusters.is_empty() {
-                vec![(BLACKHOLE_CLUSTER.to_string(), 100)]
-            } else {
-                clusters
-            };
-            version.add(&(sp.port, vip, &svc.hostname, &clusters));
-            chains.push(chain(
-                default.clone(),
-                Some(sp.port),
-                &[vip],
-                tcp_proxy(&default, &clusters),
-            ));
-        }
-    }
+    let mut chains: Vec<FilterChain> = http_ports.iter().map(|&port| http_chain(port)).collect();
+    let seen = tcp_chains(
+        snapshot,
+        scope,
+        labels,
+        capture_ports,
+        &mut version,
+        &mut chains,
+    );
     let ports = http_ports
         .iter()
         .copied()
         .chain(seen.iter().map(|(port, _)| *port))
         .collect();
-    let mut vip_listeners = Vec::new();
-    let mut service_routes = Vec::new();
-    for ((vip, port), svc) in vip_http_ports(snapshot, scope) {
-        if capture_ports.contains(&port) {
-            continue;
-        }
-        let (name, l) = vip_listener(vip, port, &svc.hostname);
-        let v = Version::new("lds-vip").with(&name).with(&svc.hostname);
-        vip_listeners.push((name, resource(v, &l)));
-        service_routes.push((svc.hostname.clone(), port));
-    }
+    let (vip_listeners, service_routes) = vip_listeners(snapshot, scope, capture_ports);
     let version = version.to_string();
     let mut content_version = Version::new("lds-outbound-content").with(&version);
     for (name, r) in &vip_listeners {
@@ -210,6 +138,135 @@ pub(crate) fn outbound_chains(
         vip_listeners,
         service_routes,
     }
+}
+
+/// The HTTP ports of the services in scope (not captured ports), sorted and
+/// deduplicated: one chain each.
+fn outbound_http_ports(snapshot: &Snapshot, scope: &Scope, capture_ports: &[u16]) -> Vec<u16> {
+    scope
+        .services(snapshot)
+        .flat_map(|s| {
+            s.ports
+                .iter()
+                .filter(|p| p.protocol.is_http())
+                .map(|p| p.port)
+        })
+        .filter(|p| !capture_ports.contains(p))
+        .collect::<BTreeSet<u16>>()
+        .into_iter()
+        .collect()
+}
+
+/// The chain `outbound|<port>`: an HCM on the route configuration of `port`.
+fn http_chain(port: u16) -> FilterChain {
+    chain(
+        format!("outbound|{port}"),
+        Some(port),
+        &[],
+        http_connection_manager(
+            &format!("outbound_0.0.0.0_{port}"),
+            RouteSpecifier::Rds(Rds {
+                config_source: Some(ads()),
+                route_config_name: outbound_route_name(port),
+            }),
+            HcmOptions::default(),
+        ),
+    )
+}
+
+/// Appends one TCP proxy chain per (non-HTTP port, VIP) of the services in
+/// scope, first service first; returns the (port, VIP) pairs given a chain.
+fn tcp_chains(
+    snapshot: &Snapshot,
+    scope: &Scope,
+    labels: &Labels,
+    capture_ports: &[u16],
+    version: &mut Version,
+    chains: &mut Vec<FilterChain>,
+) -> BTreeSet<(u16, IpAddr)> {
+    let dests = Destinations { snapshot, scope };
+    let mut seen = BTreeSet::new();
+    for svc in scope.services(snapshot) {
+        let Some(vip) = svc.cluster_ip else { continue };
+        for sp in svc
+            .ports
+            .iter()
+            .filter(|p| !p.protocol.is_http() && !capture_ports.contains(&p.port))
+        {
+            if !seen.insert((sp.port, vip)) {
+                continue;
+            }
+            let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
+            let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &default, labels);
+            version.add(&(sp.port, vip, &svc.hostname, &clusters));
+            chains.push(chain(
+                default.clone(),
+                Some(sp.port),
+                &[vip],
+                tcp_proxy(&default, &clusters),
+            ));
+        }
+    }
+    seen
+}
+
+/// The weighted clusters of a TCP service port: its first TCP route that
+/// applies to this proxy, else `default`; the black hole when every weight
+/// of the route is zero.
+fn tcp_clusters(
+    dests: &Destinations<'_>,
+    hostname: &str,
+    port: u16,
+    default: &str,
+    labels: &Labels,
+) -> Vec<(String, u32)> {
+    let namespace = dests.scope.namespace.as_str();
+    let route = dests
+        .scope
+        .route_table(dests.snapshot, hostname)
+        .and_then(|t| {
+            t.tcp
+                .iter()
+                .find(|r| tcp_route_applies(r, port, namespace, labels))
+        });
+    let clusters: Vec<(String, u32)> = match route {
+        Some(r) => r
+            .destinations
+            .iter()
+            .filter(|d| d.weight > 0 || r.destinations.len() == 1)
+            .map(|d| (dests.cluster(d, port), d.weight))
+            .collect(),
+        None => vec![(default.to_string(), 100)],
+    };
+    if clusters.is_empty() {
+        vec![(BLACKHOLE_CLUSTER.to_string(), 100)]
+    } else {
+        clusters
+    }
+}
+
+/// Listener resources by name.
+type NamedListeners = Vec<(String, Arc<Resource>)>;
+
+/// The `<VIP>_<port>` listeners of the HTTP service ports in scope (not
+/// captured ports), and the (service, port) route configurations they name.
+fn vip_listeners(
+    snapshot: &Snapshot,
+    scope: &Scope,
+    capture_ports: &[u16],
+) -> (NamedListeners, Vec<(String, u16)>) {
+    let mut vip_listeners = Vec::new();
+    let mut service_routes = Vec::new();
+    for ((vip, port), svc) in vip_http_ports(snapshot, scope) {
+        if capture_ports.contains(&port) {
+            continue;
+        }
+        let (name, l) = vip_listener(vip, port, &svc.hostname);
+        let v = Version::new("lds-vip").with(&name).with(&svc.hostname);
+        vip_listeners.push((name, resource(v, &l)));
+        service_routes.push((svc.hostname.clone(), port));
+    }
+    (vip_listeners, service_routes)
 }
 
 /// The listener `<VIP>_<port>` of an HTTP service port: not bound, one chain,
@@ -264,7 +321,6 @@ pub(crate) fn listeners(
         .with(&capture_ports)
         .with(inbound)
         .with(security);
-    let inspector = security.tls_inspector();
     let blackholes: Vec<FilterChain> = capture_ports
         .iter()
         .map(|&p| {
@@ -276,79 +332,108 @@ pub(crate) fn listeners(
             )
         })
         .collect();
-    let inbound = inbound.iter().filter(|p| !capture_ports.contains(&p.port));
-    let mut out = Vec::new();
-    if proxy.inbound_capture_port == proxy.capture_port {
-        let mut chains: Vec<FilterChain> = inbound
-            .clone()
-            .flat_map(|p| inbound_chains(p, &ips, security))
-            .collect();
-        let served: BTreeSet<u16> = inbound.map(|p| p.port).collect();
-        chains.extend(
-            outbound
-                .ports
-                .iter()
-                .filter(|p| !served.contains(p))
-                .map(|&p| {
-                    security.passthrough(chain(
-                        format!("inbound-passthrough|{p}"),
-                        Some(p),
-                        &ips,
-                        inbound_passthrough(),
-                    ))
-                }),
-        );
-        chains.push(security.passthrough(chain(
-            "inbound-passthrough".into(),
-            None,
-            &ips,
-            inbound_passthrough(),
-        )));
-        chains.extend(outbound.chains.iter().cloned());
-        chains.extend(blackholes);
-        out.push((
-            VIRTUAL_LISTENER,
-            listener(
-                VIRTUAL_LISTENER,
-                proxy.capture_port,
-                chains,
-                passthrough(),
-                inspector,
-            ),
-        ));
+    let inbound: Vec<&InboundPort> = inbound
+        .iter()
+        .filter(|p| !capture_ports.contains(&p.port))
+        .collect();
+    let out = if proxy.inbound_capture_port == proxy.capture_port {
+        vec![one_capture_port_listener(
+            proxy, &inbound, &ips, outbound, security, blackholes,
+        )]
     } else {
-        let mut chains = outbound.chains.clone();
-        chains.extend(blackholes.iter().cloned());
-        out.push((
-            VIRTUAL_LISTENER,
-            listener(
-                VIRTUAL_LISTENER,
-                proxy.capture_port,
-                chains,
-                passthrough(),
-                None,
-            ),
-        ));
-        // Everything on the inbound port is inbound: match by port alone.
-        let mut chains: Vec<FilterChain> = inbound
-            .flat_map(|p| inbound_chains(p, &[], security))
-            .collect();
-        chains.extend(blackholes);
-        out.push((
-            VIRTUAL_INBOUND_LISTENER,
-            listener(
-                VIRTUAL_INBOUND_LISTENER,
-                proxy.inbound_capture_port,
-                chains,
-                security.passthrough(inbound_passthrough_chain()),
-                inspector,
-            ),
-        ));
-    }
+        two_capture_port_listeners(proxy, &inbound, outbound, security, blackholes)
+    };
     out.into_iter()
         .map(|(name, l)| (name.to_string(), resource(version.clone().with(name), &l)))
         .chain(outbound.vip_listeners.iter().cloned())
         .collect()
+}
+
+/// Inbound and outbound share the capture port: one `virtual` listener whose
+/// chains match inbound by destination IP (the pod's) and port, then the
+/// outbound chains, then the black holes.
+fn one_capture_port_listener(
+    proxy: &Proxy,
+    inbound: &[&InboundPort],
+    ips: &[IpAddr],
+    outbound: &OutboundChains,
+    security: &InboundSecurity<'_>,
+    blackholes: Vec<FilterChain>,
+) -> (&'static str, Listener) {
+    let mut chains: Vec<FilterChain> = inbound
+        .iter()
+        .flat_map(|p| inbound_chains(p, ips, security))
+        .collect();
+    let served: BTreeSet<u16> = inbound.iter().map(|p| p.port).collect();
+    chains.extend(
+        outbound
+            .ports
+            .iter()
+            .filter(|p| !served.contains(p))
+            .map(|&p| {
+                security.passthrough(chain(
+                    format!("inbound-passthrough|{p}"),
+                    Some(p),
+                    ips,
+                    inbound_passthrough(),
+                ))
+            }),
+    );
+    chains.push(security.passthrough(chain(
+        "inbound-passthrough".into(),
+        None,
+        ips,
+        inbound_passthrough(),
+    )));
+    chains.extend(outbound.chains.iter().cloned());
+    chains.extend(blackholes);
+    (
+        VIRTUAL_LISTENER,
+        listener(
+            VIRTUAL_LISTENER,
+            proxy.capture_port,
+            chains,
+            passthrough(),
+            security.tls_inspector(),
+        ),
+    )
+}
+
+/// A separate inbound capture port: `virtual` holds the outbound chains,
+/// `virtualInbound` the inbound ones (everything on it is inbound: chains
+/// match by port alone).
+fn two_capture_port_listeners(
+    proxy: &Proxy,
+    inbound: &[&InboundPort],
+    outbound: &OutboundChains,
+    security: &InboundSecurity<'_>,
+    blackholes: Vec<FilterChain>,
+) -> Vec<(&'static str, Listener)> {
+    let mut chains = outbound.chains.clone();
+    chains.extend(blackholes.iter().cloned());
+    let virtual_listener = listener(
+        VIRTUAL_LISTENER,
+        proxy.capture_port,
+        chains,
+        passthrough(),
+        None,
+    );
+    let mut chains: Vec<FilterChain> = inbound
+        .iter()
+        .flat_map(|p| inbound_chains(p, &[], security))
+        .collect();
+    chains.extend(blackholes);
+    let virtual_inbound = listener(
+        VIRTUAL_INBOUND_LISTENER,
+        proxy.inbound_capture_port,
+        chains,
+        security.passthrough(inbound_passthrough_chain()),
+        security.tls_inspector(),
+    );
+    vec![
+        (VIRTUAL_LISTENER, virtual_listener),
+        (VIRTUAL_INBOUND_LISTENER, virtual_inbound),
+    ]
 }
 
 /// The capture ports (deduplicated): never proxied to.

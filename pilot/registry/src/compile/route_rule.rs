@@ -47,65 +47,16 @@ pub fn compile(
             "WebSocket upgrades are allowed on every connection (as in Istio since 1.0); false does not turn them off",
         );
     }
-    let mut m = HttpMatch::default();
-    if let Some(mc) = &spec.matches {
-        if let Some(src) = &mc.source {
-            if !src.name.is_empty() {
-                let src_host = cx.resolve(
-                    &src.name,
-                    src.namespace.as_deref().unwrap_or(&key.namespace),
-                );
-                match cx.services.map(|s| s.get(&src_host)) {
-                    Some(Some(svc)) => m.source_labels.extend(svc.selector.clone()),
-                    Some(None) => ck.warn(
-                        "spec.match.source.name",
-                        format!("no Service backs host {src_host}; matching on source labels only"),
-                    ),
-                    None => {}
-                }
-            }
-            m.source_labels.extend(src.labels.clone());
-        }
-        if let Some(req) = &mc.request {
-            for (name, sm) in &req.headers {
-                let Some(v) = ck.string_match(format!("spec.match.request.headers.{name}"), sm)
-                else {
-                    continue;
-                };
-                match name.to_ascii_lowercase().as_str() {
-                    "uri" => m.uri = Some(v),
-                    "scheme" => m.scheme = Some(v),
-                    "method" => m.method = Some(v),
-                    "authority" => m.authority = Some(v),
-                    other => {
-                        m.headers.insert(other.to_string(), v);
-                    }
-                }
-            }
-        }
-    }
-    let action = if let Some(rd) = &spec.redirect {
-        if !spec.route.is_empty() {
-            ck.error("spec.redirect", "redirect and route are mutually exclusive");
-        }
-        HttpAction::Redirect(Redirect {
-            uri: rd.uri.clone(),
-            authority: rd.authority.clone(),
-            scheme: None,
-            port: None,
-            redirect_code: 301,
-        })
-    } else {
-        HttpAction::Route(routes(
-            spec,
-            host.as_deref(),
-            &key.namespace,
-            &rule,
-            cx,
-            policies,
-            ck,
-        ))
-    };
+    let m = route_match(spec, &key.namespace, cx, ck);
+    let action = action(
+        spec,
+        host.as_deref(),
+        &key.namespace,
+        &rule,
+        cx,
+        policies,
+        ck,
+    );
     let timeout = spec
         .http_req_timeout
         .as_ref()
@@ -116,67 +67,14 @@ pub fn compile(
                 t.timeout.as_ref(),
             )
         });
-    let retries = spec
-        .http_req_retries
-        .as_ref()
-        .and_then(|r| r.simple_retry.as_ref())
-        .and_then(|r| {
-            if r.attempts < 0 {
-                ck.error(
-                    "spec.httpReqRetries.simpleRetry.attempts",
-                    format!("attempts {} must not be negative", r.attempts),
-                );
-                return None;
-            }
-            let per_try_timeout = ck.opt_duration(
-                "spec.httpReqRetries.simpleRetry.perTryTimeout",
-                r.per_try_timeout.as_ref(),
-            );
-            Some(Retries {
-                attempts: r.attempts as u32,
-                per_try_timeout,
-                retry_on: None,
-                status_codes: Vec::new(),
-            })
-        });
+    let retries = retries(spec, ck);
     let fault = spec.http_fault.as_ref().map(|f| fault(f, ck));
-    let mut mirrors = Vec::new();
-    if let Some(mi) = &spec.mirror {
-        if let Some(mhost) = service_host(mi, "spec.mirror", &key.namespace, cx, ck) {
-            let subset = subset_for(policies, &mhost, &mi.labels, &rule);
-            mirrors.push(Mirror {
-                destination: Destination {
-                    host: mhost,
-                    subset,
-                    port: None,
-                    weight: 0,
-                    headers: Default::default(),
-                },
-                percent: Percent::ALL,
-            });
-        }
-    }
+    let mirrors = mirrors(spec, &key.namespace, &rule, cx, policies, ck);
     let rewrite = spec.rewrite.as_ref().map(|r| Rewrite {
         uri: r.uri.clone(),
         authority: r.authority.clone(),
     });
-    // As the VirtualService rules: `host`/`:authority` is the host rewrite,
-    // no other pseudo-header can be added.
-    for name in spec.append_headers.keys() {
-        if rudder_model::is_internal_header(name) && !rudder_model::is_authority_header(name) {
-            ck.error(
-                format!("spec.appendHeaders.{name}"),
-                format!("invalid header {name:?}: header cannot have \":\" prefix"),
-            );
-        }
-    }
-    let headers = Headers {
-        request: HeaderOps {
-            add: spec.append_headers.clone(),
-            ..Default::default()
-        },
-        response: HeaderOps::default(),
-    };
+    let headers = append_headers(spec, ck);
     if ck.has_errors() {
         return None;
     }
@@ -196,6 +94,145 @@ pub fn compile(
         headers,
     };
     Some((host?, route))
+}
+
+/// `redirect` (exclusive with `route`), else the weighted `route`.
+fn action(
+    spec: &v2::RouteRuleSpec,
+    host: Option<&str>,
+    ns: &str,
+    rule: &RuleRef,
+    cx: &Ctx<'_>,
+    policies: &mut Policies,
+    ck: &mut Checker,
+) -> HttpAction {
+    if let Some(rd) = &spec.redirect {
+        if !spec.route.is_empty() {
+            ck.error("spec.redirect", "redirect and route are mutually exclusive");
+        }
+        HttpAction::Redirect(Redirect {
+            uri: rd.uri.clone(),
+            authority: rd.authority.clone(),
+            scheme: None,
+            port: None,
+            redirect_code: 301,
+        })
+    } else {
+        HttpAction::Route(routes(spec, host, ns, rule, cx, policies, ck))
+    }
+}
+
+/// `match`: the source (a Service's selector and labels) and request headers
+/// (`uri`, `scheme`, `method` and `authority` are the pseudo-headers).
+fn route_match(spec: &v2::RouteRuleSpec, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> HttpMatch {
+    let mut m = HttpMatch::default();
+    let Some(mc) = &spec.matches else {
+        return m;
+    };
+    if let Some(src) = &mc.source {
+        if !src.name.is_empty() {
+            let src_host = cx.resolve(&src.name, src.namespace.as_deref().unwrap_or(ns));
+            match cx.services.map(|s| s.get(&src_host)) {
+                Some(Some(svc)) => m.source_labels.extend(svc.selector.clone()),
+                Some(None) => ck.warn(
+                    "spec.match.source.name",
+                    format!("no Service backs host {src_host}; matching on source labels only"),
+                ),
+                None => {}
+            }
+        }
+        m.source_labels.extend(src.labels.clone());
+    }
+    if let Some(req) = &mc.request {
+        for (name, sm) in &req.headers {
+            let Some(v) = ck.string_match(format!("spec.match.request.headers.{name}"), sm) else {
+                continue;
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "uri" => m.uri = Some(v),
+                "scheme" => m.scheme = Some(v),
+                "method" => m.method = Some(v),
+                "authority" => m.authority = Some(v),
+                other => {
+                    m.headers.insert(other.to_string(), v);
+                }
+            }
+        }
+    }
+    m
+}
+
+/// `httpReqRetries.simpleRetry`; `None` when absent or invalid.
+fn retries(spec: &v2::RouteRuleSpec, ck: &mut Checker) -> Option<Retries> {
+    let r = spec
+        .http_req_retries
+        .as_ref()
+        .and_then(|r| r.simple_retry.as_ref())?;
+    if r.attempts < 0 {
+        ck.error(
+            "spec.httpReqRetries.simpleRetry.attempts",
+            format!("attempts {} must not be negative", r.attempts),
+        );
+        return None;
+    }
+    let per_try_timeout = ck.opt_duration(
+        "spec.httpReqRetries.simpleRetry.perTryTimeout",
+        r.per_try_timeout.as_ref(),
+    );
+    Some(Retries {
+        attempts: r.attempts as u32,
+        per_try_timeout,
+        retry_on: None,
+        status_codes: Vec::new(),
+    })
+}
+
+/// `mirror`: its labels become a subset, as the route's do.
+fn mirrors(
+    spec: &v2::RouteRuleSpec,
+    ns: &str,
+    rule: &RuleRef,
+    cx: &Ctx<'_>,
+    policies: &mut Policies,
+    ck: &mut Checker,
+) -> Vec<Mirror> {
+    let mut mirrors = Vec::new();
+    if let Some(mi) = &spec.mirror {
+        if let Some(mhost) = service_host(mi, "spec.mirror", ns, cx, ck) {
+            let subset = subset_for(policies, &mhost, &mi.labels, rule);
+            mirrors.push(Mirror {
+                destination: Destination {
+                    host: mhost,
+                    subset,
+                    port: None,
+                    weight: 0,
+                    headers: Default::default(),
+                },
+                percent: Percent::ALL,
+            });
+        }
+    }
+    mirrors
+}
+
+/// `appendHeaders`. As the VirtualService rules: `host`/`:authority` is the
+/// host rewrite, no other pseudo-header can be added.
+fn append_headers(spec: &v2::RouteRuleSpec, ck: &mut Checker) -> Headers {
+    for name in spec.append_headers.keys() {
+        if rudder_model::is_internal_header(name) && !rudder_model::is_authority_header(name) {
+            ck.error(
+                format!("spec.appendHeaders.{name}"),
+                format!("invalid header {name:?}: header cannot have \":\" prefix"),
+            );
+        }
+    }
+    Headers {
+        request: HeaderOps {
+            add: spec.append_headers.clone(),
+            ..Default::default()
+        },
+        response: HeaderOps::default(),
+    }
 }
 
 /// `route[]`: weights must sum to 100 (the v1alpha2 rule); labels become subsets.
@@ -403,42 +440,7 @@ pub fn apply_destination_policy(
         .as_ref()
         .and_then(|c| c.simple_cb.as_ref())
     {
-        let at = "spec.circuitBreaker.simpleCb";
-        tp.connection_pool = Some(ConnectionPool {
-            max_connections: ck.count(format!("{at}.maxConnections"), cb.max_connections),
-            http1_max_pending_requests: ck.count(
-                format!("{at}.httpMaxPendingRequests"),
-                cb.http_max_pending_requests,
-            ),
-            http2_max_requests: ck.count(format!("{at}.httpMaxRequests"), cb.http_max_requests),
-            max_requests_per_connection: ck.count(
-                format!("{at}.httpMaxRequestsPerConnection"),
-                cb.http_max_requests_per_connection,
-            ),
-            ..Default::default()
-        });
-        let errors = ck.count(
-            format!("{at}.httpConsecutiveErrors"),
-            cb.http_consecutive_errors,
-        );
-        let interval = ck.opt_duration(
-            format!("{at}.httpDetectionInterval"),
-            cb.http_detection_interval.as_ref(),
-        );
-        let sleep = ck.opt_duration(format!("{at}.sleepWindow"), cb.sleep_window.as_ref());
-        let max_ej = ck.int_percent(
-            format!("{at}.httpMaxEjectionPercent"),
-            cb.http_max_ejection_percent,
-        );
-        if errors.is_some() || interval.is_some() || sleep.is_some() || max_ej.is_some() {
-            tp.outlier_detection = Some(OutlierDetection {
-                consecutive_5xx_errors: errors,
-                interval,
-                base_ejection_time: sleep,
-                max_ejection_percent: max_ej,
-                ..Default::default()
-            });
-        }
+        circuit_breaker(cb, &mut tp, ck);
     }
     if ck.has_errors() {
         return;
@@ -462,6 +464,47 @@ pub fn apply_destination_policy(
     };
     if let Some(t) = target {
         fill(t, tp);
+    }
+}
+
+/// `circuitBreaker.simpleCb`: the connection pool, and outlier detection
+/// when any of its fields is set.
+fn circuit_breaker(cb: &v2::SimpleCircuitBreakerPolicy, tp: &mut TrafficPolicy, ck: &mut Checker) {
+    let at = "spec.circuitBreaker.simpleCb";
+    tp.connection_pool = Some(ConnectionPool {
+        max_connections: ck.count(format!("{at}.maxConnections"), cb.max_connections),
+        http1_max_pending_requests: ck.count(
+            format!("{at}.httpMaxPendingRequests"),
+            cb.http_max_pending_requests,
+        ),
+        http2_max_requests: ck.count(format!("{at}.httpMaxRequests"), cb.http_max_requests),
+        max_requests_per_connection: ck.count(
+            format!("{at}.httpMaxRequestsPerConnection"),
+            cb.http_max_requests_per_connection,
+        ),
+        ..Default::default()
+    });
+    let errors = ck.count(
+        format!("{at}.httpConsecutiveErrors"),
+        cb.http_consecutive_errors,
+    );
+    let interval = ck.opt_duration(
+        format!("{at}.httpDetectionInterval"),
+        cb.http_detection_interval.as_ref(),
+    );
+    let sleep = ck.opt_duration(format!("{at}.sleepWindow"), cb.sleep_window.as_ref());
+    let max_ej = ck.int_percent(
+        format!("{at}.httpMaxEjectionPercent"),
+        cb.http_max_ejection_percent,
+    );
+    if errors.is_some() || interval.is_some() || sleep.is_some() || max_ej.is_some() {
+        tp.outlier_detection = Some(OutlierDetection {
+            consecutive_5xx_errors: errors,
+            interval,
+            base_ejection_time: sleep,
+            max_ejection_percent: max_ej,
+            ..Default::default()
+        });
     }
 }
 

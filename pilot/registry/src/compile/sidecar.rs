@@ -57,6 +57,26 @@ pub fn compile(spec: &sc::SidecarSpec, key: &ObjectKey, ck: &mut Checker) -> Opt
             "empty configuration: set egress hosts (or outboundTrafficPolicy)",
         );
     }
+    let egress = egress(spec, ck);
+    let outbound = outbound_mode(spec, ck);
+    if ck.has_errors() {
+        return None;
+    }
+    Some(Sidecar {
+        source: RuleRef {
+            kind: "Sidecar".into(),
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+        },
+        selector,
+        egress,
+        outbound,
+    })
+}
+
+/// `egress[]`: one host list per listener (Istio's default `*/*` without
+/// any); port-specific listeners, binds and capture modes are refused.
+fn egress(spec: &sc::SidecarSpec, ck: &mut Checker) -> Vec<Vec<EgressHost>> {
     let mut egress = Vec::new();
     for (i, e) in spec.egress.iter().enumerate() {
         let at = format!("spec.egress[{i}]");
@@ -92,6 +112,12 @@ pub fn compile(spec: &sc::SidecarSpec, key: &ObjectKey, ck: &mut Checker) -> Opt
             host: "*".into(),
         }]);
     }
+    egress
+}
+
+/// `outboundTrafficPolicy`: `ALLOW_ANY` is served; `REGISTRY_ONLY` is carried
+/// in the model but refused, egress proxies are refused.
+fn outbound_mode(spec: &sc::SidecarSpec, ck: &mut Checker) -> OutboundMode {
     let mut outbound = OutboundMode::AllowAny;
     if let Some(p) = &spec.outbound_traffic_policy {
         if p.egress_proxy.is_some() {
@@ -115,19 +141,7 @@ pub fn compile(spec: &sc::SidecarSpec, key: &ObjectKey, ck: &mut Checker) -> Opt
             ),
         }
     }
-    if ck.has_errors() {
-        return None;
-    }
-    Some(Sidecar {
-        source: RuleRef {
-            kind: "Sidecar".into(),
-            namespace: key.namespace.clone(),
-            name: key.name.clone(),
-        },
-        selector,
-        egress,
-        outbound,
-    })
+    outbound
 }
 
 fn not_served(what: &str) -> String {

@@ -86,119 +86,175 @@ fn http_route(
     }
     let mut headers = r.headers.as_ref().map(headers_of).unwrap_or_default();
     let action = if let Some(rd) = &r.redirect {
-        if !r.route.is_empty() {
-            ck.error(
-                format!("{at}.redirect"),
-                "redirect and route are mutually exclusive",
-            );
-        }
-        if r.direct_response.is_some() {
-            ck.error(
-                format!("{at}.redirect"),
-                "redirect and directResponse are mutually exclusive",
-            );
-        }
-        let port = rd
-            .port
-            .and_then(|p| ck.port(format!("{at}.redirect.port"), p.into()));
-        let code = rd.redirect_code.unwrap_or(301);
-        if ![301, 302, 303, 307, 308].contains(&code) {
-            ck.error(
-                format!("{at}.redirect.redirectCode"),
-                format!("redirect code {code} must be one of 301, 302, 303, 307, 308"),
-            );
-        }
-        HttpAction::Redirect(Redirect {
-            uri: rd.uri.clone(),
-            authority: rd.authority.clone(),
-            scheme: rd.scheme.clone(),
-            port,
-            redirect_code: code,
-        })
+        redirect_action(r, rd, at, ck)
     } else if let Some(dr) = &r.direct_response {
-        if !r.route.is_empty() {
-            ck.error(
-                format!("{at}.directResponse"),
-                "directResponse and route are mutually exclusive",
-            );
-        }
-        if !(200..=599).contains(&dr.status) {
-            ck.error(
-                format!("{at}.directResponse.status"),
-                format!("HTTP status {} must be between 200 and 599", dr.status),
-            );
-        }
-        HttpAction::DirectResponse(DirectResponse {
-            status: dr.status,
-            body: dr.body.as_ref().and_then(|b| b.string.clone()),
-        })
+        direct_response_action(r, dr, at, ck)
     } else {
-        if r.route.is_empty() {
-            ck.error(at, "one of route, redirect or directResponse is required");
-        }
-        let weights: Vec<_> = r.route.iter().map(|d| d.weight).collect();
-        let ws = weights_of(&weights, &format!("{at}.route"), ck);
-        let mut dests = Vec::new();
-        for (i, (d, w)) in r.route.iter().zip(ws).enumerate() {
-            let f = format!("{at}.route[{i}]");
-            if let Some(h) = &d.headers {
-                check_header_names(h, None, &format!("{f}.headers"), ck);
-            }
-            // Istio applies a destination's header edits to the requests sent
-            // to it: with one destination that is the route's; with several,
-            // each weighted cluster carries its own.
-            let own = match &d.headers {
-                Some(h) if r.route.len() > 1 => headers_of(h),
-                Some(h) => {
-                    merge_headers(&mut headers, headers_of(h));
-                    Headers::default()
-                }
-                None => Headers::default(),
-            };
-            if let Some(dest) = destination(&d.destination, &format!("{f}.destination"), ns, cx, ck)
-            {
-                dests.push(Destination {
-                    weight: w,
-                    headers: own,
-                    ..dest
-                });
-            }
-        }
-        HttpAction::Route(dests)
+        route_action(r, at, ns, cx, &mut headers, ck)
     };
     let timeout = ck.opt_duration(format!("{at}.timeout"), r.timeout.as_ref());
-    let retries = r.retries.as_ref().and_then(|rt| {
-        if rt.attempts < 0 {
-            ck.error(
-                format!("{at}.retries.attempts"),
-                format!("attempts {} must not be negative", rt.attempts),
-            );
-            return None;
-        }
-        let per_try_timeout = ck.opt_duration(
-            format!("{at}.retries.perTryTimeout"),
-            rt.per_try_timeout.as_ref(),
-        );
-        // Istio: an empty retryOn keeps the default conditions.
-        let (retry_on, status_codes) = match rt.retry_on.as_deref().map(Retries::parse_retry_on) {
-            None => (None, Vec::new()),
-            Some(Ok(parsed)) => parsed,
-            Some(Err(why)) => {
-                ck.error(format!("{at}.retries.retryOn"), why);
-                return None;
-            }
-        };
-        Some(Retries {
-            attempts: rt.attempts as u32,
-            per_try_timeout,
-            retry_on,
-            status_codes,
-        })
-    });
+    let retries = r.retries.as_ref().and_then(|rt| retries(rt, at, ck));
     let fault = r
         .fault
         .as_ref()
         .map(|f| fault(f, &format!("{at}.fault"), ck));
+    let mirrors = mirrors(r, at, ns, cx, ck);
+    let rewrite = r.rewrite.as_ref().map(|rw| Rewrite {
+        uri: rw.uri.clone(),
+        authority: rw.authority.clone(),
+    });
+    Some(HttpRoute {
+        name: r.name.clone(),
+        matches: matches.into_iter().flatten().collect(),
+        action,
+        timeout,
+        retries,
+        fault,
+        mirrors,
+        rewrite,
+        headers,
+    })
+}
+
+/// `redirect` (exclusive with `route` and `directResponse`).
+fn redirect_action(
+    r: &vs::HttpRoute,
+    rd: &vs::HttpRedirect,
+    at: &str,
+    ck: &mut Checker,
+) -> HttpAction {
+    if !r.route.is_empty() {
+        ck.error(
+            format!("{at}.redirect"),
+            "redirect and route are mutually exclusive",
+        );
+    }
+    if r.direct_response.is_some() {
+        ck.error(
+            format!("{at}.redirect"),
+            "redirect and directResponse are mutually exclusive",
+        );
+    }
+    let port = rd
+        .port
+        .and_then(|p| ck.port(format!("{at}.redirect.port"), p.into()));
+    let code = rd.redirect_code.unwrap_or(301);
+    if ![301, 302, 303, 307, 308].contains(&code) {
+        ck.error(
+            format!("{at}.redirect.redirectCode"),
+            format!("redirect code {code} must be one of 301, 302, 303, 307, 308"),
+        );
+    }
+    HttpAction::Redirect(Redirect {
+        uri: rd.uri.clone(),
+        authority: rd.authority.clone(),
+        scheme: rd.scheme.clone(),
+        port,
+        redirect_code: code,
+    })
+}
+
+/// `directResponse` (exclusive with `route`).
+fn direct_response_action(
+    r: &vs::HttpRoute,
+    dr: &vs::HttpDirectResponse,
+    at: &str,
+    ck: &mut Checker,
+) -> HttpAction {
+    if !r.route.is_empty() {
+        ck.error(
+            format!("{at}.directResponse"),
+            "directResponse and route are mutually exclusive",
+        );
+    }
+    if !(200..=599).contains(&dr.status) {
+        ck.error(
+            format!("{at}.directResponse.status"),
+            format!("HTTP status {} must be between 200 and 599", dr.status),
+        );
+    }
+    HttpAction::DirectResponse(DirectResponse {
+        status: dr.status,
+        body: dr.body.as_ref().and_then(|b| b.string.clone()),
+    })
+}
+
+/// `route`: weighted destinations. A lone destination's header edits go to
+/// the route's `headers`.
+fn route_action(
+    r: &vs::HttpRoute,
+    at: &str,
+    ns: &str,
+    cx: &Ctx<'_>,
+    headers: &mut Headers,
+    ck: &mut Checker,
+) -> HttpAction {
+    if r.route.is_empty() {
+        ck.error(at, "one of route, redirect or directResponse is required");
+    }
+    let weights: Vec<_> = r.route.iter().map(|d| d.weight).collect();
+    let ws = weights_of(&weights, &format!("{at}.route"), ck);
+    let mut dests = Vec::new();
+    for (i, (d, w)) in r.route.iter().zip(ws).enumerate() {
+        let f = format!("{at}.route[{i}]");
+        if let Some(h) = &d.headers {
+            check_header_names(h, None, &format!("{f}.headers"), ck);
+        }
+        // Istio applies a destination's header edits to the requests sent
+        // to it: with one destination that is the route's; with several,
+        // each weighted cluster carries its own.
+        let own = match &d.headers {
+            Some(h) if r.route.len() > 1 => headers_of(h),
+            Some(h) => {
+                merge_headers(headers, headers_of(h));
+                Headers::default()
+            }
+            None => Headers::default(),
+        };
+        if let Some(dest) = destination(&d.destination, &format!("{f}.destination"), ns, cx, ck) {
+            dests.push(Destination {
+                weight: w,
+                headers: own,
+                ..dest
+            });
+        }
+    }
+    HttpAction::Route(dests)
+}
+
+/// `retries`; `None` when invalid.
+fn retries(rt: &vs::HttpRetry, at: &str, ck: &mut Checker) -> Option<Retries> {
+    if rt.attempts < 0 {
+        ck.error(
+            format!("{at}.retries.attempts"),
+            format!("attempts {} must not be negative", rt.attempts),
+        );
+        return None;
+    }
+    let per_try_timeout = ck.opt_duration(
+        format!("{at}.retries.perTryTimeout"),
+        rt.per_try_timeout.as_ref(),
+    );
+    // Istio: an empty retryOn keeps the default conditions.
+    let (retry_on, status_codes) = match rt.retry_on.as_deref().map(Retries::parse_retry_on) {
+        None => (None, Vec::new()),
+        Some(Ok(parsed)) => parsed,
+        Some(Err(why)) => {
+            ck.error(format!("{at}.retries.retryOn"), why);
+            return None;
+        }
+    };
+    Some(Retries {
+        attempts: rt.attempts as u32,
+        per_try_timeout,
+        retry_on,
+        status_codes,
+    })
+}
+
+/// The legacy `mirror` (with `mirrorPercentage` or `mirrorPercent`), then
+/// `mirrors`.
+fn mirrors(r: &vs::HttpRoute, at: &str, ns: &str, cx: &Ctx<'_>, ck: &mut Checker) -> Vec<Mirror> {
     let mut mirrors = Vec::new();
     if let Some(m) = &r.mirror {
         let pct = match (&r.mirror_percentage, r.mirror_percent) {
@@ -235,21 +291,7 @@ fn http_route(
             });
         }
     }
-    let rewrite = r.rewrite.as_ref().map(|rw| Rewrite {
-        uri: rw.uri.clone(),
-        authority: rw.authority.clone(),
-    });
-    Some(HttpRoute {
-        name: r.name.clone(),
-        matches: matches.into_iter().flatten().collect(),
-        action,
-        timeout,
-        retries,
-        fault,
-        mirrors,
-        rewrite,
-        headers,
-    })
+    mirrors
 }
 
 /// Istio's weight rules: relative weights; a lone destination without weight
