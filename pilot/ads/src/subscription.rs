@@ -472,18 +472,9 @@ impl Subscription {
 /// streams select the previous names from the new map: they share one
 /// result instead of building a copy each.
 fn shared_selection(names: &Arc<Content>, available: &Arc<Content>) -> Arc<Content> {
-    /// Recent selections: the `Weak`s keep both addresses from being
-    /// reused while an entry lives, so equal pointers mean the same maps.
-    type Entry = (Weak<Content>, Weak<Content>, Arc<Content>);
-    static RECENT: Mutex<VecDeque<Entry>> = Mutex::new(VecDeque::new());
-    const KEEP: usize = 8;
-    let hit = |(n, a, _): &Entry| {
-        std::ptr::eq(n.as_ptr(), Arc::as_ptr(names))
-            && std::ptr::eq(a.as_ptr(), Arc::as_ptr(available))
-    };
-    let mut recent = RECENT.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, _, out)) = recent.iter().find(|e| hit(e)) {
-        return out.clone();
+    static SHARED: PairMemo<Arc<Content>> = PairMemo::new();
+    if let Some(out) = SHARED.get(names, available) {
+        return out;
     }
     // One merge walk over both (sorted) maps.
     let mut out = Content::new();
@@ -502,15 +493,7 @@ fn shared_selection(names: &Arc<Content>, available: &Arc<Content>) -> Arc<Conte
         }
     }
     let out = Arc::new(out);
-    recent.retain(|(n, a, _)| n.strong_count() > 0 && a.strong_count() > 0);
-    if recent.len() == KEEP {
-        recent.pop_front();
-    }
-    recent.push_back((
-        Arc::downgrade(names),
-        Arc::downgrade(available),
-        out.clone(),
-    ));
+    SHARED.put(names, available, out.clone());
     out
 }
 

@@ -245,6 +245,9 @@ pub struct Generator {
     routes: Memo<ChainsKey, Named>,
     /// Per proxy: its listener map (the capture listener holds the pod's IPs).
     listener_maps: Memo<ListenersKey, ProxyListeners>,
+    /// One of each distinct cluster or assignment map (see
+    /// [`Generator::distinct`]).
+    distinct_maps: Mutex<Vec<Arc<Named>>>,
     /// One of each set of names own listeners reference.
     ref_names: Mutex<HashSet<Arc<RefNames>>>,
     /// Problems of the shared part of a set (cluster, assignment and route
@@ -289,6 +292,7 @@ impl Generator {
             routes: Memo::new(),
             listener_maps: Memo::new(),
             ref_names: Mutex::new(HashSet::new()),
+            distinct_maps: Mutex::new(Vec::new()),
             checks: Memo::new(),
         }
     }
@@ -419,7 +423,7 @@ impl Generator {
                         .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
                     clusters.insert(name, r);
                 }
-                Arc::new(clusters)
+                self.distinct(clusters)
             },
             same_named,
         )
@@ -541,6 +545,21 @@ impl Generator {
         }
     }
 
+    /// The generator's one map with `map`'s content: scopes that see the
+    /// same services (every namespace of a mesh without Sidecars or
+    /// `exportTo`) share one cluster and one assignment map, so the ADS
+    /// server compares and selects from one map where it would walk one per
+    /// namespace.
+    fn distinct(&self, map: Named) -> Arc<Named> {
+        let mut maps = lock(&self.distinct_maps);
+        if let Some(m) = maps.iter().find(|m| same_named(m, &map)) {
+            return m.clone();
+        }
+        let m = Arc::new(map);
+        maps.push(m.clone());
+        m
+    }
+
     /// The generator's one copy of `names`.
     fn ref_names(&self, names: RefNames) -> Arc<RefNames> {
         let mut set = lock(&self.ref_names);
@@ -597,7 +616,7 @@ impl Generator {
                 }
             }
         }
-        view.endpoints = Arc::new(endpoints_of_view);
+        view.endpoints = self.distinct(endpoints_of_view);
         view
     }
 }

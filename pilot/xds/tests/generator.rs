@@ -373,6 +373,14 @@ fn cache_keys_split_by_source_labels_only_when_a_rule_uses_them() {
     let there = g.generate(&mk_proxy(&s, "other", "client"));
     assert!(Arc::ptr_eq(&rc(&here), &rc(&there)) || rc(&here) == rc(&there));
     assert_eq!(rc(&here).version, rc(&there).version);
+    // Both namespaces see the same services and neither proxy serves a
+    // port: one assignment map and one cluster map, shared by pointer.
+    for t in [TypeUrl::Endpoint, TypeUrl::Cluster] {
+        assert!(
+            Arc::ptr_eq(here.shared(t).unwrap(), there.shared(t).unwrap()),
+            "{t:?}"
+        );
+    }
     // ...while the port's table (hosts without a VIP, by Host header) has other
     // domains there (no short names), so another version.
     let port = |r: &ProxyResources| r.of(TypeUrl::Route).unwrap()["9080"].clone();
