@@ -34,7 +34,7 @@ use rudder_model::{
 };
 use serde_json::{json, Value};
 
-/// File names inside `--cert-dir` (ARCHITECTURE.md "Settled details → Agent").
+/// File names inside `--cert-dir` (docs/architecture.md, Contracts → Files).
 pub use rudder_model::well_known::{CERT_CHAIN_FILE, KEY_FILE, ROOT_CERT_FILE};
 
 /// The cluster behind the Prometheus listener: Envoy's own admin interface.

@@ -3,7 +3,7 @@
 //! - `pilot validate` names each object of a routing API Rudder does not serve
 //!   (Gateway API HTTPRoute, Contour HTTPProxy, Emissary Mapping) on its own
 //!   `unsupported:` line and exits 0 when nothing else is wrong, 1 only for
-//!   errors (ARCHITECTURE.md, Settled details: Route rules).
+//!   errors (docs/architecture.md, Contracts → Command lines).
 //! - Two VirtualServices for one host: a sidecar gets the oldest one whole,
 //!   and the other is named in a warning.
 

@@ -1,4 +1,5 @@
-//! Well-known ports, labels and identities (see ARCHITECTURE.md "Contracts").
+//! Well-known ports, labels, identities and paths (see docs/architecture.md,
+//! "Contracts").
 
 /// Where proxy-init REDIRECTs captured traffic (outbound, and inbound by default).
 pub const PROXY_PORT: u16 = 15000;
