@@ -14,7 +14,8 @@
 //!   ├─ chains        key: (scope key, selector bits, capture ports)
 //!   ├─ whole maps:   proxy_clusters (scope key, cert mode, inbound ports) and
 //!   │                routes (the chains key) → one `Arc<Content>` per key
-//!   └─ listener_maps key: (proxy, inbound ports, chains and inbound security by content)  the listener map (the capture
+//!   └─ own_listeners key: (proxy, inbound ports, chains and inbound security by content)  the capture
+//!                    listeners; listener_maps key: (own listeners, service listeners) the listener map (the capture
 //!                    listener holds the pod's IPs), and what its own listeners reference
 //! ```
 //!
@@ -198,22 +199,36 @@ type CheckKey = (
     ByPtr<OutboundChains>,
 );
 
-/// Everything a proxy's listener map is built from (`listeners`' inputs):
-/// the proxy, the ports its app serves, its outbound chains and service
-/// listeners (by content version) and its inbound security (by hash). Keyed
-/// by content, a map is carried from generator to generator whatever else
-/// the configuration changed.
-type ListenersKey = (Proxy, Vec<InboundPort>, String, String);
+/// Everything a proxy's own listeners (the capture listeners, not the
+/// service listeners other proxies share) are built from (`listeners`'
+/// inputs): the proxy, the ports its app serves, its outbound chains (by
+/// version) and its inbound security (by hash). Keyed by content, they are
+/// carried from generator to generator whatever else the configuration
+/// changed.
+type OwnListenersKey = (Proxy, Vec<InboundPort>, String, String);
 
-/// A proxy's listener map, and what its own listeners (those not shared
-/// with other proxies) reference, decoded once for the consistency check.
+/// A proxy's own listeners, and what they reference, decoded once for the
+/// consistency check.
+#[derive(Debug)]
+struct OwnListeners {
+    listeners: Vec<(String, Arc<Resource>)>,
+    /// Shared by the proxies whose own listeners reference the same names.
+    refs: Arc<RefNames>,
+    /// Problems decoding them (none, unless a generator bug).
+    problems: Vec<String>,
+}
+
+/// A proxy's listener map: its own listeners (by pointer) and the service
+/// listeners of its chains (by content version). A service added on a port
+/// that already has services adds a service listener, not a chain: the own
+/// listeners stay, only the map is assembled again.
+type ListenersKey = (ByPtr<OwnListeners>, String);
+
+/// A proxy's listener map and its own listeners.
 #[derive(Debug)]
 struct ProxyListeners {
     map: Arc<Named>,
-    /// Shared by the proxies whose own listeners reference the same names.
-    refs: Arc<RefNames>,
-    /// Problems decoding the own listeners (none, unless a generator bug).
-    problems: Vec<String>,
+    own: Arc<OwnListeners>,
 }
 
 /// What a proxy's cluster map depends on: scope, cert mode, inbound ports
@@ -245,6 +260,8 @@ pub struct Generator {
     routes: Memo<ChainsKey, Named>,
     /// Per proxy: its listener map (the capture listener holds the pod's IPs).
     listener_maps: Memo<ListenersKey, ProxyListeners>,
+    /// Per proxy: its own listeners.
+    own_listeners: Memo<OwnListenersKey, OwnListeners>,
     /// One of each distinct cluster or assignment map (see
     /// [`Generator::distinct`]).
     distinct_maps: Mutex<Vec<Arc<Named>>>,
@@ -291,6 +308,7 @@ impl Generator {
             proxy_clusters: Memo::new(),
             routes: Memo::new(),
             listener_maps: Memo::new(),
+            own_listeners: Memo::new(),
             ref_names: Mutex::new(HashSet::new()),
             distinct_maps: Mutex::new(Vec::new()),
             checks: Memo::new(),
@@ -329,6 +347,7 @@ impl Generator {
             next.routes = previous.routes.carried();
         }
         next.listener_maps = previous.listener_maps.handed_over();
+        next.own_listeners = previous.own_listeners.handed_over();
         // Candidates only: rebuilt, then kept where equal.
         next.proxy_clusters = previous.proxy_clusters.handed_over();
         next.views = previous.views.handed_over();
@@ -438,23 +457,36 @@ impl Generator {
         chains: &Arc<OutboundChains>,
     ) -> Arc<ProxyListeners> {
         let security = InboundSecurity::of(&self.snapshot, proxy, inbound);
-        let listeners_key = (
+        let own_key = (
             proxy.clone(),
             inbound.to_vec(),
-            chains.content_version.clone(),
+            chains.version.clone(),
             Version::new("inbound-security").with(&security).to_string(),
         );
-        self.listener_maps.get_or(listeners_key, || {
-            let built = listeners(proxy, inbound, chains, &security);
+        let own = self.own_listeners.get_or(own_key, || {
+            let mut built = listeners(proxy, inbound, chains, &security);
             // `listeners` returns the proxy's own listeners first, then the
             // shared service listeners.
-            let own = built.len() - chains.vip_listeners.len();
-            let (refs, problems) = Refs::of(built[..own].iter().map(|(n, r)| (n, r)), []);
+            built.truncate(built.len() - chains.vip_listeners.len());
+            let (refs, problems) = Refs::of(built.iter().map(|(n, r)| (n, r)), []);
             let refs = self.ref_names(refs.names());
-            Arc::new(ProxyListeners {
-                map: Arc::new(built.into_iter().collect()),
+            Arc::new(OwnListeners {
+                listeners: built,
                 refs,
                 problems,
+            })
+        });
+        let map_key = (ByPtr(own.clone()), chains.content_version.clone());
+        self.listener_maps.get_or(map_key, || {
+            let map = own
+                .listeners
+                .iter()
+                .chain(chains.vip_listeners.iter())
+                .cloned()
+                .collect();
+            Arc::new(ProxyListeners {
+                map: Arc::new(map),
+                own,
             })
         })
     }
@@ -532,8 +564,8 @@ impl Generator {
             Arc::new(problems)
         });
         let mut problems = (*shared).clone();
-        problems.extend(own.problems.iter().cloned());
-        if !own.refs.present(&clusters, &routes) {
+        problems.extend(own.own.problems.iter().cloned());
+        if !own.own.refs.present(&clusters, &routes) {
             // Say who references what is missing (decoding again: a bug).
             problems.extend(reference_problems(own.map.iter(), [], &clusters, &routes));
         }
