@@ -63,6 +63,7 @@ use crate::{
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
     proxy::{inbound_ports, InboundPort},
     rds::{outbound_route_config, service_route_config},
+    resources::same_content,
     version::Version,
     ProxyResources, Resource, TypeUrl,
 };
@@ -154,15 +155,6 @@ impl<K: Eq + Hash, V> Memo<K, V> {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while building never leaves a map half-updated: recover it.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The same names at the same versions (an entry holding the same resource
-/// needs no name compared).
-fn same_named(a: &Named, b: &Named) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b.iter()).all(|((na, ra), (nb, rb))| {
-            Arc::ptr_eq(ra, rb) || (na == nb && ra.version == rb.version)
-        })
 }
 
 /// Which of the snapshot's distinct source selectors select a proxy.
@@ -385,8 +377,8 @@ impl Generator {
             (key.clone(), proxy.cert_mode),
             || Arc::new(self.scope_view(&scope, proxy.cert_mode)),
             |old, new| {
-                same_named(&old.clusters, &new.clusters)
-                    && same_named(&old.endpoints, &new.endpoints)
+                same_content(&old.clusters, &new.clusters)
+                    && same_content(&old.endpoints, &new.endpoints)
             },
         );
 
@@ -444,7 +436,7 @@ impl Generator {
                 }
                 self.distinct(clusters)
             },
-            same_named,
+            same_content,
         )
     }
 
@@ -584,7 +576,7 @@ impl Generator {
     /// namespace.
     fn distinct(&self, map: Named) -> Arc<Named> {
         let mut maps = lock(&self.distinct_maps);
-        if let Some(m) = maps.iter().find(|m| same_named(m, &map)) {
+        if let Some(m) = maps.iter().find(|m| same_content(m, &map)) {
             return m.clone();
         }
         let m = Arc::new(map);

@@ -129,11 +129,17 @@ impl ProxyResources {
 /// same resource (pointer) under a name needs no string compared: a
 /// resource is only ever held under its own name.
 pub fn same_versions(a: &Arc<Content>, b: &Arc<Content>) -> bool {
-    Arc::ptr_eq(a, b)
-        || (a.len() == b.len()
-            && a.iter().zip(b.iter()).all(|((na, ra), (nb, rb))| {
-                Arc::ptr_eq(ra, rb) || (na == nb && ra.version == rb.version)
-            }))
+    Arc::ptr_eq(a, b) || same_content(a, b)
+}
+
+/// [`same_versions`] of two maps not (yet) shared: the same names at the
+/// same versions, an entry holding the same resource needing no name
+/// compared.
+pub(crate) fn same_content(a: &Content, b: &Content) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|((na, ra), (nb, rb))| {
+            Arc::ptr_eq(ra, rb) || (na == nb && ra.version == rb.version)
+        })
 }
 
 fn hash_version(m: &Content) -> String {
