@@ -34,6 +34,7 @@ use tokio::{
 };
 
 use crate::{
+    build::build_snapshot,
     object::{Kind, Object, ObjectKey, Rejected},
     store::{Batch, Sink, Store},
 };
@@ -239,14 +240,19 @@ async fn run(
         }
         let snap = {
             let guard = store.lock().unwrap_or_else(|e| e.into_inner());
-            let built = match &last {
+            let (built, diagnostics) = match &last {
                 Some((previous, diagnostics)) if endpoints_only => {
                     guard.snapshot_after_endpoints(previous, diagnostics)
                 }
-                _ => guard.snapshot(),
+                _ => {
+                    let diagnostics = guard.diagnostics();
+                    let built = build_snapshot(guard.objects(), diagnostics.clone());
+                    (built, diagnostics)
+                }
             };
-            last = Some((Arc::new(built), guard.diagnostics()));
-            last.as_ref().map(|(s, _)| s.clone()).expect("just set")
+            let built = Arc::new(built);
+            last = Some((built.clone(), diagnostics));
+            built
         };
         let current = snap_tx.borrow().clone();
         let published = if current.version != snap.version {

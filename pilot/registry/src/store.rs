@@ -183,17 +183,19 @@ impl Store {
     /// changed since `previous` was built from this store and its
     /// diagnostics are `previous_diagnostics` still: `previous`'s
     /// configuration taken as it is ([`rebuild_endpoints`]). Otherwise
-    /// (or when `previous` does not allow it) a full build.
+    /// (or when `previous` does not allow it) a full build. Also returns
+    /// the store's diagnostics it compared (for the next call).
     pub fn snapshot_after_endpoints(
         &self,
         previous: &Snapshot,
         previous_diagnostics: &[Diagnostic],
-    ) -> Snapshot {
+    ) -> (Snapshot, Vec<Diagnostic>) {
         let diagnostics = self.diagnostics();
-        if endpoints_rebuildable(previous) && diagnostics == previous_diagnostics {
+        let snapshot = if endpoints_rebuildable(previous) && diagnostics == previous_diagnostics {
             rebuild_endpoints(previous, self.objects())
         } else {
-            build_snapshot(self.objects(), diagnostics)
-        }
+            build_snapshot(self.objects(), diagnostics.clone())
+        };
+        (snapshot, diagnostics)
     }
 }

@@ -499,7 +499,9 @@ fn an_endpoints_build_equals_a_full_build() {
         for o in objects(&pod) {
             assert!(store.apply(o).is_empty());
         }
-        let fast = store.snapshot_after_endpoints(&previous, &store.diagnostics());
+        let fast = store
+            .snapshot_after_endpoints(&previous, &store.diagnostics())
+            .0;
         let full = store.snapshot();
         assert_eq!(fast, full);
         assert_ne!(fast.version, previous.version, "{pod}");
@@ -511,7 +513,9 @@ fn an_endpoints_build_equals_a_full_build() {
         namespace: "default".into(),
         name: "reviews-v3".into(),
     });
-    let fast = store.snapshot_after_endpoints(&previous, &store.diagnostics());
+    let fast = store
+        .snapshot_after_endpoints(&previous, &store.diagnostics())
+        .0;
     assert_eq!(fast, store.snapshot());
     assert!(!fast.workloads.contains_key("default/reviews-v3"));
 }
