@@ -288,7 +288,9 @@ fn http_protocol_options(
 
 /// An ORIGINAL_DST cluster: connects to wherever the connection was going.
 /// Inbound ones bind to 127.0.0.6 so proxy-init lets the delivery to the app
-/// through (`-o lo -s 127.0.0.6 -j RETURN`), as Istio ≥ 1.10 does.
+/// through (`-o lo -s 127.0.0.6 -j RETURN`), as Istio ≥ 1.10 does; to `::6`
+/// when the pod address is IPv6 (Envoy picks the source of the upstream's
+/// family).
 fn original_dst_cluster(name: &str, inbound: bool, protocol: Protocol) -> Cluster {
     let mut c = Cluster {
         name: name.to_string(),
@@ -306,8 +308,19 @@ fn original_dst_cluster(name: &str, inbound: bool, protocol: Protocol) -> Cluste
         else {
             unreachable!("socket_address builds a socket address")
         };
+        let Some(address::Address::SocketAddress(v6)) =
+            socket_address(rudder_model::well_known::INBOUND_PASSTHROUGH_SOURCE_V6, 0).address
+        else {
+            unreachable!("socket_address builds a socket address")
+        };
         c.upstream_bind_config = Some(BindConfig {
             source_address: Some(source),
+            extra_source_addresses: vec![
+                envoy_types::pb::envoy::config::core::v3::ExtraSourceAddress {
+                    address: Some(v6),
+                    socket_options: None,
+                },
+            ],
             ..Default::default()
         });
     }

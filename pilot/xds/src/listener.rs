@@ -46,7 +46,8 @@ use envoy_types::pb::{
         config::{
             core::v3::TrafficDirection,
             listener::v3::{
-                listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+                listener_filter, AdditionalAddress, FilterChain, FilterChainMatch, Listener,
+                ListenerFilter,
             },
         },
         extensions::filters::{
@@ -189,22 +190,24 @@ fn tcp_chains(
     let dests = Destinations { snapshot, scope };
     let mut seen = BTreeSet::new();
     for svc in scope.services(snapshot) {
-        let Some(vip) = svc.cluster_ip else { continue };
         for sp in svc
             .ports
             .iter()
             .filter(|p| p.protocol == Protocol::Tcp && !capture_ports.contains(&p.port))
         {
-            if !seen.insert((sp.port, vip)) {
+            // Every VIP (both families of a dual-stack Service) not taken by
+            // an earlier service on this port.
+            let vips: Vec<IpAddr> = svc.vips().filter(|v| seen.insert((sp.port, *v))).collect();
+            if vips.is_empty() {
                 continue;
             }
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &default, labels);
-            version.add(&(sp.port, vip, &svc.hostname, &clusters));
+            version.add(&(sp.port, &vips, &svc.hostname, &clusters));
             chains.push(chain(
                 default.clone(),
                 Some(sp.port),
-                &[vip],
+                &vips,
                 tcp_proxy(&default, &clusters),
             ));
         }
@@ -445,6 +448,7 @@ fn one_capture_port_listener(
         listener(
             VIRTUAL_LISTENER,
             proxy.capture_port,
+            dual_stack(proxy),
             chains,
             passthrough(),
             security.tls_inspector(),
@@ -467,6 +471,7 @@ fn two_capture_port_listeners(
     let virtual_listener = listener(
         VIRTUAL_LISTENER,
         proxy.capture_port,
+        dual_stack(proxy),
         chains,
         passthrough(),
         None,
@@ -479,6 +484,7 @@ fn two_capture_port_listeners(
     let virtual_inbound = listener(
         VIRTUAL_INBOUND_LISTENER,
         proxy.inbound_capture_port,
+        dual_stack(proxy),
         chains,
         security.passthrough(inbound_passthrough_chain()),
         security.tls_inspector(),
@@ -497,9 +503,17 @@ pub(crate) fn capture_ports(proxy: &Proxy) -> Vec<u16> {
     ports
 }
 
+/// Whether the pod has an IPv6 address: proxy-init captures IPv6 too, so the
+/// capture listeners also listen on `[::]` (Envoy sets IPV6_V6ONLY there).
+fn dual_stack(proxy: &Proxy) -> bool {
+    proxy.ips.iter().any(IpAddr::is_ipv6)
+}
+
+/// A capture listener on `0.0.0.0:port`, and `[::]:port` too when `dual`.
 fn listener(
     name: &str,
     port: u16,
+    dual: bool,
     filter_chains: Vec<FilterChain>,
     default: FilterChain,
     tls_inspector: Option<ListenerFilter>,
@@ -515,6 +529,13 @@ fn listener(
     Listener {
         name: name.to_string(),
         address: Some(socket_address("0.0.0.0", port)),
+        additional_addresses: dual
+            .then(|| AdditionalAddress {
+                address: Some(socket_address("::", port)),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
         listener_filters: std::iter::once(original_dst).chain(tls_inspector).collect(),
         listener_filters_timeout: inspecting
             .then(|| crate::common::duration(crate::inbound::LISTENER_FILTERS_TIMEOUT)),

@@ -250,3 +250,66 @@ fn unnamed_ports_are_sniffed_on_the_vip_listener() {
         "{names:?}"
     );
 }
+
+#[test]
+fn dual_stack_pods_and_services_get_ipv6_listeners_and_vips() {
+    // proxy-init captures IPv6 as well: a pod with an IPv6 address gets
+    // capture listeners on [::] too, its IPv6 address in the inbound chains,
+    // and a dual-stack Service its IPv6 VIP beside the IPv4 one.
+    let mut mysql = mk_service(
+        "mysql-ds",
+        NS,
+        "198.19.0.88",
+        vec![mk_port("tcp-db", 3306, 3306)],
+        &[("app", "mysql")],
+    );
+    mysql.other_vips = vec!["fd00:10::88".parse().unwrap()];
+    let mut web = mk_service(
+        "web",
+        NS,
+        "198.19.0.89",
+        vec![mk_port("http", 8080, 8080)],
+        &[("app", "web")],
+    );
+    web.other_vips = vec!["fd00:10::89".parse().unwrap()];
+    let mut pod = mk_pod("web-0", NS, "198.18.0.89", &[("app", "web")]);
+    pod.ips.push("fd00::89".parse().unwrap());
+    let s = bookinfo().service(mysql).service(web).pod(pod).build();
+    let j = golden("dual_stack", &s, &proxy(&s, "web-0"));
+    let virt = &j["lds"]["virtual"];
+    assert_eq!(
+        virt["additionalAddresses"][0]["address"]["socketAddress"],
+        json!({"address": "::", "portValue": 15000})
+    );
+    let chains = virt["filterChains"].as_array().unwrap();
+    let by_name = |n: &str| {
+        chains
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let prefixes = |c: &Value| c["filterChainMatch"]["prefixRanges"].clone();
+    assert_eq!(
+        prefixes(by_name(&format!("outbound|3306||{}", host("mysql-ds")))),
+        json!([{"addressPrefix": "198.19.0.88", "prefixLen": 32},
+               {"addressPrefix": "fd00:10::88", "prefixLen": 128}])
+    );
+    assert_eq!(
+        prefixes(by_name("inbound|8080")),
+        json!([{"addressPrefix": "198.18.0.89", "prefixLen": 32},
+               {"addressPrefix": "fd00::89", "prefixLen": 128}])
+    );
+    assert!(
+        j["lds"]["fd00:10::89_8080"].is_object(),
+        "the IPv6 VIP's listener"
+    );
+    // Inbound delivery binds ::6 for an IPv6 pod address (proxy-init puts it on lo).
+    assert_eq!(
+        j["cds"]["inbound|8080||"]["upstreamBindConfig"]["extraSourceAddresses"][0]["address"]
+            ["address"],
+        "::6"
+    );
+    // A pod without IPv6 listens on 0.0.0.0 only.
+    let v4 = golden("single_stack", &s, &proxy(&s, "productpage-v1"));
+    assert!(v4["lds"]["virtual"].get("additionalAddresses").is_none());
+}
