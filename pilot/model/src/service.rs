@@ -130,6 +130,13 @@ pub struct Service {
 }
 
 impl Service {
+    /// A headless Service (`clusterIP: None`, not ExternalName): clients
+    /// resolve its pods by DNS and connect to one of them; its clusters keep
+    /// that destination (ORIGINAL_DST), as Istio's do.
+    pub fn is_headless(&self) -> bool {
+        self.cluster_ip.is_none() && self.external_name.is_none()
+    }
+
     /// Every VIP: `cluster_ip`, then the other family's.
     pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
         self.cluster_ip.iter().chain(&self.other_vips).copied()

@@ -571,3 +571,32 @@ fn dual_stack_services_and_pods_keep_every_address() {
         "{diags:?}"
     );
 }
+
+/// A headless Service's endpoints are in its listeners (one chain per pod
+/// address), so they enter the configuration's version: a pod change there
+/// changes it (the generators build anew), and the endpoints build still
+/// equals a full one.
+#[test]
+fn headless_endpoints_are_configuration() {
+    let headless = mk_service("reviews", "tcp", 9080, "9080").replace("198.19.0.1", "None");
+    assert!(headless.contains("clusterIP: None"), "{headless}");
+    let mut store = Store::new();
+    let platform = [
+        headless,
+        mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", true),
+    ]
+    .join("---\n");
+    for o in objects(&platform) {
+        assert!(store.apply(o).is_empty());
+    }
+    let previous = store.snapshot();
+    assert!(previous.has_headless());
+    for o in objects(&mk_pod("reviews-v2", "reviews", "v2", "10.0.0.2", true)) {
+        assert!(store.apply(o).is_empty());
+    }
+    let fast = store
+        .snapshot_after_endpoints(&previous, &store.diagnostics())
+        .0;
+    assert_eq!(fast, store.snapshot());
+    assert_ne!(fast.config_version, previous.config_version);
+}

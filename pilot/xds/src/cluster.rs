@@ -151,6 +151,9 @@ pub(crate) fn outbound_cluster(
         resolve_by_dns(&mut c, external, port.port);
     }
     apply_load_balancer(&mut c, tp.load_balancer.as_ref());
+    if svc.is_headless() {
+        keep_original_destination(&mut c);
+    }
     if let Some(od) = &tp.outlier_detection {
         apply_outlier_detection(&mut c, od);
     }
@@ -159,6 +162,18 @@ pub(crate) fn outbound_cluster(
             HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
     }
     resource(version, &c)
+}
+
+/// A headless Service's cluster, as Istio builds it: ORIGINAL_DST, so a
+/// client keeps the pod it resolved by DNS (a StatefulSet member); no EDS,
+/// and Envoy's own load balancing (the destination decides).
+fn keep_original_destination(c: &mut Cluster) {
+    c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+        cluster::DiscoveryType::OriginalDst as i32,
+    ));
+    c.eds_cluster_config = None;
+    c.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
+    c.lb_config = None;
 }
 
 /// An ExternalName Service's cluster, as Istio builds it: STRICT_DNS on the

@@ -190,6 +190,18 @@ fn tcp_chains(
     let dests = Destinations { snapshot, scope };
     let mut seen = BTreeSet::new();
     for svc in scope.services(snapshot) {
+        if svc.is_headless() {
+            headless_chains(
+                &dests,
+                svc,
+                labels,
+                capture_ports,
+                &mut seen,
+                version,
+                chains,
+            );
+            continue;
+        }
         for sp in svc
             .ports
             .iter()
@@ -213,6 +225,40 @@ fn tcp_chains(
         }
     }
     seen
+}
+
+/// The chains of a headless Service's TCP (and undeclared) ports, as Istio
+/// builds them: one per endpoint port, matching its pods' addresses, to the
+/// port's ORIGINAL_DST cluster (so the client keeps the pod it resolved). Its
+/// HTTP ports need none: the port's route table sends them by Host.
+fn headless_chains(
+    dests: &Destinations<'_>,
+    svc: &rudder_model::Service,
+    labels: &Labels,
+    capture_ports: &[u16],
+    seen: &mut BTreeSet<(u16, IpAddr)>,
+    version: &mut Version,
+    chains: &mut Vec<FilterChain>,
+) {
+    for sp in svc.ports.iter().filter(|p| !p.protocol.is_http()) {
+        let mut by_port: std::collections::BTreeMap<u16, Vec<IpAddr>> = Default::default();
+        for e in dests.snapshot.endpoints_of(&svc.hostname, sp.port) {
+            if !capture_ports.contains(&e.port) && seen.insert((e.port, e.address)) {
+                by_port.entry(e.port).or_default().push(e.address);
+            }
+        }
+        let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
+        for (port, addresses) in by_port {
+            let clusters = tcp_clusters(dests, &svc.hostname, sp.port, &default, labels);
+            version.add(&(port, &addresses, &svc.hostname, &clusters));
+            chains.push(chain(
+                format!("{default}|{port}"),
+                Some(port),
+                &addresses,
+                tcp_proxy(&default, &clusters),
+            ));
+        }
+    }
 }
 
 /// The weighted clusters of a TCP service port: its first TCP route that
@@ -441,7 +487,19 @@ fn one_capture_port_listener(
         ips,
         inbound_passthrough(),
     )));
-    chains.extend(outbound.chains.iter().cloned());
+    // A headless Service's chains match its pods' addresses; this pod's own
+    // are inbound (its chains above), and Envoy refuses two chains alike.
+    let own: Vec<_> = ips.iter().map(host_cidr).collect();
+    chains.extend(outbound.chains.iter().filter_map(|c| {
+        let m = c.filter_chain_match.as_ref();
+        if !m.is_some_and(|m| m.prefix_ranges.iter().any(|r| own.contains(r))) {
+            return Some(c.clone());
+        }
+        let mut c = c.clone();
+        let m = c.filter_chain_match.as_mut()?;
+        m.prefix_ranges.retain(|r| !own.contains(r));
+        (!m.prefix_ranges.is_empty()).then_some(c)
+    }));
     chains.extend(blackholes);
     (
         VIRTUAL_LISTENER,

@@ -313,3 +313,72 @@ fn dual_stack_pods_and_services_get_ipv6_listeners_and_vips() {
     let v4 = golden("single_stack", &s, &proxy(&s, "productpage-v1"));
     assert!(v4["lds"]["virtual"].get("additionalAddresses").is_none());
 }
+
+#[test]
+fn headless_services_keep_the_pod_the_client_resolved() {
+    // A headless Service (a StatefulSet's): its clusters are ORIGINAL_DST
+    // (no EDS), mTLS when every pod is meshed, and its TCP port gets a chain
+    // matching its pods' addresses, so STRICT peers get mTLS instead of a
+    // plaintext passthrough. The proxy's own address stays inbound.
+    let mut kafka = mk_service(
+        "kafka",
+        NS,
+        "0.0.0.0",
+        vec![mk_port("tcp-kafka", 9092, 9092)],
+        &[("app", "kafka")],
+    );
+    kafka.cluster_ip = None;
+    let mut b = bookinfo().service(kafka);
+    for (i, ip) in ["198.18.0.50", "198.18.0.51", "198.18.0.52"]
+        .iter()
+        .enumerate()
+    {
+        b = b.pod(support::loopback::meshed(
+            mk_pod(&format!("kafka-{i}"), NS, ip, &[("app", "kafka")]),
+            "kafka",
+        ));
+    }
+    let s = b.build();
+    let j = golden("headless", &s, &proxy(&s, "kafka-0"));
+    let name = format!("outbound|9092||{}", host("kafka"));
+    let c = &j["cds"][&name];
+    assert_eq!(c["type"], "ORIGINAL_DST");
+    assert_eq!(c["lbPolicy"], "CLUSTER_PROVIDED");
+    assert!(c.get("edsClusterConfig").is_none(), "{c}");
+    assert_eq!(
+        c["transportSocket"]["name"], "envoy.transport_sockets.tls",
+        "all pods meshed: mTLS"
+    );
+    assert!(j["eds"].get(&name).is_none());
+    let chain = |j: &Value| {
+        j["lds"]["virtual"]["filterChains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == format!("{name}|9092"))
+            .cloned()
+            .expect("the headless port's chain")
+    };
+    let ips = |c: &Value| -> Vec<String> {
+        c["filterChainMatch"]["prefixRanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["addressPrefix"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ips(&chain(&j)),
+        ["198.18.0.51", "198.18.0.52"],
+        "not its own address"
+    );
+    assert_eq!(
+        chain(&j)["filters"][0]["typedConfig"]["cluster"],
+        name.as_str()
+    );
+    let other = golden("headless_client", &s, &proxy(&s, "productpage-v1"));
+    assert_eq!(
+        ips(&chain(&other)),
+        ["198.18.0.50", "198.18.0.51", "198.18.0.52"]
+    );
+}
