@@ -109,6 +109,8 @@ pub struct ConnectionPool {
     pub max_retries: Option<u32>,
     /// `http.idleTimeout`, else `tcp.idleTimeout`.
     pub idle_timeout: Option<Duration>,
+    /// `tcp.idleTimeout` alone (the `tcp_proxy` of the host's TCP ports).
+    pub tcp_idle_timeout: Option<Duration>,
     /// `tcp.maxConnectionDuration`.
     pub max_connection_duration: Option<Duration>,
     /// `tcp.tcpKeepalive`.

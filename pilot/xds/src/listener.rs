@@ -64,7 +64,10 @@ use rudder_model::{
 };
 
 use crate::{
-    common::{ads, any, host_cidr, resource, socket_address, tcp_proxy, u32v, ORIGINAL_DST_FILTER},
+    common::{
+        ads, any, host_cidr, resource, socket_address, tcp_proxy, tcp_proxy_with, u32v,
+        TcpProxyTimeouts, ORIGINAL_DST_FILTER,
+    },
     hcm::{http_connection_manager, HcmOptions},
     http_route::Destinations,
     inbound::{inbound_chains, InboundSecurity},
@@ -198,12 +201,21 @@ fn tcp_chains(
             }
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &default, labels);
-            version.add(&(sp.port, vip, &svc.hostname, &clusters));
+            // Istio reads the host-level pool only (not port or subset level).
+            let timeouts = snapshot
+                .destination_policy(&scope.namespace, &svc.hostname)
+                .and_then(|p| p.traffic_policy.connection_pool.as_ref())
+                .map(|pool| TcpProxyTimeouts {
+                    idle: pool.tcp_idle_timeout,
+                    max_connection: pool.max_connection_duration,
+                })
+                .unwrap_or_default();
+            version.add(&(sp.port, vip, &svc.hostname, &clusters, timeouts));
             chains.push(chain(
                 default.clone(),
                 Some(sp.port),
                 &[vip],
-                tcp_proxy(&default, &clusters),
+                tcp_proxy_with(&default, &clusters, timeouts),
             ));
         }
     }

@@ -129,6 +129,8 @@ fn keepalive_lifetimes_and_upstream_protocols() {
             "mysql",
             pool(ConnectionPool {
                 idle_timeout: Some(Duration::from_secs(300)),
+                tcp_idle_timeout: Some(Duration::from_secs(300)),
+                max_connection_duration: Some(Duration::from_secs(7200)),
                 tcp_keepalive: Some(TcpKeepalive::default()),
                 ..Default::default()
             }),
@@ -162,8 +164,12 @@ fn keepalive_lifetimes_and_upstream_protocols() {
     );
     assert_eq!(
         mysql["typedExtensionProtocolOptions"][OPTIONS]["commonHttpProtocolOptions"],
-        json!({"idleTimeout": "300s"})
+        json!({"idleTimeout": "300s", "maxConnectionDuration": "7200s"})
     );
+    // Istio also sets the host-level TCP timeouts on the service's tcp_proxy.
+    let tcp = &chain(&j, "virtual", &outbound(3306, "mysql"))["filters"][0]["typedConfig"];
+    assert_eq!(tcp["idleTimeout"], "300s");
+    assert_eq!(tcp["maxDownstreamConnectionDuration"], "7200s");
 }
 
 #[test]

@@ -146,13 +146,8 @@ fn lb_settings(
     at: &str,
     ck: &mut Checker,
 ) -> (Option<LoadBalancer>, Option<SlowStart>) {
-    if lb.locality_lb_setting.is_some() {
-        ck.error(
-            format!("{at}.localityLbSetting"),
-            "locality load balancing is not supported: Rudder's endpoints carry no locality \
-             (region/zone/subzone), so distribute, failover and failoverPriority cannot be \
-             honoured; remove the setting",
-        );
+    if let Some(l) = &lb.locality_lb_setting {
+        locality(l, &format!("{at}.localityLbSetting"), ck);
     }
     let algorithm = algorithm(lb, at, ck);
     let slow_start = slow_start(lb, at, ck);
@@ -171,6 +166,36 @@ fn lb_settings(
         }
     }
     (algorithm, slow_start)
+}
+
+/// Locality load balancing needs endpoint localities (region/zone/subzone
+/// from the nodes' topology labels), which Rudder does not model: only
+/// `enabled: false` (no locality load balancing, what Rudder does) is
+/// accepted, with a warning; the rest is refused at its path.
+fn locality(l: &dr::LocalityLbSetting, at: &str, ck: &mut Checker) {
+    const WHY: &str = "locality load balancing is not supported: Rudder's endpoints carry no \
+                       locality (region/zone/subzone of their node), so it cannot be honoured";
+    let mut refused = false;
+    for (field, set) in [
+        ("distribute", !l.distribute.is_empty()),
+        ("failover", !l.failover.is_empty()),
+        ("failoverPriority", !l.failover_priority.is_empty()),
+    ] {
+        if set {
+            ck.error(format!("{at}.{field}"), WHY);
+            refused = true;
+        }
+    }
+    match l.enabled {
+        Some(false) if !refused => ck.warn(
+            format!("{at}.enabled"),
+            "locality load balancing is off, as it always is in Rudder; this changes nothing",
+        ),
+        Some(false) => {}
+        Some(true) => ck.error(format!("{at}.enabled"), WHY),
+        None if !refused => ck.error(at, WHY),
+        None => {}
+    }
 }
 
 fn slow_start(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> Option<SlowStart> {
@@ -315,7 +340,10 @@ fn algorithm(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> Optio
 const MAX_MAGLEV_TABLE: u64 = 5_000_011;
 
 fn is_prime(n: u64) -> bool {
-    n >= 2 && (2..).take_while(|d| d * d <= n).all(|d| !n.is_multiple_of(d))
+    n >= 2
+        && (2..)
+            .take_while(|d| d * d <= n)
+            .all(|d| !n.is_multiple_of(d))
 }
 
 /// A keepalive duration in whole seconds, as Envoy counts them.
@@ -349,8 +377,9 @@ fn connection_pool(c: &dr::ConnectionPoolSettings, at: &str, ck: &mut Checker) -
             format!("{at}.tcp.maxConnectionDuration"),
             t.max_connection_duration.as_ref(),
         );
-        out.idle_timeout =
+        out.tcp_idle_timeout =
             ck.opt_duration(format!("{at}.tcp.idleTimeout"), t.idle_timeout.as_ref());
+        out.idle_timeout = out.tcp_idle_timeout;
         out.tcp_keepalive = t.tcp_keepalive.as_ref().map(|k| {
             let f = format!("{at}.tcp.tcpKeepalive");
             TcpKeepalive {
