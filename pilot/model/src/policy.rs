@@ -19,8 +19,9 @@ pub enum LoadBalancer {
     Random,
     /// Consistent hashing on a key.
     ConsistentHash {
-        /// What is hashed.
-        key: HashKey,
+        /// What is hashed (`None`: no hash policy on routes, so Envoy
+        /// hashes randomly, as Istio leaves it).
+        key: Option<HashKey>,
         /// `minimumRingSize` (`None`: Istio's 1024), for the ring hash.
         minimum_ring_size: Option<u64>,
         /// `maglev`: Maglev instead of the ring hash, with its table size

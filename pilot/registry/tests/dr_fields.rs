@@ -53,7 +53,7 @@ const SERVED: &str = "  trafficPolicy:
         tcpKeepalive: {probes: 3, time: 10m, interval: 75s}
         maxConnectionDuration: 1h
         idleTimeout: 5m
-      http: {h2UpgradePolicy: UPGRADE, useClientProtocol: true, maxConcurrentStreams: 100}
+      http: {h2UpgradePolicy: UPGRADE, maxConcurrentStreams: 100}
     outlierDetection: {splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 4}
     tls: {mode: SIMPLE, caCertificates: /etc/ca.pem, insecureSkipVerify: true}
     portLevelSettings:
@@ -107,7 +107,7 @@ fn istio_fields_reach_the_model() {
     );
     assert_eq!(pool.idle_timeout, Some(Duration::from_secs(300)));
     assert_eq!(pool.h2_upgrade, Some(H2Upgrade::Upgrade));
-    assert!(pool.use_client_protocol);
+    assert!(!pool.use_client_protocol);
     assert_eq!(pool.max_concurrent_streams, Some(100));
     let od = tp.outlier_detection.as_ref().unwrap();
     assert!(od.split_external_local_origin_errors);
@@ -135,11 +135,11 @@ fn istio_fields_reach_the_model() {
     assert_eq!(
         subset("v1"),
         Some(LoadBalancer::ConsistentHash {
-            key: HashKey::Cookie {
+            key: Some(HashKey::Cookie {
                 name: "user".into(),
                 path: None,
                 ttl: Some(Duration::ZERO),
-            },
+            }),
             minimum_ring_size: None,
             maglev: Some(Some(65537)),
         })
@@ -148,7 +148,7 @@ fn istio_fields_reach_the_model() {
     assert_eq!(
         subset("v3"),
         Some(LoadBalancer::ConsistentHash {
-            key: HashKey::SourceIp,
+            key: Some(HashKey::SourceIp),
             minimum_ring_size: Some(4096),
             maglev: None,
         })
@@ -223,7 +223,17 @@ fn what_cannot_be_served_is_refused_at_its_path() {
             "prime",
         ),
         (
-            "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {}, ringHash: {}}}}\n",
+            "  trafficPolicy: {loadBalancer: {consistentHash: {maglev: {}}}}\n",
+            format!("{tp}.loadBalancer.consistentHash.maglev.tableSize"),
+            "must be set",
+        ),
+        (
+            "  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE, useClientProtocol: true}}}\n",
+            format!("{tp}.connectionPool.http.useClientProtocol"),
+            "UPGRADE",
+        ),
+        (
+            "  trafficPolicy: {loadBalancer: {consistentHash: {useSourceIp: true, maglev: {tableSize: 7}, ringHash: {}}}}\n",
             format!("{tp}.loadBalancer.consistentHash"),
             "mutually exclusive",
         ),

@@ -63,7 +63,7 @@ fn consistent_hash_by_header_cookie_and_source_ip() {
         load_balancer: Some(LoadBalancer::ConsistentHash {
             minimum_ring_size: matches!(key, HashKey::SourceIp).then_some(4096),
             maglev: None,
-            key,
+            key: Some(key),
         }),
         ..Default::default()
     };

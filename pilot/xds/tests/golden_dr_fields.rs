@@ -66,7 +66,7 @@ fn slow_start_maglev_and_ring_hash() {
     };
     let hash = |minimum_ring_size, maglev| TrafficPolicy {
         load_balancer: Some(LoadBalancer::ConsistentHash {
-            key: HashKey::Header("x-user".into()),
+            key: Some(HashKey::Header("x-user".into())),
             minimum_ring_size,
             maglev,
         }),

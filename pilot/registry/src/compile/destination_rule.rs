@@ -295,8 +295,9 @@ fn algorithm(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> Optio
             if let Some(q) = &h.http_query_parameter_name {
                 keys.push(HashKey::QueryParameter(q.clone()));
             }
-            if keys.len() != 1 {
-                ck.error(at, "exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName is required");
+            // Istio accepts no key at all (Envoy then hashes nothing: random).
+            if keys.len() > 1 {
+                ck.error(at, "only one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName may be set");
                 return None;
             }
             if h.ring_hash.is_some() && h.maglev.is_some() {
@@ -311,13 +312,22 @@ fn algorithm(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> Optio
                 );
                 return None;
             }
-            let table_size = h.maglev.as_ref().map(|m| m.table_size.filter(|&n| n > 0));
-            if let Some(Some(n)) = table_size {
-                if !is_prime(n) || n > MAX_MAGLEV_TABLE {
-                    ck.error(
-                        format!("{at}.maglev.tableSize"),
-                        format!("{n} must be a prime number no larger than {MAX_MAGLEV_TABLE}"),
-                    );
+            let table_size = h.maglev.as_ref().map(|m| m.table_size.unwrap_or(0));
+            if let Some(n) = table_size {
+                // Istio's checks (Envoy's prime test: 1, 2, 3 pass).
+                let why = if n == 0 {
+                    Some("tableSize must be set for maglev".to_string())
+                } else if n >= MAX_MAGLEV_TABLE {
+                    Some(format!(
+                        "tableSize {n} must be less than {MAX_MAGLEV_TABLE}"
+                    ))
+                } else if !is_prime(n) {
+                    Some(format!("tableSize {n} must be a prime number"))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    ck.error(format!("{at}.maglev.tableSize"), why);
                     return None;
                 }
             }
@@ -325,25 +335,27 @@ fn algorithm(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> Optio
                 .ring_hash
                 .as_ref()
                 .map_or(h.minimum_ring_size, |r| r.minimum_ring_size);
-            keys.pop().map(|key| LoadBalancer::ConsistentHash {
-                key,
+            Some(LoadBalancer::ConsistentHash {
+                key: keys.pop(),
                 // Istio reads 0 as unset (Envoy's minimum is 1).
                 minimum_ring_size: ring.filter(|&n| n > 0),
-                maglev: table_size,
+                maglev: table_size.map(Some),
             })
         }
         (None, None) => None,
     }
 }
 
-/// Envoy's largest Maglev table (`table_size` must be a prime up to it).
+/// Maglev tables must be smaller (Istio's and Envoy's bound).
 const MAX_MAGLEV_TABLE: u64 = 5_000_011;
 
+/// Envoy's (and Istio's copy of its) prime test: 1 counts as prime.
 fn is_prime(n: u64) -> bool {
-    n >= 2
-        && (2..)
-            .take_while(|d| d * d <= n)
-            .all(|d| !n.is_multiple_of(d))
+    n != 0
+        && (n < 4
+            || (2..)
+                .take_while(|d| d * d <= n)
+                .all(|d| !n.is_multiple_of(d)))
 }
 
 /// A keepalive duration in whole seconds, as Envoy counts them.
@@ -377,8 +389,11 @@ fn connection_pool(c: &dr::ConnectionPoolSettings, at: &str, ck: &mut Checker) -
             format!("{at}.tcp.maxConnectionDuration"),
             t.max_connection_duration.as_ref(),
         );
-        out.tcp_idle_timeout =
-            ck.opt_duration(format!("{at}.tcp.idleTimeout"), t.idle_timeout.as_ref());
+        // 0s turns the timeout off (Istio skips its 1ms minimum for it).
+        out.tcp_idle_timeout = match t.idle_timeout.as_deref().map(duration::parse) {
+            Some(Ok(d)) if d.is_zero() => Some(d),
+            _ => ck.opt_duration(format!("{at}.tcp.idleTimeout"), t.idle_timeout.as_ref()),
+        };
         out.idle_timeout = out.tcp_idle_timeout;
         out.tcp_keepalive = t.tcp_keepalive.as_ref().map(|k| {
             let f = format!("{at}.tcp.tcpKeepalive");
@@ -412,6 +427,12 @@ fn connection_pool(c: &dr::ConnectionPoolSettings, at: &str, ck: &mut Checker) -
             Some(dr::H2UpgradePolicy::Default) | None => None,
         };
         out.use_client_protocol = h.use_client_protocol == Some(true);
+        if out.use_client_protocol && out.h2_upgrade == Some(H2Upgrade::Upgrade) {
+            ck.error(
+                format!("{at}.http.useClientProtocol"),
+                "useClientProtocol must not be true when h2UpgradePolicy is UPGRADE",
+            );
+        }
         out.max_concurrent_streams = ck
             .count(
                 format!("{at}.http.maxConcurrentStreams"),
