@@ -159,7 +159,9 @@ pub(crate) fn outbound_cluster(
         &tls,
         &cluster_name,
         &identities,
-        port.protocol.is_http2(),
+        // ALPN offers h2 where the cluster speaks it (Istio's in-mesh h2 ALPN).
+        port.protocol.is_http2()
+            || tp.connection_pool.as_ref().and_then(|p| p.h2_upgrade) == Some(H2Upgrade::Upgrade),
         peers.cert_mode,
     );
     if let Some(external) = &svc.external_name {

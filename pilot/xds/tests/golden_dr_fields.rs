@@ -119,11 +119,14 @@ fn keepalive_lifetimes_and_upstream_protocols() {
         ),
         (
             "ratings",
-            pool(ConnectionPool {
-                h2_upgrade: Some(H2Upgrade::Upgrade),
-                max_concurrent_streams: Some(200),
-                ..Default::default()
-            }),
+            TrafficPolicy {
+                tls: Some(ClientTls::IstioMutual),
+                ..pool(ConnectionPool {
+                    h2_upgrade: Some(H2Upgrade::Upgrade),
+                    max_concurrent_streams: Some(200),
+                    ..Default::default()
+                })
+            },
         ),
         (
             "mysql",
@@ -157,6 +160,10 @@ fn keepalive_lifetimes_and_upstream_protocols() {
         ratings["explicitHttpConfig"],
         json!({"http2ProtocolOptions": {"maxConcurrentStreams": 200}})
     );
+    // Upgraded to HTTP/2: the mesh TLS offers h2 as on an http2 port.
+    let alpn = &cluster(&j, &outbound(9080, "ratings"))["transportSocket"]["typedConfig"]
+        ["commonTlsContext"]["alpnProtocols"];
+    assert_eq!(alpn, &json!(["istio", "h2"]));
     let mysql = cluster(&j, &outbound(3306, "mysql"));
     assert_eq!(
         mysql["upstreamConnectionOptions"]["tcpKeepalive"],
