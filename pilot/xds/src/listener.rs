@@ -340,13 +340,27 @@ fn vip_listeners(
             let clusters = tcp_clusters(&dests, &svc.hostname, port, &default, labels);
             let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
             v.add(&(&clusters, timeouts));
-            (default, clusters, timeouts)
+            TcpFallback {
+                stat_prefix: default,
+                clusters,
+                timeouts,
+            }
         });
         let (name, l) = vip_listener(vip, port, &svc.hostname, tcp);
         vip_listeners.push((name.clone(), resource(v.with(&name), &l)));
         service_routes.push((svc.hostname.clone(), port));
     }
     (vip_listeners, service_routes)
+}
+
+/// Where a sniffed port's connections that are not HTTP go.
+struct TcpFallback {
+    /// The `tcp_proxy` stat prefix (the port's default cluster).
+    stat_prefix: String,
+    /// Weighted clusters (TCP routes apply).
+    clusters: Vec<(String, u32)>,
+    /// The host-level connection pool's timeouts.
+    timeouts: TcpProxyTimeouts,
 }
 
 /// What Envoy's HTTP inspector reports for HTTP/1.x and h2c (Istio's match
@@ -361,7 +375,7 @@ fn vip_listener(
     vip: IpAddr,
     port: u16,
     host: &str,
-    tcp: Option<(String, Vec<(String, u32)>, TcpProxyTimeouts)>,
+    tcp: Option<TcpFallback>,
 ) -> (String, Listener) {
     let name = vip_listener_name(vip, port);
     let hcm = http_connection_manager(
@@ -379,7 +393,12 @@ fn vip_listener(
     };
     let mut listener_filters = Vec::new();
     let mut default_filter_chain = None;
-    if let Some((stat_prefix, clusters, timeouts)) = tcp {
+    if let Some(TcpFallback {
+        stat_prefix,
+        clusters,
+        timeouts,
+    }) = tcp
+    {
         http.name = format!("{}|http", http.name);
         http.filter_chain_match = Some(FilterChainMatch {
             application_protocols: SNIFFED_HTTP.iter().map(|s| s.to_string()).collect(),
