@@ -12,7 +12,10 @@
 //!    proxy and `/metrics` counts the reject;
 //! 4. `end-user: jason` goes to v2, everyone else to v1;
 //! 5. pilot SIGKILLed and restarted under a load loop loses no request, and
-//!    a rule change after the restart still reaches Envoy.
+//!    a rule change after the restart still reaches Envoy;
+//! 6. a DestinationRule for reviews exported to `.` in another namespace
+//!    (other subsets, TLS to plaintext pods) leaves this namespace's
+//!    traffic untouched: Istio never merges rules across namespaces.
 //!
 //! Needs root, iptables and Envoy ($ENVOY_BIN, default /opt/rudder/bin/envoy):
 //! skipped with a message without them, failed under CI=true.
@@ -63,6 +66,32 @@ spec:
         end-user: {exact: jason}
     route: [{destination: {host: reviews, subset: v2}}]
   - route: [{destination: {host: reviews, subset: v1}}]
+";
+
+/// All to v1, beside a DestinationRule for reviews in another namespace,
+/// exported to that namespace only. Were it used here (merged, or looked up
+/// first), v1 would name v3's pods and TLS would meet plaintext pods: 503s.
+const OTHER_NAMESPACE_RULE: &str = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - route: [{destination: {host: reviews, subset: v1}}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews-private, namespace: other}
+spec:
+  host: reviews.default.svc.cluster.local
+  exportTo: [\".\"]
+  trafficPolicy: {tls: {mode: SIMPLE}}
+  subsets:
+  - {name: v1, labels: {version: v3}}
 ";
 
 /// Valid Istio (and RE2 syntax), but `[0-9]{200}` compiles to an RE2 program
@@ -230,6 +259,16 @@ fn scenario(test: &str, mode: XdsMode) {
         &[("v3", 1)],
     );
     assert_eq!(mesh.envoy.process().pid(), envoy_pid, "Envoy was restarted");
+
+    // 6. Another namespace's private DestinationRule changes nothing here.
+    assert_valid_for_pilot(OTHER_NAMESPACE_RULE);
+    mesh.set_rule(OTHER_NAMESPACE_RULE);
+    let report = mesh.load(mesh.request(), 200);
+    assert_split(
+        &format!("{test} another namespace's private rule"),
+        &report,
+        &[("v1", 1)],
+    );
     println!(
         "{test}: scenario took {:.1} s",
         started.elapsed().as_secs_f64()
