@@ -21,6 +21,8 @@ pub struct VirtualServiceSpec {
     pub http: Vec<HttpRoute>,
     /// TCP routes, first match wins.
     pub tcp: Vec<TcpRoute>,
+    /// TLS routes by SNI (TLS and HTTPS ports), first match wins.
+    pub tls: Vec<TlsRoute>,
 }
 
 /// One HTTP route.
@@ -269,4 +271,33 @@ pub struct RouteDestination {
     pub destination: Destination,
     /// Relative weight.
     pub weight: Option<i32>,
+}
+
+/// One TLS route: matched by SNI, sent on without terminating TLS.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TlsRoute {
+    /// OR of match blocks (at least one).
+    #[serde(rename = "match")]
+    pub matches: Vec<TlsMatchAttributes>,
+    /// Weighted destinations.
+    pub route: Vec<RouteDestination>,
+}
+
+/// One TLS match block.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TlsMatchAttributes {
+    /// SNI names (at least one; each must match a host of the rule).
+    pub sni_hosts: Vec<String>,
+    /// Destination CIDRs.
+    pub destination_subnets: Vec<String>,
+    /// Destination port.
+    pub port: Option<u32>,
+    /// Source pod labels.
+    pub source_labels: BTreeMap<String, String>,
+    /// Source namespace.
+    pub source_namespace: Option<String>,
+    /// Gateways.
+    pub gateways: Vec<String>,
 }

@@ -2,7 +2,7 @@
 //! in one shape. Both API generations compile to these types; the generators
 //! never see which one a rule came from (except in its [`RuleRef`]).
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
 use crate::service::{Hostname, Labels};
 
@@ -363,6 +363,9 @@ pub struct HttpRoute {
 pub struct TcpMatch {
     /// Destination port.
     pub port: Option<u16>,
+    /// Destination networks: the match holds for a service whose VIP is in
+    /// one of them (empty: any).
+    pub destination_subnets: Vec<crate::Cidr>,
     /// Source proxy labels.
     pub source_labels: Labels,
     /// Source proxy namespace.
@@ -380,6 +383,37 @@ pub struct TcpRoute {
     pub destinations: Vec<Destination>,
 }
 
+/// One TLS route: by the SNI a client sends, to weighted destinations.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsRoute {
+    /// OR of matches (at least one).
+    pub matches: Vec<TlsMatch>,
+    /// Weighted destinations.
+    pub destinations: Vec<Destination>,
+}
+
+/// One TLS match: the SNI names, and the TCP conditions.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TlsMatch {
+    /// Server names (`*.example.com` allowed); at least one.
+    pub sni_hosts: Vec<String>,
+    /// Port, source, destination networks and gateways, as a TCP match.
+    pub tcp: TcpMatch,
+}
+
+impl TcpMatch {
+    /// Whether the match holds for a connection to `vips` on `port` from a
+    /// sidecar with these labels and namespace.
+    pub fn applies(&self, port: u16, vips: &[IpAddr], labels: &Labels, namespace: &str) -> bool {
+        self.port.is_none_or(|p| p == port)
+            && (self.destination_subnets.is_empty()
+                || vips
+                    .iter()
+                    .any(|v| self.destination_subnets.iter().any(|c| c.contains(*v))))
+            && self.applies_to_source(labels, namespace)
+    }
+}
+
 /// All routes for the hosts of one rule (a VirtualService, or the RouteRules of
 /// one destination merged by precedence).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -394,6 +428,8 @@ pub struct RouteTable {
     pub http: Vec<HttpRoute>,
     /// TCP routes in order.
     pub tcp: Vec<TcpRoute>,
+    /// TLS routes in order (by SNI).
+    pub tls: Vec<TlsRoute>,
 }
 
 impl RouteTable {

@@ -180,6 +180,23 @@ impl Cidr {
             prefix_len,
         })
     }
+
+    /// Whether `ip` is in this network (never across address families).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        fn bits(ip: IpAddr) -> (u128, u8) {
+            match ip {
+                IpAddr::V4(v) => (u128::from(u32::from(v)), 32),
+                IpAddr::V6(v) => (u128::from(v), 128),
+            }
+        }
+        let ((net, width), (addr, w)) = (bits(self.address), bits(ip));
+        if width != w {
+            return false;
+        }
+        let shift = u32::from(width - self.prefix_len.min(width));
+        let mask = if shift >= 128 { 0 } else { u128::MAX << shift };
+        (net & mask) == (addr & mask)
+    }
 }
 
 impl fmt::Display for Cidr {

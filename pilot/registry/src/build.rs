@@ -436,6 +436,7 @@ fn route_rules(
                         export_to: vec![],
                         http: vec![route],
                         tcp: vec![],
+                        tls: vec![],
                     }),
                 }
             }

@@ -130,6 +130,7 @@ pub fn mk_route_table(
         export_to: Vec::new(),
         http,
         tcp,
+        tls: Vec::new(),
     }
 }
 

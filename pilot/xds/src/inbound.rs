@@ -10,7 +10,7 @@
 //! ```
 //!
 //! PERMISSIVE needs the TLS inspector to set the transport protocol; it runs
-//! only on PERMISSIVE ports ([`InboundSecurity::tls_inspector`]), so
+//! only on PERMISSIVE ports ([`tls_inspector_on`]), so
 //! server-first protocols on other ports are never held up waiting for a
 //! ClientHello. Its plaintext chain matches any transport (Envoy falls back
 //! from `raw_buffer` to an empty match), so a server-first protocol on a
@@ -119,45 +119,50 @@ impl<'a> InboundSecurity<'a> {
         self.modes.get(&port).copied().unwrap_or(MtlsMode::Disable)
     }
 
-    /// The TLS inspector, enabled only for PERMISSIVE ports; `None` when no
-    /// port needs it.
-    pub(crate) fn tls_inspector(&self) -> Option<ListenerFilter> {
-        let ports: Vec<u16> = self
-            .modes
+    /// The PERMISSIVE ports: those whose chains need the TLS inspector.
+    pub(crate) fn permissive_ports(&self) -> Vec<u16> {
+        self.modes
             .iter()
             .filter(|(_, m)| **m == MtlsMode::Permissive)
             .map(|(p, _)| *p)
-            .collect();
-        if ports.is_empty() {
-            return None;
-        }
-        let mut ranges: Vec<ListenerFilterChainMatchPredicate> = ports
-            .iter()
-            .map(|&p| ListenerFilterChainMatchPredicate {
-                rule: Some(Rule::DestinationPortRange(Int32Range {
-                    start: i32::from(p),
-                    end: i32::from(p) + 1,
-                })),
-            })
-            .collect();
-        // Envoy wants at least two predicates in an or_match.
-        let on_ports = if ranges.len() == 1 {
-            ranges.remove(0)
-        } else {
-            ListenerFilterChainMatchPredicate {
-                rule: Some(Rule::OrMatch(MatchSet { rules: ranges })),
-            }
-        };
-        Some(ListenerFilter {
-            name: TLS_INSPECTOR_FILTER.into(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
-                &TlsInspector::default(),
-            ))),
-            filter_disabled: Some(ListenerFilterChainMatchPredicate {
-                rule: Some(Rule::NotMatch(Box::new(on_ports))),
-            }),
-        })
+            .collect()
     }
+}
+
+/// The TLS inspector, enabled only for `ports` (PERMISSIVE inbound ports,
+/// outbound ports routed by SNI); `None` when no port needs it.
+pub(crate) fn tls_inspector_on(mut ports: Vec<u16>) -> Option<ListenerFilter> {
+    ports.sort_unstable();
+    ports.dedup();
+    if ports.is_empty() {
+        return None;
+    }
+    let mut ranges: Vec<ListenerFilterChainMatchPredicate> = ports
+        .iter()
+        .map(|&p| ListenerFilterChainMatchPredicate {
+            rule: Some(Rule::DestinationPortRange(Int32Range {
+                start: i32::from(p),
+                end: i32::from(p) + 1,
+            })),
+        })
+        .collect();
+    // Envoy wants at least two predicates in an or_match.
+    let on_ports = if ranges.len() == 1 {
+        ranges.remove(0)
+    } else {
+        ListenerFilterChainMatchPredicate {
+            rule: Some(Rule::OrMatch(MatchSet { rules: ranges })),
+        }
+    };
+    Some(ListenerFilter {
+        name: TLS_INSPECTOR_FILTER.into(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &TlsInspector::default(),
+        ))),
+        filter_disabled: Some(ListenerFilterChainMatchPredicate {
+            rule: Some(Rule::NotMatch(Box::new(on_ports))),
+        }),
+    })
 }
 
 /// How a chain's connections arrive.

@@ -63,7 +63,7 @@ use rudder_model::{
         INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
         VIRTUAL_LISTENER,
     },
-    Labels, Protocol, Proxy, Scope, Snapshot, TcpRoute,
+    Labels, Protocol, Proxy, Scope, Snapshot,
 };
 
 use crate::{
@@ -73,7 +73,7 @@ use crate::{
     },
     hcm::{http_connection_manager, HcmOptions},
     http_route::Destinations,
-    inbound::{inbound_chains, InboundSecurity},
+    inbound::{inbound_chains, tls_inspector_on, InboundSecurity},
     proxy::{pod_ips, InboundPort},
     rds::vip_http_ports,
     version::Version,
@@ -90,6 +90,8 @@ pub(crate) struct OutboundChains {
     pub(crate) http_ports: Vec<u16>,
     /// Every destination port some outbound chain names.
     pub(crate) ports: BTreeSet<u16>,
+    /// Ports with chains by SNI (TLS routes): the TLS inspector runs there.
+    pub(crate) tls_ports: Vec<u16>,
     /// Hash of the model inputs the chains were built from.
     pub(crate) version: String,
     /// [`OutboundChains::version`] and the versions of the service
@@ -129,6 +131,12 @@ pub(crate) fn outbound_chains(
         .copied()
         .chain(seen.iter().map(|(port, _)| *port))
         .collect();
+    let tls_ports: BTreeSet<u16> = chains
+        .iter()
+        .filter_map(|c| c.filter_chain_match.as_ref())
+        .filter(|m| !m.server_names.is_empty())
+        .filter_map(|m| m.destination_port.map(|p| p.value as u16))
+        .collect();
     let (vip_listeners, service_routes) = vip_listeners(snapshot, scope, labels, capture_ports);
     let version = version.to_string();
     let mut content_version = Version::new("lds-outbound-content").with(&version);
@@ -139,6 +147,7 @@ pub(crate) fn outbound_chains(
         chains,
         http_ports,
         ports,
+        tls_ports: tls_ports.into_iter().collect(),
         content_version: content_version.to_string(),
         version,
         vip_listeners,
@@ -217,9 +226,26 @@ fn tcp_chains(
                 continue;
             }
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
-            let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &default, labels);
+            let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &vips, &default, labels);
             let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
             version.add(&(sp.port, &vips, &svc.hostname, &clusters, timeouts));
+            for (i, (snis, clusters)) in tls_clusters(&dests, &svc.hostname, sp.port, &vips, labels)
+                .into_iter()
+                .enumerate()
+            {
+                version.add(&(&snis, &clusters));
+                let mut c = chain(
+                    format!("{default}|tls|{i}"),
+                    Some(sp.port),
+                    &vips,
+                    tcp_proxy_with(&default, &clusters, timeouts),
+                );
+                if let Some(m) = c.filter_chain_match.as_mut() {
+                    m.server_names = snis;
+                    m.transport_protocol = "tls".into();
+                }
+                chains.push(c);
+            }
             chains.push(chain(
                 default.clone(),
                 Some(sp.port),
@@ -266,7 +292,8 @@ fn headless_chains(
         }
         let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
         for (port, addresses) in by_port {
-            let clusters = tcp_clusters(dests, &svc.hostname, sp.port, &default, labels);
+            let clusters =
+                tcp_clusters(dests, &svc.hostname, sp.port, &addresses, &default, labels);
             let timeouts = tcp_timeouts(dests.snapshot, dests.scope, &svc.hostname);
             version.add(&(port, &addresses, &svc.hostname, &clusters, timeouts));
             chains.push(chain(
@@ -286,6 +313,7 @@ fn tcp_clusters(
     dests: &Destinations<'_>,
     hostname: &str,
     port: u16,
+    vips: &[IpAddr],
     default: &str,
     labels: &Labels,
 ) -> Vec<(String, u32)> {
@@ -294,24 +322,71 @@ fn tcp_clusters(
         .scope
         .route_table(dests.snapshot, hostname)
         .and_then(|t| {
-            t.tcp
-                .iter()
-                .find(|r| tcp_route_applies(r, port, namespace, labels))
+            t.tcp.iter().find(|r| {
+                r.matches.is_empty()
+                    || r.matches
+                        .iter()
+                        .any(|m| m.applies(port, vips, labels, namespace))
+            })
         });
-    let clusters: Vec<(String, u32)> = match route {
-        Some(r) => r
-            .destinations
-            .iter()
-            .filter(|d| d.weight > 0 || r.destinations.len() == 1)
-            .map(|d| (dests.cluster(d, port), d.weight))
-            .collect(),
+    match route {
+        Some(r) => weighted(dests, &r.destinations, port),
         None => vec![(default.to_string(), 100)],
-    };
+    }
+}
+
+/// Cluster names with their weights, as `tcp_proxy` takes them.
+type WeightedClusters = Vec<(String, u32)>;
+
+/// The weighted clusters of destinations; the black hole when every weight
+/// is zero.
+fn weighted(
+    dests: &Destinations<'_>,
+    to: &[rudder_model::Destination],
+    port: u16,
+) -> WeightedClusters {
+    let clusters: Vec<(String, u32)> = to
+        .iter()
+        .filter(|d| d.weight > 0 || to.len() == 1)
+        .map(|d| (dests.cluster(d, port), d.weight))
+        .collect();
     if clusters.is_empty() {
         vec![(BLACKHOLE_CLUSTER.to_string(), 100)]
     } else {
         clusters
     }
+}
+
+/// The TLS routes of a service port that apply to this proxy, in order, as
+/// (SNI names, weighted clusters): one chain each, matched by the SNI the
+/// TLS inspector reads. A name an earlier route took stays with it (first
+/// match wins, and Envoy refuses two chains alike).
+fn tls_clusters(
+    dests: &Destinations<'_>,
+    hostname: &str,
+    port: u16,
+    vips: &[IpAddr],
+    labels: &Labels,
+) -> Vec<(Vec<String>, WeightedClusters)> {
+    let namespace = dests.scope.namespace.as_str();
+    let Some(table) = dests.scope.route_table(dests.snapshot, hostname) else {
+        return Vec::new();
+    };
+    let mut taken = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in &table.tls {
+        let snis: Vec<String> = r
+            .matches
+            .iter()
+            .filter(|m| m.tcp.applies(port, vips, labels, namespace))
+            .flat_map(|m| m.sni_hosts.iter().cloned())
+            .filter(|s| taken.insert(s.clone()))
+            .collect();
+        if !snis.is_empty() {
+            out.push((snis, weighted(dests, &r.destinations, port)));
+        }
+    }
+    out
 }
 
 /// Listener resources by name.
@@ -337,7 +412,8 @@ fn vip_listeners(
         let mut v = Version::new("lds-vip").with(&svc.hostname);
         let tcp = sniffed.then(|| {
             let default = ClusterName::outbound(port, None, &svc.hostname).to_string();
-            let clusters = tcp_clusters(&dests, &svc.hostname, port, &default, labels);
+            let vips: Vec<IpAddr> = svc.vips().collect();
+            let clusters = tcp_clusters(&dests, &svc.hostname, port, &vips, &default, labels);
             let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
             v.add(&(&clusters, timeouts));
             TcpFallback {
@@ -435,13 +511,6 @@ fn vip_listener(
 
 /// Envoy's name of the HTTP inspector listener filter.
 const HTTP_INSPECTOR_FILTER: &str = "envoy.filters.listener.http_inspector";
-
-fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) -> bool {
-    r.matches.is_empty()
-        || r.matches
-            .iter()
-            .any(|m| m.port.is_none_or(|p| p == port) && m.applies_to_source(labels, namespace))
-}
 
 /// The listeners of one proxy: `virtual`, plus `virtualInbound` when the
 /// inbound capture port differs, then the shared `<VIP>_<port>` listeners of
@@ -547,7 +616,7 @@ fn one_capture_port_listener(
             dual_stack(proxy),
             chains,
             passthrough(),
-            security.tls_inspector(),
+            tls_inspector_on([security.permissive_ports(), outbound.tls_ports.clone()].concat()),
         ),
     )
 }
@@ -570,7 +639,7 @@ fn two_capture_port_listeners(
         dual_stack(proxy),
         chains,
         passthrough(),
-        None,
+        tls_inspector_on(outbound.tls_ports.clone()),
     );
     let mut chains: Vec<FilterChain> = inbound
         .iter()
@@ -583,7 +652,7 @@ fn two_capture_port_listeners(
         dual_stack(proxy),
         chains,
         security.passthrough(inbound_passthrough_chain()),
-        security.tls_inspector(),
+        tls_inspector_on(security.permissive_ports()),
     );
     vec![
         (VIRTUAL_LISTENER, virtual_listener),

@@ -382,3 +382,85 @@ fn headless_services_keep_the_pod_the_client_resolved() {
         ["198.18.0.50", "198.18.0.51", "198.18.0.52"]
     );
 }
+
+#[test]
+fn tls_routes_choose_by_sni_on_the_service_port() {
+    // A VirtualService `tls` route: the capture listener's chain for the
+    // service's VIP and port, matched by the SNI the TLS inspector reads,
+    // goes to the route's destination; other names keep the service's own
+    // cluster. A TCP match's destinationSubnets holds for a VIP inside them.
+    let secure = host("secure");
+    let sni = |names: &[&str], to: &str| TlsRoute {
+        matches: vec![TlsMatch {
+            sni_hosts: names.iter().map(|s| s.to_string()).collect(),
+            tcp: TcpMatch::default(),
+        }],
+        destinations: vec![dest(&host(to), None, 100)],
+    };
+    let mut table = mk_route_table(NS, "secure", &[&secure], vec![], vec![]);
+    table.tls = vec![
+        sni(&[&secure, "api.example.com"], "reviews"),
+        sni(&["api.example.com", "*.example.com"], "ratings"),
+    ];
+    let elsewhere = TcpRoute {
+        matches: vec![TcpMatch {
+            destination_subnets: vec![Cidr::parse("10.0.0.0/8").unwrap()],
+            ..Default::default()
+        }],
+        destinations: vec![dest(&host("ratings"), None, 100)],
+    };
+    table.tcp = vec![elsewhere];
+    let s = bookinfo()
+        .service(mk_service(
+            "secure",
+            NS,
+            "198.19.0.99",
+            vec![mk_port("https", 443, 8443)],
+            &[("app", "secure")],
+        ))
+        .route_table(table)
+        .build();
+    let j = golden("tls_routes", &s, &proxy(&s, "productpage-v1"));
+    let virt = &j["lds"]["virtual"];
+    let chains = virt["filterChains"].as_array().unwrap();
+    let find = |n: &str| {
+        chains
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let base = format!("outbound|443||{secure}");
+    let first = find(&format!("{base}|tls|0"));
+    assert_eq!(
+        first["filterChainMatch"]["serverNames"],
+        json!([secure, "api.example.com"])
+    );
+    assert_eq!(first["filterChainMatch"]["transportProtocol"], "tls");
+    assert_eq!(
+        first["filters"][0]["typedConfig"]["cluster"],
+        format!("outbound|9080||{}", host("reviews")),
+        "its only port"
+    );
+    // api.example.com stays with the first route.
+    let second = find(&format!("{base}|tls|1"));
+    assert_eq!(
+        second["filterChainMatch"]["serverNames"],
+        json!(["*.example.com"])
+    );
+    // Other names: the service itself (the TCP route's subnet misses the VIP).
+    assert_eq!(
+        find(&base)["filters"][0]["typedConfig"]["cluster"],
+        base.as_str()
+    );
+    // The TLS inspector runs on port 443.
+    let inspector = virt["listenerFilters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "envoy.filters.listener.tls_inspector")
+        .expect("TLS inspector");
+    assert!(
+        inspector["filterDisabled"].to_string().contains("443"),
+        "{inspector}"
+    );
+}

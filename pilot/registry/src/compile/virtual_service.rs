@@ -4,7 +4,7 @@ use rudder_config::virtual_service as vs;
 use rudder_model::{
     is_authority_header, is_internal_header, AbortFault, DelayFault, Destination, DirectResponse,
     Fault, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute, Mirror, Percent, Redirect,
-    Retries, Rewrite, RouteTable, RuleRef, TcpMatch, TcpRoute, MESH_GATEWAY,
+    Retries, Rewrite, RouteTable, RuleRef, TcpMatch, TcpRoute, TlsMatch, TlsRoute, MESH_GATEWAY,
 };
 
 use super::Ctx;
@@ -42,6 +42,12 @@ pub fn compile(
         .enumerate()
         .map(|(i, r)| tcp_route(r, &format!("spec.tcp[{i}]"), ns, cx, ck))
         .collect::<Vec<_>>();
+    let tls = spec
+        .tls
+        .iter()
+        .enumerate()
+        .map(|(i, r)| tls_route(r, &format!("spec.tls[{i}]"), &spec.hosts, ns, cx, ck))
+        .collect::<Vec<_>>();
     // Istio: a rule naming gateways but not `mesh` is not applied to sidecars.
     if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == MESH_GATEWAY) {
         ck.warn(
@@ -64,6 +70,7 @@ pub fn compile(
         export_to: spec.export_to.clone(),
         http: http.into_iter().flatten().collect(),
         tcp: tcp.into_iter().flatten().collect(),
+        tls: tls.into_iter().flatten().collect(),
     })
 }
 
@@ -512,38 +519,139 @@ fn tcp_route(
     cx: &Ctx<'_>,
     ck: &mut Checker,
 ) -> Option<TcpRoute> {
+    let matches = r
+        .matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            l4_match(
+                &format!("{at}.match[{i}]"),
+                &m.destination_subnets,
+                m.port,
+                &m.source_labels,
+                m.source_namespace.as_ref(),
+                &m.gateways,
+                ck,
+            )
+        })
+        .collect();
+    let destinations = l4_destinations(&r.route, at, ns, cx, ck);
+    Some(TcpRoute {
+        matches,
+        destinations,
+    })
+}
+
+/// A TLS route: Istio's rules are those of a TCP route, plus at least one
+/// match, each with SNI names that a host of the rule covers.
+fn tls_route(
+    r: &vs::TlsRoute,
+    at: &str,
+    hosts: &[String],
+    ns: &str,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Option<TlsRoute> {
+    if r.matches.is_empty() {
+        ck.error(
+            format!("{at}.match"),
+            "a TLS route needs at least one match (sniHosts)",
+        );
+    }
     let mut matches = Vec::new();
     for (i, m) in r.matches.iter().enumerate() {
         let f = format!("{at}.match[{i}]");
-        for (j, cidr) in m.destination_subnets.iter().enumerate() {
-            if !valid_cidr(cidr) {
+        if m.sni_hosts.is_empty() {
+            ck.error(format!("{f}.sniHosts"), "at least one SNI host is required");
+        }
+        for (j, sni) in m.sni_hosts.iter().enumerate() {
+            let fqdn = |h: &str| cx.resolve(h, ns);
+            if !hosts
+                .iter()
+                .any(|h| host_covers(&fqdn(h), &fqdn(sni)) || host_covers(h, sni))
+            {
                 ck.error(
-                    format!("{f}.destinationSubnets[{j}]"),
-                    format!("invalid CIDR {cidr:?}"),
+                    format!("{f}.sniHosts[{j}]"),
+                    format!(
+                        "{sni:?} is not covered by any host of the rule ({})",
+                        hosts.join(", ")
+                    ),
                 );
             }
         }
-        if !m.destination_subnets.is_empty() {
-            ck.warn(
-                format!("{f}.destinationSubnets"),
-                "destinationSubnets is not supported yet; the match ignores it",
-            );
-        }
-        let port = m.port.and_then(|p| ck.port(format!("{f}.port"), p.into()));
-        matches.push(TcpMatch {
-            port,
-            source_labels: m.source_labels.clone(),
-            source_namespace: m.source_namespace.clone(),
-            gateways: m.gateways.clone(),
+        let tcp = l4_match(
+            &f,
+            &m.destination_subnets,
+            m.port,
+            &m.source_labels,
+            m.source_namespace.as_ref(),
+            &m.gateways,
+            ck,
+        );
+        matches.push(TlsMatch {
+            sni_hosts: m.sni_hosts.clone(),
+            tcp,
         });
     }
-    if r.route.is_empty() {
+    let destinations = l4_destinations(&r.route, at, ns, cx, ck);
+    Some(TlsRoute {
+        matches,
+        destinations,
+    })
+}
+
+/// Whether `host` (possibly `*.suffix` or `*`) covers `name`.
+fn host_covers(host: &str, name: &str) -> bool {
+    match host.strip_prefix('*') {
+        Some(suffix) => name.ends_with(suffix),
+        None => host == name,
+    }
+}
+
+/// The conditions a TCP or TLS match shares.
+fn l4_match(
+    f: &str,
+    destination_subnets: &[String],
+    port: Option<u32>,
+    source_labels: &std::collections::BTreeMap<String, String>,
+    source_namespace: Option<&String>,
+    gateways: &[String],
+    ck: &mut Checker,
+) -> TcpMatch {
+    let mut subnets = Vec::new();
+    for (j, cidr) in destination_subnets.iter().enumerate() {
+        match rudder_model::Cidr::parse(cidr).filter(|_| valid_cidr(cidr)) {
+            Some(c) => subnets.push(c),
+            None => ck.error(
+                format!("{f}.destinationSubnets[{j}]"),
+                format!("invalid CIDR {cidr:?}"),
+            ),
+        }
+    }
+    let port = port.and_then(|p| ck.port(format!("{f}.port"), p.into()));
+    TcpMatch {
+        port,
+        destination_subnets: subnets,
+        source_labels: source_labels.clone(),
+        source_namespace: source_namespace.cloned(),
+        gateways: gateways.to_vec(),
+    }
+}
+
+/// The weighted destinations of a TCP or TLS route (at least one).
+fn l4_destinations(
+    route: &[vs::RouteDestination],
+    at: &str,
+    ns: &str,
+    cx: &Ctx<'_>,
+    ck: &mut Checker,
+) -> Vec<Destination> {
+    if route.is_empty() {
         ck.error(format!("{at}.route"), "at least one route is required");
     }
-    let weights: Vec<_> = r.route.iter().map(|d| d.weight).collect();
+    let weights: Vec<_> = route.iter().map(|d| d.weight).collect();
     let ws = weights_of(&weights, &format!("{at}.route"), ck);
-    let destinations = r
-        .route
+    route
         .iter()
         .zip(ws)
         .enumerate()
@@ -557,11 +665,7 @@ fn tcp_route(
             )
             .map(|d| Destination { weight: w, ..d })
         })
-        .collect();
-    Some(TcpRoute {
-        matches,
-        destinations,
-    })
+        .collect()
 }
 
 fn valid_cidr(s: &str) -> bool {
