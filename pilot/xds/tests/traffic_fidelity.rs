@@ -92,6 +92,63 @@ fn host_header_set_is_served_as_a_rewrite() {
     assert_eq!(seen("/plain"), "httpbin");
 }
 
+/// Retries through sleep's generated route: httpbin's app answers the first
+/// `GET /flaky` with 503 and the next with 200. A VirtualService's
+/// `retries: {attempts: 2, retryOn: "503"}` (and Istio's default policy,
+/// without a rule) gives the client the 200 after two requests upstream;
+/// `attempts: 0` turns retries off and the client gets the 503.
+#[test]
+fn retries_on_503_reach_the_second_attempt() {
+    use rudder_model::{HttpRoute, Retries};
+    use std::sync::atomic::Ordering;
+    let Some(bin) = rudder_test_support::envoy_bin("retries_on_503_reach_the_second_attempt")
+    else {
+        return;
+    };
+    let httpbin = fqdn("httpbin", NS);
+    let with_retries = |attempts: u32, retry_on: Option<&str>| {
+        let (retry_on, status_codes) = retry_on
+            .map(|r| Retries::parse_retry_on(r).unwrap())
+            .unwrap_or_default();
+        HttpRoute {
+            retries: Some(Retries {
+                attempts,
+                per_try_timeout: None,
+                retry_on,
+                status_codes,
+                remote_localities: false,
+                ignore_previous_hosts: None,
+                backoff: None,
+            }),
+            ..mk_http_route(vec![dest(&httpbin, None, 100)])
+        }
+    };
+    let cases = [
+        ("retryOn 503", Some(with_retries(2, Some("503"))), "200", 2),
+        ("default policy", None, "200", 2),
+        ("attempts 0", Some(with_retries(0, None)), "503", 1),
+    ];
+    for (case, route, status, upstream_requests) in cases {
+        let (app, seen) = flaky();
+        let tables = route
+            .map(|r| vec![mk_route_table(NS, "httpbin", &[&httpbin], vec![r], vec![])])
+            .unwrap_or_default();
+        let lo = loopback_to(&bin, "mtls: {mode: STRICT}", None, tables, app);
+        let out = raw_get(lo.as_sleep, "/flaky")
+            .unwrap_or_else(|e| panic!("{case}: no answer: {e}\n{}", lo.log()));
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status}")),
+            "{case}: {out}\n{}",
+            lo.log()
+        );
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            upstream_requests,
+            "{case}: requests upstream"
+        );
+    }
+}
+
 /// An ExternalName Service carries traffic: sleep's generated route table of
 /// the port sends Host `payments...` to the generated STRICT_DNS cluster,
 /// which resolves the external name (`localhost` here) at the service port.
