@@ -147,9 +147,14 @@ pub(crate) fn envoy_routes(
             ..base
         }];
     }
+    // Istio names a route `<route name>.<match name>` when the match has a name.
     matches
         .iter()
         .map(|m| Route {
+            name: match &m.name {
+                Some(n) => format!("{}.{n}", base.name),
+                None => base.name.clone(),
+            },
             r#match: Some(route_match(m)),
             ..base.clone()
         })

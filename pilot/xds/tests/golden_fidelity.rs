@@ -306,16 +306,23 @@ fn empty_header_matches_are_presence_matches() {
         ]
         .into(),
         query_params: [("debug".to_string(), StringMatch::Present)].into(),
+        name: Some("present".into()),
         ..Default::default()
     };
     let s = reviews_route(vec![
         HttpRoute {
+            name: Some("r".into()),
             matches: vec![m],
             ..to_v1()
         },
         to_v1(),
     ]);
     let j = golden("header_presence", &s, &proxy(&s, "productpage-v1"));
+    // Istio's route name: `<route name>.<match name>`.
+    assert_eq!(
+        vhost_routes(&j, 9080, &host("reviews"))[0]["name"],
+        "r.present"
+    );
     let r = &vhost_routes(&j, 9080, &host("reviews"))[0]["match"];
     assert_eq!(
         r["headers"],
