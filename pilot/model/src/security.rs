@@ -88,13 +88,16 @@ pub struct PeerAuthn {
     pub port_level: BTreeMap<u16, MtlsMode>,
 }
 
-/// ALLOW or DENY.
+/// ALLOW, DENY or AUDIT.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum AuthzAction {
     /// A request must match some ALLOW policy once any applies.
     Allow,
     /// A matching request is refused (evaluated before ALLOW).
     Deny,
+    /// A matching request is marked for audit logging (Envoy's RBAC `LOG`
+    /// action sets the `access_log_hint` metadata); it decides nothing.
+    Audit,
 }
 
 /// A string pattern as AuthorizationPolicy writes it: `*`, `prefix*`,
@@ -260,6 +263,10 @@ pub enum Condition {
     SourcePrincipal(Values<PrincipalMatch>),
     /// `destination.port`.
     DestinationPort(Values<u16>),
+    /// `destination.ip`: the address the connection was sent to.
+    DestinationIp(Values<Cidr>),
+    /// `connection.sni`: the TLS server name the client asked for.
+    ConnectionSni(Values<Pattern>),
 }
 
 impl Condition {

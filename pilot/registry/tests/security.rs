@@ -41,6 +41,12 @@ fn each_security_rule_reports_field_and_reason() {
         ("when bad ip", rule("when: [{key: source.ip, values: [nope]}]"), "spec.rules[0].when[0].values[0]", "\"nope\" is not a valid IP address or CIDR block"),
         ("when bad principal", rule("when: [{key: source.principal, notValues: [sleep]}]"), "spec.rules[0].when[0].notValues[0]", "\"sleep\" is not a principal of the form <trust-domain>/ns/<namespace>/sa/<serviceaccount>"),
         ("provider without CUSTOM", format!("{AP}  provider: {{name: ext}}\n"), "spec.provider", "provider is only allowed with action CUSTOM"),
+        ("custom", format!("{AP}  action: CUSTOM\n  provider: {{name: ext}}\n"), "spec.action", "CUSTOM (external authorization) is not served by Rudder; dropping the policy would let through what it should check, so it is refused"),
+        ("when request.auth", rule("when: [{key: \"request.auth.claims[iss]\", values: [x]}]"), "spec.rules[0].when[0].key", "\"request.auth.claims[iss]\" is not supported by Rudder"),
+        ("when destination.ip not an ip", rule("when: [{key: destination.ip, values: [x]}]"), "spec.rules[0].when[0].values[0]", "\"x\" is not a valid IP address or CIDR block"),
+        ("target group", format!("{AP}  targetRefs: [{{group: example.com, kind: Gateway, name: gw}}]\n"), "spec.targetRefs[0].group", "group \"example.com\": expected gateway.networking.k8s.io, \"\" (core) or networking.istio.io"),
+        ("target kind", format!("{AP}  targetRef: {{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}}\n"), "spec.targetRef.kind", "kind \"HTTPRoute\" of group \"gateway.networking.k8s.io\": expected Gateway, GatewayClass, Service or ServiceEntry"),
+        ("target namespace", format!("{AP}  targetRefs: [{{group: \"\", kind: Service, name: web, namespace: other}}]\n"), "spec.targetRefs[0].namespace", "a target in another namespace; it must be the policy's own (default)"),
     ];
     for (name, yaml, field, message) in cases {
         let r = validate(&[("policy.yaml", &yaml)]);
@@ -84,6 +90,7 @@ fn istio_accepts_these_policies() {
         format!("{AP}  {{}}\n"),
         format!("{AP}  rules: [{{}}]\n"),
         format!("{AP}  action: DENY\n  rules:\n  - from: [{{source: {{principals: [\"*\", \"cluster.local/ns/a/*\", \"*/sa/b\"], namespaces: [\"*\"], ipBlocks: [10.0.0.1, \"2001:db8::/32\"]}}}}]\n    to: [{{operation: {{methods: [GET], paths: [\"*.html\", \"/api*\"], ports: [\"8080\"], hosts: [\"*.example.com\"]}}}}]\n    when: [{{key: \"request.headers[x-a]\", values: [\"*\"]}}, {{key: destination.port, values: [\"80\"]}}, {{key: source.namespace, notValues: [foo]}}]\n"),
+        format!("{AP}  action: AUDIT\n  rules:\n  - when: [{{key: destination.ip, values: [10.0.0.0/8]}}, {{key: connection.sni, notValues: [\"*.internal\"]}}]\n"),
         format!("{PA}  mtls: {{mode: UNSET}}\n"),
         format!("{PA}  selector: {{matchLabels: {{app: a}}}}\n  portLevelMtls:\n    8080: {{mode: PERMISSIVE}}\n"),
     ] {
@@ -97,10 +104,8 @@ fn istio_accepts_these_policies() {
 fn unsupported_features_are_warnings() {
     let root_pa = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: rudder-system}\nspec:\n  selector: {matchLabels: {app: a}}\n  mtls: {mode: STRICT}\n";
     let cases: Vec<(&str, String, &str, &str)> = vec![
-        ("audit", format!("{AP}  action: AUDIT\n"), "spec.action", "AUDIT is not supported by Rudder; the policy is not applied"),
-        ("custom", format!("{AP}  action: CUSTOM\n  provider: {{name: ext}}\n"), "spec.action", "CUSTOM is not supported by Rudder; the policy is not applied"),
         ("request principals", rule("from: [{source: {requestPrincipals: [\"*\"]}}]"), "spec.rules[0].from[0].source.requestPrincipals", "requestPrincipals is not supported by Rudder (no JWT validation): no request has a request principal"),
-        ("targetRef", format!("{AP}  targetRef: {{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}\n"), "spec.targetRef", "targetRef is not supported by Rudder (sidecars use selector); the policy is not applied"),
+        ("targetRef", format!("{AP}  targetRef: {{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}\n"), "spec.targetRef", "a policy with a target applies to gateways and waypoints, never to sidecars (as in Istio): no sidecar gets it"),
         ("selector in root namespace", root_pa.to_string(), "spec.selector", "a selector in the root namespace rudder-system selects workloads of that namespace only, not mesh-wide"),
     ];
     for (name, yaml, field, message) in cases {

@@ -68,6 +68,7 @@ pub(crate) fn network_filters(policies: &[&AuthzPolicy]) -> Vec<Filter> {
             let stat_prefix = match action {
                 AuthzAction::Deny => "tcp.rbac_deny.",
                 AuthzAction::Allow => "tcp.rbac_allow.",
+                AuthzAction::Audit => "tcp.rbac_audit.",
             };
             network_filter(
                 NETWORK_RBAC_FILTER,
@@ -82,7 +83,8 @@ pub(crate) fn network_filters(policies: &[&AuthzPolicy]) -> Vec<Filter> {
 }
 
 fn rbac_configs(policies: &[&AuthzPolicy], tcp: bool) -> Vec<(AuthzAction, Rbac)> {
-    [AuthzAction::Deny, AuthzAction::Allow]
+    // Istio's order: AUDIT (logs whatever follows decides), DENY, ALLOW.
+    [AuthzAction::Audit, AuthzAction::Deny, AuthzAction::Allow]
         .into_iter()
         .filter(|a| policies.iter().any(|p| p.action == *a))
         .map(|action| {
@@ -90,12 +92,13 @@ fn rbac_configs(policies: &[&AuthzPolicy], tcp: bool) -> Vec<(AuthzAction, Rbac)
                 action: match action {
                     AuthzAction::Allow => Action::Allow,
                     AuthzAction::Deny => Action::Deny,
+                    AuthzAction::Audit => Action::Log,
                 } as i32,
                 ..Default::default()
             };
             for p in policies.iter().filter(|p| p.action == action) {
                 for (i, r) in p.rules.iter().enumerate() {
-                    if tcp && action == AuthzAction::Allow && r.is_http_only() {
+                    if tcp && action != AuthzAction::Deny && r.is_http_only() {
                         continue;
                     }
                     rules.policies.insert(p.rule_name(i), policy(r, tcp));
@@ -131,6 +134,22 @@ fn policy(r: &AuthzRule, tcp: bool) -> Policy {
             Condition::DestinationPort(v) => {
                 permissions.extend(values(v, |p| port(*p), or_rules, not_rule))
             }
+            Condition::DestinationIp(v) => permissions.extend(values(
+                v,
+                |c| Permission {
+                    rule: Some(permission::Rule::DestinationIp(cidr(c))),
+                },
+                or_rules,
+                not_rule,
+            )),
+            Condition::ConnectionSni(v) => permissions.extend(values(
+                v,
+                |p| Permission {
+                    rule: Some(permission::Rule::RequestedServerName(matcher(p))),
+                },
+                or_rules,
+                not_rule,
+            )),
             Condition::SourceIp(v) => principals.extend(values(v, direct_ip, or_ids, not_id)),
             Condition::RemoteIp(v) => principals.extend(values(v, remote_ip, or_ids, not_id)),
             Condition::SourceNamespace(v) => {

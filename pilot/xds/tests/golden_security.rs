@@ -545,6 +545,44 @@ fn authz_when_request_header() {
 }
 
 #[test]
+fn authz_audit_logs_first_and_destination_conditions() {
+    // AUDIT is Envoy's RBAC LOG action, before DENY and ALLOW (Istio's order);
+    // `destination.ip` and `connection.sni` are permissions.
+    let audit = authz(NS, "audit", "action: AUDIT\nrules:\n- when:\n  - {key: destination.ip, values: [198.18.1.0/24]}\n  - {key: connection.sni, notValues: [\"*.internal\"]}\n");
+    let deny = authz(
+        NS,
+        "no-admin",
+        "action: DENY\nrules:\n- to:\n  - operation: {paths: [\"/admin\"]}\n",
+    );
+    let s = mesh()
+        .authorization_policy(deny)
+        .authorization_policy(audit)
+        .build();
+    let j = golden("sec_authz_audit", &s, &proxy(&s, "httpbin-v1"));
+    let rbac = http_rbac(chain(&j, "virtual", "inbound|8000"));
+    assert_eq!(
+        rbac.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["LOG", "DENY"]
+    );
+    let perms =
+        &rbac[0].1["ns[default]-policy[audit]-rule[0]"]["permissions"][0]["andRules"]["rules"];
+    assert_eq!(
+        perms[0],
+        json!({"destinationIp": {"addressPrefix": "198.18.1.0", "prefixLen": 24}})
+    );
+    assert_eq!(
+        perms[1],
+        json!({"notRule": {"requestedServerName": {"suffix": ".internal"}}})
+    );
+    // TCP chains get the network filter with its own stat prefix.
+    let pass = chain(&j, "virtual", "inbound-passthrough");
+    assert_eq!(
+        pass["filters"][0]["typedConfig"]["statPrefix"],
+        "tcp.rbac_audit."
+    );
+}
+
+#[test]
 fn authz_on_tcp_uses_network_rbac() {
     let allow = authz(
         NS,

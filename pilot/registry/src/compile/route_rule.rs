@@ -34,6 +34,7 @@ pub fn compile(
         namespace: key.namespace.clone(),
         name: key.name.clone(),
     };
+    no_labels(&spec.destination, "spec.destination", ck);
     let host = service_host(
         &spec.destination,
         "spec.destination",
@@ -62,6 +63,12 @@ pub fn compile(
         .as_ref()
         .and_then(|t| t.simple_timeout.as_ref())
         .and_then(|t| {
+            if t.override_header_name.is_some() {
+                ck.error(
+                    "spec.httpReqTimeout.simpleTimeout.overrideHeaderName",
+                    OVERRIDE_HEADER,
+                );
+            }
             ck.opt_duration(
                 "spec.httpReqTimeout.simpleTimeout.timeout",
                 t.timeout.as_ref(),
@@ -134,7 +141,7 @@ fn route_match(spec: &v2::RouteRuleSpec, ns: &str, cx: &Ctx<'_>, ck: &mut Checke
     };
     if let Some(src) = &mc.source {
         if !src.name.is_empty() {
-            let src_host = cx.resolve(&src.name, src.namespace.as_deref().unwrap_or(ns));
+            let src_host = istio_host(src, ns, cx);
             match cx.services.map(|s| s.get(&src_host)) {
                 Some(Some(svc)) => m.source_labels.extend(svc.selector.clone()),
                 Some(None) => ck.warn(
@@ -165,6 +172,19 @@ fn route_match(spec: &v2::RouteRuleSpec, ns: &str, cx: &Ctx<'_>, ck: &mut Checke
     m
 }
 
+/// A RouteRule's destinations are hosts; their `labels` would select nothing.
+fn no_labels(s: &v2::IstioService, at: &str, ck: &mut Checker) {
+    if !s.labels.is_empty() {
+        ck.error(
+            format!("{at}.labels"),
+            "the labels of a route destination select nothing; name the version with the route's labels (route[].labels)",
+        );
+    }
+}
+
+/// Why `overrideHeaderName` is refused.
+const OVERRIDE_HEADER: &str = "Envoy reads only its own x-envoy-upstream-rq-timeout-ms and x-envoy-max-retries headers; another header name cannot be served";
+
 /// `httpReqRetries.simpleRetry`; `None` when absent or invalid.
 fn retries(spec: &v2::RouteRuleSpec, ck: &mut Checker) -> Option<Retries> {
     let r = spec
@@ -182,6 +202,12 @@ fn retries(spec: &v2::RouteRuleSpec, ck: &mut Checker) -> Option<Retries> {
         "spec.httpReqRetries.simpleRetry.perTryTimeout",
         r.per_try_timeout.as_ref(),
     );
+    if r.override_header_name.is_some() {
+        ck.error(
+            "spec.httpReqRetries.simpleRetry.overrideHeaderName",
+            OVERRIDE_HEADER,
+        );
+    }
     Some(Retries {
         attempts: r.attempts as u32,
         per_try_timeout,
@@ -281,6 +307,7 @@ fn routes(
         total += i64::from(w);
         let dhost = match &r.destination {
             Some(d) => {
+                no_labels(d, &format!("{at}.destination"), ck);
                 service_host(d, &format!("{at}.destination"), ns, cx, ck).unwrap_or_default()
             }
             None => host.to_string(),
@@ -314,13 +341,19 @@ fn service_host(
         ck.error(format!("{at}.name"), "service name must not be empty");
         return None;
     }
-    let ns = s.namespace.as_deref().unwrap_or(ns);
-    let host = match &s.domain {
-        Some(d) if !s.name.contains('.') => format!("{}.{ns}.svc.{d}", s.name),
-        _ => cx.resolve(&s.name, ns),
-    };
+    let host = istio_host(s, ns, cx);
     cx.check_host(ck, &format!("{at}.name"), &host);
     Some(host)
+}
+
+/// The hostname an `IstioService` names: `name.namespace.svc.domain` with its
+/// own namespace and domain where set, else the rule's.
+fn istio_host(s: &v2::IstioService, ns: &str, cx: &Ctx<'_>) -> Hostname {
+    let ns = s.namespace.as_deref().unwrap_or(ns);
+    match &s.domain {
+        Some(d) if !s.name.contains('.') => format!("{}.{ns}.svc.{d}", s.name),
+        _ => cx.resolve(&s.name, ns),
+    }
 }
 
 /// The subset of `host` selecting exactly `labels` (see the module doc).

@@ -61,7 +61,8 @@ pub fn peer_authentication(
 }
 
 /// Compiles an AuthorizationPolicy; `None` when it has errors or is of a kind
-/// Rudder does not serve (AUDIT, CUSTOM: a warning, the policy is not applied).
+/// Rudder does not serve (CUSTOM is refused; one with a target applies to no
+/// sidecar, as in Istio).
 pub fn authorization_policy(
     spec: &AuthorizationPolicySpec,
     key: &ObjectKey,
@@ -71,10 +72,11 @@ pub fn authorization_policy(
     let action = match spec.action.as_deref().unwrap_or("ALLOW") {
         "ALLOW" => Some(AuthzAction::Allow),
         "DENY" => Some(AuthzAction::Deny),
-        a @ ("AUDIT" | "CUSTOM") => {
-            ck.warn(
+        "AUDIT" => Some(AuthzAction::Audit),
+        "CUSTOM" => {
+            ck.error(
                 "spec.action",
-                format!("{a} is not supported by Rudder; the policy is not applied"),
+                "CUSTOM (external authorization) is not served by Rudder; dropping the policy would let through what it should check, so it is refused",
             );
             None
         }
@@ -98,9 +100,23 @@ pub fn authorization_policy(
         } else {
             "spec.targetRefs"
         };
-        ck.warn(field, "targetRef is not supported by Rudder (sidecars use selector); the policy is not applied");
+        ck.warn(field, "a policy with a target applies to gateways and waypoints, never to sidecars (as in Istio): no sidecar gets it");
         if selector.is_some() {
             ck.error(field, "targetRef and selector are mutually exclusive");
+        }
+        if spec.target_ref.is_some() && !spec.target_refs.is_empty() {
+            ck.error(
+                field,
+                "set targetRefs only (targetRef is its deprecated single form)",
+            );
+        }
+        let refs = spec
+            .target_ref
+            .iter()
+            .map(|r| (r, "spec.targetRef".to_string()));
+        let list = spec.target_refs.iter().enumerate();
+        for (r, at) in refs.chain(list.map(|(i, r)| (r, format!("spec.targetRefs[{i}]")))) {
+            target_ref(r, &at, &key.namespace, ck);
         }
     }
     let rules: Vec<AuthzRule> = spec
@@ -282,6 +298,41 @@ fn operation(o: &sec::Operation, at: &str, ck: &mut Checker) -> OperationMatch {
     }
 }
 
+/// Istio's rules for a policy target: a Gateway or GatewayClass of the
+/// Gateway API, a Service, or a ServiceEntry, in the policy's namespace.
+fn target_ref(r: &sec::PolicyTargetReference, at: &str, namespace: &str, ck: &mut Checker) {
+    let known = [
+        ("gateway.networking.k8s.io", "Gateway"),
+        ("gateway.networking.k8s.io", "GatewayClass"),
+        ("", "Service"),
+        ("core", "Service"),
+        ("networking.istio.io", "ServiceEntry"),
+    ];
+    if !known.iter().any(|(g, _)| *g == r.group) {
+        ck.error(
+            format!("{at}.group"),
+            format!("group {:?}: expected gateway.networking.k8s.io, \"\" (core) or networking.istio.io", r.group),
+        );
+    } else if !known.contains(&(r.group.as_str(), r.kind.as_str())) {
+        ck.error(
+            format!("{at}.kind"),
+            format!(
+                "kind {:?} of group {:?}: expected Gateway, GatewayClass, Service or ServiceEntry",
+                r.kind, r.group
+            ),
+        );
+    }
+    if r.name.is_empty() {
+        ck.error(format!("{at}.name"), "name is required");
+    }
+    if r.namespace.as_deref().is_some_and(|n| n != namespace) {
+        ck.error(
+            format!("{at}.namespace"),
+            format!("a target in another namespace; it must be the policy's own ({namespace})"),
+        );
+    }
+}
+
 fn condition(c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition> {
     if c.values.is_empty() && c.not_values.is_empty() {
         ck.error(at, "at least one of values or notValues is required");
@@ -309,6 +360,12 @@ fn condition(c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition
         "destination.port" => {
             Condition::DestinationPort(values(&c.values, &c.not_values, at, "values", ck, port))
         }
+        "destination.ip" => {
+            Condition::DestinationIp(values(&c.values, &c.not_values, at, "values", ck, cidr))
+        }
+        "connection.sni" => {
+            Condition::ConnectionSni(values(&c.values, &c.not_values, at, "values", ck, pattern))
+        }
         _ => match key
             .strip_prefix("request.headers[")
             .and_then(|k| k.strip_suffix(']'))
@@ -326,10 +383,7 @@ fn condition(c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition
                 );
                 return None;
             }
-            None if key.starts_with("request.auth.")
-                || key.starts_with("destination.")
-                || key == "connection.sni" =>
-            {
+            None if key.starts_with("request.auth.") => {
                 ck.error(
                     format!("{at}.key"),
                     format!("{key:?} is not supported by Rudder"),
@@ -480,6 +534,9 @@ pub fn warn_http_rules_on_tcp(
             let what = match policy.action {
                 AuthzAction::Allow => {
                     "Istio ignores this ALLOW rule there (it matches nothing on TCP)"
+                }
+                AuthzAction::Audit => {
+                    "Istio ignores this AUDIT rule there (it matches nothing on TCP)"
                 }
                 AuthzAction::Deny => {
                     "Istio ignores its HTTP-only fields there (the DENY rule matches more on TCP)"
