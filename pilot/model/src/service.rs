@@ -20,11 +20,15 @@ pub enum Protocol {
     Grpc,
     /// Opaque TCP.
     Tcp,
+    /// Not declared (no known `appProtocol` or port-name prefix): sniffed as
+    /// Istio does. Outbound to a service VIP, Envoy's HTTP inspector sends
+    /// HTTP/1.x and h2c to the port's routes and anything else through as TCP.
+    Unknown,
 }
 
 impl Protocol {
     /// Protocol from `appProtocol` (if set) and the port name, as Istio does.
-    /// Unknown or unnamed ports are TCP (no protocol sniffing in Rudder).
+    /// Unknown or unnamed ports are [`Protocol::Unknown`] (sniffed).
     pub fn detect(app_protocol: Option<&str>, port_name: Option<&str>) -> Self {
         if let Some(p) = app_protocol.and_then(Self::from_name) {
             return p;
@@ -32,7 +36,7 @@ impl Protocol {
         port_name
             .map(|n| n.split('-').next().unwrap_or(n))
             .and_then(Self::from_name)
-            .unwrap_or(Protocol::Tcp)
+            .unwrap_or(Protocol::Unknown)
     }
 
     fn from_name(s: &str) -> Option<Self> {
@@ -47,7 +51,17 @@ impl Protocol {
 
     /// HTTP of any flavour (gets an HTTP connection manager and routes).
     pub fn is_http(self) -> bool {
-        !matches!(self, Protocol::Tcp)
+        !matches!(self, Protocol::Tcp | Protocol::Unknown)
+    }
+
+    /// Whether the protocol is sniffed (HTTP or TCP, decided per connection).
+    pub fn is_sniffed(self) -> bool {
+        matches!(self, Protocol::Unknown)
+    }
+
+    /// Whether some connections get HTTP routes: HTTP, or sniffed.
+    pub fn has_routes(self) -> bool {
+        self.is_http() || self.is_sniffed()
     }
 
     /// Whether the upstream speaks HTTP/2.
@@ -174,8 +188,10 @@ mod tests {
         assert_eq!(Protocol::detect(None, Some("grpc-api")), Protocol::Grpc);
         assert_eq!(Protocol::detect(None, Some("http2")), Protocol::Http2);
         assert_eq!(Protocol::detect(None, Some("tcp-db")), Protocol::Tcp);
-        assert_eq!(Protocol::detect(None, Some("web")), Protocol::Tcp);
-        assert_eq!(Protocol::detect(None, None), Protocol::Tcp);
+        assert_eq!(Protocol::detect(None, Some("mysql")), Protocol::Tcp);
+        assert_eq!(Protocol::detect(None, Some("web")), Protocol::Unknown);
+        assert_eq!(Protocol::detect(None, None), Protocol::Unknown);
+        assert_eq!(Protocol::detect(Some("foo"), None), Protocol::Unknown);
         assert_eq!(Protocol::detect(Some("http"), Some("tcp")), Protocol::Http);
         assert_eq!(
             Protocol::detect(Some("kubernetes.io/h2c"), None),

@@ -6,6 +6,8 @@
 //!  0.0.0.0:<capture_port>, original_dst listener filter, use_original_dst
 //!   ├─ hand-off: a listener at exactly <original dst IP>:<port> takes the connection
 //!   │    <VIP>_<port> (bind_to_port false)   outbound HTTP to a service VIP: HCM, RDS "<host>:<port>"
+//!   │      sniffed port (no protocol declared): HTTP inspector; HTTP/1.x, h2c → that HCM,
+//!   │      anything else → tcp_proxy (weighted if a TCP route splits)
 //!   └─ otherwise the chains of `virtual` itself:
 //!   ├─ dst port P, prefix pod IPs   inbound: HCM (inline route) or tcp_proxy → inbound|P||
 //!   ├─ dst port P, prefix pod IPs   outbound port the pod does not serve → InboundPassthroughCluster
@@ -48,7 +50,7 @@ use envoy_types::pb::{
             },
         },
         extensions::filters::{
-            listener::original_dst::v3::OriginalDst,
+            listener::{http_inspector::v3::HttpInspector, original_dst::v3::OriginalDst},
             network::http_connection_manager::v3::{http_connection_manager::RouteSpecifier, Rds},
         },
     },
@@ -60,7 +62,7 @@ use rudder_model::{
         INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
         VIRTUAL_LISTENER,
     },
-    Labels, Proxy, Scope, Snapshot, TcpRoute,
+    Labels, Protocol, Proxy, Scope, Snapshot, TcpRoute,
 };
 
 use crate::{
@@ -123,7 +125,7 @@ pub(crate) fn outbound_chains(
         .copied()
         .chain(seen.iter().map(|(port, _)| *port))
         .collect();
-    let (vip_listeners, service_routes) = vip_listeners(snapshot, scope, capture_ports);
+    let (vip_listeners, service_routes) = vip_listeners(snapshot, scope, labels, capture_ports);
     let version = version.to_string();
     let mut content_version = Version::new("lds-outbound-content").with(&version);
     for (name, r) in &vip_listeners {
@@ -191,7 +193,7 @@ fn tcp_chains(
         for sp in svc
             .ports
             .iter()
-            .filter(|p| !p.protocol.is_http() && !capture_ports.contains(&p.port))
+            .filter(|p| p.protocol == Protocol::Tcp && !capture_ports.contains(&p.port))
         {
             if !seen.insert((sp.port, vip)) {
                 continue;
@@ -248,30 +250,51 @@ fn tcp_clusters(
 /// Listener resources by name.
 type NamedListeners = Vec<(String, Arc<Resource>)>;
 
-/// The `<VIP>_<port>` listeners of the HTTP service ports in scope (not
-/// captured ports), and the (service, port) route configurations they name.
+/// The `<VIP>_<port>` listeners of the HTTP and sniffed service ports in
+/// scope (not captured ports), and the (service, port) route configurations
+/// they name.
 fn vip_listeners(
     snapshot: &Snapshot,
     scope: &Scope,
+    labels: &Labels,
     capture_ports: &[u16],
 ) -> (NamedListeners, Vec<(String, u16)>) {
     let mut vip_listeners = Vec::new();
     let mut service_routes = Vec::new();
+    let dests = Destinations { snapshot, scope };
     for ((vip, port), svc) in vip_http_ports(snapshot, scope) {
         if capture_ports.contains(&port) {
             continue;
         }
-        let (name, l) = vip_listener(vip, port, &svc.hostname);
-        let v = Version::new("lds-vip").with(&name).with(&svc.hostname);
-        vip_listeners.push((name, resource(v, &l)));
+        let sniffed = svc.port(port).is_some_and(|p| p.protocol.is_sniffed());
+        let mut v = Version::new("lds-vip").with(&svc.hostname);
+        let tcp = sniffed.then(|| {
+            let default = ClusterName::outbound(port, None, &svc.hostname).to_string();
+            let clusters = tcp_clusters(&dests, &svc.hostname, port, &default, labels);
+            v.add(&clusters);
+            (default, clusters)
+        });
+        let (name, l) = vip_listener(vip, port, &svc.hostname, tcp);
+        vip_listeners.push((name.clone(), resource(v.with(&name), &l)));
         service_routes.push((svc.hostname.clone(), port));
     }
     (vip_listeners, service_routes)
 }
 
+/// What Envoy's HTTP inspector reports for HTTP/1.x and h2c (Istio's match
+/// for sniffed HTTP).
+const SNIFFED_HTTP: [&str; 3] = ["http/1.0", "http/1.1", "h2c"];
+
 /// The listener `<VIP>_<port>` of an HTTP service port: not bound, one chain,
-/// an HCM on the service's own route configuration.
-fn vip_listener(vip: IpAddr, port: u16, host: &str) -> (String, Listener) {
+/// an HCM on the service's own route configuration. A sniffed port (`tcp`:
+/// its stat prefix and TCP clusters) adds the HTTP inspector, matches that
+/// chain on the inspector's HTTP protocols and sends the rest over TCP.
+fn vip_listener(
+    vip: IpAddr,
+    port: u16,
+    host: &str,
+    tcp: Option<(String, Vec<(String, u32)>)>,
+) -> (String, Listener) {
     let name = vip_listener_name(vip, port);
     let hcm = http_connection_manager(
         &format!("outbound_{vip}_{port}"),
@@ -281,20 +304,50 @@ fn vip_listener(vip: IpAddr, port: u16, host: &str) -> (String, Listener) {
         }),
         HcmOptions::default(),
     );
+    let mut http = FilterChain {
+        name: ClusterName::outbound(port, None, host).to_string(),
+        filters: vec![hcm],
+        ..Default::default()
+    };
+    let mut listener_filters = Vec::new();
+    let mut default_filter_chain = None;
+    if let Some((stat_prefix, clusters)) = tcp {
+        http.name = format!("{}|http", http.name);
+        http.filter_chain_match = Some(FilterChainMatch {
+            application_protocols: SNIFFED_HTTP.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        });
+        listener_filters.push(ListenerFilter {
+            name: HTTP_INSPECTOR_FILTER.into(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+                &HttpInspector {},
+            ))),
+            ..Default::default()
+        });
+        default_filter_chain = Some(FilterChain {
+            name: format!("{stat_prefix}|tcp"),
+            filters: vec![tcp_proxy(&stat_prefix, &clusters)],
+            ..Default::default()
+        });
+    }
     let listener = Listener {
         name: name.clone(),
         address: Some(socket_address(&vip.to_string(), port)),
         bind_to_port: Some(BoolValue { value: false }),
         traffic_direction: TrafficDirection::Outbound as i32,
-        filter_chains: vec![FilterChain {
-            name: ClusterName::outbound(port, None, host).to_string(),
-            filters: vec![hcm],
-            ..Default::default()
-        }],
+        filter_chains: vec![http],
+        listener_filters_timeout: (!listener_filters.is_empty())
+            .then(|| crate::common::duration(crate::inbound::LISTENER_FILTERS_TIMEOUT)),
+        continue_on_listener_filters_timeout: !listener_filters.is_empty(),
+        listener_filters,
+        default_filter_chain,
         ..Default::default()
     };
     (name, listener)
 }
+
+/// Envoy's name of the HTTP inspector listener filter.
+const HTTP_INSPECTOR_FILTER: &str = "envoy.filters.listener.http_inspector";
 
 fn tcp_route_applies(r: &TcpRoute, port: u16, namespace: &str, labels: &Labels) -> bool {
     r.matches.is_empty()

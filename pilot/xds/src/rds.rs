@@ -102,7 +102,7 @@ pub(crate) fn outbound_route_config(
     resource(version, &config)
 }
 
-/// The HTTP service ports with a VIP in `scope`, each with the service that
+/// The HTTP and sniffed service ports with a VIP in `scope`, each with the service that
 /// gets listener `<VIP>_<port>` and route configuration `<host>:<port>` of its
 /// own: the first by hostname when services share a VIP and port (the others
 /// stay in the port's table).
@@ -113,7 +113,7 @@ pub(crate) fn vip_http_ports<'a>(
     let mut out = BTreeMap::new();
     for svc in scope.services(snapshot) {
         let Some(vip) = svc.cluster_ip else { continue };
-        for p in svc.ports.iter().filter(|p| p.protocol.is_http()) {
+        for p in svc.ports.iter().filter(|p| p.protocol.has_routes()) {
             out.entry((vip, p.port)).or_insert(svc);
         }
     }

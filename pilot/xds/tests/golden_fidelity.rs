@@ -431,3 +431,49 @@ fn grpc_aborts_byte_bodies_derived_ports_regex_rewrites_and_retry_options() {
     assert!(p.get("retryHostPredicate").is_none(), "{p}");
     assert_eq!(p["retryBackOff"], json!({"baseInterval": "0.100s"}));
 }
+
+#[test]
+fn unnamed_ports_are_sniffed_on_the_vip_listener() {
+    // A port without a declared protocol gets Istio's sniffing: the VIP
+    // listener runs the HTTP inspector, HTTP/1.x and h2c meet the service's
+    // routes, anything else goes through as TCP. The capture listener has
+    // no TCP chain for it (the hand-off reaches the VIP listener first).
+    let s = bookinfo()
+        .service(mk_service(
+            "legacy",
+            NS,
+            "198.19.0.77",
+            vec![mk_port("", 7070, 7070), mk_port("tcp-raw", 7071, 7071)],
+            &[("app", "legacy")],
+        ))
+        .build();
+    let j = golden("sniffed_port", &s, &proxy(&s, "productpage-v1"));
+    let l = &j["lds"]["198.19.0.77_7070"];
+    assert_eq!(
+        l["listenerFilters"][0]["name"],
+        "envoy.filters.listener.http_inspector"
+    );
+    assert_eq!(
+        l["filterChains"][0]["filterChainMatch"]["applicationProtocols"],
+        json!(["http/1.0", "http/1.1", "h2c"])
+    );
+    let cluster = format!("outbound|7070||{}", host("legacy"));
+    assert_eq!(
+        l["defaultFilterChain"]["filters"][0]["typedConfig"]["cluster"],
+        cluster.as_str()
+    );
+    assert!(j["rds"][format!("{}:7070", host("legacy"))].is_object());
+    // The declared TCP port stays a TCP chain of the capture listener, no VIP listener.
+    assert!(j["lds"].get("198.19.0.77_7071").is_none());
+    let names: Vec<&str> = j["lds"]["virtual"]["filterChains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert!(names.contains(&format!("outbound|7071||{}", host("legacy")).as_str()));
+    assert!(
+        !names.iter().any(|n| n.starts_with("outbound|7070")),
+        "{names:?}"
+    );
+}

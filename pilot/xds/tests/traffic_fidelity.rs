@@ -1,8 +1,8 @@
 //! Real traffic through generated HTTP connection managers and routes (the
 //! loopback mesh of `support::loopback`: sleep's VIP listener and routes,
 //! httpbin's STRICT inbound chain, one Envoy): the Istio semantics of
-//! issue 14 that a golden cannot show, and an ExternalName Service resolved
-//! by the generated STRICT_DNS cluster.
+//! issue 14 that a golden cannot show, an ExternalName Service resolved
+//! by the generated STRICT_DNS cluster, and a sniffed port.
 //! Needs Envoy ($ENVOY_BIN): skipped with a message without it, failed under CI=true.
 
 mod support;
@@ -204,4 +204,132 @@ fn external_name_service_resolves_by_dns_and_carries_traffic() {
         std::fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default()
     );
     assert_eq!(header_value(&out, "x-seen-host").as_deref(), Some(host));
+}
+
+/// A server that names itself: HTTP requests get `200` with body `name`;
+/// anything else gets `tcp <name> ` and the bytes echoed.
+fn named_server(name: &'static str) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let Ok(n) = s.read(&mut buf) else { continue };
+            let got = &buf[..n];
+            if got.starts_with(b"GET ") {
+                let _ = s.write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{name}",
+                        name.len()
+                    )
+                    .as_bytes(),
+                );
+            } else {
+                let _ = s.write_all(format!("tcp {name} ").as_bytes());
+                let _ = s.write_all(got);
+            }
+        }
+    });
+    addr
+}
+
+/// A Service port without a protocol (named `web`, Istio's "unsupported"
+/// protocol) is sniffed as Istio does: sleep's generated `<VIP>_<port>`
+/// listener has Envoy's HTTP inspector, so HTTP requests meet the
+/// VirtualService's routes (a header match sends them to another service)
+/// and a client speaking something else still gets through as TCP.
+#[test]
+fn http_on_an_unnamed_port_is_routed_by_a_virtual_service() {
+    use rudder_model::{HttpMatch, HttpRoute, StringMatch};
+    let Some(bin) =
+        rudder_test_support::envoy_bin("http_on_an_unnamed_port_is_routed_by_a_virtual_service")
+    else {
+        return;
+    };
+    let (web, web_b) = (fqdn("web", NS), fqdn("web-b", NS));
+    let to_b = HttpRoute {
+        matches: vec![HttpMatch {
+            headers: [("x-version".to_string(), StringMatch::Exact("b".into()))].into(),
+            ..Default::default()
+        }],
+        ..mk_http_route(vec![dest(&web_b, None, 100)])
+    };
+    let vs = mk_route_table(
+        NS,
+        "web",
+        &[&web],
+        vec![to_b, mk_http_route(vec![dest(&web, None, 100)])],
+        vec![],
+    );
+    let s = SnapshotBuilder::new()
+        .service(mk_service(
+            "web",
+            NS,
+            "198.19.1.5",
+            vec![mk_port("web", 8000, 8000)],
+            &[("app", "web")],
+        ))
+        .service(mk_service(
+            "web-b",
+            NS,
+            "198.19.1.6",
+            vec![mk_port("web", 8000, 8000)],
+            &[("app", "web-b")],
+        ))
+        .pod(mk_pod("sleep", NS, "198.18.1.9", &[("app", "sleep")]))
+        .route_table(vs)
+        .build();
+    let res = Generator::new(s.clone()).generate(&mk_proxy(&s, NS, "sleep"));
+    let mut l: Listener = decode(&res.by_type[&TypeUrl::Listener]["198.19.1.5_8000"].body);
+    inline_routes(&mut l.filter_chains[0], &res);
+    let listen = free_port();
+    l.address = Some(socket(std::net::SocketAddr::from(([127, 0, 0, 1], listen))));
+    l.bind_to_port = None;
+    let cluster = |host: &str, name: &'static str| {
+        static_cluster(&format!("outbound|8000||{host}"), named_server(name))
+    };
+    let bootstrap = Bootstrap {
+        static_resources: Some(StaticResources {
+            listeners: vec![l],
+            clusters: vec![cluster(&web, "a"), cluster(&web_b, "b")],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let (dir, _envoy) = run_envoy(&bin, &bootstrap, listen, &web);
+    let log = || std::fs::read_to_string(dir.path().join("envoy.log")).unwrap_or_default();
+    let http = |extra: &str| {
+        let mut c = TcpStream::connect(("127.0.0.1", listen)).expect("connects");
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let req = format!("GET / HTTP/1.1\r\nhost: {web}\r\n{extra}connection: close\r\n\r\n");
+        c.write_all(req.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    };
+    let plain = http("");
+    assert!(plain.starts_with("HTTP/1.1 200"), "{plain}\n{}", log());
+    assert!(
+        plain.ends_with("\r\n\r\na"),
+        "default route to web: {plain}"
+    );
+    let routed = http("x-version: b\r\n");
+    assert!(
+        routed.ends_with("\r\n\r\nb"),
+        "header match to web-b: {routed}\n{}",
+        log()
+    );
+    // Not HTTP: the inspector gives up and the TCP chain carries the bytes to web.
+    let mut c = TcpStream::connect(("127.0.0.1", listen)).expect("connects");
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"\x16\x03\x01 not http at all\n").unwrap();
+    let mut got = vec![0u8; 64];
+    let n = c.read(&mut got).unwrap_or(0);
+    let got = String::from_utf8_lossy(&got[..n]).to_string();
+    assert!(
+        got.starts_with("tcp a "),
+        "TCP fallback: {got:?}\n{}",
+        log()
+    );
 }
