@@ -58,6 +58,20 @@ pub struct HttpRoute {
     pub headers: Option<Headers>,
     /// Cross-origin resource sharing (Envoy's CORS filter, per route).
     pub cors_policy: Option<CorsPolicy>,
+    /// Take the HTTP routes of a delegate VirtualService (one without hosts)
+    /// in place of this route, merged with it (exclusive with `route`,
+    /// `redirect` and `directResponse`).
+    pub delegate: Option<Delegate>,
+}
+
+/// A delegate VirtualService, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Delegate {
+    /// Its name.
+    pub name: String,
+    /// Its namespace (default: the root VirtualService's).
+    pub namespace: Option<String>,
 }
 
 /// CORS policy of a route.

@@ -360,7 +360,79 @@ fn istio_route_fields_are_refused_by_path_when_istio_refuses_them() {
     assert!(bad[0].1.contains("unknown variant `suffix`"), "{bad:?}");
     let uri = problems(&format!("{TO_REVIEWS}\n    match: [{{uri: {{}}}}]"));
     assert_eq!(uri.len(), 1, "{uri:?}");
-    // `delegate` is not served (Rudder does not merge delegate VirtualServices yet).
-    let d = problems("delegate: {name: reviews-delegate}");
-    assert!(d.iter().any(|(_, m)| m.contains("delegate")), "{d:?}");
+    assert_eq!(
+        one("delegate: {name: \"\"}"),
+        e("delegate.name", "delegate name must be specified")
+    );
+    assert_eq!(
+        one(&format!("{TO_REVIEWS}\n    delegate: {{name: d}}")),
+        e("delegate", "delegate and route are mutually exclusive")
+    );
+}
+
+const DELEGATE: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews-d, namespace: default}\nspec:\n  http:\n  - name: a\n    match: [{uri: {prefix: /r/a}}]\n    route: [{destination: {host: reviews, subset: v2}}]\n  - match: [{uri: {prefix: /x}}]\n    route: [{destination: {host: reviews, subset: v3}}]\n  - route: [{destination: {host: reviews, subset: v3}}]\n";
+
+#[test]
+fn delegate_routes_merge_into_the_root_as_istio_merges_them() {
+    use rudder_model::{HttpAction, StringMatch};
+    let root = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews, namespace: default}\nspec:\n  hosts: [reviews]\n  http:\n  - name: root\n    match: [{uri: {prefix: /r}, headers: {x-a: {exact: \"1\"}}}]\n    timeout: 3s\n    delegate: {name: reviews-d}\n  - route: [{destination: {host: reviews, subset: v1}}]\n";
+    let r = validate(&[
+        ("platform.yaml", &platform()),
+        ("root.yaml", root),
+        ("delegate.yaml", DELEGATE),
+    ]);
+    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
+    let dropped: Vec<_> = warnings(&r)
+        .into_iter()
+        .filter(|w| w.field == "spec.http[0].delegate")
+        .collect();
+    assert_eq!(dropped.len(), 1, "the /x route conflicts: {dropped:?}");
+    let s = snapshot(&[platform(), root.into(), DELEGATE.into()].join("---\n"));
+    let tables: Vec<_> = s.route_tables_for(HOST, "default").collect();
+    assert_eq!(tables.len(), 1, "the delegate routes nothing itself");
+    let http = &tables[0].http;
+    assert_eq!(http.len(), 3, "{http:#?}");
+    let subset = |i: usize| match &http[i].action {
+        HttpAction::Route(d) => d[0].subset.clone().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    // The delegate's route within the root's match: its own uri, the root's
+    // header, the root's timeout, names joined.
+    assert_eq!(http[0].name.as_deref(), Some("root-a"));
+    assert_eq!(
+        http[0].matches[0].uri,
+        Some(StringMatch::Prefix("/r/a".into()))
+    );
+    assert_eq!(
+        http[0].matches[0].headers["x-a"],
+        StringMatch::Exact("1".into())
+    );
+    assert_eq!(http[0].timeout, Some(std::time::Duration::from_secs(3)));
+    assert_eq!(subset(0), "v2");
+    // A delegate route without matches takes the root's.
+    assert_eq!(
+        http[1].matches[0].uri,
+        Some(StringMatch::Prefix("/r".into()))
+    );
+    assert_eq!(subset(1), "v3");
+    assert_eq!(subset(2), "v1");
+
+    // A missing delegate, or one not exported to the root, drops the route.
+    let hidden = DELEGATE.replace("spec:\n", "spec:\n  exportTo: [other]\n");
+    for (name, d) in [("missing", String::new()), ("hidden", hidden)] {
+        let r = validate(&[
+            ("platform.yaml", &platform()),
+            ("root.yaml", root),
+            ("d.yaml", &d),
+        ]);
+        let w: Vec<_> = warnings(&r)
+            .into_iter()
+            .filter(|w| w.field == "spec.http[0].delegate")
+            .collect();
+        assert_eq!(w.len(), 1, "{name}: {w:?}");
+    }
+    // A delegate may not have gateways, TCP routes or delegate again.
+    let bad = DELEGATE.replace("spec:\n", "spec:\n  gateways: [mesh]\n");
+    let r = validate(&[("d.yaml", &bad)]);
+    assert_eq!(errors(&r)[0].field, "spec.gateways");
 }

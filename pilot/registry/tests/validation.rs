@@ -32,7 +32,8 @@ fn each_rule_reports_field_and_reason() {
         ("abort status low", http("route: [{destination: {host: a}}]\n    fault: {abort: {httpStatus: 100, percentage: {value: 5}}}"), "spec.http[0].fault.abort.httpStatus", "HTTP status 100 must be between 200 and 599"),
         ("empty destination host", http("route: [{destination: {host: \"\"}}]"), "spec.http[0].route[0].destination.host", "host must not be empty"),
         ("empty hosts entry", format!("{VS_HEAD}  hosts: [\"\"]\n  http:\n  - route: [{{destination: {{host: a}}}}]\n"), "spec.hosts[0]", "host must not be empty"),
-        ("no hosts", format!("{VS_HEAD}  http:\n  - route: [{{destination: {{host: a}}}}]\n"), "spec.hosts", "at least one host is required"),
+        // No hosts: a delegate (Istio), which may have no TCP routes.
+        ("delegate with tcp", format!("{VS_HEAD}  tcp:\n  - route: [{{destination: {{host: a}}}}]\n"), "spec.tcp", "a delegate VirtualService (no hosts) must have no tcp routes"),
         ("mirror without host", http("route: [{destination: {host: a}}]\n    mirror: {subset: v1}"), "spec.http[0].mirror.host", "host must not be empty"),
         ("redirect with route", http("route: [{destination: {host: a}}]\n    redirect: {uri: /x}"), "spec.http[0].redirect", "redirect and route are mutually exclusive"),
         ("delay without fixedDelay", http("route: [{destination: {host: a}}]\n    fault: {delay: {percentage: {value: 1}}}"), "spec.http[0].fault.delay.fixedDelay", "fixedDelay is required"),

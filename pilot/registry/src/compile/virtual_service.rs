@@ -20,8 +20,30 @@ pub fn compile(
     ck: &mut Checker,
 ) -> Option<RouteTable> {
     let ns = key.namespace.as_str();
-    if spec.hosts.is_empty() {
-        ck.error("spec.hosts", "at least one host is required");
+    // Istio: a VirtualService without hosts is a delegate, whose HTTP routes
+    // a root's `delegate` takes; it routes nothing itself.
+    let delegate = super::delegate::is_delegate(spec);
+    if delegate {
+        if !spec.gateways.is_empty() {
+            ck.error(
+                "spec.gateways",
+                "a delegate VirtualService (no hosts) must have no gateways",
+            );
+        }
+        if !spec.tcp.is_empty() {
+            ck.error(
+                "spec.tcp",
+                "a delegate VirtualService (no hosts) must have no tcp routes",
+            );
+        }
+        for (i, r) in spec.http.iter().enumerate() {
+            if r.delegate.is_some() {
+                ck.error(
+                    format!("spec.http[{i}].delegate"),
+                    "a delegate VirtualService (no hosts) cannot delegate again",
+                );
+            }
+        }
     }
     let mut hosts = Vec::new();
     for (i, h) in spec.hosts.iter().enumerate() {
@@ -52,7 +74,7 @@ pub fn compile(
         return None;
     }
     ck.export_to("spec.exportTo", &spec.export_to);
-    if ck.has_errors() {
+    if ck.has_errors() || delegate {
         return None;
     }
     Some(RouteTable {
@@ -81,6 +103,23 @@ fn http_route(
         .enumerate()
         .map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck))
         .collect::<Vec<_>>();
+    if let Some(d) = &r.delegate {
+        // Merged with its delegate's routes in the snapshot build.
+        let f = format!("{at}.delegate");
+        if d.name.trim().is_empty() {
+            ck.error(format!("{f}.name"), "delegate name must be specified");
+        }
+        for (set, what) in [
+            (!r.route.is_empty(), "route"),
+            (r.redirect.is_some(), "redirect"),
+            (r.direct_response.is_some(), "directResponse"),
+        ] {
+            if set {
+                ck.error(&f, format!("delegate and {what} are mutually exclusive"));
+            }
+        }
+        return None;
+    }
     if let Some(h) = &r.headers {
         let rewrite = r.rewrite.as_ref().and_then(|rw| rw.authority.as_deref());
         check_header_names(h, rewrite, &format!("{at}.headers"), ck);
