@@ -213,6 +213,24 @@ pub fn apply(exec: &dyn Executor, backend: Backend, rules: &Rules) -> Result<Pla
     Ok(plan)
 }
 
+/// The arguments of `ip` that put `::6`, the IPv6 source of inbound delivery
+/// (`-o lo -s ::6/128 -j RETURN`), on `lo`, as Istio's init does: Envoy can
+/// bind only a local address. `replace` makes re-runs converge.
+pub const V6_SOURCE_ADDR_ARGS: [&str; 6] = ["-6", "addr", "replace", "::6/128", "dev", "lo"];
+
+/// Puts `::6` on `lo` (see [`V6_SOURCE_ADDR_ARGS`]); `Err` says why not.
+pub fn add_v6_passthrough_source(exec: &dyn Executor) -> Result<(), String> {
+    match exec.run("ip", &V6_SOURCE_ADDR_ARGS, None) {
+        Ok(out) if out.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "ip {}: {}",
+            V6_SOURCE_ADDR_ARGS.join(" "),
+            out.stderr.trim()
+        )),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Removes every chain and jump of ours from `families` with `backend`.
 pub fn cleanup(
     exec: &dyn Executor,

@@ -67,6 +67,13 @@ fn run_apply(cfg: &rudder_proxy_init::CaptureConfig, choice: BackendChoice) -> a
     let exec = SystemExecutor;
     let backend = detect(&exec, choice, &r.families())?;
     apply::apply(&exec, backend, &r)?;
+    if r.families().contains(&Family::V6) {
+        // Without ::6 on lo, Envoy cannot deliver inbound IPv6 connections;
+        // IPv4 still works, so say why and go on.
+        if let Err(why) = apply::add_v6_passthrough_source(&exec) {
+            tracing::warn!(%why, "IPv6 inbound delivery source ::6 not added to lo; inbound IPv6 connections will fail");
+        }
+    }
     let count: usize = r.families().iter().map(|&f| r.rules(f).len()).sum();
     tracing::info!(%backend, rules = count, families = ?r.families(), "capture rules in place");
     Ok(())
@@ -127,6 +134,9 @@ fn dry_run(cfg: &rudder_proxy_init::CaptureConfig, choice: BackendChoice) -> any
                     plan.backend.restore(step.family)
                 );
                 print!("{}", step.restore_text);
+            }
+            if plan.steps.iter().any(|s| s.family == Family::V6) {
+                println!("# ip {}", apply::V6_SOURCE_ADDR_ARGS.join(" "));
             }
         }
         Err(e) => {

@@ -239,6 +239,12 @@ fn inbound_to_included_ports_is_redirected() {
     }
 }
 
+/// `ip -6 addr show dev lo` in the namespace.
+fn lo_v6(ns: &Netns) -> String {
+    String::from_utf8_lossy(&ns.exec("ip", &["-6", "addr", "show", "dev", "lo"]).stdout)
+        .into_owned()
+}
+
 #[test]
 fn rerun_is_identical_changes_replace_cleanup_removes_and_dry_run_touches_nothing() {
     if !ready("rerun_is_identical_changes_replace_cleanup_removes_and_dry_run_touches_nothing") {
@@ -261,12 +267,22 @@ fn rerun_is_identical_changes_replace_cleanup_removes_and_dry_run_touches_nothin
             "{backend}: --dry-run changed the tables"
         );
 
+        assert!(
+            !lo_v6(&ns).contains("::6/128"),
+            "{backend}: --dry-run added ::6"
+        );
         ns.apply(backend, &[]);
         let first = ns.save(backend);
         assert_eq!(
             first.matches("-j RUDDER_OUTPUT").count(),
             2,
             "{backend}: one jump per family\n{first}"
+        );
+        // The IPv6 source of inbound delivery is on lo, so Envoy can bind it.
+        assert!(
+            lo_v6(&ns).contains("inet6 ::6/128"),
+            "{backend}: {}",
+            lo_v6(&ns)
         );
         assert!(
             first

@@ -44,6 +44,9 @@ pub struct ServiceSpec {
     /// VIP, `None` (string) for headless.
     #[serde(rename = "clusterIP")]
     pub cluster_ip: Option<String>,
+    /// Every VIP of a dual-stack Service (the first is `clusterIP`).
+    #[serde(rename = "clusterIPs")]
+    pub cluster_ips: Vec<String>,
     /// Ports.
     pub ports: Vec<ServicePort>,
     /// Pod selector.

@@ -113,6 +113,9 @@ pub struct Service {
     pub hostname: Hostname,
     /// ClusterIP (VIP); `None` for headless Services.
     pub cluster_ip: Option<IpAddr>,
+    /// The other VIPs of a dual-stack Service (`clusterIPs` after the first:
+    /// the other address family).
+    pub other_vips: Vec<IpAddr>,
     /// Ports.
     pub ports: Vec<ServicePort>,
     /// Pod selector (empty: endpoints come only from Endpoints/EndpointSlices).
@@ -127,6 +130,18 @@ pub struct Service {
 }
 
 impl Service {
+    /// A headless Service (`clusterIP: None`, not ExternalName): clients
+    /// resolve its pods by DNS and connect to one of them; its clusters keep
+    /// that destination (ORIGINAL_DST), as Istio's do.
+    pub fn is_headless(&self) -> bool {
+        self.cluster_ip.is_none() && self.external_name.is_none()
+    }
+
+    /// Every VIP: `cluster_ip`, then the other family's.
+    pub fn vips(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.cluster_ip.iter().chain(&self.other_vips).copied()
+    }
+
     /// The port with this number.
     pub fn port(&self, port: u16) -> Option<&ServicePort> {
         self.ports.iter().find(|p| p.port == port)

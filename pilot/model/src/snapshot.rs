@@ -87,8 +87,20 @@ impl Snapshot {
         self.destination_rules.hash(&mut h);
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
+        // Listeners of headless Services carry their endpoints' addresses:
+        // for the generators those are configuration.
+        for (host, svc) in &self.services {
+            if svc.is_headless() {
+                self.endpoints.get(host).hash(&mut h);
+            }
+        }
         let config_version = format!("{:016x}", h.finish());
         self.seal_endpoints(config_version)
+    }
+
+    /// Whether some Service is headless (see [`Snapshot::seal`]).
+    pub fn has_headless(&self) -> bool {
+        self.services.values().any(Service::is_headless)
     }
 
     /// [`Snapshot::seal`] for a snapshot whose configuration is that of

@@ -32,6 +32,8 @@ pub const DEFAULT_EXCLUDED_INBOUND_PORTS: [u16; 3] =
 
 /// Source address Envoy uses when it delivers inbound traffic to the app (Istio ≥ 1.10).
 pub const INBOUND_PASSTHROUGH_SOURCE: &str = "127.0.0.6";
+/// Its IPv6 twin (Istio's): proxy-init puts it on `lo` when it captures IPv6.
+pub const INBOUND_PASSTHROUGH_SOURCE_V6: &str = "::6";
 
 /// Default Kubernetes DNS domain suffix.
 pub const DEFAULT_DOMAIN_SUFFIX: &str = "cluster.local";

@@ -600,7 +600,7 @@ pub fn rebuild_endpoints<'a>(
     }
     let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
     let (workloads, endpoints) = endpoint_state(&previous.services, &get);
-    Snapshot {
+    let snapshot = Snapshot {
         mesh: previous.mesh.clone(),
         namespaces: previous.namespaces.clone(),
         services: previous.services.clone(),
@@ -615,8 +615,13 @@ pub fn rebuild_endpoints<'a>(
         version: String::new(),
         config_version: String::new(),
         workloads_by_ip: BTreeMap::new(),
+    };
+    if snapshot.has_headless() {
+        // Headless endpoints enter the configuration's version (`seal`).
+        snapshot.seal()
+    } else {
+        snapshot.seal_endpoints(previous.config_version.clone())
     }
-    .seal_endpoints(previous.config_version.clone())
 }
 
 /// A sidecar gets one route table per host: the oldest VirtualService naming

@@ -535,3 +535,68 @@ fn an_http_only_authorization_rule_makes_every_build_full() {
         &Snapshot::default()
     ));
 }
+
+#[test]
+fn dual_stack_services_and_pods_keep_every_address() {
+    let s = snapshot(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 10.96.0.9\n  clusterIPs: [10.96.0.9, \"fd00:10::9\"]\n  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: default, labels: {app: web}}\nstatus:\n  phase: Running\n  podIP: 10.0.0.9\n  podIPs: [{ip: 10.0.0.9}, {ip: \"fd00::9\"}]\n  conditions: [{type: Ready, status: \"True\"}]\n",
+    );
+    let svc = &s.services["web.default.svc.cluster.local"];
+    let vips: Vec<IpAddr> = svc.vips().collect();
+    assert_eq!(
+        vips,
+        [
+            "10.96.0.9".parse::<IpAddr>().unwrap(),
+            "fd00:10::9".parse().unwrap()
+        ]
+    );
+    let pod = &s.workloads["default/web-0"];
+    assert_eq!(
+        pod.ips,
+        [
+            "10.0.0.9".parse::<IpAddr>().unwrap(),
+            "fd00::9".parse().unwrap()
+        ]
+    );
+    let mut store = Store::new();
+    let bad = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 10.96.0.9\n  clusterIPs: [10.96.0.9, nope]\n  ports: [{name: http, port: 80}]\n";
+    let diags: Vec<_> = objects(bad)
+        .into_iter()
+        .flat_map(|o| store.apply(o))
+        .collect();
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.field == "spec.clusterIPs[1]" && d.message == "invalid IP address \"nope\""),
+        "{diags:?}"
+    );
+}
+
+/// A headless Service's endpoints are in its listeners (one chain per pod
+/// address), so they enter the configuration's version: a pod change there
+/// changes it (the generators build anew), and the endpoints build still
+/// equals a full one.
+#[test]
+fn headless_endpoints_are_configuration() {
+    let headless = mk_service("reviews", "tcp", 9080, "9080").replace("198.19.0.1", "None");
+    assert!(headless.contains("clusterIP: None"), "{headless}");
+    let mut store = Store::new();
+    let platform = [
+        headless,
+        mk_pod("reviews-v1", "reviews", "v1", "10.0.0.1", true),
+    ]
+    .join("---\n");
+    for o in objects(&platform) {
+        assert!(store.apply(o).is_empty());
+    }
+    let previous = store.snapshot();
+    assert!(previous.has_headless());
+    for o in objects(&mk_pod("reviews-v2", "reviews", "v2", "10.0.0.2", true)) {
+        assert!(store.apply(o).is_empty());
+    }
+    let fast = store
+        .snapshot_after_endpoints(&previous, &store.diagnostics())
+        .0;
+    assert_eq!(fast, store.snapshot());
+    assert_ne!(fast.config_version, previous.config_version);
+}

@@ -151,6 +151,9 @@ pub(crate) fn outbound_cluster(
         resolve_by_dns(&mut c, external, port.port);
     }
     apply_load_balancer(&mut c, tp.load_balancer.as_ref());
+    if svc.is_headless() {
+        keep_original_destination(&mut c);
+    }
     if let Some(od) = &tp.outlier_detection {
         apply_outlier_detection(&mut c, od);
     }
@@ -159,6 +162,18 @@ pub(crate) fn outbound_cluster(
             HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
     }
     resource(version, &c)
+}
+
+/// A headless Service's cluster, as Istio builds it: ORIGINAL_DST, so a
+/// client keeps the pod it resolved by DNS (a StatefulSet member); no EDS,
+/// and Envoy's own load balancing (the destination decides).
+fn keep_original_destination(c: &mut Cluster) {
+    c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
+        cluster::DiscoveryType::OriginalDst as i32,
+    ));
+    c.eds_cluster_config = None;
+    c.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
+    c.lb_config = None;
 }
 
 /// An ExternalName Service's cluster, as Istio builds it: STRICT_DNS on the
@@ -288,7 +303,9 @@ fn http_protocol_options(
 
 /// An ORIGINAL_DST cluster: connects to wherever the connection was going.
 /// Inbound ones bind to 127.0.0.6 so proxy-init lets the delivery to the app
-/// through (`-o lo -s 127.0.0.6 -j RETURN`), as Istio ≥ 1.10 does.
+/// through (`-o lo -s 127.0.0.6 -j RETURN`), as Istio ≥ 1.10 does; to `::6`
+/// when the pod address is IPv6 (Envoy picks the source of the upstream's
+/// family).
 fn original_dst_cluster(name: &str, inbound: bool, protocol: Protocol) -> Cluster {
     let mut c = Cluster {
         name: name.to_string(),
@@ -306,8 +323,19 @@ fn original_dst_cluster(name: &str, inbound: bool, protocol: Protocol) -> Cluste
         else {
             unreachable!("socket_address builds a socket address")
         };
+        let Some(address::Address::SocketAddress(v6)) =
+            socket_address(rudder_model::well_known::INBOUND_PASSTHROUGH_SOURCE_V6, 0).address
+        else {
+            unreachable!("socket_address builds a socket address")
+        };
         c.upstream_bind_config = Some(BindConfig {
             source_address: Some(source),
+            extra_source_addresses: vec![
+                envoy_types::pb::envoy::config::core::v3::ExtraSourceAddress {
+                    address: Some(v6),
+                    socket_options: None,
+                },
+            ],
             ..Default::default()
         });
     }

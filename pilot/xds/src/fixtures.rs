@@ -48,6 +48,7 @@ pub fn mk_service(
         ports,
         selector: labels(selector),
         export_to: Vec::new(),
+        other_vips: Vec::new(),
         external_name: None,
     }
 }
@@ -61,6 +62,7 @@ pub fn mk_external_name_service(
 ) -> Service {
     Service {
         cluster_ip: None,
+        other_vips: Vec::new(),
         external_name: Some(external_name.to_string()),
         ..mk_service(name, namespace, "0.0.0.0", ports, &[])
     }

@@ -628,8 +628,8 @@ impl Generator {
                                 outbound_cluster(&name, svc, sp, policy, subset, peers)
                             });
                     view.clusters.insert(name.clone(), cluster);
-                    if svc.external_name.is_some() {
-                        // Resolved by DNS: no EDS.
+                    if svc.external_name.is_some() || svc.is_headless() {
+                        // Resolved by DNS, or the original destination: no EDS.
                         continue;
                     }
                     let labels = subset.map(|s| s.labels.clone());

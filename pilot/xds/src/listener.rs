@@ -46,7 +46,8 @@ use envoy_types::pb::{
         config::{
             core::v3::TrafficDirection,
             listener::v3::{
-                listener_filter, FilterChain, FilterChainMatch, Listener, ListenerFilter,
+                listener_filter, AdditionalAddress, FilterChain, FilterChainMatch, Listener,
+                ListenerFilter,
             },
         },
         extensions::filters::{
@@ -189,27 +190,75 @@ fn tcp_chains(
     let dests = Destinations { snapshot, scope };
     let mut seen = BTreeSet::new();
     for svc in scope.services(snapshot) {
-        let Some(vip) = svc.cluster_ip else { continue };
+        if svc.is_headless() {
+            headless_chains(
+                &dests,
+                svc,
+                labels,
+                capture_ports,
+                &mut seen,
+                version,
+                chains,
+            );
+            continue;
+        }
         for sp in svc
             .ports
             .iter()
             .filter(|p| p.protocol == Protocol::Tcp && !capture_ports.contains(&p.port))
         {
-            if !seen.insert((sp.port, vip)) {
+            // Every VIP (both families of a dual-stack Service) not taken by
+            // an earlier service on this port.
+            let vips: Vec<IpAddr> = svc.vips().filter(|v| seen.insert((sp.port, *v))).collect();
+            if vips.is_empty() {
                 continue;
             }
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &default, labels);
-            version.add(&(sp.port, vip, &svc.hostname, &clusters));
+            version.add(&(sp.port, &vips, &svc.hostname, &clusters));
             chains.push(chain(
                 default.clone(),
                 Some(sp.port),
-                &[vip],
+                &vips,
                 tcp_proxy(&default, &clusters),
             ));
         }
     }
     seen
+}
+
+/// The chains of a headless Service's TCP (and undeclared) ports, as Istio
+/// builds them: one per endpoint port, matching its pods' addresses, to the
+/// port's ORIGINAL_DST cluster (so the client keeps the pod it resolved). Its
+/// HTTP ports need none: the port's route table sends them by Host.
+fn headless_chains(
+    dests: &Destinations<'_>,
+    svc: &rudder_model::Service,
+    labels: &Labels,
+    capture_ports: &[u16],
+    seen: &mut BTreeSet<(u16, IpAddr)>,
+    version: &mut Version,
+    chains: &mut Vec<FilterChain>,
+) {
+    for sp in svc.ports.iter().filter(|p| !p.protocol.is_http()) {
+        let mut by_port: std::collections::BTreeMap<u16, Vec<IpAddr>> = Default::default();
+        for e in dests.snapshot.endpoints_of(&svc.hostname, sp.port) {
+            if !capture_ports.contains(&e.port) && seen.insert((e.port, e.address)) {
+                by_port.entry(e.port).or_default().push(e.address);
+            }
+        }
+        let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
+        for (port, addresses) in by_port {
+            let clusters = tcp_clusters(dests, &svc.hostname, sp.port, &default, labels);
+            version.add(&(port, &addresses, &svc.hostname, &clusters));
+            chains.push(chain(
+                format!("{default}|{port}"),
+                Some(port),
+                &addresses,
+                tcp_proxy(&default, &clusters),
+            ));
+        }
+    }
 }
 
 /// The weighted clusters of a TCP service port: its first TCP route that
@@ -438,13 +487,26 @@ fn one_capture_port_listener(
         ips,
         inbound_passthrough(),
     )));
-    chains.extend(outbound.chains.iter().cloned());
+    // A headless Service's chains match its pods' addresses; this pod's own
+    // are inbound (its chains above), and Envoy refuses two chains alike.
+    let own: Vec<_> = ips.iter().map(host_cidr).collect();
+    chains.extend(outbound.chains.iter().filter_map(|c| {
+        let m = c.filter_chain_match.as_ref();
+        if !m.is_some_and(|m| m.prefix_ranges.iter().any(|r| own.contains(r))) {
+            return Some(c.clone());
+        }
+        let mut c = c.clone();
+        let m = c.filter_chain_match.as_mut()?;
+        m.prefix_ranges.retain(|r| !own.contains(r));
+        (!m.prefix_ranges.is_empty()).then_some(c)
+    }));
     chains.extend(blackholes);
     (
         VIRTUAL_LISTENER,
         listener(
             VIRTUAL_LISTENER,
             proxy.capture_port,
+            dual_stack(proxy),
             chains,
             passthrough(),
             security.tls_inspector(),
@@ -467,6 +529,7 @@ fn two_capture_port_listeners(
     let virtual_listener = listener(
         VIRTUAL_LISTENER,
         proxy.capture_port,
+        dual_stack(proxy),
         chains,
         passthrough(),
         None,
@@ -479,6 +542,7 @@ fn two_capture_port_listeners(
     let virtual_inbound = listener(
         VIRTUAL_INBOUND_LISTENER,
         proxy.inbound_capture_port,
+        dual_stack(proxy),
         chains,
         security.passthrough(inbound_passthrough_chain()),
         security.tls_inspector(),
@@ -497,9 +561,17 @@ pub(crate) fn capture_ports(proxy: &Proxy) -> Vec<u16> {
     ports
 }
 
+/// Whether the pod has an IPv6 address: proxy-init captures IPv6 too, so the
+/// capture listeners also listen on `[::]` (Envoy sets IPV6_V6ONLY there).
+fn dual_stack(proxy: &Proxy) -> bool {
+    proxy.ips.iter().any(IpAddr::is_ipv6)
+}
+
+/// A capture listener on `0.0.0.0:port`, and `[::]:port` too when `dual`.
 fn listener(
     name: &str,
     port: u16,
+    dual: bool,
     filter_chains: Vec<FilterChain>,
     default: FilterChain,
     tls_inspector: Option<ListenerFilter>,
@@ -515,6 +587,13 @@ fn listener(
     Listener {
         name: name.to_string(),
         address: Some(socket_address("0.0.0.0", port)),
+        additional_addresses: dual
+            .then(|| AdditionalAddress {
+                address: Some(socket_address("::", port)),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
         listener_filters: std::iter::once(original_dst).chain(tls_inspector).collect(),
         listener_filters_timeout: inspecting
             .then(|| crate::common::duration(crate::inbound::LISTENER_FILTERS_TIMEOUT)),

@@ -112,9 +112,10 @@ pub(crate) fn vip_http_ports<'a>(
 ) -> BTreeMap<(IpAddr, u16), &'a Service> {
     let mut out = BTreeMap::new();
     for svc in scope.services(snapshot) {
-        let Some(vip) = svc.cluster_ip else { continue };
-        for p in svc.ports.iter().filter(|p| p.protocol.has_routes()) {
-            out.entry((vip, p.port)).or_insert(svc);
+        for vip in svc.vips() {
+            for p in svc.ports.iter().filter(|p| p.protocol.has_routes()) {
+                out.entry((vip, p.port)).or_insert(svc);
+            }
         }
     }
     out
@@ -165,7 +166,7 @@ pub(crate) fn domains(svc: &Service, port: u16, proxy_namespace: &str) -> Vec<St
     hosts.push(format!("{}.{}", svc.name, svc.namespace));
     hosts.push(format!("{}.{}.svc", svc.name, svc.namespace));
     hosts.push(svc.hostname.clone());
-    if let Some(vip) = svc.cluster_ip {
+    for vip in svc.vips() {
         hosts.push(if vip.is_ipv6() {
             format!("[{vip}]")
         } else {

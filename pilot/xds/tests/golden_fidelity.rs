@@ -477,3 +477,135 @@ fn unnamed_ports_are_sniffed_on_the_vip_listener() {
         "{names:?}"
     );
 }
+
+#[test]
+fn dual_stack_pods_and_services_get_ipv6_listeners_and_vips() {
+    // proxy-init captures IPv6 as well: a pod with an IPv6 address gets
+    // capture listeners on [::] too, its IPv6 address in the inbound chains,
+    // and a dual-stack Service its IPv6 VIP beside the IPv4 one.
+    let mut mysql = mk_service(
+        "mysql-ds",
+        NS,
+        "198.19.0.88",
+        vec![mk_port("tcp-db", 3306, 3306)],
+        &[("app", "mysql")],
+    );
+    mysql.other_vips = vec!["fd00:10::88".parse().unwrap()];
+    let mut web = mk_service(
+        "web",
+        NS,
+        "198.19.0.89",
+        vec![mk_port("http", 8080, 8080)],
+        &[("app", "web")],
+    );
+    web.other_vips = vec!["fd00:10::89".parse().unwrap()];
+    let mut pod = mk_pod("web-0", NS, "198.18.0.89", &[("app", "web")]);
+    pod.ips.push("fd00::89".parse().unwrap());
+    let s = bookinfo().service(mysql).service(web).pod(pod).build();
+    let j = golden("dual_stack", &s, &proxy(&s, "web-0"));
+    let virt = &j["lds"]["virtual"];
+    assert_eq!(
+        virt["additionalAddresses"][0]["address"]["socketAddress"],
+        json!({"address": "::", "portValue": 15000})
+    );
+    let chains = virt["filterChains"].as_array().unwrap();
+    let by_name = |n: &str| {
+        chains
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n}"))
+    };
+    let prefixes = |c: &Value| c["filterChainMatch"]["prefixRanges"].clone();
+    assert_eq!(
+        prefixes(by_name(&format!("outbound|3306||{}", host("mysql-ds")))),
+        json!([{"addressPrefix": "198.19.0.88", "prefixLen": 32},
+               {"addressPrefix": "fd00:10::88", "prefixLen": 128}])
+    );
+    assert_eq!(
+        prefixes(by_name("inbound|8080")),
+        json!([{"addressPrefix": "198.18.0.89", "prefixLen": 32},
+               {"addressPrefix": "fd00::89", "prefixLen": 128}])
+    );
+    assert!(
+        j["lds"]["fd00:10::89_8080"].is_object(),
+        "the IPv6 VIP's listener"
+    );
+    // Inbound delivery binds ::6 for an IPv6 pod address (proxy-init puts it on lo).
+    assert_eq!(
+        j["cds"]["inbound|8080||"]["upstreamBindConfig"]["extraSourceAddresses"][0]["address"]
+            ["address"],
+        "::6"
+    );
+    // A pod without IPv6 listens on 0.0.0.0 only.
+    let v4 = golden("single_stack", &s, &proxy(&s, "productpage-v1"));
+    assert!(v4["lds"]["virtual"].get("additionalAddresses").is_none());
+}
+
+#[test]
+fn headless_services_keep_the_pod_the_client_resolved() {
+    // A headless Service (a StatefulSet's): its clusters are ORIGINAL_DST
+    // (no EDS), mTLS when every pod is meshed, and its TCP port gets a chain
+    // matching its pods' addresses, so STRICT peers get mTLS instead of a
+    // plaintext passthrough. The proxy's own address stays inbound.
+    let mut kafka = mk_service(
+        "kafka",
+        NS,
+        "0.0.0.0",
+        vec![mk_port("tcp-kafka", 9092, 9092)],
+        &[("app", "kafka")],
+    );
+    kafka.cluster_ip = None;
+    let mut b = bookinfo().service(kafka);
+    for (i, ip) in ["198.18.0.50", "198.18.0.51", "198.18.0.52"]
+        .iter()
+        .enumerate()
+    {
+        b = b.pod(support::loopback::meshed(
+            mk_pod(&format!("kafka-{i}"), NS, ip, &[("app", "kafka")]),
+            "kafka",
+        ));
+    }
+    let s = b.build();
+    let j = golden("headless", &s, &proxy(&s, "kafka-0"));
+    let name = format!("outbound|9092||{}", host("kafka"));
+    let c = &j["cds"][&name];
+    assert_eq!(c["type"], "ORIGINAL_DST");
+    assert_eq!(c["lbPolicy"], "CLUSTER_PROVIDED");
+    assert!(c.get("edsClusterConfig").is_none(), "{c}");
+    assert_eq!(
+        c["transportSocket"]["name"], "envoy.transport_sockets.tls",
+        "all pods meshed: mTLS"
+    );
+    assert!(j["eds"].get(&name).is_none());
+    let chain = |j: &Value| {
+        j["lds"]["virtual"]["filterChains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == format!("{name}|9092"))
+            .cloned()
+            .expect("the headless port's chain")
+    };
+    let ips = |c: &Value| -> Vec<String> {
+        c["filterChainMatch"]["prefixRanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["addressPrefix"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ips(&chain(&j)),
+        ["198.18.0.51", "198.18.0.52"],
+        "not its own address"
+    );
+    assert_eq!(
+        chain(&j)["filters"][0]["typedConfig"]["cluster"],
+        name.as_str()
+    );
+    let other = golden("headless_client", &s, &proxy(&s, "productpage-v1"));
+    assert_eq!(
+        ips(&chain(&other)),
+        ["198.18.0.50", "198.18.0.51", "198.18.0.52"]
+    );
+}

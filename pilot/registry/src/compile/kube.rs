@@ -28,6 +28,17 @@ pub fn service(
             }
         },
     };
+    let mut other_vips = Vec::new();
+    for (i, ip) in svc.spec.cluster_ips.iter().enumerate().skip(1) {
+        match ip.parse::<IpAddr>() {
+            Ok(ip) if cluster_ip.is_some() && !other_vips.contains(&ip) => other_vips.push(ip),
+            Ok(_) => {}
+            Err(_) => ck.error(
+                format!("spec.clusterIPs[{i}]"),
+                format!("invalid IP address {ip:?}"),
+            ),
+        }
+    }
     let mut ports = Vec::new();
     for (i, p) in svc.spec.ports.iter().enumerate() {
         let at = format!("spec.ports[{i}]");
@@ -81,6 +92,7 @@ pub fn service(
         namespace: key.namespace.clone(),
         hostname: format!("{}.{}.svc.{}", key.name, key.namespace, cx.domain_suffix),
         cluster_ip,
+        other_vips,
         ports,
         selector: svc.spec.selector.clone(),
         export_to,
