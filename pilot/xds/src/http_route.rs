@@ -370,7 +370,9 @@ fn cluster_specifier(weighted: &[(String, u32, &Headers)]) -> route_action::Clus
 /// attempts, per-try timeout and `retryOn` (conditions and status codes)
 /// override it field by field; `attempts: 0` turns retries off. With a
 /// consistent hash the predicate is left out (Istio's
-/// `DefaultConsistentHashPolicy`): a retry must not leave the hashed host.
+/// `DefaultConsistentHashPolicy`): a retry must not leave the hashed host;
+/// `retryIgnorePreviousHosts` decides it when set. Host selection is tried
+/// 5 times either way, as in Istio's default policy.
 fn retry_policy(route: &HttpRoute, consistent_hash: bool) -> Option<RetryPolicy> {
     let (attempts, per_try, retry_on, codes) = match &route.retries {
         Some(r) => match &r.retry_on {
@@ -409,7 +411,8 @@ fn retry_policy(route: &HttpRoute, consistent_hash: bool) -> Option<RetryPolicy>
         } else {
             Vec::new()
         },
-        host_selection_retry_max_attempts: if consistent_hash { 0 } else { 5 },
+        // Istio's default policy, consistent hash or not.
+        host_selection_retry_max_attempts: 5,
         retry_priority: rule
             .is_some_and(|r| r.remote_localities)
             .then(previous_priorities),
