@@ -59,9 +59,17 @@ pub enum StringMatch {
 
 /// A header or query-parameter match that may be empty: `{}` matches any
 /// value of a present header (Istio's `present_match`), else a [`StringMatch`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct PresenceMatch(pub Option<StringMatch>);
+
+impl Serialize for PresenceMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(m) => m.serialize(s),
+            None => BTreeMap::<String, String>::new().serialize(s),
+        }
+    }
+}
 
 impl<'de> Deserialize<'de> for PresenceMatch {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -118,6 +118,12 @@ fn an_empty_header_match_is_presence_and_other_bad_matches_keep_their_errors() {
     };
     let vs = spec("{}").unwrap();
     assert_eq!(vs.http[0].matches[0].headers["x-a"], PresenceMatch(None));
+    // It serialises back as `{}`.
+    let json = serde_json::to_value(&vs).unwrap();
+    assert_eq!(
+        json["http"][0]["match"][0]["headers"]["x-a"],
+        serde_json::json!({})
+    );
     let vs = spec("{prefix: a}").unwrap();
     assert_eq!(
         vs.http[0].matches[0].headers["x-a"],
