@@ -179,6 +179,9 @@ struct KindSpec {
     base: Value,
     /// Specs of other objects of the kind beside the rule (`precedence` needs one).
     others: Vec<Value>,
+    /// Whole objects of other kinds beside the rule (routes to a subset, for
+    /// subset-level settings that live on routes).
+    context: Vec<Value>,
 }
 
 fn kinds() -> BTreeMap<&'static str, KindSpec> {
@@ -192,6 +195,7 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
                 api_version,
                 base,
                 others: Vec::new(),
+                context: Vec::new(),
             },
         );
     };
@@ -241,6 +245,12 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         "config.istio.io/v1alpha2",
         json!({"destination": {"name": "reviews"}, "loadBalancing": {"name": "RANDOM"}}),
     );
+    // Routes to subset v1, for the settings of a subset that live on its
+    // routes (consistent-hash cookies).
+    m.get_mut("DestinationRule").unwrap().context.push(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "to-v1", "namespace": "default"},
+        "spec": {"hosts": ["reviews"], "http": [{"route": [{"destination": {"host": "reviews", "subset": "v1"}}]}]}}));
     // A second RouteRule for reviews, so precedence has something to order.
     m.get_mut("RouteRule").unwrap().others.push(json!({
         "destination": {"name": "reviews"}, "precedence": 1,
@@ -381,9 +391,10 @@ fn build(kind: &str, k: &KindSpec, spec: &Value) -> Built {
         serde_json::to_string(&o).unwrap()
     };
     let others = k.others.iter().enumerate();
-    let others: Vec<String> = others
+    let mut others: Vec<String> = others
         .map(|(i, s)| object(format!("other-{i}"), s))
         .collect();
+    others.extend(k.context.iter().map(|o| serde_json::to_string(o).unwrap()));
     let mut store = Store::new();
     for (name, text) in [
         ("platform.yaml", platform(kind)),

@@ -13,8 +13,8 @@ use crate::meta::PortSelector;
 pub struct DestinationRuleSpec {
     /// Service host (short names resolve in the rule's namespace).
     pub host: String,
-    /// Host-level policy.
-    pub traffic_policy: Option<TrafficPolicy>,
+    /// Host-level policy (boxed: it is most of the spec's size).
+    pub traffic_policy: Option<Box<TrafficPolicy>>,
     /// Named subsets.
     pub subsets: Vec<Subset>,
     /// Namespaces that see this rule.
@@ -47,6 +47,25 @@ pub struct TrafficPolicy {
     pub tls: Option<ClientTlsSettings>,
     /// Per-port overrides.
     pub port_level_settings: Vec<PortTrafficPolicy>,
+    /// PROXY protocol header sent upstream.
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+/// Upstream PROXY protocol (`trafficPolicy.proxyProtocol`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ProxyProtocol {
+    /// Version (`V1` when unset).
+    pub version: Option<ProxyProtocolVersion>,
+}
+
+/// PROXY protocol versions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ProxyProtocolVersion {
+    /// Text header.
+    V1,
+    /// Binary header.
+    V2,
 }
 
 /// A per-port policy.
@@ -73,6 +92,58 @@ pub struct LoadBalancerSettings {
     pub simple: Option<SimpleLb>,
     /// Consistent hashing.
     pub consistent_hash: Option<ConsistentHashLb>,
+    /// Locality-aware load balancing.
+    pub locality_lb_setting: Option<LocalityLbSetting>,
+    /// Slow start window for new endpoints (ROUND_ROBIN, LEAST_REQUEST).
+    pub warmup_duration_secs: Option<String>,
+    /// Slow start with its curve (ROUND_ROBIN, LEAST_REQUEST).
+    pub warmup: Option<WarmupConfiguration>,
+}
+
+/// Locality load balancing (`loadBalancer.localityLbSetting`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LocalityLbSetting {
+    /// Weighted distribution from a locality to others.
+    pub distribute: Vec<LocalityDistribute>,
+    /// Failover from a region to another.
+    pub failover: Vec<LocalityFailover>,
+    /// Labels ordering failover priority.
+    pub failover_priority: Vec<String>,
+    /// Enables or disables locality load balancing.
+    pub enabled: Option<bool>,
+}
+
+/// A `distribute` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LocalityDistribute {
+    /// Origin locality (`region/zone/subzone`, `*` wildcards).
+    pub from: String,
+    /// Destination localities and their weights.
+    pub to: BTreeMap<String, u32>,
+}
+
+/// A `failover` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LocalityFailover {
+    /// Origin region.
+    pub from: String,
+    /// Failover region.
+    pub to: String,
+}
+
+/// Slow start (`loadBalancer.warmup`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct WarmupConfiguration {
+    /// Window (required).
+    pub duration: Option<String>,
+    /// Weight a new endpoint starts from, in percent (Envoy's 10 when unset).
+    pub minimum_percent: Option<serde_json::Number>,
+    /// Curve of the ramp (1.0 linear, Envoy's default).
+    pub aggression: Option<serde_json::Number>,
 }
 
 /// Simple load-balancing algorithms.
@@ -106,7 +177,28 @@ pub struct ConsistentHashLb {
     /// Query parameter name.
     pub http_query_parameter_name: Option<String>,
     /// Minimum ring size of the hash ring (Envoy's `minimum_ring_size`; 1024 when unset).
+    /// Deprecated by Istio in favour of `ringHash.minimumRingSize`.
     pub minimum_ring_size: Option<u64>,
+    /// Ring hash (Ketama).
+    pub ring_hash: Option<RingHash>,
+    /// Maglev.
+    pub maglev: Option<MagLev>,
+}
+
+/// `consistentHash.ringHash`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RingHash {
+    /// Minimum ring size (Envoy's 1024 when unset or 0).
+    pub minimum_ring_size: Option<u64>,
+}
+
+/// `consistentHash.maglev`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct MagLev {
+    /// Lookup table size, a prime (Envoy's 65537 when unset or 0).
+    pub table_size: Option<u64>,
 }
 
 /// Hash cookie.
@@ -139,6 +231,36 @@ pub struct TcpSettings {
     pub max_connections: Option<i32>,
     /// Connect timeout.
     pub connect_timeout: Option<String>,
+    /// TCP keepalive probes on upstream connections.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// Maximum lifetime of an upstream connection.
+    pub max_connection_duration: Option<String>,
+    /// Idle timeout of upstream connections (and, host-level, TCP proxying).
+    pub idle_timeout: Option<String>,
+}
+
+/// `tcp.tcpKeepalive`: SO_KEEPALIVE, with the OS defaults for what is unset.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TcpKeepalive {
+    /// Probes without response before the connection is dead.
+    pub probes: Option<u32>,
+    /// Idle time before the first probe.
+    pub time: Option<String>,
+    /// Time between probes.
+    pub interval: Option<String>,
+}
+
+/// `http.h2UpgradePolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum H2UpgradePolicy {
+    /// The mesh's policy.
+    Default,
+    /// Keep HTTP/1.1.
+    DoNotUpgrade,
+    /// Speak HTTP/2 upstream.
+    Upgrade,
 }
 
 /// HTTP connection pool.
@@ -155,6 +277,12 @@ pub struct HttpSettings {
     pub max_retries: Option<i32>,
     /// Idle timeout.
     pub idle_timeout: Option<String>,
+    /// Upgrade HTTP/1.1 connections to HTTP/2.
+    pub h2_upgrade_policy: Option<H2UpgradePolicy>,
+    /// Speak upstream the protocol the client spoke.
+    pub use_client_protocol: Option<bool>,
+    /// Max concurrent streams per HTTP/2 connection.
+    pub max_concurrent_streams: Option<i32>,
 }
 
 /// Outlier detection.
@@ -175,6 +303,10 @@ pub struct OutlierDetection {
     pub max_ejection_percent: Option<i32>,
     /// Panic threshold.
     pub min_health_percent: Option<i32>,
+    /// Count locally originated errors (connect failures, timeouts) apart.
+    pub split_external_local_origin_errors: Option<bool>,
+    /// Consecutive local-origin failures before ejection (with the split).
+    pub consecutive_local_origin_failures: Option<i32>,
 }
 
 /// TLS modes.
@@ -207,4 +339,8 @@ pub struct ClientTlsSettings {
     pub sni: Option<String>,
     /// Accepted server SANs.
     pub subject_alt_names: Vec<String>,
+    /// Kubernetes Secret with the client credentials.
+    pub credential_name: Option<String>,
+    /// Skip verifying the server's certificate and SANs.
+    pub insecure_skip_verify: Option<bool>,
 }

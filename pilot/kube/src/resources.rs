@@ -342,7 +342,9 @@ impl Trimmed for RuleObject {
                 parse_spec::<DestinationRuleSpec>(self.spec).map(Body::DestinationRule)
             }
             Kind::Sidecar => parse_spec::<SidecarSpec>(self.spec).map(Body::Sidecar),
-            Kind::RouteRule => parse_spec::<RouteRuleSpec>(self.spec).map(Body::RouteRule),
+            Kind::RouteRule => {
+                parse_spec::<RouteRuleSpec>(self.spec).map(|s| Body::RouteRule(Box::new(s)))
+            }
             Kind::DestinationPolicy => {
                 parse_spec::<DestinationPolicySpec>(self.spec).map(Body::DestinationPolicy)
             }

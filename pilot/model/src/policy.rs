@@ -17,13 +17,60 @@ pub enum LoadBalancer {
     LeastRequest,
     /// Random.
     Random,
-    /// Ring hash on a key.
+    /// Consistent hashing on a key.
     ConsistentHash {
-        /// What is hashed.
-        key: HashKey,
-        /// `minimumRingSize` (`None`: Istio's 1024).
+        /// What is hashed (`None`: no hash policy on routes, so Envoy
+        /// hashes randomly, as Istio leaves it).
+        key: Option<HashKey>,
+        /// `minimumRingSize` (`None`: Istio's 1024), for the ring hash.
         minimum_ring_size: Option<u64>,
+        /// `maglev`: Maglev instead of the ring hash, with its table size
+        /// (`Some(None)`: Envoy's 65537).
+        maglev: Option<Option<u64>>,
     },
+    /// `PASSTHROUGH`: an ORIGINAL_DST cluster, to wherever the client connected.
+    Passthrough,
+}
+
+/// Slow start of new endpoints (`warmupDurationSecs`, `warmup`): Envoy's
+/// `slow_start_config` of ROUND_ROBIN and LEAST_REQUEST.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SlowStart {
+    /// Window.
+    pub window: Duration,
+    /// Ramp curve (`aggression`), as its decimal text (`None`: linear).
+    pub aggression: Option<String>,
+    /// Starting weight in percent (`minimumPercent`), as its decimal text.
+    pub min_weight_percent: Option<String>,
+}
+
+/// `tcp.tcpKeepalive` (seconds, as Envoy counts them; `None`: OS default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TcpKeepalive {
+    /// `probes`.
+    pub probes: Option<u32>,
+    /// `time`, in seconds.
+    pub time_secs: Option<u32>,
+    /// `interval`, in seconds.
+    pub interval_secs: Option<u32>,
+}
+
+/// `http.h2UpgradePolicy` (`DEFAULT` is the mesh's: no upgrade).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum H2Upgrade {
+    /// `UPGRADE`: HTTP/2 upstream, whatever the port's protocol.
+    Upgrade,
+    /// `DO_NOT_UPGRADE`.
+    DoNotUpgrade,
+}
+
+/// Upstream PROXY protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProxyProtocol {
+    /// Text header.
+    V1,
+    /// Binary header.
+    V2,
 }
 
 /// What consistent hashing hashes on.
@@ -61,8 +108,20 @@ pub struct ConnectionPool {
     pub max_requests_per_connection: Option<u32>,
     /// `http.maxRetries`.
     pub max_retries: Option<u32>,
-    /// `http.idleTimeout`.
+    /// `http.idleTimeout`, else `tcp.idleTimeout`.
     pub idle_timeout: Option<Duration>,
+    /// `tcp.idleTimeout` alone (the `tcp_proxy` of the host's TCP ports).
+    pub tcp_idle_timeout: Option<Duration>,
+    /// `tcp.maxConnectionDuration`.
+    pub max_connection_duration: Option<Duration>,
+    /// `tcp.tcpKeepalive`.
+    pub tcp_keepalive: Option<TcpKeepalive>,
+    /// `http.h2UpgradePolicy`.
+    pub h2_upgrade: Option<H2Upgrade>,
+    /// `http.useClientProtocol`.
+    pub use_client_protocol: bool,
+    /// `http.maxConcurrentStreams` (HTTP/2 clusters).
+    pub max_concurrent_streams: Option<u32>,
 }
 
 /// Outlier detection (passive health checking).
@@ -80,6 +139,10 @@ pub struct OutlierDetection {
     pub max_ejection_percent: Option<u32>,
     /// `minHealthPercent`.
     pub min_health_percent: Option<u32>,
+    /// `splitExternalLocalOriginErrors`.
+    pub split_external_local_origin_errors: bool,
+    /// `consecutiveLocalOriginFailures` (with the split).
+    pub consecutive_local_origin_failures: Option<u32>,
 }
 
 /// Client-side TLS towards a destination (DestinationRule `trafficPolicy.tls`).
@@ -95,6 +158,8 @@ pub enum ClientTls {
         ca_certificates: Option<String>,
         /// Accepted server SANs.
         subject_alt_names: Vec<String>,
+        /// `insecureSkipVerify`: no CA or SAN check.
+        insecure_skip_verify: bool,
     },
     /// Mutual TLS with the given files.
     Mutual {
@@ -108,6 +173,8 @@ pub enum ClientTls {
         sni: Option<String>,
         /// Accepted server SANs.
         subject_alt_names: Vec<String>,
+        /// `insecureSkipVerify`: no CA or SAN check.
+        insecure_skip_verify: bool,
     },
     /// Mutual TLS with the mesh identity.
     IstioMutual,
@@ -118,6 +185,9 @@ pub enum ClientTls {
 pub struct TrafficPolicy {
     /// Load balancer.
     pub load_balancer: Option<LoadBalancer>,
+    /// Slow start; part of the load balancer settings (an override of
+    /// `loadBalancer` replaces both).
+    pub slow_start: Option<SlowStart>,
     /// Connection pool.
     pub connection_pool: Option<ConnectionPool>,
     /// Outlier detection.
@@ -126,6 +196,8 @@ pub struct TrafficPolicy {
     pub tls: Option<ClientTls>,
     /// Per-port overrides (each field replaces the host-level one).
     pub port_level: BTreeMap<u16, TrafficPolicy>,
+    /// Upstream PROXY protocol (host and subset level only, as Istio).
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl TrafficPolicy {
@@ -136,8 +208,9 @@ impl TrafficPolicy {
             ..self.clone()
         };
         if let Some(p) = self.port_level.get(&port) {
-            if p.load_balancer.is_some() {
+            if p.load_balancer.is_some() || p.slow_start.is_some() {
                 merged.load_balancer = p.load_balancer.clone();
+                merged.slow_start = p.slow_start.clone();
             }
             if p.connection_pool.is_some() {
                 merged.connection_pool = p.connection_pool.clone();
@@ -157,8 +230,9 @@ impl TrafficPolicy {
     pub fn merged_with(&self, subset: Option<&TrafficPolicy>, port: u16) -> TrafficPolicy {
         let mut out = self.for_port(port);
         if let Some(s) = subset.map(|s| s.for_port(port)) {
-            if s.load_balancer.is_some() {
+            if s.load_balancer.is_some() || s.slow_start.is_some() {
                 out.load_balancer = s.load_balancer;
+                out.slow_start = s.slow_start;
             }
             if s.connection_pool.is_some() {
                 out.connection_pool = s.connection_pool;
@@ -168,6 +242,9 @@ impl TrafficPolicy {
             }
             if s.tls.is_some() {
                 out.tls = s.tls;
+            }
+            if s.proxy_protocol.is_some() {
+                out.proxy_protocol = s.proxy_protocol;
             }
         }
         out

@@ -410,7 +410,7 @@ impl DocContext<'_> {
             }
             Kind::RouteRule => {
                 let r: Resource<_> = self.parse(value)?;
-                (r.metadata, Body::RouteRule(r.spec))
+                (r.metadata, Body::RouteRule(Box::new(r.spec)))
             }
             Kind::DestinationPolicy => {
                 let r: Resource<_> = self.parse(value)?;

@@ -156,7 +156,7 @@ pub enum Body {
     /// Sidecar.
     Sidecar(SidecarSpec),
     /// RouteRule.
-    RouteRule(RouteRuleSpec),
+    RouteRule(Box<RouteRuleSpec>),
     /// DestinationPolicy.
     DestinationPolicy(DestinationPolicySpec),
     /// PeerAuthentication.

@@ -47,7 +47,7 @@ fn each_rule_reports_field_and_reason() {
         ("rule empty host", format!("{DR_HEAD}  host: \"\"\n"), "spec.host", "host must not be empty"),
         ("dr bad duration", format!("{DR_HEAD}  host: reviews\n  trafficPolicy: {{outlierDetection: {{interval: 1.5}}}}\n"), "spec.trafficPolicy.outlierDetection.interval", "invalid duration \"1.5\": missing unit (h, m, s, ms, us, ns)"),
         ("dr ejection percent", format!("{DR_HEAD}  host: reviews\n  trafficPolicy: {{outlierDetection: {{maxEjectionPercent: 120}}}}\n"), "spec.trafficPolicy.outlierDetection.maxEjectionPercent", "percentage 120 must be between 0 and 100"),
-        ("dr two hash keys", format!("{DR_HEAD}  host: reviews\n  trafficPolicy: {{loadBalancer: {{consistentHash: {{httpHeaderName: x, useSourceIp: true}}}}}}\n"), "spec.trafficPolicy.loadBalancer.consistentHash", "exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName is required"),
+        ("dr two hash keys", format!("{DR_HEAD}  host: reviews\n  trafficPolicy: {{loadBalancer: {{consistentHash: {{httpHeaderName: x, useSourceIp: true}}}}}}\n"), "spec.trafficPolicy.loadBalancer.consistentHash", "only one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName may be set"),
     ];
     for (name, yaml, field, message) in cases {
         let r = validate(&[("rule.yaml", &yaml)]);

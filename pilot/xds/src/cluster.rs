@@ -15,22 +15,27 @@ use envoy_types::pb::{
         config::{
             cluster::v3::{
                 circuit_breakers::Thresholds, cluster, CircuitBreakers, Cluster,
-                OutlierDetection as PbOutlier,
+                OutlierDetection as PbOutlier, UpstreamConnectionOptions,
             },
             core::v3::{
-                address, BindConfig, Http1ProtocolOptions, Http2ProtocolOptions,
-                HttpProtocolOptions as CommonHttp,
+                address, proxy_protocol_config, transport_socket, BindConfig, Http1ProtocolOptions,
+                Http2ProtocolOptions, HttpProtocolOptions as CommonHttp, ProxyProtocolConfig,
+                RuntimeDouble, TcpKeepalive as PbKeepalive, TransportSocket,
             },
             endpoint::v3::{
                 lb_endpoint, ClusterLoadAssignment, Endpoint as PbEndpoint, LbEndpoint,
                 LocalityLbEndpoints,
             },
         },
-        extensions::upstreams::http::v3::{
-            http_protocol_options::{
-                explicit_http_config::ProtocolConfig, ExplicitHttpConfig, UpstreamProtocolOptions,
+        extensions::{
+            transport_sockets::proxy_protocol::v3::ProxyProtocolUpstreamTransport,
+            upstreams::http::v3::{
+                http_protocol_options::{
+                    explicit_http_config::ProtocolConfig, ExplicitHttpConfig,
+                    UpstreamProtocolOptions, UseDownstreamHttpConfig,
+                },
+                HttpProtocolOptions,
             },
-            HttpProtocolOptions,
         },
         r#type::v3::Percent as PbPercent,
     },
@@ -41,13 +46,13 @@ use rudder_model::{
     names::{BLACKHOLE_CLUSTER, INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER},
     node::CertMode,
     well_known::INBOUND_PASSTHROUGH_SOURCE,
-    ConnectionPool, DestinationPolicy, Endpoint, LoadBalancer, OutlierDetection, Protocol, Service,
-    ServicePort, Subset, TrafficPolicy,
+    ConnectionPool, DestinationPolicy, Endpoint, H2Upgrade, LoadBalancer, OutlierDetection,
+    Protocol, ProxyProtocol, Service, ServicePort, SlowStart, Subset, TrafficPolicy,
 };
 
 use crate::{
     common::{ads, any, duration, resource, socket_address, u32v, HTTP_PROTOCOL_OPTIONS},
-    tls::{apply_upstream, destination_identities, upstream_tls, UpstreamTls},
+    tls::{apply_upstream, destination_identities, raw_buffer, upstream_tls, UpstreamTls},
     version::Version,
     Resource,
 };
@@ -72,6 +77,16 @@ pub(crate) fn effective_policy(
                 .merged_with(subset.and_then(|s| s.traffic_policy.as_ref()), port)
         })
         .unwrap_or_default()
+}
+
+/// Whether a cluster is `PASSTHROUGH` (ORIGINAL_DST: it takes no endpoints).
+pub(crate) fn is_passthrough(
+    policy: Option<&DestinationPolicy>,
+    subset: Option<&Subset>,
+    port: u16,
+) -> bool {
+    policy.is_some()
+        && effective_policy(policy, subset, port).load_balancer == Some(LoadBalancer::Passthrough)
 }
 
 /// Who a cluster talks to, for its TLS settings: the (subset's) ready
@@ -144,13 +159,15 @@ pub(crate) fn outbound_cluster(
         &tls,
         &cluster_name,
         &identities,
-        port.protocol.is_http2(),
+        // ALPN offers h2 where the cluster speaks it (Istio's in-mesh h2 ALPN).
+        port.protocol.is_http2()
+            || tp.connection_pool.as_ref().and_then(|p| p.h2_upgrade) == Some(H2Upgrade::Upgrade),
         peers.cert_mode,
     );
     if let Some(external) = &svc.external_name {
         resolve_by_dns(&mut c, external, port.port);
     }
-    apply_load_balancer(&mut c, tp.load_balancer.as_ref());
+    apply_load_balancer(&mut c, tp.load_balancer.as_ref(), tp.slow_start.as_ref());
     if svc.is_headless() {
         keep_original_destination(&mut c);
     }
@@ -161,17 +178,37 @@ pub(crate) fn outbound_cluster(
         c.typed_extension_protocol_options =
             HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
     }
+    if let Some(k) = tp
+        .connection_pool
+        .as_ref()
+        .and_then(|p| p.tcp_keepalive.as_ref())
+    {
+        // Unset fields keep the OS defaults (SO_KEEPALIVE alone), as Istio.
+        c.upstream_connection_options = Some(UpstreamConnectionOptions {
+            tcp_keepalive: Some(PbKeepalive {
+                keepalive_probes: k.probes.and_then(u32v),
+                keepalive_time: k.time_secs.and_then(u32v),
+                keepalive_interval: k.interval_secs.and_then(u32v),
+            }),
+            ..Default::default()
+        });
+    }
+    if let Some(v) = tp.proxy_protocol {
+        apply_proxy_protocol(&mut c, v);
+    }
     resource(version, &c)
 }
 
-/// A headless Service's cluster, as Istio builds it: ORIGINAL_DST, so a
-/// client keeps the pod it resolved by DNS (a StatefulSet member); no EDS,
-/// and Envoy's own load balancing (the destination decides).
+/// A headless Service's cluster, or a `PASSTHROUGH` one, as Istio builds
+/// them: ORIGINAL_DST, so a client keeps the destination it connected to (a
+/// StatefulSet member it resolved by DNS); no endpoints of ours (EDS or
+/// inline), and Envoy's own load balancing (the destination decides).
 fn keep_original_destination(c: &mut Cluster) {
     c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(
         cluster::DiscoveryType::OriginalDst as i32,
     ));
     c.eds_cluster_config = None;
+    c.load_assignment = None;
     c.lb_policy = cluster::LbPolicy::ClusterProvided as i32;
     c.lb_config = None;
 }
@@ -201,12 +238,93 @@ fn resolve_by_dns(c: &mut Cluster, external_name: &str, port: u16) {
     });
 }
 
-fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancer>) {
+/// Istio's `applyUpstreamProxyProtocol`: the cluster's transport socket
+/// (each of its matches', or raw buffer when it has none) wrapped in the
+/// upstream PROXY protocol socket.
+fn apply_proxy_protocol(c: &mut Cluster, version: ProxyProtocol) {
+    let wrap = |inner: TransportSocket| TransportSocket {
+        name: "envoy.transport_sockets.upstream_proxy_protocol".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(
+            &ProxyProtocolUpstreamTransport {
+                config: Some(ProxyProtocolConfig {
+                    version: match version {
+                        ProxyProtocol::V1 => proxy_protocol_config::Version::V1,
+                        ProxyProtocol::V2 => proxy_protocol_config::Version::V2,
+                    } as i32,
+                    ..Default::default()
+                }),
+                transport_socket: Some(inner),
+                ..Default::default()
+            },
+        ))),
+    };
+    if c.transport_socket_matches.is_empty() {
+        let inner = c.transport_socket.take().unwrap_or_else(raw_buffer);
+        c.transport_socket = Some(wrap(inner));
+    }
+    for m in &mut c.transport_socket_matches {
+        if let Some(inner) = m.transport_socket.take() {
+            m.transport_socket = Some(wrap(inner));
+        }
+    }
+}
+
+fn slow_start_config(s: &SlowStart) -> cluster::SlowStartConfig {
+    // Validation admits only numbers that parse.
+    let number = |t: &Option<String>| t.as_deref().and_then(|t| t.parse::<f64>().ok());
+    cluster::SlowStartConfig {
+        slow_start_window: Some(duration(s.window)),
+        aggression: number(&s.aggression).map(|a| RuntimeDouble {
+            default_value: a,
+            // Envoy requires a key; this one is never set in the runtime.
+            runtime_key: "upstream.slow_start.aggression".into(),
+        }),
+        min_weight_percent: number(&s.min_weight_percent).map(|value| PbPercent { value }),
+    }
+}
+
+fn apply_load_balancer(c: &mut Cluster, lb: Option<&LoadBalancer>, slow: Option<&SlowStart>) {
     use cluster::LbPolicy;
     c.lb_policy = match lb {
-        None | Some(LoadBalancer::RoundRobin) => LbPolicy::RoundRobin,
-        Some(LoadBalancer::LeastRequest) => LbPolicy::LeastRequest,
+        None | Some(LoadBalancer::RoundRobin) => {
+            if let Some(s) = slow {
+                c.lb_config = Some(cluster::LbConfig::RoundRobinLbConfig(
+                    cluster::RoundRobinLbConfig {
+                        slow_start_config: Some(slow_start_config(s)),
+                    },
+                ));
+            }
+            LbPolicy::RoundRobin
+        }
+        Some(LoadBalancer::LeastRequest) => {
+            if let Some(s) = slow {
+                c.lb_config = Some(cluster::LbConfig::LeastRequestLbConfig(
+                    cluster::LeastRequestLbConfig {
+                        slow_start_config: Some(slow_start_config(s)),
+                        ..Default::default()
+                    },
+                ));
+            }
+            LbPolicy::LeastRequest
+        }
         Some(LoadBalancer::Random) => LbPolicy::Random,
+        Some(LoadBalancer::Passthrough) => {
+            // Istio: ORIGINAL_DST to wherever the client connected; no
+            // endpoints of ours (EDS or inline) apply.
+            keep_original_destination(c);
+            LbPolicy::ClusterProvided
+        }
+        Some(LoadBalancer::ConsistentHash {
+            maglev: Some(table_size),
+            ..
+        }) => {
+            if let Some(n) = table_size {
+                c.lb_config = Some(cluster::LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+                    table_size: Some(UInt64Value { value: *n }),
+                }));
+            }
+            LbPolicy::Maglev
+        }
         Some(LoadBalancer::ConsistentHash {
             minimum_ring_size, ..
         }) => {
@@ -254,6 +372,14 @@ fn apply_outlier_detection(c: &mut Cluster, od: &OutlierDetection) {
         out.consecutive_gateway_failure = u32v(n);
         out.enforcing_consecutive_gateway_failure = u32v(100);
     }
+    if od.split_external_local_origin_errors {
+        out.split_external_local_origin_errors = true;
+        if let Some(n) = od.consecutive_local_origin_failures.filter(|&n| n > 0) {
+            out.consecutive_local_origin_failure = u32v(n);
+            out.enforcing_consecutive_local_origin_failure = u32v(100);
+        }
+        out.enforcing_local_origin_success_rate = u32v(0);
+    }
     c.outlier_detection = Some(out);
     if let Some(min) = od.min_health_percent {
         c.common_lb_config = Some(cluster::CommonLbConfig {
@@ -265,38 +391,62 @@ fn apply_outlier_detection(c: &mut Cluster, od: &OutlierDetection) {
     }
 }
 
-/// Upstream HTTP options: HTTP/2 for http2/grpc ports, and the pool's
-/// per-connection limits. `None` when there is nothing to say (HTTP/1.1
-/// defaults, TCP ports).
+/// Upstream HTTP options, as Istio's `applyConnectionPool` and
+/// `applyH2Upgrade` set them: HTTP/2 for http2/grpc ports (and any port with
+/// `h2UpgradePolicy: UPGRADE`), the client's protocol with
+/// `useClientProtocol`, and the pool's per-connection limits (which Istio
+/// sets on TCP clusters too; Envoy's TCP pool honours the idle timeout and
+/// the connection duration). `None` when there is nothing to say.
 fn http_protocol_options(
     protocol: Protocol,
     pool: Option<&ConnectionPool>,
 ) -> Option<HttpProtocolOptions> {
-    if !protocol.is_http() {
-        return None;
-    }
     let idle = pool.and_then(|p| p.idle_timeout);
     let max_per_conn = pool.and_then(|p| p.max_requests_per_connection);
-    if !protocol.is_http2() && idle.is_none() && max_per_conn.is_none() {
+    let max_duration = pool.and_then(|p| p.max_connection_duration);
+    let upgrade = pool.and_then(|p| p.h2_upgrade) == Some(H2Upgrade::Upgrade);
+    let downstream = pool.is_some_and(|p| p.use_client_protocol);
+    let common =
+        (idle.is_some() || max_per_conn.is_some() || max_duration.is_some()).then(|| CommonHttp {
+            idle_timeout: idle.map(duration),
+            max_requests_per_connection: max_per_conn.and_then(u32v),
+            max_connection_duration: max_duration.map(duration),
+            ..Default::default()
+        });
+    let http2 = protocol.is_http2();
+    if !http2 && !upgrade && !downstream && common.is_none() {
         return None;
     }
-    let common = (idle.is_some() || max_per_conn.is_some()).then(|| CommonHttp {
-        idle_timeout: idle.map(duration),
-        max_requests_per_connection: max_per_conn.and_then(u32v),
-        ..Default::default()
-    });
-    let config = if protocol.is_http2() {
-        ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default())
+    let explicit = |config| {
+        UpstreamProtocolOptions::ExplicitHttpConfig(ExplicitHttpConfig {
+            protocol_config: Some(config),
+        })
+    };
+    let h2 = || {
+        ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions {
+            // Only HTTP/2 clusters carry it (Istio's check).
+            max_concurrent_streams: pool.and_then(|p| p.max_concurrent_streams).and_then(u32v),
+            ..Default::default()
+        })
+    };
+    let options = if upgrade {
+        explicit(h2())
+    } else if downstream {
+        UpstreamProtocolOptions::UseDownstreamProtocolConfig(UseDownstreamHttpConfig {
+            http_protocol_options: Some(Http1ProtocolOptions::default()),
+            http2_protocol_options: Some(Http2ProtocolOptions::default()),
+            ..Default::default()
+        })
+    } else if http2 {
+        explicit(h2())
     } else {
-        ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default())
+        explicit(ProtocolConfig::HttpProtocolOptions(
+            Http1ProtocolOptions::default(),
+        ))
     };
     Some(HttpProtocolOptions {
         common_http_protocol_options: common,
-        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
-            ExplicitHttpConfig {
-                protocol_config: Some(config),
-            },
-        )),
+        upstream_protocol_options: Some(options),
         ..Default::default()
     })
 }

@@ -155,6 +155,26 @@ pub(crate) fn network_filter<M: Message + Name>(name: &str, config: &M) -> Filte
 
 /// A `tcp_proxy` filter to one cluster or, with several weighted clusters, a split.
 pub(crate) fn tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)]) -> Filter {
+    tcp_proxy_with(stat_prefix, clusters, TcpProxyTimeouts::default())
+}
+
+/// What a DestinationRule's host-level `connectionPool.tcp` sets on the
+/// `tcp_proxy` of its service's outbound TCP chains (Istio's
+/// `buildOutboundNetworkFilters`): `idleTimeout` and `maxConnectionDuration`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct TcpProxyTimeouts {
+    /// `idle_timeout` (`None`: Envoy's 1h).
+    pub(crate) idle: Option<std::time::Duration>,
+    /// `max_downstream_connection_duration`.
+    pub(crate) max_connection: Option<std::time::Duration>,
+}
+
+/// [`tcp_proxy`] with timeouts.
+pub(crate) fn tcp_proxy_with(
+    stat_prefix: &str,
+    clusters: &[(String, u32)],
+    timeouts: TcpProxyTimeouts,
+) -> Filter {
     let specifier = match clusters {
         [(one, _)] => tcp_proxy::ClusterSpecifier::Cluster(one.clone()),
         many => tcp_proxy::ClusterSpecifier::WeightedClusters(tcp_proxy::WeightedCluster {
@@ -174,6 +194,8 @@ pub(crate) fn tcp_proxy(stat_prefix: &str, clusters: &[(String, u32)]) -> Filter
         stat_prefix: stat_prefix.into(),
         cluster_specifier: Some(specifier),
         access_log: vec![stdout_access_log()],
+        idle_timeout: timeouts.idle.map(duration),
+        max_downstream_connection_duration: timeouts.max_connection.map(duration),
         ..Default::default()
     };
     network_filter(TCP_PROXY, &config)

@@ -56,7 +56,7 @@ use rudder_model::{
 };
 
 use crate::{
-    cluster::{fixed_clusters, inbound_cluster, outbound_cluster, Peers},
+    cluster::{fixed_clusters, inbound_cluster, is_passthrough, outbound_cluster, Peers},
     consistency::{eds_problems, reference_problems, report_inconsistent, RefNames, Refs},
     endpoint::{eds_resource, members},
     inbound::InboundSecurity,
@@ -628,8 +628,11 @@ impl Generator {
                                 outbound_cluster(&name, svc, sp, policy, subset, peers)
                             });
                     view.clusters.insert(name.clone(), cluster);
-                    if svc.external_name.is_some() || svc.is_headless() {
-                        // Resolved by DNS, or the original destination: no EDS.
+                    if svc.external_name.is_some()
+                        || svc.is_headless()
+                        || is_passthrough(policy, subset, sp.port)
+                    {
+                        // Resolved by DNS, or ORIGINAL_DST: no EDS.
                         continue;
                     }
                     let labels = subset.map(|s| s.labels.clone());

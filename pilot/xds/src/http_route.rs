@@ -104,7 +104,7 @@ impl Destinations<'_> {
             .destination_policy(&self.scope.namespace, &d.host)?;
         let subset = d.subset.as_ref().and_then(|s| policy.subsets.get(s));
         match effective_policy(Some(policy), subset, port).load_balancer {
-            Some(LoadBalancer::ConsistentHash { key, .. }) => Some(key),
+            Some(LoadBalancer::ConsistentHash { key, .. }) => key,
             _ => None,
         }
     }

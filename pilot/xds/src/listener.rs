@@ -67,7 +67,10 @@ use rudder_model::{
 };
 
 use crate::{
-    common::{ads, any, host_cidr, resource, socket_address, tcp_proxy, u32v, ORIGINAL_DST_FILTER},
+    common::{
+        ads, any, host_cidr, resource, socket_address, tcp_proxy, tcp_proxy_with, u32v,
+        TcpProxyTimeouts, ORIGINAL_DST_FILTER,
+    },
     hcm::{http_connection_manager, HcmOptions},
     http_route::Destinations,
     inbound::{inbound_chains, InboundSecurity},
@@ -215,16 +218,30 @@ fn tcp_chains(
             }
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &default, labels);
-            version.add(&(sp.port, &vips, &svc.hostname, &clusters));
+            let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
+            version.add(&(sp.port, &vips, &svc.hostname, &clusters, timeouts));
             chains.push(chain(
                 default.clone(),
                 Some(sp.port),
                 &vips,
-                tcp_proxy(&default, &clusters),
+                tcp_proxy_with(&default, &clusters, timeouts),
             ));
         }
     }
     seen
+}
+
+/// The `tcp_proxy` timeouts of a service's TCP traffic: Istio reads the
+/// host-level pool of its DestinationRule only (not port or subset level).
+fn tcp_timeouts(snapshot: &Snapshot, scope: &Scope, host: &str) -> TcpProxyTimeouts {
+    snapshot
+        .destination_policy(&scope.namespace, host)
+        .and_then(|p| p.traffic_policy.connection_pool.as_ref())
+        .map(|pool| TcpProxyTimeouts {
+            idle: pool.tcp_idle_timeout,
+            max_connection: pool.max_connection_duration,
+        })
+        .unwrap_or_default()
 }
 
 /// The chains of a headless Service's TCP (and undeclared) ports, as Istio
@@ -250,12 +267,13 @@ fn headless_chains(
         let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
         for (port, addresses) in by_port {
             let clusters = tcp_clusters(dests, &svc.hostname, sp.port, &default, labels);
-            version.add(&(port, &addresses, &svc.hostname, &clusters));
+            let timeouts = tcp_timeouts(dests.snapshot, dests.scope, &svc.hostname);
+            version.add(&(port, &addresses, &svc.hostname, &clusters, timeouts));
             chains.push(chain(
                 format!("{default}|{port}"),
                 Some(port),
                 &addresses,
-                tcp_proxy(&default, &clusters),
+                tcp_proxy_with(&default, &clusters, timeouts),
             ));
         }
     }
@@ -320,14 +338,29 @@ fn vip_listeners(
         let tcp = sniffed.then(|| {
             let default = ClusterName::outbound(port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, port, &default, labels);
-            v.add(&clusters);
-            (default, clusters)
+            let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
+            v.add(&(&clusters, timeouts));
+            TcpFallback {
+                stat_prefix: default,
+                clusters,
+                timeouts,
+            }
         });
         let (name, l) = vip_listener(vip, port, &svc.hostname, tcp);
         vip_listeners.push((name.clone(), resource(v.with(&name), &l)));
         service_routes.push((svc.hostname.clone(), port));
     }
     (vip_listeners, service_routes)
+}
+
+/// Where a sniffed port's connections that are not HTTP go.
+struct TcpFallback {
+    /// The `tcp_proxy` stat prefix (the port's default cluster).
+    stat_prefix: String,
+    /// Weighted clusters (TCP routes apply).
+    clusters: Vec<(String, u32)>,
+    /// The host-level connection pool's timeouts.
+    timeouts: TcpProxyTimeouts,
 }
 
 /// What Envoy's HTTP inspector reports for HTTP/1.x and h2c (Istio's match
@@ -342,7 +375,7 @@ fn vip_listener(
     vip: IpAddr,
     port: u16,
     host: &str,
-    tcp: Option<(String, Vec<(String, u32)>)>,
+    tcp: Option<TcpFallback>,
 ) -> (String, Listener) {
     let name = vip_listener_name(vip, port);
     let hcm = http_connection_manager(
@@ -360,7 +393,12 @@ fn vip_listener(
     };
     let mut listener_filters = Vec::new();
     let mut default_filter_chain = None;
-    if let Some((stat_prefix, clusters)) = tcp {
+    if let Some(TcpFallback {
+        stat_prefix,
+        clusters,
+        timeouts,
+    }) = tcp
+    {
         http.name = format!("{}|http", http.name);
         http.filter_chain_match = Some(FilterChainMatch {
             application_protocols: SNIFFED_HTTP.iter().map(|s| s.to_string()).collect(),
@@ -375,7 +413,7 @@ fn vip_listener(
         });
         default_filter_chain = Some(FilterChain {
             name: format!("{stat_prefix}|tcp"),
-            filters: vec![tcp_proxy(&stat_prefix, &clusters)],
+            filters: vec![tcp_proxy_with(&stat_prefix, &clusters, timeouts)],
             ..Default::default()
         });
     }

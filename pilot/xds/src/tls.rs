@@ -153,7 +153,7 @@ fn upstream_socket(ctx: &UpstreamTlsContext) -> TransportSocket {
     }
 }
 
-fn raw_buffer() -> TransportSocket {
+pub(crate) fn raw_buffer() -> TransportSocket {
     use envoy_types::pb::envoy::extensions::transport_sockets::raw_buffer::v3::RawBuffer;
     TransportSocket {
         name: "envoy.transport_sockets.raw_buffer".into(),
@@ -281,27 +281,37 @@ fn file(path: &str) -> DataSource {
 
 /// SIMPLE and MUTUAL with the DestinationRule's files.
 fn other_tls(tls: &ClientTls) -> Option<UpstreamTlsContext> {
-    let (cert, sni, ca, sans) = match tls {
+    let (cert, sni, ca, sans, insecure) = match tls {
         ClientTls::Simple {
             sni,
             ca_certificates,
             subject_alt_names,
-        } => (None, sni, ca_certificates, subject_alt_names),
+            insecure_skip_verify,
+        } => (
+            None,
+            sni,
+            ca_certificates,
+            subject_alt_names,
+            insecure_skip_verify,
+        ),
         ClientTls::Mutual {
             client_certificate,
             private_key,
             ca_certificates,
             sni,
             subject_alt_names,
+            insecure_skip_verify,
         } => (
             Some((client_certificate, private_key)),
             sni,
             ca_certificates,
             subject_alt_names,
+            insecure_skip_verify,
         ),
         ClientTls::Disable | ClientTls::IstioMutual => return None,
     };
-    let validation = ca.as_ref().map(|ca| {
+    // insecureSkipVerify: no validation context at all (neither CA nor SANs).
+    let validation = ca.as_ref().filter(|_| !insecure).map(|ca| {
         ValidationContextType::ValidationContext(CertificateValidationContext {
             trusted_ca: Some(file(ca)),
             match_typed_subject_alt_names: san_matchers(sans),

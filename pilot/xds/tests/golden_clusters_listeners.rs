@@ -62,7 +62,8 @@ fn consistent_hash_by_header_cookie_and_source_ip() {
     let hash = |key| TrafficPolicy {
         load_balancer: Some(LoadBalancer::ConsistentHash {
             minimum_ring_size: matches!(key, HashKey::SourceIp).then_some(4096),
-            key,
+            maglev: None,
+            key: Some(key),
         }),
         ..Default::default()
     };
@@ -168,6 +169,7 @@ fn connection_pool_and_outlier_detection() {
             max_requests_per_connection: Some(5),
             max_retries: Some(3),
             idle_timeout: Some(Duration::from_secs(30)),
+            ..Default::default()
         }),
         outlier_detection: Some(OutlierDetection {
             consecutive_5xx_errors: Some(5),
@@ -176,6 +178,7 @@ fn connection_pool_and_outlier_detection() {
             base_ejection_time: Some(Duration::from_secs(30)),
             max_ejection_percent: Some(50),
             min_health_percent: Some(20),
+            ..Default::default()
         }),
         ..Default::default()
     };

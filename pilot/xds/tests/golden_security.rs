@@ -238,6 +238,7 @@ fn destination_rule_tls_modes() {
                 sni: Some("details.example.com".into()),
                 ca_certificates: Some(format!("{dir}/root-cert.pem")),
                 subject_alt_names: vec!["details.example.com".into()],
+                insecure_skip_verify: false,
             }),
         ))
         .policy(mk_policy(
@@ -250,6 +251,7 @@ fn destination_rule_tls_modes() {
                 ca_certificates: Some(format!("{dir}/root-cert.pem")),
                 sni: None,
                 subject_alt_names: vec![],
+                insecure_skip_verify: false,
             }),
         ))
         .build();

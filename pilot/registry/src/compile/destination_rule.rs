@@ -3,9 +3,11 @@
 use std::collections::BTreeMap;
 
 use rudder_config::destination_rule as dr;
+use std::time::Duration;
+
 use rudder_model::{
-    ClientTls, ConnectionPool, DestinationPolicy, HashKey, LoadBalancer, OutlierDetection, RuleRef,
-    Subset, TrafficPolicy,
+    duration, ClientTls, ConnectionPool, DestinationPolicy, H2Upgrade, HashKey, LoadBalancer,
+    OutlierDetection, ProxyProtocol, RuleRef, SlowStart, Subset, TcpKeepalive, TrafficPolicy,
 };
 
 use super::Ctx;
@@ -75,11 +77,14 @@ pub fn compile(
 
 /// A traffic policy with its per-port settings.
 pub fn traffic_policy(p: &dr::TrafficPolicy, at: &str, ck: &mut Checker) -> TrafficPolicy {
+    let (load_balancer, slow_start) = p
+        .load_balancer
+        .as_ref()
+        .map(|lb| lb_settings(lb, &format!("{at}.loadBalancer"), ck))
+        .unwrap_or_default();
     let mut out = TrafficPolicy {
-        load_balancer: p
-            .load_balancer
-            .as_ref()
-            .and_then(|lb| load_balancer(lb, &format!("{at}.loadBalancer"), ck)),
+        load_balancer,
+        slow_start,
         connection_pool: p
             .connection_pool
             .as_ref()
@@ -93,6 +98,10 @@ pub fn traffic_policy(p: &dr::TrafficPolicy, at: &str, ck: &mut Checker) -> Traf
             .as_ref()
             .and_then(|t| tls(t, &format!("{at}.tls"), ck)),
         port_level: BTreeMap::new(),
+        proxy_protocol: p.proxy_protocol.as_ref().map(|pp| match pp.version {
+            Some(dr::ProxyProtocolVersion::V2) => ProxyProtocol::V2,
+            Some(dr::ProxyProtocolVersion::V1) | None => ProxyProtocol::V1,
+        }),
     };
     for (i, pl) in p.port_level_settings.iter().enumerate() {
         let f = format!("{at}.portLevelSettings[{i}]");
@@ -103,11 +112,14 @@ pub fn traffic_policy(p: &dr::TrafficPolicy, at: &str, ck: &mut Checker) -> Traf
         let Some(port) = ck.port(format!("{f}.port.number"), port.into()) else {
             continue;
         };
+        let (load_balancer, slow_start) = pl
+            .load_balancer
+            .as_ref()
+            .map(|lb| lb_settings(lb, &format!("{f}.loadBalancer"), ck))
+            .unwrap_or_default();
         let tp = TrafficPolicy {
-            load_balancer: pl
-                .load_balancer
-                .as_ref()
-                .and_then(|lb| load_balancer(lb, &format!("{f}.loadBalancer"), ck)),
+            load_balancer,
+            slow_start,
             connection_pool: pl
                 .connection_pool
                 .as_ref()
@@ -121,17 +133,124 @@ pub fn traffic_policy(p: &dr::TrafficPolicy, at: &str, ck: &mut Checker) -> Traf
                 .as_ref()
                 .and_then(|t| tls(t, &format!("{f}.tls"), ck)),
             port_level: BTreeMap::new(),
+            proxy_protocol: None,
         };
         out.port_level.insert(port, tp);
     }
     out
 }
 
-fn load_balancer(
+/// The algorithm and the slow start of `loadBalancer`.
+fn lb_settings(
     lb: &dr::LoadBalancerSettings,
     at: &str,
     ck: &mut Checker,
-) -> Option<LoadBalancer> {
+) -> (Option<LoadBalancer>, Option<SlowStart>) {
+    if let Some(l) = &lb.locality_lb_setting {
+        locality(l, &format!("{at}.localityLbSetting"), ck);
+    }
+    let algorithm = algorithm(lb, at, ck);
+    let slow_start = slow_start(lb, at, ck);
+    if slow_start.is_some() {
+        // Envoy has slow start for ROUND_ROBIN and LEAST_REQUEST only; Istio
+        // drops it silently for the others.
+        let simple = matches!(
+            algorithm,
+            None | Some(LoadBalancer::RoundRobin | LoadBalancer::LeastRequest)
+        );
+        if !simple {
+            ck.error(
+                format!("{at}.warmup"),
+                "warmup (slow start) applies to ROUND_ROBIN and LEAST_REQUEST only",
+            );
+        }
+    }
+    (algorithm, slow_start)
+}
+
+/// Locality load balancing needs endpoint localities (region/zone/subzone
+/// from the nodes' topology labels), which Rudder does not model: only
+/// `enabled: false` (no locality load balancing, what Rudder does) is
+/// accepted, with a warning; the rest is refused at its path.
+fn locality(l: &dr::LocalityLbSetting, at: &str, ck: &mut Checker) {
+    const WHY: &str = "locality load balancing is not supported: Rudder's endpoints carry no \
+                       locality (region/zone/subzone of their node), so it cannot be honoured";
+    let mut refused = false;
+    for (field, set) in [
+        ("distribute", !l.distribute.is_empty()),
+        ("failover", !l.failover.is_empty()),
+        ("failoverPriority", !l.failover_priority.is_empty()),
+    ] {
+        if set {
+            ck.error(format!("{at}.{field}"), WHY);
+            refused = true;
+        }
+    }
+    match l.enabled {
+        Some(false) if !refused => ck.warn(
+            format!("{at}.enabled"),
+            "locality load balancing is off, as it always is in Rudder; this changes nothing",
+        ),
+        Some(false) => {}
+        Some(true) => ck.error(format!("{at}.enabled"), WHY),
+        None if !refused => ck.error(at, WHY),
+        None => {}
+    }
+}
+
+fn slow_start(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> Option<SlowStart> {
+    if lb.warmup.is_some() && lb.warmup_duration_secs.is_some() {
+        ck.error(
+            format!("{at}.warmup"),
+            "warmup and warmupDurationSecs are mutually exclusive",
+        );
+        return None;
+    }
+    if let Some(d) = &lb.warmup_duration_secs {
+        return ck
+            .duration(format!("{at}.warmupDurationSecs"), d)
+            .map(|window| SlowStart {
+                window,
+                aggression: None,
+                min_weight_percent: None,
+            });
+    }
+    let w = lb.warmup.as_ref()?;
+    let Some(d) = &w.duration else {
+        ck.error(format!("{at}.warmup.duration"), "duration is required");
+        return None;
+    };
+    let window = ck.duration(format!("{at}.warmup.duration"), d)?;
+    let mut number =
+        |field: &str, n: &Option<serde_json::Number>, ok: fn(f64) -> bool, why: &str| {
+            let n = n.as_ref()?;
+            if n.as_f64().is_some_and(ok) {
+                Some(n.to_string())
+            } else {
+                ck.error(format!("{at}.warmup.{field}"), format!("{n} {why}"));
+                None
+            }
+        };
+    let aggression = number(
+        "aggression",
+        &w.aggression,
+        |a| a >= 1.0,
+        "must be at least 1.0 (1.0 is linear)",
+    );
+    let min_weight_percent = number(
+        "minimumPercent",
+        &w.minimum_percent,
+        |p| (0.0..=100.0).contains(&p),
+        "must be between 0 and 100",
+    );
+    Some(SlowStart {
+        window,
+        aggression,
+        min_weight_percent,
+    })
+}
+
+fn algorithm(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> Option<LoadBalancer> {
     match (&lb.simple, &lb.consistent_hash) {
         (Some(_), Some(_)) => {
             ck.error(at, "simple and consistentHash are mutually exclusive");
@@ -144,13 +263,7 @@ fn load_balancer(
                 Some(LoadBalancer::LeastRequest)
             }
             dr::SimpleLb::Random => Some(LoadBalancer::Random),
-            dr::SimpleLb::Passthrough => {
-                ck.warn(
-                    format!("{at}.simple"),
-                    "PASSTHROUGH is not supported yet; Envoy's default (round robin) is used",
-                );
-                None
-            }
+            dr::SimpleLb::Passthrough => Some(LoadBalancer::Passthrough),
         },
         (None, Some(h)) => {
             let at = format!("{at}.consistentHash");
@@ -162,7 +275,14 @@ fn load_balancer(
                 if c.name.is_empty() {
                     ck.error(format!("{at}.httpCookie.name"), "cookie name is required");
                 }
-                let ttl = ck.opt_duration(format!("{at}.httpCookie.ttl"), c.ttl.as_ref());
+                // 0s is a session cookie (Envoy's ttl 0), so no 1ms minimum here.
+                let ttl = c.ttl.as_ref().and_then(|t| match duration::parse(t) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        ck.error(format!("{at}.httpCookie.ttl"), e.to_string());
+                        None
+                    }
+                });
                 keys.push(HashKey::Cookie {
                     name: c.name.clone(),
                     path: c.path.clone(),
@@ -175,17 +295,85 @@ fn load_balancer(
             if let Some(q) = &h.http_query_parameter_name {
                 keys.push(HashKey::QueryParameter(q.clone()));
             }
-            if keys.len() != 1 {
-                ck.error(at, "exactly one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName is required");
+            // Istio accepts no key at all (Envoy then hashes nothing: random).
+            if keys.len() > 1 {
+                ck.error(at, "only one of httpHeaderName, httpCookie, useSourceIp, httpQueryParameterName may be set");
                 return None;
             }
-            keys.pop().map(|key| LoadBalancer::ConsistentHash {
-                key,
+            if h.ring_hash.is_some() && h.maglev.is_some() {
+                ck.error(at, "ringHash and maglev are mutually exclusive");
+                return None;
+            }
+            if (h.ring_hash.is_some() || h.maglev.is_some()) && h.minimum_ring_size.is_some() {
+                ck.error(
+                    format!("{at}.minimumRingSize"),
+                    "the deprecated minimumRingSize cannot be combined with ringHash or maglev \
+                     (use ringHash.minimumRingSize)",
+                );
+                return None;
+            }
+            let table_size = h.maglev.as_ref().map(|m| m.table_size.unwrap_or(0));
+            if let Some(n) = table_size {
+                // Istio's checks (Envoy's prime test: 1, 2, 3 pass).
+                let why = if n == 0 {
+                    Some("tableSize must be set for maglev".to_string())
+                } else if n >= MAX_MAGLEV_TABLE {
+                    Some(format!(
+                        "tableSize {n} must be less than {MAX_MAGLEV_TABLE}"
+                    ))
+                } else if !is_prime(n) {
+                    Some(format!("tableSize {n} must be a prime number"))
+                } else {
+                    None
+                };
+                if let Some(why) = why {
+                    ck.error(format!("{at}.maglev.tableSize"), why);
+                    return None;
+                }
+            }
+            let ring = h
+                .ring_hash
+                .as_ref()
+                .map_or(h.minimum_ring_size, |r| r.minimum_ring_size);
+            Some(LoadBalancer::ConsistentHash {
+                key: keys.pop(),
                 // Istio reads 0 as unset (Envoy's minimum is 1).
-                minimum_ring_size: h.minimum_ring_size.filter(|&n| n > 0),
+                minimum_ring_size: ring.filter(|&n| n > 0),
+                maglev: table_size.map(Some),
             })
         }
         (None, None) => None,
+    }
+}
+
+/// Maglev tables must be smaller (Istio's and Envoy's bound).
+const MAX_MAGLEV_TABLE: u64 = 5_000_011;
+
+/// Envoy's (and Istio's copy of its) prime test: 1 counts as prime.
+fn is_prime(n: u64) -> bool {
+    n != 0
+        && (n < 4
+            || (2..)
+                .take_while(|d| d * d <= n)
+                .all(|d| !n.is_multiple_of(d)))
+}
+
+/// A keepalive duration in whole seconds, as Envoy counts them.
+fn keepalive_secs(ck: &mut Checker, field: String, s: Option<&String>) -> Option<u32> {
+    let d = ck.opt_duration(field.clone(), s)?;
+    if d < Duration::from_secs(1) || d.subsec_nanos() != 0 {
+        ck.error(
+            field,
+            format!("{d:?}: keepalive times are whole seconds (Envoy's unit), at least 1s"),
+        );
+        return None;
+    }
+    match u32::try_from(d.as_secs()) {
+        Ok(n) => Some(n),
+        Err(_) => {
+            ck.error(field, "too large");
+            None
+        }
     }
 }
 
@@ -197,6 +385,24 @@ fn connection_pool(c: &dr::ConnectionPoolSettings, at: &str, ck: &mut Checker) -
             format!("{at}.tcp.connectTimeout"),
             t.connect_timeout.as_ref(),
         );
+        out.max_connection_duration = ck.opt_duration(
+            format!("{at}.tcp.maxConnectionDuration"),
+            t.max_connection_duration.as_ref(),
+        );
+        // 0s turns the timeout off (Istio skips its 1ms minimum for it).
+        out.tcp_idle_timeout = match t.idle_timeout.as_deref().map(duration::parse) {
+            Some(Ok(d)) if d.is_zero() => Some(d),
+            _ => ck.opt_duration(format!("{at}.tcp.idleTimeout"), t.idle_timeout.as_ref()),
+        };
+        out.idle_timeout = out.tcp_idle_timeout;
+        out.tcp_keepalive = t.tcp_keepalive.as_ref().map(|k| {
+            let f = format!("{at}.tcp.tcpKeepalive");
+            TcpKeepalive {
+                probes: k.probes.filter(|&n| n > 0),
+                time_secs: keepalive_secs(ck, format!("{f}.time"), k.time.as_ref()),
+                interval_secs: keepalive_secs(ck, format!("{f}.interval"), k.interval.as_ref()),
+            }
+        });
     }
     if let Some(h) = &c.http {
         out.http1_max_pending_requests = ck.count(
@@ -210,13 +416,43 @@ fn connection_pool(c: &dr::ConnectionPoolSettings, at: &str, ck: &mut Checker) -
             h.max_requests_per_connection,
         );
         out.max_retries = ck.count(format!("{at}.http.maxRetries"), h.max_retries);
-        out.idle_timeout =
-            ck.opt_duration(format!("{at}.http.idleTimeout"), h.idle_timeout.as_ref());
+        // Istio: the HTTP idle timeout wins over the TCP one.
+        if let Some(d) = ck.opt_duration(format!("{at}.http.idleTimeout"), h.idle_timeout.as_ref())
+        {
+            out.idle_timeout = Some(d);
+        }
+        out.h2_upgrade = match h.h2_upgrade_policy {
+            Some(dr::H2UpgradePolicy::Upgrade) => Some(H2Upgrade::Upgrade),
+            Some(dr::H2UpgradePolicy::DoNotUpgrade) => Some(H2Upgrade::DoNotUpgrade),
+            Some(dr::H2UpgradePolicy::Default) | None => None,
+        };
+        out.use_client_protocol = h.use_client_protocol == Some(true);
+        if out.use_client_protocol && out.h2_upgrade == Some(H2Upgrade::Upgrade) {
+            ck.error(
+                format!("{at}.http.useClientProtocol"),
+                "useClientProtocol must not be true when h2UpgradePolicy is UPGRADE",
+            );
+        }
+        out.max_concurrent_streams = ck
+            .count(
+                format!("{at}.http.maxConcurrentStreams"),
+                h.max_concurrent_streams,
+            )
+            .filter(|&n| n > 0);
     }
     out
 }
 
 fn outlier(o: &dr::OutlierDetection, at: &str, ck: &mut Checker) -> OutlierDetection {
+    if o.consecutive_local_origin_failures.is_some()
+        && o.split_external_local_origin_errors != Some(true)
+    {
+        ck.error(
+            format!("{at}.consecutiveLocalOriginFailures"),
+            "counts only with splitExternalLocalOriginErrors: true (without the split, \
+             local-origin failures count as 5xx errors)",
+        );
+    }
     let c5 = ck.count(
         format!("{at}.consecutive5xxErrors"),
         o.consecutive_5xx_errors,
@@ -236,17 +472,40 @@ fn outlier(o: &dr::OutlierDetection, at: &str, ck: &mut Checker) -> OutlierDetec
         max_ejection_percent: ck
             .int_percent(format!("{at}.maxEjectionPercent"), o.max_ejection_percent),
         min_health_percent: ck.int_percent(format!("{at}.minHealthPercent"), o.min_health_percent),
+        split_external_local_origin_errors: o.split_external_local_origin_errors == Some(true),
+        consecutive_local_origin_failures: ck.count(
+            format!("{at}.consecutiveLocalOriginFailures"),
+            o.consecutive_local_origin_failures,
+        ),
     }
 }
 
 fn tls(t: &dr::ClientTlsSettings, at: &str, ck: &mut Checker) -> Option<ClientTls> {
-    Some(match t.mode.unwrap_or(dr::TlsMode::Disable) {
+    if t.credential_name.is_some() {
+        ck.error(
+            format!("{at}.credentialName"),
+            "credentials from Kubernetes Secrets (SDS) are not supported yet; \
+             use clientCertificate, privateKey and caCertificates files",
+        );
+        return None;
+    }
+    let mode = t.mode.unwrap_or(dr::TlsMode::Disable);
+    let insecure_skip_verify = t.insecure_skip_verify == Some(true);
+    if insecure_skip_verify && !matches!(mode, dr::TlsMode::Simple | dr::TlsMode::Mutual) {
+        ck.error(
+            format!("{at}.insecureSkipVerify"),
+            "insecureSkipVerify applies to SIMPLE and MUTUAL modes only",
+        );
+        return None;
+    }
+    Some(match mode {
         dr::TlsMode::Disable => ClientTls::Disable,
         dr::TlsMode::IstioMutual => ClientTls::IstioMutual,
         dr::TlsMode::Simple => ClientTls::Simple {
             sni: t.sni.clone(),
             ca_certificates: t.ca_certificates.clone(),
             subject_alt_names: t.subject_alt_names.clone(),
+            insecure_skip_verify,
         },
         dr::TlsMode::Mutual => {
             let (Some(cert), Some(key)) = (&t.client_certificate, &t.private_key) else {
@@ -259,6 +518,7 @@ fn tls(t: &dr::ClientTlsSettings, at: &str, ck: &mut Checker) -> Option<ClientTl
                 ca_certificates: t.ca_certificates.clone(),
                 sni: t.sni.clone(),
                 subject_alt_names: t.subject_alt_names.clone(),
+                insecure_skip_verify,
             }
         }
     })
