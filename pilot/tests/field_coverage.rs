@@ -356,8 +356,17 @@ fn platform(kind: &str) -> String {
     docs.join("\n---\n")
 }
 
-/// A TCP service beside bookinfo's HTTP ones, for `tcp` routes and TCP settings.
+/// A TCP and a TLS service beside bookinfo's HTTP ones, for `tcp` and `tls`
+/// routes and TCP settings.
 const MONGODB: &str = "apiVersion: v1
+kind: Service
+metadata: {name: secure, namespace: default}
+spec:
+  clusterIP: 198.19.0.41
+  selector: {app: secure}
+  ports: [{name: https, port: 443, targetPort: 8443}]
+---
+apiVersion: v1
 kind: Service
 metadata: {name: mongodb, namespace: default}
 spec:

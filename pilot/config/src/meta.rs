@@ -57,6 +57,51 @@ pub enum StringMatch {
     Regex(String),
 }
 
+/// A header or query-parameter match that may be empty: `{}` matches any
+/// value of a present header (Istio's `present_match`), else a [`StringMatch`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PresenceMatch(pub Option<StringMatch>);
+
+impl Serialize for PresenceMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(m) => m.serialize(s),
+            None => BTreeMap::<String, String>::new().serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PresenceMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        if v.as_object().is_some_and(|m| m.is_empty()) {
+            return Ok(PresenceMatch(None));
+        }
+        StringMatch::deserialize(v)
+            .map(|m| PresenceMatch(Some(m)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for PresenceMatch {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PresenceMatch".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "`{}` (present), or exactly one of `exact`, `prefix`, `regex` (RE2 syntax).",
+            "type": "object",
+            "maxProperties": 1,
+            "properties": {
+                "exact": {"description": "Equal.", "type": "string"},
+                "prefix": {"description": "Starts with.", "type": "string"},
+                "regex": {"description": "RE2 regular expression over the whole value.", "type": "string"}
+            }
+        })
+    }
+}
+
 /// A port, by number (`port: {number: 9080}`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -1,7 +1,9 @@
 //! Round-trip and strictness tests against Istio-shaped YAML.
 
 use crate::{
-    kube, meta::Resource, DestinationRuleSpec, RouteRuleSpec, StringMatch, VirtualServiceSpec,
+    kube,
+    meta::{PresenceMatch, Resource},
+    DestinationRuleSpec, RouteRuleSpec, StringMatch, VirtualServiceSpec,
 };
 
 #[test]
@@ -25,7 +27,10 @@ spec:
     let vs: Resource<VirtualServiceSpec> = serde_saphyr::from_str(yaml).unwrap();
     assert_eq!(vs.spec.hosts, ["reviews"]);
     let m = &vs.spec.http[0].matches[0];
-    assert_eq!(m.headers["end-user"], StringMatch::Exact("jason".into()));
+    assert_eq!(
+        m.headers["end-user"],
+        PresenceMatch(Some(StringMatch::Exact("jason".into())))
+    );
     assert_eq!(m.uri, Some(StringMatch::Prefix("/api".into())));
     assert_eq!(
         vs.spec.http[0].route[0]
@@ -102,4 +107,30 @@ fn schemas_generate() {
     let json = serde_json::to_string(&s).unwrap();
     assert!(json.contains("\"mirrorPercentage\""));
     assert!(json.contains("\"perTryTimeout\""));
+}
+
+#[test]
+fn an_empty_header_match_is_presence_and_other_bad_matches_keep_their_errors() {
+    let spec = |m: &str| {
+        serde_saphyr::from_str::<VirtualServiceSpec>(&format!(
+            "hosts: [r]\nhttp:\n- match: [{{headers: {{x-a: {m}}}}}]\n"
+        ))
+    };
+    let vs = spec("{}").unwrap();
+    assert_eq!(vs.http[0].matches[0].headers["x-a"], PresenceMatch(None));
+    // It serialises back as `{}`.
+    let json = serde_json::to_value(&vs).unwrap();
+    assert_eq!(
+        json["http"][0]["match"][0]["headers"]["x-a"],
+        serde_json::json!({})
+    );
+    let vs = spec("{prefix: a}").unwrap();
+    assert_eq!(
+        vs.http[0].matches[0].headers["x-a"],
+        PresenceMatch(Some(StringMatch::Prefix("a".into())))
+    );
+    let e = spec("{suffix: a}").unwrap_err().to_string();
+    assert!(e.contains("unknown variant `suffix`"), "{e}");
+    let e = spec("{exact: a, prefix: b}").unwrap_err().to_string();
+    assert!(!e.is_empty());
 }

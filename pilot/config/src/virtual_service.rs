@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::meta::{Percent, PortSelector, StringMatch};
+use crate::meta::{Percent, PortSelector, PresenceMatch, StringMatch};
 
 /// VirtualService spec: routing rules for a set of hosts.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -58,6 +58,44 @@ pub struct HttpRoute {
     pub mirrors: Vec<HttpMirrorPolicy>,
     /// Header manipulation.
     pub headers: Option<Headers>,
+    /// Cross-origin resource sharing (Envoy's CORS filter, per route).
+    pub cors_policy: Option<CorsPolicy>,
+    /// Take the HTTP routes of a delegate VirtualService (one without hosts)
+    /// in place of this route, merged with it (exclusive with `route`,
+    /// `redirect` and `directResponse`).
+    pub delegate: Option<Delegate>,
+}
+
+/// A delegate VirtualService, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Delegate {
+    /// Its name.
+    pub name: String,
+    /// Its namespace (default: the root VirtualService's).
+    pub namespace: Option<String>,
+}
+
+/// CORS policy of a route.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CorsPolicy {
+    /// Origins allowed (`exact`, `prefix` or `regex`).
+    pub allow_origins: Vec<StringMatch>,
+    /// Deprecated exact origins (used when `allowOrigins` is unset).
+    pub allow_origin: Vec<String>,
+    /// `Access-Control-Allow-Methods`.
+    pub allow_methods: Vec<String>,
+    /// `Access-Control-Allow-Headers`.
+    pub allow_headers: Vec<String>,
+    /// `Access-Control-Expose-Headers`.
+    pub expose_headers: Vec<String>,
+    /// `Access-Control-Max-Age` (whole seconds, `"24h"`).
+    pub max_age: Option<String>,
+    /// `Access-Control-Allow-Credentials`.
+    pub allow_credentials: Option<bool>,
+    /// Preflights whose origin does not match: `FORWARD` (default) or `IGNORE`.
+    pub unmatched_preflights: Option<String>,
 }
 
 /// One HTTP match block (all conditions must hold).
@@ -74,12 +112,12 @@ pub struct HttpMatchRequest {
     pub method: Option<StringMatch>,
     /// `:authority`.
     pub authority: Option<StringMatch>,
-    /// Request headers.
-    pub headers: BTreeMap<String, StringMatch>,
-    /// Headers that must not match.
-    pub without_headers: BTreeMap<String, StringMatch>,
-    /// Query parameters.
-    pub query_params: BTreeMap<String, StringMatch>,
+    /// Request headers (`{}`: present).
+    pub headers: BTreeMap<String, PresenceMatch>,
+    /// Headers that must not match (`{}`: absent).
+    pub without_headers: BTreeMap<String, PresenceMatch>,
+    /// Query parameters (`{}`: present).
+    pub query_params: BTreeMap<String, PresenceMatch>,
     /// Service port the request was sent to.
     pub port: Option<u32>,
     /// Source pod labels.
@@ -130,6 +168,9 @@ pub struct HttpRedirect {
     pub scheme: Option<String>,
     /// Status (301 default).
     pub redirect_code: Option<u32>,
+    /// Port from the request (`FROM_REQUEST_PORT`) or the scheme's default
+    /// (`FROM_PROTOCOL_DEFAULT`); exclusive with `port`.
+    pub derive_port: Option<String>,
 }
 
 /// Fixed response.
@@ -148,6 +189,8 @@ pub struct HttpDirectResponse {
 pub struct HttpBody {
     /// Body text.
     pub string: Option<String>,
+    /// Body bytes, base64 (exclusive with `string`).
+    pub bytes: Option<String>,
 }
 
 /// Rewrite.
@@ -158,6 +201,19 @@ pub struct HttpRewrite {
     pub uri: Option<String>,
     /// Replaces the authority.
     pub authority: Option<String>,
+    /// Regex rewrite of the path (exclusive with `uri`).
+    pub uri_regex_rewrite: Option<RegexRewrite>,
+}
+
+/// A path rewrite by regular expression.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RegexRewrite {
+    /// RE2 pattern.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    /// Substitution (`\1` for groups).
+    pub rewrite: String,
 }
 
 /// Retries.
@@ -170,6 +226,12 @@ pub struct HttpRetry {
     pub per_try_timeout: Option<String>,
     /// Envoy retry conditions, comma-separated.
     pub retry_on: Option<String>,
+    /// Prefer other localities (priorities) on retries.
+    pub retry_remote_localities: Option<bool>,
+    /// Prefer hosts not tried yet (default true).
+    pub retry_ignore_previous_hosts: Option<bool>,
+    /// Base interval of the exponential back-off between retries.
+    pub backoff: Option<String>,
 }
 
 /// Fault injection.
@@ -200,6 +262,8 @@ pub struct FaultDelay {
 pub struct FaultAbort {
     /// Status to return.
     pub http_status: Option<i32>,
+    /// gRPC status to return (`UNAVAILABLE`); exclusive with `httpStatus`.
+    pub grpc_status: Option<String>,
     /// Share of requests.
     pub percentage: Option<Percent>,
 }

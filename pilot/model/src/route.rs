@@ -46,6 +46,9 @@ pub enum StringMatch {
     Prefix(String),
     /// RE2 regular expression, matching the whole value (validated already).
     Regex(String),
+    /// Any value, as long as there is one (Istio's empty match `{}` on a
+    /// header or query parameter: Envoy's `present_match`; on a path, any path).
+    Present,
 }
 
 /// One HTTP match block (all conditions must hold).
@@ -63,7 +66,7 @@ pub struct HttpMatch {
     pub authority: Option<StringMatch>,
     /// Request headers (lower-case names).
     pub headers: BTreeMap<String, StringMatch>,
-    /// Headers that must be absent or not match.
+    /// Headers that must be absent or not match (`Present`: must be absent).
     pub without_headers: BTreeMap<String, StringMatch>,
     /// Query parameters.
     pub query_params: BTreeMap<String, StringMatch>,
@@ -151,6 +154,14 @@ pub struct Retries {
     /// HTTP status codes the rule's `retryOn` named (Envoy's
     /// `retriable_status_codes`); with `retry_on` unset, Istio's `[503]`.
     pub status_codes: Vec<u32>,
+    /// Retries prefer other priorities (localities): Envoy's
+    /// `previous_priorities` retry priority.
+    pub remote_localities: bool,
+    /// Whether retries prefer hosts not tried yet (`previous_hosts`);
+    /// `None`: Istio's default (yes, except under a consistent hash).
+    pub ignore_previous_hosts: Option<bool>,
+    /// Base interval of Envoy's retry back-off (its default 25ms when unset).
+    pub backoff: Option<Duration>,
 }
 
 /// The retry conditions Envoy's router takes (`x-envoy-retry-on` and
@@ -213,11 +224,20 @@ pub struct DelayFault {
     pub percent: Percent,
 }
 
+/// What an abort fault answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AbortStatus {
+    /// An HTTP status.
+    Http(u32),
+    /// A gRPC status code (0-16).
+    Grpc(u32),
+}
+
 /// An abort fault.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct AbortFault {
-    /// HTTP status to return.
-    pub http_status: u32,
+    /// Status to return.
+    pub status: AbortStatus,
     /// For which share of requests.
     pub percent: Percent,
 }
@@ -247,6 +267,8 @@ pub struct Rewrite {
     pub uri: Option<String>,
     /// Replace the Host/authority.
     pub authority: Option<String>,
+    /// Rewrite the path by regex: `(pattern, substitution)`.
+    pub uri_regex: Option<(String, String)>,
 }
 
 /// Redirect instead of forwarding.
@@ -260,8 +282,20 @@ pub struct Redirect {
     pub scheme: Option<String>,
     /// New port.
     pub port: Option<u16>,
+    /// The redirect keeps the port the request came in on (Istio's
+    /// `derivePort: FROM_REQUEST_PORT`: the route's port).
+    pub port_from_request: bool,
     /// 301 (default), 302, 303, 307, 308.
     pub redirect_code: u32,
+}
+
+/// A fixed response's body.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Body {
+    /// Text.
+    Text(String),
+    /// Bytes (decoded from base64).
+    Bytes(Vec<u8>),
 }
 
 /// Fixed response.
@@ -270,7 +304,7 @@ pub struct DirectResponse {
     /// Status.
     pub status: u32,
     /// Body.
-    pub body: Option<String>,
+    pub body: Option<Body>,
 }
 
 /// Header edits.
@@ -356,6 +390,28 @@ pub struct HttpRoute {
     pub rewrite: Option<Rewrite>,
     /// Header edits.
     pub headers: Headers,
+    /// CORS policy.
+    pub cors: Option<Cors>,
+}
+
+/// A route's CORS policy (Envoy's CORS filter, per route).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Cors {
+    /// Allowed origins.
+    pub allow_origins: Vec<StringMatch>,
+    /// Allowed methods.
+    pub allow_methods: Vec<String>,
+    /// Allowed request headers.
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to the page.
+    pub expose_headers: Vec<String>,
+    /// Seconds a preflight may be cached.
+    pub max_age: Option<u64>,
+    /// `Access-Control-Allow-Credentials`.
+    pub allow_credentials: Option<bool>,
+    /// Preflights whose origin does not match go on to the upstream
+    /// (Istio's default, `FORWARD`) or are answered by Envoy (`IGNORE`).
+    pub forward_unmatched_preflights: bool,
 }
 
 /// One TCP match block.

@@ -20,6 +20,9 @@ pub enum Protocol {
     Grpc,
     /// Opaque TCP.
     Tcp,
+    /// TLS the proxy passes on unterminated (`tls`, `https`): TCP, plus the
+    /// VirtualService's `tls` routes by SNI.
+    Tls,
     /// Not declared (no known `appProtocol` or port-name prefix): sniffed as
     /// Istio does. Outbound to a service VIP, Envoy's HTTP inspector sends
     /// HTTP/1.x and h2c to the port's routes and anything else through as TCP.
@@ -44,14 +47,20 @@ impl Protocol {
             "http" | "kubernetes.io/http" => Some(Protocol::Http),
             "http2" | "kubernetes.io/h2c" | "h2c" => Some(Protocol::Http2),
             "grpc" | "grpc-web" => Some(Protocol::Grpc),
-            "tcp" | "mysql" | "mongo" | "redis" | "tls" | "https" => Some(Protocol::Tcp),
+            "tcp" | "mysql" | "mongo" | "redis" => Some(Protocol::Tcp),
+            "tls" | "https" => Some(Protocol::Tls),
             _ => None,
         }
     }
 
     /// HTTP of any flavour (gets an HTTP connection manager and routes).
     pub fn is_http(self) -> bool {
-        !matches!(self, Protocol::Tcp | Protocol::Unknown)
+        !matches!(self, Protocol::Tcp | Protocol::Tls | Protocol::Unknown)
+    }
+
+    /// Opaque bytes to the proxy (TCP, or TLS it does not terminate).
+    pub fn is_opaque(self) -> bool {
+        matches!(self, Protocol::Tcp | Protocol::Tls)
     }
 
     /// Whether the protocol is sniffed (HTTP or TCP, decided per connection).
@@ -204,6 +213,7 @@ mod tests {
         assert_eq!(Protocol::detect(None, Some("http2")), Protocol::Http2);
         assert_eq!(Protocol::detect(None, Some("tcp-db")), Protocol::Tcp);
         assert_eq!(Protocol::detect(None, Some("mysql")), Protocol::Tcp);
+        assert_eq!(Protocol::detect(None, Some("https-web")), Protocol::Tls);
         assert_eq!(Protocol::detect(None, Some("web")), Protocol::Unknown);
         assert_eq!(Protocol::detect(None, None), Protocol::Unknown);
         assert_eq!(Protocol::detect(Some("foo"), None), Protocol::Unknown);

@@ -454,9 +454,25 @@ fn add_virtual_services(
     cx: &Ctx<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
+    let delegates: compile::delegate::Delegates<'_> = objects
+        .iter()
+        .filter_map(|o| match &o.body {
+            Body::VirtualService(s) if compile::delegate::is_delegate(s) => {
+                Some(((o.key.namespace.clone(), o.key.name.clone()), s))
+            }
+            _ => None,
+        })
+        .collect();
     for o in by_age(objects) {
         if let Body::VirtualService(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);
+            let merged;
+            let s = if s.http.iter().any(|r| r.delegate.is_some()) {
+                merged = compile::delegate::merge(s, &o.key.namespace, &delegates, cx, &mut ck);
+                &merged
+            } else {
+                s
+            };
             if let Some(t) = compile::virtual_service::compile(s, &o.key, cx, &mut ck) {
                 warn_shadowed_hosts(&t, route_tables, &mut ck);
                 route_tables.push(t);

@@ -207,6 +207,8 @@ pub(crate) const TCP_PROXY: &str = "envoy.filters.network.tcp_proxy";
 pub(crate) const HTTP_CONNECTION_MANAGER: &str = "envoy.filters.network.http_connection_manager";
 /// See [`TCP_PROXY`].
 pub(crate) const FAULT_FILTER: &str = "envoy.filters.http.fault";
+/// The CORS HTTP filter (routes carry their policies).
+pub(crate) const CORS_FILTER: &str = "envoy.filters.http.cors";
 /// See [`TCP_PROXY`].
 pub(crate) const ROUTER_FILTER: &str = "envoy.filters.http.router";
 /// See [`TCP_PROXY`].

@@ -109,6 +109,7 @@ pub fn mk_http_route(destinations: Vec<Destination>) -> HttpRoute {
         mirrors: Vec::new(),
         rewrite: None,
         headers: Default::default(),
+        cors: None,
     }
 }
 

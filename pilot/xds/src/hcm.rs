@@ -1,6 +1,6 @@
 //! The HTTP connection manager every HTTP filter chain uses (outbound on
 //! the capture listener and the `<VIP>_<port>` listeners, inbound on pod
-//! ports): fault and router filters always, WebSocket upgrades, access log,
+//! ports): fault, CORS and router filters always, WebSocket upgrades, access log,
 //! and per chain the RBAC filters and client-certificate forwarding.
 //!
 //! ```text
@@ -11,7 +11,7 @@
 
 use envoy_types::pb::{
     envoy::extensions::filters::{
-        http::{fault::v3::HttpFault, router::v3::Router},
+        http::{cors::v3::Cors, fault::v3::HttpFault, router::v3::Router},
         network::http_connection_manager::v3::{
             http_connection_manager::{
                 CodecType, ForwardClientCertDetails, RouteSpecifier, SetCurrentClientCertDetails,
@@ -24,7 +24,8 @@ use envoy_types::pb::{
 };
 
 use crate::common::{
-    any, network_filter, stdout_access_log, FAULT_FILTER, HTTP_CONNECTION_MANAGER, ROUTER_FILTER,
+    any, network_filter, stdout_access_log, CORS_FILTER, FAULT_FILTER, HTTP_CONNECTION_MANAGER,
+    ROUTER_FILTER,
 };
 
 /// What an HCM adds beyond routing: filters before fault and router (RBAC),
@@ -54,12 +55,14 @@ pub(crate) fn http_connection_manager(
         stat_prefix: stat_prefix.into(),
         codec_type: CodecType::Auto as i32,
         route_specifier: Some(routes),
-        // The fault filter is always there so that per-route fault config works.
+        // The fault and CORS filters are always there so that per-route
+        // fault and CORS config works (Istio's order: fault, cors, router).
         http_filters: opts
             .http_filters
             .into_iter()
             .chain([
                 http_filter(FAULT_FILTER, any(&HttpFault::default())),
+                http_filter(CORS_FILTER, any(&Cors::default())),
                 http_filter(ROUTER_FILTER, any(&Router::default())),
             ])
             .collect(),

@@ -20,22 +20,28 @@ use envoy_types::pb::{
         },
         extensions::filters::{
             common::fault::v3::{fault_delay, FaultDelay},
-            http::fault::v3::{fault_abort, FaultAbort, HttpFault},
+            http::{
+                cors::v3::CorsPolicy,
+                fault::v3::{fault_abort, FaultAbort, HttpFault},
+            },
         },
-        r#type::matcher::v3::{string_matcher, RegexMatcher, StringMatcher},
+        r#type::{
+            matcher::v3::{string_matcher, RegexMatchAndSubstitute, RegexMatcher, StringMatcher},
+            v3::{fractional_percent::DenominatorType, FractionalPercent},
+        },
     },
     google::protobuf::BoolValue,
 };
 use rudder_model::{
     is_internal_header,
     names::{ClusterName, BLACKHOLE_CLUSTER},
-    Destination, DirectResponse, Fault, HashKey, HeaderOps, Headers, HttpAction, HttpMatch,
-    HttpRoute, LoadBalancer, Redirect, Scope, Snapshot, StringMatch,
+    AbortStatus, Body, Cors, Destination, DirectResponse, Fault, HashKey, HeaderOps, Headers,
+    HttpAction, HttpMatch, HttpRoute, LoadBalancer, Redirect, Scope, Snapshot, StringMatch,
 };
 
 use crate::{
     cluster::effective_policy,
-    common::{any, duration, fraction, u32v, FAULT_FILTER},
+    common::{any, duration, fraction, u32v, CORS_FILTER, FAULT_FILTER},
     version::Version,
 };
 
@@ -120,8 +126,15 @@ pub(crate) fn envoy_routes(
         typed_per_filter_config: route
             .fault
             .as_ref()
-            .map(|f| HashMap::from([(FAULT_FILTER.to_string(), any(&fault(f)))]))
-            .unwrap_or_default(),
+            .map(|f| (FAULT_FILTER.to_string(), any(&fault(f))))
+            .into_iter()
+            .chain(
+                route
+                    .cors
+                    .as_ref()
+                    .map(|c| (CORS_FILTER.to_string(), any(&cors(c)))),
+            )
+            .collect::<HashMap<_, _>>(),
         request_headers_to_add: header_adds(&route.headers.request),
         request_headers_to_remove: header_removes(&route.headers.request),
         response_headers_to_add: header_adds(&route.headers.response),
@@ -134,9 +147,14 @@ pub(crate) fn envoy_routes(
             ..base
         }];
     }
+    // Istio names a route `<route name>.<match name>` when the match has a name.
     matches
         .iter()
         .map(|m| Route {
+            name: match &m.name {
+                Some(n) => format!("{}.{n}", base.name),
+                None => base.name.clone(),
+            },
             r#match: Some(route_match(m)),
             ..base.clone()
         })
@@ -156,6 +174,8 @@ fn string_matcher(m: &StringMatch, ignore_case: bool) -> StringMatcher {
         StringMatch::Exact(s) => string_matcher::MatchPattern::Exact(s.clone()),
         StringMatch::Prefix(s) => string_matcher::MatchPattern::Prefix(s.clone()),
         StringMatch::Regex(r) => string_matcher::MatchPattern::SafeRegex(regex(r)),
+        // Not reached: header and query-parameter matches use `present_match`.
+        StringMatch::Present => string_matcher::MatchPattern::SafeRegex(regex(".*")),
     };
     StringMatcher {
         match_pattern: Some(pattern),
@@ -171,14 +191,21 @@ fn regex(r: &str) -> RegexMatcher {
     }
 }
 
+/// Istio's header matcher: an empty match is `present_match`; an inverted
+/// value match (`withoutHeaders`) also holds when the header is missing
+/// (`treat_missing_header_as_empty`, which Envoy refuses beside `present_match`).
 fn header(name: &str, m: &StringMatch, invert: bool) -> HeaderMatcher {
+    use header_matcher::HeaderMatchSpecifier as Spec;
+    let present = *m == StringMatch::Present;
     HeaderMatcher {
         name: name.to_string(),
-        header_match_specifier: Some(header_matcher::HeaderMatchSpecifier::StringMatch(
-            string_matcher(m, false),
-        )),
+        header_match_specifier: Some(if present {
+            Spec::PresentMatch(true)
+        } else {
+            Spec::StringMatch(string_matcher(m, false))
+        }),
         invert_match: invert,
-        ..Default::default()
+        treat_missing_header_as_empty: invert && !present,
     }
 }
 
@@ -189,6 +216,7 @@ fn route_match(m: &HttpMatch) -> RouteMatch {
         Some(StringMatch::Exact(p)) => PathSpecifier::Path(p.clone()),
         Some(StringMatch::Prefix(p)) => PathSpecifier::Prefix(p.clone()),
         Some(StringMatch::Regex(r)) => PathSpecifier::SafeRegex(regex(r)),
+        Some(StringMatch::Present) => PathSpecifier::Prefix("/".into()),
     };
     let mut headers: Vec<HeaderMatcher> = Vec::new();
     for (pseudo, value) in [
@@ -209,13 +237,15 @@ fn route_match(m: &HttpMatch) -> RouteMatch {
         query_parameters: m
             .query_params
             .iter()
-            .map(|(name, v)| QueryParameterMatcher {
-                name: name.clone(),
-                query_parameter_match_specifier: Some(
-                    query_parameter_matcher::QueryParameterMatchSpecifier::StringMatch(
-                        string_matcher(v, false),
-                    ),
-                ),
+            .map(|(name, v)| {
+                use query_parameter_matcher::QueryParameterMatchSpecifier as Spec;
+                QueryParameterMatcher {
+                    name: name.clone(),
+                    query_parameter_match_specifier: Some(match v {
+                        StringMatch::Present => Spec::PresentMatch(true),
+                        v => Spec::StringMatch(string_matcher(v, false)),
+                    }),
+                }
             })
             .collect(),
         ..Default::default()
@@ -232,7 +262,7 @@ fn action(
         HttpAction::Route(destinations) => {
             route::Action::Route(forward(route, destinations, route_port, dests, version))
         }
-        HttpAction::Redirect(r) => route::Action::Redirect(redirect(r)),
+        HttpAction::Redirect(r) => route::Action::Redirect(redirect(r, route_port)),
         HttpAction::DirectResponse(d) => route::Action::DirectResponse(direct_response(d)),
     }
 }
@@ -286,6 +316,12 @@ fn forward(
         retry_policy: retry_policy(route, hash_key.is_some()),
         request_mirror_policies: mirrors,
         prefix_rewrite: rewrite.uri.unwrap_or_default(),
+        regex_rewrite: rewrite
+            .uri_regex
+            .map(|(pattern, substitution)| RegexMatchAndSubstitute {
+                pattern: Some(regex(&pattern)),
+                substitution,
+            }),
         host_rewrite_specifier: authority
             .map(route_action::HostRewriteSpecifier::HostRewriteLiteral),
         hash_policy: hash_key.map(|k| vec![hash_policy(&k)]).unwrap_or_default(),
@@ -334,7 +370,9 @@ fn cluster_specifier(weighted: &[(String, u32, &Headers)]) -> route_action::Clus
 /// attempts, per-try timeout and `retryOn` (conditions and status codes)
 /// override it field by field; `attempts: 0` turns retries off. With a
 /// consistent hash the predicate is left out (Istio's
-/// `DefaultConsistentHashPolicy`): a retry must not leave the hashed host.
+/// `DefaultConsistentHashPolicy`): a retry must not leave the hashed host;
+/// `retryIgnorePreviousHosts` decides it when set. Host selection is tried
+/// 5 times either way, as in Istio's default policy.
 fn retry_policy(route: &HttpRoute, consistent_hash: bool) -> Option<RetryPolicy> {
     let (attempts, per_try, retry_on, codes) = match &route.retries {
         Some(r) => match &r.retry_on {
@@ -358,19 +396,49 @@ fn retry_policy(route: &HttpRoute, consistent_hash: bool) -> Option<RetryPolicy>
             vec![503],
         ),
     };
+    let rule = route.retries.as_ref();
+    // Istio: `retryIgnorePreviousHosts` decides the predicate when set.
+    let previous = rule
+        .and_then(|r| r.ignore_previous_hosts)
+        .unwrap_or(!consistent_hash);
     (attempts > 0).then(|| RetryPolicy {
         retry_on,
         num_retries: u32v(attempts),
         per_try_timeout: per_try.map(duration),
         retriable_status_codes: codes,
-        retry_host_predicate: if consistent_hash {
-            Vec::new()
-        } else {
+        retry_host_predicate: if previous {
             vec![previous_hosts()]
+        } else {
+            Vec::new()
         },
-        host_selection_retry_max_attempts: if consistent_hash { 0 } else { 5 },
+        // Istio's default policy, consistent hash or not.
+        host_selection_retry_max_attempts: 5,
+        retry_priority: rule
+            .is_some_and(|r| r.remote_localities)
+            .then(previous_priorities),
+        retry_back_off: rule.and_then(|r| r.backoff).map(|b| {
+            envoy_types::pb::envoy::config::route::v3::retry_policy::RetryBackOff {
+                base_interval: Some(duration(b)),
+                ..Default::default()
+            }
+        }),
         ..Default::default()
     })
+}
+
+/// Envoy's `previous_priorities` retry priority with Istio's update
+/// frequency (2): retries move on to localities (priorities) not tried yet.
+fn previous_priorities() -> envoy_types::pb::envoy::config::route::v3::retry_policy::RetryPriority {
+    use envoy_types::pb::envoy::{
+        config::route::v3::retry_policy::{retry_priority::ConfigType, RetryPriority},
+        extensions::retry::priority::previous_priorities::v3::PreviousPrioritiesConfig,
+    };
+    RetryPriority {
+        name: "envoy.retry_priorities.previous_priorities".into(),
+        config_type: Some(ConfigType::TypedConfig(any(&PreviousPrioritiesConfig {
+            update_frequency: 2,
+        }))),
+    }
 }
 
 /// Envoy's `previous_hosts` retry predicate: a retry picks a host it has not
@@ -414,7 +482,10 @@ fn hash_policy(key: &HashKey) -> route_action::HashPolicy {
     }
 }
 
-fn redirect(r: &Redirect) -> RedirectAction {
+/// Istio's `ApplyRedirect` for sidecars: `derivePort: FROM_REQUEST_PORT` is
+/// the route's port; a port that is the scheme's default (80 for http, the
+/// sidecar's scheme when unset; 443 for https) is left out.
+fn redirect(r: &Redirect, route_port: u16) -> RedirectAction {
     use redirect_action::RedirectResponseCode as Code;
     let code = match r.redirect_code {
         302 => Code::Found,
@@ -425,7 +496,11 @@ fn redirect(r: &Redirect) -> RedirectAction {
     };
     RedirectAction {
         host_redirect: r.authority.clone().unwrap_or_default(),
-        port_redirect: r.port.map(u32::from).unwrap_or_default(),
+        port_redirect: match r.port.or(r.port_from_request.then_some(route_port)) {
+            Some(80) if matches!(r.scheme.as_deref(), None | Some("http")) => 0,
+            Some(443) if r.scheme.as_deref() == Some("https") => 0,
+            p => p.map(u32::from).unwrap_or_default(),
+        },
         scheme_rewrite_specifier: r
             .scheme
             .clone()
@@ -443,7 +518,10 @@ fn direct_response(d: &DirectResponse) -> DirectResponseAction {
     DirectResponseAction {
         status: d.status,
         body: d.body.clone().map(|b| DataSource {
-            specifier: Some(data_source::Specifier::InlineString(b)),
+            specifier: Some(match b {
+                Body::Text(s) => data_source::Specifier::InlineString(s),
+                Body::Bytes(b) => data_source::Specifier::InlineBytes(b),
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -460,8 +538,39 @@ fn fault(f: &Fault) -> HttpFault {
         }),
         abort: f.abort.as_ref().map(|a| FaultAbort {
             percentage: Some(fraction(a.percent)),
-            error_type: Some(fault_abort::ErrorType::HttpStatus(a.http_status)),
+            error_type: Some(match a.status {
+                AbortStatus::Http(s) => fault_abort::ErrorType::HttpStatus(s),
+                AbortStatus::Grpc(s) => fault_abort::ErrorType::GrpcStatus(s),
+            }),
             ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Istio's `TranslateCORSPolicy`: the filter enabled for every request
+/// (100%), lists joined with commas, `max_age` in seconds.
+fn cors(c: &Cors) -> CorsPolicy {
+    CorsPolicy {
+        allow_origin_string_match: c
+            .allow_origins
+            .iter()
+            .map(|o| string_matcher(o, false))
+            .collect(),
+        allow_methods: c.allow_methods.join(","),
+        allow_headers: c.allow_headers.join(","),
+        expose_headers: c.expose_headers.join(","),
+        max_age: c.max_age.map(|s| s.to_string()).unwrap_or_default(),
+        allow_credentials: c.allow_credentials.map(|value| BoolValue { value }),
+        filter_enabled: Some(RuntimeFractionalPercent {
+            default_value: Some(FractionalPercent {
+                numerator: 100,
+                denominator: DenominatorType::Hundred as i32,
+            }),
+            ..Default::default()
+        }),
+        forward_not_matching_preflights: Some(BoolValue {
+            value: c.forward_unmatched_preflights,
         }),
         ..Default::default()
     }

@@ -217,7 +217,7 @@ fn tcp_chains(
         for sp in svc
             .ports
             .iter()
-            .filter(|p| p.protocol == Protocol::Tcp && !capture_ports.contains(&p.port))
+            .filter(|p| p.protocol.is_opaque() && !capture_ports.contains(&p.port))
         {
             // Every VIP (both families of a dual-stack Service) not taken by
             // an earlier service on this port.
@@ -229,10 +229,12 @@ fn tcp_chains(
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &vips, &default, labels);
             let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
             version.add(&(sp.port, &vips, &svc.hostname, &clusters, timeouts));
-            for (i, (snis, clusters)) in tls_clusters(&dests, &svc.hostname, sp.port, &vips, labels)
-                .into_iter()
-                .enumerate()
-            {
+            let tls = if sp.protocol == Protocol::Tls {
+                tls_clusters(&dests, &svc.hostname, sp.port, &vips, labels)
+            } else {
+                Vec::new()
+            };
+            for (i, (snis, clusters)) in tls.into_iter().enumerate() {
                 version.add(&(&snis, &clusters));
                 let mut c = chain(
                     format!("{default}|tls|{i}"),

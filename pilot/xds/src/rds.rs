@@ -235,6 +235,7 @@ fn service_routes(
             mirrors: Vec::new(),
             rewrite: None,
             headers: Default::default(),
+            cors: None,
         };
         routes = envoy_routes(&default, &[], port, dests, version);
     }

@@ -98,6 +98,7 @@ fn host_header_edits_become_host_rewrites() {
         rewrite: Some(Rewrite {
             uri: None,
             authority: Some("rewrite.internal".into()),
+            uri_regex: None,
         }),
         headers: set_host("host", "ignored.internal"),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v3"), 100)])
@@ -203,6 +204,232 @@ fn external_name_service_resolves_by_dns() {
         vhost_routes(&j, 8080, &host("payments"))[0]["route"]["cluster"],
         name
     );
+}
+
+fn on_prefix(prefix: &str, route: HttpRoute) -> HttpRoute {
+    HttpRoute {
+        matches: vec![HttpMatch {
+            uri: Some(StringMatch::Prefix(prefix.into())),
+            ..Default::default()
+        }],
+        ..route
+    }
+}
+
+fn to_v1() -> HttpRoute {
+    mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
+}
+
+#[test]
+fn cors_policy_is_per_route_with_the_filter_on_every_connection_manager() {
+    let cors = Cors {
+        allow_origins: vec![
+            StringMatch::Exact("https://example.com".into()),
+            StringMatch::Regex(r"https://.*\.example\.org".into()),
+        ],
+        allow_methods: vec!["GET".into(), "POST".into()],
+        allow_headers: vec!["x-a".into(), "x-b".into()],
+        expose_headers: vec!["x-c".into()],
+        max_age: Some(86400),
+        allow_credentials: Some(true),
+        forward_unmatched_preflights: false,
+    };
+    let s = reviews_route(vec![
+        on_prefix(
+            "/cors",
+            HttpRoute {
+                cors: Some(cors),
+                ..to_v1()
+            },
+        ),
+        to_v1(),
+    ]);
+    let j = golden("cors", &s, &proxy(&s, "productpage-v1"));
+    let r = vhost_routes(&j, 9080, &host("reviews"));
+    let c = &r[0]["typedPerFilterConfig"]["envoy.filters.http.cors"];
+    assert_eq!(
+        c["@type"],
+        "type.googleapis.com/envoy.extensions.filters.http.cors.v3.CorsPolicy"
+    );
+    assert_eq!(
+        c["allowOriginStringMatch"],
+        json!([{"exact": "https://example.com"}, {"safeRegex": {"regex": r"https://.*\.example\.org"}}])
+    );
+    assert_eq!(c["allowMethods"], "GET,POST");
+    assert_eq!(c["allowHeaders"], "x-a,x-b");
+    assert_eq!(c["exposeHeaders"], "x-c");
+    assert_eq!(c["maxAge"], "86400");
+    assert_eq!(c["allowCredentials"], true);
+    assert_eq!(c["forwardNotMatchingPreflights"], false);
+    assert_eq!(
+        c["filterEnabled"]["defaultValue"],
+        json!({"numerator": 100})
+    );
+    assert!(r[1].get("typedPerFilterConfig").is_none(), "{}", r[1]);
+    // Istio's filter order on every HCM, outbound and inbound: fault, cors, router.
+    let s = bookinfo().build();
+    let j = rudder_xds::to_json(&generate(&s, &proxy(&s, "reviews-v1")));
+    let mut found = Vec::new();
+    hcms(&j["lds"], &mut found);
+    assert!(found.len() > 2);
+    for h in &found {
+        let names: Vec<_> = h["httpFilters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            names[names.len() - 3..],
+            [
+                "envoy.filters.http.fault",
+                "envoy.filters.http.cors",
+                "envoy.filters.http.router"
+            ],
+            "{}",
+            h["statPrefix"]
+        );
+    }
+}
+
+#[test]
+fn empty_header_matches_are_presence_matches() {
+    let m = HttpMatch {
+        headers: [
+            ("x-present".to_string(), StringMatch::Present),
+            ("x-exact".to_string(), StringMatch::Exact("1".into())),
+        ]
+        .into(),
+        without_headers: [
+            ("x-absent".to_string(), StringMatch::Present),
+            ("x-not-2".to_string(), StringMatch::Exact("2".into())),
+        ]
+        .into(),
+        query_params: [("debug".to_string(), StringMatch::Present)].into(),
+        name: Some("present".into()),
+        ..Default::default()
+    };
+    let s = reviews_route(vec![
+        HttpRoute {
+            name: Some("r".into()),
+            matches: vec![m],
+            ..to_v1()
+        },
+        to_v1(),
+    ]);
+    let j = golden("header_presence", &s, &proxy(&s, "productpage-v1"));
+    // Istio's route name: `<route name>.<match name>`.
+    assert_eq!(
+        vhost_routes(&j, 9080, &host("reviews"))[0]["name"],
+        "r.present"
+    );
+    let r = &vhost_routes(&j, 9080, &host("reviews"))[0]["match"];
+    assert_eq!(
+        r["headers"],
+        json!([
+            {"name": "x-exact", "stringMatch": {"exact": "1"}},
+            {"name": "x-present", "presentMatch": true},
+            {"name": "x-absent", "presentMatch": true, "invertMatch": true},
+            {"name": "x-not-2", "stringMatch": {"exact": "2"}, "invertMatch": true, "treatMissingHeaderAsEmpty": true},
+        ])
+    );
+    assert_eq!(
+        r["queryParameters"],
+        json!([{"name": "debug", "presentMatch": true}])
+    );
+}
+
+#[test]
+fn grpc_aborts_byte_bodies_derived_ports_regex_rewrites_and_retry_options() {
+    let grpc_abort = HttpRoute {
+        fault: Some(Fault {
+            delay: None,
+            abort: Some(AbortFault {
+                status: AbortStatus::Grpc(14),
+                percent: Percent::ALL,
+            }),
+        }),
+        ..to_v1()
+    };
+    let bytes = HttpRoute {
+        action: HttpAction::DirectResponse(DirectResponse {
+            status: 200,
+            body: Some(Body::Bytes(vec![0, 159, 146, 150])),
+        }),
+        ..mk_http_route(vec![])
+    };
+    let redirect = |port: Option<u16>, from_request: bool, scheme: Option<&str>| HttpRoute {
+        action: HttpAction::Redirect(Redirect {
+            uri: Some("/moved".into()),
+            authority: None,
+            scheme: scheme.map(str::to_string),
+            port,
+            port_from_request: from_request,
+            redirect_code: 301,
+        }),
+        ..mk_http_route(vec![])
+    };
+    let regex_rewrite = HttpRoute {
+        rewrite: Some(Rewrite {
+            uri: None,
+            authority: None,
+            uri_regex: Some(("^/service/([^/]+)(/.*)$".into(), r"\2/instance/\1".into())),
+        }),
+        ..to_v1()
+    };
+    let retries = HttpRoute {
+        retries: Some(Retries {
+            attempts: 3,
+            per_try_timeout: None,
+            retry_on: None,
+            status_codes: Vec::new(),
+            remote_localities: true,
+            ignore_previous_hosts: Some(false),
+            backoff: Some(std::time::Duration::from_millis(100)),
+        }),
+        ..to_v1()
+    };
+    let s = reviews_route(vec![
+        on_prefix("/grpc", grpc_abort),
+        on_prefix("/bytes", bytes),
+        on_prefix("/from-request", redirect(None, true, None)),
+        on_prefix("/http-80", redirect(Some(80), false, None)),
+        on_prefix("/https-443", redirect(Some(443), false, Some("https"))),
+        on_prefix("/regex", regex_rewrite),
+        on_prefix("/retries", retries),
+    ]);
+    let j = golden("istio_route_options", &s, &proxy(&s, "productpage-v1"));
+    let r = vhost_routes(&j, 9080, &host("reviews"));
+    assert_eq!(
+        r[0]["typedPerFilterConfig"]["envoy.filters.http.fault"]["abort"]["grpcStatus"],
+        14
+    );
+    assert_eq!(
+        r[1]["directResponse"]["body"],
+        json!({"inlineBytes": "AJ+Slg=="})
+    );
+    // FROM_REQUEST_PORT: the route's port; a scheme's default port is left out.
+    assert_eq!(r[2]["redirect"]["portRedirect"], 9080);
+    assert!(r[3]["redirect"].get("portRedirect").is_none(), "{}", r[3]);
+    assert!(r[4]["redirect"].get("portRedirect").is_none(), "{}", r[4]);
+    assert_eq!(
+        r[5]["route"]["regexRewrite"],
+        json!({"pattern": {"regex": "^/service/([^/]+)(/.*)$"}, "substitution": r"\2/instance/\1"})
+    );
+    let p = &r[6]["route"]["retryPolicy"];
+    assert_eq!(p["numRetries"], 3);
+    assert_eq!(
+        p["retryPriority"],
+        json!({
+            "name": "envoy.retry_priorities.previous_priorities",
+            "typedConfig": {
+                "@type": "type.googleapis.com/envoy.extensions.retry.priority.previous_priorities.v3.PreviousPrioritiesConfig",
+                "updateFrequency": 2
+            }
+        })
+    );
+    assert!(p.get("retryHostPredicate").is_none(), "{p}");
+    assert_eq!(p["retryBackOff"], json!({"baseInterval": "0.100s"}));
 }
 
 #[test]

@@ -154,6 +154,9 @@ fn retries() {
             per_try_timeout: Some(Duration::from_secs(2)),
             retry_on: Some("5xx".into()),
             status_codes: Vec::new(),
+            remote_localities: false,
+            ignore_previous_hosts: None,
+            backoff: None,
         }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     }];
@@ -194,6 +197,9 @@ fn retries() {
             per_try_timeout: None,
             retry_on,
             status_codes,
+            remote_localities: false,
+            ignore_previous_hosts: None,
+            backoff: None,
         }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
@@ -243,7 +249,7 @@ fn fault_delay_and_abort() {
         fault: Some(Fault {
             delay: None,
             abort: Some(AbortFault {
-                http_status: 500,
+                status: AbortStatus::Http(500),
                 percent: Percent::from_f64(10.0),
             }),
         }),
@@ -263,7 +269,8 @@ fn fault_delay_and_abort() {
     assert_eq!(a["percentage"]["numerator"], 100000);
     let hcm = &chain(&j, "virtual", "outbound|9080")["filters"][0]["typedConfig"];
     assert_eq!(hcm["httpFilters"][0]["name"], "envoy.filters.http.fault");
-    assert_eq!(hcm["httpFilters"][1]["name"], "envoy.filters.http.router");
+    assert_eq!(hcm["httpFilters"][1]["name"], "envoy.filters.http.cors");
+    assert_eq!(hcm["httpFilters"][2]["name"], "envoy.filters.http.router");
 }
 
 #[test]
@@ -295,6 +302,7 @@ fn rewrite() {
         rewrite: Some(Rewrite {
             uri: Some("/new".into()),
             authority: Some("reviews.internal".into()),
+            uri_regex: None,
         }),
         ..mk_http_route(vec![dest(&host("reviews"), Some("v1"), 100)])
     };
@@ -313,6 +321,7 @@ fn redirect() {
             authority: Some("reviews.example.com".into()),
             scheme: Some("https".into()),
             port: Some(8443),
+            port_from_request: false,
             redirect_code: 302,
         }),
         ..mk_http_route(vec![])
@@ -331,7 +340,7 @@ fn direct_response() {
     let r = HttpRoute {
         action: HttpAction::DirectResponse(DirectResponse {
             status: 418,
-            body: Some("teapot".into()),
+            body: Some(Body::Text("teapot".into())),
         }),
         ..mk_http_route(vec![])
     };

@@ -92,6 +92,133 @@ fn host_header_set_is_served_as_a_rewrite() {
     assert_eq!(seen("/plain"), "httpbin");
 }
 
+/// Retries through sleep's generated route: httpbin's app answers the first
+/// `GET /flaky` with 503 and the next with 200. A VirtualService's
+/// `retries: {attempts: 2, retryOn: "503"}` (and Istio's default policy,
+/// without a rule) gives the client the 200 after two requests upstream;
+/// `attempts: 0` turns retries off and the client gets the 503.
+#[test]
+fn retries_on_503_reach_the_second_attempt() {
+    use rudder_model::{HttpRoute, Retries};
+    use std::sync::atomic::Ordering;
+    let Some(bin) = rudder_test_support::envoy_bin("retries_on_503_reach_the_second_attempt")
+    else {
+        return;
+    };
+    let httpbin = fqdn("httpbin", NS);
+    let with_retries = |attempts: u32, retry_on: Option<&str>| {
+        let (retry_on, status_codes) = retry_on
+            .map(|r| Retries::parse_retry_on(r).unwrap())
+            .unwrap_or_default();
+        HttpRoute {
+            retries: Some(Retries {
+                attempts,
+                per_try_timeout: None,
+                retry_on,
+                status_codes,
+                remote_localities: false,
+                ignore_previous_hosts: None,
+                backoff: None,
+            }),
+            ..mk_http_route(vec![dest(&httpbin, None, 100)])
+        }
+    };
+    let cases = [
+        ("retryOn 503", Some(with_retries(2, Some("503"))), "200", 2),
+        ("default policy", None, "200", 2),
+        ("attempts 0", Some(with_retries(0, None)), "503", 1),
+    ];
+    for (case, route, status, upstream_requests) in cases {
+        let (app, seen) = flaky();
+        let tables = route
+            .map(|r| vec![mk_route_table(NS, "httpbin", &[&httpbin], vec![r], vec![])])
+            .unwrap_or_default();
+        let lo = loopback_to(&bin, "mtls: {mode: STRICT}", None, tables, app);
+        let out = raw_get(lo.as_sleep, "/flaky")
+            .unwrap_or_else(|e| panic!("{case}: no answer: {e}\n{}", lo.log()));
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status}")),
+            "{case}: {out}\n{}",
+            lo.log()
+        );
+        assert_eq!(
+            seen.load(Ordering::SeqCst),
+            upstream_requests,
+            "{case}: requests upstream"
+        );
+    }
+}
+
+/// A VirtualService `corsPolicy` answers preflights in sleep's sidecar: the
+/// route's CORS policy and the CORS filter every HCM carries. An allowed
+/// origin gets Envoy's preflight answer; a simple request from it gets
+/// `access-control-allow-origin`, and one from another origin does not.
+#[test]
+fn cors_preflight_is_answered_by_the_sidecar() {
+    use rudder_model::{Cors, HttpRoute, StringMatch};
+    let Some(bin) = rudder_test_support::envoy_bin("cors_preflight_is_answered_by_the_sidecar")
+    else {
+        return;
+    };
+    let httpbin = fqdn("httpbin", NS);
+    let route = HttpRoute {
+        cors: Some(Cors {
+            allow_origins: vec![StringMatch::Exact("https://a.example".into())],
+            allow_methods: vec!["GET".into(), "PUT".into()],
+            max_age: Some(60),
+            forward_unmatched_preflights: true,
+            ..Default::default()
+        }),
+        ..mk_http_route(vec![dest(&httpbin, None, 100)])
+    };
+    let vs = mk_route_table(NS, "httpbin", &[&httpbin], vec![route], vec![]);
+    let lo = loopback_with(&bin, "mtls: {mode: STRICT}", None, vec![vs]);
+    let send = |request: &str| {
+        let mut s = TcpStream::connect(("127.0.0.1", lo.as_sleep)).expect("connects");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(request.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    let preflight = send(
+        "OPTIONS / HTTP/1.1\r\nhost: httpbin\r\norigin: https://a.example\r\n\
+         access-control-request-method: PUT\r\nconnection: close\r\n\r\n",
+    );
+    assert!(
+        preflight.starts_with("HTTP/1.1 200"),
+        "{preflight}\n{}",
+        lo.log()
+    );
+    assert_eq!(
+        header_value(&preflight, "access-control-allow-origin").as_deref(),
+        Some("https://a.example"),
+        "{preflight}"
+    );
+    assert_eq!(
+        header_value(&preflight, "access-control-allow-methods").as_deref(),
+        Some("GET,PUT")
+    );
+    assert_eq!(
+        header_value(&preflight, "access-control-max-age").as_deref(),
+        Some("60")
+    );
+    let get = |origin: &str| {
+        send(&format!(
+            "GET / HTTP/1.1\r\nhost: httpbin\r\norigin: {origin}\r\nconnection: close\r\n\r\n"
+        ))
+    };
+    let allowed = get("https://a.example");
+    assert!(allowed.starts_with("HTTP/1.1 200"), "{allowed}");
+    assert_eq!(
+        header_value(&allowed, "access-control-allow-origin").as_deref(),
+        Some("https://a.example")
+    );
+    let other = get("https://b.example");
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    assert_eq!(header_value(&other, "access-control-allow-origin"), None);
+}
+
 /// An ExternalName Service carries traffic: sleep's generated route table of
 /// the port sends Host `payments...` to the generated STRICT_DNS cluster,
 /// which resolves the external name (`localhost` here) at the service port.

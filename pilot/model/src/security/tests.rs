@@ -189,3 +189,20 @@ fn patterns_and_cidrs_parse_like_istio() {
     assert_eq!(Cidr::parse("10.0.0.0/33"), None);
     assert_eq!(Cidr::parse("10.0.0/8"), None);
 }
+
+#[test]
+fn cidr_contains_within_its_family_only() {
+    let net = Cidr::parse("10.1.0.0/16").unwrap();
+    assert!(net.contains("10.1.255.3".parse().unwrap()));
+    assert!(!net.contains("10.2.0.1".parse().unwrap()));
+    assert!(!net.contains("::ffff:10.1.0.1".parse().unwrap()));
+    assert!(Cidr::parse("0.0.0.0/0")
+        .unwrap()
+        .contains("192.0.2.1".parse().unwrap()));
+    let v6 = Cidr::parse("fd00::/8").unwrap();
+    assert!(v6.contains("fd12::1".parse().unwrap()));
+    assert!(!v6.contains("fe80::1".parse().unwrap()));
+    assert!(Cidr::parse("fd00::1")
+        .unwrap()
+        .contains("fd00::1".parse().unwrap()));
+}

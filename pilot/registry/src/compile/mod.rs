@@ -6,6 +6,7 @@
 //! cross-object context) and inside the snapshot build (with services and
 //! policies known, adding warnings such as "no Service backs this host").
 
+pub mod delegate;
 pub mod destination_rule;
 pub mod kube;
 pub mod route_rule;

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 
 use rudder_config::v1alpha2 as v2;
 use rudder_model::{
-    AbortFault, ConnectionPool, DelayFault, Destination, DestinationPolicy, Fault, HeaderOps,
-    Headers, Hostname, HttpAction, HttpMatch, HttpRoute, Labels, LoadBalancer, Mirror,
+    AbortFault, AbortStatus, ConnectionPool, DelayFault, Destination, DestinationPolicy, Fault,
+    HeaderOps, Headers, Hostname, HttpAction, HttpMatch, HttpRoute, Labels, LoadBalancer, Mirror,
     OutlierDetection, Percent, Redirect, Retries, Rewrite, RuleRef, Subset, TrafficPolicy,
 };
 
@@ -80,6 +80,7 @@ pub fn compile(
     let rewrite = spec.rewrite.as_ref().map(|r| Rewrite {
         uri: r.uri.clone(),
         authority: r.authority.clone(),
+        uri_regex: None,
     });
     let headers = append_headers(spec, ck);
     if ck.has_errors() {
@@ -99,6 +100,7 @@ pub fn compile(
         mirrors,
         rewrite,
         headers,
+        cors: None,
     };
     Some((host?, route))
 }
@@ -122,6 +124,7 @@ fn action(
             authority: rd.authority.clone(),
             scheme: None,
             port: None,
+            port_from_request: false,
             redirect_code: 301,
         })
     } else {
@@ -210,6 +213,9 @@ fn retries(spec: &v2::RouteRuleSpec, ck: &mut Checker) -> Option<Retries> {
         per_try_timeout,
         retry_on: None,
         status_codes: Vec::new(),
+        remote_localities: false,
+        ignore_previous_hosts: None,
+        backoff: None,
     })
 }
 
@@ -426,7 +432,7 @@ fn fault(f: &v2::HttpFaultInjection, ck: &mut Checker) -> Fault {
         let percent = pct(ck, "spec.httpFault.abort.percent", a.percent);
         let status = ck.abort_status("spec.httpFault.abort.httpStatus", a.http_status);
         Some(AbortFault {
-            http_status: status?,
+            status: AbortStatus::Http(status?),
             percent: percent?,
         })
     });

@@ -2,9 +2,10 @@
 
 use rudder_config::virtual_service as vs;
 use rudder_model::{
-    is_authority_header, is_internal_header, AbortFault, DelayFault, Destination, DirectResponse,
-    Fault, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute, Mirror, Percent, Redirect,
-    Retries, Rewrite, RouteTable, RuleRef, TcpMatch, TcpRoute, TlsMatch, TlsRoute, MESH_GATEWAY,
+    is_authority_header, is_internal_header, AbortFault, AbortStatus, Body, Cors, DelayFault,
+    Destination, DirectResponse, Fault, HeaderOps, Headers, HttpAction, HttpMatch, HttpRoute,
+    Mirror, Percent, Redirect, Retries, Rewrite, RouteTable, RuleRef, StringMatch, TcpMatch,
+    TcpRoute, TlsMatch, TlsRoute, MESH_GATEWAY,
 };
 
 use super::Ctx;
@@ -19,8 +20,30 @@ pub fn compile(
     ck: &mut Checker,
 ) -> Option<RouteTable> {
     let ns = key.namespace.as_str();
-    if spec.hosts.is_empty() {
-        ck.error("spec.hosts", "at least one host is required");
+    // Istio: a VirtualService without hosts is a delegate, whose HTTP routes
+    // a root's `delegate` takes; it routes nothing itself.
+    let delegate = super::delegate::is_delegate(spec);
+    if delegate {
+        if !spec.gateways.is_empty() {
+            ck.error(
+                "spec.gateways",
+                "a delegate VirtualService (no hosts) must have no gateways",
+            );
+        }
+        if !spec.tcp.is_empty() {
+            ck.error(
+                "spec.tcp",
+                "a delegate VirtualService (no hosts) must have no tcp routes",
+            );
+        }
+        for (i, r) in spec.http.iter().enumerate() {
+            if r.delegate.is_some() {
+                ck.error(
+                    format!("spec.http[{i}].delegate"),
+                    "a delegate VirtualService (no hosts) cannot delegate again",
+                );
+            }
+        }
     }
     let mut hosts = Vec::new();
     for (i, h) in spec.hosts.iter().enumerate() {
@@ -57,7 +80,7 @@ pub fn compile(
         return None;
     }
     ck.export_to("spec.exportTo", &spec.export_to);
-    if ck.has_errors() {
+    if ck.has_errors() || delegate {
         return None;
     }
     Some(RouteTable {
@@ -87,6 +110,23 @@ fn http_route(
         .enumerate()
         .map(|(i, m)| http_match(m, &format!("{at}.match[{i}]"), ck))
         .collect::<Vec<_>>();
+    if let Some(d) = &r.delegate {
+        // Merged with its delegate's routes in the snapshot build.
+        let f = format!("{at}.delegate");
+        if d.name.trim().is_empty() {
+            ck.error(format!("{f}.name"), "delegate name must be specified");
+        }
+        for (set, what) in [
+            (!r.route.is_empty(), "route"),
+            (r.redirect.is_some(), "redirect"),
+            (r.direct_response.is_some(), "directResponse"),
+        ] {
+            if set {
+                ck.error(&f, format!("delegate and {what} are mutually exclusive"));
+            }
+        }
+        return None;
+    }
     if let Some(h) = &r.headers {
         let rewrite = r.rewrite.as_ref().and_then(|rw| rw.authority.as_deref());
         check_header_names(h, rewrite, &format!("{at}.headers"), ck);
@@ -106,10 +146,14 @@ fn http_route(
         .as_ref()
         .map(|f| fault(f, &format!("{at}.fault"), ck));
     let mirrors = mirrors(r, at, ns, cx, ck);
-    let rewrite = r.rewrite.as_ref().map(|rw| Rewrite {
-        uri: rw.uri.clone(),
-        authority: rw.authority.clone(),
-    });
+    let rewrite = r
+        .rewrite
+        .as_ref()
+        .map(|rw| rewrite(rw, &format!("{at}.rewrite"), ck));
+    let cors = r
+        .cors_policy
+        .as_ref()
+        .map(|c| cors(c, &format!("{at}.corsPolicy"), ck));
     Some(HttpRoute {
         name: r.name.clone(),
         matches: matches.into_iter().flatten().collect(),
@@ -120,7 +164,134 @@ fn http_route(
         mirrors,
         rewrite,
         headers,
+        cors,
     })
+}
+
+/// `rewrite`, with Istio's rules: `uri` and `uriRegexRewrite` exclude each
+/// other, something must be rewritten, and a regex rewrite needs both parts.
+fn rewrite(rw: &vs::HttpRewrite, at: &str, ck: &mut Checker) -> Rewrite {
+    let uri = rw.uri.clone().filter(|u| !u.is_empty());
+    if uri.is_some() && rw.uri_regex_rewrite.is_some() {
+        ck.error(
+            format!("{at}.uriRegexRewrite"),
+            "rewrite may only contain one of uri or uriRegexRewrite",
+        );
+    }
+    let authority = rw.authority.clone().filter(|a| !a.is_empty());
+    if uri.is_none() && rw.uri_regex_rewrite.is_none() && authority.is_none() {
+        ck.error(
+            at,
+            "rewrite must specify at least one of uri, uriRegexRewrite or authority",
+        );
+    }
+    let uri_regex = rw.uri_regex_rewrite.as_ref().and_then(|re| {
+        let f = format!("{at}.uriRegexRewrite");
+        if re.pattern.is_empty() || re.rewrite.is_empty() {
+            ck.error(
+                &f,
+                "uriRegexRewrite requires both rewrite and match to be specified",
+            );
+            return None;
+        }
+        ck.string_match(
+            format!("{f}.match"),
+            &rudder_config::StringMatch::Regex(re.pattern.clone()),
+        )?;
+        Some((re.pattern.clone(), re.rewrite.clone()))
+    });
+    Rewrite {
+        uri,
+        authority,
+        uri_regex,
+    }
+}
+
+/// The methods Istio's validation accepts in `allowMethods`.
+const CORS_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// `corsPolicy`, with Istio's validation: origins non-empty (regexes valid),
+/// methods from [`CORS_METHODS`], header names tokens or `*`, `maxAge` in
+/// whole seconds, `unmatchedPreflights` `FORWARD` or `IGNORE`. The deprecated
+/// `allowOrigin` are exact origins, used when `allowOrigins` is unset.
+fn cors(c: &vs::CorsPolicy, at: &str, ck: &mut Checker) -> Cors {
+    let mut allow_origins = Vec::new();
+    for (i, o) in c.allow_origins.iter().enumerate() {
+        let f = format!("{at}.allowOrigins[{i}]");
+        let (rudder_config::StringMatch::Exact(v)
+        | rudder_config::StringMatch::Prefix(v)
+        | rudder_config::StringMatch::Regex(v)) = o;
+        if v.is_empty() {
+            ck.error(&f, "an empty match is not a valid CORS origin");
+        } else if let Some(m) = ck.string_match(&f, o) {
+            allow_origins.push(m);
+        }
+    }
+    if c.allow_origins.is_empty() {
+        allow_origins.extend(c.allow_origin.iter().map(|o| StringMatch::Exact(o.clone())));
+    }
+    for (i, m) in c.allow_methods.iter().enumerate() {
+        if !CORS_METHODS.contains(&m.as_str()) {
+            ck.error(
+                format!("{at}.allowMethods[{i}]"),
+                format!(
+                    "{m:?} is not a supported HTTP method ({})",
+                    CORS_METHODS.join(", ")
+                ),
+            );
+        }
+    }
+    for (list, name) in [
+        (&c.allow_headers, "allowHeaders"),
+        (&c.expose_headers, "exposeHeaders"),
+    ] {
+        for (i, h) in list.iter().enumerate() {
+            if h != "*" && !is_header_name(h) {
+                ck.error(
+                    format!("{at}.{name}[{i}]"),
+                    format!("{h:?} is not a valid header name"),
+                );
+            }
+        }
+    }
+    let max_age = c.max_age.as_ref().and_then(|s| {
+        let f = format!("{at}.maxAge");
+        let d = ck.duration(&f, s)?;
+        if d.subsec_nanos() != 0 {
+            ck.error(&f, "maxAge is accurate only to seconds precision");
+            return None;
+        }
+        Some(d.as_secs())
+    });
+    let forward_unmatched_preflights = match c.unmatched_preflights.as_deref() {
+        None | Some("UNSPECIFIED" | "FORWARD") => true,
+        Some("IGNORE") => false,
+        Some(other) => {
+            ck.error(
+                format!("{at}.unmatchedPreflights"),
+                format!("{other:?} is not FORWARD or IGNORE"),
+            );
+            true
+        }
+    };
+    Cors {
+        allow_origins,
+        allow_methods: c.allow_methods.clone(),
+        allow_headers: c.allow_headers.clone(),
+        expose_headers: c.expose_headers.clone(),
+        max_age,
+        allow_credentials: c.allow_credentials,
+        forward_unmatched_preflights,
+    }
+}
+
+/// An HTTP header name: a non-empty RFC 7230 token.
+fn is_header_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// `redirect` (exclusive with `route` and `directResponse`).
@@ -145,6 +316,26 @@ fn redirect_action(
     let port = rd
         .port
         .and_then(|p| ck.port(format!("{at}.redirect.port"), p.into()));
+    // Istio: `port` and `derivePort` are one field (a oneof);
+    // FROM_PROTOCOL_DEFAULT is Envoy's default (no port), FROM_REQUEST_PORT
+    // the port the route serves.
+    let port_from_request = match rd.derive_port.as_deref() {
+        None | Some("FROM_PROTOCOL_DEFAULT") => false,
+        Some("FROM_REQUEST_PORT") => true,
+        Some(other) => {
+            ck.error(
+                format!("{at}.redirect.derivePort"),
+                format!("{other:?} is not FROM_PROTOCOL_DEFAULT or FROM_REQUEST_PORT"),
+            );
+            false
+        }
+    };
+    if rd.port.is_some() && rd.derive_port.is_some() {
+        ck.error(
+            format!("{at}.redirect.derivePort"),
+            "port and derivePort are mutually exclusive",
+        );
+    }
     let code = rd.redirect_code.unwrap_or(301);
     if ![301, 302, 303, 307, 308].contains(&code) {
         ck.error(
@@ -157,6 +348,7 @@ fn redirect_action(
         authority: rd.authority.clone(),
         scheme: rd.scheme.clone(),
         port,
+        port_from_request,
         redirect_code: code,
     })
 }
@@ -182,8 +374,61 @@ fn direct_response_action(
     }
     HttpAction::DirectResponse(DirectResponse {
         status: dr.status,
-        body: dr.body.as_ref().and_then(|b| b.string.clone()),
+        body: dr
+            .body
+            .as_ref()
+            .and_then(|b| body(b, &format!("{at}.directResponse.body"), ck)),
     })
+}
+
+/// Istio's limit on a direct response body (its validation's 1 MiB).
+const MAX_BODY: usize = 1024 * 1024;
+
+/// A direct response body: `string`, or `bytes` in base64 (standard or
+/// URL-safe alphabet, padded or not, as protobuf's JSON mapping reads it).
+fn body(b: &vs::HttpBody, at: &str, ck: &mut Checker) -> Option<Body> {
+    use base64::Engine as _;
+    let body = match (&b.string, &b.bytes) {
+        (Some(_), Some(_)) => {
+            ck.error(
+                format!("{at}.bytes"),
+                "string and bytes are mutually exclusive",
+            );
+            return None;
+        }
+        (Some(s), None) => Body::Text(s.clone()),
+        (None, Some(s)) => {
+            let cfg = base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+            let text = s.trim_end_matches('=');
+            let url_safe = text.contains(['-', '_']);
+            let alphabet = if url_safe {
+                &base64::alphabet::URL_SAFE
+            } else {
+                &base64::alphabet::STANDARD
+            };
+            match base64::engine::GeneralPurpose::new(alphabet, cfg).decode(text) {
+                Ok(bytes) => Body::Bytes(bytes),
+                Err(e) => {
+                    ck.error(format!("{at}.bytes"), format!("invalid base64: {e}"));
+                    return None;
+                }
+            }
+        }
+        (None, None) => return None,
+    };
+    let len = match &body {
+        Body::Text(s) => s.len(),
+        Body::Bytes(b) => b.len(),
+    };
+    if len > MAX_BODY {
+        ck.error(
+            at,
+            format!("direct response body of {len} bytes is larger than 1MiB"),
+        );
+        return None;
+    }
+    Some(body)
 }
 
 /// `route`: weighted destinations. A lone destination's header edits go to
@@ -251,11 +496,15 @@ fn retries(rt: &vs::HttpRetry, at: &str, ck: &mut Checker) -> Option<Retries> {
             return None;
         }
     };
+    let backoff = ck.opt_duration(format!("{at}.retries.backoff"), rt.backoff.as_ref());
     Some(Retries {
         attempts: rt.attempts as u32,
         per_try_timeout,
         retry_on,
         status_codes,
+        remote_localities: rt.retry_remote_localities.unwrap_or(false),
+        ignore_previous_hosts: rt.retry_ignore_previous_hosts,
+        backoff,
     })
 }
 
@@ -329,16 +578,21 @@ fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<Ht
         v.as_ref()
             .and_then(|v| ck.string_match(format!("{at}.{f}"), v))
     };
-    let map = |ck: &mut Checker,
-               f: &str,
-               v: &std::collections::BTreeMap<String, rudder_config::StringMatch>| {
-        v.iter()
-            .filter_map(|(k, m)| {
-                ck.string_match(format!("{at}.{f}.{k}"), m)
-                    .map(|m| (k.to_ascii_lowercase(), m))
-            })
-            .collect()
+    // Istio: an empty match (`{}`) means "present" (`present_match`).
+    let present = |ck: &mut Checker, f: String, m: &rudder_config::meta::PresenceMatch| match &m.0 {
+        None => Some(StringMatch::Present),
+        Some(m) => ck.string_match(f, m),
     };
+    let map =
+        |ck: &mut Checker,
+         f: &str,
+         v: &std::collections::BTreeMap<String, rudder_config::meta::PresenceMatch>| {
+            v.iter()
+                .filter_map(|(k, m)| {
+                    present(ck, format!("{at}.{f}.{k}"), m).map(|m| (k.to_ascii_lowercase(), m))
+                })
+                .collect()
+        };
     let port = m.port.and_then(|p| ck.port(format!("{at}.port"), p.into()));
     Some(HttpMatch {
         name: m.name.clone(),
@@ -352,8 +606,7 @@ fn http_match(m: &vs::HttpMatchRequest, at: &str, ck: &mut Checker) -> Option<Ht
             .query_params
             .iter()
             .filter_map(|(k, v)| {
-                ck.string_match(format!("{at}.queryParams.{k}"), v)
-                    .map(|m| (k.clone(), m))
+                present(ck, format!("{at}.queryParams.{k}"), v).map(|m| (k.clone(), m))
             })
             .collect(),
         port,
@@ -416,13 +669,35 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
         })
     });
     let abort = f.abort.as_ref().and_then(|a| {
-        let status = ck.abort_status(format!("{at}.abort.httpStatus"), a.http_status);
+        // Istio: `httpStatus` and `grpcStatus` are one field (a oneof).
+        let status = match (&a.grpc_status, a.http_status) {
+            (Some(_), Some(_)) => {
+                ck.error(
+                    format!("{at}.abort.grpcStatus"),
+                    "httpStatus and grpcStatus are mutually exclusive",
+                );
+                None
+            }
+            (Some(g), None) => match grpc_code(g) {
+                Some(code) => Some(AbortStatus::Grpc(code)),
+                None => {
+                    ck.error(
+                        format!("{at}.abort.grpcStatus"),
+                        format!("{g:?} is not a valid gRPC code"),
+                    );
+                    None
+                }
+            },
+            (None, h) => ck
+                .abort_status(format!("{at}.abort.httpStatus"), h)
+                .map(AbortStatus::Http),
+        };
         let percent = match &a.percentage {
             Some(p) => ck.percent(format!("{at}.abort.percentage.value"), p.value),
             None => Some(Percent::ALL),
         };
         Some(AbortFault {
-            http_status: status?,
+            status: status?,
             percent: percent?,
         })
     });
@@ -430,6 +705,31 @@ fn fault(f: &vs::HttpFaultInjection, at: &str, ck: &mut Checker) -> Fault {
         ck.error(at, "fault needs a delay or an abort");
     }
     Fault { delay, abort }
+}
+
+/// The gRPC status names Istio accepts (`grpc.SupportedGRPCStatus`) and
+/// their codes.
+fn grpc_code(name: &str) -> Option<u32> {
+    const CODES: &[&str] = &[
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    ];
+    CODES.iter().position(|c| *c == name).map(|i| i as u32)
 }
 
 /// Istio's header-name rules: a request may set or add `host` or

@@ -187,6 +187,34 @@ pub fn echo() -> SocketAddr {
     addr
 }
 
+/// An HTTP/1.1 server that answers `GET /flaky` with 503 the first time
+/// and 200 after, and every other path with 200; the count is of `/flaky`
+/// requests it saw.
+pub fn flaky() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::{atomic::Ordering, Arc};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let req = String::from_utf8_lossy(&read_head(&mut s)).to_string();
+            let status =
+                if req.starts_with("GET /flaky ") && count.fetch_add(1, Ordering::SeqCst) == 0 {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+            let _ = s.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (addr, seen)
+}
+
 /// `GET /` with a 5 s bound: `Ok((status, body))`, or `Err` when the
 /// connection fails or closes without a response.
 pub fn get(port: u16) -> Result<(u16, String), String> {
@@ -442,6 +470,17 @@ pub fn loopback_with(
     allow_yaml: Option<&str>,
     tables: Vec<rudder_model::RouteTable>,
 ) -> Loopback {
+    loopback_to(bin, peer_yaml, allow_yaml, tables, echo())
+}
+
+/// [`loopback_with`] with httpbin's app at `app` (instead of [`echo`]).
+pub fn loopback_to(
+    bin: &std::path::Path,
+    peer_yaml: &str,
+    allow_yaml: Option<&str>,
+    tables: Vec<rudder_model::RouteTable>,
+    app: SocketAddr,
+) -> Loopback {
     let key = ObjectKey::new(Kind::AuthorizationPolicy, NS, "allow-sleep");
     let mut ck = Checker::new(&key, &Origin::default());
     let pkey = ObjectKey::new(Kind::PeerAuthentication, NS, "default");
@@ -535,7 +574,6 @@ pub fn loopback_with(
         c.common_tls_context.as_mut().unwrap()
     });
 
-    let echo = echo();
     let pki = pki();
     let inline = |s: &str| {
         Some(DataSource {
@@ -571,7 +609,7 @@ pub fn loopback_with(
                 generated_client_listener(&client_res, a_port),
                 client_listener("as-intruder", b_port, "as-intruder"),
             ],
-            clusters: vec![out, other, static_cluster("inbound|8000||", echo)],
+            clusters: vec![out, other, static_cluster("inbound|8000||", app)],
             secrets,
         }),
         ..Default::default()
