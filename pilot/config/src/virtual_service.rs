@@ -365,3 +365,16 @@ pub struct TlsMatchAttributes {
     /// Gateways.
     pub gateways: Vec<String>,
 }
+
+impl TlsMatchAttributes {
+    /// The conditions a TLS match shares with a TCP one.
+    pub fn l4(&self) -> L4MatchAttributes {
+        L4MatchAttributes {
+            port: self.port,
+            source_labels: self.source_labels.clone(),
+            source_namespace: self.source_namespace.clone(),
+            destination_subnets: self.destination_subnets.clone(),
+            gateways: self.gateways.clone(),
+        }
+    }
+}

@@ -823,17 +823,7 @@ fn tcp_route(
         .matches
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            l4_match(
-                &format!("{at}.match[{i}]"),
-                &m.destination_subnets,
-                m.port,
-                &m.source_labels,
-                m.source_namespace.as_ref(),
-                &m.gateways,
-                ck,
-            )
-        })
+        .map(|(i, m)| l4_match(&format!("{at}.match[{i}]"), m, ck))
         .collect();
     let destinations = l4_destinations(&r.route, at, ns, cx, ck);
     Some(TcpRoute {
@@ -879,15 +869,7 @@ fn tls_route(
                 );
             }
         }
-        let tcp = l4_match(
-            &f,
-            &m.destination_subnets,
-            m.port,
-            &m.source_labels,
-            m.source_namespace.as_ref(),
-            &m.gateways,
-            ck,
-        );
+        let tcp = l4_match(&f, &m.l4(), ck);
         matches.push(TlsMatch {
             sni_hosts: m.sni_hosts.clone(),
             tcp,
@@ -909,17 +891,9 @@ fn host_covers(host: &str, name: &str) -> bool {
 }
 
 /// The conditions a TCP or TLS match shares.
-fn l4_match(
-    f: &str,
-    destination_subnets: &[String],
-    port: Option<u32>,
-    source_labels: &std::collections::BTreeMap<String, String>,
-    source_namespace: Option<&String>,
-    gateways: &[String],
-    ck: &mut Checker,
-) -> TcpMatch {
+fn l4_match(f: &str, m: &vs::L4MatchAttributes, ck: &mut Checker) -> TcpMatch {
     let mut subnets = Vec::new();
-    for (j, cidr) in destination_subnets.iter().enumerate() {
+    for (j, cidr) in m.destination_subnets.iter().enumerate() {
         match rudder_model::Cidr::parse(cidr).filter(|_| valid_cidr(cidr)) {
             Some(c) => subnets.push(c),
             None => ck.error(
@@ -928,13 +902,13 @@ fn l4_match(
             ),
         }
     }
-    let port = port.and_then(|p| ck.port(format!("{f}.port"), p.into()));
+    let port = m.port.and_then(|p| ck.port(format!("{f}.port"), p.into()));
     TcpMatch {
         port,
         destination_subnets: subnets,
-        source_labels: source_labels.clone(),
-        source_namespace: source_namespace.cloned(),
-        gateways: gateways.to_vec(),
+        source_labels: m.source_labels.clone(),
+        source_namespace: m.source_namespace.clone(),
+        gateways: m.gateways.clone(),
     }
 }
 
