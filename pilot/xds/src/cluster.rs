@@ -174,6 +174,20 @@ pub(crate) fn outbound_cluster(
     if let Some(od) = &tp.outlier_detection {
         apply_outlier_detection(&mut c, od);
     }
+    if let Some(l) = tp.locality_lb() {
+        // Istio: locality weights where `distribute` sets them, or where
+        // failover (outlier detection) makes priorities; each locality's
+        // weight is then in the load assignment.
+        if !l.distribute.is_empty() || tp.outlier_detection.is_some() {
+            c.common_lb_config
+                .get_or_insert_with(Default::default)
+                .locality_config_specifier = Some(
+                cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(
+                    cluster::common_lb_config::LocalityWeightedLbConfig {},
+                ),
+            );
+        }
+    }
     if let Some(opts) = http_protocol_options(port.protocol, tp.connection_pool.as_ref()) {
         c.typed_extension_protocol_options =
             HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_string(), any(&opts))]);
