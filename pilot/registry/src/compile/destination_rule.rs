@@ -246,9 +246,7 @@ fn locality(l: &dr::LocalityLbSetting, at: &str, ck: &mut Checker) -> Option<Loc
             );
         }
         for (field, v) in [("from", &fo.from), ("to", &fo.to)] {
-            if v.is_empty() {
-                ck.error(format!("{f}.{field}"), "a region is required");
-            } else if v.contains('/') {
+            if v.contains('/') {
                 ck.error(
                     format!("{f}.{field}"),
                     "locality lb failover only specify region",
