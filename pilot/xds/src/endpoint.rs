@@ -219,7 +219,6 @@ fn load_assignment(cluster_name: &str, groups: &[Group]) -> ClusterLoadAssignmen
                 region: g.locality.region.clone(),
                 zone: g.locality.zone.clone(),
                 sub_zone: g.locality.subzone.clone(),
-                ..Default::default()
             }),
             lb_endpoints: g.addrs.iter().map(lb_endpoint).collect(),
             load_balancing_weight: g.weight.and_then(u32v),
