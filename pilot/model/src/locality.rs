@@ -2,8 +2,9 @@
 //! Istio's locality patterns (`region/zone/subzone`, `*` wildcards).
 //!
 //! Rudder does not watch Nodes, so a pod's locality is what the pod itself
-//! says, as Istio reads it from the pod first: the `istio-locality` label
-//! (`region.zone.subzone`), else the pod's own `topology.kubernetes.io/region`,
+//! says, as Istio reads it from the pod first: the `topology.istio.io/locality`
+//! label, else the older `istio-locality` (`region.zone.subzone`: labels
+//! cannot hold `/`, so `.` separates unless the value has a `/`), else the pod's own `topology.kubernetes.io/region`,
 //! `topology.kubernetes.io/zone` and `topology.istio.io/subzone` labels. The
 //! node's topology labels (Istio's fallback) are not read. An endpoint of an
 //! EndpointSlice without such a pod takes the slice's `zone`.
@@ -12,6 +13,8 @@ use crate::service::Labels;
 
 /// Istio's explicit locality label on a pod: `region.zone.subzone`.
 pub const LOCALITY_LABEL: &str = "istio-locality";
+/// Istio's newer locality label, read before [`LOCALITY_LABEL`].
+pub const TOPOLOGY_LOCALITY_LABEL: &str = "topology.istio.io/locality";
 /// Kubernetes' region label.
 pub const REGION_LABEL: &str = "topology.kubernetes.io/region";
 /// Kubernetes' zone label.
@@ -41,11 +44,16 @@ impl Locality {
         }
     }
 
-    /// The locality a pod's labels give: `istio-locality` (`.`-separated),
-    /// else the topology labels on the pod.
+    /// The locality a pod's labels give: `topology.istio.io/locality`, else
+    /// `istio-locality` (`.`-separated unless it holds a `/`), else the
+    /// topology labels on the pod.
     pub fn from_labels(labels: &Labels) -> Self {
-        if let Some(l) = labels.get(LOCALITY_LABEL).filter(|l| !l.is_empty()) {
-            let mut parts = l.splitn(3, '.');
+        let explicit = [TOPOLOGY_LOCALITY_LABEL, LOCALITY_LABEL]
+            .iter()
+            .find_map(|k| labels.get(*k).filter(|l| !l.is_empty()));
+        if let Some(l) = explicit {
+            let sep = if l.contains('/') { '/' } else { '.' };
+            let mut parts = l.splitn(3, sep);
             let mut next = || parts.next().unwrap_or("").to_string();
             return Locality {
                 region: next(),
@@ -138,6 +146,13 @@ mod tests {
         let l = Locality::from_labels(&labels(&[(REGION_LABEL, "eu"), (ZONE_LABEL, "eu-1")]));
         assert_eq!(l, Locality::new("eu", "eu-1", ""));
         assert!(Locality::from_labels(&Labels::new()).is_empty());
+        let l = Locality::from_labels(&labels(&[
+            (TOPOLOGY_LOCALITY_LABEL, "eu.eu-1"),
+            (LOCALITY_LABEL, "us-east/us-east-1a"),
+        ]));
+        assert_eq!(l, Locality::new("eu", "eu-1", ""));
+        let l = Locality::from_labels(&labels(&[(LOCALITY_LABEL, "us-east/us-east-1a/r.1")]));
+        assert_eq!(l, Locality::new("us-east", "us-east-1a", "r.1"));
     }
 
     #[test]
