@@ -61,7 +61,8 @@ pub(crate) struct LocalityFor<'a> {
     pub failover: bool,
     /// The proxy's locality.
     pub proxy: &'a Locality,
-    /// The proxy's labels with its locality's topology labels.
+    /// The proxy's values (its locality's topology labels added) of the
+    /// labels `failoverPriority` names: all the ranks read.
     pub proxy_labels: &'a Labels,
 }
 
@@ -82,11 +83,10 @@ fn groups(
     subset: Option<&Labels>,
     lb: Option<LocalityFor<'_>>,
 ) -> Vec<Group> {
+    // (Istio skips ranks for a proxy without labels; its proxies always
+    // carry the cluster label it adds, so ranks always apply.)
     let by_labels = lb.filter(|l| {
-        l.failover
-            && l.setting.distribute.is_empty()
-            && !l.setting.failover_priority.is_empty()
-            && !l.proxy_labels.is_empty()
+        l.failover && l.setting.distribute.is_empty() && !l.setting.failover_priority.is_empty()
     });
     let mut by: BTreeMap<(Locality, u32), Vec<Addr>> = BTreeMap::new();
     for e in members(endpoints, subset) {
