@@ -241,6 +241,8 @@ pub struct SliceEndpoint {
     pub conditions: SliceConditions,
     /// Pod behind it.
     pub target_ref: Option<ObjectReference>,
+    /// The zone it runs in (its locality when its pod gives none).
+    pub zone: Option<String>,
 }
 
 /// EndpointSlice endpoint conditions.

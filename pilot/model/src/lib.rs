@@ -33,6 +33,7 @@ pub mod backoff;
 pub mod diagnostics;
 pub mod duration;
 pub mod identity;
+pub mod locality;
 pub mod names;
 pub mod node;
 pub mod policy;
@@ -44,6 +45,7 @@ pub mod snapshot;
 pub mod well_known;
 
 pub use diagnostics::{Diagnostic, Severity};
+pub use locality::Locality;
 pub use node::{NodeId, NodeMetadata, Proxy};
 pub use policy::*;
 pub use route::*;

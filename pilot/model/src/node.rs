@@ -322,6 +322,8 @@ pub struct Proxy {
     pub inbound_capture_port: u16,
     /// Certificate mode.
     pub cert_mode: CertMode,
+    /// Where it runs: its pod's locality labels (see [`crate::locality`]).
+    pub locality: crate::locality::Locality,
 }
 
 impl Proxy {
@@ -344,6 +346,7 @@ impl Proxy {
             capture_port: md.capture_port,
             inbound_capture_port: md.inbound_capture_port,
             cert_mode: md.cert_mode,
+            locality: crate::locality::Locality::from_labels(&md.labels),
             id,
         }
     }

@@ -44,6 +44,23 @@ pub struct SlowStart {
     pub min_weight_percent: Option<String>,
 }
 
+/// `loadBalancer.localityLbSetting`: locality load balancing relative to
+/// the client proxy's locality (Istio's `ApplyLocalityLoadBalancer`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LocalityLb {
+    /// `enabled` (absent: enabled). A disabled setting still replaces the
+    /// host's at a port or subset.
+    pub enabled: bool,
+    /// `distribute`: from a locality pattern, weights (summing to 100) per
+    /// destination locality pattern.
+    pub distribute: Vec<(String, BTreeMap<String, u32>)>,
+    /// `failover`: (from region, to region).
+    pub failover: Vec<(String, String)>,
+    /// `failoverPriority`: labels (`label` or `label=value`) ordering
+    /// priorities.
+    pub failover_priority: Vec<String>,
+}
+
 /// `tcp.tcpKeepalive` (seconds, as Envoy counts them; `None`: OS default).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct TcpKeepalive {
@@ -188,6 +205,8 @@ pub struct TrafficPolicy {
     /// Slow start; part of the load balancer settings (an override of
     /// `loadBalancer` replaces both).
     pub slow_start: Option<SlowStart>,
+    /// Locality load balancing; part of the load balancer settings too.
+    pub locality_lb: Option<LocalityLb>,
     /// Connection pool.
     pub connection_pool: Option<ConnectionPool>,
     /// Outlier detection.
@@ -208,9 +227,10 @@ impl TrafficPolicy {
             ..self.clone()
         };
         if let Some(p) = self.port_level.get(&port) {
-            if p.load_balancer.is_some() || p.slow_start.is_some() {
+            if p.load_balancer.is_some() || p.slow_start.is_some() || p.locality_lb.is_some() {
                 merged.load_balancer = p.load_balancer.clone();
                 merged.slow_start = p.slow_start.clone();
+                merged.locality_lb = p.locality_lb.clone();
             }
             if p.connection_pool.is_some() {
                 merged.connection_pool = p.connection_pool.clone();
@@ -225,14 +245,20 @@ impl TrafficPolicy {
         merged
     }
 
+    /// The locality load balancing in effect (set and enabled).
+    pub fn locality_lb(&self) -> Option<&LocalityLb> {
+        self.locality_lb.as_ref().filter(|l| l.enabled)
+    }
+
     /// `subset` (if any) layered over `self`, as Istio merges them: a subset's
     /// policy fields replace the host's, port by port.
     pub fn merged_with(&self, subset: Option<&TrafficPolicy>, port: u16) -> TrafficPolicy {
         let mut out = self.for_port(port);
         if let Some(s) = subset.map(|s| s.for_port(port)) {
-            if s.load_balancer.is_some() || s.slow_start.is_some() {
+            if s.load_balancer.is_some() || s.slow_start.is_some() || s.locality_lb.is_some() {
                 out.load_balancer = s.load_balancer;
                 out.slow_start = s.slow_start;
+                out.locality_lb = s.locality_lb;
             }
             if s.connection_pool.is_some() {
                 out.connection_pool = s.connection_pool;

@@ -174,6 +174,9 @@ pub struct Endpoint {
     pub service_account: Option<String>,
     /// Ready endpoints get traffic; not-ready ones are kept out of EDS.
     pub ready: bool,
+    /// Where it runs (its pod's locality labels, else its EndpointSlice's
+    /// zone; empty when unknown).
+    pub locality: crate::locality::Locality,
 }
 
 /// A pod, as far as the mesh cares.

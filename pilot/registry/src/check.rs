@@ -46,6 +46,14 @@ impl Checker {
         self.push(Diagnostic::warning(self.object.clone(), field, message));
     }
 
+    /// How many errors were recorded (to tell whether a step added one).
+    pub fn error_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .count()
+    }
+
     /// Whether any error was recorded.
     pub fn has_errors(&self) -> bool {
         self.diagnostics

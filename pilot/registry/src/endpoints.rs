@@ -9,7 +9,7 @@ use std::{
 };
 
 use rudder_config::kube;
-use rudder_model::{Endpoint, Hostname, Service, TargetPort, Workload};
+use rudder_model::{Endpoint, Hostname, Locality, Service, TargetPort, Workload};
 
 /// Endpoint objects relevant to the build, by `namespace/service name`.
 #[derive(Default)]
@@ -100,6 +100,7 @@ fn from_selector(svc: &Service, by_label: &ByLabel<'_>, out: &mut BTreeMap<u16, 
                 Some(w),
                 &w.namespace,
                 w.ready,
+                None,
             ));
         }
     }
@@ -144,6 +145,7 @@ fn from_objects(
                         pod(&addr.target_ref),
                         &svc.namespace,
                         ready,
+                        None,
                     ));
                 }
             }
@@ -168,6 +170,7 @@ fn from_objects(
                     pod(&ep.target_ref),
                     &svc.namespace,
                     ready,
+                    ep.zone.as_deref(),
                 ));
             }
         }
@@ -193,7 +196,17 @@ fn endpoint(
     pod: Option<&Workload>,
     namespace: &str,
     ready: bool,
+    zone: Option<&str>,
 ) -> Endpoint {
+    // The pod's own locality labels, else the slice's zone (Rudder does not
+    // watch Nodes, so a node's topology labels are not read).
+    let locality = pod
+        .map(|w| Locality::from_labels(&w.labels))
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| Locality {
+            zone: zone.unwrap_or_default().to_string(),
+            ..Locality::default()
+        });
     Endpoint {
         address,
         port,
@@ -202,5 +215,6 @@ fn endpoint(
         namespace: pod.map_or(namespace.to_string(), |w| w.namespace.clone()),
         service_account: pod.map(|w| w.service_account.clone()),
         ready,
+        locality,
     }
 }

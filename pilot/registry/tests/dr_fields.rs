@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{errors, mk_pod, mk_service, objects, validate, warnings};
+use common::{errors, mk_pod, mk_service, objects, validate};
 use pretty_assertions::assert_eq;
 use rudder_model::{
     ClientTls, H2Upgrade, HashKey, LoadBalancer, ProxyProtocol, SlowStart, Snapshot, TcpKeepalive,
@@ -156,42 +156,9 @@ fn istio_fields_reach_the_model() {
 }
 
 #[test]
-fn locality_lb_off_is_accepted_with_a_warning() {
-    let r = validate(&[
-        ("platform.yaml", &platform()),
-        (
-            "dr.yaml",
-            &dr("  trafficPolicy: {loadBalancer: {localityLbSetting: {enabled: false}}}\n"),
-        ),
-    ]);
-    assert!(errors(&r).is_empty(), "{:?}", errors(&r));
-    let w = warnings(&r);
-    assert_eq!(w.len(), 1, "{w:?}");
-    assert_eq!(
-        w[0].field,
-        "spec.trafficPolicy.loadBalancer.localityLbSetting.enabled"
-    );
-}
-
-#[test]
 fn what_cannot_be_served_is_refused_at_its_path() {
     let tp = "spec.trafficPolicy";
     let cases: Vec<(&str, String, &str)> = vec![
-        (
-            "  trafficPolicy: {loadBalancer: {localityLbSetting: {enabled: true}}}\n",
-            format!("{tp}.loadBalancer.localityLbSetting.enabled"),
-            "locality",
-        ),
-        (
-            "  trafficPolicy: {loadBalancer: {localityLbSetting: {failover: [{from: us-east, to: us-west}]}}}\n",
-            format!("{tp}.loadBalancer.localityLbSetting.failover"),
-            "locality",
-        ),
-        (
-            "  trafficPolicy: {loadBalancer: {localityLbSetting: {enabled: false, failoverPriority: [topology.kubernetes.io/zone]}}}\n",
-            format!("{tp}.loadBalancer.localityLbSetting.failoverPriority"),
-            "region/zone",
-        ),
         (
             "  trafficPolicy: {tls: {mode: SIMPLE, credentialName: reviews-cred}}\n",
             format!("{tp}.tls.credentialName"),

@@ -120,9 +120,15 @@ pub(crate) fn outbound_cluster(
     // setting both build plaintext), and the certificate mode only where a
     // TLS context names secrets.
     // (`tp` is already merged for this port: its per-port table is spent.)
+    // Locality settings shape the load assignments; the cluster only says
+    // whether localities are weighted.
+    let locality_weighted = tp
+        .locality_lb()
+        .is_some_and(|l| !l.distribute.is_empty() || tp.outlier_detection.is_some());
     let rest = TrafficPolicy {
         tls: None,
         port_level: Default::default(),
+        locality_lb: None,
         ..tp.clone()
     };
     let cert_mode = (!matches!(tls, UpstreamTls::None)).then_some(peers.cert_mode);
@@ -131,6 +137,7 @@ pub(crate) fn outbound_cluster(
         .with(&svc.hostname)
         .with(port)
         .with(&rest)
+        .with(&locality_weighted)
         .with(&tls)
         .with(&identities)
         .with(&cert_mode)
@@ -173,6 +180,18 @@ pub(crate) fn outbound_cluster(
     }
     if let Some(od) = &tp.outlier_detection {
         apply_outlier_detection(&mut c, od);
+    }
+    if locality_weighted {
+        // Istio: locality weights where `distribute` sets them, or where
+        // failover (outlier detection) makes priorities; each locality's
+        // weight is then in the load assignment.
+        c.common_lb_config
+            .get_or_insert_with(Default::default)
+            .locality_config_specifier = Some(
+            cluster::common_lb_config::LocalityConfigSpecifier::LocalityWeightedLbConfig(
+                cluster::common_lb_config::LocalityWeightedLbConfig {},
+            ),
+        );
     }
     if let Some(opts) = http_protocol_options(port.protocol, tp.connection_pool.as_ref()) {
         c.typed_extension_protocol_options =

@@ -308,6 +308,7 @@ impl SnapshotBuilder {
                                 namespace: w.namespace.clone(),
                                 service_account: Some(w.service_account.clone()),
                                 ready: w.ready,
+                                locality: rudder_model::Locality::from_labels(&w.labels),
                             })
                         })
                     })

@@ -6,8 +6,10 @@
 //!  Generator (one per Snapshot)
 //!   ├─ scopes        key: scope key (namespace, Sidecar)           what a proxy sees (services, route tables)
 //!   ├─ clusters      key: (cluster name, policy, cert mode)        shared by all scopes using the same policy
-//!   ├─ endpoints     key: (cluster name, subset labels)            shared by everyone
-//!   ├─ views         key: (scope key, cert mode) → CDS + EDS       one per scope and cert mode
+//!   ├─ endpoints     key: (cluster name, subset labels[, policy, proxy locality])  shared by everyone
+//!   │                (the locality part only for clusters whose policy balances by locality)
+//!   ├─ views         key: (scope key, cert mode[, proxy locality]) → CDS + EDS  one per scope and cert mode
+//!   │                (the locality part only when some policy of the snapshot balances by locality)
 //!   │                (views and proxy_clusters keep the previous generator's value where equal)
 //!   ├─ port_routes   key: (port, scope key, source-selector bits)  one per "kind" of proxy
 //!   ├─ service_routes key: (host, port, scope key, selector bits)  `<host>:<port>` per VIP service
@@ -52,13 +54,15 @@ use std::{
 use rudder_model::{
     names::{service_route_name, ClusterName},
     node::CertMode,
-    selects, DestinationPolicy, Labels, Proxy, Scope, ScopeKey, Snapshot,
+    selects, DestinationPolicy, Labels, Locality, LocalityLb, Proxy, Scope, ScopeKey, Snapshot,
 };
 
 use crate::{
-    cluster::{fixed_clusters, inbound_cluster, is_passthrough, outbound_cluster, Peers},
+    cluster::{
+        effective_policy, fixed_clusters, inbound_cluster, is_passthrough, outbound_cluster, Peers,
+    },
     consistency::{eds_problems, reference_problems, report_inconsistent, RefNames, Refs},
-    endpoint::{eds_resource, members},
+    endpoint::{eds_resource, members, LocalityFor},
     inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
     proxy::{inbound_ports, InboundPort},
@@ -223,6 +227,35 @@ struct ProxyListeners {
     own: Arc<OwnListeners>,
 }
 
+/// What a proxy's load assignments depend on beyond its scope when some
+/// policy of the snapshot balances by locality: the proxy's locality and
+/// its values (locality labels added) of every label some
+/// `failoverPriority` names; `None` when no policy does, so the maps of a
+/// mesh without locality settings are shared as they always were.
+type LocalityKey = Option<(Locality, Labels)>;
+
+/// Load assignments: cluster name, subset labels and, for a cluster whose
+/// policy balances by locality, the policy (by address) and the proxy's
+/// [`LocalityKey`].
+type EndpointsKey = (
+    String,
+    Option<Labels>,
+    Option<(Option<usize>, Locality, Labels)>,
+);
+
+/// The locality load balancing settings (enabled) of a policy, at every
+/// level (host, ports, subsets and their ports).
+fn locality_settings(p: &DestinationPolicy) -> Vec<&LocalityLb> {
+    let mut policies = vec![&p.traffic_policy];
+    policies.extend(p.subsets.values().filter_map(|s| s.traffic_policy.as_ref()));
+    let mut out = Vec::new();
+    for tp in policies {
+        out.extend(tp.locality_lb());
+        out.extend(tp.port_level.values().filter_map(|t| t.locality_lb()));
+    }
+    out
+}
+
 /// What a proxy's cluster map depends on: scope, cert mode, inbound ports
 /// and their protocols.
 type ClustersKey = (ScopeKey, CertMode, Vec<(u16, rudder_model::Protocol)>);
@@ -239,10 +272,13 @@ pub struct Generator {
     scopes: Memo<ScopeKey, Scope>,
     /// Outbound clusters: (name, address of the policy used, cert mode).
     clusters: Memo<(String, Option<usize>, CertMode), Resource>,
-    /// Load assignments: (cluster name, subset labels).
-    endpoints: Memo<(String, Option<Labels>), Resource>,
+    /// Load assignments (see [`EndpointsKey`]).
+    endpoints: Memo<EndpointsKey, Resource>,
+    /// The labels `failoverPriority` names (without `=value`), when some
+    /// policy balances by locality (see [`LocalityKey`]).
+    failover_labels: Option<Vec<String>>,
     inbound: Memo<(u16, rudder_model::Protocol), Resource>,
-    views: Memo<(ScopeKey, CertMode), NamespaceView>,
+    views: Memo<(ScopeKey, CertMode, LocalityKey), NamespaceView>,
     port_routes: Memo<(u16, ScopeKey, SelectorBits), Resource>,
     /// Per-service route configurations: (host, port, scope key, selector bits).
     service_routes: Memo<(String, u16, ScopeKey, SelectorBits), Resource>,
@@ -285,7 +321,21 @@ impl Generator {
             .filter(|s| !s.is_empty())
             .cloned()
             .collect();
+        let settings: Vec<&LocalityLb> = snapshot
+            .destination_rules
+            .all()
+            .flat_map(locality_settings)
+            .collect();
+        let failover_labels = (!settings.is_empty()).then(|| {
+            let names: BTreeSet<String> = settings
+                .iter()
+                .flat_map(|l| &l.failover_priority)
+                .map(|f| f.split('=').next().unwrap_or_default().to_string())
+                .collect();
+            names.into_iter().collect()
+        });
         Self {
+            failover_labels,
             snapshot,
             selectors,
             fixed: fixed_clusters(),
@@ -373,9 +423,17 @@ impl Generator {
         let scope = self
             .scopes
             .get_or(key.clone(), || Arc::new(Scope::for_key(snapshot, &key)));
+        let locality = self.failover_labels.as_ref().map(|names| {
+            let labels = proxy.locality.augment(&proxy.labels);
+            let values = names
+                .iter()
+                .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+                .collect();
+            (proxy.locality.clone(), values)
+        });
         let view = self.views.get_or_same(
-            (key.clone(), proxy.cert_mode),
-            || Arc::new(self.scope_view(&scope, proxy.cert_mode)),
+            (key.clone(), proxy.cert_mode, locality.clone()),
+            || Arc::new(self.scope_view(&scope, proxy.cert_mode, locality.as_ref())),
             |old, new| {
                 same_content(&old.clusters, &new.clusters)
                     && same_content(&old.endpoints, &new.endpoints)
@@ -596,8 +654,15 @@ impl Generator {
     }
 
     /// Outbound clusters (per service port in the scope, per subset of the
-    /// policy the scope's namespace uses) and their EDS.
-    fn scope_view(&self, scope: &Scope, cert_mode: CertMode) -> NamespaceView {
+    /// policy the scope's namespace uses) and their EDS; those of clusters
+    /// balanced by locality as a proxy at `locality` sees them (built from
+    /// the key alone, so the memo key holds every input).
+    fn scope_view(
+        &self,
+        scope: &Scope,
+        cert_mode: CertMode,
+        locality: Option<&(Locality, Labels)>,
+    ) -> NamespaceView {
         let snapshot = &*self.snapshot;
         let mut view = NamespaceView::default();
         let mut endpoints_of_view = Named::new();
@@ -636,9 +701,24 @@ impl Generator {
                         continue;
                     }
                     let labels = subset.map(|s| s.labels.clone());
-                    let eds = self.endpoints.get_or((name.clone(), labels), || {
-                        eds_resource(&name, endpoints, subset.map(|s| &s.labels))
+                    // Only where a policy balances by locality (else
+                    // `locality` is None and nothing is computed).
+                    let tp = locality.map(|_| effective_policy(policy, subset, sp.port));
+                    let lb = locality.zip(tp.as_ref()).and_then(|((at, labels), tp)| {
+                        tp.locality_lb().map(|setting| LocalityFor {
+                            setting,
+                            failover: tp.outlier_detection.is_some(),
+                            proxy: at,
+                            proxy_labels: labels,
+                        })
                     });
+                    let per_proxy =
+                        lb.map(|l| (policy_id, l.proxy.clone(), l.proxy_labels.clone()));
+                    let eds = self
+                        .endpoints
+                        .get_or((name.clone(), labels, per_proxy), || {
+                            eds_resource(&name, endpoints, subset.map(|s| &s.labels), lb)
+                        });
                     endpoints_of_view.insert(name, eds);
                 }
             }

@@ -17,6 +17,9 @@ pub fn resolve_proxy(snapshot: &Snapshot, id: NodeId, md: &NodeMetadata) -> Prox
         proxy.namespace = w.namespace.clone();
         proxy.labels = w.labels.clone();
         proxy.service_account = w.service_account.clone();
+        // The pod's locality labels (Istio's `istio-locality`, else its
+        // topology labels; nodes are not watched).
+        proxy.locality = rudder_model::Locality::from_labels(&w.labels);
         for ip in &w.ips {
             if !proxy.ips.contains(ip) {
                 proxy.ips.push(*ip);

@@ -6,8 +6,9 @@ use rudder_config::destination_rule as dr;
 use std::time::Duration;
 
 use rudder_model::{
-    duration, ClientTls, ConnectionPool, DestinationPolicy, H2Upgrade, HashKey, LoadBalancer,
-    OutlierDetection, ProxyProtocol, RuleRef, SlowStart, Subset, TcpKeepalive, TrafficPolicy,
+    duration, locality, ClientTls, ConnectionPool, DestinationPolicy, H2Upgrade, HashKey,
+    LoadBalancer, LocalityLb, OutlierDetection, ProxyProtocol, RuleRef, SlowStart, Subset,
+    TcpKeepalive, TrafficPolicy,
 };
 
 use super::Ctx;
@@ -77,14 +78,15 @@ pub fn compile(
 
 /// A traffic policy with its per-port settings.
 pub fn traffic_policy(p: &dr::TrafficPolicy, at: &str, ck: &mut Checker) -> TrafficPolicy {
-    let (load_balancer, slow_start) = p
+    let lb = p
         .load_balancer
         .as_ref()
         .map(|lb| lb_settings(lb, &format!("{at}.loadBalancer"), ck))
         .unwrap_or_default();
     let mut out = TrafficPolicy {
-        load_balancer,
-        slow_start,
+        load_balancer: lb.algorithm,
+        slow_start: lb.slow_start,
+        locality_lb: lb.locality_lb,
         connection_pool: p
             .connection_pool
             .as_ref()
@@ -112,14 +114,15 @@ pub fn traffic_policy(p: &dr::TrafficPolicy, at: &str, ck: &mut Checker) -> Traf
         let Some(port) = ck.port(format!("{f}.port.number"), port.into()) else {
             continue;
         };
-        let (load_balancer, slow_start) = pl
+        let lb = pl
             .load_balancer
             .as_ref()
             .map(|lb| lb_settings(lb, &format!("{f}.loadBalancer"), ck))
             .unwrap_or_default();
         let tp = TrafficPolicy {
-            load_balancer,
-            slow_start,
+            load_balancer: lb.algorithm,
+            slow_start: lb.slow_start,
+            locality_lb: lb.locality_lb,
             connection_pool: pl
                 .connection_pool
                 .as_ref()
@@ -141,14 +144,11 @@ pub fn traffic_policy(p: &dr::TrafficPolicy, at: &str, ck: &mut Checker) -> Traf
 }
 
 /// The algorithm and the slow start of `loadBalancer`.
-fn lb_settings(
-    lb: &dr::LoadBalancerSettings,
-    at: &str,
-    ck: &mut Checker,
-) -> (Option<LoadBalancer>, Option<SlowStart>) {
-    if let Some(l) = &lb.locality_lb_setting {
-        locality(l, &format!("{at}.localityLbSetting"), ck);
-    }
+fn lb_settings(lb: &dr::LoadBalancerSettings, at: &str, ck: &mut Checker) -> LbSettings {
+    let locality_lb = lb
+        .locality_lb_setting
+        .as_ref()
+        .and_then(|l| locality(l, &format!("{at}.localityLbSetting"), ck));
     let algorithm = algorithm(lb, at, ck);
     let slow_start = slow_start(lb, at, ck);
     if slow_start.is_some() {
@@ -165,36 +165,168 @@ fn lb_settings(
             );
         }
     }
-    (algorithm, slow_start)
+    LbSettings {
+        algorithm,
+        slow_start,
+        locality_lb,
+    }
 }
 
-/// Locality load balancing needs endpoint localities (region/zone/subzone
-/// from the nodes' topology labels), which Rudder does not model: only
-/// `enabled: false` (no locality load balancing, what Rudder does) is
-/// accepted, with a warning; the rest is refused at its path.
-fn locality(l: &dr::LocalityLbSetting, at: &str, ck: &mut Checker) {
-    const WHY: &str = "locality load balancing is not supported: Rudder's endpoints carry no \
-                       locality (region/zone/subzone of their node), so it cannot be honoured";
-    let mut refused = false;
-    for (field, set) in [
-        ("distribute", !l.distribute.is_empty()),
-        ("failover", !l.failover.is_empty()),
-        ("failoverPriority", !l.failover_priority.is_empty()),
-    ] {
-        if set {
-            ck.error(format!("{at}.{field}"), WHY);
-            refused = true;
+/// What `loadBalancer` compiles to.
+#[derive(Default)]
+struct LbSettings {
+    algorithm: Option<LoadBalancer>,
+    slow_start: Option<SlowStart>,
+    locality_lb: Option<LocalityLb>,
+}
+
+/// `localityLbSetting`, validated as Istio validates it
+/// (`validateLocalityLbSetting`): `distribute` and `failover` are mutually
+/// exclusive; each `distribute[].to` weighs 1 to 100 and sums to 100;
+/// localities are `region/zone/subzone` with at most one `*`, at the end,
+/// and do not overlap; `failover` names two different regions, without `/`
+/// or `*`; `failover` with a topology label in `failoverPriority` is refused.
+fn locality(l: &dr::LocalityLbSetting, at: &str, ck: &mut Checker) -> Option<LocalityLb> {
+    let before = ck.error_count();
+    if !l.distribute.is_empty() && !l.failover.is_empty() {
+        ck.error(
+            format!("{at}.failover"),
+            "can not simultaneously specify 'distribute' and 'failover'",
+        );
+    }
+    if !l.failover.is_empty() {
+        for (i, label) in l.failover_priority.iter().enumerate() {
+            let name = label.split('=').next().unwrap_or("");
+            if TOPOLOGY_LABELS.contains(&name) {
+                ck.error(
+                    format!("{at}.failoverPriority[{i}]"),
+                    format!(
+                        "can not simultaneously set 'failover' and topology label '{name}' in \
+                         'failoverPriority'"
+                    ),
+                );
+            }
         }
     }
-    match l.enabled {
-        Some(false) if !refused => ck.warn(
-            format!("{at}.enabled"),
-            "locality load balancing is off, as it always is in Rudder; this changes nothing",
-        ),
-        Some(false) => {}
-        Some(true) => ck.error(format!("{at}.enabled"), WHY),
-        None if !refused => ck.error(at, WHY),
-        None => {}
+    let mut froms = Vec::new();
+    for (i, d) in l.distribute.iter().enumerate() {
+        let f = format!("{at}.distribute[{i}]");
+        froms.push((format!("{f}.from"), d.from.as_str()));
+        let mut total = 0u32;
+        let mut bad = false;
+        for (loc, w) in &d.to {
+            if !(1..=100).contains(w) {
+                ck.error(
+                    format!("{f}.to"),
+                    format!("locality weight of {loc} must be in range [1, 100], not {w}"),
+                );
+                bad = true;
+            }
+            total = total.saturating_add(*w);
+        }
+        if !bad && total != 100 {
+            ck.error(
+                format!("{f}.to"),
+                format!("total locality weight {total} != 100"),
+            );
+        }
+        let tos: Vec<(String, &str)> =
+            d.to.keys()
+                .map(|k| (format!("{f}.to"), k.as_str()))
+                .collect();
+        localities(&tos, ck);
+    }
+    localities(&froms, ck);
+    for (i, fo) in l.failover.iter().enumerate() {
+        let f = format!("{at}.failover[{i}]");
+        if fo.from == fo.to {
+            ck.error(
+                &f,
+                "locality lb failover settings must specify different regions",
+            );
+        }
+        for (field, v) in [("from", &fo.from), ("to", &fo.to)] {
+            if v.contains('/') {
+                ck.error(
+                    format!("{f}.{field}"),
+                    "locality lb failover only specify region",
+                );
+            } else if v.contains('*') {
+                ck.error(
+                    format!("{f}.{field}"),
+                    "locality lb failover region should not contain '*' wildcard",
+                );
+            }
+        }
+    }
+    if ck.error_count() > before {
+        return None;
+    }
+    Some(LocalityLb {
+        enabled: l.enabled != Some(false),
+        distribute: l
+            .distribute
+            .iter()
+            .map(|d| (d.from.clone(), d.to.clone()))
+            .collect(),
+        failover: l
+            .failover
+            .iter()
+            .map(|f| (f.from.clone(), f.to.clone()))
+            .collect(),
+        failover_priority: l.failover_priority.clone(),
+    })
+}
+
+/// Labels `failoverPriority` may not name together with `failover`
+/// (Istio's topology labels: network, cluster, region, zone, subzone).
+const TOPOLOGY_LABELS: [&str; 5] = [
+    "topology.istio.io/network",
+    "topology.istio.io/cluster",
+    locality::REGION_LABEL,
+    locality::ZONE_LABEL,
+    locality::SUBZONE_LABEL,
+];
+
+/// Istio's `validateLocalities`: each `region/zone/subzone` pattern has a
+/// region, at most one `*` and only at the end, and none covers another.
+fn localities(list: &[(String, &str)], ck: &mut Checker) {
+    let mut seen: Vec<(&str, &str, &str)> = Vec::new();
+    for (at, loc) in list {
+        let stars = loc.matches('*').count();
+        if stars > 1 || (stars == 1 && !loc.ends_with('*')) {
+            ck.error(
+                at.as_str(),
+                format!(
+                    "locality {loc}: wildcard '*' number can not exceed 1 and must be in the end"
+                ),
+            );
+            continue;
+        }
+        let (region, zone, subzone) = locality::split_pattern(loc);
+        if region.is_empty()
+            || (zone.is_empty() && !subzone.is_empty())
+            || loc.split('/').count() > 3
+        {
+            ck.error(
+                at.as_str(),
+                format!("locality {loc}: expected region, region/zone or region/zone/subzone"),
+            );
+            continue;
+        }
+        let covers = |a: &str, b: &str| a == "*" || a.is_empty() || a == b;
+        let overlap = seen.iter().any(|&(r, z, s)| {
+            (covers(r, region) && covers(z, zone) && covers(s, subzone))
+                || (covers(region, r) && covers(zone, z) && covers(subzone, s))
+        });
+        if overlap {
+            ck.error(
+                at.as_str(),
+                format!("locality {loc} overlaps with previously specified ones"),
+            );
+            continue;
+        }
+        seen.push((region, zone, subzone));
     }
 }
 
