@@ -79,16 +79,6 @@ pub(crate) fn effective_policy(
         .unwrap_or_default()
 }
 
-/// Whether a cluster is `PASSTHROUGH` (ORIGINAL_DST: it takes no endpoints).
-pub(crate) fn is_passthrough(
-    policy: Option<&DestinationPolicy>,
-    subset: Option<&Subset>,
-    port: u16,
-) -> bool {
-    policy.is_some()
-        && effective_policy(policy, subset, port).load_balancer == Some(LoadBalancer::Passthrough)
-}
-
 /// Who a cluster talks to, for its TLS settings: the (subset's) ready
 /// endpoints, the mesh trust domain and the proxy's certificate mode.
 #[derive(Clone, Copy, Debug)]

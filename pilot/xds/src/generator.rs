@@ -54,13 +54,12 @@ use std::{
 use rudder_model::{
     names::{service_route_name, ClusterName},
     node::CertMode,
-    selects, DestinationPolicy, Labels, Locality, LocalityLb, Proxy, Scope, ScopeKey, Snapshot,
+    selects, DestinationPolicy, Labels, LoadBalancer, Locality, LocalityLb, Proxy, Scope, ScopeKey,
+    Snapshot,
 };
 
 use crate::{
-    cluster::{
-        effective_policy, fixed_clusters, inbound_cluster, is_passthrough, outbound_cluster, Peers,
-    },
+    cluster::{effective_policy, fixed_clusters, inbound_cluster, outbound_cluster, Peers},
     consistency::{eds_problems, reference_problems, report_inconsistent, RefNames, Refs},
     endpoint::{eds_resource, members, LocalityFor},
     inbound::InboundSecurity,
@@ -693,17 +692,22 @@ impl Generator {
                                 outbound_cluster(&name, svc, sp, policy, subset, peers)
                             });
                     view.clusters.insert(name.clone(), cluster);
-                    if svc.external_name.is_some()
-                        || svc.is_headless()
-                        || is_passthrough(policy, subset, sp.port)
-                    {
+                    if svc.external_name.is_some() || svc.is_headless() {
                         // Resolved by DNS, or ORIGINAL_DST: no EDS.
+                        continue;
+                    }
+                    // The policy as merged for this port and subset, once.
+                    let tp = policy.map(|_| effective_policy(policy, subset, sp.port));
+                    if tp
+                        .as_ref()
+                        .is_some_and(|t| t.load_balancer == Some(LoadBalancer::Passthrough))
+                    {
+                        // PASSTHROUGH: ORIGINAL_DST, no EDS.
                         continue;
                     }
                     let labels = subset.map(|s| s.labels.clone());
                     // Only where a policy balances by locality (else
                     // `locality` is None and nothing is computed).
-                    let tp = locality.map(|_| effective_policy(policy, subset, sp.port));
                     let lb = locality.zip(tp.as_ref()).and_then(|((at, labels), tp)| {
                         tp.locality_lb().map(|setting| LocalityFor {
                             setting,

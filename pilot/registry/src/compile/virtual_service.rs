@@ -856,10 +856,10 @@ fn tls_route(
         }
         for (j, sni) in m.sni_hosts.iter().enumerate() {
             let fqdn = |h: &str| cx.resolve(h, ns);
-            if !hosts
-                .iter()
-                .any(|h| host_covers(&fqdn(h), &fqdn(sni)) || host_covers(h, sni))
-            {
+            if !hosts.iter().any(|h| {
+                rudder_model::scope::host_matches(&fqdn(h), &fqdn(sni))
+                    || rudder_model::scope::host_matches(h, sni)
+            }) {
                 ck.error(
                     format!("{f}.sniHosts[{j}]"),
                     format!(
@@ -882,19 +882,11 @@ fn tls_route(
     })
 }
 
-/// Whether `host` (possibly `*.suffix` or `*`) covers `name`.
-fn host_covers(host: &str, name: &str) -> bool {
-    match host.strip_prefix('*') {
-        Some(suffix) => name.ends_with(suffix),
-        None => host == name,
-    }
-}
-
 /// The conditions a TCP or TLS match shares.
 fn l4_match(f: &str, m: &vs::L4MatchAttributes, ck: &mut Checker) -> TcpMatch {
     let mut subnets = Vec::new();
     for (j, cidr) in m.destination_subnets.iter().enumerate() {
-        match rudder_model::Cidr::parse(cidr).filter(|_| valid_cidr(cidr)) {
+        match rudder_model::Cidr::parse(cidr) {
             Some(c) => subnets.push(c),
             None => ck.error(
                 format!("{f}.destinationSubnets[{j}]"),
@@ -940,17 +932,4 @@ fn l4_destinations(
             .map(|d| Destination { weight: w, ..d })
         })
         .collect()
-}
-
-fn valid_cidr(s: &str) -> bool {
-    let (ip, len) = s.split_once('/').unwrap_or((s, ""));
-    match ip.parse::<std::net::IpAddr>() {
-        Ok(addr) => {
-            len.is_empty()
-                || len
-                    .parse::<u8>()
-                    .is_ok_and(|l| l <= if addr.is_ipv4() { 32 } else { 128 })
-        }
-        Err(_) => false,
-    }
 }
