@@ -285,6 +285,7 @@ fn headless_chains(
     version: &mut Version,
     chains: &mut Vec<FilterChain>,
 ) {
+    let timeouts = tcp_timeouts(dests.snapshot, dests.scope, &svc.hostname);
     for sp in svc.ports.iter().filter(|p| !p.protocol.is_http()) {
         let mut by_port: std::collections::BTreeMap<u16, Vec<IpAddr>> = Default::default();
         for e in dests.snapshot.endpoints_of(&svc.hostname, sp.port) {
@@ -296,7 +297,6 @@ fn headless_chains(
         for (port, addresses) in by_port {
             let clusters =
                 tcp_clusters(dests, &svc.hostname, sp.port, &addresses, &default, labels);
-            let timeouts = tcp_timeouts(dests.snapshot, dests.scope, &svc.hostname);
             version.add(&(port, &addresses, &svc.hostname, &clusters, timeouts));
             chains.push(chain(
                 format!("{default}|{port}"),
