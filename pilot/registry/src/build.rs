@@ -77,6 +77,12 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::Sidecar(s) => {
             compile::sidecar::compile(s, &obj.key, &mut ck);
         }
+        Body::ServiceEntry(s) => {
+            compile::service_entry::service_entry(s, &obj.key, &mut ck);
+        }
+        Body::WorkloadEntry(s) => {
+            compile::service_entry::workload_entry(s, &mut ck);
+        }
         Body::RouteRule(s) => {
             compile::route_rule::compile(s, &obj.key, &cx, &mut scratch, &mut ck);
         }
@@ -238,6 +244,7 @@ pub fn build_snapshot<'a>(
     // Services and workloads first: endpoints need both.
     add_namespaces(&mut snap, get(Kind::Namespace));
     add_services(&mut snap, get(Kind::Service), &domain);
+    add_service_entries(&mut snap, get(Kind::ServiceEntry), &mut diagnostics);
     (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get);
 
     // Subsets: DestinationRules, then DestinationPolicies and RouteRules
@@ -314,6 +321,13 @@ fn mesh_config(spec: Option<&MeshConfigSpec>) -> MeshConfig {
         if let Some(v) = &m.root_namespace {
             mesh.root_namespace = v.clone();
         }
+        if let Some("REGISTRY_ONLY") = m
+            .outbound_traffic_policy
+            .as_ref()
+            .and_then(|p| p.mode.as_deref())
+        {
+            mesh.outbound_mode = rudder_model::OutboundMode::RegistryOnly;
+        }
     }
     mesh
 }
@@ -352,6 +366,44 @@ fn add_services(snap: &mut Snapshot, objects: Vec<&Object>, domain: &str) {
             if let Some(svc) = compile::kube::service(s, &o.key, &cx0, &mut ck) {
                 snap.services.insert(svc.hostname.clone(), svc);
             }
+        }
+    }
+}
+
+/// ServiceEntries, oldest first, one service per host; a host that a
+/// Kubernetes Service or an older ServiceEntry already defines keeps that
+/// definition (said in a warning).
+fn add_service_entries(
+    snap: &mut Snapshot,
+    objects: Vec<&Object>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for o in by_age(objects) {
+        if let Body::ServiceEntry(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            let services = compile::service_entry::service_entry(s, &o.key, &mut ck);
+            for (i, svc) in services.into_iter().enumerate() {
+                match snap.services.get(&svc.hostname) {
+                    Some(first) => {
+                        let by = owner.get(&svc.hostname).cloned().unwrap_or_else(|| {
+                            format!("Service {}/{}", first.namespace, first.name)
+                        });
+                        ck.warn(
+                            format!("spec.hosts[{i}]"),
+                            format!(
+                                "host {} is already defined by {by}; that definition is kept",
+                                svc.hostname
+                            ),
+                        );
+                    }
+                    None => {
+                        owner.insert(svc.hostname.clone(), o.key.to_string());
+                        snap.services.insert(svc.hostname.clone(), svc);
+                    }
+                }
+            }
+            diagnostics.extend(ck.diagnostics);
         }
     }
 }
@@ -555,7 +607,17 @@ fn endpoint_state<'a>(
             }
         }
     }
-    let endpoints = endpoints::compute(services, &workloads, &sources);
+    let mut endpoints = endpoints::compute(services, &workloads, &sources);
+    let mut entries = Vec::new();
+    for o in of(Kind::WorkloadEntry) {
+        if let Body::WorkloadEntry(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(e) = compile::service_entry::workload_entry(s, &mut ck) {
+                entries.push((o.key.namespace.as_str(), e));
+            }
+        }
+    }
+    endpoints::add_entries(services, &entries, &mut endpoints);
     (workloads, endpoints)
 }
 
@@ -594,7 +656,7 @@ pub fn rebuild_endpoints<'a>(
     for o in objects.iter().filter(|o| {
         matches!(
             o.key.kind,
-            Kind::Pod | Kind::Endpoints | Kind::EndpointSlice
+            Kind::Pod | Kind::Endpoints | Kind::EndpointSlice | Kind::WorkloadEntry
         ) && selected.keeps(o)
     }) {
         of.entry(o.key.kind).or_default().push(o);
