@@ -138,18 +138,26 @@ pub(crate) fn outbound_cluster(
         ..tp.clone()
     };
     let cert_mode = (!matches!(tls, UpstreamTls::None)).then_some(peers.cert_mode);
+    // What a ServiceEntry changes in the cluster: its resolution and, when
+    // resolved by DNS, its endpoints (the SANs are in `identities`).
+    let entry = svc.entry.as_ref().map(|e| {
+        (
+            e.resolution,
+            e.is_dns().then_some(&e.endpoints),
+            subset.filter(|_| e.is_dns()).map(|s| &s.labels),
+        )
+    });
     let version = Version::new("cds")
         .with(name)
         .with(&svc.hostname)
-        .with(port)
+        .with(&(port.port, &port.target_port, port.protocol))
         .with(&rest)
         .with(&locality_weighted)
         .with(&tls)
         .with(&identities)
         .with(&cert_mode)
         .with(&svc.external_name)
-        .with(&svc.entry)
-        .with(&subset.map(|s| &s.labels));
+        .with(&entry);
     let mut c = Cluster {
         name: name.to_string(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
