@@ -245,7 +245,7 @@ pub fn build_snapshot<'a>(
     add_namespaces(&mut snap, get(Kind::Namespace));
     add_services(&mut snap, get(Kind::Service), &domain);
     add_service_entries(&mut snap, get(Kind::ServiceEntry), &mut diagnostics);
-    (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get);
+    (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get, &mut diagnostics);
 
     // Subsets: DestinationRules, then DestinationPolicies and RouteRules
     // (which may add synthetic subsets).
@@ -571,9 +571,13 @@ type EndpointsByHost = BTreeMap<String, BTreeMap<u16, Vec<Endpoint>>>;
 
 /// Workloads (the pods not finished) and endpoints, from the endpoint kinds
 /// (`of` lists the build's objects of a kind).
+/// WorkloadEntries are read too (their warnings go to `diagnostics`): they
+/// are configuration for the debounce clock (so a change to one is a full
+/// build, with its warnings), and endpoints here.
 fn endpoint_state<'a>(
     services: &BTreeMap<String, Service>,
     of: &impl Fn(Kind) -> Vec<&'a Object>,
+    diagnostics: &mut Vec<Diagnostic>,
 ) -> (BTreeMap<String, Workload>, EndpointsByHost) {
     let mut workloads = BTreeMap::new();
     for o in of(Kind::Pod) {
@@ -615,6 +619,7 @@ fn endpoint_state<'a>(
             if let Some(e) = compile::service_entry::workload_entry(s, &mut ck) {
                 entries.push((o.key.namespace.as_str(), e));
             }
+            diagnostics.extend(ck.diagnostics);
         }
     }
     endpoints::add_entries(services, &entries, &mut endpoints);
@@ -662,7 +667,9 @@ pub fn rebuild_endpoints<'a>(
         of.entry(o.key.kind).or_default().push(o);
     }
     let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
-    let (workloads, endpoints) = endpoint_state(&previous.services, &get);
+    // (WorkloadEntries are unchanged since `previous`: their warnings are
+    // in its diagnostics already.)
+    let (workloads, endpoints) = endpoint_state(&previous.services, &get, &mut Vec::new());
     let snapshot = Snapshot {
         mesh: previous.mesh.clone(),
         namespaces: previous.namespaces.clone(),

@@ -32,7 +32,7 @@ pub enum Kind {
     Sidecar,
     /// networking.istio.io ServiceEntry.
     ServiceEntry,
-    /// networking.istio.io WorkloadEntry (an endpoint kind, like Pod).
+    /// networking.istio.io WorkloadEntry (endpoints of the services selecting it).
     WorkloadEntry,
     /// config.istio.io/v1alpha2 RouteRule.
     RouteRule,

@@ -64,10 +64,7 @@ impl Default for RegistryOptions {
 /// Kinds whose changes only move endpoints (which pods back a service, and
 /// where), published on the endpoint clock.
 pub fn is_endpoint_kind(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Pod | Kind::Endpoints | Kind::EndpointSlice | Kind::WorkloadEntry
-    )
+    matches!(kind, Kind::Pod | Kind::Endpoints | Kind::EndpointSlice)
 }
 
 /// What a change touched.
