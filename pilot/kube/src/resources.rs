@@ -25,7 +25,8 @@ use rudder_config::{
     kube as k,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
     AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
-    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
+    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec,
+    VirtualServiceSpec, WorkloadEntrySpec,
 };
 use rudder_model::Diagnostic;
 use rudder_registry::{Body, Kind, Object, ObjectKey, Origin, Rejected};
@@ -354,9 +355,7 @@ impl Trimmed for RuleObject {
                 parse_spec::<DestinationRuleSpec>(self.spec).map(Body::DestinationRule)
             }
             Kind::Sidecar => parse_spec::<SidecarSpec>(self.spec).map(Body::Sidecar),
-            Kind::ServiceEntry => {
-                parse_spec::<ServiceEntrySpec>(self.spec).map(Body::ServiceEntry)
-            }
+            Kind::ServiceEntry => parse_spec::<ServiceEntrySpec>(self.spec).map(Body::ServiceEntry),
             Kind::WorkloadEntry => {
                 parse_spec::<WorkloadEntrySpec>(self.spec).map(Body::WorkloadEntry)
             }

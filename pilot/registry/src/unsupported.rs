@@ -36,9 +36,7 @@ fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
         (
             groups::NETWORKING,
             "VirtualService" | "DestinationRule" | "Sidecar" | "ServiceEntry" | "WorkloadEntry",
-        ) => {
-            Some(&groups::NETWORKING_VERSIONS)
-        }
+        ) => Some(&groups::NETWORKING_VERSIONS),
         (groups::CONFIG, "RouteRule" | "DestinationPolicy") => Some(&[groups::CONFIG_VERSION]),
         (groups::SECURITY, "PeerAuthentication" | "AuthorizationPolicy") => {
             Some(&groups::SECURITY_VERSIONS)

@@ -59,7 +59,11 @@ fn service_entry_errors_name_the_field_and_why() {
         let errs = errors(&r);
         assert_eq!(errs.len(), 1, "{name}: {:#?}", r.diagnostics);
         if name == "unknown field" {
-            assert!(errs[0].message.contains("resolutoin"), "{name}: {:?}", errs[0]);
+            assert!(
+                errs[0].message.contains("resolutoin"),
+                "{name}: {:?}",
+                errs[0]
+            );
             continue;
         }
         assert_eq!(
@@ -94,9 +98,15 @@ fn hosts_compile_to_services_with_their_resolution_and_endpoints() {
     let s = snapshot(&yaml);
     let a = &s.services["a.example.com"];
     assert_eq!(a.cluster_ip, Some("240.0.0.1".parse().unwrap()));
-    assert_eq!(a.other_vips, vec!["240.0.0.2".parse::<std::net::IpAddr>().unwrap()]);
+    assert_eq!(
+        a.other_vips,
+        vec!["240.0.0.2".parse::<std::net::IpAddr>().unwrap()]
+    );
     let e = a.entry.as_ref().unwrap();
-    assert_eq!((e.location, e.resolution), (Location::MeshInternal, Resolution::Static));
+    assert_eq!(
+        (e.location, e.resolution),
+        (Location::MeshInternal, Resolution::Static)
+    );
     assert!(s.services.contains_key("b.example.com"));
     let eps = s.endpoints_of("a.example.com", 80);
     let ports: Vec<(String, u16, u32, bool)> = eps
@@ -136,7 +146,10 @@ fn workload_selectors_pick_pods_and_workload_entries() {
     };
     assert_eq!(
         addrs("vm.internal", 9090),
-        [("10.1.0.1".to_string(), 8080), ("198.18.0.50".to_string(), 8080)],
+        [
+            ("10.1.0.1".to_string(), 8080),
+            ("198.18.0.50".to_string(), 8080)
+        ],
         "the namespace's pod and WorkloadEntry, not prod's"
     );
     assert_eq!(
@@ -157,7 +170,9 @@ fn a_host_defined_twice_keeps_the_first_definition() {
         store.apply(o);
     }
     let s = store.snapshot();
-    assert!(s.services["reviews.default.svc.cluster.local"].entry.is_none());
+    assert!(s.services["reviews.default.svc.cluster.local"]
+        .entry
+        .is_none());
     let w: Vec<_> = s
         .diagnostics
         .iter()
@@ -182,7 +197,11 @@ fn outbound_traffic_policy_mesh_wide_and_per_sidecar() {
     assert_eq!(mode(&s, "open"), OutboundMode::AllowAny, "the Sidecar wins");
     let s = snapshot(&sidecar("closed", "REGISTRY_ONLY"));
     assert_eq!(mode(&s, "closed"), OutboundMode::RegistryOnly);
-    assert_eq!(mode(&s, "default"), OutboundMode::AllowAny, "Istio's default");
+    assert_eq!(
+        mode(&s, "default"),
+        OutboundMode::AllowAny,
+        "Istio's default"
+    );
     let r = validate(&[("s.yaml", &sidecar("closed", "REGISTRY_ONLY"))]);
     assert!(r.diagnostics.is_empty(), "{:#?}", r.diagnostics);
 }

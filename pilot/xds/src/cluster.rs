@@ -306,7 +306,14 @@ fn resolve_entry_by_dns(
             .endpoints
             .iter()
             .filter(|e| subset.is_none_or(|s| rudder_model::selects(&s.labels, &e.labels)))
-            .map(|e| (e.address.clone(), e.port_for(port), e.weight, e.locality.clone()))
+            .map(|e| {
+                (
+                    e.address.clone(),
+                    e.port_for(port),
+                    e.weight,
+                    e.locality.clone(),
+                )
+            })
             .collect()
     };
     // Envoy's LOGICAL_DNS takes exactly one address: a subset that selects
@@ -318,27 +325,26 @@ fn resolve_entry_by_dns(
     c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(kind as i32));
     let mut by_locality: std::collections::BTreeMap<_, Vec<LbEndpoint>> = Default::default();
     for (address, port, weight, locality) in targets {
-        by_locality
-            .entry(locality)
-            .or_default()
-            .push(LbEndpoint {
-                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(PbEndpoint {
-                    address: Some(socket_address(&address, port)),
-                    ..Default::default()
-                })),
-                load_balancing_weight: (weight > 0).then(|| u32v(weight)).flatten(),
+        by_locality.entry(locality).or_default().push(LbEndpoint {
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(PbEndpoint {
+                address: Some(socket_address(&address, port)),
                 ..Default::default()
-            });
+            })),
+            load_balancing_weight: (weight > 0).then(|| u32v(weight)).flatten(),
+            ..Default::default()
+        });
     }
     c.load_assignment = Some(ClusterLoadAssignment {
         cluster_name: c.name.clone(),
         endpoints: by_locality
             .into_iter()
             .map(|(l, lb_endpoints)| LocalityLbEndpoints {
-                locality: (!l.is_empty()).then(|| envoy_types::pb::envoy::config::core::v3::Locality {
-                    region: l.region,
-                    zone: l.zone,
-                    sub_zone: l.subzone,
+                locality: (!l.is_empty()).then(|| {
+                    envoy_types::pb::envoy::config::core::v3::Locality {
+                        region: l.region,
+                        zone: l.zone,
+                        sub_zone: l.subzone,
+                    }
                 }),
                 lb_endpoints,
                 ..Default::default()

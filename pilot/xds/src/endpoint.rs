@@ -92,9 +92,12 @@ fn groups(
     let mut by: BTreeMap<(Locality, u32), Vec<Addr>> = BTreeMap::new();
     for e in members(endpoints, subset) {
         let rank = by_labels.map_or(0, |l| label_rank(l, e));
-        by.entry((e.locality.clone(), rank))
-            .or_default()
-            .push((e.address, e.port, is_meshed(e), e.weight));
+        by.entry((e.locality.clone(), rank)).or_default().push((
+            e.address,
+            e.port,
+            is_meshed(e),
+            e.weight,
+        ));
     }
     let mut out: Vec<Group> = by
         .into_iter()

@@ -8,8 +8,8 @@ use std::{net::IpAddr, sync::Arc};
 use rudder_model::{
     node::{NodeId, NodeMetadata},
     selects, Destination, DestinationPolicy, DestinationRules, EgressHost, EgressNamespace,
-    Endpoint, HttpAction, HttpRoute, Labels, Protocol, Proxy, RouteTable, RuleRef,
-    Service, ServicePort, Sidecar, Snapshot, Subset, TargetPort, TcpRoute, TrafficPolicy, Workload,
+    Endpoint, HttpAction, HttpRoute, Labels, Protocol, Proxy, RouteTable, RuleRef, Service,
+    ServicePort, Sidecar, Snapshot, Subset, TargetPort, TcpRoute, TrafficPolicy, Workload,
 };
 
 use crate::resolve_proxy;

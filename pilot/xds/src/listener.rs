@@ -301,7 +301,9 @@ fn entry_chains(
             continue;
         }
         for sp in svc.ports.iter().filter(|p| {
-            p.protocol.is_opaque() && !capture_ports.contains(&p.port) && !http_ports.contains(&p.port)
+            p.protocol.is_opaque()
+                && !capture_ports.contains(&p.port)
+                && !http_ports.contains(&p.port)
         }) {
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &[], &default, labels);

@@ -30,7 +30,11 @@ fn snapshot(case: &str) -> Arc<Snapshot> {
     for file in ["platform.yaml", &format!("{case}.yaml")] {
         let path = inputs().join(file);
         let loaded = load_file(&path).unwrap_or_else(|e| panic!("{case}: {e}"));
-        assert!(loaded.unsupported.is_empty(), "{case}: {:?}", loaded.unsupported);
+        assert!(
+            loaded.unsupported.is_empty(),
+            "{case}: {:?}",
+            loaded.unsupported
+        );
         store.reset(
             &path.display().to_string(),
             Batch {
@@ -127,11 +131,17 @@ fn service_entry_resolutions() {
         vh["domains"],
         serde_json::json!(["plain.example.com", "plain.example.com:80"])
     );
-    assert_eq!(cluster(&j, "outbound|80||plain.example.com")["type"], "ORIGINAL_DST");
+    assert_eq!(
+        cluster(&j, "outbound|80||plain.example.com")["type"],
+        "ORIGINAL_DST"
+    );
     // STATIC with addresses: EDS, a VIP chain (TCP) and a VIP listener (HTTP).
     let st = cluster(&j, "outbound|5432||db.example.com");
     assert_eq!(st["type"], "EDS");
-    assert!(st["transportSocket"].is_null(), "MESH_EXTERNAL: no auto mTLS");
+    assert!(
+        st["transportSocket"].is_null(),
+        "MESH_EXTERNAL: no auto mTLS"
+    );
     let eds = &j["eds"]["outbound|8080||db.example.com"]["endpoints"];
     let eps: Vec<String> = eds
         .as_array()
@@ -188,9 +198,18 @@ fn mesh_internal_service_entry_selects_workload_entries_with_mtls() {
     let c = cluster(&j, "outbound|9090||vm-api.internal.example");
     assert_eq!(c["type"], "EDS");
     let tls = c["transportSocket"]["typedConfig"].to_string();
-    assert!(tls.contains("spiffe://cluster.local/ns/default/sa/vm-api"), "{tls}");
-    assert!(tls.contains("spiffe://cluster.local/ns/vms/sa/legacy"), "{tls}");
-    assert!(tls.contains("outbound_.9090_._.vm-api.internal.example"), "{tls}");
+    assert!(
+        tls.contains("spiffe://cluster.local/ns/default/sa/vm-api"),
+        "{tls}"
+    );
+    assert!(
+        tls.contains("spiffe://cluster.local/ns/vms/sa/legacy"),
+        "{tls}"
+    );
+    assert!(
+        tls.contains("outbound_.9090_._.vm-api.internal.example"),
+        "{tls}"
+    );
     let eds = j["eds"]["outbound|9090|v2|vm-api.internal.example"].to_string();
     assert!(eds.contains("10.20.0.6") && eds.contains("8081"), "{eds}");
     assert!(!eds.contains("10.20.0.5"), "{eds}");
@@ -236,7 +255,9 @@ fn registry_only_mesh_wide_blocks_unknown_destinations() {
     assert_eq!(block["routes"][0]["directResponse"]["status"], 502);
     let default = &j["lds"]["virtual"]["defaultFilterChain"];
     assert_eq!(default["name"], "BlackHoleCluster");
-    assert!(default.to_string().contains("\"cluster\":\"BlackHoleCluster\""));
+    assert!(default
+        .to_string()
+        .contains("\"cluster\":\"BlackHoleCluster\""));
     // The known host still routes.
     let known = chain(&j, "outbound|443||api.example.com");
     assert_eq!(

@@ -14,7 +14,7 @@ use std::{collections::BTreeSet, net::IpAddr};
 
 use rudder_config::service_entry as se;
 use rudder_model::{
-    well_known::TLS_MODE_LABEL, EntryEndpoint, Location, Locality, Protocol, Resolution, Service,
+    well_known::TLS_MODE_LABEL, EntryEndpoint, Locality, Location, Protocol, Resolution, Service,
     ServiceEntryInfo, ServicePort, TargetPort,
 };
 
@@ -24,7 +24,11 @@ use crate::{check::Checker, object::ObjectKey};
 const PROTOCOLS: [&str; 7] = ["HTTP", "HTTPS", "GRPC", "HTTP2", "MONGO", "TCP", "TLS"];
 
 /// Compiles a ServiceEntry into one service per host (empty when it has errors).
-pub fn service_entry(spec: &se::ServiceEntrySpec, key: &ObjectKey, ck: &mut Checker) -> Vec<Service> {
+pub fn service_entry(
+    spec: &se::ServiceEntrySpec,
+    key: &ObjectKey,
+    ck: &mut Checker,
+) -> Vec<Service> {
     if spec.hosts.is_empty() {
         ck.error("spec.hosts", "at least one host is required");
     }
@@ -108,7 +112,10 @@ pub fn service_entry(spec: &se::ServiceEntrySpec, key: &ObjectKey, ck: &mut Chec
     ck.export_to("spec.exportTo", &spec.export_to);
     for (i, s) in spec.subject_alt_names.iter().enumerate() {
         if s.is_empty() {
-            ck.error(format!("spec.subjectAltNames[{i}]"), "empty subject alt name");
+            ck.error(
+                format!("spec.subjectAltNames[{i}]"),
+                "empty subject alt name",
+            );
         }
     }
     if ck.has_errors() {
@@ -138,10 +145,7 @@ pub fn service_entry(spec: &se::ServiceEntrySpec, key: &ObjectKey, ck: &mut Chec
 }
 
 /// A WorkloadEntry; `None` when it has errors.
-pub fn workload_entry(
-    spec: &se::WorkloadEntrySpec,
-    ck: &mut Checker,
-) -> Option<EntryEndpoint> {
+pub fn workload_entry(spec: &se::WorkloadEntrySpec, ck: &mut Checker) -> Option<EntryEndpoint> {
     if spec.address.parse::<IpAddr>().is_err() {
         ck.error(
             "spec.address",
@@ -171,7 +175,10 @@ fn check_host(h: &str, at: &str, ck: &mut Checker) {
                 && !l.ends_with('-')
         });
     if h == "*" {
-        ck.error(at, "the host `*` would take every destination; name a domain (`*.example.com`)");
+        ck.error(
+            at,
+            "the host `*` would take every destination; name a domain (`*.example.com`)",
+        );
     } else if !valid {
         ck.error(
             at,
@@ -229,10 +236,16 @@ fn ports(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> Vec<ServicePort> {
         if !crate::check::is_dns_label(&p.name) {
             ck.error(
                 format!("{at}.name"),
-                format!("port name {:?} must be a DNS label (`http`, `tls-api`)", p.name),
+                format!(
+                    "port name {:?} must be a DNS label (`http`, `tls-api`)",
+                    p.name
+                ),
             );
         } else if !names.insert(p.name.clone()) {
-            ck.error(format!("{at}.name"), format!("port name {:?} is already defined", p.name));
+            ck.error(
+                format!("{at}.name"),
+                format!("port name {:?} is already defined", p.name),
+            );
         }
         let protocol = match p.protocol.as_deref() {
             None => Protocol::detect(None, Some(&p.name)),
@@ -242,7 +255,10 @@ fn ports(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> Vec<ServicePort> {
             Some(pr) => {
                 ck.error(
                     format!("{at}.protocol"),
-                    format!("unknown protocol {pr:?}: expected one of {}", PROTOCOLS.join(", ")),
+                    format!(
+                        "unknown protocol {pr:?}: expected one of {}",
+                        PROTOCOLS.join(", ")
+                    ),
                 );
                 Protocol::Unknown
             }
@@ -253,7 +269,10 @@ fn ports(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> Vec<ServicePort> {
         };
         let Some(number) = number else { continue };
         if !numbers.insert(number) {
-            ck.error(format!("{at}.number"), format!("port {number} is already defined"));
+            ck.error(
+                format!("{at}.number"),
+                format!("port {number} is already defined"),
+            );
         }
         out.push(ServicePort {
             name: p.name.clone(),
@@ -327,7 +346,10 @@ fn entry_endpoint(e: &se::WorkloadEntrySpec, at: &str, ck: &mut Checker) -> Opti
         Some(w) => match u32::try_from(w) {
             Ok(w) => w,
             Err(_) => {
-                ck.error(format!("{at}.weight"), format!("weight {w} must be between 0 and 4294967295"));
+                ck.error(
+                    format!("{at}.weight"),
+                    format!("weight {w} must be between 0 and 4294967295"),
+                );
                 0
             }
         },
