@@ -116,7 +116,7 @@ fn hosts_compile_to_services_with_their_resolution_and_endpoints() {
                 e.address.to_string(),
                 e.port,
                 e.weight,
-                e.labels.get("security.istio.io/tlsMode").is_some(),
+                e.labels.contains_key("security.istio.io/tlsMode"),
             )
         })
         .collect();

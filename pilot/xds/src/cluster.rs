@@ -339,13 +339,13 @@ fn resolve_entry_by_dns(
         endpoints: by_locality
             .into_iter()
             .map(|(l, lb_endpoints)| LocalityLbEndpoints {
-                locality: (!l.is_empty()).then(|| {
+                locality: (!l.is_empty()).then_some(
                     envoy_types::pb::envoy::config::core::v3::Locality {
                         region: l.region,
                         zone: l.zone,
                         sub_zone: l.subzone,
-                    }
-                }),
+                    },
+                ),
                 lb_endpoints,
                 ..Default::default()
             })
