@@ -177,6 +177,10 @@ pub struct ServiceEntryInfo {
     pub endpoints: Vec<EntryEndpoint>,
     /// `subjectAltNames`: identities an ISTIO_MUTUAL client accepts.
     pub subject_alt_names: Vec<String>,
+    /// `addresses` that are CIDRs of more than one address, as (network,
+    /// prefix length): the TCP and TLS ports' chains match them (Istio's);
+    /// HTTP ports route by Host header, as for hosts without addresses.
+    pub cidrs: Vec<(IpAddr, u8)>,
 }
 
 impl ServiceEntryInfo {

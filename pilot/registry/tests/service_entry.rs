@@ -30,7 +30,7 @@ fn service_entry_errors_name_the_field_and_why() {
         ("bad host", format!("{SE}  hosts: [\"a..b\"]\n{p80}"), "spec.hosts[0]", "\"a..b\" is not a DNS name (`api.example.com`, `*.example.com`)"),
         ("host *", format!("{SE}  hosts: [\"*\"]\n{p80}"), "spec.hosts[0]", "the host `*` would take every destination; name a domain (`*.example.com`)"),
         ("bad address", format!("{SE}  hosts: [a.example.com]\n  addresses: [not-an-ip]\n{p80}"), "spec.addresses[0]", "\"not-an-ip\" is not an IP address or CIDR"),
-        ("wide CIDR", format!("{SE}  hosts: [a.example.com]\n  addresses: [10.0.0.0/24]\n{p80}"), "spec.addresses[0]", "CIDR \"10.0.0.0/24\": Rudder serves addresses of one IP (/32) only; list the addresses"),
+        ("CIDR host bits", format!("{SE}  hosts: [a.example.com]\n  addresses: [10.0.0.1/24]\n{p80}"), "spec.addresses[0]", "CIDR \"10.0.0.1/24\" has host bits set: write its network address"),
         ("no ports", format!("{SE}  hosts: [a.example.com]\n"), "spec.ports", "at least one port is required"),
         ("bad port", format!("{SE}  hosts: [a.example.com]\n  ports: [{{number: 70000, name: http}}]\n"), "spec.ports[0].number", "port 70000 must be between 1 and 65535"),
         ("port name", format!("{SE}  hosts: [a.example.com]\n  ports: [{{number: 80, name: Http}}]\n"), "spec.ports[0].name", "port name \"Http\" must be a DNS label (`http`, `tls-api`)"),
@@ -103,6 +103,7 @@ fn hosts_compile_to_services_with_their_resolution_and_endpoints() {
         vec!["240.0.0.2".parse::<std::net::IpAddr>().unwrap()]
     );
     let e = a.entry.as_ref().unwrap();
+    assert!(e.cidrs.is_empty());
     assert_eq!(
         (e.location, e.resolution),
         (Location::MeshInternal, Resolution::Static)
@@ -129,6 +130,20 @@ fn hosts_compile_to_services_with_their_resolution_and_endpoints() {
         "a service account makes an endpoint meshed (Istio's tlsMode)"
     );
     assert_eq!(s.endpoints_of("a.example.com", 443)[1].port, 443);
+}
+
+#[test]
+fn cidr_addresses_are_networks_not_vips() {
+    let yaml = format!(
+        "{SE}  hosts: [cache.example.com]\n  addresses: [10.40.0.0/16, 240.0.0.9/32]\n  ports: [{{number: 6379, name: tcp, protocol: TCP}}]\n"
+    );
+    let s = snapshot(&yaml);
+    let svc = &s.services["cache.example.com"];
+    assert_eq!(svc.cluster_ip, Some("240.0.0.9".parse().unwrap()));
+    assert_eq!(
+        svc.entry.as_ref().unwrap().cidrs,
+        vec![("10.40.0.0".parse::<std::net::IpAddr>().unwrap(), 16)]
+    );
 }
 
 #[test]

@@ -46,7 +46,7 @@ use std::{collections::BTreeSet, net::IpAddr, sync::Arc};
 use envoy_types::pb::{
     envoy::{
         config::{
-            core::v3::TrafficDirection,
+            core::v3::{CidrRange, TrafficDirection},
             listener::v3::{
                 listener_filter, AdditionalAddress, FilterChain, FilterChainMatch, Listener,
                 ListenerFilter,
@@ -276,12 +276,17 @@ fn tcp_chains(
     seen
 }
 
+/// A ServiceEntry CIDR address: (network, prefix length).
+type Cidr = (IpAddr, u8);
+
 /// The chains of the opaque ports of ServiceEntry hosts without addresses,
 /// as Istio's `0.0.0.0:<port>` listeners: a TLS port matches the host by
 /// SNI (wildcards too), a TCP port takes every destination on the port (the
 /// first such host in the scope; none where an HTTP port has the port),
-/// each to the host's cluster. Everything else on those ports gets the
-/// default chain (passthrough, or the black hole under REGISTRY_ONLY).
+/// each to the host's cluster. A host whose `addresses` hold CIDRs matches
+/// them (by prefix) on those ports instead, beside its VIPs' chains.
+/// Everything else on those ports gets the default chain (passthrough, or
+/// the black hole under REGISTRY_ONLY).
 #[allow(clippy::too_many_arguments)]
 fn entry_chains(
     snapshot: &Snapshot,
@@ -295,9 +300,12 @@ fn entry_chains(
 ) {
     let dests = Destinations { snapshot, scope };
     let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-    let mut snis: BTreeSet<(u16, &str)> = BTreeSet::new();
+    // (port, SNI or "" for TCP, CIDRs): one chain each, the first host's.
+    let mut taken: BTreeSet<(u16, &str, &[Cidr])> = BTreeSet::new();
     for svc in scope.services(snapshot) {
-        if svc.entry.is_none() || svc.cluster_ip.is_some() {
+        let Some(entry) = &svc.entry else { continue };
+        if svc.cluster_ip.is_some() && entry.cidrs.is_empty() {
+            // Its VIP chains are `tcp_chains`'.
             continue;
         }
         for sp in svc.ports.iter().filter(|p| {
@@ -305,28 +313,43 @@ fn entry_chains(
                 && !capture_ports.contains(&p.port)
                 && !http_ports.contains(&p.port)
         }) {
+            let tls = sp.protocol == Protocol::Tls;
+            let sni = if tls { svc.hostname.as_str() } else { "" };
+            if !taken.insert((sp.port, sni, entry.cidrs.as_slice())) {
+                continue;
+            }
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &[], &default, labels);
             let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
             let mut c = chain(
-                default.clone(),
+                format!("{default}|entry"),
                 Some(sp.port),
                 &[],
                 tcp_proxy_with(&default, &clusters, timeouts),
             );
-            if sp.protocol == Protocol::Tls {
-                if !snis.insert((sp.port, svc.hostname.as_str())) {
-                    continue;
-                }
-                if let Some(m) = c.filter_chain_match.as_mut() {
+            if let Some(m) = c.filter_chain_match.as_mut() {
+                m.prefix_ranges = entry
+                    .cidrs
+                    .iter()
+                    .map(|(ip, len)| CidrRange {
+                        address_prefix: ip.to_string(),
+                        prefix_len: u32v(u32::from(*len)),
+                    })
+                    .collect();
+                if tls {
                     m.server_names = vec![svc.hostname.clone()];
                     m.transport_protocol = "tls".into();
                 }
-                seen.insert((sp.port, any));
-            } else if !seen.insert((sp.port, any)) {
-                continue;
             }
-            version.add(&(sp.port, &svc.hostname, sp.protocol, &clusters, timeouts));
+            seen.insert((sp.port, any));
+            version.add(&(
+                sp.port,
+                &svc.hostname,
+                sp.protocol,
+                &entry.cidrs,
+                &clusters,
+                timeouts,
+            ));
             chains.push(c);
         }
     }

@@ -113,7 +113,7 @@ fn service_entry_resolutions() {
     assert_eq!(none["type"], "ORIGINAL_DST");
     assert_eq!(none["lbPolicy"], "CLUSTER_PROVIDED");
     assert!(j["eds"]["outbound|443||*.wild.example.com"].is_null());
-    let tls = chain(&j, "outbound|443||*.wild.example.com");
+    let tls = chain(&j, "outbound|443||*.wild.example.com|entry");
     assert_eq!(
         tls["filterChainMatch"]["serverNames"],
         serde_json::json!(["*.wild.example.com"])
@@ -179,6 +179,19 @@ fn service_entry_resolutions() {
             ("eu.mirror.example.org".to_string(), 8080),
             ("us.mirror.example.org".to_string(), 80)
         ]
+    );
+    // CIDR addresses: the TCP port's chain matches the networks.
+    let cidr = chain(&j, "outbound|6379||cache.example.com|entry");
+    assert_eq!(
+        cidr["filterChainMatch"]["prefixRanges"],
+        serde_json::json!([
+            {"addressPrefix": "10.40.0.0", "prefixLen": 16},
+            {"addressPrefix": "192.0.2.0", "prefixLen": 24}
+        ])
+    );
+    assert_eq!(
+        cluster(&j, "outbound|6379||cache.example.com")["type"],
+        "ORIGINAL_DST"
     );
     // DNS_ROUND_ROBIN: LOGICAL_DNS on its one endpoint.
     let rr = cluster(&j, "outbound|9000||rr.example.com");
@@ -259,7 +272,7 @@ fn registry_only_mesh_wide_blocks_unknown_destinations() {
         .to_string()
         .contains("\"cluster\":\"BlackHoleCluster\""));
     // The known host still routes.
-    let known = chain(&j, "outbound|443||api.example.com");
+    let known = chain(&j, "outbound|443||api.example.com|entry");
     assert_eq!(
         known["filterChainMatch"]["serverNames"],
         serde_json::json!(["api.example.com"])

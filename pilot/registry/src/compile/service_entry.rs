@@ -35,7 +35,7 @@ pub fn service_entry(
     for (i, h) in spec.hosts.iter().enumerate() {
         check_host(h, &format!("spec.hosts[{i}]"), ck);
     }
-    let vips = addresses(spec, ck);
+    let (vips, cidrs) = addresses(spec, ck);
     let ports = ports(spec, ck);
     let location = match spec.location.as_deref() {
         None | Some("MESH_EXTERNAL") => Location::MeshExternal,
@@ -126,6 +126,7 @@ pub fn service_entry(
         resolution,
         endpoints,
         subject_alt_names: spec.subject_alt_names.clone(),
+        cidrs,
     };
     spec.hosts
         .iter()
@@ -187,9 +188,11 @@ fn check_host(h: &str, at: &str, ck: &mut Checker) {
     }
 }
 
-/// `addresses`: IPs (a CIDR of one address is that address).
-fn addresses(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> Vec<IpAddr> {
+/// `addresses`: IPs (VIPs; a CIDR of one address is that address) and
+/// wider CIDRs (network address and prefix length).
+fn addresses(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> (Vec<IpAddr>, Vec<(IpAddr, u8)>) {
     let mut out = Vec::new();
+    let mut cidrs = Vec::new();
     for (i, a) in spec.addresses.iter().enumerate() {
         let at = format!("spec.addresses[{i}]");
         let (ip, len) = match a.split_once('/') {
@@ -205,10 +208,14 @@ fn addresses(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> Vec<IpAddr> {
             None => {}
             Some(Ok(n)) if n == full => {}
             Some(Ok(n)) if n < full => {
-                ck.error(
-                    at,
-                    format!("CIDR {a:?}: Rudder serves addresses of one IP (/{full}) only; list the addresses"),
-                );
+                if !is_network(ip, n) {
+                    ck.error(
+                        at,
+                        format!("CIDR {a:?} has host bits set: write its network address"),
+                    );
+                } else if !cidrs.contains(&(ip, n)) {
+                    cidrs.push((ip, n));
+                }
                 continue;
             }
             Some(_) => {
@@ -220,7 +227,15 @@ fn addresses(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> Vec<IpAddr> {
             out.push(ip);
         }
     }
-    out
+    (out, cidrs)
+}
+
+/// Whether `ip` is the network address of a /`len` (no host bits set).
+fn is_network(ip: IpAddr, len: u8) -> bool {
+    match ip {
+        IpAddr::V4(v4) => u32::from(v4).checked_shl(u32::from(len)).unwrap_or(0) == 0,
+        IpAddr::V6(v6) => u128::from(v6).checked_shl(u32::from(len)).unwrap_or(0) == 0,
+    }
 }
 
 fn ports(spec: &se::ServiceEntrySpec, ck: &mut Checker) -> Vec<ServicePort> {
