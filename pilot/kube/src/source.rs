@@ -27,7 +27,9 @@ use rudder_registry::{Batch, Kind, ObjectKey, Origin, Sink};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    resources::{api_resource, Converted, RuleObject, RuleState, Trimmed, Watched},
+    resources::{
+        api_resource, Converted, RuleObject, RuleState, Trimmed, Watched, SECRET_FIELD_SELECTOR,
+    },
     status::RuleIndex,
 };
 
@@ -97,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 12] = [
+pub const WATCHED_KINDS: [Kind; 13] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -110,6 +112,7 @@ pub const WATCHED_KINDS: [Kind; 12] = [
     Kind::DestinationPolicy,
     Kind::PeerAuthentication,
     Kind::AuthorizationPolicy,
+    Kind::Secret,
 ];
 
 /// The store scope a watched kind owns: `kubernetes/<plural>`.
@@ -164,6 +167,14 @@ impl KubeSource {
                     Api::<Watched<k::EndpointSlice>>::all_with(client.clone(), &ar),
                     all,
                 )),
+                Kind::Secret => {
+                    // TLS credentials (credentialName); see `SECRET_FIELD_SELECTOR`.
+                    let credentials = all.fields(SECRET_FIELD_SELECTOR);
+                    tokio::spawn(w.run(
+                        Api::<Watched<k::Secret>>::all_with(client.clone(), &ar),
+                        credentials,
+                    ))
+                }
                 Kind::MeshConfig => {
                     let api = Api::<Watched<k::ConfigMap>>::namespaced_with(
                         client.clone(),

@@ -11,6 +11,7 @@ use crate::{
     policy::DestinationRules,
     route::RouteTable,
     scope::Sidecar,
+    secret::TlsSecret,
     security::SecurityPolicies,
     service::{selects, Endpoint, Hostname, Namespace, Service, Workload},
     well_known::{DEFAULT_DOMAIN_SUFFIX, DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACE},
@@ -64,6 +65,9 @@ pub struct Snapshot {
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentications and AuthorizationPolicies (oldest first).
     pub security: SecurityPolicies,
+    /// TLS credentials from Secrets, by `namespace/name` (see
+    /// [`crate::secret`]).
+    pub secrets: BTreeMap<String, TlsSecret>,
     /// What validation found (errors: the object was skipped).
     pub diagnostics: Vec<Diagnostic>,
     /// Content hash of everything above but the diagnostics (set by `seal`).
@@ -87,6 +91,7 @@ impl Snapshot {
         self.destination_rules.hash(&mut h);
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
+        self.secrets.hash(&mut h);
         // Listeners of headless Services carry their endpoints' addresses:
         // for the generators those are configuration.
         for (host, svc) in &self.services {

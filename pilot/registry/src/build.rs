@@ -89,6 +89,9 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::AuthorizationPolicy(s) => {
             compile::security::authorization_policy(s, &obj.key, &mut ck);
         }
+        Body::Secret(s) => {
+            compile::secret::secret(s, &obj.key, &mut ck);
+        }
     }
     ck.diagnostics
 }
@@ -296,9 +299,80 @@ pub fn build_snapshot<'a>(
         .collect();
     snap.destination_rules = dr_index;
     snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
+    snap.secrets = secrets(get(Kind::Secret));
+    credential_warnings(&snap, get(Kind::DestinationRule), &mut diagnostics);
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
     snap.seal()
+}
+
+/// The TLS credentials among the Secrets (validated when stored; the
+/// others are not credentials).
+fn secrets(objects: Vec<&Object>) -> BTreeMap<String, rudder_model::TlsSecret> {
+    let mut out = BTreeMap::new();
+    for o in objects {
+        if let Body::Secret(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(t) = compile::secret::secret(s, &o.key, &mut ck) {
+                out.insert(t.key(), t);
+            }
+        }
+    }
+    out
+}
+
+/// Warnings for `credentialName`s whose Secret is not there: the
+/// DestinationRule's proxies (in its namespace) would wait for it. A name
+/// in another namespace is read by no proxy outside it.
+fn credential_warnings(snap: &Snapshot, objects: Vec<&Object>, diagnostics: &mut Vec<Diagnostic>) {
+    for o in objects {
+        let Body::DestinationRule(s) = &o.body else {
+            continue;
+        };
+        let mut ck = Checker::new(&o.key, &o.origin);
+        for (at, name) in compile::destination_rule::credential_names(s) {
+            check_credential(snap, &o.key.namespace, &at, &name, &mut ck);
+        }
+        diagnostics.extend(ck.diagnostics);
+    }
+}
+
+/// Warns when `credentialName` `name`, used by proxies of `namespace`,
+/// names a Secret that is missing or that they may not read.
+pub(crate) fn check_credential(
+    snap: &Snapshot,
+    namespace: &str,
+    at: &str,
+    name: &str,
+    ck: &mut Checker,
+) {
+    let r = rudder_model::secret::CredentialRef::parse(name);
+    match r.readable_from(namespace) {
+        None => ck.warn(
+            at,
+            format!(
+                "Secret {name} is in namespace {}: a proxy reads only Secrets of its own \
+                 namespace ({namespace}), so it gets nothing",
+                r.namespace.as_deref().unwrap_or_default()
+            ),
+        ),
+        Some(ns) => {
+            let key = rudder_model::secret::secret_key(ns, &r.name);
+            let ca_key = rudder_model::secret::secret_key(
+                ns,
+                &format!("{}{}", r.name, rudder_model::secret::CACERT_SUFFIX),
+            );
+            if !snap.secrets.contains_key(&key) && !snap.secrets.contains_key(&ca_key) {
+                ck.warn(
+                    at,
+                    format!(
+                        "no TLS Secret {ns}/{}: proxies using it wait for it (the rest keeps serving)",
+                        r.name
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// The mesh settings: the defaults, overridden by the `rudder-mesh` ConfigMap.
@@ -611,6 +685,7 @@ pub fn rebuild_endpoints<'a>(
         destination_rules: previous.destination_rules.clone(),
         sidecars: previous.sidecars.clone(),
         security: previous.security.clone(),
+        secrets: previous.secrets.clone(),
         diagnostics: previous.diagnostics.clone(),
         // Set by `seal_endpoints`.
         version: String::new(),

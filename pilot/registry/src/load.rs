@@ -424,6 +424,10 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::AuthorizationPolicy(r.spec))
             }
+            Kind::Secret => {
+                let s: kube::Secret = self.parse(value)?;
+                (s.metadata.clone(), Body::Secret(s))
+            }
         })
     }
 
@@ -467,6 +471,7 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         ("", "Service") => Kind::Service,
         ("", "Pod") => Kind::Pod,
         ("", "Endpoints") => Kind::Endpoints,
+        ("", "Secret") => Kind::Secret,
         ("", "ConfigMap") if meta.name.as_deref() == Some(MESH_CONFIGMAP_NAME) => Kind::MeshConfig,
         ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
         (groups::NETWORKING, "VirtualService") => Kind::VirtualService,

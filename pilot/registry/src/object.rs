@@ -37,6 +37,8 @@ pub enum Kind {
     PeerAuthentication,
     /// security.istio.io AuthorizationPolicy.
     AuthorizationPolicy,
+    /// core/v1 Secret (TLS credentials only; see `compile::secret`).
+    Secret,
 }
 
 impl Kind {
@@ -56,6 +58,7 @@ impl Kind {
             Kind::DestinationPolicy => "DestinationPolicy",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::Secret => "Secret",
         }
     }
 }
@@ -163,6 +166,8 @@ pub enum Body {
     PeerAuthentication(PeerAuthenticationSpec),
     /// AuthorizationPolicy.
     AuthorizationPolicy(AuthorizationPolicySpec),
+    /// Secret.
+    Secret(kube::Secret),
 }
 
 impl Body {
@@ -182,6 +187,7 @@ impl Body {
             Body::DestinationPolicy(_) => Kind::DestinationPolicy,
             Body::PeerAuthentication(_) => Kind::PeerAuthentication,
             Body::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Body::Secret(_) => Kind::Secret,
         }
     }
 }

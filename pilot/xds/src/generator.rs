@@ -67,6 +67,7 @@ use crate::{
     proxy::{inbound_ports, InboundPort},
     rds::{outbound_route_config, service_route_config},
     resources::same_content,
+    sds::namespace_secrets,
     version::Version,
     ProxyResources, Resource, TypeUrl,
 };
@@ -297,6 +298,8 @@ pub struct Generator {
     /// Problems of the shared part of a set (cluster, assignment and route
     /// maps, service listeners), checked once per combination.
     checks: Memo<CheckKey, Vec<String>>,
+    /// SDS: the credentials a proxy of a namespace may read, per namespace.
+    secrets: Memo<String, Named>,
 }
 
 impl Generator {
@@ -353,6 +356,7 @@ impl Generator {
             ref_names: Mutex::new(HashSet::new()),
             distinct_maps: Mutex::new(Vec::new()),
             checks: Memo::new(),
+            secrets: Memo::new(),
         }
     }
 
@@ -392,6 +396,7 @@ impl Generator {
         // Candidates only: rebuilt, then kept where equal.
         next.proxy_clusters = previous.proxy_clusters.handed_over();
         next.views = previous.views.handed_over();
+        next.secrets = previous.secrets.handed_over();
         next
     }
 
@@ -400,7 +405,8 @@ impl Generator {
         &self.snapshot
     }
 
-    /// Everything `proxy` should have: CDS, EDS, LDS and RDS.
+    /// Everything `proxy` should have: CDS, EDS, LDS, RDS and, when its
+    /// namespace has TLS credentials, SDS.
     pub fn generate(&self, proxy: &Proxy) -> ProxyResources {
         self.generate_parts(proxy).0
     }
@@ -465,6 +471,14 @@ impl Generator {
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
         out.insert(TypeUrl::Listener, listeners.map.clone());
         out.insert(TypeUrl::Route, routes);
+        let secrets = self.secrets.get_or_same(
+            proxy.namespace.clone(),
+            || Arc::new(namespace_secrets(snapshot, &proxy.namespace)),
+            same_content,
+        );
+        if !secrets.is_empty() {
+            out.insert(TypeUrl::Secret, secrets);
+        }
         (out, chains, listeners)
     }
 

@@ -47,6 +47,7 @@ mod proxy;
 mod rbac;
 mod rds;
 pub mod resources;
+mod sds;
 mod tls;
 mod version;
 

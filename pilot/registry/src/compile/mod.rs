@@ -10,6 +10,7 @@ pub mod delegate;
 pub mod destination_rule;
 pub mod kube;
 pub mod route_rule;
+pub mod secret;
 pub mod security;
 pub mod sidecar;
 pub mod virtual_service;
