@@ -148,6 +148,7 @@ pub fn api_resource(kind: Kind) -> ApiResource {
             "destinationrules",
         ),
         Kind::Sidecar => ("networking.istio.io", "v1", "Sidecar", "sidecars"),
+        Kind::Gateway => ("networking.istio.io", "v1", "Gateway", "gateways"),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
         Kind::DestinationPolicy => (
             "config.istio.io",
@@ -373,6 +374,7 @@ impl Trimmed for RuleObject {
                 parse_spec::<DestinationRuleSpec>(self.spec).map(Body::DestinationRule)
             }
             Kind::Sidecar => parse_spec::<SidecarSpec>(self.spec).map(Body::Sidecar),
+            Kind::Gateway => parse_spec::<rudder_config::GatewaySpec>(self.spec).map(Body::Gateway),
             Kind::RouteRule => {
                 parse_spec::<RouteRuleSpec>(self.spec).map(|s| Body::RouteRule(Box::new(s)))
             }

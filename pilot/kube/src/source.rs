@@ -99,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 13] = [
+pub const WATCHED_KINDS: [Kind; 14] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -108,6 +108,7 @@ pub const WATCHED_KINDS: [Kind; 13] = [
     Kind::VirtualService,
     Kind::DestinationRule,
     Kind::Sidecar,
+    Kind::Gateway,
     Kind::RouteRule,
     Kind::DestinationPolicy,
     Kind::PeerAuthentication,
@@ -187,6 +188,7 @@ impl KubeSource {
                 Kind::VirtualService
                 | Kind::DestinationRule
                 | Kind::Sidecar
+                | Kind::Gateway
                 | Kind::RouteRule
                 | Kind::DestinationPolicy
                 | Kind::PeerAuthentication
@@ -315,6 +317,7 @@ fn is_istio_config(kind: Kind) -> bool {
         Kind::VirtualService
             | Kind::DestinationRule
             | Kind::Sidecar
+            | Kind::Gateway
             | Kind::RouteRule
             | Kind::DestinationPolicy
             | Kind::PeerAuthentication

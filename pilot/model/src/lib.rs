@@ -32,6 +32,7 @@
 pub mod backoff;
 pub mod diagnostics;
 pub mod duration;
+pub mod gateway;
 pub mod identity;
 pub mod locality;
 pub mod names;
@@ -46,6 +47,7 @@ pub mod snapshot;
 pub mod well_known;
 
 pub use diagnostics::{Diagnostic, Severity};
+pub use gateway::Gateway;
 pub use locality::Locality;
 pub use node::{NodeId, NodeMetadata, Proxy};
 pub use policy::*;

@@ -65,6 +65,11 @@ pub struct Snapshot {
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentications and AuthorizationPolicies (oldest first).
     pub security: SecurityPolicies,
+    /// Gateways, oldest first.
+    pub gateways: Vec<crate::gateway::Gateway>,
+    /// Route tables that bind to some gateway (`spec.gateways` naming one),
+    /// oldest first; those that also name `mesh` are in `route_tables` too.
+    pub gateway_route_tables: Vec<RouteTable>,
     /// TLS credentials from Secrets, by `namespace/name` (see
     /// [`crate::secret`]).
     pub secrets: BTreeMap<String, TlsSecret>,
@@ -92,6 +97,8 @@ impl Snapshot {
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
         self.secrets.hash(&mut h);
+        self.gateways.hash(&mut h);
+        self.gateway_route_tables.hash(&mut h);
         // Listeners of headless Services carry their endpoints' addresses:
         // for the generators those are configuration.
         for (host, svc) in &self.services {

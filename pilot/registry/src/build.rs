@@ -92,6 +92,9 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::Secret(s) => {
             compile::secret::secret(s, &obj.key, &mut ck);
         }
+        Body::Gateway(s) => {
+            compile::gateway::compile(s, &obj.key, &mut ck);
+        }
     }
     ck.diagnostics
 }
@@ -278,6 +281,7 @@ pub fn build_snapshot<'a>(
     };
     add_virtual_services(
         &mut snap.route_tables,
+        &mut snap.gateway_route_tables,
         get(Kind::VirtualService),
         &full,
         &mut diagnostics,
@@ -301,6 +305,8 @@ pub fn build_snapshot<'a>(
     snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
     snap.secrets = secrets(get(Kind::Secret));
     credential_warnings(&snap, get(Kind::DestinationRule), &mut diagnostics);
+    snap.gateways = gateways(&snap, get(Kind::Gateway), &mut diagnostics);
+    warn_unbound_gateways(&snap, get(Kind::VirtualService), &mut diagnostics);
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
     snap.seal()
@@ -319,6 +325,81 @@ fn secrets(objects: Vec<&Object>) -> BTreeMap<String, rudder_model::TlsSecret> {
         }
     }
     out
+}
+
+/// Compiles the Gateways, oldest first; warns for a `credentialName` whose
+/// Secret is missing in the namespaces of the gateway pods it selects (the
+/// Gateway's own namespace when it selects none yet): that server waits
+/// for it, the others keep serving.
+fn gateways(
+    snap: &Snapshot,
+    objects: Vec<&Object>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<rudder_model::Gateway> {
+    let mut out = Vec::new();
+    for o in by_age(objects) {
+        let Body::Gateway(s) = &o.body else {
+            continue;
+        };
+        let mut ck = Checker::new(&o.key, &o.origin);
+        if let Some(g) = compile::gateway::compile(s, &o.key, &mut ck) {
+            let mut namespaces: Vec<&str> = snap
+                .workloads
+                .values()
+                .filter(|w| g.selects(&w.labels))
+                .map(|w| w.namespace.as_str())
+                .collect();
+            namespaces.sort();
+            namespaces.dedup();
+            if namespaces.is_empty() {
+                namespaces.push(&o.key.namespace);
+            }
+            for (i, srv) in g.servers.iter().enumerate() {
+                if let Some(rudder_model::gateway::ServerCredential::Secret(name)) =
+                    srv.tls.as_ref().and_then(|t| t.credential.as_ref())
+                {
+                    for ns in &namespaces {
+                        check_credential(
+                            snap,
+                            ns,
+                            &format!("spec.servers[{i}].tls.credentialName"),
+                            name,
+                            &mut ck,
+                        );
+                    }
+                }
+            }
+            out.push(g);
+        }
+        diagnostics.extend(ck.diagnostics);
+    }
+    out
+}
+
+/// Warns for a VirtualService naming a gateway that does not exist.
+fn warn_unbound_gateways(
+    snap: &Snapshot,
+    objects: Vec<&Object>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for o in objects {
+        let Body::VirtualService(s) = &o.body else {
+            continue;
+        };
+        let mut ck = Checker::new(&o.key, &o.origin);
+        for (i, g) in s.gateways.iter().enumerate() {
+            let q = rudder_model::gateway::qualify_gateway(g, &o.key.namespace);
+            if q != rudder_model::MESH_GATEWAY
+                && !snap.gateways.iter().any(|gw| gw.qualified_name() == q)
+            {
+                ck.warn(
+                    format!("spec.gateways[{i}]"),
+                    format!("no Gateway {q}: these routes apply to no gateway until it exists"),
+                );
+            }
+        }
+        diagnostics.extend(ck.diagnostics);
+    }
 }
 
 /// Warnings for `credentialName`s whose Secret is not there: the
@@ -511,6 +592,7 @@ fn route_rules(
                         http: vec![route],
                         tcp: vec![],
                         tls: vec![],
+                        gateways: vec![],
                     }),
                 }
             }
@@ -524,6 +606,7 @@ fn route_rules(
 /// already routes.
 fn add_virtual_services(
     route_tables: &mut Vec<RouteTable>,
+    gateway_tables: &mut Vec<RouteTable>,
     objects: Vec<&Object>,
     cx: &Ctx<'_>,
     diagnostics: &mut Vec<Diagnostic>,
@@ -548,8 +631,13 @@ fn add_virtual_services(
                 s
             };
             if let Some(t) = compile::virtual_service::compile(s, &o.key, cx, &mut ck) {
-                warn_shadowed_hosts(&t, route_tables, &mut ck);
-                route_tables.push(t);
+                if t.gateways.iter().any(|g| g != rudder_model::MESH_GATEWAY) {
+                    gateway_tables.push(t.clone());
+                }
+                if t.applies_to_mesh() {
+                    warn_shadowed_hosts(&t, route_tables, &mut ck);
+                    route_tables.push(t);
+                }
             }
             diagnostics.extend(ck.diagnostics);
         }
@@ -686,6 +774,8 @@ pub fn rebuild_endpoints<'a>(
         sidecars: previous.sidecars.clone(),
         security: previous.security.clone(),
         secrets: previous.secrets.clone(),
+        gateways: previous.gateways.clone(),
+        gateway_route_tables: previous.gateway_route_tables.clone(),
         diagnostics: previous.diagnostics.clone(),
         // Set by `seal_endpoints`.
         version: String::new(),

@@ -424,6 +424,10 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::AuthorizationPolicy(r.spec))
             }
+            Kind::Gateway => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::Gateway(r.spec))
+            }
             Kind::Secret => {
                 let s: kube::Secret = self.parse(value)?;
                 (s.metadata.clone(), Body::Secret(s))
@@ -477,6 +481,7 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (groups::NETWORKING, "VirtualService") => Kind::VirtualService,
         (groups::NETWORKING, "DestinationRule") => Kind::DestinationRule,
         (groups::NETWORKING, "Sidecar") => Kind::Sidecar,
+        (groups::NETWORKING, "Gateway") => Kind::Gateway,
         (groups::CONFIG, "RouteRule") => Kind::RouteRule,
         (groups::CONFIG, "DestinationPolicy") => Kind::DestinationPolicy,
         (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,

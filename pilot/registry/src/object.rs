@@ -5,7 +5,8 @@ use std::fmt;
 
 use rudder_config::{
     kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
-    MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, SidecarSpec, VirtualServiceSpec,
+    GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, SidecarSpec,
+    VirtualServiceSpec,
 };
 
 /// The kinds Rudder serves.
@@ -39,6 +40,8 @@ pub enum Kind {
     AuthorizationPolicy,
     /// core/v1 Secret (TLS credentials only; see `compile::secret`).
     Secret,
+    /// networking.istio.io Gateway.
+    Gateway,
 }
 
 impl Kind {
@@ -59,6 +62,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::Secret => "Secret",
+            Kind::Gateway => "Gateway",
         }
     }
 }
@@ -168,6 +172,8 @@ pub enum Body {
     AuthorizationPolicy(AuthorizationPolicySpec),
     /// Secret.
     Secret(kube::Secret),
+    /// Gateway.
+    Gateway(GatewaySpec),
 }
 
 impl Body {
@@ -188,6 +194,7 @@ impl Body {
             Body::PeerAuthentication(_) => Kind::PeerAuthentication,
             Body::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Body::Secret(_) => Kind::Secret,
+            Body::Gateway(_) => Kind::Gateway,
         }
     }
 }

@@ -33,7 +33,7 @@ const OTHER_ROUTING_APIS: [(&str, &str, bool); 5] = [
 /// The versions Rudder reads of each Istio kind it serves.
 fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
     match (group, kind) {
-        (groups::NETWORKING, "VirtualService" | "DestinationRule" | "Sidecar") => {
+        (groups::NETWORKING, "VirtualService" | "DestinationRule" | "Sidecar" | "Gateway") => {
             Some(&groups::NETWORKING_VERSIONS)
         }
         (groups::CONFIG, "RouteRule" | "DestinationPolicy") => Some(&[groups::CONFIG_VERSION]),

@@ -132,6 +132,7 @@ pub fn mk_route_table(
         http,
         tcp,
         tls: Vec::new(),
+        gateways: Vec::new(),
     }
 }
 

@@ -37,6 +37,7 @@ mod endpoint;
 /// the `testing` feature.
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
+mod gateway;
 mod generator;
 mod hcm;
 mod http_route;

@@ -8,6 +8,7 @@
 
 pub mod delegate;
 pub mod destination_rule;
+pub mod gateway;
 pub mod kube;
 pub mod route_rule;
 pub mod secret;
