@@ -133,7 +133,7 @@ fn https_sni_redirect_passthrough_and_tcp() {
     let simple = chain(
         &j,
         "0.0.0.0_8443",
-        "https.8443.https.secure-gateway.default",
+        "https.8443.https-bookinfo.secure-gateway.default",
     );
     assert_eq!(
         simple["filterChainMatch"]["serverNames"],
@@ -164,6 +164,16 @@ fn https_sni_redirect_passthrough_and_tcp() {
     assert!(j["sds"]["kubernetes://bookinfo-credential"].is_object());
     assert!(j["sds"]["kubernetes://httpbin-credential-cacert"].is_object());
     // httpsRedirect: the virtual host requires TLS (Envoy answers 301).
+    let names: Vec<&String> = j["rds"].as_object().unwrap().keys().collect();
+    assert_eq!(
+        names,
+        [
+            "http.8081",
+            "https.8443.https-bookinfo.secure-gateway.default",
+            "https.8443.https-httpbin.secure-gateway.default"
+        ],
+        "one route configuration per HTTPS server"
+    );
     let vh = &j["rds"]["http.8081"]["virtualHosts"][0];
     assert_eq!(vh["requireTls"], "ALL");
     // PASSTHROUGH: by SNI to the TLS server, no termination.

@@ -24,6 +24,22 @@ pub fn compile(spec: &gw::GatewaySpec, key: &ObjectKey, ck: &mut Checker) -> Opt
         .enumerate()
         .map(|(i, s)| server(s, &format!("spec.servers[{i}]"), ns, ck))
         .collect();
+    // Istio: port names are unique among a Gateway's servers (HTTPS route
+    // configurations are named by them).
+    let mut names = std::collections::BTreeSet::new();
+    for (i, s) in spec.servers.iter().enumerate() {
+        if let Some(p) = &s.port {
+            if !p.name.is_empty() && !names.insert(p.name.as_str()) {
+                ck.error(
+                    format!("spec.servers[{i}].port.name"),
+                    format!(
+                        "port names in servers must be unique: duplicate name {:?}",
+                        p.name
+                    ),
+                );
+            }
+        }
+    }
     // One protocol per port across the Gateway's servers (Istio refuses a
     // mix it cannot put on one listener).
     let ok: Vec<&GatewayServer> = servers.iter().flatten().collect();
