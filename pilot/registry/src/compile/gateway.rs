@@ -129,6 +129,12 @@ fn server(s: &gw::Server, at: &str, ns: &str, ck: &mut Checker) -> Option<Gatewa
             "not served: it applies to Sidecar ingress listeners only",
         );
     }
+    if s.name.is_some() {
+        ck.warn(
+            format!("{at}.name"),
+            "Istio uses a server's name for stats prefixes only; Rudder's Envoy config does not carry it",
+        );
+    }
     if s.hosts.is_empty() {
         ck.error(format!("{at}.hosts"), "a server needs at least one host");
     }
@@ -226,12 +232,21 @@ fn tls(
             "several certificates per server; use credentialName",
         );
     }
-    if !t.tls_certificates.is_empty() {
-        refuse(
-            ck,
-            "tlsCertificates",
-            "several certificates per server; use credentialName",
-        );
+    // Each certificate field given is refused (an empty entry holds none).
+    for (i, c) in t.tls_certificates.iter().enumerate() {
+        for (field, v) in [
+            ("serverCertificate", &c.server_certificate),
+            ("privateKey", &c.private_key),
+            ("caCertificates", &c.ca_certificates),
+        ] {
+            if v.is_some() {
+                refuse(
+                    ck,
+                    &format!("tlsCertificates[{i}].{field}"),
+                    "several certificates per server; use credentialName",
+                );
+            }
+        }
     }
     if !t.verify_certificate_spki.is_empty() {
         refuse(
