@@ -123,7 +123,6 @@ pub fn to_static_bootstrap(res: &ProxyResources) -> Result<Bootstrap, BootstrapE
             listeners,
             clusters,
             secrets,
-            ..Default::default()
         }),
         ..Default::default()
     })
