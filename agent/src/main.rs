@@ -41,6 +41,10 @@ struct Cli {
 enum Cmd {
     /// Run Envoy for this pod: bootstrap, supervise, hot-restart on certificate changes.
     Proxy(Box<ProxyArgs>),
+    /// Run Envoy as a gateway (Istio's `router` node type): the same inputs
+    /// as `proxy`, no capture; listeners come from the Gateways that select
+    /// the pod.
+    Router(Box<ProxyArgs>),
     /// Print the Envoy bootstrap `proxy` would use, and exit.
     Bootstrap(Box<Identity>),
     /// Wait until the sidecar is ready (for the app container's postStart hook).
@@ -83,6 +87,9 @@ struct Identity {
     /// Where inbound traffic arrives (default: the capture port).
     #[arg(long)]
     inbound_capture_port: Option<u16>,
+    /// Node type: `sidecar`, or `router` (a gateway; `agent router` sets it).
+    #[arg(long = "type", default_value = "sidecar")]
+    node_type: String,
     /// ADS flavour: sotw or delta.
     #[arg(long, default_value = "delta")]
     xds: String,
@@ -192,10 +199,15 @@ fn bootstrap_config(id: &Identity) -> Result<BootstrapConfig> {
         workload_name: id.workload_name.clone(),
         labels,
     };
-    let (node_id, metadata) = info.node(
+    let (mut node_id, metadata) = info.node(
         id.capture_port,
         id.inbound_capture_port.unwrap_or(id.capture_port),
     )?;
+    node_id.node_type = match id.node_type.as_str() {
+        "sidecar" => rudder_model::node::NodeType::Sidecar,
+        "router" => rudder_model::node::NodeType::Router,
+        other => bail!("--type {other:?} is not one of sidecar, router"),
+    };
     let discovery: DiscoveryAddress = id.discovery_address.parse()?;
     let mut cfg = BootstrapConfig::new(node_id, metadata, discovery);
     cfg.xds = id.xds.parse::<XdsMode>()?;
@@ -230,6 +242,10 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Cmd::Proxy(p) => proxy(*p).await,
+        Cmd::Router(mut p) => {
+            p.id.node_type = "router".into();
+            proxy(*p).await
+        }
     }
 }
 

@@ -5,8 +5,11 @@
 //! 2. never on `hostNetwork` pods (capture would rewrite the node's iptables);
 //! 3. never twice: a pod carrying `sidecar.istio.io/status` or our containers
 //!    is already injected;
-//! 4. the pod's `sidecar.istio.io/inject` label, else its annotation;
-//! 5. the namespace's `istio-injection` label. On a cluster the webhook's
+//! 4. never a gateway pod (label `istio: ingressgateway` or `egressgateway`,
+//!    or annotation `inject.istio.io/templates: gateway`): the agent runs
+//!    there as the gateway itself (`agent router`), without capture;
+//! 5. the pod's `sidecar.istio.io/inject` label, else its annotation;
+//! 6. the namespace's `istio-injection` label. On a cluster the webhook's
 //!    namespaceSelector has already decided this one, and offline there is no
 //!    namespace object, so both pass [`NamespacePolicy::Unknown`], which injects.
 
@@ -57,6 +60,8 @@ pub enum SkipReason {
     OptedOut(&'static str),
     /// The namespace is not labelled `istio-injection=enabled`.
     NamespaceNotEnabled,
+    /// A gateway pod (Istio's gateway labels or template).
+    Gateway,
 }
 
 impl fmt::Display for SkipReason {
@@ -67,6 +72,7 @@ impl fmt::Display for SkipReason {
             SkipReason::AlreadyInjected => write!(f, "pod is already injected ({INJECT_STATUS_ANNOTATION} or {SIDECAR_CONTAINER_NAME} present)"),
             SkipReason::OptedOut(by) => write!(f, "pod {by} {INJECT_POD_KEY} is false"),
             SkipReason::NamespaceNotEnabled => write!(f, "namespace is not labelled {INJECTION_NAMESPACE_LABEL}=enabled"),
+            SkipReason::Gateway => f.write_str("pod is a gateway (label istio: ingressgateway/egressgateway or template gateway); its agent runs as `agent router`"),
         }
     }
 }
@@ -105,6 +111,15 @@ pub fn skip_reason(
     let annotations = pod::string_map(pod, "annotations")?;
     if annotations.contains_key(INJECT_STATUS_ANNOTATION) || has_our_containers(spec)? {
         return Ok(Some(SkipReason::AlreadyInjected));
+    }
+    let gateway_label = labels
+        .get("istio")
+        .is_some_and(|v| v == "ingressgateway" || v == "egressgateway");
+    let gateway_template = annotations
+        .get("inject.istio.io/templates")
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == "gateway"));
+    if gateway_label || gateway_template {
+        return Ok(Some(SkipReason::Gateway));
     }
     for (by, map) in [("label", &labels), ("annotation", &annotations)] {
         if let Some(v) = map.get(INJECT_POD_KEY) {
@@ -186,6 +201,29 @@ mod tests {
         );
         assert_eq!(
             skip_reason(&p, None, NamespacePolicy::Unknown).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn gateway_pods_are_left_alone() {
+        for (labels, annotations) in [
+            (
+                json!({"istio": "ingressgateway", INJECT_POD_KEY: "true"}),
+                json!({}),
+            ),
+            (json!({"istio": "egressgateway"}), json!({})),
+            (json!({}), json!({"inject.istio.io/templates": "gateway"})),
+        ] {
+            let p = pod(labels, annotations, app());
+            assert_eq!(
+                skip_reason(&p, Some("istio-system"), NamespacePolicy::Enabled).unwrap(),
+                Some(SkipReason::Gateway)
+            );
+        }
+        let p = pod(json!({"istio": "pilot"}), json!({}), app());
+        assert_eq!(
+            skip_reason(&p, Some("default"), NamespacePolicy::Enabled).unwrap(),
             None
         );
     }

@@ -145,7 +145,16 @@ impl Proxies {
             Err(_) => {
                 let (pod, ns) = proxy_id.rsplit_once('.')?;
                 let w = snapshot.workloads.get(&format!("{ns}/{pod}"))?;
-                NodeId::sidecar(*w.ips.first()?, pod, ns)
+                // A pod some Gateway selects is a gateway (`router`).
+                if snapshot
+                    .gateways
+                    .iter()
+                    .any(|g| !g.selector.is_empty() && g.selects(&w.labels))
+                {
+                    NodeId::router(*w.ips.first()?, pod, ns)
+                } else {
+                    NodeId::sidecar(*w.ips.first()?, pod, ns)
+                }
             }
         };
         let proxy = rudder_xds::resolve_proxy(&snapshot, node, &NodeMetadata::default());

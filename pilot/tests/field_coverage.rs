@@ -260,6 +260,13 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         "networking.istio.io/v1",
         json!({"address": "10.1.0.1", "labels": {"app": "vm"}}),
     );
+    add(
+        "Gateway",
+        fields_of::<c::GatewaySpec>(),
+        "networking.istio.io/v1",
+        json!({"selector": {"istio": "ingressgateway"},
+               "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}),
+    );
     // Subsets of the ServiceEntry's host, for endpoint labels.
     m.get_mut("ServiceEntry").unwrap().context.push(json!({
         "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
@@ -271,6 +278,13 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         "metadata": {"name": "vm", "namespace": "default"},
         "spec": {"hosts": ["vm.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
                  "resolution": "STATIC", "workloadSelector": {"labels": {"app": "vm"}}}}));
+    // A VirtualService bound to the Gateway (the rule is `coverage`), so its
+    // servers have routes.
+    m.get_mut("Gateway").unwrap().context.push(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+        "metadata": {"name": "via-gateway", "namespace": "default"},
+        "spec": {"hosts": ["*"], "gateways": ["coverage"],
+                 "http": [{"route": [{"destination": {"host": "reviews", "port": {"number": 9080}}}]}]}}));
     // Routes to subset v1, for the settings of a subset that live on its
     // routes (consistent-hash cookies).
     m.get_mut("DestinationRule").unwrap().context.push(json!({
@@ -383,7 +397,8 @@ fn platform(kind: &str) -> String {
 }
 
 /// A TCP and a TLS service beside bookinfo's HTTP ones, for `tcp` and `tls`
-/// routes and TCP settings.
+/// routes and TCP settings; and an ingress gateway pod (a `router` node, for
+/// Gateway rows).
 const MONGODB: &str = "apiVersion: v1
 kind: Service
 metadata: {name: secure, namespace: default}
@@ -407,6 +422,15 @@ spec: {serviceAccountName: bookinfo-mongodb}
 status:
   phase: Running
   podIP: 198.18.0.40
+  conditions: [{type: Ready, status: \"True\"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ingressgateway, namespace: default, labels: {istio: ingressgateway}}
+spec: {serviceAccountName: ingressgateway}
+status:
+  phase: Running
+  podIP: 198.18.0.50
   conditions: [{type: Ready, status: \"True\"}]";
 
 struct Built {
@@ -456,7 +480,12 @@ fn xds(snapshot: &Arc<Snapshot>) -> Result<Value, String> {
     let mut out = Map::new();
     let generator = Generator::new(snapshot.clone());
     for w in snapshot.workloads.values() {
-        let node = NodeId::sidecar(w.ips[0], &w.name, &w.namespace);
+        // The gateway pod runs a gateway (`router` node), the others sidecars.
+        let node = if w.labels.get("istio").is_some_and(|v| v == "ingressgateway") {
+            NodeId::router(w.ips[0], &w.name, &w.namespace)
+        } else {
+            NodeId::sidecar(w.ips[0], &w.name, &w.namespace)
+        };
         let proxy = rudder_xds::resolve_proxy(snapshot, node, &NodeMetadata::default());
         let res = generator.generate(&proxy);
         check_consistency(&res).map_err(|p| format!("{}: {}", w.name, p.join("; ")))?;

@@ -259,3 +259,19 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 /// Service annotation naming the namespaces that see it (Istio's):
 /// comma-separated `.`, `*`, `~` or namespace names.
 pub const EXPORT_TO_ANNOTATION: &str = "networking.istio.io/exportTo";
+
+/// core/v1 Secret: only TLS credentials are used (`kubernetes.io/tls`, or
+/// generic/Opaque with the same keys or Istio's `cert`/`key`/`cacert`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Secret {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// `kubernetes.io/tls`, `Opaque` (the default), ...
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    /// Values, base64-encoded.
+    pub data: BTreeMap<String, String>,
+    /// Values in plain text (they win over `data`, as the API server merges them).
+    pub string_data: BTreeMap<String, String>,
+}

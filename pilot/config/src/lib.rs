@@ -31,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod destination_rule;
+pub mod gateway;
 pub mod kube;
 pub mod mesh;
 pub mod meta;
@@ -41,6 +42,7 @@ pub mod v1alpha2;
 pub mod virtual_service;
 
 pub use destination_rule::DestinationRuleSpec;
+pub use gateway::GatewaySpec;
 pub use mesh::MeshConfigSpec;
 pub use meta::{ObjectMeta, Resource, StringMatch};
 pub use security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
@@ -51,11 +53,11 @@ pub use virtual_service::VirtualServiceSpec;
 
 /// API groups of the Istio kinds Rudder reads.
 pub mod groups {
-    /// `networking.istio.io` (VirtualService, DestinationRule, Sidecar, and kinds Rudder does not serve).
+    /// `networking.istio.io` (VirtualService, DestinationRule, Sidecar, Gateway, and kinds Rudder does not serve).
     pub const NETWORKING: &str = "networking.istio.io";
     /// `config.istio.io` (v1alpha2 RouteRule and DestinationPolicy).
     pub const CONFIG: &str = "config.istio.io";
-    /// Versions of `networking.istio.io` accepted for VirtualService, DestinationRule, Sidecar, ServiceEntry and WorkloadEntry (same spec per kind).
+    /// Versions of `networking.istio.io` accepted for VirtualService, DestinationRule, Sidecar, ServiceEntry, WorkloadEntry and Gateway (same spec per kind).
     pub const NETWORKING_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
     /// The only `config.istio.io` version with RouteRule and DestinationPolicy.
     pub const CONFIG_VERSION: &str = "v1alpha2";

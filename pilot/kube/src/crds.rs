@@ -167,6 +167,39 @@ crd_version!(
     ["istio-io", "networking-istio-io"]
 );
 crd_version!(
+    gw_v1,
+    GatewaySpec,
+    rudder_config::GatewaySpec,
+    "networking.istio.io",
+    "v1",
+    "Gateway",
+    "gateways",
+    ["gw"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    gw_v1beta1,
+    GatewaySpec,
+    rudder_config::GatewaySpec,
+    "networking.istio.io",
+    "v1beta1",
+    "Gateway",
+    "gateways",
+    ["gw"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    gw_v1alpha3,
+    GatewaySpec,
+    rudder_config::GatewaySpec,
+    "networking.istio.io",
+    "v1alpha3",
+    "Gateway",
+    "gateways",
+    ["gw"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
     sc_v1,
     SidecarSpec,
     rudder_config::SidecarSpec,
@@ -382,8 +415,8 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
 }
 
 /// The CRDs Rudder reads, in a stable order: VirtualService,
-/// DestinationRule, Sidecar, ServiceEntry and WorkloadEntry (v1 storage;
-/// v1beta1 and v1alpha3 served), RouteRule and
+/// DestinationRule, Sidecar, ServiceEntry, WorkloadEntry and Gateway (v1
+/// storage; v1beta1 and v1alpha3 served), RouteRule and
 /// DestinationPolicy (v1alpha2), PeerAuthentication and AuthorizationPolicy
 /// (v1 storage; v1beta1 served).
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
@@ -433,6 +466,15 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
                 we_v1::WorkloadEntry::crd(),
                 we_v1beta1::WorkloadEntry::crd(),
                 we_v1alpha3::WorkloadEntry::crd(),
+            ],
+            "v1",
+        )?,
+        merge(
+            "Gateway",
+            vec![
+                gw_v1::Gateway::crd(),
+                gw_v1beta1::Gateway::crd(),
+                gw_v1alpha3::Gateway::crd(),
             ],
             "v1",
         )?,

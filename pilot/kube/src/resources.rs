@@ -134,6 +134,7 @@ pub fn api_resource(kind: Kind) -> ApiResource {
         Kind::Service => ("", "v1", "Service", "services"),
         Kind::Pod => ("", "v1", "Pod", "pods"),
         Kind::Endpoints => ("", "v1", "Endpoints", "endpoints"),
+        Kind::Secret => ("", "v1", "Secret", "secrets"),
         Kind::EndpointSlice => ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
         Kind::VirtualService => (
             "networking.istio.io",
@@ -160,6 +161,7 @@ pub fn api_resource(kind: Kind) -> ApiResource {
             "WorkloadEntry",
             "workloadentries",
         ),
+        Kind::Gateway => ("networking.istio.io", "v1", "Gateway", "gateways"),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
         Kind::DestinationPolicy => (
             "config.istio.io",
@@ -238,6 +240,36 @@ platform_kind!(k::Service, Service);
 platform_kind!(k::Pod, Pod);
 platform_kind!(k::Endpoints, Endpoints);
 platform_kind!(k::EndpointSlice, EndpointSlice);
+
+/// The Secret keys a TLS credential uses (Istio's both spellings); every
+/// other key (and its value) is dropped on arrival.
+pub const CREDENTIAL_KEYS: [&str; 6] = ["tls.crt", "tls.key", "ca.crt", "cert", "key", "cacert"];
+
+/// The field selector of the Secret watch: the types that never hold a TLS
+/// credential stay on the API server (as istiod's secret controller).
+pub const SECRET_FIELD_SELECTOR: &str =
+    "type!=kubernetes.io/service-account-token,type!=helm.sh/release.v1";
+
+impl Trimmed for k::Secret {
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    /// Only the credential keys are kept; a Secret without them is stored
+    /// empty (metadata only), so the registry sees it is no credential.
+    fn into_object(mut self, _kind: Kind, origin: Origin) -> Converted {
+        self.metadata = trim(std::mem::take(&mut self.metadata));
+        self.data
+            .retain(|k, _| CREDENTIAL_KEYS.contains(&k.as_str()));
+        self.string_data
+            .retain(|k, _| CREDENTIAL_KEYS.contains(&k.as_str()));
+        Converted::Good(Box::new(Object::new(
+            self.metadata.clone(),
+            Body::Secret(self),
+            origin,
+        )))
+    }
+}
 
 impl Trimmed for k::ConfigMap {
     fn metadata(&self) -> &ObjectMeta {
@@ -359,6 +391,7 @@ impl Trimmed for RuleObject {
             Kind::WorkloadEntry => {
                 parse_spec::<WorkloadEntrySpec>(self.spec).map(Body::WorkloadEntry)
             }
+            Kind::Gateway => parse_spec::<rudder_config::GatewaySpec>(self.spec).map(Body::Gateway),
             Kind::RouteRule => {
                 parse_spec::<RouteRuleSpec>(self.spec).map(|s| Body::RouteRule(Box::new(s)))
             }
@@ -410,6 +443,23 @@ mod tests {
             scope: "kubernetes/test".into(),
             ..Origin::default()
         }
+    }
+
+    #[test]
+    fn secrets_keep_only_credential_keys() {
+        let json = serde_json::json!({
+            "metadata": {"name": "s", "namespace": "ns", "resourceVersion": "3"},
+            "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "Y2VydA==", "tls.key": "a2V5", "password": "aHVudGVyMg=="},
+        });
+        let w: Watched<k::Secret> = serde_json::from_value(json).unwrap();
+        let o = w.object.into_object(Kind::Secret, origin()).good().unwrap();
+        let Body::Secret(s) = o.body else {
+            panic!("not a Secret")
+        };
+        let keys: Vec<&String> = s.data.keys().collect();
+        assert_eq!(keys, ["tls.crt", "tls.key"]);
+        assert_eq!(o.key, ObjectKey::new(Kind::Secret, "ns", "s"));
     }
 
     #[test]

@@ -27,7 +27,9 @@ use rudder_registry::{Batch, Kind, ObjectKey, Origin, Sink};
 use tokio::{sync::watch, task::JoinHandle};
 
 use crate::{
-    resources::{api_resource, Converted, RuleObject, RuleState, Trimmed, Watched},
+    resources::{
+        api_resource, Converted, RuleObject, RuleState, Trimmed, Watched, SECRET_FIELD_SELECTOR,
+    },
     status::RuleIndex,
 };
 
@@ -97,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 14] = [
+pub const WATCHED_KINDS: [Kind; 16] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -108,10 +110,12 @@ pub const WATCHED_KINDS: [Kind; 14] = [
     Kind::Sidecar,
     Kind::ServiceEntry,
     Kind::WorkloadEntry,
+    Kind::Gateway,
     Kind::RouteRule,
     Kind::DestinationPolicy,
     Kind::PeerAuthentication,
     Kind::AuthorizationPolicy,
+    Kind::Secret,
 ];
 
 /// The store scope a watched kind owns: `kubernetes/<plural>`.
@@ -166,6 +170,14 @@ impl KubeSource {
                     Api::<Watched<k::EndpointSlice>>::all_with(client.clone(), &ar),
                     all,
                 )),
+                Kind::Secret => {
+                    // TLS credentials (credentialName); see `SECRET_FIELD_SELECTOR`.
+                    let credentials = all.fields(SECRET_FIELD_SELECTOR);
+                    tokio::spawn(w.run(
+                        Api::<Watched<k::Secret>>::all_with(client.clone(), &ar),
+                        credentials,
+                    ))
+                }
                 Kind::MeshConfig => {
                     let api = Api::<Watched<k::ConfigMap>>::namespaced_with(
                         client.clone(),
@@ -180,6 +192,7 @@ impl KubeSource {
                 | Kind::Sidecar
                 | Kind::ServiceEntry
                 | Kind::WorkloadEntry
+                | Kind::Gateway
                 | Kind::RouteRule
                 | Kind::DestinationPolicy
                 | Kind::PeerAuthentication
@@ -310,6 +323,7 @@ fn is_istio_config(kind: Kind) -> bool {
             | Kind::Sidecar
             | Kind::ServiceEntry
             | Kind::WorkloadEntry
+            | Kind::Gateway
             | Kind::RouteRule
             | Kind::DestinationPolicy
             | Kind::PeerAuthentication

@@ -192,8 +192,12 @@ fn pilot_rbac_grants_exactly_what_the_source_and_status_writer_use() {
                 );
                 continue;
             }
-            Kind::Namespace | Kind::Service | Kind::Pod | Kind::EndpointSlice | Kind::Endpoints => {
-            }
+            Kind::Namespace
+            | Kind::Service
+            | Kind::Pod
+            | Kind::EndpointSlice
+            | Kind::Endpoints
+            | Kind::Secret => {}
             _ => expected_cluster.push(t(&format!("{}/status", ar.plural), "patch")),
         }
         expected_cluster.push(t(&ar.plural, "list"));
@@ -353,14 +357,23 @@ fn pilot_ca_rbac_grants_exactly_token_review_the_root_secret_and_the_root_config
     assert_eq!(binding["metadata"]["namespace"], INSTALL_NAMESPACE);
     bound_to_pilot(binding, "Role", "rudder-pilot-ca");
 
-    // Secrets appear in no other pilot role (the root key is the mesh's most sensitive object).
+    // Secrets appear in no other pilot role (the root key is the mesh's most
+    // sensitive object), but for the credential watch of ClusterRole
+    // rudder-pilot: list and watch, nothing else (no get, no writes).
+    let credentials = grants(find(&all, "ClusterRole", "rudder-pilot"));
+    let secret_verbs: Vec<&str> = credentials
+        .iter()
+        .filter(|(_, r, _)| r == "secrets")
+        .map(|(_, _, v)| v.as_str())
+        .collect();
+    assert_eq!(secret_verbs, ["list", "watch"]);
     for o in all.iter().filter(|o| {
         (o["kind"] == "Role" || o["kind"] == "ClusterRole")
             && o["metadata"]["name"]
                 .as_str()
                 .is_some_and(|n| n.starts_with("rudder-pilot"))
     }) {
-        if o["metadata"]["name"] != "rudder-pilot-ca" {
+        if o["metadata"]["name"] != "rudder-pilot-ca" && o["metadata"]["name"] != "rudder-pilot" {
             assert!(
                 !o["rules"].to_string().contains("secrets"),
                 "{} grants secrets",

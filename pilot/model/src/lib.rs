@@ -32,6 +32,7 @@
 pub mod backoff;
 pub mod diagnostics;
 pub mod duration;
+pub mod gateway;
 pub mod identity;
 pub mod locality;
 pub mod names;
@@ -39,17 +40,20 @@ pub mod node;
 pub mod policy;
 pub mod route;
 pub mod scope;
+pub mod secret;
 pub mod security;
 pub mod service;
 pub mod snapshot;
 pub mod well_known;
 
 pub use diagnostics::{Diagnostic, Severity};
+pub use gateway::Gateway;
 pub use locality::Locality;
 pub use node::{NodeId, NodeMetadata, Proxy};
 pub use policy::*;
 pub use route::*;
 pub use scope::{EgressHost, EgressNamespace, OutboundMode, Scope, ScopeKey, Sidecar};
+pub use secret::TlsSecret;
 pub use security::*;
 pub use service::*;
 pub use snapshot::{MeshConfig, Snapshot};

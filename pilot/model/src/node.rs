@@ -17,7 +17,7 @@ use crate::well_known::{DEFAULT_DOMAIN_SUFFIX, PROXY_PORT};
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NodeError {
     /// The id does not have Istio's four `~`-separated parts.
-    #[error("node id {0:?} is not of the form sidecar~<podIP>~<pod>.<namespace>~<namespace>.svc.<domain>")]
+    #[error("node id {0:?} is not of the form sidecar~<podIP>~<pod>.<namespace>~<namespace>.svc.<domain> (or router~...)")]
     BadId(String),
     /// A metadata field has the wrong type or value.
     #[error("node metadata field {field}: {reason}")]
@@ -29,9 +29,33 @@ pub enum NodeError {
     },
 }
 
-/// The node id a sidecar sends.
+/// The first part of a node id: what kind of proxy it is (Istio's
+/// `sidecar` and `router`; a router is a gateway: no capture, listeners on
+/// the Gateway servers' ports).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeType {
+    /// A sidecar beside an app.
+    #[default]
+    Sidecar,
+    /// A gateway (Istio's `router`).
+    Router,
+}
+
+impl NodeType {
+    /// The node id spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::Sidecar => "sidecar",
+            NodeType::Router => "router",
+        }
+    }
+}
+
+/// The node id a proxy sends.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NodeId {
+    /// Sidecar or router (gateway).
+    pub node_type: NodeType,
     /// The pod's IP.
     pub ip: IpAddr,
     /// Pod name.
@@ -46,6 +70,7 @@ impl NodeId {
     /// A sidecar node id in the default domain.
     pub fn sidecar(ip: IpAddr, pod_name: &str, namespace: &str) -> Self {
         Self {
+            node_type: NodeType::Sidecar,
             ip,
             pod_name: pod_name.to_string(),
             namespace: namespace.to_string(),
@@ -53,16 +78,31 @@ impl NodeId {
         }
     }
 
-    /// Parses `sidecar~IP~POD.NS~NS.svc.DOMAIN`.
+    /// A gateway (router) node id in the default domain.
+    pub fn router(ip: IpAddr, pod_name: &str, namespace: &str) -> Self {
+        Self {
+            node_type: NodeType::Router,
+            ..Self::sidecar(ip, pod_name, namespace)
+        }
+    }
+
+    /// Whether this is a gateway.
+    pub fn is_router(&self) -> bool {
+        self.node_type == NodeType::Router
+    }
+
+    /// Parses `sidecar~IP~POD.NS~NS.svc.DOMAIN` (or `router~...`).
     pub fn parse(s: &str) -> Result<Self, NodeError> {
         let bad = || NodeError::BadId(s.to_string());
         let parts: Vec<&str> = s.split('~').collect();
         let [kind, ip, pod_dot_ns, domain] = parts.as_slice() else {
             return Err(bad());
         };
-        if *kind != "sidecar" {
-            return Err(bad());
-        }
+        let node_type = match *kind {
+            "sidecar" => NodeType::Sidecar,
+            "router" => NodeType::Router,
+            _ => return Err(bad()),
+        };
         let ip: IpAddr = ip.parse().map_err(|_| bad())?;
         let (pod_name, namespace) = pod_dot_ns.rsplit_once('.').ok_or_else(bad)?;
         let suffix = domain
@@ -73,6 +113,7 @@ impl NodeId {
             return Err(bad());
         }
         Ok(Self {
+            node_type,
             ip,
             pod_name: pod_name.to_string(),
             namespace: namespace.to_string(),
@@ -85,8 +126,13 @@ impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "sidecar~{}~{}.{}~{}.svc.{}",
-            self.ip, self.pod_name, self.namespace, self.namespace, self.domain_suffix
+            "{}~{}~{}.{}~{}.svc.{}",
+            self.node_type.as_str(),
+            self.ip,
+            self.pod_name,
+            self.namespace,
+            self.namespace,
+            self.domain_suffix
         )
     }
 }
@@ -368,6 +414,22 @@ mod tests {
     }
 
     #[test]
+    fn router_node_ids_round_trip() {
+        let s = "router~198.18.0.30~ingressgateway-0.istio-system~istio-system.svc.cluster.local";
+        let id = NodeId::parse(s).unwrap();
+        assert!(id.is_router());
+        assert_eq!(
+            id,
+            NodeId::router(
+                "198.18.0.30".parse().unwrap(),
+                "ingressgateway-0",
+                "istio-system"
+            )
+        );
+        assert_eq!(id.to_string(), s);
+    }
+
+    #[test]
     fn node_id_with_dotted_pod_name() {
         let id = NodeId::parse("sidecar~10.0.0.1~a.b.ns~ns.svc.cluster.local").unwrap();
         assert_eq!(id.pod_name, "a.b");
@@ -377,7 +439,7 @@ mod tests {
     #[test]
     fn bad_node_ids() {
         for bad in [
-            "router~10.0.0.1~a.ns~ns.svc.cluster.local",
+            "ingress~10.0.0.1~a.ns~ns.svc.cluster.local",
             "sidecar~notanip~a.ns~ns.svc.cluster.local",
             "sidecar~10.0.0.1~ans~ns.svc.cluster.local",
             "sidecar~10.0.0.1~a.ns~other.svc.cluster.local",

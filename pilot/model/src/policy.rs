@@ -195,6 +195,21 @@ pub enum ClientTls {
     },
     /// Mutual TLS with the mesh identity.
     IstioMutual,
+    /// SIMPLE or MUTUAL with `credentialName`: the client certificate (MUTUAL)
+    /// and the CA come over SDS from pilot (`kubernetes://NAME`,
+    /// `kubernetes://NAME-cacert`), read from the proxy's own namespace.
+    Credential {
+        /// `credentialName` as written (`NAME` or `NAMESPACE/NAME`).
+        credential_name: String,
+        /// MUTUAL (present the Secret's certificate) rather than SIMPLE.
+        mutual: bool,
+        /// SNI.
+        sni: Option<String>,
+        /// Accepted server SANs.
+        subject_alt_names: Vec<String>,
+        /// `insecureSkipVerify`: no CA or SAN check.
+        insecure_skip_verify: bool,
+    },
 }
 
 /// Traffic policy of a host, subset or port.

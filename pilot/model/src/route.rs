@@ -486,11 +486,24 @@ pub struct RouteTable {
     pub tcp: Vec<TcpRoute>,
     /// TLS routes in order (by SNI).
     pub tls: Vec<TlsRoute>,
+    /// The gateways it binds to (`spec.gateways`), qualified `namespace/name`,
+    /// `mesh` for sidecars; empty means `mesh` (Istio's default).
+    pub gateways: Vec<String>,
 }
 
 impl RouteTable {
     /// Whether a proxy in `namespace` sees this rule.
     pub fn visible_to(&self, namespace: &str) -> bool {
         crate::scope::exported_to(&self.export_to, &self.source.namespace, namespace)
+    }
+
+    /// Whether it applies to sidecars (`gateways` empty or naming `mesh`).
+    pub fn applies_to_mesh(&self) -> bool {
+        self.gateways.is_empty() || self.gateways.iter().any(|g| g == MESH_GATEWAY)
+    }
+
+    /// Whether it binds to gateway `qualified` (`namespace/name`).
+    pub fn binds_gateway(&self, qualified: &str) -> bool {
+        self.gateways.iter().any(|g| g == qualified)
     }
 }

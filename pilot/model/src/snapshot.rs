@@ -11,6 +11,7 @@ use crate::{
     policy::DestinationRules,
     route::RouteTable,
     scope::{OutboundMode, Sidecar},
+    secret::TlsSecret,
     security::SecurityPolicies,
     service::{selects, Endpoint, Hostname, Namespace, Service, Workload},
     well_known::{DEFAULT_DOMAIN_SUFFIX, DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACE},
@@ -68,6 +69,14 @@ pub struct Snapshot {
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentications and AuthorizationPolicies (oldest first).
     pub security: SecurityPolicies,
+    /// Gateways, oldest first.
+    pub gateways: Vec<crate::gateway::Gateway>,
+    /// Route tables that bind to some gateway (`spec.gateways` naming one),
+    /// oldest first; those that also name `mesh` are in `route_tables` too.
+    pub gateway_route_tables: Vec<RouteTable>,
+    /// TLS credentials from Secrets, by `namespace/name` (see
+    /// [`crate::secret`]).
+    pub secrets: BTreeMap<String, TlsSecret>,
     /// What validation found (errors: the object was skipped).
     pub diagnostics: Vec<Diagnostic>,
     /// Content hash of everything above but the diagnostics (set by `seal`).
@@ -91,6 +100,9 @@ impl Snapshot {
         self.destination_rules.hash(&mut h);
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
+        self.secrets.hash(&mut h);
+        self.gateways.hash(&mut h);
+        self.gateway_route_tables.hash(&mut h);
         // Listeners of headless Services carry their endpoints' addresses:
         // for the generators those are configuration.
         for (host, svc) in &self.services {

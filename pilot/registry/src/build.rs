@@ -95,6 +95,12 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::AuthorizationPolicy(s) => {
             compile::security::authorization_policy(s, &obj.key, &mut ck);
         }
+        Body::Secret(s) => {
+            compile::secret::secret(s, &obj.key, &mut ck);
+        }
+        Body::Gateway(s) => {
+            compile::gateway::compile(s, &obj.key, &mut ck);
+        }
     }
     ck.diagnostics
 }
@@ -282,6 +288,7 @@ pub fn build_snapshot<'a>(
     };
     add_virtual_services(
         &mut snap.route_tables,
+        &mut snap.gateway_route_tables,
         get(Kind::VirtualService),
         &full,
         &mut diagnostics,
@@ -303,9 +310,157 @@ pub fn build_snapshot<'a>(
         .collect();
     snap.destination_rules = dr_index;
     snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
+    snap.secrets = secrets(get(Kind::Secret));
+    credential_warnings(&snap, get(Kind::DestinationRule), &mut diagnostics);
+    snap.gateways = gateways(&snap, get(Kind::Gateway), &mut diagnostics);
+    warn_unbound_gateways(&snap, get(Kind::VirtualService), &mut diagnostics);
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
     snap.seal()
+}
+
+/// The TLS credentials among the Secrets (validated when stored; the
+/// others are not credentials).
+fn secrets(objects: Vec<&Object>) -> BTreeMap<String, rudder_model::TlsSecret> {
+    let mut out = BTreeMap::new();
+    for o in objects {
+        if let Body::Secret(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(t) = compile::secret::secret(s, &o.key, &mut ck) {
+                out.insert(t.key(), t);
+            }
+        }
+    }
+    out
+}
+
+/// Compiles the Gateways, oldest first; warns for a `credentialName` whose
+/// Secret is missing in the namespaces of the gateway pods it selects (the
+/// Gateway's own namespace when it selects none yet): that server waits
+/// for it, the others keep serving.
+fn gateways(
+    snap: &Snapshot,
+    objects: Vec<&Object>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<rudder_model::Gateway> {
+    let mut out = Vec::new();
+    for o in by_age(objects) {
+        let Body::Gateway(s) = &o.body else {
+            continue;
+        };
+        let mut ck = Checker::new(&o.key, &o.origin);
+        if let Some(g) = compile::gateway::compile(s, &o.key, &mut ck) {
+            let mut namespaces: Vec<&str> = snap
+                .workloads
+                .values()
+                .filter(|w| g.selects(&w.labels))
+                .map(|w| w.namespace.as_str())
+                .collect();
+            namespaces.sort();
+            namespaces.dedup();
+            if namespaces.is_empty() {
+                namespaces.push(&o.key.namespace);
+            }
+            for (i, srv) in g.servers.iter().enumerate() {
+                if let Some(rudder_model::gateway::ServerCredential::Secret(name)) =
+                    srv.tls.as_ref().and_then(|t| t.credential.as_ref())
+                {
+                    for ns in &namespaces {
+                        check_credential(
+                            snap,
+                            ns,
+                            &format!("spec.servers[{i}].tls.credentialName"),
+                            name,
+                            &mut ck,
+                        );
+                    }
+                }
+            }
+            out.push(g);
+        }
+        diagnostics.extend(ck.diagnostics);
+    }
+    out
+}
+
+/// Warns for a VirtualService naming a gateway that does not exist.
+fn warn_unbound_gateways(
+    snap: &Snapshot,
+    objects: Vec<&Object>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for o in objects {
+        let Body::VirtualService(s) = &o.body else {
+            continue;
+        };
+        let mut ck = Checker::new(&o.key, &o.origin);
+        for (i, g) in s.gateways.iter().enumerate() {
+            let q = rudder_model::gateway::qualify_gateway(g, &o.key.namespace);
+            if q != rudder_model::MESH_GATEWAY
+                && !snap.gateways.iter().any(|gw| gw.qualified_name() == q)
+            {
+                ck.warn(
+                    format!("spec.gateways[{i}]"),
+                    format!("no Gateway {q}: these routes apply to no gateway until it exists"),
+                );
+            }
+        }
+        diagnostics.extend(ck.diagnostics);
+    }
+}
+
+/// Warnings for `credentialName`s whose Secret is not there: the
+/// DestinationRule's proxies (in its namespace) would wait for it. A name
+/// in another namespace is read by no proxy outside it.
+fn credential_warnings(snap: &Snapshot, objects: Vec<&Object>, diagnostics: &mut Vec<Diagnostic>) {
+    for o in objects {
+        let Body::DestinationRule(s) = &o.body else {
+            continue;
+        };
+        let mut ck = Checker::new(&o.key, &o.origin);
+        for (at, name) in compile::destination_rule::credential_names(s) {
+            check_credential(snap, &o.key.namespace, &at, &name, &mut ck);
+        }
+        diagnostics.extend(ck.diagnostics);
+    }
+}
+
+/// Warns when `credentialName` `name`, used by proxies of `namespace`,
+/// names a Secret that is missing or that they may not read.
+pub(crate) fn check_credential(
+    snap: &Snapshot,
+    namespace: &str,
+    at: &str,
+    name: &str,
+    ck: &mut Checker,
+) {
+    let r = rudder_model::secret::CredentialRef::parse(name);
+    match r.readable_from(namespace) {
+        None => ck.warn(
+            at,
+            format!(
+                "Secret {name} is in namespace {}: a proxy reads only Secrets of its own \
+                 namespace ({namespace}), so it gets nothing",
+                r.namespace.as_deref().unwrap_or_default()
+            ),
+        ),
+        Some(ns) => {
+            let key = rudder_model::secret::secret_key(ns, &r.name);
+            let ca_key = rudder_model::secret::secret_key(
+                ns,
+                &format!("{}{}", r.name, rudder_model::secret::CACERT_SUFFIX),
+            );
+            if !snap.secrets.contains_key(&key) && !snap.secrets.contains_key(&ca_key) {
+                ck.warn(
+                    at,
+                    format!(
+                        "no TLS Secret {ns}/{}: proxies using it wait for it (the rest keeps serving)",
+                        r.name
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// The mesh settings: the defaults, overridden by the `rudder-mesh` ConfigMap.
@@ -489,6 +644,7 @@ fn route_rules(
                         http: vec![route],
                         tcp: vec![],
                         tls: vec![],
+                        gateways: vec![],
                     }),
                 }
             }
@@ -502,6 +658,7 @@ fn route_rules(
 /// already routes.
 fn add_virtual_services(
     route_tables: &mut Vec<RouteTable>,
+    gateway_tables: &mut Vec<RouteTable>,
     objects: Vec<&Object>,
     cx: &Ctx<'_>,
     diagnostics: &mut Vec<Diagnostic>,
@@ -526,8 +683,13 @@ fn add_virtual_services(
                 s
             };
             if let Some(t) = compile::virtual_service::compile(s, &o.key, cx, &mut ck) {
-                warn_shadowed_hosts(&t, route_tables, &mut ck);
-                route_tables.push(t);
+                if t.gateways.iter().any(|g| g != rudder_model::MESH_GATEWAY) {
+                    gateway_tables.push(t.clone());
+                }
+                if t.applies_to_mesh() {
+                    warn_shadowed_hosts(&t, route_tables, &mut ck);
+                    route_tables.push(t);
+                }
             }
             diagnostics.extend(ck.diagnostics);
         }
@@ -680,6 +842,9 @@ pub fn rebuild_endpoints<'a>(
         destination_rules: previous.destination_rules.clone(),
         sidecars: previous.sidecars.clone(),
         security: previous.security.clone(),
+        secrets: previous.secrets.clone(),
+        gateways: previous.gateways.clone(),
+        gateway_route_tables: previous.gateway_route_tables.clone(),
         diagnostics: previous.diagnostics.clone(),
         // Set by `seal_endpoints`.
         version: String::new(),

@@ -432,6 +432,14 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::AuthorizationPolicy(r.spec))
             }
+            Kind::Gateway => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::Gateway(r.spec))
+            }
+            Kind::Secret => {
+                let s: kube::Secret = self.parse(value)?;
+                (s.metadata.clone(), Body::Secret(s))
+            }
         })
     }
 
@@ -475,6 +483,7 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         ("", "Service") => Kind::Service,
         ("", "Pod") => Kind::Pod,
         ("", "Endpoints") => Kind::Endpoints,
+        ("", "Secret") => Kind::Secret,
         ("", "ConfigMap") if meta.name.as_deref() == Some(MESH_CONFIGMAP_NAME) => Kind::MeshConfig,
         ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
         (groups::NETWORKING, "VirtualService") => Kind::VirtualService,
@@ -482,6 +491,7 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (groups::NETWORKING, "Sidecar") => Kind::Sidecar,
         (groups::NETWORKING, "ServiceEntry") => Kind::ServiceEntry,
         (groups::NETWORKING, "WorkloadEntry") => Kind::WorkloadEntry,
+        (groups::NETWORKING, "Gateway") => Kind::Gateway,
         (groups::CONFIG, "RouteRule") => Kind::RouteRule,
         (groups::CONFIG, "DestinationPolicy") => Kind::DestinationPolicy,
         (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,

@@ -5,8 +5,8 @@ use std::fmt;
 
 use rudder_config::{
     kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
-    MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec,
-    VirtualServiceSpec, WorkloadEntrySpec,
+    GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec,
+    SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
 };
 
 /// The kinds Rudder serves.
@@ -42,6 +42,10 @@ pub enum Kind {
     PeerAuthentication,
     /// security.istio.io AuthorizationPolicy.
     AuthorizationPolicy,
+    /// core/v1 Secret (TLS credentials only; see `compile::secret`).
+    Secret,
+    /// networking.istio.io Gateway.
+    Gateway,
 }
 
 impl Kind {
@@ -63,6 +67,8 @@ impl Kind {
             Kind::DestinationPolicy => "DestinationPolicy",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::Secret => "Secret",
+            Kind::Gateway => "Gateway",
         }
     }
 }
@@ -174,6 +180,10 @@ pub enum Body {
     PeerAuthentication(PeerAuthenticationSpec),
     /// AuthorizationPolicy.
     AuthorizationPolicy(AuthorizationPolicySpec),
+    /// Secret.
+    Secret(kube::Secret),
+    /// Gateway.
+    Gateway(GatewaySpec),
 }
 
 impl Body {
@@ -195,6 +205,8 @@ impl Body {
             Body::DestinationPolicy(_) => Kind::DestinationPolicy,
             Body::PeerAuthentication(_) => Kind::PeerAuthentication,
             Body::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Body::Secret(_) => Kind::Secret,
+            Body::Gateway(_) => Kind::Gateway,
         }
     }
 }

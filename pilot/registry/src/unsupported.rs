@@ -35,7 +35,8 @@ fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
     match (group, kind) {
         (
             groups::NETWORKING,
-            "VirtualService" | "DestinationRule" | "Sidecar" | "ServiceEntry" | "WorkloadEntry",
+            "VirtualService" | "DestinationRule" | "Sidecar" | "ServiceEntry" | "WorkloadEntry"
+            | "Gateway",
         ) => Some(&groups::NETWORKING_VERSIONS),
         (groups::CONFIG, "RouteRule" | "DestinationPolicy") => Some(&[groups::CONFIG_VERSION]),
         (groups::SECURITY, "PeerAuthentication" | "AuthorizationPolicy") => {

@@ -160,9 +160,9 @@ fn what_cannot_be_served_is_refused_at_its_path() {
     let tp = "spec.trafficPolicy";
     let cases: Vec<(&str, String, &str)> = vec![
         (
-            "  trafficPolicy: {tls: {mode: SIMPLE, credentialName: reviews-cred}}\n",
+            "  trafficPolicy: {tls: {mode: ISTIO_MUTUAL, credentialName: reviews-cred}}\n",
             format!("{tp}.tls.credentialName"),
-            "Secrets",
+            "SIMPLE and MUTUAL",
         ),
         (
             "  trafficPolicy: {tls: {mode: ISTIO_MUTUAL, insecureSkipVerify: true}}\n",

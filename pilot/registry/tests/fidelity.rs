@@ -78,7 +78,13 @@ fn gateways_reach_the_matches_and_gateway_only_rules_are_named() {
     assert!(errors(&r).is_empty(), "{:?}", errors(&r));
     let w = warnings(&r);
     assert_eq!(w.len(), 1, "{w:?}");
-    assert_eq!(w[0].field, "spec.gateways");
+    assert_eq!(w[0].field, "spec.gateways[0]");
+    assert!(w[0].message.contains("no Gateway default/ingress"), "{w:?}");
+    // Gateway-only: no sidecar gets it, the gateway's tables hold it.
+    let s = snapshot(&[platform(), edge_only].join("---\n"));
+    assert!(s.route_tables_for(HOST, "default").next().is_none());
+    assert_eq!(s.gateway_route_tables.len(), 1);
+    assert_eq!(s.gateway_route_tables[0].gateways, ["default/ingress"]);
 }
 
 #[test]

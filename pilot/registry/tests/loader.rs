@@ -113,7 +113,7 @@ fn validate_reports_unsupported_kinds_without_failing_the_file() {
     assert_eq!(
         unsupported,
         vec![format!(
-            "unsupported: {}:1: Gateway default/gw: Rudder does not serve Gateway (networking.istio.io/v1) yet; it has no effect on traffic",
+            "unsupported: {}:1: EnvoyFilter default/ef: Rudder does not serve EnvoyFilter (networking.istio.io/v1alpha3) yet; it has no effect on traffic",
             bad.display()
         )]
     );

@@ -1,18 +1,27 @@
 //! Generated resources → a static Envoy bootstrap, so `envoy --mode validate`
 //! (which checks static resources only) can judge them: EDS clusters become
 //! STATIC with their load assignment inlined, RDS route configurations are
-//! inlined into the HCMs naming them, and nothing refers to ADS.
+//! inlined into the HCMs naming them, SDS secrets (pilot's `kubernetes://`
+//! credentials) become static secrets that the TLS contexts name without a
+//! config source, and nothing refers to ADS.
 
 use envoy_types::pb::envoy::{
     config::{
         bootstrap::v3::{bootstrap::StaticResources, Bootstrap},
         cluster::v3::{cluster, Cluster},
+        core::v3::{config_source, transport_socket, ConfigSource, TransportSocket},
         endpoint::v3::ClusterLoadAssignment,
         listener::v3::{filter, Filter, FilterChain, Listener},
         route::v3::RouteConfiguration,
     },
-    extensions::filters::network::http_connection_manager::v3::{
-        http_connection_manager::RouteSpecifier, HttpConnectionManager,
+    extensions::{
+        filters::network::http_connection_manager::v3::{
+            http_connection_manager::RouteSpecifier, HttpConnectionManager,
+        },
+        transport_sockets::tls::v3::{
+            common_tls_context::ValidationContextType, CommonTlsContext, DownstreamTlsContext,
+            Secret, UpstreamTlsContext,
+        },
     },
 };
 
@@ -80,6 +89,14 @@ pub fn to_static_bootstrap(res: &ProxyResources) -> Result<Bootstrap, BootstrapE
                 ..cla
             });
         }
+        if let Some(ts) = c.transport_socket.as_mut() {
+            static_secret_refs(ts);
+        }
+        for m in &mut c.transport_socket_matches {
+            if let Some(ts) = m.transport_socket.as_mut() {
+                static_secret_refs(ts);
+            }
+        }
         clusters.push(c);
     }
     let mut listeners = Vec::new();
@@ -91,17 +108,78 @@ pub fn to_static_bootstrap(res: &ProxyResources) -> Result<Bootstrap, BootstrapE
             .chain(l.default_filter_chain.as_mut());
         for c in chains {
             inline_routes(c, res, name)?;
+            if let Some(ts) = c.transport_socket.as_mut() {
+                static_secret_refs(ts);
+            }
         }
         listeners.push(l);
+    }
+    let mut secrets = Vec::new();
+    for (name, r) in res.of(TypeUrl::Secret).into_iter().flatten() {
+        secrets.push(decode::<Secret>(&r.body).map_err(err("secret", name))?);
     }
     Ok(Bootstrap {
         static_resources: Some(StaticResources {
             listeners,
             clusters,
-            ..Default::default()
+            secrets,
         }),
         ..Default::default()
     })
+}
+
+/// Secrets a TLS context reads over ADS are named without a config source
+/// (static secrets of the bootstrap) in a TLS transport socket.
+fn static_secret_refs(ts: &mut TransportSocket) {
+    let Some(transport_socket::ConfigType::TypedConfig(cfg)) = ts.config_type.as_mut() else {
+        return;
+    };
+    fn strip(common: &mut CommonTlsContext) {
+        let is_ads = |c: &Option<ConfigSource>| {
+            matches!(
+                c.as_ref().and_then(|c| c.config_source_specifier.as_ref()),
+                Some(config_source::ConfigSourceSpecifier::Ads(_))
+            )
+        };
+        for s in &mut common.tls_certificate_sds_secret_configs {
+            if is_ads(&s.sds_config) {
+                s.sds_config = None;
+            }
+        }
+        if let Some(ValidationContextType::CombinedValidationContext(c)) =
+            common.validation_context_type.as_mut()
+        {
+            if let Some(s) = c.validation_context_sds_secret_config.as_mut() {
+                if is_ads(&s.sds_config) {
+                    s.sds_config = None;
+                }
+            }
+        }
+        if let Some(ValidationContextType::ValidationContextSdsSecretConfig(s)) =
+            common.validation_context_type.as_mut()
+        {
+            if is_ads(&s.sds_config) {
+                s.sds_config = None;
+            }
+        }
+    }
+    if let Ok(mut ctx) = decode::<UpstreamTlsContext>(cfg) {
+        if cfg.type_url.ends_with("UpstreamTlsContext") {
+            if let Some(common) = ctx.common_tls_context.as_mut() {
+                strip(common);
+            }
+            *cfg = any(&ctx);
+            return;
+        }
+    }
+    if cfg.type_url.ends_with("DownstreamTlsContext") {
+        if let Ok(mut ctx) = decode::<DownstreamTlsContext>(cfg) {
+            if let Some(common) = ctx.common_tls_context.as_mut() {
+                strip(common);
+            }
+            *cfg = any(&ctx);
+        }
+    }
 }
 
 fn inline_routes(

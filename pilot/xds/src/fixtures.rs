@@ -133,6 +133,7 @@ pub fn mk_route_table(
         http,
         tcp,
         tls: Vec::new(),
+        gateways: Vec::new(),
     }
 }
 
@@ -281,6 +282,12 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Adds a TLS credential (a Secret).
+    pub fn secret(mut self, s: rudder_model::TlsSecret) -> Self {
+        self.snapshot.secrets.insert(s.key(), s);
+        self
+    }
+
     /// Endpoints from selectors, then sealed.
     pub fn build(mut self) -> Arc<Snapshot> {
         let s = &mut self.snapshot;
@@ -319,6 +326,32 @@ impl SnapshotBuilder {
             }
         }
         Arc::new(self.snapshot.seal())
+    }
+}
+
+/// The test credentials in `pilot/testdata/credentials` (never used outside
+/// tests): `file` is e.g. `bookinfo.crt`, `ca.crt`.
+pub fn test_credential(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/credentials")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A TLS credential from the test credentials: certificate and key
+/// `<stem>.crt`/`<stem>.key`, with the test CA when `with_ca`.
+pub fn mk_test_secret(
+    namespace: &str,
+    name: &str,
+    stem: &str,
+    with_ca: bool,
+) -> rudder_model::TlsSecret {
+    rudder_model::TlsSecret {
+        namespace: namespace.into(),
+        name: name.into(),
+        cert_chain: test_credential(&format!("{stem}.crt")),
+        private_key: test_credential(&format!("{stem}.key")),
+        ca: with_ca.then(|| test_credential("ca.crt")),
     }
 }
 

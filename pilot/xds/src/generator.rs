@@ -62,11 +62,13 @@ use crate::{
     cluster::{effective_policy, fixed_clusters, inbound_cluster, outbound_cluster, Peers},
     consistency::{eds_problems, reference_problems, report_inconsistent, RefNames, Refs},
     endpoint::{eds_resource, members, LocalityFor},
+    gateway::gateway_resources,
     inbound::InboundSecurity,
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
     proxy::{inbound_ports, InboundPort},
     rds::{outbound_route_config, service_route_config},
     resources::same_content,
+    sds::namespace_secrets,
     version::Version,
     ProxyResources, Resource, TypeUrl,
 };
@@ -297,6 +299,8 @@ pub struct Generator {
     /// Problems of the shared part of a set (cluster, assignment and route
     /// maps, service listeners), checked once per combination.
     checks: Memo<CheckKey, Vec<String>>,
+    /// SDS: the credentials a proxy of a namespace may read, per namespace.
+    secrets: Memo<String, Named>,
 }
 
 impl Generator {
@@ -353,6 +357,7 @@ impl Generator {
             ref_names: Mutex::new(HashSet::new()),
             distinct_maps: Mutex::new(Vec::new()),
             checks: Memo::new(),
+            secrets: Memo::new(),
         }
     }
 
@@ -392,6 +397,7 @@ impl Generator {
         // Candidates only: rebuilt, then kept where equal.
         next.proxy_clusters = previous.proxy_clusters.handed_over();
         next.views = previous.views.handed_over();
+        next.secrets = previous.secrets.handed_over();
         next
     }
 
@@ -400,9 +406,64 @@ impl Generator {
         &self.snapshot
     }
 
-    /// Everything `proxy` should have: CDS, EDS, LDS and RDS.
+    /// Everything `proxy` should have: CDS, EDS, LDS, RDS and, when its
+    /// namespace has TLS credentials, SDS.
     pub fn generate(&self, proxy: &Proxy) -> ProxyResources {
+        if proxy.id.is_router() {
+            return self.generate_gateway(proxy);
+        }
         self.generate_parts(proxy).0
+    }
+
+    /// The proxy's locality key (see [`LocalityKey`]).
+    fn locality_key(&self, proxy: &Proxy) -> LocalityKey {
+        self.failover_labels.as_ref().map(|names| {
+            let labels = proxy.locality.augment(&proxy.labels);
+            let values = names
+                .iter()
+                .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
+                .collect();
+            (proxy.locality.clone(), values)
+        })
+    }
+
+    /// A gateway (`router` node): its listeners and routes from the
+    /// Gateways that select it, clusters and assignments of its namespace's
+    /// scope (no inbound clusters), its namespace's secrets. Gateways are
+    /// few: their listeners and routes are built per proxy, off the
+    /// sidecars' shared maps; clusters and assignments are shared.
+    fn generate_gateway(&self, proxy: &Proxy) -> ProxyResources {
+        let snapshot = &*self.snapshot;
+        let key = Scope::key_of(snapshot, &proxy.namespace, &proxy.labels);
+        let scope = self
+            .scopes
+            .get_or(key.clone(), || Arc::new(Scope::for_key(snapshot, &key)));
+        let locality = self.locality_key(proxy);
+        let view = self.views.get_or_same(
+            (key.clone(), proxy.cert_mode, locality.clone()),
+            || Arc::new(self.scope_view(&scope, proxy.cert_mode, locality.as_ref())),
+            |old, new| {
+                same_content(&old.clusters, &new.clusters)
+                    && same_content(&old.endpoints, &new.endpoints)
+            },
+        );
+        let clusters = self.proxy_clusters(&key, proxy, &view, &[]);
+        let built = gateway_resources(snapshot, proxy, &scope);
+        let mut out = ProxyResources::default();
+        out.insert(TypeUrl::Cluster, clusters);
+        out.insert(TypeUrl::Endpoint, view.endpoints.clone());
+        out.insert(TypeUrl::Listener, built.listeners);
+        out.insert(TypeUrl::Route, built.routes);
+        let secrets = self.secrets.get_or_same(
+            proxy.namespace.clone(),
+            || Arc::new(namespace_secrets(snapshot, &proxy.namespace)),
+            same_content,
+        );
+        if !secrets.is_empty() {
+            out.insert(TypeUrl::Secret, secrets);
+        }
+        tracing::debug!(proxy = %proxy.id, snapshot = %snapshot.version, "generated gateway xDS");
+        out
     }
 
     /// [`Generator::generate`], plus the outbound chains the listeners were
@@ -422,14 +483,7 @@ impl Generator {
         let scope = self
             .scopes
             .get_or(key.clone(), || Arc::new(Scope::for_key(snapshot, &key)));
-        let locality = self.failover_labels.as_ref().map(|names| {
-            let labels = proxy.locality.augment(&proxy.labels);
-            let values = names
-                .iter()
-                .filter_map(|n| labels.get(n).map(|v| (n.clone(), v.clone())))
-                .collect();
-            (proxy.locality.clone(), values)
-        });
+        let locality = self.locality_key(proxy);
         let view = self.views.get_or_same(
             (key.clone(), proxy.cert_mode, locality.clone()),
             || Arc::new(self.scope_view(&scope, proxy.cert_mode, locality.as_ref())),
@@ -465,6 +519,14 @@ impl Generator {
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
         out.insert(TypeUrl::Listener, listeners.map.clone());
         out.insert(TypeUrl::Route, routes);
+        let secrets = self.secrets.get_or_same(
+            proxy.namespace.clone(),
+            || Arc::new(namespace_secrets(snapshot, &proxy.namespace)),
+            same_content,
+        );
+        if !secrets.is_empty() {
+            out.insert(TypeUrl::Secret, secrets);
+        }
         (out, chains, listeners)
     }
 
@@ -588,6 +650,17 @@ impl Generator {
     /// own listeners (the capture listener) are decoded for each proxy,
     /// once while they stay the same.
     pub fn generate_checked(&self, proxy: &Proxy) -> Option<ProxyResources> {
+        if proxy.id.is_router() {
+            // Gateways are few: their whole set is checked.
+            let res = self.generate_gateway(proxy);
+            return match crate::check_consistency(&res) {
+                Ok(()) => Some(res),
+                Err(problems) => {
+                    report_inconsistent(&proxy.id.to_string(), &problems);
+                    None
+                }
+            };
+        }
         let (res, chains, own) = self.generate_parts(proxy);
         let empty = Arc::new(Named::new());
         let map = |t| res.shared(t).cloned().unwrap_or_else(|| empty.clone());

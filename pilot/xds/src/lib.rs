@@ -37,6 +37,7 @@ mod endpoint;
 /// the `testing` feature.
 #[cfg(any(test, feature = "testing"))]
 pub mod fixtures;
+mod gateway;
 mod generator;
 mod hcm;
 mod http_route;
@@ -47,6 +48,7 @@ mod proxy;
 mod rbac;
 mod rds;
 pub mod resources;
+mod sds;
 mod tls;
 mod version;
 

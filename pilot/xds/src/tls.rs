@@ -279,9 +279,73 @@ fn file(path: &str) -> DataSource {
     }
 }
 
-/// SIMPLE and MUTUAL with the DestinationRule's files.
+/// A secret pilot serves on the proxy's ADS stream (`kubernetes://...`).
+pub(crate) fn ads_secret_ref(name: &str) -> SdsSecretConfig {
+    SdsSecretConfig {
+        name: name.into(),
+        sds_config: Some(crate::common::ads()),
+    }
+}
+
+/// SIMPLE and MUTUAL with `credentialName` (Istio's
+/// `buildUpstreamClusterTLSContext`): the client certificate (MUTUAL) is
+/// `kubernetes://NAME`, the CA `kubernetes://NAME-cacert`, both over SDS
+/// from pilot; the SANs check beside the CA.
+fn credential_tls(
+    credential_name: &str,
+    mutual: bool,
+    sni: &Option<String>,
+    sans: &[String],
+    insecure: bool,
+) -> UpstreamTlsContext {
+    let validation = (!insecure).then(|| {
+        ValidationContextType::CombinedValidationContext(CombinedCertificateValidationContext {
+            default_validation_context: Some(CertificateValidationContext {
+                match_typed_subject_alt_names: san_matchers(sans),
+                ..Default::default()
+            }),
+            validation_context_sds_secret_config: Some(ads_secret_ref(
+                &rudder_model::secret::credential_ca_resource(credential_name),
+            )),
+            ..Default::default()
+        })
+    });
+    let certs = if mutual {
+        vec![ads_secret_ref(&rudder_model::secret::credential_resource(
+            credential_name,
+        ))]
+    } else {
+        vec![]
+    };
+    UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_sds_secret_configs: certs,
+            validation_context_type: validation,
+            ..Default::default()
+        }),
+        sni: sni.clone().unwrap_or_default(),
+        ..Default::default()
+    }
+}
+
+/// SIMPLE and MUTUAL with the DestinationRule's files, or its credential.
 fn other_tls(tls: &ClientTls) -> Option<UpstreamTlsContext> {
     let (cert, sni, ca, sans, insecure) = match tls {
+        ClientTls::Credential {
+            credential_name,
+            mutual,
+            sni,
+            subject_alt_names,
+            insecure_skip_verify,
+        } => {
+            return Some(credential_tls(
+                credential_name,
+                *mutual,
+                sni,
+                subject_alt_names,
+                *insecure_skip_verify,
+            ))
+        }
         ClientTls::Simple {
             sni,
             ca_certificates,

@@ -613,13 +613,8 @@ fn outlier(o: &dr::OutlierDetection, at: &str, ck: &mut Checker) -> OutlierDetec
 }
 
 fn tls(t: &dr::ClientTlsSettings, at: &str, ck: &mut Checker) -> Option<ClientTls> {
-    if t.credential_name.is_some() {
-        ck.error(
-            format!("{at}.credentialName"),
-            "credentials from Kubernetes Secrets (SDS) are not supported yet; \
-             use clientCertificate, privateKey and caCertificates files",
-        );
-        return None;
+    if let Some(name) = &t.credential_name {
+        return credential_tls(t, name, at, ck);
     }
     let mode = t.mode.unwrap_or(dr::TlsMode::Disable);
     let insecure_skip_verify = t.insecure_skip_verify == Some(true);
@@ -654,4 +649,71 @@ fn tls(t: &dr::ClientTlsSettings, at: &str, ck: &mut Checker) -> Option<ClientTl
             }
         }
     })
+}
+
+/// SIMPLE or MUTUAL with `credentialName`: the certificate, key and CA come
+/// from the Secret over SDS (Istio: they override the file fields).
+fn credential_tls(
+    t: &dr::ClientTlsSettings,
+    name: &str,
+    at: &str,
+    ck: &mut Checker,
+) -> Option<ClientTls> {
+    let mutual = match t.mode.unwrap_or(dr::TlsMode::Disable) {
+        dr::TlsMode::Simple => false,
+        dr::TlsMode::Mutual => true,
+        other => {
+            ck.error(
+                format!("{at}.credentialName"),
+                format!("credentialName applies to SIMPLE and MUTUAL modes only, not {other:?}"),
+            );
+            return None;
+        }
+    };
+    let r = rudder_model::secret::CredentialRef::parse(name);
+    if r.name.is_empty() || r.namespace.as_deref() == Some("") || r.name.contains('/') {
+        ck.error(
+            format!("{at}.credentialName"),
+            format!("{name:?} is not a Secret name (NAME or NAMESPACE/NAME)"),
+        );
+        return None;
+    }
+    Some(ClientTls::Credential {
+        credential_name: name.to_string(),
+        mutual,
+        sni: t.sni.clone(),
+        subject_alt_names: t.subject_alt_names.clone(),
+        insecure_skip_verify: t.insecure_skip_verify == Some(true),
+    })
+}
+
+/// Every `credentialName` of a DestinationRule with its field path.
+pub fn credential_names(s: &dr::DestinationRuleSpec) -> Vec<(String, String)> {
+    fn of_policy(p: &dr::TrafficPolicy, at: &str, out: &mut Vec<(String, String)>) {
+        let tls = p.tls.iter().map(|t| (format!("{at}.tls"), t));
+        let ports = p
+            .port_level_settings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, pl)| {
+                pl.tls
+                    .as_ref()
+                    .map(|t| (format!("{at}.portLevelSettings[{i}].tls"), t))
+            });
+        for (f, t) in tls.chain(ports) {
+            if let Some(n) = &t.credential_name {
+                out.push((format!("{f}.credentialName"), n.clone()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(p) = &s.traffic_policy {
+        of_policy(p, "spec.trafficPolicy", &mut out);
+    }
+    for (i, sub) in s.subsets.iter().enumerate() {
+        if let Some(p) = &sub.traffic_policy {
+            of_policy(p, &format!("spec.subsets[{i}].trafficPolicy"), &mut out);
+        }
+    }
+    out
 }

@@ -8,8 +8,10 @@
 
 pub mod delegate;
 pub mod destination_rule;
+pub mod gateway;
 pub mod kube;
 pub mod route_rule;
+pub mod secret;
 pub mod security;
 pub mod service_entry;
 pub mod sidecar;

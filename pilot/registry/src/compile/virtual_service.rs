@@ -11,8 +11,9 @@ use rudder_model::{
 use super::Ctx;
 use crate::{check::Checker, object::ObjectKey};
 
-/// Compiles a VirtualService. `None` when it does not apply to sidecars (only
-/// gateways) or has errors (see the checker).
+/// Compiles a VirtualService. `None` when it has errors (see the checker)
+/// or is a delegate. The table's `gateways` say whether it applies to
+/// sidecars (`mesh`, or none named) and which gateways it binds to.
 pub fn compile(
     spec: &vs::VirtualServiceSpec,
     key: &ObjectKey,
@@ -71,13 +72,19 @@ pub fn compile(
         .enumerate()
         .map(|(i, r)| tls_route(r, &format!("spec.tls[{i}]"), &spec.hosts, ns, cx, ck))
         .collect::<Vec<_>>();
-    // Istio: a rule naming gateways but not `mesh` is not applied to sidecars.
-    if !spec.gateways.is_empty() && !spec.gateways.iter().any(|g| g == MESH_GATEWAY) {
-        ck.warn(
-            "spec.gateways",
-            "applies only to gateways, which Rudder does not serve yet; ignored",
-        );
-        return None;
+    // Istio: a rule naming gateways but not `mesh` is not applied to
+    // sidecars; bare gateway names are in the rule's namespace.
+    let mut gateways = Vec::new();
+    for (i, g) in spec.gateways.iter().enumerate() {
+        let q = rudder_model::gateway::qualify_gateway(g, ns);
+        if q != MESH_GATEWAY && q.split('/').any(str::is_empty) {
+            ck.error(
+                format!("spec.gateways[{i}]"),
+                format!("{g:?} is not a gateway name (NAME, NAMESPACE/NAME or mesh)"),
+            );
+        } else if !gateways.contains(&q) {
+            gateways.push(q);
+        }
     }
     ck.export_to("spec.exportTo", &spec.export_to);
     if ck.has_errors() || delegate {
@@ -94,6 +101,7 @@ pub fn compile(
         http: http.into_iter().flatten().collect(),
         tcp: tcp.into_iter().flatten().collect(),
         tls: tls.into_iter().flatten().collect(),
+        gateways,
     })
 }
 
