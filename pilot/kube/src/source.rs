@@ -99,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 14] = [
+pub const WATCHED_KINDS: [Kind; 16] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -114,6 +114,8 @@ pub const WATCHED_KINDS: [Kind; 14] = [
     Kind::PeerAuthentication,
     Kind::AuthorizationPolicy,
     Kind::Secret,
+    Kind::Ingress,
+    Kind::IngressClass,
 ];
 
 /// The store scope a watched kind owns: `kubernetes/<plural>`.
@@ -166,6 +168,14 @@ impl KubeSource {
                 )),
                 Kind::EndpointSlice => tokio::spawn(w.run(
                     Api::<Watched<k::EndpointSlice>>::all_with(client.clone(), &ar),
+                    all,
+                )),
+                Kind::Ingress => tokio::spawn(w.run(
+                    Api::<Watched<k::Ingress>>::all_with(client.clone(), &ar),
+                    all,
+                )),
+                Kind::IngressClass => tokio::spawn(w.run(
+                    Api::<Watched<k::IngressClass>>::all_with(client.clone(), &ar),
                     all,
                 )),
                 Kind::Secret => {
