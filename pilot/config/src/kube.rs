@@ -275,3 +275,122 @@ pub struct Secret {
     /// Values in plain text (they win over `data`, as the API server merges them).
     pub string_data: BTreeMap<String, String>,
 }
+
+/// networking.k8s.io/v1 Ingress: served by the ingress gateway when its
+/// class is Istio's or Rudder's (see the registry's `compile::ingress`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Ingress {
+    /// Metadata (annotation `kubernetes.io/ingress.class`).
+    pub metadata: ObjectMeta,
+    /// Spec.
+    pub spec: IngressSpec,
+}
+
+/// The legacy annotation naming an Ingress's class.
+pub const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
+
+/// The IngressClass `spec.controller` of Istio's ingress (Rudder serves it).
+pub const ISTIO_INGRESS_CONTROLLER: &str = "istio.io/ingress-controller";
+
+/// Ingress spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressSpec {
+    /// The IngressClass (cluster-scoped) that decides who serves it.
+    pub ingress_class_name: Option<String>,
+    /// The backend of requests no rule matches.
+    pub default_backend: Option<IngressBackend>,
+    /// TLS: hosts and the Secret with their certificate.
+    pub tls: Vec<IngressTls>,
+    /// Host rules.
+    pub rules: Vec<IngressRule>,
+}
+
+/// One `tls` entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressTls {
+    /// Hosts of the certificate (all hosts when empty).
+    pub hosts: Vec<String>,
+    /// The `kubernetes.io/tls` Secret.
+    pub secret_name: Option<String>,
+}
+
+/// One rule: a host (or every host) and its paths.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressRule {
+    /// Host (`foo.com`, `*.foo.com`; every host when absent).
+    pub host: Option<String>,
+    /// HTTP paths.
+    pub http: Option<HttpIngressRuleValue>,
+}
+
+/// The paths of a rule.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpIngressRuleValue {
+    /// Paths.
+    pub paths: Vec<HttpIngressPath>,
+}
+
+/// One path.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpIngressPath {
+    /// Path (starts with `/`).
+    pub path: Option<String>,
+    /// `Exact`, `Prefix` or `ImplementationSpecific`.
+    pub path_type: Option<String>,
+    /// Where matching requests go.
+    pub backend: IngressBackend,
+}
+
+/// An Ingress backend: a Service port or a resource.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressBackend {
+    /// A Service of the Ingress's namespace.
+    pub service: Option<IngressServiceBackend>,
+    /// Another object (not served: only its presence is kept).
+    pub resource: Option<serde_json::Value>,
+}
+
+/// A Service backend.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressServiceBackend {
+    /// Service name.
+    pub name: String,
+    /// Its port, by number or name.
+    pub port: ServiceBackendPort,
+}
+
+/// A Service port by number or by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ServiceBackendPort {
+    /// Port name.
+    pub name: Option<String>,
+    /// Port number.
+    pub number: Option<i32>,
+}
+
+/// networking.k8s.io/v1 IngressClass (cluster-scoped).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressClass {
+    /// Metadata.
+    pub metadata: ObjectMeta,
+    /// Spec.
+    pub spec: IngressClassSpec,
+}
+
+/// IngressClass spec.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IngressClassSpec {
+    /// The controller (`istio.io/ingress-controller` for Istio's).
+    pub controller: Option<String>,
+}

@@ -8,6 +8,7 @@
 //!   EndpointSlices, Pods,      resources.rs: trimmed types       └──────────┬───────────┘
 //!   rudder-mesh ConfigMap,                                                  │ diagnostics
 //!   VS/DR/RouteRule/DP   ◄──PATCH status── status.rs ◄── lease.rs (one writer)
+//!   Ingress status.loadBalancer ◄── ingress_status.rs (Lease holder) ◄── Service rudder-ingressgateway
 //!   CRD YAML ◄── crds.rs (CustomResource over rudder-config specs) ── bin rudder-crds
 //!   Secret rudder-ca-root ◄──create once (Lease holder)── ca_root.rs ──► rudder-ca root ─┐
 //!   ConfigMap rudder-ca-root-cert (every ns) ◄── root_cert.rs (Lease holder) ◄──────────┘
@@ -25,6 +26,7 @@
 pub mod ca_root;
 pub mod crds;
 pub mod formats;
+pub mod ingress_status;
 pub mod lease;
 pub mod resources;
 pub mod root_cert;

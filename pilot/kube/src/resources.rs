@@ -162,6 +162,8 @@ pub fn api_resource(kind: Kind) -> ApiResource {
             "workloadentries",
         ),
         Kind::Gateway => ("networking.istio.io", "v1", "Gateway", "gateways"),
+        Kind::Ingress => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
+        Kind::IngressClass => ("networking.k8s.io", "v1", "IngressClass", "ingressclasses"),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
         Kind::DestinationPolicy => (
             "config.istio.io",
@@ -240,6 +242,33 @@ platform_kind!(k::Service, Service);
 platform_kind!(k::Pod, Pod);
 platform_kind!(k::Endpoints, Endpoints);
 platform_kind!(k::EndpointSlice, EndpointSlice);
+platform_kind!(k::IngressClass, IngressClass);
+
+impl Trimmed for k::Ingress {
+    fn metadata(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    /// Keeps the legacy class annotation (`kubernetes.io/ingress.class`)
+    /// beside the mesh's own: it decides whether Rudder serves the Ingress.
+    fn into_object(mut self, _kind: Kind, origin: Origin) -> Converted {
+        let class = self
+            .metadata
+            .annotations
+            .remove(k::INGRESS_CLASS_ANNOTATION);
+        self.metadata = trim(std::mem::take(&mut self.metadata));
+        if let Some(class) = class {
+            self.metadata
+                .annotations
+                .insert(k::INGRESS_CLASS_ANNOTATION.to_string(), class);
+        }
+        Converted::Good(Box::new(Object::new(
+            self.metadata.clone(),
+            Body::Ingress(self),
+            origin,
+        )))
+    }
+}
 
 /// The Secret keys a TLS credential uses (Istio's both spellings); every
 /// other key (and its value) is dropped on arrival.

@@ -4,7 +4,8 @@
 //! ```text
 //!  pilot serve (no --config-dir) ─► KubeRuntime::start ─► connect (KUBECONFIG | in-cluster, /version)
 //!                                                      ├► KubeSource   ─Sink─► registry
-//!                                                      └► StatusWriter ◄─diagnostics─ registry
+//!                                                      ├► StatusWriter ◄─diagnostics─ registry
+//!                                                      └► Ingress status (gateway Service address, Lease holder)
 //!  /ready waits for KubeRuntime::wait_synced (every kind listed once)
 //!  identity (pilot/src/identity.rs): ca_root ─► Secret rudder-ca-root (created under the Lease)
 //!                                    publish_root_cert ─► ConfigMap rudder-ca-root-cert in every namespace
@@ -31,6 +32,7 @@ use crate::{
 pub struct KubeRuntime {
     source: KubeSource,
     status: StatusWriter,
+    ingress_status: tokio::task::JoinHandle<()>,
     client: Client,
     install_namespace: String,
 }
@@ -69,9 +71,16 @@ impl KubeRuntime {
             source.rules(),
             diagnostics,
         );
+        let ingress_status = crate::ingress_status::spawn(
+            client.clone(),
+            options.install_namespace.clone(),
+            options.status_resync,
+            status.leader(),
+        );
         KubeRuntime {
             source,
             status,
+            ingress_status,
             client,
             install_namespace: options.install_namespace.clone(),
         }
@@ -124,5 +133,11 @@ impl KubeRuntime {
     /// A TokenReview client for the certificate service.
     pub fn token_reviewer(&self) -> KubeTokenReviewer {
         KubeTokenReviewer::new(self.client.clone())
+    }
+}
+
+impl Drop for KubeRuntime {
+    fn drop(&mut self) {
+        self.ingress_status.abort();
     }
 }

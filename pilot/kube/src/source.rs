@@ -99,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 16] = [
+pub const WATCHED_KINDS: [Kind; 18] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -116,6 +116,8 @@ pub const WATCHED_KINDS: [Kind; 16] = [
     Kind::PeerAuthentication,
     Kind::AuthorizationPolicy,
     Kind::Secret,
+    Kind::Ingress,
+    Kind::IngressClass,
 ];
 
 /// The store scope a watched kind owns: `kubernetes/<plural>`.
@@ -168,6 +170,14 @@ impl KubeSource {
                 )),
                 Kind::EndpointSlice => tokio::spawn(w.run(
                     Api::<Watched<k::EndpointSlice>>::all_with(client.clone(), &ar),
+                    all,
+                )),
+                Kind::Ingress => tokio::spawn(w.run(
+                    Api::<Watched<k::Ingress>>::all_with(client.clone(), &ar),
+                    all,
+                )),
+                Kind::IngressClass => tokio::spawn(w.run(
+                    Api::<Watched<k::IngressClass>>::all_with(client.clone(), &ar),
                     all,
                 )),
                 Kind::Secret => {

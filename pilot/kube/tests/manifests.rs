@@ -197,7 +197,8 @@ fn pilot_rbac_grants_exactly_what_the_source_and_status_writer_use() {
             | Kind::Pod
             | Kind::EndpointSlice
             | Kind::Endpoints
-            | Kind::Secret => {}
+            | Kind::Secret
+            | Kind::IngressClass => {}
             _ => expected_cluster.push(t(&format!("{}/status", ar.plural), "patch")),
         }
         expected_cluster.push(t(&ar.plural, "list"));

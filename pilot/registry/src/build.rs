@@ -101,6 +101,8 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::Gateway(s) => {
             compile::gateway::compile(s, &obj.key, &mut ck);
         }
+        Body::Ingress(i) => compile::ingress::validate(i, &mut ck),
+        Body::IngressClass(_) => {}
     }
     ck.diagnostics
 }
@@ -280,6 +282,22 @@ pub fn build_snapshot<'a>(
         &mut diagnostics,
     );
 
+    // Ingresses become Gateways and VirtualServices (named Service ports
+    // resolved through the Services).
+    let from_ingresses = ingresses(
+        get(Kind::Ingress),
+        get(Kind::IngressClass),
+        &snap.services,
+        &domain,
+        &mesh.root_namespace,
+        &mut diagnostics,
+    );
+    let with_derived = |k: Kind| {
+        let mut v = get(k);
+        v.extend(from_ingresses.iter().filter(|o| o.key.kind == k));
+        v
+    };
+
     // Routes: VirtualServices see every subset; RouteRule tables follow them.
     let full = Ctx {
         domain_suffix: &domain,
@@ -289,7 +307,7 @@ pub fn build_snapshot<'a>(
     add_virtual_services(
         &mut snap.route_tables,
         &mut snap.gateway_route_tables,
-        get(Kind::VirtualService),
+        with_derived(Kind::VirtualService),
         &full,
         &mut diagnostics,
     );
@@ -312,7 +330,7 @@ pub fn build_snapshot<'a>(
     snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
     snap.secrets = secrets(get(Kind::Secret));
     credential_warnings(&snap, get(Kind::DestinationRule), &mut diagnostics);
-    snap.gateways = gateways(&snap, get(Kind::Gateway), &mut diagnostics);
+    snap.gateways = gateways(&snap, with_derived(Kind::Gateway), &mut diagnostics);
     warn_unbound_gateways(&snap, get(Kind::VirtualService), &mut diagnostics);
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
@@ -377,6 +395,62 @@ fn gateways(
                 }
             }
             out.push(g);
+        }
+        diagnostics.extend(ck.diagnostics);
+    }
+    out
+}
+
+/// The Gateways and VirtualServices the served Ingresses stand for
+/// ([`compile::ingress`]), each with its Ingress's origin; an Ingress of
+/// another class is named with a warning and left to its controller.
+fn ingresses(
+    objects: Vec<&Object>,
+    classes: Vec<&Object>,
+    services: &BTreeMap<rudder_model::Hostname, Service>,
+    domain: &str,
+    gateway_namespace: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Object> {
+    let classes: BTreeMap<String, rudder_config::kube::IngressClass> = classes
+        .into_iter()
+        .filter_map(|o| match &o.body {
+            Body::IngressClass(c) => Some((o.key.name.clone(), c.clone())),
+            _ => None,
+        })
+        .collect();
+    let mut out = Vec::new();
+    for o in by_age(objects) {
+        let Body::Ingress(i) = &o.body else {
+            continue;
+        };
+        let mut ck = Checker::new(&o.key, &o.origin);
+        match compile::ingress::served(i, &classes) {
+            Err(class) => ck.warn(
+                "spec.ingressClassName",
+                format!(
+                    "class {class} is not Rudder's (istio or rudder): this Ingress is left to its controller"
+                ),
+            ),
+            Ok(()) => {
+                let c = compile::ingress::convert(
+                    i,
+                    &o.key,
+                    services,
+                    domain,
+                    gateway_namespace,
+                    &mut ck,
+                );
+                let (meta, spec) = c.gateway;
+                out.push(Object::new(meta, Body::Gateway(spec), o.origin.clone()));
+                for (meta, spec) in c.virtual_services {
+                    out.push(Object::new(
+                        meta,
+                        Body::VirtualService(spec),
+                        o.origin.clone(),
+                    ));
+                }
+            }
         }
         diagnostics.extend(ck.diagnostics);
     }

@@ -297,8 +297,13 @@ impl DocContext<'_> {
             },
         );
         // Istio kinds in versions Rudder does not read were named unsupported
-        // above; an EndpointSlice in another version is an error.
-        if kind == Kind::EndpointSlice && version != "v1" {
+        // above; an EndpointSlice or Ingress in another version is an error
+        // (networking.k8s.io/v1beta1 Ingress left Kubernetes in 1.22).
+        if matches!(
+            kind,
+            Kind::EndpointSlice | Kind::Ingress | Kind::IngressClass
+        ) && version != "v1"
+        {
             self.reject(
                 key,
                 format!("{prefix}apiVersion"),
@@ -440,6 +445,14 @@ impl DocContext<'_> {
                 let s: kube::Secret = self.parse(value)?;
                 (s.metadata.clone(), Body::Secret(s))
             }
+            Kind::Ingress => {
+                let i: kube::Ingress = self.parse(value)?;
+                (i.metadata.clone(), Body::Ingress(i))
+            }
+            Kind::IngressClass => {
+                let c: kube::IngressClass = self.parse(value)?;
+                (c.metadata.clone(), Body::IngressClass(c))
+            }
         })
     }
 
@@ -486,6 +499,8 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         ("", "Secret") => Kind::Secret,
         ("", "ConfigMap") if meta.name.as_deref() == Some(MESH_CONFIGMAP_NAME) => Kind::MeshConfig,
         ("discovery.k8s.io", "EndpointSlice") => Kind::EndpointSlice,
+        ("networking.k8s.io", "Ingress") => Kind::Ingress,
+        ("networking.k8s.io", "IngressClass") => Kind::IngressClass,
         (groups::NETWORKING, "VirtualService") => Kind::VirtualService,
         (groups::NETWORKING, "DestinationRule") => Kind::DestinationRule,
         (groups::NETWORKING, "Sidecar") => Kind::Sidecar,

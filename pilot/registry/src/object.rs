@@ -46,6 +46,10 @@ pub enum Kind {
     Secret,
     /// networking.istio.io Gateway.
     Gateway,
+    /// networking.k8s.io/v1 Ingress (served as a Gateway and VirtualServices).
+    Ingress,
+    /// networking.k8s.io/v1 IngressClass (cluster-scoped).
+    IngressClass,
 }
 
 impl Kind {
@@ -69,6 +73,8 @@ impl Kind {
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::Secret => "Secret",
             Kind::Gateway => "Gateway",
+            Kind::Ingress => "Ingress",
+            Kind::IngressClass => "IngressClass",
         }
     }
 }
@@ -104,7 +110,7 @@ impl ObjectKey {
     /// defaults to `default` (as kubectl does) and is empty for Namespaces.
     pub fn from_meta(kind: Kind, meta: &ObjectMeta) -> Self {
         let namespace = match kind {
-            Kind::Namespace => String::new(),
+            Kind::Namespace | Kind::IngressClass => String::new(),
             _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
         };
         Self::new(kind, namespace, meta.name.clone().unwrap_or_default())
@@ -184,6 +190,10 @@ pub enum Body {
     Secret(kube::Secret),
     /// Gateway.
     Gateway(GatewaySpec),
+    /// Ingress.
+    Ingress(kube::Ingress),
+    /// IngressClass.
+    IngressClass(kube::IngressClass),
 }
 
 impl Body {
@@ -207,6 +217,8 @@ impl Body {
             Body::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Body::Secret(_) => Kind::Secret,
             Body::Gateway(_) => Kind::Gateway,
+            Body::Ingress(_) => Kind::Ingress,
+            Body::IngressClass(_) => Kind::IngressClass,
         }
     }
 }

@@ -99,9 +99,11 @@ pub(crate) fn gateway_resources(
     scope: &Scope,
 ) -> GatewayResources {
     let mut by_port: BTreeMap<u16, Vec<Bound<'_>>> = BTreeMap::new();
+    let listen = crate::proxy::gateway_listen_ports(snapshot, proxy);
     for g in selected(snapshot, proxy) {
         for (index, server) in g.servers.iter().enumerate() {
-            by_port.entry(server.port).or_default().push(Bound {
+            let port = listen.get(&server.port).copied().unwrap_or(server.port);
+            by_port.entry(port).or_default().push(Bound {
                 gateway: g,
                 index,
                 server,

@@ -43,6 +43,19 @@ pub struct InboundPort {
 /// proxy's namespace whose selector matches its labels. Named target ports
 /// resolve through the pod's container ports, which only the store knows.
 pub fn inbound_ports(snapshot: &Snapshot, proxy: &Proxy) -> Vec<InboundPort> {
+    let mut ports: BTreeMap<u16, Protocol> = BTreeMap::new();
+    for (_, port, protocol) in service_ports(snapshot, proxy) {
+        ports.entry(port).or_insert(protocol);
+    }
+    ports
+        .into_iter()
+        .map(|(port, protocol)| InboundPort { port, protocol })
+        .collect()
+}
+
+/// (Service port, target port, protocol) of every Service port selecting
+/// the proxy's pod, by Service hostname.
+fn service_ports(snapshot: &Snapshot, proxy: &Proxy) -> Vec<(u16, u16, Protocol)> {
     let stored = proxy.ips.iter().find_map(|ip| snapshot.workload_by_ip(ip));
     let as_workload = Workload {
         name: proxy.id.pod_name.clone(),
@@ -53,7 +66,7 @@ pub fn inbound_ports(snapshot: &Snapshot, proxy: &Proxy) -> Vec<InboundPort> {
         ready: true,
         named_ports: stored.map(|w| w.named_ports.clone()).unwrap_or_default(),
     };
-    let mut ports: BTreeMap<u16, Protocol> = BTreeMap::new();
+    let mut out = Vec::new();
     for svc in snapshot.services_for_workload(&as_workload) {
         for sp in &svc.ports {
             let target = match &sp.target_port {
@@ -61,14 +74,22 @@ pub fn inbound_ports(snapshot: &Snapshot, proxy: &Proxy) -> Vec<InboundPort> {
                 TargetPort::Name(name) => as_workload.named_ports.get(name).copied(),
             };
             if let Some(port) = target.filter(|p| *p != 0) {
-                ports.entry(port).or_insert(sp.protocol);
+                out.push((sp.port, port, sp.protocol));
             }
         }
     }
-    ports
-        .into_iter()
-        .map(|(port, protocol)| InboundPort { port, protocol })
-        .collect()
+    out
+}
+
+/// Istio's `resolvePorts` for a gateway: a Gateway server port equal to a
+/// port of a Service selecting the gateway pod listens on that port's
+/// target port (Service 80 → 8080); any other number is used as written.
+pub(crate) fn gateway_listen_ports(snapshot: &Snapshot, proxy: &Proxy) -> BTreeMap<u16, u16> {
+    let mut out = BTreeMap::new();
+    for (service_port, target, _) in service_ports(snapshot, proxy) {
+        out.entry(service_port).or_insert(target);
+    }
+    out
 }
 
 /// The proxy's IPs, sorted and deduplicated (prefix ranges of inbound chains).

@@ -98,6 +98,8 @@ pub fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
         "RouteRule" => ("routerules", true),
         "DestinationPolicy" => ("destinationpolicies", true),
         "Lease" => ("leases", true),
+        "Ingress" => ("ingresses", true),
+        "IngressClass" => ("ingressclasses", false),
         other => panic!("fake API server: unknown kind {other}"),
     };
     (format!("{prefix}/{plural}"), namespaced)

@@ -9,6 +9,7 @@
 pub mod delegate;
 pub mod destination_rule;
 pub mod gateway;
+pub mod ingress;
 pub mod kube;
 pub mod route_rule;
 pub mod secret;
