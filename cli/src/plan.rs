@@ -320,7 +320,9 @@ fn pod_plan(
         ..InjectContext::new(values, false)
     };
     let bad = |e: rudder_injector::PodError| origin.err(e.field.clone(), e.message);
-    let external = pod.pointer("/metadata/labels").and_then(|l| l.get(EXTERNAL_LABEL))
+    let external = pod
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(EXTERNAL_LABEL))
         == Some(&json!("true"));
     let (pod, sidecar) = if external {
         let why = format!("an external host stand-in ({EXTERNAL_LABEL}=true): outside the mesh");
@@ -372,7 +374,9 @@ fn pod_plan(
 
 /// Whether `c` runs the agent as a gateway (`agent router ...`).
 fn runs_agent_router(c: &ContainerPlan) -> bool {
-    c.argv.first().is_some_and(|a| a == "agent" || a.ends_with("/agent"))
+    c.argv
+        .first()
+        .is_some_and(|a| a == "agent" || a.ends_with("/agent"))
         && c.argv.get(1).is_some_and(|a| a == "router")
 }
 

@@ -691,11 +691,7 @@ pub fn ingress_traffic(
 
 /// Sends `make(1)` until one succeeds (bounded by 30 s): the first request
 /// through a fresh path may race the last endpoint or route update.
-fn warm_up(
-    probe: &Traffic,
-    what: &str,
-    stopped: &dyn Fn() -> bool,
-) -> Result<(), UpError> {
+fn warm_up(probe: &Traffic, what: &str, stopped: &dyn Fn() -> bool) -> Result<(), UpError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !traffic::send(probe)?
         .outcomes

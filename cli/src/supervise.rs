@@ -182,14 +182,10 @@ impl Supervisor {
             .map(|l| (self.plan.pods[l.index].name.clone(), l.pod.ip()))
             .collect();
         let ports = vip_ports(&self.plan, &ready_ips);
-        for live in self
-            .pods
-            .iter_mut()
-            .filter(|l| {
-                let plan = &self.plan.pods[l.index];
-                !plan.meshed() && !plan.external
-            })
-        {
+        for live in self.pods.iter_mut().filter(|l| {
+            let plan = &self.plan.pods[l.index];
+            !plan.meshed() && !plan.external
+        }) {
             let rules = dnat::render(&ports, false);
             if !changed && live.dnat_installed && rules == live.dnat_rules {
                 continue;

@@ -116,10 +116,10 @@ fn bookinfo_plans_meshed_services_and_an_unmeshed_client() {
         ]
     );
     assert!(
-        mesh.rules
-            .iter()
-            .all(|r| ["DestinationRule", "Gateway"].contains(&r.kind.as_str())
-                || r.object["spec"]["gateways"] == serde_json::json!(["bookinfo-gateway"])),
+        mesh.rules.iter().all(
+            |r| ["DestinationRule", "Gateway"].contains(&r.kind.as_str())
+                || r.object["spec"]["gateways"] == serde_json::json!(["bookinfo-gateway"])
+        ),
         "{:?}",
         mesh.rules.iter().map(|r| &r.kind).collect::<Vec<_>>()
     );
@@ -162,7 +162,10 @@ fn bookinfo_plans_the_default_ingress_gateway_as_a_router_pod() {
     assert!(gw.gateway && !gw.external && !gw.meshed());
     assert_eq!(gw.namespace, "rudder-system");
     assert_eq!(gw.labels["istio"], "ingressgateway");
-    assert!(gw.init.is_empty(), "no proxy-init: a gateway is not captured");
+    assert!(
+        gw.init.is_empty(),
+        "no proxy-init: a gateway is not captured"
+    );
     assert_eq!(gw.containers.len(), 1);
     let agent = &gw.containers[0];
     assert_eq!(agent.argv[..2], ["agent", "router"]);
@@ -193,7 +196,11 @@ fn bookinfo_plans_the_default_ingress_gateway_as_a_router_pod() {
         .iter()
         .find(|s| s.def.name == "rudder-ingressgateway")
         .unwrap();
-    let ready = [("rudder-ingressgateway-0".to_string(), "198.18.0.9".parse().unwrap())].into();
+    let ready = [(
+        "rudder-ingressgateway-0".to_string(),
+        "198.18.0.9".parse().unwrap(),
+    )]
+    .into();
     assert_eq!(
         mesh.endpoints(svc, 80, &ready),
         [("198.18.0.9".parse().unwrap(), 8080)]
