@@ -6,14 +6,14 @@
 //!    succeeds, v3 gets 1%: with n = 2000, p = 0.01 the count of v3 has mean
 //!    20 and standard deviation 4.45; we accept 1..=42 (mean ± 5σ, and at
 //!    least one: P(0) = 0.99^2000 ≈ 2e-9), v2 never;
-//! 2b. the ingress gateway pod (manifests/ingressgateway.yaml, Istio's
+//! 3. the ingress gateway pod (manifests/ingressgateway.yaml, Istio's
 //!    bookinfo-gateway.yaml unchanged): curl from the host to the address
 //!    `rudder mesh status` prints reaches productpage (exact /productpage;
 //!    other paths 404 at the gateway), and 2000 requests through it with
 //!    `rudder mesh load --via-ingress` show the same 99/1 split;
-//! 3. `rudder mesh apply` the jason rule: `end-user: jason` → v2 only,
+//! 4. `rudder mesh apply` the jason rule: `end-user: jason` → v2 only,
 //!    everyone else → v1 only;
-//! 4. `rudder mesh down`: no namespace, link, process, host iptables rule,
+//! 5. `rudder mesh down`: no namespace, link, process, host iptables rule,
 //!    state, /etc/netns entry or Envoy shared memory of the run is left.
 //!
 //! Needs root, Envoy and iptables: without them it says why and returns,
