@@ -6,7 +6,10 @@
 # bookinfo (samples/bookinfo) with the 99/1 canary (reviews v1 → v3) active:
 # every pod a network namespace with its app, proxy-init's iptables rules and
 # an agent-supervised Envoy, configured by pilot. It prints the split it
-# measured and exits leaving nothing behind. Extra arguments go to
+# measured from the unmeshed sleep pod, then reaches productpage from this host
+# through the ingress gateway (Istio's bookinfo-gateway.yaml, the same 99/1
+# rule behind it: what `curl http://<ingress>/productpage` answers, and the
+# split that way), and exits leaving nothing behind. Extra arguments go to
 # `rudder mesh up` (e.g. --keep to leave the mesh running, -n 5000).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)

@@ -10,7 +10,7 @@ use rudder_harness::{Net, StateRecord};
 use crate::manifest;
 use crate::pilot::{self, stop_host_process, ConfigDir};
 use crate::record::{log_path, record_path, HostProcess, PodEntry, RecordError, RunnerRecord};
-use crate::runner::{pick_client, traffic_for, UpError};
+use crate::runner::{ingress_traffic, pick_client, traffic_for, UpError, INGRESS_PATH};
 use crate::traffic::{self, Split};
 
 /// What `down` removed, in plain words.
@@ -159,6 +159,12 @@ pub fn status(
         for p in &r.pods {
             pod_status(&mut out, p, state.as_ref(), &conns);
         }
+        if let Some(addr) = r.ingress() {
+            let _ = writeln!(
+                out,
+                "  ingress: http://{addr} (from this host: curl -s http://{addr}{INGRESS_PATH}; rudder mesh load --via-ingress)"
+            );
+        }
         let rules = ConfigDir(r.config_dir.clone()).rules();
         let _ = writeln!(
             out,
@@ -204,11 +210,16 @@ fn pod_status(
         .any(|c| c.node_id.contains(&format!("~{}~", p.ip)));
     let _ = writeln!(
         out,
-        "  {}/{}  {}  sidecar: {}  ready: {}  processes: {alive}/{} alive{}",
+        "  {}/{}  {}  {}  ready: {}  processes: {alive}/{} alive{}",
         p.namespace,
         p.name,
         p.ip,
-        if p.sidecar { "yes" } else { "no" },
+        match (p.sidecar, p.ingress.is_some(), p.external) {
+            (true, _, _) => "sidecar: yes",
+            (_, true, _) => "gateway",
+            (_, _, true) => "external (outside the mesh)",
+            _ => "sidecar: no",
+        },
         if p.ready { "yes" } else { "no" },
         procs.len(),
         if connected {
@@ -269,20 +280,45 @@ pub fn apply(
 pub fn load(
     runner_root: &Path,
     name: &str,
-    client: Option<&str>,
-    url: &str,
+    from: From<'_>,
+    url: Option<&str>,
     headers: &[String],
     count: usize,
     split_by: &str,
 ) -> Result<Split, UpError> {
     let r = RunnerRecord::load(runner_root, name)?;
-    let c = pick_client(&r, client).ok_or_else(|| {
-        UpError::Timeout(format!("no pod {:?} in mesh {name}", client.unwrap_or("")))
-    })?;
     let headers = headers
         .iter()
         .map(|h| traffic::parse_header(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let t = traffic_for(&r, c, url, headers, count)?;
+    let t = match from {
+        From::Pod(client) => {
+            let c = pick_client(&r, client).ok_or_else(|| {
+                UpError::Timeout(format!("no pod {:?} in mesh {name}", client.unwrap_or("")))
+            })?;
+            traffic_for(&r, c, url.unwrap_or(DEFAULT_URL), headers, count)?
+        }
+        From::Ingress => {
+            let ingress = r.ingress().ok_or_else(|| {
+                UpError::Timeout(format!(
+                    "mesh {name} has no ingress gateway (a Deployment running `agent router` or labelled istio: ingressgateway)"
+                ))
+            })?;
+            let default = format!("http://{ingress}{INGRESS_PATH}");
+            ingress_traffic(ingress, url.unwrap_or(&default), headers, count)?
+        }
+    };
     Ok(traffic::split(&traffic::send(&t)?, split_by))
+}
+
+/// The default URL of `load` from a client pod (bookinfo's productpage).
+pub const DEFAULT_URL: &str = "http://productpage.default:9080/";
+
+/// Where `load` sends from.
+#[derive(Clone, Copy, Debug)]
+pub enum From<'a> {
+    /// A client pod (default: as [`pick_client`] picks).
+    Pod(Option<&'a str>),
+    /// This host, to the mesh's ingress gateway.
+    Ingress,
 }

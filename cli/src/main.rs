@@ -45,7 +45,7 @@ enum Mesh {
     Apply(ApplyArgs),
     /// Remove the objects of route rule files from a running mesh.
     Delete(ApplyArgs),
-    /// Send requests from a client pod of a running mesh and print the split.
+    /// Send requests from a client pod (or the host, through the ingress gateway) and print the split.
     Load(LoadArgs),
 }
 
@@ -118,7 +118,7 @@ struct UpArgs {
     #[arg(long)]
     client: Option<String>,
     /// Demo URL, resolved like the client pod's /etc/hosts.
-    #[arg(long, default_value = "http://productpage.bookinfo:9080/")]
+    #[arg(long, default_value = admin::DEFAULT_URL)]
     url: String,
     /// Count answers by the first `<KEY>-<version>` token in their body.
     #[arg(long, default_value = "reviews")]
@@ -159,9 +159,14 @@ struct LoadArgs {
     /// Instance name.
     #[arg(long, default_value = DEFAULT_NAME, value_parser = instance_name)]
     name: String,
-    /// URL, resolved like the client pod's /etc/hosts.
-    #[arg(default_value = "http://productpage.bookinfo:9080/")]
-    url: String,
+    /// URL, resolved like the client pod's /etc/hosts (default
+    /// http://productpage.default:9080/). With --via-ingress its host is the
+    /// Host header sent to the gateway (default http://<ingress>/productpage).
+    url: Option<String>,
+    /// Send from this host to the mesh's ingress gateway (the address
+    /// `rudder mesh status` prints) instead of from a client pod.
+    #[arg(long, conflicts_with = "client")]
+    via_ingress: bool,
     /// Number of requests.
     #[arg(short = 'n', long, default_value_t = 2000)]
     requests: usize,
@@ -218,11 +223,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Mesh::Apply(a) => apply(a, false),
         Mesh::Delete(a) => apply(a, true),
         Mesh::Load(a) => {
+            let from = if a.via_ingress {
+                admin::From::Ingress
+            } else {
+                admin::From::Pod(a.client.as_deref())
+            };
             let split = admin::load(
                 &a.roots.runner_root,
                 &a.name,
-                a.client.as_deref(),
-                &a.url,
+                from,
+                a.url.as_deref(),
                 &a.headers,
                 a.requests,
                 &a.split_by,

@@ -17,6 +17,15 @@ use crate::manifest::{Manifest, ManifestError, Origin, RuleObject, ServiceDef, T
 /// The sidecar container's name in the template (to tell it from apps).
 pub use rudder_injector::sidecar::SIDECAR_CONTAINER_NAME;
 
+/// The label that marks a pod as a stand-in for a host outside the mesh
+/// (value `"true"`): the runner runs it without a sidecar, does not tell
+/// pilot about it (no Pod object, never a Service endpoint, no DNAT rules),
+/// so meshed pods reach it only through a ServiceEntry naming its address.
+pub const EXTERNAL_LABEL: &str = "rudder.io/external";
+
+/// Gateway pod labels (Istio's): such a pod runs `agent router`, never a sidecar.
+const GATEWAY_LABELS: [&str; 2] = ["ingressgateway", "egressgateway"];
+
 /// First VIP index handed out (`.1` is the `kubernetes` Service's on a cluster).
 const FIRST_VIP: u64 = 10;
 
@@ -70,9 +79,26 @@ pub struct PodPlan {
     pub containers: Vec<ContainerPlan>,
     /// Where it came from.
     pub origin: Origin,
+    /// A gateway pod (its agent runs `agent router`, or it carries Istio's
+    /// `istio: ingressgateway`/`egressgateway` label): unmeshed, no capture,
+    /// its agent pointed at the local pilot.
+    pub gateway: bool,
+    /// A stand-in for an external host ([`EXTERNAL_LABEL`]).
+    pub external: bool,
 }
 
 impl PodPlan {
+    /// The port a gateway pod serves plain HTTP on, as the host reaches it:
+    /// its container port named `http2` or `http` (Istio's gateway names),
+    /// else 8080.
+    pub fn ingress_port(&self) -> Option<u16> {
+        self.gateway.then(|| {
+            self.named_port("http2")
+                .or_else(|| self.named_port("http"))
+                .unwrap_or(8080)
+        })
+    }
+
     /// Whether the pod carries a sidecar.
     pub fn meshed(&self) -> bool {
         self.sidecar.is_ok()
@@ -115,6 +141,7 @@ impl MeshPlan {
         let mut out = Vec::new();
         for pod in &self.pods {
             let selected = !service.def.selector.is_empty()
+                && !pod.external
                 && pod.namespace == service.def.namespace
                 && service
                     .def
@@ -293,9 +320,18 @@ fn pod_plan(
         ..InjectContext::new(values, false)
     };
     let bad = |e: rudder_injector::PodError| origin.err(e.field.clone(), e.message);
-    let (pod, sidecar) = match inject(&pod, &ctx).map_err(bad)? {
-        Decision::Injected(p) => (p, Ok(())),
-        Decision::Skipped(reason) => (pod, Err(reason.to_string())),
+    let external = pod
+        .pointer("/metadata/labels")
+        .and_then(|l| l.get(EXTERNAL_LABEL))
+        == Some(&json!("true"));
+    let (pod, sidecar) = if external {
+        let why = format!("an external host stand-in ({EXTERNAL_LABEL}=true): outside the mesh");
+        (pod, Err(why))
+    } else {
+        match inject(&pod, &ctx).map_err(bad)? {
+            Decision::Injected(p) => (p, Ok(())),
+            Decision::Skipped(reason) => (pod, Err(reason.to_string())),
+        }
     };
     let labels =
         crate::manifest::string_map(pod.pointer("/metadata/labels"), origin, "metadata.labels")?;
@@ -305,7 +341,17 @@ fn pod_plan(
         "metadata.annotations",
     )?;
     let spec = &pod["spec"];
-    let (init, containers) = container_plans(spec, origin)?;
+    let (init, mut containers) = container_plans(spec, origin)?;
+    let gateway = !external
+        && (labels
+            .get("istio")
+            .is_some_and(|v| GATEWAY_LABELS.contains(&v.as_str()))
+            || containers.iter().any(runs_agent_router));
+    if gateway {
+        for c in containers.iter_mut().filter(|c| runs_agent_router(c)) {
+            point_at_local_pilot(&mut c.argv, values);
+        }
+    }
     let volumes = container::volumes(spec, origin)?;
     check_mounts(&init, &containers, &volumes, origin)?;
     Ok(PodPlan {
@@ -321,7 +367,43 @@ fn pod_plan(
         init,
         containers,
         origin: origin.clone(),
+        gateway,
+        external,
     })
+}
+
+/// Whether `c` runs the agent as a gateway (`agent router ...`).
+fn runs_agent_router(c: &ContainerPlan) -> bool {
+    c.argv
+        .first()
+        .is_some_and(|a| a == "agent" || a.ends_with("/agent"))
+        && c.argv.get(1).is_some_and(|a| a == "router")
+}
+
+/// A gateway's agent finds pilot through the cluster's Service name
+/// (`rudder-pilot.rudder-system.svc:15012`); the local mesh has no such
+/// Service, so its `--discovery-address` and `--ca-address` become the
+/// local pilot's, the addresses the injector gives sidecars.
+fn point_at_local_pilot(argv: &mut [String], values: &Values) {
+    for i in 1..argv.len() {
+        let (flag, rest) = argv.split_at_mut(i);
+        let value = match flag[i - 1].as_str() {
+            "--discovery-address" => &values.discovery_address,
+            "--ca-address" => &values.ca_address,
+            _ => continue,
+        };
+        rest[0].clone_from(value);
+    }
+    for a in argv.iter_mut() {
+        for (flag, value) in [
+            ("--discovery-address=", &values.discovery_address),
+            ("--ca-address=", &values.ca_address),
+        ] {
+            if a.starts_with(flag) {
+                *a = format!("{flag}{value}");
+            }
+        }
+    }
 }
 
 /// The Pod a workload's template makes (named `name`, in the workload's

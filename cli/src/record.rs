@@ -114,6 +114,13 @@ pub struct PodEntry {
     pub sidecar: bool,
     /// Last readiness seen by the runner.
     pub ready: bool,
+    /// A gateway pod: where the host reaches its plain-HTTP port
+    /// (`<pod IP>:<port>`; the bridge routes the pod's address from the host).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress: Option<SocketAddr>,
+    /// A stand-in for an external host (outside the mesh, unknown to pilot).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 /// The runner's record of one instance.
@@ -216,6 +223,11 @@ impl RunnerRecord {
         self.pods.iter().find(|p| p.name == name)
     }
 
+    /// The first gateway pod's host-reachable HTTP address.
+    pub fn ingress(&self) -> Option<SocketAddr> {
+        self.pods.iter().find_map(|p| p.ingress)
+    }
+
     /// Resolves a host name as the pod `from`'s `/etc/hosts` does: `name`
     /// (same namespace), `name.ns`, `name.ns.svc`, `name.ns.svc.cluster.local`.
     pub fn resolve(&self, host: &str, from: &PodEntry) -> Option<&ServiceEntry> {
@@ -259,6 +271,8 @@ mod tests {
                     netns: "rdr-demo-sleep-0".into(),
                     sidecar: false,
                     ready: true,
+                    ingress: None,
+                    external: false,
                 },
                 PodEntry {
                     name: "productpage-v1-0".into(),
@@ -267,6 +281,18 @@ mod tests {
                     netns: "rdr-demo-productpage-v1-0".into(),
                     sidecar: true,
                     ready: true,
+                    ingress: None,
+                    external: false,
+                },
+                PodEntry {
+                    name: "rudder-ingressgateway-0".into(),
+                    namespace: "rudder-system".into(),
+                    ip: Ipv4Addr::new(198, 18, 0, 4),
+                    netns: "rdr-demo-rudder-ingressgateway-0".into(),
+                    sidecar: false,
+                    ready: true,
+                    ingress: Some("198.18.0.4:8080".parse().unwrap()),
+                    external: false,
                 },
             ],
             keep: true,
@@ -285,6 +311,10 @@ mod tests {
             .to_string();
         assert!(err.contains("no local mesh named \"other\""), "{err}");
         assert!(r.runner.alive());
+        assert_eq!(r.ingress(), Some("198.18.0.4:8080".parse().unwrap()));
+        let old = r#"{"name": "a", "namespace": "b", "ip": "198.18.0.9", "netns": "n", "sidecar": false, "ready": true}"#;
+        let entry: PodEntry = serde_json::from_str(old).unwrap();
+        assert_eq!((entry.ingress, entry.external), (None, false));
     }
 
     #[test]

@@ -332,6 +332,10 @@ fn add_pods(
             netns: pod.netns().into(),
             sidecar: plan.meshed(),
             ready: false,
+            ingress: plan
+                .ingress_port()
+                .map(|port| SocketAddr::from((pod.ip(), port))),
+            external: plan.external,
         });
         inst.save()?;
         let binds = pods::materialise(&pod, &facts, &mesh.services, &node.identity)?;
@@ -343,11 +347,13 @@ fn add_pods(
             path: etc.join("hosts"),
             source,
         })?;
-        config.write(
-            "pods",
-            &format!("pod.{}.{}.json", plan.namespace, plan.name),
-            &pod_object(&facts, false, false),
-        )?;
+        if !plan.external {
+            config.write(
+                "pods",
+                &format!("pod.{}.{}.json", plan.namespace, plan.name),
+                &pod_object(&facts, false, false),
+            )?;
+        }
         started.push((index, pod, binds));
     }
     Ok(started)
@@ -538,7 +544,8 @@ fn wait_all_ready(
     }
 }
 
-/// Waits until every sidecar is connected to pilot and has ACKed what it was sent.
+/// Waits until every sidecar and gateway is connected to pilot and has ACKed
+/// what it was sent.
 fn wait_in_sync(
     inst: &Instance,
     mesh: &MeshPlan,
@@ -548,7 +555,7 @@ fn wait_in_sync(
         .record
         .pods
         .iter()
-        .filter(|p| p.sidecar)
+        .filter(|p| p.sidecar || p.ingress.is_some())
         .map(|p| format!("~{}~", p.ip))
         .collect();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -562,7 +569,10 @@ fn wait_in_sync(
                 .any(|c| c.node_id.contains(ip.as_str()) && c.in_sync)
         });
         if ok {
-            println!("pilot: {} sidecars connected, all in sync", conns.len());
+            println!(
+                "pilot: {} proxies (sidecars and gateways) connected, all in sync",
+                conns.len()
+            );
             return Ok(());
         }
         if stopped() {
@@ -571,7 +581,7 @@ fn wait_in_sync(
         if Instant::now() >= deadline {
             let _ = mesh;
             return Err(UpError::Timeout(
-                "sidecars did not all connect to pilot and ACK their configuration within 60s"
+                "sidecars and gateways did not all connect to pilot and ACK their configuration within 60s"
                     .into(),
             ));
         }
@@ -589,11 +599,15 @@ fn print_pods(record: &RunnerRecord, mesh: &MeshPlan) {
         .unwrap_or(0);
     for (p, plan) in record.pods.iter().zip(&mesh.pods) {
         let who = format!("{}/{}", p.namespace, p.name);
-        let sidecar = match &plan.sidecar {
-            Ok(()) => "sidecar: yes".to_string(),
-            Err(why) => format!("sidecar: no ({why})"),
+        let sidecar = match (&plan.sidecar, p.ingress) {
+            (Ok(()), _) => "sidecar: yes".to_string(),
+            (Err(_), Some(_)) => "gateway (agent router, no sidecar, no capture)".to_string(),
+            (Err(why), None) => format!("sidecar: no ({why})"),
         };
         println!("  {who:<width$}  {:<15}  {sidecar}", p.ip.to_string());
+    }
+    if let Some(addr) = record.ingress() {
+        println!("ingress: http://{addr} (the ingress gateway, reachable from this host)");
     }
 }
 
@@ -605,7 +619,12 @@ pub fn pick_client<'r>(record: &'r RunnerRecord, wanted: Option<&str>) -> Option
             .pods
             .iter()
             .find(|p| p.name.starts_with("sleep"))
-            .or_else(|| record.pods.iter().find(|p| !p.sidecar))
+            .or_else(|| {
+                record
+                    .pods
+                    .iter()
+                    .find(|p| !p.sidecar && p.ingress.is_none() && !p.external)
+            })
             .or(record.pods.first()),
     }
 }
@@ -627,7 +646,7 @@ pub fn traffic_for(
             }
         })?;
     Ok(Traffic {
-        netns: PathBuf::from("/run/netns").join(&client.netns),
+        netns: Some(PathBuf::from("/run/netns").join(&client.netns)),
         addr,
         host: format!("{}:{}", u.host, u.port),
         path: u.path,
@@ -636,6 +655,84 @@ pub fn traffic_for(
         concurrency: 4,
         timeout: Duration::from_secs(300),
     })
+}
+
+/// The path the ingress demo and `load --via-ingress` ask for: Istio's
+/// bookinfo-gateway.yaml routes exactly `/productpage` to productpage.
+pub const INGRESS_PATH: &str = "/productpage";
+
+/// Builds the traffic for `url` sent from the host to the ingress gateway at
+/// `ingress`: the URL's host (and port) becomes the Host header, its path
+/// the request's (`http://bookinfo.example.com/productpage` asks the
+/// gateway for that virtual host).
+pub fn ingress_traffic(
+    ingress: SocketAddr,
+    url: &str,
+    headers: Vec<(String, String)>,
+    count: usize,
+) -> Result<Traffic, UpError> {
+    let u = traffic::parse_url(url)?;
+    let host = if u.port == 80 {
+        u.host
+    } else {
+        format!("{}:{}", u.host, u.port)
+    };
+    Ok(Traffic {
+        netns: None,
+        addr: ingress,
+        host,
+        path: u.path,
+        headers,
+        count,
+        concurrency: 4,
+        timeout: Duration::from_secs(300),
+    })
+}
+
+/// Sends `make(1)` until one succeeds (bounded by 30 s): the first request
+/// through a fresh path may race the last endpoint or route update.
+fn warm_up(probe: &Traffic, what: &str, stopped: &dyn Fn() -> bool) -> Result<(), UpError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !traffic::send(probe)?
+        .outcomes
+        .iter()
+        .all(|o| o.is_success())
+    {
+        if stopped() {
+            return Err(UpError::Interrupted);
+        }
+        if Instant::now() >= deadline {
+            return Err(UpError::Timeout(format!("{what} never answered")));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
+/// The demo through the ingress gateway: from the host (as
+/// `curl http://<ingress>/productpage` would), the first answer, then the
+/// split of `requests` requests.
+fn ingress_demo(
+    ingress: SocketAddr,
+    requests: usize,
+    split_by: &str,
+    stopped: &dyn Fn() -> bool,
+) -> Result<(), UpError> {
+    let url = format!("http://{ingress}{INGRESS_PATH}");
+    let probe = ingress_traffic(ingress, &url, Vec::new(), 1)?;
+    warm_up(&probe, &format!("{url} (the ingress gateway)"), stopped)?;
+    let first = traffic::send(&probe)?;
+    println!("\nFrom this host through the ingress gateway: curl -s {url}");
+    if let Some(o) = first.outcomes.first() {
+        for line in o.body.lines() {
+            println!("  {line}");
+        }
+    }
+    println!("Sending {requests} requests to {url} from this host (ingress gateway → productpage → reviews)...");
+    let t = ingress_traffic(ingress, &url, Vec::new(), requests)?;
+    let split = traffic::split(&traffic::send(&t)?, split_by);
+    print!("{}", traffic::format_split(&split));
+    Ok(())
 }
 
 fn demo(
@@ -652,23 +749,11 @@ fn demo(
     // Warm-up: the first request through a fresh path may race the last
     // endpoint update; wait (bounded) until one succeeds before measuring.
     let probe = traffic_for(record, client, &opts.url, Vec::new(), 1)?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !traffic::send(&probe)?
-        .outcomes
-        .iter()
-        .all(|o| o.is_success())
-    {
-        if stopped() {
-            return Err(UpError::Interrupted);
-        }
-        if Instant::now() >= deadline {
-            return Err(UpError::Timeout(format!(
-                "{} never answered from pod {}",
-                opts.url, client.name
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    warm_up(
+        &probe,
+        &format!("{} from pod {}", opts.url, client.name),
+        stopped,
+    )?;
     println!(
         "Sending {} requests to {} from pod {}/{} ({})...",
         opts.requests,
@@ -684,6 +769,9 @@ fn demo(
     let t = traffic_for(record, client, &opts.url, Vec::new(), opts.requests)?;
     let split = traffic::split(&traffic::send(&t)?, &opts.split_by);
     print!("{}", traffic::format_split(&split));
+    if let Some(ingress) = record.ingress() {
+        ingress_demo(ingress, opts.requests, &opts.split_by, stopped)?;
+    }
     Ok(())
 }
 
@@ -701,6 +789,10 @@ fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
             "  ip netns exec {} curl -s -H 'end-user: jason' {}",
             c.netns, opts.url
         );
+    }
+    if let Some(ingress) = record.ingress() {
+        println!("  curl -s http://{ingress}{INGRESS_PATH}    # from this host, through the ingress gateway");
+        println!("  rudder mesh load{name} --via-ingress -n 1000");
     }
     let variant = opts.dir.join("rules/reviews-50-50.yaml");
     let rule = if variant.exists() {

@@ -140,6 +140,16 @@ impl Supervisor {
                     .all(|r| container_ready(&live.pod, &r.plan, &r.process));
             if live.ready != Some(ready) {
                 let plan = &self.plan.pods[live.index];
+                if plan.external {
+                    // Outside the mesh: pilot never hears of it.
+                    live.ready = Some(ready);
+                    self.shared
+                        .ready
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(plan.name.clone(), ready);
+                    continue;
+                }
                 let facts = PodFacts {
                     plan,
                     ip: live.pod.ip(),
@@ -172,11 +182,10 @@ impl Supervisor {
             .map(|l| (self.plan.pods[l.index].name.clone(), l.pod.ip()))
             .collect();
         let ports = vip_ports(&self.plan, &ready_ips);
-        for live in self
-            .pods
-            .iter_mut()
-            .filter(|l| !self.plan.pods[l.index].meshed())
-        {
+        for live in self.pods.iter_mut().filter(|l| {
+            let plan = &self.plan.pods[l.index];
+            !plan.meshed() && !plan.external
+        }) {
             let rules = dnat::render(&ports, false);
             if !changed && live.dnat_installed && rules == live.dnat_rules {
                 continue;

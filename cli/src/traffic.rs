@@ -91,8 +91,9 @@ pub fn parse_header(h: &str) -> Result<(String, String), TrafficError> {
 /// What to send.
 #[derive(Clone, Debug)]
 pub struct Traffic {
-    /// `/run/netns/<client>`.
-    pub netns: PathBuf,
+    /// `/run/netns/<client>`; `None`: from the host itself (e.g. into the
+    /// ingress gateway, whose pod address the bridge routes).
+    pub netns: Option<PathBuf>,
     /// Where to connect (the VIP and port).
     pub addr: SocketAddr,
     /// Host header (`name:port`, as curl would send).
@@ -112,13 +113,18 @@ pub struct Traffic {
 /// Sends `t` from inside the client pod; returns every outcome.
 pub fn send(t: &Traffic) -> Result<LoadReport, TrafficError> {
     let enter_err = |message: String| TrafficError::Enter {
-        path: t.netns.clone(),
+        path: t.netns.clone().unwrap_or_default(),
         message,
     };
-    let file = File::open(&t.netns).map_err(|e| enter_err(e.to_string()))?;
+    let file = match &t.netns {
+        Some(path) => Some(File::open(path).map_err(|e| enter_err(e.to_string()))?),
+        None => None,
+    };
     std::thread::scope(|s| {
         s.spawn(move || {
-            setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| enter_err(e.to_string()))?;
+            if let Some(file) = &file {
+                setns(file, CloneFlags::CLONE_NEWNET).map_err(|e| enter_err(e.to_string()))?;
+            }
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -6,9 +6,14 @@
 //!    succeeds, v3 gets 1%: with n = 2000, p = 0.01 the count of v3 has mean
 //!    20 and standard deviation 4.45; we accept 1..=42 (mean ± 5σ, and at
 //!    least one: P(0) = 0.99^2000 ≈ 2e-9), v2 never;
-//! 3. `rudder mesh apply` the jason rule: `end-user: jason` → v2 only,
+//! 3. the ingress gateway pod (manifests/ingressgateway.yaml, Istio's
+//!    bookinfo-gateway.yaml unchanged): curl from the host to the address
+//!    `rudder mesh status` prints reaches productpage (exact /productpage;
+//!    other paths 404 at the gateway), and 2000 requests through it with
+//!    `rudder mesh load --via-ingress` show the same 99/1 split;
+//! 4. `rudder mesh apply` the jason rule: `end-user: jason` → v2 only,
 //!    everyone else → v1 only;
-//! 4. `rudder mesh down`: no namespace, link, process, host iptables rule,
+//! 5. `rudder mesh down`: no namespace, link, process, host iptables rule,
 //!    state, /etc/netns entry or Envoy shared memory of the run is left.
 //!
 //! Needs root, Envoy and iptables: without them it says why and returns,
@@ -58,6 +63,13 @@ impl Mesh {
             args.extend(["-H", h]);
         }
         let out = self.cmd(&args);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("load output is not JSON ({e})"))
+    }
+
+    fn load_via_ingress(&self, n: usize) -> serde_json::Value {
+        let n = n.to_string();
+        let out = self.cmd(&["mesh", "load", "--via-ingress", "-n", &n, "--json"]);
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("load output is not JSON ({e})"))
     }
@@ -159,17 +171,28 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
             + &String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             assert!(
-                text.contains("bookinfo/productpage-v1-0") && text.contains("sidecar: yes"),
+                text.contains("default/productpage-v1-0") && text.contains("sidecar: yes"),
                 "{text}"
             );
             assert!(
-                text.contains("default/sleep-0")
+                text.contains("sleep/sleep-0")
                     && text.contains(
                         "sidecar: no (namespace is not labelled istio-injection=enabled)"
                     ),
                 "{text}"
             );
-            assert!(text.contains("100 requests, 100 succeeded"), "{text}");
+            assert!(
+                text.contains("rudder-system/rudder-ingressgateway-0")
+                    && text.contains("gateway (agent router, no sidecar, no capture)")
+                    && text.contains("ingress: http://"),
+                "{text}"
+            );
+            // The demo: from the sleep pod, then from the host through the gateway.
+            assert_eq!(
+                text.matches("100 requests, 100 succeeded").count(),
+                2,
+                "{text}"
+            );
             mesh = Some(m);
             break;
         }
@@ -209,7 +232,7 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
             "-sS",
             "--max-time",
             "10",
-            "http://productpage.bookinfo:9080/",
+            "http://productpage.default:9080/",
         ])
         .output()
         .unwrap();
@@ -221,6 +244,65 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
         "curl: {body} {}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // 2b. From the host through the ingress gateway, at the address status prints.
+    let ingress = record.ingress().expect("the ingress gateway's address");
+    let gateway = record
+        .pods
+        .iter()
+        .find(|p| p.name == "rudder-ingressgateway-0")
+        .expect("the gateway pod");
+    assert_eq!(
+        (gateway.namespace.as_str(), gateway.sidecar, gateway.ingress),
+        ("rudder-system", false, Some(ingress))
+    );
+    assert_eq!(ingress.port(), 8080);
+    let status = String::from_utf8_lossy(&mesh.cmd(&["mesh", "status"]).stdout).into_owned();
+    assert!(
+        status.contains(&format!("ingress: http://{ingress}")),
+        "{status}"
+    );
+    let curl = |path: &str| {
+        Command::new("curl")
+            .args(["-sS", "--max-time", "10", "-w", "\n%{http_code}"])
+            .arg(format!("http://{ingress}{path}"))
+            .output()
+            .unwrap()
+    };
+    let out = curl("/productpage");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        body.starts_with("productpage-v1")
+            && body.contains("details-v1")
+            && body.contains("reviews-v")
+            && body.ends_with("\n200"),
+        "curl from the host through the gateway: {body} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = curl("/not-routed");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("\n404"),
+        "bookinfo-gateway.yaml routes only its paths: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let split = mesh.load_via_ingress(2000);
+    assert_eq!(
+        (split["total"].as_u64(), split["succeeded"].as_u64()),
+        (Some(2000), Some(2000)),
+        "{split}"
+    );
+    let v = versions(&split);
+    let v3 = v.get("reviews-v3").copied().unwrap_or(0);
+    assert_eq!(
+        v.get("reviews-v1").copied().unwrap_or(0) + v3,
+        2000,
+        "through the gateway, only v1 and v3 may answer: {v:?}"
+    );
+    assert!(
+        (1..=42).contains(&v3),
+        "through the gateway v3 got {v3} of 2000 (expected 20 ± 22): {v:?}"
+    );
+    println!("through the ingress gateway: {v:?}");
 
     // 2. Switch rules live: jason → v2, everyone else → v1.
     assert!(mesh
@@ -272,7 +354,7 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let details_status = || http_code(&sleep.netns, "http://details.bookinfo:9080/details", 5);
+    let details_status = || http_code(&sleep.netns, "http://details.default:9080/details", 5);
     let started = Instant::now();
     let restarted = loop {
         if let Some(pid) = app_pid("details-v1-0").filter(|p| *p != crashed) {
@@ -295,7 +377,7 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
     let status = String::from_utf8_lossy(&mesh.cmd(&["mesh", "status"]).stdout).into_owned();
     assert!(
         status.contains(&format!("mesh {}: runner running", mesh.name))
-            && status.contains("pilot's connected proxies: 6"),
+            && status.contains("pilot's connected proxies: 7"),
         "{status}"
     );
     let base_ids: Vec<PathBuf> = std::fs::read_dir(record.state_dir.join("pods"))
@@ -312,8 +394,8 @@ fn bookinfo_canary_split_header_routing_and_clean_teardown() {
         .collect();
     assert_eq!(
         base_ids.len(),
-        6,
-        "one Envoy family per meshed pod: {base_ids:?}"
+        7,
+        "one Envoy family per meshed pod and one for the gateway: {base_ids:?}"
     );
     let shm: Vec<PathBuf> = base_ids
         .iter()

@@ -4,7 +4,7 @@
 //! One bookinfo mesh (auto mTLS between sidecars) serves three checks:
 //! - the certificate details' sidecar presents on its app port (inbound
 //!   PERMISSIVE chain, picked by ALPN `istio`) verifies against the mesh root
-//!   and carries `spiffe://cluster.local/ns/bookinfo/sa/bookinfo-details`,
+//!   and carries `spiffe://cluster.local/ns/default/sa/bookinfo-details`,
 //!   read with `openssl s_client` from the unmeshed `sleep` pod;
 //! - PERMISSIVE (the default) serves both the plaintext `sleep` pod and the
 //!   meshed productpage; STRICT refuses `sleep` while productpage still gets
@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 
 use common::{http_code, prerequisites, Mesh};
 
-const DETAILS: &str = "http://details.bookinfo:9080/details";
+const DETAILS: &str = "http://details.default:9080/details";
 
 /// `openssl s_client` from `netns` to `addr` offering ALPN `istio`, verifying
 /// against `root`: (its output, the URI SANs of the leaf certificate).
@@ -85,7 +85,7 @@ fn spiffe_certificates_strict_permissive_and_authorization() {
     let (handshake, sans) = peer_certificate(&sleep.netns, &format!("{}:9080", details.ip), &root);
     eprintln!("details presents: {}", sans.trim());
     assert!(
-        sans.contains("URI:spiffe://cluster.local/ns/bookinfo/sa/bookinfo-details"),
+        sans.contains("URI:spiffe://cluster.local/ns/default/sa/bookinfo-details"),
         "SANs: {sans}\n{handshake}"
     );
     assert!(
@@ -156,7 +156,7 @@ fn spiffe_certificates_strict_permissive_and_authorization() {
         "bookinfo-productpage: {allowed}"
     );
     // The whole page (productpage → details, reviews → ratings) still works.
-    let page = mesh.load(&sleep.name, "http://productpage.bookinfo:9080/", 20);
+    let page = mesh.load(&sleep.name, "http://productpage.default:9080/", 20);
     assert_eq!(page["succeeded"].as_u64(), Some(20), "productpage: {page}");
 
     let out = mesh.cmd(&["mesh", "down"]);

@@ -123,7 +123,7 @@ fn run_mode(mode: &'static str, salt: u32) -> ModeReport {
                     "\nhttp_version=%{http_version}\n",
                 ])
                 .arg(format!(
-                    "http://details.bookinfo:9080/stream?seconds={seconds}"
+                    "http://details.default:9080/stream?seconds={seconds}"
                 ))
                 .stdin(Stdio::null())
                 .output()
@@ -146,7 +146,7 @@ fn run_mode(mode: &'static str, salt: u32) -> ModeReport {
             .args(["ip", "netns", "exec", &client.netns, "python3"])
             .arg(&script)
             .args([
-                "http://details.bookinfo:9080/details",
+                "http://details.default:9080/details",
                 &LOAD_SECONDS.to_string(),
             ])
             .stdin(Stdio::null())
