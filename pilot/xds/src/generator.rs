@@ -517,6 +517,9 @@ impl Generator {
             // `listeners` returns the proxy's own listeners first, then the
             // shared service listeners.
             built.truncate(built.len() - chains.vip_listeners.len());
+            // Kept for the generator's life, once per proxy: not with the
+            // capacity of the whole listener list.
+            built.shrink_to_fit();
             let (refs, problems) = Refs::of(built.iter().map(|(n, r)| (n, r)), []);
             let refs = self.ref_names(refs.names());
             Arc::new(OwnListeners {
