@@ -245,6 +245,32 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         "config.istio.io/v1alpha2",
         json!({"destination": {"name": "reviews"}, "loadBalancing": {"name": "RANDOM"}}),
     );
+    add(
+        "ServiceEntry",
+        fields_of::<c::ServiceEntrySpec>(),
+        "networking.istio.io/v1",
+        json!({"hosts": ["api.example.com"],
+               "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+               "resolution": "STATIC",
+               "endpoints": [{"address": "203.0.113.1"}]}),
+    );
+    add(
+        "WorkloadEntry",
+        fields_of::<c::WorkloadEntrySpec>(),
+        "networking.istio.io/v1",
+        json!({"address": "10.1.0.1", "labels": {"app": "vm"}}),
+    );
+    // Subsets of the ServiceEntry's host, for endpoint labels.
+    m.get_mut("ServiceEntry").unwrap().context.push(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
+        "metadata": {"name": "api", "namespace": "default"},
+        "spec": {"host": "api.example.com", "subsets": [{"name": "v1", "labels": {"version": "v1"}}]}}));
+    // The ServiceEntry whose workloadSelector picks the WorkloadEntry.
+    m.get_mut("WorkloadEntry").unwrap().context.push(json!({
+        "apiVersion": "networking.istio.io/v1", "kind": "ServiceEntry",
+        "metadata": {"name": "vm", "namespace": "default"},
+        "spec": {"hosts": ["vm.example.com"], "ports": [{"number": 80, "name": "http", "protocol": "HTTP"}],
+                 "resolution": "STATIC", "workloadSelector": {"labels": {"app": "vm"}}}}));
     // Routes to subset v1, for the settings of a subset that live on its
     // routes (consistent-hash cookies).
     m.get_mut("DestinationRule").unwrap().context.push(json!({

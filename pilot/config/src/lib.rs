@@ -1,5 +1,6 @@
 //! Kube-free spec types for everything pilot reads: Istio's
-//! `networking.istio.io` VirtualService, DestinationRule and Sidecar, `security.istio.io`
+//! `networking.istio.io` VirtualService, DestinationRule, Sidecar, ServiceEntry
+//! and WorkloadEntry, `security.istio.io`
 //! PeerAuthentication and AuthorizationPolicy, the older
 //! `config.istio.io/v1alpha2` RouteRule and DestinationPolicy, trimmed
 //! Kubernetes kinds, and the `rudder-mesh` mesh config.
@@ -34,6 +35,7 @@ pub mod kube;
 pub mod mesh;
 pub mod meta;
 pub mod security;
+pub mod service_entry;
 pub mod sidecar;
 pub mod v1alpha2;
 pub mod virtual_service;
@@ -42,6 +44,7 @@ pub use destination_rule::DestinationRuleSpec;
 pub use mesh::MeshConfigSpec;
 pub use meta::{ObjectMeta, Resource, StringMatch};
 pub use security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
+pub use service_entry::{ServiceEntrySpec, WorkloadEntrySpec};
 pub use sidecar::SidecarSpec;
 pub use v1alpha2::{DestinationPolicySpec, RouteRuleSpec};
 pub use virtual_service::VirtualServiceSpec;
@@ -52,7 +55,7 @@ pub mod groups {
     pub const NETWORKING: &str = "networking.istio.io";
     /// `config.istio.io` (v1alpha2 RouteRule and DestinationPolicy).
     pub const CONFIG: &str = "config.istio.io";
-    /// Versions of `networking.istio.io` accepted for VirtualService, DestinationRule and Sidecar (same spec per kind).
+    /// Versions of `networking.istio.io` accepted for VirtualService, DestinationRule, Sidecar, ServiceEntry and WorkloadEntry (same spec per kind).
     pub const NETWORKING_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
     /// The only `config.istio.io` version with RouteRule and DestinationPolicy.
     pub const CONFIG_VERSION: &str = "v1alpha2";

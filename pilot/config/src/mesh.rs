@@ -25,6 +25,17 @@ pub struct MeshConfigSpec {
     /// Namespaces pilot reads (a namespace any selector matches); empty:
     /// all. Objects in other namespaces are ignored entirely, as in Istio.
     pub discovery_selectors: Vec<LabelSelector>,
+    /// What sidecars do with destinations outside the registry (a Sidecar's
+    /// own `outboundTrafficPolicy` wins for its pods).
+    pub outbound_traffic_policy: Option<MeshOutboundTrafficPolicy>,
+}
+
+/// `outboundTrafficPolicy: {mode}` of the mesh config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MeshOutboundTrafficPolicy {
+    /// `ALLOW_ANY` (default) or `REGISTRY_ONLY` (a string: validation lists the values).
+    pub mode: Option<String>,
 }
 
 /// A Kubernetes label selector: every `matchLabels` pair and every

@@ -189,6 +189,72 @@ crd_version!(
     ["istio-io", "networking-istio-io"]
 );
 crd_version!(
+    se_v1,
+    ServiceEntrySpec,
+    rudder_config::ServiceEntrySpec,
+    "networking.istio.io",
+    "v1",
+    "ServiceEntry",
+    "serviceentries",
+    ["se"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    se_v1beta1,
+    ServiceEntrySpec,
+    rudder_config::ServiceEntrySpec,
+    "networking.istio.io",
+    "v1beta1",
+    "ServiceEntry",
+    "serviceentries",
+    ["se"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    se_v1alpha3,
+    ServiceEntrySpec,
+    rudder_config::ServiceEntrySpec,
+    "networking.istio.io",
+    "v1alpha3",
+    "ServiceEntry",
+    "serviceentries",
+    ["se"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    we_v1,
+    WorkloadEntrySpec,
+    rudder_config::WorkloadEntrySpec,
+    "networking.istio.io",
+    "v1",
+    "WorkloadEntry",
+    "workloadentries",
+    ["we"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    we_v1beta1,
+    WorkloadEntrySpec,
+    rudder_config::WorkloadEntrySpec,
+    "networking.istio.io",
+    "v1beta1",
+    "WorkloadEntry",
+    "workloadentries",
+    ["we"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
+    we_v1alpha3,
+    WorkloadEntrySpec,
+    rudder_config::WorkloadEntrySpec,
+    "networking.istio.io",
+    "v1alpha3",
+    "WorkloadEntry",
+    "workloadentries",
+    ["we"],
+    ["istio-io", "networking-istio-io"]
+);
+crd_version!(
     sc_v1alpha3,
     SidecarSpec,
     rudder_config::SidecarSpec,
@@ -316,7 +382,8 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
 }
 
 /// The CRDs Rudder reads, in a stable order: VirtualService,
-/// DestinationRule and Sidecar (v1 storage; v1beta1 and v1alpha3 served), RouteRule and
+/// DestinationRule, Sidecar, ServiceEntry and WorkloadEntry (v1 storage;
+/// v1beta1 and v1alpha3 served), RouteRule and
 /// DestinationPolicy (v1alpha2), PeerAuthentication and AuthorizationPolicy
 /// (v1 storage; v1beta1 served).
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
@@ -348,6 +415,24 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
                 sc_v1::Sidecar::crd(),
                 sc_v1beta1::Sidecar::crd(),
                 sc_v1alpha3::Sidecar::crd(),
+            ],
+            "v1",
+        )?,
+        merge(
+            "ServiceEntry",
+            vec![
+                se_v1::ServiceEntry::crd(),
+                se_v1beta1::ServiceEntry::crd(),
+                se_v1alpha3::ServiceEntry::crd(),
+            ],
+            "v1",
+        )?,
+        merge(
+            "WorkloadEntry",
+            vec![
+                we_v1::WorkloadEntry::crd(),
+                we_v1beta1::WorkloadEntry::crd(),
+                we_v1alpha3::WorkloadEntry::crd(),
             ],
             "v1",
         )?,

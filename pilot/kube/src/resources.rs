@@ -25,7 +25,8 @@ use rudder_config::{
     kube as k,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
     AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
-    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, SidecarSpec, VirtualServiceSpec,
+    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec,
+    VirtualServiceSpec, WorkloadEntrySpec,
 };
 use rudder_model::Diagnostic;
 use rudder_registry::{Body, Kind, Object, ObjectKey, Origin, Rejected};
@@ -147,6 +148,18 @@ pub fn api_resource(kind: Kind) -> ApiResource {
             "destinationrules",
         ),
         Kind::Sidecar => ("networking.istio.io", "v1", "Sidecar", "sidecars"),
+        Kind::ServiceEntry => (
+            "networking.istio.io",
+            "v1",
+            "ServiceEntry",
+            "serviceentries",
+        ),
+        Kind::WorkloadEntry => (
+            "networking.istio.io",
+            "v1",
+            "WorkloadEntry",
+            "workloadentries",
+        ),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
         Kind::DestinationPolicy => (
             "config.istio.io",
@@ -342,6 +355,10 @@ impl Trimmed for RuleObject {
                 parse_spec::<DestinationRuleSpec>(self.spec).map(Body::DestinationRule)
             }
             Kind::Sidecar => parse_spec::<SidecarSpec>(self.spec).map(Body::Sidecar),
+            Kind::ServiceEntry => parse_spec::<ServiceEntrySpec>(self.spec).map(Body::ServiceEntry),
+            Kind::WorkloadEntry => {
+                parse_spec::<WorkloadEntrySpec>(self.spec).map(Body::WorkloadEntry)
+            }
             Kind::RouteRule => {
                 parse_spec::<RouteRuleSpec>(self.spec).map(|s| Body::RouteRule(Box::new(s)))
             }

@@ -97,7 +97,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 12] = [
+pub const WATCHED_KINDS: [Kind; 14] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -106,6 +106,8 @@ pub const WATCHED_KINDS: [Kind; 12] = [
     Kind::VirtualService,
     Kind::DestinationRule,
     Kind::Sidecar,
+    Kind::ServiceEntry,
+    Kind::WorkloadEntry,
     Kind::RouteRule,
     Kind::DestinationPolicy,
     Kind::PeerAuthentication,
@@ -176,6 +178,8 @@ impl KubeSource {
                 Kind::VirtualService
                 | Kind::DestinationRule
                 | Kind::Sidecar
+                | Kind::ServiceEntry
+                | Kind::WorkloadEntry
                 | Kind::RouteRule
                 | Kind::DestinationPolicy
                 | Kind::PeerAuthentication
@@ -304,6 +308,8 @@ fn is_istio_config(kind: Kind) -> bool {
         Kind::VirtualService
             | Kind::DestinationRule
             | Kind::Sidecar
+            | Kind::ServiceEntry
+            | Kind::WorkloadEntry
             | Kind::RouteRule
             | Kind::DestinationPolicy
             | Kind::PeerAuthentication

@@ -38,6 +38,16 @@ fn versions_are_declared_properly() {
             "v1",
             vec!["v1", "v1alpha3", "v1beta1"],
         ),
+        (
+            "serviceentries.networking.istio.io",
+            "v1",
+            vec!["v1", "v1alpha3", "v1beta1"],
+        ),
+        (
+            "workloadentries.networking.istio.io",
+            "v1",
+            vec!["v1", "v1alpha3", "v1beta1"],
+        ),
         ("routerules.config.istio.io", "v1alpha2", vec!["v1alpha2"]),
         (
             "destinationpolicies.config.istio.io",

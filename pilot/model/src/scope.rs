@@ -87,10 +87,13 @@ pub fn hosts_overlap(a: &str, b: &str) -> bool {
 /// `outboundTrafficPolicy.mode`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum OutboundMode {
-    /// Unknown destinations pass through (Istio's default; what Rudder serves).
+    /// Unknown destinations pass through (Istio's default): the capture
+    /// listener's default chain and each HTTP port's `allow_any` virtual
+    /// host go to PassthroughCluster.
     #[default]
     AllowAny,
-    /// Only registry hosts (refused by validation until the edge issue serves it).
+    /// Only registry hosts: unknown destinations go to BlackHoleCluster
+    /// (TCP closed) and the HTTP ports' catch-all answers 502 (`block_all`).
     RegistryOnly,
 }
 
@@ -105,8 +108,8 @@ pub struct Sidecar {
     /// The hosts of each egress listener (a Sidecar without `egress` has one
     /// listener importing `*/*`, as in Istio).
     pub egress: Vec<Vec<EgressHost>>,
-    /// `outboundTrafficPolicy.mode`.
-    pub outbound: OutboundMode,
+    /// `outboundTrafficPolicy.mode`; `None`: the mesh config's.
+    pub outbound: Option<OutboundMode>,
 }
 
 impl Sidecar {
@@ -187,6 +190,9 @@ pub struct Scope {
     pub services: BTreeSet<Hostname>,
     /// Indexes of the visible route tables (into [`Snapshot::route_tables`]), in order.
     pub route_tables: Vec<usize>,
+    /// What happens to destinations outside the registry: the Sidecar's
+    /// `outboundTrafficPolicy.mode`, else the mesh config's.
+    pub outbound: OutboundMode,
 }
 
 /// The identity of a scope within one snapshot: (namespace, Sidecar index).
@@ -247,6 +253,9 @@ impl Scope {
             sidecar: *sidecar,
             services,
             route_tables,
+            outbound: sc
+                .and_then(|s| s.outbound)
+                .unwrap_or(snapshot.mesh.outbound_mode),
         }
     }
 
@@ -325,7 +334,7 @@ mod tests {
             },
             selector: None,
             egress,
-            outbound: OutboundMode::AllowAny,
+            outbound: None,
         };
         let s = sidecar(vec![vec![
             h(EgressNamespace::Any, "*.example.com"),

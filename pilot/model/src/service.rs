@@ -136,6 +136,87 @@ pub struct Service {
     /// it (STRICT_DNS, each service port on that name), as Istio's do, and
     /// it has no endpoints of its own.
     pub external_name: Option<String>,
+    /// Set when the service comes from a ServiceEntry host: how its
+    /// endpoints are found and whether it is part of the mesh.
+    pub entry: Option<ServiceEntryInfo>,
+}
+
+/// ServiceEntry `location`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Location {
+    /// Outside the mesh: never auto mTLS (Istio's default).
+    #[default]
+    MeshExternal,
+    /// Part of the mesh: meshed endpoints get mTLS as pods do.
+    MeshInternal,
+}
+
+/// ServiceEntry `resolution`: what the outbound clusters are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resolution {
+    /// ORIGINAL_DST: the connection goes where the app sent it.
+    #[default]
+    None,
+    /// EDS from the entry's endpoints (and selected workloads).
+    Static,
+    /// STRICT_DNS on the endpoints' addresses (or the hosts).
+    Dns,
+    /// LOGICAL_DNS on the one endpoint address (or the host).
+    DnsRoundRobin,
+}
+
+/// What a ServiceEntry adds to the [`Service`] of one of its hosts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceEntryInfo {
+    /// `location`.
+    pub location: Location,
+    /// `resolution`.
+    pub resolution: Resolution,
+    /// `endpoints`, as written (STATIC: IPs, which become the host's
+    /// endpoints; DNS: names resolved by Envoy).
+    pub endpoints: Vec<EntryEndpoint>,
+    /// `subjectAltNames`: identities an ISTIO_MUTUAL client accepts.
+    pub subject_alt_names: Vec<String>,
+    /// `addresses` that are CIDRs of more than one address, as (network,
+    /// prefix length): the TCP and TLS ports' chains match them (Istio's);
+    /// HTTP ports route by Host header, as for hosts without addresses.
+    pub cidrs: Vec<(IpAddr, u8)>,
+}
+
+impl ServiceEntryInfo {
+    /// Whether the clusters resolve by DNS (STRICT_DNS or LOGICAL_DNS).
+    pub fn is_dns(&self) -> bool {
+        matches!(self.resolution, Resolution::Dns | Resolution::DnsRoundRobin)
+    }
+}
+
+/// One endpoint of a ServiceEntry (or a WorkloadEntry).
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryEndpoint {
+    /// IP address, or a DNS name (DNS resolution).
+    pub address: String,
+    /// Port by service port name.
+    pub ports: BTreeMap<String, u16>,
+    /// Labels (with `security.istio.io/tlsMode: istio` when meshed).
+    pub labels: Labels,
+    /// Service account, when meshed.
+    pub service_account: Option<String>,
+    /// Locality.
+    pub locality: crate::locality::Locality,
+    /// Load-balancing weight (0: unset).
+    pub weight: u32,
+}
+
+impl EntryEndpoint {
+    /// The port this endpoint serves `port` on: its `ports` entry for the
+    /// port's name, else the port's target port.
+    pub fn port_for(&self, port: &ServicePort) -> u16 {
+        match (self.ports.get(&port.name), &port.target_port) {
+            (Some(p), _) => *p,
+            (None, TargetPort::Number(n)) => *n,
+            (None, TargetPort::Name(_)) => port.port,
+        }
+    }
 }
 
 impl Service {
@@ -143,7 +224,14 @@ impl Service {
     /// resolve its pods by DNS and connect to one of them; its clusters keep
     /// that destination (ORIGINAL_DST), as Istio's do.
     pub fn is_headless(&self) -> bool {
-        self.cluster_ip.is_none() && self.external_name.is_none()
+        self.cluster_ip.is_none() && self.external_name.is_none() && self.entry.is_none()
+    }
+
+    /// Whether a ServiceEntry placed it outside the mesh (no auto mTLS).
+    pub fn is_mesh_external(&self) -> bool {
+        self.entry
+            .as_ref()
+            .is_some_and(|e| e.location == Location::MeshExternal)
     }
 
     /// Every VIP: `cluster_ip`, then the other family's.
@@ -177,6 +265,8 @@ pub struct Endpoint {
     /// Where it runs (its pod's locality labels, else its EndpointSlice's
     /// zone; empty when unknown).
     pub locality: crate::locality::Locality,
+    /// Load-balancing weight (WorkloadEntry, ServiceEntry endpoint; 0: unset).
+    pub weight: u32,
 }
 
 /// A pod, as far as the mesh cares.

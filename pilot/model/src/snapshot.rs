@@ -11,7 +11,7 @@ use crate::{
     diagnostics::Diagnostic,
     policy::DestinationRules,
     route::RouteTable,
-    scope::Sidecar,
+    scope::{OutboundMode, Sidecar},
     security::SecurityPolicies,
     service::{selects, Endpoint, Hostname, Namespace, Service, Workload},
     well_known::{DEFAULT_DOMAIN_SUFFIX, DEFAULT_TRUST_DOMAIN, SYSTEM_NAMESPACE},
@@ -27,6 +27,9 @@ pub struct MeshConfig {
     /// Namespace whose policies apply mesh-wide (`rudder-system`; Istio users
     /// set `istio-system`).
     pub root_namespace: String,
+    /// `outboundTrafficPolicy.mode`: what sidecars without a Sidecar saying
+    /// otherwise do with destinations outside the registry.
+    pub outbound_mode: OutboundMode,
 }
 
 impl Default for MeshConfig {
@@ -35,6 +38,7 @@ impl Default for MeshConfig {
             domain_suffix: DEFAULT_DOMAIN_SUFFIX.into(),
             trust_domain: DEFAULT_TRUST_DOMAIN.into(),
             root_namespace: SYSTEM_NAMESPACE.into(),
+            outbound_mode: OutboundMode::AllowAny,
         }
     }
 }

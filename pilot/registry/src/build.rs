@@ -80,6 +80,12 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::Sidecar(s) => {
             compile::sidecar::compile(s, &obj.key, &mut ck);
         }
+        Body::ServiceEntry(s) => {
+            compile::service_entry::service_entry(s, &obj.key, &mut ck);
+        }
+        Body::WorkloadEntry(s) => {
+            compile::service_entry::workload_entry(s, &mut ck);
+        }
         Body::RouteRule(s) => {
             compile::route_rule::compile(s, &obj.key, &cx, &mut scratch, &mut ck);
         }
@@ -241,7 +247,8 @@ pub fn build_snapshot<'a>(
     // Services and workloads first: endpoints need both.
     add_namespaces(&mut snap, get(Kind::Namespace));
     add_services(&mut snap, get(Kind::Service), &domain);
-    (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get);
+    add_service_entries(&mut snap, get(Kind::ServiceEntry), &mut diagnostics);
+    (snap.workloads, snap.endpoints) = endpoint_state(&snap.services, &get, &mut diagnostics);
 
     // Subsets: DestinationRules, then DestinationPolicies and RouteRules
     // (which may add synthetic subsets).
@@ -317,6 +324,13 @@ fn mesh_config(spec: Option<&MeshConfigSpec>) -> MeshConfig {
         if let Some(v) = &m.root_namespace {
             mesh.root_namespace = v.clone();
         }
+        if let Some("REGISTRY_ONLY") = m
+            .outbound_traffic_policy
+            .as_ref()
+            .and_then(|p| p.mode.as_deref())
+        {
+            mesh.outbound_mode = rudder_model::OutboundMode::RegistryOnly;
+        }
     }
     mesh
 }
@@ -355,6 +369,44 @@ fn add_services(snap: &mut Snapshot, objects: Vec<&Object>, domain: &str) {
             if let Some(svc) = compile::kube::service(s, &o.key, &cx0, &mut ck) {
                 snap.services.insert(svc.hostname.clone(), svc);
             }
+        }
+    }
+}
+
+/// ServiceEntries, oldest first, one service per host; a host that a
+/// Kubernetes Service or an older ServiceEntry already defines keeps that
+/// definition (said in a warning).
+fn add_service_entries(
+    snap: &mut Snapshot,
+    objects: Vec<&Object>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let mut owner: BTreeMap<String, String> = BTreeMap::new();
+    for o in by_age(objects) {
+        if let Body::ServiceEntry(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            let services = compile::service_entry::service_entry(s, &o.key, &mut ck);
+            for (i, svc) in services.into_iter().enumerate() {
+                match snap.services.get(&svc.hostname) {
+                    Some(first) => {
+                        let by = owner.get(&svc.hostname).cloned().unwrap_or_else(|| {
+                            format!("Service {}/{}", first.namespace, first.name)
+                        });
+                        ck.warn(
+                            format!("spec.hosts[{i}]"),
+                            format!(
+                                "host {} is already defined by {by}; that definition is kept",
+                                svc.hostname
+                            ),
+                        );
+                    }
+                    None => {
+                        owner.insert(svc.hostname.clone(), o.key.to_string());
+                        snap.services.insert(svc.hostname.clone(), svc);
+                    }
+                }
+            }
+            diagnostics.extend(ck.diagnostics);
         }
     }
 }
@@ -522,9 +574,13 @@ type EndpointsByHost = BTreeMap<String, BTreeMap<u16, Vec<Endpoint>>>;
 
 /// Workloads (the pods not finished) and endpoints, from the endpoint kinds
 /// (`of` lists the build's objects of a kind).
+/// WorkloadEntries are read too (their warnings go to `diagnostics`): they
+/// are configuration for the debounce clock (so a change to one is a full
+/// build, with its warnings), and endpoints here.
 fn endpoint_state<'a>(
     services: &BTreeMap<String, Service>,
     of: &impl Fn(Kind) -> Vec<&'a Object>,
+    diagnostics: &mut Vec<Diagnostic>,
 ) -> (BTreeMap<String, Workload>, EndpointsByHost) {
     let mut workloads = BTreeMap::new();
     for o in of(Kind::Pod) {
@@ -558,7 +614,18 @@ fn endpoint_state<'a>(
             }
         }
     }
-    let endpoints = endpoints::compute(services, &workloads, &sources);
+    let mut endpoints = endpoints::compute(services, &workloads, &sources);
+    let mut entries = Vec::new();
+    for o in of(Kind::WorkloadEntry) {
+        if let Body::WorkloadEntry(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(e) = compile::service_entry::workload_entry(s, &mut ck) {
+                entries.push((o.key.namespace.as_str(), e));
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    endpoints::add_entries(services, &entries, &mut endpoints);
     (workloads, endpoints)
 }
 
@@ -597,13 +664,15 @@ pub fn rebuild_endpoints<'a>(
     for o in objects.iter().filter(|o| {
         matches!(
             o.key.kind,
-            Kind::Pod | Kind::Endpoints | Kind::EndpointSlice
+            Kind::Pod | Kind::Endpoints | Kind::EndpointSlice | Kind::WorkloadEntry
         ) && selected.keeps(o)
     }) {
         of.entry(o.key.kind).or_default().push(o);
     }
     let get = |k: Kind| of.get(&k).cloned().unwrap_or_default();
-    let (workloads, endpoints) = endpoint_state(&previous.services, &get);
+    // (WorkloadEntries are unchanged since `previous`: their warnings are
+    // in its diagnostics already.)
+    let (workloads, endpoints) = endpoint_state(&previous.services, &get, &mut Vec::new());
     let snapshot = Snapshot {
         mesh: previous.mesh.clone(),
         namespaces: previous.namespaces.clone(),

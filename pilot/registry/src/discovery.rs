@@ -92,4 +92,16 @@ pub fn validate(mesh: &MeshConfigSpec, ck: &mut Checker) {
             }
         }
     }
+    if let Some(m) = mesh
+        .outbound_traffic_policy
+        .as_ref()
+        .and_then(|p| p.mode.as_deref())
+    {
+        if !matches!(m, "ALLOW_ANY" | "REGISTRY_ONLY") {
+            ck.error(
+                "data.mesh.outboundTrafficPolicy.mode",
+                format!("unknown mode {m:?}: expected ALLOW_ANY or REGISTRY_ONLY"),
+            );
+        }
+    }
 }

@@ -9,7 +9,9 @@ use std::{
 };
 
 use rudder_config::kube;
-use rudder_model::{Endpoint, Hostname, Locality, Service, TargetPort, Workload};
+use rudder_model::{
+    Endpoint, EntryEndpoint, Hostname, Locality, Resolution, Service, TargetPort, Workload,
+};
 
 /// Endpoint objects relevant to the build, by `namespace/service name`.
 #[derive(Default)]
@@ -41,7 +43,9 @@ pub fn compute(
             .map(Vec::as_slice)
             .unwrap_or_default();
         let mut by_port: BTreeMap<u16, Vec<Endpoint>> = BTreeMap::new();
-        if eps.is_empty() && slices.is_empty() {
+        // A ServiceEntry's endpoints never come from Endpoints objects
+        // (which belong to a Kubernetes Service of the same name).
+        if svc.entry.is_some() || (eps.is_empty() && slices.is_empty()) {
             from_selector(svc, &by_label, &mut by_port);
         } else {
             from_objects(svc, workloads, eps, slices, &mut by_port);
@@ -53,6 +57,70 @@ pub fn compute(
         out.insert(host.clone(), by_port);
     }
     out
+}
+
+/// Adds the endpoints of ServiceEntries (their STATIC `endpoints`) and of
+/// WorkloadEntries (`(namespace, entry)`) that a service's selector picks
+/// (a ServiceEntry's `workloadSelector`, or a Kubernetes Service's selector,
+/// as Istio does), for each service port: the entry's port of that name,
+/// else the target port (a named target port needs the entry to name it).
+pub fn add_entries(
+    services: &BTreeMap<Hostname, Service>,
+    workload_entries: &[(&str, EntryEndpoint)],
+    out: &mut BTreeMap<Hostname, BTreeMap<u16, Vec<Endpoint>>>,
+) {
+    for (host, svc) in services {
+        let own = svc
+            .entry
+            .iter()
+            .filter(|e| e.resolution == Resolution::Static)
+            .flat_map(|e| e.endpoints.iter());
+        let selected = workload_entries
+            .iter()
+            .filter(|(ns, e)| {
+                *ns == svc.namespace
+                    && !svc.selector.is_empty()
+                    && rudder_model::service::selects(&svc.selector, &e.labels)
+            })
+            .map(|(_, e)| e);
+        let mut added = false;
+        for e in own.chain(selected) {
+            let Ok(address) = e.address.parse::<IpAddr>() else {
+                continue;
+            };
+            for sp in &svc.ports {
+                let port = match (e.ports.get(&sp.name), &sp.target_port) {
+                    (Some(p), _) => *p,
+                    (None, TargetPort::Number(n)) => *n,
+                    (None, TargetPort::Name(_)) => continue,
+                };
+                added = true;
+                out.entry(host.clone())
+                    .or_default()
+                    .entry(sp.port)
+                    .or_default()
+                    .push(Endpoint {
+                        address,
+                        port,
+                        labels: e.labels.clone(),
+                        pod_name: None,
+                        namespace: svc.namespace.clone(),
+                        service_account: e.service_account.clone(),
+                        ready: true,
+                        locality: e.locality.clone(),
+                        weight: e.weight,
+                    });
+            }
+        }
+        if added {
+            if let Some(by_port) = out.get_mut(host) {
+                for v in by_port.values_mut() {
+                    v.sort();
+                    v.dedup();
+                }
+            }
+        }
+    }
 }
 
 /// Workloads by (namespace, label key, label value), in name order: a
@@ -216,5 +284,6 @@ fn endpoint(
         service_account: pod.map(|w| w.service_account.clone()),
         ready,
         locality,
+        weight: 0,
     }
 }

@@ -408,6 +408,14 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::Sidecar(r.spec))
             }
+            Kind::ServiceEntry => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::ServiceEntry(r.spec))
+            }
+            Kind::WorkloadEntry => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::WorkloadEntry(r.spec))
+            }
             Kind::RouteRule => {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::RouteRule(Box::new(r.spec)))
@@ -472,6 +480,8 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (groups::NETWORKING, "VirtualService") => Kind::VirtualService,
         (groups::NETWORKING, "DestinationRule") => Kind::DestinationRule,
         (groups::NETWORKING, "Sidecar") => Kind::Sidecar,
+        (groups::NETWORKING, "ServiceEntry") => Kind::ServiceEntry,
+        (groups::NETWORKING, "WorkloadEntry") => Kind::WorkloadEntry,
         (groups::CONFIG, "RouteRule") => Kind::RouteRule,
         (groups::CONFIG, "DestinationPolicy") => Kind::DestinationPolicy,
         (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,

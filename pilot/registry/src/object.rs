@@ -5,7 +5,8 @@ use std::fmt;
 
 use rudder_config::{
     kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
-    MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, SidecarSpec, VirtualServiceSpec,
+    MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec,
+    VirtualServiceSpec, WorkloadEntrySpec,
 };
 
 /// The kinds Rudder serves.
@@ -29,6 +30,10 @@ pub enum Kind {
     DestinationRule,
     /// networking.istio.io Sidecar.
     Sidecar,
+    /// networking.istio.io ServiceEntry.
+    ServiceEntry,
+    /// networking.istio.io WorkloadEntry (endpoints of the services selecting it).
+    WorkloadEntry,
     /// config.istio.io/v1alpha2 RouteRule.
     RouteRule,
     /// config.istio.io/v1alpha2 DestinationPolicy.
@@ -52,6 +57,8 @@ impl Kind {
             Kind::VirtualService => "VirtualService",
             Kind::DestinationRule => "DestinationRule",
             Kind::Sidecar => "Sidecar",
+            Kind::ServiceEntry => "ServiceEntry",
+            Kind::WorkloadEntry => "WorkloadEntry",
             Kind::RouteRule => "RouteRule",
             Kind::DestinationPolicy => "DestinationPolicy",
             Kind::PeerAuthentication => "PeerAuthentication",
@@ -155,6 +162,10 @@ pub enum Body {
     DestinationRule(DestinationRuleSpec),
     /// Sidecar.
     Sidecar(SidecarSpec),
+    /// ServiceEntry.
+    ServiceEntry(ServiceEntrySpec),
+    /// WorkloadEntry.
+    WorkloadEntry(WorkloadEntrySpec),
     /// RouteRule.
     RouteRule(Box<RouteRuleSpec>),
     /// DestinationPolicy.
@@ -178,6 +189,8 @@ impl Body {
             Body::VirtualService(_) => Kind::VirtualService,
             Body::DestinationRule(_) => Kind::DestinationRule,
             Body::Sidecar(_) => Kind::Sidecar,
+            Body::ServiceEntry(_) => Kind::ServiceEntry,
+            Body::WorkloadEntry(_) => Kind::WorkloadEntry,
             Body::RouteRule(_) => Kind::RouteRule,
             Body::DestinationPolicy(_) => Kind::DestinationPolicy,
             Body::PeerAuthentication(_) => Kind::PeerAuthentication,

@@ -33,9 +33,10 @@ const OTHER_ROUTING_APIS: [(&str, &str, bool); 5] = [
 /// The versions Rudder reads of each Istio kind it serves.
 fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
     match (group, kind) {
-        (groups::NETWORKING, "VirtualService" | "DestinationRule" | "Sidecar") => {
-            Some(&groups::NETWORKING_VERSIONS)
-        }
+        (
+            groups::NETWORKING,
+            "VirtualService" | "DestinationRule" | "Sidecar" | "ServiceEntry" | "WorkloadEntry",
+        ) => Some(&groups::NETWORKING_VERSIONS),
         (groups::CONFIG, "RouteRule" | "DestinationPolicy") => Some(&[groups::CONFIG_VERSION]),
         (groups::SECURITY, "PeerAuthentication" | "AuthorizationPolicy") => {
             Some(&groups::SECURITY_VERSIONS)

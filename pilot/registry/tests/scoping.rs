@@ -59,7 +59,6 @@ fn sidecar_fields_not_served_are_refused_with_path_and_reason() {
         ("egress captureMode", format!("{SC_HEAD}  egress: [{{captureMode: NONE, hosts: [./*]}}]\n"), "spec.egress[0].captureMode", not_served("capture modes")),
         ("inboundConnectionPool", format!("{SC_HEAD}  egress: [{{hosts: [./*]}}]\n  inboundConnectionPool: {{http: {{http1MaxPendingRequests: 1}}}}\n"), "spec.inboundConnectionPool", not_served("inbound connection pool settings")),
         ("egressProxy", format!("{SC_HEAD}  egress: [{{hosts: [./*]}}]\n  outboundTrafficPolicy: {{mode: ALLOW_ANY, egressProxy: {{host: egress}}}}\n"), "spec.outboundTrafficPolicy.egressProxy", not_served("egress proxies")),
-        ("REGISTRY_ONLY", format!("{SC_HEAD}  egress: [{{hosts: [./*]}}]\n  outboundTrafficPolicy: {{mode: REGISTRY_ONLY}}\n"), "spec.outboundTrafficPolicy.mode", "REGISTRY_ONLY is not enforced by Rudder yet (unknown destinations would still pass through); use ALLOW_ANY or leave it out".into()),
         ("unknown mode", format!("{SC_HEAD}  egress: [{{hosts: [./*]}}]\n  outboundTrafficPolicy: {{mode: SOMETIMES}}\n"), "spec.outboundTrafficPolicy.mode", "unknown mode \"SOMETIMES\": expected ALLOW_ANY or REGISTRY_ONLY".into()),
         ("host without namespace", format!("{SC_HEAD}  egress: [{{hosts: [./*, reviews.default.svc.cluster.local]}}]\n"), "spec.egress[0].hosts[1]", "\"reviews.default.svc.cluster.local\" must be namespace/dnsName (`./*`, `ns/*`, `*/host`, `~/*`)".into()),
         ("bad namespace", format!("{SC_HEAD}  egress: [{{hosts: [Prod/*]}}]\n"), "spec.egress[0].hosts[0]", "\"Prod\" is not `*`, `.`, `~` or a namespace name".into()),
@@ -69,6 +68,7 @@ fn sidecar_fields_not_served_are_refused_with_path_and_reason() {
         ("empty selector", format!("{SC_HEAD}  workloadSelector: {{labels: {{}}}}\n  egress: [{{hosts: [./*]}}]\n"), "spec.workloadSelector.labels", "a workload selector needs at least one label (omit it for the namespace default)".into()),
         ("service exportTo", service("a", "default", "198.19.0.1", "networking.istio.io/exportTo: \"., Bad_NS\""), "metadata.annotations[\"networking.istio.io/exportTo\"][1]", "\"Bad_NS\" is not `.`, `*`, `~` or a namespace name".into()),
         ("dr exportTo ~ with others", dr("r", "default", "a", "\"~\", \".\"", "RANDOM"), "spec.exportTo", "`~` (exported nowhere) cannot be combined with other entries".into()),
+        ("mesh outboundTrafficPolicy", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rudder-mesh, namespace: rudder-system}\ndata:\n  mesh: |\n    outboundTrafficPolicy: {mode: ALLOW_SOME}\n".into(), "data.mesh.outboundTrafficPolicy.mode", "unknown mode \"ALLOW_SOME\": expected ALLOW_ANY or REGISTRY_ONLY".into()),
         ("discoverySelectors operator", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: rudder-mesh, namespace: rudder-system}\ndata:\n  mesh: |\n    discoverySelectors:\n    - matchExpressions: [{key: team, operator: Has}]\n".into(), "data.mesh.discoverySelectors[0].matchExpressions[0].operator", "unknown operator \"Has\": expected one of In, NotIn, Exists, DoesNotExist".into()),
     ];
     for (name, yaml, field, message) in cases {

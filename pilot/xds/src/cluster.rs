@@ -47,7 +47,8 @@ use rudder_model::{
     node::CertMode,
     well_known::INBOUND_PASSTHROUGH_SOURCE,
     ConnectionPool, DestinationPolicy, Endpoint, H2Upgrade, LoadBalancer, OutlierDetection,
-    Protocol, ProxyProtocol, Service, ServicePort, SlowStart, Subset, TrafficPolicy,
+    Protocol, ProxyProtocol, Resolution, Service, ServiceEntryInfo, ServicePort, SlowStart, Subset,
+    TargetPort, TrafficPolicy,
 };
 
 use crate::{
@@ -101,10 +102,25 @@ pub(crate) fn outbound_cluster(
     peers: Peers<'_>,
 ) -> Arc<Resource> {
     let tp = effective_policy(policy, subset, port.port);
-    let tls = upstream_tls(tp.tls.as_ref(), peers.endpoints);
+    let tls = if svc.is_mesh_external() && tp.tls.is_none() {
+        // Istio: a MESH_EXTERNAL host never gets auto mTLS.
+        UpstreamTls::None
+    } else {
+        upstream_tls(tp.tls.as_ref(), peers.endpoints)
+    };
     let identities = match &tls {
         UpstreamTls::None => vec![],
-        _ => destination_identities(peers.trust_domain, peers.endpoints),
+        _ => {
+            // A ServiceEntry's subjectAltNames join its endpoints'
+            // identities (Istio's service accounts of the service).
+            let mut ids = destination_identities(peers.trust_domain, peers.endpoints);
+            if let Some(e) = &svc.entry {
+                ids.extend(e.subject_alt_names.iter().cloned());
+                ids.sort();
+                ids.dedup();
+            }
+            ids
+        }
     };
     // The resolved inputs only: the TLS setting as resolved (DISABLE and no
     // setting both build plaintext), and the certificate mode only where a
@@ -122,16 +138,26 @@ pub(crate) fn outbound_cluster(
         ..tp.clone()
     };
     let cert_mode = (!matches!(tls, UpstreamTls::None)).then_some(peers.cert_mode);
+    // What a ServiceEntry changes in the cluster: its resolution and, when
+    // resolved by DNS, its endpoints (the SANs are in `identities`).
+    let entry = svc.entry.as_ref().map(|e| {
+        (
+            e.resolution,
+            e.is_dns().then_some(&e.endpoints),
+            subset.filter(|_| e.is_dns()).map(|s| &s.labels),
+        )
+    });
     let version = Version::new("cds")
         .with(name)
         .with(&svc.hostname)
-        .with(port)
+        .with(&(port.port, &port.target_port, port.protocol))
         .with(&rest)
         .with(&locality_weighted)
         .with(&tls)
         .with(&identities)
         .with(&cert_mode)
-        .with(&svc.external_name);
+        .with(&svc.external_name)
+        .with(&entry);
     let mut c = Cluster {
         name: name.to_string(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
@@ -164,8 +190,16 @@ pub(crate) fn outbound_cluster(
     if let Some(external) = &svc.external_name {
         resolve_by_dns(&mut c, external, port.port);
     }
+    if let Some(e) = svc.entry.as_ref().filter(|e| e.is_dns()) {
+        resolve_entry_by_dns(&mut c, svc, e, port, subset);
+    }
     apply_load_balancer(&mut c, tp.load_balancer.as_ref(), tp.slow_start.as_ref());
-    if svc.is_headless() {
+    if svc.is_headless()
+        || svc
+            .entry
+            .as_ref()
+            .is_some_and(|e| e.resolution == Resolution::None)
+    {
         keep_original_destination(&mut c);
     }
     if let Some(od) = &tp.outlier_detection {
@@ -243,6 +277,79 @@ fn resolve_by_dns(c: &mut Cluster, external_name: &str, port: u16) {
             }],
             ..Default::default()
         }],
+        ..Default::default()
+    });
+}
+
+/// A DNS ServiceEntry's cluster, as Istio builds it: STRICT_DNS (`DNS`) or
+/// LOGICAL_DNS (`DNS_ROUND_ROBIN`) over its endpoints' addresses (those of
+/// the subset's labels), each at its port for this service port, or over
+/// the host itself at the target port when it has no endpoints; inline,
+/// not over EDS. Endpoint weights and localities are kept.
+fn resolve_entry_by_dns(
+    c: &mut Cluster,
+    svc: &Service,
+    entry: &ServiceEntryInfo,
+    port: &ServicePort,
+    subset: Option<&Subset>,
+) {
+    c.eds_cluster_config = None;
+    c.dns_lookup_family = cluster::DnsLookupFamily::V4Only as i32;
+    let target = match port.target_port {
+        TargetPort::Number(n) => n,
+        TargetPort::Name(_) => port.port,
+    };
+    let targets: Vec<(String, u16, u32, rudder_model::Locality)> = if entry.endpoints.is_empty() {
+        vec![(svc.hostname.clone(), target, 0, Default::default())]
+    } else {
+        entry
+            .endpoints
+            .iter()
+            .filter(|e| subset.is_none_or(|s| rudder_model::selects(&s.labels, &e.labels)))
+            .map(|e| {
+                (
+                    e.address.clone(),
+                    e.port_for(port),
+                    e.weight,
+                    e.locality.clone(),
+                )
+            })
+            .collect()
+    };
+    // Envoy's LOGICAL_DNS takes exactly one address: a subset that selects
+    // none keeps an empty STRICT_DNS cluster.
+    let kind = match entry.resolution {
+        Resolution::DnsRoundRobin if targets.len() == 1 => cluster::DiscoveryType::LogicalDns,
+        _ => cluster::DiscoveryType::StrictDns,
+    };
+    c.cluster_discovery_type = Some(cluster::ClusterDiscoveryType::Type(kind as i32));
+    let mut by_locality: std::collections::BTreeMap<_, Vec<LbEndpoint>> = Default::default();
+    for (address, port, weight, locality) in targets {
+        by_locality.entry(locality).or_default().push(LbEndpoint {
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(PbEndpoint {
+                address: Some(socket_address(&address, port)),
+                ..Default::default()
+            })),
+            load_balancing_weight: (weight > 0).then(|| u32v(weight)).flatten(),
+            ..Default::default()
+        });
+    }
+    c.load_assignment = Some(ClusterLoadAssignment {
+        cluster_name: c.name.clone(),
+        endpoints: by_locality
+            .into_iter()
+            .map(|(l, lb_endpoints)| LocalityLbEndpoints {
+                locality: (!l.is_empty()).then_some(
+                    envoy_types::pb::envoy::config::core::v3::Locality {
+                        region: l.region,
+                        zone: l.zone,
+                        sub_zone: l.subzone,
+                    },
+                ),
+                lb_endpoints,
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     });
 }

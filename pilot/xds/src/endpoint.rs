@@ -40,8 +40,9 @@ use crate::{
     Resource,
 };
 
-/// An address a cluster balances over, and whether it is meshed.
-type Addr = (IpAddr, u16, bool);
+/// An address a cluster balances over, whether it is meshed, and its
+/// load-balancing weight (0: unset).
+type Addr = (IpAddr, u16, bool, u32);
 
 /// The ready endpoints of a cluster: those matching the subset labels.
 pub(crate) fn members<'a>(endpoints: &'a [Endpoint], subset: Option<&Labels>) -> Vec<&'a Endpoint> {
@@ -91,9 +92,12 @@ fn groups(
     let mut by: BTreeMap<(Locality, u32), Vec<Addr>> = BTreeMap::new();
     for e in members(endpoints, subset) {
         let rank = by_labels.map_or(0, |l| label_rank(l, e));
-        by.entry((e.locality.clone(), rank))
-            .or_default()
-            .push((e.address, e.port, is_meshed(e)));
+        by.entry((e.locality.clone(), rank)).or_default().push((
+            e.address,
+            e.port,
+            is_meshed(e),
+            e.weight,
+        ));
     }
     let mut out: Vec<Group> = by
         .into_iter()
@@ -233,7 +237,7 @@ fn load_assignment(cluster_name: &str, groups: &[Group]) -> ClusterLoadAssignmen
     }
 }
 
-fn lb_endpoint((ip, port, meshed): &Addr) -> LbEndpoint {
+fn lb_endpoint((ip, port, meshed, weight): &Addr) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(PbEndpoint {
             address: Some(socket_address(&ip.to_string(), *port)),
@@ -247,6 +251,7 @@ fn lb_endpoint((ip, port, meshed): &Addr) -> LbEndpoint {
             .into(),
             ..Default::default()
         }),
+        load_balancing_weight: (*weight > 0).then(|| u32v(*weight)).flatten(),
         ..Default::default()
     }
 }

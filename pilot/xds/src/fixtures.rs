@@ -8,8 +8,8 @@ use std::{net::IpAddr, sync::Arc};
 use rudder_model::{
     node::{NodeId, NodeMetadata},
     selects, Destination, DestinationPolicy, DestinationRules, EgressHost, EgressNamespace,
-    Endpoint, HttpAction, HttpRoute, Labels, OutboundMode, Protocol, Proxy, RouteTable, RuleRef,
-    Service, ServicePort, Sidecar, Snapshot, Subset, TargetPort, TcpRoute, TrafficPolicy, Workload,
+    Endpoint, HttpAction, HttpRoute, Labels, Protocol, Proxy, RouteTable, RuleRef, Service,
+    ServicePort, Sidecar, Snapshot, Subset, TargetPort, TcpRoute, TrafficPolicy, Workload,
 };
 
 use crate::resolve_proxy;
@@ -50,6 +50,7 @@ pub fn mk_service(
         export_to: Vec::new(),
         other_vips: Vec::new(),
         external_name: None,
+        entry: None,
     }
 }
 
@@ -200,7 +201,7 @@ pub fn mk_sidecar(
         },
         selector: selector.map(labels),
         egress: vec![egress],
-        outbound: OutboundMode::AllowAny,
+        outbound: None,
     }
 }
 
@@ -309,6 +310,7 @@ impl SnapshotBuilder {
                                 service_account: Some(w.service_account.clone()),
                                 ready: w.ready,
                                 locality: rudder_model::Locality::from_labels(&w.labels),
+                                weight: 0,
                             })
                         })
                     })

@@ -714,7 +714,11 @@ impl Generator {
                                 outbound_cluster(&name, svc, sp, policy, subset, peers)
                             });
                     view.clusters.insert(name.clone(), cluster);
-                    if svc.external_name.is_some() || svc.is_headless() {
+                    let entry_without_eds = svc
+                        .entry
+                        .as_ref()
+                        .is_some_and(|e| e.resolution != rudder_model::Resolution::Static);
+                    if svc.external_name.is_some() || svc.is_headless() || entry_without_eds {
                         // Resolved by DNS, or ORIGINAL_DST: no EDS.
                         continue;
                     }

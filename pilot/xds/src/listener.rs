@@ -16,8 +16,10 @@
 //!   ├─ prefix pod IPs               other inbound ports → InboundPassthroughCluster
 //!   ├─ dst port P                   outbound HTTP: HCM, RDS "P"
 //!   ├─ dst port P, prefix pod IPs   headless Service pods (not this one): tcp_proxy, ORIGINAL_DST
+//!   ├─ dst port P (+ SNI)           ServiceEntry host without addresses, TCP/TLS port: tcp_proxy
 //!   ├─ dst port <capture port>      BlackHoleCluster (never proxy to ourselves)
-//!   └─ default                      PassthroughCluster (unknown destinations unchanged)
+//!   └─ default                      PassthroughCluster (unknown destinations unchanged);
+//!                                   BlackHoleCluster under REGISTRY_ONLY
 //! ```
 //!
 //! Envoy picks a chain by destination port first, then the longest prefix. Once
@@ -48,7 +50,7 @@ use std::{collections::BTreeSet, net::IpAddr, sync::Arc};
 use envoy_types::pb::{
     envoy::{
         config::{
-            core::v3::TrafficDirection,
+            core::v3::{CidrRange, TrafficDirection},
             listener::v3::{
                 listener_filter, AdditionalAddress, FilterChain, FilterChainMatch, Listener,
                 ListenerFilter,
@@ -67,7 +69,7 @@ use rudder_model::{
         INBOUND_PASSTHROUGH_CLUSTER, PASSTHROUGH_CLUSTER, VIRTUAL_INBOUND_LISTENER,
         VIRTUAL_LISTENER,
     },
-    Labels, Protocol, Proxy, Scope, Snapshot,
+    Labels, OutboundMode, Protocol, Proxy, Scope, Snapshot,
 };
 
 use crate::{
@@ -107,6 +109,9 @@ pub(crate) struct OutboundChains {
     /// The services and ports whose route configuration `<host>:<port>` those
     /// listeners name.
     pub(crate) service_routes: Vec<(String, u16)>,
+    /// Where destinations no chain claims go (the capture listener's
+    /// default chain): PassthroughCluster or BlackHoleCluster.
+    pub(crate) outbound: OutboundMode,
 }
 
 /// Builds the outbound chains for a proxy with `scope` and `labels`: only
@@ -119,15 +124,28 @@ pub(crate) fn outbound_chains(
 ) -> OutboundChains {
     let mut version = Version::new("lds-outbound")
         .with(scope.namespace.as_str())
-        .with(capture_ports);
+        .with(capture_ports)
+        .with(&scope.outbound);
     let http_ports = outbound_http_ports(snapshot, scope, capture_ports);
     version.add(&http_ports);
     let mut chains: Vec<FilterChain> = http_ports.iter().map(|&port| http_chain(port)).collect();
+    let mut seen = BTreeSet::new();
     let tcp_listeners = tcp_chains(
         snapshot,
         scope,
         labels,
         capture_ports,
+        &mut seen,
+        &mut version,
+        &mut chains,
+    );
+    entry_chains(
+        snapshot,
+        scope,
+        labels,
+        capture_ports,
+        &http_ports,
+        &mut seen,
         &mut version,
         &mut chains,
     );
@@ -158,6 +176,7 @@ pub(crate) fn outbound_chains(
         version,
         vip_listeners,
         service_routes,
+        outbound: scope.outbound,
     }
 }
 
@@ -205,11 +224,11 @@ fn tcp_chains(
     scope: &Scope,
     labels: &Labels,
     capture_ports: &[u16],
+    seen: &mut BTreeSet<(u16, IpAddr)>,
     version: &mut Version,
     chains: &mut Vec<FilterChain>,
 ) -> NamedListeners {
     let dests = Destinations { snapshot, scope };
-    let mut seen = BTreeSet::new();
     let mut listeners = NamedListeners::new();
     for svc in scope.services(snapshot) {
         if svc.is_headless() {
@@ -218,7 +237,7 @@ fn tcp_chains(
                 svc,
                 labels,
                 capture_ports,
-                &mut seen,
+                seen,
                 version,
                 chains,
             );
@@ -292,6 +311,85 @@ fn tcp_chains(
         }
     }
     listeners
+}
+
+/// A ServiceEntry CIDR address: (network, prefix length).
+type Cidr = (IpAddr, u8);
+
+/// The chains of the opaque ports of ServiceEntry hosts without addresses,
+/// as Istio's `0.0.0.0:<port>` listeners: a TLS port matches the host by
+/// SNI (wildcards too), a TCP port takes every destination on the port (the
+/// first such host in the scope; none where an HTTP port has the port),
+/// each to the host's cluster. A host whose `addresses` hold CIDRs matches
+/// them (by prefix) on those ports instead, beside its VIPs' chains.
+/// Everything else on those ports gets the default chain (passthrough, or
+/// the black hole under REGISTRY_ONLY).
+#[allow(clippy::too_many_arguments)]
+fn entry_chains(
+    snapshot: &Snapshot,
+    scope: &Scope,
+    labels: &Labels,
+    capture_ports: &[u16],
+    http_ports: &[u16],
+    seen: &mut BTreeSet<(u16, IpAddr)>,
+    version: &mut Version,
+    chains: &mut Vec<FilterChain>,
+) {
+    let dests = Destinations { snapshot, scope };
+    let any = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+    // (port, SNI or "" for TCP, CIDRs): one chain each, the first host's.
+    let mut taken: BTreeSet<(u16, &str, &[Cidr])> = BTreeSet::new();
+    for svc in scope.services(snapshot) {
+        let Some(entry) = &svc.entry else { continue };
+        if svc.cluster_ip.is_some() && entry.cidrs.is_empty() {
+            // Its VIP chains are `tcp_chains`'.
+            continue;
+        }
+        for sp in svc.ports.iter().filter(|p| {
+            p.protocol.is_opaque()
+                && !capture_ports.contains(&p.port)
+                && !http_ports.contains(&p.port)
+        }) {
+            let tls = sp.protocol == Protocol::Tls;
+            let sni = if tls { svc.hostname.as_str() } else { "" };
+            if !taken.insert((sp.port, sni, entry.cidrs.as_slice())) {
+                continue;
+            }
+            let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
+            let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &[], &default, labels);
+            let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
+            let mut c = chain(
+                format!("{default}|entry"),
+                Some(sp.port),
+                &[],
+                tcp_proxy_with(&default, &clusters, timeouts),
+            );
+            if let Some(m) = c.filter_chain_match.as_mut() {
+                m.prefix_ranges = entry
+                    .cidrs
+                    .iter()
+                    .map(|(ip, len)| CidrRange {
+                        address_prefix: ip.to_string(),
+                        prefix_len: u32v(u32::from(*len)),
+                    })
+                    .collect();
+                if tls {
+                    m.server_names = vec![svc.hostname.clone()];
+                    m.transport_protocol = "tls".into();
+                }
+            }
+            seen.insert((sp.port, any));
+            version.add(&(
+                sp.port,
+                &svc.hostname,
+                sp.protocol,
+                &entry.cidrs,
+                &clusters,
+                timeouts,
+            ));
+            chains.push(c);
+        }
+    }
 }
 
 /// The `tcp_proxy` timeouts of a service's TCP traffic: Istio reads the
@@ -652,7 +750,7 @@ fn one_capture_port_listener(
             proxy.capture_port,
             dual_stack(proxy),
             chains,
-            passthrough(),
+            outbound_default(outbound.outbound),
             tls_inspector_on([security.permissive_ports(), outbound.tls_ports.clone()].concat()),
         ),
     )
@@ -675,7 +773,7 @@ fn two_capture_port_listeners(
         proxy.capture_port,
         dual_stack(proxy),
         chains,
-        passthrough(),
+        outbound_default(outbound.outbound),
         tls_inspector_on(outbound.tls_ports.clone()),
     );
     let mut chains: Vec<FilterChain> = inbound
@@ -781,6 +879,23 @@ fn inbound_passthrough_chain() -> FilterChain {
         name: "inbound-passthrough".into(),
         filters: vec![inbound_passthrough()],
         ..Default::default()
+    }
+}
+
+/// The capture listener's default chain: unknown destinations pass
+/// through (ALLOW_ANY) or are closed (REGISTRY_ONLY), as Istio's
+/// `virtualOutbound`.
+fn outbound_default(mode: OutboundMode) -> FilterChain {
+    match mode {
+        OutboundMode::AllowAny => passthrough(),
+        OutboundMode::RegistryOnly => FilterChain {
+            name: BLACKHOLE_CLUSTER.into(),
+            filters: vec![tcp_proxy(
+                BLACKHOLE_CLUSTER,
+                &[(BLACKHOLE_CLUSTER.into(), 1)],
+            )],
+            ..Default::default()
+        },
     }
 }
 

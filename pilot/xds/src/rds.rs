@@ -7,7 +7,8 @@
 //!   resource (issue 13).
 //! - `"<port>"` (named by the port, `"9080"`): the hosts on that port without a
 //!   VIP (headless services, ServiceEntry hosts without addresses), routed by
-//!   Host header with Istio's domain set, then `allow_any` (passthrough).
+//!   Host header with Istio's domain set, then `allow_any` (passthrough;
+//!   under REGISTRY_ONLY `block_all`, a direct 502, as Istio).
 //!
 //! Only the services and route tables of the proxy's [`Scope`] (its
 //! namespace's exports narrowed by its Sidecar) appear. A service's routes
@@ -24,7 +25,8 @@ use std::{
 
 use envoy_types::pb::{
     envoy::config::route::v3::{
-        route, route_action, Route, RouteAction, RouteConfiguration, VirtualHost,
+        route, route_action, DirectResponseAction, Route, RouteAction, RouteConfiguration,
+        VirtualHost,
     },
     google::protobuf::BoolValue,
 };
@@ -33,7 +35,7 @@ use rudder_model::{
         inbound_route_name, outbound_route_name, service_route_name, ClusterName,
         PASSTHROUGH_CLUSTER,
     },
-    Destination, HttpAction, HttpMatch, HttpRoute, Labels, Scope, Service, Snapshot,
+    Destination, HttpAction, HttpMatch, HttpRoute, Labels, OutboundMode, Scope, Service, Snapshot,
 };
 
 use crate::{
@@ -45,6 +47,9 @@ use crate::{
 
 /// Name of the last virtual host, which passes unknown authorities through.
 pub(crate) const ALLOW_ANY: &str = "allow_any";
+/// Name of the last virtual host under REGISTRY_ONLY (Istio's), which
+/// answers 502.
+pub(crate) const BLOCK_ALL: &str = "block_all";
 
 /// The outbound route configuration for HTTP port `port`, as a proxy in
 /// `namespace` with `labels` sees it.
@@ -81,17 +86,8 @@ pub(crate) fn outbound_route_config(
             ..Default::default()
         });
     }
-    virtual_hosts.push(VirtualHost {
-        name: ALLOW_ANY.into(),
-        domains: vec!["*".into()],
-        routes: vec![Route {
-            name: ALLOW_ANY.into(),
-            r#match: Some(catch_all()),
-            action: Some(route::Action::Route(to_cluster(PASSTHROUGH_CLUSTER))),
-            ..Default::default()
-        }],
-        ..Default::default()
-    });
+    version.add(&scope.outbound);
+    virtual_hosts.push(catch_all_virtual_host(scope.outbound));
     let config = RouteConfiguration {
         name,
         virtual_hosts,
@@ -100,6 +96,35 @@ pub(crate) fn outbound_route_config(
         ..Default::default()
     };
     resource(version, &config)
+}
+
+/// The last virtual host of a port's table, for authorities no service
+/// claims: `allow_any` to PassthroughCluster (ALLOW_ANY), or Istio's
+/// `block_all`, a direct 502 (REGISTRY_ONLY).
+fn catch_all_virtual_host(mode: OutboundMode) -> VirtualHost {
+    let route = match mode {
+        OutboundMode::AllowAny => Route {
+            name: ALLOW_ANY.into(),
+            r#match: Some(catch_all()),
+            action: Some(route::Action::Route(to_cluster(PASSTHROUGH_CLUSTER))),
+            ..Default::default()
+        },
+        OutboundMode::RegistryOnly => Route {
+            name: BLOCK_ALL.into(),
+            r#match: Some(catch_all()),
+            action: Some(route::Action::DirectResponse(DirectResponseAction {
+                status: 502,
+                ..Default::default()
+            })),
+            ..Default::default()
+        },
+    };
+    VirtualHost {
+        name: route.name.clone(),
+        domains: vec!["*".into()],
+        routes: vec![route],
+        ..Default::default()
+    }
 }
 
 /// The HTTP and sniffed service ports with a VIP in `scope`, each with the service that
@@ -160,11 +185,14 @@ pub(crate) fn service_route_config(
 /// also with `:port`.
 pub(crate) fn domains(svc: &Service, port: u16, proxy_namespace: &str) -> Vec<String> {
     let mut hosts = Vec::with_capacity(5);
-    if svc.namespace == proxy_namespace {
-        hosts.push(svc.name.clone());
+    if svc.entry.is_none() {
+        if svc.namespace == proxy_namespace {
+            hosts.push(svc.name.clone());
+        }
+        hosts.push(format!("{}.{}", svc.name, svc.namespace));
+        hosts.push(format!("{}.{}.svc", svc.name, svc.namespace));
     }
-    hosts.push(format!("{}.{}", svc.name, svc.namespace));
-    hosts.push(format!("{}.{}.svc", svc.name, svc.namespace));
+    // A ServiceEntry host is its own only name (Istio).
     hosts.push(svc.hostname.clone());
     for vip in svc.vips() {
         hosts.push(if vip.is_ipv6() {

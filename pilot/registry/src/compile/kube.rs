@@ -97,6 +97,7 @@ pub fn service(
         selector: svc.spec.selector.clone(),
         export_to,
         external_name,
+        entry: None,
     })
 }
 

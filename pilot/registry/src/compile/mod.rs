@@ -11,6 +11,7 @@ pub mod destination_rule;
 pub mod kube;
 pub mod route_rule;
 pub mod security;
+pub mod service_entry;
 pub mod sidecar;
 pub mod virtual_service;
 

@@ -2,12 +2,11 @@
 //!
 //! Served: `workloadSelector.labels`, `egress[].hosts` (`namespace/dnsName`;
 //! no `egress` means Istio's default listener, `*/*`) and
-//! `outboundTrafficPolicy.mode: ALLOW_ANY`. Every other field is refused
-//! with its path and the reason, so a Sidecar never half-applies:
-//! `egress[].port` (a port-specific listener), `bind` and `captureMode`,
-//! `ingress`, `inboundConnectionPool`, `inboundTls`,
-//! `outboundTrafficPolicy.egressProxy`, and `REGISTRY_ONLY` (carried in the
-//! model, enforced by the edge issue).
+//! `outboundTrafficPolicy.mode` (`ALLOW_ANY`, `REGISTRY_ONLY`). Every other
+//! field is refused with its path and the reason, so a Sidecar never
+//! half-applies: `egress[].port` (a port-specific listener), `bind` and
+//! `captureMode`, `ingress`, `inboundConnectionPool`, `inboundTls`,
+//! `outboundTrafficPolicy.egressProxy`.
 
 use rudder_config::sidecar as sc;
 use rudder_model::{EgressHost, EgressNamespace, OutboundMode, RuleRef, Sidecar};
@@ -115,33 +114,28 @@ fn egress(spec: &sc::SidecarSpec, ck: &mut Checker) -> Vec<Vec<EgressHost>> {
     egress
 }
 
-/// `outboundTrafficPolicy`: `ALLOW_ANY` is served; `REGISTRY_ONLY` is carried
-/// in the model but refused, egress proxies are refused.
-fn outbound_mode(spec: &sc::SidecarSpec, ck: &mut Checker) -> OutboundMode {
-    let mut outbound = OutboundMode::AllowAny;
-    if let Some(p) = &spec.outbound_traffic_policy {
-        if p.egress_proxy.is_some() {
+/// `outboundTrafficPolicy`: `ALLOW_ANY` and `REGISTRY_ONLY` are served
+/// (unset: the mesh config's mode); egress proxies are refused.
+fn outbound_mode(spec: &sc::SidecarSpec, ck: &mut Checker) -> Option<OutboundMode> {
+    let p = spec.outbound_traffic_policy.as_ref()?;
+    if p.egress_proxy.is_some() {
+        ck.error(
+            "spec.outboundTrafficPolicy.egressProxy",
+            not_served("egress proxies"),
+        );
+    }
+    match p.mode.as_deref() {
+        None => None,
+        Some("ALLOW_ANY") => Some(OutboundMode::AllowAny),
+        Some("REGISTRY_ONLY") => Some(OutboundMode::RegistryOnly),
+        Some(m) => {
             ck.error(
-                "spec.outboundTrafficPolicy.egressProxy",
-                not_served("egress proxies"),
-            );
-        }
-        match p.mode.as_deref() {
-            None | Some("ALLOW_ANY") => {}
-            Some("REGISTRY_ONLY") => {
-                outbound = OutboundMode::RegistryOnly;
-                ck.error(
-                    "spec.outboundTrafficPolicy.mode",
-                    "REGISTRY_ONLY is not enforced by Rudder yet (unknown destinations would still pass through); use ALLOW_ANY or leave it out",
-                );
-            }
-            Some(m) => ck.error(
                 "spec.outboundTrafficPolicy.mode",
                 format!("unknown mode {m:?}: expected ALLOW_ANY or REGISTRY_ONLY"),
-            ),
+            );
+            None
         }
     }
-    outbound
 }
 
 fn not_served(what: &str) -> String {
