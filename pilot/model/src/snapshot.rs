@@ -4,6 +4,7 @@ use std::{
     collections::BTreeMap,
     hash::{Hash, Hasher},
     net::IpAddr,
+    sync::Arc,
 };
 
 use crate::{
@@ -64,7 +65,10 @@ pub struct Snapshot {
     pub route_tables: Vec<RouteTable>,
     /// Destination policies, indexed for Istio's lookup order (see
     /// [`Snapshot::destination_policy`]).
-    pub destination_rules: DestinationRules,
+    /// Shared with the snapshots an endpoint-only rebuild derives from this
+    /// one (`rebuild_endpoints`), so generators can tell a policy by address
+    /// from one of those snapshots to the next.
+    pub destination_rules: Arc<DestinationRules>,
     /// Sidecars, oldest first (see [`crate::scope`]).
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentications and AuthorizationPolicies (oldest first).

@@ -6,7 +6,10 @@
 //! so warnings about unknown hosts and subsets see everything, and security
 //! policies last (their warnings need workloads and services).
 
-use std::collections::{btree_map::Entry, BTreeMap};
+use std::{
+    collections::{btree_map::Entry, BTreeMap},
+    sync::Arc,
+};
 
 use rudder_model::{
     DestinationPolicy, DestinationRules, Diagnostic, Endpoint, MeshConfig, Namespace, RouteTable,
@@ -326,7 +329,7 @@ pub fn build_snapshot<'a>(
         .into_iter()
         .filter(|(host, p)| dr_only.get(host) != Some(p))
         .collect();
-    snap.destination_rules = dr_index;
+    snap.destination_rules = Arc::new(dr_index);
     snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
     snap.secrets = secrets(get(Kind::Secret));
     credential_warnings(&snap, get(Kind::DestinationRule), &mut diagnostics);

@@ -252,7 +252,7 @@ impl SnapshotBuilder {
         let ns = p.source.namespace.clone();
         let (local, exported) =
             DestinationRules::pools(&p.export_to, &ns, &self.snapshot.mesh.root_namespace);
-        let rules = &mut self.snapshot.destination_rules;
+        let rules = Arc::make_mut(&mut self.snapshot.destination_rules);
         if local {
             let pool = rules.local.entry(ns.clone()).or_default();
             pool.insert(p.host.clone(), p.clone());

@@ -145,6 +145,17 @@ impl<K: Eq + Hash, V> Memo<K, V> {
         }
     }
 
+    /// A table offering what this one built or used and `keep` accepts,
+    /// moved out of it, like [`Memo::handed_over`] but without a rebuild to
+    /// compare with: the next generator takes an offered value as it is.
+    fn offered_where(&self, keep: impl Fn(&K) -> bool) -> Self {
+        let offered = lock(&self.live).drain().filter(|(k, _)| keep(k)).collect();
+        Memo {
+            live: Mutex::new(HashMap::new()),
+            older: Mutex::new(offered),
+        }
+    }
+
     /// A table offering what this one built or used, moved out of it (a
     /// later lookup here builds again): what the next generator does not
     /// look up is dropped with it, so entries of proxies that went away do
@@ -391,6 +402,14 @@ impl Generator {
             next.service_routes = previous.service_routes.carried();
             next.chains = previous.chains.carried();
             next.routes = previous.routes.carried();
+            // The clusters and assignments of services whose endpoints did
+            // not change are built from equal inputs: the same policies (an
+            // endpoint-only rebuild shares them, so their addresses in the
+            // keys still match) and the same endpoints.
+            let changed = changed_endpoints(&previous.snapshot, &next.snapshot);
+            let unchanged = |name: &String| !changed.contains(cluster_host(name));
+            next.clusters = previous.clusters.offered_where(|k| unchanged(&k.0));
+            next.endpoints = previous.endpoints.offered_where(|k| unchanged(&k.0));
         }
         next.listener_maps = previous.listener_maps.handed_over();
         next.own_listeners = previous.own_listeners.handed_over();
@@ -579,6 +598,9 @@ impl Generator {
             // `listeners` returns the proxy's own listeners first, then the
             // shared service listeners.
             built.truncate(built.len() - chains.vip_listeners.len());
+            // Kept for the generator's life, once per proxy: not with the
+            // capacity of the whole listener list.
+            built.shrink_to_fit();
             let (refs, problems) = Refs::of(built.iter().map(|(n, r)| (n, r)), []);
             let refs = self.ref_names(refs.names());
             Arc::new(OwnListeners {
@@ -807,6 +829,27 @@ impl Generator {
         view.endpoints = self.distinct(endpoints_of_view);
         view
     }
+}
+
+/// The hosts whose endpoints differ between two snapshots.
+fn changed_endpoints<'a>(a: &'a Snapshot, b: &'a Snapshot) -> HashSet<&'a str> {
+    let mut changed: HashSet<&str> = HashSet::new();
+    for (host, ports) in &a.endpoints {
+        if b.endpoints.get(host) != Some(ports) {
+            changed.insert(host);
+        }
+    }
+    for host in b.endpoints.keys() {
+        if !a.endpoints.contains_key(host) {
+            changed.insert(host);
+        }
+    }
+    changed
+}
+
+/// The host of an outbound cluster name (`outbound|port|subset|host`).
+fn cluster_host(name: &str) -> &str {
+    name.rsplit('|').next().unwrap_or(name)
 }
 
 /// One-shot generation without sharing (tests, tools): equal to

@@ -1,5 +1,5 @@
 //! LDS: the `virtual` listener on the capture port, one `<VIP>_<port>`
-//! listener per HTTP service port with a VIP, and `virtualInbound` when
+//! listener per service port with a VIP, and `virtualInbound` when
 //! inbound traffic is captured on a port of its own.
 //!
 //! ```text
@@ -8,12 +8,14 @@
 //!   │    <VIP>_<port> (bind_to_port false)   outbound HTTP to a service VIP: HCM, RDS "<host>:<port>"
 //!   │      sniffed port (no protocol declared): HTTP inspector; HTTP/1.x, h2c → that HCM,
 //!   │      anything else → tcp_proxy (weighted if a TCP route splits)
+//!   │    <VIP>_<port> (bind_to_port false)   outbound TCP to a service VIP: tcp_proxy (weighted
+//!   │      if a TCP route splits); TLS ports: TLS inspector, SNI chains of the tls routes first
 //!   └─ otherwise the chains of `virtual` itself:
 //!   ├─ dst port P, prefix pod IPs   inbound: HCM (inline route) or tcp_proxy → inbound|P||
 //!   ├─ dst port P, prefix pod IPs   outbound port the pod does not serve → InboundPassthroughCluster
 //!   ├─ prefix pod IPs               other inbound ports → InboundPassthroughCluster
 //!   ├─ dst port P                   outbound HTTP: HCM, RDS "P"
-//!   ├─ dst port P, prefix VIP       outbound TCP: tcp_proxy (weighted if a TCP route splits)
+//!   ├─ dst port P, prefix pod IPs   headless Service pods (not this one): tcp_proxy, ORIGINAL_DST
 //!   ├─ dst port P (+ SNI)           ServiceEntry host without addresses, TCP/TLS port: tcp_proxy
 //!   ├─ dst port <capture port>      BlackHoleCluster (never proxy to ourselves)
 //!   └─ default                      PassthroughCluster (unknown destinations unchanged);
@@ -24,9 +26,9 @@
 //! some chain names port P, a connection to P that matches none of P's prefixes
 //! gets the default chain; it never falls back to the port-less chains
 //! (`FilterChainManagerImpl::findFilterChainForDestinationPort`). So every
-//! port with an outbound chain (HTTP: any address; TCP: a VIP) also gets a
-//! pod-IP chain, else inbound connections to pod IP:P would be proxied
-//! outbound (HTTP) or passed through without the 127.0.0.6 source and
+//! port with an outbound chain (HTTP: any address; headless TCP: its pods)
+//! also gets a pod-IP chain, else inbound connections to pod IP:P would be
+//! proxied outbound (HTTP) or passed through without the 127.0.0.6 source and
 //! captured again (TCP).
 //!
 //! The hand-off (Istio's `virtualOutbound`): with `use_original_dst` Envoy
@@ -36,7 +38,9 @@
 //! Inbound connections (to pod IPs) and everything else find none and stay in
 //! `virtual`. A connection to a VIP therefore uses its service's own route
 //! configuration, and the port's `"<port>"` table keeps only the hosts without
-//! a VIP. The outbound chains depend only on the snapshot, the proxy's scope
+//! a VIP. TCP VIPs get their listeners the same way (as Istio's do), so the
+//! capture listener, which is every proxy's own, holds only what depends on
+//! the proxy (inbound) and the port-wide chains. The outbound chains depend only on the snapshot, the proxy's scope
 //! (namespace and Sidecar: the services it sees), its labels (TCP routes)
 //! and its capture ports, so they are built once per such key and shared
 //! ([`OutboundChains`]).
@@ -99,7 +103,8 @@ pub(crate) struct OutboundChains {
     /// [`OutboundChains::version`] and the versions of the service
     /// listeners: equal for equal chains and listeners, from any snapshot.
     pub(crate) content_version: String,
-    /// The `<VIP>_<port>` listeners (never bound; reached by hand-off).
+    /// The `<VIP>_<port>` listeners of HTTP, sniffed, TCP and TLS service
+    /// ports (never bound; reached by hand-off).
     pub(crate) vip_listeners: Vec<(String, Arc<Resource>)>,
     /// The services and ports whose route configuration `<host>:<port>` those
     /// listeners name.
@@ -124,11 +129,13 @@ pub(crate) fn outbound_chains(
     let http_ports = outbound_http_ports(snapshot, scope, capture_ports);
     version.add(&http_ports);
     let mut chains: Vec<FilterChain> = http_ports.iter().map(|&port| http_chain(port)).collect();
-    let mut seen = tcp_chains(
+    let mut seen = BTreeSet::new();
+    let tcp_listeners = tcp_chains(
         snapshot,
         scope,
         labels,
         capture_ports,
+        &mut seen,
         &mut version,
         &mut chains,
     );
@@ -142,10 +149,10 @@ pub(crate) fn outbound_chains(
         &mut version,
         &mut chains,
     );
-    let ports = http_ports
+    let ports = chains
         .iter()
-        .copied()
-        .chain(seen.iter().map(|(port, _)| *port))
+        .filter_map(|c| c.filter_chain_match.as_ref()?.destination_port)
+        .map(|p| p.value as u16)
         .collect();
     let tls_ports: BTreeSet<u16> = chains
         .iter()
@@ -153,7 +160,8 @@ pub(crate) fn outbound_chains(
         .filter(|m| !m.server_names.is_empty())
         .filter_map(|m| m.destination_port.map(|p| p.value as u16))
         .collect();
-    let (vip_listeners, service_routes) = vip_listeners(snapshot, scope, labels, capture_ports);
+    let (mut vip_listeners, service_routes) = vip_listeners(snapshot, scope, labels, capture_ports);
+    vip_listeners.extend(tcp_listeners);
     let version = version.to_string();
     let mut content_version = Version::new("lds-outbound-content").with(&version);
     for (name, r) in &vip_listeners {
@@ -206,18 +214,22 @@ fn http_chain(port: u16) -> FilterChain {
     )
 }
 
-/// Appends one TCP proxy chain per (non-HTTP port, VIP) of the services in
-/// scope, first service first; returns the (port, VIP) pairs given a chain.
+/// The outbound TCP of the services in scope: a `<VIP>_<port>` listener per
+/// (non-HTTP port, VIP), first service first, as Istio builds them (each
+/// shared by every proxy with the same chains key, so the per-proxy capture
+/// listener stays small), and the chains of headless Services' pods, which
+/// stay in `virtual` (they match pod addresses, not a VIP).
 fn tcp_chains(
     snapshot: &Snapshot,
     scope: &Scope,
     labels: &Labels,
     capture_ports: &[u16],
+    seen: &mut BTreeSet<(u16, IpAddr)>,
     version: &mut Version,
     chains: &mut Vec<FilterChain>,
-) -> BTreeSet<(u16, IpAddr)> {
+) -> NamedListeners {
     let dests = Destinations { snapshot, scope };
-    let mut seen = BTreeSet::new();
+    let mut listeners = NamedListeners::new();
     for svc in scope.services(snapshot) {
         if svc.is_headless() {
             headless_chains(
@@ -225,7 +237,7 @@ fn tcp_chains(
                 svc,
                 labels,
                 capture_ports,
-                &mut seen,
+                seen,
                 version,
                 chains,
             );
@@ -245,35 +257,60 @@ fn tcp_chains(
             let default = ClusterName::outbound(sp.port, None, &svc.hostname).to_string();
             let clusters = tcp_clusters(&dests, &svc.hostname, sp.port, &vips, &default, labels);
             let timeouts = tcp_timeouts(snapshot, scope, &svc.hostname);
-            version.add(&(sp.port, &vips, &svc.hostname, &clusters, timeouts));
+            let mut v = Version::new("lds-vip-tcp").with(&(
+                sp.port,
+                &vips,
+                &svc.hostname,
+                &clusters,
+                timeouts,
+            ));
             let tls = if sp.protocol == Protocol::Tls {
                 tls_clusters(&dests, &svc.hostname, sp.port, &vips, labels)
             } else {
                 Vec::new()
             };
-            for (i, (snis, clusters)) in tls.into_iter().enumerate() {
-                version.add(&(&snis, &clusters));
-                let mut c = chain(
-                    format!("{default}|tls|{i}"),
-                    Some(sp.port),
-                    &vips,
-                    tcp_proxy_with(&default, &clusters, timeouts),
-                );
-                if let Some(m) = c.filter_chain_match.as_mut() {
-                    m.server_names = snis;
-                    m.transport_protocol = "tls".into();
-                }
-                chains.push(c);
+            v.add(&tls);
+            let mut filter_chains: Vec<FilterChain> = tls
+                .into_iter()
+                .enumerate()
+                .map(|(i, (snis, clusters))| FilterChain {
+                    name: format!("{default}|tls|{i}"),
+                    filter_chain_match: Some(FilterChainMatch {
+                        server_names: snis,
+                        transport_protocol: "tls".into(),
+                        ..Default::default()
+                    }),
+                    filters: vec![tcp_proxy_with(&default, &clusters, timeouts)],
+                    ..Default::default()
+                })
+                .collect();
+            let sni = !filter_chains.is_empty();
+            filter_chains.push(FilterChain {
+                name: default.clone(),
+                filters: vec![tcp_proxy_with(&default, &clusters, timeouts)],
+                ..Default::default()
+            });
+            for vip in vips {
+                let name = vip_listener_name(vip, sp.port);
+                let l = Listener {
+                    name: name.clone(),
+                    address: Some(socket_address(&vip.to_string(), sp.port)),
+                    bind_to_port: Some(BoolValue { value: false }),
+                    traffic_direction: TrafficDirection::Outbound as i32,
+                    filter_chains: filter_chains.clone(),
+                    listener_filters: tls_inspector_on(if sni { vec![sp.port] } else { vec![] })
+                        .into_iter()
+                        .collect(),
+                    listener_filters_timeout: sni
+                        .then(|| crate::common::duration(crate::inbound::LISTENER_FILTERS_TIMEOUT)),
+                    continue_on_listener_filters_timeout: sni,
+                    ..Default::default()
+                };
+                listeners.push((name.clone(), resource(v.clone().with(&name), &l)));
             }
-            chains.push(chain(
-                default.clone(),
-                Some(sp.port),
-                &vips,
-                tcp_proxy_with(&default, &clusters, timeouts),
-            ));
         }
     }
-    seen
+    listeners
 }
 
 /// A ServiceEntry CIDR address: (network, prefix length).

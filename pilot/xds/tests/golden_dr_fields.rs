@@ -174,7 +174,7 @@ fn keepalive_lifetimes_and_upstream_protocols() {
         json!({"idleTimeout": "300s", "maxConnectionDuration": "7200s"})
     );
     // Istio also sets the host-level TCP timeouts on the service's tcp_proxy.
-    let tcp = &chain(&j, "virtual", &outbound(3306, "mysql"))["filters"][0]["typedConfig"];
+    let tcp = &chain(&j, "198.19.0.13_3306", &outbound(3306, "mysql"))["filters"][0]["typedConfig"];
     assert_eq!(tcp["idleTimeout"], "300s");
     assert_eq!(tcp["maxDownstreamConnectionDuration"], "7200s");
 }

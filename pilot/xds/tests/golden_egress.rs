@@ -161,10 +161,12 @@ fn service_entry_resolutions() {
         .find(|l| l["locality"]["zone"] == "zone1")
         .expect("the us-east/zone1 endpoint keeps its locality");
     assert_eq!(weighted["lbEndpoints"][0]["loadBalancingWeight"], 3);
-    let pg = chain(&j, "outbound|5432||db.example.com");
+    // Its address is a VIP: a listener per port, the TCP one a tcp_proxy.
+    let pg = &j["lds"]["240.0.0.10_5432"];
+    assert_eq!(pg["bindToPort"], false);
     assert_eq!(
-        pg["filterChainMatch"]["prefixRanges"][0]["addressPrefix"],
-        "240.0.0.10"
+        pg["filterChains"][0]["filters"][0]["typedConfig"]["cluster"],
+        "outbound|5432||db.example.com"
     );
     assert!(j["lds"]["240.0.0.10_8080"].is_object());
     // DNS without endpoints: STRICT_DNS on the host; with endpoints: on theirs.

@@ -168,7 +168,7 @@ fn matches_for_gateways_only_are_dropped_for_sidecars() {
     // The TCP route for a gateway does not apply: mysql keeps its default.
     let c = chain(
         &j,
-        "virtual",
+        "198.19.0.13_3306",
         "outbound|3306||mysql.default.svc.cluster.local",
     );
     assert_eq!(
@@ -463,15 +463,21 @@ fn unnamed_ports_are_sniffed_on_the_vip_listener() {
         cluster.as_str()
     );
     assert!(j["rds"][format!("{}:7070", host("legacy"))].is_object());
-    // The declared TCP port stays a TCP chain of the capture listener, no VIP listener.
-    assert!(j["lds"].get("198.19.0.77_7071").is_none());
+    // The declared TCP port gets a VIP listener with a tcp_proxy alone (no
+    // inspector), and nothing in the capture listener.
+    let tcp = &j["lds"]["198.19.0.77_7071"];
+    assert!(tcp.get("listenerFilters").is_none(), "{tcp}");
+    assert_eq!(
+        tcp["filterChains"][0]["name"],
+        format!("outbound|7071||{}", host("legacy"))
+    );
     let names: Vec<&str> = j["lds"]["virtual"]["filterChains"]
         .as_array()
         .unwrap()
         .iter()
         .filter_map(|c| c["name"].as_str())
         .collect();
-    assert!(names.contains(&format!("outbound|7071||{}", host("legacy")).as_str()));
+    assert!(!names.iter().any(|n| n.starts_with("outbound|7071")));
     assert!(
         !names.iter().any(|n| n.starts_with("outbound|7070")),
         "{names:?}"
@@ -516,11 +522,14 @@ fn dual_stack_pods_and_services_get_ipv6_listeners_and_vips() {
             .unwrap_or_else(|| panic!("{n}"))
     };
     let prefixes = |c: &Value| c["filterChainMatch"]["prefixRanges"].clone();
-    assert_eq!(
-        prefixes(by_name(&format!("outbound|3306||{}", host("mysql-ds")))),
-        json!([{"addressPrefix": "198.19.0.88", "prefixLen": 32},
-               {"addressPrefix": "fd00:10::88", "prefixLen": 128}])
-    );
+    // Each VIP of the dual-stack TCP Service has its listener.
+    for vip in ["198.19.0.88_3306", "fd00:10::88_3306"] {
+        assert_eq!(
+            j["lds"][vip]["filterChains"][0]["name"],
+            format!("outbound|3306||{}", host("mysql-ds")),
+            "{vip}"
+        );
+    }
     assert_eq!(
         prefixes(by_name("inbound|8080")),
         json!([{"addressPrefix": "198.18.0.89", "prefixLen": 32},
@@ -648,7 +657,8 @@ fn tls_routes_choose_by_sni_on_the_service_port() {
         .route_table(table)
         .build();
     let j = golden("tls_routes", &s, &proxy(&s, "productpage-v1"));
-    let virt = &j["lds"]["virtual"];
+    // The SNI chains sit on the VIP's own listener.
+    let virt = &j["lds"]["198.19.0.99_443"];
     let chains = virt["filterChains"].as_array().unwrap();
     let find = |n: &str| {
         chains

@@ -101,16 +101,6 @@ fn tls_of(j: &Value, cluster: &str) -> Value {
     ts["typedConfig"].clone()
 }
 
-/// The names of a listener's chains, in order.
-fn chain_names(j: &Value, listener: &str) -> Vec<String> {
-    j["lds"][listener]["filterChains"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The HTTP filter configs (by name, in order) of the HCM of a chain.
 fn http_filters(chain: &Value) -> Vec<Value> {
     chain["filters"][0]["typedConfig"]["httpFilters"]

@@ -192,7 +192,17 @@ pub fn vhost_routes<'a>(json: &'a Value, port: u16, host: &str) -> &'a Vec<Value
     vh["routes"].as_array().expect("routes")
 }
 
-/// The filter chain of the `virtual` listener with this name.
+/// The names of a listener's chains, in order.
+pub fn chain_names(j: &Value, listener: &str) -> Vec<String> {
+    j["lds"][listener]["filterChains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The filter chain of a listener with this name.
 pub fn chain<'a>(json: &'a Value, listener: &str, name: &str) -> &'a Value {
     json["lds"][listener]["filterChains"]
         .as_array()
