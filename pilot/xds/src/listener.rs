@@ -232,15 +232,7 @@ fn tcp_chains(
     let mut listeners = NamedListeners::new();
     for svc in scope.services(snapshot) {
         if svc.is_headless() {
-            headless_chains(
-                &dests,
-                svc,
-                labels,
-                capture_ports,
-                seen,
-                version,
-                chains,
-            );
+            headless_chains(&dests, svc, labels, capture_ports, seen, version, chains);
             continue;
         }
         for sp in svc
