@@ -64,7 +64,7 @@ pub enum Outcome {
     Denied(String),
 }
 
-fn field(field: &'static str, message: impl Into<String>) -> ReviewError {
+pub(crate) fn field(field: &'static str, message: impl Into<String>) -> ReviewError {
     ReviewError::Field {
         field,
         message: message.into(),
@@ -73,21 +73,10 @@ fn field(field: &'static str, message: impl Into<String>) -> ReviewError {
 
 /// Handle one AdmissionReview body; returns the response review and the outcome.
 pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), ReviewError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(ReviewError::TooLarge);
-    }
-    let doc: Value = serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))?;
+    let doc = parse(body)?;
     let request = request_of(&doc)?;
-    let uid = match request.get("uid") {
-        Some(Value::String(u)) if !u.is_empty() => u.clone(),
-        _ => return Err(field("request.uid", "missing or not a string")),
-    };
-    let respond = |extra: Value| {
-        let mut response = json!({"uid": uid});
-        let r = response.as_object_mut().expect("literal object");
-        r.extend(extra.as_object().expect("literal object").clone());
-        json!({"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response})
-    };
+    let uid = uid_of(request)?;
+    let respond = |extra: Value| respond(&uid, extra);
 
     if let Some(why) = not_for_injection(request) {
         return Ok((respond(json!({"allowed": true})), Outcome::Allowed(why)));
@@ -131,8 +120,32 @@ pub fn review(body: &[u8], ctx: &ReviewContext<'_>) -> Result<(Value, Outcome), 
     }
 }
 
+/// The body as JSON, within [`MAX_BODY_BYTES`].
+pub(crate) fn parse(body: &[u8]) -> Result<Value, ReviewError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(ReviewError::TooLarge);
+    }
+    serde_json::from_slice(body).map_err(|e| ReviewError::Json(e.to_string()))
+}
+
+/// `request.uid`, which the response must echo.
+pub(crate) fn uid_of(request: &Map<String, Value>) -> Result<String, ReviewError> {
+    match request.get("uid") {
+        Some(Value::String(u)) if !u.is_empty() => Ok(u.clone()),
+        _ => Err(field("request.uid", "missing or not a string")),
+    }
+}
+
+/// The response review for `uid` with the fields of `extra` (`allowed`, ...).
+pub(crate) fn respond(uid: &str, extra: Value) -> Value {
+    let mut response = json!({"uid": uid});
+    let r = response.as_object_mut().expect("literal object");
+    r.extend(extra.as_object().expect("literal object").clone());
+    json!({"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response})
+}
+
 /// The `request` of an `admission.k8s.io/v1` AdmissionReview.
-fn request_of(doc: &Value) -> Result<&Map<String, Value>, ReviewError> {
+pub(crate) fn request_of(doc: &Value) -> Result<&Map<String, Value>, ReviewError> {
     let obj = doc.as_object().ok_or_else(|| {
         ReviewError::NotReview(format!("expected a JSON object, got {}", kind_of(doc)))
     })?;

@@ -1,6 +1,8 @@
 //! On a cluster without `--tls-cert/--tls-key`: keep Secret
 //! `rudder-injector-tls` holding a usable certificate, serve it, and keep the
-//! webhook configuration's `caBundle` naming its CA (as istiod does).
+//! webhook configurations' `caBundle` naming its CA (as istiod does): the
+//! MutatingWebhookConfiguration `rudder-sidecar-injector` and, when it is
+//! installed, the ValidatingWebhookConfiguration `rudder-validator`.
 //!
 //! ```text
 //!  start ─► GET Secret ─ valid ≥ 30 d ─────────────────────────► serve it
@@ -30,7 +32,9 @@ use serde_json::{json, Value};
 
 use crate::{
     kubeapi::{ApiClient, ApiError},
-    serving_cert::{self, Bundle, CertError, SECRET_NAME, WEBHOOK_CONFIG_NAME},
+    serving_cert::{
+        self, Bundle, CertError, SECRET_NAME, VALIDATOR_CONFIG_NAME, WEBHOOK_CONFIG_NAME,
+    },
     tls::SwappableCert,
 };
 
@@ -67,8 +71,10 @@ pub enum ClusterCertError {
         reason: Box<CertError>,
     },
     /// The webhook configuration is not shaped as expected.
-    #[error("MutatingWebhookConfiguration {name}: {reason}")]
+    #[error("{kind} {name}: {reason}")]
     Webhook {
+        /// `MutatingWebhookConfiguration` or `ValidatingWebhookConfiguration`.
+        kind: &'static str,
         /// Its name.
         name: String,
         /// What is wrong.
@@ -104,10 +110,43 @@ fn secret_path(namespace: &str) -> String {
     format!("/api/v1/namespaces/{namespace}/secrets/{SECRET_NAME}")
 }
 
-fn webhook_path() -> String {
-    format!(
-        "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{WEBHOOK_CONFIG_NAME}"
-    )
+/// A webhook configuration whose entries must carry the injector's CA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebhookConfig {
+    /// Its kind.
+    pub kind: &'static str,
+    /// Its resource (plural) in admissionregistration.k8s.io/v1.
+    pub resource: &'static str,
+    /// Its name.
+    pub name: &'static str,
+    /// Whether its absence is an error (the injector's own webhook) or the
+    /// operator's choice (the validator is optional).
+    pub required: bool,
+}
+
+/// The injector's MutatingWebhookConfiguration.
+pub const INJECTOR_WEBHOOK: WebhookConfig = WebhookConfig {
+    kind: "MutatingWebhookConfiguration",
+    resource: "mutatingwebhookconfigurations",
+    name: WEBHOOK_CONFIG_NAME,
+    required: true,
+};
+
+/// The validating webhook's configuration (optional).
+pub const VALIDATOR_WEBHOOK: WebhookConfig = WebhookConfig {
+    kind: "ValidatingWebhookConfiguration",
+    resource: "validatingwebhookconfigurations",
+    name: VALIDATOR_CONFIG_NAME,
+    required: false,
+};
+
+impl WebhookConfig {
+    fn path(&self) -> String {
+        format!(
+            "/apis/admissionregistration.k8s.io/v1/{}/{}",
+            self.resource, self.name
+        )
+    }
 }
 
 fn refused(action: String, resp: &crate::kubeapi::ApiResponse) -> ClusterCertError {
@@ -236,26 +275,42 @@ async fn winner(
     })
 }
 
-/// Set every webhook's `clientConfig.caBundle` of
-/// `rudder-sidecar-injector` to `ca_pem`; returns how many entries changed
-/// (0: already equal, nothing sent).
+/// Set every webhook's `clientConfig.caBundle` of the injector's
+/// configuration and of the validator's (when installed) to `ca_pem`;
+/// returns how many entries changed (0: already equal, nothing sent).
 pub async fn patch_ca_bundle(client: &ApiClient, ca_pem: &str) -> Result<usize, ClusterCertError> {
+    let mut changed = 0;
+    for config in [INJECTOR_WEBHOOK, VALIDATOR_WEBHOOK] {
+        changed += patch_ca_bundle_of(client, config, ca_pem).await?;
+    }
+    Ok(changed)
+}
+
+/// [`patch_ca_bundle`] for one configuration. An optional one that is not
+/// installed changes nothing.
+pub async fn patch_ca_bundle_of(
+    client: &ApiClient,
+    config: WebhookConfig,
+    ca_pem: &str,
+) -> Result<usize, ClusterCertError> {
     let want = base64::engine::general_purpose::STANDARD.encode(ca_pem);
-    let path = webhook_path();
-    let name = WEBHOOK_CONFIG_NAME;
+    let path = config.path();
+    let WebhookConfig { kind, name, .. } = config;
     let mut last = None;
     for _ in 0..PATCH_ATTEMPTS {
         let resp = client.request(Method::GET, &path, None).await?;
-        if resp.status != StatusCode::OK {
-            return Err(refused(
-                format!("get MutatingWebhookConfiguration {name}"),
-                &resp,
-            ));
+        if resp.status == StatusCode::NOT_FOUND && !config.required {
+            tracing::debug!(webhook = name, "{kind} not installed; nothing to patch");
+            return Ok(0);
         }
-        let config = resp.json().unwrap_or(Value::Null);
-        let webhooks = config["webhooks"]
+        if resp.status != StatusCode::OK {
+            return Err(refused(format!("get {kind} {name}"), &resp));
+        }
+        let found = resp.json().unwrap_or(Value::Null);
+        let webhooks = found["webhooks"]
             .as_array()
             .ok_or_else(|| ClusterCertError::Webhook {
+                kind,
                 name: name.into(),
                 reason: "no webhooks list".into(),
             })?;
@@ -293,17 +348,12 @@ pub async fn patch_ca_bundle(client: &ApiClient, ca_pem: &str) -> Result<usize, 
                 tracing::info!(webhook = name, detail = %resp.describe(), "caBundle patch raced a change; retrying");
                 last = Some(resp);
             }
-            _ => {
-                return Err(refused(
-                    format!("patch MutatingWebhookConfiguration {name}"),
-                    &resp,
-                ))
-            }
+            _ => return Err(refused(format!("patch {kind} {name}"), &resp)),
         }
     }
     let resp = last.expect("the loop ran and recorded a conflict");
     Err(refused(
-        format!("patch MutatingWebhookConfiguration {name} ({PATCH_ATTEMPTS} attempts)"),
+        format!("patch {kind} {name} ({PATCH_ATTEMPTS} attempts)"),
         &resp,
     ))
 }

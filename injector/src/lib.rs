@@ -10,8 +10,13 @@
 //!                                       + rudder-init (proxy-init: iptables)
 //!                                       + rudder-proxy (agent ─► Envoy ─► pilot :15012, TLS)
 //!
+//!  kubectl apply (Istio rule) ─► API server ──AdmissionReview──► POST /validate
+//!                                 validation::validate_review: the registry's loader,
+//!                                 per object; errors refuse the apply
+//!
 //!  no --tls-cert on a cluster: cluster_cert ─► Secret rudder-injector-tls (serve it)
-//!                                          └─► rudder-sidecar-injector caBundle
+//!                                          └─► rudder-sidecar-injector and
+//!                                              rudder-validator caBundle
 //! ```
 //!
 //! The core is [`inject()`], a pure function on a pod held as
@@ -39,6 +44,7 @@ pub mod serving_cert;
 pub mod sidecar;
 pub mod template;
 pub mod tls;
+pub mod validation;
 pub mod version;
 
 pub use admission::{review, Outcome, ReviewContext, ReviewError};
@@ -47,3 +53,4 @@ pub use inject::{inject, Decision, InjectContext};
 pub use kube_inject::{kube_inject, KubeInjectError};
 pub use pod::PodError;
 pub use template::{CertMode, NativeSidecars, TemplateError, Values};
+pub use validation::validate_review;

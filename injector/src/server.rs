@@ -6,6 +6,8 @@
 //!
 //! - `POST /inject`: AdmissionReview v1 → 200 with the response review, or 400
 //!   with a plain-text message when the body is not a usable review.
+//! - `POST /validate`: the same for the validating webhook
+//!   ([`crate::validation`]): allowed, or refused with `pilot validate`'s lines.
 //! - `GET /healthz`: 200 `ok` (the Deployment's probes).
 
 use std::{convert::Infallible, future::Future, net::SocketAddr, sync::Arc, time::Duration};
@@ -19,6 +21,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admission::{review, Outcome, ReviewContext, ReviewError, MAX_BODY_BYTES};
 use crate::template::Values;
+use crate::validation::validate_review;
 
 /// Bound on a TLS handshake and on reading request headers, so idle or slow
 /// clients cannot pile up connections.
@@ -59,20 +62,32 @@ pub async fn handle(
     let method = req.method().clone();
     Ok(match (method, path.as_str()) {
         (Method::GET, "/healthz") => text(StatusCode::OK, "ok"),
-        (Method::POST, "/inject") => inject(req, &state).await,
-        (_, "/inject") => text(
+        (Method::POST, "/inject") => {
+            let ctx = ReviewContext {
+                values: &state.values,
+                native_sidecars: state.native_sidecars,
+            };
+            admit(req, "injection", |body| review(body, &ctx)).await
+        }
+        (Method::POST, "/validate") => admit(req, "validation", validate_review).await,
+        (_, "/inject" | "/validate") => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "use POST with an AdmissionReview",
         ),
         (_, "/healthz") => text(StatusCode::METHOD_NOT_ALLOWED, "use GET"),
         _ => text(
             StatusCode::NOT_FOUND,
-            format!("no such path {path}; the webhook answers POST /inject"),
+            format!("no such path {path}; the webhook answers POST /inject and POST /validate"),
         ),
     })
 }
 
-async fn inject(req: Request<Incoming>, state: &WebhookState) -> Response<Body> {
+/// Read an AdmissionReview body (bounded) and answer it with `decide`.
+async fn admit(
+    req: Request<Incoming>,
+    webhook: &'static str,
+    decide: impl FnOnce(&[u8]) -> Result<(serde_json::Value, Outcome), ReviewError>,
+) -> Response<Body> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -96,18 +111,16 @@ async fn inject(req: Request<Incoming>, state: &WebhookState) -> Response<Body> 
             )
         }
     };
-    let ctx = ReviewContext {
-        values: &state.values,
-        native_sidecars: state.native_sidecars,
-    };
-    match review(&body, &ctx) {
+    match decide(&body) {
         Err(e) => bad_request(&e),
         Ok((response, outcome)) => {
             let uid = response["response"]["uid"].as_str().unwrap_or_default();
             match &outcome {
-                Outcome::Injected => tracing::info!(uid, "injected"),
-                Outcome::Allowed(why) => tracing::info!(uid, reason = %why, "allowed unchanged"),
-                Outcome::Denied(why) => tracing::warn!(uid, reason = %why, "denied"),
+                Outcome::Injected => tracing::info!(uid, webhook, "injected"),
+                Outcome::Allowed(why) => {
+                    tracing::info!(uid, webhook, reason = %why, "allowed unchanged")
+                }
+                Outcome::Denied(why) => tracing::warn!(uid, webhook, reason = %why, "denied"),
             }
             Response::builder()
                 .status(StatusCode::OK)

@@ -34,6 +34,9 @@ pub const SECRET_NAME: &str = "rudder-injector-tls";
 pub const SERVICE_NAME: &str = "rudder-injector";
 /// The MutatingWebhookConfiguration whose caBundle names our CA.
 pub const WEBHOOK_CONFIG_NAME: &str = "rudder-sidecar-injector";
+/// The ValidatingWebhookConfiguration (route rules checked at apply) whose
+/// caBundle names the same CA.
+pub const VALIDATOR_CONFIG_NAME: &str = "rudder-validator";
 /// Validity of a generated CA and serving certificate.
 pub const VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// A certificate with less left than this is replaced.

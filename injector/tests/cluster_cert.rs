@@ -4,14 +4,18 @@
 //! to it; a valid Secret is reused without writes; an expiring one is
 //! replaced; a lost create race serves the winner's; an equal caBundle is not
 //! patched; RBAC refusals are named; a running injector follows a peer's
-//! rotation and patches a webhook configuration applied after it started.
+//! rotation and patches webhook configurations (the injector's and the
+//! optional validator's) applied after it started.
 
 mod common;
 
 use std::{path::Path, sync::Arc, time::Duration};
 
 use base64::Engine;
-use common::{fake_api::FakeApi, request_to};
+use common::{
+    fake_api::{FakeApi, VALIDATOR_PATH, WEBHOOK_PATH},
+    request_to,
+};
 use hyper::{Method, StatusCode};
 use rudder_injector::{
     cluster_cert::{self, ensure_secret, patch_ca_bundle, unix_now, Origin},
@@ -25,17 +29,25 @@ use tokio::sync::oneshot;
 
 const NS: &str = "rudder-system";
 const SECRET_PATH: &str = "/api/v1/namespaces/rudder-system/secrets/rudder-injector-tls";
-const WEBHOOK_PATH: &str =
-    "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/rudder-sidecar-injector";
+
+/// The `kind` object of `manifests/injector/FILE`, exactly as the file has it.
+fn manifest(file: &str, kind: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../manifests/injector")
+        .join(file);
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
+    docs.into_iter().find(|d| d["kind"] == kind).unwrap()
+}
 
 /// The MutatingWebhookConfiguration exactly as manifests/injector/webhook.yaml has it.
 fn webhook_manifest() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/injector/webhook.yaml");
-    let docs: Vec<Value> =
-        serde_saphyr::from_multiple(&std::fs::read_to_string(path).unwrap()).unwrap();
-    docs.into_iter()
-        .find(|d| d["kind"] == "MutatingWebhookConfiguration")
-        .unwrap()
+    manifest("webhook.yaml", "MutatingWebhookConfiguration")
+}
+
+/// The ValidatingWebhookConfiguration of manifests/injector/validator.yaml.
+fn validator_manifest() -> Value {
+    manifest("validator.yaml", "ValidatingWebhookConfiguration")
 }
 
 fn b64(s: &str) -> String {
@@ -43,8 +55,11 @@ fn b64(s: &str) -> String {
 }
 
 fn ca_bundles(api: &FakeApi) -> Vec<Option<String>> {
-    let st = api.st();
-    st.webhook.as_ref().unwrap()["webhooks"]
+    bundles_of(api.st().webhook.as_ref().unwrap())
+}
+
+fn bundles_of(config: &Value) -> Vec<Option<String>> {
+    config["webhooks"]
         .as_array()
         .unwrap()
         .iter()
@@ -230,8 +245,11 @@ async fn an_equal_ca_bundle_is_not_patched() {
     );
     assert_eq!(
         api.st().log,
-        [format!("GET {WEBHOOK_PATH}")],
-        "no PATCH sent"
+        [
+            format!("GET {WEBHOOK_PATH}"),
+            format!("GET {VALIDATOR_PATH}")
+        ],
+        "no PATCH sent; the validator is not installed, which is no error"
     );
 
     // Only the entry that differs is patched.
@@ -290,11 +308,13 @@ async fn a_running_injector_patches_a_late_webhook_and_follows_a_peer_rotation()
         Duration::from_millis(200),
     ));
 
-    // The webhook configuration appears after start: patched on a retry.
+    // The webhook configurations appear after start: patched on a retry.
     api.st().webhook = Some(webhook_manifest());
+    api.st().validator = Some(validator_manifest());
     let want = Some(b64(&first.ca_pem));
     wait_for("caBundle patched", || {
         ca_bundles(&api) == [want.clone(), want.clone()]
+            && bundles_of(api.st().validator.as_ref().unwrap()) == [want.clone()]
     })
     .await;
 
@@ -304,6 +324,7 @@ async fn a_running_injector_patches_a_late_webhook_and_follows_a_peer_rotation()
     let want = Some(b64(&rotated.ca_pem));
     wait_for("caBundle follows the rotation", || {
         ca_bundles(&api) == [want.clone(), want.clone()]
+            && bundles_of(api.st().validator.as_ref().unwrap()) == [want.clone()]
     })
     .await;
     let name = &serving_cert::dns_names(NS)[0];

@@ -222,6 +222,83 @@ fn deployment_service_and_webhook_agree() {
     );
 }
 
+/// The validator reaches the injector's /validate, fails open, and selects
+/// exactly the kinds and versions of Rudder's CRDs (manifests/crds.yaml) in
+/// the Istio groups: none escapes validation, and each one selected is a kind
+/// the registry reads (an object of it is judged, not called unsupported).
+#[test]
+fn the_validator_selects_every_rule_kind_rudder_reads() {
+    let objs = objects();
+    let hook = find(&objs, "ValidatingWebhookConfiguration", "rudder-validator");
+    let entries = hook["webhooks"].as_array().unwrap();
+    assert_eq!(entries.len(), 1);
+    let w = &entries[0];
+    assert_eq!(w["failurePolicy"], "Ignore");
+    assert_eq!(w["sideEffects"], "None");
+    assert_eq!(w["clientConfig"]["service"]["path"], "/validate");
+    let svc = find(&objs, "Service", "rudder-injector");
+    assert_eq!(
+        w["clientConfig"]["service"]["name"],
+        svc["metadata"]["name"]
+    );
+    assert_eq!(
+        w["clientConfig"]["service"]["port"],
+        svc["spec"]["ports"][0]["port"]
+    );
+
+    let mut selected = Vec::new();
+    for rule in w["rules"].as_array().unwrap() {
+        assert_eq!(rule["operations"], json!(["CREATE", "UPDATE"]));
+        for g in rule["apiGroups"].as_array().unwrap() {
+            for v in rule["apiVersions"].as_array().unwrap() {
+                for r in rule["resources"].as_array().unwrap() {
+                    selected.push(format!(
+                        "{}/{}/{}",
+                        g.as_str().unwrap(),
+                        v.as_str().unwrap(),
+                        r.as_str().unwrap()
+                    ));
+                }
+            }
+        }
+    }
+    selected.sort();
+
+    let crds_text = std::fs::read_to_string(manifests_dir().join("../crds.yaml")).unwrap();
+    let crds: Vec<Value> = serde_saphyr::from_multiple(&crds_text).unwrap();
+    let mut installed = Vec::new();
+    for crd in crds
+        .iter()
+        .filter(|c| c["kind"] == "CustomResourceDefinition")
+    {
+        let group = crd["spec"]["group"].as_str().unwrap();
+        if !group.ends_with("istio.io") {
+            continue;
+        }
+        let plural = crd["spec"]["names"]["plural"].as_str().unwrap();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap();
+        for v in crd["spec"]["versions"].as_array().unwrap() {
+            let version = v["name"].as_str().unwrap();
+            installed.push(format!("{group}/{version}/{plural}"));
+            // An object of it is judged by the registry, not refused as a
+            // kind Rudder does not read.
+            let object = json!({
+                "apiVersion": format!("{group}/{version}"),
+                "kind": kind,
+                "metadata": {"name": "x", "namespace": "default"},
+                "spec": {},
+            });
+            let problems = rudder_injector::validation::problems_of(&object);
+            assert!(
+                !problems.iter().any(|p| p.starts_with("unsupported:")),
+                "{group}/{version} {kind}: {problems:?}"
+            );
+        }
+    }
+    installed.sort();
+    assert_eq!(selected, installed);
+}
+
 /// `(apiGroup, resource, verb, resourceNames)` of every rule.
 fn rules(role: &Value) -> Vec<(String, String, String, Vec<String>)> {
     let strs = |v: &Value| -> Vec<String> {
@@ -245,7 +322,7 @@ fn rules(role: &Value) -> Vec<(String, String, String, Vec<String>)> {
 
 #[test]
 fn rbac_grants_only_the_certificate_secret_and_the_webhook_configuration() {
-    use rudder_injector::serving_cert::{SECRET_NAME, WEBHOOK_CONFIG_NAME};
+    use rudder_injector::serving_cert::{SECRET_NAME, VALIDATOR_CONFIG_NAME, WEBHOOK_CONFIG_NAME};
     let objs = objects();
     let named = |g: &str, r: &str, v: &str, n: &[&str]| {
         (
@@ -281,10 +358,27 @@ fn rbac_grants_only_the_certificate_secret_and_the_webhook_configuration() {
                 "patch",
                 &[WEBHOOK_CONFIG_NAME]
             ),
+            named(
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations",
+                "get",
+                &[VALIDATOR_CONFIG_NAME]
+            ),
+            named(
+                "admissionregistration.k8s.io",
+                "validatingwebhookconfigurations",
+                "patch",
+                &[VALIDATOR_CONFIG_NAME]
+            ),
         ]
     );
-    // The object patched is the one in webhook.yaml.
+    // The objects patched are the ones in webhook.yaml and validator.yaml.
     find(&objs, "MutatingWebhookConfiguration", WEBHOOK_CONFIG_NAME);
+    find(
+        &objs,
+        "ValidatingWebhookConfiguration",
+        VALIDATOR_CONFIG_NAME,
+    );
     let sa = find(&objs, "ServiceAccount", "rudder-injector");
     let dep = find(&objs, "Deployment", "rudder-injector");
     assert_eq!(

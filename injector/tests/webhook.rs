@@ -353,6 +353,89 @@ async fn a_pod_with_an_impossible_annotation_is_denied_naming_it() {
     );
 }
 
+/// The validating webhook as the API server calls it: an invalid
+/// VirtualService is refused with the line `pilot validate` prints for the
+/// same file (without the file), a valid one is allowed, over h2 and HTTP/1.1.
+#[tokio::test]
+async fn validate_refuses_an_invalid_rule_with_pilot_validates_message() {
+    let p = pki("validate");
+    let hook = start(&p, Values::default(), false).await;
+    let rule = |weight: i64| {
+        json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "VirtualService",
+            "metadata": {"name": "reviews", "namespace": "bookinfo"},
+            "spec": {"hosts": ["reviews"], "http": [{
+                "timeout": "5x",
+                "route": [{"destination": {"host": "reviews"}, "weight": weight}],
+            }]},
+        })
+    };
+    let vs_kind =
+        json!({"group": "networking.istio.io", "version": "v1", "kind": "VirtualService"});
+
+    // What `pilot validate` says about the same object in a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("reviews.yaml");
+    std::fs::write(&file, serde_json::to_string(&rule(-1)).unwrap()).unwrap();
+    let report = rudder_registry::validate::validate_paths(std::slice::from_ref(&file));
+    let prefix = format!("{}:1: ", file.display());
+    let want: Vec<String> = report
+        .lines()
+        .iter()
+        .filter(|l| l.starts_with("error: "))
+        .map(|l| l.replacen(&prefix, "", 1))
+        .collect();
+    assert_eq!(
+        want.len(),
+        2,
+        "a bad timeout and a negative weight: {want:?}"
+    );
+
+    for h2 in [true, false] {
+        let reply = request(
+            hook.addr,
+            &[&p.ca_pem],
+            Method::POST,
+            "/validate",
+            review("v", vs_kind.clone(), "bookinfo", rule(-1)),
+            h2,
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        let r = &reply.json()["response"];
+        assert_eq!(
+            (r["uid"].as_str(), &r["allowed"]),
+            (Some("v"), &json!(false))
+        );
+        assert_eq!(r["status"]["message"], want.join("\n"));
+    }
+
+    let mut good = rule(100);
+    good["spec"]["http"][0]["timeout"] = json!("5s");
+    let reply = request(
+        hook.addr,
+        &[&p.ca_pem],
+        Method::POST,
+        "/validate",
+        review("ok", vs_kind, "bookinfo", good),
+        true,
+    )
+    .await;
+    assert_eq!(reply.json()["response"]["allowed"], true);
+
+    let reply = request(
+        hook.addr,
+        &[&p.ca_pem],
+        Method::GET,
+        "/validate",
+        vec![],
+        true,
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
 #[tokio::test]
 async fn replaced_certificate_files_are_served_on_the_next_connection() {
     let first = pki("first");

@@ -1,6 +1,7 @@
 //! A small in-process Kubernetes API server over HTTPS on loopback: Secrets
-//! (get, create, update with resourceVersion checks) and one
-//! MutatingWebhookConfiguration (get, JSON patch with `test` ops), answering
+//! (get, create, update with resourceVersion checks), one
+//! MutatingWebhookConfiguration and one ValidatingWebhookConfiguration (get,
+//! JSON patch with `test` ops), answering
 //! errors as `Status` objects the way the real one does. It records every
 //! request as `METHOD path` so tests can assert what was (not) written.
 
@@ -18,14 +19,17 @@ use rudder_injector::{kubeapi::ApiClient, tls};
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-const WEBHOOK_PATH: &str =
+pub const WEBHOOK_PATH: &str =
     "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/rudder-sidecar-injector";
+pub const VALIDATOR_PATH: &str =
+    "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations/rudder-validator";
 
 #[derive(Default)]
 pub struct State {
     /// Secrets by (namespace, name).
     pub secrets: BTreeMap<(String, String), Value>,
     pub webhook: Option<Value>,
+    pub validator: Option<Value>,
     /// Requests seen, `METHOD path`.
     pub log: Vec<String>,
     /// Stored just before the next Secret write is handled, as if another
@@ -50,6 +54,14 @@ impl State {
 
     pub fn put_secret(&mut self, s: Value) {
         self.store_secret(s);
+    }
+
+    fn config_at(&mut self, path: &str) -> Option<&mut Option<Value>> {
+        match path {
+            WEBHOOK_PATH => Some(&mut self.webhook),
+            VALIDATOR_PATH => Some(&mut self.validator),
+            _ => None,
+        }
     }
 
     pub fn writes(&self) -> Vec<String> {
@@ -158,13 +170,13 @@ fn handle(
             }
             (StatusCode::OK, st.store_secret(s))
         }
-        (&Method::GET, _) if path == WEBHOOK_PATH => match &st.webhook {
-            Some(w) => (StatusCode::OK, w.clone()),
-            None => status(StatusCode::NOT_FOUND, "NotFound", "not found".into()),
+        (&Method::GET, _) if st.config_at(path).is_some() => match st.config_at(path) {
+            Some(Some(w)) => (StatusCode::OK, w.clone()),
+            _ => status(StatusCode::NOT_FOUND, "NotFound", "not found".into()),
         },
-        (&Method::PATCH, _) if path == WEBHOOK_PATH => {
+        (&Method::PATCH, _) if st.config_at(path).is_some() => {
             assert_eq!(ctype, "application/json-patch+json");
-            let Some(mut w) = st.webhook.clone() else {
+            let Some(Some(mut w)) = st.config_at(path).cloned() else {
                 return status(StatusCode::NOT_FOUND, "NotFound", "not found".into());
             };
             let patch: json_patch::Patch = serde_json::from_slice(body).unwrap();
@@ -173,7 +185,7 @@ fn handle(
             }
             st.rv += 1;
             w["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-            st.webhook = Some(w.clone());
+            *st.config_at(path).expect("matched above") = Some(w.clone());
             (StatusCode::OK, w)
         }
         _ => status(
