@@ -346,6 +346,33 @@ async fn a_running_injector_patches_a_late_webhook_and_follows_a_peer_rotation()
     maintain.abort();
 }
 
+/// The in-cluster client reads the service-account token for every request,
+/// so a token the kubelet rotated is sent from the next request on (a token
+/// read once would be refused after about an hour on a real cluster).
+#[tokio::test]
+async fn a_rotated_token_file_is_sent_from_the_next_request_on() {
+    use rudder_injector::kubeapi::ApiClient;
+    let api = FakeApi::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "first-token\n").unwrap();
+    let client = ApiClient::with_token_file(
+        &api.addr.to_string(),
+        "localhost",
+        api.ca_pem.as_bytes(),
+        &token,
+    )
+    .unwrap();
+    let get = || client.request(Method::GET, SECRET_PATH, None);
+    assert_eq!(get().await.unwrap().status, StatusCode::NOT_FOUND);
+    std::fs::write(&token, "second-token").unwrap();
+    assert_eq!(get().await.unwrap().status, StatusCode::NOT_FOUND);
+    assert_eq!(api.st().auth, ["Bearer first-token", "Bearer second-token"]);
+    std::fs::remove_file(&token).unwrap();
+    let err = get().await.unwrap_err().to_string();
+    assert!(err.starts_with(&format!("{}: ", token.display())), "{err}");
+}
+
 /// Poll `done` every 50 ms; panic after 20 s (a safety bound, not a timing assertion).
 async fn wait_for(what: &str, done: impl Fn() -> bool) {
     for _ in 0..400 {

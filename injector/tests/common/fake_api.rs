@@ -35,6 +35,8 @@ pub struct State {
     /// Stored just before the next Secret write is handled, as if another
     /// replica had written first (that write then conflicts).
     pub race: Option<Value>,
+    /// The `Authorization` header of every request, in order.
+    pub auth: Vec<String>,
     /// `METHOD path` answered 403 Forbidden.
     pub forbid: Vec<String>,
     rv: u64,
@@ -229,6 +231,12 @@ impl FakeApi {
                             .get(header::CONTENT_TYPE)
                             .map(|v| v.to_str().unwrap().to_string())
                             .unwrap_or_default();
+                        let auth = req
+                            .headers()
+                            .get(header::AUTHORIZATION)
+                            .map(|v| v.to_str().unwrap().to_string())
+                            .unwrap_or_default();
+                        st.lock().unwrap().auth.push(auth);
                         let body = req.into_body().collect().await.unwrap().to_bytes();
                         let (code, v) = handle(&st, &method, &path, &ctype, &body);
                         let mut resp =
