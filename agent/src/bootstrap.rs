@@ -327,7 +327,9 @@ fn has_root(certs: &CertSource) -> bool {
 /// `ROOTCA` secret (static in file mode, from the agent in SDS mode), and
 /// checks that it names the address dialled (a DNS SAN for a host name, sent
 /// as SNI too; an IP SAN for an IP): a workload certificate from the same
-/// root cannot pass for pilot.
+/// root cannot pass for pilot. Envoy presents its workload certificate (the
+/// `default` secret) when it has one: pilot serves a node on 15012 only to
+/// the workload whose identity it is.
 fn xds_tls(addr: &DiscoveryAddress, certs: &CertSource) -> Value {
     let san = match addr.ip() {
         Some(ip) => json!({ "san_type": "IP_ADDRESS", "matcher": { "exact": ip.to_string() } }),
@@ -346,7 +348,19 @@ fn xds_tls(addr: &DiscoveryAddress, certs: &CertSource) -> Value {
     if addr.ip().is_none() {
         ctx["sni"] = json!(addr.host);
     }
+    if has_workload_cert(certs) {
+        ctx["common_tls_context"]["tls_certificate_sds_secret_configs"] =
+            json!([sds_secret_ref(SECRET_DEFAULT, certs)]);
+    }
     json!({ "name": "envoy.transport_sockets.tls", "typed_config": ctx })
+}
+
+fn has_workload_cert(certs: &CertSource) -> bool {
+    match certs {
+        CertSource::None => false,
+        CertSource::Files(f) => f.workload.is_some(),
+        CertSource::Sds(_) => true,
+    }
 }
 
 /// Whether the configuration can work: pilot's TLS port needs the mesh root.

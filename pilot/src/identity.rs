@@ -28,6 +28,8 @@ use rudder_ca::{
 };
 use rudder_model::well_known;
 
+use crate::{proxies::Proxies, xds_auth::XdsAuthorizer};
+
 /// Identity flags of `pilot serve`.
 #[derive(clap::Args, Debug)]
 pub struct IdentityArgs {
@@ -74,6 +76,11 @@ fn parse_ttl(s: &str) -> Result<Duration, String> {
 /// The CA and the TLS identity of the secure port, ready to serve.
 pub struct Identity {
     service: CertificateService,
+    /// Tokens for xDS streams on the TLS port too (the certificate service's).
+    authenticators: Authenticators,
+    /// The mesh root: client certificates on the TLS port must chain to it.
+    root_pem: String,
+    trust_domain: String,
     chain_pem: String,
     key_pem: String,
     addr: SocketAddr,
@@ -182,9 +189,14 @@ impl Identity {
             ?names,
             "CA ready"
         );
-        let service = CertificateService::new(Arc::new(ca), auth);
+        let root_pem = ca.root_pem().to_string();
+        let trust_domain = ca.trust_domain().to_string();
+        let service = CertificateService::new(Arc::new(ca), auth.clone());
         Ok(Identity {
             service,
+            authenticators: auth,
+            root_pem,
+            trust_domain,
             chain_pem,
             key_pem,
             addr: args.secure_xds_addr,
@@ -199,19 +211,26 @@ impl Identity {
 
     /// Binds the secure port now (so a busy port fails `pilot serve` at
     /// start), and returns the server future: certificate service + `ads`
-    /// over TLS until `shutdown` completes.
+    /// over TLS until `shutdown` completes. Each ADS stream there must prove
+    /// the identity of the node it asks for (see [`crate::xds_auth`]).
     pub async fn bind(
         self,
         ads: AdsServer,
+        proxies: Arc<Proxies>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<impl std::future::Future<Output = ()>> {
         let listener = rudder_ads::bind(self.addr)
             .with_context(|| format!("binding --secure-xds-addr {}", self.addr))?;
+        let authorizer = XdsAuthorizer::new(self.authenticators, &self.trust_domain, proxies);
         let router = rudder_ads::configure(tonic::transport::Server::builder())
-            .tls_config(rudder_ca::server_tls(&self.chain_pem, &self.key_pem))
+            .tls_config(rudder_ca::server_tls_with_client_certs(
+                &self.chain_pem,
+                &self.key_pem,
+                &self.root_pem,
+            ))
             .context("pilot's serving certificate")?
             .add_service(self.service.into_server())
-            .add_service(ads.into_service());
+            .add_service(ads.into_authorized_service(Arc::new(authorizer)));
         let addr = self.addr;
         let publisher = self.publisher;
         Ok(async move {

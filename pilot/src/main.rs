@@ -22,6 +22,7 @@ mod monitoring;
 mod proxies;
 mod serve;
 mod validate;
+mod xds_auth;
 
 use std::process::ExitCode;
 

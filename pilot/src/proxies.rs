@@ -93,6 +93,22 @@ impl Proxies {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Who `node` is now, as [`ProxyDirectory::connect`] would serve it
+    /// (namespace and service account from its pod in the store when the
+    /// store knows it); for the TLS port's authorizer.
+    pub fn resolve(&self, node: &NodeInfo) -> Result<Proxy, tonic::Status> {
+        let id =
+            NodeId::parse(&node.id).map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let metadata = NodeMetadata::from_json(&node.metadata)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let generator = self.lock().generator.clone();
+        Ok(rudder_xds::resolve_proxy(
+            generator.snapshot(),
+            id,
+            &metadata,
+        ))
+    }
+
     /// A new snapshot: regenerate and publish for every connected proxy
     /// (blocking: call it off the async runtime).
     pub fn push(&self, snapshot: Arc<Snapshot>) {

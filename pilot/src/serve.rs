@@ -21,9 +21,16 @@ pub struct ServeArgs {
     /// `rudder-mesh` ConfigMap and the status Lease live there).
     #[arg(long, env = "POD_NAMESPACE", default_value = rudder_kube::INSTALL_NAMESPACE)]
     install_namespace: String,
-    /// Where xDS (ADS, gRPC, plaintext) listens.
+    /// Where xDS (ADS, gRPC, plaintext, unauthenticated) listens: always with
+    /// --config-dir (the local mesh, tests, the load tool); on Kubernetes
+    /// only with --plaintext-xds (proxies there use the TLS port, 15012,
+    /// where each must prove it is the workload it asks for).
     #[arg(long, default_value = "0.0.0.0:15010")]
     xds_addr: SocketAddr,
+    /// Kubernetes only: also serve plaintext xDS on --xds-addr (off by
+    /// default: anyone reaching it could read any workload's configuration).
+    #[arg(long)]
+    plaintext_xds: bool,
     /// Where `/ready`, `/metrics` and `/debug/*` listen.
     #[arg(long, default_value = "0.0.0.0:15014")]
     monitoring_addr: SocketAddr,
@@ -106,14 +113,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tokio::spawn(push_snapshots(proxies.clone(), snapshots));
 
     if let Some(id) = identity {
-        tokio::spawn(id.bind(ads.clone(), shutdown_signal()).await?);
+        tokio::spawn(
+            id.bind(ads.clone(), proxies.clone(), shutdown_signal())
+                .await?,
+        );
     }
-    let listener = rudder_ads::bind(args.xds_addr)
-        .with_context(|| format!("binding --xds-addr {}", args.xds_addr))?;
-    tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, source = %source, "pilot serving");
-    ads.serve(listener, shutdown_signal())
-        .await
-        .context("xDS server failed")?;
+    let plaintext = matches!(source, Source::Directory { .. }) || args.plaintext_xds;
+    if plaintext {
+        let listener = rudder_ads::bind(args.xds_addr)
+            .with_context(|| format!("binding --xds-addr {}", args.xds_addr))?;
+        tracing::info!(xds = %args.xds_addr, monitoring = %args.monitoring_addr, source = %source, "pilot serving");
+        ads.serve(listener, shutdown_signal())
+            .await
+            .context("xDS server failed")?;
+    } else {
+        tracing::info!(monitoring = %args.monitoring_addr, source = %source,
+            "pilot serving; plaintext xDS off on Kubernetes (--plaintext-xds serves --xds-addr)");
+        shutdown_signal().await;
+    }
     drop(source);
     drop(registry);
     tracing::info!("pilot stopped");

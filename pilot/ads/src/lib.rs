@@ -18,6 +18,8 @@
 //!   trap, make-before-break removal;
 //! - `sotw` and `delta`: request classification and responses for each
 //!   protocol variant;
+//! - [`auth`]: the credentials of a stream's client, checked by pilot's
+//!   authorizer on the TLS port before the node is served;
 //! - `stream`: the per-stream task; [`status`]: `/debug/syncz`;
 //!   [`metrics`]: `/metrics`.
 //!
@@ -28,6 +30,7 @@
 //! `docs/architecture.md` at the repository root.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 mod delta;
 pub mod metrics;
 pub mod node;
@@ -40,6 +43,7 @@ mod stream;
 mod subscription;
 pub mod transport;
 
+pub use auth::{PeerCredentials, StreamAuthorizer};
 pub use metrics::Metrics;
 pub use node::{NodeError, NodeInfo};
 pub use server::{bind, configure, AdsOptions, AdsServer, ServeError, LISTEN_BACKLOG};

@@ -37,6 +37,9 @@ fn per_type() -> PerType {
     Labelled::new("type", TypeUrl::ALL.map(|t| t.short()))
 }
 
+/// The `reason` label of `pilot_xds_auth_failures`.
+const AUTH_REASONS: [&str; 3] = ["unauthenticated", "permission_denied", "other"];
+
 fn index(t: TypeUrl) -> usize {
     TypeUrl::ALL.iter().position(|x| *x == t).unwrap_or(0)
 }
@@ -45,6 +48,8 @@ fn index(t: TypeUrl) -> usize {
 struct Inner {
     connected: Gauge,
     throttled: IstioCounter,
+    /// Streams refused by the TLS port's authorizer, by reason.
+    auth_refused: Labelled<IstioCounter>,
     waiting: Gauge,
     pushes: PerType,
     pushed_resources: PerType,
@@ -69,6 +74,7 @@ impl Default for Metrics {
             inner: Arc::new(Inner {
                 connected: Gauge::default(),
                 throttled: IstioCounter::default(),
+                auth_refused: Labelled::new("reason", AUTH_REASONS),
                 waiting: Gauge::default(),
                 pushes: per_type(),
                 pushed_resources: per_type(),
@@ -106,6 +112,23 @@ impl Metrics {
     pub(crate) fn first_push_throttled(&self) {
         self.inner.throttled.inc();
         self.inner.waiting.inc();
+    }
+
+    /// Streams refused by the authorizer with `reason`
+    /// (`unauthenticated`, `permission_denied`, `other`)
+    /// (`pilot_xds_auth_failures`).
+    pub fn auth_failures(&self, reason: &str) -> u64 {
+        let i = AUTH_REASONS.iter().position(|r| *r == reason).unwrap_or(2);
+        self.inner.auth_refused.at(i).get()
+    }
+
+    pub(crate) fn auth_refused(&self, code: tonic::Code) {
+        let i = match code {
+            tonic::Code::Unauthenticated => 0,
+            tonic::Code::PermissionDenied => 1,
+            _ => 2,
+        };
+        self.inner.auth_refused.at(i).inc();
     }
 
     pub(crate) fn first_push_resumed(&self) {
@@ -179,6 +202,11 @@ impl Metrics {
             "pilot_xds_first_push_throttled",
             "Streams whose first push waited for a permit (--push-throttle)",
             i.throttled.clone(),
+        );
+        registry.register(
+            "pilot_xds_auth_failures",
+            "ADS streams on the TLS port refused: no or bad credential (unauthenticated), or a credential for another workload than the node's (permission_denied)",
+            i.auth_refused.clone(),
         );
         registry.register(
             "pilot_xds_first_push_waiting",

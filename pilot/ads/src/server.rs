@@ -7,6 +7,7 @@ use tokio_stream::{wrappers::TcpListenerStream, StreamExt};
 use tonic::{body::Body, codegen::http};
 
 use crate::{
+    auth::{Guard, StreamAuthorizer},
     delta::Delta,
     metrics::Metrics,
     shared::{ProxyDirectory, Shared},
@@ -105,26 +106,44 @@ impl AdsServer {
     /// The service for a `tonic::transport::Server` (both methods; see
     /// [`crate::transport`] for why it frames gRPC itself).
     pub fn into_service(self) -> AdsService {
-        AdsService { server: self }
+        AdsService {
+            server: self,
+            authorizer: None,
+        }
+    }
+
+    /// The same service, asking `authorizer` once per stream, with the
+    /// client's credentials and node, before serving it (pilot's TLS port).
+    pub fn into_authorized_service(self, authorizer: Arc<dyn StreamAuthorizer>) -> AdsService {
+        AdsService {
+            server: self,
+            authorizer: Some(authorizer),
+        }
     }
 
     /// Starts a SotW stream's task; its responses are the returned body.
-    pub(crate) fn open_sotw(&self, body: Body) -> http::Response<Body> {
-        self.open(Sotw::default(), body)
+    pub(crate) fn open_sotw(&self, body: Body, guard: Option<Guard>) -> http::Response<Body> {
+        self.open(Sotw::default(), body, guard)
     }
 
     /// Starts a Delta stream's task; its responses are the returned body.
-    pub(crate) fn open_delta(&self, body: Body) -> http::Response<Body> {
-        self.open(Delta::default(), body)
+    pub(crate) fn open_delta(&self, body: Body, guard: Option<Guard>) -> http::Response<Body> {
+        self.open(Delta::default(), body, guard)
     }
 
-    fn open<P: stream::Protocol>(&self, proto: P, body: Body) -> http::Response<Body> {
+    fn open<P: stream::Protocol>(
+        &self,
+        proto: P,
+        body: Body,
+        guard: Option<Guard>,
+    ) -> http::Response<Body> {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(stream::run(
             proto,
             self.shared.clone(),
             Requests::new(body),
             tx,
+            guard,
         ));
         streaming_response(rx)
     }

@@ -20,9 +20,10 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use rudder_xds::{ProxyResources, TypeUrl};
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tonic::Status;
-use tracing::{debug, info, info_span, Instrument};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::{
+    auth::Guard,
     metrics::Metrics,
     node::NodeInfo,
     shared::Shared,
@@ -128,6 +129,7 @@ pub(crate) async fn run<P: Protocol>(
     shared: Arc<Shared>,
     mut inbound: Requests<P::Req>,
     tx: mpsc::Sender<Result<Outgoing, Status>>,
+    guard: Option<Guard>,
 ) {
     let first = match inbound.message().await {
         Ok(Some(r)) => r,
@@ -140,6 +142,14 @@ pub(crate) async fn run<P: Protocol>(
             return;
         }
     };
+    if let Some(guard) = guard {
+        if let Err(status) = guard.authorizer.authorize(&guard.peer, &node).await {
+            shared.metrics.auth_refused(status.code());
+            warn!(proxy = %node.id, %status, "refused: the client may not receive this node's configuration");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+    }
     let mut permit = first_push_permit(&shared).await;
     let mut rx = match shared.directory.connect(&node).await {
         Ok(rx) => rx,

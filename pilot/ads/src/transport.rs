@@ -365,6 +365,9 @@ pub(crate) fn streaming_response(
 #[derive(Clone)]
 pub struct AdsService {
     pub(crate) server: crate::AdsServer,
+    /// Asked once per stream before its node is served (the TLS port);
+    /// `None` serves every client (the plaintext port).
+    pub(crate) authorizer: Option<std::sync::Arc<dyn crate::auth::StreamAuthorizer>>,
 }
 
 impl NamedService for AdsService {
@@ -387,9 +390,13 @@ impl Service<http::Request<Body>> for AdsService {
             .and_then(|p| p.strip_prefix(SERVICE))
             .and_then(|p| p.strip_prefix('/'))
             .unwrap_or("");
+        let guard = self.authorizer.as_ref().map(|a| crate::auth::Guard {
+            authorizer: a.clone(),
+            peer: crate::auth::PeerCredentials::of(&req),
+        });
         let response = match method {
-            "StreamAggregatedResources" => self.server.open_sotw(req.into_body()),
-            "DeltaAggregatedResources" => self.server.open_delta(req.into_body()),
+            "StreamAggregatedResources" => self.server.open_sotw(req.into_body(), guard),
+            "DeltaAggregatedResources" => self.server.open_delta(req.into_body(), guard),
             _ => Status::unimplemented(format!("{path} is not an ADS method")).into_http(),
         };
         std::future::ready(Ok(response))

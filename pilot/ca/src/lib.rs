@@ -44,6 +44,39 @@ pub fn server_tls(chain_pem: &str, key_pem: &str) -> tonic::transport::ServerTls
         .identity(tonic::transport::Identity::from_pem(chain_pem, key_pem))
 }
 
+/// TLS settings for pilot's secure port: `server_tls` that also asks each
+/// client for a certificate chaining to `client_root_pem` (the mesh root),
+/// optionally: a proxy presents its workload certificate, an agent asking
+/// for its first certificate has none yet and sends a token instead.
+pub fn server_tls_with_client_certs(
+    chain_pem: &str,
+    key_pem: &str,
+    client_root_pem: &str,
+) -> tonic::transport::ServerTlsConfig {
+    server_tls(chain_pem, key_pem)
+        .client_ca_root(tonic::transport::Certificate::from_pem(client_root_pem))
+        .client_auth_optional(true)
+}
+
+/// The URI SANs of a DER certificate (a workload certificate carries one:
+/// `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`).
+pub fn uri_sans(der: &[u8]) -> Result<Vec<String>, String> {
+    use x509_parser::{extensions::GeneralName, prelude::FromDer};
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(der)
+        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("bad subjectAltName: {e}"))?;
+    Ok(san
+        .into_iter()
+        .flat_map(|s| s.value.general_names.iter())
+        .filter_map(|n| match n {
+            GeneralName::URI(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

@@ -58,6 +58,7 @@ pub struct Pilot {
     xds: SocketAddr,
     monitoring: SocketAddr,
     log: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Pilot {
@@ -69,6 +70,18 @@ impl Pilot {
         xds: SocketAddr,
         monitoring: SocketAddr,
         log: &Path,
+    ) -> Result<Pilot, PilotError> {
+        Pilot::start_with(bin, config_dir, xds, monitoring, log, &[])
+    }
+
+    /// [`Pilot::start`] with more flags (`--ca-dir`, ...).
+    pub fn start_with(
+        bin: &Path,
+        config_dir: &Path,
+        xds: SocketAddr,
+        monitoring: SocketAddr,
+        log: &Path,
+        extra: &[String],
     ) -> Result<Pilot, PilotError> {
         let spawn_err = |source| PilotError::Spawn {
             bin: bin.to_path_buf(),
@@ -90,6 +103,7 @@ impl Pilot {
                 "--monitoring-addr",
                 &monitoring.to_string(),
             ])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out)
@@ -103,6 +117,7 @@ impl Pilot {
             xds,
             monitoring,
             log: log.to_path_buf(),
+            extra: extra.to_vec(),
         };
         Ok(pilot)
     }
@@ -116,12 +131,13 @@ impl Pilot {
     /// A new pilot with the same flags (after [`Pilot::kill`]).
     pub fn restart(&mut self) -> Result<(), PilotError> {
         self.kill();
-        let fresh = Pilot::start(
+        let fresh = Pilot::start_with(
             &self.bin,
             &self.config_dir,
             self.xds,
             self.monitoring,
             &self.log,
+            &self.extra,
         )?;
         *self = fresh;
         Ok(())
