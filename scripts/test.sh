@@ -14,9 +14,16 @@ export PATH="$here/.venv/bin:$PATH"
 # a missing prerequisite fails its test.
 RUDDER_SKIP_FILE=$(mktemp "${TMPDIR:-/tmp}/rudder-skips.XXXXXX")
 export RUDDER_SKIP_FILE
+# The property tests over hostile input report how many generated cases each
+# tried (rudder-test-support's `hostile`); the summary prints them.
+RUDDER_HOSTILE_FILE=$(mktemp "${TMPDIR:-/tmp}/rudder-hostile.XXXXXX")
+export RUDDER_HOSTILE_FILE
 skip_summary() {
   local status=$?
   local n
+  echo "test: hostile input, generated cases per property:"
+  sort "$RUDDER_HOSTILE_FILE" | sed 's/^hostile: /  /'
+  rm -f "$RUDDER_HOSTILE_FILE"
   n=$(sort -u "$RUDDER_SKIP_FILE" | grep -c . || true)
   echo "test: $n skipped"
   sort -u "$RUDDER_SKIP_FILE" | sed 's/^/  /'

@@ -20,11 +20,16 @@
 //!   `REFRESH_GOLDEN=1`.
 //! - `ca::CaServer` (feature `ca`): pilot's certificate service over TLS on
 //!   loopback, with a fresh mesh root.
+//! - `hostile` (feature `hostile`): property tests over hostile input with a
+//!   fixed number of generated cases, counted and printed; strategies for
+//!   mutated text and arbitrary JSON.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "ca")]
 pub mod ca;
 mod golden;
+#[cfg(feature = "hostile")]
+pub mod hostile;
 mod prereq;
 
 pub use golden::{assert_golden, refresh_golden};
