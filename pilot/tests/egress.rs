@@ -1,4 +1,5 @@
-//! Egress end to end with real Envoy: a captured client pod reaches a
+//! Egress end to end with real Envoy (second test: Istio's egress gateway
+//! pattern, mesh → egress gateway → external host): a captured client pod reaches a
 //! stand-in external host (its own network namespace, not a mesh service)
 //! through a ServiceEntry, with TLS originated by the sidecar, and
 //! `outboundTrafficPolicy` decides what happens to a destination no
@@ -402,4 +403,229 @@ fn service_entry_tls_origination_and_outbound_traffic_policy() {
     );
     // Teardown on drop, in reverse order of creation: Envoys, pilot and the
     // echoes stop before the network (declared first) goes.
+}
+
+/// Istio's egress gateway task ("Egress Gateways", the HTTP case), with the
+/// external host a stand-in pod:
+///
+/// ```text
+///  pod client (sidecar): Host edition.cnn.test, port 80
+///     └─ VirtualService (gateways: mesh) ─► istio-egressgateway.istio-system subset cnn, port 80
+///  pod istio-egressgateway-0 (router, Service port 80 → 8080): Gateway server 80 (listener on 8080)
+///     └─ VirtualService (gateways: istio-egressgateway) ─► edition.cnn.test:80
+///  pod external (unmeshed): echo on 80, the ServiceEntry's STATIC endpoint
+/// ```
+///
+/// The request succeeds and the external host saw it come from the gateway
+/// pod (peer address), not from the client; with the mesh route removed the
+/// client goes direct (peer = client), so the gateway hop was the route's doing.
+/// (Istio's task resolves `edition.cnn.com` by DNS; no DNS here, so the
+/// ServiceEntry is STATIC with the stand-in's address: same routing.)
+#[test]
+fn egress_gateway_carries_mesh_traffic_to_the_external_host() {
+    let test = "egress_gateway_carries_mesh_traffic_to_the_external_host";
+    let Some((proxy_init, pilot_bin)) = prerequisites(test) else {
+        return;
+    };
+    const CNN: &str = "edition.cnn.test";
+    let net = Net::for_test("egressgw").expect("harness net");
+    let client = net.add_pod("client").expect("client pod");
+    let gw = net.add_pod("egressgw").expect("egress gateway pod");
+    let external = net.add_pod("external").expect("external pod");
+    let echo = external
+        .start_echo(EchoConfig::new(80, "cnn"))
+        .expect("external echo");
+    let gw_vip = net.service_cidr().nth(20).unwrap();
+
+    let platform = format!(
+        "apiVersion: v1
+kind: Namespace
+metadata: {{name: default, labels: {{istio-injection: enabled}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {{name: istio-system}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: client, namespace: default, labels: {{app: client}}}}
+spec: {{serviceAccountName: client}}
+status: {{phase: Running, podIP: {client}, conditions: [{{type: Ready, status: \"True\"}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: istio-egressgateway-0
+  namespace: istio-system
+  labels: {{istio: egressgateway, app: istio-egressgateway}}
+spec: {{serviceAccountName: istio-egressgateway}}
+status: {{phase: Running, podIP: {gw}, conditions: [{{type: Ready, status: \"True\"}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: istio-egressgateway, namespace: istio-system}}
+spec:
+  clusterIP: {gw_vip}
+  selector: {{istio: egressgateway}}
+  ports: [{{name: http2, port: 80, targetPort: 8080}}]
+",
+        client = client.ip(),
+        gw = gw.ip(),
+    );
+    // Istio's egress-gateway task objects, `edition.cnn.com` → the stand-in.
+    let rules = format!(
+        "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: cnn, namespace: default}}
+spec:
+  hosts: [{CNN}]
+  ports:
+  - {{number: 80, name: http-port, protocol: HTTP}}
+  resolution: STATIC
+  endpoints: [{{address: {external}}}]
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {{name: istio-egressgateway, namespace: default}}
+spec:
+  selector: {{istio: egressgateway}}
+  servers:
+  - port: {{number: 80, name: http, protocol: HTTP}}
+    hosts: [{CNN}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: egressgateway-for-cnn, namespace: default}}
+spec:
+  host: istio-egressgateway.istio-system.svc.cluster.local
+  subsets: [{{name: cnn}}]
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {{name: direct-cnn-through-egress-gateway, namespace: default}}
+spec:
+  hosts: [{CNN}]
+  gateways: [istio-egressgateway, mesh]
+  http:
+  - match: [{{gateways: [mesh], port: 80}}]
+    route:
+    - destination: {{host: istio-egressgateway.istio-system.svc.cluster.local, subset: cnn, port: {{number: 80}}}}
+      weight: 100
+  - match: [{{gateways: [istio-egressgateway], port: 80}}]
+    route:
+    - destination: {{host: {CNN}, port: {{number: 80}}}}
+      weight: 100
+",
+        external = external.ip(),
+    );
+    let config_dir = tempfile::tempdir().expect("config dir");
+    write_config(config_dir.path(), "platform.yaml", &platform);
+    write_config(config_dir.path(), "egress-gateway.yaml", &rules);
+    let xds = SocketAddr::from((net.host_addr(), free_port(net.host_addr())));
+    let monitoring = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
+    let log = net.state_dir().join("pilot.log");
+    let mut pilot =
+        Pilot::start(&pilot_bin, config_dir.path(), xds, monitoring, &log).expect("start pilot");
+    pilot
+        .wait_ready(Duration::from_secs(30))
+        .expect("pilot ready");
+    let discovery = DiscoveryAddress {
+        host: xds.ip().to_string(),
+        port: xds.port(),
+    };
+
+    client
+        .capture(&proxy_init, &[])
+        .expect("proxy-init capture in the client pod");
+    let sidecar = {
+        let node = NodeId::sidecar(client.ip().into(), "client", "default");
+        let metadata = NodeMetadata {
+            namespace: "default".into(),
+            service_account: "client".into(),
+            labels: [("app".to_string(), "client".to_string())].into(),
+            instance_ips: vec![client.ip().into()],
+            ..NodeMetadata::default()
+        };
+        let cfg = BootstrapConfig::new(node, metadata, discovery.clone());
+        client
+            .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
+            .expect("client sidecar")
+    };
+    let gateway = {
+        let node = NodeId::router(gw.ip().into(), "istio-egressgateway-0", "istio-system");
+        let metadata = NodeMetadata {
+            namespace: "istio-system".into(),
+            service_account: "istio-egressgateway".into(),
+            labels: [("istio", "egressgateway"), ("app", "istio-egressgateway")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+            instance_ips: vec![gw.ip().into()],
+            ..NodeMetadata::default()
+        };
+        let cfg = BootstrapConfig::new(node, metadata, discovery);
+        gw.spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
+            .expect("egress gateway Envoy")
+    };
+    for envoy in [&sidecar, &gateway] {
+        envoy
+            .wait_live(Duration::from_secs(30))
+            .unwrap_or_else(|e| panic!("Envoy not live: {e}\n{}", pilot.log_tail(20)));
+    }
+    let context = || {
+        format!(
+            "client sidecar:\n{}\negress gateway:\n{}\npilot:\n{}",
+            log_tail(&sidecar),
+            log_tail(&gateway),
+            pilot.log_tail(20)
+        )
+    };
+
+    // The app dials edition.cnn.test:80 at the address DNS would give it
+    // (here the stand-in's own); the sidecar routes by Host.
+    let to_cnn = HttpRequest::get((external.ip(), 80).into(), "/politics").host(CNN);
+    let o = until(
+        &client,
+        &to_cnn,
+        "client → egress gateway → external",
+        |o| o.status == Some(200) && o.body == "cnn",
+        context,
+    );
+    assert_eq!(o.body, "cnn");
+    let last = echo.requests().pop().expect("the external host served it");
+    assert_eq!(
+        (last.peer.ip(), last.host.as_str(), last.path.as_str()),
+        (std::net::IpAddr::V4(gw.ip()), CNN, "/politics"),
+        "the external host saw the egress gateway, the original Host and path"
+    );
+    eprintln!(
+        "egress gateway: 200 from the external host, peer {} (the gateway), Host {}",
+        last.peer.ip(),
+        last.host
+    );
+
+    // Without the mesh route the sidecar goes to the ServiceEntry directly:
+    // the gateway hop above was the VirtualService's doing.
+    let direct = rules.replace(
+        "  - match: [{gateways: [mesh], port: 80}]
+    route:
+    - destination: {host: istio-egressgateway.istio-system.svc.cluster.local, subset: cnn, port: {number: 80}}
+      weight: 100
+",
+        "",
+    );
+    assert_ne!(direct, rules, "the mesh route was removed");
+    write_config(config_dir.path(), "egress-gateway.yaml", &direct);
+    until(
+        &client,
+        &to_cnn,
+        "client → external directly once the mesh route is gone",
+        |o| {
+            o.status == Some(200)
+                && echo
+                    .requests()
+                    .last()
+                    .is_some_and(|r| r.peer.ip() == std::net::IpAddr::V4(client.ip()))
+        },
+        context,
+    );
 }

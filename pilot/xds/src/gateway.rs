@@ -17,6 +17,9 @@
 //!
 //! VirtualServices bind by `spec.gateways` (`ns/name`, a bare name in the
 //! VirtualService's namespace); a match's own `gateways` narrows it further.
+//! The listener is on the server port's target port in the gateway pod (the
+//! Service selecting it maps 80 → 8080), but a match's `port` and a
+//! destination's default port mean the server's port (80), as in Istio.
 //! All VirtualServices bound to a gateway contribute, oldest first, as Istio
 //! merges them for gateways. A server host `ns/host` takes VirtualServices
 //! of namespace `ns` only (`*/`: any, `./`: the Gateway's).
@@ -300,7 +303,7 @@ fn passthrough_chains(
                 .matches
                 .iter()
                 .filter(|m| {
-                    m.tcp.port.is_none_or(|p| p == port)
+                    m.tcp.port.is_none_or(|p| p == b.server.port)
                         && gateway_match(&m.tcp.gateways, &t.source.namespace, b.gateway)
                 })
                 .flat_map(|m| m.sni_hosts.iter().cloned())
@@ -310,7 +313,7 @@ fn passthrough_chains(
             if snis.is_empty() || !taken.insert(snis.clone()) {
                 continue;
             }
-            let clusters = weighted(dests, &r.destinations, port);
+            let clusters = weighted(dests, &r.destinations, b.server.port);
             let stat = format!(
                 "passthrough.{port}.{}.{}.{i}",
                 t.source.namespace, t.source.name
@@ -347,7 +350,8 @@ fn weighted(
     }
 }
 
-/// The first tcp route of the bound VirtualServices that applies on `port`.
+/// The first tcp route of the bound VirtualServices that applies on a
+/// server's port (the listener is on `port`, its target port).
 fn tcp_clusters(
     port: u16,
     servers: &[Bound<'_>],
@@ -360,11 +364,11 @@ fn tcp_clusters(
             for r in &t.tcp {
                 let applies = r.matches.is_empty()
                     || r.matches.iter().any(|m| {
-                        m.port.is_none_or(|p| p == port)
+                        m.port.is_none_or(|p| p == b.server.port)
                             && gateway_match(&m.gateways, &t.source.namespace, b.gateway)
                     });
                 if applies {
-                    let c = weighted(dests, &r.destinations, port);
+                    let c = weighted(dests, &r.destinations, b.server.port);
                     version.add(&c);
                     return Some(c);
                 }
@@ -448,17 +452,21 @@ fn route_config(
                             .matches
                             .iter()
                             .filter(|m| {
-                                m.port.is_none_or(|p| p == port)
+                                m.port.is_none_or(|p| p == b.server.port)
                                     && gateway_match(&m.gateways, &t.source.namespace, b.gateway)
                             })
                             .collect();
                         if !r.matches.is_empty() && matches.is_empty() {
                             continue;
                         }
-                        version.add(&i).add(r).add(&matches);
-                        entry
-                            .1
-                            .extend(envoy_routes(r, &matches, port, dests, &mut version));
+                        version.add(&i).add(r).add(&matches).add(&b.server.port);
+                        entry.1.extend(envoy_routes(
+                            r,
+                            &matches,
+                            b.server.port,
+                            dests,
+                            &mut version,
+                        ));
                     }
                 }
             }
