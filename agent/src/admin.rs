@@ -82,6 +82,12 @@ impl Admin {
         self.ok(Method::GET, "/certs").await
     }
 
+    /// `GET /clusters?format=json` (read-only): each upstream host with its
+    /// health and outlier-detection state.
+    pub async fn clusters(&self) -> Result<String, HttpError> {
+        self.ok(Method::GET, "/clusters?format=json").await
+    }
+
     /// `POST /drain_listeners?graceful`: every listener (inbound and
     /// outbound) enters its graceful drain period, so in-flight requests
     /// finish and keep-alive clients are told to reconnect.

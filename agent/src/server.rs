@@ -14,7 +14,9 @@
 //!   `rudder proxy-status POD` and `rudder proxy-config` (Envoy's admin
 //!   itself stays on loopback inside the pod); only the `resource`, `mask`,
 //!   `name_regex` and `include_eds` parameters pass. `GET /certs`: Envoy's
-//!   `/certs` (serials and validity, for `rudder proxy-config secret`).
+//!   `/certs` (serials and validity, for `rudder proxy-config secret`);
+//!   `GET /clusters`: Envoy's `/clusters?format=json` (host health and
+//!   outlier state, for `rudder proxy-config endpoints`).
 //!   `GET /app-health/<container>/<livez|readyz|startupz>`: the app's own
 //!   probe, run by the agent for kubelet (see [`crate::app_probe`]).
 
@@ -179,6 +181,13 @@ async fn certs(State(ctx): State<ServerContext>) -> Response {
     }
 }
 
+async fn clusters(State(ctx): State<ServerContext>) -> Response {
+    match ctx.admin.clusters().await {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("Envoy admin: {e}\n")).into_response(),
+    }
+}
+
 async fn quit(
     State(ctx): State<ServerContext>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -224,6 +233,7 @@ pub fn metrics_router(ctx: ServerContext) -> Router {
         .route("/quitquitquit", post(quit))
         .route("/config_dump", get(config_dump))
         .route("/certs", get(certs))
+        .route("/clusters", get(clusters))
         .route("/app-health/{container}/{kind}", get(app_health))
         .with_state(ctx)
 }

@@ -229,6 +229,9 @@ async fn sotw_ready_and_quitquitquit() {
     let certs = get_dump(format!("http://127.0.0.1:{}/certs", agent.ports.metrics)).await;
     assert_eq!(certs.status, 200);
     assert!(serde_json::from_str::<serde_json::Value>(&certs.body).is_ok());
+    let hosts = get_dump(format!("http://127.0.0.1:{}/clusters", agent.ports.metrics)).await;
+    let hosts: serde_json::Value = serde_json::from_str(&hosts.body).unwrap();
+    assert!(hosts["cluster_statuses"].is_array(), "{hosts}");
     println!(
         "GET :15020/config_dump: {} config types; ?resource=dynamic_active_clusters: {names:?}; other parameters 400",
         types.len()

@@ -614,7 +614,7 @@ fn print_pods(record: &RunnerRecord, mesh: &MeshPlan) {
 /// The client pod for demo traffic.
 pub fn pick_client<'r>(record: &'r RunnerRecord, wanted: Option<&str>) -> Option<&'r PodEntry> {
     match wanted {
-        Some(name) => record.pod(name),
+        Some(name) => record.find_pod(name).ok(),
         None => record
             .pods
             .iter()
@@ -748,16 +748,13 @@ fn demo(
     })?;
     // Warm-up: the first request through a fresh path may race the last
     // endpoint update; wait (bounded) until one succeeds before measuring.
-    let probe = traffic_for(record, client, &opts.url, Vec::new(), 1)?;
-    warm_up(
-        &probe,
-        &format!("{} from pod {}", opts.url, client.name),
-        stopped,
-    )?;
+    let url = demo_url(opts, record);
+    let probe = traffic_for(record, client, &url, Vec::new(), 1)?;
+    warm_up(&probe, &format!("{url} from pod {}", client.name), stopped)?;
     println!(
         "Sending {} requests to {} from pod {}/{} ({})...",
         opts.requests,
-        opts.url,
+        url,
         client.namespace,
         client.name,
         if client.sidecar {
@@ -766,13 +763,23 @@ fn demo(
             "no sidecar: via DNAT"
         }
     );
-    let t = traffic_for(record, client, &opts.url, Vec::new(), opts.requests)?;
+    let t = traffic_for(record, client, &url, Vec::new(), opts.requests)?;
     let split = traffic::split(&traffic::send(&t)?, &opts.split_by);
     print!("{}", traffic::format_split(&split));
     if let Some(ingress) = record.ingress() {
         ingress_demo(ingress, opts.requests, &opts.split_by, stopped)?;
     }
     Ok(())
+}
+
+/// `--url` as given; its default follows where productpage (or the first
+/// Service) actually runs.
+fn demo_url(opts: &UpOptions, record: &RunnerRecord) -> String {
+    if opts.url == crate::admin::DEFAULT_URL {
+        record.default_url(&opts.url)
+    } else {
+        opts.url.clone()
+    }
 }
 
 fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
@@ -783,11 +790,16 @@ fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
         format!(" --name {}", opts.name)
     };
     println!("\nThe mesh keeps running. Try:");
+    let url = demo_url(opts, record);
     if let Some(c) = client {
-        println!("  ip netns exec {} curl -s {}", c.netns, opts.url);
+        println!("  ip netns exec {} curl -s {url}", c.netns);
         println!(
-            "  ip netns exec {} curl -s -H 'end-user: jason' {}",
-            c.netns, opts.url
+            "  ip netns exec {} curl -s -H 'end-user: jason' {url}",
+            c.netns
+        );
+        println!(
+            "  rudder mesh load{name} --from {}/{} {url} -n 1000",
+            c.namespace, c.name
         );
     }
     if let Some(ingress) = record.ingress() {
@@ -803,5 +815,12 @@ fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
     println!("  rudder mesh apply{name} {rule}    # switch route rules live");
     println!("  rudder mesh load{name} -n 1000    # measure the split again");
     println!("  rudder mesh status");
+    println!("  rudder proxy-status{name}         # every proxy's sync state");
+    if let Some(p) = record.pods.iter().find(|p| p.sidecar) {
+        println!(
+            "  rudder proxy-config clusters{name} {}/{}",
+            p.namespace, p.name
+        );
+    }
     println!("  rudder mesh down{name}            # remove everything");
 }

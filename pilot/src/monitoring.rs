@@ -1,5 +1,6 @@
 //! The monitoring port (15014): `/ready`, `/metrics`, `/debug/syncz`,
-//! `/debug/config_dump?proxyID=`, `/debug/configz`.
+//! `/debug/config_dump?proxyID=`, `/debug/configz`, `/version` (pilot's
+//! version, for `rudder version`).
 
 use std::{
     fmt,
@@ -98,6 +99,7 @@ impl State {
 pub async fn serve(listener: tokio::net::TcpListener, state: State) {
     let app = Router::new()
         .route("/ready", get(ready))
+        .route("/version", get(version))
         .route("/metrics", get(metrics))
         .route("/debug/syncz", get(syncz))
         .route("/debug/config_dump", get(config_dump))
@@ -119,6 +121,14 @@ async fn ready(axum::extract::State(state): S) -> Response {
         )
             .into_response(),
     }
+}
+
+async fn version() -> Response {
+    Json(serde_json::json!({
+        "name": "pilot",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
 }
 
 async fn metrics(axum::extract::State(state): S) -> Response {
