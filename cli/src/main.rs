@@ -373,15 +373,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Top::Mesh(cmd) => cmd,
         Top::ProxyStatus(a) => {
             let e = a.target.endpoints()?;
-            print!("{}", rudder_cli::proxy_status::run(&e, a.pod.as_deref())?);
+            emit(&rudder_cli::proxy_status::run(&e, a.pod.as_deref())?);
             return Ok(ExitCode::SUCCESS);
         }
         Top::ProxyConfig(a) => {
             let e = a.target.endpoints()?;
-            print!(
-                "{}",
-                rudder_cli::proxy_config::run(&e, a.what, &a.pod, a.output)?
-            );
+            emit(&rudder_cli::proxy_config::run(
+                &e, a.what, &a.pod, a.output,
+            )?);
             return Ok(ExitCode::SUCCESS);
         }
         Top::Analyze(a) => return analyze(a),
@@ -497,8 +496,14 @@ fn kube_inject(a: KubeInjectArgs) -> Result<ExitCode> {
     let ctx = rudder_injector::InjectContext::new(&values, native);
     let out = rudder_injector::kube_inject::kube_inject(&input, &ctx)
         .with_context(|| a.file.display().to_string())?;
-    print!("{out}");
+    emit(&out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 fn version(a: TargetArgs) -> Result<ExitCode> {

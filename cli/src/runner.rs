@@ -814,7 +814,7 @@ fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
     };
     println!("  rudder mesh apply{name} {rule}    # switch route rules live");
     println!("  rudder mesh load{name} -n 1000    # measure the split again");
-    println!("  rudder mesh status");
+    println!("  rudder mesh status{name}");
     println!("  rudder proxy-status{name}         # every proxy's sync state");
     if let Some(p) = record.pods.iter().find(|p| p.sidecar) {
         println!(
