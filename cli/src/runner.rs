@@ -167,6 +167,10 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     let node = node(opts, &inst, app_dir)?;
     let started = add_pods(&mut inst, &mesh, &node, &config)?;
     start_pilot(&mut inst, opts, &config, &node, &stopped)?;
+    println!(
+        "Starting {} pods (init containers, sidecars, apps)...",
+        started.len()
+    );
     let (live, first_error) = start_containers(&started, &mesh, &node, &stopped);
     record_base_ids(inst.net(), &live)?;
     let shared = Arc::new(Shared::default());
@@ -187,6 +191,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
 
     wait_all_ready(&mut inst, &mesh, &shared, &stopped)?;
     print_pods(&inst.record, &mesh);
+    println!("Waiting for every sidecar and gateway to ACK its configuration from pilot...");
     wait_in_sync(&inst, &mesh, &stopped)?;
 
     if opts.requests > 0 {
@@ -500,6 +505,9 @@ fn wait_all_ready(
     stopped: &dyn Fn() -> bool,
 ) -> Result<(), UpError> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut last_count = usize::MAX;
     loop {
         let ready = shared
             .ready
@@ -512,6 +520,20 @@ fn wait_all_ready(
             .filter(|p| ready.get(&p.name) != Some(&true))
             .map(|p| p.name.as_str())
             .collect();
+        // Progress: when the count changes, and every 5 s while it does not.
+        let done = mesh.pods.len() - waiting.len();
+        if !waiting.is_empty()
+            && (done != last_count || last_report.elapsed() >= Duration::from_secs(5))
+        {
+            println!(
+                "  {done}/{} pods ready ({}s; waiting for {})",
+                mesh.pods.len(),
+                started.elapsed().as_secs(),
+                waiting_list(&waiting)
+            );
+            last_count = done;
+            last_report = Instant::now();
+        }
         if waiting.is_empty() {
             for p in &mut inst.record.pods {
                 p.ready = true;
@@ -541,6 +563,14 @@ fn wait_all_ready(
             )));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// At most three names, then how many more.
+fn waiting_list(waiting: &[&str]) -> String {
+    match waiting.len() {
+        0..=3 => waiting.join(", "),
+        n => format!("{} and {} more", waiting[..3].join(", "), n - 3),
     }
 }
 

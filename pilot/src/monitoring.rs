@@ -259,3 +259,33 @@ async fn configz(axum::extract::State(state): S) -> Response {
     }))
     .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn version_is_served_before_pilot_is_ready() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(serve(l, State::new()));
+        let v = get(addr, "/version").await;
+        assert!(v.starts_with("HTTP/1.0 200"), "{v}");
+        let body: serde_json::Value =
+            serde_json::from_str(v.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        let r = get(addr, "/debug/syncz").await;
+        assert!(r.starts_with("HTTP/1.0 503"), "{r}");
+    }
+}
