@@ -312,6 +312,6 @@ mod tests {
             ],
             3,
         );
-        assert_eq!(t, "NAME         CDS\na            SYNCED\nlong-name    x\n");
+        assert_eq!(t, "NAME        CDS\na           SYNCED\nlong-name   x\n");
     }
 }

@@ -487,11 +487,11 @@ mod tests {
         ]);
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("SERVICE FQDN "), "{t}");
-        assert!(lines[0].ends_with("TYPE     DESTINATION RULE"), "{t}");
+        assert!(lines[0].ends_with("TYPE       DESTINATION RULE"), "{t}");
         assert!(lines[1].starts_with("BlackHoleCluster "), "{t}");
-        assert!(lines[1].ends_with("-     STATIC"), "{t}");
+        assert!(lines[1].ends_with("-             STATIC"), "{t}");
         assert!(
-            lines[2].ends_with("9080     v1         outbound      EDS      reviews.default"),
+            lines[2].ends_with("9080     v1         outbound      EDS        reviews.default"),
             "{t}"
         );
     }
@@ -535,7 +535,7 @@ mod tests {
             "days_until_expiration": "1", "valid_from": "2026-01-01T00:00:00Z", "expiration_time": "2026-01-02T00:00:00Z"}]}]}),
         );
         assert!(
-            s.contains("default     Cert Chain     ACTIVE     true     255"),
+            s.contains("default           Cert Chain     ACTIVE     true           255     "),
             "{s}"
         );
     }

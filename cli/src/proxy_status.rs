@@ -333,7 +333,7 @@ mod tests {
         let (text, ok) = diff(&pod, &pilot, &envoy);
         assert!(!ok);
         assert!(text.starts_with("Clusters Match\nListeners Don't Match\n--- Pilot Listeners\n+++ Envoy Listeners (ns/a)\n@@"), "{text}");
-        assert!(text.contains("+      \"extra\": true,"), "{text}");
+        assert!(text.contains("+    \"extra\": true,"), "{text}");
         assert!(text.ends_with("Routes Match\n"), "{text}");
     }
 }
