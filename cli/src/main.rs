@@ -19,7 +19,8 @@ use rudder_injector::CertMode;
 #[command(
     name = "rudder",
     version,
-    about = "Rudder: a sidecar service mesh. `rudder mesh` runs one on this machine."
+    about = "Rudder: a sidecar service mesh. `rudder mesh` runs one on this machine.",
+    after_help = ROOT_EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -48,6 +49,12 @@ enum Top {
     Version(TargetArgs),
 }
 
+const ROOT_EXAMPLES: &str = "Examples:
+  rudder mesh up samples/bookinfo --keep      # a local mesh: bookinfo with real Envoys
+  rudder proxy-status                         # is every proxy in sync?
+  rudder proxy-config clusters productpage    # what does this pod's Envoy hold?
+  rudder analyze samples/bookinfo             # what is wrong with my rules?
+  rudder mesh down";
 const MESH_EXAMPLES: &str = "Examples:
   rudder mesh up samples/bookinfo --keep      # start the demo and leave it running
   rudder mesh status                          # pods, processes, pilot's proxies

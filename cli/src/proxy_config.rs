@@ -409,6 +409,9 @@ pub fn secret_table(certs: &Value) -> String {
     )
 }
 
+/// A short-table renderer.
+type ShortTable = fn(&[Value]) -> String;
+
 fn print_value(v: &Value, output: Output) -> Result<String> {
     Ok(match output {
         Output::Yaml => serde_saphyr::to_string(v)?,
@@ -460,7 +463,7 @@ pub fn run(endpoints: &Endpoints, what: What, pod: &str, output: Output) -> Resu
         }
         _ => {
             let dump = endpoints.agent_json(&pod, "/config_dump")?;
-            let (items, short): (Vec<Value>, fn(&[Value]) -> String) = match what {
+            let (items, short): (Vec<Value>, ShortTable) = match what {
                 What::Clusters => (clusters(&dump), clusters_table),
                 What::Listeners => (listeners(&dump), listeners_table),
                 _ => (routes(&dump), routes_table),

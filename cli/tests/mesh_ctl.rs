@@ -194,6 +194,20 @@ fn proxy_status_config_and_version_against_a_local_mesh() {
         "{version}"
     );
 
+    // analyze without paths: the running mesh's configuration (the NACKed
+    // rule is valid for Istio's analyzers: its host and subsets exist).
+    let out = mesh.cmd(&["analyze"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Analyzing the configuration of local mesh"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("Error ["),
+        "no errors in the running mesh's config"
+    );
+
     // Names as `mesh status` prints them work for load.
     let split = mesh.load("sleep/sleep-0", "http://productpage.default:9080/", 5);
     assert_eq!(split["succeeded"], 5, "{split}");
