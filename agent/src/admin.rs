@@ -65,6 +65,29 @@ impl Admin {
         self.ok(Method::GET, "/stats/prometheus").await
     }
 
+    /// `GET /config_dump` (read-only), with `query` (already encoded, e.g.
+    /// `resource=dynamic_active_clusters&include_eds`) appended when not empty.
+    pub async fn config_dump(&self, query: &str) -> Result<HttpResponse, HttpError> {
+        let path = if query.is_empty() {
+            "/config_dump".to_string()
+        } else {
+            format!("/config_dump?{query}")
+        };
+        request(Method::GET, &self.url(&path), self.timeout).await
+    }
+
+    /// `GET /certs` (read-only): the certificates Envoy holds, with serial
+    /// numbers and validity.
+    pub async fn certs(&self) -> Result<String, HttpError> {
+        self.ok(Method::GET, "/certs").await
+    }
+
+    /// `GET /clusters?format=json` (read-only): each upstream host with its
+    /// health and outlier-detection state.
+    pub async fn clusters(&self) -> Result<String, HttpError> {
+        self.ok(Method::GET, "/clusters?format=json").await
+    }
+
     /// `POST /drain_listeners?graceful`: every listener (inbound and
     /// outbound) enters its graceful drain period, so in-flight requests
     /// finish and keep-alive clients are told to reconnect.

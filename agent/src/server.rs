@@ -10,6 +10,13 @@
 //!   stats followed by the agent's; `POST /quitquitquit`: graceful shutdown,
 //!   for Jobs whose sidecar must stop when the work is done. Only loopback
 //!   clients may call it (the app in the same pod), never another pod.
+//!   `GET /config_dump`: Envoy admin's `/config_dump`, read-only, for
+//!   `rudder proxy-status POD` and `rudder proxy-config` (Envoy's admin
+//!   itself stays on loopback inside the pod); only the `resource`, `mask`,
+//!   `name_regex` and `include_eds` parameters pass. `GET /certs`: Envoy's
+//!   `/certs` (serials and validity, for `rudder proxy-config secret`);
+//!   `GET /clusters`: Envoy's `/clusters?format=json` (host health and
+//!   outlier state, for `rudder proxy-config endpoints`).
 //!   `GET /app-health/<container>/<livez|readyz|startupz>`: the app's own
 //!   probe, run by the agent for kubelet (see [`crate::app_probe`]).
 
@@ -125,6 +132,62 @@ async fn app_health(
     (status, format!("{}\n", outcome.detail)).into_response()
 }
 
+/// The `/config_dump` parameters that pass to Envoy: only reads, no
+/// parameter of another admin handler can ride along.
+const DUMP_PARAMS: &[&str] = &["resource", "mask", "name_regex", "include_eds"];
+
+/// The query to pass to Envoy, or why it is refused.
+pub fn dump_query(query: Option<&str>) -> Result<String, String> {
+    let mut out = Vec::new();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let key = pair.split_once('=').map_or(pair, |(k, _)| k);
+        if !DUMP_PARAMS.contains(&key) {
+            return Err(format!(
+                "unknown parameter {key:?} (allowed: {})",
+                DUMP_PARAMS.join(", ")
+            ));
+        }
+        if pair.bytes().any(|b| !(b.is_ascii_graphic()) || b == b'#') {
+            return Err(format!("parameter {key:?} is not URL-encoded"));
+        }
+        out.push(pair.to_string());
+    }
+    Ok(out.join("&"))
+}
+
+async fn config_dump(State(ctx): State<ServerContext>, uri: axum::http::Uri) -> Response {
+    let query = match dump_query(uri.query()) {
+        Ok(q) => q,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+    };
+    match ctx.admin.config_dump(&query).await {
+        Ok(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            let kind = if r.status == 200 {
+                "application/json"
+            } else {
+                "text/plain"
+            };
+            (status, [(header::CONTENT_TYPE, kind)], r.body).into_response()
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("Envoy admin: {e}\n")).into_response(),
+    }
+}
+
+async fn certs(State(ctx): State<ServerContext>) -> Response {
+    match ctx.admin.certs().await {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("Envoy admin: {e}\n")).into_response(),
+    }
+}
+
+async fn clusters(State(ctx): State<ServerContext>) -> Response {
+    match ctx.admin.clusters().await {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => (StatusCode::BAD_GATEWAY, format!("Envoy admin: {e}\n")).into_response(),
+    }
+}
+
 async fn quit(
     State(ctx): State<ServerContext>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -168,6 +231,9 @@ pub fn metrics_router(ctx: ServerContext) -> Router {
         .route("/stats/prometheus", get(metrics))
         .route("/metrics", get(metrics))
         .route("/quitquitquit", post(quit))
+        .route("/config_dump", get(config_dump))
+        .route("/certs", get(certs))
+        .route("/clusters", get(clusters))
         .route("/app-health/{container}/{kind}", get(app_health))
         .with_state(ctx)
 }
@@ -200,6 +266,22 @@ mod tests {
             ("::ffff:10.0.0.1", false),
         ] {
             assert_eq!(is_loopback(ip.parse().unwrap()), ok, "{ip}");
+        }
+    }
+
+    #[test]
+    fn only_read_parameters_pass_to_envoy() {
+        assert_eq!(dump_query(None).unwrap(), "");
+        assert_eq!(
+            dump_query(Some("resource=dynamic_active_clusters&include_eds")).unwrap(),
+            "resource=dynamic_active_clusters&include_eds"
+        );
+        assert_eq!(
+            dump_query(Some("mask=bootstrap.node")).unwrap(),
+            "mask=bootstrap.node"
+        );
+        for bad in ["filter=x", "resource=a&format=prometheus", "resource=a b"] {
+            assert!(dump_query(Some(bad)).is_err(), "{bad}");
         }
     }
 

@@ -192,6 +192,51 @@ async fn sotw_ready_and_quitquitquit() {
         err.trim()
     );
 
+    // The read-only config dump on the metrics port (15020): Envoy's own.
+    let dump_url = |q: &str| format!("http://127.0.0.1:{}/config_dump{q}", agent.ports.metrics);
+    let get_dump = |url: String| async move {
+        rudder_agent::admin::request(hyper::Method::GET, &url, Duration::from_secs(5))
+            .await
+            .unwrap()
+    };
+    let all = get_dump(dump_url("")).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let all: serde_json::Value = serde_json::from_str(&all.body).expect("config dump is JSON");
+    let types: Vec<&str> = all["configs"]
+        .as_array()
+        .expect("configs")
+        .iter()
+        .filter_map(|c| c["@type"].as_str())
+        .collect();
+    for t in [
+        "BootstrapConfigDump",
+        "ClustersConfigDump",
+        "ListenersConfigDump",
+    ] {
+        assert!(types.iter().any(|x| x.ends_with(t)), "{t} in {types:?}");
+    }
+    let clusters = get_dump(dump_url("?resource=dynamic_active_clusters")).await;
+    let clusters: serde_json::Value = serde_json::from_str(&clusters.body).unwrap();
+    let names: Vec<&str> = clusters["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["cluster"]["name"].as_str())
+        .collect();
+    assert!(!names.is_empty(), "the ADS server's clusters: {clusters}");
+    let refused = get_dump(dump_url("?format=prometheus")).await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let certs = get_dump(format!("http://127.0.0.1:{}/certs", agent.ports.metrics)).await;
+    assert_eq!(certs.status, 200);
+    assert!(serde_json::from_str::<serde_json::Value>(&certs.body).is_ok());
+    let hosts = get_dump(format!("http://127.0.0.1:{}/clusters", agent.ports.metrics)).await;
+    let hosts: serde_json::Value = serde_json::from_str(&hosts.body).unwrap();
+    assert!(hosts["cluster_statuses"].is_array(), "{hosts}");
+    println!(
+        "GET :15020/config_dump: {} config types; ?resource=dynamic_active_clusters: {names:?}; other parameters 400",
+        types.len()
+    );
+
     let url = format!("http://127.0.0.1:{}/quitquitquit", agent.ports.metrics);
     let r = rudder_agent::admin::request(hyper::Method::POST, &url, Duration::from_secs(5))
         .await

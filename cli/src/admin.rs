@@ -293,10 +293,15 @@ pub fn load(
         .collect::<Result<Vec<_>, _>>()?;
     let t = match from {
         From::Pod(client) => {
-            let c = pick_client(&r, client).ok_or_else(|| {
-                UpError::Timeout(format!("no pod {:?} in mesh {name}", client.unwrap_or("")))
-            })?;
-            traffic_for(&r, c, url.unwrap_or(DEFAULT_URL), headers, count)?
+            let c = match client {
+                Some(wanted) => r
+                    .find_pod(wanted)
+                    .map_err(|e| UpError::Timeout(format!("mesh {name}: {e}")))?,
+                None => pick_client(&r, None)
+                    .ok_or_else(|| UpError::Timeout(format!("mesh {name} has no pods")))?,
+            };
+            let default = r.default_url(DEFAULT_URL);
+            traffic_for(&r, c, url.unwrap_or(&default), headers, count)?
         }
         From::Ingress => {
             let ingress = r.ingress().ok_or_else(|| {

@@ -25,6 +25,8 @@
 //! - [`identity`]: the mesh root, the token key and each pod's token;
 //! - [`runner`]: `up`, holding its running `instance`; [`admin`]: `down`,
 //!   `status`, `apply`, `load`; [`traffic`]: the split.
+//! - istioctl-like commands: [`ctl`] (how they reach pilot and the agents),
+//!   [`proxy_status`], [`proxy_config`], [`analyze`].
 //!
 //! Where this sits among the other parts, and the contracts between them:
 //! `docs/architecture.md` at the repository root.
@@ -32,7 +34,9 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod analyze;
 pub mod container;
+pub mod ctl;
 pub mod dnat;
 pub mod identity;
 mod instance;
@@ -41,6 +45,8 @@ pub mod pilot;
 pub mod plan;
 pub mod pods;
 pub mod prereq;
+pub mod proxy_config;
+pub mod proxy_status;
 pub mod record;
 pub mod render;
 pub mod runner;

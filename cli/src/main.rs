@@ -19,7 +19,8 @@ use rudder_injector::CertMode;
 #[command(
     name = "rudder",
     version,
-    about = "Rudder: a sidecar service mesh. `rudder mesh` runs one on this machine."
+    about = "Rudder: a sidecar service mesh. `rudder mesh` runs one on this machine.",
+    after_help = ROOT_EXAMPLES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,23 +30,194 @@ struct Cli {
 #[derive(Subcommand)]
 enum Top {
     /// The local mesh: pods as network namespaces, real Envoys, pilot.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = MESH_EXAMPLES)]
     Mesh(Mesh),
+    /// Each proxy's xDS sync state; with a pod, pilot's config against its Envoy's.
+    #[command(after_help = PROXY_STATUS_EXAMPLES)]
+    ProxyStatus(ProxyStatusArgs),
+    /// What a pod's Envoy holds: clusters, listeners, routes, endpoints, secret, bootstrap.
+    #[command(after_help = PROXY_CONFIG_EXAMPLES)]
+    ProxyConfig(ProxyConfigArgs),
+    /// Check Kubernetes/Istio YAML for problems across objects (Istio's analyzer codes).
+    #[command(after_help = ANALYZE_EXAMPLES)]
+    Analyze(AnalyzeArgs),
+    /// Add the sidecar to the workloads of a YAML file, offline (as istioctl kube-inject).
+    #[command(after_help = KUBE_INJECT_EXAMPLES)]
+    KubeInject(KubeInjectArgs),
+    /// Versions of this client, pilot and the connected proxies.
+    #[command(after_help = VERSION_EXAMPLES)]
+    Version(TargetArgs),
+}
+
+const ROOT_EXAMPLES: &str = "Examples:
+  rudder mesh up samples/bookinfo --keep      # a local mesh: bookinfo with real Envoys
+  rudder proxy-status                         # is every proxy in sync?
+  rudder proxy-config clusters productpage    # what does this pod's Envoy hold?
+  rudder analyze samples/bookinfo             # what is wrong with my rules?
+  rudder mesh down";
+const MESH_EXAMPLES: &str = "Examples:
+  rudder mesh up samples/bookinfo --keep      # start the demo and leave it running
+  rudder mesh status                          # pods, processes, pilot's proxies
+  rudder mesh apply samples/bookinfo/rules/reviews-50-50.yaml
+  rudder mesh load --from default/sleep -n 1000
+  rudder mesh down";
+const UP_EXAMPLES: &str = "Examples:
+  rudder mesh up samples/bookinfo                         # demo, print the split, tear down
+  rudder mesh up samples/bookinfo --keep -n 0             # leave it running, no demo requests
+  rudder mesh up samples/bookinfo --keep --rules samples/bookinfo/rules/reviews-50-50.yaml";
+const DOWN_EXAMPLES: &str = "Examples:
+  rudder mesh down
+  rudder mesh down --name demo2";
+const STATUS_EXAMPLES: &str = "Examples:
+  rudder mesh status
+  rudder mesh status --name demo2";
+const APPLY_EXAMPLES: &str = "Examples:
+  rudder mesh apply samples/bookinfo/rules/reviews-50-50.yaml
+  rudder mesh delete samples/bookinfo/rules/reviews-50-50.yaml";
+const LOAD_EXAMPLES: &str =
+    "Pods are named as `rudder mesh status` prints them (namespace/name), or
+name.namespace, name, or a unique prefix of a name (a Deployment's).
+
+Examples:
+  rudder mesh load -n 1000                                   # from the sleep pod to productpage
+  rudder mesh load --from default/sleep http://reviews.default:9080/reviews/1 -n 200
+  rudder mesh load -H 'end-user: jason' -n 100
+  rudder mesh load --via-ingress -n 1000                     # from this host through the gateway";
+const PROXY_STATUS_EXAMPLES: &str =
+    "SYNCED: the proxy ACKed the last response of that type; NOT SENT: nothing
+of that type was sent; STALE: sent, not ACKed yet; STALE (NACK): the proxy
+rejected it (Envoy's error is printed below the table; it keeps its last
+good configuration).
+
+Examples:
+  rudder proxy-status                               # every proxy of the local mesh
+  rudder proxy-status default/productpage-v1-0      # pilot's config vs the pod's Envoy
+  rudder proxy-status --pilot-url http://127.0.0.1:15014   # after kubectl port-forward to pilot";
+const PROXY_CONFIG_EXAMPLES: &str = "Examples:
+  rudder proxy-config clusters default/productpage-v1-0
+  rudder proxy-config listeners productpage
+  rudder proxy-config routes productpage -o json
+  rudder proxy-config endpoints productpage
+  rudder proxy-config secret productpage
+  rudder proxy-config bootstrap productpage -o yaml
+  rudder proxy-config clusters POD --agent-url http://127.0.0.1:15020   # after kubectl port-forward POD 15020";
+const ANALYZE_EXAMPLES: &str =
+    "Exit codes (as istioctl's): 0 nothing at or above --failure-threshold,
+79 messages at or above it, 65 files that could not be parsed.
+
+Examples:
+  rudder analyze samples/bookinfo                  # a directory, offline, namespace default
+  rudder analyze -f rules.yaml -f bookinfo.yaml --all-namespaces
+  rudder analyze                                   # the running local mesh's configuration
+  rudder analyze dir/ --failure-threshold Warning --output-threshold Warning";
+const KUBE_INJECT_EXAMPLES: &str = "Examples:
+  rudder kube-inject -f samples/bookinfo/bookinfo.yaml > injected.yaml
+  cat app.yaml | rudder kube-inject -f -";
+const VERSION_EXAMPLES: &str = "Examples:
+  rudder version
+  rudder version --pilot-url http://127.0.0.1:15014";
+
+/// Where the istioctl-like commands find pilot and the agents.
+#[derive(Args, Clone)]
+struct TargetArgs {
+    /// Local mesh instance (its record gives pilot's and the pods' addresses).
+    #[arg(long, default_value = DEFAULT_NAME, value_parser = instance_name)]
+    name: String,
+    /// pilot's monitoring URL instead of the local mesh's (e.g. a port-forward to 15014).
+    #[arg(long, value_name = "URL")]
+    pilot_url: Option<String>,
+    /// The pod agent's URL instead of http://<pod IP>:15020 (e.g. a port-forward to 15020).
+    #[arg(long, value_name = "URL")]
+    agent_url: Option<String>,
+    #[command(flatten)]
+    roots: RootArgs,
+}
+
+impl TargetArgs {
+    fn endpoints(&self) -> Result<rudder_cli::ctl::Endpoints> {
+        rudder_cli::ctl::Endpoints::resolve(
+            &self.roots.runner_root,
+            &self.name,
+            self.pilot_url.as_deref(),
+            self.agent_url.as_deref(),
+        )
+    }
+}
+
+#[derive(Args)]
+struct ProxyStatusArgs {
+    /// A pod (namespace/name, name.namespace, name or a unique prefix): diff pilot's config against its Envoy's.
+    pod: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args)]
+struct ProxyConfigArgs {
+    /// What to show.
+    #[arg(value_enum)]
+    what: rudder_cli::proxy_config::What,
+    /// The pod (namespace/name, name.namespace, name or a unique prefix).
+    pod: String,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value = "short")]
+    output: rudder_cli::proxy_config::Output,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// Files or directories (default: the running local mesh's configuration).
+    paths: Vec<PathBuf>,
+    /// Files or directories (as positional paths).
+    #[arg(short = 'f', long = "filename", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    /// Analyze every namespace (default: only --namespace).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// The namespace to analyze.
+    #[arg(short = 'n', long, default_value = "default")]
+    namespace: String,
+    /// Exit 79 when a message is at or above this level.
+    #[arg(long, value_enum, default_value = "error")]
+    failure_threshold: rudder_cli::analyze::Level,
+    /// Print messages at or above this level.
+    #[arg(long, value_enum, default_value = "info")]
+    output_threshold: rudder_cli::analyze::Level,
+    /// Local mesh instance analyzed when no path is given.
+    #[arg(long, default_value = DEFAULT_NAME, value_parser = instance_name)]
+    name: String,
+    #[command(flatten)]
+    roots: RootArgs,
+}
+
+#[derive(Args)]
+struct KubeInjectArgs {
+    /// Input file (`-` for stdin).
+    #[arg(short = 'f', long = "filename")]
+    file: PathBuf,
 }
 
 #[derive(Subcommand)]
 enum Mesh {
     /// Bring a directory of Kubernetes YAML up as a mesh, show the traffic split, tear down.
+    #[command(after_help = UP_EXAMPLES)]
     Up(UpArgs),
     /// Remove everything `up` made (also after a crash).
+    #[command(after_help = DOWN_EXAMPLES)]
     Down(NameArg),
     /// List instances, their pods and processes, and pilot's connected proxies.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
     /// Apply route rule files to a running mesh (same kind/namespace/name replaces).
+    #[command(after_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Remove the objects of route rule files from a running mesh.
+    #[command(after_help = APPLY_EXAMPLES)]
     Delete(ApplyArgs),
     /// Send requests from a client pod (or the host, through the ingress gateway) and print the split.
+    #[command(after_help = LOAD_EXAMPLES)]
     Load(LoadArgs),
 }
 
@@ -189,7 +361,8 @@ struct LoadArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,rudder_registry=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -203,7 +376,24 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let Top::Mesh(cmd) = cli.cmd;
+    let cmd = match cli.cmd {
+        Top::Mesh(cmd) => cmd,
+        Top::ProxyStatus(a) => {
+            let e = a.target.endpoints()?;
+            emit(&rudder_cli::proxy_status::run(&e, a.pod.as_deref())?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Top::ProxyConfig(a) => {
+            let e = a.target.endpoints()?;
+            emit(&rudder_cli::proxy_config::run(
+                &e, a.what, &a.pod, a.output,
+            )?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Top::Analyze(a) => return analyze(a),
+        Top::KubeInject(a) => return kube_inject(a),
+        Top::Version(a) => return version(a),
+    };
     match cmd {
         Mesh::Up(a) => up(a),
         Mesh::Down(a) => {
@@ -249,6 +439,115 @@ fn run(cli: Cli) -> Result<ExitCode> {
             })
         }
     }
+}
+
+fn analyze(a: AnalyzeArgs) -> Result<ExitCode> {
+    use rudder_cli::analyze;
+    let mut paths = a.paths.clone();
+    paths.extend(a.files.iter().cloned());
+    let target = if paths.is_empty() {
+        let r = rudder_cli::record::RunnerRecord::load(&a.roots.runner_root, &a.name).context(
+            "no files given and no local mesh running: pass files or directories (rudder analyze DIR)",
+        )?;
+        eprintln!(
+            "Analyzing the configuration of local mesh {:?} ({})...",
+            a.name,
+            r.config_dir.display()
+        );
+        paths.push(r.config_dir.clone());
+        format!("local mesh {:?}", a.name)
+    } else {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let files = analyze::collect(&paths)?;
+    let ns = (!a.all_namespaces).then_some(a.namespace.as_str());
+    let report = analyze::run(&files, ns, a.output_threshold);
+    for u in &report.unparsed {
+        eprintln!("Error(s) adding files: {u}");
+    }
+    for m in &report.shown {
+        println!("{m}");
+    }
+    let scope = match ns {
+        Some(n) => format!("namespace: {n}"),
+        None => "all namespaces".into(),
+    };
+    let code = analyze::exit_code(&report, a.failure_threshold);
+    if report.shown.is_empty() && report.unparsed.is_empty() {
+        eprintln!("\u{2714} No validation issues found when analyzing {scope} ({target}).");
+    }
+    if code == 79 {
+        eprintln!(
+            "Error: Analyzers found issues when analyzing {scope}.\nSee https://istio.io/latest/docs/reference/config/analysis for more information about causes and resolutions."
+        );
+    }
+    Ok(ExitCode::from(code))
+}
+
+fn kube_inject(a: KubeInjectArgs) -> Result<ExitCode> {
+    let input = if a.file.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?
+    };
+    let values = rudder_injector::template::Values::default();
+    let native = values.native_sidecars.resolve(None);
+    let ctx = rudder_injector::InjectContext::new(&values, native);
+    let out = rudder_injector::kube_inject::kube_inject(&input, &ctx)
+        .with_context(|| a.file.display().to_string())?;
+    emit(&out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn version(a: TargetArgs) -> Result<ExitCode> {
+    println!("client version: {}", env!("CARGO_PKG_VERSION"));
+    let e = match a.endpoints() {
+        Ok(e) => e,
+        Err(err) => {
+            println!("control plane version: unknown ({err})");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    match e.pilot_json("/version") {
+        Ok(v) => println!(
+            "control plane version: {} (pilot at {})",
+            v["version"].as_str().unwrap_or("?"),
+            e.pilot
+        ),
+        Err(err) => println!("control plane version: unknown ({err:#})"),
+    }
+    let mut versions: std::collections::BTreeMap<String, usize> = Default::default();
+    for s in e.syncz().unwrap_or_default() {
+        let ua = s["user_agent"].as_str().unwrap_or("unknown").to_string();
+        *versions.entry(ua).or_default() += 1;
+    }
+    let list: Vec<String> = versions
+        .iter()
+        .map(|(v, n)| format!("{v} ({n} proxies)"))
+        .collect();
+    println!(
+        "data plane version: {}",
+        if list.is_empty() {
+            "no proxies connected".into()
+        } else {
+            list.join(", ")
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn apply(a: ApplyArgs, delete: bool) -> Result<ExitCode> {

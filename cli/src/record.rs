@@ -223,6 +223,40 @@ impl RunnerRecord {
         self.pods.iter().find(|p| p.name == name)
     }
 
+    /// The pod a user names as `rudder mesh status` prints it
+    /// (`namespace/name`), or `name.namespace`, `name`, or a unique prefix of
+    /// a name (a Deployment's); the error lists the pods.
+    pub fn find_pod(&self, wanted: &str) -> Result<&PodEntry, String> {
+        let names: Vec<(String, String)> = self
+            .pods
+            .iter()
+            .map(|p| (p.namespace.clone(), p.name.clone()))
+            .collect();
+        crate::ctl::find_name(&names, wanted).map(|i| &self.pods[i])
+    }
+
+    /// The demo URL for this mesh: bookinfo's productpage in whatever
+    /// namespace it runs, else the first Service outside the system
+    /// namespace, else `fallback`.
+    pub fn default_url(&self, fallback: &str) -> String {
+        let first = |s: &ServiceEntry| {
+            s.ports
+                .first()
+                .map(|p| format!("http://{}.{}:{p}/", s.name, s.namespace))
+        };
+        self.services
+            .iter()
+            .find(|s| s.name == "productpage")
+            .and_then(first)
+            .or_else(|| {
+                self.services
+                    .iter()
+                    .filter(|s| s.namespace != rudder_model::well_known::SYSTEM_NAMESPACE)
+                    .find_map(first)
+            })
+            .unwrap_or_else(|| fallback.to_string())
+    }
+
     /// The first gateway pod's host-reachable HTTP address.
     pub fn ingress(&self) -> Option<SocketAddr> {
         self.pods.iter().find_map(|p| p.ingress)
@@ -315,6 +349,33 @@ mod tests {
         let old = r#"{"name": "a", "namespace": "b", "ip": "198.18.0.9", "netns": "n", "sidecar": false, "ready": true}"#;
         let entry: PodEntry = serde_json::from_str(old).unwrap();
         assert_eq!((entry.ingress, entry.external), (None, false));
+    }
+
+    #[test]
+    fn pods_by_the_names_status_prints_and_urls_by_what_runs() {
+        let r = record();
+        for name in [
+            "default/sleep-0",
+            "sleep-0.default",
+            "sleep-0",
+            "sleep",
+            "default/sleep",
+        ] {
+            assert_eq!(
+                r.find_pod(name).map(|p| p.ip),
+                Ok(Ipv4Addr::new(198, 18, 0, 2)),
+                "{name}"
+            );
+        }
+        assert!(r
+            .find_pod("client/sleep")
+            .unwrap_err()
+            .contains("pods: default/sleep-0"));
+        assert_eq!(
+            r.default_url("http://x/"),
+            "http://productpage.bookinfo:9080/",
+            "the hint follows the namespace productpage runs in"
+        );
     }
 
     #[test]

@@ -167,6 +167,10 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
     let node = node(opts, &inst, app_dir)?;
     let started = add_pods(&mut inst, &mesh, &node, &config)?;
     start_pilot(&mut inst, opts, &config, &node, &stopped)?;
+    println!(
+        "Starting {} pods (init containers, sidecars, apps)...",
+        started.len()
+    );
     let (live, first_error) = start_containers(&started, &mesh, &node, &stopped);
     record_base_ids(inst.net(), &live)?;
     let shared = Arc::new(Shared::default());
@@ -187,6 +191,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
 
     wait_all_ready(&mut inst, &mesh, &shared, &stopped)?;
     print_pods(&inst.record, &mesh);
+    println!("Waiting for every sidecar and gateway to ACK its configuration from pilot...");
     wait_in_sync(&inst, &mesh, &stopped)?;
 
     if opts.requests > 0 {
@@ -500,6 +505,9 @@ fn wait_all_ready(
     stopped: &dyn Fn() -> bool,
 ) -> Result<(), UpError> {
     let deadline = Instant::now() + READY_TIMEOUT;
+    let started = Instant::now();
+    let mut last_report = Instant::now();
+    let mut last_count = usize::MAX;
     loop {
         let ready = shared
             .ready
@@ -512,6 +520,20 @@ fn wait_all_ready(
             .filter(|p| ready.get(&p.name) != Some(&true))
             .map(|p| p.name.as_str())
             .collect();
+        // Progress: when the count changes, and every 5 s while it does not.
+        let done = mesh.pods.len() - waiting.len();
+        if !waiting.is_empty()
+            && (done != last_count || last_report.elapsed() >= Duration::from_secs(5))
+        {
+            println!(
+                "  {done}/{} pods ready ({}s; waiting for {})",
+                mesh.pods.len(),
+                started.elapsed().as_secs(),
+                waiting_list(&waiting)
+            );
+            last_count = done;
+            last_report = Instant::now();
+        }
         if waiting.is_empty() {
             for p in &mut inst.record.pods {
                 p.ready = true;
@@ -541,6 +563,14 @@ fn wait_all_ready(
             )));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// At most three names, then how many more.
+fn waiting_list(waiting: &[&str]) -> String {
+    match waiting.len() {
+        0..=3 => waiting.join(", "),
+        n => format!("{} and {} more", waiting[..3].join(", "), n - 3),
     }
 }
 
@@ -614,7 +644,7 @@ fn print_pods(record: &RunnerRecord, mesh: &MeshPlan) {
 /// The client pod for demo traffic.
 pub fn pick_client<'r>(record: &'r RunnerRecord, wanted: Option<&str>) -> Option<&'r PodEntry> {
     match wanted {
-        Some(name) => record.pod(name),
+        Some(name) => record.find_pod(name).ok(),
         None => record
             .pods
             .iter()
@@ -748,16 +778,13 @@ fn demo(
     })?;
     // Warm-up: the first request through a fresh path may race the last
     // endpoint update; wait (bounded) until one succeeds before measuring.
-    let probe = traffic_for(record, client, &opts.url, Vec::new(), 1)?;
-    warm_up(
-        &probe,
-        &format!("{} from pod {}", opts.url, client.name),
-        stopped,
-    )?;
+    let url = demo_url(opts, record);
+    let probe = traffic_for(record, client, &url, Vec::new(), 1)?;
+    warm_up(&probe, &format!("{url} from pod {}", client.name), stopped)?;
     println!(
         "Sending {} requests to {} from pod {}/{} ({})...",
         opts.requests,
-        opts.url,
+        url,
         client.namespace,
         client.name,
         if client.sidecar {
@@ -766,13 +793,23 @@ fn demo(
             "no sidecar: via DNAT"
         }
     );
-    let t = traffic_for(record, client, &opts.url, Vec::new(), opts.requests)?;
+    let t = traffic_for(record, client, &url, Vec::new(), opts.requests)?;
     let split = traffic::split(&traffic::send(&t)?, &opts.split_by);
     print!("{}", traffic::format_split(&split));
     if let Some(ingress) = record.ingress() {
         ingress_demo(ingress, opts.requests, &opts.split_by, stopped)?;
     }
     Ok(())
+}
+
+/// `--url` as given; its default follows where productpage (or the first
+/// Service) actually runs.
+fn demo_url(opts: &UpOptions, record: &RunnerRecord) -> String {
+    if opts.url == crate::admin::DEFAULT_URL {
+        record.default_url(&opts.url)
+    } else {
+        opts.url.clone()
+    }
 }
 
 fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
@@ -783,11 +820,16 @@ fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
         format!(" --name {}", opts.name)
     };
     println!("\nThe mesh keeps running. Try:");
+    let url = demo_url(opts, record);
     if let Some(c) = client {
-        println!("  ip netns exec {} curl -s {}", c.netns, opts.url);
+        println!("  ip netns exec {} curl -s {url}", c.netns);
         println!(
-            "  ip netns exec {} curl -s -H 'end-user: jason' {}",
-            c.netns, opts.url
+            "  ip netns exec {} curl -s -H 'end-user: jason' {url}",
+            c.netns
+        );
+        println!(
+            "  rudder mesh load{name} --from {}/{} {url} -n 1000",
+            c.namespace, c.name
         );
     }
     if let Some(ingress) = record.ingress() {
@@ -802,6 +844,13 @@ fn print_keep_help(record: &RunnerRecord, opts: &UpOptions) {
     };
     println!("  rudder mesh apply{name} {rule}    # switch route rules live");
     println!("  rudder mesh load{name} -n 1000    # measure the split again");
-    println!("  rudder mesh status");
+    println!("  rudder mesh status{name}");
+    println!("  rudder proxy-status{name}         # every proxy's sync state");
+    if let Some(p) = record.pods.iter().find(|p| p.sidecar) {
+        println!(
+            "  rudder proxy-config clusters{name} {}/{}",
+            p.namespace, p.name
+        );
+    }
     println!("  rudder mesh down{name}            # remove everything");
 }

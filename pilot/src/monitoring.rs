@@ -1,5 +1,6 @@
 //! The monitoring port (15014): `/ready`, `/metrics`, `/debug/syncz`,
-//! `/debug/config_dump?proxyID=`, `/debug/configz`.
+//! `/debug/config_dump?proxyID=`, `/debug/configz`, `/version` (pilot's
+//! version, for `rudder version`).
 
 use std::{
     fmt,
@@ -98,6 +99,7 @@ impl State {
 pub async fn serve(listener: tokio::net::TcpListener, state: State) {
     let app = Router::new()
         .route("/ready", get(ready))
+        .route("/version", get(version))
         .route("/metrics", get(metrics))
         .route("/debug/syncz", get(syncz))
         .route("/debug/config_dump", get(config_dump))
@@ -119,6 +121,14 @@ async fn ready(axum::extract::State(state): S) -> Response {
         )
             .into_response(),
     }
+}
+
+async fn version() -> Response {
+    Json(serde_json::json!({
+        "name": "pilot",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+    .into_response()
 }
 
 async fn metrics(axum::extract::State(state): S) -> Response {
@@ -248,4 +258,34 @@ async fn configz(axum::extract::State(state): S) -> Response {
         "connectedProxies": s.proxies.connected(),
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn version_is_served_before_pilot_is_ready() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(serve(l, State::new()));
+        let v = get(addr, "/version").await;
+        assert!(v.starts_with("HTTP/1.0 200"), "{v}");
+        let body: serde_json::Value =
+            serde_json::from_str(v.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+        let r = get(addr, "/debug/syncz").await;
+        assert!(r.starts_with("HTTP/1.0 503"), "{r}");
+    }
 }
