@@ -153,7 +153,7 @@ pub(crate) fn gateway_resources(
                 &mut lv,
             ),
             ServerProtocol::Tcp => {
-                let clusters = tcp_clusters(port, &servers, snapshot, &dests, &mut lv);
+                let clusters = tcp_clusters(&servers, snapshot, &dests, &mut lv);
                 match clusters {
                     Some(c) => vec![FilterChain {
                         name: format!("tcp.{port}"),
@@ -268,7 +268,7 @@ fn tls_chains(
             );
             chains.push(hcm_chain(&name, &name, Some(socket), names));
         } else {
-            if let Some(c) = tcp_clusters(port, std::slice::from_ref(b), snapshot, dests, version) {
+            if let Some(c) = tcp_clusters(std::slice::from_ref(b), snapshot, dests, version) {
                 let stat = format!("tls.{port}.{}", b.index);
                 chains.push(FilterChain {
                     name: stat.clone(),
@@ -351,9 +351,8 @@ fn weighted(
 }
 
 /// The first tcp route of the bound VirtualServices that applies on a
-/// server's port (the listener is on `port`, its target port).
+/// server's port (not the listener's, its target port).
 fn tcp_clusters(
-    port: u16,
     servers: &[Bound<'_>],
     snapshot: &Snapshot,
     dests: &Destinations<'_>,
