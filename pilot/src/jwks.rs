@@ -147,7 +147,10 @@ impl JwksCache {
                     "never fetched: tokens of this issuer are refused (401) until a fetch succeeds, as Istio does"
                 };
                 out.push(Diagnostic::warning(
-                    format!("RequestAuthentication {}/{}", p.source.namespace, p.source.name),
+                    format!(
+                        "RequestAuthentication {}/{}",
+                        p.source.namespace, p.source.name
+                    ),
                     format!("spec.jwtRules[{i}].jwksUri"),
                     format!("fetching {uri}: {why}; {serving}"),
                 ));
@@ -207,7 +210,10 @@ pub async fn run(
                 let next = if outcome == Outcome::Failed {
                     metrics.fail.inc();
                     tracing::warn!(%uri, error = ?cache.get(&uri).and_then(|e| e.error.clone()), "JWKS fetch failed; the last good key set stays");
-                    (Instant::now() + retry.min(options.refresh), (retry * 2).min(options.refresh))
+                    (
+                        Instant::now() + retry.min(options.refresh),
+                        (retry * 2).min(options.refresh),
+                    )
                 } else {
                     debug_assert!(ok);
                     metrics.success.inc();
@@ -267,7 +273,11 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 /// One GET with its own timeout; a non-200 answer is an error.
-async fn fetch(client: &rudder_http::Client, uri: &str, timeout: Duration) -> Result<String, String> {
+async fn fetch(
+    client: &rudder_http::Client,
+    uri: &str,
+    timeout: Duration,
+) -> Result<String, String> {
     match tokio::time::timeout(timeout, client.get(uri)).await {
         Err(_) => Err(format!("no answer within {timeout:?}")),
         Ok(Err(e)) => Err(e.to_string()),
@@ -319,13 +329,20 @@ mod tests {
         let u = "http://127.0.0.1:1/jwks";
         assert_eq!(c.record(u, Ok(A.into())), Outcome::Changed(A.into()));
         assert_eq!(c.record(u, Ok(A.into())), Outcome::Unchanged);
-        assert_eq!(c.record(u, Err("connection refused".into())), Outcome::Failed);
+        assert_eq!(
+            c.record(u, Err("connection refused".into())),
+            Outcome::Failed
+        );
         // Not a key set: a failure too, and the good one stays.
         assert_eq!(c.record(u, Ok("<html>".into())), Outcome::Failed);
         let e = c.get(u).unwrap();
         assert_eq!(e.last_good.as_deref(), Some(A));
         assert_eq!(e.failures, 2);
-        assert!(e.error.as_deref().unwrap().contains("not a JSON Web Key Set"));
+        assert!(e
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("not a JSON Web Key Set"));
         // A new key set replaces it and clears the error.
         assert_eq!(c.record(u, Ok(B.into())), Outcome::Changed(B.into()));
         assert_eq!(c.get(u).unwrap().error, None);
@@ -347,6 +364,8 @@ mod tests {
         assert!(d[0].message.contains("never fetched"), "{}", d[0].message);
         c.record("http://127.0.0.1:1/jwks", Ok(A.into()));
         c.record("http://127.0.0.1:1/jwks", Err("timeout".into()));
-        assert!(c.diagnostics(&snap)[0].message.contains("last key set fetched stays"));
+        assert!(c.diagnostics(&snap)[0]
+            .message
+            .contains("last key set fetched stays"));
     }
 }

@@ -25,8 +25,8 @@ use rudder_config::{
     kube as k,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
     AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
-    ObjectMeta, PeerAuthenticationSpec, RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec,
-    VirtualServiceSpec, WorkloadEntrySpec,
+    ObjectMeta, PeerAuthenticationSpec, RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec,
+    SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
 };
 use rudder_model::Diagnostic;
 use rudder_registry::{Body, Kind, Object, ObjectKey, Origin, Rejected};
@@ -439,8 +439,9 @@ impl Trimmed for RuleObject {
             Kind::AuthorizationPolicy => {
                 parse_spec::<AuthorizationPolicySpec>(self.spec).map(Body::AuthorizationPolicy)
             }
-            Kind::RequestAuthentication => parse_spec::<RequestAuthenticationSpec>(self.spec)
-                .map(Body::RequestAuthentication),
+            Kind::RequestAuthentication => {
+                parse_spec::<RequestAuthenticationSpec>(self.spec).map(Body::RequestAuthentication)
+            }
             other => Err((
                 "kind".to_string(),
                 format!("{other} is not an Istio config kind"),

@@ -254,8 +254,11 @@ async fn run(
                 }
                 _ => {
                     let diagnostics = guard.diagnostics();
-                    let built =
-                        build_snapshot_with_jwks(guard.objects(), diagnostics.clone(), guard.jwks());
+                    let built = build_snapshot_with_jwks(
+                        guard.objects(),
+                        diagnostics.clone(),
+                        guard.jwks(),
+                    );
                     (built, diagnostics)
                 }
             };

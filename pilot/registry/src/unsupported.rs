@@ -42,9 +42,7 @@ fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
         (
             groups::SECURITY,
             "PeerAuthentication" | "AuthorizationPolicy" | "RequestAuthentication",
-        ) => {
-            Some(&groups::SECURITY_VERSIONS)
-        }
+        ) => Some(&groups::SECURITY_VERSIONS),
         _ => None,
     }
 }

@@ -58,6 +58,7 @@ pub struct Pilot {
     xds: SocketAddr,
     monitoring: SocketAddr,
     log: PathBuf,
+    extra: Vec<String>,
 }
 
 impl Pilot {
@@ -69,6 +70,19 @@ impl Pilot {
         xds: SocketAddr,
         monitoring: SocketAddr,
         log: &Path,
+    ) -> Result<Pilot, PilotError> {
+        Self::start_with(bin, config_dir, xds, monitoring, log, &[])
+    }
+
+    /// [`Pilot::start`] with `extra` flags after the usual ones (kept for
+    /// [`Pilot::restart`]).
+    pub fn start_with(
+        bin: &Path,
+        config_dir: &Path,
+        xds: SocketAddr,
+        monitoring: SocketAddr,
+        log: &Path,
+        extra: &[&str],
     ) -> Result<Pilot, PilotError> {
         let spawn_err = |source| PilotError::Spawn {
             bin: bin.to_path_buf(),
@@ -90,6 +104,7 @@ impl Pilot {
                 "--monitoring-addr",
                 &monitoring.to_string(),
             ])
+            .args(extra)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(out)
@@ -103,6 +118,7 @@ impl Pilot {
             xds,
             monitoring,
             log: log.to_path_buf(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         Ok(pilot)
     }
@@ -116,12 +132,14 @@ impl Pilot {
     /// A new pilot with the same flags (after [`Pilot::kill`]).
     pub fn restart(&mut self) -> Result<(), PilotError> {
         self.kill();
-        let fresh = Pilot::start(
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        let fresh = Pilot::start_with(
             &self.bin,
             &self.config_dir,
             self.xds,
             self.monitoring,
             &self.log,
+            &extra,
         )?;
         *self = fresh;
         Ok(())

@@ -99,7 +99,11 @@ impl<'a> InboundSecurity<'a> {
         let passthrough_mode = snapshot.mtls_mode(&proxy.namespace, &proxy.labels, 0);
         let jwt_rules = snapshot
             .security
-            .request_authn_for(&snapshot.mesh.root_namespace, &proxy.namespace, &proxy.labels)
+            .request_authn_for(
+                &snapshot.mesh.root_namespace,
+                &proxy.namespace,
+                &proxy.labels,
+            )
             .flat_map(|p| &p.rules)
             .map(|r| (r, jwt::resolve(r, &snapshot.security.jwks)))
             .collect();

@@ -20,8 +20,8 @@ use envoy_types::pb::envoy::{
         core::v3::CidrRange,
         listener::v3::Filter,
         rbac::v3::{
-            permission, principal, rbac::Action, MetadataSource, Permission, Policy, Principal, Rbac,
-            SourcedMetadata,
+            permission, principal, rbac::Action, MetadataSource, Permission, Policy, Principal,
+            Rbac, SourcedMetadata,
         },
         route::v3::{header_matcher::HeaderMatchSpecifier, HeaderMatcher},
     },
@@ -33,9 +33,12 @@ use envoy_types::pb::envoy::{
         },
     },
     r#type::matcher::v3::{
-        list_matcher, metadata_matcher::{path_segment, PathSegment},
-        path_matcher, string_matcher::MatchPattern, value_matcher, ListMatcher, MetadataMatcher,
-        OrMatcher, PathMatcher, RegexMatcher, StringMatcher, ValueMatcher,
+        list_matcher,
+        metadata_matcher::{path_segment, PathSegment},
+        path_matcher,
+        string_matcher::MatchPattern,
+        value_matcher, ListMatcher, MetadataMatcher, OrMatcher, PathMatcher, RegexMatcher,
+        StringMatcher, ValueMatcher,
     },
 };
 use rudder_model::{

@@ -29,7 +29,12 @@ fn mesh() -> SnapshotBuilder {
             vec![mk_port("http", 8000, 8000), mk_port("tcp", 9000, 9000)],
             &[("app", "httpbin")],
         ))
-        .pod(mk_pod("httpbin-v1", NS, "198.18.1.1", &[("app", "httpbin")]))
+        .pod(mk_pod(
+            "httpbin-v1",
+            NS,
+            "198.18.1.1",
+            &[("app", "httpbin")],
+        ))
         .pod(mk_pod("other", NS, "198.18.1.2", &[("app", "other")]))
 }
 
@@ -126,15 +131,24 @@ fn request_authentication_adds_jwt_authn_before_rbac() {
     assert_eq!(a["issuer"], "issuer-a");
     assert_eq!(a["audiences"], json!(["httpbin"]));
     assert_eq!(a["localJwks"]["inlineString"], KEYS_A);
-    assert_eq!(a["fromHeaders"], json!([{"name": "x-jwt", "valuePrefix": "Bearer "}]));
+    assert_eq!(
+        a["fromHeaders"],
+        json!([{"name": "x-jwt", "valuePrefix": "Bearer "}])
+    );
     assert_eq!(a["fromParams"], json!(["token"]));
     assert_eq!(a["fromCookies"], json!(["session"]));
     assert_eq!(a["forward"], true);
     assert_eq!(a["forwardPayloadHeader"], "x-jwt-payload");
-    assert_eq!(a["claimToHeaders"], json!([{"headerName": "x-sub", "claimName": "sub"}]));
+    assert_eq!(
+        a["claimToHeaders"],
+        json!([{"headerName": "x-sub", "claimName": "sub"}])
+    );
     assert_eq!(a["payloadInMetadata"], "payload");
     // The fetched key set is inlined; a URI never fetched gets the fake key.
-    assert_eq!(cfg["providers"]["origins-1"]["localJwks"]["inlineString"], KEYS_B);
+    assert_eq!(
+        cfg["providers"]["origins-1"]["localJwks"]["inlineString"],
+        KEYS_B
+    );
     assert_eq!(
         cfg["providers"]["origins-2"]["localJwks"]["inlineString"],
         rudder_xds::FAKE_JWKS
@@ -152,7 +166,10 @@ fn request_authentication_adds_jwt_authn_before_rbac() {
     // TCP chains have no JWT filter, and the HTTP-only ALLOW rule is dropped there.
     let tcp = chain(&j, "virtual", "inbound|9000");
     assert_eq!(tcp["filters"][0]["name"], "envoy.filters.network.rbac");
-    assert_eq!(tcp["filters"][0]["typedConfig"]["rules"]["policies"], Value::Null);
+    assert_eq!(
+        tcp["filters"][0]["typedConfig"]["rules"]["policies"],
+        Value::Null
+    );
     // A workload no policy selects has no JWT filter.
     let other = golden("jwt_not_selected", &s, &proxy(&s, "other"));
     let pass = chain(&other, "virtual", "inbound-passthrough");
@@ -164,7 +181,8 @@ fn request_principals_and_claims_become_metadata_matchers() {
     let s = snapshot();
     let j = golden("jwt_request_authn", &s, &proxy(&s, "httpbin-v1"));
     let filters = http_filters(chain(&j, "virtual", "inbound|8000"));
-    let policy = &filters[1]["typedConfig"]["rules"]["policies"]["ns[default]-policy[require-jwt]-rule[0]"];
+    let policy =
+        &filters[1]["typedConfig"]["rules"]["policies"]["ns[default]-policy[require-jwt]-rule[0]"];
     let md = |path: &[&str], value: Value| {
         let path: Vec<Value> = std::iter::once("payload")
             .chain(path.iter().copied())
@@ -181,9 +199,7 @@ fn request_principals_and_claims_become_metadata_matchers() {
             json!({"orMatch": {"valueMatchers": [s_(m.clone()), {"listMatch": {"oneOf": s_(m)}}]}}),
         )
     };
-    let principal = |iss: Value, sub: Value| {
-        json!({"andIds": {"ids": [md(&["iss"], s_(iss)), md(&["sub"], s_(sub))]}})
-    };
+    let principal = |iss: Value, sub: Value| json!({"andIds": {"ids": [md(&["iss"], s_(iss)), md(&["sub"], s_(sub))]}});
     let ids = policy["principals"][0]["andIds"]["ids"].as_array().unwrap();
     // from: requestPrincipals "*" (any iss and sub) AND NOT "issuer-a/blocked*".
     assert_eq!(
@@ -196,7 +212,10 @@ fn request_principals_and_claims_become_metadata_matchers() {
     assert_eq!(ids[1], claim(&["groups"], json!({"exact": "admins"})));
     assert_eq!(ids[2], claim(&["realm", "role"], json!({"prefix": "dev"})));
     assert_eq!(ids[3], claim(&["aud"], json!({"exact": "httpbin"})));
-    assert_eq!(ids[4], json!({"notId": claim(&["azp"], json!({"exact": "evil"}))}));
+    assert_eq!(
+        ids[4],
+        json!({"notId": claim(&["azp"], json!({"exact": "evil"}))})
+    );
     // `<iss>/*`: the issuer (a URL, split at its last `/`) exactly, any subject.
     assert_eq!(
         ids[5],

@@ -636,10 +636,7 @@ fn jwt_rule(r: &sec::JwtRule, at: &str, ck: &mut Checker) -> Option<JwtRule> {
     }
     let jwks = match (&r.jwks, &r.jwks_uri) {
         (Some(_), Some(_)) => {
-            ck.error(
-                format!("{at}.jwks"),
-                "set only one of jwks and jwksUri",
-            );
+            ck.error(format!("{at}.jwks"), "set only one of jwks and jwksUri");
             None
         }
         (Some(j), None) => {
@@ -672,21 +669,34 @@ fn jwt_rule(r: &sec::JwtRule, at: &str, ck: &mut Checker) -> Option<JwtRule> {
     }
     for (i, p) in r.from_params.iter().enumerate() {
         if p.is_empty() {
-            ck.error(format!("{at}.fromParams[{i}]"), "parameter name must not be empty");
+            ck.error(
+                format!("{at}.fromParams[{i}]"),
+                "parameter name must not be empty",
+            );
         }
     }
     for (i, c) in r.from_cookies.iter().enumerate() {
         if c.is_empty() || c.contains([';', '=', ' ']) {
-            ck.error(format!("{at}.fromCookies[{i}]"), format!("{c:?} is not a cookie name"));
+            ck.error(
+                format!("{at}.fromCookies[{i}]"),
+                format!("{c:?} is not a cookie name"),
+            );
         }
     }
     if let Some(h) = &r.output_payload_to_header {
         header_name(h, &format!("{at}.outputPayloadToHeader"), ck);
     }
     for (i, c) in r.output_claim_to_headers.iter().enumerate() {
-        header_name(&c.header, &format!("{at}.outputClaimToHeaders[{i}].header"), ck);
+        header_name(
+            &c.header,
+            &format!("{at}.outputClaimToHeaders[{i}].header"),
+            ck,
+        );
         if c.claim.is_empty() {
-            ck.error(format!("{at}.outputClaimToHeaders[{i}].claim"), "claim is required");
+            ck.error(
+                format!("{at}.outputClaimToHeaders[{i}].claim"),
+                "claim is required",
+            );
         }
     }
     let timeout = match &r.timeout {
@@ -709,7 +719,12 @@ fn jwt_rule(r: &sec::JwtRule, at: &str, ck: &mut Checker) -> Option<JwtRule> {
         from_headers: r
             .from_headers
             .iter()
-            .map(|h| (h.name.to_ascii_lowercase(), h.prefix.clone().unwrap_or_default()))
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    h.prefix.clone().unwrap_or_default(),
+                )
+            })
             .collect(),
         from_params: r.from_params.clone(),
         from_cookies: r.from_cookies.clone(),
