@@ -526,6 +526,88 @@ fn request_principal(p: &Pattern) -> Principal {
 mod tests {
     use super::*;
 
+    /// The (iss, sub) string matchers of a request principal pattern.
+    fn iss_sub(p: &str) -> (StringMatcher, StringMatcher) {
+        let Some(principal::Identifier::AndIds(set)) =
+            request_principal(&Pattern::parse(p).unwrap()).identifier
+        else {
+            panic!("{p}: not an AND of iss and sub");
+        };
+        let m = |id: &Principal| match &id.identifier {
+            Some(principal::Identifier::SourcedMetadata(s)) => {
+                let mm = s.metadata_matcher.as_ref().unwrap();
+                assert_eq!(mm.filter, JWT_AUTHN_FILTER);
+                match &mm.value.as_ref().unwrap().match_pattern {
+                    Some(value_matcher::MatchPattern::StringMatch(m)) => m.clone(),
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        };
+        (m(&set.ids[0]), m(&set.ids[1]))
+    }
+
+    #[test]
+    fn request_principals_split_at_the_last_slash_as_istio() {
+        let any = matcher(&Pattern::Any);
+        let exact = |s: &str| matcher(&Pattern::Exact(s.into()));
+        let cases = [
+            ("*", (any.clone(), any.clone())),
+            (
+                "https://a.example/alice",
+                (exact("https://a.example"), exact("alice")),
+            ),
+            (
+                "https://a.example/*",
+                (exact("https://a.example"), any.clone()),
+            ),
+            (
+                "https://a.example/adm*",
+                (
+                    exact("https://a.example"),
+                    matcher(&Pattern::Prefix("adm".into())),
+                ),
+            ),
+            ("*/alice", (any.clone(), exact("alice"))),
+            (
+                "*.example/alice",
+                (matcher(&Pattern::Suffix(".example".into())), exact("alice")),
+            ),
+            (
+                "issuer-prefix*",
+                (
+                    matcher(&Pattern::Prefix("issuer-prefix".into())),
+                    any.clone(),
+                ),
+            ),
+            (
+                "*sub-suffix",
+                (any.clone(), matcher(&Pattern::Suffix("sub-suffix".into()))),
+            ),
+        ];
+        for (p, want) in cases {
+            assert_eq!(iss_sub(p), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn not_request_principals_negate_and_tcp_drops_them() {
+        let mut s = SourceMatch::default();
+        s.request_principals
+            .not_values
+            .push(Pattern::Exact("iss/bad".into()));
+        let http = source(&s, false);
+        assert!(
+            matches!(http.identifier, Some(principal::Identifier::NotId(_))),
+            "{http:?}"
+        );
+        // On TCP the HTTP-only field is dropped (a DENY rule denies more).
+        assert_eq!(
+            source(&s, true).identifier,
+            Some(principal::Identifier::Any(true))
+        );
+    }
+
     #[test]
     fn escapes_regex_metacharacters() {
         assert_eq!(escape("a.b*c"), "a\\.b\\*c");

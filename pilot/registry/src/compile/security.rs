@@ -699,16 +699,10 @@ fn jwt_rule(r: &sec::JwtRule, at: &str, ck: &mut Checker) -> Option<JwtRule> {
             );
         }
     }
-    let timeout = match &r.timeout {
-        Some(t) => {
-            let d = ck.duration(format!("{at}.timeout"), t);
-            if d.is_some_and(|d| d.is_zero()) {
-                ck.error(format!("{at}.timeout"), "timeout must be greater than 0");
-            }
-            d
-        }
-        None => None,
-    };
+    let timeout = r
+        .timeout
+        .as_ref()
+        .and_then(|t| ck.duration(format!("{at}.timeout"), t));
     if ck.error_count() > errors {
         return None;
     }
