@@ -222,3 +222,55 @@ fn request_principals_and_claims_become_metadata_matchers() {
         principal(json!({"exact": "https://issuer-b.example"}), any)
     );
 }
+
+/// A RequestAuthentication selecting the ingress gateway's pods puts the
+/// same filter on the gateway's HTTP chains (Istio applies it there too).
+#[test]
+fn request_authentication_on_a_gateway() {
+    let read = |f: &str| {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/gateway")
+            .join(f);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let ra = format!(
+        "apiVersion: security.istio.io/v1\nkind: RequestAuthentication\nmetadata: {{name: gw-jwt, namespace: istio-system}}\nspec:\n  selector: {{matchLabels: {{istio: ingressgateway}}}}\n  jwtRules:\n  - {{issuer: issuer-a, jwks: '{KEYS_A}'}}\n"
+    );
+    let mut objects = Vec::new();
+    for (i, text) in [read("platform.yaml"), read("bookinfo-gateway.yaml"), ra]
+        .iter()
+        .enumerate()
+    {
+        let l = rudder_registry::load::load_str(text, &format!("f{i}.yaml"), &format!("f{i}.yaml"));
+        assert!(
+            l.rejected.is_empty() && l.problems.is_empty(),
+            "{:?}",
+            l.rejected
+        );
+        objects.extend(l.objects);
+    }
+    let s = std::sync::Arc::new(rudder_registry::build::build_snapshot(&objects, vec![]));
+    assert_eq!(
+        s.security.request_authentications.len(),
+        1,
+        "{:?}",
+        s.diagnostics
+    );
+    let proxy = rudder_xds::resolve_proxy(
+        &s,
+        NodeId::router(
+            "198.18.3.2".parse().unwrap(),
+            "istio-ingressgateway-0",
+            "istio-system",
+        ),
+        &NodeMetadata::default(),
+    );
+    let j = golden("jwt_gateway", &s, &proxy);
+    let chain = &j["lds"]["0.0.0.0_8080"]["filterChains"][0];
+    let filters = http_filters(chain);
+    assert_eq!(names(&filters)[0], "envoy.filters.http.jwt_authn");
+    assert_eq!(
+        filters[0]["typedConfig"]["providers"]["origins-0"]["issuer"],
+        "issuer-a"
+    );
+}
