@@ -703,6 +703,12 @@ fn jwt_rule(r: &sec::JwtRule, at: &str, ck: &mut Checker) -> Option<JwtRule> {
         .timeout
         .as_ref()
         .and_then(|t| ck.duration(format!("{at}.timeout"), t));
+    if timeout.is_some() && r.jwks.is_some() && r.jwks_uri.is_none() {
+        ck.warn(
+            format!("{at}.timeout"),
+            "timeout bounds fetching jwksUri; with inline jwks there is nothing to fetch, so it has no effect",
+        );
+    }
     if ck.error_count() > errors {
         return None;
     }
