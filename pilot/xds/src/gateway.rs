@@ -162,10 +162,9 @@ pub(crate) fn gateway_resources(
                 &servers,
                 snapshot,
                 &dests,
-                proxy.cert_mode,
+                (proxy.cert_mode, jwt.as_ref()),
                 &mut out.routes,
                 &mut lv,
-                jwt.as_ref(),
             ),
             ServerProtocol::Tcp => {
                 let clusters = tcp_clusters(port, &servers, snapshot, &dests, &mut lv);
@@ -257,10 +256,9 @@ fn tls_chains(
     servers: &[Bound<'_>],
     snapshot: &Snapshot,
     dests: &Destinations<'_>,
-    cert_mode: CertMode,
+    (cert_mode, jwt): (CertMode, Option<&HttpFilter>),
     routes: &mut Named,
     version: &mut Version,
-    jwt: Option<&HttpFilter>,
 ) -> Vec<FilterChain> {
     let mut chains = Vec::new();
     let mut taken: BTreeSet<Vec<String>> = BTreeSet::new();
