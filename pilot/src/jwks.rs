@@ -28,7 +28,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rudder_metrics::{Counter, Registry};
+use rudder_metrics::{IstioCounter, Registry};
 use rudder_model::{Diagnostic, JwksSource, Snapshot};
 use rudder_registry::{compile::security::check_jwks, RegistryHandle, Sink};
 use tokio::{sync::watch, task::JoinSet};
@@ -40,23 +40,24 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// First retry after a failed fetch (doubling up to the refresh interval).
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 
-/// The resolver's counters (Istio's names).
+/// The resolver's counters, under Istio's exact names (which, unlike its
+/// other counters, end in `_total`).
 #[derive(Clone, Debug, Default)]
 pub struct JwksMetrics {
-    success: Counter,
-    fail: Counter,
+    success: IstioCounter,
+    fail: IstioCounter,
 }
 
 impl JwksMetrics {
     /// Registers them in pilot's registry.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
-            "pilot_jwks_resolver_network_fetch_success",
+            "pilot_jwks_resolver_network_fetch_success_total",
             "JWKS fetches that returned a valid key set",
             self.success.clone(),
         );
         registry.register(
-            "pilot_jwks_resolver_network_fetch_fail",
+            "pilot_jwks_resolver_network_fetch_fail_total",
             "JWKS fetches that failed (the last good key set stays in use)",
             self.fail.clone(),
         );
