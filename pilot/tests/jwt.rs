@@ -161,6 +161,8 @@ fn jwt_request_authentication_with_real_envoy() {
     let Some((proxy_init, pilot_bin)) = prerequisites(test) else {
         return;
     };
+    let t0 = Instant::now();
+    let phase = |what: &str| println!("{what}: {:?}", t0.elapsed());
     let key1 = SigningKey::generate("key-1");
     let key2 = SigningKey::generate("key-2");
     let server = JwksServer::start(jwks(&[&key1]));
@@ -193,6 +195,7 @@ fn jwt_request_authentication_with_real_envoy() {
     pilot
         .wait_ready(Duration::from_secs(30))
         .expect("pilot ready");
+    phase("pilot ready");
     pod.capture(&proxy_init, &[]).expect("proxy-init");
     let node = NodeId::sidecar(pod.ip().into(), "httpbin", "default");
     let metadata = NodeMetadata {
@@ -225,8 +228,10 @@ fn jwt_request_authentication_with_real_envoy() {
     let limit = Duration::from_secs(30);
 
     // No AuthorizationPolicy: valid → 200; invalid → 401; none → 200.
+    phase("Envoy live");
     let valid = key1.token(&claims("alice", |_| {}));
     s.wait_for("valid token", Some(&valid), 200, limit);
+    phase("first 200");
     let expired = key1.token(&claims("alice", |c| {
         c["iat"] = json!(epoch(-7200));
         c["exp"] = json!(epoch(-3600));
@@ -249,6 +254,7 @@ fn jwt_request_authentication_with_real_envoy() {
     assert_eq!(s.status(None), 200, "no token, no policy");
     assert!(server.hits() >= 1, "pilot fetched the JWKS");
 
+    phase("token cases");
     // requestPrincipals ["*"]: no token → 403, valid → 200, invalid still 401.
     write_config(config_dir.path(), "authz.yaml", REQUIRE_PRINCIPAL);
     s.wait_for("no token under requestPrincipals [*]", None, 403, limit);
@@ -275,6 +281,7 @@ fn jwt_request_authentication_with_real_envoy() {
     assert_eq!(s.status(Some(&admin)), 200, "admins token");
     assert_eq!(s.status(None), 403, "no token, groups required");
 
+    phase("policies");
     // Rotation: key-2 replaces key-1 at the same URI; pilot's refresh
     // pushes it, Envoy (same process) accepts key-2 tokens, refuses key-1's.
     let admin2 = key2.token(&claims("carol", |c| c["groups"] = json!(["admins"])));
@@ -288,6 +295,7 @@ fn jwt_request_authentication_with_real_envoy() {
         "key-1 token after the rotation"
     );
 
+    phase("rotation");
     // A refresh that fails keeps the last good key set (warning + metric).
     let fails_before = metric(
         &pilot.metrics(),
@@ -309,6 +317,7 @@ fn jwt_request_authentication_with_real_envoy() {
         "fetches counted"
     );
 
+    phase("failed refresh");
     assert_eq!(envoy.process().pid(), envoy_pid, "same Envoy process");
     assert!(envoy.process().try_wait().is_none(), "Envoy still running");
 }
