@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod identity;
+mod jwks;
 mod monitoring;
 mod proxies;
 mod serve;

@@ -67,6 +67,11 @@ impl State {
         m.register(&mut self.registry());
     }
 
+    /// The JWKS resolver's counters.
+    pub fn set_jwks_metrics(&self, m: &crate::jwks::JwksMetrics) {
+        m.register(&mut self.registry());
+    }
+
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -50,6 +50,11 @@ pub struct ServeArgs {
     /// in `pilot_xds_first_push_throttled`, and are never refused.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
     push_throttle: u32,
+    /// How often pilot refetches every `jwksUri` of a RequestAuthentication
+    /// (Istio's `PILOT_JWT_PUB_KEY_REFRESH_INTERVAL`); a changed key set is
+    /// pushed, a failed fetch keeps the last good one.
+    #[arg(long, env = "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL", default_value = "20m", value_parser = duration::flag)]
+    jwks_refresh_interval: Duration,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -95,6 +100,28 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .flush()
         .await
         .context("the registry stopped before its first build")?;
+    // The key sets of the `jwksUri`s in use are fetched before the first
+    // proxy is served (each fetch bounded by its timeout), so a restarted
+    // pilot does not serve the fake key set while it fetches them.
+    let jwks_metrics = crate::jwks::JwksMetrics::default();
+    state.set_jwks_metrics(&jwks_metrics);
+    let first = if first.security.jwks_uris().is_empty() {
+        first
+    } else {
+        crate::jwks::fetch_once(&handle, &first, &jwks_metrics).await;
+        handle
+            .flush()
+            .await
+            .context("the registry stopped before its first build")?
+    };
+    tokio::spawn(crate::jwks::run(
+        handle.clone(),
+        snapshots.clone(),
+        crate::jwks::JwksOptions {
+            refresh: args.jwks_refresh_interval,
+        },
+        jwks_metrics,
+    ));
     snapshots.borrow_and_update();
     let proxies = Arc::new(Proxies::new(first));
     let ads = AdsServer::with_options(

@@ -25,6 +25,9 @@ use serde_json::{json, Map, Value};
 
 const DOC: &str = "docs/fields.md";
 
+/// The key set of the base RequestAuthentication (a P-256 public key).
+const COVERAGE_JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","alg":"ES256","kid":"a","x":"mSh6XLlDMPyAUHK-eCOzBbPrnJgRT5ltjR4IyTh20M8","y":"4nCFIv5huYpo0x9EjPzTAqS9BWNw9hVN3qp24V2t83M"}]}"#;
+
 /// What a row says of its field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fate {
@@ -232,6 +235,13 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         "security.istio.io/v1",
         json!({"selector": {"matchLabels": {"app": "reviews"}},
                "rules": [{"from": [{"source": {"namespaces": ["default"]}}]}]}),
+    );
+    add(
+        "RequestAuthentication",
+        fields_of::<c::RequestAuthenticationSpec>(),
+        "security.istio.io/v1",
+        json!({"selector": {"matchLabels": {"app": "reviews"}},
+               "jwtRules": [{"issuer": "https://issuer.example", "jwks": COVERAGE_JWKS}]}),
     );
     add(
         "RouteRule",

@@ -155,12 +155,12 @@ fn only_a_workloads_own_identity_gets_its_node_configuration() {
         monitoring,
         &dir.path().join("pilot.log"),
         &[
-            "--ca-dir".into(),
-            ca_dir.display().to_string(),
-            "--secure-xds-addr".into(),
-            secure.to_string(),
-            "--local-token-key".into(),
-            token_key.display().to_string(),
+            "--ca-dir",
+            &ca_dir.display().to_string(),
+            "--secure-xds-addr",
+            &secure.to_string(),
+            "--local-token-key",
+            &token_key.display().to_string(),
         ],
     )
     .expect("start pilot");

@@ -1,7 +1,7 @@
 //! Kube-free spec types for everything pilot reads: Istio's
 //! `networking.istio.io` VirtualService, DestinationRule, Sidecar, ServiceEntry
 //! and WorkloadEntry, `security.istio.io`
-//! PeerAuthentication and AuthorizationPolicy, the older
+//! PeerAuthentication, RequestAuthentication and AuthorizationPolicy, the older
 //! `config.istio.io/v1alpha2` RouteRule and DestinationPolicy, trimmed
 //! Kubernetes kinds, and the `rudder-mesh` mesh config.
 //!
@@ -45,7 +45,7 @@ pub use destination_rule::DestinationRuleSpec;
 pub use gateway::GatewaySpec;
 pub use mesh::MeshConfigSpec;
 pub use meta::{ObjectMeta, Resource, StringMatch};
-pub use security::{AuthorizationPolicySpec, PeerAuthenticationSpec};
+pub use security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
 pub use service_entry::{ServiceEntrySpec, WorkloadEntrySpec};
 pub use sidecar::SidecarSpec;
 pub use v1alpha2::{DestinationPolicySpec, RouteRuleSpec};
@@ -61,7 +61,7 @@ pub mod groups {
     pub const NETWORKING_VERSIONS: [&str; 3] = ["v1", "v1beta1", "v1alpha3"];
     /// The only `config.istio.io` version with RouteRule and DestinationPolicy.
     pub const CONFIG_VERSION: &str = "v1alpha2";
-    /// `security.istio.io` (PeerAuthentication, AuthorizationPolicy).
+    /// `security.istio.io` (PeerAuthentication, RequestAuthentication, AuthorizationPolicy).
     pub const SECURITY: &str = "security.istio.io";
     /// Versions of `security.istio.io` accepted (same spec).
     pub const SECURITY_VERSIONS: [&str; 2] = ["v1", "v1beta1"];

@@ -1,5 +1,5 @@
-//! `security.istio.io` PeerAuthentication and AuthorizationPolicy (v1 and
-//! v1beta1 share these specs).
+//! `security.istio.io` PeerAuthentication, RequestAuthentication and
+//! AuthorizationPolicy (v1 and v1beta1 share these specs).
 //!
 //! Enumerations users spell (`mtls.mode`, `action`) stay strings here: the
 //! registry's validation names the field and lists the accepted values, which
@@ -110,7 +110,7 @@ pub struct Source {
     pub principals: Vec<String>,
     /// Negated `principals`.
     pub not_principals: Vec<String>,
-    /// JWT principals (not served: no RequestAuthentication in Rudder).
+    /// JWT principals `<iss>/<sub>` (prefix or suffix `*`).
     pub request_principals: Vec<String>,
     /// Negated `request_principals`.
     pub not_request_principals: Vec<String>,
@@ -169,6 +169,70 @@ pub struct Condition {
     pub values: Vec<String>,
     /// Rejected values.
     pub not_values: Vec<String>,
+}
+
+/// RequestAuthentication spec: which end-user JWTs a workload accepts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct RequestAuthenticationSpec {
+    /// Workloads it applies to (absent: the namespace, or the mesh in the
+    /// root namespace).
+    pub selector: Option<WorkloadSelector>,
+    /// Gateway/waypoint attachment (not served: sidecars and gateways use
+    /// `selector`).
+    pub target_ref: Option<PolicyTargetReference>,
+    /// See `target_ref`.
+    pub target_refs: Vec<PolicyTargetReference>,
+    /// The issuers it accepts, one rule each.
+    pub jwt_rules: Vec<JwtRule>,
+}
+
+/// One JWT issuer and how to find and check its tokens.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct JwtRule {
+    /// The `iss` a token must carry (required).
+    pub issuer: String,
+    /// Accepted `aud` values (empty: any audience).
+    pub audiences: Vec<String>,
+    /// Where pilot fetches the JSON Web Key Set.
+    pub jwks_uri: Option<String>,
+    /// The JSON Web Key Set itself (JSON text).
+    pub jwks: Option<String>,
+    /// Headers the token may come in (default `Authorization: Bearer`).
+    pub from_headers: Vec<JwtHeader>,
+    /// Query parameters the token may come in.
+    pub from_params: Vec<String>,
+    /// Cookies the token may come in.
+    pub from_cookies: Vec<String>,
+    /// Header to write the verified payload to (base64url JSON).
+    pub output_payload_to_header: Option<String>,
+    /// Keep the token in the request forwarded upstream.
+    pub forward_original_token: bool,
+    /// Claims copied to request headers.
+    pub output_claim_to_headers: Vec<ClaimToHeader>,
+    /// Timeout of the JWKS fetch (Go duration, default 5s).
+    pub timeout: Option<String>,
+}
+
+/// `fromHeaders: [{name: x-jwt, prefix: "Bearer "}]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct JwtHeader {
+    /// Header name.
+    pub name: String,
+    /// Prefix before the token (`Bearer `).
+    pub prefix: Option<String>,
+}
+
+/// `outputClaimToHeaders: [{header: x-sub, claim: sub}]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ClaimToHeader {
+    /// Header name.
+    pub header: String,
+    /// Claim name (top-level; `a.b` for nested).
+    pub claim: String,
 }
 
 #[cfg(test)]

@@ -343,6 +343,28 @@ crd_version!(
     ["istio-io", "security-istio-io"]
 );
 crd_version!(
+    ra_v1,
+    RequestAuthenticationSpec,
+    rudder_config::RequestAuthenticationSpec,
+    "security.istio.io",
+    "v1",
+    "RequestAuthentication",
+    "requestauthentications",
+    ["ra"],
+    ["istio-io", "security-istio-io"]
+);
+crd_version!(
+    ra_v1beta1,
+    RequestAuthenticationSpec,
+    rudder_config::RequestAuthenticationSpec,
+    "security.istio.io",
+    "v1beta1",
+    "RequestAuthentication",
+    "requestauthentications",
+    ["ra"],
+    ["istio-io", "security-istio-io"]
+);
+crd_version!(
     rr_v1alpha2,
     RouteRuleSpec,
     rudder_config::RouteRuleSpec,
@@ -417,8 +439,8 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
 /// The CRDs Rudder reads, in a stable order: VirtualService,
 /// DestinationRule, Sidecar, ServiceEntry, WorkloadEntry and Gateway (v1
 /// storage; v1beta1 and v1alpha3 served), RouteRule and
-/// DestinationPolicy (v1alpha2), PeerAuthentication and AuthorizationPolicy
-/// (v1 storage; v1beta1 served).
+/// DestinationPolicy (v1alpha2), PeerAuthentication, AuthorizationPolicy and
+/// RequestAuthentication (v1 storage; v1beta1 served).
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
     let merge = |kind: &'static str, versions: Vec<CustomResourceDefinition>, storage: &str| {
         merge_crds(versions, storage).map_err(|source| CrdError::Merge { kind, source })
@@ -493,6 +515,14 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
             vec![
                 ap_v1::AuthorizationPolicy::crd(),
                 ap_v1beta1::AuthorizationPolicy::crd(),
+            ],
+            "v1",
+        )?,
+        merge(
+            "RequestAuthentication",
+            vec![
+                ra_v1::RequestAuthentication::crd(),
+                ra_v1beta1::RequestAuthentication::crd(),
             ],
             "v1",
         )?,

@@ -25,8 +25,8 @@ use rudder_config::{
     kube as k,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
     AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec, MeshConfigSpec,
-    ObjectMeta, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec,
-    VirtualServiceSpec, WorkloadEntrySpec,
+    ObjectMeta, PeerAuthenticationSpec, RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec,
+    SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
 };
 use rudder_model::Diagnostic;
 use rudder_registry::{Body, Kind, Object, ObjectKey, Origin, Rejected};
@@ -182,6 +182,12 @@ pub fn api_resource(kind: Kind) -> ApiResource {
             "v1",
             "AuthorizationPolicy",
             "authorizationpolicies",
+        ),
+        Kind::RequestAuthentication => (
+            "security.istio.io",
+            "v1",
+            "RequestAuthentication",
+            "requestauthentications",
         ),
     };
     let api_version = if group.is_empty() {
@@ -432,6 +438,9 @@ impl Trimmed for RuleObject {
             }
             Kind::AuthorizationPolicy => {
                 parse_spec::<AuthorizationPolicySpec>(self.spec).map(Body::AuthorizationPolicy)
+            }
+            Kind::RequestAuthentication => {
+                parse_spec::<RequestAuthenticationSpec>(self.spec).map(Body::RequestAuthentication)
             }
             other => Err((
                 "kind".to_string(),

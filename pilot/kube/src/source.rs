@@ -99,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 18] = [
+pub const WATCHED_KINDS: [Kind; 19] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -115,6 +115,7 @@ pub const WATCHED_KINDS: [Kind; 18] = [
     Kind::DestinationPolicy,
     Kind::PeerAuthentication,
     Kind::AuthorizationPolicy,
+    Kind::RequestAuthentication,
     Kind::Secret,
     Kind::Ingress,
     Kind::IngressClass,
@@ -206,7 +207,8 @@ impl KubeSource {
                 | Kind::RouteRule
                 | Kind::DestinationPolicy
                 | Kind::PeerAuthentication
-                | Kind::AuthorizationPolicy => tokio::spawn(w.run(
+                | Kind::AuthorizationPolicy
+                | Kind::RequestAuthentication => tokio::spawn(w.run(
                     Api::<Watched<RuleObject>>::all_with(client.clone(), &ar),
                     all,
                 )),
@@ -338,5 +340,6 @@ fn is_istio_config(kind: Kind) -> bool {
             | Kind::DestinationPolicy
             | Kind::PeerAuthentication
             | Kind::AuthorizationPolicy
+            | Kind::RequestAuthentication
     )
 }

@@ -69,6 +69,11 @@ fn versions_are_declared_properly() {
             "v1",
             vec!["v1", "v1beta1"],
         ),
+        (
+            "requestauthentications.security.istio.io",
+            "v1",
+            vec!["v1", "v1beta1"],
+        ),
     ];
     let all = crds().expect("generate");
     assert_eq!(all.len(), expected.len());

@@ -141,6 +141,28 @@ async fn jason_virtual_service_is_identical_from_both_sources() {
     identical_for("reviews-jason-v2.yaml", "end-user").await;
 }
 
+/// A RequestAuthentication (v1beta1, stored as v1) and an
+/// AuthorizationPolicy on request principals and claims through both
+/// sources: productpage's inbound chains verify JWTs and authorize on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_authentication_is_identical_from_both_sources() {
+    identical_for("productpage-jwt.yaml", "reviews").await;
+    let (kube, objects) = via_kubernetes(&scenario("productpage-jwt.yaml")).await;
+    assert_eq!(kube.security.request_authentications.len(), 1);
+    let pod = |name: &str| {
+        objects
+            .iter()
+            .find(|o| o["metadata"]["name"] == name)
+            .unwrap()
+    };
+    let lds = |p: &Value| xds(&kube, p)["lds"].to_string();
+    let productpage = lds(pod("productpage-v1"));
+    assert!(productpage.contains("envoy.filters.http.jwt_authn"));
+    assert!(productpage.contains("\"issuer\":\"https://issuer.example\""));
+    assert!(productpage.contains("groups"), "the claims condition");
+    assert!(!lds(pod("reviews-v1")).contains("jwt_authn"), "selector");
+}
+
 /// A Sidecar through both sources: productpage is scoped to reviews alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sidecar_scoping_is_identical_from_both_sources() {

@@ -13,7 +13,8 @@
 //! model inputs rather than from encoded protobuf (whose map fields have no
 //! stable order).
 //!
-//! Security policies (PeerAuthentication, AuthorizationPolicy) are compiled
+//! Security policies (PeerAuthentication, AuthorizationPolicy,
+//! RequestAuthentication with the key sets pilot fetched) are compiled
 //! IR in [`security`], with Istio's precedence rules (effective mTLS mode of
 //! a workload port, the policies that apply to a workload).
 //!

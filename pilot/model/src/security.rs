@@ -235,7 +235,8 @@ impl<T> Values<T> {
 pub struct SourceMatch {
     /// Peer identity (URI SAN of the client certificate).
     pub principals: Values<PrincipalMatch>,
-    /// JWT principals: Rudder validates no JWTs, so a request never has one.
+    /// JWT principals `<iss>/<sub>` (from a token a RequestAuthentication
+    /// verified; a request without one has none).
     pub request_principals: Values<Pattern>,
     /// Peer namespace (from its identity).
     pub namespaces: Values<Pattern>,
@@ -284,12 +285,28 @@ pub enum Condition {
     DestinationIp(Values<Cidr>),
     /// `connection.sni`: the TLS server name the client asked for.
     ConnectionSni(Values<Pattern>),
+    /// `request.auth.principal`: `<iss>/<sub>` of the verified JWT (HTTP only).
+    RequestPrincipal(Values<Pattern>),
+    /// `request.auth.audiences`: the JWT's `aud` (HTTP only).
+    RequestAudiences(Values<Pattern>),
+    /// `request.auth.presenter`: the JWT's `azp` (HTTP only).
+    RequestPresenter(Values<Pattern>),
+    /// `request.auth.claims[a][b]`: a claim (nested by path), a string or a
+    /// list of strings one of which matches (HTTP only).
+    RequestClaim(Vec<String>, Values<Pattern>),
 }
 
 impl Condition {
     /// Whether only HTTP can check it.
     pub fn is_http_only(&self) -> bool {
-        matches!(self, Condition::RequestHeader(..))
+        matches!(
+            self,
+            Condition::RequestHeader(..)
+                | Condition::RequestPrincipal(..)
+                | Condition::RequestAudiences(..)
+                | Condition::RequestPresenter(..)
+                | Condition::RequestClaim(..)
+        )
     }
 }
 
@@ -338,6 +355,52 @@ impl AuthzPolicy {
     }
 }
 
+/// Where a JWT rule's keys come from.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum JwksSource {
+    /// `jwks`: the key set itself (JSON).
+    Inline(String),
+    /// `jwksUri`: pilot fetches it (see [`SecurityPolicies::jwks`]).
+    Uri(String),
+}
+
+/// One `jwtRules` entry of a RequestAuthentication.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct JwtRule {
+    /// `iss` a token must carry.
+    pub issuer: String,
+    /// Accepted `aud` (empty: any).
+    pub audiences: Vec<String>,
+    /// The keys.
+    pub jwks: JwksSource,
+    /// Headers (name, value prefix) the token may come in; empty with no
+    /// params and cookies: `Authorization: Bearer <token>`.
+    pub from_headers: Vec<(String, String)>,
+    /// Query parameters the token may come in.
+    pub from_params: Vec<String>,
+    /// Cookies the token may come in.
+    pub from_cookies: Vec<String>,
+    /// Keep the token in the forwarded request.
+    pub forward_original_token: bool,
+    /// Header the verified payload is written to.
+    pub output_payload_to_header: Option<String>,
+    /// (header, claim) pairs copied to the request.
+    pub output_claim_to_headers: Vec<(String, String)>,
+    /// JWKS fetch timeout.
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// A compiled RequestAuthentication.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RequestAuthn {
+    /// Where it came from.
+    pub source: RuleRef,
+    /// `selector.matchLabels`; `None` for namespace- or mesh-wide policies.
+    pub selector: Option<Labels>,
+    /// Its rules.
+    pub rules: Vec<JwtRule>,
+}
+
 /// The security policies of the mesh, in Istio's precedence order within
 /// each list (oldest first).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
@@ -346,6 +409,12 @@ pub struct SecurityPolicies {
     pub peer_authentications: Vec<PeerAuthn>,
     /// AuthorizationPolicies.
     pub authorization_policies: Vec<AuthzPolicy>,
+    /// RequestAuthentications.
+    pub request_authentications: Vec<RequestAuthn>,
+    /// Key sets pilot fetched, by `jwksUri` (the last good one of each). A
+    /// URI missing here was never fetched: its rule gets a key that
+    /// verifies no token, as Istio's `FakeJwks`.
+    pub jwks: BTreeMap<String, String>,
 }
 
 impl SecurityPolicies {
@@ -388,6 +457,33 @@ impl SecurityPolicies {
             .or(namespace_mode)
             .or(mesh)
             .or(MtlsMode::Permissive)
+    }
+
+    /// The RequestAuthentications that apply to a workload, in order (all
+    /// of them: Istio merges their rules).
+    pub fn request_authn_for<'a>(
+        &'a self,
+        root_namespace: &'a str,
+        namespace: &'a str,
+        labels: &'a Labels,
+    ) -> impl Iterator<Item = &'a RequestAuthn> + 'a {
+        self.request_authentications.iter().filter(move |p| {
+            (p.source.namespace == root_namespace || p.source.namespace == namespace)
+                && p.selector.as_ref().is_none_or(|s| selects(s, labels))
+        })
+    }
+
+    /// Every `jwksUri` some RequestAuthentication names, with the longest
+    /// timeout asked for it.
+    pub fn jwks_uris(&self) -> BTreeMap<String, Option<std::time::Duration>> {
+        let mut out: BTreeMap<String, Option<std::time::Duration>> = BTreeMap::new();
+        for r in self.request_authentications.iter().flat_map(|p| &p.rules) {
+            if let JwksSource::Uri(u) = &r.jwks {
+                let t = out.entry(u.clone()).or_default();
+                *t = (*t).max(r.timeout);
+            }
+        }
+        out
     }
 
     /// The authorization policies that apply to a workload, in order.

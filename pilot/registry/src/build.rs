@@ -98,6 +98,9 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         Body::AuthorizationPolicy(s) => {
             compile::security::authorization_policy(s, &obj.key, &mut ck);
         }
+        Body::RequestAuthentication(s) => {
+            compile::security::request_authentication(s, &obj.key, &mut ck);
+        }
         Body::Secret(s) => {
             compile::secret::secret(s, &obj.key, &mut ck);
         }
@@ -236,10 +239,21 @@ fn by_age(mut v: Vec<&Object>) -> Vec<&Object> {
 
 /// Builds and seals the snapshot from good objects; `diagnostics` (from the
 /// store: rejections, parse problems) are carried into it, followed by the
-/// warnings the build finds.
+/// warnings the build finds. No `jwksUri` has been fetched (see
+/// [`build_snapshot_with_jwks`]).
 pub fn build_snapshot<'a>(
     objects: impl IntoIterator<Item = &'a Object>,
+    diagnostics: Vec<Diagnostic>,
+) -> Snapshot {
+    build_snapshot_with_jwks(objects, diagnostics, &BTreeMap::new())
+}
+
+/// [`build_snapshot`] with the key sets pilot fetched, by `jwksUri`; the
+/// snapshot keeps those its RequestAuthentications name.
+pub fn build_snapshot_with_jwks<'a>(
+    objects: impl IntoIterator<Item = &'a Object>,
     mut diagnostics: Vec<Diagnostic>,
+    jwks: &BTreeMap<String, String>,
 ) -> Snapshot {
     let objects: Vec<&Object> = objects.into_iter().collect();
     let mesh_spec = objects.iter().find_map(|o| match &o.body {
@@ -321,9 +335,16 @@ pub fn build_snapshot<'a>(
         &mut snap,
         get(Kind::PeerAuthentication),
         get(Kind::AuthorizationPolicy),
+        get(Kind::RequestAuthentication),
         &mesh.root_namespace,
         &mut diagnostics,
     );
+    snap.security.jwks = snap
+        .security
+        .jwks_uris()
+        .into_keys()
+        .filter_map(|u| jwks.get(&u).map(|j| (u, j.clone())))
+        .collect();
     // Hosts that v1alpha2 rules made or extended keep one mesh-wide policy.
     dr_index.mesh_wide = policies
         .into_iter()
@@ -779,9 +800,19 @@ fn add_security(
     snap: &mut Snapshot,
     peer_authentications: Vec<&Object>,
     authorization_policies: Vec<&Object>,
+    request_authentications: Vec<&Object>,
     root_namespace: &str,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
+    for o in by_age(request_authentications) {
+        if let Body::RequestAuthentication(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            if let Some(p) = compile::security::request_authentication(s, &o.key, &mut ck) {
+                snap.security.request_authentications.push(p);
+            }
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
     for o in by_age(peer_authentications) {
         if let Body::PeerAuthentication(s) = &o.body {
             let mut ck = Checker::new(&o.key, &o.origin);

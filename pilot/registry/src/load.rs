@@ -437,6 +437,10 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::AuthorizationPolicy(r.spec))
             }
+            Kind::RequestAuthentication => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::RequestAuthentication(r.spec))
+            }
             Kind::Gateway => {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::Gateway(r.spec))
@@ -511,6 +515,7 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (groups::CONFIG, "DestinationPolicy") => Kind::DestinationPolicy,
         (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,
         (groups::SECURITY, "AuthorizationPolicy") => Kind::AuthorizationPolicy,
+        (groups::SECURITY, "RequestAuthentication") => Kind::RequestAuthentication,
         _ => return None,
     })
 }

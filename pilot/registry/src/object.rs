@@ -5,8 +5,8 @@ use std::fmt;
 
 use rudder_config::{
     kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
-    GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec,
-    SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
+    GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec, RequestAuthenticationSpec, RouteRuleSpec,
+    ServiceEntrySpec, SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
 };
 
 /// The kinds Rudder serves.
@@ -42,6 +42,8 @@ pub enum Kind {
     PeerAuthentication,
     /// security.istio.io AuthorizationPolicy.
     AuthorizationPolicy,
+    /// security.istio.io RequestAuthentication.
+    RequestAuthentication,
     /// core/v1 Secret (TLS credentials only; see `compile::secret`).
     Secret,
     /// networking.istio.io Gateway.
@@ -71,6 +73,7 @@ impl Kind {
             Kind::DestinationPolicy => "DestinationPolicy",
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
+            Kind::RequestAuthentication => "RequestAuthentication",
             Kind::Secret => "Secret",
             Kind::Gateway => "Gateway",
             Kind::Ingress => "Ingress",
@@ -186,6 +189,8 @@ pub enum Body {
     PeerAuthentication(PeerAuthenticationSpec),
     /// AuthorizationPolicy.
     AuthorizationPolicy(AuthorizationPolicySpec),
+    /// RequestAuthentication.
+    RequestAuthentication(RequestAuthenticationSpec),
     /// Secret.
     Secret(kube::Secret),
     /// Gateway.
@@ -215,6 +220,7 @@ impl Body {
             Body::DestinationPolicy(_) => Kind::DestinationPolicy,
             Body::PeerAuthentication(_) => Kind::PeerAuthentication,
             Body::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
+            Body::RequestAuthentication(_) => Kind::RequestAuthentication,
             Body::Secret(_) => Kind::Secret,
             Body::Gateway(_) => Kind::Gateway,
             Body::Ingress(_) => Kind::Ingress,

@@ -34,7 +34,7 @@ use tokio::{
 };
 
 use crate::{
-    build::build_snapshot,
+    build::build_snapshot_with_jwks,
     object::{Kind, Object, ObjectKey, Rejected},
     store::{Batch, Sink, Store},
 };
@@ -143,6 +143,14 @@ impl RegistryHandle {
         let _ = self.tx.send(Msg::Changed(change));
     }
 
+    /// Records the key set pilot fetched from a `jwksUri`; a set that
+    /// differs from the one held rebuilds (a configuration change).
+    pub fn set_jwks(&self, uri: &str, jwks: String) {
+        if self.lock().set_jwks(uri, jwks) {
+            self.changed(Change::Config);
+        }
+    }
+
     /// Rebuilds and publishes now, skipping the debounce; returns the current
     /// snapshot (e.g. after a source's initial sync, before `/ready`).
     pub async fn flush(&self) -> Option<Arc<Snapshot>> {
@@ -246,7 +254,11 @@ async fn run(
                 }
                 _ => {
                     let diagnostics = guard.diagnostics();
-                    let built = build_snapshot(guard.objects(), diagnostics.clone());
+                    let built = build_snapshot_with_jwks(
+                        guard.objects(),
+                        diagnostics.clone(),
+                        guard.jwks(),
+                    );
                     (built, diagnostics)
                 }
             };

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use rudder_model::{Diagnostic, Severity, Snapshot};
 
 use crate::{
-    build::{build_snapshot, endpoints_rebuildable, rebuild_endpoints, validate_object},
+    build::{build_snapshot_with_jwks, endpoints_rebuildable, rebuild_endpoints, validate_object},
     object::{Kind, Object, ObjectKey, Rejected},
 };
 
@@ -59,6 +59,8 @@ struct Entry {
 pub struct Store {
     entries: BTreeMap<ObjectKey, Entry>,
     problems: BTreeMap<String, Vec<Diagnostic>>,
+    /// JSON Web Key Sets pilot fetched, by `jwksUri` (the last good one).
+    jwks: BTreeMap<String, String>,
 }
 
 impl Store {
@@ -176,7 +178,18 @@ impl Store {
 
     /// Builds the snapshot of the current contents.
     pub fn snapshot(&self) -> Snapshot {
-        build_snapshot(self.objects(), self.diagnostics())
+        build_snapshot_with_jwks(self.objects(), self.diagnostics(), &self.jwks)
+    }
+
+    /// Records the key set fetched from `uri` (the JWKS resolver's last good
+    /// one); whether it changed.
+    pub fn set_jwks(&mut self, uri: &str, jwks: String) -> bool {
+        self.jwks.insert(uri.to_string(), jwks.clone()) != Some(jwks)
+    }
+
+    /// The fetched key sets, by URI.
+    pub fn jwks(&self) -> &BTreeMap<String, String> {
+        &self.jwks
     }
 
     /// The snapshot of the current contents when only endpoint kinds
@@ -194,7 +207,7 @@ impl Store {
         let snapshot = if endpoints_rebuildable(previous) && diagnostics == previous_diagnostics {
             rebuild_endpoints(previous, self.objects())
         } else {
-            build_snapshot(self.objects(), diagnostics.clone())
+            build_snapshot_with_jwks(self.objects(), diagnostics.clone(), &self.jwks)
         };
         (snapshot, diagnostics)
     }

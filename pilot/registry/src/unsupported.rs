@@ -39,9 +39,10 @@ fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
             | "Gateway",
         ) => Some(&groups::NETWORKING_VERSIONS),
         (groups::CONFIG, "RouteRule" | "DestinationPolicy") => Some(&[groups::CONFIG_VERSION]),
-        (groups::SECURITY, "PeerAuthentication" | "AuthorizationPolicy") => {
-            Some(&groups::SECURITY_VERSIONS)
-        }
+        (
+            groups::SECURITY,
+            "PeerAuthentication" | "AuthorizationPolicy" | "RequestAuthentication",
+        ) => Some(&groups::SECURITY_VERSIONS),
         _ => None,
     }
 }

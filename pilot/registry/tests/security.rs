@@ -42,7 +42,10 @@ fn each_security_rule_reports_field_and_reason() {
         ("when bad principal", rule("when: [{key: source.principal, notValues: [sleep]}]"), "spec.rules[0].when[0].notValues[0]", "\"sleep\" is not a principal of the form <trust-domain>/ns/<namespace>/sa/<serviceaccount>"),
         ("provider without CUSTOM", format!("{AP}  provider: {{name: ext}}\n"), "spec.provider", "provider is only allowed with action CUSTOM"),
         ("custom", format!("{AP}  action: CUSTOM\n  provider: {{name: ext}}\n"), "spec.action", "CUSTOM (external authorization) is not served by Rudder; dropping the policy would let through what it should check, so it is refused"),
-        ("when request.auth", rule("when: [{key: \"request.auth.claims[iss]\", values: [x]}]"), "spec.rules[0].when[0].key", "\"request.auth.claims[iss]\" is not supported by Rudder"),
+        ("when request.auth claims without a name", rule("when: [{key: \"request.auth.claims\", values: [x]}]"), "spec.rules[0].when[0].key", "\"request.auth.claims\": expected request.auth.claims[<name>] or nested request.auth.claims[<a>][<b>]"),
+        ("when request.auth claims empty name", rule("when: [{key: \"request.auth.claims[a][]\", values: [x]}]"), "spec.rules[0].when[0].key", "\"request.auth.claims[a][]\": expected request.auth.claims[<name>] or nested request.auth.claims[<a>][<b>]"),
+        ("when unknown request.auth", rule("when: [{key: request.auth.issuer, values: [x]}]"), "spec.rules[0].when[0].key", "unknown attribute \"request.auth.issuer\""),
+        ("request principal with a star inside", src("{requestPrincipals: [\"iss/*/sub\"]}"), "spec.rules[0].from[0].source.requestPrincipals[0]", "\"iss/*/sub\": only a single leading or trailing * is allowed"),
         ("when destination.ip not an ip", rule("when: [{key: destination.ip, values: [x]}]"), "spec.rules[0].when[0].values[0]", "\"x\" is not a valid IP address or CIDR block"),
         ("target group", format!("{AP}  targetRefs: [{{group: example.com, kind: Gateway, name: gw}}]\n"), "spec.targetRefs[0].group", "group \"example.com\": expected gateway.networking.k8s.io, \"\" (core) or networking.istio.io"),
         ("target kind", format!("{AP}  targetRef: {{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}}\n"), "spec.targetRef.kind", "kind \"HTTPRoute\" of group \"gateway.networking.k8s.io\": expected Gateway, GatewayClass, Service or ServiceEntry"),
@@ -91,6 +94,7 @@ fn istio_accepts_these_policies() {
         format!("{AP}  rules: [{{}}]\n"),
         format!("{AP}  action: DENY\n  rules:\n  - from: [{{source: {{principals: [\"*\", \"cluster.local/ns/a/*\", \"*/sa/b\"], namespaces: [\"*\"], ipBlocks: [10.0.0.1, \"2001:db8::/32\"]}}}}]\n    to: [{{operation: {{methods: [GET], paths: [\"*.html\", \"/api*\"], ports: [\"8080\"], hosts: [\"*.example.com\"]}}}}]\n    when: [{{key: \"request.headers[x-a]\", values: [\"*\"]}}, {{key: destination.port, values: [\"80\"]}}, {{key: source.namespace, notValues: [foo]}}]\n"),
         format!("{AP}  action: AUDIT\n  rules:\n  - when: [{{key: destination.ip, values: [10.0.0.0/8]}}, {{key: connection.sni, notValues: [\"*.internal\"]}}]\n"),
+        format!("{AP}  rules:\n  - from: [{{source: {{requestPrincipals: [\"*\", \"https://a.example/*\", \"*/sub\"], notRequestPrincipals: [\"bad/x\"]}}}}]\n    when: [{{key: request.auth.principal, values: [\"iss/sub\"]}}, {{key: request.auth.audiences, values: [a]}}, {{key: request.auth.presenter, notValues: [p]}}, {{key: \"request.auth.claims[groups]\", values: [admin]}}, {{key: \"request.auth.claims[realm][role]\", values: [\"dev*\"]}}]\n"),
         format!("{PA}  mtls: {{mode: UNSET}}\n"),
         format!("{PA}  selector: {{matchLabels: {{app: a}}}}\n  portLevelMtls:\n    8080: {{mode: PERMISSIVE}}\n"),
     ] {
@@ -104,7 +108,6 @@ fn istio_accepts_these_policies() {
 fn unsupported_features_are_warnings() {
     let root_pa = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: p, namespace: rudder-system}\nspec:\n  selector: {matchLabels: {app: a}}\n  mtls: {mode: STRICT}\n";
     let cases: Vec<(&str, String, &str, &str)> = vec![
-        ("request principals", rule("from: [{source: {requestPrincipals: [\"*\"]}}]"), "spec.rules[0].from[0].source.requestPrincipals", "requestPrincipals is not supported by Rudder (no JWT validation): no request has a request principal"),
         ("targetRef", format!("{AP}  targetRef: {{group: gateway.networking.k8s.io, kind: Gateway, name: gw}}\n"), "spec.targetRef", "a policy with a target applies to gateways and waypoints, never to sidecars (as in Istio): no sidecar gets it"),
         ("selector in root namespace", root_pa.to_string(), "spec.selector", "a selector in the root namespace rudder-system selects workloads of that namespace only, not mesh-wide"),
     ];

@@ -71,17 +71,18 @@ impl Pilot {
         monitoring: SocketAddr,
         log: &Path,
     ) -> Result<Pilot, PilotError> {
-        Pilot::start_with(bin, config_dir, xds, monitoring, log, &[])
+        Self::start_with(bin, config_dir, xds, monitoring, log, &[])
     }
 
-    /// [`Pilot::start`] with more flags (`--ca-dir`, ...).
+    /// [`Pilot::start`] with `extra` flags after the usual ones (kept for
+    /// [`Pilot::restart`]).
     pub fn start_with(
         bin: &Path,
         config_dir: &Path,
         xds: SocketAddr,
         monitoring: SocketAddr,
         log: &Path,
-        extra: &[String],
+        extra: &[&str],
     ) -> Result<Pilot, PilotError> {
         let spawn_err = |source| PilotError::Spawn {
             bin: bin.to_path_buf(),
@@ -117,7 +118,7 @@ impl Pilot {
             xds,
             monitoring,
             log: log.to_path_buf(),
-            extra: extra.to_vec(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         Ok(pilot)
     }
@@ -131,13 +132,14 @@ impl Pilot {
     /// A new pilot with the same flags (after [`Pilot::kill`]).
     pub fn restart(&mut self) -> Result<(), PilotError> {
         self.kill();
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
         let fresh = Pilot::start_with(
             &self.bin,
             &self.config_dir,
             self.xds,
             self.monitoring,
             &self.log,
-            &self.extra,
+            &extra,
         )?;
         *self = fresh;
         Ok(())

@@ -282,6 +282,21 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Adds a RequestAuthentication (after the ones already added).
+    pub fn request_authentication(mut self, p: rudder_model::RequestAuthn) -> Self {
+        self.snapshot.security.request_authentications.push(p);
+        self
+    }
+
+    /// A key set pilot fetched from `uri`.
+    pub fn jwks(mut self, uri: &str, jwks: &str) -> Self {
+        self.snapshot
+            .security
+            .jwks
+            .insert(uri.to_string(), jwks.to_string());
+        self
+    }
+
     /// Adds a TLS credential (a Secret).
     pub fn secret(mut self, s: rudder_model::TlsSecret) -> Self {
         self.snapshot.secrets.insert(s.key(), s);

@@ -37,7 +37,9 @@ use envoy_types::pb::{
             route::v3::{virtual_host::TlsRequirementType, RouteConfiguration, VirtualHost},
         },
         extensions::{
-            filters::network::http_connection_manager::v3::{http_connection_manager, Rds},
+            filters::network::http_connection_manager::v3::{
+                http_connection_manager, HttpFilter, Rds,
+            },
             transport_sockets::tls::v3::{
                 common_tls_context::{CombinedCertificateValidationContext, ValidationContextType},
                 tls_parameters::TlsProtocol,
@@ -64,6 +66,7 @@ use crate::{
     hcm::{http_connection_manager, HcmOptions},
     http_route::{envoy_routes, Destinations},
     inbound::tls_inspector_on,
+    jwt,
     tls::{ads_secret_ref, downstream_mtls},
     version::Version,
     Resource,
@@ -114,12 +117,26 @@ pub(crate) fn gateway_resources(
         }
     }
     let dests = Destinations { snapshot, scope };
+    // RequestAuthentications selecting the gateway pod: `jwt_authn` on
+    // every HTTP chain (plain and TLS-terminated), as on a sidecar's inbound.
+    let jwt_rules: Vec<jwt::ResolvedRule<'_>> = snapshot
+        .security
+        .request_authn_for(
+            &snapshot.mesh.root_namespace,
+            &proxy.namespace,
+            &proxy.labels,
+        )
+        .flat_map(|p| &p.rules)
+        .map(|r| (r, jwt::resolve(r, &snapshot.security.jwks)))
+        .collect();
+    let jwt = jwt::http_filter(&jwt_rules);
     let mut out = GatewayResources::default();
     for (port, servers) in by_port {
         let first = servers[0].server.protocol;
         let mut lv = Version::new("gw-listener")
             .with(&port)
-            .with(&proxy.cert_mode);
+            .with(&proxy.cert_mode)
+            .with(&jwt_rules);
         for b in &servers {
             lv.add(&b.gateway.qualified_name())
                 .add(&b.index)
@@ -141,14 +158,14 @@ pub(crate) fn gateway_resources(
                     name.clone(),
                     route_config(&name, port, &plain, snapshot, &dests),
                 );
-                vec![hcm_chain("http", &name, None, vec![])]
+                vec![hcm_chain("http", &name, None, vec![], jwt.as_ref())]
             }
             ServerProtocol::Https | ServerProtocol::Tls => tls_chains(
                 port,
                 &servers,
                 snapshot,
                 &dests,
-                proxy.cert_mode,
+                (proxy.cert_mode, jwt.as_ref()),
                 &mut out.routes,
                 &mut lv,
             ),
@@ -194,6 +211,7 @@ fn hcm_chain(
     route_name: &str,
     tls: Option<TransportSocket>,
     server_names: Vec<String>,
+    jwt: Option<&HttpFilter>,
 ) -> FilterChain {
     let hcm = http_connection_manager(
         route_name,
@@ -201,7 +219,10 @@ fn hcm_chain(
             config_source: Some(ads()),
             route_config_name: route_name.to_string(),
         }),
-        HcmOptions::default(),
+        HcmOptions {
+            http_filters: jwt.into_iter().cloned().collect(),
+            ..Default::default()
+        },
     );
     FilterChain {
         name: name.to_string(),
@@ -238,7 +259,7 @@ fn tls_chains(
     servers: &[Bound<'_>],
     snapshot: &Snapshot,
     dests: &Destinations<'_>,
-    cert_mode: CertMode,
+    (cert_mode, jwt): (CertMode, Option<&HttpFilter>),
     routes: &mut Named,
     version: &mut Version,
 ) -> Vec<FilterChain> {
@@ -266,7 +287,7 @@ fn tls_chains(
                 name.clone(),
                 route_config(&name, port, &[b], snapshot, dests),
             );
-            chains.push(hcm_chain(&name, &name, Some(socket), names));
+            chains.push(hcm_chain(&name, &name, Some(socket), names, jwt));
         } else {
             if let Some(c) = tcp_clusters(std::slice::from_ref(b), snapshot, dests, version) {
                 let stat = format!("tls.{port}.{}", b.index);

@@ -1,5 +1,6 @@
-//! Inbound filter chains of one served port, with its mTLS mode and the
-//! authorization policies of the workload.
+//! Inbound filter chains of one served port, with its mTLS mode, the
+//! RequestAuthentications (`jwt_authn`, HTTP only) and the authorization
+//! policies of the workload.
 //!
 //! ```text
 //!  DISABLE     inbound|P          plaintext                      [rbac] HCM | tcp_proxy
@@ -45,6 +46,7 @@ use rudder_model::{names::ClusterName, node::CertMode, AuthzPolicy, MtlsMode, Pr
 use crate::{
     common::{any, host_cidr, tcp_proxy, u32v},
     hcm::{http_connection_manager, HcmOptions},
+    jwt::{self, ResolvedRule},
     proxy::InboundPort,
     rbac,
     rds::inbound_route_config,
@@ -71,6 +73,9 @@ pub(crate) struct InboundSecurity<'a> {
     pub(crate) policies: Vec<&'a AuthzPolicy>,
     /// Where the proxy's secrets come from.
     pub(crate) cert_mode: CertMode,
+    /// JWT rules of the RequestAuthentications that apply, with the key
+    /// set each is served with.
+    pub(crate) jwt_rules: Vec<ResolvedRule<'a>>,
 }
 
 impl<'a> InboundSecurity<'a> {
@@ -92,11 +97,22 @@ impl<'a> InboundSecurity<'a> {
             .collect();
         // Port 0 is in no portLevelMtls: this is the workload-level mode.
         let passthrough_mode = snapshot.mtls_mode(&proxy.namespace, &proxy.labels, 0);
+        let jwt_rules = snapshot
+            .security
+            .request_authn_for(
+                &snapshot.mesh.root_namespace,
+                &proxy.namespace,
+                &proxy.labels,
+            )
+            .flat_map(|p| &p.rules)
+            .map(|r| (r, jwt::resolve(r, &snapshot.security.jwks)))
+            .collect();
         Self {
             modes,
             passthrough_mode,
             policies,
             cert_mode: proxy.cert_mode,
+            jwt_rules,
         }
     }
 
@@ -213,7 +229,10 @@ fn chain(p: &InboundPort, ips: &[IpAddr], t: Transport, sec: &InboundSecurity<'_
     let http = p.protocol.is_http() && t != Transport::AppTls;
     let filters = if http {
         let opts = HcmOptions {
-            http_filters: rbac::http_filters(&sec.policies),
+            http_filters: jwt::http_filter(&sec.jwt_rules)
+                .into_iter()
+                .chain(rbac::http_filters(&sec.policies))
+                .collect(),
             forward_client_cert: mtls,
         };
         vec![http_connection_manager(

@@ -11,8 +11,9 @@
 //!
 //! Security (issue 9) lives in three modules: `tls` (upstream TLS contexts,
 //! auto mTLS, secret references per certificate mode), `inbound` (the
-//! served ports' chains per PeerAuthentication mode) and `rbac`
-//! (AuthorizationPolicy → Envoy RBAC, HTTP and network).
+//! served ports' chains per PeerAuthentication mode), `rbac`
+//! (AuthorizationPolicy → Envoy RBAC, HTTP and network) and `jwt`
+//! (RequestAuthentication → Envoy `jwt_authn`, before RBAC).
 //!
 //! The only crate in pilot that builds Envoy protos. It owns the output type,
 //! [`ProxyResources`], which the ADS server serves without looking inside.
@@ -43,6 +44,7 @@ mod hcm;
 mod http_route;
 mod inbound;
 mod json;
+mod jwt;
 mod listener;
 mod proxy;
 mod rbac;
@@ -56,6 +58,7 @@ pub use bootstrap::{to_static_bootstrap, BootstrapError};
 pub use consistency::{check_consistency, internal_errors};
 pub use generator::{generate, Generator};
 pub use json::{any_to_json, descriptor_pool, resource_to_json, to_json, JsonError};
+pub use jwt::FAKE_JWKS;
 pub use proxy::{inbound_ports, resolve_proxy, InboundPort};
 pub use resources::{same_versions, Content, ProxyResources, Resource, TypeUrl};
 pub use version::GENERATOR_HASH;

@@ -19,7 +19,10 @@ use envoy_types::pb::envoy::{
     config::{
         core::v3::CidrRange,
         listener::v3::Filter,
-        rbac::v3::{permission, principal, rbac::Action, Permission, Policy, Principal, Rbac},
+        rbac::v3::{
+            permission, principal, rbac::Action, MetadataSource, Permission, Policy, Principal,
+            Rbac, SourcedMetadata,
+        },
         route::v3::{header_matcher::HeaderMatchSpecifier, HeaderMatcher},
     },
     extensions::filters::{
@@ -30,7 +33,12 @@ use envoy_types::pb::envoy::{
         },
     },
     r#type::matcher::v3::{
-        path_matcher, string_matcher::MatchPattern, PathMatcher, RegexMatcher, StringMatcher,
+        list_matcher,
+        metadata_matcher::{path_segment, PathSegment},
+        path_matcher,
+        string_matcher::MatchPattern,
+        value_matcher, ListMatcher, MetadataMatcher, OrMatcher, PathMatcher, RegexMatcher,
+        StringMatcher, ValueMatcher,
     },
 };
 use rudder_model::{
@@ -38,7 +46,10 @@ use rudder_model::{
     SourceMatch, Values,
 };
 
-use crate::common::{any, network_filter, u32v};
+use crate::{
+    common::{any, network_filter, u32v},
+    jwt::{JWT_AUTHN_FILTER, PAYLOAD_KEY},
+};
 
 /// Envoy's name of the HTTP RBAC filter.
 pub(crate) const HTTP_RBAC_FILTER: &str = "envoy.filters.http.rbac";
@@ -116,7 +127,7 @@ fn policy(r: &AuthzRule, tcp: bool) -> Policy {
         permissions.push(or_rules(r.to.iter().map(|o| operation(o, tcp)).collect()));
     }
     if !r.from.is_empty() {
-        principals.push(or_ids(r.from.iter().map(source).collect()));
+        principals.push(or_ids(r.from.iter().map(|s| source(s, tcp)).collect()));
     }
     for c in &r.when {
         match c {
@@ -156,6 +167,22 @@ fn policy(r: &AuthzRule, tcp: bool) -> Policy {
                 principals.extend(values(v, namespace, or_ids, not_id))
             }
             Condition::SourcePrincipal(v) => principals.extend(values(v, peer, or_ids, not_id)),
+            // JWT attributes are HTTP only: dropped on TCP as the other
+            // HTTP-only fields (the rule itself is dropped for ALLOW).
+            _ if tcp => {}
+            Condition::RequestPrincipal(v) => {
+                principals.extend(values(v, request_principal, or_ids, not_id))
+            }
+            Condition::RequestAudiences(v) => {
+                principals.extend(values(v, |p| jwt_claim(&["aud"], p), or_ids, not_id))
+            }
+            Condition::RequestPresenter(v) => {
+                principals.extend(values(v, |p| jwt_claim(&["azp"], p), or_ids, not_id))
+            }
+            Condition::RequestClaim(path, v) => {
+                let path: Vec<&str> = path.iter().map(String::as_str).collect();
+                principals.extend(values(v, |p| jwt_claim(&path, p), or_ids, not_id))
+            }
         }
     }
     Policy {
@@ -193,15 +220,16 @@ fn operation(o: &OperationMatch, tcp: bool) -> Permission {
     and_rules(all)
 }
 
-fn source(s: &SourceMatch) -> Principal {
+fn source(s: &SourceMatch, tcp: bool) -> Principal {
     let mut all = Vec::new();
     all.extend(values(&s.principals, peer, or_ids, not_id));
-    // No request ever carries a request principal (no JWT validation): a
-    // positive list never matches, a negative one always does.
-    if !s.request_principals.values.is_empty() {
-        all.push(not_id(Principal {
-            identifier: Some(principal::Identifier::Any(true)),
-        }));
+    if !tcp {
+        all.extend(values(
+            &s.request_principals,
+            request_principal,
+            or_ids,
+            not_id,
+        ));
     }
     all.extend(values(&s.namespaces, namespace, or_ids, not_id));
     all.extend(values(&s.ip_blocks, direct_ip, or_ids, not_id));
@@ -408,9 +436,177 @@ fn escape(s: &str) -> String {
     out
 }
 
+/// A claim of the verified JWT payload (`path` nested), as the `jwt_authn`
+/// filter wrote it to its dynamic metadata.
+fn jwt_metadata(path: &[&str], value: ValueMatcher) -> Principal {
+    Principal {
+        // `metadata` is deprecated for `sourced_metadata` (same matcher,
+        // dynamic metadata by default).
+        identifier: Some(principal::Identifier::SourcedMetadata(SourcedMetadata {
+            metadata_matcher: Some(MetadataMatcher {
+                filter: JWT_AUTHN_FILTER.into(),
+                path: std::iter::once(PAYLOAD_KEY)
+                    .chain(path.iter().copied())
+                    .map(|k| PathSegment {
+                        segment: Some(path_segment::Segment::Key(k.to_string())),
+                    })
+                    .collect(),
+                value: Some(value),
+                ..Default::default()
+            }),
+            metadata_source: MetadataSource::Dynamic as i32,
+        })),
+    }
+}
+
+fn string_value(m: StringMatcher) -> ValueMatcher {
+    ValueMatcher {
+        match_pattern: Some(value_matcher::MatchPattern::StringMatch(m)),
+    }
+}
+
+/// A claim that is a string matching `p`, or a list one of whose strings
+/// does (`aud`, `groups`, a normalised `scope`), as Istio's
+/// `MetadataListValueMatcherForJWTClaims`.
+fn jwt_claim(path: &[&str], p: &Pattern) -> Principal {
+    let m = matcher(p);
+    jwt_metadata(
+        path,
+        ValueMatcher {
+            match_pattern: Some(value_matcher::MatchPattern::OrMatch(OrMatcher {
+                value_matchers: vec![
+                    string_value(m.clone()),
+                    ValueMatcher {
+                        match_pattern: Some(value_matcher::MatchPattern::ListMatch(Box::new(
+                            ListMatcher {
+                                match_pattern: Some(list_matcher::MatchPattern::OneOf(Box::new(
+                                    string_value(m),
+                                ))),
+                            },
+                        ))),
+                    },
+                ],
+            })),
+        },
+    )
+}
+
+/// `requestPrincipals` / `request.auth.principal`: `<iss>/<sub>`, split at
+/// the last `/` (issuers are often URLs) into an `iss` and a `sub` matcher,
+/// with Istio's reading of a leading or trailing `*`.
+fn request_principal(p: &Pattern) -> Principal {
+    let any = || matcher(&Pattern::Any);
+    let exact = |s: &str| matcher(&Pattern::Exact(s.to_string()));
+    let (iss, sub) = match p {
+        Pattern::Any => (any(), any()),
+        Pattern::Exact(v) => match v.rsplit_once('/') {
+            Some((iss, sub)) => (exact(iss), exact(sub)),
+            None => (exact(v), exact("")),
+        },
+        // `*suffix`: with a `/`, `*<iss-suffix>/<sub>` (or `*/<sub>`: any issuer).
+        Pattern::Suffix(v) => match v.rsplit_once('/') {
+            Some(("", sub)) => (any(), exact(sub)),
+            Some((iss, sub)) => (matcher(&Pattern::Suffix(iss.to_string())), exact(sub)),
+            None => (any(), matcher(&Pattern::Suffix(v.clone()))),
+        },
+        // `prefix*`: with a `/`, `<iss>/<sub-prefix>*` (or `<iss>/*`: any subject).
+        Pattern::Prefix(v) => match v.rsplit_once('/') {
+            Some((iss, "")) => (exact(iss), any()),
+            Some((iss, sub)) => (exact(iss), matcher(&Pattern::Prefix(sub.to_string()))),
+            None => (matcher(&Pattern::Prefix(v.clone())), any()),
+        },
+    };
+    and_ids(vec![
+        jwt_metadata(&["iss"], string_value(iss)),
+        jwt_metadata(&["sub"], string_value(sub)),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The (iss, sub) string matchers of a request principal pattern.
+    fn iss_sub(p: &str) -> (StringMatcher, StringMatcher) {
+        let Some(principal::Identifier::AndIds(set)) =
+            request_principal(&Pattern::parse(p).unwrap()).identifier
+        else {
+            panic!("{p}: not an AND of iss and sub");
+        };
+        let m = |id: &Principal| match &id.identifier {
+            Some(principal::Identifier::SourcedMetadata(s)) => {
+                let mm = s.metadata_matcher.as_ref().unwrap();
+                assert_eq!(mm.filter, JWT_AUTHN_FILTER);
+                match &mm.value.as_ref().unwrap().match_pattern {
+                    Some(value_matcher::MatchPattern::StringMatch(m)) => m.clone(),
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        };
+        (m(&set.ids[0]), m(&set.ids[1]))
+    }
+
+    #[test]
+    fn request_principals_split_at_the_last_slash_as_istio() {
+        let any = matcher(&Pattern::Any);
+        let exact = |s: &str| matcher(&Pattern::Exact(s.into()));
+        let cases = [
+            ("*", (any.clone(), any.clone())),
+            (
+                "https://a.example/alice",
+                (exact("https://a.example"), exact("alice")),
+            ),
+            (
+                "https://a.example/*",
+                (exact("https://a.example"), any.clone()),
+            ),
+            (
+                "https://a.example/adm*",
+                (
+                    exact("https://a.example"),
+                    matcher(&Pattern::Prefix("adm".into())),
+                ),
+            ),
+            ("*/alice", (any.clone(), exact("alice"))),
+            (
+                "*.example/alice",
+                (matcher(&Pattern::Suffix(".example".into())), exact("alice")),
+            ),
+            (
+                "issuer-prefix*",
+                (
+                    matcher(&Pattern::Prefix("issuer-prefix".into())),
+                    any.clone(),
+                ),
+            ),
+            (
+                "*sub-suffix",
+                (any.clone(), matcher(&Pattern::Suffix("sub-suffix".into()))),
+            ),
+        ];
+        for (p, want) in cases {
+            assert_eq!(iss_sub(p), want, "{p}");
+        }
+    }
+
+    #[test]
+    fn not_request_principals_negate_and_tcp_drops_them() {
+        let mut s = SourceMatch::default();
+        s.request_principals
+            .not_values
+            .push(Pattern::Exact("iss/bad".into()));
+        let http = source(&s, false);
+        assert!(
+            matches!(http.identifier, Some(principal::Identifier::NotId(_))),
+            "{http:?}"
+        );
+        // On TCP the HTTP-only field is dropped (a DENY rule denies more).
+        assert_eq!(
+            source(&s, true).identifier,
+            Some(principal::Identifier::Any(true))
+        );
+    }
 
     #[test]
     fn escapes_regex_metacharacters() {

@@ -100,6 +100,9 @@ pub fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
         "Lease" => ("leases", true),
         "Ingress" => ("ingresses", true),
         "IngressClass" => ("ingressclasses", false),
+        "PeerAuthentication" => ("peerauthentications", true),
+        "AuthorizationPolicy" => ("authorizationpolicies", true),
+        "RequestAuthentication" => ("requestauthentications", true),
         other => panic!("fake API server: unknown kind {other}"),
     };
     (format!("{prefix}/{plural}"), namespaced)

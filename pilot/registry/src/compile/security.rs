@@ -1,13 +1,17 @@
 //! PeerAuthentication → [`PeerAuthn`], AuthorizationPolicy → [`AuthzPolicy`],
+//! RequestAuthentication → [`RequestAuthn`],
 //! with Istio's validation rules: modes spelled as Istio spells them,
 //! principals `<trust-domain>/ns/<ns>/sa/<sa>` (or with one leading or
 //! trailing `*`), valid CIDRs, ports in range, known `when` keys.
 //! Unsupported-but-valid Istio features are warnings, never silent.
 
-use rudder_config::security::{self as sec, AuthorizationPolicySpec, PeerAuthenticationSpec};
+use rudder_config::security::{
+    self as sec, AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec,
+};
 use rudder_model::{
-    identity::SpiffeId, AuthzAction, AuthzPolicy, AuthzRule, Cidr, Condition, Labels, MtlsMode,
-    OperationMatch, Pattern, PeerAuthn, PrincipalMatch, RuleRef, SourceMatch, Values,
+    identity::SpiffeId, AuthzAction, AuthzPolicy, AuthzRule, Cidr, Condition, JwksSource, JwtRule,
+    Labels, MtlsMode, OperationMatch, Pattern, PeerAuthn, PrincipalMatch, RequestAuthn, RuleRef,
+    SourceMatch, Values,
 };
 
 use crate::{check::Checker, object::ObjectKey};
@@ -229,12 +233,6 @@ fn source(s: &sec::Source, at: &str, ck: &mut Checker) -> SourceMatch {
     if all_empty {
         ck.error(at, "source must set at least one field");
     }
-    if !s.request_principals.is_empty() || !s.not_request_principals.is_empty() {
-        ck.warn(
-            format!("{at}.requestPrincipals"),
-            "requestPrincipals is not supported by Rudder (no JWT validation): no request has a request principal",
-        );
-    }
     SourceMatch {
         principals: values(
             &s.principals,
@@ -384,11 +382,7 @@ fn condition(c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition
                 return None;
             }
             None if key.starts_with("request.auth.") => {
-                ck.error(
-                    format!("{at}.key"),
-                    format!("{key:?} is not supported by Rudder"),
-                );
-                return None;
+                return request_auth(key, c, at, ck);
             }
             None => {
                 ck.error(format!("{at}.key"), format!("unknown attribute {key:?}"));
@@ -396,6 +390,51 @@ fn condition(c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition
             }
         },
     })
+}
+
+/// `request.auth.principal|audiences|presenter|claims[a][b]`, as Istio's
+/// authz builder reads them.
+fn request_auth(key: &str, c: &sec::Condition, at: &str, ck: &mut Checker) -> Option<Condition> {
+    let v = |ck: &mut Checker| values(&c.values, &c.not_values, at, "values", ck, pattern);
+    Some(match key {
+        "request.auth.principal" => Condition::RequestPrincipal(v(ck)),
+        "request.auth.audiences" => Condition::RequestAudiences(v(ck)),
+        "request.auth.presenter" => Condition::RequestPresenter(v(ck)),
+        _ => match key.strip_prefix("request.auth.claims") {
+            Some(rest) => match claim_path(rest) {
+                Some(path) => Condition::RequestClaim(path, v(ck)),
+                None => {
+                    ck.error(
+                        format!("{at}.key"),
+                        format!("{key:?}: expected request.auth.claims[<name>] or nested request.auth.claims[<a>][<b>]"),
+                    );
+                    return None;
+                }
+            },
+            None => {
+                ck.error(format!("{at}.key"), format!("unknown attribute {key:?}"));
+                return None;
+            }
+        },
+    })
+}
+
+/// `[a][b]` → `["a", "b"]`; `None` unless it is one or more non-empty
+/// bracketed names.
+pub fn claim_path(s: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while !rest.is_empty() {
+        let inner = rest.strip_prefix('[')?;
+        let end = inner.find(']')?;
+        let name = &inner[..end];
+        if name.is_empty() || name.contains('[') {
+            return None;
+        }
+        out.push(name.to_string());
+        rest = &inner[end + 1..];
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// Parses `values` and `not_values` of `field` (and `notField`) one by one,
@@ -548,4 +587,195 @@ pub fn warn_http_rules_on_tcp(
             );
         }
     }
+}
+
+/// Compiles a RequestAuthentication; `None` when it has errors. A target
+/// (`targetRef`/`targetRefs`: Gateway API gateways and waypoints) is not
+/// served by Rudder and refused, so no policy is silently dropped.
+pub fn request_authentication(
+    spec: &RequestAuthenticationSpec,
+    key: &ObjectKey,
+    ck: &mut Checker,
+) -> Option<RequestAuthn> {
+    let selector = selector(spec.selector.as_ref(), "spec.selector", ck);
+    if spec.target_ref.is_some() {
+        ck.error("spec.targetRef", "a target (Gateway API gateway or waypoint) is not served by Rudder; select the workloads with spec.selector");
+    }
+    if !spec.target_refs.is_empty() {
+        ck.error("spec.targetRefs", "a target (Gateway API gateway or waypoint) is not served by Rudder; select the workloads with spec.selector");
+    }
+    let rules: Vec<JwtRule> = spec
+        .jwt_rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| jwt_rule(r, &format!("spec.jwtRules[{i}]"), ck))
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, r) in spec.jwt_rules.iter().enumerate() {
+        if !r.issuer.is_empty() && !seen.insert(r.issuer.as_str()) {
+            ck.error(
+                format!("spec.jwtRules[{i}].issuer"),
+                format!("issuer {:?} is already used by an earlier rule", r.issuer),
+            );
+        }
+    }
+    if ck.has_errors() {
+        return None;
+    }
+    Some(RequestAuthn {
+        source: rule_ref("RequestAuthentication", key),
+        selector,
+        rules,
+    })
+}
+
+fn jwt_rule(r: &sec::JwtRule, at: &str, ck: &mut Checker) -> Option<JwtRule> {
+    let errors = ck.error_count();
+    if r.issuer.is_empty() {
+        ck.error(format!("{at}.issuer"), "issuer is required");
+    }
+    let jwks = match (&r.jwks, &r.jwks_uri) {
+        (Some(_), Some(_)) => {
+            ck.error(format!("{at}.jwks"), "set only one of jwks and jwksUri");
+            None
+        }
+        (Some(j), None) => {
+            if let Err(why) = check_jwks(j) {
+                ck.error(format!("{at}.jwks"), why);
+            }
+            Some(JwksSource::Inline(j.clone()))
+        }
+        (None, Some(u)) => {
+            if let Err(why) = check_jwks_uri(u) {
+                ck.error(format!("{at}.jwksUri"), why);
+            }
+            Some(JwksSource::Uri(u.clone()))
+        }
+        (None, None) => {
+            ck.error(
+                format!("{at}.jwksUri"),
+                "set jwks or jwksUri: discovering the keys from the issuer (OpenID discovery) is not served by Rudder",
+            );
+            None
+        }
+    };
+    for (i, a) in r.audiences.iter().enumerate() {
+        if a.is_empty() {
+            ck.error(format!("{at}.audiences[{i}]"), "audience must not be empty");
+        }
+    }
+    for (i, h) in r.from_headers.iter().enumerate() {
+        header_name(&h.name, &format!("{at}.fromHeaders[{i}].name"), ck);
+    }
+    for (i, p) in r.from_params.iter().enumerate() {
+        if p.is_empty() {
+            ck.error(
+                format!("{at}.fromParams[{i}]"),
+                "parameter name must not be empty",
+            );
+        }
+    }
+    for (i, c) in r.from_cookies.iter().enumerate() {
+        if c.is_empty() || c.contains([';', '=', ' ']) {
+            ck.error(
+                format!("{at}.fromCookies[{i}]"),
+                format!("{c:?} is not a cookie name"),
+            );
+        }
+    }
+    if let Some(h) = &r.output_payload_to_header {
+        header_name(h, &format!("{at}.outputPayloadToHeader"), ck);
+    }
+    for (i, c) in r.output_claim_to_headers.iter().enumerate() {
+        header_name(
+            &c.header,
+            &format!("{at}.outputClaimToHeaders[{i}].header"),
+            ck,
+        );
+        if c.claim.is_empty() {
+            ck.error(
+                format!("{at}.outputClaimToHeaders[{i}].claim"),
+                "claim is required",
+            );
+        }
+    }
+    let timeout = r
+        .timeout
+        .as_ref()
+        .and_then(|t| ck.duration(format!("{at}.timeout"), t));
+    if timeout.is_some() && r.jwks.is_some() && r.jwks_uri.is_none() {
+        ck.warn(
+            format!("{at}.timeout"),
+            "timeout bounds fetching jwksUri; with inline jwks there is nothing to fetch, so it has no effect",
+        );
+    }
+    if ck.error_count() > errors {
+        return None;
+    }
+    Some(JwtRule {
+        issuer: r.issuer.clone(),
+        audiences: r.audiences.clone(),
+        jwks: jwks?,
+        from_headers: r
+            .from_headers
+            .iter()
+            .map(|h| {
+                (
+                    h.name.to_ascii_lowercase(),
+                    h.prefix.clone().unwrap_or_default(),
+                )
+            })
+            .collect(),
+        from_params: r.from_params.clone(),
+        from_cookies: r.from_cookies.clone(),
+        forward_original_token: r.forward_original_token,
+        output_payload_to_header: r.output_payload_to_header.clone(),
+        output_claim_to_headers: r
+            .output_claim_to_headers
+            .iter()
+            .map(|c| (c.header.clone(), c.claim.clone()))
+            .collect(),
+        timeout,
+    })
+}
+
+fn header_name(name: &str, at: &str, ck: &mut Checker) {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() {
+        ck.error(at, "header name is required");
+    } else if !name.chars().all(token) {
+        ck.error(at, format!("{name:?} is not a valid HTTP header name"));
+    }
+}
+
+/// A JSON Web Key Set: an object with a `keys` array of objects, each with
+/// a `kty`. Envoy checks the keys themselves.
+pub fn check_jwks(text: &str) -> Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON Web Key Set: {e}"))?;
+    let keys = v
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or("not a JSON Web Key Set: no \"keys\" array")?;
+    if keys.is_empty() {
+        return Err("the JSON Web Key Set has no keys".into());
+    }
+    for (i, k) in keys.iter().enumerate() {
+        if k.get("kty").and_then(|t| t.as_str()).is_none() {
+            return Err(format!("key {i} of the JSON Web Key Set has no \"kty\""));
+        }
+    }
+    Ok(())
+}
+
+fn check_jwks_uri(u: &str) -> Result<(), String> {
+    let rest = u
+        .strip_prefix("http://")
+        .or_else(|| u.strip_prefix("https://"))
+        .ok_or_else(|| format!("{u:?} is not an http:// or https:// URL"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains(char::is_whitespace) {
+        return Err(format!("{u:?} has no host"));
+    }
+    Ok(())
 }
