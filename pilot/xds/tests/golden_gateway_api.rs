@@ -209,3 +209,44 @@ spec:
     let b = snapshot(&[testdata("platform.yaml"), gamma_vs.to_string()]);
     assert_eq!(xds(&a, &sidecar(&a)), xds(&b, &sidecar(&b)));
 }
+
+/// Listeners on one port with their own hostnames (the conformance's
+/// HTTPRouteListenerHostnameMatching): each route only under its
+/// listener's hostname, and a two-label hostname (`bar.com`) is the Host
+/// header as written, not a Service `bar` of namespace `com`.
+#[test]
+fn listeners_sharing_a_port_keep_their_routes_apart() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/gateway-api/conformance/httproute-listener-hostname-matching.yaml"),
+    )
+    .unwrap();
+    let mut platform = vec!["apiVersion: v1
+kind: Pod
+metadata: {name: gw-lhm-0, namespace: gateway-conformance-infra, labels: {gateway.networking.k8s.io/gateway-name: httproute-listener-hostname-matching}}
+status: {phase: Running, podIP: 198.18.4.2, conditions: [{type: Ready, status: \"True\"}]}
+"
+    .to_string()];
+    for (i, v) in ["v1", "v2", "v3"].iter().enumerate() {
+        platform.push(format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: infra-backend-{v}, namespace: gateway-conformance-infra}}\nspec: {{clusterIP: 198.19.4.{}, selector: {{app: {v}}}, ports: [{{name: http, port: 8080}}]}}\n",
+            40 + i
+        ));
+    }
+    let s = snapshot(&[platform.join("---\n"), text]);
+    assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
+    let p = resolve_proxy(
+        &s,
+        NodeId::router("198.18.4.2".parse().unwrap(), "gw-lhm-0", "gateway-conformance-infra"),
+        &NodeMetadata::default(),
+    );
+    let j = to_json(&Generator::new(s.clone()).generate(&p));
+    let rds = &j["rds"]["http.80"];
+    for (host, backend) in [("bar.com", "v1"), ("foo.bar.com", "v2"), ("*.bar.com", "v3")] {
+        let routes = vhost(rds, host)["routes"].as_array().unwrap().clone();
+        assert_eq!(routes.len(), 1, "{host}: {routes:?}");
+        let cluster = routes[0]["route"]["cluster"].as_str().unwrap();
+        assert!(cluster.contains(&format!("infra-backend-{backend}.")), "{host}: {cluster}");
+    }
+    assert_eq!(rds["virtualHosts"].as_array().unwrap().len(), 3);
+}
