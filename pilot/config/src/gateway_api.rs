@@ -207,7 +207,88 @@ pub struct HttpBackendRef {
     /// Relative weight (default 1).
     pub weight: Option<i64>,
     /// Filters for this backend only (header modifiers).
-    pub filters: Vec<HttpRouteFilter>,
+    pub filters: Vec<BackendFilter>,
+}
+
+/// A filter of one backend: header modifiers only.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BackendFilter {
+    /// RequestHeaderModifier or ResponseHeaderModifier.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Request headers.
+    pub request_header_modifier: Option<HttpHeaderFilter>,
+    /// Response headers.
+    pub response_header_modifier: Option<HttpHeaderFilter>,
+}
+
+/// A GRPCRoute rule's filter: header modifiers and mirrors.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct GrpcRouteFilter {
+    /// RequestHeaderModifier, ResponseHeaderModifier or RequestMirror.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// Request headers.
+    pub request_header_modifier: Option<HttpHeaderFilter>,
+    /// Response headers.
+    pub response_header_modifier: Option<HttpHeaderFilter>,
+    /// Mirror.
+    pub request_mirror: Option<HttpRequestMirrorFilter>,
+}
+
+impl From<&BackendFilter> for HttpRouteFilter {
+    fn from(f: &BackendFilter) -> Self {
+        HttpRouteFilter {
+            type_: f.type_.clone(),
+            request_header_modifier: f.request_header_modifier.clone(),
+            response_header_modifier: f.response_header_modifier.clone(),
+            ..HttpRouteFilter::default()
+        }
+    }
+}
+
+impl From<&GrpcRouteFilter> for HttpRouteFilter {
+    fn from(f: &GrpcRouteFilter) -> Self {
+        HttpRouteFilter {
+            type_: f.type_.clone(),
+            request_header_modifier: f.request_header_modifier.clone(),
+            response_header_modifier: f.response_header_modifier.clone(),
+            request_mirror: f.request_mirror.clone(),
+            ..HttpRouteFilter::default()
+        }
+    }
+}
+
+/// A reference to a Service port without a weight (mirrors).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct BackendObjectReference {
+    /// Group (default `""`).
+    pub group: Option<String>,
+    /// Kind (default `Service`).
+    pub kind: Option<String>,
+    /// Name.
+    pub name: String,
+    /// Namespace (default: the route's; another needs a ReferenceGrant).
+    pub namespace: Option<String>,
+    /// Service port.
+    pub port: Option<i64>,
+}
+
+impl BackendObjectReference {
+    /// As a backend of weight 1.
+    pub fn backend(&self) -> BackendRef {
+        BackendRef {
+            group: self.group.clone(),
+            kind: self.kind.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            port: self.port,
+            weight: None,
+        }
+    }
 }
 
 impl HttpBackendRef {
@@ -377,7 +458,7 @@ pub struct HttpPathModifier {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct HttpRequestMirrorFilter {
     /// The Service port copies go to.
-    pub backend_ref: BackendRef,
+    pub backend_ref: BackendObjectReference,
     /// Percent of requests mirrored (default 100).
     pub percent: Option<i64>,
 }
@@ -413,7 +494,7 @@ pub struct GrpcRouteRule {
     /// Matches (any).
     pub matches: Vec<GrpcRouteMatch>,
     /// Filters (header modifiers, mirror).
-    pub filters: Vec<HttpRouteFilter>,
+    pub filters: Vec<GrpcRouteFilter>,
     /// Backends.
     pub backend_refs: Vec<HttpBackendRef>,
 }
@@ -467,8 +548,6 @@ pub struct TlsRouteSpec {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct L4RouteRule {
-    /// Name.
-    pub name: Option<String>,
     /// Backends.
     pub backend_refs: Vec<BackendRef>,
 }

@@ -63,7 +63,8 @@ pub fn validate(body: &Body, ck: &mut Checker) {
                 for (j, b) in rule.backend_refs.iter().enumerate() {
                     let bat = format!("{at}.backendRefs[{j}]");
                     backend_ref(&b.backend(), &bat, ck);
-                    filters(&b.filters, &bat, false, ck);
+                    let fs: Vec<gw::HttpRouteFilter> = b.filters.iter().map(Into::into).collect();
+                    filters(&fs, &bat, false, ck);
                 }
                 if let Some(t) = &rule.timeouts {
                     let req = t
@@ -109,11 +110,13 @@ pub fn validate(body: &Body, ck: &mut Checker) {
                     }
                     header_matches(&m.headers, &format!("{mat}.headers"), ck);
                 }
-                filters(&rule.filters, &at, false, ck);
+                let fs: Vec<gw::HttpRouteFilter> = rule.filters.iter().map(Into::into).collect();
+                filters(&fs, &at, false, ck);
                 for (j, b) in rule.backend_refs.iter().enumerate() {
                     let bat = format!("{at}.backendRefs[{j}]");
                     backend_ref(&b.backend(), &bat, ck);
-                    filters(&b.filters, &bat, false, ck);
+                    let fs: Vec<gw::HttpRouteFilter> = b.filters.iter().map(Into::into).collect();
+                    filters(&fs, &bat, false, ck);
                 }
             }
         }
@@ -218,7 +221,7 @@ fn validate_gateway(g: &gw::KubeGatewaySpec, ck: &mut Checker) {
                 let group = c.group.as_deref().unwrap_or("");
                 if kind != "Secret" || !group.is_empty() {
                     ck.error(
-                        format!("{at}.tls.certificateRefs[{j}].kind"),
+                        format!("{at}.tls.certificateRefs[{j}]"),
                         format!("{group}/{kind}: only core Secrets hold certificates"),
                     );
                 }
@@ -450,7 +453,7 @@ fn filters(fs: &[gw::HttpRouteFilter], at: &str, rule: bool, ck: &mut Checker) {
             if let Some(p) = &r.path {
                 if p.type_ == "ReplacePrefixMatch" {
                     ck.error(
-                        format!("{fat}.requestRedirect.path.type"),
+                        format!("{fat}.requestRedirect.path"),
                         "ReplacePrefixMatch in a redirect is not served yet (ReplaceFullPath is)",
                     );
                 } else {
@@ -468,7 +471,7 @@ fn filters(fs: &[gw::HttpRouteFilter], at: &str, rule: bool, ck: &mut Checker) {
             }
         }
         if let Some(m) = &f.request_mirror {
-            backend_ref(&m.backend_ref, &format!("{fat}.requestMirror.backendRef"), ck);
+            backend_ref(&m.backend_ref.backend(), &format!("{fat}.requestMirror.backendRef"), ck);
             if let Some(p) = m.percent {
                 if !(0..=100).contains(&p) {
                     ck.error(
@@ -634,6 +637,16 @@ pub fn translate(objects: &[&Object], inputs: &Inputs<'_>) -> (Vec<Object>, Vec<
             _ => None,
         })
         .collect();
+
+    for o in objects.iter().filter(|o| o.key.kind == Kind::GatewayClass) {
+        if let Body::GatewayClass(c) = &o.body {
+            if c.description.is_some() {
+                let mut ck = Checker::new(&o.key, &o.origin);
+                ck.warn("spec.description", "informational: it has no effect on traffic");
+                diags.extend(ck.diagnostics);
+            }
+        }
+    }
 
     // Gateways ─► Istio Gateways, one per listener.
     let mut gateways: BTreeMap<(String, String), GatewayInfo> = BTreeMap::new();
@@ -1388,11 +1401,13 @@ fn rule_action(
                     rewrite_prefix = Some(pre.clone());
                 }
             }
-            v["rewrite"] = rw;
+            if rw.as_object().is_some_and(|m| !m.is_empty()) || rewrite_prefix.is_some() {
+                v["rewrite"] = rw;
+            }
         }
         if let Some(m) = &f.request_mirror {
             let mat = format!("{at}.filters[{i}].requestMirror.backendRef");
-            if let Some(d) = cx.backend(o, route_kind, &m.backend_ref, &mat, ck) {
+            if let Some(d) = cx.backend(o, route_kind, &m.backend_ref.backend(), &mat, ck) {
                 let mut mv = json!({"destination": d});
                 if let Some(p) = m.percent {
                     mv["percentage"] = json!({"value": p as f64});
@@ -1561,7 +1576,11 @@ fn http_route(
     let mut rules = Vec::new();
     for (i, rule) in r.rules.iter().enumerate() {
         let at = format!("spec.rules[{i}]");
-        let action = rule_action(cx, o, "HTTPRoute", &at, &rule.filters, &rule.backend_refs, rule.timeouts.as_ref(), ck);
+        let mut action = rule_action(cx, o, "HTTPRoute", &at, &rule.filters, &rule.backend_refs, rule.timeouts.as_ref(), ck);
+        // The rule's name is the Envoy route's name (each match's route).
+        if let Some(n) = &rule.name {
+            action.value["name"] = json!(n);
+        }
         let matches: Vec<Match> = if rule.matches.is_empty() {
             http_matches(&gw::HttpRouteMatch::default())
         } else {
@@ -1587,7 +1606,11 @@ fn grpc_route(
     let mut rules = Vec::new();
     for (i, rule) in r.rules.iter().enumerate() {
         let at = format!("spec.rules[{i}]");
-        let action = rule_action(cx, o, "GRPCRoute", &at, &rule.filters, &rule.backend_refs, None, ck);
+        let fs: Vec<gw::HttpRouteFilter> = rule.filters.iter().map(Into::into).collect();
+        let mut action = rule_action(cx, o, "GRPCRoute", &at, &fs, &rule.backend_refs, None, ck);
+        if let Some(n) = &rule.name {
+            action.value["name"] = json!(n);
+        }
         let matches: Vec<Match> = if rule.matches.is_empty() {
             grpc_matches(&gw::GrpcRouteMatch::default())
         } else {
