@@ -321,7 +321,13 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         json!({"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "other"}],
                "to": [{"group": "", "kind": "Service"}]}),
     );
-    for kind in ["HTTPRoute", "GRPCRoute", "TCPRoute", "TLSRoute", "ReferenceGrant"] {
+    for kind in [
+        "HTTPRoute",
+        "GRPCRoute",
+        "TCPRoute",
+        "TLSRoute",
+        "ReferenceGrant",
+    ] {
         m.get_mut(kind).unwrap().context.push(gw.clone());
     }
     // A Gateway of the class under test; a route onto the Gateway under test;
@@ -330,12 +336,17 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
     of_class["metadata"]["name"] = json!("gw-class");
     of_class["spec"]["gatewayClassName"] = json!("coverage");
     m.get_mut("GatewayClass").unwrap().context.push(of_class);
-    let route = |name: &str, ns: &str, parent: &str| json!({
+    let route = |name: &str, ns: &str, parent: &str| {
+        json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
         "metadata": {"name": name, "namespace": ns},
         "spec": {"parentRefs": [{"name": parent, "namespace": "default"}],
-                 "rules": [{"backendRefs": [{"name": "reviews", "namespace": "default", "port": 9080}]}]}});
-    m.get_mut("GatewayClass").unwrap().context.push(route("to-class", "default", "gw-class"));
+                 "rules": [{"backendRefs": [{"name": "reviews", "namespace": "default", "port": 9080}]}]}})
+    };
+    m.get_mut("GatewayClass")
+        .unwrap()
+        .context
+        .push(route("to-class", "default", "gw-class"));
     // Onto the Gateway under test: its own namespace's route and namespace
     // `other`'s, both by listener name.
     for (name, ns) in [("to-coverage", "default"), ("other-to-coverage", "other")] {
@@ -343,7 +354,10 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         r["spec"]["parentRefs"][0]["sectionName"] = json!("http");
         m.get_mut("Gateway (Gateway API)").unwrap().context.push(r);
     }
-    m.get_mut("ReferenceGrant").unwrap().context.push(route("from-other", "other", "gw"));
+    m.get_mut("ReferenceGrant")
+        .unwrap()
+        .context
+        .push(route("from-other", "other", "gw"));
     // Subsets of the ServiceEntry's host, for endpoint labels.
     m.get_mut("ServiceEntry").unwrap().context.push(json!({
         "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
@@ -590,7 +604,9 @@ fn xds(snapshot: &Arc<Snapshot>) -> Result<Value, String> {
     let generator = Generator::new(snapshot.clone());
     for w in snapshot.workloads.values() {
         // The gateway pod runs a gateway (`router` node), the others sidecars.
-        let gateway_api = w.labels.contains_key("gateway.networking.k8s.io/gateway-name");
+        let gateway_api = w
+            .labels
+            .contains_key("gateway.networking.k8s.io/gateway-name");
         let node = if gateway_api || w.labels.get("istio").is_some_and(|v| v == "ingressgateway") {
             NodeId::router(w.ips[0], &w.name, &w.namespace)
         } else {

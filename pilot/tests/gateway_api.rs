@@ -156,18 +156,34 @@ impl Expect {
     }
 
     /// Checks one request; `Err` says what differed.
-    fn check(&self, client: &Pod, gw: SocketAddr, echoes: &[(&str, &EchoServer)]) -> Result<(), String> {
+    fn check(
+        &self,
+        client: &Pod,
+        gw: SocketAddr,
+        echoes: &[(&str, &EchoServer)],
+    ) -> Result<(), String> {
         let o = get(client, gw, self.host, self.path, &self.headers);
         let what = format!("{}{} {:?}", self.host, self.path, self.headers);
         if o.status != Some(self.status) {
-            return Err(format!("{what}: want {}, got {:?} {:?} {}", self.status, o.status, o.error, o.body));
+            return Err(format!(
+                "{what}: want {}, got {:?} {:?} {}",
+                self.status, o.status, o.error, o.body
+            ));
         }
         if let Some(b) = self.backend {
             if o.body != b {
                 return Err(format!("{what}: want backend {b}, got {}", o.body));
             }
-            let echo = echoes.iter().find(|(n, _)| *n == b).map(|(_, e)| *e).expect("echo");
-            let seen = echo.requests().last().cloned().ok_or("no recorded request")?;
+            let echo = echoes
+                .iter()
+                .find(|(n, _)| *n == b)
+                .map(|(_, e)| *e)
+                .expect("echo");
+            let seen = echo
+                .requests()
+                .last()
+                .cloned()
+                .ok_or("no recorded request")?;
             if let Some(p) = self.seen_path {
                 if seen.path != p {
                     return Err(format!("{what}: backend saw path {}, want {p}", seen.path));
@@ -175,7 +191,12 @@ impl Expect {
             }
             for (k, v) in &self.seen_headers {
                 let k = k.to_ascii_lowercase();
-                let got: Vec<&str> = seen.headers.iter().filter(|(n, _)| *n == k).map(|(_, v)| v.as_str()).collect();
+                let got: Vec<&str> = seen
+                    .headers
+                    .iter()
+                    .filter(|(n, _)| *n == k)
+                    .map(|(_, v)| v.as_str())
+                    .collect();
                 if got.join(",") != *v {
                     return Err(format!("{what}: backend saw {k}: {got:?}, want {v}"));
                 }
@@ -189,14 +210,23 @@ impl Expect {
         }
         if let Some(l) = self.location {
             if o.header("location") != Some(l) {
-                return Err(format!("{what}: location {:?}, want {l}", o.header("location")));
+                return Err(format!(
+                    "{what}: location {:?}, want {l}",
+                    o.header("location")
+                ));
             }
         }
         Ok(())
     }
 }
 
-fn check_all(what: &str, client: &Pod, gw: SocketAddr, echoes: &[(&str, &EchoServer)], cases: &[Expect]) {
+fn check_all(
+    what: &str,
+    client: &Pod,
+    gw: SocketAddr,
+    echoes: &[(&str, &EchoServer)],
+    cases: &[Expect],
+) {
     let mut wrong = Vec::new();
     for c in cases {
         // The config is already ACKed; a short retry absorbs a listener
@@ -231,7 +261,12 @@ fn gateway_api_conformance_cases_and_a_weighted_split_at_the_edge() {
     for gw in [&gw_same, &gw_lhm, &gw_hi] {
         allow_low_ports(gw);
     }
-    let names = ["infra-backend-v1", "infra-backend-v2", "infra-backend-v3", "web-backend"];
+    let names = [
+        "infra-backend-v1",
+        "infra-backend-v2",
+        "infra-backend-v3",
+        "web-backend",
+    ];
     let mut backend_pods = Vec::new();
     let mut echoes = Vec::new();
     for n in names {
@@ -245,119 +280,293 @@ fn gateway_api_conformance_cases_and_a_weighted_split_at_the_edge() {
     let mut platform = vec![
         format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {INFRA}}}\n"),
         format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {WEB_NS}}}\n"),
-        pod_yaml("gw-same-0", INFRA, gw_same.ip(), &format!("{GATEWAY_NAME}: same-namespace, app: edge-gw")),
-        pod_yaml("gw-lhm-0", INFRA, gw_lhm.ip(), &format!("{GATEWAY_NAME}: httproute-listener-hostname-matching")),
-        pod_yaml("gw-hi-0", INFRA, gw_hi.ip(), &format!("{GATEWAY_NAME}: httproute-hostname-intersection")),
+        pod_yaml(
+            "gw-same-0",
+            INFRA,
+            gw_same.ip(),
+            &format!("{GATEWAY_NAME}: same-namespace, app: edge-gw"),
+        ),
+        pod_yaml(
+            "gw-lhm-0",
+            INFRA,
+            gw_lhm.ip(),
+            &format!("{GATEWAY_NAME}: httproute-listener-hostname-matching"),
+        ),
+        pod_yaml(
+            "gw-hi-0",
+            INFRA,
+            gw_hi.ip(),
+            &format!("{GATEWAY_NAME}: httproute-hostname-intersection"),
+        ),
         service_yaml("edge-gw", INFRA, cidr.nth(2).unwrap(), "app: edge-gw", 8081),
     ];
     for (i, (n, pod)) in names.iter().zip(&backend_pods).enumerate() {
         let ns = if *n == "web-backend" { WEB_NS } else { INFRA };
-        platform.push(pod_yaml(&format!("{n}-0"), ns, pod.ip(), &format!("app: {n}")));
-        platform.push(service_yaml(n, ns, cidr.nth(10 + i as u64).unwrap(), &format!("app: {n}"), 8080));
+        platform.push(pod_yaml(
+            &format!("{n}-0"),
+            ns,
+            pod.ip(),
+            &format!("app: {n}"),
+        ));
+        platform.push(service_yaml(
+            n,
+            ns,
+            cidr.nth(10 + i as u64).unwrap(),
+            &format!("app: {n}"),
+            8080,
+        ));
     }
     let config = tempfile::tempdir().expect("config dir");
     write_config(config.path(), "platform.yaml", &platform.join("---\n"));
-    write_config(config.path(), "same-namespace.yaml", &conformance("same-namespace.yaml"));
+    write_config(
+        config.path(),
+        "same-namespace.yaml",
+        &conformance("same-namespace.yaml"),
+    );
     write_config(config.path(), "split.yaml", SPLIT);
-    write_config(config.path(), "lhm.yaml", &conformance("httproute-listener-hostname-matching.yaml"));
-    write_config(config.path(), "hi.yaml", &conformance("httproute-hostname-intersection.yaml"));
-    write_config(config.path(), "routes.yaml", &conformance("httproute-matching.yaml"));
+    write_config(
+        config.path(),
+        "lhm.yaml",
+        &conformance("httproute-listener-hostname-matching.yaml"),
+    );
+    write_config(
+        config.path(),
+        "hi.yaml",
+        &conformance("httproute-hostname-intersection.yaml"),
+    );
+    write_config(
+        config.path(),
+        "routes.yaml",
+        &conformance("httproute-matching.yaml"),
+    );
 
     let xds = SocketAddr::from((net.host_addr(), free_port(net.host_addr())));
     let monitoring = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
     let log = net.state_dir().join("pilot.log");
-    let mut pilot = Pilot::start(&pilot_bin, config.path(), xds, monitoring, &log).expect("start pilot");
-    pilot.wait_ready(Duration::from_secs(30)).expect("pilot ready");
+    let mut pilot =
+        Pilot::start(&pilot_bin, config.path(), xds, monitoring, &log).expect("start pilot");
+    pilot
+        .wait_ready(Duration::from_secs(30))
+        .expect("pilot ready");
 
-    let same = start_router(&gw_same, xds, "gw-same-0", INFRA, &[(GATEWAY_NAME, "same-namespace"), ("app", "edge-gw")]);
-    let lhm = start_router(&gw_lhm, xds, "gw-lhm-0", INFRA, &[(GATEWAY_NAME, "httproute-listener-hostname-matching")]);
-    let hi = start_router(&gw_hi, xds, "gw-hi-0", INFRA, &[(GATEWAY_NAME, "httproute-hostname-intersection")]);
-    let same_node = rudder_model::NodeId::router(gw_same.ip().into(), "gw-same-0", INFRA).to_string();
+    let same = start_router(
+        &gw_same,
+        xds,
+        "gw-same-0",
+        INFRA,
+        &[(GATEWAY_NAME, "same-namespace"), ("app", "edge-gw")],
+    );
+    let lhm = start_router(
+        &gw_lhm,
+        xds,
+        "gw-lhm-0",
+        INFRA,
+        &[(GATEWAY_NAME, "httproute-listener-hostname-matching")],
+    );
+    let hi = start_router(
+        &gw_hi,
+        xds,
+        "gw-hi-0",
+        INFRA,
+        &[(GATEWAY_NAME, "httproute-hostname-intersection")],
+    );
+    let same_node =
+        rudder_model::NodeId::router(gw_same.ip().into(), "gw-same-0", INFRA).to_string();
     let at80 = |p: &Pod| SocketAddr::from((p.ip(), 80));
 
-    eventually("the first case on the gateway", Duration::from_secs(30), || {
-        to("infra-backend-v2", "/v2").check(&client, at80(&gw_same), &echo_refs).map_err(|e| {
-            let l = same.process().read_log();
-            format!("{e}\n{}\n{}", &l[l.len().saturating_sub(2000)..], pilot.log_tail(20))
-        })
-    });
+    eventually(
+        "the first case on the gateway",
+        Duration::from_secs(30),
+        || {
+            to("infra-backend-v2", "/v2")
+                .check(&client, at80(&gw_same), &echo_refs)
+                .map_err(|e| {
+                    let l = same.process().read_log();
+                    format!(
+                        "{e}\n{}\n{}",
+                        &l[l.len().saturating_sub(2000)..],
+                        pilot.log_tail(20)
+                    )
+                })
+        },
+    );
 
     // One conformance case at a time on Gateway same-namespace.
     let cases: Vec<(&str, String, Vec<Expect>)> = vec![
-        ("HTTPRouteMatching", conformance("httproute-matching.yaml"), vec![
-            to("infra-backend-v1", "/"),
-            to("infra-backend-v1", "/example"),
-            to("infra-backend-v1", "/").header("Version", "one"),
-            to("infra-backend-v2", "/v2"),
-            to("infra-backend-v2", "/v2/example"),
-            to("infra-backend-v2", "/").header("Version", "two"),
-            // Path elements: /v2example is not under /v2.
-            to("infra-backend-v1", "/v2example"),
-        ]),
-        ("HTTPRouteHeaderMatching", conformance("httproute-header-matching.yaml"), vec![
-            to("infra-backend-v1", "/").header("Version", "one"),
-            to("infra-backend-v2", "/").header("Version", "two"),
-            to("infra-backend-v1", "/").header("Version", "two").header("Color", "orange"),
-            to("infra-backend-v2", "/").header("Version", "two").header("Color", "blue"),
-            status(404, "/").header("Color", "orange"),
-            status(404, "/").header("Some-Other-Header", "one"),
-            to("infra-backend-v1", "/").header("Color", "blue"),
-            to("infra-backend-v1", "/").header("Color", "green"),
-            to("infra-backend-v2", "/").header("Color", "red"),
-            to("infra-backend-v2", "/").header("Color", "yellow"),
-            status(404, "/").header("Color", "purple"),
-        ]),
-        ("HTTPRouteRequestHeaderModifier", conformance("httproute-request-header-modifier.yaml"), vec![
-            to("infra-backend-v1", "/set").header("Some-Other-Header", "val")
-                .seen("/set", &[("Some-Other-Header", "val"), ("X-Header-Set", "set-overwrites-values")]),
-            to("infra-backend-v1", "/set").header("Some-Other-Header", "val").header("X-Header-Set", "some-other-value")
-                .seen("/set", &[("Some-Other-Header", "val"), ("X-Header-Set", "set-overwrites-values")]),
-            to("infra-backend-v1", "/add").header("Some-Other-Header", "val")
-                .seen("/add", &[("Some-Other-Header", "val"), ("X-Header-Add", "add-appends-values")]),
-            to("infra-backend-v1", "/add").header("Some-Other-Header", "val").header("X-Header-Add", "some-other-value")
-                .seen("/add", &[("Some-Other-Header", "val"), ("X-Header-Add", "some-other-value,add-appends-values")]),
-            to("infra-backend-v1", "/remove").header("X-Header-Remove", "val").seen("/remove", &[]).absent(&["X-Header-Remove"]),
-            to("infra-backend-v1", "/multiple")
-                .header("X-Header-Set-2", "set-val-2").header("X-Header-Add-2", "add-val-2")
-                .header("X-Header-Remove-2", "remove-val-2").header("Another-Header", "another-header-val")
-                .seen("/multiple", &[
-                    ("X-Header-Set-1", "header-set-1"), ("X-Header-Set-2", "header-set-2"),
-                    ("X-Header-Add-1", "header-add-1"), ("X-Header-Add-2", "add-val-2,header-add-2"),
-                    ("X-Header-Add-3", "header-add-3"), ("Another-Header", "another-header-val"),
-                ])
-                .absent(&["X-Header-Remove-1", "X-Header-Remove-2"]),
-        ]),
-        ("HTTPRouteRewritePath", conformance("httproute-rewrite-path.yaml"), vec![
-            to("infra-backend-v1", "/prefix/one/two").seen("/one/two", &[]),
-            to("infra-backend-v1", "/strip-prefix/three").seen("/three", &[]),
-            to("infra-backend-v1", "/strip-prefix").seen("/", &[]),
-            to("infra-backend-v1", "/full/one/two").seen("/one", &[]),
-            to("infra-backend-v1", "/full/rewrite-path-and-modify-headers/test")
-                .header("X-Header-Remove", "remove-val").header("X-Header-Add-Append", "append-val-1")
-                .seen("/test", &[("X-Header-Add", "header-val-1"), ("X-Header-Add-Append", "append-val-1,header-val-2"), ("X-Header-Set", "set-overwrites-values")])
+        (
+            "HTTPRouteMatching",
+            conformance("httproute-matching.yaml"),
+            vec![
+                to("infra-backend-v1", "/"),
+                to("infra-backend-v1", "/example"),
+                to("infra-backend-v1", "/").header("Version", "one"),
+                to("infra-backend-v2", "/v2"),
+                to("infra-backend-v2", "/v2/example"),
+                to("infra-backend-v2", "/").header("Version", "two"),
+                // Path elements: /v2example is not under /v2.
+                to("infra-backend-v1", "/v2example"),
+            ],
+        ),
+        (
+            "HTTPRouteHeaderMatching",
+            conformance("httproute-header-matching.yaml"),
+            vec![
+                to("infra-backend-v1", "/").header("Version", "one"),
+                to("infra-backend-v2", "/").header("Version", "two"),
+                to("infra-backend-v1", "/")
+                    .header("Version", "two")
+                    .header("Color", "orange"),
+                to("infra-backend-v2", "/")
+                    .header("Version", "two")
+                    .header("Color", "blue"),
+                status(404, "/").header("Color", "orange"),
+                status(404, "/").header("Some-Other-Header", "one"),
+                to("infra-backend-v1", "/").header("Color", "blue"),
+                to("infra-backend-v1", "/").header("Color", "green"),
+                to("infra-backend-v2", "/").header("Color", "red"),
+                to("infra-backend-v2", "/").header("Color", "yellow"),
+                status(404, "/").header("Color", "purple"),
+            ],
+        ),
+        (
+            "HTTPRouteRequestHeaderModifier",
+            conformance("httproute-request-header-modifier.yaml"),
+            vec![
+                to("infra-backend-v1", "/set")
+                    .header("Some-Other-Header", "val")
+                    .seen(
+                        "/set",
+                        &[
+                            ("Some-Other-Header", "val"),
+                            ("X-Header-Set", "set-overwrites-values"),
+                        ],
+                    ),
+                to("infra-backend-v1", "/set")
+                    .header("Some-Other-Header", "val")
+                    .header("X-Header-Set", "some-other-value")
+                    .seen(
+                        "/set",
+                        &[
+                            ("Some-Other-Header", "val"),
+                            ("X-Header-Set", "set-overwrites-values"),
+                        ],
+                    ),
+                to("infra-backend-v1", "/add")
+                    .header("Some-Other-Header", "val")
+                    .seen(
+                        "/add",
+                        &[
+                            ("Some-Other-Header", "val"),
+                            ("X-Header-Add", "add-appends-values"),
+                        ],
+                    ),
+                to("infra-backend-v1", "/add")
+                    .header("Some-Other-Header", "val")
+                    .header("X-Header-Add", "some-other-value")
+                    .seen(
+                        "/add",
+                        &[
+                            ("Some-Other-Header", "val"),
+                            ("X-Header-Add", "some-other-value,add-appends-values"),
+                        ],
+                    ),
+                to("infra-backend-v1", "/remove")
+                    .header("X-Header-Remove", "val")
+                    .seen("/remove", &[])
+                    .absent(&["X-Header-Remove"]),
+                to("infra-backend-v1", "/multiple")
+                    .header("X-Header-Set-2", "set-val-2")
+                    .header("X-Header-Add-2", "add-val-2")
+                    .header("X-Header-Remove-2", "remove-val-2")
+                    .header("Another-Header", "another-header-val")
+                    .seen(
+                        "/multiple",
+                        &[
+                            ("X-Header-Set-1", "header-set-1"),
+                            ("X-Header-Set-2", "header-set-2"),
+                            ("X-Header-Add-1", "header-add-1"),
+                            ("X-Header-Add-2", "add-val-2,header-add-2"),
+                            ("X-Header-Add-3", "header-add-3"),
+                            ("Another-Header", "another-header-val"),
+                        ],
+                    )
+                    .absent(&["X-Header-Remove-1", "X-Header-Remove-2"]),
+            ],
+        ),
+        (
+            "HTTPRouteRewritePath",
+            conformance("httproute-rewrite-path.yaml"),
+            vec![
+                to("infra-backend-v1", "/prefix/one/two").seen("/one/two", &[]),
+                to("infra-backend-v1", "/strip-prefix/three").seen("/three", &[]),
+                to("infra-backend-v1", "/strip-prefix").seen("/", &[]),
+                to("infra-backend-v1", "/full/one/two").seen("/one", &[]),
+                to(
+                    "infra-backend-v1",
+                    "/full/rewrite-path-and-modify-headers/test",
+                )
+                .header("X-Header-Remove", "remove-val")
+                .header("X-Header-Add-Append", "append-val-1")
+                .seen(
+                    "/test",
+                    &[
+                        ("X-Header-Add", "header-val-1"),
+                        ("X-Header-Add-Append", "append-val-1,header-val-2"),
+                        ("X-Header-Set", "set-overwrites-values"),
+                    ],
+                )
                 .absent(&["X-Header-Remove"]),
-            to("infra-backend-v1", "/prefix/rewrite-path-and-modify-headers/one")
-                .header("X-Header-Remove", "remove-val").header("X-Header-Add-Append", "append-val-1")
-                .seen("/prefix/one", &[("X-Header-Add", "header-val-1"), ("X-Header-Add-Append", "append-val-1,header-val-2"), ("X-Header-Set", "set-overwrites-values")])
+                to(
+                    "infra-backend-v1",
+                    "/prefix/rewrite-path-and-modify-headers/one",
+                )
+                .header("X-Header-Remove", "remove-val")
+                .header("X-Header-Add-Append", "append-val-1")
+                .seen(
+                    "/prefix/one",
+                    &[
+                        ("X-Header-Add", "header-val-1"),
+                        ("X-Header-Add-Append", "append-val-1,header-val-2"),
+                        ("X-Header-Set", "set-overwrites-values"),
+                    ],
+                )
                 .absent(&["X-Header-Remove"]),
-        ]),
-        ("HTTPRouteRedirectHostAndStatus", conformance("httproute-redirect-host-and-status.yaml"), vec![
-            status(302, "/hostname-redirect").location("http://example.org/hostname-redirect"),
-            status(301, "/host-and-status").location("http://example.org/host-and-status"),
-        ]),
-        ("HTTPRouteRedirectScheme", conformance("httproute-redirect-scheme.yaml"), vec![
-            status(302, "/scheme").location("https://gw.example/scheme"),
-            status(302, "/scheme-and-host").location("https://example.org/scheme-and-host"),
-            status(301, "/scheme-and-status").location("https://gw.example/scheme-and-status"),
-            status(302, "/scheme-and-host-and-status").location("https://example.org/scheme-and-host-and-status"),
-        ]),
+            ],
+        ),
+        (
+            "HTTPRouteRedirectHostAndStatus",
+            conformance("httproute-redirect-host-and-status.yaml"),
+            vec![
+                status(302, "/hostname-redirect").location("http://example.org/hostname-redirect"),
+                status(301, "/host-and-status").location("http://example.org/host-and-status"),
+            ],
+        ),
+        (
+            "HTTPRouteRedirectScheme",
+            conformance("httproute-redirect-scheme.yaml"),
+            vec![
+                status(302, "/scheme").location("https://gw.example/scheme"),
+                status(302, "/scheme-and-host").location("https://example.org/scheme-and-host"),
+                status(301, "/scheme-and-status").location("https://gw.example/scheme-and-status"),
+                status(302, "/scheme-and-host-and-status")
+                    .location("https://example.org/scheme-and-host-and-status"),
+            ],
+        ),
         // HTTPRouteInvalidReferenceGrant: the route without its grant gets 500.
-        ("HTTPRouteInvalidReferenceGrant", conformance("httproute-reference-grant.yaml").split("---\n").nth(1).unwrap().to_string(), vec![
-            status(500, "/"),
-        ]),
-        ("HTTPRouteReferenceGrant", conformance("httproute-reference-grant.yaml"), vec![
-            to("web-backend", "/"),
-        ]),
+        (
+            "HTTPRouteInvalidReferenceGrant",
+            conformance("httproute-reference-grant.yaml")
+                .split("---\n")
+                .nth(1)
+                .unwrap()
+                .to_string(),
+            vec![status(500, "/")],
+        ),
+        (
+            "HTTPRouteReferenceGrant",
+            conformance("httproute-reference-grant.yaml"),
+            vec![to("web-backend", "/")],
+        ),
     ];
     let mut version = settled_rds_version(&pilot.syncz(), &same_node);
     for (i, (name, routes, expects)) in cases.iter().enumerate() {
@@ -368,7 +577,8 @@ fn gateway_api_conformance_cases_and_a_weighted_split_at_the_edge() {
             version = Some(
                 pilot
                     .wait_for(&what, Duration::from_secs(20), |p| {
-                        settled_rds_version(&p.syncz(), &same_node).filter(|v| Some(v) != old.as_ref())
+                        settled_rds_version(&p.syncz(), &same_node)
+                            .filter(|v| Some(v) != old.as_ref())
                     })
                     .unwrap_or_else(|e| panic!("{e}")),
             );
@@ -377,49 +587,69 @@ fn gateway_api_conformance_cases_and_a_weighted_split_at_the_edge() {
     }
 
     // HTTPRouteListenerHostnameMatching: each listener its own routes.
-    eventually("listener hostname matching", Duration::from_secs(20), || {
-        to("infra-backend-v1", "/").host("bar.com").check(&client, at80(&gw_lhm), &echo_refs)
-    });
-    check_all("HTTPRouteListenerHostnameMatching", &client, at80(&gw_lhm), &echo_refs, &[
-        to("infra-backend-v1", "/").host("bar.com"),
-        to("infra-backend-v2", "/").host("foo.bar.com"),
-        to("infra-backend-v3", "/").host("baz.bar.com"),
-        to("infra-backend-v3", "/").host("boo.bar.com"),
-        to("infra-backend-v3", "/").host("multiple.prefixes.bar.com"),
-        status(404, "/").host("foo.com"),
-        status(404, "/").host("no.matching.host"),
-    ]);
+    eventually(
+        "listener hostname matching",
+        Duration::from_secs(20),
+        || {
+            to("infra-backend-v1", "/")
+                .host("bar.com")
+                .check(&client, at80(&gw_lhm), &echo_refs)
+        },
+    );
+    check_all(
+        "HTTPRouteListenerHostnameMatching",
+        &client,
+        at80(&gw_lhm),
+        &echo_refs,
+        &[
+            to("infra-backend-v1", "/").host("bar.com"),
+            to("infra-backend-v2", "/").host("foo.bar.com"),
+            to("infra-backend-v3", "/").host("baz.bar.com"),
+            to("infra-backend-v3", "/").host("boo.bar.com"),
+            to("infra-backend-v3", "/").host("multiple.prefixes.bar.com"),
+            status(404, "/").host("foo.com"),
+            status(404, "/").host("no.matching.host"),
+        ],
+    );
 
     // HTTPRouteHostnameIntersection (the routes that intersect, and the one that does not).
     eventually("hostname intersection", Duration::from_secs(20), || {
-        to("infra-backend-v1", "/s1").host("very.specific.com").check(&client, at80(&gw_hi), &echo_refs)
+        to("infra-backend-v1", "/s1")
+            .host("very.specific.com")
+            .check(&client, at80(&gw_hi), &echo_refs)
     });
-    check_all("HTTPRouteHostnameIntersection", &client, at80(&gw_hi), &echo_refs, &[
-        to("infra-backend-v1", "/s1").host("very.specific.com"),
-        status(404, "/s1").host("non.matching.com"),
-        status(404, "/s1").host("foo.nonmatchingwildcard.io"),
-        status(404, "/s1").host("foo.wildcard.io"),
-        status(404, "/non-matching-prefix").host("very.specific.com"),
-        to("infra-backend-v2", "/s2").host("foo.wildcard.io"),
-        to("infra-backend-v2", "/s2").host("bar.wildcard.io"),
-        to("infra-backend-v2", "/s2").host("foo.bar.wildcard.io"),
-        status(404, "/s2").host("non.matching.com"),
-        status(404, "/s2").host("wildcard.io"),
-        status(404, "/s2").host("very.specific.com"),
-        status(404, "/non-matching-prefix").host("foo.wildcard.io"),
-        to("infra-backend-v3", "/s3").host("very.specific.com"),
-        status(404, "/s3").host("non.matching.com"),
-        status(404, "/s3").host("foo.specific.com"),
-        status(404, "/s3").host("foo.wildcard.io"),
-        to("infra-backend-v1", "/s4").host("foo.anotherwildcard.io"),
-        to("infra-backend-v1", "/s4").host("bar.anotherwildcard.io"),
-        to("infra-backend-v1", "/s4").host("foo.bar.anotherwildcard.io"),
-        status(404, "/s4").host("anotherwildcard.io"),
-        status(404, "/s4").host("foo.wildcard.io"),
-        status(404, "/s4").host("very.specific.com"),
-        status(404, "/s5").host("specific.but.wrong.com"),
-        status(404, "/s5").host("wildcard.io"),
-    ]);
+    check_all(
+        "HTTPRouteHostnameIntersection",
+        &client,
+        at80(&gw_hi),
+        &echo_refs,
+        &[
+            to("infra-backend-v1", "/s1").host("very.specific.com"),
+            status(404, "/s1").host("non.matching.com"),
+            status(404, "/s1").host("foo.nonmatchingwildcard.io"),
+            status(404, "/s1").host("foo.wildcard.io"),
+            status(404, "/non-matching-prefix").host("very.specific.com"),
+            to("infra-backend-v2", "/s2").host("foo.wildcard.io"),
+            to("infra-backend-v2", "/s2").host("bar.wildcard.io"),
+            to("infra-backend-v2", "/s2").host("foo.bar.wildcard.io"),
+            status(404, "/s2").host("non.matching.com"),
+            status(404, "/s2").host("wildcard.io"),
+            status(404, "/s2").host("very.specific.com"),
+            status(404, "/non-matching-prefix").host("foo.wildcard.io"),
+            to("infra-backend-v3", "/s3").host("very.specific.com"),
+            status(404, "/s3").host("non.matching.com"),
+            status(404, "/s3").host("foo.specific.com"),
+            status(404, "/s3").host("foo.wildcard.io"),
+            to("infra-backend-v1", "/s4").host("foo.anotherwildcard.io"),
+            to("infra-backend-v1", "/s4").host("bar.anotherwildcard.io"),
+            to("infra-backend-v1", "/s4").host("foo.bar.anotherwildcard.io"),
+            status(404, "/s4").host("anotherwildcard.io"),
+            status(404, "/s4").host("foo.wildcard.io"),
+            status(404, "/s4").host("very.specific.com"),
+            status(404, "/s5").host("specific.but.wrong.com"),
+            status(404, "/s5").host("wildcard.io"),
+        ],
+    );
 
     // The weighted split at the edge, on the Gateway bound by spec.addresses.
     let split_addr = SocketAddr::from((gw_same.ip(), 8081));
@@ -435,8 +665,16 @@ fn gateway_api_conformance_cases_and_a_weighted_split_at_the_edge() {
         })
         .expect("load");
     assert_eq!(report.successes(), n, "every request answered");
-    let v1 = report.outcomes.iter().filter(|o| o.body == "infra-backend-v1").count() as u64;
-    let v2 = report.outcomes.iter().filter(|o| o.body == "infra-backend-v2").count() as u64;
+    let v1 = report
+        .outcomes
+        .iter()
+        .filter(|o| o.body == "infra-backend-v1")
+        .count() as u64;
+    let v2 = report
+        .outcomes
+        .iter()
+        .filter(|o| o.body == "infra-backend-v2")
+        .count() as u64;
     let (lo, hi_) = binomial_bounds(n as u64, 0.9);
     println!("{test}: edge split 90/10 over {n}: v1 {v1}, v2 {v2} (v1 bounds {lo}..={hi_})");
     assert_eq!(v1 + v2, n as u64);
@@ -487,7 +725,10 @@ fn gamma_httroute_splits_sidecar_traffic_to_a_service() {
     for _ in 0..20 {
         let o = mesh
             .client
-            .http_get(&mesh.request().header("end-user", "jason"), Duration::from_secs(2))
+            .http_get(
+                &mesh.request().header("end-user", "jason"),
+                Duration::from_secs(2),
+            )
             .expect("request");
         assert_eq!(o.body, "reviews-v2", "{o:?}");
     }
@@ -495,9 +736,15 @@ fn gamma_httroute_splits_sidecar_traffic_to_a_service() {
     let report = mesh.load(mesh.request(), n);
     assert_eq!(report.successes(), n, "every request answered");
     let count = |b: &str| report.outcomes.iter().filter(|o| o.body == b).count() as u64;
-    let (v1, v2, v3) = (count("reviews-v1"), count("reviews-v2"), count("reviews-v3"));
+    let (v1, v2, v3) = (
+        count("reviews-v1"),
+        count("reviews-v2"),
+        count("reviews-v3"),
+    );
     let (lo, hi) = binomial_bounds(n as u64, 0.9);
-    println!("{test}: mesh split 90/10 over {n}: v1 {v1}, v2 {v2}, v3 {v3} (v1 bounds {lo}..={hi})");
+    println!(
+        "{test}: mesh split 90/10 over {n}: v1 {v1}, v2 {v2}, v3 {v3} (v1 bounds {lo}..={hi})"
+    );
     assert_eq!(v3, 0, "reviews-v3 is in no backendRef");
     assert!((lo..=hi).contains(&v1), "v1 {v1} outside {lo}..={hi}");
 }

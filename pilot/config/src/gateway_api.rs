@@ -22,7 +22,10 @@ pub const STANDARD_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
 /// Versions read for TCPRoute and TLSRoute (experimental channel).
 pub const EXPERIMENTAL_VERSIONS: [&str; 1] = ["v1alpha2"];
 /// GatewayClass controllers that are Rudder's.
-pub const CONTROLLERS: [&str; 2] = ["rudder.io/gateway-controller", "istio.io/gateway-controller"];
+pub const CONTROLLERS: [&str; 2] = [
+    "rudder.io/gateway-controller",
+    "istio.io/gateway-controller",
+];
 /// The pod label of a Gateway's (automated) deployment (Istio's).
 pub const GATEWAY_NAME_LABEL: &str = "gateway.networking.k8s.io/gateway-name";
 

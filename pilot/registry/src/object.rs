@@ -4,9 +4,9 @@
 use std::fmt;
 
 use rudder_config::{
-    gateway_api as gw, kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
-    GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec,
-    SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
+    gateway_api as gw, kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec,
+    DestinationRuleSpec, GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec, RouteRuleSpec,
+    ServiceEntrySpec, SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
 };
 
 /// The kinds Rudder serves.

@@ -113,7 +113,9 @@ fn a_gateway_becomes_one_istio_gateway_per_listener_bound_to_its_pods() {
     );
     let g = &s.gateways[2];
     assert_eq!(
-        g.selector.get("gateway.networking.k8s.io/gateway-name").map(String::as_str),
+        g.selector
+            .get("gateway.networking.k8s.io/gateway-name")
+            .map(String::as_str),
         Some("gw")
     );
     assert_eq!(g.servers[0].port, 8080);
@@ -139,7 +141,8 @@ spec:
     let s = build(&[PLATFORM, &gw.replace("edge.infra", "nope.infra")]);
     let f = findings(&s, "Gateway shop/manual");
     assert!(
-        f.iter().any(|(field, m)| field == "spec.addresses[0].value" && m.contains("AddressNotUsable")),
+        f.iter()
+            .any(|(field, m)| field == "spec.addresses[0].value" && m.contains("AddressNotUsable")),
         "{f:?}"
     );
 }
@@ -155,7 +158,10 @@ spec: {controllerName: projectcontour.io/gateway-controller}
     assert!(s.gateways.is_empty());
     assert!(s.diagnostics.iter().all(|d| d.severity != Severity::Error));
     // A class object naming Rudder's controller under another name is ours.
-    let ours = class.replace("projectcontour.io/gateway-controller", "rudder.io/gateway-controller");
+    let ours = class.replace(
+        "projectcontour.io/gateway-controller",
+        "rudder.io/gateway-controller",
+    );
     let s = build(&[PLATFORM, &ours, &GATEWAY.replace("rudder", "contour")]);
     assert_eq!(s.gateways.len(), 3);
 }
@@ -216,7 +222,8 @@ fn route_status_reasons_name_the_parent_ref() {
         let s = build(&[PLATFORM, GATEWAY, &r]);
         let f = findings(&s, object);
         assert!(
-            f.iter().any(|(field, m)| field.starts_with("spec.") && m.starts_with(reason)),
+            f.iter()
+                .any(|(field, m)| field.starts_with("spec.") && m.starts_with(reason)),
             "{what}: want {reason}, got {f:?}"
         );
         assert!(
@@ -274,11 +281,20 @@ fn hostnames_intersect_with_the_listener() {
     assert_eq!(intersect(None, &[]), ["*"]);
     assert_eq!(intersect(Some("*.example.com"), &[]), ["*.example.com"]);
     assert_eq!(
-        intersect(Some("*.example.com"), &v(&["a.example.com", "example.com", "x.net"])),
+        intersect(
+            Some("*.example.com"),
+            &v(&["a.example.com", "example.com", "x.net"])
+        ),
         ["a.example.com"]
     );
-    assert_eq!(intersect(Some("a.example.com"), &v(&["*.example.com"])), ["a.example.com"]);
-    assert_eq!(intersect(Some("*.example.com"), &v(&["*.a.example.com"])), ["*.a.example.com"]);
+    assert_eq!(
+        intersect(Some("a.example.com"), &v(&["*.example.com"])),
+        ["a.example.com"]
+    );
+    assert_eq!(
+        intersect(Some("*.example.com"), &v(&["*.a.example.com"])),
+        ["*.a.example.com"]
+    );
     assert!(intersect(Some("a.example.com"), &v(&["b.example.com"])).is_empty());
 }
 
@@ -314,7 +330,15 @@ spec:
     assert_eq!(t.len(), 1, "one VirtualService per host");
     assert_eq!(
         uris(t[0]),
-        ["=/v2/exact", "=/v2", "^/v2/", "=/v2", "^/v2/", "^/", "~/re/[0-9]+"]
+        [
+            "=/v2/exact",
+            "=/v2",
+            "^/v2/",
+            "=/v2",
+            "^/v2/",
+            "^/",
+            "~/re/[0-9]+"
+        ]
     );
     // The header match (more headers) comes before the plain prefix.
     assert_eq!(t[0].http[1].matches[0].headers.len(), 1);
@@ -341,7 +365,11 @@ spec:
     let t: Vec<&RouteTable> = s
         .route_tables
         .iter()
-        .filter(|t| t.hosts.iter().any(|h| h.as_str() == "web.shop.svc.cluster.local"))
+        .filter(|t| {
+            t.hosts
+                .iter()
+                .any(|h| h.as_str() == "web.shop.svc.cluster.local")
+        })
         .collect();
     assert_eq!(t.len(), 1, "{:?}", s.diagnostics);
     let HttpAction::Route(ds) = &t[0].http[0].action else {
@@ -351,9 +379,16 @@ spec:
     assert_eq!(weights, [90, 10]);
     assert!(s.gateway_route_tables.is_empty());
     // A parent Service that does not exist.
-    let s = build(&[PLATFORM, &r.replace("name: web, port: 8000}]\n  rules", "name: nope}]\n  rules")]);
+    let s = build(&[
+        PLATFORM,
+        &r.replace("name: web, port: 8000}]\n  rules", "name: nope}]\n  rules"),
+    ]);
     let f = findings(&s, "HTTPRoute shop/split");
-    assert!(f.iter().any(|(_, m)| m.starts_with("Accepted=False (NoMatchingParent)")), "{f:?}");
+    assert!(
+        f.iter()
+            .any(|(_, m)| m.starts_with("Accepted=False (NoMatchingParent)")),
+        "{f:?}"
+    );
 }
 
 #[test]
@@ -372,7 +407,8 @@ fn fields_rudder_does_not_serve_are_refused_with_their_path() {
         let r = validate(&[("f.yaml", &yaml)]);
         let e = errors(&r);
         assert!(
-            e.iter().any(|d| d.field.starts_with(field) && d.to_string().contains(word)),
+            e.iter()
+                .any(|d| d.field.starts_with(field) && d.to_string().contains(word)),
             "want an error at {field} naming {word}: {e:?}"
         );
     }

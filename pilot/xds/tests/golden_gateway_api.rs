@@ -85,7 +85,10 @@ fn httproute_at_a_gateway() {
     let split = routes[3]["route"]["weightedClusters"]["clusters"]
         .as_array()
         .unwrap();
-    let weights: Vec<u64> = split.iter().map(|c| c["weight"].as_u64().unwrap()).collect();
+    let weights: Vec<u64> = split
+        .iter()
+        .map(|c| c["weight"].as_u64().unwrap())
+        .collect();
     assert_eq!(weights, [90, 10]);
 }
 
@@ -114,10 +117,16 @@ fn tcproute_and_tlsroute_at_a_gateway() {
     assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
     let j = golden("gateway_api_l4", &s, &gateway_proxy(&s));
     let tcp = j["lds"]["0.0.0.0_9100"].to_string();
-    assert!(tcp.contains("outbound|9100||echo-tcp.default.svc.cluster.local"), "{tcp}");
+    assert!(
+        tcp.contains("outbound|9100||echo-tcp.default.svc.cluster.local"),
+        "{tcp}"
+    );
     let tls = j["lds"]["0.0.0.0_8443"].to_string();
     assert!(tls.contains("secure.example.com"), "{tls}");
-    assert!(tls.contains("outbound|443||secure.default.svc.cluster.local"), "{tls}");
+    assert!(
+        tls.contains("outbound|443||secure.default.svc.cluster.local"),
+        "{tls}"
+    );
 }
 
 /// The Istio configuration an HTTPRoute means (Istio's conversion, written
@@ -237,16 +246,27 @@ status: {phase: Running, podIP: 198.18.4.2, conditions: [{type: Ready, status: \
     assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
     let p = resolve_proxy(
         &s,
-        NodeId::router("198.18.4.2".parse().unwrap(), "gw-lhm-0", "gateway-conformance-infra"),
+        NodeId::router(
+            "198.18.4.2".parse().unwrap(),
+            "gw-lhm-0",
+            "gateway-conformance-infra",
+        ),
         &NodeMetadata::default(),
     );
     let j = to_json(&Generator::new(s.clone()).generate(&p));
     let rds = &j["rds"]["http.80"];
-    for (host, backend) in [("bar.com", "v1"), ("foo.bar.com", "v2"), ("*.bar.com", "v3")] {
+    for (host, backend) in [
+        ("bar.com", "v1"),
+        ("foo.bar.com", "v2"),
+        ("*.bar.com", "v3"),
+    ] {
         let routes = vhost(rds, host)["routes"].as_array().unwrap().clone();
         assert_eq!(routes.len(), 1, "{host}: {routes:?}");
         let cluster = routes[0]["route"]["cluster"].as_str().unwrap();
-        assert!(cluster.contains(&format!("infra-backend-{backend}.")), "{host}: {cluster}");
+        assert!(
+            cluster.contains(&format!("infra-backend-{backend}.")),
+            "{host}: {cluster}"
+        );
     }
     assert_eq!(rds["virtualHosts"].as_array().unwrap().len(), 3);
 }
