@@ -277,6 +277,97 @@ fn kinds() -> BTreeMap<&'static str, KindSpec> {
         json!({"selector": {"istio": "ingressgateway"},
                "servers": [{"port": {"number": 8080, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}]}),
     );
+    // The Gateway API: a Gateway `gw` (HTTP 8080 from every namespace, TCP
+    // 27017, TLS passthrough 8443) served by the platform's Gateway API
+    // gateway pod, beside each route kind under test.
+    let gw = json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gw", "namespace": "default"},
+        "spec": {"gatewayClassName": "rudder", "listeners": [
+            {"name": "http", "port": 8080, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}},
+            {"name": "tcp", "port": 27017, "protocol": "TCP"},
+            {"name": "tls", "port": 8443, "protocol": "TLS", "tls": {"mode": "Passthrough"}}]}});
+    add(
+        "GatewayClass",
+        fields_of::<c::gateway_api::GatewayClassSpec>(),
+        "gateway.networking.k8s.io/v1",
+        json!({"controllerName": "rudder.io/gateway-controller"}),
+    );
+    add(
+        "Gateway (Gateway API)",
+        fields_of::<c::gateway_api::KubeGatewaySpec>(),
+        "gateway.networking.k8s.io/v1",
+        json!({"gatewayClassName": "rudder", "listeners": [{"name": "http", "port": 8080, "protocol": "HTTP"}]}),
+    );
+    add(
+        "HTTPRoute",
+        fields_of::<c::gateway_api::HttpRouteSpec>(),
+        "gateway.networking.k8s.io/v1",
+        json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "reviews", "port": 9080}]}]}),
+    );
+    add(
+        "GRPCRoute",
+        fields_of::<c::gateway_api::GrpcRouteSpec>(),
+        "gateway.networking.k8s.io/v1",
+        json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "reviews", "port": 9080}]}]}),
+    );
+    add(
+        "TCPRoute",
+        fields_of::<c::gateway_api::TcpRouteSpec>(),
+        "gateway.networking.k8s.io/v1alpha2",
+        json!({"parentRefs": [{"name": "gw", "sectionName": "tcp"}], "rules": [{"backendRefs": [{"name": "mongodb", "port": 27017}]}]}),
+    );
+    add(
+        "TLSRoute",
+        fields_of::<c::gateway_api::TlsRouteSpec>(),
+        "gateway.networking.k8s.io/v1alpha2",
+        json!({"parentRefs": [{"name": "gw", "sectionName": "tls"}], "hostnames": ["secure.example.com"],
+               "rules": [{"backendRefs": [{"name": "secure", "port": 443}]}]}),
+    );
+    add(
+        "ReferenceGrant",
+        fields_of::<c::gateway_api::ReferenceGrantSpec>(),
+        "gateway.networking.k8s.io/v1beta1",
+        json!({"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "other"}],
+               "to": [{"group": "", "kind": "Service"}]}),
+    );
+    for kind in [
+        "HTTPRoute",
+        "GRPCRoute",
+        "TCPRoute",
+        "TLSRoute",
+        "ReferenceGrant",
+    ] {
+        m.get_mut(kind).unwrap().context.push(gw.clone());
+    }
+    // A Gateway of the class under test; a route onto the Gateway under test;
+    // a route of namespace `other` to reviews (the grant under test allows it).
+    let mut of_class = gw.clone();
+    of_class["metadata"]["name"] = json!("gw-class");
+    of_class["spec"]["gatewayClassName"] = json!("coverage");
+    m.get_mut("GatewayClass").unwrap().context.push(of_class);
+    let route = |name: &str, ns: &str, parent: &str| {
+        json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"parentRefs": [{"name": parent, "namespace": "default"}],
+                 "rules": [{"backendRefs": [{"name": "reviews", "namespace": "default", "port": 9080}]}]}})
+    };
+    m.get_mut("GatewayClass")
+        .unwrap()
+        .context
+        .push(route("to-class", "default", "gw-class"));
+    // Onto the Gateway under test: its own namespace's route and namespace
+    // `other`'s, both by listener name.
+    for (name, ns) in [("to-coverage", "default"), ("other-to-coverage", "other")] {
+        let mut r = route(name, ns, "coverage");
+        r["spec"]["parentRefs"][0]["sectionName"] = json!("http");
+        m.get_mut("Gateway (Gateway API)").unwrap().context.push(r);
+    }
+    m.get_mut("ReferenceGrant")
+        .unwrap()
+        .context
+        .push(route("from-other", "other", "gw"));
     // Subsets of the ServiceEntry's host, for endpoint labels.
     m.get_mut("ServiceEntry").unwrap().context.push(json!({
         "apiVersion": "networking.istio.io/v1", "kind": "DestinationRule",
@@ -407,8 +498,9 @@ fn platform(kind: &str) -> String {
 }
 
 /// A TCP and a TLS service beside bookinfo's HTTP ones, for `tcp` and `tls`
-/// routes and TCP settings; and an ingress gateway pod (a `router` node, for
-/// Gateway rows).
+/// routes and TCP settings; an ingress gateway pod (a `router` node, for
+/// Gateway rows); and Gateway API gateway pods (Gateways `gw`, `gw-class`
+/// and `coverage`).
 const MONGODB: &str = "apiVersion: v1
 kind: Service
 metadata: {name: secure, namespace: default}
@@ -441,6 +533,37 @@ spec: {serviceAccountName: ingressgateway}
 status:
   phase: Running
   podIP: 198.18.0.50
+  conditions: [{type: Ready, status: \"True\"}]
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: other, labels: {team: other}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gwapi-gw, namespace: default, labels: {gateway.networking.k8s.io/gateway-name: gw}}
+spec: {serviceAccountName: gw}
+status:
+  phase: Running
+  podIP: 198.18.0.51
+  conditions: [{type: Ready, status: \"True\"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gwapi-class, namespace: default, labels: {gateway.networking.k8s.io/gateway-name: gw-class}}
+spec: {serviceAccountName: gw}
+status:
+  phase: Running
+  podIP: 198.18.0.52
+  conditions: [{type: Ready, status: \"True\"}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: gwapi-coverage, namespace: default, labels: {gateway.networking.k8s.io/gateway-name: coverage}}
+spec: {serviceAccountName: gw}
+status:
+  phase: Running
+  podIP: 198.18.0.53
   conditions: [{type: Ready, status: \"True\"}]";
 
 struct Built {
@@ -453,7 +576,7 @@ fn build(kind: &str, k: &KindSpec, spec: &Value) -> Built {
     let object = |name: String, spec: &Value| {
         let o = json!({
             "apiVersion": k.api_version,
-            "kind": kind,
+            "kind": kind.split(" (").next().unwrap(),
             "metadata": {"name": name, "namespace": "default"},
             "spec": spec,
         });
@@ -491,7 +614,10 @@ fn xds(snapshot: &Arc<Snapshot>) -> Result<Value, String> {
     let generator = Generator::new(snapshot.clone());
     for w in snapshot.workloads.values() {
         // The gateway pod runs a gateway (`router` node), the others sidecars.
-        let node = if w.labels.get("istio").is_some_and(|v| v == "ingressgateway") {
+        let gateway_api = w
+            .labels
+            .contains_key("gateway.networking.k8s.io/gateway-name");
+        let node = if gateway_api || w.labels.get("istio").is_some_and(|v| v == "ingressgateway") {
             NodeId::router(w.ips[0], &w.name, &w.namespace)
         } else {
             NodeId::sidecar(w.ips[0], &w.name, &w.namespace)

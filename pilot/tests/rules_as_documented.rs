@@ -48,8 +48,8 @@ fn pilot_validate_names_other_routing_apis_and_exits_as_the_readme_says() {
     let dir = tempfile::tempdir().unwrap();
     let route = write(
         dir.path(),
-        "httproute.yaml",
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: shop}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: web, port: 80}]}]\n",
+        "udproute.yaml",
+        "apiVersion: gateway.networking.k8s.io/v1alpha2\nkind: UDPRoute\nmetadata: {name: web, namespace: shop}\nspec:\n  parentRefs: [{name: gw}]\n  rules: [{backendRefs: [{name: web, port: 80}]}]\n",
     );
     let proxy = write(
         dir.path(),
@@ -66,8 +66,8 @@ fn pilot_validate_names_other_routing_apis_and_exits_as_the_readme_says() {
         lines,
         vec![
             format!("unsupported: {}:2: HTTPProxy default/web: HTTPProxy (projectcontour.io/v1) is part of Contour's API, which Rudder does not serve; it has no effect on traffic", proxy.display()),
-            format!("unsupported: {}:1: HTTPRoute shop/web: HTTPRoute (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; it has no effect on traffic", route.display()),
             format!("unsupported: {}:6: Mapping shop/web: Mapping (getambassador.io/v3alpha1) is part of Emissary-ingress's API, which Rudder does not serve; it has no effect on traffic", mapping.display()),
+            format!("unsupported: {}:1: UDPRoute shop/web: UDPRoute (gateway.networking.k8s.io/v1alpha2) is part of the Gateway API, which Rudder does not serve yet; it has no effect on traffic", route.display()),
         ],
         "one line per object in file order, the ConfigMap silent"
     );

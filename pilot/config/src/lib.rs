@@ -1,6 +1,7 @@
 //! Kube-free spec types for everything pilot reads: Istio's
 //! `networking.istio.io` VirtualService, DestinationRule, Sidecar, ServiceEntry
-//! and WorkloadEntry, `security.istio.io`
+//! and WorkloadEntry, the Kubernetes Gateway API (`gateway.networking.k8s.io`),
+//! `security.istio.io`
 //! PeerAuthentication, RequestAuthentication and AuthorizationPolicy, the older
 //! `config.istio.io/v1alpha2` RouteRule and DestinationPolicy, trimmed
 //! Kubernetes kinds, and the `rudder-mesh` mesh config.
@@ -32,6 +33,7 @@
 
 pub mod destination_rule;
 pub mod gateway;
+pub mod gateway_api;
 pub mod kube;
 pub mod mesh;
 pub mod meta;

@@ -128,6 +128,7 @@ impl<T> Resource for Watched<T> {
 /// watches it: core and discovery kinds at their GA versions, the Istio
 /// kinds at their storage versions (`v1`; `v1alpha2` for `config.istio.io`).
 pub fn api_resource(kind: Kind) -> ApiResource {
+    const GW: &str = rudder_config::gateway_api::GROUP;
     let (group, version, kind_name, plural) = match kind {
         Kind::Namespace => ("", "v1", "Namespace", "namespaces"),
         Kind::MeshConfig => ("", "v1", "ConfigMap", "configmaps"),
@@ -164,6 +165,13 @@ pub fn api_resource(kind: Kind) -> ApiResource {
         Kind::Gateway => ("networking.istio.io", "v1", "Gateway", "gateways"),
         Kind::Ingress => ("networking.k8s.io", "v1", "Ingress", "ingresses"),
         Kind::IngressClass => ("networking.k8s.io", "v1", "IngressClass", "ingressclasses"),
+        Kind::GatewayClass => (GW, "v1", "GatewayClass", "gatewayclasses"),
+        Kind::KubeGateway => (GW, "v1", "Gateway", "gateways"),
+        Kind::HttpRoute => (GW, "v1", "HTTPRoute", "httproutes"),
+        Kind::GrpcRoute => (GW, "v1", "GRPCRoute", "grpcroutes"),
+        Kind::TcpRoute => (GW, "v1alpha2", "TCPRoute", "tcproutes"),
+        Kind::TlsRoute => (GW, "v1alpha2", "TLSRoute", "tlsroutes"),
+        Kind::ReferenceGrant => (GW, "v1beta1", "ReferenceGrant", "referencegrants"),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
         Kind::DestinationPolicy => (
             "config.istio.io",
@@ -442,6 +450,13 @@ impl Trimmed for RuleObject {
             Kind::RequestAuthentication => {
                 parse_spec::<RequestAuthenticationSpec>(self.spec).map(Body::RequestAuthentication)
             }
+            Kind::GatewayClass => parse_spec(self.spec).map(Body::GatewayClass),
+            Kind::KubeGateway => parse_spec(self.spec).map(Body::KubeGateway),
+            Kind::HttpRoute => parse_spec(self.spec).map(Body::HttpRoute),
+            Kind::GrpcRoute => parse_spec(self.spec).map(Body::GrpcRoute),
+            Kind::TcpRoute => parse_spec(self.spec).map(Body::TcpRoute),
+            Kind::TlsRoute => parse_spec(self.spec).map(Body::TlsRoute),
+            Kind::ReferenceGrant => parse_spec(self.spec).map(Body::ReferenceGrant),
             other => Err((
                 "kind".to_string(),
                 format!("{other} is not an Istio config kind"),

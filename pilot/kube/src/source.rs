@@ -99,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 19] = [
+pub const WATCHED_KINDS: [Kind; 26] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -119,6 +119,13 @@ pub const WATCHED_KINDS: [Kind; 19] = [
     Kind::Secret,
     Kind::Ingress,
     Kind::IngressClass,
+    Kind::GatewayClass,
+    Kind::KubeGateway,
+    Kind::HttpRoute,
+    Kind::GrpcRoute,
+    Kind::TcpRoute,
+    Kind::TlsRoute,
+    Kind::ReferenceGrant,
 ];
 
 /// The store scope a watched kind owns: `kubernetes/<plural>`.
@@ -208,7 +215,14 @@ impl KubeSource {
                 | Kind::DestinationPolicy
                 | Kind::PeerAuthentication
                 | Kind::AuthorizationPolicy
-                | Kind::RequestAuthentication => tokio::spawn(w.run(
+                | Kind::RequestAuthentication
+                | Kind::GatewayClass
+                | Kind::KubeGateway
+                | Kind::HttpRoute
+                | Kind::GrpcRoute
+                | Kind::TcpRoute
+                | Kind::TlsRoute
+                | Kind::ReferenceGrant => tokio::spawn(w.run(
                     Api::<Watched<RuleObject>>::all_with(client.clone(), &ar),
                     all,
                 )),
@@ -294,7 +308,7 @@ impl<S: Sink> Watch<S> {
                 }
                 Ok(watcher::Event::Apply(w)) => {
                     let key = ObjectKey::from_meta(kind, w.object.metadata());
-                    if let Some(state) = w.object.rule_state() {
+                    if let Some(state) = w.object.rule_state().filter(|_| is_istio_config(kind)) {
                         self.rules.set(key.clone(), state);
                     }
                     tracing::debug!(object = %key, "applied");
@@ -308,6 +322,17 @@ impl<S: Sink> Watch<S> {
                     tracing::debug!(object = %key, "deleted");
                     self.rules.remove(&key);
                     self.sink.delete(&key);
+                }
+                // A Gateway API kind whose CRD the cluster lacks (the user
+                // installs them, as with Istio): said once, counted as
+                // synced (empty), and retried with backoff, so installing
+                // the CRDs later needs no restart.
+                Err(error) if is_gateway_api(kind) && missing_crd(&error) => {
+                    if first_sync {
+                        first_sync = false;
+                        tracing::warn!(kind = %kind, "the cluster has no CRD for this Gateway API kind; its objects are not served until it is installed");
+                        self.synced.send_modify(|n| *n += 1);
+                    }
                 }
                 // The backoff wrapper retries: a dropped connection re-watches
                 // from the last resourceVersion, a 410 Gone re-lists.
@@ -323,6 +348,21 @@ impl<S: Sink> Watch<S> {
             scope: self.scope.clone(),
             ..Origin::default()
         }
+    }
+}
+
+/// Gateway API kinds (their CRDs may be missing).
+fn is_gateway_api(kind: Kind) -> bool {
+    rudder_registry::compile::gateway_api::KINDS.contains(&kind)
+}
+
+/// Whether a watch error says the API server does not know the resource.
+fn missing_crd(error: &watcher::Error) -> bool {
+    match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s)) => s.code == 404,
+        watcher::Error::WatchError(s) => s.code == 404,
+        _ => false,
     }
 }
 

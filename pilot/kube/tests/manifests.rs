@@ -198,7 +198,14 @@ fn pilot_rbac_grants_exactly_what_the_source_and_status_writer_use() {
             | Kind::EndpointSlice
             | Kind::Endpoints
             | Kind::Secret
-            | Kind::IngressClass => {}
+            | Kind::IngressClass
+            | Kind::GatewayClass
+            | Kind::KubeGateway
+            | Kind::HttpRoute
+            | Kind::GrpcRoute
+            | Kind::TcpRoute
+            | Kind::TlsRoute
+            | Kind::ReferenceGrant => {}
             _ => expected_cluster.push(t(&format!("{}/status", ar.plural), "patch")),
         }
         expected_cluster.push(t(&ar.plural, "list"));

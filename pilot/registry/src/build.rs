@@ -109,6 +109,13 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         }
         Body::Ingress(i) => compile::ingress::validate(i, &mut ck),
         Body::IngressClass(_) => {}
+        Body::GatewayClass(_)
+        | Body::KubeGateway(_)
+        | Body::HttpRoute(_)
+        | Body::GrpcRoute(_)
+        | Body::TcpRoute(_)
+        | Body::TlsRoute(_)
+        | Body::ReferenceGrant(_) => compile::gateway_api::validate(&obj.body, &mut ck),
     }
     ck.diagnostics
 }
@@ -309,9 +316,24 @@ pub fn build_snapshot_with_jwks<'a>(
         &mesh.root_namespace,
         &mut diagnostics,
     );
+    // Gateway API objects become Gateways and VirtualServices too.
+    let gateway_api: Vec<&Object> = compile::gateway_api::KINDS
+        .iter()
+        .flat_map(|k| get(*k))
+        .collect();
+    let (from_gateway_api, gateway_api_findings) = compile::gateway_api::translate(
+        &gateway_api,
+        &compile::gateway_api::Inputs {
+            namespaces: &snap.namespaces,
+            services: &snap.services,
+            domain: &domain,
+        },
+    );
+    diagnostics.extend(gateway_api_findings);
     let with_derived = |k: Kind| {
         let mut v = get(k);
         v.extend(from_ingresses.iter().filter(|o| o.key.kind == k));
+        v.extend(from_gateway_api.iter().filter(|o| o.key.kind == k));
         v
     };
 

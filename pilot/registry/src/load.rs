@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use rudder_config::{
-    groups, kube,
+    gateway_api, groups, kube,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
     meta::{ObjectMeta, Resource},
     MeshConfigSpec,
@@ -457,6 +457,34 @@ impl DocContext<'_> {
                 let c: kube::IngressClass = self.parse(value)?;
                 (c.metadata.clone(), Body::IngressClass(c))
             }
+            Kind::GatewayClass => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::GatewayClass(r.spec))
+            }
+            Kind::KubeGateway => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::KubeGateway(r.spec))
+            }
+            Kind::HttpRoute => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::HttpRoute(r.spec))
+            }
+            Kind::GrpcRoute => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::GrpcRoute(r.spec))
+            }
+            Kind::TcpRoute => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::TcpRoute(r.spec))
+            }
+            Kind::TlsRoute => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::TlsRoute(r.spec))
+            }
+            Kind::ReferenceGrant => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::ReferenceGrant(r.spec))
+            }
         })
     }
 
@@ -516,6 +544,13 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,
         (groups::SECURITY, "AuthorizationPolicy") => Kind::AuthorizationPolicy,
         (groups::SECURITY, "RequestAuthentication") => Kind::RequestAuthentication,
+        (gateway_api::GROUP, "GatewayClass") => Kind::GatewayClass,
+        (gateway_api::GROUP, "Gateway") => Kind::KubeGateway,
+        (gateway_api::GROUP, "HTTPRoute") => Kind::HttpRoute,
+        (gateway_api::GROUP, "GRPCRoute") => Kind::GrpcRoute,
+        (gateway_api::GROUP, "TCPRoute") => Kind::TcpRoute,
+        (gateway_api::GROUP, "TLSRoute") => Kind::TlsRoute,
+        (gateway_api::GROUP, "ReferenceGrant") => Kind::ReferenceGrant,
         _ => return None,
     })
 }

@@ -4,9 +4,10 @@
 use std::fmt;
 
 use rudder_config::{
-    kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec, DestinationRuleSpec,
-    GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec, RequestAuthenticationSpec, RouteRuleSpec,
-    ServiceEntrySpec, SidecarSpec, VirtualServiceSpec, WorkloadEntrySpec,
+    gateway_api as gw, kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec,
+    DestinationRuleSpec, GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec,
+    RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
+    WorkloadEntrySpec,
 };
 
 /// The kinds Rudder serves.
@@ -52,6 +53,20 @@ pub enum Kind {
     Ingress,
     /// networking.k8s.io/v1 IngressClass (cluster-scoped).
     IngressClass,
+    /// gateway.networking.k8s.io GatewayClass (cluster-scoped).
+    GatewayClass,
+    /// gateway.networking.k8s.io Gateway (served as an Istio Gateway).
+    KubeGateway,
+    /// gateway.networking.k8s.io HTTPRoute (served as VirtualServices).
+    HttpRoute,
+    /// gateway.networking.k8s.io GRPCRoute.
+    GrpcRoute,
+    /// gateway.networking.k8s.io TCPRoute (v1alpha2).
+    TcpRoute,
+    /// gateway.networking.k8s.io TLSRoute (v1alpha2).
+    TlsRoute,
+    /// gateway.networking.k8s.io ReferenceGrant.
+    ReferenceGrant,
 }
 
 impl Kind {
@@ -78,6 +93,13 @@ impl Kind {
             Kind::Gateway => "Gateway",
             Kind::Ingress => "Ingress",
             Kind::IngressClass => "IngressClass",
+            Kind::GatewayClass => "GatewayClass",
+            Kind::KubeGateway => "Gateway",
+            Kind::HttpRoute => "HTTPRoute",
+            Kind::GrpcRoute => "GRPCRoute",
+            Kind::TcpRoute => "TCPRoute",
+            Kind::TlsRoute => "TLSRoute",
+            Kind::ReferenceGrant => "ReferenceGrant",
         }
     }
 }
@@ -113,7 +135,7 @@ impl ObjectKey {
     /// defaults to `default` (as kubectl does) and is empty for Namespaces.
     pub fn from_meta(kind: Kind, meta: &ObjectMeta) -> Self {
         let namespace = match kind {
-            Kind::Namespace | Kind::IngressClass => String::new(),
+            Kind::Namespace | Kind::IngressClass | Kind::GatewayClass => String::new(),
             _ => meta.namespace.clone().unwrap_or_else(|| "default".into()),
         };
         Self::new(kind, namespace, meta.name.clone().unwrap_or_default())
@@ -199,6 +221,20 @@ pub enum Body {
     Ingress(kube::Ingress),
     /// IngressClass.
     IngressClass(kube::IngressClass),
+    /// Gateway API GatewayClass.
+    GatewayClass(gw::GatewayClassSpec),
+    /// Gateway API Gateway.
+    KubeGateway(gw::KubeGatewaySpec),
+    /// HTTPRoute.
+    HttpRoute(gw::HttpRouteSpec),
+    /// GRPCRoute.
+    GrpcRoute(gw::GrpcRouteSpec),
+    /// TCPRoute.
+    TcpRoute(gw::TcpRouteSpec),
+    /// TLSRoute.
+    TlsRoute(gw::TlsRouteSpec),
+    /// ReferenceGrant.
+    ReferenceGrant(gw::ReferenceGrantSpec),
 }
 
 impl Body {
@@ -225,6 +261,13 @@ impl Body {
             Body::Gateway(_) => Kind::Gateway,
             Body::Ingress(_) => Kind::Ingress,
             Body::IngressClass(_) => Kind::IngressClass,
+            Body::GatewayClass(_) => Kind::GatewayClass,
+            Body::KubeGateway(_) => Kind::KubeGateway,
+            Body::HttpRoute(_) => Kind::HttpRoute,
+            Body::GrpcRoute(_) => Kind::GrpcRoute,
+            Body::TcpRoute(_) => Kind::TcpRoute,
+            Body::TlsRoute(_) => Kind::TlsRoute,
+            Body::ReferenceGrant(_) => Kind::ReferenceGrant,
         }
     }
 }

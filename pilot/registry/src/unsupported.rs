@@ -6,7 +6,7 @@
 //! being dropped without a word; plain Kubernetes kinds Rudder has no use for
 //! stay silent.
 
-use rudder_config::{groups, meta::ObjectMeta};
+use rudder_config::{gateway_api, groups, meta::ObjectMeta};
 
 /// Routing and policy APIs of other projects, whose objects are named as
 /// unsupported rather than silently ignored: (API group, matched with its
@@ -47,6 +47,18 @@ fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
     }
 }
 
+/// The versions Rudder reads of each Gateway API kind it serves (the
+/// other kinds of the group, BackendTLSPolicy, UDPRoute, ..., are unsupported).
+fn gateway_api_versions(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "GatewayClass" | "Gateway" | "HTTPRoute" | "GRPCRoute" | "ReferenceGrant" => {
+            Some(&gateway_api::STANDARD_VERSIONS)
+        }
+        "TCPRoute" | "TLSRoute" => Some(&gateway_api::EXPERIMENTAL_VERSIONS),
+        _ => None,
+    }
+}
+
 fn in_group(group: &str, api: &str) -> bool {
     group == api
         || group
@@ -76,6 +88,19 @@ pub fn unsupported(group: &str, version: &str, kind: &str) -> Option<(&'static s
                 format!("Rudder does not serve {kind} ({group}/{version}) yet; {NO_EFFECT}"),
             )),
         };
+    }
+    if group == gateway_api::GROUP {
+        if let Some(versions) = gateway_api_versions(kind) {
+            return (!versions.contains(&version)).then(|| {
+                (
+                    "apiVersion",
+                    format!(
+                        "Rudder does not serve {kind} in {group}/{version} (it reads {}); {NO_EFFECT}",
+                        versions.join(", ")
+                    ),
+                )
+            });
+        }
     }
     let (_, api, planned) = OTHER_ROUTING_APIS
         .iter()

@@ -139,10 +139,10 @@ fn routing_apis_rudder_does_not_serve_are_named_and_plain_kinds_stay_silent() {
     };
     let no_effect = "it has no effect on traffic";
     let cases: Vec<(String, &str, &str, String)> = vec![
-        (doc("gateway.networking.k8s.io/v1", "HTTPRoute", "{name: web, namespace: shop}"), "HTTPRoute shop/web", "",
-            format!("HTTPRoute (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; {no_effect}")),
-        (doc("gateway.networking.k8s.io/v1", "GatewayClass", "{name: cls}"), "GatewayClass cls", "",
-            format!("GatewayClass (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; {no_effect}")),
+        (doc("gateway.networking.k8s.io/v1", "UDPRoute", "{name: web, namespace: shop}"), "UDPRoute shop/web", "",
+            format!("UDPRoute (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; {no_effect}")),
+        (doc("gateway.networking.k8s.io/v1alpha1", "GatewayClass", "{name: cls}"), "GatewayClass cls", "apiVersion",
+            format!("Rudder does not serve GatewayClass in gateway.networking.k8s.io/v1alpha1 (it reads v1, v1beta1); {no_effect}")),
         (doc("gateway.networking.x-k8s.io/v1alpha1", "XListenerSet", "{name: l}"), "XListenerSet default/l", "",
             format!("XListenerSet (gateway.networking.x-k8s.io/v1alpha1) is part of the Gateway API's experimental kinds, which Rudder does not serve; {no_effect}")),
         (doc("networking.x-k8s.io/v1alpha1", "HTTPRoute", "{name: old}"), "HTTPRoute default/old", "",

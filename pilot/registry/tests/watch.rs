@@ -304,7 +304,7 @@ async fn directory_source_follows_writes_edits_renames_and_deletes() {
 async fn directory_source_names_unsupported_objects_in_the_diagnostics() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
-    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: shop}\nspec: {}\n";
+    let route = "apiVersion: gateway.networking.k8s.io/v1\nkind: UDPRoute\nmetadata: {name: web, namespace: shop}\nspec: {}\n";
     std::fs::write(root.join("mixed.yaml"), format!("{}---\n{route}", vs("1s"))).unwrap();
     std::fs::write(
         root.join("svc.yaml"),
@@ -329,7 +329,7 @@ async fn directory_source_names_unsupported_objects_in_the_diagnostics() {
     };
     let file = root.join("mixed.yaml").display().to_string();
     let want = vec![format!(
-        "unsupported: {file}:10: HTTPRoute shop/web: HTTPRoute (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; it has no effect on traffic"
+        "unsupported: {file}:10: UDPRoute shop/web: UDPRoute (gateway.networking.k8s.io/v1) is part of the Gateway API, which Rudder does not serve yet; it has no effect on traffic"
     )];
     assert_eq!(lines(&registry), want);
     // Re-reading the file (a touch, an unrelated edit) names it no second time.

@@ -2,6 +2,7 @@
 //! a child process), pilot's monitoring endpoints, and split statistics.
 #![allow(dead_code)]
 
+pub mod edge;
 pub mod jwt;
 pub mod mesh;
 pub mod pilot;

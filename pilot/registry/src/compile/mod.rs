@@ -9,6 +9,7 @@
 pub mod delegate;
 pub mod destination_rule;
 pub mod gateway;
+pub mod gateway_api;
 pub mod ingress;
 pub mod kube;
 pub mod route_rule;

@@ -46,10 +46,20 @@ pub fn compile(
             }
         }
     }
+    // Bound to gateways only, a host with a dot is the Host header as
+    // written (Istio expands only dotless short names): `bar.com` at a
+    // gateway is not a Service `bar` in namespace `com`.
+    let gateway_only = !spec.gateways.is_empty()
+        && !spec
+            .gateways
+            .iter()
+            .any(|g| g == rudder_model::MESH_GATEWAY);
     let mut hosts = Vec::new();
     for (i, h) in spec.hosts.iter().enumerate() {
         if h.trim().is_empty() {
             ck.error(format!("spec.hosts[{i}]"), "host must not be empty");
+        } else if gateway_only && h.contains('.') {
+            hosts.push(h.clone());
         } else {
             hosts.push(cx.resolve(h, ns));
         }

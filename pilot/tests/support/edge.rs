@@ -1,0 +1,94 @@
+//! Gateways at the edge, shared by the end-to-end tests of gateways: a
+//! `router` Envoy in a harness pod bootstrapped from the agent's builder,
+//! plain HTTP requests from a client pod, and bounded waits.
+//!
+//! ```text
+//!  host: pilot serve ──ADS──► pod gw: Envoy (router~<ip>~<pod>.<ns>~<ns>.svc.cluster.local)
+//!  pod client ── HttpRequest ─► <gw ip>:<port> ─► backends (echo pods)
+//! ```
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress};
+use rudder_harness::{Envoy, EnvoySpec, HttpRequest, Outcome, Pod};
+use rudder_model::{NodeId, NodeMetadata};
+
+/// Starts a gateway Envoy (`router` node) for pod `name` in namespace `ns`
+/// with pod `labels`, fed by pilot at `xds`, and waits until it is live.
+pub fn start_router(
+    pod: &Pod,
+    xds: SocketAddr,
+    name: &str,
+    ns: &str,
+    labels: &[(&str, &str)],
+) -> Envoy {
+    let node = NodeId::router(pod.ip().into(), name, ns);
+    let metadata = NodeMetadata {
+        namespace: ns.into(),
+        service_account: name.into(),
+        workload_name: name.into(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        instance_ips: vec![pod.ip().into()],
+        ..NodeMetadata::default()
+    };
+    let discovery = DiscoveryAddress {
+        host: xds.ip().to_string(),
+        port: xds.port(),
+    };
+    let cfg = BootstrapConfig::new(node, metadata, discovery);
+    let envoy = pod
+        .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
+        .expect("spawn gateway Envoy");
+    envoy
+        .wait_live(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("gateway Envoy {name} not live: {e}"));
+    envoy
+}
+
+/// Lets UID 1337 bind ports below 1024 in the pod's network namespace, as
+/// gateway pods do (`net.ipv4.ip_unprivileged_port_start=0`), so listener
+/// ports are served as written.
+pub fn allow_low_ports(pod: &Pod) {
+    let out = pod
+        .exec("sysctl", &["-w", "net.ipv4.ip_unprivileged_port_start=0"])
+        .expect("sysctl in the gateway pod");
+    assert!(out.status.success(), "sysctl: {out:?}");
+}
+
+/// One GET from `client` to `addr` with `host` and extra headers.
+pub fn get(
+    client: &Pod,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Outcome {
+    let mut req = HttpRequest::get(addr, path).host(host);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    client
+        .http_get(&req, Duration::from_secs(5))
+        .unwrap_or_else(|e| Outcome {
+            error: Some(e.to_string()),
+            ..Outcome::default()
+        })
+}
+
+/// Polls `f` every 200 ms until it holds; panics with its last error after `timeout`.
+pub fn eventually(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<(), String>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match f() {
+            Ok(()) => return,
+            Err(e) if Instant::now() >= deadline => panic!("timed out waiting for {what}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
