@@ -1,7 +1,8 @@
 //! pilot's certificate authority and Istio's certificate service.
 //!
 //! ```text
-//!   --ca-dir: root-cert.pem + root-key.pem ─► root ─► CertificateAuthority
+//!   --ca-dir: root-cert.pem + root-key.pem (self-signed) ─┐
+//!          or ca-cert/ca-key/cert-chain/root-cert.pem (plug-in) ─┴► Root ─► CertificateAuthority
 //!                                                        │ sign_workload / serving_cert
 //!   agent ──TLS :15012── CreateCertificate(csr) ─► CertificateService ─┘
 //!           (Bearer token)                         │ Authenticators
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod ca;
 pub mod client;
 pub mod metrics;
+pub mod plugin;
 pub mod proto;
 pub mod root;
 pub mod service;
