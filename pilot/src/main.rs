@@ -20,6 +20,7 @@
 mod identity;
 mod monitoring;
 mod proxies;
+mod secure_tls;
 mod serve;
 mod validate;
 mod xds_auth;
