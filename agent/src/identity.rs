@@ -147,17 +147,62 @@ pub async fn fetch(cfg: &CaClientConfig) -> Result<Issued, IdentityError> {
         })
         .map(|(not_before, not_after, serial)| Issued {
             not_before: not_before.max(rudder_ca::unix_now()),
-            // The root travels in its own file/secret; the chain file holds the rest.
-            chain_pem: chain
-                .iter()
-                .filter(|c| c.trim() != root_pem.trim())
-                .cloned()
-                .collect(),
+            // The root(s) travel in their own file/secret; the chain file
+            // holds the leaf and the intermediates.
+            chain_pem: without_roots(&chain, &root_pem),
             key_pem,
             root_pem,
             not_after,
             serial,
         })
+}
+
+/// The certificates of `chain` that are not in `root_pem`, PEM, in order.
+pub fn without_roots(chain: &[String], root_pem: &str) -> String {
+    let roots: Vec<Vec<u8>> = Pem::iter_from_buffer(root_pem.as_bytes())
+        .filter_map(Result::ok)
+        .map(|p| p.contents)
+        .collect();
+    let self_signed = |p: &Pem| {
+        p.parse_x509()
+            .map(|c| c.subject() == c.issuer() && c.verify_signature(None).is_ok())
+            .unwrap_or(false)
+    };
+    chain
+        .iter()
+        .flat_map(|c| Pem::iter_from_buffer(c.as_bytes()).filter_map(Result::ok))
+        .filter(|p| !roots.contains(&p.contents) && !self_signed(p))
+        .map(|p| {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::STANDARD.encode(&p.contents);
+            let lines: Vec<&str> = b64
+                .as_bytes()
+                .chunks(64)
+                .map(|l| std::str::from_utf8(l).unwrap_or_default())
+                .collect();
+            format!(
+                "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+                lines.join("\n")
+            )
+        })
+        .collect()
+}
+
+/// The DER of the root in `root_pem` that the last certificate of
+/// `chain_pem` (leaf + intermediates) is signed by.
+pub fn anchor(chain_pem: &str, root_pem: &str) -> Option<Vec<u8>> {
+    let top = Pem::iter_from_buffer(chain_pem.as_bytes())
+        .filter_map(Result::ok)
+        .last()?;
+    let top = top.parse_x509().ok()?;
+    Pem::iter_from_buffer(root_pem.as_bytes())
+        .filter_map(Result::ok)
+        .find(|r| {
+            r.parse_x509()
+                .map(|r| top.verify_signature(Some(r.public_key())).is_ok())
+                .unwrap_or(false)
+        })
+        .map(|r| r.contents)
 }
 
 /// Checks a chain: the leaf is signed (through any intermediates) by a
@@ -188,16 +233,26 @@ pub fn verify(
         .collect::<Result<_, _>>()
         .map_err(|e| format!("--ca-root is not X.509: {e}"))?;
     let leaf = certs.first().ok_or("the CA returned an empty chain")?;
-    for pair in certs.windows(2) {
-        pair[0]
-            .verify_signature(Some(pair[1].public_key()))
+    // Istio's cert_chain: leaf, the CA's chain (intermediates, maybe the
+    // root), the root bundle. Walk up from the leaf until a certificate is
+    // signed by one of our roots; each step must be signed by the next.
+    let mut anchored = false;
+    for (i, c) in certs.iter().enumerate() {
+        if roots
+            .iter()
+            .any(|r| c.verify_signature(Some(r.public_key())).is_ok())
+        {
+            anchored = true;
+            break;
+        }
+        let Some(next) = certs.get(i + 1) else {
+            break;
+        };
+        c.verify_signature(Some(next.public_key()))
             .map_err(|e| format!("the chain does not link up: {e}"))?;
     }
-    let last = certs.last().unwrap_or(leaf);
-    if !roots
-        .iter()
-        .any(|r| last.verify_signature(Some(r.public_key())).is_ok())
-    {
+    if !anchored {
+        let last = certs.last().unwrap_or(leaf);
         return Err(format!(
             "root mismatch: the chain (issuer {}) is not signed by the mesh root in --ca-root; pilot's CA and this pod disagree on the root",
             last.issuer()
@@ -306,5 +361,55 @@ mod tests {
         assert!(verify(&issued.chain, &root_cert, &id, &other_key)
             .unwrap_err()
             .contains("not for the key"));
+    }
+
+    #[test]
+    fn a_plugin_chain_verifies_through_the_intermediate_and_keeps_it() {
+        let now = rudder_ca::unix_now();
+        let (old_root, _) = rudder_ca::root::generate("corp", now).unwrap();
+        let (root, root_key) = rudder_ca::root::generate("corp", now).unwrap();
+        let (ca_cert, ca_key) = rudder_ca::plugin::generate_intermediate(
+            &root,
+            &root_key,
+            "mesh ca",
+            now - 60,
+            now + 3600,
+        )
+        .unwrap();
+        let bundle = format!("{old_root}{root}");
+        let files = rudder_ca::plugin::PluginFiles {
+            ca_cert: ca_cert.clone(),
+            ca_key,
+            cert_chain: format!("{ca_cert}{root}"),
+            root_cert: bundle.clone(),
+        };
+        let signer = rudder_ca::plugin::from_files("d".as_ref(), &files, now).unwrap();
+        let ca =
+            rudder_ca::CertificateAuthority::new(signer, "cluster.local", Duration::from_secs(600));
+        let id = SpiffeId::new("cluster.local", "default", "app");
+        let (key, csr) = key_and_csr(&id).unwrap();
+        let issued = ca.sign_workload(&csr, &id, None).unwrap();
+        verify(&issued.chain, &bundle, &id, &key).unwrap();
+        // Only the old root: refused.
+        let err = verify(&issued.chain, &old_root, &id, &key).unwrap_err();
+        assert!(err.contains("does not link up"), "{err}");
+        // Envoy gets leaf + intermediate; the roots go to ROOTCA.
+        let chain_pem = without_roots(&issued.chain, &bundle);
+        let ders: Vec<Vec<u8>> = Pem::iter_from_buffer(chain_pem.as_bytes())
+            .map(|p| p.unwrap().contents)
+            .collect();
+        assert_eq!(ders.len(), 2);
+        let ca_der = Pem::iter_from_buffer(ca_cert.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .contents;
+        assert_eq!(ders[1], ca_der);
+        let root_der = Pem::iter_from_buffer(root.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()
+            .contents;
+        assert_eq!(anchor(&chain_pem, &bundle), Some(root_der));
     }
 }

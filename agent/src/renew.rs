@@ -147,8 +147,51 @@ fn log_failure(error: &identity::IdentityError, cfg: &CaClientConfig, retry_in: 
     }
 }
 
-/// Renews forever: at half life (with jitter) fetch a new certificate and
-/// publish it; on failure keep the current one and retry with backoff. In
+/// How often the root file (`--ca-root`) is read for a new trust bundle.
+pub const ROOT_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// After the bundle gained a root, how long the agent keeps asking (every
+/// [`NEW_ROOT_RETRY`]) for a certificate under it: the bundle can reach the
+/// pod before pilot signs with the new intermediate.
+pub const NEW_ROOT_WAIT: Duration = Duration::from_secs(60);
+/// See [`NEW_ROOT_WAIT`].
+pub const NEW_ROOT_RETRY: Duration = Duration::from_secs(3);
+
+/// Whether `bundle` holds a root `old_bundle` does not have, and `issued`
+/// chains to none of the new ones.
+fn waiting_for_new_root(issued: &Issued, old_bundle: &str) -> bool {
+    use x509_parser::pem::Pem;
+    let ders = |b: &str| -> Vec<Vec<u8>> {
+        Pem::iter_from_buffer(b.as_bytes())
+            .filter_map(Result::ok)
+            .map(|p| p.contents)
+            .collect()
+    };
+    let old = ders(old_bundle);
+    let new: Vec<Vec<u8>> = ders(&issued.root_pem)
+        .into_iter()
+        .filter(|r| !old.contains(r))
+        .collect();
+    !new.is_empty()
+        && identity::anchor(&issued.chain_pem, &issued.root_pem).is_none_or(|a| !new.contains(&a))
+}
+
+/// Returns once `root_file` holds something else than `current` (a root
+/// rotation: the ConfigMap volume, or the local runner, updated it).
+async fn root_changed(root_file: &Path, current: &str) {
+    loop {
+        tokio::time::sleep(ROOT_CHECK_INTERVAL).await;
+        match tokio::fs::read_to_string(root_file).await {
+            Ok(now) if !now.trim().is_empty() && now.trim() != current.trim() => return,
+            _ => {}
+        }
+    }
+}
+
+/// Renews forever: at half life (with jitter), or at once when the trust
+/// bundle in `--ca-root` changes (a root rotation: the new bundle goes to
+/// Envoy as `ROOTCA` with a certificate from the CA's current signer), fetch
+/// a new certificate and publish it; on failure keep the current one and
+/// retry with backoff. In
 /// SDS mode it also keeps `rudder_agent_cert_expiry_seconds` current (in
 /// file mode the supervisor does, from the files Envoy actually uses).
 pub async fn run(
@@ -159,22 +202,39 @@ pub async fn run(
     backoff: Backoff,
 ) {
     let mut renewals: u64 = 0;
+    // Set while a grown bundle waits for a certificate under a new root.
+    let mut new_root: Option<(String, tokio::time::Instant)> = None;
     loop {
         if matches!(sink, Sink::Sds(_)) {
             state.cert_not_after.set(current.not_after);
         }
-        let wait = identity::renew_in(
+        let mut wait = identity::renew_in(
             current.not_before,
             current.not_after,
             crate::supervisor::unix_now(),
             identity::jitter(),
         );
+        if let Some((old, until)) = &new_root {
+            if waiting_for_new_root(&current, old) && tokio::time::Instant::now() < *until {
+                wait = wait.min(NEW_ROOT_RETRY);
+            } else {
+                new_root = None;
+            }
+        }
         tracing::debug!(
             wait_ms = wait.as_millis() as u64,
             not_after = current.not_after,
             "next certificate renewal"
         );
-        tokio::time::sleep(wait).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = root_changed(&cfg.root_file, &current.root_pem) => {
+                tracing::info!(root_file = %cfg.root_file.display(), "the mesh trust bundle changed: renewing now");
+                if new_root.is_none() {
+                    new_root = Some((current.root_pem.clone(), tokio::time::Instant::now() + NEW_ROOT_WAIT));
+                }
+            }
+        }
         let mut backoff = backoff;
         current = loop {
             match identity::fetch(&cfg).await {

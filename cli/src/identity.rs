@@ -4,6 +4,9 @@
 //! ```text
 //! <state>/ca/root-cert.pem  0644 ─┬─► pilot --ca-dir (its CA signs with the pair)
 //!           /root-key.pem   0600 ─┘   every pod: /var/run/secrets/istio/root-cert.pem
+//! or --cacerts DIR (plug-in CA: ca-cert, ca-key, cert-chain, root-cert.pem)
+//!     ─► pilot --ca-dir DIR; a changed DIR/root-cert.pem is copied to every
+//!        pod by the supervisor (kubelet's part for the root ConfigMap)
 //!           /token-key      0600 ───► pilot --local-token-key (HMAC key, base64)
 //! sign_local_token(key, pod, ns, sa) ─► <pod>/volumes/istio-token/istio-token (0400, proxy UID)
 //!                                      = /var/run/secrets/tokens/istio-token
@@ -81,19 +84,30 @@ impl std::fmt::Debug for MeshIdentity {
 
 impl MeshIdentity {
     /// Loads `<state>/ca`, creating the root pair and the token key when
-    /// missing (once per instance: never a second root).
-    pub fn prepare(state_dir: &Path) -> Result<MeshIdentity, IdentityError> {
-        let ca_dir = state_dir.join("ca");
+    /// missing (once per instance: never a second root). With `cacerts` (an
+    /// operator's plug-in CA directory), or when `<state>/ca` already holds
+    /// plug-in files, pilot signs with those: they are checked here and no
+    /// root is created.
+    pub fn prepare(
+        state_dir: &Path,
+        cacerts: Option<&Path>,
+    ) -> Result<MeshIdentity, IdentityError> {
+        let state_ca = state_dir.join("ca");
+        let ca_dir = cacerts.map_or_else(|| state_ca.clone(), Path::to_path_buf);
         let now = rudder_ca::unix_now();
-        rudder_ca::root::load_or_create(&ca_dir, TRUST_DOMAIN, now).map_err(|e| {
-            IdentityError::Root {
-                dir: ca_dir.clone(),
-                message: e.to_string(),
-            }
-        })?;
+        let root_err = |e: rudder_ca::root::RootError| IdentityError::Root {
+            dir: ca_dir.clone(),
+            message: e.to_string(),
+        };
+        if cacerts.is_some() || rudder_ca::plugin::present(&ca_dir) {
+            rudder_ca::plugin::load(&ca_dir, now).map_err(root_err)?;
+            fs::create_dir_all(&state_ca).map_err(io(&state_ca))?;
+        } else {
+            rudder_ca::root::load_or_create(&ca_dir, TRUST_DOMAIN, now).map_err(root_err)?;
+        }
         let cert = ca_dir.join(rudder_ca::root::ROOT_CERT_FILE);
         let root_cert_pem = fs::read_to_string(&cert).map_err(io(&cert))?;
-        let token_key_file = ca_dir.join("token-key");
+        let token_key_file = state_ca.join("token-key");
         if !token_key_file.exists() {
             let mut bytes = [0u8; 32];
             let urandom = Path::new("/dev/urandom");
@@ -128,13 +142,13 @@ mod tests {
     #[test]
     fn prepare_creates_once_and_reuses() {
         let dir = tempfile::tempdir().unwrap();
-        let a = MeshIdentity::prepare(dir.path()).unwrap();
+        let a = MeshIdentity::prepare(dir.path(), None).unwrap();
         let key_mode = fs::metadata(&a.token_key_file)
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(key_mode & 0o777, 0o600);
-        let b = MeshIdentity::prepare(dir.path()).unwrap();
+        let b = MeshIdentity::prepare(dir.path(), None).unwrap();
         assert_eq!(a.root_cert_pem, b.root_cert_pem, "never a second root");
         assert_eq!(a.key, b.key);
         assert!(a.root_cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));

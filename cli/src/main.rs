@@ -307,6 +307,12 @@ struct UpArgs {
     /// Lifetime of workload certificates, passed to pilot (e.g. 2m, 24h; default pilot's 24h).
     #[arg(long, value_name = "DURATION")]
     workload_cert_ttl: Option<String>,
+    /// An operator's plug-in CA: a directory with Istio's cacerts files
+    /// (ca-cert.pem, ca-key.pem, cert-chain.pem, root-cert.pem). pilot signs
+    /// with it (no root is created) and re-reads it to pick up a rotation;
+    /// the runner copies a changed root-cert.pem to every pod.
+    #[arg(long, value_name = "DIR")]
+    cacerts: Option<PathBuf>,
     #[command(flatten)]
     roots: RootArgs,
     /// Internal: this process is the background runner of a `--keep` run.
@@ -607,6 +613,7 @@ fn up_options(a: &UpArgs) -> UpOptions {
         envoy: rudder_harness::envoy_bin(),
         cert_mode: a.cert_mode,
         workload_cert_ttl: a.workload_cert_ttl.clone(),
+        cacerts: a.cacerts.clone(),
     }
 }
 

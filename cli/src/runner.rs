@@ -74,6 +74,9 @@ pub struct UpOptions {
     pub cert_mode: CertMode,
     /// pilot's `--workload-cert-ttl` (None: pilot's default).
     pub workload_cert_ttl: Option<String>,
+    /// An operator's plug-in CA directory (Istio's cacerts files), pilot's
+    /// `--ca-dir` instead of `<state>/ca`.
+    pub cacerts: Option<PathBuf>,
 }
 
 /// `up` failed.
@@ -180,6 +183,7 @@ pub fn up(opts: &UpOptions, stop: &Arc<AtomicBool>) -> Result<(), UpError> {
         config: config.clone(),
         pods: live,
         shared: shared.clone(),
+        root_seen: node.identity.root_cert_pem.clone(),
     };
     inst.supervisor = Some(sup.spawn(inst.sup_stop.clone()));
     if stopped() {
@@ -307,7 +311,7 @@ fn node(opts: &UpOptions, inst: &Instance, app_dir: PathBuf) -> Result<Node, UpE
         bin_dir: opts.bin_dir.clone(),
         envoy: opts.envoy.clone(),
         app_dir,
-        identity: MeshIdentity::prepare(net.state_dir())?,
+        identity: MeshIdentity::prepare(net.state_dir(), opts.cacerts.as_deref())?,
     })
 }
 

@@ -61,6 +61,8 @@ pub struct Supervisor {
     pub pods: Vec<LivePod>,
     /// Shared state.
     pub shared: Arc<Shared>,
+    /// The trust bundle last copied to the pods (see [`Supervisor::propagate_root`]).
+    pub root_seen: String,
 }
 
 /// The VIP ports of every Service with their ready endpoints, in a stable order.
@@ -126,8 +128,52 @@ fn restart_exited(live: &mut LivePod, problems: &mut Vec<String>) {
 }
 
 impl Supervisor {
+    /// kubelet's part for ConfigMap `rudder-ca-root-cert`: when pilot's
+    /// `root-cert.pem` changed (a plug-in CA rotation), every pod's copy is
+    /// replaced atomically (write then rename), so agents see the new bundle.
+    pub fn propagate_root(&mut self) {
+        let file = self
+            .node
+            .identity
+            .ca_dir
+            .join(rudder_ca::root::ROOT_CERT_FILE);
+        let Ok(now) = std::fs::read_to_string(&file) else {
+            return;
+        };
+        if now == self.root_seen || now.trim().is_empty() {
+            return;
+        }
+        for live in &self.pods {
+            let plan = &self.plan.pods[live.index];
+            for v in &plan.volumes {
+                if v.kind != crate::container::VolumeKind::RootCert {
+                    continue;
+                }
+                let dir = live.pod.dir().join("volumes").join(&v.name);
+                let target = dir.join(rudder_injector::sidecar::ROOT_CERT_FILE);
+                let tmp = dir.join(".root-cert.pem.tmp");
+                let done = std::fs::write(&tmp, &now)
+                    .and_then(|_| {
+                        use std::os::unix::fs::PermissionsExt;
+                        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))
+                    })
+                    .and_then(|_| std::fs::rename(&tmp, &target));
+                if let Err(error) = done {
+                    self.problem(format!(
+                        "pod {}: updating {}: {error}",
+                        live.pod.name(),
+                        target.display()
+                    ));
+                }
+            }
+        }
+        tracing::info!(file = %file.display(), roots = now.matches("BEGIN CERTIFICATE").count(), "mesh trust bundle changed: copied to every pod");
+        self.root_seen = now;
+    }
+
     /// One round: probe every pod, rewrite what changed.
     pub fn tick(&mut self) {
+        self.propagate_root();
         let mut changed = false;
         let mut problems = Vec::new();
         for live in &mut self.pods {

@@ -21,6 +21,7 @@ mod identity;
 mod jwks;
 mod monitoring;
 mod proxies;
+mod secure_tls;
 mod serve;
 mod validate;
 mod xds_auth;

@@ -7,7 +7,12 @@
 //! refused, so a compromised pod cannot obtain a neighbour's identity by
 //! writing it into its request.
 
-use std::{net::IpAddr, path::Path, time::Duration};
+use std::{
+    net::IpAddr,
+    path::Path,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
 
 use rcgen::{
     CertificateParams, CertificateSigningRequestParams, DistinguishedName, DnType,
@@ -51,11 +56,13 @@ pub enum SignError {
     Sign(String),
 }
 
-/// A certificate chain as the certificate service returns it: the leaf first,
-/// the root last (Istio's `cert_chain` order).
+/// A certificate chain as the certificate service returns it, Istio's
+/// `cert_chain`: the leaf, then (plug-in mode) `cert-chain.pem`, then
+/// `root-cert.pem` (the root(s)) last.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedChain {
-    /// PEM certificates, leaf first, root last.
+    /// PEM elements: leaf first, `cert-chain.pem` next (plug-in mode), the
+    /// root bundle last.
     pub chain: Vec<String>,
     /// The leaf's `notAfter`, Unix seconds.
     pub not_after: i64,
@@ -64,7 +71,8 @@ pub struct IssuedChain {
 /// The mesh CA.
 #[derive(Debug)]
 pub struct CertificateAuthority {
-    root: Root,
+    /// The current signer; replaced when the operator rotates the plug-in files.
+    root: RwLock<Arc<Root>>,
     trust_domain: String,
     max_ttl: Duration,
 }
@@ -81,25 +89,41 @@ impl CertificateAuthority {
     /// workload certificate lifetimes.
     pub fn new(root: Root, trust_domain: &str, max_ttl: Duration) -> Self {
         Self {
-            root,
+            root: RwLock::new(Arc::new(root)),
             trust_domain: trust_domain.to_string(),
             max_ttl,
         }
     }
 
-    /// Loads the root from `dir`, or generates and persists one there.
+    /// Loads the signing CA from `dir`: the plug-in files when any is there
+    /// (see [`crate::plugin`]), else the self-signed root pair, generated
+    /// and persisted when neither file exists.
     pub fn load_or_create(
         dir: &Path,
         trust_domain: &str,
         max_ttl: Duration,
     ) -> Result<Self, RootError> {
-        let (root, _) = root::load_or_create(dir, trust_domain, crate::unix_now())?;
+        let root = load_dir(dir, trust_domain, crate::unix_now())?;
         Ok(Self::new(root, trust_domain, max_ttl))
     }
 
-    /// The root certificate (PEM) agents trust.
-    pub fn root_pem(&self) -> &str {
-        &self.root.cert_pem
+    /// Signs with `root` from now on (a rotated plug-in CA).
+    pub fn replace(&self, root: Root) {
+        *self.root.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(root);
+    }
+
+    fn current(&self) -> Arc<Root> {
+        self.root.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The root certificate(s) (PEM) agents trust.
+    pub fn root_pem(&self) -> String {
+        self.current().cert_pem.clone()
+    }
+
+    /// Plug-in mode: whether this CA signs with an operator's `ca-cert.pem`.
+    pub fn is_plugin(&self) -> bool {
+        !self.current().chain.is_empty()
     }
 
     /// The trust domain of the identities this CA issues.
@@ -137,7 +161,8 @@ impl CertificateAuthority {
             .to_string()
             .try_into()
             .map_err(|e: rcgen::Error| SignError::Sign(e.to_string()))?;
-        let mut params = self.leaf_params(vec![SanType::URI(uri)], ttl)?;
+        let root = self.current();
+        let mut params = self.leaf_params(&root, vec![SanType::URI(uri)], ttl)?;
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -148,17 +173,20 @@ impl CertificateAuthority {
             public_key: csr.public_key,
         };
         let leaf = signed
-            .signed_by(&self.root.issuer)
+            .signed_by(&root.issuer)
             .map_err(|e| SignError::Sign(e.to_string()))?;
-        Ok(IssuedChain {
-            chain: vec![leaf.pem(), self.root.cert_pem.clone()],
-            not_after,
-        })
+        // As istiod: leaf, then cert-chain.pem, then root-cert.pem.
+        let mut chain = vec![leaf.pem()];
+        if !root.chain.is_empty() {
+            chain.push(root.chain.concat());
+        }
+        chain.push(root.cert_pem.clone());
+        Ok(IssuedChain { chain, not_after })
     }
 
     /// pilot's serving certificate: `rudder-pilot.rudder-system.svc` plus
     /// `names` (DNS) and `ips`. Returns `(chain_pem, key_pem)`, the chain
-    /// being leaf + root.
+    /// being leaf + root (self-signed) or leaf + `cert-chain.pem` (plug-in).
     pub fn serving_cert(
         &self,
         names: &[String],
@@ -178,24 +206,28 @@ impl CertificateAuthority {
                 sans.push(SanType::IpAddress(*ip));
             }
         }
-        let mut params = self.leaf_params(sans, SERVING_CERT_TTL)?;
+        let root = self.current();
+        let mut params = self.leaf_params(&root, sans, SERVING_CERT_TTL)?;
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.distinguished_name.push(DnType::CommonName, default);
         let key = KeyPair::generate().map_err(sign)?;
-        let cert = params.signed_by(&key, &self.root.issuer).map_err(sign)?;
-        Ok((
-            format!("{}{}", cert.pem(), self.root.cert_pem),
-            key.serialize_pem(),
-        ))
+        let cert = params.signed_by(&key, &root.issuer).map_err(sign)?;
+        let up = if root.chain.is_empty() {
+            root.cert_pem.clone()
+        } else {
+            root.chain.concat()
+        };
+        Ok((format!("{}{}", cert.pem(), up), key.serialize_pem()))
     }
 
     fn leaf_params(
         &self,
+        root: &Root,
         sans: Vec<SanType>,
         ttl: Duration,
     ) -> Result<CertificateParams, SignError> {
         let now = crate::unix_now();
-        let not_after = (now + ttl.as_secs() as i64).min(self.root.not_after);
+        let not_after = (now + ttl.as_secs() as i64).min(root.not_after);
         let time = |t| root::unix(t).map_err(|e| SignError::Sign(e.to_string()));
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
@@ -218,6 +250,16 @@ impl CertificateAuthority {
         serial[0] &= 0x7f;
         params.serial_number = Some(SerialNumber::from_slice(&serial));
         Ok(params)
+    }
+}
+
+/// The signing CA of `dir`: plug-in files when any is present, else the
+/// self-signed pair (created when neither file exists).
+pub fn load_dir(dir: &Path, trust_domain: &str, now: i64) -> Result<Root, RootError> {
+    if crate::plugin::present(dir) {
+        crate::plugin::load(dir, now)
+    } else {
+        root::load_or_create(dir, trust_domain, now).map(|(r, _)| r)
     }
 }
 

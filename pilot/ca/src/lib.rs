@@ -1,7 +1,8 @@
 //! pilot's certificate authority and Istio's certificate service.
 //!
 //! ```text
-//!   --ca-dir: root-cert.pem + root-key.pem ─► root ─► CertificateAuthority
+//!   --ca-dir: root-cert.pem + root-key.pem (self-signed) ─┐
+//!          or ca-cert/ca-key/cert-chain/root-cert.pem (plug-in) ─┴► Root ─► CertificateAuthority
 //!                                                        │ sign_workload / serving_cert
 //!   agent ──TLS :15012── CreateCertificate(csr) ─► CertificateService ─┘
 //!           (Bearer token)                         │ Authenticators
@@ -24,6 +25,7 @@ pub mod auth;
 pub mod ca;
 pub mod client;
 pub mod metrics;
+pub mod plugin;
 pub mod proto;
 pub mod root;
 pub mod service;
@@ -42,20 +44,6 @@ pub use token::{sign_local_token, LocalTokenAuthenticator};
 pub fn server_tls(chain_pem: &str, key_pem: &str) -> tonic::transport::ServerTlsConfig {
     tonic::transport::ServerTlsConfig::new()
         .identity(tonic::transport::Identity::from_pem(chain_pem, key_pem))
-}
-
-/// TLS settings for pilot's secure port: `server_tls` that also asks each
-/// client for a certificate chaining to `client_root_pem` (the mesh root),
-/// optionally: a proxy presents its workload certificate, an agent asking
-/// for its first certificate has none yet and sends a token instead.
-pub fn server_tls_with_client_certs(
-    chain_pem: &str,
-    key_pem: &str,
-    client_root_pem: &str,
-) -> tonic::transport::ServerTlsConfig {
-    server_tls(chain_pem, key_pem)
-        .client_ca_root(tonic::transport::Certificate::from_pem(client_root_pem))
-        .client_auth_optional(true)
 }
 
 /// The URI SANs of a DER certificate (a workload certificate carries one:

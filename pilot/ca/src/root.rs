@@ -52,15 +52,29 @@ pub enum RootError {
         /// Why.
         reason: String,
     },
+    /// Plug-in mode was selected but not every file is there.
+    #[error("{dir}: plug-in CA files are incomplete, missing {missing} (a plug-in CA needs ca-cert.pem, ca-key.pem, cert-chain.pem and root-cert.pem, as Istio's cacerts)")]
+    PluginIncomplete {
+        /// The directory.
+        dir: PathBuf,
+        /// The missing files, comma-separated.
+        missing: String,
+    },
     /// rcgen failed to build a certificate.
     #[error("generating the mesh root: {0}")]
     Generate(String),
 }
 
-/// A usable root: its PEM (what agents trust) and the signing key.
+/// A usable signing CA: the root(s) agents trust, the signing key, and the
+/// chain from the signing certificate up to a root (empty when the root
+/// signs itself).
 pub struct Root {
-    /// The root certificate, PEM.
+    /// The root certificate(s) every proxy trusts, PEM (`root-cert.pem`;
+    /// several during a root rotation).
     pub cert_pem: String,
+    /// Plug-in mode: the certificates of `cert-chain.pem` (the signing CA
+    /// first), PEM; empty in self-signed mode.
+    pub chain: Vec<String>,
     /// The root's `notAfter`, Unix seconds: no leaf outlives it.
     pub not_after: i64,
     /// Signs leaves.
@@ -211,6 +225,7 @@ pub fn from_pem(
         .map_err(|e| bad_cert(format!("cannot sign with it: {e}")))?;
     Ok(Root {
         cert_pem: cert_pem.to_string(),
+        chain: Vec::new(),
         not_after: validity.not_after.timestamp(),
         issuer,
     })

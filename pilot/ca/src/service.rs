@@ -8,7 +8,7 @@
 //!     │     ├─ bad CSR ──────────────► INVALID_ARGUMENT    (csr_parsing_err_count)
 //!     │     └─ CSR for another id ───► PERMISSION_DENIED   (id_extraction_err_count, logged)
 //!     ▼
-//!  cert_chain = [leaf, root]                                (success_cert_issuance_count)
+//!  cert_chain = [leaf, cert-chain.pem (plug-in), root-cert.pem] (success_cert_issuance_count)
 //! ```
 
 use std::{sync::Arc, time::Duration};
