@@ -21,11 +21,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress, XdsMode};
-use rudder_harness::{EnvoySpec, Net, Pod};
-use rudder_model::{NodeId, NodeMetadata};
+use rudder_agent::XdsMode;
+use rudder_harness::{Net, Pod};
 use support::{
-    mesh::{prerequisites, write_config},
+    mesh::{prerequisites, write_config, Sidecar},
     pilot::{free_port, Pilot},
 };
 
@@ -172,26 +171,14 @@ fn ipv6_inbound_and_ipv6_vip_through_the_sidecar() {
         .expect("proxy-init, IPv4 and IPv6");
 
     let v6: std::net::IpAddr = POD_V6.parse().unwrap();
-    let node = NodeId::sidecar(pod.ip().into(), "web", "default");
-    let metadata = NodeMetadata {
-        namespace: "default".into(),
-        service_account: "web".into(),
-        workload_name: "web".into(),
-        labels: [("app".to_string(), "web".to_string())].into(),
-        instance_ips: vec![pod.ip().into(), v6],
-        ..NodeMetadata::default()
-    };
-    let discovery = DiscoveryAddress {
-        host: xds.ip().to_string(),
-        port: xds.port(),
-    };
-    let cfg = BootstrapConfig {
-        xds: XdsMode::Delta,
-        ..BootstrapConfig::new(node, metadata, discovery)
-    };
-    let envoy = pod
-        .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
-        .expect("spawn Envoy");
+    let (_, envoy) = Sidecar {
+        name: "web",
+        namespace: "default",
+        labels: &[],
+        ips: vec![pod.ip().into(), v6],
+        mode: XdsMode::Delta,
+    }
+    .spawn(&pod, xds);
     envoy
         .wait_live(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("Envoy not live: {e}\n{}", pilot.log_tail(20)));

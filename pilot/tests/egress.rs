@@ -39,7 +39,7 @@ use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress, XdsMode};
 use rudder_harness::{EchoConfig, Envoy, EnvoySpec, HttpRequest, Net, Outcome, Pod};
 use rudder_model::{NodeId, NodeMetadata};
 use support::{
-    mesh::{prerequisites, write_config},
+    mesh::{prerequisites, write_config, Sidecar},
     pilot::{free_port, settled_rds_version, Pilot},
 };
 
@@ -256,26 +256,14 @@ fn service_entry_tls_origination_and_outbound_traffic_policy() {
     client
         .capture(&proxy_init, &[])
         .expect("proxy-init capture in the client pod");
-    let node = NodeId::sidecar(client.ip().into(), "client", "default");
-    let metadata = NodeMetadata {
-        namespace: "default".into(),
-        service_account: "client".into(),
-        workload_name: "client".into(),
-        labels: [("app".to_string(), "client".to_string())].into(),
-        instance_ips: vec![client.ip().into()],
-        ..NodeMetadata::default()
-    };
-    let discovery = DiscoveryAddress {
-        host: xds.ip().to_string(),
-        port: xds.port(),
-    };
-    let cfg = BootstrapConfig {
-        xds: XdsMode::Delta,
-        ..BootstrapConfig::new(node.clone(), metadata, discovery)
-    };
-    let envoy = client
-        .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
-        .expect("spawn Envoy");
+    let (node, envoy) = Sidecar {
+        name: "client",
+        namespace: "default",
+        labels: &[],
+        ips: vec![client.ip().into()],
+        mode: XdsMode::Delta,
+    }
+    .spawn(&client, xds);
     envoy
         .wait_live(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("Envoy not live: {e}\n{}", pilot.log_tail(20)));
@@ -537,20 +525,14 @@ spec:
     client
         .capture(&proxy_init, &[])
         .expect("proxy-init capture in the client pod");
-    let sidecar = {
-        let node = NodeId::sidecar(client.ip().into(), "client", "default");
-        let metadata = NodeMetadata {
-            namespace: "default".into(),
-            service_account: "client".into(),
-            labels: [("app".to_string(), "client".to_string())].into(),
-            instance_ips: vec![client.ip().into()],
-            ..NodeMetadata::default()
-        };
-        let cfg = BootstrapConfig::new(node, metadata, discovery.clone());
-        client
-            .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
-            .expect("client sidecar")
-    };
+    let (_, sidecar) = Sidecar {
+        name: "client",
+        namespace: "default",
+        labels: &[],
+        ips: vec![client.ip().into()],
+        mode: XdsMode::Delta,
+    }
+    .spawn(&client, xds);
     let gateway = {
         let node = NodeId::router(gw.ip().into(), "istio-egressgateway-0", "istio-system");
         let metadata = NodeMetadata {

@@ -25,13 +25,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress, XdsMode};
-use rudder_harness::{EchoConfig, EnvoySpec, HttpRequest, Net, Pod};
-use rudder_model::{NodeId, NodeMetadata};
+use rudder_agent::XdsMode;
+use rudder_harness::{EchoConfig, HttpRequest, Net, Pod};
 use serde_json::{json, Value};
 use support::{
     jwt::{epoch, jwks, JwksServer, SigningKey},
-    mesh::{prerequisites, write_config},
+    mesh::{prerequisites, write_config, Sidecar},
     pilot::{free_port, metric, Pilot},
 };
 
@@ -197,26 +196,14 @@ fn jwt_request_authentication_with_real_envoy() {
         .expect("pilot ready");
     phase("pilot ready");
     pod.capture(&proxy_init, &[]).expect("proxy-init");
-    let node = NodeId::sidecar(pod.ip().into(), "httpbin", "default");
-    let metadata = NodeMetadata {
-        namespace: "default".into(),
-        service_account: "httpbin".into(),
-        workload_name: "httpbin".into(),
-        labels: [("app".to_string(), "httpbin".to_string())].into(),
-        instance_ips: vec![pod.ip().into()],
-        ..NodeMetadata::default()
-    };
-    let discovery = DiscoveryAddress {
-        host: xds.ip().to_string(),
-        port: xds.port(),
-    };
-    let cfg = BootstrapConfig {
-        xds: XdsMode::Delta,
-        ..BootstrapConfig::new(node, metadata, discovery)
-    };
-    let envoy = pod
-        .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
-        .expect("spawn Envoy");
+    let (_, envoy) = Sidecar {
+        name: "httpbin",
+        namespace: "default",
+        labels: &[],
+        ips: vec![pod.ip().into()],
+        mode: XdsMode::Delta,
+    }
+    .spawn(&pod, xds);
     envoy
         .wait_live(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("Envoy not live: {e}\n{}", pilot.log_tail(20)));

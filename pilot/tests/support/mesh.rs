@@ -10,7 +10,7 @@
 //! ```
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -24,6 +24,49 @@ use rudder_model::{NodeId, NodeMetadata};
 use rudder_test_support::{check_envoy, check_netns, prerequisite};
 
 use super::pilot::{free_port, settled_rds_version, Pilot, PilotError};
+
+/// A test sidecar: workload `name` (its service account, `app` label and
+/// pod name) in `namespace`, with more `labels`, the pod's addresses `ips`
+/// (the first is the node id's) and the xDS variant.
+pub struct Sidecar<'a> {
+    pub name: &'a str,
+    pub namespace: &'a str,
+    pub labels: &'a [(&'a str, &'a str)],
+    pub ips: Vec<IpAddr>,
+    pub mode: XdsMode,
+}
+
+impl Sidecar<'_> {
+    /// Starts this sidecar's Envoy in `pod` (already captured by
+    /// proxy-init) against pilot's plaintext ADS at `xds`; returns its node
+    /// id and the Envoy, not yet waited for.
+    pub fn spawn(&self, pod: &Pod, xds: SocketAddr) -> (NodeId, Envoy) {
+        let node = NodeId::sidecar(self.ips[0], self.name, self.namespace);
+        let metadata = NodeMetadata {
+            namespace: self.namespace.into(),
+            service_account: self.name.into(),
+            workload_name: self.name.into(),
+            labels: std::iter::once(("app", self.name))
+                .chain(self.labels.iter().copied())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            instance_ips: self.ips.clone(),
+            ..NodeMetadata::default()
+        };
+        let discovery = DiscoveryAddress {
+            host: xds.ip().to_string(),
+            port: xds.port(),
+        };
+        let cfg = BootstrapConfig {
+            xds: self.mode,
+            ..BootstrapConfig::new(node.clone(), metadata, discovery)
+        };
+        let envoy = pod
+            .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
+            .expect("spawn the sidecar's Envoy");
+        (node, envoy)
+    }
+}
 
 /// The reviews versions, each an unmeshed echo pod.
 pub const VERSIONS: [&str; 3] = ["v1", "v2", "v3"];
@@ -161,28 +204,14 @@ impl Mesh {
         client
             .capture(proxy_init, &[])
             .expect("proxy-init capture in the client pod");
-        let node = NodeId::sidecar(client.ip().into(), "client", "default");
-        let metadata = NodeMetadata {
-            namespace: "default".into(),
-            service_account: "client".into(),
-            workload_name: "client".into(),
-            labels: [("app", "client"), ("version", "v1")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into(),
-            instance_ips: vec![client.ip().into()],
-            ..NodeMetadata::default()
-        };
-        let discovery = DiscoveryAddress {
-            host: xds.ip().to_string(),
-            port: xds.port(),
-        };
-        let cfg = BootstrapConfig {
-            xds: mode,
-            ..BootstrapConfig::new(node.clone(), metadata, discovery)
-        };
-        let envoy = client
-            .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
-            .expect("spawn Envoy");
+        let (node, envoy) = Sidecar {
+            name: "client",
+            namespace: "default",
+            labels: &[("version", "v1")],
+            ips: vec![client.ip().into()],
+            mode,
+        }
+        .spawn(&client, xds);
         let mut mesh = Mesh {
             pilot,
             envoy,
