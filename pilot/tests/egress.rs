@@ -35,10 +35,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress, XdsMode};
+use rudder_agent::XdsMode;
 use rudder_harness::{EchoConfig, Envoy, EnvoySpec, HttpRequest, Net, Outcome, Pod};
-use rudder_model::{NodeId, NodeMetadata};
 use support::{
+    edge::start_router,
     mesh::{prerequisites, write_config, Sidecar},
     pilot::{free_port, settled_rds_version, Pilot},
 };
@@ -517,11 +517,6 @@ spec:
     pilot
         .wait_ready(Duration::from_secs(30))
         .expect("pilot ready");
-    let discovery = DiscoveryAddress {
-        host: xds.ip().to_string(),
-        port: xds.port(),
-    };
-
     client
         .capture(&proxy_init, &[])
         .expect("proxy-init capture in the client pod");
@@ -533,26 +528,16 @@ spec:
         mode: XdsMode::Delta,
     }
     .spawn(&client, xds);
-    let gateway = {
-        let node = NodeId::router(gw.ip().into(), "istio-egressgateway-0", "istio-system");
-        let metadata = NodeMetadata {
-            namespace: "istio-system".into(),
-            service_account: "istio-egressgateway".into(),
-            labels: [("istio", "egressgateway"), ("app", "istio-egressgateway")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into(),
-            instance_ips: vec![gw.ip().into()],
-            ..NodeMetadata::default()
-        };
-        let cfg = BootstrapConfig::new(node, metadata, discovery);
-        gw.spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
-            .expect("egress gateway Envoy")
-    };
-    for envoy in [&sidecar, &gateway] {
-        envoy
-            .wait_live(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("Envoy not live: {e}\n{}", pilot.log_tail(20)));
-    }
+    let gateway = start_router(
+        &gw,
+        xds,
+        "istio-egressgateway-0",
+        "istio-system",
+        &[("istio", "egressgateway"), ("app", "istio-egressgateway")],
+    );
+    sidecar
+        .wait_live(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("Envoy not live: {e}\n{}", pilot.log_tail(20)));
     let context = || {
         format!(
             "client sidecar:\n{}\negress gateway:\n{}\npilot:\n{}",

@@ -32,7 +32,7 @@ use std::{
 use rudder_agent::XdsMode;
 use rudder_harness::{EchoConfig, EchoServer, HttpRequest, LoadSpec, Pod};
 use support::{
-    edge::{allow_low_ports, eventually, get, start_router},
+    edge::{allow_low_ports, eventually, get, pod_yaml, start_router},
     mesh::{prerequisites, write_config, Mesh},
     pilot::{free_port, settled_rds_version, Pilot},
     stats::binomial_bounds,
@@ -47,20 +47,6 @@ fn conformance(file: &str) -> String {
         .join("testdata/gateway-api/conformance")
         .join(file);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn pod_yaml(name: &str, ns: &str, ip: Ipv4Addr, labels: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}
-spec: {{serviceAccountName: {name}}}
-status:
-  phase: Running
-  podIP: {ip}
-  conditions: [{{type: Ready, status: \"True\"}}]
-"
-    )
 }
 
 fn service_yaml(name: &str, ns: &str, vip: Ipv4Addr, selector: &str, port: u16) -> String {

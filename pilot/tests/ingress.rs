@@ -26,11 +26,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress};
-use rudder_harness::{EchoConfig, EnvoySpec, Net, Pod};
-use rudder_model::{NodeId, NodeMetadata};
+use rudder_harness::{EchoConfig, Net, Pod};
 use rudder_test_support::{check_tool, prerequisite};
 use support::{
+    edge::{pod_yaml, start_router},
     mesh::{prerequisites, write_config},
     pilot::{free_port, Pilot},
 };
@@ -41,20 +40,6 @@ fn credentials() -> PathBuf {
 
 fn pem(file: &str) -> String {
     std::fs::read_to_string(credentials().join(file)).expect("test credential")
-}
-
-fn pod_yaml(name: &str, ns: &str, ip: Ipv4Addr, labels: &str) -> String {
-    format!(
-        "apiVersion: v1
-kind: Pod
-metadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}
-spec: {{serviceAccountName: {name}}}
-status:
-  phase: Running
-  podIP: {ip}
-  conditions: [{{type: Ready, status: \"True\"}}]
-"
-    )
 }
 
 fn service_yaml(name: &str, vip: Ipv4Addr, port_name: &str, port: u16) -> String {
@@ -212,28 +197,13 @@ spec:
         .wait_ready(Duration::from_secs(30))
         .expect("pilot ready");
 
-    let node = NodeId::router(gw.ip().into(), "istio-ingressgateway-0", "istio-system");
-    let metadata = NodeMetadata {
-        namespace: "istio-system".into(),
-        service_account: "istio-ingressgateway".into(),
-        workload_name: "istio-ingressgateway".into(),
-        labels: [("istio", "ingressgateway"), ("app", "istio-ingressgateway")]
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into(),
-        instance_ips: vec![gw.ip().into()],
-        ..NodeMetadata::default()
-    };
-    let discovery = DiscoveryAddress {
-        host: xds.ip().to_string(),
-        port: xds.port(),
-    };
-    let cfg = BootstrapConfig::new(node, metadata, discovery);
-    let envoy = gw
-        .spawn_envoy(EnvoySpec::new(bootstrap(&cfg).to_string()))
-        .expect("spawn gateway Envoy");
-    envoy
-        .wait_live(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("gateway Envoy not live: {e}\n{}", pilot.log_tail(30)));
+    let envoy = start_router(
+        &gw,
+        xds,
+        "istio-ingressgateway-0",
+        "istio-system",
+        &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
+    );
     let gw_ip = gw.ip();
     let host = "bookinfo.example.com";
 

@@ -16,6 +16,22 @@ use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress};
 use rudder_harness::{Envoy, EnvoySpec, HttpRequest, Outcome, Pod};
 use rudder_model::{NodeId, NodeMetadata};
 
+/// A running, ready Pod `name` in `ns` at `ip` with `labels` (YAML flow
+/// mapping entries, `app: x, version: v1`) and service account `name`.
+pub fn pod_yaml(name: &str, ns: &str, ip: std::net::Ipv4Addr, labels: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: {ns}, labels: {{{labels}}}}}
+spec: {{serviceAccountName: {name}}}
+status:
+  phase: Running
+  podIP: {ip}
+  conditions: [{{type: Ready, status: \"True\"}}]
+"
+    )
+}
+
 /// Starts a gateway Envoy (`router` node) for pod `name` in namespace `ns`
 /// with pod `labels`, fed by pilot at `xds`, and waits until it is live.
 pub fn start_router(
