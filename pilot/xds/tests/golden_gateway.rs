@@ -7,10 +7,9 @@
 
 mod support;
 
-use std::{path::Path, sync::Arc};
+use std::path::Path;
 
 use rudder_model::{NodeId, NodeMetadata, Snapshot};
-use rudder_registry::{build::build_snapshot, load::load_str};
 use rudder_xds::{fixtures::test_credential, resolve_proxy};
 use serde_json::Value;
 use support::*;
@@ -39,25 +38,6 @@ fn secret(ns: &str, name: &str, stem: &str, with_ca: bool) -> String {
     s
 }
 
-fn snapshot(files: &[String]) -> Arc<Snapshot> {
-    let mut objects = Vec::new();
-    let mut diagnostics = Vec::new();
-    for (i, text) in files.iter().enumerate() {
-        let l = load_str(text, &format!("file{i}.yaml"), &format!("file{i}.yaml"));
-        assert!(
-            l.problems.is_empty() && l.rejected.is_empty() && l.unsupported.is_empty(),
-            "{:?} {:?} {:?}",
-            l.problems,
-            l.rejected,
-            l.unsupported
-        );
-        objects.extend(l.objects);
-        diagnostics.extend(l.problems);
-    }
-    let s = build_snapshot(&objects, diagnostics);
-    Arc::new(s)
-}
-
 fn gateway_proxy(s: &Snapshot) -> rudder_model::Proxy {
     resolve_proxy(
         s,
@@ -81,7 +61,7 @@ fn chain<'a>(j: &'a Value, listener: &str, name: &str) -> &'a Value {
 
 #[test]
 fn bookinfo_gateway_unchanged_routes_productpage() {
-    let s = snapshot(&[testdata("platform.yaml"), testdata("bookinfo-gateway.yaml")]);
+    let s = yaml_snapshot(&[testdata("platform.yaml"), testdata("bookinfo-gateway.yaml")]);
     assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
     let j = golden("gateway_bookinfo", &s, &gateway_proxy(&s));
     let listeners: Vec<&String> = j["lds"].as_object().unwrap().keys().collect();
@@ -111,7 +91,7 @@ fn bookinfo_gateway_unchanged_routes_productpage() {
 
 #[test]
 fn https_sni_redirect_passthrough_and_tcp() {
-    let s = snapshot(&[
+    let s = yaml_snapshot(&[
         testdata("platform.yaml"),
         testdata("gateways.yaml"),
         secret("istio-system", "bookinfo-credential", "bookinfo", false),
@@ -197,7 +177,7 @@ fn https_sni_redirect_passthrough_and_tcp() {
 
 #[test]
 fn a_missing_secret_is_a_warning_and_the_other_servers_keep_serving() {
-    let s = snapshot(&[
+    let s = yaml_snapshot(&[
         testdata("platform.yaml"),
         testdata("gateways.yaml"),
         secret("istio-system", "bookinfo-credential", "bookinfo", false),
@@ -222,7 +202,7 @@ fn a_missing_secret_is_a_warning_and_the_other_servers_keep_serving() {
 #[test]
 fn a_gateway_selecting_no_pod_leaves_the_gateway_empty() {
     let other = testdata("bookinfo-gateway.yaml").replace("istio: ingressgateway", "istio: other");
-    let s = snapshot(&[testdata("platform.yaml"), other]);
+    let s = yaml_snapshot(&[testdata("platform.yaml"), other]);
     let res = generate(&s, &gateway_proxy(&s));
     assert!(res.of(rudder_xds::TypeUrl::Listener).unwrap().is_empty());
     assert!(res.of(rudder_xds::TypeUrl::Route).unwrap().is_empty());

@@ -9,7 +9,6 @@ mod support;
 use std::{path::Path, sync::Arc};
 
 use rudder_model::{NodeId, NodeMetadata, Snapshot};
-use rudder_registry::{build::build_snapshot, load::load_str};
 use rudder_xds::{resolve_proxy, to_json, Generator};
 use serde_json::Value;
 use support::*;
@@ -19,22 +18,6 @@ fn testdata(file: &str) -> String {
         .join("../testdata/gateway-api")
         .join(file);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn snapshot(files: &[String]) -> Arc<Snapshot> {
-    let mut objects = Vec::new();
-    for (i, text) in files.iter().enumerate() {
-        let l = load_str(text, &format!("file{i}.yaml"), &format!("file{i}.yaml"));
-        assert!(
-            l.problems.is_empty() && l.rejected.is_empty() && l.unsupported.is_empty(),
-            "{:?} {:?} {:?}",
-            l.problems,
-            l.rejected,
-            l.unsupported
-        );
-        objects.extend(l.objects);
-    }
-    Arc::new(build_snapshot(&objects, vec![]))
 }
 
 fn gateway_proxy(s: &Snapshot) -> rudder_model::Proxy {
@@ -64,7 +47,7 @@ fn vhost<'a>(rds: &'a Value, domain: &str) -> &'a Value {
 
 #[test]
 fn httproute_at_a_gateway() {
-    let s = snapshot(&[
+    let s = yaml_snapshot(&[
         testdata("platform.yaml"),
         testdata("gateway.yaml"),
         testdata("httproute.yaml"),
@@ -94,7 +77,7 @@ fn httproute_at_a_gateway() {
 
 #[test]
 fn gamma_httproute_on_a_sidecar() {
-    let s = snapshot(&[testdata("platform.yaml"), testdata("gamma.yaml")]);
+    let s = yaml_snapshot(&[testdata("platform.yaml"), testdata("gamma.yaml")]);
     assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
     let j = golden("gateway_api_gamma", &s, &sidecar(&s));
     // The Service's own route configuration (its VIP listener).
@@ -109,7 +92,7 @@ fn gamma_httproute_on_a_sidecar() {
 
 #[test]
 fn tcproute_and_tlsroute_at_a_gateway() {
-    let s = snapshot(&[
+    let s = yaml_snapshot(&[
         testdata("platform.yaml"),
         testdata("gateway.yaml"),
         testdata("l4routes.yaml"),
@@ -188,12 +171,12 @@ spec:
   gatewayClassName: rudder
   listeners: [{name: http, port: 8080, protocol: HTTP, hostname: \"*.example.com\"}]
 ";
-    let a = snapshot(&[
+    let a = yaml_snapshot(&[
         testdata("platform.yaml"),
         gateway.to_string(),
         testdata("httproute.yaml"),
     ]);
-    let b = snapshot(&[testdata("platform.yaml"), EQUIVALENT.to_string()]);
+    let b = yaml_snapshot(&[testdata("platform.yaml"), EQUIVALENT.to_string()]);
     assert!(b.diagnostics.is_empty(), "{:?}", b.diagnostics);
     let xds = |s: &Arc<Snapshot>, p: &rudder_model::Proxy| {
         to_json(&Generator::new(s.clone()).generate(p))
@@ -214,8 +197,8 @@ spec:
     - {destination: {host: web.default.svc.cluster.local, port: {number: 8000}}, weight: 90}
     - {destination: {host: api.default.svc.cluster.local, port: {number: 9000}}, weight: 10}
 "#;
-    let a = snapshot(&[testdata("platform.yaml"), testdata("gamma.yaml")]);
-    let b = snapshot(&[testdata("platform.yaml"), gamma_vs.to_string()]);
+    let a = yaml_snapshot(&[testdata("platform.yaml"), testdata("gamma.yaml")]);
+    let b = yaml_snapshot(&[testdata("platform.yaml"), gamma_vs.to_string()]);
     assert_eq!(xds(&a, &sidecar(&a)), xds(&b, &sidecar(&b)));
 }
 
@@ -242,7 +225,7 @@ status: {phase: Running, podIP: 198.18.4.2, conditions: [{type: Ready, status: \
             40 + i
         ));
     }
-    let s = snapshot(&[platform.join("---\n"), text]);
+    let s = yaml_snapshot(&[platform.join("---\n"), text]);
     assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
     let p = resolve_proxy(
         &s,

@@ -8,7 +8,7 @@ mod support;
 use std::{path::Path, sync::Arc};
 
 use rudder_model::{NodeId, NodeMetadata, Snapshot};
-use rudder_registry::{build::build_snapshot, load::load_str};
+use rudder_registry::load::load_str;
 use rudder_xds::{fixtures::test_credential, resolve_proxy};
 use serde_json::{json, Value};
 use support::*;
@@ -31,22 +31,6 @@ fn secret(ns: &str, name: &str, stem: &str) -> String {
         block(test_credential(&format!("{stem}.crt"))),
         block(test_credential(&format!("{stem}.key")))
     )
-}
-
-fn snapshot(files: &[String]) -> Arc<Snapshot> {
-    let mut objects = Vec::new();
-    for (i, text) in files.iter().enumerate() {
-        let l = load_str(text, &format!("file{i}.yaml"), &format!("file{i}.yaml"));
-        assert!(
-            l.problems.is_empty() && l.rejected.is_empty() && l.unsupported.is_empty(),
-            "{:?} {:?} {:?}",
-            l.problems,
-            l.rejected,
-            l.unsupported
-        );
-        objects.extend(l.objects);
-    }
-    Arc::new(build_snapshot(&objects, vec![]))
 }
 
 fn gateway_proxy(s: &Snapshot) -> rudder_model::Proxy {
@@ -90,7 +74,7 @@ fn routes(vh: &Value) -> Vec<(String, String)> {
 
 #[test]
 fn ingress_paths_default_backend_wildcard_host_and_tls() {
-    let s = snapshot(&[
+    let s = yaml_snapshot(&[
         testdata("gateway", "platform.yaml"),
         testdata("ingress", "platform.yaml"),
         testdata("ingress", "ingress.yaml"),

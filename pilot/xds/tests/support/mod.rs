@@ -15,6 +15,26 @@ use serde_json::Value;
 
 pub const NS: &str = "default";
 
+/// The snapshot of YAML files (each its own file, in order) as the registry
+/// builds it; every object must load (no problems, rejections or
+/// unsupported kinds).
+pub fn yaml_snapshot(files: &[String]) -> Arc<Snapshot> {
+    let mut objects = Vec::new();
+    for (i, text) in files.iter().enumerate() {
+        let name = format!("file{i}.yaml");
+        let l = rudder_registry::load::load_str(text, &name, &name);
+        assert!(
+            l.problems.is_empty() && l.rejected.is_empty() && l.unsupported.is_empty(),
+            "{:?} {:?} {:?}",
+            l.problems,
+            l.rejected,
+            l.unsupported
+        );
+        objects.extend(l.objects);
+    }
+    Arc::new(rudder_registry::build::build_snapshot(&objects, vec![]))
+}
+
 pub fn host(name: &str) -> String {
     fqdn(name, NS)
 }
