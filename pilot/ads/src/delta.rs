@@ -315,14 +315,7 @@ impl Delta {
                 version: version.clone(),
                 type_url: t.as_str(),
                 nonce: nonce.clone(),
-                payload: Payload::Delta {
-                    resources: diff
-                        .send
-                        .iter()
-                        .map(|(n, r)| ((*n).clone(), (*r).clone()))
-                        .collect(),
-                    removed: diff.remove.clone(),
-                },
+                payload: Payload::of(t, &diff.send, &desired, res, true, diff.remove.clone()),
             });
             // The client now holds `desired`, plus the removals
             // make-before-break holds back.
@@ -332,7 +325,15 @@ impl Delta {
                 .filter_map(|n| st.client.get_key_value(n))
                 .map(|(n, r)| (n.clone(), r.clone()))
                 .collect();
-            let sent: Vec<String> = if t == TypeUrl::Cluster {
+            // (Only the clusters the proxy also holds assignments for.)
+            let rewarms = self
+                .types
+                .get(&TypeUrl::Endpoint)
+                .is_some_and(|eds| !eds.client.is_empty());
+            let Some(st) = self.types.get_mut(&t) else {
+                continue;
+            };
+            let sent: Vec<String> = if t == TypeUrl::Cluster && rewarms {
                 diff.send.iter().map(|(n, _)| (*n).clone()).collect()
             } else {
                 Vec::new()

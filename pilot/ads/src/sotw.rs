@@ -281,7 +281,7 @@ impl Sotw {
                 version: version.clone(),
                 type_url: t.as_str(),
                 nonce: nonce.clone(),
-                payload: Payload::Sotw(send.iter().map(|(_, r)| (*r).clone()).collect()),
+                payload: Payload::of(t, &send, &desired, res, false, Vec::new()),
             });
             cx.pushed(t, send.len());
             // Clusters this response adds or changes: Envoy re-creates them

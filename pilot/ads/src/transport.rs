@@ -30,7 +30,7 @@ use std::{
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use prost::{encoding, Message};
-use rudder_xds::Resource;
+use rudder_xds::{Content, ProxyResources, Resource, TypeUrl};
 use tokio::sync::mpsc;
 use tonic::{
     body::Body,
@@ -148,6 +148,123 @@ pub(crate) enum Payload {
         resources: Vec<(String, Arc<Resource>)>,
         removed: Vec<String>,
     },
+    /// Every resource of a map that many streams share (a first response,
+    /// a SotW CDS), and `rest` written resource by resource: the map's
+    /// bytes are encoded once and each stream's response points at them,
+    /// instead of every stream copying thousands of resources into chunks
+    /// of its own (see [`whole_bytes`]).
+    Whole {
+        map: Arc<Content>,
+        /// Resources beyond `map` (a proxy's own listeners beside the
+        /// service listeners its scope shares).
+        rest: Vec<(String, Arc<Resource>)>,
+        /// `DeltaDiscoveryResponse` resources (named, versioned) rather
+        /// than `DiscoveryResponse`'s packed ones.
+        delta: bool,
+        /// Delta's `removed_resources`.
+        removed: Vec<String>,
+    },
+}
+
+impl Payload {
+    /// The payload of a response sending `send` (entries of `desired`, in
+    /// name order) of type `t` to a proxy whose published resources are
+    /// `res`, and removing `removed` (Delta).
+    ///
+    /// A response that sends all of `desired` shares encoded bytes with
+    /// every other stream sending the same map when `desired` is the map
+    /// pilot published (many proxies share it); of a type whose maps are
+    /// each proxy's own (listeners: the capture listener holds the pod's
+    /// addresses), the part the proxy's scope shares
+    /// ([`ProxyResources::common`]) is shared and only the rest is
+    /// written for this stream. Anything else goes resource by resource.
+    pub(crate) fn of(
+        t: TypeUrl,
+        send: &[(&String, &Arc<Resource>)],
+        desired: &Arc<Content>,
+        res: &ProxyResources,
+        delta: bool,
+        removed: Vec<String>,
+    ) -> Payload {
+        let whole = !send.is_empty() && send.len() == desired.len();
+        if whole {
+            if let Some(common) = res.common(t) {
+                let rest: Vec<(String, Arc<Resource>)> = desired
+                    .iter()
+                    .filter(|(n, _)| !common.contains_key(*n))
+                    .map(|(n, r)| (n.clone(), r.clone()))
+                    .collect();
+                if rest.len() + common.len() == desired.len() {
+                    return Payload::Whole {
+                        map: common.clone(),
+                        rest,
+                        delta,
+                        removed,
+                    };
+                }
+            } else if t != TypeUrl::Listener
+                && res.shared(t).is_some_and(|m| Arc::ptr_eq(m, desired))
+            {
+                return Payload::Whole {
+                    map: desired.clone(),
+                    rest: Vec::new(),
+                    delta,
+                    removed,
+                };
+            }
+        }
+        if delta {
+            Payload::Delta {
+                resources: send
+                    .iter()
+                    .map(|(n, r)| ((*n).clone(), (*r).clone()))
+                    .collect(),
+                removed,
+            }
+        } else {
+            Payload::Sotw(send.iter().map(|(_, r)| (*r).clone()).collect())
+        }
+    }
+}
+
+/// The encoded `resources` fields of every entry of `map`, as a response of
+/// that kind carries them, built once per map and kept while the map lives:
+/// after a push thousands of streams send the same few maps (one per type
+/// and scope), so each map's bytes are produced once and every stream's
+/// response holds a reference to them (HTTP/2 writes them from the shared
+/// buffer). Entries are found by the map's address; the `Weak` keeps the
+/// address from being reused while the entry lives, and entries of maps that
+/// are gone are dropped at the next lookup.
+pub(crate) fn whole_bytes(map: &Arc<Content>, delta: bool) -> Bytes {
+    use std::sync::{Mutex, Weak};
+    type Entry = (Weak<Content>, bool, Bytes);
+    static CACHE: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    /// Live maps at once: a few types times the scopes and cert modes.
+    const KEEP: usize = 64;
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|(w, _, _)| w.strong_count() > 0);
+    if let Some((_, _, b)) = cache
+        .iter()
+        .find(|(w, d, _)| *d == delta && std::ptr::eq(w.as_ptr(), Arc::as_ptr(map)))
+    {
+        return b.clone();
+    }
+    // Encoded under the lock: the streams of a storm all want the same
+    // map at once, and one of them encoding it is cheaper than all.
+    let len = map
+        .iter()
+        .map(|(n, r)| resource_field_len(delta, n, r))
+        .sum();
+    let mut buf = BytesMut::with_capacity(len);
+    for (n, r) in map.iter() {
+        put_resource_field(delta, n, r, &mut buf);
+    }
+    let bytes = buf.freeze();
+    if cache.len() >= KEEP {
+        cache.remove(0);
+    }
+    cache.push((Arc::downgrade(map), delta, bytes.clone()));
+    bytes
 }
 
 // Field numbers (envoy/service/discovery/v3/discovery.proto).
@@ -189,6 +306,12 @@ impl Outgoing {
         let head = string_len(VERSION, &self.version)
             + string_len(TYPE_URL, self.type_url)
             + string_len(NONCE, &self.nonce);
+        let removed_len = |removed: &[String]| {
+            removed
+                .iter()
+                .map(|n| string_len(DELTA_REMOVED, n))
+                .sum::<usize>()
+        };
         head + match &self.payload {
             Payload::Sotw(resources) => resources
                 .iter()
@@ -197,26 +320,32 @@ impl Outgoing {
             Payload::Delta { resources, removed } => {
                 resources
                     .iter()
-                    .map(|(n, r)| {
-                        let len = delta_resource_len(n, r);
-                        encoding::key_len(RESOURCES)
-                            + encoding::encoded_len_varint(len as u64)
-                            + len
-                    })
+                    .map(|(n, r)| resource_field_len(true, n, r))
                     .sum::<usize>()
-                    + removed
+                    + removed_len(removed)
+            }
+            Payload::Whole {
+                map,
+                rest,
+                delta,
+                removed,
+            } => {
+                whole_bytes(map, *delta).len()
+                    + rest
                         .iter()
-                        .map(|n| string_len(DELTA_REMOVED, n))
+                        .map(|(n, r)| resource_field_len(*delta, n, r))
                         .sum::<usize>()
+                    + removed_len(removed)
             }
         }
     }
 
-    /// Number of resources carried.
-    pub(crate) fn len(&self) -> usize {
+    /// Number of resources written one by one.
+    fn items(&self) -> usize {
         match &self.payload {
             Payload::Sotw(resources) => resources.len(),
             Payload::Delta { resources, .. } => resources.len(),
+            Payload::Whole { rest, .. } => rest.len(),
         }
     }
 
@@ -227,14 +356,14 @@ impl Outgoing {
         put_string(VERSION, &self.version, buf);
         put_string(TYPE_URL, self.type_url, buf);
         put_string(NONCE, &self.nonce, buf);
-        if let Payload::Delta { removed, .. } = &self.payload {
+        if let Payload::Delta { removed, .. } | Payload::Whole { removed, .. } = &self.payload {
             for n in removed {
                 put_string(DELTA_REMOVED, n, buf);
             }
         }
     }
 
-    /// Writes resource `i`.
+    /// Writes resource `i` of those written one by one.
     fn resource(&self, i: usize, buf: &mut BytesMut) {
         match &self.payload {
             Payload::Sotw(resources) => {
@@ -242,14 +371,36 @@ impl Outgoing {
             }
             Payload::Delta { resources, .. } => {
                 let (name, r) = &resources[i];
-                encoding::encode_key(RESOURCES, encoding::WireType::LengthDelimited, buf);
-                encoding::encode_varint(delta_resource_len(name, r) as u64, buf);
-                put_string(RESOURCE_NAME, name, buf);
-                put_string(RESOURCE_VERSION, &r.version, buf);
-                encoding::message::encode(RESOURCE_BODY, &r.body, buf);
+                put_resource_field(true, name, r, buf);
+            }
+            Payload::Whole { rest, delta, .. } => {
+                let (name, r) = &rest[i];
+                put_resource_field(*delta, name, r, buf);
             }
         }
     }
+}
+
+/// Length of one `resources` field (key and length prefix included).
+fn resource_field_len(delta: bool, name: &str, r: &Resource) -> usize {
+    if !delta {
+        return encoding::message::encoded_len(RESOURCES, &r.body);
+    }
+    let len = delta_resource_len(name, r);
+    encoding::key_len(RESOURCES) + encoding::encoded_len_varint(len as u64) + len
+}
+
+/// Writes one `resources` field: the packed resource (SotW) or a named,
+/// versioned `Resource` (Delta).
+fn put_resource_field(delta: bool, name: &str, r: &Resource, buf: &mut BytesMut) {
+    if !delta {
+        return encoding::message::encode(RESOURCES, &r.body, buf);
+    }
+    encoding::encode_key(RESOURCES, encoding::WireType::LengthDelimited, buf);
+    encoding::encode_varint(delta_resource_len(name, r) as u64, buf);
+    put_string(RESOURCE_NAME, name, buf);
+    put_string(RESOURCE_VERSION, &r.version, buf);
+    encoding::message::encode(RESOURCE_BODY, &r.body, buf);
 }
 
 /// A response being written: the message and how far it got.
@@ -258,6 +409,8 @@ struct Writing {
     /// Bytes of the whole gRPC message (prefix included) not yet produced.
     left: usize,
     head_done: bool,
+    /// A [`Payload::Whole`]'s shared bytes went out.
+    shared_done: bool,
     next: usize,
 }
 
@@ -268,13 +421,30 @@ impl Writing {
             message,
             left,
             head_done: false,
+            shared_done: false,
             next: 0,
         }
     }
 
     /// The next chunk of bytes, `None` once the message is complete.
     fn chunk(&mut self) -> Option<Bytes> {
-        let total = self.message.len();
+        let total = self.message.items();
+        if let Payload::Whole { map, delta, .. } = &self.message.payload {
+            // The header, then the map's shared bytes as they are.
+            if !self.head_done {
+                let mut buf = BytesMut::new();
+                self.message.head(&mut buf);
+                self.head_done = true;
+                self.left = self.left.saturating_sub(buf.len());
+                return Some(buf.freeze());
+            }
+            if !self.shared_done {
+                self.shared_done = true;
+                let shared = whole_bytes(map, *delta);
+                self.left = self.left.saturating_sub(shared.len());
+                return Some(shared);
+            }
+        }
         if self.head_done && self.next >= total {
             return None;
         }
@@ -425,10 +595,15 @@ mod tests {
 
     /// Every chunk of a message, concatenated.
     fn written(message: Outgoing) -> (Vec<u8>, usize) {
+        // A whole map goes out as its one shared buffer.
+        let chunked = !matches!(message.payload, Payload::Whole { .. });
         let mut w = Writing::new(message);
         let (mut out, mut chunks) = (Vec::new(), 0);
         while let Some(c) = w.chunk() {
-            assert!(c.len() <= CHUNK + 4096, "a chunk stays near {CHUNK} bytes");
+            assert!(
+                !chunked || c.len() <= CHUNK + 4096,
+                "a chunk stays near {CHUNK} bytes"
+            );
             out.extend_from_slice(&c);
             chunks += 1;
         }
@@ -522,6 +697,91 @@ mod tests {
                     ..Default::default()
                 }
         );
+    }
+
+    #[test]
+    fn a_whole_map_is_encoded_once_and_its_bytes_shared_by_every_response() {
+        let map: Arc<Content> = Arc::new((0..50).map(|i| (format!("r{i}"), resource(i))).collect());
+        let as_delta = |map: &Arc<Content>| Outgoing {
+            version: "abc".into(),
+            type_url: "t",
+            nonce: "n-1".into(),
+            payload: Payload::Delta {
+                resources: map.iter().map(|(n, r)| (n.clone(), r.clone())).collect(),
+                removed: vec!["gone".into()],
+            },
+        };
+        let whole = |delta: bool| Outgoing {
+            version: "abc".into(),
+            type_url: "t",
+            nonce: "n-1".into(),
+            payload: Payload::Whole {
+                map: map.clone(),
+                rest: Vec::new(),
+                delta,
+                removed: if delta {
+                    vec!["gone".into()]
+                } else {
+                    Vec::new()
+                },
+            },
+        };
+        // The same message as resource by resource, in both protocols.
+        assert!(
+            unframe::<DeltaDiscoveryResponse>(&written(whole(true)).0)
+                == unframe::<DeltaDiscoveryResponse>(&written(as_delta(&map)).0)
+        );
+        let sotw = Outgoing {
+            version: "abc".into(),
+            type_url: "t",
+            nonce: "n-1".into(),
+            payload: Payload::Sotw(map.values().cloned().collect()),
+        };
+        assert!(
+            unframe::<DiscoveryResponse>(&written(whole(false)).0)
+                == unframe::<DiscoveryResponse>(&written(sotw).0)
+        );
+        // Two streams' responses carry the very same buffer (identity, not
+        // equality): the map's resources are not copied per stream.
+        let body_of = |m: Outgoing| {
+            let mut w = Writing::new(m);
+            let _head = w.chunk().expect("the header");
+            let body = w.chunk().expect("the resources");
+            assert!(w.chunk().is_none(), "then nothing");
+            body
+        };
+        let (a, b) = (body_of(whole(true)), body_of(whole(true)));
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        assert_eq!(a.len(), b.len());
+        // A proxy's own resources beside the shared part: written for this
+        // stream only, after the shared bytes, in one message.
+        let own = vec![
+            ("own-1".to_string(), resource(70)),
+            ("zz".to_string(), resource(71)),
+        ];
+        let mut all = (*map).clone();
+        all.extend(own.iter().cloned());
+        let split = Outgoing {
+            version: "abc".into(),
+            type_url: "t",
+            nonce: "n-1".into(),
+            payload: Payload::Whole {
+                map: map.clone(),
+                rest: own,
+                delta: true,
+                removed: vec!["gone".into()],
+            },
+        };
+        let mut expected = unframe::<DeltaDiscoveryResponse>(&written(as_delta(&Arc::new(all))).0);
+        let mut got = unframe::<DeltaDiscoveryResponse>(&written(split).0);
+        expected.resources.sort_by(|a, b| a.name.cmp(&b.name));
+        got.resources.sort_by(|a, b| a.name.cmp(&b.name));
+        assert!(got == expected);
+        // A new map (a push) gets its own bytes; the old map's go with it.
+        let other: Arc<Content> = Arc::new((*map).clone());
+        let c = whole_bytes(&other, true);
+        assert_ne!(c.as_ptr(), a.as_ptr());
+        assert_eq!(c, a);
     }
 
     fn body(chunks: Vec<Vec<u8>>) -> Body {

@@ -537,6 +537,9 @@ impl Generator {
         out.insert(TypeUrl::Cluster, clusters);
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
         out.insert(TypeUrl::Listener, listeners.map.clone());
+        if !chains.vip_map.is_empty() {
+            out.common.insert(TypeUrl::Listener, chains.vip_map.clone());
+        }
         out.insert(TypeUrl::Route, routes);
         let secrets = self.secrets.get_or_same(
             proxy.namespace.clone(),

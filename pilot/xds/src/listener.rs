@@ -106,6 +106,10 @@ pub(crate) struct OutboundChains {
     /// The `<VIP>_<port>` listeners of HTTP, sniffed, TCP and TLS service
     /// ports (never bound; reached by hand-off).
     pub(crate) vip_listeners: Vec<(String, Arc<Resource>)>,
+    /// The same listeners by name, the part of every listener map built
+    /// from these chains that the proxies share
+    /// ([`crate::ProxyResources::common`]).
+    pub(crate) vip_map: Arc<crate::resources::Content>,
     /// The services and ports whose route configuration `<host>:<port>` those
     /// listeners name.
     pub(crate) service_routes: Vec<(String, u16)>,
@@ -174,6 +178,7 @@ pub(crate) fn outbound_chains(
         tls_ports: tls_ports.into_iter().collect(),
         content_version: content_version.to_string(),
         version,
+        vip_map: Arc::new(vip_listeners.iter().cloned().collect()),
         vip_listeners,
         service_routes,
         outbound: scope.outbound,

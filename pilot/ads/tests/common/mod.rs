@@ -202,6 +202,7 @@ impl Res {
                 .into_iter()
                 .map(|(t, m)| (t, Arc::new(m)))
                 .collect(),
+            common: Default::default(),
         }
     }
 }
