@@ -312,26 +312,46 @@ fn the_model_serializes_as_the_page_reads_it() {
     assert_eq!(v["metrics"]["windowSeconds"], 6.0);
 }
 
-/// Envoy's own exposition (as `/stats/prometheus` prints it).
-const ENVOY_STATS: &str = r#"# TYPE envoy_cluster_upstream_rq_total counter
-envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|9080|v1|reviews.default.svc.cluster.local"} 30
-envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|9080|v3|reviews.default.svc.cluster.local"} 10
-envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|9080|v2|reviews.default.svc.cluster.local"} 0
+/// Envoy's own exposition (as `/stats/prometheus` prints it with its
+/// default tags: the cluster name's tag stops at the first dot).
+const ENVOY_STATS: &str = r#"# TYPE envoy_cluster_default_svc_cluster_local_upstream_rq_total counter
+envoy_cluster_default_svc_cluster_local_upstream_rq_total{envoy_cluster_name="outbound|9080|v1|reviews"} 30
+envoy_cluster_default_svc_cluster_local_upstream_rq_total{envoy_cluster_name="outbound|9080|v3|reviews"} 10
+envoy_cluster_default_svc_cluster_local_upstream_rq_total{envoy_cluster_name="outbound|9080|v2|reviews"} 0
+envoy_cluster_rudder_system_svc_cluster_local_upstream_rq_total{envoy_cluster_name="outbound|80||rudder-ingressgateway"} 7
 envoy_cluster_upstream_rq_total{envoy_cluster_name="inbound|9080||"} 55
 envoy_cluster_upstream_rq_total{envoy_cluster_name="xds-grpc"} 3
-# TYPE envoy_cluster_upstream_rq_xx counter
-envoy_cluster_upstream_rq_xx{envoy_response_code_class="2",envoy_cluster_name="outbound|9080|v3|reviews.default.svc.cluster.local"} 6
-envoy_cluster_upstream_rq_xx{envoy_response_code_class="5",envoy_cluster_name="outbound|9080|v3|reviews.default.svc.cluster.local"} 4
-envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name="outbound|9080|v1|reviews.default.svc.cluster.local",le="0.5"} 2
+# TYPE envoy_cluster_default_svc_cluster_local_upstream_rq_xx counter
+envoy_cluster_default_svc_cluster_local_upstream_rq_xx{envoy_response_code_class="2",envoy_cluster_name="outbound|9080|v3|reviews"} 6
+envoy_cluster_default_svc_cluster_local_upstream_rq_xx{envoy_response_code_class="5",envoy_cluster_name="outbound|9080|v3|reviews"} 4
+envoy_cluster_default_svc_cluster_local_external_upstream_rq_xx{envoy_response_code_class="5",envoy_cluster_name="outbound|9080|v3|reviews"} 4
+envoy_cluster_default_svc_cluster_local_upstream_rq_time_bucket{envoy_cluster_name="outbound|9080|v1|reviews",le="0.5"} 2
+# Istio's tag regex: the whole name in the label.
+envoy_cluster_upstream_rq_total{envoy_cluster_name="outbound|9080||details.default.svc.cluster.local"} 5
 "#;
 
 #[test]
 fn envoy_stats_give_requests_and_5xx_per_outbound_cluster() {
+    let hosts = [
+        "reviews.default.svc.cluster.local",
+        "details.default.svc.cluster.local",
+        "rudder-ingressgateway.rudder-system.svc.cluster.local",
+    ];
     assert_eq!(
-        traffic::cluster_counters(ENVOY_STATS),
+        traffic::cluster_counters(&traffic::text_samples(ENVOY_STATS), hosts),
         vec![
+            (
+                "outbound|80||rudder-ingressgateway.rudder-system.svc.cluster.local".to_string(),
+                7.0,
+                0.0
+            ),
             (REVIEWS_V1.to_string(), 30.0, 0.0),
             (REVIEWS_V3.to_string(), 10.0, 4.0),
+            (
+                "outbound|9080||details.default.svc.cluster.local".to_string(),
+                5.0,
+                0.0
+            ),
         ]
     );
 }
@@ -390,17 +410,6 @@ fn prometheus_answers_become_edges() {
         .find(|e| e.host.starts_with("details"))
         .unwrap();
     assert_eq!(details.subset, "", "unknown version is no subset");
-
-    // The Envoy-counter fallback, by pod.
-    let series = |v: &str| {
-        traffic::parse_query_response(&format!(
-            r#"{{"status":"success","data":{{"resultType":"vector","result":[
-              {{"metric":{{"namespace":"default","pod":"productpage-v1","envoy_cluster_name":"{REVIEWS_V3}"}},"value":[1,"{v}"]}}]}}}}"#
-        ))
-        .unwrap()
-    };
-    let rates = traffic::envoy_cluster_rates(&series("2"), &series("0.5"));
-    assert_eq!(rates, vec![rate("productpage-v1", REVIEWS_V3, 2.0, 0.5)]);
 
     let err = traffic::parse_query_response(r#"{"status":"error","error":"parse error"}"#);
     assert_eq!(err.unwrap_err(), "query failed: parse error");

@@ -14,8 +14,9 @@
 //!   workload namespace, app, version, destination service, version and
 //!   response code, `rate(...[1m])`. When that series does not exist (Rudder's
 //!   sidecars expose Envoy's own stats), the same two Envoy cluster counters
-//!   by `namespace`, `pod` and `envoy_cluster_name` (the labels Prometheus's
-//!   Kubernetes pod discovery adds).
+//!   as Prometheus scraped them from the agents, by the `namespace` and `pod`
+//!   labels its Kubernetes pod discovery adds; their rates are computed here
+//!   from successive reads, as for sidecars.
 //!
 //! Scraping runs only while someone has the page open (a `/debug/mesh`
 //! read within [`IDLE_AFTER`]), every [`INTERVAL`].
@@ -194,7 +195,9 @@ impl Traffic {
             match result {
                 Ok(r) if r.status == 200 => {
                     let pod = format!("{}/{}", id.namespace, id.pod_name);
-                    for (cluster, total, errors) in cluster_counters(&r.body) {
+                    let hosts = snapshot.services.keys().map(String::as_str);
+                    for (cluster, total, errors) in cluster_counters(&text_samples(&r.body), hosts)
+                    {
                         readings.push((pod.clone(), cluster, total, errors));
                     }
                 }
@@ -226,16 +229,35 @@ impl Traffic {
         if !rows.is_empty() {
             return Ok(istio_edge_rates(&rows));
         }
-        let by = "sum by (namespace, pod, envoy_cluster_name)";
-        let totals = format!(
-            "{by} (rate(envoy_cluster_upstream_rq_total{{envoy_cluster_name=~\"outbound\\\\|.*\"}}[{PROMETHEUS_WINDOW}]))"
-        );
-        let errors = format!(
-            "{by} (rate(envoy_cluster_upstream_rq_xx{{envoy_cluster_name=~\"outbound\\\\|.*\",envoy_response_code_class=\"5\"}}[{PROMETHEUS_WINDOW}]))"
-        );
-        let totals = self.query(base, &totals).await?;
-        let errors = self.query(base, &errors).await?;
-        Ok(edge_rates(snapshot, &envoy_cluster_rates(&totals, &errors)))
+        // Envoy's counters as Prometheus scraped them from the agents
+        // (`namespace` and `pod` from its Kubernetes pod discovery); the
+        // metric name carries part of the host, so raw series, and rates
+        // computed here from successive reads, as for sidecars.
+        let raw = "{__name__=~\"envoy_cluster_(.+_)?upstream_rq_(total|xx)\",envoy_cluster_name=~\"outbound\\\\|.*\"}";
+        let rows = self.query(base, raw).await?;
+        let mut by_pod: BTreeMap<(String, String), Vec<Sample3>> = BTreeMap::new();
+        for (labels, value) in rows {
+            let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+            let name = get("__name__");
+            let key = (get("namespace"), get("pod"));
+            let rest = labels
+                .into_iter()
+                .filter(|(k, _)| k != "__name__")
+                .collect();
+            by_pod.entry(key).or_default().push((name, rest, value));
+        }
+        let mut readings = Vec::new();
+        for ((namespace, pod), samples) in by_pod {
+            let hosts = snapshot.services.keys().map(String::as_str);
+            for (cluster, total, errors) in cluster_counters(&samples, hosts) {
+                readings.push((format!("{namespace}/{pod}"), cluster, total, errors));
+            }
+        }
+        let rates = {
+            let mut s = self.lock();
+            record(&mut s.samples, Instant::now(), readings)
+        };
+        Ok(edge_rates(snapshot, &rates))
     }
 
     /// One instant query: each series' labels and value.
@@ -321,32 +343,6 @@ pub fn istio_edge_rates(rows: &[Series]) -> Vec<EdgeRate> {
         .collect()
 }
 
-/// Envoy cluster counter rates from Prometheus, per pod and cluster.
-pub fn envoy_cluster_rates(totals: &[Series], errors: &[Series]) -> Vec<ClusterRate> {
-    let key = |l: &BTreeMap<String, String>| {
-        (
-            l.get("namespace").cloned().unwrap_or_default(),
-            l.get("pod").cloned().unwrap_or_default(),
-            l.get("envoy_cluster_name").cloned().unwrap_or_default(),
-        )
-    };
-    let errors: BTreeMap<_, f64> = errors.iter().map(|(l, v)| (key(l), *v)).collect();
-    totals
-        .iter()
-        .map(|(l, v)| {
-            let k = key(l);
-            let error_rps = errors.get(&k).copied().unwrap_or(0.0);
-            ClusterRate {
-                namespace: k.0,
-                pod: k.1,
-                cluster: k.2,
-                rps: *v,
-                error_rps,
-            }
-        })
-        .collect()
-}
-
 /// Per-pod cluster rates as edges: the pod's workload (app, version) to the
 /// cluster's host and subset. Pods the snapshot does not know are skipped.
 pub fn edge_rates(snapshot: &Snapshot, rates: &[ClusterRate]) -> Vec<EdgeRate> {
@@ -427,25 +423,77 @@ fn record(
     out
 }
 
-/// From Envoy's Prometheus text: per outbound cluster that has seen
-/// requests, (cluster, requests, 5xx responses).
-pub fn cluster_counters(text: &str) -> Vec<(String, f64, f64)> {
+/// One sample: metric name, labels, value.
+pub type Sample3 = (String, Vec<(String, String)>, f64);
+
+/// The samples of Envoy's Prometheus text.
+pub fn text_samples(text: &str) -> Vec<Sample3> {
+    text.lines()
+        .filter_map(parse_sample)
+        .map(|(n, l, v)| (n.to_string(), l, v))
+        .collect()
+}
+
+/// Per outbound cluster that has seen requests: (cluster, requests, 5xx
+/// responses), from Envoy's `cluster.<name>.upstream_rq_total` and
+/// `upstream_rq_xx` counters.
+///
+/// Envoy's default tag extraction takes the cluster name only up to its
+/// first dot: `cluster.outbound|9080|v1|reviews.default.svc.cluster.local.upstream_rq_total`
+/// is exposed as `envoy_cluster_default_svc_cluster_local_upstream_rq_total
+/// {envoy_cluster_name="outbound|9080|v1|reviews"}`. The rest of the host is
+/// found again among `hosts` (the snapshot's services) by its sanitized
+/// form; with Istio's tag regex (the whole name in the label) there is no
+/// rest. Internal/external/canary variants of `upstream_rq_xx` match no host
+/// and are not counted twice.
+pub fn cluster_counters<'a>(
+    samples: &[Sample3],
+    hosts: impl IntoIterator<Item = &'a str>,
+) -> Vec<(String, f64, f64)> {
+    let mut by_sanitized: BTreeMap<(String, String), String> = BTreeMap::new();
+    for h in hosts {
+        // Every split at a dot: the label holds the part before it.
+        for (i, _) in h.match_indices('.') {
+            by_sanitized.insert((h[..i].to_string(), sanitize(&h[i + 1..])), h.to_string());
+        }
+    }
     let mut by: BTreeMap<String, (f64, f64)> = BTreeMap::new();
-    for line in text.lines() {
-        let Some((name, labels, value)) = parse_sample(line) else {
-            continue;
-        };
+    for (name, labels, value) in samples {
         let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        let Some(cluster) = label("envoy_cluster_name").filter(|c| c.starts_with("outbound|"))
-        else {
+        let Some(short) = label("envoy_cluster_name").filter(|c| c.starts_with("outbound|")) else {
             continue;
         };
-        match name {
-            "envoy_cluster_upstream_rq_total" => {
-                by.entry(cluster.to_string()).or_default().0 += value
+        let Some(rest) = name.strip_prefix("envoy_cluster_") else {
+            continue;
+        };
+        let (middle, stat) = if let Some(m) = rest.strip_suffix("upstream_rq_total") {
+            (m, "total")
+        } else if let Some(m) = rest.strip_suffix("upstream_rq_xx") {
+            (m, "xx")
+        } else {
+            continue;
+        };
+        let cluster = match middle.strip_suffix('_') {
+            None if middle.is_empty() => short.to_string(),
+            Some(middle) => {
+                let Some(c) = ClusterName::parse(short) else {
+                    continue;
+                };
+                let Some(host) = by_sanitized.get(&(c.host.clone(), middle.to_string())) else {
+                    continue;
+                };
+                ClusterName {
+                    host: host.clone(),
+                    ..c
+                }
+                .to_string()
             }
-            "envoy_cluster_upstream_rq_xx" if label("envoy_response_code_class") == Some("5") => {
-                by.entry(cluster.to_string()).or_default().1 += value
+            None => continue,
+        };
+        match stat {
+            "total" => by.entry(cluster).or_default().0 += value,
+            _ if label("envoy_response_code_class") == Some("5") => {
+                by.entry(cluster).or_default().1 += value
             }
             _ => {}
         }
@@ -453,6 +501,13 @@ pub fn cluster_counters(text: &str) -> Vec<(String, f64, f64)> {
     by.into_iter()
         .filter(|(_, (total, _))| *total > 0.0)
         .map(|(c, (t, e))| (c, t, e))
+        .collect()
+}
+
+/// Envoy's Prometheus name sanitizing: anything but `[a-zA-Z0-9_]` becomes `_`.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect()
 }
 

@@ -57,6 +57,8 @@ function layers(nodes, edges) {
 
 function drawGraph(m) {
   const g = document.getElementById('graph');
+  // Keep keyboard focus on the same node across redraws.
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.node : undefined;
   for (const c of Array.from(g.children)) if (c.tagName !== 'title' && c.tagName !== 'desc') c.remove();
   const nodes = m.nodes;
   if (nodes.length === 0) {
@@ -136,6 +138,10 @@ function drawGraph(m) {
     g.appendChild(grp);
   }
   g.appendChild(labelLayer);
+  if (focused) {
+    const again = g.querySelector(`[data-node="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
 }
 
 function edgeText(e) {
