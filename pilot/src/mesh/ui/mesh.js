@@ -89,7 +89,7 @@ function drawGraph(m) {
   g.style.maxHeight = Math.max(height, 200) + 'px';
   const defs = svg('defs');
   for (const [id, color] of [['arrow', '#1f4e8c'], ['arrow-warn', '#8a5000'], ['arrow-bad', '#b00020'], ['arrow-idle', '#8a94a0']]) {
-    const mk = svg('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' });
+    const mk = svg('marker', { id, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 11, markerHeight: 11, markerUnits: 'userSpaceOnUse', orient: 'auto-start-reverse' });
     mk.appendChild(svg('path', { d: 'M 0 0 L 10 5 L 0 10 z', fill: color }));
     defs.appendChild(mk);
   }
@@ -120,7 +120,7 @@ function drawGraph(m) {
     edgeLayer.appendChild(path);
     let label = `${rate(e.rps)} rps · ${pct(e.share)}`;
     if (e.errorRate > 0) label += ` · ${pct(e.errorRate)} err`;
-    labelLayer.appendChild(svg('text', { class: 'edge-label', x: b.x - 12, y: b.y - 6, 'text-anchor': 'end' }, label));
+    labelLayer.appendChild(svg('text', { class: 'edge-label', x: b.x - 16, y: b.y - 9, 'text-anchor': 'end' }, label));
   }
   g.appendChild(edgeLayer);
   for (const n of nodes) {
