@@ -235,7 +235,7 @@ impl Traffic {
         // computed here from successive reads, as for sidecars.
         let raw = "{__name__=~\"envoy_cluster_(.+_)?upstream_rq_(total|xx)\",envoy_cluster_name=~\"outbound\\\\|.*\"}";
         let rows = self.query(base, raw).await?;
-        let mut by_pod: BTreeMap<(String, String), Vec<Sample3>> = BTreeMap::new();
+        let mut by_pod: BTreeMap<(String, String), Vec<StatSample>> = BTreeMap::new();
         for (labels, value) in rows {
             let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
             let name = get("__name__");
@@ -304,7 +304,9 @@ pub fn parse_query_response(body: &str) -> Result<Vec<Series>, String> {
 /// `istio_requests_total` rows (Kiali's query) as edges.
 pub fn istio_edge_rates(rows: &[Series]) -> Vec<EdgeRate> {
     let get = |l: &BTreeMap<String, String>, k: &str| l.get(k).cloned().unwrap_or_default();
-    let mut edges: BTreeMap<(String, String, String, String, String), (f64, f64)> = BTreeMap::new();
+    // (source namespace, app, version, host, subset) → (rps, 5xx rps)
+    type Key = (String, String, String, String, String);
+    let mut edges: BTreeMap<Key, (f64, f64)> = BTreeMap::new();
     for (l, v) in rows {
         let key = (
             get(l, "source_workload_namespace"),
@@ -423,11 +425,14 @@ fn record(
     out
 }
 
+/// A sample's labels, in order.
+pub type StatLabels = Vec<(String, String)>;
+
 /// One sample: metric name, labels, value.
-pub type Sample3 = (String, Vec<(String, String)>, f64);
+pub type StatSample = (String, StatLabels, f64);
 
 /// The samples of Envoy's Prometheus text.
-pub fn text_samples(text: &str) -> Vec<Sample3> {
+pub fn text_samples(text: &str) -> Vec<StatSample> {
     text.lines()
         .filter_map(parse_sample)
         .map(|(n, l, v)| (n.to_string(), l, v))
@@ -447,7 +452,7 @@ pub fn text_samples(text: &str) -> Vec<Sample3> {
 /// rest. Internal/external/canary variants of `upstream_rq_xx` match no host
 /// and are not counted twice.
 pub fn cluster_counters<'a>(
-    samples: &[Sample3],
+    samples: &[StatSample],
     hosts: impl IntoIterator<Item = &'a str>,
 ) -> Vec<(String, f64, f64)> {
     let mut by_sanitized: BTreeMap<(String, String), String> = BTreeMap::new();
@@ -512,7 +517,7 @@ fn sanitize(s: &str) -> String {
 }
 
 /// One sample line of the text format: name, labels, value.
-fn parse_sample(line: &str) -> Option<(&str, Vec<(String, String)>, f64)> {
+fn parse_sample(line: &str) -> Option<(&str, StatLabels, f64)> {
     if line.starts_with('#') {
         return None;
     }
