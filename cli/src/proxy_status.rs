@@ -27,24 +27,17 @@ pub const TYPES: [(&str, &str); 4] = [
     ("rds", "RDS"),
 ];
 
-/// One type's state on one stream.
+/// One type's state on one stream (syncz's JSON), by the model's one rule.
 pub fn type_state(t: Option<&Value>) -> String {
-    let Some(t) = t else {
-        return "NOT SENT".into();
-    };
+    let t = t.unwrap_or(&Value::Null);
     let sent = &t["last_sent"];
-    if sent.is_null() {
-        return "NOT SENT".into();
-    }
-    let nack = &t["last_nack"];
-    if !nack.is_null() && nack["nonce"] == sent["nonce"] {
-        return "STALE (NACK)".into();
-    }
-    if t["last_acked_version"] == sent["version"] {
-        "SYNCED".into()
-    } else {
-        "STALE".into()
-    }
+    let sent = sent["version"].as_str().zip(sent["nonce"].as_str());
+    rudder_model::SyncState::of(
+        sent,
+        t["last_acked_version"].as_str(),
+        t["last_nack"]["nonce"].as_str(),
+    )
+    .to_string()
 }
 
 /// The table (and the NACK details below it) from syncz's streams.

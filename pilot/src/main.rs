@@ -8,6 +8,7 @@
 //!                                   ▼
 //!                    rudder-ads (SotW + Delta on :15010) ─► Envoy
 //!  monitoring.rs (:15014): /ready /metrics /debug/syncz /debug/config_dump
+//!  mesh/ (:15014): the live mesh page at / and /ui, its model at /debug/mesh
 //! ```
 //!
 //! `pilot serve --config-dir DIR` serves a directory of Kubernetes YAML;
@@ -19,6 +20,7 @@
 
 mod identity;
 mod jwks;
+mod mesh;
 mod monitoring;
 mod proxies;
 mod secure_tls;

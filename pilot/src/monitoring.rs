@@ -1,6 +1,7 @@
 //! The monitoring port (15014): `/ready`, `/metrics`, `/debug/syncz`,
 //! `/debug/config_dump?proxyID=`, `/debug/configz`, `/version` (pilot's
-//! version, for `rudder version`).
+//! version, for `rudder version`), and the mesh page (`/`, `/ui`, its JSON
+//! `/debug/mesh`: see [`crate::mesh`]).
 
 use std::{
     fmt,
@@ -26,6 +27,7 @@ use rudder_metrics::{
 use rudder_model::{Diagnostic, Severity, Snapshot};
 use tokio::sync::watch;
 
+use crate::mesh::traffic::{self, Traffic};
 use crate::proxies::Proxies;
 
 /// What the endpoints read; empty until pilot serves.
@@ -35,6 +37,8 @@ pub struct State {
     /// pilot's one metrics registry: the ADS server's, the CA's and the
     /// snapshot's metrics ([`SnapshotMetrics`]).
     registry: Arc<Mutex<Registry>>,
+    /// Request rates per edge for the mesh page.
+    traffic: Arc<Mutex<Traffic>>,
 }
 
 impl Default for State {
@@ -45,6 +49,7 @@ impl Default for State {
         State {
             serving,
             registry: Arc::new(Mutex::new(registry)),
+            traffic: Arc::new(Mutex::new(Traffic::new(traffic::Source::Sidecars))),
         }
     }
 }
@@ -76,6 +81,18 @@ impl State {
         self.registry.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Where the mesh page's request rates come from (before [`Self::set_serving`]).
+    pub fn set_traffic_source(&self, source: traffic::Source) {
+        *self.traffic.lock().unwrap_or_else(|e| e.into_inner()) = Traffic::new(source);
+    }
+
+    fn traffic(&self) -> Traffic {
+        self.traffic
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// pilot has its first snapshot and serves xDS.
     pub fn set_serving(
         &self,
@@ -85,6 +102,12 @@ impl State {
         diagnostics: watch::Receiver<Arc<Vec<Diagnostic>>>,
     ) {
         let metrics = ads.metrics().clone();
+        let streams = ads.clone();
+        let current = snapshots.clone();
+        tokio::spawn(self.traffic().run(
+            move || streams.status().into_iter().map(|s| s.node_id).collect(),
+            move || current.borrow().clone(),
+        ));
         if self
             .serving
             .set(Serving {
@@ -109,6 +132,8 @@ pub async fn serve(listener: tokio::net::TcpListener, state: State) {
         .route("/debug/syncz", get(syncz))
         .route("/debug/config_dump", get(config_dump))
         .route("/debug/configz", get(configz))
+        .route("/debug/mesh", get(mesh))
+        .merge(crate::mesh::routes())
         .with_state(state);
     if let Err(error) = axum::serve(listener, app).await {
         tracing::error!(%error, "monitoring server failed");
@@ -262,6 +287,24 @@ async fn configz(axum::extract::State(state): S) -> Response {
         "diagnostics": diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
         "connectedProxies": s.proxies.connected(),
     }))
+    .into_response()
+}
+
+/// The mesh page's model (see [`crate::mesh::view`]).
+async fn mesh(axum::extract::State(state): S) -> Response {
+    let Some(s) = state.serving.get() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "not serving yet\n").into_response();
+    };
+    let (rates, metrics) = state.traffic().viewed();
+    let snapshot = s.snapshots.borrow().clone();
+    let diagnostics = s.diagnostics.borrow().clone();
+    Json(crate::mesh::view::build(
+        &snapshot,
+        &s.ads.status(),
+        &diagnostics,
+        &rates,
+        metrics,
+    ))
     .into_response()
 }
 

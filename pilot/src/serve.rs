@@ -55,6 +55,12 @@ pub struct ServeArgs {
     /// pushed, a failed fetch keeps the last good one.
     #[arg(long, env = "PILOT_JWT_PUB_KEY_REFRESH_INTERVAL", default_value = "20m", value_parser = duration::flag)]
     jwks_refresh_interval: Duration,
+    /// The mesh page reads request rates from this Prometheus server
+    /// (`istio_requests_total` as Kiali does, else Envoy's cluster
+    /// counters); without it pilot scrapes the connected proxies' stats
+    /// itself (through their agents, port 15020) while the page is open.
+    #[arg(long, env = "PILOT_PROMETHEUS_URL")]
+    prometheus_url: Option<String>,
     /// Log format: `text` or `json`.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -74,6 +80,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // Monitoring comes up first, so `/ready` can say "not yet".
     let state = monitoring::State::new();
+    if let Some(url) = &args.prometheus_url {
+        if !url.starts_with("http://") {
+            bail!("--prometheus-url {url}: must be an http:// URL (the Prometheus HTTP API)");
+        }
+        state.set_traffic_source(crate::mesh::traffic::Source::Prometheus(url.clone()));
+    }
     let identity = match &source {
         Source::Kubernetes(k) => {
             Some(crate::identity::Identity::setup_kubernetes(&args.identity, k).await?)

@@ -23,6 +23,8 @@
 //! - `hostile` (feature `hostile`): property tests over hostile input with a
 //!   fixed number of generated cases, counted and printed; strategies for
 //!   mutated text and arbitrary JSON.
+//! - `webdriver::Browser` (feature `webdriver`): a headless Chromium driven
+//!   over WebDriver by a chromedriver the test starts and stops.
 #![forbid(unsafe_code)]
 
 #[cfg(feature = "ca")]
@@ -31,6 +33,8 @@ mod golden;
 #[cfg(feature = "hostile")]
 pub mod hostile;
 mod prereq;
+#[cfg(feature = "webdriver")]
+pub mod webdriver;
 
 pub use golden::{assert_golden, refresh_golden};
 pub use prereq::{
