@@ -45,6 +45,7 @@ pub mod secret;
 pub mod security;
 pub mod service;
 pub mod snapshot;
+pub mod telemetry;
 pub mod well_known;
 
 pub use diagnostics::{Diagnostic, Severity};
@@ -58,3 +59,4 @@ pub use secret::TlsSecret;
 pub use security::*;
 pub use service::*;
 pub use snapshot::{MeshConfig, Snapshot};
+pub use telemetry::{EffectiveTelemetry, Telemetries};
