@@ -78,8 +78,16 @@ fn without_telemetry_the_mesh_default_applies() {
 fn the_most_specific_level_wins() {
     let t = Telemetries {
         policies: vec![
-            logs_to(policy(ROOT, "mesh", None), TrafficMode::ClientAndServer, "/mesh"),
-            logs_to(policy("ns", "ns", None), TrafficMode::ClientAndServer, "/ns"),
+            logs_to(
+                policy(ROOT, "mesh", None),
+                TrafficMode::ClientAndServer,
+                "/mesh",
+            ),
+            logs_to(
+                policy("ns", "ns", None),
+                TrafficMode::ClientAndServer,
+                "/ns",
+            ),
             logs_to(
                 policy("ns", "wl", Some(vec![labels(&[("app", "a")])])),
                 TrafficMode::ClientAndServer,
@@ -92,16 +100,26 @@ fn the_most_specific_level_wins() {
     let b = labels(&[("app", "b")]);
     assert_eq!(paths(&t.effective(ROOT, "ns", &a).client_logs), ["/wl"]);
     assert_eq!(paths(&t.effective(ROOT, "ns", &b).client_logs), ["/ns"]);
-    assert_eq!(paths(&t.effective(ROOT, "other", &a).client_logs), ["/mesh"]);
+    assert_eq!(
+        paths(&t.effective(ROOT, "other", &a).client_logs),
+        ["/mesh"]
+    );
     // A selector only selects in its own namespace.
-    assert_eq!(paths(&t.effective(ROOT, "other", &a).server_logs), ["/mesh"]);
+    assert_eq!(
+        paths(&t.effective(ROOT, "other", &a).server_logs),
+        ["/mesh"]
+    );
 }
 
 #[test]
 fn disabled_turns_off_what_a_wider_level_enabled() {
     let t = Telemetries {
         policies: vec![
-            logs_to(policy(ROOT, "mesh", None), TrafficMode::ClientAndServer, "/mesh"),
+            logs_to(
+                policy(ROOT, "mesh", None),
+                TrafficMode::ClientAndServer,
+                "/mesh",
+            ),
             disabled(policy("quiet", "off", None)),
         ],
         default_logs: Vec::new(),
@@ -116,7 +134,11 @@ fn disabled_turns_off_what_a_wider_level_enabled() {
 #[test]
 fn mode_limits_a_rule_to_one_side() {
     let t = Telemetries {
-        policies: vec![logs_to(policy("ns", "srv", None), TrafficMode::Server, "/srv")],
+        policies: vec![logs_to(
+            policy("ns", "srv", None),
+            TrafficMode::Server,
+            "/srv",
+        )],
         ..Telemetries::default()
     };
     let e = t.effective(ROOT, "ns", &labels(&[]));
@@ -128,12 +150,23 @@ fn mode_limits_a_rule_to_one_side() {
 fn the_oldest_telemetry_of_a_level_is_used() {
     let t = Telemetries {
         policies: vec![
-            logs_to(policy("ns", "older", None), TrafficMode::ClientAndServer, "/older"),
-            logs_to(policy("ns", "newer", None), TrafficMode::ClientAndServer, "/newer"),
+            logs_to(
+                policy("ns", "older", None),
+                TrafficMode::ClientAndServer,
+                "/older",
+            ),
+            logs_to(
+                policy("ns", "newer", None),
+                TrafficMode::ClientAndServer,
+                "/newer",
+            ),
         ],
         ..Telemetries::default()
     };
-    assert_eq!(paths(&t.effective(ROOT, "ns", &labels(&[])).client_logs), ["/older"]);
+    assert_eq!(
+        paths(&t.effective(ROOT, "ns", &labels(&[])).client_logs),
+        ["/older"]
+    );
 }
 
 #[test]
@@ -153,7 +186,10 @@ fn tracing_fields_inherit_one_by_one() {
         policies: vec![mesh, ns],
         ..Telemetries::default()
     };
-    let e = t.effective(ROOT, "ns", &labels(&[])).client_tracing.unwrap();
+    let e = t
+        .effective(ROOT, "ns", &labels(&[]))
+        .client_tracing
+        .unwrap();
     assert_eq!(e.tracer, tracer("zipkin"));
     assert_eq!(e.sampling, Percent::ALL);
     let other = t
