@@ -145,6 +145,11 @@ impl Pilot {
         Ok(())
     }
 
+    /// Where pilot serves plaintext xDS.
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds
+    }
+
     /// pilot's PID.
     pub fn pid(&self) -> u32 {
         self.child.id()

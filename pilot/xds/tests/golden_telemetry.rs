@@ -72,7 +72,11 @@ fn sidecar(s: &rudder_model::Snapshot, pod: &str, ip: &str) -> rudder_model::Pro
         instance_ips: vec![ip.parse().unwrap()],
         ..NodeMetadata::default()
     };
-    resolve_proxy(s, NodeId::sidecar(ip.parse().unwrap(), pod, "default"), &meta)
+    resolve_proxy(
+        s,
+        NodeId::sidecar(ip.parse().unwrap(), pod, "default"),
+        &meta,
+    )
 }
 
 /// The HCMs and TCP proxies of every chain of `lds`, by chain name.
@@ -96,7 +100,11 @@ fn filters(j: &Value) -> Vec<(String, Value)> {
 fn workload_telemetry_sets_logs_and_tracing_per_side() {
     let s = yaml_snapshot(&[PLATFORM.to_string(), TELEMETRY.to_string()]);
     assert!(s.diagnostics.is_empty(), "{:?}", s.diagnostics);
-    let j = golden("telemetry_workload", &s, &sidecar(&s, "reviews-v1", "198.18.0.5"));
+    let j = golden(
+        "telemetry_workload",
+        &s,
+        &sidecar(&s, "reviews-v1", "198.18.0.5"),
+    );
     let all = filters(&j);
     let inbound: Vec<&Value> = all
         .iter()
@@ -123,7 +131,11 @@ fn workload_telemetry_sets_logs_and_tracing_per_side() {
 #[test]
 fn other_workloads_keep_the_mesh_default() {
     let s = yaml_snapshot(&[PLATFORM.to_string(), TELEMETRY.to_string()]);
-    let j = golden("telemetry_default", &s, &sidecar(&s, "ratings-v1", "198.18.0.6"));
+    let j = golden(
+        "telemetry_default",
+        &s,
+        &sidecar(&s, "ratings-v1", "198.18.0.6"),
+    );
     for (c, f) in filters(&j) {
         let log = &f["accessLog"][0];
         assert_eq!(log["name"], "envoy.access_loggers.stdout", "{c}");
