@@ -1,6 +1,6 @@
 //! A tiny HTTP/1.1 server for the end-to-end tests (a JWKS endpoint, a
 //! Zipkin collector): one request per connection (`connection: close`),
-//! the body read by `content-length`; each request is recorded and answered
+//! the body read by `content-length` or chunked; each request is recorded and answered
 //! by the test's handler. Stops (and joins) when dropped.
 
 use std::{
@@ -43,6 +43,7 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next()?.to_string(), parts.next()?.to_string());
     let mut length = 0usize;
+    let mut chunked = false;
     loop {
         let mut h = String::new();
         if r.read_line(&mut h).ok()? == 0 || h == "\r\n" || h == "\n" {
@@ -52,10 +53,22 @@ fn read_request(conn: &TcpStream) -> Option<Request> {
             if k.trim().eq_ignore_ascii_case("content-length") {
                 length = v.trim().parse().ok()?;
             }
+            if k.trim().eq_ignore_ascii_case("transfer-encoding") {
+                chunked = v.trim().eq_ignore_ascii_case("chunked");
+            }
         }
     }
     let mut body = vec![0u8; length];
     r.read_exact(&mut body).ok()?;
+    while chunked {
+        let mut size = String::new();
+        r.read_line(&mut size).ok()?;
+        let n = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+        let mut chunk = vec![0u8; n + 2];
+        r.read_exact(&mut chunk).ok()?;
+        body.extend_from_slice(&chunk[..n]);
+        chunked = n > 0;
+    }
     Some(Request { method, path, body })
 }
 
