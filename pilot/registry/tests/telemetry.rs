@@ -194,3 +194,14 @@ fn mesh_config_sets_the_default_access_log() {
     let r = validate(&[("mesh.yaml", &mesh("    accessLogEncoding: XML\n"))]);
     assert_eq!(errors(&r)[0].field, "data.mesh.accessLogEncoding");
 }
+
+#[test]
+fn a_prometheus_metrics_provider_is_accepted_with_a_warning() {
+    let yaml = telemetry("  metrics: [{providers: [{name: prom}]}]\n");
+    let r = validate(&[("mesh.yaml", MESH), ("t.yaml", &yaml)]);
+    assert!(errors(&r).is_empty(), "{:#?}", r.diagnostics);
+    let w = common::warnings(&r);
+    assert_eq!(w.len(), 1, "{:#?}", r.diagnostics);
+    assert_eq!(w[0].field, "spec.metrics[0].providers[0].name");
+    assert!(w[0].message.contains("changes nothing"), "{}", w[0].message);
+}

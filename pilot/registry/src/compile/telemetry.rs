@@ -467,13 +467,17 @@ fn metrics(m: &t::Metrics, at: &str, cx: &TelemetryCtx<'_>, ck: &mut Checker) {
     }
     for (i, p) in m.providers.iter().enumerate() {
         let at = format!("{at}.providers[{i}].name");
-        if let Some(Some(found)) = provider(&p.name, PROMETHEUS_PROVIDER, &at, cx, ck) {
-            if found.prometheus.is_none() {
-                ck.error(
-                    &at,
-                    format!("provider {:?} is a {} provider; metrics are served with a prometheus provider", p.name, provider_kind(found)),
-                );
-            }
+        match provider(&p.name, PROMETHEUS_PROVIDER, &at, cx, ck) {
+            Some(Some(found)) if found.prometheus.is_none() => ck.error(
+                &at,
+                format!("provider {:?} is a {} provider; metrics are served with a prometheus provider", p.name, provider_kind(found)),
+            ),
+            // Accepted, and said to change nothing: never silently ignored.
+            Some(_) => ck.warn(
+                &at,
+                "Envoy's statistics are always exposed for Prometheus (:15090, merged on :15020): this provider changes nothing",
+            ),
+            None => {}
         }
     }
 }
