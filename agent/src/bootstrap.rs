@@ -285,6 +285,7 @@ pub fn bootstrap(cfg: &BootstrapConfig) -> Value {
             "lds_config": { "ads": {}, "resource_api_version": "V3" },
         },
         "static_resources": static_resources,
+        "stats_config": stats_config(cfg),
         "overload_manager": {
             "resource_monitors": [{
                 "name": "envoy.resource_monitors.global_downstream_max_connections",
@@ -301,6 +302,46 @@ pub fn bootstrap(cfg: &BootstrapConfig) -> Value {
             ],
         },
     })
+}
+
+/// Statistics tagged for request totals per edge, like Istio's
+/// `istio_requests_total` labels as far as upstream Envoy allows: every
+/// statistic carries the proxy's own workload (`source_workload`,
+/// `source_workload_namespace`, and `source_app` / `source_version` from
+/// its labels), and an outbound cluster's statistics carry the destination
+/// service, version (subset) and port parsed from the cluster name
+/// (`outbound|<port>|<subset>|<host>`). Envoy's default tags stay
+/// (`envoy_cluster_name`, `envoy_response_code`, ...), so
+/// `envoy_cluster_upstream_rq_total` counts requests per edge.
+fn stats_config(cfg: &BootstrapConfig) -> Value {
+    let md = &cfg.metadata;
+    let workload = if md.workload_name.is_empty() {
+        cfg.node_id.pod_name.clone()
+    } else {
+        md.workload_name.clone()
+    };
+    let mut tags = vec![
+        json!({ "tag_name": "source_workload", "fixed_value": workload }),
+        json!({ "tag_name": "source_workload_namespace", "fixed_value": md.namespace }),
+    ];
+    for (label, tag) in [("app", "source_app"), ("version", "source_version")] {
+        if let Some(v) = md.labels.get(label).filter(|v| !v.is_empty()) {
+            tags.push(json!({ "tag_name": tag, "fixed_value": v }));
+        }
+    }
+    // The first group is taken out of the name, the second is the value
+    // (Envoy's tag extraction); the host part mirrors Envoy's own
+    // `envoy.cluster_name` pattern for `*.svc.<domain>` names.
+    let outbound = r"^cluster\.outbound\|";
+    tags.extend([
+        json!({ "tag_name": "destination_port", "regex": format!(r"{outbound}((\d+))\|") }),
+        json!({ "tag_name": "destination_version", "regex": format!(r"{outbound}\d+\|(([^|]*))\|") }),
+        json!({
+            "tag_name": "destination_service",
+            "regex": format!(r"{outbound}\d+\|[^|]*\|((.+?(?:\..+?\.svc\.[^.]+\.[^.]+)?)\.)"),
+        }),
+    ]);
+    json!({ "stats_tags": tags })
 }
 
 /// The metadata, with `CERT_MODE` following the certificate source.

@@ -194,7 +194,14 @@ impl Payload {
                     .filter(|(n, _)| !common.contains_key(*n))
                     .map(|(n, r)| (n.clone(), r.clone()))
                     .collect();
-                if rest.len() + common.len() == desired.len() {
+                // Every common resource is in `desired` as it is (same
+                // version: same bytes), or nothing is shared.
+                let held = |(n, r): (&String, &Arc<Resource>)| {
+                    desired
+                        .get(n)
+                        .is_some_and(|d| Arc::ptr_eq(d, r) || d.version == r.version)
+                };
+                if rest.len() + common.len() == desired.len() && common.iter().all(held) {
                     return Payload::Whole {
                         map: common.clone(),
                         rest,

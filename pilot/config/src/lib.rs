@@ -2,7 +2,8 @@
 //! `networking.istio.io` VirtualService, DestinationRule, Sidecar, ServiceEntry
 //! and WorkloadEntry, the Kubernetes Gateway API (`gateway.networking.k8s.io`),
 //! `security.istio.io`
-//! PeerAuthentication, RequestAuthentication and AuthorizationPolicy, the older
+//! PeerAuthentication, RequestAuthentication and AuthorizationPolicy,
+//! `telemetry.istio.io` Telemetry, the older
 //! `config.istio.io/v1alpha2` RouteRule and DestinationPolicy, trimmed
 //! Kubernetes kinds, and the `rudder-mesh` mesh config.
 //!
@@ -40,6 +41,7 @@ pub mod meta;
 pub mod security;
 pub mod service_entry;
 pub mod sidecar;
+pub mod telemetry;
 pub mod v1alpha2;
 pub mod virtual_service;
 
@@ -50,6 +52,7 @@ pub use meta::{ObjectMeta, Resource, StringMatch};
 pub use security::{AuthorizationPolicySpec, PeerAuthenticationSpec, RequestAuthenticationSpec};
 pub use service_entry::{ServiceEntrySpec, WorkloadEntrySpec};
 pub use sidecar::SidecarSpec;
+pub use telemetry::TelemetrySpec;
 pub use v1alpha2::{DestinationPolicySpec, RouteRuleSpec};
 pub use virtual_service::VirtualServiceSpec;
 
@@ -67,6 +70,10 @@ pub mod groups {
     pub const SECURITY: &str = "security.istio.io";
     /// Versions of `security.istio.io` accepted (same spec).
     pub const SECURITY_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+    /// `telemetry.istio.io` (Telemetry).
+    pub const TELEMETRY: &str = "telemetry.istio.io";
+    /// Versions of `telemetry.istio.io` accepted (same spec).
+    pub const TELEMETRY_VERSIONS: [&str; 2] = ["v1", "v1alpha1"];
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ pub const MESH_CONFIGMAP_NAME: &str = "rudder-mesh";
 pub const MESH_CONFIGMAP_KEY: &str = "mesh";
 
 /// Mesh config fields Rudder reads; absent fields take the model's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", default)]
 pub struct MeshConfigSpec {
     /// Namespace of mesh-wide policies.
@@ -28,6 +28,93 @@ pub struct MeshConfigSpec {
     /// What sidecars do with destinations outside the registry (a Sidecar's
     /// own `outboundTrafficPolicy` wins for its pods).
     pub outbound_traffic_policy: Option<MeshOutboundTrafficPolicy>,
+    /// Where every sidecar writes its access log when no Telemetry says
+    /// otherwise: `""` turns it off (Istio's default profile); absent,
+    /// Rudder keeps `/dev/stdout` (Istio's demo profile).
+    pub access_log_file: Option<String>,
+    /// `TEXT` (default) or `JSON`, for `access_log_file`.
+    pub access_log_encoding: Option<String>,
+    /// Envoy format string for `access_log_file` (absent: Istio's default).
+    pub access_log_format: Option<String>,
+    /// Providers a Telemetry names (access log files, tracers, Prometheus).
+    pub extension_providers: Vec<MeshExtensionProvider>,
+    /// Providers used when a Telemetry names none.
+    pub default_providers: Option<MeshDefaultProviders>,
+}
+
+/// `defaultProviders`: provider names per telemetry kind.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MeshDefaultProviders {
+    /// For `tracing`.
+    pub tracing: Vec<String>,
+    /// For `metrics`.
+    pub metrics: Vec<String>,
+    /// For `accessLogging`.
+    pub access_logging: Vec<String>,
+}
+
+/// One `extensionProviders` entry: a name and one provider kind. Kinds
+/// Rudder does not serve (ext-authz, Stackdriver, ...) are kept by name so
+/// a Telemetry naming one is refused with its kind.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MeshExtensionProvider {
+    /// Name a Telemetry refers to.
+    pub name: String,
+    /// An access log file.
+    pub envoy_file_access_log: Option<FileAccessLogProvider>,
+    /// A Zipkin collector.
+    pub zipkin: Option<TracerProvider>,
+    /// An OpenTelemetry collector (OTLP over gRPC).
+    pub opentelemetry: Option<TracerProvider>,
+    /// Prometheus scraping (Envoy's stats endpoint).
+    pub prometheus: Option<serde_json::Value>,
+    /// Any other kind, by its field name.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// `envoyFileAccessLog: {path, logFormat}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct FileAccessLogProvider {
+    /// File path (`/dev/stdout` goes to the agent's log).
+    pub path: String,
+    /// Text format or JSON labels (absent: Istio's default text format).
+    pub log_format: Option<AccessLogFormat>,
+}
+
+/// `logFormat: {text}` or `logFormat: {labels}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct AccessLogFormat {
+    /// Envoy format string.
+    pub text: Option<String>,
+    /// JSON object: key → Envoy command operator.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// `zipkin` / `opentelemetry`: the collector's service and port.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TracerProvider {
+    /// Collector service FQDN (`zipkin.istio-system.svc.cluster.local`).
+    pub service: String,
+    /// Collector port.
+    pub port: u32,
+    /// Longest tag value (Istio's default 256).
+    pub max_tag_length: Option<u32>,
+    /// Zipkin: 128-bit trace ids (not served).
+    pub enable_64bit_trace_id: Option<bool>,
+    /// Zipkin: collector path (default `/api/v2/spans`).
+    pub path: Option<String>,
+    /// OpenTelemetry: `http` exporter (not served: gRPC only).
+    pub http: Option<serde_json::Value>,
+    /// OpenTelemetry: resource detectors (not served).
+    pub resource_detectors: Option<serde_json::Value>,
+    /// OpenTelemetry: dynatrace sampler etc. (not served).
+    pub dynatrace_sampler: Option<serde_json::Value>,
 }
 
 /// `outboundTrafficPolicy: {mode}` of the mesh config.

@@ -436,11 +436,35 @@ fn structural(mut crd: CustomResourceDefinition) -> Result<CustomResourceDefinit
     Ok(crd)
 }
 
+crd_version!(
+    tm_v1,
+    TelemetrySpec,
+    rudder_config::TelemetrySpec,
+    "telemetry.istio.io",
+    "v1",
+    "Telemetry",
+    "telemetries",
+    ["telemetry"],
+    ["istio-io", "telemetry-istio-io"]
+);
+crd_version!(
+    tm_v1alpha1,
+    TelemetrySpec,
+    rudder_config::TelemetrySpec,
+    "telemetry.istio.io",
+    "v1alpha1",
+    "Telemetry",
+    "telemetries",
+    ["telemetry"],
+    ["istio-io", "telemetry-istio-io"]
+);
+
 /// The CRDs Rudder reads, in a stable order: VirtualService,
 /// DestinationRule, Sidecar, ServiceEntry, WorkloadEntry and Gateway (v1
 /// storage; v1beta1 and v1alpha3 served), RouteRule and
 /// DestinationPolicy (v1alpha2), PeerAuthentication, AuthorizationPolicy and
-/// RequestAuthentication (v1 storage; v1beta1 served).
+/// RequestAuthentication (v1 storage; v1beta1 served), Telemetry (v1
+/// storage; v1alpha1 served).
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
     let merge = |kind: &'static str, versions: Vec<CustomResourceDefinition>, storage: &str| {
         merge_crds(versions, storage).map_err(|source| CrdError::Merge { kind, source })
@@ -524,6 +548,11 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
                 ra_v1::RequestAuthentication::crd(),
                 ra_v1beta1::RequestAuthentication::crd(),
             ],
+            "v1",
+        )?,
+        merge(
+            "Telemetry",
+            vec![tm_v1::Telemetry::crd(), tm_v1alpha1::Telemetry::crd()],
             "v1",
         )?,
     ];

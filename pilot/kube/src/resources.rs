@@ -197,6 +197,7 @@ pub fn api_resource(kind: Kind) -> ApiResource {
             "RequestAuthentication",
             "requestauthentications",
         ),
+        Kind::Telemetry => ("telemetry.istio.io", "v1", "Telemetry", "telemetries"),
     };
     let api_version = if group.is_empty() {
         version.to_string()
@@ -449,6 +450,9 @@ impl Trimmed for RuleObject {
             }
             Kind::RequestAuthentication => {
                 parse_spec::<RequestAuthenticationSpec>(self.spec).map(Body::RequestAuthentication)
+            }
+            Kind::Telemetry => {
+                parse_spec::<rudder_config::TelemetrySpec>(self.spec).map(Body::Telemetry)
             }
             Kind::GatewayClass => parse_spec(self.spec).map(Body::GatewayClass),
             Kind::KubeGateway => parse_spec(self.spec).map(Body::KubeGateway),

@@ -99,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 26] = [
+pub const WATCHED_KINDS: [Kind; 27] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -116,6 +116,7 @@ pub const WATCHED_KINDS: [Kind; 26] = [
     Kind::PeerAuthentication,
     Kind::AuthorizationPolicy,
     Kind::RequestAuthentication,
+    Kind::Telemetry,
     Kind::Secret,
     Kind::Ingress,
     Kind::IngressClass,
@@ -216,6 +217,7 @@ impl KubeSource {
                 | Kind::PeerAuthentication
                 | Kind::AuthorizationPolicy
                 | Kind::RequestAuthentication
+                | Kind::Telemetry
                 | Kind::GatewayClass
                 | Kind::KubeGateway
                 | Kind::HttpRoute
@@ -381,5 +383,6 @@ fn is_istio_config(kind: Kind) -> bool {
             | Kind::PeerAuthentication
             | Kind::AuthorizationPolicy
             | Kind::RequestAuthentication
+            | Kind::Telemetry
     )
 }

@@ -74,6 +74,11 @@ fn versions_are_declared_properly() {
             "v1",
             vec!["v1", "v1beta1"],
         ),
+        (
+            "telemetries.telemetry.istio.io",
+            "v1",
+            vec!["v1", "v1alpha1"],
+        ),
     ];
     let all = crds().expect("generate");
     assert_eq!(all.len(), expected.len());

@@ -46,6 +46,7 @@ pub mod security;
 pub mod service;
 pub mod snapshot;
 pub mod sync;
+pub mod telemetry;
 pub mod well_known;
 
 pub use diagnostics::{Diagnostic, Severity};
@@ -60,3 +61,4 @@ pub use security::*;
 pub use service::*;
 pub use snapshot::{MeshConfig, Snapshot};
 pub use sync::SyncState;
+pub use telemetry::{EffectiveTelemetry, Telemetries};

@@ -73,6 +73,8 @@ pub struct Snapshot {
     pub sidecars: Vec<Sidecar>,
     /// PeerAuthentications and AuthorizationPolicies (oldest first).
     pub security: SecurityPolicies,
+    /// Telemetries and the mesh's telemetry defaults (see [`crate::telemetry`]).
+    pub telemetry: crate::telemetry::Telemetries,
     /// Gateways, oldest first.
     pub gateways: Vec<crate::gateway::Gateway>,
     /// Route tables that bind to some gateway (`spec.gateways` naming one),
@@ -104,6 +106,7 @@ impl Snapshot {
         self.destination_rules.hash(&mut h);
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
+        self.telemetry.hash(&mut h);
         self.secrets.hash(&mut h);
         self.gateways.hash(&mut h);
         self.gateway_route_tables.hash(&mut h);
@@ -201,6 +204,16 @@ impl Snapshot {
     ) -> crate::security::MtlsMode {
         self.security
             .mtls_mode(&self.mesh.root_namespace, namespace, labels, port)
+    }
+
+    /// The telemetry of a workload (see [`crate::telemetry`]).
+    pub fn telemetry_for(
+        &self,
+        namespace: &str,
+        labels: &crate::service::Labels,
+    ) -> crate::telemetry::EffectiveTelemetry {
+        self.telemetry
+            .effective(&self.mesh.root_namespace, namespace, labels)
     }
 
     /// The authorization policies that apply to a workload, in order.

@@ -21,7 +21,7 @@ use crate::{
     compile::{self, route_rule::Policies, Ctx},
     discovery,
     endpoints::{self, EndpointSources},
-    object::{Body, Kind, Object},
+    object::{Body, Kind, Object, ObjectKey},
 };
 use rudder_config::MeshConfigSpec;
 
@@ -33,7 +33,10 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
     let mut scratch = Policies::new();
     match &obj.body {
         Body::Namespace(_) => {}
-        Body::MeshConfig(m) => discovery::validate(m, &mut ck),
+        Body::MeshConfig(m) => {
+            discovery::validate(m, &mut ck);
+            compile::telemetry::defaults(Some(m), &mut ck);
+        }
         Body::Service(s) => {
             compile::kube::service(s, &obj.key, &cx, &mut ck);
         }
@@ -100,6 +103,14 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         }
         Body::RequestAuthentication(s) => {
             compile::security::request_authentication(s, &obj.key, &mut ck);
+        }
+        Body::Telemetry(s) => {
+            let cx = compile::telemetry::TelemetryCtx {
+                mesh: None,
+                services: None,
+                domain: rudder_model::well_known::DEFAULT_DOMAIN_SUFFIX,
+            };
+            compile::telemetry::compile(s, &obj.key, &cx, &mut ck);
         }
         Body::Secret(s) => {
             compile::secret::secret(s, &obj.key, &mut ck);
@@ -374,6 +385,13 @@ pub fn build_snapshot_with_jwks<'a>(
         .collect();
     snap.destination_rules = Arc::new(dr_index);
     snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
+    snap.telemetry = telemetry(
+        mesh_spec,
+        &snap.services,
+        &domain,
+        get(Kind::Telemetry),
+        &mut diagnostics,
+    );
     snap.secrets = secrets(get(Kind::Secret));
     credential_warnings(&snap, get(Kind::DestinationRule), &mut diagnostics);
     snap.gateways = gateways(&snap, with_derived(Kind::Gateway), &mut diagnostics);
@@ -381,6 +399,35 @@ pub fn build_snapshot_with_jwks<'a>(
     snap.mesh = mesh;
     snap.diagnostics = diagnostics;
     snap.seal()
+}
+
+/// The Telemetries (oldest first) with the mesh config's defaults; the
+/// mesh config's own problems were reported when it was stored.
+fn telemetry(
+    mesh: Option<&MeshConfigSpec>,
+    services: &BTreeMap<rudder_model::Hostname, Service>,
+    domain: &str,
+    objects: Vec<&Object>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> rudder_model::Telemetries {
+    let quiet = ObjectKey::new(Kind::MeshConfig, "", "");
+    let mut out =
+        compile::telemetry::defaults(mesh, &mut Checker::new(&quiet, &Default::default()));
+    let no_mesh = MeshConfigSpec::default();
+    let cx = compile::telemetry::TelemetryCtx {
+        mesh: Some(mesh.unwrap_or(&no_mesh)),
+        services: Some(services),
+        domain,
+    };
+    for o in by_age(objects) {
+        if let Body::Telemetry(s) = &o.body {
+            let mut ck = Checker::new(&o.key, &o.origin);
+            out.policies
+                .extend(compile::telemetry::compile(s, &o.key, &cx, &mut ck));
+            diagnostics.extend(ck.diagnostics);
+        }
+    }
+    out
 }
 
 /// The TLS credentials among the Secrets (validated when stored; the
@@ -972,6 +1019,7 @@ pub fn rebuild_endpoints<'a>(
         destination_rules: previous.destination_rules.clone(),
         sidecars: previous.sidecars.clone(),
         security: previous.security.clone(),
+        telemetry: previous.telemetry.clone(),
         secrets: previous.secrets.clone(),
         gateways: previous.gateways.clone(),
         gateway_route_tables: previous.gateway_route_tables.clone(),

@@ -441,6 +441,10 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::RequestAuthentication(r.spec))
             }
+            Kind::Telemetry => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::Telemetry(r.spec))
+            }
             Kind::Gateway => {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::Gateway(r.spec))
@@ -544,6 +548,7 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (groups::SECURITY, "PeerAuthentication") => Kind::PeerAuthentication,
         (groups::SECURITY, "AuthorizationPolicy") => Kind::AuthorizationPolicy,
         (groups::SECURITY, "RequestAuthentication") => Kind::RequestAuthentication,
+        (groups::TELEMETRY, "Telemetry") => Kind::Telemetry,
         (gateway_api::GROUP, "GatewayClass") => Kind::GatewayClass,
         (gateway_api::GROUP, "Gateway") => Kind::KubeGateway,
         (gateway_api::GROUP, "HTTPRoute") => Kind::HttpRoute,

@@ -6,8 +6,8 @@ use std::fmt;
 use rudder_config::{
     gateway_api as gw, kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec,
     DestinationRuleSpec, GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec,
-    RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec, VirtualServiceSpec,
-    WorkloadEntrySpec,
+    RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec, TelemetrySpec,
+    VirtualServiceSpec, WorkloadEntrySpec,
 };
 
 /// The kinds Rudder serves.
@@ -45,6 +45,8 @@ pub enum Kind {
     AuthorizationPolicy,
     /// security.istio.io RequestAuthentication.
     RequestAuthentication,
+    /// telemetry.istio.io Telemetry.
+    Telemetry,
     /// core/v1 Secret (TLS credentials only; see `compile::secret`).
     Secret,
     /// networking.istio.io Gateway.
@@ -89,6 +91,7 @@ impl Kind {
             Kind::PeerAuthentication => "PeerAuthentication",
             Kind::AuthorizationPolicy => "AuthorizationPolicy",
             Kind::RequestAuthentication => "RequestAuthentication",
+            Kind::Telemetry => "Telemetry",
             Kind::Secret => "Secret",
             Kind::Gateway => "Gateway",
             Kind::Ingress => "Ingress",
@@ -213,6 +216,8 @@ pub enum Body {
     AuthorizationPolicy(AuthorizationPolicySpec),
     /// RequestAuthentication.
     RequestAuthentication(RequestAuthenticationSpec),
+    /// Telemetry.
+    Telemetry(TelemetrySpec),
     /// Secret.
     Secret(kube::Secret),
     /// Gateway.
@@ -257,6 +262,7 @@ impl Body {
             Body::PeerAuthentication(_) => Kind::PeerAuthentication,
             Body::AuthorizationPolicy(_) => Kind::AuthorizationPolicy,
             Body::RequestAuthentication(_) => Kind::RequestAuthentication,
+            Body::Telemetry(_) => Kind::Telemetry,
             Body::Secret(_) => Kind::Secret,
             Body::Gateway(_) => Kind::Gateway,
             Body::Ingress(_) => Kind::Ingress,

@@ -43,6 +43,7 @@ fn istio_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
             groups::SECURITY,
             "PeerAuthentication" | "AuthorizationPolicy" | "RequestAuthentication",
         ) => Some(&groups::SECURITY_VERSIONS),
+        (groups::TELEMETRY, "Telemetry") => Some(&groups::TELEMETRY_VERSIONS),
         _ => None,
     }
 }

@@ -8,15 +8,12 @@
 //! ```
 
 use std::{
-    io::{Read, Write},
-    net::{SocketAddr, TcpListener},
-    sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc, Mutex,
-    },
-    thread::JoinHandle,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
 };
+
+use super::stub::Stub;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as B64, Engine};
 use ring::{
@@ -87,58 +84,27 @@ pub fn epoch(offset: i64) -> i64 {
     now + offset
 }
 
-/// An HTTP/1.0-style server on 127.0.0.1 answering every request with the
-/// current key set; stops (and joins) when dropped.
+/// A server on 127.0.0.1 answering every request with the current key
+/// set; stops when dropped.
 pub struct JwksServer {
-    addr: SocketAddr,
     body: Arc<Mutex<String>>,
-    hits: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    stub: Stub,
 }
 
 impl JwksServer {
     /// Serves `body` at `http://127.0.0.1:<port>/jwks.json`.
     pub fn start(body: String) -> JwksServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the JWKS server");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().unwrap();
         let body = Arc::new(Mutex::new(body));
-        let hits = Arc::new(AtomicUsize::new(0));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (b, h, s) = (body.clone(), hits.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::SeqCst) {
-                match listener.accept() {
-                    Ok((mut conn, _)) => {
-                        let _ = conn.set_nonblocking(false);
-                        let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                        let mut buf = [0u8; 4096];
-                        let _ = conn.read(&mut buf);
-                        let text = b.lock().unwrap().clone();
-                        let resp = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                            text.len()
-                        );
-                        let _ = conn.write_all(resp.as_bytes());
-                        h.fetch_add(1, Ordering::SeqCst);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
-                }
-            }
+        let b = body.clone();
+        let stub = Stub::start(SocketAddr::from(([127, 0, 0, 1], 0)), move |_| {
+            (200, "application/json", b.lock().unwrap().clone())
         });
-        JwksServer {
-            addr,
-            body,
-            hits,
-            stop,
-            thread: Some(thread),
-        }
+        JwksServer { body, stub }
     }
 
     /// The `jwksUri`.
     pub fn uri(&self) -> String {
-        format!("http://{}/jwks.json", self.addr)
+        format!("http://{}/jwks.json", self.stub.addr())
     }
 
     /// Serves `body` from now on.
@@ -148,15 +114,6 @@ impl JwksServer {
 
     /// Requests answered so far.
     pub fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stub.requests().len()
     }
 }

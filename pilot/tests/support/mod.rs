@@ -7,3 +7,4 @@ pub mod jwt;
 pub mod mesh;
 pub mod pilot;
 pub mod stats;
+pub mod stub;

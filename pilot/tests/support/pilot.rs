@@ -145,6 +145,11 @@ impl Pilot {
         Ok(())
     }
 
+    /// Where pilot serves plaintext xDS.
+    pub fn xds_addr(&self) -> SocketAddr {
+        self.xds
+    }
+
     /// pilot's PID.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -246,9 +251,15 @@ pub fn type_status(syncz: &Value, node_id: &str, short_type: &str) -> Option<Val
 /// The RDS version the proxy ACKed, when it ACKed what was last sent
 /// (nothing in flight).
 pub fn settled_rds_version(syncz: &Value, node_id: &str) -> Option<String> {
-    let rds = type_status(syncz, node_id, "rds")?;
-    let acked = rds["last_acked_version"].as_str()?;
-    (rds["last_sent"]["version"].as_str() == Some(acked)).then(|| acked.to_string())
+    settled_version(syncz, node_id, "rds")
+}
+
+/// The version of `short_type` (`lds`, `rds`, ...) the proxy ACKed, when it
+/// ACKed what was last sent (nothing in flight).
+pub fn settled_version(syncz: &Value, node_id: &str, short_type: &str) -> Option<String> {
+    let t = type_status(syncz, node_id, short_type)?;
+    let acked = t["last_acked_version"].as_str()?;
+    (t["last_sent"]["version"].as_str() == Some(acked)).then(|| acked.to_string())
 }
 
 /// The value of a Prometheus sample `name{labels}` (exact label text), or 0.

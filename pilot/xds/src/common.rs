@@ -9,16 +9,13 @@ use envoy_types::pb::envoy::config::listener::v3::{filter, Filter};
 use envoy_types::pb::{
     envoy::{
         config::{
-            accesslog::v3::{access_log, AccessLog},
+            accesslog::v3::AccessLog,
             core::v3::{
                 address, config_source, socket_address, AggregatedConfigSource, ApiVersion,
                 CidrRange, ConfigSource, SocketAddress,
             },
         },
-        extensions::{
-            access_loggers::stream::v3::StdoutAccessLog,
-            filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy},
-        },
+        extensions::filters::network::tcp_proxy::v3::{tcp_proxy, TcpProxy},
         r#type::v3::{fractional_percent::DenominatorType, FractionalPercent},
     },
     google::protobuf::{Any, Duration as PbDuration, UInt32Value},
@@ -134,15 +131,12 @@ pub(crate) fn fraction(p: Percent) -> FractionalPercent {
     }
 }
 
-/// Access log to Envoy's stdout (the agent forwards it), on every HCM and TCP proxy.
+/// Access log to Envoy's stdout (the agent forwards it) in Istio's default
+/// format, on every HCM and TCP proxy: the mesh default. A proxy whose
+/// Telemetry says otherwise gets its listeners rewritten
+/// ([`crate::telemetry`]).
 pub(crate) fn stdout_access_log() -> AccessLog {
-    AccessLog {
-        name: "envoy.access_loggers.stdout".into(),
-        config_type: Some(access_log::ConfigType::TypedConfig(any(
-            &StdoutAccessLog::default(),
-        ))),
-        ..Default::default()
-    }
+    crate::telemetry::access_log(&rudder_model::telemetry::AccessLogSink::stdout())
 }
 
 /// A network filter with a typed config.

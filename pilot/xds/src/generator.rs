@@ -54,8 +54,8 @@ use std::{
 use rudder_model::{
     names::{service_route_name, ClusterName},
     node::CertMode,
-    selects, DestinationPolicy, Labels, LoadBalancer, Locality, LocalityLb, Proxy, Scope, ScopeKey,
-    Snapshot,
+    selects, DestinationPolicy, EffectiveTelemetry, Labels, LoadBalancer, Locality, LocalityLb,
+    Proxy, Scope, ScopeKey, Snapshot,
 };
 
 use crate::{
@@ -312,7 +312,15 @@ pub struct Generator {
     checks: Memo<CheckKey, Vec<String>>,
     /// SDS: the credentials a proxy of a namespace may read, per namespace.
     secrets: Memo<String, Named>,
+    /// The mesh default telemetry (listeners are built with it).
+    default_telemetry: EffectiveTelemetry,
+    /// Listener maps with a proxy's telemetry applied (see [`TelemetryKey`]).
+    telemetry_listeners: Memo<TelemetryKey, Named>,
 }
+
+/// A listener map (by pointer), the telemetry applied to it and, per
+/// tracing side, whether the proxy has the collector's cluster.
+type TelemetryKey = (ByPtr<Named>, EffectiveTelemetry, Vec<bool>);
 
 impl Generator {
     /// A generator (and empty caches) for `snapshot`.
@@ -348,6 +356,7 @@ impl Generator {
                 .collect();
             names.into_iter().collect()
         });
+        let snapshot_default_telemetry = snapshot.telemetry.mesh_default();
         Self {
             failover_labels,
             snapshot,
@@ -369,6 +378,8 @@ impl Generator {
             distinct_maps: Mutex::new(Vec::new()),
             checks: Memo::new(),
             secrets: Memo::new(),
+            default_telemetry: snapshot_default_telemetry,
+            telemetry_listeners: Memo::new(),
         }
     }
 
@@ -417,7 +428,48 @@ impl Generator {
         next.proxy_clusters = previous.proxy_clusters.handed_over();
         next.views = previous.views.handed_over();
         next.secrets = previous.secrets.handed_over();
+        next.telemetry_listeners = previous.telemetry_listeners.handed_over();
         next
+    }
+
+    /// The proxy's telemetry when it is not the mesh default the builders
+    /// wrote (see [`crate::telemetry`]), with, per tracing side, whether the
+    /// proxy has the collector's cluster.
+    fn telemetry_of(
+        &self,
+        proxy: &Proxy,
+        clusters: &Named,
+    ) -> Option<(EffectiveTelemetry, Vec<bool>)> {
+        let t = self.snapshot.telemetry_for(&proxy.namespace, &proxy.labels);
+        if t == self.default_telemetry {
+            return None;
+        }
+        let collectors = [t.client_tracing.as_ref(), t.server_tracing.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|tr| {
+                clusters.contains_key(
+                    &ClusterName::outbound(tr.tracer.port, None, &tr.tracer.service).to_string(),
+                )
+            })
+            .collect();
+        Some((t, collectors))
+    }
+
+    /// A sidecar's listener map with its telemetry applied (memoised: the
+    /// map is shared by pointer).
+    fn with_telemetry(&self, proxy: &Proxy, listeners: Arc<Named>, clusters: &Named) -> Arc<Named> {
+        let Some((t, collectors)) = self.telemetry_of(proxy, clusters) else {
+            return listeners;
+        };
+        self.telemetry_listeners.get_or(
+            (ByPtr(listeners.clone()), t.clone(), collectors.clone()),
+            || {
+                Arc::new(crate::telemetry::apply(&listeners, &t, &collectors, &|c| {
+                    clusters.contains_key(c)
+                }))
+            },
+        )
     }
 
     /// The snapshot this generator reads.
@@ -469,9 +521,18 @@ impl Generator {
         let clusters = self.proxy_clusters(&key, proxy, &view, &[]);
         let built = gateway_resources(snapshot, proxy, &scope);
         let mut out = ProxyResources::default();
+        // Built per gateway anyway: applied without a memo.
+        let listeners = match self.telemetry_of(proxy, &clusters) {
+            Some((t, collectors)) => {
+                crate::telemetry::apply(&built.listeners, &t, &collectors, &|c| {
+                    clusters.contains_key(c)
+                })
+            }
+            None => built.listeners,
+        };
         out.insert(TypeUrl::Cluster, clusters);
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
-        out.insert(TypeUrl::Listener, built.listeners);
+        out.insert(TypeUrl::Listener, listeners);
         out.insert(TypeUrl::Route, built.routes);
         let secrets = self.secrets.get_or_same(
             proxy.namespace.clone(),
@@ -533,13 +594,16 @@ impl Generator {
             routes = routes.len(),
             "generated xDS"
         );
+        let listener_map = self.with_telemetry(proxy, listeners.map.clone(), &clusters);
         let mut out = ProxyResources::default();
         out.insert(TypeUrl::Cluster, clusters);
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
-        out.insert(TypeUrl::Listener, listeners.map.clone());
-        if !chains.vip_map.is_empty() {
+        // The shared service listeners are the map's common part unless
+        // this proxy's telemetry rewrote its listeners.
+        if !chains.vip_map.is_empty() && Arc::ptr_eq(&listener_map, &listeners.map) {
             out.common.insert(TypeUrl::Listener, chains.vip_map.clone());
         }
+        out.insert(TypeUrl::Listener, listener_map);
         out.insert(TypeUrl::Route, routes);
         let secrets = self.secrets.get_or_same(
             proxy.namespace.clone(),

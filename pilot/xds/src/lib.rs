@@ -51,6 +51,7 @@ mod rbac;
 mod rds;
 pub mod resources;
 mod sds;
+mod telemetry;
 mod tls;
 mod version;
 

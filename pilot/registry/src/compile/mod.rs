@@ -17,6 +17,7 @@ pub mod secret;
 pub mod security;
 pub mod service_entry;
 pub mod sidecar;
+pub mod telemetry;
 pub mod virtual_service;
 
 use std::collections::BTreeMap;
