@@ -207,12 +207,27 @@ pub fn translate(
         })],
         &first.origin,
     )];
-    for (host, groups) in hosts {
+    // A `*` Mapping serves every host (Emissary attaches it to each Host):
+    // its groups join those of each named host; findings are said once.
+    let wildcard = hosts.get("*").cloned().unwrap_or_default();
+    for (host, mut groups) in hosts {
         let mut routes: Vec<((bool, usize, usize), Value)> = Vec::new();
         let mut origin = None;
+        let own: Vec<GroupKey> = groups.keys().cloned().collect();
+        if host != "*" {
+            for (key, members) in &wildcard {
+                groups.entry(key.clone()).or_insert_with(|| members.clone());
+            }
+        }
         for (key, members) in groups {
             origin.get_or_insert_with(|| members[0].0);
-            if let Some(r) = group_route(&key, &members, domain, diagnostics) {
+            let mut scratch = Vec::new();
+            let findings = if own.contains(&key) {
+                &mut *diagnostics
+            } else {
+                &mut scratch
+            };
+            if let Some(r) = group_route(&key, &members, domain, findings) {
                 let sort = (
                     key.regex,
                     key.prefix.len(),
