@@ -48,6 +48,24 @@ pub struct MappingSpec {
     pub retry_policy: Option<RetryPolicy>,
     /// Mirror the group's traffic here instead of routing it.
     pub shadow: Option<bool>,
+    /// Where the service's API documentation is, for Emissary's developer
+    /// portal (Emissary's quickstart Mapping sets it); it has no effect on
+    /// routing in Emissary either, so Rudder accepts it and routes the same.
+    pub docs: Option<MappingDocs>,
+}
+
+/// `docs`: developer-portal metadata (no effect on routing).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct MappingDocs {
+    /// Path of the documentation on the service.
+    pub path: Option<String>,
+    /// URL of the documentation.
+    pub url: Option<String>,
+    /// Do not show the service in the portal.
+    pub ignored: Option<bool>,
+    /// Display name.
+    pub display_name: Option<String>,
 }
 
 /// `ambassador_id`: one id or several.
