@@ -306,3 +306,33 @@ fn other_kinds_and_versions_of_contour_and_emissary_are_named_unsupported() {
     assert!(u[0].contains("Contour's API"), "{u:?}");
     assert!(u[1].contains("it reads v3alpha1"), "{u:?}");
 }
+
+#[test]
+fn http_settings_on_a_tcpproxy_are_refused_and_permit_insecure_without_tls_is_warned() {
+    let tcp = proxy(
+        "shop",
+        "p",
+        "  virtualhost: {fqdn: shop.example.com, tls: {passthrough: true}}\n  tcpproxy: {services: [{name: web, port: 8000, mirror: true}]}\n",
+    );
+    let r = validate(&[("f.yaml", &tcp)]);
+    assert!(
+        errors(&r)
+            .iter()
+            .any(|d| d.field == "spec.tcpproxy.services[0].mirror"),
+        "{:?}",
+        r.diagnostics
+    );
+    let insecure = proxy(
+        "shop",
+        "p",
+        "  virtualhost: {fqdn: shop.example.com}\n  routes: [{services: [{name: web, port: 8000}], permitInsecure: true}]\n",
+    );
+    let s = build(&[PLATFORM, &insecure]);
+    assert!(
+        findings(&s, "HTTPProxy shop/p")
+            .iter()
+            .any(|(f, m)| f == "spec.routes[0].permitInsecure" && m.contains("no effect")),
+        "{:?}",
+        s.diagnostics
+    );
+}

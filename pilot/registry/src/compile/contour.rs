@@ -126,6 +126,21 @@ pub fn validate(spec: &cc::HttpProxySpec, ck: &mut Checker) {
             );
         }
         services(&tcp.services, "spec.tcpproxy.services", ck);
+        // What only HTTP carries has no meaning for a TCP stream.
+        for (i, s) in tcp.services.iter().enumerate() {
+            for (field, set) in [
+                ("mirror", s.mirror.is_some()),
+                ("requestHeadersPolicy", s.request_headers_policy.is_some()),
+                ("responseHeadersPolicy", s.response_headers_policy.is_some()),
+            ] {
+                if set {
+                    ck.error(
+                        format!("spec.tcpproxy.services[{i}].{field}"),
+                        "not served: an HTTP setting on a tcpproxy service",
+                    );
+                }
+            }
+        }
     }
     for (i, r) in spec.routes.iter().enumerate() {
         route(r, &format!("spec.routes[{i}]"), spec, ck);
@@ -335,6 +350,9 @@ struct Gathered<'a> {
     /// Include conditions, outermost first, then the route's own.
     conditions: Vec<&'a cc::MatchCondition>,
     route: &'a cc::Route,
+    /// Its path, for findings on the root (`spec.routes[1]`, or
+    /// `spec.routes[1] of included HTTPProxy ns/name`).
+    at: String,
 }
 
 /// The Gateways and VirtualServices the served root HTTPProxies stand for,
@@ -449,16 +467,21 @@ fn gather<'a>(
     root_ck: &mut Checker,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    for r in &spec.routes {
+    let (this_ns, this_name) = *stack.last().expect("the including HTTPProxy");
+    for (j, r) in spec.routes.iter().enumerate() {
         let mut conditions = inherited.to_vec();
         conditions.extend(r.conditions.iter());
+        let at = match stack.len() {
+            1 => format!("spec.routes[{j}]"),
+            _ => format!("spec.routes[{j}] of included HTTPProxy {this_ns}/{this_name}"),
+        };
         out.push(Gathered {
             namespace,
             conditions,
             route: r,
+            at,
         });
     }
-    let (this_ns, this_name) = *stack.last().expect("the including HTTPProxy");
     for (i, inc) in spec.includes.iter().enumerate() {
         let ns = inc.namespace.as_deref().unwrap_or(namespace);
         let at = format!("spec.includes[{i}]");
@@ -644,14 +667,26 @@ pub fn weighted(services: &[&cc::Service], host: impl Fn(&cc::Service) -> String
         .collect()
 }
 
-/// The VirtualService route of a gathered route.
+/// The VirtualService route of a gathered route (`tls`: the root's host
+/// has a certificate, so plain HTTP is redirected).
 fn http_route(
     g: &Gathered<'_>,
+    tls: bool,
     domain: &str,
     at: &str,
     ck: &mut Checker,
 ) -> (Value, (bool, usize, usize)) {
     let r = g.route;
+    if r.permit_insecure == Some(true) {
+        ck.warn(
+            format!("{at}.permitInsecure"),
+            if tls {
+                "not served: plain HTTP beside TLS on one host (an included route); HTTP is redirected to HTTPS"
+            } else {
+                "no effect: the host has no TLS, so HTTP is served anyway (as in Contour)"
+            },
+        );
+    }
     let (m, header_count) = route_match(&g.conditions, ck, at);
     let (path, exact) = merged_path(&g.conditions);
     let host = |s: &cc::Service| format!("{}.{}.svc.{domain}", s.name, g.namespace);
@@ -750,7 +785,7 @@ fn root_objects(
             .iter()
             .enumerate()
             .map(|(i, g)| {
-                let (v, key) = http_route(g, domain, &format!("spec.routes[{i}]"), ck);
+                let (v, key) = http_route(g, secret.is_some(), domain, &g.at, ck);
                 (v, key, i)
             })
             .collect();
