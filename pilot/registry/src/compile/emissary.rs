@@ -153,6 +153,9 @@ struct GroupKey {
     regex_headers: BTreeMap<String, String>,
 }
 
+/// The Mappings of one hostname by group, oldest first.
+type Groups<'a> = BTreeMap<GroupKey, Vec<(&'a Object, &'a MappingSpec)>>;
+
 /// The Gateway and VirtualServices the served Mappings stand for; a
 /// Mapping of another `ambassador_id` is named with a warning.
 pub fn translate(
@@ -162,8 +165,7 @@ pub fn translate(
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Vec<Object> {
     // hostname → group → Mappings, oldest first.
-    let mut hosts: BTreeMap<String, BTreeMap<GroupKey, Vec<(&Object, &MappingSpec)>>> =
-        BTreeMap::new();
+    let mut hosts: BTreeMap<String, Groups<'_>> = BTreeMap::new();
     for o in crate::build::by_age(objects) {
         let Body::Mapping(m) = &o.body else { continue };
         if !served(m) {
