@@ -1,9 +1,11 @@
 //! What README.md says pilot does, held to it:
 //!
 //! - `pilot validate` names each object of a routing API Rudder does not serve
-//!   (Gateway API HTTPRoute, Contour HTTPProxy, Emissary Mapping) on its own
-//!   `unsupported:` line and exits 0 when nothing else is wrong, 1 only for
-//!   errors (docs/architecture.md, Contracts → Command lines).
+//!   (a Gateway API UDPRoute, Contour's ExtensionService, Emissary's Host) on
+//!   its own `unsupported:` line and exits 0 when nothing else is wrong, 1
+//!   only for errors (docs/architecture.md, Contracts → Command lines);
+//!   Contour's HTTPProxy and Emissary's Mapping are served, so they say
+//!   nothing when valid and name the field Rudder does not translate.
 //! - Two VirtualServices for one host: a sidecar gets the oldest one whole,
 //!   and the other is named in a warning.
 
@@ -53,20 +55,27 @@ fn pilot_validate_names_other_routing_apis_and_exits_as_the_readme_says() {
     );
     let proxy = write(
         dir.path(),
-        "httpproxy.yaml",
-        "# Contour\napiVersion: projectcontour.io/v1\nkind: HTTPProxy\nmetadata: {name: web}\nspec:\n  virtualhost: {fqdn: web.example.com}\n  routes: [{services: [{name: web, port: 80}]}]\n",
+        "extension.yaml",
+        "# Contour\napiVersion: projectcontour.io/v1alpha1\nkind: ExtensionService\nmetadata: {name: web}\nspec:\n  services: [{name: web, port: 80}]\n",
     );
     let mapping = write(
         dir.path(),
         "mapping.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unrelated}\ndata: {a: b}\n---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: web, namespace: shop}\nspec: {hostname: \"*\", prefix: /, service: web:80}\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: unrelated}\ndata: {a: b}\n---\napiVersion: getambassador.io/v3alpha1\nkind: Host\nmetadata: {name: web, namespace: shop}\nspec: {hostname: web.example.com}\n",
+    );
+    // Served kinds of those projects say nothing when valid (their Services exist).
+    write(
+        dir.path(),
+        "served.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec: {ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n---\n\
+         apiVersion: projectcontour.io/v1\nkind: HTTPProxy\nmetadata: {name: web}\nspec:\n  virtualhost: {fqdn: web.example.com}\n  routes: [{services: [{name: web, port: 80}]}]\n---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: web, namespace: shop}\nspec: {hostname: \"*\", prefix: /, service: web:80}\n",
     );
     let (lines, code) = pilot_validate(dir.path());
     assert_eq!(
         lines,
         vec![
-            format!("unsupported: {}:2: HTTPProxy default/web: HTTPProxy (projectcontour.io/v1) is part of Contour's API, which Rudder does not serve; it has no effect on traffic", proxy.display()),
-            format!("unsupported: {}:6: Mapping shop/web: Mapping (getambassador.io/v3alpha1) is part of Emissary-ingress's API, which Rudder does not serve; it has no effect on traffic", mapping.display()),
+            format!("unsupported: {}:2: ExtensionService default/web: ExtensionService (projectcontour.io/v1alpha1) is part of Contour's API, which Rudder does not serve; it has no effect on traffic", proxy.display()),
+            format!("unsupported: {}:6: Host shop/web: Host (getambassador.io/v3alpha1) is part of Emissary-ingress's API, which Rudder does not serve; it has no effect on traffic", mapping.display()),
             format!("unsupported: {}:1: UDPRoute shop/web: UDPRoute (gateway.networking.k8s.io/v1alpha2) is part of the Gateway API, which Rudder does not serve yet; it has no effect on traffic", route.display()),
         ],
         "one line per object in file order, the ConfigMap silent"
@@ -177,4 +186,28 @@ fn two_virtual_services_for_one_host_the_oldest_wins_and_the_other_is_named() {
         )]
     );
     assert_eq!(code, Some(0));
+}
+
+#[test]
+fn pilot_validate_names_the_httpproxy_and_mapping_fields_rudder_does_not_translate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "edge.yaml",
+        "apiVersion: projectcontour.io/v1\nkind: HTTPProxy\nmetadata: {name: web, namespace: shop}\nspec:\n  virtualhost: {fqdn: web.example.com}\n  routes:\n  - services: [{name: web, port: 80}]\n    loadBalancerPolicy: {strategy: Cookie}\n---\napiVersion: getambassador.io/v3alpha1\nkind: Mapping\nmetadata: {name: web, namespace: shop}\nspec: {prefix: /, service: \"https://web:443\"}\n",
+    );
+    let (lines, code) = pilot_validate(dir.path());
+    assert_eq!(code, Some(1), "{lines:#?}");
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[0].starts_with(&format!("error: {}:", file.display()))
+            && lines[0].contains("HTTPProxy shop/web: spec.routes[0]")
+            && lines[0].contains("loadBalancerPolicy"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines[1].contains("Mapping shop/web: spec.service")
+            && lines[1].contains("not served: scheme https://"),
+        "{lines:#?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Kube-free spec types for everything pilot reads: Istio's
 //! `networking.istio.io` VirtualService, DestinationRule, Sidecar, ServiceEntry
 //! and WorkloadEntry, the Kubernetes Gateway API (`gateway.networking.k8s.io`),
+//! Contour's HTTPProxy and Emissary's Mapping,
 //! `security.istio.io`
 //! PeerAuthentication, RequestAuthentication and AuthorizationPolicy,
 //! `telemetry.istio.io` Telemetry, the older
@@ -32,7 +33,9 @@
 
 #![forbid(unsafe_code)]
 
+pub mod contour;
 pub mod destination_rule;
+pub mod emissary;
 pub mod gateway;
 pub mod gateway_api;
 pub mod kube;

@@ -386,6 +386,28 @@ crd_version!(
     [],
     ["istio-io", "config-istio-io"]
 );
+crd_version!(
+    httpproxy_v1,
+    HttpProxySpec,
+    rudder_config::contour::HttpProxySpec,
+    "projectcontour.io",
+    "v1",
+    "HTTPProxy",
+    "httpproxies",
+    ["proxy", "proxies"],
+    []
+);
+crd_version!(
+    mapping_v3alpha1,
+    MappingSpec,
+    rudder_config::emissary::MappingSpec,
+    "getambassador.io",
+    "v3alpha1",
+    "Mapping",
+    "mappings",
+    [],
+    ["ambassador-crds"]
+);
 
 /// The top-level fields that keep what their schema does not name. Istio's
 /// CRDs keep unknown fields in `status` (and in free-form fields, which
@@ -464,7 +486,9 @@ crd_version!(
 /// storage; v1beta1 and v1alpha3 served), RouteRule and
 /// DestinationPolicy (v1alpha2), PeerAuthentication, AuthorizationPolicy and
 /// RequestAuthentication (v1 storage; v1beta1 served), Telemetry (v1
-/// storage; v1alpha1 served).
+/// storage; v1alpha1 served); then, for a cluster that has neither Contour
+/// nor Emissary installed, Contour's HTTPProxy (v1) and Emissary's Mapping
+/// (v3alpha1), which the ingress gateway serves.
 pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
     let merge = |kind: &'static str, versions: Vec<CustomResourceDefinition>, storage: &str| {
         merge_crds(versions, storage).map_err(|source| CrdError::Merge { kind, source })
@@ -555,6 +579,8 @@ pub fn crds() -> Result<Vec<CustomResourceDefinition>, CrdError> {
             vec![tm_v1::Telemetry::crd(), tm_v1alpha1::Telemetry::crd()],
             "v1",
         )?,
+        httpproxy_v1::HTTPProxy::crd(),
+        mapping_v3alpha1::Mapping::crd(),
     ];
     all.into_iter().map(structural).collect()
 }

@@ -172,6 +172,18 @@ pub fn api_resource(kind: Kind) -> ApiResource {
         Kind::TcpRoute => (GW, "v1alpha2", "TCPRoute", "tcproutes"),
         Kind::TlsRoute => (GW, "v1alpha2", "TLSRoute", "tlsroutes"),
         Kind::ReferenceGrant => (GW, "v1beta1", "ReferenceGrant", "referencegrants"),
+        Kind::HttpProxy => (
+            rudder_config::contour::GROUP,
+            rudder_config::contour::VERSION,
+            "HTTPProxy",
+            "httpproxies",
+        ),
+        Kind::Mapping => (
+            rudder_config::emissary::GROUP,
+            rudder_config::emissary::VERSION,
+            "Mapping",
+            "mappings",
+        ),
         Kind::RouteRule => ("config.istio.io", "v1alpha2", "RouteRule", "routerules"),
         Kind::DestinationPolicy => (
             "config.istio.io",
@@ -421,7 +433,22 @@ impl Trimmed for RuleObject {
     }
 
     fn into_object(self, kind: Kind, origin: Origin) -> Converted {
-        let meta = trim(self.metadata.common);
+        // An HTTPProxy's class annotations decide whether Rudder serves it.
+        let classes: Vec<(String, String)> = match kind {
+            Kind::HttpProxy => [
+                rudder_config::contour::CLASS_ANNOTATION,
+                k::INGRESS_CLASS_ANNOTATION,
+            ]
+            .into_iter()
+            .filter_map(|a| {
+                let v = self.metadata.common.annotations.get(a)?;
+                Some((a.to_string(), v.clone()))
+            })
+            .collect(),
+            _ => Vec::new(),
+        };
+        let mut meta = trim(self.metadata.common);
+        meta.annotations.extend(classes);
         let key = ObjectKey::from_meta(kind, &meta);
         let body = match kind {
             Kind::VirtualService => {
@@ -461,6 +488,8 @@ impl Trimmed for RuleObject {
             Kind::TcpRoute => parse_spec(self.spec).map(Body::TcpRoute),
             Kind::TlsRoute => parse_spec(self.spec).map(Body::TlsRoute),
             Kind::ReferenceGrant => parse_spec(self.spec).map(Body::ReferenceGrant),
+            Kind::HttpProxy => parse_spec(self.spec).map(Body::HttpProxy),
+            Kind::Mapping => parse_spec(self.spec).map(Body::Mapping),
             other => Err((
                 "kind".to_string(),
                 format!("{other} is not an Istio config kind"),

@@ -99,7 +99,7 @@ impl Default for KubeOptions {
 }
 
 /// The kinds the source watches, in start order.
-pub const WATCHED_KINDS: [Kind; 27] = [
+pub const WATCHED_KINDS: [Kind; 29] = [
     Kind::Namespace,
     Kind::MeshConfig,
     Kind::Service,
@@ -127,6 +127,8 @@ pub const WATCHED_KINDS: [Kind; 27] = [
     Kind::TcpRoute,
     Kind::TlsRoute,
     Kind::ReferenceGrant,
+    Kind::HttpProxy,
+    Kind::Mapping,
 ];
 
 /// The store scope a watched kind owns: `kubernetes/<plural>`.
@@ -224,7 +226,9 @@ impl KubeSource {
                 | Kind::GrpcRoute
                 | Kind::TcpRoute
                 | Kind::TlsRoute
-                | Kind::ReferenceGrant => tokio::spawn(w.run(
+                | Kind::ReferenceGrant
+                | Kind::HttpProxy
+                | Kind::Mapping => tokio::spawn(w.run(
                     Api::<Watched<RuleObject>>::all_with(client.clone(), &ar),
                     all,
                 )),
@@ -329,10 +333,10 @@ impl<S: Sink> Watch<S> {
                 // installs them, as with Istio): said once, counted as
                 // synced (empty), and retried with backoff, so installing
                 // the CRDs later needs no restart.
-                Err(error) if is_gateway_api(kind) && missing_crd(&error) => {
+                Err(error) if optional_crd(kind) && missing_crd(&error) => {
                     if first_sync {
                         first_sync = false;
-                        tracing::warn!(kind = %kind, "the cluster has no CRD for this Gateway API kind; its objects are not served until it is installed");
+                        tracing::warn!(kind = %kind, "the cluster has no CRD for this kind; its objects are not served until it is installed");
                         self.synced.send_modify(|n| *n += 1);
                     }
                 }
@@ -353,9 +357,11 @@ impl<S: Sink> Watch<S> {
     }
 }
 
-/// Gateway API kinds (their CRDs may be missing).
-fn is_gateway_api(kind: Kind) -> bool {
+/// Kinds whose CRDs a cluster may lack: the Gateway API's, Contour's
+/// HTTPProxy and Emissary's Mapping.
+fn optional_crd(kind: Kind) -> bool {
     rudder_registry::compile::gateway_api::KINDS.contains(&kind)
+        || matches!(kind, Kind::HttpProxy | Kind::Mapping)
 }
 
 /// Whether a watch error says the API server does not know the resource.

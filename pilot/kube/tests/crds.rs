@@ -79,6 +79,8 @@ fn versions_are_declared_properly() {
             "v1",
             vec!["v1", "v1alpha1"],
         ),
+        ("httpproxies.projectcontour.io", "v1", vec!["v1"]),
+        ("mappings.getambassador.io", "v3alpha1", vec!["v3alpha1"]),
     ];
     let all = crds().expect("generate");
     assert_eq!(all.len(), expected.len());

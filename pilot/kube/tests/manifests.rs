@@ -205,7 +205,9 @@ fn pilot_rbac_grants_exactly_what_the_source_and_status_writer_use() {
             | Kind::GrpcRoute
             | Kind::TcpRoute
             | Kind::TlsRoute
-            | Kind::ReferenceGrant => {}
+            | Kind::ReferenceGrant
+            | Kind::HttpProxy
+            | Kind::Mapping => {}
             _ => expected_cluster.push(t(&format!("{}/status", ar.plural), "patch")),
         }
         expected_cluster.push(t(&ar.plural, "list"));

@@ -127,6 +127,8 @@ pub fn validate_object(obj: &Object) -> Vec<Diagnostic> {
         | Body::TcpRoute(_)
         | Body::TlsRoute(_)
         | Body::ReferenceGrant(_) => compile::gateway_api::validate(&obj.body, &mut ck),
+        Body::HttpProxy(s) => compile::contour::validate(s, &mut ck),
+        Body::Mapping(s) => compile::emissary::validate(s, &mut ck),
     }
     ck.diagnostics
 }
@@ -239,7 +241,7 @@ fn sidecars(objects: &[&Object], diagnostics: &mut Vec<Diagnostic>) -> Vec<Sidec
 }
 
 /// Istio's order for rules of the same host: oldest first, then namespace/name.
-fn by_age(mut v: Vec<&Object>) -> Vec<&Object> {
+pub(crate) fn by_age(mut v: Vec<&Object>) -> Vec<&Object> {
     v.sort_by(|a, b| {
         (
             a.meta.creation_timestamp.as_deref().unwrap_or(""),
@@ -319,9 +321,10 @@ pub fn build_snapshot_with_jwks<'a>(
 
     // Ingresses become Gateways and VirtualServices (named Service ports
     // resolved through the Services).
+    let classes = ingress_classes(get(Kind::IngressClass));
     let from_ingresses = ingresses(
         get(Kind::Ingress),
-        get(Kind::IngressClass),
+        &classes,
         &snap.services,
         &domain,
         &mesh.root_namespace,
@@ -341,10 +344,30 @@ pub fn build_snapshot_with_jwks<'a>(
         },
     );
     diagnostics.extend(gateway_api_findings);
+    // Contour HTTPProxies and Emissary Mappings too, at the ingress gateway.
+    let from_contour = compile::contour::translate(
+        get(Kind::HttpProxy),
+        &classes,
+        &domain,
+        &mesh.root_namespace,
+        &mut diagnostics,
+    );
+    let from_emissary = compile::emissary::translate(
+        get(Kind::Mapping),
+        &domain,
+        &mesh.root_namespace,
+        &mut diagnostics,
+    );
     let with_derived = |k: Kind| {
         let mut v = get(k);
-        v.extend(from_ingresses.iter().filter(|o| o.key.kind == k));
-        v.extend(from_gateway_api.iter().filter(|o| o.key.kind == k));
+        for derived in [
+            &from_ingresses,
+            &from_gateway_api,
+            &from_contour,
+            &from_emissary,
+        ] {
+            v.extend(derived.iter().filter(|o| o.key.kind == k));
+        }
         v
     };
 
@@ -494,31 +517,36 @@ fn gateways(
     out
 }
 
-/// The Gateways and VirtualServices the served Ingresses stand for
-/// ([`compile::ingress`]), each with its Ingress's origin; an Ingress of
-/// another class is named with a warning and left to its controller.
-fn ingresses(
-    objects: Vec<&Object>,
-    classes: Vec<&Object>,
-    services: &BTreeMap<rudder_model::Hostname, Service>,
-    domain: &str,
-    gateway_namespace: &str,
-    diagnostics: &mut Vec<Diagnostic>,
-) -> Vec<Object> {
-    let classes: BTreeMap<String, rudder_config::kube::IngressClass> = classes
+/// The IngressClasses by name (they decide which Ingresses and HTTPProxies
+/// are Rudder's).
+fn ingress_classes(objects: Vec<&Object>) -> BTreeMap<String, rudder_config::kube::IngressClass> {
+    objects
         .into_iter()
         .filter_map(|o| match &o.body {
             Body::IngressClass(c) => Some((o.key.name.clone(), c.clone())),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+/// The Gateways and VirtualServices the served Ingresses stand for
+/// ([`compile::ingress`]), each with its Ingress's origin; an Ingress of
+/// another class is named with a warning and left to its controller.
+fn ingresses(
+    objects: Vec<&Object>,
+    classes: &BTreeMap<String, rudder_config::kube::IngressClass>,
+    services: &BTreeMap<rudder_model::Hostname, Service>,
+    domain: &str,
+    gateway_namespace: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Vec<Object> {
     let mut out = Vec::new();
     for o in by_age(objects) {
         let Body::Ingress(i) = &o.body else {
             continue;
         };
         let mut ck = Checker::new(&o.key, &o.origin);
-        match compile::ingress::served(i, &classes) {
+        match compile::ingress::served(i, classes) {
             Err(class) => ck.warn(
                 "spec.ingressClassName",
                 format!(

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use rudder_config::{
-    gateway_api, groups, kube,
+    contour, emissary, gateway_api, groups, kube,
     mesh::{MESH_CONFIGMAP_KEY, MESH_CONFIGMAP_NAME},
     meta::{ObjectMeta, Resource},
     MeshConfigSpec,
@@ -489,6 +489,14 @@ impl DocContext<'_> {
                 let r: Resource<_> = self.parse(value)?;
                 (r.metadata, Body::ReferenceGrant(r.spec))
             }
+            Kind::HttpProxy => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::HttpProxy(r.spec))
+            }
+            Kind::Mapping => {
+                let r: Resource<_> = self.parse(value)?;
+                (r.metadata, Body::Mapping(r.spec))
+            }
         })
     }
 
@@ -556,6 +564,8 @@ fn classify(group: &str, kind: &str, meta: &ObjectMeta) -> Option<Kind> {
         (gateway_api::GROUP, "TCPRoute") => Kind::TcpRoute,
         (gateway_api::GROUP, "TLSRoute") => Kind::TlsRoute,
         (gateway_api::GROUP, "ReferenceGrant") => Kind::ReferenceGrant,
+        (contour::GROUP, "HTTPProxy") => Kind::HttpProxy,
+        (emissary::GROUP, "Mapping") => Kind::Mapping,
         _ => return None,
     })
 }

@@ -4,10 +4,10 @@
 use std::fmt;
 
 use rudder_config::{
-    gateway_api as gw, kube, meta::ObjectMeta, AuthorizationPolicySpec, DestinationPolicySpec,
-    DestinationRuleSpec, GatewaySpec, MeshConfigSpec, PeerAuthenticationSpec,
-    RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec, SidecarSpec, TelemetrySpec,
-    VirtualServiceSpec, WorkloadEntrySpec,
+    contour, emissary, gateway_api as gw, kube, meta::ObjectMeta, AuthorizationPolicySpec,
+    DestinationPolicySpec, DestinationRuleSpec, GatewaySpec, MeshConfigSpec,
+    PeerAuthenticationSpec, RequestAuthenticationSpec, RouteRuleSpec, ServiceEntrySpec,
+    SidecarSpec, TelemetrySpec, VirtualServiceSpec, WorkloadEntrySpec,
 };
 
 /// The kinds Rudder serves.
@@ -69,6 +69,10 @@ pub enum Kind {
     TlsRoute,
     /// gateway.networking.k8s.io ReferenceGrant.
     ReferenceGrant,
+    /// projectcontour.io/v1 HTTPProxy (served as a Gateway and a VirtualService).
+    HttpProxy,
+    /// getambassador.io/v3alpha1 Mapping (served as VirtualService routes).
+    Mapping,
 }
 
 impl Kind {
@@ -103,6 +107,8 @@ impl Kind {
             Kind::TcpRoute => "TCPRoute",
             Kind::TlsRoute => "TLSRoute",
             Kind::ReferenceGrant => "ReferenceGrant",
+            Kind::HttpProxy => "HTTPProxy",
+            Kind::Mapping => "Mapping",
         }
     }
 }
@@ -240,6 +246,10 @@ pub enum Body {
     TlsRoute(gw::TlsRouteSpec),
     /// ReferenceGrant.
     ReferenceGrant(gw::ReferenceGrantSpec),
+    /// Contour HTTPProxy.
+    HttpProxy(contour::HttpProxySpec),
+    /// Emissary Mapping.
+    Mapping(emissary::MappingSpec),
 }
 
 impl Body {
@@ -274,6 +284,8 @@ impl Body {
             Body::TcpRoute(_) => Kind::TcpRoute,
             Body::TlsRoute(_) => Kind::TlsRoute,
             Body::ReferenceGrant(_) => Kind::ReferenceGrant,
+            Body::HttpProxy(_) => Kind::HttpProxy,
+            Body::Mapping(_) => Kind::Mapping,
         }
     }
 }

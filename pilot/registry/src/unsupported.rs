@@ -6,14 +6,15 @@
 //! being dropped without a word; plain Kubernetes kinds Rudder has no use for
 //! stay silent.
 
-use rudder_config::{gateway_api, groups, meta::ObjectMeta};
+use rudder_config::{contour, emissary, gateway_api, groups, meta::ObjectMeta};
 
 /// Routing and policy APIs of other projects, whose objects are named as
 /// unsupported rather than silently ignored: (API group, matched with its
 /// subgroups; what it is; whether Rudder means to serve it). When Rudder
 /// comes to serve a kind of one of them (the Gateway API's HTTPRoute), that
 /// kind leaves this list: [`unsupported`] is asked before the loader
-/// classifies an object.
+/// classifies an object. Contour's HTTPProxy and Emissary's Mapping are
+/// served ([`served_kind_versions`]); the other kinds of those APIs are not.
 const OTHER_ROUTING_APIS: [(&str, &str, bool); 5] = [
     ("gateway.networking.k8s.io", "the Gateway API", true),
     (
@@ -26,8 +27,8 @@ const OTHER_ROUTING_APIS: [(&str, &str, bool); 5] = [
         "the Service APIs (the Gateway API's predecessor)",
         false,
     ),
-    ("projectcontour.io", "Contour's API", false),
-    ("getambassador.io", "Emissary-ingress's API", false),
+    (contour::GROUP, "Contour's API", false),
+    (emissary::GROUP, "Emissary-ingress's API", false),
 ];
 
 /// The versions Rudder reads of each Istio kind it serves.
@@ -56,6 +57,16 @@ fn gateway_api_versions(kind: &str) -> Option<&'static [&'static str]> {
             Some(&gateway_api::STANDARD_VERSIONS)
         }
         "TCPRoute" | "TLSRoute" => Some(&gateway_api::EXPERIMENTAL_VERSIONS),
+        _ => None,
+    }
+}
+
+/// The versions Rudder reads of the one kind it serves of Contour's and of
+/// Emissary's APIs.
+fn served_kind_versions(group: &str, kind: &str) -> Option<&'static [&'static str]> {
+    match (group, kind) {
+        (contour::GROUP, "HTTPProxy") => Some(&[contour::VERSION]),
+        (emissary::GROUP, "Mapping") => Some(&[emissary::VERSION]),
         _ => None,
     }
 }
@@ -90,18 +101,20 @@ pub fn unsupported(group: &str, version: &str, kind: &str) -> Option<(&'static s
             )),
         };
     }
-    if group == gateway_api::GROUP {
-        if let Some(versions) = gateway_api_versions(kind) {
-            return (!versions.contains(&version)).then(|| {
-                (
-                    "apiVersion",
-                    format!(
-                        "Rudder does not serve {kind} in {group}/{version} (it reads {}); {NO_EFFECT}",
-                        versions.join(", ")
-                    ),
-                )
-            });
-        }
+    let served = match group {
+        gateway_api::GROUP => gateway_api_versions(kind),
+        _ => served_kind_versions(group, kind),
+    };
+    if let Some(versions) = served {
+        return (!versions.contains(&version)).then(|| {
+            (
+                "apiVersion",
+                format!(
+                    "Rudder does not serve {kind} in {group}/{version} (it reads {}); {NO_EFFECT}",
+                    versions.join(", ")
+                ),
+            )
+        });
     }
     let (_, api, planned) = OTHER_ROUTING_APIS
         .iter()
@@ -148,5 +161,12 @@ mod tests {
             None
         );
         assert!(unsupported("x.getambassador.io", "v3alpha1", "Mapping").is_some());
+        assert_eq!(unsupported("getambassador.io", "v3alpha1", "Mapping"), None);
+        assert_eq!(unsupported("projectcontour.io", "v1", "HTTPProxy"), None);
+        assert_eq!(
+            unsupported("getambassador.io", "v2", "Mapping").map(|(f, _)| f),
+            Some("apiVersion")
+        );
+        assert!(unsupported("projectcontour.io", "v1", "TLSCertificateDelegation").is_some());
     }
 }

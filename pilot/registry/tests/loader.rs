@@ -147,10 +147,12 @@ fn routing_apis_rudder_does_not_serve_are_named_and_plain_kinds_stay_silent() {
             format!("XListenerSet (gateway.networking.x-k8s.io/v1alpha1) is part of the Gateway API's experimental kinds, which Rudder does not serve; {no_effect}")),
         (doc("networking.x-k8s.io/v1alpha1", "HTTPRoute", "{name: old}"), "HTTPRoute default/old", "",
             format!("HTTPRoute (networking.x-k8s.io/v1alpha1) is part of the Service APIs (the Gateway API's predecessor), which Rudder does not serve; {no_effect}")),
-        (doc("projectcontour.io/v1", "HTTPProxy", "{name: p}"), "HTTPProxy default/p", "",
-            format!("HTTPProxy (projectcontour.io/v1) is part of Contour's API, which Rudder does not serve; {no_effect}")),
-        (doc("getambassador.io/v3alpha1", "Mapping", "{name: m}"), "Mapping default/m", "",
-            format!("Mapping (getambassador.io/v3alpha1) is part of Emissary-ingress's API, which Rudder does not serve; {no_effect}")),
+        (doc("projectcontour.io/v1", "ExtensionService", "{name: p}"), "ExtensionService default/p", "",
+            format!("ExtensionService (projectcontour.io/v1) is part of Contour's API, which Rudder does not serve; {no_effect}")),
+        (doc("getambassador.io/v2", "Mapping", "{name: m}"), "Mapping default/m", "apiVersion",
+            format!("Rudder does not serve Mapping in getambassador.io/v2 (it reads v3alpha1); {no_effect}")),
+        (doc("getambassador.io/v3alpha1", "Host", "{name: h}"), "Host default/h", "",
+            format!("Host (getambassador.io/v3alpha1) is part of Emissary-ingress's API, which Rudder does not serve; {no_effect}")),
         (doc("networking.istio.io/v1beta1", "ProxyConfig", "{name: pc}"), "ProxyConfig default/pc", "",
             format!("Rudder does not serve ProxyConfig (networking.istio.io/v1beta1) yet; {no_effect}")),
         (doc("telemetry.istio.io/v1beta1", "Telemetry", "{name: t}"), "Telemetry default/t", "apiVersion",
@@ -186,7 +188,7 @@ fn routing_apis_rudder_does_not_serve_are_named_and_plain_kinds_stay_silent() {
         assert_eq!(report.objects, 0, "{yaml}: nothing served");
     }
     // In a List, the item is named.
-    let list = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: projectcontour.io/v1, kind: HTTPProxy, metadata: {name: p}}\n";
+    let list = "apiVersion: v1\nkind: List\nitems:\n- {apiVersion: projectcontour.io/v1, kind: ExtensionService, metadata: {name: p}}\n";
     let report = validate(&[("list.yaml", list)]);
     assert_eq!(report.unsupported().len(), 1);
     assert_eq!(report.unsupported()[0].field, "items[0]");

@@ -9,8 +9,7 @@ mod support;
 
 use std::path::Path;
 
-use rudder_model::{NodeId, NodeMetadata, Snapshot};
-use rudder_xds::{fixtures::test_credential, resolve_proxy};
+use rudder_model::Snapshot;
 use serde_json::Value;
 use support::*;
 
@@ -21,33 +20,12 @@ fn testdata(file: &str) -> String {
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-/// A `kubernetes.io/tls` Secret of the test credentials, in stringData.
 fn secret(ns: &str, name: &str, stem: &str, with_ca: bool) -> String {
-    let block = |t: String| {
-        let lines: Vec<String> = t.lines().map(|l| format!("    {l}")).collect();
-        format!("|\n{}", lines.join("\n"))
-    };
-    let mut s = format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: {}\n  tls.key: {}\n",
-        block(test_credential(&format!("{stem}.crt"))),
-        block(test_credential(&format!("{stem}.key")))
-    );
-    if with_ca {
-        s.push_str(&format!("  ca.crt: {}\n", block(test_credential("ca.crt"))));
-    }
-    s
+    tls_secret_yaml(ns, name, stem, with_ca)
 }
 
 fn gateway_proxy(s: &Snapshot) -> rudder_model::Proxy {
-    resolve_proxy(
-        s,
-        NodeId::router(
-            "198.18.3.2".parse().unwrap(),
-            "istio-ingressgateway-0",
-            "istio-system",
-        ),
-        &NodeMetadata::default(),
-    )
+    ingress_gateway_proxy(s)
 }
 
 fn chain<'a>(j: &'a Value, listener: &str, name: &str) -> &'a Value {

@@ -10,7 +10,6 @@ use std::{path::Path, sync::Arc};
 
 use rudder_model::{NodeId, NodeMetadata, Snapshot};
 use rudder_xds::{resolve_proxy, to_json, Generator};
-use serde_json::Value;
 use support::*;
 
 fn testdata(file: &str) -> String {
@@ -34,15 +33,6 @@ fn sidecar(s: &Snapshot) -> rudder_model::Proxy {
         NodeId::sidecar("198.18.4.30".parse().unwrap(), "sleep", "default"),
         &NodeMetadata::default(),
     )
-}
-
-fn vhost<'a>(rds: &'a Value, domain: &str) -> &'a Value {
-    rds["virtualHosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["domains"].as_array().unwrap().iter().any(|d| d == domain))
-        .unwrap_or_else(|| panic!("no virtual host {domain}: {rds}"))
 }
 
 #[test]

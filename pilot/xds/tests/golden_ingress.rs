@@ -7,9 +7,8 @@ mod support;
 
 use std::{path::Path, sync::Arc};
 
-use rudder_model::{NodeId, NodeMetadata, Snapshot};
+use rudder_model::Snapshot;
 use rudder_registry::load::load_str;
-use rudder_xds::{fixtures::test_credential, resolve_proxy};
 use serde_json::{json, Value};
 use support::*;
 
@@ -22,36 +21,11 @@ fn testdata(dir: &str, file: &str) -> String {
 }
 
 fn secret(ns: &str, name: &str, stem: &str) -> String {
-    let block = |t: String| {
-        let lines: Vec<String> = t.lines().map(|l| format!("    {l}")).collect();
-        format!("|\n{}", lines.join("\n"))
-    };
-    format!(
-        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: {}\n  tls.key: {}\n",
-        block(test_credential(&format!("{stem}.crt"))),
-        block(test_credential(&format!("{stem}.key")))
-    )
+    tls_secret_yaml(ns, name, stem, false)
 }
 
 fn gateway_proxy(s: &Snapshot) -> rudder_model::Proxy {
-    resolve_proxy(
-        s,
-        NodeId::router(
-            "198.18.3.2".parse().unwrap(),
-            "istio-ingressgateway-0",
-            "istio-system",
-        ),
-        &NodeMetadata::default(),
-    )
-}
-
-fn vhost<'a>(rds: &'a Value, domain: &str) -> &'a Value {
-    rds["virtualHosts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["domains"].as_array().unwrap().iter().any(|d| d == domain))
-        .unwrap_or_else(|| panic!("no virtual host {domain}: {rds}"))
+    ingress_gateway_proxy(s)
 }
 
 /// (path match, cluster) of each route of a virtual host.

@@ -103,6 +103,8 @@ pub fn collection_of(api_version: &str, kind: &str) -> (String, bool) {
         "PeerAuthentication" => ("peerauthentications", true),
         "AuthorizationPolicy" => ("authorizationpolicies", true),
         "RequestAuthentication" => ("requestauthentications", true),
+        "HTTPProxy" => ("httpproxies", true),
+        "Mapping" => ("mappings", true),
         other => panic!("fake API server: unknown kind {other}"),
     };
     (format!("{prefix}/{plural}"), namespaced)

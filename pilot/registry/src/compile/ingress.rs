@@ -49,16 +49,36 @@ pub fn served(
     ingress: &kube::Ingress,
     classes: &BTreeMap<String, kube::IngressClass>,
 ) -> Result<(), String> {
-    if let Some(class) = ingress.metadata.annotations.get(INGRESS_CLASS_ANNOTATION) {
-        return if SERVED_CLASSES.contains(&class.as_str()) {
+    let annotation = ingress
+        .metadata
+        .annotations
+        .get(INGRESS_CLASS_ANNOTATION)
+        .map(|c| (INGRESS_CLASS_ANNOTATION, c.as_str()));
+    served_class(
+        annotation,
+        ingress.spec.ingress_class_name.as_deref(),
+        classes,
+    )
+}
+
+/// The class rule of [`served`], shared with the other edge APIs that
+/// carry an ingress class (Contour's HTTPProxy): `annotation` is the class
+/// annotation found (name, value), `class_name` the spec's class name.
+pub fn served_class(
+    annotation: Option<(&str, &str)>,
+    class_name: Option<&str>,
+    classes: &BTreeMap<String, kube::IngressClass>,
+) -> Result<(), String> {
+    if let Some((name, class)) = annotation {
+        return if SERVED_CLASSES.contains(&class) {
             Ok(())
         } else {
-            Err(format!("{INGRESS_CLASS_ANNOTATION}: {class}"))
+            Err(format!("{name}: {class}"))
         };
     }
-    match &ingress.spec.ingress_class_name {
+    match class_name {
         None => Ok(()),
-        Some(name) if SERVED_CLASSES.contains(&name.as_str()) => Ok(()),
+        Some(name) if SERVED_CLASSES.contains(&name) => Ok(()),
         Some(name) => {
             let controller = classes.get(name).and_then(|c| c.spec.controller.as_deref());
             match controller {
@@ -108,15 +128,7 @@ pub fn validate(ingress: &kube::Ingress, ck: &mut Checker) {
 }
 
 fn host(h: &str, at: &str, ck: &mut Checker) {
-    let bare = h.strip_prefix("*.").unwrap_or(h);
-    if h.is_empty()
-        || bare.contains('*')
-        || bare.contains(':')
-        || bare.parse::<std::net::IpAddr>().is_ok()
-        || !bare
-            .split('.')
-            .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-    {
+    if !super::edge::valid_host(h) {
         ck.error(
             at,
             format!(
@@ -333,7 +345,7 @@ pub fn convert(
             "http": http,
         }))
         .expect("the VirtualService made for an Ingress parses");
-        let label = host.replace('*', "wildcard").replace('.', "-");
+        let label = super::edge::host_label(&host);
         virtual_services.push((
             ObjectMeta {
                 name: Some(format!("{label}-{name}-{GATEWAY_SUFFIX}")),

@@ -6,8 +6,11 @@
 //! cross-object context) and inside the snapshot build (with services and
 //! policies known, adding warnings such as "no Service backs this host").
 
+pub mod contour;
 pub mod delegate;
 pub mod destination_rule;
+pub mod edge;
+pub mod emissary;
 pub mod gateway;
 pub mod gateway_api;
 pub mod ingress;

@@ -366,3 +366,45 @@ pub fn add_test_secrets(bootstrap: &mut envoy_types::pb::envoy::config::bootstra
         ..Default::default()
     });
 }
+
+/// A `kubernetes.io/tls` Secret of the test credentials (`STEM.crt`,
+/// `STEM.key`, and the CA when `with_ca`), in stringData.
+pub fn tls_secret_yaml(ns: &str, name: &str, stem: &str, with_ca: bool) -> String {
+    let block = |t: String| {
+        let lines: Vec<String> = t.lines().map(|l| format!("    {l}")).collect();
+        format!("|\n{}", lines.join("\n"))
+    };
+    let mut s = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {ns}}}\ntype: kubernetes.io/tls\nstringData:\n  tls.crt: {}\n  tls.key: {}\n",
+        block(test_credential(&format!("{stem}.crt"))),
+        block(test_credential(&format!("{stem}.key")))
+    );
+    if with_ca {
+        s.push_str(&format!("  ca.crt: {}\n", block(test_credential("ca.crt"))));
+    }
+    s
+}
+
+/// The ingress gateway of `testdata/gateway/platform.yaml`
+/// (`istio-ingressgateway-0` in istio-system).
+pub fn ingress_gateway_proxy(s: &Snapshot) -> Proxy {
+    rudder_xds::resolve_proxy(
+        s,
+        rudder_model::NodeId::router(
+            "198.18.3.2".parse().unwrap(),
+            "istio-ingressgateway-0",
+            "istio-system",
+        ),
+        &rudder_model::NodeMetadata::default(),
+    )
+}
+
+/// The virtual host of a route configuration that serves `domain`.
+pub fn vhost<'a>(rds: &'a Value, domain: &str) -> &'a Value {
+    rds["virtualHosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["domains"].as_array().unwrap().iter().any(|d| d == domain))
+        .unwrap_or_else(|| panic!("no virtual host {domain}: {rds}"))
+}
