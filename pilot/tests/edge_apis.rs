@@ -27,9 +27,8 @@ use std::{
 
 use rudder_harness::{EchoConfig, Net};
 use support::{
-    edge::{eventually, get, pod_yaml, start_router},
+    edge::{eventually, get, pod_yaml, start_ingress_gateway, start_pilot},
     mesh::{prerequisites, write_config},
-    pilot::{free_port, Pilot},
 };
 
 /// Contour's docs: "Request Routing" (multiple paths) and "Inclusion and
@@ -188,21 +187,8 @@ spec:
     write_config(config.path(), "httpproxies.yaml", HTTPPROXIES);
     write_config(config.path(), "mappings.yaml", MAPPINGS);
 
-    let xds = SocketAddr::from((net.host_addr(), free_port(net.host_addr())));
-    let monitoring = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
-    let log = net.state_dir().join("pilot.log");
-    let mut pilot =
-        Pilot::start(&pilot_bin, config.path(), xds, monitoring, &log).expect("start pilot");
-    pilot
-        .wait_ready(Duration::from_secs(30))
-        .expect("pilot ready");
-    let envoy = start_router(
-        &gw,
-        xds,
-        "istio-ingressgateway-0",
-        "istio-system",
-        &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
-    );
+    let (pilot, xds) = start_pilot(&net, &pilot_bin, config.path());
+    let envoy = start_ingress_gateway(&gw, xds);
     let addr = SocketAddr::from((gw.ip(), 8080));
     let who = |host: &str, path: &str| {
         let o = get(&client, addr, host, path, &[]);

@@ -27,7 +27,7 @@
 mod support;
 
 use std::{
-    net::{Ipv4Addr, SocketAddr},
+    net::Ipv4Addr,
     path::PathBuf,
     time::{Duration, Instant},
 };
@@ -35,9 +35,8 @@ use std::{
 use rudder_harness::{EchoConfig, Net, Pod, ProcessSpec};
 use rudder_test_support::{check_tool, prerequisite};
 use support::{
-    edge::{pod_yaml, start_router},
+    edge::{pod_yaml, start_ingress_gateway, start_pilot},
     mesh::{prerequisites, write_config},
-    pilot::{free_port, Pilot},
 };
 
 fn credentials() -> PathBuf {
@@ -240,22 +239,9 @@ fn gateway_serves_bookinfo_https_sni_redirect_passthrough_and_rotation() {
         &secret("httpbin-credential", "httpbin", true),
     );
 
-    let xds = SocketAddr::from((net.host_addr(), free_port(net.host_addr())));
-    let monitoring = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
-    let log = net.state_dir().join("pilot.log");
-    let mut pilot =
-        Pilot::start(&pilot_bin, config.path(), xds, monitoring, &log).expect("start pilot");
-    pilot
-        .wait_ready(Duration::from_secs(30))
-        .expect("pilot ready");
+    let (pilot, xds) = start_pilot(&net, &pilot_bin, config.path());
 
-    let envoy = start_router(
-        &gw,
-        xds,
-        "istio-ingressgateway-0",
-        "istio-system",
-        &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
-    );
+    let envoy = start_ingress_gateway(&gw, xds);
     let envoy_pid = envoy.process().pid();
     let gw_ip = gw.ip();
     let envoy_log = || {

@@ -32,9 +32,9 @@ use std::{
 use rudder_agent::XdsMode;
 use rudder_harness::{EchoConfig, EchoServer, HttpRequest, LoadSpec, Pod};
 use support::{
-    edge::{allow_low_ports, eventually, get, pod_yaml, start_router},
+    edge::{allow_low_ports, eventually, get, pod_yaml, start_pilot, start_router},
     mesh::{prerequisites, write_config, Mesh},
-    pilot::{free_port, settled_rds_version, Pilot},
+    pilot::settled_rds_version,
     stats::binomial_bounds,
 };
 
@@ -326,14 +326,7 @@ fn gateway_api_conformance_cases_and_a_weighted_split_at_the_edge() {
         &conformance("httproute-matching.yaml"),
     );
 
-    let xds = SocketAddr::from((net.host_addr(), free_port(net.host_addr())));
-    let monitoring = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
-    let log = net.state_dir().join("pilot.log");
-    let mut pilot =
-        Pilot::start(&pilot_bin, config.path(), xds, monitoring, &log).expect("start pilot");
-    pilot
-        .wait_ready(Duration::from_secs(30))
-        .expect("pilot ready");
+    let (mut pilot, xds) = start_pilot(&net, &pilot_bin, config.path());
 
     let same = start_router(
         &gw_same,

@@ -279,29 +279,14 @@ fn fields_rudder_does_not_translate_are_refused_with_their_path() {
         (mapping("m", "  prefix: /\n  service: web\n  retry_policy: {retry_on: sometimes}\n"), "spec.retry_policy.retry_on", "sometimes"),
         (mapping("m", "  prefix: /\n  service: web\n  hostname: \"a.com:80\"\n"), "spec.hostname", "a.com:80"),
     ];
-    for (yaml, field, word) in cases {
-        let r = validate(&[("f.yaml", &yaml)]);
-        let e = errors(&r);
-        assert!(
-            e.iter()
-                .any(|d| d.field.starts_with(field) && d.to_string().contains(word)),
-            "want an error at {field} naming {word}: {e:?}\n{yaml}"
-        );
-    }
+    assert_errors_at(&cases);
 }
 
 #[test]
 fn other_kinds_and_versions_of_contour_and_emissary_are_named_unsupported() {
-    let r = validate(&[(
-        "f.yaml",
+    let u = unsupported(
         "apiVersion: projectcontour.io/v1\nkind: TLSCertificateDelegation\nmetadata: {name: d}\nspec: {}\n---\napiVersion: getambassador.io/v2\nkind: Mapping\nmetadata: {name: old}\nspec: {prefix: /, service: web}\n",
-    )]);
-    let u: Vec<String> = r
-        .diagnostics
-        .iter()
-        .filter(|d| d.severity == rudder_model::Severity::Unsupported)
-        .map(|d| d.to_string())
-        .collect();
+    );
     assert_eq!(u.len(), 2, "{u:?}");
     assert!(u[0].contains("Contour's API"), "{u:?}");
     assert!(u[1].contains("it reads v3alpha1"), "{u:?}");

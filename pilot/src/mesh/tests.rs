@@ -356,6 +356,39 @@ fn envoy_stats_give_requests_and_5xx_per_outbound_cluster() {
     );
 }
 
+/// The same counters as a sidecar with Rudder's bootstrap exposes them:
+/// the destination tags take the cluster name out of the metric name
+/// (`envoy_cluster_name` keeps Envoy's short form).
+const TAGGED_STATS: &str = r#"# TYPE envoy_cluster_upstream_rq_total counter
+envoy_cluster_upstream_rq_total{source_workload="productpage-v1",envoy_cluster_name="outbound|9080|v1|reviews",destination_port="9080",destination_version="v1",destination_service="reviews.default.svc.cluster.local"} 30
+envoy_cluster_upstream_rq_total{source_workload="productpage-v1",envoy_cluster_name="outbound|9080|v3|reviews",destination_port="9080",destination_version="v3",destination_service="reviews.default.svc.cluster.local"} 10
+envoy_cluster_upstream_rq_total{source_workload="productpage-v1",envoy_cluster_name="outbound|9080||details",destination_port="9080",destination_version="",destination_service="details.default.svc.cluster.local"} 5
+envoy_cluster_upstream_rq_total{source_workload="productpage-v1",envoy_cluster_name="inbound|9080||"} 55
+# TYPE envoy_cluster_upstream_rq_xx counter
+envoy_cluster_upstream_rq_xx{source_workload="productpage-v1",envoy_response_code_class="5",envoy_cluster_name="outbound|9080|v3|reviews",destination_port="9080",destination_version="v3",destination_service="reviews.default.svc.cluster.local"} 4
+envoy_cluster_external_upstream_rq_xx{source_workload="productpage-v1",envoy_response_code_class="5",envoy_cluster_name="outbound|9080|v3|reviews",destination_port="9080",destination_version="v3",destination_service="reviews.default.svc.cluster.local"} 4
+"#;
+
+#[test]
+fn tagged_envoy_stats_give_the_same_counters() {
+    let hosts = [
+        "reviews.default.svc.cluster.local",
+        "details.default.svc.cluster.local",
+    ];
+    assert_eq!(
+        traffic::cluster_counters(&traffic::text_samples(TAGGED_STATS), hosts),
+        vec![
+            (REVIEWS_V1.to_string(), 30.0, 0.0),
+            (REVIEWS_V3.to_string(), 10.0, 4.0),
+            (
+                "outbound|9080||details.default.svc.cluster.local".to_string(),
+                5.0,
+                0.0
+            ),
+        ]
+    );
+}
+
 #[test]
 fn rates_are_the_counters_increase_over_the_window() {
     let mut samples = BTreeMap::<(String, String), VecDeque<_>>::new();

@@ -448,8 +448,9 @@ pub fn text_samples(text: &str) -> Vec<StatSample> {
 /// is exposed as `envoy_cluster_default_svc_cluster_local_upstream_rq_total
 /// {envoy_cluster_name="outbound|9080|v1|reviews"}`. The rest of the host is
 /// found again among `hosts` (the snapshot's services) by its sanitized
-/// form; with Istio's tag regex (the whole name in the label) there is no
-/// rest. Internal/external/canary variants of `upstream_rq_xx` match no host
+/// form; with the destination tags of Rudder's sidecar bootstrap
+/// (`destination_service`, `destination_port`, `destination_version`) the
+/// name is rebuilt from those and there is no rest. Internal/external/canary variants of `upstream_rq_xx` match no host
 /// and are not counted twice.
 pub fn cluster_counters<'a>(
     samples: &[StatSample],
@@ -478,8 +479,21 @@ pub fn cluster_counters<'a>(
         } else {
             continue;
         };
+        // The sidecars' bootstrap tags outbound statistics with the
+        // destination (see the agent's `stats_config`): the whole cluster
+        // name is in those labels.
+        let tagged = match (
+            label("destination_port"),
+            label("destination_version"),
+            label("destination_service"),
+        ) {
+            (Some(port), Some(subset), Some(host)) if middle.is_empty() => {
+                Some(format!("outbound|{port}|{subset}|{host}"))
+            }
+            _ => None,
+        };
         let cluster = match middle.strip_suffix('_') {
-            None if middle.is_empty() => short.to_string(),
+            None if middle.is_empty() => tagged.unwrap_or_else(|| short.to_string()),
             Some(middle) => {
                 let Some(c) = ClusterName::parse(short) else {
                     continue;

@@ -8,12 +8,15 @@
 //! ```
 
 use std::{
-    net::SocketAddr,
+    net::{Ipv4Addr, SocketAddr},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use rudder_agent::{bootstrap, BootstrapConfig, DiscoveryAddress};
-use rudder_harness::{Envoy, EnvoySpec, HttpRequest, Outcome, Pod};
+use rudder_harness::{Envoy, EnvoySpec, HttpRequest, Net, Outcome, Pod};
+
+use super::pilot::{free_port, Pilot};
 use rudder_model::{NodeId, NodeMetadata};
 
 /// A running, ready Pod `name` in `ns` at `ip` with `labels` (YAML flow
@@ -29,6 +32,32 @@ status:
   podIP: {ip}
   conditions: [{{type: Ready, status: \"True\"}}]
 "
+    )
+}
+
+/// Pilot serving the directory `config`, its ADS port on the harness
+/// network's host address and its monitoring port on loopback, ready; with
+/// that ADS address.
+pub fn start_pilot(net: &Net, pilot_bin: &Path, config: &Path) -> (Pilot, SocketAddr) {
+    let xds = SocketAddr::from((net.host_addr(), free_port(net.host_addr())));
+    let monitoring = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port(Ipv4Addr::LOCALHOST)));
+    let log = net.state_dir().join("pilot.log");
+    let mut pilot = Pilot::start(pilot_bin, config, xds, monitoring, &log).expect("start pilot");
+    pilot
+        .wait_ready(Duration::from_secs(30))
+        .expect("pilot ready");
+    (pilot, xds)
+}
+
+/// The ingress gateway (`istio-system/istio-ingressgateway-0`, labelled
+/// `istio: ingressgateway`) in `pod`, fed by pilot at `xds`.
+pub fn start_ingress_gateway(pod: &Pod, xds: SocketAddr) -> Envoy {
+    start_router(
+        pod,
+        xds,
+        "istio-ingressgateway-0",
+        "istio-system",
+        &[("istio", "ingressgateway"), ("app", "istio-ingressgateway")],
     )
 }
 

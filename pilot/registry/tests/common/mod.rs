@@ -40,6 +40,30 @@ pub fn warnings(r: &ValidationReport) -> Vec<&Diagnostic> {
         .collect()
 }
 
+/// The unsupported-kind findings of validating one file, as printed.
+pub fn unsupported(yaml: &str) -> Vec<String> {
+    validate(&[("f.yaml", yaml)])
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Unsupported)
+        .map(|d| d.to_string())
+        .collect()
+}
+
+/// Each case `(yaml, field, word)`: validating the file gives an error at
+/// a path starting with `field` whose message names `word`.
+pub fn assert_errors_at(cases: &[(String, &str, &str)]) {
+    for (yaml, field, word) in cases {
+        let r = validate(&[("f.yaml", yaml)]);
+        let e = errors(&r);
+        assert!(
+            e.iter()
+                .any(|d| d.field.starts_with(field) && d.to_string().contains(word)),
+            "want an error at {field} naming {word}: {e:?}\n{yaml}"
+        );
+    }
+}
+
 pub fn mk_service(name: &str, port_name: &str, port: u16, target: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  clusterIP: 198.19.0.1\n  selector: {{app: {name}}}\n  ports:\n  - {{name: {port_name}, port: {port}, targetPort: {target}}}\n"
