@@ -325,7 +325,9 @@ impl Delta {
                 .filter_map(|n| st.client.get_key_value(n))
                 .map(|(n, r)| (n.clone(), r.clone()))
                 .collect();
-            // (Only the clusters the proxy also holds assignments for.)
+            // Re-created clusters are re-warmed only where the proxy holds
+            // their assignments: before any EDS (a first CDS) there are none,
+            // and the names of thousands of clusters need not be copied.
             let rewarms = self
                 .types
                 .get(&TypeUrl::Endpoint)
