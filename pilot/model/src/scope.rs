@@ -285,6 +285,20 @@ impl Scope {
     }
 }
 
+/// Hashes what [`Scope::for_key`] reads of a route table: its source,
+/// hosts, visibility, gateways and the set of hosts its routes name (the
+/// `Snapshot::base_version` part of it).
+pub(crate) fn hash_shape(t: &RouteTable, h: &mut impl std::hash::Hasher) {
+    use std::hash::Hash;
+    t.source.hash(h);
+    t.hosts.hash(h);
+    t.export_to.hash(h);
+    t.gateways.hash(h);
+    destinations(t)
+        .collect::<std::collections::BTreeSet<_>>()
+        .hash(h);
+}
+
 /// Every host a route table's routes name (HTTP, mirrors and TCP).
 fn destinations(t: &RouteTable) -> impl Iterator<Item = &Hostname> {
     let http = t.http.iter().flat_map(|r| {

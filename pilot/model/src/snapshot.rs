@@ -91,18 +91,23 @@ pub struct Snapshot {
     /// workloads and diagnostics (set by `seal`). Two snapshots with the same
     /// one differ only in pods and endpoints.
     pub config_version: String,
+    /// Content hash of the configuration but the routes of the sidecars'
+    /// route tables (set by `seal`): two snapshots with the same one and
+    /// different `config_version`s differ only in those routes (and maybe
+    /// in pods and endpoints). Their route tables name the same hosts, in
+    /// the same order, for the same namespaces, to the same destinations.
+    pub base_version: String,
     /// Pod key by IP (set by `seal`).
     pub workloads_by_ip: BTreeMap<IpAddr, String>,
 }
 
 impl Snapshot {
     /// Computes the version and indexes. Call after filling the fields.
-    pub fn seal(self) -> Self {
+    pub fn seal(mut self) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.mesh.hash(&mut h);
         self.namespaces.hash(&mut h);
         self.services.hash(&mut h);
-        self.route_tables.hash(&mut h);
         self.destination_rules.hash(&mut h);
         self.sidecars.hash(&mut h);
         self.security.hash(&mut h);
@@ -117,6 +122,14 @@ impl Snapshot {
                 self.endpoints.get(host).hash(&mut h);
             }
         }
+        // What scopes read of the route tables (which hosts they name, for
+        // whom, and where they send traffic), not their routes.
+        self.route_tables.len().hash(&mut h);
+        for t in &self.route_tables {
+            crate::scope::hash_shape(t, &mut h);
+        }
+        self.base_version = format!("{:016x}", h.finish());
+        self.route_tables.hash(&mut h);
         let config_version = format!("{:016x}", h.finish());
         self.seal_endpoints(config_version)
     }

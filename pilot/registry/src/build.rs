@@ -1055,6 +1055,7 @@ pub fn rebuild_endpoints<'a>(
         // Set by `seal_endpoints`.
         version: String::new(),
         config_version: String::new(),
+        base_version: previous.base_version.clone(),
         workloads_by_ip: BTreeMap::new(),
     };
     if snapshot.has_headless() {
@@ -1062,6 +1063,16 @@ pub fn rebuild_endpoints<'a>(
         snapshot.seal()
     } else {
         snapshot.seal_endpoints(previous.config_version.clone())
+    }
+}
+
+/// Lets `built` share `previous`'s DestinationRules when they are equal, as
+/// an endpoint-only rebuild does ([`rebuild_endpoints`]): generators tell a
+/// policy by its address, so a change to routes alone (the same
+/// [`Snapshot::base_version`]) keeps every cluster built for a policy.
+pub fn share_unchanged(previous: &Snapshot, built: &mut Snapshot) {
+    if previous.destination_rules == built.destination_rules {
+        built.destination_rules = previous.destination_rules.clone();
     }
 }
 

@@ -34,7 +34,7 @@ use tokio::{
 };
 
 use crate::{
-    build::build_snapshot_with_jwks,
+    build::{build_snapshot_with_jwks, share_unchanged},
     object::{Kind, Object, ObjectKey, Rejected},
     store::{Batch, Sink, Store},
 };
@@ -254,11 +254,14 @@ async fn run(
                 }
                 _ => {
                     let diagnostics = guard.diagnostics();
-                    let built = build_snapshot_with_jwks(
+                    let mut built = build_snapshot_with_jwks(
                         guard.objects(),
                         diagnostics.clone(),
                         guard.jwks(),
                     );
+                    if let Some((previous, _)) = &last {
+                        share_unchanged(previous, &mut built);
+                    }
                     (built, diagnostics)
                 }
             };

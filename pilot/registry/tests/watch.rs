@@ -362,3 +362,54 @@ async fn directory_source_names_unsupported_objects_in_the_diagnostics() {
     );
     drop(source);
 }
+
+/// A VirtualService for reviews sending `v1` percent to v1, the rest to v2.
+fn reviews_split(v1: u32) -> Vec<rudder_registry::Object> {
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  hosts: [reviews]\n  http:\n  - route:\n    - {{destination: {{host: reviews, subset: v1}}, weight: {v1}}}\n    - {{destination: {{host: reviews, subset: v2}}, weight: {}}}\n",
+        100 - v1
+    );
+    load_str(&yaml, "vs.yaml", "vs.yaml").objects
+}
+
+fn reviews_rule(subsets: &[&str]) -> Vec<rudder_registry::Object> {
+    let subsets: String = subsets
+        .iter()
+        .map(|s| format!("  - {{name: {s}, labels: {{version: {s}}}}}\n"))
+        .collect();
+    let yaml = format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews, namespace: default}}\nspec:\n  host: reviews\n  subsets:\n{subsets}"
+    );
+    load_str(&yaml, "dr.yaml", "dr.yaml").objects
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_route_edit_keeps_the_destination_rules_of_the_last_build() {
+    let (registry, mut rx) = Registry::new(RegistryOptions::default());
+    let h = registry.handle();
+    let apply =
+        |objects: Vec<rudder_registry::Object>| objects.into_iter().for_each(|o| h.apply(o));
+    apply(load_str(&mk_service("reviews", "http", 9080, "9080"), "svc", "svc").objects);
+    apply(reviews_rule(&["v1", "v2"]));
+    apply(reviews_split(90));
+    let first = h.flush().await.unwrap();
+    // Another weight: the generators may keep what they built for each
+    // policy (by address) and tell a change of routes alone.
+    apply(reviews_split(80));
+    let second = h.flush().await.unwrap();
+    assert_ne!(second.config_version, first.config_version);
+    assert_eq!(second.base_version, first.base_version);
+    assert!(Arc::ptr_eq(
+        &first.destination_rules,
+        &second.destination_rules
+    ));
+    // A DestinationRule edit: new policies, a new base.
+    apply(reviews_rule(&["v1", "v2", "v3"]));
+    let third = h.flush().await.unwrap();
+    assert!(!Arc::ptr_eq(
+        &second.destination_rules,
+        &third.destination_rules
+    ));
+    assert_ne!(third.base_version, second.base_version);
+    rx.borrow_and_update();
+}

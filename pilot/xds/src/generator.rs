@@ -145,6 +145,23 @@ impl<K: Eq + Hash, V> Memo<K, V> {
         }
     }
 
+    /// A table holding what this one holds and `keep` accepts (the values
+    /// shared).
+    fn carried_where(&self, keep: impl Fn(&K) -> bool) -> Self
+    where
+        K: Clone,
+    {
+        let live = lock(&self.live)
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Memo {
+            live: Mutex::new(live),
+            older: Mutex::new(HashMap::new()),
+        }
+    }
+
     /// A table offering what this one built or used and `keep` accepts,
     /// moved out of it, like [`Memo::handed_over`] but without a rebuild to
     /// compare with: the next generator takes an offered value as it is.
@@ -310,6 +327,11 @@ pub struct Generator {
     /// Problems of the shared part of a set (cluster, assignment and route
     /// maps, service listeners), checked once per combination.
     checks: Memo<CheckKey, Vec<String>>,
+    /// Problems between a cluster map and an assignment map (by pointer).
+    eds_checks: Memo<(ByPtr<Named>, ByPtr<Named>), Vec<String>>,
+    /// What a shared listener or route configuration references (by
+    /// pointer), and the problems decoding it.
+    resource_refs: Memo<ByPtr<Resource>, (Refs, Vec<String>)>,
     /// SDS: the credentials a proxy of a namespace may read, per namespace.
     secrets: Memo<String, Named>,
     /// The mesh default telemetry (listeners are built with it).
@@ -377,6 +399,8 @@ impl Generator {
             ref_names: Mutex::new(HashSet::new()),
             distinct_maps: Mutex::new(Vec::new()),
             checks: Memo::new(),
+            eds_checks: Memo::new(),
+            resource_refs: Memo::new(),
             secrets: Memo::new(),
             default_telemetry: snapshot_default_telemetry,
             telemetry_listeners: Memo::new(),
@@ -394,6 +418,15 @@ impl Generator {
     /// anew that equals `previous`'s for the same key is `previous`'s map
     /// (the same pointer), so a route change leaves them untouched.
     ///
+    /// When only the sidecars' routes changed (the same
+    /// [`Snapshot::base_version`], so the same services, policies, scopes
+    /// and route tables naming the same hosts), the scopes, clusters,
+    /// assignments and, with the same endpoints, the cluster and
+    /// assignment maps are taken over too, and so are the per-service route
+    /// configurations of every host no changed route table names: a
+    /// VirtualService change costs its own routes, the port routes, chains
+    /// and the checks of the new route maps, not the mesh's clusters.
+    ///
     /// A proxy's listener map is keyed by the content of everything it is
     /// built from, so it is carried whatever changed, while that stays: a
     /// route change rebuilds route configurations, not 2000 capture
@@ -404,29 +437,68 @@ impl Generator {
     /// another once, as pushes do.
     pub fn after(previous: &Generator, snapshot: Arc<Snapshot>) -> Self {
         let mut next = Generator::new(snapshot);
-        if next.snapshot.config_version == previous.snapshot.config_version
-            && !next.snapshot.config_version.is_empty()
-        {
+        let (a, b) = (previous.snapshot.clone(), next.snapshot.clone());
+        let same_config = a.config_version == b.config_version && !b.config_version.is_empty();
+        // Only the sidecars' routes changed: the same base, the same
+        // policies by address (the registry shares them while equal) and
+        // the same source selectors (the meaning of selector bits).
+        let routes_only = !same_config
+            && a.base_version == b.base_version
+            && !b.base_version.is_empty()
+            && Arc::ptr_eq(&a.destination_rules, &b.destination_rules)
+            && previous.selectors == next.selectors;
+        let changed_hosts = changed_endpoints(&a, &b);
+        // Views and cluster maps read no routes: with the same endpoints
+        // they are what they were.
+        let views_stay = routes_only && changed_hosts.is_empty();
+        if same_config || routes_only {
+            // Scopes read the route tables' shape alone (in the base).
             next.scopes = previous.scopes.carried();
             next.inbound = previous.inbound.carried();
-            next.port_routes = previous.port_routes.carried();
-            next.service_routes = previous.service_routes.carried();
-            next.chains = previous.chains.carried();
-            next.routes = previous.routes.carried();
             // The clusters and assignments of services whose endpoints did
             // not change are built from equal inputs: the same policies (an
             // endpoint-only rebuild shares them, so their addresses in the
             // keys still match) and the same endpoints.
-            let changed = changed_endpoints(&previous.snapshot, &next.snapshot);
-            let unchanged = |name: &String| !changed.contains(cluster_host(name));
+            let unchanged = |name: &String| !changed_hosts.contains(cluster_host(name));
             next.clusters = previous.clusters.offered_where(|k| unchanged(&k.0));
             next.endpoints = previous.endpoints.offered_where(|k| unchanged(&k.0));
         }
+        if same_config {
+            next.port_routes = previous.port_routes.carried();
+            next.service_routes = previous.service_routes.carried();
+            next.chains = previous.chains.carried();
+            next.routes = previous.routes.carried();
+        } else if routes_only {
+            // A service's route configuration reads the first route table
+            // naming its host (by exact name) and the services and policies
+            // of the table's destinations (in the base): only hosts of a
+            // changed table get new ones.
+            let changed: HashSet<&str> = a
+                .route_tables
+                .iter()
+                .zip(&b.route_tables)
+                .filter(|(x, y)| x != y)
+                .flat_map(|(_, y)| y.hosts.iter().map(String::as_str))
+                .collect();
+            next.service_routes = previous
+                .service_routes
+                .carried_where(|k| !changed.contains(k.0.as_str()));
+        }
         next.listener_maps = previous.listener_maps.handed_over();
         next.own_listeners = previous.own_listeners.handed_over();
-        // Candidates only: rebuilt, then kept where equal.
-        next.proxy_clusters = previous.proxy_clusters.handed_over();
-        next.views = previous.views.handed_over();
+        if views_stay {
+            next.views = previous.views.carried();
+            next.proxy_clusters = previous.proxy_clusters.carried();
+        } else {
+            // Candidates only: rebuilt, then kept where equal.
+            next.proxy_clusters = previous.proxy_clusters.handed_over();
+            next.views = previous.views.handed_over();
+        }
+        // Keyed by pointer (the keys hold what they point to): valid in
+        // any generator.
+        next.checks = previous.checks.handed_over();
+        next.eds_checks = previous.eds_checks.handed_over();
+        next.resource_refs = previous.resource_refs.handed_over();
         next.secrets = previous.secrets.handed_over();
         next.telemetry_listeners = previous.telemetry_listeners.handed_over();
         next
@@ -765,14 +837,7 @@ impl Generator {
             ByPtr(chains.clone()),
         );
         let shared = self.checks.get_or(key, || {
-            let mut problems = eds_problems(&clusters, &endpoints);
-            problems.extend(reference_problems(
-                chains.vip_listeners.iter().map(|(n, r)| (n, r)),
-                routes.iter(),
-                &clusters,
-                &routes,
-            ));
-            Arc::new(problems)
+            Arc::new(self.shared_problems(&clusters, &endpoints, &routes, &chains.vip_listeners))
         });
         let mut problems = (*shared).clone();
         problems.extend(own.own.problems.iter().cloned());
@@ -786,6 +851,41 @@ impl Generator {
             report_inconsistent(&proxy.id.to_string(), &problems);
             None
         }
+    }
+
+    /// The problems of a set's shared part: between its cluster and
+    /// assignment maps (once per pair), and the references of its service
+    /// listeners and route configurations (each decoded once while it
+    /// lives: a route change decodes its own routes alone), judged against
+    /// these maps.
+    fn shared_problems(
+        &self,
+        clusters: &Arc<Named>,
+        endpoints: &Arc<Named>,
+        routes: &Arc<Named>,
+        vip_listeners: &[(String, Arc<Resource>)],
+    ) -> Vec<String> {
+        let eds = self
+            .eds_checks
+            .get_or((ByPtr(clusters.clone()), ByPtr(endpoints.clone())), || {
+                Arc::new(eds_problems(clusters, endpoints))
+            });
+        let mut problems = (*eds).clone();
+        let listeners = vip_listeners.iter().map(|(n, r)| (n, r, true));
+        let route_configs = routes.iter().map(|(n, r)| (n, r, false));
+        for (name, r, listener) in listeners.chain(route_configs) {
+            let refs = self.resource_refs.get_or(ByPtr(r.clone()), || {
+                let one = std::iter::once((name, r));
+                Arc::new(if listener {
+                    Refs::of(one, [])
+                } else {
+                    Refs::of([], one)
+                })
+            });
+            problems.extend(refs.1.iter().cloned());
+            problems.extend(refs.0.missing(clusters, routes));
+        }
+        problems
     }
 
     /// The generator's one map with `map`'s content: scopes that see the
@@ -923,4 +1023,52 @@ fn cluster_host(name: &str) -> &str {
 /// `Generator::new(snapshot).generate(proxy)`.
 pub fn generate(snapshot: Arc<Snapshot>, proxy: &Proxy) -> ProxyResources {
     Generator::new(snapshot).generate(proxy)
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::envoy::config::route::v3::{
+        route::Action, route_action::ClusterSpecifier, Route, RouteAction, RouteConfiguration,
+        VirtualHost,
+    };
+
+    use super::*;
+
+    #[test]
+    fn shared_checks_decode_a_route_once_and_judge_it_against_each_cluster_map() {
+        let g = Generator::new(Arc::new(Snapshot::default()));
+        let config = RouteConfiguration {
+            name: "r".into(),
+            virtual_hosts: vec![VirtualHost {
+                name: "r".into(),
+                domains: vec!["*".into()],
+                routes: vec![Route {
+                    action: Some(Action::Route(RouteAction {
+                        cluster_specifier: Some(ClusterSpecifier::Cluster("c".into())),
+                        ..Default::default()
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let route = crate::common::resource(Version::new("test").with(&"r"), &config);
+        let routes = Arc::new(Named::from([("r".to_string(), route)]));
+        let empty = Arc::new(Named::new());
+        let problems = g.shared_problems(&empty, &empty, &routes, &[]);
+        assert_eq!(
+            problems,
+            vec!["route configuration r virtual host r route \"\": cluster c does not exist"]
+        );
+        // The same route against a map holding `c` (its decoded references
+        // are kept; the verdict is not).
+        let (_, cluster) = g.fixed.first().unwrap().clone();
+        let with_c = Arc::new(Named::from([("c".to_string(), cluster)]));
+        assert_eq!(
+            g.shared_problems(&with_c, &empty, &routes, &[]),
+            Vec::<String>::new()
+        );
+        assert_eq!(lock(&g.resource_refs.live).len(), 1, "decoded once");
+    }
 }

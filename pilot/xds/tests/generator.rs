@@ -172,6 +172,75 @@ fn route_change_changes_only_that_route_configuration() {
 }
 
 #[test]
+fn a_generator_after_a_change_of_routes_alone_keeps_what_they_do_not_reach() {
+    let before = bookinfo()
+        .service(mk_service(
+            "details",
+            NS,
+            "198.19.0.14",
+            vec![mk_port("http", 8080, 8080)],
+            &[("app", "details")],
+        ))
+        .policy(mk_policy(
+            NS,
+            &host("reviews"),
+            &["v1", "v2", "v3"],
+            TrafficPolicy::default(),
+        ))
+        .route_table(split_rules().remove(0))
+        .build();
+    // The registry's build after a VirtualService edit: the same
+    // DestinationRules (shared while equal), other routes for reviews.
+    let mut edited = (*before).clone();
+    edited.route_tables[0].http =
+        vec![mk_http_route(vec![dest(&host("reviews"), Some("v3"), 100)])];
+    let after = Arc::new(edited.seal());
+    assert_eq!(after.base_version, before.base_version);
+    assert_ne!(after.config_version, before.config_version);
+    // A table that sends traffic to another host changes the base.
+    let mut moved = (*before).clone();
+    moved.route_tables[0].http = vec![mk_http_route(vec![dest(&host("details"), None, 100)])];
+    assert_ne!(moved.seal().base_version, before.base_version);
+
+    let reviews = format!("{}:9080", host("reviews"));
+    let details = format!("{}:8080", host("details"));
+    for pod in ["productpage-v1", "reviews-v1", "sleep"] {
+        let p = proxy(&before, pod);
+        let first = Generator::new(before.clone());
+        let old = first.generate(&p);
+        let carried = Generator::after(&first, after.clone()).generate(&p);
+        let fresh = Generator::new(after.clone()).generate(&p);
+        for t in [
+            TypeUrl::Cluster,
+            TypeUrl::Endpoint,
+            TypeUrl::Listener,
+            TypeUrl::Route,
+        ] {
+            assert_eq!(versions(&carried, t), versions(&fresh, t), "{pod} {t:?}");
+        }
+        assert_eq!(
+            changed(&old, &carried, TypeUrl::Route),
+            vec![reviews.clone()]
+        );
+        // Taken over, not built again: the same maps and the same route
+        // configuration for details.
+        for t in [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Listener] {
+            assert!(
+                Arc::ptr_eq(carried.shared(t).unwrap(), old.shared(t).unwrap()),
+                "{pod} {t:?}"
+            );
+        }
+        let route = |r: &ProxyResources, name: &str| {
+            r.of(TypeUrl::Route).unwrap().get(name).unwrap().clone()
+        };
+        assert!(
+            Arc::ptr_eq(&route(&carried, &details), &route(&old, &details)),
+            "{pod}: details' routes are carried"
+        );
+    }
+}
+
+#[test]
 fn consistency_check_catches_dangling_references() {
     let s = with_reviews_rules(split_rules());
     let good = generate(&s, &proxy(&s, "productpage-v1"));
