@@ -423,9 +423,10 @@ impl Generator {
     /// and route tables naming the same hosts), the scopes, clusters,
     /// assignments and, with the same endpoints, the cluster and
     /// assignment maps are taken over too, and so are the per-service route
-    /// configurations of every host no changed route table names: a
-    /// VirtualService change costs its own routes, the port routes, chains
-    /// and the checks of the new route maps, not the mesh's clusters.
+    /// configurations of every host no changed route table names, and the
+    /// outbound chains when only HTTP routes changed: a VirtualService
+    /// change costs its own routes, the port routes and the checks of the
+    /// new route maps, not the mesh's clusters and listeners.
     ///
     /// A proxy's listener map is keyed by the content of everything it is
     /// built from, so it is carried whatever changed, while that stays: a
@@ -483,6 +484,15 @@ impl Generator {
             next.service_routes = previous
                 .service_routes
                 .carried_where(|k| !changed.contains(k.0.as_str()));
+            // Outbound chains read the tables' TCP and TLS routes, not HTTP.
+            let http_alone = a
+                .route_tables
+                .iter()
+                .zip(&b.route_tables)
+                .all(|(x, y)| x.tcp == y.tcp && x.tls == y.tls);
+            if http_alone {
+                next.chains = previous.chains.carried();
+            }
         }
         next.listener_maps = previous.listener_maps.handed_over();
         next.own_listeners = previous.own_listeners.handed_over();

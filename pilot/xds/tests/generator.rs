@@ -5,7 +5,7 @@ mod support;
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use rudder_model::{node::NodeMetadata, HttpMatch, NodeId, Snapshot, TrafficPolicy};
+use rudder_model::{node::NodeMetadata, HttpMatch, NodeId, Snapshot, TcpRoute, TrafficPolicy};
 use rudder_xds::{
     check_consistency, fixtures::*, resolve_proxy, Generator, ProxyResources, TypeUrl,
 };
@@ -238,6 +238,47 @@ fn a_generator_after_a_change_of_routes_alone_keeps_what_they_do_not_reach() {
             "{pod}: details' routes are carried"
         );
     }
+}
+
+#[test]
+fn a_generator_after_a_tcp_route_change_builds_the_listeners_again() {
+    let mysql = host("mysql");
+    let split = |v1| {
+        vec![TcpRoute {
+            matches: vec![],
+            destinations: vec![
+                dest(&mysql, Some("v1"), v1),
+                dest(&mysql, Some("v2"), 100 - v1),
+            ],
+        }]
+    };
+    let before = bookinfo()
+        .policy(mk_policy(
+            NS,
+            &mysql,
+            &["v1", "v2"],
+            TrafficPolicy::default(),
+        ))
+        .route_table(mk_route_table(NS, "mysql", &[&mysql], vec![], split(80)))
+        .build();
+    let mut edited = (*before).clone();
+    edited.route_tables[0].tcp = split(50);
+    let after = Arc::new(edited.seal());
+    assert_eq!(after.base_version, before.base_version);
+    let p = proxy(&before, "productpage-v1");
+    let first = Generator::new(before.clone());
+    let old = first.generate(&p);
+    let carried = Generator::after(&first, after.clone()).generate(&p);
+    let fresh = Generator::new(after.clone()).generate(&p);
+    assert_eq!(
+        versions(&carried, TypeUrl::Listener),
+        versions(&fresh, TypeUrl::Listener)
+    );
+    // The weights live in the VIP listener's tcp_proxy.
+    assert_eq!(
+        changed(&old, &carried, TypeUrl::Listener),
+        vec!["198.19.0.13_3306".to_string()]
+    );
 }
 
 #[test]
