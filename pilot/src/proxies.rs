@@ -112,6 +112,7 @@ impl Proxies {
     /// A new snapshot: regenerate and publish for every connected proxy
     /// (blocking: call it off the async runtime).
     pub fn push(&self, snapshot: Arc<Snapshot>) {
+        let started = std::time::Instant::now();
         let previous = self.lock().generator.clone();
         let generator = Arc::new(Generator::after(&previous, snapshot.clone()));
         drop(previous);
@@ -133,7 +134,12 @@ impl Proxies {
                 c.publish(seq, resources);
             }
         }
-        tracing::debug!(version = %snapshot.version, proxies = connections.len(), "pushed snapshot");
+        tracing::debug!(
+            version = %snapshot.version,
+            proxies = connections.len(),
+            millis = started.elapsed().as_millis() as u64,
+            "pushed snapshot"
+        );
     }
 
     /// The proxy a debug request names: a full node id, or `pod.namespace`

@@ -246,6 +246,7 @@ async fn run(
                 Msg::Changed(c) => endpoints_only &= c == Change::Endpoints,
             }
         }
+        let started = Instant::now();
         let snap = {
             let guard = store.lock().unwrap_or_else(|e| e.into_inner());
             let (built, diagnostics) = match &last {
@@ -271,7 +272,13 @@ async fn run(
         };
         let current = snap_tx.borrow().clone();
         let published = if current.version != snap.version {
-            tracing::info!(version = %snap.version, services = snap.services.len(), route_tables = snap.route_tables.len(), "snapshot published");
+            tracing::info!(
+                version = %snap.version,
+                services = snap.services.len(),
+                route_tables = snap.route_tables.len(),
+                build_millis = started.elapsed().as_millis() as u64,
+                "snapshot published"
+            );
             snap_tx.send_replace(snap.clone());
             snap.clone()
         } else {

@@ -285,6 +285,10 @@ fn locality_settings(p: &DestinationPolicy) -> Vec<&LocalityLb> {
     out
 }
 
+/// What [`inbound_ports`] reads of a proxy: its namespace, its labels and
+/// its pod's named ports (the Services selecting it are configuration).
+type InboundPortsKey = (String, Labels, BTreeMap<String, u16>);
+
 /// What a proxy's cluster map depends on: scope, cert mode, inbound ports
 /// and their protocols.
 type ClustersKey = (ScopeKey, CertMode, Vec<(u16, rudder_model::Protocol)>);
@@ -307,6 +311,8 @@ pub struct Generator {
     /// policy balances by locality (see [`LocalityKey`]).
     failover_labels: Option<Vec<String>>,
     inbound: Memo<(u16, rudder_model::Protocol), Resource>,
+    /// The ports a proxy's pod serves (see [`InboundPortsKey`]).
+    inbound_ports: Memo<InboundPortsKey, Vec<InboundPort>>,
     views: Memo<(ScopeKey, CertMode, LocalityKey), NamespaceView>,
     port_routes: Memo<(u16, ScopeKey, SelectorBits), Resource>,
     /// Per-service route configurations: (host, port, scope key, selector bits).
@@ -388,6 +394,7 @@ impl Generator {
             clusters: Memo::new(),
             endpoints: Memo::new(),
             inbound: Memo::new(),
+            inbound_ports: Memo::new(),
             views: Memo::new(),
             port_routes: Memo::new(),
             service_routes: Memo::new(),
@@ -456,6 +463,7 @@ impl Generator {
             // Scopes read the route tables' shape alone (in the base).
             next.scopes = previous.scopes.carried();
             next.inbound = previous.inbound.carried();
+            next.inbound_ports = previous.inbound_ports.carried();
             // The clusters and assignments of services whose endpoints did
             // not change are built from equal inputs: the same policies (an
             // endpoint-only rebuild shares them, so their addresses in the
@@ -655,7 +663,7 @@ impl Generator {
             },
         );
 
-        let inbound = inbound_ports(snapshot, proxy);
+        let inbound = self.inbound_ports_of(proxy);
         let clusters = self.proxy_clusters(&key, proxy, &view, &inbound);
         let capture = capture_ports(proxy);
         let chains_key = (key.clone(), bits.clone(), capture.clone());
@@ -696,6 +704,22 @@ impl Generator {
             out.insert(TypeUrl::Secret, secrets);
         }
         (out, chains, listeners)
+    }
+
+    /// [`inbound_ports`], memoised: a push does not match every Service's
+    /// selector against each of thousands of proxies.
+    fn inbound_ports_of(&self, proxy: &Proxy) -> Arc<Vec<InboundPort>> {
+        let stored = proxy
+            .ips
+            .iter()
+            .find_map(|ip| self.snapshot.workload_by_ip(ip));
+        let key = (
+            proxy.namespace.clone(),
+            proxy.labels.clone(),
+            stored.map(|w| w.named_ports.clone()).unwrap_or_default(),
+        );
+        self.inbound_ports
+            .get_or(key, || Arc::new(inbound_ports(&self.snapshot, proxy)))
     }
 
     /// The proxy's clusters: its namespace view's, the fixed ones and one per
