@@ -16,13 +16,18 @@
 //!   ├─ chains        key: (scope key, selector bits, capture ports)
 //!   ├─ whole maps:   proxy_clusters (scope key, cert mode, inbound ports) and
 //!   │                routes (the chains key) → one `Arc<Content>` per key
-//!   └─ own_listeners key: (proxy, inbound ports, chains and inbound security by content)  the capture
-//!                    listeners; listener_maps key: (own listeners, service listeners) the listener map (the capture
-//!                    listener holds the pod's IPs), and what its own listeners reference
+//!   ├─ own_listeners key: (proxy, inbound ports, chains and inbound security by content)  the capture
+//!   │                listeners; listener_maps key: (own listeners, service listeners) the listener map (the capture
+//!   │                listener holds the pod's IPs), and what its own listeners reference
+//!   ├─ inbound_ports key: (namespace, labels, pod's named ports)  the ports a proxy's pod serves
+//!   └─ checks        key: the shared maps by pointer; eds_checks (cluster map, assignment map);
+//!                    resource_refs (listener or route configuration by pointer): what it references
 //! ```
 //!
 //! A generator that follows another with the same configuration
-//! ([`Generator::after`]) takes over what depends on configuration alone; any
+//! ([`Generator::after`]) takes over what depends on configuration alone;
+//! one whose configuration differs only in the sidecars' routes takes over
+//! everything those routes do not reach; any
 //! generator that follows another takes over each proxy's listener map whose
 //! inputs stay the same (by content); so a pod change costs its load
 //! assignments and clusters, and a route change its route configurations,
