@@ -305,7 +305,15 @@ pub fn build_snapshot_with_jwks<'a>(
         &mesh.root_namespace,
         &mut diagnostics,
     );
-    let dr_only = policies.clone();
+    // What v1alpha2 rules change is told against the DestinationRules'
+    // policies alone; without such rules there is nothing to tell (and no
+    // copy of every policy to make).
+    let v1alpha2 = !get(Kind::DestinationPolicy).is_empty() || !get(Kind::RouteRule).is_empty();
+    let dr_only = if v1alpha2 {
+        policies.clone()
+    } else {
+        Default::default()
+    };
     apply_destination_policies(
         get(Kind::DestinationPolicy),
         &with_services,
@@ -402,10 +410,12 @@ pub fn build_snapshot_with_jwks<'a>(
         .filter_map(|u| jwks.get(&u).map(|j| (u, j.clone())))
         .collect();
     // Hosts that v1alpha2 rules made or extended keep one mesh-wide policy.
-    dr_index.mesh_wide = policies
-        .into_iter()
-        .filter(|(host, p)| dr_only.get(host) != Some(p))
-        .collect();
+    if v1alpha2 {
+        dr_index.mesh_wide = policies
+            .into_iter()
+            .filter(|(host, p)| dr_only.get(host) != Some(p))
+            .collect();
+    }
     snap.destination_rules = Arc::new(dr_index);
     snap.sidecars = sidecars(&get(Kind::Sidecar), &mut diagnostics);
     snap.telemetry = telemetry(
