@@ -128,24 +128,38 @@ fn endpoint_only_change_changes_only_eds() {
     }
 }
 
+/// Bookinfo with details on a port of its own (8080) and reviews' subsets.
+fn two_ports() -> SnapshotBuilder {
+    bookinfo()
+        .service(mk_service(
+            "details",
+            NS,
+            "198.19.0.14",
+            vec![mk_port("http", 8080, 8080)],
+            &[("app", "details")],
+        ))
+        .policy(mk_policy(
+            NS,
+            &host("reviews"),
+            &["v1", "v2", "v3"],
+            TrafficPolicy::default(),
+        ))
+}
+
+/// Every type's versions of `carried` are `fresh`'s.
+fn assert_same_versions(carried: &ProxyResources, fresh: &ProxyResources, what: &str) {
+    for t in [
+        TypeUrl::Cluster,
+        TypeUrl::Endpoint,
+        TypeUrl::Listener,
+        TypeUrl::Route,
+    ] {
+        assert_eq!(versions(carried, t), versions(fresh, t), "{what} {t:?}");
+    }
+}
+
 #[test]
 fn route_change_changes_only_that_route_configuration() {
-    let two_ports = || {
-        bookinfo()
-            .service(mk_service(
-                "details",
-                NS,
-                "198.19.0.14",
-                vec![mk_port("http", 8080, 8080)],
-                &[("app", "details")],
-            ))
-            .policy(mk_policy(
-                NS,
-                &host("reviews"),
-                &["v1", "v2", "v3"],
-                TrafficPolicy::default(),
-            ))
-    };
     let before = two_ports().route_table(split_rules().remove(0)).build();
     let after = two_ports()
         .route_table(reviews_vs(vec![mk_http_route(vec![dest(
@@ -173,22 +187,7 @@ fn route_change_changes_only_that_route_configuration() {
 
 #[test]
 fn a_generator_after_a_change_of_routes_alone_keeps_what_they_do_not_reach() {
-    let before = bookinfo()
-        .service(mk_service(
-            "details",
-            NS,
-            "198.19.0.14",
-            vec![mk_port("http", 8080, 8080)],
-            &[("app", "details")],
-        ))
-        .policy(mk_policy(
-            NS,
-            &host("reviews"),
-            &["v1", "v2", "v3"],
-            TrafficPolicy::default(),
-        ))
-        .route_table(split_rules().remove(0))
-        .build();
+    let before = two_ports().route_table(split_rules().remove(0)).build();
     // The registry's build after a VirtualService edit: the same
     // DestinationRules (shared while equal), other routes for reviews.
     let mut edited = (*before).clone();
@@ -210,14 +209,7 @@ fn a_generator_after_a_change_of_routes_alone_keeps_what_they_do_not_reach() {
         let old = first.generate(&p);
         let carried = Generator::after(&first, after.clone()).generate(&p);
         let fresh = Generator::new(after.clone()).generate(&p);
-        for t in [
-            TypeUrl::Cluster,
-            TypeUrl::Endpoint,
-            TypeUrl::Listener,
-            TypeUrl::Route,
-        ] {
-            assert_eq!(versions(&carried, t), versions(&fresh, t), "{pod} {t:?}");
-        }
+        assert_same_versions(&carried, &fresh, pod);
         assert_eq!(
             changed(&old, &carried, TypeUrl::Route),
             vec![reviews.clone()]
@@ -647,14 +639,7 @@ fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
             let old = first.generate(&p);
             let carried = Generator::after(&first, next.clone()).generate(&p);
             let fresh = Generator::new(next.clone()).generate(&p);
-            for t in [
-                TypeUrl::Cluster,
-                TypeUrl::Endpoint,
-                TypeUrl::Listener,
-                TypeUrl::Route,
-            ] {
-                assert_eq!(versions(&carried, t), versions(&fresh, t), "{pod} {t:?}");
-            }
+            assert_same_versions(&carried, &fresh, pod);
             // Only a pod change carries the route map over (the same map).
             let same_routes = Arc::ptr_eq(
                 carried.shared(TypeUrl::Route).unwrap(),
