@@ -202,6 +202,18 @@ impl Sotw {
             return;
         }
         let clusters = res.of(TypeUrl::Cluster);
+        // Held clusters are the current map itself (a wildcard selection)
+        // or nothing: none is gone, and no walk of thousands of names.
+        let none_gone = self.types.get(&TypeUrl::Cluster).is_none_or(|st| {
+            st.held.is_empty()
+                || res
+                    .shared(TypeUrl::Cluster)
+                    .is_some_and(|m| Arc::ptr_eq(m, &st.held))
+        });
+        if none_gone {
+            self.linger.clear();
+            return;
+        }
         let gone_clusters: Content = self
             .types
             .get(&TypeUrl::Cluster)
@@ -246,11 +258,17 @@ impl Sotw {
             .is_some_and(|s| s.awaiting);
         for t in TypeUrl::ALL {
             let desired = self.desired(t, res);
+            // What `desired` holds beyond the current map: its lingering
+            // part (the selection is drawn from the map).
             let lingering = if may_linger(t) {
-                desired
-                    .keys()
-                    .filter(|n| !res.of(t).is_some_and(|m| m.contains_key(*n)))
-                    .count()
+                self.linger.get(&t).map_or(0, |l| {
+                    l.keys()
+                        .filter(|n| {
+                            desired.contains_key(*n)
+                                && !res.of(t).is_some_and(|m| m.contains_key(*n))
+                        })
+                        .count()
+                })
             } else {
                 0
             };
