@@ -460,7 +460,13 @@ impl Generator {
             && !b.base_version.is_empty()
             && Arc::ptr_eq(&a.destination_rules, &b.destination_rules)
             && previous.selectors == next.selectors;
-        let changed_hosts = changed_endpoints(&a, &b);
+        // Read only when something is carried (a full config change
+        // carries nothing that depends on endpoints).
+        let changed_hosts = if same_config || routes_only {
+            changed_endpoints(&a, &b)
+        } else {
+            HashSet::new()
+        };
         // Views and cluster maps read no routes: with the same endpoints
         // they are what they were.
         let views_stay = routes_only && changed_hosts.is_empty();
