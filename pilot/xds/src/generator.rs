@@ -83,9 +83,17 @@ type Named = BTreeMap<String, Arc<Resource>>;
 /// The outbound clusters and their load assignments as one scope sees them.
 #[derive(Debug, Default)]
 struct NamespaceView {
-    clusters: Named,
+    clusters: Arc<Named>,
     endpoints: Arc<Named>,
+    /// Set when the view is the previous generator's with the clusters of
+    /// the hosts whose endpoints changed built again (see
+    /// [`Generator::patched_view`]): those clusters, so a cluster map
+    /// holding the previous view's clusters is patched the same way.
+    cluster_changes: Option<Changes>,
 }
+
+/// Entries of a map built again, in a fixed order (see [`Generator::patched`]).
+type Changes = Vec<(String, Arc<Resource>)>;
 
 /// A thread-safe memo table: build outside the lock, first insert wins (equal
 /// inputs build equal resources, so a lost race only costs time).
@@ -127,15 +135,23 @@ impl<K: Eq + Hash, V> Memo<K, V> {
         build: impl FnOnce() -> Arc<V>,
         same: impl FnOnce(&V, &V) -> bool,
     ) -> Arc<V> {
+        self.get_or_from(key, |old| {
+            let v = build();
+            match old {
+                Some(old) if same(&old, &v) => old,
+                _ => v,
+            }
+        })
+    }
+
+    /// Looks up or builds from the previous generator's value for the key
+    /// (offered by [`Memo::handed_over`]), if any.
+    fn get_or_from(&self, key: K, build: impl FnOnce(Option<Arc<V>>) -> Arc<V>) -> Arc<V> {
         if let Some(v) = lock(&self.live).get(&key) {
             return v.clone();
         }
-        let mut v = build();
-        if let Some(old) = lock(&self.older).remove(&key) {
-            if same(&old, &v) {
-                v = old;
-            }
-        }
+        let old = lock(&self.older).remove(&key);
+        let v = build(old);
         lock(&self.live).entry(key).or_insert(v).clone()
     }
 
@@ -333,6 +349,13 @@ pub struct Generator {
     /// One of each distinct cluster or assignment map (see
     /// [`Generator::distinct`]).
     distinct_maps: Mutex<Vec<Arc<Named>>>,
+    /// Set when this generator follows one whose snapshot had the same
+    /// services, policies and scopes: the hosts whose endpoints changed
+    /// since (see [`Generator::patched_view`]).
+    changed_hosts: Option<HashSet<String>>,
+    /// Maps patched from a previous generator's (by pointer), with the
+    /// changes applied and the result (see [`Generator::patched`]).
+    patched_maps: Mutex<HashMap<ByPtr<Named>, Vec<(Changes, Arc<Named>)>>>,
     /// One of each set of names own listeners reference.
     ref_names: Mutex<HashSet<Arc<RefNames>>>,
     /// Problems of the shared part of a set (cluster, assignment and route
@@ -410,6 +433,8 @@ impl Generator {
             own_listeners: Memo::new(),
             ref_names: Mutex::new(HashSet::new()),
             distinct_maps: Mutex::new(Vec::new()),
+            changed_hosts: None,
+            patched_maps: Mutex::new(HashMap::new()),
             checks: Memo::new(),
             eds_checks: Memo::new(),
             resource_refs: Memo::new(),
@@ -519,6 +544,11 @@ impl Generator {
             next.views = previous.views.carried();
             next.proxy_clusters = previous.proxy_clusters.carried();
         } else {
+            if same_config || routes_only {
+                // The same services, policies and scopes: a view is the
+                // previous one with the changed hosts' entries built again.
+                next.changed_hosts = Some(changed_hosts.iter().map(|h| h.to_string()).collect());
+            }
             // Candidates only: rebuilt, then kept where equal.
             next.proxy_clusters = previous.proxy_clusters.handed_over();
             next.views = previous.views.handed_over();
@@ -611,14 +641,7 @@ impl Generator {
             .scopes
             .get_or(key.clone(), || Arc::new(Scope::for_key(snapshot, &key)));
         let locality = self.locality_key(proxy);
-        let view = self.views.get_or_same(
-            (key.clone(), proxy.cert_mode, locality.clone()),
-            || Arc::new(self.scope_view(&scope, proxy.cert_mode, locality.as_ref())),
-            |old, new| {
-                same_content(&old.clusters, &new.clusters)
-                    && same_content(&old.endpoints, &new.endpoints)
-            },
-        );
+        let view = self.view(&key, &scope, proxy.cert_mode, locality);
         let clusters = self.proxy_clusters(&key, proxy, &view, &[]);
         let built = gateway_resources(snapshot, proxy, &scope);
         let mut out = ProxyResources::default();
@@ -665,14 +688,7 @@ impl Generator {
             .scopes
             .get_or(key.clone(), || Arc::new(Scope::for_key(snapshot, &key)));
         let locality = self.locality_key(proxy);
-        let view = self.views.get_or_same(
-            (key.clone(), proxy.cert_mode, locality.clone()),
-            || Arc::new(self.scope_view(&scope, proxy.cert_mode, locality.as_ref())),
-            |old, new| {
-                same_content(&old.clusters, &new.clusters)
-                    && same_content(&old.endpoints, &new.endpoints)
-            },
-        );
+        let view = self.view(&key, &scope, proxy.cert_mode, locality);
 
         let inbound = self.inbound_ports_of(proxy);
         let clusters = self.proxy_clusters(&key, proxy, &view, &inbound);
@@ -744,22 +760,36 @@ impl Generator {
     ) -> Arc<Named> {
         let inbound_key: Vec<(u16, rudder_model::Protocol)> =
             inbound.iter().map(|p| (p.port, p.protocol)).collect();
-        self.proxy_clusters.get_or_same(
-            (key.clone(), proxy.cert_mode, inbound_key),
-            || {
-                let mut clusters = view.clusters.clone();
-                clusters.extend(self.fixed.iter().cloned());
-                for p in inbound {
-                    let name = ClusterName::inbound(p.port).to_string();
-                    let r = self
-                        .inbound
-                        .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
-                    clusters.insert(name, r);
+        let build = || {
+            let mut clusters = (*view.clusters).clone();
+            clusters.extend(self.fixed.iter().cloned());
+            for p in inbound {
+                let name = ClusterName::inbound(p.port).to_string();
+                let r = self
+                    .inbound
+                    .get_or((p.port, p.protocol), || inbound_cluster(&name, p.protocol));
+                clusters.insert(name, r);
+            }
+            self.distinct(clusters)
+        };
+        self.proxy_clusters
+            .get_or_from((key.clone(), proxy.cert_mode, inbound_key), |old| {
+                match (old, &view.cluster_changes) {
+                    // The previous map held the previous view's clusters
+                    // (clusters do not depend on locality), the same fixed
+                    // and inbound ones (configuration alone).
+                    (Some(old), Some(changes)) => self.patched(&old, changes),
+                    (Some(old), None) => {
+                        let new = build();
+                        if same_content(&old, &new) {
+                            old
+                        } else {
+                            new
+                        }
+                    }
+                    (None, _) => build(),
                 }
-                self.distinct(clusters)
-            },
-            same_content,
-        )
+            })
     }
 
     /// The proxy's listener map (memoised by the content of its inputs, see
@@ -959,6 +989,43 @@ impl Generator {
         shared
     }
 
+    /// The scope's view for `cert_mode` and `locality` (memoised): patched
+    /// from the previous generator's when this one follows one with the
+    /// same services, policies and scopes (see [`Generator::patched_view`]),
+    /// else built, and the previous one kept when equal.
+    fn view(
+        &self,
+        key: &ScopeKey,
+        scope: &Scope,
+        cert_mode: CertMode,
+        locality: LocalityKey,
+    ) -> Arc<NamespaceView> {
+        let build = || Arc::new(self.scope_view(scope, cert_mode, locality.as_ref()));
+        self.views
+            .get_or_from((key.clone(), cert_mode, locality.clone()), |old| {
+                match (old, &self.changed_hosts) {
+                    (Some(old), Some(hosts)) => Arc::new(self.patched_view(
+                        &old,
+                        scope,
+                        cert_mode,
+                        locality.as_ref(),
+                        hosts,
+                    )),
+                    (Some(old), None) => {
+                        let new = build();
+                        if same_content(&old.clusters, &new.clusters)
+                            && same_content(&old.endpoints, &new.endpoints)
+                        {
+                            old
+                        } else {
+                            new
+                        }
+                    }
+                    (None, _) => build(),
+                }
+            })
+    }
+
     /// Outbound clusters (per service port in the scope, per subset of the
     /// policy the scope's namespace uses) and their EDS; those of clusters
     /// balanced by locality as a proxy at `locality` sees them (built from
@@ -969,78 +1036,186 @@ impl Generator {
         cert_mode: CertMode,
         locality: Option<&(Locality, Labels)>,
     ) -> NamespaceView {
-        let snapshot = &*self.snapshot;
-        let mut view = NamespaceView::default();
-        let mut endpoints_of_view = Named::new();
-        for svc in scope.services(snapshot) {
-            let policy = snapshot.destination_policy(&scope.namespace, &svc.hostname);
-            let policy_id = policy.map(|p| p as *const DestinationPolicy as usize);
-            for sp in &svc.ports {
-                let endpoints = snapshot.endpoints_of(&svc.hostname, sp.port);
-                let subsets = policy
-                    .into_iter()
-                    .flat_map(|p| p.subsets.values().map(Some));
-                for subset in std::iter::once(None).chain(subsets) {
-                    let name = ClusterName::outbound(
-                        sp.port,
-                        subset.map(|s| s.name.as_str()),
-                        &svc.hostname,
-                    )
-                    .to_string();
-                    let cluster =
-                        self.clusters
-                            .get_or((name.clone(), policy_id, cert_mode), || {
-                                let members = members(endpoints, subset.map(|s| &s.labels));
-                                let peers = Peers {
-                                    endpoints: &members,
-                                    trust_domain: &snapshot.mesh.trust_domain,
-                                    cert_mode,
-                                };
-                                outbound_cluster(&name, svc, sp, policy, subset, peers)
-                            });
-                    view.clusters.insert(name.clone(), cluster);
-                    let entry_without_eds = svc
-                        .entry
-                        .as_ref()
-                        .is_some_and(|e| e.resolution != rudder_model::Resolution::Static);
-                    if svc.external_name.is_some() || svc.is_headless() || entry_without_eds {
-                        // Resolved by DNS, or ORIGINAL_DST: no EDS.
-                        continue;
-                    }
-                    // The policy as merged for this port and subset, once.
-                    let tp = policy.map(|_| effective_policy(policy, subset, sp.port));
-                    if tp
-                        .as_ref()
-                        .is_some_and(|t| t.load_balancer == Some(LoadBalancer::Passthrough))
-                    {
-                        // PASSTHROUGH: ORIGINAL_DST, no EDS.
-                        continue;
-                    }
-                    let labels = subset.map(|s| s.labels.clone());
-                    // Only where a policy balances by locality (else
-                    // `locality` is None and nothing is computed).
-                    let lb = locality.zip(tp.as_ref()).and_then(|((at, labels), tp)| {
-                        tp.locality_lb().map(|setting| LocalityFor {
-                            setting,
-                            failover: tp.outlier_detection.is_some(),
-                            proxy: at,
-                            proxy_labels: labels,
-                        })
-                    });
-                    let per_proxy =
-                        lb.map(|l| (policy_id, l.proxy.clone(), l.proxy_labels.clone()));
-                    let eds = self
-                        .endpoints
-                        .get_or((name.clone(), labels, per_proxy), || {
-                            eds_resource(&name, endpoints, subset.map(|s| &s.labels), lb)
-                        });
-                    endpoints_of_view.insert(name, eds);
-                }
+        let (mut clusters, mut endpoints) = (Vec::new(), Vec::new());
+        for svc in scope.services(&self.snapshot) {
+            self.service_view(
+                scope,
+                svc,
+                cert_mode,
+                locality,
+                &mut clusters,
+                &mut endpoints,
+            );
+        }
+        NamespaceView {
+            clusters: self.distinct(clusters.into_iter().collect()),
+            endpoints: self.distinct(endpoints.into_iter().collect()),
+            cluster_changes: None,
+        }
+    }
+
+    /// `old` (the previous generator's view for the same key, built from
+    /// the same services, policies and scope) with the entries of the
+    /// visible `hosts` built again: the names of a host's clusters and
+    /// assignments, and whether it has assignments, follow from its
+    /// service and policy alone, so the new entries replace the old ones
+    /// name for name, and every other entry was built from equal inputs.
+    /// A pod change costs its host's entries and one copy of each map, not
+    /// a lookup of every cluster of the mesh per scope.
+    fn patched_view(
+        &self,
+        old: &NamespaceView,
+        scope: &Scope,
+        cert_mode: CertMode,
+        locality: Option<&(Locality, Labels)>,
+        hosts: &HashSet<String>,
+    ) -> NamespaceView {
+        let (mut clusters, mut endpoints) = (Vec::new(), Vec::new());
+        // The set's order, the same for every view of this generator.
+        for host in hosts.iter().filter(|h| scope.sees(h)) {
+            if let Some(svc) = self.snapshot.services.get(host) {
+                self.service_view(
+                    scope,
+                    svc,
+                    cert_mode,
+                    locality,
+                    &mut clusters,
+                    &mut endpoints,
+                );
             }
         }
-        view.endpoints = self.distinct(endpoints_of_view);
-        view
+        let clusters = kept_where_equal(&old.clusters, clusters);
+        let endpoints = kept_where_equal(&old.endpoints, endpoints);
+        NamespaceView {
+            clusters: self.patched(&old.clusters, &clusters),
+            endpoints: self.patched(&old.endpoints, &endpoints),
+            cluster_changes: Some(clusters),
+        }
     }
+
+    /// `old` with `changes` inserted: `old` itself when they change
+    /// nothing; built once per generator for the same map and changes (the
+    /// scopes of a mesh without Sidecars share their maps), and one map per
+    /// content (see [`Generator::distinct`]).
+    fn patched(&self, old: &Arc<Named>, changes: &Changes) -> Arc<Named> {
+        let unchanged = changes
+            .iter()
+            .all(|(n, r)| old.get(n).is_some_and(|o| Arc::ptr_eq(o, r)));
+        if unchanged {
+            return old.clone();
+        }
+        let same = |a: &Changes| {
+            a.len() == changes.len()
+                && a.iter()
+                    .zip(changes)
+                    .all(|((na, ra), (nb, rb))| na == nb && Arc::ptr_eq(ra, rb))
+        };
+        let key = ByPtr(old.clone());
+        if let Some(done) = lock(&self.patched_maps).get(&key) {
+            if let Some((_, m)) = done.iter().find(|(c, _)| same(c)) {
+                return m.clone();
+            }
+        }
+        let mut map = (**old).clone();
+        for (name, r) in changes {
+            map.insert(name.clone(), r.clone());
+        }
+        let map = self.distinct(map);
+        lock(&self.patched_maps)
+            .entry(key)
+            .or_default()
+            .push((changes.clone(), map.clone()));
+        map
+    }
+
+    /// The clusters (per service port, per subset of the policy the scope's
+    /// namespace uses) and load assignments of one visible service, pushed
+    /// onto `clusters` and `endpoints`.
+    fn service_view(
+        &self,
+        scope: &Scope,
+        svc: &rudder_model::Service,
+        cert_mode: CertMode,
+        locality: Option<&(Locality, Labels)>,
+        clusters: &mut Changes,
+        endpoints_of_view: &mut Changes,
+    ) {
+        let snapshot = &*self.snapshot;
+        let policy = snapshot.destination_policy(&scope.namespace, &svc.hostname);
+        let policy_id = policy.map(|p| p as *const DestinationPolicy as usize);
+        for sp in &svc.ports {
+            let endpoints = snapshot.endpoints_of(&svc.hostname, sp.port);
+            let subsets = policy
+                .into_iter()
+                .flat_map(|p| p.subsets.values().map(Some));
+            for subset in std::iter::once(None).chain(subsets) {
+                let name =
+                    ClusterName::outbound(sp.port, subset.map(|s| s.name.as_str()), &svc.hostname)
+                        .to_string();
+                let cluster = self
+                    .clusters
+                    .get_or((name.clone(), policy_id, cert_mode), || {
+                        let members = members(endpoints, subset.map(|s| &s.labels));
+                        let peers = Peers {
+                            endpoints: &members,
+                            trust_domain: &snapshot.mesh.trust_domain,
+                            cert_mode,
+                        };
+                        outbound_cluster(&name, svc, sp, policy, subset, peers)
+                    });
+                clusters.push((name.clone(), cluster));
+                let entry_without_eds = svc
+                    .entry
+                    .as_ref()
+                    .is_some_and(|e| e.resolution != rudder_model::Resolution::Static);
+                if svc.external_name.is_some() || svc.is_headless() || entry_without_eds {
+                    // Resolved by DNS, or ORIGINAL_DST: no EDS.
+                    continue;
+                }
+                // The policy as merged for this port and subset, once.
+                let tp = policy.map(|_| effective_policy(policy, subset, sp.port));
+                if tp
+                    .as_ref()
+                    .is_some_and(|t| t.load_balancer == Some(LoadBalancer::Passthrough))
+                {
+                    // PASSTHROUGH: ORIGINAL_DST, no EDS.
+                    continue;
+                }
+                let labels = subset.map(|s| s.labels.clone());
+                // Only where a policy balances by locality (else
+                // `locality` is None and nothing is computed).
+                let lb = locality.zip(tp.as_ref()).and_then(|((at, labels), tp)| {
+                    tp.locality_lb().map(|setting| LocalityFor {
+                        setting,
+                        failover: tp.outlier_detection.is_some(),
+                        proxy: at,
+                        proxy_labels: labels,
+                    })
+                });
+                let per_proxy = lb.map(|l| (policy_id, l.proxy.clone(), l.proxy_labels.clone()));
+                let eds = self
+                    .endpoints
+                    .get_or((name.clone(), labels, per_proxy), || {
+                        eds_resource(&name, endpoints, subset.map(|s| &s.labels), lb)
+                    });
+                endpoints_of_view.push((name, eds));
+            }
+        }
+    }
+}
+
+/// `changes` with each resource equal to `old`'s of the same name (by
+/// version) replaced by `old`'s: a host's entries are built again when its
+/// endpoints change, and most of them (its clusters, the assignments of
+/// subsets the pod is not in) come out the same.
+fn kept_where_equal(old: &Named, changes: Changes) -> Changes {
+    changes
+        .into_iter()
+        .map(|(name, r)| match old.get(&name) {
+            Some(o) if o.version == r.version => (name, o.clone()),
+            _ => (name, r),
+        })
+        .collect()
 }
 
 /// The hosts whose endpoints differ between two snapshots.

@@ -686,6 +686,59 @@ fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
 }
 
 #[test]
+fn pod_changes_patch_the_previous_maps_entry_for_entry() {
+    let before = with_reviews_rules(split_rules());
+    let down = with_reviews_endpoints(&before, |eps| eps[0].ready = false);
+    let up = with_reviews_endpoints(&down, |eps| eps[0].ready = true);
+    assert_eq!(up.version, before.version);
+    let reviews = host("reviews");
+    for pod in ["productpage-v1", "reviews-v1", "sleep"] {
+        let p = proxy(&before, pod);
+        let g1 = Generator::new(before.clone());
+        let r1 = g1.generate(&p);
+        let g2 = Generator::after(&g1, down.clone());
+        let r2 = g2.generate(&p);
+        let g3 = Generator::after(&g2, up.clone());
+        let r3 = g3.generate(&p);
+        // Each equals a fresh generation of its snapshot.
+        assert_same_versions(&r2, &Generator::new(down.clone()).generate(&p), pod);
+        assert_same_versions(&r3, &r1, pod);
+        // The pod left some of reviews' assignments, and nothing else.
+        let moved = changed(&r1, &r2, TypeUrl::Endpoint);
+        assert!(!moved.is_empty(), "{pod}");
+        assert!(
+            moved.iter().all(|n| n.ends_with(&reviews)),
+            "{pod}: {moved:?}"
+        );
+        // Every entry that did not change is the previous resource itself.
+        for t in [TypeUrl::Cluster, TypeUrl::Endpoint] {
+            let (a, b) = (r1.of(t).unwrap(), r2.of(t).unwrap());
+            for (name, r) in a.iter() {
+                if !moved.contains(name) {
+                    assert!(Arc::ptr_eq(r, &b[name]), "{pod} {t:?} {name}");
+                }
+            }
+        }
+        // The clusters did not change (no peer's mTLS mode did): the map is
+        // the previous one.
+        assert!(
+            Arc::ptr_eq(
+                r1.shared(TypeUrl::Cluster).unwrap(),
+                r2.shared(TypeUrl::Cluster).unwrap()
+            ),
+            "{pod}"
+        );
+        // Two proxies of one scope share the patched maps.
+        let q = proxy(&before, "reviews-v2");
+        let rq = g2.generate(&q);
+        assert!(Arc::ptr_eq(
+            rq.shared(TypeUrl::Endpoint).unwrap(),
+            r2.shared(TypeUrl::Endpoint).unwrap()
+        ));
+    }
+}
+
+#[test]
 fn a_listener_map_is_carried_only_while_its_proxy_looks_it_up() {
     let before = with_reviews_rules(split_rules());
     let pod_change =
