@@ -9,7 +9,7 @@
 //! what changed. A stream that ended drops its receiver and is forgotten here.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex,
@@ -18,7 +18,7 @@ use std::{
 
 use rudder_ads::{NodeInfo, ProxyDirectory};
 use rudder_model::{NodeId, NodeMetadata, Proxy, Snapshot};
-use rudder_xds::{Generator, ProxyResources};
+use rudder_xds::{same_versions, Content, Generator, ProxyResources};
 use tokio::sync::watch;
 
 /// One connected stream.
@@ -36,7 +36,13 @@ impl Connection {
     /// already holds a newer generation or the same versions. A type whose
     /// versions did not change keeps the map the channel holds, so the ADS
     /// server sees it unchanged by pointer and streams keep sharing it.
-    fn publish(&self, seq: u64, mut resources: ProxyResources) {
+    fn publish(&self, seq: u64, resources: ProxyResources) {
+        self.publish_with(seq, resources, &mut Compared::default());
+    }
+
+    /// [`Connection::publish`], comparing maps through `compared` (a push
+    /// compares the same pair of maps for thousands of proxies).
+    fn publish_with(&self, seq: u64, mut resources: ProxyResources, compared: &mut Compared) {
         let mut applied = self.applied.lock().unwrap_or_else(|e| e.into_inner());
         if seq < *applied {
             return;
@@ -46,7 +52,7 @@ impl Connection {
             let mut changed = current.by_type.len() != resources.by_type.len();
             for (t, m) in resources.by_type.iter_mut() {
                 match current.by_type.get(t) {
-                    Some(old) if rudder_xds::same_versions(old, m) => *m = old.clone(),
+                    Some(old) if compared.same(old, m) => *m = old.clone(),
                     _ => changed = true,
                 }
             }
@@ -55,6 +61,26 @@ impl Connection {
             }
             changed
         });
+    }
+}
+
+/// Whether two maps hold the same versions, remembered per pair of maps
+/// (by pointer, the maps held so an address is not reused while it is
+/// remembered): a pod change gives thousands of proxies the same new
+/// assignment map to compare with the same old one.
+#[derive(Default)]
+struct Compared(HashMap<(usize, usize), (Arc<Content>, Arc<Content>, bool)>);
+
+impl Compared {
+    fn same(&mut self, a: &Arc<Content>, b: &Arc<Content>) -> bool {
+        if Arc::ptr_eq(a, b) {
+            return true;
+        }
+        let key = (Arc::as_ptr(a) as usize, Arc::as_ptr(b) as usize);
+        self.0
+            .entry(key)
+            .or_insert_with(|| (a.clone(), b.clone(), same_versions(a, b)))
+            .2
     }
 }
 
@@ -124,6 +150,7 @@ impl Proxies {
             let connections: Vec<Arc<Connection>> = state.connections.values().cloned().collect();
             (state.seq, connections)
         };
+        let mut compared = Compared::default();
         for c in &connections {
             if c.tx.is_closed() {
                 continue;
@@ -131,7 +158,7 @@ impl Proxies {
             let proxy = rudder_xds::resolve_proxy(&snapshot, c.node.clone(), &c.metadata);
             // Inconsistent (logged and counted by rudder-xds): keep the previous set.
             if let Some(resources) = generator.generate_checked(&proxy) {
-                c.publish(seq, resources);
+                c.publish_with(seq, resources, &mut compared);
             }
         }
         tracing::debug!(

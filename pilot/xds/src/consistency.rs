@@ -87,30 +87,52 @@ pub fn check_consistency(res: &ProxyResources) -> Result<(), Vec<String>> {
 
 /// Every EDS cluster has its assignment and every assignment its EDS cluster.
 pub(crate) fn eds_problems(clusters: &Content, endpoints: &Content) -> Vec<String> {
+    eds_problems_with(clusters, endpoints, |_, r| eds_service(r))
+}
+
+/// The name an EDS cluster's load assignment goes by (its
+/// `eds_cluster_config.service_name`, else its name), `None` for a cluster
+/// of another discovery type, or why it does not decode.
+pub(crate) fn eds_service(r: &Resource) -> Result<Option<String>, String> {
+    let c = decode::<Cluster>(&r.body)?;
+    let eds = c.cluster_discovery_type
+        == Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        ));
+    Ok(eds.then(|| {
+        c.eds_cluster_config
+            .map(|e| e.service_name)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(c.name)
+    }))
+}
+
+/// [`eds_problems`] with each cluster's [`eds_service`] from `service`
+/// (a generator remembers it per shared cluster).
+pub(crate) fn eds_problems_with<S: std::borrow::Borrow<Result<Option<String>, String>>>(
+    clusters: &Content,
+    endpoints: &Content,
+    service: impl Fn(&String, &Arc<Resource>) -> S,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let mut eds_clusters = BTreeSet::new();
-    for (name, r) in clusters {
-        match decode::<Cluster>(&r.body) {
-            Ok(c)
-                if c.cluster_discovery_type
-                    == Some(cluster::ClusterDiscoveryType::Type(
-                        cluster::DiscoveryType::Eds as i32,
-                    )) =>
-            {
-                let service = c
-                    .eds_cluster_config
-                    .map(|e| e.service_name)
-                    .filter(|s| !s.is_empty());
-                eds_clusters.insert(service.unwrap_or(c.name));
+    let services: Vec<S> = clusters.iter().map(|(n, r)| service(n, r)).collect();
+    for ((name, _), s) in clusters.iter().zip(&services) {
+        match s.borrow() {
+            Ok(Some(service)) => {
+                eds_clusters.insert(service.as_str());
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(e) => problems.push(format!("cluster {name}: {e}")),
         }
     }
-    for name in endpoints.keys().filter(|n| !eds_clusters.contains(*n)) {
+    for name in endpoints
+        .keys()
+        .filter(|n| !eds_clusters.contains(n.as_str()))
+    {
         problems.push(format!("endpoints {name}: no EDS cluster of that name"));
     }
-    for name in eds_clusters.iter().filter(|n| !endpoints.contains_key(*n)) {
+    for name in eds_clusters.iter().filter(|n| !endpoints.contains_key(**n)) {
         problems.push(format!(
             "cluster {name}: EDS cluster without endpoints resource (it would warm forever)"
         ));

@@ -65,7 +65,7 @@ use rudder_model::{
 
 use crate::{
     cluster::{effective_policy, fixed_clusters, inbound_cluster, outbound_cluster, Peers},
-    consistency::{eds_problems, reference_problems, report_inconsistent, RefNames, Refs},
+    consistency::{eds_problems_with, eds_service, reference_problems, report_inconsistent, RefNames, Refs},
     endpoint::{eds_resource, members, LocalityFor},
     gateway::gateway_resources,
     inbound::InboundSecurity,
@@ -363,6 +363,10 @@ pub struct Generator {
     checks: Memo<CheckKey, Vec<String>>,
     /// Problems between a cluster map and an assignment map (by pointer).
     eds_checks: Memo<(ByPtr<Named>, ByPtr<Named>), Vec<String>>,
+    /// The EDS service name of a cluster (by pointer; see
+    /// [`eds_service`]): decoded once while it lives, not once per cluster
+    /// and assignment map pair.
+    eds_services: Memo<ByPtr<Resource>, Result<Option<String>, String>>,
     /// What a shared listener or route configuration references (by
     /// pointer), and the problems decoding it.
     resource_refs: Memo<ByPtr<Resource>, (Refs, Vec<String>)>,
@@ -437,6 +441,7 @@ impl Generator {
             patched_maps: Mutex::new(HashMap::new()),
             checks: Memo::new(),
             eds_checks: Memo::new(),
+            eds_services: Memo::new(),
             resource_refs: Memo::new(),
             secrets: Memo::new(),
             default_telemetry: snapshot_default_telemetry,
@@ -557,6 +562,7 @@ impl Generator {
         // any generator.
         next.checks = previous.checks.handed_over();
         next.eds_checks = previous.eds_checks.handed_over();
+        next.eds_services = previous.eds_services.handed_over();
         next.resource_refs = previous.resource_refs.handed_over();
         next.secrets = previous.secrets.handed_over();
         next.telemetry_listeners = previous.telemetry_listeners.handed_over();
@@ -943,7 +949,10 @@ impl Generator {
         let eds = self
             .eds_checks
             .get_or((ByPtr(clusters.clone()), ByPtr(endpoints.clone())), || {
-                Arc::new(eds_problems(clusters, endpoints))
+                Arc::new(eds_problems_with(clusters, endpoints, |_, r| {
+                    self.eds_services
+                        .get_or(ByPtr(r.clone()), || Arc::new(eds_service(r)))
+                }))
             });
         let mut problems = (*eds).clone();
         let listeners = vip_listeners.iter().map(|(n, r)| (n, r, true));
