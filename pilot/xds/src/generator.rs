@@ -831,12 +831,13 @@ impl Generator {
         });
         let map_key = (ByPtr(own.clone()), chains.content_version.clone());
         self.listener_maps.get_or(map_key, || {
-            let map = own
-                .listeners
-                .iter()
-                .chain(chains.vip_listeners.iter())
-                .cloned()
-                .collect();
+            // A copy of the shared service listeners' map (node by node, no
+            // name compared) with the proxy's own added: not a sort of a
+            // thousand names per proxy when a service comes or goes.
+            let mut map = (*chains.vip_map).clone();
+            for (name, r) in &own.listeners {
+                map.entry(name.clone()).or_insert_with(|| r.clone());
+            }
             Arc::new(ProxyListeners {
                 map: Arc::new(map),
                 own,
