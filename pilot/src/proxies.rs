@@ -69,7 +69,10 @@ impl Connection {
 /// remembered): a pod change gives thousands of proxies the same new
 /// assignment map to compare with the same old one.
 #[derive(Default)]
-struct Compared(HashMap<(usize, usize), (Arc<Content>, Arc<Content>, bool)>);
+struct Compared(HashMap<(usize, usize), ComparedPair>);
+
+/// The two maps compared (held) and whether their versions are the same.
+type ComparedPair = (Arc<Content>, Arc<Content>, bool);
 
 impl Compared {
     fn same(&mut self, a: &Arc<Content>, b: &Arc<Content>) -> bool {

@@ -344,13 +344,14 @@ impl Subscription {
         }
         let explicit_star = names.iter().any(|n| n == WILDCARD);
         let plain = names.len() - names.iter().filter(|n| *n == WILDCARD).count();
+        let plain_names = || names.iter().filter(|n| *n != WILDCARD);
         if !self.legacy
             && self.wildcard == explicit_star
             && plain == self.names.len()
-            && names
-                .iter()
-                .filter(|n| *n != WILDCARD)
-                .all(|n| self.names.contains(n))
+            // In name order (as the set holds them) one walk compares
+            // them; in any other order each is looked up.
+            && (plain_names().eq(self.names.iter())
+                || plain_names().all(|n| self.names.contains(n)))
         {
             self.share(available);
             return false;

@@ -10,7 +10,9 @@
 //!   │                (the locality part only for clusters whose policy balances by locality)
 //!   ├─ views         key: (scope key, cert mode[, proxy locality]) → CDS + EDS  one per scope and cert mode
 //!   │                (the locality part only when some policy of the snapshot balances by locality)
-//!   │                (views and proxy_clusters keep the previous generator's value where equal)
+//!   │                (views and proxy_clusters keep the previous generator's value where equal;
+//!   │                after a change of endpoints alone they are the previous ones patched with
+//!   │                the changed hosts' entries, see `Generator::patched_view`)
 //!   ├─ port_routes   key: (port, scope key, source-selector bits)  one per "kind" of proxy
 //!   ├─ service_routes key: (host, port, scope key, selector bits)  `<host>:<port>` per VIP service
 //!   ├─ chains        key: (scope key, selector bits, capture ports)
@@ -65,7 +67,9 @@ use rudder_model::{
 
 use crate::{
     cluster::{effective_policy, fixed_clusters, inbound_cluster, outbound_cluster, Peers},
-    consistency::{eds_problems_with, eds_service, reference_problems, report_inconsistent, RefNames, Refs},
+    consistency::{
+        eds_problems_with, eds_service, reference_problems, report_inconsistent, RefNames, Refs,
+    },
     endpoint::{eds_resource, members, LocalityFor},
     gateway::gateway_resources,
     inbound::InboundSecurity,
@@ -94,6 +98,9 @@ struct NamespaceView {
 
 /// Entries of a map built again, in a fixed order (see [`Generator::patched`]).
 type Changes = Vec<(String, Arc<Resource>)>;
+
+/// Changes applied to a map, and the map they made.
+type Patched = (Changes, Arc<Named>);
 
 /// A thread-safe memo table: build outside the lock, first insert wins (equal
 /// inputs build equal resources, so a lost race only costs time).
@@ -355,7 +362,7 @@ pub struct Generator {
     changed_hosts: Option<HashSet<String>>,
     /// Maps patched from a previous generator's (by pointer), with the
     /// changes applied and the result (see [`Generator::patched`]).
-    patched_maps: Mutex<HashMap<ByPtr<Named>, Vec<(Changes, Arc<Named>)>>>,
+    patched_maps: Mutex<HashMap<ByPtr<Named>, Vec<Patched>>>,
     /// One of each set of names own listeners reference.
     ref_names: Mutex<HashSet<Arc<RefNames>>>,
     /// Problems of the shared part of a set (cluster, assignment and route
@@ -455,7 +462,8 @@ impl Generator {
     /// (scopes, route configurations, outbound chains and service
     /// listeners, inbound clusters) is taken over instead of rebuilt; what endpoints reach (outbound clusters, whose peers they
     /// name, load assignments, the maps holding them, consistency results)
-    /// is built anew. A pod change thus costs its assignments, not the
+    /// is built anew: the changed hosts' entries, patched into the previous
+    /// maps ([`Generator::patched_view`]). A pod change thus costs its assignments, not the
     /// mesh's routes. Whatever changed, a cluster or assignment map built
     /// anew that equals `previous`'s for the same key is `previous`'s map
     /// (the same pointer), so a route change leaves them untouched.
@@ -947,14 +955,14 @@ impl Generator {
         routes: &Arc<Named>,
         vip_listeners: &[(String, Arc<Resource>)],
     ) -> Vec<String> {
-        let eds = self
-            .eds_checks
-            .get_or((ByPtr(clusters.clone()), ByPtr(endpoints.clone())), || {
-                Arc::new(eds_problems_with(clusters, endpoints, |_, r| {
-                    self.eds_services
-                        .get_or(ByPtr(r.clone()), || Arc::new(eds_service(r)))
-                }))
-            });
+        let eds =
+            self.eds_checks
+                .get_or((ByPtr(clusters.clone()), ByPtr(endpoints.clone())), || {
+                    Arc::new(eds_problems_with(clusters, endpoints, |_, r| {
+                        self.eds_services
+                            .get_or(ByPtr(r.clone()), || Arc::new(eds_service(r)))
+                    }))
+                });
         let mut problems = (*eds).clone();
         let listeners = vip_listeners.iter().map(|(n, r)| (n, r, true));
         let route_configs = routes.iter().map(|(n, r)| (n, r, false));
