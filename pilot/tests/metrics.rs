@@ -22,6 +22,12 @@ fn metrics_keep_istio_names_and_types_in_the_text_format() {
     )
     .unwrap();
     pilot.wait_ready(Duration::from_secs(30)).unwrap();
+    // `pilot serve` turned transparent huge pages off for itself (its
+    // allocator's arenas would otherwise be faulted in 2 MiB at a time).
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pilot.pid())).unwrap();
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    }
     let out = pilot.get("/metrics");
     assert_eq!(out.status, Some(200), "{out:?}");
     assert_eq!(

@@ -526,6 +526,21 @@ mod tests {
     }
 
     #[test]
+    fn a_sotw_ack_repeating_the_names_in_any_order_changes_nothing() {
+        let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["a", "b", "c"]), None);
+        // In name order (one walk), in another order (looked up), with `*`
+        // where there was none, and one name swapped for another.
+        assert!(!sub.replace(&s(&["a", "b", "c"]), None));
+        assert!(!sub.replace(&s(&["c", "a", "b"]), None));
+        assert!(sub.wants("a") && sub.wants("c") && !sub.is_wildcard());
+        assert!(sub.replace(&s(&["a", "b", "d"]), None));
+        assert!(sub.wants("d") && !sub.wants("c"));
+        assert!(sub.replace(&s(&["*", "a", "b", "d"]), None));
+        assert!(sub.is_wildcard());
+        assert!(!sub.replace(&s(&["d", "*", "b", "a"]), None));
+    }
+
+    #[test]
     fn delta_resubscribe_reports_names_and_star_toggles() {
         let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["a"]), None);
         let names = s(&["a", "b"]);
