@@ -36,7 +36,7 @@ use crate::{
     order::{full_state, may_linger, waits_for_cds, REFERRERS},
     status::Names,
     stream::{Protocol, StreamCtx},
-    subscription::{changed, same_content, Content, Subscription},
+    subscription::{changed, missing, same_content, Content, Subscription},
     transport::{Outgoing, Payload},
 };
 
@@ -201,7 +201,6 @@ impl Sotw {
             self.linger.clear();
             return;
         }
-        let clusters = res.of(TypeUrl::Cluster);
         // Held clusters are the current map itself (a wildcard selection)
         // or nothing: none is gone, and no walk of thousands of names.
         let none_gone = self.types.get(&TypeUrl::Cluster).is_none_or(|st| {
@@ -214,22 +213,26 @@ impl Sotw {
             self.linger.clear();
             return;
         }
-        let gone_clusters: Content = self
-            .types
-            .get(&TypeUrl::Cluster)
-            .map(|st| {
-                st.held
-                    .iter()
-                    .filter(|(n, _)| !clusters.is_some_and(|m| m.contains_key(*n)))
-            })
-            .into_iter()
-            .flatten()
-            .map(|(n, r)| (n.clone(), r.clone()))
-            .collect();
+        // The held clusters the current map lacks: one merge walk per pair
+        // of maps for every stream holding the same (`missing`, by
+        // address), not a lookup per held cluster per stream and pump.
+        let gone_clusters: Content = match (
+            self.types.get(&TypeUrl::Cluster),
+            res.shared(TypeUrl::Cluster),
+        ) {
+            (Some(st), Some(current)) => missing(current, &st.held)
+                .into_iter()
+                .filter_map(|n| st.held.get_key_value(n))
+                .map(|(n, r)| (n.clone(), r.clone()))
+                .collect(),
+            (Some(st), None) => (*st.held).clone(),
+            (None, _) => Content::new(),
+        };
         let endpoints = res.of(TypeUrl::Endpoint);
         let gone_endpoints: Content = self
             .types
             .get(&TypeUrl::Endpoint)
+            .filter(|_| !gone_clusters.is_empty())
             .map(|st| {
                 st.held.iter().filter(|(n, _)| {
                     gone_clusters.contains_key(*n) && !endpoints.is_some_and(|m| m.contains_key(*n))
