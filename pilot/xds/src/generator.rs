@@ -1054,17 +1054,8 @@ impl Generator {
         cert_mode: CertMode,
         locality: Option<&(Locality, Labels)>,
     ) -> NamespaceView {
-        let (mut clusters, mut endpoints) = (Vec::new(), Vec::new());
-        for svc in scope.services(&self.snapshot) {
-            self.service_view(
-                scope,
-                svc,
-                cert_mode,
-                locality,
-                &mut clusters,
-                &mut endpoints,
-            );
-        }
+        let services = scope.services(&self.snapshot);
+        let (clusters, endpoints) = self.entries(scope, services, cert_mode, locality);
         NamespaceView {
             clusters: self.distinct(clusters.into_iter().collect()),
             endpoints: self.distinct(endpoints.into_iter().collect()),
@@ -1088,20 +1079,12 @@ impl Generator {
         locality: Option<&(Locality, Labels)>,
         hosts: &HashSet<String>,
     ) -> NamespaceView {
-        let (mut clusters, mut endpoints) = (Vec::new(), Vec::new());
         // The set's order, the same for every view of this generator.
-        for host in hosts.iter().filter(|h| scope.sees(h)) {
-            if let Some(svc) = self.snapshot.services.get(host) {
-                self.service_view(
-                    scope,
-                    svc,
-                    cert_mode,
-                    locality,
-                    &mut clusters,
-                    &mut endpoints,
-                );
-            }
-        }
+        let services = hosts
+            .iter()
+            .filter(|h| scope.sees(h))
+            .filter_map(|h| self.snapshot.services.get(h));
+        let (clusters, endpoints) = self.entries(scope, services, cert_mode, locality);
         let clusters = kept_where_equal(&old.clusters, clusters);
         let endpoints = kept_where_equal(&old.endpoints, endpoints);
         NamespaceView {
@@ -1144,6 +1127,29 @@ impl Generator {
             .or_default()
             .push((changes.clone(), map.clone()));
         map
+    }
+
+    /// The clusters and load assignments of `services` (visible in
+    /// `scope`), in their order.
+    fn entries<'s>(
+        &self,
+        scope: &Scope,
+        services: impl Iterator<Item = &'s rudder_model::Service>,
+        cert_mode: CertMode,
+        locality: Option<&(Locality, Labels)>,
+    ) -> (Changes, Changes) {
+        let (mut clusters, mut endpoints) = (Vec::new(), Vec::new());
+        for svc in services {
+            self.service_view(
+                scope,
+                svc,
+                cert_mode,
+                locality,
+                &mut clusters,
+                &mut endpoints,
+            );
+        }
+        (clusters, endpoints)
     }
 
     /// The clusters (per service port, per subset of the policy the scope's
