@@ -67,9 +67,8 @@ const BLOCKING_THREADS: usize = 4;
 /// Transparent huge pages off for this process: mimalloc advises them on
 /// its arenas, and then every freshly touched region (a large request's
 /// buffer, a push's maps) is faulted in, zeroed and held as 2 MiB pages.
-/// At 2000 sidecars this lowered pilot's peak RSS from 501 to 437 MiB
-/// (Delta) and from 876 to 703 MiB (SotW) at the same CPU (README, load
-/// test). Best effort: a kernel without the call keeps its default.
+/// At 2000 Delta sidecars this call lowered pilot's peak RSS from 505 to
+/// 464 MiB at the same CPU (README, load test). Best effort: a kernel without the call keeps its default.
 fn without_huge_pages() {
     if let Err(e) = nix::sys::prctl::set_thp_disable(true) {
         eprintln!("pilot: transparent huge pages stay as the kernel sets them: {e}");

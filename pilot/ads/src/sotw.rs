@@ -201,32 +201,29 @@ impl Sotw {
             self.linger.clear();
             return;
         }
-        // Held clusters are the current map itself (a wildcard selection)
-        // or nothing: none is gone, and no walk of thousands of names.
-        let none_gone = self.types.get(&TypeUrl::Cluster).is_none_or(|st| {
-            st.held.is_empty()
-                || res
-                    .shared(TypeUrl::Cluster)
-                    .is_some_and(|m| Arc::ptr_eq(m, &st.held))
-        });
-        if none_gone {
+        let current = res.shared(TypeUrl::Cluster);
+        // Held clusters that are the current map itself (a wildcard
+        // selection), or none: none is gone, and no walk of thousands of
+        // names.
+        let Some(held) = self
+            .types
+            .get(&TypeUrl::Cluster)
+            .map(|st| &st.held)
+            .filter(|h| !h.is_empty() && !current.is_some_and(|m| Arc::ptr_eq(m, h)))
+        else {
             self.linger.clear();
             return;
-        }
+        };
         // The held clusters the current map lacks: one merge walk per pair
         // of maps for every stream holding the same (`missing`, by
         // address), not a lookup per held cluster per stream and pump.
-        let gone_clusters: Content = match (
-            self.types.get(&TypeUrl::Cluster),
-            res.shared(TypeUrl::Cluster),
-        ) {
-            (Some(st), Some(current)) => missing(current, &st.held)
+        let gone_clusters: Content = match current {
+            Some(current) => missing(current, held)
                 .into_iter()
-                .filter_map(|n| st.held.get_key_value(n))
+                .filter_map(|n| held.get_key_value(n))
                 .map(|(n, r)| (n.clone(), r.clone()))
                 .collect(),
-            (Some(st), None) => (*st.held).clone(),
-            (None, _) => Content::new(),
+            None => (**held).clone(),
         };
         let endpoints = res.of(TypeUrl::Endpoint);
         let gone_endpoints: Content = self

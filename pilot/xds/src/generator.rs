@@ -142,13 +142,7 @@ impl<K: Eq + Hash, V> Memo<K, V> {
         build: impl FnOnce() -> Arc<V>,
         same: impl FnOnce(&V, &V) -> bool,
     ) -> Arc<V> {
-        self.get_or_from(key, |old| {
-            let v = build();
-            match old {
-                Some(old) if same(&old, &v) => old,
-                _ => v,
-            }
-        })
+        self.get_or_from(key, |old| kept_if_same(old, build(), same))
     }
 
     /// Looks up or builds from the previous generator's value for the key
@@ -210,6 +204,15 @@ impl<K: Eq + Hash, V> Memo<K, V> {
             live: Mutex::new(HashMap::new()),
             older: Mutex::new(std::mem::take(&mut *lock(&self.live))),
         }
+    }
+}
+
+/// `old` when `same` finds `new` equal to it, else `new`: an unchanged value
+/// keeps its pointer from generator to generator.
+fn kept_if_same<V>(old: Option<Arc<V>>, new: Arc<V>, same: impl FnOnce(&V, &V) -> bool) -> Arc<V> {
+    match old {
+        Some(old) if same(&old, &new) => old,
+        _ => new,
     }
 }
 
@@ -793,15 +796,7 @@ impl Generator {
                     // (clusters do not depend on locality), the same fixed
                     // and inbound ones (configuration alone).
                     (Some(old), Some(changes)) => self.patched(&old, changes),
-                    (Some(old), None) => {
-                        let new = build();
-                        if same_content(&old, &new) {
-                            old
-                        } else {
-                            new
-                        }
-                    }
-                    (None, _) => build(),
+                    (old, _) => kept_if_same(old, build(), same_content),
                 }
             })
     }
@@ -1029,17 +1024,10 @@ impl Generator {
                         locality.as_ref(),
                         hosts,
                     )),
-                    (Some(old), None) => {
-                        let new = build();
-                        if same_content(&old.clusters, &new.clusters)
+                    (old, _) => kept_if_same(old, build(), |old, new| {
+                        same_content(&old.clusters, &new.clusters)
                             && same_content(&old.endpoints, &new.endpoints)
-                        {
-                            old
-                        } else {
-                            new
-                        }
-                    }
-                    (None, _) => build(),
+                    }),
                 }
             })
     }
