@@ -7,7 +7,9 @@
 //! - environment values are literals or downward-API `fieldRef`s, resolved
 //!   once the pod has its IP;
 //! - readiness is the `readinessProbe` (or `startupProbe`): `httpGet` or
-//!   `tcpSocket`, ports by number or by container port name;
+//!   `tcpSocket`, ports by number or by container port name; a ready
+//!   container turns unready after the probe's `failureThreshold`
+//!   (Kubernetes' default 3) consecutive failures, as kubelet does;
 //! - volumes: `emptyDir`, `secret` (materialised empty), `downwardAPI`
 //!   (labels, annotations, name, namespace), a `projected` service-account
 //!   token (the runner signs a local token for the pod's account) and the
@@ -139,6 +141,9 @@ pub struct ContainerPlan {
     pub ports: Vec<(Option<String>, u16)>,
     /// Readiness check.
     pub probe: Option<Probe>,
+    /// The probe's `failureThreshold`: consecutive failures that turn a
+    /// ready container unready (Kubernetes' default 3).
+    pub failure_threshold: u32,
     /// `lifecycle.postStart.exec.command`.
     pub post_start: Option<Vec<String>>,
 }
@@ -219,9 +224,15 @@ pub fn container(
     let gid = run_as(c, pod_security, "runAsGroup", &at, origin)?;
     let mounts = mounts(c, &at, origin)?;
     let ports = ports(c, &at, origin)?;
-    let probe = match c.get("readinessProbe").or(c.get("startupProbe")) {
-        None | Some(Value::Null) => None,
-        Some(p) => Some(probe(p, &ports, origin, &format!("{at}.readinessProbe"))?),
+    let (probe, failure_threshold) = match c.get("readinessProbe").or(c.get("startupProbe")) {
+        None | Some(Value::Null) => (None, DEFAULT_FAILURE_THRESHOLD),
+        Some(p) => {
+            let field = format!("{at}.readinessProbe");
+            (
+                Some(probe(p, &ports, origin, &field)?),
+                failure_threshold(p, origin, &field)?,
+            )
+        }
     };
     let post_start = post_start(c, &at, origin)?;
     let role = match (list, c.get("restartPolicy").and_then(Value::as_str)) {
@@ -244,8 +255,29 @@ pub fn container(
         mounts,
         ports,
         probe,
+        failure_threshold,
         post_start,
     })
+}
+
+/// Kubernetes' default `failureThreshold`.
+const DEFAULT_FAILURE_THRESHOLD: u32 = 3;
+
+/// A probe's `failureThreshold`: a positive integer, 3 when absent.
+fn failure_threshold(p: &Value, origin: &Origin, field: &str) -> Result<u32, ManifestError> {
+    match p.get("failureThreshold") {
+        None | Some(Value::Null) => Ok(DEFAULT_FAILURE_THRESHOLD),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                origin.err(
+                    format!("{field}.failureThreshold"),
+                    format!("{v} is not a positive integer"),
+                )
+            }),
+    }
 }
 
 /// `command` + `args`; a container without a command is refused (the local
@@ -614,6 +646,7 @@ mod tests {
                 path: "/health".into()
             })
         );
+        assert_eq!(plan.failure_threshold, 3, "Kubernetes' default");
         assert_eq!(
             plan.post_start.as_deref(),
             Some(&["agent".to_string(), "wait".to_string()][..])
@@ -647,6 +680,20 @@ mod tests {
             err.contains("spec.containers[0].env[0].valueFrom: only fieldRef"),
             "{err}"
         );
+        let probe = |t: serde_json::Value| json!({"name": "a", "command": ["x"], "readinessProbe": {"tcpSocket": {"port": 1}, "failureThreshold": t}});
+        let plan = container(&probe(json!(30)), "containers", 0, None, &origin()).unwrap();
+        assert_eq!(plan.failure_threshold, 30);
+        for bad in [json!(0), json!(-1), json!("3")] {
+            let err = container(&probe(bad.clone()), "containers", 0, None, &origin())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!(
+                    "spec.containers[0].readinessProbe.failureThreshold: {bad} is not a positive integer"
+                )),
+                "{err}"
+            );
+        }
         for (volume, wanted) in [
             (json!({"name": "c", "hostPath": {}}), "spec.volumes[0]: volume c: only emptyDir"),
             (

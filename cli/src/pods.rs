@@ -107,6 +107,8 @@ pub struct Running {
     pub restart_at: Option<Instant>,
     /// Exited and not restarted (the sidecar), already reported.
     pub given_up: bool,
+    /// Consecutive failed probes while running (see [`still_ready`]).
+    pub probe_failures: u32,
 }
 
 /// The wait before restart `n` (0-based) of a container: 1 s doubling up to
@@ -371,6 +373,7 @@ pub fn start(
             restarts: 0,
             restart_at: None,
             given_up: false,
+            probe_failures: 0,
         });
         if let Some(hook) = &c.post_start {
             let spec = process_spec(
@@ -404,6 +407,25 @@ pub fn start(
         }
     }
     Ok(running)
+}
+
+/// Whether a running container counts as ready this round, kubelet's rule:
+/// an exited container is not; a passing probe is; a failing probe turns a
+/// ready pod (`was_ready`) unready only at the plan's `failureThreshold`
+/// consecutive failures. A blip (an Envoy hot restart: its admin answers
+/// for the new epoch before the new epoch has its configuration, while the
+/// old one still serves) leaves the pod's endpoints in place.
+pub fn still_ready(pod: &Pod, r: &mut Running, was_ready: bool) -> bool {
+    if r.process.try_wait().is_some() {
+        r.probe_failures = 0;
+        return false;
+    }
+    if container_ready(pod, &r.plan, &r.process) {
+        r.probe_failures = 0;
+        return true;
+    }
+    r.probe_failures = r.probe_failures.saturating_add(1);
+    was_ready && r.probe_failures < r.plan.failure_threshold
 }
 
 /// Whether `c` is ready: its process runs and its probe passes (no probe:

@@ -1,5 +1,7 @@
 //! Keeping the mesh current while it runs: once a second, every pod's
-//! readiness is checked; a change rewrites that Pod in pilot's config dir
+//! readiness is checked (a container that exited is unready at once; a
+//! failing probe turns a ready pod unready at its `failureThreshold`
+//! consecutive failures, as kubelet does); a change rewrites that Pod in pilot's config dir
 //! (pilot pushes new endpoints) and the DNAT rules of the unmeshed pods
 //! (kube-proxy's part). An app container that exits is started again, as
 //! kubelet does under `restartPolicy: Always`, after a back-off of 1 s
@@ -19,7 +21,7 @@ use crate::dnat::{self, VipPort};
 use crate::pilot::ConfigDir;
 use crate::plan::MeshPlan;
 use crate::plan::SIDECAR_CONTAINER_NAME;
-use crate::pods::{container_ready, restart_backoff, Node, Running};
+use crate::pods::{restart_backoff, still_ready, Node, Running};
 use crate::render::{pod_object, PodFacts};
 
 /// A pod as the supervisor tracks it.
@@ -179,11 +181,21 @@ impl Supervisor {
         for live in &mut self.pods {
             restart_exited(live, &mut problems);
             let running = live.running.iter().all(|r| r.process.try_wait().is_none());
-            let ready = !live.running.is_empty()
-                && live
-                    .running
-                    .iter()
-                    .all(|r| container_ready(&live.pod, &r.plan, &r.process));
+            let was_ready = live.ready == Some(true);
+            let mut ready = !live.running.is_empty();
+            let mut why = String::new();
+            for r in &mut live.running {
+                // Every container is probed (no short cut): each keeps its count.
+                if !still_ready(&live.pod, r, was_ready) {
+                    ready = false;
+                    if why.is_empty() {
+                        why = match r.probe_failures {
+                            0 => format!("container {} is not running", r.plan.name),
+                            n => format!("container {}: {n} failed probes in a row", r.plan.name),
+                        };
+                    }
+                }
+            }
             if live.ready != Some(ready) {
                 let plan = &self.plan.pods[live.index];
                 if plan.external {
@@ -208,7 +220,13 @@ impl Supervisor {
                     .write("pods", &file, &pod_object(&facts, running, ready))
                 {
                     Ok(()) => {
-                        tracing::info!(pod = %plan.name, ready, "pod readiness changed");
+                        if ready {
+                            tracing::info!(pod = %plan.name, "pod ready");
+                        } else if !was_ready {
+                            tracing::info!(pod = %plan.name, %why, "pod not ready yet");
+                        } else {
+                            tracing::warn!(pod = %plan.name, %why, "pod turned unready: its endpoints leave the mesh");
+                        }
                         live.ready = Some(ready);
                         changed = true;
                     }

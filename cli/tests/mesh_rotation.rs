@@ -44,7 +44,8 @@ struct ModeReport {
 
 /// Lines of every `.log` file under `dir` that tell why a request failed:
 /// Envoy access-log lines with a 5xx status (their response flags say why),
-/// the agent's unexpected exits and failed restarts, Envoy's critical lines.
+/// pods turning unready, the agent's unexpected exits and failed restarts,
+/// Envoy's critical lines.
 fn trouble_lines(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -58,6 +59,7 @@ fn trouble_lines(dir: &std::path::Path) -> Vec<String> {
                 for l in text.lines() {
                     let access_5xx = ["\" 502 ", "\" 503 ", "\" 504 "];
                     let supervisor = [
+                        "turned unready",
                         "unexpectedly",
                         "hot restart failed",
                         "rejected",
@@ -172,7 +174,12 @@ fn run_mode(mode: &'static str, salt: u32) -> ModeReport {
             load,
             stream_lines,
             stream_status,
-            trouble: trouble_lines(mesh.runner_root.path()),
+            // The runner's log, then pilot's and the pods' (in the state dir).
+            trouble: [mesh.runner_root.path(), &mesh.record().state_dir]
+                .into_iter()
+                .flat_map(trouble_lines)
+                .take(60)
+                .collect(),
         }
     })
 }

@@ -514,6 +514,24 @@ impl Drop for Net {
 }
 
 /// Removes what `record` lists; returns one message per failure.
+/// `ip ARGS` removing something; a failure is a problem only while the thing
+/// is still there after a short, bounded wait (the kernel finishes some
+/// removals asynchronously, and a racing removal may have won).
+fn remove(args: &[&str], still_there: impl Fn() -> bool, problems: &mut Vec<String>) {
+    let Err(e) = cmd::run_absent_ok("ip", args) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while still_there() {
+        if std::time::Instant::now() >= deadline {
+            problems.push(e.to_string());
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    tracing::info!(error = %e, "removed meanwhile");
+}
+
 fn remove_all(
     record: &StateRecord,
     dir: &Path,
@@ -532,20 +550,27 @@ fn remove_all(
         if !killed.is_empty() {
             tracing::warn!(pod = %pod.name, ?killed, "killed processes left in the pod's namespace");
         }
-        // Deleting the namespace destroys eth0 and with it the veth pair.
-        if let Err(e) = cmd::run_absent_ok("ip", &["netns", "delete", &pod.netns]) {
-            problems.push(e.to_string());
-        }
+        // The host end first: deleting it removes both ends at once, where
+        // deleting the namespace would destroy them later, asynchronously.
         if link_exists(&pod.host_veth) {
-            if let Err(e) = cmd::run_absent_ok("ip", &["link", "delete", &pod.host_veth]) {
-                problems.push(e.to_string());
-            }
+            remove(
+                &["link", "delete", &pod.host_veth],
+                || link_exists(&pod.host_veth),
+                &mut problems,
+            );
         }
+        remove(
+            &["netns", "delete", &pod.netns],
+            || path.exists(),
+            &mut problems,
+        );
     }
     if let Some(bridge) = &record.bridge {
-        if let Err(e) = cmd::run_absent_ok("ip", &["link", "delete", bridge, "type", "bridge"]) {
-            problems.push(e.to_string());
-        }
+        remove(
+            &["link", "delete", bridge, "type", "bridge"],
+            || link_exists(bridge),
+            &mut problems,
+        );
     }
     let mut base_ids = record.base_ids.clone();
     for file in &record.base_id_files {
