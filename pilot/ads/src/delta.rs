@@ -131,7 +131,7 @@ impl Protocol for Delta {
                     .iter()
                     .filter(|n| !st.sub.wants(n)),
             )
-            .filter(|n| st.client.contains_key(*n))
+            .filter(|n| st.client.contains_key(n))
             .collect();
         if !forget.is_empty() {
             let client = Arc::make_mut(&mut st.client);

@@ -232,7 +232,7 @@ impl Sotw {
             .filter(|_| !gone_clusters.is_empty())
             .map(|st| {
                 st.held.iter().filter(|(n, _)| {
-                    gone_clusters.contains_key(*n) && !endpoints.is_some_and(|m| m.contains_key(*n))
+                    gone_clusters.contains_key(n) && !endpoints.is_some_and(|m| m.contains_key(n))
                 })
             })
             .into_iter()
@@ -264,8 +264,8 @@ impl Sotw {
                 self.linger.get(&t).map_or(0, |l| {
                     l.keys()
                         .filter(|n| {
-                            desired.contains_key(*n)
-                                && !res.of(t).is_some_and(|m| m.contains_key(*n))
+                            desired.contains_key(n)
+                                && !res.of(t).is_some_and(|m| m.contains_key(n))
                         })
                         .count()
                 })

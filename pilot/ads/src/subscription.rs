@@ -97,8 +97,27 @@ pub(crate) fn changed<'a>(
     if let Some(names) = SHARED.get(want, have) {
         return names.iter().filter_map(|n| want.get_key_value(n)).collect();
     }
-    let mut have_it = have.iter().peekable();
-    for (n, r) in want.iter() {
+    // Two proxies' listener maps on the same shared service listeners
+    // differ at most in their own entries.
+    if Content::same_base(want, have) {
+        changed_walk(want.own().iter(), have.own().iter(), &mut out);
+    } else {
+        changed_walk(want.iter(), have.iter(), &mut out);
+    }
+    if out.len() <= SHARED_RESULT {
+        SHARED.put(want, have, out.iter().map(|(n, _)| (*n).clone()).collect());
+    }
+    out
+}
+
+/// [`changed`]'s merge walk over two maps' entries in name order.
+fn changed_walk<'a, 'b>(
+    want: impl Iterator<Item = (&'a String, &'a Arc<Resource>)>,
+    have: impl Iterator<Item = (&'b String, &'b Arc<Resource>)>,
+    out: &mut Vec<(&'a String, &'a Arc<Resource>)>,
+) {
+    let mut have_it = have.peekable();
+    for (n, r) in want {
         if have_it.peek().is_some_and(|(_, hr)| Arc::ptr_eq(hr, r)) {
             have_it.next();
             continue;
@@ -112,10 +131,6 @@ pub(crate) fn changed<'a>(
             out.push((n, r));
         }
     }
-    if out.len() <= SHARED_RESULT {
-        SHARED.put(want, have, out.iter().map(|(n, _)| (*n).clone()).collect());
-    }
-    out
 }
 
 /// The names `have` holds that `want` does not, in name order.
@@ -131,8 +146,26 @@ pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'
             .filter_map(|n| have.get_key_value(n).map(|(k, _)| k))
             .collect();
     }
-    let mut want_it = want.iter().peekable();
-    for (n, r) in have.iter() {
+    // As in `changed`: the same base, only the own entries differ.
+    if Content::same_base(want, have) {
+        missing_walk(want.own().iter(), have.own().iter(), &mut out);
+    } else {
+        missing_walk(want.iter(), have.iter(), &mut out);
+    }
+    if out.len() <= SHARED_RESULT {
+        SHARED.put(want, have, out.iter().map(|n| (*n).clone()).collect());
+    }
+    out
+}
+
+/// [`missing`]'s merge walk over two maps' entries in name order.
+fn missing_walk<'a, 'b>(
+    want: impl Iterator<Item = (&'a String, &'a Arc<Resource>)>,
+    have: impl Iterator<Item = (&'b String, &'b Arc<Resource>)>,
+    out: &mut Vec<&'b String>,
+) {
+    let mut want_it = want.peekable();
+    for (n, r) in have {
         if want_it.peek().is_some_and(|(_, wr)| Arc::ptr_eq(wr, r)) {
             want_it.next();
             continue;
@@ -144,10 +177,6 @@ pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'
             out.push(n);
         }
     }
-    if out.len() <= SHARED_RESULT {
-        SHARED.put(want, have, out.iter().map(|n| (*n).clone()).collect());
-    }
-    out
 }
 
 /// The explicit names of a subscription. Thousands of sidecars subscribe to
@@ -286,7 +315,7 @@ impl NameSet {
     /// sizes match and every key of `m` is in it.
     fn becomes_keys(&self, new: &[&String], gone: &[&String], m: &Arc<Content>) -> bool {
         let size = self.len() + new.len() - gone.len();
-        if size != m.len() || gone.iter().any(|n| m.contains_key(*n)) {
+        if size != m.len() || gone.iter().any(|n| m.contains_key(n)) {
             return false;
         }
         self.lacks(m)
@@ -606,7 +635,7 @@ mod tests {
             );
         }
         for n in remove {
-            c.remove(*n);
+            c.remove(n);
         }
         Arc::new(c)
     }
@@ -664,7 +693,7 @@ mod tests {
         for (want, have) in [(&base, &other), (&other, &base)] {
             let expect_changed: Vec<&String> = want
                 .iter()
-                .filter(|(n, r)| have.get(*n).is_none_or(|h| h.version != r.version))
+                .filter(|(n, r)| have.get(n).is_none_or(|h| h.version != r.version))
                 .map(|(n, _)| n)
                 .collect();
             // Walked, then (the same two maps) remembered for other streams.
@@ -672,12 +701,71 @@ mod tests {
                 let got: Vec<&String> = changed(want, have).into_iter().map(|(n, _)| n).collect();
                 assert_eq!(got, expect_changed);
                 let expect_missing: Vec<&String> =
-                    have.keys().filter(|n| !want.contains_key(*n)).collect();
+                    have.keys().filter(|n| !want.contains_key(n)).collect();
                 assert_eq!(missing(want, have), expect_missing);
             }
             let selected = shared_selection(have, want);
-            let expect: Vec<&String> = want.keys().filter(|n| have.contains_key(*n)).collect();
+            let expect: Vec<&String> = want.keys().filter(|n| have.contains_key(n)).collect();
             assert_eq!(selected.keys().collect::<Vec<_>>(), expect);
         }
+    }
+
+    /// Listener maps layered on one shared map (two proxies of a scope, or
+    /// one proxy before and after its own listener changed) walk only their
+    /// own entries and agree with a lookup per name; a map layered on an
+    /// equal copy of the base walks everything and agrees too.
+    #[test]
+    fn layered_maps_walk_their_own_entries_and_agree_with_lookups() {
+        let shared = map(&["0.0.0.0_80", "10.0.0.1_3306", "10.0.0.2_9000"]);
+        let own = |pairs: &[(&str, &str)]| -> Vec<(String, Arc<Resource>)> {
+            pairs
+                .iter()
+                .map(|(n, v)| {
+                    (
+                        n.to_string(),
+                        Arc::new(Resource {
+                            version: v.to_string(),
+                            body: Default::default(),
+                        }),
+                    )
+                })
+                .collect()
+        };
+        let one = Arc::new(Content::layered(
+            shared.clone(),
+            own(&[("virtual", "pod-1"), ("virtualInbound", "in")]),
+        ));
+        let two = Arc::new(Content::layered(
+            shared.clone(),
+            own(&[("virtual", "pod-2")]),
+        ));
+        let copy = Arc::new(Content::layered(
+            Arc::new((*shared).clone()),
+            own(&[("virtual", "pod-2")]),
+        ));
+        assert!(Content::same_base(&one, &two) && !Content::same_base(&one, &copy));
+        for (want, have) in [(&one, &two), (&two, &one), (&one, &copy), (&copy, &one)] {
+            let expect_changed: Vec<&String> = want
+                .iter()
+                .filter(|(n, r)| have.get(n).is_none_or(|h| h.version != r.version))
+                .map(|(n, _)| n)
+                .collect();
+            let got: Vec<&String> = changed(want, have).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(got, expect_changed);
+            let expect_missing: Vec<&String> =
+                have.keys().filter(|n| !want.contains_key(n)).collect();
+            assert_eq!(missing(want, have), expect_missing);
+            assert_eq!(
+                rudder_xds::same_versions(want, have),
+                expect_changed.is_empty() && expect_missing.is_empty()
+            );
+        }
+        let names = |v: Vec<&String>| v.into_iter().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            names(changed(&one, &two).into_iter().map(|(n, _)| n).collect()),
+            ["virtual", "virtualInbound"]
+        );
+        assert_eq!(names(missing(&two, &one)), ["virtualInbound"]);
+        assert!(changed(&two, &copy).is_empty() && rudder_xds::same_versions(&two, &copy));
     }
 }

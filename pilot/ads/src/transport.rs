@@ -189,9 +189,22 @@ impl Payload {
         let whole = !send.is_empty() && send.len() == desired.len();
         if whole {
             if let Some(common) = res.common(t) {
+                // A map layered on the common part: the rest is its own.
+                if desired.base().is_some_and(|b| Arc::ptr_eq(b, common)) {
+                    return Payload::Whole {
+                        map: common.clone(),
+                        rest: desired
+                            .own()
+                            .iter()
+                            .map(|(n, r)| (n.clone(), r.clone()))
+                            .collect(),
+                        delta,
+                        removed,
+                    };
+                }
                 let rest: Vec<(String, Arc<Resource>)> = desired
                     .iter()
-                    .filter(|(n, _)| !common.contains_key(*n))
+                    .filter(|(n, _)| !common.contains_key(n))
                     .map(|(n, r)| (n.clone(), r.clone()))
                     .collect();
                 // Every common resource is in `desired` as it is (same

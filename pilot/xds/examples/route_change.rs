@@ -88,10 +88,10 @@ fn main() {
         let (ma, mb) = (a.of(t).unwrap_or(&empty), b.of(t).unwrap_or(&empty));
         let changed: Vec<(&String, usize)> = mb
             .iter()
-            .filter(|(name, r)| ma.get(*name).is_none_or(|old| old.version != r.version))
+            .filter(|(name, r)| ma.get(name).is_none_or(|old| old.version != r.version))
             .map(|(name, r)| (name, bytes(r)))
             .collect();
-        let removed = ma.keys().filter(|n| !mb.contains_key(*n)).count();
+        let removed = ma.keys().filter(|n| !mb.contains_key(n)).count();
         let total: usize = mb.values().map(|r| bytes(r)).sum();
         let names: Vec<String> = changed
             .iter()

@@ -132,7 +132,7 @@ pub(crate) fn eds_problems_with<S: std::borrow::Borrow<Result<Option<String>, St
     {
         problems.push(format!("endpoints {name}: no EDS cluster of that name"));
     }
-    for name in eds_clusters.iter().filter(|n| !endpoints.contains_key(**n)) {
+    for name in eds_clusters.iter().filter(|n| !endpoints.contains_key(n)) {
         problems.push(format!(
             "cluster {name}: EDS cluster without endpoints resource (it would warm forever)"
         ));

@@ -72,7 +72,7 @@ use crate::{
     Resource,
 };
 
-type Named = BTreeMap<String, Arc<Resource>>;
+type Named = crate::resources::Content;
 
 /// A gateway proxy's listeners and route configurations.
 #[derive(Debug, Default)]

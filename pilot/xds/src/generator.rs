@@ -76,13 +76,13 @@ use crate::{
     listener::{capture_ports, listeners, outbound_chains, OutboundChains},
     proxy::{inbound_ports, InboundPort},
     rds::{outbound_route_config, service_route_config},
-    resources::same_content,
+    resources::{same_content, Content},
     sds::namespace_secrets,
     version::Version,
     ProxyResources, Resource, TypeUrl,
 };
 
-type Named = BTreeMap<String, Arc<Resource>>;
+type Named = Content;
 
 /// The outbound clusters and their load assignments as one scope sees them.
 #[derive(Debug, Default)]
@@ -834,13 +834,10 @@ impl Generator {
         });
         let map_key = (ByPtr(own.clone()), chains.content_version.clone());
         self.listener_maps.get_or(map_key, || {
-            // A copy of the shared service listeners' map (node by node, no
-            // name compared) with the proxy's own added: not a sort of a
-            // thousand names per proxy when a service comes or goes.
-            let mut map = (*chains.vip_map).clone();
-            for (name, r) in &own.listeners {
-                map.entry(name.clone()).or_insert_with(|| r.clone());
-            }
+            // The scope's shared service listeners as the map's base, the
+            // proxy's own beside them: a pointer and one or two entries per
+            // proxy, not a copy of a thousand entries (see `Content`).
+            let map = Content::layered(chains.vip_map.clone(), own.listeners.iter().cloned());
             Arc::new(ProxyListeners {
                 map: Arc::new(map),
                 own,

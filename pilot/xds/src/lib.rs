@@ -32,6 +32,7 @@ mod bootstrap;
 mod cluster;
 mod common;
 mod consistency;
+mod content;
 mod endpoint;
 /// Test builders (model fixtures, `envoy --mode validate`, the version
 /// ledger): they run processes, so only tests and examples get them, through

@@ -79,7 +79,7 @@ pub struct Resource {
 }
 
 /// Resources of one type by name.
-pub type Content = BTreeMap<String, Arc<Resource>>;
+pub use crate::content::Content;
 
 /// Everything one proxy should have, by type then name. Each type's map sits
 /// behind its own `Arc`: proxies with the same resources of a type share one
@@ -147,11 +147,21 @@ pub fn same_versions(a: &Arc<Content>, b: &Arc<Content>) -> bool {
 /// [`same_versions`] of two maps not (yet) shared: the same names at the
 /// same versions, an entry holding the same resource needing no name
 /// compared.
+/// Two maps layered on the same shared map compare their own entries only.
 pub(crate) fn same_content(a: &Content, b: &Content) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b.iter()).all(|((na, ra), (nb, rb))| {
-            Arc::ptr_eq(ra, rb) || (na == nb && ra.version == rb.version)
-        })
+    fn entries<'a>(
+        a: impl ExactSizeIterator<Item = (&'a String, &'a Arc<Resource>)>,
+        b: impl ExactSizeIterator<Item = (&'a String, &'a Arc<Resource>)>,
+    ) -> bool {
+        a.len() == b.len()
+            && a.zip(b).all(|((na, ra), (nb, rb))| {
+                Arc::ptr_eq(ra, rb) || (na == nb && ra.version == rb.version)
+            })
+    }
+    if Content::same_base(a, b) {
+        return entries(a.own().iter(), b.own().iter());
+    }
+    entries(a.iter(), b.iter())
 }
 
 fn hash_version(m: &Content) -> String {

@@ -65,11 +65,8 @@ fn validation(name: &str, ca: &str) -> Arc<Resource> {
 /// The SDS resources a proxy in `namespace` may read: every credential of
 /// that namespace under its Istio names (Envoy subscribes to the ones its
 /// TLS contexts name; the ADS server answers only those).
-pub(crate) fn namespace_secrets(
-    snapshot: &Snapshot,
-    namespace: &str,
-) -> BTreeMap<String, Arc<Resource>> {
-    let mut out = BTreeMap::new();
+pub(crate) fn namespace_secrets(snapshot: &Snapshot, namespace: &str) -> crate::resources::Content {
+    let mut out = crate::resources::Content::new();
     let prefix = format!("{namespace}/");
     let own = snapshot
         .secrets

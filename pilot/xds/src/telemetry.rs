@@ -15,8 +15,6 @@
 //! config default other than Rudder's) changes get listeners of their own,
 //! versioned from the shared one and the telemetry.
 
-use std::{collections::BTreeMap, sync::Arc};
-
 use envoy_types::pb::{
     envoy::{
         config::{
@@ -56,7 +54,6 @@ use rudder_model::{
 use crate::{
     common::{any, resource, u32v, HTTP_CONNECTION_MANAGER, TCP_PROXY},
     version::Version,
-    Resource,
 };
 
 /// Where Envoy's stdout is: the agent's log.
@@ -224,11 +221,11 @@ fn apply_to_chain(
 /// proxy has the collector's cluster); `has_cluster` tells whether the
 /// proxy has a cluster.
 pub(crate) fn apply(
-    listeners: &BTreeMap<String, Arc<Resource>>,
+    listeners: &crate::resources::Content,
     t: &EffectiveTelemetry,
     collectors: &[bool],
     has_cluster: &dyn Fn(&str) -> bool,
-) -> BTreeMap<String, Arc<Resource>> {
+) -> crate::resources::Content {
     listeners
         .iter()
         .map(|(name, r)| {

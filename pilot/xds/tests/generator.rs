@@ -593,7 +593,7 @@ fn proxies_with_identical_config_share_whole_maps() {
     ));
     let shared: Vec<&String> = la
         .iter()
-        .filter(|(n, r)| lb.get(*n).is_some_and(|o| Arc::ptr_eq(o, r)))
+        .filter(|(n, r)| lb.get(n).is_some_and(|o| Arc::ptr_eq(o, r)))
         .map(|(n, _)| n)
         .collect();
     assert_eq!(
@@ -735,6 +735,19 @@ fn pod_changes_patch_the_previous_maps_entry_for_entry() {
             rq.shared(TypeUrl::Endpoint).unwrap(),
             r2.shared(TypeUrl::Endpoint).unwrap()
         ));
+        // Their listener maps are their own (the capture listener holds the
+        // pod's address), layered on one shared map of service listeners:
+        // what the ADS server sends as the common part.
+        let (lq, l2) = (
+            rq.shared(TypeUrl::Listener).unwrap(),
+            r2.shared(TypeUrl::Listener).unwrap(),
+        );
+        assert!(!Arc::ptr_eq(lq, l2) && lq.get("virtual") != l2.get("virtual"));
+        let base = l2.base().expect("a layered listener map");
+        assert!(Arc::ptr_eq(lq.base().unwrap(), base));
+        assert!(Arc::ptr_eq(r2.common(TypeUrl::Listener).unwrap(), base));
+        assert_eq!(l2.len(), base.len() + l2.own().len());
+        assert!(l2.own().contains_key("virtual") && !base.contains_key("virtual"));
     }
 }
 

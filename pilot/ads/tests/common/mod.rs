@@ -113,7 +113,7 @@ pub fn load_assignment(name: &str, port: u32) -> ClusterLoadAssignment {
 /// Builds `ProxyResources` by hand: each resource gets an explicit version.
 #[derive(Clone, Default)]
 pub struct Res {
-    by_type: BTreeMap<TypeUrl, BTreeMap<String, Arc<Resource>>>,
+    by_type: BTreeMap<TypeUrl, rudder_xds::Content>,
 }
 
 impl Res {
