@@ -264,8 +264,7 @@ impl Sotw {
                 self.linger.get(&t).map_or(0, |l| {
                     l.keys()
                         .filter(|n| {
-                            desired.contains_key(n)
-                                && !res.of(t).is_some_and(|m| m.contains_key(n))
+                            desired.contains_key(n) && !res.of(t).is_some_and(|m| m.contains_key(n))
                         })
                         .count()
                 })

@@ -29,7 +29,7 @@ use crate::{
     shared::Shared,
     status::{now_unix_ms, ConnectionStatus, StreamStatus},
     subscription::Subscription,
-    transport::{Outgoing, Requests},
+    transport::{Outgoing, Requests, StreamMessage},
 };
 
 /// A protocol variant (SotW or Delta) as a state machine over one stream.
@@ -128,7 +128,7 @@ pub(crate) async fn run<P: Protocol>(
     mut proto: P,
     shared: Arc<Shared>,
     mut inbound: Requests<P::Req>,
-    tx: mpsc::Sender<Result<Outgoing, Status>>,
+    tx: mpsc::Sender<StreamMessage>,
     guard: Option<Guard>,
 ) {
     let first = match inbound.message().await {
@@ -138,7 +138,9 @@ pub(crate) async fn run<P: Protocol>(
     let node = match NodeInfo::from_proto(P::node(&first)) {
         Ok(n) => n,
         Err(e) => {
-            let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+            let _ = tx
+                .send(Box::new(Err(Status::invalid_argument(e.to_string()))))
+                .await;
             return;
         }
     };
@@ -146,7 +148,7 @@ pub(crate) async fn run<P: Protocol>(
         if let Err(status) = guard.authorizer.authorize(&guard.peer, &node).await {
             shared.metrics.auth_refused(status.code());
             warn!(proxy = %node.id, %status, "refused: the client may not receive this node's configuration");
-            let _ = tx.send(Err(status)).await;
+            let _ = tx.send(Box::new(Err(status))).await;
             return;
         }
     }
@@ -155,7 +157,7 @@ pub(crate) async fn run<P: Protocol>(
         Ok(rx) => rx,
         Err(status) => {
             info!(proxy = %node.id, %status, "directory refused the proxy");
-            let _ = tx.send(Err(status)).await;
+            let _ = tx.send(Box::new(Err(status))).await;
             return;
         }
     };
@@ -193,7 +195,7 @@ pub(crate) async fn run<P: Protocol>(
                 changed = rx.changed() => {
                     if changed.is_err() {
                         info!("the directory dropped this proxy; closing the stream");
-                        let _ = tx.send(Err(Status::unavailable("proxy no longer served; reconnect"))).await;
+                        let _ = tx.send(Box::new(Err(Status::unavailable("proxy no longer served; reconnect")))).await;
                         break;
                     }
                     res = rx.borrow_and_update().clone();
@@ -252,13 +254,13 @@ impl StreamCtx {
 }
 
 async fn send_all<R>(
-    tx: &mpsc::Sender<Result<R, Status>>,
+    tx: &mpsc::Sender<StreamMessage<R>>,
     out: &mut Vec<R>,
     metrics: &Metrics,
 ) -> bool {
     for resp in out.drain(..) {
         let start = Instant::now();
-        if tx.send(Ok(resp)).await.is_err() {
+        if tx.send(Box::new(Ok(resp))).await.is_err() {
             return false;
         }
         metrics.sent(start.elapsed());
