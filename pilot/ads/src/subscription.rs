@@ -318,9 +318,13 @@ impl NameSet {
         if size != m.len() || gone.iter().any(|n| m.contains_key(n)) {
             return false;
         }
-        self.lacks(m)
-            .into_iter()
-            .all(|n| new.binary_search(&n).is_ok())
+        // Both in name order: one merge walk, not a binary search per name
+        // (a first EDS request names every one of thousands of clusters).
+        let mut new_it = new.iter().peekable();
+        self.lacks(m).into_iter().all(|n| {
+            while new_it.next_if(|x| **x < n).is_some() {}
+            new_it.next_if(|x| **x == n).is_some()
+        })
     }
 }
 
@@ -608,6 +612,11 @@ mod tests {
         let mut sub = Subscription::first(TypeUrl::Endpoint, &s(&["c", "a", "b"]), Some(&m));
         assert!(matches!(&sub.names, NameSet::Keys(k) if Arc::ptr_eq(k, &m)));
         assert!(Arc::ptr_eq(&sub.select(Some(&m)), &m));
+        // As many names, one of them not the map's (either end): its own set.
+        for other in [&["a", "b", "d"], &["0", "b", "c"]] {
+            let own = Subscription::first(TypeUrl::Endpoint, &s(other), Some(&m));
+            assert!(matches!(own.names, NameSet::Own(_)), "{other:?}");
+        }
         // The same names again (a SotW ACK): unchanged, still shared.
         assert!(!sub.replace(&s(&["a", "b", "c"]), Some(&m)));
         // One name more than the map: its own set, and a filtered selection.
