@@ -94,19 +94,59 @@ pub(crate) fn changed<'a>(
     if Arc::ptr_eq(want, have) {
         return out;
     }
+    // Nothing held (a first response): everything, without a walk.
+    if have.is_empty() {
+        return want.iter().collect();
+    }
     if let Some(names) = SHARED.get(want, have) {
         return names.iter().filter_map(|n| want.get_key_value(n)).collect();
     }
     // Two proxies' listener maps on the same shared service listeners
-    // differ at most in their own entries.
+    // differ at most in their own entries; on different bases, the bases'
+    // difference (one walk shared by every proxy of the scope) and the own
+    // entries' make the whole.
     if Content::same_base(want, have) {
         changed_walk(want.own().iter(), have.own().iter(), &mut out);
+    } else if let Some((want_base, have_base)) = separate_layers(want, have) {
+        let mut own = Vec::new();
+        changed_walk(want.own().iter(), have.own().iter(), &mut own);
+        out = merged(changed(want_base, have_base), own, |(n, _)| *n);
     } else {
         changed_walk(want.iter(), have.iter(), &mut out);
     }
     if out.len() <= SHARED_RESULT {
         SHARED.put(want, have, out.iter().map(|(n, _)| (*n).clone()).collect());
     }
+    out
+}
+
+/// The bases of two layered maps whose layers keep apart: no own entry of
+/// one is named like an entry of the other's base. Then an entry of either
+/// base can only be held in the other's base, an own entry only among the
+/// other's own entries, and the two maps compare layer by layer.
+fn separate_layers<'w, 'h>(
+    want: &'w Content,
+    have: &'h Content,
+) -> Option<(&'w Arc<Content>, &'h Arc<Content>)> {
+    let (want_base, have_base) = (want.base()?, have.base()?);
+    let apart = |own: &Content, base: &Content| own.own().keys().all(|n| !base.contains_key(n));
+    (apart(want, have_base) && apart(have, want_base)).then_some((want_base, have_base))
+}
+
+/// Two lists in name order (disjoint names) as one in name order.
+fn merged<T>(a: Vec<T>, b: Vec<T>, name: impl Fn(&T) -> &String) -> Vec<T> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let mut b = b.into_iter().peekable();
+    for x in a {
+        while let Some(y) = b.next_if(|y| name(y) < name(&x)) {
+            out.push(y);
+        }
+        out.push(x);
+    }
+    out.extend(b);
     out
 }
 
@@ -146,9 +186,14 @@ pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'
             .filter_map(|n| have.get_key_value(n).map(|(k, _)| k))
             .collect();
     }
-    // As in `changed`: the same base, only the own entries differ.
+    // As in `changed`: the same base, only the own entries differ; on
+    // different bases, the bases' and the own entries' walks.
     if Content::same_base(want, have) {
         missing_walk(want.own().iter(), have.own().iter(), &mut out);
+    } else if let Some((want_base, have_base)) = separate_layers(want, have) {
+        let mut own = Vec::new();
+        missing_walk(want.own().iter(), have.own().iter(), &mut own);
+        out = merged(missing(want_base, have_base), own, |n| *n);
     } else {
         missing_walk(want.iter(), have.iter(), &mut out);
     }
@@ -752,8 +797,29 @@ mod tests {
             Arc::new((*shared).clone()),
             own(&[("virtual", "pod-2")]),
         ));
+        // A service added and one changed: another base, walked once for
+        // every proxy on it; and layers that overlap (an own entry named
+        // like the other's base entry) compared whole.
+        let grown = Arc::new(Content::layered(
+            with(&shared, &["10.0.0.1_3306", "10.0.0.3_80"], &["0.0.0.0_80"]),
+            own(&[("virtual", "pod-1")]),
+        ));
+        let overlap = Arc::new(Content::layered(
+            map(&["0.0.0.0_80"]),
+            own(&[("10.0.0.1_3306", "own"), ("virtual", "pod-1")]),
+        ));
         assert!(Content::same_base(&one, &two) && !Content::same_base(&one, &copy));
-        for (want, have) in [(&one, &two), (&two, &one), (&one, &copy), (&copy, &one)] {
+        for (want, have) in [
+            (&one, &two),
+            (&two, &one),
+            (&one, &copy),
+            (&copy, &one),
+            (&grown, &one),
+            (&one, &grown),
+            (&grown, &two),
+            (&overlap, &one),
+            (&one, &overlap),
+        ] {
             let expect_changed: Vec<&String> = want
                 .iter()
                 .filter(|(n, r)| have.get(n).is_none_or(|h| h.version != r.version))
@@ -776,5 +842,13 @@ mod tests {
         );
         assert_eq!(names(missing(&two, &one)), ["virtualInbound"]);
         assert!(changed(&two, &copy).is_empty() && rudder_xds::same_versions(&two, &copy));
+        assert_eq!(
+            names(changed(&grown, &one).into_iter().map(|(n, _)| n).collect()),
+            ["10.0.0.1_3306", "10.0.0.3_80"]
+        );
+        assert_eq!(
+            names(missing(&grown, &one)),
+            ["0.0.0.0_80", "virtualInbound"]
+        );
     }
 }

@@ -164,10 +164,22 @@ pub(crate) fn same_content(a: &Content, b: &Content) -> bool {
     entries(a.iter(), b.iter())
 }
 
+/// A hash of the names and versions. A layered map hashes its base's
+/// version (remembered while the base lives) and its own entries: thousands
+/// of proxies' listener maps share one base of a thousand entries. (So the
+/// same content layered and flat has two versions: a version names the set,
+/// it is compared only with versions of maps built the same way.)
 fn hash_version(m: &Content) -> String {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for (name, r) in m {
+    let own = match m.base() {
+        Some(base) => {
+            map_version(base).hash(&mut h);
+            m.own()
+        }
+        None => m.own(),
+    };
+    for (name, r) in own {
         name.hash(&mut h);
         r.version.hash(&mut h);
     }
