@@ -114,7 +114,9 @@ pub(crate) fn changed<'a>(
     } else {
         changed_walk(want.iter(), have.iter(), &mut out);
     }
-    if out.len() <= SHARED_RESULT {
+    // A layered map is one proxy's: remembering its pair would only push
+    // the pairs streams share (its bases') out of the memo.
+    if out.len() <= SHARED_RESULT && want.base().is_none() {
         SHARED.put(want, have, out.iter().map(|(n, _)| (*n).clone()).collect());
     }
     out
@@ -197,7 +199,8 @@ pub(crate) fn missing<'a>(want: &Arc<Content>, have: &'a Arc<Content>) -> Vec<&'
     } else {
         missing_walk(want.iter(), have.iter(), &mut out);
     }
-    if out.len() <= SHARED_RESULT {
+    // As in `changed`: a layered (one proxy's) map's pair is not kept.
+    if out.len() <= SHARED_RESULT && have.base().is_none() {
         SHARED.put(want, have, out.iter().map(|n| (*n).clone()).collect());
     }
     out
