@@ -175,9 +175,10 @@ impl Payload {
     /// every other stream sending the same map when `desired` is the map
     /// pilot published (many proxies share it); of a type whose maps are
     /// each proxy's own (listeners: the capture listener holds the pod's
-    /// addresses), the part the proxy's scope shares
-    /// ([`ProxyResources::common`]) is shared and only the rest is
-    /// written for this stream. Anything else goes resource by resource.
+    /// addresses), the base the map is layered on (the part the proxy's
+    /// scope shares, see [`Content::layered`]) is shared and only the
+    /// proxy's own entries are written for this stream. Anything else goes
+    /// resource by resource.
     pub(crate) fn of(
         t: TypeUrl,
         send: &[(&String, &Arc<Resource>)],
@@ -188,40 +189,19 @@ impl Payload {
     ) -> Payload {
         let whole = !send.is_empty() && send.len() == desired.len();
         if whole {
-            if let Some(common) = res.common(t) {
-                // A map layered on the common part: the rest is its own.
-                if desired.base().is_some_and(|b| Arc::ptr_eq(b, common)) {
-                    return Payload::Whole {
-                        map: common.clone(),
-                        rest: desired
-                            .own()
-                            .iter()
-                            .map(|(n, r)| (n.clone(), r.clone()))
-                            .collect(),
-                        delta,
-                        removed,
-                    };
-                }
-                let rest: Vec<(String, Arc<Resource>)> = desired
-                    .iter()
-                    .filter(|(n, _)| !common.contains_key(n))
-                    .map(|(n, r)| (n.clone(), r.clone()))
-                    .collect();
-                // Every common resource is in `desired` as it is (same
-                // version: same bytes), or nothing is shared.
-                let held = |(n, r): (&String, &Arc<Resource>)| {
-                    desired
-                        .get(n)
-                        .is_some_and(|d| Arc::ptr_eq(d, r) || d.version == r.version)
+            // A map layered on a shared part (a proxy's listeners on its
+            // scope's service listeners): the part's bytes, then its own.
+            if let Some(common) = desired.base().filter(|b| !b.is_empty()) {
+                return Payload::Whole {
+                    map: common.clone(),
+                    rest: desired
+                        .own()
+                        .iter()
+                        .map(|(n, r)| (n.clone(), r.clone()))
+                        .collect(),
+                    delta,
+                    removed,
                 };
-                if rest.len() + common.len() == desired.len() && common.iter().all(held) {
-                    return Payload::Whole {
-                        map: common.clone(),
-                        rest,
-                        delta,
-                        removed,
-                    };
-                }
             } else if t != TypeUrl::Listener
                 && res.shared(t).is_some_and(|m| Arc::ptr_eq(m, desired))
             {

@@ -732,11 +732,6 @@ impl Generator {
         let mut out = ProxyResources::default();
         out.insert(TypeUrl::Cluster, clusters);
         out.insert(TypeUrl::Endpoint, view.endpoints.clone());
-        // The shared service listeners are the map's common part unless
-        // this proxy's telemetry rewrote its listeners.
-        if !chains.vip_map.is_empty() && Arc::ptr_eq(&listener_map, &listeners.map) {
-            out.common.insert(TypeUrl::Listener, chains.vip_map.clone());
-        }
         out.insert(TypeUrl::Listener, listener_map);
         out.insert(TypeUrl::Route, routes);
         let secrets = self.secrets.get_or_same(

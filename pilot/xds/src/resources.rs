@@ -90,24 +90,12 @@ pub use crate::content::Content;
 pub struct ProxyResources {
     /// Resources by type, then by name.
     pub by_type: BTreeMap<TypeUrl, Arc<Content>>,
-    /// For a type whose map is this proxy's own, the part of it that many
-    /// proxies share (each entry also in the map, under its name): the
-    /// service listeners of the proxy's scope beside its own capture and
-    /// inbound listeners. The ADS server encodes such a part once for
-    /// every stream that sends it.
-    pub common: BTreeMap<TypeUrl, Arc<Content>>,
 }
 
 impl ProxyResources {
     /// The resources of one type.
     pub fn of(&self, t: TypeUrl) -> Option<&Content> {
         self.by_type.get(&t).map(|m| &**m)
-    }
-
-    /// The part of one type's map that many proxies share, if the map is
-    /// the proxy's own (see [`ProxyResources::common`]).
-    pub fn common(&self, t: TypeUrl) -> Option<&Arc<Content>> {
-        self.common.get(&t)
     }
 
     /// The resources of one type as the shared map (for holding on to it).

@@ -202,7 +202,6 @@ impl Res {
                 .into_iter()
                 .map(|(t, m)| (t, Arc::new(m)))
                 .collect(),
-            common: Default::default(),
         }
     }
 }
