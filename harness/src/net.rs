@@ -513,7 +513,6 @@ impl Drop for Net {
     }
 }
 
-/// Removes what `record` lists; returns one message per failure.
 /// `ip ARGS` removing something; a failure is a problem only while the thing
 /// is still there after a short, bounded wait (the kernel finishes some
 /// removals asynchronously, and a racing removal may have won).
@@ -532,6 +531,7 @@ fn remove(args: &[&str], still_there: impl Fn() -> bool, problems: &mut Vec<Stri
     tracing::info!(error = %e, "removed meanwhile");
 }
 
+/// Removes what `record` lists; returns one message per failure.
 fn remove_all(
     record: &StateRecord,
     dir: &Path,
