@@ -545,11 +545,63 @@ struct Delta {
     clusters: BTreeMap<String, String>,
     /// Listeners held: name → its route names.
     listeners: BTreeMap<String, BTreeSet<String>>,
-    /// Subscribed EDS and RDS names.
-    subscribed: [BTreeSet<String>; 4],
+    /// How many held clusters (listeners) name each EDS (RDS) name: the
+    /// subscribed names are those counted. Counted, so a response costs
+    /// the emulation what it changed, as it costs an Envoy, not a walk of
+    /// everything held (which at 4400 clusters and 2000 sidecars on one
+    /// core bounded the latencies it measured).
+    refs: [Refs; 4],
     /// A CDS (LDS) nonce whose ACK waits for EDS (RDS).
     pending: [Option<String>; 4],
     lds_requested: bool,
+}
+
+/// Names counted by how many held resources refer to them.
+type Refs = HashMap<String, usize, foldhash::fast::RandomState>;
+
+/// What one response did to a [`Refs`]: the names whose count fell to zero
+/// and those whose count rose from zero, in the order they moved.
+#[derive(Default)]
+struct Moved {
+    down: Vec<String>,
+    up: Vec<String>,
+}
+
+impl Moved {
+    /// One fewer reference to `name` (call for every old reference first).
+    fn drop(&mut self, refs: &mut Refs, name: &str) {
+        if let Some(n) = refs.get_mut(name) {
+            *n -= 1;
+            if *n == 0 {
+                refs.remove(name);
+                self.down.push(name.to_string());
+            }
+        }
+    }
+
+    /// One more reference to `name`.
+    fn take(&mut self, refs: &mut Refs, name: &str) {
+        match refs.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                refs.insert(name.to_string(), 1);
+                self.up.push(name.to_string());
+            }
+        }
+    }
+
+    /// The names to subscribe and to unsubscribe: a name that fell to zero
+    /// and rose again within the response is neither.
+    fn into_changes(self) -> (Vec<String>, Vec<String>) {
+        let Moved { mut down, mut up } = self;
+        if !down.is_empty() && !up.is_empty() {
+            let both: HashSet<&String> = down.iter().collect::<HashSet<_>>();
+            let both: HashSet<String> = up.iter().filter(|n| both.contains(n)).cloned().collect();
+            down.retain(|n| !both.contains(n));
+            up.retain(|n| !both.contains(n));
+        }
+        (up, down)
+    }
 }
 
 impl Delta {
@@ -567,7 +619,7 @@ impl Delta {
             tx: None,
             clusters: BTreeMap::new(),
             listeners: BTreeMap::new(),
-            subscribed: Default::default(),
+            refs: Default::default(),
             pending: Default::default(),
             lds_requested: false,
         }
@@ -601,16 +653,15 @@ impl Delta {
         Ok(())
     }
 
-    /// Moves the subscription of `t` to `want`; true when names were added.
-    async fn subscribe(&mut self, t: Type, want: BTreeSet<String>) -> Result<bool, String> {
-        let have = &self.subscribed[t as usize];
-        let add: Vec<String> = want.difference(have).cloned().collect();
-        let remove: Vec<String> = have.difference(&want).cloned().collect();
+    /// Subscribes to the names of `t` whose count rose from zero and
+    /// unsubscribes those whose count fell to zero; true when names were
+    /// added.
+    async fn resubscribe(&mut self, t: Type, moved: Moved) -> Result<bool, String> {
+        let (add, remove) = moved.into_changes();
         if add.is_empty() && remove.is_empty() {
             return Ok(false);
         }
         let added = !add.is_empty();
-        self.subscribed[t as usize] = want;
         self.send(t, add, remove, String::new()).await?;
         Ok(added)
     }
@@ -652,19 +703,29 @@ impl Delta {
         }
         match t {
             Type::Cds => {
-                for name in &r.removed_resources {
-                    self.clusters.remove(name);
-                }
+                let refs = &mut self.refs[Type::Eds as usize];
+                let mut moved = Moved::default();
                 let held = eds_names(r.resources.iter().filter_map(|x| x.resource.as_ref()))?;
-                self.clusters.extend(held);
-                let want: BTreeSet<String> = self
-                    .clusters
-                    .values()
-                    .filter(|s| !s.is_empty())
-                    .cloned()
-                    .collect();
-                self.rec.need_eds = !want.is_empty();
-                if self.subscribe(Type::Eds, want).await? {
+                refs.reserve(held.len());
+                // Every old reference goes before any new one is counted.
+                for name in &r.removed_resources {
+                    if let Some(old) = self.clusters.remove(name) {
+                        moved.drop(refs, &old);
+                    }
+                }
+                for (name, _) in &held {
+                    if let Some(old) = self.clusters.get(name) {
+                        moved.drop(refs, old);
+                    }
+                }
+                for (name, eds) in held {
+                    if !eds.is_empty() {
+                        moved.take(refs, &eds);
+                    }
+                    self.clusters.insert(name, eds);
+                }
+                self.rec.need_eds = !refs.is_empty();
+                if self.resubscribe(Type::Eds, moved).await? {
                     self.pending[Type::Cds as usize] = Some(r.nonce);
                 } else {
                     self.ack(Type::Cds, r.nonce).await?;
@@ -679,20 +740,32 @@ impl Delta {
                 }
             }
             Type::Lds => {
-                for name in &r.removed_resources {
-                    self.listeners.remove(name);
-                }
+                let refs = &mut self.refs[Type::Rds as usize];
+                let mut moved = Moved::default();
+                let mut held = Vec::with_capacity(r.resources.len());
                 for res in &r.resources {
                     let Some(a) = &res.resource else { continue };
                     let l = Listener::decode(a.value.as_slice())
                         .map_err(|e| format!("listener: {e}"))?;
                     let mut routes = BTreeSet::new();
                     route_names(&l, &mut routes);
-                    self.listeners.insert(l.name, routes);
+                    held.push((l.name, routes));
                 }
-                let want: BTreeSet<String> = self.listeners.values().flatten().cloned().collect();
-                self.rec.need_rds = !want.is_empty();
-                if self.subscribe(Type::Rds, want).await? {
+                // Every old reference goes before any new one is counted.
+                let removed = r.removed_resources.iter();
+                for name in removed.chain(held.iter().map(|(n, _)| n)) {
+                    for old in self.listeners.remove(name).unwrap_or_default() {
+                        moved.drop(refs, &old);
+                    }
+                }
+                for (name, routes) in held {
+                    for route in &routes {
+                        moved.take(refs, route);
+                    }
+                    self.listeners.insert(name, routes);
+                }
+                self.rec.need_rds = !refs.is_empty();
+                if self.resubscribe(Type::Rds, moved).await? {
                     self.pending[Type::Lds as usize] = Some(r.nonce);
                 } else {
                     self.ack(Type::Lds, r.nonce).await?;
