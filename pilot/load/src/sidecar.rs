@@ -820,4 +820,27 @@ mod tests {
         assert_eq!(s.change_after("k", t(9)), None);
         assert_eq!(s.change_after("other", t(0)), None);
     }
+
+    #[test]
+    fn counted_names_move_only_when_their_count_leaves_or_reaches_zero() {
+        let mut refs = Refs::default();
+        let mut m = Moved::default();
+        for n in ["a", "b", "a"] {
+            m.take(&mut refs, n);
+        }
+        assert_eq!(m.into_changes(), (vec!["a".into(), "b".into()], vec![]));
+        // One of two references to "a" goes: still subscribed. "b" goes
+        // and comes back within one response: neither. "c" is new.
+        let mut m = Moved::default();
+        m.drop(&mut refs, "a");
+        m.drop(&mut refs, "b");
+        m.take(&mut refs, "b");
+        m.take(&mut refs, "c");
+        assert_eq!(m.into_changes(), (vec!["c".into()], vec![]));
+        let mut m = Moved::default();
+        m.drop(&mut refs, "a");
+        m.drop(&mut refs, "unknown");
+        assert_eq!(m.into_changes(), (vec![], vec!["a".into()]));
+        assert_eq!(refs.len(), 2);
+    }
 }
