@@ -202,9 +202,10 @@ pub fn proc_stats(pid: u32) -> ProcStats {
 }
 
 /// pilot as a child process, killed when dropped.
-struct Pilot {
+pub struct Pilot {
     child: Child,
-    xds: SocketAddr,
+    /// Its ADS address.
+    pub xds: SocketAddr,
     monitoring: SocketAddr,
     log: PathBuf,
 }
@@ -221,7 +222,9 @@ fn free_port() -> anyhow::Result<SocketAddr> {
 }
 
 impl Pilot {
-    fn start(bin: &Path, dir: &Path, pin: bool) -> anyhow::Result<(Pilot, bool)> {
+    /// Starts `bin serve --config-dir dir` on free loopback ports, pinned
+    /// to CPU 0 when `pin` and `taskset` exists (the `bool`: whether it is).
+    pub fn start(bin: &Path, dir: &Path, pin: bool) -> anyhow::Result<(Pilot, bool)> {
         let xds = free_port()?;
         let monitoring = free_port()?;
         let log = std::env::temp_dir().join(format!("pilot-load-{}.log", std::process::id()));
@@ -271,7 +274,9 @@ impl Pilot {
             .is_ok_and(|r| r.status == 200)
     }
 
-    async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Waits for `/ready`; fails with pilot's log if it exits or the time
+    /// runs out.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {

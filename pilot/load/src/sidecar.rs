@@ -2,16 +2,20 @@
 //! that behaves like Envoy.
 //!
 //! ```text
-//!  CDS (wildcard) ─► clusters ─► EDS for the EDS clusters ─► (EDS answer) ─► ACK CDS, ACK EDS
-//!                                                       └──► LDS (wildcard, after the first CDS)
-//!  LDS ─► listeners ─► RDS for the HCMs' route names ─► (RDS answer) ─► ACK LDS, ACK RDS
+//!  CDS (wildcard) ─► clusters ─► EDS for newly named EDS clusters, then ACK CDS
+//!  EDS answer ─► (first time: the clusters warmed) LDS (wildcard), then ACK EDS
+//!  LDS ─► listeners ─► RDS for newly named routes, then ACK LDS
+//!  RDS answer ─► ACK RDS
 //! ```
 //!
-//! As Envoy does, an ACK of CDS (LDS) waits while newly named clusters
-//! (routes) warm: until the EDS (RDS) answer to the new subscription arrives.
-//! Every response is ACKed with its nonce (and in SotW its version). The
-//! sidecar records counts per type and, for the names the scenarios watch,
-//! when each different version of the resource arrived.
+//! As Envoy 1.40 does (`tests/envoy_sequence.rs` checks the two send the
+//! same requests): a response is ACKed once it is handled, after the
+//! subscriptions it causes, and never waits for warming; LDS starts when the
+//! first clusters have warmed, from within the handling of their EDS
+//! answer, so its request goes before that answer's ACK. Every response is
+//! ACKed with its nonce (and in SotW its version). The sidecar records
+//! counts per type and, for the names the scenarios watch, when each
+//! different version of the resource arrived.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
@@ -372,8 +376,6 @@ struct Sotw {
     names: [Vec<String>; 4],
     version: [String; 4],
     nonce: [String; 4],
-    /// A CDS (LDS) response whose ACK waits for EDS (RDS).
-    pending: [Option<(String, String)>; 4],
     lds_requested: bool,
 }
 
@@ -393,7 +395,6 @@ impl Sotw {
             names: Default::default(),
             version: Default::default(),
             nonce: Default::default(),
-            pending: Default::default(),
             lds_requested: false,
         }
     }
@@ -426,7 +427,7 @@ impl Sotw {
     }
 
     /// Changes the subscription of `t` (EDS or RDS); true when names were
-    /// added (the parent's ACK then waits for the answer).
+    /// added (they warm until the answer).
     async fn subscribe(&mut self, t: Type, names: Vec<String>) -> Result<bool, String> {
         let old = &self.names[t as usize];
         if *old == names {
@@ -485,19 +486,15 @@ impl Sotw {
                 eds.sort();
                 eds.dedup();
                 self.rec.need_eds = !eds.is_empty();
-                if self.subscribe(Type::Eds, eds).await? {
-                    self.pending[Type::Cds as usize] = Some((r.version_info, r.nonce));
-                } else {
-                    self.ack(Type::Cds).await?;
+                if !self.subscribe(Type::Eds, eds).await? {
+                    // Nothing to warm: LDS starts within this update.
                     self.after_cds().await?;
                 }
+                self.ack(Type::Cds).await?;
             }
             Type::Eds => {
+                self.after_cds().await?;
                 self.ack(Type::Eds).await?;
-                if self.pending[Type::Cds as usize].take().is_some() {
-                    self.ack(Type::Cds).await?;
-                    self.after_cds().await?;
-                }
             }
             Type::Lds => {
                 let mut routes = BTreeSet::new();
@@ -507,26 +504,16 @@ impl Sotw {
                     route_names(&l, &mut routes);
                 }
                 self.rec.need_rds = !routes.is_empty();
-                if self
-                    .subscribe(Type::Rds, routes.into_iter().collect())
-                    .await?
-                {
-                    self.pending[Type::Lds as usize] = Some((r.version_info, r.nonce));
-                } else {
-                    self.ack(Type::Lds).await?;
-                }
+                self.subscribe(Type::Rds, routes.into_iter().collect())
+                    .await?;
+                self.ack(Type::Lds).await?;
             }
-            Type::Rds => {
-                self.ack(Type::Rds).await?;
-                if self.pending[Type::Lds as usize].take().is_some() {
-                    self.ack(Type::Lds).await?;
-                }
-            }
+            Type::Rds => self.ack(Type::Rds).await?,
         }
         Ok(())
     }
 
-    /// After the first clusters are warm, Envoy asks for listeners.
+    /// Once the first clusters are warm, Envoy asks for listeners.
     async fn after_cds(&mut self) -> Result<(), String> {
         if !self.lds_requested {
             self.lds_requested = true;
@@ -551,8 +538,6 @@ struct Delta {
     /// everything held (which at 4400 clusters and 2000 sidecars on one
     /// core bounded the latencies it measured).
     refs: [Refs; 4],
-    /// A CDS (LDS) nonce whose ACK waits for EDS (RDS).
-    pending: [Option<String>; 4],
     lds_requested: bool,
 }
 
@@ -620,7 +605,6 @@ impl Delta {
             clusters: BTreeMap::new(),
             listeners: BTreeMap::new(),
             refs: Default::default(),
-            pending: Default::default(),
             lds_requested: false,
         }
     }
@@ -725,19 +709,15 @@ impl Delta {
                     self.clusters.insert(name, eds);
                 }
                 self.rec.need_eds = !refs.is_empty();
-                if self.resubscribe(Type::Eds, moved).await? {
-                    self.pending[Type::Cds as usize] = Some(r.nonce);
-                } else {
-                    self.ack(Type::Cds, r.nonce).await?;
+                if !self.resubscribe(Type::Eds, moved).await? {
+                    // Nothing to warm: LDS starts within this update.
                     self.after_cds().await?;
                 }
+                self.ack(Type::Cds, r.nonce).await?;
             }
             Type::Eds => {
+                self.after_cds().await?;
                 self.ack(Type::Eds, r.nonce).await?;
-                if let Some(n) = self.pending[Type::Cds as usize].take() {
-                    self.ack(Type::Cds, n).await?;
-                    self.after_cds().await?;
-                }
             }
             Type::Lds => {
                 let refs = &mut self.refs[Type::Rds as usize];
@@ -765,18 +745,10 @@ impl Delta {
                     self.listeners.insert(name, routes);
                 }
                 self.rec.need_rds = !refs.is_empty();
-                if self.resubscribe(Type::Rds, moved).await? {
-                    self.pending[Type::Lds as usize] = Some(r.nonce);
-                } else {
-                    self.ack(Type::Lds, r.nonce).await?;
-                }
+                self.resubscribe(Type::Rds, moved).await?;
+                self.ack(Type::Lds, r.nonce).await?;
             }
-            Type::Rds => {
-                self.ack(Type::Rds, r.nonce).await?;
-                if let Some(n) = self.pending[Type::Lds as usize].take() {
-                    self.ack(Type::Lds, n).await?;
-                }
-            }
+            Type::Rds => self.ack(Type::Rds, r.nonce).await?,
         }
         Ok(())
     }
