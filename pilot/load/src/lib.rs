@@ -13,3 +13,4 @@
 pub mod generate;
 pub mod run;
 pub mod sidecar;
+pub mod wire;

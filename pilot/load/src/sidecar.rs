@@ -25,24 +25,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use envoy_types::pb::{
-    envoy::{
-        config::{
-            cluster::v3::{cluster, Cluster},
-            core::v3::Node,
-            listener::v3::{filter, Listener},
-        },
-        extensions::filters::network::http_connection_manager::v3::{
-            http_connection_manager::RouteSpecifier, HttpConnectionManager,
-        },
-        service::discovery::v3::{
-            aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
-            DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
-        },
-    },
-    google::protobuf::Any,
+use bytes::Bytes;
+use envoy_types::pb::envoy::{
+    config::core::v3::Node,
+    service::discovery::v3::{DeltaDiscoveryRequest, DiscoveryRequest},
 };
 use prost::Message;
+use tonic::codegen::http::uri::PathAndQuery;
+
+use crate::wire::{self, RawCodec};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -210,7 +201,12 @@ pub async fn run(cfg: Config, state: Arc<Mutex<State>>) {
     }
 }
 
-type Client = AggregatedDiscoveryServiceClient<tonic::transport::Channel>;
+type Client = tonic::client::Grpc<tonic::transport::Channel>;
+
+const SOTW_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+const DELTA_PATH: &str =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
 
 /// One TCP connection (one HTTP/2 connection) per sidecar, as Envoy has.
 async fn connect(addr: SocketAddr) -> Result<Client, tonic::transport::Error> {
@@ -222,9 +218,29 @@ async fn connect(addr: SocketAddr) -> Result<Client, tonic::transport::Error> {
         .tcp_nodelay(true)
         .connect()
         .await?;
-    Ok(AggregatedDiscoveryServiceClient::new(channel)
+    Ok(tonic::client::Grpc::new(channel)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX))
+}
+
+/// Opens the ADS stream at `path`: requests from `rx`, each response as
+/// its bytes (see [`wire`]).
+async fn open<Req: Message + Send + 'static>(
+    client: &mut Client,
+    path: &'static str,
+    rx: mpsc::Receiver<Req>,
+) -> Result<tonic::Streaming<Bytes>, String> {
+    client
+        .ready()
+        .await
+        .map_err(|e| format!("stream: not ready: {e}"))?;
+    let request = tonic::Request::new(ReceiverStream::new(rx));
+    let path = PathAndQuery::from_static(path);
+    Ok(client
+        .streaming(request, path, RawCodec::<Req>::default())
+        .await
+        .map_err(stream_error)?
+        .into_inner())
 }
 
 /// The name in field 1 of an encoded resource (every xDS resource type
@@ -259,14 +275,13 @@ fn hash(bytes: &[u8]) -> u64 {
 }
 
 /// The EDS name of each EDS cluster.
-fn eds_names<'a>(clusters: impl Iterator<Item = &'a Any>) -> Result<Vec<(String, String)>, String> {
+fn eds_names<'a>(
+    clusters: impl Iterator<Item = &'a Bytes>,
+) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
-    for a in clusters {
-        let c = Cluster::decode(a.value.as_slice()).map_err(|e| format!("cluster: {e}"))?;
-        let eds = matches!(
-            c.cluster_discovery_type,
-            Some(cluster::ClusterDiscoveryType::Type(t)) if t == cluster::DiscoveryType::Eds as i32
-        );
+    for body in clusters {
+        let c = wire::Cluster::decode(body.clone()).map_err(|e| format!("cluster: {e}"))?;
+        let eds = c.r#type == Some(wire::EDS);
         let service = match c.eds_cluster_config {
             Some(cfg) if !cfg.service_name.is_empty() => cfg.service_name,
             _ => c.name.clone(),
@@ -277,21 +292,21 @@ fn eds_names<'a>(clusters: impl Iterator<Item = &'a Any>) -> Result<Vec<(String,
 }
 
 /// Route names the listener's HTTP connection managers fetch over RDS.
-fn route_names(l: &Listener, out: &mut BTreeSet<String>) {
+fn route_names(l: &wire::Listener, out: &mut BTreeSet<String>) {
     for chain in l
         .filter_chains
         .iter()
         .chain(l.default_filter_chain.as_ref())
     {
         for f in &chain.filters {
-            let Some(filter::ConfigType::TypedConfig(any)) = &f.config_type else {
+            let Some(any) = &f.typed_config else {
                 continue;
             };
             if !any.type_url.ends_with("HttpConnectionManager") {
                 continue;
             }
-            if let Ok(hcm) = HttpConnectionManager::decode(any.value.as_slice()) {
-                if let Some(RouteSpecifier::Rds(rds)) = hcm.route_specifier {
+            if let Ok(hcm) = wire::HttpConnectionManager::decode(any.value.clone()) {
+                if let Some(rds) = hcm.rds {
                     out.insert(rds.route_config_name);
                 }
             }
@@ -448,28 +463,25 @@ impl Sotw {
         let (tx, rx) = mpsc::channel(64);
         self.tx = Some(tx);
         self.send(Type::Cds, String::new(), String::new()).await?;
-        let mut stream = client
-            .stream_aggregated_resources(ReceiverStream::new(rx))
-            .await
-            .map_err(stream_error)?
-            .into_inner();
+        let mut stream = open(&mut client, SOTW_PATH, rx).await?;
         loop {
-            let r = match stream.message().await {
+            let bytes = match stream.message().await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Err("stream ended by pilot".into()),
                 Err(e) => return Err(stream_error(e)),
             };
-            self.handle(r).await?;
+            let size = bytes.len() as u64;
+            let r = wire::Response::decode(bytes).map_err(|e| format!("response: {e}"))?;
+            self.handle(r, size).await?;
         }
     }
 
-    async fn handle(&mut self, r: DiscoveryResponse) -> Result<(), String> {
+    async fn handle(&mut self, r: wire::Response, size: u64) -> Result<(), String> {
         let Some(t) = Type::parse(&r.type_url) else {
             return Err(format!("unexpected type {}", r.type_url));
         };
         let now = Instant::now();
-        self.rec
-            .response(t, r.resources.len() as u64, 0, r.encoded_len() as u64);
+        self.rec.response(t, r.resources.len() as u64, 0, size);
         for a in &r.resources {
             if let Some(name) = name_of(&a.value) {
                 self.rec.resource(t, now, name, &a.value);
@@ -479,7 +491,7 @@ impl Sotw {
         self.nonce[t as usize] = r.nonce.clone();
         match t {
             Type::Cds => {
-                let mut eds: Vec<String> = eds_names(r.resources.iter())?
+                let mut eds: Vec<String> = eds_names(r.resources.iter().map(|b| &b.value))?
                     .into_iter()
                     .filter_map(|(_, s)| (!s.is_empty()).then_some(s))
                     .collect();
@@ -499,7 +511,7 @@ impl Sotw {
             Type::Lds => {
                 let mut routes = BTreeSet::new();
                 for a in &r.resources {
-                    let l = Listener::decode(a.value.as_slice())
+                    let l = wire::Listener::decode(a.value.clone())
                         .map_err(|e| format!("listener: {e}"))?;
                     route_names(&l, &mut routes);
                 }
@@ -654,22 +666,20 @@ impl Delta {
         let (tx, rx) = mpsc::channel(64);
         self.tx = Some(tx);
         self.send(Type::Cds, vec![], vec![], String::new()).await?;
-        let mut stream = client
-            .delta_aggregated_resources(ReceiverStream::new(rx))
-            .await
-            .map_err(stream_error)?
-            .into_inner();
+        let mut stream = open(&mut client, DELTA_PATH, rx).await?;
         loop {
-            let r = match stream.message().await {
+            let bytes = match stream.message().await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Err("stream ended by pilot".into()),
                 Err(e) => return Err(stream_error(e)),
             };
-            self.handle(r).await?;
+            let size = bytes.len() as u64;
+            let r = wire::DeltaResponse::decode(bytes).map_err(|e| format!("response: {e}"))?;
+            self.handle(r, size).await?;
         }
     }
 
-    async fn handle(&mut self, r: DeltaDiscoveryResponse) -> Result<(), String> {
+    async fn handle(&mut self, r: wire::DeltaResponse, size: u64) -> Result<(), String> {
         let Some(t) = Type::parse(&r.type_url) else {
             return Err(format!("unexpected type {}", r.type_url));
         };
@@ -678,7 +688,7 @@ impl Delta {
             t,
             r.resources.len() as u64,
             r.removed_resources.len() as u64,
-            r.encoded_len() as u64,
+            size,
         );
         for res in &r.resources {
             if let Some(a) = &res.resource {
@@ -689,7 +699,11 @@ impl Delta {
             Type::Cds => {
                 let refs = &mut self.refs[Type::Eds as usize];
                 let mut moved = Moved::default();
-                let held = eds_names(r.resources.iter().filter_map(|x| x.resource.as_ref()))?;
+                let held = eds_names(
+                    r.resources
+                        .iter()
+                        .filter_map(|x| x.resource.as_ref().map(|b| &b.value)),
+                )?;
                 refs.reserve(held.len());
                 // Every old reference goes before any new one is counted.
                 for name in &r.removed_resources {
@@ -725,7 +739,7 @@ impl Delta {
                 let mut held = Vec::with_capacity(r.resources.len());
                 for res in &r.resources {
                     let Some(a) = &res.resource else { continue };
-                    let l = Listener::decode(a.value.as_slice())
+                    let l = wire::Listener::decode(a.value.clone())
                         .map_err(|e| format!("listener: {e}"))?;
                     let mut routes = BTreeSet::new();
                     route_names(&l, &mut routes);
@@ -768,7 +782,7 @@ mod tests {
 
     #[test]
     fn name_of_reads_field_one() {
-        let c = Cluster {
+        let c = envoy_types::pb::envoy::config::cluster::v3::Cluster {
             name: "outbound|9080||a.b.svc.cluster.local".into(),
             ..Default::default()
         };
