@@ -134,7 +134,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         jwks_metrics,
     ));
-    snapshots.borrow_and_update();
+    // The proxies start from `first`; a snapshot published since is pushed.
+    if snapshots.borrow_and_update().version != first.version {
+        snapshots.mark_changed();
+    }
     let proxies = Arc::new(Proxies::new(first));
     let ads = AdsServer::with_options(
         proxies.clone(),
@@ -149,7 +152,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         registry.diagnostics(),
     );
 
-    tokio::spawn(push_snapshots(proxies.clone(), snapshots));
+    tokio::spawn(push_snapshots(proxies.clone(), snapshots, registry.pacer()));
 
     if let Some(id) = identity {
         tokio::spawn(
@@ -177,17 +180,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Pushes every new snapshot to the connected proxies (generation runs on
-/// the blocking pool), until the registry stops.
+/// the blocking pool), until the registry stops. Each version pushed is
+/// reported to the registry, which builds the next snapshot once the last
+/// one is taken ([`rudder_registry::Pacer`]).
 async fn push_snapshots(
     proxies: Arc<Proxies>,
     mut snapshots: tokio::sync::watch::Receiver<Arc<rudder_model::Snapshot>>,
+    pacer: rudder_registry::Pacer,
 ) {
     while snapshots.changed().await.is_ok() {
         let snapshot = snapshots.borrow_and_update().clone();
+        let version = snapshot.version.clone();
         let p = proxies.clone();
         if let Err(error) = tokio::task::spawn_blocking(move || p.push(snapshot)).await {
             tracing::error!(%error, "push failed");
         }
+        pacer.taken(&version);
     }
 }
 

@@ -36,6 +36,6 @@ pub mod unsupported;
 pub mod validate;
 
 pub use object::{Body, Kind, Object, ObjectKey, Origin, Rejected};
-pub use registry::{Registry, RegistryHandle, RegistryOptions};
+pub use registry::{Pacer, Registry, RegistryHandle, RegistryOptions};
 pub use store::{Batch, Sink, Store};
 pub use validate::{validate_paths, ValidationReport};

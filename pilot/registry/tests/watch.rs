@@ -110,6 +110,50 @@ async fn endpoint_changes_publish_on_their_own_clock() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn builds_wait_for_the_consumer_to_take_the_last_snapshot() {
+    let (registry, mut rx) = Registry::new(RegistryOptions::default());
+    let h = registry.handle();
+    let pacer = registry.pacer();
+    // Until the consumer reports, nothing waits for it.
+    let t = tokio::time::Instant::now();
+    for o in pod(0) {
+        h.apply(o);
+    }
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(25));
+    let first = rx.borrow_and_update().version.clone();
+    // The consumer has taken an older snapshot: the next build waits for
+    // it, and changes made meanwhile ride along.
+    pacer.taken("older");
+    let t = tokio::time::Instant::now();
+    for o in pod(1) {
+        h.apply(o);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for o in pod(2) {
+        h.apply(o);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        !rx.has_changed().unwrap(),
+        "built before the consumer took {first}"
+    );
+    pacer.taken(&first);
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(200));
+    assert_eq!(rx.borrow_and_update().workloads.len(), 3);
+    // A consumer that never takes the last one holds a build back for
+    // max_delay (1 s) at most.
+    let t = tokio::time::Instant::now();
+    for o in pod(3) {
+        h.apply(o);
+    }
+    rx.changed().await.unwrap();
+    assert_eq!(t.elapsed(), Duration::from_millis(25 + 1000));
+    assert_eq!(rx.borrow_and_update().workloads.len(), 4);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_reset_of_a_pods_only_scope_is_an_endpoint_change() {
     let (registry, mut rx) = Registry::new(RegistryOptions::default());
     let h = registry.handle();
