@@ -247,13 +247,10 @@ impl<T> Hash for ByPtr<T> {
     }
 }
 
-/// The shared maps and chains a consistency result is for.
-type CheckKey = (
-    ByPtr<Named>,
-    ByPtr<Named>,
-    ByPtr<Named>,
-    ByPtr<OutboundChains>,
-);
+/// The cluster and route maps and the chains a reference check is for (not
+/// the assignments: a pod change gives every proxy a new assignment map,
+/// and the service listeners and routes reference none of it).
+type CheckKey = (ByPtr<Named>, ByPtr<Named>, ByPtr<OutboundChains>);
 
 /// Everything a proxy's own listeners (the capture listeners, not the
 /// service listeners other proxies share) are built from (`listeners`'
@@ -368,8 +365,9 @@ pub struct Generator {
     patched_maps: Mutex<HashMap<ByPtr<Named>, Vec<Patched>>>,
     /// One of each set of names own listeners reference.
     ref_names: Mutex<HashSet<Arc<RefNames>>>,
-    /// Problems of the shared part of a set (cluster, assignment and route
-    /// maps, service listeners), checked once per combination.
+    /// Problems of the references of a set's shared part (service
+    /// listeners and route maps, against its cluster and route maps),
+    /// checked once per combination.
     checks: Memo<CheckKey, Vec<String>>,
     /// Problems between a cluster map and an assignment map (by pointer).
     eds_checks: Memo<(ByPtr<Named>, ByPtr<Named>), Vec<String>>,
@@ -909,14 +907,14 @@ impl Generator {
         );
         let key = (
             ByPtr(clusters.clone()),
-            ByPtr(endpoints.clone()),
             ByPtr(routes.clone()),
             ByPtr(chains.clone()),
         );
         let shared = self.checks.get_or(key, || {
-            Arc::new(self.shared_problems(&clusters, &endpoints, &routes, &chains.vip_listeners))
+            Arc::new(self.shared_problems(&clusters, &routes, &chains.vip_listeners))
         });
-        let mut problems = (*shared).clone();
+        let mut problems = (*self.eds_problems(&clusters, &endpoints)).clone();
+        problems.extend(shared.iter().cloned());
         problems.extend(own.own.problems.iter().cloned());
         if !own.own.refs.present(&clusters, &routes) {
             // Say who references what is missing (decoding again: a bug).
@@ -930,27 +928,29 @@ impl Generator {
         }
     }
 
-    /// The problems of a set's shared part: between its cluster and
-    /// assignment maps (once per pair), and the references of its service
+    /// The problems between a cluster map and an assignment map (once per
+    /// pair, by pointer).
+    fn eds_problems(&self, clusters: &Arc<Named>, endpoints: &Arc<Named>) -> Arc<Vec<String>> {
+        self.eds_checks
+            .get_or((ByPtr(clusters.clone()), ByPtr(endpoints.clone())), || {
+                Arc::new(eds_problems_with(clusters, endpoints, |_, r| {
+                    self.eds_services
+                        .get_or(ByPtr(r.clone()), || Arc::new(eds_service(r)))
+                }))
+            })
+    }
+
+    /// The problems of the references of a set's shared part: its service
     /// listeners and route configurations (each decoded once while it
     /// lives: a route change decodes its own routes alone), judged against
-    /// these maps.
+    /// its cluster and route maps.
     fn shared_problems(
         &self,
         clusters: &Arc<Named>,
-        endpoints: &Arc<Named>,
         routes: &Arc<Named>,
         vip_listeners: &[(String, Arc<Resource>)],
     ) -> Vec<String> {
-        let eds =
-            self.eds_checks
-                .get_or((ByPtr(clusters.clone()), ByPtr(endpoints.clone())), || {
-                    Arc::new(eds_problems_with(clusters, endpoints, |_, r| {
-                        self.eds_services
-                            .get_or(ByPtr(r.clone()), || Arc::new(eds_service(r)))
-                    }))
-                });
-        let mut problems = (*eds).clone();
+        let mut problems = Vec::new();
         let listeners = vip_listeners.iter().map(|(n, r)| (n, r, true));
         let route_configs = routes.iter().map(|(n, r)| (n, r, false));
         for (name, r, listener) in listeners.chain(route_configs) {
@@ -1280,7 +1280,7 @@ mod tests {
         let route = crate::common::resource(Version::new("test").with(&"r"), &config);
         let routes = Arc::new(Named::from([("r".to_string(), route)]));
         let empty = Arc::new(Named::new());
-        let problems = g.shared_problems(&empty, &empty, &routes, &[]);
+        let problems = g.shared_problems(&empty, &routes, &[]);
         assert_eq!(
             problems,
             vec!["route configuration r virtual host r route \"\": cluster c does not exist"]
@@ -1290,7 +1290,7 @@ mod tests {
         let (_, cluster) = g.fixed.first().unwrap().clone();
         let with_c = Arc::new(Named::from([("c".to_string(), cluster)]));
         assert_eq!(
-            g.shared_problems(&with_c, &empty, &routes, &[]),
+            g.shared_problems(&with_c, &routes, &[]),
             Vec::<String>::new()
         );
         assert_eq!(lock(&g.resource_refs.live).len(), 1, "decoded once");
