@@ -300,9 +300,9 @@ impl Pilot {
     }
 }
 
-/// The Envoy node of emulated sidecar `s`: its pod's node id and metadata,
-/// as the agent's bootstrap sets them.
-pub fn node(shape: &Shape, s: usize, sidecars: usize) -> Node {
+/// The node id and metadata of emulated sidecar `s`'s pod, as the agent's
+/// bootstrap sets them.
+pub fn pod_node(shape: &Shape, s: usize, sidecars: usize) -> (NodeId, NodeMetadata) {
     let pod = shape.sidecar_pod(s, sidecars);
     let id = NodeId::sidecar(pod.ip, &pod.name, &pod.namespace);
     let md = NodeMetadata {
@@ -318,13 +318,24 @@ pub fn node(shape: &Shape, s: usize, sidecars: usize) -> Node {
         instance_ips: vec![pod.ip],
         ..NodeMetadata::default()
     };
+    (id, md)
+}
+
+/// The Envoy node of `id` and `md`, as Envoy sends it.
+pub fn envoy_node(id: &NodeId, md: &NodeMetadata) -> Node {
     Node {
         id: id.to_string(),
-        cluster: pod.service.clone(),
+        cluster: md.labels.get("app").cloned().unwrap_or_default(),
         metadata: Some(rudder_ads::node::json_to_struct(&md.to_json())),
         user_agent_name: "envoy".into(),
         ..Default::default()
     }
+}
+
+/// The Envoy node of emulated sidecar `s` ([`pod_node`]).
+pub fn node(shape: &Shape, s: usize, sidecars: usize) -> Node {
+    let (id, md) = pod_node(shape, s, sidecars);
+    envoy_node(&id, &md)
 }
 
 /// The mesh's mutable parts: what the scenarios change, and how to undo it.

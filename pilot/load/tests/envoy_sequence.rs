@@ -22,13 +22,14 @@
 use std::{
     collections::HashSet,
     net::{SocketAddr, TcpListener},
-    path::{Path, PathBuf},
+    path::Path,
     pin::Pin,
     process::{Command, Stdio},
-    sync::{Arc, Mutex, OnceLock},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::{
     aggregated_discovery_service_client::AggregatedDiscoveryServiceClient,
     aggregated_discovery_service_server::{
@@ -45,34 +46,8 @@ use rudder_pilot_load::{
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-fn pilot_bin() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Ok(p) = std::env::var("PILOT_BIN") {
-            return PathBuf::from(p);
-        }
-        // target/<profile>/deps/envoy_sequence-<hash> → target/<profile>/pilot
-        let exe = std::env::current_exe().expect("test exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let bin = profile_dir.join("pilot");
-        if !bin.exists() {
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "-p", "rudder-pilot", "--bin", "pilot"]);
-            if profile_dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            let status = cmd.status().expect("cargo build -p rudder-pilot");
-            assert!(status.success(), "building pilot failed");
-        }
-        assert!(bin.exists(), "no pilot at {}", bin.display());
-        bin
-    })
-    .clone()
-}
+mod common;
+use common::pilot_bin;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -193,35 +168,21 @@ impl AggregatedDiscoveryService for Recorder {
 
 /// The pod both clients speak for, with its capture listeners on free
 /// loopback ports.
-fn node_metadata(shape: &Shape) -> (String, NodeMetadata) {
-    let pod = shape.sidecar_pod(0, 1);
-    let id = NodeId::sidecar(pod.ip, &pod.name, &pod.namespace).to_string();
-    let md = NodeMetadata {
-        namespace: pod.namespace.clone(),
-        service_account: pod.service.clone(),
-        workload_name: format!("{}-v{}", pod.service, pod.version),
-        labels: [
-            ("app".to_string(), pod.service.clone()),
-            ("version".to_string(), format!("v{}", pod.version)),
-        ]
-        .into_iter()
-        .collect(),
-        instance_ips: vec![pod.ip],
-        capture_port: free_port(),
-        inbound_capture_port: free_port(),
-        ..NodeMetadata::default()
-    };
+fn node_metadata(shape: &Shape) -> (NodeId, NodeMetadata) {
+    let (id, mut md) = rudder_pilot_load::run::pod_node(shape, 0, 1);
+    md.capture_port = free_port();
+    md.inbound_capture_port = free_port();
     (id, md)
 }
 
-fn bootstrap(id: &str, md: &NodeMetadata, ads: SocketAddr, mode: Mode) -> String {
+fn bootstrap(node: &Node, md: &NodeMetadata, ads: SocketAddr, mode: Mode) -> String {
     let api_type = match mode {
         Mode::Sotw => "GRPC",
         Mode::Delta => "DELTA_GRPC",
     };
     // JSON is YAML: the metadata goes in as the agent writes it.
     format!(
-        r#"node: {{id: "{id}", cluster: test, metadata: {metadata}}}
+        r#"node: {{id: "{id}", cluster: "{cluster}", metadata: {metadata}}}
 dynamic_resources:
   ads_config:
     api_type: {api_type}
@@ -245,6 +206,8 @@ static_resources:
 admin:
   address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
 "#,
+        id = node.id,
+        cluster = node.cluster,
         metadata = md.to_json(),
         port = ads.port(),
     )
@@ -314,16 +277,17 @@ async fn same_sequence(mode: Mode) {
     );
 
     let (id, md) = node_metadata(&shape);
+    let node = rudder_pilot_load::run::envoy_node(&id, &md);
     let work = tempfile::tempdir().expect("tempdir");
     let cfg = work.path().join("bootstrap.yaml");
-    std::fs::write(&cfg, bootstrap(&id, &md, ads, mode)).unwrap();
+    std::fs::write(&cfg, bootstrap(&node, &md, ads, mode)).unwrap();
     let child = Command::new(envoy)
         .arg("-c")
         .arg(&cfg)
         .args(["--disable-hot-restart", "--log-level", "warn"])
         .args(["--concurrency", "1"])
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .expect("start envoy");
     let guard = EnvoyGuard(child);
@@ -342,13 +306,6 @@ async fn same_sequence(mode: Mode) {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let node = envoy_types::pb::envoy::config::core::v3::Node {
-        id,
-        cluster: "test".into(),
-        metadata: Some(rudder_ads::node::json_to_struct(&md.to_json())),
-        user_agent_name: "envoy".into(),
-        ..Default::default()
-    };
     let state = Arc::new(Mutex::new(sidecar::State::default()));
     let emulated = tokio::spawn(sidecar::run(
         sidecar::Config {
