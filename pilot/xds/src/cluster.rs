@@ -75,7 +75,7 @@ pub(crate) fn effective_policy(
     policy
         .map(|p| {
             p.traffic_policy
-                .merged_with(subset.and_then(|s| s.traffic_policy.as_ref()), port)
+                .merged_with(subset.and_then(|s| s.traffic_policy.as_deref()), port)
         })
         .unwrap_or_default()
 }

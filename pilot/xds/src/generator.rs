@@ -304,7 +304,11 @@ type EndpointsKey = (
 /// level (host, ports, subsets and their ports).
 fn locality_settings(p: &DestinationPolicy) -> Vec<&LocalityLb> {
     let mut policies = vec![&p.traffic_policy];
-    policies.extend(p.subsets.values().filter_map(|s| s.traffic_policy.as_ref()));
+    policies.extend(
+        p.subsets
+            .values()
+            .filter_map(|s| s.traffic_policy.as_deref()),
+    );
     let mut out = Vec::new();
     for tp in policies {
         out.extend(tp.locality_lb());

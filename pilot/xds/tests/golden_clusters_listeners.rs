@@ -228,10 +228,10 @@ fn per_subset_and_per_port_policy() {
         ..Default::default()
     };
     let mut p = mk_policy(NS, &host("reviews"), &["v1", "v2"], host_tp);
-    p.subsets.get_mut("v2").unwrap().traffic_policy = Some(TrafficPolicy {
+    p.subsets.get_mut("v2").unwrap().traffic_policy = Some(Box::new(TrafficPolicy {
         load_balancer: Some(LoadBalancer::Random),
         ..Default::default()
-    });
+    }));
     let s = bookinfo().policy(p).build();
     let j = golden("subset_and_port_policy", &s, &proxy(&s, "sleep"));
     assert_eq!(

@@ -222,10 +222,10 @@ fn failover_priority_orders_by_labels() {
 fn subset_and_port_settings_apply_to_their_clusters() {
     let mut policy = mk_policy(NS, &host("reviews"), &["v1"], TrafficPolicy::default());
     policy.traffic_policy.outlier_detection = Some(OutlierDetection::default());
-    policy.subsets.get_mut("v1").unwrap().traffic_policy = Some(TrafficPolicy {
+    policy.subsets.get_mut("v1").unwrap().traffic_policy = Some(Box::new(TrafficPolicy {
         locality_lb: Some(enabled()),
         ..Default::default()
-    });
+    }));
     let s = mesh().policy(policy).build();
     let j = rudder_xds::to_json(&generate(&s, &proxy(&s, "sleep")));
     let v1 = &j["eds"][format!("outbound|9080|v1|{}", host("reviews"))];

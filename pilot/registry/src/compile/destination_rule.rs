@@ -46,7 +46,7 @@ pub fn compile(
         let tp = s
             .traffic_policy
             .as_ref()
-            .map(|p| traffic_policy(p, &format!("{at}.trafficPolicy"), ck));
+            .map(|p| Box::new(traffic_policy(p, &format!("{at}.trafficPolicy"), ck)));
         let subset = Subset {
             name: s.name.clone(),
             labels: s.labels.clone(),

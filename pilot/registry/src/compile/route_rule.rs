@@ -498,7 +498,7 @@ pub fn apply_destination_policy(
         Some(name) => policy
             .subsets
             .get_mut(&name)
-            .map(|s| s.traffic_policy.get_or_insert_with(TrafficPolicy::default)),
+            .map(|s| &mut **s.traffic_policy.get_or_insert_with(Default::default)),
         None => Some(&mut policy.traffic_policy),
     };
     if let Some(t) = target {
