@@ -1,7 +1,7 @@
 //! Destination policies (DestinationRule, and v1alpha2 DestinationPolicy):
 //! subsets and traffic policy for a host.
 
-use std::{collections::BTreeMap, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use crate::{
     route::RuleRef,
@@ -324,18 +324,23 @@ pub struct DestinationPolicy {
 /// wildcard host covering it (Istio's `MostSpecificHostMatch`). Wildcard
 /// hosts sort first (`*` precedes letters and digits), so a pool without
 /// them costs one lookup.
-fn most_specific<'a>(
-    pool: &'a BTreeMap<Hostname, DestinationPolicy>,
-    host: &str,
-) -> Option<&'a DestinationPolicy> {
-    pool.get(host).or_else(|| {
-        pool.iter()
-            .take_while(|(k, _)| k.starts_with('*'))
-            .filter(|(k, _)| crate::scope::host_matches(k, host))
-            .max_by_key(|(k, _)| k.len())
-            .map(|(_, p)| p)
-    })
+fn most_specific<'a>(pool: &'a PolicyMap, host: &str) -> Option<&'a DestinationPolicy> {
+    pool.get(host)
+        .or_else(|| {
+            pool.iter()
+                .take_while(|(k, _)| k.starts_with('*'))
+                .filter(|(k, _)| crate::scope::host_matches(k, host))
+                .max_by_key(|(k, _)| k.len())
+                .map(|(_, p)| p)
+        })
+        .map(|p| &**p)
 }
+
+/// Policies by host. A rule usually sits in several maps (a namespace's
+/// local and exported pools, the registry's merged map), so each is one
+/// shared allocation, copied only when a later rule of its host merges in
+/// (`Arc::make_mut`).
+pub type PolicyMap = BTreeMap<Hostname, Arc<DestinationPolicy>>;
 
 /// DestinationPolicies indexed as Istio looks them up for a client
 /// (`PushContext.destinationRule`): the client's namespace first, then the
@@ -354,15 +359,15 @@ pub struct DestinationRules {
     /// Per namespace, per host: the rules its proxies see first (exported to
     /// `.`, `*` or the namespace itself; in the root namespace only the
     /// rules exported to `.` alone), merged oldest first.
-    pub local: BTreeMap<String, BTreeMap<Hostname, DestinationPolicy>>,
+    pub local: BTreeMap<String, PolicyMap>,
     /// Per namespace, per host: the rules exported beyond the namespace (all
     /// but those exported to `.` alone), merged oldest first with their
     /// `exportTo` united.
-    pub exported: BTreeMap<String, BTreeMap<Hostname, DestinationPolicy>>,
+    pub exported: BTreeMap<String, PolicyMap>,
     /// Hosts whose policy v1alpha2 RouteRules or DestinationPolicies made or
     /// extended: that API has no namespace scoping, so one mesh-wide policy
     /// (filtered by its `exportTo`) serves every client.
-    pub mesh_wide: BTreeMap<Hostname, DestinationPolicy>,
+    pub mesh_wide: PolicyMap,
 }
 
 impl DestinationRules {
@@ -377,7 +382,7 @@ impl DestinationRules {
     ) -> Option<&DestinationPolicy> {
         if let Some(p) = self.mesh_wide.get(host) {
             return crate::scope::exported_to(&p.export_to, &p.source.namespace, client)
-                .then_some(p);
+                .then_some(&**p);
         }
         let exported = |ns: &str| {
             self.exported
@@ -401,6 +406,7 @@ impl DestinationRules {
             .chain(self.exported.values())
             .flat_map(|m| m.values())
             .chain(self.mesh_wide.values())
+            .map(|p| &**p)
     }
 
     /// Whether a rule with this `exportTo`, owned by `namespace`, belongs in

@@ -435,7 +435,7 @@ mod tests {
             "*.prod.svc.cluster.local",
             "a.prod.svc.cluster.local",
         ] {
-            pool.insert(h.into(), rule(h));
+            pool.insert(h.into(), std::sync::Arc::new(rule(h)));
         }
         let found = |host: &str, service_ns: &str| {
             rules

@@ -181,9 +181,9 @@ fn merge_destination_rule(
 }
 
 /// Merges `p` into the policy of its host in `map` (or adds it).
-fn merge_into(map: &mut Policies, p: DestinationPolicy, ck: &mut Checker) {
+fn merge_into(map: &mut Policies, p: Arc<DestinationPolicy>, ck: &mut Checker) {
     match map.get_mut(&p.host) {
-        Some(first) => merge_destination_rule(first, p, ck),
+        Some(first) => merge_destination_rule(Arc::make_mut(first), Arc::unwrap_or_clone(p), ck),
         None => {
             map.insert(p.host.clone(), p);
         }
@@ -195,7 +195,7 @@ fn merge_into(map: &mut Policies, p: DestinationPolicy, ck: &mut Checker) {
 /// second merge reports to `quiet`).
 fn add_to_pools(
     rules: &mut DestinationRules,
-    p: &DestinationPolicy,
+    p: &Arc<DestinationPolicy>,
     root: &str,
     ck: &mut Checker,
     quiet: &mut Checker,
@@ -784,6 +784,7 @@ fn destination_rules(
             let mut ck = Checker::new(&o.key, &o.origin);
             if let Some(p) = compile::destination_rule::compile(s, &o.key, cx, &mut ck) {
                 let mut quiet = Checker::new(&o.key, &o.origin);
+                let p = Arc::new(p);
                 add_to_pools(&mut dr_index, &p, root_namespace, &mut ck, &mut quiet);
                 merge_into(&mut policies, p, &mut quiet);
             }

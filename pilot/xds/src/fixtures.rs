@@ -255,11 +255,11 @@ impl SnapshotBuilder {
         let rules = Arc::make_mut(&mut self.snapshot.destination_rules);
         if local {
             let pool = rules.local.entry(ns.clone()).or_default();
-            pool.insert(p.host.clone(), p.clone());
+            pool.insert(p.host.clone(), Arc::new(p.clone()));
         }
         if exported {
             let pool = rules.exported.entry(ns).or_default();
-            pool.insert(p.host.clone(), p);
+            pool.insert(p.host.clone(), Arc::new(p));
         }
         self
     }

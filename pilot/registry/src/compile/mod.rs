@@ -25,7 +25,7 @@ pub mod virtual_service;
 
 use std::collections::BTreeMap;
 
-use rudder_model::{snapshot::resolve_host, DestinationPolicy, Hostname, Service};
+use rudder_model::{snapshot::resolve_host, Hostname, Service};
 
 use crate::check::Checker;
 
@@ -37,7 +37,7 @@ pub struct Ctx<'a> {
     /// Known services (`None`: validating one object alone, no warnings).
     pub services: Option<&'a BTreeMap<Hostname, Service>>,
     /// Known destination policies (subsets).
-    pub policies: Option<&'a BTreeMap<Hostname, DestinationPolicy>>,
+    pub policies: Option<&'a rudder_model::policy::PolicyMap>,
 }
 
 impl<'a> Ctx<'a> {

@@ -6,7 +6,7 @@
 //! otherwise a synthetic one named from the labels (`version-v1`) is added
 //! (creating the host's policy if needed).
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use rudder_config::v1alpha2 as v2;
 use rudder_model::{
@@ -19,7 +19,7 @@ use super::Ctx;
 use crate::{check::Checker, object::ObjectKey};
 
 /// Destination policies by host, which RouteRules may extend with synthetic subsets.
-pub type Policies = BTreeMap<Hostname, DestinationPolicy>;
+pub type Policies = rudder_model::policy::PolicyMap;
 
 /// Compiles one RouteRule into `(destination host, route)`; `None` on errors.
 pub fn compile(
@@ -366,18 +366,19 @@ pub fn subset_for(
     if labels.is_empty() || host.is_empty() {
         return None;
     }
-    let policy = policies
-        .entry(host.to_string())
-        .or_insert_with(|| DestinationPolicy {
+    let shared = policies.entry(host.to_string()).or_insert_with(|| {
+        Arc::new(DestinationPolicy {
             source: rule.clone(),
             host: host.to_string(),
             traffic_policy: TrafficPolicy::default(),
             subsets: BTreeMap::new(),
             export_to: vec![],
-        });
-    if let Some(s) = policy.subsets.values().find(|s| &s.labels == labels) {
+        })
+    });
+    if let Some(s) = shared.subsets.values().find(|s| &s.labels == labels) {
         return Some(s.name.clone());
     }
+    let policy = Arc::make_mut(shared);
     let base: String = labels
         .iter()
         .map(|(k, v)| format!("{k}-{v}"))
@@ -485,15 +486,15 @@ pub fn apply_destination_policy(
         return;
     }
     let subset = subset_for(policies, &host, &spec.destination.labels, &rule);
-    let policy = policies
-        .entry(host.clone())
-        .or_insert_with(|| DestinationPolicy {
+    let policy = Arc::make_mut(policies.entry(host.clone()).or_insert_with(|| {
+        Arc::new(DestinationPolicy {
             source: rule,
             host,
             traffic_policy: TrafficPolicy::default(),
             subsets: BTreeMap::new(),
             export_to: vec![],
-        });
+        })
+    }));
     let target = match subset {
         Some(name) => policy
             .subsets
