@@ -713,12 +713,18 @@ impl Generator {
         let clusters = self.proxy_clusters(&key, proxy, &view, &inbound);
         let capture = capture_ports(proxy);
         let chains_key = (key.clone(), bits.clone(), capture.clone());
+        // The service listener and route maps of scopes that see the same
+        // services are one map each (`distinct`), as the cluster and
+        // assignment maps are: the ten namespaces of an unscoped mesh held
+        // ten equal maps, and a first response encoded each one whole.
         let chains = self.chains.get_or(chains_key.clone(), || {
-            Arc::new(outbound_chains(snapshot, &scope, &proxy.labels, &capture))
+            let mut chains = outbound_chains(snapshot, &scope, &proxy.labels, &capture);
+            chains.vip_map = self.distinct(Arc::unwrap_or_clone(chains.vip_map));
+            Arc::new(chains)
         });
         let listeners = self.proxy_listeners(proxy, &inbound, &chains);
         let routes = self.routes.get_or(chains_key, || {
-            Arc::new(self.proxy_routes(proxy, &scope, &key, &bits, &chains))
+            self.distinct(self.proxy_routes(proxy, &scope, &key, &bits, &chains))
         });
 
         tracing::debug!(

@@ -618,6 +618,43 @@ fn proxies_with_identical_config_share_whole_maps() {
 }
 
 #[test]
+fn namespaces_that_see_the_same_services_share_route_and_service_listener_maps() {
+    // No Sidecar, no exportTo: a pod in another namespace sees every
+    // service, so its route map and the base of its listener map (the
+    // `<VIP>_<port>` listeners) are the default namespace's maps, one
+    // allocation each, encoded once for a first response.
+    let mut b = bookinfo()
+        .policy(mk_policy(
+            NS,
+            &host("reviews"),
+            &["v1", "v2", "v3"],
+            TrafficPolicy::default(),
+        ))
+        .pod(mk_pod("sleep", "tenant", "10.9.0.7", &[("app", "sleep")]));
+    for t in split_rules() {
+        b = b.route_table(t);
+    }
+    let s = b.build();
+    let g = Generator::new(s.clone());
+    let here = g.generate(&proxy(&s, "sleep"));
+    let there = g.generate(&mk_proxy(&s, "tenant", "sleep"));
+    for t in [TypeUrl::Cluster, TypeUrl::Endpoint, TypeUrl::Route] {
+        assert!(
+            Arc::ptr_eq(here.shared(t).unwrap(), there.shared(t).unwrap()),
+            "{t:?}: one map for both namespaces"
+        );
+    }
+    let base = |r: &ProxyResources| r.shared(TypeUrl::Listener).unwrap().base().unwrap().clone();
+    assert!(Arc::ptr_eq(&base(&here), &base(&there)));
+    assert!(base(&here).len() > 2, "the service listeners");
+    // The capture listeners stay each proxy's own.
+    assert!(!Arc::ptr_eq(
+        here.shared(TypeUrl::Listener).unwrap(),
+        there.shared(TypeUrl::Listener).unwrap()
+    ));
+}
+
+#[test]
 fn a_generator_after_a_pod_change_carries_config_and_equals_a_fresh_one() {
     let before = with_reviews_rules(split_rules());
     let pod_change =
