@@ -76,7 +76,8 @@ struct TypeState {
 /// Delta protocol state of one stream.
 #[derive(Default)]
 pub(crate) struct Delta {
-    types: BTreeMap<TypeUrl, TypeState>,
+    /// Boxed: a map node holds 11 values, and a stream has four types.
+    types: BTreeMap<TypeUrl, Box<TypeState>>,
     /// Make-before-break: vanished cluster names whose removal is held back.
     linger: BTreeSet<String>,
 }
@@ -214,7 +215,7 @@ impl Delta {
             force: true,
             nacked: None,
         };
-        self.types.insert(t, state);
+        self.types.insert(t, Box::new(state));
         self.pump(cx, res, out);
     }
 

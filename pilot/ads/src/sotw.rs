@@ -68,7 +68,8 @@ struct TypeState {
 /// SotW protocol state of one stream.
 #[derive(Default)]
 pub(crate) struct Sotw {
-    types: BTreeMap<TypeUrl, TypeState>,
+    /// Boxed: a map node holds 11 values, and a stream has four types.
+    types: BTreeMap<TypeUrl, Box<TypeState>>,
     /// Make-before-break: vanished clusters/endpoints the proxy still gets.
     linger: BTreeMap<TypeUrl, Content>,
 }
@@ -108,7 +109,7 @@ impl Protocol for Sotw {
                     warm: BTreeSet::new(),
                     warm_requested: false,
                 };
-                self.types.insert(t, state);
+                self.types.insert(t, Box::new(state));
             }
             Some(st) => {
                 let matches = st.nonce.as_deref() == Some(req.response_nonce.as_str());

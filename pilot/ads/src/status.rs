@@ -38,8 +38,10 @@ pub struct ConnectionStatus {
     pub user_agent: String,
     /// When the stream's first request arrived.
     pub connected_at_unix_ms: u64,
-    /// Per type short name (`cds`, `eds`, ...), for the types the proxy asked for.
-    pub types: BTreeMap<&'static str, TypeStatus>,
+    /// Per type short name (`cds`, `eds`, ...), for the types the proxy asked
+    /// for. Boxed: a map node holds 11 values, about 2.4 KB per stream
+    /// unboxed for its four types.
+    pub types: BTreeMap<&'static str, Box<TypeStatus>>,
 }
 
 /// One xDS type on one stream.

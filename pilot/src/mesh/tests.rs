@@ -170,7 +170,10 @@ fn stream(node: &str, types: &[(&'static str, TypeStatus)]) -> ConnectionStatus 
         mode: "delta",
         user_agent: "envoy/1.40.0".into(),
         connected_at_unix_ms: 0,
-        types: types.iter().cloned().collect(),
+        types: types
+            .iter()
+            .map(|(t, s)| (*t, Box::new(s.clone())))
+            .collect(),
     }
 }
 
