@@ -47,7 +47,10 @@ pub trait Sink: Send + Sync {
 
 #[derive(Clone, Debug)]
 struct Entry {
-    good: Option<Object>,
+    /// Boxed: an `Object` is about 650 bytes and a map node holds 11
+    /// entries, so unboxed the nodes of a store of thousands of pods held
+    /// about twice the objects' own size.
+    good: Option<Box<Object>>,
     /// Why the latest version was rejected (empty when it is the good one).
     rejected: Vec<Diagnostic>,
     /// Scope of the latest version.
@@ -87,7 +90,7 @@ impl Store {
             self.entries.insert(
                 object.key.clone(),
                 Entry {
-                    good: Some(object),
+                    good: Some(Box::new(object)),
                     rejected: vec![],
                     scope,
                 },
@@ -158,12 +161,12 @@ impl Store {
 
     /// The good version of an object.
     pub fn get(&self, key: &ObjectKey) -> Option<&Object> {
-        self.entries.get(key).and_then(|e| e.good.as_ref())
+        self.entries.get(key).and_then(|e| e.good.as_deref())
     }
 
     /// Good objects, in key order.
     pub fn objects(&self) -> impl Iterator<Item = &Object> {
-        self.entries.values().filter_map(|e| e.good.as_ref())
+        self.entries.values().filter_map(|e| e.good.as_deref())
     }
 
     /// Rejections and scope problems (not the build's warnings).
