@@ -18,6 +18,8 @@
 //!   `/opt/rudder/bin/envoy`, else the repository's `.venv/bin/envoy`).
 //! - [`assert_golden`]: compare with a golden file, or rewrite it under
 //!   `REFRESH_GOLDEN=1`.
+//! - [`ads_bootstrap`]: the bootstrap of a real Envoy pointed at an ADS
+//!   server on loopback.
 //! - `ca::CaServer` (feature `ca`): pilot's certificate service over TLS on
 //!   loopback, with a fresh mesh root.
 //! - `hostile` (feature `hostile`): property tests over hostile input with a
@@ -29,6 +31,7 @@
 
 #[cfg(feature = "ca")]
 pub mod ca;
+mod envoy;
 mod golden;
 #[cfg(feature = "hostile")]
 pub mod hostile;
@@ -36,6 +39,7 @@ mod prereq;
 #[cfg(feature = "webdriver")]
 pub mod webdriver;
 
+pub use envoy::ads_bootstrap;
 pub use golden::{assert_golden, refresh_golden};
 pub use prereq::{
     check_envoy, check_netns, check_root, check_tool, envoy_bin, in_ci, prerequisite, skip,

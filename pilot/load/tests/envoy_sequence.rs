@@ -181,36 +181,13 @@ fn bootstrap(node: &Node, md: &NodeMetadata, ads: SocketAddr, mode: Mode) -> Str
         Mode::Delta => "DELTA_GRPC",
     };
     // JSON is YAML: the metadata goes in as the agent writes it.
-    format!(
-        r#"node: {{id: "{id}", cluster: "{cluster}", metadata: {metadata}}}
-dynamic_resources:
-  ads_config:
-    api_type: {api_type}
-    transport_api_version: V3
-    set_node_on_first_message_only: true
-    grpc_services: [{{envoy_grpc: {{cluster_name: xds}}}}]
-  cds_config: {{ads: {{}}, resource_api_version: V3}}
-  lds_config: {{ads: {{}}, resource_api_version: V3}}
-static_resources:
-  clusters:
-  - name: xds
-    type: STATIC
-    connect_timeout: 1s
-    typed_extension_protocol_options:
-      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
-        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {{http2_protocol_options: {{}}}}
-    load_assignment:
-      cluster_name: xds
-      endpoints: [{{lb_endpoints: [{{endpoint: {{address: {{socket_address: {{address: 127.0.0.1, port_value: {port}}}}}}}}}]}}]
-admin:
-  address: {{socket_address: {{address: 127.0.0.1, port_value: 0}}}}
-"#,
-        id = node.id,
-        cluster = node.cluster,
-        metadata = md.to_json(),
-        port = ads.port(),
-    )
+    let node = format!(
+        r#"{{id: "{}", cluster: "{}", metadata: {}}}"#,
+        node.id,
+        node.cluster,
+        md.to_json()
+    );
+    rudder_test_support::ads_bootstrap(&node, api_type, ads.port())
 }
 
 /// Waits until `log` has not grown for `quiet` (after it has something),
